@@ -1,0 +1,66 @@
+/* Lelantos embedding API: configure, start, stop and wait for the sandbox service.
+ *
+ * A host program fills a lel_config_t (lel_config_init() gives the documented defaults,
+ * lel_config_load_yaml() overlays a YAML file), calls lel_server_start(), and later
+ * lel_server_stop() + lel_server_wait(). `lelantosd` is a thin main over exactly this. */
+#ifndef LELANTOS_H
+#define LELANTOS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LEL_VERSION "0.1.0"
+
+/** Everything tunable. Strings are malloc'd and owned by the config (lel_config_free). */
+typedef struct lel_config {
+    char **listen;             /**< "ADDR:PORT" entries ("[::1]:3000" for IPv6); default 127.0.0.1:3000 */
+    size_t nlisten;
+    char *tls_cert;            /**< PEM certificate; TLS (ALPN h2, http/1.1) when set with tls_key */
+    char *tls_key;
+    int http_threads;          /**< event-loop threads; default 2 */
+    int workers;               /**< actor worker threads; default 4 */
+    size_t max_body_bytes;     /**< request body cap (413 above); default 1 MiB */
+    size_t max_file_bytes;     /**< file upload cap; default 100 MiB */
+    int h2_max_streams;        /**< concurrent HTTP/2 requests per connection; default 100 */
+    int idle_timeout_ms;       /**< idle connection timeout; default 30000 */
+    char *data_dir;            /**< RocksDB, snapshots and the initial key live here; default ./data */
+    char *admin_token;         /**< operator token; empty disables admin access; env LELANTOS_ADMIN_TOKEN wins */
+    double rate_general;       /**< requests/s per API key; default 200 */
+    double rate_auth;          /**< requests/s per key on auth endpoints and failed auths per address; default 3 */
+    int store_sync;            /**< fsync the WAL before answering; default 1 */
+    int default_timeout_s;     /**< sandbox timeout when a request gives none; default 300 */
+    int killed_retention_s;    /**< killed sandboxes stay visible by id this long; default 60 */
+    int team_max_sandboxes;    /**< per-team running sandboxes; default 20 */
+    int team_max_timeout_s;    /**< per-team cap on a sandbox timeout; default 86400 */
+    int shutdown_grace_ms;     /**< how long shutdown waits for in-flight requests; default 10000 */
+} lel_config_t;
+
+/** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */
+int lel_config_init(lel_config_t *cfg);
+/** Overlays the YAML file `path`. Unknown keys and bad values fail with -EINVAL and a message naming the key. */
+int lel_config_load_yaml(lel_config_t *cfg, const char *path, char *err, size_t errlen);
+/** Replaces the listen list with one address. Returns 0, -EINVAL (bad address) or -ENOMEM. */
+int lel_config_set_listen(lel_config_t *cfg, const char *addr);
+/** Replaces a string field (e.g. &cfg->data_dir) with a copy of `value`. Returns 0 or -ENOMEM. */
+int lel_config_set_string(char **field, const char *value);
+/** Frees everything the config owns. */
+void lel_config_free(lel_config_t *cfg);
+
+typedef struct lel_server lel_server_t;
+
+/** Opens the store, starts workers and listeners. The config is copied. Returns 0 or -errno with err filled. */
+int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, size_t errlen);
+/** Asks the server to stop: stop accepting, drain in-flight requests, flush the store. Thread-safe, returns at once. */
+void lel_server_stop(lel_server_t *srv);
+/** Blocks until the server has stopped, then frees it. Returns 0 on a clean stop. */
+int lel_server_wait(lel_server_t *srv);
+/** The service version ("0.1.0"). */
+const char *lel_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,347 @@
+/* The API layer on the loop thread: route, authenticate, rate-limit, decode, then hand the
+ * call to the actor that owns the data. Everything here is cheap and never blocks on I/O
+ * except the key index lookup (in memory). */
+#include "../server/lel_server_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN };
+
+struct route_def {
+    const char *pattern; /* '*' segments are parameters */
+    enum cls cls;
+    int get, post, put, del;
+};
+
+static const struct route_def routes[] = {
+    {"/health", PUBLIC, R_HEALTH, 0, 0, 0},
+    {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
+    {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
+    {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
+    {"/teams/members", AUTHEP, R_MEMBERS_LIST, R_MEMBERS_CREATE, 0, 0},
+    {"/teams/members/*", AUTHEP, 0, 0, 0, R_MEMBER_DELETE},
+    {"/sandboxes", GENERAL, R_SBX_LIST, R_SBX_CREATE, 0, 0},
+    {"/v2/sandboxes", GENERAL, R_SBX_LIST, 0, 0, 0},
+    {"/sandboxes/*", GENERAL, R_SBX_GET, 0, 0, R_SBX_KILL},
+    {"/sandboxes/*/pause", GENERAL, 0, R_SBX_PAUSE, 0, 0},
+    {"/sandboxes/*/resume", GENERAL, 0, R_SBX_RESUME, 0, 0},
+    {"/sandboxes/*/connect", GENERAL, 0, R_SBX_CONNECT, 0, 0},
+    {"/sandboxes/*/timeout", GENERAL, 0, R_SBX_TIMEOUT, 0, 0},
+    {"/sandboxes/*/refresh", GENERAL, 0, R_SBX_REFRESH, 0, 0},
+    {"/sandboxes/*/refreshes", GENERAL, 0, R_SBX_REFRESH, 0, 0},
+    {"/sandboxes/*/logs", GENERAL, R_SBX_LOGS, 0, 0, 0},
+    {"/sandboxes/*/metrics", GENERAL, R_SBX_METRICS, 0, 0, 0},
+    {"/sandboxes/*/snapshot", GENERAL, 0, R_SBX_SNAPSHOT, 0, 0},
+    {"/sandboxes/*/restore", GENERAL, 0, R_SBX_RESTORE, 0, 0},
+    {"/sandboxes/*/commands", GENERAL, 0, R_SBX_COMMANDS, 0, 0},
+    {"/sandboxes/*/files", GENERAL, R_SBX_FILES_GET, 0, R_SBX_FILES_PUT, 0},
+    {"/snapshots", GENERAL, R_SNAP_LIST, 0, 0, 0},
+    {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
+    {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
+    {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
+    {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
+};
+
+void lel_call_error(lel_call_t *c, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lel_call_reply(c, status, json_pack("{s:s, s:i, s:s}", "error", msg, "code", status, "message", msg));
+}
+
+void lel_call_reply(lel_call_t *c, int status, json_t *body)
+{
+    json_decref(c->resp);
+    c->resp = body;
+    c->status = status;
+}
+
+char *lel_call_query(const lel_call_t *c, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = c->query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= nlen && !strncmp(p, name, nlen) && (len == nlen || p[nlen] == '=')) {
+            char *v = len > nlen ? strndup(p + nlen + 1, len - nlen - 1) : strdup("");
+            if (v && lel_url_decode(v) < 0) {
+                free(v);
+                return NULL;
+            }
+            return v;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+void lel__store_failed(lel_call_t *c)
+{
+    lel_call_error(c, 500, "storage error; nothing was changed");
+}
+
+void lel__set_time(json_t *obj, const char *key, int64_t ms)
+{
+    char buf[32];
+    lel_rfc3339(ms, buf);
+    json_object_set_new(obj, key, json_string(buf));
+}
+
+int lel__int_field(lel_call_t *c, const char *name, long long min, long long max, long long *out)
+{
+    json_t *v = c->json ? json_object_get(c->json, name) : NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    long long n;
+    if (json_is_integer(v))
+        n = json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
+        n = (long long)json_real_value(v);
+    else {
+        lel_call_error(c, 400, "invalid field '%s': must be an integer", name);
+        return -EINVAL;
+    }
+    if (n < min || n > max) {
+        lel_call_error(c, 400, "invalid field '%s': must be between %lld and %lld", name, min, max);
+        return -EINVAL;
+    }
+    *out = n;
+    return 1;
+}
+
+int lel__str_field(lel_call_t *c, const char *name, size_t maxlen, const char **out)
+{
+    json_t *v = c->json ? json_object_get(c->json, name) : NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        lel_call_error(c, 400, "invalid field '%s': must be a string", name);
+        return -EINVAL;
+    }
+    if (json_string_length(v) > maxlen) {
+        lel_call_error(c, 400, "invalid field '%s': longer than %zu bytes", name, maxlen);
+        return -EINVAL;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+void lel__send_call(lel_actor_t *a, lel_call_t *c)
+{
+    lel_msg_t *m = lel_msg_new(LEL_MSG_CALL, 0, c);
+    if (!m || lel_actor_send(a, m) < 0) {
+        lel_msg_free(m);
+        lel_call_error(c, 503, "service is shutting down or out of memory");
+        lel_call_done(c);
+    }
+}
+
+/* Matches the path against the table; fills c->route/id/id2. Returns 404, 405 or 0. */
+static int match(lel_call_t *c, enum cls *cls)
+{
+    const char *path = c->path;
+    size_t plen = strlen(path);
+    while (plen > 1 && path[plen - 1] == '/') /* tolerate one trailing slash */
+        plen--;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const char *p = routes[i].pattern, *s = path, *send = path + plen;
+        const char *params[2] = {0}, *pend[2] = {0};
+        int np = 0, ok = 1;
+        while (*p && ok) {
+            if (*p == '*') {
+                const char *e = memchr(s, '/', (size_t)(send - s));
+                e = e ? e : send;
+                if (e == s || np == 2)
+                    ok = 0;
+                else {
+                    params[np] = s;
+                    pend[np++] = e;
+                    s = e;
+                    p++;
+                }
+            } else if (s < send && *p == *s) {
+                p++;
+                s++;
+            } else {
+                ok = 0;
+            }
+        }
+        if (!ok || s != send)
+            continue;
+        const struct route_def *r = &routes[i];
+        int route = c->method == LEL_M_GET ? r->get : c->method == LEL_M_POST ? r->post : c->method == LEL_M_PUT ? r->put
+                  : c->method == LEL_M_DELETE ? r->del : 0;
+        if (!route)
+            return 405;
+        c->route = route;
+        *cls = r->cls;
+        if (np > 0)
+            c->id = strndup(params[0], (size_t)(pend[0] - params[0]));
+        if (np > 1)
+            c->id2 = strndup(params[1], (size_t)(pend[1] - params[1]));
+        if ((np > 0 && (!c->id || lel_url_decode(c->id) < 0)) || (np > 1 && (!c->id2 || lel_url_decode(c->id2) < 0)))
+            return 404;
+        return 0;
+    }
+    return 404;
+}
+
+static int rate_limit(lel_server_t *srv, lel_call_t *c, const char *bucket, double rate)
+{
+    struct lel_rl_info info;
+    int ok = lel_ratelimit_check(srv->rl, bucket, rate, 1, lel_mono_ms(), &info);
+    c->rl_limit = info.limit;
+    c->rl_remaining = info.remaining;
+    c->rl_reset = info.reset;
+    if (ok > 0)
+        return 0;
+    c->retry_after = ok == 0 ? info.retry_after : 1;
+    lel_call_error(c, 429, "rate limit exceeded");
+    return -EAGAIN;
+}
+
+/* A failed authentication costs the client address a token of the auth rate; past it, 429. */
+static void auth_failed(lel_server_t *srv, lel_call_t *c)
+{
+    char bucket[96];
+    json_t *keep = c->resp;
+    int status = c->status;
+    c->resp = NULL;
+    snprintf(bucket, sizeof(bucket), "fail:%s", c->peer);
+    if (rate_limit(srv, c, bucket, srv->cfg.rate_auth) == 0) {
+        lel_call_reply(c, status, keep);
+        c->rl_limit = c->rl_remaining = c->rl_reset = -1;
+    } else {
+        json_decref(keep);
+    }
+}
+
+static int decode_body(lel_server_t *srv, lel_call_t *c)
+{
+    if (c->route == R_SBX_FILES_PUT) {
+        if (c->body_len > srv->cfg.max_file_bytes) {
+            lel_call_error(c, 413, "file larger than %zu bytes", srv->cfg.max_file_bytes);
+            return -E2BIG;
+        }
+        return 0;
+    }
+    if (c->body_len > srv->cfg.max_body_bytes) {
+        lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        return -E2BIG;
+    }
+    if (!c->body_len)
+        return 0;
+    char err[160];
+    if (lel_codec_decode(c->body, c->body_len, c->body_msgpack ? LEL_FMT_MSGPACK : LEL_FMT_JSON, &c->json, err,
+                         sizeof(err)) < 0) {
+        lel_call_error(c, 400, "invalid body: %s", err);
+        return -EINVAL;
+    }
+    if (!json_is_object(c->json)) {
+        lel_call_error(c, 400, "invalid body: expected an object");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void actor_ref(void *a, void *ctx)
+{
+    (void)ctx;
+    lel_actor_ref(a);
+}
+
+/* Sends to the sandbox/template actor named by c->id if it belongs to the caller's team. */
+static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, const char *what)
+{
+    lel_actor_t *a = NULL;
+    if (reg == srv->templates)
+        a = lel_template_lookup(srv, c->team, c->id);
+    else
+        a = lel_registry_get(reg, c->id, actor_ref, NULL);
+    if (!a) {
+        lel_call_error(c, 404, "%s not found", what);
+        lel_call_done(c);
+        return;
+    }
+    /* ownership is checked inside the actor, which knows its team */
+    lel__send_call(a, c);
+    lel_actor_unref(a);
+}
+
+static void route_call(lel_server_t *srv, lel_call_t *c)
+{
+    switch (c->route) {
+    case R_SBX_CREATE:
+        lel_sandbox_create(srv, c);
+        return;
+    case R_SBX_GET: case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
+    case R_SBX_TIMEOUT: case R_SBX_REFRESH: case R_SBX_LOGS: case R_SBX_METRICS: case R_SBX_SNAPSHOT:
+    case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET:
+        to_entity(srv, c, srv->sandboxes, "sandbox");
+        return;
+    case R_TPL_GET: case R_TPL_DELETE: case R_TPL_BUILD:
+        to_entity(srv, c, srv->templates, "template");
+        return;
+    default: /* keys, members, team, lists, template creation, snapshots */
+        lel__send_call(c->team->actor, c);
+        return;
+    }
+}
+
+void lel_api_dispatch(void *ctx, lel_call_t *c)
+{
+    lel_server_t *srv = ctx;
+    enum cls cls = PUBLIC;
+    int r = match(c, &cls);
+    if (r) {
+        if (r == 405)
+            lel_call_error(c, 405, "method not allowed on %s", c->path);
+        else
+            lel_call_error(c, 404, "no such endpoint: %s", c->path);
+        lel_call_done(c);
+        return;
+    }
+    if (cls == PUBLIC) {
+        lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
+        lel_call_done(c);
+        return;
+    }
+    if (cls == ADMIN) {
+        const char *tok = c->admin_token;
+        if (!*srv->cfg.admin_token || !tok || !lel_ct_equal(tok, strlen(tok), srv->cfg.admin_token, strlen(srv->cfg.admin_token))) {
+            lel_call_error(c, 401, "invalid or missing admin token");
+            auth_failed(srv, c);
+            lel_call_done(c);
+            return;
+        }
+        char bucket[96];
+        snprintf(bucket, sizeof(bucket), "admin:%s", c->peer);
+        if (rate_limit(srv, c, bucket, srv->cfg.rate_auth) == 0 && decode_body(srv, c) == 0) {
+            lel__send_call(srv->root, c);
+            return;
+        }
+        lel_call_done(c);
+        return;
+    }
+    if (lel_auth_resolve(srv, c) < 0) {
+        auth_failed(srv, c);
+        lel_call_done(c);
+        return;
+    }
+    char bucket[64];
+    snprintf(bucket, sizeof(bucket), "%s:%s", cls == AUTHEP ? "auth" : "api", c->key_id);
+    if (rate_limit(srv, c, bucket, cls == AUTHEP ? srv->cfg.rate_auth : srv->cfg.rate_general) < 0 ||
+        decode_body(srv, c) < 0) {
+        lel_call_done(c);
+        return;
+    }
+    route_call(srv, c);
+}

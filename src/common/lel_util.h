@@ -1,0 +1,29 @@
+/* Small helpers shared by every component: clocks, RFC 3339 times, random ids, SHA-256. */
+#ifndef LEL_UTIL_H
+#define LEL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LEL_ID_LEN 20 /* 20 base32 chars = 100 random bits */
+
+/** Wall-clock milliseconds since the epoch (CLOCK_REALTIME). */
+int64_t lel_now_ms(void);
+/** Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines and rate limits. */
+int64_t lel_mono_ms(void);
+/** Writes `ms` as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
+void lel_rfc3339(int64_t ms, char buf[32]);
+/** Fills `out` with `n` random bytes from getrandom(2). Returns 0 or -errno. */
+int lel_random_bytes(void *out, size_t n);
+/** Writes a NUL-terminated URL-safe random id of LEL_ID_LEN lowercase base32 chars. */
+int lel_random_id(char out[LEL_ID_LEN + 1]);
+/** Lowercase hex of `n` bytes into `out` (2n+1 bytes). */
+void lel_hex(const void *in, size_t n, char *out);
+/** SHA-256 of `in` as 64 lowercase hex chars + NUL. */
+void lel_sha256_hex(const void *in, size_t n, char out[65]);
+/** Constant-time comparison of two buffers; returns 1 when equal. */
+int lel_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/** Decodes %XX and '+' in place; returns -EINVAL on a bad escape. */
+int lel_url_decode(char *s);
+
+#endif

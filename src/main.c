@@ -1,0 +1,81 @@
+/* lelantosd: a thin main over liblelantos. Signals are taken synchronously with sigwait so no
+ * async-signal-unsafe work happens in a handler. */
+#include <lelantos/lelantos.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: lelantosd [--config FILE] [--listen ADDR:PORT] [--data-dir DIR] [--help] [--version]\n"
+               "  --config FILE      YAML config (see configs/lelantosd.yaml); defaults apply without it\n"
+               "  --listen ADDR:PORT listen address, overriding the config\n"
+               "  --data-dir DIR     data directory, overriding the config\n"
+               "  env LELANTOS_ADMIN_TOKEN overrides admin_token\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+                                         {"data-dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'v'},        {NULL, 0, NULL, 0}};
+    const char *config = NULL, *listen = NULL, *data_dir = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:l:d:hv", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config = optarg; break;
+        case 'l': listen = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'v': printf("lelantosd %s\n", lel_version()); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    lel_config_t cfg;
+    char err[512];
+    const char *env_token = getenv("LELANTOS_ADMIN_TOKEN");
+    if (lel_config_init(&cfg) < 0) {
+        fprintf(stderr, "lelantosd: out of memory\n");
+        return 1;
+    }
+    if ((config && lel_config_load_yaml(&cfg, config, err, sizeof(err)) < 0) ||
+        (listen && lel_config_set_listen(&cfg, listen) < 0 && snprintf(err, sizeof(err), "--listen: bad address '%s'", listen)) ||
+        (data_dir && lel_config_set_string(&cfg.data_dir, data_dir) < 0 && snprintf(err, sizeof(err), "out of memory")) ||
+        (env_token && lel_config_set_string(&cfg.admin_token, env_token) < 0 && snprintf(err, sizeof(err), "out of memory"))) {
+        fprintf(stderr, "lelantosd: %s\n", err);
+        lel_config_free(&cfg);
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits the mask */
+    signal(SIGPIPE, SIG_IGN);
+    lel_server_t *srv;
+    if (lel_server_start(&cfg, &srv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lelantosd: %s\n", err);
+        lel_config_free(&cfg);
+        return 1;
+    }
+    printf("lelantosd %s listening on", lel_version());
+    for (size_t i = 0; i < cfg.nlisten; i++)
+        printf(" %s%s", cfg.listen[i], *cfg.tls_cert ? " (TLS)" : "");
+    printf(", data in %s\n", cfg.data_dir);
+    fflush(stdout);
+    lel_config_free(&cfg);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "lelantosd: %s, shutting down\n", strsignal(sig));
+    lel_server_stop(srv);
+    int r = lel_server_wait(srv);
+    fprintf(stderr, "lelantosd: stopped\n");
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,667 @@
+/* The sandbox actor: one per sandbox, owner of its record and lifecycle state machine
+ * (running <-> paused, -> killed, then reaped after the retention period).
+ *
+ * Every transition writes the record and a log event in one batch before the client hears of
+ * it. Timeouts arrive as timer messages carrying a generation number; a message whose
+ * generation is stale (the deadline moved since) is ignored. The microVM behind the sandbox
+ * comes with the hypervisor (issue 3); snapshot/restore/commands/files answer 501 until then. */
+#include "../server/lel_server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
+static const char *const state_names[] = {"running", "paused", "killed"};
+
+struct lel_sandbox {
+    lel_server_t *srv;
+    lel_team_t *team;
+    lel_actor_t *actor;    /* self; the registry holds the reference */
+    lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
+    char id[LEL_ID_LEN + 1];
+    json_t *rec;           /* the stored record: the public Sandbox plus private fields */
+    enum state state;
+    int64_t end_at_ms;     /* wall clock */
+    int64_t timer_gen;
+    int64_t last_event_ms;
+    uint32_t event_seq;
+    int holds_slot;        /* counts against team->max_sandboxes */
+    int holds_template;    /* counts as a user of its template */
+};
+
+/* Private record fields, stripped from the public view. */
+static const char *const private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", NULL};
+
+static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
+
+static void sandbox_free(void *p)
+{
+    struct lel_sandbox *s = p;
+    if (s->tpl)
+        lel_actor_unref(s->tpl);
+    json_decref(s->rec);
+    free(s);
+}
+
+static json_t *public_view(struct lel_sandbox *s)
+{
+    json_t *v = json_deep_copy(s->rec);
+    for (int i = 0; private_fields[i]; i++)
+        json_object_del(v, private_fields[i]);
+    return v;
+}
+
+static void record_path(struct lel_sandbox *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", s->team->id, s->id);
+}
+
+static int slot_take(lel_team_t *t)
+{
+    int cur = atomic_load(&t->running);
+    while (cur < t->max_sandboxes)
+        if (atomic_compare_exchange_weak(&t->running, &cur, cur + 1))
+            return 1;
+    return 0;
+}
+
+static void slot_release(struct lel_sandbox *s)
+{
+    if (s->holds_slot) {
+        atomic_fetch_sub(&s->team->running, 1);
+        s->holds_slot = 0;
+    }
+}
+
+/* Adds a log event to `b` (events/<sandboxID>/<ms hex><seq hex>). */
+static void add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields)
+{
+    int64_t now = lel_now_ms();
+    char key[80];
+    if (now != s->last_event_ms) {
+        s->last_event_ms = now;
+        s->event_seq = 0;
+    }
+    snprintf(key, sizeof(key), "%s/%016llx%08x", s->id, (unsigned long long)now, s->event_seq++);
+    json_t *ev = json_pack("{s:I, s:s, s:s, s:o}", "ms", (json_int_t)now, "level", level, "message", msg, "fields",
+                           fields ? fields : json_object());
+    lel_batch_put(b, LEL_CF_EVENTS, key, ev);
+    json_decref(ev);
+}
+
+/* Writes `rec` as the new record plus one event; on success it becomes s->rec. */
+static int commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields)
+{
+    char path[64];
+    record_path(s, path, sizeof(path));
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    lel_batch_put(b, LEL_CF_SANDBOXES, path, rec);
+    add_event(s, b, level, msg, fields);
+    int r = lel_store_write(s->srv->store, b);
+    if (r < 0) {
+        json_decref(rec);
+        return r;
+    }
+    json_decref(s->rec);
+    s->rec = rec;
+    return 0;
+}
+
+static void arm_timer(struct lel_sandbox *s, int type, int64_t at_wall_ms)
+{
+    int64_t delay = at_wall_ms - lel_now_ms();
+    lel_msg_t *m = lel_msg_new(type, ++s->timer_gen, NULL);
+    if (m && lel_timers_at(s->srv->timers, lel_mono_ms() + (delay > 0 ? delay : 0), s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+/* New record with state and endAt changed. */
+static json_t *with_state(struct lel_sandbox *s, enum state st, int64_t end_at)
+{
+    json_t *rec = json_deep_copy(s->rec);
+    json_object_set_new(rec, "state", json_string(state_names[st]));
+    json_object_set_new(rec, "endAtMs", json_integer(end_at));
+    lel__set_time(rec, "endAt", end_at);
+    return rec;
+}
+
+static int do_kill(struct lel_sandbox *s, const char *why)
+{
+    int64_t now = lel_now_ms();
+    json_t *rec = with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
+    json_object_set_new(rec, "killedAtMs", json_integer(now));
+    if (commit(s, rec, "info", why, NULL) < 0)
+        return -EIO;
+    s->state = S_KILLED;
+    slot_release(s);
+    if (s->holds_template) {
+        lel_template_release(s->tpl);
+        s->holds_template = 0;
+    }
+    arm_timer(s, LEL_MSG_REAP, now + (int64_t)s->srv->cfg.killed_retention_s * 1000);
+    return 0;
+}
+
+static int do_pause(struct lel_sandbox *s, const char *why)
+{
+    json_t *rec = with_state(s, S_PAUSED, s->end_at_ms);
+    if (commit(s, rec, "info", why, NULL) < 0)
+        return -EIO;
+    s->state = S_PAUSED;
+    s->timer_gen++; /* a paused sandbox does not time out */
+    slot_release(s);
+    return 0;
+}
+
+/* Sets a new deadline on a running sandbox (record + event + timer). */
+static int set_end(struct lel_sandbox *s, int64_t end_at, const char *msg)
+{
+    json_t *rec = with_state(s, s->state, end_at);
+    if (commit(s, rec, "info", msg, json_pack("{s:I}", "endAtMs", (json_int_t)end_at)) < 0)
+        return -EIO;
+    s->end_at_ms = end_at;
+    arm_timer(s, LEL_MSG_TIMEOUT, end_at);
+    return 0;
+}
+
+static long long timeout_s(struct lel_sandbox *s)
+{
+    return json_integer_value(json_object_get(s->rec, "timeoutS"));
+}
+
+/* Reads "timeout" (or `field`) clamped to the team limit; returns 0 absent, 1 set, <0 error set. */
+static int timeout_field(struct lel_sandbox *s, lel_call_t *c, const char *field, long long *out)
+{
+    long long v;
+    int r = lel__int_field(c, field, 0, 10LL * 365 * 86400, &v);
+    if (r == 1)
+        *out = v > s->team->max_timeout_s ? s->team->max_timeout_s : v;
+    return r;
+}
+
+static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
+{
+    long long t = timeout_s(s);
+    if (timeout_field(s, c, "timeout", &t) < 0)
+        return;
+    if (!slot_take(s->team)) {
+        c->retry_after = 1;
+        lel_call_error(c, 429, "team limit of %d running sandboxes reached", s->team->max_sandboxes);
+        return;
+    }
+    int64_t end = lel_now_ms() + t * 1000;
+    json_t *rec = with_state(s, S_RUNNING, end);
+    lel__set_time(rec, "startedAt", lel_now_ms());
+    if (commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
+        atomic_fetch_sub(&s->team->running, 1);
+        lel__store_failed(c);
+        return;
+    }
+    s->holds_slot = 1;
+    s->state = S_RUNNING;
+    s->end_at_ms = end;
+    arm_timer(s, LEL_MSG_TIMEOUT, end);
+    lel_call_reply(c, status, public_view(s));
+}
+
+static int collect_event(void *ctx, const char *key, json_t *ev)
+{
+    (void)key;
+    json_t **acc = ctx; /* [start, limit, logs, entries] */
+    json_int_t ms = json_integer_value(json_object_get(ev, "ms"));
+    if (ms < json_integer_value(acc[0]))
+        return 0;
+    char ts[32];
+    lel_rfc3339(ms, ts);
+    const char *msg = json_string_value(json_object_get(ev, "message"));
+    json_array_append_new(acc[2], json_pack("{s:s, s:s}", "timestamp", ts, "line", msg));
+    json_array_append_new(acc[3], json_pack("{s:s, s:O, s:s, s:O}", "timestamp", ts, "level", json_object_get(ev, "level"),
+                                            "message", msg, "fields", json_object_get(ev, "fields")));
+    return (json_int_t)json_array_size(acc[2]) >= json_integer_value(acc[1]);
+}
+
+static void get_logs(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *start = lel_call_query(c, "start"), *limit = lel_call_query(c, "limit"), *end = NULL, prefix[32];
+    long long st = start ? strtoll(start, &end, 10) : 0, lim = 1000;
+    int bad = start && (!*start || *end || st < 0);
+    if (limit) {
+        lim = strtoll(limit, &end, 10);
+        bad |= !*limit || *end || lim < 1 || lim > 1000;
+    }
+    free(start);
+    free(limit);
+    if (bad) {
+        lel_call_error(c, 400, "invalid query: 'start' must be ms since the epoch and 'limit' 1..1000");
+        return;
+    }
+    json_t *acc[4] = {json_integer(st), json_integer(lim), json_array(), json_array()};
+    snprintf(prefix, sizeof(prefix), "%s/", s->id);
+    if (lel_store_scan(s->srv->store, LEL_CF_EVENTS, prefix, NULL, collect_event, acc) < 0) {
+        lel__store_failed(c);
+    } else {
+        lel_call_reply(c, 200, json_pack("{s:O, s:O}", "logs", acc[2], "logEntries", acc[3]));
+    }
+    for (int i = 0; i < 4; i++)
+        json_decref(acc[i]);
+}
+
+/* Handles one API call; the caller answers it. */
+static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
+{
+    if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
+        lel_call_error(c, 404, "sandbox not found");
+        return;
+    }
+    long long t = 0;
+    int64_t now = lel_now_ms();
+    switch (c->route) {
+    case R_SBX_CREATE:
+        /* the record was built on the loop thread; persisting it is the actor's first act */
+        if (commit(s, json_incref(s->rec), "info", "sandbox created", json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"))) < 0) {
+            slot_release(s);
+            lel__store_failed(c);
+            return;
+        }
+        s->holds_template = 1;
+        lel_template_acquire(s->tpl, 1);
+        arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
+        lel_call_reply(c, 201, public_view(s));
+        return;
+    case R_SBX_GET:
+        lel_call_reply(c, 200, public_view(s));
+        return;
+    case R_SBX_KILL:
+        if (do_kill(s, "sandbox killed by request") < 0)
+            lel__store_failed(c);
+        else
+            lel_call_reply(c, 204, NULL);
+        return;
+    case R_SBX_PAUSE:
+        if (s->state != S_RUNNING)
+            lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        else if (do_pause(s, "sandbox paused by request") < 0)
+            lel__store_failed(c);
+        else
+            lel_call_reply(c, 204, NULL);
+        return;
+    case R_SBX_RESUME:
+        if (s->state != S_PAUSED)
+            lel_call_error(c, 409, "sandbox is %s, not paused", state_names[s->state]);
+        else
+            do_resume(s, c, 201);
+        return;
+    case R_SBX_CONNECT:
+        if (s->state == S_PAUSED) {
+            do_resume(s, c, 201);
+            return;
+        }
+        t = 0;
+        if (timeout_field(s, c, "timeout", &t) < 0)
+            return;
+        if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
+            lel__store_failed(c);
+        else
+            lel_call_reply(c, 200, public_view(s));
+        return;
+    case R_SBX_TIMEOUT: {
+        int r = timeout_field(s, c, "timeout", &t);
+        if (r < 0)
+            return;
+        if (r == 0) {
+            lel_call_error(c, 400, "invalid field 'timeout': required");
+            return;
+        }
+        if (s->state != S_RUNNING) {
+            lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+            return;
+        }
+        if (set_end(s, now + t * 1000, "timeout set") < 0)
+            lel__store_failed(c);
+        else
+            lel_call_reply(c, 204, NULL);
+        return;
+    }
+    case R_SBX_REFRESH:
+        t = timeout_s(s);
+        if (timeout_field(s, c, "duration", &t) < 0)
+            return;
+        if (s->state != S_RUNNING) {
+            lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+            return;
+        }
+        if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended") < 0)
+            lel__store_failed(c);
+        else
+            lel_call_reply(c, 204, NULL);
+        return;
+    case R_SBX_LOGS:
+        get_logs(s, c);
+        return;
+    case R_SBX_METRICS:
+        /* samples come from the VM; until the hypervisor exists there are none to report */
+        lel_call_reply(c, 200, json_array());
+        return;
+    default: /* snapshot, restore, commands, files */
+        lel_call_error(c, 501, "this operation needs the sandbox's microVM, which this build does not run yet");
+        return;
+    }
+}
+
+static void reap(struct lel_sandbox *s)
+{
+    char path[64], prefix[32];
+    record_path(s, path, sizeof(path));
+    snprintf(prefix, sizeof(prefix), "%s/", s->id);
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    lel_batch_del(b, LEL_CF_SANDBOXES, path);
+    lel_batch_del_prefix(b, LEL_CF_EVENTS, prefix);
+    if (lel_store_write(s->srv->store, b) < 0) {
+        arm_timer(s, LEL_MSG_REAP, lel_now_ms() + 60000); /* try again later */
+        return;
+    }
+    lel_actor_close(s->actor);
+    if (lel_registry_del(s->srv->sandboxes, s->id))
+        lel_actor_unref(s->actor); /* the registry's reference; we may be freed after this turn */
+}
+
+static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
+{
+    (void)self;
+    struct lel_sandbox *s = state;
+    if (m->type == LEL_MSG_CALL) {
+        lel_call_t *c = m->ptr;
+        sandbox_call(s, c);
+        if (c->route == R_SBX_CREATE && c->status != 201)
+            reap(s);
+        lel_call_done(c);
+    } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
+        if (json_is_true(json_object_get(s->rec, "autoPause")))
+            do_pause(s, "sandbox paused at its timeout (autoPause)");
+        else
+            do_kill(s, "sandbox killed at its timeout");
+    } else if (m->type == LEL_MSG_REAP && m->arg == s->timer_gen && s->state == S_KILLED) {
+        reap(s);
+    }
+    lel_msg_free(m);
+}
+
+static struct lel_sandbox *sandbox_new(lel_server_t *srv, lel_team_t *team, const char *id, json_t *rec)
+{
+    struct lel_sandbox *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->srv = srv;
+    s->team = team;
+    s->rec = rec;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    if (!(s->actor = lel_actor_new(srv->pool, sandbox_handle, s, sandbox_free))) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Validates "metadata"/"envVars": an object of strings. */
+static int string_map(lel_call_t *c, const char *name, json_t **out)
+{
+    json_t *v = c->json ? json_object_get(c->json, name) : NULL;
+    const char *k;
+    json_t *item;
+    if (!v || json_is_null(v)) {
+        *out = json_object();
+        return 0;
+    }
+    if (!json_is_object(v) || json_object_size(v) > 256) {
+        lel_call_error(c, 400, "invalid field '%s': must be an object of at most 256 strings", name);
+        return -EINVAL;
+    }
+    json_object_foreach(v, k, item)
+    {
+        if (!json_is_string(item) || strlen(k) > 256 || json_string_length(item) > 8192) {
+            lel_call_error(c, 400, "invalid field '%s': value of '%.64s' must be a string (keys ≤ 256, values ≤ 8192 bytes)",
+                           name, k);
+            return -EINVAL;
+        }
+    }
+    *out = json_deep_copy(v);
+    return 0;
+}
+
+/* POST /sandboxes on the loop thread: validate, build the actor, let it answer. */
+void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
+{
+    const char *tpl_id = "base", *snap_id = NULL;
+    long long timeout = srv->cfg.default_timeout_s;
+    json_t *meta = NULL, *env = NULL, *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
+    lel_actor_t *tpl = NULL;
+    char id[LEL_ID_LEN + 1];
+    if (lel__str_field(c, "templateID", 128, &tpl_id) < 0 || lel__str_field(c, "snapshotID", 128, &snap_id) < 0 ||
+        lel__int_field(c, "timeout", 0, 10LL * 365 * 86400, &timeout) < 0 || string_map(c, "metadata", &meta) < 0 ||
+        string_map(c, "envVars", &env) < 0)
+        goto done;
+    if (ap && !json_is_boolean(ap) && !json_is_null(ap)) {
+        lel_call_error(c, 400, "invalid field 'autoPause': must be a boolean");
+        goto done;
+    }
+    if (snap_id) {
+        json_t *snap;
+        char path[300];
+        snprintf(path, sizeof(path), "%s/%s", c->team->id, snap_id);
+        if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
+            lel_call_error(c, 404, "snapshot not found");
+            goto done;
+        }
+        json_decref(snap);
+        lel_call_error(c, 501, "starting from a snapshot needs the microVM, which this build does not run yet");
+        goto done;
+    }
+    if (!(tpl = lel_template_lookup(srv, c->team, tpl_id))) {
+        lel_call_error(c, 404, "template '%s' not found", tpl_id);
+        goto done;
+    }
+    if (timeout > c->team->max_timeout_s)
+        timeout = c->team->max_timeout_s;
+    if (!slot_take(c->team)) {
+        c->retry_after = 1;
+        lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);
+        goto done;
+    }
+    const char *tid;
+    int cpu, mem, disk;
+    int64_t now = lel_now_ms(), end = now + timeout * 1000;
+    lel_template_shape(tpl, &tid, &cpu, &mem, &disk);
+    lel_random_id(id);
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:s, s:O, s:b, s:I, s:I}", "sandboxID", id,
+                            "templateID", tid, "clientID", "lelantos", "state", "running", "cpuCount", cpu, "memoryMB",
+                            mem, "diskSizeMB", disk, "metadata", meta, "envdVersion", LEL_ENVD_VERSION, "teamID",
+                            c->team->id, "envVars", env, "autoPause", json_is_true(ap), "timeoutS", (json_int_t)timeout,
+                            "endAtMs", (json_int_t)end);
+    lel__set_time(rec, "startedAt", now);
+    lel__set_time(rec, "endAt", end);
+    struct lel_sandbox *s = sandbox_new(srv, c->team, id, rec);
+    if (!s) {
+        json_decref(rec);
+        atomic_fetch_sub(&c->team->running, 1);
+        lel_call_error(c, 503, "out of memory");
+        goto done;
+    }
+    s->holds_slot = 1;
+    s->end_at_ms = end;
+    s->tpl = tpl;
+    tpl = NULL;
+    if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
+        slot_release(s);
+        lel_actor_unref(s->actor);
+        lel_call_error(c, 503, "out of memory");
+        goto done;
+    }
+    /* registered before it is stored: any later call for this id queues behind the create */
+    lel__send_call(s->actor, c);
+    json_decref(meta);
+    json_decref(env);
+    return;
+done:
+    if (tpl)
+        lel_actor_unref(tpl);
+    json_decref(meta);
+    json_decref(env);
+    lel_call_done(c);
+}
+
+/* ---- listing (team actor) ---- */
+
+struct list_ctx {
+    json_t *out;
+    int want[3];
+    json_t *meta; /* required metadata pairs */
+    long long limit;
+    char last[LEL_ID_LEN + 1];
+    int more;
+};
+
+static int collect_sandbox(void *p, const char *key, json_t *rec)
+{
+    (void)key;
+    struct list_ctx *l = p;
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    int ok = 0;
+    for (int i = 0; i < 3; i++)
+        ok |= l->want[i] && st && !strcmp(st, state_names[i]);
+    const char *k;
+    json_t *v;
+    json_t *md = json_object_get(rec, "metadata");
+    json_object_foreach(l->meta, k, v)
+    {
+        ok &= json_equal(json_object_get(md, k), v);
+    }
+    if (!ok)
+        return 0;
+    if ((long long)json_array_size(l->out) == l->limit) {
+        l->more = 1;
+        return 1;
+    }
+    json_t *view = json_deep_copy(rec);
+    for (int i = 0; private_fields[i]; i++)
+        json_object_del(view, private_fields[i]);
+    json_array_append_new(l->out, view);
+    snprintf(l->last, sizeof(l->last), "%s", json_string_value(json_object_get(rec, "sandboxID")));
+    return 0;
+}
+
+/* "k1=v1&k2=v2" (already URL-decoded once) -> object; each part is URL-decoded again. */
+static int parse_metadata(char *q, json_t *out)
+{
+    for (char *save = NULL, *pair = strtok_r(q, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        if (!eq || eq == pair)
+            return -EINVAL;
+        *eq = '\0';
+        if (lel_url_decode(pair) < 0 || lel_url_decode(eq + 1) < 0)
+            return -EINVAL;
+        json_t *s = json_string(eq + 1);
+        if (!s || json_object_set_new(out, pair, s) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
+{
+    struct list_ctx l = {json_array(), {1, 1, 0}, json_object(), 100, "", 0};
+    char *state = lel_call_query(c, "state"), *meta = lel_call_query(c, "metadata"), *limit = lel_call_query(c, "limit");
+    char *token = lel_call_query(c, "nextToken"), prefix[32], after[64], *end;
+    int bad = 0;
+    if (state) {
+        l.want[0] = l.want[1] = 0;
+        for (char *save = NULL, *p = strtok_r(state, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(p, "running"))
+                l.want[0] = 1;
+            else if (!strcmp(p, "paused"))
+                l.want[1] = 1;
+            else {
+                lel_call_error(c, 400, "invalid query 'state': '%.32s' is not running or paused", p);
+                bad = 1;
+            }
+        }
+    }
+    if (!bad && meta && parse_metadata(meta, l.meta) < 0) {
+        lel_call_error(c, 400, "invalid query 'metadata': expected url-encoded k1=v1&k2=v2");
+        bad = 1;
+    }
+    if (!bad && limit) {
+        l.limit = strtoll(limit, &end, 10);
+        if (!*limit || *end || l.limit < 1 || l.limit > 1000) {
+            lel_call_error(c, 400, "invalid query 'limit': must be 1..1000");
+            bad = 1;
+        }
+    }
+    if (!bad && token && (strlen(token) != LEL_ID_LEN || strchr(token, '/'))) {
+        lel_call_error(c, 400, "invalid query 'nextToken'");
+        bad = 1;
+    }
+    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
+    snprintf(after, sizeof(after), "%s%s", prefix, token ? token : "");
+    if (!bad) {
+        if (lel_store_scan(srv->store, LEL_CF_SANDBOXES, prefix, token ? after : NULL, collect_sandbox, &l) < 0) {
+            lel__store_failed(c);
+        } else {
+            if (l.more)
+                c->next_token = strdup(l.last);
+            lel_call_reply(c, 200, json_incref(l.out));
+        }
+    }
+    json_decref(l.out);
+    json_decref(l.meta);
+    free(state);
+    free(meta);
+    free(limit);
+    free(token);
+}
+
+/* ---- restart ---- */
+
+static int load_sandbox(void *ctx, const char *key, json_t *rec)
+{
+    lel_server_t *srv = ctx;
+    (void)key;
+    lel_team_t *team = lel_registry_get(srv->teams, json_string_value(json_object_get(rec, "teamID")), NULL, NULL);
+    const char *id = json_string_value(json_object_get(rec, "sandboxID"));
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    if (!team || !id || !st)
+        return 0;
+    struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
+    if (!s) {
+        json_decref(rec);
+        return 0;
+    }
+    s->state = !strcmp(st, "running") ? S_RUNNING : !strcmp(st, "paused") ? S_PAUSED : S_KILLED;
+    s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
+    s->tpl = lel_template_lookup(srv, team, json_string_value(json_object_get(rec, "templateID")));
+    if (s->state != S_KILLED && s->tpl) {
+        s->holds_template = 1;
+        lel_template_acquire(s->tpl, 0);
+    }
+    if (s->state == S_RUNNING) {
+        atomic_fetch_add(&team->running, 1); /* it was admitted before; keep it even past a lowered limit */
+        s->holds_slot = 1;
+        arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
+    } else if (s->state == S_KILLED) {
+        arm_timer(s, LEL_MSG_REAP,
+                  json_integer_value(json_object_get(rec, "killedAtMs")) + (int64_t)srv->cfg.killed_retention_s * 1000);
+    }
+    if (lel_registry_put(srv->sandboxes, id, s->actor) < 0)
+        lel_actor_unref(s->actor);
+    return 0;
+}
+
+int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen)
+{
+    if (lel_store_scan(srv->store, LEL_CF_SANDBOXES, "", NULL, load_sandbox, srv) < 0) {
+        snprintf(err, errlen, "cannot load sandboxes from the store");
+        return -EIO;
+    }
+    return 0;
+}

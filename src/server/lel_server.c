@@ -1,0 +1,155 @@
+/* The server object: owns the config copy, store, worker pool, timers, registries and the HTTP
+ * frontend, and orders their start and stop. */
+#include "lel_server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *lel_version(void)
+{
+    return LEL_VERSION;
+}
+
+static void root_handle(lel_actor_t *self, void *state, lel_msg_t *m)
+{
+    (void)self;
+    lel_call_t *c = m->ptr;
+    lel_team_admin_create(state, c);
+    lel_call_done(c);
+    lel_msg_free(m);
+}
+
+static int copy_config(lel_config_t *dst, const lel_config_t *src)
+{
+    *dst = *src;
+    dst->listen = NULL;
+    dst->nlisten = 0;
+    dst->tls_cert = dst->tls_key = dst->data_dir = dst->admin_token = NULL;
+    if (lel_config_set_string(&dst->tls_cert, src->tls_cert) < 0 || lel_config_set_string(&dst->tls_key, src->tls_key) < 0 ||
+        lel_config_set_string(&dst->data_dir, src->data_dir) < 0 ||
+        lel_config_set_string(&dst->admin_token, src->admin_token) < 0)
+        return -ENOMEM;
+    if (!(dst->listen = calloc(src->nlisten, sizeof(char *))))
+        return -ENOMEM;
+    for (; dst->nlisten < src->nlisten; dst->nlisten++)
+        if (!(dst->listen[dst->nlisten] = strdup(src->listen[dst->nlisten])))
+            return -ENOMEM;
+    return 0;
+}
+
+static void drop_actor(void *ctx, const char *id, void *value)
+{
+    (void)ctx;
+    (void)id;
+    lel_actor_unref(value);
+}
+
+static void drop_team(void *ctx, const char *id, void *value)
+{
+    (void)ctx;
+    (void)id;
+    lel_team_free(value);
+}
+
+static void drop_key(void *ctx, const char *id, void *value)
+{
+    (void)ctx;
+    (void)id;
+    free(value);
+}
+
+static void server_free(lel_server_t *srv)
+{
+    if (srv->timers)
+        lel_timers_free(srv->timers); /* no more timeouts; pending ones release their actors */
+    if (srv->pool)
+        lel_pool_free(srv->pool); /* drains every mailbox */
+    if (srv->sandboxes) {
+        lel_registry_foreach(srv->sandboxes, drop_actor, NULL);
+        lel_registry_free(srv->sandboxes);
+    }
+    if (srv->templates) {
+        lel_registry_foreach(srv->templates, drop_actor, NULL);
+        lel_registry_free(srv->templates);
+    }
+    if (srv->keys) {
+        lel_registry_foreach(srv->keys, drop_key, NULL);
+        lel_registry_free(srv->keys);
+    }
+    if (srv->teams) {
+        lel_registry_foreach(srv->teams, drop_team, NULL);
+        lel_registry_free(srv->teams);
+    }
+    if (srv->root)
+        lel_actor_unref(srv->root);
+    lel_ratelimit_free(srv->rl);
+    lel_store_close(srv->store);
+    pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->lock);
+    lel_config_free(&srv->cfg);
+    free(srv);
+}
+
+int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, size_t errlen)
+{
+    lel_server_t *srv = calloc(1, sizeof(*srv));
+    char path[4096];
+    int r = -ENOMEM;
+    if (!srv)
+        return -ENOMEM;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->cond, NULL);
+    if (copy_config(&srv->cfg, cfg) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (mkdir(srv->cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create data dir %s: %s", srv->cfg.data_dir, strerror(errno));
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/db", srv->cfg.data_dir);
+    if ((r = lel_store_open(path, srv->cfg.store_sync, &srv->store, err, errlen)) < 0)
+        goto fail;
+    r = -ENOMEM;
+    if (!(srv->pool = lel_pool_new(srv->cfg.workers)) || !(srv->timers = lel_timers_new()) ||
+        !(srv->rl = lel_ratelimit_new()) || !(srv->teams = lel_registry_new()) || !(srv->keys = lel_registry_new()) ||
+        !(srv->sandboxes = lel_registry_new()) || !(srv->templates = lel_registry_new()) ||
+        !(srv->root = lel_actor_new(srv->pool, root_handle, srv, NULL))) {
+        snprintf(err, errlen, "out of memory or threads");
+        goto fail;
+    }
+    if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
+        (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
+        goto fail;
+    if ((r = lel_http_start(&srv->cfg, lel_api_dispatch, srv, &srv->http, err, errlen)) < 0)
+        goto fail;
+    *out = srv;
+    return 0;
+fail:
+    server_free(srv);
+    return r;
+}
+
+void lel_server_stop(lel_server_t *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->stop_requested = 1;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+int lel_server_wait(lel_server_t *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stop_requested)
+        pthread_cond_wait(&srv->cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    /* stop accepting and drain requests first, then the actors they fed, then the store */
+    lel_http_stop(srv->http);
+    server_free(srv);
+    return 0;
+}

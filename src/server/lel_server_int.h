@@ -1,0 +1,113 @@
+/* The server object and the internal interfaces between its components (API layer, team,
+ * sandbox and template actors). Not part of the public embedding API. */
+#ifndef LEL_SERVER_INT_H
+#define LEL_SERVER_INT_H
+
+#include "../actor/lel_actor.h"
+#include "../api/lel_call.h"
+#include "../api/lel_ratelimit.h"
+#include "../common/lel_registry.h"
+#include "../http/lel_http.h"
+#include "../store/lel_store.h"
+
+#include <lelantos/lelantos.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define LEL_BUILTIN_TEAM "_builtin"
+#define LEL_ENVD_VERSION "0.1.0"
+
+typedef struct lel_server {
+    lel_config_t cfg;
+    lel_store_t *store;
+    lel_pool_t *pool;
+    lel_timers_t *timers;
+    lel_http_t *http;
+    lel_ratelimit_t *rl;
+    lel_registry_t *teams;     /* teamID -> lel_team_t (teams live until shutdown) */
+    lel_registry_t *keys;      /* SHA-256 hex of a key -> struct lel_key */
+    lel_registry_t *sandboxes; /* sandboxID -> lel_actor_t (state: struct lel_sandbox) */
+    lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
+    lel_actor_t *root;         /* serializes team creation */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop_requested;
+} lel_server_t;
+
+typedef struct lel_team {
+    char id[LEL_ID_LEN + 1];
+    char *name;
+    int64_t created_ms;
+    int max_sandboxes, max_timeout_s;
+    atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
+    lel_actor_t *actor;  /* keys, members, lists, template creation */
+    lel_server_t *srv;
+} lel_team_t;
+
+/* An entry of the key index; lives while the key is valid. */
+struct lel_key {
+    char id[LEL_ID_LEN + 1];
+    lel_team_t *team;
+    atomic_llong last_used_ms, persisted_ms;
+};
+
+/* Message types shared by the actors. */
+enum lel_msg_type { LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED, LEL_MSG_RELEASED };
+
+/* Routes (lel_api.c maps paths and methods onto these). */
+enum lel_route {
+    R_NONE = 0,
+    R_HEALTH,
+    R_ADMIN_TEAMS,
+    R_KEYS_CREATE, R_KEYS_LIST, R_KEY_DELETE,
+    R_TEAM_GET, R_MEMBERS_CREATE, R_MEMBERS_LIST, R_MEMBER_DELETE,
+    R_SBX_LIST, R_SBX_CREATE, R_SBX_GET, R_SBX_KILL, R_SBX_PAUSE, R_SBX_RESUME, R_SBX_CONNECT,
+    R_SBX_TIMEOUT, R_SBX_REFRESH, R_SBX_LOGS, R_SBX_METRICS, R_SBX_SNAPSHOT, R_SBX_RESTORE,
+    R_SBX_COMMANDS, R_SBX_FILES_PUT, R_SBX_FILES_GET,
+    R_SNAP_LIST, R_SNAP_DELETE,
+    R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD,
+};
+
+/* lel_api.c */
+void lel_api_dispatch(void *srv, lel_call_t *c);
+/** Sends a call to an actor; answers 503 itself when the actor refuses mail. */
+void lel__send_call(lel_actor_t *a, lel_call_t *c);
+/** Reads an optional integer field: 0 (absent: *out untouched), 1 (set), or -EINVAL with a 400 set on c. */
+int lel__int_field(lel_call_t *c, const char *name, long long min, long long max, long long *out);
+/** Optional string field (borrowed pointer) with a length cap; same returns as lel__int_field. */
+int lel__str_field(lel_call_t *c, const char *name, size_t maxlen, const char **out);
+/** Answers 500 for a failed store write. */
+void lel__store_failed(lel_call_t *c);
+/** Stores a string like "2026-01-02T03:04:05.678Z" for ms into obj[key]. */
+void lel__set_time(json_t *obj, const char *key, int64_t ms);
+
+/* lel_team.c */
+lel_team_t *lel_team_new(lel_server_t *srv, const char *id, const char *name, int64_t created_ms);
+void lel_team_free(lel_team_t *t);
+int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen);
+int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen);
+/** Creates a team and its first key (root actor). */
+void lel_team_admin_create(lel_server_t *srv, lel_call_t *c);
+/** Resolves credentials; returns 0, or -EACCES with c->status 401 set. */
+int lel_auth_resolve(lel_server_t *srv, lel_call_t *c);
+
+/* lel_sandbox.c */
+void lel_sandbox_create(lel_server_t *srv, lel_call_t *c);
+int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen);
+/** Builds the list for GET /sandboxes (team actor). */
+void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
+
+/* lel_template.c */
+int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);
+/** POST /templates, run on the team actor (names are unique per team). */
+void lel_template_create(lel_server_t *srv, lel_call_t *c);
+void lel_template_list(lel_server_t *srv, lel_call_t *c);
+/** Finds a template visible to `team` (its own or built-in); returns its actor with a reference, or NULL. */
+lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
+/** Resources of a template (read-only after creation). */
+void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
+/** Counts a sandbox using the template (in_use) and records a spawn; lel_template_release undoes in_use. */
+void lel_template_acquire(lel_actor_t *tpl, int spawned);
+void lel_template_release(lel_actor_t *tpl);
+
+#endif

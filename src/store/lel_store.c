@@ -1,0 +1,305 @@
+/* RocksDB behind lel_store.h. Pitfalls handled here (see shared/docs/STACK.md §2): every
+ * existing column family must be opened, error strings must be reset after use, iterator upper
+ * bounds point at our buffer and must outlive the iterator. */
+#include "lel_store.h"
+
+#include "../common/lel_codec.h"
+
+#include <errno.h>
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const cf_names[LEL_CF_COUNT] = {"default", "teams", "members", "keys", "sandboxes",
+                                                   "templates", "builds", "snapshots", "events"};
+
+struct lel_store {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_column_family_handle_t *cf[LEL_CF_COUNT];
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+};
+
+struct lel_batch {
+    lel_store_t *st;
+    rocksdb_writebatch_t *wb;
+    int failed;
+};
+
+int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen)
+{
+    lel_store_t *st = calloc(1, sizeof(*st));
+    char *rerr = NULL;
+    if (!st)
+        return -ENOMEM;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        free(st);
+        return -EIO;
+    }
+    st->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(st->opts, 1);
+    rocksdb_options_set_create_missing_column_families(st->opts, 1);
+    rocksdb_options_set_compression(st->opts, rocksdb_zstd_compression);
+    rocksdb_options_set_wal_recovery_mode(st->opts, rocksdb_point_in_time_recovery);
+    rocksdb_options_set_keep_log_file_num(st->opts, 2);
+    rocksdb_options_set_max_background_jobs(st->opts, 2);
+
+    /* Open every column family we know. Unknown ones left by a newer version are refused below. */
+    size_t nexisting = 0;
+    char **existing = rocksdb_list_column_families(st->opts, dir, &nexisting, &rerr);
+    if (rerr) { /* a missing DB is fine: it is created */
+        rocksdb_free(rerr);
+        rerr = NULL;
+    }
+    for (size_t i = 0; i < nexisting; i++) {
+        int known = 0;
+        for (int c = 0; c < LEL_CF_COUNT; c++)
+            known |= !strcmp(existing[i], cf_names[c]);
+        if (!known) {
+            snprintf(err, errlen, "store %s has unknown column family '%s' (newer version?)", dir, existing[i]);
+            rocksdb_list_column_families_destroy(existing, nexisting);
+            rocksdb_options_destroy(st->opts);
+            free(st);
+            return -EINVAL;
+        }
+    }
+    if (existing)
+        rocksdb_list_column_families_destroy(existing, nexisting);
+
+    const rocksdb_options_t *cfo[LEL_CF_COUNT];
+    for (int c = 0; c < LEL_CF_COUNT; c++)
+        cfo[c] = st->opts;
+    st->db = rocksdb_open_column_families(st->opts, dir, LEL_CF_COUNT, cf_names, cfo, st->cf, &rerr);
+    if (rerr) {
+        snprintf(err, errlen, "cannot open store %s: %s", dir, rerr);
+        rocksdb_free(rerr);
+        rocksdb_options_destroy(st->opts);
+        free(st);
+        return -EIO;
+    }
+    st->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wo, sync ? 1 : 0);
+    st->ro = rocksdb_readoptions_create();
+    *out = st;
+    return 0;
+}
+
+void lel_store_close(lel_store_t *st)
+{
+    if (!st)
+        return;
+    char *rerr = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int c = 0; c < LEL_CF_COUNT; c++) {
+        rocksdb_flush_cf(st->db, fo, st->cf[c], &rerr);
+        if (rerr) {
+            fprintf(stderr, "lelantos: store flush: %s\n", rerr);
+            rocksdb_free(rerr);
+            rerr = NULL;
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+    for (int c = 0; c < LEL_CF_COUNT; c++)
+        rocksdb_column_family_handle_destroy(st->cf[c]);
+    rocksdb_close(st->db);
+    rocksdb_writeoptions_destroy(st->wo);
+    rocksdb_readoptions_destroy(st->ro);
+    rocksdb_options_destroy(st->opts);
+    free(st);
+}
+
+static int decode_value(const char *v, size_t len, json_t **out)
+{
+    char err[128];
+    json_t *doc;
+    if (lel_codec_decode(v, len, LEL_FMT_MSGPACK, &doc, err, sizeof(err)) < 0)
+        return -EIO;
+    if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "_v")) != LEL_STORE_VERSION) {
+        json_decref(doc);
+        return -EIO;
+    }
+    json_object_del(doc, "_v");
+    *out = doc;
+    return 0;
+}
+
+int lel_store_get(lel_store_t *st, enum lel_cf cf, const char *key, json_t **out)
+{
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[cf], key, strlen(key), &len, &rerr);
+    if (rerr) {
+        fprintf(stderr, "lelantos: store get: %s\n", rerr);
+        rocksdb_free(rerr);
+        return -EIO;
+    }
+    if (!v)
+        return -ENOENT;
+    int r = decode_value(v, len, out);
+    rocksdb_free(v);
+    return r;
+}
+
+/* Smallest key greater than every key with this prefix; empty when none exists (all 0xff). */
+static size_t prefix_successor(const char *prefix, size_t plen, char *out)
+{
+    memcpy(out, prefix, plen);
+    while (plen > 0) {
+        if ((unsigned char)out[plen - 1] != 0xff) {
+            out[plen - 1]++;
+            return plen;
+        }
+        plen--;
+    }
+    return 0;
+}
+
+int lel_store_scan(lel_store_t *st, enum lel_cf cf, const char *prefix, const char *after, lel_store_scan_cb cb,
+                   void *ctx)
+{
+    size_t plen = strlen(prefix);
+    char *upper = malloc(plen + 1);
+    if (!upper)
+        return -ENOMEM;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    size_t ulen = prefix_successor(prefix, plen, upper);
+    if (ulen)
+        rocksdb_readoptions_set_iterate_upper_bound(ro, upper, ulen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+    int r = 0;
+    if (after && *after) {
+        rocksdb_iter_seek(it, after, strlen(after));
+        if (rocksdb_iter_valid(it)) {
+            size_t klen;
+            const char *k = rocksdb_iter_key(it, &klen);
+            if (klen == strlen(after) && !memcmp(k, after, klen))
+                rocksdb_iter_next(it);
+        }
+    } else {
+        rocksdb_iter_seek(it, prefix, plen);
+    }
+    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen < plen || memcmp(k, prefix, plen))
+            break;
+        json_t *doc;
+        char *key = strndup(k, klen);
+        if (!key) {
+            r = -ENOMEM;
+            break;
+        }
+        if (decode_value(v, vlen, &doc) < 0) {
+            fprintf(stderr, "lelantos: store: undecodable value at %s/%s, skipped\n", cf_names[cf], key);
+            free(key);
+            continue;
+        }
+        int stop = cb(ctx, key, doc);
+        json_decref(doc);
+        free(key);
+        if (stop)
+            break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr) {
+        fprintf(stderr, "lelantos: store scan: %s\n", rerr);
+        rocksdb_free(rerr);
+        r = -EIO;
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    free(upper);
+    return r;
+}
+
+lel_batch_t *lel_batch_new(lel_store_t *st)
+{
+    lel_batch_t *b = calloc(1, sizeof(*b));
+    if (b) {
+        b->st = st;
+        b->wb = rocksdb_writebatch_create();
+    }
+    return b;
+}
+
+int lel_batch_put(lel_batch_t *b, enum lel_cf cf, const char *key, const json_t *value)
+{
+    json_t *copy = json_copy((json_t *)value);
+    char *val = NULL;
+    size_t vallen = 0;
+    int r = -ENOMEM;
+    if (copy && json_object_set_new(copy, "_v", json_integer(LEL_STORE_VERSION)) == 0)
+        r = lel_codec_encode(copy, LEL_FMT_MSGPACK, &val, &vallen);
+    json_decref(copy);
+    if (r < 0) {
+        b->failed = 1;
+        return r;
+    }
+    rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, strlen(key), val, vallen);
+    free(val);
+    return 0;
+}
+
+void lel_batch_del(lel_batch_t *b, enum lel_cf cf, const char *key)
+{
+    rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], key, strlen(key));
+}
+
+void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    char *end = malloc(plen + 1);
+    if (!end) {
+        b->failed = 1;
+        return;
+    }
+    size_t elen = prefix_successor(prefix, plen, end);
+    if (elen)
+        rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[cf], prefix, plen, end, elen);
+    free(end);
+}
+
+void lel_batch_free(lel_batch_t *b)
+{
+    if (!b)
+        return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+int lel_store_write(lel_store_t *st, lel_batch_t *b)
+{
+    char *rerr = NULL;
+    int failed = b->failed;
+    if (!failed)
+        rocksdb_write(st->db, st->wo, b->wb, &rerr);
+    lel_batch_free(b);
+    if (failed)
+        return -ENOMEM;
+    if (rerr) {
+        fprintf(stderr, "lelantos: store write: %s\n", rerr);
+        rocksdb_free(rerr);
+        return -EIO;
+    }
+    return 0;
+}
+
+int lel_store_put(lel_store_t *st, enum lel_cf cf, const char *key, const json_t *value)
+{
+    lel_batch_t *b = lel_batch_new(st);
+    if (!b)
+        return -ENOMEM;
+    int r = lel_batch_put(b, cf, key, value);
+    if (r < 0) {
+        lel_batch_free(b);
+        return r;
+    }
+    return lel_store_write(st, b);
+}

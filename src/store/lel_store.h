@@ -1,0 +1,59 @@
+/* The store: RocksDB with one column family per record type. Values are documents
+ * (jansson) encoded as MessagePack with a schema version field "_v". Changes go through
+ * atomic write batches on the WAL; with `sync` the WAL is fsynced before a write returns, so a
+ * change acknowledged to a client survives kill -9 and power loss. Thread-safe. */
+#ifndef LEL_STORE_H
+#define LEL_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define LEL_STORE_VERSION 1
+
+enum lel_cf {
+    LEL_CF_META = 0,
+    LEL_CF_TEAMS,
+    LEL_CF_MEMBERS,
+    LEL_CF_KEYS,
+    LEL_CF_SANDBOXES,
+    LEL_CF_TEMPLATES,
+    LEL_CF_BUILDS,
+    LEL_CF_SNAPSHOTS,
+    LEL_CF_EVENTS,
+    LEL_CF_COUNT
+};
+
+typedef struct lel_store lel_store_t;
+typedef struct lel_batch lel_batch_t;
+
+/** Opens (creating if needed) the database in `dir`. Returns 0 or -errno with err filled. */
+int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen);
+/** Flushes memtables and closes. */
+void lel_store_close(lel_store_t *st);
+
+/** Reads one record. Returns 0 and a new reference, -ENOENT, or -EIO (corrupt value / DB error). */
+int lel_store_get(lel_store_t *st, enum lel_cf cf, const char *key, json_t **out);
+
+/** Called per record in key order; return non-zero to stop. `key` is NUL-terminated. */
+typedef int (*lel_store_scan_cb)(void *ctx, const char *key, json_t *value);
+/** Visits records whose key starts with `prefix`, beginning strictly after `after` when given.
+ * Returns 0 or -EIO. */
+int lel_store_scan(lel_store_t *st, enum lel_cf cf, const char *prefix, const char *after, lel_store_scan_cb cb,
+                   void *ctx);
+
+/** A set of changes applied all-or-nothing by lel_store_write. */
+lel_batch_t *lel_batch_new(lel_store_t *st);
+/** Queues a put of `value` (the "_v" field is added). Returns 0 or -ENOMEM/-EINVAL. */
+int lel_batch_put(lel_batch_t *b, enum lel_cf cf, const char *key, const json_t *value);
+void lel_batch_del(lel_batch_t *b, enum lel_cf cf, const char *key);
+/** Queues deletion of every key starting with `prefix`. */
+void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix);
+/** Applies the batch atomically (durable before return when sync). Frees it. Returns 0 or -EIO. */
+int lel_store_write(lel_store_t *st, lel_batch_t *b);
+/** Frees a batch without applying it. */
+void lel_batch_free(lel_batch_t *b);
+
+/** Convenience: one put in its own batch. */
+int lel_store_put(lel_store_t *st, enum lel_cf cf, const char *key, const json_t *value);
+
+#endif

@@ -1,0 +1,461 @@
+/* Templates: definitions validated and stored, one actor per template, builds recorded.
+ *
+ * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
+ * builds/<templateID>/<buildID>. The builder that boots, runs steps and snapshots comes with
+ * the templates issue; until then a build stays `waiting` — never a fake `ready`. */
+#include "../server/lel_server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lel_template {
+    lel_server_t *srv;
+    char team_id[LEL_ID_LEN + 16];
+    char id[LEL_ID_LEN + 1];
+    int cpu, mem_mb, disk_mb;
+    atomic_int in_use;     /* sandboxes (not killed) started from it */
+    json_t *rec;           /* actor-owned */
+};
+
+static const char *const private_fields[] = {"teamID", "definition", NULL};
+
+static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
+
+static void template_free(void *p)
+{
+    struct lel_template *t = p;
+    json_decref(t->rec);
+    free(t);
+}
+
+static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
+{
+    struct lel_template *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->srv = srv;
+    t->rec = rec;
+    snprintf(t->team_id, sizeof(t->team_id), "%s", json_string_value(json_object_get(rec, "teamID")));
+    snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(rec, "templateID")));
+    t->cpu = (int)json_integer_value(json_object_get(rec, "cpuCount"));
+    t->mem_mb = (int)json_integer_value(json_object_get(rec, "memoryMB"));
+    t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
+    atomic_init(&t->in_use, 0);
+    lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
+    if (!a)
+        free(t);
+    return a;
+}
+
+static json_t *public_view(json_t *rec)
+{
+    json_t *v = json_deep_copy(rec);
+    for (int i = 0; private_fields[i]; i++)
+        json_object_del(v, private_fields[i]);
+    return v;
+}
+
+static void rec_path(const char *team, const char *id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", team, id);
+}
+
+struct find_ctx {
+    lel_team_t *team;
+    lel_actor_t *found;
+};
+
+static void ref_if_visible(void *value, void *ctx)
+{
+    struct find_ctx *f = ctx;
+    struct lel_template *t = lel_actor_state(value);
+    if (!strcmp(t->team_id, LEL_BUILTIN_TEAM) || !strcmp(t->team_id, f->team->id)) {
+        lel_actor_ref(value);
+        f->found = value;
+    }
+}
+
+lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id)
+{
+    struct find_ctx f = {team, NULL};
+    if (id)
+        lel_registry_get(srv->templates, id, ref_if_visible, &f);
+    return f.found;
+}
+
+void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, int *disk_mb)
+{
+    struct lel_template *t = lel_actor_state(a);
+    *id = t->id;
+    *cpu = t->cpu;
+    *mem_mb = t->mem_mb;
+    *disk_mb = t->disk_mb;
+}
+
+void lel_template_acquire(lel_actor_t *a, int spawned)
+{
+    struct lel_template *t = lel_actor_state(a);
+    atomic_fetch_add(&t->in_use, 1);
+    if (spawned) {
+        lel_msg_t *m = lel_msg_new(LEL_MSG_SPAWNED, lel_now_ms(), NULL);
+        if (m && lel_actor_send(a, m) < 0)
+            lel_msg_free(m);
+    }
+}
+
+void lel_template_release(lel_actor_t *a)
+{
+    atomic_fetch_sub(&((struct lel_template *)lel_actor_state(a))->in_use, 1);
+}
+
+/* ---- validation of a definition (POST /templates) ---- */
+
+static int validate_steps(lel_call_t *c, json_t *steps)
+{
+    size_t i;
+    json_t *st;
+    if (!json_is_array(steps) || json_array_size(steps) > 256) {
+        lel_call_error(c, 400, "invalid field 'steps': must be an array of at most 256 steps");
+        return -EINVAL;
+    }
+    json_array_foreach(steps, i, st)
+    {
+        const char *type = json_string_value(json_object_get(st, "type"));
+        if (!json_is_object(st) || !type) {
+            lel_call_error(c, 400, "invalid field 'steps[%zu].type': must be 'run' or 'file'", i);
+            return -EINVAL;
+        }
+        if (!strcmp(type, "run")) {
+            json_t *args = json_object_get(st, "args"), *a;
+            size_t j;
+            if (!json_is_array(args) || json_array_size(args) == 0) {
+                lel_call_error(c, 400, "invalid field 'steps[%zu].args': must be a non-empty array of strings", i);
+                return -EINVAL;
+            }
+            json_array_foreach(args, j, a)
+            {
+                if (!json_is_string(a)) {
+                    lel_call_error(c, 400, "invalid field 'steps[%zu].args[%zu]': must be a string", i, j);
+                    return -EINVAL;
+                }
+            }
+        } else if (!strcmp(type, "file")) {
+            const char *path = json_string_value(json_object_get(st, "path"));
+            json_t *mode = json_object_get(st, "mode");
+            if (!path || path[0] != '/' || strstr(path, "/../") || !strcmp(path + strlen(path) - (strlen(path) >= 3 ? 3 : 0), "/..")) {
+                lel_call_error(c, 400, "invalid field 'steps[%zu].path': must be an absolute path without '..'", i);
+                return -EINVAL;
+            }
+            if (!json_is_string(json_object_get(st, "content"))) {
+                lel_call_error(c, 400, "invalid field 'steps[%zu].content': must be a string", i);
+                return -EINVAL;
+            }
+            if (mode && (!json_is_integer(mode) || json_integer_value(mode) < 0 || json_integer_value(mode) > 07777)) {
+                lel_call_error(c, 400, "invalid field 'steps[%zu].mode': must be an integer 0..07777", i);
+                return -EINVAL;
+            }
+        } else {
+            lel_call_error(c, 400, "invalid field 'steps[%zu].type': '%.32s' is not 'run' or 'file'", i, type);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int valid_name(const char *n)
+{
+    if (!*n || strlen(n) > 128)
+        return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+struct name_ctx {
+    const char *name;
+    int found;
+};
+
+static int find_name(void *ctx, const char *key, json_t *rec)
+{
+    (void)key;
+    struct name_ctx *n = ctx;
+    n->found |= !strcmp(json_string_value(json_object_get(rec, "name")), n->name);
+    return n->found;
+}
+
+/* Parses the body into a definition; returns NULL with the 400 set. */
+static json_t *parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem)
+{
+    const char *name = NULL, *from = "base", *start = NULL, *ready = NULL;
+    json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL;
+    if (lel__str_field(c, "name", 128, &name) < 0 || lel__str_field(c, "fromTemplate", 128, &from) < 0 ||
+        lel__str_field(c, "startCmd", 65536, &start) < 0 || lel__str_field(c, "readyCmd", 65536, &ready) < 0 ||
+        lel__int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 || lel__int_field(c, "memoryMB", 0, 1LL << 31, mem) < 0)
+        return NULL;
+    if (!name || !valid_name(name)) {
+        lel_call_error(c, 400, "invalid field 'name': required, 1..128 of a-z 0-9 - _ .");
+        return NULL;
+    }
+    if (*cpu != 1) {
+        lel_call_error(c, 400, "invalid field 'cpuCount': only 1 vCPU is supported until the guest runs more");
+        return NULL;
+    }
+    if (*mem < 128 || *mem > 8192 || *mem % 2) {
+        lel_call_error(c, 400, "invalid field 'memoryMB': must be an even number in 128..8192");
+        return NULL;
+    }
+    if (steps && !json_is_null(steps) && validate_steps(c, steps) < 0)
+        return NULL;
+    lel_actor_t *base = lel_template_lookup(srv, c->team, from);
+    if (!base) {
+        lel_call_error(c, 400, "invalid field 'fromTemplate': template '%.64s' not found", from);
+        return NULL;
+    }
+    const char *from_id;
+    int x;
+    lel_template_shape(base, &from_id, &x, &x, &x);
+    json_t *def = json_pack("{s:s, s:o, s:o, s:o}", "fromTemplate", from_id, "steps",
+                            steps && !json_is_null(steps) ? json_deep_copy(steps) : json_array(), "startCmd",
+                            start ? json_string(start) : json_null(), "readyCmd", ready ? json_string(ready) : json_null());
+    lel_actor_unref(base);
+    return def;
+}
+
+/* POST /templates, on the team actor (so names are unique per team). */
+void lel_template_create(lel_server_t *srv, lel_call_t *c)
+{
+    long long cpu = 1, mem = 256;
+    json_t *def = parse_definition(srv, c, &cpu, &mem);
+    if (!def)
+        return;
+    const char *name = json_string_value(json_object_get(c->json, "name"));
+    struct name_ctx nc = {name, 0};
+    char prefix[32], tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
+    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
+    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, find_name, &nc) < 0 || nc.found) {
+        json_decref(def);
+        if (nc.found)
+            lel_call_error(c, 409, "a template named '%s' already exists", name);
+        else
+            lel__store_failed(c);
+        return;
+    }
+    lel_random_id(tid);
+    lel_random_id(bid);
+    int64_t now = lel_now_ms();
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:[], s:I, s:I, s:i, s:s, s:s, s:i, s:n, s:o}", "templateID", tid, "teamID",
+                            c->team->id, "name", name, "aliases", "cpuCount", (json_int_t)cpu, "memoryMB",
+                            (json_int_t)mem, "diskSizeMB", 512, "buildID", bid, "buildStatus", "waiting", "spawnCount",
+                            0, "lastSpawnedAt", "definition", def);
+    lel__set_time(rec, "createdAt", now);
+    lel__set_time(rec, "updatedAt", now);
+    json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", tid, "status", "waiting", "logs",
+                              "logEntries");
+    lel__set_time(build, "createdAt", now);
+    lel_batch_t *b = lel_batch_new(srv->store);
+    rec_path(c->team->id, tid, path, sizeof(path));
+    lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
+    rec_path(tid, bid, path, sizeof(path));
+    lel_batch_put(b, LEL_CF_BUILDS, path, build);
+    json_decref(build);
+    lel_actor_t *a = template_new(srv, rec);
+    if (!a) {
+        lel_batch_free(b);
+        json_decref(rec);
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    if (lel_store_write(srv->store, b) < 0) {
+        lel_actor_unref(a);
+        lel__store_failed(c);
+        return;
+    }
+    if (lel_registry_put(srv->templates, tid, a) < 0)
+        lel_actor_unref(a);
+    /* the build is recorded, not started: the builder arrives with the templates issue */
+    lel_call_reply(c, 202, json_pack("{s:s, s:s, s:s}", "templateID", tid, "buildID", bid, "status", "waiting"));
+}
+
+struct list_ctx {
+    json_t *out;
+};
+
+static int collect(void *ctx, const char *key, json_t *rec)
+{
+    (void)key;
+    json_array_append_new(((struct list_ctx *)ctx)->out, public_view(rec));
+    return 0;
+}
+
+void lel_template_list(lel_server_t *srv, lel_call_t *c)
+{
+    struct list_ctx l = {json_array()};
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
+    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/", NULL, collect, &l) < 0 ||
+        lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, collect, &l) < 0) {
+        json_decref(l.out);
+        lel__store_failed(c);
+        return;
+    }
+    lel_call_reply(c, 200, l.out);
+}
+
+/* ---- the template actor ---- */
+
+static int collect_build(void *ctx, const char *key, json_t *rec)
+{
+    (void)key;
+    json_t *v = json_pack("{s:O, s:O}", "buildID", json_object_get(rec, "buildID"), "status", json_object_get(rec, "status"));
+    json_object_set(v, "createdAt", json_object_get(rec, "createdAt"));
+    json_array_append_new(ctx, v);
+    return 0;
+}
+
+static void get_build(struct lel_template *t, lel_call_t *c)
+{
+    char path[64], *off = lel_call_query(c, "logsOffset"), *end = NULL;
+    long long o = off ? strtoll(off, &end, 10) : 0;
+    json_t *b;
+    if (off && (!*off || *end || o < 0)) {
+        free(off);
+        lel_call_error(c, 400, "invalid query 'logsOffset': must be a non-negative integer");
+        return;
+    }
+    free(off);
+    rec_path(t->id, c->id2, path, sizeof(path));
+    if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(t->srv->store, LEL_CF_BUILDS, path, &b) < 0) {
+        lel_call_error(c, 404, "build not found");
+        return;
+    }
+    json_t *logs = json_object_get(b, "logs"), *entries = json_object_get(b, "logEntries");
+    json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", t->id, "buildID", json_object_get(b, "buildID"),
+                          "status", json_object_get(b, "status"), "logs", "logEntries");
+    for (size_t i = (size_t)o; i < json_array_size(logs); i++)
+        json_array_append(json_object_get(v, "logs"), json_array_get(logs, i));
+    for (size_t i = (size_t)o; i < json_array_size(entries); i++)
+        json_array_append(json_object_get(v, "logEntries"), json_array_get(entries, i));
+    if (json_object_get(b, "reason"))
+        json_object_set(v, "reason", json_object_get(b, "reason"));
+    json_decref(b);
+    lel_call_reply(c, 200, v);
+}
+
+static void template_call(struct lel_template *t, lel_call_t *c)
+{
+    int builtin = !strcmp(t->team_id, LEL_BUILTIN_TEAM);
+    char path[64];
+    if (!builtin && strcmp(t->team_id, c->team->id)) {
+        lel_call_error(c, 404, "template not found");
+        return;
+    }
+    if (c->route == R_TPL_GET) {
+        json_t *v = public_view(t->rec), *builds = json_array();
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "%s/", t->id);
+        if (lel_store_scan(t->srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
+            json_decref(v);
+            json_decref(builds);
+            lel__store_failed(c);
+            return;
+        }
+        json_object_set_new(v, "builds", builds);
+        lel_call_reply(c, 200, v);
+    } else if (c->route == R_TPL_BUILD) {
+        get_build(t, c);
+    } else if (builtin) {
+        lel_call_error(c, 403, "the built-in template cannot be deleted");
+    } else if (atomic_load(&t->in_use) > 0) {
+        lel_call_error(c, 409, "template is used by %d sandboxes", atomic_load(&t->in_use));
+    } else {
+        char prefix[32];
+        lel_batch_t *b = lel_batch_new(t->srv->store);
+        rec_path(t->team_id, t->id, path, sizeof(path));
+        snprintf(prefix, sizeof(prefix), "%s/", t->id);
+        lel_batch_del(b, LEL_CF_TEMPLATES, path);
+        lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
+        if (lel_store_write(t->srv->store, b) < 0) {
+            lel__store_failed(c);
+            return;
+        }
+        /* the registry's reference goes; sandboxes of a deleted template keep theirs */
+        lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
+        if (a)
+            lel_actor_unref(a);
+        lel_call_reply(c, 204, NULL);
+    }
+}
+
+static void spawned(struct lel_template *t, int64_t ms)
+{
+    char path[64];
+    json_t *rec = json_deep_copy(t->rec);
+    json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
+    lel__set_time(rec, "lastSpawnedAt", ms);
+    rec_path(t->team_id, t->id, path, sizeof(path));
+    if (lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
+        json_decref(t->rec);
+        t->rec = rec;
+    } else {
+        json_decref(rec);
+    }
+}
+
+static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
+{
+    (void)self;
+    struct lel_template *t = state;
+    if (m->type == LEL_MSG_CALL) {
+        template_call(t, m->ptr);
+        lel_call_done(m->ptr);
+    } else if (m->type == LEL_MSG_SPAWNED) {
+        spawned(t, m->arg);
+    }
+    lel_msg_free(m);
+}
+
+/* ---- loading, and the built-in base ---- */
+
+static int load_one(void *ctx, const char *key, json_t *rec)
+{
+    lel_server_t *srv = ctx;
+    (void)key;
+    lel_actor_t *a = template_new(srv, json_incref(rec));
+    if (!a) {
+        json_decref(rec);
+        return 0;
+    }
+    if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
+        lel_actor_unref(a);
+    return 0;
+}
+
+int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
+{
+    json_t *base;
+    if (lel_store_get(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/base", &base) == -ENOENT) {
+        /* the built-in template: the default root filesystem and guest kernel, 1 vCPU, 256 MiB */
+        int64_t now = lel_now_ms();
+        base = json_pack("{s:s, s:s, s:s, s:[s], s:i, s:i, s:i, s:n, s:s, s:i, s:n, s:{}}", "templateID", "base", "teamID",
+                         LEL_BUILTIN_TEAM, "name", "base", "aliases", "base", "cpuCount", 1, "memoryMB", 256,
+                         "diskSizeMB", 512, "buildID", "buildStatus", "waiting", "spawnCount", 0, "lastSpawnedAt",
+                         "definition");
+        lel__set_time(base, "createdAt", now);
+        lel__set_time(base, "updatedAt", now);
+        if (lel_store_put(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/base", base) < 0) {
+            json_decref(base);
+            snprintf(err, errlen, "cannot store the built-in template");
+            return -EIO;
+        }
+    }
+    json_decref(base);
+    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, "", NULL, load_one, srv) < 0) {
+        snprintf(err, errlen, "cannot load templates from the store");
+        return -EIO;
+    }
+    return 0;
+}
