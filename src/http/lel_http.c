@@ -421,6 +421,9 @@ static void free_http(lel_http_t *h)
         /* a connection still open after the grace keeps its loop alive rather than freed under it */
         if (idle) {
             h2o_evloop_t *loop = l->ctx.loop;
+            /* request_shutdown arms h2's GOAWAY resend timer even with no connection left */
+            if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
+                h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
             h2o_context_dispose(&l->ctx);
             h2o_evloop_destroy(loop);
         }

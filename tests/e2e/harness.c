@@ -1,0 +1,257 @@
+/* The e2e harness; see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &n) < 0)
+        return -1;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int spawn(srv_t *s)
+{
+    char cfg[300], log[300], listen[64], data[300];
+    snprintf(cfg, sizeof(cfg), "%s/config.yaml", s->dir);
+    snprintf(log, sizeof(log), "%s/server.log", s->dir);
+    snprintf(data, sizeof(data), "%s/data", s->dir);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+    fflush(NULL);
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("LELANTOS_ADMIN_TOKEN", "test-admin-token", 1);
+        execl(LELANTOSD_PATH, "lelantosd", "--config", cfg, "--listen", listen, "--data-dir", data, (char *)NULL);
+        _exit(127);
+    }
+    /* ready when /health answers */
+    for (int i = 0; i < 400; i++) {
+        resp_t r;
+        if (http_req(s, &r, H1, "GET", "/health", NULL, 0, NULL) == 0 && r.status == 200) {
+            resp_free(&r);
+            char kp[512];
+            snprintf(kp, sizeof(kp), "%s/initial-api-key", data);
+            FILE *f = fopen(kp, "r");
+            if (f) {
+                if (!fgets(s->key, sizeof(s->key), f))
+                    s->key[0] = 0;
+                s->key[strcspn(s->key, "\n")] = 0;
+                fclose(f);
+            }
+            return 0;
+        }
+        resp_free(&r);
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            fprintf(stderr, "lelantosd exited early; see %s\n", log);
+            s->pid = 0;
+            return -1;
+        }
+        usleep(25000);
+    }
+    return -1;
+}
+
+int srv_start(srv_t *s, const char *extra_yaml)
+{
+    static int curl_ready;
+    if (!curl_ready) {
+        curl_global_init(CURL_GLOBAL_ALL);
+        signal(SIGPIPE, SIG_IGN);
+        curl_ready = 1;
+    }
+    char cfg[300];
+    snprintf(s->dir, sizeof(s->dir), "/tmp/lel-e2e-XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    snprintf(s->yaml, sizeof(s->yaml), "%s", extra_yaml ? extra_yaml : "");
+    snprintf(cfg, sizeof(cfg), "%s/config.yaml", s->dir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "http:\n  threads: 2\nworkers: 4\n%s", s->yaml);
+    fclose(f);
+    s->port = free_port();
+    return spawn(s);
+}
+
+int srv_restart(srv_t *s)
+{
+    return spawn(s);
+}
+
+int srv_stop(srv_t *s)
+{
+    int st = 0;
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 600; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(50000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    return -1;
+}
+
+void srv_kill9(srv_t *s)
+{
+    int st;
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &st, 0);
+        s->pid = 0;
+    }
+}
+
+void srv_cleanup(srv_t *s)
+{
+    char cmd[200];
+    if (s->pid > 0)
+        srv_kill9(s);
+    if (getenv("LEL_KEEP_TMP"))
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", s->dir);
+}
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    char *np = realloc(b->p, b->n + n + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->n, ptr, n);
+    b->p = np;
+    b->n += n;
+    b->p[b->n] = 0;
+    return n;
+}
+
+int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *path, const char *body, size_t len,
+             const char *const *hdrs)
+{
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    struct buf b = {0}, h = {0};
+    char url[512];
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", s->tls ? "https" : "http", s->port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (s->tls) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == H2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == H2 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_1_1);
+    }
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    for (int i = 0; hdrs && hdrs[i]; i++)
+        list = curl_slist_append(list, hdrs[i]);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    long ver = 0;
+    curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &ver);
+    r->version = ver == CURL_HTTP_VERSION_2_0 ? 20 : 11;
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    r->body = b.p;
+    r->len = b.n;
+    r->headers = h.p;
+    for (size_t i = 0; i < h.n; i++)
+        r->headers[i] = (char)tolower((unsigned char)r->headers[i]);
+    if (r->body && r->len)
+        r->json = json_loadb(r->body, r->len, 0, NULL);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int api_key(srv_t *s, resp_t *r, enum proto p, const char *key, const char *method, const char *path, const char *json_body)
+{
+    char kh[128];
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", key);
+    const char *hdrs[] = {kh, "Content-Type: application/json", NULL};
+    return http_req(s, r, p, method, path, json_body, json_body ? strlen(json_body) : 0, hdrs);
+}
+
+int api(srv_t *s, resp_t *r, enum proto p, const char *method, const char *path, const char *json_body)
+{
+    return api_key(s, r, p, s->key, method, path, json_body);
+}
+
+const char *resp_header(resp_t *r, const char *name)
+{
+    static char val[512];
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s:", name);
+    const char *p = r->headers ? strstr(r->headers, needle) : NULL;
+    if (!p)
+        return NULL;
+    p += strlen(needle);
+    while (*p == ' ')
+        p++;
+    size_t n = strcspn(p, "\r\n");
+    if (n >= sizeof(val))
+        n = sizeof(val) - 1;
+    memcpy(val, p, n);
+    val[n] = 0;
+    return val;
+}
+
+void resp_free(resp_t *r)
+{
+    free(r->body);
+    free(r->headers);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+const char *jstr(resp_t *r, const char *field)
+{
+    const char *v = json_string_value(json_object_get(r->json, field));
+    return v ? v : "";
+}

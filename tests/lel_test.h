@@ -1,0 +1,50 @@
+/* A minimal check harness for the unit and end-to-end tests: CHECK records, never aborts, and
+ * lel_test_finish() prints "N passed, N failed" and gives the exit status for ctest. */
+#ifndef LEL_TEST_H
+#define LEL_TEST_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int lel_test_passed, lel_test_failed;
+
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (cond) {                                                                                                    \
+            lel_test_passed++;                                                                                         \
+        } else {                                                                                                       \
+            lel_test_failed++;                                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                  \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                                                \
+    do {                                                                                                               \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                                                          \
+        if (va_ == vb_) {                                                                                              \
+            lel_test_passed++;                                                                                         \
+        } else {                                                                                                       \
+            lel_test_failed++;                                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b, va_, vb_); \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                                                \
+    do {                                                                                                               \
+        const char *sa_ = (a), *sb_ = (b);                                                                             \
+        if (sa_ && sb_ && !strcmp(sa_, sb_)) {                                                                         \
+            lel_test_passed++;                                                                                         \
+        } else {                                                                                                       \
+            lel_test_failed++;                                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__, __LINE__, #a, #b,         \
+                    sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                                       \
+        }                                                                                                              \
+    } while (0)
+
+static inline int lel_test_finish(void)
+{
+    printf("%d passed, %d failed\n", lel_test_passed, lel_test_failed);
+    return lel_test_failed || !lel_test_passed ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,69 @@
+/* Config: defaults, YAML overlay, and refusal of unknown keys / bad values naming the key. */
+#include "../lel_test.h"
+
+#include <lelantos/lelantos.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int load(const char *yaml, lel_config_t *cfg, char *err, size_t n)
+{
+    char path[] = "/tmp/lel-config-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fputs(yaml, f);
+    fclose(f);
+    lel_config_init(cfg);
+    int r = lel_config_load_yaml(cfg, path, err, n);
+    unlink(path);
+    return r;
+}
+
+int main(void)
+{
+    lel_config_t cfg;
+    char err[256];
+    CHECK(lel_config_init(&cfg) == 0);
+    CHECK_INT(cfg.nlisten, 1);
+    CHECK_STR(cfg.listen[0], "127.0.0.1:3000");
+    CHECK_INT(cfg.max_body_bytes, 1 << 20);
+    CHECK(cfg.rate_general == 200 && cfg.rate_auth == 3);
+    lel_config_free(&cfg);
+
+    CHECK(load("listen: [\"127.0.0.1:1\", \"[::1]:2\"]\nhttp:\n  threads: 3\nrate_limits:\n  general_per_s: 5.5\n"
+               "store:\n  sync: false\ndata_dir: /tmp/x\nteams:\n  max_sandboxes: 7\n",
+               &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.nlisten, 2);
+    CHECK_STR(cfg.listen[1], "[::1]:2");
+    CHECK_INT(cfg.http_threads, 3);
+    CHECK(cfg.rate_general == 5.5);
+    CHECK_INT(cfg.store_sync, 0);
+    CHECK_STR(cfg.data_dir, "/tmp/x");
+    CHECK_INT(cfg.team_max_sandboxes, 7);
+    lel_config_free(&cfg);
+
+    CHECK(load("http:\n  threadz: 3\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "http.threadz") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("http:\n  threads: 0\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "http.threads") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("workers: many\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "workers") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("listen: nowhere\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "listen") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("store:\n  sync: maybe\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "store.sync") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("http: [1, 2\n", &cfg, err, sizeof(err)) < 0);
+    lel_config_free(&cfg);
+    CHECK(load("", &cfg, err, sizeof(err)) == 0);
+    lel_config_free(&cfg);
+    /* the shipped config loads as it is */
+    lel_config_init(&cfg);
+    CHECK(lel_config_load_yaml(&cfg, LEL_SOURCE_DIR "/configs/lelantosd.yaml", err, sizeof(err)) == 0);
+    lel_config_free(&cfg);
+    return lel_test_finish();
+}
