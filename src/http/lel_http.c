@@ -33,7 +33,7 @@ struct loop {
 struct lel_http {
     h2o_globalconf_t conf;
     SSL_CTX *ssl;
-    size_t max_body, max_file;
+    size_t max_header;
     int grace_ms;
     lel_http_dispatch_fn dispatch;
     void *dispatch_ctx;
@@ -283,6 +283,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_error_503(req, "Service Unavailable", "shutting down", 0);
         return 0;
     }
+    size_t hsize = req->path.len + req->method.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        hsize += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (hsize > h->max_header) {
+        static const char body[] = "{\"error\":\"request headers too large\",\"code\":431,\"message\":\"request headers too large\"}";
+        req->res.status = 431;
+        req->res.reason = "Request Header Fields Too Large";
+        req->res.content_length = sizeof(body) - 1;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        h2o_send_inline(req, body, sizeof(body) - 1);
+        return 0;
+    }
     lel_call_t *c = call_new(l, req);
     if (!c) {
         h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
@@ -444,6 +456,7 @@ int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, 
     h->dispatch = fn;
     h->dispatch_ctx = ctx;
     h->grace_ms = cfg->shutdown_grace_ms;
+    h->max_header = cfg->max_header_bytes;
     h2o_config_init(&h->conf);
     /* h2o rejects bodies above this itself (h1: 413, h2: reset); the API layer applies the finer caps */
     h->conf.max_request_entity_size = (cfg->max_file_bytes > cfg->max_body_bytes ? cfg->max_file_bytes : cfg->max_body_bytes) + 1;

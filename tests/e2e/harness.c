@@ -176,6 +176,8 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (getenv("LEL_CURL_VERBOSE"))
+        curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
     if (s->tls) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

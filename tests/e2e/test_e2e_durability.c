@@ -1,0 +1,134 @@
+/* Durability: a graceful restart keeps everything; a kill -9 in the middle of a write load
+ * loses nothing that a client was told about (every 201 is there after restart). */
+#include "../lel_test.h"
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define WRITERS 4
+#define MAXACK 20000
+
+static srv_t S;
+static char acked[WRITERS][MAXACK][24];
+static int nacked[WRITERS];
+static volatile int stop_load;
+
+static void *writer(void *arg)
+{
+    long w = (long)arg;
+    char body[128];
+    for (int i = 0; !stop_load && nacked[w] < MAXACK; i++) {
+        resp_t r;
+        snprintf(body, sizeof(body), "{\"metadata\":{\"writer\":\"%ld\",\"n\":\"%d\"}}", w, i);
+        int rc = api(&S, &r, w % 2 ? H2 : H1, "POST", "/sandboxes", body);
+        if (rc == 0 && r.status == 201)
+            snprintf(acked[w][nacked[w]++], 24, "%s", jstr(&r, "sandboxID"));
+        resp_free(&r);
+        if (rc < 0)
+            break; /* the server is gone */
+    }
+    return NULL;
+}
+
+static void graceful_restart(void)
+{
+    resp_t r;
+    char path[128];
+    api(&S, &r, H1, "POST", "/sandboxes", "{\"metadata\":{\"keep\":\"me\"},\"timeout\":3600}");
+    char *sid = strdup(jstr(&r, "sandboxID"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/pause", sid);
+    api(&S, &r, H1, "POST", path, NULL);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    api(&S, &r, H1, "POST", "/templates", "{\"name\":\"persisted\"}");
+    char *tid = strdup(jstr(&r, "templateID"));
+    resp_free(&r);
+    api(&S, &r, H1, "POST", "/api-keys", "{\"name\":\"second\"}");
+    char *key2 = strdup(jstr(&r, "key"));
+    resp_free(&r);
+    api(&S, &r, H1, "POST", "/teams/members", "{\"email\":\"keep@example.com\"}");
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+
+    CHECK_INT(srv_stop(&S), 0);
+    CHECK(srv_restart(&S) == 0);
+
+    snprintf(path, sizeof(path), "/sandboxes/%s", sid);
+    api(&S, &r, H2, "GET", path, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(jstr(&r, "state"), "paused");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/resume", sid);
+    api(&S, &r, H2, "POST", path, NULL);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/templates/%s", tid);
+    api_key(&S, &r, H2, key2, "GET", path, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(jstr(&r, "name"), "persisted");
+    resp_free(&r);
+    api(&S, &r, H2, "GET", "/teams/members", NULL);
+    CHECK(r.body && strstr(r.body, "keep@example.com"));
+    resp_free(&r);
+    api(&S, &r, H1, "GET", "/templates/base", NULL);
+    CHECK_INT(r.status, 200);
+    CHECK(json_integer_value(json_object_get(r.json, "spawnCount")) >= 1);
+    resp_free(&r);
+    free(sid);
+    free(tid);
+    free(key2);
+}
+
+static void kill9_under_load(void)
+{
+    pthread_t th[WRITERS];
+    for (long w = 0; w < WRITERS; w++)
+        pthread_create(&th[w], NULL, writer, (void *)w);
+    usleep(1500000);
+    srv_kill9(&S); /* mid-load: some requests are in flight */
+    stop_load = 1;
+    for (int w = 0; w < WRITERS; w++)
+        pthread_join(th[w], NULL);
+    int total = 0;
+    for (int w = 0; w < WRITERS; w++)
+        total += nacked[w];
+    printf("acknowledged creates before kill -9: %d\n", total);
+    CHECK(total > 20);
+    CHECK(srv_restart(&S) == 0);
+    int missing = 0;
+    for (int w = 0; w < WRITERS; w++) {
+        for (int i = 0; i < nacked[w]; i++) {
+            resp_t r;
+            char path[64];
+            snprintf(path, sizeof(path), "/sandboxes/%s", acked[w][i]);
+            api(&S, &r, H2, "GET", path, NULL);
+            if (r.status != 200 || strcmp(jstr(&r, "state"), "running")) {
+                missing++;
+                fprintf(stderr, "lost acknowledged sandbox %s (status %ld)\n", acked[w][i], r.status);
+            }
+            resp_free(&r);
+        }
+    }
+    CHECK_INT(missing, 0);
+    /* the service keeps working after recovery */
+    resp_t r;
+    api(&S, &r, H1, "POST", "/sandboxes", "{}");
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+}
+
+int main(void)
+{
+    if (srv_start(&S, "rate_limits:\n  general_per_s: 1000000\n  auth_per_s: 100000\nteams:\n  max_sandboxes: 1000000\n") < 0) {
+        fprintf(stderr, "cannot start lelantosd\n");
+        return 1;
+    }
+    graceful_restart();
+    kill9_under_load();
+    CHECK_INT(srv_stop(&S), 0);
+    srv_cleanup(&S);
+    return lel_test_finish();
+}
