@@ -27,6 +27,7 @@ struct loop {
     pthread_t thread, tid; /* tid: set by the loop thread itself */
     lel_http_t *http;
     atomic_long inflight; /* calls created by this loop and not yet freed */
+    int woken;            /* the stop message arrived (its receiver must be empty to unregister) */
     int exit;
 };
 
@@ -174,6 +175,7 @@ static void on_wake(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
         h2o_linklist_unlink(&m->link);
         free(m);
     }
+    l->woken = 1;
     for (size_t i = 0; i < l->nlisteners; i++) {
         if (l->listeners[i]) {
             h2o_socket_read_stop(l->listeners[i]);
@@ -382,7 +384,7 @@ static void *loop_main(void *arg)
     l->tid = pthread_self();
     while (!l->exit) {
         h2o_evloop_run(l->ctx.loop, atomic_load(&h->stopping) ? 20 : INT32_MAX);
-        if (!atomic_load(&h->stopping))
+        if (!l->woken)
             continue;
         int64_t now = lel_mono_ms();
         if (!deadline)
