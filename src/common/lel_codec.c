@@ -123,6 +123,72 @@ static json_t *unpack(const msgpack_object *o, int depth, char *err, size_t errl
     }
 }
 
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walks the MessagePack framing (not the values) and refuses any array/map whose declared
+ * element count exceeds the bytes left: msgpack-c reserves count x 16/32 bytes up front, so a
+ * 5-byte header could otherwise ask for gigabytes. Each element takes at least one byte. */
+static int framing_sane(const unsigned char *p, size_t len)
+{
+    uint64_t pending = 1;
+    size_t i = 0;
+    while (pending > 0) {
+        if (i >= len)
+            return 0;
+        unsigned b = p[i++];
+        uint64_t skip = 0, items = 0;
+        int n;
+        pending--;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            continue;
+        if (b >= 0x80 && b <= 0x8f)
+            items = 2 * (uint64_t)(b & 0xf);
+        else if (b >= 0x90 && b <= 0x9f)
+            items = b & 0xf;
+        else if (b >= 0xa0 && b <= 0xbf)
+            skip = b & 0x1f;
+        else if (b >= 0xca && b <= 0xd3) {
+            static const int sizes[] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+            skip = (uint64_t)sizes[b - 0xca];
+        } else if (b >= 0xd4 && b <= 0xd8)
+            skip = 1 + (1u << (b - 0xd4));
+        else {
+            switch (b) {
+            case 0xc4: case 0xd9: n = 1; break;
+            case 0xc5: case 0xda: case 0xdc: case 0xde: n = 2; break;
+            case 0xc6: case 0xdb: case 0xdd: case 0xdf: n = 4; break;
+            case 0xc7: n = 1; skip = 1; break;
+            case 0xc8: n = 2; skip = 1; break;
+            case 0xc9: n = 4; skip = 1; break;
+            default: return 0; /* 0xc1 is never used */
+            }
+            if (len - i < (size_t)n)
+                return 0;
+            uint64_t v = be(p + i, n);
+            i += (size_t)n;
+            if (b == 0xdc || b == 0xdd)
+                items = v;
+            else if (b == 0xde || b == 0xdf)
+                items = 2 * v;
+            else
+                skip += v;
+        }
+        if (skip > len - i)
+            return 0;
+        i += (size_t)skip;
+        pending += items;
+        if (pending > len - i)
+            return 0;
+    }
+    return 1;
+}
+
 int lel_codec_decode(const char *buf, size_t len, enum lel_codec_format fmt, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -135,6 +201,10 @@ int lel_codec_decode(const char *buf, size_t len, enum lel_codec_format fmt, jso
         }
         *out = doc;
         return 0;
+    }
+    if (!framing_sane((const unsigned char *)buf, len)) {
+        snprintf(err, errlen, "malformed MessagePack: truncated, or a length larger than the body");
+        return -EINVAL;
     }
     msgpack_unpacked u;
     size_t off = 0;

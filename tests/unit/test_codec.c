@@ -23,6 +23,9 @@ static void roundtrip(void)
     CHECK(lel_codec_decode(buf2, len + 1, LEL_FMT_MSGPACK, &o2, err, sizeof(err)) == -EINVAL);
     CHECK(lel_codec_decode(buf, len - 1, LEL_FMT_MSGPACK, &o2, err, sizeof(err)) == -EINVAL);
     CHECK(strstr(err, "truncated") != NULL);
+    /* a container claiming more elements than bytes left is refused before allocation */
+    const char claim[] = {(char)0xdd, 0x7f, (char)0xff, (char)0xff, (char)0xff, 1, 2, 3};
+    CHECK(lel_codec_decode(claim, sizeof(claim), LEL_FMT_MSGPACK, &o2, err, sizeof(err)) == -EINVAL);
     free(buf2);
     free(buf);
     json_decref(in);
