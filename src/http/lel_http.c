@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,9 @@ struct loop {
     h2o_accept_ctx_t accept_ctx;
     h2o_multithread_receiver_t replies, wake;
     h2o_socket_t **listeners;
+    int *fds; /* bound by lel_http_start, wrapped into sockets by the loop thread */
     size_t nlisteners;
+    int setup_error;
     pthread_t thread, tid; /* tid: set by the loop thread itself */
     lel_http_t *http;
     atomic_long inflight; /* calls created by this loop and not yet freed */
@@ -41,6 +44,7 @@ struct lel_http {
     atomic_int stopping;
     struct loop *loops;
     int nloops;
+    sem_t ready; /* posted by each loop thread once set up */
 };
 
 struct handler {
@@ -207,8 +211,13 @@ static int header_has(h2o_req_t *req, const h2o_token_t *tok, const char *needle
     ssize_t i = h2o_find_header(&req->headers, tok, -1);
     if (i < 0)
         return 0;
+    /* case-insensitive search without touching the value: h2 values may be shared HPACK entries */
     h2o_iovec_t v = req->headers.entries[i].value;
-    return h2o_strtolower(v.base, v.len), memmem(v.base, v.len, needle, strlen(needle)) != NULL;
+    size_t n = strlen(needle);
+    for (size_t off = 0; off + n <= v.len; off++)
+        if (!strncasecmp(v.base + off, needle, n))
+            return 1;
+    return 0;
 }
 
 static enum lel_method method_of(h2o_iovec_t m)
@@ -376,12 +385,57 @@ bad:
     return -EINVAL;
 }
 
+/* Everything h2o of a loop is created and destroyed on the loop's own thread: h2o's buffer
+ * recycling keeps thread-local free lists, and a socket created on another thread (the
+ * context's message queue included) would recycle into that thread's list concurrently. */
+static int loop_setup(struct loop *l)
+{
+    lel_http_t *h = l->http;
+    h2o_context_init(&l->ctx, h2o_evloop_create(), &h->conf);
+    l->accept_ctx.ctx = &l->ctx;
+    l->accept_ctx.hosts = h->conf.hosts;
+    l->accept_ctx.ssl_ctx = h->ssl;
+    h2o_multithread_register_receiver(l->ctx.queue, &l->replies, on_replies);
+    h2o_multithread_register_receiver(l->ctx.queue, &l->wake, on_wake);
+    if (!(l->listeners = calloc(l->nlisteners, sizeof(*l->listeners))))
+        return -ENOMEM;
+    for (size_t j = 0; j < l->nlisteners; j++) {
+        l->listeners[j] = h2o_evloop_socket_create(l->ctx.loop, l->fds[j], H2O_SOCKET_FLAG_DONT_READ);
+        l->fds[j] = -1; /* the socket owns it now */
+        l->listeners[j]->data = l;
+        h2o_socket_read_start(l->listeners[j], on_accept);
+    }
+    return 0;
+}
+
+static void loop_teardown(struct loop *l)
+{
+    for (size_t j = 0; j < l->nlisteners; j++)
+        if (l->listeners && l->listeners[j])
+            h2o_socket_close(l->listeners[j]);
+    int idle = h2o_linklist_is_empty(&l->ctx.http1._conns) && h2o_linklist_is_empty(&l->ctx.http2._conns);
+    /* a call still held by a worker will post its answer here, and a connection still open
+     * after the grace would be freed under h2o: in both cases the loop is left allocated */
+    if (!idle || atomic_load(&l->inflight) > 0)
+        return;
+    h2o_multithread_unregister_receiver(l->ctx.queue, &l->replies);
+    h2o_multithread_unregister_receiver(l->ctx.queue, &l->wake);
+    h2o_evloop_t *loop = l->ctx.loop;
+    /* request_shutdown arms h2's GOAWAY resend timer even with no connection left */
+    if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&l->ctx);
+    h2o_evloop_destroy(loop);
+}
+
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
     lel_http_t *h = l->http;
     int64_t deadline = 0, drained_at = 0;
     l->tid = pthread_self();
+    l->setup_error = loop_setup(l);
+    sem_post(&h->ready);
     while (!l->exit) {
         h2o_evloop_run(l->ctx.loop, atomic_load(&h->stopping) ? 20 : INT32_MAX);
         if (!l->woken)
@@ -397,6 +451,7 @@ static void *loop_main(void *arg)
         if ((drained_at && (!conns || now > drained_at + 1000)) || now > deadline)
             l->exit = 1;
     }
+    loop_teardown(l);
     return NULL;
 }
 
@@ -423,30 +478,37 @@ static int init_ssl(lel_http_t *h, const lel_config_t *cfg, char *err, size_t er
 
 static void free_http(lel_http_t *h)
 {
-    for (int i = 0; i < h->nloops; i++) {
+    for (int i = 0; h->loops && i < h->nloops; i++) {
         struct loop *l = &h->loops[i];
-        for (size_t j = 0; j < l->nlisteners; j++)
-            if (l->listeners[j])
-                h2o_socket_close(l->listeners[j]);
+        for (size_t j = 0; l->fds && j < l->nlisteners; j++)
+            if (l->fds[j] >= 0)
+                close(l->fds[j]);
+        free(l->fds);
         free(l->listeners);
-        int idle = h2o_linklist_is_empty(&l->ctx.http1._conns) && h2o_linklist_is_empty(&l->ctx.http2._conns);
-        h2o_multithread_unregister_receiver(l->ctx.queue, &l->replies);
-        h2o_multithread_unregister_receiver(l->ctx.queue, &l->wake);
-        /* a connection still open after the grace keeps its loop alive rather than freed under it */
-        if (idle) {
-            h2o_evloop_t *loop = l->ctx.loop;
-            /* request_shutdown arms h2's GOAWAY resend timer even with no connection left */
-            if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
-                h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
-            h2o_context_dispose(&l->ctx);
-            h2o_evloop_destroy(loop);
-        }
     }
     free(h->loops);
+    sem_destroy(&h->ready);
     h2o_config_dispose(&h->conf);
     if (h->ssl)
         SSL_CTX_free(h->ssl);
     free(h);
+}
+
+/* Stops and joins the first n loops; returns the calls they still had in flight. */
+static long stop_loops(lel_http_t *h, int n)
+{
+    long left = 0;
+    atomic_store(&h->stopping, 1);
+    for (int i = 0; i < n; i++) {
+        h2o_multithread_message_t *m = calloc(1, sizeof(*m));
+        if (m)
+            h2o_multithread_send_message(&h->loops[i].wake, m);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(h->loops[i].thread, NULL);
+        left += atomic_load(&h->loops[i].inflight);
+    }
+    return left;
 }
 
 int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, lel_http_t **out, char *err,
@@ -455,6 +517,7 @@ int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, 
     lel_http_t *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    sem_init(&h->ready, 0, 0);
     h->dispatch = fn;
     h->dispatch_ctx = ctx;
     h->grace_ms = cfg->shutdown_grace_ms;
@@ -474,47 +537,35 @@ int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, 
     int r = init_ssl(h, cfg, err, errlen);
     if (r < 0)
         goto fail;
-
-    h->loops = calloc((size_t)cfg->http_threads, sizeof(*h->loops));
-    if (!h->loops) {
-        r = -ENOMEM;
+    r = -ENOMEM;
+    if (!(h->loops = calloc((size_t)cfg->http_threads, sizeof(*h->loops))))
         goto fail;
-    }
+    /* bind everything first, so a bad address fails the start before any thread runs */
     for (int i = 0; i < cfg->http_threads; i++, h->nloops++) {
         struct loop *l = &h->loops[i];
         l->http = h;
-        h2o_context_init(&l->ctx, h2o_evloop_create(), &h->conf);
-        l->accept_ctx.ctx = &l->ctx;
-        l->accept_ctx.hosts = h->conf.hosts;
-        l->accept_ctx.ssl_ctx = h->ssl;
-        h2o_multithread_register_receiver(l->ctx.queue, &l->replies, on_replies);
-        h2o_multithread_register_receiver(l->ctx.queue, &l->wake, on_wake);
-        l->listeners = calloc(cfg->nlisten, sizeof(*l->listeners));
-        if (!l->listeners) {
-            r = -ENOMEM;
-            h->nloops++;
+        if (!(l->fds = malloc(cfg->nlisten * sizeof(int))))
             goto fail;
-        }
-        for (size_t j = 0; j < cfg->nlisten; j++, l->nlisteners++) {
-            int fd = open_listener(cfg->listen[j], err, errlen);
-            if (fd < 0) {
-                r = fd;
+        for (size_t j = 0; j < cfg->nlisten; j++)
+            l->fds[j] = -1;
+        l->nlisteners = cfg->nlisten;
+        for (size_t j = 0; j < cfg->nlisten; j++)
+            if ((l->fds[j] = open_listener(cfg->listen[j], err, errlen)) < 0) {
+                r = l->fds[j];
                 h->nloops++;
                 goto fail;
             }
-            l->listeners[j] = h2o_evloop_socket_create(l->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-            l->listeners[j]->data = l;
-            h2o_socket_read_start(l->listeners[j], on_accept);
-        }
     }
     for (int i = 0; i < h->nloops; i++) {
-        if (pthread_create(&h->loops[i].thread, NULL, loop_main, &h->loops[i]) != 0) {
-            snprintf(err, errlen, "cannot start loop thread");
-            atomic_store(&h->stopping, 1);
-            for (int j = 0; j < i; j++) {
-                h2o_multithread_send_message(&h->loops[j].wake, calloc(1, sizeof(h2o_multithread_message_t)));
-                pthread_join(h->loops[j].thread, NULL);
-            }
+        int failed = pthread_create(&h->loops[i].thread, NULL, loop_main, &h->loops[i]) != 0;
+        if (!failed) {
+            sem_wait(&h->ready);
+            failed = h->loops[i].setup_error < 0;
+            i += failed; /* the thread runs; stop it with the others */
+        }
+        if (failed) {
+            snprintf(err, errlen, "cannot start the HTTP loop threads");
+            stop_loops(h, i);
             r = -EAGAIN;
             goto fail;
         }
@@ -528,21 +579,10 @@ fail:
 
 void lel_http_stop(lel_http_t *h)
 {
-    atomic_store(&h->stopping, 1);
-    for (int i = 0; i < h->nloops; i++) {
-        h2o_multithread_message_t *m = calloc(1, sizeof(*m));
-        if (m)
-            h2o_multithread_send_message(&h->loops[i].wake, m);
-    }
-    long left = 0;
-    for (int i = 0; i < h->nloops; i++) {
-        pthread_join(h->loops[i].thread, NULL);
-        left += atomic_load(&h->loops[i].inflight);
-    }
-    /* calls still held by workers will post their answers to these loops: keep them allocated */
+    long left = stop_loops(h, h->nloops);
     if (left) {
         fprintf(stderr, "lelantos: %ld requests still in flight after the shutdown grace\n", left);
-        return;
+        return; /* workers will still post to the loops: keep them allocated */
     }
     free_http(h);
 }
