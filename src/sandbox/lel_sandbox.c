@@ -22,6 +22,7 @@ struct lel_sandbox {
     lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
     char id[LEL_ID_LEN + 1];
     json_t *rec;           /* the stored record: the public Sandbox plus private fields */
+    json_t *view;          /* cached public view; immutable once built, shared read-only with replies */
     enum state state;
     int64_t end_at_ms;     /* wall clock */
     int64_t timer_gen;
@@ -42,15 +43,20 @@ static void sandbox_free(void *p)
     if (s->tpl)
         lel_actor_unref(s->tpl);
     json_decref(s->rec);
+    json_decref(s->view);
     free(s);
 }
 
+/* Returns a new reference to the public view. Reads far outnumber changes, so the view is
+ * built once per change and shared: nobody may modify it (replies only encode it). */
 static json_t *public_view(struct lel_sandbox *s)
 {
-    json_t *v = json_deep_copy(s->rec);
-    for (int i = 0; private_fields[i]; i++)
-        json_object_del(v, private_fields[i]);
-    return v;
+    if (!s->view) {
+        s->view = json_deep_copy(s->rec);
+        for (int i = 0; private_fields[i]; i++)
+            json_object_del(s->view, private_fields[i]);
+    }
+    return json_incref(s->view);
 }
 
 static void record_path(struct lel_sandbox *s, char *buf, size_t n)
@@ -106,6 +112,8 @@ static int commit(struct lel_sandbox *s, json_t *rec, const char *level, const c
     }
     json_decref(s->rec);
     s->rec = rec;
+    json_decref(s->view);
+    s->view = NULL;
     return 0;
 }
 

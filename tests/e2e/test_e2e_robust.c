@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -176,6 +177,38 @@ static void rapid_reset(const char *sid)
     still_serving();
 }
 
+/* Concurrent clients on both protocols across both loop threads; every answer must be a 200. */
+static const char *load_sid;
+static void *load_worker(void *arg)
+{
+    long w = (long)arg, bad = 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/sandboxes/%s", load_sid);
+    for (int i = 0; i < 300; i++) {
+        resp_t r;
+        if (api(&S, &r, (w + i) % 2 ? H2 : H1, "GET", path, NULL) < 0 || r.status != 200)
+            bad++;
+        resp_free(&r);
+    }
+    return (void *)bad;
+}
+
+static void concurrent_load(const char *sid)
+{
+    pthread_t th[8];
+    long bad = 0;
+    load_sid = sid;
+    for (long i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, load_worker, (void *)i);
+    for (int i = 0; i < 8; i++) {
+        void *b;
+        pthread_join(th[i], &b);
+        bad += (long)b;
+    }
+    CHECK_INT(bad, 0);
+    still_serving();
+}
+
 int main(void)
 {
     if (srv_start(&S, "rate_limits:\n  general_per_s: 1000000\n  auth_per_s: 100000\nhttp:\n  idle_timeout_ms: 2000\n") < 0) {
@@ -191,6 +224,7 @@ int main(void)
     api(&S, &r, H1, "POST", "/sandboxes", "{}");
     char *sid = strdup(jstr(&r, "sandboxID"));
     resp_free(&r);
+    concurrent_load(sid);
     rapid_reset(sid);
     /* the sandbox is intact and its actor still answers */
     char path[64];
