@@ -183,7 +183,8 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == H2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     } else {
-        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == H2 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_1_1);
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == H2 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                                                  : p == H2_UPGRADE ? CURL_HTTP_VERSION_2_0 : CURL_HTTP_VERSION_1_1);
     }
     if (!strcmp(method, "HEAD"))
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);

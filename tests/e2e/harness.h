@@ -16,7 +16,7 @@ typedef struct srv {
     int tls;
 } srv_t;
 
-enum proto { H1 = 0, H2 = 1 };
+enum proto { H1 = 0, H2 = 1, H2_UPGRADE = 2 }; /* H2: prior knowledge; H2_UPGRADE: Upgrade: h2c */
 
 typedef struct resp {
     long status;

@@ -405,6 +405,17 @@ static void team_limit(void)
     free(extra);
 }
 
+/* Cleartext HTTP/1.1 with "Upgrade: h2c" switches to HTTP/2 on the same connection. */
+static void upgrade(void)
+{
+    resp_t r;
+    CHECK(api(&S, &r, H2_UPGRADE, "GET", "/sandboxes", NULL) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_INT(r.version, 20);
+    CHECK(r.headers && strstr(r.headers, "101 switching protocols"));
+    resp_free(&r);
+}
+
 int main(void)
 {
     if (srv_start(&S, "http:\n  max_body_bytes: 4096\nrate_limits:\n  general_per_s: 100000\n  auth_per_s: 100000\n"
@@ -420,6 +431,7 @@ int main(void)
         templates(p);
         snapshots(p);
     }
+    upgrade();
     timeouts();
     team_limit();
     CHECK_INT(srv_stop(&S), 0);
