@@ -141,25 +141,40 @@ static int collect_key(void *ctx, const char *key, json_t *rec)
     return 0;
 }
 
-static void key_delete(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
+/* Deletes the team's record <teamID>/<c->id> in `cf`; answers 404 naming `what` when it is
+ * not there. On success *old (when given) receives the deleted record. Returns 0 when deleted. */
+static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf, const char *what, json_t **old)
 {
     char path[96];
     json_t *rec;
     key_path(path, sizeof(path), t->id, c->id);
-    if (strlen(c->id) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_KEYS, path, &rec) < 0) {
-        lel_call_error(c, 404, "api key not found");
-        return;
+    if (strlen(c->id) > LEL_ID_LEN || lel_store_get(srv->store, cf, path, &rec) < 0) {
+        lel_call_error(c, 404, "%s not found", what);
+        return -ENOENT;
     }
     lel_batch_t *b = lel_batch_new(srv->store);
-    lel_batch_del(b, LEL_CF_KEYS, path);
+    lel_batch_del(b, cf, path);
     if (lel_store_write(srv->store, b) < 0) {
         json_decref(rec);
         lel__store_failed(c);
-        return;
+        return -EIO;
     }
+    lel_call_reply(c, 204, NULL);
+    if (old)
+        *old = rec;
+    else
+        json_decref(rec);
+    return 0;
+}
+
+static void key_delete(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
+{
+    json_t *rec;
+    if (delete_owned(srv, t, c, LEL_CF_KEYS, "api key", &rec) < 0)
+        return;
+    /* revoked for every later request the moment the store has it */
     free(lel_registry_del(srv->keys, json_string_value(json_object_get(rec, "hash"))));
     json_decref(rec);
-    lel_call_reply(c, 204, NULL);
 }
 
 static int valid_email(const char *e)
@@ -229,24 +244,6 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
     lel_call_reply(c, 201, rec);
 }
 
-static void member_delete(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
-{
-    char path[96];
-    json_t *rec;
-    key_path(path, sizeof(path), t->id, c->id);
-    if (strlen(c->id) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_MEMBERS, path, &rec) < 0) {
-        lel_call_error(c, 404, "member not found");
-        return;
-    }
-    json_decref(rec);
-    lel_batch_t *b = lel_batch_new(srv->store);
-    lel_batch_del(b, LEL_CF_MEMBERS, path);
-    if (lel_store_write(srv->store, b) < 0)
-        lel__store_failed(c);
-    else
-        lel_call_reply(c, 204, NULL);
-}
-
 static void list(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf, lel_store_scan_cb cb)
 {
     char prefix[32];
@@ -268,24 +265,6 @@ static int collect_snapshot(void *ctx, const char *key, json_t *rec)
     json_object_del(v, "teamID");
     json_array_append_new(col->arr, v);
     return 0;
-}
-
-static void snapshot_delete(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
-{
-    char path[96];
-    json_t *rec;
-    key_path(path, sizeof(path), t->id, c->id);
-    if (strlen(c->id) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &rec) < 0) {
-        lel_call_error(c, 404, "snapshot not found");
-        return;
-    }
-    json_decref(rec);
-    lel_batch_t *b = lel_batch_new(srv->store);
-    lel_batch_del(b, LEL_CF_SNAPSHOTS, path);
-    if (lel_store_write(srv->store, b) < 0)
-        lel__store_failed(c);
-    else
-        lel_call_reply(c, 204, NULL);
 }
 
 static void team_get(lel_team_t *t, lel_call_t *c)
@@ -320,9 +299,9 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_TEAM_GET: team_get(t, c); break;
     case R_MEMBERS_CREATE: members_create(srv, t, c); break;
     case R_MEMBERS_LIST: list(srv, t, c, LEL_CF_MEMBERS, collect_member); break;
-    case R_MEMBER_DELETE: member_delete(srv, t, c); break;
+    case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL); break;
     case R_SNAP_LIST: list(srv, t, c, LEL_CF_SNAPSHOTS, collect_snapshot); break;
-    case R_SNAP_DELETE: snapshot_delete(srv, t, c); break;
+    case R_SNAP_DELETE: delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL); break;
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;
     case R_TPL_CREATE: lel_template_create(srv, c); break;
     case R_TPL_LIST: lel_template_list(srv, c); break;
