@@ -44,6 +44,7 @@ typedef struct lel_call {
     /* plumbing owned by the HTTP layer */
     void *http;
     atomic_int refs;
+    atomic_int cancelled; /* the client went away (reset or closed) before the answer */
 } lel_call_t;
 
 /** Sets an error response: {"error": msg, "code": status, "message": msg}. */

@@ -314,7 +314,9 @@ static void team_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
     lel_team_t *t = state;
-    if (m->type == LEL_MSG_CALL)
+    if (m->type == LEL_MSG_CALL && lel__abandoned(m->ptr))
+        lel_call_done(m->ptr);
+    else if (m->type == LEL_MSG_CALL)
         team_call(t, m->ptr);
     else if (m->type == LEL_MSG_KEY_TOUCH)
         key_touch(t->srv, t, m->ptr, m->arg);

@@ -194,6 +194,7 @@ static void on_slot_dispose(void *slot)
 {
     lel_call_t *c = *(lel_call_t **)slot;
     ((struct call_priv *)c->http)->req = NULL;
+    atomic_store(&c->cancelled, 1); /* actors that have not started on it will drop it */
     call_unref(c);
 }
 

@@ -381,7 +381,8 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     struct lel_sandbox *s = state;
     if (m->type == LEL_MSG_CALL) {
         lel_call_t *c = m->ptr;
-        sandbox_call(s, c);
+        if (!lel__abandoned(c))
+            sandbox_call(s, c);
         if (c->route == R_SBX_CREATE && c->status != 201)
             reap(s);
         lel_call_done(c);

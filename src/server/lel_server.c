@@ -17,7 +17,8 @@ static void root_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
     lel_call_t *c = m->ptr;
-    lel_team_admin_create(state, c);
+    if (!lel__abandoned(c))
+        lel_team_admin_create(state, c);
     lel_call_done(c);
     lel_msg_free(m);
 }

@@ -68,6 +68,14 @@ enum lel_route {
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD,
 };
 
+/** True when an actor should drop a call unprocessed: its client is gone (h2 reset or closed
+ * connection) and nothing has been applied yet, so queued work does not pile up. Creation is
+ * never dropped: its actor already exists and must settle. */
+static inline int lel__abandoned(lel_call_t *c)
+{
+    return atomic_load(&c->cancelled) && c->route != R_SBX_CREATE;
+}
+
 /* lel_api.c */
 void lel_api_dispatch(void *srv, lel_call_t *c);
 /** Sends a call to an actor; answers 503 itself when the actor refuses mail. */

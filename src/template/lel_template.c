@@ -410,7 +410,8 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     (void)self;
     struct lel_template *t = state;
     if (m->type == LEL_MSG_CALL) {
-        template_call(t, m->ptr);
+        if (!lel__abandoned(m->ptr))
+            template_call(t, m->ptr);
         lel_call_done(m->ptr);
     } else if (m->type == LEL_MSG_SPAWNED) {
         spawned(t, m->arg);
