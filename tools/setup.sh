@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
-  librocksdb-dev libmsgpack-dev libzstd-dev libjansson-dev libssl-dev libyaml-dev
+  librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
   libcurl4-openssl-dev
   nghttp2-client wrk h2o curl
 )

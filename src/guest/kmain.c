@@ -1,0 +1,252 @@
+/* The guest kernel: console, interrupts (IDT, x2APIC timer), the PVM/hardware interrupt-flag
+ * switch, and the host channel's request loop. Runs in 64-bit kernel mode on the identity map
+ * the VMM built. Under PVM the interrupt flag is the VIF byte (PVM.md §2.3); on hardware KVM it
+ * is the real IF. */
+#include "lel_guest_abi.h"
+
+#include <stddef.h>
+
+#define MSR_APIC_BASE 0x1b
+#define MSR_X2APIC_EOI 0x80b
+#define MSR_X2APIC_SVR 0x80f
+#define MSR_X2APIC_LVT_TIMER 0x832
+#define MSR_X2APIC_TMICT 0x838
+#define MSR_X2APIC_TDCR 0x83e
+#define APIC_BUS_HZ 1000000000ULL /* KVM's emulated APIC timer runs at 1 GHz */
+
+struct vif {
+    volatile uint8_t if_;
+    volatile uint8_t pending;
+};
+
+static struct lel_boot_info *const boot = (struct lel_boot_info *)LEL_GPA_BOOT;
+static struct lel_chan *const chan = (struct lel_chan *)LEL_GPA_CHAN;
+static struct vif *const vif = (struct vif *)LEL_GPA_VIF;
+static int pvm;
+
+extern const uint64_t isr_stubs[256];
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static void console_write(const char *s)
+{
+    for (; *s; s++)
+        outb(LEL_PORT_CONSOLE, (uint8_t)*s);
+}
+
+static void console_hex(uint64_t v)
+{
+    char buf[19] = "0x";
+    for (int i = 0; i < 16; i++)
+        buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
+    buf[18] = 0;
+    console_write(buf);
+}
+
+static void irq_disable(void)
+{
+    if (pvm)
+        vif->if_ = 0;
+    else
+        __asm__ volatile("cli" ::: "memory");
+}
+
+/* Enables interrupts and waits for one. Under PVM a pending interrupt is delivered by the
+ * port-0x80 doorbell; hlt with the VIF flag set sleeps until the next event. */
+static void irq_enable_and_wait(void)
+{
+    if (pvm) {
+        vif->if_ = 1;
+        __asm__ volatile("" ::: "memory");
+        if (vif->pending)
+            outb(LEL_PORT_PVM_IRQ, 0);
+        __asm__ volatile("hlt" ::: "memory");
+    } else {
+        __asm__ volatile("sti; hlt" ::: "memory");
+    }
+}
+
+struct idt_gate {
+    uint16_t off0, sel;
+    uint8_t ist, type;
+    uint16_t off1;
+    uint32_t off2, zero;
+};
+
+static void idt_init(void)
+{
+    struct idt_gate *idt = (struct idt_gate *)LEL_GPA_IDT;
+    for (int v = 0; v < 256; v++) {
+        uint64_t a = isr_stubs[v];
+        idt[v] = (struct idt_gate){(uint16_t)a, LEL_SEL_KCODE, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
+    }
+    struct __attribute__((packed)) {
+        uint16_t limit;
+        uint64_t base;
+    } d = {256 * sizeof(struct idt_gate) - 1, LEL_GPA_IDT};
+    __asm__ volatile("lidt %0" ::"m"(d));
+}
+
+static void lapic_init(void)
+{
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 11) | (1u << 10)); /* enable, x2APIC mode */
+    wrmsr(MSR_X2APIC_SVR, 0x100 | 0xff);
+    wrmsr(MSR_X2APIC_TDCR, 0xb); /* divide by 1 */
+    wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17)); /* periodic */
+    uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+    wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ / hz);
+}
+
+/* Called from isr_common with the vector and a pointer to {error code, rip, cs, rflags, ...}. */
+void isr(uint64_t vector, uint64_t *frame)
+{
+    if (vector < 32) {
+        chan->fatal_vector = (uint32_t)vector;
+        chan->fatal_rip = frame[1];
+        console_write("guest: fatal exception ");
+        console_hex(vector);
+        console_write(" at ");
+        console_hex(frame[1]);
+        console_write("\n");
+        outl(LEL_PORT_DOORBELL, LEL_BELL_FATAL);
+        for (;;)
+            __asm__ volatile("hlt");
+    }
+    if (vector == LEL_VEC_TIMER)
+        chan->ticks++;
+    wrmsr(MSR_X2APIC_EOI, 0);
+}
+
+/* Words of the work area get a pattern derived from their address and the seed; the checksum
+ * mixes every word, so any lost or stale page changes it. */
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+    h ^= w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h;
+}
+
+static int work_area(uint64_t mib, uint64_t **start, uint64_t *words)
+{
+    if (mib == 0 || LEL_GPA_WORK + (mib << 20) > boot->mem_bytes)
+        return -1;
+    *start = (uint64_t *)LEL_GPA_WORK;
+    *words = (mib << 20) / 8;
+    return 0;
+}
+
+/* Deliberate misbehaviour, so the host's defences can be tested. */
+static void misbehave(uint64_t how)
+{
+    switch (how) {
+    case LEL_BAD_SPIN:
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    case LEL_BAD_TRIPLE_FAULT: {
+        struct __attribute__((packed)) {
+            uint16_t limit;
+            uint64_t base;
+        } none = {0, 0};
+        __asm__ volatile("lidt %0; int3" ::"m"(none));
+        break;
+    }
+    case LEL_BAD_CONSOLE_SPAM:
+        for (;;)
+            console_write("spam spam spam spam spam spam spam spam\n");
+    case LEL_BAD_DOORBELL_SPAM:
+        for (;;)
+            outl(LEL_PORT_DOORBELL, 0x12345678);
+    case LEL_BAD_WILD_WRITE:
+        for (uint64_t a = boot->mem_bytes; a < boot->mem_bytes + (64ULL << 20); a += 4096)
+            *(volatile uint64_t *)a = a;
+        break;
+    }
+    chan->status = LEL_ST_EINVAL;
+}
+
+static void handle(void)
+{
+    uint64_t *p, n, h = 0;
+    chan->status = LEL_ST_OK;
+    switch (chan->op) {
+    case LEL_OP_PING:
+        chan->ret[0] = chan->arg[0] + 1;
+        break;
+    case LEL_OP_TOUCH:
+        if (work_area(chan->arg[0], &p, &n) < 0) {
+            chan->status = LEL_ST_EINVAL;
+            break;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            p[i] = (i * 0x100000001b3ULL) ^ chan->arg[1];
+            h = mix(h, p[i]);
+        }
+        chan->ret[0] = h;
+        break;
+    case LEL_OP_CHECKSUM:
+        if (work_area(chan->arg[0], &p, &n) < 0) {
+            chan->status = LEL_ST_EINVAL;
+            break;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            h = mix(h, p[i]);
+        chan->ret[0] = h;
+        break;
+    case LEL_OP_TICKS:
+        chan->ret[0] = chan->ticks;
+        break;
+    case LEL_OP_MISBEHAVE:
+        misbehave(chan->arg[0]);
+        break;
+    default:
+        chan->status = LEL_ST_ENOSYS;
+    }
+}
+
+extern char __bss_start[], __bss_end[];
+
+void kmain(void)
+{
+    for (char *b = __bss_start; b < __bss_end; b++)
+        *b = 0;
+    pvm = boot->magic == LEL_BOOT_MAGIC && (boot->flags & LEL_BOOT_PVM);
+    console_write(pvm ? "lelantos guest: booting (PVM)\n" : "lelantos guest: booting (KVM)\n");
+    irq_disable();
+    idt_init();
+    lapic_init();
+    console_write("lelantos guest: ready\n");
+    outl(LEL_PORT_DOORBELL, LEL_BELL_READY);
+    uint32_t done = chan->resp_seq;
+    for (;;) {
+        irq_disable();
+        uint32_t req = chan->req_seq;
+        if (req != done) {
+            handle();
+            done = req;
+            __asm__ volatile("" ::: "memory");
+            chan->resp_seq = req;
+            outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
+            continue;
+        }
+        irq_enable_and_wait();
+    }
+}

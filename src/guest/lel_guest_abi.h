@@ -1,0 +1,80 @@
+/* The contract between the VMM (src/vmm) and our guest kernel (src/guest): where things live in
+ * guest-physical memory, the boot information, the I/O ports and the host channel mailbox.
+ * Both sides include this header; it uses only fixed-width types so it builds freestanding. */
+#ifndef LEL_GUEST_ABI_H
+#define LEL_GUEST_ABI_H
+
+#include <stdint.h>
+
+/* Guest-physical layout set up by the VMM before the first instruction. */
+#define LEL_GPA_PML4 0x1000ULL
+#define LEL_GPA_PDPT 0x2000ULL
+#define LEL_GPA_PD 0x3000ULL /* LEL_MAX_PD pages of 2 MiB entries, one per GiB */
+#define LEL_MAX_PD 16
+#define LEL_GPA_GDT 0x13000ULL
+#define LEL_GPA_TSS 0x14000ULL
+#define LEL_GPA_VIF 0x15000ULL /* PVM virtual-interrupt page (if_ at +0, pending at +1, cr2 at +8) */
+#define LEL_GPA_BOOT 0x16000ULL
+#define LEL_GPA_IDT 0x17000ULL
+#define LEL_GPA_CHAN 0x18000ULL  /* host channel mailbox, one page */
+#define LEL_GPA_STACK_TOP 0x9f000ULL
+#define LEL_GPA_KERNEL 0x100000ULL /* the flat kernel image is loaded here, entry at its start */
+#define LEL_GPA_WORK 0x1000000ULL  /* 16 MiB: memory the guest hands to workloads (touch/checksum) */
+#define LEL_KERNEL_MAX (LEL_GPA_WORK - LEL_GPA_KERNEL)
+
+#define LEL_SEL_KCODE 0x10
+#define LEL_SEL_KDATA 0x18
+#define LEL_SEL_TSS 0x40
+
+#define LEL_PORT_CONSOLE 0x3f8  /* 16550 THR/RBR; LSR at +5 */
+#define LEL_PORT_DOORBELL 0x510 /* guest -> host: 32-bit write of an LEL_BELL_* value */
+#define LEL_PORT_PVM_IRQ 0x80   /* PVM: "deliver my pending interrupt" doorbell */
+
+#define LEL_VEC_TIMER 0x40
+#define LEL_VEC_CHANNEL 0x41 /* host -> guest: MSI to APIC 0 */
+
+#define LEL_BOOT_MAGIC 0x544f4f424c454cULL /* "LELBOOT" */
+#define LEL_BOOT_PVM 1u                    /* running under PVM: interrupt flag lives in the VIF page */
+
+struct lel_boot_info {
+    uint64_t magic;
+    uint32_t flags;
+    uint32_t tick_hz;
+    uint64_t mem_bytes;
+};
+
+enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3 };
+
+enum lel_op {
+    LEL_OP_PING = 1,     /* ret[0] = arg[0] + 1 */
+    LEL_OP_TOUCH = 2,    /* fill arg[0] MiB at LEL_GPA_WORK with a pattern of seed arg[1]; ret[0] = checksum */
+    LEL_OP_CHECKSUM = 3, /* ret[0] = checksum of arg[0] MiB at LEL_GPA_WORK */
+    LEL_OP_TICKS = 4,    /* ret[0] = timer ticks since boot */
+    LEL_OP_MISBEHAVE = 5, /* for tests of host safety: arg[0] = enum lel_misbehave; does not answer */
+};
+
+enum lel_misbehave {
+    LEL_BAD_SPIN = 1,        /* loop forever with interrupts off */
+    LEL_BAD_TRIPLE_FAULT = 2,
+    LEL_BAD_CONSOLE_SPAM = 3, /* endless console output */
+    LEL_BAD_DOORBELL_SPAM = 4,
+    LEL_BAD_WILD_WRITE = 5,   /* write past the end of guest RAM */
+};
+
+enum lel_status { LEL_ST_OK = 0, LEL_ST_EINVAL = 22, LEL_ST_ENOSYS = 38 };
+
+/* The mailbox. The host writes op/arg and then bumps req_seq and raises LEL_VEC_CHANNEL; the
+ * guest answers in status/ret, sets resp_seq = req_seq and rings LEL_BELL_RESPONSE. The host
+ * never trusts anything it reads back beyond comparing sequence numbers and copying ret. */
+struct lel_chan {
+    volatile uint32_t req_seq, resp_seq;
+    uint32_t op, status;
+    uint64_t arg[4];
+    uint64_t ret[4];
+    volatile uint64_t ticks;
+    uint32_t fatal_vector; /* set with LEL_BELL_FATAL */
+    uint32_t pad;
+    uint64_t fatal_rip;
+};
+
+#endif

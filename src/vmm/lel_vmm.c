@@ -1,0 +1,629 @@
+/* VM creation, the vCPU thread and its exits, the console and doorbell devices, the host
+ * channel, and stopping at a clean point. Boot follows PVM.md §3.1 (long mode set up by the
+ * VMM, U/S=1 at every page-table level, the VIF page registered under PVM); the same state is
+ * valid on hardware KVM, where the guest uses plain sti/cli. */
+#include "lel_vmm_int.h"
+
+#include "../common/lel_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const unsigned char lel_guest_image[];
+extern const size_t lel_guest_image_size;
+
+#define CONSOLE_LINES_PER_S 200 /* more than this per second are dropped and counted */
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int kvm_fd = -1, kvm_errno;
+static enum lel_vmm_backend backend;
+
+static void on_kick(int sig)
+{
+    (void)sig; /* only interrupts KVM_RUN */
+}
+
+/* Process-wide: one /dev/kvm descriptor (read-only after this) and the vCPU kick signal. */
+static void init_once(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_kick; /* no SA_RESTART: KVM_RUN must return EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+    kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm_fd < 0) {
+        kvm_errno = errno;
+        return;
+    }
+    if (ioctl(kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+        kvm_errno = ENOTSUP;
+        close(kvm_fd);
+        kvm_fd = -1;
+        return;
+    }
+    backend = access("/sys/module/kvm_pvm", F_OK) == 0 ? LEL_VMM_PVM : LEL_VMM_KVM;
+}
+
+int lel__kvm_fd(void)
+{
+    pthread_once(&once, init_once);
+    return kvm_fd;
+}
+
+enum lel_vmm_backend lel_vmm_probe(char *why, size_t whylen)
+{
+    if (lel__kvm_fd() < 0) {
+        snprintf(why, whylen, "/dev/kvm is not usable: %s", strerror(kvm_errno));
+        return LEL_VMM_NONE;
+    }
+    if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0 ||
+        ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+        snprintf(why, whylen, "/dev/kvm lacks the in-kernel irqchip or immediate exit");
+        return LEL_VMM_NONE;
+    }
+    return backend;
+}
+
+const char *lel_vmm_backend_name(enum lel_vmm_backend b)
+{
+    return b == LEL_VMM_PVM ? "pvm" : b == LEL_VMM_KVM ? "kvm" : "none";
+}
+
+struct kvm_cpuid2 *lel__supported_cpuid(void)
+{
+    int n = 128;
+    for (;;) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
+        if (!c)
+            return NULL;
+        c->nent = (uint32_t)n;
+        if (ioctl(lel__kvm_fd(), KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        free(c);
+        if (errno != E2BIG || n > 4096)
+            return NULL;
+        n *= 2;
+    }
+}
+
+uint32_t *lel__msr_list(size_t *n)
+{
+    struct kvm_msr_list probe = {0};
+    ioctl(lel__kvm_fd(), KVM_GET_MSR_INDEX_LIST, &probe); /* E2BIG, fills nmsrs */
+    struct kvm_msr_list *l = calloc(1, sizeof(*l) + (probe.nmsrs + 1) * sizeof(uint32_t));
+    if (!l)
+        return NULL;
+    l->nmsrs = probe.nmsrs;
+    if (ioctl(lel__kvm_fd(), KVM_GET_MSR_INDEX_LIST, l) < 0) {
+        free(l);
+        return NULL;
+    }
+    uint32_t *out = malloc((l->nmsrs + 1) * sizeof(uint32_t));
+    if (out) {
+        memcpy(out, l->indices, l->nmsrs * sizeof(uint32_t));
+        out[l->nmsrs] = LEL_MSR_PVM_VIF; /* not in KVM's list, but it is state (PVM.md §4.2) */
+        *n = l->nmsrs + (backend == LEL_VMM_PVM);
+    }
+    free(l);
+    return out;
+}
+
+/* ---- creation ---- */
+
+static int set_memory(lel_vm_t *vm)
+{
+    uint64_t low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    struct kvm_userspace_memory_region r = {0, 0, 0, low, (uint64_t)(uintptr_t)vm->mem};
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+        return -errno;
+    if (vm->mem_bytes > low) {
+        r = (struct kvm_userspace_memory_region){1, 0, 1ULL << 32, vm->mem_bytes - low, (uint64_t)(uintptr_t)(vm->mem + low)};
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* VM, memory, irqchip and the vCPU, with CPUID set; no register state yet. */
+int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
+{
+    if (lel__kvm_fd() < 0) {
+        snprintf(err, errlen, "/dev/kvm is not usable: %s", strerror(kvm_errno));
+        return -ENODEV;
+    }
+    if (cfg->mem_bytes < (32ULL << 20) || cfg->mem_bytes % (2ULL << 20) || cfg->mem_bytes > ((uint64_t)LEL_MAX_PD << 30) - (1ULL << 30)) {
+        snprintf(err, errlen, "guest memory must be a multiple of 2 MiB between 32 MiB and %d GiB", LEL_MAX_PD - 1);
+        return -EINVAL;
+    }
+    lel_vm_t *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return -ENOMEM;
+    vm->vm_fd = vm->vcpu_fd = -1;
+    vm->mem = MAP_FAILED;
+    vm->mem_bytes = cfg->mem_bytes;
+    vm->tick_hz = cfg->tick_hz ? cfg->tick_hz : 100;
+    vm->backend = backend;
+    if (cfg->ops)
+        vm->ops = *cfg->ops;
+    vm->ctx = cfg->ctx;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    const char *step = "KVM_CREATE_VM";
+    int r;
+    if ((vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0)) < 0)
+        goto fail;
+    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000UL); /* VMX without unrestricted guest needs it; others ignore */
+    step = "KVM_CREATE_IRQCHIP";
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        goto fail;
+    step = "mmap guest memory";
+    vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->mem == MAP_FAILED)
+        goto fail;
+    step = "KVM_SET_USER_MEMORY_REGION";
+    if ((r = set_memory(vm)) < 0) {
+        errno = -r;
+        goto fail;
+    }
+    step = "KVM_CREATE_VCPU";
+    if ((vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0)) < 0)
+        goto fail;
+    vm->run_size = (size_t)ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+    step = "mmap kvm_run";
+    if (vm->run == MAP_FAILED) {
+        vm->run = NULL;
+        goto fail;
+    }
+    /* CPUID must be set before any LAPIC state (PVM.md §4.3) */
+    struct kvm_cpuid2 *cpuid = lel__supported_cpuid();
+    step = "KVM_SET_CPUID2";
+    if (!cpuid || ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
+        free(cpuid);
+        goto fail;
+    }
+    free(cpuid);
+    *out = vm;
+    return 0;
+fail:
+    r = errno ? -errno : -EIO;
+    snprintf(err, errlen, "%s: %s", step, strerror(-r));
+    lel_vm_destroy(vm);
+    return r;
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
+{
+    memset(s, 0, sizeof(*s));
+    s->selector = sel;
+    s->limit = 0xffffffff;
+    s->type = type;
+    s->present = 1;
+    s->s = 1;
+    s->g = 1;
+    s->l = code;
+    s->db = !code;
+}
+
+/* Identity map of all guest RAM with 2 MiB pages; U/S=1 at every level (required by PVM). */
+static void build_page_tables(lel_vm_t *vm)
+{
+    uint64_t *pml4 = (uint64_t *)(vm->mem + LEL_GPA_PML4), *pdpt = (uint64_t *)(vm->mem + LEL_GPA_PDPT);
+    uint64_t top = vm->mem_bytes > LEL_LOW_MEM_MAX ? (1ULL << 32) + vm->mem_bytes - LEL_LOW_MEM_MAX : vm->mem_bytes;
+    uint64_t ngb = (top + (1ULL << 30) - 1) >> 30;
+    pml4[0] = LEL_GPA_PDPT | 7;
+    for (uint64_t g = 0; g < ngb; g++) {
+        uint64_t *pd = (uint64_t *)(vm->mem + LEL_GPA_PD + g * 4096);
+        pdpt[g] = (LEL_GPA_PD + g * 4096) | 7;
+        for (int i = 0; i < 512; i++)
+            pd[i] = ((g << 30) + ((uint64_t)i << 21)) | 0x87;
+    }
+}
+
+static void build_gdt(lel_vm_t *vm)
+{
+    uint64_t *gdt = (uint64_t *)(vm->mem + LEL_GPA_GDT);
+    gdt[2] = 0x00af9b000000ffffULL; /* 0x10 kernel code, L=1 */
+    gdt[3] = 0x00cf93000000ffffULL; /* 0x18 kernel data */
+    gdt[4] = 0x00cffb000000ffffULL; /* 0x23 user code 32 */
+    gdt[5] = 0x00cff3000000ffffULL; /* 0x2b user data */
+    gdt[6] = 0x00affb000000ffffULL; /* 0x33 user code 64 */
+    uint64_t tss = LEL_GPA_TSS, limit = 103;
+    gdt[8] = (limit & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | (((tss >> 24) & 0xff) << 56);
+    gdt[9] = tss >> 32;
+    uint8_t *t = vm->mem + LEL_GPA_TSS;
+    *(uint64_t *)(t + 4) = LEL_GPA_STACK_TOP; /* rsp0 */
+    *(uint16_t *)(t + 102) = 104;             /* no I/O bitmap */
+}
+
+static int set_boot_state(lel_vm_t *vm, char *err, size_t errlen)
+{
+    struct kvm_sregs s;
+    const char *step = "KVM_GET_SREGS";
+    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) < 0)
+        goto fail;
+    seg(&s.cs, LEL_SEL_KCODE, 0xb, 1);
+    seg(&s.ds, LEL_SEL_KDATA, 0x3, 0);
+    s.es = s.fs = s.gs = s.ss = s.ds;
+    memset(&s.tr, 0, sizeof(s.tr));
+    s.tr.base = LEL_GPA_TSS;
+    s.tr.limit = 103;
+    s.tr.selector = LEL_SEL_TSS;
+    s.tr.type = 0xb;
+    s.tr.present = 1;
+    s.gdt.base = LEL_GPA_GDT;
+    s.gdt.limit = 10 * 8 - 1;
+    s.idt.base = LEL_GPA_IDT;
+    s.idt.limit = 0;
+    s.cr0 = 0x80050033;
+    s.cr3 = LEL_GPA_PML4;
+    s.cr4 = 0x6a0;
+    s.efer = 0xd01;
+    step = "KVM_SET_SREGS";
+    if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0)
+        goto fail;
+    struct kvm_regs regs = {.rip = LEL_GPA_KERNEL, .rsp = LEL_GPA_STACK_TOP, .rflags = 2};
+    step = "KVM_SET_REGS";
+    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+        goto fail;
+    if (vm->backend == LEL_VMM_PVM) {
+        /* kernel mode runs natively only with the VIF page registered; bit 10 = host write */
+        struct {
+            struct kvm_msrs h;
+            struct kvm_msr_entry e;
+        } m = {{.nmsrs = 1}, {.index = LEL_MSR_PVM_VIF, .data = LEL_GPA_VIF | 0x400}};
+        step = "KVM_SET_MSRS(VIF)";
+        if (ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m) != 1)
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: %s", step, strerror(errno ? errno : EIO));
+    return -EIO;
+}
+
+/* ---- the vCPU thread ---- */
+
+static void die(lel_vm_t *vm, const char *why)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_DEAD) {
+        vm->state = VM_DEAD;
+        snprintf(vm->why, sizeof(vm->why), "%s", why);
+    }
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    if (vm->ops.died)
+        vm->ops.died(vm->ctx, why);
+}
+
+static void flush_line(lel_vm_t *vm)
+{
+    int64_t now = lel_mono_ms();
+    if (now - vm->line_window_ms >= 1000) {
+        if (vm->lines_dropped && vm->ops.console_line) {
+            char msg[64];
+            int n = snprintf(msg, sizeof(msg), "[%u console lines dropped]", vm->lines_dropped);
+            vm->ops.console_line(vm->ctx, msg, (size_t)n);
+        }
+        vm->line_window_ms = now;
+        vm->lines_in_window = vm->lines_dropped = 0;
+    }
+    if (++vm->lines_in_window > CONSOLE_LINES_PER_S)
+        vm->lines_dropped++;
+    else if (vm->ops.console_line)
+        vm->ops.console_line(vm->ctx, vm->line, vm->linelen);
+    vm->linelen = 0;
+}
+
+static void console_byte(lel_vm_t *vm, uint8_t c)
+{
+    if (c == '\n') {
+        flush_line(vm);
+        return;
+    }
+    if (c == '\r')
+        return;
+    vm->line[vm->linelen++] = (c >= 0x20 && c < 0x7f) || c == '\t' ? (char)c : '?';
+    if (vm->linelen == sizeof(vm->line))
+        flush_line(vm);
+}
+
+static void doorbell(lel_vm_t *vm, uint32_t v)
+{
+    if (v == LEL_BELL_FATAL) {
+        const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+        char why[128];
+        snprintf(why, sizeof(why), "guest fatal exception %u at rip 0x%llx", ch->fatal_vector & 0xff,
+                 (unsigned long long)ch->fatal_rip);
+        die(vm, why);
+        return;
+    }
+    pthread_mutex_lock(&vm->lock);
+    if (v == LEL_BELL_READY)
+        vm->ready = 1;
+    else if (v == LEL_BELL_RESPONSE)
+        vm->responses++;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* Port I/O. Sizes and offsets come from the kernel, but are checked all the same. */
+static int handle_io(lel_vm_t *vm)
+{
+    struct kvm_run *run = vm->run;
+    uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+    if (run->io.size == 0 || run->io.size > 4 || run->io.data_offset >= vm->run_size ||
+        bytes > vm->run_size - run->io.data_offset)
+        return -EINVAL;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    uint16_t port = run->io.port;
+    if (run->io.direction == KVM_EXIT_IO_OUT) {
+        if (port == LEL_PORT_CONSOLE)
+            for (uint64_t i = 0; i < bytes; i += run->io.size)
+                console_byte(vm, data[i]);
+        else if (port == LEL_PORT_DOORBELL && run->io.size == 4)
+            doorbell(vm, *(uint32_t *)data);
+        /* LEL_PORT_PVM_IRQ and everything else: the exit itself was the point, or ignored */
+        return 0;
+    }
+    /* reads: the UART says "transmitter empty", anything else reads as all ones */
+    uint8_t v = port == LEL_PORT_CONSOLE + 5 ? 0x60 : port >= LEL_PORT_CONSOLE && port < LEL_PORT_CONSOLE + 8 ? 0 : 0xff;
+    memset(data, v, bytes);
+    return 0;
+}
+
+static void *vcpu_main(void *arg)
+{
+    lel_vm_t *vm = arg;
+    for (;;) {
+        pthread_mutex_lock(&vm->lock);
+        if (vm->stop_req && vm->state == VM_RUNNING) {
+            /* one more run with immediate_exit completes a pending I/O instruction, so the
+             * saved RIP is past it and its data is in the registers (PVM.md §4.3) */
+            vm->run->immediate_exit = 1;
+            pthread_mutex_unlock(&vm->lock);
+            ioctl(vm->vcpu_fd, KVM_RUN, 0);
+            pthread_mutex_lock(&vm->lock);
+            vm->state = VM_STOPPED;
+            pthread_cond_broadcast(&vm->cond);
+        }
+        while ((vm->stop_req || vm->state == VM_DEAD) && !vm->exit_req)
+            pthread_cond_wait(&vm->cond, &vm->lock);
+        if (vm->exit_req) {
+            pthread_mutex_unlock(&vm->lock);
+            return NULL;
+        }
+        vm->state = VM_RUNNING;
+        vm->run->immediate_exit = 0;
+        pthread_mutex_unlock(&vm->lock);
+
+        if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            char why[96];
+            snprintf(why, sizeof(why), "KVM_RUN failed: %s", strerror(errno));
+            die(vm, why);
+            continue;
+        }
+        char why[96];
+        switch (vm->run->exit_reason) {
+        case KVM_EXIT_IO:
+            if (handle_io(vm) < 0)
+                die(vm, "malformed I/O exit");
+            break;
+        case KVM_EXIT_MMIO:
+            if (!vm->run->mmio.is_write)
+                memset(vm->run->mmio.data, 0xff, sizeof(vm->run->mmio.data));
+            break;
+        case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_SHUTDOWN:
+            die(vm, "guest triple fault (shutdown)");
+            break;
+        case KVM_EXIT_HLT:
+            die(vm, "guest halted with interrupts off");
+            break;
+        case KVM_EXIT_INTERNAL_ERROR:
+            snprintf(why, sizeof(why), "KVM internal error, suberror %u", vm->run->internal.suberror);
+            die(vm, why);
+            break;
+        case KVM_EXIT_FAIL_ENTRY:
+            snprintf(why, sizeof(why), "VM entry failed, reason 0x%llx",
+                     (unsigned long long)vm->run->fail_entry.hardware_entry_failure_reason);
+            die(vm, why);
+            break;
+        default:
+            snprintf(why, sizeof(why), "unexpected exit %u", vm->run->exit_reason);
+            die(vm, why);
+        }
+    }
+}
+
+int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&vm->thread, NULL, vcpu_main, vm);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot start the vCPU thread: %s", strerror(r));
+        return -r;
+    }
+    vm->thread_started = 1;
+    return 0;
+}
+
+int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
+{
+    lel_vm_t *vm;
+    int r = lel__vm_new(cfg, &vm, err, errlen);
+    if (r < 0)
+        return r;
+    if (lel_guest_image_size > LEL_KERNEL_MAX) {
+        snprintf(err, errlen, "guest kernel too large");
+        lel_vm_destroy(vm);
+        return -E2BIG;
+    }
+    memcpy(vm->mem + LEL_GPA_KERNEL, lel_guest_image, lel_guest_image_size);
+    build_page_tables(vm);
+    build_gdt(vm);
+    struct lel_boot_info *bi = (struct lel_boot_info *)(vm->mem + LEL_GPA_BOOT);
+    bi->magic = LEL_BOOT_MAGIC;
+    bi->flags = vm->backend == LEL_VMM_PVM ? LEL_BOOT_PVM : 0;
+    bi->tick_hz = vm->tick_hz;
+    bi->mem_bytes = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    if ((r = set_boot_state(vm, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0) {
+        lel_vm_destroy(vm);
+        return r;
+    }
+    *out = vm;
+    return 0;
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms)
+{
+    struct timespec ts;
+    int r = 0;
+    deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(&vm->lock);
+    while (!vm->ready && vm->state != VM_DEAD && r == 0)
+        r = pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+    int ret = vm->ready ? 0 : vm->state == VM_DEAD ? -EPIPE : -ETIMEDOUT;
+    pthread_mutex_unlock(&vm->lock);
+    return ret;
+}
+
+int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms)
+{
+    struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    struct timespec ts;
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_RUNNING || vm->stop_req) {
+        pthread_mutex_unlock(&vm->lock);
+        return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
+    }
+    ch->op = op;
+    for (int i = 0; i < 4; i++)
+        ch->arg[i] = arg ? arg[i] : 0;
+    uint32_t seq = ++vm->seq;
+    __atomic_store_n(&ch->req_seq, seq, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&vm->lock);
+    struct kvm_msi msi = {.address_lo = 0xfee00000, .data = LEL_VEC_CHANNEL};
+    ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+    deadline_in(&ts, timeout_ms);
+    int r = 0;
+    pthread_mutex_lock(&vm->lock);
+    while (__atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) != seq && vm->state != VM_DEAD && r == 0)
+        r = pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+    int done = __atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) == seq;
+    int dead = vm->state == VM_DEAD;
+    pthread_mutex_unlock(&vm->lock);
+    if (!done)
+        return dead ? -EPIPE : -ETIMEDOUT;
+    for (int i = 0; ret && i < 4; i++)
+        ret[i] = ch->ret[i];
+    return (int)ch->status;
+}
+
+int lel_vm_stop(lel_vm_t *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->stop_req = 1;
+    vm->run->immediate_exit = 1;
+    while (vm->state == VM_RUNNING) {
+        pthread_kill(vm->thread, SIGUSR1); /* interrupts a vCPU running natively */
+        struct timespec ts;
+        deadline_in(&ts, 5);
+        pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+    }
+    int dead = vm->state == VM_DEAD;
+    pthread_mutex_unlock(&vm->lock);
+    return dead ? -EPIPE : 0;
+}
+
+int lel_vm_cont(lel_vm_t *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int dead = vm->state == VM_DEAD;
+    vm->stop_req = 0;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return dead ? -EPIPE : 0;
+}
+
+void lel_vm_destroy(lel_vm_t *vm)
+{
+    if (!vm)
+        return;
+    if (vm->thread_started) {
+        pthread_mutex_lock(&vm->lock);
+        vm->exit_req = vm->stop_req = 1;
+        if (vm->run)
+            vm->run->immediate_exit = 1;
+        pthread_cond_broadcast(&vm->cond);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_kill(vm->thread, SIGUSR1);
+        /* keep kicking until it notices: a natively running vCPU only leaves on a signal */
+        struct timespec ts = {0, 2000000};
+        while (pthread_tryjoin_np(vm->thread, NULL) == EBUSY) {
+            pthread_kill(vm->thread, SIGUSR1);
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (vm->run)
+        munmap(vm->run, vm->run_size);
+    if (vm->vcpu_fd >= 0)
+        close(vm->vcpu_fd);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->mem != MAP_FAILED)
+        munmap(vm->mem, vm->mem_bytes);
+    pthread_cond_destroy(&vm->cond);
+    pthread_mutex_destroy(&vm->lock);
+    free(vm);
+}
+
+uint64_t lel_vm_resident(lel_vm_t *vm)
+{
+    size_t pages = vm->mem_bytes / 4096, n = 0;
+    unsigned char *v = malloc(pages);
+    if (!v || mincore(vm->mem, vm->mem_bytes, v) < 0) {
+        free(v);
+        return 0;
+    }
+    for (size_t i = 0; i < pages; i++)
+        n += v[i] & 1;
+    free(v);
+    return (uint64_t)n * 4096;
+}
+
+uint64_t lel_vm_cpu_ns(lel_vm_t *vm)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (!vm->thread_started || pthread_getcpuclockid(vm->thread, &cid) != 0 || clock_gettime(cid, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,66 @@
+/* The hypervisor: one microVM per sandbox on the /dev/kvm ioctl interface, running our guest
+ * kernel (src/guest). Works on hardware KVM and on the PVM /dev/kvm of the development
+ * machines (PVM.md), detected at probe time.
+ *
+ * Threads: each VM has one vCPU thread running KVM_RUN; lel_vm_* calls come from the owning
+ * sandbox actor (one at a time). Callbacks (console lines, exit) run on the vCPU thread and
+ * must only hand data off. Everything read from guest memory or an exit is bounds-checked. */
+#ifndef LEL_VMM_H
+#define LEL_VMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum lel_vmm_backend { LEL_VMM_NONE = 0, LEL_VMM_KVM, LEL_VMM_PVM };
+
+/** Opens /dev/kvm once and finds the backend. Returns the backend, or LEL_VMM_NONE with `why` filled. */
+enum lel_vmm_backend lel_vmm_probe(char *why, size_t whylen);
+const char *lel_vmm_backend_name(enum lel_vmm_backend b);
+
+typedef struct lel_vm lel_vm_t;
+
+struct lel_vm_ops {
+    /** A complete console line (without the newline), on the vCPU thread. */
+    void (*console_line)(void *ctx, const char *line, size_t len);
+    /** The VM stopped on its own (triple fault, guest fatal, internal error); on the vCPU thread. */
+    void (*died)(void *ctx, const char *why);
+};
+
+struct lel_vm_config {
+    uint64_t mem_bytes; /* multiple of 2 MiB, >= 32 MiB */
+    uint32_t tick_hz;   /* guest timer frequency; default 100 */
+    const struct lel_vm_ops *ops;
+    void *ctx;
+};
+
+/** Creates the VM, loads the embedded guest kernel and starts the vCPU. Returns 0 or -errno. */
+int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
+/** Waits until the guest reported ready. Returns 0, -ETIMEDOUT or -EPIPE (the VM died). */
+int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms);
+/** One host-channel request (LEL_OP_*). Returns the guest's status (0 ok) or -errno. */
+int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms);
+/** Stops the vCPU at a clean point (pending I/O completed). Idempotent. */
+int lel_vm_stop(lel_vm_t *vm);
+/** Lets a stopped vCPU run again. */
+int lel_vm_cont(lel_vm_t *vm);
+/** Destroys the VM and returns its memory. */
+void lel_vm_destroy(lel_vm_t *vm);
+
+/** Resident guest memory in bytes (pages actually backed). */
+uint64_t lel_vm_resident(lel_vm_t *vm);
+/** vCPU time consumed so far, in nanoseconds. */
+uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
+
+struct lel_snap_info {
+    uint64_t mem_bytes;    /* guest memory size */
+    uint64_t stored_bytes; /* image file size */
+    uint64_t zero_chunks, chunks;
+};
+
+/** Writes a snapshot image of a stopped VM to `path` (temp file, fsync, rename). Returns 0 or -errno. */
+int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
+/** Builds a new VM from an image and starts it where it was. Corrupt or truncated images fail
+ * with -EBADMSG and are never loaded. */
+int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
+
+#endif

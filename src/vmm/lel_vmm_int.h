@@ -1,0 +1,54 @@
+/* Internals shared by the VMM's files (lel_vmm.c: VM and vCPU; lel_snapshot.c: images). */
+#ifndef LEL_VMM_INT_H
+#define LEL_VMM_INT_H
+
+#include "../guest/lel_guest_abi.h"
+#include "lel_vmm.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+
+#define LEL_LOW_MEM_MAX (3ULL << 30) /* guest RAM below the 32-bit MMIO hole; the rest goes above 4 GiB */
+#define LEL_MSR_PVM_VIF 0x4b564d10
+#define LEL_MSR_PVM_SIG 0x4b564d11
+#define LEL_PVM_SIGNATURE 0x4d5650ULL
+
+enum vm_state { VM_RUNNING = 0, VM_STOPPED, VM_DEAD };
+
+struct lel_vm {
+    int vm_fd, vcpu_fd;
+    struct kvm_run *run;
+    size_t run_size;
+    uint8_t *mem;
+    uint64_t mem_bytes;
+    enum lel_vmm_backend backend;
+    uint32_t tick_hz;
+    struct lel_vm_ops ops;
+    void *ctx;
+
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop_req, exit_req;
+    enum vm_state state;
+    int ready;
+    uint64_t responses;
+    uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
+    char why[160];
+
+    char line[1024]; /* console line being assembled (vCPU thread only) */
+    size_t linelen;
+    int64_t line_window_ms;
+    unsigned lines_in_window, lines_dropped;
+};
+
+/* lel_vmm.c */
+int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
+int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen);
+int lel__kvm_fd(void);
+struct kvm_cpuid2 *lel__supported_cpuid(void);
+/** The MSRs worth saving: KVM's index list plus the PVM VIF MSR. Caller frees. */
+uint32_t *lel__msr_list(size_t *n);
+
+#endif

@@ -1,0 +1,234 @@
+/* The hypervisor on the real /dev/kvm: boot, host channel, memory that survives pause and
+ * snapshot/restore, forks from one image, corrupt images refused, and misbehaving guests that
+ * hurt only themselves. Skipped (exit 77) with the reason when /dev/kvm is unusable. */
+#include "../../src/guest/lel_guest_abi.h"
+#include "../../src/vmm/lel_vmm.h"
+#include "../lel_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1ULL << 20)
+
+struct sink {
+    pthread_mutex_t lock;
+    int lines, ready_line;
+    char died[160];
+};
+
+static void on_line(void *ctx, const char *line, size_t len)
+{
+    struct sink *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->lines++;
+    if (len >= 21 && !memcmp(line, "lelantos guest: ready", 21))
+        s->ready_line = 1;
+    if (getenv("LEL_VM_VERBOSE"))
+        fprintf(stderr, "console: %.*s\n", (int)len, line);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_died(void *ctx, const char *why)
+{
+    struct sink *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->died, sizeof(s->died), "%s", why);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static const struct lel_vm_ops ops = {on_line, on_died};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static long rss_kib(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static uint64_t call1(lel_vm_t *vm, uint32_t op, uint64_t a0, uint64_t a1, int *status)
+{
+    uint64_t arg[4] = {a0, a1, 0, 0}, ret[4] = {0};
+    *status = lel_vm_call(vm, op, arg, ret, 10000);
+    return ret[0];
+}
+
+static lel_vm_t *boot(struct sink *s, uint64_t mem)
+{
+    char err[256];
+    struct lel_vm_config cfg = {mem, 100, &ops, s};
+    lel_vm_t *vm = NULL;
+    double t0 = now_ms();
+    int r = lel_vm_boot(&cfg, &vm, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "boot: %s\n", err);
+        return NULL;
+    }
+    r = lel_vm_wait_ready(vm, 10000);
+    printf("boot to ready: %.1f ms (%d)\n", now_ms() - t0, r);
+    if (r < 0) {
+        fprintf(stderr, "not ready: %d %s\n", r, s->died);
+        lel_vm_destroy(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+static void misbehaving(void)
+{
+    static const char *names[] = {"", "spin", "triple fault", "console spam", "doorbell spam", "wild write"};
+    for (uint64_t how = LEL_BAD_SPIN; how <= LEL_BAD_WILD_WRITE; how++) {
+        struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+        lel_vm_t *vm = boot(&s, 64 * MIB);
+        CHECK(vm != NULL);
+        if (!vm)
+            continue;
+        int st;
+        uint64_t arg[4] = {how, 0, 0, 0};
+        int r = lel_vm_call(vm, LEL_OP_MISBEHAVE, arg, NULL, 1500);
+        printf("misbehave %s: call -> %d, died: '%s', console lines %d\n", names[how], r, s.died, s.lines);
+        CHECK(r == -ETIMEDOUT || r == -EPIPE || r == LEL_ST_EINVAL);
+        if (how == LEL_BAD_TRIPLE_FAULT)
+            CHECK(r == -EPIPE && *s.died);
+        if (how == LEL_BAD_CONSOLE_SPAM)
+            CHECK(s.lines <= 2 * 200 + 10); /* rate-limited */
+        if (how == LEL_BAD_WILD_WRITE && r == LEL_ST_EINVAL) { /* the guest survived its own write: still answers */
+            CHECK(call1(vm, LEL_OP_PING, 1, 0, &st) == 2);
+        }
+        double t0 = now_ms();
+        lel_vm_destroy(vm); /* must work whatever the guest is doing */
+        printf("  destroyed in %.1f ms\n", now_ms() - t0);
+    }
+}
+
+int main(void)
+{
+    char why[256], err[256], dir[] = "/tmp/lel-vmm-XXXXXX", img[300], img2[300];
+    enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
+    if (b == LEL_VMM_NONE) {
+        printf("SKIP: %s\n", why);
+        return 77;
+    }
+    printf("backend: %s\n", lel_vmm_backend_name(b));
+    mkdtemp(dir);
+    snprintf(img, sizeof(img), "%s/pause.img", dir);
+    snprintf(img2, sizeof(img2), "%s/snap.img", dir);
+
+    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+    lel_vm_t *vm = boot(&s, 256 * MIB);
+    CHECK(vm != NULL);
+    if (!vm)
+        return lel_test_finish();
+    CHECK(s.ready_line);
+    int st;
+    CHECK_INT(call1(vm, LEL_OP_PING, 41, 0, &st), 42);
+    CHECK_INT(st, 0);
+    double t0 = now_ms();
+    uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
+    printf("touch 64 MiB: %.1f ms\n", now_ms() - t0);
+    CHECK_INT(st, 0);
+    CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+    call1(vm, LEL_OP_TOUCH, 4000, 1, &st);
+    CHECK_INT(st, LEL_ST_EINVAL); /* beyond its memory: refused by the guest */
+    usleep(200000);
+    uint64_t ticks = call1(vm, LEL_OP_TICKS, 0, 0, &st);
+    printf("ticks after ~0.2 s: %llu\n", (unsigned long long)ticks);
+    CHECK(ticks >= 5);
+    CHECK(lel_vm_resident(vm) >= 64 * MIB);
+
+    /* pause: stop, image, release memory */
+    long rss_before = rss_kib();
+    t0 = now_ms();
+    CHECK(lel_vm_stop(vm) == 0);
+    struct lel_snap_info info;
+    int r = lel_vm_save(vm, img, &info, err, sizeof(err));
+    if (r < 0)
+        fprintf(stderr, "save: %s\n", err);
+    CHECK(r == 0);
+    lel_vm_destroy(vm);
+    printf("pause (stop+save+destroy): %.1f ms, image %llu bytes for 64 MiB touched, %llu/%llu zero chunks\n",
+           now_ms() - t0, (unsigned long long)info.stored_bytes, (unsigned long long)info.zero_chunks,
+           (unsigned long long)info.chunks);
+    CHECK(info.stored_bytes < 64 * MIB);
+    long rss_after = rss_kib();
+    printf("process RSS %ld KiB -> %ld KiB\n", rss_before, rss_after);
+    CHECK(rss_before - rss_after > 48 * 1024);
+
+    /* resume: the guest continues with its memory and timer */
+    t0 = now_ms();
+    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s};
+    r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
+    printf("resume (restore): %.1f ms\n", now_ms() - t0);
+    if (r < 0)
+        fprintf(stderr, "restore: %s\n", err);
+    CHECK(r == 0);
+    if (r < 0)
+        return lel_test_finish();
+    CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+    uint64_t t1 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
+    usleep(200000);
+    uint64_t t2 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
+    printf("ticks after restore: %llu -> %llu\n", (unsigned long long)t1, (unsigned long long)t2);
+    CHECK(t1 >= ticks && t2 >= t1 + 5);
+
+    /* snapshot while running, change memory, restore: old checksum back */
+    CHECK(lel_vm_stop(vm) == 0);
+    CHECK(lel_vm_save(vm, img2, &info, err, sizeof(err)) == 0);
+    CHECK(lel_vm_cont(vm) == 0);
+    uint64_t c2 = call1(vm, LEL_OP_TOUCH, 64, 0x1234, &st);
+    CHECK(c2 != c1);
+    lel_vm_destroy(vm);
+    CHECK(lel_vm_restore(img2, &cfg, &vm, err, sizeof(err)) == 0);
+    CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+    /* fork: a second VM from the same image, changed independently */
+    lel_vm_t *fork = NULL;
+    CHECK(lel_vm_restore(img2, &cfg, &fork, err, sizeof(err)) == 0);
+    if (fork) {
+        CHECK_INT(call1(fork, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+        CHECK(call1(fork, LEL_OP_TOUCH, 64, 99, &st) != c1);
+        CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+        lel_vm_destroy(fork);
+    }
+    lel_vm_destroy(vm);
+
+    /* a corrupt image is refused; so is a truncated one */
+    int fd = open(img2, O_RDWR);
+    struct stat stt;
+    fstat(fd, &stt);
+    unsigned char byte;
+    off_t at = stt.st_size - 1000;
+    if (pread(fd, &byte, 1, at) == 1) {
+        byte ^= 0x5a;
+        CHECK(pwrite(fd, &byte, 1, at) == 1);
+    }
+    close(fd);
+    r = lel_vm_restore(img2, &cfg, &vm, err, sizeof(err));
+    printf("corrupt image: %d (%s)\n", r, err);
+    CHECK_INT(r, -EBADMSG);
+    CHECK(truncate(img, 100000) == 0);
+    r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
+    CHECK_INT(r, -EBADMSG);
+
+    misbehaving();
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return lel_test_finish();
+}
