@@ -37,6 +37,9 @@ typedef struct lel_config {
     int team_max_sandboxes;    /**< per-team running sandboxes; default 20 */
     int team_max_timeout_s;    /**< per-team cap on a sandbox timeout; default 86400 */
     int shutdown_grace_ms;     /**< how long shutdown waits for in-flight requests; default 10000 */
+    char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
+    int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
+    int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
 } lel_config_t;
 
 /** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */

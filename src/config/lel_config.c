@@ -40,6 +40,9 @@ static const struct key keys[] = {
     {"teams.max_sandboxes", K_INT, OFF(team_max_sandboxes), 1, 1000000},
     {"teams.max_timeout_s", K_INT, OFF(team_max_timeout_s), 1, 31536000},
     {"shutdown_grace_ms", K_INT, OFF(shutdown_grace_ms), 0, 600000},
+    {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
+    {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
+    {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -114,9 +117,11 @@ int lel_config_init(lel_config_t *cfg)
     cfg->team_max_sandboxes = 20;
     cfg->team_max_timeout_s = 86400;
     cfg->shutdown_grace_ms = 10000;
+    cfg->boot_timeout_ms = 10000;
+    cfg->metrics_interval_s = 5;
     if (add_listen(cfg, "127.0.0.1:3000") < 0 || lel_config_set_string(&cfg->tls_cert, "") < 0 ||
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
-        lel_config_set_string(&cfg->admin_token, "") < 0) {
+        lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0) {
         lel_config_free(cfg);
         return -ENOMEM;
     }
@@ -130,6 +135,7 @@ void lel_config_free(lel_config_t *cfg)
     free(cfg->tls_key);
     free(cfg->data_dir);
     free(cfg->admin_token);
+    free(cfg->vmm_backend);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -148,6 +154,10 @@ static int set_scalar(lel_config_t *cfg, const struct key *k, const char *v, cha
     double d;
     switch (k->type) {
     case K_STRING:
+        if (k->offset == OFF(vmm_backend) && strcmp(v, "auto") && strcmp(v, "none")) {
+            snprintf(err, errlen, "config key '%s': '%s' is not 'auto' or 'none'", k->path, v);
+            return -EINVAL;
+        }
         return lel_config_set_string((char **)(base + k->offset), v);
     case K_LISTEN:
         free_listen(cfg);

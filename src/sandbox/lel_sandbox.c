@@ -1,16 +1,29 @@
-/* The sandbox actor: one per sandbox, owner of its record and lifecycle state machine
- * (running <-> paused, -> killed, then reaped after the retention period).
+/* The sandbox actor: one per sandbox, owner of its record, its microVM and its lifecycle state
+ * machine (running <-> paused, -> killed, then reaped after the retention period).
  *
  * Every transition writes the record and a log event in one batch before the client hears of
  * it. Timeouts arrive as timer messages carrying a generation number; a message whose
- * generation is stale (the deadline moved since) is ignored. The microVM behind the sandbox
- * comes with the hypervisor (issue 3); snapshot/restore/commands/files answer 501 until then. */
+ * generation is stale (the deadline moved since) is ignored. Pausing writes the VM to an image
+ * and releases its memory; resuming rebuilds it from that image. The VM's vCPU thread only
+ * sends the actor messages (console lines, death); it never touches the sandbox's state.
+ * With `vmm.backend: none` there is no VM: the state machine runs alone (API-only mode). */
 #include "../server/lel_server_int.h"
+#include "../vmm/lel_vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SAMPLES 720 /* metrics kept per sandbox (an hour at the default 5 s) */
+
+struct sample {
+    int64_t ts;
+    double cpu_pct;
+    uint64_t mem_used, mem_total;
+};
 
 enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
 static const char *const state_names[] = {"running", "paused", "killed"};
@@ -30,6 +43,13 @@ struct lel_sandbox {
     uint32_t event_seq;
     int holds_slot;        /* counts against team->max_sandboxes */
     int holds_template;    /* counts as a user of its template */
+    lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
+    char *fork_image;      /* create only: the snapshot image a fork starts from */
+    int64_t sample_gen;    /* metrics timer generation */
+    uint64_t cpu_prev_ns;
+    int64_t cpu_prev_ms;
+    struct sample *samples; /* ring of SAMPLES */
+    size_t nsamples, sample_next;
 };
 
 /* Private record fields, stripped from the public view. */
@@ -40,6 +60,9 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 static void sandbox_free(void *p)
 {
     struct lel_sandbox *s = p;
+    lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
+    free(s->fork_image);
+    free(s->samples);
     if (s->tpl)
         lel_actor_unref(s->tpl);
     json_decref(s->rec);
@@ -125,6 +148,135 @@ static void arm_timer(struct lel_sandbox *s, int type, int64_t at_wall_ms)
         lel_msg_free(m);
 }
 
+/* ---- the microVM ---- */
+
+static void send_text(struct lel_sandbox *s, int type, const char *text, size_t len)
+{
+    char *copy = strndup(text, len);
+    lel_msg_t *m = copy ? lel_msg_new(type, 0, copy) : NULL;
+    if (!m || lel_actor_send(s->actor, m) < 0) {
+        free(copy);
+        lel_msg_free(m);
+    }
+}
+
+/* vCPU thread: hand off, nothing else */
+static void on_console(void *ctx, const char *line, size_t len)
+{
+    send_text(ctx, LEL_MSG_CONSOLE, line, len);
+}
+
+static void on_died(void *ctx, const char *why)
+{
+    send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
+}
+
+static const struct lel_vm_ops vm_ops = {on_console, on_died};
+
+void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/snapshots/%s.img", srv->cfg.data_dir, name);
+}
+
+static void pause_image(struct lel_sandbox *s, char *buf, size_t n)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.paused", s->id);
+    lel__image_path(s->srv, name, buf, n);
+}
+
+static void vm_release(struct lel_sandbox *s)
+{
+    if (s->vm) {
+        lel_vm_destroy(s->vm);
+        s->vm = NULL;
+        lel_actor_unref(s->actor); /* the reference the VM's callbacks needed */
+    }
+}
+
+/* Boots a fresh VM (image NULL) or restores one; the VM holds a reference to the actor so its
+ * callbacks never reach a freed actor. */
+static int vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen)
+{
+    struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s};
+    lel_vm_t *vm = NULL;
+    lel_actor_ref(s->actor);
+    int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
+    if (r == 0 && !image && (r = lel_vm_wait_ready(vm, s->srv->cfg.boot_timeout_ms)) < 0)
+        snprintf(err, errlen, "the guest did not become ready within %d ms (%s)", s->srv->cfg.boot_timeout_ms,
+                 r == -EPIPE ? "it died" : "timeout");
+    if (r < 0) {
+        lel_vm_destroy(vm);
+        lel_actor_unref(s->actor);
+        return r;
+    }
+    s->vm = vm;
+    s->cpu_prev_ns = lel_vm_cpu_ns(vm);
+    s->cpu_prev_ms = lel_mono_ms();
+    return 0;
+}
+
+/* Stops the VM and writes it to `path`; the VM stays stopped. */
+static int vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+{
+    if (lel_vm_stop(s->vm) < 0) {
+        snprintf(err, errlen, "the VM died");
+        return -EPIPE;
+    }
+    return lel_vm_save(s->vm, path, info, err, errlen);
+}
+
+static void sample(struct lel_sandbox *s)
+{
+    if (!s->vm)
+        return;
+    if (!s->samples && !(s->samples = calloc(SAMPLES, sizeof(struct sample))))
+        return;
+    uint64_t ns = lel_vm_cpu_ns(s->vm);
+    int64_t ms = lel_mono_ms();
+    struct sample *x = &s->samples[s->sample_next];
+    x->ts = lel_now_ms() / 1000;
+    x->cpu_pct = ms > s->cpu_prev_ms ? (double)(ns - s->cpu_prev_ns) / 1e4 / (double)(ms - s->cpu_prev_ms) : 0;
+    x->mem_used = lel_vm_resident(s->vm);
+    x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
+    s->cpu_prev_ns = ns;
+    s->cpu_prev_ms = ms;
+    s->sample_next = (s->sample_next + 1) % SAMPLES;
+    if (s->nsamples < SAMPLES)
+        s->nsamples++;
+}
+
+static void arm_sampler(struct lel_sandbox *s)
+{
+    lel_msg_t *m = lel_msg_new(LEL_MSG_SAMPLE, ++s->sample_gen, NULL);
+    if (m && lel_timers_at(s->srv->timers, lel_mono_ms() + (int64_t)s->srv->cfg.metrics_interval_s * 1000, s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+static void get_metrics(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *qs = lel_call_query(c, "start"), *qe = lel_call_query(c, "end"), *e1 = NULL, *e2 = NULL;
+    long long start = qs ? strtoll(qs, &e1, 10) : 0, end = qe ? strtoll(qe, &e2, 10) : (long long)1 << 62;
+    int bad = (qs && (!*qs || *e1)) || (qe && (!*qe || *e2));
+    free(qs);
+    free(qe);
+    if (bad) {
+        lel_call_error(c, 400, "invalid query: 'start' and 'end' must be unix seconds");
+        return;
+    }
+    json_t *out = json_array();
+    int cpus = (int)json_integer_value(json_object_get(s->rec, "cpuCount"));
+    for (size_t i = 0; i < s->nsamples; i++) {
+        const struct sample *x = &s->samples[(s->sample_next + SAMPLES - s->nsamples + i) % SAMPLES];
+        if (x->ts < start || x->ts > end)
+            continue;
+        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:i, s:i}", "timestampUnix", (json_int_t)x->ts,
+                                             "cpuCount", cpus, "cpuUsedPct", x->cpu_pct, "memUsed", (json_int_t)x->mem_used,
+                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", 0, "diskTotal", 0));
+    }
+    lel_call_reply(c, 200, out);
+}
+
 /* New record with state and endAt changed. */
 static json_t *with_state(struct lel_sandbox *s, enum state st, int64_t end_at)
 {
@@ -140,8 +292,12 @@ static int do_kill(struct lel_sandbox *s, const char *why)
     int64_t now = lel_now_ms();
     json_t *rec = with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
     json_object_set_new(rec, "killedAtMs", json_integer(now));
-    if (commit(s, rec, "info", why, NULL) < 0)
+    if (commit(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL) < 0)
         return -EIO;
+    char img[4200];
+    vm_release(s);
+    pause_image(s, img, sizeof(img));
+    unlink(img);
     s->state = S_KILLED;
     slot_release(s);
     if (s->holds_template) {
@@ -152,11 +308,27 @@ static int do_kill(struct lel_sandbox *s, const char *why)
     return 0;
 }
 
-static int do_pause(struct lel_sandbox *s, const char *why)
+/* Pause: image first, then the record, then the VM goes (its memory with it). If the image or
+ * the record cannot be written the VM runs on and the error is reported. */
+static int do_pause(struct lel_sandbox *s, const char *why, char *err, size_t errlen)
 {
-    json_t *rec = with_state(s, S_PAUSED, s->end_at_ms);
-    if (commit(s, rec, "info", why, NULL) < 0)
+    char img[4200];
+    struct lel_snap_info info = {0};
+    pause_image(s, img, sizeof(img));
+    if (s->vm && vm_save(s, img, &info, err, errlen) < 0) {
+        lel_vm_cont(s->vm);
         return -EIO;
+    }
+    json_t *rec = with_state(s, S_PAUSED, s->end_at_ms);
+    if (commit(s, rec, "info", why, s->vm ? json_pack("{s:I}", "imageBytes", (json_int_t)info.stored_bytes) : NULL) < 0) {
+        snprintf(err, errlen, "storage error; nothing was changed");
+        if (s->vm) {
+            unlink(img);
+            lel_vm_cont(s->vm);
+        }
+        return -EIO;
+    }
+    vm_release(s);
     s->state = S_PAUSED;
     s->timer_gen++; /* a paused sandbox does not time out */
     slot_release(s);
@@ -199,13 +371,25 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", s->team->max_sandboxes);
         return;
     }
+    char img[4200], err[256];
+    pause_image(s, img, sizeof(img));
+    if (s->srv->use_vm && vm_start(s, img, err, sizeof(err)) < 0) {
+        atomic_fetch_sub(&s->team->running, 1);
+        lel_call_error(c, 500, "cannot resume the VM: %s", err);
+        return;
+    }
     int64_t end = lel_now_ms() + t * 1000;
     json_t *rec = with_state(s, S_RUNNING, end);
     lel__set_time(rec, "startedAt", lel_now_ms());
     if (commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
+        vm_release(s);
         lel__store_failed(c);
         return;
+    }
+    if (s->vm) {
+        unlink(img);
+        arm_sampler(s);
     }
     s->holds_slot = 1;
     s->state = S_RUNNING;

@@ -28,10 +28,11 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
     *dst = *src;
     dst->listen = NULL;
     dst->nlisten = 0;
-    dst->tls_cert = dst->tls_key = dst->data_dir = dst->admin_token = NULL;
+    dst->tls_cert = dst->tls_key = dst->data_dir = dst->admin_token = dst->vmm_backend = NULL;
     if (lel_config_set_string(&dst->tls_cert, src->tls_cert) < 0 || lel_config_set_string(&dst->tls_key, src->tls_key) < 0 ||
         lel_config_set_string(&dst->data_dir, src->data_dir) < 0 ||
-        lel_config_set_string(&dst->admin_token, src->admin_token) < 0)
+        lel_config_set_string(&dst->admin_token, src->admin_token) < 0 ||
+        lel_config_set_string(&dst->vmm_backend, src->vmm_backend) < 0)
         return -ENOMEM;
     if (!(dst->listen = calloc(src->nlisten, sizeof(char *))))
         return -ENOMEM;
