@@ -301,7 +301,13 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_MEMBERS_LIST: list(srv, t, c, LEL_CF_MEMBERS, collect_member); break;
     case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL); break;
     case R_SNAP_LIST: list(srv, t, c, LEL_CF_SNAPSHOTS, collect_snapshot); break;
-    case R_SNAP_DELETE: delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL); break;
+    case R_SNAP_DELETE:
+        if (delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL) == 0) {
+            char img[4200];
+            lel__image_path(srv, c->id, img, sizeof(img));
+            unlink(img); /* after the record: a crash in between leaves a file, never a dangling record */
+        }
+        break;
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;
     case R_TPL_CREATE: lel_template_create(srv, c); break;
     case R_TPL_LIST: lel_template_list(srv, c); break;

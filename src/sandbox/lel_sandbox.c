@@ -53,7 +53,7 @@ struct lel_sandbox {
 };
 
 /* Private record fields, stripped from the public view. */
-static const char *const private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", NULL};
+static const char *const private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", "snapshotID", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -440,6 +440,104 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
         json_decref(acc[i]);
 }
 
+/* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
+static void take_snapshot(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *name = "";
+    char id[LEL_ID_LEN + 1], img[4200], err[256], path[64];
+    struct lel_snap_info info;
+    if (lel__str_field(c, "name", 256, &name) < 0)
+        return;
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM memory to snapshot");
+        return;
+    }
+    lel_random_id(id);
+    lel__image_path(s->srv, id, img, sizeof(img));
+    int r = vm_save(s, img, &info, err, sizeof(err));
+    lel_vm_cont(s->vm);
+    if (r < 0) {
+        lel_call_error(c, 500, "snapshot failed: %s", err);
+        return;
+    }
+    json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
+                             "sizeBytes", (json_int_t)info.mem_bytes, "storedBytes", (json_int_t)info.stored_bytes, "teamID",
+                             s->team->id, "templateID", json_object_get(s->rec, "templateID"), "memoryMB",
+                             json_object_get(s->rec, "memoryMB"));
+    lel__set_time(snap, "createdAt", lel_now_ms());
+    snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
+    add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I}", "snapshotID", id, "storedBytes", (json_int_t)info.stored_bytes));
+    if (lel_store_write(s->srv->store, b) < 0) {
+        unlink(img);
+        json_decref(snap);
+        lel__store_failed(c);
+        return;
+    }
+    json_object_del(snap, "teamID");
+    json_object_del(snap, "templateID");
+    json_object_del(snap, "memoryMB");
+    lel_call_reply(c, 201, snap);
+}
+
+/* POST /sandboxes/{id}/restore {"snapshotID"}: the same sandbox, back at that state. */
+static void restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *sid = NULL;
+    char path[300], img[4200], err[256];
+    json_t *snap;
+    if (lel__str_field(c, "snapshotID", 64, &sid) < 0)
+        return;
+    if (!sid) {
+        lel_call_error(c, 400, "invalid field 'snapshotID': required");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", s->team->id, sid);
+    if (lel_store_get(s->srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
+        lel_call_error(c, 404, "snapshot not found");
+        return;
+    }
+    json_decref(snap);
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM to restore");
+        return;
+    }
+    lel__image_path(s->srv, sid, img, sizeof(img));
+    lel_vm_t *old = s->vm;
+    s->vm = NULL;
+    if (vm_start(s, img, err, sizeof(err)) < 0) {
+        s->vm = old;
+        lel_call_error(c, 500, "cannot restore: %s", err);
+        return;
+    }
+    lel_vm_t *fresh = s->vm;
+    s->vm = old;
+    vm_release(s); /* the old VM and its reference */
+    s->vm = fresh;
+    if (commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
+        lel__store_failed(c);
+        return;
+    }
+    lel_call_reply(c, 200, public_view(s));
+}
+
+/* Console lines are logs: written without waiting for fsync (the WAL still has them). */
+static void console_line(struct lel_sandbox *s, const char *line)
+{
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    add_event(s, b, "info", line, json_pack("{s:s}", "source", "console"));
+    lel_store_write_relaxed(s->srv->store, b);
+}
+
 /* Handles one API call; the caller answers it. */
 static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
 {
@@ -450,18 +548,32 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     long long t = 0;
     int64_t now = lel_now_ms();
     switch (c->route) {
-    case R_SBX_CREATE:
-        /* the record was built on the loop thread; persisting it is the actor's first act */
-        if (commit(s, json_incref(s->rec), "info", "sandbox created", json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"))) < 0) {
+    case R_SBX_CREATE: {
+        /* the record was built on the loop thread; the VM and the stored record come here */
+        char err[256];
+        if (s->srv->use_vm && vm_start(s, s->fork_image, err, sizeof(err)) < 0) {
+            slot_release(s);
+            lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
+            return;
+        }
+        json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
+        if (json_object_get(s->rec, "snapshotID"))
+            json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
+        if (commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
+                   fields) < 0) {
+            vm_release(s);
             slot_release(s);
             lel__store_failed(c);
             return;
         }
+        if (s->vm)
+            arm_sampler(s);
         s->holds_template = 1;
         lel_template_acquire(s->tpl, 1);
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
         lel_call_reply(c, 201, public_view(s));
         return;
+    }
     case R_SBX_GET:
         lel_call_reply(c, 200, public_view(s));
         return;
@@ -474,10 +586,13 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_PAUSE:
         if (s->state != S_RUNNING)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        else if (do_pause(s, "sandbox paused by request") < 0)
-            lel__store_failed(c);
-        else
-            lel_call_reply(c, 204, NULL);
+        else {
+            char err[256];
+            if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
+                lel_call_error(c, 500, "cannot pause: %s", err);
+            else
+                lel_call_reply(c, 204, NULL);
+        }
         return;
     case R_SBX_RESUME:
         if (s->state != S_PAUSED)
@@ -533,11 +648,16 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         get_logs(s, c);
         return;
     case R_SBX_METRICS:
-        /* samples come from the VM; until the hypervisor exists there are none to report */
-        lel_call_reply(c, 200, json_array());
+        get_metrics(s, c);
         return;
-    default: /* snapshot, restore, commands, files */
-        lel_call_error(c, 501, "this operation needs the sandbox's microVM, which this build does not run yet");
+    case R_SBX_SNAPSHOT:
+        take_snapshot(s, c);
+        return;
+    case R_SBX_RESTORE:
+        restore_snapshot(s, c);
+        return;
+    default: /* commands, files: the guest's data plane comes with the guest OS */
+        lel_call_error(c, 501, "commands and files need the guest agent, which this build does not have yet");
         return;
     }
 }
@@ -571,13 +691,29 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             reap(s);
         lel_call_done(c);
     } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
-        if (json_is_true(json_object_get(s->rec, "autoPause")))
-            do_pause(s, "sandbox paused at its timeout (autoPause)");
-        else
+        char err[256], why[320];
+        if (!json_is_true(json_object_get(s->rec, "autoPause")))
             do_kill(s, "sandbox killed at its timeout");
+        else if (do_pause(s, "sandbox paused at its timeout (autoPause)", err, sizeof(err)) < 0) {
+            snprintf(why, sizeof(why), "error: autoPause failed (%s); sandbox killed", err);
+            do_kill(s, why);
+        }
     } else if (m->type == LEL_MSG_REAP && m->arg == s->timer_gen && s->state == S_KILLED) {
         reap(s);
+    } else if (m->type == LEL_MSG_CONSOLE && s->state != S_KILLED) {
+        console_line(s, m->ptr);
+    } else if (m->type == LEL_MSG_VM_DIED && s->vm) {
+        char why[320];
+        snprintf(why, sizeof(why), "error: the sandbox's VM died: %s", (const char *)m->ptr);
+        do_kill(s, why);
+    } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
+        sample(s);
+        arm_sampler(s);
+    } else if (m->type == LEL_MSG_SHUTDOWN) {
+        vm_release(s); /* the daemon is stopping: the VM goes, the record says what it was */
     }
+    if (m->type == LEL_MSG_CONSOLE || m->type == LEL_MSG_VM_DIED)
+        free(m->ptr);
     lel_msg_free(m);
 }
 
@@ -628,9 +764,14 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
 {
     const char *tpl_id = "base", *snap_id = NULL;
     long long timeout = srv->cfg.default_timeout_s;
-    json_t *meta = NULL, *env = NULL, *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
+    json_t *meta = NULL, *env = NULL, *snap = NULL, *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
     lel_actor_t *tpl = NULL;
     char id[LEL_ID_LEN + 1];
+    if (srv->vm_refused) {
+        lel_call_error(c, 503, "cannot start sandboxes on this host: %s", srv->vmm_why);
+        lel_call_done(c);
+        return;
+    }
     if (lel__str_field(c, "templateID", 128, &tpl_id) < 0 || lel__str_field(c, "snapshotID", 128, &snap_id) < 0 ||
         lel__int_field(c, "timeout", 0, 10LL * 365 * 86400, &timeout) < 0 || string_map(c, "metadata", &meta) < 0 ||
         string_map(c, "envVars", &env) < 0)
@@ -639,17 +780,20 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 400, "invalid field 'autoPause': must be a boolean");
         goto done;
     }
-    if (snap_id) {
-        json_t *snap;
+    if (snap_id) { /* a fork: the snapshot decides the template and the memory */
         char path[300];
         snprintf(path, sizeof(path), "%s/%s", c->team->id, snap_id);
         if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
             lel_call_error(c, 404, "snapshot not found");
             goto done;
         }
-        json_decref(snap);
-        lel_call_error(c, 501, "starting from a snapshot needs the microVM, which this build does not run yet");
-        goto done;
+        if (!srv->use_vm) {
+            lel_call_error(c, 501, "API-only mode (vmm.backend: none) cannot start from a snapshot");
+            goto done;
+        }
+        tpl_id = json_string_value(json_object_get(snap, "templateID"));
+        if (!lel_registry_get(srv->templates, tpl_id ? tpl_id : "", NULL, NULL))
+            tpl_id = "base"; /* its template was deleted since: count the fork under base */
     }
     if (!(tpl = lel_template_lookup(srv, c->team, tpl_id))) {
         lel_call_error(c, 404, "template '%s' not found", tpl_id);
@@ -666,6 +810,8 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     int cpu, mem, disk;
     int64_t now = lel_now_ms(), end = now + timeout * 1000;
     lel_template_shape(tpl, &tid, &cpu, &mem, &disk);
+    if (snap)
+        mem = (int)json_integer_value(json_object_get(snap, "memoryMB"));
     lel_random_id(id);
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:s, s:O, s:b, s:I, s:I}", "sandboxID", id,
                             "templateID", tid, "clientID", "lelantos", "state", "running", "cpuCount", cpu, "memoryMB",
@@ -684,6 +830,12 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     s->holds_slot = 1;
     s->end_at_ms = end;
     s->tpl = tpl;
+    if (snap) {
+        char img[4200];
+        lel__image_path(srv, snap_id, img, sizeof(img));
+        s->fork_image = strdup(img);
+        json_object_set_new(rec, "snapshotID", json_string(snap_id));
+    }
     tpl = NULL;
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
         slot_release(s);
@@ -695,12 +847,14 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     lel__send_call(s->actor, c);
     json_decref(meta);
     json_decref(env);
+    json_decref(snap);
     return;
 done:
     if (tpl)
         lel_actor_unref(tpl);
     json_decref(meta);
     json_decref(env);
+    json_decref(snap);
     lel_call_done(c);
 }
 
@@ -832,6 +986,25 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     }
     s->state = !strcmp(st, "running") ? S_RUNNING : !strcmp(st, "paused") ? S_PAUSED : S_KILLED;
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
+    if (srv->use_vm || srv->vm_refused) {
+        /* a running VM did not survive the daemon; a paused one lives on in its image */
+        char img[4200];
+        struct stat st_img;
+        pause_image(s, img, sizeof(img));
+        const char *why = s->state == S_RUNNING ? "error: lelantosd stopped while the sandbox was running; its VM is gone"
+                        : s->state == S_PAUSED && stat(img, &st_img) < 0 ? "error: the paused sandbox's image is missing"
+                                                                        : NULL;
+        if (why) {
+            s->state = S_RUNNING; /* so do_kill's bookkeeping applies */
+            int64_t now = lel_now_ms();
+            json_t *k = with_state(s, S_KILLED, now);
+            json_object_set_new(k, "killedAtMs", json_integer(now));
+            if (commit(s, k, "error", why, NULL) == 0)
+                s->state = S_KILLED;
+            else
+                s->state = !strcmp(st, "running") ? S_RUNNING : S_PAUSED;
+        }
+    }
     s->tpl = lel_template_lookup(srv, team, json_string_value(json_object_get(rec, "templateID")));
     if (s->state != S_KILLED && s->tpl) {
         s->holds_template = 1;
@@ -843,11 +1016,25 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
     } else if (s->state == S_KILLED) {
         arm_timer(s, LEL_MSG_REAP,
-                  json_integer_value(json_object_get(rec, "killedAtMs")) + (int64_t)srv->cfg.killed_retention_s * 1000);
+                  json_integer_value(json_object_get(s->rec, "killedAtMs")) + (int64_t)srv->cfg.killed_retention_s * 1000);
     }
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0)
         lel_actor_unref(s->actor);
     return 0;
+}
+
+static void send_shutdown(void *ctx, const char *id, void *value)
+{
+    (void)ctx;
+    (void)id;
+    lel_msg_t *m = lel_msg_new(LEL_MSG_SHUTDOWN, 0, NULL);
+    if (m && lel_actor_send(value, m) < 0)
+        lel_msg_free(m);
+}
+
+void lel_sandbox_shutdown_all(lel_server_t *srv)
+{
+    lel_registry_foreach(srv->sandboxes, send_shutdown, NULL);
 }
 
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen)

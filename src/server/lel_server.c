@@ -2,6 +2,8 @@
  * frontend, and orders their start and stop. */
 #include "lel_server_int.h"
 
+#include "../vmm/lel_vmm.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,8 @@ static void server_free(lel_server_t *srv)
 {
     if (srv->timers)
         lel_timers_free(srv->timers); /* no more timeouts; pending ones release their actors */
+    if (srv->sandboxes && srv->pool)
+        lel_sandbox_shutdown_all(srv); /* VMs hold references to their actors: release them first */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
     if (srv->sandboxes) {
@@ -112,6 +116,24 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         r = -errno;
         snprintf(err, errlen, "cannot create data dir %s: %s", srv->cfg.data_dir, strerror(errno));
         goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/snapshots", srv->cfg.data_dir);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!strcmp(srv->cfg.vmm_backend, "auto")) {
+        enum lel_vmm_backend b = lel_vmm_probe(srv->vmm_why, sizeof(srv->vmm_why));
+        srv->use_vm = b != LEL_VMM_NONE;
+        srv->vm_refused = !srv->use_vm;
+        if (srv->use_vm)
+            fprintf(stderr, "lelantosd: sandboxes run as microVMs on /dev/kvm (%s)\n", lel_vmm_backend_name(b));
+        else
+            fprintf(stderr, "lelantosd: %s; creating sandboxes will fail (vmm.backend: none runs the API without VMs)\n",
+                    srv->vmm_why);
+    } else {
+        fprintf(stderr, "lelantosd: vmm.backend none: API-only mode, sandboxes have no VM\n");
     }
     snprintf(path, sizeof(path), "%s/db", srv->cfg.data_dir);
     if ((r = lel_store_open(path, srv->cfg.store_sync, &srv->store, err, errlen)) < 0)

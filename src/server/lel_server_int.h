@@ -29,6 +29,9 @@ typedef struct lel_server {
     lel_registry_t *sandboxes; /* sandboxID -> lel_actor_t (state: struct lel_sandbox) */
     lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
     lel_actor_t *root;         /* serializes team creation */
+    int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
+    int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
+    char vmm_why[256];         /* why /dev/kvm is unusable */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop_requested;
@@ -52,7 +55,10 @@ struct lel_key {
 };
 
 /* Message types shared by the actors. */
-enum lel_msg_type { LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED, LEL_MSG_RELEASED };
+enum lel_msg_type {
+    LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
+    LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN,
+};
 
 /* Routes (lel_api.c maps paths and methods onto these). */
 enum lel_route {
@@ -104,6 +110,11 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c);
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen);
 /** Builds the list for GET /sandboxes (team actor). */
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
+
+/** <data_dir>/snapshots/<name>.img */
+void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n);
+/** Asks every sandbox actor to release its VM (daemon shutdown). */
+void lel_sandbox_shutdown_all(lel_server_t *srv);
 
 /* lel_template.c */
 int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);

@@ -19,7 +19,7 @@ struct lel_store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_column_family_handle_t *cf[LEL_CF_COUNT];
-    rocksdb_writeoptions_t *wo;
+    rocksdb_writeoptions_t *wo, *wo_relaxed;
     rocksdb_readoptions_t *ro;
 };
 
@@ -83,6 +83,7 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
     }
     st->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wo, sync ? 1 : 0);
+    st->wo_relaxed = rocksdb_writeoptions_create();
     st->ro = rocksdb_readoptions_create();
     *out = st;
     return 0;
@@ -108,6 +109,7 @@ void lel_store_close(lel_store_t *st)
         rocksdb_column_family_handle_destroy(st->cf[c]);
     rocksdb_close(st->db);
     rocksdb_writeoptions_destroy(st->wo);
+    rocksdb_writeoptions_destroy(st->wo_relaxed);
     rocksdb_readoptions_destroy(st->ro);
     rocksdb_options_destroy(st->opts);
     free(st);
@@ -274,12 +276,12 @@ void lel_batch_free(lel_batch_t *b)
     free(b);
 }
 
-int lel_store_write(lel_store_t *st, lel_batch_t *b)
+static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *wo)
 {
     char *rerr = NULL;
     int failed = b->failed;
     if (!failed)
-        rocksdb_write(st->db, st->wo, b->wb, &rerr);
+        rocksdb_write(st->db, wo, b->wb, &rerr);
     lel_batch_free(b);
     if (failed)
         return -ENOMEM;
@@ -289,6 +291,16 @@ int lel_store_write(lel_store_t *st, lel_batch_t *b)
         return -EIO;
     }
     return 0;
+}
+
+int lel_store_write(lel_store_t *st, lel_batch_t *b)
+{
+    return write_with(st, b, st->wo);
+}
+
+int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b)
+{
+    return write_with(st, b, st->wo_relaxed);
 }
 
 int lel_store_put(lel_store_t *st, enum lel_cf cf, const char *key, const json_t *value)

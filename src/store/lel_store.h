@@ -50,6 +50,9 @@ void lel_batch_del(lel_batch_t *b, enum lel_cf cf, const char *key);
 void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix);
 /** Applies the batch atomically (durable before return when sync). Frees it. Returns 0 or -EIO. */
 int lel_store_write(lel_store_t *st, lel_batch_t *b);
+/** Like lel_store_write but without waiting for the WAL fsync: survives a process crash, not
+ * a power loss. For data nobody was promised (console lines). */
+int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b);
 /** Frees a batch without applying it. */
 void lel_batch_free(lel_batch_t *b);
 
