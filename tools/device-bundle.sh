@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build >/dev/null
-cmake --build build -j"$(nproc)" --target lelantosd test_vmm test_e2e_vm >/dev/null
+cmake --build build -j"$(nproc)" --target lelantosd test_vmm test_e2e_vm vm_bench >/dev/null
 rm -rf build-dev && mkdir -p build-dev/bin build-dev/lib
-cp build/src/lelantosd build/tests/test_vmm build/tests/test_e2e_vm build-dev/bin/
+cp build/src/lelantosd build/tests/test_vmm build/tests/test_e2e_vm build/bench/vm_bench build-dev/bin/
 for b in build-dev/bin/*; do
   ldd "$b" | awk '/=> \// {print $3}'
 done | sort -u | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' \

@@ -214,6 +214,9 @@ static void handle(void)
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;
+    case LEL_OP_SPIN:
+        chan->ret[0] = lel_spin(chan->arg[0]);
+        break;
     case LEL_OP_MISBEHAVE:
         misbehave(chan->arg[0]);
         break;

@@ -51,6 +51,7 @@ enum lel_op {
     LEL_OP_CHECKSUM = 3, /* ret[0] = checksum of arg[0] MiB at LEL_GPA_WORK */
     LEL_OP_TICKS = 4,    /* ret[0] = timer ticks since boot */
     LEL_OP_MISBEHAVE = 5, /* for tests of host safety: arg[0] = enum lel_misbehave; does not answer */
+    LEL_OP_SPIN = 6,      /* run lel_spin(arg[0]) (a fixed compute loop); ret[0] = its result */
 };
 
 enum lel_misbehave {
@@ -76,5 +77,18 @@ struct lel_chan {
     uint32_t pad;
     uint64_t fatal_rip;
 };
+
+/* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a
+ * speed comparison. */
+static inline uint64_t lel_spin(uint64_t n)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (uint64_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    return x;
+}
 
 #endif

@@ -1,0 +1,134 @@
+/* Benchmark (not a test): the hypervisor on this machine's /dev/kvm. For guests with 16, 64
+ * and 256 MiB touched (256 MiB VMs): boot-to-ready, pause (stop + image + release), resume
+ * (restore from the image), snapshot (stop + image + continue) and restore latency, p50/p99
+ * over N runs; image size and compression ratio; and the guest's compute speed against the
+ * same loop on the host. Usage: vm_bench [runs per size, default 100] */
+#include "../src/guest/lel_guest_abi.h"
+#include "../src/vmm/lel_vmm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1ULL << 20)
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp);
+    printf("  %-28s p50 %8.2f ms   p99 %8.2f ms   (n=%d)\n", what, v[n / 2], v[(n * 99) / 100 >= n ? n - 1 : (n * 99) / 100], n);
+}
+
+static int call(lel_vm_t *vm, uint32_t op, uint64_t a0, uint64_t a1, uint64_t *ret0)
+{
+    uint64_t arg[4] = {a0, a1, 0, 0}, ret[4] = {0};
+    int r = lel_vm_call(vm, op, arg, ret, 60000);
+    if (ret0)
+        *ret0 = ret[0];
+    return r;
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "vm_bench: %s: %s\n", what, err);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    int runs = argc > 1 ? atoi(argv[1]) : 100;
+    char why[256], err[256], dir[] = "/tmp/lel-vmbench-XXXXXX", img[300], snap[300];
+    enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
+    if (b == LEL_VMM_NONE) {
+        printf("vm_bench: no usable /dev/kvm: %s\n", why);
+        return 0;
+    }
+    if (!mkdtemp(dir))
+        die("mkdtemp", "failed");
+    snprintf(img, sizeof(img), "%s/pause.img", dir);
+    snprintf(snap, sizeof(snap), "%s/snap.img", dir);
+    printf("backend %s, %d runs per size, 256 MiB guests, 1 vCPU\n", lel_vmm_backend_name(b), runs);
+    double *t_boot = calloc((size_t)runs, sizeof(double)), *t_pause = calloc((size_t)runs, sizeof(double)),
+           *t_resume = calloc((size_t)runs, sizeof(double)), *t_snap = calloc((size_t)runs, sizeof(double)),
+           *t_restore = calloc((size_t)runs, sizeof(double));
+    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL};
+    const int sizes[] = {16, 64, 256 - 20};
+    for (int si = 0; si < 3; si++) {
+        int mib = sizes[si];
+        struct lel_snap_info info = {0};
+        for (int i = 0; i < runs; i++) {
+            lel_vm_t *vm;
+            double t0 = now_ms();
+            if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0)
+                die("boot", err);
+            if (lel_vm_wait_ready(vm, 10000) < 0)
+                die("boot", "not ready");
+            t_boot[i] = now_ms() - t0;
+            uint64_t sum, sum2;
+            if (call(vm, LEL_OP_TOUCH, (uint64_t)mib, (uint64_t)i, &sum) != 0)
+                die("touch", "failed");
+            t0 = now_ms();
+            if (lel_vm_stop(vm) < 0 || lel_vm_save(vm, img, &info, err, sizeof(err)) < 0)
+                die("pause", err);
+            lel_vm_destroy(vm);
+            t_pause[i] = now_ms() - t0;
+            t0 = now_ms();
+            if (lel_vm_restore(img, &cfg, &vm, err, sizeof(err)) < 0)
+                die("resume", err);
+            t_resume[i] = now_ms() - t0;
+            t0 = now_ms();
+            if (lel_vm_stop(vm) < 0 || lel_vm_save(vm, snap, NULL, err, sizeof(err)) < 0 || lel_vm_cont(vm) < 0)
+                die("snapshot", err);
+            t_snap[i] = now_ms() - t0;
+            lel_vm_t *vm2;
+            t0 = now_ms();
+            if (lel_vm_restore(snap, &cfg, &vm2, err, sizeof(err)) < 0)
+                die("restore", err);
+            lel_vm_destroy(vm); /* restore = the new VM replaces the old one */
+            t_restore[i] = now_ms() - t0;
+            if (call(vm2, LEL_OP_CHECKSUM, (uint64_t)mib, 0, &sum2) != 0 || sum2 != sum)
+                die("verify", "checksum differs after restore");
+            lel_vm_destroy(vm2);
+        }
+        printf("%d MiB touched: image %.1f MiB of %d MiB guest memory (ratio %.2fx over touched, %llu/%llu chunks zero)\n",
+               mib, info.stored_bytes / (double)MIB, 256, (double)mib * MIB / (double)info.stored_bytes,
+               (unsigned long long)info.zero_chunks, (unsigned long long)info.chunks);
+        report("boot to ready", t_boot, runs);
+        report("pause (stop+image+release)", t_pause, runs);
+        report("resume (restore image)", t_resume, runs);
+        report("snapshot (stop+image+cont)", t_snap, runs);
+        report("restore (new VM from image)", t_restore, runs);
+    }
+    /* compute: the same loop in the guest and here */
+    lel_vm_t *vm;
+    if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0)
+        die("boot", err);
+    uint64_t n = 2000000000ULL, gr, hr;
+    double t0 = now_ms();
+    call(vm, LEL_OP_SPIN, n, 0, &gr);
+    double guest = now_ms() - t0;
+    t0 = now_ms();
+    volatile uint64_t nn = n;
+    hr = lel_spin(nn);
+    double host = now_ms() - t0;
+    printf("compute: %llu xorshift steps: guest %.0f ms, host %.0f ms, guest/host speed %.2f (results %s)\n",
+           (unsigned long long)n, guest, host, host / guest, gr == hr ? "equal" : "DIFFER");
+    lel_vm_destroy(vm);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
