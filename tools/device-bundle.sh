@@ -11,6 +11,6 @@ rm -rf build-dev && mkdir -p build-dev/bin build-dev/lib
 cp build/src/lelantosd build/tests/test_vmm build/tests/test_e2e_vm build/bench/vm_bench build-dev/bin/
 for b in build-dev/bin/*; do
   ldd "$b" | awk '/=> \// {print $3}'
-done | sort -u | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' \
+done | sort -u | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|libcurl|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' \
   | xargs -r cp -L -t build-dev/lib/
 du -sh build-dev

@@ -7,8 +7,7 @@
  * and releases its memory; resuming rebuilds it from that image. The VM's vCPU thread only
  * sends the actor messages (console lines, death); it never touches the sandbox's state.
  * With `vmm.backend: none` there is no VM: the state machine runs alone (API-only mode). */
-#include "../server/lel_server_int.h"
-#include "../vmm/lel_vmm.h"
+#include "lel_sandbox_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,43 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SAMPLES 720 /* metrics kept per sandbox (an hour at the default 5 s) */
-
-struct sample {
-    int64_t ts;
-    double cpu_pct;
-    uint64_t mem_used, mem_total;
-};
-
-enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
-static const char *const state_names[] = {"running", "paused", "killed"};
-
-struct lel_sandbox {
-    lel_server_t *srv;
-    lel_team_t *team;
-    lel_actor_t *actor;    /* self; the registry holds the reference */
-    lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
-    char id[LEL_ID_LEN + 1];
-    json_t *rec;           /* the stored record: the public Sandbox plus private fields */
-    json_t *view;          /* cached public view; immutable once built, shared read-only with replies */
-    enum state state;
-    int64_t end_at_ms;     /* wall clock */
-    int64_t timer_gen;
-    int64_t last_event_ms;
-    uint32_t event_seq;
-    int holds_slot;        /* counts against team->max_sandboxes */
-    int holds_template;    /* counts as a user of its template */
-    lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
-    char *fork_image;      /* create only: the snapshot image a fork starts from */
-    int64_t sample_gen;    /* metrics timer generation */
-    uint64_t cpu_prev_ns;
-    int64_t cpu_prev_ms;
-    struct sample *samples; /* ring of SAMPLES */
-    size_t nsamples, sample_next;
-};
-
 /* Private record fields, stripped from the public view. */
-static const char *const private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", "snapshotID", NULL};
+const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", "snapshotID", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -72,22 +36,22 @@ static void sandbox_free(void *p)
 
 /* Returns a new reference to the public view. Reads far outnumber changes, so the view is
  * built once per change and shared: nobody may modify it (replies only encode it). */
-static json_t *public_view(struct lel_sandbox *s)
+json_t *lel__sbx_public_view(struct lel_sandbox *s)
 {
     if (!s->view) {
         s->view = json_deep_copy(s->rec);
-        for (int i = 0; private_fields[i]; i++)
-            json_object_del(s->view, private_fields[i]);
+        for (int i = 0; lel__sbx_private_fields[i]; i++)
+            json_object_del(s->view, lel__sbx_private_fields[i]);
     }
     return json_incref(s->view);
 }
 
-static void record_path(struct lel_sandbox *s, char *buf, size_t n)
+void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/%s", s->team->id, s->id);
 }
 
-static int slot_take(lel_team_t *t)
+int lel__sbx_slot_take(lel_team_t *t)
 {
     int cur = atomic_load(&t->running);
     while (cur < t->max_sandboxes)
@@ -96,7 +60,7 @@ static int slot_take(lel_team_t *t)
     return 0;
 }
 
-static void slot_release(struct lel_sandbox *s)
+void lel__sbx_slot_release(struct lel_sandbox *s)
 {
     if (s->holds_slot) {
         atomic_fetch_sub(&s->team->running, 1);
@@ -105,7 +69,7 @@ static void slot_release(struct lel_sandbox *s)
 }
 
 /* Adds a log event to `b` (events/<sandboxID>/<ms hex><seq hex>). */
-static void add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields)
+void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields)
 {
     int64_t now = lel_now_ms();
     char key[80];
@@ -121,13 +85,13 @@ static void add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, 
 }
 
 /* Writes `rec` as the new record plus one event; on success it becomes s->rec. */
-static int commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields)
+int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields)
 {
     char path[64];
-    record_path(s, path, sizeof(path));
+    lel__sbx_record_path(s, path, sizeof(path));
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_put(b, LEL_CF_SANDBOXES, path, rec);
-    add_event(s, b, level, msg, fields);
+    lel__sbx_add_event(s, b, level, msg, fields);
     int r = lel_store_write(s->srv->store, b);
     if (r < 0) {
         json_decref(rec);
@@ -148,137 +112,8 @@ static void arm_timer(struct lel_sandbox *s, int type, int64_t at_wall_ms)
         lel_msg_free(m);
 }
 
-/* ---- the microVM ---- */
-
-static void send_text(struct lel_sandbox *s, int type, const char *text, size_t len)
-{
-    char *copy = strndup(text, len);
-    lel_msg_t *m = copy ? lel_msg_new(type, 0, copy) : NULL;
-    if (!m || lel_actor_send(s->actor, m) < 0) {
-        free(copy);
-        lel_msg_free(m);
-    }
-}
-
-/* vCPU thread: hand off, nothing else */
-static void on_console(void *ctx, const char *line, size_t len)
-{
-    send_text(ctx, LEL_MSG_CONSOLE, line, len);
-}
-
-static void on_died(void *ctx, const char *why)
-{
-    send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
-}
-
-static const struct lel_vm_ops vm_ops = {on_console, on_died};
-
-void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s/snapshots/%s.img", srv->cfg.data_dir, name);
-}
-
-static void pause_image(struct lel_sandbox *s, char *buf, size_t n)
-{
-    char name[64];
-    snprintf(name, sizeof(name), "%s.paused", s->id);
-    lel__image_path(s->srv, name, buf, n);
-}
-
-static void vm_release(struct lel_sandbox *s)
-{
-    if (s->vm) {
-        lel_vm_destroy(s->vm);
-        s->vm = NULL;
-        lel_actor_unref(s->actor); /* the reference the VM's callbacks needed */
-    }
-}
-
-/* Boots a fresh VM (image NULL) or restores one; the VM holds a reference to the actor so its
- * callbacks never reach a freed actor. */
-static int vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen)
-{
-    struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s};
-    lel_vm_t *vm = NULL;
-    lel_actor_ref(s->actor);
-    int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
-    if (r == 0 && !image && (r = lel_vm_wait_ready(vm, s->srv->cfg.boot_timeout_ms)) < 0)
-        snprintf(err, errlen, "the guest did not become ready within %d ms (%s)", s->srv->cfg.boot_timeout_ms,
-                 r == -EPIPE ? "it died" : "timeout");
-    if (r < 0) {
-        lel_vm_destroy(vm);
-        lel_actor_unref(s->actor);
-        return r;
-    }
-    s->vm = vm;
-    s->cpu_prev_ns = lel_vm_cpu_ns(vm);
-    s->cpu_prev_ms = lel_mono_ms();
-    return 0;
-}
-
-/* Stops the VM and writes it to `path`; the VM stays stopped. */
-static int vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
-{
-    if (lel_vm_stop(s->vm) < 0) {
-        snprintf(err, errlen, "the VM died");
-        return -EPIPE;
-    }
-    return lel_vm_save(s->vm, path, info, err, errlen);
-}
-
-static void sample(struct lel_sandbox *s)
-{
-    if (!s->vm)
-        return;
-    if (!s->samples && !(s->samples = calloc(SAMPLES, sizeof(struct sample))))
-        return;
-    uint64_t ns = lel_vm_cpu_ns(s->vm);
-    int64_t ms = lel_mono_ms();
-    struct sample *x = &s->samples[s->sample_next];
-    x->ts = lel_now_ms() / 1000;
-    x->cpu_pct = ms > s->cpu_prev_ms ? (double)(ns - s->cpu_prev_ns) / 1e4 / (double)(ms - s->cpu_prev_ms) : 0;
-    x->mem_used = lel_vm_resident(s->vm);
-    x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
-    s->cpu_prev_ns = ns;
-    s->cpu_prev_ms = ms;
-    s->sample_next = (s->sample_next + 1) % SAMPLES;
-    if (s->nsamples < SAMPLES)
-        s->nsamples++;
-}
-
-static void arm_sampler(struct lel_sandbox *s)
-{
-    lel_msg_t *m = lel_msg_new(LEL_MSG_SAMPLE, ++s->sample_gen, NULL);
-    if (m && lel_timers_at(s->srv->timers, lel_mono_ms() + (int64_t)s->srv->cfg.metrics_interval_s * 1000, s->actor, m) < 0)
-        lel_msg_free(m);
-}
-
-static void get_metrics(struct lel_sandbox *s, lel_call_t *c)
-{
-    char *qs = lel_call_query(c, "start"), *qe = lel_call_query(c, "end"), *e1 = NULL, *e2 = NULL;
-    long long start = qs ? strtoll(qs, &e1, 10) : 0, end = qe ? strtoll(qe, &e2, 10) : (long long)1 << 62;
-    int bad = (qs && (!*qs || *e1)) || (qe && (!*qe || *e2));
-    free(qs);
-    free(qe);
-    if (bad) {
-        lel_call_error(c, 400, "invalid query: 'start' and 'end' must be unix seconds");
-        return;
-    }
-    json_t *out = json_array();
-    int cpus = (int)json_integer_value(json_object_get(s->rec, "cpuCount"));
-    for (size_t i = 0; i < s->nsamples; i++) {
-        const struct sample *x = &s->samples[(s->sample_next + SAMPLES - s->nsamples + i) % SAMPLES];
-        if (x->ts < start || x->ts > end)
-            continue;
-        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:i, s:i}", "timestampUnix", (json_int_t)x->ts,
-                                             "cpuCount", cpus, "cpuUsedPct", x->cpu_pct, "memUsed", (json_int_t)x->mem_used,
-                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", 0, "diskTotal", 0));
-    }
-    lel_call_reply(c, 200, out);
-}
-
 /* New record with state and endAt changed. */
-static json_t *with_state(struct lel_sandbox *s, enum state st, int64_t end_at)
+json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at)
 {
     json_t *rec = json_deep_copy(s->rec);
     json_object_set_new(rec, "state", json_string(state_names[st]));
@@ -290,16 +125,16 @@ static json_t *with_state(struct lel_sandbox *s, enum state st, int64_t end_at)
 static int do_kill(struct lel_sandbox *s, const char *why)
 {
     int64_t now = lel_now_ms();
-    json_t *rec = with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
+    json_t *rec = lel__sbx_with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
     json_object_set_new(rec, "killedAtMs", json_integer(now));
-    if (commit(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL) < 0)
+    if (lel__sbx_commit(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL) < 0)
         return -EIO;
     char img[4200];
-    vm_release(s);
-    pause_image(s, img, sizeof(img));
+    lel__sbx_vm_release(s);
+    lel__sbx_pause_image(s, img, sizeof(img));
     unlink(img);
     s->state = S_KILLED;
-    slot_release(s);
+    lel__sbx_slot_release(s);
     if (s->holds_template) {
         lel_template_release(s->tpl);
         s->holds_template = 0;
@@ -314,13 +149,13 @@ static int do_pause(struct lel_sandbox *s, const char *why, char *err, size_t er
 {
     char img[4200];
     struct lel_snap_info info = {0};
-    pause_image(s, img, sizeof(img));
-    if (s->vm && vm_save(s, img, &info, err, errlen) < 0) {
+    lel__sbx_pause_image(s, img, sizeof(img));
+    if (s->vm && lel__sbx_vm_save(s, img, &info, err, errlen) < 0) {
         lel_vm_cont(s->vm);
         return -EIO;
     }
-    json_t *rec = with_state(s, S_PAUSED, s->end_at_ms);
-    if (commit(s, rec, "info", why, s->vm ? json_pack("{s:I}", "imageBytes", (json_int_t)info.stored_bytes) : NULL) < 0) {
+    json_t *rec = lel__sbx_with_state(s, S_PAUSED, s->end_at_ms);
+    if (lel__sbx_commit(s, rec, "info", why, s->vm ? json_pack("{s:I}", "imageBytes", (json_int_t)info.stored_bytes) : NULL) < 0) {
         snprintf(err, errlen, "storage error; nothing was changed");
         if (s->vm) {
             unlink(img);
@@ -328,18 +163,18 @@ static int do_pause(struct lel_sandbox *s, const char *why, char *err, size_t er
         }
         return -EIO;
     }
-    vm_release(s);
+    lel__sbx_vm_release(s);
     s->state = S_PAUSED;
     s->timer_gen++; /* a paused sandbox does not time out */
-    slot_release(s);
+    lel__sbx_slot_release(s);
     return 0;
 }
 
 /* Sets a new deadline on a running sandbox (record + event + timer). */
 static int set_end(struct lel_sandbox *s, int64_t end_at, const char *msg)
 {
-    json_t *rec = with_state(s, s->state, end_at);
-    if (commit(s, rec, "info", msg, json_pack("{s:I}", "endAtMs", (json_int_t)end_at)) < 0)
+    json_t *rec = lel__sbx_with_state(s, s->state, end_at);
+    if (lel__sbx_commit(s, rec, "info", msg, json_pack("{s:I}", "endAtMs", (json_int_t)end_at)) < 0)
         return -EIO;
     s->end_at_ms = end_at;
     arm_timer(s, LEL_MSG_TIMEOUT, end_at);
@@ -366,36 +201,36 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     long long t = timeout_s(s);
     if (timeout_field(s, c, "timeout", &t) < 0)
         return;
-    if (!slot_take(s->team)) {
+    if (!lel__sbx_slot_take(s->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", s->team->max_sandboxes);
         return;
     }
     char img[4200], err[256];
-    pause_image(s, img, sizeof(img));
-    if (s->srv->use_vm && vm_start(s, img, err, sizeof(err)) < 0) {
+    lel__sbx_pause_image(s, img, sizeof(img));
+    if (s->srv->use_vm && lel__sbx_vm_start(s, img, err, sizeof(err)) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
         return;
     }
     int64_t end = lel_now_ms() + t * 1000;
-    json_t *rec = with_state(s, S_RUNNING, end);
+    json_t *rec = lel__sbx_with_state(s, S_RUNNING, end);
     lel__set_time(rec, "startedAt", lel_now_ms());
-    if (commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
+    if (lel__sbx_commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
-        vm_release(s);
+        lel__sbx_vm_release(s);
         lel__store_failed(c);
         return;
     }
     if (s->vm) {
         unlink(img);
-        arm_sampler(s);
+        lel__sbx_arm_sampler(s);
     }
     s->holds_slot = 1;
     s->state = S_RUNNING;
     s->end_at_ms = end;
     arm_timer(s, LEL_MSG_TIMEOUT, end);
-    lel_call_reply(c, status, public_view(s));
+    lel_call_reply(c, status, lel__sbx_public_view(s));
 }
 
 static int collect_event(void *ctx, const char *key, json_t *ev)
@@ -440,104 +275,6 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
         json_decref(acc[i]);
 }
 
-/* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
-static void take_snapshot(struct lel_sandbox *s, lel_call_t *c)
-{
-    const char *name = "";
-    char id[LEL_ID_LEN + 1], img[4200], err[256], path[64];
-    struct lel_snap_info info;
-    if (lel__str_field(c, "name", 256, &name) < 0)
-        return;
-    if (s->state != S_RUNNING) {
-        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        return;
-    }
-    if (!s->vm) {
-        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM memory to snapshot");
-        return;
-    }
-    lel_random_id(id);
-    lel__image_path(s->srv, id, img, sizeof(img));
-    int r = vm_save(s, img, &info, err, sizeof(err));
-    lel_vm_cont(s->vm);
-    if (r < 0) {
-        lel_call_error(c, 500, "snapshot failed: %s", err);
-        return;
-    }
-    json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
-                             "sizeBytes", (json_int_t)info.mem_bytes, "storedBytes", (json_int_t)info.stored_bytes, "teamID",
-                             s->team->id, "templateID", json_object_get(s->rec, "templateID"), "memoryMB",
-                             json_object_get(s->rec, "memoryMB"));
-    lel__set_time(snap, "createdAt", lel_now_ms());
-    snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
-    lel_batch_t *b = lel_batch_new(s->srv->store);
-    lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
-    add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I}", "snapshotID", id, "storedBytes", (json_int_t)info.stored_bytes));
-    if (lel_store_write(s->srv->store, b) < 0) {
-        unlink(img);
-        json_decref(snap);
-        lel__store_failed(c);
-        return;
-    }
-    json_object_del(snap, "teamID");
-    json_object_del(snap, "templateID");
-    json_object_del(snap, "memoryMB");
-    lel_call_reply(c, 201, snap);
-}
-
-/* POST /sandboxes/{id}/restore {"snapshotID"}: the same sandbox, back at that state. */
-static void restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
-{
-    const char *sid = NULL;
-    char path[300], img[4200], err[256];
-    json_t *snap;
-    if (lel__str_field(c, "snapshotID", 64, &sid) < 0)
-        return;
-    if (!sid) {
-        lel_call_error(c, 400, "invalid field 'snapshotID': required");
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/%s", s->team->id, sid);
-    if (lel_store_get(s->srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
-        lel_call_error(c, 404, "snapshot not found");
-        return;
-    }
-    json_decref(snap);
-    if (s->state != S_RUNNING) {
-        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        return;
-    }
-    if (!s->vm) {
-        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM to restore");
-        return;
-    }
-    lel__image_path(s->srv, sid, img, sizeof(img));
-    lel_vm_t *old = s->vm;
-    s->vm = NULL;
-    if (vm_start(s, img, err, sizeof(err)) < 0) {
-        s->vm = old;
-        lel_call_error(c, 500, "cannot restore: %s", err);
-        return;
-    }
-    lel_vm_t *fresh = s->vm;
-    s->vm = old;
-    vm_release(s); /* the old VM and its reference */
-    s->vm = fresh;
-    if (commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
-        lel__store_failed(c);
-        return;
-    }
-    lel_call_reply(c, 200, public_view(s));
-}
-
-/* Console lines are logs: written without waiting for fsync (the WAL still has them). */
-static void console_line(struct lel_sandbox *s, const char *line)
-{
-    lel_batch_t *b = lel_batch_new(s->srv->store);
-    add_event(s, b, "info", line, json_pack("{s:s}", "source", "console"));
-    lel_store_write_relaxed(s->srv->store, b);
-}
-
 /* Handles one API call; the caller answers it. */
 static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
 {
@@ -551,31 +288,31 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_CREATE: {
         /* the record was built on the loop thread; the VM and the stored record come here */
         char err[256];
-        if (s->srv->use_vm && vm_start(s, s->fork_image, err, sizeof(err)) < 0) {
-            slot_release(s);
+        if (s->srv->use_vm && lel__sbx_vm_start(s, s->fork_image, err, sizeof(err)) < 0) {
+            lel__sbx_slot_release(s);
             lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
             return;
         }
         json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
         if (json_object_get(s->rec, "snapshotID"))
             json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
-        if (commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
+        if (lel__sbx_commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
                    fields) < 0) {
-            vm_release(s);
-            slot_release(s);
+            lel__sbx_vm_release(s);
+            lel__sbx_slot_release(s);
             lel__store_failed(c);
             return;
         }
         if (s->vm)
-            arm_sampler(s);
+            lel__sbx_arm_sampler(s);
         s->holds_template = 1;
         lel_template_acquire(s->tpl, 1);
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-        lel_call_reply(c, 201, public_view(s));
+        lel_call_reply(c, 201, lel__sbx_public_view(s));
         return;
     }
     case R_SBX_GET:
-        lel_call_reply(c, 200, public_view(s));
+        lel_call_reply(c, 200, lel__sbx_public_view(s));
         return;
     case R_SBX_KILL:
         if (do_kill(s, "sandbox killed by request") < 0)
@@ -611,7 +348,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
             lel__store_failed(c);
         else
-            lel_call_reply(c, 200, public_view(s));
+            lel_call_reply(c, 200, lel__sbx_public_view(s));
         return;
     case R_SBX_TIMEOUT: {
         int r = timeout_field(s, c, "timeout", &t);
@@ -648,13 +385,13 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         get_logs(s, c);
         return;
     case R_SBX_METRICS:
-        get_metrics(s, c);
+        lel__sbx_get_metrics(s, c);
         return;
     case R_SBX_SNAPSHOT:
-        take_snapshot(s, c);
+        lel__sbx_take_snapshot(s, c);
         return;
     case R_SBX_RESTORE:
-        restore_snapshot(s, c);
+        lel__sbx_restore_snapshot(s, c);
         return;
     default: /* commands, files: the guest's data plane comes with the guest OS */
         lel_call_error(c, 501, "commands and files need the guest agent, which this build does not have yet");
@@ -665,7 +402,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
 static void reap(struct lel_sandbox *s)
 {
     char path[64], prefix[32];
-    record_path(s, path, sizeof(path));
+    lel__sbx_record_path(s, path, sizeof(path));
     snprintf(prefix, sizeof(prefix), "%s/", s->id);
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_del(b, LEL_CF_SANDBOXES, path);
@@ -701,16 +438,16 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_REAP && m->arg == s->timer_gen && s->state == S_KILLED) {
         reap(s);
     } else if (m->type == LEL_MSG_CONSOLE && s->state != S_KILLED) {
-        console_line(s, m->ptr);
+        lel__sbx_console_line(s, m->ptr);
     } else if (m->type == LEL_MSG_VM_DIED && s->vm) {
         char why[320];
         snprintf(why, sizeof(why), "error: the sandbox's VM died: %s", (const char *)m->ptr);
         do_kill(s, why);
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
-        sample(s);
-        arm_sampler(s);
+        lel__sbx_sample(s);
+        lel__sbx_arm_sampler(s);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
-        vm_release(s); /* the daemon is stopping: the VM goes, the record says what it was */
+        lel__sbx_vm_release(s); /* the daemon is stopping: the VM goes, the record says what it was */
     }
     if (m->type == LEL_MSG_CONSOLE || m->type == LEL_MSG_VM_DIED)
         free(m->ptr);
@@ -801,7 +538,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     }
     if (timeout > c->team->max_timeout_s)
         timeout = c->team->max_timeout_s;
-    if (!slot_take(c->team)) {
+    if (!lel__sbx_slot_take(c->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);
         goto done;
@@ -838,7 +575,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     }
     tpl = NULL;
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
-        slot_release(s);
+        lel__sbx_slot_release(s);
         lel_actor_unref(s->actor);
         lel_call_error(c, 503, "out of memory");
         goto done;
@@ -856,116 +593,6 @@ done:
     json_decref(env);
     json_decref(snap);
     lel_call_done(c);
-}
-
-/* ---- listing (team actor) ---- */
-
-struct list_ctx {
-    json_t *out;
-    int want[3];
-    json_t *meta; /* required metadata pairs */
-    long long limit;
-    char last[LEL_ID_LEN + 1];
-    int more;
-};
-
-static int collect_sandbox(void *p, const char *key, json_t *rec)
-{
-    (void)key;
-    struct list_ctx *l = p;
-    const char *st = json_string_value(json_object_get(rec, "state"));
-    int ok = 0;
-    for (int i = 0; i < 3; i++)
-        ok |= l->want[i] && st && !strcmp(st, state_names[i]);
-    const char *k;
-    json_t *v;
-    json_t *md = json_object_get(rec, "metadata");
-    json_object_foreach(l->meta, k, v)
-    {
-        ok &= json_equal(json_object_get(md, k), v);
-    }
-    if (!ok)
-        return 0;
-    if ((long long)json_array_size(l->out) == l->limit) {
-        l->more = 1;
-        return 1;
-    }
-    json_t *view = json_deep_copy(rec);
-    for (int i = 0; private_fields[i]; i++)
-        json_object_del(view, private_fields[i]);
-    json_array_append_new(l->out, view);
-    snprintf(l->last, sizeof(l->last), "%s", json_string_value(json_object_get(rec, "sandboxID")));
-    return 0;
-}
-
-/* "k1=v1&k2=v2" (already URL-decoded once) -> object; each part is URL-decoded again. */
-static int parse_metadata(char *q, json_t *out)
-{
-    for (char *save = NULL, *pair = strtok_r(q, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(pair, '=');
-        if (!eq || eq == pair)
-            return -EINVAL;
-        *eq = '\0';
-        if (lel_url_decode(pair) < 0 || lel_url_decode(eq + 1) < 0)
-            return -EINVAL;
-        json_t *s = json_string(eq + 1);
-        if (!s || json_object_set_new(out, pair, s) < 0)
-            return -EINVAL;
-    }
-    return 0;
-}
-
-void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
-{
-    struct list_ctx l = {json_array(), {1, 1, 0}, json_object(), 100, "", 0};
-    char *state = lel_call_query(c, "state"), *meta = lel_call_query(c, "metadata"), *limit = lel_call_query(c, "limit");
-    char *token = lel_call_query(c, "nextToken"), prefix[32], after[64], *end;
-    int bad = 0;
-    if (state) {
-        l.want[0] = l.want[1] = 0;
-        for (char *save = NULL, *p = strtok_r(state, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-            if (!strcmp(p, "running"))
-                l.want[0] = 1;
-            else if (!strcmp(p, "paused"))
-                l.want[1] = 1;
-            else {
-                lel_call_error(c, 400, "invalid query 'state': '%.32s' is not running or paused", p);
-                bad = 1;
-            }
-        }
-    }
-    if (!bad && meta && parse_metadata(meta, l.meta) < 0) {
-        lel_call_error(c, 400, "invalid query 'metadata': expected url-encoded k1=v1&k2=v2");
-        bad = 1;
-    }
-    if (!bad && limit) {
-        l.limit = strtoll(limit, &end, 10);
-        if (!*limit || *end || l.limit < 1 || l.limit > 1000) {
-            lel_call_error(c, 400, "invalid query 'limit': must be 1..1000");
-            bad = 1;
-        }
-    }
-    if (!bad && token && (strlen(token) != LEL_ID_LEN || strchr(token, '/'))) {
-        lel_call_error(c, 400, "invalid query 'nextToken'");
-        bad = 1;
-    }
-    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
-    snprintf(after, sizeof(after), "%s%s", prefix, token ? token : "");
-    if (!bad) {
-        if (lel_store_scan(srv->store, LEL_CF_SANDBOXES, prefix, token ? after : NULL, collect_sandbox, &l) < 0) {
-            lel__store_failed(c);
-        } else {
-            if (l.more)
-                c->next_token = strdup(l.last);
-            lel_call_reply(c, 200, json_incref(l.out));
-        }
-    }
-    json_decref(l.out);
-    json_decref(l.meta);
-    free(state);
-    free(meta);
-    free(limit);
-    free(token);
 }
 
 /* ---- restart ---- */
@@ -990,16 +617,16 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
         /* a running VM did not survive the daemon; a paused one lives on in its image */
         char img[4200];
         struct stat st_img;
-        pause_image(s, img, sizeof(img));
+        lel__sbx_pause_image(s, img, sizeof(img));
         const char *why = s->state == S_RUNNING ? "error: lelantosd stopped while the sandbox was running; its VM is gone"
                         : s->state == S_PAUSED && stat(img, &st_img) < 0 ? "error: the paused sandbox's image is missing"
                                                                         : NULL;
         if (why) {
             s->state = S_RUNNING; /* so do_kill's bookkeeping applies */
             int64_t now = lel_now_ms();
-            json_t *k = with_state(s, S_KILLED, now);
+            json_t *k = lel__sbx_with_state(s, S_KILLED, now);
             json_object_set_new(k, "killedAtMs", json_integer(now));
-            if (commit(s, k, "error", why, NULL) == 0)
+            if (lel__sbx_commit(s, k, "error", why, NULL) == 0)
                 s->state = S_KILLED;
             else
                 s->state = !strcmp(st, "running") ? S_RUNNING : S_PAUSED;

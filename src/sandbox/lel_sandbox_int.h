@@ -1,0 +1,72 @@
+/* Internals shared by the sandbox actor's files: lel_sandbox.c (the actor, its lifecycle and
+ * creation), lel_sandbox_vm.c (its microVM: start, images, snapshots, console, metrics) and
+ * lel_sandbox_list.c (GET /sandboxes). Everything here runs on the sandbox's actor except the
+ * listing, which runs on the team actor and reads only the store. */
+#ifndef LEL_SANDBOX_INT_H
+#define LEL_SANDBOX_INT_H
+
+#include "../server/lel_server_int.h"
+#include "../vmm/lel_vmm.h"
+
+#define SAMPLES 720 /* metrics kept per sandbox (an hour at the default 5 s) */
+
+struct sample {
+    int64_t ts;
+    double cpu_pct;
+    uint64_t mem_used, mem_total;
+};
+
+enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
+static const char *const state_names[] = {"running", "paused", "killed"};
+
+struct lel_sandbox {
+    lel_server_t *srv;
+    lel_team_t *team;
+    lel_actor_t *actor;    /* self; the registry holds the reference */
+    lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
+    char id[LEL_ID_LEN + 1];
+    json_t *rec;           /* the stored record: the public Sandbox plus private fields */
+    json_t *view;          /* cached public view; immutable once built, shared read-only with replies */
+    enum state state;
+    int64_t end_at_ms;     /* wall clock */
+    int64_t timer_gen;
+    int64_t last_event_ms;
+    uint32_t event_seq;
+    int holds_slot;        /* counts against team->max_sandboxes */
+    int holds_template;    /* counts as a user of its template */
+    lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
+    char *fork_image;      /* create only: the snapshot image a fork starts from */
+    int64_t sample_gen;    /* metrics timer generation */
+    uint64_t cpu_prev_ns;
+    int64_t cpu_prev_ms;
+    struct sample *samples; /* ring of SAMPLES */
+    size_t nsamples, sample_next;
+};
+
+/** Record fields that never leave the server. */
+extern const char *const lel__sbx_private_fields[];
+
+/* lel_sandbox.c */
+json_t *lel__sbx_public_view(struct lel_sandbox *s);
+void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n);
+int lel__sbx_slot_take(lel_team_t *t);
+void lel__sbx_slot_release(struct lel_sandbox *s);
+/** Adds a log event to `b`. */
+void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields);
+/** Writes `rec` as the new record plus one event; on success it becomes s->rec. */
+int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields);
+json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at);
+
+/* lel_sandbox_vm.c */
+void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen);
+int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
+void lel__sbx_vm_release(struct lel_sandbox *s);
+void lel__sbx_sample(struct lel_sandbox *s);
+void lel__sbx_arm_sampler(struct lel_sandbox *s);
+void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c);
+void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c);
+void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c);
+void lel__sbx_console_line(struct lel_sandbox *s, const char *line);
+
+#endif

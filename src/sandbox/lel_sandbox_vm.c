@@ -1,0 +1,236 @@
+/* The sandbox's microVM: starting (boot or restore), images for pause and snapshots,
+ * restoring a snapshot into a running sandbox, console lines as logs, and metrics samples.
+ * Runs on the sandbox's actor; the VM's own thread only sends it messages. */
+#include "lel_sandbox_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void send_text(struct lel_sandbox *s, int type, const char *text, size_t len)
+{
+    char *copy = strndup(text, len);
+    lel_msg_t *m = copy ? lel_msg_new(type, 0, copy) : NULL;
+    if (!m || lel_actor_send(s->actor, m) < 0) {
+        free(copy);
+        lel_msg_free(m);
+    }
+}
+
+/* vCPU thread: hand off, nothing else */
+static void on_console(void *ctx, const char *line, size_t len)
+{
+    send_text(ctx, LEL_MSG_CONSOLE, line, len);
+}
+
+static void on_died(void *ctx, const char *why)
+{
+    send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
+}
+
+static const struct lel_vm_ops vm_ops = {on_console, on_died};
+
+void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/snapshots/%s.img", srv->cfg.data_dir, name);
+}
+
+void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.paused", s->id);
+    lel__image_path(s->srv, name, buf, n);
+}
+
+void lel__sbx_vm_release(struct lel_sandbox *s)
+{
+    if (s->vm) {
+        lel_vm_destroy(s->vm);
+        s->vm = NULL;
+        lel_actor_unref(s->actor); /* the reference the VM's callbacks needed */
+    }
+}
+
+/* Boots a fresh VM (image NULL) or restores one; the VM holds a reference to the actor so its
+ * callbacks never reach a freed actor. */
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen)
+{
+    struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s};
+    lel_vm_t *vm = NULL;
+    lel_actor_ref(s->actor);
+    int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
+    if (r == 0 && !image && (r = lel_vm_wait_ready(vm, s->srv->cfg.boot_timeout_ms)) < 0)
+        snprintf(err, errlen, "the guest did not become ready within %d ms (%s)", s->srv->cfg.boot_timeout_ms,
+                 r == -EPIPE ? "it died" : "timeout");
+    if (r < 0) {
+        lel_vm_destroy(vm);
+        lel_actor_unref(s->actor);
+        return r;
+    }
+    s->vm = vm;
+    s->cpu_prev_ns = lel_vm_cpu_ns(vm);
+    s->cpu_prev_ms = lel_mono_ms();
+    return 0;
+}
+
+/* Stops the VM and writes it to `path`; the VM stays stopped. */
+int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+{
+    if (lel_vm_stop(s->vm) < 0) {
+        snprintf(err, errlen, "the VM died");
+        return -EPIPE;
+    }
+    return lel_vm_save(s->vm, path, info, err, errlen);
+}
+
+void lel__sbx_sample(struct lel_sandbox *s)
+{
+    if (!s->vm)
+        return;
+    if (!s->samples && !(s->samples = calloc(SAMPLES, sizeof(struct sample))))
+        return;
+    uint64_t ns = lel_vm_cpu_ns(s->vm);
+    int64_t ms = lel_mono_ms();
+    struct sample *x = &s->samples[s->sample_next];
+    x->ts = lel_now_ms() / 1000;
+    x->cpu_pct = ms > s->cpu_prev_ms ? (double)(ns - s->cpu_prev_ns) / 1e4 / (double)(ms - s->cpu_prev_ms) : 0;
+    x->mem_used = lel_vm_resident(s->vm);
+    x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
+    s->cpu_prev_ns = ns;
+    s->cpu_prev_ms = ms;
+    s->sample_next = (s->sample_next + 1) % SAMPLES;
+    if (s->nsamples < SAMPLES)
+        s->nsamples++;
+}
+
+void lel__sbx_arm_sampler(struct lel_sandbox *s)
+{
+    lel_msg_t *m = lel_msg_new(LEL_MSG_SAMPLE, ++s->sample_gen, NULL);
+    if (m && lel_timers_at(s->srv->timers, lel_mono_ms() + (int64_t)s->srv->cfg.metrics_interval_s * 1000, s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *qs = lel_call_query(c, "start"), *qe = lel_call_query(c, "end"), *e1 = NULL, *e2 = NULL;
+    long long start = qs ? strtoll(qs, &e1, 10) : 0, end = qe ? strtoll(qe, &e2, 10) : (long long)1 << 62;
+    int bad = (qs && (!*qs || *e1)) || (qe && (!*qe || *e2));
+    free(qs);
+    free(qe);
+    if (bad) {
+        lel_call_error(c, 400, "invalid query: 'start' and 'end' must be unix seconds");
+        return;
+    }
+    json_t *out = json_array();
+    int cpus = (int)json_integer_value(json_object_get(s->rec, "cpuCount"));
+    for (size_t i = 0; i < s->nsamples; i++) {
+        const struct sample *x = &s->samples[(s->sample_next + SAMPLES - s->nsamples + i) % SAMPLES];
+        if (x->ts < start || x->ts > end)
+            continue;
+        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:i, s:i}", "timestampUnix", (json_int_t)x->ts,
+                                             "cpuCount", cpus, "cpuUsedPct", x->cpu_pct, "memUsed", (json_int_t)x->mem_used,
+                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", 0, "diskTotal", 0));
+    }
+    lel_call_reply(c, 200, out);
+}
+
+/* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
+void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *name = "";
+    char id[LEL_ID_LEN + 1], img[4200], err[256], path[64];
+    struct lel_snap_info info;
+    if (lel__str_field(c, "name", 256, &name) < 0)
+        return;
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM memory to snapshot");
+        return;
+    }
+    lel_random_id(id);
+    lel__image_path(s->srv, id, img, sizeof(img));
+    int r = lel__sbx_vm_save(s, img, &info, err, sizeof(err));
+    lel_vm_cont(s->vm);
+    if (r < 0) {
+        lel_call_error(c, 500, "snapshot failed: %s", err);
+        return;
+    }
+    json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
+                             "sizeBytes", (json_int_t)info.mem_bytes, "storedBytes", (json_int_t)info.stored_bytes, "teamID",
+                             s->team->id, "templateID", json_object_get(s->rec, "templateID"), "memoryMB",
+                             json_object_get(s->rec, "memoryMB"));
+    lel__set_time(snap, "createdAt", lel_now_ms());
+    snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
+    lel__sbx_add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I}", "snapshotID", id, "storedBytes", (json_int_t)info.stored_bytes));
+    if (lel_store_write(s->srv->store, b) < 0) {
+        unlink(img);
+        json_decref(snap);
+        lel__store_failed(c);
+        return;
+    }
+    json_object_del(snap, "teamID");
+    json_object_del(snap, "templateID");
+    json_object_del(snap, "memoryMB");
+    lel_call_reply(c, 201, snap);
+}
+
+/* POST /sandboxes/{id}/restore {"snapshotID"}: the same sandbox, back at that state. */
+void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *sid = NULL;
+    char path[300], img[4200], err[256];
+    json_t *snap;
+    if (lel__str_field(c, "snapshotID", 64, &sid) < 0)
+        return;
+    if (!sid) {
+        lel_call_error(c, 400, "invalid field 'snapshotID': required");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s", s->team->id, sid);
+    if (lel_store_get(s->srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
+        lel_call_error(c, 404, "snapshot not found");
+        return;
+    }
+    json_decref(snap);
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM to restore");
+        return;
+    }
+    lel__image_path(s->srv, sid, img, sizeof(img));
+    lel_vm_t *old = s->vm;
+    s->vm = NULL;
+    if (lel__sbx_vm_start(s, img, err, sizeof(err)) < 0) {
+        s->vm = old;
+        lel_call_error(c, 500, "cannot restore: %s", err);
+        return;
+    }
+    lel_vm_t *fresh = s->vm;
+    s->vm = old;
+    lel__sbx_vm_release(s); /* the old VM and its reference */
+    s->vm = fresh;
+    if (lel__sbx_commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
+        lel__store_failed(c);
+        return;
+    }
+    lel_call_reply(c, 200, lel__sbx_public_view(s));
+}
+
+/* Console lines are logs: written without waiting for fsync (the WAL still has them). */
+void lel__sbx_console_line(struct lel_sandbox *s, const char *line)
+{
+    lel_batch_t *b = lel_batch_new(s->srv->store);
+    lel__sbx_add_event(s, b, "info", line, json_pack("{s:s}", "source", "console"));
+    lel_store_write_relaxed(s->srv->store, b);
+}
+
