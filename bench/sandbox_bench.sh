@@ -22,4 +22,6 @@ for i in $(seq "$N"); do
   id=$(sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p' "$tmp/body")
   curl -s -o /dev/null -X DELETE -H "X-API-Key: $KEY" "http://127.0.0.1:$PORT/sandboxes/$id"
 done
-sort -n "$tmp/times" | awk -v n="$N" '{v[NR]=$1*1000} END {printf "sandbox create (HTTP request -> guest ready -> 201), %d runs: p50 %.2f ms, p99 %.2f ms\n", n, v[int(n*0.5)+1], v[int(n*0.99)>=n?n:int(n*0.99)+1]}'
+sort -n "$tmp/times" | awk -v n="$N" '{v[NR]=$1*1000} END {
+  i50 = int(n * 0.5) + 1; i99 = int(n * 0.99) + 1; if (i99 > n) i99 = n
+  printf "sandbox create (HTTP request -> guest ready -> 201), %d runs: p50 %.2f ms, p99 %.2f ms\n", n, v[i50], v[i99]}'
