@@ -2,7 +2,7 @@
  * switch, and the host channel's request loop. Runs in 64-bit kernel mode on the identity map
  * the VMM built. Under PVM the interrupt flag is the VIF byte (PVM.md §2.3); on hardware KVM it
  * is the real IF. */
-#include "lel_guest_abi.h"
+#include "proc.h"
 
 #include <stddef.h>
 
@@ -19,9 +19,9 @@ struct vif {
     volatile uint8_t pending;
 };
 
-static struct lel_boot_info *const boot = (struct lel_boot_info *)LEL_GPA_BOOT;
-static struct lel_chan *const chan = (struct lel_chan *)LEL_GPA_CHAN;
-static struct vif *const vif = (struct vif *)LEL_GPA_VIF;
+static struct lel_boot_info *const boot = (struct lel_boot_info *)(LEL_KERNEL_BASE + LEL_GPA_BOOT);
+static struct lel_chan *const chan = (struct lel_chan *)(LEL_KERNEL_BASE + LEL_GPA_CHAN);
+static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
 static int pvm;
 
 extern const uint64_t isr_stubs[256];
@@ -48,13 +48,13 @@ static inline uint64_t rdmsr(uint32_t msr)
     return (uint64_t)hi << 32 | lo;
 }
 
-static void console_write(const char *s)
+void console_write(const char *s)
 {
     for (; *s; s++)
         outb(LEL_PORT_CONSOLE, (uint8_t)*s);
 }
 
-static void console_hex(uint64_t v)
+void console_hex(uint64_t v)
 {
     char buf[19] = "0x";
     for (int i = 0; i < 16; i++)
@@ -95,7 +95,7 @@ struct idt_gate {
 
 static void idt_init(void)
 {
-    struct idt_gate *idt = (struct idt_gate *)LEL_GPA_IDT;
+    struct idt_gate *idt = (struct idt_gate *)(LEL_KERNEL_BASE + LEL_GPA_IDT);
     for (int v = 0; v < 256; v++) {
         uint64_t a = isr_stubs[v];
         idt[v] = (struct idt_gate){(uint16_t)a, LEL_SEL_KCODE, 0, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
@@ -103,7 +103,7 @@ static void idt_init(void)
     struct __attribute__((packed)) {
         uint16_t limit;
         uint64_t base;
-    } d = {256 * sizeof(struct idt_gate) - 1, LEL_GPA_IDT};
+    } d = {256 * sizeof(struct idt_gate) - 1, LEL_KERNEL_BASE + LEL_GPA_IDT};
     __asm__ volatile("lidt %0" ::"m"(d));
 }
 
@@ -120,6 +120,8 @@ static void lapic_init(void)
 /* Called from isr_common with the vector and a pointer to {error code, rip, cs, rflags, ...}. */
 void isr(uint64_t vector, uint64_t *frame)
 {
+    if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
+        proc_fault(vector); /* a user-mode fault ends the process, not the kernel */
     if (vector < 32) {
         chan->fatal_vector = (uint32_t)vector;
         chan->fatal_rip = frame[1];
@@ -149,7 +151,7 @@ static int work_area(uint64_t mib, uint64_t **start, uint64_t *words)
 {
     if (mib == 0 || LEL_GPA_WORK + (mib << 20) > boot->mem_bytes)
         return -1;
-    *start = (uint64_t *)LEL_GPA_WORK;
+    *start = (uint64_t *)(LEL_DMAP_BASE + LEL_GPA_WORK);
     *words = (mib << 20) / 8;
     return 0;
 }
@@ -177,7 +179,7 @@ static void misbehave(uint64_t how)
             outl(LEL_PORT_DOORBELL, 0x12345678);
     case LEL_BAD_WILD_WRITE:
         for (uint64_t a = boot->mem_bytes; a < boot->mem_bytes + (64ULL << 20); a += 4096)
-            *(volatile uint64_t *)a = a;
+            *(volatile uint64_t *)(LEL_DMAP_BASE + a) = a;
         break;
     }
     chan->status = LEL_ST_EINVAL;
@@ -214,6 +216,15 @@ static void handle(void)
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;
+    case LEL_OP_RUN_TEST: {
+        uint32_t n = 0;
+        int r = proc_run_test((char *)chan + LEL_CHAN_DATA_OFF, LEL_CHAN_DATA_MAX, &n);
+        if (r < 0)
+            chan->status = (uint32_t)-r;
+        chan->ret[0] = (uint64_t)r;
+        chan->ret[1] = n;
+        break;
+    }
     case LEL_OP_SPIN:
         chan->ret[0] = lel_spin(chan->arg[0]);
         break;
@@ -236,6 +247,7 @@ void kmain(void)
     irq_disable();
     idt_init();
     lapic_init();
+    proc_init();
     console_write("lelantos guest: ready\n");
     outl(LEL_PORT_DOORBELL, LEL_BELL_READY);
     uint32_t done = chan->resp_seq;

@@ -17,10 +17,20 @@
 #define LEL_GPA_BOOT 0x16000ULL
 #define LEL_GPA_IDT 0x17000ULL
 #define LEL_GPA_CHAN 0x18000ULL  /* host channel mailbox, one page */
+#define LEL_GPA_PDPT_HIGH 0x19000ULL /* PDPT of PML4 slot 511 (the kernel image window) */
 #define LEL_GPA_STACK_TOP 0x9f000ULL
 #define LEL_GPA_KERNEL 0x100000ULL /* the flat kernel image is loaded here, entry at its start */
 #define LEL_GPA_WORK 0x1000000ULL  /* 16 MiB: memory the guest hands to workloads (touch/checksum) */
 #define LEL_KERNEL_MAX (LEL_GPA_WORK - LEL_GPA_KERNEL)
+
+/* Virtual layout. User space owns PML4 slots 0..255 (static Linux executables are linked at
+ * 0x400000); the kernel lives in the upper half: its image and low memory at KERNEL_BASE
+ * (slot 511, -mcmodel=kernel) and all of RAM at DMAP_BASE (slot 273; slot 256 is unusable
+ * under PVM). The VMM also identity-maps RAM in slot 0 for the first instructions only. */
+#define LEL_KERNEL_BASE 0xffffffff80000000ULL /* VA of GPA 0 for the first GiB */
+#define LEL_DMAP_BASE 0xffff888000000000ULL   /* VA of GPA 0 for all of RAM */
+#define LEL_PML4_KERNEL_SLOT 511
+#define LEL_PML4_DMAP_SLOT 273
 
 #define LEL_SEL_KCODE 0x10
 #define LEL_SEL_KDATA 0x18
@@ -52,6 +62,8 @@ enum lel_op {
     LEL_OP_TICKS = 4,    /* ret[0] = timer ticks since boot */
     LEL_OP_MISBEHAVE = 5, /* for tests of host safety: arg[0] = enum lel_misbehave; does not answer */
     LEL_OP_SPIN = 6,      /* run lel_spin(arg[0]) (a fixed compute loop); ret[0] = its result */
+    LEL_OP_RUN_TEST = 7,  /* run the built-in static test executable in user mode: ret[0] = exit code,
+                             ret[1] = bytes of its stdout+stderr copied to the mailbox data area */
 };
 
 enum lel_misbehave {
@@ -67,6 +79,9 @@ enum lel_status { LEL_ST_OK = 0, LEL_ST_EINVAL = 22, LEL_ST_ENOSYS = 38 };
 /* The mailbox. The host writes op/arg and then bumps req_seq and raises LEL_VEC_CHANNEL; the
  * guest answers in status/ret, sets resp_seq = req_seq and rings LEL_BELL_RESPONSE. The host
  * never trusts anything it reads back beyond comparing sequence numbers and copying ret. */
+#define LEL_CHAN_DATA_OFF 256 /* bytes of the mailbox page after the struct: program output */
+#define LEL_CHAN_DATA_MAX (4096 - LEL_CHAN_DATA_OFF)
+
 struct lel_chan {
     volatile uint32_t req_seq, resp_seq;
     uint32_t op, status;

@@ -219,7 +219,11 @@ static void build_page_tables(lel_vm_t *vm)
     uint64_t *pml4 = (uint64_t *)(vm->mem + LEL_GPA_PML4), *pdpt = (uint64_t *)(vm->mem + LEL_GPA_PDPT);
     uint64_t top = vm->mem_bytes > LEL_LOW_MEM_MAX ? (1ULL << 32) + vm->mem_bytes - LEL_LOW_MEM_MAX : vm->mem_bytes;
     uint64_t ngb = (top + (1ULL << 30) - 1) >> 30;
-    pml4[0] = LEL_GPA_PDPT | 7;
+    uint64_t *pdpt_high = (uint64_t *)(vm->mem + LEL_GPA_PDPT_HIGH);
+    pml4[0] = LEL_GPA_PDPT | 7;                        /* identity, for the first instructions */
+    pml4[LEL_PML4_DMAP_SLOT] = LEL_GPA_PDPT | 7;       /* the same GiB entries: the direct map */
+    pml4[LEL_PML4_KERNEL_SLOT] = LEL_GPA_PDPT_HIGH | 7; /* -2 GiB: the first GiB again, for the kernel image */
+    pdpt_high[510] = LEL_GPA_PD | 7;
     for (uint64_t g = 0; g < ngb; g++) {
         uint64_t *pd = (uint64_t *)(vm->mem + LEL_GPA_PD + g * 4096);
         pdpt[g] = (LEL_GPA_PD + g * 4096) | 7;
@@ -236,11 +240,11 @@ static void build_gdt(lel_vm_t *vm)
     gdt[4] = 0x00cffb000000ffffULL; /* 0x23 user code 32 */
     gdt[5] = 0x00cff3000000ffffULL; /* 0x2b user data */
     gdt[6] = 0x00affb000000ffffULL; /* 0x33 user code 64 */
-    uint64_t tss = LEL_GPA_TSS, limit = 103;
+    uint64_t tss = LEL_KERNEL_BASE + LEL_GPA_TSS, limit = 103;
     gdt[8] = (limit & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | (((tss >> 24) & 0xff) << 56);
     gdt[9] = tss >> 32;
     uint8_t *t = vm->mem + LEL_GPA_TSS;
-    *(uint64_t *)(t + 4) = LEL_GPA_STACK_TOP; /* rsp0 */
+    *(uint64_t *)(t + 4) = LEL_KERNEL_BASE + LEL_GPA_STACK_TOP; /* rsp0 */
     *(uint16_t *)(t + 102) = 104;             /* no I/O bitmap */
 }
 
@@ -254,14 +258,14 @@ static int set_boot_state(lel_vm_t *vm, char *err, size_t errlen)
     seg(&s.ds, LEL_SEL_KDATA, 0x3, 0);
     s.es = s.fs = s.gs = s.ss = s.ds;
     memset(&s.tr, 0, sizeof(s.tr));
-    s.tr.base = LEL_GPA_TSS;
+    s.tr.base = LEL_KERNEL_BASE + LEL_GPA_TSS; /* linear addresses: valid in every process's page table */
     s.tr.limit = 103;
     s.tr.selector = LEL_SEL_TSS;
     s.tr.type = 0xb;
     s.tr.present = 1;
-    s.gdt.base = LEL_GPA_GDT;
+    s.gdt.base = LEL_KERNEL_BASE + LEL_GPA_GDT;
     s.gdt.limit = 10 * 8 - 1;
-    s.idt.base = LEL_GPA_IDT;
+    s.idt.base = LEL_KERNEL_BASE + LEL_GPA_IDT;
     s.idt.limit = 0;
     s.cr0 = 0x80050033;
     s.cr3 = LEL_GPA_PML4;
@@ -270,7 +274,7 @@ static int set_boot_state(lel_vm_t *vm, char *err, size_t errlen)
     step = "KVM_SET_SREGS";
     if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0)
         goto fail;
-    struct kvm_regs regs = {.rip = LEL_GPA_KERNEL, .rsp = LEL_GPA_STACK_TOP, .rflags = 2};
+    struct kvm_regs regs = {.rip = LEL_KERNEL_BASE + LEL_GPA_KERNEL, .rsp = LEL_KERNEL_BASE + LEL_GPA_STACK_TOP, .rflags = 2};
     step = "KVM_SET_REGS";
     if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
         goto fail;
@@ -603,6 +607,11 @@ void lel_vm_destroy(lel_vm_t *vm)
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
+}
+
+const char *lel_vm_debug_mailbox_data(lel_vm_t *vm)
+{
+    return (const char *)vm->mem + LEL_GPA_CHAN + LEL_CHAN_DATA_OFF;
 }
 
 uint64_t lel_vm_resident(lel_vm_t *vm)

@@ -46,6 +46,9 @@ int lel_vm_cont(lel_vm_t *vm);
 /** Destroys the VM and returns its memory. */
 void lel_vm_destroy(lel_vm_t *vm);
 
+/** The mailbox's data area (LEL_CHAN_DATA_MAX bytes of guest memory; only meaningful right
+ * after a call that reported a length, and to be bounds-checked by the caller). */
+const char *lel_vm_debug_mailbox_data(lel_vm_t *vm);
 /** Resident guest memory in bytes (pages actually backed). */
 uint64_t lel_vm_resident(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */

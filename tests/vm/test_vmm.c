@@ -70,6 +70,21 @@ static uint64_t call1(lel_vm_t *vm, uint32_t op, uint64_t a0, uint64_t a1, int *
     return ret[0];
 }
 
+/* The guest's built-in static executable runs in user mode: exit code 7, its output back. */
+static void run_user_test(lel_vm_t *vm, const char *when)
+{
+    uint64_t arg[4] = {0}, ret[4] = {0};
+    int r = lel_vm_call(vm, LEL_OP_RUN_TEST, arg, ret, 10000);
+    const char *want = "hello from user mode\nenosys ok\n";
+    const char *out = lel_vm_debug_mailbox_data(vm);
+    printf("user-mode test %s: status %d, exit %llu, %llu bytes: %.*s", when, r, (unsigned long long)ret[0],
+           (unsigned long long)ret[1], (int)(ret[1] < 200 ? ret[1] : 200), out ? out : "");
+    CHECK_INT(r, 0);
+    CHECK_INT(ret[0], 7);
+    CHECK_INT(ret[1], strlen(want));
+    CHECK(out && ret[1] == strlen(want) && !memcmp(out, want, ret[1]));
+}
+
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
@@ -145,6 +160,7 @@ int main(void)
     int st;
     CHECK_INT(call1(vm, LEL_OP_PING, 41, 0, &st), 42);
     CHECK_INT(st, 0);
+    run_user_test(vm, "after boot");
     double t0 = now_ms();
     uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
     printf("touch 64 MiB: %.1f ms\n", now_ms() - t0);
@@ -187,6 +203,7 @@ int main(void)
     if (r < 0)
         return lel_test_finish();
     CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+    run_user_test(vm, "after resume");
     uint64_t t1 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
     usleep(200000);
     uint64_t t2 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
