@@ -9,6 +9,7 @@ PKGS=(
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
   librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
   libcurl4-openssl-dev
+  busybox-static cpio
   nghttp2-client wrk h2o curl
 )
 

@@ -1,0 +1,417 @@
+/* tmpfs over kmalloc'd inodes and page-sized data blocks; see fs.h. */
+#include "fs.h"
+
+#include "klib.h"
+
+#define MAX_FILE (1ULL << 30)
+
+static struct inode *root;
+static uint64_t next_ino = 1;
+static int64_t clock_now;
+
+static struct inode *inode_new(uint32_t mode)
+{
+    struct inode *i = kmalloc(sizeof(*i));
+    if (i) {
+        i->mode = mode;
+        i->nlink = 1;
+        i->ino = next_ino++;
+        i->mtime = i->ctime = i->atime = clock_now;
+    }
+    return i;
+}
+
+int fs_init(int64_t now)
+{
+    clock_now = now;
+    root = inode_new(S_IFDIR | 0755);
+    if (!root)
+        return -E_NOMEM;
+    root->parent = root;
+    root->nlink = 2;
+    return 0;
+}
+
+struct inode *fs_root(void)
+{
+    return root;
+}
+
+static struct inode *child_of(struct inode *dir, const char *name, uint64_t n)
+{
+    if (n == 1 && name[0] == '.')
+        return dir;
+    if (n == 2 && name[0] == '.' && name[1] == '.')
+        return dir->parent;
+    for (struct dent *d = dir->children; d; d = d->next)
+        if (kstrlen(d->name) == n && !kmemcmp(d->name, name, n))
+            return d->inode;
+    return 0;
+}
+
+/* Resolves path; `depth` counts symlinks followed so far. */
+static int walk(struct inode *cwd, const char *path, int follow, int depth, struct inode **out)
+{
+    struct inode *cur = path[0] == '/' ? root : cwd;
+    const char *p = path;
+    if (!*path)
+        return -E_NOENT;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *end = p;
+        while (*end && *end != '/')
+            end++;
+        uint64_t n = (uint64_t)(end - p);
+        if (n > FS_NAME_MAX)
+            return -E_NAMETOOLONG;
+        if ((cur->mode & S_IFMT) != S_IFDIR)
+            return -E_NOTDIR;
+        struct inode *next = child_of(cur, p, n);
+        if (!next)
+            return -E_NOENT;
+        const char *rest = end;
+        while (*rest == '/')
+            rest++;
+        int last = !*rest;
+        if ((next->mode & S_IFMT) == S_IFLNK && (!last || follow || *end == '/')) {
+            if (++depth > 40)
+                return -E_LOOP;
+            int r = walk(cur, next->target, 1, depth, &next);
+            if (r < 0)
+                return r;
+        }
+        cur = next;
+        p = end;
+        if (last && *end == '/' && (cur->mode & S_IFMT) != S_IFDIR)
+            return -E_NOTDIR;
+    }
+    *out = cur;
+    return 0;
+}
+
+int fs_lookup(struct inode *cwd, const char *path, int follow, struct inode **out)
+{
+    if (kstrnlen(path, FS_PATH_MAX) >= FS_PATH_MAX)
+        return -E_NAMETOOLONG;
+    return walk(cwd, path, follow, 0, out);
+}
+
+int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const char **name, uint64_t *namelen)
+{
+    uint64_t len = kstrnlen(path, FS_PATH_MAX);
+    char buf[FS_PATH_MAX];
+    if (len >= FS_PATH_MAX)
+        return -E_NAMETOOLONG;
+    if (len == 0)
+        return -E_NOENT;
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    uint64_t slash = len;
+    while (slash > 0 && path[slash - 1] != '/')
+        slash--;
+    *name = path + slash;
+    *namelen = len - slash;
+    if (*namelen == 0)
+        return -E_EXIST; /* "/" itself */
+    if (*namelen > FS_NAME_MAX)
+        return -E_NAMETOOLONG;
+    if (slash == 0) {
+        *dir = cwd;
+        return 0;
+    }
+    kmemcpy(buf, path, slash);
+    buf[slash] = 0;
+    int r = walk(cwd, buf, 1, 0, dir);
+    if (r == 0 && ((*dir)->mode & S_IFMT) != S_IFDIR)
+        return -E_NOTDIR;
+    return r;
+}
+
+int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, struct inode **out)
+{
+    if ((dir->mode & S_IFMT) != S_IFDIR)
+        return -E_NOTDIR;
+    if (child_of(dir, name, n))
+        return -E_EXIST;
+    struct dent *d = kmalloc(sizeof(*d));
+    struct inode *i = inode_new(mode);
+    char *nm = kstrndup(name, n);
+    if (!d || !i || !nm) {
+        kfree(d, sizeof(*d));
+        kfree(i, sizeof(*i));
+        kfree(nm, n + 1);
+        return -E_NOMEM;
+    }
+    if ((mode & S_IFMT) == S_IFDIR) {
+        i->parent = dir;
+        i->nlink = 2;
+        dir->nlink++;
+    }
+    d->name = nm;
+    d->inode = i;
+    d->next = dir->children;
+    dir->children = d;
+    dir->mtime = clock_now;
+    *out = i;
+    return 0;
+}
+
+/* File data: pages[] is one page of 512 pointers to index pages, each holding 512 pointers
+ * to data pages, so a file reaches 1 GiB without any allocation larger than a page. */
+#define PER 512ULL
+
+static void **slot(struct inode *f, uint64_t idx, int create)
+{
+    if (idx >= PER * PER)
+        return 0;
+    if (!f->pages && (!create || !(f->pages = kpage_alloc())))
+        return 0;
+    void **l2 = f->pages[idx / PER];
+    if (!l2 && (!create || !(l2 = f->pages[idx / PER] = kpage_alloc())))
+        return 0;
+    return &l2[idx % PER];
+}
+
+static void drop_data(struct inode *f, uint64_t from_page)
+{
+    if (!f->pages)
+        return;
+    for (uint64_t i = 0; i < PER; i++) {
+        void **l2 = f->pages[i];
+        if (!l2)
+            continue;
+        for (uint64_t j = 0; j < PER; j++) {
+            if (i * PER + j >= from_page && l2[j]) {
+                kpage_free(l2[j]);
+                l2[j] = 0;
+            }
+        }
+        if (i * PER >= from_page) {
+            kpage_free(l2);
+            f->pages[i] = 0;
+        }
+    }
+}
+
+static void inode_free(struct inode *i)
+{
+    if ((i->mode & S_IFMT) == S_IFREG && i->pages) {
+        drop_data(i, 0);
+        kpage_free(i->pages);
+    }
+    if (i->target)
+        kfree(i->target, kstrlen(i->target) + 1);
+    kfree(i, sizeof(*i));
+}
+
+int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
+{
+    for (struct dent **pp = &dir->children; *pp; pp = &(*pp)->next) {
+        struct dent *d = *pp;
+        if (kstrlen(d->name) != n || kmemcmp(d->name, name, n))
+            continue;
+        int is_dir = (d->inode->mode & S_IFMT) == S_IFDIR;
+        if (want_dir && !is_dir)
+            return -E_NOTDIR;
+        if (!want_dir && is_dir)
+            return -E_ISDIR;
+        if (is_dir && d->inode->children)
+            return -E_NOTEMPTY;
+        *pp = d->next;
+        if (is_dir)
+            dir->nlink--;
+        if (--d->inode->nlink == 0 || is_dir)
+            inode_free(d->inode);
+        kfree(d->name, n + 1);
+        kfree(d, sizeof(*d));
+        dir->mtime = clock_now;
+        return 0;
+    }
+    return -E_NOENT;
+}
+
+int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n)
+{
+    if ((f->mode & S_IFMT) == S_IFDIR)
+        return -E_ISDIR;
+    if (off >= f->size)
+        return 0;
+    if (n > f->size - off)
+        n = f->size - off;
+    uint8_t *b = buf;
+    for (uint64_t done = 0; done < n;) {
+        uint64_t idx = (off + done) / PAGE_SIZE, in = (off + done) % PAGE_SIZE, chunk = PAGE_SIZE - in;
+        if (chunk > n - done)
+            chunk = n - done;
+        void **sl = slot(f, idx, 0);
+        if (sl && *sl)
+            kmemcpy(b + done, (uint8_t *)*sl + in, chunk);
+        else
+            kmemset(b + done, 0, chunk);
+        done += chunk;
+    }
+    f->atime = clock_now;
+    return (int64_t)n;
+}
+
+int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
+{
+    const uint8_t *b = buf;
+    if ((f->mode & S_IFMT) != S_IFREG)
+        return -E_INVAL;
+    if (off + n < off || off + n > MAX_FILE)
+        return -E_FBIG;
+    uint64_t done = 0;
+    while (done < n) {
+        uint64_t idx = (off + done) / PAGE_SIZE, in = (off + done) % PAGE_SIZE, chunk = PAGE_SIZE - in;
+        if (chunk > n - done)
+            chunk = n - done;
+        void **sl = slot(f, idx, 1);
+        if (sl && !*sl)
+            *sl = kpage_alloc();
+        if (!sl || !*sl) {
+            if (done)
+                break;
+            return idx >= PER * PER ? -E_FBIG : -E_NOMEM;
+        }
+        kmemcpy((uint8_t *)*sl + in, b + done, chunk);
+        done += chunk;
+    }
+    if (off + done > f->size)
+        f->size = off + done;
+    f->mtime = clock_now;
+    return (int64_t)done;
+}
+
+int fs_truncate(struct inode *f, uint64_t size)
+{
+    if ((f->mode & S_IFMT) != S_IFREG)
+        return -E_INVAL;
+    if (size > MAX_FILE)
+        return -E_FBIG;
+    if (size < f->size && f->pages) {
+        uint64_t keep = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+        drop_data(f, keep);
+        void **sl = size % PAGE_SIZE ? slot(f, keep - 1, 0) : 0;
+        if (sl && *sl)
+            kmemset((uint8_t *)*sl + size % PAGE_SIZE, 0, PAGE_SIZE - size % PAGE_SIZE);
+    }
+    f->size = size;
+    f->mtime = clock_now;
+    return 0;
+}
+
+int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child)
+{
+    if ((dir->mode & S_IFMT) != S_IFDIR)
+        return -E_NOTDIR;
+    if (index == 0) {
+        *name = ".";
+        *child = dir;
+        return 0;
+    }
+    if (index == 1) {
+        *name = "..";
+        *child = dir->parent;
+        return 0;
+    }
+    struct dent *d = dir->children;
+    for (uint64_t i = 2; d && i < index; i++)
+        d = d->next;
+    if (!d)
+        return 1;
+    *name = d->name;
+    *child = d->inode;
+    return 0;
+}
+
+int fs_path_of(struct inode *d, char *buf, uint64_t cap)
+{
+    char tmp[FS_PATH_MAX];
+    uint64_t pos = sizeof(tmp);
+    tmp[--pos] = 0;
+    while (d != root) {
+        struct inode *p = d->parent;
+        struct dent *e = p->children;
+        while (e && e->inode != d)
+            e = e->next;
+        if (!e)
+            return -E_NOENT;
+        uint64_t n = kstrlen(e->name);
+        if (n + 1 > pos)
+            return -E_NAMETOOLONG;
+        pos -= n;
+        kmemcpy(tmp + pos, e->name, n);
+        tmp[--pos] = '/';
+        d = p;
+    }
+    if (pos == sizeof(tmp) - 1)
+        tmp[--pos] = '/';
+    uint64_t len = sizeof(tmp) - pos;
+    if (len > cap)
+        return -E_NAMETOOLONG;
+    kmemcpy(buf, tmp + pos, len);
+    return (int)len;
+}
+
+/* ---- cpio newc ---- */
+
+static int hex8(const uint8_t *p, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        uint8_t c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -E_INVAL;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+int fs_unpack_cpio(const uint8_t *img, uint64_t len)
+{
+    uint64_t off = 0;
+    while (off + 110 <= len) {
+        const uint8_t *h = img + off;
+        uint64_t mode, mtime, filesize, namesize;
+        if (kmemcmp(h, "070701", 6) || hex8(h + 14, &mode) || hex8(h + 46, &mtime) || hex8(h + 54, &filesize) ||
+            hex8(h + 94, &namesize) || namesize == 0 || namesize > FS_PATH_MAX)
+            return -E_INVAL;
+        uint64_t name_off = off + 110, data_off = (name_off + namesize + 3) & ~3ULL;
+        if (name_off + namesize > len || data_off > len || filesize > len - data_off)
+            return -E_INVAL;
+        const char *name = (const char *)img + name_off;
+        if (name[namesize - 1] != 0)
+            return -E_INVAL;
+        if (!kstrcmp(name, "TRAILER!!!"))
+            return 0;
+        off = (data_off + filesize + 3) & ~3ULL;
+        if (!kstrcmp(name, "."))
+            continue;
+        struct inode *dir, *node;
+        const char *base;
+        uint64_t blen;
+        int r = fs_parent(root, name, &dir, &base, &blen);
+        if (r < 0)
+            return r;
+        uint32_t type = (uint32_t)mode & S_IFMT;
+        if (type != S_IFDIR && type != S_IFREG && type != S_IFLNK)
+            continue; /* devices and fifos are not part of our root filesystems */
+        if ((r = fs_create(dir, base, blen, (uint32_t)mode, &node)) < 0)
+            return r;
+        node->mtime = node->ctime = (int64_t)mtime;
+        if (type == S_IFREG && filesize && fs_write(node, 0, img + data_off, filesize) != (int64_t)filesize)
+            return -E_NOMEM;
+        if (type == S_IFLNK) {
+            if (filesize == 0 || filesize >= FS_PATH_MAX || !(node->target = kstrndup((const char *)img + data_off, filesize)))
+                return -E_INVAL;
+            node->size = filesize;
+        }
+    }
+    return -E_INVAL; /* no trailer: truncated */
+}

@@ -1,0 +1,71 @@
+/* The guest's in-memory file system: directories, regular files (data in pages), symlinks,
+ * with modes, sizes and timestamps; unpacked at boot from a cpio (newc) archive. Paths are
+ * resolved component by component, following symlinks (at most 40), relative to a working
+ * directory. Functions return 0 or a negative Linux errno. */
+#ifndef LEL_GUEST_FS_H
+#define LEL_GUEST_FS_H
+
+#include <stdint.h>
+
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+#define S_IFREG 0100000
+#define S_IFLNK 0120000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+
+#define E_NOENT 2
+#define E_IO 5
+#define E_NOMEM 12
+#define E_EXIST 17
+#define E_NOTDIR 20
+#define E_ISDIR 21
+#define E_INVAL 22
+#define E_FBIG 27
+#define E_NAMETOOLONG 36
+#define E_NOTEMPTY 39
+#define E_LOOP 40
+
+#define FS_NAME_MAX 255
+#define FS_PATH_MAX 4096
+
+struct dent;
+
+struct inode {
+    uint32_t mode; /* S_IF* | permission bits */
+    uint32_t nlink;
+    uint64_t ino;
+    uint64_t size;
+    int64_t mtime, ctime, atime; /* seconds */
+    void **pages;                /* regular file: two-level page table of data (holes read as zero) */
+    struct dent *children;       /* directory */
+    struct inode *parent;        /* directory: its parent (root: itself) */
+    char *target;                /* symlink */
+};
+
+struct dent {
+    char *name;
+    struct inode *inode;
+    struct dent *next;
+};
+
+int fs_init(int64_t now);
+struct inode *fs_root(void);
+/** Unpacks a newc archive into the tree (directories, files, symlinks). */
+int fs_unpack_cpio(const uint8_t *img, uint64_t len);
+/** Resolves `path` from `cwd`; `follow` decides whether a final symlink is followed. */
+int fs_lookup(struct inode *cwd, const char *path, int follow, struct inode **out);
+/** Finds the parent directory of `path` and its last component (points into `path`). */
+int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const char **name, uint64_t *namelen);
+/** Creates a node named `name` in `dir`. */
+int fs_create(struct inode *dir, const char *name, uint64_t namelen, uint32_t mode, struct inode **out);
+int fs_unlink(struct inode *dir, const char *name, uint64_t namelen, int want_dir);
+int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
+int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
+int fs_truncate(struct inode *f, uint64_t size);
+/** The `index`-th entry of a directory, counting "." and ".." first; 1 when past the end. */
+int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child);
+/** Writes the absolute path of directory `d` into buf. */
+int fs_path_of(struct inode *d, char *buf, uint64_t cap);
+
+#endif

@@ -1,0 +1,30 @@
+/* The guest kernel's little libc: memory and string helpers, the physical page pool and a
+ * small-object heap. Built freestanding for the guest, and for the host when the guest's
+ * portable parts (file system, ELF checks) are unit-tested (LEL_GUEST_HOSTED). */
+#ifndef LEL_GUEST_KLIB_H
+#define LEL_GUEST_KLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SIZE 4096ULL
+
+void *kmemset(void *d, int c, size_t n);
+void *kmemcpy(void *d, const void *s, size_t n);
+int kmemcmp(const void *a, const void *b, size_t n);
+size_t kstrlen(const char *s);
+int kstrcmp(const char *a, const char *b);
+size_t kstrnlen(const char *s, size_t max);
+
+/** One zeroed page, as a kernel pointer; NULL when memory is exhausted. */
+void *kpage_alloc(void);
+void kpage_free(void *p);
+/** Guest-physical address of a page from kpage_alloc (0 on the host). */
+uint64_t kpage_gpa(void *p);
+/** Small objects (up to 2048 bytes), zeroed. */
+void *kmalloc(size_t n);
+void kfree(void *p, size_t n);
+/** A copy of a string in the heap (n bytes + NUL), NULL when too long or out of memory. */
+char *kstrndup(const char *s, size_t n);
+
+#endif
