@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build >/dev/null
-cmake --build build --target lel_guest >/dev/null
+cmake --build build --target lel_guest lel_rootfs >/dev/null
 mkdir -p build-static
 gcc -O2 -g -static -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -o build-static/test_vmm \
   tests/vm/test_vmm.c src/vmm/lel_vmm.c src/vmm/lel_snapshot.c src/common/lel_util.c \
-  build/src/guest/lel_guest_image.c -lzstd -lxxhash -lcrypto -lpthread
+  src/vmm/lel_rootfs.S -Wa,-Ibuild/src/guest build/src/guest/lel_guest_image.c -lzstd -lxxhash -lcrypto -lpthread
 echo build-static/test_vmm

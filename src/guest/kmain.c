@@ -2,6 +2,8 @@
  * switch, and the host channel's request loop. Runs in 64-bit kernel mode on the identity map
  * the VMM built. Under PVM the interrupt flag is the VIF byte (PVM.md §2.3); on hardware KVM it
  * is the real IF. */
+#include "fs.h"
+#include "klib.h"
 #include "proc.h"
 
 #include <stddef.h>
@@ -121,7 +123,7 @@ static void lapic_init(void)
 void isr(uint64_t vector, uint64_t *frame)
 {
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
-        proc_fault(vector); /* a user-mode fault ends the process, not the kernel */
+        proc_fault(vector, frame[1]); /* a user-mode fault ends the process, not the kernel */
     if (vector < 32) {
         chan->fatal_vector = (uint32_t)vector;
         chan->fatal_rip = frame[1];
@@ -147,13 +149,51 @@ static uint64_t mix(uint64_t h, uint64_t w)
     return h;
 }
 
-static int work_area(uint64_t mib, uint64_t **start, uint64_t *words)
+/* The work area for touch/checksum: pages from the pool, listed in index pages of 512 entries.
+ * Touching again replaces it. */
+static void **work_index; /* one page of pointers to index pages */
+static uint64_t work_pages;
+
+static void work_free(void)
 {
-    if (mib == 0 || LEL_GPA_WORK + (mib << 20) > boot->mem_bytes)
+    for (uint64_t i = 0; work_index && i < 512; i++) {
+        void **ix = work_index[i];
+        if (!ix)
+            continue;
+        for (uint64_t j = 0; j < 512; j++)
+            if (ix[j])
+                kpage_free(ix[j]);
+        kpage_free(ix);
+    }
+    if (work_index)
+        kpage_free(work_index);
+    work_index = 0;
+    work_pages = 0;
+}
+
+static uint64_t *work_page(uint64_t i)
+{
+    return work_index[i / 512] ? ((void **)work_index[i / 512])[i % 512] : 0;
+}
+
+static int work_alloc(uint64_t mib)
+{
+    work_free();
+    uint64_t n = (mib << 20) / PAGE_SIZE;
+    if (mib == 0 || n > 512 * 512 || !(work_index = kpage_alloc()))
         return -1;
-    *start = (uint64_t *)(LEL_DMAP_BASE + LEL_GPA_WORK);
-    *words = (mib << 20) / 8;
+    for (uint64_t i = 0; i < n; i++) {
+        void **ix = work_index[i / 512];
+        if (!ix && !(ix = work_index[i / 512] = kpage_alloc()))
+            goto fail;
+        if (!(ix[i % 512] = kpage_alloc()))
+            goto fail;
+        work_pages++;
+    }
     return 0;
+fail:
+    work_free();
+    return -1;
 }
 
 /* Deliberate misbehaviour, so the host's defences can be tested. */
@@ -188,31 +228,51 @@ static void misbehave(uint64_t how)
 static void handle(void)
 {
     uint64_t *p, n, h = 0;
+    (void)n;
     chan->status = LEL_ST_OK;
     switch (chan->op) {
     case LEL_OP_PING:
         chan->ret[0] = chan->arg[0] + 1;
         break;
     case LEL_OP_TOUCH:
-        if (work_area(chan->arg[0], &p, &n) < 0) {
+        if (work_alloc(chan->arg[0]) < 0) {
             chan->status = LEL_ST_EINVAL;
             break;
         }
-        for (uint64_t i = 0; i < n; i++) {
-            p[i] = (i * 0x100000001b3ULL) ^ chan->arg[1];
-            h = mix(h, p[i]);
+        for (uint64_t pg = 0; pg < work_pages; pg++) {
+            p = work_page(pg);
+            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++) {
+                uint64_t i = pg * (PAGE_SIZE / 8) + w;
+                p[w] = (i * 0x100000001b3ULL) ^ chan->arg[1];
+                h = mix(h, p[w]);
+            }
         }
         chan->ret[0] = h;
         break;
     case LEL_OP_CHECKSUM:
-        if (work_area(chan->arg[0], &p, &n) < 0) {
+        n = (chan->arg[0] << 20) / PAGE_SIZE;
+        if (chan->arg[0] == 0 || n != work_pages) {
             chan->status = LEL_ST_EINVAL;
             break;
         }
-        for (uint64_t i = 0; i < n; i++)
-            h = mix(h, p[i]);
+        for (uint64_t pg = 0; pg < work_pages; pg++) {
+            p = work_page(pg);
+            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++)
+                h = mix(h, p[w]);
+        }
         chan->ret[0] = h;
         break;
+    case LEL_OP_EXEC: {
+        uint32_t outn = 0;
+        char *data = (char *)chan + LEL_CHAN_DATA_OFF;
+        data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
+        int r = proc_run(data, (uint32_t)chan->arg[0], data, LEL_CHAN_DATA_MAX, &outn);
+        if (r < 0)
+            chan->status = (uint32_t)-r;
+        chan->ret[0] = (uint64_t)r;
+        chan->ret[1] = outn;
+        break;
+    }
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;
@@ -238,6 +298,30 @@ static void handle(void)
 
 extern char __bss_start[], __bss_end[];
 
+uint64_t kernel_ticks(void)
+{
+    return chan->ticks;
+}
+
+void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
+
+static void rootfs_init(void)
+{
+    uint64_t end = boot->initrd_size ? boot->initrd_gpa : boot->mem_bytes;
+    kpool_init(4ULL << 20, end & ~(PAGE_SIZE - 1));
+    if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
+        console_write("guest: no memory for the root filesystem\n");
+        return;
+    }
+    if (!boot->initrd_size)
+        return;
+    int r = fs_unpack_cpio((const uint8_t *)(LEL_DMAP_BASE + boot->initrd_gpa), boot->initrd_size);
+    console_write(r == 0 ? "lelantos guest: root filesystem unpacked\n" : "guest: root filesystem archive is malformed\n");
+    /* the archive's pages join the pool: the files are copies now */
+    for (uint64_t a = boot->initrd_gpa; r == 0 && a + PAGE_SIZE <= boot->initrd_gpa + boot->initrd_size; a += PAGE_SIZE)
+        kpage_free((void *)(LEL_DMAP_BASE + a));
+}
+
 void kmain(void)
 {
     for (char *b = __bss_start; b < __bss_end; b++)
@@ -247,6 +331,7 @@ void kmain(void)
     irq_disable();
     idt_init();
     lapic_init();
+    rootfs_init();
     proc_init();
     console_write("lelantos guest: ready\n");
     outl(LEL_PORT_DOORBELL, LEL_BELL_READY);

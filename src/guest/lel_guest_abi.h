@@ -50,7 +50,10 @@ struct lel_boot_info {
     uint64_t magic;
     uint32_t flags;
     uint32_t tick_hz;
-    uint64_t mem_bytes;
+    uint64_t mem_bytes;   /* RAM below the MMIO hole */
+    uint64_t initrd_gpa;  /* the root filesystem (cpio newc), page-aligned at the top of RAM */
+    uint64_t initrd_size;
+    uint64_t epoch_ms;    /* wall clock at boot */
 };
 
 enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3 };
@@ -64,6 +67,8 @@ enum lel_op {
     LEL_OP_SPIN = 6,      /* run lel_spin(arg[0]) (a fixed compute loop); ret[0] = its result */
     LEL_OP_RUN_TEST = 7,  /* run the built-in static test executable in user mode: ret[0] = exit code,
                              ret[1] = bytes of its stdout+stderr copied to the mailbox data area */
+    LEL_OP_EXEC = 8,      /* run argv = arg[0] NUL-separated strings in the data area (argv[0] a path)
+                             to its exit: ret[0] = status, ret[1] = output bytes in the data area */
 };
 
 enum lel_misbehave {

@@ -1,29 +1,30 @@
 /* Processes. Page tables: PML4 slots 0..255 are the process's own, 256..511 are copied from
  * the kernel's (U/S=1 everywhere, as PVM requires; guest user/kernel isolation is not the
- * security boundary — the VM is). Every user pointer a syscall receives is translated
- * through the process's page table before it is touched, so a bad pointer is -EFAULT, never
- * a kernel fault. */
+ * security boundary — the VM is). Every user pointer a syscall receives is translated through
+ * the process's page table before it is touched, so a bad pointer is -EFAULT, never a kernel
+ * fault. */
 #include "proc.h"
 
-#define PAGE 4096ULL
+#include "fs.h"
+#include "klib.h"
+
 #define PTE_P 1ULL
 #define PTE_W 2ULL
 #define PTE_U 4ULL
 #define PTE_ADDR 0x000ffffffffff000ULL
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
-#define STACK_PAGES 32
-#define POOL_START (4ULL << 20) /* pages for processes: 4..16 MiB for now */
-#define POOL_END LEL_GPA_WORK
+#define STACK_PAGES 64
+#define MMAP_BASE 0x00007f0000000000ULL
+#define NFD 64
 
 #define MSR_STAR 0xc0000081
 #define MSR_LSTAR 0xc0000082
 #define MSR_SFMASK 0xc0000084
+#define MSR_FS_BASE 0xc0000100
 
-#define ENOSYS 38
-#define EFAULT 14
-#define EBADF 9
-#define ENOMEM 12
+enum { EPERM = 1, ENOENT = 2, EBADF = 9, ENOMEM = 12, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21,
+       EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8 };
 
 extern void syscall_entry(void);
 extern void enter_user(uint64_t rip, uint64_t rsp) __attribute__((noreturn));
@@ -31,9 +32,18 @@ extern int ctx_save(uint64_t ctx[8]) __attribute__((returns_twice));
 extern void ctx_restore(uint64_t ctx[8], long v) __attribute__((noreturn));
 extern const uint8_t user_test_elf[], user_test_elf_end[];
 
-static uint64_t pool_next, free_list; /* free_list: GPA of a free page whose first word links the next */
 static uint8_t syscall_stack[16384] __attribute__((aligned(16)));
 uint64_t syscall_stack_top; /* read by syscall_entry */
+
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT };
+
+struct file {
+    enum ftype type;
+    struct inode *ino;
+    uint64_t off;
+    int flags;
+    int refs;
+};
 
 static struct {
     int active;
@@ -41,6 +51,10 @@ static struct {
     uint64_t kctx[8];
     char *out;
     uint32_t cap, len;
+    struct file *fd[NFD];
+    struct inode *cwd;
+    uint64_t brk_start, brk, mmap_next;
+    uint64_t rng;
 } cur;
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
@@ -48,32 +62,27 @@ static inline void wrmsr(uint32_t msr, uint64_t v)
     __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
 }
 
+static inline uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (uint64_t)hi << 32 | lo;
+}
+
 static inline void write_cr3(uint64_t v)
 {
     __asm__ volatile("mov %0, %%cr3" ::"r"(v) : "memory");
 }
 
-static void *memset_(void *d, int c, size_t n)
+static inline uint64_t rdtsc(void)
 {
-    uint8_t *p = d;
-    while (n--)
-        *p++ = (uint8_t)c;
-    return d;
-}
-
-static void *memcpy_(void *d, const void *s, size_t n)
-{
-    uint8_t *p = d;
-    const uint8_t *q = s;
-    while (n--)
-        *p++ = *q++;
-    return d;
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
 }
 
 void proc_init(void)
 {
-    pool_next = POOL_START;
-    free_list = 0;
     syscall_stack_top = (uint64_t)(syscall_stack + sizeof(syscall_stack));
     /* interrupts from user mode land on the syscall stack, never on the kernel's live one */
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = syscall_stack_top;
@@ -87,39 +96,25 @@ int proc_active(void)
     return cur.active;
 }
 
-static uint64_t page_alloc(void)
+int64_t proc_now_ns(void)
 {
-    uint64_t p;
-    if (free_list) {
-        p = free_list;
-        free_list = *(uint64_t *)DMAP(p);
-    } else if (pool_next < POOL_END) {
-        p = pool_next;
-        pool_next += PAGE;
-    } else {
-        return 0;
-    }
-    memset_(DMAP(p), 0, PAGE);
-    return p;
+    const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    uint32_t hz = b->tick_hz ? b->tick_hz : 100;
+    return (int64_t)b->epoch_ms * 1000000 + (int64_t)(kernel_ticks() * (1000000000ULL / hz));
 }
 
-static void page_free(uint64_t p)
-{
-    *(uint64_t *)DMAP(p) = free_list;
-    free_list = p;
-}
+/* ---- address spaces ---- */
 
-/* Returns the entry for `va` at the last level, creating tables on the way when `create`. */
 static uint64_t *pte_of(uint64_t pml4, uint64_t va, int create)
 {
     uint64_t table = pml4;
     for (int shift = 39; shift > 12; shift -= 9) {
         uint64_t *e = (uint64_t *)DMAP(table) + ((va >> shift) & 511);
         if (!(*e & PTE_P)) {
-            uint64_t t;
-            if (!create || !(t = page_alloc()))
+            void *t;
+            if (!create || !(t = kpage_alloc()))
                 return 0;
-            *e = t | PTE_P | PTE_W | PTE_U;
+            *e = kpage_gpa(t) | PTE_P | PTE_W | PTE_U;
         }
         table = *e & PTE_ADDR;
     }
@@ -128,15 +123,26 @@ static uint64_t *pte_of(uint64_t pml4, uint64_t va, int create)
 
 static int map_new(uint64_t pml4, uint64_t va)
 {
-    uint64_t *e = pte_of(pml4, va, 1), p;
+    uint64_t *e = pte_of(pml4, va, 1);
+    void *p;
     if (!e)
         return -ENOMEM;
     if (*e & PTE_P)
         return 0;
-    if (!(p = page_alloc()))
+    if (!(p = kpage_alloc()))
         return -ENOMEM;
-    *e = p | PTE_P | PTE_W | PTE_U;
+    *e = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
     return 0;
+}
+
+static void unmap(uint64_t pml4, uint64_t va)
+{
+    uint64_t *e = pte_of(pml4, va, 0);
+    if (e && (*e & PTE_P)) {
+        kpage_free(DMAP(*e & PTE_ADDR));
+        *e = 0;
+        __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* PVM resyncs shadow PTEs only here */
+    }
 }
 
 static uint64_t translate(uint64_t pml4, uint64_t va)
@@ -144,30 +150,42 @@ static uint64_t translate(uint64_t pml4, uint64_t va)
     if (va >= USER_TOP)
         return 0;
     uint64_t *e = pte_of(pml4, va, 0);
-    return e && (*e & PTE_P) ? (*e & PTE_ADDR) | (va & (PAGE - 1)) : 0;
+    return e && (*e & PTE_P) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
 
 /* Copies between user memory and the kernel through the page table; -EFAULT on any hole. */
-static long copy_user(uint64_t pml4, uint64_t va, void *buf, uint64_t n, int to_user)
+static long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
 {
     uint8_t *b = buf;
     if (va + n < va)
         return -EFAULT;
     while (n) {
-        uint64_t gpa = translate(pml4, va), chunk = PAGE - (va & (PAGE - 1));
+        uint64_t gpa = translate(cur.pml4, va), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
             chunk = n;
         if (to_user)
-            memcpy_(DMAP(gpa), b, chunk);
+            kmemcpy(DMAP(gpa), b, chunk);
         else
-            memcpy_(b, DMAP(gpa), chunk);
+            kmemcpy(b, DMAP(gpa), chunk);
         va += chunk;
         b += chunk;
         n -= chunk;
     }
     return 0;
+}
+
+/* A NUL-terminated user string into buf (cap bytes); -ENAMETOOLONG when it does not fit. */
+static long copy_str(uint64_t va, char *buf, uint64_t cap)
+{
+    for (uint64_t i = 0; i < cap; i++) {
+        if (copy_user(va + i, buf + i, 1, 0) < 0)
+            return -EFAULT;
+        if (!buf[i])
+            return (long)i;
+    }
+    return -36;
 }
 
 static void free_level(uint64_t table, int level)
@@ -179,20 +197,20 @@ static void free_level(uint64_t table, int level)
         if (level > 1)
             free_level(e[i] & PTE_ADDR, level - 1);
         else
-            page_free(e[i] & PTE_ADDR);
+            kpage_free(DMAP(e[i] & PTE_ADDR));
     }
-    page_free(table);
+    kpage_free(DMAP(table));
 }
 
 static uint64_t pt_new(void)
 {
-    uint64_t p = page_alloc();
-    if (p) {
-        uint64_t *dst = DMAP(p), *src = KVA(LEL_GPA_PML4);
-        for (int i = 256; i < 512; i++)
-            dst[i] = src[i];
-    }
-    return p;
+    void *p = kpage_alloc();
+    if (!p)
+        return 0;
+    uint64_t *dst = p, *src = KVA(LEL_GPA_PML4);
+    for (int i = 256; i < 512; i++)
+        dst[i] = src[i];
+    return kpage_gpa(p);
 }
 
 /* ---- ELF ---- */
@@ -211,135 +229,239 @@ struct phdr {
     uint64_t offset, vaddr, paddr, filesz, memsz, align;
 };
 
-/* Loads a static ELF64 x86-64 executable. Every offset and size is checked against the image. */
-static int elf_load(uint64_t pml4, const uint8_t *img, uint64_t len, uint64_t *entry, uint64_t *phdr_va, uint64_t *phnum)
+/* Reads an executable's bytes from a file or the built-in image. */
+struct image {
+    struct inode *ino;
+    const uint8_t *mem;
+    uint64_t len;
+};
+
+static int img_read(const struct image *im, uint64_t off, void *buf, uint64_t n)
 {
-    const struct ehdr *h = (const struct ehdr *)img;
-    if (len < sizeof(*h) || h->ident[0] != 0x7f || h->ident[1] != 'E' || h->ident[2] != 'L' || h->ident[3] != 'F' ||
-        h->ident[4] != 2 || h->type != 2 || h->machine != 62 || h->phentsize != sizeof(struct phdr) ||
-        h->phoff > len || (uint64_t)h->phnum * sizeof(struct phdr) > len - h->phoff)
-        return -8; /* ENOEXEC */
-    *phdr_va = 0;
-    for (int i = 0; i < h->phnum; i++) {
-        const struct phdr *p = (const struct phdr *)(img + h->phoff) + i;
-        if (p->type != 1) /* PT_LOAD */
-            continue;
-        if (p->filesz > p->memsz || p->offset > len || p->filesz > len - p->offset || p->vaddr >= USER_TOP ||
-            p->memsz > USER_TOP - p->vaddr)
-            return -8;
-        for (uint64_t va = p->vaddr & ~(PAGE - 1); va < p->vaddr + p->memsz; va += PAGE)
-            if (map_new(pml4, va) < 0)
-                return -ENOMEM;
-        if (copy_user(pml4, p->vaddr, (void *)(img + p->offset), p->filesz, 1) < 0)
-            return -EFAULT;
-        if (h->phoff >= p->offset && h->phoff < p->offset + p->filesz)
-            *phdr_va = p->vaddr + (h->phoff - p->offset);
+    if (off > im->len || n > im->len - off)
+        return -ENOEXEC;
+    if (im->mem) {
+        kmemcpy(buf, im->mem + off, n);
+        return 0;
     }
-    *entry = h->entry;
-    *phnum = h->phnum;
+    return fs_read(im->ino, off, buf, n) == (int64_t)n ? 0 : -ENOEXEC;
+}
+
+struct loaded {
+    uint64_t entry, phdr, phnum, end;
+};
+
+/* Loads a static ELF64 x86-64 executable; every offset and size is checked against the file. */
+static int elf_load(const struct image *im, struct loaded *L)
+{
+    struct ehdr h;
+    struct phdr ph[32];
+    if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
+        h.ident[3] != 'F' || h.ident[4] != 2 || h.type != 2 || h.machine != 62 || h.phentsize != sizeof(struct phdr) ||
+        h.phnum == 0 || h.phnum > 32 || img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
+        return -ENOEXEC;
+    L->phdr = 0;
+    L->end = 0;
+    for (int i = 0; i < h.phnum; i++) {
+        const struct phdr *p = &ph[i];
+        if (p->type == 3) /* PT_INTERP: dynamically linked */
+            return -ENOEXEC;
+        if (p->type != 1)
+            continue;
+        if (p->filesz > p->memsz || p->vaddr >= USER_TOP || p->memsz > USER_TOP - p->vaddr || p->offset > im->len ||
+            p->filesz > im->len - p->offset)
+            return -ENOEXEC;
+        for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
+            if (map_new(cur.pml4, va) < 0)
+                return -ENOMEM;
+        /* file bytes, page by page straight into the process's memory */
+        for (uint64_t done = 0; done < p->filesz;) {
+            uint64_t va = p->vaddr + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+            if (chunk > p->filesz - done)
+                chunk = p->filesz - done;
+            if (img_read(im, p->offset + done, DMAP(translate(cur.pml4, va)), chunk) < 0)
+                return -ENOEXEC;
+            done += chunk;
+        }
+        if (h.phoff >= p->offset && h.phoff < p->offset + p->filesz)
+            L->phdr = p->vaddr + (h.phoff - p->offset);
+        if (p->vaddr + p->memsz > L->end)
+            L->end = p->vaddr + p->memsz;
+    }
+    L->entry = h.entry;
+    L->phnum = h.phnum;
     return 0;
 }
 
-/* The initial stack: argc, argv, envp, auxv (what a static libc's startup reads). */
-static int build_stack(uint64_t pml4, uint64_t entry, uint64_t phdr, uint64_t phnum, uint64_t *sp_out)
+/* The initial stack as a static libc's startup reads it: argc, argv, envp, auxv. */
+static int build_stack(const struct loaded *L, const char *args, uint32_t argc, uint64_t *sp_out)
 {
+    static const char *const envp[] = {"PATH=/bin", "HOME=/root", "TERM=dumb", 0};
+    uint64_t argv_va[64], envp_va[4], sp = STACK_TOP;
+    if (argc == 0 || argc > 63)
+        return -EINVAL;
     for (int i = 1; i <= STACK_PAGES; i++)
-        if (map_new(pml4, STACK_TOP - (uint64_t)i * PAGE) < 0)
+        if (map_new(cur.pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
             return -ENOMEM;
-    uint64_t sp = STACK_TOP;
-    static const char name[] = "test";
+    const char *a = args;
+    for (uint32_t i = 0; i < argc; i++) {
+        uint64_t n = kstrlen(a) + 1;
+        if (n > 4096)
+            return -EINVAL;
+        sp -= n;
+        copy_user(sp, (void *)a, n, 1);
+        argv_va[i] = sp;
+        a += n;
+    }
+    for (int i = 0; envp[i]; i++) {
+        uint64_t n = kstrlen(envp[i]) + 1;
+        sp -= n;
+        copy_user(sp, (void *)envp[i], n, 1);
+        envp_va[i] = sp;
+    }
     sp -= 16;
-    uint64_t random = sp; /* AT_RANDOM: 16 bytes (not secret in this test) */
-    uint64_t rnd[2] = {0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL};
-    copy_user(pml4, random, rnd, 16, 1);
-    sp -= sizeof(name);
-    uint64_t argv0 = sp;
-    copy_user(pml4, argv0, (void *)name, sizeof(name), 1);
-    sp &= ~15ULL;
-    uint64_t v[] = {1, argv0, 0, 0, /* argc, argv[0], NULL, envp NULL */
-                    6, PAGE, 9, entry, 3, phdr, 4, sizeof(struct phdr), 5, phnum, 25, random, 23, 0, 0, 0};
-    sp -= sizeof(v);
-    sp &= ~15ULL;
-    if (copy_user(pml4, sp, v, sizeof(v), 1) < 0)
+    uint64_t random = sp, rnd[2] = {rdtsc() * 0x9e3779b97f4a7c15ULL, rdtsc() ^ 0x13198a2e03707344ULL};
+    copy_user(random, rnd, 16, 1);
+    uint64_t v[64 + 4 + 2 + 32], n = 0;
+    v[n++] = argc;
+    for (uint32_t i = 0; i < argc; i++)
+        v[n++] = argv_va[i];
+    v[n++] = 0;
+    for (int i = 0; envp[i]; i++)
+        v[n++] = envp_va[i];
+    v[n++] = 0;
+    uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 9, L->entry, 11, 0, 12, 0, 13, 0,
+                      14, 0, 23, 0, 25, random, 0, 0};
+    for (uint64_t i = 0; i < sizeof(aux) / sizeof(aux[0]); i++)
+        v[n++] = aux[i];
+    sp = (sp - n * 8) & ~15ULL;
+    if (copy_user(sp, v, n * 8, 1) < 0)
         return -EFAULT;
     *sp_out = sp;
     return 0;
 }
 
-/* ---- syscalls ---- */
+/* ---- file descriptors ---- */
 
-static long sys_write(uint64_t fd, uint64_t buf, uint64_t n)
+static struct file *file_new(enum ftype t, struct inode *ino, int flags)
 {
-    char tmp[256];
-    if (fd != 1 && fd != 2)
-        return -EBADF;
-    uint64_t done = 0;
-    while (done < n) {
-        uint64_t chunk = n - done > sizeof(tmp) ? sizeof(tmp) : n - done;
-        if (copy_user(cur.pml4, buf + done, tmp, chunk, 0) < 0)
-            return done ? (long)done : -EFAULT;
-        for (uint64_t i = 0; i < chunk && cur.len < cur.cap; i++)
-            cur.out[cur.len++] = tmp[i];
-        done += chunk;
+    struct file *f = kmalloc(sizeof(*f));
+    if (f) {
+        f->type = t;
+        f->ino = ino;
+        f->flags = flags;
+        f->refs = 1;
     }
-    return (long)n;
+    return f;
+}
+
+static void file_put(struct file *f)
+{
+    if (f && --f->refs == 0)
+        kfree(f, sizeof(*f));
+}
+
+static int fd_install(struct file *f, int from)
+{
+    for (int i = from; i < NFD; i++) {
+        if (!cur.fd[i]) {
+            cur.fd[i] = f;
+            return i;
+        }
+    }
+    return -EMFILE;
+}
+
+static struct file *fd_get(uint64_t fd)
+{
+    return fd < NFD ? cur.fd[fd] : 0;
+}
+
+static void fds_close_all(void)
+{
+    for (int i = 0; i < NFD; i++) {
+        file_put(cur.fd[i]);
+        cur.fd[i] = 0;
+    }
 }
 
 static void proc_exit(long status) __attribute__((noreturn));
+
+#include "syscalls.inc"
+
+/* ---- running ---- */
+
 static void proc_exit(long status)
 {
-    ctx_restore(cur.kctx, 0x100 | (status & 0xff)); /* back to proc_run_test, on the kernel stack */
+    ctx_restore(cur.kctx, 0x100 | (status & 0xff)); /* back to run_image, on the kernel stack */
 }
 
-uint64_t syscall_dispatch(struct uregs *r)
-{
-    long ret;
-    switch (r->rax) {
-    case 1: /* write */
-        ret = sys_write(r->rdi, r->rsi, r->rdx);
-        break;
-    case 39: /* getpid */
-        ret = 1;
-        break;
-    case 60:  /* exit */
-    case 231: /* exit_group */
-        proc_exit((long)r->rdi);
-    default:
-        ret = -ENOSYS;
-    }
-    r->rax = (uint64_t)ret;
-    return (uint64_t)ret;
-}
-
-void proc_fault(uint64_t vector)
+void proc_fault(uint64_t vector, uint64_t rip)
 {
     long sig = vector == 14 || vector == 13 ? 11 : vector == 0 ? 8 : vector == 6 ? 4 : 11;
+    (void)rip;
     proc_exit(128 + sig);
+}
+
+static int run_image(const struct image *im, const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen)
+{
+    struct loaded L;
+    uint64_t sp;
+    int r;
+    kmemset(&cur, 0, sizeof(cur));
+    cur.out = out;
+    cur.cap = cap;
+    cur.cwd = fs_root();
+    cur.rng = rdtsc() | 1;
+    if (!(cur.pml4 = pt_new()))
+        return -ENOMEM;
+    write_cr3(cur.pml4); /* the loader writes through the process's own mappings */
+    if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, args, argc, &sp)) < 0)
+        goto out;
+    cur.brk_start = cur.brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    cur.mmap_next = MMAP_BASE;
+    struct file *in = file_new(F_STDIN, 0, 0), *o = file_new(F_OUT, 0, 1);
+    if (!in || !o) {
+        file_put(in);
+        file_put(o);
+        r = -ENOMEM;
+        goto out;
+    }
+    cur.fd[0] = in;
+    cur.fd[1] = o;
+    o->refs = 2;
+    cur.fd[2] = o;
+    long v = ctx_save(cur.kctx);
+    if (v == 0) {
+        cur.active = 1;
+        wrmsr(MSR_FS_BASE, 0);
+        enter_user(L.entry, sp);
+    }
+    r = (int)(v & 0xff);
+out:
+    cur.active = 0;
+    fds_close_all();
+    write_cr3(LEL_GPA_PML4);
+    free_level(cur.pml4, 4);
+    *outlen = cur.len;
+    return r;
+}
+
+int proc_run(const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen)
+{
+    struct inode *ino;
+    *outlen = 0;
+    int r = fs_lookup(fs_root(), args, 1, &ino);
+    if (r < 0)
+        return r;
+    if ((ino->mode & S_IFMT) != S_IFREG)
+        return -EPERM;
+    struct image im = {ino, 0, ino->size};
+    return run_image(&im, args, argc, out, cap, outlen);
 }
 
 int proc_run_test(char *out, uint32_t cap, uint32_t *outlen)
 {
-    uint64_t entry, phdr, phnum, sp;
-    int r;
-    cur.out = out;
-    cur.cap = cap;
-    cur.len = 0;
-    if (!(cur.pml4 = pt_new()))
-        return -ENOMEM;
-    if ((r = elf_load(cur.pml4, user_test_elf, (uint64_t)(user_test_elf_end - user_test_elf), &entry, &phdr, &phnum)) < 0 ||
-        (r = build_stack(cur.pml4, entry, phdr, phnum, &sp)) < 0) {
-        free_level(cur.pml4, 4);
-        return r;
-    }
-    long v = ctx_save(cur.kctx);
-    if (v == 0) {
-        cur.active = 1;
-        write_cr3(cur.pml4);
-        enter_user(entry, sp);
-    }
-    cur.active = 0;
-    write_cr3(LEL_GPA_PML4);
-    free_level(cur.pml4, 4);
-    *outlen = cur.len;
-    return (int)(v & 0xff);
+    struct image im = {0, user_test_elf, (uint64_t)(user_test_elf_end - user_test_elf)};
+    return run_image(&im, "test", 1, out, cap, outlen);
 }

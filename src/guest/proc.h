@@ -1,5 +1,6 @@
-/* Guest processes: physical pages, per-process page tables, the ELF loader, user mode and the
- * syscall table. Single CPU, one process at a time for now. */
+/* Guest processes: per-process page tables, the ELF loader, user mode, file descriptors and
+ * the Linux x86-64 syscalls a static program (busybox) needs. One process at a time for now:
+ * a run starts one executable and returns when it exits. */
 #ifndef LEL_GUEST_PROC_H
 #define LEL_GUEST_PROC_H
 
@@ -15,18 +16,25 @@ struct uregs {
     uint64_t r15, r14, r13, r12, rbp, rbx, r9, r8, r10, rdx, rsi, rdi, rax, rcx, r11, rsp;
 };
 
-/** Sets up syscalls (STAR/LSTAR/SFMASK) and the page pool. */
+/** Sets up syscalls (STAR/LSTAR/SFMASK) and the syscall stack. */
 void proc_init(void);
-/** Runs the built-in test executable to its exit; output goes to `out` (cap bytes). Returns
- * the exit status (0..255, or 128+signal when killed by a fault) and the output length. */
+/** Runs `argv[0]` (a path in the root filesystem; `argc` NUL-separated strings in `args`) to its
+ * exit, with stdin empty and stdout+stderr collected in `out` (cap bytes). Returns the exit
+ * status as a shell sees it (0..255; 128+signal when a fault killed it) or a negative errno
+ * when it could not start; *outlen gets the output length. */
+int proc_run(const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen);
+/** Runs the built-in static test executable the same way. */
 int proc_run_test(char *out, uint32_t cap, uint32_t *outlen);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
-void proc_fault(uint64_t vector);
+void proc_fault(uint64_t vector, uint64_t rip);
 /** Whether a process is running (its user mode or its syscalls). */
 int proc_active(void);
+/** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */
+int64_t proc_now_ns(void);
 
 /* from kmain.c */
 void console_write(const char *s);
 void console_hex(uint64_t v);
+uint64_t kernel_ticks(void);
 
 #endif

@@ -19,6 +19,7 @@
 
 extern const unsigned char lel_guest_image[];
 extern const size_t lel_guest_image_size;
+extern const unsigned char lel_rootfs_image[], lel_rootfs_image_end[];
 
 #define CONSOLE_LINES_PER_S 200 /* more than this per second are dropped and counted */
 
@@ -487,6 +488,17 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     bi->flags = vm->backend == LEL_VMM_PVM ? LEL_BOOT_PVM : 0;
     bi->tick_hz = vm->tick_hz;
     bi->mem_bytes = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    bi->epoch_ms = (uint64_t)lel_now_ms();
+    /* the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
+    uint64_t rootfs_size = (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
+    if (rootfs_size + (32ULL << 20) > bi->mem_bytes) {
+        snprintf(err, errlen, "guest memory too small for the root filesystem");
+        lel_vm_destroy(vm);
+        return -EINVAL;
+    }
+    bi->initrd_gpa = (bi->mem_bytes - rootfs_size) & ~4095ULL;
+    bi->initrd_size = rootfs_size;
+    memcpy(vm->mem + bi->initrd_gpa, lel_rootfs_image, rootfs_size);
     if ((r = set_boot_state(vm, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0) {
         lel_vm_destroy(vm);
         return r;
@@ -609,9 +621,26 @@ void lel_vm_destroy(lel_vm_t *vm)
     free(vm);
 }
 
-const char *lel_vm_debug_mailbox_data(lel_vm_t *vm)
+int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
+                     void *out, size_t outcap, size_t *outlen, int timeout_ms)
 {
-    return (const char *)vm->mem + LEL_GPA_CHAN + LEL_CHAN_DATA_OFF;
+    uint8_t *area = vm->mem + LEL_GPA_CHAN + LEL_CHAN_DATA_OFF;
+    uint64_t r4[4] = {0};
+    *outlen = 0;
+    if (inlen > LEL_CHAN_DATA_MAX)
+        return -E2BIG;
+    memcpy(area, in, inlen);
+    int r = lel_vm_call(vm, op, arg, r4, timeout_ms);
+    if (r >= 0) {
+        size_t n = r4[1] < LEL_CHAN_DATA_MAX ? (size_t)r4[1] : LEL_CHAN_DATA_MAX; /* never trust the guest's length */
+        if (n > outcap)
+            n = outcap;
+        memcpy(out, area, n);
+        *outlen = n;
+    }
+    if (ret)
+        memcpy(ret, r4, sizeof(r4));
+    return r;
 }
 
 uint64_t lel_vm_resident(lel_vm_t *vm)

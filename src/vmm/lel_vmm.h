@@ -46,9 +46,11 @@ int lel_vm_cont(lel_vm_t *vm);
 /** Destroys the VM and returns its memory. */
 void lel_vm_destroy(lel_vm_t *vm);
 
-/** The mailbox's data area (LEL_CHAN_DATA_MAX bytes of guest memory; only meaningful right
- * after a call that reported a length, and to be bounds-checked by the caller). */
-const char *lel_vm_debug_mailbox_data(lel_vm_t *vm);
+/** A request that carries bytes both ways through the mailbox's data area: `in` (at most
+ * LEL_CHAN_DATA_MAX bytes) is placed before the call; afterwards ret[1] bytes (as the guest
+ * claims, clamped to the area and to outcap) are copied to `out`. Returns like lel_vm_call. */
+int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
+                     void *out, size_t outcap, size_t *outlen, int timeout_ms);
 /** Resident guest memory in bytes (pages actually backed). */
 uint64_t lel_vm_resident(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */

@@ -74,15 +74,52 @@ static uint64_t call1(lel_vm_t *vm, uint32_t op, uint64_t a0, uint64_t a1, int *
 static void run_user_test(lel_vm_t *vm, const char *when)
 {
     uint64_t arg[4] = {0}, ret[4] = {0};
-    int r = lel_vm_call(vm, LEL_OP_RUN_TEST, arg, ret, 10000);
+    char out[4096];
+    size_t n = 0;
+    int r = lel_vm_call_data(vm, LEL_OP_RUN_TEST, arg, "", 0, ret, out, sizeof(out), &n, 10000);
     const char *want = "hello from user mode\nenosys ok\n";
-    const char *out = lel_vm_debug_mailbox_data(vm);
-    printf("user-mode test %s: status %d, exit %llu, %llu bytes: %.*s", when, r, (unsigned long long)ret[0],
-           (unsigned long long)ret[1], (int)(ret[1] < 200 ? ret[1] : 200), out ? out : "");
+    printf("user-mode test %s: status %d, exit %llu, %zu bytes: %.*s", when, r, (unsigned long long)ret[0], n,
+           (int)(n < 200 ? n : 200), out);
     CHECK_INT(r, 0);
     CHECK_INT(ret[0], 7);
-    CHECK_INT(ret[1], strlen(want));
-    CHECK(out && ret[1] == strlen(want) && !memcmp(out, want, ret[1]));
+    CHECK(n == strlen(want) && !memcmp(out, want, n));
+}
+
+/* Runs argv (NULL-terminated) from the guest's root filesystem; returns the exit status and
+ * the output in out (NUL-terminated). */
+static int exec_argv(lel_vm_t *vm, const char *const *argv, char *out, size_t cap)
+{
+    char in[1024];
+    size_t len = 0;
+    uint64_t arg[4] = {0}, ret[4] = {0};
+    for (; argv[arg[0]]; arg[0]++) {
+        size_t n = strlen(argv[arg[0]]) + 1;
+        memcpy(in + len, argv[arg[0]], n);
+        len += n;
+    }
+    size_t n = 0;
+    int r = lel_vm_call_data(vm, LEL_OP_EXEC, arg, in, len, ret, out, cap - 1, &n, 20000);
+    out[n] = 0;
+    printf("exec %s %s: status %d, exit %lld, output: %s%s", argv[0], argv[1] ? argv[1] : "", r, (long long)ret[0], out,
+           n && out[n - 1] == '\n' ? "" : "\n");
+    return r < 0 ? r : r > 0 ? -r : (int)ret[0];
+}
+
+static void busybox(lel_vm_t *vm, const char *when)
+{
+    char out[4096];
+    printf("-- busybox %s\n", when);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/busybox", "echo", "hello", "world", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "hello world\n");
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/cat", "/etc/passwd", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "root:x:0:0:root:/root:/bin/sh\n");
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/ls", "/", NULL}, out, sizeof(out)), 0);
+    CHECK(strstr(out, "bin") && strstr(out, "etc") && strstr(out, "tmp"));
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/cat", "/nonexistent", NULL}, out, sizeof(out)), 1);
+    CHECK(strstr(out, "No such file") != NULL);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo from sh; exit 3", NULL}, out, sizeof(out)), 3);
+    CHECK_STR(out, "from sh\n");
+    CHECK(exec_argv(vm, (const char *const[]){"/nope", NULL}, out, sizeof(out)) < 0); /* -ENOENT, not a crash */
 }
 
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
@@ -161,6 +198,7 @@ int main(void)
     CHECK_INT(call1(vm, LEL_OP_PING, 41, 0, &st), 42);
     CHECK_INT(st, 0);
     run_user_test(vm, "after boot");
+    busybox(vm, "after boot");
     double t0 = now_ms();
     uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
     printf("touch 64 MiB: %.1f ms\n", now_ms() - t0);
@@ -204,6 +242,7 @@ int main(void)
         return lel_test_finish();
     CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
     run_user_test(vm, "after resume");
+    busybox(vm, "after resume");
     uint64_t t1 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
     usleep(200000);
     uint64_t t2 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
