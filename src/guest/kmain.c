@@ -176,24 +176,38 @@ static uint64_t *work_page(uint64_t i)
     return work_index[i / 512] ? ((void **)work_index[i / 512])[i % 512] : 0;
 }
 
+/* Builds the new area completely before the old one goes, so a request that does not fit
+ * leaves the previous area (and its checksum) intact. */
 static int work_alloc(uint64_t mib)
 {
-    work_free();
     uint64_t n = (mib << 20) / PAGE_SIZE;
-    if (mib == 0 || n > 512 * 512 || !(work_index = kpage_alloc()))
+    if (mib == 0 || (mib << 20) > boot->mem_bytes || n > 512 * 512)
         return -1;
-    for (uint64_t i = 0; i < n; i++) {
+    void **old_index = work_index;
+    uint64_t old_pages = work_pages;
+    work_index = kpage_alloc();
+    work_pages = 0;
+    for (uint64_t i = 0; work_index && i < n; i++) {
         void **ix = work_index[i / 512];
-        if (!ix && !(ix = work_index[i / 512] = kpage_alloc()))
-            goto fail;
-        if (!(ix[i % 512] = kpage_alloc()))
-            goto fail;
+        if ((!ix && !(ix = work_index[i / 512] = kpage_alloc())) || !(ix[i % 512] = kpage_alloc())) {
+            work_free();
+            break;
+        }
         work_pages++;
     }
-    return 0;
-fail:
+    if (!work_index) {
+        work_index = old_index;
+        work_pages = old_pages;
+        return -1;
+    }
+    void **new_index = work_index;
+    uint64_t new_pages = work_pages;
+    work_index = old_index;
+    work_pages = old_pages;
     work_free();
-    return -1;
+    work_index = new_index;
+    work_pages = new_pages;
+    return 0;
 }
 
 /* Deliberate misbehaviour, so the host's defences can be tested. */
