@@ -23,6 +23,9 @@ void lel_hex(const void *in, size_t n, char *out);
 void lel_sha256_hex(const void *in, size_t n, char out[65]);
 /** Constant-time comparison of two buffers; returns 1 when equal. */
 int lel_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/** A malloc'd, NUL-terminated copy of `n` bytes that is valid UTF-8: every invalid sequence
+ * becomes U+FFFD. *outlen gets its length. NULL when out of memory. */
+char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen);
 /** Decodes %XX and '+' in place; returns -EINVAL on a bad escape. */
 int lel_url_decode(char *s);
 

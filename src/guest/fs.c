@@ -304,6 +304,17 @@ int fs_truncate(struct inode *f, uint64_t size)
     return 0;
 }
 
+struct inode *fs_anon_file(void)
+{
+    return inode_new(S_IFREG | 0600);
+}
+
+void fs_anon_free(struct inode *f)
+{
+    if (f)
+        inode_free(f);
+}
+
 int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child)
 {
     if ((dir->mode & S_IFMT) != S_IFDIR)

@@ -63,6 +63,9 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t namelen, int want_di
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
+/** A regular file in no directory (command stdin); fs_anon_free releases it. */
+struct inode *fs_anon_file(void);
+void fs_anon_free(struct inode *f);
 /** The `index`-th entry of a directory, counting "." and ".." first; 1 when past the end. */
 int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child);
 /** Writes the absolute path of directory `d` into buf. */

@@ -139,6 +139,8 @@ void isr(uint64_t vector, uint64_t *frame)
     if (vector == LEL_VEC_TIMER)
         chan->ticks++;
     wrmsr(MSR_X2APIC_EOI, 0);
+    if (vector == LEL_VEC_TIMER && (frame[2] & 3) == 3)
+        proc_tick(); /* may end a process that overran its time (does not return then) */
 }
 
 /* Words of the work area get a pattern derived from their address and the seed; the checksum
@@ -239,6 +241,136 @@ static void misbehave(uint64_t how)
     chan->status = LEL_ST_EINVAL;
 }
 
+static char *const bulk = (char *)(LEL_DMAP_BASE + LEL_GPA_BULK);
+
+/* Walks `n` NUL-terminated strings starting at *p inside the bulk area; 0 when they fit. */
+static int strings(const char **p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t left = (uint64_t)(bulk + LEL_BULK_SIZE - *p), len = kstrnlen(*p, left);
+        if (len == left)
+            return -1;
+        *p += len + 1;
+    }
+    return 0;
+}
+
+static void command(void)
+{
+    struct lel_cmd_req req;
+    kmemcpy(&req, bulk, sizeof(req));
+    const char *argv = bulk + sizeof(req), *p = argv, *env, *cwd;
+    if (req.argc == 0 || strings(&p, req.argc) < 0 || (env = p, strings(&p, req.envc)) < 0 || (cwd = p, strings(&p, 1)) < 0 ||
+        req.stdin_len > (uint64_t)(bulk + LEL_BULK_SIZE - p)) {
+        chan->status = LEL_ST_EINVAL;
+        return;
+    }
+    uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+    struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
+                             bulk, bulk + LEL_BULK_HALF, LEL_BULK_HALF, LEL_BULK_HALF,
+                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0};
+    struct proc_result res;
+    int r = proc_spawn(&spec, &res);
+    if (r < 0) {
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    chan->ret[0] = (uint64_t)res.status;
+    chan->ret[1] = res.out_len;
+    chan->ret[2] = res.err_len;
+    chan->ret[3] = (res.out_truncated ? LEL_CMD_STDOUT_TRUNCATED : 0) | (res.err_truncated ? LEL_CMD_STDERR_TRUNCATED : 0) |
+                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0);
+}
+
+/* Creates the directories above `path` that are missing. */
+static int make_parents(const char *path)
+{
+    char buf[FS_PATH_MAX];
+    uint64_t n = kstrnlen(path, FS_PATH_MAX);
+    for (uint64_t i = 1; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        kmemcpy(buf, path, i);
+        buf[i] = 0;
+        struct inode *d, *dir;
+        const char *name;
+        uint64_t nl;
+        if (fs_lookup(fs_root(), buf, 1, &d) == 0)
+            continue;
+        int r = fs_parent(fs_root(), buf, &dir, &name, &nl);
+        if (r < 0 || (r = fs_create(dir, name, nl, S_IFDIR | 0755, &d)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void file_write(void)
+{
+    uint64_t plen = chan->arg[0], off = chan->arg[1], n = chan->arg[2];
+    struct inode *f, *dir;
+    const char *name;
+    uint64_t nl;
+    if (plen < 2 || plen > FS_PATH_MAX || bulk[0] != '/' || bulk[plen - 1] || kstrnlen(bulk, plen) != plen - 1 ||
+        n > LEL_BULK_SIZE - plen) {
+        chan->status = LEL_ST_EINVAL;
+        return;
+    }
+    int r = fs_lookup(fs_root(), bulk, 1, &f);
+    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk)) == 0 && (r = fs_parent(fs_root(), bulk, &dir, &name, &nl)) == 0)
+        r = fs_create(dir, name, nl, S_IFREG | 0644, &f);
+    if (r == 0 && (f->mode & S_IFMT) != S_IFREG)
+        r = -E_ISDIR;
+    if (r == 0 && chan->arg[3])
+        r = fs_truncate(f, 0);
+    int64_t w = r == 0 ? fs_write(f, off, bulk + plen, n) : r;
+    if (w < 0 || (uint64_t)w != n)
+        chan->status = w < 0 ? (uint32_t)-w : E_NOMEM;
+}
+
+static void file_read(void)
+{
+    struct inode *f;
+    uint64_t off = chan->arg[1], max = chan->arg[2] < LEL_BULK_SIZE ? chan->arg[2] : LEL_BULK_SIZE;
+    bulk[FS_PATH_MAX - 1] = 0;
+    int r = bulk[0] == '/' ? fs_lookup(fs_root(), bulk, 1, &f) : -E_INVAL;
+    if (r < 0) {
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    if ((f->mode & S_IFMT) == S_IFDIR) {
+        uint64_t used = 0;
+        const char *name;
+        struct inode *c;
+        for (uint64_t i = 2; fs_readdir(f, i, &name, &c) == 0; i++) {
+            char line[FS_NAME_MAX + 40], num[24];
+            uint64_t v = (c->mode & S_IFMT) == S_IFREG ? c->size : 0, k = 0, nl = kstrlen(name);
+            do
+                num[k++] = (char)('0' + v % 10);
+            while ((v /= 10));
+            uint64_t len = 0;
+            line[len++] = (c->mode & S_IFMT) == S_IFDIR ? 'd' : (c->mode & S_IFMT) == S_IFLNK ? 'l' : 'f';
+            line[len++] = ' ';
+            while (k)
+                line[len++] = num[--k];
+            line[len++] = ' ';
+            kmemcpy(line + len, name, nl);
+            len += nl;
+            line[len++] = '\n';
+            if (used + len > max)
+                break;
+            kmemcpy(bulk + used, line, len);
+            used += len;
+        }
+        chan->ret[0] = 2;
+        chan->ret[1] = used;
+        return;
+    }
+    int64_t got = fs_read(f, off, bulk, max);
+    chan->ret[0] = 1;
+    chan->ret[1] = got > 0 ? (uint64_t)got : 0;
+    chan->ret[2] = f->size;
+}
+
 static void handle(void)
 {
     uint64_t *p, n, h = 0;
@@ -277,16 +409,26 @@ static void handle(void)
         chan->ret[0] = h;
         break;
     case LEL_OP_EXEC: {
-        uint32_t outn = 0;
         char *data = (char *)chan + LEL_CHAN_DATA_OFF;
         data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
-        int r = proc_run(data, (uint32_t)chan->arg[0], data, LEL_CHAN_DATA_MAX, &outn);
+        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .out = data, .out_cap = LEL_CHAN_DATA_MAX};
+        struct proc_result res;
+        int r = proc_spawn(&spec, &res);
         if (r < 0)
             chan->status = (uint32_t)-r;
-        chan->ret[0] = (uint64_t)r;
-        chan->ret[1] = outn;
+        chan->ret[0] = r < 0 ? (uint64_t)r : (uint64_t)res.status;
+        chan->ret[1] = r < 0 ? 0 : res.out_len;
         break;
     }
+    case LEL_OP_CMD:
+        command();
+        break;
+    case LEL_OP_FILE_WRITE:
+        file_write();
+        break;
+    case LEL_OP_FILE_READ:
+        file_read();
+        break;
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;

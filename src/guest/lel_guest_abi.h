@@ -18,6 +18,9 @@
 #define LEL_GPA_IDT 0x17000ULL
 #define LEL_GPA_CHAN 0x18000ULL  /* host channel mailbox, one page */
 #define LEL_GPA_PDPT_HIGH 0x19000ULL /* PDPT of PML4 slot 511 (the kernel image window) */
+#define LEL_GPA_BULK 0x200000ULL      /* 2 MiB for request and response bodies (commands, files) */
+#define LEL_BULK_SIZE 0x200000ULL
+#define LEL_BULK_HALF (LEL_BULK_SIZE / 2) /* a command's stdout goes to the first half, stderr to the second */
 #define LEL_GPA_STACK_TOP 0x9f000ULL
 #define LEL_GPA_KERNEL 0x100000ULL /* the flat kernel image is loaded here, entry at its start */
 #define LEL_GPA_WORK 0x1000000ULL  /* 16 MiB: memory the guest hands to workloads (touch/checksum) */
@@ -69,6 +72,13 @@ enum lel_op {
                              ret[1] = bytes of its stdout+stderr copied to the mailbox data area */
     LEL_OP_EXEC = 8,      /* run argv = arg[0] NUL-separated strings in the data area (argv[0] a path)
                              to its exit: ret[0] = status, ret[1] = output bytes in the data area */
+    LEL_OP_CMD = 9,       /* struct lel_cmd_req in the bulk area; ret[0] = exit status, ret[1]/ret[2] =
+                             stdout/stderr bytes (bulk halves), ret[3] = LEL_CMD_* flags */
+    LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
+                               arg[2] = data bytes, arg[3] = 1: create or truncate first (parents made) */
+    LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
+                               2 directory, ret[1] = bytes in bulk, ret[2] = file size. A directory comes
+                               as lines "<f|d|l> <size> <name>\n" */
 };
 
 enum lel_misbehave {
@@ -79,7 +89,17 @@ enum lel_misbehave {
     LEL_BAD_WILD_WRITE = 5,   /* write past the end of guest RAM */
 };
 
-enum lel_status { LEL_ST_OK = 0, LEL_ST_EINVAL = 22, LEL_ST_ENOSYS = 38 };
+enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4 };
+
+/* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
+ * empty), then stdin_len bytes of stdin. */
+struct lel_cmd_req {
+    uint32_t argc, envc;
+    uint64_t stdin_len;
+    uint64_t timeout_ms;
+};
+
+enum lel_status { LEL_ST_OK = 0, LEL_ST_ENOENT = 2, LEL_ST_EISDIR = 21, LEL_ST_EINVAL = 22, LEL_ST_ENOSYS = 38 };
 
 /* The mailbox. The host writes op/arg and then bumps req_seq and raises LEL_VEC_CHANNEL; the
  * guest answers in status/ret, sets resp_seq = req_seq and rings LEL_BELL_RESPONSE. The host

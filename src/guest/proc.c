@@ -23,7 +23,7 @@
 #define MSR_SFMASK 0xc0000084
 #define MSR_FS_BASE 0xc0000100
 
-enum { EPERM = 1, ENOENT = 2, EBADF = 9, ENOMEM = 12, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21,
+enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, EBADF = 9, ENOMEM = 12, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21,
        EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8 };
 
 extern void syscall_entry(void);
@@ -35,7 +35,7 @@ extern const uint8_t user_test_elf[], user_test_elf_end[];
 static uint8_t syscall_stack[16384] __attribute__((aligned(16)));
 uint64_t syscall_stack_top; /* read by syscall_entry */
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_ERR };
 
 struct file {
     enum ftype type;
@@ -49,8 +49,10 @@ static struct {
     int active;
     uint64_t pml4;
     uint64_t kctx[8];
-    char *out;
-    uint32_t cap, len;
+    const struct proc_spec *spec;
+    struct proc_result *res;
+    uint64_t deadline;       /* kernel ticks; 0: none */
+    struct inode *stdin_file;
     struct file *fd[NFD];
     struct inode *cwd;
     uint64_t brk_start, brk, mmap_next;
@@ -293,52 +295,58 @@ static int elf_load(const struct image *im, struct loaded *L)
     return 0;
 }
 
-/* The initial stack as a static libc's startup reads it: argc, argv, envp, auxv. */
-static int build_stack(const struct loaded *L, const char *args, uint32_t argc, uint64_t *sp_out)
+/* The initial stack as a static libc's startup reads it: argc, argv, envp, auxv. `argv` and
+ * `env` are NUL-separated lists in kernel memory. */
+#define MAX_ARGS 256
+
+static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, const char *env, uint32_t envc,
+                       uint64_t *sp_out)
 {
-    static const char *const envp[] = {"PATH=/bin", "HOME=/root", "TERM=dumb", 0};
-    uint64_t argv_va[64], envp_va[4], sp = STACK_TOP;
-    if (argc == 0 || argc > 63)
-        return -EINVAL;
+    static const char defenv[] = "PATH=/bin\0HOME=/root\0TERM=dumb";
+    uint64_t *ptrs = kpage_alloc(), sp = STACK_TOP, n = 0; /* 512 slots: pointers, then auxv */
+    int r = -E2BIG_;
+    if (!env) {
+        env = defenv;
+        envc = 3;
+    }
+    if (!ptrs)
+        return -ENOMEM;
+    if (argc == 0 || argc + envc > MAX_ARGS)
+        goto out;
+    r = -ENOMEM;
     for (int i = 1; i <= STACK_PAGES; i++)
         if (map_new(cur.pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
-            return -ENOMEM;
-    const char *a = args;
-    for (uint32_t i = 0; i < argc; i++) {
-        uint64_t n = kstrlen(a) + 1;
-        if (n > 4096)
-            return -EINVAL;
-        sp -= n;
-        copy_user(sp, (void *)a, n, 1);
-        argv_va[i] = sp;
-        a += n;
-    }
-    for (int i = 0; envp[i]; i++) {
-        uint64_t n = kstrlen(envp[i]) + 1;
-        sp -= n;
-        copy_user(sp, (void *)envp[i], n, 1);
-        envp_va[i] = sp;
+            goto out;
+    r = -E2BIG_;
+    const char *lists[2] = {argv, env};
+    uint32_t counts[2] = {argc, envc};
+    ptrs[n++] = argc;
+    for (int l = 0; l < 2; l++) {
+        const char *a = lists[l];
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            uint64_t len = kstrnlen(a, 65536) + 1;
+            if (len > 65536 || STACK_TOP - sp + len > (STACK_PAGES - 4) * PAGE_SIZE)
+                goto out;
+            sp -= len;
+            copy_user(sp, (void *)a, len, 1);
+            ptrs[n++] = sp;
+            a += len;
+        }
+        ptrs[n++] = 0;
     }
     sp -= 16;
     uint64_t random = sp, rnd[2] = {rdtsc() * 0x9e3779b97f4a7c15ULL, rdtsc() ^ 0x13198a2e03707344ULL};
     copy_user(random, rnd, 16, 1);
-    uint64_t v[64 + 4 + 2 + 32], n = 0;
-    v[n++] = argc;
-    for (uint32_t i = 0; i < argc; i++)
-        v[n++] = argv_va[i];
-    v[n++] = 0;
-    for (int i = 0; envp[i]; i++)
-        v[n++] = envp_va[i];
-    v[n++] = 0;
     uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 9, L->entry, 11, 0, 12, 0, 13, 0,
                       14, 0, 23, 0, 25, random, 0, 0};
     for (uint64_t i = 0; i < sizeof(aux) / sizeof(aux[0]); i++)
-        v[n++] = aux[i];
+        ptrs[n++] = aux[i];
     sp = (sp - n * 8) & ~15ULL;
-    if (copy_user(sp, v, n * 8, 1) < 0)
-        return -EFAULT;
+    r = copy_user(sp, ptrs, n * 8, 1) < 0 ? -EFAULT : 0;
     *sp_out = sp;
-    return 0;
+out:
+    kpage_free(ptrs);
+    return r;
 }
 
 /* ---- file descriptors ---- */
@@ -386,6 +394,7 @@ static void fds_close_all(void)
 }
 
 static void proc_exit(long status) __attribute__((noreturn));
+static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp);
 
 #include "syscalls.inc"
 
@@ -393,7 +402,7 @@ static void proc_exit(long status) __attribute__((noreturn));
 
 static void proc_exit(long status)
 {
-    ctx_restore(cur.kctx, 0x100 | (status & 0xff)); /* back to run_image, on the kernel stack */
+    ctx_restore(cur.kctx, 0x100 | (status & 0xff)); /* back to proc_spawn, on the kernel stack */
 }
 
 void proc_fault(uint64_t vector, uint64_t rip)
@@ -403,65 +412,193 @@ void proc_fault(uint64_t vector, uint64_t rip)
     proc_exit(128 + sig);
 }
 
-static int run_image(const struct image *im, const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen)
+void proc_tick(void)
+{
+    if (cur.active && cur.deadline && kernel_ticks() >= cur.deadline) {
+        cur.res->timed_out = 1;
+        proc_exit(128 + 9); /* SIGKILL */
+    }
+}
+
+/* Loads `im` into a fresh address space with the given argv/env; on success the process runs
+ * on it (the old one, if any, is freed) and entry and sp say where to start. */
+static int load_program(const struct image *im, const char *argv, uint32_t argc, const char *env, uint32_t envc,
+                        uint64_t *entry, uint64_t *sp)
 {
     struct loaded L;
-    uint64_t sp;
+    uint64_t old = cur.pml4, pml4 = pt_new();
     int r;
-    kmemset(&cur, 0, sizeof(cur));
-    cur.out = out;
-    cur.cap = cap;
-    cur.cwd = fs_root();
-    cur.rng = rdtsc() | 1;
-    if (!(cur.pml4 = pt_new()))
+    if (!pml4)
         return -ENOMEM;
-    write_cr3(cur.pml4); /* the loader writes through the process's own mappings */
-    if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, args, argc, &sp)) < 0)
-        goto out;
+    cur.pml4 = pml4;
+    write_cr3(pml4); /* the loader writes through the new mappings */
+    if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, argv, argc, env, envc, sp)) < 0) {
+        cur.pml4 = old;
+        write_cr3(old ? old : LEL_GPA_PML4);
+        free_level(pml4, 4);
+        return r;
+    }
+    if (old)
+        free_level(old, 4);
     cur.brk_start = cur.brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur.mmap_next = MMAP_BASE;
-    struct file *in = file_new(F_STDIN, 0, 0), *o = file_new(F_OUT, 0, 1);
-    if (!in || !o) {
-        file_put(in);
-        file_put(o);
+    *entry = L.entry;
+    return 0;
+}
+
+static int image_of(const char *path, struct image *im)
+{
+    struct inode *ino;
+    int r = fs_lookup(cur.cwd, path, 1, &ino);
+    if (r < 0)
+        return r;
+    if ((ino->mode & S_IFMT) == S_IFDIR)
+        return -EISDIR;
+    if ((ino->mode & S_IFMT) != S_IFREG || !(ino->mode & 0111))
+        return -EPERM - 12; /* EACCES */
+    im->ino = ino;
+    im->mem = 0;
+    im->len = ino->size;
+    return 0;
+}
+
+/* execve: copies argv/envp out of the old image, then replaces it; on success the syscall
+ * "returns" into the new program through the saved user registers. */
+static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
+{
+    char path[FS_PATH_MAX];
+    long r = copy_str(upath, path, sizeof(path));
+    if (r < 0)
+        return r;
+    char *buf = kpage_alloc(), *buf2 = kpage_alloc(); /* 8 KiB of strings */
+    uint32_t counts[2] = {0, 0};
+    uint64_t used = 0, lists[2] = {uargv, uenvp};
+    if (!buf || !buf2) {
         r = -ENOMEM;
         goto out;
     }
+    for (int l = 0; l < 2; l++) {
+        for (uint64_t i = 0; lists[l]; i++) {
+            uint64_t p;
+            if (copy_user(lists[l] + i * 8, &p, 8, 0) < 0) {
+                r = -EFAULT;
+                goto out;
+            }
+            if (!p)
+                break;
+            char *dst = (used < PAGE_SIZE ? buf + used : buf2 + used - PAGE_SIZE);
+            uint64_t room = used < PAGE_SIZE ? PAGE_SIZE - used : 2 * PAGE_SIZE - used;
+            long n = copy_str(p, dst, room);
+            if (n < 0 || counts[0] + counts[1] >= MAX_ARGS) {
+                r = n == -EFAULT ? -EFAULT : -E2BIG_;
+                goto out;
+            }
+            used += (uint64_t)n + 1;
+            counts[l]++;
+            if (l == 0 && i == 0 && used >= PAGE_SIZE) {
+                r = -E2BIG_;
+                goto out;
+            }
+        }
+        if (l == 0) { /* the environment starts on the second page */
+            if (used > PAGE_SIZE) {
+                r = -E2BIG_;
+                goto out;
+            }
+            used = PAGE_SIZE;
+        }
+    }
+    struct image im;
+    uint64_t entry, sp;
+    if (counts[0] == 0) {
+        r = -EFAULT;
+        goto out;
+    }
+    if ((r = image_of(path, &im)) < 0 || (r = load_program(&im, buf, counts[0], buf2, counts[1], &entry, &sp)) < 0)
+        goto out;
+    kmemset(regs, 0, sizeof(*regs));
+    regs->rcx = entry; /* sysret's RIP */
+    regs->r11 = 0x202;
+    regs->rsp = sp;
+    wrmsr(MSR_FS_BASE, 0);
+    r = 0;
+out:
+    if (buf)
+        kpage_free(buf);
+    if (buf2)
+        kpage_free(buf2);
+    return r;
+}
+
+static int run(const struct image *im, const struct proc_spec *spec, struct proc_result *res)
+{
+    uint64_t entry, sp;
+    int r;
+    kmemset(res, 0, sizeof(*res));
+    struct inode *cwd = fs_root();
+    if (spec->cwd && (fs_lookup(fs_root(), spec->cwd, 1, &cwd) < 0 || (cwd->mode & S_IFMT) != S_IFDIR))
+        return -ENOENT;
+    kmemset(&cur, 0, sizeof(cur));
+    cur.spec = spec;
+    cur.res = res;
+    cur.cwd = cwd;
+    cur.rng = rdtsc() | 1;
+    if ((r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp)) < 0)
+        goto out;
+    r = -ENOMEM;
+    struct file *in = 0, *o = file_new(F_OUT, 0, 1), *e = spec->err ? file_new(F_ERR, 0, 1) : o;
+    if (spec->stdin_len) {
+        if ((cur.stdin_file = fs_anon_file()) &&
+            fs_write(cur.stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
+            in = file_new(F_INODE, cur.stdin_file, 0);
+    } else {
+        in = file_new(F_STDIN, 0, 0);
+    }
+    if (!in || !o || !e) {
+        file_put(in);
+        file_put(o);
+        if (e != o)
+            file_put(e);
+        goto out;
+    }
+    if (e == o)
+        o->refs++;
     cur.fd[0] = in;
     cur.fd[1] = o;
-    o->refs = 2;
-    cur.fd[2] = o;
+    cur.fd[2] = e;
+    cur.deadline = spec->timeout_ticks ? kernel_ticks() + spec->timeout_ticks : 0;
     long v = ctx_save(cur.kctx);
     if (v == 0) {
         cur.active = 1;
         wrmsr(MSR_FS_BASE, 0);
-        enter_user(L.entry, sp);
+        enter_user(entry, sp);
     }
-    r = (int)(v & 0xff);
+    res->status = (int)(v & 0xff);
+    r = 0;
 out:
     cur.active = 0;
     fds_close_all();
+    fs_anon_free(cur.stdin_file);
     write_cr3(LEL_GPA_PML4);
-    free_level(cur.pml4, 4);
-    *outlen = cur.len;
+    if (cur.pml4)
+        free_level(cur.pml4, 4);
     return r;
 }
 
-int proc_run(const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen)
+int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 {
-    struct inode *ino;
-    *outlen = 0;
-    int r = fs_lookup(fs_root(), args, 1, &ino);
-    if (r < 0)
-        return r;
-    if ((ino->mode & S_IFMT) != S_IFREG)
-        return -EPERM;
-    struct image im = {ino, 0, ino->size};
-    return run_image(&im, args, argc, out, cap, outlen);
+    struct image im;
+    cur.cwd = fs_root();
+    int r = image_of(spec->argv, &im);
+    return r < 0 ? r : run(&im, spec, res);
 }
 
 int proc_run_test(char *out, uint32_t cap, uint32_t *outlen)
 {
     struct image im = {0, user_test_elf, (uint64_t)(user_test_elf_end - user_test_elf)};
-    return run_image(&im, "test", 1, out, cap, outlen);
+    struct proc_spec spec = {.argv = "test", .argc = 1, .out = out, .out_cap = cap};
+    struct proc_result res;
+    int r = run(&im, &spec, &res);
+    *outlen = (uint32_t)res.out_len;
+    return r < 0 ? r : res.status;
 }

@@ -18,12 +18,31 @@ struct uregs {
 
 /** Sets up syscalls (STAR/LSTAR/SFMASK) and the syscall stack. */
 void proc_init(void);
-/** Runs `argv[0]` (a path in the root filesystem; `argc` NUL-separated strings in `args`) to its
- * exit, with stdin empty and stdout+stderr collected in `out` (cap bytes). Returns the exit
- * status as a shell sees it (0..255; 128+signal when a fault killed it) or a negative errno
- * when it could not start; *outlen gets the output length. */
-int proc_run(const char *args, uint32_t argc, char *out, uint32_t cap, uint32_t *outlen);
-/** Runs the built-in static test executable the same way. */
+/** What to run: argv[0] is a path in the root filesystem. Strings are NUL-separated lists. */
+struct proc_spec {
+    const char *argv;
+    uint32_t argc;
+    const char *env; /* NULL: PATH, HOME, TERM defaults */
+    uint32_t envc;
+    const char *cwd; /* NULL: "/" */
+    const uint8_t *stdin_data;
+    uint64_t stdin_len;
+    char *out, *err; /* stdout and stderr buffers; err NULL: both go to out */
+    uint64_t out_cap, err_cap;
+    uint64_t timeout_ticks; /* 0: none */
+};
+
+struct proc_result {
+    int status; /* as a shell sees it: 0..255, 128+signal when killed */
+    uint64_t out_len, err_len;
+    int out_truncated, err_truncated, timed_out;
+};
+
+/** Runs a program to its exit. Returns 0 with `res` filled, or a negative errno when it could not start. */
+int proc_spawn(const struct proc_spec *spec, struct proc_result *res);
+/** Timer tick from user mode: ends the process when its time is up. */
+void proc_tick(void);
+/** Runs the built-in static test executable (stdout and stderr to out). */
 int proc_run_test(char *out, uint32_t cap, uint32_t *outlen);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
 void proc_fault(uint64_t vector, uint64_t rip);

@@ -76,6 +76,7 @@ static void call_unref(lel_call_t *c)
     free(c->id);
     free(c->id2);
     free(c->next_token);
+    free(c->raw);
     json_decref(c->json);
     json_decref(c->resp);
     free(p);
@@ -131,6 +132,12 @@ static void respond(lel_call_t *c)
     }
     char *buf = NULL;
     size_t len = 0;
+    if (c->raw) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
+        req->res.content_length = c->raw_len;
+        h2o_send_inline(req, c->raw, c->raw_len);
+        return;
+    }
     if (c->resp && c->status != 204) {
         if (lel_codec_encode(c->resp, c->out_fmt, &buf, &len) < 0) {
             req->res.status = 500;

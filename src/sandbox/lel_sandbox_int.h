@@ -69,4 +69,9 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_console_line(struct lel_sandbox *s, const char *line);
 
+/* lel_sandbox_data.c */
+void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c);
+void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c);
+void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c);
+
 #endif

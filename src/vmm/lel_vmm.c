@@ -643,6 +643,25 @@ int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
     return r;
 }
 
+int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
+                     int timeout_ms)
+{
+    if (inlen > LEL_BULK_SIZE)
+        return -E2BIG;
+    memcpy(vm->mem + LEL_GPA_BULK, in, inlen);
+    return lel_vm_call(vm, op, arg, ret, timeout_ms);
+}
+
+size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
+{
+    if (off >= LEL_BULK_SIZE)
+        return 0;
+    if (len > LEL_BULK_SIZE - off)
+        len = (size_t)(LEL_BULK_SIZE - off);
+    memcpy(buf, vm->mem + LEL_GPA_BULK + off, len);
+    return len;
+}
+
 uint64_t lel_vm_resident(lel_vm_t *vm)
 {
     size_t pages = vm->mem_bytes / 4096, n = 0;

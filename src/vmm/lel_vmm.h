@@ -51,6 +51,13 @@ void lel_vm_destroy(lel_vm_t *vm);
  * claims, clamped to the area and to outcap) are copied to `out`. Returns like lel_vm_call. */
 int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
                      void *out, size_t outcap, size_t *outlen, int timeout_ms);
+/** A request whose body is in the guest's bulk area: `in` (at most LEL_BULK_SIZE bytes) is
+ * copied there first. Returns like lel_vm_call; the answer's bytes are read with lel_vm_bulk_read. */
+int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
+                     int timeout_ms);
+/** Copies up to `len` bytes at `off` of the bulk area (clamped to it: the guest's lengths are
+ * never trusted). Returns the bytes copied. */
+size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len);
 /** Resident guest memory in bytes (pages actually backed). */
 uint64_t lel_vm_resident(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */

@@ -156,6 +156,97 @@ static void restarts(void)
     free(running);
 }
 
+static json_t *run_cmd(const char *id, const char *body)
+{
+    resp_t r;
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
+    api(&S, &r, H2, "POST", path, body);
+    if (r.status != 200)
+        fprintf(stderr, "command %s -> %ld %s\n", body, r.status, r.body ? r.body : "");
+    json_t *j = r.status == 200 ? json_incref(r.json) : NULL;
+    resp_free(&r);
+    return j;
+}
+
+static void check_cmd(const char *id, const char *body, int code, const char *out, const char *err_sub)
+{
+    json_t *j = run_cmd(id, body);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    CHECK_INT(json_integer_value(json_object_get(j, "exitCode")), code);
+    if (out)
+        CHECK_STR(json_string_value(json_object_get(j, "stdout")), out);
+    if (err_sub)
+        CHECK(strstr(json_string_value(json_object_get(j, "stderr")), err_sub) != NULL);
+    CHECK(json_is_integer(json_object_get(j, "durationMs")));
+    json_decref(j);
+}
+
+static void data_plane(void)
+{
+    char *id = create("{\"envVars\":{\"GREETING\":\"hi\"}}");
+    check_cmd(id, "{\"cmd\":\"echo hello\"}", 0, "hello\n", NULL);
+    check_cmd(id, "{\"cmd\":\"exit 3\"}", 3, "", NULL);
+    check_cmd(id, "{\"cmd\":\"cat /nonexistent\"}", 1, "", "No such file");
+    check_cmd(id, "{\"cmd\":\"echo $FOO $GREETING\",\"envs\":{\"FOO\":\"bar\"}}", 0, "bar hi\n", NULL);
+    check_cmd(id, "{\"cmd\":\"pwd\",\"cwd\":\"/tmp\"}", 0, "/tmp\n", NULL);
+    check_cmd(id, "{\"cmd\":\"cat\",\"stdin\":\"piped input\"}", 0, "piped input", NULL);
+    /* a command that loops forever is ended at its timeout; the sandbox answers the next one */
+    json_t *j = run_cmd(id, "{\"cmd\":\"while true; do :; done\",\"timeoutMs\":500}");
+    CHECK(j && json_is_true(json_object_get(j, "timedOut")));
+    CHECK(j && json_integer_value(json_object_get(j, "exitCode")) == 137);
+    json_decref(j);
+    check_cmd(id, "{\"cmd\":\"echo still here\"}", 0, "still here\n", NULL);
+
+    /* files: 1 MiB of binary in, counted by a command, read back byte-exact */
+    size_t n = 1 << 20;
+    char *data = malloc(n), kh[128], path[160];
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 131 + (i >> 9));
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, "Content-Type: application/octet-stream", NULL};
+    resp_t r;
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/sub/bin.dat", id);
+    CHECK(http_req(&S, &r, H2, "PUT", path, data, n, hdrs) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    check_cmd(id, "{\"cmd\":\"wc -c /tmp/sub/bin.dat\"}", 0, "1048576 /tmp/sub/bin.dat\n", NULL);
+    CHECK(http_req(&S, &r, H1, "GET", path, NULL, 0, hdrs) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.len == n && !memcmp(r.body, data, n));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/sub", id);
+    api(&S, &r, H1, "GET", path, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK(json_array_size(r.json) == 1 && json_integer_value(json_object_get(json_array_get(r.json, 0), "size")) == (json_int_t)n);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(r.json, 0), "name")), "bin.dat");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/missing", id);
+    CHECK_INT(st("GET", path, NULL), 404);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=tmp/x", id);
+    CHECK_INT(st("GET", path, NULL), 400);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/../etc/passwd", id);
+    CHECK_INT(st("GET", path, NULL), 400);
+
+    /* paused: 409; after resume the file is still there (it lives in guest memory) */
+    snprintf(path, sizeof(path), "/sandboxes/%s/pause", id);
+    CHECK_INT(st("POST", path, NULL), 204);
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
+    CHECK_INT(st("POST", path, "{\"cmd\":\"true\"}"), 409);
+    snprintf(path, sizeof(path), "/sandboxes/%s/resume", id);
+    CHECK_INT(st("POST", path, NULL), 201);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/sub/bin.dat", id);
+    CHECK(http_req(&S, &r, H2, "GET", path, NULL, 0, hdrs) == 0);
+    CHECK(r.status == 200 && r.len == n && !memcmp(r.body, data, n));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(data);
+    free(id);
+}
+
 static void *creator(void *arg)
 {
     char **id = arg;
@@ -225,6 +316,7 @@ int main(void)
     }
     printf("backend: %s\n", lel_vmm_backend_name(b));
     lifecycle();
+    data_plane();
     restarts();
     fifty();
     CHECK_INT(srv_stop(&S), 0);

@@ -1,0 +1,284 @@
+/* The data plane of a sandbox: commands and files, carried to the guest agent through the
+ * VM's bulk area. Runs on the sandbox's actor, so a command and a pause never interleave:
+ * a pause waits until the command in progress has answered (the actor runs one message at a
+ * time). Everything the guest returns is bounds-checked by the VMM and sanitized here. */
+#include "lel_sandbox_int.h"
+
+#include "../guest/lel_guest_abi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CMD_TIMEOUT_DEFAULT_MS 60000
+#define CMD_TIMEOUT_MAX_MS 3600000
+#define FILE_CHUNK (1u << 20)
+
+struct buf {
+    char *p;
+    size_t n, cap;
+    int overflow;
+};
+
+static void add(struct buf *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->overflow = 1;
+        return;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void add_str(struct buf *b, const char *s)
+{
+    add(b, s, strlen(s) + 1);
+}
+
+/* Absolute, no ".." component, no NUL; 0 or a 400 set on c. */
+static int check_path(lel_call_t *c, const char *path)
+{
+    if (!path || path[0] != '/' || strlen(path) >= 4096) {
+        lel_call_error(c, 400, "invalid query 'path': an absolute path is required");
+        return -EINVAL;
+    }
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == 0)) {
+            lel_call_error(c, 400, "invalid query 'path': '..' is not allowed");
+            return -EINVAL;
+        }
+    return 0;
+}
+
+static int running_vm(struct lel_sandbox *s, lel_call_t *c)
+{
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return -EAGAIN;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no guest to run commands in");
+        return -ENODEV;
+    }
+    return 0;
+}
+
+static json_t *text(lel_vm_t *vm, uint64_t off, uint64_t n)
+{
+    char *raw = malloc(n ? n : 1);
+    size_t got = raw ? lel_vm_bulk_read(vm, off, raw, n) : 0, len = 0;
+    char *clean = raw ? lel_utf8_sanitize(raw, got, &len) : NULL;
+    json_t *j = clean ? json_stringn(clean, len) : json_string("");
+    free(raw);
+    free(clean);
+    return j;
+}
+
+/* Env for the command: the sandbox's envVars, then the request's envs (which win). */
+static int add_env(struct buf *b, json_t *base, json_t *over, uint32_t *count)
+{
+    const char *k;
+    json_t *v;
+    char kv[16384];
+    json_t *merged = json_deep_copy(base ? base : json_object());
+    if (over)
+        json_object_update(merged, over);
+    if (!json_object_get(merged, "PATH"))
+        json_object_set_new(merged, "PATH", json_string("/bin"));
+    if (!json_object_get(merged, "HOME"))
+        json_object_set_new(merged, "HOME", json_string("/root"));
+    json_object_foreach(merged, k, v)
+    {
+        if (snprintf(kv, sizeof(kv), "%s=%s", k, json_string_value(v)) >= (int)sizeof(kv)) {
+            json_decref(merged);
+            return -E2BIG;
+        }
+        add_str(b, kv);
+        (*count)++;
+    }
+    json_decref(merged);
+    return 0;
+}
+
+void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *cmd = NULL, *cwd = "/", *in = "";
+    long long timeout = CMD_TIMEOUT_DEFAULT_MS;
+    json_t *envs = c->json ? json_object_get(c->json, "envs") : NULL, *v;
+    const char *k;
+    if (lel__str_field(c, "cmd", 65536, &cmd) < 0 || lel__str_field(c, "cwd", 4095, &cwd) < 0 ||
+        lel__str_field(c, "stdin", 1 << 20, &in) < 0 || lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, &timeout) < 0)
+        return;
+    if (!cmd) {
+        lel_call_error(c, 400, "invalid field 'cmd': required");
+        return;
+    }
+    if (cwd[0] != '/') {
+        lel_call_error(c, 400, "invalid field 'cwd': an absolute path is required");
+        return;
+    }
+    if (envs && !json_is_null(envs)) {
+        if (!json_is_object(envs)) {
+            lel_call_error(c, 400, "invalid field 'envs': must be an object of strings");
+            return;
+        }
+        json_object_foreach(envs, k, v) if (!json_is_string(v) || !*k || strchr(k, '='))
+        {
+            lel_call_error(c, 400, "invalid field 'envs': '%.64s' must map a name without '=' to a string", k);
+            return;
+        }
+    } else {
+        envs = NULL;
+    }
+    if (running_vm(s, c) < 0)
+        return;
+    struct buf b = {malloc(LEL_BULK_SIZE), sizeof(struct lel_cmd_req), LEL_BULK_SIZE, 0};
+    struct lel_cmd_req req = {3, 0, json_string_length(json_object_get(c->json, "stdin")), (uint64_t)timeout};
+    if (!b.p) {
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    add_str(&b, "/bin/sh");
+    add_str(&b, "-c");
+    add_str(&b, cmd);
+    if (add_env(&b, json_object_get(s->rec, "envVars"), envs, &req.envc) < 0 || (add_str(&b, cwd), 0) ||
+        (add(&b, in, req.stdin_len), b.overflow)) {
+        free(b.p);
+        lel_call_error(c, 413, "command, environment and stdin together exceed %llu bytes",
+                       (unsigned long long)LEL_BULK_SIZE);
+        return;
+    }
+    memcpy(b.p, &req, sizeof(req));
+    uint64_t ret[4] = {0};
+    int64_t t0 = lel_mono_ms();
+    int r = lel_vm_call_bulk(s->vm, LEL_OP_CMD, NULL, b.p, b.n, ret, (int)timeout + 5000);
+    int64_t took = lel_mono_ms() - t0;
+    free(b.p);
+    if (r < 0) {
+        lel_call_error(c, r == -EPIPE ? 500 : 504, "the guest did not answer the command (%s)",
+                       r == -EPIPE ? "its VM died" : "no answer in time");
+        return;
+    }
+    if (r > 0) {
+        lel_call_error(c, r == LEL_ST_ENOENT ? 400 : 500, "the command could not start in the guest (errno %d)", r);
+        return;
+    }
+    uint64_t out_n = ret[1] < LEL_BULK_HALF ? ret[1] : LEL_BULK_HALF, err_n = ret[2] < LEL_BULK_HALF ? ret[2] : LEL_BULK_HALF;
+    json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)(ret[0] & 0xff), "stdout",
+                             text(s->vm, 0, out_n), "stderr", text(s->vm, LEL_BULK_HALF, err_n), "durationMs",
+                             (json_int_t)took, "truncated", (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0,
+                             "timedOut", (ret[3] & LEL_CMD_TIMED_OUT) != 0);
+    lel_call_reply(c, 200, resp);
+}
+
+void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *path = lel_call_query(c, "path");
+    if (check_path(c, path) < 0 || running_vm(s, c) < 0) {
+        free(path);
+        return;
+    }
+    size_t plen = strlen(path) + 1, off = 0;
+    char *chunk = malloc(plen + FILE_CHUNK);
+    if (!chunk) {
+        free(path);
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    memcpy(chunk, path, plen);
+    do { /* the first chunk creates or truncates, even for an empty file */
+        size_t n = c->body_len - off < FILE_CHUNK ? c->body_len - off : FILE_CHUNK;
+        uint64_t arg[4] = {plen, off, n, off == 0}, ret[4];
+        memcpy(chunk + plen, c->body + off, n);
+        int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, arg, chunk, plen + n, ret, 30000);
+        if (r != 0) {
+            lel_call_error(c, r == LEL_ST_EISDIR ? 409 : r == E2BIG || r == 12 ? 507 : 500, "cannot write %s in the guest (%d)",
+                           path, r);
+            free(chunk);
+            free(path);
+            return;
+        }
+        off += n;
+    } while (off < c->body_len);
+    free(chunk);
+    free(path);
+    lel_call_reply(c, 204, NULL);
+}
+
+void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *path = lel_call_query(c, "path");
+    if (check_path(c, path) < 0 || running_vm(s, c) < 0) {
+        free(path);
+        return;
+    }
+    size_t plen = strlen(path) + 1, cap = 0, len = 0;
+    char *data = NULL;
+    uint64_t total = 0;
+    for (;;) {
+        uint64_t arg[4] = {plen, len, LEL_BULK_SIZE, 0}, ret[4] = {0};
+        int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, path, plen, ret, 30000);
+        if (r != 0) {
+            free(data);
+            if (r == LEL_ST_ENOENT || r == 20)
+                lel_call_error(c, 404, "no such file or directory: %s", path);
+            else
+                lel_call_error(c, 500, "cannot read %s in the guest (%d)", path, r);
+            free(path);
+            return;
+        }
+        uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
+        if (ret[0] == 2 || (len == 0 && ret[0] != 1)) { /* a directory: its listing */
+            char *list = malloc(n + 1);
+            size_t got = list ? lel_vm_bulk_read(s->vm, 0, list, n) : 0;
+            json_t *out = json_array();
+            for (char *line = list, *nl; list && line < list + got && (nl = memchr(line, '\n', (size_t)(list + got - line)));
+                 line = nl + 1) {
+                *nl = 0;
+                char type = line[0], *sp = strchr(line + 2, ' ');
+                if (!sp || line[1] != ' ')
+                    break;
+                *sp = 0;
+                char *clean;
+                size_t cl;
+                if (!(clean = lel_utf8_sanitize(sp + 1, strlen(sp + 1), &cl)))
+                    break;
+                json_array_append_new(out, json_pack("{s:s%, s:s, s:I}", "name", clean, cl, "type",
+                                                     type == 'd' ? "dir" : type == 'l' ? "symlink" : "file", "size",
+                                                     (json_int_t)strtoull(line + 2, NULL, 10)));
+                free(clean);
+            }
+            free(list);
+            free(data);
+            free(path);
+            lel_call_reply(c, 200, out);
+            return;
+        }
+        total = ret[2];
+        if (total > s->srv->cfg.max_file_bytes) {
+            free(data);
+            free(path);
+            lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
+            return;
+        }
+        if (len + n > cap) {
+            cap = total > len + n ? total : len + n;
+            char *nd = realloc(data, cap ? cap : 1);
+            if (!nd) {
+                free(data);
+                free(path);
+                lel_call_error(c, 503, "out of memory");
+                return;
+            }
+            data = nd;
+        }
+        len += lel_vm_bulk_read(s->vm, 0, data + len, n);
+        if (n == 0 || len >= total)
+            break;
+    }
+    free(path);
+    c->raw = data ? data : strdup("");
+    c->raw_len = len;
+    c->status = 200;
+}
