@@ -454,6 +454,19 @@ static void handle(void)
 
 extern char __bss_start[], __bss_end[];
 
+void kernel_irq_on(void)
+{
+    /* sysret's RFLAGS.IF does not reach the VIF byte, and a tick that arrived while the kernel
+     * had interrupts off stays pending until the port-0x80 doorbell asks for it (PVM.md §2.3):
+     * without both, a user program that never traps would never see the timer again */
+    if (pvm) {
+        vif->if_ = 1;
+        __asm__ volatile("" ::: "memory");
+        if (vif->pending)
+            outb(LEL_PORT_PVM_IRQ, 0);
+    }
+}
+
 uint64_t kernel_ticks(void)
 {
     return chan->ticks;

@@ -571,6 +571,7 @@ static int run(const struct image *im, const struct proc_spec *spec, struct proc
     if (v == 0) {
         cur.active = 1;
         wrmsr(MSR_FS_BASE, 0);
+        kernel_irq_on(); /* the timer must reach user mode: it ends overrunning programs */
         enter_user(entry, sp);
     }
     res->status = (int)(v & 0xff);

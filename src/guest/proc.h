@@ -55,5 +55,7 @@ int64_t proc_now_ns(void);
 void console_write(const char *s);
 void console_hex(uint64_t v);
 uint64_t kernel_ticks(void);
+/** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
+void kernel_irq_on(void);
 
 #endif

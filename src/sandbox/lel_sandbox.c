@@ -122,7 +122,7 @@ json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at
     return rec;
 }
 
-static int do_kill(struct lel_sandbox *s, const char *why)
+int lel__sbx_kill(struct lel_sandbox *s, const char *why)
 {
     int64_t now = lel_now_ms();
     json_t *rec = lel__sbx_with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
@@ -315,7 +315,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         lel_call_reply(c, 200, lel__sbx_public_view(s));
         return;
     case R_SBX_KILL:
-        if (do_kill(s, "sandbox killed by request") < 0)
+        if (lel__sbx_kill(s, "sandbox killed by request") < 0)
             lel__store_failed(c);
         else
             lel_call_reply(c, 204, NULL);
@@ -439,10 +439,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
         char err[256], why[320];
         if (!json_is_true(json_object_get(s->rec, "autoPause")))
-            do_kill(s, "sandbox killed at its timeout");
+            lel__sbx_kill(s, "sandbox killed at its timeout");
         else if (do_pause(s, "sandbox paused at its timeout (autoPause)", err, sizeof(err)) < 0) {
             snprintf(why, sizeof(why), "error: autoPause failed (%s); sandbox killed", err);
-            do_kill(s, why);
+            lel__sbx_kill(s, why);
         }
     } else if (m->type == LEL_MSG_REAP && m->arg == s->timer_gen && s->state == S_KILLED) {
         reap(s);
@@ -451,7 +451,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_VM_DIED && s->vm) {
         char why[320];
         snprintf(why, sizeof(why), "error: the sandbox's VM died: %s", (const char *)m->ptr);
-        do_kill(s, why);
+        lel__sbx_kill(s, why);
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
         lel__sbx_sample(s);
         lel__sbx_arm_sampler(s);

@@ -156,7 +156,11 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     int64_t took = lel_mono_ms() - t0;
     free(b.p);
     if (r < 0) {
-        lel_call_error(c, r == -EPIPE ? 500 : 504, "the guest did not answer the command (%s)",
+        /* a guest that neither finished nor ended the command at its timeout cannot be trusted
+         * with the next one: the sandbox is killed rather than left wedged */
+        lel__sbx_kill(s, r == -EPIPE ? "error: the sandbox's VM died during a command"
+                                     : "error: the guest did not end a command at its timeout; sandbox killed");
+        lel_call_error(c, r == -EPIPE ? 500 : 504, "the guest did not answer the command (%s); the sandbox was killed",
                        r == -EPIPE ? "its VM died" : "no answer in time");
         return;
     }

@@ -57,6 +57,9 @@ void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields);
 json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at);
 
+/** Kills the sandbox (record, event, VM, files); `why` starting with "error" logs at error level. */
+int lel__sbx_kill(struct lel_sandbox *s, const char *why);
+
 /* lel_sandbox_vm.c */
 void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
 int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen);
