@@ -124,7 +124,22 @@ static void lifecycle(enum proto p)
     snprintf(path, sizeof(path), "/sandboxes/%s/snapshot", id);
     CHECK_INT(status_of(p, "POST", path, "{}"), 501);
     snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
-    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"true\"}"), 501);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"true\"}"), 501); /* API-only mode: no guest */
+    /* the request is validated before anything reaches a guest */
+    CHECK_INT(status_of(p, "POST", path, "{}"), 400);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":5}"), 400);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"ls\",\"cwd\":\"tmp\"}"), 400);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"ls\",\"envs\":{\"A\":1}}"), 400);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"ls\",\"envs\":{\"A=B\":\"x\"}}"), 400);
+    CHECK_INT(status_of(p, "POST", path, "{\"cmd\":\"ls\",\"timeoutMs\":0}"), 400);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=relative/x", id);
+    CHECK_INT(status_of(p, "GET", path, NULL), 400);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/a/../b", id);
+    CHECK_INT(status_of(p, "PUT", path, "x"), 400);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files", id);
+    CHECK_INT(status_of(p, "GET", path, NULL), 400);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/x", id);
+    CHECK_INT(status_of(p, "GET", path, NULL), 501);
 
     snprintf(path, sizeof(path), "/sandboxes/%s", id);
     CHECK_INT(status_of(p, "DELETE", path, NULL), 204);

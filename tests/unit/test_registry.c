@@ -5,6 +5,8 @@
 #include "../lel_test.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void count(void *ctx, const char *id, void *v)
 {
@@ -58,5 +60,16 @@ int main(void)
     CHECK_STR(enc, "a b c=");
     char bad[] = "%zz";
     CHECK(lel_url_decode(bad) < 0);
+    /* UTF-8 sanitizing: valid text unchanged, every invalid sequence one U+FFFD */
+    size_t n;
+    char *u = lel_utf8_sanitize("h\xc3\xa9llo \xf0\x9f\x98\x80", 11, &n);
+    CHECK(n == 11 && !memcmp(u, "h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+    free(u);
+    u = lel_utf8_sanitize("a\xff" "b\xc0\xaf" "c\xed\xa0\x80", 9, &n); /* stray byte, overlong, surrogate */
+    CHECK_STR(u, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    free(u);
+    u = lel_utf8_sanitize("x\xe2\x82", 3, &n); /* truncated at the end */
+    CHECK_STR(u, "x\xef\xbf\xbd\xef\xbf\xbd");
+    free(u);
     return lel_test_finish();
 }
