@@ -80,6 +80,10 @@ syscall_entry:
     pushq %r15
     movq %rsp, %rdi
     call syscall_dispatch
+/* syscall_exit: rsp points at a struct uregs; restores it and returns to user mode. A new
+ * process's first switch lands here too (see first_frame in proc.c). */
+    .globl syscall_exit
+syscall_exit:
     popq %r15
     popq %r14
     popq %r13
@@ -92,59 +96,31 @@ syscall_entry:
     popq %rdx
     popq %rsi
     popq %rdi
-    addq $8, %rsp
+    popq %rax
     popq %rcx
     popq %r11
     popq %rsp
     sysretq
 
-/* enter_user(rip, rsp): first entry into user mode, interrupts as in RFLAGS 0x202 */
-    .globl enter_user
-enter_user:
-    movq %rdi, %rcx
+/* switch_to(save_sp, new_sp): saves the callee-saved registers and the stack pointer, then
+ * continues on another kernel stack where switch_to was left (or first_frame prepared). */
+    .globl switch_to
+switch_to:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
     movq %rsi, %rsp
-    movq $0x202, %r11
-    xorl %eax, %eax
-    xorl %edx, %edx
-    xorl %esi, %esi
-    xorl %edi, %edi
-    xorl %ebx, %ebx
-    xorl %ebp, %ebp
-    xorq %r8, %r8
-    xorq %r9, %r9
-    xorq %r10, %r10
-    xorq %r12, %r12
-    xorq %r13, %r13
-    xorq %r14, %r14
-    xorq %r15, %r15
-    sysretq
-
-/* ctx_save(ctx) returns 0; ctx_restore(ctx, v) makes that ctx_save return v (v != 0). */
-    .globl ctx_save
-ctx_save:
-    movq %rbx, 0(%rdi)
-    movq %rbp, 8(%rdi)
-    movq %r12, 16(%rdi)
-    movq %r13, 24(%rdi)
-    movq %r14, 32(%rdi)
-    movq %r15, 40(%rdi)
-    leaq 8(%rsp), %rax
-    movq %rax, 48(%rdi)
-    movq (%rsp), %rax
-    movq %rax, 56(%rdi)
-    xorl %eax, %eax
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
     ret
-    .globl ctx_restore
-ctx_restore:
-    movq 0(%rdi), %rbx
-    movq 8(%rdi), %rbp
-    movq 16(%rdi), %r12
-    movq 24(%rdi), %r13
-    movq 32(%rdi), %r14
-    movq 40(%rdi), %r15
-    movq 48(%rdi), %rsp
-    movq %rsi, %rax
-    jmp *56(%rdi)
 
     .section .bss
     .align 8

@@ -467,6 +467,17 @@ void kernel_irq_on(void)
     }
 }
 
+void kernel_irq_off(void)
+{
+    irq_disable();
+}
+
+void kernel_idle(void)
+{
+    irq_enable_and_wait();
+    irq_disable();
+}
+
 uint64_t kernel_ticks(void)
 {
     return chan->ticks;

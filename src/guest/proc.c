@@ -2,7 +2,13 @@
  * the kernel's (U/S=1 everywhere, as PVM requires; guest user/kernel isolation is not the
  * security boundary — the VM is). Every user pointer a syscall receives is translated through
  * the process's page table before it is touched, so a bad pointer is -EFAULT, never a kernel
- * fault. */
+ * fault.
+ *
+ * Scheduling: each process has its own kernel stack; the scheduler runs on the kernel's boot
+ * stack (the context that serves host requests) and every switch goes through it. A process
+ * leaves the CPU when it blocks (wait4, a pipe, nanosleep), exits, or when a timer tick
+ * interrupts it in user mode (round-robin). Timer interrupts in kernel mode only count ticks,
+ * so kernel code is never preempted: single CPU, no locks. */
 #include "proc.h"
 
 #include "fs.h"
@@ -17,47 +23,71 @@
 #define STACK_PAGES 64
 #define MMAP_BASE 0x00007f0000000000ULL
 #define NFD 64
+#define MAX_PROCS 24 /* also what a fork bomb meets: fork then fails with EAGAIN */
+#define KSTACK 32768
 
 #define MSR_STAR 0xc0000081
 #define MSR_LSTAR 0xc0000082
 #define MSR_SFMASK 0xc0000084
 #define MSR_FS_BASE 0xc0000100
 
-enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, EBADF = 9, ENOMEM = 12, EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21,
-       EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8 };
+enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12,
+       EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29,
+       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8 };
 
 extern void syscall_entry(void);
-extern void enter_user(uint64_t rip, uint64_t rsp) __attribute__((noreturn));
-extern int ctx_save(uint64_t ctx[8]) __attribute__((returns_twice));
-extern void ctx_restore(uint64_t ctx[8], long v) __attribute__((noreturn));
+extern void syscall_exit(void);
+extern void switch_to(uint64_t *save_sp, uint64_t new_sp);
 extern const uint8_t user_test_elf[], user_test_elf_end[];
 
-static uint8_t syscall_stack[16384] __attribute__((aligned(16)));
-uint64_t syscall_stack_top; /* read by syscall_entry */
+uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kernel stack */
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_ERR };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_ERR, F_PIPE_R, F_PIPE_W };
+
+struct pipe {
+    uint8_t *buf; /* one page ring */
+    uint64_t head, count;
+    int readers, writers;
+};
 
 struct file {
     enum ftype type;
     struct inode *ino;
+    struct pipe *pipe;
     uint64_t off;
     int flags;
     int refs;
 };
 
-static struct {
-    int active;
+enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
+enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP };
+
+struct proc {
+    enum pstate state;
+    enum why why;
+    int pid, ppid, exit_status, killed;
     uint64_t pml4;
-    uint64_t kctx[8];
-    const struct proc_spec *spec;
-    struct proc_result *res;
-    uint64_t deadline;       /* kernel ticks; 0: none */
-    struct inode *stdin_file;
     struct file *fd[NFD];
     struct inode *cwd;
-    uint64_t brk_start, brk, mmap_next;
+    uint64_t brk_start, brk, mmap_next, fs_base;
+    uint64_t ksp, wake_tick;
     uint64_t rng;
-} cur;
+};
+
+static struct proc procs[MAX_PROCS];
+static uint8_t kstacks[MAX_PROCS][KSTACK] __attribute__((aligned(16)));
+static struct proc *cur; /* the running process, or NULL in the scheduler */
+
+/* One command: its caller's buffers, the deadline, the first process. */
+static struct {
+    const struct proc_spec *spec;
+    struct proc_result *res;
+    uint64_t deadline; /* kernel ticks; 0: none */
+    struct inode *stdin_file;
+    struct proc *root;
+    uint64_t sched_sp;
+    int next_pid;
+} sess;
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
@@ -83,11 +113,14 @@ static inline uint64_t rdtsc(void)
     return (uint64_t)hi << 32 | lo;
 }
 
+static uint64_t kstack_top(struct proc *p)
+{
+    return (uint64_t)(kstacks[p - procs] + KSTACK);
+}
+
 void proc_init(void)
 {
-    syscall_stack_top = (uint64_t)(syscall_stack + sizeof(syscall_stack));
-    /* interrupts from user mode land on the syscall stack, never on the kernel's live one */
-    *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = syscall_stack_top;
+    syscall_stack_top = kstack_top(&procs[0]);
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
     wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
     wrmsr(MSR_SFMASK, 0x47700); /* TF, IF, DF, IOPL, NT, AC */
@@ -95,7 +128,7 @@ void proc_init(void)
 
 int proc_active(void)
 {
-    return cur.active;
+    return cur != 0;
 }
 
 int64_t proc_now_ns(void)
@@ -162,7 +195,7 @@ static long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
     if (va + n < va)
         return -EFAULT;
     while (n) {
-        uint64_t gpa = translate(cur.pml4, va), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+        uint64_t gpa = translate(cur->pml4, va), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
@@ -274,14 +307,14 @@ static int elf_load(const struct image *im, struct loaded *L)
             p->filesz > im->len - p->offset)
             return -ENOEXEC;
         for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
-            if (map_new(cur.pml4, va) < 0)
+            if (map_new(cur->pml4, va) < 0)
                 return -ENOMEM;
         /* file bytes, page by page straight into the process's memory */
         for (uint64_t done = 0; done < p->filesz;) {
             uint64_t va = p->vaddr + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
             if (chunk > p->filesz - done)
                 chunk = p->filesz - done;
-            if (img_read(im, p->offset + done, DMAP(translate(cur.pml4, va)), chunk) < 0)
+            if (img_read(im, p->offset + done, DMAP(translate(cur->pml4, va)), chunk) < 0)
                 return -ENOEXEC;
             done += chunk;
         }
@@ -315,7 +348,7 @@ static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, 
         goto out;
     r = -ENOMEM;
     for (int i = 1; i <= STACK_PAGES; i++)
-        if (map_new(cur.pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
+        if (map_new(cur->pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
             goto out;
     r = -E2BIG_;
     const char *lists[2] = {argv, env};
@@ -349,7 +382,16 @@ out:
     return r;
 }
 
-/* ---- file descriptors ---- */
+/* ---- file descriptors and pipes ---- */
+
+static void wake(enum why why, int pid)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_BLOCKED && p->why == why && (pid == 0 || p->pid == pid))
+            p->state = P_RUNNABLE;
+    }
+}
 
 static struct file *file_new(enum ftype t, struct inode *ino, int flags)
 {
@@ -365,15 +407,28 @@ static struct file *file_new(enum ftype t, struct inode *ino, int flags)
 
 static void file_put(struct file *f)
 {
-    if (f && --f->refs == 0)
-        kfree(f, sizeof(*f));
+    if (!f || --f->refs > 0)
+        return;
+    if (f->pipe) {
+        struct pipe *p = f->pipe;
+        if (f->type == F_PIPE_R)
+            p->readers--;
+        else
+            p->writers--;
+        wake(W_PIPE, 0);
+        if (p->readers == 0 && p->writers == 0) {
+            kpage_free(p->buf);
+            kfree(p, sizeof(*p));
+        }
+    }
+    kfree(f, sizeof(*f));
 }
 
 static int fd_install(struct file *f, int from)
 {
     for (int i = from; i < NFD; i++) {
-        if (!cur.fd[i]) {
-            cur.fd[i] = f;
+        if (!cur->fd[i]) {
+            cur->fd[i] = f;
             return i;
         }
     }
@@ -382,27 +437,113 @@ static int fd_install(struct file *f, int from)
 
 static struct file *fd_get(uint64_t fd)
 {
-    return fd < NFD ? cur.fd[fd] : 0;
+    return fd < NFD ? cur->fd[fd] : 0;
 }
 
-static void fds_close_all(void)
+static void fds_close_all(struct proc *p)
 {
     for (int i = 0; i < NFD; i++) {
-        file_put(cur.fd[i]);
-        cur.fd[i] = 0;
+        file_put(p->fd[i]);
+        p->fd[i] = 0;
     }
 }
 
+/* ---- scheduling ---- */
+
 static void proc_exit(long status) __attribute__((noreturn));
+
+/* Leaves the CPU to the scheduler; returns when this process is scheduled again. A process
+ * killed meanwhile ends here instead of returning to what it was doing. */
+static void yield(void)
+{
+    struct proc *p = cur;
+    p->fs_base = rdmsr(MSR_FS_BASE);
+    switch_to(&p->ksp, sess.sched_sp);
+    if (p->killed)
+        proc_exit(128 + p->killed);
+}
+
+static void block(enum why why)
+{
+    cur->state = P_BLOCKED;
+    cur->why = why;
+    yield();
+}
+
+static struct proc *proc_alloc(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_FREE) {
+            kmemset(p, 0, sizeof(*p));
+            p->pid = ++sess.next_pid;
+            p->rng = rdtsc() | 1;
+            return p;
+        }
+    }
+    return 0;
+}
+
+/* Prepares a new process's kernel stack so that its first switch "returns" to user mode
+ * through syscall_exit with the given registers. */
+static void first_frame(struct proc *p, const struct uregs *regs)
+{
+    uint64_t top = kstack_top(p);
+    struct uregs *u = (struct uregs *)(top - sizeof(*u));
+    *u = *regs;
+    uint64_t *sp = (uint64_t *)u;
+    *--sp = (uint64_t)syscall_exit; /* switch_to's ret */
+    for (int i = 0; i < 6; i++)
+        *--sp = 0; /* rbx, rbp, r12..r15 */
+    p->ksp = (uint64_t)sp;
+}
+
+static void proc_free(struct proc *p)
+{
+    p->state = P_FREE;
+}
+
+static void kill_proc(struct proc *p, int sig)
+{
+    if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed)
+        return;
+    p->killed = sig;
+    if (p->state == P_BLOCKED)
+        p->state = P_RUNNABLE;
+}
+
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp);
+static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid);
+static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options);
+static long sys_pipe(uint64_t ufds, uint64_t flags);
+static long pipe_read(struct file *f, uint64_t buf, uint64_t n);
+static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
+static long sys_kill(int64_t pid, uint64_t sig);
+static long sys_nanosleep(uint64_t ureq);
 
 #include "syscalls.inc"
+/* ---- processes ---- */
 
-/* ---- running ---- */
-
+/* Ends the current process: its files close (waking pipe peers), its memory goes, its parent
+ * hears of it. Never returns: the scheduler moves on. */
 static void proc_exit(long status)
 {
-    ctx_restore(cur.kctx, 0x100 | (status & 0xff)); /* back to proc_spawn, on the kernel stack */
+    struct proc *p = cur;
+    fds_close_all(p);
+    write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
+    if (p->pml4)
+        free_level(p->pml4, 4);
+    p->pml4 = 0;
+    p->exit_status = (int)(status & 0xff);
+    p->state = P_ZOMBIE;
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].state != P_FREE && procs[i].ppid == p->pid)
+            procs[i].ppid = 0; /* orphans are reaped when the command ends */
+    wake(W_WAIT, p->ppid);
+    uint64_t dead;
+    switch_to(&dead, sess.sched_sp);
+    for (;;) /* a zombie is never scheduled */
+        __asm__ volatile("hlt");
 }
 
 void proc_fault(uint64_t vector, uint64_t rip)
@@ -412,50 +553,55 @@ void proc_fault(uint64_t vector, uint64_t rip)
     proc_exit(128 + sig);
 }
 
+/* Timer tick that interrupted user mode: the command's deadline, then round-robin. */
 void proc_tick(void)
 {
-    if (cur.active && cur.deadline && kernel_ticks() >= cur.deadline) {
-        cur.res->timed_out = 1;
-        proc_exit(128 + 9); /* SIGKILL */
+    if (!cur)
+        return;
+    if (sess.deadline && kernel_ticks() >= sess.deadline) {
+        sess.res->timed_out = 1;
+        for (int i = 0; i < MAX_PROCS; i++)
+            kill_proc(&procs[i], 9);
     }
+    yield(); /* returns here, still in the interrupt, when scheduled again */
 }
 
-/* Loads `im` into a fresh address space with the given argv/env; on success the process runs
- * on it (the old one, if any, is freed) and entry and sp say where to start. */
+/* Loads `im` into a fresh address space with the given argv/env; on success the current
+ * process runs on it (the old one is freed) and entry and sp say where to start. */
 static int load_program(const struct image *im, const char *argv, uint32_t argc, const char *env, uint32_t envc,
                         uint64_t *entry, uint64_t *sp)
 {
     struct loaded L;
-    uint64_t old = cur.pml4, pml4 = pt_new();
+    uint64_t old = cur->pml4, pml4 = pt_new();
     int r;
     if (!pml4)
         return -ENOMEM;
-    cur.pml4 = pml4;
+    cur->pml4 = pml4;
     write_cr3(pml4); /* the loader writes through the new mappings */
     if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, argv, argc, env, envc, sp)) < 0) {
-        cur.pml4 = old;
+        cur->pml4 = old;
         write_cr3(old ? old : LEL_GPA_PML4);
         free_level(pml4, 4);
         return r;
     }
     if (old)
         free_level(old, 4);
-    cur.brk_start = cur.brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-    cur.mmap_next = MMAP_BASE;
+    cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    cur->mmap_next = MMAP_BASE;
     *entry = L.entry;
     return 0;
 }
 
-static int image_of(const char *path, struct image *im)
+static int image_of(struct inode *cwd, const char *path, struct image *im)
 {
     struct inode *ino;
-    int r = fs_lookup(cur.cwd, path, 1, &ino);
+    int r = fs_lookup(cwd, path, 1, &ino);
     if (r < 0)
         return r;
     if ((ino->mode & S_IFMT) == S_IFDIR)
         return -EISDIR;
     if ((ino->mode & S_IFMT) != S_IFREG || !(ino->mode & 0111))
-        return -EPERM - 12; /* EACCES */
+        return -13; /* EACCES */
     im->ino = ino;
     im->mem = 0;
     im->len = ino->size;
@@ -470,14 +616,15 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     long r = copy_str(upath, path, sizeof(path));
     if (r < 0)
         return r;
-    char *buf = kpage_alloc(), *buf2 = kpage_alloc(); /* 8 KiB of strings */
+    char *bufs[2] = {kpage_alloc(), kpage_alloc()}; /* argv strings, env strings */
     uint32_t counts[2] = {0, 0};
-    uint64_t used = 0, lists[2] = {uargv, uenvp};
-    if (!buf || !buf2) {
+    uint64_t lists[2] = {uargv, uenvp};
+    if (!bufs[0] || !bufs[1]) {
         r = -ENOMEM;
         goto out;
     }
     for (int l = 0; l < 2; l++) {
+        uint64_t used = 0;
         for (uint64_t i = 0; lists[l]; i++) {
             uint64_t p;
             if (copy_user(lists[l] + i * 8, &p, 8, 0) < 0) {
@@ -486,26 +633,13 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
             }
             if (!p)
                 break;
-            char *dst = (used < PAGE_SIZE ? buf + used : buf2 + used - PAGE_SIZE);
-            uint64_t room = used < PAGE_SIZE ? PAGE_SIZE - used : 2 * PAGE_SIZE - used;
-            long n = copy_str(p, dst, room);
+            long n = copy_str(p, bufs[l] + used, PAGE_SIZE - used);
             if (n < 0 || counts[0] + counts[1] >= MAX_ARGS) {
                 r = n == -EFAULT ? -EFAULT : -E2BIG_;
                 goto out;
             }
             used += (uint64_t)n + 1;
             counts[l]++;
-            if (l == 0 && i == 0 && used >= PAGE_SIZE) {
-                r = -E2BIG_;
-                goto out;
-            }
-        }
-        if (l == 0) { /* the environment starts on the second page */
-            if (used > PAGE_SIZE) {
-                r = -E2BIG_;
-                goto out;
-            }
-            used = PAGE_SIZE;
         }
     }
     struct image im;
@@ -514,20 +648,290 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
         r = -EFAULT;
         goto out;
     }
-    if ((r = image_of(path, &im)) < 0 || (r = load_program(&im, buf, counts[0], buf2, counts[1], &entry, &sp)) < 0)
+    if ((r = image_of(cur->cwd, path, &im)) < 0 ||
+        (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
         goto out;
     kmemset(regs, 0, sizeof(*regs));
     regs->rcx = entry; /* sysret's RIP */
     regs->r11 = 0x202;
     regs->rsp = sp;
+    cur->fs_base = 0;
     wrmsr(MSR_FS_BASE, 0);
     r = 0;
 out:
-    if (buf)
-        kpage_free(buf);
-    if (buf2)
-        kpage_free(buf2);
+    for (int i = 0; i < 2; i++)
+        if (bufs[i])
+            kpage_free(bufs[i]);
     return r;
+}
+
+/* Copies every user page of `from` into a new address space. */
+static int copy_level(uint64_t from, uint64_t to, int level)
+{
+    uint64_t *s = DMAP(from), *d = DMAP(to);
+    for (int i = 0; i < (level == 4 ? 256 : 512); i++) {
+        if (!(s[i] & PTE_P))
+            continue;
+        void *page = kpage_alloc();
+        if (!page)
+            return -ENOMEM;
+        d[i] = kpage_gpa(page) | (s[i] & ~PTE_ADDR);
+        if (level > 1) {
+            if (copy_level(s[i] & PTE_ADDR, kpage_gpa(page), level - 1) < 0)
+                return -ENOMEM;
+        } else {
+            kmemcpy(page, DMAP(s[i] & PTE_ADDR), PAGE_SIZE);
+        }
+    }
+    return 0;
+}
+
+/* fork, vfork and clone without CLONE_VM: a copy of this process that returns 0. */
+static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
+{
+    if (flags & 0x100) /* CLONE_VM: threads are not supported yet */
+        return -ENOSYS;
+    struct proc *c = proc_alloc();
+    if (!c)
+        return -EAGAIN;
+    uint64_t pml4 = pt_new();
+    if (!pml4 || copy_level(cur->pml4, pml4, 4) < 0) {
+        if (pml4)
+            free_level(pml4, 4);
+        proc_free(c);
+        return -ENOMEM;
+    }
+    c->pml4 = pml4;
+    c->ppid = cur->pid;
+    c->cwd = cur->cwd;
+    c->brk_start = cur->brk_start;
+    c->brk = cur->brk;
+    c->mmap_next = cur->mmap_next;
+    c->fs_base = rdmsr(MSR_FS_BASE);
+    for (int i = 0; i < NFD; i++)
+        if ((c->fd[i] = cur->fd[i]))
+            c->fd[i]->refs++;
+    struct uregs child = *regs;
+    child.rax = 0;
+    first_frame(c, &child);
+    if ((flags & 0x01000000) && child_tid) { /* CLONE_CHILD_SETTID: the tid in the child's memory */
+        uint64_t gpa = 0;
+        uint64_t *e = pte_of(pml4, child_tid, 0);
+        if (e && (*e & PTE_P) && (child_tid & (PAGE_SIZE - 1)) <= PAGE_SIZE - 4) {
+            gpa = (*e & PTE_ADDR) | (child_tid & (PAGE_SIZE - 1));
+            *(uint32_t *)DMAP(gpa) = (uint32_t)c->pid;
+        }
+    }
+    c->state = P_RUNNABLE;
+    return c->pid;
+}
+
+static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options)
+{
+    int pid = (int)pid64;
+    for (;;) {
+        int children = 0;
+        for (int i = 0; i < MAX_PROCS; i++) {
+            struct proc *p = &procs[i];
+            if (p->state == P_FREE || p->ppid != cur->pid || (pid > 0 && p->pid != pid))
+                continue;
+            children++;
+            if (p->state != P_ZOMBIE)
+                continue;
+            int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
+            if (ustatus && copy_user(ustatus, &st, 4, 1) < 0)
+                return -EFAULT;
+            int reaped = p->pid;
+            proc_free(p);
+            return reaped;
+        }
+        if (!children)
+            return -ECHILD;
+        if (options & 1) /* WNOHANG */
+            return 0;
+        block(W_WAIT);
+    }
+}
+
+static long sys_pipe(uint64_t ufds, uint64_t flags)
+{
+    struct pipe *p = kmalloc(sizeof(*p));
+    struct file *r = file_new(F_PIPE_R, 0, 0), *w = file_new(F_PIPE_W, 0, 1);
+    if (!p || !r || !w || !(p->buf = kpage_alloc())) {
+        kfree(p, sizeof(*p));
+        file_put(r);
+        file_put(w);
+        return -ENOMEM;
+    }
+    (void)flags;
+    p->readers = p->writers = 1;
+    r->pipe = w->pipe = p;
+    int fr = fd_install(r, 0), fw = fr < 0 ? fr : fd_install(w, 0);
+    int fds[2] = {fr, fw};
+    if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
+        if (fr >= 0)
+            cur->fd[fr] = 0;
+        if (fw >= 0)
+            cur->fd[fw] = 0;
+        file_put(r);
+        file_put(w);
+        return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;
+    }
+    return 0;
+}
+
+static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
+{
+    struct pipe *p = f->pipe;
+    while (p->count == 0) {
+        if (p->writers == 0)
+            return 0;
+        block(W_PIPE);
+    }
+    uint64_t done = 0;
+    while (done < n && p->count) {
+        uint64_t chunk = PAGE_SIZE - p->head;
+        if (chunk > p->count)
+            chunk = p->count;
+        if (chunk > n - done)
+            chunk = n - done;
+        if (copy_user(buf + done, p->buf + p->head, chunk, 1) < 0)
+            return done ? (long)done : -EFAULT;
+        p->head = (p->head + chunk) % PAGE_SIZE;
+        p->count -= chunk;
+        done += chunk;
+    }
+    wake(W_PIPE, 0);
+    return (long)done;
+}
+
+static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
+{
+    struct pipe *p = f->pipe;
+    uint64_t done = 0;
+    while (done < n) {
+        if (p->readers == 0) {
+            if (!done)
+                proc_exit(128 + 13); /* SIGPIPE's default action */
+            return (long)done;
+        }
+        if (p->count == PAGE_SIZE) {
+            wake(W_PIPE, 0);
+            block(W_PIPE);
+            continue;
+        }
+        /* free space from the tail up to the head (or to the end of the page when it wraps) */
+        uint64_t tail = (p->head + p->count) % PAGE_SIZE, chunk = tail >= p->head ? PAGE_SIZE - tail : p->head - tail;
+        if (chunk > n - done)
+            chunk = n - done;
+        if (copy_user(buf + done, p->buf + tail, chunk, 0) < 0)
+            return done ? (long)done : -EFAULT;
+        p->count += chunk;
+        done += chunk;
+    }
+    wake(W_PIPE, 0);
+    return (long)done;
+}
+
+static long sys_kill(int64_t pid64, uint64_t sig)
+{
+    int pid = (int)pid64, found = 0;
+    if (sig > 64)
+        return -EINVAL;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_FREE || p->state == P_ZOMBIE || (pid > 0 && p->pid != pid) || (pid <= 0 && p == cur && pid != -1))
+            continue;
+        found = 1;
+        /* default actions: CHLD, URG, WINCH are ignored; 0 only checks; everything else ends it */
+        if (sig && sig != 17 && sig != 23 && sig != 28)
+            kill_proc(p, (int)sig);
+    }
+    if (!found)
+        return -ESRCH;
+    if (cur->killed)
+        proc_exit(128 + cur->killed);
+    return 0;
+}
+
+static long sys_nanosleep(uint64_t ureq)
+{
+    int64_t ts[2];
+    if (copy_user(ureq, ts, sizeof(ts), 0) < 0)
+        return -EFAULT;
+    if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+        return -EINVAL;
+    const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    uint64_t hz = b->tick_hz ? b->tick_hz : 100;
+    uint64_t ticks = (uint64_t)ts[0] * hz + ((uint64_t)ts[1] * hz + 999999999) / 1000000000;
+    cur->wake_tick = kernel_ticks() + (ticks ? ticks : 1);
+    block(W_SLEEP);
+    return 0;
+}
+
+/* ---- the scheduler, on the kernel's own stack ---- */
+
+static struct proc *pick(void)
+{
+    static int last;
+    uint64_t now = kernel_ticks();
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_BLOCKED && p->why == W_SLEEP && now >= p->wake_tick)
+            p->state = P_RUNNABLE;
+    }
+    for (int k = 1; k <= MAX_PROCS; k++) {
+        struct proc *p = &procs[(last + k) % MAX_PROCS];
+        if (p->state == P_RUNNABLE) {
+            last = (int)(p - procs);
+            return p;
+        }
+    }
+    return 0;
+}
+
+static void schedule_until_done(void)
+{
+    while (sess.root->state != P_ZOMBIE) {
+        if (sess.deadline && kernel_ticks() >= sess.deadline) { /* e.g. all blocked on each other */
+            sess.res->timed_out = 1;
+            for (int i = 0; i < MAX_PROCS; i++)
+                kill_proc(&procs[i], 9);
+        }
+        struct proc *p = pick();
+        if (!p) {
+            kernel_idle(); /* until the next interrupt: a tick may wake a sleeper */
+            continue;
+        }
+        cur = p;
+        syscall_stack_top = kstack_top(p);
+        *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = syscall_stack_top; /* interrupts from user mode */
+        write_cr3(p->pml4);
+        wrmsr(MSR_FS_BASE, p->fs_base);
+        kernel_irq_on(); /* the timer must reach user mode */
+        switch_to(&sess.sched_sp, p->ksp);
+        cur = 0;
+        kernel_irq_off();
+        write_cr3(LEL_GPA_PML4);
+    }
+}
+
+/* Tears down every process of the command (background ones included). */
+static void end_session(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_FREE)
+            continue;
+        if (p->state != P_ZOMBIE) {
+            fds_close_all(p);
+            if (p->pml4)
+                free_level(p->pml4, 4);
+        }
+        proc_free(p);
+    }
+    fs_anon_free(sess.stdin_file);
+    sess.stdin_file = 0;
 }
 
 static int run(const struct image *im, const struct proc_spec *spec, struct proc_result *res)
@@ -538,59 +942,55 @@ static int run(const struct image *im, const struct proc_spec *spec, struct proc
     struct inode *cwd = fs_root();
     if (spec->cwd && (fs_lookup(fs_root(), spec->cwd, 1, &cwd) < 0 || (cwd->mode & S_IFMT) != S_IFDIR))
         return -ENOENT;
-    kmemset(&cur, 0, sizeof(cur));
-    cur.spec = spec;
-    cur.res = res;
-    cur.cwd = cwd;
-    cur.rng = rdtsc() | 1;
-    if ((r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp)) < 0)
-        goto out;
-    r = -ENOMEM;
+    kmemset(&sess, 0, sizeof(sess));
+    sess.spec = spec;
+    sess.res = res;
+    struct proc *p = proc_alloc();
+    if (!p)
+        return -EAGAIN;
+    sess.root = p;
+    p->cwd = cwd;
+    cur = p; /* the loader and the file helpers work on the current process */
+    r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
     struct file *in = 0, *o = file_new(F_OUT, 0, 1), *e = spec->err ? file_new(F_ERR, 0, 1) : o;
     if (spec->stdin_len) {
-        if ((cur.stdin_file = fs_anon_file()) &&
-            fs_write(cur.stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
-            in = file_new(F_INODE, cur.stdin_file, 0);
+        if ((sess.stdin_file = fs_anon_file()) &&
+            fs_write(sess.stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
+            in = file_new(F_INODE, sess.stdin_file, 0);
     } else {
         in = file_new(F_STDIN, 0, 0);
     }
-    if (!in || !o || !e) {
-        file_put(in);
-        file_put(o);
-        if (e != o)
-            file_put(e);
-        goto out;
-    }
-    if (e == o)
+    if (r == 0 && (!in || !o || !e))
+        r = -ENOMEM;
+    if (e == o && o)
         o->refs++;
-    cur.fd[0] = in;
-    cur.fd[1] = o;
-    cur.fd[2] = e;
-    cur.deadline = spec->timeout_ticks ? kernel_ticks() + spec->timeout_ticks : 0;
-    long v = ctx_save(cur.kctx);
-    if (v == 0) {
-        cur.active = 1;
-        wrmsr(MSR_FS_BASE, 0);
-        kernel_irq_on(); /* the timer must reach user mode: it ends overrunning programs */
-        enter_user(entry, sp);
-    }
-    res->status = (int)(v & 0xff);
-    r = 0;
-out:
-    cur.active = 0;
-    fds_close_all();
-    fs_anon_free(cur.stdin_file);
+    p->fd[0] = in;
+    p->fd[1] = o;
+    p->fd[2] = e;
+    cur = 0;
     write_cr3(LEL_GPA_PML4);
-    if (cur.pml4)
-        free_level(cur.pml4, 4);
-    return r;
+    if (r < 0) {
+        end_session();
+        return r;
+    }
+    struct uregs u;
+    kmemset(&u, 0, sizeof(u));
+    u.rcx = entry;
+    u.r11 = 0x202;
+    u.rsp = sp;
+    first_frame(p, &u);
+    p->state = P_RUNNABLE;
+    sess.deadline = spec->timeout_ticks ? kernel_ticks() + spec->timeout_ticks : 0;
+    schedule_until_done();
+    res->status = sess.root->exit_status;
+    end_session();
+    return 0;
 }
 
 int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
 {
     struct image im;
-    cur.cwd = fs_root();
-    int r = image_of(spec->argv, &im);
+    int r = image_of(fs_root(), spec->argv, &im);
     return r < 0 ? r : run(&im, spec, res);
 }
 

@@ -57,5 +57,8 @@ void console_hex(uint64_t v);
 uint64_t kernel_ticks(void);
 /** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
 void kernel_irq_on(void);
+void kernel_irq_off(void);
+/** Waits for the next interrupt with interrupts open, then closes them again. */
+void kernel_idle(void);
 
 #endif

@@ -199,6 +199,7 @@ static void data_plane(void)
     CHECK(j && json_integer_value(json_object_get(j, "exitCode")) == 137);
     json_decref(j);
     check_cmd(id, "{\"cmd\":\"echo still here\"}", 0, "still here\n", NULL);
+    check_cmd(id, "{\"cmd\":\"seq 1 10000 | sort -rn | head -1\"}", 0, "10000\n", NULL);
 
     /* files: 1 MiB of binary in, counted by a command, read back byte-exact */
     size_t n = 1 << 20;

@@ -120,6 +120,13 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo from sh; exit 3", NULL}, out, sizeof(out)), 3);
     CHECK_STR(out, "from sh\n");
     CHECK(exec_argv(vm, (const char *const[]){"/nope", NULL}, out, sizeof(out)) < 0); /* -ENOENT, not a crash */
+    /* fork, pipes and wait: a pipeline, a subshell, && and || */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "seq 1 10000 | sort -rn | head -1", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "10000\n");
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "(echo a; false) && echo no || echo yes", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "a\nyes\n");
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /nonexistent 2>&1 | wc -l", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "1\n");
 }
 
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
