@@ -19,12 +19,16 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 LP=$(port); HP=$(port)
+# sandboxes are microVMs where /dev/kvm exists; elsewhere the API-only mode serves the same path
+BACKEND=${LEL_BENCH_BACKEND:-$([ -c /dev/kvm ] && echo auto || echo none)}
 cat > "$tmp/lel.yaml" <<YAML
 rate_limits:
   general_per_s: 100000000
 http:
   threads: 2
 workers: 2
+vmm:
+  backend: $BACKEND
 YAML
 ./build-release/src/lelantosd --config "$tmp/lel.yaml" --listen 127.0.0.1:$LP --data-dir "$tmp/data" >"$tmp/lel.log" 2>&1 &
 pids+=($!)
@@ -61,7 +65,7 @@ h2load_run() { # url, extra header
 }
 
 echo "lelantosd $(./build-release/src/lelantosd --version | awk '{print $2}') vs h2o $(h2o --version | head -1 | awk '{print $3}') on $(nproc) cores, ${DUR}s per run, body ${BODY_LEN} bytes"
-echo "(lelantosd rate limit raised to 1e8/s for this run; 2 loop threads + 2 workers; h2o 2 threads)"
+echo "(lelantosd rate limit raised to 1e8/s for this run; 2 loop threads + 2 workers; vmm.backend $BACKEND; h2o 2 threads)"
 read -r l1 l1p50 l1p99 <<<"$(wrk_run "http://127.0.0.1:$LP/sandboxes/$SID" "X-API-Key: $KEY")"
 read -r h1 h1p50 h1p99 <<<"$(wrk_run "http://127.0.0.1:$HP/sandbox.json" "X-API-Key: $KEY")"
 read -r l2 l2mean <<<"$(h2load_run "http://127.0.0.1:$LP/sandboxes/$SID" "x-api-key: $KEY")"

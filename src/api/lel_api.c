@@ -282,7 +282,11 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_SBX_CREATE:
         lel_sandbox_create(srv, c);
         return;
-    case R_SBX_GET: case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
+    case R_SBX_GET:
+        if (lel_sandbox_fast_get(srv, c))
+            return;
+        /* fall through */
+    case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
     case R_SBX_TIMEOUT: case R_SBX_REFRESH: case R_SBX_LOGS: case R_SBX_METRICS: case R_SBX_SNAPSHOT:
     case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET:
         to_entity(srv, c, srv->sandboxes, "sandbox");

@@ -31,19 +31,53 @@ static void sandbox_free(void *p)
         lel_actor_unref(s->tpl);
     json_decref(s->rec);
     json_decref(s->view);
+    pthread_mutex_destroy(&s->view_lock);
     free(s);
 }
 
-/* Returns a new reference to the public view. Reads far outnumber changes, so the view is
- * built once per change and shared: nobody may modify it (replies only encode it). */
+/* Rebuilds the public view after the record changed and publishes it. Reads far outnumber
+ * changes, so the view is built once per change and shared read-only: GET /sandboxes/{id} is
+ * answered from it on the loop thread (lel_sandbox_fast_get) without a trip through the actor.
+ * It is published before the change's reply is sent, so a client always reads its own writes. */
+static void publish(struct lel_sandbox *s)
+{
+    json_t *v = json_deep_copy(s->rec), *old;
+    for (int i = 0; v && lel__sbx_private_fields[i]; i++)
+        json_object_del(v, lel__sbx_private_fields[i]);
+    pthread_mutex_lock(&s->view_lock);
+    old = s->view;
+    s->view = v;
+    pthread_mutex_unlock(&s->view_lock);
+    json_decref(old);
+}
+
 json_t *lel__sbx_public_view(struct lel_sandbox *s)
 {
-    if (!s->view) {
-        s->view = json_deep_copy(s->rec);
-        for (int i = 0; lel__sbx_private_fields[i]; i++)
-            json_object_del(s->view, lel__sbx_private_fields[i]);
-    }
-    return json_incref(s->view);
+    pthread_mutex_lock(&s->view_lock);
+    json_t *v = json_incref(s->view);
+    pthread_mutex_unlock(&s->view_lock);
+    return v;
+}
+
+static void ref_actor(void *a, void *ctx)
+{
+    (void)ctx;
+    lel_actor_ref(a);
+}
+
+int lel_sandbox_fast_get(lel_server_t *srv, lel_call_t *c)
+{
+    lel_actor_t *a = lel_registry_get(srv->sandboxes, c->id, ref_actor, NULL);
+    if (!a)
+        return 0; /* the actor path answers 404 */
+    struct lel_sandbox *s = lel_actor_state(a);
+    json_t *v = s->team == c->team ? lel__sbx_public_view(s) : NULL;
+    lel_actor_unref(a);
+    if (!v)
+        return 0; /* another team's (the actor path answers 404) or not stored yet: ask the actor */
+    lel_call_reply(c, 200, v);
+    lel_call_done(c);
+    return 1;
 }
 
 void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n)
@@ -99,8 +133,7 @@ int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const
     }
     json_decref(s->rec);
     s->rec = rec;
-    json_decref(s->view);
-    s->view = NULL;
+    publish(s);
     return 0;
 }
 
@@ -472,6 +505,7 @@ static struct lel_sandbox *sandbox_new(lel_server_t *srv, lel_team_t *team, cons
     s->team = team;
     s->rec = rec;
     snprintf(s->id, sizeof(s->id), "%s", id);
+    pthread_mutex_init(&s->view_lock, NULL);
     if (!(s->actor = lel_actor_new(srv->pool, sandbox_handle, s, sandbox_free))) {
         free(s);
         return NULL;
@@ -654,6 +688,7 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
         arm_timer(s, LEL_MSG_REAP,
                   json_integer_value(json_object_get(s->rec, "killedAtMs")) + (int64_t)srv->cfg.killed_retention_s * 1000);
     }
+    publish(s);
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0)
         lel_actor_unref(s->actor);
     return 0;

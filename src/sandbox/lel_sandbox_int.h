@@ -26,7 +26,9 @@ struct lel_sandbox {
     lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
     char id[LEL_ID_LEN + 1];
     json_t *rec;           /* the stored record: the public Sandbox plus private fields */
-    json_t *view;          /* cached public view; immutable once built, shared read-only with replies */
+    json_t *view;          /* the public view of the stored record; immutable, shared read-only with
+                              replies and published to the loop threads under view_lock */
+    pthread_mutex_t view_lock;
     enum state state;
     int64_t end_at_ms;     /* wall clock */
     int64_t timer_gen;

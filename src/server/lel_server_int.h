@@ -108,6 +108,9 @@ int lel_auth_resolve(lel_server_t *srv, lel_call_t *c);
 /* lel_sandbox.c */
 void lel_sandbox_create(lel_server_t *srv, lel_call_t *c);
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen);
+/** GET /sandboxes/{id} from the sandbox's published view, on the loop thread. Returns 1 when
+ * answered, 0 when the actor must answer (unknown, another team's, or not stored yet). */
+int lel_sandbox_fast_get(lel_server_t *srv, lel_call_t *c);
 /** Builds the list for GET /sandboxes (team actor). */
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
 
