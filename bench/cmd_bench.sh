@@ -8,25 +8,24 @@
 set -euo pipefail
 N=${1:-200}
 BIN=${2:-$(dirname "$0")/../build/src/lelantosd}
-tmp=$(mktemp -d /tmp/lel-cmdbench-XXXXXX)
-trap 'kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-PORT=$(( 20000 + RANDOM % 20000 ))
-printf 'vmm:\n  backend: auto\nrate_limits:\n  general_per_s: 100000\nteams:\n  max_sandboxes: 50\n' > "$tmp/c.yaml"
-"$BIN" --config "$tmp/c.yaml" --listen 127.0.0.1:$PORT --data-dir "$tmp/data" >"$tmp/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
-KEY=$(cat "$tmp/data/initial-api-key")
-U="http://127.0.0.1:$PORT"
-H=(-H "X-API-Key: $KEY")
+. "$(dirname "$0")/lib.sh"
+trap bench_stop EXIT
+bench_start "$BIN" <<'YAML'
+vmm:
+  backend: auto
+rate_limits:
+  general_per_s: 100000
+teams:
+  max_sandboxes: 50
+YAML
 new_sbx() { curl -sf "${H[@]}" -d '{"timeout":3600}' "$U/sandboxes" | sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p'; }
-stats() { sort -n | awk '{v[NR]=$1*1000} END {i50=int(NR*0.5)+1; i99=int(NR*0.99)+1; if (i99>NR) i99=NR; printf "p50 %.2f ms, p99 %.2f ms (n=%d)", v[i50], v[i99], NR}'; }
 
 S=$(new_sbx)
 [ -n "$S" ] || { echo "cannot create a sandbox: $(tail -3 "$tmp/log")"; exit 1; }
 for i in $(seq "$N"); do
   curl -s -o /dev/null -w '%{time_total}\n' "${H[@]}" -d '{"cmd":"true"}' "$U/sandboxes/$S/commands"
 done > "$tmp/rt"
-echo "command round trip (true): $(stats < "$tmp/rt")"
+echo "command round trip (true): $(bench_stats < "$tmp/rt")"
 
 t0=$(date +%s.%N)
 for i in $(seq "$N"); do curl -s -o /dev/null "${H[@]}" -d '{"cmd":"echo hi"}' "$U/sandboxes/$S/commands"; done

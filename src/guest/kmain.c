@@ -4,6 +4,7 @@
  * is the real IF. */
 #include "fs.h"
 #include "klib.h"
+#include "cpu.h"
 #include "proc.h"
 
 #include <stddef.h>
@@ -27,28 +28,6 @@ static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
 static int pvm;
 
 extern const uint64_t isr_stubs[256];
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-    __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
-}
-
-static inline void wrmsr(uint32_t msr, uint64_t v)
-{
-    __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
-}
-
-static inline uint64_t rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (uint64_t)hi << 32 | lo;
-}
 
 void console_write(const char *s)
 {

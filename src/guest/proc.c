@@ -9,6 +9,7 @@
  * leaves the CPU when it blocks (wait4, a pipe, nanosleep), exits, or when a timer tick
  * interrupts it in user mode (round-robin). Timer interrupts in kernel mode only count ticks,
  * so kernel code is never preempted: single CPU, no locks. */
+#include "cpu.h"
 #include "proc.h"
 
 #include "fs.h"
@@ -88,30 +89,6 @@ static struct {
     uint64_t sched_sp;
     int next_pid;
 } sess;
-
-static inline void wrmsr(uint32_t msr, uint64_t v)
-{
-    __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
-}
-
-static inline uint64_t rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return (uint64_t)hi << 32 | lo;
-}
-
-static inline void write_cr3(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr3" ::"r"(v) : "memory");
-}
-
-static inline uint64_t rdtsc(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
 
 static uint64_t kstack_top(struct proc *p)
 {
