@@ -233,6 +233,67 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
     return -E_NOENT;
 }
 
+static struct dent **dent_of(struct inode *dir, const char *name, uint64_t n)
+{
+    for (struct dent **pp = &dir->children; *pp; pp = &(*pp)->next)
+        if (kstrlen((*pp)->name) == n && !kmemcmp((*pp)->name, name, n))
+            return pp;
+    return 0;
+}
+
+int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode *ndir, const char *nname, uint64_t nlen)
+{
+    if ((olen == 1 && oname[0] == '.') || (olen == 2 && oname[0] == '.' && oname[1] == '.') ||
+        (nlen == 1 && nname[0] == '.') || (nlen == 2 && nname[0] == '.' && nname[1] == '.'))
+        return -E_INVAL;
+    struct dent **op = dent_of(odir, oname, olen);
+    if (!op)
+        return -E_NOENT;
+    struct inode *moving = (*op)->inode;
+    int is_dir = (moving->mode & S_IFMT) == S_IFDIR;
+    for (struct inode *d = ndir; is_dir; d = d->parent) { /* not into its own subtree */
+        if (d == moving)
+            return -E_INVAL;
+        if (d == root)
+            break;
+    }
+    struct dent **np = dent_of(ndir, nname, nlen);
+    if (np && (*np)->inode == moving)
+        return 0;
+    if (np) {
+        int target_dir = ((*np)->inode->mode & S_IFMT) == S_IFDIR;
+        if (is_dir && !target_dir)
+            return -E_NOTDIR;
+        if (!is_dir && target_dir)
+            return -E_ISDIR;
+        int r = fs_unlink(ndir, nname, nlen, target_dir);
+        if (r < 0)
+            return r;
+        op = dent_of(odir, oname, olen); /* the list may have changed */
+    }
+    char *nm = kstrndup(nname, nlen);
+    if (!nm)
+        return -E_NOMEM;
+    struct dent *d = *op;
+    *op = d->next;
+    kfree(d->name, olen + 1);
+    d->name = nm;
+    d->next = ndir->children;
+    ndir->children = d;
+    if (is_dir && odir != ndir) {
+        moving->parent = ndir;
+        odir->nlink--;
+        ndir->nlink++;
+    }
+    odir->mtime = ndir->mtime = clock_now;
+    return 0;
+}
+
+void fs_set_clock(int64_t now)
+{
+    clock_now = now;
+}
+
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n)
 {
     if ((f->mode & S_IFMT) == S_IFDIR)

@@ -60,6 +60,11 @@ int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const cha
 /** Creates a node named `name` in `dir`. */
 int fs_create(struct inode *dir, const char *name, uint64_t namelen, uint32_t mode, struct inode **out);
 int fs_unlink(struct inode *dir, const char *name, uint64_t namelen, int want_dir);
+/** Moves `oname` in `odir` to `nname` in `ndir`, replacing a file there (or an empty directory
+ * with a directory). A directory cannot move into itself. */
+int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode *ndir, const char *nname, uint64_t nlen);
+/** Changes the clock the file system stamps with (seconds). */
+void fs_set_clock(int64_t now);
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);

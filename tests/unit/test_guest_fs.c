@@ -87,6 +87,24 @@ int main(void)
     CHECK_INT(fs_unlink(tmp, "a.bin", 5, 0), 0);
     CHECK_INT(fs_unlink(tmp, "a.bin", 5, 0), -E_NOENT);
     CHECK_INT(fs_unlink(fs_root(), "bin", 3, 1), -E_NOTEMPTY);
+    /* rename: a file across directories, replacing; a directory; never into itself */
+    struct inode *d1, *d2, *x, *y, *got;
+    CHECK_INT(fs_create(tmp, "d1", 2, S_IFDIR | 0755, &d1), 0);
+    CHECK_INT(fs_create(tmp, "d2", 2, S_IFDIR | 0755, &d2), 0);
+    CHECK_INT(fs_create(d1, "x", 1, S_IFREG | 0644, &x), 0);
+    CHECK_INT(fs_create(d2, "y", 1, S_IFREG | 0644, &y), 0);
+    CHECK_INT(fs_write(x, 0, "xx", 2), 2);
+    CHECK_INT(fs_rename(d1, "x", 1, d2, "y", 1), 0);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/d2/y", 1, &got), 0);
+    CHECK(got == x);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/d1/x", 1, &got), -E_NOENT);
+    CHECK_INT(fs_rename(tmp, "d2", 2, d1, "moved", 5), 0);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/d1/moved/y", 1, &got), 0);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/d1/moved/..", 1, &got), 0);
+    CHECK(got == d1);
+    CHECK_INT(fs_rename(tmp, "d1", 2, d2, "loop", 4), -E_INVAL); /* d2 is inside d1 now */
+    CHECK_INT(fs_rename(tmp, "nope", 4, tmp, "x", 1), -E_NOENT);
+    CHECK_INT(fs_unlink(tmp, "d1", 2, 1), -E_NOTEMPTY);
     /* symlink loops end */
     struct inode *l1, *l2, *out;
     fs_create(tmp, "l1", 2, S_IFLNK | 0777, &l1);

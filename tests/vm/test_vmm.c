@@ -127,6 +127,14 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_STR(out, "a\nyes\n");
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /nonexistent 2>&1 | wc -l", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
+    /* files and directories through the applets */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "mkdir -p /tmp/a/b && echo hi > /tmp/a/b/f && mv /tmp/a/b/f /tmp/a/g && "
+                                                  "cat /tmp/a/g && rm /tmp/a/g && ls /tmp/a && rmdir /tmp/a/b && ls /tmp/a | wc -l",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "hi\nb\n0\n");
 }
 
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
