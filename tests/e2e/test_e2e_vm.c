@@ -200,6 +200,15 @@ static void data_plane(void)
     json_decref(j);
     check_cmd(id, "{\"cmd\":\"echo still here\"}", 0, "still here\n", NULL);
     check_cmd(id, "{\"cmd\":\"seq 1 10000 | sort -rn | head -1\"}", 0, "10000\n", NULL);
+    /* a fork bomb and a memory hog end inside the sandbox, which keeps answering */
+    json_t *bomb = run_cmd(id, "{\"cmd\":\"f() { f | f & }; f; sleep 1\",\"timeoutMs\":3000}");
+    CHECK(bomb != NULL);
+    json_decref(bomb);
+    check_cmd(id, "{\"cmd\":\"echo after bomb\"}", 0, "after bomb\n", NULL);
+    json_t *hog = run_cmd(id, "{\"cmd\":\"x=$(yes | head -c 400000000); echo ${#x}\",\"timeoutMs\":60000}");
+    CHECK(hog != NULL && json_integer_value(json_object_get(hog, "exitCode")) != 0);
+    json_decref(hog);
+    check_cmd(id, "{\"cmd\":\"echo after hog\"}", 0, "after hog\n", NULL);
 
     /* files: 1 MiB of binary in, counted by a command, read back byte-exact */
     size_t n = 1 << 20;
