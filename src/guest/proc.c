@@ -34,7 +34,7 @@
 
 enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12,
        EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29,
-       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8 };
+       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5 };
 
 extern void syscall_entry(void);
 extern void syscall_exit(void);
@@ -440,11 +440,13 @@ static void yield(void)
         proc_exit(128 + p->killed);
 }
 
+/* Sleeps until woken for `why` (or, when the caller set cur->wake_tick, until that tick). */
 static void block(enum why why)
 {
     cur->state = P_BLOCKED;
     cur->why = why;
     yield();
+    cur->wake_tick = 0;
 }
 
 static struct proc *proc_alloc(void)
@@ -854,7 +856,7 @@ static struct proc *pick(void)
     uint64_t now = kernel_ticks();
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
-        if (p->state == P_BLOCKED && p->why == W_SLEEP && now >= p->wake_tick)
+        if (p->state == P_BLOCKED && (p->why == W_SLEEP || p->wake_tick) && now >= p->wake_tick)
             p->state = P_RUNNABLE;
     }
     for (int k = 1; k <= MAX_PROCS; k++) {
