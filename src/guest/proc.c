@@ -4,11 +4,13 @@
  * the process's page table before it is touched, so a bad pointer is -EFAULT, never a kernel
  * fault.
  *
- * Scheduling: each process has its own kernel stack; the scheduler runs on the kernel's boot
- * stack (the context that serves host requests) and every switch goes through it. A process
- * leaves the CPU when it blocks (wait4, a pipe, nanosleep), exits, or when a timer tick
- * interrupts it in user mode (round-robin). Timer interrupts in kernel mode only count ticks,
- * so kernel code is never preempted: single CPU, no locks. */
+ * Scheduling: each process has its own kernel stack for its syscalls; the scheduler runs on the
+ * kernel's boot stack (the context that serves host requests) and every switch goes through
+ * it. A process leaves the CPU when it blocks (wait4, a pipe, poll, nanosleep), yields or
+ * exits; there is no time-slice preemption yet, so a program that never makes a syscall keeps
+ * the CPU until the command's timeout ends it. Interrupts from user mode arrive on one fixed
+ * stack (TSS.rsp0 never changes: whether PVM re-reads it on every event is not known) and
+ * never switch processes there. Kernel code is never preempted: single CPU, no locks. */
 #include "cpu.h"
 #include "proc.h"
 
@@ -76,6 +78,7 @@ struct proc {
 };
 
 static struct proc procs[MAX_PROCS];
+static uint8_t irq_stack[16384] __attribute__((aligned(16))); /* TSS.rsp0: interrupts from user mode */
 static uint8_t kstacks[MAX_PROCS][KSTACK] __attribute__((aligned(16)));
 static struct proc *cur; /* the running process, or NULL in the scheduler */
 
@@ -98,6 +101,7 @@ static uint64_t kstack_top(struct proc *p)
 void proc_init(void)
 {
     syscall_stack_top = kstack_top(&procs[0]);
+    *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
     wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
     wrmsr(MSR_SFMASK, 0x47700); /* TF, IF, DF, IOPL, NT, AC */
@@ -532,17 +536,16 @@ void proc_fault(uint64_t vector, uint64_t rip)
     proc_exit(128 + sig);
 }
 
-/* Timer tick that interrupted user mode: the command's deadline, then round-robin. */
+/* Timer tick that interrupted user mode (on the irq stack): the command's deadline. The others
+ * end when they next run; this one ends here, leaving the interrupt frame behind for good. */
 void proc_tick(void)
 {
-    if (!cur)
+    if (!cur || !sess.deadline || kernel_ticks() < sess.deadline)
         return;
-    if (sess.deadline && kernel_ticks() >= sess.deadline) {
-        sess.res->timed_out = 1;
-        for (int i = 0; i < MAX_PROCS; i++)
-            kill_proc(&procs[i], 9);
-    }
-    yield(); /* returns here, still in the interrupt, when scheduled again */
+    sess.res->timed_out = 1;
+    for (int i = 0; i < MAX_PROCS; i++)
+        kill_proc(&procs[i], 9);
+    proc_exit(128 + 9);
 }
 
 /* Loads `im` into a fresh address space with the given argv/env; on success the current
@@ -884,7 +887,6 @@ static void schedule_until_done(void)
         }
         cur = p;
         syscall_stack_top = kstack_top(p);
-        *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = syscall_stack_top; /* interrupts from user mode */
         write_cr3(p->pml4);
         wrmsr(MSR_FS_BASE, p->fs_base);
         kernel_irq_on(); /* the timer must reach user mode */
