@@ -160,7 +160,7 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
          * with the next one: the sandbox is killed rather than left wedged */
         lel__sbx_kill(s, r == -EPIPE ? "error: the sandbox's VM died during a command"
                                      : "error: the guest did not end a command at its timeout; sandbox killed");
-        lel_call_error(c, r == -EPIPE ? 500 : 504, "the guest did not answer the command (%s); the sandbox was killed",
+        lel_call_error(c, 500, "the guest did not answer the command (%s); the sandbox was killed",
                        r == -EPIPE ? "its VM died" : "no answer in time");
         return;
     }
@@ -197,8 +197,12 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
         memcpy(chunk + plen, c->body + off, n);
         int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, arg, chunk, plen + n, ret, 30000);
         if (r != 0) {
-            lel_call_error(c, r == LEL_ST_EISDIR ? 409 : r == E2BIG || r == 12 ? 507 : 500, "cannot write %s in the guest (%d)",
-                           path, r);
+            if (r == LEL_ST_EISDIR)
+                lel_call_error(c, 409, "%s is a directory", path);
+            else if (r == 12) /* ENOMEM: the guest's memory is full */
+                lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
+            else
+                lel_call_error(c, 500, "cannot write %s in the guest (errno %d)", path, r);
             free(chunk);
             free(path);
             return;
