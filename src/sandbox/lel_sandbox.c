@@ -539,68 +539,103 @@ static int string_map(lel_call_t *c, const char *name, json_t **out)
     return 0;
 }
 
-/* POST /sandboxes on the loop thread: validate, build the actor, let it answer. */
+/* What a create request asks for, validated. */
+struct create_req {
+    const char *tpl_id, *snap_id;
+    long long timeout;
+    json_t *meta, *env, *snap; /* owned */
+    int auto_pause;
+};
+
+static void create_req_free(struct create_req *q)
+{
+    json_decref(q->meta);
+    json_decref(q->env);
+    json_decref(q->snap);
+}
+
+/* Validates the body (and a fork's snapshot); 0, or <0 with the error set on c. */
+static int create_parse(lel_server_t *srv, lel_call_t *c, struct create_req *q)
+{
+    json_t *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
+    q->tpl_id = "base";
+    q->timeout = srv->cfg.default_timeout_s;
+    if (lel__str_field(c, "templateID", 128, &q->tpl_id) < 0 || lel__str_field(c, "snapshotID", 128, &q->snap_id) < 0 ||
+        lel__int_field(c, "timeout", 0, 10LL * 365 * 86400, &q->timeout) < 0 || string_map(c, "metadata", &q->meta) < 0 ||
+        string_map(c, "envVars", &q->env) < 0)
+        return -EINVAL;
+    if (ap && !json_is_boolean(ap) && !json_is_null(ap)) {
+        lel_call_error(c, 400, "invalid field 'autoPause': must be a boolean");
+        return -EINVAL;
+    }
+    q->auto_pause = json_is_true(ap);
+    if (q->timeout > c->team->max_timeout_s)
+        q->timeout = c->team->max_timeout_s;
+    if (!q->snap_id)
+        return 0;
+    /* a fork: the snapshot decides the template and the memory */
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", c->team->id, q->snap_id);
+    if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &q->snap) < 0) {
+        lel_call_error(c, 404, "snapshot not found");
+        return -ENOENT;
+    }
+    if (!srv->use_vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) cannot start from a snapshot");
+        return -ENOTSUP;
+    }
+    q->tpl_id = json_string_value(json_object_get(q->snap, "templateID"));
+    if (!lel_registry_get(srv->templates, q->tpl_id ? q->tpl_id : "", NULL, NULL))
+        q->tpl_id = "base"; /* its template was deleted since: count the fork under base */
+    return 0;
+}
+
+/* The new sandbox's record (public fields and private ones). */
+static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_actor_t *tpl, const char *id, int64_t now)
+{
+    const char *tid;
+    int cpu, mem, disk;
+    int64_t end = now + q->timeout * 1000;
+    lel_template_shape(tpl, &tid, &cpu, &mem, &disk);
+    if (q->snap)
+        mem = (int)json_integer_value(json_object_get(q->snap, "memoryMB"));
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:s, s:O, s:b, s:I, s:I}", "sandboxID", id,
+                            "templateID", tid, "clientID", "lelantos", "state", "running", "cpuCount", cpu, "memoryMB",
+                            mem, "diskSizeMB", disk, "metadata", q->meta, "envdVersion", LEL_ENVD_VERSION, "teamID",
+                            c->team->id, "envVars", q->env, "autoPause", q->auto_pause, "timeoutS", (json_int_t)q->timeout,
+                            "endAtMs", (json_int_t)end);
+    lel__set_time(rec, "startedAt", now);
+    lel__set_time(rec, "endAt", end);
+    if (q->snap_id)
+        json_object_set_new(rec, "snapshotID", json_string(q->snap_id));
+    return rec;
+}
+
+/* POST /sandboxes on the loop thread: validate, build the actor, let it boot and answer. */
 void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
 {
-    const char *tpl_id = "base", *snap_id = NULL;
-    long long timeout = srv->cfg.default_timeout_s;
-    json_t *meta = NULL, *env = NULL, *snap = NULL, *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
+    struct create_req q = {0};
     lel_actor_t *tpl = NULL;
     char id[LEL_ID_LEN + 1];
     if (srv->vm_refused) {
         lel_call_error(c, 503, "cannot start sandboxes on this host: %s", srv->vmm_why);
-        lel_call_done(c);
-        return;
-    }
-    if (lel__str_field(c, "templateID", 128, &tpl_id) < 0 || lel__str_field(c, "snapshotID", 128, &snap_id) < 0 ||
-        lel__int_field(c, "timeout", 0, 10LL * 365 * 86400, &timeout) < 0 || string_map(c, "metadata", &meta) < 0 ||
-        string_map(c, "envVars", &env) < 0)
-        goto done;
-    if (ap && !json_is_boolean(ap) && !json_is_null(ap)) {
-        lel_call_error(c, 400, "invalid field 'autoPause': must be a boolean");
         goto done;
     }
-    if (snap_id) { /* a fork: the snapshot decides the template and the memory */
-        char path[300];
-        snprintf(path, sizeof(path), "%s/%s", c->team->id, snap_id);
-        if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0) {
-            lel_call_error(c, 404, "snapshot not found");
-            goto done;
-        }
-        if (!srv->use_vm) {
-            lel_call_error(c, 501, "API-only mode (vmm.backend: none) cannot start from a snapshot");
-            goto done;
-        }
-        tpl_id = json_string_value(json_object_get(snap, "templateID"));
-        if (!lel_registry_get(srv->templates, tpl_id ? tpl_id : "", NULL, NULL))
-            tpl_id = "base"; /* its template was deleted since: count the fork under base */
-    }
-    if (!(tpl = lel_template_lookup(srv, c->team, tpl_id))) {
-        lel_call_error(c, 404, "template '%s' not found", tpl_id);
+    if (create_parse(srv, c, &q) < 0)
+        goto done;
+    if (!(tpl = lel_template_lookup(srv, c->team, q.tpl_id))) {
+        lel_call_error(c, 404, "template '%s' not found", q.tpl_id);
         goto done;
     }
-    if (timeout > c->team->max_timeout_s)
-        timeout = c->team->max_timeout_s;
     if (!lel__sbx_slot_take(c->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);
         goto done;
     }
-    const char *tid;
-    int cpu, mem, disk;
-    int64_t now = lel_now_ms(), end = now + timeout * 1000;
-    lel_template_shape(tpl, &tid, &cpu, &mem, &disk);
-    if (snap)
-        mem = (int)json_integer_value(json_object_get(snap, "memoryMB"));
+    int64_t now = lel_now_ms();
     lel_random_id(id);
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:s, s:O, s:b, s:I, s:I}", "sandboxID", id,
-                            "templateID", tid, "clientID", "lelantos", "state", "running", "cpuCount", cpu, "memoryMB",
-                            mem, "diskSizeMB", disk, "metadata", meta, "envdVersion", LEL_ENVD_VERSION, "teamID",
-                            c->team->id, "envVars", env, "autoPause", json_is_true(ap), "timeoutS", (json_int_t)timeout,
-                            "endAtMs", (json_int_t)end);
-    lel__set_time(rec, "startedAt", now);
-    lel__set_time(rec, "endAt", end);
-    struct lel_sandbox *s = sandbox_new(srv, c->team, id, rec);
+    json_t *rec = create_record(c, &q, tpl, id, now);
+    struct lel_sandbox *s = rec ? sandbox_new(srv, c->team, id, rec) : NULL;
     if (!s) {
         json_decref(rec);
         atomic_fetch_sub(&c->team->running, 1);
@@ -608,15 +643,14 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         goto done;
     }
     s->holds_slot = 1;
-    s->end_at_ms = end;
+    s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     s->tpl = tpl;
-    if (snap) {
-        char img[4200];
-        lel__image_path(srv, snap_id, img, sizeof(img));
-        s->fork_image = strdup(img);
-        json_object_set_new(rec, "snapshotID", json_string(snap_id));
-    }
     tpl = NULL;
+    if (q.snap) {
+        char img[4200];
+        lel__image_path(srv, q.snap_id, img, sizeof(img));
+        s->fork_image = strdup(img);
+    }
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
         lel__sbx_slot_release(s);
         lel_actor_unref(s->actor);
@@ -625,16 +659,12 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     }
     /* registered before it is stored: any later call for this id queues behind the create */
     lel__send_call(s->actor, c);
-    json_decref(meta);
-    json_decref(env);
-    json_decref(snap);
+    create_req_free(&q);
     return;
 done:
     if (tpl)
         lel_actor_unref(tpl);
-    json_decref(meta);
-    json_decref(env);
-    json_decref(snap);
+    create_req_free(&q);
     lel_call_done(c);
 }
 
