@@ -214,6 +214,31 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
     lel_call_reply(c, 204, NULL);
 }
 
+/* The guest lists a directory as lines "<f|d|l> <size> <name>"; names are sanitized to UTF-8. */
+static json_t *listing(lel_vm_t *vm, uint64_t n)
+{
+    char *list = malloc(n + 1);
+    size_t got = list ? lel_vm_bulk_read(vm, 0, list, n) : 0;
+    json_t *out = json_array();
+    for (char *line = list, *nl; list && line < list + got && (nl = memchr(line, '\n', (size_t)(list + got - line)));
+         line = nl + 1) {
+        *nl = 0;
+        char type = line[0], *sp = line[1] == ' ' ? strchr(line + 2, ' ') : NULL, *clean;
+        size_t cl;
+        if (!sp)
+            break;
+        *sp = 0;
+        if (!(clean = lel_utf8_sanitize(sp + 1, strlen(sp + 1), &cl)))
+            break;
+        json_array_append_new(out, json_pack("{s:s%, s:s, s:I}", "name", clean, cl, "type",
+                                             type == 'd' ? "dir" : type == 'l' ? "symlink" : "file", "size",
+                                             (json_int_t)strtoull(line + 2, NULL, 10)));
+        free(clean);
+    }
+    free(list);
+    return out;
+}
+
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
 {
     char *path = lel_call_query(c, "path");
@@ -238,29 +263,9 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         }
         uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
         if (ret[0] == 2 || (len == 0 && ret[0] != 1)) { /* a directory: its listing */
-            char *list = malloc(n + 1);
-            size_t got = list ? lel_vm_bulk_read(s->vm, 0, list, n) : 0;
-            json_t *out = json_array();
-            for (char *line = list, *nl; list && line < list + got && (nl = memchr(line, '\n', (size_t)(list + got - line)));
-                 line = nl + 1) {
-                *nl = 0;
-                char type = line[0], *sp = strchr(line + 2, ' ');
-                if (!sp || line[1] != ' ')
-                    break;
-                *sp = 0;
-                char *clean;
-                size_t cl;
-                if (!(clean = lel_utf8_sanitize(sp + 1, strlen(sp + 1), &cl)))
-                    break;
-                json_array_append_new(out, json_pack("{s:s%, s:s, s:I}", "name", clean, cl, "type",
-                                                     type == 'd' ? "dir" : type == 'l' ? "symlink" : "file", "size",
-                                                     (json_int_t)strtoull(line + 2, NULL, 10)));
-                free(clean);
-            }
-            free(list);
             free(data);
             free(path);
-            lel_call_reply(c, 200, out);
+            lel_call_reply(c, 200, listing(s->vm, n));
             return;
         }
         total = ret[2];
