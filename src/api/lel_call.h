@@ -40,8 +40,9 @@ typedef struct lel_call {
     int status;
     json_t *resp;        /* body document; NULL for an empty body */
     char *next_token;    /* X-Next-Token */
-    char *raw;           /* a raw body (application/octet-stream) instead of resp; malloc'd */
+    char *raw;           /* a raw body instead of resp; malloc'd */
     size_t raw_len;
+    const char *raw_type; /* its content type (static string); NULL: application/octet-stream */
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;

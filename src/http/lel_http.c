@@ -133,7 +133,8 @@ static void respond(lel_call_t *c)
     char *buf = NULL;
     size_t len = 0;
     if (c->raw) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
+        const char *type = c->raw_type ? c->raw_type : "application/octet-stream";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
         req->res.content_length = c->raw_len;
         h2o_send_inline(req, c->raw, c->raw_len);
         return;

@@ -31,6 +31,7 @@ static void sandbox_free(void *p)
         lel_actor_unref(s->tpl);
     json_decref(s->rec);
     json_decref(s->view);
+    free(s->view_json);
     pthread_mutex_destroy(&s->view_lock);
     free(s);
 }
@@ -42,13 +43,21 @@ static void sandbox_free(void *p)
 static void publish(struct lel_sandbox *s)
 {
     json_t *v = json_deep_copy(s->rec), *old;
+    char *enc = NULL, *old_enc;
+    size_t len = 0;
     for (int i = 0; v && lel__sbx_private_fields[i]; i++)
         json_object_del(v, lel__sbx_private_fields[i]);
+    if (v && lel_codec_encode(v, LEL_FMT_JSON, &enc, &len) < 0)
+        enc = NULL;
     pthread_mutex_lock(&s->view_lock);
     old = s->view;
+    old_enc = s->view_json;
     s->view = v;
+    s->view_json = enc;
+    s->view_json_len = len;
     pthread_mutex_unlock(&s->view_lock);
     json_decref(old);
+    free(old_enc);
 }
 
 json_t *lel__sbx_public_view(struct lel_sandbox *s)
@@ -71,11 +80,28 @@ int lel_sandbox_fast_get(lel_server_t *srv, lel_call_t *c)
     if (!a)
         return 0; /* the actor path answers 404 */
     struct lel_sandbox *s = lel_actor_state(a);
-    json_t *v = s->team == c->team ? lel__sbx_public_view(s) : NULL;
+    json_t *v = NULL;
+    char *raw = NULL;
+    size_t len = 0;
+    if (s->team == c->team) {
+        pthread_mutex_lock(&s->view_lock);
+        if (c->out_fmt == LEL_FMT_JSON && s->view_json && (raw = malloc(s->view_json_len)))
+            memcpy(raw, s->view_json, len = s->view_json_len);
+        else
+            v = json_incref(s->view);
+        pthread_mutex_unlock(&s->view_lock);
+    }
     lel_actor_unref(a);
-    if (!v)
+    if (!v && !raw)
         return 0; /* another team's (the actor path answers 404) or not stored yet: ask the actor */
-    lel_call_reply(c, 200, v);
+    if (raw) {
+        c->raw = raw;
+        c->raw_len = len;
+        c->raw_type = "application/json";
+        c->status = 200;
+    } else {
+        lel_call_reply(c, 200, v);
+    }
     lel_call_done(c);
     return 1;
 }

@@ -29,6 +29,8 @@ struct lel_sandbox {
     json_t *view;          /* the public view of the stored record; immutable, shared read-only with
                               replies and published to the loop threads under view_lock */
     pthread_mutex_t view_lock;
+    char *view_json;       /* the view encoded as JSON once per change (most GETs want exactly this) */
+    size_t view_json_len;
     enum state state;
     int64_t end_at_ms;     /* wall clock */
     int64_t timer_gen;
