@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -179,7 +180,7 @@ static int all_zero(const uint8_t *p, size_t n)
 }
 
 struct job {
-    lel_vm_t *vm;
+    uint8_t *mem;
     int fd;                 /* restore: image */
     uint64_t file_size;
     struct chunk_ent *index;
@@ -211,7 +212,7 @@ static void *compress_worker(void *arg)
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     size_t bound = ZSTD_compressBound(CHUNK);
     for (size_t i; (i = take(j)) != SIZE_MAX;) {
-        const uint8_t *src = j->vm->mem + i * CHUNK;
+        const uint8_t *src = j->mem + i * CHUNK;
         struct chunk_ent *e = &j->index[i];
         e->xxh = XXH3_64bits(src, CHUNK);
         if (all_zero(src, CHUNK)) {
@@ -270,27 +271,25 @@ static int write_all(int fd, const void *p, size_t n, uint64_t off)
     return 0;
 }
 
-int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+int lel__image_write(const char *path, uint8_t *mem, uint64_t mem_bytes, const void *state_p, size_t state_n,
+                     uint32_t backend, uint32_t tick_hz, struct lel_snap_info *info, char *err, size_t errlen)
 {
-    struct buf state = {0};
     struct header h;
     struct job j;
     char tmp[4200];
     int fd = -1, r;
-    uint64_t nchunks = vm->mem_bytes / CHUNK;
+    uint64_t nchunks = mem_bytes / CHUNK;
     memset(&h, 0, sizeof(h));
     memset(&j, 0, sizeof(j));
     pthread_mutex_init(&j.lock, NULL);
-    j.vm = vm;
-    j.index = calloc(nchunks, sizeof(struct chunk_ent));
+    j.mem = mem;
+    j.index = calloc(nchunks ? nchunks : 1, sizeof(struct chunk_ent));
     j.out = calloc(BATCH, sizeof(uint8_t *));
-    if (!j.index || !j.out) {
-        r = -ENOMEM;
-        snprintf(err, errlen, "out of memory");
+    if (!j.index || !j.out || mem_bytes % CHUNK) {
+        r = mem_bytes % CHUNK ? -EINVAL : -ENOMEM;
+        snprintf(err, errlen, mem_bytes % CHUNK ? "memory size is not a multiple of the chunk size" : "out of memory");
         goto out;
     }
-    if ((r = save_state(vm, &state, err, errlen)) < 0)
-        goto out;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
         r = -errno;
@@ -300,14 +299,14 @@ int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char
     memcpy(h.magic, MAGIC, sizeof(MAGIC));
     h.version = VERSION;
     h.chunk_size = CHUNK;
-    h.mem_bytes = vm->mem_bytes;
+    h.mem_bytes = mem_bytes;
     h.nchunks = nchunks;
     h.state_off = sizeof(h);
-    h.state_len = state.n;
-    h.state_xxh = XXH3_64bits(state.p, state.n);
+    h.state_len = state_n;
+    h.state_xxh = XXH3_64bits(state_p, state_n);
     h.index_off = h.state_off + h.state_len;
-    h.backend = vm->backend;
-    h.tick_hz = vm->tick_hz;
+    h.backend = backend;
+    h.tick_hz = tick_hz;
     uint64_t off = h.index_off + nchunks * sizeof(struct chunk_ent);
     for (uint64_t first = 0; first < nchunks; first += BATCH) {
         size_t count = nchunks - first < BATCH ? nchunks - first : BATCH;
@@ -329,7 +328,7 @@ int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char
     }
     h.index_xxh = XXH3_64bits(j.index, nchunks * sizeof(struct chunk_ent));
     h.header_xxh = XXH3_64bits(&h, offsetof(struct header, header_xxh));
-    if ((r = write_all(fd, &h, sizeof(h), 0)) < 0 || (r = write_all(fd, state.p, state.n, h.state_off)) < 0 ||
+    if ((r = write_all(fd, &h, sizeof(h), 0)) < 0 || (r = write_all(fd, state_p, state_n, h.state_off)) < 0 ||
         (r = write_all(fd, j.index, nchunks * sizeof(struct chunk_ent), h.index_off)) < 0 ||
         (fsync(fd) < 0 && (r = -errno)) || (close(fd) < 0 && (r = -errno))) {
         fd = -1;
@@ -344,7 +343,7 @@ int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char
     }
     if (info) {
         memset(info, 0, sizeof(*info));
-        info->mem_bytes = vm->mem_bytes;
+        info->mem_bytes = mem_bytes;
         info->stored_bytes = off;
         info->chunks = nchunks;
         for (uint64_t i = 0; i < nchunks; i++)
@@ -358,10 +357,19 @@ out:
     } else if (r < 0) {
         unlink(tmp);
     }
-    free(state.p);
     free(j.index);
     free(j.out);
     pthread_mutex_destroy(&j.lock);
+    return r;
+}
+
+int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+{
+    struct buf state = {0};
+    int r = save_state(vm, &state, err, errlen);
+    if (r == 0)
+        r = lel__image_write(path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, info, err, errlen);
+    free(state.p);
     return r;
 }
 
@@ -389,7 +397,7 @@ static void *decompress_worker(void *arg)
     uint8_t *src = malloc(ZSTD_compressBound(CHUNK));
     for (size_t i; (i = take(j)) != SIZE_MAX;) {
         struct chunk_ent *e = &j->index[i];
-        uint8_t *dst = j->vm->mem + i * CHUNK;
+        uint8_t *dst = j->mem + i * CHUNK;
         if (e->flags & C_ZERO)
             continue; /* fresh memory is zero; reading it would only fault pages in */
         if (!src || !dctx) {
@@ -516,60 +524,131 @@ fail:
     return -EIO;
 }
 
-int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
-{
+/* An image opened and checked: header, state and index verified; chunks are checked as they
+ * are decompressed. */
+struct opened {
     struct header h;
+    int fd;
+    uint64_t size;
+    uint8_t *state;
+    struct chunk_ent *index;
+};
+
+static void image_close(struct opened *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    free(o->state);
+    free(o->index);
+}
+
+static int image_open(const char *path, struct opened *o, char *err, size_t errlen)
+{
     struct stat st;
-    struct job j;
-    uint8_t *state = NULL;
-    lel_vm_t *vm = NULL;
-    int r = -EBADMSG;
-    memset(&j, 0, sizeof(j));
-    pthread_mutex_init(&j.lock, NULL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        snprintf(err, errlen, "cannot open snapshot %s: %s", path, strerror(errno));
-        goto out;
+    struct header *h = &o->h;
+    memset(o, 0, sizeof(*o));
+    if ((o->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open snapshot %s: %s", path, strerror(e));
+        return -e;
     }
     snprintf(err, errlen, "snapshot %s is corrupt or truncated", path);
-    if (fstat(fd, &st) < 0 || read_all(fd, &h, sizeof(h), 0) < 0 || memcmp(h.magic, MAGIC, sizeof(MAGIC)) ||
-        h.header_xxh != XXH3_64bits(&h, offsetof(struct header, header_xxh)) || h.version != VERSION ||
-        h.chunk_size != CHUNK || h.mem_bytes % CHUNK || h.nchunks != h.mem_bytes / CHUNK || h.state_len > MAX_STATE ||
-        h.state_off != sizeof(h) || h.index_off != h.state_off + h.state_len ||
-        h.index_off + h.nchunks * sizeof(struct chunk_ent) > (uint64_t)st.st_size)
+    if (fstat(o->fd, &st) < 0 || read_all(o->fd, h, sizeof(*h), 0) < 0 || memcmp(h->magic, MAGIC, sizeof(MAGIC)) ||
+        h->header_xxh != XXH3_64bits(h, offsetof(struct header, header_xxh)) || h->version != VERSION ||
+        h->chunk_size != CHUNK || h->mem_bytes % CHUNK || h->nchunks != h->mem_bytes / CHUNK || h->state_len > MAX_STATE ||
+        h->state_off != sizeof(*h) || h->index_off != h->state_off + h->state_len ||
+        h->index_off + h->nchunks * sizeof(struct chunk_ent) > (uint64_t)st.st_size)
+        return -EBADMSG;
+    o->size = (uint64_t)st.st_size;
+    o->state = malloc(h->state_len ? h->state_len : 1);
+    o->index = malloc(h->nchunks ? h->nchunks * sizeof(struct chunk_ent) : 1);
+    if (!o->state || !o->index)
+        return -ENOMEM;
+    if (read_all(o->fd, o->state, h->state_len, h->state_off) < 0 || XXH3_64bits(o->state, h->state_len) != h->state_xxh ||
+        read_all(o->fd, o->index, h->nchunks * sizeof(struct chunk_ent), h->index_off) < 0 ||
+        XXH3_64bits(o->index, h->nchunks * sizeof(struct chunk_ent)) != h->index_xxh)
+        return -EBADMSG;
+    return 0;
+}
+
+/* Decompresses every stored chunk into `mem` (zero chunks are left alone: mem must be zero). */
+static int image_memory(struct opened *o, uint8_t *mem, const char *path, char *err, size_t errlen)
+{
+    struct job j;
+    memset(&j, 0, sizeof(j));
+    pthread_mutex_init(&j.lock, NULL);
+    j.mem = mem;
+    j.fd = o->fd;
+    j.file_size = o->size;
+    j.index = o->index;
+    int r = parallel(&j, decompress_worker, 0, o->h.nchunks);
+    pthread_mutex_destroy(&j.lock);
+    if (r < 0)
+        snprintf(err, errlen, "snapshot %s: a memory chunk fails its checksum or cannot be read", path);
+    return r;
+}
+
+int lel_image_unpack_memory(const char *image, const char *raw_path, char *err, size_t errlen)
+{
+    struct opened o;
+    char tmp[4200];
+    int r = image_open(image, &o, err, errlen), fd = -1;
+    uint8_t *map = MAP_FAILED;
+    if (r < 0)
         goto out;
-    j.file_size = (uint64_t)st.st_size;
-    state = malloc(h.state_len ? h.state_len : 1);
-    j.index = malloc(h.nchunks * sizeof(struct chunk_ent));
-    if (!state || !j.index) {
-        r = -ENOMEM;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", raw_path);
+    if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 || ftruncate(fd, (off_t)o.h.mem_bytes) < 0 ||
+        (o.h.mem_bytes && (map = mmap(NULL, o.h.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if (read_all(fd, state, h.state_len, h.state_off) < 0 || XXH3_64bits(state, h.state_len) != h.state_xxh ||
-        read_all(fd, j.index, h.nchunks * sizeof(struct chunk_ent), h.index_off) < 0 ||
-        XXH3_64bits(j.index, h.nchunks * sizeof(struct chunk_ent)) != h.index_xxh)
+    /* zero chunks stay holes in the sparse file */
+    if ((r = image_memory(&o, map, image, err, errlen)) < 0)
+        goto out;
+    if (msync(map, o.h.mem_bytes, MS_SYNC) < 0 || fsync(fd) < 0 || rename(tmp, raw_path) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot write %s: %s", raw_path, strerror(errno));
+        goto out;
+    }
+    r = 0;
+out:
+    if (map != MAP_FAILED)
+        munmap(map, o.h.mem_bytes);
+    if (fd >= 0) {
+        close(fd);
+        if (r < 0)
+            unlink(tmp);
+    }
+    image_close(&o);
+    return r;
+}
+
+int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
+{
+    struct opened o;
+    lel_vm_t *vm = NULL;
+    int r = image_open(path, &o, err, errlen);
+    if (r < 0)
         goto out;
     struct lel_vm_config c = *cfg;
-    c.mem_bytes = h.mem_bytes;
-    c.tick_hz = h.tick_hz;
+    c.mem_bytes = o.h.mem_bytes;
+    c.tick_hz = o.h.tick_hz;
     if ((r = lel__vm_new(&c, &vm, err, errlen)) < 0)
         goto out;
-    if (vm->backend != (enum lel_vmm_backend)h.backend) {
+    if (vm->backend != (enum lel_vmm_backend)o.h.backend) {
         r = -EINVAL;
         snprintf(err, errlen, "snapshot %s was taken on %s, this host runs %s", path,
-                 lel_vmm_backend_name((enum lel_vmm_backend)h.backend), lel_vmm_backend_name(vm->backend));
+                 lel_vmm_backend_name((enum lel_vmm_backend)o.h.backend), lel_vmm_backend_name(vm->backend));
         goto out;
     }
-    j.vm = vm;
-    j.fd = fd;
-    if ((r = parallel(&j, decompress_worker, 0, h.nchunks)) < 0) {
-        snprintf(err, errlen, "snapshot %s: a memory chunk fails its checksum or cannot be read", path);
+    /* with a memory file (lel_image_unpack_memory of this image) the memory is already there,
+     * mapped copy-on-write: nothing to decompress */
+    if (!cfg->memory_file && (r = image_memory(&o, vm->mem, path, err, errlen)) < 0)
         goto out;
-    }
     vm->ready = 1; /* the guest said so before the snapshot */
     vm->seq = ((const struct lel_chan *)(vm->mem + LEL_GPA_CHAN))->req_seq; /* continue the numbering */
-    if ((r = restore_state(vm, state, h.state_len, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0)
+    if ((r = restore_state(vm, o.state, o.h.state_len, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0)
         goto out;
     *out = vm;
     vm = NULL;
@@ -577,10 +656,6 @@ int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t *
 out:
     if (vm)
         lel_vm_destroy(vm);
-    if (fd >= 0)
-        close(fd);
-    free(state);
-    free(j.index);
-    pthread_mutex_destroy(&j.lock);
+    image_close(&o);
     return r;
 }

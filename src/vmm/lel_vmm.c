@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,7 +167,22 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         goto fail;
     step = "mmap guest memory";
-    vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (cfg->memory_file) {
+        /* copy-on-write over a shared raw memory file: the VM pays only for the pages it changes */
+        struct stat st;
+        int mfd = open(cfg->memory_file, O_RDONLY | O_CLOEXEC);
+        if (mfd < 0 || fstat(mfd, &st) < 0 || (uint64_t)st.st_size != vm->mem_bytes) {
+            if (mfd >= 0)
+                close(mfd);
+            errno = mfd < 0 ? errno : EINVAL;
+            step = "memory file (missing, or not the image's size)";
+            goto fail;
+        }
+        vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
+        close(mfd);
+    } else {
+        vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    }
     if (vm->mem == MAP_FAILED)
         goto fail;
     step = "KVM_SET_USER_MEMORY_REGION";

@@ -31,6 +31,8 @@ struct lel_vm_config {
     uint32_t tick_hz;   /* guest timer frequency; default 100 */
     const struct lel_vm_ops *ops;
     void *ctx;
+    const char *memory_file; /* restore only: guest memory mapped copy-on-write from this raw file
+                                (lel_image_unpack_memory of the same image); NULL: decompress */
 };
 
 /** Creates the VM, loads the embedded guest kernel and starts the vCPU. Returns 0 or -errno. */
@@ -71,6 +73,10 @@ struct lel_snap_info {
 
 /** Writes a snapshot image of a stopped VM to `path` (temp file, fsync, rename). Returns 0 or -errno. */
 int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
+/** Writes the memory of an image into a raw file (sparse; written to a temp name, fsynced,
+ * renamed), so many VMs can map it copy-on-write: see lel_vm_config.memory_file. Every chunk is
+ * checked. Returns 0, -EBADMSG for a corrupt image, or -errno. */
+int lel_image_unpack_memory(const char *image, const char *raw_path, char *err, size_t errlen);
 /** Builds a new VM from an image and starts it where it was. Corrupt or truncated images fail
  * with -EBADMSG and are never loaded. */
 int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);

@@ -43,6 +43,11 @@ struct lel_vm {
     unsigned lines_in_window, lines_dropped;
 };
 
+/* lel_snapshot.c */
+/** Writes an image of `mem` with an already serialized state (lel_vm_save's second half). */
+int lel__image_write(const char *path, uint8_t *mem, uint64_t mem_bytes, const void *state, size_t state_len,
+                     uint32_t backend, uint32_t tick_hz, struct lel_snap_info *info, char *err, size_t errlen);
+
 /* lel_vmm.c */
 int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
 int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen);

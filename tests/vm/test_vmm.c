@@ -140,7 +140,7 @@ static void busybox(lel_vm_t *vm, const char *when)
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
-    struct lel_vm_config cfg = {mem, 100, &ops, s};
+    struct lel_vm_config cfg = {mem, 100, &ops, s, NULL};
     lel_vm_t *vm = NULL;
     double t0 = now_ms();
     int r = lel_vm_boot(&cfg, &vm, err, sizeof(err));
@@ -247,7 +247,7 @@ int main(void)
 
     /* resume: the guest continues with its memory and timer */
     t0 = now_ms();
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s};
+    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL};
     r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
     printf("resume (restore): %.1f ms\n", now_ms() - t0);
     if (r < 0)
