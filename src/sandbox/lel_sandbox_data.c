@@ -15,27 +15,6 @@
 #define CMD_TIMEOUT_MAX_MS 3600000
 #define FILE_CHUNK (1u << 20)
 
-struct buf {
-    char *p;
-    size_t n, cap;
-    int overflow;
-};
-
-static void add(struct buf *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->overflow = 1;
-        return;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-static void add_str(struct buf *b, const char *s)
-{
-    add(b, s, strlen(s) + 1);
-}
-
 /* Absolute, no ".." component, no NUL; 0 or a 400 set on c. */
 static int check_path(lel_call_t *c, const char *path)
 {
@@ -75,30 +54,34 @@ static json_t *text(lel_vm_t *vm, uint64_t off, uint64_t n)
     return j;
 }
 
-/* Env for the command: the sandbox's envVars, then the request's envs (which win). */
-static int add_env(struct buf *b, json_t *base, json_t *over, uint32_t *count)
+/* Env for the command as "K=V" strings: the sandbox's envVars, then the request's envs (which
+ * win), with PATH and HOME defaulted. NULL-terminated; free with free_env. */
+static char **make_env(json_t *base, json_t *over)
 {
     const char *k;
-    json_t *v;
-    char kv[16384];
-    json_t *merged = json_deep_copy(base ? base : json_object());
+    json_t *v, *merged = json_deep_copy(base ? base : json_object());
     if (over)
         json_object_update(merged, over);
     if (!json_object_get(merged, "PATH"))
         json_object_set_new(merged, "PATH", json_string("/bin"));
     if (!json_object_get(merged, "HOME"))
         json_object_set_new(merged, "HOME", json_string("/root"));
+    char **env = calloc(json_object_size(merged) + 1, sizeof(char *));
+    size_t n = 0;
     json_object_foreach(merged, k, v)
     {
-        if (snprintf(kv, sizeof(kv), "%s=%s", k, json_string_value(v)) >= (int)sizeof(kv)) {
-            json_decref(merged);
-            return -E2BIG;
-        }
-        add_str(b, kv);
-        (*count)++;
+        if (env && asprintf(&env[n], "%s=%s", k, json_string_value(v)) >= 0)
+            n++;
     }
     json_decref(merged);
-    return 0;
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
 }
 
 void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
@@ -133,28 +116,20 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     }
     if (running_vm(s, c) < 0)
         return;
-    struct buf b = {malloc(LEL_BULK_SIZE), sizeof(struct lel_cmd_req), LEL_BULK_SIZE, 0};
-    struct lel_cmd_req req = {3, 0, json_string_length(json_object_get(c->json, "stdin")), (uint64_t)timeout};
-    if (!b.p) {
-        lel_call_error(c, 503, "out of memory");
-        return;
-    }
-    add_str(&b, "/bin/sh");
-    add_str(&b, "-c");
-    add_str(&b, cmd);
-    if (add_env(&b, json_object_get(s->rec, "envVars"), envs, &req.envc) < 0 || (add_str(&b, cwd), 0) ||
-        (add(&b, in, req.stdin_len), b.overflow)) {
-        free(b.p);
-        lel_call_error(c, 413, "command, environment and stdin together exceed %llu bytes",
-                       (unsigned long long)LEL_BULK_SIZE);
-        return;
-    }
-    memcpy(b.p, &req, sizeof(req));
-    uint64_t ret[4] = {0};
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char **env = make_env(json_object_get(s->rec, "envVars"), envs);
+    struct lel_run_result res;
     int64_t t0 = lel_mono_ms();
-    int r = lel_vm_call_bulk(s->vm, LEL_OP_CMD, NULL, b.p, b.n, ret, (int)timeout + 5000);
+    int r = env ? lel_vm_run(s->vm, argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
+                             (uint64_t)timeout, &res)
+                : -ENOMEM;
     int64_t took = lel_mono_ms() - t0;
-    free(b.p);
+    free_env(env);
+    if (r == -E2BIG || r == -ENOMEM) {
+        lel_call_error(c, r == -E2BIG ? 413 : 503, r == -E2BIG ? "command, environment and stdin together are too large"
+                                                                 : "out of memory");
+        return;
+    }
     if (r < 0) {
         /* a guest that neither finished nor ended the command at its timeout cannot be trusted
          * with the next one: the sandbox is killed rather than left wedged */
@@ -168,11 +143,9 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, r == LEL_ST_ENOENT ? 400 : 500, "the command could not start in the guest (errno %d)", r);
         return;
     }
-    uint64_t out_n = ret[1] < LEL_BULK_HALF ? ret[1] : LEL_BULK_HALF, err_n = ret[2] < LEL_BULK_HALF ? ret[2] : LEL_BULK_HALF;
-    json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)(ret[0] & 0xff), "stdout",
-                             text(s->vm, 0, out_n), "stderr", text(s->vm, LEL_BULK_HALF, err_n), "durationMs",
-                             (json_int_t)took, "truncated", (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0,
-                             "timedOut", (ret[3] & LEL_CMD_TIMED_OUT) != 0);
+    json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)res.exit_status, "stdout",
+                             text(s->vm, 0, res.out_len), "stderr", text(s->vm, LEL_BULK_HALF, res.err_len), "durationMs",
+                             (json_int_t)took, "truncated", res.truncated, "timedOut", res.timed_out);
     lel_call_reply(c, 200, resp);
 }
 

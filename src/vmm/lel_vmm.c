@@ -678,6 +678,44 @@ size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
     return len;
 }
 
+int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
+               size_t inlen, uint64_t timeout_ms, struct lel_run_result *res)
+{
+    uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
+    struct lel_cmd_req req = {0, 0, inlen, timeout_ms};
+    const char *const *lists[2] = {argv, env};
+    uint32_t *counts[2] = {&req.argc, &req.envc};
+    memset(res, 0, sizeof(*res));
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; lists[l] && lists[l][i]; i++) {
+            size_t n = strlen(lists[l][i]) + 1;
+            if (n > (size_t)(end - p))
+                return -E2BIG;
+            memcpy(p, lists[l][i], n);
+            p += n;
+            (*counts[l])++;
+        }
+    }
+    size_t cl = strlen(cwd ? cwd : "") + 1;
+    if (req.argc == 0)
+        return -EINVAL;
+    if (cl + inlen > (size_t)(end - p))
+        return -E2BIG;
+    memcpy(p, cwd ? cwd : "", cl);
+    memcpy(p + cl, in, inlen);
+    memcpy(bulk, &req, sizeof(req));
+    uint64_t ret[4] = {0};
+    int r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, (int)(timeout_ms + 5000));
+    if (r != 0)
+        return r;
+    res->exit_status = (int)(ret[0] & 0xff);
+    res->out_len = ret[1] < LEL_BULK_HALF ? ret[1] : LEL_BULK_HALF; /* never trust the guest's lengths */
+    res->err_len = ret[2] < LEL_BULK_HALF ? ret[2] : LEL_BULK_HALF;
+    res->truncated = (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0;
+    res->timed_out = (ret[3] & LEL_CMD_TIMED_OUT) != 0;
+    return 0;
+}
+
 uint64_t lel_vm_resident(lel_vm_t *vm)
 {
     size_t pages = vm->mem_bytes / 4096, n = 0;

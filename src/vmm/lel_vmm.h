@@ -60,6 +60,18 @@ int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
 /** Copies up to `len` bytes at `off` of the bulk area (clamped to it: the guest's lengths are
  * never trusted). Returns the bytes copied. */
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len);
+struct lel_run_result {
+    int exit_status;       /* 0..255 as a shell sees it */
+    uint64_t out_len, err_len; /* in the bulk area: stdout at 0, stderr at LEL_BULK_HALF (clamped) */
+    int truncated, timed_out;
+};
+
+/** Runs argv (argv[0] a path in the guest) with `env` ("K=V", NULL-terminated; NULL: the guest's
+ * defaults), `cwd` (NULL: "/"), stdin bytes and a timeout, and waits for its exit. Returns 0,
+ * a positive guest errno when it could not start, -E2BIG when the request does not fit, or
+ * -ETIMEDOUT/-EPIPE when the guest did not answer. Output is read with lel_vm_bulk_read. */
+int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
+               size_t inlen, uint64_t timeout_ms, struct lel_run_result *res);
 /** Resident guest memory in bytes (pages actually backed). */
 uint64_t lel_vm_resident(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */
