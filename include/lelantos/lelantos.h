@@ -40,6 +40,7 @@ typedef struct lel_config {
     char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
+    int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
 } lel_config_t;
 
 /** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */

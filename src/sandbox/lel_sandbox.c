@@ -26,6 +26,7 @@ static void sandbox_free(void *p)
     struct lel_sandbox *s = p;
     lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
     free(s->fork_image);
+    free(s->memory_file);
     free(s->samples);
     if (s->tpl)
         lel_actor_unref(s->tpl);
@@ -672,10 +673,14 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     s->tpl = tpl;
     tpl = NULL;
+    char img[4200], raw[4200];
     if (q.snap) {
-        char img[4200];
         lel__image_path(srv, q.snap_id, img, sizeof(img));
         s->fork_image = strdup(img);
+    } else if (srv->use_vm && lel_template_image(s->tpl, img, raw, sizeof(img))) {
+        /* a built template: restore its image over its shared memory, not a boot */
+        s->fork_image = strdup(img);
+        s->memory_file = strdup(raw);
     }
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
         lel__sbx_slot_release(s);

@@ -39,7 +39,8 @@ struct lel_sandbox {
     int holds_slot;        /* counts against team->max_sandboxes */
     int holds_template;    /* counts as a user of its template */
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
-    char *fork_image;      /* create only: the snapshot image a fork starts from */
+    char *fork_image;      /* create only: the image it starts from (a snapshot, or its template's) */
+    char *memory_file;     /* create only: the template's raw memory, mapped copy-on-write */
     int64_t sample_gen;    /* metrics timer generation */
     uint64_t cpu_prev_ns;
     int64_t cpu_prev_ms;

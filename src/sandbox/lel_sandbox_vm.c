@@ -57,7 +57,8 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
  * callbacks never reach a freed actor. */
 int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s, NULL};
+    struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
+                                image && image == s->fork_image ? s->memory_file : NULL};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);

@@ -57,7 +57,7 @@ struct lel_key {
 /* Message types shared by the actors. */
 enum lel_msg_type {
     LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
-    LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN,
+    LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD,
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -131,5 +131,7 @@ void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb
 /** Counts a sandbox using the template (in_use) and records a spawn; lel_template_release undoes in_use. */
 void lel_template_acquire(lel_actor_t *tpl, int spawned);
 void lel_template_release(lel_actor_t *tpl);
+/** When the template has a built image, its paths (image and raw memory, n bytes each); 1 then, else 0. */
+int lel_template_image(lel_actor_t *tpl, char *img, char *raw, size_t n);
 
 #endif

@@ -1,25 +1,19 @@
-/* Templates: definitions validated and stored, one actor per template, builds recorded.
+/* Templates: definitions validated and stored, one actor per template, builds recorded and
+ * run by the template's actor (lel_build.c). In API-only mode (no VMs) a build stays `waiting`
+ * — never a fake `ready`.
  *
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
- * builds/<templateID>/<buildID>. The builder that boots, runs steps and snapshots comes with
- * the templates issue; until then a build stays `waiting` — never a fake `ready`. */
-#include "../server/lel_server_int.h"
+ * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
+ * unpacked memory <templateID>.raw, which sandboxes map copy-on-write. */
+#include "lel_template_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-struct lel_template {
-    lel_server_t *srv;
-    char team_id[LEL_ID_LEN + 16];
-    char id[LEL_ID_LEN + 1];
-    int cpu, mem_mb, disk_mb;
-    atomic_int in_use;     /* sandboxes (not killed) started from it */
-    json_t *rec;           /* actor-owned */
-};
-
-static const char *const private_fields[] = {"teamID", "definition", NULL};
+static const char *const private_fields[] = {"teamID", "definition", "imageBuildID", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -42,6 +36,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->cpu = (int)json_integer_value(json_object_get(rec, "cpuCount"));
     t->mem_mb = (int)json_integer_value(json_object_get(rec, "memoryMB"));
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
+    atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
     atomic_init(&t->in_use, 0);
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a)
@@ -92,6 +87,21 @@ void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, 
     *cpu = t->cpu;
     *mem_mb = t->mem_mb;
     *disk_mb = t->disk_mb;
+}
+
+void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw)
+{
+    snprintf(buf, n, "%s/templates/%s.%s", t->srv->cfg.data_dir, t->id, raw ? "raw" : "img");
+}
+
+int lel_template_image(lel_actor_t *a, char *img, char *raw, size_t n)
+{
+    struct lel_template *t = lel_actor_state(a);
+    if (!atomic_load(&t->image_ready))
+        return 0;
+    lel__template_image(t, img, n, 0);
+    lel__template_image(t, raw, n, 1);
+    return 1;
 }
 
 void lel_template_acquire(lel_actor_t *a, int spawned)
@@ -274,9 +284,15 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
         lel__store_failed(c);
         return;
     }
-    if (lel_registry_put(srv->templates, tid, a) < 0)
+    if (lel_registry_put(srv->templates, tid, a) < 0) {
         lel_actor_unref(a);
-    /* the build is recorded, not started: the builder arrives with the templates issue */
+    } else if (srv->use_vm) {
+        lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
+        if (m && (!m->ptr || lel_actor_send(a, m) < 0)) {
+            free(m->ptr);
+            lel_msg_free(m);
+        }
+    }
     lel_call_reply(c, 202, json_pack("{s:s, s:s, s:s}", "templateID", tid, "buildID", bid, "status", "waiting"));
 }
 
@@ -382,6 +398,11 @@ static void template_call(struct lel_template *t, lel_call_t *c)
             lel__store_failed(c);
             return;
         }
+        char img[4200];
+        lel__template_image(t, img, sizeof(img), 0);
+        unlink(img);
+        lel__template_image(t, img, sizeof(img), 1);
+        unlink(img);
         /* the registry's reference goes; sandboxes of a deleted template keep theirs */
         lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
         if (a)
@@ -415,6 +436,9 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel_call_done(m->ptr);
     } else if (m->type == LEL_MSG_SPAWNED) {
         spawned(t, m->arg);
+    } else if (m->type == LEL_MSG_BUILD) {
+        lel__template_build(t, m->ptr);
+        free(m->ptr);
     }
     lel_msg_free(m);
 }
@@ -432,6 +456,40 @@ static int load_one(void *ctx, const char *key, json_t *rec)
     }
     if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
         lel_actor_unref(a);
+    return 0;
+}
+
+/* A build that was running when the daemon stopped is over: it is marked error with the reason.
+ * One still waiting is started again (when this host runs VMs). */
+static int load_build(void *ctx, const char *key, json_t *rec)
+{
+    lel_server_t *srv = ctx;
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    lel_actor_t *a = lel_registry_get(srv->templates, json_string_value(json_object_get(rec, "templateID")), NULL, NULL);
+    if (!a || !status)
+        return 0;
+    struct lel_template *t = lel_actor_state(a);
+    if (!strcmp(status, "building")) {
+        const char *why = "interrupted: lelantosd stopped during the build";
+        json_t *b = json_deep_copy(rec);
+        json_object_set_new(b, "status", json_string("error"));
+        json_object_set_new(b, "reason", json_string(why));
+        json_array_append_new(json_object_get(b, "logs"), json_string(why));
+        lel_store_put(srv->store, LEL_CF_BUILDS, key, b);
+        json_decref(b);
+        if (json_equal(json_object_get(t->rec, "buildID"), json_object_get(rec, "buildID"))) {
+            char path[64];
+            json_object_set_new(t->rec, "buildStatus", json_string("error"));
+            rec_path(t->team_id, t->id, path, sizeof(path));
+            lel_store_put(srv->store, LEL_CF_TEMPLATES, path, t->rec);
+        }
+    } else if (!strcmp(status, "waiting") && srv->use_vm) {
+        lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(json_string_value(json_object_get(rec, "buildID"))));
+        if (m && (!m->ptr || lel_actor_send(a, m) < 0)) {
+            free(m->ptr);
+            lel_msg_free(m);
+        }
+    }
     return 0;
 }
 
@@ -454,7 +512,8 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
         }
     }
     json_decref(base);
-    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, "", NULL, load_one, srv) < 0) {
+    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, "", NULL, load_one, srv) < 0 ||
+        lel_store_scan(srv->store, LEL_CF_BUILDS, "", NULL, load_build, srv) < 0) {
         snprintf(err, errlen, "cannot load templates from the store");
         return -EIO;
     }

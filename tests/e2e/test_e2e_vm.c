@@ -257,6 +257,83 @@ static void data_plane(void)
     free(id);
 }
 
+/* Waits for a build to leave waiting/building; returns its final JSON (caller frees). */
+static json_t *await_build(const char *tid, const char *bid)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/templates/%s/builds/%s", tid, bid);
+    for (int i = 0; i < 600; i++) {
+        resp_t r;
+        api(&S, &r, H1, "GET", path, NULL);
+        const char *st = jstr(&r, "status");
+        if (r.status == 200 && strcmp(st, "waiting") && strcmp(st, "building")) {
+            json_t *j = json_incref(r.json);
+            resp_free(&r);
+            return j;
+        }
+        resp_free(&r);
+        usleep(100000);
+    }
+    return NULL;
+}
+
+static void templates_vm(void)
+{
+    resp_t r;
+    char body[512], path[160];
+    api(&S, &r, H2, "POST", "/templates",
+        "{\"name\":\"app\",\"memoryMB\":256,\"steps\":["
+        "{\"type\":\"run\",\"args\":[\"mkdir -p /opt/app && echo built > /opt/app/marker\"]},"
+        "{\"type\":\"file\",\"path\":\"/opt/app/run.sh\",\"content\":\"echo hi\\n\",\"mode\":493}],"
+        "\"readyCmd\":\"test -f /opt/app/marker\"}");
+    CHECK_INT(r.status, 202);
+    char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
+    resp_free(&r);
+    json_t *b = await_build(tid, bid);
+    CHECK(b != NULL);
+    CHECK_STR(json_string_value(json_object_get(b, "status")), "ready");
+    char *logs = b ? json_dumps(json_object_get(b, "logs"), 0) : NULL;
+    CHECK(logs && strstr(logs, "step 1") && strstr(logs, "readyCmd"));
+    free(logs);
+    json_decref(b);
+    /* sandboxes from it start with the built files, and do not see each other's writes */
+    snprintf(body, sizeof(body), "{\"templateID\":\"%s\"}", tid);
+    char *a = create(body), *c = create(body);
+    check_cmd(a, "{\"cmd\":\"cat /opt/app/marker\"}", 0, "built\n", NULL);
+    check_cmd(a, "{\"cmd\":\"ls -l /opt/app/run.sh | cut -c1-10\"}", 0, "-rwxr-xr-x\n", NULL);
+    check_cmd(a, "{\"cmd\":\"echo mine > /opt/app/a-only\"}", 0, "", NULL);
+    check_cmd(c, "{\"cmd\":\"test -e /opt/app/a-only; echo $?\"}", 0, "1\n", NULL);
+    snprintf(path, sizeof(path), "/templates/%s", tid);
+    CHECK_INT(st("DELETE", path, NULL), 409);
+    api(&S, &r, H1, "GET", path, NULL);
+    CHECK(json_integer_value(json_object_get(r.json, "spawnCount")) == 2);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s", a);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/sandboxes/%s", c);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/templates/%s", tid);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    /* a failing step: error, with the step's output and the reason */
+    api(&S, &r, H2, "POST", "/templates", "{\"name\":\"broken\",\"steps\":[{\"type\":\"run\",\"args\":[\"echo oops; exit 4\"]}]}");
+    CHECK_INT(r.status, 202);
+    free(tid);
+    free(bid);
+    tid = strdup(jstr(&r, "templateID"));
+    bid = strdup(jstr(&r, "buildID"));
+    resp_free(&r);
+    b = await_build(tid, bid);
+    CHECK(b && !strcmp(json_string_value(json_object_get(b, "status")), "error"));
+    logs = b ? json_dumps(b, 0) : NULL;
+    CHECK(logs && strstr(logs, "oops") && strstr(logs, "exited with 4") && json_object_get(b, "reason"));
+    free(logs);
+    json_decref(b);
+    free(tid);
+    free(bid);
+    free(a);
+    free(c);
+}
+
 static void *creator(void *arg)
 {
     char **id = arg;
@@ -327,6 +404,7 @@ int main(void)
     printf("backend: %s\n", lel_vmm_backend_name(b));
     lifecycle();
     data_plane();
+    templates_vm();
     restarts();
     fifty();
     CHECK_INT(srv_stop(&S), 0);

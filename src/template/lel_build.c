@@ -1,0 +1,289 @@
+/* The template builder, on the template's actor: start a VM (boot for `base`, or restore the
+ * parent template's image), apply the steps in order (`run` fails the build on a non-zero
+ * exit, `file` writes a file with its mode), poll `readyCmd` until it exits 0, then snapshot the
+ * VM into the template's image and unpack its memory for copy-on-write sandboxes. Every step,
+ * its output and a failure's reason go to the build's logs. */
+#include "lel_template_int.h"
+
+#include "../guest/lel_guest_abi.h"
+#include "../vmm/lel_vmm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTPUT_LOG_MAX 4096 /* bytes of a step's output kept in the build log */
+
+struct build {
+    struct lel_template *t;
+    json_t *rec; /* the build record */
+    char path[64];
+    int64_t deadline_ms;
+    lel_vm_t *vm;
+};
+
+static void save(struct build *b)
+{
+    lel_store_put(b->t->srv->store, LEL_CF_BUILDS, b->path, b->rec);
+}
+
+static void logf_(struct build *b, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(struct build *b, const char *level, const char *fmt, ...)
+{
+    char msg[OUTPUT_LOG_MAX + 256], ts[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t n;
+    char *clean = lel_utf8_sanitize(msg, strlen(msg), &n);
+    lel_rfc3339(lel_now_ms(), ts);
+    json_array_append_new(json_object_get(b->rec, "logs"), json_stringn(clean ? clean : "", clean ? n : 0));
+    json_array_append_new(json_object_get(b->rec, "logEntries"),
+                          json_pack("{s:s, s:s, s:s%}", "timestamp", ts, "level", level, "message", clean ? clean : "", clean ? n : 0));
+    free(clean);
+    save(b);
+}
+
+static void set_status(struct build *b, const char *status, const char *reason)
+{
+    json_object_set_new(b->rec, "status", json_string(status));
+    if (reason)
+        json_object_set_new(b->rec, "reason", json_string(reason));
+    save(b);
+    json_t *rec = json_deep_copy(b->t->rec);
+    json_object_set_new(rec, "buildStatus", json_string(status));
+    json_object_set(rec, "buildID", json_object_get(b->rec, "buildID"));
+    if (!strcmp(status, "ready"))
+        json_object_set(rec, "imageBuildID", json_object_get(b->rec, "buildID"));
+    lel__set_time(rec, "updatedAt", lel_now_ms());
+    char path[64];
+    snprintf(path, sizeof(path), "%s/%s", b->t->team_id, b->t->id);
+    if (lel_store_put(b->t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
+        json_decref(b->t->rec);
+        b->t->rec = rec;
+    } else {
+        json_decref(rec);
+    }
+}
+
+static int64_t left_ms(struct build *b)
+{
+    int64_t l = b->deadline_ms - lel_mono_ms();
+    return l > 0 ? l : 0;
+}
+
+/* Runs argv in the build VM; logs its output; returns the exit status or -1 (error logged). */
+static int run(struct build *b, const char *const *argv, const char *what)
+{
+    struct lel_run_result res;
+    if (left_ms(b) == 0) {
+        logf_(b, "error", "%s: the build ran out of time", what);
+        return -1;
+    }
+    int r = lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res);
+    if (r != 0) {
+        logf_(b, "error", "%s: %s", what, r > 0 ? "could not start in the guest" : "the guest did not answer");
+        return -1;
+    }
+    char out[OUTPUT_LOG_MAX + 1];
+    size_t n = lel_vm_bulk_read(b->vm, 0, out, res.out_len < OUTPUT_LOG_MAX ? res.out_len : OUTPUT_LOG_MAX);
+    out[n] = 0;
+    if (n)
+        logf_(b, "info", "%s", out);
+    n = lel_vm_bulk_read(b->vm, LEL_BULK_HALF, out, res.err_len < OUTPUT_LOG_MAX ? res.err_len : OUTPUT_LOG_MAX);
+    out[n] = 0;
+    if (n)
+        logf_(b, "warn", "%s", out);
+    if (res.timed_out) {
+        logf_(b, "error", "%s: the build ran out of time", what);
+        return -1;
+    }
+    return res.exit_status;
+}
+
+static int run_step(struct build *b, size_t i, json_t *st)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "step %zu (run)", i + 1);
+    json_t *args = json_object_get(st, "args");
+    size_t n = json_array_size(args);
+    const char *argv[64];
+    char first[4200];
+    if (n == 1) { /* one string: a shell command line */
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = json_string_value(json_array_get(args, 0));
+        argv[3] = NULL;
+    } else {
+        if (n > 63) {
+            logf_(b, "error", "%s: too many arguments", what);
+            return -1;
+        }
+        for (size_t k = 0; k < n; k++)
+            argv[k] = json_string_value(json_array_get(args, k));
+        argv[n] = NULL;
+        if (!strchr(argv[0], '/')) { /* a bare name: from /bin, as PATH=/bin would */
+            snprintf(first, sizeof(first), "/bin/%s", argv[0]);
+            argv[0] = first;
+        }
+    }
+    logf_(b, "info", "%s: %s", what, n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
+    int code = run(b, argv, what);
+    if (code > 0)
+        logf_(b, "error", "%s exited with %d", what, code);
+    return code == 0 ? 0 : -1;
+}
+
+static int file_step(struct build *b, size_t i, json_t *st)
+{
+    const char *path = json_string_value(json_object_get(st, "path"));
+    const char *content = json_string_value(json_object_get(st, "content"));
+    size_t plen = strlen(path) + 1, clen = json_string_length(json_object_get(st, "content"));
+    logf_(b, "info", "step %zu (file): %s", i + 1, path);
+    if (plen + clen > LEL_BULK_SIZE) {
+        logf_(b, "error", "step %zu (file): content too large", i + 1);
+        return -1;
+    }
+    char *buf = malloc(plen + clen);
+    if (!buf)
+        return -1;
+    memcpy(buf, path, plen);
+    memcpy(buf + plen, content, clen);
+    uint64_t arg[4] = {plen, 0, clen, 1}, ret[4];
+    int r = lel_vm_call_bulk(b->vm, LEL_OP_FILE_WRITE, arg, buf, plen + clen, ret, 30000);
+    free(buf);
+    if (r != 0) {
+        logf_(b, "error", "step %zu (file): cannot write %s (%d)", i + 1, path, r);
+        return -1;
+    }
+    json_t *mode = json_object_get(st, "mode");
+    if (json_is_integer(mode)) {
+        char m[16];
+        snprintf(m, sizeof(m), "%o", (unsigned)json_integer_value(mode));
+        const char *argv[] = {"/bin/chmod", m, path, NULL};
+        if (run(b, argv, "chmod") != 0) {
+            logf_(b, "error", "step %zu (file): cannot set mode %s on %s", i + 1, m, path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The first VM: booted for `base`, else the parent template's image (copy-on-write). */
+static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
+{
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL};
+    if (!strcmp(from, "base")) {
+        int r = lel_vm_boot(&cfg, &b->vm, err, errlen);
+        if (r == 0 && (r = lel_vm_wait_ready(b->vm, b->t->srv->cfg.boot_timeout_ms)) < 0)
+            snprintf(err, errlen, "the guest did not become ready");
+        return r;
+    }
+    lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, NULL, NULL);
+    char img[4200], raw[4200];
+    if (!p || !lel_template_image(p, img, raw, sizeof(img))) {
+        snprintf(err, errlen, "template %s has no built image to start from", from);
+        return -ENOENT;
+    }
+    cfg.memory_file = raw;
+    return lel_vm_restore(img, &cfg, &b->vm, err, errlen);
+}
+
+static int steps(struct build *b, json_t *def)
+{
+    size_t i;
+    json_t *st;
+    json_array_foreach(json_object_get(def, "steps"), i, st)
+    {
+        const char *type = json_string_value(json_object_get(st, "type"));
+        if ((!strcmp(type, "run") ? run_step(b, i, st) : file_step(b, i, st)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int ready(struct build *b, const char *cmd)
+{
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    logf_(b, "info", "readyCmd: %s", cmd);
+    for (int tries = 0; left_ms(b) > 0; tries++) {
+        struct lel_run_result res;
+        int r = lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res);
+        if (r != 0)
+            break;
+        if (res.exit_status == 0) {
+            logf_(b, "info", "readyCmd succeeded after %d tries", tries + 1);
+            return 0;
+        }
+        struct timespec ts = {0, 200000000};
+        nanosleep(&ts, NULL);
+    }
+    logf_(b, "error", "readyCmd did not succeed before the build's deadline");
+    return -1;
+}
+
+/* Stop, image, unpack the memory for copy-on-write, then mark the template ready. */
+static int snapshot(struct build *b, char *err, size_t errlen)
+{
+    char img[4200], raw[4200], dir[4200];
+    struct lel_snap_info info;
+    snprintf(dir, sizeof(dir), "%s/templates", b->t->srv->cfg.data_dir);
+    mkdir(dir, 0700);
+    lel__template_image(b->t, img, sizeof(img), 0);
+    lel__template_image(b->t, raw, sizeof(raw), 1);
+    atomic_store(&b->t->image_ready, 0); /* new sandboxes boot meanwhile; running ones keep their mapping */
+    if (lel_vm_stop(b->vm) < 0) {
+        snprintf(err, errlen, "the VM died before the snapshot");
+        return -EPIPE;
+    }
+    int r = lel_vm_save(b->vm, img, &info, err, errlen);
+    if (r == 0)
+        r = lel_image_unpack_memory(img, raw, err, errlen);
+    if (r == 0)
+        logf_(b, "info", "snapshot: %llu bytes of image for %llu MiB of memory", (unsigned long long)info.stored_bytes,
+              (unsigned long long)(info.mem_bytes >> 20));
+    return r;
+}
+
+void lel__template_build(struct lel_template *t, const char *build_id)
+{
+    struct build b = {t, NULL, "", lel_mono_ms() + (int64_t)t->srv->cfg.build_timeout_s * 1000, NULL};
+    char err[512], reason[600];
+    snprintf(b.path, sizeof(b.path), "%s/%s", t->id, build_id);
+    if (lel_store_get(t->srv->store, LEL_CF_BUILDS, b.path, &b.rec) < 0)
+        return;
+    json_t *def = json_object_get(t->rec, "definition");
+    const char *from = json_string_value(json_object_get(def, "fromTemplate"));
+    const char *start = json_string_value(json_object_get(def, "startCmd"));
+    const char *ready_cmd = json_string_value(json_object_get(def, "readyCmd"));
+    set_status(&b, "building", NULL);
+    logf_(&b, "info", "build %s of template %s started from %s", build_id, t->id, from ? from : "base");
+    reason[0] = 0;
+    if (start_vm(&b, from ? from : "base", err, sizeof(err)) < 0) {
+        snprintf(reason, sizeof(reason), "cannot start the build VM: %s", err);
+    } else if (steps(&b, def) < 0) {
+        snprintf(reason, sizeof(reason), "a step failed; see the logs");
+    } else if (start) {
+        snprintf(reason, sizeof(reason), "startCmd needs processes that outlive a command, which the guest cannot run yet");
+    } else if (ready_cmd && ready(&b, ready_cmd) < 0) {
+        snprintf(reason, sizeof(reason), "readyCmd did not succeed in time");
+    } else if (snapshot(&b, err, sizeof(err)) < 0) {
+        snprintf(reason, sizeof(reason), "snapshot failed: %s", err);
+    }
+    lel_vm_destroy(b.vm);
+    if (reason[0]) {
+        logf_(&b, "error", "%s", reason);
+        set_status(&b, "error", reason);
+    } else {
+        atomic_store(&t->image_ready, 1);
+        logf_(&b, "info", "build ready");
+        set_status(&b, "ready", NULL);
+    }
+    json_decref(b.rec);
+}
