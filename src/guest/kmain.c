@@ -408,6 +408,11 @@ static void handle(void)
     case LEL_OP_FILE_READ:
         file_read();
         break;
+    case LEL_OP_SET_CLOCK: {
+        uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+        boot->epoch_ms = chan->arg[0] - chan->ticks * 1000 / hz; /* proc_now_ns() = epoch + ticks */
+        break;
+    }
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;

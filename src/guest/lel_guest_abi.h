@@ -76,6 +76,7 @@ enum lel_op {
                              stdout/stderr bytes (bulk halves), ret[3] = LEL_CMD_* flags */
     LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
                                arg[2] = data bytes, arg[3] = 1: create or truncate first (parents made) */
+    LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now: after a restore the guest's time moves on */
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
                                2 directory, ret[1] = bytes in bulk, ret[2] = file size. A directory comes
                                as lines "<f|d|l> <size> <name>\n" */

@@ -192,7 +192,12 @@ static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
         return -ENOENT;
     }
     cfg.memory_file = raw;
-    return lel_vm_restore(img, &cfg, &b->vm, err, errlen);
+    int r = lel_vm_restore(img, &cfg, &b->vm, err, errlen);
+    if (r == 0) {
+        uint64_t arg[4] = {(uint64_t)lel_now_ms(), 0, 0, 0};
+        lel_vm_call(b->vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
+    }
+    return r;
 }
 
 static int steps(struct build *b, json_t *def)

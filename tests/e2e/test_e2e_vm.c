@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -303,6 +304,17 @@ static void templates_vm(void)
     check_cmd(a, "{\"cmd\":\"ls -l /opt/app/run.sh | cut -c1-10\"}", 0, "-rwxr-xr-x\n", NULL);
     check_cmd(a, "{\"cmd\":\"echo mine > /opt/app/a-only\"}", 0, "", NULL);
     check_cmd(c, "{\"cmd\":\"test -e /opt/app/a-only; echo $?\"}", 0, "1\n", NULL);
+    /* the clock of a restored guest is now, not the build's */
+    char want[64];
+    snprintf(want, sizeof(want), "{\"cmd\":\"date +%%Y\"}");
+    json_t *d = run_cmd(c, want);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char year[16];
+    snprintf(year, sizeof(year), "%d\n", tm.tm_year + 1900);
+    CHECK(d && !strcmp(json_string_value(json_object_get(d, "stdout")), year));
+    json_decref(d);
     snprintf(path, sizeof(path), "/templates/%s", tid);
     CHECK_INT(st("DELETE", path, NULL), 409);
     api(&S, &r, H1, "GET", path, NULL);
