@@ -3,6 +3,8 @@
  * Runs on the sandbox's actor; the VM's own thread only sends it messages. */
 #include "lel_sandbox_int.h"
 
+#include "../guest/lel_guest_abi.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
