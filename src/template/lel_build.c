@@ -200,39 +200,6 @@ static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
     return r;
 }
 
-static int steps(struct build *b, json_t *def)
-{
-    size_t i;
-    json_t *st;
-    json_array_foreach(json_object_get(def, "steps"), i, st)
-    {
-        const char *type = json_string_value(json_object_get(st, "type"));
-        if ((!strcmp(type, "run") ? run_step(b, i, st) : file_step(b, i, st)) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int ready(struct build *b, const char *cmd)
-{
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    logf_(b, "info", "readyCmd: %s", cmd);
-    for (int tries = 0; left_ms(b) > 0; tries++) {
-        struct lel_run_result res;
-        int r = lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res);
-        if (r != 0)
-            break;
-        if (res.exit_status == 0) {
-            logf_(b, "info", "readyCmd succeeded after %d tries", tries + 1);
-            return 0;
-        }
-        struct timespec ts = {0, 200000000};
-        nanosleep(&ts, NULL);
-    }
-    logf_(b, "error", "readyCmd did not succeed before the build's deadline");
-    return -1;
-}
-
 /* Stop, image, unpack the memory for copy-on-write, then mark the template ready. */
 static int snapshot(struct build *b, char *err, size_t errlen)
 {
@@ -256,39 +223,144 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     return r;
 }
 
-void lel__template_build(struct lel_template *t, const char *build_id)
+/* The build as a state machine on the template's actor: one phase (or one step) per message,
+ * so GET /templates/{id} and its builds are answered between steps. */
+enum phase { PH_VM = 0, PH_STEPS, PH_READY, PH_SNAPSHOT };
+
+struct lel_build_state {
+    struct build b;
+    json_t *def;
+    enum phase phase;
+    size_t step;
+    int tries;
+};
+
+static void next(struct lel_template *t, int64_t delay_ms)
 {
-    struct build b = {t, NULL, "", lel_mono_ms() + (int64_t)t->srv->cfg.build_timeout_s * 1000, NULL};
-    char err[512], reason[600];
-    snprintf(b.path, sizeof(b.path), "%s/%s", t->id, build_id);
-    if (lel_store_get(t->srv->store, LEL_CF_BUILDS, b.path, &b.rec) < 0)
+    lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD_STEP, 0, NULL);
+    if (!m)
         return;
-    json_t *def = json_object_get(t->rec, "definition");
-    const char *from = json_string_value(json_object_get(def, "fromTemplate"));
-    const char *start = json_string_value(json_object_get(def, "startCmd"));
-    const char *ready_cmd = json_string_value(json_object_get(def, "readyCmd"));
-    set_status(&b, "building", NULL);
-    logf_(&b, "info", "build %s of template %s started from %s", build_id, t->id, from ? from : "base");
-    reason[0] = 0;
-    if (start_vm(&b, from ? from : "base", err, sizeof(err)) < 0) {
-        snprintf(reason, sizeof(reason), "cannot start the build VM: %s", err);
-    } else if (steps(&b, def) < 0) {
-        snprintf(reason, sizeof(reason), "a step failed; see the logs");
-    } else if (start) {
-        snprintf(reason, sizeof(reason), "startCmd needs processes that outlive a command, which the guest cannot run yet");
-    } else if (ready_cmd && ready(&b, ready_cmd) < 0) {
-        snprintf(reason, sizeof(reason), "readyCmd did not succeed in time");
-    } else if (snapshot(&b, err, sizeof(err)) < 0) {
-        snprintf(reason, sizeof(reason), "snapshot failed: %s", err);
-    }
-    lel_vm_destroy(b.vm);
-    if (reason[0]) {
-        logf_(&b, "error", "%s", reason);
-        set_status(&b, "error", reason);
+    if (delay_ms > 0 ? lel_timers_at(t->srv->timers, lel_mono_ms() + delay_ms, t->actor, m) < 0 : lel_actor_send(t->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+static void finish(struct lel_template *t, const char *reason)
+{
+    struct lel_build_state *bs = t->build;
+    lel_vm_destroy(bs->b.vm);
+    if (reason) {
+        logf_(&bs->b, "error", "%s", reason);
+        set_status(&bs->b, "error", reason);
     } else {
         atomic_store(&t->image_ready, 1);
-        logf_(&b, "info", "build ready");
-        set_status(&b, "ready", NULL);
+        logf_(&bs->b, "info", "build ready");
+        set_status(&bs->b, "ready", NULL);
     }
-    json_decref(b.rec);
+    json_decref(bs->b.rec);
+    json_decref(bs->def);
+    free(bs);
+    t->build = NULL;
+}
+
+void lel__template_build(struct lel_template *t, const char *build_id)
+{
+    if (t->build) /* one build at a time per template */
+        return;
+    struct lel_build_state *bs = calloc(1, sizeof(*bs));
+    if (!bs)
+        return;
+    bs->b.t = t;
+    bs->b.deadline_ms = lel_mono_ms() + (int64_t)t->srv->cfg.build_timeout_s * 1000;
+    snprintf(bs->b.path, sizeof(bs->b.path), "%s/%s", t->id, build_id);
+    if (lel_store_get(t->srv->store, LEL_CF_BUILDS, bs->b.path, &bs->b.rec) < 0) {
+        free(bs);
+        return;
+    }
+    bs->def = json_incref(json_object_get(t->rec, "definition")); /* t->rec is replaced as statuses change */
+    t->build = bs;
+    const char *from = json_string_value(json_object_get(bs->def, "fromTemplate"));
+    set_status(&bs->b, "building", NULL);
+    logf_(&bs->b, "info", "build %s of template %s started from %s", build_id, t->id, from ? from : "base");
+    next(t, 0);
+}
+
+void lel__template_build_step(struct lel_template *t)
+{
+    struct lel_build_state *bs = t->build;
+    char err[512], reason[600];
+    if (!bs)
+        return;
+    struct build *b = &bs->b;
+    json_t *steps_j = json_object_get(bs->def, "steps");
+    const char *from = json_string_value(json_object_get(bs->def, "fromTemplate"));
+    const char *start = json_string_value(json_object_get(bs->def, "startCmd"));
+    const char *ready_cmd = json_string_value(json_object_get(bs->def, "readyCmd"));
+    switch (bs->phase) {
+    case PH_VM:
+        if (start_vm(b, from ? from : "base", err, sizeof(err)) < 0) {
+            snprintf(reason, sizeof(reason), "cannot start the build VM: %s", err);
+            finish(t, reason);
+            return;
+        }
+        bs->phase = PH_STEPS;
+        break;
+    case PH_STEPS:
+        if (bs->step < json_array_size(steps_j)) {
+            json_t *st = json_array_get(steps_j, bs->step);
+            const char *type = json_string_value(json_object_get(st, "type"));
+            if ((!strcmp(type, "run") ? run_step(b, bs->step, st) : file_step(b, bs->step, st)) < 0) {
+                finish(t, "a step failed; see the logs");
+                return;
+            }
+            bs->step++;
+            break;
+        }
+        if (start) {
+            finish(t, "startCmd needs processes that outlive a command, which the guest cannot run yet");
+            return;
+        }
+        bs->phase = PH_READY;
+        if (ready_cmd)
+            logf_(b, "info", "readyCmd: %s", ready_cmd);
+        break;
+    case PH_READY:
+        if (ready_cmd) {
+            const char *argv[] = {"/bin/sh", "-c", ready_cmd, NULL};
+            struct lel_run_result res;
+            int r = left_ms(b) > 0 ? lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res) : -ETIMEDOUT;
+            bs->tries++;
+            if (r != 0 || (res.exit_status != 0 && left_ms(b) == 0)) {
+                finish(t, "readyCmd did not succeed before the build's deadline");
+                return;
+            }
+            if (res.exit_status != 0) {
+                next(t, 200); /* poll again; GETs are answered meanwhile */
+                return;
+            }
+            logf_(b, "info", "readyCmd succeeded after %d tries", bs->tries);
+        }
+        bs->phase = PH_SNAPSHOT;
+        break;
+    case PH_SNAPSHOT:
+        if (snapshot(b, err, sizeof(err)) < 0) {
+            snprintf(reason, sizeof(reason), "snapshot failed: %s", err);
+            finish(t, reason);
+        } else {
+            finish(t, NULL);
+        }
+        return;
+    }
+    next(t, 0);
+}
+
+void lel__template_build_abandon(struct lel_template *t)
+{
+    struct lel_build_state *bs = t->build;
+    if (!bs)
+        return;
+    lel_vm_destroy(bs->b.vm);
+    json_decref(bs->b.rec);
+    json_decref(bs->def);
+    free(bs);
+    t->build = NULL;
 }

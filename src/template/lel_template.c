@@ -20,6 +20,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 static void template_free(void *p)
 {
     struct lel_template *t = p;
+    lel__template_build_abandon(t); /* the daemon is stopping mid-build: the next start marks it error */
     json_decref(t->rec);
     free(t);
 }
@@ -41,6 +42,8 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a)
         free(t);
+    else
+        t->actor = a;
     return a;
 }
 
@@ -387,6 +390,8 @@ static void template_call(struct lel_template *t, lel_call_t *c)
         lel_call_error(c, 403, "the built-in template cannot be deleted");
     } else if (atomic_load(&t->in_use) > 0) {
         lel_call_error(c, 409, "template is used by %d sandboxes", atomic_load(&t->in_use));
+    } else if (t->build) {
+        lel_call_error(c, 409, "template has a build in progress");
     } else {
         char prefix[32];
         lel_batch_t *b = lel_batch_new(t->srv->store);
@@ -439,6 +444,8 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_BUILD) {
         lel__template_build(t, m->ptr);
         free(m->ptr);
+    } else if (m->type == LEL_MSG_BUILD_STEP) {
+        lel__template_build_step(t);
     }
     lel_msg_free(m);
 }

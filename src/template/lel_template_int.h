@@ -13,11 +13,16 @@ struct lel_template {
     atomic_int in_use;      /* sandboxes (not killed) started from it */
     atomic_int image_ready; /* a built image exists: sandboxes restore from it */
     json_t *rec;            /* actor-owned */
+    lel_actor_t *actor;     /* self (the registry holds the reference) */
+    struct lel_build_state *build; /* the build in progress, or NULL */
 };
 
 /** <data_dir>/templates/<id>.img (raw = 0) or .raw (its unpacked memory). */
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw);
-/** Runs build `build_id` of template t to ready or error (lel_build.c). */
+/** Starts build `build_id` of template t; it proceeds one step per LEL_MSG_BUILD_STEP (lel_build.c). */
 void lel__template_build(struct lel_template *t, const char *build_id);
+void lel__template_build_step(struct lel_template *t);
+/** Drops a build in progress without touching its records (shutdown). */
+void lel__template_build_abandon(struct lel_template *t);
 
 #endif
