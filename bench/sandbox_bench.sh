@@ -7,11 +7,7 @@ N=${1:-100}
 BIN=${2:-$(dirname "$0")/../build/src/lelantosd}
 . "$(dirname "$0")/lib.sh"
 trap bench_stop EXIT
-bench_start "$BIN" <<'YAML'
-vmm:
-  backend: auto
-rate_limits:
-  general_per_s: 100000
+bench_start_vm "$BIN" <<'YAML'
 store:
   sync: true
 YAML
