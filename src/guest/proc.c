@@ -71,6 +71,7 @@ struct proc {
     int pid, ppid, exit_status, killed;
     uint64_t pml4;
     struct file *fd[NFD];
+    uint64_t cloexec; /* bit n: fd n closes on execve */
     struct inode *cwd;
     uint64_t brk_start, brk, mmap_next, fs_base;
     uint64_t ksp, wake_tick;
@@ -365,6 +366,16 @@ out:
 
 /* ---- file descriptors and pipes ---- */
 
+#define O_CLOEXEC_ 02000000
+
+static void fd_set_cloexec(int fd, int on)
+{
+    if (on)
+        cur->cloexec |= 1ULL << fd;
+    else
+        cur->cloexec &= ~(1ULL << fd);
+}
+
 static void wake(enum why why, int pid)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
@@ -405,15 +416,24 @@ static void file_put(struct file *f)
     kfree(f, sizeof(*f));
 }
 
-static int fd_install(struct file *f, int from)
+/* The lowest free descriptor >= from; `cloexec` marks it close-on-exec. */
+static int fd_install(struct file *f, int from, int cloexec)
 {
     for (int i = from; i < NFD; i++) {
         if (!cur->fd[i]) {
             cur->fd[i] = f;
+            fd_set_cloexec(i, cloexec);
             return i;
         }
     }
     return -EMFILE;
+}
+
+static void fd_close(struct proc *p, int fd)
+{
+    file_put(p->fd[fd]);
+    p->fd[fd] = 0;
+    p->cloexec &= ~(1ULL << fd);
 }
 
 static struct file *fd_get(uint64_t fd)
@@ -423,10 +443,8 @@ static struct file *fd_get(uint64_t fd)
 
 static void fds_close_all(struct proc *p)
 {
-    for (int i = 0; i < NFD; i++) {
-        file_put(p->fd[i]);
-        p->fd[i] = 0;
-    }
+    for (int i = 0; i < NFD; i++)
+        fd_close(p, i);
 }
 
 /* ---- scheduling ---- */
@@ -633,6 +651,9 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     if ((r = image_of(cur->cwd, path, &im)) < 0 ||
         (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
         goto out;
+    for (int i = 0; i < NFD; i++)
+        if (cur->cloexec & (1ULL << i))
+            fd_close(cur, i);
     kmemset(regs, 0, sizeof(*regs));
     regs->rcx = entry; /* sysret's RIP */
     regs->r11 = 0x202;
@@ -693,6 +714,7 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     for (int i = 0; i < NFD; i++)
         if ((c->fd[i] = cur->fd[i]))
             c->fd[i]->refs++;
+    c->cloexec = cur->cloexec;
     struct uregs child = *regs;
     child.rax = 0;
     first_frame(c, &child);
@@ -745,10 +767,10 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
         file_put(w);
         return -ENOMEM;
     }
-    (void)flags;
     p->readers = p->writers = 1;
     r->pipe = w->pipe = p;
-    int fr = fd_install(r, 0), fw = fr < 0 ? fr : fd_install(w, 0);
+    int ce = (flags & O_CLOEXEC_) != 0;
+    int fr = fd_install(r, 0, ce), fw = fr < 0 ? fr : fd_install(w, 0, ce);
     int fds[2] = {fr, fw};
     if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
         if (fr >= 0)

@@ -313,7 +313,7 @@ static void templates_vm(void)
     gmtime_r(&now, &tm);
     char year[16];
     snprintf(year, sizeof(year), "%d\n", tm.tm_year + 1900);
-    CHECK(d && !strcmp(json_string_value(json_object_get(d, "stdout")), year));
+    CHECK_STR(d ? json_string_value(json_object_get(d, "stdout")) : NULL, year);
     json_decref(d);
     snprintf(path, sizeof(path), "/templates/%s", tid);
     CHECK_INT(st("DELETE", path, NULL), 409);

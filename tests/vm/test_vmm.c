@@ -135,6 +135,11 @@ static void busybox(lel_vm_t *vm, const char *when)
                         out, sizeof(out)),
               0);
     CHECK_STR(out, "hi\nb\n0\n");
+    /* the wall clock the host sets (2030-01-01 00:00:05 UTC) is what programs see */
+    uint64_t clk[4] = {1893456005000ULL, 0, 0, 0};
+    CHECK_INT(lel_vm_call(vm, LEL_OP_SET_CLOCK, clk, NULL, 5000), 0);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/date", "-u", "+%Y-%m-%d", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "2030-01-01\n");
 }
 
 static lel_vm_t *boot(struct sink *s, uint64_t mem)

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs a command inside a Linux VM under QEMU's software emulation with AMD SVM turned on, so
+# that /dev/kvm exists there as *hardware* KVM (kvm-amd, nested in TCG). This is how the VM
+# tests run on machines without a usable /dev/kvm (CI, the development machines), and it is
+# the one place the VMX/SVM path of src/vmm is exercised.
+#
+#   tools/qemu-vm.sh [-m MiB] [-t seconds] FILE... -- COMMAND [ARGS...]
+#
+# Each FILE (a binary of the build) is copied into the VM's initramfs at its own absolute path,
+# with every shared library ldd names, so compiled-in paths keep working. COMMAND runs in /tmp
+# with loopback up; its exit status is this script's. Exit 77 (ctest's "skipped") when QEMU or
+# the kernel that tools/setup.sh fetches are missing.
+set -euo pipefail
+KDIR=${LEL_QEMU_KERNEL_DIR:-/var/cache/lelantos/qemu-kernel}
+mem=4096 limit=900
+while [ $# -gt 0 ]; do
+  case $1 in
+    -m) mem=$2; shift 2 ;;
+    -t) limit=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+files=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do files+=("$(readlink -f "$1")"); shift; done
+[ $# -gt 1 ] || { echo "usage: $0 [-m MiB] [-t s] FILE... -- COMMAND..." >&2; exit 2; }
+shift
+if ! command -v qemu-system-x86_64 >/dev/null || [ ! -f "$KDIR/vmlinuz" ]; then
+  echo "qemu-vm: skipped: qemu-system-x86_64 or $KDIR/vmlinuz missing (tools/setup.sh installs both)"
+  exit 77
+fi
+work=$(mktemp -d /tmp/lel-qemu.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/kvm}
+cp /bin/busybox "$root/bin/busybox"
+cp "$KDIR"/*.ko "$root/lib/kvm/"
+for f in "${files[@]}"; do
+  for x in "$f" $(ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'); do
+    mkdir -p "$root$(dirname "$x")"
+    cp -L "$x" "$root$x"
+  done
+done
+# The command, quoted for the init script.
+printf -v cmd '%q ' "$@"
+cat > "$root/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
+ip link set lo up
+for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
+if [ -c /dev/kvm ]; then
+  cd /tmp && $cmd
+  echo "LEL_QEMU_RC=\$?"
+else
+  echo "qemu-vm: no /dev/kvm inside the VM (kvm-amd did not load)"; echo "LEL_QEMU_RC=125"
+fi
+poweroff -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.gz")
+log=$work/console.log
+# -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
+timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
+  -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+  -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v '^LEL_QEMU_RC=' || true
+rc=$(sed -n 's/^LEL_QEMU_RC=\([0-9]*\).*/\1/p' "$log" | tail -1)
+if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; exit 1; fi
+exit "$rc"
