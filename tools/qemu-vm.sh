@@ -62,7 +62,7 @@ log=$work/console.log
 # -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
 timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
   -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
-  -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v '^LEL_QEMU_RC=' || true
-rc=$(sed -n 's/^LEL_QEMU_RC=\([0-9]*\).*/\1/p' "$log" | tail -1)
+  -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v 'LEL_QEMU_RC=' || true
+rc=$(sed -n "s/.*LEL_QEMU_RC=\([0-9]*\).*/\1/p" "$log" | tail -1)
 if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; exit 1; fi
 exit "$rc"

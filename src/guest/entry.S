@@ -31,6 +31,7 @@ isr_stub_\vec:
     .endr
 
 isr_common:
+    cld                      /* user code may have left DF set; C code assumes it clear */
     pushq %rax
     pushq %rcx
     pushq %rdx
@@ -43,6 +44,9 @@ isr_common:
     movq 72(%rsp), %rdi      /* vector */
     leaq 80(%rsp), %rsi      /* error code, then the CPU frame (rip, cs, rflags, rsp, ss) */
     call isr
+    testl %eax, %eax
+    jnz isr_preempt
+isr_return:
     popq %r11
     popq %r10
     popq %r9
@@ -54,6 +58,33 @@ isr_common:
     popq %rax
     addq $16, %rsp
     iretq
+
+/* Preempting user mode: the interrupt arrived on the fixed irq stack (TSS.rsp0). Add the
+ * callee-saved registers, move the whole frame (22 quadwords) to the top of the current
+ * process's kernel stack (idle while it is in user mode), and leave the CPU from there; when
+ * the process is scheduled again, proc_preempt returns and the frame is restored. */
+isr_preempt:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rsi
+    movq syscall_stack_top(%rip), %rdi
+    subq $176, %rdi
+    movq %rdi, %rdx
+    movl $22, %ecx
+    rep movsq
+    movq %rdx, %rsp
+    call proc_preempt
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    jmp isr_return
 
 /* syscall from user mode: CPU (or PVM) left RCX = user RIP, R11 = user RFLAGS, RSP = user
  * stack. Switch to the syscall stack, save the user registers as struct uregs, dispatch, and

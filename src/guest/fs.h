@@ -41,6 +41,7 @@ struct inode {
     struct dent *children;       /* directory */
     struct inode *parent;        /* directory: its parent (root: itself) */
     char *target;                /* symlink */
+    uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
 };
 
 struct dent {

@@ -98,8 +98,12 @@ static void lapic_init(void)
     wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ / hz);
 }
 
-/* Called from isr_common with the vector and a pointer to {error code, rip, cs, rflags, ...}. */
-void isr(uint64_t vector, uint64_t *frame)
+/* Called from isr_common with the vector and a pointer to {error code, rip, cs, rflags, ...}.
+ * Returns 1 to preempt the user-mode process it interrupted (isr_common then saves its
+ * registers on the process's kernel stack and calls proc_preempt): every tick and every host
+ * request goes back to the scheduler, so a busy program can starve neither other programs
+ * nor the host. */
+int isr(uint64_t vector, uint64_t *frame)
 {
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
         proc_fault(vector, frame[1]); /* a user-mode fault ends the process, not the kernel */
@@ -118,8 +122,7 @@ void isr(uint64_t vector, uint64_t *frame)
     if (vector == LEL_VEC_TIMER)
         chan->ticks++;
     wrmsr(MSR_X2APIC_EOI, 0);
-    if (vector == LEL_VEC_TIMER && (frame[2] & 3) == 3)
-        proc_tick(); /* may end a process that overran its time (does not return then) */
+    return (vector == LEL_VEC_TIMER || vector == LEL_VEC_CHANNEL) && (frame[2] & 3) == 3 && proc_active();
 }
 
 /* Words of the work area get a pattern derived from their address and the seed; the checksum
@@ -246,19 +249,45 @@ static void command(void)
     }
     uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
     struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
-                             bulk, bulk + LEL_BULK_HALF, LEL_BULK_HALF, LEL_BULK_HALF,
-                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0};
-    struct proc_result res;
-    int r = proc_spawn(&spec, &res);
-    if (r < 0) {
+                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0};
+    int r = proc_start(&spec);
+    if (r < 0)
         chan->status = (uint32_t)-r;
+    else
+        chan->ret[0] = (uint64_t)r;
+}
+
+static void command_result(void)
+{
+    struct proc_result res;
+    int id = proc_collect((int)chan->arg[0], bulk, LEL_BULK_HALF, bulk + LEL_BULK_HALF, LEL_BULK_HALF, &res);
+    if (id <= 0) {
+        chan->status = id == 0 ? LEL_ST_EAGAIN : LEL_ST_ENOENT;
         return;
     }
     chan->ret[0] = (uint64_t)res.status;
     chan->ret[1] = res.out_len;
     chan->ret[2] = res.err_len;
     chan->ret[3] = (res.out_truncated ? LEL_CMD_STDOUT_TRUNCATED : 0) | (res.err_truncated ? LEL_CMD_STDERR_TRUNCATED : 0) |
-                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0);
+                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (uint64_t)id << 32;
+}
+
+/* The test ops wait for their program here (other commands keep running) and answer with its
+ * merged output in the mailbox's data area. */
+static void run_sync(int id)
+{
+    struct proc_result res;
+    if (id < 0) {
+        chan->status = (uint32_t)-id;
+        chan->ret[0] = (uint64_t)(int64_t)id;
+        return;
+    }
+    while (!proc_done(id))
+        if (!proc_step())
+            kernel_idle();
+    proc_collect(id, (char *)chan + LEL_CHAN_DATA_OFF, LEL_CHAN_DATA_MAX, 0, 0, &res);
+    chan->ret[0] = (uint64_t)res.status;
+    chan->ret[1] = res.out_len;
 }
 
 /* Creates the directories above `path` that are missing. */
@@ -390,17 +419,19 @@ static void handle(void)
     case LEL_OP_EXEC: {
         char *data = (char *)chan + LEL_CHAN_DATA_OFF;
         data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
-        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .out = data, .out_cap = LEL_CHAN_DATA_MAX};
-        struct proc_result res;
-        int r = proc_spawn(&spec, &res);
-        if (r < 0)
-            chan->status = (uint32_t)-r;
-        chan->ret[0] = r < 0 ? (uint64_t)r : (uint64_t)res.status;
-        chan->ret[1] = r < 0 ? 0 : res.out_len;
+        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .merge_err = 1};
+        run_sync(proc_start(&spec));
         break;
     }
     case LEL_OP_CMD:
         command();
+        break;
+    case LEL_OP_CMD_RESULT:
+        command_result();
+        break;
+    case LEL_OP_CMD_KILL:
+        if (proc_kill_session((int)chan->arg[0]) < 0)
+            chan->status = LEL_ST_ENOENT;
         break;
     case LEL_OP_FILE_WRITE:
         file_write();
@@ -416,15 +447,9 @@ static void handle(void)
     case LEL_OP_TICKS:
         chan->ret[0] = chan->ticks;
         break;
-    case LEL_OP_RUN_TEST: {
-        uint32_t n = 0;
-        int r = proc_run_test((char *)chan + LEL_CHAN_DATA_OFF, LEL_CHAN_DATA_MAX, &n);
-        if (r < 0)
-            chan->status = (uint32_t)-r;
-        chan->ret[0] = (uint64_t)r;
-        chan->ret[1] = n;
+    case LEL_OP_RUN_TEST:
+        run_sync(proc_start_test());
         break;
-    }
     case LEL_OP_SPIN:
         chan->ret[0] = lel_spin(chan->arg[0]);
         break;
@@ -460,6 +485,12 @@ void kernel_idle(void)
 {
     irq_enable_and_wait();
     irq_disable();
+}
+
+void kernel_event(void)
+{
+    chan->events++;
+    outl(LEL_PORT_DOORBELL, LEL_BELL_EVENT);
 }
 
 uint64_t kernel_ticks(void)
@@ -511,6 +542,8 @@ void kmain(void)
             outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
             continue;
         }
+        if (proc_step()) /* processes run between requests; a request preempts them */
+            continue;
         irq_enable_and_wait();
     }
 }

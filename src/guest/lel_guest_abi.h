@@ -59,7 +59,8 @@ struct lel_boot_info {
     uint64_t epoch_ms;    /* wall clock at boot */
 };
 
-enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3 };
+enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3,
+                LEL_BELL_EVENT = 4 /* a command ended: collect it with LEL_OP_CMD_RESULT */ };
 
 enum lel_op {
     LEL_OP_PING = 1,     /* ret[0] = arg[0] + 1 */
@@ -72,11 +73,15 @@ enum lel_op {
                              ret[1] = bytes of its stdout+stderr copied to the mailbox data area */
     LEL_OP_EXEC = 8,      /* run argv = arg[0] NUL-separated strings in the data area (argv[0] a path)
                              to its exit: ret[0] = status, ret[1] = output bytes in the data area */
-    LEL_OP_CMD = 9,       /* struct lel_cmd_req in the bulk area; ret[0] = exit status, ret[1]/ret[2] =
-                             stdout/stderr bytes (bulk halves), ret[3] = LEL_CMD_* flags */
+    LEL_OP_CMD = 9,       /* start struct lel_cmd_req (in the bulk area): ret[0] = its id; it runs on
+                             after the answer, and LEL_BELL_EVENT says when it ended */
     LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
                                arg[2] = data bytes, arg[3] = 1: create or truncate first (parents made) */
     LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now: after a restore the guest's time moves on */
+    LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
+                               ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk
+                               halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed. */
+    LEL_OP_CMD_KILL = 14,   /* arg[0] = command id: SIGKILL to every process still in it */
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
                                2 directory, ret[1] = bytes in bulk, ret[2] = file size. A directory comes
                                as lines "<f|d|l> <size> <name>\n" */
@@ -91,6 +96,7 @@ enum lel_misbehave {
 };
 
 enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4 };
+enum { LEL_CMD_BACKGROUND = 1 }; /* lel_cmd_req.flags: nobody collects it (a template's startCmd) */
 
 /* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
  * empty), then stdin_len bytes of stdin. */
@@ -98,9 +104,11 @@ struct lel_cmd_req {
     uint32_t argc, envc;
     uint64_t stdin_len;
     uint64_t timeout_ms;
+    uint32_t flags, pad;
 };
 
-enum lel_status { LEL_ST_OK = 0, LEL_ST_ENOENT = 2, LEL_ST_EISDIR = 21, LEL_ST_EINVAL = 22, LEL_ST_ENOSYS = 38 };
+enum lel_status { LEL_ST_OK = 0, LEL_ST_ENOENT = 2, LEL_ST_EAGAIN = 11, LEL_ST_EISDIR = 21, LEL_ST_EINVAL = 22,
+                  LEL_ST_ENOSYS = 38 };
 
 /* The mailbox. The host writes op/arg and then bumps req_seq and raises LEL_VEC_CHANNEL; the
  * guest answers in status/ret, sets resp_seq = req_seq and rings LEL_BELL_RESPONSE. The host
@@ -115,7 +123,7 @@ struct lel_chan {
     uint64_t ret[4];
     volatile uint64_t ticks;
     uint32_t fatal_vector; /* set with LEL_BELL_FATAL */
-    uint32_t pad;
+    volatile uint32_t events; /* bumped with each LEL_BELL_EVENT */
     uint64_t fatal_rip;
 };
 

@@ -45,7 +45,8 @@ extern const uint8_t user_test_elf[], user_test_elf_end[];
 
 uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kernel stack */
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_ERR, F_PIPE_R, F_PIPE_W };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W };
+struct outbuf;
 
 struct pipe {
     uint8_t *buf; /* one page ring */
@@ -57,6 +58,7 @@ struct file {
     enum ftype type;
     struct inode *ino;
     struct pipe *pipe;
+    struct outbuf *ob; /* F_OUT: the session's buffer; NULL once the session ended (discarded) */
     uint64_t off;
     int flags;
     int refs;
@@ -76,6 +78,10 @@ struct proc {
     uint64_t brk_start, brk, mmap_next, fs_base;
     uint64_t ksp, wake_tick;
     uint64_t rng;
+    struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
+    uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
+    uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
+    uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
 };
 
 static struct proc procs[MAX_PROCS];
@@ -83,24 +89,54 @@ static uint8_t irq_stack[16384] __attribute__((aligned(16))); /* TSS.rsp0: inter
 static uint8_t kstacks[MAX_PROCS][KSTACK] __attribute__((aligned(16)));
 static struct proc *cur; /* the running process, or NULL in the scheduler */
 
-/* One command: its caller's buffers, the deadline, the first process. */
-static struct {
-    const struct proc_spec *spec;
-    struct proc_result *res;
+/* A command (session): its first process, its output, its deadline. It ends when that process
+ * exits; the host then collects the result. Processes it started stay in it until then. */
+#define MAX_SESS 16
+#define OUT_PAGES (LEL_BULK_HALF / PAGE_SIZE) /* stdout and stderr are kept up to what the host reads */
+
+struct outbuf {
+    uint8_t *pages[OUT_PAGES];
+    uint64_t len;
+    int truncated;
+};
+
+struct session {
+    int id; /* 0: a free slot */
+    int done, background, timed_out, status;
     uint64_t deadline; /* kernel ticks; 0: none */
-    struct inode *stdin_file;
     struct proc *root;
-    uint64_t sched_sp;
-    int next_pid;
-} sess;
+    struct file *fout, *ferr, *fin; /* the session's own references */
+    struct inode *stdin_file;
+    struct outbuf out, err;
+};
+
+static struct session sessions[MAX_SESS];
+static uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
+static int next_pid, next_sess;
 
 static uint64_t kstack_top(struct proc *p)
 {
     return (uint64_t)(kstacks[p - procs] + KSTACK);
 }
 
+/* /dev with the character devices programs expect. */
+static void make_devices(void)
+{
+    static const struct {
+        const char *name;
+        uint32_t rdev;
+    } devs[] = {{"null", 0x103}, {"zero", 0x105}, {"random", 0x108}, {"urandom", 0x109}};
+    struct inode *dev, *node;
+    if (fs_lookup(fs_root(), "/dev", 1, &dev) < 0 && fs_create(fs_root(), "dev", 3, S_IFDIR | 0755, &dev) < 0)
+        return;
+    for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+        if (fs_create(dev, devs[i].name, kstrlen(devs[i].name), S_IFCHR | 0666, &node) == 0)
+            node->rdev = devs[i].rdev;
+}
+
 void proc_init(void)
 {
+    make_devices();
     syscall_stack_top = kstack_top(&procs[0]);
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
@@ -457,7 +493,7 @@ static void yield(void)
 {
     struct proc *p = cur;
     p->fs_base = rdmsr(MSR_FS_BASE);
-    switch_to(&p->ksp, sess.sched_sp);
+    switch_to(&p->ksp, sched_sp);
     if (p->killed)
         proc_exit(128 + p->killed);
 }
@@ -477,7 +513,7 @@ static struct proc *proc_alloc(void)
         struct proc *p = &procs[i];
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
-            p->pid = ++sess.next_pid;
+            p->pid = ++next_pid;
             p->rng = rdtsc() | 1;
             return p;
         }
@@ -504,9 +540,11 @@ static void proc_free(struct proc *p)
     p->state = P_FREE;
 }
 
+/* Delivers `sig` with its default action (there are no handlers): the process ends, unless it
+ * set the signal to be ignored (SIGKILL cannot be). */
 static void kill_proc(struct proc *p, int sig)
 {
-    if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed)
+    if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed || (sig != 9 && sig < 64 && (p->sig_ign >> sig) & 1))
         return;
     p->killed = sig;
     if (p->state == P_BLOCKED)
@@ -542,7 +580,7 @@ static void proc_exit(long status)
             procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, p->ppid);
     uint64_t dead;
-    switch_to(&dead, sess.sched_sp);
+    switch_to(&dead, sched_sp);
     for (;;) /* a zombie is never scheduled */
         __asm__ volatile("hlt");
 }
@@ -554,16 +592,14 @@ void proc_fault(uint64_t vector, uint64_t rip)
     proc_exit(128 + sig);
 }
 
-/* Timer tick that interrupted user mode (on the irq stack): the command's deadline. The others
- * end when they next run; this one ends here, leaving the interrupt frame behind for good. */
-void proc_tick(void)
+/* The x87/SSE state a new program starts with: FCW 0x37f, MXCSR 0x1f80, registers zero. When
+ * the program is already running (execve) the live registers are reset too. */
+static void fx_reset(struct proc *p)
 {
-    if (!cur || !sess.deadline || kernel_ticks() < sess.deadline)
-        return;
-    sess.res->timed_out = 1;
-    for (int i = 0; i < MAX_PROCS; i++)
-        kill_proc(&procs[i], 9);
-    proc_exit(128 + 9);
+    kmemset(p->fx, 0, sizeof(p->fx));
+    *(uint16_t *)p->fx = 0x37f;
+    *(uint32_t *)(p->fx + 24) = 0x1f80;
+    __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
 }
 
 /* Loads `im` into a fresh address space with the given argv/env; on success the current
@@ -588,6 +624,7 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
         free_level(old, 4);
     cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur->mmap_next = MMAP_BASE;
+    fx_reset(cur);
     *entry = L.entry;
     return 0;
 }
@@ -694,6 +731,8 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
 {
     if (flags & 0x100) /* CLONE_VM: threads are not supported yet */
         return -ENOSYS;
+    if (cur->killed) /* dying: no more children */
+        proc_exit(128 + cur->killed);
     struct proc *c = proc_alloc();
     if (!c)
         return -EAGAIN;
@@ -706,6 +745,10 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     }
     c->pml4 = pml4;
     c->ppid = cur->pid;
+    c->sess = cur->sess;
+    c->sig_ign = cur->sig_ign;
+    c->hup_at = cur->hup_at;
+    __asm__ volatile("fxsave64 %0" : "=m"(c->fx)); /* the parent's live registers */
     c->cwd = cur->cwd;
     c->brk_start = cur->brk_start;
     c->brk = cur->brk;
@@ -816,7 +859,7 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
     while (done < n) {
         if (p->readers == 0) {
             if (!done)
-                proc_exit(128 + 13); /* SIGPIPE's default action */
+                return (cur->sig_ign >> 13) & 1 ? -EPIPE : (proc_exit(128 + 13), 0); /* SIGPIPE */
             return (long)done;
         }
         if (p->count == PAGE_SIZE) {
@@ -844,7 +887,9 @@ static long sys_kill(int64_t pid64, uint64_t sig)
         return -EINVAL;
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
-        if (p->state == P_FREE || p->state == P_ZOMBIE || (pid > 0 && p->pid != pid) || (pid <= 0 && p == cur && pid != -1))
+        /* pid <= 0 (a process group, or everyone): the caller's command stands in for both */
+        if (p->state == P_FREE || p->state == P_ZOMBIE || (pid > 0 && p->pid != pid) ||
+            (pid <= 0 && (p->sess != cur->sess || (p == cur && pid == -1))))
             continue;
         found = 1;
         /* default actions: CHLD, URG, WINCH are ignored; 0 only checks; everything else ends it */
@@ -894,86 +939,203 @@ static struct proc *pick(void)
     return 0;
 }
 
-static void schedule_until_done(void)
+/* Called from the interrupt path (entry.S) on the process's kernel stack, with the user
+ * registers saved below: the timer or a host request preempted user mode. */
+void proc_preempt(void)
 {
-    while (sess.root->state != P_ZOMBIE) {
-        if (sess.deadline && kernel_ticks() >= sess.deadline) { /* e.g. all blocked on each other */
-            sess.res->timed_out = 1;
-            for (int i = 0; i < MAX_PROCS; i++)
-                kill_proc(&procs[i], 9);
-        }
-        struct proc *p = pick();
-        if (!p) {
-            kernel_idle(); /* until the next interrupt: a tick may wake a sleeper */
-            continue;
-        }
-        cur = p;
-        syscall_stack_top = kstack_top(p);
-        write_cr3(p->pml4);
-        wrmsr(MSR_FS_BASE, p->fs_base);
-        kernel_irq_on(); /* the timer must reach user mode */
-        switch_to(&sess.sched_sp, p->ksp);
-        cur = 0;
-        kernel_irq_off();
-        write_cr3(LEL_GPA_PML4);
+    if (cur)
+        yield();
+}
+
+static void outbuf_free(struct outbuf *b)
+{
+    for (uint64_t i = 0; i < OUT_PAGES && b->pages[i]; i++) {
+        kpage_free(b->pages[i]);
+        b->pages[i] = 0;
     }
 }
 
-/* Tears down every process of the command (background ones included). */
-static void end_session(void)
+static void session_put_files(struct session *s)
 {
+    file_put(s->fout);
+    file_put(s->ferr);
+    file_put(s->fin);
+    s->fout = s->ferr = s->fin = 0;
+    fs_anon_free(s->stdin_file);
+    s->stdin_file = 0;
+}
+
+/* The session's root exited: its status is kept for the host. The processes it leaves behind
+ * run on detached, their output discarded and their stdin empty; those of a command (not of a
+ * background start) get SIGHUP at the command's timeout, which ends them unless they ignore it
+ * (nohup) or left with setsid, so nothing a command starts outlives it unasked (a fork bomb,
+ * a forgotten `&`). The host hears of the end unless nobody waits for it. */
+static void session_finish(struct session *s)
+{
+    s->status = s->root->exit_status;
+    proc_free(s->root);
+    s->root = 0;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (procs[i].sess == s) {
+            procs[i].sess = 0;
+            procs[i].hup_at = s->background ? 0 : s->deadline ? s->deadline : kernel_ticks();
+        }
+    }
+    if (s->fout)
+        s->fout->ob = 0;
+    if (s->ferr)
+        s->ferr->ob = 0;
+    if (s->fin && s->fin->ino) { /* the stdin copy goes; whoever still holds it reads an empty stdin */
+        s->fin->type = F_STDIN;
+        s->fin->ino = 0;
+    }
+    session_put_files(s);
+    s->stdin_file = 0;
+    s->done = 1;
+    if (s->background) {
+        outbuf_free(&s->out);
+        outbuf_free(&s->err);
+        s->id = 0;
+    } else {
+        kernel_event();
+    }
+}
+
+/* Deadlines, finished sessions, and zombies nobody will wait for (their parent is gone). */
+static void sessions_check(void)
+{
+    uint64_t now = kernel_ticks();
+    for (int k = 0; k < MAX_SESS; k++) {
+        struct session *s = &sessions[k];
+        if (!s->id || s->done)
+            continue;
+        if (s->deadline && now >= s->deadline) { /* again each time: children forked meanwhile too */
+            s->timed_out = 1;
+            for (int i = 0; i < MAX_PROCS; i++)
+                if (procs[i].sess == s)
+                    kill_proc(&procs[i], 9);
+        }
+        if (s->root->state == P_ZOMBIE)
+            session_finish(s);
+    }
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
-        if (p->state == P_FREE)
-            continue;
-        if (p->state != P_ZOMBIE) {
-            fds_close_all(p);
-            if (p->pml4)
-                free_level(p->pml4, 4);
+        if (p->state == P_ZOMBIE && p->ppid == 0 && !(p->sess && p->sess->root == p))
+            proc_free(p);
+        if (p->hup_at && now >= p->hup_at) {
+            p->hup_at = 0;
+            kill_proc(p, 1);
         }
-        proc_free(p);
     }
-    fs_anon_free(sess.stdin_file);
-    sess.stdin_file = 0;
 }
 
-static int run(const struct image *im, const struct proc_spec *spec, struct proc_result *res)
+int proc_step(void)
+{
+    sessions_check();
+    struct proc *p = pick();
+    if (!p)
+        return 0;
+    cur = p;
+    syscall_stack_top = kstack_top(p);
+    write_cr3(p->pml4);
+    wrmsr(MSR_FS_BASE, p->fs_base);
+    __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
+    kernel_irq_on(); /* the timer must reach user mode */
+    switch_to(&sched_sp, p->ksp);
+    __asm__ volatile("fxsave64 %0" : "=m"(p->fx)); /* a process may be preempted anywhere */
+    cur = 0;
+    kernel_irq_off();
+    write_cr3(LEL_GPA_PML4);
+    sessions_check();
+    return 1;
+}
+
+static struct session *session_new(void)
+{
+    for (int k = 0; k < MAX_SESS; k++) {
+        struct session *s = &sessions[k];
+        if (!s->id) {
+            kmemset(s, 0, sizeof(*s));
+            next_sess = next_sess >= 0x7ffffff0 ? 1 : next_sess + 1;
+            s->id = next_sess;
+            return s;
+        }
+    }
+    return 0;
+}
+
+/* Undoes a session that could not start (its one process never ran). */
+static void session_abort(struct session *s)
+{
+    struct proc *p = s->root;
+    cur = p;
+    fds_close_all(p);
+    cur = 0;
+    write_cr3(LEL_GPA_PML4);
+    if (p->pml4)
+        free_level(p->pml4, 4);
+    proc_free(p);
+    session_put_files(s);
+    outbuf_free(&s->out);
+    outbuf_free(&s->err);
+    s->id = 0;
+}
+
+/* Opens the session's stdin (the given bytes, or empty), stdout and stderr as fds 0-2 of its
+ * first process; the session keeps a reference of its own to each. */
+static int session_files(struct session *s, struct proc *p, const struct proc_spec *spec)
+{
+    s->fout = file_new(F_OUT, 0, 1);
+    s->ferr = spec->merge_err ? 0 : file_new(F_OUT, 0, 1);
+    if (spec->stdin_len) {
+        if ((s->stdin_file = fs_anon_file()) &&
+            fs_write(s->stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
+            s->fin = file_new(F_INODE, s->stdin_file, 0);
+    } else {
+        s->fin = file_new(F_STDIN, 0, 0);
+    }
+    if (!s->fout || (!spec->merge_err && !s->ferr) || !s->fin)
+        return -ENOMEM;
+    s->fout->ob = &s->out;
+    if (s->ferr)
+        s->ferr->ob = &s->err;
+    struct file *e = s->ferr ? s->ferr : s->fout;
+    p->fd[0] = s->fin;
+    p->fd[1] = s->fout;
+    p->fd[2] = e;
+    s->fin->refs++;
+    s->fout->refs += 1 + (e == s->fout);
+    if (s->ferr)
+        s->ferr->refs++;
+    return 0;
+}
+
+static int start(const struct image *im, const struct proc_spec *spec)
 {
     uint64_t entry, sp;
-    int r;
-    kmemset(res, 0, sizeof(*res));
     struct inode *cwd = fs_root();
     if (spec->cwd && (fs_lookup(fs_root(), spec->cwd, 1, &cwd) < 0 || (cwd->mode & S_IFMT) != S_IFDIR))
         return -ENOENT;
-    kmemset(&sess, 0, sizeof(sess));
-    sess.spec = spec;
-    sess.res = res;
-    struct proc *p = proc_alloc();
-    if (!p)
+    struct session *s = session_new();
+    struct proc *p = s ? proc_alloc() : 0;
+    if (!p) {
+        if (s)
+            s->id = 0;
         return -EAGAIN;
-    sess.root = p;
-    p->cwd = cwd;
-    cur = p; /* the loader and the file helpers work on the current process */
-    r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
-    struct file *in = 0, *o = file_new(F_OUT, 0, 1), *e = spec->err ? file_new(F_ERR, 0, 1) : o;
-    if (spec->stdin_len) {
-        if ((sess.stdin_file = fs_anon_file()) &&
-            fs_write(sess.stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
-            in = file_new(F_INODE, sess.stdin_file, 0);
-    } else {
-        in = file_new(F_STDIN, 0, 0);
     }
-    if (r == 0 && (!in || !o || !e))
-        r = -ENOMEM;
-    if (e == o && o)
-        o->refs++;
-    p->fd[0] = in;
-    p->fd[1] = o;
-    p->fd[2] = e;
+    s->root = p;
+    s->background = spec->background;
+    p->sess = s;
+    p->cwd = cwd;
+    p->state = P_BLOCKED; /* not runnable until it is complete */
+    cur = p; /* the loader and the file helpers work on the current process */
+    int r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
+    if (r == 0)
+        r = session_files(s, p, spec);
     cur = 0;
     write_cr3(LEL_GPA_PML4);
     if (r < 0) {
-        end_session();
+        session_abort(s);
         return r;
     }
     struct uregs u;
@@ -982,27 +1144,77 @@ static int run(const struct image *im, const struct proc_spec *spec, struct proc
     u.r11 = 0x202;
     u.rsp = sp;
     first_frame(p, &u);
+    s->deadline = spec->timeout_ticks ? kernel_ticks() + spec->timeout_ticks : 0;
     p->state = P_RUNNABLE;
-    sess.deadline = spec->timeout_ticks ? kernel_ticks() + spec->timeout_ticks : 0;
-    schedule_until_done();
-    res->status = sess.root->exit_status;
-    end_session();
-    return 0;
+    return s->id;
 }
 
-int proc_spawn(const struct proc_spec *spec, struct proc_result *res)
+int proc_start(const struct proc_spec *spec)
 {
     struct image im;
     int r = image_of(fs_root(), spec->argv, &im);
-    return r < 0 ? r : run(&im, spec, res);
+    return r < 0 ? r : start(&im, spec);
 }
 
-int proc_run_test(char *out, uint32_t cap, uint32_t *outlen)
+int proc_start_test(void)
 {
     struct image im = {0, user_test_elf, (uint64_t)(user_test_elf_end - user_test_elf)};
-    struct proc_spec spec = {.argv = "test", .argc = 1, .out = out, .out_cap = cap};
-    struct proc_result res;
-    int r = run(&im, &spec, &res);
-    *outlen = (uint32_t)res.out_len;
-    return r < 0 ? r : res.status;
+    struct proc_spec spec = {.argv = "test", .argc = 1, .merge_err = 1};
+    return start(&im, &spec);
+}
+
+static struct session *session_find(int id)
+{
+    for (int k = 0; k < MAX_SESS; k++)
+        if (sessions[k].id && (sessions[k].id == id || (id == 0 && sessions[k].done && !sessions[k].background)))
+            return &sessions[k];
+    return 0;
+}
+
+int proc_done(int id)
+{
+    struct session *s = session_find(id);
+    return !s || s->done;
+}
+
+static uint64_t outbuf_copy(const struct outbuf *b, uint8_t *dst, uint64_t cap)
+{
+    uint64_t n = b->len < cap ? b->len : cap;
+    for (uint64_t off = 0; off < n; off += PAGE_SIZE)
+        kmemcpy(dst + off, b->pages[off / PAGE_SIZE], n - off < PAGE_SIZE ? n - off : PAGE_SIZE);
+    return n;
+}
+
+int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res)
+{
+    struct session *s = session_find(id);
+    if (!s && id == 0)
+        return 0; /* none has ended */
+    if (!s || s->background) /* a background command's result is never kept */
+        return -ENOENT;
+    if (!s->done)
+        return 0;
+    kmemset(res, 0, sizeof(*res));
+    res->status = s->status;
+    res->timed_out = s->timed_out;
+    res->out_len = outbuf_copy(&s->out, out, out_cap);
+    res->err_len = err ? outbuf_copy(&s->err, err, err_cap) : 0;
+    res->out_truncated = s->out.truncated || res->out_len < s->out.len;
+    res->err_truncated = s->err.truncated || res->err_len < s->err.len;
+    outbuf_free(&s->out);
+    outbuf_free(&s->err);
+    id = s->id;
+    s->id = 0;
+    return id;
+}
+
+int proc_kill_session(int id)
+{
+    struct session *s = session_find(id);
+    if (!s || !id)
+        return -ENOENT;
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].sess == s)
+            kill_proc(&procs[i], 9);
+    return 0;
 }

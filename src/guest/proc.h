@@ -1,6 +1,6 @@
-/* Guest processes: per-process page tables, the ELF loader, user mode, file descriptors and
- * the Linux x86-64 syscalls a static program (busybox) needs. One process at a time for now:
- * a run starts one executable and returns when it exits. */
+/* Guest processes: per-process page tables, the ELF loader, user mode, file descriptors, the
+ * Linux x86-64 syscalls a static program (busybox) needs, and the scheduler. Commands from the
+ * host are sessions: several run at once, each with its own output and deadline. */
 #ifndef LEL_GUEST_PROC_H
 #define LEL_GUEST_PROC_H
 
@@ -18,7 +18,8 @@ struct uregs {
 
 /** Sets up syscalls (STAR/LSTAR/SFMASK) and the syscall stack. */
 void proc_init(void);
-/** What to run: argv[0] is a path in the root filesystem. Strings are NUL-separated lists. */
+/** What to run: argv[0] is a path in the root filesystem. Strings are NUL-separated lists;
+ * everything is copied before proc_start returns. */
 struct proc_spec {
     const char *argv;
     uint32_t argc;
@@ -27,9 +28,9 @@ struct proc_spec {
     const char *cwd; /* NULL: "/" */
     const uint8_t *stdin_data;
     uint64_t stdin_len;
-    char *out, *err; /* stdout and stderr buffers; err NULL: both go to out */
-    uint64_t out_cap, err_cap;
     uint64_t timeout_ticks; /* 0: none */
+    int merge_err;          /* stderr goes to stdout */
+    int background;         /* nobody collects the result: the session frees itself when it ends */
 };
 
 struct proc_result {
@@ -38,12 +39,25 @@ struct proc_result {
     int out_truncated, err_truncated, timed_out;
 };
 
-/** Runs a program to its exit. Returns 0 with `res` filled, or a negative errno when it could not start. */
-int proc_spawn(const struct proc_spec *spec, struct proc_result *res);
-/** Timer tick from user mode: ends the process when its time is up. */
-void proc_tick(void);
-/** Runs the built-in static test executable (stdout and stderr to out). */
-int proc_run_test(char *out, uint32_t cap, uint32_t *outlen);
+/** Starts a command (a session): its first process is loaded and runnable when this returns.
+ * Returns the session id (> 0) or a negative errno when it could not start. Processes run
+ * from proc_step. */
+int proc_start(const struct proc_spec *spec);
+/** The same with the built-in static test executable (stdout and stderr merged). */
+int proc_start_test(void);
+/** One scheduling step on the kernel's stack: runs one runnable process until it blocks,
+ * yields, exits or is preempted, and ends sessions whose first process exited or whose
+ * deadline passed (calling kernel_event for each one that waits to be collected). Returns 1
+ * when a process ran, 0 when none was runnable. */
+int proc_step(void);
+/** Whether session `id` has ended (or does not exist). */
+int proc_done(int id);
+/** Takes the result of ended session `id` (0: any ended one): stdout and stderr are copied to
+ * out/err (err NULL: not wanted) up to the caps, and the session is freed. Returns its id, 0
+ * when it has not ended, -ENOENT when there is no such session. */
+int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
+/** Kills every process still in session `id`. */
+int proc_kill_session(int id);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
 void proc_fault(uint64_t vector, uint64_t rip);
 /** Whether a process is running (its user mode or its syscalls). */
@@ -60,5 +74,7 @@ void kernel_irq_on(void);
 void kernel_irq_off(void);
 /** Waits for the next interrupt with interrupts open, then closes them again. */
 void kernel_idle(void);
+/** Tells the host that a session ended and waits to be collected. */
+void kernel_event(void);
 
 #endif

@@ -383,6 +383,8 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_PAUSE:
         if (s->state != S_RUNNING)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        else if (s->ncmds)
+            lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", s->ncmds);
         else {
             char err[256];
             if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
@@ -448,10 +450,15 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         lel__sbx_get_metrics(s, c);
         return;
     case R_SBX_SNAPSHOT:
-        lel__sbx_take_snapshot(s, c);
-        return;
     case R_SBX_RESTORE:
-        lel__sbx_restore_snapshot(s, c);
+        /* an image taken mid-command would hold a command nobody can collect */
+        if (s->ncmds)
+            lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", s->ncmds,
+                           c->route == R_SBX_SNAPSHOT ? "snapshot" : "restore");
+        else if (c->route == R_SBX_SNAPSHOT)
+            lel__sbx_take_snapshot(s, c);
+        else
+            lel__sbx_restore_snapshot(s, c);
         return;
     case R_SBX_COMMANDS:
         lel__sbx_command(s, c);
@@ -495,11 +502,16 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             sandbox_call(s, c);
         if (c->route == R_SBX_CREATE && c->status != 201)
             reap(s);
-        lel_call_done(c);
+        if (s->kept == c) /* answered later (a running command) */
+            s->kept = NULL;
+        else
+            lel_call_done(c);
     } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
         char err[256], why[320];
         if (!json_is_true(json_object_get(s->rec, "autoPause")))
             lel__sbx_kill(s, "sandbox killed at its timeout");
+        else if (s->ncmds) /* a pause waits for running commands: they end by their own timeouts */
+            arm_timer(s, LEL_MSG_TIMEOUT, lel_now_ms() + 250);
         else if (do_pause(s, "sandbox paused at its timeout (autoPause)", err, sizeof(err)) < 0) {
             snprintf(why, sizeof(why), "error: autoPause failed (%s); sandbox killed", err);
             lel__sbx_kill(s, why);
@@ -515,6 +527,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
         lel__sbx_sample(s);
         lel__sbx_arm_sampler(s);
+    } else if (m->type == LEL_MSG_CMD_EVENT && s->vm) {
+        lel__sbx_cmd_event(s);
+    } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {
+        lel__sbx_cmd_check(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
         lel__sbx_vm_release(s); /* the daemon is stopping: the VM goes, the record says what it was */
     }

@@ -1,7 +1,9 @@
 /* The data plane of a sandbox: commands and files, carried to the guest agent through the
- * VM's bulk area. Runs on the sandbox's actor, so a command and a pause never interleave:
- * a pause waits until the command in progress has answered (the actor runs one message at a
- * time). Everything the guest returns is bounds-checked by the VMM and sanitized here. */
+ * VM's bulk area. Runs on the sandbox's actor. A command is started and its call kept; the
+ * guest runs several at once and rings an event when one ends, and the actor then answers
+ * it, so a long command holds no worker. Pause, snapshot and restore answer 409 while
+ * commands run (an image must not hold a command nobody can collect). Everything the guest
+ * returns is bounds-checked by the VMM and sanitized here. */
 #include "lel_sandbox_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -14,6 +16,7 @@
 #define CMD_TIMEOUT_DEFAULT_MS 60000
 #define CMD_TIMEOUT_MAX_MS 3600000
 #define FILE_CHUNK (1u << 20)
+#define CMD_GRACE_MS 10000 /* the guest ends a command at its timeout; this long after, it is wedged */
 
 /* Absolute, no ".." component, no NUL; 0 or a 400 set on c. */
 static int check_path(lel_call_t *c, const char *path)
@@ -41,6 +44,14 @@ static int running_vm(struct lel_sandbox *s, lel_call_t *c)
         return -ENODEV;
     }
     return 0;
+}
+
+/* A guest that neither answers nor ends a command by its timeout cannot be trusted with the
+ * next one: the sandbox is killed rather than left wedged. */
+static void guest_wedged(struct lel_sandbox *s, int r)
+{
+    lel__sbx_kill(s, r == -EPIPE ? "error: the sandbox's VM died during a command"
+                                 : "error: the guest did not end a command at its timeout; sandbox killed");
 }
 
 static json_t *text(lel_vm_t *vm, uint64_t off, uint64_t n)
@@ -118,35 +129,104 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     char **env = make_env(json_object_get(s->rec, "envVars"), envs);
-    struct lel_run_result res;
-    int64_t t0 = lel_mono_ms();
-    int r = env ? lel_vm_run(s->vm, argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
-                             (uint64_t)timeout, &res)
-                : -ENOMEM;
-    int64_t took = lel_mono_ms() - t0;
+    struct pending_cmd *pc = calloc(1, sizeof(*pc));
+    struct lel_cmd spec = {argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
+                           (uint64_t)timeout, 0};
+    int r = env && pc ? lel_vm_cmd_start(s->vm, &spec, &pc->id) : -ENOMEM;
     free_env(env);
+    if (r != 0)
+        free(pc);
     if (r == -E2BIG || r == -ENOMEM) {
         lel_call_error(c, r == -E2BIG ? 413 : 503, r == -E2BIG ? "command, environment and stdin together are too large"
                                                                  : "out of memory");
         return;
     }
+    if (r == LEL_ST_EAGAIN) {
+        lel_call_error(c, 429, "too many commands or processes running in the sandbox");
+        return;
+    }
+    if (r > 0) {
+        lel_call_error(c, r == LEL_ST_ENOENT ? 400 : 500, "the command could not start in the guest (%s)",
+                       r == LEL_ST_ENOENT ? "no such working directory" : "guest error");
+        return;
+    }
     if (r < 0) {
-        /* a guest that neither finished nor ended the command at its timeout cannot be trusted
-         * with the next one: the sandbox is killed rather than left wedged */
-        lel__sbx_kill(s, r == -EPIPE ? "error: the sandbox's VM died during a command"
-                                     : "error: the guest did not end a command at its timeout; sandbox killed");
+        guest_wedged(s, r);
         lel_call_error(c, 500, "the guest did not answer the command (%s); the sandbox was killed",
                        r == -EPIPE ? "its VM died" : "no answer in time");
         return;
     }
-    if (r > 0) {
-        lel_call_error(c, r == LEL_ST_ENOENT ? 400 : 500, "the command could not start in the guest (errno %d)", r);
-        return;
+    pc->c = c;
+    pc->t0_ms = lel_mono_ms();
+    pc->deadline_ms = pc->t0_ms + timeout + CMD_GRACE_MS;
+    pc->next = s->cmds;
+    s->cmds = pc;
+    s->ncmds++;
+    s->kept = c;
+    lel_msg_t *m = lel_msg_new(LEL_MSG_CMD_CHECK, pc->id, NULL);
+    if (m && lel_timers_at(s->srv->timers, pc->deadline_ms, s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+static struct pending_cmd *take_cmd(struct lel_sandbox *s, uint32_t id)
+{
+    for (struct pending_cmd **p = &s->cmds; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct pending_cmd *pc = *p;
+            *p = pc->next;
+            s->ncmds--;
+            return pc;
+        }
     }
-    json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)res.exit_status, "stdout",
-                             text(s->vm, 0, res.out_len), "stderr", text(s->vm, LEL_BULK_HALF, res.err_len), "durationMs",
-                             (json_int_t)took, "truncated", res.truncated, "timedOut", res.timed_out);
-    lel_call_reply(c, 200, resp);
+    return NULL;
+}
+
+void lel__sbx_cmd_event(struct lel_sandbox *s)
+{
+    struct lel_run_result res;
+    uint32_t id;
+    int r;
+    while (s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
+        struct pending_cmd *pc = take_cmd(s, id);
+        if (!pc)
+            continue; /* nobody waits for it (cannot happen unless the guest misbehaves) */
+        json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)res.exit_status, "stdout",
+                                 text(s->vm, 0, res.out_len), "stderr", text(s->vm, LEL_BULK_HALF, res.err_len),
+                                 "durationMs", (json_int_t)(lel_mono_ms() - pc->t0_ms), "truncated", res.truncated,
+                                 "timedOut", res.timed_out);
+        lel_call_reply(pc->c, 200, resp);
+        lel_call_done(pc->c);
+        free(pc);
+    }
+    if (s->vm && (r == -EPIPE || r == -ETIMEDOUT)) /* the guest stopped answering */
+        guest_wedged(s, r);
+}
+
+void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id)
+{
+    for (struct pending_cmd *pc = s->cmds; pc; pc = pc->next)
+        if (pc->id == id && lel_mono_ms() >= pc->deadline_ms) {
+            lel__sbx_cmd_event(s); /* an event may be queued behind this message */
+            if (s->vm && take_cmd(s, id) == pc) {
+                lel_call_error(pc->c, 500, "the guest did not end the command at its timeout; the sandbox was killed");
+                lel_call_done(pc->c);
+                free(pc);
+                guest_wedged(s, -ETIMEDOUT);
+            }
+            return;
+        }
+}
+
+void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg)
+{
+    while (s->cmds) {
+        struct pending_cmd *pc = s->cmds;
+        s->cmds = pc->next;
+        lel_call_error(pc->c, status, "%s", msg);
+        lel_call_done(pc->c);
+        free(pc);
+    }
+    s->ncmds = 0;
 }
 
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)

@@ -17,6 +17,14 @@ struct sample {
 };
 
 enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
+
+/* A command running in the guest; its call is answered when the guest says it ended. */
+struct pending_cmd {
+    uint32_t id;
+    lel_call_t *c;
+    int64_t t0_ms, deadline_ms; /* monotonic */
+    struct pending_cmd *next;
+};
 static const char *const state_names[] = {"running", "paused", "killed"};
 
 struct lel_sandbox {
@@ -46,6 +54,9 @@ struct lel_sandbox {
     int64_t cpu_prev_ms;
     struct sample *samples; /* ring of SAMPLES */
     size_t nsamples, sample_next;
+    struct pending_cmd *cmds; /* commands running in the guest */
+    int ncmds;
+    lel_call_t *kept;      /* set by a handler that answers its call later (a command) */
 };
 
 /** Record fields that never leave the server. */
@@ -78,7 +89,14 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_console_line(struct lel_sandbox *s, const char *line);
 
 /* lel_sandbox_data.c */
+/** Starts a command in the guest; the call is kept (s->kept) and answered when it ends. */
 void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c);
+/** The guest said commands ended: answers their calls. */
+void lel__sbx_cmd_event(struct lel_sandbox *s);
+/** Command `id`'s deadline (its timeout plus grace) passed: a guest that has not ended it is wedged. */
+void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id);
+/** Answers every running command's call with an error (the VM is going away). */
+void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg);
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c);
 

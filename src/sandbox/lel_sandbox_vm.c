@@ -32,7 +32,15 @@ static void on_died(void *ctx, const char *why)
     send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
 }
 
-static const struct lel_vm_ops vm_ops = {on_console, on_died};
+static void on_event(void *ctx)
+{
+    struct lel_sandbox *s = ctx;
+    lel_msg_t *m = lel_msg_new(LEL_MSG_CMD_EVENT, 0, NULL);
+    if (m && lel_actor_send(s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+static const struct lel_vm_ops vm_ops = {on_console, on_died, on_event};
 
 void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
 {
@@ -48,6 +56,7 @@ void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n)
 
 void lel__sbx_vm_release(struct lel_sandbox *s)
 {
+    lel__sbx_cmds_fail(s, 409, "the sandbox stopped while the command ran");
     if (s->vm) {
         lel_vm_destroy(s->vm);
         s->vm = NULL;
@@ -65,8 +74,8 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
     if (r == 0 && !image && (r = lel_vm_wait_ready(vm, s->srv->cfg.boot_timeout_ms)) < 0)
-        snprintf(err, errlen, "the guest did not become ready within %d ms (%s)", s->srv->cfg.boot_timeout_ms,
-                 r == -EPIPE ? "it died" : "timeout");
+        snprintf(err, errlen, "the guest did not become ready within %d ms (%s%s)", s->srv->cfg.boot_timeout_ms,
+                 r == -EPIPE ? "it died: " : "timeout", r == -EPIPE ? lel_vm_why(vm) : "");
     if (r < 0) {
         lel_vm_destroy(vm);
         lel_actor_unref(s->actor);

@@ -58,6 +58,7 @@ struct lel_key {
 enum lel_msg_type {
     LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
     LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD, LEL_MSG_BUILD_STEP,
+    LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK,
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */

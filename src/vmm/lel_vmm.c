@@ -373,8 +373,12 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
         vm->ready = 1;
     else if (v == LEL_BELL_RESPONSE)
         vm->responses++;
+    else if (v == LEL_BELL_EVENT)
+        vm->events++;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
+    if (v == LEL_BELL_EVENT && vm->ops.event)
+        vm->ops.event(vm->ctx);
 }
 
 /* Port I/O. Sizes and offsets come from the kernel, but are checked all the same. */
@@ -534,6 +538,14 @@ static void deadline_in(struct timespec *ts, int ms)
     }
 }
 
+const char *lel_vm_why(lel_vm_t *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    const char *w = vm->state == VM_DEAD ? vm->why : "";
+    pthread_mutex_unlock(&vm->lock);
+    return w;
+}
+
 int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms)
 {
     struct timespec ts;
@@ -678,14 +690,12 @@ size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
     return len;
 }
 
-int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
-               size_t inlen, uint64_t timeout_ms, struct lel_run_result *res)
+int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
 {
     uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
-    struct lel_cmd_req req = {0, 0, inlen, timeout_ms};
-    const char *const *lists[2] = {argv, env};
+    struct lel_cmd_req req = {0, 0, cmd->inlen, cmd->timeout_ms, cmd->background ? LEL_CMD_BACKGROUND : 0, 0};
+    const char *const *lists[2] = {cmd->argv, cmd->env};
     uint32_t *counts[2] = {&req.argc, &req.envc};
-    memset(res, 0, sizeof(*res));
     for (int l = 0; l < 2; l++) {
         for (size_t i = 0; lists[l] && lists[l][i]; i++) {
             size_t n = strlen(lists[l][i]) + 1;
@@ -696,24 +706,77 @@ int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, co
             (*counts[l])++;
         }
     }
-    size_t cl = strlen(cwd ? cwd : "") + 1;
+    size_t cl = strlen(cmd->cwd ? cmd->cwd : "") + 1;
     if (req.argc == 0)
         return -EINVAL;
-    if (cl + inlen > (size_t)(end - p))
+    if (cl + cmd->inlen > (size_t)(end - p))
         return -E2BIG;
-    memcpy(p, cwd ? cwd : "", cl);
-    memcpy(p + cl, in, inlen);
+    memcpy(p, cmd->cwd ? cmd->cwd : "", cl);
+    if (cmd->inlen)
+        memcpy(p + cl, cmd->in, cmd->inlen);
     memcpy(bulk, &req, sizeof(req));
     uint64_t ret[4] = {0};
-    int r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, (int)(timeout_ms + 5000));
+    int r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, 5000);
+    if (r == 0)
+        *id = (uint32_t)ret[0];
+    return r;
+}
+
+int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_result *res)
+{
+    uint64_t arg[4] = {want, 0, 0, 0}, ret[4] = {0};
+    int r = lel_vm_call(vm, LEL_OP_CMD_RESULT, arg, ret, 5000);
+    if (r == LEL_ST_EAGAIN)
+        return -EAGAIN;
     if (r != 0)
-        return r;
+        return r > 0 ? -r : r;
+    memset(res, 0, sizeof(*res));
+    *id = (uint32_t)(ret[3] >> 32);
     res->exit_status = (int)(ret[0] & 0xff);
     res->out_len = ret[1] < LEL_BULK_HALF ? ret[1] : LEL_BULK_HALF; /* never trust the guest's lengths */
     res->err_len = ret[2] < LEL_BULK_HALF ? ret[2] : LEL_BULK_HALF;
     res->truncated = (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0;
     res->timed_out = (ret[3] & LEL_CMD_TIMED_OUT) != 0;
     return 0;
+}
+
+int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id)
+{
+    uint64_t arg[4] = {id, 0, 0, 0};
+    return lel_vm_call(vm, LEL_OP_CMD_KILL, arg, NULL, 5000);
+}
+
+int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
+               size_t inlen, uint64_t timeout_ms, struct lel_run_result *res)
+{
+    struct lel_cmd cmd = {argv, env, cwd, in, inlen, timeout_ms, 0};
+    uint32_t id, got;
+    memset(res, 0, sizeof(*res));
+    int r = lel_vm_cmd_start(vm, &cmd, &id);
+    if (r != 0)
+        return r;
+    /* the guest ends the command by its timeout; past that and a grace period it is wedged */
+    struct timespec ts;
+    deadline_in(&ts, timeout_ms ? (int)timeout_ms + 5000 : 24 * 3600 * 1000);
+    for (;;) {
+        pthread_mutex_lock(&vm->lock);
+        uint64_t seen = vm->events;
+        pthread_mutex_unlock(&vm->lock);
+        if ((r = lel_vm_cmd_result(vm, id, &got, res)) != -EAGAIN)
+            return r;
+        int w = 0;
+        pthread_mutex_lock(&vm->lock);
+        while (vm->events == seen && vm->state != VM_DEAD && w == 0)
+            w = pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+        int dead = vm->state == VM_DEAD;
+        pthread_mutex_unlock(&vm->lock);
+        if (dead)
+            return -EPIPE;
+        if (w) {
+            lel_vm_cmd_kill(vm, id);
+            return -ETIMEDOUT;
+        }
+    }
 }
 
 uint64_t lel_vm_resident(lel_vm_t *vm)

@@ -24,6 +24,8 @@ struct lel_vm_ops {
     void (*console_line)(void *ctx, const char *line, size_t len);
     /** The VM stopped on its own (triple fault, guest fatal, internal error); on the vCPU thread. */
     void (*died)(void *ctx, const char *why);
+    /** A command ended in the guest (collect it with lel_vm_cmd_result); on the vCPU thread. May be NULL. */
+    void (*event)(void *ctx);
 };
 
 struct lel_vm_config {
@@ -37,6 +39,8 @@ struct lel_vm_config {
 
 /** Creates the VM, loads the embedded guest kernel and starts the vCPU. Returns 0 or -errno. */
 int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
+/** Why the VM died ("" while it has not): its death reason stays until lel_vm_destroy. */
+const char *lel_vm_why(lel_vm_t *vm);
 /** Waits until the guest reported ready. Returns 0, -ETIMEDOUT or -EPIPE (the VM died). */
 int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms);
 /** One host-channel request (LEL_OP_*). Returns the guest's status (0 ok) or -errno. */
@@ -66,10 +70,31 @@ struct lel_run_result {
     int truncated, timed_out;
 };
 
-/** Runs argv (argv[0] a path in the guest) with `env` ("K=V", NULL-terminated; NULL: the guest's
- * defaults), `cwd` (NULL: "/"), stdin bytes and a timeout, and waits for its exit. Returns 0,
- * a positive guest errno when it could not start, -E2BIG when the request does not fit, or
- * -ETIMEDOUT/-EPIPE when the guest did not answer. Output is read with lel_vm_bulk_read. */
+/** A command for the guest. */
+struct lel_cmd {
+    const char *const *argv; /* argv[0] a path in the guest */
+    const char *const *env;  /* "K=V", NULL-terminated; NULL: the guest's defaults */
+    const char *cwd;         /* NULL: "/" */
+    const void *in;          /* stdin bytes */
+    size_t inlen;
+    uint64_t timeout_ms; /* the guest kills the command's processes then; 0: none */
+    int background;      /* nobody collects its result (it ends without an event) */
+};
+
+/** Starts a command; the guest runs it alongside others and rings an event when it ends.
+ * Returns 0 with its id, a positive guest errno when it could not start (ENOENT: no such
+ * program or cwd, EAGAIN: too many processes or commands), -E2BIG when the request does not
+ * fit, or -ETIMEDOUT/-EPIPE when the guest did not answer. */
+int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id);
+/** Collects an ended command (`want` 0: any): fills `res` and `id`; its stdout and stderr are
+ * in the bulk area (lel_vm_bulk_read) until the next request. Returns 0, -EAGAIN when it has
+ * not ended (none has, for 0), -ENOENT for an unknown id, or -errno. */
+int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_result *res);
+/** Kills the processes still in a command; its result then comes as usual. */
+int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id);
+/** Starts a command and waits for its end (other commands may run meanwhile, but their
+ * results are left for others to collect). Returns like lel_vm_cmd_start, or -ETIMEDOUT when
+ * the guest did not end it by its timeout plus a grace period (it is then killed). */
 int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
                size_t inlen, uint64_t timeout_ms, struct lel_run_result *res);
 /** Resident guest memory in bytes (pages actually backed). */

@@ -34,6 +34,7 @@ struct lel_vm {
     enum vm_state state;
     int ready;
     uint64_t responses;
+    uint64_t events; /* LEL_BELL_EVENTs so far: commands that ended */
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
 

@@ -185,6 +185,25 @@ static void check_cmd(const char *id, const char *body, int code, const char *ou
     json_decref(j);
 }
 
+struct loop_arg {
+    const char *id;
+    json_t *res;
+};
+
+static void *loop_cmd(void *arg)
+{
+    struct loop_arg *a = arg;
+    a->res = run_cmd(a->id, "{\"cmd\":\"while true; do :; done\",\"timeoutMs\":3000}");
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void data_plane(void)
 {
     char *id = create("{\"envVars\":{\"GREETING\":\"hi\"}}");
@@ -194,16 +213,30 @@ static void data_plane(void)
     check_cmd(id, "{\"cmd\":\"echo $FOO $GREETING\",\"envs\":{\"FOO\":\"bar\"}}", 0, "bar hi\n", NULL);
     check_cmd(id, "{\"cmd\":\"pwd\",\"cwd\":\"/tmp\"}", 0, "/tmp\n", NULL);
     check_cmd(id, "{\"cmd\":\"cat\",\"stdin\":\"piped input\"}", 0, "piped input", NULL);
-    /* a command that loops forever is ended at its timeout; the sandbox answers the next one */
-    json_t *j = run_cmd(id, "{\"cmd\":\"while true; do :; done\",\"timeoutMs\":500}");
+    /* a command that loops forever is ended at its timeout, while a second command in the same
+     * sandbox answers meanwhile; pause and snapshot wait for running commands (409) */
+    struct loop_arg la = {id, NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, loop_cmd, &la);
+    usleep(300000);
+    double t0 = now_s();
+    check_cmd(id, "{\"cmd\":\"echo second\"}", 0, "second\n", NULL);
+    CHECK(now_s() - t0 < 2.0);
+    char p2[96];
+    snprintf(p2, sizeof(p2), "/sandboxes/%s/pause", id);
+    CHECK_INT(st("POST", p2, NULL), 409);
+    snprintf(p2, sizeof(p2), "/sandboxes/%s/snapshot", id);
+    CHECK_INT(st("POST", p2, NULL), 409);
+    pthread_join(th, NULL);
+    json_t *j = la.res;
     CHECK(j && json_is_true(json_object_get(j, "timedOut")));
     CHECK(j && json_integer_value(json_object_get(j, "exitCode")) == 137);
     json_decref(j);
     check_cmd(id, "{\"cmd\":\"echo still here\"}", 0, "still here\n", NULL);
     check_cmd(id, "{\"cmd\":\"seq 1 10000 | sort -rn | head -1\"}", 0, "10000\n", NULL);
     /* a fork bomb and a memory hog end inside the sandbox, which keeps answering */
-    json_t *bomb = run_cmd(id, "{\"cmd\":\"f() { f | f & }; f; sleep 1\",\"timeoutMs\":3000}");
-    CHECK(bomb != NULL);
+    json_t *bomb = run_cmd(id, "{\"cmd\":\"f() { f | f & }; f; sleep 10\",\"timeoutMs\":3000}");
+    CHECK(bomb && json_is_true(json_object_get(bomb, "timedOut")));
     json_decref(bomb);
     check_cmd(id, "{\"cmd\":\"echo after bomb\"}", 0, "after bomb\n", NULL);
     json_t *hog = run_cmd(id, "{\"cmd\":\"x=$(yes | head -c 400000000); echo ${#x}\",\"timeoutMs\":60000}");
@@ -352,6 +385,8 @@ static void *creator(void *arg)
     resp_t r;
     api(&S, &r, H1, "POST", "/sandboxes", "{\"templateID\":\"base\"}");
     *id = r.status == 201 ? strdup(jstr(&r, "sandboxID")) : NULL;
+    if (r.status != 201)
+        fprintf(stderr, "concurrent create -> %ld %s\n", r.status, r.body ? r.body : "");
     resp_free(&r);
     return NULL;
 }

@@ -42,7 +42,7 @@ static void on_died(void *ctx, const char *why)
     pthread_mutex_unlock(&s->lock);
 }
 
-static const struct lel_vm_ops ops = {on_line, on_died};
+static const struct lel_vm_ops ops = {on_line, on_died, NULL};
 
 static double now_ms(void)
 {
@@ -142,6 +142,107 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_STR(out, "2030-01-01\n");
 }
 
+/* Waits for command `id` to end (polling its result), up to `ms`. */
+static int wait_cmd(lel_vm_t *vm, uint32_t id, int ms, struct lel_run_result *res)
+{
+    uint32_t got;
+    for (int waited = 0; waited <= ms; waited += 20) {
+        int r = lel_vm_cmd_result(vm, id, &got, res);
+        if (r != -EAGAIN)
+            return r == 0 && got == id ? 0 : r == 0 ? -EINVAL : r;
+        usleep(20000);
+    }
+    return -ETIMEDOUT;
+}
+
+/* Several commands at once, preemption, and processes that outlive their command. */
+static void concurrency(lel_vm_t *vm)
+{
+    char out[2048];
+    struct lel_run_result res;
+    int r;
+    /* a busy loop in the background of a command cannot starve the command itself */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "(while :; do :; done) & sleep 0.2; kill $!; echo ok",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "ok\n");
+    /* a command that loops forever is killed at its timeout; one started after it answers first */
+    const char *spin[] = {"/bin/sh", "-c", "while :; do :; done", NULL};
+    struct lel_cmd c1 = {spin, NULL, NULL, NULL, 0, 1500, 0};
+    uint32_t id1 = 0;
+    double t0 = now_ms();
+    CHECK_INT(lel_vm_cmd_start(vm, &c1, &id1), 0);
+    const char *second[] = {"/bin/sh", "-c", "echo second", NULL};
+    CHECK_INT(lel_vm_run(vm, second, NULL, NULL, NULL, 0, 5000, &res), 0);
+    double t_second = now_ms() - t0;
+    char buf[64] = "";
+    lel_vm_bulk_read(vm, 0, buf, res.out_len < 63 ? res.out_len : 63);
+    CHECK_STR(buf, "second\n");
+    CHECK_INT(res.exit_status, 0);
+    CHECK(t_second < 1500);
+    CHECK_INT(wait_cmd(vm, id1, 10000, &res), 0);
+    printf("concurrent: second command answered in %.0f ms while a loop ran; the loop ended after %.0f ms, status %d\n",
+           t_second, now_ms() - t0, res.exit_status);
+    CHECK(res.timed_out);
+    CHECK_INT(res.exit_status, 137);
+    /* ten at once */
+    uint32_t ids[10];
+    for (int i = 0; i < 10; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "sleep 0.%d; echo %d", 9 - i, i);
+        const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        struct lel_cmd c = {argv, NULL, NULL, NULL, 0, 10000, 0};
+        CHECK_INT(lel_vm_cmd_start(vm, &c, &ids[i]), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        char want[8];
+        CHECK_INT(wait_cmd(vm, ids[i], 10000, &res), 0);
+        memset(buf, 0, sizeof(buf));
+        lel_vm_bulk_read(vm, 0, buf, res.out_len < 63 ? res.out_len : 63);
+        snprintf(want, sizeof(want), "%d\n", i);
+        CHECK_STR(buf, want);
+    }
+    /* the command ends when its shell exits; what it left in the background gets SIGHUP at
+     * its timeout, and only what ignores it (trap "" HUP) or left with setsid runs on */
+    const char *left[] = {"/bin/sh", "-c",
+                          "(sleep 2; echo hup > /tmp/hup) & sh -c 'trap \"\" HUP; sleep 2; echo late > /tmp/late' & "
+                          "setsid sh -c 'sleep 2; echo sid > /tmp/sid' & echo early",
+                          NULL};
+    t0 = now_ms();
+    CHECK_INT(lel_vm_run(vm, left, NULL, NULL, NULL, 0, 1000, &res), 0);
+    memset(buf, 0, sizeof(buf));
+    lel_vm_bulk_read(vm, 0, buf, res.out_len < 63 ? res.out_len : 63);
+    CHECK_STR(buf, "early\n");
+    CHECK(!res.timed_out);
+    CHECK(now_ms() - t0 < 1000);
+    usleep(2600000);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /tmp/late /tmp/sid; test -e /tmp/hup || echo gone", NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "late\nsid\ngone\n");
+    /* a fork bomb meets the process limit and ends at its timeout with everything it started */
+    const char *bomb[] = {"/bin/sh", "-c", "f() { f | f & }; f; sleep 10", NULL};
+    t0 = now_ms();
+    r = lel_vm_run(vm, bomb, NULL, NULL, NULL, 0, 2000, &res);
+    printf("fork bomb: %d after %.0f ms, timed out %d, status %d\n", r, now_ms() - t0, res.timed_out, res.exit_status);
+    CHECK_INT(r, 0);
+    CHECK(res.timed_out);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo after bomb", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "after bomb\n");
+    /* a background start (a template's startCmd) is never collected and keeps running */
+    const char *hb[] = {"/bin/sh", "-c", "while :; do date +%s > /tmp/hb; sleep 0.1; done", NULL};
+    struct lel_cmd bg = {hb, NULL, NULL, NULL, 0, 0, 1};
+    uint32_t bid = 0;
+    CHECK_INT(lel_vm_cmd_start(vm, &bg, &bid), 0);
+    usleep(400000);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "rm /tmp/hb; sleep 0.5; cat /tmp/hb | wc -l", NULL}, out,
+                        sizeof(out)),
+              0);
+    CHECK_STR(out, "1\n");
+    CHECK_INT(lel_vm_cmd_result(vm, bid, &id1, &res), -ENOENT);
+}
+
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
@@ -219,6 +320,7 @@ int main(void)
     CHECK_INT(st, 0);
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
+    concurrency(vm);
     double t0 = now_ms();
     uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
     printf("touch 64 MiB: %.1f ms\n", now_ms() - t0);
