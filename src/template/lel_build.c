@@ -1,7 +1,8 @@
 /* The template builder, on the template's actor: start a VM (boot for `base`, or restore the
  * parent template's image), apply the steps in order (`run` fails the build on a non-zero
- * exit, `file` writes a file with its mode), poll `readyCmd` until it exits 0, then snapshot the
- * VM into the template's image and unpack its memory for copy-on-write sandboxes. Every step,
+ * exit, `file` writes a file with its mode), start `startCmd` in the background, poll
+ * `readyCmd` until it exits 0, then snapshot the VM into the template's image and unpack its
+ * memory for copy-on-write sandboxes. Every step,
  * its output and a failure's reason go to the build's logs. */
 #include "lel_template_int.h"
 
@@ -175,6 +176,21 @@ static int file_step(struct build *b, size_t i, json_t *st)
     return 0;
 }
 
+/* startCmd runs in the background for good: nobody collects it, it gets no hangup, and it is
+ * part of the snapshot, so every sandbox from the template has it running from the start.
+ * Its output is discarded (redirect it to a file in the command to keep it). */
+static int start_cmd(struct build *b, const char *cmd)
+{
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    struct lel_cmd c = {argv, NULL, "/", NULL, 0, 0, 1};
+    uint32_t id;
+    logf_(b, "info", "startCmd: %s", cmd);
+    int r = lel_vm_cmd_start(b->vm, &c, &id);
+    if (r != 0)
+        logf_(b, "error", "startCmd: %s", r > 0 ? "could not start in the guest" : "the guest did not answer");
+    return r == 0 ? 0 : -1;
+}
+
 /* The first VM: booted for `base`, else the parent template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
 {
@@ -315,8 +331,8 @@ void lel__template_build_step(struct lel_template *t)
             bs->step++;
             break;
         }
-        if (start) {
-            finish(t, "startCmd needs processes that outlive a command, which the guest cannot run yet");
+        if (start && start_cmd(b, start) < 0) {
+            finish(t, "startCmd could not start; see the logs");
             return;
         }
         bs->phase = PH_READY;

@@ -319,7 +319,8 @@ static void templates_vm(void)
         "{\"name\":\"app\",\"memoryMB\":256,\"steps\":["
         "{\"type\":\"run\",\"args\":[\"mkdir -p /opt/app && echo built > /opt/app/marker\"]},"
         "{\"type\":\"file\",\"path\":\"/opt/app/run.sh\",\"content\":\"echo hi\\n\",\"mode\":493}],"
-        "\"readyCmd\":\"test -f /opt/app/marker\"}");
+        "\"startCmd\":\"while :; do date +%s > /tmp/hb; sleep 0.2; done\","
+        "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb\"}");
     CHECK_INT(r.status, 202);
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
     resp_free(&r);
@@ -337,6 +338,11 @@ static void templates_vm(void)
     check_cmd(a, "{\"cmd\":\"ls -l /opt/app/run.sh | cut -c1-10\"}", 0, "-rwxr-xr-x\n", NULL);
     check_cmd(a, "{\"cmd\":\"echo mine > /opt/app/a-only\"}", 0, "", NULL);
     check_cmd(c, "{\"cmd\":\"test -e /opt/app/a-only; echo $?\"}", 0, "1\n", NULL);
+    /* the startCmd process runs in each of them: it rewrites its heartbeat with the current time */
+    json_t *hb = run_cmd(a, "{\"cmd\":\"rm /tmp/hb; sleep 1; cat /tmp/hb\"}");
+    long long beat = hb ? atoll(json_string_value(json_object_get(hb, "stdout"))) : 0;
+    CHECK(beat >= (long long)time(NULL) - 10 && beat <= (long long)time(NULL) + 1);
+    json_decref(hb);
     /* the clock of a restored guest is now, not the build's */
     char want[64];
     snprintf(want, sizeof(want), "{\"cmd\":\"date +%%Y\"}");
