@@ -241,6 +241,11 @@ static void data_plane(void)
     check_cmd(id, "{\"cmd\":\"echo after bomb\"}", 0, "after bomb\n", NULL);
     json_t *hog = run_cmd(id, "{\"cmd\":\"x=$(yes | head -c 400000000); echo ${#x}\",\"timeoutMs\":60000}");
     CHECK(hog != NULL && json_integer_value(json_object_get(hog, "exitCode")) != 0);
+    if (hog) {
+        char *dump = json_dumps(hog, 0);
+        printf("memory hog: %.300s\n", dump);
+        free(dump);
+    }
     json_decref(hog);
     check_cmd(id, "{\"cmd\":\"echo after hog\"}", 0, "after hog\n", NULL);
 
@@ -359,10 +364,25 @@ static void templates_vm(void)
     api(&S, &r, H1, "GET", path, NULL);
     CHECK(json_integer_value(json_object_get(r.json, "spawnCount")) == 2);
     resp_free(&r);
+    /* the template and a paused sandbox from it survive a restart of the daemon */
+    snprintf(path, sizeof(path), "/sandboxes/%s/pause", a);
+    CHECK_INT(st("POST", path, NULL), 204);
+    CHECK_INT(srv_stop(&S), 0);
+    CHECK(srv_restart(&S) == 0);
+    snprintf(path, sizeof(path), "/sandboxes/%s/resume", a);
+    CHECK_INT(st("POST", path, NULL), 201);
+    check_cmd(a, "{\"cmd\":\"cat /opt/app/a-only\"}", 0, "mine\n", NULL);
+    char *d2 = create(body);
+    check_cmd(d2, "{\"cmd\":\"cat /opt/app/marker; test -e /opt/app/a-only || echo clean\"}", 0, "built\nclean\n", NULL);
+    snprintf(path, sizeof(path), "/sandboxes/%s", d2);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(d2);
     snprintf(path, sizeof(path), "/sandboxes/%s", a);
     CHECK_INT(st("DELETE", path, NULL), 204);
-    snprintf(path, sizeof(path), "/sandboxes/%s", c);
-    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/sandboxes/%s", c); /* it was running when the daemon stopped */
+    api(&S, &r, H1, "GET", path, NULL);
+    CHECK_STR(jstr(&r, "state"), "killed");
+    resp_free(&r);
     snprintf(path, sizeof(path), "/templates/%s", tid);
     CHECK_INT(st("DELETE", path, NULL), 204);
     /* a failing step: error, with the step's output and the reason */
