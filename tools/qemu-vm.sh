@@ -46,7 +46,7 @@ cat > "$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
-ip link set lo up
+ip link set lo up; ln -sf /proc/self/fd /dev/fd
 for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
 if [ -c /dev/kvm ]; then
   cd /tmp && $cmd

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): sandboxes created from a ready template (the built-in `base`) on this
+# machine's /dev/kvm.
+#   - HTTP create from the template -> first command (`true`) answered: p50/p99 over N
+#   - 100 creates at once: wall time and per-request p50/p99
+#   - resident memory per idle sandbox (lelantosd RSS delta / count) at each density level,
+#     with the create latency p50/p99 of the last 20 creates at that level
+# Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
+# Needs bash, curl and awk only, so it also runs inside tools/qemu-vm.sh.
+set -euo pipefail
+N=${1:-200}
+LEVELS=${2:-"100 500"}
+BIN=${3:-$(dirname "$0")/../build/src/lelantosd}
+. "$(dirname "$0")/lib.sh"
+trap bench_stop EXIT
+bench_start_vm "$BIN" <<'YAML'
+teams:
+  max_sandboxes: 2000
+YAML
+now() { echo "${EPOCHREALTIME/,/.}"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+for _ in $(seq 1200); do
+  curl -s "${H[@]}" "$U/templates/base" | grep -q '"buildStatus":"ready"' && break
+  sleep 0.5
+done
+create() { curl -s "${H[@]}" -d '{"templateID":"base","timeout":3600}' "$U/sandboxes" | sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p'; }
+
+: > "$tmp/t1"
+for i in $(seq "$N"); do
+  t0=$(now)
+  id=$(create)
+  [ -n "$id" ] || { echo "create failed: $(tail -3 "$tmp/log")"; exit 1; }
+  curl -s -o /dev/null "${H[@]}" -d '{"cmd":"true"}' "$U/sandboxes/$id/commands"
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >> "$tmp/t1"
+  curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
+done
+echo "create from template -> first command answered, $N runs: $(bench_stats < "$tmp/t1")"
+
+t0=$(now)
+seq 100 | xargs -P 100 -I{} curl -s -o "$tmp/c{}" -w '%{time_total}\n' "${H[@]}" -d '{"templateID":"base","timeout":3600}' \
+  "$U/sandboxes" > "$tmp/t2"
+t1=$(now)
+ok=$(grep -l '"sandboxID"' "$tmp"/c* | wc -l)
+echo "100 concurrent creates: $ok created, wall $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1000}') ms, per request $(bench_stats < "$tmp/t2")"
+for f in "$tmp"/c*; do
+  id=$(sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p' "$f")
+  [ -z "$id" ] || curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
+  rm -f "$f"
+done
+
+sleep 1
+rss0=$(rss_kib)
+count=0
+for level in $LEVELS; do
+  : > "$tmp/t3"
+  while [ "$count" -lt "$level" ]; do
+    t0=$(now)
+    id=$(create)
+    t1=$(now)
+    [ -n "$id" ] || { echo "create $((count + 1)) failed: $(tail -3 "$tmp/log")"; break 2; }
+    count=$((count + 1))
+    [ $((level - count)) -ge 20 ] || awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >> "$tmp/t3"
+  done
+  sleep 2
+  rss=$(rss_kib)
+  echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox; last 20 creates $(bench_stats < "$tmp/t3")"
+done
