@@ -7,13 +7,15 @@
  * unpacked memory <templateID>.raw, which sandboxes map copy-on-write. */
 #include "lel_template_int.h"
 
+#include "../vmm/lel_vmm.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char *const private_fields[] = {"teamID", "definition", "imageBuildID", NULL};
+static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -500,6 +502,48 @@ static int load_build(void *ctx, const char *key, json_t *rec)
     return 0;
 }
 
+/* The built-in template is built at first start and again whenever the embedded guest changed
+ * (its record keeps the guest's fingerprint); until then sandboxes from it boot. */
+static void base_refresh(lel_server_t *srv)
+{
+    lel_actor_t *a = lel_registry_get(srv->templates, "base", NULL, NULL);
+    struct lel_template *t = a ? lel_actor_state(a) : NULL;
+    char fp[32], bid[LEL_ID_LEN + 1], path[64];
+    if (!t)
+        return;
+    snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)lel_vmm_guest_fingerprint());
+    const char *have = json_string_value(json_object_get(t->rec, "guestImage"));
+    const char *status = json_string_value(json_object_get(t->rec, "buildStatus"));
+    if (have && !strcmp(have, fp) && (atomic_load(&t->image_ready) || (status && !strcmp(status, "waiting"))))
+        return;
+    lel_random_id(bid);
+    int64_t now = lel_now_ms();
+    json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", "base", "status", "waiting",
+                              "logs", "logEntries");
+    json_t *rec = json_deep_copy(t->rec);
+    lel__set_time(build, "createdAt", now);
+    json_object_set_new(rec, "buildID", json_string(bid));
+    json_object_set_new(rec, "buildStatus", json_string("waiting"));
+    json_object_set_new(rec, "guestImage", json_string(fp));
+    lel_batch_t *b = lel_batch_new(srv->store);
+    rec_path(LEL_BUILTIN_TEAM, "base", path, sizeof(path));
+    lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
+    rec_path("base", bid, path, sizeof(path));
+    lel_batch_put(b, LEL_CF_BUILDS, path, build);
+    json_decref(build);
+    if (lel_store_write(srv->store, b) < 0) {
+        json_decref(rec);
+        return;
+    }
+    json_decref(t->rec);
+    t->rec = rec;
+    lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
+    if (m && (!m->ptr || lel_actor_send(a, m) < 0)) {
+        free(m->ptr);
+        lel_msg_free(m);
+    }
+}
+
 int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
 {
     json_t *base;
@@ -524,5 +568,7 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
         snprintf(err, errlen, "cannot load templates from the store");
         return -EIO;
     }
+    if (srv->use_vm)
+        base_refresh(srv);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 extern const unsigned char lel_guest_image[];
 extern const size_t lel_guest_image_size;
@@ -536,6 +537,12 @@ static void deadline_in(struct timespec *ts, int ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000;
     }
+}
+
+uint64_t lel_vmm_guest_fingerprint(void)
+{
+    return XXH3_64bits(lel_guest_image, lel_guest_image_size) ^
+           XXH3_64bits(lel_rootfs_image, (size_t)(lel_rootfs_image_end - lel_rootfs_image)) * 31;
 }
 
 const char *lel_vm_why(lel_vm_t *vm)

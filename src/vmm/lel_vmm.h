@@ -17,6 +17,10 @@ enum lel_vmm_backend { LEL_VMM_NONE = 0, LEL_VMM_KVM, LEL_VMM_PVM };
 enum lel_vmm_backend lel_vmm_probe(char *why, size_t whylen);
 const char *lel_vmm_backend_name(enum lel_vmm_backend b);
 
+/** A hash of the embedded guest kernel and root filesystem: images built by another guest
+ * differ in it (the built-in template is rebuilt then). */
+uint64_t lel_vmm_guest_fingerprint(void);
+
 typedef struct lel_vm lel_vm_t;
 
 struct lel_vm_ops {
