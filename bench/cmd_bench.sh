@@ -5,11 +5,14 @@
 #   - file write/read MB/s for 1 MiB and 64 MiB files
 #   - sha256sum over 64 MiB inside the guest vs on the host
 # Usage: bench/cmd_bench.sh [N=200] [lelantosd binary]
+# Needs bash, curl, awk, cmp, head and sha256sum only, so it also runs inside tools/qemu-vm.sh.
 set -euo pipefail
 N=${1:-200}
 BIN=${2:-$(dirname "$0")/../build/src/lelantosd}
 . "$(dirname "$0")/lib.sh"
 trap bench_stop EXIT
+now() { echo "${EPOCHREALTIME/,/.}"; }
+calc() { awk "BEGIN {printf \"%.${2:-0}f\", $1}"; } # expression, decimals
 bench_start_vm "$BIN" <<'YAML'
 teams:
   max_sandboxes: 50
@@ -23,30 +26,30 @@ for i in $(seq "$N"); do
 done > "$tmp/rt"
 echo "command round trip (true): $(bench_stats < "$tmp/rt")"
 
-t0=$(date +%s.%N)
+t0=$(now)
 for i in $(seq "$N"); do curl -s -o /dev/null "${H[@]}" -d '{"cmd":"echo hi"}' "$U/sandboxes/$S/commands"; done
-t1=$(date +%s.%N)
-echo "small commands, one sandbox, sequential: $(python3 -c "print(f'{$N/($t1-$t0):.0f}')")/s"
+t1=$(now)
+echo "small commands, one sandbox, sequential: $(calc "$N/($t1-$t0)")/s"
 
 ids=(); for i in $(seq 10); do ids+=("$(new_sbx)"); done
-t0=$(date +%s.%N)
+t0=$(now)
 for id in "${ids[@]}"; do
   ( for i in $(seq $((N / 10))); do curl -s -o /dev/null "${H[@]}" -d '{"cmd":"echo hi"}' "$U/sandboxes/$id/commands"; done ) &
 done
 wait
-t1=$(date +%s.%N)
-echo "small commands, 10 sandboxes in parallel: $(python3 -c "print(f'{$N/($t1-$t0):.0f}')")/s"
+t1=$(now)
+echo "small commands, 10 sandboxes in parallel: $(calc "$N/($t1-$t0)")/s"
 
 for mib in 1 64; do
   head -c $((mib << 20)) /dev/urandom > "$tmp/f$mib"
   w=$(curl -s -o /dev/null -w '%{time_total}' "${H[@]}" -X PUT --data-binary @"$tmp/f$mib" "$U/sandboxes/$S/files?path=/tmp/f$mib")
   r=$(curl -s -o "$tmp/g$mib" -w '%{time_total}' "${H[@]}" "$U/sandboxes/$S/files?path=/tmp/f$mib")
   cmp -s "$tmp/f$mib" "$tmp/g$mib" || echo "  (read-back of $mib MiB differs!)"
-  echo "file $mib MiB: write $(python3 -c "print(f'{$mib/$w:.1f}')") MB/s, read $(python3 -c "print(f'{$mib/$r:.1f}')") MB/s"
+  echo "file $mib MiB: write $(calc "$mib/$w" 1) MB/s, read $(calc "$mib/$r" 1) MB/s"
 done
 
 g=$(curl -s "${H[@]}" -d '{"cmd":"sha256sum /tmp/f64","timeoutMs":600000}' "$U/sandboxes/$S/commands")
 gms=$(echo "$g" | sed -n 's/.*"durationMs":\([0-9]*\).*/\1/p')
-t0=$(date +%s.%N); hsum=$(sha256sum "$tmp/f64" | cut -c1-64); t1=$(date +%s.%N)
+t0=$(now); hsum=$(sha256sum "$tmp/f64" | cut -c1-64); t1=$(now)
 echo "$g" | grep -q "$hsum" && same=equal || same=DIFFER
-echo "sha256sum 64 MiB: guest ${gms} ms (command round trip), host $(python3 -c "print(f'{($t1-$t0)*1000:.0f}')") ms (digests $same)"
+echo "sha256sum 64 MiB: guest ${gms} ms (command round trip), host $(calc "($t1-$t0)*1000") ms (digests $same)"

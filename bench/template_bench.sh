@@ -6,6 +6,7 @@
 #   - resident memory per idle sandbox (lelantosd RSS delta / count) at each density level,
 #     with the create latency p50/p99 of the last 20 creates at that level
 # Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
+# (N=0 skips the first part; CONCURRENT=0 in the environment skips the second.)
 # Needs bash, curl and awk only, so it also runs inside tools/qemu-vm.sh.
 set -euo pipefail
 N=${1:-200}
@@ -35,15 +36,18 @@ for i in $(seq "$N"); do
   awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >> "$tmp/t1"
   curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
 done
-echo "create from template -> first command answered, $N runs: $(bench_stats < "$tmp/t1")"
+[ "$N" -eq 0 ] || echo "create from template -> first command answered, $N runs: $(bench_stats < "$tmp/t1")"
 
+CONCURRENT=${CONCURRENT:-100}
+[ "$N" -gt 0 ] || : > "$tmp/t1"
 t0=$(now)
-seq 100 | xargs -P 100 -I{} curl -s -o "$tmp/c{}" -w '%{time_total}\n' "${H[@]}" -d '{"templateID":"base","timeout":3600}' \
+seq "$CONCURRENT" | xargs -r -P 100 -I{} curl -s -o "$tmp/c{}" -w '%{time_total}\n' "${H[@]}" -d '{"templateID":"base","timeout":3600}' \
   "$U/sandboxes" > "$tmp/t2"
 t1=$(now)
-ok=$(grep -l '"sandboxID"' "$tmp"/c* | wc -l)
-echo "100 concurrent creates: $ok created, wall $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1000}') ms, per request $(bench_stats < "$tmp/t2")"
-for f in "$tmp"/c*; do
+ok=$(cat /dev/null "$tmp"/c[0-9]* 2>/dev/null | grep -c '"sandboxID"' || true)
+[ "$CONCURRENT" -eq 0 ] || echo "$CONCURRENT concurrent creates: $ok created, wall $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1000}') ms, per request $(bench_stats < "$tmp/t2")"
+for f in "$tmp"/c[0-9]*; do
+  [ -e "$f" ] || continue
   id=$(sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p' "$f")
   [ -z "$id" ] || curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
   rm -f "$f"

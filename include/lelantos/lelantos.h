@@ -41,6 +41,7 @@ typedef struct lel_config {
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
     int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
+    int max_parallel_builds;   /**< template builds running at once (more wait, "waiting"); default 2 */
 } lel_config_t;
 
 /** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */

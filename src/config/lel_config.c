@@ -44,6 +44,7 @@ static const struct key keys[] = {
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
+    {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -121,6 +122,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->boot_timeout_ms = 10000;
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
+    cfg->max_parallel_builds = 2;
     if (add_listen(cfg, "127.0.0.1:3000") < 0 || lel_config_set_string(&cfg->tls_cert, "") < 0 ||
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
         lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0) {

@@ -30,6 +30,7 @@ typedef struct lel_server {
     lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
     lel_actor_t *root;         /* serializes team creation */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
+    atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
     pthread_mutex_t lock;

@@ -276,20 +276,34 @@ static void finish(struct lel_template *t, const char *reason)
     json_decref(bs->def);
     free(bs);
     t->build = NULL;
+    atomic_fetch_sub(&t->srv->builds_running, 1);
 }
 
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
     if (t->build) /* one build at a time per template */
         return;
-    struct lel_build_state *bs = calloc(1, sizeof(*bs));
-    if (!bs)
+    if (atomic_fetch_add(&t->srv->builds_running, 1) >= t->srv->cfg.max_parallel_builds) {
+        /* all build slots taken: it stays "waiting" and asks again shortly */
+        atomic_fetch_sub(&t->srv->builds_running, 1);
+        lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(build_id));
+        if (m && (!m->ptr || lel_timers_at(t->srv->timers, lel_mono_ms() + 250, t->actor, m) < 0)) {
+            free(m->ptr);
+            lel_msg_free(m);
+        }
         return;
+    }
+    struct lel_build_state *bs = calloc(1, sizeof(*bs));
+    if (!bs) {
+        atomic_fetch_sub(&t->srv->builds_running, 1);
+        return;
+    }
     bs->b.t = t;
     bs->b.deadline_ms = lel_mono_ms() + (int64_t)t->srv->cfg.build_timeout_s * 1000;
     snprintf(bs->b.path, sizeof(bs->b.path), "%s/%s", t->id, build_id);
     if (lel_store_get(t->srv->store, LEL_CF_BUILDS, bs->b.path, &bs->b.rec) < 0) {
         free(bs);
+        atomic_fetch_sub(&t->srv->builds_running, 1);
         return;
     }
     bs->def = json_incref(json_object_get(t->rec, "definition")); /* t->rec is replaced as statuses change */
@@ -379,4 +393,5 @@ void lel__template_build_abandon(struct lel_template *t)
     json_decref(bs->def);
     free(bs);
     t->build = NULL;
+    atomic_fetch_sub(&t->srv->builds_running, 1);
 }

@@ -344,7 +344,19 @@ static void templates_vm(void)
     CHECK_INT(r.status, 202);
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
     resp_free(&r);
-    json_t *b = await_build(tid, bid);
+    /* a second build waits for the first (templates.max_parallel_builds: 1), then runs */
+    api(&S, &r, H2, "POST", "/templates", "{\"name\":\"two\",\"steps\":[{\"type\":\"run\",\"args\":[\"echo two > /two\"]}]}");
+    CHECK_INT(r.status, 202);
+    char *tid2 = strdup(jstr(&r, "templateID")), *bid2 = strdup(jstr(&r, "buildID"));
+    resp_free(&r);
+    json_t *b = await_build(tid2, bid2);
+    CHECK(b && !strcmp(json_string_value(json_object_get(b, "status")), "ready"));
+    json_decref(b);
+    snprintf(path, sizeof(path), "/templates/%s", tid2);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(tid2);
+    free(bid2);
+    b = await_build(tid, bid);
     CHECK(b != NULL);
     CHECK_STR(json_string_value(json_object_get(b, "status")), "ready");
     char *logs = b ? json_dumps(json_object_get(b, "logs"), 0) : NULL;
@@ -468,7 +480,7 @@ int main(void)
     char why[256];
     enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
     const char *cfg = "vmm:\n  backend: auto\n  metrics_interval_s: 1\nrate_limits:\n  general_per_s: 100000\n"
-                      "teams:\n  max_sandboxes: 100\n";
+                      "teams:\n  max_sandboxes: 100\ntemplates:\n  max_parallel_builds: 1\n";
     if (srv_start(&S, cfg) < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
