@@ -111,8 +111,8 @@ syscall_entry:
     pushq %r15
     movq %rsp, %rdi
     call syscall_dispatch
-/* syscall_exit: rsp points at a struct uregs; restores it and returns to user mode. A new
- * process's first switch lands here too (see first_frame in proc.c). */
+/* syscall_exit: rsp points at a struct uregs; restores it and returns to user mode (callers
+ * close interrupts first where sysret reopens them: kernel_sysret_prep). */
     .globl syscall_exit
 syscall_exit:
     popq %r15
@@ -132,6 +132,12 @@ syscall_exit:
     popq %r11
     popq %rsp
     sysretq
+
+/* A new process's first switch lands here (see first_frame in proc.c), on to syscall_exit. */
+    .globl fresh_exit
+fresh_exit:
+    call kernel_sysret_prep
+    jmp syscall_exit
 
 /* switch_to(save_sp, new_sp): saves the callee-saved registers and the stack pointer, then
  * continues on another kernel stack where switch_to was left (or first_frame prepared). */

@@ -419,7 +419,9 @@ static void handle(void)
     case LEL_OP_EXEC: {
         char *data = (char *)chan + LEL_CHAN_DATA_OFF;
         data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
-        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .merge_err = 1};
+        uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .merge_err = 1,
+                                 .timeout_ticks = 15ULL * hz}; /* under the host's 20 s wait */
         run_sync(proc_start(&spec));
         break;
     }
@@ -442,6 +444,7 @@ static void handle(void)
     case LEL_OP_SET_CLOCK: {
         uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
         boot->epoch_ms = chan->arg[0] - chan->ticks * 1000 / hz; /* proc_now_ns() = epoch + ticks */
+        proc_reseed(chan->arg[1]);
         break;
     }
     case LEL_OP_TICKS:
@@ -474,6 +477,12 @@ void kernel_irq_on(void)
         if (vif->pending)
             outb(LEL_PORT_PVM_IRQ, 0);
     }
+}
+
+void kernel_sysret_prep(void)
+{
+    if (!pvm)
+        irq_disable();
 }
 
 void kernel_irq_off(void)

@@ -40,6 +40,7 @@ enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHIL
 
 extern void syscall_entry(void);
 extern void syscall_exit(void);
+extern void fresh_exit(void);
 extern void switch_to(uint64_t *save_sp, uint64_t new_sp);
 extern const uint8_t user_test_elf[], user_test_elf_end[];
 
@@ -81,6 +82,7 @@ struct proc {
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
+    int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
 };
 
@@ -113,6 +115,7 @@ struct session {
 static struct session sessions[MAX_SESS];
 static uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
 static int next_pid, next_sess;
+static uint64_t entropy; /* from the host at each restore; new processes' random state mixes it in */
 
 static uint64_t kstack_top(struct proc *p)
 {
@@ -514,7 +517,7 @@ static struct proc *proc_alloc(void)
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
             p->pid = ++next_pid;
-            p->rng = rdtsc() | 1;
+            p->rng = (rdtsc() ^ entropy * 0x9e3779b97f4a7c15ULL) | 1;
             return p;
         }
     }
@@ -529,10 +532,11 @@ static void first_frame(struct proc *p, const struct uregs *regs)
     struct uregs *u = (struct uregs *)(top - sizeof(*u));
     *u = *regs;
     uint64_t *sp = (uint64_t *)u;
-    *--sp = (uint64_t)syscall_exit; /* switch_to's ret */
+    *--sp = (uint64_t)fresh_exit; /* switch_to's ret */
     for (int i = 0; i < 6; i++)
         *--sp = 0; /* rbx, rbp, r12..r15 */
     p->ksp = (uint64_t)sp;
+    p->fresh = 1;
 }
 
 static void proc_free(struct proc *p)
@@ -565,10 +569,14 @@ static long sys_nanosleep(uint64_t ureq);
 
 /* Ends the current process: its files close (waking pipe peers), its memory goes, its parent
  * hears of it. Never returns: the scheduler moves on. */
-static void proc_exit(long status)
+/* Turns `p` into a zombie (from its own context, or from the scheduler's for one that never
+ * ran): files, memory and children go, the parent is woken. */
+static void proc_end(struct proc *p, long status)
 {
-    struct proc *p = cur;
+    struct proc *was = cur;
+    cur = p; /* the file helpers work on the current process */
     fds_close_all(p);
+    cur = was;
     write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
     if (p->pml4)
         free_level(p->pml4, 4);
@@ -579,6 +587,11 @@ static void proc_exit(long status)
         if (procs[i].state != P_FREE && procs[i].ppid == p->pid)
             procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, p->ppid);
+}
+
+static void proc_exit(long status)
+{
+    proc_end(cur, status);
     uint64_t dead;
     switch_to(&dead, sched_sp);
     for (;;) /* a zombie is never scheduled */
@@ -929,6 +942,9 @@ static struct proc *pick(void)
         if (p->state == P_BLOCKED && (p->why == W_SLEEP || p->wake_tick) && now >= p->wake_tick)
             p->state = P_RUNNABLE;
     }
+    for (int i = 0; i < MAX_PROCS; i++) /* the dying first: they free what the others want */
+        if (procs[i].state == P_RUNNABLE && procs[i].killed)
+            return &procs[i];
     for (int k = 1; k <= MAX_PROCS; k++) {
         struct proc *p = &procs[(last + k) % MAX_PROCS];
         if (p->state == P_RUNNABLE) {
@@ -1035,6 +1051,12 @@ int proc_step(void)
     struct proc *p = pick();
     if (!p)
         return 0;
+    if (p->killed && p->fresh) { /* killed before it ever ran: no need to run it to end it */
+        proc_end(p, 128 + p->killed);
+        sessions_check();
+        return 1;
+    }
+    p->fresh = 0;
     cur = p;
     syscall_stack_top = kstack_top(p);
     write_cr3(p->pml4);
@@ -1206,6 +1228,13 @@ int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_ca
     id = s->id;
     s->id = 0;
     return id;
+}
+
+void proc_reseed(uint64_t seed)
+{
+    entropy ^= seed;
+    for (int i = 0; i < MAX_PROCS; i++)
+        procs[i].rng ^= seed * (2 * (uint64_t)i + 1) | 1;
 }
 
 int proc_kill_session(int id)

@@ -56,6 +56,9 @@ int proc_done(int id);
  * out/err (err NULL: not wanted) up to the caps, and the session is freed. Returns its id, 0
  * when it has not ended, -ENOENT when there is no such session. */
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
+/** Mixes host randomness into every process's random state (after a restore, so sandboxes
+ * from one image do not share random numbers). */
+void proc_reseed(uint64_t seed);
 /** Kills every process still in session `id`. */
 int proc_kill_session(int id);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
@@ -72,6 +75,10 @@ uint64_t kernel_ticks(void);
 /** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
 void kernel_irq_on(void);
 void kernel_irq_off(void);
+/** Before syscall_exit's pops: closes interrupts where sysret reopens them (hardware KVM), so no
+ * interrupt lands on the user stack between restoring RSP and sysret; under PVM the VIF byte
+ * stays open (sysret does not reach it). */
+void kernel_sysret_prep(void);
 /** Waits for the next interrupt with interrupts open, then closes them again. */
 void kernel_idle(void);
 /** Tells the host that a session ended and waits to be collected. */

@@ -82,7 +82,7 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_
         return r;
     }
     if (image) { /* a restored guest's clock stopped at its snapshot: set it to now */
-        uint64_t arg[4] = {(uint64_t)lel_now_ms(), 0, 0, 0};
+        uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), 0, 0};
         lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
     }
     s->vm = vm;

@@ -762,9 +762,10 @@ int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, co
     int r = lel_vm_cmd_start(vm, &cmd, &id);
     if (r != 0)
         return r;
-    /* the guest ends the command by its timeout; past that and a grace period it is wedged */
+    /* the guest ends the command by its timeout; past that and a grace period (10 s: a fork
+     * bomb's teardown under emulation takes seconds) it is wedged */
     struct timespec ts;
-    deadline_in(&ts, timeout_ms ? (int)timeout_ms + 5000 : 24 * 3600 * 1000);
+    deadline_in(&ts, timeout_ms ? (int)timeout_ms + 10000 : 24 * 3600 * 1000);
     for (;;) {
         pthread_mutex_lock(&vm->lock);
         uint64_t seen = vm->events;

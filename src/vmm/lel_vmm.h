@@ -98,7 +98,7 @@ int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_
 int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id);
 /** Starts a command and waits for its end (other commands may run meanwhile, but their
  * results are left for others to collect). Returns like lel_vm_cmd_start, or -ETIMEDOUT when
- * the guest did not end it by its timeout plus a grace period (it is then killed). */
+ * the guest did not end it by its timeout plus 10 s (it is then killed). */
 int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
                size_t inlen, uint64_t timeout_ms, struct lel_run_result *res);
 /** Resident guest memory in bytes (pages actually backed). */
