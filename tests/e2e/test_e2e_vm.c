@@ -339,7 +339,7 @@ static void templates_vm(void)
         "{\"name\":\"app\",\"memoryMB\":256,\"steps\":["
         "{\"type\":\"run\",\"args\":[\"mkdir -p /opt/app && echo built > /opt/app/marker\"]},"
         "{\"type\":\"file\",\"path\":\"/opt/app/run.sh\",\"content\":\"echo hi\\n\",\"mode\":493}],"
-        "\"startCmd\":\"while :; do date +%s > /tmp/hb; sleep 0.2; done\","
+        "\"startCmd\":\"while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.2; done\","
         "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb\"}");
     CHECK_INT(r.status, 202);
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
@@ -377,7 +377,7 @@ static void templates_vm(void)
     json_decref(ra);
     json_decref(rc);
     /* the startCmd process runs in each of them: it rewrites its heartbeat with the current time */
-    json_t *hb = run_cmd(a, "{\"cmd\":\"rm /tmp/hb; sleep 1; cat /tmp/hb\"}");
+    json_t *hb = run_cmd(a, "{\"cmd\":\"rm /tmp/hb; sleep 2; cat /tmp/hb\"}");
     long long beat = hb ? atoll(json_string_value(json_object_get(hb, "stdout"))) : 0;
     CHECK(beat >= (long long)time(NULL) - 10 && beat <= (long long)time(NULL) + 1);
     json_decref(hb);

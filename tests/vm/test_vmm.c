@@ -231,12 +231,12 @@ static void concurrency(lel_vm_t *vm)
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo after bomb", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "after bomb\n");
     /* a background start (a template's startCmd) is never collected and keeps running */
-    const char *hb[] = {"/bin/sh", "-c", "while :; do date +%s > /tmp/hb; sleep 0.1; done", NULL};
+    const char *hb[] = {"/bin/sh", "-c", "while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.1; done", NULL};
     struct lel_cmd bg = {hb, NULL, NULL, NULL, 0, 0, 1};
     uint32_t bid = 0;
     CHECK_INT(lel_vm_cmd_start(vm, &bg, &bid), 0);
-    usleep(400000);
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "rm /tmp/hb; sleep 0.5; cat /tmp/hb | wc -l", NULL}, out,
+    usleep(1000000);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "rm /tmp/hb; sleep 2; cat /tmp/hb | wc -l", NULL}, out,
                         sizeof(out)),
               0);
     CHECK_STR(out, "1\n");
