@@ -4,19 +4,22 @@
 # tests run on machines without a usable /dev/kvm (CI, the development machines), and it is
 # the one place the VMX/SVM path of src/vmm is exercised.
 #
-#   tools/qemu-vm.sh [-m MiB] [-t seconds] FILE... -- COMMAND [ARGS...]
+#   tools/qemu-vm.sh [-m MiB] [-t seconds] [-r tries] FILE... -- COMMAND [ARGS...]
 #
 # Each FILE (a binary of the build) is copied into the VM's initramfs at its own absolute path,
 # with every shared library ldd names, so compiled-in paths keep working. COMMAND runs in /tmp
 # with loopback up; its exit status is this script's. Exit 77 (ctest's "skipped") when QEMU or
-# the kernel that tools/setup.sh fetches are missing.
+# the kernel that tools/setup.sh fetches are missing. With -r N a failed run is tried again, up
+# to N runs in all, saying so: nested emulation itself sometimes stalls (soft lockups of the
+# VM's kernel), which says nothing about our code; a failure that repeats does.
 set -euo pipefail
 KDIR=${LEL_QEMU_KERNEL_DIR:-/var/cache/lelantos/qemu-kernel}
-mem=4096 limit=900
+mem=4096 limit=900 tries=1
 while [ $# -gt 0 ]; do
   case $1 in
     -m) mem=$2; shift 2 ;;
     -t) limit=$2; shift 2 ;;
+    -r) tries=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -59,10 +62,13 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.gz")
 log=$work/console.log
-# -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
-timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
-  -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
-  -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v 'LEL_QEMU_RC=' || true
-rc=$(sed -n "s/.*LEL_QEMU_RC=\([0-9]*\).*/\1/p" "$log" | tail -1)
-if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; exit 1; fi
-exit "$rc"
+for try in $(seq "$tries"); do
+  # -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
+  timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
+    -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+    -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v 'LEL_QEMU_RC=' || true
+  rc=$(sed -n "s/.*LEL_QEMU_RC=\([0-9]*\).*/\1/p" "$log" | tail -1)
+  if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; rc=1; fi
+  if [ "$rc" = 0 ] || [ "$rc" = 77 ] || [ "$try" = "$tries" ]; then exit "$rc"; fi
+  echo "qemu-vm: run $try of $tries failed (status $rc); running it again"
+done

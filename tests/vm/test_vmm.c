@@ -298,6 +298,7 @@ static void misbehaving(void)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows even when a run is cut short */
     char why[256], err[256], dir[] = "/tmp/lel-vmm-XXXXXX", img[300], img2[300];
     enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
     if (b == LEL_VMM_NONE) {
