@@ -2,7 +2,7 @@
  * and 256 MiB touched (256 MiB VMs): boot-to-ready, pause (stop + image + release), resume
  * (restore from the image), snapshot (stop + image + continue) and restore latency, p50/p99
  * over N runs; image size and compression ratio; and the guest's compute speed against the
- * same loop on the host. Usage: vm_bench [runs per size, default 100] */
+ * same loop on the host, and the host CPU an idle guest costs. Usage: vm_bench [runs per size, default 100] */
 #include "../src/guest/lel_guest_abi.h"
 #include "../src/vmm/lel_vmm.h"
 
@@ -46,6 +46,28 @@ static void die(const char *what, const char *err)
 {
     fprintf(stderr, "vm_bench: %s: %s\n", what, err);
     exit(1);
+}
+
+/* Host CPU time an idle guest costs per second (vCPU thread): with nothing to run it stops its
+ * timer; a program that sleeps keeps the 100 Hz tick on (a template's startCmd loop, say). */
+static void idle_cost(lel_vm_t *vm)
+{
+    for (int sleeping = 0; sleeping < 2; sleeping++) {
+        if (sleeping) {
+            const char *argv[] = {"/bin/sh", "-c", "sleep 1000", NULL};
+            struct lel_cmd c = {argv, NULL, NULL, NULL, 0, 0, LEL_CMD_BACKGROUND};
+            uint32_t id;
+            if (lel_vm_cmd_start(vm, &c, &id) != 0)
+                die("idle", "cannot start sleep");
+        }
+        usleep(300000);
+        uint64_t c0 = lel_vm_cpu_ns(vm);
+        double t0 = now_ms();
+        sleep(3);
+        double us_per_s = (double)(lel_vm_cpu_ns(vm) - c0) / 1e3 / ((now_ms() - t0) / 1e3);
+        printf("idle guest%s: %.0f us host CPU per second (%.3f%% of a core)\n", sleeping ? " with a sleeping program" : "",
+               us_per_s, us_per_s / 1e4);
+    }
 }
 
 int main(int argc, char **argv)
@@ -127,6 +149,7 @@ int main(int argc, char **argv)
     double host = now_ms() - t0;
     printf("compute: %llu xorshift steps: guest %.0f ms, host %.0f ms, guest/host speed %.2f (results %s)\n",
            (unsigned long long)n, guest, host, host / guest, gr == hr ? "equal" : "DIFFER");
+    idle_cost(vm);
     lel_vm_destroy(vm);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -134,6 +134,8 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
 {
     if ((dir->mode & S_IFMT) != S_IFDIR)
         return -E_NOTDIR;
+    if (dir->nlink == 0) /* removed */
+        return -E_NOENT;
     if (child_of(dir, name, n))
         return -E_EXIST;
     struct dent *d = kmalloc(sizeof(*d));
@@ -221,10 +223,16 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
         if (is_dir && d->inode->children)
             return -E_NOTEMPTY;
         *pp = d->next;
-        if (is_dir)
+        struct inode *gone = d->inode;
+        if (is_dir) {
             dir->nlink--;
-        if (--d->inode->nlink == 0 || is_dir)
-            inode_free(d->inode);
+            gone->nlink = 0;
+            gone->parent = gone; /* its parent may go before it does */
+        } else {
+            gone->nlink--;
+        }
+        if (gone->nlink == 0 && gone->refs == 0)
+            inode_free(gone);
         kfree(d->name, n + 1);
         kfree(d, sizeof(*d));
         dir->mtime = clock_now;
@@ -247,7 +255,7 @@ int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode
         (nlen == 1 && nname[0] == '.') || (nlen == 2 && nname[0] == '.' && nname[1] == '.'))
         return -E_INVAL;
     struct dent **op = dent_of(odir, oname, olen);
-    if (!op)
+    if (!op || ndir->nlink == 0)
         return -E_NOENT;
     struct inode *moving = (*op)->inode;
     int is_dir = (moving->mode & S_IFMT) == S_IFDIR;
@@ -365,21 +373,39 @@ int fs_truncate(struct inode *f, uint64_t size)
     return 0;
 }
 
+void fs_hold(struct inode *i)
+{
+    if (i)
+        i->refs++;
+}
+
+void fs_release(struct inode *i)
+{
+    if (i && --i->refs == 0 && i->nlink == 0)
+        inode_free(i);
+}
+
 struct inode *fs_anon_file(void)
 {
-    return inode_new(S_IFREG | 0600);
+    struct inode *i = inode_new(S_IFREG | 0600);
+    if (i) {
+        i->nlink = 0;
+        i->refs = 1;
+    }
+    return i;
 }
 
 void fs_anon_free(struct inode *f)
 {
-    if (f)
-        inode_free(f);
+    fs_release(f);
 }
 
 int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child)
 {
     if ((dir->mode & S_IFMT) != S_IFDIR)
         return -E_NOTDIR;
+    if (dir->nlink == 0) /* removed: empty, without even "." and "..", as on Linux */
+        return 1;
     if (index == 0) {
         *name = ".";
         *child = dir;
@@ -406,6 +432,8 @@ int fs_path_of(struct inode *d, char *buf, uint64_t cap)
     uint64_t pos = sizeof(tmp);
     tmp[--pos] = 0;
     while (d != root) {
+        if (d->nlink == 0) /* removed: no path leads here */
+            return -E_NOENT;
         struct inode *p = d->parent;
         struct dent *e = p->children;
         while (e && e->inode != d)

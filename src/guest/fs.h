@@ -42,6 +42,7 @@ struct inode {
     struct inode *parent;        /* directory: its parent (root: itself) */
     char *target;                /* symlink */
     uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
+    uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
 };
 
 struct dent {
@@ -69,7 +70,12 @@ void fs_set_clock(int64_t now);
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
-/** A regular file in no directory (command stdin); fs_anon_free releases it. */
+/** Keeps an inode alive while it is in use: a file removed from its directory goes when its
+ * last user lets go, as on Linux (a removed directory stays, empty and dead: nothing can be
+ * created in it and it has no path). */
+void fs_hold(struct inode *i);
+void fs_release(struct inode *i);
+/** A regular file in no directory (command stdin), held once; fs_anon_free releases it. */
 struct inode *fs_anon_file(void);
 void fs_anon_free(struct inode *f);
 /** The `index`-th entry of a directory, counting "." and ".." first; 1 when past the end. */

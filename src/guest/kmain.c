@@ -27,6 +27,13 @@ static struct lel_chan *const chan = (struct lel_chan *)(LEL_KERNEL_BASE + LEL_G
 static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
 static int pvm;
 
+/* Time: with the TSC's rate known (boot info, then SET_CLOCK after each restore) it is read
+ * from the TSC, in ns, and keeps running while the timer is stopped; without it, time is the
+ * count of timer interrupts. */
+static uint64_t tsc_khz, tsc_base, ns_base, ns_last;
+static uint64_t timer_irqs; /* timer interrupts taken (LEL_OP_TICKS ret[1]) */
+static int timer_off;       /* stopped while nothing needs it (idle sandboxes cost the host nothing) */
+
 extern const uint64_t isr_stubs[256];
 
 void console_write(const char *s)
@@ -42,6 +49,17 @@ void console_hex(uint64_t v)
         buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
     buf[18] = 0;
     console_write(buf);
+}
+
+static void console_dec(uint64_t v)
+{
+    char buf[21];
+    int i = 20;
+    buf[i] = 0;
+    do
+        buf[--i] = (char)('0' + v % 10);
+    while ((v /= 10) && i > 0);
+    console_write(buf + i);
 }
 
 static void irq_disable(void)
@@ -88,14 +106,58 @@ static void idt_init(void)
     __asm__ volatile("lidt %0" ::"m"(d));
 }
 
+static uint64_t tick_ns(void)
+{
+    return 1000000000ULL / (boot->tick_hz ? boot->tick_hz : 100);
+}
+
+uint64_t kernel_ns(void)
+{
+    if (!tsc_khz)
+        return chan->ticks * tick_ns();
+    uint64_t t = rdtsc(), d = t > tsc_base ? t - tsc_base : 0; /* a restore may move the TSC back */
+    uint64_t ns = ns_base + d / tsc_khz * 1000000 + d % tsc_khz * 1000000 / tsc_khz;
+    if (ns < ns_last)
+        ns = ns_last;
+    ns_last = ns;
+    return ns;
+}
+
+uint64_t kernel_ticks(void)
+{
+    if (tsc_khz)
+        chan->ticks = kernel_ns() / tick_ns();
+    return chan->ticks;
+}
+
+/* After a restore: time goes on from where it is, at this host's TSC rate (0: keep the rate).
+ * The TSC may have jumped either way meanwhile (PVM cannot restore it; a host may have
+ * rebooted), so it is read afresh from here on. */
+static void clock_rebase(uint64_t khz)
+{
+    ns_base = kernel_ns();
+    tsc_base = rdtsc();
+    if (khz)
+        tsc_khz = khz;
+}
+
+void kernel_timer(int on)
+{
+    if (!tsc_khz || on == !timer_off) /* without the TSC the timer is the clock: never stopped */
+        return;
+    timer_off = !on;
+    wrmsr(MSR_X2APIC_TMICT, on ? APIC_BUS_HZ * tick_ns() / 1000000000ULL : 0);
+}
+
 static void lapic_init(void)
 {
     wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 11) | (1u << 10)); /* enable, x2APIC mode */
     wrmsr(MSR_X2APIC_SVR, 0x100 | 0xff);
     wrmsr(MSR_X2APIC_TDCR, 0xb); /* divide by 1 */
     wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17)); /* periodic */
-    uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
-    wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ / hz);
+    wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * tick_ns() / 1000000000ULL);
+    tsc_base = rdtsc();
+    tsc_khz = boot->tsc_khz;
 }
 
 /* Called from isr_common with the vector and a pointer to {error code, rip, cs, rflags, ...}.
@@ -119,8 +181,11 @@ int isr(uint64_t vector, uint64_t *frame)
         for (;;)
             __asm__ volatile("hlt");
     }
-    if (vector == LEL_VEC_TIMER)
-        chan->ticks++;
+    if (vector == LEL_VEC_TIMER) {
+        timer_irqs++;
+        if (!tsc_khz)
+            chan->ticks++;
+    }
     wrmsr(MSR_X2APIC_EOI, 0);
     return (vector == LEL_VEC_TIMER || vector == LEL_VEC_CHANNEL) && (frame[2] & 3) == 3 && proc_active();
 }
@@ -442,13 +507,14 @@ static void handle(void)
         file_read();
         break;
     case LEL_OP_SET_CLOCK: {
-        uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
-        boot->epoch_ms = chan->arg[0] - chan->ticks * 1000 / hz; /* proc_now_ns() = epoch + ticks */
+        clock_rebase(chan->arg[2]);
+        boot->epoch_ms = chan->arg[0] - kernel_ns() / 1000000; /* proc_now_ns() = epoch + kernel_ns() */
         proc_reseed(chan->arg[1]);
         break;
     }
     case LEL_OP_TICKS:
-        chan->ret[0] = chan->ticks;
+        chan->ret[0] = kernel_ticks();
+        chan->ret[1] = timer_irqs;
         break;
     case LEL_OP_RUN_TEST:
         run_sync(proc_start_test());
@@ -502,10 +568,6 @@ void kernel_event(void)
     outl(LEL_PORT_DOORBELL, LEL_BELL_EVENT);
 }
 
-uint64_t kernel_ticks(void)
-{
-    return chan->ticks;
-}
 
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 
@@ -535,6 +597,13 @@ void kmain(void)
     irq_disable();
     idt_init();
     lapic_init();
+    if (tsc_khz) {
+        console_write("lelantos guest: clock from the TSC at ");
+        console_dec(tsc_khz);
+        console_write(" kHz\n");
+    } else {
+        console_write("lelantos guest: clock from timer ticks (TSC rate unknown)\n");
+    }
     rootfs_init();
     proc_init();
     console_write("lelantos guest: ready\n");
@@ -553,6 +622,6 @@ void kmain(void)
         }
         if (proc_step()) /* processes run between requests; a request preempts them */
             continue;
-        irq_enable_and_wait();
+        kernel_idle();
     }
 }

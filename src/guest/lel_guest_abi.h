@@ -57,6 +57,7 @@ struct lel_boot_info {
     uint64_t initrd_gpa;  /* the root filesystem (cpio newc), page-aligned at the top of RAM */
     uint64_t initrd_size;
     uint64_t epoch_ms;    /* wall clock at boot */
+    uint64_t tsc_khz;     /* the TSC's rate (KVM_GET_TSC_KHZ); 0: unknown, the timer never stops */
 };
 
 enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3,
@@ -66,7 +67,7 @@ enum lel_op {
     LEL_OP_PING = 1,     /* ret[0] = arg[0] + 1 */
     LEL_OP_TOUCH = 2,    /* fill arg[0] MiB at LEL_GPA_WORK with a pattern of seed arg[1]; ret[0] = checksum */
     LEL_OP_CHECKSUM = 3, /* ret[0] = checksum of arg[0] MiB at LEL_GPA_WORK */
-    LEL_OP_TICKS = 4,    /* ret[0] = timer ticks since boot */
+    LEL_OP_TICKS = 4,    /* ret[0] = timer ticks since boot, ret[1] = timer interrupts taken (the timer stops when idle) */
     LEL_OP_MISBEHAVE = 5, /* for tests of host safety: arg[0] = enum lel_misbehave; does not answer */
     LEL_OP_SPIN = 6,      /* run lel_spin(arg[0]) (a fixed compute loop); ret[0] = its result */
     LEL_OP_RUN_TEST = 7,  /* run the built-in static test executable in user mode: ret[0] = exit code,
@@ -77,7 +78,7 @@ enum lel_op {
                              after the answer, and LEL_BELL_EVENT says when it ended */
     LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
                                arg[2] = data bytes, arg[3] = 1: create or truncate first (parents made) */
-    LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now, arg[1] = random bits: after a restore the
+    LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now, arg[1] = random bits, arg[2] = TSC kHz (0: same): after a restore the
                                guest's time moves on and its random numbers part from its siblings' */
     LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
                                ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk

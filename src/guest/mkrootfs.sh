@@ -1,14 +1,18 @@
 #!/bin/sh
 # Builds the default root filesystem as a cpio (newc) archive from Debian's busybox-static:
-# /bin/busybox with a link per applet, /tmp, /root, /etc/passwd. Usage: mkrootfs.sh OUT.cpio
+# /bin/busybox with a link per applet (/sbin, /usr/bin and /usr/sbin lead to /bin), /tmp, /root,
+# /etc/passwd. Usage: mkrootfs.sh OUT.cpio
 set -eu
 out=$1
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/bin" "$stage/tmp" "$stage/root" "$stage/etc"
+mkdir -p "$stage/bin" "$stage/tmp" "$stage/root" "$stage/etc" "$stage/usr"
 chmod 1777 "$stage/tmp"
 chmod 700 "$stage/root"
 cp /bin/busybox "$stage/bin/busybox"
+ln -s bin "$stage/sbin"  # one directory for every applet path (/usr/bin/env in "#!" lines)
+ln -s ../bin "$stage/usr/bin"
+ln -s ../bin "$stage/usr/sbin"
 for a in $(/bin/busybox --list); do
   [ "$a" = busybox ] || ln -s busybox "$stage/bin/$a"
 done

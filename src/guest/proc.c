@@ -75,7 +75,7 @@ struct proc {
     uint64_t pml4;
     struct file *fd[NFD];
     uint64_t cloexec; /* bit n: fd n closes on execve */
-    struct inode *cwd;
+    struct inode *cwd, *exe; /* both held (fs_hold); exe: the program's file, for /proc/self/exe */
     uint64_t brk_start, brk, mmap_next, fs_base;
     uint64_t ksp, wake_tick;
     uint64_t rng;
@@ -155,8 +155,7 @@ int proc_active(void)
 int64_t proc_now_ns(void)
 {
     const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
-    uint32_t hz = b->tick_hz ? b->tick_hz : 100;
-    return (int64_t)b->epoch_ms * 1000000 + (int64_t)(kernel_ticks() * (1000000000ULL / hz));
+    return (int64_t)b->epoch_ms * 1000000 + (int64_t)kernel_ns();
 }
 
 /* ---- address spaces ---- */
@@ -430,6 +429,7 @@ static struct file *file_new(enum ftype t, struct inode *ino, int flags)
     if (f) {
         f->type = t;
         f->ino = ino;
+        fs_hold(ino);
         f->flags = flags;
         f->refs = 1;
     }
@@ -440,6 +440,7 @@ static void file_put(struct file *f)
 {
     if (!f || --f->refs > 0)
         return;
+    fs_release(f->ino);
     if (f->pipe) {
         struct pipe *p = f->pipe;
         if (f->type == F_PIPE_R)
@@ -542,6 +543,7 @@ static void first_frame(struct proc *p, const struct uregs *regs)
 static void proc_free(struct proc *p)
 {
     p->state = P_FREE;
+    p->hup_at = 0;
 }
 
 /* Delivers `sig` with its default action (there are no handlers): the process ends, unless it
@@ -581,6 +583,9 @@ static void proc_end(struct proc *p, long status)
     if (p->pml4)
         free_level(p->pml4, 4);
     p->pml4 = 0;
+    fs_release(p->cwd);
+    fs_release(p->exe);
+    p->cwd = p->exe = 0;
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
     for (int i = 0; i < MAX_PROCS; i++)
@@ -635,6 +640,9 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
     }
     if (old)
         free_level(old, 4);
+    fs_release(cur->exe);
+    cur->exe = im->ino;
+    fs_hold(cur->exe);
     cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur->mmap_next = MMAP_BASE;
     fx_reset(cur);
@@ -658,8 +666,61 @@ static int image_of(struct inode *cwd, const char *path, struct image *im)
     return 0;
 }
 
+/* A script ("#!interp [arg]" on its first line) runs as `interp [arg] path argv[1..]`, as on
+ * Linux; `argv` (a NUL-separated list of *argc strings in a page) is rewritten in place and `im`
+ * becomes the interpreter. 0 when `im` is not a script. */
+static int shebang(struct image *im, const char *path, char *argv, uint32_t *argc)
+{
+    char line[256];
+    uint64_t n = im->len < sizeof(line) - 1 ? im->len : sizeof(line) - 1, i = 2, j;
+    if (n < 2 || fs_read(im->ino, 0, line, n) != (int64_t)n || line[0] != '#' || line[1] != '!')
+        return 0;
+    line[n] = 0;
+    while (line[i] == ' ' || line[i] == '\t')
+        i++;
+    for (j = i; line[j] && line[j] != '\n' && line[j] != ' ' && line[j] != '\t'; j++)
+        ;
+    if (j == i || (!line[j] && n == sizeof(line) - 1))
+        return -ENOEXEC; /* no interpreter, or a first line longer than Linux takes */
+    uint64_t a = j, e;
+    while (line[a] == ' ' || line[a] == '\t')
+        a++;
+    for (e = a; line[e] && line[e] != '\n'; e++)
+        ;
+    while (e > a && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+        e--;
+    line[j] = line[e] = 0;
+    char *old = kpage_alloc();
+    if (!old)
+        return -ENOMEM;
+    kmemcpy(old, argv, PAGE_SIZE);
+    if (path == argv) /* a nested script: its path is argv[0] */
+        path = old;
+    const char *rest = old + kstrlen(old) + 1; /* argv[1..] */
+    uint64_t rest_len = 0, used = 0, plen = kstrlen(path) + 1;
+    for (uint32_t k = 1; k < *argc; k++)
+        rest_len += kstrlen(rest + rest_len) + 1;
+    long r = -E2BIG_;
+    if ((j - i + 1) + (e - a + 1) + plen + rest_len <= PAGE_SIZE && *argc + 2 <= MAX_ARGS) {
+        kmemcpy(argv, line + i, j - i + 1);
+        used = j - i + 1;
+        if (e > a) {
+            kmemcpy(argv + used, line + a, e - a + 1);
+            used += e - a + 1;
+            (*argc)++;
+        }
+        kmemcpy(argv + used, path, plen);
+        kmemcpy(argv + used + plen, rest, rest_len);
+        (*argc)++;
+        r = image_of(cur->cwd, line + i, im);
+    }
+    kpage_free(old);
+    return r < 0 ? r : 1;
+}
+
 /* execve: copies argv/envp out of the old image, then replaces it; on success the syscall
- * "returns" into the new program through the saved user registers. */
+ * "returns" into the new program through the saved user registers. A script's interpreter may
+ * itself be a script, four levels deep as on Linux. */
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
 {
     char path[FS_PATH_MAX];
@@ -698,8 +759,17 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
         r = -EFAULT;
         goto out;
     }
-    if ((r = image_of(cur->cwd, path, &im)) < 0 ||
-        (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
+    if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
+        im = (struct image){cur->exe, 0, cur->exe->size};
+    } else if ((r = image_of(cur->cwd, path, &im)) < 0) {
+        goto out;
+    }
+    for (int depth = 0; (r = shebang(&im, depth ? bufs[0] : path, bufs[0], &counts[0])) > 0; depth++)
+        if (depth == 4) {
+            r = -E_LOOP;
+            goto out;
+        }
+    if (r < 0 || (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
         goto out;
     for (int i = 0; i < NFD; i++)
         if (cur->cloexec & (1ULL << i))
@@ -763,6 +833,9 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     c->hup_at = cur->hup_at;
     __asm__ volatile("fxsave64 %0" : "=m"(c->fx)); /* the parent's live registers */
     c->cwd = cur->cwd;
+    c->exe = cur->exe;
+    fs_hold(c->cwd);
+    fs_hold(c->exe);
     c->brk_start = cur->brk_start;
     c->brk = cur->brk;
     c->mmap_next = cur->mmap_next;
@@ -1003,6 +1076,7 @@ static void session_finish(struct session *s)
         s->ferr->ob = 0;
     if (s->fin && s->fin->ino) { /* the stdin copy goes; whoever still holds it reads an empty stdin */
         s->fin->type = F_STDIN;
+        fs_release(s->fin->ino);
         s->fin->ino = 0;
     }
     session_put_files(s);
@@ -1045,9 +1119,26 @@ static void sessions_check(void)
     }
 }
 
+/* Whether anything needs the timer: a process that runs (to be preempted), sleeps or polls
+ * with a time limit, a command's deadline, a hangup to come. */
+static int wants_timer(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        const struct proc *p = &procs[i];
+        if (p->state == P_RUNNABLE ||
+            (p->state == P_BLOCKED && (p->hup_at || p->why == W_SLEEP || p->wake_tick)))
+            return 1;
+    }
+    for (int k = 0; k < MAX_SESS; k++)
+        if (sessions[k].id && !sessions[k].done && sessions[k].deadline)
+            return 1;
+    return 0;
+}
+
 int proc_step(void)
 {
     sessions_check();
+    kernel_timer(wants_timer());
     struct proc *p = pick();
     if (!p)
         return 0;
@@ -1096,6 +1187,8 @@ static void session_abort(struct session *s)
     write_cr3(LEL_GPA_PML4);
     if (p->pml4)
         free_level(p->pml4, 4);
+    fs_release(p->cwd);
+    fs_release(p->exe);
     proc_free(p);
     session_put_files(s);
     outbuf_free(&s->out);
@@ -1149,6 +1242,7 @@ static int start(const struct image *im, const struct proc_spec *spec)
     s->background = spec->background;
     p->sess = s;
     p->cwd = cwd;
+    fs_hold(cwd);
     p->state = P_BLOCKED; /* not runnable until it is complete */
     cur = p; /* the loader and the file helpers work on the current process */
     int r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);

@@ -71,7 +71,14 @@ int64_t proc_now_ns(void);
 /* from kmain.c */
 void console_write(const char *s);
 void console_hex(uint64_t v);
+/** Timer ticks since boot (from the TSC when its rate is known, so they count while the timer
+ * is stopped). */
 uint64_t kernel_ticks(void);
+/** Nanoseconds since boot (TSC resolution when its rate is known, else a tick's). */
+uint64_t kernel_ns(void);
+/** Starts or stops the periodic timer: stopped while no process runs, sleeps or has a deadline,
+ * so an idle guest takes no interrupts. Only stops when time can be read from the TSC. */
+void kernel_timer(int on);
 /** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
 void kernel_irq_on(void);
 void kernel_irq_off(void);

@@ -81,10 +81,8 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_
         lel_actor_unref(s->actor);
         return r;
     }
-    if (image) { /* a restored guest's clock stopped at its snapshot: set it to now */
-        uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), 0, 0};
-        lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
-    }
+    if (image) /* a restored guest's clock stopped at its snapshot: set it to now */
+        lel_vm_set_clock(vm);
     s->vm = vm;
     s->cpu_prev_ns = lel_vm_cpu_ns(vm);
     s->cpu_prev_ms = lel_mono_ms();

@@ -209,10 +209,8 @@ static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
     }
     cfg.memory_file = raw;
     int r = lel_vm_restore(img, &cfg, &b->vm, err, errlen);
-    if (r == 0) {
-        uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), 0, 0};
-        lel_vm_call(b->vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
-    }
+    if (r == 0)
+        lel_vm_set_clock(b->vm);
     return r;
 }
 

@@ -209,6 +209,8 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         goto fail;
     }
     free(cpuid);
+    int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+    vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
     *out = vm;
     return 0;
 fail:
@@ -510,6 +512,7 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     bi->tick_hz = vm->tick_hz;
     bi->mem_bytes = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
     bi->epoch_ms = (uint64_t)lel_now_ms();
+    bi->tsc_khz = vm->tsc_khz;
     /* the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
     uint64_t rootfs_size = (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
     if (rootfs_size + (32ULL << 20) > bi->mem_bytes) {
@@ -596,6 +599,12 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     for (int i = 0; ret && i < 4; i++)
         ret[i] = ch->ret[i];
     return (int)ch->status;
+}
+
+int lel_vm_set_clock(lel_vm_t *vm)
+{
+    uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), vm->tsc_khz, 0};
+    return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
 }
 
 int lel_vm_stop(lel_vm_t *vm)

@@ -49,6 +49,9 @@ const char *lel_vm_why(lel_vm_t *vm);
 int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms);
 /** One host-channel request (LEL_OP_*). Returns the guest's status (0 ok) or -errno. */
 int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms);
+/** After a restore: sets the guest's wall clock to now and its TSC rate to this host's, and
+ * mixes fresh host randomness into it (sandboxes from one image must not share random numbers). */
+int lel_vm_set_clock(lel_vm_t *vm);
 /** Stops the vCPU at a clean point (pending I/O completed). Idempotent. */
 int lel_vm_stop(lel_vm_t *vm);
 /** Lets a stopped vCPU run again. */

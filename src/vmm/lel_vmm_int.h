@@ -23,6 +23,7 @@ struct lel_vm {
     uint64_t mem_bytes;
     enum lel_vmm_backend backend;
     uint32_t tick_hz;
+    uint32_t tsc_khz; /* KVM_GET_TSC_KHZ: the guest keeps time across a stopped timer with it */
     struct lel_vm_ops ops;
     void *ctx;
 

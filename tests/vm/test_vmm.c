@@ -135,6 +135,28 @@ static void busybox(lel_vm_t *vm, const char *when)
                         out, sizeof(out)),
               0);
     CHECK_STR(out, "hi\nb\n0\n");
+    /* scripts: "#!interp [arg]" (nested too, as on Linux); without "#!" sh runs the file itself */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "printf '#!/bin/sh\\necho script $0 $1\\n' > /tmp/s.sh && "
+                                                  "printf '#!/bin/awk  -f \\nBEGIN { print \"awk\", ARGV[1] }\\n' > /tmp/a.awk && "
+                                                  "printf '#!/tmp/s.sh\\n' > /tmp/n && printf 'echo plain\\n' > /tmp/p && "
+                                                  "chmod +x /tmp/s.sh /tmp/a.awk /tmp/n /tmp/p && "
+                                                  "printf '#!/usr/bin/env sh\\necho env $1\\n' > /tmp/e && chmod +x /tmp/e && "
+                                                  "/tmp/s.sh x && /tmp/a.awk q && /tmp/n y && /tmp/p && cd /tmp && ./s.sh z && ./e w",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "script /tmp/s.sh x\nawk q\nscript /tmp/s.sh /tmp/n\nplain\nscript ./s.sh z\nenv w\n");
+    /* a removed file lives on while open; a removed working directory is dead, not freed */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "echo kept > /tmp/u && exec 3< /tmp/u && rm /tmp/u && "
+                                                  "for i in 1 2 3; do echo other$i > /tmp/v$i; done; cat <&3; "
+                                                  "mkdir /tmp/d && cd /tmp/d && rmdir /tmp/d && (touch f 2>/dev/null || echo refused) && "
+                                                  "(/bin/pwd 2>/dev/null || echo no path) && ls -a | wc -l; cd / && rm /tmp/v?",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "kept\nrefused\nno path\n0\n");
     /* the wall clock the host sets (2030-01-01 00:00:05 UTC) is what programs see */
     uint64_t clk[4] = {1893456005000ULL, 0, 0, 0};
     CHECK_INT(lel_vm_call(vm, LEL_OP_SET_CLOCK, clk, NULL, 5000), 0);
@@ -206,17 +228,17 @@ static void concurrency(lel_vm_t *vm)
     /* the command ends when its shell exits; what it left in the background gets SIGHUP at
      * its timeout, and only what ignores it (trap "" HUP) or left with setsid runs on */
     const char *left[] = {"/bin/sh", "-c",
-                          "(sleep 2; echo hup > /tmp/hup) & sh -c 'trap \"\" HUP; sleep 2; echo late > /tmp/late' & "
-                          "setsid sh -c 'sleep 2; echo sid > /tmp/sid' & echo early",
+                          "(sleep 3; echo hup > /tmp/hup) & sh -c 'trap \"\" HUP; sleep 3; echo late > /tmp/late' & "
+                          "setsid sh -c 'sleep 3; echo sid > /tmp/sid' & echo early",
                           NULL};
     t0 = now_ms();
-    CHECK_INT(lel_vm_run(vm, left, NULL, NULL, NULL, 0, 1000, &res), 0);
+    CHECK_INT(lel_vm_run(vm, left, NULL, NULL, NULL, 0, 2000, &res), 0);
     memset(buf, 0, sizeof(buf));
     lel_vm_bulk_read(vm, 0, buf, res.out_len < 63 ? res.out_len : 63);
     CHECK_STR(buf, "early\n");
     CHECK(!res.timed_out);
-    CHECK(now_ms() - t0 < 1000);
-    usleep(2600000);
+    CHECK(now_ms() - t0 < 2000);
+    usleep(3600000);
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /tmp/late /tmp/sid; test -e /tmp/hup || echo gone", NULL},
                         out, sizeof(out)),
               0);
@@ -243,6 +265,28 @@ static void concurrency(lel_vm_t *vm)
     CHECK_INT(lel_vm_cmd_result(vm, bid, &id1, &res), -ENOENT);
 }
 
+/* With nothing to run the guest stops its timer, and time still goes on (from the TSC); a
+ * sleeping program turns the timer back on, or it would never wake. */
+static void idle_timer(lel_vm_t *vm)
+{
+    uint64_t a[4] = {0}, b[4] = {0};
+    CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, a, 5000), 0);
+    usleep(500000);
+    CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, b, 5000), 0);
+    printf("idle 0.5 s: %llu ticks, %llu timer interrupts\n", (unsigned long long)(b[0] - a[0]),
+           (unsigned long long)(b[1] - a[1]));
+    CHECK(b[0] - a[0] >= 25 && b[0] - a[0] <= 500);
+    CHECK(b[1] - a[1] <= 3);
+    char out[256];
+    double t0 = now_ms();
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "sleep 0.3; echo woke", NULL}, out, sizeof(out)), 0);
+    CHECK_STR(out, "woke\n");
+    CHECK(now_ms() - t0 >= 290);
+    CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, a, 5000), 0);
+    printf("sleep 0.3: %llu timer interrupts\n", (unsigned long long)(a[1] - b[1]));
+    CHECK(a[1] - b[1] >= 10);
+}
+
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
@@ -262,6 +306,45 @@ static lel_vm_t *boot(struct sink *s, uint64_t mem)
         return NULL;
     }
     return vm;
+}
+
+struct wedged {
+    lel_vm_t *vm;
+    int r;
+    double ms;
+};
+
+static void *run_sleep(void *arg)
+{
+    struct wedged *w = arg;
+    const char *argv[] = {"/bin/sh", "-c", "sleep 100", NULL};
+    struct lel_run_result res;
+    double t0 = now_ms();
+    w->r = lel_vm_run(w->vm, argv, NULL, NULL, NULL, 0, 2000, &res);
+    w->ms = now_ms() - t0;
+    return NULL;
+}
+
+/* A guest that wedges in the middle of a command (interrupts off, endless loop) never ends it:
+ * lel_vm_run gives up at the command's timeout plus its grace period (10 s). */
+static void wedged_command(void)
+{
+    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+    lel_vm_t *vm = boot(&s, 64 * MIB);
+    CHECK(vm != NULL);
+    if (!vm)
+        return;
+    struct wedged w = {vm, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, run_sleep, &w);
+    usleep(700000); /* the command runs: lel_vm_run waits for its end */
+    uint64_t arg[4] = {LEL_BAD_SPIN, 0, 0, 0};
+    CHECK_INT(lel_vm_call(vm, LEL_OP_MISBEHAVE, arg, NULL, 1000), -ETIMEDOUT);
+    pthread_join(t, NULL);
+    printf("wedged guest: lel_vm_run -> %d after %.0f ms\n", w.r, w.ms);
+    CHECK_INT(w.r, -ETIMEDOUT);
+    CHECK(w.ms >= 12000);
+    lel_vm_destroy(vm);
 }
 
 static void misbehaving(void)
@@ -321,6 +404,7 @@ int main(void)
     CHECK_INT(st, 0);
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
+    idle_timer(vm);
     concurrency(vm);
     double t0 = now_ms();
     uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
@@ -366,11 +450,13 @@ int main(void)
     CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
     run_user_test(vm, "after resume");
     busybox(vm, "after resume");
-    uint64_t t1 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
+    uint64_t t1[4], t2[4]; /* the timer runs on: the background heartbeat of concurrency() sleeps */
+    CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, t1, 5000), 0);
     usleep(200000);
-    uint64_t t2 = call1(vm, LEL_OP_TICKS, 0, 0, &st);
-    printf("ticks after restore: %llu -> %llu\n", (unsigned long long)t1, (unsigned long long)t2);
-    CHECK(t1 >= ticks && t2 >= t1 + 5);
+    CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, t2, 5000), 0);
+    printf("after restore: ticks %llu -> %llu, timer interrupts +%llu\n", (unsigned long long)t1[0],
+           (unsigned long long)t2[0], (unsigned long long)(t2[1] - t1[1]));
+    CHECK(t1[0] >= ticks && t2[0] >= t1[0] + 5 && t2[1] >= t1[1] + 5);
 
     /* snapshot while running, change memory, restore: old checksum back */
     CHECK(lel_vm_stop(vm) == 0);
@@ -437,6 +523,7 @@ int main(void)
     CHECK_INT(r, -EBADMSG);
 
     misbehaving();
+    wedged_command();
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
