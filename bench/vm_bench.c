@@ -49,7 +49,7 @@ static void die(const char *what, const char *err)
 }
 
 /* Host CPU time an idle guest costs per second (vCPU thread): with nothing to run it stops its
- * timer; a program that sleeps keeps the 100 Hz tick on (a template's startCmd loop, say). */
+ * timer; a program asleep (a template's startCmd waiting, say) costs one interrupt per wake-up. */
 static void idle_cost(lel_vm_t *vm)
 {
     for (int sleeping = 0; sleeping < 2; sleeping++) {
@@ -65,7 +65,7 @@ static void idle_cost(lel_vm_t *vm)
         double t0 = now_ms();
         sleep(3);
         double us_per_s = (double)(lel_vm_cpu_ns(vm) - c0) / 1e3 / ((now_ms() - t0) / 1e3);
-        printf("idle guest%s: %.0f us host CPU per second (%.3f%% of a core)\n", sleeping ? " with a sleeping program" : "",
+        printf("idle guest%s: %.0f us host CPU per second (%.3f%% of a core)\n", sleeping ? " with a program asleep" : "",
                us_per_s, us_per_s / 1e4);
     }
 }

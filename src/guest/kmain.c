@@ -32,7 +32,10 @@ static int pvm;
  * count of timer interrupts. */
 static uint64_t tsc_khz, tsc_base, ns_base, ns_last;
 static uint64_t timer_irqs; /* timer interrupts taken (LEL_OP_TICKS ret[1]) */
-static int timer_off;       /* stopped while nothing needs it (idle sandboxes cost the host nothing) */
+/* The timer ticks periodically while processes run (preemption); with none runnable it fires
+ * once at the next deadline, or not at all (an idle sandbox costs the host nothing). */
+static enum { TIMER_PERIODIC, TIMER_ONESHOT, TIMER_OFF } timer_mode;
+static uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
 
 extern const uint64_t isr_stubs[256];
 
@@ -141,12 +144,31 @@ static void clock_rebase(uint64_t khz)
         tsc_khz = khz;
 }
 
-void kernel_timer(int on)
+void kernel_timer(uint64_t until)
 {
-    if (!tsc_khz || on == !timer_off) /* without the TSC the timer is the clock: never stopped */
+    if (!tsc_khz) /* without the TSC the timer is the clock: always periodic */
         return;
-    timer_off = !on;
-    wrmsr(MSR_X2APIC_TMICT, on ? APIC_BUS_HZ * tick_ns() / 1000000000ULL : 0);
+    if (until == 0) {
+        if (timer_mode != TIMER_PERIODIC) {
+            wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17));
+            wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * tick_ns() / 1000000000ULL);
+            timer_mode = TIMER_PERIODIC;
+        }
+    } else if (until == UINT64_MAX) {
+        if (timer_mode != TIMER_OFF)
+            wrmsr(MSR_X2APIC_TMICT, 0);
+        timer_mode = TIMER_OFF;
+    } else if (timer_mode != TIMER_ONESHOT || oneshot_at != until) {
+        uint64_t at = until * tick_ns(), now = kernel_ns();
+        uint64_t ns = at > now + 10000 ? at - now : 10000; /* passed or close: fire at once */
+        if (ns > 0xffffffffULL)
+            ns = 0xffffffffULL; /* the count register's limit (4.3 s): it fires early and is re-armed */
+        if (timer_mode != TIMER_ONESHOT)
+            wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER);
+        wrmsr(MSR_X2APIC_TMICT, ns * (APIC_BUS_HZ / 1000000000ULL));
+        timer_mode = TIMER_ONESHOT;
+        oneshot_at = until;
+    }
 }
 
 static void lapic_init(void)
@@ -183,6 +205,7 @@ int isr(uint64_t vector, uint64_t *frame)
     }
     if (vector == LEL_VEC_TIMER) {
         timer_irqs++;
+        oneshot_at = 0; /* a one-shot fired: the next idle step arms it again */
         if (!tsc_khz)
             chan->ticks++;
     }
@@ -574,7 +597,7 @@ void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 static void rootfs_init(void)
 {
     uint64_t end = boot->initrd_size ? boot->initrd_gpa : boot->mem_bytes;
-    kpool_init(4ULL << 20, end & ~(PAGE_SIZE - 1));
+    kpool_init(LEL_GPA_POOL, end & ~(PAGE_SIZE - 1));
     if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
         console_write("guest: no memory for the root filesystem\n");
         return;

@@ -26,8 +26,6 @@
 #define STACK_PAGES 64
 #define MMAP_BASE 0x00007f0000000000ULL
 #define NFD 64
-#define MAX_PROCS 24 /* also what a fork bomb meets: fork then fails with EAGAIN */
-#define KSTACK 32768
 
 #define MSR_STAR 0xc0000081
 #define MSR_LSTAR 0xc0000082
@@ -88,7 +86,6 @@ struct proc {
 
 static struct proc procs[MAX_PROCS];
 static uint8_t irq_stack[16384] __attribute__((aligned(16))); /* TSS.rsp0: interrupts from user mode */
-static uint8_t kstacks[MAX_PROCS][KSTACK] __attribute__((aligned(16)));
 static struct proc *cur; /* the running process, or NULL in the scheduler */
 
 /* A command (session): its first process, its output, its deadline. It ends when that process
@@ -119,7 +116,7 @@ static uint64_t entropy; /* from the host at each restore; new processes' random
 
 static uint64_t kstack_top(struct proc *p)
 {
-    return (uint64_t)(kstacks[p - procs] + KSTACK);
+    return (uint64_t)KVA(LEL_GPA_KSTACKS) + (uint64_t)(p - procs + 1) * KSTACK;
 }
 
 /* /dev with the character devices programs expect. */
@@ -1119,27 +1116,31 @@ static void sessions_check(void)
     }
 }
 
-/* Whether anything needs the timer: a process that runs (to be preempted), sleeps or polls
- * with a time limit, a command's deadline, a hangup to come. */
-static int wants_timer(void)
+/* With no process runnable: the first tick anything waits for (a sleep or a poll's limit, a
+ * hangup to come, a command's deadline); UINT64_MAX when nothing does. */
+static uint64_t next_deadline(void)
 {
+    uint64_t t = UINT64_MAX;
     for (int i = 0; i < MAX_PROCS; i++) {
         const struct proc *p = &procs[i];
-        if (p->state == P_RUNNABLE ||
-            (p->state == P_BLOCKED && (p->hup_at || p->why == W_SLEEP || p->wake_tick)))
-            return 1;
+        if (p->state != P_BLOCKED)
+            continue;
+        if ((p->why == W_SLEEP || p->wake_tick) && p->wake_tick < t)
+            t = p->wake_tick;
+        if (p->hup_at && p->hup_at < t)
+            t = p->hup_at;
     }
     for (int k = 0; k < MAX_SESS; k++)
-        if (sessions[k].id && !sessions[k].done && sessions[k].deadline)
-            return 1;
-    return 0;
+        if (sessions[k].id && !sessions[k].done && sessions[k].deadline && sessions[k].deadline < t)
+            t = sessions[k].deadline;
+    return t ? t : 1;
 }
 
 int proc_step(void)
 {
     sessions_check();
-    kernel_timer(wants_timer());
     struct proc *p = pick();
+    kernel_timer(p ? 0 : next_deadline());
     if (!p)
         return 0;
     if (p->killed && p->fresh) { /* killed before it ever ran: no need to run it to end it */

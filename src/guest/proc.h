@@ -8,6 +8,13 @@
 
 #include <stddef.h>
 
+#define MAX_PROCS 64 /* also what a fork bomb meets: fork then fails with EAGAIN */
+#define KSTACK 32768
+/* The processes' kernel stacks lie at a fixed place below the page pool (too big for .bss,
+ * which must end below the bulk area); a stack's pages are touched only as deep as it grows. */
+#define LEL_GPA_KSTACKS 0x400000ULL
+#define LEL_GPA_POOL (LEL_GPA_KSTACKS + (uint64_t)MAX_PROCS * KSTACK)
+
 #define KVA(gpa) ((void *)(LEL_KERNEL_BASE + (uint64_t)(gpa)))
 #define DMAP(gpa) ((void *)(LEL_DMAP_BASE + (uint64_t)(gpa)))
 
@@ -76,9 +83,10 @@ void console_hex(uint64_t v);
 uint64_t kernel_ticks(void);
 /** Nanoseconds since boot (TSC resolution when its rate is known, else a tick's). */
 uint64_t kernel_ns(void);
-/** Starts or stops the periodic timer: stopped while no process runs, sleeps or has a deadline,
- * so an idle guest takes no interrupts. Only stops when time can be read from the TSC. */
-void kernel_timer(int on);
+/** The timer: periodic while a process can run (until 0), once at tick `until` when all wait,
+ * off when nothing waits for time (UINT64_MAX), so an idle guest takes no interrupts. Only
+ * when time can be read from the TSC; else it stays periodic. */
+void kernel_timer(uint64_t until);
 /** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
 void kernel_irq_on(void);
 void kernel_irq_off(void);

@@ -266,7 +266,8 @@ static void concurrency(lel_vm_t *vm)
 }
 
 /* With nothing to run the guest stops its timer, and time still goes on (from the TSC); a
- * sleeping program turns the timer back on, or it would never wake. */
+ * sleeping program gets one timer interrupt at its wake-up time (it would never wake without),
+ * not 100 a second. */
 static void idle_timer(lel_vm_t *vm)
 {
     uint64_t a[4] = {0}, b[4] = {0};
@@ -279,12 +280,12 @@ static void idle_timer(lel_vm_t *vm)
     CHECK(b[1] - a[1] <= 3);
     char out[256];
     double t0 = now_ms();
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "sleep 0.3; echo woke", NULL}, out, sizeof(out)), 0);
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "sleep 1; echo woke", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "woke\n");
-    CHECK(now_ms() - t0 >= 290);
+    CHECK(now_ms() - t0 >= 990);
     CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, a, 5000), 0);
-    printf("sleep 0.3: %llu timer interrupts\n", (unsigned long long)(a[1] - b[1]));
-    CHECK(a[1] - b[1] >= 10);
+    printf("sleep 1: %llu timer interrupts\n", (unsigned long long)(a[1] - b[1]));
+    CHECK(a[1] - b[1] >= 1 && a[1] - b[1] < 60); /* ticks only while sh and sleep start and end */
 }
 
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
@@ -450,13 +451,13 @@ int main(void)
     CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
     run_user_test(vm, "after resume");
     busybox(vm, "after resume");
-    uint64_t t1[4], t2[4]; /* the timer runs on: the background heartbeat of concurrency() sleeps */
+    uint64_t t1[4], t2[4]; /* the timer still fires: the background heartbeat of concurrency() sleeps 0.1 s */
     CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, t1, 5000), 0);
     usleep(200000);
     CHECK_INT(lel_vm_call(vm, LEL_OP_TICKS, NULL, t2, 5000), 0);
     printf("after restore: ticks %llu -> %llu, timer interrupts +%llu\n", (unsigned long long)t1[0],
            (unsigned long long)t2[0], (unsigned long long)(t2[1] - t1[1]));
-    CHECK(t1[0] >= ticks && t2[0] >= t1[0] + 5 && t2[1] >= t1[1] + 5);
+    CHECK(t1[0] >= ticks && t2[0] >= t1[0] + 5 && t2[1] >= t1[1] + 1);
 
     /* snapshot while running, change memory, restore: old checksum back */
     CHECK(lel_vm_stop(vm) == 0);
