@@ -298,7 +298,10 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
             lel_msg_free(m);
         }
     }
-    lel_call_reply(c, 202, json_pack("{s:s, s:s, s:s}", "templateID", tid, "buildID", bid, "status", "waiting"));
+    /* "building" as the contract has it once a builder took it (its record says "waiting" while
+     * it waits for a build slot); without a VM backend nothing will build it */
+    lel_call_reply(c, 202, json_pack("{s:s, s:s, s:s}", "templateID", tid, "buildID", bid, "status",
+                                     srv->use_vm ? "building" : "waiting"));
 }
 
 struct list_ctx {

@@ -274,7 +274,7 @@ static void templates(enum proto p)
     CHECK(api(&S, &r, p, "POST", "/templates", body) == 0);
     CHECK_INT(r.status, 202);
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
-    CHECK_STR(jstr(&r, "status"), "waiting"); /* no builder yet: never a fake ready */
+    CHECK_STR(jstr(&r, "status"), "waiting"); /* no VM backend, no builder: never a fake ready */
     resp_free(&r);
     CHECK_INT(status_of(p, "POST", "/templates", body), 409); /* same name */
     CHECK_INT(status_of(p, "POST", "/templates", "{\"name\":\"x\",\"cpuCount\":2}"), 400);

@@ -342,6 +342,7 @@ static void templates_vm(void)
         "\"startCmd\":\"while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.2; done\","
         "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb\"}");
     CHECK_INT(r.status, 202);
+    CHECK_STR(jstr(&r, "status"), "building");
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
     resp_free(&r);
     /* a second build waits for the first (templates.max_parallel_builds: 1), then runs */
