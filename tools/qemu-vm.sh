@@ -58,7 +58,8 @@ if [ -c /dev/kvm ]; then
    for t in /proc/[0-9]*/task/[0-9]*; do
      [ -n "\$(tr -d '\\0' < \$t/cmdline)" ] || continue # kernel threads have no command line
      echo "-- \$t \$(cat \$t/comm) wchan=\$(cat \$t/wchan)"; cat \$t/stack
-   done) &
+   done
+   echo "qemu-vm: kernel log (soft lockups show the stuck CPU's call trace):"; dmesg | tail -60) &
   cd /tmp && $cmd
   echo "LEL_QEMU_RC=\$?"
 else

@@ -177,6 +177,12 @@ static void **slot(struct inode *f, uint64_t idx, int create)
     return &l2[idx % PER];
 }
 
+void *fs_page(struct inode *f, uint64_t index)
+{
+    void **sl = (f->mode & S_IFMT) == S_IFREG ? slot(f, index, 0) : 0;
+    return sl ? *sl : 0;
+}
+
 static void drop_data(struct inode *f, uint64_t from_page)
 {
     if (!f->pages)
@@ -331,6 +337,8 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
     const uint8_t *b = buf;
     if ((f->mode & S_IFMT) != S_IFREG)
         return -E_INVAL;
+    if (f->exec_users)
+        return -E_TXTBSY;
     if (off + n < off || off + n > MAX_FILE)
         return -E_FBIG;
     uint64_t done = 0;
@@ -359,6 +367,8 @@ int fs_truncate(struct inode *f, uint64_t size)
 {
     if ((f->mode & S_IFMT) != S_IFREG)
         return -E_INVAL;
+    if (f->exec_users)
+        return -E_TXTBSY;
     if (size > MAX_FILE)
         return -E_FBIG;
     if (size < f->size && f->pages) {

@@ -21,6 +21,7 @@
 #define E_NOTDIR 20
 #define E_ISDIR 21
 #define E_INVAL 22
+#define E_TXTBSY 26
 #define E_FBIG 27
 #define E_NAMETOOLONG 36
 #define E_NOTEMPTY 39
@@ -43,6 +44,7 @@ struct inode {
     char *target;                /* symlink */
     uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
     uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
+    uint32_t exec_users;         /* processes running it: their code is its pages, so it cannot change */
 };
 
 struct dent {
@@ -68,8 +70,11 @@ int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode
 /** Changes the clock the file system stamps with (seconds). */
 void fs_set_clock(int64_t now);
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
+/** Writes and truncation fail with -E_TXTBSY while the file is a running program. */
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
+/** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. */
+void *fs_page(struct inode *f, uint64_t index);
 /** Keeps an inode alive while it is in use: a file removed from its directory goes when its
  * last user lets go, as on Linux (a removed directory stays, empty and dead: nothing can be
  * created in it and it has no path). */

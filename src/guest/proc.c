@@ -21,6 +21,7 @@
 #define PTE_W 2ULL
 #define PTE_U 4ULL
 #define PTE_ADDR 0x000ffffffffff000ULL
+#define PTE_FILE (1ULL << 9) /* software bit: the page is a file's (a program's code), not this address space's */
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
 #define STACK_PAGES 64
@@ -64,7 +65,11 @@ struct file {
 };
 
 enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
-enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP };
+enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL };
+
+struct sigact {
+    uint64_t handler, flags, restorer, mask; /* handler 0: default, 1: ignore; mask: internal bits */
+};
 
 struct proc {
     enum pstate state;
@@ -79,6 +84,11 @@ struct proc {
     uint64_t rng;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
+    uint64_t sig_handled; /* bit n: signal n has a handler */
+    uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */
+    int sig_saved_valid;
+    int sig_from[64]; /* who sent each pending signal (siginfo's si_pid) */
+    struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
@@ -191,18 +201,21 @@ static void unmap(uint64_t pml4, uint64_t va)
 {
     uint64_t *e = pte_of(pml4, va, 0);
     if (e && (*e & PTE_P)) {
-        kpage_free(DMAP(*e & PTE_ADDR));
+        if (!(*e & PTE_FILE))
+            kpage_free(DMAP(*e & PTE_ADDR));
         *e = 0;
         __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* PVM resyncs shadow PTEs only here */
     }
 }
 
-static uint64_t translate(uint64_t pml4, uint64_t va)
+/* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
+ * `write` is asked (the kernel writes through the direct map, past the page's protection). */
+static uint64_t translate(uint64_t pml4, uint64_t va, int write)
 {
     if (va >= USER_TOP)
         return 0;
     uint64_t *e = pte_of(pml4, va, 0);
-    return e && (*e & PTE_P) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
+    return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
 
 /* Copies between user memory and the kernel through the page table; -EFAULT on any hole. */
@@ -212,7 +225,7 @@ static long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
     if (va + n < va)
         return -EFAULT;
     while (n) {
-        uint64_t gpa = translate(cur->pml4, va), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+        uint64_t gpa = translate(cur->pml4, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
@@ -248,7 +261,7 @@ static void free_level(uint64_t table, int level)
             continue;
         if (level > 1)
             free_level(e[i] & PTE_ADDR, level - 1);
-        else
+        else if (!(e[i] & PTE_FILE))
             kpage_free(DMAP(e[i] & PTE_ADDR));
     }
     kpage_free(DMAP(table));
@@ -303,6 +316,48 @@ struct loaded {
     uint64_t entry, phdr, phnum, end;
 };
 
+#define PF_W 2
+
+/* A page this address space maps from a file becomes its own copy (a writable segment that
+ * shares a page with a read-only one). */
+static int make_private(uint64_t pml4, uint64_t va)
+{
+    uint64_t *e = pte_of(pml4, va, 0);
+    if (!e || !(*e & PTE_FILE))
+        return 0;
+    void *page = kpage_alloc();
+    if (!page)
+        return -ENOMEM;
+    kmemcpy(page, DMAP(*e & PTE_ADDR), PAGE_SIZE);
+    *e = kpage_gpa(page) | PTE_P | PTE_W | PTE_U;
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+    return 0;
+}
+
+/* A read-only segment maps the program file's own pages (read-only, shared by every process
+ * running it) instead of copying them: exec and fork copy only the writable data. Only for a
+ * file whose offsets line up with its addresses page by page and that has no holes there;
+ * otherwise (-1) the segment is copied. */
+static int map_file(const struct image *im, const struct phdr *p)
+{
+    uint64_t first = p->vaddr & ~(PAGE_SIZE - 1), lead = p->vaddr - first;
+    if (!im->ino || p->memsz != p->filesz || (p->offset & (PAGE_SIZE - 1)) != lead)
+        return -1;
+    uint64_t page0 = (p->offset - lead) / PAGE_SIZE, n = (lead + p->memsz + PAGE_SIZE - 1) / PAGE_SIZE;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t *e = pte_of(cur->pml4, first + i * PAGE_SIZE, 0);
+        if (!fs_page(im->ino, page0 + i) || (e && (*e & PTE_P)))
+            return -1; /* a hole, or a page another segment has */
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t *e = pte_of(cur->pml4, first + i * PAGE_SIZE, 1);
+        if (!e)
+            return -ENOMEM;
+        *e = kpage_gpa(fs_page(im->ino, page0 + i)) | PTE_P | PTE_U | PTE_FILE;
+    }
+    return 0;
+}
+
 /* Loads a static ELF64 x86-64 executable; every offset and size is checked against the file. */
 static int elf_load(const struct image *im, struct loaded *L)
 {
@@ -310,7 +365,7 @@ static int elf_load(const struct image *im, struct loaded *L)
     struct phdr ph[32];
     if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
         h.ident[3] != 'F' || h.ident[4] != 2 || h.type != 2 || h.machine != 62 || h.phentsize != sizeof(struct phdr) ||
-        h.phnum == 0 || h.phnum > 32 || img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
+        h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP || img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
         return -ENOEXEC;
     L->phdr = 0;
     L->end = 0;
@@ -323,18 +378,21 @@ static int elf_load(const struct image *im, struct loaded *L)
         if (p->filesz > p->memsz || p->vaddr >= USER_TOP || p->memsz > USER_TOP - p->vaddr || p->offset > im->len ||
             p->filesz > im->len - p->offset)
             return -ENOEXEC;
+        if (!(p->flags & PF_W) && map_file(im, p) == 0)
+            goto mapped;
         for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
-            if (map_new(cur->pml4, va) < 0)
+            if (map_new(cur->pml4, va) < 0 || make_private(cur->pml4, va) < 0)
                 return -ENOMEM;
         /* file bytes, page by page straight into the process's memory */
         for (uint64_t done = 0; done < p->filesz;) {
             uint64_t va = p->vaddr + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
             if (chunk > p->filesz - done)
                 chunk = p->filesz - done;
-            if (img_read(im, p->offset + done, DMAP(translate(cur->pml4, va)), chunk) < 0)
+            if (img_read(im, p->offset + done, DMAP(translate(cur->pml4, va, 1)), chunk) < 0)
                 return -ENOEXEC;
             done += chunk;
         }
+    mapped:
         if (h.phoff >= p->offset && h.phoff < p->offset + p->filesz)
             L->phdr = p->vaddr + (h.phoff - p->offset);
         if (p->vaddr + p->memsz > L->end)
@@ -537,22 +595,28 @@ static void first_frame(struct proc *p, const struct uregs *regs)
     p->fresh = 1;
 }
 
+/* The program `p` runs (NULL: none): held, and counted as running, which keeps it from being
+ * written (its code pages are the file's). */
+static void exe_set(struct proc *p, struct inode *ino)
+{
+    if (p->exe) {
+        p->exe->exec_users--;
+        fs_release(p->exe);
+    }
+    p->exe = ino;
+    if (ino) {
+        ino->exec_users++;
+        fs_hold(ino);
+    }
+}
+
 static void proc_free(struct proc *p)
 {
     p->state = P_FREE;
     p->hup_at = 0;
 }
 
-/* Delivers `sig` with its default action (there are no handlers): the process ends, unless it
- * set the signal to be ignored (SIGKILL cannot be). */
-static void kill_proc(struct proc *p, int sig)
-{
-    if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed || (sig != 9 && sig < 64 && (p->sig_ign >> sig) & 1))
-        return;
-    p->killed = sig;
-    if (p->state == P_BLOCKED)
-        p->state = P_RUNNABLE;
-}
+#include "signal.inc"
 
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp);
 static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid);
@@ -581,14 +645,17 @@ static void proc_end(struct proc *p, long status)
         free_level(p->pml4, 4);
     p->pml4 = 0;
     fs_release(p->cwd);
-    fs_release(p->exe);
-    p->cwd = p->exe = 0;
+    p->cwd = 0;
+    exe_set(p, 0);
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
     for (int i = 0; i < MAX_PROCS; i++)
         if (procs[i].state != P_FREE && procs[i].ppid == p->pid)
             procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, p->ppid);
+    for (int i = 0; i < MAX_PROCS && p->ppid; i++)
+        if (procs[i].pid == p->ppid && procs[i].state != P_FREE)
+            kill_proc(&procs[i], 17, p->pid); /* SIGCHLD: ignored unless the parent handles it */
 }
 
 static void proc_exit(long status)
@@ -637,9 +704,7 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
     }
     if (old)
         free_level(old, 4);
-    fs_release(cur->exe);
-    cur->exe = im->ino;
-    fs_hold(cur->exe);
+    exe_set(cur, im->ino);
     cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur->mmap_next = MMAP_BASE;
     fx_reset(cur);
@@ -771,6 +836,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     for (int i = 0; i < NFD; i++)
         if (cur->cloexec & (1ULL << i))
             fd_close(cur, i);
+    sig_exec(cur);
     kmemset(regs, 0, sizeof(*regs));
     regs->rcx = entry; /* sysret's RIP */
     regs->r11 = 0x202;
@@ -785,13 +851,18 @@ out:
     return r;
 }
 
-/* Copies every user page of `from` into a new address space. */
+/* Copies every user page of `from` into a new address space; a program's code pages (the
+ * file's) are shared, not copied. */
 static int copy_level(uint64_t from, uint64_t to, int level)
 {
     uint64_t *s = DMAP(from), *d = DMAP(to);
     for (int i = 0; i < (level == 4 ? 256 : 512); i++) {
         if (!(s[i] & PTE_P))
             continue;
+        if (level == 1 && (s[i] & PTE_FILE)) {
+            d[i] = s[i];
+            continue;
+        }
         void *page = kpage_alloc();
         if (!page)
             return -ENOMEM;
@@ -827,12 +898,14 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     c->ppid = cur->pid;
     c->sess = cur->sess;
     c->sig_ign = cur->sig_ign;
+    c->sig_handled = cur->sig_handled;
+    c->sig_blocked = cur->sig_blocked;
+    kmemcpy(c->sa, cur->sa, sizeof(c->sa));
     c->hup_at = cur->hup_at;
     __asm__ volatile("fxsave64 %0" : "=m"(c->fx)); /* the parent's live registers */
     c->cwd = cur->cwd;
-    c->exe = cur->exe;
     fs_hold(c->cwd);
-    fs_hold(c->exe);
+    exe_set(c, cur->exe);
     c->brk_start = cur->brk_start;
     c->brk = cur->brk;
     c->mmap_next = cur->mmap_next;
@@ -847,7 +920,7 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     if ((flags & 0x01000000) && child_tid) { /* CLONE_CHILD_SETTID: the tid in the child's memory */
         uint64_t gpa = 0;
         uint64_t *e = pte_of(pml4, child_tid, 0);
-        if (e && (*e & PTE_P) && (child_tid & (PAGE_SIZE - 1)) <= PAGE_SIZE - 4) {
+        if (e && (*e & PTE_P) && (*e & PTE_W) && (child_tid & (PAGE_SIZE - 1)) <= PAGE_SIZE - 4) {
             gpa = (*e & PTE_ADDR) | (child_tid & (PAGE_SIZE - 1));
             *(uint32_t *)DMAP(gpa) = (uint32_t)c->pid;
         }
@@ -879,6 +952,8 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options)
             return -ECHILD;
         if (options & 1) /* WNOHANG */
             return 0;
+        if (sig_ready(cur))
+            return -ERESTART_;
         block(W_WAIT);
     }
 }
@@ -916,6 +991,8 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
     while (p->count == 0) {
         if (p->writers == 0)
             return 0;
+        if (sig_ready(cur))
+            return -ERESTART_;
         block(W_PIPE);
     }
     uint64_t done = 0;
@@ -941,12 +1018,17 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
     uint64_t done = 0;
     while (done < n) {
         if (p->readers == 0) {
-            if (!done)
-                return (cur->sig_ign >> 13) & 1 ? -EPIPE : (proc_exit(128 + 13), 0); /* SIGPIPE */
-            return (long)done;
+            if (done)
+                return (long)done;
+            kill_proc(cur, 13, cur->pid); /* SIGPIPE: ends it unless ignored or handled */
+            if (cur->killed)
+                proc_exit(128 + cur->killed);
+            return -EPIPE;
         }
         if (p->count == PAGE_SIZE) {
             wake(W_PIPE, 0);
+            if (sig_ready(cur))
+                return done ? (long)done : -ERESTART_;
             block(W_PIPE);
             continue;
         }
@@ -975,9 +1057,8 @@ static long sys_kill(int64_t pid64, uint64_t sig)
             (pid <= 0 && (p->sess != cur->sess || (p == cur && pid == -1))))
             continue;
         found = 1;
-        /* default actions: CHLD, URG, WINCH are ignored; 0 only checks; everything else ends it */
-        if (sig && sig != 17 && sig != 23 && sig != 28)
-            kill_proc(p, (int)sig);
+        if (sig) /* 0 only checks */
+            kill_proc(p, (int)sig, cur->pid);
     }
     if (!found)
         return -ESRCH;
@@ -998,7 +1079,7 @@ static long sys_nanosleep(uint64_t ureq)
     uint64_t ticks = (uint64_t)ts[0] * hz + ((uint64_t)ts[1] * hz + 999999999) / 1000000000;
     cur->wake_tick = kernel_ticks() + (ticks ? ticks : 1);
     block(W_SLEEP);
-    return 0;
+    return sig_ready(cur) ? -EINTR : 0;
 }
 
 /* ---- the scheduler, on the kernel's own stack ---- */
@@ -1100,7 +1181,7 @@ static void sessions_check(void)
             s->timed_out = 1;
             for (int i = 0; i < MAX_PROCS; i++)
                 if (procs[i].sess == s)
-                    kill_proc(&procs[i], 9);
+                    kill_proc(&procs[i], 9, 0);
         }
         if (s->root->state == P_ZOMBIE)
             session_finish(s);
@@ -1111,7 +1192,7 @@ static void sessions_check(void)
             proc_free(p);
         if (p->hup_at && now >= p->hup_at) {
             p->hup_at = 0;
-            kill_proc(p, 1);
+            kill_proc(p, 1, 0);
         }
     }
 }
@@ -1189,7 +1270,7 @@ static void session_abort(struct session *s)
     if (p->pml4)
         free_level(p->pml4, 4);
     fs_release(p->cwd);
-    fs_release(p->exe);
+    exe_set(p, 0);
     proc_free(p);
     session_put_files(s);
     outbuf_free(&s->out);
@@ -1339,6 +1420,6 @@ int proc_kill_session(int id)
         return -ENOENT;
     for (int i = 0; i < MAX_PROCS; i++)
         if (procs[i].sess == s)
-            kill_proc(&procs[i], 9);
+            kill_proc(&procs[i], 9, 0);
     return 0;
 }

@@ -252,6 +252,8 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
         if (r != 0) {
             if (r == LEL_ST_EISDIR)
                 lel_call_error(c, 409, "%s is a directory", path);
+            else if (r == 26) /* ETXTBSY */
+                lel_call_error(c, 409, "%s is a program that is running", path);
             else if (r == 12) /* ENOMEM: the guest's memory is full */
                 lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
             else

@@ -105,6 +105,33 @@ int main(void)
     CHECK_INT(fs_rename(tmp, "d1", 2, d2, "loop", 4), -E_INVAL); /* d2 is inside d1 now */
     CHECK_INT(fs_rename(tmp, "nope", 4, tmp, "x", 1), -E_NOENT);
     CHECK_INT(fs_unlink(tmp, "d1", 2, 1), -E_NOTEMPTY);
+    /* a removed file lives while held (open, running); a running program cannot be written */
+    struct inode *held, *dead;
+    CHECK_INT(fs_create(tmp, "held", 4, S_IFREG | 0755, &held), 0);
+    CHECK_INT(fs_write(held, 0, "abc", 3), 3);
+    CHECK(fs_page(held, 0) != NULL && fs_page(held, 1) == NULL);
+    fs_hold(held);
+    held->exec_users = 1;
+    CHECK_INT(fs_write(held, 0, "x", 1), -E_TXTBSY);
+    CHECK_INT(fs_truncate(held, 0), -E_TXTBSY);
+    held->exec_users = 0;
+    CHECK_INT(fs_unlink(tmp, "held", 4, 0), 0);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/held", 1, &got), -E_NOENT);
+    memset(buf, 0, sizeof(buf));
+    CHECK_INT(fs_read(held, 0, buf, 3), 3); /* still there for its holder */
+    CHECK_STR(buf, "abc");
+    fs_release(held); /* gone now (ASan would see a leak or a double free) */
+    /* a removed directory someone stands in is dead: empty, no path, nothing new in it */
+    CHECK_INT(fs_create(tmp, "gone", 4, S_IFDIR | 0755, &dead), 0);
+    fs_hold(dead);
+    CHECK_INT(fs_unlink(tmp, "gone", 4, 1), 0);
+    CHECK_INT(fs_create(dead, "f", 1, S_IFREG | 0644, &got), -E_NOENT);
+    CHECK_INT(fs_path_of(dead, path, sizeof(path)), -E_NOENT);
+    CHECK_INT(fs_readdir(dead, 0, &name, &child), 1);
+    CHECK_INT(fs_lookup(dead, "..", 1, &got), 0);
+    CHECK(got == dead);
+    CHECK_INT(fs_rename(tmp, "l9", 2, dead, "x", 1), -E_NOENT);
+    fs_release(dead);
     /* symlink loops end */
     struct inode *l1, *l2, *out;
     fs_create(tmp, "l1", 2, S_IFLNK | 0777, &l1);
