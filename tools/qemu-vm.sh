@@ -73,7 +73,7 @@ log=$work/console.log
 for try in $(seq "$tries"); do
   # -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
   timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
-    -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+    -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 loglevel=5 softlockup_all_cpu_backtrace=1 panic=-1" \
     -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v 'LEL_QEMU_RC=' || true
   rc=$(sed -n "s/.*LEL_QEMU_RC=\([0-9]*\).*/\1/p" "$log" | tail -1)
   if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; rc=1; fi
