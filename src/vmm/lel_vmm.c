@@ -316,17 +316,25 @@ fail:
 
 /* ---- the vCPU thread ---- */
 
+/* The VM is dead: the died callback runs once, before any waiter (a call, wait_ready) is told,
+ * so whoever sees -EPIPE also sees what the callback recorded. */
 static void die(lel_vm_t *vm, const char *why)
 {
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != VM_DEAD) {
-        vm->state = VM_DEAD;
+    int first = vm->state != VM_DEAD && !vm->dying;
+    if (first) {
+        vm->dying = 1;
         snprintf(vm->why, sizeof(vm->why), "%s", why);
     }
-    pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
+    if (!first)
+        return;
     if (vm->ops.died)
         vm->ops.died(vm->ctx, why);
+    pthread_mutex_lock(&vm->lock);
+    vm->state = VM_DEAD;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
 }
 
 static void flush_line(lel_vm_t *vm)

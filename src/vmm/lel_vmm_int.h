@@ -33,6 +33,7 @@ struct lel_vm {
     pthread_cond_t cond;
     int stop_req, exit_req;
     enum vm_state state;
+    int dying; /* die() has begun: its callback runs before the state says VM_DEAD */
     int ready;
     uint64_t responses;
     uint64_t events; /* LEL_BELL_EVENTs so far: commands that ended */
