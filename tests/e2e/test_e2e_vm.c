@@ -190,6 +190,14 @@ struct loop_arg {
     json_t *res;
 };
 
+/* A program running from /opt/busybox2 (a copy of busybox) for 1.5 s. */
+static void *bb_sleep_cmd(void *arg)
+{
+    struct loop_arg *a = arg;
+    a->res = run_cmd(a->id, "{\"cmd\":\"/opt/busybox2 sh -c 'sleep 1.5; true'\"}");
+    return NULL;
+}
+
 static void *loop_cmd(void *arg)
 {
     struct loop_arg *a = arg;
@@ -279,6 +287,27 @@ static void data_plane(void)
     CHECK(json_array_size(r.json) == 1 && json_integer_value(json_object_get(json_array_get(r.json, 0), "size")) == (json_int_t)n);
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.json, 0), "name")), "bin.dat");
     resp_free(&r);
+    /* a script uploaded and run as a program ("#!", chmod), with jobs in the background and `wait` */
+    static const char script[] = "#!/bin/sh\nfor i in 1 2 3; do (sleep 0.$i; echo job $i) & done\nwait\necho all $1\n";
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/opt/jobs.sh", id);
+    CHECK(http_req(&S, &r, H2, "PUT", path, script, sizeof(script) - 1, hdrs) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    check_cmd(id, "{\"cmd\":\"chmod +x /opt/jobs.sh && /opt/jobs.sh done\"}", 0, "job 1\njob 2\njob 3\nall done\n", NULL);
+    /* a running program's file cannot be overwritten */
+    check_cmd(id, "{\"cmd\":\"cp /bin/busybox /opt/busybox2 && chmod +x /opt/busybox2\"}", 0, "", NULL);
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
+    struct loop_arg busy = {id, NULL};
+    pthread_t bt;
+    pthread_create(&bt, NULL, bb_sleep_cmd, &busy);
+    usleep(500000);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/opt/busybox2", id);
+    CHECK(http_req(&S, &r, H2, "PUT", path, "x", 1, hdrs) == 0);
+    CHECK_INT(r.status, 409);
+    resp_free(&r);
+    pthread_join(bt, NULL);
+    CHECK(busy.res && json_integer_value(json_object_get(busy.res, "exitCode")) == 0);
+    json_decref(busy.res);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/missing", id);
     CHECK_INT(st("GET", path, NULL), 404);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=tmp/x", id);
