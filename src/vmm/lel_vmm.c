@@ -264,8 +264,10 @@ static void build_gdt(lel_vm_t *vm)
     gdt[8] = (limit & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ULL << 40) | (((tss >> 24) & 0xff) << 56);
     gdt[9] = tss >> 32;
     uint8_t *t = vm->mem + LEL_GPA_TSS;
-    *(uint64_t *)(t + 4) = LEL_KERNEL_BASE + LEL_GPA_STACK_TOP; /* rsp0 */
-    *(uint16_t *)(t + 102) = 104;             /* no I/O bitmap */
+    uint64_t rsp0 = LEL_KERNEL_BASE + LEL_GPA_STACK_TOP;
+    uint16_t iomap = 104;                     /* no I/O bitmap */
+    memcpy(t + 4, &rsp0, sizeof(rsp0));       /* the TSS puts it at offset 4: unaligned */
+    memcpy(t + 102, &iomap, sizeof(iomap));
 }
 
 static int set_boot_state(lel_vm_t *vm, char *err, size_t errlen)
