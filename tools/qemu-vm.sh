@@ -52,9 +52,9 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; m
 ip link set lo up; ln -sf /proc/self/fd /dev/fd
 for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
 if [ -c /dev/kvm ]; then
-  # near the limit, where every user thread sleeps (kernel stacks): tells a hang of the VM's
-  # kernel (KVM ioctls) from one of ours
-  (sleep $((limit > 60 ? limit - 30 : limit / 2)); echo "qemu-vm: still running; user threads:"
+  # at two thirds of the limit (the VM's clock lags under load), where every user thread
+  # sleeps (kernel stacks): tells a hang of the VM's kernel (KVM ioctls) from one of ours
+  (sleep $((limit * 2 / 3)); echo "qemu-vm: still running; user threads:"
    for t in /proc/[0-9]*/task/[0-9]*; do
      [ -n "\$(tr -d '\\0' < \$t/cmdline)" ] || continue # kernel threads have no command line
      echo "-- \$t \$(cat \$t/comm) wchan=\$(cat \$t/wchan)"; cat \$t/stack

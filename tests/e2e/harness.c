@@ -102,6 +102,23 @@ int srv_restart(srv_t *s)
     return spawn(s);
 }
 
+/* The end of the daemon's log, for a stop that did not go well (the log goes with the data
+ * folder). */
+static void show_log_tail(const srv_t *s)
+{
+    char path[300], buf[8192];
+    snprintf(path, sizeof(path), "%s/server.log", s->dir);
+    int fd = open(path, O_RDONLY);
+    off_t end = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
+    ssize_t n = end < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0);
+    if (n > 0) {
+        buf[n] = 0;
+        fprintf(stderr, "--- end of %s ---\n%s\n---\n", path, buf);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
 int srv_stop(srv_t *s)
 {
     int st = 0;
@@ -111,10 +128,14 @@ int srv_stop(srv_t *s)
     for (int i = 0; i < 600; i++) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             s->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            if (rc != 0)
+                show_log_tail(s);
+            return rc;
         }
         usleep(50000);
     }
+    show_log_tail(s);
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &st, 0);
     s->pid = 0;
