@@ -77,7 +77,9 @@ isr_preempt:
     movl $22, %ecx
     rep movsq
     movq %rdx, %rsp
+    movq %rsp, %rdi          /* proc_preempt(frame): a handled signal may rewrite it */
     call proc_preempt
+preempt_return:
     popq %r15
     popq %r14
     popq %r13
@@ -85,6 +87,13 @@ isr_preempt:
     popq %rbp
     popq %rbx
     jmp isr_return
+
+/* iret_to(frame): leaves the kernel through a frame laid out as isr_preempt's (rt_sigreturn
+ * to a preempted context: every register comes back, rcx and r11 included). */
+    .globl iret_to
+iret_to:
+    movq %rdi, %rsp
+    jmp preempt_return
 
 /* syscall from user mode: CPU (or PVM) left RCX = user RIP, R11 = user RFLAGS, RSP = user
  * stack. Switch to the syscall stack, save the user registers as struct uregs, dispatch, and

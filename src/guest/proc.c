@@ -1108,10 +1108,12 @@ static struct proc *pick(void)
 
 /* Called from the interrupt path (entry.S) on the process's kernel stack, with the user
  * registers saved below: the timer or a host request preempted user mode. */
-void proc_preempt(void)
+void proc_preempt(uint64_t *frame)
 {
-    if (cur)
-        yield();
+    if (!cur)
+        return;
+    yield();
+    sig_deliver_preempted(frame);
 }
 
 static void outbuf_free(struct outbuf *b)

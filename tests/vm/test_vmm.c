@@ -167,6 +167,17 @@ static void busybox(lel_vm_t *vm, const char *when)
                         out, sizeof(out)),
               3);
     CHECK_STR(out, "waited\ncaught\nafter\ngot\n");
+    /* ... and reach a program busy in user mode (no syscalls): its handler returns to the exact
+     * place and registers it interrupted, again and again */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "trap 'n=$((n+1))' USR1; n=0; "
+                                                  "(for i in 1 2 3; do sleep 0.1; kill -USR1 $$; done) & "
+                                                  "i=0; while [ $n -lt 3 ]; do i=$((i+1)); done; echo n=$n; "
+                                                  "trap 'echo t; exit 4' TERM; (sleep 0.2; kill $$) & while :; do :; done",
+                                                  NULL},
+                        out, sizeof(out)),
+              4);
+    CHECK_STR(out, "n=3\nt\n");
     /* a running program's code is its file's pages, shared: the file cannot change meanwhile */
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
                                                   "cp /bin/busybox /tmp/busybox2 && { /tmp/busybox2 sh -c 'sleep 0.5; echo ran' & } && sleep 0.2; "
