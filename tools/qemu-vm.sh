@@ -51,6 +51,7 @@ cat > "$root/init" <<INIT
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
 ip link set lo up; ln -sf /proc/self/fd /dev/fd
 for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
+echo "LEL_QEMU_BOOTED"
 if [ -c /dev/kvm ]; then
   # at two thirds of the limit (the VM's clock lags under load), where every user thread
   # sleeps (kernel stacks): tells a hang of the VM's kernel (KVM ioctls) from one of ours
@@ -72,9 +73,26 @@ chmod +x "$root/init"
 log=$work/console.log
 for try in $(seq "$tries"); do
   # -cpu max under TCG offers SVM with nested paging; MTTCG uses every host core.
+  : > "$log"
   timeout "$limit" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$(nproc)" -m "$mem" \
     -kernel "$KDIR/vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 loglevel=5 softlockup_all_cpu_backtrace=1 panic=-1" \
-    -nographic -no-reboot -monitor none < /dev/null 2>&1 | tee "$log" | grep -v 'LEL_QEMU_RC=' || true
+    -nographic -no-reboot -monitor none < /dev/null > "$log" 2>&1 &
+  qpid=$!
+  tail -n +1 -f --pid="$qpid" "$log" | grep --line-buffered -v 'LEL_QEMU_RC=\|LEL_QEMU_BOOTED' &
+  tpid=$!
+  # the VM's own kernel sometimes stalls early under emulation (seen after "tsc: Unable to
+  # calibrate against PIT"): a boot that has not reached init in 120 s is cut short and retried
+  for _ in $(seq 120); do
+    grep -q LEL_QEMU_BOOTED "$log" && break
+    kill -0 "$qpid" 2>/dev/null || break
+    sleep 1
+  done
+  if ! grep -q LEL_QEMU_BOOTED "$log" && kill -0 "$qpid" 2>/dev/null; then
+    echo "qemu-vm: the VM's kernel did not reach init in 120 s"
+    kill "$qpid" 2>/dev/null
+  fi
+  wait "$qpid" || true
+  wait "$tpid" || true
   rc=$(sed -n "s/.*LEL_QEMU_RC=\([0-9]*\).*/\1/p" "$log" | tail -1)
   if [ -z "$rc" ]; then echo "qemu-vm: the VM ended without the command's exit status (crash or timeout)"; rc=1; fi
   if [ "$rc" = 0 ] || [ "$rc" = 77 ] || [ "$try" = "$tries" ]; then exit "$rc"; fi

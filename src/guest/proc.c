@@ -1411,8 +1411,10 @@ int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_ca
 void proc_reseed(uint64_t seed)
 {
     entropy ^= seed;
-    for (int i = 0; i < MAX_PROCS; i++)
-        procs[i].rng ^= seed * (2 * (uint64_t)i + 1) | 1;
+    for (int i = 0; i < MAX_PROCS; i++) /* free slots are left unwritten: a restored sandbox's pages are
+                                          * copied from its template's image on first write */
+        if (procs[i].state != P_FREE)
+            procs[i].rng ^= seed * (2 * (uint64_t)i + 1) | 1;
 }
 
 int proc_kill_session(int id)
