@@ -48,7 +48,7 @@ printf -v cmd '%q ' "$@"
 cat > "$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev # /tmp is the initramfs's own (a tmpfs there would hide files copied under /tmp)
 ip link set lo up; ln -sf /proc/self/fd /dev/fd
 for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
 echo "LEL_QEMU_BOOTED"
