@@ -37,6 +37,9 @@ root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,lib/kvm}
 cp /bin/busybox "$root/bin/busybox"
 cp "$KDIR"/*.ko "$root/lib/kvm/"
+# see tools/kvm-hold.c: keeps the VM's kernel from live-patching KVM's APIC code mid-run
+cc -O2 -static -Wall -Wextra -Werror -o "$root/bin/kvm-hold" "$(dirname "$0")/kvm-hold.c" ||
+  echo "qemu-vm: warning: tools/kvm-hold.c did not build; running without it"
 for f in "${files[@]}"; do
   for x in "$f" $(ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}'); do
     mkdir -p "$root$(dirname "$x")"
@@ -53,6 +56,7 @@ ip link set lo up; ln -sf /proc/self/fd /dev/fd
 for m in irqbypass kvm ccp kvm-amd; do insmod /lib/kvm/\$m.ko 2>/dev/null; done
 echo "LEL_QEMU_BOOTED"
 if [ -c /dev/kvm ]; then
+  [ ! -x /bin/kvm-hold ] || /bin/kvm-hold
   # at two thirds of the limit (the VM's clock lags under load), where every user thread
   # sleeps (kernel stacks): tells a hang of the VM's kernel (KVM ioctls) from one of ours
   (sleep $((limit * 2 / 3)); echo "qemu-vm: still running; user threads:"
