@@ -4,7 +4,7 @@
 #   - HTTP create from the template -> first command (`true`) answered: p50/p99 over N
 #   - 100 creates at once: wall time and per-request p50/p99
 #   - resident memory per idle sandbox (lelantosd RSS delta / count) at each density level,
-#     with the create latency p50/p99 of the last 20 creates at that level
+#     the service's CPU while they idle, and the create latency p50/p99 of the last 20 creates at that level
 # Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
 # (N=0 skips the first part; CONCURRENT=0 in the environment skips the second.)
 # Needs bash, curl and awk only, so it also runs inside tools/qemu-vm.sh.
@@ -20,6 +20,7 @@ teams:
 YAML
 now() { echo "${EPOCHREALTIME/,/.}"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user + system, in USER_HZ (100/s on x86)
 for _ in $(seq 1200); do
   curl -s "${H[@]}" "$U/templates/base" | grep -q '"buildStatus":"ready"' && break
   sleep 0.5
@@ -41,11 +42,16 @@ done
 CONCURRENT=${CONCURRENT:-100}
 [ "$N" -gt 0 ] || : > "$tmp/t1"
 t0=$(now)
-seq "$CONCURRENT" | xargs -r -P 100 -I{} curl -s -o "$tmp/c{}" -w '%{time_total}\n' "${H[@]}" -d '{"templateID":"base","timeout":3600}' \
-  "$U/sandboxes" > "$tmp/t2"
+seq "$CONCURRENT" | xargs -r -P 100 -I{} curl -s -o "$tmp/c{}" -w '%{http_code} %{time_total}\n' "${H[@]}" \
+  -d '{"templateID":"base","timeout":3600}' "$U/sandboxes" > "$tmp/t2" || true
 t1=$(now)
-ok=$(cat /dev/null "$tmp"/c[0-9]* 2>/dev/null | grep -c '"sandboxID"' || true)
-[ "$CONCURRENT" -eq 0 ] || echo "$CONCURRENT concurrent creates: $ok created, wall $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1000}') ms, per request $(bench_stats < "$tmp/t2")"
+ok=$(awk '$1 == 201' "$tmp/t2" | wc -l)
+[ "$CONCURRENT" -eq 0 ] || echo "$CONCURRENT concurrent creates: $ok created, wall $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", (b - a) * 1000}') ms, per request $(awk '{print $2}' "$tmp/t2" | bench_stats)"
+if [ "$ok" -ne "$CONCURRENT" ]; then
+  echo "answers (HTTP status: count):" $(awk '{print $1}' "$tmp/t2" | sort | uniq -c | awk '{printf "%s: %s, ", $2, $1}')
+  grep -hv '"sandboxID"' /dev/null "$tmp"/c[0-9]* | sort | uniq -c | head -5 || true
+  tail -5 "$tmp/log"
+fi
 for f in "$tmp"/c[0-9]*; do
   [ -e "$f" ] || continue
   id=$(sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p' "$f")
@@ -68,5 +74,8 @@ for level in $LEVELS; do
   done
   sleep 2
   rss=$(rss_kib)
-  echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox; last 20 creates $(bench_stats < "$tmp/t3")"
+  c0=$(cpu_ticks)
+  sleep 10
+  c1=$(cpu_ticks)
+  echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox; CPU while idle $((c1 - c0)) ms/s; last 20 creates $(bench_stats < "$tmp/t3")"
 done

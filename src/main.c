@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void usage(FILE *f)
 {
@@ -15,6 +16,24 @@ static void usage(FILE *f)
                "  --listen ADDR:PORT listen address, overriding the config\n"
                "  --data-dir DIR     data directory, overriding the config\n"
                "  env LELANTOS_ADMIN_TOKEN overrides admin_token\n");
+}
+
+/* Every sandbox holds two descriptors (its KVM VM and vCPU) besides the connections the service
+ * serves, so the usual soft limit of 1024 would stop a host at ~500 sandboxes whatever its
+ * memory: take the hard limit, as other servers do, and say what it is. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return;
+    }
+    if (rl.rlim_cur < 16384)
+        fprintf(stderr, "lelantosd: open files limited to %llu (ulimit -n): about %llu sandboxes at most\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur / 2));
 }
 
 int main(int argc, char **argv)
@@ -59,6 +78,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits the mask */
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     lel_server_t *srv;
     if (lel_server_start(&cfg, &srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "lelantosd: %s\n", err);
