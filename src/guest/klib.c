@@ -73,10 +73,16 @@ uint64_t kpage_gpa(void *p)
     (void)p;
     return 0;
 }
+
+uint64_t kpage_free_pages(void)
+{
+    return 0;
+}
 #else
 /* Pages come from the pool the kernel registered with kpool_init (see kmain.c). */
 static uint64_t pool_next, pool_end;
 static void *free_pages; /* each free page's first word links the next */
+static uint64_t nfree;    /* pages on that list */
 
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa)
@@ -84,6 +90,7 @@ void kpool_init(uint64_t start_gpa, uint64_t end_gpa)
     pool_next = start_gpa;
     pool_end = end_gpa;
     free_pages = 0;
+    nfree = 0;
 }
 
 void *kpage_alloc(void)
@@ -92,6 +99,7 @@ void *kpage_alloc(void)
     if (free_pages) {
         p = free_pages;
         free_pages = *(void **)p;
+        nfree--;
     } else if (pool_next + PAGE_SIZE <= pool_end) {
         p = (void *)(LEL_DMAP_BASE + pool_next);
         pool_next += PAGE_SIZE;
@@ -105,11 +113,17 @@ void kpage_free(void *p)
 {
     *(void **)p = free_pages;
     free_pages = p;
+    nfree++;
 }
 
 uint64_t kpage_gpa(void *p)
 {
     return (uint64_t)p - LEL_DMAP_BASE;
+}
+
+uint64_t kpage_free_pages(void)
+{
+    return nfree + (pool_end - pool_next) / PAGE_SIZE;
 }
 #endif
 

@@ -21,6 +21,8 @@ void *kpage_alloc(void);
 void kpage_free(void *p);
 /** Guest-physical address of a page from kpage_alloc (0 on the host). */
 uint64_t kpage_gpa(void *p);
+/** Pages kpage_alloc can still hand out (0 on the host). */
+uint64_t kpage_free_pages(void);
 /** Small objects (up to 2048 bytes), zeroed. */
 void *kmalloc(size_t n);
 void kfree(void *p, size_t n);

@@ -127,6 +127,9 @@ struct lel_chan {
     uint32_t fatal_vector; /* set with LEL_BELL_FATAL */
     volatile uint32_t events; /* bumped with each LEL_BELL_EVENT */
     uint64_t fatal_rip;
+    /* guest pages in use (kernel, processes, files), written each time the guest goes idle, so
+     * the host's metrics read it without waking the guest; 0 from guests older than the field */
+    volatile uint64_t mem_used_pages;
 };
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a

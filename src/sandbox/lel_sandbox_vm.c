@@ -110,7 +110,7 @@ void lel__sbx_sample(struct lel_sandbox *s)
     struct sample *x = &s->samples[s->sample_next];
     x->ts = lel_now_ms() / 1000;
     x->cpu_pct = ms > s->cpu_prev_ms ? (double)(ns - s->cpu_prev_ns) / 1e4 / (double)(ms - s->cpu_prev_ms) : 0;
-    x->mem_used = lel_vm_resident(s->vm);
+    x->mem_used = lel_vm_mem_used(s->vm);
     x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
     s->cpu_prev_ns = ns;
     s->cpu_prev_ms = ms;

@@ -820,6 +820,13 @@ uint64_t lel_vm_resident(lel_vm_t *vm)
     return (uint64_t)n * 4096;
 }
 
+uint64_t lel_vm_mem_used(lel_vm_t *vm)
+{
+    const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    uint64_t pages = ch->mem_used_pages;
+    return pages && pages <= vm->mem_bytes / 4096 ? pages * 4096 : lel_vm_resident(vm);
+}
+
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm)
 {
     clockid_t cid;

@@ -104,8 +104,11 @@ int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id);
  * the guest did not end it by its timeout plus 10 s (it is then killed). */
 int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,
                size_t inlen, uint64_t timeout_ms, struct lel_run_result *res);
-/** Resident guest memory in bytes (pages actually backed). */
+/** Resident guest memory in bytes (pages actually backed; walks every page: not for sampling). */
 uint64_t lel_vm_resident(lel_vm_t *vm);
+/** Memory the guest uses, in bytes, as it last reported going idle (free memory inside the
+ * sandbox is what a user means); lel_vm_resident for a guest too old to report. Costs nothing. */
+uint64_t lel_vm_mem_used(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 

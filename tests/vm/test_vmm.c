@@ -488,6 +488,9 @@ int main(void)
     printf("ticks after ~0.2 s: %llu\n", (unsigned long long)ticks);
     CHECK(ticks >= 5);
     CHECK(lel_vm_resident(vm) >= 64 * MIB);
+    uint64_t used = lel_vm_mem_used(vm); /* what the guest reported going idle after the touch */
+    printf("guest memory used: %llu KiB\n", (unsigned long long)(used >> 10));
+    CHECK(used >= 64 * MIB && used < 256 * MIB);
 
     /* pause: stop, image, release memory */
     long rss_before = rss_kib();
