@@ -3,7 +3,8 @@
 # machine's /dev/kvm.
 #   - HTTP create from the template -> first command (`true`) answered: p50/p99 over N
 #   - 100 creates at once: wall time and per-request p50/p99
-#   - resident memory per idle sandbox (lelantosd RSS delta / count) at each density level,
+#   - resident memory per idle sandbox (lelantosd RSS delta / count, and the host's memory in use,
+#     KVM's included, / count) at each density level,
 #     the service's CPU while they idle, and the create latency p50/p99 of the last 20 creates at that level
 # Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
 # (N=0 skips the first part; CONCURRENT=0 in the environment skips the second.)
@@ -20,6 +21,7 @@ teams:
 YAML
 now() { echo "${EPOCHREALTIME/,/.}"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+sys_used_kib() { awk '/^MemTotal/ {t = $2} /^MemAvailable/ {a = $2} END {print t - a}' /proc/meminfo; } # the kernel's share (KVM) too
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user + system, in USER_HZ (100/s on x86)
 for _ in $(seq 1200); do
   curl -s "${H[@]}" "$U/templates/base" | grep -q '"buildStatus":"ready"' && break
@@ -61,6 +63,7 @@ done
 
 sleep 1
 rss0=$(rss_kib)
+sys0=$(sys_used_kib)
 count=0
 for level in $LEVELS; do
   : > "$tmp/t3"
@@ -74,8 +77,9 @@ for level in $LEVELS; do
   done
   sleep 2
   rss=$(rss_kib)
+  sys=$(sys_used_kib)
   c0=$(cpu_ticks)
   sleep 10
   c1=$(cpu_ticks)
-  echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox; CPU while idle $((c1 - c0)) ms/s; last 20 creates $(bench_stats < "$tmp/t3")"
+  echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox (host memory in use, kernel included: $(( (sys - sys0) / count )) KiB per sandbox); CPU while idle $((c1 - c0)) ms/s; last 20 creates $(bench_stats < "$tmp/t3")"
 done

@@ -65,6 +65,7 @@ if [ -c /dev/kvm ]; then
      echo "-- \$t \$(cat \$t/comm) wchan=\$(cat \$t/wchan)"; cat \$t/stack
    done
    echo "qemu-vm: kernel log (soft lockups show the stuck CPU's call trace):"; dmesg | tail -60) &
+  ulimit -n 65536 # the kernel default hard limit (4096) would cap lelantosd at ~2000 VMs; systemd gives services 524288
   cd /tmp && $cmd
   echo "LEL_QEMU_RC=\$?"
 else
