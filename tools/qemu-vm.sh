@@ -10,8 +10,9 @@
 # with every shared library ldd names, so compiled-in paths keep working. COMMAND runs in /tmp
 # with loopback up; its exit status is this script's. Exit 77 (ctest's "skipped") when QEMU or
 # the kernel that tools/setup.sh fetches are missing. With -r N a failed run is tried again, up
-# to N runs in all, saying so: nested emulation itself sometimes stalls (soft lockups of the
-# VM's kernel), which says nothing about our code; a failure that repeats does.
+# to N runs in all, saying so: nested emulation itself can stall (soft lockups of the VM's
+# kernel; the main cause, KVM live-patching its APIC code, is kept away by tools/kvm-hold.c),
+# which says nothing about our code; a failure that repeats does.
 set -euo pipefail
 KDIR=${LEL_QEMU_KERNEL_DIR:-/var/cache/lelantos/qemu-kernel}
 mem=4096 limit=900 tries=1
