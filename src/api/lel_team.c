@@ -306,6 +306,8 @@ static void team_call(lel_team_t *t, lel_call_t *c)
             char img[4200];
             lel__image_path(srv, c->id, img, sizeof(img));
             unlink(img); /* after the record: a crash in between leaves a file, never a dangling record */
+            lel__snapshot_raw_path(srv, c->id, img, sizeof(img));
+            unlink(img); /* sandboxes still mapping it keep their pages */
         }
         break;
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;

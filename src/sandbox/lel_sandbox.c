@@ -268,7 +268,7 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     }
     char img[4200], err[256];
     lel__sbx_pause_image(s, img, sizeof(img));
-    if (s->srv->use_vm && lel__sbx_vm_start(s, img, err, sizeof(err)) < 0) {
+    if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, err, sizeof(err)) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
         return;
@@ -347,8 +347,9 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     switch (c->route) {
     case R_SBX_CREATE: {
         /* the record was built on the loop thread; the VM and the stored record come here */
-        char err[256];
-        if (s->srv->use_vm && lel__sbx_vm_start(s, s->fork_image, err, sizeof(err)) < 0) {
+        char err[256], raw[4200];
+        if (s->srv->use_vm &&
+            lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
             lel__sbx_slot_release(s);
             lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
             return;

@@ -47,6 +47,37 @@ void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
     snprintf(buf, n, "%s/snapshots/%s.img", srv->cfg.data_dir, name);
 }
 
+void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/snapshots/%s.raw", srv->cfg.data_dir, id);
+}
+
+/* A snapshot that starts a second VM pays for sharing: its memory is unpacked once into a sparse
+ * file beside the image, and every VM started from it maps that file copy-on-write (nothing to
+ * decompress, the unchanged pages shared), as templates do. Made by the first start (concurrent
+ * first starts each write their own temporary file; the renames agree). Returns raw, or NULL
+ * when it cannot be made: the start then decompresses the image as a pause image does. */
+static const char *snapshot_memory(struct lel_sandbox *s, const char *id, char *raw, size_t n)
+{
+    char img[4200], err[256];
+    lel__snapshot_raw_path(s->srv, id, raw, n);
+    if (access(raw, R_OK) == 0)
+        return raw;
+    lel__image_path(s->srv, id, img, sizeof(img));
+    if (lel_image_unpack_memory(img, raw, err, sizeof(err)) == 0)
+        return raw;
+    fprintf(stderr, "lelantosd: snapshot %s: no shared memory file, each start copies the image: %s\n", id, err);
+    return NULL;
+}
+
+const char *lel__sbx_fork_memory(struct lel_sandbox *s, char *raw, size_t n)
+{
+    const char *snap = json_string_value(json_object_get(s->rec, "snapshotID"));
+    if (s->memory_file || !s->fork_image || !snap)
+        return s->memory_file;
+    return snapshot_memory(s, snap, raw, n);
+}
+
 void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n)
 {
     char name[64];
@@ -64,12 +95,13 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
     }
 }
 
-/* Boots a fresh VM (image NULL) or restores one; the VM holds a reference to the actor so its
- * callbacks never reach a freed actor. */
-int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, char *err, size_t errlen)
+/* Boots a fresh VM (image NULL) or restores one, over memory_file (that image's memory
+ * unpacked) when given; the VM holds a reference to the actor so its callbacks never reach a
+ * freed actor. */
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
-                                image && image == s->fork_image ? s->memory_file : NULL};
+                                memory_file};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
@@ -199,7 +231,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
 void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
 {
     const char *sid = NULL;
-    char path[300], img[4200], err[256];
+    char path[300], img[4200], raw[4200], err[256];
     json_t *snap;
     if (lel__str_field(c, "snapshotID", 64, &sid) < 0)
         return;
@@ -224,7 +256,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     lel__image_path(s->srv, sid, img, sizeof(img));
     lel_vm_t *old = s->vm;
     s->vm = NULL;
-    if (lel__sbx_vm_start(s, img, err, sizeof(err)) < 0) {
+    if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), err, sizeof(err)) < 0) {
         s->vm = old;
         lel_call_error(c, 500, "cannot restore: %s", err);
         return;

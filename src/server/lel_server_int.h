@@ -118,6 +118,8 @@ void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
 
 /** <data_dir>/snapshots/<name>.img */
 void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n);
+/** <data_dir>/snapshots/<id>.raw: a snapshot's memory unpacked for copy-on-write mapping. */
+void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n);
 /** Asks every sandbox actor to release its VM (daemon shutdown). */
 void lel_sandbox_shutdown_all(lel_server_t *srv);
 

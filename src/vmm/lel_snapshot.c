@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
@@ -596,7 +597,8 @@ int lel_image_unpack_memory(const char *image, const char *raw_path, char *err, 
     uint8_t *map = MAP_FAILED;
     if (r < 0)
         goto out;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", raw_path);
+    /* the thread's own temporary file: two first starts from one snapshot may unpack at once */
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", raw_path, (long)syscall(SYS_gettid));
     if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 || ftruncate(fd, (off_t)o.h.mem_bytes) < 0 ||
         (o.h.mem_bytes && (map = mmap(NULL, o.h.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)) {
         r = -errno;

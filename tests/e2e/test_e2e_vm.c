@@ -74,6 +74,8 @@ static int logs_contain(const char *id, const char *needle)
     return found;
 }
 
+static void check_cmd(const char *id, const char *body, int code, const char *out, const char *err_sub);
+
 static void lifecycle(void)
 {
     char path[160], body[160];
@@ -96,6 +98,7 @@ static void lifecycle(void)
     snprintf(path, sizeof(path), "/sandboxes/%s/resume", id);
     CHECK_INT(st("POST", path, NULL), 201);
 
+    check_cmd(id, "{\"cmd\":\"echo before > /tmp/snap.txt\"}", 0, "", NULL);
     snprintf(path, sizeof(path), "/sandboxes/%s/snapshot", id);
     api(&S, &r, H2, "POST", path, "{\"name\":\"first\"}");
     CHECK_INT(r.status, 201);
@@ -113,12 +116,20 @@ static void lifecycle(void)
     CHECK_INT(st("POST", path, body), 200);
     CHECK_INT(st("POST", path, "{\"snapshotID\":\"nosuchsnapshot\"}"), 404);
     CHECK(logs_contain(id, "restored from a snapshot"));
+    char raw[400]; /* a snapshot that starts a VM gets its memory unpacked, shared by all it starts */
+    snprintf(raw, sizeof(raw), "%s/data/snapshots/%s.raw", S.dir, snap);
+    CHECK(access(raw, F_OK) == 0);
 
-    char *fork = create(body); /* {"snapshotID": ...} */
+    char *fork = create(body), *fork2 = create(body); /* {"snapshotID": ...}, over the shared memory */
     snprintf(path, sizeof(path), "/sandboxes/%s", fork);
     api(&S, &r, H1, "GET", path, NULL);
     CHECK_STR(jstr(&r, "state"), "running");
     resp_free(&r);
+    check_cmd(fork, "{\"cmd\":\"cat /tmp/snap.txt; echo one > /tmp/mine.txt\"}", 0, "before\n", NULL);
+    check_cmd(fork2, "{\"cmd\":\"cat /tmp/snap.txt; cat /tmp/mine.txt 2>/dev/null || echo none\"}", 0, "before\nnone\n", NULL);
+    check_cmd(fork, "{\"cmd\":\"cat /tmp/mine.txt\"}", 0, "one\n", NULL);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/sandboxes/%s", fork2);
     CHECK_INT(st("DELETE", path, NULL), 204);
     snprintf(path, sizeof(path), "/sandboxes/%s", id);
     CHECK_INT(st("DELETE", path, NULL), 204);
@@ -128,9 +139,10 @@ static void lifecycle(void)
     CHECK(access(img, F_OK) == 0);
     snprintf(path, sizeof(path), "/snapshots/%s", snap);
     CHECK_INT(st("DELETE", path, NULL), 204);
-    CHECK(access(img, F_OK) != 0);
+    CHECK(access(img, F_OK) != 0 && access(raw, F_OK) != 0);
     free(snap);
     free(fork);
+    free(fork2);
     free(id);
 }
 
@@ -487,8 +499,8 @@ static void *creator(void *arg)
     return NULL;
 }
 
-/* Many creates at once (50; LEL_E2E_CONCURRENT overrides it: the QEMU run uses fewer, as
- * nested emulation stalls with many VMs), then every fd, thread and file is given back. */
+/* Many creates at once (50; LEL_E2E_CONCURRENT=N for fewer), then every fd, thread and file is
+ * given back. */
 static void concurrent_creates(void)
 {
     char snapdir[300];
