@@ -3,6 +3,7 @@
 # machine's /dev/kvm.
 #   - HTTP create from the template -> first command (`true`) answered: p50/p99 over N
 #   - 100 creates at once: wall time and per-request p50/p99
+#   - creates from a snapshot: the first one, then p50/p99 of the rest
 #   - resident memory per idle sandbox (lelantosd RSS delta / count, and the host's memory in use,
 #     KVM's included, / count) at each density level,
 #     the service's CPU while they idle, and the create latency p50/p99 of the last 20 creates at that level
@@ -22,6 +23,7 @@ YAML
 now() { echo "${EPOCHREALTIME/,/.}"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 sys_used_kib() { awk '/^MemTotal/ {t = $2} /^MemAvailable/ {a = $2} END {print t - a}' /proc/meminfo; } # the kernel's share (KVM) too
+meminfo() { awk '/^(Slab|KernelStack|PageTables|SecPageTables|AnonPages|Shmem|Cached):/ {sub(":", "", $1); print $1, $2}' /proc/meminfo; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user + system, in USER_HZ (100/s on x86)
 for _ in $(seq 1200); do
   curl -s "${H[@]}" "$U/templates/base" | grep -q '"buildStatus":"ready"' && break
@@ -61,9 +63,33 @@ for f in "$tmp"/c[0-9]*; do
   rm -f "$f"
 done
 
+# Creates from a snapshot (SNAPSHOTS=0 skips): the first unpacks its memory, the rest map it.
+SNAPSHOTS=${SNAPSHOTS:-20}
+if [ "$SNAPSHOTS" -gt 0 ]; then
+  src=$(create)
+  curl -s -o /dev/null "${H[@]}" -d '{"cmd":"head -c 8000000 /dev/urandom > /tmp/state"}' "$U/sandboxes/$src/commands"
+  snap=$(curl -s "${H[@]}" -d '{}' "$U/sandboxes/$src/snapshot" | sed -n 's/.*"snapshotID":"\([a-z0-9]*\)".*/\1/p')
+  : > "$tmp/t4"
+  ids4=()
+  for i in $(seq "$SNAPSHOTS"); do
+    t0=$(now)
+    id=$(curl -s "${H[@]}" -d "{\"snapshotID\":\"$snap\",\"timeout\":3600}" "$U/sandboxes" | sed -n 's/.*"sandboxID":"\([a-z0-9]*\)".*/\1/p')
+    curl -s -o /dev/null "${H[@]}" -d '{"cmd":"true"}' "$U/sandboxes/$id/commands"
+    t1=$(now)
+    [ -n "$id" ] || { echo "create from snapshot failed: $(tail -3 "$tmp/log")"; break; }
+    if [ "$i" -eq 1 ]; then first=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", (b - a) * 1000}')
+    else awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >> "$tmp/t4"; fi
+    ids4+=("$id")
+  done
+  echo "create from a snapshot (8 MB written after boot) -> first command: first ${first:-?} ms, then $(bench_stats < "$tmp/t4")"
+  for id in "$src" "${ids4[@]}"; do curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"; done
+  curl -s -o /dev/null -X DELETE "${H[@]}" "$U/snapshots/$snap"
+fi
+
 sleep 1
 rss0=$(rss_kib)
 sys0=$(sys_used_kib)
+meminfo > "$tmp/mi0"
 count=0
 for level in $LEVELS; do
   : > "$tmp/t3"
@@ -78,8 +104,10 @@ for level in $LEVELS; do
   sleep 2
   rss=$(rss_kib)
   sys=$(sys_used_kib)
+  meminfo > "$tmp/mi1"
   c0=$(cpu_ticks)
   sleep 10
   c1=$(cpu_ticks)
   echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox (host memory in use, kernel included: $(( (sys - sys0) / count )) KiB per sandbox); CPU while idle $((c1 - c0)) ms/s; last 20 creates $(bench_stats < "$tmp/t3")"
+  echo "  of which (KiB per sandbox, /proc/meminfo):" $(awk -v n="$count" 'NR == FNR {a[$1] = $2; next} {printf "%s %+d, ", $1, ($2 - a[$1]) / n}' "$tmp/mi0" "$tmp/mi1")
 done
