@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *lel_version(void)
 {
@@ -99,6 +101,25 @@ static void server_free(lel_server_t *srv)
     free(srv);
 }
 
+/* Images and memory files are written under a temporary name ending in ".tmp" and renamed when
+ * complete; what a crash left half-written is removed at start. */
+static void remove_tmp_files(const char *data_dir, const char *sub)
+{
+    char dir[4096], path[4400];
+    snprintf(dir, sizeof(dir), "%s/%s", data_dir, sub);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, size_t errlen)
 {
     lel_server_t *srv = calloc(1, sizeof(*srv));
@@ -138,6 +159,8 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     snprintf(path, sizeof(path), "%s/db", srv->cfg.data_dir);
     if ((r = lel_store_open(path, srv->cfg.store_sync, &srv->store, err, errlen)) < 0)
         goto fail;
+    remove_tmp_files(srv->cfg.data_dir, "snapshots"); /* only now: the store's lock says no other daemon writes them */
+    remove_tmp_files(srv->cfg.data_dir, "templates");
     r = -ENOMEM;
     if (!(srv->pool = lel_pool_new(srv->cfg.workers)) || !(srv->timers = lel_timers_new()) ||
         !(srv->rl = lel_ratelimit_new()) || !(srv->teams = lel_registry_new()) || !(srv->keys = lel_registry_new()) ||
