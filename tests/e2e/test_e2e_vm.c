@@ -499,6 +499,28 @@ static void *creator(void *arg)
     return NULL;
 }
 
+/* Command after command in one sandbox: every one answered, the sandbox alive throughout (a
+ * request interrupt the guest slept through once killed a sandbox within ~150 commands under
+ * nested virtualization). */
+static void many_commands(void)
+{
+    char *id = create("{\"timeout\":600}");
+    int ok = 0;
+    for (int i = 0; i < 300; i++) {
+        json_t *j = run_cmd(id, "{\"cmd\":\"true\"}");
+        ok += j && json_integer_value(json_object_get(j, "exitCode")) == 0;
+        json_decref(j);
+        if (!j)
+            break;
+    }
+    printf("300 commands in a row: %d answered\n", ok);
+    CHECK_INT(ok, 300);
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(id);
+}
+
 /* Many creates at once (50; LEL_E2E_CONCURRENT=N for fewer), then every fd, thread and file is
  * given back. */
 static void concurrent_creates(void)
@@ -564,6 +586,7 @@ int main(void)
     printf("backend: %s\n", lel_vmm_backend_name(b));
     lifecycle();
     data_plane();
+    many_commands();
     templates_vm();
     restarts();
     concurrent_creates();
