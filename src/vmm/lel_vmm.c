@@ -541,7 +541,7 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     return 0;
 }
 
-#define KICK_MS 100 /* see lel_vm_call */
+#define KICK_MS 20 /* see lel_vm_call */
 
 static void deadline_in(struct timespec *ts, int ms)
 {
