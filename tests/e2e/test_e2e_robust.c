@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -209,12 +210,36 @@ static void concurrent_load(const char *sid)
     still_serving();
 }
 
+/* lelantosd takes the hard open-files limit (two descriptors per sandbox): started with a low
+ * soft limit, it runs with the hard one. */
+static void fd_limit(void)
+{
+    char path[64], line[256];
+    unsigned long long soft = 0, hard = 0;
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)S.pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "Max open files", 14))
+            sscanf(line + 14, "%llu %llu", &soft, &hard);
+    if (f)
+        fclose(f);
+    printf("lelantosd open files: soft %llu, hard %llu\n", soft, hard);
+    CHECK(hard > 0 && soft == hard);
+}
+
 int main(void)
 {
-    if (srv_start(&S, "rate_limits:\n  general_per_s: 1000000\n  auth_per_s: 100000\nhttp:\n  idle_timeout_ms: 2000\n") < 0) {
+    struct rlimit mine;
+    getrlimit(RLIMIT_NOFILE, &mine);
+    struct rlimit low = {mine.rlim_max > 256 ? 256 : mine.rlim_max, mine.rlim_max};
+    setrlimit(RLIMIT_NOFILE, &low); /* the daemon inherits a low soft limit */
+    int started = srv_start(&S, "rate_limits:\n  general_per_s: 1000000\n  auth_per_s: 100000\nhttp:\n  idle_timeout_ms: 2000\n");
+    setrlimit(RLIMIT_NOFILE, &mine);
+    if (started < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }
+    fd_limit();
     for (int p = H1; p <= H2; p++) {
         bodies(p);
         big_headers(p);

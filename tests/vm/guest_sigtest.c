@@ -16,17 +16,7 @@ typedef unsigned long u64;
 #define EINTR 4
 #define EINVAL 22
 
-static long sys6(long nr, long a, long b, long c, long d, long e, long f)
-{
-    long r;
-    register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return r;
-}
-#define sys(nr, a, b, c, d) sys6(nr, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#include "../../src/guest/user/raw_syscall.h"
 
 void lel_restorer(void);
 __asm__(".text\n.globl lel_restorer\nlel_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
@@ -61,79 +51,79 @@ static void say(const char *name, int ok, long value)
         failed = 1;
     }
     line[n++] = '\n';
-    sys(1, 1, line, n, 0);
+    SYS(1, 1, line, n, 0);
 }
 
 static long handle(int sig, u64 flags)
 {
     u64 act[4] = {(u64)on_signal, flags | SA_RESTORER, (u64)lel_restorer, 0};
-    return sys(13, sig, act, 0, 8);
+    return SYS(13, sig, act, 0, 8);
 }
 
 /* A child that sends sig to this process after 300 ms and, with fd >= 0, writes one byte to
  * fd 300 ms later. */
 static long poke_later(int sig, int fd)
 {
-    long parent = sys(39, 0, 0, 0, 0), pid = sys(57, 0, 0, 0, 0);
+    long parent = SYS(39, 0, 0, 0, 0), pid = SYS(57, 0, 0, 0, 0);
     if (pid != 0)
         return pid;
     long delay[2] = {0, 300000000};
-    sys(35, delay, 0, 0, 0);
-    sys(62, parent, sig, 0, 0);
+    SYS(35, delay, 0, 0, 0);
+    SYS(62, parent, sig, 0, 0);
     if (fd >= 0) {
-        sys(35, delay, 0, 0, 0);
-        sys(1, fd, "x", 1, 0);
+        SYS(35, delay, 0, 0, 0);
+        SYS(1, fd, "x", 1, 0);
     }
-    sys(60, 0, 0, 0, 0);
+    SYS(60, 0, 0, 0, 0);
     return -1;
 }
 
 static void reap(long pid)
 {
     int status = -1;
-    long r = sys(61, pid, &status, 0, 0);
+    long r = SYS(61, pid, &status, 0, 0);
     say("child reaped", r == pid && status == 0, r == pid ? status : r);
 }
 
 void _start(void)
 {
     u64 bare[4] = {(u64)on_signal, 0, 0, 0};
-    long r = sys(13, SIGUSR1, bare, 0, 8);
+    long r = SYS(13, SIGUSR1, bare, 0, 8);
     say("sigaction without restorer EINVAL", r == -EINVAL, r);
 
     r = handle(SIGUSR1, 0);
     say("sigaction", r == 0, r);
-    long pid = sys(39, 0, 0, 0, 0), tid = sys(186, 0, 0, 0, 0);
-    r = sys(200, tid, SIGUSR1, 0, 0);
+    long pid = SYS(39, 0, 0, 0, 0), tid = SYS(186, 0, 0, 0, 0);
+    r = SYS(200, tid, SIGUSR1, 0, 0);
     say("tkill", r == 0 && hits[SIGUSR1] == 1, r ? r : hits[SIGUSR1]);
-    r = sys(234, pid, tid, SIGUSR1, 0);
+    r = SYS(234, pid, tid, SIGUSR1, 0);
     say("tgkill", r == 0 && hits[SIGUSR1] == 2, r ? r : hits[SIGUSR1]);
 
     int fds[2];
     char c = 0;
-    r = sys(22, fds, 0, 0, 0);
+    r = SYS(22, fds, 0, 0, 0);
     say("pipe", r == 0, r);
     handle(SIGUSR2, SA_RESTART);
     long child = poke_later(SIGUSR2, fds[1]);
-    r = sys(0, fds[0], &c, 1, 0);
+    r = SYS(0, fds[0], &c, 1, 0);
     say("SA_RESTART read restarted", r == 1 && c == 'x' && hits[SIGUSR2] == 1, r == 1 ? hits[SIGUSR2] : r);
     reap(child);
 
     handle(SIGUSR2, 0);
     child = poke_later(SIGUSR2, fds[1]);
-    r = sys(0, fds[0], &c, 1, 0);
+    r = SYS(0, fds[0], &c, 1, 0);
     say("read interrupted EINTR", r == -EINTR && hits[SIGUSR2] == 2, r == -EINTR ? hits[SIGUSR2] : r);
     c = 0;
-    r = sys(0, fds[0], &c, 1, 0);
+    r = SYS(0, fds[0], &c, 1, 0);
     say("read again", r == 1 && c == 'x', r);
     reap(child);
 
     child = poke_later(SIGUSR1, -1);
-    r = sys(34, 0, 0, 0, 0);
+    r = SYS(34, 0, 0, 0, 0);
     say("pause EINTR", r == -EINTR && hits[SIGUSR1] == 3, r == -EINTR ? hits[SIGUSR1] : r);
     reap(child);
 
-    sys(231, failed, 0, 0, 0);
+    SYS(231, failed, 0, 0, 0);
     for (;;)
         ;
 }
