@@ -148,6 +148,23 @@ fresh_exit:
     call kernel_sysret_prep
     jmp syscall_exit
 
+/* pvm_idle(vif): PVM's "sti; hlt". Opening the VIF byte does not trap, so an interrupt can be
+ * delivered between it and the hlt; isr() moves a return address inside [pvm_idle_window,
+ * pvm_idle_window_end) past the hlt, or the guest would sleep with its wake-up already taken.
+ * An interrupt that was pending is delivered by the port-0x80 doorbell (PVM.md 2.3), and then
+ * there is nothing to wait for: return to the caller's loop. */
+    .globl pvm_idle, pvm_idle_window, pvm_idle_window_end
+pvm_idle:
+    movb $1, (%rdi)
+pvm_idle_window:
+    cmpb $0, 1(%rdi)
+    jne 1f
+    hlt
+pvm_idle_window_end:
+    ret
+1:  outb %al, $0x80
+    ret
+
 /* switch_to(save_sp, new_sp): saves the callee-saved registers and the stack pointer, then
  * continues on another kernel stack where switch_to was left (or first_frame prepared). */
     .globl switch_to

@@ -38,6 +38,8 @@ static enum { TIMER_PERIODIC, TIMER_ONESHOT, TIMER_OFF } timer_mode;
 static uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
 
 extern const uint64_t isr_stubs[256];
+void pvm_idle(struct vif *v);
+extern const char pvm_idle_window[], pvm_idle_window_end[];
 
 void console_write(const char *s)
 {
@@ -73,19 +75,13 @@ static void irq_disable(void)
         __asm__ volatile("cli" ::: "memory");
 }
 
-/* Enables interrupts and waits for one. Under PVM a pending interrupt is delivered by the
- * port-0x80 doorbell; hlt with the VIF flag set sleeps until the next event. */
+/* Enables interrupts and waits for one (entry.S: pvm_idle, for PVM's VIF byte). */
 static void irq_enable_and_wait(void)
 {
-    if (pvm) {
-        vif->if_ = 1;
-        __asm__ volatile("" ::: "memory");
-        if (vif->pending)
-            outb(LEL_PORT_PVM_IRQ, 0);
-        __asm__ volatile("hlt" ::: "memory");
-    } else {
+    if (pvm)
+        pvm_idle(vif);
+    else
         __asm__ volatile("sti; hlt" ::: "memory");
-    }
 }
 
 struct idt_gate {
@@ -203,6 +199,8 @@ int isr(uint64_t vector, uint64_t *frame)
         for (;;)
             __asm__ volatile("hlt");
     }
+    if (frame[1] >= (uint64_t)pvm_idle_window && frame[1] < (uint64_t)pvm_idle_window_end)
+        frame[1] = (uint64_t)pvm_idle_window_end; /* woken before the hlt: do not sleep */
     if (vector == LEL_VEC_TIMER) {
         timer_irqs++;
         oneshot_at = 0; /* a one-shot fired: the next idle step arms it again */
