@@ -8,6 +8,7 @@
 static struct inode *root;
 static uint64_t next_ino = 1;
 static int64_t clock_now;
+static uint64_t data_pages; /* pages of file data, all files: the disk in use */
 
 static struct inode *inode_new(uint32_t mode)
 {
@@ -177,6 +178,11 @@ static void **slot(struct inode *f, uint64_t idx, int create)
     return &l2[idx % PER];
 }
 
+uint64_t fs_data_pages(void)
+{
+    return data_pages;
+}
+
 void *fs_page(struct inode *f, uint64_t index)
 {
     void **sl = (f->mode & S_IFMT) == S_IFREG ? slot(f, index, 0) : 0;
@@ -195,6 +201,7 @@ static void drop_data(struct inode *f, uint64_t from_page)
             if (i * PER + j >= from_page && l2[j]) {
                 kpage_free(l2[j]);
                 l2[j] = 0;
+                data_pages--;
             }
         }
         if (i * PER >= from_page) {
@@ -347,8 +354,8 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         if (chunk > n - done)
             chunk = n - done;
         void **sl = slot(f, idx, 1);
-        if (sl && !*sl)
-            *sl = kpage_alloc();
+        if (sl && !*sl && (*sl = kpage_alloc()))
+            data_pages++;
         if (!sl || !*sl) {
             if (done)
                 break;

@@ -75,6 +75,8 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
 /** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. */
 void *fs_page(struct inode *f, uint64_t index);
+/** Pages of file data held by all files (what the sandbox's disk holds). */
+uint64_t fs_data_pages(void);
 /** Keeps an inode alive while it is in use: a file removed from its directory goes when its
  * last user lets go, as on Linux (a removed directory stays, empty and dead: nothing can be
  * created in it and it has no path). */

@@ -580,6 +580,7 @@ void kernel_irq_off(void)
 void kernel_idle(void)
 {
     chan->mem_used_pages = boot->mem_bytes / PAGE_SIZE - kpage_free_pages();
+    chan->disk_used_pages = fs_data_pages();
     irq_enable_and_wait();
     irq_disable();
 }

@@ -130,6 +130,8 @@ struct lel_chan {
     /* guest pages in use (kernel, processes, files), written each time the guest goes idle, so
      * the host's metrics read it without waking the guest; 0 from guests older than the field */
     volatile uint64_t mem_used_pages;
+    /* pages of file data in the root file system (the sandbox's disk), written with the above */
+    volatile uint64_t disk_used_pages;
 };
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a

@@ -13,7 +13,7 @@
 struct sample {
     int64_t ts;
     double cpu_pct;
-    uint64_t mem_used, mem_total;
+    uint64_t mem_used, mem_total, disk_used, disk_total;
 };
 
 enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };

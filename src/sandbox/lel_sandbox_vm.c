@@ -144,6 +144,8 @@ void lel__sbx_sample(struct lel_sandbox *s)
     x->cpu_pct = ms > s->cpu_prev_ms ? (double)(ns - s->cpu_prev_ns) / 1e4 / (double)(ms - s->cpu_prev_ms) : 0;
     x->mem_used = lel_vm_mem_used(s->vm);
     x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
+    x->disk_used = lel_vm_disk_used(s->vm);
+    x->disk_total = (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20;
     s->cpu_prev_ns = ns;
     s->cpu_prev_ms = ms;
     s->sample_next = (s->sample_next + 1) % SAMPLES;
@@ -175,9 +177,10 @@ void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
         const struct sample *x = &s->samples[(s->sample_next + SAMPLES - s->nsamples + i) % SAMPLES];
         if (x->ts < start || x->ts > end)
             continue;
-        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:i, s:i}", "timestampUnix", (json_int_t)x->ts,
+        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:I, s:I}", "timestampUnix", (json_int_t)x->ts,
                                              "cpuCount", cpus, "cpuUsedPct", x->cpu_pct, "memUsed", (json_int_t)x->mem_used,
-                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", 0, "diskTotal", 0));
+                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", (json_int_t)x->disk_used,
+                                             "diskTotal", (json_int_t)x->disk_total));
     }
     lel_call_reply(c, 200, out);
 }

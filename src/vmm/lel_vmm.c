@@ -842,6 +842,12 @@ uint64_t lel_vm_mem_used(lel_vm_t *vm)
     return pages && pages <= vm->mem_bytes / 4096 ? pages * 4096 : lel_vm_resident(vm);
 }
 
+uint64_t lel_vm_disk_used(lel_vm_t *vm)
+{
+    uint64_t pages = ((const struct lel_chan *)(vm->mem + LEL_GPA_CHAN))->disk_used_pages;
+    return pages <= vm->mem_bytes / 4096 ? pages * 4096 : 0;
+}
+
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm)
 {
     clockid_t cid;

@@ -109,6 +109,9 @@ uint64_t lel_vm_resident(lel_vm_t *vm);
 /** Memory the guest uses, in bytes, as it last reported going idle (free memory inside the
  * sandbox is what a user means); lel_vm_resident for a guest too old to report. Costs nothing. */
 uint64_t lel_vm_mem_used(lel_vm_t *vm);
+/** Bytes of file data in the guest's root file system, as it last reported going idle (0 from
+ * a guest too old to report). Costs nothing. */
+uint64_t lel_vm_disk_used(lel_vm_t *vm);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 

@@ -76,6 +76,25 @@ static int logs_contain(const char *id, const char *needle)
 
 static void check_cmd(const char *id, const char *body, int code, const char *out, const char *err_sub);
 
+/* diskUsed of the newest metrics sample, once it is at least `min` (or at most `max`), within
+ * 5 s (samples come every second here); -1 if it never is. */
+static long long disk_used_when(const char *id, long long min, long long max)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s/metrics", id);
+    for (int i = 0; i < 50; i++) {
+        resp_t r;
+        api(&S, &r, H1, "GET", path, NULL);
+        size_t n = json_array_size(r.json);
+        long long used = n ? json_integer_value(json_object_get(json_array_get(r.json, n - 1), "diskUsed")) : -1;
+        resp_free(&r);
+        if (used >= min && used <= max)
+            return used;
+        usleep(100000);
+    }
+    return -1;
+}
+
 static void lifecycle(void)
 {
     char path[160], body[160];
@@ -90,7 +109,16 @@ static void lifecycle(void)
     CHECK(json_integer_value(json_object_get(m, "memTotal")) == 256LL << 20);
     CHECK(json_integer_value(json_object_get(m, "memUsed")) > 0);
     CHECK(json_is_number(json_object_get(m, "cpuUsedPct")));
+    CHECK(json_integer_value(json_object_get(m, "diskTotal")) == 512LL << 20);
+    long long disk0 = json_integer_value(json_object_get(m, "diskUsed"));
+    printf("diskUsed at start: %lld KiB\n", disk0 >> 10);
+    CHECK(disk0 >= 1LL << 20); /* busybox and the rest of the root file system */
     resp_free(&r);
+    /* the disk is the guest's file data: 8 MiB written show, and go when the file does */
+    check_cmd(id, "{\"cmd\":\"yes | head -c 8388608 > /tmp/big\"}", 0, "", NULL);
+    CHECK(disk_used_when(id, disk0 + (8LL << 20), disk0 + (9LL << 20)) > 0);
+    check_cmd(id, "{\"cmd\":\"rm /tmp/big\"}", 0, "", NULL);
+    CHECK(disk_used_when(id, disk0 - (1LL << 20), disk0 + (1LL << 20)) > 0);
 
     snprintf(path, sizeof(path), "/sandboxes/%s/pause", id);
     CHECK_INT(st("POST", path, NULL), 204);
