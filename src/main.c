@@ -18,6 +18,8 @@ static void usage(FILE *f)
                "  env LELANTOS_ADMIN_TOKEN overrides admin_token\n");
 }
 
+#define WANT_SANDBOXES 16384 /* fewer than this allowed by a host limit is worth a warning */
+
 /* Every sandbox holds two descriptors (its KVM VM and vCPU) besides the connections the service
  * serves, so the usual soft limit of 1024 would stop a host at ~500 sandboxes whatever its
  * memory: take the hard limit, as other servers do, and say what it is. */
@@ -31,9 +33,33 @@ static void raise_fd_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             return;
     }
-    if (rl.rlim_cur < 16384)
+    if (rl.rlim_cur < 2 * WANT_SANDBOXES)
         fprintf(stderr, "lelantosd: open files limited to %llu (ulimit -n): about %llu sandboxes at most\n",
                 (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur / 2));
+}
+
+/* The kernel settings that cap sandboxes before memory does: each sandbox maps about four
+ * areas (its memory, its vCPU's run page, its vCPU thread's stack and that stack's guard) and
+ * runs one thread. Past the cap a create fails with 503; better to say so at start. */
+static void warn_host_limits(void)
+{
+    static const struct {
+        const char *file, *name;
+        unsigned long long per_sandbox;
+    } lim[] = {{"/proc/sys/vm/max_map_count", "vm.max_map_count", 4},
+               {"/proc/sys/kernel/pid_max", "kernel.pid_max", 1},
+               {"/proc/sys/kernel/threads-max", "kernel.threads-max", 1}};
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+        unsigned long long v = 0;
+        FILE *f = fopen(lim[i].file, "r");
+        if (!f)
+            continue;
+        int ok = fscanf(f, "%llu", &v) == 1;
+        fclose(f);
+        if (ok && v / lim[i].per_sandbox < WANT_SANDBOXES)
+            fprintf(stderr, "lelantosd: %s is %llu: about %llu sandboxes at most (sysctl -w %s=%llu raises it)\n",
+                    lim[i].name, v, v / lim[i].per_sandbox, lim[i].name, 4 * lim[i].per_sandbox * WANT_SANDBOXES);
+    }
 }
 
 int main(int argc, char **argv)
@@ -79,6 +105,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits the mask */
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    if (strcmp(cfg.vmm_backend, "none"))
+        warn_host_limits();
     lel_server_t *srv;
     if (lel_server_start(&cfg, &srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "lelantosd: %s\n", err);

@@ -585,6 +585,27 @@ static void concurrent_creates(void)
     CHECK_INT(count_dir(snapdir), files0);
 }
 
+/* lelantosd says at start when the kernel's limit on memory mappings (about four per sandbox)
+ * allows fewer than 16384 sandboxes, and stays quiet otherwise. */
+static void host_limits(void)
+{
+    char path[200], buf[8192];
+    unsigned long long maps = 0;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (!f || fscanf(f, "%llu", &maps) != 1)
+        maps = 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof(path), "%s/server.log", S.dir);
+    f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+    printf("vm.max_map_count %llu\n", maps);
+    CHECK(maps == 0 || !strstr(buf, "vm.max_map_count is") == (maps >= 4 * 16384));
+}
+
 int main(void)
 {
     char why[256];
@@ -595,6 +616,7 @@ int main(void)
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }
+    host_limits();
     if (b == LEL_VMM_NONE) {
         resp_t r;
         api(&S, &r, H1, "POST", "/sandboxes", "{}");
