@@ -152,6 +152,15 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_STR(out, "a\nyes\n");
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /nonexistent 2>&1 | wc -l", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
+    /* deaths by signal as a shell reports them (128 + signal), SIGPIPE's included */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "sh -c 'kill -INT $$'; echo int=$?; sh -c 'kill -TERM $$'; echo term=$?; "
+                                                  "sh -c 'kill -KILL $$'; echo kill=$?; "
+                                                  "(yes; echo yes=$? > /tmp/ps) | head -c 2 > /dev/null; cat /tmp/ps; rm /tmp/ps",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "int=130\nTerminated\nterm=143\nKilled\nkill=137\nyes=141\n"); /* sh says the two on stderr */
     /* files and directories through the applets */
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
                                                   "mkdir -p /tmp/a/b && echo hi > /tmp/a/b/f && mv /tmp/a/b/f /tmp/a/g && "
