@@ -460,6 +460,7 @@ out:
 /* ---- file descriptors and pipes ---- */
 
 #define O_CLOEXEC_ 02000000
+#define O_NONBLOCK_ 04000
 
 static void fd_set_cloexec(int fd, int on)
 {
@@ -566,13 +567,29 @@ static void block(enum why why)
     cur->wake_tick = 0;
 }
 
+/* Process IDs go from 2 up to Linux's largest and round again, skipping live ones; 1 stands
+ * for the agent, the parent of every command and of orphans (getppid), as init is on Linux. */
+#define PID_MAX 4194304
+
+static int pid_new(void)
+{
+    for (;;) {
+        next_pid = next_pid < 2 || next_pid >= PID_MAX - 1 ? 2 : next_pid + 1;
+        int used = 0;
+        for (int i = 0; i < MAX_PROCS && !used; i++)
+            used = procs[i].state != P_FREE && procs[i].pid == next_pid;
+        if (!used)
+            return next_pid;
+    }
+}
+
 static struct proc *proc_alloc(void)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
-            p->pid = ++next_pid;
+            p->pid = pid_new();
             p->rng = (rdtsc() ^ entropy * 0x9e3779b97f4a7c15ULL) | 1;
             return p;
         }
@@ -626,6 +643,18 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t n);
 static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
 static long sys_kill(int64_t pid, uint64_t sig);
 static long sys_nanosleep(uint64_t ureq);
+
+/* The first tick at or after `ns` from now: a sleep or timeout never ends early (ticks only
+ * rounded, it would end up to a tick early: 10 ms at 100 Hz), and ends at most a tick late. */
+static uint64_t tick_after_ns(uint64_t ns)
+{
+    const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    uint64_t tick = 1000000000ULL / (b->tick_hz ? b->tick_hz : 100), now = kernel_ns();
+    if (ns > (1ULL << 62))
+        ns = 1ULL << 62; /* past any sandbox's life; keeps the sum from wrapping */
+    uint64_t t = (now + ns + tick - 1) / tick;
+    return t > now / tick ? t : now / tick + 1;
+}
 
 #include "syscalls.inc"
 /* ---- processes ---- */
@@ -960,8 +989,11 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options)
 
 static long sys_pipe(uint64_t ufds, uint64_t flags)
 {
+    if (flags & ~(uint64_t)(O_CLOEXEC_ | O_NONBLOCK_))
+        return -EINVAL;
+    int nb = (int)(flags & O_NONBLOCK_);
     struct pipe *p = kmalloc(sizeof(*p));
-    struct file *r = file_new(F_PIPE_R, 0, 0), *w = file_new(F_PIPE_W, 0, 1);
+    struct file *r = file_new(F_PIPE_R, 0, nb), *w = file_new(F_PIPE_W, 0, 1 | nb);
     if (!p || !r || !w || !(p->buf = kpage_alloc())) {
         kfree(p, sizeof(*p));
         file_put(r);
@@ -991,6 +1023,8 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
     while (p->count == 0) {
         if (p->writers == 0)
             return 0;
+        if (f->flags & O_NONBLOCK_)
+            return -EAGAIN;
         if (sig_ready(cur))
             return -ERESTART_;
         block(W_PIPE);
@@ -1027,6 +1061,8 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
         }
         if (p->count == PAGE_SIZE) {
             wake(W_PIPE, 0);
+            if (f->flags & O_NONBLOCK_)
+                return done ? (long)done : -EAGAIN;
             if (sig_ready(cur))
                 return done ? (long)done : -ERESTART_;
             block(W_PIPE);
@@ -1074,10 +1110,8 @@ static long sys_nanosleep(uint64_t ureq)
         return -EFAULT;
     if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
         return -EINVAL;
-    const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
-    uint64_t hz = b->tick_hz ? b->tick_hz : 100;
-    uint64_t ticks = (uint64_t)ts[0] * hz + ((uint64_t)ts[1] * hz + 999999999) / 1000000000;
-    cur->wake_tick = kernel_ticks() + (ticks ? ticks : 1);
+    uint64_t s = (uint64_t)ts[0] < (1ULL << 32) ? (uint64_t)ts[0] : 1ULL << 32;
+    cur->wake_tick = tick_after_ns(s * 1000000000ULL + (uint64_t)ts[1]);
     block(W_SLEEP);
     return sig_ready(cur) ? -EINTR : 0;
 }

@@ -1,0 +1,310 @@
+/* A static Linux x86-64 program, raw syscalls only, that test_vmm copies into a guest and runs:
+ * the syscall behaviour busybox does not reach or does not check. It prints one line per check
+ * ("<name> ok" or "<name> FAIL <value>") and exits 0 when every check passed.
+ * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
+ * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
+ * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), poll and its timeout,
+ * writev/readv; memory: anonymous and private file mmap, brk; time, uname, arch_prctl,
+ * getrandom. Signals (from a forked child, after a delay long enough for the parent to be
+ * asleep):
+ *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
+ *     takes it, so run on Linux this check alone fails)
+ *   - tkill and tgkill to itself run the handler
+ *   - a pipe read interrupted by a handler with SA_RESTART is restarted and gets the data;
+ *     without SA_RESTART it fails with EINTR
+ *   - pause() returns EINTR after a handler ran */
+typedef unsigned long u64;
+
+#define SIGUSR1 10
+#define SIGUSR2 12
+#define SA_RESTART 0x10000000UL
+#define SA_RESTORER 0x04000000UL
+#define EINTR 4
+#define EINVAL 22
+#define ENOENT 2
+#define EAGAIN 11
+#define EEXIST 17
+#define ENOTTY 25
+#define O_RDWR 2
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define O_NONBLOCK 04000
+#define O_DIRECTORY 0200000
+#define O_CLOEXEC 02000000
+#define AT_FDCWD -100
+
+#include "../../src/guest/user/raw_syscall.h"
+
+void lel_restorer(void);
+__asm__(".text\n.globl lel_restorer\nlel_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
+
+static volatile int hits[65];
+static int failed;
+
+static void on_signal(int sig)
+{
+    hits[sig]++;
+}
+
+static void say(const char *name, int ok, long value)
+{
+    char line[96];
+    int n = 0;
+    for (const char *p = name; *p && n < 60; p++)
+        line[n++] = *p;
+    for (const char *p = ok ? " ok" : " FAIL "; *p; p++)
+        line[n++] = *p;
+    if (!ok) {
+        char digits[24];
+        int d = 0;
+        u64 v = value < 0 ? (u64)-value : (u64)value;
+        if (value < 0)
+            line[n++] = '-';
+        do
+            digits[d++] = (char)('0' + v % 10);
+        while ((v /= 10) && d < 20);
+        while (d)
+            line[n++] = digits[--d];
+        failed = 1;
+    }
+    line[n++] = '\n';
+    SYS(1, 1, line, n, 0);
+}
+
+static long handle(int sig, u64 flags)
+{
+    u64 act[4] = {(u64)on_signal, flags | SA_RESTORER, (u64)lel_restorer, 0};
+    return SYS(13, sig, act, 0, 8);
+}
+
+/* A child that sends sig to this process after 300 ms and, with fd >= 0, writes one byte to
+ * fd 300 ms later. */
+static long poke_later(int sig, int fd)
+{
+    long parent = SYS(39, 0, 0, 0, 0), pid = SYS(57, 0, 0, 0, 0);
+    if (pid != 0)
+        return pid;
+    long delay[2] = {0, 300000000};
+    SYS(35, delay, 0, 0, 0);
+    SYS(62, parent, sig, 0, 0);
+    if (fd >= 0) {
+        SYS(35, delay, 0, 0, 0);
+        SYS(1, fd, "x", 1, 0);
+    }
+    SYS(60, 0, 0, 0, 0);
+    return -1;
+}
+
+static void reap(long pid)
+{
+    int status = -1;
+    long r = SYS(61, pid, &status, 0, 0);
+    say("child reaped", r == pid && status == 0, r == pid ? status : r);
+}
+
+static int same(const char *a, const char *b, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+static long mono_ms(void)
+{
+    long ts[2];
+    SYS(228, 1, ts, 0, 0); /* CLOCK_MONOTONIC */
+    return ts[0] * 1000 + ts[1] / 1000000;
+}
+
+static u64 st[18]; /* struct stat: st_mode is the low half of [3], st_size [6] */
+#define ST_MODE ((unsigned)st[3] & 0170000)
+
+static void files(void)
+{
+    static char buf[256];
+    long fd = SYS(257, AT_FDCWD, "/tmp/st.f", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    say("openat create", fd >= 3, fd);
+    long r = SYS(1, fd, "hello world", 11, 0);
+    long w = SYS(18, fd, "HELLO", 5, 0); /* pwrite64 at 0 */
+    long at = SYS(8, fd, 0, 1, 0);       /* lseek(SEEK_CUR) */
+    say("pwrite keeps the offset", r == 11 && w == 5 && at == 11, at);
+    r = raw_syscall6(17, fd, (long)buf, 5, 6, 0, 0); /* pread64 at 6 */
+    say("pread", r == 5 && same(buf, "world", 5) && SYS(8, fd, 0, 1, 0) == 11, r);
+    r = SYS(0, fd, buf, 10, 0);
+    say("read at the end", r == 0, r);
+    SYS(8, fd, 100, 0, 0); /* SEEK_SET past the end */
+    SYS(1, fd, "x", 1, 0);
+    buf[0] = 1;
+    r = raw_syscall6(17, fd, (long)buf, 1, 50, 0, 0);
+    SYS(5, fd, st, 0, 0);
+    say("hole reads zero", r == 1 && buf[0] == 0 && st[6] == 101, (long)st[6]);
+    r = SYS(292, fd, 10, O_CLOEXEC, 0);
+    say("dup3 cloexec", r == 10 && SYS(72, 10, 1, 0, 0) == 1 && SYS(72, fd, 1, 0, 0) == 0, r);
+    r = SYS(292, fd, fd, 0, 0);
+    say("dup3 same fd EINVAL", r == -EINVAL, r);
+    r = SYS(72, fd, 0, 20, 0); /* F_DUPFD from 20 */
+    say("fcntl F_DUPFD", r >= 20, r);
+    SYS(3, r, 0, 0, 0);
+    SYS(3, 10, 0, 0, 0);
+    r = SYS(16, fd, 0x5401, buf, 0); /* TCGETS */
+    say("ioctl TCGETS ENOTTY", r == -ENOTTY, r);
+    SYS(3, fd, 0, 0, 0);
+
+    r = SYS(88, "/tmp/st.f", "/tmp/st.l", 0, 0);
+    long n = SYS(89, "/tmp/st.l", buf, sizeof(buf), 0);
+    say("symlink readlink", r == 0 && n == 9 && same(buf, "/tmp/st.f", 9), r ? r : n);
+    SYS(6, "/tmp/st.l", st, 0, 0);
+    unsigned lmode = ST_MODE;
+    SYS(4, "/tmp/st.l", st, 0, 0);
+    say("lstat and stat", lmode == 0120000 && ST_MODE == 0100000 && st[6] == 101, lmode);
+    r = SYS(83, "/tmp/st.d", 0755, 0, 0);
+    long c = SYS(80, "/tmp/st.d", 0, 0, 0);
+    n = SYS(79, buf, sizeof(buf), 0, 0);
+    say("mkdir chdir getcwd", r == 0 && c == 0 && n == 10 && same(buf, "/tmp/st.d", 10), r ? r : c ? c : n);
+    SYS(3, SYS(257, AT_FDCWD, "a", O_CREAT | O_RDWR, 0644), 0, 0, 0);
+    long d = SYS(257, AT_FDCWD, ".", O_DIRECTORY, 0);
+    n = SYS(217, d, buf, sizeof(buf), 0);
+    int seen = 0;
+    for (long off = 0; n > 0 && off < n;) {
+        unsigned short reclen = *(unsigned short *)(buf + off + 16);
+        seen += same(buf + off + 19, "a", 2);
+        off += reclen ? reclen : n;
+    }
+    say("getdents64", seen == 1, n);
+    SYS(3, d, 0, 0, 0);
+    SYS(80, "/", 0, 0, 0);
+    r = raw_syscall6(316, AT_FDCWD, (long)"/tmp/st.f", AT_FDCWD, (long)"/tmp/st.d/a", 1, 0);
+    say("renameat2 NOREPLACE EEXIST", r == -EEXIST, r);
+    r = raw_syscall6(316, AT_FDCWD, (long)"/tmp/st.f", AT_FDCWD, (long)"/tmp/st.d/b", 1, 0);
+    say("renameat2 NOREPLACE", r == 0 && SYS(4, "/tmp/st.f", st, 0, 0) == -ENOENT, r);
+    r = SYS(82, "/tmp/st.d/b", "/tmp/st.d/a", 0, 0);
+    say("rename replaces", r == 0 && SYS(4, "/tmp/st.d/a", st, 0, 0) == 0 && st[6] == 101, r);
+    r = SYS(87, "/tmp/st.d/a", 0, 0, 0);
+    if (r == 0)
+        r = SYS(84, "/tmp/st.d", 0, 0, 0);
+    if (r == 0)
+        r = SYS(87, "/tmp/st.l", 0, 0, 0);
+    say("unlink rmdir", r == 0 && SYS(4, "/tmp/st.d", st, 0, 0) == -ENOENT, r);
+}
+
+static void pipes(void)
+{
+    static char buf[8192];
+    int fds[2] = {-1, -1};
+    long r = SYS(293, fds, O_NONBLOCK | O_CLOEXEC, 0, 0);
+    say("pipe2", r == 0 && SYS(72, fds[0], 1, 0, 0) == 1 && (SYS(72, fds[0], 3, 0, 0) & O_NONBLOCK), r);
+    r = SYS(0, fds[0], buf, 1, 0);
+    say("empty non-blocking read EAGAIN", r == -EAGAIN, r);
+    int pfd[2] = {fds[0], 1}; /* struct pollfd {fd, events = POLLIN, revents} */
+    long t0 = mono_ms();
+    r = SYS(7, pfd, 1, 60, 0);
+    long waited = mono_ms() - t0;
+    say("poll times out", r == 0 && waited >= 60 && waited < 5000, r ? r : waited);
+    long w, total = 0;
+    while ((w = SYS(1, fds[1], buf, sizeof(buf), 0)) > 0 && total < (1L << 24))
+        total += w;
+    say("full non-blocking write EAGAIN", total > 0 && w == -EAGAIN, w);
+    pfd[1] = 1;
+    r = SYS(7, pfd, 1, 1000, 0);
+    say("poll readable", r == 1 && (pfd[1] >> 16) == 1, pfd[1] >> 16);
+    while (SYS(0, fds[0], buf, sizeof(buf), 0) > 0)
+        ;
+    long iov[4] = {(long)"ab", 2, (long)"cde", 3};
+    w = SYS(20, fds[1], iov, 2, 0);
+    char x[2], y[3];
+    long riov[4] = {(long)x, 2, (long)y, 3};
+    r = SYS(19, fds[0], riov, 2, 0);
+    say("writev readv", w == 5 && r == 5 && same(x, "ab", 2) && same(y, "cde", 3), w == 5 ? r : w);
+    SYS(3, fds[0], 0, 0, 0);
+    SYS(3, fds[1], 0, 0, 0);
+    r = SYS(293, fds, 1, 0, 0);
+    say("pipe2 bad flags EINVAL", r == -EINVAL, r);
+}
+
+static void memory_and_more(void)
+{
+    char *m = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0); /* PROT_RW, MAP_PRIVATE|ANON */
+    int zero = (long)m > 0 && m[0] == 0 && m[3 * 4096 - 1] == 0;
+    if ((long)m > 0)
+        m[4096] = 7;
+    say("mmap anonymous", zero && m[4096] == 7 && SYS(11, m, 3 * 4096, 0, 0) == 0, (long)m);
+    long fd = SYS(2, "/etc/passwd", 0, 0, 0);
+    char *f = (char *)raw_syscall6(9, 0, 4096, 1, 0x02, fd, 0); /* PROT_READ, MAP_PRIVATE */
+    say("mmap file", (long)f > 0 && same(f, "root:", 5), (long)f);
+    SYS(11, f, 4096, 0, 0);
+    SYS(3, fd, 0, 0, 0);
+    long b0 = SYS(12, 0, 0, 0, 0), b1 = SYS(12, b0 + 8192, 0, 0, 0);
+    if (b1 == b0 + 8192)
+        ((char *)b0)[8191] = 1;
+    say("brk", b0 > 0 && b1 == b0 + 8192, b1);
+    long t0 = mono_ms(), req[2] = {0, 30000000};
+    long r = SYS(35, req, 0, 0, 0);
+    long slept = mono_ms() - t0;
+    say("nanosleep", r == 0 && slept >= 30 && slept < 5000, r ? r : slept);
+    static char uts[6 * 65];
+    r = SYS(63, uts, 0, 0, 0);
+    say("uname", r == 0 && same(uts, "Linux", 6), r);
+    static long tls[4];
+    u64 old = 0, now = 0;
+    SYS(158, 0x1003, &old, 0, 0); /* ARCH_GET_FS */
+    r = SYS(158, 0x1002, tls, 0, 0);
+    SYS(158, 0x1003, &now, 0, 0);
+    SYS(158, 0x1002, old, 0, 0);
+    say("arch_prctl", r == 0 && now == (u64)tls, r);
+    static u64 rnd[8];
+    r = SYS(318, rnd, 32, 0, 0);
+    long r2 = SYS(318, rnd + 4, 32, 0, 0);
+    say("getrandom", r == 32 && r2 == 32 && (rnd[0] | rnd[1]) != 0 && rnd[0] != rnd[4], r);
+    say("getppid getuid", SYS(110, 0, 0, 0, 0) > 0 && SYS(102, 0, 0, 0, 0) == 0, 0);
+}
+
+static void signals(void)
+{
+    u64 bare[4] = {(u64)on_signal, 0, 0, 0};
+    long r = SYS(13, SIGUSR1, bare, 0, 8);
+    say("sigaction without restorer EINVAL", r == -EINVAL, r);
+
+    r = handle(SIGUSR1, 0);
+    say("sigaction", r == 0, r);
+    long pid = SYS(39, 0, 0, 0, 0), tid = SYS(186, 0, 0, 0, 0);
+    r = SYS(200, tid, SIGUSR1, 0, 0);
+    say("tkill", r == 0 && hits[SIGUSR1] == 1, r ? r : hits[SIGUSR1]);
+    r = SYS(234, pid, tid, SIGUSR1, 0);
+    say("tgkill", r == 0 && hits[SIGUSR1] == 2, r ? r : hits[SIGUSR1]);
+
+    int fds[2];
+    char c = 0;
+    r = SYS(22, fds, 0, 0, 0);
+    say("pipe", r == 0, r);
+    handle(SIGUSR2, SA_RESTART);
+    long child = poke_later(SIGUSR2, fds[1]);
+    r = SYS(0, fds[0], &c, 1, 0);
+    say("SA_RESTART read restarted", r == 1 && c == 'x' && hits[SIGUSR2] == 1, r == 1 ? hits[SIGUSR2] : r);
+    reap(child);
+
+    handle(SIGUSR2, 0);
+    child = poke_later(SIGUSR2, fds[1]);
+    r = SYS(0, fds[0], &c, 1, 0);
+    say("read interrupted EINTR", r == -EINTR && hits[SIGUSR2] == 2, r == -EINTR ? hits[SIGUSR2] : r);
+    c = 0;
+    r = SYS(0, fds[0], &c, 1, 0);
+    say("read again", r == 1 && c == 'x', r);
+    reap(child);
+
+    child = poke_later(SIGUSR1, -1);
+    r = SYS(34, 0, 0, 0, 0);
+    say("pause EINTR", r == -EINTR && hits[SIGUSR1] == 3, r == -EINTR ? hits[SIGUSR1] : r);
+    reap(child);
+}
+
+void _start(void)
+{
+    files();
+    pipes();
+    memory_and_more();
+    signals();
+    SYS(231, failed, 0, 0, 0);
+    for (;;)
+        ;
+}
