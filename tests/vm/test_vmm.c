@@ -105,29 +105,49 @@ static int exec_argv(lel_vm_t *vm, const char *const *argv, char *out, size_t ca
     return r < 0 ? r : r > 0 ? -r : (int)ret[0];
 }
 
-extern const unsigned char lel_systest_elf[];
-extern const size_t lel_systest_elf_size;
+extern const unsigned char lel_systest_elf[], lel_libctest_elf[];
+extern const size_t lel_systest_elf_size, lel_libctest_elf_size;
+
+/* Writes an executable file into the guest's root file system. */
+static void put_program(lel_vm_t *vm, const char *path, const unsigned char *elf, size_t n)
+{
+    size_t plen = strlen(path) + 1;
+    char *bulk = malloc(plen + n);
+    CHECK(bulk != NULL && n < LEL_BULK_SIZE - plen);
+    if (!bulk || n >= LEL_BULK_SIZE - plen) {
+        free(bulk);
+        return;
+    }
+    memcpy(bulk, path, plen);
+    memcpy(bulk + plen, elf, n);
+    uint64_t arg[4] = {plen, 0, n, 1}, ret[4];
+    CHECK_INT(lel_vm_call_bulk(vm, LEL_OP_FILE_WRITE, arg, bulk, plen + n, ret, 10000), 0);
+    free(bulk);
+}
 
 /* tests/vm/guest_systest.c, copied into the guest and run: the syscall and signal paths
  * busybox does not reach (see there); every check prints a line, shown here. Its text shares a
  * page with its ELF headers, so the loader's copy fallback runs too. */
 static void syscall_paths(lel_vm_t *vm)
 {
-    static const char path[] = "/tmp/systest";
-    size_t plen = sizeof(path), n = lel_systest_elf_size;
-    char *bulk = malloc(plen + n), out[4096];
-    CHECK(bulk != NULL && n < LEL_BULK_SIZE - plen);
-    if (!bulk)
-        return;
-    memcpy(bulk, path, plen);
-    memcpy(bulk + plen, lel_systest_elf, n);
-    uint64_t arg[4] = {plen, 0, n, 1}, ret[4];
-    CHECK_INT(lel_vm_call_bulk(vm, LEL_OP_FILE_WRITE, arg, bulk, plen + n, ret, 10000), 0);
-    free(bulk);
+    char out[4096];
+    put_program(vm, "/tmp/systest", lel_systest_elf, lel_systest_elf_size);
     int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/systest && /tmp/systest", NULL}, out,
                        sizeof(out));
     CHECK_INT(rc, 0);
     CHECK(strstr(out, "openat create ok\n") && strstr(out, "pause EINTR ok\n") && !strstr(out, "FAIL"));
+}
+
+/* tests/vm/guest_libc.c: a C program linked statically with glibc, as users build theirs. */
+static void glibc_program(lel_vm_t *vm)
+{
+    char out[4096];
+    put_program(vm, "/tmp/libctest", lel_libctest_elf, lel_libctest_elf_size);
+    int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/libctest && GREETING=hi /tmp/libctest x 2>&1", NULL},
+                       out, sizeof(out));
+    CHECK_INT(rc, 3);
+    CHECK_STR(out, "argc=2 argv1=x env=hi\nsorted 0 100002\nbig 1\nfile: 3.142 pi\nstat 0 size 9\nyear >= 2024: 1\n"
+                   "missing: 1 No such file or directory\nstack limit 0 1\npages 1\nto stderr\n");
 }
 
 static void busybox(lel_vm_t *vm, const char *when)
@@ -483,6 +503,7 @@ int main(void)
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
     syscall_paths(vm);
+    glibc_program(vm);
     idle_timer(vm);
     concurrency(vm);
     double t0 = now_ms();
