@@ -32,6 +32,14 @@ static inline void write_cr3(uint64_t v)
     __asm__ volatile("mov %0, %%cr3" ::"r"(v) : "memory");
 }
 
+/* The faulting address of the last page fault. Under PVM the read traps and is emulated. */
+static inline uint64_t read_cr2(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;

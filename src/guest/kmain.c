@@ -185,6 +185,8 @@ static void lapic_init(void)
  * nor the host. */
 int isr(uint64_t vector, uint64_t *frame)
 {
+    if (vector == 14 && (frame[2] & 3) == 3 && proc_active() && proc_page_fault(read_cr2(), frame[0]))
+        return 0; /* resolved: the instruction runs again */
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
         proc_fault(vector, frame[1]); /* a user-mode fault ends the process, not the kernel */
     if (vector < 32) {

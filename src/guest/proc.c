@@ -24,8 +24,10 @@
 #define PTE_FILE (1ULL << 9) /* software bit: the page is a file's (a program's code), not this address space's */
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
-#define STACK_PAGES 64
+#define STACK_PAGES 64                /* mapped at exec (arguments and environment live there) */
+#define STACK_MAX (8ULL << 20)        /* what the stack may grow to, a page at a time, as on Linux */
 #define MMAP_BASE 0x00007f0000000000ULL
+#define MMAP_TOP (STACK_TOP - (1ULL << 30)) /* mappings stay clear of the stack */
 #define NFD 64
 
 #define MSR_STAR 0xc0000081
@@ -208,6 +210,21 @@ static void unmap(uint64_t pml4, uint64_t va)
     }
 }
 
+/* The stack grows on demand below what exec mapped, up to STACK_MAX: `va` there gets a zeroed
+ * page. 1 when it did. Only for pages nothing maps (MAP_FIXED may have put something there). */
+static int stack_grow(uint64_t pml4, uint64_t va)
+{
+    if (va >= STACK_TOP || va < STACK_TOP - STACK_MAX || map_new(pml4, va & ~(PAGE_SIZE - 1)) < 0)
+        return 0;
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+    return 1;
+}
+
+int proc_page_fault(uint64_t addr, uint64_t err)
+{
+    return cur && !(err & 1) && stack_grow(cur->pml4, addr); /* bit 0: a protection fault, not a missing page */
+}
+
 /* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
  * `write` is asked (the kernel writes through the direct map, past the page's protection). */
 static uint64_t translate(uint64_t pml4, uint64_t va, int write)
@@ -215,6 +232,8 @@ static uint64_t translate(uint64_t pml4, uint64_t va, int write)
     if (va >= USER_TOP)
         return 0;
     uint64_t *e = pte_of(pml4, va, 0);
+    if ((!e || !(*e & PTE_P)) && stack_grow(pml4, va))
+        e = pte_of(pml4, va, 0); /* the kernel reached the stack first (a read into a stack buffer) */
     return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
 
@@ -422,7 +441,7 @@ static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, 
     if (argc == 0 || argc + envc > MAX_ARGS)
         goto out;
     r = -ENOMEM;
-    for (int i = 1; i <= STACK_PAGES; i++)
+    for (int i = 1; i <= STACK_PAGES; i++) /* mapped now: a fault costs more than a page (PVM) */
         if (map_new(cur->pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
             goto out;
     r = -E2BIG_;
@@ -700,6 +719,7 @@ void proc_fault(uint64_t vector, uint64_t rip)
 {
     long sig = vector == 14 || vector == 13 ? 11 : vector == 0 ? 8 : vector == 6 ? 4 : 11;
     (void)rip;
+    cur->killed = (int)sig; /* wait4 reports a death by signal, not an exit code */
     proc_exit(128 + sig);
 }
 

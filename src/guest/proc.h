@@ -70,6 +70,9 @@ void proc_reseed(uint64_t seed);
 int proc_kill_session(int id);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
 void proc_fault(uint64_t vector, uint64_t rip);
+/** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
+ * growing): 1, and the program goes on; 0: it is a fault. */
+int proc_page_fault(uint64_t addr, uint64_t err);
 /** Whether a process is running (its user mode or its syscalls). */
 int proc_active(void);
 /** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     printf("missing: %d %s\n", f == NULL, strerror(e));
     struct rlimit rl;
     r = getrlimit(RLIMIT_STACK, &rl);
-    printf("stack limit %d %d\n", r, rl.rlim_cur >= (128 << 10) && rl.rlim_cur <= rl.rlim_max);
+    printf("stack limit %d %d\n", r, rl.rlim_cur >= (1 << 20) && rl.rlim_cur <= rl.rlim_max);
     printf("pages %d\n", sysconf(_SC_PHYS_PAGES) > 1000);
     fflush(stdout);
     fprintf(stderr, "to stderr\n");

@@ -4,8 +4,8 @@
  * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
  * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), poll and its timeout,
- * writev/readv; memory: anonymous and private file mmap, brk; time, uname, arch_prctl,
- * getrandom. Signals (from a forked child, after a delay long enough for the parent to be
+ * writev/readv; memory: anonymous and private file mmap, brk, the stack growing (from user
+ * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
  *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
  *     takes it, so run on Linux this check alone fails)
@@ -229,6 +229,9 @@ static void memory_and_more(void)
     if ((long)m > 0)
         m[4096] = 7;
     say("mmap anonymous", zero && m[4096] == 7 && SYS(11, m, 3 * 4096, 0, 0) == 0, (long)m);
+    char *again = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0);
+    say("munmap gives the addresses back", again == m && again[4096] == 0, (long)again);
+    SYS(11, again, 3 * 4096, 0, 0);
     long fd = SYS(2, "/etc/passwd", 0, 0, 0);
     char *f = (char *)raw_syscall6(9, 0, 4096, 1, 0x02, fd, 0); /* PROT_READ, MAP_PRIVATE */
     say("mmap file", (long)f > 0 && same(f, "root:", 5), (long)f);
@@ -257,6 +260,41 @@ static void memory_and_more(void)
     long r2 = SYS(318, rnd + 4, 32, 0, 0);
     say("getrandom", r == 32 && r2 == 32 && (rnd[0] | rnd[1]) != 0 && rnd[0] != rnd[4], r);
     say("getppid getuid", SYS(110, 0, 0, 0, 0) > 0 && SYS(102, 0, 0, 0, 0) == 0, 0);
+}
+
+/* Each level holds a 4000-byte frame: 500 levels need ~2 MB of stack, 8 times what exec maps. */
+static long deep(long n)
+{
+    volatile char pad[4000];
+    pad[0] = 1;
+    pad[3999] = 0;
+    return n ? deep(n - 1) + pad[0] + pad[3999] : 0;
+}
+
+/* A read into a buffer 1 MiB down the stack, where the program has not been yet: the kernel
+ * meets the missing page first. */
+static long read_deep(void)
+{
+    char big[1 << 20];
+    long fd = SYS(2, "/etc/passwd", 0, 0, 0), r = SYS(0, fd, big, 4096, 0);
+    SYS(3, fd, 0, 0, 0);
+    return r > 5 && same(big, "root:", 5) ? r : -1;
+}
+
+static void stack(void)
+{
+    long r = deep(500);
+    say("stack grows", r == 500, r);
+    r = read_deep();
+    say("syscall into unreached stack", r > 0, r);
+    long pid = SYS(57, 0, 0, 0, 0);
+    if (pid == 0) {
+        deep(1L << 20); /* 4 GB: past any stack limit */
+        SYS(60, 0, 0, 0, 0);
+    }
+    int status = -1;
+    SYS(61, pid, &status, 0, 0);
+    say("stack overflow SIGSEGV", (status & 0x7f) == 11, status);
 }
 
 static void signals(void)
@@ -303,6 +341,7 @@ void _start(void)
     files();
     pipes();
     memory_and_more();
+    stack();
     signals();
     SYS(231, failed, 0, 0, 0);
     for (;;)
