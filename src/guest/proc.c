@@ -378,25 +378,33 @@ static int map_file(const struct image *im, const struct phdr *p)
 }
 
 /* Loads a static ELF64 x86-64 executable; every offset and size is checked against the file. */
+/* Where a position-independent static executable (static-pie: ET_DYN without an interpreter,
+ * as Rust's musl target and gcc -static-pie build) is loaded; it relocates itself. Linux's
+ * base for PIE executables. */
+#define PIE_BASE 0x555555554000ULL
+
 static int elf_load(const struct image *im, struct loaded *L)
 {
     struct ehdr h;
     struct phdr ph[32];
     if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
-        h.ident[3] != 'F' || h.ident[4] != 2 || h.type != 2 || h.machine != 62 || h.phentsize != sizeof(struct phdr) ||
-        h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP || img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
+        h.ident[3] != 'F' || h.ident[4] != 2 || (h.type != 2 && h.type != 3) || h.machine != 62 ||
+        h.phentsize != sizeof(struct phdr) || h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP - PIE_BASE ||
+        img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
         return -ENOEXEC;
+    uint64_t bias = h.type == 3 ? PIE_BASE : 0;
     L->phdr = 0;
     L->end = 0;
     for (int i = 0; i < h.phnum; i++) {
-        const struct phdr *p = &ph[i];
-        if (p->type == 3) /* PT_INTERP: dynamically linked */
+        if (ph[i].type == 3) /* PT_INTERP: dynamically linked */
             return -ENOEXEC;
-        if (p->type != 1)
+        if (ph[i].type != 1)
             continue;
-        if (p->filesz > p->memsz || p->vaddr >= USER_TOP || p->memsz > USER_TOP - p->vaddr || p->offset > im->len ||
-            p->filesz > im->len - p->offset)
+        struct phdr q = ph[i], *p = &q;
+        if (p->filesz > p->memsz || p->vaddr >= USER_TOP - bias || p->memsz > USER_TOP - bias - p->vaddr ||
+            p->offset > im->len || p->filesz > im->len - p->offset)
             return -ENOEXEC;
+        q.vaddr += bias;
         if (!(p->flags & PF_W) && map_file(im, p) == 0)
             goto mapped;
         for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
@@ -417,7 +425,7 @@ static int elf_load(const struct image *im, struct loaded *L)
         if (p->vaddr + p->memsz > L->end)
             L->end = p->vaddr + p->memsz;
     }
-    L->entry = h.entry;
+    L->entry = h.entry + bias;
     L->phnum = h.phnum;
     return 0;
 }

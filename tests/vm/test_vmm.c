@@ -105,8 +105,8 @@ static int exec_argv(lel_vm_t *vm, const char *const *argv, char *out, size_t ca
     return r < 0 ? r : r > 0 ? -r : (int)ret[0];
 }
 
-extern const unsigned char lel_systest_elf[], lel_libctest_elf[];
-extern const size_t lel_systest_elf_size, lel_libctest_elf_size;
+extern const unsigned char lel_systest_elf[], lel_libc_static_elf[], lel_libc_static_pie_elf[];
+extern const size_t lel_systest_elf_size, lel_libc_static_elf_size, lel_libc_static_pie_elf_size;
 
 /* Writes an executable file into the guest's root file system. */
 static void put_program(lel_vm_t *vm, const char *path, const unsigned char *elf, size_t n)
@@ -138,11 +138,12 @@ static void syscall_paths(lel_vm_t *vm)
     CHECK(strstr(out, "openat create ok\n") && strstr(out, "pause EINTR ok\n") && !strstr(out, "FAIL"));
 }
 
-/* tests/vm/guest_libc.c: a C program linked statically with glibc, as users build theirs. */
-static void glibc_program(lel_vm_t *vm)
+/* tests/vm/guest_libc.c: a C program linked statically with glibc, as users build theirs, at a
+ * fixed address and as static-pie (loaded at a base, relocating itself). */
+static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
 {
     char out[4096];
-    put_program(vm, "/tmp/libctest", lel_libctest_elf, lel_libctest_elf_size);
+    put_program(vm, "/tmp/libctest", elf, n);
     int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/libctest && GREETING=hi /tmp/libctest x 2>&1", NULL},
                        out, sizeof(out));
     CHECK_INT(rc, 3);
@@ -503,7 +504,8 @@ int main(void)
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
     syscall_paths(vm);
-    glibc_program(vm);
+    glibc_program(vm, lel_libc_static_elf, lel_libc_static_elf_size);
+    glibc_program(vm, lel_libc_static_pie_elf, lel_libc_static_pie_elf_size);
     idle_timer(vm);
     concurrency(vm);
     double t0 = now_ms();
