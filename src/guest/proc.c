@@ -396,8 +396,10 @@ static int elf_load(const struct image *im, struct loaded *L)
     L->phdr = 0;
     L->end = 0;
     for (int i = 0; i < h.phnum; i++) {
-        if (ph[i].type == 3) /* PT_INTERP: dynamically linked */
-            return -ENOEXEC;
+        if (ph[i].type == 3) { /* PT_INTERP: dynamically linked; its loader is not here, as Linux would say */
+            console_write("guest: a dynamically linked program cannot run here (static executables do)\n");
+            return -ENOENT;
+        }
         if (ph[i].type != 1)
             continue;
         struct phdr q = ph[i], *p = &q;

@@ -260,6 +260,17 @@ static void memory_and_more(void)
     long r2 = SYS(318, rnd + 4, 32, 0, 0);
     say("getrandom", r == 32 && r2 == 32 && (rnd[0] | rnd[1]) != 0 && rnd[0] != rnd[4], r);
     say("getppid getuid", SYS(110, 0, 0, 0, 0) > 0 && SYS(102, 0, 0, 0, 0) == 0, 0);
+    u64 mask[2] = {0, 0};
+    r = SYS(204, 0, sizeof(mask), mask, 0);
+    say("sched_getaffinity", r >= 8 && (mask[0] & 1), r);
+    long res[2] = {-1, -1};
+    r = SYS(229, 1, res, 0, 0);
+    say("clock_getres", r == 0 && res[0] == 0 && res[1] > 0 && res[1] <= 10000000, r ? r : res[1]);
+    char *page = (char *)raw_syscall6(9, 0, 4096, 3, 0x22, -1, 0);
+    page[100] = 9;
+    r = SYS(28, page, 4096, 4, 0); /* MADV_DONTNEED */
+    say("madvise DONTNEED zeroes", r == 0 && page[100] == 0, r ? r : page[100]);
+    SYS(11, page, 4096, 0, 0);
 }
 
 /* Each level holds a 4000-byte frame: 500 levels need ~2 MB of stack, 8 times what exec maps. */

@@ -151,6 +151,27 @@ static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
                    "missing: 1 No such file or directory\nstack limit 0 1\npages 1\nto stderr\n");
 }
 
+/* A dynamically linked program (an ELF with an interpreter) fails as on Linux without its
+ * loader: ENOENT, so sh says "not found" (127) instead of reading the binary as a script. */
+static void dynamic_program(lel_vm_t *vm)
+{
+    unsigned char elf[120] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    uint16_t type = 2, machine = 62, ehsize = 64, phentsize = 56, phnum = 1;
+    uint64_t entry = 0x401000, phoff = 64, interp = 3;
+    memcpy(elf + 16, &type, 2);
+    memcpy(elf + 18, &machine, 2);
+    memcpy(elf + 24, &entry, 8);
+    memcpy(elf + 32, &phoff, 8);
+    memcpy(elf + 52, &ehsize, 2);
+    memcpy(elf + 54, &phentsize, 2);
+    memcpy(elf + 56, &phnum, 2);
+    memcpy(elf + 64, &interp, 4); /* p_type PT_INTERP */
+    char out[1024];
+    put_program(vm, "/tmp/dyn", elf, sizeof(elf));
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/dyn; /tmp/dyn; echo rc=$?", NULL}, out, sizeof(out)), 0);
+    CHECK(strstr(out, "rc=127\n") && strstr(out, "not found"));
+}
+
 static void busybox(lel_vm_t *vm, const char *when)
 {
     char out[4096];
@@ -506,6 +527,7 @@ int main(void)
     syscall_paths(vm);
     glibc_program(vm, lel_libc_static_elf, lel_libc_static_elf_size);
     glibc_program(vm, lel_libc_static_pie_elf, lel_libc_static_pie_elf_size);
+    dynamic_program(vm);
     idle_timer(vm);
     concurrency(vm);
     double t0 = now_ms();
