@@ -45,6 +45,8 @@ struct inode {
     uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
     uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
     uint32_t exec_users;         /* processes running it: their code is its pages, so it cannot change */
+    uint16_t gen;                /* a /proc file: the kernel writes its contents afresh at each open */
+    uint32_t gen_pid;            /* ... about this process */
 };
 
 struct dent {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the default root filesystem as a cpio (newc) archive from Debian's busybox-static:
 # /bin/busybox with a link per applet (/sbin, /usr/bin and /usr/sbin lead to /bin), /tmp, /root,
-# /etc/passwd. Usage: mkrootfs.sh OUT.cpio
+# /etc/passwd, /etc/group. Usage: mkrootfs.sh OUT.cpio
 set -eu
 out=$1
 stage=$(mktemp -d)
@@ -17,5 +17,6 @@ for a in $(/bin/busybox --list); do
   [ "$a" = busybox ] || ln -s busybox "$stage/bin/$a"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
-(cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.tmp"
-mv "$out.tmp" "$out"
+printf 'root:x:0:\n' > "$stage/etc/group"
+(cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.$$.tmp"
+mv "$out.$$.tmp" "$out"

@@ -93,6 +93,9 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
+    char comm[16];        /* the program's name (/proc/<pid>/comm) */
+    char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
+    uint32_t cmdline_len;
     uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
 };
 
@@ -146,9 +149,12 @@ static void make_devices(void)
             node->rdev = devs[i].rdev;
 }
 
+static void procfs_init(void); /* procfs.inc */
+
 void proc_init(void)
 {
     make_devices();
+    procfs_init();
     syscall_stack_top = kstack_top(&procs[0]);
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
@@ -596,6 +602,8 @@ static void block(enum why why)
     cur->wake_tick = 0;
 }
 
+#include "procfs.inc"
+
 /* Process IDs go from 2 up to Linux's largest and round again, skipping live ones; 1 stands
  * for the agent, the parent of every command and of orphans (getppid), as init is on Linux. */
 #define PID_MAX 4194304
@@ -619,6 +627,7 @@ static struct proc *proc_alloc(void)
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
             p->pid = pid_new();
+            procfs_add(p);
             p->rng = (rdtsc() ^ entropy * 0x9e3779b97f4a7c15ULL) | 1;
             return p;
         }
@@ -658,6 +667,7 @@ static void exe_set(struct proc *p, struct inode *ino)
 
 static void proc_free(struct proc *p)
 {
+    procfs_remove(p);
     p->state = P_FREE;
     p->hup_at = 0;
 }
@@ -743,6 +753,28 @@ static void fx_reset(struct proc *p)
     __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
 }
 
+/* What /proc shows of a program: its arguments (NUL-separated in kernel memory) and the last
+ * part of the first one as its name. */
+static void set_cmdline(struct proc *p, const char *argv, uint32_t argc)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < argc && n < sizeof(p->cmdline); i++) {
+        uint64_t len = kstrnlen(argv, 65536) + 1;
+        uint64_t take = len < sizeof(p->cmdline) - n ? len : sizeof(p->cmdline) - n;
+        kmemcpy(p->cmdline + n, argv, take);
+        n += (uint32_t)take;
+        argv += len;
+    }
+    p->cmdline_len = n;
+    const char *base = p->cmdline;
+    for (uint32_t i = 0; i + 1 < n && p->cmdline[i]; i++)
+        if (p->cmdline[i] == '/')
+            base = p->cmdline + i + 1;
+    uint64_t bl = kstrnlen(base, sizeof(p->comm) - 1);
+    kmemcpy(p->comm, base, bl);
+    p->comm[bl] = 0;
+}
+
 /* Loads `im` into a fresh address space with the given argv/env; on success the current
  * process runs on it (the old one is freed) and entry and sp say where to start. */
 static int load_program(const struct image *im, const char *argv, uint32_t argc, const char *env, uint32_t envc,
@@ -764,6 +796,7 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
     if (old)
         free_level(old, 4);
     exe_set(cur, im->ino);
+    set_cmdline(cur, argv, argc);
     cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur->mmap_next = MMAP_BASE;
     fx_reset(cur);
@@ -955,6 +988,9 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     }
     c->pml4 = pml4;
     c->ppid = cur->pid;
+    kmemcpy(c->comm, cur->comm, sizeof(c->comm));
+    kmemcpy(c->cmdline, cur->cmdline, sizeof(c->cmdline));
+    c->cmdline_len = cur->cmdline_len;
     c->sess = cur->sess;
     c->sig_ign = cur->sig_ign;
     c->sig_handled = cur->sig_handled;
@@ -1297,6 +1333,7 @@ int proc_step(void)
     }
     p->fresh = 0;
     cur = p;
+    procfs_self(p->pid);
     syscall_stack_top = kstack_top(p);
     write_cr3(p->pml4);
     wrmsr(MSR_FS_BASE, p->fs_base);

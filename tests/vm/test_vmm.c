@@ -194,6 +194,18 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_STR(out, "a\nyes\n");
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /nonexistent 2>&1 | wc -l", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
+    /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
+     * process has its directory while it lives, /proc/self is whoever looks */
+    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
+                                                  "free | awk 'NR==2 {print ($2 > 100000)}'; df / | awk 'NR==2 {print $1, ($2 > 0)}'; "
+                                                  "sleep 5 & p=$!; ps -o pid,comm | grep -c \"^ *$p sleep$\"; kill $p; grep -c MemTotal /proc/meminfo; "
+                                                  "[ $(readlink /proc/self) -gt 1 ] && echo self; grep -c '^PPid:.1$' /proc/$$/status; "
+                                                  "sh -c 'echo $$ > /tmp/p'; [ -d /proc/$(cat /tmp/p) ] && echo stale || echo gone; "
+                                                  "top -bn1 | grep -c '^ *PID  *PPID'; id",
+                                                  NULL},
+                        out, sizeof(out)),
+              0);
+    CHECK_STR(out, "1\nnone 1\n1\n1\nself\n1\ngone\n1\nuid=0(root) gid=0(root) groups=0(root)\n");
     /* deaths by signal as a shell reports them (128 + signal), SIGPIPE's included */
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
                                                   "sh -c 'kill -INT $$'; echo int=$?; sh -c 'kill -TERM $$'; echo term=$?; "
