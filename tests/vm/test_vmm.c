@@ -198,7 +198,8 @@ static void busybox(lel_vm_t *vm, const char *when)
      * process has its directory while it lives, /proc/self is whoever looks */
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
                                                   "free | awk 'NR==2 {print ($2 > 100000)}'; df / | awk 'NR==2 {print $1, ($2 > 0)}'; "
-                                                  "sleep 5 & p=$!; ps -o pid,comm | grep -c \"^ *$p sleep$\"; kill $p; grep -c MemTotal /proc/meminfo; "
+                                                  "sleep 5 & p=$!; for i in 1 2 3 4 5 6 7 8 9; do grep -q sleep /proc/$p/comm && break; sleep 0.05; done; "
+                                                  "ps -o pid,comm | grep -c \"^ *$p sleep$\"; kill $p; grep -c MemTotal /proc/meminfo; "
                                                   "[ $(readlink /proc/self) -gt 1 ] && echo self; grep -c '^PPid:.1$' /proc/$$/status; "
                                                   "sh -c 'echo $$ > /tmp/p'; [ -d /proc/$(cat /tmp/p) ] && echo stale || echo gone; "
                                                   "top -bn1 | grep -c '^ *PID  *PPID'; id",
