@@ -173,7 +173,21 @@ static void files(void)
     }
     say("getdents64", seen == 1, n);
     SYS(3, d, 0, 0, 0);
+    d = SYS(257, AT_FDCWD, "/tmp", O_DIRECTORY, 0);
     SYS(80, "/", 0, 0, 0);
+    r = SYS(81, d, 0, 0, 0); /* fchdir */
+    n = SYS(79, buf, sizeof(buf), 0, 0);
+    say("fchdir", r == 0 && n == 5 && same(buf, "/tmp", 5), r ? r : n);
+    SYS(3, d, 0, 0, 0);
+    SYS(80, "/", 0, 0, 0);
+    fd = SYS(2, "/tmp/st.d/a", O_RDWR, 0, 0);
+    short lk[16] = {1}; /* struct flock asking for F_WRLCK over the whole file */
+    r = SYS(72, fd, 5, lk, 0); /* F_GETLK */
+    long s = SYS(72, fd, 6, lk, 0), fl = SYS(73, fd, 2, 0, 0); /* F_SETLK, flock(LOCK_EX) */
+    say("locks", r == 0 && lk[0] == 2 && s == 0 && fl == 0, r ? r : s ? s : fl ? fl : lk[0]);
+    SYS(3, fd, 0, 0, 0);
+    r = SYS(92, "/tmp/st.d/a", 0, 0, 0);
+    say("chown", r == 0, r);
     r = raw_syscall6(316, AT_FDCWD, (long)"/tmp/st.f", AT_FDCWD, (long)"/tmp/st.d/a", 1, 0);
     say("renameat2 NOREPLACE EEXIST", r == -EEXIST, r);
     r = raw_syscall6(316, AT_FDCWD, (long)"/tmp/st.f", AT_FDCWD, (long)"/tmp/st.d/b", 1, 0);
@@ -210,6 +224,21 @@ static void pipes(void)
     say("poll readable", r == 1 && (pfd[1] >> 16) == 1, pfd[1] >> 16);
     while (SYS(0, fds[0], buf, sizeof(buf), 0) > 0)
         ;
+    u64 rd = 1UL << fds[0], wr = 1UL << fds[1];
+    long tv[2] = {0, 50000}; /* select: 50 ms */
+    t0 = mono_ms();
+    r = raw_syscall6(23, fds[1] + 1, (long)&rd, 0, 0, (long)tv, 0);
+    waited = mono_ms() - t0;
+    say("select times out", r == 0 && rd == 0 && waited >= 50 && waited < 5000, r ? r : waited);
+    SYS(1, fds[1], "z", 1, 0);
+    rd = 1UL << fds[0];
+    long ts[2] = {0, 0};
+    r = raw_syscall6(270, fds[1] + 1, (long)&rd, (long)&wr, 0, (long)ts, 0); /* pselect6, no wait */
+    say("pselect6 ready", r == 2 && rd == 1UL << fds[0] && wr == 1UL << fds[1], r);
+    pfd[1] = 1;
+    r = SYS(271, pfd, 1, 0, 0); /* ppoll without a timeout: ready at once */
+    say("ppoll", r == 1 && (pfd[1] >> 16) == 1, r);
+    SYS(0, fds[0], buf, 1, 0);
     long iov[4] = {(long)"ab", 2, (long)"cde", 3};
     w = SYS(20, fds[1], iov, 2, 0);
     char x[2], y[3];
