@@ -6,6 +6,7 @@
 #include "klib.h"
 #include "cpu.h"
 #include "proc.h"
+#include "rng.h"
 
 #include <stddef.h>
 
@@ -138,6 +139,23 @@ static void clock_rebase(uint64_t khz)
     tsc_base = rdtsc();
     if (khz)
         tsc_khz = khz;
+}
+
+/* Random numbers: the host's seed, the CPU's RDRAND when CPUID says it has one, the TSC. */
+static void rng_seed(const void *host, size_t n, uint64_t more)
+{
+    uint64_t extra[6] = {more, rdtsc(), 0, 0, 0, 0};
+    uint32_t a = 1, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    for (int i = 2; i < 6 && (c & (1u << 30)); i++) {
+        unsigned char ok = 0;
+        __asm__ volatile("rdrand %0; setc %1" : "=r"(extra[i]), "=qm"(ok));
+        if (!ok)
+            extra[i] = 0;
+    }
+    krng_mix(host, n);
+    krng_mix(extra, sizeof(extra));
+    kmemset(extra, 0, sizeof(extra));
 }
 
 void kernel_timer(uint64_t until)
@@ -532,7 +550,7 @@ static void handle(void)
     case LEL_OP_SET_CLOCK: {
         clock_rebase(chan->arg[2]);
         boot->epoch_ms = chan->arg[0] - kernel_ns() / 1000000; /* proc_now_ns() = epoch + kernel_ns() */
-        proc_reseed(chan->arg[1]);
+        rng_seed((const void *)chan->seed, sizeof(chan->seed), chan->arg[1]);
         break;
     }
     case LEL_OP_TICKS:
@@ -629,6 +647,7 @@ void kmain(void)
     } else {
         console_write("lelantos guest: clock from timer ticks (TSC rate unknown)\n");
     }
+    rng_seed(boot->seed, sizeof(boot->seed), 0);
     rootfs_init();
     proc_init();
     console_write("lelantos guest: ready\n");

@@ -58,6 +58,7 @@ struct lel_boot_info {
     uint64_t initrd_size;
     uint64_t epoch_ms;    /* wall clock at boot */
     uint64_t tsc_khz;     /* the TSC's rate (KVM_GET_TSC_KHZ); 0: unknown, the timer never stops */
+    uint64_t seed[4];     /* 256 random bits from the host for the guest's random numbers */
 };
 
 enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3,
@@ -132,6 +133,9 @@ struct lel_chan {
     volatile uint64_t mem_used_pages;
     /* pages of file data in the root file system (the sandbox's disk), written with the above */
     volatile uint64_t disk_used_pages;
+    /* 256 random bits the host puts here before LEL_OP_SET_CLOCK (after a restore): the guest
+     * stirs them into its random numbers, so sandboxes restored from one image diverge */
+    uint64_t seed[4];
 };
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a

@@ -16,6 +16,7 @@
 
 #include "fs.h"
 #include "klib.h"
+#include "rng.h"
 
 #define PTE_P 1ULL
 #define PTE_W 2ULL
@@ -83,7 +84,6 @@ struct proc {
     struct inode *cwd, *exe; /* both held (fs_hold); exe: the program's file, for /proc/self/exe */
     uint64_t brk_start, brk, mmap_next, fs_base;
     uint64_t ksp, wake_tick;
-    uint64_t rng;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t sig_handled; /* bit n: signal n has a handler */
@@ -127,7 +127,6 @@ struct session {
 static struct session sessions[MAX_SESS];
 static uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
 static int next_pid, next_sess;
-static uint64_t entropy; /* from the host at each restore; new processes' random state mixes it in */
 
 static uint64_t kstack_top(struct proc *p)
 {
@@ -478,7 +477,8 @@ static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, 
         ptrs[n++] = 0;
     }
     sp -= 16;
-    uint64_t random = sp, rnd[2] = {rdtsc() * 0x9e3779b97f4a7c15ULL, rdtsc() ^ 0x13198a2e03707344ULL};
+    uint64_t random = sp, rnd[2];
+    krng_bytes(rnd, sizeof(rnd)); /* AT_RANDOM: the C library's stack guard and pointer mangling */
     copy_user(random, rnd, 16, 1);
     uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 9, L->entry, 11, 0, 12, 0, 13, 0,
                       14, 0, 23, 0, 25, random, 0, 0};
@@ -628,7 +628,6 @@ static struct proc *proc_alloc(void)
             kmemset(p, 0, sizeof(*p));
             p->pid = pid_new();
             procfs_add(p);
-            p->rng = (rdtsc() ^ entropy * 0x9e3779b97f4a7c15ULL) | 1;
             return p;
         }
     }
@@ -1507,15 +1506,6 @@ int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_ca
     id = s->id;
     s->id = 0;
     return id;
-}
-
-void proc_reseed(uint64_t seed)
-{
-    entropy ^= seed;
-    for (int i = 0; i < MAX_PROCS; i++) /* free slots are left unwritten: a restored sandbox's pages are
-                                          * copied from its template's image on first write */
-        if (procs[i].state != P_FREE)
-            procs[i].rng ^= seed * (2 * (uint64_t)i + 1) | 1;
 }
 
 int proc_kill_session(int id)

@@ -65,7 +65,6 @@ int proc_done(int id);
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
 /** Mixes host randomness into every process's random state (after a restore, so sandboxes
  * from one image do not share random numbers). */
-void proc_reseed(uint64_t seed);
 /** Kills every process still in session `id`. */
 int proc_kill_session(int id);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */

@@ -523,6 +523,11 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     bi->mem_bytes = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
     bi->epoch_ms = (uint64_t)lel_now_ms();
     bi->tsc_khz = vm->tsc_khz;
+    if ((r = lel_random_bytes(bi->seed, sizeof(bi->seed))) < 0) {
+        snprintf(err, errlen, "no random numbers for the guest: %s", strerror(-r));
+        lel_vm_destroy(vm);
+        return r;
+    }
     /* the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
     uint64_t rootfs_size = (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
     if (rootfs_size + (32ULL << 20) > bi->mem_bytes) {
@@ -629,6 +634,10 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
 int lel_vm_set_clock(lel_vm_t *vm)
 {
     uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), vm->tsc_khz, 0};
+    struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    int r = lel_random_bytes(ch->seed, sizeof(ch->seed));
+    if (r < 0)
+        return r; /* a restored sandbox must not go on with its image's random state */
     return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
 }
 

@@ -288,6 +288,16 @@ static void memory_and_more(void)
     r = SYS(318, rnd, 32, 0, 0);
     long r2 = SYS(318, rnd + 4, 32, 0, 0);
     say("getrandom", r == 32 && r2 == 32 && (rnd[0] | rnd[1]) != 0 && rnd[0] != rnd[4], r);
+    /* whole reads, as dd bs=1M expects: 1 MiB from /dev/zero, /dev/urandom and getrandom */
+    char *big = (char *)raw_syscall6(9, 0, 1 << 20, 3, 0x22, -1, 0);
+    long z = SYS(2, "/dev/zero", 0, 0, 0), u = SYS(2, "/dev/urandom", 0, 0, 0);
+    big[(1 << 20) - 1] = 1;
+    long rz = SYS(0, z, big, 1 << 20, 0), last = big[(1 << 20) - 1];
+    long ru = SYS(0, u, big, 1 << 20, 0), rg = SYS(318, big, 1 << 20, 0, 0);
+    say("whole reads of devices", rz == 1 << 20 && last == 0 && ru == 1 << 20 && rg == 1 << 20, rz != 1 << 20 ? rz : ru != 1 << 20 ? ru : rg);
+    SYS(3, z, 0, 0, 0);
+    SYS(3, u, 0, 0, 0);
+    SYS(11, big, 1 << 20, 0, 0);
     say("getppid getuid", SYS(110, 0, 0, 0, 0) > 0 && SYS(102, 0, 0, 0, 0) == 0, 0);
     u64 mask[2] = {0, 0};
     r = SYS(204, 0, sizeof(mask), mask, 0);
