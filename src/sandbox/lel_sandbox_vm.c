@@ -108,13 +108,15 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
     if (r == 0 && !image && (r = lel_vm_wait_ready(vm, s->srv->cfg.boot_timeout_ms)) < 0)
         snprintf(err, errlen, "the guest did not become ready within %d ms (%s%s)", s->srv->cfg.boot_timeout_ms,
                  r == -EPIPE ? "it died: " : "timeout", r == -EPIPE ? lel_vm_why(vm) : "");
+    /* a restored guest's clock stopped at its snapshot, and its random state is the image's:
+     * it gets now and fresh randomness before anyone can use it */
+    if (r == 0 && image && (r = lel_vm_set_clock(vm)) < 0)
+        snprintf(err, errlen, "the restored guest did not take its clock and random seed: %s", strerror(-r));
     if (r < 0) {
         lel_vm_destroy(vm);
         lel_actor_unref(s->actor);
         return r;
     }
-    if (image) /* a restored guest's clock stopped at its snapshot: set it to now */
-        lel_vm_set_clock(vm);
     s->vm = vm;
     s->cpu_prev_ns = lel_vm_cpu_ns(vm);
     s->cpu_prev_ms = lel_mono_ms();
