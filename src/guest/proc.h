@@ -72,6 +72,10 @@ void proc_fault(uint64_t vector, uint64_t rip);
 /** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
  * growing): 1, and the program goes on; 0: it is a fault. */
 int proc_page_fault(uint64_t addr, uint64_t err);
+struct inode;
+/** For a /proc file, its contents as of now in a new anonymous file (release it with
+ * fs_anon_free); NULL for any other file, or when out of memory. */
+struct inode *proc_file_render(struct inode *f);
 /** Whether a process is running (its user mode or its syscalls). */
 int proc_active(void);
 /** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */

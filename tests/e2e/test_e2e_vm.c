@@ -348,6 +348,10 @@ static void data_plane(void)
     pthread_join(bt, NULL);
     CHECK(busy.res && json_integer_value(json_object_get(busy.res, "exitCode")) == 0);
     json_decref(busy.res);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/proc/meminfo", id); /* written as it is read */
+    CHECK(http_req(&S, &r, H1, "GET", path, NULL, 0, hdrs) == 0);
+    CHECK(r.status == 200 && r.body && strstr(r.body, "MemTotal:") == r.body);
+    resp_free(&r);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp/missing", id);
     CHECK_INT(st("GET", path, NULL), 404);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=tmp/x", id);
