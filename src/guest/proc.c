@@ -92,6 +92,7 @@ struct proc {
     int sig_from[64]; /* who sent each pending signal (siginfo's si_pid) */
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
+    uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
@@ -1295,11 +1296,15 @@ static void sessions_check(void)
             p->hup_at = 0;
             kill_proc(p, 1, 0);
         }
+        if (p->alarm_at && now >= p->alarm_at && p->state != P_FREE) {
+            p->alarm_at = p->alarm_every ? now + p->alarm_every : 0;
+            kill_proc(p, 14, 0); /* SIGALRM */
+        }
     }
 }
 
 /* With no process runnable: the first tick anything waits for (a sleep or a poll's limit, a
- * hangup to come, a command's deadline); UINT64_MAX when nothing does. */
+ * hangup to come, an alarm, a command's deadline); UINT64_MAX when nothing does. */
 static uint64_t next_deadline(void)
 {
     uint64_t t = UINT64_MAX;
@@ -1312,6 +1317,9 @@ static uint64_t next_deadline(void)
         if (p->hup_at && p->hup_at < t)
             t = p->hup_at;
     }
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].state != P_FREE && procs[i].alarm_at && procs[i].alarm_at < t)
+            t = procs[i].alarm_at;
     for (int k = 0; k < MAX_SESS; k++)
         if (sessions[k].id && !sessions[k].done && sessions[k].deadline && sessions[k].deadline < t)
             t = sessions[k].deadline;

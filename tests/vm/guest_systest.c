@@ -12,11 +12,14 @@
  *   - tkill and tgkill to itself run the handler
  *   - a pipe read interrupted by a handler with SA_RESTART is restarted and gets the data;
  *     without SA_RESTART it fails with EINTR
- *   - pause() returns EINTR after a handler ran */
+ *   - pause() returns EINTR after a handler ran
+ *   - setitimer(ITIMER_REAL) fires once and then repeatedly, getitimer reads it, alarm says
+ *     the seconds left */
 typedef unsigned long u64;
 
 #define SIGUSR1 10
 #define SIGUSR2 12
+#define SIGALRM 14
 #define SA_RESTART 0x10000000UL
 #define SA_RESTORER 0x04000000UL
 #define EINTR 4
@@ -384,6 +387,24 @@ static void signals(void)
     r = SYS(34, 0, 0, 0, 0);
     say("pause EINTR", r == -EINTR && hits[SIGUSR1] == 3, r == -EINTR ? hits[SIGUSR1] : r);
     reap(child);
+
+    /* the real-time interval timer: once, then every 50 ms, then off; alarm's seconds left */
+    handle(SIGALRM, 0);
+    long once[4] = {0, 0, 0, 100000}, every[4] = {0, 50000, 0, 50000}, off[4] = {0, 0, 0, 0}, old[4] = {-1, -1, -1, -1};
+    long t0 = mono_ms();
+    r = SYS(38, 0, once, 0, 0);
+    long p = SYS(34, 0, 0, 0, 0), took = mono_ms() - t0;
+    say("setitimer once", r == 0 && p == -EINTR && hits[SIGALRM] == 1 && took >= 100 && took < 5000, r ? r : took);
+    SYS(38, 0, every, 0, 0);
+    for (int i = 0; i < 3; i++)
+        SYS(34, 0, 0, 0, 0);
+    r = SYS(38, 0, off, old, 0);
+    say("setitimer repeats", r == 0 && hits[SIGALRM] == 4 && old[0] == 0 && old[1] == 50000, hits[SIGALRM]);
+    r = SYS(36, 0, old, 0, 0);
+    say("getitimer off", r == 0 && old[1] == 0 && old[3] == 0 && old[2] == 0, r);
+    SYS(37, 5, 0, 0, 0);
+    r = SYS(37, 0, 0, 0, 0);
+    say("alarm", r == 5, r);
 }
 
 void _start(void)
