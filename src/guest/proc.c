@@ -93,6 +93,8 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
+    uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); reaped children's */
+    uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
@@ -126,6 +128,7 @@ struct session {
 };
 
 static struct session sessions[MAX_SESS];
+static uint64_t cpu_busy_ns; /* all processes' time on the CPU (/proc/stat) */
 static uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
 static int next_pid, next_sess;
 
@@ -603,6 +606,12 @@ static void block(enum why why)
     cur->wake_tick = 0;
 }
 
+/* CPU time so far: the process's own, counting the current stretch when it is the one running */
+static uint64_t cpu_time(const struct proc *p)
+{
+    return p->cpu_ns + (p == cur ? kernel_ns() - p->ran_at : 0);
+}
+
 #include "procfs.inc"
 
 /* Process IDs go from 2 up to Linux's largest and round again, skipping live ones; 1 stands
@@ -676,7 +685,8 @@ static void proc_free(struct proc *p)
 
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp);
 static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid);
-static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options);
+static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options, uint64_t urusage);
+static long put_rusage(uint64_t uru, uint64_t ns);
 static long sys_pipe(uint64_t ufds, uint64_t flags);
 static long pipe_read(struct file *f, uint64_t buf, uint64_t n);
 static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
@@ -1024,7 +1034,17 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     return c->pid;
 }
 
-static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options)
+/* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
+static long put_rusage(uint64_t uru, uint64_t ns)
+{
+    int64_t ru[18];
+    kmemset(ru, 0, sizeof(ru));
+    ru[0] = (int64_t)(ns / 1000000000ULL);
+    ru[1] = (int64_t)(ns % 1000000000ULL / 1000);
+    return uru ? copy_user(uru, ru, sizeof(ru), 1) : 0;
+}
+
+static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
 {
     int pid = (int)pid64;
     for (;;) {
@@ -1037,8 +1057,9 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options)
             if (p->state != P_ZOMBIE)
                 continue;
             int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
-            if (ustatus && copy_user(ustatus, &st, 4, 1) < 0)
+            if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, p->cpu_ns + p->children_cpu_ns) < 0)
                 return -EFAULT;
+            cur->children_cpu_ns += p->cpu_ns + p->children_cpu_ns;
             int reaped = p->pid;
             proc_free(p);
             return reaped;
@@ -1346,7 +1367,11 @@ int proc_step(void)
     wrmsr(MSR_FS_BASE, p->fs_base);
     __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
     kernel_irq_on(); /* the timer must reach user mode */
+    p->ran_at = kernel_ns();
     switch_to(&sched_sp, p->ksp);
+    uint64_t ran = kernel_ns() - p->ran_at;
+    p->cpu_ns += ran;
+    cpu_busy_ns += ran;
     __asm__ volatile("fxsave64 %0" : "=m"(p->fx)); /* a process may be preempted anywhere */
     cur = 0;
     kernel_irq_off();
