@@ -98,6 +98,7 @@ struct proc {
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
+    char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */
     uint32_t cmdline_len;
     uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
 };
@@ -614,6 +615,32 @@ static uint64_t cpu_time(const struct proc *p)
 
 #include "procfs.inc"
 
+/* /proc/<pid>/exe: the path the program was run by, made absolute (symlinks in it are kept:
+ * /bin/ls stays /bin/ls where Linux would say /bin/busybox). Too long: unknown. */
+static void set_exe_path(struct proc *p, struct inode *cwd, const char *path)
+{
+    char dir[FS_PATH_MAX];
+    while (path[0] == '.' && path[1] == '/')
+        path += 2; /* ./prog */
+    uint64_t n = kstrlen(path), d = 0;
+    p->exe_path[0] = 0;
+    if (path[0] != '/') {
+        int len = fs_path_of(cwd, dir, sizeof(dir));
+        if (len <= 0)
+            return;
+        d = kstrlen(dir);
+        if (d > 1)
+            dir[d++] = '/';
+        else
+            d = 1; /* the root: "/" */
+    }
+    if (d + n + 1 > sizeof(p->exe_path))
+        return;
+    kmemcpy(p->exe_path, dir, d);
+    kmemcpy(p->exe_path + d, path, n + 1);
+    procfs_exe(p);
+}
+
 /* Process IDs go from 2 up to Linux's largest and round again, skipping live ones; 1 stands
  * for the agent, the parent of every command and of orphans (getppid), as init is on Linux. */
 #define PID_MAX 4194304
@@ -923,18 +950,24 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
         r = -EFAULT;
         goto out;
     }
+    const char *exe = path; /* what /proc/<pid>/exe will say: the program, or a script's interpreter */
     if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
         im = (struct image){cur->exe, 0, cur->exe->size};
+        exe = 0; /* the same program: its path stays */
     } else if ((r = image_of(cur->cwd, path, &im)) < 0) {
         goto out;
     }
-    for (int depth = 0; (r = shebang(&im, depth ? bufs[0] : path, bufs[0], &counts[0])) > 0; depth++)
+    for (int depth = 0; (r = shebang(&im, depth ? bufs[0] : path, bufs[0], &counts[0])) > 0; depth++) {
+        exe = bufs[0];
         if (depth == 4) {
             r = -E_LOOP;
             goto out;
         }
+    }
     if (r < 0 || (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
         goto out;
+    if (exe)
+        set_exe_path(cur, cur->cwd, exe);
     for (int i = 0; i < NFD; i++)
         if (cur->cloexec & (1ULL << i))
             fd_close(cur, i);
@@ -1001,6 +1034,8 @@ static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
     kmemcpy(c->comm, cur->comm, sizeof(c->comm));
     kmemcpy(c->cmdline, cur->cmdline, sizeof(c->cmdline));
     c->cmdline_len = cur->cmdline_len;
+    kmemcpy(c->exe_path, cur->exe_path, sizeof(c->exe_path));
+    procfs_exe(c);
     c->sess = cur->sess;
     c->sig_ign = cur->sig_ign;
     c->sig_handled = cur->sig_handled;
@@ -1463,6 +1498,8 @@ static int start(const struct image *im, const struct proc_spec *spec)
     p->state = P_BLOCKED; /* not runnable until it is complete */
     cur = p; /* the loader and the file helpers work on the current process */
     int r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
+    if (r == 0 && im->ino)
+        set_exe_path(p, fs_root(), spec->argv);
     if (r == 0)
         r = session_files(s, p, spec);
     cur = 0;
