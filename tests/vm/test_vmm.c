@@ -579,7 +579,9 @@ int main(void)
     CHECK(info.stored_bytes < 64 * MIB);
     long rss_after = rss_kib();
     printf("process RSS %ld KiB -> %ld KiB\n", rss_before, rss_after);
+#ifndef __SANITIZE_ADDRESS__ /* ASan keeps freed heap (the save's buffers) in quarantine: RSS stays up */
     CHECK(rss_before - rss_after > 48 * 1024);
+#endif
 
     /* resume: the guest continues with its memory and timer */
     t0 = now_ms();
