@@ -449,7 +449,7 @@ static int elf_load(const struct image *im, struct loaded *L)
 static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, const char *env, uint32_t envc,
                        uint64_t *sp_out)
 {
-    static const char defenv[] = "PATH=/bin\0HOME=/root\0TERM=dumb";
+    static const char defenv[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0HOME=/root\0TERM=dumb";
     uint64_t *ptrs = kpage_alloc(), sp = STACK_TOP, n = 0; /* 512 slots: pointers, then auxv */
     int r = -E2BIG_;
     if (!env) {

@@ -73,8 +73,8 @@ static char **make_env(json_t *base, json_t *over)
     json_t *v, *merged = json_deep_copy(base ? base : json_object());
     if (over)
         json_object_update(merged, over);
-    if (!json_object_get(merged, "PATH"))
-        json_object_set_new(merged, "PATH", json_string("/bin"));
+    if (!json_object_get(merged, "PATH")) /* Linux's usual one: programs users add go in /usr/local/bin */
+        json_object_set_new(merged, "PATH", json_string("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
     if (!json_object_get(merged, "HOME"))
         json_object_set_new(merged, "HOME", json_string("/root"));
     char **env = calloc(json_object_size(merged) + 1, sizeof(char *));

@@ -334,6 +334,9 @@ static void data_plane(void)
     CHECK_INT(r.status, 204);
     resp_free(&r);
     check_cmd(id, "{\"cmd\":\"chmod +x /opt/jobs.sh && /opt/jobs.sh done\"}", 0, "job 1\njob 2\njob 3\nall done\n", NULL);
+    /* the default PATH is Linux's usual one: a program put in /usr/local/bin runs by its name */
+    check_cmd(id, "{\"cmd\":\"mkdir -p /usr/local/bin && cp /opt/jobs.sh /usr/local/bin/myjobs && myjobs by-name | tail -1\"}", 0,
+              "all by-name\n", NULL);
     /* a running program's file cannot be overwritten */
     check_cmd(id, "{\"cmd\":\"cp /bin/busybox /opt/busybox2 && chmod +x /opt/busybox2\"}", 0, "", NULL);
     snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
