@@ -114,8 +114,7 @@ static int run_step(struct build *b, size_t i, json_t *st)
     snprintf(what, sizeof(what), "step %zu (run)", i + 1);
     json_t *args = json_object_get(st, "args");
     size_t n = json_array_size(args);
-    const char *argv[64];
-    char first[4200];
+    const char *argv[68];
     if (n == 1) { /* one string: a shell command line */
         argv[0] = "/bin/sh";
         argv[1] = "-c";
@@ -126,13 +125,14 @@ static int run_step(struct build *b, size_t i, json_t *st)
             logf_(b, "error", "%s: too many arguments", what);
             return -1;
         }
+        /* the arguments as they are; a bare program name is looked up in PATH, as by exec*p */
+        const char *const pre[] = {"/bin/sh", "-c", "exec \"$@\"", "sh"};
+        size_t k0 = strchr(json_string_value(json_array_get(args, 0)), '/') ? 0 : 4;
+        for (size_t k = 0; k < k0; k++)
+            argv[k] = pre[k];
         for (size_t k = 0; k < n; k++)
-            argv[k] = json_string_value(json_array_get(args, k));
-        argv[n] = NULL;
-        if (!strchr(argv[0], '/')) { /* a bare name: from /bin, as PATH=/bin would */
-            snprintf(first, sizeof(first), "/bin/%s", argv[0]);
-            argv[0] = first;
-        }
+            argv[k0 + k] = json_string_value(json_array_get(args, k));
+        argv[k0 + n] = NULL;
     }
     logf_(b, "info", "%s: %s", what, n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
     int code = run(b, argv, what);

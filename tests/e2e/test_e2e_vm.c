@@ -203,8 +203,16 @@ static json_t *run_cmd(const char *id, const char *body)
     char path[96];
     snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
     api(&S, &r, H2, "POST", path, body);
-    if (r.status != 200)
+    if (r.status != 200) {
         fprintf(stderr, "command %s -> %ld %s\n", body, r.status, r.body ? r.body : "");
+        resp_t l; /* why: the sandbox's last log entries (its console, its lifecycle) */
+        snprintf(path, sizeof(path), "/sandboxes/%s/logs", id);
+        api(&S, &l, H1, "GET", path, NULL);
+        json_t *logs = json_object_get(l.json, "logs");
+        for (size_t i = json_array_size(logs) > 8 ? json_array_size(logs) - 8 : 0; i < json_array_size(logs); i++)
+            fprintf(stderr, "  log: %s\n", json_string_value(json_object_get(json_array_get(logs, i), "line")));
+        resp_free(&l);
+    }
     json_t *j = r.status == 200 ? json_incref(r.json) : NULL;
     resp_free(&r);
     return j;
@@ -421,7 +429,10 @@ static void templates_vm(void)
     api(&S, &r, H2, "POST", "/templates",
         "{\"name\":\"app\",\"memoryMB\":256,\"steps\":["
         "{\"type\":\"run\",\"args\":[\"mkdir -p /opt/app && echo built > /opt/app/marker\"]},"
-        "{\"type\":\"file\",\"path\":\"/opt/app/run.sh\",\"content\":\"echo hi\\n\",\"mode\":493}],"
+        "{\"type\":\"file\",\"path\":\"/opt/app/run.sh\",\"content\":\"echo hi\\n\",\"mode\":493},"
+        "{\"type\":\"file\",\"path\":\"/usr/local/bin/stamp\",\"content\":\"#!/bin/sh\\necho \\\"$*\\\" > $1\\n\",\"mode\":493},"
+        "{\"type\":\"run\",\"args\":[\"stamp\",\"/opt/app/argv\",\"two words\",\"$HOME\"]},"
+        "{\"type\":\"run\",\"args\":[\"/bin/touch\",\"/opt/app/touched\"]}],"
         "\"startCmd\":\"while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.2; done\","
         "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb\"}");
     CHECK_INT(r.status, 202);
@@ -451,6 +462,9 @@ static void templates_vm(void)
     snprintf(body, sizeof(body), "{\"templateID\":\"%s\"}", tid);
     char *a = create(body), *c = create(body);
     check_cmd(a, "{\"cmd\":\"cat /opt/app/marker\"}", 0, "built\n", NULL);
+    /* argument steps: a bare name found in PATH (/usr/local/bin), arguments passed as they are */
+    check_cmd(a, "{\"cmd\":\"cat /opt/app/argv; test -e /opt/app/touched && echo touched\"}", 0,
+              "/opt/app/argv two words $HOME\ntouched\n", NULL);
     check_cmd(a, "{\"cmd\":\"ls -l /opt/app/run.sh | cut -c1-10\"}", 0, "-rwxr-xr-x\n", NULL);
     check_cmd(a, "{\"cmd\":\"echo mine > /opt/app/a-only\"}", 0, "", NULL);
     check_cmd(c, "{\"cmd\":\"test -e /opt/app/a-only; echo $?\"}", 0, "1\n", NULL);
