@@ -264,6 +264,20 @@ static void memory_and_more(void)
     char *again = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0);
     say("munmap gives the addresses back", again == m && again[4096] == 0, (long)again);
     SYS(11, again, 3 * 4096, 0, 0);
+    /* mremap: a buffer grows (moving when it must) keeping its contents, and shrinks in place */
+    char *g = (char *)raw_syscall6(9, 0, 2 * 4096, 3, 0x22, -1, 0);
+    char *other = (char *)raw_syscall6(9, 0, 4096, 3, 0x22, -1, 0);
+    g[0] = 1;
+    g[4096 + 5] = 2;
+    char *grown = (char *)raw_syscall6(25, (long)g, 2 * 4096, 64 * 4096, 1, 0, 0); /* MREMAP_MAYMOVE */
+    int kept = (long)grown > 0 && grown[0] == 1 && grown[4096 + 5] == 2 && grown[63 * 4096] == 0;
+    if (kept)
+        grown[63 * 4096] = 3;
+    say("mremap grows", kept && grown[63 * 4096] == 3, (long)grown);
+    char *shrunk = (char *)raw_syscall6(25, (long)grown, 64 * 4096, 4096, 0, 0, 0);
+    say("mremap shrinks in place", shrunk == grown && shrunk[0] == 1, (long)shrunk);
+    SYS(11, shrunk, 4096, 0, 0);
+    SYS(11, other, 4096, 0, 0);
     long fd = SYS(2, "/etc/passwd", 0, 0, 0);
     char *f = (char *)raw_syscall6(9, 0, 4096, 1, 0x02, fd, 0); /* PROT_READ, MAP_PRIVATE */
     say("mmap file", (long)f > 0 && same(f, "root:", 5), (long)f);
