@@ -6,7 +6,8 @@
 #   - creates from a snapshot: the first one, then p50/p99 of the rest
 #   - resident memory per idle sandbox (lelantosd RSS delta / count, and the host's memory in use,
 #     KVM's included, / count) at each density level,
-#     the service's CPU while they idle, and the create latency p50/p99 of the last 20 creates at that level
+#     the service's CPU while they idle, the create latency p50/p99 of the last 20 creates at that
+#     level, and the memory mappings and threads each sandbox adds to lelantosd
 # Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
 # (N=0 skips the first part; CONCURRENT=0 in the environment skips the second.)
 # Needs bash, curl and awk only, so it also runs inside tools/qemu-vm.sh.
@@ -89,6 +90,7 @@ fi
 sleep 1
 rss0=$(rss_kib)
 sys0=$(sys_used_kib)
+maps0=$(wc -l < "/proc/$pid/maps") threads0=$(ls "/proc/$pid/task" | wc -l)
 meminfo > "$tmp/mi0"
 count=0
 for level in $LEVELS; do
@@ -110,4 +112,6 @@ for level in $LEVELS; do
   c1=$(cpu_ticks)
   echo "$count idle sandboxes: lelantosd RSS $((rss0 / 1024)) -> $((rss / 1024)) MiB, $(( (rss - rss0) / count )) KiB per sandbox (host memory in use, kernel included: $(( (sys - sys0) / count )) KiB per sandbox); CPU while idle $((c1 - c0)) ms/s; last 20 creates $(bench_stats < "$tmp/t3")"
   echo "  of which (KiB per sandbox, /proc/meminfo):" $(awk -v n="$count" 'NR == FNR {a[$1] = $2; next} {printf "%s %+d, ", $1, ($2 - a[$1]) / n}' "$tmp/mi0" "$tmp/mi1")
+  # the kernel limits that count per sandbox (vm.max_map_count, pid_max/threads-max): see lelantosd's start-up warning
+  echo "  per sandbox: $(awk -v a="$maps0" -v b="$(wc -l < "/proc/$pid/maps")" -v n="$count" 'BEGIN {printf "%.1f", (b - a) / n}') memory mappings, $(awk -v a="$threads0" -v b="$(ls "/proc/$pid/task" | wc -l)" -v n="$count" 'BEGIN {printf "%.2f", (b - a) / n}') threads"
 done

@@ -48,14 +48,6 @@ int lel_random_bytes(void *out, size_t n)
     return 0;
 }
 
-uint64_t lel_random_u64(void)
-{
-    uint64_t v = 0;
-    if (lel_random_bytes(&v, sizeof(v)) < 0)
-        v = 0;
-    return v;
-}
-
 int lel_random_id(char out[LEL_ID_LEN + 1])
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";

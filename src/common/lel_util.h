@@ -15,8 +15,6 @@ int64_t lel_mono_ms(void);
 void lel_rfc3339(int64_t ms, char buf[32]);
 /** Fills `out` with `n` random bytes from getrandom(2). Returns 0 or -errno. */
 int lel_random_bytes(void *out, size_t n);
-/** 64 random bits from the OS (0 if it has none to give). */
-uint64_t lel_random_u64(void);
 /** Writes a NUL-terminated URL-safe random id of LEL_ID_LEN lowercase base32 chars. */
 int lel_random_id(char out[LEL_ID_LEN + 1]);
 /** Lowercase hex of `n` bytes into `out` (2n+1 bytes). */

@@ -16,6 +16,16 @@ void *kmemset(void *d, int c, size_t n)
     return d;
 }
 
+const char *kutoa(char buf[21], uint64_t v)
+{
+    int i = 20;
+    buf[i] = 0;
+    do
+        buf[--i] = (char)('0' + v % 10);
+    while ((v /= 10) && i > 0);
+    return buf + i;
+}
+
 void *kmemcpy(void *d, const void *s, size_t n)
 {
     uint8_t *p = d;

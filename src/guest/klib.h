@@ -15,6 +15,8 @@ int kmemcmp(const void *a, const void *b, size_t n);
 size_t kstrlen(const char *s);
 int kstrcmp(const char *a, const char *b);
 size_t kstrnlen(const char *s, size_t max);
+/** `v` in decimal, written at the end of `buf`; returns where the digits start. */
+const char *kutoa(char buf[21], uint64_t v);
 
 /** One zeroed page, as a kernel pointer; NULL when memory is exhausted. */
 void *kpage_alloc(void);

@@ -57,17 +57,6 @@ void console_hex(uint64_t v)
     console_write(buf);
 }
 
-static void console_dec(uint64_t v)
-{
-    char buf[21];
-    int i = 20;
-    buf[i] = 0;
-    do
-        buf[--i] = (char)('0' + v % 10);
-    while ((v /= 10) && i > 0);
-    console_write(buf + i);
-}
-
 static void irq_disable(void)
 {
     if (pvm)
@@ -106,7 +95,7 @@ static void idt_init(void)
     __asm__ volatile("lidt %0" ::"m"(d));
 }
 
-static uint64_t tick_ns(void)
+uint64_t kernel_tick_ns(void)
 {
     return 1000000000ULL / (boot->tick_hz ? boot->tick_hz : 100);
 }
@@ -114,7 +103,7 @@ static uint64_t tick_ns(void)
 uint64_t kernel_ns(void)
 {
     if (!tsc_khz)
-        return chan->ticks * tick_ns();
+        return chan->ticks * kernel_tick_ns();
     uint64_t t = rdtsc(), d = t > tsc_base ? t - tsc_base : 0; /* a restore may move the TSC back */
     uint64_t ns = ns_base + d / tsc_khz * 1000000 + d % tsc_khz * 1000000 / tsc_khz;
     if (ns < ns_last)
@@ -126,7 +115,7 @@ uint64_t kernel_ns(void)
 uint64_t kernel_ticks(void)
 {
     if (tsc_khz)
-        chan->ticks = kernel_ns() / tick_ns();
+        chan->ticks = kernel_ns() / kernel_tick_ns();
     return chan->ticks;
 }
 
@@ -142,12 +131,12 @@ static void clock_rebase(uint64_t khz)
 }
 
 /* Random numbers: the host's seed, the CPU's RDRAND when CPUID says it has one, the TSC. */
-static void rng_seed(const void *host, size_t n, uint64_t more)
+static void rng_seed(const void *host, size_t n)
 {
-    uint64_t extra[6] = {more, rdtsc(), 0, 0, 0, 0};
+    uint64_t extra[6] = {rdtsc(), 0, 0, 0, 0, 0};
     uint32_t a = 1, b, c, d;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
-    for (int i = 2; i < 6 && (c & (1u << 30)); i++) {
+    for (int i = 1; i < 6 && (c & (1u << 30)); i++) {
         unsigned char ok = 0;
         __asm__ volatile("rdrand %0; setc %1" : "=r"(extra[i]), "=qm"(ok));
         if (!ok)
@@ -165,7 +154,7 @@ void kernel_timer(uint64_t until)
     if (until == 0) {
         if (timer_mode != TIMER_PERIODIC) {
             wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17));
-            wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * tick_ns() / 1000000000ULL);
+            wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * kernel_tick_ns() / 1000000000ULL);
             timer_mode = TIMER_PERIODIC;
         }
     } else if (until == UINT64_MAX) {
@@ -173,7 +162,7 @@ void kernel_timer(uint64_t until)
             wrmsr(MSR_X2APIC_TMICT, 0);
         timer_mode = TIMER_OFF;
     } else if (timer_mode != TIMER_ONESHOT || oneshot_at != until) {
-        uint64_t at = until * tick_ns(), now = kernel_ns();
+        uint64_t at = until * kernel_tick_ns(), now = kernel_ns();
         uint64_t ns = at > now + 10000 ? at - now : 10000; /* passed or close: fire at once */
         if (ns > 0xffffffffULL)
             ns = 0xffffffffULL; /* the count register's limit (4.3 s): it fires early and is re-armed */
@@ -191,7 +180,7 @@ static void lapic_init(void)
     wrmsr(MSR_X2APIC_SVR, 0x100 | 0xff);
     wrmsr(MSR_X2APIC_TDCR, 0xb); /* divide by 1 */
     wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17)); /* periodic */
-    wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * tick_ns() / 1000000000ULL);
+    wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * kernel_tick_ns() / 1000000000ULL);
     tsc_base = rdtsc();
     tsc_khz = boot->tsc_khz;
 }
@@ -456,16 +445,13 @@ static void file_read(void)
         const char *name;
         struct inode *c;
         for (uint64_t i = 2; fs_readdir(f, i, &name, &c) == 0; i++) {
-            char line[FS_NAME_MAX + 40], num[24];
-            uint64_t v = (c->mode & S_IFMT) == S_IFREG ? c->size : 0, k = 0, nl = kstrlen(name);
-            do
-                num[k++] = (char)('0' + v % 10);
-            while ((v /= 10));
-            uint64_t len = 0;
+            char line[FS_NAME_MAX + 40], num[21];
+            const char *size = kutoa(num, (c->mode & S_IFMT) == S_IFREG ? c->size : 0);
+            uint64_t len = 0, nl = kstrlen(name), sl = kstrlen(size);
             line[len++] = (c->mode & S_IFMT) == S_IFDIR ? 'd' : (c->mode & S_IFMT) == S_IFLNK ? 'l' : 'f';
             line[len++] = ' ';
-            while (k)
-                line[len++] = num[--k];
+            kmemcpy(line + len, size, sl);
+            len += sl;
             line[len++] = ' ';
             kmemcpy(line + len, name, nl);
             len += nl;
@@ -555,7 +541,7 @@ static void handle(void)
     case LEL_OP_SET_CLOCK: {
         clock_rebase(chan->arg[2]);
         boot->epoch_ms = chan->arg[0] - kernel_ns() / 1000000; /* proc_now_ns() = epoch + kernel_ns() */
-        rng_seed((const void *)chan->seed, sizeof(chan->seed), chan->arg[1]);
+        rng_seed((const void *)chan->seed, sizeof(chan->seed));
         break;
     }
     case LEL_OP_TICKS:
@@ -647,12 +633,13 @@ void kmain(void)
     lapic_init();
     if (tsc_khz) {
         console_write("lelantos guest: clock from the TSC at ");
-        console_dec(tsc_khz);
+        char digits[21];
+        console_write(kutoa(digits, tsc_khz));
         console_write(" kHz\n");
     } else {
         console_write("lelantos guest: clock from timer ticks (TSC rate unknown)\n");
     }
-    rng_seed(boot->seed, sizeof(boot->seed), 0);
+    rng_seed(boot->seed, sizeof(boot->seed));
     rootfs_init();
     proc_init();
     console_write("lelantos guest: ready\n");

@@ -79,8 +79,8 @@ enum lel_op {
                              after the answer, and LEL_BELL_EVENT says when it ended */
     LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
                                arg[2] = data bytes, arg[3] = 1: create or truncate first (parents made) */
-    LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now, arg[1] = random bits, arg[2] = TSC kHz (0: same): after a restore the
-                               guest's time moves on and its random numbers part from its siblings' */
+    LEL_OP_SET_CLOCK = 12,  /* arg[0] = wall clock in ms now, arg[2] = TSC kHz (0: same), chan->seed random bits: after a
+                               restore the guest's time moves on and its random numbers part from its siblings' */
     LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
                                ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk
                                halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed. */

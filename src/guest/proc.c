@@ -387,12 +387,13 @@ static int map_file(const struct image *im, const struct phdr *p)
     return 0;
 }
 
-/* Loads a static ELF64 x86-64 executable; every offset and size is checked against the file. */
 /* Where a position-independent static executable (static-pie: ET_DYN without an interpreter,
  * as Rust's musl target and gcc -static-pie build) is loaded; it relocates itself. Linux's
  * base for PIE executables. */
 #define PIE_BASE 0x555555554000ULL
 
+/* Loads a static ELF64 x86-64 executable (fixed-address or static-pie); every offset and size
+ * is checked against the file. */
 static int elf_load(const struct image *im, struct loaded *L)
 {
     struct ehdr h;
@@ -720,14 +721,21 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
 static long sys_kill(int64_t pid, uint64_t sig);
 static long sys_nanosleep(uint64_t ureq);
 
+/* A span given as seconds and nanoseconds, in ns: negative parts count as 0, and seconds are
+ * capped at 2^32 (past any sandbox's life), so nothing wraps. */
+static uint64_t span_ns(int64_t sec, int64_t nsec)
+{
+    uint64_t s = sec <= 0 ? 0 : (uint64_t)sec < (1ULL << 32) ? (uint64_t)sec : 1ULL << 32;
+    return s * 1000000000ULL + (uint64_t)(nsec > 0 ? nsec : 0);
+}
+
 /* The first tick at or after `ns` from now: a sleep or timeout never ends early (ticks only
  * rounded, it would end up to a tick early: 10 ms at 100 Hz), and ends at most a tick late. */
 static uint64_t tick_after_ns(uint64_t ns)
 {
-    const struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
-    uint64_t tick = 1000000000ULL / (b->tick_hz ? b->tick_hz : 100), now = kernel_ns();
+    uint64_t tick = kernel_tick_ns(), now = kernel_ns();
     if (ns > (1ULL << 62))
-        ns = 1ULL << 62; /* past any sandbox's life; keeps the sum from wrapping */
+        ns = 1ULL << 62;
     uint64_t t = (now + ns + tick - 1) / tick;
     return t > now / tick ? t : now / tick + 1;
 }
@@ -754,6 +762,7 @@ static void proc_end(struct proc *p, long status)
     exe_set(p, 0);
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
+    p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
     for (int i = 0; i < MAX_PROCS; i++)
         if (procs[i].state != P_FREE && procs[i].ppid == p->pid)
             procs[i].ppid = 0; /* orphans are reaped when the command ends */
@@ -1232,8 +1241,7 @@ static long sys_nanosleep(uint64_t ureq)
         return -EFAULT;
     if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
         return -EINVAL;
-    uint64_t s = (uint64_t)ts[0] < (1ULL << 32) ? (uint64_t)ts[0] : 1ULL << 32;
-    cur->wake_tick = tick_after_ns(s * 1000000000ULL + (uint64_t)ts[1]);
+    cur->wake_tick = tick_after_ns(span_ns(ts[0], ts[1]));
     block(W_SLEEP);
     return sig_ready(cur) ? -EINTR : 0;
 }
@@ -1352,7 +1360,7 @@ static void sessions_check(void)
             p->hup_at = 0;
             kill_proc(p, 1, 0);
         }
-        if (p->alarm_at && now >= p->alarm_at && p->state != P_FREE) {
+        if (p->alarm_at && now >= p->alarm_at) {
             p->alarm_at = p->alarm_every ? now + p->alarm_every : 0;
             kill_proc(p, 14, 0); /* SIGALRM */
         }
@@ -1374,7 +1382,7 @@ static uint64_t next_deadline(void)
             t = p->hup_at;
     }
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].state != P_FREE && procs[i].alarm_at && procs[i].alarm_at < t)
+        if (procs[i].alarm_at && procs[i].alarm_at < t)
             t = procs[i].alarm_at;
     for (int k = 0; k < MAX_SESS; k++)
         if (sessions[k].id && !sessions[k].done && sessions[k].deadline && sessions[k].deadline < t)

@@ -63,8 +63,6 @@ int proc_done(int id);
  * out/err (err NULL: not wanted) up to the caps, and the session is freed. Returns its id, 0
  * when it has not ended, -ENOENT when there is no such session. */
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
-/** Mixes host randomness into every process's random state (after a restore, so sandboxes
- * from one image do not share random numbers). */
 /** Kills every process still in session `id`. */
 int proc_kill_session(int id);
 /** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
@@ -89,6 +87,8 @@ void console_hex(uint64_t v);
 uint64_t kernel_ticks(void);
 /** Nanoseconds since boot (TSC resolution when its rate is known, else a tick's). */
 uint64_t kernel_ns(void);
+/** The length of a timer tick, in ns (the boot info's tick rate, 100 Hz by default). */
+uint64_t kernel_tick_ns(void);
 /** The timer: periodic while a process can run (until 0), once at tick `until` when all wait,
  * off when nothing waits for time (UINT64_MAX), so an idle guest takes no interrupts. Only
  * when time can be read from the TSC; else it stays periodic. */

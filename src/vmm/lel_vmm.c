@@ -633,7 +633,7 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
 
 int lel_vm_set_clock(lel_vm_t *vm)
 {
-    uint64_t arg[4] = {(uint64_t)lel_now_ms(), lel_random_u64(), vm->tsc_khz, 0};
+    uint64_t arg[4] = {(uint64_t)lel_now_ms(), 0, vm->tsc_khz, 0};
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
     int r = lel_random_bytes(ch->seed, sizeof(ch->seed));
     if (r < 0)

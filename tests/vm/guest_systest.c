@@ -211,6 +211,8 @@ static void pipes(void)
     int fds[2] = {-1, -1};
     long r = SYS(293, fds, O_NONBLOCK | O_CLOEXEC, 0, 0);
     say("pipe2", r == 0 && SYS(72, fds[0], 1, 0, 0) == 1 && (SYS(72, fds[0], 3, 0, 0) & O_NONBLOCK), r);
+    r = SYS(72, fds[1], 1032, 0, 0); /* F_GETPIPE_SZ */
+    say("F_GETPIPE_SZ", r >= 4096, r);
     r = SYS(0, fds[0], buf, 1, 0);
     say("empty non-blocking read EAGAIN", r == -EAGAIN, r);
     int pfd[2] = {fds[0], 1}; /* struct pollfd {fd, events = POLLIN, revents} */
@@ -316,6 +318,10 @@ static void memory_and_more(void)
     SYS(3, u, 0, 0, 0);
     SYS(11, big, 1 << 20, 0, 0);
     say("getppid getuid", SYS(110, 0, 0, 0, 0) > 0 && SYS(102, 0, 0, 0, 0) == 0, 0);
+    static char name[16];
+    r = SYS(157, 15, "a-rather-long-name", 0, 0); /* PR_SET_NAME: cut to 15 bytes */
+    long got = SYS(157, 16, name, 0, 0);         /* PR_GET_NAME */
+    say("prctl name", r == 0 && got == 0 && same(name, "a-rather-long-n", 16), r ? r : got);
     u64 mask[2] = {0, 0};
     r = SYS(204, 0, sizeof(mask), mask, 0);
     say("sched_getaffinity", r >= 8 && (mask[0] & 1), r);

@@ -203,11 +203,12 @@ static void busybox(lel_vm_t *vm, const char *when)
                                                   "[ $(readlink /proc/self) -gt 1 ] && echo self; grep -c '^PPid:.1$' /proc/$$/status; "
                                                   "sh -c 'echo $$ > /tmp/p'; [ -d /proc/$(cat /tmp/p) ] && echo stale || echo gone; "
                                                   "top -bn1 | grep -c '^ *PID  *PPID'; id; mkdir /tmp/x && cp /bin/busybox /tmp/x/readlink && "
-                                                  "cd /tmp/x && ./readlink /proc/self/exe && cd / && rm -r /tmp/x",
+                                                  "cd /tmp/x && ./readlink /proc/self/exe && cd / && rm -r /tmp/x; "
+                                                  "printf '#!/bin/sh\\nreadlink /proc/$$/exe\\n' > /tmp/s && chmod +x /tmp/s && /tmp/s",
                                                   NULL},
                         out, sizeof(out)),
               0);
-    CHECK_STR(out, "1\nnone 1\n1\n1\nself\n1\ngone\n1\nuid=0(root) gid=0(root) groups=0(root)\n/tmp/x/readlink\n");
+    CHECK_STR(out, "1\nnone 1\n1\n1\nself\n1\ngone\n1\nuid=0(root) gid=0(root) groups=0(root)\n/tmp/x/readlink\n/bin/sh\n"); /* a script's is its interpreter */
     /* deaths by signal as a shell reports them (128 + signal), SIGPIPE's included */
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
                                                   "sh -c 'kill -INT $$'; echo int=$?; sh -c 'kill -TERM $$'; echo term=$?; "
