@@ -354,12 +354,12 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         if (chunk > n - done)
             chunk = n - done;
         void **sl = slot(f, idx, 1);
-        if (sl && !*sl && (*sl = kpage_alloc()))
+        if (sl && !*sl && (*sl = kpage_alloc_user()))
             data_pages++;
         if (!sl || !*sl) {
             if (done)
                 break;
-            return idx >= PER * PER ? -E_FBIG : -E_NOMEM;
+            return idx >= PER * PER ? -E_FBIG : -E_NOSPC; /* as tmpfs: the memory is the disk */
         }
         kmemcpy((uint8_t *)*sl + in, b + done, chunk);
         done += chunk;

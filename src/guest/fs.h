@@ -23,6 +23,7 @@
 #define E_INVAL 22
 #define E_TXTBSY 26
 #define E_FBIG 27
+#define E_NOSPC 28
 #define E_NAMETOOLONG 36
 #define E_NOTEMPTY 39
 #define E_LOOP 40

@@ -84,6 +84,11 @@ uint64_t kpage_gpa(void *p)
     return 0;
 }
 
+void *kpage_alloc_user(void)
+{
+    return kpage_alloc();
+}
+
 uint64_t kpage_free_pages(void)
 {
     return 0;
@@ -129,6 +134,11 @@ void kpage_free(void *p)
 uint64_t kpage_gpa(void *p)
 {
     return (uint64_t)p - LEL_DMAP_BASE;
+}
+
+void *kpage_alloc_user(void)
+{
+    return kpage_free_pages() > KPAGE_RESERVE ? kpage_alloc() : 0;
 }
 
 uint64_t kpage_free_pages(void)

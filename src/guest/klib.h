@@ -20,6 +20,11 @@ const char *kutoa(char buf[21], uint64_t v);
 
 /** One zeroed page, as a kernel pointer; NULL when memory is exhausted. */
 void *kpage_alloc(void);
+/** The same for memory a program asks for (its pages, its files' data): NULL once only the
+ * kernel's reserve (KPAGE_RESERVE pages) is left, so that a program that fills the memory
+ * still gets its error messages out, its pipes and page tables work, and the agent answers. */
+void *kpage_alloc_user(void);
+#define KPAGE_RESERVE 256
 void kpage_free(void *p);
 /** Guest-physical address of a page from kpage_alloc (0 on the host). */
 uint64_t kpage_gpa(void *p);

@@ -427,7 +427,7 @@ static void file_write(void)
         r = fs_truncate(f, 0);
     int64_t w = r == 0 ? fs_write(f, off, bulk + plen, n) : r;
     if (w < 0 || (uint64_t)w != n)
-        chan->status = w < 0 ? (uint32_t)-w : E_NOMEM;
+        chan->status = w < 0 ? (uint32_t)-w : E_NOSPC;
 }
 
 static void file_read(void)

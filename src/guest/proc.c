@@ -38,7 +38,18 @@
 
 enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12,
        EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29,
-       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5 };
+       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5, ETIMEDOUT = 110 };
+
+#define CLONE_VM_ 0x100
+#define CLONE_FS_ 0x200
+#define CLONE_FILES_ 0x400
+#define CLONE_SIGHAND_ 0x800
+#define CLONE_VFORK_ 0x4000
+#define CLONE_THREAD_ 0x10000
+#define CLONE_SETTLS_ 0x80000
+#define CLONE_PARENT_SETTID_ 0x100000
+#define CLONE_CHILD_CLEARTID_ 0x200000
+#define CLONE_CHILD_SETTID_ 0x1000000
 
 extern void syscall_entry(void);
 extern void syscall_exit(void);
@@ -51,8 +62,14 @@ uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kern
 enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W };
 struct outbuf;
 
+/* A pipe holds 64 KiB as Linux's does (a one-page pipe cost a switch between writer and
+ * reader every 4 KiB): a ring over PIPE_PAGES pages, each allocated when first written. The
+ * ring restarts at page 0 whenever it empties, so a pipe used for small messages keeps one page. */
+#define PIPE_PAGES 16
+#define PIPE_SIZE (PIPE_PAGES * PAGE_SIZE)
+#define PIPE_BUF_ 4096 /* writes up to this size are never split */
 struct pipe {
-    uint8_t *buf; /* one page ring */
+    uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
     int readers, writers;
 };
@@ -68,21 +85,49 @@ struct file {
 };
 
 enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
-enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL };
+enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
+
+/* An address space: shared by the threads of a process, and by a vfork child (clone with
+ * CLONE_VM) until it execs or exits; freed with its last user. */
+struct mm {
+    int refs;
+    uint64_t pml4, brk_start, brk, mmap_next;
+};
+
+/* Descriptors and the working directory: shared by the threads of a process (CLONE_FILES and
+ * CLONE_FS, which come together here), copied by fork. */
+struct files {
+    int refs;
+    uint64_t cloexec; /* bit n: fd n closes on execve */
+    struct inode *cwd; /* held */
+    struct file *fd[NFD];
+};
 
 struct sigact {
     uint64_t handler, flags, restorer, mask; /* handler 0: default, 1: ignore; mask: internal bits */
 };
 
+/* A process is a thread group: its first thread (the leader, whose pid is the process's) and
+ * the threads it made with clone(CLONE_THREAD), each a struct proc of its own with its own
+ * kernel stack and registers, sharing the leader's address space, descriptors, signal actions
+ * and identity. The leader's struct outlives it (a zombie) until the last thread ends; only then
+ * does the parent hear of the process. Threads are never waited for: they free themselves. */
 struct proc {
     enum pstate state;
     enum why why;
-    int pid, ppid, exit_status, killed;
-    uint64_t pml4;
-    struct file *fd[NFD];
-    uint64_t cloexec; /* bit n: fd n closes on execve */
-    struct inode *cwd, *exe; /* both held (fs_hold); exe: the program's file, for /proc/self/exe */
-    uint64_t brk_start, brk, mmap_next, fs_base;
+    int pid, ppid, exit_status, killed; /* pid: the thread's id; the process's is group->pid */
+    struct proc *group;  /* the leader (itself for a leader): signal actions, identity, exit status */
+    int nthreads;        /* leader: threads not yet ended, itself included */
+    int group_exit, group_status, group_sig; /* leader: exit_group or a fatal signal ended them all */
+    int teardown;        /* killed because its group is ending: ends quietly */
+    uint64_t clear_tid;  /* set_tid_address, CLONE_CHILD_CLEARTID: zeroed and woken when it ends */
+    uint64_t futex_key;  /* W_FUTEX: the guest-physical address it waits on; 0 once woken */
+    uint64_t ss_sp, ss_size; /* sigaltstack (size 0: none), for handlers with SA_ONSTACK */
+    struct proc *vfork_parent; /* CLONE_VFORK: blocked until this process execs or ends */
+    struct mm *mm;       /* NULL until its first program is loaded */
+    struct files *files;
+    struct inode *exe; /* held (fs_hold): the program's file, for /proc/self/exe */
+    uint64_t fs_base;
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
@@ -203,7 +248,7 @@ static int map_new(uint64_t pml4, uint64_t va)
         return -ENOMEM;
     if (*e & PTE_P)
         return 0;
-    if (!(p = kpage_alloc()))
+    if (!(p = kpage_alloc_user()))
         return -ENOMEM;
     *e = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
     return 0;
@@ -232,7 +277,7 @@ static int stack_grow(uint64_t pml4, uint64_t va)
 
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
-    return cur && !(err & 1) && stack_grow(cur->pml4, addr); /* bit 0: a protection fault, not a missing page */
+    return cur && !(err & 1) && stack_grow(cur->mm->pml4, addr); /* bit 0: a protection fault, not a missing page */
 }
 
 /* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
@@ -254,7 +299,7 @@ static long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
     if (va + n < va)
         return -EFAULT;
     while (n) {
-        uint64_t gpa = translate(cur->pml4, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+        uint64_t gpa = translate(cur->mm->pml4, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
@@ -307,6 +352,28 @@ static uint64_t pt_new(void)
     return kpage_gpa(p);
 }
 
+/* A new, empty address space (its kernel half only). */
+static struct mm *mm_new(void)
+{
+    struct mm *m = kmalloc(sizeof(*m));
+    if (m && !(m->pml4 = pt_new())) {
+        kfree(m, sizeof(*m));
+        return 0;
+    }
+    if (m)
+        m->refs = 1;
+    return m;
+}
+
+/* Drops a user of `m`; the last one frees it (the caller is off its page tables by then). */
+static void mm_put(struct mm *m)
+{
+    if (!m || --m->refs > 0)
+        return;
+    free_level(m->pml4, 4);
+    kfree(m, sizeof(*m));
+}
+
 /* ---- ELF ---- */
 
 struct ehdr {
@@ -354,7 +421,7 @@ static int make_private(uint64_t pml4, uint64_t va)
     uint64_t *e = pte_of(pml4, va, 0);
     if (!e || !(*e & PTE_FILE))
         return 0;
-    void *page = kpage_alloc();
+    void *page = kpage_alloc_user();
     if (!page)
         return -ENOMEM;
     kmemcpy(page, DMAP(*e & PTE_ADDR), PAGE_SIZE);
@@ -374,12 +441,12 @@ static int map_file(const struct image *im, const struct phdr *p)
         return -1;
     uint64_t page0 = (p->offset - lead) / PAGE_SIZE, n = (lead + p->memsz + PAGE_SIZE - 1) / PAGE_SIZE;
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t *e = pte_of(cur->pml4, first + i * PAGE_SIZE, 0);
+        uint64_t *e = pte_of(cur->mm->pml4, first + i * PAGE_SIZE, 0);
         if (!fs_page(im->ino, page0 + i) || (e && (*e & PTE_P)))
             return -1; /* a hole, or a page another segment has */
     }
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t *e = pte_of(cur->pml4, first + i * PAGE_SIZE, 1);
+        uint64_t *e = pte_of(cur->mm->pml4, first + i * PAGE_SIZE, 1);
         if (!e)
             return -ENOMEM;
         *e = kpage_gpa(fs_page(im->ino, page0 + i)) | PTE_P | PTE_U | PTE_FILE;
@@ -421,14 +488,14 @@ static int elf_load(const struct image *im, struct loaded *L)
         if (!(p->flags & PF_W) && map_file(im, p) == 0)
             goto mapped;
         for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
-            if (map_new(cur->pml4, va) < 0 || make_private(cur->pml4, va) < 0)
+            if (map_new(cur->mm->pml4, va) < 0 || make_private(cur->mm->pml4, va) < 0)
                 return -ENOMEM;
         /* file bytes, page by page straight into the process's memory */
         for (uint64_t done = 0; done < p->filesz;) {
             uint64_t va = p->vaddr + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
             if (chunk > p->filesz - done)
                 chunk = p->filesz - done;
-            if (img_read(im, p->offset + done, DMAP(translate(cur->pml4, va, 1)), chunk) < 0)
+            if (img_read(im, p->offset + done, DMAP(translate(cur->mm->pml4, va, 1)), chunk) < 0)
                 return -ENOEXEC;
             done += chunk;
         }
@@ -463,7 +530,7 @@ static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, 
         goto out;
     r = -ENOMEM;
     for (int i = 1; i <= STACK_PAGES; i++) /* mapped now: a fault costs more than a page (PVM) */
-        if (map_new(cur->pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
+        if (map_new(cur->mm->pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
             goto out;
     r = -E2BIG_;
     const char *lists[2] = {argv, env};
@@ -506,9 +573,9 @@ out:
 static void fd_set_cloexec(int fd, int on)
 {
     if (on)
-        cur->cloexec |= 1ULL << fd;
+        cur->files->cloexec |= 1ULL << fd;
     else
-        cur->cloexec &= ~(1ULL << fd);
+        cur->files->cloexec &= ~(1ULL << fd);
 }
 
 static void wake(enum why why, int pid)
@@ -546,7 +613,9 @@ static void file_put(struct file *f)
             p->writers--;
         wake(W_PIPE, 0);
         if (p->readers == 0 && p->writers == 0) {
-            kpage_free(p->buf);
+            for (int i = 0; i < PIPE_PAGES; i++)
+                if (p->page[i])
+                    kpage_free(p->page[i]);
             kfree(p, sizeof(*p));
         }
     }
@@ -557,8 +626,8 @@ static void file_put(struct file *f)
 static int fd_install(struct file *f, int from, int cloexec)
 {
     for (int i = from; i < NFD; i++) {
-        if (!cur->fd[i]) {
-            cur->fd[i] = f;
+        if (!cur->files->fd[i]) {
+            cur->files->fd[i] = f;
             fd_set_cloexec(i, cloexec);
             return i;
         }
@@ -568,25 +637,53 @@ static int fd_install(struct file *f, int from, int cloexec)
 
 static void fd_close(struct proc *p, int fd)
 {
-    file_put(p->fd[fd]);
-    p->fd[fd] = 0;
-    p->cloexec &= ~(1ULL << fd);
+    file_put(p->files->fd[fd]);
+    p->files->fd[fd] = 0;
+    p->files->cloexec &= ~(1ULL << fd);
 }
 
 static struct file *fd_get(uint64_t fd)
 {
-    return fd < NFD ? cur->fd[fd] : 0;
+    return fd < NFD ? cur->files->fd[fd] : 0;
 }
 
-static void fds_close_all(struct proc *p)
+/* A descriptor table with no descriptors, in `cwd` (held); a copy of one (fork) when `from`. */
+static struct files *files_new(struct inode *cwd, const struct files *from)
 {
-    for (int i = 0; i < NFD; i++)
-        fd_close(p, i);
+    struct files *t = kmalloc(sizeof(*t));
+    if (!t)
+        return 0;
+    t->refs = 1;
+    t->cwd = from ? from->cwd : cwd;
+    fs_hold(t->cwd);
+    if (from) {
+        for (int i = 0; i < NFD; i++)
+            if ((t->fd[i] = from->fd[i]))
+                t->fd[i]->refs++;
+        t->cloexec = from->cloexec;
+    }
+    return t;
+}
+
+/* Drops `p`'s use of its descriptor table; the last user closes the descriptors. */
+static void files_put(struct proc *p)
+{
+    struct files *t = p->files;
+    if (!t)
+        return;
+    if (--t->refs == 0) {
+        for (int i = 0; i < NFD; i++)
+            fd_close(p, i);
+        fs_release(t->cwd);
+        kfree(t, sizeof(*t));
+    }
+    p->files = 0;
 }
 
 /* ---- scheduling ---- */
 
 static void proc_exit(long status) __attribute__((noreturn));
+static void die(int sig) __attribute__((noreturn));
 
 /* Leaves the CPU to the scheduler; returns when this process is scheduled again. A process
  * killed meanwhile ends here instead of returning to what it was doing. */
@@ -664,6 +761,8 @@ static struct proc *proc_alloc(void)
         struct proc *p = &procs[i];
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
+            p->group = p;
+            p->nthreads = 1;
             p->pid = pid_new();
             procfs_add(p);
             return p;
@@ -712,13 +811,18 @@ static void proc_free(struct proc *p)
 #include "signal.inc"
 
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp);
-static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid);
+static long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid, uint64_t tls);
+static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size);
 static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options, uint64_t urusage);
 static long put_rusage(uint64_t uru, uint64_t ns);
 static long sys_pipe(uint64_t ufds, uint64_t flags);
 static long pipe_read(struct file *f, uint64_t buf, uint64_t n);
 static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
+static uint64_t pipe_room(struct pipe *p);
 static long sys_kill(int64_t pid, uint64_t sig);
+static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig);
+static void group_kill(struct proc *g, struct proc *except);
+static long futex_wake(uint64_t key, uint64_t n);
 static long sys_nanosleep(uint64_t ureq);
 
 /* A span given as seconds and nanoseconds, in ns: negative parts count as 0, and seconds are
@@ -747,29 +851,89 @@ static uint64_t tick_after_ns(uint64_t ns)
  * hears of it. Never returns: the scheduler moves on. */
 /* Turns `p` into a zombie (from its own context, or from the scheduler's for one that never
  * ran): files, memory and children go, the parent is woken. */
+/* Kills every thread of `g` but `except` (quietly: the group's end is already decided). */
+static void group_kill(struct proc *g, struct proc *except)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *t = &procs[i];
+        if (t->group == g && t != except && (t->state == P_RUNNABLE || t->state == P_BLOCKED)) {
+            t->killed = 9;
+            t->teardown = 1;
+            t->state = P_RUNNABLE;
+        }
+    }
+}
+
+/* Writes a 32-bit value into `m` (not necessarily the current address space); -EFAULT when
+ * the address is not mapped writable. */
+static int put_user_u32(struct mm *m, uint64_t va, uint32_t v)
+{
+    uint64_t *e = va & 3 ? 0 : pte_of(m->pml4, va, 0);
+    if (!e || !(*e & PTE_P) || !(*e & PTE_W))
+        return -EFAULT;
+    *(uint32_t *)DMAP((*e & PTE_ADDR) | (va & (PAGE_SIZE - 1))) = v;
+    return 0;
+}
+
+/* Wakes up to `n` threads waiting on the futex at guest-physical `key`; how many it woke. */
+static long futex_wake(uint64_t key, uint64_t n)
+{
+    long woken = 0;
+    for (int i = 0; i < MAX_PROCS && key && (uint64_t)woken < n; i++) {
+        struct proc *t = &procs[i];
+        if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key) {
+            t->futex_key = 0;
+            t->state = P_RUNNABLE;
+            woken++;
+        }
+    }
+    return woken;
+}
+
+/* A vfork child execs or ends: its parent, waiting since the clone, goes on. */
+static void vfork_release(struct proc *p)
+{
+    struct proc *parent = p->vfork_parent;
+    p->vfork_parent = 0;
+    if (parent && parent->state == P_BLOCKED && parent->why == W_VFORK)
+        parent->state = P_RUNNABLE;
+}
+
 static void proc_end(struct proc *p, long status)
 {
-    struct proc *was = cur;
-    cur = p; /* the file helpers work on the current process */
-    fds_close_all(p);
-    cur = was;
+    struct proc *g = p->group;
+    if (p->killed && !p->teardown && !g->group_exit) { /* a fatal signal ends the whole process */
+        g->group_exit = 1;
+        g->group_status = 128 + p->killed;
+        g->group_sig = p->killed;
+        group_kill(g, p);
+    }
+    if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0) /* pthread_join waits on it */
+        futex_wake(translate(p->mm->pml4, p->clear_tid, 0), 1);
+    vfork_release(p);
+    files_put(p);
     write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
-    if (p->pml4)
-        free_level(p->pml4, 4);
-    p->pml4 = 0;
-    fs_release(p->cwd);
-    p->cwd = 0;
+    mm_put(p->mm);
+    p->mm = 0;
     exe_set(p, 0);
+    p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
-    p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
+    if (p != g)
+        proc_free(p); /* a thread: nobody waits for it */
+    if (--g->nthreads > 0)
+        return; /* the process lives on in its other threads */
+    if (g->group_exit) {
+        g->exit_status = g->group_status & 0xff;
+        g->killed = g->group_sig;
+    }
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].state != P_FREE && procs[i].ppid == p->pid)
+        if (procs[i].state != P_FREE && procs[i].ppid == g->pid)
             procs[i].ppid = 0; /* orphans are reaped when the command ends */
-    wake(W_WAIT, p->ppid);
-    for (int i = 0; i < MAX_PROCS && p->ppid; i++)
-        if (procs[i].pid == p->ppid && procs[i].state != P_FREE)
-            kill_proc(&procs[i], 17, p->pid); /* SIGCHLD: ignored unless the parent handles it */
+    wake(W_WAIT, g->ppid);
+    for (int i = 0; i < MAX_PROCS && g->ppid; i++)
+        if (procs[i].pid == g->ppid && procs[i].state != P_FREE)
+            kill_proc(&procs[i], 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
 }
 
 static void proc_exit(long status)
@@ -779,6 +943,14 @@ static void proc_exit(long status)
     switch_to(&dead, sched_sp);
     for (;;) /* a zombie is never scheduled */
         __asm__ volatile("hlt");
+}
+
+/* The current thread dies of signal `sig` (wait4 reports a death by signal), and so does its
+ * process. */
+static void die(int sig)
+{
+    cur->killed = sig;
+    proc_exit(128 + sig);
 }
 
 void proc_fault(uint64_t vector, uint64_t rip)
@@ -827,24 +999,23 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
                         uint64_t *entry, uint64_t *sp)
 {
     struct loaded L;
-    uint64_t old = cur->pml4, pml4 = pt_new();
+    struct mm *old = cur->mm, *m = mm_new();
     int r;
-    if (!pml4)
+    if (!m)
         return -ENOMEM;
-    cur->pml4 = pml4;
-    write_cr3(pml4); /* the loader writes through the new mappings */
+    cur->mm = m;
+    write_cr3(m->pml4); /* the loader writes through the new mappings */
     if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, argv, argc, env, envc, sp)) < 0) {
-        cur->pml4 = old;
-        write_cr3(old ? old : LEL_GPA_PML4);
-        free_level(pml4, 4);
+        cur->mm = old;
+        write_cr3(old ? old->pml4 : LEL_GPA_PML4);
+        mm_put(m);
         return r;
     }
-    if (old)
-        free_level(old, 4);
+    mm_put(old); /* the last user frees it; a vfork child leaves its parent's */
     exe_set(cur, im->ino);
     set_cmdline(cur, argv, argc);
-    cur->brk_start = cur->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-    cur->mmap_next = MMAP_BASE;
+    cur->mm->brk_start = cur->mm->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    cur->mm->mmap_next = MMAP_BASE;
     fx_reset(cur);
     *entry = L.entry;
     return 0;
@@ -912,7 +1083,7 @@ static int shebang(struct image *im, const char *path, char *argv, uint32_t *arg
         kmemcpy(argv + used, path, plen);
         kmemcpy(argv + used + plen, rest, rest_len);
         (*argc)++;
-        r = image_of(cur->cwd, line + i, im);
+        r = image_of(cur->files->cwd, line + i, im);
     }
     kpage_free(old);
     return r < 0 ? r : 1;
@@ -963,7 +1134,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
         im = (struct image){cur->exe, 0, cur->exe->size};
         exe = 0; /* the same program: its path stays */
-    } else if ((r = image_of(cur->cwd, path, &im)) < 0) {
+    } else if ((r = image_of(cur->files->cwd, path, &im)) < 0) {
         goto out;
     }
     for (int depth = 0; (r = shebang(&im, depth ? bufs[0] : path, bufs[0], &counts[0])) > 0; depth++) {
@@ -973,12 +1144,17 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
             goto out;
         }
     }
+    if (r == 0 && cur != cur->group)
+        r = -ENOSYS; /* from a thread other than the first: not supported (Linux moves it into the leader's place) */
     if (r < 0 || (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
         goto out;
+    group_kill(cur, cur); /* the process's other threads end; it goes on as the new program */
+    vfork_release(cur);
+    cur->ss_sp = cur->ss_size = 0;
     if (exe)
-        set_exe_path(cur, cur->cwd, exe);
+        set_exe_path(cur, cur->files->cwd, exe);
     for (int i = 0; i < NFD; i++)
-        if (cur->cloexec & (1ULL << i))
+        if (cur->files->cloexec & (1ULL << i))
             fd_close(cur, i);
     sig_exec(cur);
     kmemset(regs, 0, sizeof(*regs));
@@ -1007,7 +1183,7 @@ static int copy_level(uint64_t from, uint64_t to, int level)
             d[i] = s[i];
             continue;
         }
-        void *page = kpage_alloc();
+        void *page = kpage_alloc_user(); /* a fork's copy: the program's memory */
         if (!page)
             return -ENOMEM;
         d[i] = kpage_gpa(page) | (s[i] & ~PTE_ADDR);
@@ -1021,61 +1197,119 @@ static int copy_level(uint64_t from, uint64_t to, int level)
     return 0;
 }
 
-/* fork, vfork and clone without CLONE_VM: a copy of this process that returns 0. */
-static long sys_fork(struct uregs *regs, uint64_t flags, uint64_t child_tid)
+/* A new thread of the current process (clone with CLONE_THREAD; glibc, musl and Go all pass
+ * CLONE_VM, CLONE_FS, CLONE_FILES and CLONE_SIGHAND with it, and nothing less is supported). */
+static struct proc *thread_new(void)
 {
-    if (flags & 0x100) /* CLONE_VM: threads are not supported yet */
-        return -ENOSYS;
-    if (cur->killed) /* dying: no more children */
-        proc_exit(128 + cur->killed);
+    struct proc *g = cur->group, *t = proc_alloc();
+    if (!t)
+        return 0;
+    procfs_remove(t); /* /proc lists processes; a thread shows through its process */
+    t->group = g;
+    t->nthreads = 0;
+    g->nthreads++;
+    t->mm = cur->mm;
+    t->mm->refs++;
+    t->files = cur->files;
+    t->files->refs++;
+    t->ppid = g->ppid;
+    kmemcpy(t->comm, cur->comm, sizeof(t->comm));
+    return t;
+}
+
+/* A new process: a copy of this one's memory (fork), or sharing it until it execs or ends
+ * (CLONE_VM without CLONE_THREAD: vfork, posix_spawn, Go's exec); its own descriptor table, a
+ * copy of this one's. */
+static struct proc *process_new(uint64_t flags, long *err)
+{
     struct proc *c = proc_alloc();
     if (!c)
-        return -EAGAIN;
-    uint64_t pml4 = pt_new();
-    if (!pml4 || copy_level(cur->pml4, pml4, 4) < 0) {
-        if (pml4)
-            free_level(pml4, 4);
-        proc_free(c);
-        return -ENOMEM;
+        return 0;
+    *err = -ENOMEM;
+    if (flags & CLONE_VM_) {
+        c->mm = cur->mm;
+        c->mm->refs++;
+    } else {
+        c->mm = mm_new();
     }
-    c->pml4 = pml4;
-    c->ppid = cur->pid;
-    kmemcpy(c->comm, cur->comm, sizeof(c->comm));
-    kmemcpy(c->cmdline, cur->cmdline, sizeof(c->cmdline));
-    c->cmdline_len = cur->cmdline_len;
-    kmemcpy(c->exe_path, cur->exe_path, sizeof(c->exe_path));
+    c->files = c->mm ? files_new(0, cur->files) : 0;
+    if (!c->files || (!(flags & CLONE_VM_) && copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0)) {
+        files_put(c);
+        mm_put(c->mm);
+        proc_free(c);
+        return 0;
+    }
+    struct proc *g = cur->group;
+    c->ppid = g->pid;
+    kmemcpy(c->comm, g->comm, sizeof(c->comm));
+    kmemcpy(c->cmdline, g->cmdline, sizeof(c->cmdline));
+    c->cmdline_len = g->cmdline_len;
+    kmemcpy(c->exe_path, g->exe_path, sizeof(c->exe_path));
     procfs_exe(c);
+    c->sig_ign = g->sig_ign;
+    c->sig_handled = g->sig_handled;
+    kmemcpy(c->sa, g->sa, sizeof(c->sa));
+    exe_set(c, g->exe);
+    if (!(flags & CLONE_VM_)) {
+        c->ss_sp = cur->ss_sp; /* a fork keeps the alternate signal stack (it has a copy of it) */
+        c->ss_size = cur->ss_size;
+        c->mm->brk_start = cur->mm->brk_start;
+        c->mm->brk = cur->mm->brk;
+        c->mm->mmap_next = cur->mm->mmap_next;
+    }
+    return c;
+}
+
+/* fork, vfork and clone (flags, stack, parent_tid, child_tid, tls): a new process or thread
+ * that returns 0 from the call, on `stack` when one is given. */
+static long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid, uint64_t tls)
+{
+    int thread = (flags & CLONE_THREAD_) != 0;
+    uint64_t all = CLONE_VM_ | CLONE_FS_ | CLONE_FILES_ | CLONE_SIGHAND_;
+    if (thread ? (flags & all) != all : (flags & (CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_)) != 0)
+        return -EINVAL;
+    if (cur->killed || cur->group->group_exit) /* dying: no more children */
+        proc_exit(128 + cur->killed);
+    long err = -EAGAIN; /* the process table is full (what a fork bomb meets) */
+    struct proc *c = thread ? thread_new() : process_new(flags, &err);
+    if (!c)
+        return err;
     c->sess = cur->sess;
-    c->sig_ign = cur->sig_ign;
-    c->sig_handled = cur->sig_handled;
     c->sig_blocked = cur->sig_blocked;
-    kmemcpy(c->sa, cur->sa, sizeof(c->sa));
     c->hup_at = cur->hup_at;
     __asm__ volatile("fxsave64 %0" : "=m"(c->fx)); /* the parent's live registers */
-    c->cwd = cur->cwd;
-    fs_hold(c->cwd);
-    exe_set(c, cur->exe);
-    c->brk_start = cur->brk_start;
-    c->brk = cur->brk;
-    c->mmap_next = cur->mmap_next;
-    c->fs_base = rdmsr(MSR_FS_BASE);
-    for (int i = 0; i < NFD; i++)
-        if ((c->fd[i] = cur->fd[i]))
-            c->fd[i]->refs++;
-    c->cloexec = cur->cloexec;
+    c->fs_base = flags & CLONE_SETTLS_ ? tls : rdmsr(MSR_FS_BASE);
     struct uregs child = *regs;
     child.rax = 0;
+    if (stack)
+        child.rsp = stack;
     first_frame(c, &child);
-    if ((flags & 0x01000000) && child_tid) { /* CLONE_CHILD_SETTID: the tid in the child's memory */
-        uint64_t gpa = 0;
-        uint64_t *e = pte_of(pml4, child_tid, 0);
-        if (e && (*e & PTE_P) && (*e & PTE_W) && (child_tid & (PAGE_SIZE - 1)) <= PAGE_SIZE - 4) {
-            gpa = (*e & PTE_ADDR) | (child_tid & (PAGE_SIZE - 1));
-            *(uint32_t *)DMAP(gpa) = (uint32_t)c->pid;
-        }
-    }
+    if (flags & CLONE_CHILD_SETTID_) /* the tid in the child's memory (a fork's copy, or the shared one) */
+        put_user_u32(c->mm, ctid, (uint32_t)c->pid);
+    if (flags & CLONE_PARENT_SETTID_)
+        put_user_u32(cur->mm, ptid, (uint32_t)c->pid);
+    if (flags & CLONE_CHILD_CLEARTID_)
+        c->clear_tid = ctid;
     c->state = P_RUNNABLE;
+    if (flags & CLONE_VFORK_) { /* the parent waits until the child execs or ends */
+        c->vfork_parent = cur;
+        while (c->vfork_parent == cur)
+            block(W_VFORK);
+    }
     return c->pid;
+}
+
+/* clone3: clone's flags and arguments in a struct clone_args (the stack given by its base and size). */
+static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
+{
+    uint64_t a[8]; /* flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls */
+    if (size < sizeof(a) || size > PAGE_SIZE)
+        return size < sizeof(a) ? -EINVAL : -E2BIG_;
+    if (copy_user(uargs, a, sizeof(a), 0) < 0)
+        return -EFAULT;
+    if (a[0] & 0x1000) /* CLONE_PIDFD: no pidfds */
+        return -EINVAL;
+    return sys_clone(regs, a[0] | (a[4] & 0xff), a[5] ? a[5] + a[6] : 0, a[3], a[2], a[7]);
 }
 
 /* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
@@ -1095,10 +1329,10 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
         int children = 0;
         for (int i = 0; i < MAX_PROCS; i++) {
             struct proc *p = &procs[i];
-            if (p->state == P_FREE || p->ppid != cur->pid || (pid > 0 && p->pid != pid))
+            if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || (pid > 0 && p->pid != pid))
                 continue;
             children++;
-            if (p->state != P_ZOMBIE)
+            if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
                 continue;
             int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
             if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, p->cpu_ns + p->children_cpu_ns) < 0)
@@ -1124,8 +1358,10 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
         return -EINVAL;
     int nb = (int)(flags & O_NONBLOCK_);
     struct pipe *p = kmalloc(sizeof(*p));
+    if (p)
+        kmemset(p, 0, sizeof(*p));
     struct file *r = file_new(F_PIPE_R, 0, nb), *w = file_new(F_PIPE_W, 0, 1 | nb);
-    if (!p || !r || !w || !(p->buf = kpage_alloc())) {
+    if (!p || !r || !w || !(p->page[0] = kpage_alloc())) {
         kfree(p, sizeof(*p));
         file_put(r);
         file_put(w);
@@ -1138,9 +1374,9 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     int fds[2] = {fr, fw};
     if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
         if (fr >= 0)
-            cur->fd[fr] = 0;
+            cur->files->fd[fr] = 0;
         if (fw >= 0)
-            cur->fd[fw] = 0;
+            cur->files->fd[fw] = 0;
         file_put(r);
         file_put(w);
         return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;
@@ -1162,19 +1398,37 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
     }
     uint64_t done = 0;
     while (done < n && p->count) {
-        uint64_t chunk = PAGE_SIZE - p->head;
+        uint64_t off = p->head % PAGE_SIZE, chunk = PAGE_SIZE - off;
         if (chunk > p->count)
             chunk = p->count;
         if (chunk > n - done)
             chunk = n - done;
-        if (copy_user(buf + done, p->buf + p->head, chunk, 1) < 0)
+        if (copy_user(buf + done, p->page[p->head / PAGE_SIZE] + off, chunk, 1) < 0)
             return done ? (long)done : -EFAULT;
-        p->head = (p->head + chunk) % PAGE_SIZE;
+        p->head = (p->head + chunk) % PIPE_SIZE;
         p->count -= chunk;
         done += chunk;
     }
+    if (p->count == 0)
+        p->head = 0;
     wake(W_PIPE, 0);
     return (long)done;
+}
+
+/* Bytes that can be written now without blocking: the free part of the ring up to the first
+ * page that is missing and cannot be allocated (memory is short: the writer waits for the
+ * reader as if the pipe were full; page 0 always exists, so an empty pipe always takes data). */
+static uint64_t pipe_room(struct pipe *p)
+{
+    uint64_t room = 0;
+    while (p->count + room < PIPE_SIZE) {
+        uint64_t pos = (p->head + p->count + room) % PIPE_SIZE;
+        uint8_t **pg = &p->page[pos / PAGE_SIZE];
+        if (!*pg && !(*pg = kpage_alloc()))
+            break;
+        room += PAGE_SIZE - pos % PAGE_SIZE;
+    }
+    return room < PIPE_SIZE - p->count ? room : PIPE_SIZE - p->count;
 }
 
 static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
@@ -1190,7 +1444,9 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
                 proc_exit(128 + cur->killed);
             return -EPIPE;
         }
-        if (p->count == PAGE_SIZE) {
+        uint64_t room = pipe_room(p);
+        /* POSIX: a write of at most PIPE_BUF bytes goes in whole or waits */
+        if (room == 0 || (n <= PIPE_BUF_ && room < n)) {
             wake(W_PIPE, 0);
             if (f->flags & O_NONBLOCK_)
                 return done ? (long)done : -EAGAIN;
@@ -1199,17 +1455,41 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
             block(W_PIPE);
             continue;
         }
-        /* free space from the tail up to the head (or to the end of the page when it wraps) */
-        uint64_t tail = (p->head + p->count) % PAGE_SIZE, chunk = tail >= p->head ? PAGE_SIZE - tail : p->head - tail;
-        if (chunk > n - done)
-            chunk = n - done;
-        if (copy_user(buf + done, p->buf + tail, chunk, 0) < 0)
-            return done ? (long)done : -EFAULT;
-        p->count += chunk;
-        done += chunk;
+        while (done < n && room) {
+            uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+            if (chunk > room)
+                chunk = room;
+            if (chunk > n - done)
+                chunk = n - done;
+            if (copy_user(buf + done, p->page[tail / PAGE_SIZE] + off, chunk, 0) < 0)
+                return done ? (long)done : -EFAULT;
+            p->count += chunk;
+            room -= chunk;
+            done += chunk;
+        }
     }
     wake(W_PIPE, 0);
     return (long)done;
+}
+
+/* A signal to process `g`: taken by a thread that does not block it (the leader first), or
+ * else by the first one that lives, as on Linux. */
+static void kill_process(struct proc *g, int sig, int from)
+{
+    struct proc *to = 0;
+    for (int i = -1; i < MAX_PROCS; i++) {
+        struct proc *t = i < 0 ? g : &procs[i];
+        if (t->group != g || (t->state != P_RUNNABLE && t->state != P_BLOCKED))
+            continue;
+        if (!to)
+            to = t;
+        if (sig < 64 && !(t->sig_blocked & (1ULL << sig))) {
+            to = t;
+            break;
+        }
+    }
+    if (to)
+        kill_proc(to, sig, from);
 }
 
 static long sys_kill(int64_t pid64, uint64_t sig)
@@ -1220,18 +1500,36 @@ static long sys_kill(int64_t pid64, uint64_t sig)
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
         /* pid <= 0 (a process group, or everyone): the caller's command stands in for both */
-        if (p->state == P_FREE || p->state == P_ZOMBIE || (pid > 0 && p->pid != pid) ||
-            (pid <= 0 && (p->sess != cur->sess || (p == cur && pid == -1))))
+        if (p->state == P_FREE || p->group != p || (p->state == P_ZOMBIE && !p->nthreads) ||
+            (pid > 0 && p->pid != pid) || (pid <= 0 && (p->sess != cur->sess || (p == cur->group && pid == -1))))
             continue;
         found = 1;
         if (sig) /* 0 only checks */
-            kill_proc(p, (int)sig, cur->pid);
+            kill_process(p, (int)sig, cur->group->pid);
     }
     if (!found)
         return -ESRCH;
     if (cur->killed)
         proc_exit(128 + cur->killed);
     return 0;
+}
+
+/* tgkill and tkill (tgid 0): a signal to one thread. */
+static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
+{
+    if (sig > 64 || tid <= 0)
+        return -EINVAL;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *t = &procs[i];
+        if (t->pid != tid || (t->state != P_RUNNABLE && t->state != P_BLOCKED) || (tgid > 0 && t->group->pid != tgid))
+            continue;
+        if (sig)
+            kill_proc(t, (int)sig, cur->group->pid);
+        if (cur->killed)
+            proc_exit(128 + cur->killed);
+        return 0;
+    }
+    return -ESRCH;
 }
 
 static long sys_nanosleep(uint64_t ureq)
@@ -1349,12 +1647,12 @@ static void sessions_check(void)
                 if (procs[i].sess == s)
                     kill_proc(&procs[i], 9, 0);
         }
-        if (s->root->state == P_ZOMBIE)
+        if (s->root->state == P_ZOMBIE && !s->root->nthreads)
             session_finish(s);
     }
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
-        if (p->state == P_ZOMBIE && p->ppid == 0 && !(p->sess && p->sess->root == p))
+        if (p->state == P_ZOMBIE && !p->nthreads && p->ppid == 0 && !(p->sess && p->sess->root == p))
             proc_free(p);
         if (p->hup_at && now >= p->hup_at) {
             p->hup_at = 0;
@@ -1404,9 +1702,9 @@ int proc_step(void)
     }
     p->fresh = 0;
     cur = p;
-    procfs_self(p->pid);
+    procfs_self(p->group->pid);
     syscall_stack_top = kstack_top(p);
-    write_cr3(p->pml4);
+    write_cr3(p->mm->pml4);
     wrmsr(MSR_FS_BASE, p->fs_base);
     __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
     kernel_irq_on(); /* the timer must reach user mode */
@@ -1441,13 +1739,10 @@ static struct session *session_new(void)
 static void session_abort(struct session *s)
 {
     struct proc *p = s->root;
-    cur = p;
-    fds_close_all(p);
-    cur = 0;
+    files_put(p);
     write_cr3(LEL_GPA_PML4);
-    if (p->pml4)
-        free_level(p->pml4, 4);
-    fs_release(p->cwd);
+    mm_put(p->mm);
+    p->mm = 0;
     exe_set(p, 0);
     proc_free(p);
     session_put_files(s);
@@ -1475,9 +1770,9 @@ static int session_files(struct session *s, struct proc *p, const struct proc_sp
     if (s->ferr)
         s->ferr->ob = &s->err;
     struct file *e = s->ferr ? s->ferr : s->fout;
-    p->fd[0] = s->fin;
-    p->fd[1] = s->fout;
-    p->fd[2] = e;
+    p->files->fd[0] = s->fin;
+    p->files->fd[1] = s->fout;
+    p->files->fd[2] = e;
     s->fin->refs++;
     s->fout->refs += 1 + (e == s->fout);
     if (s->ferr)
@@ -1501,11 +1796,11 @@ static int start(const struct image *im, const struct proc_spec *spec)
     s->root = p;
     s->background = spec->background;
     p->sess = s;
-    p->cwd = cwd;
-    fs_hold(cwd);
     p->state = P_BLOCKED; /* not runnable until it is complete */
     cur = p; /* the loader and the file helpers work on the current process */
-    int r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
+    int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
+    if (r == 0)
+        r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
     if (r == 0 && im->ino)
         set_exe_path(p, fs_root(), spec->argv);
     if (r == 0)

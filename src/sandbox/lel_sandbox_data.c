@@ -254,7 +254,7 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
                 lel_call_error(c, 409, "%s is a directory", path);
             else if (r == 26) /* ETXTBSY */
                 lel_call_error(c, 409, "%s is a program that is running", path);
-            else if (r == 12) /* ENOMEM: the guest's memory is full */
+            else if (r == 12 || r == 28) /* ENOMEM, ENOSPC: the guest's memory (its disk) is full */
                 lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
             else
                 lel_call_error(c, 500, "cannot write %s in the guest (errno %d)", path, r);

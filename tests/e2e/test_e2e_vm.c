@@ -302,8 +302,11 @@ static void data_plane(void)
         usleep(200000); /* 429 until what the bomb left gets SIGHUP at its timeout */
     CHECK_INT(s429, 200);
     check_cmd(id, "{\"cmd\":\"echo after bomb\"}", 0, "after bomb\n", NULL);
-    json_t *hog = run_cmd(id, "{\"cmd\":\"x=$(yes | head -c 400000000); echo ${#x}\",\"timeoutMs\":20000}");
-    CHECK(hog != NULL && json_integer_value(json_object_get(hog, "exitCode")) != 0);
+    /* a program that takes all the memory gets ENOMEM and says so (the kernel's reserve keeps
+     * its stderr, its pipes and the agent working), and so does one that fills the file system */
+    json_t *hog = run_cmd(id, "{\"cmd\":\"awk 'BEGIN { while (1) a[i++] = sprintf(\\\"%2000d\\\", i) }'\",\"timeoutMs\":60000}");
+    CHECK(hog != NULL && json_integer_value(json_object_get(hog, "exitCode")) != 0 &&
+          strstr(json_string_value(json_object_get(hog, "stderr")), "out of memory"));
     if (hog) {
         char *dump = json_dumps(hog, 0);
         printf("memory hog: %.300s\n", dump);
@@ -311,6 +314,9 @@ static void data_plane(void)
     }
     json_decref(hog);
     check_cmd(id, "{\"cmd\":\"echo after hog\"}", 0, "after hog\n", NULL);
+    check_cmd(id, "{\"cmd\":\"dd if=/dev/zero of=/tmp/fill bs=1M count=1000\",\"timeoutMs\":60000}", 1, "",
+              "No space left on device");
+    check_cmd(id, "{\"cmd\":\"rm /tmp/fill && echo after fill\"}", 0, "after fill\n", NULL);
 
     /* files: 1 MiB of binary in, counted by a command, read back byte-exact */
     size_t n = 1 << 20;

@@ -1,15 +1,93 @@
 /* An ordinary C program, linked statically against the build machine's glibc (gcc -static),
  * that test_vmm copies into a guest and runs: what users upload is built this way, and glibc's
  * start-up and stdio, malloc (brk and mmap), qsort, time and errno paths use syscalls busybox
- * (musl-like, and older) does not. Prints what it saw; test_vmm compares the lines. */
+ * (musl-like, and older) does not; and threads (clone3/clone, futex, set_robust_list, tgkill),
+ * posix_spawn's clone(CLONE_VM | CLONE_VFORK) through system(), and exit_group while a
+ * thread still waits. Prints what it saw; test_vmm compares the lines. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static long counter, started, tids_differ, usr1_tid;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    usr1_tid = syscall(SYS_gettid);
+}
+
+/* Counts under the lock; the last one to start wakes main, which waits on the condition. */
+static void *worker(void *arg)
+{
+    pthread_mutex_lock(&lock);
+    if (++started == 4)
+        pthread_cond_signal(&cond);
+    tids_differ += syscall(SYS_gettid) != getpid();
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < 100000; i++) {
+        pthread_mutex_lock(&lock);
+        counter++;
+        pthread_mutex_unlock(&lock);
+    }
+    return arg;
+}
+
+/* Waits for ever: the process's exit must end it (exit_group). */
+static void *sleeper(void *arg)
+{
+    pthread_mutex_lock(&lock);
+    for (;;)
+        pthread_cond_wait(&cond, &lock);
+    return arg;
+}
+
+static void threads(void)
+{
+    pthread_t t[4], s;
+    long joined = 0;
+    pthread_mutex_lock(&lock);
+    for (long i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, worker, (void *)(i + 1));
+    while (started < 4)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        joined += (long)r;
+    }
+    printf("threads: counter %ld, joined %ld, tids differ %ld\n", counter, joined, tids_differ);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&lock);
+    int r = pthread_cond_timedwait(&cond, &lock, &ts);
+    pthread_mutex_unlock(&lock);
+    printf("timedwait: %s\n", r == ETIMEDOUT ? "ETIMEDOUT" : strerror(r));
+    signal(SIGUSR1, on_usr1);
+    pthread_create(&s, NULL, sleeper, NULL);
+    pthread_detach(s);
+    usleep(20000);
+    pthread_kill(s, SIGUSR1); /* tgkill: the handler runs in that thread */
+    usleep(20000);
+    printf("signal to a thread: %d\n", usr1_tid != 0 && usr1_tid != getpid());
+    fflush(stdout);
+    printf("system: %d\n", system("echo from system"));
+}
 
 static int cmp(const void *a, const void *b)
 {
@@ -53,7 +131,8 @@ int main(int argc, char **argv)
     r = getrlimit(RLIMIT_STACK, &rl);
     printf("stack limit %d %d\n", r, rl.rlim_cur >= (1 << 20) && rl.rlim_cur <= rl.rlim_max);
     printf("pages %d\n", sysconf(_SC_PHYS_PAGES) > 1000);
+    threads();
     fflush(stdout);
     fprintf(stderr, "to stderr\n");
-    return 3;
+    return 3; /* with the sleeper still waiting */
 }

@@ -3,13 +3,14 @@
  * ("<name> ok" or "<name> FAIL <value>") and exits 0 when every check passed.
  * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
- * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), poll and its timeout,
+ * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
+ * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; memory: anonymous and private file mmap, brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
  *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
  *     takes it, so run on Linux this check alone fails)
- *   - tkill and tgkill to itself run the handler
+ *   - tkill and tgkill to itself run the handler; with SA_ONSTACK it runs on the sigaltstack
  *   - a pipe read interrupted by a handler with SA_RESTART is restarted and gets the data;
  *     without SA_RESTART it fails with EINTR
  *   - pause() returns EINTR after a handler ran
@@ -72,6 +73,21 @@ static void say(const char *name, int ok, long value)
     }
     line[n++] = '\n';
     SYS(1, 1, line, n, 0);
+}
+
+static char altstack[16384] __attribute__((aligned(16)));
+static volatile u64 alt_sp;
+static volatile long alt_flags = -1;
+
+/* Where the handler runs, and what sigaltstack says there (SS_ONSTACK: 1) */
+static void on_alt(int sig)
+{
+    char here;
+    u64 ss[3] = {0, 0, 0};
+    alt_sp = (u64)&here;
+    SYS(131, 0, ss, 0, 0);
+    alt_flags = (int)ss[1];
+    hits[sig]++;
 }
 
 static long handle(int sig, u64 flags)
@@ -211,8 +227,8 @@ static void pipes(void)
     int fds[2] = {-1, -1};
     long r = SYS(293, fds, O_NONBLOCK | O_CLOEXEC, 0, 0);
     say("pipe2", r == 0 && SYS(72, fds[0], 1, 0, 0) == 1 && (SYS(72, fds[0], 3, 0, 0) & O_NONBLOCK), r);
-    r = SYS(72, fds[1], 1032, 0, 0); /* F_GETPIPE_SZ */
-    say("F_GETPIPE_SZ", r >= 4096, r);
+    long size = SYS(72, fds[1], 1032, 0, 0); /* F_GETPIPE_SZ */
+    say("F_GETPIPE_SZ", size == 65536, size);
     r = SYS(0, fds[0], buf, 1, 0);
     say("empty non-blocking read EAGAIN", r == -EAGAIN, r);
     int pfd[2] = {fds[0], 1}; /* struct pollfd {fd, events = POLLIN, revents} */
@@ -224,6 +240,10 @@ static void pipes(void)
     while ((w = SYS(1, fds[1], buf, sizeof(buf), 0)) > 0 && total < (1L << 24))
         total += w;
     say("full non-blocking write EAGAIN", total > 0 && w == -EAGAIN, w);
+    say("pipe holds F_GETPIPE_SZ", total == size, total);
+    SYS(0, fds[0], buf, 100, 0);
+    w = SYS(1, fds[1], buf, 200, 0); /* at most PIPE_BUF: whole or not at all */
+    say("small write not split", w == -EAGAIN, w);
     pfd[1] = 1;
     r = SYS(7, pfd, 1, 1000, 0);
     say("poll readable", r == 1 && (pfd[1] >> 16) == 1, pfd[1] >> 16);
@@ -427,6 +447,20 @@ static void signals(void)
     r = SYS(234, pid, tid, SIGUSR1, 0);
     say("tgkill", r == 0 && hits[SIGUSR1] == 2, r ? r : hits[SIGUSR1]);
 
+    u64 ss[3] = {(u64)altstack, 0, sizeof(altstack)}, was[3] = {1, 1, 1};
+    r = SYS(131, ss, was, 0, 0);
+    say("sigaltstack", r == 0 && (int)was[1] == 2 && was[2] == 0, r ? r : (long)was[1]); /* was SS_DISABLE */
+    u64 alt[4] = {(u64)on_alt, 0x08000000UL | SA_RESTORER, (u64)lel_restorer, 0}; /* SA_ONSTACK */
+    SYS(13, SIGUSR1, alt, 0, 8);
+    SYS(200, tid, SIGUSR1, 0, 0);
+    say("handler on the alternate stack", alt_sp >= (u64)altstack && alt_sp < (u64)altstack + sizeof(altstack) && alt_flags == 1,
+        alt_flags);
+    ss[1] = 2; /* SS_DISABLE */
+    r = SYS(131, ss, 0, 0, 0);
+    SYS(131, 0, was, 0, 0);
+    say("sigaltstack disabled", r == 0 && (int)was[1] == 2, r ? r : (long)was[1]);
+    handle(SIGUSR1, 0);
+
     int fds[2];
     char c = 0;
     r = SYS(22, fds, 0, 0, 0);
@@ -448,7 +482,7 @@ static void signals(void)
 
     child = poke_later(SIGUSR1, -1);
     r = SYS(34, 0, 0, 0, 0);
-    say("pause EINTR", r == -EINTR && hits[SIGUSR1] == 3, r == -EINTR ? hits[SIGUSR1] : r);
+    say("pause EINTR", r == -EINTR && hits[SIGUSR1] == 4, r == -EINTR ? hits[SIGUSR1] : r);
     reap(child);
 
     /* the real-time interval timer: once, then every 50 ms, then off; alarm's seconds left */
