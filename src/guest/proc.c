@@ -89,9 +89,16 @@ enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
 /* An address space: shared by the threads of a process, and by a vfork child (clone with
  * CLONE_VM) until it execs or exits; freed with its last user. */
+#define LAZY_MAX 32
 struct mm {
-    int refs;
+    int refs, nlazy;
     uint64_t pml4, brk_start, brk, mmap_next;
+    /* Ranges whose pages appear when first touched: what was reserved PROT_NONE and then made
+     * accessible with mprotect (thread stacks, malloc's per-thread arenas), which would cost
+     * megabytes each if populated at once. Everything else is populated when mapped. */
+    struct {
+        uint64_t start, end;
+    } lazy[LAZY_MAX];
 };
 
 /* Descriptors and the working directory: shared by the threads of a process (CLONE_FILES and
@@ -275,9 +282,67 @@ static int stack_grow(uint64_t pml4, uint64_t va)
     return 1;
 }
 
+/* Makes [start, end) lazy (merged with what it touches); -ENOMEM when the table is full. */
+static int lazy_add(struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++) {
+        if (start <= m->lazy[i].end && end >= m->lazy[i].start) {
+            uint64_t s = start < m->lazy[i].start ? start : m->lazy[i].start;
+            uint64_t e = end > m->lazy[i].end ? end : m->lazy[i].end;
+            m->lazy[i] = m->lazy[--m->nlazy]; /* merged ranges may now touch others */
+            return lazy_add(m, s, e);
+        }
+    }
+    if (m->nlazy == LAZY_MAX)
+        return -ENOMEM;
+    m->lazy[m->nlazy].start = start;
+    m->lazy[m->nlazy++].end = end;
+    return 0;
+}
+
+/* [start, end) is no longer lazy (unmapped, or PROT_NONE again). A range cut in two whose
+ * second half finds no slot keeps the whole: touching the hole then maps a page there. */
+static void lazy_remove(struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++) {
+        uint64_t s = m->lazy[i].start, e = m->lazy[i].end;
+        if (end <= s || start >= e)
+            continue;
+        if (start > s && end < e && m->nlazy == LAZY_MAX)
+            continue;
+        if (start > s && end < e) {
+            m->lazy[i].end = start;
+            m->lazy[m->nlazy].start = end;
+            m->lazy[m->nlazy++].end = e;
+        } else if (start > s) {
+            m->lazy[i].end = start;
+        } else if (end < e) {
+            m->lazy[i].start = end;
+        } else {
+            m->lazy[i--] = m->lazy[--m->nlazy];
+        }
+    }
+}
+
+/* A missing page of the current address space at `va`: mapped when it lies in a lazy range. */
+static int lazy_fault(uint64_t pml4, uint64_t va)
+{
+    struct mm *m = cur ? cur->mm : 0;
+    for (int i = 0; m && m->pml4 == pml4 && i < m->nlazy; i++) {
+        if (va >= m->lazy[i].start && va < m->lazy[i].end) {
+            if (map_new(pml4, va & ~(PAGE_SIZE - 1)) < 0)
+                return 0;
+            __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
-    return cur && !(err & 1) && stack_grow(cur->mm->pml4, addr); /* bit 0: a protection fault, not a missing page */
+    /* bit 0 of the error code: a protection fault, not a missing page */
+    return cur && !(err & 1) && (stack_grow(cur->mm->pml4, addr) || lazy_fault(cur->mm->pml4, addr));
 }
 
 /* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
@@ -287,8 +352,8 @@ static uint64_t translate(uint64_t pml4, uint64_t va, int write)
     if (va >= USER_TOP)
         return 0;
     uint64_t *e = pte_of(pml4, va, 0);
-    if ((!e || !(*e & PTE_P)) && stack_grow(pml4, va))
-        e = pte_of(pml4, va, 0); /* the kernel reached the stack first (a read into a stack buffer) */
+    if ((!e || !(*e & PTE_P)) && (stack_grow(pml4, va) || lazy_fault(pml4, va)))
+        e = pte_of(pml4, va, 0); /* the kernel reached the page first (a read into a stack buffer) */
     return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
 
@@ -1256,6 +1321,8 @@ static struct proc *process_new(uint64_t flags, long *err)
         c->mm->brk_start = cur->mm->brk_start;
         c->mm->brk = cur->mm->brk;
         c->mm->mmap_next = cur->mm->mmap_next;
+        c->mm->nlazy = cur->mm->nlazy;
+        kmemcpy(c->mm->lazy, cur->mm->lazy, sizeof(c->mm->lazy));
     }
     return c;
 }

@@ -5,7 +5,8 @@
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
  * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
  * up to PIPE_BUF never split, poll and its timeout,
- * writev/readv; memory: anonymous and private file mmap, brk, the stack growing (from user
+ * writev/readv; ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
+ * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
  *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
@@ -223,6 +224,20 @@ static void files(void)
 
 static void pipes(void)
 {
+    {
+        int p[2] = {-1, -1};
+        SYS(22, p, 0, 0, 0);
+        SYS(1, p[1], "hello", 5, 0);
+        int avail = -1;
+        long a = SYS(16, p[0], 0x541b, &avail, 0); /* FIONREAD */
+        long b = SYS(16, p[0], 0x5451, 0, 0);      /* FIOCLEX */
+        long cl = SYS(72, p[0], 1, 0, 0);          /* F_GETFD */
+        SYS(16, p[0], 0x5450, 0, 0);               /* FIONCLEX */
+        say("ioctl FIONREAD FIOCLEX FIONCLEX", a == 0 && avail == 5 && b == 0 && cl == 1 && SYS(72, p[0], 1, 0, 0) == 0,
+            a ? a : avail);
+        SYS(3, p[0], 0, 0, 0);
+        SYS(3, p[1], 0, 0, 0);
+    }
     static char buf[8192];
     int fds[2] = {-1, -1};
     long r = SYS(293, fds, O_NONBLOCK | O_CLOEXEC, 0, 0);
@@ -300,6 +315,27 @@ static void memory_and_more(void)
     say("mremap shrinks in place", shrunk == grown && shrunk[0] == 1, (long)shrunk);
     SYS(11, shrunk, 4096, 0, 0);
     SYS(11, other, 4096, 0, 0);
+    /* a PROT_NONE reservation made accessible costs only the pages touched (thread stacks and
+     * malloc arenas are made so: 256 MiB here would not fit in the guest if populated), and
+     * its PROT_NONE rest faults */
+    static u64 si0[16], si1[16];
+    SYS(99, si0, 0, 0, 0); /* sysinfo: freeram at [5] */
+    char *rsv = (char *)raw_syscall6(9, 0, 256UL << 20, 0, 0x22 | 0x4000, -1, 0); /* PROT_NONE, MAP_NORESERVE */
+    long pr = SYS(10, rsv, 128UL << 20, 3, 0);
+    if (pr == 0)
+        rsv[(128UL << 20) - 1] = 5;
+    SYS(99, si1, 0, 0, 0);
+    say("mprotect of a reservation is lazy", (long)rsv > 0 && pr == 0 && rsv[(128UL << 20) - 1] == 5 &&
+        si1[5] + (32UL << 20) > si0[5], (long)(si0[5] - si1[5]) >> 10);
+    long kid = SYS(57, 0, 0, 0, 0);
+    if (kid == 0) {
+        rsv[(200UL << 20)] = 1; /* PROT_NONE: SIGSEGV */
+        SYS(60, 0, 0, 0, 0);
+    }
+    int st = 0;
+    SYS(61, kid, &st, 0, 0);
+    say("PROT_NONE faults", (st & 0x7f) == 11, st);
+    SYS(11, rsv, 256UL << 20, 0, 0);
     long fd = SYS(2, "/etc/passwd", 0, 0, 0);
     char *f = (char *)raw_syscall6(9, 0, 4096, 1, 0x02, fd, 0); /* PROT_READ, MAP_PRIVATE */
     say("mmap file", (long)f > 0 && same(f, "root:", 5), (long)f);
