@@ -647,7 +647,7 @@ static void wake(enum why why, int pid)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &procs[i];
-        if (p->state == P_BLOCKED && p->why == why && (pid == 0 || p->pid == pid))
+        if (p->state == P_BLOCKED && p->why == why && (pid == 0 || p->group->pid == pid)) /* any of its threads */
             p->state = P_RUNNABLE;
     }
 }

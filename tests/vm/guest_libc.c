@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,12 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&lock);
     }
     return arg;
+}
+
+/* A child started and waited for by a thread other than the first. */
+static void *spawner(void *arg)
+{
+    return (void *)(long)system((const char *)arg);
 }
 
 /* Waits for ever: the process's exit must end it (exit_group). */
@@ -87,6 +94,11 @@ static void threads(void)
     printf("signal to a thread: %d\n", usr1_tid != 0 && usr1_tid != getpid());
     fflush(stdout);
     printf("system: %d\n", system("echo from system"));
+    fflush(stdout);
+    void *rc;
+    pthread_create(&s, NULL, spawner, "echo from a thread; exit 4");
+    pthread_join(s, &rc);
+    printf("system in a thread: %d\n", WEXITSTATUS((int)(long)rc));
 }
 
 static int cmp(const void *a, const void *b)
