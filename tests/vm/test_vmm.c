@@ -105,6 +105,12 @@ static int exec_argv(lel_vm_t *vm, const char *const *argv, char *out, size_t ca
     return r < 0 ? r : r > 0 ? -r : (int)ret[0];
 }
 
+/* exec_argv of `/bin/sh -c script`. */
+static int sh(lel_vm_t *vm, const char *script, char *out, size_t cap)
+{
+    return exec_argv(vm, (const char *const[]){"/bin/sh", "-c", script, NULL}, out, cap);
+}
+
 extern const unsigned char lel_systest_elf[], lel_libc_static_elf[], lel_libc_static_pie_elf[];
 extern const size_t lel_systest_elf_size, lel_libc_static_elf_size, lel_libc_static_pie_elf_size;
 
@@ -132,8 +138,7 @@ static void syscall_paths(lel_vm_t *vm)
 {
     char out[4096];
     put_program(vm, "/tmp/systest", lel_systest_elf, lel_systest_elf_size);
-    int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/systest && /tmp/systest", NULL}, out,
-                       sizeof(out));
+    int rc = sh(vm, "chmod +x /tmp/systest && /tmp/systest", out, sizeof(out));
     CHECK_INT(rc, 0);
     CHECK(strstr(out, "openat create ok\n") && strstr(out, "pause EINTR ok\n") && !strstr(out, "FAIL"));
 }
@@ -144,8 +149,7 @@ static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
 {
     char out[4096];
     put_program(vm, "/tmp/libctest", elf, n);
-    int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/libctest && GREETING=hi /tmp/libctest x 2>&1", NULL},
-                       out, sizeof(out));
+    int rc = sh(vm, "chmod +x /tmp/libctest && GREETING=hi /tmp/libctest x 2>&1", out, sizeof(out));
     CHECK_INT(rc, 3);
     CHECK_STR(out, "argc=2 argv1=x env=hi\nsorted 0 100002\nbig 1\nfile: 3.142 pi\nstat 0 size 9\nyear >= 2024: 1\n"
                    "missing: 1 No such file or directory\nstack limit 0 1\npages 1\n"
@@ -170,7 +174,7 @@ static void dynamic_program(lel_vm_t *vm)
     memcpy(elf + 64, &interp, 4); /* p_type PT_INTERP */
     char out[1024];
     put_program(vm, "/tmp/dyn", elf, sizeof(elf));
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "chmod +x /tmp/dyn; /tmp/dyn; echo rc=$?", NULL}, out, sizeof(out)), 0);
+    CHECK_INT(sh(vm, "chmod +x /tmp/dyn; /tmp/dyn; echo rc=$?", out, sizeof(out)), 0);
     CHECK(strstr(out, "rc=127\n") && strstr(out, "not found"));
 }
 
@@ -186,97 +190,73 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK(strstr(out, "bin") && strstr(out, "etc") && strstr(out, "tmp"));
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/cat", "/nonexistent", NULL}, out, sizeof(out)), 1);
     CHECK(strstr(out, "No such file") != NULL);
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo from sh; exit 3", NULL}, out, sizeof(out)), 3);
+    CHECK_INT(sh(vm, "echo from sh; exit 3", out, sizeof(out)), 3);
     CHECK_STR(out, "from sh\n");
     CHECK(exec_argv(vm, (const char *const[]){"/nope", NULL}, out, sizeof(out)) < 0); /* -ENOENT, not a crash */
     /* fork, pipes and wait: a pipeline, a subshell, && and || */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "seq 1 10000 | sort -rn | head -1", NULL}, out, sizeof(out)), 0);
+    CHECK_INT(sh(vm, "seq 1 10000 | sort -rn | head -1", out, sizeof(out)), 0);
     CHECK_STR(out, "10000\n");
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "(echo a; false) && echo no || echo yes", NULL}, out, sizeof(out)), 0);
+    CHECK_INT(sh(vm, "(echo a; false) && echo no || echo yes", out, sizeof(out)), 0);
     CHECK_STR(out, "a\nyes\n");
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /nonexistent 2>&1 | wc -l", NULL}, out, sizeof(out)), 0);
+    CHECK_INT(sh(vm, "cat /nonexistent 2>&1 | wc -l", out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
     /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
      * process has its directory while it lives, /proc/self is whoever looks */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "free | awk 'NR==2 {print ($2 > 100000)}'; df / | awk 'NR==2 {print $1, ($2 > 0)}'; "
-                                                  "sleep 5 & p=$!; for i in 1 2 3 4 5 6 7 8 9; do grep -q sleep /proc/$p/comm && break; sleep 0.05; done; "
-                                                  "ps -o pid,comm | grep -c \"^ *$p sleep$\"; kill $p; grep -c MemTotal /proc/meminfo; "
-                                                  "[ $(readlink /proc/self) -gt 1 ] && echo self; grep -c '^PPid:.1$' /proc/$$/status; "
-                                                  "sh -c 'echo $$ > /tmp/p'; [ -d /proc/$(cat /tmp/p) ] && echo stale || echo gone; "
-                                                  "top -bn1 | grep -c '^ *PID  *PPID'; id; mkdir /tmp/x && cp /bin/busybox /tmp/x/readlink && "
-                                                  "cd /tmp/x && ./readlink /proc/self/exe && cd / && rm -r /tmp/x; "
-                                                  "printf '#!/bin/sh\\nreadlink /proc/$$/exe\\n' > /tmp/s && chmod +x /tmp/s && /tmp/s",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "free | awk 'NR==2 {print ($2 > 100000)}'; df / | awk 'NR==2 {print $1, ($2 > 0)}'; "
+                     "sleep 5 & p=$!; for i in 1 2 3 4 5 6 7 8 9; do grep -q sleep /proc/$p/comm && break; sleep 0.05; done; "
+                     "ps -o pid,comm | grep -c \"^ *$p sleep$\"; kill $p; grep -c MemTotal /proc/meminfo; "
+                     "[ $(readlink /proc/self) -gt 1 ] && echo self; grep -c '^PPid:.1$' /proc/$$/status; "
+                     "sh -c 'echo $$ > /tmp/p'; [ -d /proc/$(cat /tmp/p) ] && echo stale || echo gone; "
+                     "top -bn1 | grep -c '^ *PID  *PPID'; id; mkdir /tmp/x && cp /bin/busybox /tmp/x/readlink && "
+                     "cd /tmp/x && ./readlink /proc/self/exe && cd / && rm -r /tmp/x; "
+                     "printf '#!/bin/sh\\nreadlink /proc/$$/exe\\n' > /tmp/s && chmod +x /tmp/s && /tmp/s", out, sizeof(out)),
               0);
     CHECK_STR(out, "1\nnone 1\n1\n1\nself\n1\ngone\n1\nuid=0(root) gid=0(root) groups=0(root)\n/tmp/x/readlink\n/bin/sh\n"); /* a script's is its interpreter */
     /* deaths by signal as a shell reports them (128 + signal), SIGPIPE's included */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "sh -c 'kill -INT $$'; echo int=$?; sh -c 'kill -TERM $$'; echo term=$?; "
-                                                  "sh -c 'kill -KILL $$'; echo kill=$?; "
-                                                  "(yes; echo yes=$? > /tmp/ps) | head -c 2 > /dev/null; cat /tmp/ps; rm /tmp/ps",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "sh -c 'kill -INT $$'; echo int=$?; sh -c 'kill -TERM $$'; echo term=$?; "
+                     "sh -c 'kill -KILL $$'; echo kill=$?; "
+                     "(yes; echo yes=$? > /tmp/ps) | head -c 2 > /dev/null; cat /tmp/ps; rm /tmp/ps", out, sizeof(out)),
               0);
     CHECK_STR(out, "int=130\nTerminated\nterm=143\nKilled\nkill=137\nyes=141\n"); /* sh says the two on stderr */
     /* files and directories through the applets */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "mkdir -p /tmp/a/b && echo hi > /tmp/a/b/f && mv /tmp/a/b/f /tmp/a/g && "
-                                                  "cat /tmp/a/g && rm /tmp/a/g && ls /tmp/a && rmdir /tmp/a/b && ls /tmp/a | wc -l",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "mkdir -p /tmp/a/b && echo hi > /tmp/a/b/f && mv /tmp/a/b/f /tmp/a/g && "
+                     "cat /tmp/a/g && rm /tmp/a/g && ls /tmp/a && rmdir /tmp/a/b && ls /tmp/a | wc -l", out, sizeof(out)),
               0);
     CHECK_STR(out, "hi\nb\n0\n");
     /* scripts: "#!interp [arg]" (nested too, as on Linux); without "#!" sh runs the file itself */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "printf '#!/bin/sh\\necho script $0 $1\\n' > /tmp/s.sh && "
-                                                  "printf '#!/bin/awk  -f \\nBEGIN { print \"awk\", ARGV[1] }\\n' > /tmp/a.awk && "
-                                                  "printf '#!/tmp/s.sh\\n' > /tmp/n && printf 'echo plain\\n' > /tmp/p && "
-                                                  "chmod +x /tmp/s.sh /tmp/a.awk /tmp/n /tmp/p && "
-                                                  "printf '#!/usr/bin/env sh\\necho env $1\\n' > /tmp/e && chmod +x /tmp/e && "
-                                                  "/tmp/s.sh x && /tmp/a.awk q && /tmp/n y && /tmp/p && cd /tmp && ./s.sh z && ./e w",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "printf '#!/bin/sh\\necho script $0 $1\\n' > /tmp/s.sh && "
+                     "printf '#!/bin/awk  -f \\nBEGIN { print \"awk\", ARGV[1] }\\n' > /tmp/a.awk && "
+                     "printf '#!/tmp/s.sh\\n' > /tmp/n && printf 'echo plain\\n' > /tmp/p && "
+                     "chmod +x /tmp/s.sh /tmp/a.awk /tmp/n /tmp/p && "
+                     "printf '#!/usr/bin/env sh\\necho env $1\\n' > /tmp/e && chmod +x /tmp/e && "
+                     "/tmp/s.sh x && /tmp/a.awk q && /tmp/n y && /tmp/p && cd /tmp && ./s.sh z && ./e w", out, sizeof(out)),
               0);
     CHECK_STR(out, "script /tmp/s.sh x\nawk q\nscript /tmp/s.sh /tmp/n\nplain\nscript ./s.sh z\nenv w\n");
     /* a removed file lives on while open; a removed working directory is dead, not freed */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "echo kept > /tmp/u && exec 3< /tmp/u && rm /tmp/u && "
-                                                  "for i in 1 2 3; do echo other$i > /tmp/v$i; done; cat <&3; "
-                                                  "mkdir /tmp/d && cd /tmp/d && rmdir /tmp/d && (touch f 2>/dev/null || echo refused) && "
-                                                  "(/bin/pwd 2>/dev/null || echo no path) && ls -a | wc -l; cd / && rm /tmp/v?",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "echo kept > /tmp/u && exec 3< /tmp/u && rm /tmp/u && "
+                     "for i in 1 2 3; do echo other$i > /tmp/v$i; done; cat <&3; "
+                     "mkdir /tmp/d && cd /tmp/d && rmdir /tmp/d && (touch f 2>/dev/null || echo refused) && "
+                     "(/bin/pwd 2>/dev/null || echo no path) && ls -a | wc -l; cd / && rm /tmp/v?", out, sizeof(out)),
               0);
     CHECK_STR(out, "kept\nrefused\nno path\n0\n");
     /* signal handlers: sh's `wait` sleeps in sigsuspend until its SIGCHLD handler ran; traps run
      * and return to where they interrupted (a kill of itself, a wait for `sleep`) */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "sleep 0.3 & sleep 0.1 & wait; echo waited; trap 'echo caught' TERM; "
-                                                  "kill -TERM $$; echo after; trap 'echo got; exit 3' USR1; "
-                                                  "(sleep 0.2; kill -USR1 $$) & while :; do sleep 1; done",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "sleep 0.3 & sleep 0.1 & wait; echo waited; trap 'echo caught' TERM; "
+                     "kill -TERM $$; echo after; trap 'echo got; exit 3' USR1; "
+                     "(sleep 0.2; kill -USR1 $$) & while :; do sleep 1; done", out, sizeof(out)),
               3);
     CHECK_STR(out, "waited\ncaught\nafter\ngot\n");
     /* ... and reach a program busy in user mode (no syscalls): its handler returns to the exact
      * place and registers it interrupted, again and again */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "trap 'n=$((n+1))' USR1; n=0; "
-                                                  "(for i in 1 2 3; do sleep 0.1; kill -USR1 $$; done) & "
-                                                  "i=0; while [ $n -lt 3 ]; do i=$((i+1)); done; echo n=$n; "
-                                                  "trap 'echo t; exit 4' TERM; (sleep 0.2; kill $$) & while :; do :; done",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "trap 'n=$((n+1))' USR1; n=0; "
+                     "(for i in 1 2 3; do sleep 0.1; kill -USR1 $$; done) & "
+                     "i=0; while [ $n -lt 3 ]; do i=$((i+1)); done; echo n=$n; "
+                     "trap 'echo t; exit 4' TERM; (sleep 0.2; kill $$) & while :; do :; done", out, sizeof(out)),
               4);
     CHECK_STR(out, "n=3\nt\n");
     /* a running program's code is its file's pages, shared: the file cannot change meanwhile */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c",
-                                                  "cp /bin/busybox /tmp/busybox2 && { /tmp/busybox2 sh -c 'sleep 0.5; echo ran' & } && sleep 0.2; "
-                                                  "(echo x > /tmp/busybox2) 2>/dev/null || echo busy; wait; echo x > /tmp/busybox2 && echo free",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "cp /bin/busybox /tmp/busybox2 && { /tmp/busybox2 sh -c 'sleep 0.5; echo ran' & } && sleep 0.2; "
+                     "(echo x > /tmp/busybox2) 2>/dev/null || echo busy; wait; echo x > /tmp/busybox2 && echo free", out, sizeof(out)),
               0);
     CHECK_STR(out, "busy\nran\nfree\n");
     /* the wall clock the host sets (2030-01-01 00:00:05 UTC) is what programs see */
@@ -306,9 +286,7 @@ static void concurrency(lel_vm_t *vm)
     struct lel_run_result res;
     int r;
     /* a busy loop in the background of a command cannot starve the command itself */
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "(while :; do :; done) & sleep 0.2; kill $!; echo ok",
-                                                  NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "(while :; do :; done) & sleep 0.2; kill $!; echo ok", out, sizeof(out)),
               0);
     CHECK_STR(out, "ok\n");
     /* a command that loops forever is killed at its timeout; one started after it answers first */
@@ -361,8 +339,7 @@ static void concurrency(lel_vm_t *vm)
     CHECK(!res.timed_out);
     CHECK(now_ms() - t0 < 2000);
     usleep(3600000);
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "cat /tmp/late /tmp/sid; test -e /tmp/hup || echo gone", NULL},
-                        out, sizeof(out)),
+    CHECK_INT(sh(vm, "cat /tmp/late /tmp/sid; test -e /tmp/hup || echo gone", out, sizeof(out)),
               0);
     CHECK_STR(out, "late\nsid\ngone\n");
     /* a fork bomb meets the process limit and ends at its timeout with everything it started
@@ -376,8 +353,7 @@ static void concurrency(lel_vm_t *vm)
     double wait_ms = 2500 - (now_ms() - t0); /* what it left ends at its timeout (2 s) */
     if (wait_ms > 0)
         usleep((useconds_t)(wait_ms * 1000));
-    for (int i = 0; i < 50 && (r = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "echo after bomb", NULL}, out,
-                                             sizeof(out))) == -LEL_ST_EAGAIN;
+    for (int i = 0; i < 50 && (r = sh(vm, "echo after bomb", out, sizeof(out))) == -LEL_ST_EAGAIN;
          i++)
         usleep(200000);
     CHECK_INT(r, 0);
@@ -388,8 +364,7 @@ static void concurrency(lel_vm_t *vm)
     uint32_t bid = 0;
     CHECK_INT(lel_vm_cmd_start(vm, &bg, &bid), 0);
     usleep(1000000);
-    CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/sh", "-c", "rm /tmp/hb; sleep 2; cat /tmp/hb | wc -l", NULL}, out,
-                        sizeof(out)),
+    CHECK_INT(sh(vm, "rm /tmp/hb; sleep 2; cat /tmp/hb | wc -l", out, sizeof(out)),
               0);
     CHECK_STR(out, "1\n");
     CHECK_INT(lel_vm_cmd_result(vm, bid, &id1, &res), -ENOENT);
@@ -534,7 +509,7 @@ int main(void)
         return lel_test_finish();
     if (getenv("LEL_VMM_SH")) { /* a debugging aid: run one command in a fresh guest and stop */
         char out[LEL_CHAN_DATA_MAX + 1];
-        int rc = exec_argv(vm, (const char *const[]){"/bin/sh", "-c", getenv("LEL_VMM_SH"), NULL}, out, sizeof(out));
+        int rc = sh(vm, getenv("LEL_VMM_SH"), out, sizeof(out));
         lel_vm_destroy(vm);
         return rc == 0 ? 0 : 1;
     }
