@@ -7,10 +7,10 @@
  * Scheduling: each process has its own kernel stack for its syscalls; the scheduler runs on the
  * kernel's boot stack (the context that serves host requests) and every switch goes through
  * it. A process leaves the CPU when it blocks (wait4, a pipe, poll, nanosleep), yields or
- * exits; there is no time-slice preemption yet, so a program that never makes a syscall keeps
- * the CPU until the command's timeout ends it. Interrupts from user mode arrive on one fixed
- * stack (TSS.rsp0 never changes: whether PVM re-reads it on every event is not known) and
- * never switch processes there. Kernel code is never preempted: single CPU, no locks. */
+ * exits, and at every timer tick or host request that interrupts its user mode (proc_preempt),
+ * so a busy loop starves neither other programs nor the host. Interrupts from user mode arrive
+ * on one fixed stack (TSS.rsp0 never changes: whether PVM re-reads it on every event is not
+ * known) and never switch processes there. Kernel code is never preempted: single CPU, no locks. */
 #include "cpu.h"
 #include "proc.h"
 
@@ -59,8 +59,9 @@ extern const uint8_t user_test_elf[], user_test_elf_end[];
 
 uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kernel stack */
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL };
 struct outbuf;
+struct epoll;
 
 /* A pipe holds 64 KiB as Linux's does (a one-page pipe cost a switch between writer and
  * reader every 4 KiB): a ring over PIPE_PAGES pages, each allocated when first written. The
@@ -71,6 +72,7 @@ struct outbuf;
 struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
+    uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
     int readers, writers;
 };
 
@@ -79,9 +81,13 @@ struct file {
     struct inode *ino;
     struct pipe *pipe;
     struct outbuf *ob; /* F_OUT: the session's buffer; NULL once the session ended (discarded) */
+    struct epoll *ep;  /* F_EPOLL */
     uint64_t off;
+    uint64_t count, seq; /* F_EVENT: the counter, and how often it changed */
     int flags;
+    int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;
+    int epolled; /* epoll instances that watch it */
 };
 
 enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
@@ -665,18 +671,32 @@ static struct file *file_new(enum ftype t, struct inode *ino, int flags)
     return f;
 }
 
+static void epoll_forget(struct file *f);
+static void epoll_free(struct epoll *ep);
+
+/* A pipe's readiness changed: for poll, select and epoll waiters. */
+static void pipe_changed(struct pipe *p)
+{
+    p->seq++;
+    wake(W_PIPE, 0);
+}
+
 static void file_put(struct file *f)
 {
     if (!f || --f->refs > 0)
         return;
     fs_release(f->ino);
+    if (f->epolled)
+        epoll_forget(f);
+    if (f->ep)
+        epoll_free(f->ep);
     if (f->pipe) {
         struct pipe *p = f->pipe;
         if (f->type == F_PIPE_R)
             p->readers--;
         else
             p->writers--;
-        wake(W_PIPE, 0);
+        pipe_changed(p);
         if (p->readers == 0 && p->writers == 0) {
             for (int i = 0; i < PIPE_PAGES; i++)
                 if (p->page[i])
@@ -909,6 +929,7 @@ static uint64_t tick_after_ns(uint64_t ns)
     return t > now / tick ? t : now / tick + 1;
 }
 
+#include "epoll.inc"
 #include "syscalls.inc"
 /* ---- processes ---- */
 
@@ -1478,7 +1499,7 @@ static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
     }
     if (p->count == 0)
         p->head = 0;
-    wake(W_PIPE, 0);
+    pipe_changed(p);
     return (long)done;
 }
 
@@ -1514,7 +1535,7 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
         uint64_t room = pipe_room(p);
         /* POSIX: a write of at most PIPE_BUF bytes goes in whole or waits */
         if (room == 0 || (n <= PIPE_BUF_ && room < n)) {
-            wake(W_PIPE, 0);
+            pipe_changed(p);
             if (f->flags & O_NONBLOCK_)
                 return done ? (long)done : -EAGAIN;
             if (sig_ready(cur))
@@ -1535,7 +1556,7 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
             done += chunk;
         }
     }
-    wake(W_PIPE, 0);
+    pipe_changed(p);
     return (long)done;
 }
 

@@ -5,7 +5,8 @@
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
  * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
  * up to PIPE_BUF never split, poll and its timeout,
- * writev/readv; ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
+ * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
+ * blocked epoll_pwait woken by a child, a closed file leaving the set); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
@@ -30,6 +31,7 @@ typedef unsigned long u64;
 #define EAGAIN 11
 #define EEXIST 17
 #define ENOTTY 25
+#define EPERM 1
 #define O_RDWR 2
 #define O_CREAT 0100
 #define O_TRUNC 01000
@@ -291,6 +293,137 @@ static void pipes(void)
     say("pipe2 bad flags EINVAL", r == -EINVAL, r);
 }
 
+/* struct epoll_event: packed on x86-64 */
+struct ev {
+    unsigned events;
+    u64 data;
+} __attribute__((packed));
+#define EPOLLIN 1
+#define EPOLLHUP 0x10
+#define EPOLLET (1U << 31)
+#define EPOLLONESHOT (1U << 30)
+
+static long ep_ctl(int ep, int op, int fd, unsigned events, u64 data)
+{
+    struct ev e = {events, data};
+    return SYS(233, ep, op, fd, &e);
+}
+
+/* epoll_wait with room for four events; the first lands in *e */
+static long ep_wait(int ep, struct ev *e, int timeout_ms)
+{
+    struct ev evs[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    long r = SYS(232, ep, evs, 4, timeout_ms);
+    *e = evs[0];
+    return r;
+}
+
+static void eventfds(void)
+{
+    u64 v = 0;
+    int fd = (int)SYS(290, 3, O_NONBLOCK | O_CLOEXEC, 0, 0); /* eventfd2 */
+    long r = SYS(0, fd, &v, 8, 0);
+    say("eventfd read takes the count", fd >= 0 && r == 8 && v == 3 && SYS(72, fd, 1, 0, 0) == 1, fd < 0 ? fd : r);
+    r = SYS(0, fd, &v, 8, 0);
+    say("eventfd empty non-blocking EAGAIN", r == -EAGAIN, r);
+    v = 2;
+    SYS(1, fd, &v, 8, 0);
+    v = 5;
+    SYS(1, fd, &v, 8, 0);
+    int pfd[2] = {fd, 1};
+    long pr = SYS(7, pfd, 1, 0, 0);
+    r = SYS(0, fd, &v, 8, 0);
+    say("eventfd writes add up, poll sees them", r == 8 && v == 7 && pr == 1 && (pfd[1] >> 16) == 1, r == 8 ? (long)v : r);
+    v = ~0UL;
+    r = SYS(1, fd, &v, 8, 0);
+    long r2 = SYS(0, fd, &v, 4, 0);
+    say("eventfd bad write and short read EINVAL", r == -EINVAL && r2 == -EINVAL, r == -EINVAL ? r2 : r);
+    SYS(3, fd, 0, 0, 0);
+    fd = (int)SYS(290, 2, 1 | O_NONBLOCK, 0, 0); /* EFD_SEMAPHORE */
+    long a = SYS(0, fd, &v, 8, 0), got = (long)v;
+    long b = SYS(0, fd, &v, 8, 0);
+    got += (long)v;
+    say("eventfd semaphore counts down by one", a == 8 && b == 8 && got == 2 && SYS(0, fd, &v, 8, 0) == -EAGAIN, got);
+    SYS(3, fd, 0, 0, 0);
+}
+
+static void epolls(void)
+{
+    static char buf[16];
+    struct ev e;
+    int p[2] = {-1, -1};
+    int ep = (int)SYS(291, O_CLOEXEC, 0, 0, 0); /* epoll_create1 */
+    SYS(293, p, O_NONBLOCK, 0, 0);
+    long r = ep_ctl(ep, 1, p[0], EPOLLIN, 42);
+    long again = ep_ctl(ep, 1, p[0], EPOLLIN, 42);
+    long none = ep_ctl(ep, 2, p[1], 0, 0);
+    int file = (int)SYS(257, AT_FDCWD, "/", O_DIRECTORY, 0);
+    long perm = ep_ctl(ep, 1, file, EPOLLIN, 0);
+    SYS(3, file, 0, 0, 0);
+    say("epoll_ctl ADD, EEXIST, ENOENT, EPERM for a file", ep >= 0 && r == 0 && again == -EEXIST && none == -ENOENT && perm == -EPERM,
+        ep < 0 ? ep : r ? r : again != -EEXIST ? again : none != -ENOENT ? none : perm);
+    long t0 = mono_ms();
+    r = ep_wait(ep, &e, 50);
+    long waited = mono_ms() - t0;
+    say("epoll_wait times out", r == 0 && waited >= 50 && waited < 5000, r ? r : waited);
+    SYS(1, p[1], "ab", 2, 0);
+    r = ep_wait(ep, &e, -1);
+    long r2 = ep_wait(ep, &e, 0);
+    say("epoll level-triggered", r == 1 && r2 == 1 && e.events == EPOLLIN && e.data == 42, r == 1 ? r2 : r);
+    int pfd[2] = {ep, 1};
+    r = SYS(7, pfd, 1, 0, 0);
+    say("poll on an epoll with a ready item", r == 1 && (pfd[1] >> 16) == 1, r);
+    ep_ctl(ep, 3, p[0], EPOLLIN | EPOLLET, 43);
+    r = ep_wait(ep, &e, 0);
+    r2 = ep_wait(ep, &e, 0);
+    SYS(1, p[1], "c", 1, 0);
+    long r3 = ep_wait(ep, &e, 0);
+    say("epoll edge-triggered: once, then at the next write", r == 1 && r2 == 0 && r3 == 1 && e.data == 43,
+        r * 100 + r2 * 10 + r3);
+    ep_ctl(ep, 3, p[0], EPOLLIN | EPOLLONESHOT, 44);
+    r = ep_wait(ep, &e, 0);
+    r2 = ep_wait(ep, &e, 0);
+    ep_ctl(ep, 3, p[0], EPOLLIN | EPOLLONESHOT, 45);
+    r3 = ep_wait(ep, &e, 0);
+    say("epoll one-shot until re-armed", r == 1 && r2 == 0 && r3 == 1 && e.data == 45, r * 100 + r2 * 10 + r3);
+    SYS(0, p[0], buf, sizeof(buf), 0);
+
+    /* a child's eventfd write wakes a parent blocked in epoll_pwait */
+    int efd = (int)SYS(290, 0, 0, 0, 0);
+    ep_ctl(ep, 3, p[0], EPOLLIN, 42);
+    ep_ctl(ep, 1, efd, EPOLLIN, 7);
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        long delay[2] = {0, 200000000};
+        u64 one = 1;
+        SYS(35, delay, 0, 0, 0);
+        SYS(1, efd, &one, 8, 0);
+        SYS(60, 0, 0, 0, 0);
+    }
+    t0 = mono_ms();
+    struct ev evs[4];
+    r = raw_syscall6(281, ep, (long)evs, 4, -1, 0, 8); /* epoll_pwait, no mask */
+    waited = mono_ms() - t0;
+    say("epoll_pwait woken by a child's eventfd write", r == 1 && evs[0].data == 7 && waited >= 150, r == 1 ? waited : r);
+    reap(child);
+    u64 n;
+    SYS(0, efd, &n, 8, 0);
+
+    SYS(3, p[1], 0, 0, 0);
+    r = ep_wait(ep, &e, 0);
+    say("epoll hang-up when the writer closes", r == 1 && e.data == 42 && (e.events & EPOLLHUP), e.events);
+    SYS(3, p[0], 0, 0, 0);
+    SYS(3, efd, 0, 0, 0);
+    SYS(22, p, 0, 0, 0); /* the same descriptor numbers again, on new files */
+    SYS(1, p[1], "d", 1, 0);
+    r = ep_wait(ep, &e, 0);
+    r2 = ep_ctl(ep, 1, p[0], EPOLLIN, 46);
+    say("a closed file leaves the epoll", r == 0 && r2 == 0 && ep_wait(ep, &e, 0) == 1 && e.data == 46, r ? r : r2);
+    SYS(3, p[0], 0, 0, 0);
+    SYS(3, p[1], 0, 0, 0);
+    SYS(3, ep, 0, 0, 0);
+}
+
 static void memory_and_more(void)
 {
     char *m = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0); /* PROT_RW, MAP_PRIVATE|ANON */
@@ -544,6 +677,8 @@ void _start(void)
 {
     files();
     pipes();
+    eventfds();
+    epolls();
     memory_and_more();
     stack();
     cpu_times();
