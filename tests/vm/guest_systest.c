@@ -6,7 +6,8 @@
  * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
  * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
- * blocked epoll_pwait woken by a child, a closed file leaving the set); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
+ * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
+ * (with a clone(CLONE_VM) child waiting) and the vfork syscall; ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
@@ -424,6 +425,53 @@ static void epolls(void)
     SYS(3, ep, 0, 0, 0);
 }
 
+/* clone(flags, stack) whose child runs fn(arg) on `stack` and exits with what it returns (a
+ * child of clone with CLONE_VM cannot return into its parent's frames) */
+long clone_run(long flags, void *stack, long (*fn)(void *), void *arg);
+__asm__(".text\n.globl clone_run\nclone_run:\n"
+        "\tmov %rdx, %r9\n\tmov %rcx, %r8\n\txor %edx, %edx\n\txor %r10d, %r10d\n"
+        "\tmov $56, %eax\n\tsyscall\n\ttest %rax, %rax\n\tjnz 1f\n"
+        "\tmov %r8, %rdi\n\tcall *%r9\n\tmov %rax, %rdi\n\tmov $60, %eax\n\tsyscall\n\thlt\n"
+        "1:\tret\n");
+
+static volatile int fwords[4]; /* A, B, the waiter is about to wait, what its FUTEX_WAIT returned */
+static char waiter_stack[16384] __attribute__((aligned(16)));
+
+static long futex_waiter(void *unused)
+{
+    (void)unused;
+    fwords[2] = 1;
+    fwords[3] = (int)SYS(202, &fwords[0], 0, 0, 0); /* FUTEX_WAIT on A while it is 0 */
+    return 0;
+}
+
+/* FUTEX_CMP_REQUEUE moves a waiter from A to B (musl's condition variables; glibc's no longer),
+ * refusing when A changed; the vfork syscall shares memory and suspends the parent. */
+static void futex_requeue_vfork(void)
+{
+    long child = clone_run(0x100 | 17, waiter_stack + sizeof(waiter_stack), futex_waiter, 0); /* CLONE_VM, SIGCHLD */
+    while (child > 0 && !fwords[2])
+        SYS(24, 0, 0, 0, 0);
+    long delay[2] = {0, 50000000};
+    SYS(35, delay, 0, 0, 0); /* one CPU: the waiter is asleep in FUTEX_WAIT by now */
+    long bad = raw_syscall6(202, (long)&fwords[0], 4, 0, 1, (long)&fwords[1], 1); /* expects A == 1: EAGAIN */
+    long moved = raw_syscall6(202, (long)&fwords[0], 4, 0, 1, (long)&fwords[1], 0);
+    long on_a = SYS(202, &fwords[0], 1, 1, 0), on_b = SYS(202, &fwords[1], 1, 1, 0); /* FUTEX_WAKE */
+    int status = -1;
+    long r = SYS(61, child, &status, 0, 0);
+    say("futex CMP_REQUEUE moves a waiter", child > 0 && bad == -EAGAIN && moved == 1 && on_a == 0 && on_b == 1 && r == child && status == 0 && fwords[3] == 0,
+        child <= 0 ? child : bad != -EAGAIN ? bad : moved != 1 ? moved : on_a * 10 + on_b);
+
+    fwords[2] = 0;
+    long pid = SYS(58, 0, 0, 0, 0); /* vfork */
+    if (pid == 0) {
+        fwords[2] = 5; /* the parent's memory */
+        SYS(60, 7, 0, 0, 0);
+    }
+    r = SYS(61, pid, &status, 0, 0);
+    say("vfork shares memory", pid > 0 && fwords[2] == 5 && r == pid && status == 7 << 8, pid > 0 ? status : pid);
+}
+
 static void memory_and_more(void)
 {
     char *m = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0); /* PROT_RW, MAP_PRIVATE|ANON */
@@ -679,6 +727,7 @@ void _start(void)
     pipes();
     eventfds();
     epolls();
+    futex_requeue_vfork();
     memory_and_more();
     stack();
     cpu_times();
