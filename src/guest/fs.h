@@ -13,6 +13,7 @@
 #define S_IFLNK 0120000
 #define S_IFCHR 0020000
 #define S_IFIFO 0010000
+#define S_IFSOCK 0140000
 
 #define E_NOENT 2
 #define E_IO 5

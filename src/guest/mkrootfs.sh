@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the default root filesystem as a cpio (newc) archive from Debian's busybox-static:
 # /bin/busybox with a link per applet (/sbin, /usr/bin and /usr/sbin lead to /bin), /tmp, /root,
-# /etc/passwd, /etc/group. Usage: mkrootfs.sh OUT.cpio
+# /etc/passwd, /etc/group, /etc/hosts (localhost: the sandbox's loopback sockets). Usage:
+# mkrootfs.sh OUT.cpio
 set -eu
 out=$1
 stage=$(mktemp -d)
@@ -18,5 +19,6 @@ for a in $(/bin/busybox --list); do
 done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
 printf 'root:x:0:\n' > "$stage/etc/group"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$stage/etc/hosts"
 (cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.$$.tmp"
 mv "$out.$$.tmp" "$out"

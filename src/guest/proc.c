@@ -59,9 +59,10 @@ extern const uint8_t user_test_elf[], user_test_elf_end[];
 
 uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kernel stack */
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK };
 struct outbuf;
 struct epoll;
+struct sock;
 
 /* A pipe holds 64 KiB as Linux's does (a one-page pipe cost a switch between writer and
  * reader every 4 KiB): a ring over PIPE_PAGES pages, each allocated when first written. The
@@ -69,6 +70,7 @@ struct epoll;
 #define PIPE_PAGES 16
 #define PIPE_SIZE (PIPE_PAGES * PAGE_SIZE)
 #define PIPE_BUF_ 4096 /* writes up to this size are never split */
+#define PIPE_NOSIG 1   /* pipe_write: EPIPE without SIGPIPE (send's MSG_NOSIGNAL) */
 struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
@@ -82,6 +84,7 @@ struct file {
     struct pipe *pipe;
     struct outbuf *ob; /* F_OUT: the session's buffer; NULL once the session ended (discarded) */
     struct epoll *ep;  /* F_EPOLL */
+    struct sock *sock; /* F_SOCK */
     uint64_t off;
     uint64_t count, seq; /* F_EVENT: the counter, and how often it changed */
     int flags;
@@ -681,6 +684,37 @@ static void pipe_changed(struct pipe *p)
     wake(W_PIPE, 0);
 }
 
+/* An empty pipe with one reader and one writer; NULL when out of memory. */
+static struct pipe *pipe_new(void)
+{
+    struct pipe *p = kmalloc(sizeof(*p));
+    if (p && !(p->page[0] = kpage_alloc())) { /* an empty pipe always takes data */
+        kfree(p, sizeof(*p));
+        return 0;
+    }
+    if (p)
+        p->readers = p->writers = 1;
+    return p;
+}
+
+/* A reader (or writer) of `p` let go; the last one frees it. */
+static void pipe_drop(struct pipe *p, int reader)
+{
+    if (reader)
+        p->readers--;
+    else
+        p->writers--;
+    pipe_changed(p);
+    if (p->readers == 0 && p->writers == 0) {
+        for (int i = 0; i < PIPE_PAGES; i++)
+            if (p->page[i])
+                kpage_free(p->page[i]);
+        kfree(p, sizeof(*p));
+    }
+}
+
+static void sock_close(struct sock *s);
+
 static void file_put(struct file *f)
 {
     if (!f || --f->refs > 0)
@@ -690,20 +724,10 @@ static void file_put(struct file *f)
         epoll_forget(f);
     if (f->ep)
         epoll_free(f->ep);
-    if (f->pipe) {
-        struct pipe *p = f->pipe;
-        if (f->type == F_PIPE_R)
-            p->readers--;
-        else
-            p->writers--;
-        pipe_changed(p);
-        if (p->readers == 0 && p->writers == 0) {
-            for (int i = 0; i < PIPE_PAGES; i++)
-                if (p->page[i])
-                    kpage_free(p->page[i]);
-            kfree(p, sizeof(*p));
-        }
-    }
+    if (f->pipe)
+        pipe_drop(f->pipe, f->type == F_PIPE_R);
+    if (f->sock)
+        sock_close(f->sock);
     kfree(f, sizeof(*f));
 }
 
@@ -901,8 +925,8 @@ static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size);
 static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options, uint64_t urusage);
 static long put_rusage(uint64_t uru, uint64_t ns);
 static long sys_pipe(uint64_t ufds, uint64_t flags);
-static long pipe_read(struct file *f, uint64_t buf, uint64_t n);
-static long pipe_write(struct file *f, uint64_t buf, uint64_t n);
+static long pipe_read(struct pipe *p, int nonblock, uint64_t buf, uint64_t n);
+static long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n);
 static uint64_t pipe_room(struct pipe *p);
 static long sys_kill(int64_t pid, uint64_t sig);
 static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig);
@@ -930,6 +954,7 @@ static uint64_t tick_after_ns(uint64_t ns)
 }
 
 #include "epoll.inc"
+#include "socket.inc"
 #include "syscalls.inc"
 /* ---- processes ---- */
 
@@ -1445,17 +1470,16 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     if (flags & ~(uint64_t)(O_CLOEXEC_ | O_NONBLOCK_))
         return -EINVAL;
     int nb = (int)(flags & O_NONBLOCK_);
-    struct pipe *p = kmalloc(sizeof(*p));
-    if (p)
-        kmemset(p, 0, sizeof(*p));
-    struct file *r = file_new(F_PIPE_R, 0, nb), *w = file_new(F_PIPE_W, 0, 1 | nb);
-    if (!p || !r || !w || !(p->page[0] = kpage_alloc())) {
-        kfree(p, sizeof(*p));
+    struct pipe *p = pipe_new();
+    struct file *r = p ? file_new(F_PIPE_R, 0, nb) : 0, *w = r ? file_new(F_PIPE_W, 0, 1 | nb) : 0;
+    if (!w) {
         file_put(r);
-        file_put(w);
+        if (p) {
+            pipe_drop(p, 1);
+            pipe_drop(p, 0);
+        }
         return -ENOMEM;
     }
-    p->readers = p->writers = 1;
     r->pipe = w->pipe = p;
     int ce = (flags & O_CLOEXEC_) != 0;
     int fr = fd_install(r, 0, ce), fw = fr < 0 ? fr : fd_install(w, 0, ce);
@@ -1472,13 +1496,12 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     return 0;
 }
 
-static long pipe_read(struct file *f, uint64_t buf, uint64_t n)
+static long pipe_read(struct pipe *p, int nonblock, uint64_t buf, uint64_t n)
 {
-    struct pipe *p = f->pipe;
     while (p->count == 0) {
         if (p->writers == 0)
             return 0;
-        if (f->flags & O_NONBLOCK_)
+        if (nonblock)
             return -EAGAIN;
         if (sig_ready(cur))
             return -ERESTART_;
@@ -1519,14 +1542,16 @@ static uint64_t pipe_room(struct pipe *p)
     return room < PIPE_SIZE - p->count ? room : PIPE_SIZE - p->count;
 }
 
-static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
+/* flags: O_NONBLOCK_, and PIPE_NOSIG (send's MSG_NOSIGNAL: EPIPE without SIGPIPE) */
+static long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
-    struct pipe *p = f->pipe;
     uint64_t done = 0;
     while (done < n) {
         if (p->readers == 0) {
             if (done)
                 return (long)done;
+            if (flags & PIPE_NOSIG)
+                return -EPIPE;
             kill_proc(cur, 13, cur->pid); /* SIGPIPE: ends it unless ignored or handled */
             if (cur->killed)
                 proc_exit(128 + cur->killed);
@@ -1536,7 +1561,7 @@ static long pipe_write(struct file *f, uint64_t buf, uint64_t n)
         /* POSIX: a write of at most PIPE_BUF bytes goes in whole or waits */
         if (room == 0 || (n <= PIPE_BUF_ && room < n)) {
             pipe_changed(p);
-            if (f->flags & O_NONBLOCK_)
+            if (flags & O_NONBLOCK_)
                 return done ? (long)done : -EAGAIN;
             if (sig_ready(cur))
                 return done ? (long)done : -ERESTART_;

@@ -439,8 +439,8 @@ static void templates_vm(void)
         "{\"type\":\"file\",\"path\":\"/usr/local/bin/stamp\",\"content\":\"#!/bin/sh\\necho \\\"$*\\\" > $1\\n\",\"mode\":493},"
         "{\"type\":\"run\",\"args\":[\"stamp\",\"/opt/app/argv\",\"two words\",\"$HOME\"]},"
         "{\"type\":\"run\",\"args\":[\"/bin/touch\",\"/opt/app/touched\"]}],"
-        "\"startCmd\":\"while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.2; done\","
-        "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb\"}");
+        "\"startCmd\":\"httpd -p 127.0.0.1:8080 -h /opt/app; while :; do date +%s > /tmp/hb.new && mv /tmp/hb.new /tmp/hb; sleep 0.2; done\","
+        "\"readyCmd\":\"test -f /opt/app/marker && test -s /tmp/hb && wget -q -O- http://localhost:8080/marker\"}");
     CHECK_INT(r.status, 202);
     CHECK_STR(jstr(&r, "status"), "building");
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
@@ -485,6 +485,8 @@ static void templates_vm(void)
     long long beat = hb ? atoll(json_string_value(json_object_get(hb, "stdout"))) : 0;
     CHECK(beat >= (long long)time(NULL) - 10 && beat <= (long long)time(NULL) + 1);
     json_decref(hb);
+    /* so does the server it started (loopback TCP): its listening socket is guest memory too */
+    check_cmd(c, "{\"cmd\":\"wget -q -O- http://127.0.0.1:8080/marker\"}", 0, "built\n", NULL);
     /* the clock of a restored guest is now, not the build's */
     char want[64];
     snprintf(want, sizeof(want), "{\"cmd\":\"date +%%Y\"}");

@@ -7,7 +7,8 @@
  * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
- * (with a clone(CLONE_VM) child waiting) and the vfork syscall; ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
+ * (with a clone(CLONE_VM) child waiting) and the vfork syscall; loopback TCP and AF_UNIX
+ * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
@@ -472,6 +473,141 @@ static void futex_requeue_vfork(void)
     say("vfork shares memory", pid > 0 && fwords[2] == 5 && r == pid && status == 7 << 8, pid > 0 ? status : pid);
 }
 
+/* struct sockaddr_in for 127.0.0.1:port (port in host order) */
+static void sin_loop(unsigned char sa[16], int port)
+{
+    for (int i = 0; i < 16; i++)
+        sa[i] = 0;
+    sa[0] = 2;
+    sa[2] = (unsigned char)(port >> 8);
+    sa[3] = (unsigned char)port;
+    sa[4] = 127;
+    sa[7] = 1;
+}
+
+static int sin_port(const unsigned char sa[16])
+{
+    return sa[2] << 8 | sa[3];
+}
+
+/* Loopback TCP: bind to an ephemeral port, connect, accept, both directions, half-close; a
+ * refused port; the port taken; epoll on a listener; a forked server blocked in accept. */
+static void tcp_sockets(void)
+{
+    unsigned char sa[16], got[16];
+    int len = 16;
+    char buf[16];
+    int l = (int)SYS(41, 2, 1 | O_CLOEXEC, 0, 0); /* AF_INET, SOCK_STREAM */
+    int one = 1;
+    SYS(54, l, 1, 2, &one); /* SO_REUSEADDR */
+    sin_loop(sa, 0);
+    long b = SYS(49, l, sa, 16, 0), li = SYS(50, l, 8, 0, 0);
+    long gn = SYS(51, l, got, &len, 0);
+    int port = sin_port(got);
+    say("tcp bind, listen, ephemeral port", l >= 0 && b == 0 && li == 0 && gn == 0 && len == 16 && port > 0, l < 0 ? l : b ? b : li ? li : port);
+    int ep = (int)SYS(291, 0, 0, 0, 0);
+    ep_ctl(ep, 1, l, EPOLLIN, 9);
+    struct ev e;
+    long quiet = ep_wait(ep, &e, 0);
+    int c = (int)SYS(41, 2, 1, 0, 0);
+    sin_loop(sa, port);
+    long cr = SYS(42, c, sa, 16, 0);
+    long ready = ep_wait(ep, &e, 0);
+    say("tcp connect, epoll sees the listener ready", quiet == 0 && cr == 0 && ready == 1 && e.data == 9, cr ? cr : quiet * 10 + ready);
+    unsigned char peer[16];
+    int plen = 16;
+    int a = (int)SYS(288, l, peer, &plen, O_CLOEXEC); /* accept4 */
+    len = 16;
+    SYS(52, c, got, &len, 0); /* getpeername */
+    long cl = SYS(72, a, 1, 0, 0);
+    say("tcp accept4, peer addresses", a >= 0 && plen == 16 && peer[4] == 127 && sin_port(got) == port && cl == 1, a < 0 ? a : sin_port(got));
+    long w = SYS(1, c, "ping", 4, 0), r = SYS(0, a, buf, sizeof(buf), 0);
+    long w2 = SYS(44, a, "pong!", 5, 0), r2 = SYS(45, c, buf + 4, sizeof(buf) - 4, 0); /* sendto, recvfrom */
+    say("tcp both ways", w == 4 && r == 4 && w2 == 5 && r2 == 5 && same(buf, "pingpong!", 9), r * 10 + r2);
+    SYS(48, c, 1, 0, 0); /* shutdown SHUT_WR */
+    r = SYS(0, a, buf, sizeof(buf), 0);
+    w = SYS(1, a, "still", 5, 0);
+    r2 = SYS(0, c, buf, sizeof(buf), 0);
+    say("tcp half-close: EOF one way, data the other", r == 0 && w == 5 && r2 == 5, r * 100 + r2);
+    SYS(3, a, 0, 0, 0);
+    r = SYS(0, c, buf, sizeof(buf), 0);
+    say("tcp peer closed: EOF", r == 0, r);
+    SYS(3, c, 0, 0, 0);
+
+    int l2 = (int)SYS(41, 2, 1, 0, 0);
+    sin_loop(sa, port);
+    long inuse = SYS(49, l2, sa, 16, 0);
+    SYS(3, l2, 0, 0, 0);
+    say("tcp port taken EADDRINUSE", inuse == -98, inuse);
+
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) { /* a server: accepts one connection and greets it */
+        int s = (int)SYS(43, l, 0, 0, 0);
+        SYS(1, s, "hi from child", 13, 0);
+        SYS(60, s >= 0 ? 0 : 1, 0, 0, 0);
+    }
+    long delay[2] = {0, 50000000};
+    SYS(35, delay, 0, 0, 0); /* the child is asleep in accept by now */
+    c = (int)SYS(41, 2, 1, 0, 0);
+    cr = SYS(42, c, sa, 16, 0);
+    r = SYS(45, c, buf, 13, 0x100); /* MSG_WAITALL */
+    say("tcp to a forked server blocked in accept", cr == 0 && r == 13 && same(buf, "hi from child", 13), cr ? cr : r);
+    reap(child);
+    SYS(3, c, 0, 0, 0);
+    SYS(3, l, 0, 0, 0);
+    SYS(3, ep, 0, 0, 0);
+    c = (int)SYS(41, 2, 1, 0, 0);
+    cr = SYS(42, c, sa, 16, 0);
+    SYS(3, c, 0, 0, 0);
+    say("tcp connect to a closed port ECONNREFUSED", cr == -111, cr);
+}
+
+/* AF_UNIX: a path that becomes a socket file, EPIPE once the peer is gone; socketpair with
+ * sendmsg/recvmsg over two iovecs. */
+static void unix_sockets(void)
+{
+    char sun[110] = {1, 0};
+    const char *path = "/tmp/systest.sock";
+    int n = 2;
+    for (const char *p = path; *p; p++)
+        sun[n++] = *p;
+    sun[n++] = 0;
+    char buf[16];
+    SYS(87, path, 0, 0, 0);
+    int l = (int)SYS(41, 1, 1, 0, 0), c = (int)SYS(41, 1, 1, 0, 0);
+    long b = SYS(49, l, sun, n, 0), li = SYS(50, l, 4, 0, 0);
+    long st_r = SYS(4, path, st, 0, 0);
+    long cr = SYS(42, c, sun, n, 0);
+    int a = (int)SYS(43, l, 0, 0, 0);
+    say("unix bind makes a socket file, connect, accept", b == 0 && li == 0 && st_r == 0 && (st[3] & 0170000) == 0140000 && cr == 0 && a >= 0,
+        b ? b : li ? li : st_r ? st_r : cr ? cr : a);
+    int l2 = (int)SYS(41, 1, 1, 0, 0);
+    long inuse = SYS(49, l2, sun, n, 0);
+    SYS(3, l2, 0, 0, 0);
+    SYS(1, a, "abc", 3, 0);
+    long r = SYS(0, c, buf, sizeof(buf), 0);
+    SYS(3, a, 0, 0, 0);
+    long w = SYS(44, c, "x", 1, 0x4000); /* MSG_NOSIGNAL */
+    say("unix data, EADDRINUSE, EPIPE after the peer closed", inuse == -98 && r == 3 && w == -32, inuse != -98 ? inuse : r != 3 ? r : w);
+    SYS(3, c, 0, 0, 0);
+    SYS(3, l, 0, 0, 0);
+    SYS(87, path, 0, 0, 0);
+
+    int sv[2] = {-1, -1};
+    long sp = SYS(53, 1, 1, 0, sv);
+    long iov[4] = {(long)"one", 3, (long)"two", 3};
+    long msg[7] = {0, 0, (long)iov, 2, 0, 0, 0};
+    w = SYS(46, sv[0], msg, 0, 0);
+    char x[4] = {0}, y[2] = {0};
+    long riov[4] = {(long)x, 4, (long)y, 2};
+    long rmsg[7] = {0, 5, (long)riov, 2, 0, 9, 9};
+    r = SYS(47, sv[1], rmsg, 0, 0);
+    say("socketpair sendmsg recvmsg", sp == 0 && w == 6 && r == 6 && same(x, "onet", 4) && same(y, "wo", 2) && rmsg[5] == 0,
+        sp ? sp : w * 10 + r);
+    SYS(3, sv[0], 0, 0, 0);
+    SYS(3, sv[1], 0, 0, 0);
+}
+
 static void memory_and_more(void)
 {
     char *m = (char *)raw_syscall6(9, 0, 3 * 4096, 3, 0x22, -1, 0); /* PROT_RW, MAP_PRIVATE|ANON */
@@ -728,6 +864,8 @@ void _start(void)
     eventfds();
     epolls();
     futex_requeue_vfork();
+    tcp_sockets();
+    unix_sockets();
     memory_and_more();
     stack();
     cpu_times();
