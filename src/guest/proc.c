@@ -756,6 +756,16 @@ static struct file *fd_get(uint64_t fd)
     return fd < NFD ? cur->files->fd[fd] : 0;
 }
 
+/* A descriptor's file, held until file_put: a thread that closes the descriptor meanwhile
+ * cannot free what a blocked read, write or wait is using (Linux's fdget does the same). */
+static struct file *fd_hold(uint64_t fd)
+{
+    struct file *f = fd_get(fd);
+    if (f)
+        f->refs++;
+    return f;
+}
+
 /* A descriptor table with no descriptors, in `cwd` (held); a copy of one (fork) when `from`. */
 static struct files *files_new(struct inode *cwd, const struct files *from)
 {

@@ -7,7 +7,8 @@
  * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
- * (with a clone(CLONE_VM) child waiting) and the vfork syscall; loopback TCP and AF_UNIX
+ * (with a clone(CLONE_VM) child waiting) and the vfork syscall; a descriptor closed by one
+ * thread while another blocks reading it; loopback TCP and AF_UNIX
  * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
@@ -473,6 +474,41 @@ static void futex_requeue_vfork(void)
     say("vfork shares memory", pid > 0 && fwords[2] == 5 && r == pid && status == 7 << 8, pid > 0 ? status : pid);
 }
 
+static volatile long rd_state[2]; /* the reader thread: 1 about to read, 2 done; what read returned */
+static int rd_fd;
+
+static long pipe_reader(void *unused)
+{
+    char buf[8];
+    (void)unused;
+    rd_state[0] = 1;
+    rd_state[1] = SYS(0, rd_fd, buf, sizeof(buf), 0);
+    rd_state[0] = 2;
+    return 0;
+}
+
+/* A thread blocked in read keeps the file it reads: another thread closing the descriptor
+ * neither ends the read nor frees the pipe under it, and the pipe keeps its reader. */
+static void close_under_read(void)
+{
+    int p[2];
+    u64 ign[4] = {1, 0, 0, 0}, dfl[4] = {0, 0, 0, 0};
+    SYS(13, 13, ign, 0, 8); /* SIGPIPE ignored: a lost reader shows as EPIPE */
+    SYS(22, p, 0, 0, 0);
+    rd_fd = p[0];
+    long t = clone_run(0x10f00, waiter_stack + sizeof(waiter_stack), pipe_reader, 0); /* a thread */
+    while (t > 0 && !rd_state[0])
+        SYS(24, 0, 0, 0, 0);
+    long delay[2] = {0, 50000000};
+    SYS(35, delay, 0, 0, 0); /* the reader is blocked by now */
+    long c = SYS(3, p[0], 0, 0, 0), w = SYS(1, p[1], "data", 4, 0);
+    for (int i = 0; i < 100 && rd_state[0] != 2; i++)
+        SYS(35, delay, 0, 0, 0);
+    say("close under a blocked read", t > 0 && c == 0 && w == 4 && rd_state[1] == 4, t <= 0 ? t : w != 4 ? w : rd_state[1]);
+    SYS(3, p[1], 0, 0, 0);
+    SYS(13, 13, dfl, 0, 8);
+}
+
 /* struct sockaddr_in for 127.0.0.1:port (port in host order) */
 static void sin_loop(unsigned char sa[16], int port)
 {
@@ -864,6 +900,7 @@ void _start(void)
     eventfds();
     epolls();
     futex_requeue_vfork();
+    close_under_read();
     tcp_sockets();
     unix_sockets();
     memory_and_more();
