@@ -154,7 +154,8 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
-    uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); reaped children's */
+    uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
+    uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
@@ -830,6 +831,16 @@ static uint64_t cpu_time(const struct proc *p)
     return p->cpu_ns + (p == cur ? kernel_ns() - p->ran_at : 0);
 }
 
+/* A process's CPU time (leader `g`): all its threads', those running and those ended. */
+static uint64_t proc_cpu(const struct proc *g)
+{
+    uint64_t ns = g->threads_cpu_ns;
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].state != P_FREE && procs[i].group == g)
+            ns += cpu_time(&procs[i]);
+    return ns;
+}
+
 #include "procfs.inc"
 
 /* /proc/<pid>/exe: the path the program was run by, made absolute (symlinks in it are kept:
@@ -1040,8 +1051,10 @@ static void proc_end(struct proc *p, long status)
     p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
-    if (p != g)
-        proc_free(p); /* a thread: nobody waits for it */
+    if (p != g) { /* a thread: nobody waits for it; its time stays the process's */
+        g->threads_cpu_ns += cpu_time(p);
+        proc_free(p);
+    }
     if (--g->nthreads > 0)
         return; /* the process lives on in its other threads */
     if (g->group_exit) {
@@ -1458,9 +1471,9 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
             if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
                 continue;
             int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
-            if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, p->cpu_ns + p->children_cpu_ns) < 0)
+            if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0)
                 return -EFAULT;
-            cur->children_cpu_ns += p->cpu_ns + p->children_cpu_ns;
+            cur->group->children_cpu_ns += proc_cpu(p) + p->children_cpu_ns;
             int reaped = p->pid;
             proc_free(p);
             return reaped;

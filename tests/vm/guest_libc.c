@@ -43,6 +43,37 @@ static void *worker(void *arg)
     return arg;
 }
 
+static long cpu_ms(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Spins until this thread has had 100 ms of CPU. */
+static void *burner(void *arg)
+{
+    while (cpu_ms(CLOCK_THREAD_CPUTIME_ID) < 100)
+        ;
+    return arg;
+}
+
+/* A process's CPU time counts its threads', also once they ended; a thread's is its own. */
+static int thread_cpu_counted(void)
+{
+    pthread_t b[2];
+    long before = cpu_ms(CLOCK_PROCESS_CPUTIME_ID);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&b[i], NULL, burner, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(b[i], NULL);
+    long after = cpu_ms(CLOCK_PROCESS_CPUTIME_ID), mine = cpu_ms(CLOCK_THREAD_CPUTIME_ID);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long ru_ms = ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 + ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000;
+    return after - before >= 200 && ru_ms >= after - 5 && mine < after - 150;
+}
+
 /* A child started and waited for by a thread other than the first. */
 static void *spawner(void *arg)
 {
@@ -99,6 +130,7 @@ static void threads(void)
     pthread_create(&s, NULL, spawner, "echo from a thread; exit 4");
     pthread_join(s, &rc);
     printf("system in a thread: %d\n", WEXITSTATUS((int)(long)rc));
+    printf("threads' CPU time counted: %d\n", thread_cpu_counted());
 }
 
 static int cmp(const void *a, const void *b)
