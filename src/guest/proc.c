@@ -98,13 +98,17 @@ enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
 /* An address space: shared by the threads of a process, and by a vfork child (clone with
  * CLONE_VM) until it execs or exits; freed with its last user. */
-#define LAZY_MAX 32
+#define LAZY_MAX 64
+#define LAZY_MIN (1ULL << 20) /* anonymous mappings from this size on get pages as touched */
+#define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
 struct mm {
     int refs, nlazy;
     uint64_t pml4, brk_start, brk, mmap_next;
-    /* Ranges whose pages appear when first touched: what was reserved PROT_NONE and then made
-     * accessible with mprotect (thread stacks, malloc's per-thread arenas), which would cost
-     * megabytes each if populated at once. Everything else is populated when mapped. */
+    /* Ranges whose pages appear when first touched: anonymous mappings of LAZY_MIN or more (Go
+     * maps a 32 MiB arena index and uses a few pages of it; a large malloc is often sparse),
+     * and what was reserved PROT_NONE and then made accessible with mprotect (thread stacks,
+     * malloc's per-thread arenas). Smaller mappings are populated when made: under PVM a fault
+     * costs ~10 us where populating a page costs ~1 us, so a fault maps FAULT_AROUND pages. */
     struct {
         uint64_t start, end;
     } lazy[LAZY_MAX];
@@ -334,25 +338,60 @@ static void lazy_remove(struct mm *m, uint64_t start, uint64_t end)
     }
 }
 
-/* A missing page of the current address space at `va`: mapped when it lies in a lazy range. */
+/* Whether any of [start, end) is lazy. */
+static int lazy_overlaps(const struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++)
+        if (start < m->lazy[i].end && end > m->lazy[i].start)
+            return 1;
+    return 0;
+}
+
+/* Whether `len` bytes may be promised without pages behind them: not more than is free for
+ * programs now (Linux's heuristic overcommit refuses what obviously cannot be had, too). */
+static int commit_ok(uint64_t len)
+{
+    uint64_t free = kpage_free_pages();
+    return free > KPAGE_RESERVE && len / PAGE_SIZE <= free - KPAGE_RESERVE;
+}
+
+/* A missing page of the current address space at `va`: when it lies in a lazy range, it and
+ * the missing pages around it (FAULT_AROUND, within the range) are mapped. 1 when it was,
+ * 0 when `va` is not lazy, -1 when it is but memory ran out. Only the faulting page needs the
+ * invlpg: the others were not present and have not been touched since (munmap and madvise
+ * invalidate as they unmap). */
 static int lazy_fault(uint64_t pml4, uint64_t va)
 {
     struct mm *m = cur ? cur->mm : 0;
     for (int i = 0; m && m->pml4 == pml4 && i < m->nlazy; i++) {
-        if (va >= m->lazy[i].start && va < m->lazy[i].end) {
-            if (map_new(pml4, va & ~(PAGE_SIZE - 1)) < 0)
-                return 0;
-            __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
-            return 1;
-        }
+        if (va < m->lazy[i].start || va >= m->lazy[i].end)
+            continue;
+        uint64_t page = va & ~(PAGE_SIZE - 1), lo = va & ~(FAULT_AROUND * PAGE_SIZE - 1), hi = lo + FAULT_AROUND * PAGE_SIZE;
+        if (map_new(pml4, page) < 0)
+            return -1;
+        __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+        lo = lo > m->lazy[i].start ? lo : m->lazy[i].start;
+        hi = hi < m->lazy[i].end ? hi : m->lazy[i].end;
+        for (uint64_t p = lo; p < hi; p += PAGE_SIZE)
+            if (p != page && map_new(pml4, p) < 0)
+                break; /* memory is short: the rest waits for its own fault */
+        return 1;
     }
     return 0;
 }
 
+static void die(int sig) __attribute__((noreturn));
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
-    /* bit 0 of the error code: a protection fault, not a missing page */
-    return cur && !(err & 1) && (stack_grow(cur->mm->pml4, addr) || lazy_fault(cur->mm->pml4, addr));
+    if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
+        return 0;
+    if (stack_grow(cur->mm->pml4, addr))
+        return 1;
+    int r = lazy_fault(cur->mm->pml4, addr);
+    if (r < 0)
+        die(9); /* a page it was promised and memory has none: killed, as by Linux's OOM killer */
+    return r;
 }
 
 /* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
@@ -362,7 +401,7 @@ static uint64_t translate(uint64_t pml4, uint64_t va, int write)
     if (va >= USER_TOP)
         return 0;
     uint64_t *e = pte_of(pml4, va, 0);
-    if ((!e || !(*e & PTE_P)) && (stack_grow(pml4, va) || lazy_fault(pml4, va)))
+    if ((!e || !(*e & PTE_P)) && (stack_grow(pml4, va) || lazy_fault(pml4, va) > 0))
         e = pte_of(pml4, va, 0); /* the kernel reached the page first (a read into a stack buffer) */
     return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
@@ -803,7 +842,6 @@ static void files_put(struct proc *p)
 /* ---- scheduling ---- */
 
 static void proc_exit(long status) __attribute__((noreturn));
-static void die(int sig) __attribute__((noreturn));
 
 /* Leaves the CPU to the scheduler; returns when this process is scheduled again. A process
  * killed meanwhile ends here instead of returning to what it was doing. */
