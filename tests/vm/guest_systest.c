@@ -2,7 +2,8 @@
  * the syscall behaviour busybox does not reach or does not check. It prints one line per check
  * ("<name> ok" or "<name> FAIL <value>") and exits 0 when every check passed. Run on Linux, all
  * pass but two: the SA_RESTORER check below, and the MADV_DONTNEED one where sysinfo does not
- * follow page use (a gVisor-like sandbox).
+ * follow page use (a gVisor-like sandbox). Do not run it on a host without a memory limit: one
+ * check touches more than the machine's memory, on purpose.
  * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
  * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
@@ -14,7 +15,8 @@
  * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); large anonymous mappings getting pages as
- * touched (MADV_DONTNEED giving them back, mremap keeping them so); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
+ * touched (MADV_DONTNEED giving them back, mremap keeping them so, a touch past the memory
+ * killing); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
  *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
  *     takes it, so run on Linux this check alone fails)
@@ -685,6 +687,25 @@ static void lazy_mappings(void)
     say("mremap keeps a lazy mapping lazy", kept && f0 - f4 < 24, (long)g2 > 0 ? f0 - f4 : (long)g2);
     SYS(11, (long)g2 > 0 ? g2 : big, (long)g2 > 0 ? 160 * M : 96 * M, 0, 0);
     SYS(11, other, 4096, 0, 0);
+
+    /* two mappings of 60% of the memory each are granted (each fits what is free); touching
+     * both runs out, and the child doing it is killed (SIGKILL) rather than the guest failing */
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        static u64 si[16];
+        SYS(99, si, 0, 0, 0);
+        u64 each = (si[4] / 10 * 6) & ~4095UL; /* totalram at [4] */
+        char *a = (char *)raw_syscall6(9, 0, (long)each, 3, 0x22, -1, 0);
+        char *b = (char *)raw_syscall6(9, 0, (long)each, 3, 0x22, -1, 0);
+        if ((long)a <= 0 || (long)b <= 0)
+            SYS(60, 3, 0, 0, 0);
+        for (u64 off = 0; off < each; off += 4096)
+            a[off] = b[off] = 1;
+        SYS(60, 4, 0, 0, 0);
+    }
+    int st = -1;
+    SYS(61, child, &st, 0, 0);
+    say("touching more than memory kills (SIGKILL)", (st & 0x7f) == 9, st);
 }
 
 static void memory_and_more(void)
