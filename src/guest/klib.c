@@ -94,26 +94,50 @@ uint64_t kpage_free_pages(void)
     return 0;
 }
 #else
-/* Pages come from the pool the kernel registered with kpool_init (see kmain.c). */
+/* Pages come from the pool the kernel registered with kpool_init (see kmain.c): first the
+ * never-used part (pool_next..pool_end), then freed pages. Freed pages are listed by number
+ * in index pages (struct fidx), so the listed pages themselves hold nothing the kernel needs:
+ * the host may discard them (kpage_trim), and kpage_alloc zeroes every page it hands out.
+ * Two chains: `dirty`, pages freed since they were last reported (still backed by the host),
+ * and `clean`, pages the host discarded. Allocation takes dirty ones first (no host fault). */
+#define FIDX_CAP ((PAGE_SIZE - 16) / 4)
+struct fidx {
+    struct fidx *next;
+    uint32_t n, pad;
+    uint32_t pfn[FIDX_CAP];
+};
 static uint64_t pool_next, pool_end;
-static void *free_pages; /* each free page's first word links the next */
-static uint64_t nfree;    /* pages on that list */
+static struct fidx *dirty, *clean, *quarantine; /* quarantine: reported, until kpage_trim_done */
+static uint64_t nfree, ndirty; /* pages on the chains (index pages included); on `dirty` */
 
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa)
 {
     pool_next = start_gpa;
     pool_end = end_gpa;
-    free_pages = 0;
-    nfree = 0;
+    dirty = clean = quarantine = 0;
+    nfree = ndirty = 0;
+}
+
+/* A page off chain `*c`: its last listed page, or the index page itself once it lists none. */
+static void *chain_take(struct fidx **c)
+{
+    struct fidx *x = *c;
+    if (x->n)
+        return (void *)(LEL_DMAP_BASE + ((uint64_t)x->pfn[--x->n] << 12));
+    *c = x->next;
+    return x;
 }
 
 void *kpage_alloc(void)
 {
     void *p;
-    if (free_pages) {
-        p = free_pages;
-        free_pages = *(void **)p;
+    if (dirty) {
+        p = chain_take(&dirty);
+        ndirty--;
+        nfree--;
+    } else if (clean) {
+        p = chain_take(&clean);
         nfree--;
     } else if (pool_next + PAGE_SIZE <= pool_end) {
         p = (void *)(LEL_DMAP_BASE + pool_next);
@@ -126,9 +150,54 @@ void *kpage_alloc(void)
 
 void kpage_free(void *p)
 {
-    *(void **)p = free_pages;
-    free_pages = p;
+    if (dirty && dirty->n < FIDX_CAP) {
+        dirty->pfn[dirty->n++] = (uint32_t)(((uint64_t)p - LEL_DMAP_BASE) >> 12);
+    } else { /* the page becomes the next index page */
+        struct fidx *x = p;
+        x->next = dirty;
+        x->n = 0;
+        dirty = x;
+    }
     nfree++;
+    ndirty++;
+}
+
+uint64_t kpage_dirty_pages(void)
+{
+    return ndirty;
+}
+
+uint64_t kpage_trim(uint32_t *out, uint64_t cap)
+{
+    uint64_t n = 0;
+    if (quarantine || !dirty)
+        return 0;
+    /* every full index page but the newest: what stays on `dirty` (up to FIDX_CAP pages)
+     * keeps allocations going while the host works */
+    struct fidx **tail = &quarantine;
+    while (dirty->next && n + dirty->next->n <= cap) {
+        struct fidx *x = dirty->next;
+        dirty->next = x->next;
+        for (uint32_t i = 0; i < x->n; i++)
+            out[n++] = x->pfn[i];
+        ndirty -= x->n + 1;
+        nfree -= x->n + 1;
+        x->next = 0;
+        *tail = x;
+        tail = &x->next;
+    }
+    return n;
+}
+
+void kpage_trim_done(void)
+{
+    while (quarantine) {
+        struct fidx *x = quarantine;
+        quarantine = x->next;
+        x->next = clean;
+        clean = x;
+        nfree += x->n + 1;
+    }
 }
 
 uint64_t kpage_gpa(void *p)

@@ -30,6 +30,15 @@ void kpage_free(void *p);
 uint64_t kpage_gpa(void *p);
 /** Pages kpage_alloc can still hand out (0 on the host). */
 uint64_t kpage_free_pages(void);
+/** Free pages the host still backs: freed since they were last reported. */
+uint64_t kpage_dirty_pages(void);
+/** Free-page reporting: moves free pages the host still backs (all but up to ~4 MiB) aside,
+ * unallocatable, and lists their page numbers in `out` (at most `cap`); returns how many.
+ * Until kpage_trim_done their contents may vanish (the host discards them); nothing is
+ * reported while an earlier report is not done. */
+uint64_t kpage_trim(uint32_t *out, uint64_t cap);
+/** The host has discarded what kpage_trim reported: those pages can be handed out again. */
+void kpage_trim_done(void);
 /** Small objects (up to 2048 bytes), zeroed. */
 void *kmalloc(size_t n);
 void kfree(void *p, size_t n);

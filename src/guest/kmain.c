@@ -557,6 +557,13 @@ static void handle(void)
     case LEL_OP_MISBEHAVE:
         misbehave(chan->arg[0]);
         break;
+    case LEL_OP_TRIM:
+        chan->ret[0] = kpage_trim((uint32_t *)(LEL_DMAP_BASE + LEL_GPA_BULK), LEL_BULK_SIZE / 4);
+        chan->dirty_free_pages = kpage_dirty_pages();
+        break;
+    case LEL_OP_TRIM_DONE:
+        kpage_trim_done();
+        break;
     default:
         chan->status = LEL_ST_ENOSYS;
     }
@@ -592,6 +599,7 @@ void kernel_idle(void)
 {
     chan->mem_used_pages = boot->mem_bytes / PAGE_SIZE - kpage_free_pages();
     chan->disk_used_pages = fs_data_pages();
+    chan->dirty_free_pages = kpage_dirty_pages();
     irq_enable_and_wait();
     irq_disable();
 }

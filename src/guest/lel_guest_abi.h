@@ -88,6 +88,10 @@ enum lel_op {
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
                                2 directory, ret[1] = bytes in bulk, ret[2] = file size. A directory comes
                                as lines "<f|d|l> <size> <name>\n" */
+    LEL_OP_TRIM = 15,       /* free-page reporting: ret[0] = n page numbers (uint32, GPA >> 12) in bulk,
+                               free pages the host may now discard (MADV_DONTNEED); the guest keeps them
+                               unused until LEL_OP_TRIM_DONE. n = 0: nothing worth it */
+    LEL_OP_TRIM_DONE = 16,  /* the host discarded what LEL_OP_TRIM listed: the guest may use it again */
 };
 
 enum lel_misbehave {
@@ -136,6 +140,10 @@ struct lel_chan {
     /* 256 random bits the host puts here before LEL_OP_SET_CLOCK (after a restore): the guest
      * stirs them into its random numbers, so sandboxes restored from one image diverge */
     uint64_t seed[4];
+    /* free pages the host still backs (freed since the last LEL_OP_TRIM), written with
+     * mem_used_pages: the host trims when it is worth it, without waking the guest to ask;
+     * 0 from guests older than the field (fields are only ever appended) */
+    volatile uint64_t dirty_free_pages;
 };
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a

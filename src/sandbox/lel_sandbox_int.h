@@ -9,6 +9,7 @@
 #include "../vmm/lel_vmm.h"
 
 #define SAMPLES 720 /* metrics kept per sandbox (an hour at the default 5 s) */
+#define TRIM_MIN_PAGES 2048 /* free memory (8 MiB) a guest must hold before the host takes it back */
 
 struct sample {
     int64_t ts;

@@ -224,6 +224,7 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     lel__template_image(b->t, img, sizeof(img), 0);
     lel__template_image(b->t, raw, sizeof(raw), 1);
     atomic_store(&b->t->image_ready, 0); /* new sandboxes boot meanwhile; running ones keep their mapping */
+    lel_vm_trim(b->vm, 1); /* memory the build freed is not worth keeping in the image */
     if (lel_vm_stop(b->vm) < 0) {
         snprintf(err, errlen, "the VM died before the snapshot");
         return -EPIPE;

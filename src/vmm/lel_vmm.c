@@ -730,6 +730,44 @@ int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
     return lel_vm_call(vm, op, arg, ret, timeout_ms);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
+{
+    const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    uint64_t arg[4] = {0, 0, 0, 0}, ret[4];
+    if (ch->dirty_free_pages < min_pages || ch->dirty_free_pages > vm->mem_bytes / 4096)
+        return 0;
+    int r = lel_vm_call(vm, LEL_OP_TRIM, arg, ret, 5000);
+    if (r != 0)
+        return r > 0 ? 0 : r; /* a guest without the op says ENOSYS: nothing to do */
+    size_t n = ret[0] < LEL_BULK_SIZE / 4 ? (size_t)ret[0] : LEL_BULK_SIZE / 4;
+    uint32_t *pfn = n ? malloc(n * sizeof(*pfn)) : NULL;
+    int64_t freed = 0;
+    if (pfn) {
+        lel_vm_bulk_read(vm, 0, pfn, n * sizeof(*pfn));
+        qsort(pfn, n, sizeof(*pfn), cmp_u32);
+        /* runs of consecutive pages, each within guest memory (the list is the guest's word,
+         * so a wrong one can only cost the guest its own pages) */
+        for (size_t i = 0, j; i < n; i = j) {
+            for (j = i + 1; j < n && pfn[j] == pfn[j - 1] + 1; j++)
+                ;
+            uint64_t at = (uint64_t)pfn[i] * 4096, len = (uint64_t)(pfn[j - 1] - pfn[i] + 1) * 4096;
+            if (at >= vm->mem_bytes || len > vm->mem_bytes - at)
+                continue;
+            if (madvise(vm->mem + at, len, MADV_DONTNEED) == 0)
+                freed += (int64_t)len;
+        }
+    }
+    free(pfn);
+    r = lel_vm_call(vm, LEL_OP_TRIM_DONE, arg, ret, 5000); /* always: the guest holds them until told */
+    return r < 0 ? r : freed;
+}
+
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
 {
     if (off >= LEL_BULK_SIZE)

@@ -112,6 +112,13 @@ uint64_t lel_vm_mem_used(lel_vm_t *vm);
 /** Bytes of file data in the guest's root file system, as it last reported going idle (0 from
  * a guest too old to report). Costs nothing. */
 uint64_t lel_vm_disk_used(lel_vm_t *vm);
+/** Free-page reporting: when the guest says it holds at least `min_pages` free pages the host
+ * still backs (read without waking it), it lists them (setting them aside meanwhile) and the
+ * host discards them (MADV_DONTNEED: anonymous memory reads zero again, a memory file's pages
+ * go back to the shared file), so a sandbox that freed memory stops costing it. Returns bytes
+ * discarded (0: not worth it, or a guest without the request), or -errno. Call it from the
+ * sandbox's owner when the guest is idle; it blocks for the two requests. */
+int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 
