@@ -544,6 +544,40 @@ static void templates_vm(void)
     free(c);
 }
 
+static long rss_kib(void)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)S.pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Memory a workload freed inside a sandbox goes back to the host within a few metrics samples
+ * (free-page reporting): the daemon's resident memory falls again. */
+static void memory_returned(void)
+{
+    char *id = create("{}");
+    check_cmd(id, "{\"cmd\":\"head -c 64000000 /dev/zero > /tmp/big && rm /tmp/big && echo freed\"}", 0, "freed\n", NULL);
+    long high = rss_kib(), now = high;
+    for (int i = 0; i < 100 && now > high - 40 * 1024; i++) {
+        usleep(100000);
+        now = rss_kib();
+    }
+    printf("daemon RSS after a 64 MB file was written and removed: %ld KiB, then %ld KiB\n", high, now);
+    CHECK(high > 0 && now <= high - 40 * 1024);
+    check_cmd(id, "{\"cmd\":\"seq 1 1000 | tail -1\"}", 0, "1000\n", NULL);
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(id);
+}
+
 static void *creator(void *arg)
 {
     char **id = arg;
@@ -666,6 +700,7 @@ int main(void)
     lifecycle();
     data_plane();
     many_commands();
+    memory_returned();
     templates_vm();
     restarts();
     concurrent_creates();
