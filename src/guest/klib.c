@@ -162,6 +162,8 @@ void kpage_free(void *p)
     ndirty++;
 }
 
+void kpage_trim_done(void);
+
 uint64_t kpage_dirty_pages(void)
 {
     return ndirty;
@@ -170,7 +172,10 @@ uint64_t kpage_dirty_pages(void)
 uint64_t kpage_trim(uint32_t *out, uint64_t cap)
 {
     uint64_t n = 0;
-    if (quarantine || !dirty)
+    /* the host asks one VM one thing at a time: an earlier report not released was abandoned
+     * (its request timed out before the host read the list), and is released now */
+    kpage_trim_done();
+    if (!dirty)
         return 0;
     /* every full index page but the newest: what stays on `dirty` (up to FIDX_CAP pages)
      * keeps allocations going while the host works */

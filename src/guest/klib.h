@@ -34,8 +34,8 @@ uint64_t kpage_free_pages(void);
 uint64_t kpage_dirty_pages(void);
 /** Free-page reporting: moves free pages the host still backs (all but up to ~4 MiB) aside,
  * unallocatable, and lists their page numbers in `out` (at most `cap`); returns how many.
- * Until kpage_trim_done their contents may vanish (the host discards them); nothing is
- * reported while an earlier report is not done. */
+ * Until kpage_trim_done their contents may vanish (the host discards them). An earlier
+ * report not yet done is released first (the host abandoned it). */
 uint64_t kpage_trim(uint32_t *out, uint64_t cap);
 /** The host has discarded what kpage_trim reported: those pages can be handed out again. */
 void kpage_trim_done(void);
