@@ -8,8 +8,10 @@
 #     KVM's included, / count) at each density level,
 #     the service's CPU while they idle, the create latency p50/p99 of the last 20 creates at that
 #     level, and the memory mappings and threads each sandbox adds to lelantosd
+#   - resident memory per sandbox after a 32 MB workload, right after and once handed back
 # Usage: bench/template_bench.sh [N=200] [levels="100 500"] [lelantosd binary]
-# (N=0 skips the first part; CONCURRENT=0 in the environment skips the second.)
+# (N=0 skips the first part; CONCURRENT=0, SNAPSHOTS=0, WORKLOAD=0 in the environment skip
+# the others.)
 # Needs bash, curl and awk only, so it also runs inside tools/qemu-vm.sh.
 set -euo pipefail
 N=${1:-200}
@@ -85,6 +87,28 @@ if [ "$SNAPSHOTS" -gt 0 ]; then
   echo "create from a snapshot (8 MB written after boot) -> first command: first ${first:-?} ms, then $(bench_stats < "$tmp/t4")"
   for id in "$src" "${ids4[@]}"; do curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"; done
   curl -s -o /dev/null -X DELETE "${H[@]}" "$U/snapshots/$snap"
+fi
+
+# Sandboxes that ran a workload (WORKLOAD=0 skips): W sandboxes each write and remove a 32 MB
+# file; RSS per sandbox right after, and once the metrics sampler (every 5 s) had them hand the
+# freed memory back (free-page reporting).
+WORKLOAD=${WORKLOAD:-10}
+if [ "$WORKLOAD" -gt 0 ]; then
+  sleep 1
+  w0=$(rss_kib)
+  idsw=()
+  for i in $(seq "$WORKLOAD"); do
+    id=$(create)
+    [ -n "$id" ] || { echo "create for the workload failed: $(tail -3 "$tmp/log")"; break; }
+    idsw+=("$id")
+    curl -s -o /dev/null "${H[@]}" -d '{"cmd":"head -c 32000000 /dev/zero > /tmp/w && rm /tmp/w"}' "$U/sandboxes/$id/commands"
+  done
+  w1=$(rss_kib)
+  sleep 12
+  w2=$(rss_kib)
+  n=${#idsw[@]}
+  [ "$n" -eq 0 ] || echo "after a 32 MB workload, $n sandboxes: $(( (w1 - w0) / n )) KiB per sandbox right after, $(( (w2 - w0) / n )) KiB 12 s later (freed memory handed back)"
+  for id in "${idsw[@]}"; do curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"; done
 fi
 
 sleep 1

@@ -101,6 +101,7 @@ uint64_t kpage_free_pages(void)
  * Two chains: `dirty`, pages freed since they were last reported (still backed by the host),
  * and `clean`, pages the host discarded. Allocation takes dirty ones first (no host fault). */
 #define FIDX_CAP ((PAGE_SIZE - 16) / 4)
+#define FIDX_KEEP 64 /* free pages a trim leaves backed */
 struct fidx {
     struct fidx *next;
     uint32_t n, pad;
@@ -177,8 +178,7 @@ uint64_t kpage_trim(uint32_t *out, uint64_t cap)
     kpage_trim_done();
     if (!dirty)
         return 0;
-    /* every full index page but the newest: what stays on `dirty` (up to FIDX_CAP pages)
-     * keeps allocations going while the host works */
+    /* every index page but the newest, whole */
     struct fidx **tail = &quarantine;
     while (dirty->next && n + dirty->next->n <= cap) {
         struct fidx *x = dirty->next;
@@ -190,6 +190,19 @@ uint64_t kpage_trim(uint32_t *out, uint64_t cap)
         x->next = 0;
         *tail = x;
         tail = &x->next;
+    }
+    /* and the newest one's list but FIDX_KEEP pages (which, with the discarded pages and the
+     * never-used ones, keep allocations going while the host works), under an index page
+     * taken from that list */
+    if (dirty->n > FIDX_KEEP + 1 && n + dirty->n - FIDX_KEEP - 1 <= cap) {
+        struct fidx *q = (struct fidx *)(LEL_DMAP_BASE + ((uint64_t)dirty->pfn[--dirty->n] << 12));
+        q->next = 0;
+        q->n = 0;
+        while (dirty->n > FIDX_KEEP)
+            out[n++] = q->pfn[q->n++] = dirty->pfn[--dirty->n];
+        ndirty -= q->n + 1;
+        nfree -= q->n + 1;
+        *tail = q;
     }
     return n;
 }

@@ -32,7 +32,7 @@ uint64_t kpage_gpa(void *p);
 uint64_t kpage_free_pages(void);
 /** Free pages the host still backs: freed since they were last reported. */
 uint64_t kpage_dirty_pages(void);
-/** Free-page reporting: moves free pages the host still backs (all but up to ~4 MiB) aside,
+/** Free-page reporting: moves free pages the host still backs (all but a few) aside,
  * unallocatable, and lists their page numbers in `out` (at most `cap`); returns how many.
  * Until kpage_trim_done their contents may vanish (the host discards them). An earlier
  * report not yet done is released first (the host abandoned it). */
