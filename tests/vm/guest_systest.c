@@ -634,6 +634,18 @@ static void unix_sockets(void)
     SYS(3, l, 0, 0, 0);
     SYS(87, path, 0, 0, 0);
 
+    /* autobind: binding just the family picks an abstract name (NUL and five hex digits), a
+     * new one each time */
+    int x1 = (int)SYS(41, 1, 1, 0, 0), x2 = (int)SYS(41, 1, 1, 0, 0);
+    char n1[16] = {0}, n2[16] = {0}, fam[2] = {1, 0};
+    int len1 = 16, len2 = 16;
+    long ab = SYS(49, x1, fam, 2, 0) | SYS(49, x2, fam, 2, 0);
+    SYS(51, x1, n1, &len1, 0);
+    SYS(51, x2, n2, &len2, 0);
+    say("unix autobind", ab == 0 && len1 == 8 && len2 == 8 && n1[2] == 0 && !same(n1, n2, 8), ab ? ab : len1);
+    SYS(3, x1, 0, 0, 0);
+    SYS(3, x2, 0, 0, 0);
+
     int sv[2] = {-1, -1};
     long sp = SYS(53, 1, 1, 0, sv);
     long iov[4] = {(long)"one", 3, (long)"two", 3};
