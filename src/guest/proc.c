@@ -71,6 +71,7 @@ struct sock;
 #define PIPE_SIZE (PIPE_PAGES * PAGE_SIZE)
 #define PIPE_BUF_ 4096 /* writes up to this size are never split */
 #define PIPE_NOSIG 1   /* pipe_write: EPIPE without SIGPIPE (send's MSG_NOSIGNAL) */
+#define PIPE_PEEK 2    /* pipe_read: the bytes stay (recv's MSG_PEEK) */
 struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
@@ -984,7 +985,7 @@ static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size);
 static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options, uint64_t urusage);
 static long put_rusage(uint64_t uru, uint64_t ns);
 static long sys_pipe(uint64_t ufds, uint64_t flags);
-static long pipe_read(struct pipe *p, int nonblock, uint64_t buf, uint64_t n);
+static long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n);
 static long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n);
 static uint64_t pipe_room(struct pipe *p);
 static long sys_kill(int64_t pid, uint64_t sig);
@@ -1557,34 +1558,39 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     return 0;
 }
 
-static long pipe_read(struct pipe *p, int nonblock, uint64_t buf, uint64_t n)
+/* flags: O_NONBLOCK_, and PIPE_PEEK (recv's MSG_PEEK: the bytes stay in the pipe) */
+static long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
     while (p->count == 0) {
         if (p->writers == 0)
             return 0;
-        if (nonblock)
+        if (flags & O_NONBLOCK_)
             return -EAGAIN;
         if (sig_ready(cur))
             return -ERESTART_;
         block(W_PIPE);
     }
-    uint64_t done = 0;
-    while (done < n && p->count) {
-        uint64_t off = p->head % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        if (chunk > p->count)
-            chunk = p->count;
+    uint64_t done = 0, head = p->head;
+    long err = 0;
+    while (done < n && done < p->count) {
+        uint64_t off = head % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        if (chunk > p->count - done)
+            chunk = p->count - done;
         if (chunk > n - done)
             chunk = n - done;
-        if (copy_user(buf + done, p->page[p->head / PAGE_SIZE] + off, chunk, 1) < 0)
-            return done ? (long)done : -EFAULT;
-        p->head = (p->head + chunk) % PIPE_SIZE;
-        p->count -= chunk;
+        if (copy_user(buf + done, p->page[head / PAGE_SIZE] + off, chunk, 1) < 0) {
+            err = -EFAULT;
+            break;
+        }
+        head = (head + chunk) % PIPE_SIZE;
         done += chunk;
     }
-    if (p->count == 0)
-        p->head = 0;
-    pipe_changed(p);
-    return (long)done;
+    if (done && !(flags & PIPE_PEEK)) {
+        p->count -= done;
+        p->head = p->count ? head : 0;
+        pipe_changed(p);
+    }
+    return done ? (long)done : err;
 }
 
 /* Bytes that can be written now without blocking: the free part of the ring up to the first
