@@ -38,7 +38,7 @@
 
 enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12,
        EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29,
-       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5, ETIMEDOUT = 110 };
+       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5, ENXIO_ = 6, ETIMEDOUT = 110 };
 
 #define CLONE_VM_ 0x100
 #define CLONE_FS_ 0x200
@@ -77,6 +77,8 @@ struct pipe {
     uint64_t head, count;
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
     int readers, writers;
+    struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
+    uint32_t opens_r, opens_w; /* a named pipe: how often each end was opened */
 };
 
 struct file {
@@ -163,6 +165,7 @@ struct proc {
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
+    int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
     char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */
@@ -683,6 +686,7 @@ out:
 /* ---- file descriptors and pipes ---- */
 
 #define O_CLOEXEC_ 02000000
+#define O_ACCMODE 3
 #define O_NONBLOCK_ 04000
 
 static void fd_set_cloexec(int fd, int on)
@@ -738,6 +742,20 @@ static struct pipe *pipe_new(void)
     return p;
 }
 
+/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node. The
+ * pipe lives while either end is open; its data goes with it, as on Linux. */
+#define MAX_FIFOS 32
+static struct pipe *fifos[MAX_FIFOS];
+
+static void fifo_forget(struct pipe *p)
+{
+    for (int i = 0; p->fifo && i < MAX_FIFOS; i++)
+        if (fifos[i] == p)
+            fifos[i] = 0;
+    fs_release(p->fifo);
+    p->fifo = 0;
+}
+
 /* A reader (or writer) of `p` let go; the last one frees it. */
 static void pipe_drop(struct pipe *p, int reader)
 {
@@ -747,6 +765,7 @@ static void pipe_drop(struct pipe *p, int reader)
         p->writers--;
     pipe_changed(p);
     if (p->readers == 0 && p->writers == 0) {
+        fifo_forget(p);
         for (int i = 0; i < PIPE_PAGES; i++)
             if (p->page[i])
                 kpage_free(p->page[i]);
@@ -765,6 +784,8 @@ static void file_put(struct file *f)
         epoll_forget(f);
     if (f->ep)
         epoll_free(f->ep);
+    if (f->pipe && f->type == F_PIPE_R && (f->flags & O_ACCMODE) == 2)
+        pipe_drop(f->pipe, 0); /* a named pipe opened O_RDWR is its writer too */
     if (f->pipe)
         pipe_drop(f->pipe, f->type == F_PIPE_R);
     if (f->sock)
@@ -985,6 +1006,7 @@ static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size);
 static long sys_wait4(int64_t pid, uint64_t ustatus, uint64_t options, uint64_t urusage);
 static long put_rusage(uint64_t uru, uint64_t ns);
 static long sys_pipe(uint64_t ufds, uint64_t flags);
+static long fifo_open(struct inode *ino, uint64_t flags);
 static long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n);
 static long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n);
 static uint64_t pipe_room(struct pipe *p);
@@ -1421,6 +1443,7 @@ static struct proc *process_new(uint64_t flags, long *err)
     procfs_exe(c);
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
+    c->nice = g->nice;
     kmemcpy(c->sa, g->sa, sizeof(c->sa));
     exe_set(c, g->exe);
     if (!(flags & CLONE_VM_)) {
@@ -1559,6 +1582,64 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
 }
 
 /* flags: O_NONBLOCK_, and PIPE_PEEK (recv's MSG_PEEK: the bytes stay in the pipe) */
+/* open() of a named pipe: a reader waits until a writer has opened it, and a writer until a
+ * reader has (O_NONBLOCK: a reader does not wait, a writer fails with ENXIO); O_RDWR is both
+ * ends and waits for nobody, as on Linux. Returns the new descriptor. */
+static long fifo_open(struct inode *ino, uint64_t flags)
+{
+    int acc = (int)(flags & O_ACCMODE), slot = -1;
+    struct pipe *p = 0;
+    for (int i = 0; i < MAX_FIFOS && !p; i++) {
+        if (fifos[i] && fifos[i]->fifo == ino)
+            p = fifos[i];
+        else if (!fifos[i] && slot < 0)
+            slot = i;
+    }
+    if (!p) {
+        if (slot < 0 || !(p = pipe_new()))
+            return -ENOMEM;
+        p->readers = p->writers = 0;
+        p->fifo = ino;
+        fs_hold(ino);
+        fifos[slot] = p;
+    }
+    uint32_t r0 = p->opens_r, w0 = p->opens_w;
+    p->readers += acc != 1;
+    p->writers += acc != 0;
+    p->opens_r += acc != 1;
+    p->opens_w += acc != 0;
+    pipe_changed(p); /* the other end's opener may be waiting */
+    long err = 0;
+    for (;;) {
+        int waits = acc == 0 ? !(flags & O_NONBLOCK_) && !p->writers && p->opens_w == w0
+                  : acc == 1 ? !p->readers && p->opens_r == r0 : 0;
+        if (!waits)
+            break;
+        if (acc == 1 && (flags & O_NONBLOCK_)) {
+            err = -ENXIO_;
+            break;
+        }
+        if (sig_ready(cur)) {
+            err = -EINTR;
+            break;
+        }
+        block(W_PIPE);
+    }
+    struct file *f = err ? 0 : file_new(acc == 1 ? F_PIPE_W : F_PIPE_R, 0, (int)(flags & (O_ACCMODE | O_NONBLOCK_)));
+    if (f) {
+        f->pipe = p;
+        int fd = fd_install(f, 0, (flags & O_CLOEXEC_) != 0);
+        if (fd < 0)
+            file_put(f); /* drops its ends */
+        return fd;
+    }
+    if (acc != 0)
+        pipe_drop(p, 0);
+    if (acc != 1)
+        pipe_drop(p, 1);
+    return err ? err : -ENOMEM;
+}
+
 static long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
     while (p->count == 0) {

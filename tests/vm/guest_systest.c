@@ -11,7 +11,7 @@
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
  * (with a clone(CLONE_VM) child waiting) and the vfork syscall; a descriptor closed by one
- * thread while another blocks reading it; loopback TCP and AF_UNIX
+ * thread while another blocks reading it; named pipes, close_range, setpriority; loopback TCP and AF_UNIX
  * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); large anonymous mappings getting pages as
@@ -520,6 +520,49 @@ static void close_under_read(void)
     SYS(13, 13, dfl, 0, 8);
 }
 
+/* Named pipes: mknod makes one; a reader's open waits for a writer (a forked child), data
+ * passes; a non-blocking writer with no reader gets ENXIO. close_range closes or marks a
+ * range; setpriority/getpriority keep the nice value. */
+static void fifos_and_more(void)
+{
+    const char *path = "/tmp/systest.fifo";
+    char buf[8] = {0};
+    SYS(87, path, 0, 0, 0);
+    long mk = SYS(259, AT_FDCWD, path, 0010600, 0); /* mknodat S_IFIFO */
+    long nx = SYS(257, AT_FDCWD, path, 1 | O_NONBLOCK, 0);
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        long delay[2] = {0, 100000000};
+        SYS(35, delay, 0, 0, 0);
+        int w = (int)SYS(257, AT_FDCWD, path, 1, 0); /* O_WRONLY: the parent is waiting to read */
+        SYS(1, w, "fifo", 4, 0);
+        SYS(60, 0, 0, 0, 0);
+    }
+    int rd = (int)SYS(257, AT_FDCWD, path, 0, 0); /* O_RDONLY: waits for the child to open */
+    long r = SYS(0, rd, buf, sizeof(buf), 0);
+    long eof = SYS(0, rd, buf + 4, 4, 0);
+    SYS(4, path, st, 0, 0);
+    say("named pipe", mk == 0 && nx == -6 && rd >= 0 && r == 4 && same(buf, "fifo", 4) && eof == 0 && (st[3] & 0170000) == 0010000,
+        mk ? mk : nx != -6 ? nx : r);
+    reap(child);
+    SYS(3, rd, 0, 0, 0);
+    SYS(87, path, 0, 0, 0);
+
+    for (int fd = 40; fd < 44; fd++)
+        SYS(33, 0, fd, 0, 0); /* dup2 */
+    long cr = SYS(436, 40, 42, 0, 0), cx = SYS(436, 43, 43, 4, 0); /* CLOSE_RANGE_CLOEXEC */
+    say("close_range", cr == 0 && cx == 0 && SYS(72, 40, 1, 0, 0) == -9 && SYS(72, 42, 1, 0, 0) == -9 && SYS(72, 43, 1, 0, 0) == 1,
+        cr ? cr : cx);
+    SYS(3, 43, 0, 0, 0);
+
+    child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) /* exits with what getpriority says after setpriority(5): 20 - 5 */
+        SYS(60, SYS(141, 0, 0, 5, 0) == 0 ? SYS(140, 0, 0, 0, 0) : 99, 0, 0, 0);
+    int status = -1;
+    SYS(61, child, &status, 0, 0);
+    say("setpriority getpriority", (status >> 8) == 15, status >> 8);
+}
+
 /* struct sockaddr_in for 127.0.0.1:port (port in host order) */
 static void sin_loop(unsigned char sa[16], int port)
 {
@@ -999,6 +1042,7 @@ void _start(void)
     epolls();
     futex_requeue_vfork();
     close_under_read();
+    fifos_and_more();
     tcp_sockets();
     unix_sockets();
     memory_and_more();

@@ -198,6 +198,10 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_STR(out, "10000\n");
     CHECK_INT(sh(vm, "(echo a; false) && echo no || echo yes", out, sizeof(out)), 0);
     CHECK_STR(out, "a\nyes\n");
+    /* a named pipe between two shell processes; renice and ionice take their calls */
+    CHECK_INT(sh(vm, "mkfifo /tmp/ff && (echo via fifo > /tmp/ff &) && cat /tmp/ff && rm /tmp/ff && "
+                     "renice -n 5 $$ >/dev/null && ionice -c3 true && echo prio", out, sizeof(out)), 0);
+    CHECK_STR(out, "via fifo\nprio\n");
     CHECK_INT(sh(vm, "cat /nonexistent 2>&1 | wc -l", out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
     /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
