@@ -145,6 +145,7 @@ struct lel_chan {
      * 0 from guests older than the field (fields are only ever appended) */
     volatile uint64_t dirty_free_pages;
 };
+_Static_assert(sizeof(struct lel_chan) <= LEL_CHAN_DATA_OFF, "the mailbox's fields must end before its data area");
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a
  * speed comparison. */
