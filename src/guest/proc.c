@@ -166,6 +166,7 @@ struct proc {
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
     char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */
@@ -818,14 +819,28 @@ static struct file *fd_get(uint64_t fd)
     return fd < NFD ? cur->files->fd[fd] : 0;
 }
 
-/* A descriptor's file, held until file_put: a thread that closes the descriptor meanwhile
- * cannot free what a blocked read, write or wait is using (Linux's fdget does the same). */
+/* A descriptor's file, held by this syscall until file_unhold: a thread that closes the
+ * descriptor meanwhile cannot free what a blocked read, write or wait is using (Linux's fdget
+ * does the same). A syscall holds one file at most; a thread that dies inside it (killed while
+ * blocked) lets go at its end (proc_end), or the file would stay open for good. */
+static struct file *file_hold(struct file *f)
+{
+    if (f) {
+        f->refs++;
+        cur->held = f;
+    }
+    return f;
+}
+
 static struct file *fd_hold(uint64_t fd)
 {
-    struct file *f = fd_get(fd);
-    if (f)
-        f->refs++;
-    return f;
+    return file_hold(fd_get(fd));
+}
+
+static void file_unhold(struct file *f)
+{
+    cur->held = 0;
+    file_put(f);
 }
 
 /* A descriptor table with no descriptors, in `cwd` (held); a copy of one (fork) when `from`. */
@@ -1104,6 +1119,10 @@ static void proc_end(struct proc *p, long status)
     if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0) /* pthread_join waits on it */
         futex_wake(translate(p->mm->pml4, p->clear_tid, 0), 1);
     vfork_release(p);
+    if (p->held) { /* it died inside a syscall that held a file */
+        file_put(p->held);
+        p->held = 0;
+    }
     files_put(p);
     write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
     mm_put(p->mm);

@@ -517,6 +517,24 @@ static void close_under_read(void)
         SYS(35, delay, 0, 0, 0);
     say("close under a blocked read", t > 0 && c == 0 && w == 4 && rd_state[1] == 4, t <= 0 ? t : w != 4 ? w : rd_state[1]);
     SYS(3, p[1], 0, 0, 0);
+
+    /* a process killed while blocked in read lets go of the pipe: the writer then has no reader */
+    SYS(22, p, 0, 0, 0);
+    long kid = SYS(57, 0, 0, 0, 0);
+    if (kid == 0) {
+        char b[4];
+        SYS(3, p[1], 0, 0, 0);
+        SYS(0, p[0], b, sizeof(b), 0); /* blocks until killed */
+        SYS(60, 0, 0, 0, 0);
+    }
+    SYS(3, p[0], 0, 0, 0);
+    SYS(35, delay, 0, 0, 0); /* the child is blocked in read by now */
+    SYS(62, kid, 9, 0, 0);
+    int st = 0;
+    SYS(61, kid, &st, 0, 0);
+    w = SYS(1, p[1], "x", 1, 0);
+    say("killed in read, the pipe loses its reader", (st & 0x7f) == 9 && w == -32, w);
+    SYS(3, p[1], 0, 0, 0);
     SYS(13, 13, dfl, 0, 8);
 }
 
