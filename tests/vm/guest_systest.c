@@ -670,6 +670,34 @@ static void tcp_sockets(void)
     cr = SYS(42, c, sa, 16, 0);
     SYS(3, c, 0, 0, 0);
     say("tcp connect to a closed port ECONNREFUSED", cr == -111, cr);
+
+    /* IPv6: a listener on ::1, a client, and /proc/net/tcp6 lists the listener (port in hex) */
+    unsigned char s6[28] = {10, 0}; /* AF_INET6, port 0, ::1 */
+    s6[23] = 1;
+    int l6 = (int)SYS(41, 10, 1, 0, 0);
+    long b6 = SYS(49, l6, s6, 28, 0) | SYS(50, l6, 4, 0, 0);
+    int len6 = 28;
+    SYS(51, l6, s6, &len6, 0);
+    int c6 = (int)SYS(41, 10, 1, 0, 0);
+    long cr6 = SYS(42, c6, s6, 28, 0);
+    int a6 = (int)SYS(43, l6, 0, 0, 0);
+    long w6 = SYS(1, c6, "v6", 2, 0), r6 = SYS(0, a6, buf, sizeof(buf), 0);
+    static char net[4096];
+    char want[8] = {':', 0};
+    const char *hex = "0123456789ABCDEF";
+    for (int i = 0; i < 4; i++)
+        want[1 + i] = hex[(sin_port(s6) >> (12 - 4 * i)) & 0xf];
+    want[5] = ' ';
+    long fd6 = SYS(2, "/proc/net/tcp6", 0, 0, 0), nn = fd6 >= 0 ? SYS(0, fd6, net, sizeof(net) - 1, 0) : -1;
+    int listed = 0;
+    for (long i = 0; i + 6 <= nn && !listed; i++)
+        listed = same(net + i, want, 6);
+    say("tcp over ::1, /proc/net/tcp6", b6 == 0 && cr6 == 0 && a6 >= 0 && w6 == 2 && r6 == 2 && same(buf, "v6", 2) && listed,
+        b6 ? b6 : cr6 ? cr6 : listed);
+    SYS(3, fd6, 0, 0, 0);
+    SYS(3, a6, 0, 0, 0);
+    SYS(3, c6, 0, 0, 0);
+    SYS(3, l6, 0, 0, 0);
 }
 
 /* AF_UNIX: a path that becomes a socket file, EPIPE once the peer is gone; socketpair with
