@@ -70,6 +70,8 @@ static int walk(struct inode *cwd, const char *path, int follow, int depth, stru
             return -E_NAMETOOLONG;
         if ((cur->mode & S_IFMT) != S_IFDIR)
             return -E_NOTDIR;
+        if (cur->gen)
+            fs_gen_dir_sync(cur);
         struct inode *next = child_of(cur, p, n);
         if (!next)
             return -E_NOENT;
@@ -77,7 +79,9 @@ static int walk(struct inode *cwd, const char *path, int follow, int depth, stru
         while (*rest == '/')
             rest++;
         int last = !*rest;
-        if ((next->mode & S_IFMT) == S_IFLNK && (!last || follow || *end == '/')) {
+        if ((next->mode & S_IFMT) == S_IFLNK && next->gen && (!last || *end == '/')) {
+            return -E_NOTDIR; /* a descriptor's link leads to no directory here */
+        } else if ((next->mode & S_IFMT) == S_IFLNK && !next->gen && (!last || follow || *end == '/')) {
             if (++depth > 40)
                 return -E_LOOP;
             int r = walk(cur, next->target, 1, depth, &next);
@@ -531,4 +535,37 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len)
         }
     }
     return -E_INVAL; /* no trailer: truncated */
+}
+
+int fs_find_path(struct inode *f, struct inode *skip, char *buf, uint64_t cap)
+{
+    struct inode *dir = root;
+    struct dent *d = root->children;
+    for (;;) {
+        if (!d) { /* this directory is done: on with its next sibling */
+            if (dir == root)
+                return -E_NOENT;
+            struct dent *e = dir->parent->children;
+            while (e && e->inode != dir)
+                e = e->next;
+            if (!e)
+                return -E_NOENT;
+            dir = dir->parent;
+            d = e->next;
+        } else if (d->inode == f) {
+            int r = fs_path_of(dir, buf, cap);
+            uint64_t at = r < 0 ? 0 : kstrlen(buf), n = kstrlen(d->name);
+            if (r < 0 || at + n + 2 > cap)
+                return r < 0 ? r : -E_NAMETOOLONG;
+            if (dir != root)
+                buf[at++] = '/';
+            kmemcpy(buf + at, d->name, n + 1);
+            return 0;
+        } else if ((d->inode->mode & S_IFMT) == S_IFDIR && d->inode != skip && d->inode->children) {
+            dir = d->inode;
+            d = dir->children;
+        } else {
+            d = d->next;
+        }
+    }
 }

@@ -47,7 +47,10 @@ struct inode {
     uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
     uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
     uint32_t exec_users;         /* processes running it: their code is its pages, so it cannot change */
-    uint16_t gen;                /* a /proc file: the kernel writes its contents afresh at each open */
+    uint16_t gen;                /* a /proc file: the kernel writes its contents afresh at each open; a
+                                    directory listed afresh (fs_gen_dir_sync); a symlink that is a
+                                    descriptor (/proc/<pid>/fd/N: never followed here, its opener
+                                    reaches the file) */
     uint32_t gen_pid;            /* ... about this process */
 };
 
@@ -93,5 +96,11 @@ void fs_anon_free(struct inode *f);
 int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child);
 /** Writes the absolute path of directory `d` into buf. */
 int fs_path_of(struct inode *d, char *buf, uint64_t cap);
+/** Writes a path that leads to `f` (any kind of node), searching from the root and leaving out
+ * the directory `skip`; -E_NOENT when none does (removed, or an anonymous file). */
+int fs_find_path(struct inode *f, struct inode *skip, char *buf, uint64_t cap);
+/** Brings a generated directory (one with `gen` set: /proc/<pid>/fd) up to date; called before
+ * it is searched or listed. Provided by the process code, which knows what it lists. */
+void fs_gen_dir_sync(struct inode *dir);
 
 #endif

@@ -436,12 +436,16 @@ static void file_read(void)
     uint64_t off = chan->arg[1], max = chan->arg[2] < LEL_BULK_SIZE ? chan->arg[2] : LEL_BULK_SIZE;
     bulk[FS_PATH_MAX - 1] = 0;
     int r = bulk[0] == '/' ? fs_lookup(fs_root(), bulk, 1, &f) : -E_INVAL;
+    if (r == 0 && (f->mode & S_IFMT) == S_IFLNK)
+        r = -E_NOENT; /* a descriptor's link (/dev/stdin): the agent has no descriptors */
     if (r < 0) {
         chan->status = (uint32_t)-r;
         return;
     }
     if ((f->mode & S_IFMT) == S_IFDIR) {
         uint64_t used = 0;
+        if (f->gen)
+            fs_gen_dir_sync(f);
         const char *name;
         struct inode *c;
         for (uint64_t i = 2; fs_readdir(f, i, &name, &c) == 0; i++) {

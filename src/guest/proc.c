@@ -209,19 +209,30 @@ static uint64_t kstack_top(struct proc *p)
     return (uint64_t)KVA(LEL_GPA_KSTACKS) + (uint64_t)(p - procs + 1) * KSTACK;
 }
 
-/* /dev with the character devices programs expect. */
+/* /dev with the character devices programs expect, and the links into /proc/self/fd that
+ * shells and scripts use (echo oops > /dev/stderr, cat /dev/stdin, diff <(...) via /dev/fd). */
 static void make_devices(void)
 {
     static const struct {
         const char *name;
         uint32_t rdev;
     } devs[] = {{"null", 0x103}, {"zero", 0x105}, {"random", 0x108}, {"urandom", 0x109}};
+    static const char *const links[][2] = {
+        {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
     struct inode *dev, *node;
     if (fs_lookup(fs_root(), "/dev", 1, &dev) < 0 && fs_create(fs_root(), "dev", 3, S_IFDIR | 0755, &dev) < 0)
         return;
     for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
         if (fs_create(dev, devs[i].name, kstrlen(devs[i].name), S_IFCHR | 0666, &node) == 0)
             node->rdev = devs[i].rdev;
+    for (unsigned i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        uint64_t n = kstrlen(links[i][0]), tl = kstrlen(links[i][1]);
+        if (fs_create(dev, links[i][0], n, S_IFLNK | 0777, &node) < 0)
+            continue;
+        node->size = tl;
+        if (!(node->target = kstrndup(links[i][1], tl)))
+            fs_unlink(dev, links[i][0], n, 0); /* never a link without a target */
+    }
 }
 
 static void procfs_init(void); /* procfs.inc */

@@ -102,9 +102,7 @@ int srv_restart(srv_t *s)
     return spawn(s);
 }
 
-/* The end of the daemon's log, for a stop that did not go well (the log goes with the data
- * folder). */
-static void show_log_tail(const srv_t *s)
+void srv_log_tail(const srv_t *s)
 {
     char path[300], buf[8192];
     snprintf(path, sizeof(path), "%s/server.log", s->dir);
@@ -130,12 +128,12 @@ int srv_stop(srv_t *s)
             s->pid = 0;
             int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             if (rc != 0)
-                show_log_tail(s);
+                srv_log_tail(s);
             return rc;
         }
         usleep(50000);
     }
-    show_log_tail(s);
+    srv_log_tail(s);
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &st, 0);
     s->pid = 0;

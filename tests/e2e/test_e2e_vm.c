@@ -705,6 +705,8 @@ int main(void)
     templates_vm();
     restarts();
     concurrent_creates();
+    if (lel_test_failed)
+        srv_log_tail(&S);
     CHECK_INT(srv_stop(&S), 0);
     srv_cleanup(&S);
     return lel_test_finish();

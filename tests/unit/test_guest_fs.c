@@ -1,5 +1,6 @@
 /* The guest's file system, built for the host: unpack the real default root filesystem
- * (busybox), resolve paths and symlinks, read, write, truncate, list, unlink. */
+ * (busybox), resolve paths and symlinks, read, write, truncate, list, unlink, find a file's
+ * path, generated directories and descriptor links. */
 #include "../../src/guest/fs.h"
 #include "../../src/guest/klib.h"
 #include "../lel_test.h"
@@ -20,6 +21,19 @@ static uint8_t *slurp(const char *path, uint64_t *len)
     *len = fread(b, 1, (size_t)n, f);
     fclose(f);
     return b;
+}
+
+/* The process code's part (procfs.inc, /proc/<pid>/fd): here a generated directory always
+ * lists one descriptor link, "0". */
+static int syncs;
+void fs_gen_dir_sync(struct inode *dir)
+{
+    struct inode *l;
+    syncs++;
+    if (fs_create(dir, "0", 1, S_IFLNK | 0700, &l) == 0) {
+        l->gen = 1;
+        l->target = kstrndup("pipe:[1]", 8);
+    }
 }
 
 int main(void)
@@ -139,6 +153,35 @@ int main(void)
     fs_create(tmp, "l2", 2, S_IFLNK | 0777, &l2);
     l2->target = kstrndup("/tmp/l1", 7);
     CHECK_INT(fs_lookup(fs_root(), "/tmp/l1", 1, &out), -E_LOOP);
+    /* a file's path is found from the root (not in a left-out directory, not once removed) */
+    CHECK_INT(fs_find_path(x, NULL, path, sizeof(path)), 0);
+    CHECK_STR(path, "/tmp/d1/moved/y");
+    CHECK_INT(fs_find_path(bb, NULL, path, sizeof(path)), 0);
+    CHECK_STR(path, "/bin/busybox");
+    CHECK_INT(fs_find_path(x, d1, path, sizeof(path)), -E_NOENT);
+    CHECK_INT(fs_create(tmp, "rm", 2, S_IFREG | 0644, &held), 0);
+    fs_hold(held);
+    CHECK_INT(fs_find_path(held, NULL, path, sizeof(path)), 0);
+    CHECK_INT(fs_unlink(tmp, "rm", 2, 0), 0);
+    CHECK_INT(fs_find_path(held, NULL, path, sizeof(path)), -E_NOENT);
+    fs_release(held);
+    CHECK_INT(fs_find_path(bin, NULL, path, sizeof(path)), 0);
+    CHECK_STR(path, "/bin");
+    /* a generated directory is brought up to date when searched; a descriptor link in it is
+     * never followed (its opener reaches the file), also at the end of another link */
+    struct inode *gd, *dl;
+    CHECK_INT(fs_create(tmp, "gd", 2, S_IFDIR | 0500, &gd), 0);
+    gd->gen = 1;
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/gd", 1, &out), 0);
+    CHECK_INT(syncs, 0); /* reaching it is not searching it */
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/gd/0", 1, &out), 0);
+    CHECK(syncs == 1 && (out->mode & S_IFMT) == S_IFLNK && out->gen);
+    fs_create(tmp, "stdin", 5, S_IFLNK | 0777, &dl);
+    dl->target = kstrndup("/tmp/gd/0", 9);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/stdin", 1, &got), 0);
+    CHECK(got == out && syncs == 2);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/gd/0/x", 1, &got), -E_NOTDIR);
+    CHECK_INT(fs_lookup(fs_root(), "/tmp/stdin/", 1, &got), -E_NOTDIR);
     free(img);
     free(host_bb);
     free(copy);

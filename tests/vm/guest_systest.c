@@ -6,7 +6,7 @@
  * only in our guest.
  * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
- * RENAME_NOREPLACE; pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
+ * RENAME_NOREPLACE; /proc/self/fd and /dev/stdin, /dev/fd (readlink, open, stat); pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
  * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
@@ -230,6 +230,92 @@ static void files(void)
     if (r == 0)
         r = SYS(87, "/tmp/st.l", 0, 0, 0);
     say("unlink rmdir", r == 0 && SYS(4, "/tmp/st.d", st, 0, 0) == -ENOENT, r);
+}
+
+/* prefix followed by the decimal n, into buf */
+static const char *num_path(char *buf, const char *prefix, long n)
+{
+    int at = 0, d = 0;
+    char digits[24];
+    while (*prefix)
+        buf[at++] = *prefix++;
+    do
+        digits[d++] = (char)('0' + n % 10);
+    while ((n /= 10) && d < 20);
+    while (d)
+        buf[at++] = digits[--d];
+    buf[at] = 0;
+    return buf;
+}
+
+/* Whether a getdents64 listing of directory d (read from its start) names `name`. */
+static int lists(long d, const char *name)
+{
+    static char buf[2048];
+    int seen = 0, n = 0;
+    while (name[n])
+        n++;
+    SYS(8, d, 0, 0, 0);
+    for (long got; (got = SYS(217, d, buf, sizeof(buf), 0)) > 0;)
+        for (long off = 0; off < got;) {
+            unsigned short reclen = *(unsigned short *)(buf + off + 16);
+            seen |= same(buf + off + 19, name, n + 1);
+            off += reclen ? reclen : got;
+        }
+    return seen;
+}
+
+/* /proc/self/fd and the /dev links into it: readlink names a file's path, and one number for
+ * both ends of a pipe; opening a link reaches the descriptor's file (a file anew, at its start;
+ * a pipe's end shared); stat follows the link, lstat does not; a closed descriptor leaves the
+ * listing, a reaped child its directory. */
+static void proc_fds(void)
+{
+    static char a[64], b[64], buf[64];
+    char path[40], name[24];
+    long fd = SYS(2, "/etc/passwd", 0, 0, 0);
+    long n = SYS(89, num_path(path, "/proc/self/fd/", fd), a, sizeof(a), 0);
+    say("fd link names the file", n == 11 && same(a, "/etc/passwd", 11), n);
+    SYS(8, fd, 5, 0, 0);
+    long re = SYS(2, path, 0, 0, 0), r = SYS(0, re, buf, 5, 0);
+    say("fd link opens the file anew", re > fd && r == 5 && same(buf, "root:", 5) && SYS(8, fd, 0, 1, 0) == 5, re < 0 ? re : r);
+    SYS(3, re, 0, 0, 0);
+    r = SYS(2, path, 0400000, 0, 0); /* O_NOFOLLOW */
+    say("fd link O_NOFOLLOW ELOOP", r == -40, r);
+    SYS(3, fd, 0, 0, 0);
+    int p[2];
+    SYS(22, p, 0, 0, 0);
+    n = SYS(89, num_path(path, "/proc/self/fd/", p[0]), a, sizeof(a), 0);
+    long m = SYS(89, num_path(path, "/dev/fd/", p[1]), b, sizeof(b), 0);
+    say("fd link pipe", n > 7 && same(a, "pipe:[", 6) && n == m && same(a, b, n), n);
+    long w = SYS(2, path, 1, 0, 0); /* /dev/fd/<write end>, O_WRONLY */
+    r = SYS(1, w, "via", 3, 0);
+    long got = SYS(0, p[0], buf, sizeof(buf), 0);
+    say("fd link pipe write", w >= 0 && r == 3 && got == 3 && same(buf, "via", 3), w < 0 ? w : got);
+    SYS(4, path, st, 0, 0);
+    unsigned smode = ST_MODE;
+    SYS(6, path, st, 0, 0);
+    say("fd link stat lstat", smode == 0010000 && ST_MODE == 0120000, smode);
+    long d = SYS(257, AT_FDCWD, "/proc/self/fd", O_DIRECTORY, 0);
+    int listed = lists(d, num_path(name, "", w)) && lists(d, num_path(name, "", d));
+    SYS(3, w, 0, 0, 0);
+    say("fd dir lists descriptors", listed && !lists(d, num_path(name, "", w)) && lists(d, num_path(name, "", p[0])), listed);
+    SYS(3, d, 0, 0, 0);
+    SYS(3, p[0], 0, 0, 0);
+    SYS(3, p[1], 0, 0, 0);
+    r = SYS(2, "/proc/self/fd/60", 0, 0, 0);
+    long nd = SYS(4, "/proc/self/fd/0/x", st, 0, 0);
+    say("fd link errors", r == -ENOENT && nd == -20, r);
+    n = SYS(89, "/dev/stdin", a, sizeof(a), 0);
+    r = SYS(2, "/dev/stderr", 1, 0, 0);
+    say("/dev/stdin /dev/stderr", n == 15 && same(a, "/proc/self/fd/0", 15) && r >= 0, n < 0 ? n : r);
+    SYS(3, r, 0, 0, 0);
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0)
+        SYS(60, 0, 0, 0, 0);
+    reap(child);
+    r = SYS(4, num_path(path, "/proc/", child), st, 0, 0);
+    say("reaped child's /proc dir gone", r == -ENOENT, r);
 }
 
 static void pipes(void)
@@ -1083,6 +1169,7 @@ static void signals(void)
 void _start(void)
 {
     files();
+    proc_fds();
     pipes();
     eventfds();
     epolls();

@@ -202,6 +202,10 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_INT(sh(vm, "mkfifo /tmp/ff && (echo via fifo > /tmp/ff &) && cat /tmp/ff && rm /tmp/ff && "
                      "renice -n 5 $$ >/dev/null && ionice -c3 true && echo prio", out, sizeof(out)), 0);
     CHECK_STR(out, "via fifo\nprio\n");
+    /* the /dev links into /proc/self/fd, as scripts use them */
+    CHECK_INT(sh(vm, "echo in | cat /dev/stdin && (echo to-err > /dev/stderr) 2>&1 && echo x > /tmp/o && "
+                     "cat /dev/fd/3 3</tmp/o && ls /proc/self/fd | wc -l && rm /tmp/o", out, sizeof(out)), 0);
+    CHECK_STR(out, "in\nto-err\nx\n4\n");
     CHECK_INT(sh(vm, "cat /nonexistent 2>&1 | wc -l", out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
     /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
