@@ -586,46 +586,64 @@ int lel_vm_wait_ready(lel_vm_t *vm, int timeout_ms)
     return ret;
 }
 
+/* Waits, with vm->lock held, until the guest has answered request `seq` or `end` passes or the
+ * VM dies: 0 answered, -ETIMEDOUT, -EPIPE. The channel's interrupt goes again every KICK_MS
+ * while unanswered: under nested virtualization (KVM in a VM, as on cloud hosts) a guest was
+ * seen to sleep through the first one about once in a hundred commands (raised while the guest
+ * had interrupts off, due at its `sti; hlt`); an idle guest has no timer tick to wake it, so it
+ * slept until the call gave up. A spare interrupt costs an answered guest nothing. */
+static int chan_wait_locked(lel_vm_t *vm, uint32_t seq, int64_t end)
+{
+    const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    struct kvm_msi msi = {.address_lo = 0xfee00000, .data = LEL_VEC_CHANNEL};
+    struct timespec ts;
+    while (__atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) != seq && vm->state != VM_DEAD) {
+        int64_t left = end - lel_mono_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        deadline_in(&ts, left > KICK_MS ? KICK_MS : (int)left);
+        if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT && lel_mono_ms() < end)
+            ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
+    }
+    return __atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) == seq ? 0 : -EPIPE;
+}
+
+/* Whether the channel is free for a new request: the guest has answered the last one. One that
+ * timed out may still be in the guest's hands (a stalled guest gets to it late); writing the
+ * next request's words or data over it then would have the guest run a mix of the two. */
+static int chan_free(lel_vm_t *vm, int timeout_ms)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = vm->state == VM_DEAD ? -EPIPE : chan_wait_locked(vm, vm->seq, lel_mono_ms() + timeout_ms);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms)
 {
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
-    struct timespec ts;
+    int64_t end = lel_mono_ms() + timeout_ms;
     pthread_mutex_lock(&vm->lock);
     if (vm->state != VM_RUNNING || vm->stop_req) {
         pthread_mutex_unlock(&vm->lock);
         return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
+    }
+    int r = chan_wait_locked(vm, vm->seq, end);
+    if (r < 0) {
+        pthread_mutex_unlock(&vm->lock);
+        return r;
     }
     ch->op = op;
     for (int i = 0; i < 4; i++)
         ch->arg[i] = arg ? arg[i] : 0;
     uint32_t seq = ++vm->seq;
     __atomic_store_n(&ch->req_seq, seq, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&vm->lock);
     struct kvm_msi msi = {.address_lo = 0xfee00000, .data = LEL_VEC_CHANNEL};
     ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
-    /* The request's interrupt goes again every KICK_MS while unanswered: under nested
-     * virtualization (KVM in a VM, as on cloud hosts) a guest was seen to sleep through the
-     * first one about once in a hundred commands (raised while the guest had interrupts off,
-     * due at its `sti; hlt`); an idle guest has no timer tick to wake it, so it slept until
-     * the call gave up. A spare interrupt costs an answered guest nothing. */
-    int64_t end = lel_mono_ms() + timeout_ms;
-    int r = 0;
-    pthread_mutex_lock(&vm->lock);
-    while (__atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) != seq && vm->state != VM_DEAD && r == 0) {
-        int64_t left = end - lel_mono_ms();
-        deadline_in(&ts, left > KICK_MS ? KICK_MS : left > 0 ? (int)left : 0);
-        if (pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) == ETIMEDOUT) {
-            if (lel_mono_ms() >= end)
-                r = ETIMEDOUT;
-            else
-                ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
-        }
-    }
-    int done = __atomic_load_n(&ch->resp_seq, __ATOMIC_ACQUIRE) == seq;
-    int dead = vm->state == VM_DEAD;
+    r = chan_wait_locked(vm, seq, end);
     pthread_mutex_unlock(&vm->lock);
-    if (!done)
-        return dead ? -EPIPE : -ETIMEDOUT;
+    if (r < 0)
+        return r;
     for (int i = 0; ret && i < 4; i++)
         ret[i] = ch->ret[i];
     return (int)ch->status;
@@ -635,7 +653,9 @@ int lel_vm_set_clock(lel_vm_t *vm)
 {
     uint64_t arg[4] = {(uint64_t)lel_now_ms(), 0, vm->tsc_khz, 0};
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
-    int r = lel_random_bytes(ch->seed, sizeof(ch->seed));
+    int r = chan_free(vm, 5000);
+    if (r == 0)
+        r = lel_random_bytes(ch->seed, sizeof(ch->seed));
     if (r < 0)
         return r; /* a restored sandbox must not go on with its image's random state */
     return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
@@ -707,8 +727,11 @@ int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
     *outlen = 0;
     if (inlen > LEL_CHAN_DATA_MAX)
         return -E2BIG;
+    int r = chan_free(vm, timeout_ms);
+    if (r < 0)
+        return r;
     memcpy(area, in, inlen);
-    int r = lel_vm_call(vm, op, arg, r4, timeout_ms);
+    r = lel_vm_call(vm, op, arg, r4, timeout_ms);
     if (r >= 0) {
         size_t n = r4[1] < LEL_CHAN_DATA_MAX ? (size_t)r4[1] : LEL_CHAN_DATA_MAX; /* never trust the guest's length */
         if (n > outcap)
@@ -726,6 +749,9 @@ int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
 {
     if (inlen > LEL_BULK_SIZE)
         return -E2BIG;
+    int r = chan_free(vm, timeout_ms);
+    if (r < 0)
+        return r;
     memcpy(vm->mem + LEL_GPA_BULK, in, inlen);
     return lel_vm_call(vm, op, arg, ret, timeout_ms);
 }
@@ -743,6 +769,8 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
     if (ch->dirty_free_pages < min_pages || ch->dirty_free_pages > vm->mem_bytes / 4096)
         return 0;
     int r = lel_vm_call(vm, LEL_OP_TRIM, arg, ret, 5000);
+    if (r == -ETIMEDOUT) /* the guest may still set the pages aside: it is told to let them go */
+        lel_vm_call(vm, LEL_OP_TRIM_DONE, arg, ret, 5000);
     if (r != 0)
         return r > 0 ? 0 : r; /* a guest without the op says ENOSYS: nothing to do */
     size_t n = ret[0] < LEL_BULK_SIZE / 4 ? (size_t)ret[0] : LEL_BULK_SIZE / 4;
@@ -782,6 +810,9 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
 {
     uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
     struct lel_cmd_req req = {0, 0, cmd->inlen, cmd->timeout_ms, cmd->background ? LEL_CMD_BACKGROUND : 0, 0};
+    int r = chan_free(vm, 5000);
+    if (r < 0)
+        return r;
     const char *const *lists[2] = {cmd->argv, cmd->env};
     uint32_t *counts[2] = {&req.argc, &req.envc};
     for (int l = 0; l < 2; l++) {
@@ -804,7 +835,7 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
         memcpy(p + cl, cmd->in, cmd->inlen);
     memcpy(bulk, &req, sizeof(req));
     uint64_t ret[4] = {0};
-    int r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, 5000);
+    r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, 5000);
     if (r == 0)
         *id = (uint32_t)ret[0];
     return r;

@@ -496,6 +496,32 @@ static void misbehaving(void)
     }
 }
 
+/* A call that finds the guest still busy with an earlier one that timed out writes nothing over
+ * it: it waits for the channel, and when it gives up first its request is never made (a file
+ * write that timed out so is never done, even after the guest gets free); the next call with
+ * time enough goes through. */
+static void busy_channel(lel_vm_t *vm)
+{
+    int st;
+    char out[64];
+    double t0 = now_ms();
+    call1(vm, LEL_OP_SPIN, 1 << 22, 0, &st);
+    double per = (now_ms() - t0) / (1 << 22);
+    uint64_t n = (uint64_t)(1500.0 / (per > 0 ? per : 1e-6)); /* about 1.5 s of guest work */
+    uint64_t arg[4] = {n, 0, 0, 0}, ret[4];
+    CHECK_INT(lel_vm_call(vm, LEL_OP_SPIN, arg, ret, 100), -ETIMEDOUT);
+    static const char req[] = "/tmp/chan.late\0late";
+    uint64_t warg[4] = {15, 0, 4, 1};
+    CHECK_INT(lel_vm_call_bulk(vm, LEL_OP_FILE_WRITE, warg, req, sizeof(req) - 1, ret, 100), -ETIMEDOUT);
+    usleep(4000000); /* the spin is over by now */
+    CHECK_INT(sh(vm, "test -e /tmp/chan.late && echo written || echo none", out, sizeof(out)), 0);
+    CHECK_STR(out, "none\n");
+    CHECK_INT(lel_vm_call(vm, LEL_OP_SPIN, arg, ret, 100), -ETIMEDOUT);
+    t0 = now_ms();
+    CHECK(call1(vm, LEL_OP_PING, 41, 0, &st) == 42 && st == 0);
+    printf("busy channel: spin of %llu rounds, the next call waited %.0f ms\n", (unsigned long long)n, now_ms() - t0);
+}
+
 /* Free-page reporting: what a command used and freed goes back to the host (resident memory
  * drops), and the guest then uses those pages again without losing data. */
 static void trim(lel_vm_t *vm)
@@ -557,6 +583,7 @@ int main(void)
     idle_timer(vm);
     concurrency(vm);
     trim(vm);
+    busy_channel(vm);
     double t0 = now_ms();
     uint64_t c1 = call1(vm, LEL_OP_TOUCH, 64, 0xabcdef, &st);
     printf("touch 64 MiB: %.1f ms\n", now_ms() - t0);
