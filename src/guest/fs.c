@@ -166,6 +166,34 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
     return 0;
 }
 
+int fs_link(struct inode *dir, const char *name, uint64_t n, struct inode *target)
+{
+    if ((target->mode & S_IFMT) == S_IFDIR)
+        return -E_PERM;
+    if ((dir->mode & S_IFMT) != S_IFDIR)
+        return -E_NOTDIR;
+    if (dir->nlink == 0 || target->nlink == 0) /* a removed directory; a removed or anonymous file */
+        return -E_NOENT;
+    if (target->nlink >= 65000)
+        return -E_MLINK;
+    if (child_of(dir, name, n))
+        return -E_EXIST;
+    struct dent *d = kmalloc(sizeof(*d));
+    char *nm = kstrndup(name, n);
+    if (!d || !nm) {
+        kfree(d, sizeof(*d));
+        kfree(nm, n + 1);
+        return -E_NOMEM;
+    }
+    d->name = nm;
+    d->inode = target;
+    d->next = dir->children;
+    dir->children = d;
+    target->nlink++;
+    target->ctime = dir->mtime = clock_now;
+    return 0;
+}
+
 /* File data: pages[] is one page of 512 pointers to index pages, each holding 512 pointers
  * to data pages, so a file reaches 1 GiB without any allocation larger than a page. */
 #define PER 512ULL

@@ -15,6 +15,7 @@
 #define S_IFIFO 0010000
 #define S_IFSOCK 0140000
 
+#define E_PERM 1
 #define E_NOENT 2
 #define E_IO 5
 #define E_NOMEM 12
@@ -27,6 +28,7 @@
 #define E_NOSPC 28
 #define E_NAMETOOLONG 36
 #define E_NOTEMPTY 39
+#define E_MLINK 31
 #define E_LOOP 40
 
 #define FS_NAME_MAX 255
@@ -71,6 +73,8 @@ int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const cha
 /** Creates a node named `name` in `dir`. */
 int fs_create(struct inode *dir, const char *name, uint64_t namelen, uint32_t mode, struct inode **out);
 int fs_unlink(struct inode *dir, const char *name, uint64_t namelen, int want_dir);
+/** Gives `target` (not a directory) another name, `name` in `dir`: a hard link. */
+int fs_link(struct inode *dir, const char *name, uint64_t namelen, struct inode *target);
 /** Moves `oname` in `odir` to `nname` in `ndir`, replacing a file there (or an empty directory
  * with a directory). A directory cannot move into itself. */
 int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode *ndir, const char *nname, uint64_t nlen);

@@ -6,7 +6,7 @@
  * only in our guest.
  * Files and descriptors: pread/pwrite leave the offset, lseek past the end makes a hole, dup3
  * and fcntl, ioctl TCGETS is ENOTTY, symlink/readlink/lstat, getcwd, getdents64, renameat2's
- * RENAME_NOREPLACE; /proc/self/fd and /dev/stdin, /dev/fd (readlink, open, stat); pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
+ * RENAME_NOREPLACE; hard links; /proc/self/fd and /dev/stdin, /dev/fd (readlink, open, stat); pipes: pipe2 flags, O_NONBLOCK (EAGAIN both ways), 64 KiB held, writes
  * up to PIPE_BUF never split, poll and its timeout,
  * writev/readv; eventfd (counter, semaphore) and epoll (level, edge, one-shot, hang-up, a
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
@@ -230,6 +230,46 @@ static void files(void)
     if (r == 0)
         r = SYS(87, "/tmp/st.l", 0, 0, 0);
     say("unlink rmdir", r == 0 && SYS(4, "/tmp/st.d", st, 0, 0) == -ENOENT, r);
+}
+
+/* Hard links: two names, one file (same inode, nlink 2, a write through one seen through the
+ * other, the file living on when one name goes); linkat of a descriptor's file (AT_EMPTY_PATH);
+ * refused for directories (EPERM), an existing name (EEXIST), a missing file (ENOENT) and out
+ * of /proc (EXDEV); rename from one name of a file to another does nothing. */
+static void hard_links(void)
+{
+    static char buf[16];
+    long fd = SYS(2, "/tmp/hl.a", O_CREAT | O_RDWR | O_TRUNC, 0644, 0);
+    SYS(1, fd, "abc", 3, 0);
+    long r = SYS(86, "/tmp/hl.a", "/tmp/hl.b", 0, 0);
+    SYS(4, "/tmp/hl.a", st, 0, 0);
+    u64 ino = st[1], nl = st[2];
+    SYS(4, "/tmp/hl.b", st, 0, 0);
+    say("link: one file, two names", r == 0 && nl == 2 && st[1] == ino && st[2] == 2, r ? r : (long)nl);
+    long b = SYS(2, "/tmp/hl.b", O_RDWR, 0, 0);
+    SYS(1, b, "X", 1, 0);
+    SYS(3, b, 0, 0, 0);
+    r = SYS(87, "/tmp/hl.a", 0, 0, 0);
+    b = SYS(2, "/tmp/hl.b", 0, 0, 0);
+    long n = SYS(0, b, buf, sizeof(buf), 0);
+    SYS(5, b, st, 0, 0);
+    say("link: writes shared, lives on unlinked", r == 0 && n == 3 && same(buf, "Xbc", 3) && st[2] == 1, n);
+    r = raw_syscall6(265, fd, (long)"", AT_FDCWD, (long)"/tmp/hl.c", 0x1000, 0); /* AT_EMPTY_PATH */
+    long r2 = raw_syscall6(265, AT_FDCWD, (long)"/tmp/hl.c", AT_FDCWD, (long)"/tmp/hl.d", 0, 0);
+    SYS(4, "/tmp/hl.d", st, 0, 0);
+    say("linkat AT_EMPTY_PATH", r == 0 && r2 == 0 && st[1] == ino && st[2] == 3, r ? r : r2);
+    r = SYS(82, "/tmp/hl.c", "/tmp/hl.d", 0, 0);
+    r2 = SYS(4, "/tmp/hl.c", st, 0, 0);
+    say("rename between links of one file", r == 0 && r2 == 0 && st[2] == 3, r ? r : r2);
+    long e1 = SYS(86, "/tmp", "/tmp/hl.dir", 0, 0), e2 = SYS(86, "/tmp/hl.b", "/tmp/hl.c", 0, 0);
+    long e3 = SYS(86, "/tmp/hl.none", "/tmp/hl.e", 0, 0);
+    long e4 = SYS(86, "/proc/meminfo", "/tmp/hl.m", 0, 0);
+    say("link errors", e1 == -EPERM && e2 == -EEXIST && e3 == -ENOENT && e4 == -18, e1 != -EPERM ? e1 : e2 != -EEXIST ? e2 : e3 != -ENOENT ? e3 : e4);
+    SYS(3, fd, 0, 0, 0);
+    SYS(3, b, 0, 0, 0);
+    SYS(87, "/tmp/hl.b", 0, 0, 0);
+    SYS(87, "/tmp/hl.c", 0, 0, 0);
+    SYS(87, "/tmp/hl.d", 0, 0, 0);
 }
 
 /* prefix followed by the decimal n, into buf */
@@ -1169,6 +1209,7 @@ static void signals(void)
 void _start(void)
 {
     files();
+    hard_links();
     proc_fds();
     pipes();
     eventfds();

@@ -206,6 +206,9 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_INT(sh(vm, "echo in | cat /dev/stdin && (echo to-err > /dev/stderr) 2>&1 && echo x > /tmp/o && "
                      "cat /dev/fd/3 3</tmp/o && ls /proc/self/fd | wc -l && rm /tmp/o", out, sizeof(out)), 0);
     CHECK_STR(out, "in\nto-err\nx\n4\n");
+    CHECK_INT(sh(vm, "echo a > /tmp/h1 && ln /tmp/h1 /tmp/h2 && stat -c %h /tmp/h1 && rm /tmp/h1 && cat /tmp/h2 && rm /tmp/h2",
+                 out, sizeof(out)), 0);
+    CHECK_STR(out, "2\na\n");
     CHECK_INT(sh(vm, "cat /nonexistent 2>&1 | wc -l", out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
     /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
