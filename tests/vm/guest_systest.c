@@ -485,6 +485,20 @@ static void eventfds(void)
     got += (long)v;
     say("eventfd semaphore counts down by one", a == 8 && b == 8 && got == 2 && SYS(0, fd, &v, 8, 0) == -EAGAIN, got);
     SYS(3, fd, 0, 0, 0);
+    fd = (int)SYS(290, 0, 0, 0, 0); /* blocking: a read waits for a child's write */
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        long delay[2] = {0, 200000000};
+        u64 six = 6;
+        SYS(35, delay, 0, 0, 0);
+        SYS(60, SYS(1, fd, &six, 8, 0) == 8 ? 0 : 1, 0, 0, 0);
+    }
+    long t0 = mono_ms();
+    r = SYS(0, fd, &v, 8, 0);
+    long waited = mono_ms() - t0;
+    say("eventfd blocking read woken by a write", r == 8 && v == 6 && waited >= 150, r == 8 ? waited : r);
+    reap(child);
+    SYS(3, fd, 0, 0, 0);
 }
 
 static void epolls(void)
@@ -497,10 +511,12 @@ static void epolls(void)
     long r = ep_ctl(ep, 1, p[0], EPOLLIN, 42);
     long again = ep_ctl(ep, 1, p[0], EPOLLIN, 42);
     long none = ep_ctl(ep, 2, p[1], 0, 0);
+    if (none == -ENOENT)
+        none = ep_ctl(ep, 3, p[1], EPOLLIN, 0); /* MOD of one not in the set */
     int file = (int)SYS(257, AT_FDCWD, "/", O_DIRECTORY, 0);
     long perm = ep_ctl(ep, 1, file, EPOLLIN, 0);
     SYS(3, file, 0, 0, 0);
-    say("epoll_ctl ADD, EEXIST, ENOENT, EPERM for a file", ep >= 0 && r == 0 && again == -EEXIST && none == -ENOENT && perm == -EPERM,
+    say("epoll_ctl ADD, EEXIST, ENOENT (DEL, MOD), EPERM for a file", ep >= 0 && r == 0 && again == -EEXIST && none == -ENOENT && perm == -EPERM,
         ep < 0 ? ep : r ? r : again != -EEXIST ? again : none != -ENOENT ? none : perm);
     long t0 = mono_ms();
     r = ep_wait(ep, &e, 50);
@@ -513,6 +529,11 @@ static void epolls(void)
     int pfd[2] = {ep, 1};
     r = SYS(7, pfd, 1, 0, 0);
     say("poll on an epoll with a ready item", r == 1 && (pfd[1] >> 16) == 1, r);
+    int outer = (int)SYS(291, 0, 0, 0, 0);
+    r = ep_ctl(outer, 1, ep, EPOLLIN, 9);
+    r2 = ep_wait(outer, &e, 0);
+    say("epoll in an epoll", r == 0 && r2 == 1 && e.data == 9 && e.events == EPOLLIN, r ? r : r2);
+    SYS(3, outer, 0, 0, 0);
     ep_ctl(ep, 3, p[0], EPOLLIN | EPOLLET, 43);
     r = ep_wait(ep, &e, 0);
     r2 = ep_wait(ep, &e, 0);
@@ -854,6 +875,35 @@ static void unix_sockets(void)
     long w = SYS(44, c, "x", 1, 0x4000); /* MSG_NOSIGNAL */
     say("unix data, EADDRINUSE, EPIPE after the peer closed", inuse == -98 && r == 3 && w == -32, inuse != -98 ? inuse : r != 3 ? r : w);
     SYS(3, c, 0, 0, 0);
+    SYS(3, l, 0, 0, 0);
+    SYS(87, path, 0, 0, 0);
+
+    /* a full backlog (listen 0 holds one connection, as on Linux): a non-blocking connect
+     * gets EAGAIN, a blocking one waits until an accept makes room */
+    l = (int)SYS(41, 1, 1, 0, 0);
+    SYS(49, l, sun, n, 0);
+    SYS(50, l, 0, 0, 0);
+    c = (int)SYS(41, 1, 1, 0, 0);
+    int c2 = (int)SYS(41, 1, 04000 | 1, 0, 0); /* SOCK_NONBLOCK */
+    cr = SYS(42, c, sun, n, 0);
+    long full = SYS(42, c2, sun, n, 0);
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        int c3 = (int)SYS(41, 1, 1, 0, 0);
+        SYS(60, SYS(42, c3, sun, n, 0) == 0 && SYS(1, c3, "w", 1, 0) == 1 ? 0 : 1, 0, 0, 0);
+    }
+    long slept[2] = {0, 200000000};
+    SYS(35, slept, 0, 0, 0);
+    long a1 = SYS(43, l, 0, 0, 0);
+    reap(child); /* its connect went through once there was room */
+    long a2 = SYS(43, l, 0, 0, 0);
+    r = SYS(0, a2, buf, sizeof(buf), 0);
+    say("unix connect on a full backlog", cr == 0 && full == -EAGAIN && a1 >= 0 && a2 >= 0 && r == 1 && buf[0] == 'w',
+        cr ? cr : full != -EAGAIN ? full : r);
+    SYS(3, a1, 0, 0, 0);
+    SYS(3, a2, 0, 0, 0);
+    SYS(3, c, 0, 0, 0);
+    SYS(3, c2, 0, 0, 0);
     SYS(3, l, 0, 0, 0);
     SYS(87, path, 0, 0, 0);
 
