@@ -1063,6 +1063,7 @@ static uint64_t tick_after_ns(uint64_t ns)
 
 #include "epoll.inc"
 #include "socket.inc"
+#include "dgram.inc"
 #include "syscalls.inc"
 /* ---- processes ---- */
 

@@ -12,7 +12,8 @@
  * blocked epoll_pwait woken by a child, a closed file leaving the set); futex CMP_REQUEUE
  * (with a clone(CLONE_VM) child waiting) and the vfork syscall; a descriptor closed by one
  * thread while another blocks reading it; named pipes, close_range, setpriority; loopback TCP and AF_UNIX
- * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
+ * sockets (connect, accept, both directions, half-close, errors, socketpair, sendmsg); UDP and
+ * unix datagrams; ioctl FIONREAD/FIOCLEX; memory: anonymous and private file mmap, a PROT_NONE
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); large anonymous mappings getting pages as
  * touched (MADV_DONTNEED giving them back, mremap keeping them so, a touch past the memory
@@ -944,6 +945,90 @@ static long free_mib(void)
 /* A large anonymous mapping gets pages as they are touched (96 MiB populated at once would
  * take most of a 256 MiB guest); MADV_DONTNEED gives touched pages back, and they read zero;
  * mremap, in place and moving, keeps the data and the rest still untouched. */
+/* UDP over loopback and unix datagram sockets: datagrams keep their bounds and their sender's
+ * address; one longer than the buffer is cut (MSG_TRUNC says by how much); a connected socket
+ * sends without an address, and learns that nobody has the port at its next receive;
+ * sendmsg's vector is one datagram and recvmsg scatters it; a blocking receive waits for a
+ * child's datagram; a unix datagram socket bound to a path gets what is sent there. */
+static void udp_sockets(void)
+{
+    unsigned char sa[16], me[16], from[16];
+    int len = 16, flen = 16;
+    char buf[16];
+    int r = (int)SYS(41, 2, 2, 0, 0), s = (int)SYS(41, 2, 2 | O_NONBLOCK, 17, 0); /* SOCK_DGRAM, IPPROTO_UDP */
+    sin_loop(sa, 0);
+    long b = SYS(49, r, sa, 16, 0);
+    SYS(51, r, me, &len, 0);
+    int port = sin_port(me);
+    long w1 = raw_syscall6(44, s, (long)"one", 3, 0, (long)me, 16), w2 = raw_syscall6(44, s, (long)"two!", 4, 0, (long)me, 16);
+    long g1 = raw_syscall6(45, r, (long)buf, sizeof(buf), 0, (long)from, (long)&flen);
+    long g2 = SYS(0, r, buf + 3, sizeof(buf) - 3, 0);
+    len = 16;
+    SYS(51, s, me, &len, 0); /* the sender got a port when it first sent */
+    say("udp sendto, recvfrom: bounds and sender kept", b == 0 && port > 0 && w1 == 3 && w2 == 4 && g1 == 3 && g2 == 4 &&
+        same(buf, "onetwo!", 7) && flen == 16 && from[4] == 127 && sin_port(from) == sin_port(me) && sin_port(me) > 0,
+        b ? b : w1 != 3 ? w1 : g1 != 3 ? g1 : g2);
+    sin_loop(sa, port);
+    long c = SYS(42, s, sa, 16, 0), w = SYS(1, s, "0123456789", 10, 0);
+    long cut = raw_syscall6(45, r, (long)buf, 4, 0x20, 0, 0);   /* MSG_TRUNC: the datagram's length */
+    long empty = raw_syscall6(45, r, (long)buf, 4, 0x40, 0, 0); /* MSG_DONTWAIT: the rest went with it */
+    say("udp connect, write, truncation", c == 0 && w == 10 && cut == 10 && same(buf, "0123", 4) && empty == -EAGAIN, c ? c : w != 10 ? w : cut != 10 ? cut : empty);
+    long iov[4] = {(long)"ab", 2, (long)"cde", 3};
+    long msg[7] = {0, 0, (long)iov, 2, 0, 0, 0};
+    long sm = SYS(46, s, msg, 0, 0);
+    char x[2], y[2];
+    long riov[4] = {(long)x, 2, (long)y, 2};
+    long rmsg[7] = {(long)from, 16, (long)riov, 2, 0, 0, 0};
+    long rm = SYS(47, r, rmsg, 0, 0);
+    say("udp sendmsg one datagram, recvmsg scatters it", sm == 5 && rm == 4 && same(x, "ab", 2) && same(y, "cd", 2) &&
+        (int)rmsg[1] == 16 && (int)rmsg[6] == 0x20 && sin_port(from) == sin_port(me), sm != 5 ? sm : rm);
+    /* a port nobody has: the connected sender hears of it when it next receives */
+    int lone = (int)SYS(41, 2, 2, 0, 0);
+    sin_loop(sa, 0);
+    SYS(49, lone, sa, 16, 0);
+    len = 16;
+    SYS(51, lone, me, &len, 0);
+    SYS(3, lone, 0, 0, 0);
+    SYS(42, s, me, 16, 0);
+    w = SYS(1, s, "x", 1, 0);
+    long refused = raw_syscall6(45, s, (long)buf, 1, 0x40, 0, 0);
+    say("udp to a closed port: ECONNREFUSED", w == 1 && refused == -111, w != 1 ? w : refused);
+    /* a blocking receive, woken by a child's datagram */
+    sin_loop(sa, port);
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        long delay[2] = {0, 200000000};
+        int k = (int)SYS(41, 2, 2, 0, 0);
+        SYS(35, delay, 0, 0, 0);
+        SYS(60, raw_syscall6(44, k, (long)"kid", 3, 0, (long)sa, 16) == 3 ? 0 : 1, 0, 0, 0);
+    }
+    long t0 = mono_ms();
+    long got = SYS(0, r, buf, sizeof(buf), 0);
+    say("udp blocking receive woken", got == 3 && same(buf, "kid", 3) && mono_ms() - t0 >= 150, got);
+    reap(child);
+    SYS(3, s, 0, 0, 0);
+    SYS(3, r, 0, 0, 0);
+
+    char sun[32] = {1, 0};
+    const char *path = "/tmp/systest.dgram";
+    int n = 2;
+    for (const char *p = path; *p; p++)
+        sun[n++] = *p;
+    sun[n++] = 0;
+    SYS(87, path, 0, 0, 0);
+    int u = (int)SYS(41, 1, 2, 0, 0), v = (int)SYS(41, 1, 2, 0, 0);
+    b = SYS(49, u, sun, n, 0);
+    w1 = raw_syscall6(44, v, (long)"hi", 2, 0, (long)sun, n);
+    flen = 16;
+    g1 = raw_syscall6(45, u, (long)buf, sizeof(buf), 0, (long)from, (long)&flen);
+    SYS(3, u, 0, 0, 0);
+    w2 = raw_syscall6(44, v, (long)"hi", 2, 0, (long)sun, n); /* nobody reads there now */
+    say("unix datagram: path, unnamed sender, refused when closed", b == 0 && w1 == 2 && g1 == 2 && same(buf, "hi", 2) &&
+        flen == 0 && w2 == -111, b ? b : w1 != 2 ? w1 : g1 != 2 ? g1 : flen ? flen : w2);
+    SYS(3, v, 0, 0, 0);
+    SYS(87, path, 0, 0, 0);
+}
+
 static void lazy_mappings(void)
 {
     const u64 M = 1UL << 20;
@@ -1269,6 +1354,7 @@ void _start(void)
     fifos_and_more();
     tcp_sockets();
     unix_sockets();
+    udp_sockets();
     memory_and_more();
     stack();
     cpu_times();

@@ -209,6 +209,11 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_INT(sh(vm, "echo a > /tmp/h1 && ln /tmp/h1 /tmp/h2 && stat -c %h /tmp/h1 && rm /tmp/h1 && cat /tmp/h2 && rm /tmp/h2",
                  out, sizeof(out)), 0);
     CHECK_STR(out, "2\na\n");
+    /* busybox syslogd and logger meet over a unix datagram socket (/dev/log) */
+    CHECK_INT(sh(vm, "syslogd -n -O /tmp/sl & for i in $(seq 100); do [ -S /dev/log ] && break; sleep 0.05; done; "
+                     "logger -t probe hello; for i in $(seq 100); do grep -q 'probe: hello' /tmp/sl && break; sleep 0.05; done; "
+                     "kill $!; grep -c 'probe: hello' /tmp/sl; rm /tmp/sl", out, sizeof(out)), 0);
+    CHECK_STR(out, "1\n");
     CHECK_INT(sh(vm, "cat /nonexistent 2>&1 | wc -l", out, sizeof(out)), 0);
     CHECK_STR(out, "1\n");
     /* /proc as free, df, ps, top and id use it: the memory and the root file system add up, a
