@@ -850,14 +850,23 @@ static void tcp_sockets(void)
 
 /* AF_UNIX: a path that becomes a socket file, EPIPE once the peer is gone; socketpair with
  * sendmsg/recvmsg over two iovecs. */
-static void unix_sockets(void)
+/* A sockaddr_un for `path` in sun; its length. */
+static int sun_path(char *sun, const char *path)
 {
-    char sun[110] = {1, 0};
-    const char *path = "/tmp/systest.sock";
     int n = 2;
+    sun[0] = 1;
+    sun[1] = 0;
     for (const char *p = path; *p; p++)
         sun[n++] = *p;
     sun[n++] = 0;
+    return n;
+}
+
+static void unix_sockets(void)
+{
+    char sun[110];
+    const char *path = "/tmp/systest.sock";
+    int n = sun_path(sun, path);
     char buf[16];
     SYS(87, path, 0, 0, 0);
     int l = (int)SYS(41, 1, 1, 0, 0), c = (int)SYS(41, 1, 1, 0, 0);
@@ -1009,12 +1018,9 @@ static void udp_sockets(void)
     SYS(3, s, 0, 0, 0);
     SYS(3, r, 0, 0, 0);
 
-    char sun[32] = {1, 0};
+    char sun[32];
     const char *path = "/tmp/systest.dgram";
-    int n = 2;
-    for (const char *p = path; *p; p++)
-        sun[n++] = *p;
-    sun[n++] = 0;
+    int n = sun_path(sun, path);
     SYS(87, path, 0, 0, 0);
     int u = (int)SYS(41, 1, 2, 0, 0), v = (int)SYS(41, 1, 2, 0, 0);
     b = SYS(49, u, sun, n, 0);
