@@ -1017,6 +1017,20 @@ static void udp_sockets(void)
     reap(child);
     SYS(3, s, 0, 0, 0);
     SYS(3, r, 0, 0, 0);
+    /* an IPv6 wildcard socket gets an IPv4 sender's datagram from ::ffff:127.0.0.1 */
+    unsigned char six[28] = {10, 0}, from6[28];
+    int r6 = (int)SYS(41, 10, 2, 0, 0), s4 = (int)SYS(41, 2, 2, 0, 0);
+    len = 28;
+    b = SYS(49, r6, six, 28, 0);
+    SYS(51, r6, six, &len, 0);
+    sin_loop(sa, sin_port(six));
+    w = raw_syscall6(44, s4, (long)"v4", 2, 0, (long)sa, 16);
+    flen = 28;
+    got = raw_syscall6(45, r6, (long)buf, sizeof(buf), 0, (long)from6, (long)&flen);
+    say("udp IPv4 sender to an IPv6 socket: mapped address", b == 0 && w == 2 && got == 2 && flen == 28 && from6[0] == 10 &&
+        from6[18] == 0xff && from6[19] == 0xff && from6[20] == 127 && from6[23] == 1, b ? b : w != 2 ? w : got != 2 ? got : flen);
+    SYS(3, r6, 0, 0, 0);
+    SYS(3, s4, 0, 0, 0);
 
     char sun[32];
     const char *path = "/tmp/systest.dgram";
