@@ -846,6 +846,26 @@ static void tcp_sockets(void)
     SYS(3, a6, 0, 0, 0);
     SYS(3, c6, 0, 0, 0);
     SYS(3, l6, 0, 0, 0);
+    /* an IPv4 client of an IPv6 wildcard listener: both ends of the accepted socket are
+     * ::ffff:127.0.0.1 */
+    unsigned char any6[28] = {10, 0}, peer6[28], here6[28];
+    l6 = (int)SYS(41, 10, 1, 0, 0);
+    b6 = SYS(49, l6, any6, 28, 0) | SYS(50, l6, 4, 0, 0);
+    len6 = 28;
+    SYS(51, l6, any6, &len6, 0);
+    int c4 = (int)SYS(41, 2, 1, 0, 0);
+    unsigned char s4[16];
+    sin_loop(s4, sin_port(any6));
+    long cr4 = SYS(42, c4, s4, 16, 0);
+    int plen6 = 28, hlen6 = 28;
+    a6 = (int)SYS(43, l6, peer6, &plen6, 0);
+    SYS(51, a6, here6, &hlen6, 0);
+    say("tcp IPv4 client of an IPv6 listener: mapped addresses", b6 == 0 && cr4 == 0 && a6 >= 0 && plen6 == 28 && hlen6 == 28 &&
+        peer6[19] == 0xff && peer6[20] == 127 && here6[19] == 0xff && here6[23] == 1 && sin_port(here6) == sin_port(any6),
+        b6 ? b6 : cr4 ? cr4 : a6 < 0 ? a6 : plen6 * 100 + hlen6);
+    SYS(3, a6, 0, 0, 0);
+    SYS(3, c4, 0, 0, 0);
+    SYS(3, l6, 0, 0, 0);
 }
 
 /* AF_UNIX: a path that becomes a socket file, EPIPE once the peer is gone; socketpair with
