@@ -101,7 +101,7 @@ enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
 /* An address space: shared by the threads of a process, and by a vfork child (clone with
  * CLONE_VM) until it execs or exits; freed with its last user. */
-#define LAZY_MAX 64
+#define LAZY_MAX 120 /* about one per thread stack (glibc: 8 MiB, lazy); struct mm stays a kmalloc size */
 #define LAZY_MIN (1ULL << 20) /* anonymous mappings from this size on get pages as touched */
 #define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
 struct mm {
@@ -116,6 +116,7 @@ struct mm {
         uint64_t start, end;
     } lazy[LAZY_MAX];
 };
+_Static_assert(sizeof(struct mm) <= 2048, "struct mm comes from kmalloc");
 
 /* Descriptors and the working directory: shared by the threads of a process (CLONE_FILES and
  * CLONE_FS, which come together here), copied by fork. */

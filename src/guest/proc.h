@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#define MAX_PROCS 64 /* also what a fork bomb meets: fork then fails with EAGAIN */
+#define MAX_PROCS 128 /* processes and threads; also what a fork bomb meets: fork then fails with EAGAIN */
 #define KSTACK 32768
 /* The processes' kernel stacks lie at a fixed place below the page pool (too big for .bss,
  * which must end below the bulk area); a stack's pages are touched only as deep as it grows. */

@@ -89,6 +89,32 @@ static void *sleeper(void *arg)
     return arg;
 }
 
+/* 100 threads alive at once, with glibc's default 8 MiB stacks (each a large mapping of its
+ * own, so the address space keeps that many lazy ranges) */
+#define MANY 100
+static pthread_barrier_t all_up;
+
+static void *waiter(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&all_up);
+    return NULL;
+}
+
+static void many_threads(void)
+{
+    pthread_t t[MANY];
+    int made = 0;
+    pthread_barrier_init(&all_up, NULL, MANY + 1);
+    while (made < MANY && pthread_create(&t[made], NULL, waiter, NULL) == 0)
+        made++;
+    if (made == MANY)
+        pthread_barrier_wait(&all_up);
+    printf("many threads: %d of %d\n", made, MANY);
+    for (int i = 0; made == MANY && i < made; i++)
+        pthread_join(t[i], NULL);
+}
+
 static void threads(void)
 {
     pthread_t t[4], s;
@@ -176,6 +202,7 @@ int main(int argc, char **argv)
     printf("stack limit %d %d\n", r, rl.rlim_cur >= (1 << 20) && rl.rlim_cur <= rl.rlim_max);
     printf("pages %d\n", sysconf(_SC_PHYS_PAGES) > 1000);
     threads();
+    many_threads();
     fflush(stdout);
     fprintf(stderr, "to stderr\n");
     return 3; /* with the sleeper still waiting */

@@ -158,7 +158,8 @@ static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
     CHECK_STR(out, "argc=2 argv1=x env=hi\nsorted 0 100002\nbig 1\nfile: 3.142 pi\nstat 0 size 9\nyear >= 2024: 1\n"
                    "missing: 1 No such file or directory\nstack limit 0 1\npages 1\n"
                    "threads: counter 400000, joined 10, tids differ 4\ntimedwait: ETIMEDOUT\n"
-                   "signal to a thread: 1\nfrom system\nsystem: 0\nfrom a thread\nsystem in a thread: 4\nthreads' CPU time counted: 1\nto stderr\n");
+                   "signal to a thread: 1\nfrom system\nsystem: 0\nfrom a thread\nsystem in a thread: 4\nthreads' CPU time counted: 1\n"
+                   "many threads: 100 of 100\nto stderr\n");
 }
 
 /* A dynamically linked program (an ELF with an interpreter) fails as on Linux without its
