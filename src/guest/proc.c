@@ -218,8 +218,10 @@ static void make_devices(void)
         const char *name;
         uint32_t rdev;
     } devs[] = {{"null", 0x103}, {"zero", 0x105}, {"random", 0x108}, {"urandom", 0x109}};
-    static const char *const links[][2] = {
-        {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+    static const char *const links[][2] = {{"fd", "/proc/self/fd"},
+                                           {"stdin", "/proc/self/fd/0"},
+                                           {"stdout", "/proc/self/fd/1"},
+                                           {"stderr", "/proc/self/fd/2"}};
     struct inode *dev, *node;
     if (fs_lookup(fs_root(), "/dev", 1, &dev) < 0 && fs_create(fs_root(), "dev", 3, S_IFDIR | 0755, &dev) < 0)
         return;
