@@ -1615,7 +1615,6 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     return 0;
 }
 
-/* flags: O_NONBLOCK_, and PIPE_PEEK (recv's MSG_PEEK: the bytes stay in the pipe) */
 /* open() of a named pipe: a reader waits until a writer has opened it, and a writer until a
  * reader has (O_NONBLOCK: a reader does not wait, a writer fails with ENXIO); O_RDWR is both
  * ends and waits for nobody, as on Linux. Returns the new descriptor. */
@@ -1674,6 +1673,7 @@ static long fifo_open(struct inode *ino, uint64_t flags)
     return err ? err : -ENOMEM;
 }
 
+/* flags: O_NONBLOCK_, and PIPE_PEEK (recv's MSG_PEEK: the bytes stay in the pipe) */
 static long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
     while (p->count == 0) {

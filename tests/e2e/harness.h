@@ -33,7 +33,7 @@ int srv_start(srv_t *s, const char *extra_yaml);
 int srv_restart(srv_t *s);
 /** SIGTERM and wait; returns the exit status (or -1). */
 int srv_stop(srv_t *s);
-/* Prints the end of the daemon's log to stderr: for a stop that did not go well, or a test that
+/** Prints the end of the daemon's log to stderr: for a stop that did not go well, or a test that
  * failed (the log goes with the data folder). */
 void srv_log_tail(const srv_t *s);
 /** SIGKILL and wait. */

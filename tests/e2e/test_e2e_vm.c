@@ -341,6 +341,19 @@ static void data_plane(void)
     CHECK(json_array_size(r.json) == 1 && json_integer_value(json_object_get(json_array_get(r.json, 0), "size")) == (json_int_t)n);
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.json, 0), "name")), "bin.dat");
     resp_free(&r);
+    /* /proc/<pid>/fd lists a process's descriptors as of the request; /dev/stdin is a
+     * descriptor's link, which the API has none to follow (404) */
+    json_t *bg = run_cmd(id, "{\"cmd\":\"sleep 30 </dev/null >/dev/null 2>&1 & echo $!\",\"timeoutMs\":30000}");
+    int pid = bg ? atoi(json_string_value(json_object_get(bg, "stdout"))) : 0;
+    json_decref(bg);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/proc/%d/fd", id, pid);
+    api(&S, &r, H1, "GET", path, NULL);
+    CHECK(pid > 1 && r.status == 200 && json_array_size(r.json) == 3);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/dev/stdin", id);
+    CHECK_INT(st("GET", path, NULL), 404);
+    snprintf(path, sizeof(path), "{\"cmd\":\"kill %d\"}", pid);
+    check_cmd(id, path, 0, "", NULL);
     /* a script uploaded and run as a program ("#!", chmod), with jobs in the background and `wait` */
     static const char script[] = "#!/bin/sh\nfor i in 1 2 3; do (sleep 0.$i; echo job $i) & done\nwait\necho all $1\n";
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/opt/jobs.sh", id);

@@ -357,6 +357,19 @@ static void proc_fds(void)
     reap(child);
     r = SYS(4, num_path(path, "/proc/", child), st, 0, 0);
     say("reaped child's /proc dir gone", r == -ENOENT, r);
+    /* what readlink says of a directory, an eventfd and a socket; a link's mode is how the
+     * descriptor is open (lr-x for reading) */
+    long dfd = SYS(257, AT_FDCWD, "/tmp", O_DIRECTORY, 0), efd = SYS(290, 0, 0, 0, 0), sfd = SYS(41, 1, 1, 0, 0);
+    long dn = SYS(89, num_path(path, "/proc/self/fd/", dfd), a, sizeof(a), 0);
+    SYS(6, path, st, 0, 0);
+    unsigned perm = (unsigned)st[3] & 0777;
+    long en = SYS(89, num_path(path, "/proc/self/fd/", efd), b, sizeof(b), 0);
+    long sn = SYS(89, num_path(path, "/proc/self/fd/", sfd), buf, sizeof(buf), 0);
+    say("fd link words: directory, eventfd, socket; mode", dn == 4 && same(a, "/tmp", 4) && en == 20 &&
+        same(b, "anon_inode:[eventfd]", 20) && sn > 9 && same(buf, "socket:[", 8) && perm == 0500, dn != 4 ? dn : en != 20 ? en : sn > 9 ? (long)perm : sn);
+    SYS(3, dfd, 0, 0, 0);
+    SYS(3, efd, 0, 0, 0);
+    SYS(3, sfd, 0, 0, 0);
 }
 
 static void pipes(void)
@@ -1110,6 +1123,91 @@ static void udp_sockets(void)
     SYS(87, path, 0, 0, 0);
 }
 
+/* The rest of the datagram paths: errors (no destination, too big, listen/accept), socket
+ * options and FIONREAD, readv/writev as one datagram, a connected receiver dropping (UDP) or
+ * refusing (unix, EPERM) other senders, /proc/net/udp, and a full unix receiver making a
+ * sender wait (EAGAIN without blocking) until it reads. */
+static void dgram_more(void)
+{
+    static char big[65508], buf[64];
+    unsigned char sa[16], me[16];
+    int len = 16, r = (int)SYS(41, 2, 2, 0, 0), s = (int)SYS(41, 2, 2, 0, 0), t = (int)SYS(41, 2, 2, 0, 0);
+    sin_loop(sa, 0);
+    SYS(49, r, sa, 16, 0);
+    SYS(51, r, me, &len, 0);
+    long nodest = SYS(1, s, "x", 1, 0), toobig = raw_syscall6(44, s, (long)big, sizeof(big), 0, (long)me, 16);
+    long li = SYS(50, r, 1, 0, 0), ac = SYS(43, r, 0, 0, 0);
+    int ty = 0, pr = 0, ol = 4, n = 0;
+    raw_syscall6(55, r, 1, 3, (long)&ty, (long)&ol, 0); /* SO_TYPE */
+    ol = 4;
+    long o2 = raw_syscall6(55, r, 1, 38, (long)&pr, (long)&ol, 0); /* SO_PROTOCOL */
+    say("udp errors and options", nodest == -89 && toobig == -90 && li == -95 && ac == -95 && ty == 2 && o2 == 0 && pr == 17,
+        nodest != -89 ? nodest : toobig != -90 ? toobig : li != -95 ? li : ac != -95 ? ac : ty * 100 + pr);
+    SYS(42, s, me, 16, 0);
+    long iov[4] = {(long)"abc", 3, (long)"de", 2};
+    long wv = SYS(20, s, iov, 2, 0); /* writev */
+    SYS(16, r, 0x541b, &n, 0);       /* FIONREAD: the next datagram's size */
+    char x[2], y[8];
+    long riov[4] = {(long)x, 2, (long)y, 8};
+    long rv = SYS(19, r, riov, 2, 0); /* readv */
+    say("udp writev/readv one datagram, FIONREAD", wv == 5 && n == 5 && rv == 5 && same(x, "ab", 2) && same(y, "cde", 3), wv != 5 ? wv : n != 5 ? n : rv);
+    unsigned char sme[16];
+    len = 16;
+    SYS(51, s, sme, &len, 0);
+    SYS(42, r, sme, 16, 0); /* r takes s's datagrams only */
+    long tw = raw_syscall6(44, t, (long)"no", 2, 0, (long)me, 16), sw = SYS(1, s, "yes", 3, 0);
+    long got = raw_syscall6(45, r, (long)buf, sizeof(buf), 0x40, 0, 0), none = raw_syscall6(45, r, (long)buf, sizeof(buf), 0x40, 0, 0);
+    static char net[8192];
+    char want[8] = {':', 0};
+    for (int i = 0; i < 4; i++)
+        want[1 + i] = "0123456789ABCDEF"[(sin_port(me) >> (12 - 4 * i)) & 0xf];
+    want[5] = ' ';
+    long nf = SYS(2, "/proc/net/udp", 0, 0, 0), nn = nf >= 0 ? SYS(0, nf, net, sizeof(net) - 1, 0) : -1;
+    SYS(3, nf, 0, 0, 0);
+    int listed = 0;
+    for (long i = 0; i + 6 <= nn && !listed; i++)
+        listed = same(net + i, want, 6);
+    say("udp connected receiver drops others; /proc/net/udp", tw == 2 && sw == 3 && got == 3 && same(buf, "yes", 3) && none == -EAGAIN && listed,
+        tw != 2 ? tw : got != 3 ? got : none != -EAGAIN ? none : listed);
+    SYS(3, r, 0, 0, 0);
+    SYS(3, s, 0, 0, 0);
+    SYS(3, t, 0, 0, 0);
+
+    char pu[32], pq[32];
+    int nu = sun_path(pu, "/tmp/systest.du"), nq = sun_path(pq, "/tmp/systest.dq");
+    SYS(87, "/tmp/systest.du", 0, 0, 0);
+    SYS(87, "/tmp/systest.dq", 0, 0, 0);
+    int u = (int)SYS(41, 1, 2, 0, 0), q = (int)SYS(41, 1, 2, 0, 0), v = (int)SYS(41, 1, 2 | O_NONBLOCK, 0, 0);
+    SYS(49, u, pu, nu, 0);
+    SYS(49, q, pq, nq, 0);
+    SYS(42, u, pq, nq, 0); /* u takes q's datagrams only */
+    long perm = raw_syscall6(44, v, (long)"v", 1, 0, (long)pu, nu);
+    SYS(3, u, 0, 0, 0);
+    SYS(87, "/tmp/systest.du", 0, 0, 0);
+    u = (int)SYS(41, 1, 2, 0, 0);
+    SYS(49, u, pu, nu, 0);
+    int sent = 0;
+    long w;
+    while (sent < 100000 && (w = raw_syscall6(44, v, (long)"z", 1, 0, (long)pu, nu)) == 1)
+        sent++;
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) { /* blocks until the parent reads one */
+        int k = (int)SYS(41, 1, 2, 0, 0);
+        SYS(60, raw_syscall6(44, k, (long)"w", 1, 0, (long)pu, nu) == 1 ? 0 : 1, 0, 0, 0);
+    }
+    long slept[2] = {0, 200000000};
+    SYS(35, slept, 0, 0, 0);
+    long rd = SYS(0, u, buf, sizeof(buf), 0);
+    say("unix datagram: EPERM from a stranger, a full receiver", perm == -EPERM && sent > 0 && w == -EAGAIN && rd == 1,
+        perm != -EPERM ? perm : w != -EAGAIN ? w : sent);
+    reap(child);
+    SYS(3, u, 0, 0, 0);
+    SYS(3, q, 0, 0, 0);
+    SYS(3, v, 0, 0, 0);
+    SYS(87, "/tmp/systest.du", 0, 0, 0);
+    SYS(87, "/tmp/systest.dq", 0, 0, 0);
+}
+
 static void lazy_mappings(void)
 {
     const u64 M = 1UL << 20;
@@ -1431,6 +1529,7 @@ void _start(void)
     tcp_sockets();
     unix_sockets();
     udp_sockets();
+    dgram_more();
     memory_and_more();
     stack();
     cpu_times();
