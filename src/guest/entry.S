@@ -47,7 +47,10 @@ isr_common:
     testl %eax, %eax
     jnz isr_preempt
 isr_return:
-    popq %r11
+    testb $3, 96(%rsp)
+    jz 1f
+    call kernel_irq_on       /* back to user mode: PVM's VIF byte, which iretq does not reopen */
+1:  popq %r11
     popq %r10
     popq %r9
     popq %r8
@@ -57,7 +60,27 @@ isr_return:
     popq %rcx
     popq %rax
     addq $16, %rsp
-    iretq
+    testb $3, 8(%rsp)
+    jz 2f
+    cmpl $0, kernel_pvm(%rip)
+    jne pvm_iret
+2:  iretq
+
+/* Back to user mode under PVM, with every register the user's and rsp at the CPU frame {rip,
+ * cs, rflags, rsp, ss}: only the IRET_FRAME hypercall really returns to user mode (iretq and
+ * sysretq leave the vCPU in kernel mode, running user code with kernel rights and taking its
+ * interrupts on the user stack). Its frame is the CPU's with rax, rbx and rdi before it. */
+pvm_iret:
+    subq $24, %rsp
+    movq %rax, 0(%rsp)
+    movq %rbx, 8(%rsp)
+    movq %rdi, 16(%rsp)
+    movq $0x33, 32(%rsp)
+    movq $0x2b, 56(%rsp)
+    movq %rsp, %rbx
+    movl $0x100d, %eax       /* HC_IRET_FRAME */
+    int $0x1b
+    ud2                      /* it does not come back */
 
 /* Preempting user mode: the interrupt arrived on the fixed irq stack (TSS.rsp0). Add the
  * callee-saved registers, move the whole frame (22 quadwords) to the top of the current
@@ -124,6 +147,8 @@ syscall_entry:
  * close interrupts first where sysret reopens them: kernel_sysret_prep). */
     .globl syscall_exit
 syscall_exit:
+    cmpl $0, kernel_pvm(%rip)
+    jne 1f
     popq %r15
     popq %r14
     popq %r13
@@ -141,6 +166,9 @@ syscall_exit:
     popq %r11
     popq %rsp
     sysretq
+1:  movq %rsp, %rdi          /* under PVM: out through iret_to and pvm_iret (signal.inc) */
+    call syscall_exit_pvm
+
 
 /* A new process's first switch lands here (see first_frame in proc.c), on to syscall_exit. */
     .globl fresh_exit

@@ -2,6 +2,7 @@
  * switch, and the host channel's request loop. Runs in 64-bit kernel mode on the identity map
  * the VMM built. Under PVM the interrupt flag is the VIF byte (PVM.md §2.3); on hardware KVM it
  * is the real IF. */
+#include "fpu.h"
 #include "fs.h"
 #include "klib.h"
 #include "cpu.h"
@@ -26,7 +27,9 @@ struct vif {
 static struct lel_boot_info *const boot = (struct lel_boot_info *)(LEL_KERNEL_BASE + LEL_GPA_BOOT);
 static struct lel_chan *const chan = (struct lel_chan *)(LEL_KERNEL_BASE + LEL_GPA_CHAN);
 static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
-static int pvm;
+/* Under PVM (read by entry.S too: returns to user mode go through a hypercall there). */
+int kernel_pvm;
+#define pvm kernel_pvm
 
 /* Time: with the TSC's rate known (boot info, then SET_CLOCK after each restore) it is read
  * from the TSC, in ns, and keeps running while the timer is stopped; without it, time is the
@@ -195,7 +198,7 @@ int isr(uint64_t vector, uint64_t *frame)
     if (vector == 14 && (frame[2] & 3) == 3 && proc_active() && proc_page_fault(read_cr2(), frame[0]))
         return 0; /* resolved: the instruction runs again */
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
-        proc_fault(vector, frame[1]); /* a user-mode fault ends the process, not the kernel */
+        proc_fault(vector, frame, vector == 14 ? read_cr2() : 0); /* a user-mode fault ends the process, not the kernel */
     if (vector < 32) {
         chan->fatal_vector = (uint32_t)vector;
         chan->fatal_rip = frame[1];
@@ -654,7 +657,10 @@ void kmain(void)
     rng_seed(boot->seed, sizeof(boot->seed));
     rootfs_init();
     proc_init();
-    console_write("lelantos guest: ready\n");
+    console_write("lelantos guest: user registers saved with ");
+    console_write(fpu_size() > 512 ? "XSAVE, features " : "FXSAVE, features ");
+    console_hex(fpu_features());
+    console_write("\nlelantos guest: ready\n");
     outl(LEL_PORT_DOORBELL, LEL_BELL_READY);
     uint32_t done = chan->resp_seq;
     for (;;) {

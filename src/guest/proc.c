@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "proc.h"
 
+#include "fpu.h"
 #include "fs.h"
 #include "klib.h"
 #include "rng.h"
@@ -172,7 +173,6 @@ struct proc {
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
     char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */
     uint32_t cmdline_len;
-    uint8_t fx[512] __attribute__((aligned(16))); /* x87/SSE registers while it is off the CPU */
 };
 
 static struct proc procs[MAX_PROCS];
@@ -210,6 +210,13 @@ static uint64_t kstack_top(struct proc *p)
     return (uint64_t)KVA(LEL_GPA_KSTACKS) + (uint64_t)(p - procs + 1) * KSTACK;
 }
 
+/* Where a process's x87/SSE/AVX registers are kept while it is off the CPU: the bottom of
+ * its kernel stack (page-aligned, FPU_AREA_MAX bytes; the stack never grows that deep). */
+static void *fpu_of(struct proc *p)
+{
+    return (void *)(kstack_top(p) - KSTACK);
+}
+
 /* /dev with the character devices programs expect, and the links into /proc/self/fd that
  * shells and scripts use (echo oops > /dev/stderr, cat /dev/stdin, diff <(...) via /dev/fd). */
 static void make_devices(void)
@@ -242,6 +249,8 @@ static void procfs_init(void); /* procfs.inc */
 
 void proc_init(void)
 {
+    fpu_init(kernel_pvm);
+    _Static_assert(KSTACK >= 4 * FPU_AREA_MAX, "the register area takes the bottom of a kernel stack");
     make_devices();
     procfs_init();
     syscall_stack_top = kstack_top(&procs[0]);
@@ -1182,10 +1191,26 @@ static void die(int sig)
     proc_exit(128 + sig);
 }
 
-void proc_fault(uint64_t vector, uint64_t rip)
+void proc_fault(uint64_t vector, const uint64_t *frame, uint64_t addr)
 {
     long sig = vector == 14 || vector == 13 ? 11 : vector == 0 ? 8 : vector == 6 ? 4 : 11;
-    (void)rip;
+    char digits[21];
+    /* one line in the sandbox's log, as Linux's "segfault at ..." in its kernel log */
+    console_write("guest: ");
+    console_write(cur->comm);
+    console_write("[");
+    console_write(kutoa(digits, (uint64_t)cur->pid));
+    console_write("]: exception ");
+    console_write(kutoa(digits, vector));
+    console_write(" at ");
+    console_hex(addr);
+    console_write(" ip ");
+    console_hex(frame[1]);
+    console_write(" sp ");
+    console_hex(frame[4]);
+    console_write(" error ");
+    console_write(kutoa(digits, frame[0]));
+    console_write("\n");
     cur->killed = (int)sig; /* wait4 reports a death by signal, not an exit code */
     proc_exit(128 + sig);
 }
@@ -1194,10 +1219,8 @@ void proc_fault(uint64_t vector, uint64_t rip)
  * the program is already running (execve) the live registers are reset too. */
 static void fx_reset(struct proc *p)
 {
-    kmemset(p->fx, 0, sizeof(p->fx));
-    *(uint16_t *)p->fx = 0x37f;
-    *(uint32_t *)(p->fx + 24) = 0x1f80;
-    __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
+    fpu_reset(fpu_of(p));
+    fpu_restore(fpu_of(p));
 }
 
 /* What /proc shows of a program: its arguments (NUL-separated in kernel memory) and the last
@@ -1509,7 +1532,7 @@ static long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64
     c->sess = cur->sess;
     c->sig_blocked = cur->sig_blocked;
     c->hup_at = cur->hup_at;
-    __asm__ volatile("fxsave64 %0" : "=m"(c->fx)); /* the parent's live registers */
+    fpu_save(fpu_of(c)); /* the parent's live registers */
     c->fs_base = flags & CLONE_SETTLS_ ? tls : rdmsr(MSR_FS_BASE);
     struct uregs child = *regs;
     child.rax = 0;
@@ -2001,14 +2024,14 @@ int proc_step(void)
     syscall_stack_top = kstack_top(p);
     write_cr3(p->mm->pml4);
     wrmsr(MSR_FS_BASE, p->fs_base);
-    __asm__ volatile("fxrstor64 %0" ::"m"(p->fx));
+    fpu_restore(fpu_of(p));
     kernel_irq_on(); /* the timer must reach user mode */
     p->ran_at = kernel_ns();
     switch_to(&sched_sp, p->ksp);
     uint64_t ran = kernel_ns() - p->ran_at;
     p->cpu_ns += ran;
     cpu_busy_ns += ran;
-    __asm__ volatile("fxsave64 %0" : "=m"(p->fx)); /* a process may be preempted anywhere */
+    fpu_save(fpu_of(p)); /* a process may be preempted anywhere */
     cur = 0;
     kernel_irq_off();
     write_cr3(LEL_GPA_PML4);

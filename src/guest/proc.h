@@ -65,8 +65,9 @@ int proc_done(int id);
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
 /** Kills every process still in session `id`. */
 int proc_kill_session(int id);
-/** Called by the exception handler for a fault in user mode: the process dies with 128+sig. */
-void proc_fault(uint64_t vector, uint64_t rip);
+/** Called by the exception handler for a fault in user mode ({error code, rip, cs, rflags,
+ * rsp, ss}; `addr`: a page fault's address): logged, and the process dies with 128+sig. */
+void proc_fault(uint64_t vector, const uint64_t *frame, uint64_t addr);
 /** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
  * growing): 1, and the program goes on; 0: it is a fault. */
 int proc_page_fault(uint64_t addr, uint64_t err);
@@ -80,6 +81,8 @@ int proc_active(void);
 int64_t proc_now_ns(void);
 
 /* from kmain.c */
+/** Running under PVM (the boot information says so). */
+extern int kernel_pvm;
 void console_write(const char *s);
 void console_hex(uint64_t v);
 /** Timer ticks since boot (from the TSC when its rate is known, so they count while the timer

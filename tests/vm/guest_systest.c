@@ -1441,6 +1441,120 @@ static void cpu_times(void)
         tms[2] + tms[3]);
 }
 
+/* Every register survives being preempted (under PVM a return to user mode is a hypercall
+ * that must restore them all): this process checks 13 registers against their values in a
+ * tight loop while a child spins on other values, until SIGALRM after 300 ms stops it. */
+static volatile u64 regs_want[14]; /* rax..r15 as set, then the stop flag */
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    regs_want[13] = 1;
+}
+
+static long spin_check(u64 base)
+{
+    for (int i = 0; i < 13; i++)
+        regs_want[i] = base + (u64)i * 0x1010101;
+    register u64 r8 __asm__("r8") = regs_want[5], r9 __asm__("r9") = regs_want[6], r10 __asm__("r10") = regs_want[7];
+    register u64 r11 __asm__("r11") = regs_want[8], r12 __asm__("r12") = regs_want[9], r13 __asm__("r13") = regs_want[10];
+    register u64 r14 __asm__("r14") = regs_want[11], r15 __asm__("r15") = regs_want[12];
+    u64 a = regs_want[0], b = regs_want[1], c = regs_want[2], d = regs_want[3], si = regs_want[4];
+    __asm__ volatile("1:\n"
+                     "cmp 0(%%rdi), %%rax\n jne 2f\n cmp 8(%%rdi), %%rbx\n jne 2f\n"
+                     "cmp 16(%%rdi), %%rcx\n jne 2f\n cmp 24(%%rdi), %%rdx\n jne 2f\n"
+                     "cmp 32(%%rdi), %%rsi\n jne 2f\n cmp 40(%%rdi), %%r8\n jne 2f\n"
+                     "cmp 48(%%rdi), %%r9\n jne 2f\n cmp 56(%%rdi), %%r10\n jne 2f\n"
+                     "cmp 64(%%rdi), %%r11\n jne 2f\n cmp 72(%%rdi), %%r12\n jne 2f\n"
+                     "cmp 80(%%rdi), %%r13\n jne 2f\n cmp 88(%%rdi), %%r14\n jne 2f\n"
+                     "cmp 96(%%rdi), %%r15\n jne 2f\n"
+                     "cmpq $0, 104(%%rdi)\n je 1b\n"
+                     "xor %%eax, %%eax\n jmp 3f\n"
+                     "2: mov $1, %%eax\n"
+                     "3:\n"
+                     : "+a"(a), "+b"(b), "+c"(c), "+d"(d), "+S"(si), "+r"(r8), "+r"(r9), "+r"(r10), "+r"(r11), "+r"(r12),
+                       "+r"(r13), "+r"(r14), "+r"(r15)
+                     : "D"(regs_want)
+                     : "memory", "cc");
+    return (long)a;
+}
+
+/* The same for the 256-bit AVX registers ymm0-ymm7 (their upper halves are what FXSAVE does
+ * not keep); 0 when they were kept, -1 without AVX. */
+static u64 ymm_want[8][4] __attribute__((aligned(32)));
+
+static int have_avx(void)
+{
+    unsigned a = 1, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    if (!(c & (1u << 27)) || !(c & (1u << 28))) /* OSXSAVE, AVX */
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return (a & 6) == 6;
+}
+
+static long spin_check_avx(u64 base)
+{
+    if (!have_avx())
+        return -1;
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 4; j++)
+            ymm_want[i][j] = base + (u64)(i * 4 + j) * 0x10001;
+    long bad;
+    __asm__ volatile("vmovdqa 0(%1), %%ymm0\n vmovdqa 32(%1), %%ymm1\n vmovdqa 64(%1), %%ymm2\n vmovdqa 96(%1), %%ymm3\n"
+                     "vmovdqa 128(%1), %%ymm4\n vmovdqa 160(%1), %%ymm5\n vmovdqa 192(%1), %%ymm6\n vmovdqa 224(%1), %%ymm7\n"
+                     "1:\n"
+                     "vpxor 0(%1), %%ymm0, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 32(%1), %%ymm1, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 64(%1), %%ymm2, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 96(%1), %%ymm3, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 128(%1), %%ymm4, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 160(%1), %%ymm5, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 192(%1), %%ymm6, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "vpxor 224(%1), %%ymm7, %%ymm15\n vptest %%ymm15, %%ymm15\n jnz 2f\n"
+                     "cmpq $0, (%2)\n je 1b\n"
+                     "xor %0, %0\n jmp 3f\n"
+                     "2: mov $1, %0\n"
+                     "3: vzeroupper\n"
+                     : "=r"(bad)
+                     : "r"(ymm_want), "r"(&regs_want[13])
+                     : "memory", "cc");
+    return bad;
+}
+
+/* Runs `check` in this process for 300 ms (SIGALRM ends it) while a child runs it with other
+ * values (until killed); the check's result, or -2 when it ended too early. */
+static long spin_both(long (*check)(u64))
+{
+    regs_want[13] = 0;
+    long child = SYS(57, 0, 0, 0, 0);
+    if (child == 0) {
+        check(0x5a5a000000000000ULL); /* until killed */
+        SYS(60, 0, 0, 0, 0);
+    }
+    u64 act[4] = {(u64)on_stop, SA_RESTORER, (u64)lel_restorer, 0};
+    long once[4] = {0, 0, 0, 300000}, t0 = mono_ms();
+    SYS(13, SIGALRM, act, 0, 8);
+    SYS(38, 0, once, 0, 0);
+    long bad = check(0x1234000000000000ULL), took = mono_ms() - t0;
+    int status = -1;
+    SYS(62, child, 9, 0, 0);
+    SYS(61, child, &status, 0, 0);
+    return bad ? bad : took >= 250 && status == 9 ? 0 : -2;
+}
+
+static void preempted_registers(void)
+{
+    long r = spin_both(spin_check);
+    say("registers kept across preemption", r == 0, r);
+    if (!have_avx()) {
+        say("AVX registers kept across preemption (no AVX here)", 1, 0);
+        return;
+    }
+    r = spin_both(spin_check_avx);
+    say("AVX registers kept across preemption", r == 0, r);
+}
+
 static void signals(void)
 {
     u64 bare[4] = {(u64)on_signal, 0, 0, 0};
@@ -1533,6 +1647,7 @@ void _start(void)
     memory_and_more();
     stack();
     cpu_times();
+    preempted_registers();
     signals();
     SYS(231, failed, 0, 0, 0);
     for (;;)
