@@ -524,8 +524,9 @@ static void handle(void)
         char *data = (char *)chan + LEL_CHAN_DATA_OFF;
         data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
         uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+        uint64_t secs = chan->arg[1] && chan->arg[1] <= 600 ? chan->arg[1] : 15; /* under the host's wait */
         struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .merge_err = 1,
-                                 .timeout_ticks = 15ULL * hz}; /* under the host's 20 s wait */
+                                 .timeout_ticks = secs * hz};
         run_sync(proc_start(&spec));
         break;
     }

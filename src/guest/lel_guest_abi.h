@@ -74,7 +74,8 @@ enum lel_op {
     LEL_OP_RUN_TEST = 7,  /* run the built-in static test executable in user mode: ret[0] = exit code,
                              ret[1] = bytes of its stdout+stderr copied to the mailbox data area */
     LEL_OP_EXEC = 8,      /* run argv = arg[0] NUL-separated strings in the data area (argv[0] a path)
-                             to its exit: ret[0] = status, ret[1] = output bytes in the data area */
+                             to its exit or arg[1] seconds (0: 15): ret[0] = status, ret[1] = output
+                             bytes in the data area */
     LEL_OP_CMD = 9,       /* start struct lel_cmd_req (in the bulk area): ret[0] = its id; it runs on
                              after the answer, and LEL_BELL_EVENT says when it ended */
     LEL_OP_FILE_WRITE = 10, /* bulk = path, NUL, data; arg[0] = path bytes with the NUL, arg[1] = offset,
