@@ -4,8 +4,11 @@
 # tests run on machines without a usable /dev/kvm (CI, the development machines), and it is
 # the one place the VMX/SVM path of src/vmm is exercised.
 #
-#   tools/qemu-vm.sh [-m MiB] [-t seconds] [-r tries] FILE... -- COMMAND [ARGS...]
+#   tools/qemu-vm.sh [-m MiB] [-t seconds] [-r tries] [-n] FILE... -- COMMAND [ARGS...]
 #
+# -n: skipped (77) where this machine's own /dev/kvm is usable, so the same tests run there
+# natively (the ASan build: its sanitizers watch the hypervisor code either way; the normal
+# build keeps the emulated SVM run, the one test of the VMX/SVM path).
 # Each FILE (a binary of the build) is copied into the VM's initramfs at its own absolute path,
 # with every shared library ldd names, so compiled-in paths keep working. COMMAND runs in /tmp
 # with loopback up; its exit status is this script's. Exit 77 (ctest's "skipped") when QEMU or
@@ -15,19 +18,24 @@
 # which says nothing about our code; a failure that repeats does.
 set -euo pipefail
 KDIR=${LEL_QEMU_KERNEL_DIR:-/var/cache/lelantos/qemu-kernel}
-mem=4096 limit=900 tries=1
+mem=4096 limit=900 tries=1 if_no_kvm=0
 while [ $# -gt 0 ]; do
   case $1 in
     -m) mem=$2; shift 2 ;;
     -t) limit=$2; shift 2 ;;
     -r) tries=$2; shift 2 ;;
+    -n) if_no_kvm=1; shift ;;
     *) break ;;
   esac
 done
 files=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do files+=("$(readlink -f "$1")"); shift; done
-[ $# -gt 1 ] || { echo "usage: $0 [-m MiB] [-t s] FILE... -- COMMAND..." >&2; exit 2; }
+[ $# -gt 1 ] || { echo "usage: $0 [-m MiB] [-t s] [-r tries] [-n] FILE... -- COMMAND..." >&2; exit 2; }
 shift
+if [ "$if_no_kvm" = 1 ] && [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+  echo "qemu-vm: skipped: /dev/kvm is usable here, where the same tests run natively"
+  exit 77
+fi
 if ! command -v qemu-system-x86_64 >/dev/null || [ ! -f "$KDIR/vmlinuz" ]; then
   echo "qemu-vm: skipped: qemu-system-x86_64 or $KDIR/vmlinuz missing (tools/setup.sh installs both)"
   exit 77
