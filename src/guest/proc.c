@@ -39,7 +39,7 @@
 
 enum { E2BIG_ = 7, EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12,
        EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25, ESPIPE = 29,
-       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5, ENXIO_ = 6, EXDEV_ = 18, ETIMEDOUT = 110 };
+       EPIPE = 32, ERANGE = 34, ENOSYS = 38, ENOEXEC = 8, EIO_ = 5, ENXIO_ = 6, EXDEV_ = 18, ELIBBAD = 80, ETIMEDOUT = 110 };
 
 #define CLONE_VM_ 0x100
 #define CLONE_FS_ 0x200
@@ -103,6 +103,7 @@ enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 /* An address space: shared by the threads of a process, and by a vfork child (clone with
  * CLONE_VM) until it execs or exits; freed with its last user. */
 #define LAZY_MAX 120 /* about one per thread stack (glibc: 8 MiB, lazy); struct mm stays a kmalloc size */
+#define MM_FILES 8   /* a dynamically linked program's loader and libraries */
 #define LAZY_MIN (1ULL << 20) /* anonymous mappings from this size on get pages as touched */
 #define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
 struct mm {
@@ -116,6 +117,10 @@ struct mm {
     struct {
         uint64_t start, end;
     } lazy[LAZY_MAX];
+    /* Files whose pages this address space maps as they are (a program's interpreter, the
+     * read-only mappings of shared libraries): held, and counted as running so that they
+     * cannot change under it. When full, further mappings are copies. */
+    struct inode *files[MM_FILES];
 };
 _Static_assert(sizeof(struct mm) <= 2048, "struct mm comes from kmalloc");
 
@@ -513,7 +518,28 @@ static void mm_put(struct mm *m)
     if (!m || --m->refs > 0)
         return;
     free_level(m->pml4, 4);
+    for (int i = 0; i < MM_FILES && m->files[i]; i++) {
+        m->files[i]->exec_users--;
+        fs_release(m->files[i]);
+    }
     kfree(m, sizeof(*m));
+}
+
+/* `ino`'s pages may be mapped into `m` as they are from now on (it is held until `m` goes);
+ * -E_NOSPC when `m` holds as many files as it can. */
+static int mm_pin(struct mm *m, struct inode *ino)
+{
+    for (int i = 0; i < MM_FILES; i++) {
+        if (m->files[i] == ino)
+            return 0;
+        if (!m->files[i]) {
+            m->files[i] = ino;
+            ino->exec_users++;
+            fs_hold(ino);
+            return 0;
+        }
+    }
+    return -E_NOSPC;
 }
 
 /* ---- ELF ---- */
@@ -551,7 +577,7 @@ static int img_read(const struct image *im, uint64_t off, void *buf, uint64_t n)
 }
 
 struct loaded {
-    uint64_t entry, phdr, phnum, end;
+    uint64_t entry, phdr, phnum, end, bias;
 };
 
 #define PF_W 2
@@ -596,30 +622,39 @@ static int map_file(const struct image *im, const struct phdr *p)
     return 0;
 }
 
-/* Where a position-independent static executable (static-pie: ET_DYN without an interpreter,
- * as Rust's musl target and gcc -static-pie build) is loaded; it relocates itself. Linux's
- * base for PIE executables. */
+/* Where a position-independent executable (ET_DYN: static-pie, as Rust's musl target and gcc
+ * -static-pie build, or a dynamically linked PIE) is loaded; Linux's base for PIE executables.
+ * A dynamically linked program's interpreter (its loader, ld.so) goes where mappings start. */
 #define PIE_BASE 0x555555554000ULL
+#define INTERP_MAX 256
 
-/* Loads a static ELF64 x86-64 executable (fixed-address or static-pie); every offset and size
- * is checked against the file. */
-static int elf_load(const struct image *im, struct loaded *L)
+/* Loads an ELF64 x86-64 executable (fixed-address, or ET_DYN at `base`); every offset and
+ * size is checked against the file. A dynamically linked one's interpreter path (PT_INTERP)
+ * goes to `interp` (INTERP_MAX bytes; "" for a static program); with `interp` NULL (loading
+ * an interpreter) it is -ELIBBAD, as on Linux. */
+static int elf_load(const struct image *im, uint64_t base, struct loaded *L, char *interp)
 {
     struct ehdr h;
     struct phdr ph[32];
     if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
         h.ident[3] != 'F' || h.ident[4] != 2 || (h.type != 2 && h.type != 3) || h.machine != 62 ||
-        h.phentsize != sizeof(struct phdr) || h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP - PIE_BASE ||
+        h.phentsize != sizeof(struct phdr) || h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP - base ||
         img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
         return -ENOEXEC;
-    uint64_t bias = h.type == 3 ? PIE_BASE : 0;
+    uint64_t bias = h.type == 3 ? base : 0;
     L->phdr = 0;
     L->end = 0;
+    L->bias = bias;
+    if (interp)
+        interp[0] = 0;
+    for (int i = 0; interp && i < h.phnum; i++) /* first, so a missing loader costs no loading */
+        if (ph[i].type == 3 && (ph[i].filesz < 2 || ph[i].filesz > INTERP_MAX ||
+                                img_read(im, ph[i].offset, interp, ph[i].filesz) < 0 || interp[ph[i].filesz - 1] ||
+                                kstrlen(interp) != ph[i].filesz - 1))
+            return -ENOEXEC;
     for (int i = 0; i < h.phnum; i++) {
-        if (ph[i].type == 3) { /* PT_INTERP: dynamically linked; its loader is not here, as Linux would say */
-            console_write("guest: a dynamically linked program cannot run here (static executables do)\n");
-            return -ENOENT;
-        }
+        if (ph[i].type == 3 && !interp)
+            return -ELIBBAD; /* an interpreter that wants one */
         if (ph[i].type != 1)
             continue;
         struct phdr q = ph[i], *p = &q;
@@ -656,8 +691,8 @@ static int elf_load(const struct image *im, struct loaded *L)
  * `env` are NUL-separated lists in kernel memory. */
 #define MAX_ARGS 256
 
-static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, const char *env, uint32_t envc,
-                       uint64_t *sp_out)
+static int build_stack(const struct loaded *L, uint64_t interp_base, const char *argv, uint32_t argc, const char *env,
+                       uint32_t envc, uint64_t *sp_out)
 {
     static const char defenv[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0HOME=/root\0TERM=dumb";
     uint64_t *ptrs = kpage_alloc(), sp = STACK_TOP, n = 0; /* 512 slots: pointers, then auxv */
@@ -695,8 +730,8 @@ static int build_stack(const struct loaded *L, const char *argv, uint32_t argc, 
     uint64_t random = sp, rnd[2];
     krng_bytes(rnd, sizeof(rnd)); /* AT_RANDOM: the C library's stack guard and pointer mangling */
     copy_user(random, rnd, 16, 1);
-    uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 9, L->entry, 11, 0, 12, 0, 13, 0,
-                      14, 0, 23, 0, 25, random, 0, 0};
+    uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 7, interp_base, 9, L->entry,
+                      11, 0, 12, 0, 13, 0, 14, 0, 17, 100, 23, 0, 25, random, 0, 0};
     for (uint64_t i = 0; i < sizeof(aux) / sizeof(aux[0]); i++)
         ptrs[n++] = aux[i];
     sp = (sp - n * 8) & ~15ULL;
@@ -1245,19 +1280,37 @@ static void set_cmdline(struct proc *p, const char *argv, uint32_t argc)
     p->comm[bl] = 0;
 }
 
+static int image_of(struct inode *cwd, const char *path, struct image *im);
+
+/* A dynamically linked program's interpreter (glibc's or musl's ld.so) into the current,
+ * new address space where mappings start; it then maps the program's libraries itself. Its
+ * pages are the file's, held by the address space. */
+static int load_interp(const char *path, struct loaded *I)
+{
+    struct image im;
+    int r = image_of(fs_root(), path, &im);
+    if (r < 0)
+        return r;
+    if ((r = mm_pin(cur->mm, im.ino)) < 0)
+        return r;
+    return elf_load(&im, MMAP_BASE, I, 0);
+}
+
 /* Loads `im` into a fresh address space with the given argv/env; on success the current
  * process runs on it (the old one is freed) and entry and sp say where to start. */
 static int load_program(const struct image *im, const char *argv, uint32_t argc, const char *env, uint32_t envc,
                         uint64_t *entry, uint64_t *sp)
 {
-    struct loaded L;
+    struct loaded L, I = {0};
     struct mm *old = cur->mm, *m = mm_new();
+    char interp[INTERP_MAX];
     int r;
     if (!m)
         return -ENOMEM;
     cur->mm = m;
     write_cr3(m->pml4); /* the loader writes through the new mappings */
-    if ((r = elf_load(im, &L)) < 0 || (r = build_stack(&L, argv, argc, env, envc, sp)) < 0) {
+    if ((r = elf_load(im, PIE_BASE, &L, interp)) < 0 || (interp[0] && (r = load_interp(interp, &I)) < 0) ||
+        (r = build_stack(&L, I.bias, argv, argc, env, envc, sp)) < 0) {
         cur->mm = old;
         write_cr3(old ? old->pml4 : LEL_GPA_PML4);
         mm_put(m);
@@ -1267,9 +1320,9 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
     exe_set(cur, im->ino);
     set_cmdline(cur, argv, argc);
     cur->mm->brk_start = cur->mm->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-    cur->mm->mmap_next = MMAP_BASE;
+    cur->mm->mmap_next = I.end > MMAP_BASE ? ((I.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) + PAGE_SIZE : MMAP_BASE;
     fx_reset(cur);
-    *entry = L.entry;
+    *entry = interp[0] ? I.entry : L.entry;
     return 0;
 }
 
@@ -1481,8 +1534,9 @@ static struct proc *process_new(uint64_t flags, long *err)
     if (flags & CLONE_VM_) {
         c->mm = cur->mm;
         c->mm->refs++;
-    } else {
-        c->mm = mm_new();
+    } else if ((c->mm = mm_new())) {
+        for (int i = 0; i < MM_FILES && cur->mm->files[i]; i++)
+            mm_pin(c->mm, cur->mm->files[i]); /* the copy shares their pages */
     }
     c->files = c->mm ? files_new(0, cur->files) : 0;
     if (!c->files || (!(flags & CLONE_VM_) && copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0)) {

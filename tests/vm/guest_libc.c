@@ -166,6 +166,10 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "sleep")) { /* a process that keeps its libraries mapped a while */
+        sleep((unsigned)atoi(argv[2]));
+        return 0;
+    }
     const char *g = getenv("GREETING");
     printf("argc=%d argv1=%s env=%s\n", argc, argc > 1 ? argv[1] : "-", g ? g : "-");
     int n = 100000, *v = malloc((size_t)n * sizeof(int));

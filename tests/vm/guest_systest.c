@@ -170,6 +170,19 @@ static void files(void)
     r = raw_syscall6(17, fd, (long)buf, 1, 50, 0, 0);
     SYS(5, fd, st, 0, 0);
     say("hole reads zero", r == 1 && buf[0] == 0 && st[6] == 101, (long)st[6]);
+    /* statx (coreutils and Rust ask it first), extended attributes (ls -l asks), fadvise */
+    static unsigned char sx[256];
+    r = raw_syscall6(332, AT_FDCWD, (long)"/tmp/st.f", 0, 0x7ff, (long)sx, 0);
+    say("statx", r == 0 && (*(unsigned *)sx & 0x7ff) == 0x7ff && *(u64 *)(sx + 40) == 101 &&
+                     (*(unsigned short *)(sx + 28) & 0777) == 0644 && *(unsigned *)(sx + 16) == 1 && *(u64 *)(sx + 32) == st[1],
+        r);
+    r = raw_syscall6(332, fd, (long)"", 0x1000, 0x7ff, (long)sx, 0); /* AT_EMPTY_PATH */
+    say("statx of a descriptor", r == 0 && *(u64 *)(sx + 40) == 101, r);
+    r = SYS(191, "/tmp/st.f", "user.lelantos", buf, 16);
+    long l = SYS(194, "/tmp/st.f", buf, sizeof(buf), 0), m = SYS(191, "/tmp/none", "user.lelantos", buf, 16);
+    say("getxattr ENODATA, listxattr empty, ENOENT", r == -61 && l == 0 && m == -ENOENT, r != -61 ? r : l ? l : m);
+    r = raw_syscall6(221, fd, 0, 0, 2, 0, 0); /* POSIX_FADV_SEQUENTIAL */
+    say("fadvise64", r == 0, r);
     r = SYS(292, fd, 10, O_CLOEXEC, 0);
     say("dup3 cloexec", r == 10 && SYS(72, 10, 1, 0, 0) == 1 && SYS(72, fd, 1, 0, 0) == 0, r);
     r = SYS(292, fd, fd, 0, 0);

@@ -117,8 +117,9 @@ static int sh(lel_vm_t *vm, const char *script, char *out, size_t cap)
     return exec_argv(vm, (const char *const[]){"/bin/sh", "-c", script, NULL}, out, cap);
 }
 
-extern const unsigned char lel_systest_elf[], lel_libc_static_elf[], lel_libc_static_pie_elf[];
-extern const size_t lel_systest_elf_size, lel_libc_static_elf_size, lel_libc_static_pie_elf_size;
+extern const unsigned char lel_systest_elf[], lel_libc_static_elf[], lel_libc_static_pie_elf[], lel_libc_dynamic_elf[];
+extern const size_t lel_systest_elf_size, lel_libc_static_elf_size, lel_libc_static_pie_elf_size,
+    lel_libc_dynamic_elf_size;
 
 /* Writes an executable file into the guest's root file system. */
 static void put_program(lel_vm_t *vm, const char *path, const unsigned char *elf, size_t n)
@@ -169,13 +170,47 @@ static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
                    "many threads: 100 of 100\nto stderr\n");
 }
 
-/* A dynamically linked program (an ELF with an interpreter) fails as on Linux without its
- * loader: ENOENT, so sh says "not found" (127) instead of reading the binary as a script. */
+/* The same program linked dynamically, with the build machine's loader and C library copied
+ * in at their paths, as users upload theirs: the kernel loads the interpreter, which maps the
+ * library (its code shared from the file, not copied). Skipped where the host has neither. */
+static void dynamic_glibc(lel_vm_t *vm)
+{
+    static const char *const libs[2] = {"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"};
+    char out[1024];
+    CHECK_INT(sh(vm, "mkdir -p /lib64 /lib/x86_64-linux-gnu", out, sizeof(out)), 0);
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(libs[i], "rb");
+        unsigned char *buf = malloc(LEL_BULK_SIZE);
+        size_t n = f && buf ? fread(buf, 1, LEL_BULK_SIZE, f) : 0;
+        if (f)
+            fclose(f);
+        if (n == 0 || n >= LEL_BULK_SIZE - 64) {
+            printf("dynamic glibc program: skipped (%s unreadable or too large here)\n", libs[i]);
+            free(buf);
+            return;
+        }
+        put_program(vm, libs[i], buf, n);
+        free(buf);
+    }
+    CHECK_INT(sh(vm, "chmod +x /lib64/ld-linux-x86-64.so.2", out, sizeof(out)), 0); /* a loader must be executable, as on Linux */
+    glibc_program(vm, lel_libc_dynamic_elf, lel_libc_dynamic_elf_size);
+    /* the library's code pages are the file's: it cannot be written while a program maps it */
+    CHECK_INT(sh(vm, "/tmp/libctest sleep 3 & sleep 0.3; printf x 2>/dev/null >> /lib/x86_64-linux-gnu/libc.so.6 && echo written; "
+                     "kill $!; wait; printf x >> /lib/x86_64-linux-gnu/libc.so.6 && echo free",
+                 out, sizeof(out)), 0);
+    CHECK_STR(out, "free\n");
+}
+
+/* A dynamically linked program whose loader is missing fails as on Linux: ENOENT, so sh says
+ * "not found" (127) instead of reading the binary as a script. */
 static void dynamic_program(lel_vm_t *vm)
 {
-    unsigned char elf[120] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+    unsigned char elf[136] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
     uint16_t type = 2, machine = 62, ehsize = 64, phentsize = 56, phnum = 1;
-    uint64_t entry = 0x401000, phoff = 64, interp = 3;
+    uint64_t entry = 0x401000, phoff = 64, interp = 3, at = 120, len = 13;
+    memcpy(elf + at, "/lib/none.so", len); /* the loader it names */
+    memcpy(elf + 64 + 8, &at, 8);           /* p_offset */
+    memcpy(elf + 64 + 32, &len, 8);         /* p_filesz */
     memcpy(elf + 16, &type, 2);
     memcpy(elf + 18, &machine, 2);
     memcpy(elf + 24, &entry, 8);
@@ -599,6 +634,7 @@ int main(void)
     syscall_paths(vm);
     glibc_program(vm, lel_libc_static_elf, lel_libc_static_elf_size);
     glibc_program(vm, lel_libc_static_pie_elf, lel_libc_static_pie_elf_size);
+    dynamic_glibc(vm);
     dynamic_program(vm);
     idle_timer(vm);
     concurrency(vm);
