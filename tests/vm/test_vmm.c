@@ -20,6 +20,7 @@ struct sink {
     pthread_mutex_t lock;
     int lines, ready_line;
     char died[160];
+    int faults; /* "comm[pid]: exception ..." lines: user-mode faults the guest logged */
 };
 
 static void on_line(void *ctx, const char *line, size_t len)
@@ -29,6 +30,8 @@ static void on_line(void *ctx, const char *line, size_t len)
     s->lines++;
     if (len >= 21 && !memcmp(line, "lelantos guest: ready", 21))
         s->ready_line = 1;
+    if (memmem(line, len, "]: exception 14 at ", 19))
+        s->faults++;
     if (getenv("LEL_VM_VERBOSE"))
         fprintf(stderr, "console: %.*s\n", (int)len, line);
     pthread_mutex_unlock(&s->lock);
@@ -501,7 +504,7 @@ static void *run_sleep(void *arg)
  * lel_vm_run gives up at the command's timeout plus its grace period (10 s). */
 static void wedged_command(void)
 {
-    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, "", 0};
     lel_vm_t *vm = boot(&s, 64 * MIB);
     CHECK(vm != NULL);
     if (!vm)
@@ -523,7 +526,7 @@ static void misbehaving(void)
 {
     static const char *names[] = {"", "spin", "triple fault", "console spam", "doorbell spam", "wild write"};
     for (uint64_t how = LEL_BAD_SPIN; how <= LEL_BAD_WILD_WRITE; how++) {
-        struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+        struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, "", 0};
         double booted = now_ms();
         lel_vm_t *vm = boot(&s, 64 * MIB);
         CHECK(vm != NULL);
@@ -614,7 +617,7 @@ int main(void)
     snprintf(img, sizeof(img), "%s/pause.img", dir);
     snprintf(img2, sizeof(img2), "%s/snap.img", dir);
 
-    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+    struct sink s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, "", 0};
     lel_vm_t *vm = boot(&s, 256 * MIB);
     CHECK(vm != NULL);
     if (!vm)
@@ -632,6 +635,7 @@ int main(void)
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
     syscall_paths(vm);
+    CHECK(s.faults > 0); /* its children that die of SIGSEGV (a guard page, a stack overflow) were logged */
     glibc_program(vm, lel_libc_static_elf, lel_libc_static_elf_size);
     glibc_program(vm, lel_libc_static_pie_elf, lel_libc_static_pie_elf_size);
     dynamic_glibc(vm);
