@@ -111,7 +111,8 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
     /* a restored guest's clock stopped at its snapshot, and its random state is the image's:
      * it gets now and fresh randomness before anyone can use it */
     if (r == 0 && image && (r = lel_vm_set_clock(vm)) < 0)
-        snprintf(err, errlen, "the restored guest did not take its clock and random seed: %s", strerror(-r));
+        snprintf(err, errlen, "the restored guest did not take its clock and random seed: %s%s%s", strerror(-r),
+                 r == -EPIPE ? ": it died: " : "", r == -EPIPE ? lel_vm_why(vm) : "");
     if (r < 0) {
         lel_vm_destroy(vm);
         lel_actor_unref(s->actor);

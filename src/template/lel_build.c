@@ -210,7 +210,8 @@ static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
     cfg.memory_file = raw;
     int r = lel_vm_restore(img, &cfg, &b->vm, err, errlen);
     if (r == 0 && (r = lel_vm_set_clock(b->vm)) < 0)
-        snprintf(err, errlen, "the restored guest did not take its clock and random seed: %s", strerror(-r));
+        snprintf(err, errlen, "the restored guest did not take its clock and random seed: %s%s%s", strerror(-r),
+                 r == -EPIPE ? ": it died: " : "", r == -EPIPE ? lel_vm_why(b->vm) : "");
     return r;
 }
 
