@@ -202,6 +202,10 @@ int isr(uint64_t vector, uint64_t *frame)
     if (vector < 32) {
         chan->fatal_vector = (uint32_t)vector;
         chan->fatal_rip = frame[1];
+        chan->fatal_err = frame[0];
+        chan->fatal_addr = vector == 14 ? read_cr2() : 0;
+        chan->fatal_rsp = frame[4];
+        __asm__ volatile("mov %%cr3, %0" : "=r"(chan->fatal_cr3));
         console_write("guest: fatal exception ");
         console_hex(vector);
         console_write(" at ");

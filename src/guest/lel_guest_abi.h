@@ -145,6 +145,9 @@ struct lel_chan {
      * mem_used_pages: the host trims when it is worth it, without waking the guest to ask;
      * 0 from guests older than the field (fields are only ever appended) */
     volatile uint64_t dirty_free_pages;
+    /* with fatal_vector: the error code, CR2 (the address of a page fault), RSP and CR3 at the
+     * fault, for the host's report; 0 from guests older than the fields */
+    uint64_t fatal_err, fatal_addr, fatal_rsp, fatal_cr3;
 };
 _Static_assert(sizeof(struct lel_chan) <= LEL_CHAN_DATA_OFF, "the mailbox's fields must end before its data area");
 

@@ -375,9 +375,10 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
 {
     if (v == LEL_BELL_FATAL) {
         const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
-        char why[128];
-        snprintf(why, sizeof(why), "guest fatal exception %u at rip 0x%llx", ch->fatal_vector & 0xff,
-                 (unsigned long long)ch->fatal_rip);
+        char why[160];
+        snprintf(why, sizeof(why), "guest fatal exception %u at rip 0x%llx (error 0x%llx, address 0x%llx, rsp 0x%llx, cr3 0x%llx)",
+                 ch->fatal_vector & 0xff, (unsigned long long)ch->fatal_rip, (unsigned long long)ch->fatal_err,
+                 (unsigned long long)ch->fatal_addr, (unsigned long long)ch->fatal_rsp, (unsigned long long)ch->fatal_cr3);
         die(vm, why);
         return;
     }
@@ -661,9 +662,8 @@ int lel_vm_set_clock(lel_vm_t *vm)
     return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
 }
 
-int lel_vm_stop(lel_vm_t *vm)
+static void stop_locked(lel_vm_t *vm)
 {
-    pthread_mutex_lock(&vm->lock);
     vm->stop_req = 1;
     vm->run->immediate_exit = 1;
     while (vm->state == VM_RUNNING) {
@@ -671,6 +671,42 @@ int lel_vm_stop(lel_vm_t *vm)
         struct timespec ts;
         deadline_in(&ts, 5);
         pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+    }
+}
+
+/* Whether a stopped vCPU's mode reads the same three ways: its RIP's half of the address
+ * space, its code segment's privilege and PVM's user-mode bit (bit 11 of the VIF MSR). Under
+ * PVM a vCPU stopped right after an instruction the hypervisor emulated (a mov to CR3, seen
+ * here) can report the hardware's code segment (0x33, user) in kernel mode; restored so, the
+ * guest kernel runs as user mode and dies at its next kernel stack access. */
+static int pvm_mode_settled(lel_vm_t *vm)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = {{.nmsrs = 1}, {.index = LEL_MSR_PVM_VIF}};
+    if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0 ||
+        ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) != 1)
+        return 1; /* nothing to judge by: the save reports its own errors */
+    int user_rip = regs.rip < (1ULL << 47), user_cs = (sregs.cs.selector & 3) == 3, user_vif = (m.e.data >> 11) & 1;
+    return user_rip == user_cs && user_cs == user_vif;
+}
+
+int lel_vm_stop(lel_vm_t *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    stop_locked(vm);
+    /* an unsettled state is never what a snapshot keeps: the vCPU runs on a moment and stops
+     * again (its next instructions are native ones) */
+    for (int i = 0; vm->backend == LEL_VMM_PVM && vm->state == VM_STOPPED && i < 100 && !pvm_mode_settled(vm); i++) {
+        vm->stop_req = 0;
+        pthread_cond_broadcast(&vm->cond);
+        pthread_mutex_unlock(&vm->lock);
+        usleep(200);
+        pthread_mutex_lock(&vm->lock);
+        stop_locked(vm);
     }
     int dead = vm->state == VM_DEAD;
     pthread_mutex_unlock(&vm->lock);
