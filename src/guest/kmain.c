@@ -195,6 +195,14 @@ static void lapic_init(void)
  * nor the host. */
 int isr(uint64_t vector, uint64_t *frame)
 {
+    /* The mode an event came from is its RIP's half of the address space: under PVM the first
+     * interrupt after a restore of a halted vCPU was seen to push the hardware's user CS (0x33)
+     * for kernel code, and going back "to user mode" there killed the guest. The frame is put
+     * right, so iretq returns to the kernel as a kernel frame. */
+    if ((frame[2] & 3) == 3 && frame[1] >= (1ULL << 47)) {
+        frame[2] = 0x10;
+        frame[5] = 0x18;
+    }
     if (vector == 14 && (frame[2] & 3) == 3 && proc_active() && proc_page_fault(read_cr2(), frame[0]))
         return 0; /* resolved: the instruction runs again */
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
