@@ -183,6 +183,21 @@ static void files(void)
     say("getxattr ENODATA, listxattr empty, ENOENT", r == -61 && l == 0 && m == -ENOENT, r != -61 ? r : l ? l : m);
     r = raw_syscall6(221, fd, 0, 0, 2, 0, 0); /* POSIX_FADV_SEQUENTIAL */
     say("fadvise64", r == 0, r);
+    /* a read-only code mapping of a file (here: its own pages, shared) made writable becomes a
+     * private copy: the write is seen through the mapping, never in the file */
+    static char page[4096];
+    for (int i = 0; i < 4096; i++)
+        page[i] = 'p';
+    long pf = SYS(257, AT_FDCWD, "/tmp/st.pg", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    SYS(1, pf, page, 4096, 0);
+    char *mm = (char *)raw_syscall6(9, 0, 4096, 5, 2, pf, 0); /* PROT_READ|PROT_EXEC, MAP_PRIVATE */
+    long mp = (long)mm < 0 ? (long)mm : SYS(10, mm, 4096, 3, 0); /* mprotect PROT_READ|PROT_WRITE */
+    if (mp == 0)
+        mm[0] = 'w';
+    r = raw_syscall6(17, pf, (long)buf, 1, 0, 0, 0);
+    say("mprotect writable copies a file mapping", mp == 0 && mm[0] == 'w' && mm[1] == 'p' && r == 1 && buf[0] == 'p', mp ? mp : r);
+    SYS(3, pf, 0, 0, 0);
+    SYS(87, "/tmp/st.pg", 0, 0, 0);
     r = SYS(292, fd, 10, O_CLOEXEC, 0);
     say("dup3 cloexec", r == 10 && SYS(72, 10, 1, 0, 0) == 1 && SYS(72, fd, 1, 0, 0) == 0, r);
     r = SYS(292, fd, fd, 0, 0);
