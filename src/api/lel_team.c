@@ -257,16 +257,6 @@ static void list(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf
     lel_call_reply(c, 200, col.arr);
 }
 
-static int collect_snapshot(void *ctx, const char *key, json_t *rec)
-{
-    (void)key;
-    struct collect *col = ctx;
-    json_t *v = json_deep_copy(rec);
-    json_object_del(v, "teamID");
-    json_array_append_new(col->arr, v);
-    return 0;
-}
-
 static void team_get(lel_team_t *t, lel_call_t *c)
 {
     json_t *v = json_pack("{s:s, s:s, s:{s:i, s:i}, s:{s:i}}", "teamID", t->id, "name", t->name, "limits",
@@ -300,7 +290,7 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_MEMBERS_CREATE: members_create(srv, t, c); break;
     case R_MEMBERS_LIST: list(srv, t, c, LEL_CF_MEMBERS, collect_member); break;
     case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL); break;
-    case R_SNAP_LIST: list(srv, t, c, LEL_CF_SNAPSHOTS, collect_snapshot); break;
+    case R_SNAP_LIST: lel_snapshot_list(srv, c); break;
     case R_SNAP_DELETE:
         if (delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL) == 0) {
             char img[4200];

@@ -62,6 +62,8 @@ struct lel_sandbox {
 
 /** Record fields that never leave the server. */
 extern const char *const lel__sbx_private_fields[];
+/** The same for snapshot records. */
+extern const char *const lel__snap_private_fields[];
 
 /* lel_sandbox.c */
 json_t *lel__sbx_public_view(struct lel_sandbox *s);

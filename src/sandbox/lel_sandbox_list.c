@@ -1,5 +1,7 @@
-/* GET /sandboxes: filtering (state, metadata) and pagination over the team's records, run on
- * the team actor; reads only the store, which every sandbox actor updates before it answers. */
+/* GET /sandboxes and GET /snapshots: filtering and pagination over the team's records, run on
+ * the team actor; reads only the store, which every sandbox actor updates before it answers.
+ * Both lists page the same way: records in key order (<teamID>/<id>), `limit` per page, and
+ * `nextToken` (sent back as X-Next-Token) the id of the last record of the page. */
 #include "lel_sandbox_int.h"
 
 #include <errno.h>
@@ -7,13 +9,73 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct list_ctx {
+struct page {
     json_t *out;
-    int want[3];
-    json_t *meta; /* required metadata pairs */
     long long limit;
     char last[LEL_ID_LEN + 1];
     int more;
+};
+
+/* Adds the public view of `rec` (without `private_fields`) under the id in rec[id_field];
+ * returns 1 (stop the scan) when the page was already full. */
+static int page_add(struct page *pg, json_t *rec, const char *id_field, const char *const *private_fields)
+{
+    if ((long long)json_array_size(pg->out) == pg->limit) {
+        pg->more = 1;
+        return 1;
+    }
+    json_t *view = json_deep_copy(rec);
+    for (int i = 0; private_fields[i]; i++)
+        json_object_del(view, private_fields[i]);
+    json_array_append_new(pg->out, view);
+    snprintf(pg->last, sizeof(pg->last), "%s", json_string_value(json_object_get(rec, id_field)));
+    return 0;
+}
+
+/* Reads `limit` and `nextToken` from the query; 0, or -EINVAL with the 400 set on c. *token is
+ * malloc'd (NULL when absent) and the caller frees it. */
+static int page_query(lel_call_t *c, struct page *pg, char **token)
+{
+    char *limit = lel_call_query(c, "limit"), *end;
+    int r = 0;
+    *token = lel_call_query(c, "nextToken");
+    pg->limit = 100;
+    if (limit) {
+        pg->limit = strtoll(limit, &end, 10);
+        if (!*limit || *end || pg->limit < 1 || pg->limit > 1000) {
+            lel_call_error(c, 400, "invalid query 'limit': must be 1..1000");
+            r = -EINVAL;
+        }
+    }
+    if (!r && *token && (strlen(*token) != LEL_ID_LEN || strchr(*token, '/'))) {
+        lel_call_error(c, 400, "invalid query 'nextToken'");
+        r = -EINVAL;
+    }
+    free(limit);
+    return r;
+}
+
+/* Scans the team's records in `cf` from the token on, `cb` adding matches to pg, and answers:
+ * the page, with X-Next-Token when more records match. */
+static void page_scan(lel_server_t *srv, lel_call_t *c, enum lel_cf cf, const char *token, struct page *pg,
+                      lel_store_scan_cb cb, void *ctx)
+{
+    char prefix[32], after[64];
+    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
+    snprintf(after, sizeof(after), "%s%s", prefix, token ? token : "");
+    if (lel_store_scan(srv->store, cf, prefix, token ? after : NULL, cb, ctx) < 0) {
+        lel__store_failed(c);
+        return;
+    }
+    if (pg->more)
+        c->next_token = strdup(pg->last);
+    lel_call_reply(c, 200, json_incref(pg->out));
+}
+
+struct list_ctx {
+    struct page pg;
+    int want[3];
+    json_t *meta; /* required metadata pairs */
 };
 
 static int collect_sandbox(void *p, const char *key, json_t *rec)
@@ -31,18 +93,7 @@ static int collect_sandbox(void *p, const char *key, json_t *rec)
     {
         ok &= json_equal(json_object_get(md, k), v);
     }
-    if (!ok)
-        return 0;
-    if ((long long)json_array_size(l->out) == l->limit) {
-        l->more = 1;
-        return 1;
-    }
-    json_t *view = json_deep_copy(rec);
-    for (int i = 0; lel__sbx_private_fields[i]; i++)
-        json_object_del(view, lel__sbx_private_fields[i]);
-    json_array_append_new(l->out, view);
-    snprintf(l->last, sizeof(l->last), "%s", json_string_value(json_object_get(rec, "sandboxID")));
-    return 0;
+    return ok ? page_add(&l->pg, rec, "sandboxID", lel__sbx_private_fields) : 0;
 }
 
 /* "k1=v1&k2=v2" (already URL-decoded once) -> object; each part is URL-decoded again. */
@@ -64,13 +115,12 @@ static int parse_metadata(char *q, json_t *out)
 
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
 {
-    struct list_ctx l = {json_array(), {1, 1, 0}, json_object(), 100, "", 0};
-    char *state = lel_call_query(c, "state"), *meta = lel_call_query(c, "metadata"), *limit = lel_call_query(c, "limit");
-    char *token = lel_call_query(c, "nextToken"), prefix[32], after[64], *end;
+    struct list_ctx l = {{json_array(), 100, "", 0}, {1, 1, 0}, json_object()};
+    char *state = lel_call_query(c, "state"), *meta = lel_call_query(c, "metadata"), *token = NULL;
     int bad = 0;
     if (state) {
         l.want[0] = l.want[1] = 0;
-        for (char *save = NULL, *p = strtok_r(state, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        for (char *save = NULL, *p = strtok_r(state, ",", &save); p && !bad; p = strtok_r(NULL, ",", &save)) {
             if (!strcmp(p, "running"))
                 l.want[0] = 1;
             else if (!strcmp(p, "paused"))
@@ -85,33 +135,44 @@ void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 400, "invalid query 'metadata': expected url-encoded k1=v1&k2=v2");
         bad = 1;
     }
-    if (!bad && limit) {
-        l.limit = strtoll(limit, &end, 10);
-        if (!*limit || *end || l.limit < 1 || l.limit > 1000) {
-            lel_call_error(c, 400, "invalid query 'limit': must be 1..1000");
-            bad = 1;
-        }
-    }
-    if (!bad && token && (strlen(token) != LEL_ID_LEN || strchr(token, '/'))) {
-        lel_call_error(c, 400, "invalid query 'nextToken'");
-        bad = 1;
-    }
-    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
-    snprintf(after, sizeof(after), "%s%s", prefix, token ? token : "");
-    if (!bad) {
-        if (lel_store_scan(srv->store, LEL_CF_SANDBOXES, prefix, token ? after : NULL, collect_sandbox, &l) < 0) {
-            lel__store_failed(c);
-        } else {
-            if (l.more)
-                c->next_token = strdup(l.last);
-            lel_call_reply(c, 200, json_incref(l.out));
-        }
-    }
-    json_decref(l.out);
+    if (!bad && page_query(c, &l.pg, &token) == 0)
+        page_scan(srv, c, LEL_CF_SANDBOXES, token, &l.pg, collect_sandbox, &l);
+    json_decref(l.pg.out);
     json_decref(l.meta);
     free(state);
     free(meta);
-    free(limit);
     free(token);
 }
 
+struct snap_ctx {
+    struct page pg;
+    char *sandbox, *name; /* filters, or NULL */
+};
+
+/* A filter `want` (NULL: any) against the string rec[field]. */
+static int matches(const char *want, json_t *rec, const char *field)
+{
+    const char *have = json_string_value(json_object_get(rec, field));
+    return !want || (have && !strcmp(want, have));
+}
+
+static int collect_snapshot(void *p, const char *key, json_t *rec)
+{
+    (void)key;
+    struct snap_ctx *l = p;
+    if (!matches(l->sandbox, rec, "sandboxID") || !matches(l->name, rec, "name"))
+        return 0;
+    return page_add(&l->pg, rec, "snapshotID", lel__snap_private_fields);
+}
+
+void lel_snapshot_list(lel_server_t *srv, lel_call_t *c)
+{
+    struct snap_ctx l = {{json_array(), 100, "", 0}, lel_call_query(c, "sandboxID"), lel_call_query(c, "name")};
+    char *token = NULL;
+    if (page_query(c, &l.pg, &token) == 0)
+        page_scan(srv, c, LEL_CF_SNAPSHOTS, token, &l.pg, collect_snapshot, &l);
+    json_decref(l.pg.out);
+    free(l.sandbox);
+    free(l.name);
+    free(token);
+}

@@ -194,6 +194,9 @@ void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
     lel_call_reply(c, 200, out);
 }
 
+/* A snapshot record keeps what a fork and a restore need to know of the sandbox it came from. */
+const char *const lel__snap_private_fields[] = {"teamID", "templateID", "memoryMB", NULL};
+
 /* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
 void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
 {
@@ -233,9 +236,8 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         lel__store_failed(c);
         return;
     }
-    json_object_del(snap, "teamID");
-    json_object_del(snap, "templateID");
-    json_object_del(snap, "memoryMB");
+    for (int i = 0; lel__snap_private_fields[i]; i++)
+        json_object_del(snap, lel__snap_private_fields[i]);
     lel_call_reply(c, 201, snap);
 }
 

@@ -115,6 +115,8 @@ int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen);
 int lel_sandbox_fast_get(lel_server_t *srv, lel_call_t *c);
 /** Builds the list for GET /sandboxes (team actor). */
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
+/** Builds the list for GET /snapshots: filters sandboxID and name, paged as GET /sandboxes (team actor). */
+void lel_snapshot_list(lel_server_t *srv, lel_call_t *c);
 
 /** <data_dir>/snapshots/<name>.img */
 void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n);

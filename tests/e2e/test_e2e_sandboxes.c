@@ -336,6 +336,16 @@ static void snapshots(enum proto p)
     CHECK(json_is_array(r.json));
     resp_free(&r);
     CHECK_INT(status_of(p, "DELETE", "/snapshots/nosuchsnapshot", NULL), 404);
+    /* filters and pages as GET /sandboxes (the listing itself needs VMs: test_e2e_vm) */
+    CHECK(api(&S, &r, p, "GET", "/snapshots?sandboxID=nosuchsandbox&name=x&limit=5", NULL) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(json_is_array(r.json) && json_array_size(r.json) == 0);
+    CHECK(resp_header(&r, "x-next-token") == NULL);
+    resp_free(&r);
+    CHECK_INT(status_of(p, "GET", "/snapshots?limit=0", NULL), 400);
+    CHECK_INT(status_of(p, "GET", "/snapshots?limit=1001", NULL), 400);
+    CHECK_INT(status_of(p, "GET", "/snapshots?limit=ten", NULL), 400);
+    CHECK_INT(status_of(p, "GET", "/snapshots?nextToken=short", NULL), 400);
 }
 
 static void timeouts(void)

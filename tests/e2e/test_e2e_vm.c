@@ -95,6 +95,94 @@ static long long disk_used_when(const char *id, long long min, long long max)
     return -1;
 }
 
+/* POST /sandboxes/{id}/snapshot; returns the snapshot's id (caller frees). */
+static char *take_snapshot(const char *id, const char *name)
+{
+    resp_t r;
+    char path[96], body[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s/snapshot", id);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+    api(&S, &r, H2, "POST", path, body);
+    CHECK_INT(r.status, 201);
+    char *snap = strdup(jstr(&r, "snapshotID"));
+    resp_free(&r);
+    return snap;
+}
+
+/* The ids GET /snapshots?<query> lists, following X-Next-Token page by page of `limit`, each
+ * followed by a space (caller frees); *pages counts the pages. */
+static char *list_snapshots(const char *query, int limit, int *pages)
+{
+    char path[400], token[64] = "", *ids = strdup("");
+    *pages = 0;
+    for (int more = 1; more && *pages < 20;) {
+        resp_t r;
+        snprintf(path, sizeof(path), "/snapshots?%s&limit=%d%s%s", query, limit, *token ? "&nextToken=" : "", token);
+        api(&S, &r, H1, "GET", path, NULL);
+        CHECK_INT(r.status, 200);
+        CHECK(json_array_size(r.json) <= (size_t)limit);
+        for (size_t i = 0; i < json_array_size(r.json); i++) {
+            json_t *v = json_array_get(r.json, i);
+            char *grown;
+            CHECK(!json_object_get(v, "teamID") && !json_object_get(v, "memoryMB") && !json_object_get(v, "templateID"));
+            if (asprintf(&grown, "%s%s ", ids, json_string_value(json_object_get(v, "snapshotID"))) >= 0) {
+                free(ids);
+                ids = grown;
+            }
+        }
+        const char *next = resp_header(&r, "x-next-token");
+        more = r.status == 200 && next;
+        snprintf(token, sizeof(token), "%s", next ? next : "");
+        (*pages)++;
+        resp_free(&r);
+    }
+    return ids;
+}
+
+static int has_word(const char *ids, const char *id)
+{
+    char w[64];
+    snprintf(w, sizeof(w), "%s ", id);
+    return strstr(ids, w) != NULL;
+}
+
+/* GET /snapshots filters by sandboxID and name and pages with limit/nextToken (E2B's SDK lists
+ * a sandbox's snapshots so). `snap` ("first") is of `id`. */
+static void snapshot_listing(const char *id, const char *snap, const char *fork)
+{
+    char *second = take_snapshot(id, "second"), *forked = take_snapshot(fork, "forked"), q[128], path[96];
+    int pages;
+    snprintf(q, sizeof(q), "sandboxID=%s", id);
+    char *ids = list_snapshots(q, 1, &pages);
+    CHECK(has_word(ids, snap) && has_word(ids, second) && !has_word(ids, forked));
+    CHECK_INT((int)strlen(ids), 2 * ((int)strlen(snap) + 1));
+    CHECK_INT(pages, 2);
+    free(ids);
+    snprintf(q, sizeof(q), "sandboxID=%s", fork);
+    ids = list_snapshots(q, 100, &pages);
+    CHECK(has_word(ids, forked) && strlen(ids) == strlen(forked) + 1 && pages == 1);
+    free(ids);
+    snprintf(q, sizeof(q), "sandboxID=%s&name=second", id);
+    ids = list_snapshots(q, 100, &pages);
+    CHECK(has_word(ids, second) && strlen(ids) == strlen(second) + 1);
+    free(ids);
+    ids = list_snapshots("name=forked", 100, &pages);
+    CHECK(has_word(ids, forked) && strlen(ids) == strlen(forked) + 1);
+    free(ids);
+    ids = list_snapshots("name=nosuchname", 100, &pages);
+    CHECK_STR(ids, "");
+    free(ids);
+    ids = list_snapshots("x=1", 1, &pages); /* unfiltered: all three, one per page */
+    CHECK(has_word(ids, snap) && has_word(ids, second) && has_word(ids, forked) && pages >= 3);
+    free(ids);
+    snprintf(path, sizeof(path), "/snapshots/%s", second);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/snapshots/%s", forked);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(second);
+    free(forked);
+}
+
 static void lifecycle(void)
 {
     char path[160], body[160];
@@ -156,6 +244,7 @@ static void lifecycle(void)
     check_cmd(fork, "{\"cmd\":\"cat /tmp/snap.txt; echo one > /tmp/mine.txt\"}", 0, "before\n", NULL);
     check_cmd(fork2, "{\"cmd\":\"cat /tmp/snap.txt; cat /tmp/mine.txt 2>/dev/null || echo none\"}", 0, "before\nnone\n", NULL);
     check_cmd(fork, "{\"cmd\":\"cat /tmp/mine.txt\"}", 0, "one\n", NULL);
+    snapshot_listing(id, snap, fork);
     CHECK_INT(st("DELETE", path, NULL), 204);
     snprintf(path, sizeof(path), "/sandboxes/%s", fork2);
     CHECK_INT(st("DELETE", path, NULL), 204);
