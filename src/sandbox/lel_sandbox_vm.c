@@ -258,6 +258,8 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 404, "snapshot not found");
         return;
     }
+    json_int_t snap_mb = json_integer_value(json_object_get(snap, "memoryMB"));
+    json_int_t mb = json_integer_value(json_object_get(s->rec, "memoryMB"));
     json_decref(snap);
     if (s->state != S_RUNNING) {
         lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
@@ -265,6 +267,14 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     }
     if (!s->vm) {
         lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM to restore");
+        return;
+    }
+    /* the image brings its own memory size: restored into another shape, the record would lie */
+    if (snap_mb != mb) {
+        lel_call_error(c, 409,
+                       "snapshot %s was taken from a sandbox with %lld MB of memory and this sandbox has %lld MB: restore "
+                       "it into a sandbox of the same shape, or start a new sandbox from it (POST /sandboxes with "
+                       "snapshotID)", sid, (long long)snap_mb, (long long)mb);
         return;
     }
     lel__image_path(s->srv, sid, img, sizeof(img));

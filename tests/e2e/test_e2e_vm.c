@@ -515,6 +515,67 @@ static json_t *await_build(const char *tid, const char *bid)
     return NULL;
 }
 
+/* GET /sandboxes/{id} -> its record (caller frees). */
+static json_t *get_sandbox(const char *id)
+{
+    resp_t r;
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    api(&S, &r, H1, "GET", path, NULL);
+    json_t *j = json_incref(r.json);
+    resp_free(&r);
+    return j;
+}
+
+static long long rec_int(json_t *rec, const char *field)
+{
+    return json_integer_value(json_object_get(rec, field));
+}
+
+/* A snapshot restores only into a sandbox of its shape (a 512 MB image in a 256 MB sandbox
+ * left a record that lied): 409 naming both; a fork takes the snapshot's shape. */
+static void shapes(const char *tid512)
+{
+    char body[160], path[160];
+    resp_t r;
+    snprintf(body, sizeof(body), "{\"templateID\":\"%s\"}", tid512);
+    char *big = create(body), *small = create("{}");
+    json_t *rec = get_sandbox(big);
+    CHECK(rec_int(rec, "memoryMB") == 512 && rec_int(rec, "diskSizeMB") == 512);
+    json_decref(rec);
+    char *sb = take_snapshot(big, "big"), *ss = take_snapshot(small, "small");
+    snprintf(path, sizeof(path), "/sandboxes/%s/restore", small);
+    snprintf(body, sizeof(body), "{\"snapshotID\":\"%s\"}", sb);
+    api(&S, &r, H2, "POST", path, body);
+    CHECK_INT(r.status, 409);
+    CHECK(strstr(jstr(&r, "error"), "512 MB") && strstr(jstr(&r, "error"), "256 MB"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/sandboxes/%s/restore", big);
+    snprintf(body, sizeof(body), "{\"snapshotID\":\"%s\"}", ss);
+    CHECK_INT(st("POST", path, body), 409);
+    snprintf(body, sizeof(body), "{\"snapshotID\":\"%s\"}", sb);
+    CHECK_INT(st("POST", path, body), 200); /* its own shape */
+    /* both guests still have what their records say */
+    check_cmd(small, "{\"cmd\":\"awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo\"}", 0, "256\n", NULL);
+    check_cmd(big, "{\"cmd\":\"awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo; cat /two\"}", 0, "512\ntwo\n", NULL);
+    char *fork = create(body);
+    rec = get_sandbox(fork);
+    CHECK(rec_int(rec, "memoryMB") == 512 && rec_int(rec, "diskSizeMB") == 512);
+    json_decref(rec);
+    char *ids[] = {big, small, fork};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "/sandboxes/%s", ids[i]);
+        CHECK_INT(st("DELETE", path, NULL), 204);
+        free(ids[i]);
+    }
+    snprintf(path, sizeof(path), "/snapshots/%s", sb);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    snprintf(path, sizeof(path), "/snapshots/%s", ss);
+    CHECK_INT(st("DELETE", path, NULL), 204);
+    free(sb);
+    free(ss);
+}
+
 static void templates_vm(void)
 {
     resp_t r;
@@ -548,13 +609,15 @@ static void templates_vm(void)
     char *tid = strdup(jstr(&r, "templateID")), *bid = strdup(jstr(&r, "buildID"));
     resp_free(&r);
     /* a second build waits for the first (templates.max_parallel_builds: 1), then runs */
-    api(&S, &r, H2, "POST", "/templates", "{\"name\":\"two\",\"steps\":[{\"type\":\"run\",\"args\":[\"echo two > /two\"]}]}");
+    api(&S, &r, H2, "POST", "/templates",
+        "{\"name\":\"two\",\"memoryMB\":512,\"steps\":[{\"type\":\"run\",\"args\":[\"echo two > /two\"]}]}");
     CHECK_INT(r.status, 202);
     char *tid2 = strdup(jstr(&r, "templateID")), *bid2 = strdup(jstr(&r, "buildID"));
     resp_free(&r);
     json_t *b = await_build(tid2, bid2);
     CHECK(b && !strcmp(json_string_value(json_object_get(b, "status")), "ready"));
     json_decref(b);
+    shapes(tid2);
     snprintf(path, sizeof(path), "/templates/%s", tid2);
     CHECK_INT(st("DELETE", path, NULL), 204);
     free(tid2);
