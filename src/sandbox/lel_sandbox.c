@@ -643,6 +643,7 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
     lel_template_shape(tpl, &tid, &cpu, &mem, &disk);
     if (q->snap)
         mem = (int)json_integer_value(json_object_get(q->snap, "memoryMB"));
+    disk = mem; /* the root file system lives in the guest's memory: it holds at most that, shared with processes */
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:O, s:s, s:s, s:O, s:b, s:I, s:I}", "sandboxID", id,
                             "templateID", tid, "clientID", "lelantos", "state", "running", "cpuCount", cpu, "memoryMB",
                             mem, "diskSizeMB", disk, "metadata", q->meta, "envdVersion", LEL_ENVD_VERSION, "teamID",
@@ -721,12 +722,12 @@ done:
 static int load_sandbox(void *ctx, const char *key, json_t *rec)
 {
     lel_server_t *srv = ctx;
-    (void)key;
     lel_team_t *team = lel_registry_get(srv->teams, json_string_value(json_object_get(rec, "teamID")), NULL, NULL);
     const char *id = json_string_value(json_object_get(rec, "sandboxID"));
     const char *st = json_string_value(json_object_get(rec, "state"));
     if (!team || !id || !st)
         return 0;
+    lel_record_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
     struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
     if (!s) {
         json_decref(rec);
@@ -784,6 +785,13 @@ static void send_shutdown(void *ctx, const char *id, void *value)
 void lel_sandbox_shutdown_all(lel_server_t *srv)
 {
     lel_registry_foreach(srv->sandboxes, send_shutdown, NULL);
+}
+
+void lel_record_fix_disk(lel_server_t *srv, enum lel_cf cf, const char *key, json_t *rec)
+{
+    json_t *mem = json_object_get(rec, "memoryMB");
+    if (mem && !json_equal(json_object_get(rec, "diskSizeMB"), mem) && json_object_set(rec, "diskSizeMB", mem) == 0)
+        lel_store_put(srv->store, cf, key, rec);
 }
 
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen)

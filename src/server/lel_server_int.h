@@ -124,6 +124,9 @@ void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n);
 void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n);
 /** Asks every sandbox actor to release its VM (daemon shutdown). */
 void lel_sandbox_shutdown_all(lel_server_t *srv);
+/** The root file system lives in the guest's memory, so a record's diskSizeMB is its
+ * memoryMB; an older record (which said 512) is corrected in place and in `cf` at `key`. */
+void lel_record_fix_disk(lel_server_t *srv, enum lel_cf cf, const char *key, json_t *rec);
 
 /* lel_template.c */
 int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);

@@ -264,7 +264,7 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     int64_t now = lel_now_ms();
     json_t *rec = json_pack("{s:s, s:s, s:s, s:[], s:I, s:I, s:i, s:s, s:s, s:i, s:n, s:o}", "templateID", tid, "teamID",
                             c->team->id, "name", name, "aliases", "cpuCount", (json_int_t)cpu, "memoryMB",
-                            (json_int_t)mem, "diskSizeMB", 512, "buildID", bid, "buildStatus", "waiting", "spawnCount",
+                            (json_int_t)mem, "diskSizeMB", (json_int_t)mem, "buildID", bid, "buildStatus", "waiting", "spawnCount",
                             0, "lastSpawnedAt", "definition", def);
     lel__set_time(rec, "createdAt", now);
     lel__set_time(rec, "updatedAt", now);
@@ -460,7 +460,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 static int load_one(void *ctx, const char *key, json_t *rec)
 {
     lel_server_t *srv = ctx;
-    (void)key;
+    lel_record_fix_disk(srv, LEL_CF_TEMPLATES, key, rec);
     lel_actor_t *a = template_new(srv, json_incref(rec));
     if (!a) {
         json_decref(rec);
@@ -555,7 +555,7 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
         int64_t now = lel_now_ms();
         base = json_pack("{s:s, s:s, s:s, s:[s], s:i, s:i, s:i, s:n, s:s, s:i, s:n, s:{}}", "templateID", "base", "teamID",
                          LEL_BUILTIN_TEAM, "name", "base", "aliases", "base", "cpuCount", 1, "memoryMB", 256,
-                         "diskSizeMB", 512, "buildID", "buildStatus", "waiting", "spawnCount", 0, "lastSpawnedAt",
+                         "diskSizeMB", 256, "buildID", "buildStatus", "waiting", "spawnCount", 0, "lastSpawnedAt",
                          "definition");
         lel__set_time(base, "createdAt", now);
         lel__set_time(base, "updatedAt", now);

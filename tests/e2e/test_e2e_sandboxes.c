@@ -47,6 +47,8 @@ static void lifecycle(enum proto p)
     CHECK_STR(jstr(&r, "state"), "running");
     CHECK_STR(jstr(&r, "templateID"), "base");
     CHECK(json_integer_value(json_object_get(r.json, "memoryMB")) == 256);
+    /* the root file system lives in the guest's memory: it holds no more than that */
+    CHECK(json_integer_value(json_object_get(r.json, "diskSizeMB")) == 256);
     CHECK(json_object_get(r.json, "envVars") == NULL); /* private */
     CHECK(strlen(jstr(&r, "sandboxID")) >= 20);
     CHECK(resp_header(&r, "ratelimit-limit") != NULL);
@@ -293,6 +295,7 @@ static void templates(enum proto p)
     CHECK(api(&S, &r, p, "GET", path, NULL) == 0);
     CHECK_INT(r.status, 200);
     CHECK(json_integer_value(json_object_get(r.json, "memoryMB")) == 512);
+    CHECK(json_integer_value(json_object_get(r.json, "diskSizeMB")) == 512);
     CHECK_STR(jstr(&r, "buildStatus"), "waiting");
     CHECK_INT(json_array_size(json_object_get(r.json, "builds")), 1);
     CHECK(json_object_get(r.json, "definition") == NULL);
@@ -307,6 +310,9 @@ static void templates(enum proto p)
     CHECK_INT(status_of(p, "GET", path, NULL), 404);
     CHECK(api(&S, &r, p, "GET", "/templates", NULL) == 0);
     CHECK(strstr(r.body, tid) && strstr(r.body, "\"base\""));
+    resp_free(&r);
+    CHECK(api(&S, &r, p, "GET", "/templates/base", NULL) == 0);
+    CHECK(json_integer_value(json_object_get(r.json, "diskSizeMB")) == 256);
     resp_free(&r);
 
     /* a sandbox from it pins it: delete is 409 until the sandbox is gone */
