@@ -37,6 +37,9 @@ typedef struct lel_config {
     int team_max_sandboxes;    /**< per-team running sandboxes; default 20 */
     int team_max_timeout_s;    /**< per-team cap on a sandbox timeout; default 86400 */
     int shutdown_grace_ms;     /**< how long shutdown waits for in-flight requests; default 10000 */
+    int shutdown_pause_grace_ms; /**< how long a graceful stop has to pause the running sandboxes (before
+                                      it drains requests); those not paused by then are killed; 0: none
+                                      is paused; default 30000 */
     char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
@@ -59,7 +62,8 @@ typedef struct lel_server lel_server_t;
 
 /** Opens the store, starts workers and listeners. The config is copied. Returns 0 or -errno with err filled. */
 int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, size_t errlen);
-/** Asks the server to stop: stop accepting, drain in-flight requests, flush the store. Thread-safe, returns at once. */
+/** Asks the server to stop: pause the running sandboxes (shutdown_pause_grace_ms), stop accepting,
+ * drain in-flight requests, flush the store. Thread-safe, returns at once. */
 void lel_server_stop(lel_server_t *srv);
 /** Blocks until the server has stopped, then frees it. Returns 0 on a clean stop. */
 int lel_server_wait(lel_server_t *srv);

@@ -40,6 +40,7 @@ static const struct key keys[] = {
     {"teams.max_sandboxes", K_INT, OFF(team_max_sandboxes), 1, 1000000},
     {"teams.max_timeout_s", K_INT, OFF(team_max_timeout_s), 1, 31536000},
     {"shutdown_grace_ms", K_INT, OFF(shutdown_grace_ms), 0, 600000},
+    {"shutdown_pause_grace_ms", K_INT, OFF(shutdown_pause_grace_ms), 0, 3600000},
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
@@ -119,6 +120,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->team_max_sandboxes = 20;
     cfg->team_max_timeout_s = 86400;
     cfg->shutdown_grace_ms = 10000;
+    cfg->shutdown_pause_grace_ms = 30000;
     cfg->boot_timeout_ms = 10000;
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;

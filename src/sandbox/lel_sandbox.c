@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Private record fields, stripped from the public view. */
@@ -342,12 +343,22 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 404, "sandbox not found");
         return;
     }
+    if (s->stopping && c->route != R_SBX_GET && c->route != R_SBX_LOGS && c->route != R_SBX_METRICS &&
+        c->route != R_SBX_KILL) {
+        lel_call_error(c, 503, "lelantosd is stopping: its sandboxes are being paused");
+        return;
+    }
     long long t = 0;
     int64_t now = lel_now_ms();
     switch (c->route) {
     case R_SBX_CREATE: {
         /* the record was built on the loop thread; the VM and the stored record come here */
         char err[256], raw[4200];
+        if (atomic_load(&s->srv->stopping)) { /* it would miss the stop's pause (lel_sandbox_pause_all) */
+            lel__sbx_slot_release(s);
+            lel_call_error(c, 503, "lelantosd is stopping: no sandbox starts now");
+            return;
+        }
         if (s->srv->use_vm &&
             lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
             lel__sbx_slot_release(s);
@@ -493,6 +504,65 @@ static void reap(struct lel_sandbox *s)
         lel_actor_unref(s->actor); /* the registry's reference; we may be freed after this turn */
 }
 
+/* Writes the record as killed now with an error event, without the timers and files a kill at
+ * run time sees to (the daemon is starting or stopping). */
+static int mark_killed(struct lel_sandbox *s, const char *why)
+{
+    int64_t now = lel_now_ms();
+    json_t *rec = lel__sbx_with_state(s, S_KILLED, now);
+    json_object_set_new(rec, "killedAtMs", json_integer(now));
+    return lel__sbx_commit(s, rec, "error", why, NULL);
+}
+
+/* ---- graceful stop (lel_sandbox_pause_all): every running sandbox is paused, so a restart
+ * loses nothing. Running commands get half the grace to end, then their processes are
+ * killed (their callers get that result); the pause follows. ---- */
+
+static void stop_begin(struct lel_sandbox *s, int64_t deadline)
+{
+    s->stopping = 1;
+    s->stop_pending = 1;
+    s->stop_deadline = deadline;
+    int64_t now = lel_mono_ms();
+    lel_msg_t *m = s->ncmds ? lel_msg_new(LEL_MSG_STOP_CMDS, 0, NULL) : NULL;
+    if (m && lel_timers_at(s->srv->timers, now + (deadline - now) / 2, s->actor, m) < 0)
+        lel_msg_free(m);
+}
+
+/* After each message while the stop waits for this sandbox: pause once no command runs, or
+ * give up at the deadline (the final shutdown then kills it); either way the server hears. */
+static void stop_progress(struct lel_sandbox *s)
+{
+    if (s->state == S_RUNNING && s->vm && lel_mono_ms() < s->stop_deadline) {
+        char err[256];
+        if (s->ncmds)
+            return;
+        if (do_pause(s, "sandbox paused: lelantosd is stopping", err, sizeof(err)) == 0)
+            atomic_fetch_add(&s->srv->stop_paused, 1);
+        else
+            fprintf(stderr, "lelantosd: sandbox %s: cannot pause it for the stop: %s\n", s->id, err);
+    }
+    s->stop_pending = 0;
+    atomic_fetch_sub(&s->srv->stop_waiting, 1);
+    pthread_mutex_lock(&s->srv->lock);
+    pthread_cond_broadcast(&s->srv->cond);
+    pthread_mutex_unlock(&s->srv->lock);
+}
+
+/* The daemon is going: the VM goes, and one still running (not paused in time, or the pause is
+ * off) is recorded killed, and said so in the daemon's log. */
+static void stop_end(struct lel_sandbox *s)
+{
+    if (s->vm && s->state == S_RUNNING) {
+        fprintf(stderr, "lelantosd: sandbox %s was not paused within shutdown_pause_grace_ms (%d ms); killed\n", s->id,
+                s->srv->cfg.shutdown_pause_grace_ms);
+        if (mark_killed(s, "error: lelantosd stopped and could not pause the sandbox in time; its VM is gone") == 0)
+            s->state = S_KILLED;
+    }
+    s->stop_pending = 0; /* the server no longer waits */
+    lel__sbx_vm_release(s);
+}
+
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
@@ -532,9 +602,15 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel__sbx_cmd_event(s);
     } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {
         lel__sbx_cmd_check(s, (uint32_t)m->arg);
+    } else if (m->type == LEL_MSG_STOP_PAUSE) {
+        stop_begin(s, m->arg);
+    } else if (m->type == LEL_MSG_STOP_CMDS && s->vm) {
+        lel__sbx_cmds_kill(s);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
-        lel__sbx_vm_release(s); /* the daemon is stopping: the VM goes, the record says what it was */
+        stop_end(s);
     }
+    if (s->stop_pending)
+        stop_progress(s);
     if (m->type == LEL_MSG_CONSOLE || m->type == LEL_MSG_VM_DIED)
         free(m->ptr);
     lel_msg_free(m);
@@ -743,16 +819,8 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
         const char *why = s->state == S_RUNNING ? "error: lelantosd stopped while the sandbox was running; its VM is gone"
                         : s->state == S_PAUSED && stat(img, &st_img) < 0 ? "error: the paused sandbox's image is missing"
                                                                         : NULL;
-        if (why) {
-            s->state = S_RUNNING; /* so do_kill's bookkeeping applies */
-            int64_t now = lel_now_ms();
-            json_t *k = lel__sbx_with_state(s, S_KILLED, now);
-            json_object_set_new(k, "killedAtMs", json_integer(now));
-            if (lel__sbx_commit(s, k, "error", why, NULL) == 0)
-                s->state = S_KILLED;
-            else
-                s->state = !strcmp(st, "running") ? S_RUNNING : S_PAUSED;
-        }
+        if (why && mark_killed(s, why) == 0)
+            s->state = S_KILLED;
     }
     s->tpl = lel_template_lookup(srv, team, json_string_value(json_object_get(rec, "templateID")));
     if (s->state != S_KILLED && s->tpl) {
@@ -785,6 +853,42 @@ static void send_shutdown(void *ctx, const char *id, void *value)
 void lel_sandbox_shutdown_all(lel_server_t *srv)
 {
     lel_registry_foreach(srv->sandboxes, send_shutdown, NULL);
+}
+
+static void send_stop(void *ctx, const char *id, void *value)
+{
+    lel_server_t *srv = ctx;
+    (void)id;
+    lel_msg_t *m = lel_msg_new(LEL_MSG_STOP_PAUSE, srv->stop_deadline_ms, NULL);
+    atomic_fetch_add(&srv->stop_waiting, 1); /* before the actor can settle it */
+    if (!m || lel_actor_send(value, m) < 0) {
+        atomic_fetch_sub(&srv->stop_waiting, 1);
+        lel_msg_free(m);
+    }
+}
+
+void lel_sandbox_pause_all(lel_server_t *srv, int grace_ms)
+{
+    int64_t t0 = lel_mono_ms();
+    srv->stop_deadline_ms = t0 + grace_ms;
+    /* set before the sandboxes are visited: a create either sees it or is visited (its actor
+     * was registered before it looked) */
+    atomic_store(&srv->stopping, 1);
+    lel_registry_foreach(srv->sandboxes, send_stop, srv);
+    pthread_mutex_lock(&srv->lock);
+    while (atomic_load(&srv->stop_waiting) > 0 && lel_mono_ms() < srv->stop_deadline_ms) {
+        struct timespec ts; /* short waits: the deadline is monotonic, the condition's clock is not */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    fprintf(stderr, "lelantosd: stopping: %d sandbox(es) paused in %lld ms\n", atomic_load(&srv->stop_paused),
+            (long long)(lel_mono_ms() - t0));
 }
 
 void lel_record_fix_disk(lel_server_t *srv, enum lel_cf cf, const char *key, json_t *rec)

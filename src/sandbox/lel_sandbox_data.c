@@ -217,6 +217,12 @@ void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id)
         }
 }
 
+void lel__sbx_cmds_kill(struct lel_sandbox *s)
+{
+    for (struct pending_cmd *pc = s->cmds; pc && s->vm; pc = pc->next)
+        lel_vm_cmd_kill(s->vm, pc->id);
+}
+
 void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg)
 {
     while (s->cmds) {

@@ -58,6 +58,9 @@ struct lel_sandbox {
     struct pending_cmd *cmds; /* commands running in the guest */
     int ncmds;
     lel_call_t *kept;      /* set by a handler that answers its call later (a command) */
+    int stopping;          /* the daemon is stopping: calls that would change it answer 503 */
+    int stop_pending;      /* ...and it still has to pause (or give up) and tell the server */
+    int64_t stop_deadline; /* monotonic ms: a pause for the stop starts no later */
 };
 
 /** Record fields that never leave the server. */
@@ -100,6 +103,8 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_cmd_event(struct lel_sandbox *s);
 /** Command `id`'s deadline (its timeout plus grace) passed: a guest that has not ended it is wedged. */
 void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id);
+/** Kills the processes of every running command; their results come as usual (exit 137). */
+void lel__sbx_cmds_kill(struct lel_sandbox *s);
 /** Answers every running command's call with an error (the VM is going away). */
 void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg);
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c);

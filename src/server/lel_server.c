@@ -195,7 +195,10 @@ int lel_server_wait(lel_server_t *srv)
     while (!srv->stop_requested)
         pthread_cond_wait(&srv->cond, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
-    /* stop accepting and drain requests first, then the actors they fed, then the store */
+    /* pause the running sandboxes while requests are still answered (a command's caller hears
+     * its end), then stop accepting and drain requests, then the actors they fed, then the store */
+    if (srv->use_vm && srv->cfg.shutdown_pause_grace_ms > 0)
+        lel_sandbox_pause_all(srv, srv->cfg.shutdown_pause_grace_ms);
     lel_http_stop(srv->http);
     server_free(srv);
     return 0;

@@ -36,6 +36,10 @@ typedef struct lel_server {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop_requested;
+    atomic_int stopping;       /* a graceful stop is pausing the sandboxes: no new ones start */
+    atomic_int stop_waiting;   /* sandboxes told to pause for the stop that have not settled yet */
+    atomic_int stop_paused;    /* sandboxes the stop paused */
+    int64_t stop_deadline_ms;  /* monotonic: pauses for the stop start no later */
 } lel_server_t;
 
 typedef struct lel_team {
@@ -59,7 +63,7 @@ struct lel_key {
 enum lel_msg_type {
     LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
     LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD, LEL_MSG_BUILD_STEP,
-    LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK,
+    LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK, LEL_MSG_STOP_PAUSE, LEL_MSG_STOP_CMDS,
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -122,7 +126,11 @@ void lel_snapshot_list(lel_server_t *srv, lel_call_t *c);
 void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n);
 /** <data_dir>/snapshots/<id>.raw: a snapshot's memory unpacked for copy-on-write mapping. */
 void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n);
-/** Asks every sandbox actor to release its VM (daemon shutdown). */
+/** Graceful stop, first step: pauses every running sandbox (in parallel, on the workers) and
+ * waits until all have or `grace_ms` has passed. From then on no sandbox starts. */
+void lel_sandbox_pause_all(lel_server_t *srv, int grace_ms);
+/** Asks every sandbox actor to release its VM (daemon shutdown); a sandbox still running then
+ * is recorded killed. */
 void lel_sandbox_shutdown_all(lel_server_t *srv);
 /** The root file system lives in the guest's memory, so a record's diskSizeMB is its
  * memoryMB; an older record (which said 512) is corrected in place and in `cf` at `key`. */

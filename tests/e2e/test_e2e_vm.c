@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -685,10 +686,11 @@ static void templates_vm(void)
     free(d2);
     snprintf(path, sizeof(path), "/sandboxes/%s", a);
     CHECK_INT(st("DELETE", path, NULL), 204);
-    snprintf(path, sizeof(path), "/sandboxes/%s", c); /* it was running when the daemon stopped */
+    snprintf(path, sizeof(path), "/sandboxes/%s", c); /* it was running when the daemon stopped: paused */
     api(&S, &r, H1, "GET", path, NULL);
-    CHECK_STR(jstr(&r, "state"), "killed");
+    CHECK_STR(jstr(&r, "state"), "paused");
     resp_free(&r);
+    CHECK_INT(st("DELETE", path, NULL), 204);
     snprintf(path, sizeof(path), "/templates/%s", tid);
     CHECK_INT(st("DELETE", path, NULL), 204);
     /* a failing step: error, with the step's output and the reason */
@@ -709,6 +711,98 @@ static void templates_vm(void)
     free(bid);
     free(a);
     free(c);
+}
+
+struct cmd_arg {
+    const char *id, *body;
+    json_t *res;
+};
+
+static void *cmd_thread(void *arg)
+{
+    struct cmd_arg *a = arg;
+    a->res = run_cmd(a->id, a->body);
+    return NULL;
+}
+
+/* Rewrites the daemon's config (as srv_start wrote it) for its next start. */
+static void write_config(const char *yaml)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/config.yaml", S.dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fprintf(f, "http:\n  threads: 2\nworkers: 4\n%s", yaml);
+        fclose(f);
+    }
+}
+
+static int state_is(const char *id, const char *want)
+{
+    json_t *rec = get_sandbox(id);
+    int ok = !strcmp(json_string_value(json_object_get(rec, "state")) ? json_string_value(json_object_get(rec, "state")) : "", want);
+    if (!ok)
+        fprintf(stderr, "sandbox %s is %s, not %s\n", id, json_string_value(json_object_get(rec, "state")), want);
+    json_decref(rec);
+    return ok;
+}
+
+/* A graceful stop pauses every running sandbox (shutdown_pause_grace_ms, 6 s here), autoPause or
+ * not, so a restart loses none: a command that ends within half the grace is answered as
+ * usual, one still running then is killed and answered, and the sandbox pauses after it. New
+ * sandboxes are refused meanwhile. After the restart they are paused with their memory, and
+ * resume (connect). With the grace 0 they are killed at the stop, and the log says why. */
+static void stop_pauses(const char *cfg, const char *cfg_nopause)
+{
+    char path[160];
+    char *a = create("{\"timeout\":600}"), *b = create("{\"timeout\":600}"), *c = create("{\"timeout\":600}");
+    check_cmd(a, "{\"cmd\":\"echo kept > /tmp/keep.txt\"}", 0, "", NULL);
+    struct cmd_arg cb = {b, "{\"cmd\":\"sleep 1; echo done\"}", NULL};
+    struct cmd_arg cc = {c, "{\"cmd\":\"echo started > /tmp/c.txt; sleep 100\",\"timeoutMs\":120000}", NULL};
+    pthread_t tb, tc;
+    pthread_create(&tb, NULL, cmd_thread, &cb);
+    pthread_create(&tc, NULL, cmd_thread, &cc);
+    usleep(300000);
+    double t0 = now_s();
+    kill(S.pid, SIGTERM);
+    usleep(500000);
+    CHECK_INT(st("POST", "/sandboxes", "{}"), 503); /* still answering, but starting nothing */
+    CHECK_INT(srv_stop(&S), 0);
+    printf("graceful stop with 3 running sandboxes (one command killed at half the grace): %.1f s\n", now_s() - t0);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+    CHECK(cb.res && json_integer_value(json_object_get(cb.res, "exitCode")) == 0);
+    CHECK_STR(cb.res ? json_string_value(json_object_get(cb.res, "stdout")) : NULL, "done\n");
+    CHECK(cc.res && json_integer_value(json_object_get(cc.res, "exitCode")) == 137);
+    json_decref(cb.res);
+    json_decref(cc.res);
+    CHECK(srv_restart(&S) == 0);
+    CHECK(state_is(a, "paused") && state_is(b, "paused") && state_is(c, "paused"));
+    CHECK(logs_contain(a, "paused: lelantosd is stopping"));
+    snprintf(path, sizeof(path), "/sandboxes/%s/connect", a);
+    CHECK_INT(st("POST", path, "{\"timeout\":60}"), 201);
+    check_cmd(a, "{\"cmd\":\"cat /tmp/keep.txt\"}", 0, "kept\n", NULL);
+    snprintf(path, sizeof(path), "/sandboxes/%s/resume", c);
+    CHECK_INT(st("POST", path, NULL), 201);
+    check_cmd(c, "{\"cmd\":\"cat /tmp/c.txt\"}", 0, "started\n", NULL);
+    char *ids[] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "/sandboxes/%s", ids[i]);
+        CHECK_INT(st("DELETE", path, NULL), 204);
+        free(ids[i]);
+    }
+    /* without the pause a graceful stop kills them, and says so */
+    write_config(cfg_nopause);
+    CHECK_INT(srv_stop(&S), 0);
+    CHECK(srv_restart(&S) == 0);
+    char *d = create("{\"timeout\":600}");
+    write_config(cfg);
+    CHECK_INT(srv_stop(&S), 0);
+    CHECK(srv_restart(&S) == 0);
+    CHECK(state_is(d, "killed"));
+    CHECK(logs_contain(d, "could not pause the sandbox in time"));
+    free(d);
 }
 
 static long rss_kib(void)
@@ -840,8 +934,9 @@ int main(void)
 {
     char why[256];
     enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
-    const char *cfg = "vmm:\n  backend: auto\n  metrics_interval_s: 1\nrate_limits:\n  general_per_s: 100000\n"
-                      "teams:\n  max_sandboxes: 100\ntemplates:\n  max_parallel_builds: 1\n";
+#define VM_CFG "vmm:\n  backend: auto\n  metrics_interval_s: 1\nrate_limits:\n  general_per_s: 100000\n" \
+               "teams:\n  max_sandboxes: 100\ntemplates:\n  max_parallel_builds: 1\n"
+    const char *cfg = VM_CFG "shutdown_pause_grace_ms: 6000\n";
     if (srv_start(&S, cfg) < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
@@ -869,6 +964,7 @@ int main(void)
     many_commands();
     memory_returned();
     templates_vm();
+    stop_pauses(cfg, VM_CFG "shutdown_pause_grace_ms: 0\n");
     restarts();
     concurrent_creates();
     if (lel_test_failed)
