@@ -1,7 +1,7 @@
 /* Internals shared by the sandbox actor's files: lel_sandbox.c (the actor, its lifecycle and
  * creation), lel_sandbox_vm.c (its microVM: start, images, snapshots, console, metrics) and
- * lel_sandbox_list.c (GET /sandboxes). Everything here runs on the sandbox's actor except the
- * listing, which runs on the team actor and reads only the store. */
+ * lel_sandbox_list.c (GET /sandboxes, GET /snapshots). Everything here runs on the sandbox's
+ * actor except the listings, which run on the team actor and read only the store. */
 #ifndef LEL_SANDBOX_INT_H
 #define LEL_SANDBOX_INT_H
 
