@@ -1,5 +1,6 @@
 /* Durability: a graceful restart keeps everything; a kill -9 in the middle of a write load
  * loses nothing that a client was told about (every 201 is there after restart). */
+#include "../../src/store/lel_store.h"
 #include "../lel_test.h"
 #include "harness.h"
 
@@ -32,6 +33,29 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* Rewrites the sandbox's and the template's records with diskSizeMB 512, as versions before it
+ * said what is real wrote them (the daemon is stopped). */
+static void as_older_versions_wrote(const char *team, const char *sid, const char *tid)
+{
+    char dir[300], key[128], err[256];
+    lel_store_t *st;
+    snprintf(dir, sizeof(dir), "%s/data/db", S.dir);
+    CHECK(lel_store_open(dir, 1, &st, err, sizeof(err)) == 0);
+    enum lel_cf cfs[] = {LEL_CF_SANDBOXES, LEL_CF_TEMPLATES};
+    const char *ids[] = {sid, tid};
+    for (int i = 0; i < 2; i++) {
+        json_t *rec = NULL;
+        snprintf(key, sizeof(key), "%s/%s", team, ids[i]);
+        CHECK(lel_store_get(st, cfs[i], key, &rec) == 0);
+        if (!rec)
+            continue;
+        json_object_set_new(rec, "diskSizeMB", json_integer(512));
+        CHECK(lel_store_put(st, cfs[i], key, rec) == 0);
+        json_decref(rec);
+    }
+    lel_store_close(st);
+}
+
 static void graceful_restart(void)
 {
     resp_t r;
@@ -53,14 +77,28 @@ static void graceful_restart(void)
     CHECK_INT(r.status, 201);
     resp_free(&r);
 
+    api(&S, &r, H1, "GET", "/teams", NULL);
+    char *team = strdup(jstr(&r, "teamID"));
+    resp_free(&r);
+
     CHECK_INT(srv_stop(&S), 0);
+    as_older_versions_wrote(team, sid, tid);
     CHECK(srv_restart(&S) == 0);
 
     snprintf(path, sizeof(path), "/sandboxes/%s", sid);
     api(&S, &r, H2, "GET", path, NULL);
     CHECK_INT(r.status, 200);
     CHECK_STR(jstr(&r, "state"), "paused");
+    CHECK(json_integer_value(json_object_get(r.json, "diskSizeMB")) == 256);
     resp_free(&r);
+    api(&S, &r, H1, "GET", "/sandboxes?state=paused", NULL); /* read from the store: corrected there too */
+    CHECK(json_integer_value(json_object_get(json_array_get(r.json, 0), "diskSizeMB")) == 256);
+    resp_free(&r);
+    api(&S, &r, H1, "GET", "/templates", NULL);
+    for (size_t i = 0; i < json_array_size(r.json); i++)
+        CHECK(json_integer_value(json_object_get(json_array_get(r.json, i), "diskSizeMB")) == 256);
+    resp_free(&r);
+    free(team);
     snprintf(path, sizeof(path), "/sandboxes/%s/resume", sid);
     api(&S, &r, H2, "POST", path, NULL);
     CHECK_INT(r.status, 201);
