@@ -25,6 +25,7 @@ typedef struct lel_config {
     size_t max_body_bytes;     /**< request body cap (413 above); default 1 MiB */
     size_t max_file_bytes;     /**< file upload cap; default 100 MiB */
     size_t max_header_bytes;   /**< request line + headers cap (431 above); default 64 KiB */
+    size_t max_inflight_body_bytes; /**< request body bytes all requests together may hold (503 above); default 256 MiB */
     int h2_max_streams;        /**< concurrent HTTP/2 requests per connection; default 100 */
     int idle_timeout_ms;       /**< idle connection timeout; default 30000 */
     char *data_dir;            /**< RocksDB, snapshots and the initial key live here; default ./data */

@@ -144,7 +144,18 @@ void lel__send_call(lel_actor_t *a, lel_call_t *c)
     }
 }
 
-/* Matches the path against the table; fills c->route/id/id2. Returns 404, 405 or 0. */
+/* The Allow header of a route: bit 0 GET, 1 POST, 2 PUT, 3 DELETE. */
+static const char *allow_of(const struct route_def *r)
+{
+    static const char *const s[16] = {"", "GET", "POST", "GET, POST", "PUT", "GET, PUT", "POST, PUT",
+                                      "GET, POST, PUT", "DELETE", "GET, DELETE", "POST, DELETE", "GET, POST, DELETE",
+                                      "PUT, DELETE", "GET, PUT, DELETE", "POST, PUT, DELETE", "GET, POST, PUT, DELETE"};
+    return s[(r->get != 0) | (r->post != 0) << 1 | (r->put != 0) << 2 | (r->del != 0) << 3];
+}
+
+/* Matches the raw path (as sent, so no percent-encoding can change which route it is) against
+ * the table; fills c->route/id/id2, each parameter decoded after the match. Returns 0 or the
+ * status of the error it set (404, 405 with Allow). */
 static int match(lel_call_t *c, enum cls *cls)
 {
     const char *path = c->path;
@@ -179,18 +190,25 @@ static int match(lel_call_t *c, enum cls *cls)
         const struct route_def *r = &routes[i];
         int route = c->method == LEL_M_GET ? r->get : c->method == LEL_M_POST ? r->post : c->method == LEL_M_PUT ? r->put
                   : c->method == LEL_M_DELETE ? r->del : 0;
-        if (!route)
+        if (!route) {
+            c->allow = allow_of(r);
+            lel_call_error(c, 405, "method not allowed on %s (allowed: %s)", c->path, c->allow);
             return 405;
+        }
         c->route = route;
         *cls = r->cls;
-        if (np > 0)
-            c->id = strndup(params[0], (size_t)(pend[0] - params[0]));
-        if (np > 1)
-            c->id2 = strndup(params[1], (size_t)(pend[1] - params[1]));
-        if ((np > 0 && (!c->id || lel_url_decode(c->id) < 0)) || (np > 1 && (!c->id2 || lel_url_decode(c->id2) < 0)))
+        free(c->id);
+        free(c->id2);
+        c->id = np > 0 ? strndup(params[0], (size_t)(pend[0] - params[0])) : NULL;
+        c->id2 = np > 1 ? strndup(params[1], (size_t)(pend[1] - params[1])) : NULL;
+        /* a parameter that decodes to something with a NUL or a '/' names nothing that exists */
+        if ((np > 0 && (!c->id || lel_url_decode(c->id) < 0)) || (np > 1 && (!c->id2 || lel_url_decode(c->id2) < 0))) {
+            lel_call_error(c, 404, "no such endpoint: %s", c->path);
             return 404;
+        }
         return 0;
     }
+    lel_call_error(c, 404, "no such endpoint: %s", c->path);
     return 404;
 }
 
@@ -226,6 +244,8 @@ static void auth_failed(lel_server_t *srv, lel_call_t *c)
 
 static int decode_body(lel_server_t *srv, lel_call_t *c)
 {
+    if (c->body_in) /* arrives in pieces; its limit is kept as it comes */
+        return 0;
     if (c->route == R_SBX_FILES_PUT) {
         if (c->body_len > srv->cfg.max_file_bytes) {
             lel_call_error(c, 413, "file larger than %zu bytes", srv->cfg.max_file_bytes);
@@ -294,56 +314,82 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_TPL_GET: case R_TPL_DELETE: case R_TPL_BUILD:
         to_entity(srv, c, srv->templates, "template");
         return;
+    case R_ADMIN_TEAMS:
+        lel__send_call(srv->root, c);
+        return;
     default: /* keys, members, team, lists, template creation, snapshots */
         lel__send_call(c->team->actor, c);
         return;
     }
 }
 
+/* Route, credentials and rate limit: 0 to go on (*cls says which kind of route), or the status
+ * of the error set on c. */
+static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
+{
+    int r = match(c, cls);
+    if (r || *cls == PUBLIC)
+        return r;
+    if (*cls == ADMIN) {
+        const char *tok = c->admin_token;
+        if (c->api_key || c->bearer)
+            lel_call_error(c, 401, "conflicting credentials: /admin takes X-Admin-Token alone");
+        else if (!*srv->cfg.admin_token || !tok ||
+                 !lel_ct_equal(tok, strlen(tok), srv->cfg.admin_token, strlen(srv->cfg.admin_token)))
+            lel_call_error(c, 401, "invalid or missing admin token");
+        if (c->status) {
+            auth_failed(srv, c);
+            return c->status;
+        }
+        char bucket[96];
+        snprintf(bucket, sizeof(bucket), "admin:%s", c->peer);
+        return rate_limit(srv, c, bucket, srv->cfg.rate_auth) < 0 ? 429 : 0;
+    }
+    if (lel_auth_resolve(srv, c) < 0) {
+        auth_failed(srv, c);
+        return c->status;
+    }
+    char bucket[64];
+    snprintf(bucket, sizeof(bucket), "%s:%s", *cls == AUTHEP ? "auth" : "api", c->key_id);
+    if (rate_limit(srv, c, bucket, *cls == AUTHEP ? srv->cfg.rate_auth : srv->cfg.rate_general) < 0)
+        return 429;
+    return 0;
+}
+
+int lel_api_admit(void *ctx, lel_call_t *c)
+{
+    lel_server_t *srv = ctx;
+    enum cls cls = PUBLIC;
+    int r = judge(srv, c, &cls);
+    if (r || cls == PUBLIC)
+        return r;
+    c->body_streams = c->route == R_SBX_FILES_PUT;
+    c->body_limit = c->body_streams ? srv->cfg.max_file_bytes : srv->cfg.max_body_bytes;
+    if (c->declared_len != UINT64_MAX && c->declared_len > c->body_limit) {
+        if (c->body_streams)
+            lel_call_error(c, 413, "file larger than %zu bytes", srv->cfg.max_file_bytes);
+        else
+            lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+        return 413;
+    }
+    c->admitted = 1;
+    return 0;
+}
+
 void lel_api_dispatch(void *ctx, lel_call_t *c)
 {
     lel_server_t *srv = ctx;
     enum cls cls = PUBLIC;
-    int r = match(c, &cls);
-    if (r) {
-        if (r == 405)
-            lel_call_error(c, 405, "method not allowed on %s", c->path);
-        else
-            lel_call_error(c, 404, "no such endpoint: %s", c->path);
+    if (!c->admitted && judge(srv, c, &cls)) {
         lel_call_done(c);
         return;
     }
-    if (cls == PUBLIC) {
+    if (!c->admitted && cls == PUBLIC) {
         lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
         lel_call_done(c);
         return;
     }
-    if (cls == ADMIN) {
-        const char *tok = c->admin_token;
-        if (!*srv->cfg.admin_token || !tok || !lel_ct_equal(tok, strlen(tok), srv->cfg.admin_token, strlen(srv->cfg.admin_token))) {
-            lel_call_error(c, 401, "invalid or missing admin token");
-            auth_failed(srv, c);
-            lel_call_done(c);
-            return;
-        }
-        char bucket[96];
-        snprintf(bucket, sizeof(bucket), "admin:%s", c->peer);
-        if (rate_limit(srv, c, bucket, srv->cfg.rate_auth) == 0 && decode_body(srv, c) == 0) {
-            lel__send_call(srv->root, c);
-            return;
-        }
-        lel_call_done(c);
-        return;
-    }
-    if (lel_auth_resolve(srv, c) < 0) {
-        auth_failed(srv, c);
-        lel_call_done(c);
-        return;
-    }
-    char bucket[64];
-    snprintf(bucket, sizeof(bucket), "%s:%s", cls == AUTHEP ? "auth" : "api", c->key_id);
-    if (rate_limit(srv, c, bucket, cls == AUTHEP ? srv->cfg.rate_auth : srv->cfg.rate_general) < 0 ||
-        decode_body(srv, c) < 0) {
+    if (decode_body(srv, c) < 0) {
         lel_call_done(c);
         return;
     }

@@ -7,6 +7,7 @@
 #ifndef LEL_CALL_H
 #define LEL_CALL_H
 
+#include "../actor/lel_actor.h"
 #include "../common/lel_codec.h"
 #include "../common/lel_util.h"
 
@@ -14,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum lel_method { LEL_M_OTHER = 0, LEL_M_GET, LEL_M_POST, LEL_M_PUT, LEL_M_DELETE, LEL_M_PATCH };
 
@@ -24,14 +26,19 @@ typedef struct lel_call {
     enum lel_method method;
     char *path;  /* normalized path, NUL-terminated */
     char *query; /* raw query string without '?', or NULL */
-    char *body;  /* copy of the request body (NUL-terminated), or NULL */
-    size_t body_len;
+    char *body;  /* copy of the request body (NUL-terminated), or NULL; NULL too when the body streams */
+    size_t body_len, body_off;       /* body_off: what lel_call_body_read has taken of it */
+    uint64_t declared_len;           /* the head's Content-Length; UINT64_MAX when unknown (chunked) */
+    struct lel_body *body_in;        /* a body that arrives in pieces (routes that stream), or NULL */
     int body_msgpack;                /* Content-Type: application/msgpack */
     enum lel_codec_format out_fmt;   /* from Accept */
     char *api_key, *bearer, *admin_token, *team_header; /* credential headers, or NULL */
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
     int route;
+    int admitted;        /* route, credentials and rate limit were judged from the head (lel_http admit) */
+    int body_streams;    /* admit: the route takes its body in pieces, up to body_limit bytes */
+    uint64_t body_limit;
     char *id, *id2;      /* path parameters */
     json_t *json;        /* decoded body, or NULL */
     struct lel_team *team;
@@ -43,6 +50,8 @@ typedef struct lel_call {
     char *raw;           /* a raw body instead of resp; malloc'd */
     size_t raw_len;
     const char *raw_type; /* its content type (static string); NULL: application/octet-stream */
+    const char *allow;    /* Allow header of a 405 (static string), or NULL */
+    int close;            /* close the connection after this answer (HTTP/1) */
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;
@@ -56,6 +65,25 @@ void lel_call_error(lel_call_t *c, int status, const char *fmt, ...) __attribute
 void lel_call_reply(lel_call_t *c, int status, json_t *body);
 /** Finishes the call: the response is sent on the owning loop thread (or dropped if the client left). */
 void lel_call_done(lel_call_t *c);
+/** Copies up to `max` bytes of the request body that have arrived (any call: an ordinary body is
+ * read from c->body). Returns the count, 0 at the end of the body, -EAGAIN when nothing more is
+ * there yet (the consumer named with lel_call_body_notify gets a message when there is), or
+ * -ECONNRESET when the client went away. A consumer reads until -EAGAIN or the end each time it
+ * is told; it is told again only after that. */
+ssize_t lel_call_body_read(lel_call_t *c, void *buf, size_t max);
+/** Names the actor told, by a message of `type` with arg `id`, when more body has arrived or it
+ * ended (at once if some is there already). Until lel_call_done(), which stops the telling. */
+void lel_call_body_notify(lel_call_t *c, lel_actor_t *a, int type, uint32_t id);
+/** Makes the answer a stream of pieces: set status and the first piece (c->raw, c->raw_len,
+ * c->raw_type) and call lel_call_done(). `total` is the body's whole length (Content-Length).
+ * Each time a piece has gone out, `a` gets a message of `type` with arg `id`; its handler puts
+ * the next piece in c->raw/c->raw_len and calls lel_call_piece(). */
+void lel_call_stream(lel_call_t *c, uint64_t total, lel_actor_t *a, int type, uint32_t id);
+/** Hands over the next piece of a streamed answer: more = 1 when more follow, 0 for the last,
+ * -1 to cut the response short (an error after the head went out: the client sees a broken
+ * response, never a wrong one). After the last (or -1) the call is gone. When the client went
+ * away (c->cancelled) the handler ends with -1 at once. */
+void lel_call_piece(lel_call_t *c, int more);
 /** Value of query parameter `name` (URL-decoded, malloc'd), or NULL when absent. */
 char *lel_call_query(const lel_call_t *c, const char *name);
 

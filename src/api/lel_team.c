@@ -357,8 +357,15 @@ static void use_key(void *value, void *ctx)
 int lel_auth_resolve(lel_server_t *srv, lel_call_t *c)
 {
     const char *key = c->api_key;
-    if (!key && c->bearer && !strncasecmp(c->bearer, "Bearer ", 7))
-        key = c->bearer + 7;
+    const char *bearer = c->bearer && !strncasecmp(c->bearer, "Bearer ", 7) ? c->bearer + 7 : NULL;
+    /* two credentials that disagree are refused, never resolved by precedence: a proxy that adds
+     * one must not silently decide which team a request acts as */
+    if ((key && bearer && strcmp(key, bearer)) || (c->admin_token && (key || bearer))) {
+        lel_call_error(c, 401, "conflicting credentials: send one of X-API-Key, Authorization: Bearer or X-Admin-Token");
+        return -EACCES;
+    }
+    if (!key)
+        key = bearer;
     if (key) {
         if (!valid_key_format(key)) {
             lel_call_error(c, 401, "malformed API key (expected lel_ followed by 40 lowercase hex digits)");

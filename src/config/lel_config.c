@@ -27,6 +27,7 @@ static const struct key keys[] = {
     {"http.max_body_bytes", K_SIZE, OFF(max_body_bytes), 1024, 1073741824.0},
     {"http.max_file_bytes", K_SIZE, OFF(max_file_bytes), 1024, 17179869184.0},
     {"http.max_header_bytes", K_SIZE, OFF(max_header_bytes), 1024, 1048576},
+    {"http.max_inflight_body_bytes", K_SIZE, OFF(max_inflight_body_bytes), 1048576, 1099511627776.0},
     {"http.h2_max_concurrent_streams", K_INT, OFF(h2_max_streams), 1, 256},
     {"http.idle_timeout_ms", K_INT, OFF(idle_timeout_ms), 100, 3600000},
     {"workers", K_INT, OFF(workers), 1, 256},
@@ -110,6 +111,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->max_body_bytes = 1 << 20;
     cfg->max_file_bytes = 100 << 20;
     cfg->max_header_bytes = 64 << 10;
+    cfg->max_inflight_body_bytes = (size_t)256 << 20;
     cfg->h2_max_streams = 100;
     cfg->idle_timeout_ms = 30000;
     cfg->rate_general = 200;

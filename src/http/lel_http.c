@@ -1,17 +1,15 @@
 /* h2o glue. Rules from shared/docs/STACK.md §1: every h2o call on a request happens on its own
  * loop thread; a request whose client vanished is detected through a shared slot in the
  * request pool whose dispose callback drops the request pointer; h2o_multithread carries the
- * answers back. */
-#include "lel_http.h"
+ * answers back. Connections pass through the gate (lel_gate.c) before h2o sees their bytes. */
+#include "lel_http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <h2o.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
-#include <semaphore.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,52 +17,49 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-struct loop {
-    h2o_context_t ctx; /* first: on_req finds the loop from req->conn->ctx */
-    h2o_accept_ctx_t accept_ctx;
-    h2o_multithread_receiver_t replies, wake;
-    h2o_socket_t **listeners;
-    int *fds; /* bound by lel_http_start, wrapped into sockets by the loop thread */
-    size_t nlisteners;
-    int setup_error;
-    pthread_t thread, tid; /* tid: set by the loop thread itself */
-    lel_http_t *http;
-    atomic_long inflight; /* calls created by this loop and not yet freed */
-    int woken;            /* the stop message arrived (its receiver must be empty to unregister) */
-    int exit;
-};
-
-struct lel_http {
-    h2o_globalconf_t conf;
-    SSL_CTX *ssl;
-    size_t max_header;
-    int grace_ms;
-    lel_http_dispatch_fn dispatch;
-    void *dispatch_ctx;
-    atomic_int stopping;
-    struct loop *loops;
-    int nloops;
-    sem_t ready; /* posted by each loop thread once set up */
-};
-
 struct handler {
     h2o_handler_t super;
     lel_http_t *http;
 };
 
-/* Per-call state the HTTP layer keeps; lives in lel_call_t.http. */
-struct call_priv {
-    h2o_multithread_message_t msg; /* first: replies are recovered from the message link */
-    h2o_req_t *req;                /* NULL once the client is gone; loop thread only */
-    struct loop *loop;
-    lel_call_t *call;
-};
+/* ---- calls ---- */
 
-static void call_unref(lel_call_t *c)
+lel_call_t *lel__http_call_new(struct loop *l)
+{
+    lel_call_t *c = calloc(1, sizeof(*c));
+    struct call_priv *p = calloc(1, sizeof(*p));
+    if (!c || !p) {
+        free(c);
+        free(p);
+        return NULL;
+    }
+    c->http = p;
+    p->call = c;
+    p->loop = l;
+    atomic_init(&c->refs, 1);
+    atomic_fetch_add(&l->inflight, 1);
+    c->rl_limit = c->rl_remaining = c->rl_reset = c->retry_after = -1;
+    c->declared_len = UINT64_MAX;
+    return c;
+}
+
+void lel__http_call_ref(lel_call_t *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void lel__http_call_unref(lel_call_t *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     struct call_priv *p = c->http;
+    lel__http_release(p->loop->http, p->reserved);
+    if (c->body_in) {
+        lel__body_detach(c->body_in);
+        lel__body_unref(c->body_in);
+    }
+    if (p->more_to)
+        lel_actor_unref(p->more_to);
     atomic_fetch_sub(&p->loop->inflight, 1);
     free(c->path);
     free(c->query);
@@ -83,127 +78,20 @@ static void call_unref(lel_call_t *c)
     free(c);
 }
 
-static void add_num_header(h2o_req_t *req, const char *name, long v)
+int lel__http_reserve(lel_http_t *h, size_t n)
 {
-    if (v < 0)
-        return;
-    char *buf = h2o_mem_alloc_pool(&req->pool, 24);
-    int n = snprintf(buf, 24, "%ld", v);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, buf, (size_t)n);
+    size_t cur = atomic_load(&h->body_bytes);
+    do {
+        if (n > h->cfg->max_inflight_body_bytes || cur > h->cfg->max_inflight_body_bytes - n)
+            return -ENOBUFS;
+    } while (!atomic_compare_exchange_weak(&h->body_bytes, &cur, cur + n));
+    return 0;
 }
 
-static const char *reason(int status)
+void lel__http_release(lel_http_t *h, size_t n)
 {
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
-static void respond(lel_call_t *c)
-{
-    struct call_priv *p = c->http;
-    h2o_req_t *req = p->req;
-    if (!req)
-        return; /* the client went away; the work is done, nobody to tell */
-    req->res.status = c->status ? c->status : 500;
-    req->res.reason = reason(req->res.status);
-    add_num_header(req, "ratelimit-limit", c->rl_limit);
-    add_num_header(req, "ratelimit-remaining", c->rl_remaining);
-    add_num_header(req, "ratelimit-reset", c->rl_reset);
-    add_num_header(req, "retry-after", c->retry_after);
-    if (c->next_token) {
-        char *v = h2o_mem_alloc_pool(&req->pool, strlen(c->next_token) + 1);
-        strcpy(v, c->next_token);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-next-token"), 0, NULL, v, strlen(v));
-    }
-    char *buf = NULL;
-    size_t len = 0;
-    if (c->raw) {
-        const char *type = c->raw_type ? c->raw_type : "application/octet-stream";
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-        req->res.content_length = c->raw_len;
-        h2o_send_inline(req, c->raw, c->raw_len);
-        return;
-    }
-    if (c->resp && c->status != 204) {
-        if (lel_codec_encode(c->resp, c->out_fmt, &buf, &len) < 0) {
-            req->res.status = 500;
-            c->out_fmt = LEL_FMT_JSON;
-            buf = strdup("{\"error\":\"response encoding failed\",\"code\":500,\"message\":\"response encoding failed\"}");
-            len = buf ? strlen(buf) : 0;
-        }
-        if (c->out_fmt == LEL_FMT_MSGPACK)
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/msgpack"));
-        else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    }
-    req->res.content_length = len;
-    h2o_send_inline(req, buf ? buf : "", len);
-    free(buf);
-}
-
-void lel_call_done(lel_call_t *c)
-{
-    struct call_priv *p = c->http;
-    if (pthread_equal(pthread_self(), p->loop->tid)) {
-        respond(c);
-        call_unref(c);
-        return;
-    }
-    h2o_multithread_send_message(&p->loop->replies, &p->msg);
-}
-
-static void on_replies(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
-{
-    (void)recv;
-    while (!h2o_linklist_is_empty(messages)) {
-        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
-        h2o_linklist_unlink(&m->link);
-        lel_call_t *c = ((struct call_priv *)m)->call;
-        respond(c);
-        call_unref(c);
-    }
-}
-
-static void on_wake(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
-{
-    struct loop *l = H2O_STRUCT_FROM_MEMBER(struct loop, wake, recv);
-    while (!h2o_linklist_is_empty(messages)) {
-        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
-        h2o_linklist_unlink(&m->link);
-        free(m);
-    }
-    l->woken = 1;
-    for (size_t i = 0; i < l->nlisteners; i++) {
-        if (l->listeners[i]) {
-            h2o_socket_read_stop(l->listeners[i]);
-            h2o_socket_close(l->listeners[i]);
-            l->listeners[i] = NULL;
-        }
-    }
-    h2o_context_request_shutdown(&l->ctx);
-}
-
-static void on_slot_dispose(void *slot)
-{
-    lel_call_t *c = *(lel_call_t **)slot;
-    ((struct call_priv *)c->http)->req = NULL;
-    atomic_store(&c->cancelled, 1); /* actors that have not started on it will drop it */
-    call_unref(c);
+    if (n)
+        atomic_fetch_sub(&h->body_bytes, n);
 }
 
 static char *header_dup(h2o_req_t *req, const char *name, size_t len)
@@ -241,10 +129,10 @@ static enum lel_method method_of(h2o_iovec_t m)
     return LEL_M_OTHER;
 }
 
-static void peer_of(h2o_req_t *req, char out[64])
+static void peer_of(h2o_conn_t *conn, char out[64])
 {
     struct sockaddr_storage ss;
-    socklen_t n = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    socklen_t n = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
     strcpy(out, "unknown");
     if (n && ss.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, 64);
@@ -252,81 +140,427 @@ static void peer_of(h2o_req_t *req, char out[64])
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, 64);
 }
 
-static lel_call_t *call_new(struct loop *l, h2o_req_t *req)
+/* Routing sees the path as sent, so a percent-encoded '/' or '.' can never change which route
+ * matches (h2o's normalized path decodes them and folds ".."); parameters are decoded after. */
+int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
 {
-    lel_call_t *c = calloc(1, sizeof(*c));
-    struct call_priv *p = calloc(1, sizeof(*p));
-    if (!c || !p)
-        goto fail;
-    c->http = p;
-    p->call = c;
-    p->req = req;
-    p->loop = l;
-    atomic_init(&c->refs, 1);
-    atomic_fetch_add(&l->inflight, 1);
-    c->rl_limit = c->rl_remaining = c->rl_reset = c->retry_after = -1;
-    c->method = method_of(req->method);
-    if (!(c->path = strndup(req->path_normalized.base, req->path_normalized.len)))
-        goto fail_counted;
-    if (req->query_at != SIZE_MAX &&
-        !(c->query = strndup(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)))
-        goto fail_counted;
-    if (req->entity.base) {
-        if (!(c->body = malloc(req->entity.len + 1)))
-            goto fail_counted;
-        memcpy(c->body, req->entity.base, req->entity.len);
-        c->body[req->entity.len] = '\0';
-        c->body_len = req->entity.len;
-    }
-    c->api_key = header_dup(req, H2O_STRLIT("x-api-key"));
-    c->bearer = header_dup(req, H2O_STRLIT("authorization"));
-    c->admin_token = header_dup(req, H2O_STRLIT("x-admin-token"));
-    c->team_header = header_dup(req, H2O_STRLIT("x-team-id"));
+    h2o_iovec_t path = req->input.path;
+    size_t q = 0;
+    while (q < path.len && path.base[q] != '?')
+        q++;
+    free(c->path);
+    free(c->query);
+    c->path = c->query = NULL;
+    c->method = method_of(req->input.method);
+    if (!(c->path = strndup(path.base, q)))
+        return -ENOMEM;
+    if (q < path.len && !(c->query = strndup(path.base + q + 1, path.len - q - 1)))
+        return -ENOMEM;
+#define DUP(field, name)                                                                                               \
+    do {                                                                                                               \
+        free(c->field);                                                                                                \
+        c->field = header_dup(req, H2O_STRLIT(name));                                                                  \
+    } while (0)
+    DUP(api_key, "x-api-key");
+    DUP(bearer, "authorization");
+    DUP(admin_token, "x-admin-token");
+    DUP(team_header, "x-team-id");
+#undef DUP
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");
     c->out_fmt = header_has(req, H2O_TOKEN_ACCEPT, "application/msgpack") ? LEL_FMT_MSGPACK : LEL_FMT_JSON;
-    peer_of(req, c->peer);
-    return c;
-fail_counted:
-    call_unref(c);
-    return NULL;
-fail:
-    free(c);
-    free(p);
-    return NULL;
+    peer_of(req->conn, c->peer);
+    return 0;
+}
+
+static int copy_body(lel_call_t *c, h2o_req_t *req)
+{
+    if (!req->entity.base || c->body_in || c->body)
+        return 0;
+    if (!(c->body = malloc(req->entity.len + 1)))
+        return -ENOMEM;
+    memcpy(c->body, req->entity.base, req->entity.len);
+    c->body[req->entity.len] = '\0';
+    c->body_len = req->entity.len;
+    return 0;
+}
+
+/* ---- responses ---- */
+
+static void add_num_header(h2o_req_t *req, const char *name, long v)
+{
+    if (v < 0)
+        return;
+    char *buf = h2o_mem_alloc_pool(&req->pool, 24);
+    int n = snprintf(buf, 24, "%ld", v);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, buf, (size_t)n);
+}
+
+const char *lel__http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+char *lel__http_error_json(int status, const char *msg, size_t *len)
+{
+    json_t *j = json_pack("{s:s, s:i, s:s}", "error", msg, "code", status, "message", msg);
+    char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
+static void add_headers(lel_call_t *c, h2o_req_t *req)
+{
+    add_num_header(req, "ratelimit-limit", c->rl_limit);
+    add_num_header(req, "ratelimit-remaining", c->rl_remaining);
+    add_num_header(req, "ratelimit-reset", c->rl_reset);
+    add_num_header(req, "retry-after", c->retry_after);
+    if (c->allow)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, c->allow, strlen(c->allow));
+    if (c->next_token) {
+        char *v = h2o_strdup(&req->pool, c->next_token, SIZE_MAX).base;
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-next-token"), 0, NULL, v, strlen(v));
+    }
+    if (c->close)
+        req->http1_is_persistent = 0;
+}
+
+static void send_inline(lel_call_t *c, h2o_req_t *req, const char *type, const char *buf, size_t len)
+{
+    if (type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    req->res.content_length = len;
+    struct gate *g = lel__gate_of(req);
+    if (g)
+        lel__gate_body_cut(g, c, req); /* no-op unless the body is still arriving */
+    h2o_send_inline(req, buf, len);
+    if (g)
+        lel__gate_after_send(g, req, 1);
+}
+
+/* Asks the actor for the next piece; -EPIPE when it is gone (nobody makes the rest). */
+static int ask_next(struct call_priv *p)
+{
+    lel_call_t *c = p->call;
+    free(c->raw); /* h2o is done with it */
+    c->raw = NULL;
+    c->raw_len = 0;
+    p->wait = PW_ACTOR;
+    lel_msg_t *m = lel_msg_new(p->more_type, p->more_id, NULL);
+    if (!m || lel_actor_send(p->more_to, m) < 0) {
+        lel_msg_free(m);
+        p->wait = PW_NONE;
+        return -EPIPE;
+    }
+    return 0;
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    struct call_priv *p = H2O_STRUCT_FROM_MEMBER(struct call_priv, gen, gen);
+    if (ask_next(p) < 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        lel__http_call_unref(p->call);
+    }
+}
+
+static void free_held(void *p)
+{
+    free(*(char **)p);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    (void)gen;
+    (void)req; /* the pool's dispose marks the call cancelled and tells the actor */
+}
+
+/* Sends the piece in c->raw; `more` as lel_call_piece's. Returns 1 when the response ended. */
+static int send_piece(lel_call_t *c, h2o_req_t *req, int more)
+{
+    struct call_priv *p = c->http;
+    h2o_iovec_t v = h2o_iovec_init(c->raw ? c->raw : "", c->raw_len);
+    if (more <= 0 && c->raw) { /* h2o may write the last piece after we are gone: the pool keeps it */
+        char **held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), free_held);
+        *held = c->raw;
+        c->raw = NULL;
+        c->raw_len = 0;
+    }
+    h2o_send_state_t st = more > 0 ? H2O_SEND_STATE_IN_PROGRESS : more == 0 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_ERROR;
+    p->wait = more > 0 ? PW_PROCEED : PW_NONE;
+    struct gate *g = lel__gate_of(req);
+    h2o_send(req, &v, more >= 0 ? 1 : 0, st);
+    if (g)
+        lel__gate_after_send(g, req, more <= 0);
+    return more <= 0;
+}
+
+static void respond_pieces(lel_call_t *c, h2o_req_t *req)
+{
+    struct call_priv *p = c->http;
+    if (!p->started) {
+        p->started = 1;
+        const char *type = c->raw_type ? c->raw_type : "application/octet-stream";
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+        req->res.content_length = p->total;
+        p->gen.proceed = on_proceed;
+        p->gen.stop = on_stop;
+        struct gate *g = lel__gate_of(req);
+        if (g)
+            lel__gate_body_cut(g, c, req);
+        h2o_start_response(req, &p->gen);
+    }
+    if (send_piece(c, req, p->more))
+        lel__http_call_unref(c);
+}
+
+/* Answers on the loop thread. Returns 1 when the call is finished with (the dispatch reference
+ * is to be dropped), 0 while a streamed answer goes on. */
+static int respond(lel_call_t *c)
+{
+    struct call_priv *p = c->http;
+    h2o_req_t *req = p->req;
+    if (p->more_to) { /* an answer in pieces */
+        if (!req) /* the actor sees c->cancelled at the next piece and ends it */
+            return p->more <= 0 || ask_next(p) < 0;
+        if (!p->started) {
+            req->res.status = c->status ? c->status : 200;
+            req->res.reason = lel__http_reason(req->res.status);
+            add_headers(c, req);
+        }
+        respond_pieces(c, req);
+        return 0;
+    }
+    if (!req)
+        return 1; /* the client went away; the work is done, nobody to tell */
+    req->res.status = c->status ? c->status : 500;
+    req->res.reason = lel__http_reason(req->res.status);
+    add_headers(c, req);
+    if (c->raw) {
+        send_inline(c, req, c->raw_type ? c->raw_type : "application/octet-stream", c->raw, c->raw_len);
+        return 1;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    const char *type = NULL;
+    if (c->resp && c->status != 204) {
+        if (lel_codec_encode(c->resp, c->out_fmt, &buf, &len) < 0) {
+            req->res.status = 500;
+            c->out_fmt = LEL_FMT_JSON;
+            buf = lel__http_error_json(500, "response encoding failed", &len);
+        }
+        type = c->out_fmt == LEL_FMT_MSGPACK ? "application/msgpack" : "application/json";
+    }
+    send_inline(c, req, type, buf ? buf : "", len);
+    free(buf);
+    return 1;
+}
+
+static void post(lel_call_t *c)
+{
+    struct call_priv *p = c->http;
+    if (pthread_equal(pthread_self(), p->loop->tid)) {
+        if (respond(c))
+            lel__http_call_unref(c);
+        return;
+    }
+    h2o_multithread_send_message(&p->loop->replies, &p->msg);
+}
+
+void lel_call_done(lel_call_t *c)
+{
+    if (c->body_in)
+        lel__body_detach(c->body_in); /* the actor is done with the body: no more messages */
+    post(c);
+}
+
+void lel_call_stream(lel_call_t *c, uint64_t total, lel_actor_t *a, int type, uint32_t id)
+{
+    struct call_priv *p = c->http;
+    lel_actor_ref(a);
+    p->more_to = a;
+    p->more_type = type;
+    p->more_id = id;
+    p->total = total;
+    p->more = c->raw_len < total ? 1 : 0;
+}
+
+void lel_call_piece(lel_call_t *c, int more)
+{
+    struct call_priv *p = c->http;
+    p->more = more;
+    post(c);
+}
+
+static void on_replies(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    (void)recv;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        lel_call_t *c = ((struct call_priv *)m)->call;
+        if (respond(c))
+            lel__http_call_unref(c);
+    }
+}
+
+static void on_wake(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    struct loop *l = H2O_STRUCT_FROM_MEMBER(struct loop, wake, recv);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        free(m);
+    }
+    l->woken = 1;
+    for (size_t i = 0; i < l->nlisteners; i++) {
+        if (l->listeners[i]) {
+            h2o_socket_read_stop(l->listeners[i]);
+            h2o_socket_close(l->listeners[i]);
+            l->listeners[i] = NULL;
+        }
+    }
+    h2o_context_request_shutdown(&l->ctx);
+}
+
+static void on_slot_dispose(void *slot)
+{
+    lel_call_t *c = *(lel_call_t **)slot;
+    struct call_priv *p = c->http;
+    p->req = NULL;
+    atomic_store(&c->cancelled, 1); /* actors that have not started on it will drop it */
+    if (p->wait == PW_PROCEED && ask_next(p) < 0) /* h2o will not ask for it: the actor ends it */
+        lel__http_call_unref(c);                 /* ...or is gone, and the stream with it */
+    lel__http_call_unref(c);
+}
+
+/* ---- requests ---- */
+
+static void answer_now(h2o_req_t *req, int status, const char *msg)
+{
+    size_t len;
+    char *body = lel__http_error_json(status, msg, &len);
+    req->res.status = status;
+    req->res.reason = lel__http_reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    struct gate *g = lel__gate_of(req);
+    h2o_send_inline(req, body ? body : "", len);
+    if (g)
+        lel__gate_after_send(g, req, 1);
+    free(body);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     lel_http_t *h = ((struct handler *)self)->http;
     struct loop *l = (struct loop *)req->conn->ctx;
+    struct gate *g = lel__gate_of(req);
+    int later = 0;
+    lel_call_t *c = g ? lel__gate_take(g, req, &later) : NULL;
     if (atomic_load(&h->stopping)) {
-        h2o_send_error_503(req, "Service Unavailable", "shutting down", 0);
+        if (c)
+            lel__http_call_unref(c);
+        answer_now(req, 503, "shutting down");
         return 0;
     }
     size_t hsize = req->path.len + req->method.len;
     for (size_t i = 0; i < req->headers.size; i++)
         hsize += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (hsize > h->max_header) {
-        static const char body[] = "{\"error\":\"request headers too large\",\"code\":431,\"message\":\"request headers too large\"}";
-        req->res.status = 431;
-        req->res.reason = "Request Header Fields Too Large";
-        req->res.content_length = sizeof(body) - 1;
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-        h2o_send_inline(req, body, sizeof(body) - 1);
+    if (hsize > h->cfg->max_header_bytes) {
+        if (c)
+            lel__http_call_unref(c);
+        answer_now(req, 431, "request headers too large");
         return 0;
     }
-    lel_call_t *c = call_new(l, req);
-    if (!c) {
-        h2o_send_error_503(req, "Service Unavailable", "out of memory", 0);
+    if (!c && !(c = lel__http_call_new(l))) {
+        answer_now(req, 503, "out of memory");
         return 0;
     }
+    struct call_priv *p = c->http;
+    p->req = req;
     /* the request pool holds one reference; dropping it marks the client as gone */
     lel_call_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_slot_dispose);
     *slot = c;
     atomic_fetch_add(&c->refs, 1);
-    h->dispatch(h->dispatch_ctx, c);
+    if (c->status) { /* refused at its head (HTTP/2: the gate let h2o dispatch it to answer here) */
+        if (respond(c))
+            lel__http_call_unref(c);
+        return 0;
+    }
+    if (lel__http_call_fill(c, req) < 0 || copy_body(c, req) < 0) {
+        lel_call_error(c, 503, "out of memory");
+        if (respond(c))
+            lel__http_call_unref(c);
+        return 0;
+    }
+    if (later) /* the gate gathers its body and dispatches it then */
+        lel__http_call_unref(c);
+    else
+        h->hd.dispatch(h->hd_ctx, c);
     return 0;
 }
+
+/* h2o answers some protocol errors itself (a chunked body past the cap, a broken
+ * Content-Length, bad HTTP/2 header characters) as text/plain from the host's fallback path;
+ * this filter there turns their body into the JSON every client of the API expects. */
+struct json_ostream {
+    h2o_ostream_t super;
+    int status;
+};
+
+static void json_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
+{
+    struct json_ostream *o = (struct json_ostream *)self;
+    char msg[256];
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof(msg) - 1; i++) {
+        size_t k = bufs[i].len < sizeof(msg) - 1 - len ? bufs[i].len : sizeof(msg) - 1 - len;
+        memcpy(msg + len, bufs[i].base, k);
+        len += k;
+    }
+    msg[len] = 0;
+    char *json = lel__http_error_json(o->status, msg, &len);
+    h2o_iovec_t v = h2o_strdup(&req->pool, json ? json : "", len);
+    free(json);
+    h2o_ostream_send_next(self, req, &v, 1, state);
+}
+
+static void json_on_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && i >= 0 && h2o_memis(req->res.headers.entries[i].value.base, 10, H2O_STRLIT("text/plain"))) {
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+        req->res.content_length = SIZE_MAX; /* the JSON's length is known only when the body comes */
+        struct json_ostream *o = (struct json_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+        o->status = req->res.status;
+        o->super.do_send = json_do_send;
+        slot = &o->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- listeners and loops ---- */
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
@@ -337,10 +571,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (!sock)
             break;
-        h2o_accept(&l->accept_ctx, sock);
+        lel__gate_accept(l, sock);
     }
 }
 
+/* One listening socket per address, shared by the loop threads through dup(): without
+ * SO_REUSEPORT a second daemon (or any process) on the same address fails with "address in
+ * use" instead of silently taking half of the connections. */
 static int open_listener(const char *addr, char *err, size_t errlen)
 {
     char host[128];
@@ -381,8 +618,7 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0 || bind(fd, (struct sockaddr *)&ss, sslen) < 0 ||
-        listen(fd, 1024) < 0) {
+        bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -406,6 +642,9 @@ static int loop_setup(struct loop *l)
     l->accept_ctx.ssl_ctx = h->ssl;
     h2o_multithread_register_receiver(l->ctx.queue, &l->replies, on_replies);
     h2o_multithread_register_receiver(l->ctx.queue, &l->wake, on_wake);
+    h2o_multithread_register_receiver(l->ctx.queue, &l->resumes, lel__body_on_resumes);
+    h2o_timeout_init(l->ctx.loop, &l->linger_timeout, 2000);
+    h2o_timeout_init(l->ctx.loop, &l->body_timeout, (uint64_t)h->cfg->idle_timeout_ms);
     if (!(l->listeners = calloc(l->nlisteners, sizeof(*l->listeners))))
         return -ENOMEM;
     for (size_t j = 0; j < l->nlisteners; j++) {
@@ -429,10 +668,13 @@ static void loop_teardown(struct loop *l)
         return;
     h2o_multithread_unregister_receiver(l->ctx.queue, &l->replies);
     h2o_multithread_unregister_receiver(l->ctx.queue, &l->wake);
+    h2o_multithread_unregister_receiver(l->ctx.queue, &l->resumes);
     h2o_evloop_t *loop = l->ctx.loop;
     /* request_shutdown arms h2's GOAWAY resend timer even with no connection left */
     if (h2o_timeout_is_linked(&l->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
+    h2o_timeout_dispose(loop, &l->linger_timeout);
+    h2o_timeout_dispose(loop, &l->body_timeout);
     h2o_context_dispose(&l->ctx);
     h2o_evloop_destroy(loop);
 }
@@ -451,7 +693,7 @@ static void *loop_main(void *arg)
             continue;
         int64_t now = lel_mono_ms();
         if (!deadline)
-            deadline = now + h->grace_ms;
+            deadline = now + h->cfg->shutdown_grace_ms;
         if (!drained_at && atomic_load(&l->inflight) == 0)
             drained_at = now;
         int conns = !h2o_linklist_is_empty(&l->ctx.http1._conns) || !h2o_linklist_is_empty(&l->ctx.http2._conns);
@@ -520,20 +762,12 @@ static long stop_loops(lel_http_t *h, int n)
     return left;
 }
 
-int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, lel_http_t **out, char *err,
-                   size_t errlen)
+static void config_h2o(lel_http_t *h, const lel_config_t *cfg)
 {
-    lel_http_t *h = calloc(1, sizeof(*h));
-    if (!h)
-        return -ENOMEM;
-    sem_init(&h->ready, 0, 0);
-    h->dispatch = fn;
-    h->dispatch_ctx = ctx;
-    h->grace_ms = cfg->shutdown_grace_ms;
-    h->max_header = cfg->max_header_bytes;
     h2o_config_init(&h->conf);
-    /* h2o rejects bodies above this itself (h1: 413, h2: reset); the API layer applies the finer caps */
-    h->conf.max_request_entity_size = (cfg->max_file_bytes > cfg->max_body_bytes ? cfg->max_file_bytes : cfg->max_body_bytes) + 1;
+    /* h2o buffers an ordinary body whole (h1: 413 above this, h2: stream reset); bodies of the
+     * routes that take more (file uploads) stream through the gate and never reach h2o */
+    h->conf.max_request_entity_size = cfg->max_body_bytes + 1;
     h->conf.http2.max_concurrent_requests_per_connection = (size_t)cfg->h2_max_streams;
     h->conf.http2.idle_timeout = (uint64_t)cfg->idle_timeout_ms;
     h->conf.http1.req_timeout = (uint64_t)cfg->idle_timeout_ms;
@@ -543,13 +777,28 @@ int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, 
     struct handler *hd = (struct handler *)h2o_create_handler(path, sizeof(*hd));
     hd->super.on_req = on_req;
     hd->http = h;
+    h2o_filter_t *f = h2o_create_filter(&host->fallback_path, sizeof(*f));
+    f->on_setup_ostream = json_on_setup;
+}
+
+int lel_http_start(const lel_config_t *cfg, const lel_http_handlers_t *hd, void *ctx, lel_http_t **out, char *err,
+                   size_t errlen)
+{
+    lel_http_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    sem_init(&h->ready, 0, 0);
+    h->hd = *hd;
+    h->hd_ctx = ctx;
+    h->cfg = cfg;
+    atomic_init(&h->body_bytes, 0);
+    config_h2o(h, cfg);
     int r = init_ssl(h, cfg, err, errlen);
     if (r < 0)
         goto fail;
     r = -ENOMEM;
     if (!(h->loops = calloc((size_t)cfg->http_threads, sizeof(*h->loops))))
         goto fail;
-    /* bind everything first, so a bad address fails the start before any thread runs */
     for (int i = 0; i < cfg->http_threads; i++, h->nloops++) {
         struct loop *l = &h->loops[i];
         l->http = h;
@@ -558,10 +807,16 @@ int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, 
         for (size_t j = 0; j < cfg->nlisten; j++)
             l->fds[j] = -1;
         l->nlisteners = cfg->nlisten;
-        for (size_t j = 0; j < cfg->nlisten; j++)
-            if ((l->fds[j] = open_listener(cfg->listen[j], err, errlen)) < 0) {
-                r = l->fds[j];
-                h->nloops++;
+    }
+    /* bind everything first, so a bad or taken address fails the start before any thread runs */
+    for (size_t j = 0; j < cfg->nlisten; j++) {
+        if ((r = open_listener(cfg->listen[j], err, errlen)) < 0)
+            goto fail;
+        h->loops[0].fds[j] = r;
+        for (int i = 1; i < h->nloops; i++)
+            if ((h->loops[i].fds[j] = fcntl(r, F_DUPFD_CLOEXEC, 0)) < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen[j], strerror(errno));
+                r = -errno;
                 goto fail;
             }
     }

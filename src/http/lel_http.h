@@ -1,7 +1,8 @@
-/* HTTP frontend on libh2o (evloop): N event-loop threads sharing one h2o config, each with its
- * own SO_REUSEPORT listeners; HTTP/1.1, h2c (prior knowledge and Upgrade) and TLS+ALPN h2.
- * Every request becomes a lel_call_t handed to the dispatch callback on the loop thread; its
- * answer comes back through lel_call_done() from any thread. */
+/* HTTP frontend on libh2o (evloop): N event-loop threads sharing one h2o config and one
+ * listening socket per address; HTTP/1.1, h2c (prior knowledge and Upgrade) and TLS+ALPN h2.
+ * A gate in front of h2o's protocol code judges each request that carries a body from its head
+ * (admit), before the body is read. Every request becomes a lel_call_t handed to the dispatch
+ * callback on the loop thread; its answer comes back through lel_call_done() from any thread. */
 #ifndef LEL_HTTP_H
 #define LEL_HTTP_H
 
@@ -10,10 +11,20 @@
 #include <lelantos/lelantos.h>
 
 typedef struct lel_http lel_http_t;
-typedef void (*lel_http_dispatch_fn)(void *ctx, lel_call_t *call);
 
-/** Binds every configured address and starts the loop threads. Returns 0 or -errno with err filled. */
-int lel_http_start(const lel_config_t *cfg, lel_http_dispatch_fn fn, void *ctx, lel_http_t **out, char *err,
+typedef struct lel_http_handlers {
+    /** Judges a request that has a body from its head, on the loop thread: c has method, path,
+     * query, credentials, peer and declared_len. Returns 0 to admit it (c->admitted set, and
+     * c->body_streams when the route takes its body in pieces), or an HTTP status with the
+     * error set on c: the client gets that answer before any of its body is read. */
+    int (*admit)(void *ctx, lel_call_t *c);
+    /** Takes a complete request (its body whole in c->body, or arriving, c->body_in). */
+    void (*dispatch)(void *ctx, lel_call_t *c);
+} lel_http_handlers_t;
+
+/** Binds every configured address and starts the loop threads; `cfg` must outlive the frontend.
+ * Returns 0 or -errno with err filled. */
+int lel_http_start(const lel_config_t *cfg, const lel_http_handlers_t *hd, void *ctx, lel_http_t **out, char *err,
                    size_t errlen);
 /** Stops accepting, waits up to the configured grace for in-flight calls, joins the loops, frees. */
 void lel_http_stop(lel_http_t *h);

@@ -26,6 +26,7 @@ static void sandbox_free(void *p)
 {
     struct lel_sandbox *s = p;
     lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
+    lel__sbx_xfers_free(s);
     free(s->fork_image);
     free(s->memory_file);
     free(s->samples);
@@ -600,6 +601,8 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel__sbx_arm_sampler(s);
     } else if (m->type == LEL_MSG_CMD_EVENT && s->vm) {
         lel__sbx_cmd_event(s);
+    } else if (m->type == LEL_MSG_XFER) {
+        lel__sbx_xfer_step(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {
         lel__sbx_cmd_check(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_STOP_PAUSE) {

@@ -235,6 +235,104 @@ void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg)
     s->ncmds = 0;
 }
 
+/* ---- file transfers ---- */
+
+static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *path, int upload)
+{
+    struct xfer *x = calloc(1, sizeof(*x));
+    size_t plen = strlen(path) + 1;
+    if (!x || !(x->buf = malloc(plen + FILE_CHUNK))) {
+        free(x);
+        return NULL;
+    }
+    memcpy(x->buf, path, plen);
+    x->plen = plen;
+    x->c = c;
+    x->upload = upload;
+    x->id = ++s->xfer_seq;
+    x->next = s->xfers;
+    s->xfers = x;
+    s->nxfers++;
+    return x;
+}
+
+static void xfer_free(struct lel_sandbox *s, struct xfer *x)
+{
+    for (struct xfer **p = &s->xfers; *p; p = &(*p)->next)
+        if (*p == x) {
+            *p = x->next;
+            s->nxfers--;
+            break;
+        }
+    free(x->buf);
+    free(x);
+}
+
+/* An upload is answered: the call goes back (the HTTP layer drops what is left of its body). */
+static void upload_end(struct lel_sandbox *s, struct xfer *x)
+{
+    lel_call_done(x->c);
+    xfer_free(s, x);
+}
+
+/* Writes the chunk gathered in x->buf to the guest; 0, or -1 with the error set on the call. */
+static int upload_chunk(struct lel_sandbox *s, struct xfer *x)
+{
+    lel_call_t *c = x->c;
+    const char *path = x->buf;
+    uint64_t arg[4] = {x->plen, x->off, x->fill, x->off == 0}, ret[4];
+    int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, arg, x->buf, x->plen + x->fill, ret, 30000);
+    if (r == 0) {
+        x->off += x->fill;
+        x->fill = 0;
+        return 0;
+    }
+    if (r == LEL_ST_EISDIR)
+        lel_call_error(c, 409, "%s is a directory", path);
+    else if (r == 26) /* ETXTBSY */
+        lel_call_error(c, 409, "%s is a program that is running", path);
+    else if (r == 12 || r == 28) /* ENOMEM, ENOSPC: the guest's memory (its disk) is full */
+        lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
+    else
+        lel_call_error(c, 500, "cannot write %s in the guest (errno %d)", path, r);
+    return -1;
+}
+
+/* Takes what has arrived of the body; a full chunk (or the end) goes to the guest. */
+static void upload_step(struct lel_sandbox *s, struct xfer *x)
+{
+    lel_call_t *c = x->c;
+    for (;;) {
+        if (x->dead || !s->vm) {
+            lel_call_error(c, 409, "the sandbox stopped while the file was uploaded");
+            upload_end(s, x);
+            return;
+        }
+        ssize_t r = lel_call_body_read(c, x->buf + x->plen + x->fill, FILE_CHUNK - x->fill);
+        if (r == -EAGAIN)
+            return; /* a LEL_MSG_XFER comes when there is more */
+        if (r < 0) {
+            if (r == -E2BIG)
+                lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
+            else
+                lel_call_error(c, 400, "the upload ended before its body was complete");
+            upload_end(s, x);
+            return;
+        }
+        x->fill += (size_t)r;
+        /* the first chunk creates or truncates, even for an empty file */
+        if ((x->fill == FILE_CHUNK || (r == 0 && (x->fill || x->off == 0))) && upload_chunk(s, x) < 0) {
+            upload_end(s, x);
+            return;
+        }
+        if (r == 0) {
+            lel_call_reply(c, 204, NULL);
+            upload_end(s, x);
+            return;
+        }
+    }
+}
+
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
 {
     char *path = lel_call_query(c, "path");
@@ -242,37 +340,17 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
         free(path);
         return;
     }
-    size_t plen = strlen(path) + 1, off = 0;
-    char *chunk = malloc(plen + FILE_CHUNK);
-    if (!chunk) {
-        free(path);
+    struct xfer *x = xfer_new(s, c, path, 1);
+    free(path);
+    if (!x) {
         lel_call_error(c, 503, "out of memory");
         return;
     }
-    memcpy(chunk, path, plen);
-    do { /* the first chunk creates or truncates, even for an empty file */
-        size_t n = c->body_len - off < FILE_CHUNK ? c->body_len - off : FILE_CHUNK;
-        uint64_t arg[4] = {plen, off, n, off == 0}, ret[4];
-        memcpy(chunk + plen, c->body + off, n);
-        int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, arg, chunk, plen + n, ret, 30000);
-        if (r != 0) {
-            if (r == LEL_ST_EISDIR)
-                lel_call_error(c, 409, "%s is a directory", path);
-            else if (r == 26) /* ETXTBSY */
-                lel_call_error(c, 409, "%s is a program that is running", path);
-            else if (r == 12 || r == 28) /* ENOMEM, ENOSPC: the guest's memory (its disk) is full */
-                lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
-            else
-                lel_call_error(c, 500, "cannot write %s in the guest (errno %d)", path, r);
-            free(chunk);
-            free(path);
-            return;
-        }
-        off += n;
-    } while (off < c->body_len);
-    free(chunk);
-    free(path);
-    lel_call_reply(c, 204, NULL);
+    s->kept = c;
+    if (c->body_in)
+        lel_call_body_notify(c, s->actor, LEL_MSG_XFER, x->id); /* tells at once if some is there */
+    else
+        upload_step(s, x); /* the body came whole */
 }
 
 /* The guest lists a directory as lines "<f|d|l> <size> <name>"; names are sanitized to UTF-8. */
@@ -300,6 +378,34 @@ static json_t *listing(lel_vm_t *vm, uint64_t n)
     return out;
 }
 
+/* Reads the chunk at x->off into a new buffer; its length, or -1 with the error set on the call.
+ * *total gets the file's size, *kind 1 for a file, 2 for a directory. */
+static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind)
+{
+    uint64_t arg[4] = {x->plen, x->off, LEL_BULK_SIZE, 0}, ret[4] = {0};
+    int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, x->buf, x->plen, ret, 30000);
+    if (r != 0) {
+        if (r == LEL_ST_ENOENT || r == 20)
+            lel_call_error(x->c, 404, "no such file or directory: %s", x->buf);
+        else
+            lel_call_error(x->c, 500, "cannot read %s in the guest (%d)", x->buf, r);
+        return -1;
+    }
+    uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
+    *kind = ret[0];
+    *total = ret[2];
+    if (ret[0] == 2 || (x->off == 0 && ret[0] != 1)) { /* a directory: its listing */
+        *kind = 2;
+        *out = NULL;
+        return (ssize_t)n;
+    }
+    if (!(*out = malloc(n ? n : 1))) {
+        lel_call_error(x->c, 503, "out of memory");
+        return -1;
+    }
+    return (ssize_t)lel_vm_bulk_read(s->vm, 0, *out, n);
+}
+
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
 {
     char *path = lel_call_query(c, "path");
@@ -307,52 +413,89 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         free(path);
         return;
     }
-    size_t plen = strlen(path) + 1, cap = 0, len = 0;
-    char *data = NULL;
-    uint64_t total = 0;
-    for (;;) {
-        uint64_t arg[4] = {plen, len, LEL_BULK_SIZE, 0}, ret[4] = {0};
-        int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, path, plen, ret, 30000);
-        if (r != 0) {
-            free(data);
-            if (r == LEL_ST_ENOENT || r == 20)
-                lel_call_error(c, 404, "no such file or directory: %s", path);
-            else
-                lel_call_error(c, 500, "cannot read %s in the guest (%d)", path, r);
-            free(path);
-            return;
-        }
-        uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
-        if (ret[0] == 2 || (len == 0 && ret[0] != 1)) { /* a directory: its listing */
-            free(data);
-            free(path);
-            lel_call_reply(c, 200, listing(s->vm, n));
-            return;
-        }
-        total = ret[2];
-        if (total > s->srv->cfg.max_file_bytes) {
-            free(data);
-            free(path);
-            lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
-            return;
-        }
-        if (len + n > cap) {
-            cap = total > len + n ? total : len + n;
-            char *nd = realloc(data, cap ? cap : 1);
-            if (!nd) {
-                free(data);
-                free(path);
-                lel_call_error(c, 503, "out of memory");
-                return;
-            }
-            data = nd;
-        }
-        len += lel_vm_bulk_read(s->vm, 0, data + len, n);
-        if (n == 0 || len >= total)
-            break;
-    }
+    struct xfer *x = xfer_new(s, c, path, 0);
     free(path);
-    c->raw = data ? data : strdup("");
-    c->raw_len = len;
+    if (!x) {
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    char *data = NULL;
+    uint64_t total = 0, kind = 0;
+    ssize_t n = read_chunk(s, x, &data, &total, &kind);
+    if (n >= 0 && kind == 2)
+        lel_call_reply(c, 200, listing(s->vm, (uint64_t)n));
+    else if (n >= 0 && total > s->srv->cfg.max_file_bytes)
+        lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
+    if (n < 0 || kind == 2 || total > s->srv->cfg.max_file_bytes) {
+        free(data);
+        xfer_free(s, x);
+        return;
+    }
+    /* answered in pieces of one guest read each: a slow client holds one chunk, not the file */
+    c->raw = data;
+    c->raw_len = (size_t)n;
     c->status = 200;
+    x->off = (uint64_t)n;
+    x->total = total;
+    if (x->off >= total) {
+        xfer_free(s, x);
+        return;
+    }
+    lel_call_stream(c, total, s->actor, LEL_MSG_XFER, x->id);
+}
+
+/* The client has taken the last piece and wants the next. */
+static void download_step(struct lel_sandbox *s, struct xfer *x)
+{
+    lel_call_t *c = x->c;
+    char *data = NULL;
+    uint64_t total = 0, kind = 0;
+    ssize_t n = -1;
+    if (!atomic_load(&c->cancelled) && !x->dead && s->vm)
+        n = read_chunk(s, x, &data, &total, &kind);
+    if (n <= 0 || kind != 1) { /* gone, failed, or the file shrank or changed kind: cut short */
+        free(data);
+        lel_call_piece(c, -1);
+        xfer_free(s, x);
+        return;
+    }
+    if ((uint64_t)n > x->total - x->off)
+        n = (ssize_t)(x->total - x->off); /* it grew: the length promised is what is sent */
+    c->raw = data;
+    c->raw_len = (size_t)n;
+    x->off += (uint64_t)n;
+    int more = x->off < x->total;
+    if (!more)
+        xfer_free(s, x);
+    lel_call_piece(c, more);
+}
+
+void lel__sbx_xfer_step(struct lel_sandbox *s, uint32_t id)
+{
+    for (struct xfer *x = s->xfers; x; x = x->next)
+        if (x->id == id) {
+            if (x->upload)
+                upload_step(s, x);
+            else
+                download_step(s, x);
+            return;
+        }
+}
+
+void lel__sbx_xfers_fail(struct lel_sandbox *s, int status, const char *msg)
+{
+    for (struct xfer *x = s->xfers, *next; x; x = next) {
+        next = x->next;
+        x->dead = 1;
+        if (x->upload) { /* the actor holds its call: answered now */
+            lel_call_error(x->c, status, "%s", msg);
+            upload_end(s, x);
+        }
+    }
+}
+
+void lel__sbx_xfers_free(struct lel_sandbox *s)
+{
+    while (s->xfers)
+        xfer_free(s, s->xfers);
 }

@@ -28,6 +28,19 @@ struct pending_cmd {
 };
 static const char *const state_names[] = {"running", "paused", "killed"};
 
+/* A file transfer in progress: an upload whose body arrives in pieces, or a download sent in
+ * pieces; one guest chunk at a time either way. */
+struct xfer {
+    uint32_t id;
+    int upload, dead; /* dead: the VM went away; answered at the next message */
+    lel_call_t *c;
+    size_t plen;      /* the path's length with its NUL, at the front of buf */
+    uint64_t off, total;
+    char *buf;        /* path, NUL, then up to a chunk of data */
+    size_t fill;
+    struct xfer *next;
+};
+
 struct lel_sandbox {
     lel_server_t *srv;
     lel_team_t *team;
@@ -57,6 +70,9 @@ struct lel_sandbox {
     size_t nsamples, sample_next;
     struct pending_cmd *cmds; /* commands running in the guest */
     int ncmds;
+    struct xfer *xfers;       /* file transfers in progress */
+    int nxfers;
+    uint32_t xfer_seq;
     lel_call_t *kept;      /* set by a handler that answers its call later (a command) */
     int stopping;          /* the daemon is stopping: calls that would change it answer 503 */
     int stop_pending;      /* ...and it still has to pause (or give up) and tell the server */
@@ -107,7 +123,15 @@ void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id);
 void lel__sbx_cmds_kill(struct lel_sandbox *s);
 /** Answers every running command's call with an error (the VM is going away). */
 void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg);
+/** PUT /files: the body goes to the guest a chunk at a time as it arrives; the call is kept. */
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c);
+/** GET /files: a file larger than a chunk is answered in pieces, one guest read each. */
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c);
+/** LEL_MSG_XFER: the transfer `id` can go on. */
+void lel__sbx_xfer_step(struct lel_sandbox *s, uint32_t id);
+/** The VM is going away: uploads are answered with the error, downloads cut at their next piece. */
+void lel__sbx_xfers_fail(struct lel_sandbox *s, int status, const char *msg);
+/** Frees what is left of the transfers (the actor's end). */
+void lel__sbx_xfers_free(struct lel_sandbox *s);
 
 #endif

@@ -88,6 +88,7 @@ void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n)
 void lel__sbx_vm_release(struct lel_sandbox *s)
 {
     lel__sbx_cmds_fail(s, 409, "the sandbox stopped while the command ran");
+    lel__sbx_xfers_fail(s, 409, "the sandbox stopped while the file was transferred");
     if (s->vm) {
         lel_vm_destroy(s->vm);
         s->vm = NULL;

@@ -64,6 +64,7 @@ enum lel_msg_type {
     LEL_MSG_CALL = 1, LEL_MSG_TIMEOUT, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
     LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD, LEL_MSG_BUILD_STEP,
     LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK, LEL_MSG_STOP_PAUSE, LEL_MSG_STOP_CMDS,
+    LEL_MSG_XFER, /* a file transfer's body has more for it (upload) or its client wants the next piece */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -90,6 +91,8 @@ static inline int lel__abandoned(lel_call_t *c)
 
 /* lel_api.c */
 void lel_api_dispatch(void *srv, lel_call_t *c);
+/** Judges a request with a body from its head (lel_http_handlers_t.admit). */
+int lel_api_admit(void *srv, lel_call_t *c);
 /** Sends a call to an actor; answers 503 itself when the actor refuses mail. */
 void lel__send_call(lel_actor_t *a, lel_call_t *c);
 /** Reads an optional integer field: 0 (absent: *out untouched), 1 (set), or -EINVAL with a 400 set on c. */

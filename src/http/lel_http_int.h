@@ -1,0 +1,119 @@
+/* Internals of the HTTP frontend, shared by its files: lel_http.c (loops, listeners, requests
+ * and responses), lel_gate.c (the admission gate in front of h2o's protocol code) and
+ * lel_body.c (request bodies handed to an actor in pieces). Everything here runs on the loop
+ * thread that owns the connection unless a comment says otherwise. */
+#ifndef LEL_HTTP_INT_H
+#define LEL_HTTP_INT_H
+
+#include "lel_http.h"
+
+#include <h2o.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+
+struct loop {
+    h2o_context_t ctx; /* first: on_req finds the loop from req->conn->ctx */
+    h2o_accept_ctx_t accept_ctx;
+    h2o_multithread_receiver_t replies, wake, resumes;
+    h2o_socket_t **listeners;
+    int *fds; /* listening sockets, wrapped into h2o sockets by the loop thread */
+    size_t nlisteners;
+    int setup_error;
+    pthread_t thread, tid; /* tid: set by the loop thread itself */
+    lel_http_t *http;
+    atomic_long inflight; /* calls and bodies created by this loop and not yet freed */
+    h2o_timeout_t linger_timeout, body_timeout;
+    int woken; /* the stop message arrived (its receiver must be empty to unregister) */
+    int exit;
+};
+
+struct lel_http {
+    h2o_globalconf_t conf;
+    SSL_CTX *ssl;
+    const lel_config_t *cfg; /* the server's; outlives this */
+    lel_http_handlers_t hd;
+    void *hd_ctx;
+    atomic_int stopping;
+    atomic_size_t body_bytes; /* request body bytes admitted and not yet released */
+    struct loop *loops;
+    int nloops;
+    sem_t ready; /* posted by each loop thread once set up */
+};
+
+/* What a response that comes in pieces is waiting for. */
+enum piece_wait { PW_NONE = 0, PW_ACTOR, PW_PROCEED };
+
+/* Per-call state of the HTTP layer; lives in lel_call_t.http. */
+struct call_priv {
+    h2o_multithread_message_t msg; /* first: replies are recovered from the message link */
+    h2o_req_t *req;                /* NULL once the client is gone; loop thread only */
+    struct loop *loop;
+    lel_call_t *call;
+    struct gate *gate;     /* the connection's gate while the request is in it; loop thread only */
+    size_t reserved;       /* body bytes this call holds in lel_http.body_bytes */
+    h2o_generator_t gen;   /* responses in pieces */
+    enum piece_wait wait;
+    int started;           /* the response's head went out */
+    lel_actor_t *more_to;  /* who makes the next piece */
+    int more_type;
+    uint32_t more_id;
+    int more;              /* the piece in hand: 1 more follow, 0 the last, -1 cut the response */
+    uint64_t total;        /* the streamed body's length */
+};
+
+/* lel_http.c */
+/** A new call for a request head (the h2o request comes later, with on_req); NULL without memory. */
+lel_call_t *lel__http_call_new(struct loop *l);
+/** Fills the request fields of `c` from `req` (path split from its query, credentials, formats). */
+int lel__http_call_fill(lel_call_t *c, h2o_req_t *req);
+void lel__http_call_ref(lel_call_t *c);
+void lel__http_call_unref(lel_call_t *c);
+/** Reserves n body bytes against http.max_inflight_body_bytes; 0 or -ENOBUFS. */
+int lel__http_reserve(lel_http_t *h, size_t n);
+void lel__http_release(lel_http_t *h, size_t n);
+/** The JSON error body API.md prescribes, malloc'd; *len set. */
+char *lel__http_error_json(int status, const char *msg, size_t *len);
+const char *lel__http_reason(int status);
+
+/* lel_gate.c */
+struct gate;
+/** Puts a gate in front of h2o on a new connection (plain or TLS) and hands it to h2o. */
+void lel__gate_accept(struct loop *l, h2o_socket_t *sock);
+/** The gate of the connection `req` came on, or NULL. */
+struct gate *lel__gate_of(h2o_req_t *req);
+/** The call the gate judged for `req` (taken: the caller owns that reference), or NULL for a
+ * request the gate did not judge (no body), which goes the ordinary way. A refused one carries
+ * its error. *later is set when the gate dispatches the call itself once its body is in. */
+lel_call_t *lel__gate_take(struct gate *g, h2o_req_t *req, int *later);
+/** A response on the connection was started or finished (`last`); after every h2o call made
+ * outside the gate's own callbacks the gate re-installs itself. */
+void lel__gate_after_send(struct gate *g, h2o_req_t *req, int last);
+/** The call's answer is going out while its body is still arriving: what is left of the body is
+ * thrown away and, on HTTP/1, the connection closes after the answer. */
+void lel__gate_body_cut(struct gate *g, lel_call_t *c, h2o_req_t *req);
+/** A body's consumer drained it below its cap: reading resumes (message from a worker). */
+void lel__gate_body_resume(struct gate *g, struct lel_body *b);
+
+/* lel_body.c */
+/** A body of at most `limit` bytes that holds up to `cap` bytes undelivered; the gate feeds it. */
+struct lel_body *lel__body_new(struct loop *l, uint64_t limit, size_t cap);
+void lel__body_ref(struct lel_body *b);
+void lel__body_unref(struct lel_body *b);
+/** Appends n bytes; returns 1 when the producer should pause (cap reached), 0 to go on, -1 when
+ * the body passed its limit (it is ended then: the consumer reads -E2BIG). */
+int lel__body_push(struct lel_body *b, const void *data, size_t n);
+/** The body is complete (ok 1), the client went away (0) or sent too much (-E2BIG); the
+ * consumer is told. */
+void lel__body_end(struct lel_body *b, int ok);
+/** Bytes queued and not yet taken by the consumer. */
+size_t lel__body_queued(struct lel_body *b);
+/** The gate feeding the body; set and read on the loop thread only. */
+struct gate *lel__body_gate(struct lel_body *b);
+void lel__body_set_gate(struct lel_body *b, struct gate *g);
+/** The consumer stops listening (its call was answered). */
+void lel__body_detach(struct lel_body *b);
+/** Handles resume messages on the loop thread. */
+void lel__body_on_resumes(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages);
+
+#endif
