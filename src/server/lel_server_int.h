@@ -44,7 +44,7 @@ typedef struct lel_team {
     int64_t created_ms;
     int max_sandboxes, max_timeout_s;
     atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
-    lel_actor_t *actor;  /* keys, members, lists, template creation */
+    lel_actor_t *actor;  /* keys, members, lists, template creation and reads */
     lel_server_t *srv;
 } lel_team_t;
 
@@ -128,6 +128,9 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);
 /** POST /templates, run on the team actor (names are unique per team). */
 void lel_template_create(lel_server_t *srv, lel_call_t *c);
 void lel_template_list(lel_server_t *srv, lel_call_t *c);
+/** GET /templates/{id} and GET /templates/{id}/builds/{buildID}, run on the team actor from the
+ * store, so a build on the template's actor never delays them. */
+void lel_template_read(lel_server_t *srv, lel_call_t *c);
 /** Finds a template visible to `team` (its own or built-in); returns its actor with a reference, or NULL. */
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
 /** Resources of a template (read-only after creation). */

@@ -1,10 +1,12 @@
 /* Templates: definitions validated and stored, one actor per template, builds recorded and
- * run by the template's actor (lel_build.c). In API-only mode (no VMs) a build stays `waiting`
- * — never a fake `ready`.
+ * run by the template's actor (lel_build.c), which also handles DELETE (cancelling a build).
+ * Reads are answered from the store on the caller's team actor, never held up by a build. In
+ * API-only mode (no VMs) a build stays `waiting` — never a fake `ready`.
  *
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
  * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
- * unpacked memory <templateID>.raw, which sandboxes map copy-on-write. */
+ * unpacked memory <templateID>.raw, which sandboxes map copy-on-write.
+ */
 #include "lel_template_int.h"
 
 #include "../vmm/lel_vmm.h"
@@ -18,6 +20,11 @@
 static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
+
+static int is_builtin(const struct lel_template *t)
+{
+    return !strcmp(t->team_id, LEL_BUILTIN_TEAM);
+}
 
 static void template_free(void *p)
 {
@@ -49,17 +56,17 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     return a;
 }
 
+static void rec_path(const char *team, const char *id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", team, id);
+}
+
 static json_t *public_view(json_t *rec)
 {
     json_t *v = json_deep_copy(rec);
     for (int i = 0; private_fields[i]; i++)
         json_object_del(v, private_fields[i]);
     return v;
-}
-
-static void rec_path(const char *team, const char *id, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s/%s", team, id);
 }
 
 struct find_ctx {
@@ -329,7 +336,7 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c)
     lel_call_reply(c, 200, l.out);
 }
 
-/* ---- the template actor ---- */
+/* ---- reads: GET /templates/{id} and its builds, on the caller's team actor ---- */
 
 static int collect_build(void *ctx, const char *key, json_t *rec)
 {
@@ -340,7 +347,7 @@ static int collect_build(void *ctx, const char *key, json_t *rec)
     return 0;
 }
 
-static void get_build(struct lel_template *t, lel_call_t *c)
+static void get_build(lel_server_t *srv, const char *tid, lel_call_t *c)
 {
     char path[64], *off = lel_call_query(c, "logsOffset"), *end = NULL;
     long long o = off ? strtoll(off, &end, 10) : 0;
@@ -351,13 +358,13 @@ static void get_build(struct lel_template *t, lel_call_t *c)
         return;
     }
     free(off);
-    rec_path(t->id, c->id2, path, sizeof(path));
-    if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(t->srv->store, LEL_CF_BUILDS, path, &b) < 0) {
+    rec_path(tid, c->id2, path, sizeof(path));
+    if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_BUILDS, path, &b) < 0) {
         lel_call_error(c, 404, "build not found");
         return;
     }
     json_t *logs = json_object_get(b, "logs"), *entries = json_object_get(b, "logEntries");
-    json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", t->id, "buildID", json_object_get(b, "buildID"),
+    json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", tid, "buildID", json_object_get(b, "buildID"),
                           "status", json_object_get(b, "status"), "logs", "logEntries");
     for (size_t i = (size_t)o; i < json_array_size(logs); i++)
         json_array_append(json_object_get(v, "logs"), json_array_get(logs, i));
@@ -369,61 +376,98 @@ static void get_build(struct lel_template *t, lel_call_t *c)
     lel_call_reply(c, 200, v);
 }
 
+/* From the store alone (every change reaches it before the template's actor goes on), never
+ * through the template's actor: a build there, even its snapshot, does not delay a read. */
+void lel_template_read(lel_server_t *srv, lel_call_t *c)
+{
+    lel_actor_t *a = lel_template_lookup(srv, c->team, c->id);
+    char path[64], tid[LEL_ID_LEN + 1], prefix[32];
+    json_t *rec = NULL;
+    int r = -ENOENT;
+    if (a) {
+        struct lel_template *t = lel_actor_state(a);
+        snprintf(tid, sizeof(tid), "%s", t->id);
+        rec_path(t->team_id, t->id, path, sizeof(path));
+        lel_actor_unref(a);
+        r = lel_store_get(srv->store, LEL_CF_TEMPLATES, path, &rec); /* -ENOENT: deleted just now */
+    }
+    if (r < 0) {
+        if (r == -ENOENT)
+            lel_call_error(c, 404, "template not found");
+        else
+            lel__store_failed(c);
+        return;
+    }
+    if (c->route == R_TPL_BUILD) {
+        json_decref(rec);
+        get_build(srv, tid, c);
+        return;
+    }
+    json_t *v = public_view(rec), *builds = json_array();
+    json_decref(rec);
+    snprintf(prefix, sizeof(prefix), "%s/", tid);
+    if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
+        json_decref(v);
+        json_decref(builds);
+        lel__store_failed(c);
+        return;
+    }
+    json_object_set_new(v, "builds", builds);
+    lel_call_reply(c, 200, v);
+}
+
+/* ---- the template actor ---- */
+
+/* DELETE: the records go in one batch (nothing changes if it fails), then a build in progress
+ * is cancelled (its VM, with the step running in it, destroyed; its slot released), then the
+ * image files and the indexes. */
+static void delete_template(struct lel_template *t, lel_call_t *c)
+{
+    char path[64], prefix[32], img[4200];
+    lel_batch_t *b = lel_batch_new(t->srv->store);
+    rec_path(t->team_id, t->id, path, sizeof(path));
+    snprintf(prefix, sizeof(prefix), "%s/", t->id);
+    lel_batch_del(b, LEL_CF_TEMPLATES, path);
+    lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
+    if (lel_store_write(t->srv->store, b) < 0) {
+        lel__store_failed(c);
+        return;
+    }
+    lel__template_build_abandon(t);
+    t->deleted = 1;
+    lel__template_image(t, img, sizeof(img), 0);
+    unlink(img);
+    lel__template_image(t, img, sizeof(img), 1);
+    unlink(img);
+    /* the registry's reference goes; sandboxes of a deleted template keep theirs */
+    lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
+    if (a)
+        lel_actor_unref(a);
+    lel_call_reply(c, 204, NULL);
+}
+
+/* DELETE /templates/{id}: the only call that comes here (reads go to lel_template_read). */
 static void template_call(struct lel_template *t, lel_call_t *c)
 {
-    int builtin = !strcmp(t->team_id, LEL_BUILTIN_TEAM);
-    char path[64];
-    if (!builtin && strcmp(t->team_id, c->team->id)) {
+    int builtin = is_builtin(t);
+    if ((!builtin && strcmp(t->team_id, c->team->id)) || t->deleted) {
         lel_call_error(c, 404, "template not found");
         return;
     }
-    if (c->route == R_TPL_GET) {
-        json_t *v = public_view(t->rec), *builds = json_array();
-        char prefix[32];
-        snprintf(prefix, sizeof(prefix), "%s/", t->id);
-        if (lel_store_scan(t->srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
-            json_decref(v);
-            json_decref(builds);
-            lel__store_failed(c);
-            return;
-        }
-        json_object_set_new(v, "builds", builds);
-        lel_call_reply(c, 200, v);
-    } else if (c->route == R_TPL_BUILD) {
-        get_build(t, c);
-    } else if (builtin) {
+    if (builtin) {
         lel_call_error(c, 403, "the built-in template cannot be deleted");
     } else if (atomic_load(&t->in_use) > 0) {
         lel_call_error(c, 409, "template is used by %d sandboxes", atomic_load(&t->in_use));
-    } else if (t->build) {
-        lel_call_error(c, 409, "template has a build in progress");
     } else {
-        char prefix[32];
-        lel_batch_t *b = lel_batch_new(t->srv->store);
-        rec_path(t->team_id, t->id, path, sizeof(path));
-        snprintf(prefix, sizeof(prefix), "%s/", t->id);
-        lel_batch_del(b, LEL_CF_TEMPLATES, path);
-        lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
-        if (lel_store_write(t->srv->store, b) < 0) {
-            lel__store_failed(c);
-            return;
-        }
-        char img[4200];
-        lel__template_image(t, img, sizeof(img), 0);
-        unlink(img);
-        lel__template_image(t, img, sizeof(img), 1);
-        unlink(img);
-        /* the registry's reference goes; sandboxes of a deleted template keep theirs */
-        lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
-        if (a)
-            lel_actor_unref(a);
-        lel_call_reply(c, 204, NULL);
+        delete_template(t, c);
     }
 }
 
 static void spawned(struct lel_template *t, int64_t ms)
 {
     char path[64];
+    if (t->deleted) /* a create that found it before the DELETE: the record stays gone */
+        return;
     json_t *rec = json_deep_copy(t->rec);
     json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
     lel__set_time(rec, "lastSpawnedAt", ms);
