@@ -671,6 +671,11 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 404, "template '%s' not found", q.tpl_id);
         goto done;
     }
+    const char *tst;
+    if (!lel_template_ready(tpl, &tst)) { /* it would start without the template's steps and startCmd */
+        lel_call_error(c, 409, "template is not ready (status %s)", tst);
+        goto done;
+    }
     if (!lel__sbx_slot_take(c->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);

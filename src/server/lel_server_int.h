@@ -133,6 +133,10 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c);
 void lel_template_read(lel_server_t *srv, lel_call_t *c);
 /** Finds a template visible to `team` (its own or built-in); returns its actor with a reference, or NULL. */
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
+/** Whether sandboxes may start from it: a built-in always (until its image is built they boot),
+ * another only once its build is `ready`. Else 0 with *status its build status ("waiting",
+ * "building", "error"). Any thread. */
+int lel_template_ready(lel_actor_t *tpl, const char **status);
 /** Resources of a template (read-only after creation). */
 void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
 /** Counts a sandbox using the template (in_use) and records a spawn; lel_template_release undoes in_use. */

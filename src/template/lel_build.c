@@ -81,6 +81,7 @@ static void set_status(struct build *b, const char *status, const char *reason)
     if (lel_store_put(b->t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
         json_decref(b->t->rec);
         b->t->rec = rec;
+        atomic_store(&b->t->status, lel__template_status(status));
     } else {
         json_decref(rec);
     }

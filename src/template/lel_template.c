@@ -1,7 +1,8 @@
 /* Templates: definitions validated and stored, one actor per template, builds recorded and
  * run by the template's actor (lel_build.c), which also handles DELETE (cancelling a build).
  * Reads are answered from the store on the caller's team actor, never held up by a build. In
- * API-only mode (no VMs) a build stays `waiting` — never a fake `ready`.
+ * API-only mode (no VMs) a build stays `waiting` — never a fake `ready` — so only the built-ins
+ * start sandboxes there.
  *
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
  * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
@@ -20,6 +21,16 @@
 static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
+
+static const char *const status_names[] = {"waiting", "building", "ready", "error"};
+
+enum lel_tpl_status lel__template_status(const char *s)
+{
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, status_names[i]))
+            return (enum lel_tpl_status)i;
+    return TPL_WAITING;
+}
 
 static int is_builtin(const struct lel_template *t)
 {
@@ -48,6 +59,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
     atomic_init(&t->in_use, 0);
+    atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a)
         free(t);
@@ -90,6 +102,14 @@ lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char
     if (id)
         lel_registry_get(srv->templates, id, ref_if_visible, &f);
     return f.found;
+}
+
+int lel_template_ready(lel_actor_t *a, const char **status)
+{
+    struct lel_template *t = lel_actor_state(a);
+    int st = atomic_load(&t->status);
+    *status = status_names[st];
+    return is_builtin(t) || st == TPL_READY;
 }
 
 void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, int *disk_mb)
@@ -536,6 +556,7 @@ static int load_build(void *ctx, const char *key, json_t *rec)
         if (json_equal(json_object_get(t->rec, "buildID"), json_object_get(rec, "buildID"))) {
             char path[64];
             json_object_set_new(t->rec, "buildStatus", json_string("error"));
+            atomic_store(&t->status, TPL_ERROR);
             rec_path(t->team_id, t->id, path, sizeof(path));
             lel_store_put(srv->store, LEL_CF_TEMPLATES, path, t->rec);
         }
@@ -584,6 +605,7 @@ static void base_refresh(lel_server_t *srv)
     }
     json_decref(t->rec);
     t->rec = rec;
+    atomic_store(&t->status, TPL_WAITING);
     lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
     if (m && (!m->ptr || lel_actor_send(a, m) < 0)) {
         free(m->ptr);

@@ -1,7 +1,9 @@
 /* End to end with real template builds (microVMs on /dev/kvm): a build's status is answered at
- * once while a 12 s step runs (clients poll it every 200 ms); DELETE during a build stuck in
- * readyCmd cancels it, frees its build slot for the next build and leaves nothing behind, not
- * even after a restart. Without a usable /dev/kvm it reports itself skipped. */
+ * once while a 12 s step runs (clients poll it every 200 ms); a sandbox from a template still
+ * building or whose build failed is refused (409); DELETE during a build stuck in readyCmd
+ * cancels it, frees its build slot for the next build and leaves nothing behind, not even after
+ * a restart. Without a usable /dev/kvm it
+ * reports itself skipped (the API-only side is test_e2e_templates.c). */
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
 #include "harness.h"
@@ -134,7 +136,7 @@ static int files_of(const char *id)
 
 static void builds(void)
 {
-    char slow[64], slow_b[64], stuck[64], stuck_b[64], two[64], two_b[64], path[160];
+    char slow[64], slow_b[64], stuck[64], stuck_b[64], two[64], two_b[64], fail[64], fail_b[64], err[256], path[160];
     char sid[64], out[64];
     double ms;
     /* two builds hold both slots: a 12 s step, and a readyCmd that never succeeds */
@@ -143,6 +145,9 @@ static void builds(void)
     CHECK(await_log(stuck, stuck_b, "readyCmd:", 30));
     CHECK(await_log(slow, slow_b, "step 1 (run)", 30));
     new_template("{\"name\":\"two\",\"steps\":[{\"type\":\"run\",\"args\":[\"echo two > /two\"]}]}", two, two_b);
+    /* still building: no sandbox from it (it would lack its steps) */
+    CHECK_INT(sandbox_from(slow, NULL, err, sizeof(err)), 409);
+    CHECK_STR(err, "template is not ready (status building)");
     usleep(600000);
     CHECK_STR(build_status(two, two_b, NULL), "waiting"); /* no slot free */
     /* DELETE cancels the stuck build at once, its readyCmd running */
@@ -189,6 +194,11 @@ static void builds(void)
     CHECK_STR(out, "two\n");
     snprintf(path, sizeof(path), "/sandboxes/%s", sid);
     CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0, NULL), 204);
+    /* a failed build: no sandbox from it either */
+    new_template("{\"name\":\"fail\",\"steps\":[{\"type\":\"run\",\"args\":[\"exit 3\"]}]}", fail, fail_b);
+    CHECK(await_status(fail, fail_b, "error", 60));
+    CHECK_INT(sandbox_from(fail, NULL, err, sizeof(err)), 409);
+    CHECK_STR(err, "template is not ready (status error)");
     CHECK_INT(sandbox_from("base", NULL, NULL, 0), 201);
     /* after a restart the cancelled template is nowhere; the others are as they were */
     CHECK_INT(srv_stop(&S), 0);
@@ -201,6 +211,7 @@ static void builds(void)
     resp_free(&r);
     CHECK_INT(files_of(stuck), 0);
     CHECK_INT(sandbox_from(two, NULL, NULL, 0), 201);
+    CHECK_INT(sandbox_from(fail, NULL, NULL, 0), 409);
 }
 
 int main(void)
