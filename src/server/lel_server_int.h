@@ -28,6 +28,8 @@ typedef struct lel_server {
     lel_registry_t *keys;      /* SHA-256 hex of a key -> struct lel_key */
     lel_registry_t *sandboxes; /* sandboxID -> lel_actor_t (state: struct lel_sandbox) */
     lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
+    lel_registry_t *template_names; /* "<teamID>/<name or alias>" -> the same actor, no reference of
+                                       its own (removed before the templates entry goes) */
     lel_actor_t *root;         /* serializes team creation */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
@@ -131,7 +133,8 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c);
 /** GET /templates/{id} and GET /templates/{id}/builds/{buildID}, run on the team actor from the
  * store, so a build on the template's actor never delays them. */
 void lel_template_read(lel_server_t *srv, lel_call_t *c);
-/** Finds a template visible to `team` (its own or built-in); returns its actor with a reference, or NULL. */
+/** Finds a template visible to `team` by templateID (its own or a built-in), else by name or
+ * alias among the team's own, else among the built-ins. Returns its actor with a reference, or NULL. */
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
 /** Whether sandboxes may start from it: a built-in always (until its image is built they boot),
  * another only once its build is `ready`. Else 0 with *status its build status ("waiting",

@@ -7,7 +7,9 @@
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
  * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
  * unpacked memory <templateID>.raw, which sandboxes map copy-on-write.
- */
+ *
+ * Names: srv->template_names maps "<teamID>/<name>" (and each alias) to the template, so a
+ * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
 #include "lel_template_int.h"
 
 #include "../vmm/lel_vmm.h"
@@ -54,6 +56,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->rec = rec;
     snprintf(t->team_id, sizeof(t->team_id), "%s", json_string_value(json_object_get(rec, "teamID")));
     snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(rec, "templateID")));
+    snprintf(t->name, sizeof(t->name), "%s", json_string_value(json_object_get(rec, "name")));
     t->cpu = (int)json_integer_value(json_object_get(rec, "cpuCount"));
     t->mem_mb = (int)json_integer_value(json_object_get(rec, "memoryMB"));
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
@@ -96,11 +99,27 @@ static void ref_if_visible(void *value, void *ctx)
     }
 }
 
+static void ref_found(void *value, void *ctx)
+{
+    lel_actor_ref(value);
+    *(lel_actor_t **)ctx = value;
+}
+
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id)
 {
     struct find_ctx f = {team, NULL};
-    if (id)
-        lel_registry_get(srv->templates, id, ref_if_visible, &f);
+    char key[LEL_ID_LEN + 16 + 140];
+    if (!id)
+        return NULL;
+    lel_registry_get(srv->templates, id, ref_if_visible, &f);
+    if (!f.found && strlen(id) <= 128) {
+        /* a name: the team's own first, then the built-ins' (which no team may take) */
+        snprintf(key, sizeof(key), "%s/%s", team->id, id);
+        lel_registry_get(srv->template_names, key, ref_found, &f.found);
+        snprintf(key, sizeof(key), "%s/%s", LEL_BUILTIN_TEAM, id);
+        if (!f.found)
+            lel_registry_get(srv->template_names, key, ref_found, &f.found);
+    }
     return f.found;
 }
 
@@ -110,6 +129,45 @@ int lel_template_ready(lel_actor_t *a, const char **status)
     int st = atomic_load(&t->status);
     *status = status_names[st];
     return is_builtin(t) || st == TPL_READY;
+}
+
+/* Indexes its name and aliases (a duplicate alias is skipped: the first holder keeps it). */
+static void names_put(struct lel_template *t)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    size_t i;
+    json_t *al;
+    snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
+    lel_registry_put(t->srv->template_names, key, t->actor);
+    json_array_foreach(json_object_get(t->rec, "aliases"), i, al)
+    {
+        snprintf(key, sizeof(key), "%s/%s", t->team_id, json_string_value(al) ? json_string_value(al) : "");
+        lel_registry_put(t->srv->template_names, key, t->actor);
+    }
+}
+
+/* Removes the entries of names_put that are this template's. */
+static void names_del(struct lel_template *t)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    size_t i;
+    json_t *al;
+    snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
+    if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
+        lel_registry_del(t->srv->template_names, key);
+    json_array_foreach(json_object_get(t->rec, "aliases"), i, al)
+    {
+        snprintf(key, sizeof(key), "%s/%s", t->team_id, json_string_value(al) ? json_string_value(al) : "");
+        if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
+            lel_registry_del(t->srv->template_names, key);
+    }
+}
+
+static int name_taken(lel_server_t *srv, const char *team, const char *name)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    snprintf(key, sizeof(key), "%s/%s", team, name);
+    return lel_registry_get(srv->template_names, key, NULL, NULL) != NULL;
 }
 
 void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, int *disk_mb)
@@ -216,19 +274,6 @@ static int valid_name(const char *n)
     return 1;
 }
 
-struct name_ctx {
-    const char *name;
-    int found;
-};
-
-static int find_name(void *ctx, const char *key, json_t *rec)
-{
-    (void)key;
-    struct name_ctx *n = ctx;
-    n->found |= !strcmp(json_string_value(json_object_get(rec, "name")), n->name);
-    return n->found;
-}
-
 /* Parses the body into a definition; returns NULL with the 400 set. */
 static json_t *parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem)
 {
@@ -275,15 +320,13 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     if (!def)
         return;
     const char *name = json_string_value(json_object_get(c->json, "name"));
-    struct name_ctx nc = {name, 0};
-    char prefix[32], tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
-    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
-    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, find_name, &nc) < 0 || nc.found) {
+    char tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
+    /* names are unique per team (creation runs on the team actor), and a built-in's name is
+     * nobody's: a team template named `base` would shadow the built-in for that team */
+    if (name_taken(srv, LEL_BUILTIN_TEAM, name) || name_taken(srv, c->team->id, name)) {
         json_decref(def);
-        if (nc.found)
-            lel_call_error(c, 409, "a template named '%s' already exists", name);
-        else
-            lel__store_failed(c);
+        lel_call_error(c, 409, "a %stemplate named '%s' already exists", name_taken(srv, LEL_BUILTIN_TEAM, name) ? "built-in " : "",
+                       name);
         return;
     }
     lel_random_id(tid);
@@ -316,7 +359,10 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
         lel__store_failed(c);
         return;
     }
+    /* named before it can be found at all: a DELETE, which needs to find it, comes after */
+    names_put(lel_actor_state(a));
     if (lel_registry_put(srv->templates, tid, a) < 0) {
+        names_del(lel_actor_state(a));
         lel_actor_unref(a);
     } else if (srv->use_vm) {
         lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
@@ -460,6 +506,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     lel__template_image(t, img, sizeof(img), 1);
     unlink(img);
     /* the registry's reference goes; sandboxes of a deleted template keep theirs */
+    names_del(t);
     lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
     if (a)
         lel_actor_unref(a);
@@ -532,6 +579,8 @@ static int load_one(void *ctx, const char *key, json_t *rec)
     }
     if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
         lel_actor_unref(a);
+    else
+        names_put(lel_actor_state(a));
     return 0;
 }
 

@@ -12,6 +12,7 @@ struct lel_template {
     lel_server_t *srv;
     char team_id[LEL_ID_LEN + 16];
     char id[LEL_ID_LEN + 1];
+    char name[132];
     int cpu, mem_mb, disk_mb;
     atomic_int in_use;      /* sandboxes (not killed) started from it */
     atomic_int image_ready; /* a built image exists: sandboxes restore from it */

@@ -1,6 +1,7 @@
 /* End to end, API-only (vmm.backend: none): what a template is for the sandboxes that start
- * from it. A template that is not built starts no sandbox (409). The same with real builds is
- * in test_e2e_vm_templates.c. */
+ * from it, across teams. A template that is not built starts no sandbox (409); names resolve
+ * within the caller's team, then the built-ins, and no team may take a built-in's name; all of
+ * it survives a restart. The same with real builds is in test_e2e_vm_templates.c. */
 #include "../lel_test.h"
 #include "harness.h"
 
@@ -19,6 +20,20 @@ static long st(const char *key, const char *method, const char *path, const char
     return s;
 }
 
+/* A new team; returns its first key (caller frees). */
+static char *new_team(const char *name)
+{
+    resp_t r;
+    char body[128];
+    const char *tok[] = {"X-Admin-Token: test-admin-token", "Content-Type: application/json", NULL};
+    snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+    CHECK(http_req(&S, &r, H1, "POST", "/admin/teams", body, strlen(body), tok) == 0);
+    CHECK_INT(r.status, 201);
+    char *key = strdup(jstr(&r, "apiKey"));
+    resp_free(&r);
+    return key;
+}
+
 /* POST /templates; returns its templateID (caller frees), or NULL when not 202. */
 static char *new_template(const char *key, const char *body)
 {
@@ -26,6 +41,19 @@ static char *new_template(const char *key, const char *body)
     api_key(&S, &r, H1, key, "POST", "/templates", body);
     CHECK_INT(r.status, 202);
     char *id = r.status == 202 ? strdup(jstr(&r, "templateID")) : NULL;
+    resp_free(&r);
+    return id;
+}
+
+/* GET /templates/{what} as `key`: its templateID, or "" (static buffer). */
+static const char *resolves_to(const char *key, const char *what)
+{
+    static char id[64];
+    char path[160];
+    resp_t r;
+    snprintf(path, sizeof(path), "/templates/%s", what);
+    api_key(&S, &r, H1, key, "GET", path, NULL);
+    snprintf(id, sizeof(id), "%s", r.status == 200 ? jstr(&r, "templateID") : "");
     resp_free(&r);
     return id;
 }
@@ -42,16 +70,45 @@ static void not_ready(const char *key)
     CHECK_INT(r.status, 409);
     CHECK(r.body && strstr(r.body, "template is not ready (status waiting)"));
     resp_free(&r);
+    CHECK_INT(st(key, "POST", "/sandboxes", "{\"templateID\":\"unbuilt\"}"), 409); /* by name: the same */
     api_key(&S, &r, H1, key, "POST", "/sandboxes", "{\"templateID\":\"base\"}");
     CHECK_INT(r.status, 201);
     char path[96];
     snprintf(path, sizeof(path), "/sandboxes/%s", jstr(&r, "sandboxID"));
     resp_free(&r);
     CHECK_INT(st(key, "DELETE", path, NULL), 204);
+    CHECK_INT(st(key, "DELETE", "/templates/unbuilt", NULL), 204); /* DELETE by name */
     snprintf(path, sizeof(path), "/templates/%s", tid ? tid : "");
-    CHECK_INT(st(key, "DELETE", path, NULL), 204);
     CHECK_INT(st(key, "GET", path, NULL), 404);
     free(tid);
+}
+
+/* Names and aliases resolve within the caller's team, then among the built-ins. */
+static void names(const char *ka, const char *kb)
+{
+    char *a = new_template(ka, "{\"name\":\"web\"}");
+    CHECK_STR(resolves_to(ka, "web"), a ? a : "?");
+    CHECK_STR(resolves_to(kb, "web"), ""); /* another team's name is not B's */
+    CHECK_INT(st(kb, "POST", "/sandboxes", "{\"templateID\":\"web\"}"), 404);
+    char *b = new_template(kb, "{\"name\":\"web\"}"); /* names are per team */
+    CHECK_STR(resolves_to(kb, "web"), b ? b : "?");
+    CHECK_STR(resolves_to(ka, "web"), a ? a : "?");
+    CHECK_INT(st(ka, "POST", "/templates", "{\"name\":\"web\"}"), 409);
+    /* fromTemplate takes a name too */
+    char *child = new_template(ka, "{\"name\":\"web-child\",\"fromTemplate\":\"web\"}");
+    CHECK(child != NULL);
+    CHECK_INT(st(kb, "POST", "/templates", "{\"name\":\"x\",\"fromTemplate\":\"web-child\"}"), 400);
+    /* a built-in's name and alias are nobody's to take, and the built-in resolves for everyone */
+    resp_t r;
+    api_key(&S, &r, H1, ka, "POST", "/templates", "{\"name\":\"base\"}");
+    CHECK_INT(r.status, 409);
+    CHECK(r.body && strstr(r.body, "built-in"));
+    resp_free(&r);
+    CHECK_STR(resolves_to(ka, "base"), "base");
+    CHECK_STR(resolves_to(kb, "base"), "base");
+    free(a);
+    free(b);
+    free(child);
 }
 
 int main(void)
@@ -60,10 +117,19 @@ int main(void)
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }
+    char *kb = new_team("team-b");
     not_ready(S.key);
+    names(S.key, kb);
+    CHECK_INT(srv_stop(&S), 0);
+    CHECK(srv_restart(&S) == 0);
+    char *wa = strdup(resolves_to(S.key, "web")); /* names are indexed again at start */
+    CHECK(strlen(wa) > 4 && strcmp(wa, resolves_to(kb, "web")) && *resolves_to(kb, "web"));
+    free(wa);
+    CHECK_INT(st(kb, "POST", "/templates", "{\"name\":\"base\"}"), 409);
     if (lel_test_failed)
         srv_log_tail(&S);
     CHECK_INT(srv_stop(&S), 0);
     srv_cleanup(&S);
+    free(kb);
     return lel_test_finish();
 }

@@ -2,7 +2,7 @@
  * once while a 12 s step runs (clients poll it every 200 ms); a sandbox from a template still
  * building or whose build failed is refused (409); DELETE during a build stuck in readyCmd
  * cancels it, frees its build slot for the next build and leaves nothing behind, not even after
- * a restart. Without a usable /dev/kvm it
+ * a restart; a ready template starts sandboxes by its name. Without a usable /dev/kvm it
  * reports itself skipped (the API-only side is test_e2e_templates.c). */
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
@@ -148,6 +148,7 @@ static void builds(void)
     /* still building: no sandbox from it (it would lack its steps) */
     CHECK_INT(sandbox_from(slow, NULL, err, sizeof(err)), 409);
     CHECK_STR(err, "template is not ready (status building)");
+    CHECK_INT(sandbox_from("slow", NULL, NULL, 0), 409);
     usleep(600000);
     CHECK_STR(build_status(two, two_b, NULL), "waiting"); /* no slot free */
     /* DELETE cancels the stuck build at once, its readyCmd running */
@@ -184,8 +185,8 @@ static void builds(void)
     CHECK(two_started > 0);   /* before the slow build ended: the cancel released its slot */
     CHECK(await_log(slow, slow_b, "slept", 1));
     CHECK(await_status(two, two_b, "ready", 60));
-    /* a ready template starts sandboxes with its steps applied */
-    CHECK_INT(sandbox_from(two, sid, NULL, 0), 201);
+    /* a ready template starts sandboxes by its name */
+    CHECK_INT(sandbox_from("two", sid, NULL, 0), 201);
     snprintf(path, sizeof(path), "/sandboxes/%s", sid);
     CHECK_INT(req("GET", path, NULL, "templateID", out, sizeof(out), NULL), 200);
     CHECK_STR(out, two);
@@ -197,8 +198,10 @@ static void builds(void)
     /* a failed build: no sandbox from it either */
     new_template("{\"name\":\"fail\",\"steps\":[{\"type\":\"run\",\"args\":[\"exit 3\"]}]}", fail, fail_b);
     CHECK(await_status(fail, fail_b, "error", 60));
-    CHECK_INT(sandbox_from(fail, NULL, err, sizeof(err)), 409);
+    CHECK_INT(sandbox_from("fail", NULL, err, sizeof(err)), 409);
     CHECK_STR(err, "template is not ready (status error)");
+    /* a built-in's name is nobody's */
+    CHECK_INT(req("POST", "/templates", "{\"name\":\"base\"}", NULL, NULL, 0, NULL), 409);
     CHECK_INT(sandbox_from("base", NULL, NULL, 0), 201);
     /* after a restart the cancelled template is nowhere; the others are as they were */
     CHECK_INT(srv_stop(&S), 0);
@@ -210,8 +213,8 @@ static void builds(void)
     CHECK(r.body && !strstr(r.body, stuck) && strstr(r.body, two));
     resp_free(&r);
     CHECK_INT(files_of(stuck), 0);
-    CHECK_INT(sandbox_from(two, NULL, NULL, 0), 201);
-    CHECK_INT(sandbox_from(fail, NULL, NULL, 0), 409);
+    CHECK_INT(sandbox_from("two", NULL, NULL, 0), 201);
+    CHECK_INT(sandbox_from("fail", NULL, NULL, 0), 409);
 }
 
 int main(void)
