@@ -367,7 +367,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         if (s->vm)
             lel__sbx_arm_sampler(s);
         s->holds_template = 1;
-        lel_template_acquire(s->tpl, 1);
+        lel_template_acquire(s->tpl, s->team);
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
         lel_call_reply(c, 201, lel__sbx_public_view(s));
         return;
@@ -761,7 +761,7 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     s->tpl = lel_template_lookup(srv, team, json_string_value(json_object_get(rec, "templateID")));
     if (s->state != S_KILLED && s->tpl) {
         s->holds_template = 1;
-        lel_template_acquire(s->tpl, 0);
+        lel_template_acquire(s->tpl, NULL);
     }
     if (s->state == S_RUNNING) {
         atomic_fetch_add(&team->running, 1); /* it was admitted before; keep it even past a lowered limit */

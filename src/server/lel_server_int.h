@@ -142,8 +142,9 @@ lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char
 int lel_template_ready(lel_actor_t *tpl, const char **status);
 /** Resources of a template (read-only after creation). */
 void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
-/** Counts a sandbox using the template (in_use) and records a spawn; lel_template_release undoes in_use. */
-void lel_template_acquire(lel_actor_t *tpl, int spawned);
+/** Counts a sandbox using the template (in_use) and, with `spawned_by`, records a spawn by that
+ * team (a built-in's spawns are counted per team); lel_template_release undoes in_use. */
+void lel_template_acquire(lel_actor_t *tpl, lel_team_t *spawned_by);
 void lel_template_release(lel_actor_t *tpl);
 /** When the template has a built image, its paths (image and raw memory, n bytes each); 1 then, else 0. */
 int lel_template_image(lel_actor_t *tpl, char *img, char *raw, size_t n);

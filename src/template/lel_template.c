@@ -5,8 +5,10 @@
  * start sandboxes there.
  *
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
- * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
- * unpacked memory <templateID>.raw, which sandboxes map copy-on-write.
+ * builds/<templateID>/<buildID>, and a built-in's spawns by one team in
+ * meta/spawns/<teamID>/<templateID> (a team sees only its own). Images:
+ * <data_dir>/templates/<templateID>.img and its unpacked memory <templateID>.raw, which
+ * sandboxes map copy-on-write.
  *
  * Names: srv->template_names maps "<teamID>/<name>" (and each alias) to the template, so a
  * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
@@ -76,11 +78,27 @@ static void rec_path(const char *team, const char *id, char *buf, size_t n)
     snprintf(buf, n, "%s/%s", team, id);
 }
 
-static json_t *public_view(json_t *rec)
+static void spawns_path(const char *team, const char *id, char *buf, size_t n)
 {
-    json_t *v = json_deep_copy(rec);
+    snprintf(buf, n, "spawns/%s/%s", team, id);
+}
+
+/* The record as `team` sees it: without private fields, and for a built-in (shared by every
+ * team) with that team's own spawnCount and lastSpawnedAt. */
+static json_t *public_view(lel_server_t *srv, json_t *rec, const char *team)
+{
+    json_t *v = json_deep_copy(rec), *sp = NULL;
+    char path[96];
     for (int i = 0; private_fields[i]; i++)
         json_object_del(v, private_fields[i]);
+    if (!strcmp(json_string_value(json_object_get(rec, "teamID")), LEL_BUILTIN_TEAM)) {
+        spawns_path(team, json_string_value(json_object_get(rec, "templateID")), path, sizeof(path));
+        if (lel_store_get(srv->store, LEL_CF_META, path, &sp) < 0)
+            sp = NULL;
+        json_object_set_new(v, "spawnCount", json_integer(sp ? json_integer_value(json_object_get(sp, "spawnCount")) : 0));
+        json_object_set(v, "lastSpawnedAt", sp ? json_object_get(sp, "lastSpawnedAt") : json_null());
+        json_decref(sp);
+    }
     return v;
 }
 
@@ -194,12 +212,12 @@ int lel_template_image(lel_actor_t *a, char *img, char *raw, size_t n)
     return 1;
 }
 
-void lel_template_acquire(lel_actor_t *a, int spawned)
+void lel_template_acquire(lel_actor_t *a, lel_team_t *spawned_by)
 {
     struct lel_template *t = lel_actor_state(a);
     atomic_fetch_add(&t->in_use, 1);
-    if (spawned) {
-        lel_msg_t *m = lel_msg_new(LEL_MSG_SPAWNED, lel_now_ms(), NULL);
+    if (spawned_by) { /* teams live until shutdown, after the actors */
+        lel_msg_t *m = lel_msg_new(LEL_MSG_SPAWNED, lel_now_ms(), spawned_by);
         if (m && lel_actor_send(a, m) < 0)
             lel_msg_free(m);
     }
@@ -379,18 +397,21 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
 
 struct list_ctx {
     json_t *out;
+    lel_server_t *srv;
+    const char *team;
 };
 
 static int collect(void *ctx, const char *key, json_t *rec)
 {
+    struct list_ctx *l = ctx;
     (void)key;
-    json_array_append_new(((struct list_ctx *)ctx)->out, public_view(rec));
+    json_array_append_new(l->out, public_view(l->srv, rec, l->team));
     return 0;
 }
 
 void lel_template_list(lel_server_t *srv, lel_call_t *c)
 {
-    struct list_ctx l = {json_array()};
+    struct list_ctx l = {json_array(), srv, c->team->id};
     char prefix[32];
     snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
     if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/", NULL, collect, &l) < 0 ||
@@ -469,7 +490,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
         get_build(srv, tid, c);
         return;
     }
-    json_t *v = public_view(rec), *builds = json_array();
+    json_t *v = public_view(srv, rec, c->team->id), *builds = json_array();
     json_decref(rec);
     snprintf(prefix, sizeof(prefix), "%s/", tid);
     if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
@@ -530,11 +551,25 @@ static void template_call(struct lel_template *t, lel_call_t *c)
     }
 }
 
-static void spawned(struct lel_template *t, int64_t ms)
+static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
 {
-    char path[64];
+    char path[96];
     if (t->deleted) /* a create that found it before the DELETE: the record stays gone */
         return;
+    if (is_builtin(t)) { /* shared by every team: each sees only its own spawns */
+        json_t *sp = NULL;
+        spawns_path(team->id, t->id, path, sizeof(path));
+        int r = lel_store_get(t->srv->store, LEL_CF_META, path, &sp);
+        if (r == -ENOENT)
+            sp = json_object();
+        else if (r < 0)
+            return; /* unreadable: rather one spawn uncounted than the count lost */
+        json_object_set_new(sp, "spawnCount", json_integer(json_integer_value(json_object_get(sp, "spawnCount")) + 1));
+        lel__set_time(sp, "lastSpawnedAt", ms);
+        lel_store_put(t->srv->store, LEL_CF_META, path, sp);
+        json_decref(sp);
+        return;
+    }
     json_t *rec = json_deep_copy(t->rec);
     json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
     lel__set_time(rec, "lastSpawnedAt", ms);
@@ -556,7 +591,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             template_call(t, m->ptr);
         lel_call_done(m->ptr);
     } else if (m->type == LEL_MSG_SPAWNED) {
-        spawned(t, m->arg);
+        spawned(t, m->ptr, m->arg);
     } else if (m->type == LEL_MSG_BUILD) {
         lel__template_build(t, m->ptr);
         free(m->ptr);

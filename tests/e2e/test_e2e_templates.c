@@ -1,7 +1,8 @@
 /* End to end, API-only (vmm.backend: none): what a template is for the sandboxes that start
  * from it, across teams. A template that is not built starts no sandbox (409); names resolve
- * within the caller's team, then the built-ins, and no team may take a built-in's name; all of
- * it survives a restart. The same with real builds is in test_e2e_vm_templates.c. */
+ * within the caller's team, then the built-ins, and no team may take a built-in's name; the
+ * built-in `base` shows each team its own spawnCount and lastSpawnedAt; all of it survives a
+ * restart. The same with real builds is in test_e2e_vm_templates.c. */
 #include "../lel_test.h"
 #include "harness.h"
 
@@ -111,17 +112,70 @@ static void names(const char *ka, const char *kb)
     free(child);
 }
 
+/* spawnCount and lastSpawnedAt of `base` as `key` sees them, in GET /templates/base and in the list. */
+static long long base_spawns(const char *key, int *last_set)
+{
+    resp_t r;
+    api_key(&S, &r, H1, key, "GET", "/templates/base", NULL);
+    long long n = json_integer_value(json_object_get(r.json, "spawnCount"));
+    *last_set = json_is_string(json_object_get(r.json, "lastSpawnedAt"));
+    resp_free(&r);
+    api_key(&S, &r, H1, key, "GET", "/templates", NULL);
+    size_t i;
+    json_t *t;
+    json_array_foreach(r.json, i, t)
+    {
+        if (!strcmp(json_string_value(json_object_get(t, "templateID")), "base"))
+            CHECK_INT(json_integer_value(json_object_get(t, "spawnCount")), n);
+    }
+    resp_free(&r);
+    return n;
+}
+
+static void spawn(const char *key, int n)
+{
+    for (int i = 0; i < n; i++) {
+        resp_t r;
+        char path[96];
+        api_key(&S, &r, H1, key, "POST", "/sandboxes", "{}");
+        CHECK_INT(r.status, 201);
+        snprintf(path, sizeof(path), "/sandboxes/%s", jstr(&r, "sandboxID"));
+        resp_free(&r);
+        CHECK_INT(st(key, "DELETE", path, NULL), 204);
+    }
+}
+
+/* Checks A, B and C's views of base: A spawned `na`, B `nb`, C none. */
+static void check_spawns(const char *ka, long long na, const char *kb, long long nb, const char *kc)
+{
+    int last;
+    /* the count is written by the template's actor after the create answers: wait a moment */
+    for (int i = 0; i < 50 && (base_spawns(ka, &last) != na || base_spawns(kb, &last) != nb); i++)
+        usleep(20000);
+    CHECK_INT(base_spawns(ka, &last), na);
+    CHECK(last == (na > 0));
+    CHECK_INT(base_spawns(kb, &last), nb);
+    CHECK(last == (nb > 0));
+    CHECK_INT(base_spawns(kc, &last), 0);
+    CHECK(!last);
+}
+
 int main(void)
 {
     if (srv_start(&S, "rate_limits:\n  general_per_s: 100000\n  auth_per_s: 100000\n") < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }
-    char *kb = new_team("team-b");
+    char *kb = new_team("team-b"), *kc = new_team("team-c");
     not_ready(S.key);
     names(S.key, kb);
+    /* the shared base counts each team's spawns apart (the default team spawned one above) */
+    spawn(S.key, 2);
+    spawn(kb, 1);
+    check_spawns(S.key, 3, kb, 1, kc);
     CHECK_INT(srv_stop(&S), 0);
     CHECK(srv_restart(&S) == 0);
+    check_spawns(S.key, 3, kb, 1, kc);
     char *wa = strdup(resolves_to(S.key, "web")); /* names are indexed again at start */
     CHECK(strlen(wa) > 4 && strcmp(wa, resolves_to(kb, "web")) && *resolves_to(kb, "web"));
     free(wa);
@@ -131,5 +185,6 @@ int main(void)
     CHECK_INT(srv_stop(&S), 0);
     srv_cleanup(&S);
     free(kb);
+    free(kc);
     return lel_test_finish();
 }
