@@ -311,13 +311,13 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET:
         to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
-    case R_TPL_GET: case R_TPL_DELETE: case R_TPL_BUILD:
+    case R_TPL_DELETE:
         to_entity(srv, c, srv->templates, "template");
         return;
     case R_ADMIN_TEAMS:
         lel__send_call(srv->root, c);
         return;
-    default: /* keys, members, team, lists, template creation, snapshots */
+    default: /* keys, members, team, lists, template creation and reads, snapshots */
         lel__send_call(c->team->actor, c);
         return;
     }

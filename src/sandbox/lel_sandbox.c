@@ -379,7 +379,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         if (s->vm)
             lel__sbx_arm_sampler(s);
         s->holds_template = 1;
-        lel_template_acquire(s->tpl, 1);
+        lel_template_acquire(s->tpl, s->team);
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
         lel_call_reply(c, 201, lel__sbx_public_view(s));
         return;
@@ -751,6 +751,11 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 404, "template '%s' not found", q.tpl_id);
         goto done;
     }
+    const char *tst;
+    if (!lel_template_ready(tpl, &tst)) { /* it would start without the template's steps and startCmd */
+        lel_call_error(c, 409, "template is not ready (status %s)", tst);
+        goto done;
+    }
     if (!lel__sbx_slot_take(c->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);
@@ -828,7 +833,7 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     s->tpl = lel_template_lookup(srv, team, json_string_value(json_object_get(rec, "templateID")));
     if (s->state != S_KILLED && s->tpl) {
         s->holds_template = 1;
-        lel_template_acquire(s->tpl, 0);
+        lel_template_acquire(s->tpl, NULL);
     }
     if (s->state == S_RUNNING) {
         atomic_fetch_add(&team->running, 1); /* it was admitted before; keep it even past a lowered limit */

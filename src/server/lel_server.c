@@ -79,6 +79,8 @@ static void server_free(lel_server_t *srv)
         lel_registry_foreach(srv->sandboxes, drop_actor, NULL);
         lel_registry_free(srv->sandboxes);
     }
+    if (srv->template_names)
+        lel_registry_free(srv->template_names); /* its values are the templates registry's */
     if (srv->templates) {
         lel_registry_foreach(srv->templates, drop_actor, NULL);
         lel_registry_free(srv->templates);
@@ -165,6 +167,7 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     if (!(srv->pool = lel_pool_new(srv->cfg.workers)) || !(srv->timers = lel_timers_new()) ||
         !(srv->rl = lel_ratelimit_new()) || !(srv->teams = lel_registry_new()) || !(srv->keys = lel_registry_new()) ||
         !(srv->sandboxes = lel_registry_new()) || !(srv->templates = lel_registry_new()) ||
+        !(srv->template_names = lel_registry_new()) ||
         !(srv->root = lel_actor_new(srv->pool, root_handle, srv, NULL))) {
         snprintf(err, errlen, "out of memory or threads");
         goto fail;

@@ -28,6 +28,8 @@ typedef struct lel_server {
     lel_registry_t *keys;      /* SHA-256 hex of a key -> struct lel_key */
     lel_registry_t *sandboxes; /* sandboxID -> lel_actor_t (state: struct lel_sandbox) */
     lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
+    lel_registry_t *template_names; /* "<teamID>/<name or alias>" -> the same actor, no reference of
+                                       its own (removed before the templates entry goes) */
     lel_actor_t *root;         /* serializes team creation */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
@@ -48,7 +50,7 @@ typedef struct lel_team {
     int64_t created_ms;
     int max_sandboxes, max_timeout_s;
     atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
-    lel_actor_t *actor;  /* keys, members, lists, template creation */
+    lel_actor_t *actor;  /* keys, members, lists, template creation and reads */
     lel_server_t *srv;
 } lel_team_t;
 
@@ -144,12 +146,21 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);
 /** POST /templates, run on the team actor (names are unique per team). */
 void lel_template_create(lel_server_t *srv, lel_call_t *c);
 void lel_template_list(lel_server_t *srv, lel_call_t *c);
-/** Finds a template visible to `team` (its own or built-in); returns its actor with a reference, or NULL. */
+/** GET /templates/{id} and GET /templates/{id}/builds/{buildID}, run on the team actor from the
+ * store, so a build on the template's actor never delays them. */
+void lel_template_read(lel_server_t *srv, lel_call_t *c);
+/** Finds a template visible to `team` by templateID (its own or a built-in), else by name or
+ * alias among the team's own, else among the built-ins. Returns its actor with a reference, or NULL. */
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
+/** Whether sandboxes may start from it: a built-in always (until its image is built they boot),
+ * another only once its build is `ready`. Else 0 with *status its build status ("waiting",
+ * "building", "error"). Any thread. */
+int lel_template_ready(lel_actor_t *tpl, const char **status);
 /** Resources of a template (read-only after creation). */
 void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
-/** Counts a sandbox using the template (in_use) and records a spawn; lel_template_release undoes in_use. */
-void lel_template_acquire(lel_actor_t *tpl, int spawned);
+/** Counts a sandbox using the template (in_use) and, with `spawned_by`, records a spawn by that
+ * team (a built-in's spawns are counted per team); lel_template_release undoes in_use. */
+void lel_template_acquire(lel_actor_t *tpl, lel_team_t *spawned_by);
 void lel_template_release(lel_actor_t *tpl);
 /** When the template has a built image, its paths (image and raw memory, n bytes each); 1 then, else 0. */
 int lel_template_image(lel_actor_t *tpl, char *img, char *raw, size_t n);

@@ -3,7 +3,15 @@
  * exit, `file` writes a file with its mode), start `startCmd` in the background, poll
  * `readyCmd` until it exits 0, then snapshot the VM into the template's image and unpack its
  * memory for copy-on-write sandboxes. Every step,
- * its output and a failure's reason go to the build's logs. */
+ * its output and a failure's reason go to the build's logs.
+ *
+ * The actor never waits on the guest for long: a command (a `run` step, a file's mode,
+ * readyCmd) is started and then polled from timer messages, and a boot is polled the same way,
+ * so a DELETE is handled between two polls and cancels the build whatever runs in the guest
+ * (lel__template_build_abandon destroys the VM), and no worker thread is held by a step. What
+ * still blocks a turn is short: a restore, a file write, starting startCmd, the snapshot. Reads
+ * do not come here at all (lel_template_read, on the team actor). Polling, not the VM's event
+ * callback, so that nothing but the actor itself ever reaches the actor from the VM's thread. */
 #include "lel_template_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -19,6 +27,11 @@
 #include <unistd.h>
 
 #define OUTPUT_LOG_MAX 4096 /* bytes of a step's output kept in the build log */
+#define POLL_MIN_MS 1       /* a command's first poll; the interval doubles up to POLL_MAX_MS */
+#define POLL_MAX_MS 100
+#define READY_RETRY_MS 200  /* between readyCmd tries */
+#define CMD_GRACE_MS 10000  /* past a command's timeout the guest has this long to end it (a fork
+                               bomb's teardown under emulation takes seconds); then it is wedged */
 
 struct build {
     struct lel_template *t;
@@ -68,6 +81,7 @@ static void set_status(struct build *b, const char *status, const char *reason)
     if (lel_store_put(b->t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
         json_decref(b->t->rec);
         b->t->rec = rec;
+        atomic_store(&b->t->status, lel__template_status(status));
     } else {
         json_decref(rec);
     }
@@ -77,103 +91,6 @@ static int64_t left_ms(struct build *b)
 {
     int64_t l = b->deadline_ms - lel_mono_ms();
     return l > 0 ? l : 0;
-}
-
-/* Runs argv in the build VM; logs its output; returns the exit status or -1 (error logged). */
-static int run(struct build *b, const char *const *argv, const char *what)
-{
-    struct lel_run_result res;
-    if (left_ms(b) == 0) {
-        logf_(b, "error", "%s: the build ran out of time", what);
-        return -1;
-    }
-    int r = lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res);
-    if (r != 0) {
-        logf_(b, "error", "%s: %s", what, r > 0 ? "could not start in the guest" : "the guest did not answer");
-        return -1;
-    }
-    char out[OUTPUT_LOG_MAX + 1];
-    size_t n = lel_vm_bulk_read(b->vm, 0, out, res.out_len < OUTPUT_LOG_MAX ? res.out_len : OUTPUT_LOG_MAX);
-    out[n] = 0;
-    if (n)
-        logf_(b, "info", "%s", out);
-    n = lel_vm_bulk_read(b->vm, LEL_BULK_HALF, out, res.err_len < OUTPUT_LOG_MAX ? res.err_len : OUTPUT_LOG_MAX);
-    out[n] = 0;
-    if (n)
-        logf_(b, "warn", "%s", out);
-    if (res.timed_out) {
-        logf_(b, "error", "%s: the build ran out of time", what);
-        return -1;
-    }
-    return res.exit_status;
-}
-
-static int run_step(struct build *b, size_t i, json_t *st)
-{
-    char what[64];
-    snprintf(what, sizeof(what), "step %zu (run)", i + 1);
-    json_t *args = json_object_get(st, "args");
-    size_t n = json_array_size(args);
-    const char *argv[68];
-    if (n == 1) { /* one string: a shell command line */
-        argv[0] = "/bin/sh";
-        argv[1] = "-c";
-        argv[2] = json_string_value(json_array_get(args, 0));
-        argv[3] = NULL;
-    } else {
-        if (n > 63) {
-            logf_(b, "error", "%s: too many arguments", what);
-            return -1;
-        }
-        /* the arguments as they are; a bare program name is looked up in PATH, as by exec*p */
-        const char *const pre[] = {"/bin/sh", "-c", "exec \"$@\"", "sh"};
-        size_t k0 = strchr(json_string_value(json_array_get(args, 0)), '/') ? 0 : 4;
-        for (size_t k = 0; k < k0; k++)
-            argv[k] = pre[k];
-        for (size_t k = 0; k < n; k++)
-            argv[k0 + k] = json_string_value(json_array_get(args, k));
-        argv[k0 + n] = NULL;
-    }
-    logf_(b, "info", "%s: %s", what, n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
-    int code = run(b, argv, what);
-    if (code > 0)
-        logf_(b, "error", "%s exited with %d", what, code);
-    return code == 0 ? 0 : -1;
-}
-
-static int file_step(struct build *b, size_t i, json_t *st)
-{
-    const char *path = json_string_value(json_object_get(st, "path"));
-    const char *content = json_string_value(json_object_get(st, "content"));
-    size_t plen = strlen(path) + 1, clen = json_string_length(json_object_get(st, "content"));
-    logf_(b, "info", "step %zu (file): %s", i + 1, path);
-    if (plen + clen > LEL_BULK_SIZE) {
-        logf_(b, "error", "step %zu (file): content too large", i + 1);
-        return -1;
-    }
-    char *buf = malloc(plen + clen);
-    if (!buf)
-        return -1;
-    memcpy(buf, path, plen);
-    memcpy(buf + plen, content, clen);
-    uint64_t arg[4] = {plen, 0, clen, 1}, ret[4];
-    int r = lel_vm_call_bulk(b->vm, LEL_OP_FILE_WRITE, arg, buf, plen + clen, ret, 30000);
-    free(buf);
-    if (r != 0) {
-        logf_(b, "error", "step %zu (file): cannot write %s (%d)", i + 1, path, r);
-        return -1;
-    }
-    json_t *mode = json_object_get(st, "mode");
-    if (json_is_integer(mode)) {
-        char m[16];
-        snprintf(m, sizeof(m), "%o", (unsigned)json_integer_value(mode));
-        const char *argv[] = {"/bin/chmod", m, path, NULL};
-        if (run(b, argv, "chmod") != 0) {
-            logf_(b, "error", "step %zu (file): cannot set mode %s on %s", i + 1, m, path);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* startCmd runs in the background for good: nobody collects it, it gets no hangup, and it is
@@ -191,19 +108,25 @@ static int start_cmd(struct build *b, const char *cmd)
     return r == 0 ? 0 : -1;
 }
 
-/* The first VM: booted for `base`, else the parent template's image (copy-on-write). */
+static void ref_actor(void *a, void *ctx)
+{
+    (void)ctx;
+    lel_actor_ref(a);
+}
+
+/* The first VM: booted for `base` (the caller waits for the guest to be ready), else the parent
+ * template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL};
-    if (!strcmp(from, "base")) {
-        int r = lel_vm_boot(&cfg, &b->vm, err, errlen);
-        if (r == 0 && (r = lel_vm_wait_ready(b->vm, b->t->srv->cfg.boot_timeout_ms)) < 0)
-            snprintf(err, errlen, "the guest did not become ready");
-        return r;
-    }
-    lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, NULL, NULL);
+    if (!strcmp(from, "base"))
+        return lel_vm_boot(&cfg, &b->vm, err, errlen);
+    lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
     char img[4200], raw[4200];
-    if (!p || !lel_template_image(p, img, raw, sizeof(img))) {
+    int have = p && lel_template_image(p, img, raw, sizeof(img));
+    if (p)
+        lel_actor_unref(p);
+    if (!have) {
         snprintf(err, errlen, "template %s has no built image to start from", from);
         return -ENOENT;
     }
@@ -239,9 +162,9 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     return r;
 }
 
-/* The build as a state machine on the template's actor: one phase (or one step) per message,
- * so GET /templates/{id} and its builds are answered between steps. */
-enum phase { PH_VM = 0, PH_STEPS, PH_READY, PH_SNAPSHOT };
+/* The build as a state machine on the template's actor: one phase (or one step) per message;
+ * while a command runs in the guest each message is one poll of it. */
+enum phase { PH_VM = 0, PH_BOOT, PH_STEPS, PH_READY, PH_SNAPSHOT };
 
 struct lel_build_state {
     struct build b;
@@ -249,6 +172,13 @@ struct lel_build_state {
     enum phase phase;
     size_t step;
     int tries;
+    int64_t boot_deadline_ms; /* monotonic */
+    /* the command in flight (cmd_running): its id, what the logs call it, when it is wedged */
+    int cmd_running, cmd_quiet;
+    uint32_t cmd_id;
+    int64_t cmd_deadline_ms; /* monotonic */
+    int poll_ms;
+    char what[192];
 };
 
 static void next(struct lel_template *t, int64_t delay_ms)
@@ -258,6 +188,139 @@ static void next(struct lel_template *t, int64_t delay_ms)
         return;
     if (delay_ms > 0 ? lel_timers_at(t->srv->timers, lel_mono_ms() + delay_ms, t->actor, m) < 0 : lel_actor_send(t->actor, m) < 0)
         lel_msg_free(m);
+}
+
+/* Starts argv in the build VM as the command in flight and arms its first poll. Returns 1, or
+ * -1 with the error logged. `quiet`: its output is not logged (readyCmd, tried many times). */
+static int cmd_start(struct lel_build_state *bs, const char *const *argv, int quiet)
+{
+    struct build *b = &bs->b;
+    int64_t left = left_ms(b);
+    if (left == 0) {
+        logf_(b, "error", "%s: the build ran out of time", bs->what);
+        return -1;
+    }
+    struct lel_cmd c = {argv, NULL, "/", NULL, 0, (uint64_t)left, 0};
+    int r = lel_vm_cmd_start(b->vm, &c, &bs->cmd_id);
+    if (r != 0) {
+        logf_(b, "error", "%s: %s", bs->what, r > 0 ? "could not start in the guest" : "the guest did not answer");
+        return -1;
+    }
+    bs->cmd_running = 1;
+    bs->cmd_quiet = quiet;
+    bs->cmd_deadline_ms = lel_mono_ms() + left + CMD_GRACE_MS;
+    bs->poll_ms = POLL_MIN_MS;
+    next(b->t, bs->poll_ms);
+    return 1;
+}
+
+static void log_output(struct build *b, const struct lel_run_result *res)
+{
+    char out[OUTPUT_LOG_MAX + 1];
+    size_t n = lel_vm_bulk_read(b->vm, 0, out, res->out_len < OUTPUT_LOG_MAX ? res->out_len : OUTPUT_LOG_MAX);
+    out[n] = 0;
+    if (n)
+        logf_(b, "info", "%s", out);
+    n = lel_vm_bulk_read(b->vm, LEL_BULK_HALF, out, res->err_len < OUTPUT_LOG_MAX ? res->err_len : OUTPUT_LOG_MAX);
+    out[n] = 0;
+    if (n)
+        logf_(b, "warn", "%s", out);
+}
+
+/* One poll of the command in flight: 1 while it runs (the next poll is armed), 0 when it ended
+ * (*code its exit status, its output logged), -1 when it failed (logged). */
+static int cmd_poll(struct lel_build_state *bs, int *code)
+{
+    struct build *b = &bs->b;
+    struct lel_run_result res;
+    uint32_t got;
+    int r = lel_vm_cmd_result(b->vm, bs->cmd_id, &got, &res);
+    if (r == -EAGAIN && lel_mono_ms() < bs->cmd_deadline_ms) {
+        bs->poll_ms = bs->poll_ms * 2 < POLL_MAX_MS ? bs->poll_ms * 2 : POLL_MAX_MS;
+        next(b->t, bs->poll_ms);
+        return 1;
+    }
+    bs->cmd_running = 0;
+    if (r == -EAGAIN)
+        lel_vm_cmd_kill(b->vm, bs->cmd_id);
+    if (r != 0) {
+        logf_(b, "error", "%s: %s", bs->what,
+              r == -EAGAIN ? "the guest did not end it by its timeout" : r == -EPIPE ? "the build VM died" : "the guest did not answer");
+        return -1;
+    }
+    if (!bs->cmd_quiet)
+        log_output(b, &res);
+    if (res.timed_out) {
+        logf_(b, "error", "%s: the build ran out of time", bs->what);
+        return -1;
+    }
+    *code = res.exit_status;
+    return 0;
+}
+
+/* A `run` step: its command is started; 1, or -1 (logged). */
+static int run_step(struct lel_build_state *bs, size_t i, json_t *st)
+{
+    struct build *b = &bs->b;
+    json_t *args = json_object_get(st, "args");
+    size_t n = json_array_size(args);
+    const char *argv[68];
+    snprintf(bs->what, sizeof(bs->what), "step %zu (run)", i + 1);
+    if (n == 1) { /* one string: a shell command line */
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = json_string_value(json_array_get(args, 0));
+        argv[3] = NULL;
+    } else {
+        if (n > 63) {
+            logf_(b, "error", "%s: too many arguments", bs->what);
+            return -1;
+        }
+        /* the arguments as they are; a bare program name is looked up in PATH, as by exec*p */
+        const char *const pre[] = {"/bin/sh", "-c", "exec \"$@\"", "sh"};
+        size_t k0 = strchr(json_string_value(json_array_get(args, 0)), '/') ? 0 : 4;
+        for (size_t k = 0; k < k0; k++)
+            argv[k] = pre[k];
+        for (size_t k = 0; k < n; k++)
+            argv[k0 + k] = json_string_value(json_array_get(args, k));
+        argv[k0 + n] = NULL;
+    }
+    logf_(b, "info", "%s: %s", bs->what, n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
+    return cmd_start(bs, argv, 0);
+}
+
+/* A `file` step: the file is written; with a mode, chmod is started (1). 0 done, -1 (logged). */
+static int file_step(struct lel_build_state *bs, size_t i, json_t *st)
+{
+    struct build *b = &bs->b;
+    const char *path = json_string_value(json_object_get(st, "path"));
+    const char *content = json_string_value(json_object_get(st, "content"));
+    size_t plen = strlen(path) + 1, clen = json_string_length(json_object_get(st, "content"));
+    logf_(b, "info", "step %zu (file): %s", i + 1, path);
+    if (plen + clen > LEL_BULK_SIZE) {
+        logf_(b, "error", "step %zu (file): content too large", i + 1);
+        return -1;
+    }
+    char *buf = malloc(plen + clen);
+    if (!buf)
+        return -1;
+    memcpy(buf, path, plen);
+    memcpy(buf + plen, content, clen);
+    uint64_t arg[4] = {plen, 0, clen, 1}, ret[4];
+    int r = lel_vm_call_bulk(b->vm, LEL_OP_FILE_WRITE, arg, buf, plen + clen, ret, 30000);
+    free(buf);
+    if (r != 0) {
+        logf_(b, "error", "step %zu (file): cannot write %s (%d)", i + 1, path, r);
+        return -1;
+    }
+    json_t *mode = json_object_get(st, "mode");
+    if (!json_is_integer(mode))
+        return 0;
+    char m[16];
+    snprintf(m, sizeof(m), "%o", (unsigned)json_integer_value(mode));
+    snprintf(bs->what, sizeof(bs->what), "step %zu (file): chmod %s %.128s", i + 1, m, path);
+    const char *argv[] = {"/bin/chmod", m, path, NULL};
+    return cmd_start(bs, argv, 0);
 }
 
 static void finish(struct lel_template *t, const char *reason)
@@ -281,7 +344,7 @@ static void finish(struct lel_template *t, const char *reason)
 
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
-    if (t->build) /* one build at a time per template */
+    if (t->build || t->deleted) /* one build at a time per template */
         return;
     if (atomic_fetch_add(&t->srv->builds_running, 1) >= t->srv->cfg.max_parallel_builds) {
         /* all build slots taken: it stays "waiting" and asks again shortly */
@@ -314,13 +377,41 @@ void lel__template_build(struct lel_template *t, const char *build_id)
     next(t, 0);
 }
 
-void lel__template_build_step(struct lel_template *t)
+/* The command in flight ended (code: its exit status, or -1 when it failed, logged). */
+static void cmd_ended(struct lel_template *t, int code)
 {
     struct lel_build_state *bs = t->build;
-    char err[512], reason[600];
-    if (!bs)
-        return;
     struct build *b = &bs->b;
+    if (bs->phase == PH_STEPS) {
+        if (code != 0) {
+            if (code > 0)
+                logf_(b, "error", "%s exited with %d", bs->what, code);
+            finish(t, "a step failed; see the logs");
+            return;
+        }
+        bs->step++;
+        next(t, 0);
+        return;
+    }
+    /* readyCmd */
+    bs->tries++;
+    if (code == 0) {
+        logf_(b, "info", "readyCmd succeeded after %d tries", bs->tries);
+        bs->phase = PH_SNAPSHOT;
+        next(t, 0);
+    } else if (code < 0 || left_ms(b) == 0) {
+        finish(t, "readyCmd did not succeed before the build's deadline");
+    } else {
+        next(t, READY_RETRY_MS);
+    }
+}
+
+/* The phases that start no command, or start one (then cmd_ended goes on). */
+static void advance(struct lel_template *t)
+{
+    struct lel_build_state *bs = t->build;
+    struct build *b = &bs->b;
+    char err[512], reason[600];
     json_t *steps_j = json_object_get(bs->def, "steps");
     const char *from = json_string_value(json_object_get(bs->def, "fromTemplate"));
     const char *start = json_string_value(json_object_get(bs->def, "startCmd"));
@@ -332,16 +423,33 @@ void lel__template_build_step(struct lel_template *t)
             finish(t, reason);
             return;
         }
+        bs->boot_deadline_ms = lel_mono_ms() + t->srv->cfg.boot_timeout_ms;
+        bs->phase = !from || !strcmp(from, "base") ? PH_BOOT : PH_STEPS;
+        break;
+    case PH_BOOT: {
+        int r = lel_vm_wait_ready(b->vm, 0);
+        if (r == -ETIMEDOUT && lel_mono_ms() < bs->boot_deadline_ms) {
+            next(t, 10);
+            return;
+        }
+        if (r < 0) {
+            finish(t, "cannot start the build VM: the guest did not become ready");
+            return;
+        }
         bs->phase = PH_STEPS;
         break;
+    }
     case PH_STEPS:
         if (bs->step < json_array_size(steps_j)) {
             json_t *st = json_array_get(steps_j, bs->step);
             const char *type = json_string_value(json_object_get(st, "type"));
-            if ((!strcmp(type, "run") ? run_step(b, bs->step, st) : file_step(b, bs->step, st)) < 0) {
+            int r = !strcmp(type, "run") ? run_step(bs, bs->step, st) : file_step(bs, bs->step, st);
+            if (r < 0) {
                 finish(t, "a step failed; see the logs");
                 return;
             }
+            if (r == 1)
+                return; /* its command runs; cmd_ended goes on */
             bs->step++;
             break;
         }
@@ -356,18 +464,10 @@ void lel__template_build_step(struct lel_template *t)
     case PH_READY:
         if (ready_cmd) {
             const char *argv[] = {"/bin/sh", "-c", ready_cmd, NULL};
-            struct lel_run_result res;
-            int r = left_ms(b) > 0 ? lel_vm_run(b->vm, argv, NULL, "/", "", 0, (uint64_t)left_ms(b), &res) : -ETIMEDOUT;
-            bs->tries++;
-            if (r != 0 || (res.exit_status != 0 && left_ms(b) == 0)) {
+            snprintf(bs->what, sizeof(bs->what), "readyCmd");
+            if (cmd_start(bs, argv, 1) < 0)
                 finish(t, "readyCmd did not succeed before the build's deadline");
-                return;
-            }
-            if (res.exit_status != 0) {
-                next(t, 200); /* poll again; GETs are answered meanwhile */
-                return;
-            }
-            logf_(b, "info", "readyCmd succeeded after %d tries", bs->tries);
+            return;
         }
         bs->phase = PH_SNAPSHOT;
         break;
@@ -381,6 +481,21 @@ void lel__template_build_step(struct lel_template *t)
         return;
     }
     next(t, 0);
+}
+
+void lel__template_build_step(struct lel_template *t)
+{
+    struct lel_build_state *bs = t->build;
+    int code = -1;
+    if (!bs)
+        return; /* a poll of a build cancelled since */
+    if (!bs->cmd_running) {
+        advance(t);
+        return;
+    }
+    int r = cmd_poll(bs, &code);
+    if (r != 1)
+        cmd_ended(t, r < 0 ? -1 : code);
 }
 
 void lel__template_build_abandon(struct lel_template *t)

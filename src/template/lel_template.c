@@ -1,10 +1,17 @@
 /* Templates: definitions validated and stored, one actor per template, builds recorded and
- * run by the template's actor (lel_build.c). In API-only mode (no VMs) a build stays `waiting`
- * — never a fake `ready`.
+ * run by the template's actor (lel_build.c), which also handles DELETE (cancelling a build).
+ * Reads are answered from the store on the caller's team actor, never held up by a build. In
+ * API-only mode (no VMs) a build stays `waiting` — never a fake `ready` — so only the built-ins
+ * start sandboxes there.
  *
  * Records: templates/<teamID>/<templateID> (the built-in `base` lives under "_builtin"),
- * builds/<templateID>/<buildID>. Images: <data_dir>/templates/<templateID>.img and its
- * unpacked memory <templateID>.raw, which sandboxes map copy-on-write. */
+ * builds/<templateID>/<buildID>, and a built-in's spawns by one team in
+ * meta/spawns/<teamID>/<templateID> (a team sees only its own). Images:
+ * <data_dir>/templates/<templateID>.img and its unpacked memory <templateID>.raw, which
+ * sandboxes map copy-on-write.
+ *
+ * Names: srv->template_names maps "<teamID>/<name>" (and each alias) to the template, so a
+ * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
 #include "lel_template_int.h"
 
 #include "../vmm/lel_vmm.h"
@@ -18,6 +25,21 @@
 static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
+
+static const char *const status_names[] = {"waiting", "building", "ready", "error"};
+
+enum lel_tpl_status lel__template_status(const char *s)
+{
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, status_names[i]))
+            return (enum lel_tpl_status)i;
+    return TPL_WAITING;
+}
+
+static int is_builtin(const struct lel_template *t)
+{
+    return !strcmp(t->team_id, LEL_BUILTIN_TEAM);
+}
 
 static void template_free(void *p)
 {
@@ -36,11 +58,13 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->rec = rec;
     snprintf(t->team_id, sizeof(t->team_id), "%s", json_string_value(json_object_get(rec, "teamID")));
     snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(rec, "templateID")));
+    snprintf(t->name, sizeof(t->name), "%s", json_string_value(json_object_get(rec, "name")));
     t->cpu = (int)json_integer_value(json_object_get(rec, "cpuCount"));
     t->mem_mb = (int)json_integer_value(json_object_get(rec, "memoryMB"));
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
     atomic_init(&t->in_use, 0);
+    atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a)
         free(t);
@@ -49,17 +73,33 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     return a;
 }
 
-static json_t *public_view(json_t *rec)
-{
-    json_t *v = json_deep_copy(rec);
-    for (int i = 0; private_fields[i]; i++)
-        json_object_del(v, private_fields[i]);
-    return v;
-}
-
 static void rec_path(const char *team, const char *id, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/%s", team, id);
+}
+
+static void spawns_path(const char *team, const char *id, char *buf, size_t n)
+{
+    snprintf(buf, n, "spawns/%s/%s", team, id);
+}
+
+/* The record as `team` sees it: without private fields, and for a built-in (shared by every
+ * team) with that team's own spawnCount and lastSpawnedAt. */
+static json_t *public_view(lel_server_t *srv, json_t *rec, const char *team)
+{
+    json_t *v = json_deep_copy(rec), *sp = NULL;
+    char path[96];
+    for (int i = 0; private_fields[i]; i++)
+        json_object_del(v, private_fields[i]);
+    if (!strcmp(json_string_value(json_object_get(rec, "teamID")), LEL_BUILTIN_TEAM)) {
+        spawns_path(team, json_string_value(json_object_get(rec, "templateID")), path, sizeof(path));
+        if (lel_store_get(srv->store, LEL_CF_META, path, &sp) < 0)
+            sp = NULL;
+        json_object_set_new(v, "spawnCount", json_integer(sp ? json_integer_value(json_object_get(sp, "spawnCount")) : 0));
+        json_object_set(v, "lastSpawnedAt", sp ? json_object_get(sp, "lastSpawnedAt") : json_null());
+        json_decref(sp);
+    }
+    return v;
 }
 
 struct find_ctx {
@@ -77,12 +117,75 @@ static void ref_if_visible(void *value, void *ctx)
     }
 }
 
+static void ref_found(void *value, void *ctx)
+{
+    lel_actor_ref(value);
+    *(lel_actor_t **)ctx = value;
+}
+
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id)
 {
     struct find_ctx f = {team, NULL};
-    if (id)
-        lel_registry_get(srv->templates, id, ref_if_visible, &f);
+    char key[LEL_ID_LEN + 16 + 140];
+    if (!id)
+        return NULL;
+    lel_registry_get(srv->templates, id, ref_if_visible, &f);
+    if (!f.found && strlen(id) <= 128) {
+        /* a name: the team's own first, then the built-ins' (which no team may take) */
+        snprintf(key, sizeof(key), "%s/%s", team->id, id);
+        lel_registry_get(srv->template_names, key, ref_found, &f.found);
+        snprintf(key, sizeof(key), "%s/%s", LEL_BUILTIN_TEAM, id);
+        if (!f.found)
+            lel_registry_get(srv->template_names, key, ref_found, &f.found);
+    }
     return f.found;
+}
+
+int lel_template_ready(lel_actor_t *a, const char **status)
+{
+    struct lel_template *t = lel_actor_state(a);
+    int st = atomic_load(&t->status);
+    *status = status_names[st];
+    return is_builtin(t) || st == TPL_READY;
+}
+
+/* Indexes its name and aliases (a duplicate alias is skipped: the first holder keeps it). */
+static void names_put(struct lel_template *t)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    size_t i;
+    json_t *al;
+    snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
+    lel_registry_put(t->srv->template_names, key, t->actor);
+    json_array_foreach(json_object_get(t->rec, "aliases"), i, al)
+    {
+        snprintf(key, sizeof(key), "%s/%s", t->team_id, json_string_value(al) ? json_string_value(al) : "");
+        lel_registry_put(t->srv->template_names, key, t->actor);
+    }
+}
+
+/* Removes the entries of names_put that are this template's. */
+static void names_del(struct lel_template *t)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    size_t i;
+    json_t *al;
+    snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
+    if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
+        lel_registry_del(t->srv->template_names, key);
+    json_array_foreach(json_object_get(t->rec, "aliases"), i, al)
+    {
+        snprintf(key, sizeof(key), "%s/%s", t->team_id, json_string_value(al) ? json_string_value(al) : "");
+        if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
+            lel_registry_del(t->srv->template_names, key);
+    }
+}
+
+static int name_taken(lel_server_t *srv, const char *team, const char *name)
+{
+    char key[LEL_ID_LEN + 16 + 140];
+    snprintf(key, sizeof(key), "%s/%s", team, name);
+    return lel_registry_get(srv->template_names, key, NULL, NULL) != NULL;
 }
 
 void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, int *disk_mb)
@@ -109,12 +212,12 @@ int lel_template_image(lel_actor_t *a, char *img, char *raw, size_t n)
     return 1;
 }
 
-void lel_template_acquire(lel_actor_t *a, int spawned)
+void lel_template_acquire(lel_actor_t *a, lel_team_t *spawned_by)
 {
     struct lel_template *t = lel_actor_state(a);
     atomic_fetch_add(&t->in_use, 1);
-    if (spawned) {
-        lel_msg_t *m = lel_msg_new(LEL_MSG_SPAWNED, lel_now_ms(), NULL);
+    if (spawned_by) { /* teams live until shutdown, after the actors */
+        lel_msg_t *m = lel_msg_new(LEL_MSG_SPAWNED, lel_now_ms(), spawned_by);
         if (m && lel_actor_send(a, m) < 0)
             lel_msg_free(m);
     }
@@ -189,19 +292,6 @@ static int valid_name(const char *n)
     return 1;
 }
 
-struct name_ctx {
-    const char *name;
-    int found;
-};
-
-static int find_name(void *ctx, const char *key, json_t *rec)
-{
-    (void)key;
-    struct name_ctx *n = ctx;
-    n->found |= !strcmp(json_string_value(json_object_get(rec, "name")), n->name);
-    return n->found;
-}
-
 /* Parses the body into a definition; returns NULL with the 400 set. */
 static json_t *parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem)
 {
@@ -248,15 +338,13 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     if (!def)
         return;
     const char *name = json_string_value(json_object_get(c->json, "name"));
-    struct name_ctx nc = {name, 0};
-    char prefix[32], tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
-    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
-    if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, find_name, &nc) < 0 || nc.found) {
+    char tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
+    /* names are unique per team (creation runs on the team actor), and a built-in's name is
+     * nobody's: a team template named `base` would shadow the built-in for that team */
+    if (name_taken(srv, LEL_BUILTIN_TEAM, name) || name_taken(srv, c->team->id, name)) {
         json_decref(def);
-        if (nc.found)
-            lel_call_error(c, 409, "a template named '%s' already exists", name);
-        else
-            lel__store_failed(c);
+        lel_call_error(c, 409, "a %stemplate named '%s' already exists", name_taken(srv, LEL_BUILTIN_TEAM, name) ? "built-in " : "",
+                       name);
         return;
     }
     lel_random_id(tid);
@@ -289,7 +377,10 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
         lel__store_failed(c);
         return;
     }
+    /* named before it can be found at all: a DELETE, which needs to find it, comes after */
+    names_put(lel_actor_state(a));
     if (lel_registry_put(srv->templates, tid, a) < 0) {
+        names_del(lel_actor_state(a));
         lel_actor_unref(a);
     } else if (srv->use_vm) {
         lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
@@ -306,18 +397,21 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
 
 struct list_ctx {
     json_t *out;
+    lel_server_t *srv;
+    const char *team;
 };
 
 static int collect(void *ctx, const char *key, json_t *rec)
 {
+    struct list_ctx *l = ctx;
     (void)key;
-    json_array_append_new(((struct list_ctx *)ctx)->out, public_view(rec));
+    json_array_append_new(l->out, public_view(l->srv, rec, l->team));
     return 0;
 }
 
 void lel_template_list(lel_server_t *srv, lel_call_t *c)
 {
-    struct list_ctx l = {json_array()};
+    struct list_ctx l = {json_array(), srv, c->team->id};
     char prefix[32];
     snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
     if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/", NULL, collect, &l) < 0 ||
@@ -329,7 +423,7 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c)
     lel_call_reply(c, 200, l.out);
 }
 
-/* ---- the template actor ---- */
+/* ---- reads: GET /templates/{id} and its builds, on the caller's team actor ---- */
 
 static int collect_build(void *ctx, const char *key, json_t *rec)
 {
@@ -340,7 +434,7 @@ static int collect_build(void *ctx, const char *key, json_t *rec)
     return 0;
 }
 
-static void get_build(struct lel_template *t, lel_call_t *c)
+static void get_build(lel_server_t *srv, const char *tid, lel_call_t *c)
 {
     char path[64], *off = lel_call_query(c, "logsOffset"), *end = NULL;
     long long o = off ? strtoll(off, &end, 10) : 0;
@@ -351,13 +445,13 @@ static void get_build(struct lel_template *t, lel_call_t *c)
         return;
     }
     free(off);
-    rec_path(t->id, c->id2, path, sizeof(path));
-    if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(t->srv->store, LEL_CF_BUILDS, path, &b) < 0) {
+    rec_path(tid, c->id2, path, sizeof(path));
+    if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_BUILDS, path, &b) < 0) {
         lel_call_error(c, 404, "build not found");
         return;
     }
     json_t *logs = json_object_get(b, "logs"), *entries = json_object_get(b, "logEntries");
-    json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", t->id, "buildID", json_object_get(b, "buildID"),
+    json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", tid, "buildID", json_object_get(b, "buildID"),
                           "status", json_object_get(b, "status"), "logs", "logEntries");
     for (size_t i = (size_t)o; i < json_array_size(logs); i++)
         json_array_append(json_object_get(v, "logs"), json_array_get(logs, i));
@@ -369,61 +463,113 @@ static void get_build(struct lel_template *t, lel_call_t *c)
     lel_call_reply(c, 200, v);
 }
 
+/* From the store alone (every change reaches it before the template's actor goes on), never
+ * through the template's actor: a build there, even its snapshot, does not delay a read. */
+void lel_template_read(lel_server_t *srv, lel_call_t *c)
+{
+    lel_actor_t *a = lel_template_lookup(srv, c->team, c->id);
+    char path[64], tid[LEL_ID_LEN + 1], prefix[32];
+    json_t *rec = NULL;
+    int r = -ENOENT;
+    if (a) {
+        struct lel_template *t = lel_actor_state(a);
+        snprintf(tid, sizeof(tid), "%s", t->id);
+        rec_path(t->team_id, t->id, path, sizeof(path));
+        lel_actor_unref(a);
+        r = lel_store_get(srv->store, LEL_CF_TEMPLATES, path, &rec); /* -ENOENT: deleted just now */
+    }
+    if (r < 0) {
+        if (r == -ENOENT)
+            lel_call_error(c, 404, "template not found");
+        else
+            lel__store_failed(c);
+        return;
+    }
+    if (c->route == R_TPL_BUILD) {
+        json_decref(rec);
+        get_build(srv, tid, c);
+        return;
+    }
+    json_t *v = public_view(srv, rec, c->team->id), *builds = json_array();
+    json_decref(rec);
+    snprintf(prefix, sizeof(prefix), "%s/", tid);
+    if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
+        json_decref(v);
+        json_decref(builds);
+        lel__store_failed(c);
+        return;
+    }
+    json_object_set_new(v, "builds", builds);
+    lel_call_reply(c, 200, v);
+}
+
+/* ---- the template actor ---- */
+
+/* DELETE: the records go in one batch (nothing changes if it fails), then a build in progress
+ * is cancelled (its VM, with the step running in it, destroyed; its slot released), then the
+ * image files and the indexes. */
+static void delete_template(struct lel_template *t, lel_call_t *c)
+{
+    char path[64], prefix[32], img[4200];
+    lel_batch_t *b = lel_batch_new(t->srv->store);
+    rec_path(t->team_id, t->id, path, sizeof(path));
+    snprintf(prefix, sizeof(prefix), "%s/", t->id);
+    lel_batch_del(b, LEL_CF_TEMPLATES, path);
+    lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
+    if (lel_store_write(t->srv->store, b) < 0) {
+        lel__store_failed(c);
+        return;
+    }
+    lel__template_build_abandon(t);
+    t->deleted = 1;
+    lel__template_image(t, img, sizeof(img), 0);
+    unlink(img);
+    lel__template_image(t, img, sizeof(img), 1);
+    unlink(img);
+    /* the registry's reference goes; sandboxes of a deleted template keep theirs */
+    names_del(t);
+    lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
+    if (a)
+        lel_actor_unref(a);
+    lel_call_reply(c, 204, NULL);
+}
+
+/* DELETE /templates/{id}: the only call that comes here (reads go to lel_template_read). */
 static void template_call(struct lel_template *t, lel_call_t *c)
 {
-    int builtin = !strcmp(t->team_id, LEL_BUILTIN_TEAM);
-    char path[64];
-    if (!builtin && strcmp(t->team_id, c->team->id)) {
+    int builtin = is_builtin(t);
+    if ((!builtin && strcmp(t->team_id, c->team->id)) || t->deleted) {
         lel_call_error(c, 404, "template not found");
         return;
     }
-    if (c->route == R_TPL_GET) {
-        json_t *v = public_view(t->rec), *builds = json_array();
-        char prefix[32];
-        snprintf(prefix, sizeof(prefix), "%s/", t->id);
-        if (lel_store_scan(t->srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
-            json_decref(v);
-            json_decref(builds);
-            lel__store_failed(c);
-            return;
-        }
-        json_object_set_new(v, "builds", builds);
-        lel_call_reply(c, 200, v);
-    } else if (c->route == R_TPL_BUILD) {
-        get_build(t, c);
-    } else if (builtin) {
+    if (builtin) {
         lel_call_error(c, 403, "the built-in template cannot be deleted");
     } else if (atomic_load(&t->in_use) > 0) {
         lel_call_error(c, 409, "template is used by %d sandboxes", atomic_load(&t->in_use));
-    } else if (t->build) {
-        lel_call_error(c, 409, "template has a build in progress");
     } else {
-        char prefix[32];
-        lel_batch_t *b = lel_batch_new(t->srv->store);
-        rec_path(t->team_id, t->id, path, sizeof(path));
-        snprintf(prefix, sizeof(prefix), "%s/", t->id);
-        lel_batch_del(b, LEL_CF_TEMPLATES, path);
-        lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
-        if (lel_store_write(t->srv->store, b) < 0) {
-            lel__store_failed(c);
-            return;
-        }
-        char img[4200];
-        lel__template_image(t, img, sizeof(img), 0);
-        unlink(img);
-        lel__template_image(t, img, sizeof(img), 1);
-        unlink(img);
-        /* the registry's reference goes; sandboxes of a deleted template keep theirs */
-        lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
-        if (a)
-            lel_actor_unref(a);
-        lel_call_reply(c, 204, NULL);
+        delete_template(t, c);
     }
 }
 
-static void spawned(struct lel_template *t, int64_t ms)
+static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
 {
-    char path[64];
+    char path[96];
+    if (t->deleted) /* a create that found it before the DELETE: the record stays gone */
+        return;
+    if (is_builtin(t)) { /* shared by every team: each sees only its own spawns */
+        json_t *sp = NULL;
+        spawns_path(team->id, t->id, path, sizeof(path));
+        int r = lel_store_get(t->srv->store, LEL_CF_META, path, &sp);
+        if (r == -ENOENT)
+            sp = json_object();
+        else if (r < 0)
+            return; /* unreadable: rather one spawn uncounted than the count lost */
+        json_object_set_new(sp, "spawnCount", json_integer(json_integer_value(json_object_get(sp, "spawnCount")) + 1));
+        lel__set_time(sp, "lastSpawnedAt", ms);
+        lel_store_put(t->srv->store, LEL_CF_META, path, sp);
+        json_decref(sp);
+        return;
+    }
     json_t *rec = json_deep_copy(t->rec);
     json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
     lel__set_time(rec, "lastSpawnedAt", ms);
@@ -445,7 +591,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             template_call(t, m->ptr);
         lel_call_done(m->ptr);
     } else if (m->type == LEL_MSG_SPAWNED) {
-        spawned(t, m->arg);
+        spawned(t, m->ptr, m->arg);
     } else if (m->type == LEL_MSG_BUILD) {
         lel__template_build(t, m->ptr);
         free(m->ptr);
@@ -468,6 +614,8 @@ static int load_one(void *ctx, const char *key, json_t *rec)
     }
     if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
         lel_actor_unref(a);
+    else
+        names_put(lel_actor_state(a));
     return 0;
 }
 
@@ -492,6 +640,7 @@ static int load_build(void *ctx, const char *key, json_t *rec)
         if (json_equal(json_object_get(t->rec, "buildID"), json_object_get(rec, "buildID"))) {
             char path[64];
             json_object_set_new(t->rec, "buildStatus", json_string("error"));
+            atomic_store(&t->status, TPL_ERROR);
             rec_path(t->team_id, t->id, path, sizeof(path));
             lel_store_put(srv->store, LEL_CF_TEMPLATES, path, t->rec);
         }
@@ -540,6 +689,7 @@ static void base_refresh(lel_server_t *srv)
     }
     json_decref(t->rec);
     t->rec = rec;
+    atomic_store(&t->status, TPL_WAITING);
     lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
     if (m && (!m->ptr || lel_actor_send(a, m) < 0)) {
         free(m->ptr);

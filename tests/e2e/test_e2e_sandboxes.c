@@ -315,21 +315,13 @@ static void templates(enum proto p)
     CHECK(json_integer_value(json_object_get(r.json, "diskSizeMB")) == 256);
     resp_free(&r);
 
-    /* a sandbox from it pins it: delete is 409 until the sandbox is gone */
+    /* nothing builds it without VMs, so it never starts sandboxes (test_e2e_templates.c) */
     snprintf(body, sizeof(body), "{\"templateID\":\"%s\"}", tid);
-    char *sid = create(p, body);
-    snprintf(path, sizeof(path), "/templates/%s", tid);
-    CHECK_INT(status_of(p, "DELETE", path, NULL), 409);
-    api(&S, &r, p, "GET", path, NULL);
-    CHECK(json_integer_value(json_object_get(r.json, "spawnCount")) == 1);
-    resp_free(&r);
-    snprintf(path, sizeof(path), "/sandboxes/%s", sid);
-    CHECK_INT(status_of(p, "DELETE", path, NULL), 204);
+    CHECK_INT(status_of(p, "POST", "/sandboxes", body), 409);
     snprintf(path, sizeof(path), "/templates/%s", tid);
     CHECK_INT(status_of(p, "DELETE", path, NULL), 204);
     CHECK_INT(status_of(p, "GET", path, NULL), 404);
     CHECK_INT(status_of(p, "DELETE", "/templates/base", NULL), 403);
-    free(sid);
     free(tid);
     free(bid);
 }
