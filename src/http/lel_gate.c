@@ -786,6 +786,10 @@ static void h1_head(struct gate *g)
     g->dec.consume_trailer = 1;
     g->pending = c;
     g->h1 = H1_BODY;
+    /* h2o reads all the kernel holds at each event; on loopback that grows to megabytes, each
+     * copied once into the body: a bounded receive buffer bounds what an upload holds */
+    int rcv = BODY_CAP / 2;
+    setsockopt(h2o_socket_get_fd(g->sock), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
     enter(g);
     forward(g, NULL); /* h2o takes the head and dispatches it; the gate keeps the body */
     if (!g->closed && g->h1 == H1_BODY && g->body == b) {
