@@ -293,6 +293,18 @@ static void tls(void)
     CHECK_INT(r.status, 200);
     CHECK_INT(r.version, 11);
     resp_free(&r);
+    /* bodies through the gate over TLS: admitted ones arrive whole, refused ones are refused */
+    size_t n = 2 << 20;
+    char *big = calloc(1, n);
+    for (int p = H1; p <= H2; p++) {
+        CHECK(api(&T, &r, p, "POST", "/sandboxes", "{\"metadata\":{\"tls\":\"yes\"}}") == 0);
+        CHECK_INT(r.status, 201);
+        resp_free(&r);
+        CHECK(http_req(&T, &r, p, "PUT", "/sandboxes/x/files?path=/tmp/a", big, n, NULL) == 0);
+        CHECK_INT(r.status, 401);
+        resp_free(&r);
+    }
+    free(big);
     CHECK_INT(srv_stop(&T), 0);
     srv_cleanup(&T);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
