@@ -47,7 +47,10 @@ lel_timers_t *lel_timers_new(void);
 /** Delivers `m` to `a` at monotonic time `deadline_ms` (lel_mono_ms). Holds a reference to `a`
  * until then; if the actor is closed by then, `m` is freed. Returns 0 or -ENOMEM. */
 int lel_timers_at(lel_timers_t *t, int64_t deadline_ms, lel_actor_t *a, lel_msg_t *m);
-/** Stops the thread; pending timers are dropped (messages freed, references released). */
+/** Stops delivering: the thread ends, and lel_timers_at answers -ECANCELED from then on (the
+ * message stays the caller's), so actors still draining cannot reach a freed timer service. */
+void lel_timers_stop(lel_timers_t *t);
+/** Stops (if not yet) and frees; pending timers are dropped (messages freed, references released). */
 void lel_timers_free(lel_timers_t *t);
 
 #endif

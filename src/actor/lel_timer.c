@@ -122,6 +122,10 @@ lel_timers_t *lel_timers_new(void)
 int lel_timers_at(lel_timers_t *t, int64_t deadline_ms, lel_actor_t *a, lel_msg_t *m)
 {
     pthread_mutex_lock(&t->lock);
+    if (t->stopping) { /* shutting down: nothing is delivered any more */
+        pthread_mutex_unlock(&t->lock);
+        return -ECANCELED;
+    }
     if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 64;
         struct entry *h = realloc(t->heap, ncap * sizeof(*h));
@@ -141,13 +145,20 @@ int lel_timers_at(lel_timers_t *t, int64_t deadline_ms, lel_actor_t *a, lel_msg_
     return 0;
 }
 
-void lel_timers_free(lel_timers_t *t)
+void lel_timers_stop(lel_timers_t *t)
 {
     pthread_mutex_lock(&t->lock);
+    int was = t->stopping;
     t->stopping = 1;
     pthread_cond_signal(&t->cond);
     pthread_mutex_unlock(&t->lock);
-    pthread_join(t->thread, NULL);
+    if (!was)
+        pthread_join(t->thread, NULL);
+}
+
+void lel_timers_free(lel_timers_t *t)
+{
+    lel_timers_stop(t);
     for (size_t i = 0; i < t->n; i++) {
         lel_msg_free(t->heap[i].msg);
         lel_actor_unref(t->heap[i].actor);

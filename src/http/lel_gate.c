@@ -66,12 +66,13 @@ struct gstream {
 struct gate {
     h2o_socket_t *sock;
     struct loop *loop;
-    void *conn; /* h2o's connection object (sock->data) in this mode */
-    const void *conn_cbs; /* its callbacks: which protocol it is (a new connection object can
-                             reuse the freed one's address, so the pointer alone cannot tell) */
+    void *conn; /* h2o's connection object (sock->data) in this mode; compared, never read,
+                   except h2o's HTTP/2 connection while it reads through the gate */
     enum mode mode;
     h2o_socket_cb inner_read, inner_write;
     int depth, closed;
+    int handshaking;           /* TLS: h2o has not been given the connection yet */
+    h2o_socket_cb h2_read;     /* h2o's HTTP/2 read callback once wrapped */
     h2o_timeout_entry_t timer; /* TLS handshake, body idle, linger */
     /* HTTP/1 */
     enum h1state h1;
@@ -148,26 +149,40 @@ static int gate_reads(struct gate *g)
     return g->mode == M_H1 && (g->h1 == H1_LINGER || (g->h1 == H1_BODY && g->reading));
 }
 
+/* HTTP/2 reads through the gate for the whole connection; when h2o's read callback is other
+ * than the one the gate wraps (or none), h2o is closing it (over TLS the socket outlives h2o's
+ * connection object while close_notify goes out) and the gate stands aside for good. */
+static int h2_alive(struct gate *g)
+{
+    h2o_socket_cb cb = g->sock->_cb.read;
+    return !g->h2_read || cb == gate_on_read || (cb && cb == g->h2_read);
+}
+
 /* Puts the gate back in front of whatever callbacks h2o installed, and notices h2o moving the
- * connection from HTTP/1 to HTTP/2 (prior knowledge or Upgrade). */
+ * connection from HTTP/1 to HTTP/2 (an Upgrade: a new connection object on the socket). */
 static void rewrap(struct gate *g)
 {
     h2o_socket_t *s = g->sock;
     if (g->closed || g->mode == M_OFF)
         return;
-    if (s->data != g->conn || ((h2o_conn_t *)s->data)->callbacks != g->conn_cbs) {
+    if (g->mode == M_H2 && !h2_alive(g)) {
+        g->mode = M_OFF;
+        return;
+    }
+    if (s->data != g->conn) {
         if (g->pending)
             lel__http_call_unref(g->pending);
         g->pending = NULL;
         drop_body(&g->body);
         g->mode = M_H2;
         g->conn = s->data;
-        g->conn_cbs = ((h2o_conn_t *)s->data)->callbacks;
         g->preface = !g->pri_seen; /* after an Upgrade the client's preface is still to come */
     }
     if (s->_cb.read && s->_cb.read != gate_on_read) {
         g->inner_read = s->_cb.read;
         s->_cb.read = gate_on_read;
+        if (g->mode == M_H2)
+            g->h2_read = g->inner_read; /* h2o's HTTP/2 reader, for the whole connection */
     }
     if (!s->_cb.read && gate_reads(g))
         h2o_socket_read_start(s, gate_on_read);
@@ -198,6 +213,8 @@ static void forward(struct gate *g, const char *err)
     h2o_socket_cb cb = g->inner_read;
     if (!cb)
         return;
+    if (err)
+        g->mode = M_OFF; /* h2o closes the connection for it */
     enter(g);
     g->sock->_cb.read = cb;
     cb(g->sock, err);
@@ -244,7 +261,7 @@ static void on_timer(h2o_timeout_entry_t *e)
 {
     struct gate *g = H2O_STRUCT_FROM_MEMBER(struct gate, timer, e);
     enter(g);
-    if (g->mode == M_OFF) { /* the TLS handshake took too long */
+    if (g->handshaking) { /* the TLS handshake took too long */
         h2o_socket_close(g->sock);
     } else if (g->h1 == H1_LINGER) {
         g->h1 = H1_PASS;
@@ -300,7 +317,6 @@ static void start_h2o(struct gate *g, int h2)
         h2o_http1_accept(&g->loop->accept_ctx, g->sock, at);
     g->sock->input->size = had;
     g->conn = g->sock->data;
-    g->conn_cbs = ((h2o_conn_t *)g->conn)->callbacks;
     g->mode = h2 ? M_H2 : M_H1;
     g->preface = h2;
     rewrap(g);
@@ -317,6 +333,7 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         return;
     }
     h2o_timeout_unlink(&g->timer);
+    g->handshaking = 0;
     h2o_iovec_t proto = h2o_socket_ssl_get_selected_protocol(sock);
     start_h2o(g, proto.len >= 2 && !memcmp(proto.base, "h2", 2));
 }
@@ -329,6 +346,7 @@ void lel__gate_accept(struct loop *l, h2o_socket_t *sock)
         return;
     }
     if (l->accept_ctx.ssl_ctx) {
+        g->handshaking = 1;
         arm(g, &l->body_timeout);
         h2o_socket_ssl_handshake(sock, l->accept_ctx.ssl_ctx, NULL, on_handshake);
         return;
@@ -626,6 +644,8 @@ static void h1_body(struct gate *g)
 
 void lel__gate_body_resume(struct gate *g, struct lel_body *b)
 {
+    if (g->mode == M_H2 && !h2_alive(g))
+        g->mode = M_OFF;
     enter(g);
     if (g->mode == M_H1 && g->h1 == H1_BODY && g->body == b && !g->reading) {
         g->reading = 1;
@@ -672,7 +692,10 @@ static void h1_head(struct gate *g)
         if (in->size < H2_PREFACE_LEN)
             return;
         g->pri_seen = 1;
-        forward_prefix(g, H2_PREFACE_LEN); /* h2o moves to HTTP/2; rewrap follows it */
+        /* h2o frees its HTTP/1 connection before it makes the HTTP/2 one, which may take the
+         * same address: forget the old one so that rewrap sees a new connection either way */
+        g->conn = NULL;
+        forward_prefix(g, H2_PREFACE_LEN);
         if (!g->closed)
             rewrap(g);
         if (!g->closed && g->mode == M_H2)

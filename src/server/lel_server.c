@@ -70,11 +70,13 @@ static void drop_key(void *ctx, const char *id, void *value)
 static void server_free(lel_server_t *srv)
 {
     if (srv->timers)
-        lel_timers_free(srv->timers); /* no more timeouts; pending ones release their actors */
+        lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
     if (srv->sandboxes && srv->pool)
         lel_sandbox_shutdown_all(srv); /* VMs hold references to their actors: release them first */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
+    if (srv->timers)
+        lel_timers_free(srv->timers); /* pending ones release their actors */
     if (srv->sandboxes) {
         lel_registry_foreach(srv->sandboxes, drop_actor, NULL);
         lel_registry_free(srv->sandboxes);

@@ -103,6 +103,11 @@ int main(void)
     lel_pool_free(pool); /* drains; after this nothing runs */
     CHECK_INT(norder, 4);
     CHECK(order[0] == 10 && order[1] == 30 && order[2] == 80 && order[3] == 120);
+    /* stopped, it takes no new timer (an actor still draining at shutdown asks in vain) */
+    lel_timers_stop(t);
+    m = lel_msg_new(0, 7, NULL);
+    CHECK(lel_timers_at(t, now, ta, m) == -ECANCELED);
+    lel_msg_free(m);
     lel_timers_free(t);
     lel_actor_unref(ta);
     for (int i = 0; i < NACTORS; i++)
