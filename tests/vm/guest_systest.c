@@ -217,6 +217,16 @@ static void files(void)
     unsigned lmode = ST_MODE;
     SYS(4, "/tmp/st.l", st, 0, 0);
     say("lstat and stat", lmode == 0120000 && ST_MODE == 0100000 && st[6] == 101, lmode);
+    /* open(O_CREAT) through a symlink to nowhere creates what it names (relative to the link's
+     * directory); with O_EXCL it is EEXIST */
+    SYS(88, "st.dangle-target", "/tmp/st.dangle", 0, 0);
+    long ex = SYS(2, "/tmp/st.dangle", O_CREAT | 0200 | O_RDWR, 0644, 0); /* O_EXCL */
+    fd = SYS(2, "/tmp/st.dangle", O_CREAT | O_RDWR, 0644, 0);
+    r = SYS(4, "/tmp/st.dangle-target", st, 0, 0);
+    say("open O_CREAT through a dangling symlink", ex == -EEXIST && fd >= 0 && r == 0 && ST_MODE == 0100000, fd < 0 ? fd : ex);
+    SYS(3, fd, 0, 0, 0);
+    SYS(87, "/tmp/st.dangle", 0, 0, 0);
+    SYS(87, "/tmp/st.dangle-target", 0, 0, 0);
     r = SYS(83, "/tmp/st.d", 0755, 0, 0);
     long c = SYS(80, "/tmp/st.d", 0, 0, 0);
     n = SYS(79, buf, sizeof(buf), 0, 0);
