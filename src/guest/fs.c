@@ -405,7 +405,7 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         if (chunk > n - done)
             chunk = n - done;
         void **sl = slot(f, idx, 1);
-        if (sl && !*sl && (*sl = kpage_alloc_user()))
+        if (sl && !*sl && (*sl = kpage_alloc_data()))
             data_pages++;
         if (!sl || !*sl) {
             if (done)
