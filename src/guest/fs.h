@@ -23,6 +23,7 @@
 #define E_NOTDIR 20
 #define E_ISDIR 21
 #define E_INVAL 22
+#define E_BUSY 16
 #define E_TXTBSY 26
 #define E_FBIG 27
 #define E_NOSPC 28
