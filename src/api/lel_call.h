@@ -56,7 +56,9 @@ void lel_call_error(lel_call_t *c, int status, const char *fmt, ...) __attribute
 void lel_call_reply(lel_call_t *c, int status, json_t *body);
 /** Finishes the call: the response is sent on the owning loop thread (or dropped if the client left). */
 void lel_call_done(lel_call_t *c);
-/** Value of query parameter `name` (URL-decoded, malloc'd), or NULL when absent. */
+/** Value of query parameter `name` (URL-decoded, malloc'd), or NULL when absent (or badly escaped). */
 char *lel_call_query(const lel_call_t *c, const char *name);
+/** The same with its decoded length in *len, which differs from its strlen when it held a NUL (%00). */
+char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *len);
 
 #endif

@@ -102,5 +102,7 @@ void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id);
 void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg);
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c);
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c);
+/** DELETE /files: a file, a symlink or an empty directory. */
+void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c);
 
 #endif
