@@ -1475,20 +1475,20 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     long r = copy_str(upath, path, sizeof(path));
     if (r < 0)
         return r;
-    if ((r = args_init(&a)) < 0 || (r = args_put_user(&a, uenvp, &a.envc)) < 0 ||
-        (r = args_put_user(&a, uargv, &a.argc)) < 0)
-        goto out;
     struct image im;
     uint64_t entry, sp;
-    if (a.argc == 0) {
-        r = -EFAULT;
-        goto out;
-    }
     const char *exe = path; /* what /proc/<pid>/exe will say: the program, or a script's interpreter */
     if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
         im = (struct image){cur->exe, 0, cur->exe->size};
         exe = 0; /* the same program: its path stays */
     } else if ((r = image_of(cur->files->cwd, path, &im)) < 0) {
+        goto out; /* first, as on Linux: a shell trying each PATH entry copies no arguments */
+    }
+    if ((r = args_init(&a)) < 0 || (r = args_put_user(&a, uenvp, &a.envc)) < 0 ||
+        (r = args_put_user(&a, uargv, &a.argc)) < 0)
+        goto out;
+    if (a.argc == 0) {
+        r = -EFAULT;
         goto out;
     }
     for (int depth = 0; (r = shebang(&im, depth ? interp : path, &a, interp)) > 0; depth++) {
