@@ -133,8 +133,9 @@ static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, con
     json_t *v;
     *envs = c->json ? json_object_get(c->json, "envs") : NULL;
     if (lel__str_field(c, "cmd", ARG_STRLEN_MAX - 1, cmd) < 0 || lel__str_field(c, "cwd", 4095, cwd) < 0 ||
-        lel__str_field(c, "stdin", 1 << 20, in) < 0 || lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 ||
-        no_nul(c, "cmd", *cmd) < 0 || no_nul(c, "cwd", *cwd) < 0)
+        lel__str_field(c, "stdin", 1 << 20, in) < 0 ||
+        lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 || no_nul(c, "cmd", *cmd) < 0 ||
+        no_nul(c, "cwd", *cwd) < 0)
         return -EINVAL;
     if (!*cmd) {
         lel_call_error(c, 400, "invalid field 'cmd': required");
@@ -155,11 +156,13 @@ static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, con
     json_object_foreach(*envs, k, v)
     {
         if (!json_is_string(v) || !*k || strchr(k, '=') || strlen(json_string_value(v)) != json_string_length(v)) {
-            lel_call_error(c, 400, "invalid field 'envs': '%.64s' must map a name without '=' to a string without NUL", k);
+            lel_call_error(c, 400, "invalid field 'envs': '%.64s' must map a name without '=' to a string without NUL",
+                           k);
             return -EINVAL;
         }
         if (strlen(k) + 1 + json_string_length(v) + 1 > ARG_STRLEN_MAX) {
-            lel_call_error(c, 400, "invalid field 'envs': '%.64s' is longer than 131071 bytes as NAME=value (Linux's limit)", k);
+            lel_call_error(c, 400, "invalid field 'envs': '%.64s' is longer than 131071 bytes as NAME=value (Linux's limit)",
+                           k);
             return -EINVAL;
         }
     }
@@ -176,14 +179,17 @@ static int args_fit(lel_call_t *c, const char *const *argv, char **env)
     for (size_t i = 0; env[i]; i++) {
         size_t n = strlen(env[i]) + 1;
         if (n > ARG_STRLEN_MAX) { /* the request's were checked: one of the sandbox's envVars */
-            lel_call_error(c, 400, "invalid field 'envs': the sandbox's variable '%.64s' is longer than Linux allows", env[i]);
+            lel_call_error(c, 400, "invalid field 'envs': the sandbox's variable '%.64s' is longer than Linux allows",
+                           env[i]);
             return -E2BIG;
         }
         total += n + sizeof(char *);
     }
     if (total > ARG_TOTAL_MAX) {
-        lel_call_error(c, 400, "invalid field 'envs': the command and its environment take %zu bytes with their pointers, "
-                               "more than Linux's %u", total, ARG_TOTAL_MAX);
+        lel_call_error(c, 400,
+                       "invalid field 'envs': the command and its environment take %zu bytes with their pointers, "
+                       "more than Linux's %u",
+                       total, ARG_TOTAL_MAX);
         return -E2BIG;
     }
     return 0;
@@ -318,8 +324,8 @@ static void file_error(lel_call_t *c, int r, const char *verb, const char *path)
     switch (r) {
     case 2: /* ENOENT: a write meets it only through a symlink to nowhere (parents are made) */
         if (c->route == R_SBX_FILES_PUT)
-            lel_call_error(c, 409, "cannot write %s: a symbolic link on its way leads nowhere, or its directory went away",
-                           path);
+            lel_call_error(c, 409,
+                           "cannot write %s: a symbolic link on its way leads nowhere, or its directory went away", path);
         else
             lel_call_error(c, 404, "no such file or directory: %s", path);
         return;
@@ -371,7 +377,8 @@ static int upload_piece(struct lel_sandbox *s, struct upload *u, char *buf, cons
     uint64_t arg[4] = {u->plen, u->off, n, flags | (uint64_t)u->id << 32};
     if (n)
         memcpy(buf + u->plen, data, n);
-    int r = u->in_place ? LEL_ST_ENOSYS : lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, buf, u->plen + n, ret, 30000);
+    int r = u->in_place ? LEL_ST_ENOSYS
+                        : lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, buf, u->plen + n, ret, 30000);
     if (r == LEL_ST_ENOSYS && (u->in_place || !u->started)) { /* an image from before the op: as it wrote then */
         u->in_place = 1;
         uint64_t old[4] = {u->plen, u->off, n, !u->started}; /* the first chunk creates or truncates */
