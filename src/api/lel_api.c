@@ -39,7 +39,7 @@ static const struct route_def routes[] = {
     {"/sandboxes/*/snapshot", GENERAL, 0, R_SBX_SNAPSHOT, 0, 0},
     {"/sandboxes/*/restore", GENERAL, 0, R_SBX_RESTORE, 0, 0},
     {"/sandboxes/*/commands", GENERAL, 0, R_SBX_COMMANDS, 0, 0},
-    {"/sandboxes/*/files", GENERAL, R_SBX_FILES_GET, 0, R_SBX_FILES_PUT, 0},
+    {"/sandboxes/*/files", GENERAL, R_SBX_FILES_GET, 0, R_SBX_FILES_PUT, R_SBX_FILES_DELETE},
     {"/snapshots", GENERAL, R_SNAP_LIST, 0, 0, 0},
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
@@ -66,16 +66,24 @@ void lel_call_reply(lel_call_t *c, int status, json_t *body)
 
 char *lel_call_query(const lel_call_t *c, const char *name)
 {
+    size_t len;
+    return lel_call_query_len(c, name, &len);
+}
+
+char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *vlen)
+{
     size_t nlen = strlen(name);
     for (const char *p = c->query; p && *p;) {
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len >= nlen && !strncmp(p, name, nlen) && (len == nlen || p[nlen] == '=')) {
             char *v = len > nlen ? strndup(p + nlen + 1, len - nlen - 1) : strdup("");
-            if (v && lel_url_decode(v) < 0) {
+            long n = v ? lel_url_decode(v) : 0;
+            if (n < 0) {
                 free(v);
                 return NULL;
             }
+            *vlen = (size_t)n;
             return v;
         }
         p = end ? end + 1 : NULL;
@@ -308,7 +316,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         /* fall through */
     case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
     case R_SBX_TIMEOUT: case R_SBX_REFRESH: case R_SBX_LOGS: case R_SBX_METRICS: case R_SBX_SNAPSHOT:
-    case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET:
+    case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET: case R_SBX_FILES_DELETE:
         to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
     case R_TPL_DELETE:

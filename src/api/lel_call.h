@@ -84,7 +84,9 @@ void lel_call_stream(lel_call_t *c, uint64_t total, lel_actor_t *a, int type, ui
  * response, never a wrong one). After the last (or -1) the call is gone. When the client went
  * away (c->cancelled) the handler ends with -1 at once. */
 void lel_call_piece(lel_call_t *c, int more);
-/** Value of query parameter `name` (URL-decoded, malloc'd), or NULL when absent. */
+/** Value of query parameter `name` (URL-decoded, malloc'd), or NULL when absent (or badly escaped). */
 char *lel_call_query(const lel_call_t *c, const char *name);
+/** The same with its decoded length in *len, which differs from its strlen when it held a NUL (%00). */
+char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *len);
 
 #endif

@@ -98,7 +98,7 @@ static int hexval(int c)
     return -1;
 }
 
-int lel_url_decode(char *s)
+long lel_url_decode(char *s)
 {
     char *w = s;
     for (const char *r = s; *r; r++) {
@@ -115,7 +115,7 @@ int lel_url_decode(char *s)
         }
     }
     *w = '\0';
-    return 0;
+    return (long)(w - s);
 }
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when it is not one. */

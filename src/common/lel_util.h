@@ -26,7 +26,8 @@ int lel_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /** A malloc'd, NUL-terminated copy of `n` bytes that is valid UTF-8: every invalid sequence
  * becomes U+FFFD. *outlen gets its length. NULL when out of memory. */
 char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen);
-/** Decodes %XX and '+' in place; returns -EINVAL on a bad escape. */
-int lel_url_decode(char *s);
+/** Decodes %XX and '+' in place; returns the decoded length (a %00 decodes to a NUL inside
+ * it: compare with strlen where that matters), or -EINVAL on a bad escape. */
+long lel_url_decode(char *s);
 
 #endif

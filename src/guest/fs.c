@@ -135,6 +135,25 @@ int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const cha
     return r;
 }
 
+int fs_parent_follow(struct inode *cwd, const char *path, struct inode **dir, const char **name, uint64_t *namelen)
+{
+    for (int depth = 0;; depth++) {
+        int r = fs_parent(cwd, path, dir, name, namelen);
+        struct inode *c = r == 0 ? child_of(*dir, *name, *namelen) : 0;
+        if (!c || (c->mode & S_IFMT) != S_IFLNK || c->gen)
+            return r;
+        if (depth == 40)
+            return -E_LOOP;
+        cwd = *dir; /* a relative target is read from the link's directory */
+        path = c->target;
+    }
+}
+
+struct inode *fs_child(struct inode *dir, const char *name, uint64_t namelen)
+{
+    return (dir->mode & S_IFMT) == S_IFDIR ? child_of(dir, name, namelen) : 0;
+}
+
 int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, struct inode **out)
 {
     if ((dir->mode & S_IFMT) != S_IFDIR)
@@ -386,7 +405,7 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         if (chunk > n - done)
             chunk = n - done;
         void **sl = slot(f, idx, 1);
-        if (sl && !*sl && (*sl = kpage_alloc_user()))
+        if (sl && !*sl && (*sl = kpage_alloc_data()))
             data_pages++;
         if (!sl || !*sl) {
             if (done)

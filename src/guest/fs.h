@@ -23,6 +23,7 @@
 #define E_NOTDIR 20
 #define E_ISDIR 21
 #define E_INVAL 22
+#define E_BUSY 16
 #define E_TXTBSY 26
 #define E_FBIG 27
 #define E_NOSPC 28
@@ -70,6 +71,11 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len);
 int fs_lookup(struct inode *cwd, const char *path, int follow, struct inode **out);
 /** Finds the parent directory of `path` and its last component (points into `path`). */
 int fs_parent(struct inode *cwd, const char *path, struct inode **dir, const char **name, uint64_t *namelen);
+/** fs_parent for a path that is to be written: a last component that is a symlink is
+ * followed (up to 40), to the directory and name it leads to, as open(O_CREAT) does. */
+int fs_parent_follow(struct inode *cwd, const char *path, struct inode **dir, const char **name, uint64_t *namelen);
+/** The node `name` (namelen bytes, not followed) names in directory `dir`; NULL when none. */
+struct inode *fs_child(struct inode *dir, const char *name, uint64_t namelen);
 /** Creates a node named `name` in `dir`. */
 int fs_create(struct inode *dir, const char *name, uint64_t namelen, uint32_t mode, struct inode **out);
 int fs_unlink(struct inode *dir, const char *name, uint64_t namelen, int want_dir);

@@ -89,6 +89,11 @@ void *kpage_alloc_user(void)
     return kpage_alloc();
 }
 
+void *kpage_alloc_data(void)
+{
+    return kpage_alloc();
+}
+
 uint64_t kpage_free_pages(void)
 {
     return 0;
@@ -226,6 +231,11 @@ uint64_t kpage_gpa(void *p)
 void *kpage_alloc_user(void)
 {
     return kpage_free_pages() > KPAGE_RESERVE ? kpage_alloc() : 0;
+}
+
+void *kpage_alloc_data(void)
+{
+    return kpage_free_pages() > KPAGE_DATA_RESERVE ? kpage_alloc() : 0;
 }
 
 uint64_t kpage_free_pages(void)

@@ -25,6 +25,11 @@ void *kpage_alloc(void);
  * still gets its error messages out, its pipes and page tables work, and the agent answers. */
 void *kpage_alloc_user(void);
 #define KPAGE_RESERVE 256
+/** The same for file data (the sandbox's disk, as tmpfs is memory): NULL once
+ * KPAGE_DATA_RESERVE pages are left, so that a full disk still leaves processes the memory
+ * to run the command that frees it (sh and rm need well under a MiB). */
+void *kpage_alloc_data(void);
+#define KPAGE_DATA_RESERVE (KPAGE_RESERVE + 1024)
 void kpage_free(void *p);
 /** Guest-physical address of a page from kpage_alloc (0 on the host). */
 uint64_t kpage_gpa(void *p);

@@ -400,106 +400,16 @@ static void run_sync(int id)
     chan->ret[1] = res.out_len;
 }
 
-/* Creates the directories above `path` that are missing. */
-static int make_parents(const char *path)
-{
-    char buf[FS_PATH_MAX];
-    uint64_t n = kstrnlen(path, FS_PATH_MAX);
-    for (uint64_t i = 1; i < n; i++) {
-        if (path[i] != '/')
-            continue;
-        kmemcpy(buf, path, i);
-        buf[i] = 0;
-        struct inode *d, *dir;
-        const char *name;
-        uint64_t nl;
-        if (fs_lookup(fs_root(), buf, 1, &d) == 0)
-            continue;
-        int r = fs_parent(fs_root(), buf, &dir, &name, &nl);
-        if (r < 0 || (r = fs_create(dir, name, nl, S_IFDIR | 0755, &d)) < 0)
-            return r;
-    }
-    return 0;
-}
-
-static void file_write(void)
-{
-    uint64_t plen = chan->arg[0], off = chan->arg[1], n = chan->arg[2];
-    struct inode *f, *dir;
-    const char *name;
-    uint64_t nl;
-    if (plen < 2 || plen > FS_PATH_MAX || bulk[0] != '/' || bulk[plen - 1] || kstrnlen(bulk, plen) != plen - 1 ||
-        n > LEL_BULK_SIZE - plen) {
-        chan->status = LEL_ST_EINVAL;
-        return;
-    }
-    int r = fs_lookup(fs_root(), bulk, 1, &f);
-    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk)) == 0 && (r = fs_parent(fs_root(), bulk, &dir, &name, &nl)) == 0)
-        r = fs_create(dir, name, nl, S_IFREG | 0644, &f);
-    if (r == 0 && (f->mode & S_IFMT) != S_IFREG)
-        r = -E_ISDIR;
-    if (r == 0 && chan->arg[3])
-        r = fs_truncate(f, 0);
-    int64_t w = r == 0 ? fs_write(f, off, bulk + plen, n) : r;
-    if (w < 0 || (uint64_t)w != n)
-        chan->status = w < 0 ? (uint32_t)-w : E_NOSPC;
-}
-
-static void file_read(void)
-{
-    struct inode *f;
-    uint64_t off = chan->arg[1], max = chan->arg[2] < LEL_BULK_SIZE ? chan->arg[2] : LEL_BULK_SIZE;
-    bulk[FS_PATH_MAX - 1] = 0;
-    int r = bulk[0] == '/' ? fs_lookup(fs_root(), bulk, 1, &f) : -E_INVAL;
-    if (r == 0 && (f->mode & S_IFMT) == S_IFLNK)
-        r = -E_NOENT; /* a descriptor's link (/dev/stdin): the agent has no descriptors */
-    if (r < 0) {
-        chan->status = (uint32_t)-r;
-        return;
-    }
-    if ((f->mode & S_IFMT) == S_IFDIR) {
-        uint64_t used = 0;
-        if (f->gen)
-            fs_gen_dir_sync(f);
-        const char *name;
-        struct inode *c;
-        for (uint64_t i = 2; fs_readdir(f, i, &name, &c) == 0; i++) {
-            char line[FS_NAME_MAX + 40], num[21];
-            const char *size = kutoa(num, (c->mode & S_IFMT) == S_IFREG ? c->size : 0);
-            uint64_t len = 0, nl = kstrlen(name), sl = kstrlen(size);
-            line[len++] = (c->mode & S_IFMT) == S_IFDIR ? 'd' : (c->mode & S_IFMT) == S_IFLNK ? 'l' : 'f';
-            line[len++] = ' ';
-            kmemcpy(line + len, size, sl);
-            len += sl;
-            line[len++] = ' ';
-            kmemcpy(line + len, name, nl);
-            len += nl;
-            line[len++] = '\n';
-            if (used + len > max)
-                break;
-            kmemcpy(bulk + used, line, len);
-            used += len;
-        }
-        chan->ret[0] = 2;
-        chan->ret[1] = used;
-        return;
-    }
-    struct inode *fresh = proc_file_render(f); /* a /proc file: its contents as of now */
-    if (fresh)
-        f = fresh;
-    int64_t got = fs_read(f, off, bulk, max);
-    chan->ret[0] = 1;
-    chan->ret[1] = got > 0 ? (uint64_t)got : 0;
-    chan->ret[2] = f->size;
-    if (fresh)
-        fs_anon_free(fresh);
-}
+#include "files.inc"
 
 static void handle(void)
 {
     uint64_t *p, n, h = 0;
     (void)n;
     chan->status = LEL_ST_OK;
+    /* what a request changes in the file system carries the time of the request, not the
+     * time a process last made a syscall */
+    fs_set_clock(proc_now_ns() / 1000000000);
     switch (chan->op) {
     case LEL_OP_PING:
         chan->ret[0] = chan->arg[0] + 1;
@@ -557,6 +467,12 @@ static void handle(void)
         break;
     case LEL_OP_FILE_READ:
         file_read();
+        break;
+    case LEL_OP_FILE_UPLOAD:
+        file_upload();
+        break;
+    case LEL_OP_FILE_DELETE:
+        file_delete();
         break;
     case LEL_OP_SET_CLOCK: {
         clock_rebase(chan->arg[2]);

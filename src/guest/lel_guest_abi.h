@@ -93,7 +93,18 @@ enum lel_op {
                                free pages the host may now discard (MADV_DONTNEED); the guest keeps them
                                unused until LEL_OP_TRIM_DONE. n = 0: nothing worth it */
     LEL_OP_TRIM_DONE = 16,  /* the host discarded what LEL_OP_TRIM listed: the guest may use it again */
+    LEL_OP_FILE_UPLOAD = 17, /* a chunk of a file written under a temporary name (".lelantos-upload-<id>"
+                                beside it) that replaces the file at the end, as mv does: bulk = path, NUL,
+                                data; arg[0] = path bytes with the NUL, arg[1] = offset, arg[2] = data bytes,
+                                arg[3] = LEL_UP_* | id << 32. LEL_UP_FIRST makes missing parents and the
+                                temporary (ret[0] = its id, for the later chunks); LEL_UP_LAST renames it over
+                                the path (the mode of the file it replaces kept); LEL_UP_ABORT removes it. A
+                                final symlink is followed. Any error removes the temporary. */
+    LEL_OP_FILE_DELETE = 18, /* bulk = path, NUL; arg[0] = its bytes with the NUL: removes a file, a symlink
+                                (not what it names) or an empty directory */
 };
+
+enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4 }; /* LEL_OP_FILE_UPLOAD's arg[3] */
 
 enum lel_misbehave {
     LEL_BAD_SPIN = 1,        /* loop forever with interrupts off */

@@ -687,59 +687,149 @@ static int elf_load(const struct image *im, uint64_t base, struct loaded *L, cha
     return 0;
 }
 
-/* The initial stack as a static libc's startup reads it: argc, argv, envp, auxv. `argv` and
- * `env` are NUL-separated lists in kernel memory. */
-#define MAX_ARGS 256
+/* A new program's arguments and environment, gathered straight into the top of its stack
+ * (as Linux does) while the old program, where they come from, still exists: the strings of
+ * argv, then those of envp, end at STACK_TOP; argv[0]'s is the lowest, at `bottom`. Linux's
+ * limits: a string of at most MAX_ARG_STRLEN bytes with its NUL, and all of them with a
+ * pointer each at most ARG_MAX (a quarter of the 8 MiB stack limit); E2BIG past either. */
+#define MAX_ARG_STRLEN (128ULL << 10)
+#define ARG_MAX (2ULL << 20)
 
-static int build_stack(const struct loaded *L, uint64_t interp_base, const char *argv, uint32_t argc, const char *env,
-                       uint32_t envc, uint64_t *sp_out)
+struct args {
+    struct mm *mm; /* the new address space (owned: load_program consumes it) */
+    uint64_t bottom;
+    uint32_t argc, envc;
+    uint64_t room; /* of ARG_MAX, what is left */
+};
+
+static int args_init(struct args *a)
 {
-    static const char defenv[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0HOME=/root\0TERM=dumb";
-    uint64_t *ptrs = kpage_alloc(), sp = STACK_TOP, n = 0; /* 512 slots: pointers, then auxv */
-    int r = -E2BIG_;
-    if (!env) {
-        env = defenv;
-        envc = 3;
+    a->mm = mm_new();
+    a->bottom = STACK_TOP;
+    a->argc = a->envc = 0;
+    a->room = ARG_MAX;
+    return a->mm ? 0 : -ENOMEM;
+}
+
+/* Length of the string at `va` in `pml4` without its NUL; -E2BIG when it runs past `max`. */
+static long str_len(uint64_t pml4, uint64_t va, uint64_t max)
+{
+    for (uint64_t n = 0; n < max;) {
+        uint64_t gpa = translate(pml4, va + n, 0), in = PAGE_SIZE - ((va + n) & (PAGE_SIZE - 1));
+        if (!gpa)
+            return -EFAULT;
+        in = in < max - n ? in : max - n;
+        uint64_t l = kstrnlen(DMAP(gpa), in);
+        n += l;
+        if (l < in)
+            return (long)n;
     }
-    if (!ptrs)
-        return -ENOMEM;
-    if (argc == 0 || argc + envc > MAX_ARGS)
-        goto out;
-    r = -ENOMEM;
+    return -E2BIG_;
+}
+
+/* Puts `n` bytes (`count` strings) below the others: from the kernel, or from the current
+ * (old) address space when `user`. The new stack's pages appear as they are written. */
+static int args_put(struct args *a, const void *src, uint64_t n, uint32_t count, int user)
+{
+    if (n + count * 8ULL > a->room)
+        return -E2BIG_;
+    a->room -= n + count * 8ULL;
+    a->bottom -= n;
+    for (uint64_t done = 0; done < n;) {
+        uint64_t va = a->bottom + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1)), gpa = translate(a->mm->pml4, va, 1);
+        chunk = chunk < n - done ? chunk : n - done;
+        if (!gpa)
+            return -ENOMEM;
+        if (!user)
+            kmemcpy(DMAP(gpa), (const char *)src + done, chunk);
+        else if (copy_user((uint64_t)src + done, DMAP(gpa), chunk, 0) < 0)
+            return -EFAULT;
+        done += chunk;
+    }
+    return 0;
+}
+
+/* `count` NUL-separated strings from kernel memory (a command's argv or env), below the others. */
+static int args_put_list(struct args *a, const char *list, uint32_t count)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t len = kstrnlen(list + n, MAX_ARG_STRLEN) + 1;
+        if (len > MAX_ARG_STRLEN)
+            return -E2BIG_;
+        n += len;
+    }
+    return args_put(a, list, n, count, 0);
+}
+
+/* A user's argv or envp array (NULL: none), last string first so they keep their order. */
+static int args_put_user(struct args *a, uint64_t uvec, uint32_t *count)
+{
+    uint64_t n = 0, p;
+    for (; uvec; n++) {
+        if (copy_user(uvec + n * 8, &p, 8, 0) < 0)
+            return -EFAULT;
+        if (!p)
+            break;
+        if ((n + 1) * 8 > a->room)
+            return -E2BIG_;
+    }
+    for (uint64_t i = n; i-- > 0;) {
+        long len = copy_user(uvec + i * 8, &p, 8, 0) < 0 ? -EFAULT : str_len(cur->mm->pml4, p, MAX_ARG_STRLEN);
+        int r = len < 0 ? (int)len : args_put(a, (const void *)p, (uint64_t)len + 1, 1, 1);
+        if (r < 0)
+            return r;
+    }
+    *count = (uint32_t)n;
+    return 0;
+}
+
+/* A script's interpreter takes argv[0]'s place: its string goes. */
+static void args_drop_first(struct args *a)
+{
+    long len = str_len(a->mm->pml4, a->bottom, MAX_ARG_STRLEN);
+    if (len >= 0 && a->argc) {
+        a->bottom += (uint64_t)len + 1;
+        a->room += (uint64_t)len + 1 + 8;
+        a->argc--;
+    }
+}
+
+/* The initial stack as a C library's startup reads it, below the strings: argc, argv, envp,
+ * auxv, the pointers into the strings `a` put there. */
+static int build_stack(const struct loaded *L, uint64_t interp_base, const struct args *a, uint64_t *sp_out)
+{
+    uint64_t pml4 = cur->mm->pml4, rnd[2]; /* the new address space, which load_program took from `a` */
     for (int i = 1; i <= STACK_PAGES; i++) /* mapped now: a fault costs more than a page (PVM) */
-        if (map_new(cur->mm->pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
-            goto out;
-    r = -E2BIG_;
-    const char *lists[2] = {argv, env};
-    uint32_t counts[2] = {argc, envc};
-    ptrs[n++] = argc;
-    for (int l = 0; l < 2; l++) {
-        const char *a = lists[l];
-        for (uint32_t i = 0; i < counts[l]; i++) {
-            uint64_t len = kstrnlen(a, 65536) + 1;
-            if (len > 65536 || STACK_TOP - sp + len > (STACK_PAGES - 4) * PAGE_SIZE)
-                goto out;
-            sp -= len;
-            copy_user(sp, (void *)a, len, 1);
-            ptrs[n++] = sp;
-            a += len;
-        }
-        ptrs[n++] = 0;
-    }
-    sp -= 16;
-    uint64_t random = sp, rnd[2];
+        if (map_new(pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
+            return -ENOMEM;
+    uint64_t random = (a->bottom - 16) & ~15ULL;
     krng_bytes(rnd, sizeof(rnd)); /* AT_RANDOM: the C library's stack guard and pointer mangling */
-    copy_user(random, rnd, 16, 1);
+    if (copy_user(random, rnd, 16, 1) < 0)
+        return -ENOMEM;
     uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 7, interp_base, 9, L->entry,
                       11, 0, 12, 0, 13, 0, 14, 0, 17, 100, 23, 0, 25, random, 0, 0};
-    for (uint64_t i = 0; i < sizeof(aux) / sizeof(aux[0]); i++)
-        ptrs[n++] = aux[i];
-    sp = (sp - n * 8) & ~15ULL;
-    r = copy_user(sp, ptrs, n * 8, 1) < 0 ? -EFAULT : 0;
+    uint64_t naux = sizeof(aux) / sizeof(aux[0]), n = 1 + a->argc + 1 + a->envc + 1 + naux;
+    uint64_t sp = (random - n * 8) & ~15ULL, at = sp, str = a->bottom, word;
+    for (uint64_t i = 0; i < n; i++, at += 8) {
+        if (i == 0) {
+            word = a->argc;
+        } else if (i == 1 + a->argc || i == 2 + a->argc + a->envc) {
+            word = 0; /* the end of argv, of envp */
+        } else if (i < 3 + a->argc + a->envc) {
+            long len = str_len(pml4, str, MAX_ARG_STRLEN);
+            if (len < 0)
+                return -EFAULT;
+            word = str;
+            str += (uint64_t)len + 1;
+        } else {
+            word = aux[i - (3 + a->argc + a->envc)];
+        }
+        if (copy_user(at, &word, 8, 1) < 0) /* the stack grows here as needed */
+            return -ENOMEM;
+    }
     *sp_out = sp;
-out:
-    kpage_free(ptrs);
-    return r;
+    return 0;
 }
 
 /* ---- file descriptors and pipes ---- */
@@ -1258,23 +1348,20 @@ static void fx_reset(struct proc *p)
     fpu_restore(fpu_of(p));
 }
 
-/* What /proc shows of a program: its arguments (NUL-separated in kernel memory) and the last
- * part of the first one as its name. */
-static void set_cmdline(struct proc *p, const char *argv, uint32_t argc)
+/* What /proc shows of a program: its arguments (`argc` strings at `argv` in its memory: the
+ * first cmdline bytes of them) and the last part of the first one as its name. */
+static void set_cmdline(struct proc *p, uint64_t argv, uint32_t argc)
 {
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < argc && n < sizeof(p->cmdline); i++) {
-        uint64_t len = kstrnlen(argv, 65536) + 1;
-        uint64_t take = len < sizeof(p->cmdline) - n ? len : sizeof(p->cmdline) - n;
-        kmemcpy(p->cmdline + n, argv, take);
-        n += (uint32_t)take;
-        argv += len;
-    }
-    p->cmdline_len = n;
+    uint64_t n = STACK_TOP - argv < sizeof(p->cmdline) ? STACK_TOP - argv : sizeof(p->cmdline), i = 0;
+    if (copy_user(argv, p->cmdline, n, 0) < 0)
+        n = 0;
+    for (uint32_t seen = 0; i < n && seen < argc; i++)
+        seen += !p->cmdline[i];
+    p->cmdline_len = (uint32_t)i;
     const char *base = p->cmdline;
-    for (uint32_t i = 0; i + 1 < n && p->cmdline[i]; i++)
-        if (p->cmdline[i] == '/')
-            base = p->cmdline + i + 1;
+    for (uint32_t k = 0; k + 1 < i && p->cmdline[k]; k++)
+        if (p->cmdline[k] == '/')
+            base = p->cmdline + k + 1;
     uint64_t bl = kstrnlen(base, sizeof(p->comm) - 1);
     kmemcpy(p->comm, base, bl);
     p->comm[bl] = 0;
@@ -1296,21 +1383,20 @@ static int load_interp(const char *path, struct loaded *I)
     return elf_load(&im, MMAP_BASE, I, 0);
 }
 
-/* Loads `im` into a fresh address space with the given argv/env; on success the current
- * process runs on it (the old one is freed) and entry and sp say where to start. */
-static int load_program(const struct image *im, const char *argv, uint32_t argc, const char *env, uint32_t envc,
-                        uint64_t *entry, uint64_t *sp)
+/* Loads `im` into the address space `a` holds the arguments in (consumed, whatever
+ * happens); on success the current process runs on it (the old one is freed) and entry and
+ * sp say where to start. */
+static int load_program(const struct image *im, struct args *a, uint64_t *entry, uint64_t *sp)
 {
     struct loaded L, I = {0};
-    struct mm *old = cur->mm, *m = mm_new();
+    struct mm *old = cur->mm, *m = a->mm;
     char interp[INTERP_MAX];
     int r;
-    if (!m)
-        return -ENOMEM;
+    a->mm = 0;
     cur->mm = m;
     write_cr3(m->pml4); /* the loader writes through the new mappings */
     if ((r = elf_load(im, PIE_BASE, &L, interp)) < 0 || (interp[0] && (r = load_interp(interp, &I)) < 0) ||
-        (r = build_stack(&L, I.bias, argv, argc, env, envc, sp)) < 0) {
+        (r = build_stack(&L, I.bias, a, sp)) < 0) {
         cur->mm = old;
         write_cr3(old ? old->pml4 : LEL_GPA_PML4);
         mm_put(m);
@@ -1318,7 +1404,7 @@ static int load_program(const struct image *im, const char *argv, uint32_t argc,
     }
     mm_put(old); /* the last user frees it; a vfork child leaves its parent's */
     exe_set(cur, im->ino);
-    set_cmdline(cur, argv, argc);
+    set_cmdline(cur, a->bottom, a->argc);
     cur->mm->brk_start = cur->mm->brk = (L.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     cur->mm->mmap_next = I.end > MMAP_BASE ? ((I.end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) + PAGE_SIZE : MMAP_BASE;
     fx_reset(cur);
@@ -1343,11 +1429,12 @@ static int image_of(struct inode *cwd, const char *path, struct image *im)
 }
 
 /* A script ("#!interp [arg]" on its first line) runs as `interp [arg] path argv[1..]`, as on
- * Linux; `argv` (a NUL-separated list of *argc strings in a page) is rewritten in place and `im`
- * becomes the interpreter. 0 when `im` is not a script. */
-static int shebang(struct image *im, const char *path, char *argv, uint32_t *argc)
+ * Linux: in `a` those take argv[0]'s place, `im` becomes the interpreter and its path goes to
+ * `exe` (INTERP_MAX bytes; `path` may be `exe` itself: a nested script is the last one's
+ * interpreter). 0 when `im` is not a script. */
+static int shebang(struct image *im, const char *path, struct args *a, char *exe)
 {
-    char line[256];
+    char line[INTERP_MAX];
     uint64_t n = im->len < sizeof(line) - 1 ? im->len : sizeof(line) - 1, i = 2, j;
     if (n < 2 || fs_read(im->ino, 0, line, n) != (int64_t)n || line[0] != '#' || line[1] != '!')
         return 0;
@@ -1358,92 +1445,54 @@ static int shebang(struct image *im, const char *path, char *argv, uint32_t *arg
         ;
     if (j == i || (!line[j] && n == sizeof(line) - 1))
         return -ENOEXEC; /* no interpreter, or a first line longer than Linux takes */
-    uint64_t a = j, e;
-    while (line[a] == ' ' || line[a] == '\t')
-        a++;
-    for (e = a; line[e] && line[e] != '\n'; e++)
+    uint64_t s = j, e;
+    while (line[s] == ' ' || line[s] == '\t')
+        s++;
+    for (e = s; line[e] && line[e] != '\n'; e++)
         ;
-    while (e > a && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+    while (e > s && (line[e - 1] == ' ' || line[e - 1] == '\t'))
         e--;
     line[j] = line[e] = 0;
-    char *old = kpage_alloc();
-    if (!old)
-        return -ENOMEM;
-    kmemcpy(old, argv, PAGE_SIZE);
-    if (path == argv) /* a nested script: its path is argv[0] */
-        path = old;
-    const char *rest = old + kstrlen(old) + 1; /* argv[1..] */
-    uint64_t rest_len = 0, used = 0, plen = kstrlen(path) + 1;
-    for (uint32_t k = 1; k < *argc; k++)
-        rest_len += kstrlen(rest + rest_len) + 1;
-    long r = -E2BIG_;
-    if ((j - i + 1) + (e - a + 1) + plen + rest_len <= PAGE_SIZE && *argc + 2 <= MAX_ARGS) {
-        kmemcpy(argv, line + i, j - i + 1);
-        used = j - i + 1;
-        if (e > a) {
-            kmemcpy(argv + used, line + a, e - a + 1);
-            used += e - a + 1;
-            (*argc)++;
-        }
-        kmemcpy(argv + used, path, plen);
-        kmemcpy(argv + used + plen, rest, rest_len);
-        (*argc)++;
-        r = image_of(cur->files->cwd, line + i, im);
+    args_drop_first(a);
+    long r = args_put(a, path, kstrlen(path) + 1, 1, 0);
+    if (r == 0 && e > s && (r = args_put(a, line + s, e - s + 1, 1, 0)) == 0)
+        a->argc++;
+    if (r == 0 && (r = args_put(a, line + i, j - i + 1, 1, 0)) == 0) {
+        a->argc += 2;
+        kmemcpy(exe, line + i, j - i + 1);
+        r = image_of(cur->files->cwd, exe, im);
     }
-    kpage_free(old);
-    return r < 0 ? r : 1;
+    return r < 0 ? (int)r : 1;
 }
 
-/* execve: copies argv/envp out of the old image, then replaces it; on success the syscall
- * "returns" into the new program through the saved user registers. A script's interpreter may
- * itself be a script, four levels deep as on Linux. */
+/* execve: gathers argv/envp into the new program's stack, then replaces the old one; on
+ * success the syscall "returns" into the new program through the saved user registers. A
+ * script's interpreter may itself be a script, four levels deep as on Linux. */
 static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
 {
-    char path[FS_PATH_MAX];
+    char path[FS_PATH_MAX], interp[INTERP_MAX];
+    struct args a = {0};
     long r = copy_str(upath, path, sizeof(path));
     if (r < 0)
         return r;
-    char *bufs[2] = {kpage_alloc(), kpage_alloc()}; /* argv strings, env strings */
-    uint32_t counts[2] = {0, 0};
-    uint64_t lists[2] = {uargv, uenvp};
-    if (!bufs[0] || !bufs[1]) {
-        r = -ENOMEM;
-        goto out;
-    }
-    for (int l = 0; l < 2; l++) {
-        uint64_t used = 0;
-        for (uint64_t i = 0; lists[l]; i++) {
-            uint64_t p;
-            if (copy_user(lists[l] + i * 8, &p, 8, 0) < 0) {
-                r = -EFAULT;
-                goto out;
-            }
-            if (!p)
-                break;
-            long n = copy_str(p, bufs[l] + used, PAGE_SIZE - used);
-            if (n < 0 || counts[0] + counts[1] >= MAX_ARGS) {
-                r = n == -EFAULT ? -EFAULT : -E2BIG_;
-                goto out;
-            }
-            used += (uint64_t)n + 1;
-            counts[l]++;
-        }
-    }
     struct image im;
     uint64_t entry, sp;
-    if (counts[0] == 0) {
-        r = -EFAULT;
-        goto out;
-    }
     const char *exe = path; /* what /proc/<pid>/exe will say: the program, or a script's interpreter */
     if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
         im = (struct image){cur->exe, 0, cur->exe->size};
         exe = 0; /* the same program: its path stays */
     } else if ((r = image_of(cur->files->cwd, path, &im)) < 0) {
+        goto out; /* first, as on Linux: a shell trying each PATH entry copies no arguments */
+    }
+    if ((r = args_init(&a)) < 0 || (r = args_put_user(&a, uenvp, &a.envc)) < 0 ||
+        (r = args_put_user(&a, uargv, &a.argc)) < 0)
+        goto out;
+    if (a.argc == 0) {
+        r = -EFAULT;
         goto out;
     }
-    for (int depth = 0; (r = shebang(&im, depth ? bufs[0] : path, bufs[0], &counts[0])) > 0; depth++) {
-        exe = bufs[0];
+    for (int depth = 0; (r = shebang(&im, depth ? interp : path, &a, interp)) > 0; depth++) {
+        exe = interp;
         if (depth == 4) {
             r = -E_LOOP;
             goto out;
@@ -1451,7 +1500,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     }
     if (r == 0 && cur != cur->group)
         r = -ENOSYS; /* from a thread other than the first: not supported (Linux moves it into the leader's place) */
-    if (r < 0 || (r = load_program(&im, bufs[0], counts[0], bufs[1], counts[1], &entry, &sp)) < 0)
+    if (r < 0 || (r = load_program(&im, &a, &entry, &sp)) < 0)
         goto out;
     group_kill(cur, cur); /* the process's other threads end; it goes on as the new program */
     vfork_release(cur);
@@ -1470,9 +1519,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     wrmsr(MSR_FS_BASE, 0);
     r = 0;
 out:
-    for (int i = 0; i < 2; i++)
-        if (bufs[i])
-            kpage_free(bufs[i]);
+    mm_put(a.mm); /* what the arguments were gathered into, unless load_program took it */
     return r;
 }
 
@@ -2152,6 +2199,20 @@ static int session_files(struct session *s, struct proc *p, const struct proc_sp
     return 0;
 }
 
+/* A command's argv and env (without one: PATH, HOME and TERM) into a new address space. */
+static int args_of_spec(struct args *a, const struct proc_spec *spec)
+{
+    static const char defenv[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0HOME=/root\0TERM=dumb";
+    int r = spec->argc ? args_init(a) : -E2BIG_;
+    if (r == 0)
+        r = args_put_list(a, spec->env ? spec->env : defenv, spec->env ? spec->envc : 3);
+    if (r == 0)
+        r = args_put_list(a, spec->argv, spec->argc);
+    a->argc = spec->argc;
+    a->envc = spec->env ? spec->envc : 3;
+    return r;
+}
+
 static int start(const struct image *im, const struct proc_spec *spec)
 {
     uint64_t entry, sp;
@@ -2170,9 +2231,13 @@ static int start(const struct image *im, const struct proc_spec *spec)
     p->sess = s;
     p->state = P_BLOCKED; /* not runnable until it is complete */
     cur = p; /* the loader and the file helpers work on the current process */
+    struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
     if (r == 0)
-        r = load_program(im, spec->argv, spec->argc, spec->env, spec->envc, &entry, &sp);
+        r = args_of_spec(&a, spec);
+    if (r == 0)
+        r = load_program(im, &a, &entry, &sp);
+    mm_put(a.mm); /* what load_program did not take */
     if (r == 0 && im->ino)
         set_exe_path(p, fs_root(), spec->argv);
     if (r == 0)

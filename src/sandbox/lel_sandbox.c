@@ -482,6 +482,9 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_FILES_GET:
         lel__sbx_file_get(s, c);
         return;
+    case R_SBX_FILES_DELETE:
+        lel__sbx_file_delete(s, c);
+        return;
     default:
         lel_call_error(c, 500, "unrouted call");
         return;

@@ -18,19 +18,32 @@
 #define FILE_CHUNK (1u << 20)
 #define CMD_GRACE_MS 10000 /* the guest ends a command at its timeout; this long after, it is wedged */
 
-/* Absolute, no ".." component, no NUL; 0 or a 400 set on c. */
-static int check_path(lel_call_t *c, const char *path)
+#define PATH_MAX_BYTES 4095 /* Linux's PATH_MAX, its NUL aside */
+#define NAME_MAX_BYTES 255
+
+/* The `path` query: absolute, no NUL, no ".." component, within Linux's lengths. The path
+ * (malloc'd) or NULL with a 400 set on c. */
+static char *query_path(lel_call_t *c)
 {
-    if (!path || path[0] != '/' || strlen(path) >= 4096) {
-        lel_call_error(c, 400, "invalid query 'path': an absolute path is required");
-        return -EINVAL;
+    size_t len = 0;
+    char *path = lel_call_query_len(c, "path", &len);
+    const char *why = !path ? "an absolute path is required" : strlen(path) != len ? "must not contain a NUL byte (%00)"
+                      : path[0] != '/'                         ? "an absolute path is required"
+                      : len > PATH_MAX_BYTES                   ? "path too long (at most 4095 bytes)"
+                                                               : NULL;
+    for (const char *p = path, *e; !why && *p; p = *e ? e + 1 : e) {
+        e = strchrnul(p, '/');
+        if (e - p > NAME_MAX_BYTES)
+            why = "name too long (at most 255 bytes a component)";
+        else if (e - p == 2 && p[0] == '.' && p[1] == '.')
+            why = "'..' is not allowed";
     }
-    for (const char *p = path; (p = strstr(p, "..")); p += 2)
-        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == 0)) {
-            lel_call_error(c, 400, "invalid query 'path': '..' is not allowed");
-            return -EINVAL;
-        }
-    return 0;
+    if (why) {
+        lel_call_error(c, 400, "invalid query 'path': %s", why);
+        free(path);
+        return NULL;
+    }
+    return path;
 }
 
 static int running_vm(struct lel_sandbox *s, lel_call_t *c)
@@ -95,65 +108,140 @@ static void free_env(char **env)
     free(env);
 }
 
+/* Linux's limits on what execve carries, which the guest keeps too: one string (an argument,
+ * or "NAME=value") of at most ARG_STRLEN_MAX bytes with its NUL, and all of them with a
+ * pointer each at most ARG_TOTAL_MAX (a quarter of an 8 MiB stack). */
+#define ARG_STRLEN_MAX (128u << 10)
+#define ARG_TOTAL_MAX (2u << 20)
+
+/* A string field that must not hide a NUL (MessagePack strings may hold one). */
+static int no_nul(lel_call_t *c, const char *name, const char *v)
+{
+    json_t *j = json_object_get(c->json, name);
+    if (j && v && strlen(v) != json_string_length(j)) {
+        lel_call_error(c, 400, "invalid field '%s': must not contain a NUL character", name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The request's fields; 0, or -EINVAL with a 400 set on c. */
+static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, const char **in, long long *timeout,
+                          json_t **envs)
+{
+    const char *k;
+    json_t *v;
+    *envs = c->json ? json_object_get(c->json, "envs") : NULL;
+    if (lel__str_field(c, "cmd", ARG_STRLEN_MAX - 1, cmd) < 0 || lel__str_field(c, "cwd", 4095, cwd) < 0 ||
+        lel__str_field(c, "stdin", 1 << 20, in) < 0 ||
+        lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 || no_nul(c, "cmd", *cmd) < 0 ||
+        no_nul(c, "cwd", *cwd) < 0)
+        return -EINVAL;
+    if (!*cmd) {
+        lel_call_error(c, 400, "invalid field 'cmd': required");
+        return -EINVAL;
+    }
+    if ((*cwd)[0] != '/') {
+        lel_call_error(c, 400, "invalid field 'cwd': an absolute path is required");
+        return -EINVAL;
+    }
+    if (!*envs || json_is_null(*envs)) {
+        *envs = NULL;
+        return 0;
+    }
+    if (!json_is_object(*envs)) {
+        lel_call_error(c, 400, "invalid field 'envs': must be an object of strings");
+        return -EINVAL;
+    }
+    json_object_foreach(*envs, k, v)
+    {
+        if (!json_is_string(v) || !*k || strchr(k, '=') || strlen(json_string_value(v)) != json_string_length(v)) {
+            lel_call_error(c, 400, "invalid field 'envs': '%.64s' must map a name without '=' to a string without NUL",
+                           k);
+            return -EINVAL;
+        }
+        if (strlen(k) + 1 + json_string_length(v) + 1 > ARG_STRLEN_MAX) {
+            lel_call_error(c, 400, "invalid field 'envs': '%.64s' is longer than 131071 bytes as NAME=value (Linux's limit)",
+                           k);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The arguments and the whole environment (the sandbox's envVars too) within Linux's limits;
+ * 0, or -E2BIG with a 400 set on c. */
+static int args_fit(lel_call_t *c, const char *const *argv, char **env)
+{
+    size_t total = 0;
+    for (size_t i = 0; argv[i]; i++)
+        total += strlen(argv[i]) + 1 + sizeof(char *);
+    for (size_t i = 0; env[i]; i++) {
+        size_t n = strlen(env[i]) + 1;
+        if (n > ARG_STRLEN_MAX) { /* the request's were checked: one of the sandbox's envVars */
+            lel_call_error(c, 400, "invalid field 'envs': the sandbox's variable '%.64s' is longer than Linux allows",
+                           env[i]);
+            return -E2BIG;
+        }
+        total += n + sizeof(char *);
+    }
+    if (total > ARG_TOTAL_MAX) {
+        lel_call_error(c, 400,
+                       "invalid field 'envs': the command and its environment take %zu bytes with their pointers, "
+                       "more than Linux's %u",
+                       total, ARG_TOTAL_MAX);
+        return -E2BIG;
+    }
+    return 0;
+}
+
+/* A command that did not start: why, as the caller's answer. */
+static void start_failed(struct lel_sandbox *s, lel_call_t *c, int r)
+{
+    if (r == -E2BIG)
+        lel_call_error(c, 413, "'cmd', 'envs' and 'stdin' together are larger than the %llu bytes a command carries",
+                       (unsigned long long)LEL_BULK_SIZE);
+    else if (r == -ENOMEM)
+        lel_call_error(c, 503, "out of memory");
+    else if (r == LEL_ST_EAGAIN)
+        lel_call_error(c, 429, "too many commands or processes running in the sandbox");
+    else if (r == 7) /* E2BIG: the guest's own limits (an older guest's are lower) */
+        lel_call_error(c, 400, "invalid field 'envs': the guest refused the command and its environment as too large");
+    else if (r == 12)
+        lel_call_error(c, 503, "the sandbox is out of memory: the command could not start (files can still be deleted "
+                               "with DELETE /sandboxes/{id}/files)");
+    else if (r == LEL_ST_ENOENT)
+        lel_call_error(c, 400, "the command could not start in the guest (no such working directory)");
+    else if (r > 0)
+        lel_call_error(c, 500, "the command could not start in the guest (guest error %d)", r);
+    else {
+        guest_wedged(s, r);
+        lel_call_error(c, 500, "the guest did not answer the command (%s); the sandbox was killed",
+                       r == -EPIPE ? "its VM died" : "no answer in time");
+    }
+}
+
 void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
 {
     const char *cmd = NULL, *cwd = "/", *in = "";
     long long timeout = CMD_TIMEOUT_DEFAULT_MS;
-    json_t *envs = c->json ? json_object_get(c->json, "envs") : NULL, *v;
-    const char *k;
-    if (lel__str_field(c, "cmd", 65536, &cmd) < 0 || lel__str_field(c, "cwd", 4095, &cwd) < 0 ||
-        lel__str_field(c, "stdin", 1 << 20, &in) < 0 || lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, &timeout) < 0)
-        return;
-    if (!cmd) {
-        lel_call_error(c, 400, "invalid field 'cmd': required");
-        return;
-    }
-    if (cwd[0] != '/') {
-        lel_call_error(c, 400, "invalid field 'cwd': an absolute path is required");
-        return;
-    }
-    if (envs && !json_is_null(envs)) {
-        if (!json_is_object(envs)) {
-            lel_call_error(c, 400, "invalid field 'envs': must be an object of strings");
-            return;
-        }
-        json_object_foreach(envs, k, v) if (!json_is_string(v) || !*k || strchr(k, '='))
-        {
-            lel_call_error(c, 400, "invalid field 'envs': '%.64s' must map a name without '=' to a string", k);
-            return;
-        }
-    } else {
-        envs = NULL;
-    }
-    if (running_vm(s, c) < 0)
+    json_t *envs;
+    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs) < 0 || running_vm(s, c) < 0)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     char **env = make_env(json_object_get(s->rec, "envVars"), envs);
+    if (env && args_fit(c, argv, env) < 0) {
+        free_env(env);
+        return;
+    }
     struct pending_cmd *pc = calloc(1, sizeof(*pc));
     struct lel_cmd spec = {argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
                            (uint64_t)timeout, 0};
     int r = env && pc ? lel_vm_cmd_start(s->vm, &spec, &pc->id) : -ENOMEM;
     free_env(env);
-    if (r != 0)
+    if (r != 0) {
         free(pc);
-    if (r == -E2BIG || r == -ENOMEM) {
-        lel_call_error(c, r == -E2BIG ? 413 : 503, r == -E2BIG ? "command, environment and stdin together are too large"
-                                                                 : "out of memory");
-        return;
-    }
-    if (r == LEL_ST_EAGAIN) {
-        lel_call_error(c, 429, "too many commands or processes running in the sandbox");
-        return;
-    }
-    if (r > 0) {
-        lel_call_error(c, r == LEL_ST_ENOENT ? 400 : 500, "the command could not start in the guest (%s)",
-                       r == LEL_ST_ENOENT ? "no such working directory" : "guest error");
-        return;
-    }
-    if (r < 0) {
-        guest_wedged(s, r);
-        lel_call_error(c, 500, "the guest did not answer the command (%s); the sandbox was killed",
-                       r == -EPIPE ? "its VM died" : "no answer in time");
+        start_failed(s, c, r);
         return;
     }
     pc->c = c;
@@ -235,6 +323,45 @@ void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg)
     s->ncmds = 0;
 }
 
+/* A guest's errno for a file request on `path` as the answer the caller gets: what comes of
+ * the caller's own input (the path, what lies on it) is a 4xx naming the path. */
+static void file_error(lel_call_t *c, int r, const char *verb, const char *path)
+{
+    switch (r) {
+    case 2: /* ENOENT: a write meets it only through a symlink to nowhere (parents are made) */
+        if (c->route == R_SBX_FILES_PUT)
+            lel_call_error(c, 409,
+                           "cannot write %s: a symbolic link on its way leads nowhere, or its directory went away", path);
+        else
+            lel_call_error(c, 404, "no such file or directory: %s", path);
+        return;
+    case 20: /* ENOTDIR */
+        if (c->route == R_SBX_FILES_GET)
+            lel_call_error(c, 404, "no such file or directory: %s", path);
+        else
+            lel_call_error(c, 409, "cannot %s %s: a component of it is not a directory", verb, path);
+        return;
+    case LEL_ST_EISDIR: lel_call_error(c, 409, "%s is a directory", path); return;
+    case 39: lel_call_error(c, 409, "%s is a directory that is not empty", path); return;
+    case 16: lel_call_error(c, 409, "%s is the root directory", path); return; /* EBUSY */
+    case 1: lel_call_error(c, 409, "%s is not a regular file", path); return; /* EPERM: a device, pipe, socket */
+    case 26: lel_call_error(c, 409, "%s is a program that is running", path); return; /* ETXTBSY (older guests) */
+    case 40: lel_call_error(c, 409, "cannot %s %s: too many levels of symbolic links", verb, path); return;
+    case 17: lel_call_error(c, 409, "cannot %s %s: something is in the way", verb, path); return;
+    case 36: lel_call_error(c, 400, "invalid query 'path': name too long"); return; /* ENAMETOOLONG */
+    case LEL_ST_EINVAL: lel_call_error(c, 400, "invalid query 'path': cannot %s %s", verb, path); return;
+    case 27: lel_call_error(c, 413, "%s: larger than a file in the guest can be", path); return; /* EFBIG */
+    case 12: case 28: /* ENOMEM, ENOSPC: the guest's memory (its disk) is full */
+        lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
+        return;
+    default:
+        if (r < 0)
+            lel_call_error(c, 500, "the guest did not answer (%s)", r == -EPIPE ? "its VM died" : "no answer in time");
+        else
+            lel_call_error(c, 500, "cannot %s %s in the guest (errno %d)", verb, path, r);
+    }
+}
+
 /* ---- file transfers ---- */
 
 static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *path, int upload)
@@ -275,30 +402,40 @@ static void upload_end(struct lel_sandbox *s, struct xfer *x)
     xfer_free(s, x);
 }
 
-/* Writes the chunk gathered in x->buf to the guest; 0, or -1 with the error set on the call. */
-static int upload_chunk(struct lel_sandbox *s, struct xfer *x)
+/* An upload goes to the guest as chunks of one file's bytes in order; the guest writes them
+ * under a temporary name beside the file and renames it over the file with the last chunk, so
+ * the file is replaced whole or not at all. Sends the x->fill bytes gathered in x->buf;
+ * returns 0, the guest's errno (it removed the temporary), or -errno (it did not answer). */
+static int upload_piece(struct lel_sandbox *s, struct xfer *x, int last)
 {
-    lel_call_t *c = x->c;
-    const char *path = x->buf;
-    uint64_t arg[4] = {x->plen, x->off, x->fill, x->off == 0}, ret[4];
-    int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, arg, x->buf, x->plen + x->fill, ret, 30000);
-    if (r == 0) {
-        x->off += x->fill;
-        x->fill = 0;
-        return 0;
+    size_t n = x->fill;
+    uint64_t flags = (!x->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST : 0), ret[4] = {0};
+    uint64_t arg[4] = {x->plen, x->off, n, flags | (uint64_t)x->tmp_id << 32};
+    int r = x->in_place ? LEL_ST_ENOSYS : lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, x->buf, x->plen + n, ret, 30000);
+    if (r == LEL_ST_ENOSYS && (x->in_place || !x->started)) { /* an image from before the op: as it wrote then */
+        x->in_place = 1;
+        uint64_t old[4] = {x->plen, x->off, n, !x->started}; /* the first chunk creates or truncates */
+        r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_WRITE, old, x->buf, x->plen + n, ret, 30000);
+    } else if (r == 0 && !x->started) {
+        x->tmp_id = (uint32_t)ret[0];
     }
-    if (r == LEL_ST_EISDIR)
-        lel_call_error(c, 409, "%s is a directory", path);
-    else if (r == 26) /* ETXTBSY */
-        lel_call_error(c, 409, "%s is a program that is running", path);
-    else if (r == 12 || r == 28) /* ENOMEM, ENOSPC: the guest's memory (its disk) is full */
-        lel_call_error(c, 503, "the sandbox is out of memory writing %s", path);
-    else
-        lel_call_error(c, 500, "cannot write %s in the guest (errno %d)", path, r);
-    return -1;
+    x->started |= r == 0;
+    x->off += r == 0 ? n : 0;
+    x->fill = 0;
+    return r;
 }
 
-/* Takes what has arrived of the body; a full chunk (or the end) goes to the guest. */
+/* Gives up an upload the guest did not fail itself (a client gone, a body too large, a guest
+ * that did not answer): its temporary goes. */
+static void upload_abort(struct lel_sandbox *s, struct xfer *x)
+{
+    if (!x->started || x->in_place || !s->vm)
+        return;
+    uint64_t arg[4] = {x->plen, 0, 0, LEL_UP_ABORT | (uint64_t)x->tmp_id << 32}, ret[4];
+    lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, x->buf, x->plen, ret, 5000);
+}
+
+/* Takes what has arrived of the body; a full chunk goes to the guest, the end goes as the last. */
 static void upload_step(struct lel_sandbox *s, struct xfer *x)
 {
     lel_call_t *c = x->c;
@@ -312,6 +449,7 @@ static void upload_step(struct lel_sandbox *s, struct xfer *x)
         if (r == -EAGAIN)
             return; /* a LEL_MSG_XFER comes when there is more */
         if (r < 0) {
+            upload_abort(s, x);
             if (r == -E2BIG)
                 lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
             else
@@ -320,10 +458,15 @@ static void upload_step(struct lel_sandbox *s, struct xfer *x)
             return;
         }
         x->fill += (size_t)r;
-        /* the first chunk creates or truncates, even for an empty file */
-        if ((x->fill == FILE_CHUNK || (r == 0 && (x->fill || x->off == 0))) && upload_chunk(s, x) < 0) {
-            upload_end(s, x);
-            return;
+        if (x->fill == FILE_CHUNK || r == 0) {
+            int e = upload_piece(s, x, r == 0);
+            if (e < 0)
+                upload_abort(s, x);
+            if (e) {
+                file_error(c, e, "write", x->buf);
+                upload_end(s, x);
+                return;
+            }
         }
         if (r == 0) {
             lel_call_reply(c, 204, NULL);
@@ -335,8 +478,8 @@ static void upload_step(struct lel_sandbox *s, struct xfer *x)
 
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
 {
-    char *path = lel_call_query(c, "path");
-    if (check_path(c, path) < 0 || running_vm(s, c) < 0) {
+    char *path = query_path(c);
+    if (!path || running_vm(s, c) < 0) {
         free(path);
         return;
     }
@@ -351,6 +494,24 @@ void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
         lel_call_body_notify(c, s->actor, LEL_MSG_XFER, x->id); /* tells at once if some is there */
     else
         upload_step(s, x); /* the body came whole */
+}
+
+void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c)
+{
+    char *path = query_path(c);
+    if (!path || running_vm(s, c) < 0) {
+        free(path);
+        return;
+    }
+    uint64_t arg[4] = {strlen(path) + 1, 0, 0, 0}, ret[4];
+    int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_DELETE, arg, path, strlen(path) + 1, ret, 30000);
+    if (r == LEL_ST_ENOSYS)
+        lel_call_error(c, 501, "this sandbox's guest predates deleting files; run `rm` as a command");
+    else if (r != 0)
+        file_error(c, r, "delete", path);
+    else
+        lel_call_reply(c, 204, NULL);
+    free(path);
 }
 
 /* The guest lists a directory as lines "<f|d|l> <size> <name>"; names are sanitized to UTF-8. */
@@ -385,10 +546,7 @@ static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uin
     uint64_t arg[4] = {x->plen, x->off, LEL_BULK_SIZE, 0}, ret[4] = {0};
     int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, x->buf, x->plen, ret, 30000);
     if (r != 0) {
-        if (r == LEL_ST_ENOENT || r == 20)
-            lel_call_error(x->c, 404, "no such file or directory: %s", x->buf);
-        else
-            lel_call_error(x->c, 500, "cannot read %s in the guest (%d)", x->buf, r);
+        file_error(x->c, r, "read", x->buf);
         return -1;
     }
     uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
@@ -408,8 +566,8 @@ static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uin
 
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
 {
-    char *path = lel_call_query(c, "path");
-    if (check_path(c, path) < 0 || running_vm(s, c) < 0) {
+    char *path = query_path(c);
+    if (!path || running_vm(s, c) < 0) {
         free(path);
         return;
     }

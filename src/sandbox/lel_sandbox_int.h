@@ -33,6 +33,8 @@ static const char *const state_names[] = {"running", "paused", "killed"};
 struct xfer {
     uint32_t id;
     int upload, dead; /* dead: the VM went away; answered at the next message */
+    int started, in_place; /* upload: its first chunk went; an older guest writes in place */
+    uint32_t tmp_id;  /* upload: the guest's temporary, named by the first chunk's answer */
     lel_call_t *c;
     size_t plen;      /* the path's length with its NUL, at the front of buf */
     uint64_t off, total;
@@ -133,5 +135,7 @@ void lel__sbx_xfer_step(struct lel_sandbox *s, uint32_t id);
 void lel__sbx_xfers_fail(struct lel_sandbox *s, int status, const char *msg);
 /** Frees what is left of the transfers (the actor's end). */
 void lel__sbx_xfers_free(struct lel_sandbox *s);
+/** DELETE /files: a file, a symlink or an empty directory. */
+void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c);
 
 #endif

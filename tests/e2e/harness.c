@@ -187,9 +187,11 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
     memset(r, 0, sizeof(*r));
     CURL *c = curl_easy_init();
     struct buf b = {0}, h = {0};
-    char url[512];
-    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", s->tls ? "https" : "http", s->port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    char *url = NULL; /* as long as the path (a test of the longest file paths sends 4 KiB) */
+    if (asprintf(&url, "%s://127.0.0.1:%d%s", s->tls ? "https" : "http", s->port, path) < 0)
+        url = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url); /* libcurl keeps a copy */
+    free(url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);

@@ -455,7 +455,7 @@ static void data_plane(void)
     /* the default PATH is Linux's usual one: a program put in /usr/local/bin runs by its name */
     check_cmd(id, "{\"cmd\":\"mkdir -p /usr/local/bin && cp /opt/jobs.sh /usr/local/bin/myjobs && myjobs by-name | tail -1\"}", 0,
               "all by-name\n", NULL);
-    /* a running program's file cannot be overwritten */
+    /* a running program's file is replaced as mv replaces it: the program runs on from its own copy */
     check_cmd(id, "{\"cmd\":\"cp /bin/busybox /opt/busybox2 && chmod +x /opt/busybox2\"}", 0, "", NULL);
     snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
     struct loop_arg busy = {id, NULL};
@@ -464,11 +464,12 @@ static void data_plane(void)
     usleep(500000);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/opt/busybox2", id);
     CHECK(http_req(&S, &r, H2, "PUT", path, "x", 1, hdrs) == 0);
-    CHECK_INT(r.status, 409);
+    CHECK_INT(r.status, 204);
     resp_free(&r);
     pthread_join(bt, NULL);
     CHECK(busy.res && json_integer_value(json_object_get(busy.res, "exitCode")) == 0);
     json_decref(busy.res);
+    check_cmd(id, "{\"cmd\":\"cat /opt/busybox2; stat -c %a /opt/busybox2\"}", 0, "x755\n", NULL);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/proc/meminfo", id); /* written as it is read */
     CHECK(http_req(&S, &r, H1, "GET", path, NULL, 0, hdrs) == 0);
     CHECK(r.status == 200 && r.body && strstr(r.body, "MemTotal:") == r.body);
@@ -494,6 +495,211 @@ static void data_plane(void)
     snprintf(path, sizeof(path), "/sandboxes/%s", id);
     CHECK_INT(st("DELETE", path, NULL), 204);
     free(data);
+    free(id);
+}
+
+/* A files request (`q`: the path, as it goes in the query); its status. With `msg`, an error's
+ * body must say it. */
+static long file_req(const char *method, const char *id, const char *q, const void *data, size_t n, const char *msg)
+{
+    char url[8400], kh[128];
+    snprintf(url, sizeof(url), "/sandboxes/%s/files?path=%s", id, q);
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, "Content-Type: application/octet-stream", NULL};
+    resp_t r;
+    long status = http_req(&S, &r, H2, method, url, data, n, hdrs) == 0 ? r.status : -1;
+    if (msg && !(r.body && strstr(r.body, msg))) {
+        fprintf(stderr, "%s %.80s -> %ld %.300s (wanted '%s')\n", method, q, status, r.body ? r.body : "", msg);
+        CHECK(!"the error names what was wrong");
+    }
+    resp_free(&r);
+    return status;
+}
+
+static long put_file(const char *id, const char *q, const void *data, size_t n, const char *msg)
+{
+    return file_req("PUT", id, q, data, n, msg);
+}
+
+/* Paths: what the caller got wrong is a 400 naming the path (a %00 once cut the path short and
+ * served the rest, a 256-byte name was a 500), and what the path meets in the guest is a 4xx
+ * (a symlink to nowhere was a 500). DELETE removes a file, a symlink or an empty directory. */
+static void file_paths(const char *id)
+{
+    char name[300], path[4200];
+    CHECK_INT(file_req("GET", id, "/etc/passwd%00.txt", NULL, 0, "'path': must not contain a NUL"), 400);
+    CHECK_INT(put_file(id, "/tmp/x%00y", "a", 1, "NUL"), 400);
+    CHECK_INT(file_req("DELETE", id, "/etc/passwd%00", NULL, 0, "NUL"), 400);
+    memset(name, 'n', 256);
+    name[256] = 0;
+    snprintf(path, sizeof(path), "/tmp/%s", name);
+    CHECK_INT(put_file(id, path, "a", 1, "'path': name too long"), 400);
+    CHECK_INT(file_req("GET", id, path, NULL, 0, "name too long"), 400);
+    name[255] = 0; /* the longest name */
+    snprintf(path, sizeof(path), "/tmp/%s", name);
+    CHECK_INT(put_file(id, path, "a", 1, NULL), 204);
+    CHECK_INT(file_req("GET", id, path, NULL, 0, NULL), 200);
+    size_t n = 0; /* the longest path: 4095 bytes, 15 directories of 255-byte names deep */
+    for (int i = 0; i < 15; i++)
+        n += (size_t)snprintf(path + n, sizeof(path) - n, "/%.255s", name);
+    n += (size_t)snprintf(path + n, sizeof(path) - n, "/%.*s", (int)(4095 - n - 1), name);
+    CHECK_INT(n, 4095);
+    CHECK_INT(put_file(id, path, "deep", 4, NULL), 204);
+    CHECK_INT(file_req("GET", id, path, NULL, 0, NULL), 200);
+    strcat(path, "x");
+    CHECK_INT(put_file(id, path, "a", 1, "'path': path too long"), 400);
+    /* symlinks are followed to the file they name; one that leads nowhere is a 409 */
+    check_cmd(id, "{\"cmd\":\"ln -s /tmp/real.txt /tmp/lnk && ln -s /nowhere/dir/file /tmp/dangle && "
+                  "ln -s /nowhere /tmp/dlink && mkdir /tmp/adir && touch /tmp/adir/f\"}", 0, "", NULL);
+    CHECK_INT(put_file(id, "/tmp/lnk", "via link", 8, NULL), 204);
+    check_cmd(id, "{\"cmd\":\"readlink /tmp/lnk; cat /tmp/real.txt\"}", 0, "/tmp/real.txt\nvia link", NULL);
+    CHECK_INT(put_file(id, "/tmp/dangle", "a", 1, "/tmp/dangle: a symbolic link"), 409);
+    CHECK_INT(put_file(id, "/tmp/dlink/x", "a", 1, "/tmp/dlink/x: a symbolic link"), 409);
+    CHECK_INT(put_file(id, "/tmp/adir", "a", 1, "/tmp/adir is a directory"), 409);
+    CHECK_INT(put_file(id, "/etc/passwd/x", "a", 1, "not a directory"), 409);
+    CHECK_INT(put_file(id, "/dev/null", "a", 1, "/dev/null is not a regular file"), 409);
+    check_cmd(id, "{\"cmd\":\"test -c /dev/null && ls -a /tmp /tmp/adir | grep -c lelantos-upload\"}", 1, "0\n", NULL);
+    /* DELETE: 204; a symlink goes, not what it names; 404 missing, 409 a non-empty directory or / */
+    CHECK_INT(file_req("DELETE", id, "/tmp/lnk", NULL, 0, NULL), 204);
+    check_cmd(id, "{\"cmd\":\"test -e /tmp/lnk || cat /tmp/real.txt\"}", 0, "via link", NULL);
+    CHECK_INT(file_req("DELETE", id, "/tmp/adir", NULL, 0, "/tmp/adir is a directory that is not empty"), 409);
+    CHECK_INT(file_req("DELETE", id, "/tmp/adir/f", NULL, 0, NULL), 204);
+    CHECK_INT(file_req("DELETE", id, "/tmp/adir", NULL, 0, NULL), 204);
+    CHECK_INT(file_req("DELETE", id, "/tmp/adir", NULL, 0, "no such file"), 404);
+    CHECK_INT(file_req("DELETE", id, "/tmp/dangle", NULL, 0, NULL), 204);
+    CHECK_INT(file_req("DELETE", id, "/", NULL, 0, "root directory"), 409);
+    CHECK_INT(file_req("DELETE", id, "tmp/real.txt", NULL, 0, "'path'"), 400);
+    CHECK_INT(file_req("DELETE", id, "/tmp/../tmp/real.txt", NULL, 0, "'..'"), 400);
+}
+
+/* An upload replaces its file whole or not at all (written under a temporary name, renamed over
+ * the file, whose mode it keeps); one the guest's memory cannot hold leaves nothing behind
+ * (once, a partial file stayed and every later command failed). A guest whose memory is full
+ * of files, by uploads or by a command, still runs the command that frees it. */
+static void uploads_fill(const char *id)
+{
+    size_t big = 100u << 20, sizes[] = {big, 16u << 20, 1u << 20, 64u << 10};
+    char *data = malloc(big), q[64];
+    memset(data, 'u', big);
+    CHECK_INT(put_file(id, "/tmp/keep", "old", 3, NULL), 204);
+    check_cmd(id, "{\"cmd\":\"chmod 750 /tmp/keep\"}", 0, "", NULL);
+    CHECK_INT(put_file(id, "/tmp/keep", "new contents", 12, NULL), 204);
+    check_cmd(id, "{\"cmd\":\"stat -c %a /tmp/keep; cat /tmp/keep\"}", 0, "750\nnew contents", NULL);
+    int files = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) { /* to the last 64 KiB */
+        long status = 204;
+        for (int i = 0; i < 64 && status == 204; i++) {
+            snprintf(q, sizeof(q), "/tmp/fill%d", files);
+            status = put_file(id, q, data, sizes[k], NULL);
+            files += status == 204;
+        }
+        CHECK_INT(status, 503);
+    }
+    printf("uploads filled the guest with %d files\n", files);
+    CHECK(files >= 2);
+    CHECK_INT(put_file(id, "/tmp/keep", data, big, "out of memory"), 503);
+    CHECK_INT(file_req("GET", id, "/tmp/keep", NULL, 0, NULL), 200);
+    check_cmd(id, "{\"cmd\":\"cat /tmp/keep; ls -a /tmp | grep -c lelantos-upload\"}", 1, "new contents0\n", NULL);
+    /* the same through a command: its file stops short of what processes need */
+    check_cmd(id, "{\"cmd\":\"cat /dev/zero > /tmp/fill-cmd\"}", 1, "", "No space left on device");
+    check_cmd(id, "{\"cmd\":\"rm /tmp/fill-cmd /tmp/fill0 && echo freed\"}", 0, "freed\n", NULL);
+    for (int i = 1; i < files; i++) {
+        snprintf(q, sizeof(q), "/tmp/fill%d", i);
+        CHECK_INT(file_req("DELETE", id, q, NULL, 0, NULL), 204);
+    }
+    CHECK_INT(put_file(id, "/tmp/keep", data, big, NULL), 204);
+    check_cmd(id, "{\"cmd\":\"wc -c < /tmp/keep\"}", 0, "104857600\n", NULL);
+    free(data);
+}
+
+/* A file the API writes gets the time of its request, though no process ran since the last
+ * command (it got that command's time). */
+static void file_times(const char *id)
+{
+    check_cmd(id, "{\"cmd\":\"true\"}", 0, "", NULL);
+    sleep(3);
+    long long before = (long long)time(NULL);
+    CHECK_INT(put_file(id, "/tmp/stamp", "t", 1, NULL), 204);
+    json_t *j = run_cmd(id, "{\"cmd\":\"stat -c %Y /tmp/stamp\"}");
+    long long m = j ? atoll(json_string_value(json_object_get(j, "stdout"))) : 0;
+    printf("a file uploaded at %lld has mtime %lld\n", before, m);
+    CHECK(m >= before - 1 && m <= (long long)time(NULL) + 1);
+    json_decref(j);
+}
+
+/* POSTs a command built as JSON (stolen); with `out`, a 200 whose stdout that is; else an error
+ * whose message has `msg`. The status. */
+static long run_json(const char *id, json_t *body, const char *out, const char *msg)
+{
+    char path[96], *text = json_dumps(body, 0);
+    resp_t r;
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", id);
+    api(&S, &r, H2, "POST", path, text);
+    long status = r.status;
+    const char *got = status == 200 ? json_string_value(json_object_get(r.json, "stdout")) : r.body;
+    if (!got || !strstr(got, out ? out : msg) || (out && strcmp(got, out))) {
+        fprintf(stderr, "command of %zu bytes -> %ld %.300s (wanted '%s')\n", strlen(text), status, got ? got : "",
+                out ? out : msg);
+        CHECK(!"the command's answer");
+    }
+    free(text);
+    json_decref(body);
+    resp_free(&r);
+    return status;
+}
+
+static json_t *cmd_with(const char *cmd, int nvars, size_t len)
+{
+    json_t *envs = json_object();
+    char *val = malloc(len + 1), name[16];
+    memset(val, 'v', len);
+    val[len] = 0;
+    for (int i = 0; i < nvars; i++) {
+        snprintf(name, sizeof(name), "V%d", i);
+        json_object_set_new(envs, name, json_string(val));
+    }
+    free(val);
+    return json_pack("{s:s, s:o}", "cmd", cmd, "envs", envs);
+}
+
+/* Linux's limits for what a program is started with (128 KiB a string, 2 MiB with a pointer
+ * each): the guest takes them, in the command and in every program it runs; past them the
+ * API answers 400 naming the field (once, ~4 KiB failed in the guest and 500 variables were a 500). */
+static void arg_limits(const char *id)
+{
+    CHECK_INT(run_json(id, cmd_with("env | grep -c '^V[0-9]*='", 500, 8), "500\n", NULL), 200);
+    CHECK_INT(run_json(id, cmd_with("sh -c 'printf %s \"$V0\" | wc -c'", 1, 100 << 10), "102400\n", NULL), 200);
+    size_t n = 200 << 10;
+    char *cmd = malloc(n + 1);
+    memset(cmd, ' ', n);
+    cmd[n] = 0;
+    CHECK_INT(run_json(id, json_pack("{s:s}", "cmd", cmd), NULL, "invalid field 'cmd'"), 400);
+    n = 131071; /* the longest: 128 KiB with its NUL */
+    memcpy(cmd + n - 9, "; echo ok", 10);
+    cmd[0] = ':';
+    CHECK_INT(run_json(id, json_pack("{s:s}", "cmd", cmd), "ok\n", NULL), 200);
+    memmove(cmd + 1, cmd, n + 1);
+    CHECK_INT(run_json(id, json_pack("{s:s}", "cmd", cmd), NULL, "invalid field 'cmd'"), 400);
+    free(cmd);
+    /* "V0=" and the value: 131071 bytes, then one more */
+    CHECK_INT(run_json(id, cmd_with("sh -c 'printf %s \"$V0\" | wc -c'", 1, 131068), "131068\n", NULL), 200);
+    CHECK_INT(run_json(id, cmd_with("true", 1, 131069), NULL, "invalid field 'envs'"), 400);
+    /* 15 of 127 KiB (1.9 MiB) reach a program the shell runs; 17 (2.1 MiB) are past the 2 MiB */
+    CHECK_INT(run_json(id, cmd_with("sh -c 'echo ${#V14}'", 15, 130000), "130000\n", NULL), 200);
+    CHECK_INT(run_json(id, cmd_with("true", 17, 130000), NULL, "invalid field 'envs'"), 400);
+}
+
+/* What testing the service from outside found in the data plane, in a sandbox of its own. */
+static void data_plane_edges(void)
+{
+    char *id = create("{}");
+    file_times(id);
+    file_paths(id);
+    arg_limits(id);
+    uploads_fill(id);
+    char path[96];
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(st("DELETE", path, NULL), 204);
     free(id);
 }
 
@@ -935,6 +1141,7 @@ int main(void)
     char why[256];
     enum lel_vmm_backend b = lel_vmm_probe(why, sizeof(why));
 #define VM_CFG "vmm:\n  backend: auto\n  metrics_interval_s: 1\nrate_limits:\n  general_per_s: 100000\n" \
+               "http:\n  max_body_bytes: 4194304\n" \
                "teams:\n  max_sandboxes: 100\ntemplates:\n  max_parallel_builds: 1\n"
     const char *cfg = VM_CFG "shutdown_pause_grace_ms: 6000\n";
     if (srv_start(&S, cfg) < 0) {
@@ -961,6 +1168,7 @@ int main(void)
     printf("backend: %s\n", lel_vmm_backend_name(b));
     lifecycle();
     data_plane();
+    data_plane_edges();
     many_commands();
     memory_returned();
     templates_vm();

@@ -153,6 +153,22 @@ int main(void)
     fs_create(tmp, "l2", 2, S_IFLNK | 0777, &l2);
     l2->target = kstrndup("/tmp/l1", 7);
     CHECK_INT(fs_lookup(fs_root(), "/tmp/l1", 1, &out), -E_LOOP);
+    CHECK_INT(fs_parent_follow(fs_root(), "/tmp/l1", &dir, &name, &nlen), -E_LOOP);
+    /* where a write through symlinks lands: the last one's directory and name (a relative
+     * target read from its link's directory); a link into a missing directory is ENOENT */
+    struct inode *w1, *w2;
+    fs_create(tmp, "w1", 2, S_IFLNK | 0777, &w1);
+    w1->target = kstrndup("d1/w2", 5);
+    fs_create(d1, "w2", 2, S_IFLNK | 0777, &w2);
+    w2->target = kstrndup("/tmp/d1/new.txt", 15);
+    CHECK_INT(fs_parent_follow(fs_root(), "/tmp/w1", &dir, &name, &nlen), 0);
+    CHECK(dir == d1 && nlen == 7 && !memcmp(name, "new.txt", 7));
+    CHECK_INT(fs_parent_follow(fs_root(), "/tmp/h9", &dir, &name, &nlen), 0); /* no link: as fs_parent */
+    CHECK(dir == tmp && nlen == 2 && fs_child(tmp, name, nlen) == NULL);
+    CHECK(fs_child(tmp, "w1", 2) == w1 && fs_child(tmp, "..", 2) == fs_root());
+    kfree(w2->target, 16);
+    w2->target = kstrndup("/nowhere/x", 10);
+    CHECK_INT(fs_parent_follow(fs_root(), "/tmp/w1", &dir, &name, &nlen), -E_NOENT);
     /* hard links: one inode, two names; it goes with its last name (ASan sees a leak or a
      * double free otherwise) */
     struct inode *h, *hl;

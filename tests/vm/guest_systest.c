@@ -17,7 +17,7 @@
  * reservation made accessible by mprotect (lazy; its rest faults), brk, the stack growing (from user
  * mode and from a syscall) and overflowing (SIGSEGV); large anonymous mappings getting pages as
  * touched (MADV_DONTNEED giving them back, mremap keeping them so, a touch past the memory
- * killing); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
+ * killing); execve's limits (Linux's: 128 KiB a string, 2 MiB in all, E2BIG past them); time, uname, arch_prctl, getrandom. Signals (from a forked child, after a delay long enough for the parent to be
  * asleep):
  *   - rt_sigaction refuses a handler without SA_RESTORER (there would be no way back; Linux
  *     takes it, so run on Linux this check alone fails)
@@ -217,6 +217,16 @@ static void files(void)
     unsigned lmode = ST_MODE;
     SYS(4, "/tmp/st.l", st, 0, 0);
     say("lstat and stat", lmode == 0120000 && ST_MODE == 0100000 && st[6] == 101, lmode);
+    /* open(O_CREAT) through a symlink to nowhere creates what it names (relative to the link's
+     * directory); with O_EXCL it is EEXIST */
+    SYS(88, "st.dangle-target", "/tmp/st.dangle", 0, 0);
+    long ex = SYS(2, "/tmp/st.dangle", O_CREAT | 0200 | O_RDWR, 0644, 0); /* O_EXCL */
+    fd = SYS(2, "/tmp/st.dangle", O_CREAT | O_RDWR, 0644, 0);
+    r = SYS(4, "/tmp/st.dangle-target", st, 0, 0);
+    say("open O_CREAT through a dangling symlink", ex == -EEXIST && fd >= 0 && r == 0 && ST_MODE == 0100000, fd < 0 ? fd : ex);
+    SYS(3, fd, 0, 0, 0);
+    SYS(87, "/tmp/st.dangle", 0, 0, 0);
+    SYS(87, "/tmp/st.dangle-target", 0, 0, 0);
     r = SYS(83, "/tmp/st.d", 0755, 0, 0);
     long c = SYS(80, "/tmp/st.d", 0, 0, 0);
     n = SYS(79, buf, sizeof(buf), 0, 0);
@@ -1426,6 +1436,55 @@ static void stack(void)
     say("stack overflow SIGSEGV", (status & 0x7f) == 11, status);
 }
 
+/* execve of `sh -c 'exit 7'` with `n` copies of env string `s` (and `extra` as sh's $0):
+ * the child's exit status, or 100 + the errno execve failed with. */
+static int exec_with(const char *s, int n, const char *extra)
+{
+    static const char *envp[600];
+    const char *argv[] = {"sh", "-c", "exit 7", extra, 0};
+    for (int i = 0; i < n; i++)
+        envp[i] = s;
+    envp[n] = 0;
+    long pid = SYS(57, 0, 0, 0, 0);
+    if (pid == 0) {
+        long r = SYS(59, "/bin/sh", argv, envp, 0);
+        SYS(60, 100 - r, 0, 0, 0);
+    }
+    int status = -1;
+    SYS(61, pid, &status, 0, 0);
+    return (status >> 8) & 0xff;
+}
+
+/* Linux's limits on what execve carries: 128 KiB a string with its NUL (MAX_ARG_STRLEN), and
+ * 2 MiB for the strings and their pointers together (a quarter of the 8 MiB stack limit). */
+static char arg_buf[(128 << 10) + 2];
+
+static void exec_limits(void)
+{
+    char small[16] = "V=0123456789ab";
+    int st = exec_with(small, 500, 0);
+    say("execve 500 env strings", st == 7, st);
+    for (int i = 0; i < (128 << 10) + 1; i++)
+        arg_buf[i] = 'x';
+    arg_buf[0] = 'B';
+    arg_buf[1] = '=';
+    arg_buf[(128 << 10) - 1] = 0; /* 128 KiB with its NUL: the longest a string may be */
+    st = exec_with(arg_buf, 1, 0);
+    say("execve env string of 128 KiB", st == 7, st);
+    st = exec_with(small, 0, arg_buf);
+    say("execve argument of 128 KiB", st == 7, st);
+    st = exec_with(arg_buf, 15, 0);
+    say("execve 15 env strings of 128 KiB", st == 7, st); /* 1.9 MiB */
+    st = exec_with(arg_buf, 17, 0);
+    say("execve past 2 MiB E2BIG", st == 100 + 7, st);
+    arg_buf[(128 << 10) - 1] = 'x';
+    arg_buf[128 << 10] = 0; /* a byte more */
+    st = exec_with(arg_buf, 1, 0);
+    say("execve env string past 128 KiB E2BIG", st == 100 + 7, st);
+    st = exec_with(small, 0, arg_buf);
+    say("execve argument past 128 KiB E2BIG", st == 100 + 7, st);
+}
+
 /* CPU time: a process's own (clock_gettime, getrusage, times), and a reaped child's (wait4's
  * rusage, RUSAGE_CHILDREN), after ~60 ms of spinning each (user and system time together: the
  * spin is mostly clock_gettime syscalls, which Linux counts as system time). */
@@ -1674,6 +1733,7 @@ void _start(void)
     dgram_more();
     memory_and_more();
     stack();
+    exec_limits();
     cpu_times();
     preempted_registers();
     signals();
