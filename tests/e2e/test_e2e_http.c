@@ -336,6 +336,22 @@ static void inflight_cap(void)
     close(b);
     close(a);
     usleep(300000);
+    /* failed authentications past the address's rate (3/s here) are 429 from the head too */
+    int n429 = 0;
+    for (int i = 0; i < 8; i++) {
+        int fd = raw_connect(T.port);
+        const char *h = "PUT /sandboxes/x/files?path=/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n";
+        CHECK(write(fd, h, strlen(h)) > 0);
+        read_all(fd, resp, sizeof(resp), &closed);
+        if (status_of(resp) == 429) {
+            n429++;
+            CHECK(strstr(resp, "Retry-After:") != NULL);
+        } else {
+            CHECK_INT(status_of(resp), 401);
+        }
+        close(fd);
+    }
+    CHECK(n429 >= 4);
     resp_t r;
     CHECK(api_key(&T, &r, H1, T.key, "POST", "/sandboxes", "{}") == 0);
     CHECK_INT(r.status, 201);
