@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
+bash tools/check-layers.sh
 jobs=$(nproc)
 status=0
 run() { # name, cmake args...

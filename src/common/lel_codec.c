@@ -1,6 +1,7 @@
 /* JSON <-> MessagePack through jansson and msgpack-c. Both directions are bounded in depth so
  * hostile input cannot exhaust the stack. */
 #include "lel_codec.h"
+#include "lel_util.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -245,4 +246,11 @@ int lel_codec_encode(const json_t *doc, enum lel_codec_format fmt, char **buf, s
     *len = sb.size;
     *buf = msgpack_sbuffer_release(&sb);
     return 0;
+}
+
+void lel_json_set_time(json_t *obj, const char *key, int64_t ms)
+{
+    char buf[32];
+    lel_rfc3339(ms, buf);
+    json_object_set_new(obj, key, json_string(buf));
 }

@@ -495,13 +495,7 @@ static lel_call_t *head_call(struct gate *g, const char *method, size_t mlen, co
     lel_call_t *c = lel__http_call_new(g->loop);
     if (!c)
         return NULL;
-    static const struct {
-        const char *s;
-        enum lel_method m;
-    } ms[] = {{"GET", LEL_M_GET}, {"POST", LEL_M_POST}, {"PUT", LEL_M_PUT}, {"DELETE", LEL_M_DELETE}, {"PATCH", LEL_M_PATCH}};
-    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
-        if (mlen == strlen(ms[i].s) && !memcmp(method, ms[i].s, mlen))
-            c->method = ms[i].m;
+    c->method = lel__http_method(method, mlen);
     const char *q = memchr(path, '?', plen);
     c->path = strndup(path, q ? (size_t)(q - path) : plen);
     c->query = q ? strndup(q + 1, plen - (size_t)(q - path) - 1) : NULL;
@@ -513,11 +507,7 @@ static lel_call_t *head_call(struct gate *g, const char *method, size_t mlen, co
     }
     struct sockaddr_storage ss;
     socklen_t sl = h2o_socket_getpeername(g->sock, (struct sockaddr *)&ss);
-    strcpy(c->peer, "unknown");
-    if (sl && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer, sizeof(c->peer));
-    else if (sl && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer, sizeof(c->peer));
+    lel__http_peer((struct sockaddr *)&ss, sl, c->peer);
     if (!c->path) {
         lel__http_call_unref(c);
         return NULL;

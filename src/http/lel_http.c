@@ -117,27 +117,25 @@ static int header_has(h2o_req_t *req, const h2o_token_t *tok, const char *needle
     return 0;
 }
 
-static enum lel_method method_of(h2o_iovec_t m)
+enum lel_method lel__http_method(const char *m, size_t len)
 {
     static const struct {
         const char *s;
         enum lel_method m;
     } t[] = {{"GET", LEL_M_GET}, {"POST", LEL_M_POST}, {"PUT", LEL_M_PUT}, {"DELETE", LEL_M_DELETE}, {"PATCH", LEL_M_PATCH}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (h2o_memis(m.base, m.len, t[i].s, strlen(t[i].s)))
+        if (h2o_memis(m, len, t[i].s, strlen(t[i].s)))
             return t[i].m;
     return LEL_M_OTHER;
 }
 
-static void peer_of(h2o_conn_t *conn, char out[64])
+void lel__http_peer(const struct sockaddr *sa, socklen_t n, char out[64])
 {
-    struct sockaddr_storage ss;
-    socklen_t n = conn->callbacks->get_peername(conn, (struct sockaddr *)&ss);
     strcpy(out, "unknown");
-    if (n && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, 64);
-    else if (n && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, 64);
+    if (n && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, 64);
+    else if (n && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 64);
 }
 
 /* Routing sees the path as sent, so a percent-encoded '/' or '.' can never change which route
@@ -151,7 +149,7 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     free(c->path);
     free(c->query);
     c->path = c->query = NULL;
-    c->method = method_of(req->input.method);
+    c->method = lel__http_method(req->input.method.base, req->input.method.len);
     if (!(c->path = strndup(path.base, q)))
         return -ENOMEM;
     if (q < path.len && !(c->query = strndup(path.base + q + 1, path.len - q - 1)))
@@ -168,7 +166,9 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
 #undef DUP
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");
     c->out_fmt = header_has(req, H2O_TOKEN_ACCEPT, "application/msgpack") ? LEL_FMT_MSGPACK : LEL_FMT_JSON;
-    peer_of(req->conn, c->peer);
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    lel__http_peer((struct sockaddr *)&ss, sl, c->peer);
     return 0;
 }
 

@@ -6,7 +6,7 @@
 #ifndef LEL_HTTP_H
 #define LEL_HTTP_H
 
-#include "../api/lel_call.h"
+#include "../call/lel_call.h"
 
 #include <lelantos/lelantos.h>
 

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 struct loop {
     h2o_context_t ctx; /* first: on_req finds the loop from req->conn->ctx */
@@ -65,6 +66,10 @@ struct call_priv {
 /* lel_http.c */
 /** A new call for a request head (the h2o request comes later, with on_req); NULL without memory. */
 lel_call_t *lel__http_call_new(struct loop *l);
+/** The method named by m[0..len). */
+enum lel_method lel__http_method(const char *m, size_t len);
+/** The client's address as text ("unknown" without one). */
+void lel__http_peer(const struct sockaddr *sa, socklen_t n, char out[64]);
 /** Fills the request fields of `c` from `req` (path split from its query, credentials, formats). */
 int lel__http_call_fill(lel_call_t *c, h2o_req_t *req);
 void lel__http_call_ref(lel_call_t *c);

@@ -180,7 +180,7 @@ json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at
     json_t *rec = json_deep_copy(s->rec);
     json_object_set_new(rec, "state", json_string(state_names[st]));
     json_object_set_new(rec, "endAtMs", json_integer(end_at));
-    lel__set_time(rec, "endAt", end_at);
+    lel_json_set_time(rec, "endAt", end_at);
     return rec;
 }
 
@@ -252,7 +252,7 @@ static long long timeout_s(struct lel_sandbox *s)
 static int timeout_field(struct lel_sandbox *s, lel_call_t *c, const char *field, long long *out)
 {
     long long v;
-    int r = lel__int_field(c, field, 0, 10LL * 365 * 86400, &v);
+    int r = lel_call_int_field(c, field, 0, 10LL * 365 * 86400, &v);
     if (r == 1)
         *out = v > s->team->max_timeout_s ? s->team->max_timeout_s : v;
     return r;
@@ -277,11 +277,11 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     }
     int64_t end = lel_now_ms() + t * 1000;
     json_t *rec = lel__sbx_with_state(s, S_RUNNING, end);
-    lel__set_time(rec, "startedAt", lel_now_ms());
+    lel_json_set_time(rec, "startedAt", lel_now_ms());
     if (lel__sbx_commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel__sbx_vm_release(s);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     if (s->vm) {
@@ -329,7 +329,7 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
     json_t *acc[4] = {json_integer(st), json_integer(lim), json_array(), json_array()};
     snprintf(prefix, sizeof(prefix), "%s/", s->id);
     if (lel_store_scan(s->srv->store, LEL_CF_EVENTS, prefix, NULL, collect_event, acc) < 0) {
-        lel__store_failed(c);
+        lel_call_store_failed(c);
     } else {
         lel_call_reply(c, 200, json_pack("{s:O, s:O}", "logs", acc[2], "logEntries", acc[3]));
     }
@@ -373,7 +373,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
                    fields) < 0) {
             lel__sbx_vm_release(s);
             lel__sbx_slot_release(s);
-            lel__store_failed(c);
+            lel_call_store_failed(c);
             return;
         }
         if (s->vm)
@@ -389,7 +389,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         return;
     case R_SBX_KILL:
         if (lel__sbx_kill(s, "sandbox killed by request") < 0)
-            lel__store_failed(c);
+            lel_call_store_failed(c);
         else
             lel_call_reply(c, 204, NULL);
         return;
@@ -421,7 +421,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         if (timeout_field(s, c, "timeout", &t) < 0)
             return;
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
-            lel__store_failed(c);
+            lel_call_store_failed(c);
         else
             lel_call_reply(c, 200, lel__sbx_public_view(s));
         return;
@@ -438,7 +438,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
             return;
         }
         if (set_end(s, now + t * 1000, "timeout set") < 0)
-            lel__store_failed(c);
+            lel_call_store_failed(c);
         else
             lel_call_reply(c, 204, NULL);
         return;
@@ -452,7 +452,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
             return;
         }
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended") < 0)
-            lel__store_failed(c);
+            lel_call_store_failed(c);
         else
             lel_call_reply(c, 204, NULL);
         return;
@@ -686,8 +686,8 @@ static int create_parse(lel_server_t *srv, lel_call_t *c, struct create_req *q)
     json_t *ap = c->json ? json_object_get(c->json, "autoPause") : NULL;
     q->tpl_id = "base";
     q->timeout = srv->cfg.default_timeout_s;
-    if (lel__str_field(c, "templateID", 128, &q->tpl_id) < 0 || lel__str_field(c, "snapshotID", 128, &q->snap_id) < 0 ||
-        lel__int_field(c, "timeout", 0, 10LL * 365 * 86400, &q->timeout) < 0 || string_map(c, "metadata", &q->meta) < 0 ||
+    if (lel_call_str_field(c, "templateID", 128, &q->tpl_id) < 0 || lel_call_str_field(c, "snapshotID", 128, &q->snap_id) < 0 ||
+        lel_call_int_field(c, "timeout", 0, 10LL * 365 * 86400, &q->timeout) < 0 || string_map(c, "metadata", &q->meta) < 0 ||
         string_map(c, "envVars", &q->env) < 0)
         return -EINVAL;
     if (ap && !json_is_boolean(ap) && !json_is_null(ap)) {
@@ -731,8 +731,8 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
                             mem, "diskSizeMB", disk, "metadata", q->meta, "envdVersion", LEL_ENVD_VERSION, "teamID",
                             c->team->id, "envVars", q->env, "autoPause", q->auto_pause, "timeoutS", (json_int_t)q->timeout,
                             "endAtMs", (json_int_t)end);
-    lel__set_time(rec, "startedAt", now);
-    lel__set_time(rec, "endAt", end);
+    lel_json_set_time(rec, "startedAt", now);
+    lel_json_set_time(rec, "endAt", end);
     if (q->snap_id)
         json_object_set_new(rec, "snapshotID", json_string(q->snap_id));
     return rec;
@@ -780,7 +780,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     tpl = NULL;
     char img[4200], raw[4200];
     if (q.snap) {
-        lel__image_path(srv, q.snap_id, img, sizeof(img));
+        lel_core_image_path(srv, q.snap_id, img, sizeof(img));
         s->fork_image = strdup(img);
     } else if (srv->use_vm && lel_template_image(s->tpl, img, raw, sizeof(img))) {
         /* a built template: restore its image over its shared memory, not a boot */
@@ -794,7 +794,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         goto done;
     }
     /* registered before it is stored: any later call for this id queues behind the create */
-    lel__send_call(s->actor, c);
+    lel_call_send(s->actor, c);
     create_req_free(&q);
     return;
 done:
@@ -814,7 +814,7 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     const char *st = json_string_value(json_object_get(rec, "state"));
     if (!team || !id || !st)
         return 0;
-    lel_record_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
+    lel_core_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
     struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
     if (!s) {
         json_decref(rec);
@@ -900,13 +900,6 @@ void lel_sandbox_pause_all(lel_server_t *srv, int grace_ms)
     pthread_mutex_unlock(&srv->lock);
     fprintf(stderr, "lelantosd: stopping: %d sandbox(es) paused in %lld ms\n", atomic_load(&srv->stop_paused),
             (long long)(lel_mono_ms() - t0));
-}
-
-void lel_record_fix_disk(lel_server_t *srv, enum lel_cf cf, const char *key, json_t *rec)
-{
-    json_t *mem = json_object_get(rec, "memoryMB");
-    if (mem && !json_equal(json_object_get(rec, "diskSizeMB"), mem) && json_object_set(rec, "diskSizeMB", mem) == 0)
-        lel_store_put(srv->store, cf, key, rec);
 }
 
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen)

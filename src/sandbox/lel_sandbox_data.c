@@ -132,9 +132,9 @@ static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, con
     const char *k;
     json_t *v;
     *envs = c->json ? json_object_get(c->json, "envs") : NULL;
-    if (lel__str_field(c, "cmd", ARG_STRLEN_MAX - 1, cmd) < 0 || lel__str_field(c, "cwd", 4095, cwd) < 0 ||
-        lel__str_field(c, "stdin", 1 << 20, in) < 0 ||
-        lel__int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 || no_nul(c, "cmd", *cmd) < 0 ||
+    if (lel_call_str_field(c, "cmd", ARG_STRLEN_MAX - 1, cmd) < 0 || lel_call_str_field(c, "cwd", 4095, cwd) < 0 ||
+        lel_call_str_field(c, "stdin", 1 << 20, in) < 0 ||
+        lel_call_int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 || no_nul(c, "cmd", *cmd) < 0 ||
         no_nul(c, "cwd", *cwd) < 0)
         return -EINVAL;
     if (!*cmd) {
@@ -364,6 +364,20 @@ static void file_error(lel_call_t *c, int r, const char *verb, const char *path)
 
 /* ---- file transfers ---- */
 
+static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *path, int upload);
+
+/* The transfer a files call asks for, after its path and the sandbox's state are checked; NULL
+ * with the error set on the call. */
+static struct xfer *xfer_open(struct lel_sandbox *s, lel_call_t *c, int upload)
+{
+    char *path = query_path(c);
+    struct xfer *x = path && running_vm(s, c) == 0 ? xfer_new(s, c, path, upload) : NULL;
+    if (path && !x && !c->status)
+        lel_call_error(c, 503, "out of memory");
+    free(path);
+    return x;
+}
+
 static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *path, int upload)
 {
     struct xfer *x = calloc(1, sizeof(*x));
@@ -478,17 +492,9 @@ static void upload_step(struct lel_sandbox *s, struct xfer *x)
 
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
 {
-    char *path = query_path(c);
-    if (!path || running_vm(s, c) < 0) {
-        free(path);
+    struct xfer *x = xfer_open(s, c, 1);
+    if (!x)
         return;
-    }
-    struct xfer *x = xfer_new(s, c, path, 1);
-    free(path);
-    if (!x) {
-        lel_call_error(c, 503, "out of memory");
-        return;
-    }
     s->kept = c;
     if (c->body_in)
         lel_call_body_notify(c, s->actor, LEL_MSG_XFER, x->id); /* tells at once if some is there */
@@ -566,17 +572,9 @@ static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uin
 
 void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
 {
-    char *path = query_path(c);
-    if (!path || running_vm(s, c) < 0) {
-        free(path);
+    struct xfer *x = xfer_open(s, c, 0);
+    if (!x)
         return;
-    }
-    struct xfer *x = xfer_new(s, c, path, 0);
-    free(path);
-    if (!x) {
-        lel_call_error(c, 503, "out of memory");
-        return;
-    }
     char *data = NULL;
     uint64_t total = 0, kind = 0;
     ssize_t n = read_chunk(s, x, &data, &total, &kind);

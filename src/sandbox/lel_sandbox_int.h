@@ -5,7 +5,8 @@
 #ifndef LEL_SANDBOX_INT_H
 #define LEL_SANDBOX_INT_H
 
-#include "../server/lel_server_int.h"
+#include "../template/lel_template.h"
+#include "lel_sandbox.h"
 #include "../vmm/lel_vmm.h"
 
 #define SAMPLES 720 /* metrics kept per sandbox (an hour at the default 5 s) */

@@ -42,16 +42,6 @@ static void on_event(void *ctx)
 
 static const struct lel_vm_ops vm_ops = {on_console, on_died, on_event};
 
-void lel__image_path(lel_server_t *srv, const char *name, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s/snapshots/%s.img", srv->cfg.data_dir, name);
-}
-
-void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s/snapshots/%s.raw", srv->cfg.data_dir, id);
-}
-
 /* A snapshot that starts a second VM pays for sharing: its memory is unpacked once into a sparse
  * file beside the image, and every VM started from it maps that file copy-on-write (nothing to
  * decompress, the unchanged pages shared), as templates do. Made by the first start (concurrent
@@ -60,10 +50,10 @@ void lel__snapshot_raw_path(lel_server_t *srv, const char *id, char *buf, size_t
 static const char *snapshot_memory(struct lel_sandbox *s, const char *id, char *raw, size_t n)
 {
     char img[4200], err[256];
-    lel__snapshot_raw_path(s->srv, id, raw, n);
+    lel_core_raw_path(s->srv, id, raw, n);
     if (access(raw, R_OK) == 0)
         return raw;
-    lel__image_path(s->srv, id, img, sizeof(img));
+    lel_core_image_path(s->srv, id, img, sizeof(img));
     if (lel_image_unpack_memory(img, raw, err, sizeof(err)) == 0)
         return raw;
     fprintf(stderr, "lelantosd: snapshot %s: no shared memory file, each start copies the image: %s\n", id, err);
@@ -82,7 +72,7 @@ void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n)
 {
     char name[64];
     snprintf(name, sizeof(name), "%s.paused", s->id);
-    lel__image_path(s->srv, name, buf, n);
+    lel_core_image_path(s->srv, name, buf, n);
 }
 
 void lel__sbx_vm_release(struct lel_sandbox *s)
@@ -204,7 +194,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     const char *name = "";
     char id[LEL_ID_LEN + 1], img[4200], err[256], path[64];
     struct lel_snap_info info;
-    if (lel__str_field(c, "name", 256, &name) < 0)
+    if (lel_call_str_field(c, "name", 256, &name) < 0)
         return;
     if (s->state != S_RUNNING) {
         lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
@@ -215,7 +205,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         return;
     }
     lel_random_id(id);
-    lel__image_path(s->srv, id, img, sizeof(img));
+    lel_core_image_path(s->srv, id, img, sizeof(img));
     int r = lel__sbx_vm_save(s, img, &info, err, sizeof(err));
     lel_vm_cont(s->vm);
     if (r < 0) {
@@ -226,7 +216,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
                              "sizeBytes", (json_int_t)info.mem_bytes, "storedBytes", (json_int_t)info.stored_bytes, "teamID",
                              s->team->id, "templateID", json_object_get(s->rec, "templateID"), "memoryMB",
                              json_object_get(s->rec, "memoryMB"));
-    lel__set_time(snap, "createdAt", lel_now_ms());
+    lel_json_set_time(snap, "createdAt", lel_now_ms());
     snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
@@ -234,7 +224,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     if (lel_store_write(s->srv->store, b) < 0) {
         unlink(img);
         json_decref(snap);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     for (int i = 0; lel__snap_private_fields[i]; i++)
@@ -248,7 +238,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     const char *sid = NULL;
     char path[300], img[4200], raw[4200], err[256];
     json_t *snap;
-    if (lel__str_field(c, "snapshotID", 64, &sid) < 0)
+    if (lel_call_str_field(c, "snapshotID", 64, &sid) < 0)
         return;
     if (!sid) {
         lel_call_error(c, 400, "invalid field 'snapshotID': required");
@@ -278,7 +268,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
                        "snapshotID)", sid, (long long)snap_mb, (long long)mb);
         return;
     }
-    lel__image_path(s->srv, sid, img, sizeof(img));
+    lel_core_image_path(s->srv, sid, img, sizeof(img));
     lel_vm_t *old = s->vm;
     s->vm = NULL;
     if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), err, sizeof(err)) < 0) {
@@ -291,7 +281,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     lel__sbx_vm_release(s); /* the old VM and its reference */
     s->vm = fresh;
     if (lel__sbx_commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     lel_call_reply(c, 200, lel__sbx_public_view(s));

@@ -1,6 +1,10 @@
 /* The server object: owns the config copy, store, worker pool, timers, registries and the HTTP
  * frontend, and orders their start and stop. */
-#include "lel_server_int.h"
+#include "../api/lel_api.h"
+#include "../http/lel_http.h"
+#include "../sandbox/lel_sandbox.h"
+#include "../team/lel_team.h"
+#include "../template/lel_template.h"
 
 #include "../vmm/lel_vmm.h"
 

@@ -75,7 +75,7 @@ static void set_status(struct build *b, const char *status, const char *reason)
     json_object_set(rec, "buildID", json_object_get(b->rec, "buildID"));
     if (!strcmp(status, "ready"))
         json_object_set(rec, "imageBuildID", json_object_get(b->rec, "buildID"));
-    lel__set_time(rec, "updatedAt", lel_now_ms());
+    lel_json_set_time(rec, "updatedAt", lel_now_ms());
     char path[64];
     snprintf(path, sizeof(path), "%s/%s", b->t->team_id, b->t->id);
     if (lel_store_put(b->t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {

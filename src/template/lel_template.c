@@ -297,9 +297,9 @@ static json_t *parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu
 {
     const char *name = NULL, *from = "base", *start = NULL, *ready = NULL;
     json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL;
-    if (lel__str_field(c, "name", 128, &name) < 0 || lel__str_field(c, "fromTemplate", 128, &from) < 0 ||
-        lel__str_field(c, "startCmd", 65536, &start) < 0 || lel__str_field(c, "readyCmd", 65536, &ready) < 0 ||
-        lel__int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 || lel__int_field(c, "memoryMB", 0, 1LL << 31, mem) < 0)
+    if (lel_call_str_field(c, "name", 128, &name) < 0 || lel_call_str_field(c, "fromTemplate", 128, &from) < 0 ||
+        lel_call_str_field(c, "startCmd", 65536, &start) < 0 || lel_call_str_field(c, "readyCmd", 65536, &ready) < 0 ||
+        lel_call_int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 || lel_call_int_field(c, "memoryMB", 0, 1LL << 31, mem) < 0)
         return NULL;
     if (!name || !valid_name(name)) {
         lel_call_error(c, 400, "invalid field 'name': required, 1..128 of a-z 0-9 - _ .");
@@ -354,11 +354,11 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
                             c->team->id, "name", name, "aliases", "cpuCount", (json_int_t)cpu, "memoryMB",
                             (json_int_t)mem, "diskSizeMB", (json_int_t)mem, "buildID", bid, "buildStatus", "waiting", "spawnCount",
                             0, "lastSpawnedAt", "definition", def);
-    lel__set_time(rec, "createdAt", now);
-    lel__set_time(rec, "updatedAt", now);
+    lel_json_set_time(rec, "createdAt", now);
+    lel_json_set_time(rec, "updatedAt", now);
     json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", tid, "status", "waiting", "logs",
                               "logEntries");
-    lel__set_time(build, "createdAt", now);
+    lel_json_set_time(build, "createdAt", now);
     lel_batch_t *b = lel_batch_new(srv->store);
     rec_path(c->team->id, tid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
@@ -374,7 +374,7 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     }
     if (lel_store_write(srv->store, b) < 0) {
         lel_actor_unref(a);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     /* named before it can be found at all: a DELETE, which needs to find it, comes after */
@@ -417,7 +417,7 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c)
     if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/", NULL, collect, &l) < 0 ||
         lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, collect, &l) < 0) {
         json_decref(l.out);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     lel_call_reply(c, 200, l.out);
@@ -482,7 +482,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
         if (r == -ENOENT)
             lel_call_error(c, 404, "template not found");
         else
-            lel__store_failed(c);
+            lel_call_store_failed(c);
         return;
     }
     if (c->route == R_TPL_BUILD) {
@@ -496,7 +496,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
     if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
         json_decref(v);
         json_decref(builds);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     json_object_set_new(v, "builds", builds);
@@ -517,7 +517,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     lel_batch_del(b, LEL_CF_TEMPLATES, path);
     lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
     if (lel_store_write(t->srv->store, b) < 0) {
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     lel__template_build_abandon(t);
@@ -565,14 +565,14 @@ static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
         else if (r < 0)
             return; /* unreadable: rather one spawn uncounted than the count lost */
         json_object_set_new(sp, "spawnCount", json_integer(json_integer_value(json_object_get(sp, "spawnCount")) + 1));
-        lel__set_time(sp, "lastSpawnedAt", ms);
+        lel_json_set_time(sp, "lastSpawnedAt", ms);
         lel_store_put(t->srv->store, LEL_CF_META, path, sp);
         json_decref(sp);
         return;
     }
     json_t *rec = json_deep_copy(t->rec);
     json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
-    lel__set_time(rec, "lastSpawnedAt", ms);
+    lel_json_set_time(rec, "lastSpawnedAt", ms);
     rec_path(t->team_id, t->id, path, sizeof(path));
     if (lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
         json_decref(t->rec);
@@ -606,7 +606,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 static int load_one(void *ctx, const char *key, json_t *rec)
 {
     lel_server_t *srv = ctx;
-    lel_record_fix_disk(srv, LEL_CF_TEMPLATES, key, rec);
+    lel_core_fix_disk(srv, LEL_CF_TEMPLATES, key, rec);
     lel_actor_t *a = template_new(srv, json_incref(rec));
     if (!a) {
         json_decref(rec);
@@ -673,7 +673,7 @@ static void base_refresh(lel_server_t *srv)
     json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", "base", "status", "waiting",
                               "logs", "logEntries");
     json_t *rec = json_deep_copy(t->rec);
-    lel__set_time(build, "createdAt", now);
+    lel_json_set_time(build, "createdAt", now);
     json_object_set_new(rec, "buildID", json_string(bid));
     json_object_set_new(rec, "buildStatus", json_string("waiting"));
     json_object_set_new(rec, "guestImage", json_string(fp));
@@ -707,8 +707,8 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen)
                          LEL_BUILTIN_TEAM, "name", "base", "aliases", "base", "cpuCount", 1, "memoryMB", 256,
                          "diskSizeMB", 256, "buildID", "buildStatus", "waiting", "spawnCount", 0, "lastSpawnedAt",
                          "definition");
-        lel__set_time(base, "createdAt", now);
-        lel__set_time(base, "updatedAt", now);
+        lel_json_set_time(base, "createdAt", now);
+        lel_json_set_time(base, "updatedAt", now);
         if (lel_store_put(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/base", base) < 0) {
             json_decref(base);
             snprintf(err, errlen, "cannot store the built-in template");

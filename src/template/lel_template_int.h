@@ -3,7 +3,7 @@
 #ifndef LEL_TEMPLATE_INT_H
 #define LEL_TEMPLATE_INT_H
 
-#include "../server/lel_server_int.h"
+#include "lel_template.h"
 
 /* A template's build status, as its record's buildStatus says it. */
 enum lel_tpl_status { TPL_WAITING = 0, TPL_BUILDING, TPL_READY, TPL_ERROR };

@@ -1,5 +1,5 @@
 /* Registry and rate limiter: the small shared structures the loop threads use. */
-#include "../../src/api/lel_ratelimit.h"
+#include "../../src/common/lel_ratelimit.h"
 #include "../../src/common/lel_registry.h"
 #include "../../src/common/lel_util.h"
 #include "../lel_test.h"

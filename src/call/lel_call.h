@@ -59,6 +59,10 @@ typedef struct lel_call {
     atomic_int cancelled; /* the client went away (reset or closed) before the answer */
 } lel_call_t;
 
+/** The message type that carries a call to an actor (ptr: the call); the actors' other message
+ * types follow it (src/core/lel_core.h). */
+#define LEL_MSG_CALL 1
+
 /** Sets an error response: {"error": msg, "code": status, "message": msg}. */
 void lel_call_error(lel_call_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /** Sets a response body (steals the reference) and status. */
@@ -88,5 +92,14 @@ void lel_call_piece(lel_call_t *c, int more);
 char *lel_call_query(const lel_call_t *c, const char *name);
 /** The same with its decoded length in *len, which differs from its strlen when it held a NUL (%00). */
 char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *len);
+/** Reads an optional integer field of the body: 0 (absent: *out untouched), 1 (set), or -EINVAL
+ * with a 400 naming the field set on c. */
+int lel_call_int_field(lel_call_t *c, const char *name, long long min, long long max, long long *out);
+/** Optional string field (borrowed from c->json) with a length cap; same returns. */
+int lel_call_str_field(lel_call_t *c, const char *name, size_t maxlen, const char **out);
+/** Answers 500 for a failed store write ("nothing was changed": writes are batches). */
+void lel_call_store_failed(lel_call_t *c);
+/** Hands the call to actor `a` (LEL_MSG_CALL); when `a` refuses mail, answers 503 and finishes it. */
+void lel_call_send(lel_actor_t *a, lel_call_t *c);
 
 #endif

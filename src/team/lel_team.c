@@ -3,7 +3,10 @@
  * Records: teams/<teamID>, keys/<teamID>/<keyID> (holds only the key's SHA-256),
  * members/<teamID>/<memberID>. The key index (srv->keys, SHA-256 -> struct lel_key) is what
  * the loop threads consult; the team actor changes it only after the store has the change. */
-#include "../server/lel_server_int.h"
+#include "lel_team.h"
+
+#include "../sandbox/lel_sandbox.h"
+#include "../template/lel_template.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,7 +77,7 @@ static json_t *new_key(lel_team_t *team, const char *name, char key_out[KEY_HEX 
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "teamID", team->id, "name", name, "mask", mask,
                             "hash", hash);
     if (rec)
-        lel__set_time(rec, "createdAt", lel_now_ms());
+        lel_json_set_time(rec, "createdAt", lel_now_ms());
     return rec;
 }
 
@@ -97,7 +100,7 @@ static json_t *key_view(lel_server_t *srv, json_t *rec)
     int64_t lu = 0;
     lel_registry_get(srv->keys, json_string_value(json_object_get(rec, "hash")), read_last_used, &lu);
     if (lu > 0)
-        lel__set_time(v, "lastUsed", lu);
+        lel_json_set_time(v, "lastUsed", lu);
     else if (!json_object_get(v, "lastUsed"))
         json_object_set_new(v, "lastUsed", json_null());
     return v;
@@ -107,7 +110,7 @@ static void keys_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
 {
     const char *name = "key";
     char key[KEY_HEX + 5], hash[65], path[64];
-    if (lel__str_field(c, "name", 256, &name) < 0)
+    if (lel_call_str_field(c, "name", 256, &name) < 0)
         return;
     json_t *rec = new_key(t, name, key, hash);
     if (!rec) {
@@ -117,7 +120,7 @@ static void keys_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
     key_path(path, sizeof(path), t->id, json_string_value(json_object_get(rec, "id")));
     if (lel_store_put(srv->store, LEL_CF_KEYS, path, rec) < 0 || index_key(srv, t, json_string_value(json_object_get(rec, "id")), hash, 0) < 0) {
         json_decref(rec);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     json_t *v = key_view(srv, rec);
@@ -156,7 +159,7 @@ static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum le
     lel_batch_del(b, cf, path);
     if (lel_store_write(srv->store, b) < 0) {
         json_decref(rec);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return -EIO;
     }
     lel_call_reply(c, 204, NULL);
@@ -210,7 +213,7 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
 {
     const char *email = NULL, *role = "member";
     char id[LEL_ID_LEN + 1], prefix[32], path[64];
-    if (lel__str_field(c, "email", 254, &email) < 0 || lel__str_field(c, "role", 16, &role) < 0)
+    if (lel_call_str_field(c, "email", 254, &email) < 0 || lel_call_str_field(c, "role", 16, &role) < 0)
         return;
     if (!email || !valid_email(email)) {
         lel_call_error(c, 400, "invalid field 'email': must be an email address");
@@ -223,7 +226,7 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
     struct collect col = {srv, NULL, email, 0};
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     if (lel_store_scan(srv->store, LEL_CF_MEMBERS, prefix, NULL, collect_member, &col) < 0) {
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     if (col.found) {
@@ -233,11 +236,11 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
     lel_random_id(id);
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "memberID", id, "teamID", t->id, "email", email, "role", role,
                             "status", "invited");
-    lel__set_time(rec, "invitedAt", lel_now_ms());
+    lel_json_set_time(rec, "invitedAt", lel_now_ms());
     key_path(path, sizeof(path), t->id, id);
     if (lel_store_put(srv->store, LEL_CF_MEMBERS, path, rec) < 0) {
         json_decref(rec);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     json_object_del(rec, "teamID");
@@ -251,7 +254,7 @@ static void list(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     if (lel_store_scan(srv->store, cf, prefix, NULL, cb, &col) < 0) {
         json_decref(col.arr);
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     lel_call_reply(c, 200, col.arr);
@@ -262,7 +265,7 @@ static void team_get(lel_team_t *t, lel_call_t *c)
     json_t *v = json_pack("{s:s, s:s, s:{s:i, s:i}, s:{s:i}}", "teamID", t->id, "name", t->name, "limits",
                           "maxSandboxes", t->max_sandboxes, "maxTimeoutSeconds", t->max_timeout_s, "usage",
                           "runningSandboxes", atomic_load(&t->running));
-    lel__set_time(v, "createdAt", t->created_ms);
+    lel_json_set_time(v, "createdAt", t->created_ms);
     lel_call_reply(c, 200, v);
 }
 
@@ -274,7 +277,7 @@ static void key_touch(lel_server_t *srv, lel_team_t *t, const char *key_id, int6
     key_path(path, sizeof(path), t->id, key_id);
     if (lel_store_get(srv->store, LEL_CF_KEYS, path, &rec) < 0)
         return; /* revoked meanwhile */
-    lel__set_time(rec, "lastUsed", ms);
+    lel_json_set_time(rec, "lastUsed", ms);
     lel_store_put(srv->store, LEL_CF_KEYS, path, rec);
     json_decref(rec);
 }
@@ -294,9 +297,9 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_SNAP_DELETE:
         if (delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL) == 0) {
             char img[4200];
-            lel__image_path(srv, c->id, img, sizeof(img));
+            lel_core_image_path(srv, c->id, img, sizeof(img));
             unlink(img); /* after the record: a crash in between leaves a file, never a dangling record */
-            lel__snapshot_raw_path(srv, c->id, img, sizeof(img));
+            lel_core_raw_path(srv, c->id, img, sizeof(img));
             unlink(img); /* sandboxes still mapping it keep their pages */
         }
         break;
@@ -466,7 +469,7 @@ void lel_team_admin_create(lel_server_t *srv, lel_call_t *c)
 {
     const char *name = NULL;
     char id[LEL_ID_LEN + 1], key[KEY_HEX + 5];
-    if (lel__str_field(c, "name", 128, &name) < 0)
+    if (lel_call_str_field(c, "name", 128, &name) < 0)
         return;
     if (!name || !*name) {
         lel_call_error(c, 400, "invalid field 'name': a team name is required");
@@ -476,13 +479,13 @@ void lel_team_admin_create(lel_server_t *srv, lel_call_t *c)
     lel_random_id(id);
     json_t *rec = create_team(srv, id, name, key, NULL, NULL, err, sizeof(err));
     if (!rec) {
-        lel__store_failed(c);
+        lel_call_store_failed(c);
         return;
     }
     json_t *kv = key_view(srv, rec);
     json_object_set_new(kv, "key", json_string(key));
     json_t *v = json_pack("{s:s, s:s, s:s, s:o}", "teamID", id, "name", name, "apiKey", key, "key", kv);
-    lel__set_time(v, "createdAt", lel_now_ms());
+    lel_json_set_time(v, "createdAt", lel_now_ms());
     json_decref(rec);
     lel_call_reply(c, 201, v);
 }

@@ -1,0 +1,108 @@
+/* The core every component of the service shares: the server object (all the service's state:
+ * no component keeps global state of its own), the team and key records, the actors' message
+ * types and the routes. Below the components (sandbox, template, team), above the request
+ * object (src/call) and the infrastructure; nothing here calls up into a component. Not part
+ * of the public embedding API. */
+#ifndef LEL_CORE_H
+#define LEL_CORE_H
+
+#include "../actor/lel_actor.h"
+#include "../call/lel_call.h"
+#include "../common/lel_ratelimit.h"
+#include "../common/lel_registry.h"
+#include "../store/lel_store.h"
+
+#include <lelantos/lelantos.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define LEL_BUILTIN_TEAM "_builtin"
+#define LEL_ENVD_VERSION "0.1.0"
+
+struct lel_http;
+
+typedef struct lel_server {
+    lel_config_t cfg;
+    lel_store_t *store;
+    lel_pool_t *pool;
+    lel_timers_t *timers;
+    struct lel_http *http;     /* the frontend (src/http), started last */
+    lel_ratelimit_t *rl;
+    lel_registry_t *teams;     /* teamID -> lel_team_t (teams live until shutdown) */
+    lel_registry_t *keys;      /* SHA-256 hex of a key -> struct lel_key */
+    lel_registry_t *sandboxes; /* sandboxID -> lel_actor_t (state: struct lel_sandbox) */
+    lel_registry_t *templates; /* templateID -> lel_actor_t (state: struct lel_template) */
+    lel_registry_t *template_names; /* "<teamID>/<name or alias>" -> the same actor, no reference of
+                                       its own (removed before the templates entry goes) */
+    lel_actor_t *root;         /* serializes team creation */
+    int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
+    atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
+    int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
+    char vmm_why[256];         /* why /dev/kvm is unusable */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop_requested;
+    atomic_int stopping;       /* a graceful stop is pausing the sandboxes: no new ones start */
+    atomic_int stop_waiting;   /* sandboxes told to pause for the stop that have not settled yet */
+    atomic_int stop_paused;    /* sandboxes the stop paused */
+    int64_t stop_deadline_ms;  /* monotonic: pauses for the stop start no later */
+} lel_server_t;
+
+typedef struct lel_team {
+    char id[LEL_ID_LEN + 1];
+    char *name;
+    int64_t created_ms;
+    int max_sandboxes, max_timeout_s;
+    atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
+    lel_actor_t *actor;  /* keys, members, lists, template creation and reads */
+    lel_server_t *srv;
+} lel_team_t;
+
+/* An entry of the key index; lives while the key is valid. */
+struct lel_key {
+    char id[LEL_ID_LEN + 1];
+    lel_team_t *team;
+    atomic_llong last_used_ms, persisted_ms;
+};
+
+/* Message types shared by the actors. */
+enum lel_msg_type {
+    LEL_MSG_TIMEOUT = LEL_MSG_CALL + 1, LEL_MSG_REAP, LEL_MSG_KEY_TOUCH, LEL_MSG_SPAWNED,
+    LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD, LEL_MSG_BUILD_STEP,
+    LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK, LEL_MSG_STOP_PAUSE, LEL_MSG_STOP_CMDS,
+    LEL_MSG_XFER, /* a file transfer's body has more for it (upload) or its client wants the next piece */
+};
+
+/* Routes (lel_api.c maps paths and methods onto these). */
+enum lel_route {
+    R_NONE = 0,
+    R_HEALTH,
+    R_ADMIN_TEAMS,
+    R_KEYS_CREATE, R_KEYS_LIST, R_KEY_DELETE,
+    R_TEAM_GET, R_MEMBERS_CREATE, R_MEMBERS_LIST, R_MEMBER_DELETE,
+    R_SBX_LIST, R_SBX_CREATE, R_SBX_GET, R_SBX_KILL, R_SBX_PAUSE, R_SBX_RESUME, R_SBX_CONNECT,
+    R_SBX_TIMEOUT, R_SBX_REFRESH, R_SBX_LOGS, R_SBX_METRICS, R_SBX_SNAPSHOT, R_SBX_RESTORE,
+    R_SBX_COMMANDS, R_SBX_FILES_PUT, R_SBX_FILES_GET, R_SBX_FILES_DELETE,
+    R_SNAP_LIST, R_SNAP_DELETE,
+    R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD,
+};
+
+/** True when an actor should drop a call unprocessed: its client is gone (h2 reset or closed
+ * connection) and nothing has been applied yet, so queued work does not pile up. Creation is
+ * never dropped: its actor already exists and must settle. */
+static inline int lel__abandoned(lel_call_t *c)
+{
+    return atomic_load(&c->cancelled) && c->route != R_SBX_CREATE;
+}
+
+/* lel_core.c: where the data dir keeps things, and records from older versions */
+
+/** <data_dir>/snapshots/<name>.img */
+void lel_core_image_path(lel_server_t *srv, const char *name, char *buf, size_t n);
+/** <data_dir>/snapshots/<id>.raw: a snapshot's memory unpacked for copy-on-write mapping. */
+void lel_core_raw_path(lel_server_t *srv, const char *id, char *buf, size_t n);
+/** The root file system lives in the guest's memory, so a record's diskSizeMB is its
+ * memoryMB; an older record (which said 512) is corrected in place and in `cf` at `key`. */
+void lel_core_fix_disk(lel_server_t *srv, enum lel_cf cf, const char *key, json_t *rec);
+
+#endif

@@ -1,0 +1,18 @@
+/* Teams: their records, API keys and members, and each team's actor, which serves the
+ * team-scoped calls (keys, members, the team, lists of sandboxes, snapshots and templates,
+ * template creation and reads). Also the key index that authenticates requests. */
+#ifndef LEL_TEAM_H
+#define LEL_TEAM_H
+
+#include "../core/lel_core.h"
+
+lel_team_t *lel_team_new(lel_server_t *srv, const char *id, const char *name, int64_t created_ms);
+void lel_team_free(lel_team_t *t);
+int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen);
+int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen);
+/** Creates a team and its first key (root actor). */
+void lel_team_admin_create(lel_server_t *srv, lel_call_t *c);
+/** Resolves credentials; returns 0, or -EACCES with c->status 401 set. */
+int lel_auth_resolve(lel_server_t *srv, lel_call_t *c);
+
+#endif

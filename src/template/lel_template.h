@@ -1,0 +1,31 @@
+/* Templates as others see them: loading, creation, lists and reads (on the team actor), and
+ * what a sandbox needs of its template (lookup, readiness, shape, image, use counts). */
+#ifndef LEL_TEMPLATE_H
+#define LEL_TEMPLATE_H
+
+#include "../core/lel_core.h"
+
+int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);
+/** POST /templates, run on the team actor (names are unique per team). */
+void lel_template_create(lel_server_t *srv, lel_call_t *c);
+void lel_template_list(lel_server_t *srv, lel_call_t *c);
+/** GET /templates/{id} and GET /templates/{id}/builds/{buildID}, run on the team actor from the
+ * store, so a build on the template's actor never delays them. */
+void lel_template_read(lel_server_t *srv, lel_call_t *c);
+/** Finds a template visible to `team` by templateID (its own or a built-in), else by name or
+ * alias among the team's own, else among the built-ins. Returns its actor with a reference, or NULL. */
+lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id);
+/** Whether sandboxes may start from it: a built-in always (until its image is built they boot),
+ * another only once its build is `ready`. Else 0 with *status its build status ("waiting",
+ * "building", "error"). Any thread. */
+int lel_template_ready(lel_actor_t *tpl, const char **status);
+/** Resources of a template (read-only after creation). */
+void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
+/** Counts a sandbox using the template (in_use) and, with `spawned_by`, records a spawn by that
+ * team (a built-in's spawns are counted per team); lel_template_release undoes in_use. */
+void lel_template_acquire(lel_actor_t *tpl, lel_team_t *spawned_by);
+void lel_template_release(lel_actor_t *tpl);
+/** When the template has a built image, its paths (image and raw memory, n bytes each); 1 then, else 0. */
+int lel_template_image(lel_actor_t *tpl, char *img, char *raw, size_t n);
+
+#endif
