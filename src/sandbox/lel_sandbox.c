@@ -338,73 +338,56 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
 }
 
 /* Handles one API call; the caller answers it. */
-static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
+/* POST /sandboxes, its second half: the record was built on the loop thread; the VM and the
+ * stored record come here. */
+static void finish_create(struct lel_sandbox *s, lel_call_t *c)
 {
-    if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
-        lel_call_error(c, 404, "sandbox not found");
+    char err[256], raw[4200];
+    if (atomic_load(&s->srv->stopping)) { /* it would miss the stop's pause (lel_sandbox_pause_all) */
+        lel__sbx_slot_release(s);
+        lel_call_error(c, 503, "lelantosd is stopping: no sandbox starts now");
         return;
     }
-    if (s->stopping && c->route != R_SBX_GET && c->route != R_SBX_LOGS && c->route != R_SBX_METRICS &&
-        c->route != R_SBX_KILL) {
-        lel_call_error(c, 503, "lelantosd is stopping: its sandboxes are being paused");
+    if (s->srv->use_vm &&
+        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
+        lel__sbx_slot_release(s);
+        lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
         return;
     }
+    json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
+    if (json_object_get(s->rec, "snapshotID"))
+        json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
+    if (lel__sbx_commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
+                        fields) < 0) {
+        lel__sbx_vm_release(s);
+        lel__sbx_slot_release(s);
+        lel_call_store_failed(c);
+        return;
+    }
+    if (s->vm)
+        lel__sbx_arm_sampler(s);
+    s->holds_template = 1;
+    lel_template_acquire(s->tpl, s->team);
+    arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
+    lel_call_reply(c, 201, lel__sbx_public_view(s));
+}
+
+/* The lifecycle calls: pause, resume, connect; and the images (snapshot, restore). */
+static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
+{
+    char err[256];
     long long t = 0;
     int64_t now = lel_now_ms();
     switch (c->route) {
-    case R_SBX_CREATE: {
-        /* the record was built on the loop thread; the VM and the stored record come here */
-        char err[256], raw[4200];
-        if (atomic_load(&s->srv->stopping)) { /* it would miss the stop's pause (lel_sandbox_pause_all) */
-            lel__sbx_slot_release(s);
-            lel_call_error(c, 503, "lelantosd is stopping: no sandbox starts now");
-            return;
-        }
-        if (s->srv->use_vm &&
-            lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
-            lel__sbx_slot_release(s);
-            lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
-            return;
-        }
-        json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
-        if (json_object_get(s->rec, "snapshotID"))
-            json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
-        if (lel__sbx_commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
-                   fields) < 0) {
-            lel__sbx_vm_release(s);
-            lel__sbx_slot_release(s);
-            lel_call_store_failed(c);
-            return;
-        }
-        if (s->vm)
-            lel__sbx_arm_sampler(s);
-        s->holds_template = 1;
-        lel_template_acquire(s->tpl, s->team);
-        arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-        lel_call_reply(c, 201, lel__sbx_public_view(s));
-        return;
-    }
-    case R_SBX_GET:
-        lel_call_reply(c, 200, lel__sbx_public_view(s));
-        return;
-    case R_SBX_KILL:
-        if (lel__sbx_kill(s, "sandbox killed by request") < 0)
-            lel_call_store_failed(c);
-        else
-            lel_call_reply(c, 204, NULL);
-        return;
     case R_SBX_PAUSE:
         if (s->state != S_RUNNING)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
         else if (s->ncmds)
             lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", s->ncmds);
-        else {
-            char err[256];
-            if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
-                lel_call_error(c, 500, "cannot pause: %s", err);
-            else
-                lel_call_reply(c, 204, NULL);
-        }
+        else if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
+            lel_call_error(c, 500, "cannot pause: %s", err);
+        else
+            lel_call_reply(c, 204, NULL);
         return;
     case R_SBX_RESUME:
         if (s->state != S_PAUSED)
@@ -417,7 +400,6 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
             do_resume(s, c, 201);
             return;
         }
-        t = 0;
         if (timeout_field(s, c, "timeout", &t) < 0)
             return;
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
@@ -425,45 +407,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         else
             lel_call_reply(c, 200, lel__sbx_public_view(s));
         return;
-    case R_SBX_TIMEOUT: {
-        int r = timeout_field(s, c, "timeout", &t);
-        if (r < 0)
-            return;
-        if (r == 0) {
-            lel_call_error(c, 400, "invalid field 'timeout': required");
-            return;
-        }
-        if (s->state != S_RUNNING) {
-            lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-            return;
-        }
-        if (set_end(s, now + t * 1000, "timeout set") < 0)
-            lel_call_store_failed(c);
-        else
-            lel_call_reply(c, 204, NULL);
-        return;
-    }
-    case R_SBX_REFRESH:
-        t = timeout_s(s);
-        if (timeout_field(s, c, "duration", &t) < 0)
-            return;
-        if (s->state != S_RUNNING) {
-            lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-            return;
-        }
-        if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended") < 0)
-            lel_call_store_failed(c);
-        else
-            lel_call_reply(c, 204, NULL);
-        return;
-    case R_SBX_LOGS:
-        get_logs(s, c);
-        return;
-    case R_SBX_METRICS:
-        lel__sbx_get_metrics(s, c);
-        return;
-    case R_SBX_SNAPSHOT:
-    case R_SBX_RESTORE:
+    default: /* R_SBX_SNAPSHOT, R_SBX_RESTORE */
         /* an image taken mid-command would hold a command nobody can collect */
         if (s->ncmds)
             lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", s->ncmds,
@@ -473,21 +417,64 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         else
             lel__sbx_restore_snapshot(s, c);
         return;
-    case R_SBX_COMMANDS:
-        lel__sbx_command(s, c);
+    }
+}
+
+/* POST /sandboxes/{id}/timeout (sets endAt, may shorten) and /refresh (extends only). */
+static void timeout_call(struct lel_sandbox *s, lel_call_t *c)
+{
+    int refresh = c->route == R_SBX_REFRESH;
+    long long t = refresh ? timeout_s(s) : 0;
+    int64_t now = lel_now_ms();
+    int r = timeout_field(s, c, refresh ? "duration" : "timeout", &t);
+    if (r < 0)
         return;
-    case R_SBX_FILES_PUT:
-        lel__sbx_file_put(s, c);
+    if (r == 0 && !refresh) {
+        lel_call_error(c, 400, "invalid field 'timeout': required");
         return;
-    case R_SBX_FILES_GET:
-        lel__sbx_file_get(s, c);
+    }
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
         return;
-    case R_SBX_FILES_DELETE:
-        lel__sbx_file_delete(s, c);
+    }
+    if ((!refresh || now + t * 1000 > s->end_at_ms) &&
+        set_end(s, now + t * 1000, refresh ? "timeout extended" : "timeout set") < 0)
+        lel_call_store_failed(c);
+    else
+        lel_call_reply(c, 204, NULL);
+}
+
+static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
+{
+    if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
+        lel_call_error(c, 404, "sandbox not found");
         return;
-    default:
-        lel_call_error(c, 500, "unrouted call");
+    }
+    if (s->stopping && c->route != R_SBX_GET && c->route != R_SBX_LOGS && c->route != R_SBX_METRICS &&
+        c->route != R_SBX_KILL) {
+        lel_call_error(c, 503, "lelantosd is stopping: its sandboxes are being paused");
         return;
+    }
+    switch (c->route) {
+    case R_SBX_CREATE: finish_create(s, c); return;
+    case R_SBX_GET: lel_call_reply(c, 200, lel__sbx_public_view(s)); return;
+    case R_SBX_KILL:
+        if (lel__sbx_kill(s, "sandbox killed by request") < 0)
+            lel_call_store_failed(c);
+        else
+            lel_call_reply(c, 204, NULL);
+        return;
+    case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT: case R_SBX_SNAPSHOT: case R_SBX_RESTORE:
+        lifecycle_call(s, c);
+        return;
+    case R_SBX_TIMEOUT: case R_SBX_REFRESH: timeout_call(s, c); return;
+    case R_SBX_LOGS: get_logs(s, c); return;
+    case R_SBX_METRICS: lel__sbx_get_metrics(s, c); return;
+    case R_SBX_COMMANDS: lel__sbx_command(s, c); return;
+    case R_SBX_FILES_PUT: lel__sbx_file_put(s, c); return;
+    case R_SBX_FILES_GET: lel__sbx_file_get(s, c); return;
+    case R_SBX_FILES_DELETE: lel__sbx_file_delete(s, c); return;
+    default: lel_call_error(c, 500, "unrouted call"); return;
     }
 }
 
