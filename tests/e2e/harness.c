@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,9 @@ static int spawn(srv_t *s)
     if (s->pid < 0)
         return -1;
     if (s->pid == 0) {
+        /* a test that dies (an abort under a sanitizer, a crash) takes its daemon with it (the signal
+         * comes when the thread that forked ends: tests start their daemons from the main thread) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 1);
         dup2(fd, 2);
