@@ -8,127 +8,14 @@
  * nothing behind under data/images. Records survive a restart; teams see only their own. */
 #include "../lel_test.h"
 #include "harness.h"
+#include "tarbuild.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static srv_t S;
-
-/* ---- building archives in memory ---- */
-
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static la_ssize_t buf_write(struct archive *a, void *ud, const void *data, size_t n)
-{
-    (void)a;
-    struct buf *b = ud;
-    char *np = realloc(b->p, b->n + n + 1);
-    if (!np)
-        return -1;
-    memcpy(np + b->n, data, n);
-    b->p = np;
-    b->n += n;
-    return (la_ssize_t)n;
-}
-
-/* An entry: type 'f' file, 'd' dir, 'l' symlink (data: target), 'h' hard link (data: target),
- * 'c' char device, 'p' fifo. size > 0 with data NULL: that many zero bytes. */
-struct ent {
-    char type;
-    const char *name, *data;
-    int mode;
-    size_t size;
-};
-
-/* A tar of the entries; filter 0 none, 'g' gzip, 'z' zstd, 'x' xz. */
-static struct buf mk_tar(const struct ent *es, int filter)
-{
-    struct buf b = {0};
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    if (filter == 'g')
-        archive_write_add_filter_gzip(a);
-    else if (filter == 'z')
-        archive_write_add_filter_zstd(a);
-    else if (filter == 'x')
-        archive_write_add_filter_xz(a);
-    archive_write_set_bytes_in_last_block(a, 1);
-    archive_write_open(a, &b, NULL, buf_write, NULL);
-    for (; es->type; es++) {
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, es->name);
-        archive_entry_set_mtime(e, 1600000000, 0);
-        size_t size = es->data && es->type == 'f' ? strlen(es->data) : es->size;
-        switch (es->type) {
-        case 'f': archive_entry_set_filetype(e, AE_IFREG); archive_entry_set_size(e, (la_int64_t)size); break;
-        case 'd': archive_entry_set_filetype(e, AE_IFDIR); break;
-        case 'l': archive_entry_set_filetype(e, AE_IFLNK); archive_entry_set_symlink(e, es->data); break;
-        case 'h': archive_entry_set_filetype(e, AE_IFREG); archive_entry_set_hardlink(e, es->data); break;
-        case 'c': archive_entry_set_filetype(e, AE_IFCHR); archive_entry_set_rdev(e, 0x0103); break;
-        case 'p': archive_entry_set_filetype(e, AE_IFIFO); break;
-        }
-        archive_entry_set_perm(e, (mode_t)(es->mode ? es->mode : es->type == 'd' ? 0755 : 0644));
-        archive_write_header(a, e);
-        if (es->type == 'f' && es->data) {
-            archive_write_data(a, es->data, size);
-        } else if (es->type == 'f') {
-            static char zeros[1 << 16];
-            for (size_t left = size; left;) {
-                size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
-                archive_write_data(a, zeros, k);
-                left -= k;
-            }
-        }
-        archive_entry_free(e);
-    }
-    archive_write_close(a);
-    archive_write_free(a);
-    return b;
-}
-
-/* An outer archive of named blobs (data, len). */
-struct blob {
-    const char *name;
-    const char *data;
-    size_t len;
-};
-
-static struct buf mk_outer(const struct blob *bs, int n)
-{
-    struct buf b = {0};
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_open(a, &b, NULL, buf_write, NULL);
-    for (int i = 0; i < n; i++) {
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, bs[i].name);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_size(e, (la_int64_t)bs[i].len);
-        archive_write_header(a, e);
-        archive_write_data(a, bs[i].data, bs[i].len);
-        archive_entry_free(e);
-    }
-    archive_write_close(a);
-    archive_write_free(a);
-    return b;
-}
-
-static void sha256_hex(const void *p, size_t n, char out[65])
-{
-    unsigned char md[32];
-    EVP_Digest(p, n, md, NULL, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
-}
 
 /* ---- talking to the daemon ---- */
 
@@ -439,6 +326,51 @@ static void bad_archives(void)
     CHECK_INT(status_of("GET", "/images/bomb"), 404);
 }
 
+static long post_template(const char *body, char *tid, size_t n)
+{
+    resp_t r;
+    api(&S, &r, H1, "POST", "/templates", body);
+    long st = r.status;
+    if (tid)
+        snprintf(tid, n, "%s", jstr(&r, "templateID"));
+    if (st != 202 && st != 400 && st != 409)
+        fprintf(stderr, "  POST /templates %s -> %ld %.200s\n", body, st, r.body ? r.body : "");
+    if (st == 400)
+        printf("  400: %s\n", jstr(&r, "error"));
+    resp_free(&r);
+    return st;
+}
+
+/* Templates from images: the definition is checked; the template holds the image. */
+static void templates_from_images(char *tid, size_t n)
+{
+    CHECK_INT(post_template("{\"name\":\"t0\",\"fromImage\":\"nope\"}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"fromImage\":\"Bad!\"}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"fromImage\":\"oci:1.0\",\"fromTemplate\":\"base\"}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"fromImage\":\"oci:1.0\",\"steps\":[{\"type\":\"file\",\"path\":\"/a\","
+                            "\"content\":\"\",\"mode\":\"0999\"}]}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"file\",\"path\":\"/a\",\"content\":\"\",\"mode\":\"rw\"}]}",
+                            NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"env\",\"envs\":{\"A=B\":\"x\"}}]}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"workdir\",\"path\":\"rel\"}]}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"copy\",\"src\":\"../x\",\"dest\":\"/x\"}]}", NULL, 0), 400);
+    CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"frobnicate\"}]}", NULL, 0), 400);
+    CHECK_INT(status_of("DELETE", "/images/plain-xz:v1"), 204);
+    CHECK_INT(post_template("{\"name\":\"t1\",\"fromImage\":\"oci:1.0\",\"steps\":[{\"type\":\"file\",\"path\":\"/a\","
+                            "\"content\":\"\",\"mode\":\"0644\"},{\"type\":\"env\",\"envs\":{\"B\":\"2\"}},"
+                            "{\"type\":\"workdir\",\"path\":\"/srv\"},{\"type\":\"user\",\"user\":\"app\"}]}", tid, n),
+              202);
+    /* a creation refused after it took its use gives it back (checked by the DELETE at the end) */
+    CHECK_INT(post_template("{\"name\":\"t1\",\"fromImage\":\"oci:1.0\"}", NULL, 0), 409);
+    CHECK_INT(status_of("DELETE", "/images/oci:1.0"), 409);
+    resp_t r;
+    struct buf b = mk_tar(ROOTFS, 0);
+    CHECK_INT(put_image("oci:1.0", b.p, b.n, H1, 0, &r), 409); /* nor replaced */
+    CHECK(r.body && strstr(r.body, "used by 1 template"));
+    resp_free(&r);
+    free(b.p);
+}
+
 /* Replace, delete, teams, restart. */
 static void lifecycle(void)
 {
@@ -466,12 +398,17 @@ static void lifecycle(void)
     resp_free(&r);
     CHECK(api_key(&S, &r, H1, key, "DELETE", "/images/plain", NULL) == 0 && r.status == 404);
     resp_free(&r);
-    /* a restart keeps them */
+    char tid[64], tpath[96];
+    templates_from_images(tid, sizeof(tid));
+    /* a restart keeps them, and the template's hold on its image */
     CHECK(srv_stop(&S) == 0);
     CHECK(srv_restart(&S) == 0);
+    CHECK_INT(status_of("DELETE", "/images/oci:1.0"), 409);
+    snprintf(tpath, sizeof(tpath), "/templates/%s", tid);
+    CHECK_INT(status_of("DELETE", tpath), 204);
     CHECK(api(&S, &r, H1, "GET", "/images", NULL) == 0 && r.status == 200);
     size_t n = json_array_size(r.json);
-    CHECK(n == 6);
+    CHECK(n == 5);
     resp_free(&r);
     CHECK(api(&S, &r, H1, "GET", "/images/docker", NULL) == 0 && r.status == 200);
     char id[64];
@@ -483,6 +420,7 @@ static void lifecycle(void)
     snprintf(p, sizeof(p), "%s/data/images/%s", S.dir, id);
     CHECK(access(p, F_OK) < 0);
     CHECK_INT(images_dir_entries(), (int)n - 1);
+    CHECK_INT(status_of("DELETE", "/images/oci:1.0"), 204); /* its template is gone */
     free(b.p);
 }
 
