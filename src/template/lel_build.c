@@ -438,8 +438,18 @@ static int do_step(struct lel_build_state *bs, size_t i, json_t *st, const char 
         return run_step(bs, i, st);
     if (!strcmp(type, "file"))
         return file_step(bs, i, st);
-    if (!strcmp(type, "copy"))
-        return lel__template_copy_step(bs->b.t, bs->b.vm, i, st, bs->what, sizeof(bs->what));
+    if (!strcmp(type, "copy")) {
+        char err[300];
+        static const char *const unpack[] = {"/bin/busybox", "sh", "-c",
+                                             "/bin/busybox tar -xf " GUEST_COPY_TAR " -C /; r=$?; /bin/busybox rm -f "
+                                             GUEST_COPY_TAR "; exit $r", NULL};
+        if (lel__template_copy_step(bs->b.t, bs->b.vm, i, st, bs->what, sizeof(bs->what), err, sizeof(err)) < 0) {
+            logf_(&bs->b, "error", "%s: %s", bs->what, err);
+            return -1;
+        }
+        logf_(&bs->b, "info", "%s", bs->what);
+        return cmd_start(bs, (const char *const *)unpack, 0);
+    }
     return defaults_step(bs, i, st, type);
 }
 
@@ -466,8 +476,12 @@ static void finish(struct lel_template *t, const char *reason)
 
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
-    if (t->build || t->deleted) /* one build at a time per template */
+    char ctx[4200];
+    if (t->build || t->deleted || t->ctx) /* one build at a time per template */
         return;
+    lel__template_context_path(t, ctx, sizeof(ctx));
+    if (lel__template_needs_context(json_object_get(t->rec, "definition")) && access(ctx, R_OK) < 0)
+        return; /* it waits for PUT /templates/{id}/context, which starts it */
     if (atomic_fetch_add(&t->srv->builds_running, 1) >= t->srv->cfg.max_parallel_builds) {
         /* all build slots taken: it stays "waiting" and asks again shortly */
         atomic_fetch_sub(&t->srv->builds_running, 1);

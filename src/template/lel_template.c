@@ -46,6 +46,7 @@ static void template_free(void *p)
 {
     struct lel_template *t = p;
     lel__template_build_abandon(t); /* the daemon is stopping mid-build: the next start marks it error */
+    lel__template_context_abandon(t);
     if (t->image_id[0]) /* a template that was never made (its use is given back at DELETE) */
         lel_image_release(t->srv, t->image_id);
     json_decref(t->defaults);
@@ -279,6 +280,14 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", tid, "status", "waiting", "logs",
                               "logEntries");
     lel_json_set_time(build, "createdAt", now);
+    if (lel__template_needs_context(def)) {
+        char line[160], ts[32];
+        snprintf(line, sizeof(line), "waiting for the build context of its copy steps: PUT /templates/%s/context", tid);
+        lel_rfc3339(now, ts);
+        json_array_append_new(json_object_get(build, "logs"), json_string(line));
+        json_array_append_new(json_object_get(build, "logEntries"),
+                              json_pack("{s:s, s:s, s:s}", "timestamp", ts, "level", "info", "message", line));
+    }
     lel_batch_t *b = lel_batch_new(srv->store);
     rec_path(c->team->id, tid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
@@ -452,6 +461,9 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     unlink(img);
     lel__template_image(t, img, sizeof(img), 1);
     unlink(img);
+    lel__template_context_abandon(t);
+    lel__template_context_path(t, img, sizeof(img));
+    unlink(img);
     /* the registry's reference goes; sandboxes of a deleted template keep theirs */
     names_del(t);
     lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
@@ -460,13 +472,21 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     lel_call_reply(c, 204, NULL);
 }
 
-/* DELETE /templates/{id}: the only call that comes here (reads go to lel_template_read). */
-static void template_call(struct lel_template *t, lel_call_t *c)
+/* DELETE /templates/{id} and PUT /templates/{id}/context (reads go to lel_template_read).
+ * Returns 1 when the call is kept (a context's body streams in). */
+static int template_call(struct lel_template *t, lel_call_t *c)
 {
     int builtin = is_builtin(t);
     if ((!builtin && strcmp(t->team_id, c->team->id)) || t->deleted) {
         lel_call_error(c, 404, "template not found");
-        return;
+        return 0;
+    }
+    if (c->route == R_TPL_CONTEXT) {
+        if (builtin) {
+            lel_call_error(c, 403, "the built-in template takes no build context");
+            return 0;
+        }
+        return lel__template_context_put(t, c);
     }
     if (builtin) {
         lel_call_error(c, 403, "the built-in template cannot be deleted");
@@ -475,6 +495,7 @@ static void template_call(struct lel_template *t, lel_call_t *c)
     } else {
         delete_template(t, c);
     }
+    return 0;
 }
 
 static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
@@ -513,9 +534,11 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     (void)self;
     struct lel_template *t = state;
     if (m->type == LEL_MSG_CALL) {
-        if (!lel__abandoned(m->ptr))
-            template_call(t, m->ptr);
-        lel_call_done(m->ptr);
+        if (lel__abandoned(m->ptr) || !template_call(t, m->ptr))
+            lel_call_done(m->ptr);
+    } else if (m->type == LEL_MSG_XFER) {
+        if (t->ctx)
+            lel__template_context_step(t);
     } else if (m->type == LEL_MSG_SPAWNED) {
         spawned(t, m->ptr, m->arg);
     } else if (m->type == LEL_MSG_BUILD) {

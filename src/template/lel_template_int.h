@@ -23,6 +23,7 @@ struct lel_template {
     struct lel_build_state *build; /* the build in progress, or NULL */
     json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
     char image_id[LEL_ID_LEN + 1]; /* fromImage: the image it holds a use of, else "" */
+    struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
 };
 
 /* lel_template_def.c: the definition of POST /templates (on the team actor). */
@@ -63,8 +64,21 @@ int lel__img_push_step(struct lel_img_push *p, struct lel_vm *vm, const char *co
 /** Entries written and parts unpacked so far. */
 void lel__img_push_stats(const struct lel_img_push *p, uint64_t *entries, int *parts);
 void lel__img_push_free(struct lel_img_push *p);
-/** A `copy` step: the files under `src` in the template's build context go to `dest` in the
- * build VM. 1 when a command runs for it (what: its name in the logs), 0 done, -1 failed (logged). */
-int lel__template_copy_step(struct lel_template *t, struct lel_vm *vm, size_t i, json_t *st, char *what, size_t whatlen);
+/* lel_build_context.c: the build context (PUT /templates/{id}/context) and copy steps. */
+/** <data_dir>/templates/<id>.context */
+void lel__template_context_path(struct lel_template *t, char *buf, size_t n);
+/** Whether the definition has copy steps (its build waits for the context). */
+int lel__template_needs_context(json_t *def);
+/** PUT /templates/{id}/context: 1 when the call is kept (its body streams in), else answered. */
+int lel__template_context_put(struct lel_template *t, lel_call_t *c);
+/** More of the context's body arrived (LEL_MSG_XFER); at its end the build is started. */
+void lel__template_context_step(struct lel_template *t);
+/** An upload in progress is answered 503 and dropped (the template goes). */
+void lel__template_context_abandon(struct lel_template *t);
+/** A copy step's files into the build VM as GUEST_COPY_TAR, which the caller unpacks. 0, or -1
+ * with err filled. `what` gets the step's name for the logs. */
+int lel__template_copy_step(struct lel_template *t, struct lel_vm *vm, size_t i, json_t *st, char *what, size_t whatlen,
+                            char *err, size_t errlen);
+#define GUEST_COPY_TAR "/.lelantos-copy.tar"
 
 #endif

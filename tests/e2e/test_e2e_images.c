@@ -365,6 +365,23 @@ static void templates_from_images(char *tid, size_t n)
     CHECK_INT(status_of("DELETE", "/images/oci:1.0"), 409);
     resp_t r;
     struct buf b = mk_tar(ROOTFS, 0);
+    /* a build context: only a readable tar, only while the build waits, never for base */
+    char cpath[128], kh[128];
+    snprintf(cpath, sizeof(cpath), "/templates/%s/context", tid);
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, NULL};
+    CHECK(http_req(&S, &r, H1, "PUT", cpath, "not a tar at all", 16, hdrs) == 0 && r.status == 400);
+    CHECK(r.body && strstr(r.body, "not a readable tar"));
+    resp_free(&r);
+    CHECK(http_req(&S, &r, H2, "PUT", cpath, b.p, b.n, hdrs) == 0 && r.status == 204);
+    resp_free(&r);
+    CHECK(http_req(&S, &r, H1, "PUT", "/templates/base/context", b.p, b.n, hdrs) == 0 && r.status == 403);
+    resp_free(&r);
+    CHECK(http_req(&S, &r, H1, "PUT", "/templates/nope/context", b.p, b.n, hdrs) == 0 && r.status == 404);
+    resp_free(&r);
+    char ctxfile[400];
+    snprintf(ctxfile, sizeof(ctxfile), "%s/data/templates/%s.context", S.dir, tid);
+    CHECK(access(ctxfile, F_OK) == 0);
     CHECK_INT(put_image("oci:1.0", b.p, b.n, H1, 0, &r), 409); /* nor replaced */
     CHECK(r.body && strstr(r.body, "used by 1 template"));
     resp_free(&r);

@@ -147,6 +147,57 @@ static void from_image(void)
     CHECK_INT(req("DELETE", "/images/testimg", NULL, NULL, NULL, 0), 204);
 }
 
+/* copy steps from a build context uploaded after the POST: the build waits for it. */
+static void copy_steps(void)
+{
+    const struct ent ctx[] = {{'d', "app", NULL, 0755, 0}, {'f', "app/main.sh", "echo main\n", 0750, 0},
+                              {'f', "app/sub/x", "x\n", 0644, 0}, {'f', "conf.txt", "conf\n", 0600, 0},
+                              {0, NULL, NULL, 0, 0}};
+    struct buf b = mk_tar(ctx, 'g');
+    const char *def = "{\"name\":\"copies\",\"steps\":[{\"type\":\"copy\",\"src\":\"app\",\"dest\":\"/opt/app\"},"
+                      "{\"type\":\"copy\",\"src\":\"conf.txt\",\"dest\":\"/etc/\"},"
+                      "{\"type\":\"copy\",\"src\":\"./conf.txt\",\"dest\":\"/etc/renamed.txt\"},"
+                      "{\"type\":\"run\",\"args\":[\"sh /opt/app/main.sh > /tmp/ran\"]}]}";
+    resp_t r;
+    char tid[64], bid[64], st[32] = "", path[200], sid[64];
+    api(&S, &r, H1, "POST", "/templates", def);
+    CHECK_INT(r.status, 202);
+    snprintf(tid, sizeof(tid), "%s", jstr(&r, "templateID"));
+    snprintf(bid, sizeof(bid), "%s", jstr(&r, "buildID"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/templates/%s/builds/%s", tid, bid);
+    usleep(300000);
+    api(&S, &r, H1, "GET", path, NULL);
+    CHECK_STR(jstr(&r, "status"), "waiting");
+    CHECK(r.body && strstr(r.body, "waiting for the build context"));
+    resp_free(&r);
+    char kh[128], cpath[128];
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, NULL};
+    snprintf(cpath, sizeof(cpath), "/templates/%s/context", tid);
+    CHECK(http_req(&S, &r, H1, "PUT", cpath, b.p, b.n, hdrs) == 0 && r.status == 204);
+    resp_free(&r);
+    for (int i = 0; i < 1200; i++) {
+        req("GET", path, NULL, "status", st, sizeof(st));
+        if (!strcmp(st, "ready") || !strcmp(st, "error"))
+            break;
+        usleep(100000);
+    }
+    CHECK_STR(st, "ready");
+    CHECK(http_req(&S, &r, H1, "PUT", cpath, b.p, b.n, hdrs) == 0 && r.status == 409); /* the build is over */
+    resp_free(&r);
+    free(b.p);
+    if (strcmp(st, "ready"))
+        return;
+    CHECK_INT(req("POST", "/sandboxes", "{\"templateID\":\"copies\"}", "sandboxID", sid, sizeof(sid)), 201);
+    CHECK_STR(run(sid, "cat /opt/app/main.sh /opt/app/sub/x /etc/conf.txt /etc/renamed.txt /tmp/ran", NULL),
+              "echo main\nx\nconf\nconf\nmain");
+    CHECK_STR(run(sid, "stat -c %a /opt/app/main.sh /etc/conf.txt", NULL), "750\n600");
+    CHECK_STR(run(sid, "test -e /.lelantos-copy.tar || echo clean", NULL), "clean");
+    snprintf(path, sizeof(path), "/sandboxes/%s", sid);
+    CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0), 204);
+}
+
 int main(void)
 {
     char why[256];
@@ -166,6 +217,7 @@ int main(void)
     }
     CHECK_STR(st, "ready");
     from_image();
+    copy_steps();
     if (lel_test_failed)
         srv_log_tail(&S);
     CHECK_INT(srv_stop(&S), 0);
