@@ -200,9 +200,16 @@ static void import_free(struct lel_images *im, struct import *x)
 /* Drops the import (its staging directory first: the client hears of it only after), then
  * answers its call with the error. */
 static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, const char *arg)
+    __attribute__((format(printf, 4, 5)));
+static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, const char *arg)
 {
     lel_call_t *c = x->c;
-    lel_call_error(c, status, fmt, arg);
+    char msg[700];
+    size_t n;
+    snprintf(msg, sizeof(msg), fmt, arg);
+    char *clean = lel_utf8_sanitize(msg, strlen(msg), &n); /* archive names need not be UTF-8 */
+    lel_call_error(c, status, "%s", clean ? clean : "the import failed");
+    free(clean);
     import_free(im, x);
     lel_call_done(c);
 }

@@ -136,7 +136,8 @@ void lel__image_log(json_t *log, const char *fmt, ...)
     va_end(ap);
     if (json_array_size(log) == LEL_IMAGE_LOG_MAX - 1)
         snprintf(line, sizeof(line), "(more lines left out)");
-    json_array_append_new(log, json_string(line) ? json_string(line) : json_string("(a line that is not UTF-8)"));
+    json_t *j = json_string(line);
+    json_array_append_new(log, j ? j : json_string("(a line that is not UTF-8)"));
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -272,6 +272,8 @@ static void bad_archives(void)
     int before = images_dir_entries();
     const struct ent trav[] = {{'f', "ok", "x", 0644, 0}, {'f', "a/../../escape", "x", 0644, 0}, {0, NULL, NULL, 0, 0}};
     put_expect("trav", mk_tar(trav, 0), 400, "has '..' in its path");
+    const struct ent bin[] = {{'f', "caf\xe9/../../x", "x", 0644, 0}, {0, NULL, NULL, 0, 0}}; /* not UTF-8 */
+    put_expect("binary", mk_tar(bin, 0), 400, "has '..' in its path");
     const struct ent absol[] = {{'f', "/etc/passwd-evil", "x", 0644, 0}, {0, NULL, NULL, 0, 0}};
     put_expect("abs", mk_tar(absol, 'g'), 400, "has an absolute path");
     char out[400];
