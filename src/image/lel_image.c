@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,14 +200,17 @@ static void import_free(struct lel_images *im, struct import *x)
 
 /* Drops the import (its staging directory first: the client hears of it only after), then
  * answers its call with the error. */
-static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, const char *arg)
+static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, const char *arg)
+static void import_fail(struct lel_images *im, struct import *x, int status, const char *fmt, ...)
 {
     lel_call_t *c = x->c;
     char msg[700];
     size_t n;
-    snprintf(msg, sizeof(msg), fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     char *clean = lel_utf8_sanitize(msg, strlen(msg), &n); /* archive names need not be UTF-8 */
     lel_call_error(c, status, "%s", clean ? clean : "the import failed");
     free(clean);
