@@ -8,7 +8,8 @@ PKGS=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
   librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libarchive-dev
+  mmdebstrap
   busybox-static cpio
   nghttp2-client wrk h2o curl
   qemu-system-x86

@@ -3,6 +3,7 @@
  * except the key index lookup (in memory). */
 #include "lel_api.h"
 
+#include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
@@ -49,6 +50,9 @@ static const struct route_def routes[] = {
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
     {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
     {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
+    {"/templates/*/context", GENERAL, 0, 0, R_TPL_CONTEXT, 0},
+    {"/images", GENERAL, R_IMG_LIST, 0, 0, 0},
+    {"/images/*", GENERAL, R_IMG_GET, 0, R_IMG_PUT, R_IMG_DELETE},
 };
 
 /* The Allow header of a route: bit 0 GET, 1 POST, 2 PUT, 3 DELETE. */
@@ -160,6 +164,8 @@ static int decode_body(lel_server_t *srv, lel_call_t *c)
         }
         return 0;
     }
+    if (c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT) /* raw bytes; whole here only when pipelined, so under max_body_bytes */
+        return 0;
     if (c->body_len > srv->cfg.max_body_bytes) {
         lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
         return -E2BIG;
@@ -218,8 +224,11 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET: case R_SBX_FILES_DELETE:
         to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
-    case R_TPL_DELETE:
+    case R_TPL_DELETE: case R_TPL_CONTEXT:
         to_entity(srv, c, srv->templates, "template");
+        return;
+    case R_IMG_LIST: case R_IMG_GET: case R_IMG_PUT: case R_IMG_DELETE:
+        lel_image_call(srv, c);
         return;
     case R_ADMIN_TEAMS:
         lel_call_send(srv->root, c);
@@ -270,10 +279,16 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     int r = judge(srv, c, &cls);
     if (r || cls == PUBLIC)
         return r;
-    c->body_streams = c->route == R_SBX_FILES_PUT;
-    c->body_limit = c->body_streams ? srv->cfg.max_file_bytes : srv->cfg.max_body_bytes;
+    c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT;
+    c->body_limit = c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ? srv->cfg.image_max_bytes
+                  : c->body_streams      ? srv->cfg.max_file_bytes
+                                         : srv->cfg.max_body_bytes;
     if (c->declared_len != UINT64_MAX && c->declared_len > c->body_limit) {
-        if (c->body_streams)
+        if (c->route == R_TPL_CONTEXT)
+            lel_call_error(c, 413, "build context larger than images.max_bytes (%zu bytes)", srv->cfg.image_max_bytes);
+        else if (c->route == R_IMG_PUT)
+            lel_call_error(c, 413, "image archive larger than images.max_bytes (%zu bytes)", srv->cfg.image_max_bytes);
+        else if (c->body_streams)
             lel_call_error(c, 413, "file larger than %zu bytes", srv->cfg.max_file_bytes);
         else
             lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);

@@ -47,6 +47,8 @@ static const struct key keys[] = {
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
+    {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
+    {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -127,6 +129,8 @@ int lel_config_init(lel_config_t *cfg)
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
+    cfg->image_max_bytes = (size_t)4 << 30;
+    cfg->image_max_unpacked_bytes = (size_t)16 << 30;
     if (add_listen(cfg, "127.0.0.1:3000") < 0 || lel_config_set_string(&cfg->tls_cert, "") < 0 ||
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
         lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0) {

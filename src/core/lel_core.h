@@ -35,6 +35,7 @@ typedef struct lel_server {
     lel_registry_t *template_names; /* "<teamID>/<name or alias>" -> the same actor, no reference of
                                        its own (removed before the templates entry goes) */
     lel_actor_t *root;         /* serializes team creation */
+    struct lel_images *images; /* the image store (src/image): its index, actor and imports */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
@@ -71,6 +72,7 @@ enum lel_msg_type {
     LEL_MSG_CONSOLE, LEL_MSG_VM_DIED, LEL_MSG_SAMPLE, LEL_MSG_SHUTDOWN, LEL_MSG_BUILD, LEL_MSG_BUILD_STEP,
     LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK, LEL_MSG_STOP_PAUSE, LEL_MSG_STOP_CMDS,
     LEL_MSG_XFER, /* a file transfer's body has more for it (upload) or its client wants the next piece */
+    LEL_MSG_IMPORTED, /* an image import's thread ended (src/image) */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -84,7 +86,8 @@ enum lel_route {
     R_SBX_TIMEOUT, R_SBX_REFRESH, R_SBX_LOGS, R_SBX_METRICS, R_SBX_SNAPSHOT, R_SBX_RESTORE,
     R_SBX_COMMANDS, R_SBX_FILES_PUT, R_SBX_FILES_GET, R_SBX_FILES_DELETE,
     R_SNAP_LIST, R_SNAP_DELETE,
-    R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD,
+    R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
+    R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
 };
 
 /** True when an actor should drop a call unprocessed: its client is gone (h2 reset or closed

@@ -225,11 +225,16 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
 {
     const char *cmd = NULL, *cwd = "/", *in = "";
     long long timeout = CMD_TIMEOUT_DEFAULT_MS;
-    json_t *envs;
+    json_t *envs, *tenv = NULL;
+    if (s->tpl) /* the template's image config and env/workdir steps: the sandbox's envVars win */
+        lel_template_defaults(s->tpl, &tenv, &cwd);
     if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs) < 0 || running_vm(s, c) < 0)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    char **env = make_env(json_object_get(s->rec, "envVars"), envs);
+    json_t *base = tenv ? json_deep_copy(tenv) : json_object();
+    json_object_update(base, json_object_get(s->rec, "envVars"));
+    char **env = make_env(base, envs);
+    json_decref(base);
     if (env && args_fit(c, argv, env) < 0) {
         free_env(env);
         return;

@@ -2,6 +2,7 @@
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
 #include "../http/lel_http.h"
+#include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
@@ -77,6 +78,7 @@ static void server_free(lel_server_t *srv)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
     if (srv->sandboxes && srv->pool)
         lel_sandbox_shutdown_all(srv); /* VMs hold references to their actors: release them first */
+    lel_image_stop(srv); /* import threads end (their answers are in the images actor's mailbox) */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
     if (srv->timers)
@@ -101,6 +103,7 @@ static void server_free(lel_server_t *srv)
     }
     if (srv->root)
         lel_actor_unref(srv->root);
+    lel_image_free(srv);
     lel_ratelimit_free(srv->rl);
     lel_store_close(srv->store);
     pthread_cond_destroy(&srv->cond);
@@ -179,7 +182,7 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         goto fail;
     }
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
-        (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
+        (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
     static const lel_http_handlers_t hd = {lel_api_admit, lel_api_dispatch};
     if ((r = lel_http_start(&srv->cfg, &hd, srv, &srv->http, err, errlen)) < 0)
@@ -209,6 +212,7 @@ int lel_server_wait(lel_server_t *srv)
      * its end), then stop accepting and drain requests, then the actors they fed, then the store */
     if (srv->use_vm && srv->cfg.shutdown_pause_grace_ms > 0)
         lel_sandbox_pause_all(srv, srv->cfg.shutdown_pause_grace_ms);
+    lel_image_stop(srv); /* an import in progress gives up and is answered 503 */
     lel_http_stop(srv->http);
     server_free(srv);
     return 0;

@@ -20,6 +20,7 @@ enum lel_cf {
     LEL_CF_BUILDS,
     LEL_CF_SNAPSHOTS,
     LEL_CF_EVENTS,
+    LEL_CF_IMAGES,
     LEL_CF_COUNT
 };
 

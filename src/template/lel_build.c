@@ -15,6 +15,7 @@
 #include "lel_template_int.h"
 
 #include "../guest/lel_guest_abi.h"
+#include "../image/lel_image.h"
 #include "../vmm/lel_vmm.h"
 
 #include <errno.h>
@@ -96,10 +97,10 @@ static int64_t left_ms(struct build *b)
 /* startCmd runs in the background for good: nobody collects it, it gets no hangup, and it is
  * part of the snapshot, so every sandbox from the template has it running from the start.
  * Its output is discarded (redirect it to a file in the command to keep it). */
-static int start_cmd(struct build *b, const char *cmd)
+static int start_cmd(struct build *b, const char *cmd, const char *const *env, const char *cwd)
 {
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    struct lel_cmd c = {argv, NULL, "/", NULL, 0, 0, 1};
+    struct lel_cmd c = {argv, env, cwd, NULL, 0, 0, 1};
     uint32_t id;
     logf_(b, "info", "startCmd: %s", cmd);
     int r = lel_vm_cmd_start(b->vm, &c, &id);
@@ -164,7 +165,7 @@ static int snapshot(struct build *b, char *err, size_t errlen)
 
 /* The build as a state machine on the template's actor: one phase (or one step) per message;
  * while a command runs in the guest each message is one poll of it. */
-enum phase { PH_VM = 0, PH_BOOT, PH_STEPS, PH_READY, PH_SNAPSHOT };
+enum phase { PH_VM = 0, PH_BOOT, PH_IMAGE, PH_STEPS, PH_READY, PH_SNAPSHOT };
 
 struct lel_build_state {
     struct build b;
@@ -179,7 +180,37 @@ struct lel_build_state {
     int64_t cmd_deadline_ms; /* monotonic */
     int poll_ms;
     char what[192];
+    struct lel_img_push *push; /* fromImage: the tree going into the VM (PH_IMAGE) */
+    json_t *env;               /* the env commands get so far (the start point's, then env steps) */
+    char cwd[4096];            /* and their working directory (workdir steps) */
 };
+
+/* bs->env as "K=V" strings, PATH and HOME defaulted as for sandboxes' commands; free_env. */
+static char **make_env(struct lel_build_state *bs)
+{
+    json_t *m = json_deep_copy(bs->env), *v;
+    const char *k;
+    size_t n = 0;
+    if (!json_object_get(m, "PATH"))
+        json_object_set_new(m, "PATH", json_string("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    if (!json_object_get(m, "HOME"))
+        json_object_set_new(m, "HOME", json_string("/root"));
+    char **env = calloc(json_object_size(m) + 1, sizeof(char *));
+    json_object_foreach(m, k, v)
+    {
+        if (env && asprintf(&env[n], "%s=%s", k, json_string_value(v)) >= 0)
+            n++;
+    }
+    json_decref(m);
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
 
 static void next(struct lel_template *t, int64_t delay_ms)
 {
@@ -200,8 +231,11 @@ static int cmd_start(struct lel_build_state *bs, const char *const *argv, int qu
         logf_(b, "error", "%s: the build ran out of time", bs->what);
         return -1;
     }
-    struct lel_cmd c = {argv, NULL, "/", NULL, 0, (uint64_t)left, 0};
-    int r = lel_vm_cmd_start(b->vm, &c, &bs->cmd_id);
+    char **env = make_env(bs);
+    int img = bs->phase == PH_IMAGE; /* the image's files (its workdir too) are not there yet */
+    struct lel_cmd c = {argv, img ? NULL : (const char *const *)env, img ? "/" : bs->cwd, NULL, 0, (uint64_t)left, 0};
+    int r = env ? lel_vm_cmd_start(b->vm, &c, &bs->cmd_id) : -ENOMEM;
+    free_env(env);
     if (r != 0) {
         logf_(b, "error", "%s: %s", bs->what, r > 0 ? "could not start in the guest" : "the guest did not answer");
         return -1;
@@ -313,14 +347,110 @@ static int file_step(struct lel_build_state *bs, size_t i, json_t *st)
         logf_(b, "error", "step %zu (file): cannot write %s (%d)", i + 1, path, r);
         return -1;
     }
-    json_t *mode = json_object_get(st, "mode");
-    if (!json_is_integer(mode))
-        return 0;
+    int mode;
+    if (lel__template_mode(json_object_get(st, "mode"), &mode) < 0)
+        return 0; /* none given (checked at creation) */
     char m[16];
-    snprintf(m, sizeof(m), "%o", (unsigned)json_integer_value(mode));
+    snprintf(m, sizeof(m), "%o", (unsigned)mode);
     snprintf(bs->what, sizeof(bs->what), "step %zu (file): chmod %s %.128s", i + 1, m, path);
     const char *argv[] = {"/bin/chmod", m, path, NULL};
     return cmd_start(bs, argv, 0);
+}
+
+static void finish(struct lel_template *t, const char *reason);
+
+/* PH_IMAGE, one turn: 0 when the tree is in (next phase), else 1 (a command or a turn is armed,
+ * or the build finished with an error). */
+static int image_phase(struct lel_template *t)
+{
+    struct lel_build_state *bs = t->build;
+    struct build *b = &bs->b;
+    json_t *img = json_object_get(bs->def, "fromImage");
+    char root[4200], err[300], reason[400];
+    const char *const *argv = NULL;
+    if (!bs->push) {
+        lel_image_rootfs(t->srv, json_string_value(json_object_get(img, "imageID")), root, sizeof(root));
+        logf_(b, "info", "image %s (%s): unpacking its files into the build VM", json_string_value(json_object_get(img, "name")),
+              json_string_value(json_object_get(img, "digest")));
+        if (!(bs->push = lel__img_push_new(root))) {
+            finish(t, "cannot read the image's files on the host");
+            return 1;
+        }
+    }
+    int r = lel__img_push_step(bs->push, b->vm, &argv, err, sizeof(err));
+    if (r < 0) {
+        snprintf(reason, sizeof(reason), "image: %s", err);
+        finish(t, reason);
+        return 1;
+    }
+    if (r == 2) {
+        uint64_t entries;
+        int parts;
+        lel__img_push_stats(bs->push, &entries, &parts);
+        snprintf(bs->what, sizeof(bs->what), parts ? "image: unpacking part %d" : "image: preparing", parts);
+        if (cmd_start(bs, argv, 0) < 0)
+            finish(t, "the image could not be unpacked in the build VM; see the logs");
+        return 1;
+    }
+    if (r == 1) {
+        next(t, 0);
+        return 1;
+    }
+    uint64_t entries;
+    int parts;
+    lel__img_push_stats(bs->push, &entries, &parts);
+    logf_(b, "info", "image: %llu files, directories and links unpacked (%d part%s)", (unsigned long long)entries, parts,
+          parts == 1 ? "" : "s");
+    lel__img_push_free(bs->push);
+    bs->push = NULL;
+    bs->phase = PH_STEPS;
+    return 0;
+}
+
+/* env, workdir, user: the build's defaults change (workdir also makes the directory). */
+static int defaults_step(struct lel_build_state *bs, size_t i, json_t *st, const char *type)
+{
+    struct build *b = &bs->b;
+    if (!strcmp(type, "env")) {
+        json_object_update(bs->env, json_object_get(st, "envs"));
+        logf_(b, "info", "step %zu (env): %zu variables set", i + 1, json_object_size(json_object_get(st, "envs")));
+        return 0;
+    }
+    if (!strcmp(type, "user")) {
+        logf_(b, "info", "step %zu (user): %s (recorded; the guest runs every process as root for now)", i + 1,
+              json_string_value(json_object_get(st, "user")));
+        return 0;
+    }
+    const char *path = json_string_value(json_object_get(st, "path"));
+    snprintf(bs->cwd, sizeof(bs->cwd), "/");
+    snprintf(bs->what, sizeof(bs->what), "step %zu (workdir): %.150s", i + 1, path);
+    logf_(b, "info", "%s", bs->what);
+    const char *argv[] = {"/bin/mkdir", "-p", path, NULL};
+    int r = cmd_start(bs, argv, 0);
+    snprintf(bs->cwd, sizeof(bs->cwd), "%s", path); /* for the steps after it */
+    return r;
+}
+
+/* One step: 1 its command runs, 0 done, -1 failed (logged). */
+static int do_step(struct lel_build_state *bs, size_t i, json_t *st, const char *type)
+{
+    if (!strcmp(type, "run"))
+        return run_step(bs, i, st);
+    if (!strcmp(type, "file"))
+        return file_step(bs, i, st);
+    if (!strcmp(type, "copy")) {
+        char err[300];
+        static const char *const unpack[] = {"/bin/busybox", "sh", "-c",
+                                             "/bin/busybox tar -xf " GUEST_COPY_TAR " -C /; r=$?; /bin/busybox rm -f "
+                                             GUEST_COPY_TAR "; exit $r", NULL};
+        if (lel__template_copy_step(bs->b.t, bs->b.vm, i, st, bs->what, sizeof(bs->what), err, sizeof(err)) < 0) {
+            logf_(&bs->b, "error", "%s: %s", bs->what, err);
+            return -1;
+        }
+        logf_(&bs->b, "info", "%s", bs->what);
+        return cmd_start(bs, (const char *const *)unpack, 0);
+    }
+    return defaults_step(bs, i, st, type);
 }
 
 static void finish(struct lel_template *t, const char *reason)
@@ -337,6 +467,8 @@ static void finish(struct lel_template *t, const char *reason)
     }
     json_decref(bs->b.rec);
     json_decref(bs->def);
+    json_decref(bs->env);
+    lel__img_push_free(bs->push);
     free(bs);
     t->build = NULL;
     atomic_fetch_sub(&t->srv->builds_running, 1);
@@ -344,8 +476,12 @@ static void finish(struct lel_template *t, const char *reason)
 
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
-    if (t->build || t->deleted) /* one build at a time per template */
+    char ctx[4200];
+    if (t->build || t->deleted || t->ctx) /* one build at a time per template */
         return;
+    lel__template_context_path(t, ctx, sizeof(ctx));
+    if (lel__template_needs_context(json_object_get(t->rec, "definition")) && access(ctx, R_OK) < 0)
+        return; /* it waits for PUT /templates/{id}/context, which starts it */
     if (atomic_fetch_add(&t->srv->builds_running, 1) >= t->srv->cfg.max_parallel_builds) {
         /* all build slots taken: it stays "waiting" and asks again shortly */
         atomic_fetch_sub(&t->srv->builds_running, 1);
@@ -370,6 +506,9 @@ void lel__template_build(struct lel_template *t, const char *build_id)
         return;
     }
     bs->def = json_incref(json_object_get(t->rec, "definition")); /* t->rec is replaced as statuses change */
+    json_t *base = json_object_get(bs->def, "base");
+    bs->env = json_is_object(json_object_get(base, "env")) ? json_deep_copy(json_object_get(base, "env")) : json_object();
+    snprintf(bs->cwd, sizeof(bs->cwd), "%s", json_string_value(json_object_get(base, "workdir")) ?: "/");
     t->build = bs;
     const char *from = json_string_value(json_object_get(bs->def, "fromTemplate"));
     set_status(&bs->b, "building", NULL);
@@ -382,6 +521,16 @@ static void cmd_ended(struct lel_template *t, int code)
 {
     struct lel_build_state *bs = t->build;
     struct build *b = &bs->b;
+    if (bs->phase == PH_IMAGE) {
+        if (code != 0) {
+            if (code > 0)
+                logf_(b, "error", "%s exited with %d", bs->what, code);
+            finish(t, "the image could not be unpacked in the build VM; see the logs");
+            return;
+        }
+        next(t, 0);
+        return;
+    }
     if (bs->phase == PH_STEPS) {
         if (code != 0) {
             if (code > 0)
@@ -425,6 +574,8 @@ static void advance(struct lel_template *t)
         }
         bs->boot_deadline_ms = lel_mono_ms() + t->srv->cfg.boot_timeout_ms;
         bs->phase = !from || !strcmp(from, "base") ? PH_BOOT : PH_STEPS;
+        if (bs->phase == PH_STEPS && json_object_get(bs->def, "fromImage"))
+            bs->phase = PH_IMAGE;
         break;
     case PH_BOOT: {
         int r = lel_vm_wait_ready(b->vm, 0);
@@ -436,14 +587,18 @@ static void advance(struct lel_template *t)
             finish(t, "cannot start the build VM: the guest did not become ready");
             return;
         }
-        bs->phase = PH_STEPS;
+        bs->phase = json_object_get(bs->def, "fromImage") ? PH_IMAGE : PH_STEPS;
         break;
     }
+    case PH_IMAGE:
+        if (image_phase(t) == 0)
+            break;
+        return;
     case PH_STEPS:
         if (bs->step < json_array_size(steps_j)) {
             json_t *st = json_array_get(steps_j, bs->step);
             const char *type = json_string_value(json_object_get(st, "type"));
-            int r = !strcmp(type, "run") ? run_step(bs, bs->step, st) : file_step(bs, bs->step, st);
+            int r = do_step(bs, bs->step, st, type);
             if (r < 0) {
                 finish(t, "a step failed; see the logs");
                 return;
@@ -453,7 +608,10 @@ static void advance(struct lel_template *t)
             bs->step++;
             break;
         }
-        if (start && start_cmd(b, start) < 0) {
+        char **env = make_env(bs);
+        int sr = start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
+        free_env(env);
+        if (sr < 0) {
             finish(t, "startCmd could not start; see the logs");
             return;
         }
@@ -506,6 +664,8 @@ void lel__template_build_abandon(struct lel_template *t)
     lel_vm_destroy(bs->b.vm);
     json_decref(bs->b.rec);
     json_decref(bs->def);
+    json_decref(bs->env);
+    lel__img_push_free(bs->push);
     free(bs);
     t->build = NULL;
     atomic_fetch_sub(&t->srv->builds_running, 1);

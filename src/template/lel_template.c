@@ -14,6 +14,7 @@
  * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
 #include "lel_template_int.h"
 
+#include "../image/lel_image.h"
 #include "../vmm/lel_vmm.h"
 
 #include <errno.h>
@@ -45,6 +46,10 @@ static void template_free(void *p)
 {
     struct lel_template *t = p;
     lel__template_build_abandon(t); /* the daemon is stopping mid-build: the next start marks it error */
+    lel__template_context_abandon(t);
+    if (t->image_id[0]) /* a template that was never made (its use is given back at DELETE) */
+        lel_image_release(t->srv, t->image_id);
+    json_decref(t->defaults);
     json_decref(t->rec);
     free(t);
 }
@@ -62,12 +67,18 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->cpu = (int)json_integer_value(json_object_get(rec, "cpuCount"));
     t->mem_mb = (int)json_integer_value(json_object_get(rec, "memoryMB"));
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
+    json_t *def = json_object_get(rec, "definition");
+    t->defaults = lel__template_defaults_of(def);
+    snprintf(t->image_id, sizeof(t->image_id), "%s",
+             json_string_value(json_object_get(json_object_get(def, "fromImage"), "imageID")) ?: "");
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
     atomic_init(&t->in_use, 0);
     atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
-    if (!a)
+    if (!a) {
+        json_decref(t->defaults);
         free(t);
+    }
     else
         t->actor = a;
     return a;
@@ -188,6 +199,15 @@ static int name_taken(lel_server_t *srv, const char *team, const char *name)
     return lel_registry_get(srv->template_names, key, NULL, NULL) != NULL;
 }
 
+void lel_template_defaults(lel_actor_t *a, json_t **env, const char **workdir)
+{
+    struct lel_template *t = lel_actor_state(a);
+    *env = json_object_get(t->defaults, "env");
+    *workdir = json_string_value(json_object_get(t->defaults, "workdir"));
+    if (!*workdir)
+        *workdir = "/";
+}
+
 void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, int *disk_mb)
 {
     struct lel_template *t = lel_actor_state(a);
@@ -228,120 +248,21 @@ void lel_template_release(lel_actor_t *a)
     atomic_fetch_sub(&((struct lel_template *)lel_actor_state(a))->in_use, 1);
 }
 
-/* ---- validation of a definition (POST /templates) ---- */
-
-static int validate_steps(lel_call_t *c, json_t *steps)
-{
-    size_t i;
-    json_t *st;
-    if (!json_is_array(steps) || json_array_size(steps) > 256) {
-        lel_call_error(c, 400, "invalid field 'steps': must be an array of at most 256 steps");
-        return -EINVAL;
-    }
-    json_array_foreach(steps, i, st)
-    {
-        const char *type = json_string_value(json_object_get(st, "type"));
-        if (!json_is_object(st) || !type) {
-            lel_call_error(c, 400, "invalid field 'steps[%zu].type': must be 'run' or 'file'", i);
-            return -EINVAL;
-        }
-        if (!strcmp(type, "run")) {
-            json_t *args = json_object_get(st, "args"), *a;
-            size_t j;
-            if (!json_is_array(args) || json_array_size(args) == 0) {
-                lel_call_error(c, 400, "invalid field 'steps[%zu].args': must be a non-empty array of strings", i);
-                return -EINVAL;
-            }
-            json_array_foreach(args, j, a)
-            {
-                if (!json_is_string(a)) {
-                    lel_call_error(c, 400, "invalid field 'steps[%zu].args[%zu]': must be a string", i, j);
-                    return -EINVAL;
-                }
-            }
-        } else if (!strcmp(type, "file")) {
-            const char *path = json_string_value(json_object_get(st, "path"));
-            json_t *mode = json_object_get(st, "mode");
-            if (!path || path[0] != '/' || strstr(path, "/../") || !strcmp(path + strlen(path) - (strlen(path) >= 3 ? 3 : 0), "/..")) {
-                lel_call_error(c, 400, "invalid field 'steps[%zu].path': must be an absolute path without '..'", i);
-                return -EINVAL;
-            }
-            if (!json_is_string(json_object_get(st, "content"))) {
-                lel_call_error(c, 400, "invalid field 'steps[%zu].content': must be a string", i);
-                return -EINVAL;
-            }
-            if (mode && (!json_is_integer(mode) || json_integer_value(mode) < 0 || json_integer_value(mode) > 07777)) {
-                lel_call_error(c, 400, "invalid field 'steps[%zu].mode': must be an integer 0..07777", i);
-                return -EINVAL;
-            }
-        } else {
-            lel_call_error(c, 400, "invalid field 'steps[%zu].type': '%.32s' is not 'run' or 'file'", i, type);
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
-
-static int valid_name(const char *n)
-{
-    if (!*n || strlen(n) > 128)
-        return 0;
-    for (const char *p = n; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-            return 0;
-    return 1;
-}
-
-/* Parses the body into a definition; returns NULL with the 400 set. */
-static json_t *parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem)
-{
-    const char *name = NULL, *from = "base", *start = NULL, *ready = NULL;
-    json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL;
-    if (lel_call_str_field(c, "name", 128, &name) < 0 || lel_call_str_field(c, "fromTemplate", 128, &from) < 0 ||
-        lel_call_str_field(c, "startCmd", 65536, &start) < 0 || lel_call_str_field(c, "readyCmd", 65536, &ready) < 0 ||
-        lel_call_int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 || lel_call_int_field(c, "memoryMB", 0, 1LL << 31, mem) < 0)
-        return NULL;
-    if (!name || !valid_name(name)) {
-        lel_call_error(c, 400, "invalid field 'name': required, 1..128 of a-z 0-9 - _ .");
-        return NULL;
-    }
-    if (*cpu != 1) {
-        lel_call_error(c, 400, "invalid field 'cpuCount': only 1 vCPU is supported until the guest runs more");
-        return NULL;
-    }
-    if (*mem < 128 || *mem > 8192 || *mem % 2) {
-        lel_call_error(c, 400, "invalid field 'memoryMB': must be an even number in 128..8192");
-        return NULL;
-    }
-    if (steps && !json_is_null(steps) && validate_steps(c, steps) < 0)
-        return NULL;
-    lel_actor_t *base = lel_template_lookup(srv, c->team, from);
-    if (!base) {
-        lel_call_error(c, 400, "invalid field 'fromTemplate': template '%.64s' not found", from);
-        return NULL;
-    }
-    const char *from_id;
-    int x;
-    lel_template_shape(base, &from_id, &x, &x, &x);
-    json_t *def = json_pack("{s:s, s:o, s:o, s:o}", "fromTemplate", from_id, "steps",
-                            steps && !json_is_null(steps) ? json_deep_copy(steps) : json_array(), "startCmd",
-                            start ? json_string(start) : json_null(), "readyCmd", ready ? json_string(ready) : json_null());
-    lel_actor_unref(base);
-    return def;
-}
-
 /* POST /templates, on the team actor (so names are unique per team). */
 void lel_template_create(lel_server_t *srv, lel_call_t *c)
 {
     long long cpu = 1, mem = 256;
-    json_t *def = parse_definition(srv, c, &cpu, &mem);
+    json_t *def = lel__template_parse_definition(srv, c, &cpu, &mem);
     if (!def)
         return;
+    const char *image_id = json_string_value(json_object_get(json_object_get(def, "fromImage"), "imageID"));
     const char *name = json_string_value(json_object_get(c->json, "name"));
     char tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
     /* names are unique per team (creation runs on the team actor), and a built-in's name is
      * nobody's: a team template named `base` would shadow the built-in for that team */
     if (name_taken(srv, LEL_BUILTIN_TEAM, name) || name_taken(srv, c->team->id, name)) {
+        if (image_id)
+            lel_image_release(srv, image_id);
         json_decref(def);
         lel_call_error(c, 409, "a %stemplate named '%s' already exists", name_taken(srv, LEL_BUILTIN_TEAM, name) ? "built-in " : "",
                        name);
@@ -359,21 +280,31 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     json_t *build = json_pack("{s:s, s:s, s:s, s:[], s:[]}", "buildID", bid, "templateID", tid, "status", "waiting", "logs",
                               "logEntries");
     lel_json_set_time(build, "createdAt", now);
+    if (lel__template_needs_context(def)) {
+        char line[160], ts[32];
+        snprintf(line, sizeof(line), "waiting for the build context of its copy steps: PUT /templates/%s/context", tid);
+        lel_rfc3339(now, ts);
+        json_array_append_new(json_object_get(build, "logs"), json_string(line));
+        json_array_append_new(json_object_get(build, "logEntries"),
+                              json_pack("{s:s, s:s, s:s}", "timestamp", ts, "level", "info", "message", line));
+    }
     lel_batch_t *b = lel_batch_new(srv->store);
     rec_path(c->team->id, tid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
     rec_path(tid, bid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_BUILDS, path, build);
     json_decref(build);
-    lel_actor_t *a = template_new(srv, rec);
+    lel_actor_t *a = template_new(srv, rec); /* the image's use is the template's from here */
     if (!a) {
+        if (image_id)
+            lel_image_release(srv, image_id);
         lel_batch_free(b);
         json_decref(rec);
         lel_call_error(c, 503, "out of memory");
         return;
     }
     if (lel_store_write(srv->store, b) < 0) {
-        lel_actor_unref(a);
+        lel_actor_unref(a); /* gives the image's use back */
         lel_call_store_failed(c);
         return;
     }
@@ -522,9 +453,16 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     }
     lel__template_build_abandon(t);
     t->deleted = 1;
+    if (t->image_id[0]) { /* its image may go now */
+        lel_image_release(t->srv, t->image_id);
+        t->image_id[0] = 0;
+    }
     lel__template_image(t, img, sizeof(img), 0);
     unlink(img);
     lel__template_image(t, img, sizeof(img), 1);
+    unlink(img);
+    lel__template_context_abandon(t);
+    lel__template_context_path(t, img, sizeof(img));
     unlink(img);
     /* the registry's reference goes; sandboxes of a deleted template keep theirs */
     names_del(t);
@@ -534,13 +472,21 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     lel_call_reply(c, 204, NULL);
 }
 
-/* DELETE /templates/{id}: the only call that comes here (reads go to lel_template_read). */
-static void template_call(struct lel_template *t, lel_call_t *c)
+/* DELETE /templates/{id} and PUT /templates/{id}/context (reads go to lel_template_read).
+ * Returns 1 when the call is kept (a context's body streams in). */
+static int template_call(struct lel_template *t, lel_call_t *c)
 {
     int builtin = is_builtin(t);
     if ((!builtin && strcmp(t->team_id, c->team->id)) || t->deleted) {
         lel_call_error(c, 404, "template not found");
-        return;
+        return 0;
+    }
+    if (c->route == R_TPL_CONTEXT) {
+        if (builtin) {
+            lel_call_error(c, 403, "the built-in template takes no build context");
+            return 0;
+        }
+        return lel__template_context_put(t, c);
     }
     if (builtin) {
         lel_call_error(c, 403, "the built-in template cannot be deleted");
@@ -549,6 +495,7 @@ static void template_call(struct lel_template *t, lel_call_t *c)
     } else {
         delete_template(t, c);
     }
+    return 0;
 }
 
 static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
@@ -587,9 +534,11 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     (void)self;
     struct lel_template *t = state;
     if (m->type == LEL_MSG_CALL) {
-        if (!lel__abandoned(m->ptr))
-            template_call(t, m->ptr);
-        lel_call_done(m->ptr);
+        if (lel__abandoned(m->ptr) || !template_call(t, m->ptr))
+            lel_call_done(m->ptr);
+    } else if (m->type == LEL_MSG_XFER) {
+        if (t->ctx)
+            lel__template_context_step(t);
     } else if (m->type == LEL_MSG_SPAWNED) {
         spawned(t, m->ptr, m->arg);
     } else if (m->type == LEL_MSG_BUILD) {
@@ -612,10 +561,15 @@ static int load_one(void *ctx, const char *key, json_t *rec)
         json_decref(rec);
         return 0;
     }
+    struct lel_template *t = lel_actor_state(a);
+    if (t->image_id[0] && lel_image_acquire_id(srv, t->image_id) < 0) {
+        fprintf(stderr, "lelantosd: template %s names image %s, which is gone\n", t->id, t->image_id);
+        t->image_id[0] = 0;
+    }
     if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
         lel_actor_unref(a);
     else
-        names_put(lel_actor_state(a));
+        names_put(t);
     return 0;
 }
 

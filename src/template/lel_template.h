@@ -19,6 +19,9 @@ lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char
  * another only once its build is `ready`. Else 0 with *status its build status ("waiting",
  * "building", "error"). Any thread. */
 int lel_template_ready(lel_actor_t *tpl, const char **status);
+/** The env (object, borrowed) and working directory commands in its sandboxes inherit
+ * (the image's config and the template's env/workdir steps; read-only after creation). */
+void lel_template_defaults(lel_actor_t *tpl, json_t **env, const char **workdir);
 /** Resources of a template (read-only after creation). */
 void lel_template_shape(lel_actor_t *tpl, const char **id, int *cpu, int *mem_mb, int *disk_mb);
 /** Counts a sandbox using the template (in_use) and, with `spawned_by`, records a spawn by that

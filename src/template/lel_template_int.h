@@ -21,7 +21,23 @@ struct lel_template {
     json_t *rec;            /* actor-owned */
     lel_actor_t *actor;     /* self (the registry holds the reference) */
     struct lel_build_state *build; /* the build in progress, or NULL */
+    json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
+    char image_id[LEL_ID_LEN + 1]; /* fromImage: the image it holds a use of, else "" */
+    struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
 };
+
+/* lel_template_def.c: the definition of POST /templates (on the team actor). */
+/** Parses and checks the body into a definition; NULL with the error set on c. A fromImage
+ * definition holds a use of the image (the template made from it gives it back when freed). */
+json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem);
+/** Checks steps; 0, or -EINVAL with a 400 naming the field. */
+int lel__template_check_steps(lel_call_t *c, json_t *steps);
+/** A file step's mode: an integer 0..07777 or an octal string ("0644"). 0 or -EINVAL. */
+int lel__template_mode(json_t *mode, int *out);
+/** What an env, workdir or user step changes in defaults {env, workdir, user}. */
+void lel__template_apply_defaults(json_t *defaults, json_t *step);
+/** The definition's final defaults (a new reference; base's for records without them). */
+json_t *lel__template_defaults_of(json_t *def);
 
 /** Its status from a buildStatus string (unknown: waiting). */
 enum lel_tpl_status lel__template_status(const char *s);
@@ -36,5 +52,33 @@ void lel__template_build_step(struct lel_template *t);
  * running in it ends with it) and its build slot released. For shutdown, and for a DELETE that
  * cancels the build (which removes the records itself). */
 void lel__template_build_abandon(struct lel_template *t);
+
+/* lel_build_image.c: an image's tree into the build VM, in tar parts unpacked there. */
+struct lel_img_push;
+struct lel_vm;
+/** Starts reading the tree at `rootfs`. NULL when it cannot be read. */
+struct lel_img_push *lel__img_push_new(const char *rootfs);
+/** One turn: 1 call again, 2 run *argv in the guest (its exit status 0: call again), 0 done,
+ * -1 failed (err filled). Blocks only for the guest's answers to about 8 MiB of uploads. */
+int lel__img_push_step(struct lel_img_push *p, struct lel_vm *vm, const char *const **argv, char *err, size_t errlen);
+/** Entries written and parts unpacked so far. */
+void lel__img_push_stats(const struct lel_img_push *p, uint64_t *entries, int *parts);
+void lel__img_push_free(struct lel_img_push *p);
+/* lel_build_context.c: the build context (PUT /templates/{id}/context) and copy steps. */
+/** <data_dir>/templates/<id>.context */
+void lel__template_context_path(struct lel_template *t, char *buf, size_t n);
+/** Whether the definition has copy steps (its build waits for the context). */
+int lel__template_needs_context(json_t *def);
+/** PUT /templates/{id}/context: 1 when the call is kept (its body streams in), else answered. */
+int lel__template_context_put(struct lel_template *t, lel_call_t *c);
+/** More of the context's body arrived (LEL_MSG_XFER); at its end the build is started. */
+void lel__template_context_step(struct lel_template *t);
+/** An upload in progress is answered 503 and dropped (the template goes). */
+void lel__template_context_abandon(struct lel_template *t);
+/** A copy step's files into the build VM as GUEST_COPY_TAR, which the caller unpacks. 0, or -1
+ * with err filled. `what` gets the step's name for the logs. */
+int lel__template_copy_step(struct lel_template *t, struct lel_vm *vm, size_t i, json_t *st, char *what, size_t whatlen,
+                            char *err, size_t errlen);
+#define GUEST_COPY_TAR "/.lelantos-copy.tar"
 
 #endif
