@@ -1,7 +1,7 @@
 /* The API layer on the loop thread: route, authenticate, rate-limit, decode, then hand the
  * call to the actor that owns the data. Everything here is cheap and never blocks on I/O
  * except the key index lookup (in memory). */
-#include "lel_api.h"
+#include "lel_api_int.h"
 
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
@@ -30,7 +30,8 @@ static const struct route_def routes[] = {
     {"/teams/members", AUTHEP, R_MEMBERS_LIST, R_MEMBERS_CREATE, 0, 0},
     {"/teams/members/*", AUTHEP, 0, 0, 0, R_MEMBER_DELETE},
     {"/sandboxes", GENERAL, R_SBX_LIST, R_SBX_CREATE, 0, 0},
-    {"/v2/sandboxes", GENERAL, R_SBX_LIST, 0, 0, 0},
+    {"/v2/sandboxes", GENERAL, R_SBX_LIST, R_SBX_CREATE, 0, 0},
+    {"/v2/sandboxes/*/connect", GENERAL, 0, R_SBX_CONNECT, 0, 0},
     {"/sandboxes/*", GENERAL, R_SBX_GET, 0, 0, R_SBX_KILL},
     {"/sandboxes/*/pause", GENERAL, 0, R_SBX_PAUSE, 0, 0},
     {"/sandboxes/*/resume", GENERAL, 0, R_SBX_RESUME, 0, 0},
@@ -296,7 +297,7 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         lel_call_done(c);
         return;
     }
-    if (decode_body(srv, c) < 0) {
+    if (decode_body(srv, c) < 0 || lel__api_e2b_body(c) < 0) {
         lel_call_done(c);
         return;
     }

@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 /* Private record fields, stripped from the public view. */
-const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", "snapshotID", NULL};
+const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs",
+                                               "snapshotID", "envdAccessToken", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -50,6 +51,12 @@ static void publish(struct lel_sandbox *s)
     size_t len = 0;
     for (int i = 0; v && lel__sbx_private_fields[i]; i++)
         json_object_del(v, lel__sbx_private_fields[i]);
+    if (v) { /* the data plane is the host's (src/envd), whatever the record was made with */
+        json_object_set_new(v, "envdVersion", json_string(LEL_ENVD_VERSION));
+        json_object_set_new(v, "lifecycle", json_pack("{s:s, s:b}", "onTimeout",
+                                                      json_is_true(json_object_get(s->rec, "autoPause")) ? "pause" : "kill",
+                                                      "autoResume", 0));
+    }
     if (v && lel_codec_encode(v, LEL_FMT_JSON, &enc, &len) < 0)
         enc = NULL;
     pthread_mutex_lock(&s->view_lock);
@@ -69,6 +76,24 @@ json_t *lel__sbx_public_view(struct lel_sandbox *s)
     json_t *v = json_incref(s->view);
     pthread_mutex_unlock(&s->view_lock);
     return v;
+}
+
+json_t *lel__sbx_access_view(struct lel_sandbox *s)
+{
+    json_t *v = json_deep_copy(s->view), *tok = json_object_get(s->rec, "envdAccessToken");
+    if (v && tok)
+        json_object_set(v, "envdAccessToken", tok);
+    return v;
+}
+
+int lel__sbx_new_token(json_t *rec)
+{
+    unsigned char raw[24];
+    char hex[2 * sizeof(raw) + 1];
+    if (lel_random_bytes(raw, sizeof(raw)) < 0)
+        return -EIO;
+    lel_hex(raw, sizeof(raw), hex);
+    return json_object_set_new(rec, "envdAccessToken", json_string(hex)) < 0 ? -ENOMEM : 0;
 }
 
 static void ref_actor(void *a, void *ctx)
@@ -292,7 +317,7 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     s->state = S_RUNNING;
     s->end_at_ms = end;
     arm_timer(s, LEL_MSG_TIMEOUT, end);
-    lel_call_reply(c, status, lel__sbx_public_view(s));
+    lel_call_reply(c, status, lel__sbx_access_view(s));
 }
 
 static int collect_event(void *ctx, const char *key, json_t *ev)
@@ -369,7 +394,7 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
     s->holds_template = 1;
     lel_template_acquire(s->tpl, s->team);
     arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-    lel_call_reply(c, 201, lel__sbx_public_view(s));
+    lel_call_reply(c, 201, lel__sbx_access_view(s));
 }
 
 /* The lifecycle calls: pause, resume, connect; and the images (snapshot, restore). */
@@ -405,7 +430,7 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
             lel_call_store_failed(c);
         else
-            lel_call_reply(c, 200, lel__sbx_public_view(s));
+            lel_call_reply(c, 200, lel__sbx_access_view(s));
         return;
     default: /* R_SBX_SNAPSHOT, R_SBX_RESTORE */
         /* an image taken mid-command would hold a command nobody can collect */
@@ -720,6 +745,10 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
                             "endAtMs", (json_int_t)end);
     lel_json_set_time(rec, "startedAt", now);
     lel_json_set_time(rec, "endAt", end);
+    if (lel__sbx_new_token(rec) < 0) {
+        json_decref(rec);
+        return NULL;
+    }
     if (q->snap_id)
         json_object_set_new(rec, "snapshotID", json_string(q->snap_id));
     return rec;
@@ -802,6 +831,8 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     if (!team || !id || !st)
         return 0;
     lel_core_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
+    if (!json_object_get(rec, "envdAccessToken") && lel__sbx_new_token(rec) == 0) /* a record from before tokens */
+        lel_store_put(srv->store, LEL_CF_SANDBOXES, key, rec);
     struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
     if (!s) {
         json_decref(rec);

@@ -89,6 +89,11 @@ extern const char *const lel__snap_private_fields[];
 
 /* lel_sandbox.c */
 json_t *lel__sbx_public_view(struct lel_sandbox *s);
+/** The public view plus the sandbox's envdAccessToken: the answer to create, resume and
+ * connect (E2B's Sandbox), which its data plane (src/envd) requires as X-Access-Token. */
+json_t *lel__sbx_access_view(struct lel_sandbox *s);
+/** Puts a fresh random envdAccessToken into `rec`. 0 or -errno. */
+int lel__sbx_new_token(json_t *rec);
 void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n);
 int lel__sbx_slot_take(lel_team_t *t);
 void lel__sbx_slot_release(struct lel_sandbox *s);
