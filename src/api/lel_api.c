@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -235,6 +235,15 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
  * of the error set on c. */
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
+    if (lel__api_envd_wants(c)) { /* E2B's data plane: the sandbox's access token is its credential */
+        char bucket[64];
+        *cls = ENVD;
+        int st = lel__api_envd_match(c);
+        if (st)
+            return st;
+        snprintf(bucket, sizeof(bucket), "envd:%s", c->id);
+        return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
+    }
     int r = match(c, cls);
     if (r || *cls == PUBLIC)
         return r;
@@ -271,7 +280,7 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     int r = judge(srv, c, &cls);
     if (r || cls == PUBLIC)
         return r;
-    c->body_streams = c->route == R_SBX_FILES_PUT;
+    c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_ENVD_FILES_POST;
     c->body_limit = c->body_streams ? srv->cfg.max_file_bytes : srv->cfg.max_body_bytes;
     if (c->declared_len != UINT64_MAX && c->declared_len > c->body_limit) {
         if (c->body_streams)
@@ -295,6 +304,15 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
     if (!c->admitted && cls == PUBLIC) {
         lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
         lel_call_done(c);
+        return;
+    }
+    if (LEL_ROUTE_IS_ENVD(c->route)) { /* its bodies are the envd protocol's, read by src/envd */
+        if (!c->body_in && c->body_len > srv->cfg.max_body_bytes) {
+            lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+            lel_call_done(c);
+        } else {
+            lel__api_envd_route(srv, c, srv->sandboxes, actor_ref);
+        }
         return;
     }
     if (decode_body(srv, c) < 0 || lel__api_e2b_body(c) < 0) {

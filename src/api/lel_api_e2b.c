@@ -112,3 +112,88 @@ int lel__api_e2b_body(lel_call_t *c)
     }
     return 0;
 }
+
+/* ---- the data plane: E2B's envd protocol, routed to the sandbox's actor (src/envd) ---- */
+
+#define ENVD_PORT "49983"
+
+/* The E2B proxy's answer for a sandbox it cannot reach: 502, which the SDK reads as "not
+ * running" (isRunning() false, TimeoutError, SandboxNotFoundError while starting a stream). */
+static void not_reachable(lel_call_t *c, const char *id, const char *msg)
+{
+    lel_call_reply(c, 502, json_pack("{s:s, s:s, s:i}", "sandboxId", id ? id : "", "message", msg, "code", 502));
+}
+
+/* The Host form the SDK uses without E2B_SANDBOX_URL: <port>-<sandboxID>.<domain>. */
+static int host_form(lel_call_t *c)
+{
+    const char *h = c->host, *dash = h ? strchr(h, '-') : NULL, *dot = dash ? strchr(dash, '.') : NULL;
+    if (!dot || dash == h || dash - h > 5 || dot - dash - 1 != LEL_ID_LEN)
+        return 0;
+    for (const char *p = h; p < dash; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    for (const char *p = dash + 1; p < dot; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    c->e2b_port = strndup(h, (size_t)(dash - h));
+    c->e2b_sandbox = strndup(dash + 1, LEL_ID_LEN);
+    return c->e2b_port && c->e2b_sandbox;
+}
+
+int lel__api_envd_wants(lel_call_t *c)
+{
+    return c->e2b_sandbox || host_form(c);
+}
+
+int lel__api_envd_match(lel_call_t *c)
+{
+    const char *p = c->path;
+    free(c->id);
+    free(c->id2);
+    c->id = strdup(c->e2b_sandbox);
+    c->id2 = NULL;
+    if (!c->id) {
+        lel_call_error(c, 503, "out of memory");
+        return 503;
+    }
+    if (strlen(c->id) != LEL_ID_LEN) {
+        not_reachable(c, c->id, "The sandbox was not found");
+        return 502;
+    }
+    if (c->e2b_port && strcmp(c->e2b_port, ENVD_PORT)) {
+        not_reachable(c, c->id, "no service listens on that port in the sandbox (only envd, port 49983)");
+        return 502;
+    }
+    int get = c->method == LEL_M_GET, post = c->method == LEL_M_POST;
+    if (!strcmp(p, "/health") && get)
+        c->route = R_ENVD_HEALTH;
+    else if (!strcmp(p, "/files") && (get || post))
+        c->route = get ? R_ENVD_FILES_GET : R_ENVD_FILES_POST;
+    else if (post && (!strncmp(p, "/process.Process/", 17) || !strncmp(p, "/filesystem.Filesystem/", 23)) &&
+             strlen(p) < 64 && !strchr(strchr(p + 1, '/') + 1, '/')) {
+        c->route = R_ENVD_RPC;
+        c->id2 = strdup(p + 1);
+    } else {
+        c->allow = !strcmp(p, "/health") ? "GET" : !strcmp(p, "/files") ? "GET, POST" : NULL;
+        if (c->allow)
+            lel_call_error(c, 405, "method not allowed on %s (allowed: %s)", p, c->allow);
+        else /* connect-go's answer to a procedure it does not know */
+            lel_call_reply(c, 404, json_pack("{s:s, s:s%}", "code", "unimplemented", "message", p, strlen(p)));
+        return c->status;
+    }
+    return 0;
+}
+
+void lel__api_envd_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *))
+{
+    (void)srv;
+    lel_actor_t *a = lel_registry_get(reg, c->id, ref, NULL);
+    if (!a) {
+        not_reachable(c, c->id, "The sandbox was not found");
+        lel_call_done(c);
+        return;
+    }
+    lel_call_send(a, c); /* its access token is checked by the actor, which knows it */
+    lel_actor_unref(a);
+}

@@ -28,6 +28,7 @@ static void sandbox_free(void *p)
     struct lel_sandbox *s = p;
     lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
     lel__sbx_xfers_free(s);
+    lel_envd_free(s->envd);
     free(s->fork_image);
     free(s->memory_file);
     free(s->samples);
@@ -407,8 +408,8 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_PAUSE:
         if (s->state != S_RUNNING)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        else if (s->ncmds)
-            lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", s->ncmds);
+        else if (lel__sbx_ncmds(s))
+            lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", lel__sbx_ncmds(s));
         else if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
             lel_call_error(c, 500, "cannot pause: %s", err);
         else
@@ -434,8 +435,8 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
         return;
     default: /* R_SBX_SNAPSHOT, R_SBX_RESTORE */
         /* an image taken mid-command would hold a command nobody can collect */
-        if (s->ncmds)
-            lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", s->ncmds,
+        if (lel__sbx_ncmds(s))
+            lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", lel__sbx_ncmds(s),
                            c->route == R_SBX_SNAPSHOT ? "snapshot" : "restore");
         else if (c->route == R_SBX_SNAPSHOT)
             lel__sbx_take_snapshot(s, c);
@@ -471,6 +472,10 @@ static void timeout_call(struct lel_sandbox *s, lel_call_t *c)
 
 static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
 {
+    if (LEL_ROUTE_IS_ENVD(c->route)) { /* its credential is the sandbox's access token, not a team's key */
+        lel__sbx_envd_call(s, c);
+        return;
+    }
     if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
         lel_call_error(c, 404, "sandbox not found");
         return;
@@ -540,7 +545,7 @@ static void stop_begin(struct lel_sandbox *s, int64_t deadline)
     s->stop_pending = 1;
     s->stop_deadline = deadline;
     int64_t now = lel_mono_ms();
-    lel_msg_t *m = s->ncmds ? lel_msg_new(LEL_MSG_STOP_CMDS, 0, NULL) : NULL;
+    lel_msg_t *m = lel__sbx_ncmds(s) ? lel_msg_new(LEL_MSG_STOP_CMDS, 0, NULL) : NULL;
     if (m && lel_timers_at(s->srv->timers, now + (deadline - now) / 2, s->actor, m) < 0)
         lel_msg_free(m);
 }
@@ -551,7 +556,7 @@ static void stop_progress(struct lel_sandbox *s)
 {
     if (s->state == S_RUNNING && s->vm && lel_mono_ms() < s->stop_deadline) {
         char err[256];
-        if (s->ncmds)
+        if (lel__sbx_ncmds(s))
             return;
         if (do_pause(s, "sandbox paused: lelantosd is stopping", err, sizeof(err)) == 0)
             atomic_fetch_add(&s->srv->stop_paused, 1);
@@ -597,7 +602,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         char err[256], why[320];
         if (!json_is_true(json_object_get(s->rec, "autoPause")))
             lel__sbx_kill(s, "sandbox killed at its timeout");
-        else if (s->ncmds) /* a pause waits for running commands: they end by their own timeouts */
+        else if (lel__sbx_ncmds(s)) /* a pause waits for running commands: they end by their own timeouts */
             arm_timer(s, LEL_MSG_TIMEOUT, lel_now_ms() + 250);
         else if (do_pause(s, "sandbox paused at its timeout (autoPause)", err, sizeof(err)) < 0) {
             snprintf(why, sizeof(why), "error: autoPause failed (%s); sandbox killed", err);
@@ -624,6 +629,9 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         stop_begin(s, m->arg);
     } else if (m->type == LEL_MSG_STOP_CMDS && s->vm) {
         lel__sbx_cmds_kill(s);
+        lel__sbx_envd_kill_all(s);
+    } else if (m->type == LEL_MSG_ENVD_PIECE || m->type == LEL_MSG_ENVD_TICK || m->type == LEL_MSG_ENVD_BODY) {
+        lel__sbx_envd_msg(s, m->type, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
         stop_end(s);
     }

@@ -79,6 +79,7 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
 {
     lel__sbx_cmds_fail(s, 409, "the sandbox stopped while the command ran");
     lel__sbx_xfers_fail(s, 409, "the sandbox stopped while the file was transferred");
+    lel_envd_vm_gone(s->envd, "the sandbox stopped");
     if (s->vm) {
         lel_vm_destroy(s->vm);
         s->vm = NULL;
@@ -149,7 +150,7 @@ void lel__sbx_sample(struct lel_sandbox *s)
     /* memory a finished workload freed inside the guest goes back to the host (free-page
      * reporting), checked at each sample while no command runs: it costs nothing unless the
      * guest holds TRIM_MIN_PAGES of it */
-    if (!s->ncmds)
+    if (!lel__sbx_ncmds(s))
         lel_vm_trim(s->vm, TRIM_MIN_PAGES);
 }
 
