@@ -47,7 +47,7 @@ fi
 # The guest's layers; an include may go down or sideways within a layer, never up.
 rank() {
     case $1 in
-    arch) echo 0 ;; mm) echo 1 ;; proc | fs | net) echo 2 ;; sys | agent) echo 3 ;; *) echo -1 ;;
+    lib | arch) echo 0 ;; mm) echo 1 ;; proc | fs | net) echo 2 ;; sys | agent) echo 3 ;; *) echo -1 ;;
     esac
 }
 # from->to pairs allowed against the order (see src/guest/README.md, "Layers")

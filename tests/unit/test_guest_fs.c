@@ -1,8 +1,9 @@
 /* The guest's file system, built for the host: unpack the real default root filesystem
  * (busybox), resolve paths and symlinks, read, write, truncate, list, unlink, find a file's
  * path, generated directories and descriptor links. */
-#include "../../src/guest/fs.h"
-#include "../../src/guest/klib.h"
+#include "../../src/guest/fs/fs.h"
+#include "../../src/guest/lib/klib.h"
+#include "../../src/guest/mm/page.h"
 #include "../lel_test.h"
 
 #include <stdio.h>

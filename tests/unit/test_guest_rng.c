@@ -1,7 +1,7 @@
 /* The guest's random generator, built for the host: its ChaCha20 block equals OpenSSL's for
  * random keys, counters and nonces (so the stream is ChaCha20, not something that looks
  * random), and its output moves on: no two requests, and no request after a stir, repeat. */
-#include "../../src/guest/rng.h"
+#include "../../src/guest/lib/rng.h"
 #include "../lel_test.h"
 
 #include <openssl/evp.h>

@@ -1,5 +1,11 @@
-/* The host's file requests (LEL_OP_FILE_*), included by kmain.c: paths and data come in the
- * bulk area, answers go back in it. */
+#include "files.h"
+
+#include "work.h"
+#include "../arch/arch.h"
+#include "../fs/fs.h"
+#include "../fs/procfs.h"
+#include "../lel_guest_abi.h"
+#include "../lib/klib.h"
 
 /* Creates the directories above `path` that are missing; a symlink on the way that leads
  * nowhere is not replaced (ENOENT, as mkdir -p fails there). */
@@ -34,7 +40,7 @@ static int bulk_path(void)
     return plen >= 2 && plen <= FS_PATH_MAX && bulk[0] == '/' && kstrnlen(bulk, plen) == plen - 1 ? 0 : -E_INVAL;
 }
 
-static void file_write(void)
+void agent_file_write(void)
 {
     uint64_t plen = chan->arg[0], off = chan->arg[1], n = chan->arg[2];
     struct inode *f, *dir;
@@ -78,12 +84,7 @@ static int replaceable(const struct inode *old)
     return (old->mode & S_IFMT) == S_IFDIR ? -E_ISDIR : -E_PERM;
 }
 
-/* LEL_OP_FILE_UPLOAD: chunks of a file written under a temporary name that the last one
- * renames over the path (see lel_guest_abi.h). Whatever fails, the temporary goes, so a full
- * disk is given back whole. Nothing is kept between chunks but the temporary itself: a host
- * that never finishes leaves a file the user can see and remove, and ids only grow, so it
- * never meets a later upload. */
-static void file_upload(void)
+void agent_file_upload(void)
 {
     static uint32_t last_id;
     uint64_t plen = chan->arg[0], off = chan->arg[1], n = chan->arg[2], flags = chan->arg[3] & 0xffffffffULL, tl = 0;
@@ -129,8 +130,7 @@ static void file_upload(void)
     chan->ret[0] = id;
 }
 
-/* LEL_OP_FILE_DELETE: as rm and rmdir do, a symlink itself, never what it names. */
-static void file_delete(void)
+void agent_file_delete(void)
 {
     struct inode *dir, *node = 0;
     const char *name;
@@ -150,7 +150,7 @@ static void file_delete(void)
     chan->status = r < 0 ? (uint32_t)-r : 0;
 }
 
-static void file_read(void)
+void agent_file_read(void)
 {
     struct inode *f;
     uint64_t off = chan->arg[1], max = chan->arg[2] < LEL_BULK_SIZE ? chan->arg[2] : LEL_BULK_SIZE;

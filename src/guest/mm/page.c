@@ -1,71 +1,15 @@
-/* Helpers, the page pool and the heap. The heap keeps one free list per power-of-two class;
- * objects never move between classes and the caller passes the size back to kfree. */
-#include "klib.h"
+/* The physical page pool and the small-object heap. The heap keeps one free list per
+ * power-of-two class; objects never move between classes and the caller passes the size back
+ * to kfree. Built for the host too (LEL_GUEST_HOSTED: pages from calloc) for the unit tests. */
+#include "page.h"
+
+#include "../lib/klib.h"
 
 #ifdef LEL_GUEST_HOSTED
 #include <stdlib.h>
 #else
-#include "lel_guest_abi.h"
+#include "../lel_guest_abi.h"
 #endif
-
-void *kmemset(void *d, int c, size_t n)
-{
-    uint8_t *p = d;
-    while (n--)
-        *p++ = (uint8_t)c;
-    return d;
-}
-
-const char *kutoa(char buf[21], uint64_t v)
-{
-    int i = 20;
-    buf[i] = 0;
-    do
-        buf[--i] = (char)('0' + v % 10);
-    while ((v /= 10) && i > 0);
-    return buf + i;
-}
-
-void *kmemcpy(void *d, const void *s, size_t n)
-{
-    uint8_t *p = d;
-    const uint8_t *q = s;
-    while (n--)
-        *p++ = *q++;
-    return d;
-}
-
-int kmemcmp(const void *a, const void *b, size_t n)
-{
-    const uint8_t *p = a, *q = b;
-    for (; n; n--, p++, q++)
-        if (*p != *q)
-            return *p - *q;
-    return 0;
-}
-
-size_t kstrlen(const char *s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    return n;
-}
-
-size_t kstrnlen(const char *s, size_t max)
-{
-    size_t n = 0;
-    while (n < max && s[n])
-        n++;
-    return n;
-}
-
-int kstrcmp(const char *a, const char *b)
-{
-    while (*a && *a == *b)
-        a++, b++;
-    return (uint8_t)*a - (uint8_t)*b;
-}
 
 #ifdef LEL_GUEST_HOSTED
 void *kpage_alloc(void)
@@ -116,7 +60,6 @@ static uint64_t pool_next, pool_end;
 static struct fidx *dirty, *clean, *quarantine; /* quarantine: reported, until kpage_trim_done */
 static uint64_t nfree, ndirty; /* pages on the chains (index pages included); on `dirty` */
 
-void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa)
 {
     pool_next = start_gpa;

@@ -1,32 +1,27 @@
-/* /proc, enough for free, df, ps, top and programs that read their own status: real directory
- * entries in the file system (one directory per process, made and removed with it), whose
- * files have no contents of their own: each open gets a fresh copy written from the kernel's
- * state (an anonymous file, so reads, seeks and fstat behave as for any file). /proc/self is a
- * symlink re-pointed at each process switch. /proc/<pid>/fd is brought up to date whenever it
- * is searched or listed: a symlink per descriptor, which readlink shows as Linux does and whose
- * open reaches the descriptor's file (so /dev/stdin, /dev/stdout, /dev/stderr and /dev/fd/N,
- * links into /proc/self/fd, work). Included by proc.c. */
+#include "procfs.h"
 
-enum { GEN_NONE, GEN_MEMINFO, GEN_CPUINFO, GEN_UPTIME, GEN_LOADAVG, GEN_MOUNTS, GEN_STAT, GEN_VERSION,
-       GEN_NET_TCP, GEN_NET_TCP6, GEN_NET_UNIX, GEN_NET_UDP, GEN_NET_UDP6, /* socket.inc writes them */
-       GEN_PID_STAT, GEN_PID_STATUS, GEN_PID_CMDLINE, GEN_PID_COMM,
-       GEN_PID_FD, GEN_FD_LINK }; /* /proc/<pid>/fd and its links: no contents to write */
+#include "../arch/arch.h"
+#include "file.h"
+#include "fs.h"
+#include "../lel_guest_abi.h"
+#include "../lib/klib.h"
+#include "../mm/page.h"
+#include "../mm/vm.h"
+#include "../net/socket.h"
+#include "../proc/proc.h"
+#include "../proc/session.h"
 
 static struct inode *proc_root, *proc_self; /* held: they outlive an `rm -rf /proc` */
+
 static int proc_self_pid;
 
-struct sbuf {
-    char *p;
-    uint64_t n, cap;
-};
-
-static void put_s(struct sbuf *b, const char *s)
+void put_s(struct sbuf *b, const char *s)
 {
     for (; *s && b->n < b->cap; s++)
         b->p[b->n++] = *s;
 }
 
-static void put_u(struct sbuf *b, uint64_t v)
+void put_u(struct sbuf *b, uint64_t v)
 {
     char d[21];
     put_s(b, kutoa(d, v));
@@ -46,14 +41,11 @@ static void put_kb(struct sbuf *b, const char *name, uint64_t kb)
     put_s(b, " kB\n");
 }
 
-/* `v` as `digits` upper-case hex digits, as /proc/net prints addresses */
-static void put_hex(struct sbuf *b, uint64_t v, int digits)
+void put_hex(struct sbuf *b, uint64_t v, int digits)
 {
     while (digits-- > 0 && b->n < b->cap)
         b->p[b->n++] = "0123456789ABCDEF"[(v >> (4 * digits)) & 0xf];
 }
-
-static void gen_net(struct sbuf *b, int kind);
 
 static struct proc *proc_by_pid(int pid)
 {
@@ -217,9 +209,7 @@ static void gen_global(struct sbuf *b, int kind)
     }
 }
 
-/* The contents of a /proc file as of now, as a new anonymous file (held once: the caller
- * releases it); NULL when out of memory. */
-static struct inode *procfs_render(const struct inode *node)
+struct inode *procfs_render(const struct inode *node)
 {
     struct sbuf b = {kpage_alloc(), 0, PAGE_SIZE};
     struct inode *f = b.p ? fs_anon_file() : 0;
@@ -267,7 +257,7 @@ static int pid_name(int pid, char *d)
     return n;
 }
 
-static void procfs_init(void)
+void procfs_init(void)
 {
     static const struct {
         const char *name;
@@ -293,8 +283,7 @@ static void procfs_init(void)
         proc_self = 0;
 }
 
-/* /proc/self names the process about to run (only processes resolve paths). */
-static void procfs_self(int pid)
+void procfs_self(int pid)
 {
     char d[12];
     int n = pid_name(pid, d);
@@ -307,7 +296,7 @@ static void procfs_self(int pid)
     proc_self_pid = pid;
 }
 
-static void procfs_add(const struct proc *p)
+void procfs_add(const struct proc *p)
 {
     char d[12];
     struct inode *dir, *fd;
@@ -395,16 +384,14 @@ void fs_gen_dir_sync(struct inode *dir)
     }
 }
 
-/* The file a /proc/<pid>/fd link stands for; NULL for any other node, or once it closed. */
-static struct file *fd_link_file(const struct inode *l)
+struct file *fd_link_file(const struct inode *l)
 {
     const struct proc *p = l->gen == GEN_FD_LINK ? proc_by_pid((int)l->gen_pid) : 0;
     const struct files *fl = p && p->state != P_ZOMBIE ? p->files : 0;
     return fl && l->rdev < NFD ? fl->fd[l->rdev] : 0;
 }
 
-/* /proc/<pid>/exe, a symlink to the program (made or re-pointed at exec and fork) */
-static void procfs_exe(const struct proc *p)
+void procfs_exe(const struct proc *p)
 {
     char d[12];
     struct inode *dir, *l;
@@ -424,7 +411,7 @@ static void procfs_exe(const struct proc *p)
     l->size = n;
 }
 
-static void procfs_remove(const struct proc *p)
+void procfs_remove(const struct proc *p)
 {
     static const char *const names[] = {"stat", "status", "cmdline", "comm", "exe"};
     char d[12];
@@ -442,9 +429,7 @@ static void procfs_remove(const struct proc *p)
     fs_unlink(proc_root, d, (uint64_t)n, 1);
 }
 
-/* Whether a node is part of /proc (its own device number: df and find -xdev tell the two file
- * systems apart by it). Only directories know their parent. */
-static int in_procfs(const struct inode *ino)
+int in_procfs(const struct inode *ino)
 {
     if (ino->gen || (proc_self && ino == proc_self))
         return 1;
@@ -452,24 +437,4 @@ static int in_procfs(const struct inode *ino)
         if (i == proc_root)
             return 1;
     return 0;
-}
-
-/* statfs/fstatfs: the root file system is memory (tmpfs's figures), /proc is proc's. */
-static long statfs_of(const struct inode *ino, uint64_t ubuf)
-{
-    uint64_t s[15];
-    kmemset(s, 0, sizeof(s));
-    int in_proc = in_procfs(ino);
-    const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
-    s[0] = in_proc ? 0x9fa0 : 0x01021994; /* PROC_SUPER_MAGIC, TMPFS_MAGIC */
-    s[1] = s[10] = PAGE_SIZE;              /* f_bsize, f_frsize */
-    if (!in_proc) {
-        s[2] = bi->mem_bytes / PAGE_SIZE;  /* f_blocks */
-        s[3] = kpage_free_pages();         /* f_bfree */
-        s[4] = s[3] > KPAGE_DATA_RESERVE ? s[3] - KPAGE_DATA_RESERVE : 0; /* f_bavail: what files may still take */
-        s[5] = s[2];                       /* f_files */
-        s[6] = s[3];                       /* f_ffree */
-    }
-    s[8] = FS_NAME_MAX; /* f_namelen */
-    return copy_user(ubuf, s, 120, 1);
 }

@@ -3,7 +3,7 @@
  * CPUID leaf 0xD gives. */
 #include "fpu.h"
 
-#include "klib.h"
+#include "../lib/klib.h"
 
 static int use_xsave;
 static uint64_t mask = 3; /* x87 and SSE */

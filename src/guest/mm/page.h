@@ -1,23 +1,16 @@
-/* The guest kernel's little libc: memory and string helpers, the physical page pool and a
- * small-object heap. Built freestanding for the guest, and for the host when the guest's
- * portable parts (file system, ELF checks) are unit-tested (LEL_GUEST_HOSTED). */
-#ifndef LEL_GUEST_KLIB_H
-#define LEL_GUEST_KLIB_H
+/* The guest's memory: the physical page pool (every page the kernel and programs use) and a
+ * small-object heap on it. Built for the host too (LEL_GUEST_HOSTED) for the unit tests. */
+#ifndef LEL_GUEST_MM_PAGE_H
+#define LEL_GUEST_MM_PAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define PAGE_SIZE 4096ULL
 
-void *kmemset(void *d, int c, size_t n);
-void *kmemcpy(void *d, const void *s, size_t n);
-int kmemcmp(const void *a, const void *b, size_t n);
-size_t kstrlen(const char *s);
-int kstrcmp(const char *a, const char *b);
-size_t kstrnlen(const char *s, size_t max);
-/** `v` in decimal, written at the end of `buf`; returns where the digits start. */
-const char *kutoa(char buf[21], uint64_t v);
-
+/** Hands the pool the guest-physical range [start_gpa, end_gpa) (boot: what lies above the
+ * kernel's fixed areas, below the root filesystem archive). */
+void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 /** One zeroed page, as a kernel pointer; NULL when memory is exhausted. */
 void *kpage_alloc(void);
 /** The same for memory a program asks for (its pages, its files' data): NULL once only the

@@ -1,7 +1,8 @@
 /* tmpfs over kmalloc'd inodes and page-sized data blocks; see fs.h. */
 #include "fs.h"
 
-#include "klib.h"
+#include "../lib/klib.h"
+#include "../mm/page.h"
 
 #define MAX_FILE (1ULL << 30)
 

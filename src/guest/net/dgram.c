@@ -1,24 +1,18 @@
-/* Datagram sockets inside the sandbox: UDP over loopback (AF_INET/AF_INET6 SOCK_DGRAM) and
- * AF_UNIX SOCK_DGRAM; included by proc.c after socket.inc, whose addresses, binding and
- * socket table they share. A datagram is copied whole into the receiver's queue (its own
- * pages, up to UDP's 65507 bytes) and read whole: what does not fit the reader's buffer is cut
- * off (MSG_TRUNC). As on Linux, a full receiver drops UDP datagrams (the sender is not told)
- * and makes a unix sender wait; UDP to a port nobody has bound is dropped, and a connected
- * sender learns it at its next receive (ECONNREFUSED, Linux's ICMP error); a connected
- * receiver takes datagrams from its peer only. */
+#include "dgram.h"
 
-#define DGRAM_MAX 65507     /* UDP's largest payload */
+#include "../fs/epoll.h"
+#include "../fs/file.h"
+#include "../fs/fs.h"
+#include "../lib/errno.h"
+#include "../lib/klib.h"
+#include "../mm/page.h"
+#include "socket.h"
+#include "../proc/proc.h"
+#include "../proc/signal.h"
+
 #define DGRAM_COST 256
 #define DGRAM_SEGS 64       /* iovecs a sendmsg/recvmsg may have here */
 #define MSG_TRUNC_ 0x20
-enum { EDESTADDRREQ_ = 89, EMSGSIZE_ = 90, ENOBUFS_ = 105 };
-
-struct dgram {
-    struct dgram *next;
-    struct saddr from;
-    uint32_t len;
-    void *pages[(DGRAM_MAX + PAGE_SIZE - 1) / PAGE_SIZE];
-};
 
 static void dgram_free(struct dgram *d)
 {
@@ -68,7 +62,7 @@ static struct dgram *dgram_make(const struct seg *sg, int nsg, uint64_t n, const
     return d;
 }
 
-static void dgram_flush(struct sock *s)
+void dgram_flush(struct sock *s)
 {
     while (s->dq) {
         struct dgram *d = s->dq;
@@ -120,8 +114,7 @@ static int sa_same(const struct saddr *a, const struct saddr *b)
     return a->len == b->len && !kmemcmp(a->b, b->b, a->len);
 }
 
-/* sendto/sendmsg/write: one datagram of the segments to `to` (NULL: the connected peer). */
-static long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to)
+long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to)
 {
     struct sock *s = f->sock;
     struct saddr from;
@@ -177,9 +170,7 @@ static long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t m
     return err;
 }
 
-/* recvfrom/recvmsg/read: the next datagram into the segments; `from` gets its sender,
- * `*trunc` whether it was cut. Returns the bytes given (MSG_TRUNC: the datagram's length). */
-static long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc)
+long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc)
 {
     struct sock *s = f->sock;
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_);
@@ -219,8 +210,7 @@ static long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t m
     return r;
 }
 
-/* connect on a datagram socket: the default destination, and the only sender taken. */
-static long dgram_connect(struct sock *s, struct saddr *a)
+long dgram_connect(struct sock *s, struct saddr *a)
 {
     struct inode *ino = 0;
     struct saddr from;
@@ -255,14 +245,12 @@ static long dgram_segs(uint64_t iov, uint64_t cnt, struct seg *sg)
     return (long)cnt;
 }
 
-static uint32_t dgram_events(const struct sock *s)
+uint32_t dgram_events(const struct sock *s)
 {
     return (s->dq || s->err ? POLLIN_ : 0) | (s->err ? POLLERR_ : 0) | POLLOUT_;
 }
 
-/* sendto and recvfrom on a datagram socket: `uaddr` the destination (its length `ulen`), or
- * where the sender goes (its length at `ulen`). */
-static long dgram_sendrecv(struct file *f, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write)
+long dgram_sendrecv(struct file *f, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write)
 {
     struct seg sg = {buf, n};
     struct saddr a;
@@ -277,9 +265,7 @@ static long dgram_sendrecv(struct file *f, uint64_t buf, uint64_t n, uint64_t ms
     return e < 0 ? e : r;
 }
 
-/* sendmsg and recvmsg on a datagram socket (h: the msghdr): the vector is one datagram; the
- * sender's address, its full length and MSG_TRUNC come back. */
-static long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64_t msg, int write)
+long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64_t msg, int write)
 {
     struct seg sg[DGRAM_SEGS];
     struct saddr a;
@@ -302,8 +288,7 @@ static long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64
     return r;
 }
 
-/* readv and writev on a datagram socket: the vector is one datagram. */
-static long dgram_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uint64_t msg)
+long dgram_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uint64_t msg)
 {
     struct seg sg[DGRAM_SEGS];
     int trunc;
@@ -313,8 +298,7 @@ static long dgram_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uin
     return write ? dgram_send(f, sg, (int)n, msg, 0) : dgram_recv(f, sg, (int)n, msg, 0, &trunc);
 }
 
-/* socketpair(AF_UNIX, SOCK_DGRAM): two unnamed sockets, each the other's only destination. */
-static long dgram_pair(struct sock **a, struct sock **b)
+long dgram_pair(struct sock **a, struct sock **b)
 {
     if (!(*a = sock_new(AF_UNIX_)) || !(*b = sock_new(AF_UNIX_))) {
         if (*a)

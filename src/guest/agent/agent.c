@@ -1,0 +1,272 @@
+#include "files.h"
+#include "work.h"
+#include "../arch/arch.h"
+#include "../arch/cpu.h"
+#include "../arch/fpu.h"
+#include "../fs/fs.h"
+#include "../lel_guest_abi.h"
+#include "../lib/klib.h"
+#include "../lib/rng.h"
+#include "../mm/page.h"
+#include "../proc/proc.h"
+#include "../proc/sched.h"
+#include "../proc/session.h"
+
+/* Random numbers: the host's seed, the CPU's RDRAND when CPUID says it has one, the TSC. */
+static void rng_seed(const void *host, size_t n)
+{
+    uint64_t extra[6] = {rdtsc(), 0, 0, 0, 0, 0};
+    uint32_t a = 1, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    for (int i = 1; i < 6 && (c & (1u << 30)); i++) {
+        unsigned char ok = 0;
+        __asm__ volatile("rdrand %0; setc %1" : "=r"(extra[i]), "=qm"(ok));
+        if (!ok)
+            extra[i] = 0;
+    }
+    krng_mix(host, n);
+    krng_mix(extra, sizeof(extra));
+    kmemset(extra, 0, sizeof(extra));
+}
+
+/* Walks `n` NUL-terminated strings starting at *p inside the bulk area; 0 when they fit. */
+static int strings(const char **p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t left = (uint64_t)(bulk + LEL_BULK_SIZE - *p), len = kstrnlen(*p, left);
+        if (len == left)
+            return -1;
+        *p += len + 1;
+    }
+    return 0;
+}
+
+static void command(void)
+{
+    struct lel_cmd_req req;
+    kmemcpy(&req, bulk, sizeof(req));
+    const char *argv = bulk + sizeof(req), *p = argv, *env, *cwd;
+    if (req.argc == 0 || strings(&p, req.argc) < 0 || (env = p, strings(&p, req.envc)) < 0 || (cwd = p, strings(&p, 1)) < 0 ||
+        req.stdin_len > (uint64_t)(bulk + LEL_BULK_SIZE - p)) {
+        chan->status = LEL_ST_EINVAL;
+        return;
+    }
+    uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+    struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
+                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0};
+    int r = proc_start(&spec);
+    if (r < 0)
+        chan->status = (uint32_t)-r;
+    else
+        chan->ret[0] = (uint64_t)r;
+}
+
+static void command_result(void)
+{
+    struct proc_result res;
+    int id = proc_collect((int)chan->arg[0], bulk, LEL_BULK_HALF, bulk + LEL_BULK_HALF, LEL_BULK_HALF, &res);
+    if (id <= 0) {
+        chan->status = id == 0 ? LEL_ST_EAGAIN : LEL_ST_ENOENT;
+        return;
+    }
+    chan->ret[0] = (uint64_t)res.status;
+    chan->ret[1] = res.out_len;
+    chan->ret[2] = res.err_len;
+    chan->ret[3] = (res.out_truncated ? LEL_CMD_STDOUT_TRUNCATED : 0) | (res.err_truncated ? LEL_CMD_STDERR_TRUNCATED : 0) |
+                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (uint64_t)id << 32;
+}
+
+/* The test ops wait for their program here (other commands keep running) and answer with its
+ * merged output in the mailbox's data area. */
+/* Waits for the next interrupt, first telling the host what memory and disk are in use (it
+ * reads them from the channel whenever it likes, without a request). */
+static void agent_idle(void)
+{
+    chan->mem_used_pages = boot->mem_bytes / PAGE_SIZE - kpage_free_pages();
+    chan->disk_used_pages = fs_data_pages();
+    chan->dirty_free_pages = kpage_dirty_pages();
+    kernel_idle();
+}
+
+static void run_sync(int id)
+{
+    struct proc_result res;
+    if (id < 0) {
+        chan->status = (uint32_t)-id;
+        chan->ret[0] = (uint64_t)(int64_t)id;
+        return;
+    }
+    while (!proc_done(id))
+        if (!proc_step())
+            agent_idle();
+    proc_collect(id, (char *)chan + LEL_CHAN_DATA_OFF, LEL_CHAN_DATA_MAX, 0, 0, &res);
+    chan->ret[0] = (uint64_t)res.status;
+    chan->ret[1] = res.out_len;
+}
+
+static void handle(void)
+{
+    uint64_t *p, n, h = 0;
+    (void)n;
+    chan->status = LEL_ST_OK;
+    /* what a request changes in the file system carries the time of the request, not the
+     * time a process last made a syscall */
+    fs_set_clock(proc_now_ns() / 1000000000);
+    switch (chan->op) {
+    case LEL_OP_PING:
+        chan->ret[0] = chan->arg[0] + 1;
+        break;
+    case LEL_OP_TOUCH:
+        if (work_alloc(chan->arg[0]) < 0) {
+            chan->status = LEL_ST_EINVAL;
+            break;
+        }
+        for (uint64_t pg = 0; pg < work_pages; pg++) {
+            p = work_page(pg);
+            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++) {
+                uint64_t i = pg * (PAGE_SIZE / 8) + w;
+                p[w] = (i * 0x100000001b3ULL) ^ chan->arg[1];
+                h = mix(h, p[w]);
+            }
+        }
+        chan->ret[0] = h;
+        break;
+    case LEL_OP_CHECKSUM:
+        n = (chan->arg[0] << 20) / PAGE_SIZE;
+        if (chan->arg[0] == 0 || n != work_pages) {
+            chan->status = LEL_ST_EINVAL;
+            break;
+        }
+        for (uint64_t pg = 0; pg < work_pages; pg++) {
+            p = work_page(pg);
+            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++)
+                h = mix(h, p[w]);
+        }
+        chan->ret[0] = h;
+        break;
+    case LEL_OP_EXEC: {
+        char *data = (char *)chan + LEL_CHAN_DATA_OFF;
+        data[LEL_CHAN_DATA_MAX - 1] = 0; /* the host's strings end inside the area */
+        uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
+        uint64_t secs = chan->arg[1] && chan->arg[1] <= 600 ? chan->arg[1] : 15; /* under the host's wait */
+        struct proc_spec spec = {.argv = data, .argc = (uint32_t)chan->arg[0], .merge_err = 1,
+                                 .timeout_ticks = secs * hz};
+        run_sync(proc_start(&spec));
+        break;
+    }
+    case LEL_OP_CMD:
+        command();
+        break;
+    case LEL_OP_CMD_RESULT:
+        command_result();
+        break;
+    case LEL_OP_CMD_KILL:
+        if (proc_kill_session((int)chan->arg[0]) < 0)
+            chan->status = LEL_ST_ENOENT;
+        break;
+    case LEL_OP_FILE_WRITE:
+        agent_file_write();
+        break;
+    case LEL_OP_FILE_READ:
+        agent_file_read();
+        break;
+    case LEL_OP_FILE_UPLOAD:
+        agent_file_upload();
+        break;
+    case LEL_OP_FILE_DELETE:
+        agent_file_delete();
+        break;
+    case LEL_OP_SET_CLOCK: {
+        clock_rebase(chan->arg[2]);
+        boot->epoch_ms = chan->arg[0] - kernel_ns() / 1000000; /* proc_now_ns() = epoch + kernel_ns() */
+        rng_seed((const void *)chan->seed, sizeof(chan->seed));
+        break;
+    }
+    case LEL_OP_TICKS:
+        chan->ret[0] = kernel_ticks();
+        chan->ret[1] = timer_irqs;
+        break;
+    case LEL_OP_RUN_TEST:
+        run_sync(proc_start_test());
+        break;
+    case LEL_OP_SPIN:
+        chan->ret[0] = lel_spin(chan->arg[0]);
+        break;
+    case LEL_OP_MISBEHAVE:
+        misbehave(chan->arg[0]);
+        break;
+    case LEL_OP_TRIM:
+        chan->ret[0] = kpage_trim((uint32_t *)(LEL_DMAP_BASE + LEL_GPA_BULK), LEL_BULK_SIZE / 4);
+        chan->dirty_free_pages = kpage_dirty_pages();
+        break;
+    case LEL_OP_TRIM_DONE:
+        kpage_trim_done();
+        break;
+    default:
+        chan->status = LEL_ST_ENOSYS;
+    }
+}
+
+extern char __bss_start[], __bss_end[];
+
+void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
+
+static void rootfs_init(void)
+{
+    uint64_t end = boot->initrd_size ? boot->initrd_gpa : boot->mem_bytes;
+    kpool_init(LEL_GPA_POOL, end & ~(PAGE_SIZE - 1));
+    if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
+        console_write("guest: no memory for the root filesystem\n");
+        return;
+    }
+    if (!boot->initrd_size)
+        return;
+    int r = fs_unpack_cpio((const uint8_t *)(LEL_DMAP_BASE + boot->initrd_gpa), boot->initrd_size);
+    console_write(r == 0 ? "lelantos guest: root filesystem unpacked\n" : "guest: root filesystem archive is malformed\n");
+    /* the archive's pages join the pool: the files are copies now */
+    for (uint64_t a = boot->initrd_gpa; r == 0 && a + PAGE_SIZE <= boot->initrd_gpa + boot->initrd_size; a += PAGE_SIZE)
+        kpage_free((void *)(LEL_DMAP_BASE + a));
+}
+
+void kmain(void)
+{
+    for (char *b = __bss_start; b < __bss_end; b++)
+        *b = 0;
+    pvm = boot->magic == LEL_BOOT_MAGIC && (boot->flags & LEL_BOOT_PVM);
+    console_write(pvm ? "lelantos guest: booting (PVM)\n" : "lelantos guest: booting (KVM)\n");
+    irq_disable();
+    idt_init();
+    lapic_init();
+    if (tsc_khz) {
+        console_write("lelantos guest: clock from the TSC at ");
+        char digits[21];
+        console_write(kutoa(digits, tsc_khz));
+        console_write(" kHz\n");
+    } else {
+        console_write("lelantos guest: clock from timer ticks (TSC rate unknown)\n");
+    }
+    rng_seed(boot->seed, sizeof(boot->seed));
+    rootfs_init();
+    proc_init();
+    console_write("lelantos guest: user registers saved with ");
+    console_write(fpu_size() > 512 ? "XSAVE, features " : "FXSAVE, features ");
+    console_hex(fpu_features());
+    console_write("\nlelantos guest: ready\n");
+    outl(LEL_PORT_DOORBELL, LEL_BELL_READY);
+    uint32_t done = chan->resp_seq;
+    for (;;) {
+        irq_disable();
+        uint32_t req = chan->req_seq;
+        if (req != done) {
+            handle();
+            done = req;
+            __asm__ volatile("" ::: "memory");
+            chan->resp_seq = req;
+            outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
+            continue;
+        }
+        if (proc_step()) /* processes run between requests; a request preempts them */
+            continue;
+        agent_idle();
+    }
+}

@@ -1,0 +1,20 @@
+#ifndef LEL_GUEST_AGENT_FILES_H
+#define LEL_GUEST_AGENT_FILES_H
+
+#include <stdint.h>
+
+void agent_file_write(void);
+
+/* LEL_OP_FILE_UPLOAD: chunks of a file written under a temporary name that the last one
+ * renames over the path (see lel_guest_abi.h). Whatever fails, the temporary goes, so a full
+ * disk is given back whole. Nothing is kept between chunks but the temporary itself: a host
+ * that never finishes leaves a file the user can see and remove, and ids only grow, so it
+ * never meets a later upload. */
+void agent_file_upload(void);
+
+/* LEL_OP_FILE_DELETE: as rm and rmdir do, a symlink itself, never what it names. */
+void agent_file_delete(void);
+
+void agent_file_read(void);
+
+#endif

@@ -1,0 +1,131 @@
+#include "epoll.h"
+
+#include "file.h"
+#include "pipe.h"
+#include "../lib/errno.h"
+#include "../mm/page.h"
+#include "../net/socket.h"
+#include "../proc/proc.h"
+#include "../proc/signal.h"
+
+static uint32_t epoll_ready(struct epoll *ep, int depth);
+
+#define EPOLLONESHOT_ (1U << 30)
+#define EPOLLET_ (1U << 31)
+
+#define EVENTFD_MAX 0xfffffffffffffffeULL
+
+struct epoll *epolls;
+
+uint64_t file_seq(const struct file *f)
+{
+    if (f->type == F_SOCK)
+        return sock_seq(f->sock);
+    return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
+}
+
+uint32_t file_events(struct file *f, int depth)
+{
+    switch (f->type) {
+    case F_PIPE_R:
+        return (f->pipe->count ? POLLIN_ : 0) | (f->pipe->writers ? 0 : POLLHUP_ | POLLRDHUP_);
+    case F_PIPE_W:
+        return f->pipe->readers == 0 ? POLLERR_ : pipe_room(f->pipe) ? POLLOUT_ : 0;
+    case F_EVENT:
+        return (f->count ? POLLIN_ : 0) | (f->count < EVENTFD_MAX ? POLLOUT_ : 0);
+    case F_SOCK:
+        return sock_events(f->sock);
+    case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */
+        return depth < 2 && epoll_ready(f->ep, depth + 1) ? POLLIN_ : 0;
+    default:
+        return POLLIN_ | POLLOUT_;
+    }
+}
+
+/* Whether item `it` has something to report, and what (0: nothing). */
+static uint32_t epitem_events(const struct epitem *it, int depth)
+{
+    uint32_t ev = file_events(it->f, depth) & (it->events | POLLERR_ | POLLHUP_);
+    if (!it->events || ((it->events & EPOLLET_) && it->seen == file_seq(it->f))) /* 0: a one-shot that fired */
+        return 0;
+    return ev;
+}
+
+static uint32_t epoll_ready(struct epoll *ep, int depth)
+{
+    for (uint32_t i = 0; i < ep->n; i++)
+        if (epitem_events(&ep->it[i], depth))
+            return 1;
+    return 0;
+}
+
+void epoll_drop(struct epoll *ep, uint32_t i)
+{
+    ep->it[i].f->epolled--;
+    ep->it[i] = ep->it[--ep->n];
+}
+
+void epoll_forget(struct file *f)
+{
+    for (struct epoll *ep = epolls; ep && f->epolled; ep = ep->next)
+        for (uint32_t i = ep->n; i-- > 0;)
+            if (ep->it[i].f == f)
+                epoll_drop(ep, i);
+}
+
+void epoll_free(struct epoll *ep)
+{
+    while (ep->n)
+        epoll_drop(ep, ep->n - 1);
+    for (struct epoll **pp = &epolls; *pp; pp = &(*pp)->next)
+        if (*pp == ep) {
+            *pp = ep->next;
+            break;
+        }
+    kfree(ep, sizeof(*ep));
+}
+
+long epoll_collect(struct epoll *ep, uint64_t uevs, int64_t max)
+{
+    long got = 0;
+    for (uint32_t i = 0; i < ep->n && got < max; i++) {
+        struct epitem *it = &ep->it[i];
+        struct epevent out = {epitem_events(it, 0), it->data};
+        if (!out.events)
+            continue;
+        if (copy_user(uevs + (uint64_t)got * sizeof(out), &out, sizeof(out), 1) < 0)
+            return got ? got : -EFAULT;
+        it->seen = file_seq(it->f);
+        if (it->events & EPOLLONESHOT_)
+            it->events = 0;
+        got++;
+    }
+    return got;
+}
+
+long eventfd_rw(struct file *f, uint64_t buf, uint64_t n, int write)
+{
+    uint64_t v = 0;
+    if (n < 8)
+        return -EINVAL;
+    if (write && copy_user(buf, &v, 8, 0) < 0)
+        return -EFAULT;
+    if (write && v == ~0ULL)
+        return -EINVAL;
+    while (write ? v > EVENTFD_MAX - f->count : f->count == 0) {
+        if (f->flags & O_NONBLOCK_)
+            return -EAGAIN;
+        if (sig_ready(cur))
+            return -ERESTART_;
+        block(W_PIPE);
+    }
+    if (!write) {
+        v = f->semaphore ? 1 : f->count;
+        if (copy_user(buf, &v, 8, 1) < 0)
+            return -EFAULT;
+    }
+    f->count = write ? f->count + v : f->count - v;
+    f->seq++;
+    wake(W_PIPE, 0);
+    return 8;
+}

@@ -1,0 +1,64 @@
+#ifndef LEL_GUEST_FS_EPOLL_H
+#define LEL_GUEST_FS_EPOLL_H
+
+#include <stdint.h>
+
+struct file;
+
+#define POLLIN_ 0x1
+#define POLLOUT_ 0x4
+#define POLLERR_ 0x8
+#define POLLHUP_ 0x10
+#define POLLNVAL_ 0x20
+#define POLLRDHUP_ 0x2000
+
+#define EFD_SEMAPHORE_ 1
+
+/* An epoll instance: what it watches, by (file, descriptor) as on Linux. Items hold no
+ * reference: a file that closes for good leaves every instance (epoll_forget). */
+#define EP_MAX 63 /* a process's descriptors, less the instance's own; fits kmalloc's 2 KiB */
+
+struct epitem {
+    struct file *f;
+    int32_t fd;
+    uint32_t events; /* what was asked, EPOLLET/EPOLLONESHOT included; 0: a fired one-shot */
+    uint64_t data;
+    uint64_t seen; /* EPOLLET: the file's seq at the last report */
+};
+
+struct epoll {
+    struct epoll *next; /* every instance, for epoll_forget */
+    uint32_t n;
+    struct epitem it[EP_MAX];
+};
+
+extern struct epoll *epolls;
+
+/* struct epoll_event as x86-64 lays it out (packed) */
+struct epevent {
+    uint32_t events;
+    uint64_t data;
+} __attribute__((packed));
+
+/* How often `f`'s readiness changed (0 for files that are always ready). */
+uint64_t file_seq(const struct file *f);
+
+/* What `f` is ready for now, as poll's revents (POLLRDHUP with POLLHUP for epoll's sake). */
+uint32_t file_events(struct file *f, int depth);
+
+void epoll_drop(struct epoll *ep, uint32_t i);
+
+/* `f` closed for good: every instance forgets it. */
+void epoll_forget(struct file *f);
+
+/* The instance's own file closed for good. */
+void epoll_free(struct epoll *ep);
+
+/* Reports what is ready into the user's array (at most `max`): how many, or -EFAULT. */
+long epoll_collect(struct epoll *ep, uint64_t uevs, int64_t max);
+
+/* read (write 0) or write (1) of an eventfd: 8 bytes, blocking unless O_NONBLOCK while the
+ * counter is 0 (read) or would pass its maximum (write). */
+long eventfd_rw(struct file *f, uint64_t buf, uint64_t n, int write);
+
+#endif

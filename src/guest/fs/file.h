@@ -1,0 +1,92 @@
+#ifndef LEL_GUEST_FS_FILE_H
+#define LEL_GUEST_FS_FILE_H
+
+#include <stdint.h>
+
+struct epoll;
+struct inode;
+struct pipe;
+struct sock;
+struct proc;
+struct outbuf;
+
+#define NFD 64
+
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK };
+
+struct file {
+    enum ftype type;
+    struct inode *ino;
+    struct pipe *pipe;
+    struct outbuf *ob; /* F_OUT: the session's buffer; NULL once the session ended (discarded) */
+    struct epoll *ep;  /* F_EPOLL */
+    struct sock *sock; /* F_SOCK */
+    uint64_t off;
+    uint64_t count, seq; /* F_EVENT: the counter, and how often it changed */
+    int flags;
+    int semaphore; /* F_EVENT: EFD_SEMAPHORE */
+    int refs;
+    int epolled; /* epoll instances that watch it */
+};
+
+/* Descriptors and the working directory: shared by the threads of a process (CLONE_FILES and
+ * CLONE_FS, which come together here), copied by fork. */
+struct files {
+    int refs;
+    uint64_t cloexec; /* bit n: fd n closes on execve */
+    struct inode *cwd; /* held */
+    struct file *fd[NFD];
+};
+
+#define O_APPEND 02000
+#define O_CREAT 0100
+#define O_EXCL 0200
+#define O_TRUNC 01000
+#define O_DIRECTORY 0200000
+#define O_NOFOLLOW 0400000
+#define O_CLOEXEC_ 02000000
+#define O_ACCMODE 3
+#define O_NONBLOCK_ 04000
+
+void fd_set_cloexec(int fd, int on);
+
+struct file *file_new(enum ftype t, struct inode *ino, int flags);
+
+void file_put(struct file *f);
+
+/* The lowest free descriptor >= from; `cloexec` marks it close-on-exec. */
+int fd_install(struct file *f, int from, int cloexec);
+
+void fd_close(struct proc *p, int fd);
+
+struct file *fd_get(uint64_t fd);
+
+/* A descriptor's file, held by this syscall until file_unhold: a thread that closes the
+ * descriptor meanwhile cannot free what a blocked read, write or wait is using (Linux's fdget
+ * does the same). A syscall holds one file at most; a thread that dies inside it (killed while
+ * blocked) lets go at its end (proc_end), or the file would stay open for good. */
+struct file *file_hold(struct file *f);
+
+struct file *fd_hold(uint64_t fd);
+
+void file_unhold(struct file *f);
+
+/* A descriptor table with no descriptors, in `cwd` (held); a copy of one (fork) when `from`. */
+struct files *files_new(struct inode *cwd, const struct files *from);
+
+/* Drops `p`'s use of its descriptor table; the last user closes the descriptors. */
+void files_put(struct proc *p);
+
+long anon_install(struct file *f, uint64_t flags);
+
+long file_read(struct file *f, uint64_t buf, uint64_t n);
+
+long file_write(struct file *f, uint64_t buf, uint64_t n);
+
+/* The file's page at `off` when a private mapping can map it as it is instead of a copy: a
+ * read-only mapping of code (PROT_EXEC) or by a loader (MAP_DENYWRITE: glibc's ld.so maps
+ * libraries so), a whole page within the file, and a file this address space can hold (it
+ * then cannot be written while the process lives, as a running program). NULL: a copy. */
+void *file_page_shared(struct file *f, uint64_t prot, uint64_t flags, uint64_t off);
+
+#endif

@@ -1,0 +1,204 @@
+#include "pipe.h"
+
+#include "file.h"
+#include "fs.h"
+#include "../lib/errno.h"
+#include "../mm/page.h"
+#include "../proc/proc.h"
+#include "../proc/signal.h"
+
+#define PIPE_BUF_ 4096 /* writes up to this size are never split */
+
+/* A pipe's readiness changed: for poll, select and epoll waiters. */
+static void pipe_changed(struct pipe *p)
+{
+    p->seq++;
+    wake(W_PIPE, 0);
+}
+
+struct pipe *pipe_new(void)
+{
+    struct pipe *p = kmalloc(sizeof(*p));
+    if (p && !(p->page[0] = kpage_alloc())) { /* an empty pipe always takes data */
+        kfree(p, sizeof(*p));
+        return 0;
+    }
+    if (p)
+        p->readers = p->writers = 1;
+    return p;
+}
+
+/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node. The
+ * pipe lives while either end is open; its data goes with it, as on Linux. */
+#define MAX_FIFOS 32
+
+static struct pipe *fifos[MAX_FIFOS];
+
+static void fifo_forget(struct pipe *p)
+{
+    for (int i = 0; p->fifo && i < MAX_FIFOS; i++)
+        if (fifos[i] == p)
+            fifos[i] = 0;
+    fs_release(p->fifo);
+    p->fifo = 0;
+}
+
+void pipe_drop(struct pipe *p, int reader)
+{
+    if (reader)
+        p->readers--;
+    else
+        p->writers--;
+    pipe_changed(p);
+    if (p->readers == 0 && p->writers == 0) {
+        fifo_forget(p);
+        for (int i = 0; i < PIPE_PAGES; i++)
+            if (p->page[i])
+                kpage_free(p->page[i]);
+        kfree(p, sizeof(*p));
+    }
+}
+
+long fifo_open(struct inode *ino, uint64_t flags)
+{
+    int acc = (int)(flags & O_ACCMODE), slot = -1;
+    struct pipe *p = 0;
+    for (int i = 0; i < MAX_FIFOS && !p; i++) {
+        if (fifos[i] && fifos[i]->fifo == ino)
+            p = fifos[i];
+        else if (!fifos[i] && slot < 0)
+            slot = i;
+    }
+    if (!p) {
+        if (slot < 0 || !(p = pipe_new()))
+            return -ENOMEM;
+        p->readers = p->writers = 0;
+        p->fifo = ino;
+        fs_hold(ino);
+        fifos[slot] = p;
+    }
+    uint32_t r0 = p->opens_r, w0 = p->opens_w;
+    p->readers += acc != 1;
+    p->writers += acc != 0;
+    p->opens_r += acc != 1;
+    p->opens_w += acc != 0;
+    pipe_changed(p); /* the other end's opener may be waiting */
+    long err = 0;
+    for (;;) {
+        int waits = acc == 0 ? !(flags & O_NONBLOCK_) && !p->writers && p->opens_w == w0
+                  : acc == 1 ? !p->readers && p->opens_r == r0 : 0;
+        if (!waits)
+            break;
+        if (acc == 1 && (flags & O_NONBLOCK_)) {
+            err = -ENXIO_;
+            break;
+        }
+        if (sig_ready(cur)) {
+            err = -EINTR;
+            break;
+        }
+        block(W_PIPE);
+    }
+    struct file *f = err ? 0 : file_new(acc == 1 ? F_PIPE_W : F_PIPE_R, 0, (int)(flags & (O_ACCMODE | O_NONBLOCK_)));
+    if (f) {
+        f->pipe = p;
+        int fd = fd_install(f, 0, (flags & O_CLOEXEC_) != 0);
+        if (fd < 0)
+            file_put(f); /* drops its ends */
+        return fd;
+    }
+    if (acc != 0)
+        pipe_drop(p, 0);
+    if (acc != 1)
+        pipe_drop(p, 1);
+    return err ? err : -ENOMEM;
+}
+
+long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
+{
+    while (p->count == 0) {
+        if (p->writers == 0)
+            return 0;
+        if (flags & O_NONBLOCK_)
+            return -EAGAIN;
+        if (sig_ready(cur))
+            return -ERESTART_;
+        block(W_PIPE);
+    }
+    uint64_t done = 0, head = p->head;
+    long err = 0;
+    while (done < n && done < p->count) {
+        uint64_t off = head % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        if (chunk > p->count - done)
+            chunk = p->count - done;
+        if (chunk > n - done)
+            chunk = n - done;
+        if (copy_user(buf + done, p->page[head / PAGE_SIZE] + off, chunk, 1) < 0) {
+            err = -EFAULT;
+            break;
+        }
+        head = (head + chunk) % PIPE_SIZE;
+        done += chunk;
+    }
+    if (done && !(flags & PIPE_PEEK)) {
+        p->count -= done;
+        p->head = p->count ? head : 0;
+        pipe_changed(p);
+    }
+    return done ? (long)done : err;
+}
+
+uint64_t pipe_room(struct pipe *p)
+{
+    uint64_t room = 0;
+    while (p->count + room < PIPE_SIZE) {
+        uint64_t pos = (p->head + p->count + room) % PIPE_SIZE;
+        uint8_t **pg = &p->page[pos / PAGE_SIZE];
+        if (!*pg && !(*pg = kpage_alloc()))
+            break;
+        room += PAGE_SIZE - pos % PAGE_SIZE;
+    }
+    return room < PIPE_SIZE - p->count ? room : PIPE_SIZE - p->count;
+}
+
+long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
+{
+    uint64_t done = 0;
+    while (done < n) {
+        if (p->readers == 0) {
+            if (done)
+                return (long)done;
+            if (flags & PIPE_NOSIG)
+                return -EPIPE;
+            kill_proc(cur, 13, cur->pid); /* SIGPIPE: ends it unless ignored or handled */
+            if (cur->killed)
+                proc_exit(128 + cur->killed);
+            return -EPIPE;
+        }
+        uint64_t room = pipe_room(p);
+        /* POSIX: a write of at most PIPE_BUF bytes goes in whole or waits */
+        if (room == 0 || (n <= PIPE_BUF_ && room < n)) {
+            pipe_changed(p);
+            if (flags & O_NONBLOCK_)
+                return done ? (long)done : -EAGAIN;
+            if (sig_ready(cur))
+                return done ? (long)done : -ERESTART_;
+            block(W_PIPE);
+            continue;
+        }
+        while (done < n && room) {
+            uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+            if (chunk > room)
+                chunk = room;
+            if (chunk > n - done)
+                chunk = n - done;
+            if (copy_user(buf + done, p->page[tail / PAGE_SIZE] + off, chunk, 0) < 0)
+                return done ? (long)done : -EFAULT;
+            p->count += chunk;
+            room -= chunk;
+            done += chunk;
+        }
+    }
+    pipe_changed(p);
+    return (long)done;
+}

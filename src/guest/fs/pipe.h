@@ -1,0 +1,49 @@
+#ifndef LEL_GUEST_FS_PIPE_H
+#define LEL_GUEST_FS_PIPE_H
+
+#include "../mm/page.h"
+#include <stdint.h>
+
+struct inode;
+
+/* A pipe holds 64 KiB as Linux's does (a one-page pipe cost a switch between writer and
+ * reader every 4 KiB): a ring over PIPE_PAGES pages, each allocated when first written. The
+ * ring restarts at page 0 whenever it empties, so a pipe used for small messages keeps one page. */
+#define PIPE_PAGES 16
+#define PIPE_SIZE (PIPE_PAGES * PAGE_SIZE)
+
+#define PIPE_NOSIG 1   /* pipe_write: EPIPE without SIGPIPE (send's MSG_NOSIGNAL) */
+#define PIPE_PEEK 2    /* pipe_read: the bytes stay (recv's MSG_PEEK) */
+
+struct pipe {
+    uint8_t *page[PIPE_PAGES];
+    uint64_t head, count;
+    uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
+    int readers, writers;
+    struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
+    uint32_t opens_r, opens_w; /* a named pipe: how often each end was opened */
+};
+
+/* An empty pipe with one reader and one writer; NULL when out of memory. */
+struct pipe *pipe_new(void);
+
+/* A reader (or writer) of `p` let go; the last one frees it. */
+void pipe_drop(struct pipe *p, int reader);
+
+/* open() of a named pipe: a reader waits until a writer has opened it, and a writer until a
+ * reader has (O_NONBLOCK: a reader does not wait, a writer fails with ENXIO); O_RDWR is both
+ * ends and waits for nobody, as on Linux. Returns the new descriptor. */
+long fifo_open(struct inode *ino, uint64_t flags);
+
+/* flags: O_NONBLOCK_, and PIPE_PEEK (recv's MSG_PEEK: the bytes stay in the pipe) */
+long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n);
+
+/* Bytes that can be written now without blocking: the free part of the ring up to the first
+ * page that is missing and cannot be allocated (memory is short: the writer waits for the
+ * reader as if the pipe were full; page 0 always exists, so an empty pipe always takes data). */
+uint64_t pipe_room(struct pipe *p);
+
+/* flags: O_NONBLOCK_, and PIPE_NOSIG (send's MSG_NOSIGNAL: EPIPE without SIGPIPE) */
+long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n);
+
+#endif

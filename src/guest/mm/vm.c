@@ -1,0 +1,242 @@
+#include "vm.h"
+
+#include "../lel_guest_abi.h"
+#include "../lib/errno.h"
+#include "../lib/klib.h"
+#include "page.h"
+
+#define PTE_W 2ULL
+
+#define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
+_Static_assert(sizeof(struct mm) <= 2048, "struct mm comes from kmalloc");
+
+uint64_t *pte_of(uint64_t pml4, uint64_t va, int create)
+{
+    uint64_t table = pml4;
+    for (int shift = 39; shift > 12; shift -= 9) {
+        uint64_t *e = (uint64_t *)DMAP(table) + ((va >> shift) & 511);
+        if (!(*e & PTE_P)) {
+            void *t;
+            if (!create || !(t = kpage_alloc()))
+                return 0;
+            *e = kpage_gpa(t) | PTE_P | PTE_W | PTE_U;
+        }
+        table = *e & PTE_ADDR;
+    }
+    return (uint64_t *)DMAP(table) + ((va >> 12) & 511);
+}
+
+int map_new(uint64_t pml4, uint64_t va)
+{
+    uint64_t *e = pte_of(pml4, va, 1);
+    void *p;
+    if (!e)
+        return -ENOMEM;
+    if (*e & PTE_P)
+        return 0;
+    if (!(p = kpage_alloc_user()))
+        return -ENOMEM;
+    *e = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
+    return 0;
+}
+
+void unmap(uint64_t pml4, uint64_t va)
+{
+    uint64_t *e = pte_of(pml4, va, 0);
+    if (e && (*e & PTE_P)) {
+        if (!(*e & PTE_FILE))
+            kpage_free(DMAP(*e & PTE_ADDR));
+        *e = 0;
+        __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* PVM resyncs shadow PTEs only here */
+    }
+}
+
+int stack_grow(uint64_t pml4, uint64_t va)
+{
+    if (va >= STACK_TOP || va < STACK_TOP - STACK_MAX || map_new(pml4, va & ~(PAGE_SIZE - 1)) < 0)
+        return 0;
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+    return 1;
+}
+
+int lazy_add(struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++) {
+        if (start <= m->lazy[i].end && end >= m->lazy[i].start) {
+            uint64_t s = start < m->lazy[i].start ? start : m->lazy[i].start;
+            uint64_t e = end > m->lazy[i].end ? end : m->lazy[i].end;
+            m->lazy[i] = m->lazy[--m->nlazy]; /* merged ranges may now touch others */
+            return lazy_add(m, s, e);
+        }
+    }
+    if (m->nlazy == LAZY_MAX)
+        return -ENOMEM;
+    m->lazy[m->nlazy].start = start;
+    m->lazy[m->nlazy++].end = end;
+    return 0;
+}
+
+void lazy_remove(struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++) {
+        uint64_t s = m->lazy[i].start, e = m->lazy[i].end;
+        if (end <= s || start >= e)
+            continue;
+        if (start > s && end < e && m->nlazy == LAZY_MAX)
+            continue;
+        if (start > s && end < e) {
+            m->lazy[i].end = start;
+            m->lazy[m->nlazy].start = end;
+            m->lazy[m->nlazy++].end = e;
+        } else if (start > s) {
+            m->lazy[i].end = start;
+        } else if (end < e) {
+            m->lazy[i].start = end;
+        } else {
+            m->lazy[i--] = m->lazy[--m->nlazy];
+        }
+    }
+}
+
+int lazy_overlaps(const struct mm *m, uint64_t start, uint64_t end)
+{
+    for (int i = 0; i < m->nlazy; i++)
+        if (start < m->lazy[i].end && end > m->lazy[i].start)
+            return 1;
+    return 0;
+}
+
+int commit_ok(uint64_t len)
+{
+    uint64_t free = kpage_free_pages();
+    return free > KPAGE_RESERVE && len / PAGE_SIZE <= free - KPAGE_RESERVE;
+}
+
+int lazy_fault(struct mm *m, uint64_t va)
+{
+    uint64_t pml4 = m->pml4;
+    for (int i = 0; i < m->nlazy; i++) {
+        if (va < m->lazy[i].start || va >= m->lazy[i].end)
+            continue;
+        uint64_t page = va & ~(PAGE_SIZE - 1), lo = va & ~(FAULT_AROUND * PAGE_SIZE - 1), hi = lo + FAULT_AROUND * PAGE_SIZE;
+        if (map_new(pml4, page) < 0)
+            return -1;
+        __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+        lo = lo > m->lazy[i].start ? lo : m->lazy[i].start;
+        hi = hi < m->lazy[i].end ? hi : m->lazy[i].end;
+        for (uint64_t p = lo; p < hi; p += PAGE_SIZE)
+            if (p != page && map_new(pml4, p) < 0)
+                break; /* memory is short: the rest waits for its own fault */
+        return 1;
+    }
+    return 0;
+}
+
+uint64_t translate(struct mm *m, uint64_t va, int write)
+{
+    if (va >= USER_TOP)
+        return 0;
+    uint64_t *e = pte_of(m->pml4, va, 0);
+    if ((!e || !(*e & PTE_P)) && (stack_grow(m->pml4, va) || lazy_fault(m, va) > 0))
+        e = pte_of(m->pml4, va, 0); /* the kernel reached the page first (a read into a stack buffer) */
+    return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
+}
+
+void free_level(uint64_t table, int level)
+{
+    uint64_t *e = DMAP(table);
+    for (int i = 0; i < (level == 4 ? 256 : 512); i++) {
+        if (!(e[i] & PTE_P))
+            continue;
+        if (level > 1)
+            free_level(e[i] & PTE_ADDR, level - 1);
+        else if (!(e[i] & PTE_FILE))
+            kpage_free(DMAP(e[i] & PTE_ADDR));
+    }
+    kpage_free(DMAP(table));
+}
+
+static uint64_t pt_new(void)
+{
+    void *p = kpage_alloc();
+    if (!p)
+        return 0;
+    uint64_t *dst = p, *src = KVA(LEL_GPA_PML4);
+    for (int i = 256; i < 512; i++)
+        dst[i] = src[i];
+    return kpage_gpa(p);
+}
+
+struct mm *mm_new(void)
+{
+    struct mm *m = kmalloc(sizeof(*m));
+    if (m && !(m->pml4 = pt_new())) {
+        kfree(m, sizeof(*m));
+        return 0;
+    }
+    if (m)
+        m->refs = 1;
+    return m;
+}
+
+int make_private(uint64_t pml4, uint64_t va)
+{
+    uint64_t *e = pte_of(pml4, va, 0);
+    if (!e || !(*e & PTE_FILE))
+        return 0;
+    void *page = kpage_alloc_user();
+    if (!page)
+        return -ENOMEM;
+    kmemcpy(page, DMAP(*e & PTE_ADDR), PAGE_SIZE);
+    *e = kpage_gpa(page) | PTE_P | PTE_W | PTE_U;
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+    return 0;
+}
+
+long str_len(struct mm *m, uint64_t va, uint64_t max)
+{
+    for (uint64_t n = 0; n < max;) {
+        uint64_t gpa = translate(m, va + n, 0), in = PAGE_SIZE - ((va + n) & (PAGE_SIZE - 1));
+        if (!gpa)
+            return -EFAULT;
+        in = in < max - n ? in : max - n;
+        uint64_t l = kstrnlen(DMAP(gpa), in);
+        n += l;
+        if (l < in)
+            return (long)n;
+    }
+    return -E2BIG_;
+}
+
+int put_user_u32(struct mm *m, uint64_t va, uint32_t v)
+{
+    uint64_t *e = va & 3 ? 0 : pte_of(m->pml4, va, 0);
+    if (!e || !(*e & PTE_P) || !(*e & PTE_W))
+        return -EFAULT;
+    *(uint32_t *)DMAP((*e & PTE_ADDR) | (va & (PAGE_SIZE - 1))) = v;
+    return 0;
+}
+
+int copy_level(uint64_t from, uint64_t to, int level)
+{
+    uint64_t *s = DMAP(from), *d = DMAP(to);
+    for (int i = 0; i < (level == 4 ? 256 : 512); i++) {
+        if (!(s[i] & PTE_P))
+            continue;
+        if (level == 1 && (s[i] & PTE_FILE)) {
+            d[i] = s[i];
+            continue;
+        }
+        void *page = kpage_alloc_user(); /* a fork's copy: the program's memory */
+        if (!page)
+            return -ENOMEM;
+        d[i] = kpage_gpa(page) | (s[i] & ~PTE_ADDR);
+        if (level > 1) {
+            if (copy_level(s[i] & PTE_ADDR, kpage_gpa(page), level - 1) < 0)
+                return -ENOMEM;
+        } else {
+            kmemcpy(page, DMAP(s[i] & PTE_ADDR), PAGE_SIZE);
+        }
+    }
+    return 0;
+}

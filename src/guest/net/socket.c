@@ -1,0 +1,443 @@
+#include "socket.h"
+
+#include "../fs/epoll.h"
+#include "../fs/file.h"
+#include "../fs/fs.h"
+#include "../fs/pipe.h"
+#include "../fs/procfs.h"
+#include "../lib/errno.h"
+#include "../lib/klib.h"
+#include "../mm/page.h"
+#include "dgram.h"
+#include "../proc/proc.h"
+#include "../proc/signal.h"
+
+#define MSG_WAITALL_ 0x100
+#define MSG_NOSIGNAL_ 0x4000
+
+static struct sock *socks_bound, *socks_all;
+
+static uint64_t next_sock_id = 1000;
+
+static uint16_t next_port = 32768;
+
+uint16_t sa_port(const struct saddr *a)
+{
+    return (uint16_t)(a->b[2] << 8 | a->b[3]);
+}
+
+static void sa_set_port(struct saddr *a, uint16_t port)
+{
+    a->b[2] = (uint8_t)(port >> 8);
+    a->b[3] = (uint8_t)port;
+}
+
+static int all_zero(const uint8_t *p, int n)
+{
+    while (n-- > 0)
+        if (*p++)
+            return 0;
+    return 1;
+}
+
+/* An inet6 address that stands for an IPv4 one (::ffff:a.b.c.d): the IPv4 part, else NULL. */
+static const uint8_t *sa_mapped(const struct saddr *a)
+{
+    return all_zero(a->b + 8, 10) && a->b[18] == 0xff && a->b[19] == 0xff ? a->b + 20 : 0;
+}
+
+int sa_wild(const struct saddr *a)
+{
+    return a->b[0] == AF_INET_ ? all_zero(a->b + 4, 4) : all_zero(a->b + 8, 16);
+}
+
+int sa_local(const struct saddr *a)
+{
+    const uint8_t *v4 = a->b[0] == AF_INET_ ? a->b + 4 : sa_mapped(a);
+    if (v4)
+        return v4[0] == 127 || all_zero(v4, 4);
+    return sa_wild(a) || (all_zero(a->b + 8, 15) && a->b[23] == 1);
+}
+
+long sa_from_user(uint64_t uaddr, uint64_t len, int family, struct saddr *a)
+{
+    kmemset(a, 0, sizeof(*a));
+    if (len < 2 || len > 128)
+        return -EINVAL;
+    a->len = len > SADDR_MAX ? SADDR_MAX : (uint32_t)len;
+    if (copy_user(uaddr, a->b, a->len, 0) < 0)
+        return -EFAULT;
+    if (a->b[0] != family || a->b[1])
+        return -EAFNOSUPPORT_;
+    if (family == AF_INET_ || family == AF_INET6_) {
+        uint32_t want = family == AF_INET_ ? 16 : 28;
+        if (a->len < (family == AF_INET_ ? 16 : 24))
+            return -EINVAL;
+        kmemset(a->b + want, 0, SADDR_MAX - want);
+        a->len = want;
+        return 0;
+    }
+    if (a->len > 2 && a->b[2]) { /* a path: up to its NUL, which the length then counts */
+        uint32_t n = 2;
+        while (n < a->len && a->b[n])
+            n++;
+        if (n == SADDR_MAX)
+            return -EINVAL;
+        a->b[n] = 0;
+        a->len = n + 1;
+    }
+    return 0;
+}
+
+long sa_to_user(const struct saddr *a, uint64_t uaddr, uint64_t ulen)
+{
+    int32_t cap;
+    if (!uaddr || !ulen)
+        return 0;
+    if (copy_user(ulen, &cap, 4, 0) < 0)
+        return -EFAULT;
+    if (cap < 0)
+        return -EINVAL;
+    uint32_t n = (uint32_t)cap < a->len ? (uint32_t)cap : a->len;
+    if ((n && copy_user(uaddr, (void *)a->b, n, 1) < 0) || copy_user(ulen, (void *)&a->len, 4, 1) < 0)
+        return -EFAULT;
+    return 0;
+}
+
+void sa_default(struct saddr *a, int family, uint16_t port, int loop)
+{
+    kmemset(a, 0, sizeof(*a));
+    a->b[0] = (uint8_t)family;
+    a->len = family == AF_INET_ ? 16 : family == AF_INET6_ ? 28 : 2;
+    if (family == AF_UNIX_)
+        return;
+    sa_set_port(a, port);
+    if (loop && family == AF_INET_) {
+        a->b[4] = 127;
+        a->b[7] = 1;
+    } else if (loop) {
+        a->b[23] = 1;
+    }
+}
+
+void sa_as_seen(const struct saddr *from, int family, struct saddr *out)
+{
+    *out = *from;
+    if (family != AF_INET6_ || from->len == 0 || from->b[0] != AF_INET_)
+        return;
+    sa_default(out, AF_INET6_, sa_port(from), 0);
+    out->b[18] = out->b[19] = 0xff;
+    kmemcpy(out->b + 20, from->b + 4, 4);
+}
+
+/* Whether a TCP (dgram 0) or UDP (1) port is bound: the two have a port space each. */
+static int port_used(uint16_t port, int dgram)
+{
+    for (struct sock *s = socks_bound; s; s = s->next)
+        if (s->family != AF_UNIX_ && s->dgram == dgram && sa_port(&s->addr) == port)
+            return 1;
+    return 0;
+}
+
+/* A free port from the ephemeral range (32768..60999, as Linux's), 0 when all are taken. */
+static uint16_t port_ephemeral(int dgram)
+{
+    for (int i = 0; i < 61000 - 32768; i++) {
+        uint16_t p = next_port++;
+        if (next_port == 61000)
+            next_port = 32768;
+        if (!port_used(p, dgram))
+            return p;
+    }
+    return 0;
+}
+
+struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram)
+{
+    for (struct sock *s = socks_bound; s; s = s->next) {
+        if (dgram ? !s->dgram : !s->listening)
+            continue;
+        if (a->b[0] == AF_UNIX_) {
+            if (s->family == AF_UNIX_ && (ino ? s->ino == ino : s->addr.len == a->len && !kmemcmp(s->addr.b, a->b, a->len)))
+                return s;
+            continue;
+        }
+        if (s->family == AF_UNIX_ || sa_port(&s->addr) != sa_port(a))
+            continue;
+        int v4 = a->b[0] == AF_INET_ || sa_mapped(a);
+        if (s->family == a->b[0] || (v4 && s->family == AF_INET_) || (v4 && sa_wild(&s->addr) && !s->v6only))
+            return s;
+    }
+    return 0;
+}
+
+struct sock *sock_new(int family)
+{
+    struct sock *s = kmalloc(sizeof(*s));
+    if (s) {
+        s->family = family;
+        s->id = next_sock_id++;
+        s->all_next = socks_all;
+        socks_all = s;
+    }
+    return s;
+}
+
+static void sock_unbind(struct sock *s)
+{
+    for (struct sock **pp = &socks_bound; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    fs_release(s->ino);
+}
+
+void sock_shut(struct sock *s, int how)
+{
+    if ((how & 1) && s->rx) {
+        pipe_drop(s->rx, 1);
+        s->rx = 0;
+    }
+    if ((how & 2) && s->tx) {
+        pipe_drop(s->tx, 0);
+        s->tx = 0;
+    }
+    s->seq++;
+}
+
+void sock_close(struct sock *s)
+{
+    while (s->qn)
+        sock_close(s->queue[--s->qn]);
+    dgram_flush(s);
+    if (s->dpeer) { /* its pair's sends are refused from now on */
+        s->dpeer->dpeer = 0;
+        s->dpeer->seq++;
+    }
+    sock_shut(s, 3);
+    sock_unbind(s);
+    for (struct sock **pp = &socks_all; *pp; pp = &(*pp)->all_next)
+        if (*pp == s) {
+            *pp = s->all_next;
+            break;
+        }
+    wake(W_PIPE, 0); /* connect waiting for room in this listener's queue */
+    kfree(s, sizeof(*s));
+}
+
+uint32_t sock_events(struct sock *s)
+{
+    if (s->dgram)
+        return dgram_events(s);
+    if (s->listening)
+        return s->qn ? POLLIN_ : 0;
+    if (!s->connected)
+        return POLLOUT_;
+    int rd_end = !s->rx || !s->rx->writers, wr_end = !s->tx || !s->tx->readers;
+    uint32_t ev = (rd_end || s->rx->count ? POLLIN_ : 0) | (rd_end ? POLLRDHUP_ : 0) | (rd_end && wr_end ? POLLHUP_ : 0);
+    return ev | (wr_end || pipe_room(s->tx) ? POLLOUT_ : 0); /* a write would not wait (it may fail) */
+}
+
+uint64_t sock_seq(const struct sock *s)
+{
+    return s->seq + (s->rx ? s->rx->seq : 0) + (s->tx ? s->tx->seq : 0);
+}
+
+struct sock *sock_of(uint64_t fd, long *err)
+{
+    struct file *f = fd_get(fd);
+    *err = !f ? -EBADF : f->type != F_SOCK ? -ENOTSOCK_ : 0;
+    return *err ? 0 : f->sock;
+}
+
+long sock_install(struct sock *s, uint64_t flags)
+{
+    struct file *f = file_new(F_SOCK, 0, 2 | (int)(flags & O_NONBLOCK_));
+    if (!f) {
+        sock_close(s);
+        return -ENOMEM;
+    }
+    f->sock = s;
+    int fd = fd_install(f, 0, (flags & O_CLOEXEC_) != 0);
+    if (fd < 0)
+        file_put(f);
+    return fd;
+}
+
+long sock_bind(struct sock *s, struct saddr *a)
+{
+    if (s->addr.len || s->connected)
+        return -EINVAL;
+    if (s->family == AF_UNIX_ && a->len > 2 && a->b[2]) {
+        struct inode *dir;
+        const char *name;
+        uint64_t nl;
+        long r = fs_parent(cur->files->cwd, (const char *)a->b + 2, &dir, &name, &nl);
+        if (r == 0)
+            r = fs_create(dir, name, nl, S_IFSOCK | 0755, &s->ino);
+        if (r < 0)
+            return r == -E_EXIST ? -EADDRINUSE_ : r;
+        fs_hold(s->ino);
+    } else if (s->family == AF_UNIX_) {
+        if (a->len == 2) { /* autobind: an abstract name of five hex digits, as Linux picks */
+            static uint32_t autoname;
+            uint32_t id = ++autoname;
+            a->b[2] = 0;
+            for (int i = 0; i < 5; i++)
+                a->b[3 + i] = (uint8_t)"0123456789abcdef"[(id >> (4 * (4 - i))) & 0xf];
+            a->len = 8;
+        }
+        for (struct sock *o = socks_bound; o; o = o->next)
+            if (o->family == AF_UNIX_ && !o->ino && o->addr.len == a->len && !kmemcmp(o->addr.b, a->b, a->len))
+                return -EADDRINUSE_;
+    } else {
+        if (!sa_local(a))
+            return -EADDRNOTAVAIL_;
+        uint16_t port = sa_port(a);
+        if (port && port_used(port, s->dgram))
+            return -EADDRINUSE_;
+        if (!port && !(port = port_ephemeral(s->dgram)))
+            return -EADDRINUSE_;
+        sa_set_port(a, port);
+    }
+    s->addr = *a;
+    s->next = socks_bound;
+    socks_bound = s;
+    return 0;
+}
+
+long sock_join(struct sock *c, struct sock *l, const struct saddr *to)
+{
+    struct sock *srv = sock_new(l->family);
+    struct pipe *up = srv ? pipe_new() : 0, *down = up ? pipe_new() : 0;
+    if (!down) {
+        if (up) {
+            pipe_drop(up, 1);
+            pipe_drop(up, 0);
+        }
+        if (srv)
+            sock_close(srv); /* not kfree: every socket is on the /proc/net list */
+        return -ENOMEM;
+    }
+    if (!c->addr.len) /* the client's address: a loopback one with an ephemeral port, or unnamed */
+        sa_default(&c->addr, c->family, c->family == AF_UNIX_ ? 0 : port_ephemeral(0), 1);
+    c->tx = srv->rx = up;
+    c->rx = srv->tx = down;
+    c->connected = srv->connected = 1;
+    srv->addr = l->addr;
+    sa_as_seen(&c->addr, l->family, &srv->peer); /* an IPv4 client of an IPv6 listener: mapped */
+    c->peer = l->family == AF_UNIX_ ? l->addr : *to;
+    if (l->family != AF_UNIX_ && sa_wild(&l->addr)) { /* the wildcard means loopback, as the client reached it */
+        struct saddr here;
+        sa_default(&here, c->family, sa_port(&l->addr), 1);
+        sa_as_seen(&here, l->family, &srv->addr);
+    }
+    if (l->family != AF_UNIX_ && sa_wild(to))
+        sa_default(&c->peer, to->b[0], sa_port(to), 1);
+    l->queue[l->qn++] = srv;
+    l->seq++;
+    wake(W_PIPE, 0);
+    return 0;
+}
+
+long stream_pair(struct sock **a, struct sock **b)
+{
+    struct sock *l;
+    if (!(*a = sock_new(AF_UNIX_)) || !(l = sock_new(AF_UNIX_))) {
+        if (*a)
+            sock_close(*a);
+        return -ENOMEM;
+    }
+    /* `l` stands in as a listener, its queue getting `a`'s peer */
+    sa_default(&l->addr, AF_UNIX_, 0, 0);
+    long r = sock_join(*a, l, &l->addr);
+    *b = r == 0 ? l->queue[--l->qn] : 0;
+    sock_close(l); /* not kfree: every socket is on the /proc/net list */
+    if (r < 0)
+        sock_close(*a);
+    return r;
+}
+
+long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
+{
+    struct sock *s = f->sock;
+    int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
+    if (s->dgram) {
+        struct seg sg = {buf, n};
+        int trunc;
+        return write ? dgram_send(f, &sg, 1, msg, 0) : dgram_recv(f, &sg, 1, msg, 0, &trunc);
+    }
+    if (!s->connected)
+        return -ENOTCONN_;
+    if (write) {
+        if (s->tx)
+            return pipe_write(s->tx, nb | (msg & MSG_NOSIGNAL_ ? PIPE_NOSIG : 0), buf, n);
+        if (!(msg & MSG_NOSIGNAL_))
+            kill_proc(cur, 13, cur->pid); /* written after shutdown(SHUT_WR): SIGPIPE and EPIPE */
+        return -EPIPE;
+    }
+    if (msg & MSG_PEEK_)
+        return s->rx ? pipe_read(s->rx, nb | PIPE_PEEK, buf, n) : 0;
+    uint64_t done = 0;
+    while (s->rx) { /* MSG_WAITALL: until all of n, the end, or an error */
+        long r = pipe_read(s->rx, nb, buf + done, n - done);
+        if (r <= 0)
+            return done ? (long)done : r;
+        done += (uint64_t)r;
+        if (!(msg & MSG_WAITALL_) || done == n)
+            break;
+    }
+    return (long)done;
+}
+
+/* An inet address as /proc/net/tcp{,6} prints it: the address's 32-bit words as the CPU reads
+ * them, then the port. */
+static void put_inet(struct sbuf *b, const struct saddr *a, int v6)
+{
+    const uint8_t *w = a->b + (v6 ? 8 : 4);
+    for (int i = 0; i < (v6 ? 4 : 1); i++, w += 4)
+        put_hex(b, (uint32_t)(w[0] | w[1] << 8 | w[2] << 16 | (uint32_t)w[3] << 24), 8);
+    put_s(b, ":");
+    put_hex(b, sa_port(a), 4);
+}
+
+void gen_net(struct sbuf *b, int kind)
+{
+    int dgram = kind == GEN_NET_UDP || kind == GEN_NET_UDP6, sl = 0;
+    int fam = kind == GEN_NET_TCP || kind == GEN_NET_UDP ? AF_INET_ : kind == GEN_NET_UNIX ? AF_UNIX_ : AF_INET6_;
+    put_s(b, fam == AF_UNIX_ ? "Num       RefCount Protocol Flags    Type St Inode Path\n"
+                             : "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n");
+    for (struct sock *s = socks_all; s; s = s->all_next) {
+        struct saddr none;
+        if (s->family != fam || (fam != AF_UNIX_ && s->dgram != dgram))
+            continue;
+        sa_default(&none, fam, 0, 0);
+        if (fam == AF_UNIX_) {
+            put_s(b, "0000000000000000: 00000002 00000000 ");
+            put_s(b, s->listening ? "00010000 0001 01 " : s->dgram ? "00000000 0002 01 " : s->connected ? "00000000 0001 03 " : "00000000 0001 01 ");
+            put_u(b, s->id);
+            const struct saddr *a = s->addr.len > 2 ? &s->addr : 0; /* named (accepted ones share the name) */
+            if (a) {
+                put_s(b, " ");
+                put_s(b, a->b[2] ? "" : "@");
+                put_s(b, (const char *)a->b + 2 + !a->b[2]);
+            }
+            put_s(b, "\n");
+            continue;
+        }
+        put_s(b, sl < 10 ? "   " : sl < 100 ? "  " : " ");
+        put_u(b, (uint64_t)sl++);
+        put_s(b, ": ");
+        put_inet(b, s->addr.len ? &s->addr : &none, fam == AF_INET6_);
+        put_s(b, " ");
+        put_inet(b, s->connected ? &s->peer : &none, fam == AF_INET6_);
+        put_s(b, s->listening ? " 0A " : s->connected ? " 01 " : " 07 "); /* LISTEN, ESTABLISHED, CLOSE */
+        put_hex(b, s->tx ? s->tx->count : 0, 8);
+        put_s(b, ":");
+        put_hex(b, s->listening ? (uint64_t)s->qn : s->dgram ? s->dq_bytes : s->rx ? s->rx->count : 0, 8);
+        put_s(b, " 00:00000000 00000000     0        0 ");
+        put_u(b, s->id);
+        put_s(b, "\n");
+    }
+}

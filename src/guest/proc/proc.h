@@ -1,0 +1,199 @@
+#ifndef LEL_GUEST_PROC_PROC_H
+#define LEL_GUEST_PROC_PROC_H
+
+#include <stdint.h>
+
+struct file;
+struct files;
+struct inode;
+struct mm;
+struct session;
+
+#define MAX_PROCS 128 /* processes and threads; also what a fork bomb meets: fork then fails with EAGAIN */
+#define KSTACK 32768
+
+/* The processes' kernel stacks lie at a fixed place below the page pool (too big for .bss,
+ * which must end below the bulk area); a stack's pages are touched only as deep as it grows. */
+#define LEL_GPA_KSTACKS 0x400000ULL
+#define LEL_GPA_POOL (LEL_GPA_KSTACKS + (uint64_t)MAX_PROCS * KSTACK)
+
+/* Saved user registers, as syscall_entry pushes them. */
+struct uregs {
+    uint64_t r15, r14, r13, r12, rbp, rbx, r9, r8, r10, rdx, rsi, rdi, rax, rcx, r11, rsp;
+};
+
+#define MSR_FS_BASE 0xc0000100
+
+#define CLONE_VM_ 0x100
+#define CLONE_FS_ 0x200
+#define CLONE_FILES_ 0x400
+#define CLONE_SIGHAND_ 0x800
+#define CLONE_VFORK_ 0x4000
+#define CLONE_THREAD_ 0x10000
+#define CLONE_SETTLS_ 0x80000
+#define CLONE_PARENT_SETTID_ 0x100000
+#define CLONE_CHILD_CLEARTID_ 0x200000
+#define CLONE_CHILD_SETTID_ 0x1000000
+
+extern void switch_to(uint64_t *save_sp, uint64_t new_sp);
+
+extern const uint8_t user_test_elf[], user_test_elf_end[];
+
+extern uint64_t syscall_stack_top;
+
+enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
+
+enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
+
+struct sigact {
+    uint64_t handler, flags, restorer, mask; /* handler 0: default, 1: ignore; mask: internal bits */
+};
+
+/* A process is a thread group: its first thread (the leader, whose pid is the process's) and
+ * the threads it made with clone(CLONE_THREAD), each a struct proc of its own with its own
+ * kernel stack and registers, sharing the leader's address space, descriptors, signal actions
+ * and identity. The leader's struct outlives it (a zombie) until the last thread ends; only then
+ * does the parent hear of the process. Threads are never waited for: they free themselves. */
+struct proc {
+    enum pstate state;
+    enum why why;
+    int pid, ppid, exit_status, killed; /* pid: the thread's id; the process's is group->pid */
+    struct proc *group;  /* the leader (itself for a leader): signal actions, identity, exit status */
+    int nthreads;        /* leader: threads not yet ended, itself included */
+    int group_exit, group_status, group_sig; /* leader: exit_group or a fatal signal ended them all */
+    int teardown;        /* killed because its group is ending: ends quietly */
+    uint64_t clear_tid;  /* set_tid_address, CLONE_CHILD_CLEARTID: zeroed and woken when it ends */
+    uint64_t futex_key;  /* W_FUTEX: the guest-physical address it waits on; 0 once woken */
+    uint64_t ss_sp, ss_size; /* sigaltstack (size 0: none), for handlers with SA_ONSTACK */
+    struct proc *vfork_parent; /* CLONE_VFORK: blocked until this process execs or ends */
+    struct mm *mm;       /* NULL until its first program is loaded */
+    struct files *files;
+    struct inode *exe; /* held (fs_hold): the program's file, for /proc/self/exe */
+    uint64_t fs_base;
+    uint64_t ksp, wake_tick;
+    struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
+    uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
+    uint64_t sig_handled; /* bit n: signal n has a handler */
+    uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */
+    int sig_saved_valid;
+    int sig_from[64]; /* who sent each pending signal (siginfo's si_pid) */
+    struct sigact sa[64];
+    uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
+    uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
+    uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
+    uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
+    uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
+    int fresh;            /* has not run yet (its first switch goes straight to user mode) */
+    int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
+    char comm[16];        /* the program's name (/proc/<pid>/comm) */
+    char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
+    char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */
+    uint32_t cmdline_len;
+};
+
+extern struct proc procs[MAX_PROCS];
+
+extern struct proc *cur;
+
+extern uint64_t cpu_busy_ns;
+
+extern int next_pid, next_sess;
+
+uint64_t kstack_top(struct proc *p);
+
+/* Where a process's x87/SSE/AVX registers are kept while it is off the CPU: the bottom of
+ * its kernel stack (page-aligned, FPU_AREA_MAX bytes; the stack never grows that deep). */
+void *fpu_of(struct proc *p);
+
+/** Sets up syscalls (STAR/LSTAR/SFMASK) and the syscall stack. */
+void proc_init(void);
+
+/** Whether a process is running (its user mode or its syscalls). */
+int proc_active(void);
+
+/** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */
+int64_t proc_now_ns(void);
+
+/** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
+ * growing): 1, and the program goes on; 0: it is a fault. */
+int proc_page_fault(uint64_t addr, uint64_t err);
+
+/* Copies between user memory and the kernel through the page table; -EFAULT on any hole. */
+long copy_user(uint64_t va, void *buf, uint64_t n, int to_user);
+
+/* A NUL-terminated user string into buf (cap bytes); -ENAMETOOLONG when it does not fit. */
+long copy_str(uint64_t va, char *buf, uint64_t cap);
+
+/* Drops a user of `m`; the last one frees it (the caller is off its page tables by then). */
+void mm_put(struct mm *m);
+
+/* `ino`'s pages may be mapped into `m` as they are from now on (it is held until `m` goes);
+ * -E_NOSPC when `m` holds as many files as it can. */
+int mm_pin(struct mm *m, struct inode *ino);
+
+void wake(enum why why, int pid);
+
+/* Leaves the CPU to the scheduler; returns when this process is scheduled again. A process
+ * killed meanwhile ends here instead of returning to what it was doing. */
+void yield(void);
+
+/* Sleeps until woken for `why` (or, when the caller set cur->wake_tick, until that tick). */
+void block(enum why why);
+
+/* CPU time so far: the process's own, counting the current stretch when it is the one running */
+uint64_t cpu_time(const struct proc *p);
+
+/* A process's CPU time (leader `g`): all its threads', those running and those ended. */
+uint64_t proc_cpu(const struct proc *g);
+
+/* /proc/<pid>/exe: the path the program was run by, made absolute (symlinks in it are kept:
+ * /bin/ls stays /bin/ls where Linux would say /bin/busybox). Too long: unknown. */
+void set_exe_path(struct proc *p, struct inode *cwd, const char *path);
+
+struct proc *proc_alloc(void);
+
+/* Prepares a new process's kernel stack so that its first switch "returns" to user mode
+ * through syscall_exit with the given registers. */
+void first_frame(struct proc *p, const struct uregs *regs);
+
+/* The program `p` runs (NULL: none): held, and counted as running, which keeps it from being
+ * written (its code pages are the file's). */
+void exe_set(struct proc *p, struct inode *ino);
+
+void proc_free(struct proc *p);
+
+/* A span given as seconds and nanoseconds, in ns: negative parts count as 0, and seconds are
+ * capped at 2^32 (past any sandbox's life), so nothing wraps. */
+uint64_t span_ns(int64_t sec, int64_t nsec);
+
+/* The first tick at or after `ns` from now: a sleep or timeout never ends early (ticks only
+ * rounded, it would end up to a tick early: 10 ms at 100 Hz), and ends at most a tick late. */
+uint64_t tick_after_ns(uint64_t ns);
+
+/* Ends the current process: its files close (waking pipe peers), its memory goes, its parent
+ * hears of it. Never returns: the scheduler moves on. */
+/* Turns `p` into a zombie (from its own context, or from the scheduler's for one that never
+ * ran): files, memory and children go, the parent is woken. */
+/* Kills every thread of `g` but `except` (quietly: the group's end is already decided). */
+void group_kill(struct proc *g, struct proc *except);
+
+/* Wakes up to `n` threads waiting on the futex at guest-physical `key`; how many it woke. */
+long futex_wake(uint64_t key, uint64_t n);
+
+/* A vfork child execs or ends: its parent, waiting since the clone, goes on. */
+void vfork_release(struct proc *p);
+
+void proc_end(struct proc *p, long status);
+
+void proc_exit(long status) __attribute__((noreturn));
+
+/* The current thread dies of signal `sig` (wait4 reports a death by signal), and so does its
+ * process. */
+void die(int sig) __attribute__((noreturn));
+
+/** Called by the exception handler for a fault in user mode ({error code, rip, cs, rflags,
+ * rsp, ss}; `addr`: a page fault's address): logged, and the process dies with 128+sig. */
+void proc_fault(uint64_t vector, const uint64_t *frame, uint64_t addr);
+
+#endif

@@ -1,0 +1,78 @@
+#include "sched.h"
+
+#include "../arch/arch.h"
+#include "../arch/cpu.h"
+#include "../arch/fpu.h"
+#include "../fs/procfs.h"
+#include "../lel_guest_abi.h"
+#include "proc.h"
+#include "session.h"
+#include "signal.h"
+#include "../mm/vm.h"
+
+uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
+
+static struct proc *pick(void)
+{
+    static int last;
+    uint64_t now = kernel_ticks();
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &procs[i];
+        if (p->state == P_BLOCKED && (p->why == W_SLEEP || p->wake_tick) && now >= p->wake_tick)
+            p->state = P_RUNNABLE;
+    }
+    for (int i = 0; i < MAX_PROCS; i++) /* the dying first: they free what the others want */
+        if (procs[i].state == P_RUNNABLE && procs[i].killed)
+            return &procs[i];
+    for (int k = 1; k <= MAX_PROCS; k++) {
+        struct proc *p = &procs[(last + k) % MAX_PROCS];
+        if (p->state == P_RUNNABLE) {
+            last = (int)(p - procs);
+            return p;
+        }
+    }
+    return 0;
+}
+
+/* Called from the interrupt path (entry.S) on the process's kernel stack, with the user
+ * registers saved below: the timer or a host request preempted user mode. */
+void proc_preempt(uint64_t *frame)
+{
+    if (!cur)
+        return;
+    yield();
+    sig_deliver_preempted(frame);
+}
+
+int proc_step(void)
+{
+    sessions_check();
+    struct proc *p = pick();
+    kernel_timer(p ? 0 : next_deadline());
+    if (!p)
+        return 0;
+    if (p->killed && p->fresh) { /* killed before it ever ran: no need to run it to end it */
+        proc_end(p, 128 + p->killed);
+        sessions_check();
+        return 1;
+    }
+    p->fresh = 0;
+    cur = p;
+    procfs_self(p->group->pid);
+    syscall_stack_top = kstack_top(p);
+    write_cr3(p->mm->pml4);
+    wrmsr(MSR_FS_BASE, p->fs_base);
+    fpu_restore(fpu_of(p));
+    kernel_irq_on(); /* the timer must reach user mode */
+    p->ran_at = kernel_ns();
+    switch_to(&sched_sp, p->ksp);
+    uint64_t ran = kernel_ns() - p->ran_at;
+    p->cpu_ns += ran;
+    cpu_busy_ns += ran;
+    fpu_save(fpu_of(p)); /* a process may be preempted anywhere */
+    cur = 0;
+    kernel_irq_off();
+    write_cr3(LEL_GPA_PML4);
+    sessions_check();
+    return 1;
+}

@@ -1,0 +1,227 @@
+#include "signal.h"
+
+#include "../arch/fpu.h"
+#include "../lib/errno.h"
+#include "../lib/klib.h"
+#include "../mm/vm.h"
+#include "exec.h"
+#include "proc.h"
+
+#define SA_ONSTACK_ 0x08000000ULL
+#define SA_RESTART_ 0x10000000ULL
+#define SA_NODEFER_ 0x40000000ULL
+#define SA_RESETHAND_ 0x80000000ULL
+
+#define SIG_DEFAULT_IGNORED ((1ULL << 17) | (1ULL << 18) | (1ULL << 23) | (1ULL << 28)) /* CHLD CONT URG WINCH */
+
+/* x87/SSE/AVX state on its way to or from a signal frame (one vCPU, no switch in between);
+ * with XSAVE it is described as Linux describes it (magic numbers, sizes, UC_FP_XSTATE), so
+ * unwinders and debuggers that look at it find what they expect */
+uint8_t sig_fx[FPU_AREA_MAX + 4] __attribute__((aligned(64)));
+
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#define UC_FP_XSTATE_ 1ULL
+
+static uint64_t sig_fx_len(void)
+{
+    return fpu_size() > 512 ? fpu_size() + 4 : 512;
+}
+
+static void sig_fx_fill(void)
+{
+    fpu_save(sig_fx);
+    if (fpu_size() <= 512)
+        return;
+    uint32_t *sw = (uint32_t *)(sig_fx + 464); /* struct _fpx_sw_bytes */
+    sw[0] = FP_XSTATE_MAGIC1;
+    sw[1] = fpu_size() + 4;
+    *(uint64_t *)(sw + 2) = fpu_features();
+    sw[4] = fpu_size();
+    *(uint32_t *)(sig_fx + fpu_size()) = FP_XSTATE_MAGIC2;
+}
+
+int on_altstack(uint64_t sp)
+{
+    return cur->ss_size && sp - cur->ss_sp <= cur->ss_size;
+}
+
+int sig_ready(const struct proc *p)
+{
+    return (p->sig_pending & ~p->sig_blocked) != 0;
+}
+
+void kill_proc(struct proc *p, int sig, int from)
+{
+    uint64_t bit = sig < 64 ? 1ULL << sig : 0;
+    if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed || !bit)
+        return;
+    if (sig != 9 && (p->group->sig_handled & bit)) {
+        p->sig_pending |= bit;
+        p->sig_from[sig] = from;
+        if (p->state == P_BLOCKED && !(p->sig_blocked & bit))
+            p->state = P_RUNNABLE; /* its syscall sees sig_ready and returns */
+        return;
+    }
+    if (sig != 9 && ((p->group->sig_ign | SIG_DEFAULT_IGNORED) & bit))
+        return;
+    /* a program's signal acts when unblocked (sig_next); the kernel's (the hangup of what a
+     * command left behind, its timeout) act now: a fork bomb that keeps signals blocked
+     * around its forks must still end */
+    if (sig != 9 && from != 0 && (p->sig_blocked & bit)) {
+        p->sig_pending |= bit;
+        return;
+    }
+    p->killed = sig;
+    if (p->state == P_BLOCKED)
+        p->state = P_RUNNABLE;
+}
+
+void sig_set_action(struct proc *p, int sig, uint64_t handler)
+{
+    uint64_t bit = 1ULL << sig;
+    p->group->sa[sig].handler = handler;
+    p->group->sig_ign = handler == 1 ? p->group->sig_ign | bit : p->group->sig_ign & ~bit;
+    p->group->sig_handled = handler > 1 ? p->group->sig_handled | bit : p->group->sig_handled & ~bit;
+    if (handler == 1 || (handler == 0 && (SIG_DEFAULT_IGNORED & bit))) /* ignored now: dropped */
+        p->sig_pending &= ~bit;
+}
+
+void sig_exec(struct proc *p)
+{
+    for (int s = 1; s < 64; s++)
+        if ((p->group->sig_handled >> s) & 1)
+            sig_set_action(p, s, 0);
+}
+
+/* The first deliverable signal with a handler (0: none); its pending bit goes. One that was
+ * pending while blocked and has its default action now ends the process. */
+static int sig_next(void)
+{
+    for (uint64_t ready = cur->sig_pending & ~cur->sig_blocked; ready; ready &= ready - 1) {
+        int s = __builtin_ctzll(ready);
+        cur->sig_pending &= ~(1ULL << s);
+        if (cur->group->sa[s].handler > 1)
+            return s;
+        if (cur->group->sa[s].handler == 0 && !(SIG_DEFAULT_IGNORED & (1ULL << s)))
+            die(s);
+    }
+    return 0;
+}
+
+/* Puts the handler's frame for `sig` (the interrupted context `ctx`, its x87/SSE state and
+ * signal mask) on the user stack below the red zone and blocks what the handler blocks.
+ * Returns the handler's stack pointer; a stack the frame does not fit ends the process with
+ * SIGSEGV, as on Linux. */
+static uint64_t sig_push(const struct sigcontext_ *ctx, int sig, uint64_t uc_flags)
+{
+    static struct rt_sigframe_ f;
+    struct sigact *sa = &cur->group->sa[sig];
+    int alt = (sa->flags & SA_ONSTACK_) && cur->ss_size && !on_altstack(ctx->rsp); /* nested: stays there */
+    uint64_t top = alt ? cur->ss_sp + cur->ss_size : ctx->rsp - 128; /* below the red zone */
+    uint64_t fx_at = (top - sig_fx_len()) & ~63ULL;
+    uint64_t sp = ((fx_at - sizeof(f)) & ~15ULL) - 8; /* as after a call: 16-byte boundary - 8 */
+    kmemset(&f, 0, sizeof(f));
+    f.pretcode = sa->restorer;
+    f.uc.flags = uc_flags | (fpu_size() > 512 ? UC_FP_XSTATE_ : 0);
+    f.uc.mc = *ctx;
+    f.uc.mc.fpstate = fx_at;
+    f.uc.sigmask = (cur->sig_saved_valid ? cur->sig_saved : cur->sig_blocked) >> 1;
+    f.uc.ss_sp = cur->ss_sp;
+    f.uc.ss_size = cur->ss_size;
+    f.uc.ss_flags = cur->ss_size ? 0 : 2; /* SS_DISABLE */
+    f.info.signo = sig;
+    f.info.pid = cur->sig_from[sig];
+    sig_fx_fill();
+    if (sa->handler >= USER_TOP || copy_user(sp, &f, sizeof(f), 1) < 0 || copy_user(fx_at, sig_fx, sig_fx_len(), 1) < 0)
+        die(11);
+    cur->sig_blocked = (cur->sig_saved_valid ? cur->sig_saved : cur->sig_blocked) | sa->mask;
+    if (!(sa->flags & SA_NODEFER_))
+        cur->sig_blocked |= 1ULL << sig;
+    cur->sig_blocked &= ~SIG_UNBLOCKABLE;
+    cur->sig_saved_valid = 0;
+    if (sa->flags & SA_RESETHAND_)
+        sig_set_action(cur, sig, 0);
+    fx_reset(cur); /* the handler starts with clean x87/SSE state */
+    return sp;
+}
+
+void sig_deliver(struct uregs *r, uint64_t nr)
+{
+    long ret = (long)r->rax;
+    int sig = sig_next();
+    if (ret == -ERESTART_ && nr != 15) { /* (after rt_sigreturn rax is the interrupted code's) */
+        if (!sig || (cur->group->sa[sig].flags & SA_RESTART_)) {
+            ret = (long)nr; /* the syscall runs again when the process (or its handler) returns */
+            r->rcx -= 2;    /* back onto the syscall instruction */
+        } else {
+            ret = -EINTR;
+        }
+    }
+    r->rax = (uint64_t)ret;
+    if (!sig) {
+        if (cur->sig_saved_valid) /* sigsuspend ended without a handler: its mask goes */
+            cur->sig_blocked = cur->sig_saved;
+        cur->sig_saved_valid = 0;
+        return;
+    }
+    struct sigcontext_ c = {.r8 = r->r8, .r9 = r->r9, .r10 = r->r10, .r11 = r->r11, .r12 = r->r12, .r13 = r->r13,
+                            .r14 = r->r14, .r15 = r->r15, .rdi = r->rdi, .rsi = r->rsi, .rbp = r->rbp, .rbx = r->rbx,
+                            .rdx = r->rdx, .rax = r->rax, .rcx = r->rcx, .rsp = r->rsp, .rip = r->rcx,
+                            .eflags = r->r11, .cs = 0x33, .ss = 0x2b};
+    uint64_t sp = sig_push(&c, sig, 0);
+    r->rdi = (uint64_t)sig;
+    r->rsi = sp + __builtin_offsetof(struct rt_sigframe_, info);
+    r->rdx = sp + __builtin_offsetof(struct rt_sigframe_, uc);
+    r->rax = 0;
+    r->rsp = sp;
+    r->rcx = cur->group->sa[sig].handler;
+    r->r11 = (r->r11 & 0x8d5) | 0x202; /* arithmetic flags kept; DF, TF, AC cleared as on Linux */
+}
+
+void sig_deliver_preempted(uint64_t *f)
+{
+    int sig = sig_next();
+    if (!sig)
+        return;
+    struct sigcontext_ c = {.r8 = f[F_R8], .r9 = f[F_R9], .r10 = f[F_R10], .r11 = f[F_R11], .r12 = f[F_R12],
+                            .r13 = f[F_R13], .r14 = f[F_R14], .r15 = f[F_R15], .rdi = f[F_RDI], .rsi = f[F_RSI],
+                            .rbp = f[F_RBP], .rbx = f[F_RBX], .rdx = f[F_RDX], .rax = f[F_RAX], .rcx = f[F_RCX],
+                            .rsp = f[F_RSP], .rip = f[F_RIP], .eflags = f[F_RFLAGS], .cs = 0x33, .ss = 0x2b};
+    uint64_t sp = sig_push(&c, sig, UC_IRET_);
+    f[F_RDI] = (uint64_t)sig;
+    f[F_RSI] = sp + __builtin_offsetof(struct rt_sigframe_, info);
+    f[F_RDX] = sp + __builtin_offsetof(struct rt_sigframe_, uc);
+    f[F_RAX] = 0;
+    f[F_RSP] = sp;
+    f[F_RIP] = cur->group->sa[sig].handler;
+    f[F_RFLAGS] = (f[F_RFLAGS] & 0x8d5) | 0x202;
+}
+
+void syscall_exit_pvm(const struct uregs *r)
+{
+    uint64_t f[F_WORDS] = {[F_R15] = r->r15, [F_R14] = r->r14, [F_R13] = r->r13, [F_R12] = r->r12, [F_RBP] = r->rbp,
+                           [F_RBX] = r->rbx, [F_R11] = r->r11, [F_R10] = r->r10, [F_R9] = r->r9,   [F_R8] = r->r8,
+                           [F_RDI] = r->rdi, [F_RSI] = r->rsi, [F_RDX] = r->rdx, [F_RCX] = r->rcx, [F_RAX] = r->rax,
+                           [F_RIP] = r->rcx, [F_CS] = 0x33,    [F_RFLAGS] = r->r11, [F_RSP] = r->rsp, [F_SS] = 0x2b};
+    iret_to(f);
+    __builtin_unreachable();
+}
+
+void kill_process(struct proc *g, int sig, int from)
+{
+    struct proc *to = 0;
+    for (int i = -1; i < MAX_PROCS; i++) {
+        struct proc *t = i < 0 ? g : &procs[i];
+        if (t->group != g || (t->state != P_RUNNABLE && t->state != P_BLOCKED))
+            continue;
+        if (!to)
+            to = t;
+        if (sig < 64 && !(t->sig_blocked & (1ULL << sig))) {
+            to = t;
+            break;
+        }
+    }
+    if (to)
+        kill_proc(to, sig, from);
+}

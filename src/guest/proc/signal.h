@@ -1,0 +1,75 @@
+#ifndef LEL_GUEST_PROC_SIGNAL_H
+#define LEL_GUEST_PROC_SIGNAL_H
+
+#include "../arch/fpu.h"
+#include <stdint.h>
+
+struct proc;
+struct uregs;
+
+#define SA_RESTORER_ 0x04000000ULL
+
+#define ERESTART_ 512 /* a sleeping syscall a signal interrupted: restarted under SA_RESTART, else EINTR */
+#define UC_IRET_ (1ULL << 40) /* our uc_flags bit: the context was taken from a preempted program */
+#define SIG_UNBLOCKABLE ((1ULL << 9) | (1ULL << 19))
+
+struct sigcontext_ {
+    uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+    uint16_t cs, gs, fs, ss;
+    uint64_t err, trapno, oldmask, cr2, fpstate, reserved[8];
+};
+
+struct rt_sigframe_ {
+    uint64_t pretcode; /* the restorer: the handler's return address */
+    struct {
+        uint64_t flags, link, ss_sp;
+        int32_t ss_flags, pad;
+        uint64_t ss_size;
+        struct sigcontext_ mc;
+        uint64_t sigmask;
+    } uc;
+    struct {
+        int32_t signo, errno_, code, pad;
+        int32_t pid, uid, status, pad2;
+        uint8_t rest[96];
+    } info;
+};
+
+extern uint8_t sig_fx[FPU_AREA_MAX + 4] __attribute__((aligned(64)));
+
+int on_altstack(uint64_t sp);
+
+int sig_ready(const struct proc *p);
+
+/* Sends `sig` to `p` from `from` (a pid, 0: the kernel): a handled signal waits for delivery
+ * (waking `p` from a sleep unless it blocks the signal); an ignored one, or one ignored by
+ * default, is dropped; any other ends `p` (once `p` no longer blocks it, when a program sent
+ * it). SIGKILL cannot be caught, ignored or blocked. */
+void kill_proc(struct proc *p, int sig, int from);
+
+void sig_set_action(struct proc *p, int sig, uint64_t handler);
+
+/* After execve: handlers are gone (the code they were in is), ignored signals stay ignored. */
+void sig_exec(struct proc *p);
+
+/* At the end of every syscall: the first deliverable signal's handler runs next (a syscall a
+ * signal interrupted is restarted first when the handler has SA_RESTART). */
+void sig_deliver(struct uregs *r, uint64_t nr);
+
+/* The frame isr_preempt leaves on the kernel stack: callee-saved registers, the caller-saved
+ * ones isr_common pushed, vector and error code, then the CPU's interrupt frame. */
+enum { F_R15, F_R14, F_R13, F_R12, F_RBP, F_RBX, F_R11, F_R10, F_R9, F_R8, F_RDI, F_RSI, F_RDX, F_RCX, F_RAX,
+       F_VEC, F_ERR, F_RIP, F_CS, F_RFLAGS, F_RSP, F_SS, F_WORDS };
+
+/* A process preempted in user mode (a busy loop that makes no syscalls) gets its handled
+ * signals when it runs again; the frame says to return from the handler through iret, which
+ * brings back every register (sysret cannot: it takes rcx and r11). */
+void sig_deliver_preempted(uint64_t *f);
+
+void iret_to(const uint64_t *frame); /* entry.S: restores a preemption frame and irets */
+
+/* A signal to process `g`: taken by a thread that does not block it (the leader first), or
+ * else by the first one that lives, as on Linux. */
+void kill_process(struct proc *g, int sig, int from);
+
+#endif

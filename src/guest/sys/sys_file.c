@@ -1,0 +1,501 @@
+#include "sys_file.h"
+
+#include "../fs/file.h"
+#include "../fs/fs.h"
+#include "../fs/pipe.h"
+#include "../fs/procfs.h"
+#include "../lel_guest_abi.h"
+#include "../lib/errno.h"
+#include "../lib/klib.h"
+#include "../mm/page.h"
+#include "../mm/vm.h"
+#include "../proc/proc.h"
+
+long statfs_of(const struct inode *ino, uint64_t ubuf)
+{
+    uint64_t s[15];
+    kmemset(s, 0, sizeof(s));
+    int in_proc = in_procfs(ino);
+    const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
+    s[0] = in_proc ? 0x9fa0 : 0x01021994; /* PROC_SUPER_MAGIC, TMPFS_MAGIC */
+    s[1] = s[10] = PAGE_SIZE;              /* f_bsize, f_frsize */
+    if (!in_proc) {
+        s[2] = bi->mem_bytes / PAGE_SIZE;  /* f_blocks */
+        s[3] = kpage_free_pages();         /* f_bfree */
+        s[4] = s[3] > KPAGE_DATA_RESERVE ? s[3] - KPAGE_DATA_RESERVE : 0; /* f_bavail: what files may still take */
+        s[5] = s[2];                       /* f_files */
+        s[6] = s[3];                       /* f_ffree */
+    }
+    s[8] = FS_NAME_MAX; /* f_namelen */
+    return copy_user(ubuf, s, 120, 1);
+}
+
+
+
+#define AT_EMPTY_PATH 0x1000
+
+struct kstat {
+    uint64_t dev, ino, nlink;
+    uint32_t mode, uid, gid, pad0;
+    uint64_t rdev;
+    int64_t size, blksize, blocks;
+    uint64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+    int64_t unused[3];
+};
+
+static struct inode *base_dir(int64_t dirfd64, long *err)
+{
+    int dirfd = (int)dirfd64; /* an int in the ABI: the upper half of the register is not part of it */
+    if (dirfd == AT_FDCWD)
+        return cur->files->cwd;
+    struct file *f = dirfd < 0 ? 0 : fd_get((uint64_t)dirfd);
+    if (!f || f->type != F_INODE) {
+        *err = -EBADF;
+        return 0;
+    }
+    if ((f->ino->mode & S_IFMT) != S_IFDIR) {
+        *err = -ENOTDIR;
+        return 0;
+    }
+    return f->ino;
+}
+
+static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
+{
+    struct kstat st;
+    kmemset(&st, 0, sizeof(st));
+    st.dev = ino && in_procfs(ino) ? 4 : 1;
+    st.blksize = 4096;
+    if (ino) {
+        st.ino = ino->ino;
+        st.nlink = ino->nlink;
+        st.mode = ino->mode;
+        st.size = (int64_t)ino->size;
+        st.blocks = (int64_t)((ino->size + 511) / 512);
+        st.atime = (uint64_t)ino->atime;
+        st.mtime = (uint64_t)ino->mtime;
+        st.ctime = (uint64_t)ino->ctime;
+        st.rdev = ino->rdev;
+    } else {
+        st.mode = (t == F_EVENT || t == F_EPOLL ? 0 : t == F_SOCK ? S_IFSOCK : S_IFIFO) | 0600; /* eventfd, epoll: anonymous inodes */
+        st.nlink = 1;
+    }
+    *out = st;
+}
+
+long fill_stat(struct inode *ino, enum ftype t, uint64_t buf)
+{
+    struct kstat st;
+    kstat_of(ino, t, &st);
+    return copy_user(buf, &st, sizeof(st), 1);
+}
+
+long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
+{
+    char path[FS_PATH_MAX];
+    long err = 0;
+    long n = copy_str(upath, path, sizeof(path));
+    if (n < 0)
+        return n;
+    struct inode *base = base_dir(dirfd, &err), *ino;
+    if (!base)
+        return err;
+    int r = fs_lookup(base, path, !(flags & O_NOFOLLOW), &ino);
+    if (r == -ENOENT && (flags & O_CREAT)) {
+        struct inode *dir;
+        const char *name;
+        uint64_t nlen;
+        /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
+        if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
+            return r;
+        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777), &ino)) < 0)
+            return r;
+    } else if (r < 0) {
+        return r;
+    } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
+        return -EEXIST;
+    } else if (ino->gen == GEN_FD_LINK) { /* /proc/<pid>/fd/N, /dev/stdout...: that descriptor's file */
+        struct file *of = fd_link_file(ino);
+        if (flags & O_NOFOLLOW)
+            return -E_LOOP;
+        if (!of)
+            return -ENOENT;
+        if (of->type == F_SOCK)
+            return -ENXIO_;
+        if (of->type != F_INODE) { /* a pipe, a command's output, an eventfd: shared, as dup does */
+            if ((r = fd_install(of, 0, (flags & O_CLOEXEC_) != 0)) >= 0)
+                of->refs++;
+            return r;
+        }
+        ino = of->ino; /* a file is opened anew, with these flags and its own offset */
+    }
+    int is_dir = (ino->mode & S_IFMT) == S_IFDIR;
+    if ((flags & O_DIRECTORY) && !is_dir)
+        return -ENOTDIR;
+    if ((ino->mode & S_IFMT) == S_IFIFO)
+        return fifo_open(ino, flags);
+    if ((ino->mode & S_IFMT) == S_IFSOCK)
+        return -ENXIO_; /* a socket is reached with connect, not open */
+    if (is_dir && (flags & O_ACCMODE) != 0)
+        return -EISDIR;
+    if ((flags & O_TRUNC) && (flags & O_ACCMODE) && (ino->mode & S_IFMT) == S_IFREG && !ino->gen)
+        fs_truncate(ino, 0);
+    int gen = ino->gen && !is_dir;
+    struct inode *fresh = gen ? procfs_render(ino) : 0; /* a /proc file: its contents as of now */
+    if (gen && !fresh)
+        return -ENOMEM;
+    struct file *f = file_new(F_INODE, fresh ? fresh : ino, (int)flags);
+    if (fresh)
+        fs_anon_free(fresh); /* the file holds it now */
+    if (!f)
+        return -ENOMEM;
+    r = fd_install(f, 0, (flags & O_CLOEXEC_) != 0);
+    if (r < 0)
+        file_put(f);
+    return r;
+}
+
+long sys_getdents64(uint64_t fd, uint64_t buf, uint64_t n)
+{
+    struct file *f = fd_get(fd);
+    if (!f || f->type != F_INODE)
+        return -EBADF;
+    uint64_t used = 0;
+    if (f->off == 0 && f->ino->gen)
+        fs_gen_dir_sync(f->ino); /* /proc/<pid>/fd as of the start of a listing */
+    for (;;) {
+        const char *name;
+        struct inode *child;
+        int r = fs_readdir(f->ino, f->off, &name, &child);
+        if (r < 0)
+            return r;
+        if (r == 1)
+            break;
+        uint64_t nl = kstrlen(name), reclen = (19 + nl + 1 + 7) & ~7ULL;
+        if (used + reclen > n)
+            return used ? (long)used : -EINVAL;
+        uint8_t rec[FS_NAME_MAX + 32];
+        kmemset(rec, 0, reclen);
+        *(uint64_t *)rec = child->ino;
+        *(int64_t *)(rec + 8) = (int64_t)f->off + 1;
+        *(uint16_t *)(rec + 16) = (uint16_t)reclen;
+        uint32_t t = child->mode & S_IFMT;
+        rec[18] = t == S_IFDIR ? 4 : t == S_IFLNK ? 10 : 8;
+        kmemcpy(rec + 19, name, nl);
+        if (copy_user(buf + used, rec, reclen, 1) < 0)
+            return -EFAULT;
+        used += reclen;
+        f->off++;
+    }
+    return (long)used;
+}
+
+/* What stat says of a path (or, with AT_EMPTY_PATH and "", of dirfd itself). */
+static long stat_at(int64_t dirfd, uint64_t upath, uint64_t flags, struct kstat *st)
+{
+    char path[FS_PATH_MAX];
+    long err = 0;
+    long n = copy_str(upath, path, sizeof(path));
+    if (n < 0)
+        return n;
+    if (n == 0 && (flags & AT_EMPTY_PATH)) {
+        struct file *f = fd_get((uint64_t)dirfd);
+        if (!f)
+            return -EBADF;
+        kstat_of(f->ino, f->type, st);
+        return 0;
+    }
+    struct inode *base = base_dir(dirfd, &err), *ino;
+    if (!base)
+        return err;
+    int r = fs_lookup(base, path, !(flags & AT_SYMLINK_NOFOLLOW), &ino);
+    struct file *of = r < 0 || (flags & AT_SYMLINK_NOFOLLOW) ? 0 : fd_link_file(ino);
+    if (r < 0)
+        return r;
+    kstat_of(of ? of->ino : ino, of ? of->type : F_INODE, st);
+    return 0;
+}
+
+long sys_newfstatat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t flags)
+{
+    struct kstat st;
+    long r = stat_at(dirfd, upath, flags, &st);
+    return r < 0 ? r : copy_user(buf, &st, sizeof(st), 1);
+}
+
+long sys_statx(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t buf)
+{
+    struct kstat st;
+    long r = stat_at(dirfd, upath, flags, &st);
+    if (r < 0)
+        return r;
+    uint8_t x[256];
+    kmemset(x, 0, sizeof(x));
+    *(uint32_t *)(x + 0) = 0x7ff; /* STATX_BASIC_STATS */
+    *(uint32_t *)(x + 4) = (uint32_t)st.blksize;
+    *(uint32_t *)(x + 16) = (uint32_t)st.nlink;
+    *(uint16_t *)(x + 28) = (uint16_t)st.mode;
+    *(uint64_t *)(x + 32) = st.ino;
+    *(int64_t *)(x + 40) = st.size;
+    *(int64_t *)(x + 48) = st.blocks;
+    uint64_t times[4] = {st.atime, st.ctime, st.ctime, st.mtime}; /* atime, btime, ctime, mtime */
+    for (int i = 0; i < 4; i++)
+        *(uint64_t *)(x + 64 + 16 * i) = times[i];
+    *(uint32_t *)(x + 128) = (uint32_t)((st.rdev >> 8) & 0xfff);
+    *(uint32_t *)(x + 132) = (uint32_t)((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00));
+    *(uint32_t *)(x + 140) = (uint32_t)st.dev;
+    return copy_user(buf, x, sizeof(x), 1);
+}
+
+long sys_xattr(uint64_t upath, int64_t fd, int follow, int set)
+{
+    if (!upath) {
+        if (!fd_get((uint64_t)fd))
+            return -EBADF;
+    } else {
+        char path[FS_PATH_MAX];
+        struct inode *ino;
+        long n = copy_str(upath, path, sizeof(path));
+        if (n < 0)
+            return n;
+        int r = fs_lookup(cur->files->cwd, path, follow, &ino);
+        if (r < 0)
+            return r;
+    }
+    return set ? -EOPNOTSUPP_ : -61; /* ENODATA */
+}
+
+long sys_access(int64_t dirfd, uint64_t upath)
+{
+    char path[FS_PATH_MAX];
+    long err = 0;
+    long n = copy_str(upath, path, sizeof(path));
+    if (n < 0)
+        return n;
+    struct inode *base = base_dir(dirfd, &err), *ino;
+    if (!base)
+        return err;
+    return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
+}
+
+long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
+{
+    char path[FS_PATH_MAX];
+    long err = 0;
+    long len = copy_str(upath, path, sizeof(path));
+    if (len < 0)
+        return len;
+    struct inode *base = base_dir(dirfd, &err), *ino;
+    if (!base)
+        return err;
+    int r = fs_lookup(base, path, 0, &ino);
+    if (r < 0)
+        return r;
+    if ((ino->mode & S_IFMT) != S_IFLNK)
+        return -EINVAL;
+    uint64_t tl = kstrlen(ino->target);
+    if (tl > n)
+        tl = n;
+    return copy_user(buf, ino->target, tl, 1) < 0 ? -EFAULT : (long)tl;
+}
+
+long sys_getcwd(uint64_t buf, uint64_t n)
+{
+    char path[FS_PATH_MAX];
+    int len = fs_path_of(cur->files->cwd, path, sizeof(path));
+    if (len < 0)
+        return len;
+    if ((uint64_t)len > n)
+        return -ERANGE;
+    return copy_user(buf, path, (uint64_t)len, 1) < 0 ? -EFAULT : len;
+}
+
+long sys_chdir(uint64_t upath)
+{
+    char path[FS_PATH_MAX];
+    struct inode *ino;
+    long n = copy_str(upath, path, sizeof(path));
+    if (n < 0)
+        return n;
+    int r = fs_lookup(cur->files->cwd, path, 1, &ino);
+    if (r < 0)
+        return r;
+    if ((ino->mode & S_IFMT) != S_IFDIR)
+        return -ENOTDIR;
+    fs_hold(ino);
+    fs_release(cur->files->cwd);
+    cur->files->cwd = ino;
+    return 0;
+}
+
+/* The directory and last component of a user path; `path` is the caller's buffer. */
+static long parent_of(int64_t dirfd, uint64_t upath, char *path, struct inode **dir, const char **name, uint64_t *nlen)
+{
+    long err = 0, n = copy_str(upath, path, FS_PATH_MAX);
+    if (n < 0)
+        return n;
+    struct inode *base = base_dir(dirfd, &err);
+    if (!base)
+        return err;
+    return fs_parent(base, path, dir, name, nlen);
+}
+
+long sys_mknodat(int64_t dirfd, uint64_t upath, uint64_t mode)
+{
+    char path[FS_PATH_MAX];
+    struct inode *dir, *node;
+    const char *name;
+    uint64_t nl;
+    uint32_t type = (uint32_t)mode & S_IFMT;
+    if (type == S_IFCHR || type == 0060000) /* S_IFBLK */
+        return -EPERM;
+    if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
+        return -EINVAL;
+    long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
+    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~022U), &node);
+}
+
+long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
+{
+    char path[FS_PATH_MAX];
+    struct inode *dir, *d;
+    const char *name;
+    uint64_t nl;
+    long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
+    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777), &d);
+}
+
+long sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
+{
+    char path[FS_PATH_MAX];
+    struct inode *dir;
+    const char *name;
+    uint64_t nl;
+    long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
+    return r < 0 ? r : fs_unlink(dir, name, nl, (flags & 0x200) != 0); /* AT_REMOVEDIR */
+}
+
+long sys_linkat(int64_t odirfd, uint64_t oldp, int64_t ndirfd, uint64_t newp, uint64_t flags)
+{
+    char path[FS_PATH_MAX];
+    struct inode *target, *dir;
+    const char *name;
+    uint64_t nl;
+    long err = 0, r, n = copy_str(oldp, path, sizeof(path));
+    if (flags & ~(0x400ULL | AT_EMPTY_PATH))
+        return -EINVAL;
+    if (n < 0)
+        return n;
+    if (n == 0 && (flags & AT_EMPTY_PATH)) {
+        struct file *f = fd_get((uint64_t)(int)odirfd);
+        if (!f || f->type != F_INODE)
+            return -EBADF;
+        target = f->ino;
+    } else {
+        struct inode *base = base_dir(odirfd, &err);
+        if (!base)
+            return err;
+        if ((r = fs_lookup(base, path, (flags & 0x400) != 0, &target)) < 0)
+            return r;
+    }
+    if ((r = parent_of(ndirfd, newp, path, &dir, &name, &nl)) < 0)
+        return r;
+    if (in_procfs(target) || in_procfs(dir))
+        return -EXDEV_;
+    return fs_link(dir, name, nl, target);
+}
+
+long sys_renameat(int64_t ofd, uint64_t oldp, int64_t nfd, uint64_t newp, uint64_t flags)
+{
+    char a[FS_PATH_MAX], b[FS_PATH_MAX];
+    struct inode *od, *nd, *there;
+    const char *on, *nn;
+    uint64_t ol, nl;
+    if (flags & ~1ULL)
+        return -EINVAL;
+    long r = parent_of(ofd, oldp, a, &od, &on, &ol);
+    if (r == 0)
+        r = parent_of(nfd, newp, b, &nd, &nn, &nl);
+    if (r == 0 && (flags & 1) && fs_lookup(nd, nn, 0, &there) == 0)
+        return -EEXIST;
+    return r < 0 ? r : fs_rename(od, on, ol, nd, nn, nl);
+}
+
+long sys_symlinkat(uint64_t utarget, int64_t dirfd, uint64_t upath)
+{
+    char target[FS_PATH_MAX], path[FS_PATH_MAX];
+    struct inode *dir, *l;
+    const char *name;
+    uint64_t nl;
+    long n = copy_str(utarget, target, sizeof(target)), r;
+    if (n < 0)
+        return n;
+    if (n == 0)
+        return -ENOENT;
+    if ((r = parent_of(dirfd, upath, path, &dir, &name, &nl)) < 0 || (r = fs_create(dir, name, nl, S_IFLNK | 0777, &l)) < 0)
+        return r;
+    if (!(l->target = kstrndup(target, (uint64_t)n))) {
+        fs_unlink(dir, name, nl, 0);
+        return -ENOMEM;
+    }
+    l->size = (uint64_t)n;
+    return 0;
+}
+
+/* chmod and utimensat: find the inode (fd when path is NULL) and change it. */
+static long inode_at(int64_t dirfd, uint64_t upath, int follow, struct inode **out)
+{
+    char path[FS_PATH_MAX];
+    long err = 0;
+    if (!upath) {
+        struct file *f = fd_get((uint64_t)(int)dirfd);
+        if (!f || !f->ino)
+            return -EBADF;
+        *out = f->ino;
+        return 0;
+    }
+    long n = copy_str(upath, path, sizeof(path));
+    if (n < 0)
+        return n;
+    struct inode *base = base_dir(dirfd, &err);
+    return base ? fs_lookup(base, path, follow, out) : err;
+}
+
+long sys_chmod(int64_t dirfd, uint64_t upath, uint64_t mode)
+{
+    struct inode *ino;
+    long r = inode_at(dirfd, upath, 1, &ino);
+    if (r == 0)
+        ino->mode = (ino->mode & S_IFMT) | ((uint32_t)mode & 07777);
+    return r;
+}
+
+long sys_utimensat(int64_t dirfd, uint64_t upath, uint64_t utimes, uint64_t flags)
+{
+    struct inode *ino;
+    long r = inode_at(dirfd, upath, !(flags & AT_SYMLINK_NOFOLLOW), &ino);
+    if (r < 0)
+        return r;
+    int64_t ts[4], now = proc_now_ns() / 1000000000;
+    if (utimes && copy_user(utimes, ts, sizeof(ts), 0) < 0)
+        return -EFAULT;
+    /* UTIME_NOW = (1 << 30) - 1, UTIME_OMIT = (1 << 30) - 2 */
+    if (!utimes || ts[1] == (1 << 30) - 1)
+        ino->atime = now;
+    else if (ts[1] != (1 << 30) - 2)
+        ino->atime = ts[0];
+    if (!utimes || ts[3] == (1 << 30) - 1)
+        ino->mtime = now;
+    else if (ts[3] != (1 << 30) - 2)
+        ino->mtime = ts[2];
+    return 0;
+}
+
+long sys_truncate(int64_t dirfd, uint64_t upath, int64_t len)
+{
+    struct inode *ino;
+    if (len < 0)
+        return -EINVAL;
+    long r = inode_at(dirfd, upath, 1, &ino);
+    return r < 0 ? r : fs_truncate(ino, (uint64_t)len);
+}

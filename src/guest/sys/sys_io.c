@@ -1,0 +1,209 @@
+#include "sys_io.h"
+
+#include "../fs/file.h"
+#include "../fs/pipe.h"
+#include "../lib/errno.h"
+#include "../net/dgram.h"
+#include "../net/socket.h"
+#include "../proc/proc.h"
+#include "sys_file.h"
+#include "../fs/fs.h"
+
+long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
+{
+    struct file *f = fd_get(fd);
+    int v;
+    if (!f)
+        return -EBADF;
+    switch (req) {
+    case 0x5451: case 0x5450: /* FIOCLEX, FIONCLEX */
+        fd_set_cloexec((int)fd, req == 0x5451);
+        return 0;
+    case 0x5421: /* FIONBIO */
+        if (copy_user(arg, &v, sizeof(v), 0) < 0)
+            return -EFAULT;
+        f->flags = v ? f->flags | O_NONBLOCK_ : f->flags & ~O_NONBLOCK_;
+        return 0;
+    case 0x541b: /* FIONREAD: what a pipe or a connected socket holds */
+        if (f->type == F_PIPE_R)
+            v = (int)f->pipe->count;
+        else if (f->type == F_SOCK)
+            v = f->sock->dgram ? (f->sock->dq ? (int)f->sock->dq->len : 0) : f->sock->rx ? (int)f->sock->rx->count : 0;
+        else
+            return -ENOTTY;
+        return copy_user(arg, &v, sizeof(v), 1);
+    }
+    return -ENOTTY;
+}
+
+long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
+{
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != F_INODE)
+        return -ESPIPE;
+    int64_t base = whence == 0 ? 0 : whence == 1 ? (int64_t)f->off : whence == 2 ? (int64_t)f->ino->size : -1;
+    if (base < 0 || base + off < 0)
+        return -EINVAL;
+    f->off = (uint64_t)(base + off);
+    return (long)f->off;
+}
+
+long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
+{
+    if ((flags & ~6ULL) || (uint32_t)first > (uint32_t)last)
+        return -EINVAL;
+    for (uint64_t fd = (uint32_t)first; fd < NFD && fd <= (uint32_t)last; fd++) {
+        if (!cur->files->fd[fd])
+            continue;
+        if (flags & 4)
+            fd_set_cloexec((int)fd, 1);
+        else
+            fd_close(cur, (int)fd);
+    }
+    return 0;
+}
+
+long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
+{
+    struct file *f = fd_get(oldfd);
+    int ce = (flags & O_CLOEXEC_) != 0;
+    if (!f)
+        return -EBADF;
+    if (newfd >= NFD)
+        return exact ? -EBADF : -EINVAL;
+    if (!exact) {
+        int r = fd_install(f, (int)newfd, ce);
+        if (r >= 0)
+            f->refs++;
+        return r;
+    }
+    if (newfd == oldfd)
+        return (long)newfd;
+    fd_close(cur, (int)newfd);
+    cur->files->fd[newfd] = f;
+    fd_set_cloexec((int)newfd, ce);
+    f->refs++;
+    return (long)newfd;
+}
+
+long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
+{
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    switch (cmd) {
+    case 0: return sys_dup3(fd, arg, 0, 0);                 /* F_DUPFD */
+    case 1030: return sys_dup3(fd, arg, 0, O_CLOEXEC_);     /* F_DUPFD_CLOEXEC */
+    case 1: return (cur->files->cloexec >> fd) & 1;                /* F_GETFD */
+    case 2: fd_set_cloexec((int)fd, arg & 1); return 0;     /* F_SETFD */
+    case 3: return f->flags & ~O_CLOEXEC_;                  /* F_GETFL */
+    case 4: /* F_SETFL: only O_APPEND and O_NONBLOCK may change */
+        f->flags = (f->flags & ~(O_APPEND | O_NONBLOCK_)) | (int)(arg & (O_APPEND | O_NONBLOCK_));
+        return 0;
+    case 5: case 36: { /* F_GETLK, F_OFD_GETLK: nobody else holds a lock (l_type = F_UNLCK) */
+        int16_t unlocked = 2;
+        return copy_user(arg, &unlocked, sizeof(unlocked), 1);
+    }
+    case 6: case 7: case 37: case 38: return 0; /* record locks: granted, there is no one to wait for */
+    case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ: a pipe holds 64 KiB, always */
+        return f->type == F_PIPE_R || f->type == F_PIPE_W ? (long)PIPE_SIZE : -EBADF;
+    default: return -EINVAL;
+    }
+}
+
+long sys_prw(uint64_t fd, uint64_t buf, uint64_t n, int64_t off, int write)
+{
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != F_INODE)
+        return -ESPIPE;
+    if (off < 0)
+        return -EINVAL;
+    uint64_t saved = f->off;
+    int app = f->flags & O_APPEND;
+    f->off = (uint64_t)off;
+    f->flags &= ~O_APPEND;
+    long r = write ? file_write(f, buf, n) : file_read(f, buf, n);
+    f->off = saved;
+    f->flags |= app;
+    return r;
+}
+
+long sys_rw(uint64_t fd, uint64_t buf, uint64_t n, int write)
+{
+    struct file *f = fd_hold(fd);
+    if (!f)
+        return -EBADF;
+    long r = write ? file_write(f, buf, n) : file_read(f, buf, n);
+    file_unhold(f);
+    return r;
+}
+
+long file_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uint64_t msg)
+{
+    long total = 0;
+    if (cnt > 1024)
+        return -EINVAL;
+    if (f->type == F_SOCK && f->sock->dgram) /* the vector is one datagram */
+        return dgram_rwv(f, iov, cnt, write, msg);
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t v[2];
+        if (copy_user(iov + i * 16, v, 16, 0) < 0)
+            return total ? total : -EFAULT;
+        if (!v[1])
+            continue;
+        long r = f->type == F_SOCK ? sock_io(f, v[0], v[1], write, msg)
+                 : write           ? file_write(f, v[0], v[1])
+                                   : file_read(f, v[0], v[1]);
+        if (r < 0)
+            return total ? total : r;
+        total += r;
+        if ((uint64_t)r < v[1])
+            break;
+    }
+    return total;
+}
+
+long sys_rwv(uint64_t fd, uint64_t iov, uint64_t cnt, int write)
+{
+    struct file *f = fd_hold(fd);
+    if (!f)
+        return -EBADF;
+    long r = file_rwv(f, iov, cnt, write, 0);
+    file_unhold(f);
+    return r;
+}
+
+long sys_pipe(uint64_t ufds, uint64_t flags)
+{
+    if (flags & ~(uint64_t)(O_CLOEXEC_ | O_NONBLOCK_))
+        return -EINVAL;
+    int nb = (int)(flags & O_NONBLOCK_);
+    struct pipe *p = pipe_new();
+    struct file *r = p ? file_new(F_PIPE_R, 0, nb) : 0, *w = r ? file_new(F_PIPE_W, 0, 1 | nb) : 0;
+    if (!w) {
+        file_put(r);
+        if (p) {
+            pipe_drop(p, 1);
+            pipe_drop(p, 0);
+        }
+        return -ENOMEM;
+    }
+    r->pipe = w->pipe = p;
+    int ce = (flags & O_CLOEXEC_) != 0;
+    int fr = fd_install(r, 0, ce), fw = fr < 0 ? fr : fd_install(w, 0, ce);
+    int fds[2] = {fr, fw};
+    if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
+        if (fr >= 0)
+            cur->files->fd[fr] = 0;
+        if (fw >= 0)
+            cur->files->fd[fw] = 0;
+        file_put(r);
+        file_put(w);
+        return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;
+    }
+    return 0;
+}

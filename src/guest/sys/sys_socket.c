@@ -1,0 +1,281 @@
+#include "sys_socket.h"
+
+#include "../fs/file.h"
+#include "../fs/fs.h"
+#include "../fs/pipe.h"
+#include "../lib/errno.h"
+#include "../net/dgram.h"
+#include "../net/socket.h"
+#include "../proc/proc.h"
+#include "../proc/signal.h"
+#include "sys_io.h"
+
+long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
+{
+    if (family != AF_UNIX_ && family != AF_INET_ && family != AF_INET6_)
+        return -EAFNOSUPPORT_;
+    if (type & ~(uint64_t)(0xf | O_NONBLOCK_ | O_CLOEXEC_))
+        return -EINVAL;
+    int dgram = (type & 0xf) == SOCK_DGRAM_;
+    if ((type & 0xf) != SOCK_STREAM_ && !dgram)
+        return -EPROTONOSUPPORT_;
+    if (proto && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u))) /* IPPROTO_UDP, IPPROTO_TCP */
+        return -EPROTONOSUPPORT_;
+    struct sock *s = sock_new((int)family);
+    if (s)
+        s->dgram = dgram;
+    return s ? sock_install(s, type) : -ENOMEM;
+}
+
+long sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    struct saddr a;
+    if (!s)
+        return err;
+    err = sa_from_user(uaddr, len, s->family, &a);
+    return err < 0 ? err : sock_bind(s, &a);
+}
+
+long sys_listen(uint64_t fd, int64_t backlog)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    if (!s)
+        return err;
+    if (s->dgram)
+        return -EOPNOTSUPP_;
+    if (s->connected || (!s->addr.len && s->family == AF_UNIX_))
+        return -EINVAL;
+    if (!s->addr.len) { /* an inet socket listens on an ephemeral port of the wildcard address */
+        struct saddr a;
+        sa_default(&a, s->family, 0, 0);
+        if ((err = sock_bind(s, &a)) < 0)
+            return err;
+    }
+    s->listening = 1;
+    /* as Linux: a backlog of n holds n + 1 connections (a negative one, the most) */
+    s->backlog = backlog < 0 || backlog >= SOCK_QUEUE ? SOCK_QUEUE : (int)backlog + 1;
+    s->seq++;
+    return 0;
+}
+
+long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    struct saddr a;
+    struct inode *ino = 0;
+    if (!s)
+        return err;
+    if (s->connected && !s->dgram)
+        return -EISCONN_;
+    if (s->listening)
+        return -EINVAL;
+    if ((err = sa_from_user(uaddr, len, s->family, &a)) < 0)
+        return err;
+    if (s->dgram)
+        return dgram_connect(s, &a);
+    if (s->family == AF_UNIX_ && a.len <= 2)
+        return -EINVAL;
+    if (s->family == AF_UNIX_ && a.b[2]) {
+        if ((err = fs_lookup(cur->files->cwd, (const char *)a.b + 2, 1, &ino)) < 0)
+            return err;
+        if ((ino->mode & S_IFMT) != S_IFSOCK)
+            return -ECONNREFUSED_;
+    } else if (s->family != AF_UNIX_ && !sa_local(&a)) {
+        return -ENETUNREACH_; /* no network: only the guest itself is reachable */
+    }
+    struct file *f = fd_hold(fd); /* and the socket file: both may go while this waits */
+    fs_hold(ino);
+    for (;;) { /* looked up again after each wait: the listener may have gone meanwhile */
+        struct sock *l = sock_listener(&a, ino, 0);
+        err = !l ? -ECONNREFUSED_ : l->qn < l->backlog ? sock_join(s, l, &a) : (f->flags & O_NONBLOCK_) ? -EAGAIN : sig_ready(cur) ? -EINTR : 1;
+        if (err <= 0)
+            break;
+        block(W_PIPE);
+    }
+    fs_release(ino);
+    file_unhold(f);
+    return err;
+}
+
+long sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    if (!s)
+        return err;
+    if (flags & ~(uint64_t)(O_NONBLOCK_ | O_CLOEXEC_))
+        return -EINVAL;
+    if (s->dgram)
+        return -EOPNOTSUPP_;
+    if (!s->listening)
+        return -EINVAL;
+    struct file *f = fd_hold(fd);
+    while (!s->qn && !(f->flags & O_NONBLOCK_) && !sig_ready(cur))
+        block(W_PIPE);
+    struct sock *c = s->qn ? s->queue[0] : 0;
+    if (c) {
+        s->qn--;
+        for (int i = 0; i < s->qn; i++)
+            s->queue[i] = s->queue[i + 1];
+        s->seq++;
+        wake(W_PIPE, 0); /* connect waiting for room */
+    }
+    file_unhold(f);
+    if (!c)
+        return sig_ready(cur) ? -ERESTART_ : -EAGAIN;
+    struct saddr peer = c->peer;
+    long nfd = sock_install(c, flags);
+    if (nfd >= 0 && sa_to_user(&peer, uaddr, ulen) < 0) {
+        fd_close(cur, (int)nfd);
+        return -EFAULT;
+    }
+    return nfd;
+}
+
+long sys_socketpair(uint64_t family, uint64_t type, uint64_t proto, uint64_t usv)
+{
+    struct sock *a, *b;
+    if (family != AF_UNIX_)
+        return family == AF_INET_ || family == AF_INET6_ ? -EOPNOTSUPP_ : -EAFNOSUPPORT_;
+    if (((type & 0xf) != SOCK_STREAM_ && (type & 0xf) != SOCK_DGRAM_) || proto)
+        return -EPROTONOSUPPORT_;
+    if (type & ~(uint64_t)(0xf | O_NONBLOCK_ | O_CLOEXEC_))
+        return -EINVAL;
+    long r = (type & 0xf) == SOCK_DGRAM_ ? dgram_pair(&a, &b) : stream_pair(&a, &b);
+    if (r < 0)
+        return r;
+    int fds[2] = {(int)sock_install(a, type), -1};
+    fds[1] = fds[0] < 0 ? -1 : (int)sock_install(b, type);
+    if (fds[0] < 0 || fds[1] < 0 || copy_user(usv, fds, sizeof(fds), 1) < 0) {
+        if (fds[0] >= 0)
+            fd_close(cur, fds[0]);
+        if (fds[1] >= 0)
+            fd_close(cur, fds[1]);
+        else if (fds[0] < 0)
+            sock_close(b);
+        return fds[0] < 0 ? fds[0] : fds[1] < 0 ? fds[1] : -EFAULT;
+    }
+    return 0;
+}
+
+long sys_shutdown(uint64_t fd, uint64_t how)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    if (!s)
+        return err;
+    if (how > 2)
+        return -EINVAL;
+    if (!s->connected)
+        return -ENOTCONN_;
+    if (s->dgram)
+        return 0; /* nothing flows to stop */
+    sock_shut(s, (int)how + 1); /* SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 */
+    return 0;
+}
+
+long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    struct saddr a;
+    if (!s)
+        return err;
+    if (peer && !s->connected)
+        return -ENOTCONN_;
+    if (!peer && !s->addr.len)
+        sa_default(&a, s->family, 0, 0);
+    return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
+}
+
+long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    int v = 0;
+    if (!s)
+        return err;
+    if (len >= 4 && copy_user(uval, &v, 4, 0) < 0)
+        return -EFAULT;
+    if (level == 41 && opt == 26) /* IPPROTO_IPV6, IPV6_V6ONLY */
+        s->v6only = v != 0;
+    return 0;
+}
+
+long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t ulen)
+{
+    long err;
+    struct sock *s = sock_of(fd, &err);
+    int32_t v[3] = {0, 0, 0}, cap;
+    if (!s)
+        return err;
+    if (copy_user(ulen, &cap, 4, 0) < 0)
+        return -EFAULT;
+    if (cap < 0)
+        return -EINVAL;
+    uint32_t n = 4;
+    if (level == 1) { /* SOL_SOCKET */
+        switch (opt) {
+        case 3: v[0] = s->dgram ? SOCK_DGRAM_ : SOCK_STREAM_; break; /* SO_TYPE */
+        case 4: v[0] = (int32_t)s->err; s->err = 0; break;        /* SO_ERROR, taken */
+        case 7: case 8: v[0] = s->dgram ? DGRAM_RCVBUF : (int32_t)PIPE_SIZE; break; /* SO_SNDBUF, SO_RCVBUF */
+        case 17: v[0] = cur->group->pid; n = 12; break;           /* SO_PEERCRED: the caller's pid (peers' are not kept), root */
+        case 30: v[0] = s->listening; break;                      /* SO_ACCEPTCONN */
+        case 38: v[0] = s->family == AF_UNIX_ ? 0 : s->dgram ? 17 : 6; break; /* SO_PROTOCOL */
+        case 39: v[0] = s->family; break;                         /* SO_DOMAIN */
+        }                                                         /* SO_ERROR and the rest: 0 */
+    } else if (level == 41 && opt == 26) {
+        v[0] = s->v6only;
+    }
+    n = (uint32_t)cap < n ? (uint32_t)cap : n;
+    if (copy_user(uval, v, n, 1) < 0 || copy_user(ulen, &n, 4, 1) < 0)
+        return -EFAULT;
+    return 0;
+}
+
+long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write)
+{
+    uint32_t zero = 0;
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != F_SOCK)
+        return -ENOTSOCK_;
+    if (f->sock->dgram)
+        return dgram_sendrecv(f, buf, n, msg, uaddr, ulen, write);
+    if (!write && ulen && copy_user(ulen, &zero, 4, 1) < 0)
+        return -EFAULT;
+    file_hold(f); /* while it may block */
+    long r = sock_io(f, buf, n, write, msg);
+    file_unhold(f);
+    return r;
+}
+
+long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
+{
+    uint64_t h[7]; /* name, namelen, iov, iovlen, control, controllen, flags */
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != F_SOCK)
+        return -ENOTSOCK_;
+    if (copy_user(umsg, h, sizeof(h), 0) < 0)
+        return -EFAULT;
+    if (write && h[5])
+        return -EOPNOTSUPP_;
+    if (f->sock->dgram)
+        return dgram_msg(f, umsg, h, msg, write);
+    if (!write) {
+        uint64_t none[2] = {0, 0};
+        if (copy_user(umsg + 8, none, 4, 1) < 0 || copy_user(umsg + 40, none, 16, 1) < 0)
+            return -EFAULT; /* msg_namelen, msg_controllen and msg_flags: 0 */
+    }
+    file_hold(f); /* while it may block */
+    long r = file_rwv(f, h[2], h[3], write, msg);
+    file_unhold(f);
+    return r;
+}
