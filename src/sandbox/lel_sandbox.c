@@ -79,24 +79,6 @@ json_t *lel__sbx_public_view(struct lel_sandbox *s)
     return v;
 }
 
-json_t *lel__sbx_access_view(struct lel_sandbox *s)
-{
-    json_t *v = json_deep_copy(s->view), *tok = json_object_get(s->rec, "envdAccessToken");
-    if (v && tok)
-        json_object_set(v, "envdAccessToken", tok);
-    return v;
-}
-
-int lel__sbx_new_token(json_t *rec)
-{
-    unsigned char raw[24];
-    char hex[2 * sizeof(raw) + 1];
-    if (lel_random_bytes(raw, sizeof(raw)) < 0)
-        return -EIO;
-    lel_hex(raw, sizeof(raw), hex);
-    return json_object_set_new(rec, "envdAccessToken", json_string(hex)) < 0 ? -ENOMEM : 0;
-}
-
 static void ref_actor(void *a, void *ctx)
 {
     (void)ctx;

@@ -3,6 +3,28 @@
  * guest command ends that are envd's. Runs on the sandbox's actor. */
 #include "lel_sandbox_int.h"
 
+#include <errno.h>
+
+/* The view is read under its lock (the loop threads read it too); the copy is the caller's. */
+json_t *lel__sbx_access_view(struct lel_sandbox *s)
+{
+    json_t *view = lel__sbx_public_view(s), *v = json_deep_copy(view), *tok = json_object_get(s->rec, "envdAccessToken");
+    json_decref(view);
+    if (v && tok)
+        json_object_set(v, "envdAccessToken", tok);
+    return v;
+}
+
+int lel__sbx_new_token(json_t *rec)
+{
+    unsigned char raw[24];
+    char hex[2 * sizeof(raw) + 1];
+    if (lel_random_bytes(raw, sizeof(raw)) < 0)
+        return -EIO;
+    lel_hex(raw, sizeof(raw), hex);
+    return json_object_set_new(rec, "envdAccessToken", json_string(hex)) < 0 ? -ENOMEM : 0;
+}
+
 static void host_of(struct lel_sandbox *s, struct lel_envd_host *h)
 {
     h->srv = s->srv;
