@@ -451,6 +451,7 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
     lel__envd_fs_fail(e, why);
     lel__envd_uploads_fail(e, why);
     lel__envd_proc_forget(e);
+    e->home_ready = 0; /* the next VM may come from an image without it (a restore) */
     for (struct envd_stream *st = e->streams, *next; st; st = next) {
         next = st->next; /* a flush may free st */
         if (st->total != UINT64_MAX) { /* a download: cut */

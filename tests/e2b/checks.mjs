@@ -40,6 +40,23 @@ async function controlPlane(opts, sbx, other) {
   await throws(() => Sandbox.connect('aaaaaaaaaaaaaaaaaaaa', opts), NotFoundError, 'connect to an unknown sandbox: NotFoundError')
 }
 
+// Another team's key reaches nothing of this team's sandbox, through the SDK.
+async function otherTeam(sbx) {
+  const r = await fetch(`${base}/admin/teams`, {
+    method: 'POST', body: JSON.stringify({ name: 'intruders' }),
+    headers: { 'Content-Type': 'application/json', 'X-Admin-Token': process.env.LEL_E2B_ADMIN },
+  })
+  const team = await r.json()
+  check(r.status === 201 && team.apiKey, 'a second team', r.status)
+  const o2 = { ...opts, apiKey: team.apiKey }
+  await throws(() => Sandbox.getInfo(sbx.sandboxId, o2), NotFoundError, "another team's getInfo: NotFoundError")
+  await throws(() => Sandbox.connect(sbx.sandboxId, o2), NotFoundError, "another team's connect: NotFoundError")
+  await throws(() => Sandbox.setTimeout(sbx.sandboxId, 1000, o2), NotFoundError, "another team's setTimeout: NotFoundError")
+  check(!(await Sandbox.kill(sbx.sandboxId, o2)), "another team's kill: false")
+  check((await Sandbox.list(o2).nextItems()).length === 0, "another team's list is empty")
+  check((await sbx.getInfo()).state === 'running', 'the sandbox is untouched')
+}
+
 // The lifecycle through the SDK: pause, isRunning, connect, kill; `files`: check that files survive.
 async function lifecycle(opts, sbx, other, files) {
   check(await sbx.pause(), 'pause')
@@ -203,6 +220,7 @@ async function main() {
   }
   const other = await create({ suite: 'other' })
   await controlPlane(opts, sbx, other)
+  await otherTeam(sbx)
   if (vms)
     await dataPlane(opts, sbx, other)
   else

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { randomBytes } from 'node:crypto'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -35,6 +36,7 @@ const freePort = () => new Promise((res, rej) => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 const dir = mkdtempSync(join(tmpdir(), 'lel-e2b-'))
+const adminToken = randomBytes(16).toString('hex') /* to make a second team */
 let proc = null, log = '', base = '', key = ''
 const stopDaemon = () => { try { proc?.kill('SIGTERM') } catch { } }
 process.on('exit', () => { stopDaemon(); rmSync(dir, { recursive: true, force: true }) })
@@ -47,7 +49,7 @@ async function startDaemon(name, yaml) {
     args.unshift('--config', join(dir, `${name}.yaml`))
   }
   log = ''
-  proc = spawn(daemon, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  proc = spawn(daemon, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LELANTOS_ADMIN_TOKEN: adminToken } })
   proc.stdout.on('data', (d) => { log += d })
   proc.stderr.on('data', (d) => { log += d })
   base = `http://127.0.0.1:${port}`
@@ -70,7 +72,7 @@ async function stopAndWait() {
 function runChecks(mode) {
   return new Promise((res) => {
     const child = spawn(process.execPath, [join(here, 'checks.mjs')], {
-      stdio: 'inherit', env: { ...process.env, LEL_E2B_URL: base, LEL_E2B_KEY: key, LEL_E2B_MODE: mode },
+      stdio: 'inherit', env: { ...process.env, LEL_E2B_URL: base, LEL_E2B_KEY: key, LEL_E2B_MODE: mode, LEL_E2B_ADMIN: adminToken },
     })
     child.once('exit', (code) => res(code ?? 1))
   })
