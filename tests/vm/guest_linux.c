@@ -29,6 +29,7 @@ static const struct {
     void (*run)(void);
 } sections[] = {
     {"time", time_checks},
+    {"files", file_checks},
 };
 
 int main(int argc, char **argv)

@@ -21,6 +21,7 @@ struct pipe {
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
     int readers, writers;
     struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
+    struct pipe *fifo_next; /* the other named pipes that are open */
     uint32_t opens_r, opens_w; /* a named pipe: how often each end was opened */
 };
 

@@ -360,27 +360,28 @@ void fs_gen_dir_sync(struct inode *dir)
 {
     const struct proc *p = proc_by_pid((int)dir->gen_pid);
     const struct files *fl = p && p->state != P_ZOMBIE ? p->files : 0;
-    uint64_t have = 0; /* NFD is 64 */
+    uint64_t have[NFD_MAX / 64]; /* the descriptors that have their link */
+    kmemset(have, 0, sizeof(have));
     for (struct dent *d = dir->children, *next; d; d = next) {
         next = d->next;
         uint32_t fd = d->inode->rdev;
-        if (d->inode->gen == GEN_FD_LINK && fl && fd < NFD && fl->fd[fd] && !(have & (1ULL << fd))) {
-            have |= 1ULL << fd;
-            fd_link_set(d->inode, fl->fd[fd]);
+        struct file *f = d->inode->gen == GEN_FD_LINK && fl ? files_fd(fl, fd) : 0;
+        if (f && !(have[fd / 64] & (1ULL << (fd % 64)))) {
+            have[fd / 64] |= 1ULL << (fd % 64);
+            fd_link_set(d->inode, f);
         } else {
             fs_unlink(dir, d->name, kstrlen(d->name), (d->inode->mode & S_IFMT) == S_IFDIR);
         }
     }
-    for (int fd = 0; fl && fd < NFD; fd++) {
+    for (int fd = fl ? files_next(fl, 0) : -1; fd >= 0; fd = files_next(fl, fd + 1)) {
         char name[12];
         struct inode *l;
-        if (!fl->fd[fd] || (have & (1ULL << fd)) ||
-            fs_create(dir, name, (uint64_t)pid_name(fd, name), S_IFLNK | 0700, &l) < 0)
+        if ((have[fd / 64] & (1ULL << (fd % 64))) || fs_create(dir, name, (uint64_t)pid_name(fd, name), S_IFLNK | 0700, &l) < 0)
             continue;
         l->gen = GEN_FD_LINK;
         l->gen_pid = dir->gen_pid;
         l->rdev = (uint32_t)fd;
-        fd_link_set(l, fl->fd[fd]);
+        fd_link_set(l, files_fd(fl, (uint64_t)fd));
     }
 }
 
@@ -388,7 +389,7 @@ struct file *fd_link_file(const struct inode *l)
 {
     const struct proc *p = l->gen == GEN_FD_LINK ? proc_by_pid((int)l->gen_pid) : 0;
     const struct files *fl = p && p->state != P_ZOMBIE ? p->files : 0;
-    return fl && l->rdev < NFD ? fl->fd[l->rdev] : 0;
+    return fl ? files_fd(fl, l->rdev) : 0;
 }
 
 void procfs_exe(const struct proc *p)

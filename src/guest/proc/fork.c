@@ -57,6 +57,7 @@ struct proc *process_new(uint64_t flags, long *err)
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
     c->nice = g->nice;
+    kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));
     exe_set(c, g->exe);
     if (!(flags & CLONE_VM_)) {

@@ -238,6 +238,20 @@ struct proc *proc_alloc(void)
     return 0;
 }
 
+void rlim_init(struct proc *p)
+{
+    for (int r = 0; r < RLIM_N; r++)
+        p->rlim[r].cur = p->rlim[r].max = ~0ULL;
+    p->rlim[RLIMIT_STACK_] = (struct rlim){STACK_MAX, STACK_MAX};
+    p->rlim[4] = (struct rlim){0, ~0ULL};                 /* RLIMIT_CORE: no core files */
+    p->rlim[RLIMIT_NPROC_] = (struct rlim){MAX_PROCS, MAX_PROCS};
+    p->rlim[RLIMIT_NOFILE_] = (struct rlim){NFD_SOFT, NFD_MAX};
+    p->rlim[8] = (struct rlim){8ULL << 20, 8ULL << 20};   /* RLIMIT_MEMLOCK */
+    p->rlim[11] = (struct rlim){4096, 4096};              /* RLIMIT_SIGPENDING */
+    p->rlim[12] = (struct rlim){819200, 819200};          /* RLIMIT_MSGQUEUE */
+    p->rlim[13] = p->rlim[14] = (struct rlim){0, 0};      /* RLIMIT_NICE, RLIMIT_RTPRIO */
+}
+
 void first_frame(struct proc *p, const struct uregs *regs)
 {
     uint64_t top = kstack_top(p);

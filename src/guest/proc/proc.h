@@ -45,6 +45,16 @@ enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
 
 enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
+/* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
+ * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
+#define RLIM_N 16
+#define RLIMIT_STACK_ 3
+#define RLIMIT_NPROC_ 6
+#define RLIMIT_NOFILE_ 7
+struct rlim {
+    uint64_t cur, max;
+};
+
 struct sigact {
     uint64_t handler, flags, restorer, mask; /* handler 0: default, 1: ignore; mask: internal bits */
 };
@@ -85,6 +95,7 @@ struct proc {
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
@@ -161,6 +172,10 @@ uint64_t proc_cpu(const struct proc *g);
 void set_exe_path(struct proc *p, struct inode *cwd, const char *path);
 
 struct proc *proc_alloc(void);
+
+/* A command's first process's resource limits: Linux's defaults (1024 descriptors, NFD_MAX
+ * at most), and what the guest has for processes and the stack. */
+void rlim_init(struct proc *p);
 
 /* Prepares a new process's kernel stack so that its first switch "returns" to user mode
  * through syscall_exit with the given registers. */

@@ -113,7 +113,7 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
-        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777), &ino)) < 0)
+        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
             return r;
     } else if (r < 0) {
         return r;
@@ -365,7 +365,7 @@ static long sys_mknodat(int64_t dirfd, uint64_t upath, uint64_t mode)
     if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
         return -EINVAL;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~022U), &node);
+    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
 }
 
 static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
@@ -375,7 +375,7 @@ static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     const char *name;
     uint64_t nl;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777), &d);
+    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
 }
 
 static long sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)

@@ -60,13 +60,14 @@ static long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
     struct proc *cur = proc_cur();
     if ((flags & ~6ULL) || (uint32_t)first > (uint32_t)last)
         return -EINVAL;
-    for (uint64_t fd = (uint32_t)first; fd < NFD && fd <= (uint32_t)last; fd++) {
-        if (!cur->files->fd[fd])
-            continue;
+    if ((uint32_t)first >= NFD_MAX)
+        return 0;
+    for (int fd = files_next(cur->files, (int)(uint32_t)first); fd >= 0 && (uint64_t)fd <= (uint32_t)last;
+         fd = files_next(cur->files, fd + 1)) {
         if (flags & 4)
-            fd_set_cloexec((int)fd, 1);
+            fd_set_cloexec(fd, 1);
         else
-            fd_close(cur, (int)fd);
+            fd_close(cur, fd);
     }
     return 0;
 }
@@ -79,7 +80,7 @@ static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     int ce = (flags & O_CLOEXEC_) != 0;
     if (!f)
         return -EBADF;
-    if (newfd >= NFD)
+    if (newfd >= fd_limit())
         return exact ? -EBADF : -EINVAL;
     if (!exact) {
         int r = fd_install(f, (int)newfd, ce);
@@ -89,10 +90,13 @@ static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     }
     if (newfd == oldfd)
         return (long)newfd;
+    f->refs++; /* first: closing newfd may drop the last other reference to what it had */
     fd_close(cur, (int)newfd);
-    cur->files->fd[newfd] = f;
+    if (files_set(cur->files, newfd, f) < 0) {
+        file_put(f);
+        return -ENOMEM;
+    }
     fd_set_cloexec((int)newfd, ce);
-    f->refs++;
     return (long)newfd;
 }
 
@@ -105,7 +109,7 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
     switch (cmd) {
     case 0: return sys_dup3(fd, arg, 0, 0);                 /* F_DUPFD */
     case 1030: return sys_dup3(fd, arg, 0, O_CLOEXEC_);     /* F_DUPFD_CLOEXEC */
-    case 1: return (cur->files->cloexec >> fd) & 1;                /* F_GETFD */
+    case 1: return fd_cloexec(cur->files, fd);              /* F_GETFD */
     case 2: fd_set_cloexec((int)fd, arg & 1); return 0;     /* F_SETFD */
     case 3: return f->flags & ~O_CLOEXEC_;                  /* F_GETFL */
     case 4: /* F_SETFL: only O_APPEND and O_NONBLOCK may change */
@@ -210,9 +214,9 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     int fds[2] = {fr, fw};
     if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
         if (fr >= 0)
-            cur->files->fd[fr] = 0;
+            files_set(cur->files, (uint64_t)fr, 0);
         if (fw >= 0)
-            cur->files->fd[fw] = 0;
+            files_set(cur->files, (uint64_t)fw, 0);
         file_put(r);
         file_put(w);
         return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;

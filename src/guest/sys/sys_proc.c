@@ -26,26 +26,44 @@ static long sys_uname(uint64_t buf)
     return copy_user(buf, u, sizeof(u), 1);
 }
 
-/* Resource limits as the guest has them: 64 descriptors and 128 processes (threads included),
- * a stack of STACK_MAX, nothing else limited. Lowering one is accepted (and not enforced);
- * raising a real one past what the guest has is EPERM. */
+/* The most a limit may be raised to (by root, which everyone is): what the guest has for
+ * descriptors, processes and the stack; no bound for the others. */
+static uint64_t rlim_ceiling(uint64_t res)
+{
+    return res == RLIMIT_NOFILE_ ? NFD_MAX : res == RLIMIT_NPROC_ ? MAX_PROCS : res == RLIMIT_STACK_ ? STACK_MAX : ~0ULL;
+}
+
+/* prlimit64 (and getrlimit, setrlimit): the limits of process `pid` (0: this one), kept and
+ * inherited; RLIMIT_NOFILE bounds the descriptors. Raising one past what the guest has (see
+ * rlim_ceiling) is EPERM, a soft limit above the hard one EINVAL. */
 static long sys_prlimit(uint64_t pid, uint64_t res, uint64_t unew, uint64_t uold)
 {
-    struct proc *cur = proc_cur();
-    uint64_t lim[2] = {~0ULL, ~0ULL}, want[2];
-    if (pid && pid != (uint64_t)cur->pid)
-        return -ESRCH;
-    if (res >= 16)
+    struct proc *cur = proc_cur(), *g = cur->group;
+    uint64_t want[2];
+    if (pid && (int)pid != g->pid) {
+        g = 0;
+        for (int i = 0; i < MAX_PROCS && !g; i++)
+            if (ptable.procs[i].state != P_FREE && ptable.procs[i].state != P_ZOMBIE && ptable.procs[i].pid == (int)pid)
+                g = ptable.procs[i].group;
+        if (!g)
+            return -ESRCH;
+    }
+    if (res >= RLIM_N)
         return -EINVAL;
-    if (res == 3) /* RLIMIT_STACK */
-        lim[0] = lim[1] = STACK_MAX;
-    else if (res == 6 || res == 7) /* RLIMIT_NPROC, RLIMIT_NOFILE */
-        lim[0] = lim[1] = res == 6 ? MAX_PROCS : NFD;
+    struct rlim old = g->rlim[res];
     if (unew && copy_user(unew, want, sizeof(want), 0) < 0)
         return -EFAULT;
-    if (unew && (want[0] > want[1] || want[1] > lim[1]))
-        return want[0] > want[1] ? -EINVAL : -EPERM;
-    return uold ? copy_user(uold, lim, sizeof(lim), 1) : 0;
+    if (unew && want[0] > want[1])
+        return -EINVAL;
+    if (unew && want[1] > rlim_ceiling(res))
+        return -EPERM;
+    if (uold && copy_user(uold, &old, sizeof(old), 1) < 0)
+        return -EFAULT;
+    if (unew) {
+        g->rlim[res].cur = want[0];
+        g->rlim[res].max = want[1];
+    }
+    return 0;
 }
 
 /* struct sysinfo: uptime, memory (in bytes: mem_unit 1), process count. */
@@ -117,9 +135,9 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     cur->ss_sp = cur->ss_size = 0;
     if (exe)
         set_exe_path(cur, cur->files->cwd, exe);
-    for (int i = 0; i < NFD; i++)
-        if (cur->files->cloexec & (1ULL << i))
-            fd_close(cur, i);
+    for (int fd = files_next(cur->files, 0); fd >= 0; fd = files_next(cur->files, fd + 1))
+        if (fd_cloexec(cur->files, (uint64_t)fd))
+            fd_close(cur, fd);
     sig_exec(cur);
     kmemset(regs, 0, sizeof(*regs));
     regs->rcx = entry; /* sysret's RIP */
@@ -463,8 +481,10 @@ long sc_ioprio_get(const struct sysargs *s)
 
 long sc_umask(const struct sysargs *s)
 {
-    (void)s;
-    return 022; /* umask */
+    struct proc *cur = proc_cur();
+    uint32_t old = cur->files->umask;
+    cur->files->umask = (uint32_t)s->a & 0777;
+    return old;
 }
 
 long sc_sched_yield(const struct sysargs *s)
