@@ -1,3 +1,5 @@
+/* Syscalls on paths and file metadata: open, stat, access, readlink, directories and their
+ * entries, links, renames, modes, times, truncation, statfs, extended attributes (none). */
 #include "syscall.h"
 
 #include "../fs/file.h"
