@@ -157,8 +157,9 @@ static int copy(struct df *d, const char *args, int add)
     while (n && !strncmp(json_string_value(json_array_get(w, 0)), "--", 2)) {
         const char *f = json_string_value(json_array_get(w, 0));
         if (strncmp(f, "--chown=", 8)) { /* --chown: everything is root's in the guest for now */
+            int r = bad(d, "'%s' is not supported (only --chown, which is ignored)", f);
             json_decref(w);
-            return bad(d, "'%s' is not supported (only --chown, which is ignored)", f);
+            return r;
         }
         json_array_remove(w, 0);
         n--;
@@ -175,8 +176,9 @@ static int copy(struct df *d, const char *args, int add)
     for (size_t i = 0; i + 1 < n; i++) {
         const char *src = json_string_value(json_array_get(w, i));
         if (strstr(src, "://")) {
+            int r = bad(d, "ADD of a URL (%s) is not supported: put the file in the build context", src);
             json_decref(w);
-            return bad(d, "ADD of a URL (%s) is not supported: put the file in the build context", src);
+            return r;
         }
         while (src[0] == '/')
             src++;
@@ -208,9 +210,10 @@ static int env(struct df *d, const char *args)
         {
             const char *s = json_string_value(v), *eq = strchr(s, '=');
             if (!eq || eq == s) {
+                int r = bad(d, "ENV wants NAME=value pairs (got '%s')", s);
                 json_decref(w);
                 json_decref(envs);
-                return bad(d, "ENV wants NAME=value pairs (got '%s')", s);
+                return r;
             }
             char name[256];
             snprintf(name, sizeof(name), "%.*s", (int)(eq - s) < 255 ? (int)(eq - s) : 255, s);
