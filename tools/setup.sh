@@ -52,3 +52,23 @@ if [ ! -f "$KDIR/vmlinuz" ]; then
   rm -rf "$tmp" "$KDIR"
   $SUDO mv "$KDIR.new" "$KDIR"
 fi
+
+# The E2B SDK suite (tests/e2b) runs the real `e2b` npm package, pinned in its package-lock.json.
+# It needs Node >= 20.18.1 (Debian 12's nodejs is 18: NodeSource's or a newer one is needed);
+# without it, or offline, that test reports "skipped" and says why.
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup: installing nodejs and npm for tests/e2b"
+  [ "$updated" -eq 1 ] || $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm || echo "setup: nodejs could not be installed; tests/e2b will be skipped"
+fi
+e2b_dir=tests/e2b
+stamp=$e2b_dir/node_modules/.lel-lock-sha256
+want=$(sha256sum "$e2b_dir/package-lock.json" | cut -d' ' -f1)
+if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: npm ci in $e2b_dir"
+  if (cd "$e2b_dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "$want" > "$stamp"
+  else
+    echo "setup: npm ci failed (no registry?); tests/e2b will be skipped"
+  fi
+fi

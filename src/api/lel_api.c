@@ -1,7 +1,7 @@
 /* The API layer on the loop thread: route, authenticate, rate-limit, decode, then hand the
  * call to the actor that owns the data. Everything here is cheap and never blocks on I/O
  * except the key index lookup (in memory). */
-#include "lel_api.h"
+#include "lel_api_int.h"
 
 #include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -31,7 +31,8 @@ static const struct route_def routes[] = {
     {"/teams/members", AUTHEP, R_MEMBERS_LIST, R_MEMBERS_CREATE, 0, 0},
     {"/teams/members/*", AUTHEP, 0, 0, 0, R_MEMBER_DELETE},
     {"/sandboxes", GENERAL, R_SBX_LIST, R_SBX_CREATE, 0, 0},
-    {"/v2/sandboxes", GENERAL, R_SBX_LIST, 0, 0, 0},
+    {"/v2/sandboxes", GENERAL, R_SBX_LIST, R_SBX_CREATE, 0, 0},
+    {"/v2/sandboxes/*/connect", GENERAL, 0, R_SBX_CONNECT, 0, 0},
     {"/sandboxes/*", GENERAL, R_SBX_GET, 0, 0, R_SBX_KILL},
     {"/sandboxes/*/pause", GENERAL, 0, R_SBX_PAUSE, 0, 0},
     {"/sandboxes/*/resume", GENERAL, 0, R_SBX_RESUME, 0, 0},
@@ -243,6 +244,15 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
  * of the error set on c. */
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
+    if (lel__api_envd_wants(c)) { /* E2B's data plane: the sandbox's access token is its credential */
+        char bucket[64];
+        *cls = ENVD;
+        int st = lel__api_envd_match(c);
+        if (st)
+            return st;
+        snprintf(bucket, sizeof(bucket), "envd:%s", c->id);
+        return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
+    }
     int r = match(c, cls);
     if (r || *cls == PUBLIC)
         return r;
@@ -279,7 +289,8 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     int r = judge(srv, c, &cls);
     if (r || cls == PUBLIC)
         return r;
-    c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT;
+    c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ||
+                      c->route == R_ENVD_FILES_POST;
     c->body_limit = c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ? srv->cfg.image_max_bytes
                   : c->body_streams      ? srv->cfg.max_file_bytes
                                          : srv->cfg.max_body_bytes;
@@ -311,7 +322,16 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         lel_call_done(c);
         return;
     }
-    if (decode_body(srv, c) < 0) {
+    if (LEL_ROUTE_IS_ENVD(c->route)) { /* its bodies are the envd protocol's, read by src/envd */
+        if (!c->body_in && c->body_len > srv->cfg.max_body_bytes) {
+            lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
+            lel_call_done(c);
+        } else {
+            lel__api_envd_route(srv, c, srv->sandboxes, actor_ref);
+        }
+        return;
+    }
+    if (decode_body(srv, c) < 0 || lel__api_e2b_body(c) < 0) {
         lel_call_done(c);
         return;
     }

@@ -33,6 +33,11 @@ typedef struct lel_call {
     int body_msgpack;                /* Content-Type: application/msgpack */
     enum lel_codec_format out_fmt;   /* from Accept */
     char *api_key, *bearer, *admin_token, *team_header; /* credential headers, or NULL */
+    /* E2B's data plane (src/envd): the sandbox and port a request is for (E2b-Sandbox-Id and
+     * E2b-Sandbox-Port, or a Host of the form <port>-<sandboxID>.<domain>), its X-Access-Token,
+     * and the headers its protocol reads; NULL when absent */
+    char *e2b_sandbox, *e2b_port, *host, *access_token;
+    char *content_type, *content_encoding, *connect_timeout, *keepalive;
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
     int route;

@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #define LEL_BUILTIN_TEAM "_builtin"
-#define LEL_ENVD_VERSION "0.1.0"
+#define LEL_ENVD_VERSION "0.5.7" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
 
@@ -73,6 +73,9 @@ enum lel_msg_type {
     LEL_MSG_CMD_EVENT, LEL_MSG_CMD_CHECK, LEL_MSG_STOP_PAUSE, LEL_MSG_STOP_CMDS,
     LEL_MSG_XFER, /* a file transfer's body has more for it (upload) or its client wants the next piece */
     LEL_MSG_IMPORTED, /* an image import's thread ended (src/image) */
+    LEL_MSG_ENVD_PIECE, /* src/envd: a streamed answer `arg` wants its next piece */
+    LEL_MSG_ENVD_TICK,  /* src/envd: a stream's keepalive timer */
+    LEL_MSG_ENVD_BODY,  /* src/envd: an upload `arg` has more body */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -88,7 +91,11 @@ enum lel_route {
     R_SNAP_LIST, R_SNAP_DELETE,
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
     R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
+    /* E2B's data plane (src/envd), routed by E2b-Sandbox-Id: c->id the sandbox, c->id2 the RPC
+     * ("process.Process/Start") for R_ENVD_RPC */
+    R_ENVD_HEALTH, R_ENVD_FILES_GET, R_ENVD_FILES_POST, R_ENVD_RPC,
 };
+#define LEL_ROUTE_IS_ENVD(r) ((r) >= R_ENVD_HEALTH)
 
 /** True when an actor should drop a call unprocessed: its client is gone (h2 reset or closed
  * connection) and nothing has been applied yet, so queued work does not pile up. Creation is

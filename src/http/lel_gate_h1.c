@@ -82,7 +82,9 @@ static lel_call_t *head_call(struct gate *g, const char *method, size_t mlen, co
     c->query = q ? strndup(q + 1, plen - (size_t)(q - path) - 1) : NULL;
     for (size_t i = 0; i < nh; i++) {
         char **dst = hname(&hs[i], "x-api-key") ? &c->api_key : hname(&hs[i], "authorization") ? &c->bearer
-                   : hname(&hs[i], "x-admin-token") ? &c->admin_token : hname(&hs[i], "x-team-id") ? &c->team_header : NULL;
+                   : hname(&hs[i], "x-admin-token") ? &c->admin_token : hname(&hs[i], "x-team-id") ? &c->team_header
+                   : hname(&hs[i], "e2b-sandbox-id") ? &c->e2b_sandbox : hname(&hs[i], "e2b-sandbox-port") ? &c->e2b_port
+                   : hname(&hs[i], "host") ? &c->host : NULL;
         if (dst && !*dst)
             *dst = strndup(hs[i].value, hs[i].value_len);
     }

@@ -68,6 +68,14 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->bearer);
     free(c->admin_token);
     free(c->team_header);
+    free(c->e2b_sandbox);
+    free(c->e2b_port);
+    free(c->host);
+    free(c->access_token);
+    free(c->content_type);
+    free(c->content_encoding);
+    free(c->connect_timeout);
+    free(c->keepalive);
     free(c->id);
     free(c->id2);
     free(c->next_token);
@@ -163,7 +171,16 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     DUP(bearer, "authorization");
     DUP(admin_token, "x-admin-token");
     DUP(team_header, "x-team-id");
+    DUP(e2b_sandbox, "e2b-sandbox-id");
+    DUP(e2b_port, "e2b-sandbox-port");
+    DUP(access_token, "x-access-token");
+    DUP(content_type, "content-type");
+    DUP(content_encoding, "content-encoding");
+    DUP(connect_timeout, "connect-timeout-ms");
+    DUP(keepalive, "keepalive-ping-interval");
 #undef DUP
+    free(c->host);
+    c->host = req->input.authority.len ? strndup(req->input.authority.base, req->input.authority.len) : NULL;
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");
     c->out_fmt = header_has(req, H2O_TOKEN_ACCEPT, "application/msgpack") ? LEL_FMT_MSGPACK : LEL_FMT_JSON;
     struct sockaddr_storage ss;

@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 /* Private record fields, stripped from the public view. */
-const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs", "snapshotID", NULL};
+const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs",
+                                               "snapshotID", "envdAccessToken", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -27,6 +28,7 @@ static void sandbox_free(void *p)
     struct lel_sandbox *s = p;
     lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
     lel__sbx_xfers_free(s);
+    lel_envd_free(s->envd);
     free(s->fork_image);
     free(s->memory_file);
     free(s->samples);
@@ -50,6 +52,12 @@ static void publish(struct lel_sandbox *s)
     size_t len = 0;
     for (int i = 0; v && lel__sbx_private_fields[i]; i++)
         json_object_del(v, lel__sbx_private_fields[i]);
+    if (v) { /* the data plane is the host's (src/envd), whatever the record was made with */
+        json_object_set_new(v, "envdVersion", json_string(LEL_ENVD_VERSION));
+        json_object_set_new(v, "lifecycle", json_pack("{s:s, s:b}", "onTimeout",
+                                                      json_is_true(json_object_get(s->rec, "autoPause")) ? "pause" : "kill",
+                                                      "autoResume", 0));
+    }
     if (v && lel_codec_encode(v, LEL_FMT_JSON, &enc, &len) < 0)
         enc = NULL;
     pthread_mutex_lock(&s->view_lock);
@@ -292,7 +300,7 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     s->state = S_RUNNING;
     s->end_at_ms = end;
     arm_timer(s, LEL_MSG_TIMEOUT, end);
-    lel_call_reply(c, status, lel__sbx_public_view(s));
+    lel_call_reply(c, status, lel__sbx_access_view(s));
 }
 
 static int collect_event(void *ctx, const char *key, json_t *ev)
@@ -369,7 +377,7 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
     s->holds_template = 1;
     lel_template_acquire(s->tpl, s->team);
     arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-    lel_call_reply(c, 201, lel__sbx_public_view(s));
+    lel_call_reply(c, 201, lel__sbx_access_view(s));
 }
 
 /* The lifecycle calls: pause, resume, connect; and the images (snapshot, restore). */
@@ -382,8 +390,8 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_PAUSE:
         if (s->state != S_RUNNING)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        else if (s->ncmds)
-            lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", s->ncmds);
+        else if (lel__sbx_ncmds(s))
+            lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", lel__sbx_ncmds(s));
         else if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
             lel_call_error(c, 500, "cannot pause: %s", err);
         else
@@ -405,12 +413,12 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
         if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
             lel_call_store_failed(c);
         else
-            lel_call_reply(c, 200, lel__sbx_public_view(s));
+            lel_call_reply(c, 200, lel__sbx_access_view(s));
         return;
     default: /* R_SBX_SNAPSHOT, R_SBX_RESTORE */
         /* an image taken mid-command would hold a command nobody can collect */
-        if (s->ncmds)
-            lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", s->ncmds,
+        if (lel__sbx_ncmds(s))
+            lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", lel__sbx_ncmds(s),
                            c->route == R_SBX_SNAPSHOT ? "snapshot" : "restore");
         else if (c->route == R_SBX_SNAPSHOT)
             lel__sbx_take_snapshot(s, c);
@@ -446,6 +454,10 @@ static void timeout_call(struct lel_sandbox *s, lel_call_t *c)
 
 static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
 {
+    if (LEL_ROUTE_IS_ENVD(c->route)) { /* its credential is the sandbox's access token, not a team's key */
+        lel__sbx_envd_call(s, c);
+        return;
+    }
     if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
         lel_call_error(c, 404, "sandbox not found");
         return;
@@ -515,7 +527,7 @@ static void stop_begin(struct lel_sandbox *s, int64_t deadline)
     s->stop_pending = 1;
     s->stop_deadline = deadline;
     int64_t now = lel_mono_ms();
-    lel_msg_t *m = s->ncmds ? lel_msg_new(LEL_MSG_STOP_CMDS, 0, NULL) : NULL;
+    lel_msg_t *m = lel__sbx_ncmds(s) ? lel_msg_new(LEL_MSG_STOP_CMDS, 0, NULL) : NULL;
     if (m && lel_timers_at(s->srv->timers, now + (deadline - now) / 2, s->actor, m) < 0)
         lel_msg_free(m);
 }
@@ -526,7 +538,7 @@ static void stop_progress(struct lel_sandbox *s)
 {
     if (s->state == S_RUNNING && s->vm && lel_mono_ms() < s->stop_deadline) {
         char err[256];
-        if (s->ncmds)
+        if (lel__sbx_ncmds(s))
             return;
         if (do_pause(s, "sandbox paused: lelantosd is stopping", err, sizeof(err)) == 0)
             atomic_fetch_add(&s->srv->stop_paused, 1);
@@ -572,7 +584,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         char err[256], why[320];
         if (!json_is_true(json_object_get(s->rec, "autoPause")))
             lel__sbx_kill(s, "sandbox killed at its timeout");
-        else if (s->ncmds) /* a pause waits for running commands: they end by their own timeouts */
+        else if (lel__sbx_ncmds(s)) /* a pause waits for running commands: they end by their own timeouts */
             arm_timer(s, LEL_MSG_TIMEOUT, lel_now_ms() + 250);
         else if (do_pause(s, "sandbox paused at its timeout (autoPause)", err, sizeof(err)) < 0) {
             snprintf(why, sizeof(why), "error: autoPause failed (%s); sandbox killed", err);
@@ -599,6 +611,9 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         stop_begin(s, m->arg);
     } else if (m->type == LEL_MSG_STOP_CMDS && s->vm) {
         lel__sbx_cmds_kill(s);
+        lel__sbx_envd_kill_all(s);
+    } else if (m->type == LEL_MSG_ENVD_PIECE || m->type == LEL_MSG_ENVD_TICK || m->type == LEL_MSG_ENVD_BODY) {
+        lel__sbx_envd_msg(s, m->type, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
         stop_end(s);
     }
@@ -720,6 +735,10 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
                             "endAtMs", (json_int_t)end);
     lel_json_set_time(rec, "startedAt", now);
     lel_json_set_time(rec, "endAt", end);
+    if (lel__sbx_new_token(rec) < 0) {
+        json_decref(rec);
+        return NULL;
+    }
     if (q->snap_id)
         json_object_set_new(rec, "snapshotID", json_string(q->snap_id));
     return rec;
@@ -802,6 +821,8 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     if (!team || !id || !st)
         return 0;
     lel_core_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
+    if (!json_object_get(rec, "envdAccessToken") && lel__sbx_new_token(rec) == 0) /* a record from before tokens */
+        lel_store_put(srv->store, LEL_CF_SANDBOXES, key, rec);
     struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
     if (!s) {
         json_decref(rec);

@@ -281,8 +281,10 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
     int r;
     while (s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
         struct pending_cmd *pc = take_cmd(s, id);
-        if (!pc)
-            continue; /* nobody waits for it (cannot happen unless the guest misbehaves) */
+        if (!pc) {
+            lel__sbx_envd_ended(s, id, &res); /* E2B's data plane's, or nobody's (a misbehaving guest) */
+            continue;
+        }
         json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)res.exit_status, "stdout",
                                  text(s->vm, 0, res.out_len), "stderr", text(s->vm, LEL_BULK_HALF, res.err_len),
                                  "durationMs", (json_int_t)(lel_mono_ms() - pc->t0_ms), "truncated", res.truncated,

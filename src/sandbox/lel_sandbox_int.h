@@ -5,6 +5,7 @@
 #ifndef LEL_SANDBOX_INT_H
 #define LEL_SANDBOX_INT_H
 
+#include "../envd/lel_envd.h"
 #include "../template/lel_template.h"
 #include "lel_sandbox.h"
 #include "../vmm/lel_vmm.h"
@@ -77,6 +78,7 @@ struct lel_sandbox {
     int nxfers;
     uint32_t xfer_seq;
     lel_call_t *kept;      /* set by a handler that answers its call later (a command) */
+    lel_envd_t *envd;      /* E2B's data plane (src/envd), made at its first call */
     int stopping;          /* the daemon is stopping: calls that would change it answer 503 */
     int stop_pending;      /* ...and it still has to pause (or give up) and tell the server */
     int64_t stop_deadline; /* monotonic ms: a pause for the stop starts no later */
@@ -89,6 +91,11 @@ extern const char *const lel__snap_private_fields[];
 
 /* lel_sandbox.c */
 json_t *lel__sbx_public_view(struct lel_sandbox *s);
+/** The public view plus the sandbox's envdAccessToken: the answer to create, resume and
+ * connect (E2B's Sandbox), which its data plane (src/envd) requires as X-Access-Token. */
+json_t *lel__sbx_access_view(struct lel_sandbox *s);
+/** Puts a fresh random envdAccessToken into `rec`. 0 or -errno. */
+int lel__sbx_new_token(json_t *rec);
 void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n);
 int lel__sbx_slot_take(lel_team_t *t);
 void lel__sbx_slot_release(struct lel_sandbox *s);
@@ -138,5 +145,17 @@ void lel__sbx_xfers_fail(struct lel_sandbox *s, int status, const char *msg);
 void lel__sbx_xfers_free(struct lel_sandbox *s);
 /** DELETE /files: a file, a symlink or an empty directory. */
 void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c);
+
+/* lel_sandbox_envd.c: E2B's data plane (src/envd) */
+/** A data-plane call (R_ENVD_*); kept (s->kept) when envd answers it later. */
+void lel__sbx_envd_call(struct lel_sandbox *s, lel_call_t *c);
+/** LEL_MSG_ENVD_* */
+void lel__sbx_envd_msg(struct lel_sandbox *s, int type, uint32_t arg);
+/** A guest command that is not the REST API's ended: envd's if it returns 1. */
+int lel__sbx_envd_ended(struct lel_sandbox *s, uint32_t id, const struct lel_run_result *res);
+/** The daemon is stopping: envd's processes are killed too. */
+void lel__sbx_envd_kill_all(struct lel_sandbox *s);
+/** Guest commands running: the REST API's and envd's (a pause, snapshot or restore waits for them). */
+int lel__sbx_ncmds(struct lel_sandbox *s);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct page {
     json_t *out;
@@ -27,6 +28,8 @@ static int page_add(struct page *pg, json_t *rec, const char *id_field, const ch
     json_t *view = json_deep_copy(rec);
     for (int i = 0; private_fields[i]; i++)
         json_object_del(view, private_fields[i]);
+    if (json_object_get(view, "envdVersion")) /* the data plane is the host's, whatever the record says */
+        json_object_set_new(view, "envdVersion", json_string(LEL_ENVD_VERSION));
     json_array_append_new(pg->out, view);
     snprintf(pg->last, sizeof(pg->last), "%s", json_string_value(json_object_get(rec, id_field)));
     return 0;
@@ -72,11 +75,44 @@ static void page_scan(lel_server_t *srv, lel_call_t *c, enum lel_cf cf, const ch
     lel_call_reply(c, 200, json_incref(pg->out));
 }
 
+/* A filter `want` (NULL: any) against the string rec[field]. */
+static int matches(const char *want, json_t *rec, const char *field)
+{
+    const char *have = json_string_value(json_object_get(rec, field));
+    return !want || (have && !strcmp(want, have));
+}
+
 struct list_ctx {
     struct page pg;
     int want[3];
-    json_t *meta; /* required metadata pairs */
+    json_t *meta;           /* required metadata pairs */
+    char *tpl;              /* E2B's `template`: templateID or alias, or NULL */
+    int64_t started_after;  /* E2B's `startedAfter` (ms), or INT64_MIN */
 };
+
+/* RFC 3339 in UTC ("2026-01-02T03:04:05Z", optional fraction, as toISOString writes it) -> ms;
+ * -EINVAL for anything else. */
+static int parse_time(const char *t, int64_t *ms)
+{
+    struct tm tm = {0};
+    int n = 0, frac = 0, digits = 0;
+    if (!t || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                     &tm.tm_sec, &n) != 6)
+        return -EINVAL;
+    t += n;
+    if (*t == '.')
+        for (t++; *t >= '0' && *t <= '9'; t++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (*t - '0');
+    if ((*t != 'Z' && *t != 'z') || t[1] || tm.tm_mon < 1 || tm.tm_mon > 12)
+        return -EINVAL;
+    while (digits > 0 && digits < 3)
+        frac *= 10, digits++;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *ms = (int64_t)timegm(&tm) * 1000 + frac;
+    return 0;
+}
 
 static int collect_sandbox(void *p, const char *key, json_t *rec)
 {
@@ -93,6 +129,12 @@ static int collect_sandbox(void *p, const char *key, json_t *rec)
     {
         ok &= json_equal(json_object_get(md, k), v);
     }
+    if (l->tpl && !matches(l->tpl, rec, "templateID") && !matches(l->tpl, rec, "alias"))
+        ok = 0;
+    int64_t started;
+    if (l->started_after != INT64_MIN &&
+        (parse_time(json_string_value(json_object_get(rec, "startedAt")), &started) < 0 || started <= l->started_after))
+        ok = 0;
     return ok ? page_add(&l->pg, rec, "sandboxID", lel__sbx_private_fields) : 0;
 }
 
@@ -115,10 +157,19 @@ static int parse_metadata(char *q, json_t *out)
 
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
 {
-    struct list_ctx l = {{json_array(), 100, "", 0}, {1, 1, 0}, json_object()};
+    struct list_ctx l = {{json_array(), 100, "", 0}, {1, 1, 0}, json_object(), lel_call_query(c, "template"), INT64_MIN};
     char *state = lel_call_query(c, "state"), *meta = lel_call_query(c, "metadata"), *token = NULL;
+    char *after = lel_call_query(c, "startedAfter"), *order = lel_call_query(c, "order");
     int bad = 0;
-    if (state) {
+    if (after && parse_time(after, &l.started_after) < 0) {
+        lel_call_error(c, 400, "invalid query 'startedAfter': expected an RFC 3339 time in UTC");
+        bad = 1;
+    }
+    if (!bad && order && strcmp(order, "asc") && strcmp(order, "desc")) {
+        lel_call_error(c, 400, "invalid query 'order': must be asc or desc");
+        bad = 1;
+    }
+    if (!bad && state) {
         l.want[0] = l.want[1] = 0;
         for (char *save = NULL, *p = strtok_r(state, ",", &save); p && !bad; p = strtok_r(NULL, ",", &save)) {
             if (!strcmp(p, "running"))
@@ -139,6 +190,9 @@ void lel_sandbox_list(lel_server_t *srv, lel_call_t *c)
         page_scan(srv, c, LEL_CF_SANDBOXES, token, &l.pg, collect_sandbox, &l);
     json_decref(l.pg.out);
     json_decref(l.meta);
+    free(l.tpl);
+    free(after);
+    free(order);
     free(state);
     free(meta);
     free(token);
@@ -148,13 +202,6 @@ struct snap_ctx {
     struct page pg;
     char *sandbox, *name; /* filters, or NULL */
 };
-
-/* A filter `want` (NULL: any) against the string rec[field]. */
-static int matches(const char *want, json_t *rec, const char *field)
-{
-    const char *have = json_string_value(json_object_get(rec, field));
-    return !want || (have && !strcmp(want, have));
-}
 
 static int collect_snapshot(void *p, const char *key, json_t *rec)
 {

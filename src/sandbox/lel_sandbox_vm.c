@@ -79,6 +79,7 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
 {
     lel__sbx_cmds_fail(s, 409, "the sandbox stopped while the command ran");
     lel__sbx_xfers_fail(s, 409, "the sandbox stopped while the file was transferred");
+    lel_envd_vm_gone(s->envd, "the sandbox stopped");
     if (s->vm) {
         lel_vm_destroy(s->vm);
         s->vm = NULL;
@@ -149,7 +150,7 @@ void lel__sbx_sample(struct lel_sandbox *s)
     /* memory a finished workload freed inside the guest goes back to the host (free-page
      * reporting), checked at each sample while no command runs: it costs nothing unless the
      * guest holds TRIM_MIN_PAGES of it */
-    if (!s->ncmds)
+    if (!lel__sbx_ncmds(s))
         lel_vm_trim(s->vm, TRIM_MIN_PAGES);
 }
 
@@ -177,10 +178,14 @@ void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
         const struct sample *x = &s->samples[(s->sample_next + SAMPLES - s->nsamples + i) % SAMPLES];
         if (x->ts < start || x->ts > end)
             continue;
-        json_array_append_new(out, json_pack("{s:I, s:i, s:f, s:I, s:I, s:I, s:I}", "timestampUnix", (json_int_t)x->ts,
-                                             "cpuCount", cpus, "cpuUsedPct", x->cpu_pct, "memUsed", (json_int_t)x->mem_used,
-                                             "memTotal", (json_int_t)x->mem_total, "diskUsed", (json_int_t)x->disk_used,
-                                             "diskTotal", (json_int_t)x->disk_total));
+        char ts[32];
+        lel_rfc3339((int64_t)x->ts * 1000, ts);
+        /* `timestamp` and `memCache` (no page cache: files are memory) as E2B's SandboxMetric has them */
+        json_array_append_new(out, json_pack("{s:I, s:s, s:i, s:f, s:I, s:I, s:i, s:I, s:I}", "timestampUnix",
+                                             (json_int_t)x->ts, "timestamp", ts, "cpuCount", cpus, "cpuUsedPct",
+                                             x->cpu_pct, "memUsed", (json_int_t)x->mem_used, "memTotal",
+                                             (json_int_t)x->mem_total, "memCache", 0, "diskUsed",
+                                             (json_int_t)x->disk_used, "diskTotal", (json_int_t)x->disk_total));
     }
     lel_call_reply(c, 200, out);
 }

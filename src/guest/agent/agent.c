@@ -106,8 +106,6 @@ static void run_sync(int id)
 
 static void handle(void)
 {
-    uint64_t *p, n, h = 0;
-    (void)n;
     chan->status = LEL_ST_OK;
     /* what a request changes in the file system carries the time of the request, not the
      * time a process last made a syscall */
@@ -117,32 +115,12 @@ static void handle(void)
         chan->ret[0] = chan->arg[0] + 1;
         break;
     case LEL_OP_TOUCH:
-        if (work_alloc(chan->arg[0]) < 0) {
+        if (work_touch(chan->arg[0], chan->arg[1], &chan->ret[0]) < 0)
             chan->status = LEL_ST_EINVAL;
-            break;
-        }
-        for (uint64_t pg = 0; pg < work_pages; pg++) {
-            p = work_page(pg);
-            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++) {
-                uint64_t i = pg * (PAGE_SIZE / 8) + w;
-                p[w] = (i * 0x100000001b3ULL) ^ chan->arg[1];
-                h = mix(h, p[w]);
-            }
-        }
-        chan->ret[0] = h;
         break;
     case LEL_OP_CHECKSUM:
-        n = (chan->arg[0] << 20) / PAGE_SIZE;
-        if (chan->arg[0] == 0 || n != work_pages) {
+        if (work_checksum(chan->arg[0], &chan->ret[0]) < 0)
             chan->status = LEL_ST_EINVAL;
-            break;
-        }
-        for (uint64_t pg = 0; pg < work_pages; pg++) {
-            p = work_page(pg);
-            for (uint64_t w = 0; w < PAGE_SIZE / 8; w++)
-                h = mix(h, p[w]);
-        }
-        chan->ret[0] = h;
         break;
     case LEL_OP_EXEC: {
         char *data = (char *)chan + LEL_CHAN_DATA_OFF;
@@ -184,7 +162,7 @@ static void handle(void)
     }
     case LEL_OP_TICKS:
         chan->ret[0] = kernel_ticks();
-        chan->ret[1] = timer_irqs;
+        chan->ret[1] = kernel_timer_irqs();
         break;
     case LEL_OP_RUN_TEST:
         run_sync(proc_start_test());
@@ -232,15 +210,15 @@ void kmain(void)
 {
     for (char *b = __bss_start; b < __bss_end; b++)
         *b = 0;
-    pvm = boot->magic == LEL_BOOT_MAGIC && (boot->flags & LEL_BOOT_PVM);
-    console_write(pvm ? "lelantos guest: booting (PVM)\n" : "lelantos guest: booting (KVM)\n");
+    kernel_pvm = boot->magic == LEL_BOOT_MAGIC && (boot->flags & LEL_BOOT_PVM);
+    console_write(kernel_pvm ? "lelantos guest: booting (PVM)\n" : "lelantos guest: booting (KVM)\n");
     irq_disable();
     idt_init();
     lapic_init();
-    if (tsc_khz) {
+    if (kernel_tsc_khz()) {
         console_write("lelantos guest: clock from the TSC at ");
         char digits[21];
-        console_write(kutoa(digits, tsc_khz));
+        console_write(kutoa(digits, kernel_tsc_khz()));
         console_write(" kHz\n");
     } else {
         console_write("lelantos guest: clock from timer ticks (TSC rate unknown)\n");

@@ -1,6 +1,5 @@
 #include "files.h"
 
-#include "work.h"
 #include "../arch/arch.h"
 #include "../fs/fs.h"
 #include "../fs/procfs.h"

@@ -5,7 +5,7 @@
 #include "../lel_guest_abi.h"
 #include "../mm/page.h"
 
-uint64_t mix(uint64_t h, uint64_t w)
+static uint64_t mix(uint64_t h, uint64_t w)
 {
     h ^= w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
     return h;
@@ -15,7 +15,7 @@ uint64_t mix(uint64_t h, uint64_t w)
  * Touching again replaces it. */
 static void **work_index; /* one page of pointers to index pages */
 
-uint64_t work_pages;
+static uint64_t work_pages;
 
 static void work_free(void)
 {
@@ -34,12 +34,12 @@ static void work_free(void)
     work_pages = 0;
 }
 
-uint64_t *work_page(uint64_t i)
+static uint64_t *work_page(uint64_t i)
 {
     return work_index[i / 512] ? ((void **)work_index[i / 512])[i % 512] : 0;
 }
 
-int work_alloc(uint64_t mib)
+static int work_alloc(uint64_t mib)
 {
     uint64_t n = (mib << 20) / PAGE_SIZE;
     if (mib == 0 || (mib << 20) > boot->mem_bytes || n > 512 * 512)
@@ -99,4 +99,34 @@ void misbehave(uint64_t how)
     chan->status = LEL_ST_EINVAL;
 }
 
-char *const bulk = (char *)(LEL_DMAP_BASE + LEL_GPA_BULK);
+
+int work_touch(uint64_t mib, uint64_t seed, uint64_t *sum)
+{
+    uint64_t h = 0;
+    if (work_alloc(mib) < 0)
+        return -1;
+    for (uint64_t pg = 0; pg < work_pages; pg++) {
+        uint64_t *p = work_page(pg);
+        for (uint64_t w = 0; w < PAGE_SIZE / 8; w++) {
+            uint64_t i = pg * (PAGE_SIZE / 8) + w;
+            p[w] = (i * 0x100000001b3ULL) ^ seed;
+            h = mix(h, p[w]);
+        }
+    }
+    *sum = h;
+    return 0;
+}
+
+int work_checksum(uint64_t mib, uint64_t *sum)
+{
+    uint64_t h = 0;
+    if (mib == 0 || (mib << 20) / PAGE_SIZE != work_pages)
+        return -1;
+    for (uint64_t pg = 0; pg < work_pages; pg++) {
+        uint64_t *p = work_page(pg);
+        for (uint64_t w = 0; w < PAGE_SIZE / 8; w++)
+            h = mix(h, p[w]);
+    }
+    *sum = h;
+    return 0;
+}

@@ -1,23 +1,17 @@
+/* The agent's test area, for the host's tests of snapshot fidelity: `mib` MiB of memory filled
+ * with a pattern and checksummed (any lost or stale page changes the sum), and deliberate
+ * misbehaviour, so the host's defences can be tested. */
 #ifndef LEL_GUEST_AGENT_WORK_H
 #define LEL_GUEST_AGENT_WORK_H
 
 #include <stdint.h>
 
-/* Words of the work area get a pattern derived from their address and the seed; the checksum
- * mixes every word, so any lost or stale page changes it. */
-uint64_t mix(uint64_t h, uint64_t w);
-
-extern uint64_t work_pages;
-
-uint64_t *work_page(uint64_t i);
-
-/* Builds the new area completely before the old one goes, so a request that does not fit
- * leaves the previous area (and its checksum) intact. */
-int work_alloc(uint64_t mib);
-
-/* Deliberate misbehaviour, so the host's defences can be tested. */
+/** Replaces the area with `mib` MiB filled from `seed` and gives the checksum in *sum; -1 (and
+ * the old area kept) when it does not fit. */
+int work_touch(uint64_t mib, uint64_t seed, uint64_t *sum);
+/** The checksum of the area as it is now; -1 unless it is `mib` MiB. */
+int work_checksum(uint64_t mib, uint64_t *sum);
+/** Misbehaves as `how` says (LEL_MISBEHAVE_*). */
 void misbehave(uint64_t how);
-
-extern char *const bulk;
 
 #endif

@@ -1,10 +1,14 @@
+/* The guest's hardware: the console port, interrupts (IDT, x2APIC timer), the PVM/hardware
+ * interrupt-flag switch, the clock, and the host channel's doorbell. Runs in 64-bit kernel
+ * mode on the identity map the VMM built. Under PVM the interrupt flag is the VIF byte
+ * (PVM.md §2.3); on hardware KVM it is the real IF. */
 #include "arch.h"
 
 #include "cpu.h"
 #include "../lel_guest_abi.h"
 
 #define MSR_APIC_BASE 0x1b
-
+#define MSR_X2APIC_EOI 0x80b
 #define MSR_X2APIC_SVR 0x80f
 #define MSR_X2APIC_LVT_TIMER 0x832
 #define MSR_X2APIC_TMICT 0x838
@@ -19,6 +23,7 @@ struct vif {
 struct lel_boot_info *const boot = (struct lel_boot_info *)(LEL_KERNEL_BASE + LEL_GPA_BOOT);
 
 struct lel_chan *const chan = (struct lel_chan *)(LEL_KERNEL_BASE + LEL_GPA_CHAN);
+char *const bulk = (char *)(LEL_DMAP_BASE + LEL_GPA_BULK);
 
 static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
 
@@ -28,19 +33,20 @@ int kernel_pvm;
 /* Time: with the TSC's rate known (boot info, then SET_CLOCK after each restore) it is read
  * from the TSC, in ns, and keeps running while the timer is stopped; without it, time is the
  * count of timer interrupts. */
-uint64_t tsc_khz, tsc_base, ns_base, ns_last;
+static uint64_t tsc_khz, tsc_base, ns_base, ns_last;
 
-uint64_t timer_irqs; /* timer interrupts taken (LEL_OP_TICKS ret[1]) */
+static uint64_t timer_irqs; /* timer interrupts taken (LEL_OP_TICKS ret[1]) */
 
 /* The timer ticks periodically while processes run (preemption); with none runnable it fires
  * once at the next deadline, or not at all (an idle sandbox costs the host nothing). */
 static enum { TIMER_PERIODIC, TIMER_ONESHOT, TIMER_OFF } timer_mode;
 
-uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
+static uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
 
 extern const uint64_t isr_stubs[256];
 
 void pvm_idle(struct vif *v);
+extern const char pvm_idle_window[], pvm_idle_window_end[];
 
 void console_write(const char *s)
 {
@@ -59,7 +65,7 @@ void console_hex(uint64_t v)
 
 void irq_disable(void)
 {
-    if (pvm)
+    if (kernel_pvm)
         vif->if_ = 0;
     else
         __asm__ volatile("cli" ::: "memory");
@@ -68,7 +74,7 @@ void irq_disable(void)
 /* Enables interrupts and waits for one (entry.S: pvm_idle, for PVM's VIF byte). */
 static void irq_enable_and_wait(void)
 {
-    if (pvm)
+    if (kernel_pvm)
         pvm_idle(vif);
     else
         __asm__ volatile("sti; hlt" ::: "memory");
@@ -170,7 +176,7 @@ void kernel_irq_on(void)
     /* sysret's RFLAGS.IF does not reach the VIF byte, and a tick that arrived while the kernel
      * had interrupts off stays pending until the port-0x80 doorbell asks for it (PVM.md §2.3):
      * without both, a user program that never traps would never see the timer again */
-    if (pvm) {
+    if (kernel_pvm) {
         vif->if_ = 1;
         __asm__ volatile("" ::: "memory");
         if (vif->pending)
@@ -180,7 +186,7 @@ void kernel_irq_on(void)
 
 void kernel_sysret_prep(void)
 {
-    if (!pvm)
+    if (!kernel_pvm)
         irq_disable();
 }
 
@@ -199,4 +205,45 @@ void kernel_event(void)
 {
     chan->events++;
     outl(LEL_PORT_DOORBELL, LEL_BELL_EVENT);
+}
+
+uint64_t kernel_tsc_khz(void)
+{
+    return tsc_khz;
+}
+
+uint64_t kernel_timer_irqs(void)
+{
+    return timer_irqs;
+}
+
+void kernel_fatal(uint64_t vector, const uint64_t *frame)
+{
+    chan->fatal_vector = (uint32_t)vector;
+    chan->fatal_rip = frame[1];
+    chan->fatal_err = frame[0];
+    chan->fatal_addr = vector == 14 ? read_cr2() : 0;
+    chan->fatal_rsp = frame[4];
+    __asm__ volatile("mov %%cr3, %0" : "=r"(chan->fatal_cr3));
+    console_write("guest: fatal exception ");
+    console_hex(vector);
+    console_write(" at ");
+    console_hex(frame[1]);
+    console_write("\n");
+    outl(LEL_PORT_DOORBELL, LEL_BELL_FATAL);
+    for (;;)
+        __asm__ volatile("hlt");
+}
+
+void kernel_irq_done(uint64_t vector, uint64_t *frame)
+{
+    if (frame[1] >= (uint64_t)pvm_idle_window && frame[1] < (uint64_t)pvm_idle_window_end)
+        frame[1] = (uint64_t)pvm_idle_window_end; /* woken before the hlt: do not sleep */
+    if (vector == LEL_VEC_TIMER) {
+        timer_irqs++;
+        oneshot_at = 0; /* a one-shot fired: the next idle step arms it again */
+        if (!tsc_khz)
+            chan->ticks++;
+    }
+    wrmsr(MSR_X2APIC_EOI, 0);
 }

@@ -15,7 +15,7 @@ static uint32_t epoll_ready(struct epoll *ep, int depth);
 
 #define EVENTFD_MAX 0xfffffffffffffffeULL
 
-struct epoll *epolls;
+static struct epoll *epolls;
 
 uint64_t file_seq(const struct file *f)
 {
@@ -105,6 +105,7 @@ long epoll_collect(struct epoll *ep, uint64_t uevs, int64_t max)
 
 long eventfd_rw(struct file *f, uint64_t buf, uint64_t n, int write)
 {
+    struct proc *cur = proc_cur();
     uint64_t v = 0;
     if (n < 8)
         return -EINVAL;
@@ -128,4 +129,14 @@ long eventfd_rw(struct file *f, uint64_t buf, uint64_t n, int write)
     f->seq++;
     wake(W_PIPE, 0);
     return 8;
+}
+
+struct epoll *epoll_new(void)
+{
+    struct epoll *ep = kmalloc(sizeof(*ep));
+    if (ep) {
+        ep->next = epolls;
+        epolls = ep;
+    }
+    return ep;
 }

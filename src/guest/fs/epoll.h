@@ -32,8 +32,6 @@ struct epoll {
     struct epitem it[EP_MAX];
 };
 
-extern struct epoll *epolls;
-
 /* struct epoll_event as x86-64 lays it out (packed) */
 struct epevent {
     uint32_t events;
@@ -60,5 +58,9 @@ long epoll_collect(struct epoll *ep, uint64_t uevs, int64_t max);
 /* read (write 0) or write (1) of an eventfd: 8 bytes, blocking unless O_NONBLOCK while the
  * counter is 0 (read) or would pass its maximum (write). */
 long eventfd_rw(struct file *f, uint64_t buf, uint64_t n, int write);
+
+/** A new epoll instance watching nothing (freed by epoll_free when its file closes); NULL when
+ * out of memory. */
+struct epoll *epoll_new(void);
 
 #endif

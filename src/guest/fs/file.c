@@ -12,6 +12,7 @@
 
 void fd_set_cloexec(int fd, int on)
 {
+    struct proc *cur = proc_cur();
     if (on)
         cur->files->cloexec |= 1ULL << fd;
     else
@@ -51,6 +52,7 @@ void file_put(struct file *f)
 
 int fd_install(struct file *f, int from, int cloexec)
 {
+    struct proc *cur = proc_cur();
     for (int i = from; i < NFD; i++) {
         if (!cur->files->fd[i]) {
             cur->files->fd[i] = f;
@@ -70,11 +72,13 @@ void fd_close(struct proc *p, int fd)
 
 struct file *fd_get(uint64_t fd)
 {
+    struct proc *cur = proc_cur();
     return fd < NFD ? cur->files->fd[fd] : 0;
 }
 
 struct file *file_hold(struct file *f)
 {
+    struct proc *cur = proc_cur();
     if (f) {
         f->refs++;
         cur->held = f;
@@ -89,6 +93,7 @@ struct file *fd_hold(uint64_t fd)
 
 void file_unhold(struct file *f)
 {
+    struct proc *cur = proc_cur();
     cur->held = 0;
     file_put(f);
 }
@@ -204,6 +209,7 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
 
 void *file_page_shared(struct file *f, uint64_t prot, uint64_t flags, uint64_t off)
 {
+    struct proc *cur = proc_cur();
     if (!f || (prot & 2) || !((prot & 4) || (flags & 0x800)) || off + PAGE_SIZE > f->ino->size ||
         mm_pin(cur->mm, f->ino) < 0)
         return 0;

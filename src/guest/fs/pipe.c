@@ -61,6 +61,7 @@ void pipe_drop(struct pipe *p, int reader)
 
 long fifo_open(struct inode *ino, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     int acc = (int)(flags & O_ACCMODE), slot = -1;
     struct pipe *p = 0;
     for (int i = 0; i < MAX_FIFOS && !p; i++) {
@@ -116,6 +117,7 @@ long fifo_open(struct inode *ino, uint64_t flags)
 
 long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
+    struct proc *cur = proc_cur();
     while (p->count == 0) {
         if (p->writers == 0)
             return 0;
@@ -163,6 +165,7 @@ uint64_t pipe_room(struct pipe *p)
 
 long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 {
+    struct proc *cur = proc_cur();
     uint64_t done = 0;
     while (done < n) {
         if (p->readers == 0) {

@@ -50,8 +50,8 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
 static struct proc *proc_by_pid(int pid)
 {
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].state != P_FREE && procs[i].pid == pid)
-            return &procs[i];
+        if (ptable.procs[i].state != P_FREE && ptable.procs[i].pid == pid)
+            return &ptable.procs[i];
     return 0;
 }
 
@@ -142,8 +142,8 @@ static void gen_global(struct sbuf *b, int kind)
     const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
     uint64_t up_cs = kernel_ns() / 10000000ULL, nprocs = 0, running = 0, free_kb = kpage_free_pages() * 4;
     for (int i = 0; i < MAX_PROCS; i++) {
-        nprocs += procs[i].state != P_FREE;
-        running += procs[i].state == P_RUNNABLE;
+        nprocs += ptable.procs[i].state != P_FREE;
+        running += ptable.procs[i].state == P_RUNNABLE;
     }
     switch (kind) {
     case GEN_MEMINFO: /* files live in memory, as on tmpfs: counted as cached and shared */
@@ -173,7 +173,7 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, "/");
         put_u(b, nprocs);
         put_s(b, " ");
-        put_u(b, (uint64_t)next_pid);
+        put_u(b, (uint64_t)ptable.next_pid);
         put_s(b, "\n");
         break;
     case GEN_MOUNTS:
@@ -181,7 +181,7 @@ static void gen_global(struct sbuf *b, int kind)
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
-            uint64_t busy = cpu_busy_ns / 10000000ULL;
+            uint64_t busy = ptable.cpu_busy_ns / 10000000ULL;
             put_s(b, cpu ? "cpu0 " : "cpu  ");
             put_u(b, busy);
             put_s(b, " 0 0 ");
@@ -191,7 +191,7 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, "intr 0\nctxt 0\nbtime ");
         put_u(b, bi->epoch_ms / 1000 > up_cs / 100 ? bi->epoch_ms / 1000 - up_cs / 100 : 0);
         put_s(b, "\nprocesses ");
-        put_u(b, (uint64_t)next_pid);
+        put_u(b, (uint64_t)ptable.next_pid);
         put_s(b, "\nprocs_running ");
         put_u(b, running);
         put_s(b, "\nprocs_blocked 0\n");

@@ -76,6 +76,7 @@ void dgram_flush(struct sock *s)
 /* Resolves a unix datagram address to its socket file (held), or an error. */
 static long dgram_unix_file(const struct saddr *to, struct inode **ino)
 {
+    struct proc *cur = proc_cur();
     *ino = 0;
     if (to->len <= 2)
         return -EINVAL;
@@ -116,6 +117,7 @@ static int sa_same(const struct saddr *a, const struct saddr *b)
 
 long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to)
 {
+    struct proc *cur = proc_cur();
     struct sock *s = f->sock;
     struct saddr from;
     struct inode *ino = 0;
@@ -172,6 +174,7 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
 
 long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc)
 {
+    struct proc *cur = proc_cur();
     struct sock *s = f->sock;
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_);
     uint64_t room = 0;

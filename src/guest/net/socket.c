@@ -267,6 +267,7 @@ long sock_install(struct sock *s, uint64_t flags)
 
 long sock_bind(struct sock *s, struct saddr *a)
 {
+    struct proc *cur = proc_cur();
     if (s->addr.len || s->connected)
         return -EINVAL;
     if (s->family == AF_UNIX_ && a->len > 2 && a->b[2]) {
@@ -361,6 +362,7 @@ long stream_pair(struct sock **a, struct sock **b)
 
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
 {
+    struct proc *cur = proc_cur();
     struct sock *s = f->sock;
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
     if (s->dgram) {

@@ -49,6 +49,7 @@ struct loaded {
  * otherwise (-1) the segment is copied. */
 static int map_file(const struct image *im, const struct phdr *p)
 {
+    struct proc *cur = proc_cur();
     uint64_t first = p->vaddr & ~(PAGE_SIZE - 1), lead = p->vaddr - first;
     if (!im->ino || p->memsz != p->filesz || (p->offset & (PAGE_SIZE - 1)) != lead)
         return -1;
@@ -78,6 +79,7 @@ static int map_file(const struct image *im, const struct phdr *p)
  * an interpreter) it is -ELIBBAD, as on Linux. */
 static int elf_load(const struct image *im, uint64_t base, struct loaded *L, char *interp)
 {
+    struct proc *cur = proc_cur();
     struct ehdr h;
     struct phdr ph[32];
     if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
@@ -184,6 +186,7 @@ int args_put_list(struct args *a, const char *list, uint32_t count)
 
 int args_put_user(struct args *a, uint64_t uvec, uint32_t *count)
 {
+    struct proc *cur = proc_cur();
     uint64_t n = 0, p;
     for (; uvec; n++) {
         if (copy_user(uvec + n * 8, &p, 8, 0) < 0)
@@ -218,6 +221,7 @@ static void args_drop_first(struct args *a)
  * auxv, the pointers into the strings `a` put there. */
 static int build_stack(const struct loaded *L, uint64_t interp_base, const struct args *a, uint64_t *sp_out)
 {
+    struct proc *cur = proc_cur();
     uint64_t pml4 = cur->mm->pml4, rnd[2]; /* the new address space, which load_program took from `a` */
     for (int i = 1; i <= STACK_PAGES; i++) /* mapped now: a fault costs more than a page (PVM) */
         if (map_new(pml4, STACK_TOP - (uint64_t)i * PAGE_SIZE) < 0)
@@ -281,6 +285,7 @@ static void set_cmdline(struct proc *p, uint64_t argv, uint32_t argc)
  * pages are the file's, held by the address space. */
 static int load_interp(const char *path, struct loaded *I)
 {
+    struct proc *cur = proc_cur();
     struct image im;
     int r = image_of(fs_root(), path, &im);
     if (r < 0)
@@ -292,6 +297,7 @@ static int load_interp(const char *path, struct loaded *I)
 
 int load_program(const struct image *im, struct args *a, uint64_t *entry, uint64_t *sp)
 {
+    struct proc *cur = proc_cur();
     struct loaded L, I = {0};
     struct mm *old = cur->mm, *m = a->mm;
     char interp[INTERP_MAX];
@@ -334,6 +340,7 @@ int image_of(struct inode *cwd, const char *path, struct image *im)
 
 int shebang(struct image *im, const char *path, struct args *a, char *exe)
 {
+    struct proc *cur = proc_cur();
     char line[INTERP_MAX];
     uint64_t n = im->len < sizeof(line) - 1 ? im->len : sizeof(line) - 1, i = 2, j;
     if (n < 2 || fs_read(im->ino, 0, line, n) != (int64_t)n || line[0] != '#' || line[1] != '!')

@@ -9,6 +9,7 @@
 
 struct proc *thread_new(void)
 {
+    struct proc *cur = proc_cur();
     struct proc *g = cur->group, *t = proc_alloc();
     if (!t)
         return 0;
@@ -27,6 +28,7 @@ struct proc *thread_new(void)
 
 struct proc *process_new(uint64_t flags, long *err)
 {
+    struct proc *cur = proc_cur();
     struct proc *c = proc_alloc();
     if (!c)
         return 0;

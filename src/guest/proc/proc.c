@@ -27,19 +27,13 @@ extern void fresh_exit(void);
 
 uint64_t syscall_stack_top; /* read by syscall_entry: the current process's kernel stack */
 
-struct proc procs[MAX_PROCS];
+struct ptable ptable;
 
 static uint8_t irq_stack[16384] __attribute__((aligned(16))); /* TSS.rsp0: interrupts from user mode */
 
-struct proc *cur; /* the running process, or NULL in the scheduler */
-
-uint64_t cpu_busy_ns; /* all processes' time on the CPU (/proc/stat) */
-
-int next_pid, next_sess;
-
 uint64_t kstack_top(struct proc *p)
 {
-    return (uint64_t)KVA(LEL_GPA_KSTACKS) + (uint64_t)(p - procs + 1) * KSTACK;
+    return (uint64_t)KVA(LEL_GPA_KSTACKS) + (uint64_t)(p - ptable.procs + 1) * KSTACK;
 }
 
 void *fpu_of(struct proc *p)
@@ -53,7 +47,7 @@ void proc_init(void)
     _Static_assert(KSTACK >= 4 * FPU_AREA_MAX, "the register area takes the bottom of a kernel stack");
     make_devices();
     procfs_init();
-    syscall_stack_top = kstack_top(&procs[0]);
+    syscall_stack_top = kstack_top(&ptable.procs[0]);
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
     wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
@@ -62,7 +56,7 @@ void proc_init(void)
 
 int proc_active(void)
 {
-    return cur != 0;
+    return ptable.cur != 0;
 }
 
 int64_t proc_now_ns(void)
@@ -73,6 +67,7 @@ int64_t proc_now_ns(void)
 
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
+    struct proc *cur = proc_cur();
     if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
         return 0;
     if (stack_grow(cur->mm->pml4, addr))
@@ -85,6 +80,7 @@ int proc_page_fault(uint64_t addr, uint64_t err)
 
 long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
 {
+    struct proc *cur = proc_cur();
     uint8_t *b = buf;
     if (va + n < va)
         return -EFAULT;
@@ -146,7 +142,7 @@ int mm_pin(struct mm *m, struct inode *ino)
 void wake(enum why why, int pid)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *p = &procs[i];
+        struct proc *p = &ptable.procs[i];
         if (p->state == P_BLOCKED && p->why == why && (pid == 0 || p->group->pid == pid)) /* any of its threads */
             p->state = P_RUNNABLE;
     }
@@ -154,15 +150,17 @@ void wake(enum why why, int pid)
 
 void yield(void)
 {
+    struct proc *cur = proc_cur();
     struct proc *p = cur;
     p->fs_base = rdmsr(MSR_FS_BASE);
-    switch_to(&p->ksp, sched_sp);
+    switch_to(&p->ksp, ptable.sched_sp);
     if (p->killed)
         proc_exit(128 + p->killed);
 }
 
 void block(enum why why)
 {
+    struct proc *cur = proc_cur();
     cur->state = P_BLOCKED;
     cur->why = why;
     yield();
@@ -171,6 +169,7 @@ void block(enum why why)
 
 uint64_t cpu_time(const struct proc *p)
 {
+    struct proc *cur = proc_cur();
     return p->cpu_ns + (p == cur ? kernel_ns() - p->ran_at : 0);
 }
 
@@ -178,8 +177,8 @@ uint64_t proc_cpu(const struct proc *g)
 {
     uint64_t ns = g->threads_cpu_ns;
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].state != P_FREE && procs[i].group == g)
-            ns += cpu_time(&procs[i]);
+        if (ptable.procs[i].state != P_FREE && ptable.procs[i].group == g)
+            ns += cpu_time(&ptable.procs[i]);
     return ns;
 }
 
@@ -214,19 +213,19 @@ void set_exe_path(struct proc *p, struct inode *cwd, const char *path)
 static int pid_new(void)
 {
     for (;;) {
-        next_pid = next_pid < 2 || next_pid >= PID_MAX - 1 ? 2 : next_pid + 1;
+        ptable.next_pid = ptable.next_pid < 2 || ptable.next_pid >= PID_MAX - 1 ? 2 : ptable.next_pid + 1;
         int used = 0;
         for (int i = 0; i < MAX_PROCS && !used; i++)
-            used = procs[i].state != P_FREE && procs[i].pid == next_pid;
+            used = ptable.procs[i].state != P_FREE && ptable.procs[i].pid == ptable.next_pid;
         if (!used)
-            return next_pid;
+            return ptable.next_pid;
     }
 }
 
 struct proc *proc_alloc(void)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *p = &procs[i];
+        struct proc *p = &ptable.procs[i];
         if (p->state == P_FREE) {
             kmemset(p, 0, sizeof(*p));
             p->group = p;
@@ -290,7 +289,7 @@ uint64_t tick_after_ns(uint64_t ns)
 void group_kill(struct proc *g, struct proc *except)
 {
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *t = &procs[i];
+        struct proc *t = &ptable.procs[i];
         if (t->group == g && t != except && (t->state == P_RUNNABLE || t->state == P_BLOCKED)) {
             t->killed = 9;
             t->teardown = 1;
@@ -303,7 +302,7 @@ long futex_wake(uint64_t key, uint64_t n)
 {
     long woken = 0;
     for (int i = 0; i < MAX_PROCS && key && (uint64_t)woken < n; i++) {
-        struct proc *t = &procs[i];
+        struct proc *t = &ptable.procs[i];
         if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key) {
             t->futex_key = 0;
             t->state = P_RUNNABLE;
@@ -356,31 +355,34 @@ void proc_end(struct proc *p, long status)
         g->killed = g->group_sig;
     }
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].state != P_FREE && procs[i].ppid == g->pid)
-            procs[i].ppid = 0; /* orphans are reaped when the command ends */
+        if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
+            ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, g->ppid);
     for (int i = 0; i < MAX_PROCS && g->ppid; i++)
-        if (procs[i].pid == g->ppid && procs[i].state != P_FREE)
-            kill_proc(&procs[i], 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
+        if (ptable.procs[i].pid == g->ppid && ptable.procs[i].state != P_FREE)
+            kill_proc(&ptable.procs[i], 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
 }
 
 void proc_exit(long status)
 {
+    struct proc *cur = proc_cur();
     proc_end(cur, status);
     uint64_t dead;
-    switch_to(&dead, sched_sp);
+    switch_to(&dead, ptable.sched_sp);
     for (;;) /* a zombie is never scheduled */
         __asm__ volatile("hlt");
 }
 
 void die(int sig)
 {
+    struct proc *cur = proc_cur();
     cur->killed = sig;
     proc_exit(128 + sig);
 }
 
 void proc_fault(uint64_t vector, const uint64_t *frame, uint64_t addr)
 {
+    struct proc *cur = proc_cur();
     long sig = vector == 14 || vector == 13 ? 11 : vector == 0 ? 8 : vector == 6 ? 4 : 11;
     char digits[21];
     /* one line in the sandbox's log, as Linux's "segfault at ..." in its kernel log */

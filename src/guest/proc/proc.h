@@ -92,13 +92,22 @@ struct proc {
     uint32_t cmdline_len;
 };
 
-extern struct proc procs[MAX_PROCS];
+/* The kernel's processes. One CPU and no locks: kernel code is never preempted, so whoever
+ * runs owns all of it. */
+struct ptable {
+    struct proc procs[MAX_PROCS];
+    struct proc *cur;     /* the running process, or NULL in the scheduler */
+    uint64_t sched_sp;    /* the scheduler's stack pointer while a process runs */
+    uint64_t cpu_busy_ns; /* all processes' time on the CPU (/proc/stat) */
+    int next_pid;         /* the last pid handed out */
+};
+extern struct ptable ptable;
 
-extern struct proc *cur;
-
-extern uint64_t cpu_busy_ns;
-
-extern int next_pid, next_sess;
+/** The process whose syscall or fault the kernel is serving; NULL in the scheduler and the agent. */
+static inline struct proc *proc_cur(void)
+{
+    return ptable.cur;
+}
 
 uint64_t kstack_top(struct proc *p);
 

@@ -10,24 +10,22 @@
 #include "signal.h"
 #include "../mm/vm.h"
 
-uint64_t sched_sp; /* the scheduler's stack pointer while a process runs */
-
 static struct proc *pick(void)
 {
     static int last;
     uint64_t now = kernel_ticks();
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *p = &procs[i];
+        struct proc *p = &ptable.procs[i];
         if (p->state == P_BLOCKED && (p->why == W_SLEEP || p->wake_tick) && now >= p->wake_tick)
             p->state = P_RUNNABLE;
     }
     for (int i = 0; i < MAX_PROCS; i++) /* the dying first: they free what the others want */
-        if (procs[i].state == P_RUNNABLE && procs[i].killed)
-            return &procs[i];
+        if (ptable.procs[i].state == P_RUNNABLE && ptable.procs[i].killed)
+            return &ptable.procs[i];
     for (int k = 1; k <= MAX_PROCS; k++) {
-        struct proc *p = &procs[(last + k) % MAX_PROCS];
+        struct proc *p = &ptable.procs[(last + k) % MAX_PROCS];
         if (p->state == P_RUNNABLE) {
-            last = (int)(p - procs);
+            last = (int)(p - ptable.procs);
             return p;
         }
     }
@@ -38,6 +36,7 @@ static struct proc *pick(void)
  * registers saved below: the timer or a host request preempted user mode. */
 void proc_preempt(uint64_t *frame)
 {
+    struct proc *cur = proc_cur();
     if (!cur)
         return;
     yield();
@@ -57,7 +56,7 @@ int proc_step(void)
         return 1;
     }
     p->fresh = 0;
-    cur = p;
+    ptable.cur = p;
     procfs_self(p->group->pid);
     syscall_stack_top = kstack_top(p);
     write_cr3(p->mm->pml4);
@@ -65,12 +64,12 @@ int proc_step(void)
     fpu_restore(fpu_of(p));
     kernel_irq_on(); /* the timer must reach user mode */
     p->ran_at = kernel_ns();
-    switch_to(&sched_sp, p->ksp);
+    switch_to(&ptable.sched_sp, p->ksp);
     uint64_t ran = kernel_ns() - p->ran_at;
     p->cpu_ns += ran;
-    cpu_busy_ns += ran;
+    ptable.cpu_busy_ns += ran;
     fpu_save(fpu_of(p)); /* a process may be preempted anywhere */
-    cur = 0;
+    ptable.cur = 0;
     kernel_irq_off();
     write_cr3(LEL_GPA_PML4);
     sessions_check();

@@ -3,8 +3,6 @@
 
 #include <stdint.h>
 
-extern uint64_t sched_sp;
-
 /** One scheduling step on the kernel's stack: runs one runnable process until it blocks,
  * yields, exits or is preempted, and ends sessions whose first process exited or whose
  * deadline passed (calling kernel_event for each one that waits to be collected). Returns 1

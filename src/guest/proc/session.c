@@ -12,6 +12,8 @@
 #include "proc.h"
 #include "signal.h"
 
+static int next_sess; /* the last session id handed out */
+
 /* A command (session): its first process, its output, its deadline. It ends when that process
  * exits; the host then collects the result. Processes it started stay in it until then. */
 #define MAX_SESS 16
@@ -63,9 +65,9 @@ static void session_finish(struct session *s)
     proc_free(s->root);
     s->root = 0;
     for (int i = 0; i < MAX_PROCS; i++) {
-        if (procs[i].sess == s) {
-            procs[i].sess = 0;
-            procs[i].hup_at = s->background ? 0 : s->deadline ? s->deadline : kernel_ticks();
+        if (ptable.procs[i].sess == s) {
+            ptable.procs[i].sess = 0;
+            ptable.procs[i].hup_at = s->background ? 0 : s->deadline ? s->deadline : kernel_ticks();
         }
     }
     if (s->fout)
@@ -99,14 +101,14 @@ void sessions_check(void)
         if (s->deadline && now >= s->deadline) { /* again each time: children forked meanwhile too */
             s->timed_out = 1;
             for (int i = 0; i < MAX_PROCS; i++)
-                if (procs[i].sess == s)
-                    kill_proc(&procs[i], 9, 0);
+                if (ptable.procs[i].sess == s)
+                    kill_proc(&ptable.procs[i], 9, 0);
         }
         if (s->root->state == P_ZOMBIE && !s->root->nthreads)
             session_finish(s);
     }
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *p = &procs[i];
+        struct proc *p = &ptable.procs[i];
         if (p->state == P_ZOMBIE && !p->nthreads && p->ppid == 0 && !(p->sess && p->sess->root == p))
             proc_free(p);
         if (p->hup_at && now >= p->hup_at) {
@@ -124,7 +126,7 @@ uint64_t next_deadline(void)
 {
     uint64_t t = UINT64_MAX;
     for (int i = 0; i < MAX_PROCS; i++) {
-        const struct proc *p = &procs[i];
+        const struct proc *p = &ptable.procs[i];
         if (p->state != P_BLOCKED)
             continue;
         if ((p->why == W_SLEEP || p->wake_tick) && p->wake_tick < t)
@@ -133,8 +135,8 @@ uint64_t next_deadline(void)
             t = p->hup_at;
     }
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].alarm_at && procs[i].alarm_at < t)
-            t = procs[i].alarm_at;
+        if (ptable.procs[i].alarm_at && ptable.procs[i].alarm_at < t)
+            t = ptable.procs[i].alarm_at;
     for (int k = 0; k < MAX_SESS; k++)
         if (sessions[k].id && !sessions[k].done && sessions[k].deadline && sessions[k].deadline < t)
             t = sessions[k].deadline;
@@ -231,7 +233,7 @@ int start(const struct image *im, const struct proc_spec *spec)
     s->background = spec->background;
     p->sess = s;
     p->state = P_BLOCKED; /* not runnable until it is complete */
-    cur = p; /* the loader and the file helpers work on the current process */
+    ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
     if (r == 0)
@@ -243,7 +245,7 @@ int start(const struct image *im, const struct proc_spec *spec)
         set_exe_path(p, fs_root(), spec->argv);
     if (r == 0)
         r = session_files(s, p, spec);
-    cur = 0;
+    ptable.cur = 0;
     write_cr3(LEL_GPA_PML4);
     if (r < 0) {
         session_abort(s);
@@ -325,7 +327,7 @@ int proc_kill_session(int id)
     if (!s || !id)
         return -ENOENT;
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].sess == s)
-            kill_proc(&procs[i], 9, 0);
+        if (ptable.procs[i].sess == s)
+            kill_proc(&ptable.procs[i], 9, 0);
     return 0;
 }

@@ -1,5 +1,6 @@
 #include "signal.h"
 
+#include "../arch/arch.h"
 #include "../arch/fpu.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -17,7 +18,7 @@
 /* x87/SSE/AVX state on its way to or from a signal frame (one vCPU, no switch in between);
  * with XSAVE it is described as Linux describes it (magic numbers, sizes, UC_FP_XSTATE), so
  * unwinders and debuggers that look at it find what they expect */
-uint8_t sig_fx[FPU_AREA_MAX + 4] __attribute__((aligned(64)));
+static uint8_t sig_fx[FPU_AREA_MAX + 4] __attribute__((aligned(64)));
 
 #define FP_XSTATE_MAGIC1 0x46505853u
 #define FP_XSTATE_MAGIC2 0x46505845u
@@ -43,6 +44,7 @@ static void sig_fx_fill(void)
 
 int on_altstack(uint64_t sp)
 {
+    struct proc *cur = proc_cur();
     return cur->ss_size && sp - cur->ss_sp <= cur->ss_size;
 }
 
@@ -98,6 +100,7 @@ void sig_exec(struct proc *p)
  * pending while blocked and has its default action now ends the process. */
 static int sig_next(void)
 {
+    struct proc *cur = proc_cur();
     for (uint64_t ready = cur->sig_pending & ~cur->sig_blocked; ready; ready &= ready - 1) {
         int s = __builtin_ctzll(ready);
         cur->sig_pending &= ~(1ULL << s);
@@ -115,6 +118,7 @@ static int sig_next(void)
  * SIGSEGV, as on Linux. */
 static uint64_t sig_push(const struct sigcontext_ *ctx, int sig, uint64_t uc_flags)
 {
+    struct proc *cur = proc_cur();
     static struct rt_sigframe_ f;
     struct sigact *sa = &cur->group->sa[sig];
     int alt = (sa->flags & SA_ONSTACK_) && cur->ss_size && !on_altstack(ctx->rsp); /* nested: stays there */
@@ -148,6 +152,7 @@ static uint64_t sig_push(const struct sigcontext_ *ctx, int sig, uint64_t uc_fla
 
 void sig_deliver(struct uregs *r, uint64_t nr)
 {
+    struct proc *cur = proc_cur();
     long ret = (long)r->rax;
     int sig = sig_next();
     if (ret == -ERESTART_ && nr != 15) { /* (after rt_sigreturn rax is the interrupted code's) */
@@ -181,6 +186,7 @@ void sig_deliver(struct uregs *r, uint64_t nr)
 
 void sig_deliver_preempted(uint64_t *f)
 {
+    struct proc *cur = proc_cur();
     int sig = sig_next();
     if (!sig)
         return;
@@ -212,7 +218,7 @@ void kill_process(struct proc *g, int sig, int from)
 {
     struct proc *to = 0;
     for (int i = -1; i < MAX_PROCS; i++) {
-        struct proc *t = i < 0 ? g : &procs[i];
+        struct proc *t = i < 0 ? g : &ptable.procs[i];
         if (t->group != g || (t->state != P_RUNNABLE && t->state != P_BLOCKED))
             continue;
         if (!to)
@@ -224,4 +230,42 @@ void kill_process(struct proc *g, int sig, int from)
     }
     if (to)
         kill_proc(to, sig, from);
+}
+
+/* rt_sigreturn: back to where the handler interrupted, from the frame it was given (the
+ * restorer runs with the stack just past pretcode). A context taken at a syscall returns
+ * through sysret; one taken from a preempted program through iret, with every register. */
+long sig_return(struct uregs *r)
+{
+    struct proc *cur = proc_cur();
+    static struct rt_sigframe_ f;
+    if (copy_user(r->rsp - 8, &f, sizeof(f), 0) < 0)
+        die(11);
+    const struct sigcontext_ *m = &f.uc.mc;
+    if (m->rip >= USER_TOP || (m->fpstate && copy_user(m->fpstate, sig_fx, fpu_size(), 0) < 0))
+        die(11);
+    if (m->fpstate) {
+        fpu_sanitize(sig_fx); /* what the handler left there could fault in xrstor */
+        fpu_restore(sig_fx);
+    }
+    cur->sig_blocked = (f.uc.sigmask << 1) & ~SIG_UNBLOCKABLE;
+    uint64_t flags = (m->eflags & 0x40cd5) | 0x202; /* user flags only, interrupts on */
+    if (f.uc.flags & UC_IRET_) {
+        /* user selectors whatever the frame says: it must not iret into kernel mode */
+        uint64_t fr[F_WORDS] = {[F_R15] = m->r15, [F_R14] = m->r14, [F_R13] = m->r13, [F_R12] = m->r12,
+                                [F_RBP] = m->rbp, [F_RBX] = m->rbx, [F_R11] = m->r11, [F_R10] = m->r10,
+                                [F_R9] = m->r9, [F_R8] = m->r8, [F_RDI] = m->rdi, [F_RSI] = m->rsi,
+                                [F_RDX] = m->rdx, [F_RCX] = m->rcx, [F_RAX] = m->rax, [F_RIP] = m->rip,
+                                [F_CS] = 0x33, [F_RFLAGS] = flags, [F_RSP] = m->rsp, [F_SS] = 0x2b};
+        if (sig_ready(cur)) /* another handler first (it returns here through iret as well) */
+            sig_deliver_preempted(fr);
+        kernel_irq_off();
+        iret_to(fr);
+    }
+    r->r8 = m->r8, r->r9 = m->r9, r->r10 = m->r10, r->r12 = m->r12, r->r13 = m->r13, r->r14 = m->r14;
+    r->r15 = m->r15, r->rdi = m->rdi, r->rsi = m->rsi, r->rbp = m->rbp, r->rbx = m->rbx, r->rdx = m->rdx;
+    r->rsp = m->rsp;
+    r->rcx = m->rip; /* sysret's RIP; the interrupted syscall had clobbered rcx and r11 anyway */
+    r->r11 = flags;
+    return (long)m->rax;
 }

@@ -35,8 +35,6 @@ struct rt_sigframe_ {
     } info;
 };
 
-extern uint8_t sig_fx[FPU_AREA_MAX + 4] __attribute__((aligned(64)));
-
 int on_altstack(uint64_t sp);
 
 int sig_ready(const struct proc *p);
@@ -71,5 +69,10 @@ void iret_to(const uint64_t *frame); /* entry.S: restores a preemption frame and
 /* A signal to process `g`: taken by a thread that does not block it (the leader first), or
  * else by the first one that lives, as on Linux. */
 void kill_process(struct proc *g, int sig, int from);
+
+/** rt_sigreturn: the registers (and the x87/SSE/AVX state) a handler's frame on the user stack
+ * holds come back, and the mask; a frame taken from a preempted program returns through iret
+ * (never comes back here). A bad frame kills the process with SIGSEGV, as on Linux. */
+long sig_return(struct uregs *r);
 
 #endif

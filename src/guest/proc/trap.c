@@ -1,3 +1,6 @@
+/* Interrupts and exceptions, as entry.S's isr_common hands them over: faults of user programs
+ * go to their process (a page the kernel maps on demand, or the program's death); faults of
+ * the kernel itself are fatal; ticks and host requests preempt user mode. */
 #include "../arch/arch.h"
 #include "../arch/cpu.h"
 #include "../lel_guest_abi.h"
@@ -22,30 +25,8 @@ int isr(uint64_t vector, uint64_t *frame)
         return 0; /* resolved: the instruction runs again */
     if (vector < 32 && (frame[2] & 3) == 3 && proc_active())
         proc_fault(vector, frame, vector == 14 ? read_cr2() : 0); /* a user-mode fault ends the process, not the kernel */
-    if (vector < 32) {
-        chan->fatal_vector = (uint32_t)vector;
-        chan->fatal_rip = frame[1];
-        chan->fatal_err = frame[0];
-        chan->fatal_addr = vector == 14 ? read_cr2() : 0;
-        chan->fatal_rsp = frame[4];
-        __asm__ volatile("mov %%cr3, %0" : "=r"(chan->fatal_cr3));
-        console_write("guest: fatal exception ");
-        console_hex(vector);
-        console_write(" at ");
-        console_hex(frame[1]);
-        console_write("\n");
-        outl(LEL_PORT_DOORBELL, LEL_BELL_FATAL);
-        for (;;)
-            __asm__ volatile("hlt");
-    }
-    if (frame[1] >= (uint64_t)pvm_idle_window && frame[1] < (uint64_t)pvm_idle_window_end)
-        frame[1] = (uint64_t)pvm_idle_window_end; /* woken before the hlt: do not sleep */
-    if (vector == LEL_VEC_TIMER) {
-        timer_irqs++;
-        oneshot_at = 0; /* a one-shot fired: the next idle step arms it again */
-        if (!tsc_khz)
-            chan->ticks++;
-    }
-    wrmsr(MSR_X2APIC_EOI, 0);
+    if (vector < 32)
+        kernel_fatal(vector, frame); /* a fault of the kernel's own */
+    kernel_irq_done(vector, frame);
     return (vector == LEL_VEC_TIMER || vector == LEL_VEC_CHANNEL) && (frame[2] & 3) == 3 && proc_active();
 }

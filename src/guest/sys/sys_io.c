@@ -1,15 +1,18 @@
 #include "sys_io.h"
 
+#include "syscall.h"
+
 #include "../fs/file.h"
 #include "../fs/pipe.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
-#include "sys_file.h"
 #include "../fs/fs.h"
 
-long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
+/* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way)
+ * and FIONREAD for pipes; no terminals (ENOTTY). */
+static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
 {
     struct file *f = fd_get(fd);
     int v;
@@ -36,7 +39,7 @@ long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
     return -ENOTTY;
 }
 
-long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
+static long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
 {
     struct file *f = fd_get(fd);
     if (!f)
@@ -50,8 +53,11 @@ long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
     return (long)f->off;
 }
 
-long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
+/* close_range: closes [first, last] (CLOSE_RANGE_CLOEXEC, 4: marks them close-on-exec
+ * instead); CLOSE_RANGE_UNSHARE (2) changes nothing (threads share one table, as they did). */
+static long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     if ((flags & ~6ULL) || (uint32_t)first > (uint32_t)last)
         return -EINVAL;
     for (uint64_t fd = (uint32_t)first; fd < NFD && fd <= (uint32_t)last; fd++) {
@@ -65,8 +71,10 @@ long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
     return 0;
 }
 
-long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
+/* dup (exact 0: the lowest free fd >= newfd), dup2 and dup3 (exact 1: newfd itself). */
+static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     struct file *f = fd_get(oldfd);
     int ce = (flags & O_CLOEXEC_) != 0;
     if (!f)
@@ -88,8 +96,9 @@ long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     return (long)newfd;
 }
 
-long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
+static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
 {
+    struct proc *cur = proc_cur();
     struct file *f = fd_get(fd);
     if (!f)
         return -EBADF;
@@ -113,7 +122,8 @@ long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
     }
 }
 
-long sys_prw(uint64_t fd, uint64_t buf, uint64_t n, int64_t off, int write)
+/* pread/pwrite: read/write at an offset without moving the file's own. */
+static long sys_prw(uint64_t fd, uint64_t buf, uint64_t n, int64_t off, int write)
 {
     struct file *f = fd_get(fd);
     if (!f)
@@ -132,7 +142,8 @@ long sys_prw(uint64_t fd, uint64_t buf, uint64_t n, int64_t off, int write)
     return r;
 }
 
-long sys_rw(uint64_t fd, uint64_t buf, uint64_t n, int write)
+/* read and write */
+static long sys_rw(uint64_t fd, uint64_t buf, uint64_t n, int write)
 {
     struct file *f = fd_hold(fd);
     if (!f)
@@ -167,7 +178,7 @@ long file_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uint64_t ms
     return total;
 }
 
-long sys_rwv(uint64_t fd, uint64_t iov, uint64_t cnt, int write)
+static long sys_rwv(uint64_t fd, uint64_t iov, uint64_t cnt, int write)
 {
     struct file *f = fd_hold(fd);
     if (!f)
@@ -177,8 +188,9 @@ long sys_rwv(uint64_t fd, uint64_t iov, uint64_t cnt, int write)
     return r;
 }
 
-long sys_pipe(uint64_t ufds, uint64_t flags)
+static long sys_pipe(uint64_t ufds, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     if (flags & ~(uint64_t)(O_CLOEXEC_ | O_NONBLOCK_))
         return -EINVAL;
     int nb = (int)(flags & O_NONBLOCK_);
@@ -206,4 +218,81 @@ long sys_pipe(uint64_t ufds, uint64_t flags)
         return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;
     }
     return 0;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_read(const struct sysargs *s)
+{
+    return sys_rw(s->a, s->b, s->c, 0);
+}
+
+long sc_write(const struct sysargs *s)
+{
+    return sys_rw(s->a, s->b, s->c, 1);
+}
+
+long sc_lseek(const struct sysargs *s)
+{
+    return sys_lseek(s->a, (int64_t)s->b, s->c);
+}
+
+long sc_ioctl(const struct sysargs *s)
+{
+    return sys_ioctl(s->a, s->b, s->c);
+}
+
+long sc_dup(const struct sysargs *s)
+{
+    return sys_dup3(s->a, 0, 0, 0);
+}
+
+long sc_dup2(const struct sysargs *s)
+{
+    return sys_dup3(s->a, s->b, 1, 0);
+}
+
+long sc_dup3(const struct sysargs *s)
+{
+    return s->a == s->b ? -EINVAL : sys_dup3(s->a, s->b, 1, s->c);
+}
+
+long sc_pipe(const struct sysargs *s)
+{
+    return sys_pipe(s->a, 0);
+}
+
+long sc_pipe2(const struct sysargs *s)
+{
+    return sys_pipe(s->a, s->b);
+}
+
+long sc_fcntl(const struct sysargs *s)
+{
+    return sys_fcntl(s->a, s->b, s->c);
+}
+
+long sc_pread64(const struct sysargs *s)
+{
+    return sys_prw(s->a, s->b, s->c, (int64_t)s->d, 0);
+}
+
+long sc_pwrite64(const struct sysargs *s)
+{
+    return sys_prw(s->a, s->b, s->c, (int64_t)s->d, 1);
+}
+
+long sc_readv(const struct sysargs *s)
+{
+    return sys_rwv(s->a, s->b, s->c, 0);
+}
+
+long sc_writev(const struct sysargs *s)
+{
+    return sys_rwv(s->a, s->b, s->c, 1);
+}
+
+long sc_close_range(const struct sysargs *s)
+{
+    return sys_close_range(s->a, s->b, s->c);
 }

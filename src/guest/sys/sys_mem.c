@@ -1,4 +1,4 @@
-#include "sys_mem.h"
+#include "syscall.h"
 
 #include "../fs/file.h"
 #include "../fs/fs.h"
@@ -8,8 +8,9 @@
 #include "../mm/vm.h"
 #include "../proc/proc.h"
 
-long sys_brk(uint64_t want)
+static long sys_brk(uint64_t want)
 {
+    struct proc *cur = proc_cur();
     if (want < cur->mm->brk_start || want > cur->mm->brk_start + (1ULL << 30))
         return (long)cur->mm->brk;
     uint64_t top = (want + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
@@ -22,8 +23,9 @@ long sys_brk(uint64_t want)
     return (long)want;
 }
 
-long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off)
+static long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off)
 {
+    struct proc *cur = proc_cur();
     struct file *f = 0;
     if (!(flags & 0x20)) { /* a file: MAP_PRIVATE only (writes never reach the file) */
         f = fd_get((uint64_t)(int)fd);
@@ -73,8 +75,12 @@ long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_
     return (long)va;
 }
 
-long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
+/* mprotect: pages keep their access (every page of the process's own stays readable and
+ * writable), but a range made accessible becomes lazy: what mmap reserved PROT_NONE gets pages
+ * as it is touched; and a file's page mapped as it is becomes a copy when made writable. */
+static long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
 {
+    struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
     uint64_t end = addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
@@ -93,8 +99,9 @@ long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
     return 0;
 }
 
-long sys_munmap(uint64_t addr, uint64_t len)
+static long sys_munmap(uint64_t addr, uint64_t len)
 {
+    struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
     lazy_remove(cur->mm, addr, addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)));
@@ -108,8 +115,13 @@ long sys_munmap(uint64_t addr, uint64_t len)
     return 0;
 }
 
-long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags)
+/* mremap: shrinking drops the tail; growing extends in place when the mapping is the newest
+ * one, or else (MREMAP_MAYMOVE) moves its page-table entries to fresh addresses, so a growing
+ * buffer (realloc) is never copied. A lazy mapping stays lazy, its growth included.
+ * MREMAP_FIXED and MREMAP_DONTUNMAP are not supported. */
+static long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     old_len = (old_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     if ((old & (PAGE_SIZE - 1)) || (flags & ~1ULL) || !new_len || !old_len || old < MMAP_BASE || old >= MMAP_TOP ||
@@ -157,8 +169,13 @@ undo:
     return -ENOMEM;
 }
 
-long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
+/* MADV_DONTNEED (4) and MADV_FREE (8): a lazy range's pages go back to the pool (a touch maps
+ * a zeroed one again: Go's scavenger returns memory this way); elsewhere MADV_DONTNEED zeroes
+ * them in place and MADV_FREE, which lets contents stay, does nothing. Other advice is taken
+ * and changes nothing. */
+static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
 {
+    struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
     for (uint64_t p = addr; (advice == 4 || advice == 8) && p < addr + len; p += PAGE_SIZE) {
@@ -171,4 +188,36 @@ long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
             kmemset(DMAP(*e & PTE_ADDR), 0, PAGE_SIZE);
     }
     return 0;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_mmap(const struct sysargs *s)
+{
+    return sys_mmap(s->a, s->b, s->c, s->d, (int64_t)s->e, s->f);
+}
+
+long sc_mprotect(const struct sysargs *s)
+{
+    return sys_mprotect(s->a, s->b, s->c);
+}
+
+long sc_munmap(const struct sysargs *s)
+{
+    return sys_munmap(s->a, s->b);
+}
+
+long sc_brk(const struct sysargs *s)
+{
+    return sys_brk(s->a);
+}
+
+long sc_madvise(const struct sysargs *s)
+{
+    return sys_madvise(s->a, s->b, s->c);
+}
+
+long sc_mremap(const struct sysargs *s)
+{
+    return sys_mremap(s->a, s->b, s->c, s->d);
 }

@@ -1,4 +1,4 @@
-#include "sys_poll.h"
+#include "syscall.h"
 
 #include "../arch/arch.h"
 #include "../fs/epoll.h"
@@ -9,23 +9,19 @@
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
-long sys_epoll_create(uint64_t flags)
+static long sys_epoll_create(uint64_t flags)
 {
     if (flags & ~(uint64_t)O_CLOEXEC_)
         return -EINVAL;
-    struct epoll *ep = kmalloc(sizeof(*ep));
-    struct file *f = ep ? file_new(F_EPOLL, 0, 0) : 0;
-    if (!f) {
-        kfree(ep, sizeof(*ep));
+    struct file *f = file_new(F_EPOLL, 0, 0);
+    if (!f || !(f->ep = epoll_new())) {
+        file_put(f);
         return -ENOMEM;
     }
-    ep->next = epolls;
-    epolls = ep;
-    f->ep = ep;
     return anon_install(f, flags);
 }
 
-long sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uev)
+static long sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uev)
 {
     struct file *e = fd_get(epfd), *f = fd_get(fd);
     struct epevent ev = {0, 0};
@@ -72,6 +68,7 @@ long sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uev)
  * signal mask of epoll_pwait is not applied, as for ppoll). */
 static long sys_epoll_wait(uint64_t epfd, uint64_t uevs, int64_t max, uint64_t deadline, int now)
 {
+    struct proc *cur = proc_cur();
     struct file *e = fd_get(epfd);
     if (!e)
         return -EBADF;
@@ -91,7 +88,7 @@ static long sys_epoll_wait(uint64_t epfd, uint64_t uevs, int64_t max, uint64_t d
     return got;
 }
 
-long sys_eventfd(uint64_t initval, uint64_t flags)
+static long sys_eventfd(uint64_t initval, uint64_t flags)
 {
     if (flags & ~(uint64_t)(O_CLOEXEC_ | O_NONBLOCK_ | EFD_SEMAPHORE_))
         return -EINVAL;
@@ -113,6 +110,7 @@ struct pfd {
 
 static long poll_wait(struct pfd *p, uint64_t n, uint64_t deadline, int now)
 {
+    struct proc *cur = proc_cur();
     for (;;) {
         long ready = 0;
         for (uint64_t i = 0; i < n; i++) {
@@ -159,7 +157,7 @@ static long timeout_of(int64_t timeout_ms, uint64_t ts, uint64_t *deadline, int 
     return 0;
 }
 
-long sys_poll(uint64_t ufds, uint64_t n, int64_t timeout_ms, uint64_t ts)
+static long sys_poll(uint64_t ufds, uint64_t n, int64_t timeout_ms, uint64_t ts)
 {
     struct pfd p[64];
     uint64_t deadline;
@@ -177,7 +175,8 @@ long sys_poll(uint64_t ufds, uint64_t n, int64_t timeout_ms, uint64_t ts)
     return ready;
 }
 
-long sys_epoll_timed(uint64_t epfd, uint64_t uevs, int64_t max, int64_t timeout_ms, uint64_t ts)
+/* epoll_wait, epoll_pwait and epoll_pwait2 (`ts`), as poll */
+static long sys_epoll_timed(uint64_t epfd, uint64_t uevs, int64_t max, int64_t timeout_ms, uint64_t ts)
 {
     uint64_t deadline;
     int now;
@@ -185,7 +184,10 @@ long sys_epoll_timed(uint64_t epfd, uint64_t uevs, int64_t max, int64_t timeout_
     return r < 0 ? r : sys_epoll_wait(epfd, uevs, max, deadline, now);
 }
 
-long sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint64_t tv, int tv_is_ns)
+/* select and pselect6 over poll_wait: fd_sets of the 64 descriptors a process can have. `tv`
+ * is a struct timeval (select) or timespec (pselect6), 0 for none; pselect6's mask is not
+ * applied. The sets come back holding the ready descriptors; the count of bits is returned. */
+static long sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint64_t tv, int tv_is_ns)
 {
     uint64_t set[3] = {0, 0, 0}, out[3] = {0, 0, 0};
     const uint64_t u[3] = {urd, uwr, uex};
@@ -230,4 +232,61 @@ long sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint64_
             return -EFAULT;
     }
     return bits;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_epoll_create(const struct sysargs *s)
+{
+    return (int)s->a <= 0 ? -EINVAL : sys_epoll_create(0);
+}
+
+long sc_epoll_create1(const struct sysargs *s)
+{
+    return sys_epoll_create(s->a);
+}
+
+long sc_epoll_ctl(const struct sysargs *s)
+{
+    return sys_epoll_ctl(s->a, s->b, s->c, s->d);
+}
+
+long sc_epoll_wait(const struct sysargs *s)
+{
+    return sys_epoll_timed(s->a, s->b, (int)s->c, (int)s->d, 0); /* epoll_wait, epoll_pwait */
+}
+
+long sc_epoll_pwait2(const struct sysargs *s)
+{
+    return s->d ? sys_epoll_timed(s->a, s->b, (int)s->c, 0, s->d) : sys_epoll_timed(s->a, s->b, (int)s->c, -1, 0); /* epoll_pwait2 */
+}
+
+long sc_eventfd(const struct sysargs *s)
+{
+    return sys_eventfd(s->a, 0);
+}
+
+long sc_eventfd2(const struct sysargs *s)
+{
+    return sys_eventfd(s->a, s->b);
+}
+
+long sc_poll(const struct sysargs *s)
+{
+    return sys_poll(s->a, s->b, (int64_t)(int)s->c, 0);
+}
+
+long sc_ppoll(const struct sysargs *s)
+{
+    return sys_poll(s->a, s->b, -1, s->c); /* ppoll */
+}
+
+long sc_select(const struct sysargs *s)
+{
+    return sys_select(s->a, s->b, s->c, s->d, s->e, 0);
+}
+
+long sc_pselect6(const struct sysargs *s)
+{
+    return sys_select(s->a, s->b, s->c, s->d, s->e, 1); /* pselect6 */
 }

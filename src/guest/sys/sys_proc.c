@@ -1,4 +1,4 @@
-#include "sys_proc.h"
+#include "syscall.h"
 
 #include "../arch/arch.h"
 #include "../arch/cpu.h"
@@ -13,9 +13,10 @@
 #include "../proc/exec.h"
 #include "../proc/fork.h"
 #include "../proc/proc.h"
+#include "../proc/session.h"
 #include "../proc/signal.h"
 
-long sys_uname(uint64_t buf)
+static long sys_uname(uint64_t buf)
 {
     char u[6 * 65];
     static const char *const f[6] = {"Linux", "lelantos", "6.1.0-lelantos", "#1 lelantos", "x86_64", "(none)"};
@@ -25,8 +26,12 @@ long sys_uname(uint64_t buf)
     return copy_user(buf, u, sizeof(u), 1);
 }
 
-long sys_prlimit(uint64_t pid, uint64_t res, uint64_t unew, uint64_t uold)
+/* Resource limits as the guest has them: 64 descriptors and 128 processes (threads included),
+ * a stack of STACK_MAX, nothing else limited. Lowering one is accepted (and not enforced);
+ * raising a real one past what the guest has is EPERM. */
+static long sys_prlimit(uint64_t pid, uint64_t res, uint64_t unew, uint64_t uold)
 {
+    struct proc *cur = proc_cur();
     uint64_t lim[2] = {~0ULL, ~0ULL}, want[2];
     if (pid && pid != (uint64_t)cur->pid)
         return -ESRCH;
@@ -43,7 +48,8 @@ long sys_prlimit(uint64_t pid, uint64_t res, uint64_t unew, uint64_t uold)
     return uold ? copy_user(uold, lim, sizeof(lim), 1) : 0;
 }
 
-long sys_sysinfo(uint64_t ubuf)
+/* struct sysinfo: uptime, memory (in bytes: mem_unit 1), process count. */
+static long sys_sysinfo(uint64_t ubuf)
 {
     uint64_t s[14];
     kmemset(s, 0, sizeof(s));
@@ -53,13 +59,14 @@ long sys_sysinfo(uint64_t ubuf)
     s[5] = kpage_free_pages() * PAGE_SIZE;      /* freeram */
     uint16_t procs_n = 0;
     for (int i = 0; i < MAX_PROCS; i++)
-        procs_n += procs[i].state != P_FREE;
+        procs_n += ptable.procs[i].state != P_FREE;
     kmemcpy((uint8_t *)s + 80, &procs_n, 2);   /* procs, after the 7 longs and 3 loads */
     *(uint32_t *)((uint8_t *)s + 104) = 1;     /* mem_unit */
     return copy_user(ubuf, s, 112, 1);
 }
 
-long sys_getaffinity(uint64_t len, uint64_t umask)
+/* sched_getaffinity: one CPU. Returns the bytes of mask written, as the raw syscall does. */
+static long sys_getaffinity(uint64_t len, uint64_t umask)
 {
     uint64_t mask = 1;
     if (len < sizeof(mask) || (len & 7))
@@ -67,8 +74,12 @@ long sys_getaffinity(uint64_t len, uint64_t umask)
     return copy_user(umask, &mask, sizeof(mask), 1) < 0 ? -EFAULT : (long)sizeof(mask);
 }
 
-long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
+/* execve: gathers argv/envp into the new program's stack, then replaces the old one; on
+ * success the syscall "returns" into the new program through the saved user registers. A
+ * script's interpreter may itself be a script, four levels deep as on Linux. */
+static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
 {
+    struct proc *cur = proc_cur();
     char path[FS_PATH_MAX], interp[INTERP_MAX];
     struct args a = {0};
     long r = copy_str(upath, path, sizeof(path));
@@ -122,8 +133,11 @@ out:
     return r;
 }
 
-long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid, uint64_t tls)
+/* fork, vfork and clone (flags, stack, parent_tid, child_tid, tls): a new process or thread
+ * that returns 0 from the call, on `stack` when one is given. */
+static long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid, uint64_t tls)
 {
+    struct proc *cur = proc_cur();
     int thread = (flags & CLONE_THREAD_) != 0;
     uint64_t all = CLONE_VM_ | CLONE_FS_ | CLONE_FILES_ | CLONE_SIGHAND_;
     if (thread ? (flags & all) != all : (flags & (CLONE_SIGHAND_ | CLONE_FS_ | CLONE_FILES_)) != 0)
@@ -159,7 +173,8 @@ long sys_clone(struct uregs *regs, uint64_t flags, uint64_t stack, uint64_t ptid
     return c->pid;
 }
 
-long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
+/* clone3: clone's flags and arguments in a struct clone_args (the stack given by its base and size). */
+static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
 {
     uint64_t a[8]; /* flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls */
     if (size < sizeof(a) || size > PAGE_SIZE)
@@ -171,7 +186,8 @@ long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
     return sys_clone(regs, a[0] | (a[4] & 0xff), a[5] ? a[5] + a[6] : 0, a[3], a[2], a[7]);
 }
 
-long put_rusage(uint64_t uru, uint64_t ns)
+/* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
+static long put_rusage(uint64_t uru, uint64_t ns)
 {
     int64_t ru[18];
     kmemset(ru, 0, sizeof(ru));
@@ -180,13 +196,14 @@ long put_rusage(uint64_t uru, uint64_t ns)
     return uru ? copy_user(uru, ru, sizeof(ru), 1) : 0;
 }
 
-long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
+static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
 {
+    struct proc *cur = proc_cur();
     int pid = (int)pid64;
     for (;;) {
         int children = 0;
         for (int i = 0; i < MAX_PROCS; i++) {
-            struct proc *p = &procs[i];
+            struct proc *p = &ptable.procs[i];
             if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || (pid > 0 && p->pid != pid))
                 continue;
             children++;
@@ -208,4 +225,272 @@ long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusa
             return -ERESTART_;
         block(W_WAIT);
     }
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_getpid(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    return cur->group->pid;
+}
+
+long sc_gettid(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    return cur->pid; /* gettid */
+}
+
+long sc_getppid(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    return cur->group->ppid ? cur->group->ppid : 1; /* getppid: 1, the agent, for a command or orphan */
+}
+
+long sc_clone(const struct sysargs *s)
+{
+    return sys_clone(s->r, s->a, s->b, s->c, s->d, s->e); /* clone(flags, stack, ptid, ctid, tls) */
+}
+
+long sc_fork(const struct sysargs *s)
+{
+    return sys_clone(s->r, 17, 0, 0, 0, 0); /* fork: SIGCHLD */
+}
+
+long sc_vfork(const struct sysargs *s)
+{
+    return sys_clone(s->r, CLONE_VM_ | CLONE_VFORK_ | 17, 0, 0, 0, 0); /* vfork */
+}
+
+long sc_clone3(const struct sysargs *s)
+{
+    return sys_clone3(s->r, s->a, s->b);
+}
+
+long sc_wait4(const struct sysargs *s)
+{
+    return sys_wait4((int64_t)s->a, s->b, s->c, s->d);
+}
+
+long sc_getrusage(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    /* getrusage: RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD */
+    long ret;
+    ret = (int64_t)s->a == 0    ? put_rusage(s->b, proc_cpu(cur->group))
+          : (int64_t)s->a == -1 ? put_rusage(s->b, cur->group->children_cpu_ns)
+          : (int64_t)s->a == 1  ? put_rusage(s->b, cpu_time(cur))
+                             : -EINVAL;
+    return ret;
+}
+
+long sc_setpgid(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* setpgid: process groups are the command */
+}
+
+long sc_setsid(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    /* setsid: leaves the command, so its end and its timeout no longer reach it */
+    long ret;
+    if (cur->sess && cur->sess->root != cur)
+        cur->sess = 0;
+    cur->hup_at = 0;
+    ret = cur->pid;
+    return ret;
+}
+
+long sc_getpgrp(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    return cur->pid; /* getpgrp, getpgid */
+}
+
+long sc_getuid(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* uid/gid: root */
+}
+
+long sc_uname(const struct sysargs *s)
+{
+    return sys_uname(s->a);
+}
+
+long sc_getrlimit(const struct sysargs *s)
+{
+    return sys_prlimit(0, s->a, 0, s->b); /* getrlimit */
+}
+
+long sc_setrlimit(const struct sysargs *s)
+{
+    return sys_prlimit(0, s->a, s->b, 0); /* setrlimit */
+}
+
+long sc_prlimit64(const struct sysargs *s)
+{
+    return sys_prlimit(s->a, s->b, s->c, s->d);
+}
+
+long sc_sysinfo(const struct sysargs *s)
+{
+    return sys_sysinfo(s->a);
+}
+
+long sc_getgroups(const struct sysargs *s)
+{
+    /* getgroups: root's own group only */
+    long ret;
+    uint32_t g = 0;
+    ret = (int)s->a == 0 ? 1 : (int)s->a < 0 ? -EINVAL : copy_user(s->b, &g, 4, 1) < 0 ? -EFAULT : 1;
+    return ret;
+}
+
+long sc_setgroups(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* setgroups */
+}
+
+long sc_prctl(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    /* prctl: the name (PR_SET_NAME, PR_GET_NAME) */
+    long ret;
+    if (s->a == 15 || s->a == 16) {
+        char name[16];
+        if (s->a == 15) {
+            long n = copy_str(s->b, name, sizeof(name));
+            if (n == -36) { /* ENAMETOOLONG: longer names are cut to 15 bytes, as on Linux */
+                name[15] = 0;
+                n = 0;
+            }
+            ret = n < 0 ? n : 0;
+            if (ret == 0)
+                kmemcpy(cur->comm, name, 16);
+        } else {
+            ret = copy_user(s->b, cur->comm, 16, 1);
+        }
+    } else {
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
+long sc_sched_setaffinity(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* sched_setaffinity: there is one CPU */
+}
+
+long sc_sched_getaffinity(const struct sysargs *s)
+{
+    return sys_getaffinity(s->b, s->c);
+}
+
+long sc_arch_prctl(const struct sysargs *s)
+{
+    /* arch_prctl */
+    long ret;
+    if (s->a == 0x1002 && s->b < USER_TOP) {
+        wrmsr(MSR_FS_BASE, s->b);
+        ret = 0;
+    } else if (s->a == 0x1003) {
+        uint64_t fs = rdmsr(MSR_FS_BASE);
+        ret = copy_user(s->b, &fs, 8, 1);
+    } else {
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
+long sc_set_tid_address(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    /* set_tid_address */
+    long ret;
+    cur->clear_tid = s->a;
+    ret = cur->pid;
+    return ret;
+}
+
+long sc_set_robust_list(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* set_robust_list */
+}
+
+long sc_execve(const struct sysargs *s)
+{
+    return sys_execve(s->r, s->a, s->b, s->c);
+}
+
+long sc_getpriority(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    (void)s;
+    return 20 - cur->group->nice; /* getpriority: any target reads as this process */
+}
+
+long sc_setpriority(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    /* setpriority: kept and shown, not used (one CPU, every process gets its turn) */
+    long ret;
+    cur->group->nice = (int)s->c < -20 ? -20 : (int)s->c > 19 ? 19 : (int)s->c;
+    ret = 0;
+    return ret;
+}
+
+long sc_ioprio_set(const struct sysargs *s)
+{
+    (void)s;
+    return 0; /* ioprio_set: memory is the disk, there is no I/O queue */
+}
+
+long sc_ioprio_get(const struct sysargs *s)
+{
+    (void)s;
+    return 2 << 13 | 4; /* ioprio_get: best effort, level 4 (the default) */
+}
+
+long sc_umask(const struct sysargs *s)
+{
+    (void)s;
+    return 022; /* umask */
+}
+
+long sc_sched_yield(const struct sysargs *s)
+{
+    (void)s;
+    /* sched_yield */
+    long ret;
+    yield();
+    ret = 0;
+    return ret;
+}
+
+long sc_exit(const struct sysargs *s)
+{
+    /* exit: this thread */
+    proc_exit((long)s->a);
+}
+
+long sc_exit_group(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    /* exit_group: every thread */
+    if (!cur->group->group_exit) {
+        cur->group->group_exit = 1;
+        cur->group->group_status = (int)(s->a & 0xff);
+    }
+    group_kill(cur->group, cur);
+    proc_exit((long)s->a);
 }

@@ -1,4 +1,4 @@
-#include "sys_signal.h"
+#include "syscall.h"
 
 #include "../arch/arch.h"
 #include "../arch/fpu.h"
@@ -7,8 +7,11 @@
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
-long sys_sigaltstack(uint64_t sp, uint64_t uss, uint64_t uold)
+/* sigaltstack(ss, old): the stack handlers with SA_ONSTACK run on (per thread; Go and Rust set
+ * one for every thread). `sp`: the caller's stack pointer (SS_ONSTACK when it is on it). */
+static long sys_sigaltstack(uint64_t sp, uint64_t uss, uint64_t uold)
 {
+    struct proc *cur = proc_cur();
     uint64_t ss[3], old[3] = {cur->ss_sp, on_altstack(sp) ? 1 : cur->ss_size ? 0 : 2, cur->ss_size};
     if (uss && copy_user(uss, ss, sizeof(ss), 0) < 0)
         return -EFAULT;
@@ -26,8 +29,9 @@ long sys_sigaltstack(uint64_t sp, uint64_t uss, uint64_t uold)
     return uold && copy_user(uold, old, sizeof(old), 1) < 0 ? -EFAULT : 0;
 }
 
-long sys_rt_sigaction(uint64_t sig, uint64_t act, uint64_t oldact, uint64_t setsize)
+static long sys_rt_sigaction(uint64_t sig, uint64_t act, uint64_t oldact, uint64_t setsize)
 {
+    struct proc *cur = proc_cur();
     if (sig == 0 || sig > 64 || ((sig == 9 || sig == 19) && act) || setsize != 8)
         return -EINVAL;
     if (sig == 64)
@@ -51,8 +55,9 @@ long sys_rt_sigaction(uint64_t sig, uint64_t act, uint64_t oldact, uint64_t sets
     return 0;
 }
 
-long sys_rt_sigprocmask(uint64_t how, uint64_t set, uint64_t oldset, uint64_t setsize)
+static long sys_rt_sigprocmask(uint64_t how, uint64_t set, uint64_t oldset, uint64_t setsize)
 {
+    struct proc *cur = proc_cur();
     uint64_t old = cur->sig_blocked >> 1, m;
     if (setsize != 8)
         return -EINVAL;
@@ -73,8 +78,11 @@ long sys_rt_sigprocmask(uint64_t how, uint64_t set, uint64_t oldset, uint64_t se
     return oldset && copy_user(oldset, &old, 8, 1) < 0 ? -EFAULT : 0;
 }
 
-long sys_sigsuspend(uint64_t umask, int with_mask)
+/* rt_sigsuspend (mask given) and pause (mask 0, none): sleeps until a handled signal comes;
+ * the handler runs with the old mask saved in its frame. */
+static long sys_sigsuspend(uint64_t umask, int with_mask)
 {
+    struct proc *cur = proc_cur();
     uint64_t m;
     if (with_mask) {
         if (copy_user(umask, &m, 8, 0) < 0)
@@ -88,47 +96,15 @@ long sys_sigsuspend(uint64_t umask, int with_mask)
     return -EINTR;
 }
 
-long sys_rt_sigreturn(struct uregs *r)
-{
-    static struct rt_sigframe_ f;
-    if (copy_user(r->rsp - 8, &f, sizeof(f), 0) < 0)
-        die(11);
-    const struct sigcontext_ *m = &f.uc.mc;
-    if (m->rip >= USER_TOP || (m->fpstate && copy_user(m->fpstate, sig_fx, fpu_size(), 0) < 0))
-        die(11);
-    if (m->fpstate) {
-        fpu_sanitize(sig_fx); /* what the handler left there could fault in xrstor */
-        fpu_restore(sig_fx);
-    }
-    cur->sig_blocked = (f.uc.sigmask << 1) & ~SIG_UNBLOCKABLE;
-    uint64_t flags = (m->eflags & 0x40cd5) | 0x202; /* user flags only, interrupts on */
-    if (f.uc.flags & UC_IRET_) {
-        /* user selectors whatever the frame says: it must not iret into kernel mode */
-        uint64_t fr[F_WORDS] = {[F_R15] = m->r15, [F_R14] = m->r14, [F_R13] = m->r13, [F_R12] = m->r12,
-                                [F_RBP] = m->rbp, [F_RBX] = m->rbx, [F_R11] = m->r11, [F_R10] = m->r10,
-                                [F_R9] = m->r9, [F_R8] = m->r8, [F_RDI] = m->rdi, [F_RSI] = m->rsi,
-                                [F_RDX] = m->rdx, [F_RCX] = m->rcx, [F_RAX] = m->rax, [F_RIP] = m->rip,
-                                [F_CS] = 0x33, [F_RFLAGS] = flags, [F_RSP] = m->rsp, [F_SS] = 0x2b};
-        if (sig_ready(cur)) /* another handler first (it returns here through iret as well) */
-            sig_deliver_preempted(fr);
-        kernel_irq_off();
-        iret_to(fr);
-    }
-    r->r8 = m->r8, r->r9 = m->r9, r->r10 = m->r10, r->r12 = m->r12, r->r13 = m->r13, r->r14 = m->r14;
-    r->r15 = m->r15, r->rdi = m->rdi, r->rsi = m->rsi, r->rbp = m->rbp, r->rbx = m->rbx, r->rdx = m->rdx;
-    r->rsp = m->rsp;
-    r->rcx = m->rip; /* sysret's RIP; the interrupted syscall had clobbered rcx and r11 anyway */
-    r->r11 = flags;
-    return (long)m->rax;
-}
 
-long sys_kill(int64_t pid64, uint64_t sig)
+static long sys_kill(int64_t pid64, uint64_t sig)
 {
+    struct proc *cur = proc_cur();
     int pid = (int)pid64, found = 0;
     if (sig > 64)
         return -EINVAL;
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *p = &procs[i];
+        struct proc *p = &ptable.procs[i];
         /* pid <= 0 (a process group, or everyone): the caller's command stands in for both */
         if (p->state == P_FREE || p->group != p || (p->state == P_ZOMBIE && !p->nthreads) ||
             (pid > 0 && p->pid != pid) || (pid <= 0 && (p->sess != cur->sess || (p == cur->group && pid == -1))))
@@ -144,12 +120,14 @@ long sys_kill(int64_t pid64, uint64_t sig)
     return 0;
 }
 
-long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
+/* tgkill and tkill (tgid 0): a signal to one thread. */
+static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
 {
+    struct proc *cur = proc_cur();
     if (sig > 64 || tid <= 0)
         return -EINVAL;
     for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *t = &procs[i];
+        struct proc *t = &ptable.procs[i];
         if (t->pid != tid || (t->state != P_RUNNABLE && t->state != P_BLOCKED) || (tgid > 0 && t->group->pid != tgid))
             continue;
         if (sig)
@@ -159,4 +137,52 @@ long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
         return 0;
     }
     return -ESRCH;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_rt_sigaction(const struct sysargs *s)
+{
+    return sys_rt_sigaction(s->a, s->b, s->c, s->d);
+}
+
+long sc_rt_sigprocmask(const struct sysargs *s)
+{
+    return sys_rt_sigprocmask(s->a, s->b, s->c, s->d);
+}
+
+long sc_rt_sigreturn(const struct sysargs *s)
+{
+    return sig_return(s->r);
+}
+
+long sc_pause(const struct sysargs *s)
+{
+    (void)s;
+    return sys_sigsuspend(0, 0); /* pause */
+}
+
+long sc_rt_sigsuspend(const struct sysargs *s)
+{
+    return sys_sigsuspend(s->a, 1);
+}
+
+long sc_sigaltstack(const struct sysargs *s)
+{
+    return sys_sigaltstack(s->r->rsp, s->a, s->b);
+}
+
+long sc_tkill(const struct sysargs *s)
+{
+    return sys_tgkill(0, (int64_t)s->a, s->b); /* tkill */
+}
+
+long sc_tgkill(const struct sysargs *s)
+{
+    return sys_tgkill((int64_t)s->a, (int64_t)s->b, s->c);
+}
+
+long sc_kill(const struct sysargs *s)
+{
+    return sys_kill((int64_t)s->a, s->b);
 }

@@ -1,4 +1,4 @@
-#include "sys_socket.h"
+#include "syscall.h"
 
 #include "../fs/file.h"
 #include "../fs/fs.h"
@@ -10,7 +10,7 @@
 #include "../proc/signal.h"
 #include "sys_io.h"
 
-long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
+static long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
 {
     if (family != AF_UNIX_ && family != AF_INET_ && family != AF_INET6_)
         return -EAFNOSUPPORT_;
@@ -27,7 +27,7 @@ long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
     return s ? sock_install(s, type) : -ENOMEM;
 }
 
-long sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len)
+static long sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len)
 {
     long err;
     struct sock *s = sock_of(fd, &err);
@@ -38,7 +38,7 @@ long sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len)
     return err < 0 ? err : sock_bind(s, &a);
 }
 
-long sys_listen(uint64_t fd, int64_t backlog)
+static long sys_listen(uint64_t fd, int64_t backlog)
 {
     long err;
     struct sock *s = sock_of(fd, &err);
@@ -61,8 +61,9 @@ long sys_listen(uint64_t fd, int64_t backlog)
     return 0;
 }
 
-long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
+static long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
 {
+    struct proc *cur = proc_cur();
     long err;
     struct sock *s = sock_of(fd, &err);
     struct saddr a;
@@ -101,8 +102,9 @@ long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
     return err;
 }
 
-long sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags)
+static long sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags)
 {
+    struct proc *cur = proc_cur();
     long err;
     struct sock *s = sock_of(fd, &err);
     if (!s)
@@ -136,8 +138,9 @@ long sys_accept(uint64_t fd, uint64_t uaddr, uint64_t ulen, uint64_t flags)
     return nfd;
 }
 
-long sys_socketpair(uint64_t family, uint64_t type, uint64_t proto, uint64_t usv)
+static long sys_socketpair(uint64_t family, uint64_t type, uint64_t proto, uint64_t usv)
 {
+    struct proc *cur = proc_cur();
     struct sock *a, *b;
     if (family != AF_UNIX_)
         return family == AF_INET_ || family == AF_INET6_ ? -EOPNOTSUPP_ : -EAFNOSUPPORT_;
@@ -162,7 +165,7 @@ long sys_socketpair(uint64_t family, uint64_t type, uint64_t proto, uint64_t usv
     return 0;
 }
 
-long sys_shutdown(uint64_t fd, uint64_t how)
+static long sys_shutdown(uint64_t fd, uint64_t how)
 {
     long err;
     struct sock *s = sock_of(fd, &err);
@@ -178,7 +181,7 @@ long sys_shutdown(uint64_t fd, uint64_t how)
     return 0;
 }
 
-long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
+static long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
 {
     long err;
     struct sock *s = sock_of(fd, &err);
@@ -192,7 +195,8 @@ long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
     return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
 }
 
-long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
+/* Options are accepted and, but for IPV6_V6ONLY, change nothing: there is no network to tune. */
+static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
 {
     long err;
     struct sock *s = sock_of(fd, &err);
@@ -206,8 +210,9 @@ long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, ui
     return 0;
 }
 
-long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t ulen)
+static long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t ulen)
 {
+    struct proc *cur = proc_cur();
     long err;
     struct sock *s = sock_of(fd, &err);
     int32_t v[3] = {0, 0, 0}, cap;
@@ -237,7 +242,9 @@ long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, ui
     return 0;
 }
 
-long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write)
+/* sendto and recvfrom: on a stream socket (connected) the address is not used and none is
+ * given back (its length comes back 0); a datagram socket sends to it and tells it. */
+static long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write)
 {
     uint32_t zero = 0;
     struct file *f = fd_get(fd);
@@ -255,7 +262,8 @@ long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, uint64_t 
     return r;
 }
 
-long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
+/* sendmsg and recvmsg: the iovecs in turn; no control data (descriptor passing) either way. */
+static long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
 {
     uint64_t h[7]; /* name, namelen, iov, iovlen, control, controllen, flags */
     struct file *f = fd_get(fd);
@@ -278,4 +286,86 @@ long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
     long r = file_rwv(f, h[2], h[3], write, msg);
     file_unhold(f);
     return r;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_socket(const struct sysargs *s)
+{
+    return sys_socket(s->a, s->b, s->c);
+}
+
+long sc_connect(const struct sysargs *s)
+{
+    return sys_connect(s->a, s->b, s->c);
+}
+
+long sc_accept(const struct sysargs *s)
+{
+    return sys_accept(s->a, s->b, s->c, 0);
+}
+
+long sc_accept4(const struct sysargs *s)
+{
+    return sys_accept(s->a, s->b, s->c, s->d);
+}
+
+long sc_sendto(const struct sysargs *s)
+{
+    return sys_sendrecv(s->a, s->b, s->c, s->d, s->e, s->f, 1); /* sendto */
+}
+
+long sc_recvfrom(const struct sysargs *s)
+{
+    return sys_sendrecv(s->a, s->b, s->c, s->d, s->e, s->f, 0); /* recvfrom */
+}
+
+long sc_sendmsg(const struct sysargs *s)
+{
+    return sys_msg(s->a, s->b, s->c, 1); /* sendmsg */
+}
+
+long sc_recvmsg(const struct sysargs *s)
+{
+    return sys_msg(s->a, s->b, s->c, 0); /* recvmsg */
+}
+
+long sc_shutdown(const struct sysargs *s)
+{
+    return sys_shutdown(s->a, s->b);
+}
+
+long sc_bind(const struct sysargs *s)
+{
+    return sys_bind(s->a, s->b, s->c);
+}
+
+long sc_listen(const struct sysargs *s)
+{
+    return sys_listen(s->a, (int)s->b);
+}
+
+long sc_getsockname(const struct sysargs *s)
+{
+    return sys_sockname(s->a, s->b, s->c, 0);
+}
+
+long sc_getpeername(const struct sysargs *s)
+{
+    return sys_sockname(s->a, s->b, s->c, 1);
+}
+
+long sc_socketpair(const struct sysargs *s)
+{
+    return sys_socketpair(s->a, s->b, s->c, s->d);
+}
+
+long sc_setsockopt(const struct sysargs *s)
+{
+    return sys_setsockopt(s->a, s->b, s->c, s->d, s->e);
+}
+
+long sc_getsockopt(const struct sysargs *s)
+{
+    return sys_getsockopt(s->a, s->b, s->c, s->d, s->e);
 }

@@ -1,4 +1,4 @@
-#include "sys_time.h"
+#include "syscall.h"
 
 #include "../arch/arch.h"
 #include "../fs/dev.h"
@@ -24,8 +24,9 @@ static void ticks_tv(uint64_t ticks, int64_t tv[2])
     tv[1] = (int64_t)(us % 1000000);
 }
 
-long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
+static long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
 {
+    struct proc *cur = proc_cur();
     int64_t v[4];
     uint64_t now = kernel_ticks();
     if (which != 0)
@@ -49,8 +50,11 @@ long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
     return 0;
 }
 
-long sys_alarm(uint64_t secs)
+/* alarm: seconds left of the previous one, rounded to the nearest (at least 1 while armed), as
+ * Linux says them */
+static long sys_alarm(uint64_t secs)
 {
+    struct proc *cur = proc_cur();
     uint64_t at = cur->alarm_at * kernel_tick_ns(), now = kernel_ns();
     long left = !cur->alarm_at ? 0 : at > now + 500000000ULL ? (long)((at - now + 500000000ULL) / 1000000000ULL) : 1;
     cur->alarm_every = 0;
@@ -58,16 +62,20 @@ long sys_alarm(uint64_t secs)
     return left;
 }
 
-long sys_times(uint64_t ubuf)
+/* times: user time (system time is not split off), its and its reaped children's, and the
+ * clock, all in 1/100 s. */
+static long sys_times(uint64_t ubuf)
 {
+    struct proc *cur = proc_cur();
     uint64_t t[4] = {proc_cpu(cur->group) / 10000000ULL, 0, cur->group->children_cpu_ns / 10000000ULL, 0};
     if (ubuf && copy_user(ubuf, t, sizeof(t), 1) < 0)
         return -EFAULT;
     return (long)(kernel_ns() / 10000000ULL);
 }
 
-long sys_clock_gettime(uint64_t clk, uint64_t ts)
+static long sys_clock_gettime(uint64_t clk, uint64_t ts)
 {
+    struct proc *cur = proc_cur();
     if (clk > 11 || clk == 10)
         return -EINVAL; /* dynamic clocks (negative ids) included */
     int64_t ns = clk == 0 || clk == 5 || clk == 8 || clk == 11 ? proc_now_ns() /* REALTIME (and its kinds), TAI */
@@ -78,13 +86,18 @@ long sys_clock_gettime(uint64_t clk, uint64_t ts)
     return copy_user(ts, v, sizeof(v), 1);
 }
 
-long sys_getrandom(uint64_t buf, uint64_t n)
+/* getrandom and /dev/urandom: all that was asked, up to Linux's 32 MiB per call. */
+static long sys_getrandom(uint64_t buf, uint64_t n)
 {
     return dev_random_read(buf, n);
 }
 
-long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64_t uaddr2, uint64_t val3)
+/* futex: WAIT and WAKE, with or without a bitset (any bitset matches any), and (CMP_)REQUEUE:
+ * what glibc, musl and Go build their locks, condition variables and joins on. A futex is
+ * named by the guest-physical address of its word, so private and shared ones are the same. */
+static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64_t uaddr2, uint64_t val3)
 {
+    struct proc *cur = proc_cur();
     int cmd = (int)(op & 127); /* without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME */
     uint64_t key = uaddr & 3 ? 0 : translate(cur->mm, uaddr, 0), deadline = 0;
     if (!key)
@@ -100,8 +113,8 @@ long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64
             return -EAGAIN;
         long n = futex_wake(key, val);
         for (int i = 0; i < MAX_PROCS && utime; i++)
-            if (procs[i].state == P_BLOCKED && procs[i].why == W_FUTEX && procs[i].futex_key == key) {
-                procs[i].futex_key = key2;
+            if (ptable.procs[i].state == P_BLOCKED && ptable.procs[i].why == W_FUTEX && ptable.procs[i].futex_key == key) {
+                ptable.procs[i].futex_key = key2;
                 utime--;
                 n++;
             }
@@ -137,8 +150,9 @@ long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64
     return deadline && kernel_ticks() >= deadline ? -ETIMEDOUT : 0; /* else a spurious wake-up */
 }
 
-long sys_nanosleep(uint64_t ureq)
+static long sys_nanosleep(uint64_t ureq)
 {
+    struct proc *cur = proc_cur();
     int64_t ts[2];
     if (copy_user(ureq, ts, sizeof(ts), 0) < 0)
         return -EFAULT;
@@ -147,4 +161,77 @@ long sys_nanosleep(uint64_t ureq)
     cur->wake_tick = tick_after_ns(span_ns(ts[0], ts[1]));
     block(W_SLEEP);
     return sig_ready(cur) ? -EINTR : 0;
+}
+
+/* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_futex(const struct sysargs *s)
+{
+    return sys_futex(s->a, s->b, s->c, s->d, s->e, s->f);
+}
+
+long sc_nanosleep(const struct sysargs *s)
+{
+    return sys_nanosleep(s->a);
+}
+
+long sc_clock_nanosleep(const struct sysargs *s)
+{
+    return sys_nanosleep(s->c); /* clock_nanosleep, relative */
+}
+
+long sc_times(const struct sysargs *s)
+{
+    return sys_times(s->a);
+}
+
+long sc_alarm(const struct sysargs *s)
+{
+    return sys_alarm(s->a);
+}
+
+long sc_setitimer(const struct sysargs *s)
+{
+    return sys_setitimer(s->a, s->b, s->c);
+}
+
+long sc_getitimer(const struct sysargs *s)
+{
+    return s->a == 0 ? sys_setitimer(0, 0, s->b) : -EINVAL; /* getitimer */
+}
+
+long sc_clock_getres(const struct sysargs *s)
+{
+    /* clock_getres: the clocks count nanoseconds */
+    long ret;
+    int64_t res[2] = {0, 1};
+    ret = s->b ? copy_user(s->b, res, sizeof(res), 1) : 0;
+    return ret;
+}
+
+long sc_gettimeofday(const struct sysargs *s)
+{
+    long ret;
+    int64_t ns = proc_now_ns(), tv[2] = {ns / 1000000000, (ns % 1000000000) / 1000};
+    ret = s->a ? copy_user(s->a, tv, sizeof(tv), 1) : 0;
+    return ret;
+}
+
+long sc_time(const struct sysargs *s)
+{
+    /* time(tloc): also stored through tloc when given */
+    long ret;
+    int64_t t = proc_now_ns() / 1000000000;
+    ret = s->a && copy_user(s->a, &t, 8, 1) < 0 ? -EFAULT : t;
+    return ret;
+}
+
+long sc_clock_gettime(const struct sysargs *s)
+{
+    return sys_clock_gettime(s->a, s->b);
+}
+
+long sc_getrandom(const struct sysargs *s)
+{
+    return sys_getrandom(s->a, s->b);
 }

@@ -1,0 +1,199 @@
+/* E2B's control-plane request shapes, mapped onto ours before the call goes to its actor.
+ * The E2B SDK's create body carries fields our own API does not have (`secure`,
+ * `allow_internet_access`, `network`, `autoPauseMemory`, `autoResume`, `mcp`, `iam`,
+ * `volumeMounts`); the pause body carries `memory`. What asks for what lelantosd does anyway
+ * is accepted, what asks for something it cannot do yet is a 400 naming the field: a user
+ * must never believe a sandbox has what it has not. Facts: ../shared/docs/PEER-E2B.md §1.4. */
+#include "lel_api_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A boolean field: absent or null 0 (*v untouched), 1 set, -EINVAL with a 400 set. */
+static int bool_field(lel_call_t *c, json_t *obj, const char *name, const char *shown, int *v)
+{
+    json_t *j = json_object_get(obj, name);
+    if (!j || json_is_null(j))
+        return 0;
+    if (!json_is_boolean(j)) {
+        lel_call_error(c, 400, "invalid field '%s': must be a boolean", shown);
+        return -EINVAL;
+    }
+    *v = json_is_true(j);
+    return 1;
+}
+
+static int unsupported(lel_call_t *c, const char *field, const char *why)
+{
+    lel_call_error(c, 400, "unsupported field '%s': %s", field, why);
+    return -EINVAL;
+}
+
+/* `network`: an empty object (or null) asks for nothing; any setting is refused, since the
+ * sandboxes have no network device yet (no egress, no public traffic to filter). */
+static int network_field(lel_call_t *c, json_t *net)
+{
+    if (!net || json_is_null(net))
+        return 0;
+    if (!json_is_object(net)) {
+        lel_call_error(c, 400, "invalid field 'network': must be an object");
+        return -EINVAL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(net, k, v)
+    {
+        char name[96];
+        snprintf(name, sizeof(name), "network.%.64s", k);
+        return unsupported(c, name, "sandboxes have no network yet, so there is no traffic to allow, deny or route");
+    }
+    return 0;
+}
+
+static int create_fields(lel_call_t *c)
+{
+    json_t *b = c->json;
+    int v = 0, r;
+    /* E2B secures every sandbox's data plane; so do we (an envdAccessToken each): true or false
+     * changes nothing, as on E2B since the SDK stopped sending it */
+    if (bool_field(c, b, "secure", "secure", &v) < 0)
+        return -EINVAL;
+    if ((r = bool_field(c, b, "allow_internet_access", "allow_internet_access", &v)) < 0)
+        return -EINVAL;
+    if (r == 1 && v)
+        return unsupported(c, "allow_internet_access", "sandboxes have no network yet (false is what they get)");
+    if (network_field(c, json_object_get(b, "network")) < 0)
+        return -EINVAL;
+    v = 1;
+    if (bool_field(c, b, "autoPauseMemory", "autoPauseMemory", &v) < 0)
+        return -EINVAL;
+    if (!v)
+        return unsupported(c, "autoPauseMemory", "a pause always keeps the memory (no filesystem-only pause)");
+    json_t *ar = json_object_get(b, "autoResume");
+    if (ar && !json_is_null(ar)) {
+        v = 0;
+        if (!json_is_object(ar)) {
+            lel_call_error(c, 400, "invalid field 'autoResume': must be an object");
+            return -EINVAL;
+        }
+        if (bool_field(c, ar, "enabled", "autoResume.enabled", &v) < 0)
+            return -EINVAL;
+        if (v)
+            return unsupported(c, "autoResume.enabled", "a paused sandbox resumes by connect or resume only");
+    }
+    json_t *mcp = json_object_get(b, "mcp"), *iam = json_object_get(b, "iam"), *vm = json_object_get(b, "volumeMounts");
+    if (mcp && !json_is_null(mcp))
+        return unsupported(c, "mcp", "there is no MCP gateway");
+    if (iam && !json_is_null(iam))
+        return unsupported(c, "iam", "there are no workload identity tokens");
+    if (vm && !json_is_null(vm) && (!json_is_array(vm) || json_array_size(vm) > 0))
+        return unsupported(c, "volumeMounts", "there are no volumes");
+    static const char *const done[] = {"secure", "allow_internet_access", "network", "autoPauseMemory", "autoResume",
+                                       "mcp", "iam", "volumeMounts", NULL};
+    for (int i = 0; done[i]; i++)
+        json_object_del(b, done[i]);
+    return 0;
+}
+
+int lel__api_e2b_body(lel_call_t *c)
+{
+    if (!c->json)
+        return 0;
+    if (c->route == R_SBX_CREATE)
+        return create_fields(c);
+    if (c->route == R_SBX_PAUSE) {
+        int keep = 1;
+        if (bool_field(c, c->json, "memory", "memory", &keep) < 0)
+            return -EINVAL;
+        if (!keep)
+            return unsupported(c, "memory", "a pause always keeps the memory (no filesystem-only pause)");
+        json_object_del(c->json, "memory");
+    }
+    return 0;
+}
+
+/* ---- the data plane: E2B's envd protocol, routed to the sandbox's actor (src/envd) ---- */
+
+#define ENVD_PORT "49983"
+
+/* The E2B proxy's answer for a sandbox it cannot reach: 502, which the SDK reads as "not
+ * running" (isRunning() false, TimeoutError, SandboxNotFoundError while starting a stream). */
+static void not_reachable(lel_call_t *c, const char *id, const char *msg)
+{
+    lel_call_reply(c, 502, json_pack("{s:s, s:s, s:i}", "sandboxId", id ? id : "", "message", msg, "code", 502));
+}
+
+/* The Host form the SDK uses without E2B_SANDBOX_URL: <port>-<sandboxID>.<domain>. */
+static int host_form(lel_call_t *c)
+{
+    const char *h = c->host, *dash = h ? strchr(h, '-') : NULL, *dot = dash ? strchr(dash, '.') : NULL;
+    if (!dot || dash == h || dash - h > 5 || dot - dash - 1 != LEL_ID_LEN)
+        return 0;
+    for (const char *p = h; p < dash; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    for (const char *p = dash + 1; p < dot; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    c->e2b_port = strndup(h, (size_t)(dash - h));
+    c->e2b_sandbox = strndup(dash + 1, LEL_ID_LEN);
+    return c->e2b_port && c->e2b_sandbox;
+}
+
+int lel__api_envd_wants(lel_call_t *c)
+{
+    return c->e2b_sandbox || host_form(c);
+}
+
+int lel__api_envd_match(lel_call_t *c)
+{
+    const char *p = c->path;
+    free(c->id);
+    free(c->id2);
+    c->id = strdup(c->e2b_sandbox);
+    c->id2 = NULL;
+    if (!c->id) {
+        lel_call_error(c, 503, "out of memory");
+        return 503;
+    }
+    if (strlen(c->id) != LEL_ID_LEN) {
+        not_reachable(c, c->id, "The sandbox was not found");
+        return 502;
+    }
+    if (c->e2b_port && strcmp(c->e2b_port, ENVD_PORT)) {
+        not_reachable(c, c->id, "no service listens on that port in the sandbox (only envd, port 49983)");
+        return 502;
+    }
+    int get = c->method == LEL_M_GET, post = c->method == LEL_M_POST;
+    if (!strcmp(p, "/health") && get)
+        c->route = R_ENVD_HEALTH;
+    else if (!strcmp(p, "/files") && (get || post))
+        c->route = get ? R_ENVD_FILES_GET : R_ENVD_FILES_POST;
+    else if (post && (!strncmp(p, "/process.Process/", 17) || !strncmp(p, "/filesystem.Filesystem/", 23)) &&
+             strlen(p) < 64 && !strchr(strchr(p + 1, '/') + 1, '/')) {
+        c->route = R_ENVD_RPC;
+        c->id2 = strdup(p + 1);
+    } else {
+        c->allow = !strcmp(p, "/health") ? "GET" : !strcmp(p, "/files") ? "GET, POST" : NULL;
+        if (c->allow)
+            lel_call_error(c, 405, "method not allowed on %s (allowed: %s)", p, c->allow);
+        else /* connect-go's answer to a procedure it does not know */
+            lel_call_reply(c, 404, json_pack("{s:s, s:s%}", "code", "unimplemented", "message", p, strlen(p)));
+        return c->status;
+    }
+    return 0;
+}
+
+void lel__api_envd_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *))
+{
+    (void)srv;
+    lel_actor_t *a = lel_registry_get(reg, c->id, ref, NULL);
+    if (!a) {
+        not_reachable(c, c->id, "The sandbox was not found");
+        lel_call_done(c);
+        return;
+    }
+    lel_call_send(a, c); /* its access token is checked by the actor, which knows it */
+    lel_actor_unref(a);
+}

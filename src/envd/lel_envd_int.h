@@ -1,0 +1,128 @@
+/* Internals of src/envd shared by its files: lel_envd.c (dispatch, credentials, users and
+ * paths, the Connect protocol's framing, streamed answers), lel_envd_proc.c (process.Process),
+ * lel_envd_fs.c (filesystem.Filesystem) and lel_envd_files.c (GET/POST /files). Everything
+ * runs on the sandbox's actor. */
+#ifndef LEL_ENVD_INT_H
+#define LEL_ENVD_INT_H
+
+#include "lel_envd.h"
+
+#include <stdarg.h>
+
+#define ENVD_CHUNK (1u << 20) /* a guest file call moves at most this much (half the bulk area) */
+
+/* A user as E2B's templates have them; every process runs as root in our guest (it has one
+ * identity), with the user's HOME, USER and working directory. */
+struct envd_user {
+    const char *name, *home;
+};
+
+struct envd_stream;
+/** Makes the next piece of a stream whose queue is empty (a download's next chunk); NULL for
+ * streams that wait for an event (a process's end). */
+typedef void (*envd_more_fn)(lel_envd_t *e, const struct lel_envd_host *h, struct envd_stream *st);
+
+/* A streamed answer: Connect server-streaming frames, or a download's chunks. */
+struct envd_stream {
+    uint32_t id;
+    lel_call_t *c;         /* until its last piece is handed over */
+    uint32_t pid;          /* the process it follows (0: none) */
+    char *queue;           /* bytes made and not yet handed to the HTTP layer (malloc'd) */
+    size_t qlen, qcap;
+    int want;              /* the HTTP layer sent the last piece and waits for the next */
+    int ended;             /* the queue holds the answer's end */
+    int keepalive_ms;      /* a keepalive frame after this long without one (0: none) */
+    int64_t last_ms;       /* monotonic: when a piece was last handed over */
+    envd_more_fn more;
+    uint64_t off, total;   /* a download: where it is, how long it is */
+    char *path;            /* a download's file */
+    struct envd_stream *next;
+};
+
+/* A process started by process.Process/Start: a guest command. */
+struct envd_proc {
+    uint32_t pid;   /* the guest's command id */
+    json_t *config; /* its ProcessConfig as the client sent it (List answers it) */
+    char *tag;
+    int killed;     /* SendSignal ended it: its end says "signal: killed" */
+    struct envd_proc *next;
+};
+
+/* A unary call waiting for a helper command (a file-system script) in the guest. */
+struct envd_op {
+    uint32_t cmd;
+    lel_call_t *c;
+    int kind;
+    char *path, *path2;
+    struct envd_op *next;
+};
+
+struct envd_upload;
+
+struct lel_envd {
+    struct envd_proc *procs;
+    int nprocs;
+    struct envd_op *ops;
+    int nops;
+    struct envd_stream *streams;
+    struct envd_upload *uploads;
+    uint32_t seq;      /* ids of streams and uploads */
+    int home_ready;    /* /home/user was made */
+};
+
+/* lel_envd.c: users, paths, the Connect protocol */
+/** The user of a call: `name` from the query (REST) or Authorization: Basic (RPC), NULL for
+ * the default (`user`). 0, or -EACCES with the error set (unauthenticated). */
+int lel__envd_user(lel_call_t *c, const char *name, int rpc, struct envd_user *u);
+/** Makes sure the user's home exists (/home/user is not in every root file system). */
+void lel__envd_home(lel_envd_t *e, const struct lel_envd_host *h, const struct envd_user *u);
+/** A path as envd resolves it: "" and "~" the home, "~/x" and relative ones under it, then
+ * "." and ".." folded. malloc'd; NULL for a path with a NUL or too long (the caller says so). */
+char *lel__envd_path(const char *p, size_t len, const char *home);
+/** Connect's HTTP status for an error code. */
+int lel__envd_code_status(const char *code);
+/** A unary error answer: {"code","message"} with the code's status. */
+void lel__envd_error(lel_call_t *c, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** A unary answer: 200 application/json (steals msg). */
+void lel__envd_reply(lel_call_t *c, json_t *msg);
+/** The request message of an RPC (unary JSON, or the one envelope of a server-streaming
+ * call); NULL with the error set (as a unary error, or as the end of a stream when `stream`). */
+json_t *lel__envd_request(lel_call_t *c, int stream);
+/** A server-streaming call that fails before its first message: 200 with only the end of the
+ * stream carrying the error, as connect-go answers. */
+void lel__envd_stream_fail(lel_call_t *c, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Starts a streamed answer on c with `first` (a message, stolen; NULL: the first piece is
+ * c->raw already): the caller then returns 0 from lel_envd_call. NULL without memory (c answered). */
+struct envd_stream *lel__envd_stream_open(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *first,
+                                          const char *type, uint64_t total);
+/** Queues a message frame (stolen) on the stream. */
+void lel__envd_stream_push(struct envd_stream *st, json_t *msg);
+/** Queues raw bytes (a download's chunk). */
+int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n);
+/** Queues the end of the stream ({} or the error) and hands over what is queued if it can. */
+void lel__envd_stream_end(lel_envd_t *e, struct envd_stream *st, const char *code, const char *msg);
+/** Hands the queue over if the HTTP layer waits for it; frees the stream after its end. */
+void lel__envd_stream_flush(lel_envd_t *e, struct envd_stream *st);
+/** Standard base64 with padding of n bytes, malloc'd. */
+char *lel__envd_b64(const void *p, size_t n);
+/** Starts a guest command for envd (its end comes to lel_envd_cmd_ended). Returns as lel_vm_cmd_start. */
+int lel__envd_cmd(const struct lel_envd_host *h, const char *const *argv, const char *const *env, const char *cwd,
+                  uint64_t timeout_ms, uint32_t *id);
+
+/* lel_envd_proc.c */
+int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
+int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
+void lel__envd_proc_forget(lel_envd_t *e);
+
+/* lel_envd_fs.c */
+int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
+int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
+void lel__envd_fs_fail(lel_envd_t *e, const char *why);
+
+/* lel_envd_files.c */
+int lel__envd_files_get(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c);
+int lel__envd_files_post(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c);
+void lel__envd_upload_step(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id);
+void lel__envd_uploads_fail(lel_envd_t *e, const char *why);
+
+#endif

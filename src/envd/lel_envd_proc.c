@@ -1,0 +1,375 @@
+/* process.Process on the host: a process is a command in the guest (its pid is the guest's
+ * command id). Start answers with the start event at once; the guest hands over a command's
+ * output when it ends (up to 1 MiB of each stream), so its data frames and the end event
+ * follow then, stdout before stderr. The SDK runs every command as `/bin/bash -l -c <cmd>`:
+ * where the guest has no /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell
+ * too). Not yet: stdin while a process runs, a pty, signals other than a kill (SIGTERM kills
+ * too), Connect's replay of a process that already ended. */
+#include "lel_envd_int.h"
+
+#include "../guest/lel_guest_abi.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DATA_FRAME 32768 /* bytes of output per data frame, as envd sends them */
+#define ARG_MAX_BYTES (128u << 10)
+#define HOME_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static void proc_free(struct envd_proc *p)
+{
+    json_decref(p->config);
+    free(p->tag);
+    free(p);
+}
+
+void lel__envd_proc_forget(lel_envd_t *e)
+{
+    while (e->procs) {
+        struct envd_proc *p = e->procs;
+        e->procs = p->next;
+        proc_free(p);
+    }
+    e->nprocs = 0;
+}
+
+/* A unary error set on c (code, message) as the end of a stream instead. */
+static void as_stream_error(lel_call_t *c)
+{
+    char code[40], msg[512];
+    snprintf(code, sizeof(code), "%s", json_string_value(json_object_get(c->resp, "code")) ?: "unknown");
+    snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(c->resp, "message")) ?: "");
+    lel__envd_stream_fail(c, code, "%s", msg);
+}
+
+/* The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
+static struct envd_proc *selected(lel_envd_t *e, json_t *sel)
+{
+    json_t *pid = json_object_get(sel, "pid"), *tag = json_object_get(sel, "tag");
+    for (struct envd_proc *p = e->procs; p; p = p->next) {
+        if (json_is_integer(pid) && json_integer_value(pid) == (json_int_t)p->pid)
+            return p;
+        if (json_is_string(pid) && strtoull(json_string_value(pid), NULL, 10) == p->pid)
+            return p;
+        if (json_is_string(tag) && p->tag && !strcmp(json_string_value(tag), p->tag))
+            return p;
+    }
+    return NULL;
+}
+
+/* A JSON string that can be an argument: no NUL, within Linux's limit. */
+static const char *arg_string(json_t *j)
+{
+    const char *s = json_string_value(j);
+    return s && strlen(s) == json_string_length(j) && json_string_length(j) < ARG_MAX_BYTES ? s : NULL;
+}
+
+/* Does the guest have /bin/bash (it follows links)? */
+static int has_bash(const struct lel_envd_host *h)
+{
+    static const char path[] = "/bin/bash";
+    uint64_t arg[4] = {sizeof(path), 0, 0, 0}, ret[4] = {0};
+    return lel_vm_call_bulk(h->vm, LEL_OP_FILE_READ, arg, path, sizeof(path), ret, 5000) == 0 && ret[0] == 1;
+}
+
+/* argv for the request's cmd and args; NULL with the stream error set. free() the array only. */
+static const char **make_argv(lel_call_t *c, const struct lel_envd_host *h, json_t *proc)
+{
+    json_t *args = json_object_get(proc, "args"), *v;
+    const char *cmd = arg_string(json_object_get(proc, "cmd"));
+    size_t n = json_is_array(args) ? json_array_size(args) : 0, i;
+    if (!cmd || !*cmd || (args && !json_is_null(args) && !json_is_array(args))) {
+        lel__envd_stream_fail(c, "invalid_argument", "process.cmd must be a string (and args a list of strings)");
+        return NULL;
+    }
+    const char **argv = calloc(n + 2, sizeof(char *));
+    if (!argv) {
+        lel__envd_stream_fail(c, "resource_exhausted", "out of memory");
+        return NULL;
+    }
+    argv[0] = !strcmp(cmd, "/bin/bash") && !has_bash(h) ? "/bin/sh" : cmd;
+    json_array_foreach(args, i, v)
+    {
+        if (!(argv[i + 1] = arg_string(v))) {
+            free(argv);
+            lel__envd_stream_fail(c, "invalid_argument", "process.args[%zu] must be a string without NUL", i);
+            return NULL;
+        }
+    }
+    return argv;
+}
+
+/* The environment: PATH, HOME, USER and LOGNAME, then the sandbox's envVars, then the
+ * request's envs (later ones win). NULL-terminated "K=V"; NULL with the stream error set. */
+static char **make_env(lel_call_t *c, const struct lel_envd_host *h, json_t *envs, const struct envd_user *u)
+{
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "PATH", HOME_PATH, "HOME", u->home, "USER", u->name, "LOGNAME", u->name);
+    const char *k;
+    json_t *v;
+    if (h->env_vars)
+        json_object_update(m, h->env_vars);
+    if (envs && !json_is_null(envs) && !json_is_object(envs)) {
+        json_decref(m);
+        lel__envd_stream_fail(c, "invalid_argument", "process.envs must be a map of strings");
+        return NULL;
+    }
+    json_object_foreach(envs, k, v)
+    {
+        if (!arg_string(v) || !*k || strchr(k, '=')) {
+            json_decref(m);
+            lel__envd_stream_fail(c, "invalid_argument", "process.envs['%.64s'] must be a string without NUL", k);
+            return NULL;
+        }
+        json_object_set(m, k, v);
+    }
+    char **env = calloc(json_object_size(m) + 1, sizeof(char *));
+    size_t n = 0;
+    json_object_foreach(m, k, v)
+    {
+        if (env && asprintf(&env[n], "%s=%s", k, json_string_value(v)) >= 0)
+            n++;
+    }
+    json_decref(m);
+    if (!env)
+        lel__envd_stream_fail(c, "resource_exhausted", "out of memory");
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* Why a command did not start, as the stream's error. */
+static void start_failed(lel_call_t *c, int r, const char *cwd, const char *cmd)
+{
+    if (r == LEL_ST_ENOENT)
+        lel__envd_stream_fail(c, "invalid_argument", "error starting process: cwd '%s' or '%s' does not exist", cwd, cmd);
+    else if (r == LEL_ST_EAGAIN)
+        lel__envd_stream_fail(c, "resource_exhausted", "too many processes running in the sandbox");
+    else if (r == 12)
+        lel__envd_stream_fail(c, "resource_exhausted", "the sandbox is out of memory");
+    else if (r == 7 || r == -E2BIG)
+        lel__envd_stream_fail(c, "invalid_argument", "the command and its environment are too large");
+    else if (r > 0)
+        lel__envd_stream_fail(c, "invalid_argument", "error starting process (guest error %d)", r);
+    else
+        lel__envd_stream_fail(c, "unavailable", "the sandbox's guest did not answer");
+}
+
+static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
+{
+    json_t *proc = json_object_get(rq, "process"), *pty = json_object_get(rq, "pty"), *tag = json_object_get(rq, "tag");
+    struct envd_user u;
+    if (!json_is_object(proc)) {
+        lel__envd_stream_fail(c, "invalid_argument", "process is required");
+        return 0;
+    }
+    if (pty && !json_is_null(pty)) {
+        lel__envd_stream_fail(c, "unimplemented", "a pty is not supported yet");
+        return 0;
+    }
+    if (lel__envd_user(c, NULL, 1, &u) < 0) {
+        as_stream_error(c);
+        return 0;
+    }
+    json_t *jcwd = json_object_get(proc, "cwd");
+    const char *cwd_in = json_is_string(jcwd) ? json_string_value(jcwd) : "";
+    char *cwd = lel__envd_path(cwd_in, json_is_string(jcwd) ? json_string_length(jcwd) : 0, u.home);
+    const char **argv = cwd ? make_argv(c, h, proc) : NULL;
+    char **env = argv ? make_env(c, h, json_object_get(proc, "envs"), &u) : NULL;
+    if (!cwd)
+        lel__envd_stream_fail(c, "invalid_argument", "invalid cwd");
+    long long timeout = c->connect_timeout ? strtoll(c->connect_timeout, NULL, 10) : 0; /* the process's lifetime */
+    uint32_t id = 0;
+    int r = -ENOMEM;
+    struct envd_proc *p = env ? calloc(1, sizeof(*p)) : NULL;
+    if (p) {
+        lel__envd_home(e, h, &u);
+        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0, &id);
+        if (r)
+            start_failed(c, r, cwd, argv[0]);
+    } else if (env) {
+        lel__envd_stream_fail(c, "resource_exhausted", "out of memory");
+    }
+    free(argv);
+    free_env(env);
+    free(cwd);
+    if (r) {
+        free(p);
+        return 0;
+    }
+    p->pid = id;
+    p->config = json_deep_copy(proc);
+    p->tag = json_is_string(tag) ? strdup(json_string_value(tag)) : NULL;
+    p->next = e->procs;
+    e->procs = p;
+    e->nprocs++;
+    struct envd_stream *st = lel__envd_stream_open(e, h, c, json_pack("{s:{s:{s:I}}}", "event", "start", "pid",
+                                                                        (json_int_t)id), "application/connect+json",
+                                                  UINT64_MAX);
+    if (st)
+        st->pid = id;
+    return 0;
+}
+
+static int connect_to(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
+{
+    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    if (!p) {
+        lel__envd_stream_fail(c, "not_found", "process not found");
+        return 0;
+    }
+    struct envd_stream *st = lel__envd_stream_open(e, h, c, json_pack("{s:{s:{s:I}}}", "event", "start", "pid",
+                                                                        (json_int_t)p->pid), "application/connect+json",
+                                                  UINT64_MAX);
+    if (st)
+        st->pid = p->pid;
+    return 0;
+}
+
+static void list(lel_envd_t *e, lel_call_t *c)
+{
+    json_t *out = json_array();
+    for (struct envd_proc *p = e->procs; p; p = p->next) {
+        json_t *info = json_pack("{s:O, s:I}", "config", p->config, "pid", (json_int_t)p->pid);
+        if (p->tag)
+            json_object_set_new(info, "tag", json_string(p->tag));
+        json_array_append_new(out, info);
+    }
+    lel__envd_reply(c, json_pack("{s:o}", "processes", out));
+}
+
+static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
+{
+    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    json_t *sig = json_object_get(rq, "signal");
+    const char *name = json_string_value(sig);
+    int n = json_is_integer(sig) ? (int)json_integer_value(sig) : name && !strcmp(name, "SIGNAL_SIGKILL") ? 9
+          : name && !strcmp(name, "SIGNAL_SIGTERM")                                                   ? 15 : 0;
+    if (!p) {
+        lel__envd_error(c, "not_found", "process not found");
+        return;
+    }
+    if (n != 9 && n != 15) {
+        lel__envd_error(c, "unimplemented", "only SIGKILL and SIGTERM can be sent");
+        return;
+    }
+    if (lel_vm_cmd_kill(h->vm, p->pid) < 0) {
+        lel__envd_error(c, "unavailable", "the sandbox's guest did not answer");
+        return;
+    }
+    p->killed = 1; /* SIGTERM is a kill too: the guest sends SIGKILL to every process of a command */
+    lel__envd_reply(c, NULL);
+}
+
+int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method)
+{
+    int stream = !strcmp(method, "Start") || !strcmp(method, "Connect");
+    static const char *const known[] = {"Start", "Connect", "List", "SendSignal", "SendInput", "CloseStdin",
+                                        "Update", "StreamInput", NULL};
+    int ok = 0;
+    for (int i = 0; known[i]; i++)
+        ok |= !strcmp(method, known[i]);
+    if (!ok) {
+        lel__envd_error(c, "unimplemented", "process.Process/%.32s is not a method", method);
+        return 0;
+    }
+    if (!strcmp(method, "StreamInput")) { /* client streaming: not callable over the SDK's transport */
+        lel__envd_error(c, "unimplemented", "StreamInput is not supported");
+        return 0;
+    }
+    json_t *rq = lel__envd_request(c, stream);
+    if (!rq)
+        return 0;
+    struct envd_proc *p = NULL;
+    if (!strcmp(method, "Start"))
+        start(e, h, c, rq);
+    else if (!strcmp(method, "Connect"))
+        connect_to(e, h, c, rq);
+    else if (!strcmp(method, "List"))
+        list(e, c);
+    else if (!strcmp(method, "SendSignal"))
+        signal_proc(e, h, c, rq);
+    else if (!(p = selected(e, json_object_get(rq, "process"))))
+        lel__envd_error(c, "not_found", "process not found");
+    else if (!strcmp(method, "CloseStdin")) /* a process's stdin is empty and closed from its start */
+        lel__envd_reply(c, NULL);
+    else if (!strcmp(method, "SendInput"))
+        lel__envd_error(c, "unimplemented", "stdin of a running process is not supported yet (it starts closed)");
+    else /* Update */
+        lel__envd_error(c, "unimplemented", "a pty is not supported yet");
+    json_decref(rq);
+    return 0;
+}
+
+/* The frames of a process's end: its output, then the end event. */
+static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p, const struct lel_run_result *res,
+                       struct envd_stream **sts, size_t nst)
+{
+    static const char *const keys[2] = {"stdout", "stderr"};
+    uint64_t lens[2] = {res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF,
+                        res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF};
+    char *buf = malloc(DATA_FRAME);
+    for (int k = 0; k < 2 && buf; k++)
+        for (uint64_t off = 0; off < lens[k]; off += DATA_FRAME) {
+            size_t n = lens[k] - off < DATA_FRAME ? (size_t)(lens[k] - off) : DATA_FRAME;
+            n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
+            char *b64 = lel__envd_b64(buf, n);
+            for (size_t i = 0; b64 && i < nst; i++)
+                lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", keys[k], b64));
+            free(b64);
+        }
+    free(buf);
+    if (res->truncated) {
+        char *note = lel__envd_b64("\n[lelantos: output past 1 MiB was dropped]\n", 43);
+        for (size_t i = 0; note && i < nst; i++)
+            lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", "stderr", note));
+        free(note);
+    }
+    int sig = p->killed || res->timed_out;
+    char status[32];
+    snprintf(status, sizeof(status), "exit status %d", res->exit_status);
+    for (size_t i = 0; i < nst; i++) {
+        json_t *end = json_pack("{s:i, s:b, s:s}", "exitCode", sig ? -1 : res->exit_status, "exited", !sig, "status",
+                                sig ? "signal: killed" : status);
+        if (sig || res->exit_status)
+            json_object_set_new(end, "error", json_string(sig ? "signal: killed" : status));
+        lel__envd_stream_push(sts[i], json_pack("{s:{s:o}}", "event", "end", end));
+    }
+}
+
+int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)
+{
+    struct envd_proc *p = NULL;
+    for (struct envd_proc **pp = &e->procs; *pp; pp = &(*pp)->next)
+        if ((*pp)->pid == id) {
+            p = *pp;
+            *pp = p->next;
+            e->nprocs--;
+            break;
+        }
+    if (!p)
+        return 0;
+    struct envd_stream *sts[64];
+    size_t nst = 0;
+    for (struct envd_stream *st = e->streams; st && nst < 64; st = st->next)
+        if (st->pid == id && !st->ended)
+            sts[nst++] = st;
+    end_frames(h, p, res, sts, nst);
+    for (size_t i = 0; i < nst; i++)
+        lel__envd_stream_end(e, sts[i], NULL, NULL);
+    proc_free(p);
+    return 1;
+}
+
+void lel_envd_kill_all(lel_envd_t *e, const struct lel_envd_host *h)
+{
+    for (struct envd_proc *p = e ? e->procs : NULL; p && h->vm; p = p->next)
+        if (lel_vm_cmd_kill(h->vm, p->pid) == 0)
+            p->killed = 1;
+}

@@ -1,0 +1,189 @@
+/* The syscall table's entries: each unpacks a syscall's saved registers into its call. The
+ * table (syscall.c) is the one list of the syscalls there are; the entries live with their
+ * family (sys_file.c: paths and metadata, sys_io.c: descriptors and I/O, sys_mem.c: memory,
+ * sys_proc.c: processes and identity, sys_signal.c: signals, sys_time.c: time, sleeping and
+ * futexes, sys_poll.c: poll, select, epoll, eventfd, sys_socket.c: sockets). */
+#ifndef LEL_GUEST_SYS_SYSCALL_H
+#define LEL_GUEST_SYS_SYSCALL_H
+
+#include <stdint.h>
+
+struct uregs;
+
+/* A syscall's arguments as syscall_entry saved them (rdi, rsi, rdx, r10, r8, r9), its number,
+ * and the saved registers themselves (execve, clone and rt_sigreturn rewrite them). */
+struct sysargs {
+    uint64_t a, b, c, d, e, f, nr;
+    struct uregs *r;
+};
+
+/* sys_file.c */
+long sc_open(const struct sysargs *s);
+long sc_close(const struct sysargs *s);
+long sc_stat(const struct sysargs *s);
+long sc_statx(const struct sysargs *s);
+long sc_setxattr(const struct sysargs *s);
+long sc_fsetxattr(const struct sysargs *s);
+long sc_listxattr(const struct sysargs *s);
+long sc_flistxattr(const struct sysargs *s);
+long sc_fadvise64(const struct sysargs *s);
+long sc_fstat(const struct sysargs *s);
+long sc_lstat(const struct sysargs *s);
+long sc_access(const struct sysargs *s);
+long sc_statfs(const struct sysargs *s);
+long sc_fstatfs(const struct sysargs *s);
+long sc_getcwd(const struct sysargs *s);
+long sc_chdir(const struct sysargs *s);
+long sc_readlink(const struct sysargs *s);
+long sc_getdents64(const struct sysargs *s);
+long sc_openat(const struct sysargs *s);
+long sc_newfstatat(const struct sysargs *s);
+long sc_readlinkat(const struct sysargs *s);
+long sc_faccessat(const struct sysargs *s);
+long sc_fsync(const struct sysargs *s);
+long sc_truncate(const struct sysargs *s);
+long sc_ftruncate(const struct sysargs *s);
+long sc_rename(const struct sysargs *s);
+long sc_renameat(const struct sysargs *s);
+long sc_renameat2(const struct sysargs *s);
+long sc_mkdir(const struct sysargs *s);
+long sc_mknod(const struct sysargs *s);
+long sc_mknodat(const struct sysargs *s);
+long sc_mkdirat(const struct sysargs *s);
+long sc_rmdir(const struct sysargs *s);
+long sc_unlink(const struct sysargs *s);
+long sc_unlinkat(const struct sysargs *s);
+long sc_link(const struct sysargs *s);
+long sc_linkat(const struct sysargs *s);
+long sc_symlink(const struct sysargs *s);
+long sc_symlinkat(const struct sysargs *s);
+long sc_chmod(const struct sysargs *s);
+long sc_fchmod(const struct sysargs *s);
+long sc_fchmodat(const struct sysargs *s);
+long sc_utimensat(const struct sysargs *s);
+long sc_fchdir(const struct sysargs *s);
+long sc_flock(const struct sysargs *s);
+
+/* sys_io.c */
+long sc_read(const struct sysargs *s);
+long sc_write(const struct sysargs *s);
+long sc_lseek(const struct sysargs *s);
+long sc_ioctl(const struct sysargs *s);
+long sc_dup(const struct sysargs *s);
+long sc_dup2(const struct sysargs *s);
+long sc_dup3(const struct sysargs *s);
+long sc_pipe(const struct sysargs *s);
+long sc_pipe2(const struct sysargs *s);
+long sc_fcntl(const struct sysargs *s);
+long sc_pread64(const struct sysargs *s);
+long sc_pwrite64(const struct sysargs *s);
+long sc_readv(const struct sysargs *s);
+long sc_writev(const struct sysargs *s);
+long sc_close_range(const struct sysargs *s);
+
+/* sys_mem.c */
+long sc_mmap(const struct sysargs *s);
+long sc_mprotect(const struct sysargs *s);
+long sc_munmap(const struct sysargs *s);
+long sc_brk(const struct sysargs *s);
+long sc_madvise(const struct sysargs *s);
+long sc_mremap(const struct sysargs *s);
+
+/* sys_poll.c */
+long sc_epoll_create(const struct sysargs *s);
+long sc_epoll_create1(const struct sysargs *s);
+long sc_epoll_ctl(const struct sysargs *s);
+long sc_epoll_wait(const struct sysargs *s);
+long sc_epoll_pwait2(const struct sysargs *s);
+long sc_eventfd(const struct sysargs *s);
+long sc_eventfd2(const struct sysargs *s);
+long sc_poll(const struct sysargs *s);
+long sc_ppoll(const struct sysargs *s);
+long sc_select(const struct sysargs *s);
+long sc_pselect6(const struct sysargs *s);
+
+/* sys_proc.c */
+long sc_getpid(const struct sysargs *s);
+long sc_gettid(const struct sysargs *s);
+long sc_getppid(const struct sysargs *s);
+long sc_clone(const struct sysargs *s);
+long sc_fork(const struct sysargs *s);
+long sc_vfork(const struct sysargs *s);
+long sc_clone3(const struct sysargs *s);
+long sc_wait4(const struct sysargs *s);
+long sc_getrusage(const struct sysargs *s);
+long sc_setpgid(const struct sysargs *s);
+long sc_setsid(const struct sysargs *s);
+long sc_getpgrp(const struct sysargs *s);
+long sc_getuid(const struct sysargs *s);
+long sc_uname(const struct sysargs *s);
+long sc_getrlimit(const struct sysargs *s);
+long sc_setrlimit(const struct sysargs *s);
+long sc_prlimit64(const struct sysargs *s);
+long sc_sysinfo(const struct sysargs *s);
+long sc_getgroups(const struct sysargs *s);
+long sc_setgroups(const struct sysargs *s);
+long sc_prctl(const struct sysargs *s);
+long sc_sched_setaffinity(const struct sysargs *s);
+long sc_sched_getaffinity(const struct sysargs *s);
+long sc_arch_prctl(const struct sysargs *s);
+long sc_set_tid_address(const struct sysargs *s);
+long sc_set_robust_list(const struct sysargs *s);
+long sc_execve(const struct sysargs *s);
+long sc_getpriority(const struct sysargs *s);
+long sc_setpriority(const struct sysargs *s);
+long sc_ioprio_set(const struct sysargs *s);
+long sc_ioprio_get(const struct sysargs *s);
+long sc_umask(const struct sysargs *s);
+long sc_sched_yield(const struct sysargs *s);
+long sc_exit(const struct sysargs *s);
+long sc_exit_group(const struct sysargs *s);
+
+/* sys_signal.c */
+long sc_rt_sigaction(const struct sysargs *s);
+long sc_rt_sigprocmask(const struct sysargs *s);
+long sc_rt_sigreturn(const struct sysargs *s);
+long sc_pause(const struct sysargs *s);
+long sc_rt_sigsuspend(const struct sysargs *s);
+long sc_sigaltstack(const struct sysargs *s);
+long sc_tkill(const struct sysargs *s);
+long sc_tgkill(const struct sysargs *s);
+long sc_kill(const struct sysargs *s);
+
+/* sys_socket.c */
+long sc_socket(const struct sysargs *s);
+long sc_connect(const struct sysargs *s);
+long sc_accept(const struct sysargs *s);
+long sc_accept4(const struct sysargs *s);
+long sc_sendto(const struct sysargs *s);
+long sc_recvfrom(const struct sysargs *s);
+long sc_sendmsg(const struct sysargs *s);
+long sc_recvmsg(const struct sysargs *s);
+long sc_shutdown(const struct sysargs *s);
+long sc_bind(const struct sysargs *s);
+long sc_listen(const struct sysargs *s);
+long sc_getsockname(const struct sysargs *s);
+long sc_getpeername(const struct sysargs *s);
+long sc_socketpair(const struct sysargs *s);
+long sc_setsockopt(const struct sysargs *s);
+long sc_getsockopt(const struct sysargs *s);
+
+/* sys_time.c */
+long sc_futex(const struct sysargs *s);
+long sc_nanosleep(const struct sysargs *s);
+long sc_clock_nanosleep(const struct sysargs *s);
+long sc_times(const struct sysargs *s);
+long sc_alarm(const struct sysargs *s);
+long sc_setitimer(const struct sysargs *s);
+long sc_getitimer(const struct sysargs *s);
+long sc_clock_getres(const struct sysargs *s);
+long sc_gettimeofday(const struct sysargs *s);
+long sc_time(const struct sysargs *s);
+long sc_clock_gettime(const struct sysargs *s);
+long sc_getrandom(const struct sysargs *s);
+
+/** Serves the syscall whose number and arguments syscall_entry saved in `r` (the result goes
+ * to r->rax), then delivers a pending signal; returns r->rax. Called from entry.S. */
+uint64_t syscall_dispatch(struct uregs *r);
+
+#endif

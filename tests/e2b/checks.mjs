@@ -1,0 +1,240 @@
+// The checks of tests/e2b, run by run.mjs in a process of their own against the lelantosd it
+// started (LEL_E2B_URL, LEL_E2B_KEY), as a user's program would use the SDK. When that program
+// ends, so do the SDK's connections, and the daemon then stops as after any client.
+// LEL_E2B_MODE: "vm" (all checks; exit 3 when this host cannot start microVMs) or "none" (the
+// control plane alone, on a vmm.backend: none daemon). Exit 0 when every check passed, 1 if not.
+import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError } from 'e2b'
+
+const base = process.env.LEL_E2B_URL
+const opts = { apiKey: process.env.LEL_E2B_KEY, apiUrl: base, sandboxUrl: base, validateApiKey: false }
+const vms = process.env.LEL_E2B_MODE !== 'none'
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+let failed = 0, passed = 0
+const check = (cond, what, detail) => {
+  if (cond) { passed++; console.log(`ok   ${what}`) } else { failed++; console.log(`FAIL ${what}${detail !== undefined ? ': ' + JSON.stringify(detail) : ''}`) }
+}
+const throws = async (fn, cls, what) => {
+  try { await fn(); check(false, what, 'no error') } catch (e) { check(e instanceof cls, what, `${e?.constructor?.name}: ${e?.message}`); return e }
+}
+
+// The control plane: create, getInfo, list with filters, setTimeout, metrics.
+async function controlPlane(opts, sbx, other) {
+  check(/^[a-z0-9]{20}$/.test(sbx.sandboxId), 'Sandbox.create returns an id', sbx.sandboxId)
+
+  // control plane
+  const info = await sbx.getInfo()
+  check(info.state === 'running' && info.metadata.suite === 'e2b' && info.templateId === 'base', 'getInfo', info)
+  check(info.envdVersion === '0.5.7', 'envdVersion is the one src/envd serves', info.envdVersion)
+  const listed = await Sandbox.list({ ...opts, query: { metadata: { suite: 'e2b' }, state: ['running'] } }).nextItems()
+  check(listed.length === 1 && listed[0].sandboxId === sbx.sandboxId, 'list filters on metadata', listed.map((s) => s.sandboxId))
+  const all = await Sandbox.list(opts).nextItems()
+  check(all.some((s) => s.sandboxId === other.sandboxId) && all.some((s) => s.sandboxId === sbx.sandboxId), 'list without filters has both')
+  const end0 = (await sbx.getInfo()).endAt.getTime()
+  await sbx.setTimeout(300_000)
+  const end1 = (await sbx.getInfo()).endAt.getTime()
+  check(end1 > end0 + 100_000, 'setTimeout moves endAt', { end0, end1 })
+  const metrics = await sbx.getMetrics()
+  check(Array.isArray(metrics), 'getMetrics answers a list', metrics.length)
+  await throws(() => Sandbox.create('base', { ...opts, allowInternetAccess: true }), Error, 'a field we cannot honour is refused')
+  await throws(() => Sandbox.connect('aaaaaaaaaaaaaaaaaaaa', opts), NotFoundError, 'connect to an unknown sandbox: NotFoundError')
+}
+
+// Another team's key reaches nothing of this team's sandbox, through the SDK.
+async function otherTeam(sbx) {
+  const r = await fetch(`${base}/admin/teams`, {
+    method: 'POST', body: JSON.stringify({ name: 'intruders' }),
+    headers: { 'Content-Type': 'application/json', 'X-Admin-Token': process.env.LEL_E2B_ADMIN },
+  })
+  const team = await r.json()
+  check(r.status === 201 && team.apiKey, 'a second team', r.status)
+  const o2 = { ...opts, apiKey: team.apiKey }
+  await throws(() => Sandbox.getInfo(sbx.sandboxId, o2), NotFoundError, "another team's getInfo: NotFoundError")
+  await throws(() => Sandbox.connect(sbx.sandboxId, o2), NotFoundError, "another team's connect: NotFoundError")
+  await throws(() => Sandbox.setTimeout(sbx.sandboxId, 1000, o2), NotFoundError, "another team's setTimeout: NotFoundError")
+  check(!(await Sandbox.kill(sbx.sandboxId, o2)), "another team's kill: false")
+  check((await Sandbox.list(o2).nextItems()).length === 0, "another team's list is empty")
+  check((await sbx.getInfo()).state === 'running', 'the sandbox is untouched')
+}
+
+// The lifecycle through the SDK: pause, isRunning, connect, kill; `files`: check that files survive.
+async function lifecycle(opts, sbx, other, files) {
+  check(await sbx.pause(), 'pause')
+  check(!(await sbx.pause()), 'pause of a paused sandbox: false')
+  check(!(await sbx.isRunning()), 'isRunning is false while paused')
+  check((await sbx.getInfo()).state === 'paused', 'getInfo says paused')
+  const again = await Sandbox.connect(sbx.sandboxId, opts)
+  check((await again.getInfo()).state === 'running', 'connect resumes it')
+  if (files) {
+    check(await again.isRunning(), 'isRunning after connect')
+    check((await again.files.read('/tmp/m/a.txt')) === 'A', 'its files survived the pause')
+  }
+  check(await again.kill(), 'kill')
+  check(!(await Sandbox.kill(sbx.sandboxId, opts)), 'kill of a killed sandbox: false')
+  const left = await Sandbox.list(opts).nextItems()
+  check(!left.some((s) => s.sandboxId === sbx.sandboxId), 'list no longer has it')
+  await other.kill()
+}
+
+// A server-streaming Connect call made by hand: its frames as [ms since the request, flags, message].
+async function rawStream(sbx, method, msg, headers = {}) {
+  const json = Buffer.from(JSON.stringify(msg))
+  const body = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), json])
+  body.writeUInt32BE(json.length, 1)
+  const t0 = Date.now()
+  const res = await fetch(`${base}/${method}`, {
+    method: 'POST', body, headers: {
+      'Content-Type': 'application/connect+json', 'Connect-Protocol-Version': '1', 'E2b-Sandbox-Id': sbx.sandboxId,
+      'E2b-Sandbox-Port': '49983', 'X-Access-Token': sbx.envdAccessToken, ...headers,
+    },
+  })
+  const frames = []
+  let buf = Buffer.alloc(0)
+  for await (const chunk of res.body) {
+    buf = Buffer.concat([buf, chunk])
+    while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+      const n = buf.readUInt32BE(1)
+      frames.push([Date.now() - t0, buf[0], JSON.parse(buf.subarray(5, 5 + n).toString())])
+      buf = buf.subarray(5 + n)
+    }
+  }
+  return { status: res.status, type: res.headers.get('content-type'), frames, rest: buf.length }
+}
+
+// The wire itself: the start event comes at once, keepalives while a process is quiet.
+async function wire(sbx) {
+  const r = await rawStream(sbx, 'process.Process/Start', { process: { cmd: '/bin/bash', args: ['-l', '-c', 'sleep 2.5; echo done'] } },
+    { 'Keepalive-Ping-Interval': '1' })
+  const kinds = r.frames.map(([, f, m]) => f === 2 ? 'eos' : Object.keys(m.event ?? {})[0])
+  check(r.status === 200 && /^application\/connect\+json/.test(r.type) && r.rest === 0, 'a stream is 200 application/connect+json', r.type)
+  check(kinds[0] === 'start' && r.frames[0][0] < 1500, 'the start event comes before the process ends', r.frames[0])
+  check(kinds.filter((k) => k === 'keepalive').length >= 1, 'keepalive frames while the process is quiet', kinds)
+  check(kinds.slice(-3).join() === 'data,end,eos' && JSON.stringify(r.frames.at(-1)[2]) === '{}', 'data, end, end of stream', kinds)
+  const bad = await rawStream(sbx, 'process.Process/Start', { process: { cmd: '/bin/bash', args: ['-c', 'true'], cwd: '/nope' } })
+  check(bad.frames.length === 1 && bad.frames[0][1] === 2 && bad.frames[0][2].error?.code === 'invalid_argument', 'a start that fails: only the end of stream, with the error', bad.frames)
+  const unknown = await fetch(`${base}/process.Process/Nope`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken } })
+  check((await unknown.json()).code === 'unimplemented', 'an unknown method: unimplemented')
+  const gone = await fetch(`${base}/health`, { headers: { 'E2b-Sandbox-Id': 'aaaaaaaaaaaaaaaaaaaa' } })
+  check(gone.status === 502, 'an unknown sandbox: 502 as the E2B proxy answers', gone.status)
+}
+
+// The data plane: commands and files.
+async function dataPlane(opts, sbx, other) {
+  let t0
+
+  // commands
+  t0 = Date.now()
+  const r = await sbx.commands.run('echo hi')
+  check(r.exitCode === 0 && r.stdout === 'hi\n' && r.stderr === '', "commands.run('echo hi')", r)
+  console.log(`     (round trip ${Date.now() - t0} ms)`)
+  const env = await sbx.commands.run('echo "$GREETING $FOO $HOME"; pwd; echo oops >&2', { envs: { FOO: 'bar' } })
+  check(env.stdout === 'hello bar /home/user\n/home/user\n' && env.stderr === 'oops\n', 'envs, default cwd and stderr', env)
+  const cwd = await sbx.commands.run('pwd', { cwd: '/tmp' })
+  check(cwd.stdout === '/tmp\n', 'cwd', cwd.stdout)
+  const root = await sbx.commands.run('echo $USER $HOME', { user: 'root' })
+  check(root.stdout === 'root /root\n', 'user root', root.stdout)
+  const bad = await throws(() => sbx.commands.run('echo out; exit 3'), CommandExitError, 'a non-zero exit throws CommandExitError')
+  check(bad?.exitCode === 3 && bad?.stdout === 'out\n', 'its exit code and output', { exitCode: bad?.exitCode, stdout: bad?.stdout })
+  const chunks = []
+  await sbx.commands.run('echo one; echo two', { onStdout: (d) => chunks.push(d) })
+  check(chunks.join('') === 'one\ntwo\n', 'onStdout gets the output', chunks)
+  await throws(() => sbx.commands.run('pwd', { cwd: '/no/such/dir' }), InvalidArgumentError, 'a missing cwd: InvalidArgumentError')
+
+  const bg = await sbx.commands.run('sleep 60', { background: true })
+  check(bg.pid > 0, 'background command has a pid', bg.pid)
+  const procs = await sbx.commands.list()
+  check(procs.some((p) => p.pid === bg.pid && p.cmd === '/bin/bash' && p.args.at(-1) === 'sleep 60'), 'commands.list shows it', procs)
+  check(await sbx.commands.kill(bg.pid), 'commands.kill')
+  const killed = await throws(() => bg.wait(), CommandExitError, 'a killed command ends with CommandExitError')
+  check(killed?.exitCode === -1, 'killed: exit code -1', killed?.exitCode)
+  check(!(await sbx.commands.kill(bg.pid)), 'killing it again says false')
+  const bg2 = await sbx.commands.run('sleep 1; echo late', { background: true })
+  const seen = []
+  const attached = await sbx.commands.connect(bg2.pid, { onStdout: (d) => seen.push(d) })
+  const late = await attached.wait()
+  check(late.exitCode === 0 && seen.join('') === 'late\n', 'commands.connect to a running process', { late, seen })
+  await bg2.wait()
+  await throws(() => sbx.commands.run('sleep 10', { timeoutMs: 1000 }), Error, 'a command past its timeoutMs ends')
+  await wire(sbx)
+  check((await sbx.commands.list()).length === 0, 'no process left')
+
+  // files
+  const w = await sbx.files.write('/home/user/hello.txt', 'hello world\n')
+  check(w.path === '/home/user/hello.txt' && w.name === 'hello.txt', 'files.write (text)', w)
+  check((await sbx.files.read('/home/user/hello.txt')) === 'hello world\n', 'files.read (text)')
+  check((await sbx.commands.run('cat hello.txt')).stdout === 'hello world\n', 'a command sees the file')
+  const bin = new Uint8Array(70_000).map((_, i) => (i * 7 + 3) & 255)
+  await sbx.files.write('rel/bin.dat', bin.buffer)
+  const back = await sbx.files.read('/home/user/rel/bin.dat', { format: 'bytes' })
+  check(back.length === bin.length && back.every((b, i) => b === bin[i]), 'binary write/read (relative path, parents made)', back.length)
+  const many = await sbx.files.write([{ path: '/tmp/m/a.txt', data: 'A' }, { path: '/tmp/m/b.txt', data: 'B' }])
+  check(many.length === 2 && many[1].path === '/tmp/m/b.txt', 'files.write of several files', many)
+  await sbx.files.write('/tmp/m/z.gz.txt', 'zipped\n', { gzip: true })
+  check((await sbx.files.read('/tmp/m/z.gz.txt')) === 'zipped\n', 'octet-stream upload with gzip')
+  const big = new Uint8Array(8 << 20).map((_, i) => (i * 13) & 255)
+  t0 = Date.now()
+  await sbx.files.write('/tmp/big.bin', big.buffer)
+  const bigBack = await sbx.files.read('/tmp/big.bin', { format: 'bytes' })
+  check(bigBack.length === big.length && bigBack.every((b, i) => b === big[i]), '8 MiB file write/read', bigBack.length)
+  console.log(`     (8 MiB up and down in ${Date.now() - t0} ms)`)
+  const entries = await sbx.files.list('/tmp/m')
+  check(entries.map((e) => e.name).join(',') === 'a.txt,b.txt,z.gz.txt' && entries.every((e) => e.type === 'file'), 'files.list', entries.map((e) => e.name))
+  const deep = await sbx.files.list('/home/user', { depth: 2 })
+  check(deep.some((e) => e.path === '/home/user/rel/bin.dat' && e.size === bin.length), 'files.list with depth 2', deep.map((e) => e.path))
+  check(await sbx.files.exists('/home/user/hello.txt'), 'files.exists: true')
+  check(!(await sbx.files.exists('/home/user/nope')), 'files.exists: false')
+  const gi = await sbx.files.getInfo('/home/user/hello.txt')
+  check(gi.type === 'file' && gi.size === 12 && gi.mode === 0o644 && gi.permissions === '-rw-r--r--', 'files.getInfo', gi)
+  const link = await sbx.files.getInfo('/bin/sh')
+  check(link.symlinkTarget === '/bin/busybox' && link.type === 'file', 'getInfo of a symlink', link)
+  await throws(() => sbx.files.getInfo('/nope'), FileNotFoundError, 'getInfo of nothing: FileNotFoundError')
+  await throws(() => sbx.files.read('/nope'), FileNotFoundError, 'read of nothing: FileNotFoundError')
+  check(await sbx.files.makeDir('/home/user/newdir/sub'), 'files.makeDir')
+  check(!(await sbx.files.makeDir('/home/user/newdir/sub')), 'makeDir of an existing dir: false')
+  const mv = await sbx.files.rename('/home/user/hello.txt', '/home/user/newdir/moved.txt')
+  check(mv.path === '/home/user/newdir/moved.txt' && !(await sbx.files.exists('/home/user/hello.txt')), 'files.rename', mv)
+  await sbx.files.remove('/home/user/newdir')
+  check(!(await sbx.files.exists('/home/user/newdir')), 'files.remove (a tree)')
+  await sbx.files.remove('/home/user/never-was') // a missing path is not an error on envd
+
+  // the data plane is the sandbox's: its access token is required
+  const res = await fetch(`${base}/files?path=%2Fetc%2Fpasswd`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983', 'X-Access-Token': 'wrong' } })
+  check(res.status === 401, 'a wrong X-Access-Token is refused', res.status)
+  const res2 = await fetch(`${base}/process.Process/List`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json', 'E2b-Sandbox-Id': other.sandboxId } })
+  check(res2.status === 401, 'no token: refused', res2.status)
+
+  check(await sbx.isRunning(), 'isRunning')
+}
+
+async function main() {
+  const create = (meta) => Sandbox.create('base', { ...opts, timeoutMs: 120_000, metadata: meta, envs: { GREETING: 'hello' } })
+  let sbx
+  try {
+    sbx = await create({ suite: 'e2b', n: '1' })
+  } catch (e) {
+    if (vms && /cannot start sandboxes on this host/.test(e?.message)) {
+      console.log(`     (no microVMs here: ${e.message})`)
+      process.exit(3)
+    }
+    throw e
+  }
+  const other = await create({ suite: 'other' })
+  await controlPlane(opts, sbx, other)
+  await otherTeam(sbx)
+  if (vms)
+    await dataPlane(opts, sbx, other)
+  else
+    check(!(await sbx.isRunning()), 'isRunning is false without a guest (API-only mode)')
+  await lifecycle(opts, sbx, other, vms)
+  if (!vms)
+    console.log('NOTE: the data-plane checks (commands, files) were skipped: no usable /dev/kvm here (or LEL_E2B_API_ONLY=1)')
+}
+
+try {
+  await main()
+} catch (e) {
+  failed++
+  console.log(`FAIL unexpected error: ${e?.stack || e}`)
+}
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed ? 1 : 0)
