@@ -388,6 +388,9 @@ static int image_phase(struct lel_template *t)
         int parts;
         lel__img_push_stats(bs->push, &entries, &parts);
         snprintf(bs->what, sizeof(bs->what), parts ? "image: unpacking part %d" : "image: preparing", parts);
+        if (parts) /* progress in the build's log as it goes */
+            logf_(b, "info", "image: part %d in the build VM (%llu entries so far), unpacking it", parts,
+                  (unsigned long long)entries);
         if (cmd_start(bs, argv, 0) < 0)
             finish(t, "the image could not be unpacked in the build VM; see the logs");
         return 1;

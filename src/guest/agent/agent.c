@@ -1,3 +1,7 @@
+/* The agent: the kernel's entry (kmain) and the host channel's request loop. The host writes a
+ * request into the mailbox (and the bulk area) and interrupts; the loop answers it, and between
+ * requests runs the scheduler, or waits for the next interrupt when nothing can run. Each
+ * request's op is served here or by files.c (file requests) and work.c (test area). */
 #include "files.h"
 #include "work.h"
 #include "../arch/arch.h"

@@ -1,3 +1,6 @@
+/* Open files and descriptor tables: what a descriptor refers to (a file-system node, a pipe
+ * end, a socket, an epoll instance, an eventfd, the session's stdin or output), references,
+ * close-on-exec, and read and write on any kind of file. */
 #include "file.h"
 
 #include "dev.h"

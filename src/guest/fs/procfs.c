@@ -1,3 +1,11 @@
+/* /proc, enough for free, df, ps, top and programs that read their own status: real directory
+ * entries in the file system (one directory per process, made and removed with it), whose
+ * files have no contents of their own: each open gets a fresh copy written from the kernel's
+ * state (an anonymous file, so reads, seeks and fstat behave as for any file). /proc/self is a
+ * symlink re-pointed at each process switch. /proc/<pid>/fd is brought up to date whenever it
+ * is searched or listed: a symlink per descriptor, which readlink shows as Linux does and whose
+ * open reaches the descriptor's file (so /dev/stdin, /dev/stdout, /dev/stderr and /dev/fd/N,
+ * links into /proc/self/fd, work). */
 #include "procfs.h"
 
 #include "../arch/arch.h"

@@ -1,3 +1,8 @@
+/* Address spaces. Page tables: PML4 slots 0..255 are the process's own, 256..511 are copied
+ * from the kernel's (U/S=1 everywhere, as PVM requires; guest user/kernel isolation is not the
+ * security boundary — the VM is). Every user pointer a syscall receives is translated through
+ * the address space's page table before it is touched (translate), so a bad pointer is
+ * -EFAULT, never a kernel fault. Knows nothing of processes: callers pass the address space. */
 #include "vm.h"
 
 #include "../arch/cpu.h"

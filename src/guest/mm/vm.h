@@ -1,3 +1,5 @@
+/* Address spaces (struct mm): page tables, lazily populated ranges, the stack's growth, and
+ * translation of user addresses; the user half's layout (stack, mappings). */
 #ifndef LEL_GUEST_MM_VM_H
 #define LEL_GUEST_MM_VM_H
 

@@ -1,3 +1,5 @@
+/* Syscalls on paths and file metadata: open, stat, access, readlink, directories and their
+ * entries, links, renames, modes, times, truncation, statfs, extended attributes (none). */
 #include "syscall.h"
 
 #include "../fs/file.h"
@@ -74,6 +76,17 @@ static struct inode *base_dir(int64_t dirfd64, long *err)
     return f->ino;
 }
 
+/* A user path (into `path`, FS_PATH_MAX bytes) and the directory it is relative to (dirfd, or
+ * the working directory for AT_FDCWD). */
+static long path_at(int64_t dirfd, uint64_t upath, char *path, struct inode **base)
+{
+    long err = 0, n = copy_str(upath, path, FS_PATH_MAX);
+    if (n < 0)
+        return n;
+    *base = base_dir(dirfd, &err);
+    return *base ? 0 : err;
+}
+
 static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
 {
     struct kstat st;
@@ -109,12 +122,9 @@ static long fill_stat(struct inode *ino, enum ftype t, uint64_t buf)
 static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long n = copy_str(upath, path, sizeof(path));
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     int r = fs_lookup(base, path, !(flags & O_NOFOLLOW), &ino);
     if (r == -ENOENT && (flags & O_CREAT)) {
@@ -288,12 +298,9 @@ static long sys_xattr(uint64_t upath, int64_t fd, int follow, int set)
 static long sys_access(int64_t dirfd, uint64_t upath)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long n = copy_str(upath, path, sizeof(path));
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
 }
@@ -301,12 +308,9 @@ static long sys_access(int64_t dirfd, uint64_t upath)
 static long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long len = copy_str(upath, path, sizeof(path));
-    if (len < 0)
-        return len;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     int r = fs_lookup(base, path, 0, &ino);
     if (r < 0)
@@ -353,11 +357,9 @@ static long sys_chdir(uint64_t upath)
 /* The directory and last component of a user path; `path` is the caller's buffer. */
 static long parent_of(int64_t dirfd, uint64_t upath, char *path, struct inode **dir, const char **name, uint64_t *nlen)
 {
-    long err = 0, n = copy_str(upath, path, FS_PATH_MAX);
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err);
-    if (!base)
+    struct inode *base;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     return fs_parent(base, path, dir, name, nlen);
 }
