@@ -1,3 +1,11 @@
+/* Readiness of descriptors, eventfd and epoll. Go's runtime needs epoll as
+ * soon as it polls a pipe (os/exec) and eventfd to wake its poller; libuv, tokio and asyncio
+ * use the same pair.
+ *
+ * Everything that changes a pipe's or an eventfd's readiness bumps its `seq` and wakes W_PIPE
+ * waiters; poll, select and epoll_wait sleep on W_PIPE. Edge-triggered epoll (EPOLLET) reports
+ * an item when it is ready and its seq moved since the last report: every write to a pipe is
+ * an edge, as on Linux, and a report that finds nothing new costs the caller one EAGAIN. */
 #include "epoll.h"
 
 #include "file.h"
@@ -7,6 +15,7 @@
 #include "../mm/page.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
+#include "../proc/session.h"
 #include "../proc/signal.h"
 
 static uint32_t epoll_ready(struct epoll *ep, int depth);
@@ -22,6 +31,8 @@ uint64_t file_seq(const struct file *f)
 {
     if (f->type == F_SOCK)
         return sock_seq(f->sock);
+    if (f->type == F_OUT)
+        return f->ob ? f->ob->rd : 0; /* the host's reads give room */
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -38,6 +49,8 @@ uint32_t file_events(struct file *f, int depth)
         return sock_events(f->sock);
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */
         return depth < 2 && epoll_ready(f->ep, depth + 1) ? POLLIN_ : 0;
+    case F_OUT: /* a streamed command's output waits while the host is behind */
+        return POLLIN_ | (outbuf_writable(f->ob) ? POLLOUT_ : 0);
     default:
         return POLLIN_ | POLLOUT_;
     }

@@ -1,3 +1,5 @@
+/* Syscalls on time: clocks, sleeps, interval timers (alarm, setitimer), times, futexes (sleeping
+ * until a word changes), and getrandom. */
 #include "syscall.h"
 
 #include "../arch/arch.h"
