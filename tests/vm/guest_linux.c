@@ -30,6 +30,7 @@ static const struct {
 } sections[] = {
     {"time", time_checks},
     {"files", file_checks},
+    {"pgrp", pgrp_checks},
 };
 
 int main(int argc, char **argv)

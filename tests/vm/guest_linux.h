@@ -14,5 +14,6 @@ long mono_ms(void);
 /* The sections, each in its file (guest_linux_*.c). */
 void time_checks(void);
 void file_checks(void);
+void pgrp_checks(void);
 
 #endif

@@ -55,13 +55,6 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
         b->p[b->n++] = "0123456789ABCDEF"[(v >> (4 * digits)) & 0xf];
 }
 
-static struct proc *proc_by_pid(int pid)
-{
-    for (int i = 0; i < MAX_PROCS; i++)
-        if (ptable.procs[i].state != P_FREE && ptable.procs[i].pid == pid)
-            return &ptable.procs[i];
-    return 0;
-}
 
 static char state_letter(const struct proc *p)
 {
@@ -100,9 +93,9 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_s(b, " ");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
         put_s(b, " ");
-        put_u(b, (uint64_t)p->pid);
+        put_u(b, (uint64_t)p->pgid);
         put_s(b, " ");
-        put_u(b, (uint64_t)p->pid);
+        put_u(b, (uint64_t)p->sid);
         put_s(b, " 0 -1 4194304 0 0 0 0 "); /* tty, tpgid, flags, page faults */
         put_u(b, proc_cpu(p) / 10000000ULL); /* utime, in 1/100 s (system time is not split off) */
         put_s(b, " 0 ");

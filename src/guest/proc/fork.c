@@ -59,6 +59,8 @@ struct proc *process_new(uint64_t flags, long *err)
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
     c->nice = g->nice;
+    c->pgid = g->pgid;
+    c->sid = g->sid;
     kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));
     exe_set(c, g->exe);

@@ -241,6 +241,16 @@ struct proc *proc_alloc(void)
     return 0;
 }
 
+struct proc *proc_by_pid(int pid)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &ptable.procs[i];
+        if (p->state != P_FREE && p->group == p && p->pid == pid)
+            return p;
+    }
+    return 0;
+}
+
 void rlim_init(struct proc *p)
 {
     for (int r = 0; r < RLIM_N; r++)

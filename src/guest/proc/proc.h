@@ -47,6 +47,9 @@ enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
 
 enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
+/* The process (its leader) whose pid is `pid`, zombies included; NULL when there is none. */
+struct proc *proc_by_pid(int pid);
+
 /* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
  * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
 #define RLIM_N 16
@@ -84,6 +87,7 @@ struct proc {
     uint64_t fs_base;
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
+    int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t sig_handled; /* bit n: signal n has a handler */
     uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */

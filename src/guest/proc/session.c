@@ -333,6 +333,7 @@ int start(const struct image *im, const struct proc_spec *spec)
     p->sess = s;
     p->state = P_BLOCKED; /* not runnable until it is complete */
     rlim_init(p);
+    p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;

@@ -206,6 +206,62 @@ static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
     return sys_clone(regs, a[0] | (a[4] & 0xff), a[5] ? a[5] + a[6] : 0, a[3], a[2], a[7]);
 }
 
+/* setpgid(pid, pgid), as on Linux: this process or a child of it (pid 0: this one) moves to
+ * process group `pgid` of its session (0: a new one named by its pid); a session leader stays
+ * where it is (EPERM), and so does a process of another session or asked into a group its
+ * session does not have. */
+static long sys_setpgid(int64_t pid64, int64_t pgid64)
+{
+    struct proc *me = proc_cur()->group;
+    int pid = (int)pid64 ? (int)pid64 : me->pid, pgid = (int)pgid64 ? (int)pgid64 : pid;
+    if ((int)pgid64 < 0)
+        return -EINVAL;
+    struct proc *p = proc_by_pid(pid);
+    if (!p || p->state == P_ZOMBIE || (p != me && p->ppid != me->pid))
+        return -ESRCH;
+    if (p->sid == p->pid || p->sid != me->sid)
+        return -EPERM;
+    int exists = pgid == pid;
+    for (int i = 0; i < MAX_PROCS && !exists; i++) {
+        struct proc *q = &ptable.procs[i];
+        exists = q->state != P_FREE && q->group == q && q->pgid == pgid && q->sid == me->sid;
+    }
+    if (!exists)
+        return -EPERM;
+    p->pgid = pgid;
+    return 0;
+}
+
+/* setsid: a new session and process group, both named by this process's pid; refused (EPERM)
+ * to a process that already leads a group, as on Linux. It also leaves its command, so the
+ * command's end and its timeout no longer reach it (see session.c). */
+static long sys_setsid(void)
+{
+    struct proc *me = proc_cur()->group;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *q = &ptable.procs[i];
+        if (q->state != P_FREE && q->group == q && q->pgid == me->pid)
+            return -EPERM;
+    }
+    me->pgid = me->sid = me->pid;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *t = &ptable.procs[i];
+        if (t->state == P_FREE || t->group != me)
+            continue;
+        if (t->sess && t->sess->root != t)
+            t->sess = 0;
+        t->hup_at = 0;
+    }
+    return me->pid;
+}
+
+/* Whether process `p` is one that wait4's `pid` names for the caller `me`: any child (-1), a
+ * child in the caller's group (0), in group -pid (below -1), or the child `pid`. */
+static int wait_selects(const struct proc *p, const struct proc *me, int pid)
+{
+    return pid == -1 ? 1 : pid == 0 ? p->pgid == me->pgid : pid < 0 ? p->pgid == -(int64_t)pid : p->pid == pid;
+}
+
 /* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
 static long put_rusage(uint64_t uru, uint64_t ns)
 {
@@ -224,7 +280,7 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
         int children = 0;
         for (int i = 0; i < MAX_PROCS; i++) {
             struct proc *p = &ptable.procs[i];
-            if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || (pid > 0 && p->pid != pid))
+            if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || !wait_selects(p, cur->group, pid))
                 continue;
             children++;
             if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
@@ -309,28 +365,31 @@ long sc_getrusage(const struct sysargs *s)
 
 long sc_setpgid(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* setpgid: process groups are the command */
+    return sys_setpgid((int64_t)s->a, (int64_t)s->b);
 }
 
 long sc_setsid(const struct sysargs *s)
 {
-    struct proc *cur = proc_cur();
     (void)s;
-    /* setsid: leaves the command, so its end and its timeout no longer reach it */
-    long ret;
-    if (cur->sess && cur->sess->root != cur)
-        cur->sess = 0;
-    cur->hup_at = 0;
-    ret = cur->pid;
-    return ret;
+    return sys_setsid();
 }
 
 long sc_getpgrp(const struct sysargs *s)
 {
-    struct proc *cur = proc_cur();
     (void)s;
-    return cur->pid; /* getpgrp, getpgid */
+    return proc_cur()->group->pgid;
+}
+
+long sc_getpgid(const struct sysargs *s)
+{
+    struct proc *p = (int)s->a ? proc_by_pid((int)s->a) : proc_cur()->group;
+    return p ? p->pgid : -ESRCH;
+}
+
+long sc_getsid(const struct sysargs *s)
+{
+    struct proc *p = (int)s->a ? proc_by_pid((int)s->a) : proc_cur()->group;
+    return p ? p->sid : -ESRCH;
 }
 
 long sc_getuid(const struct sysargs *s)

@@ -115,6 +115,8 @@ long sc_getrusage(const struct sysargs *s);
 long sc_setpgid(const struct sysargs *s);
 long sc_setsid(const struct sysargs *s);
 long sc_getpgrp(const struct sysargs *s);
+long sc_getpgid(const struct sysargs *s);
+long sc_getsid(const struct sysargs *s);
 long sc_getuid(const struct sysargs *s);
 long sc_uname(const struct sysargs *s);
 long sc_getrlimit(const struct sysargs *s);
