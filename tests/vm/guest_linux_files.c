@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,8 +145,44 @@ static void fifos(void)
     }
 }
 
+/* Pipes and sockets have inode numbers of their own (both ends of a pipe the same one), as
+ * readlink of /proc/self/fd names them: `diff <(echo a) <(echo b)` tells two pipes apart so. */
+static void pipe_inodes(void)
+{
+    int a[2], b[2], s[2];
+    if (pipe(a) < 0 || pipe(b) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, s) < 0)
+        return;
+    struct stat ra, wa, rb, s0, s1;
+    fstat(a[0], &ra);
+    fstat(a[1], &wa);
+    fstat(b[0], &rb);
+    fstat(s[0], &s0);
+    fstat(s[1], &s1);
+    say("a pipe's ends share an inode", ra.st_ino == wa.st_ino && ra.st_ino != 0 && S_ISFIFO(ra.st_mode), (long)ra.st_ino);
+    say("two pipes have two inodes", ra.st_ino != rb.st_ino, (long)rb.st_ino);
+    say("sockets have inodes of their own", s0.st_ino != s1.st_ino && s0.st_ino && S_ISSOCK(s0.st_mode), (long)s0.st_ino);
+    char link[64], want[64], path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", a[0]);
+    ssize_t n = readlink(path, link, sizeof(link) - 1);
+    link[n > 0 ? n : 0] = 0;
+    snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)ra.st_ino);
+    say("readlink names the pipe's inode", !strcmp(link, want), n);
+    struct stat via;
+    snprintf(path, sizeof(path), "/dev/fd/%d", b[0]);
+    say("stat through /dev/fd reaches the pipe", stat(path, &via) == 0 && via.st_ino == rb.st_ino, (long)via.st_ino);
+    FILE *d = popen("echo a | (exec 3<&0; echo b | diff /dev/fd/3 - >/dev/null; echo $?)", "r");
+    int rc = -1;
+    if (!d || fscanf(d, "%d", &rc) != 1)
+        rc = -1;
+    if (d)
+        pclose(d);
+    say("diff of two pipes sees them differ", rc == 1, rc);
+    close(a[0]), close(a[1]), close(b[0]), close(b[1]), close(s[0]), close(s[1]);
+}
+
 void file_checks(void)
 {
+    pipe_inodes();
     umasks();
     big_epoll();
     many_fds();

@@ -66,10 +66,28 @@ uint64_t fd_limit(void)
     return lim < NFD_MAX ? lim : NFD_MAX;
 }
 
+uint64_t anon_ino(void)
+{
+    static uint64_t next = 10000;
+    return ++next;
+}
+
+uint64_t file_ino(const struct file *f)
+{
+    if (f->ino)
+        return f->ino->ino;
+    if (f->pipe)
+        return f->pipe->fifo ? f->pipe->fifo->ino : f->pipe->id;
+    if (f->sock)
+        return f->sock->id;
+    return f->type == F_EVENT || f->type == F_EPOLL ? 1 : f->id;
+}
+
 struct file *file_new(enum ftype t, struct inode *ino, int flags)
 {
     struct file *f = kmalloc(sizeof(*f));
     if (f) {
+        f->id = ino ? 0 : anon_ino();
         f->type = t;
         f->ino = ino;
         fs_hold(ino);

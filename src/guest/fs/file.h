@@ -29,6 +29,7 @@ struct file {
     struct sock *sock; /* F_SOCK */
     uint64_t off;
     uint64_t count, seq; /* F_EVENT: the counter, and how often it changed */
+    uint64_t id; /* its inode number when it has no inode of its own (a command's output) */
     int flags;
     int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;
@@ -56,6 +57,18 @@ struct files {
 #define O_NONBLOCK_ 04000
 
 void fd_set_cloexec(int fd, int on);
+
+/* A new inode number for what lives on no file system (pipes, a command's output), as Linux's
+ * pipefs numbers its pipes; their st_dev is PIPEFS_DEV. */
+uint64_t anon_ino(void);
+#define PIPEFS_DEV 12
+#define SOCKFS_DEV 8
+#define ANON_INODE_DEV 13
+
+/* The inode number fstat reports for `f` and the one /proc/<pid>/fd's link names: its inode's,
+ * its pipe's (both ends alike), its socket's, or its own; 1 for an anonymous inode (eventfd,
+ * epoll), which Linux shares among them all. */
+uint64_t file_ino(const struct file *f);
 
 /* Whether descriptor `fd` of the table closes on execve. */
 int fd_cloexec(const struct files *t, uint64_t fd);

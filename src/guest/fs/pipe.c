@@ -25,8 +25,10 @@ struct pipe *pipe_new(void)
         kfree(p, sizeof(*p));
         return 0;
     }
-    if (p)
+    if (p) {
         p->readers = p->writers = 1;
+        p->id = anon_ino();
+    }
     return p;
 }
 

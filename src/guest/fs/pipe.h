@@ -20,6 +20,7 @@ struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
+    uint64_t id; /* its inode number (anon_ino) */
     int readers, writers;
     struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
     struct pipe *fifo_next; /* the other named pipes that are open */

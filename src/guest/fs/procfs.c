@@ -320,7 +320,6 @@ void procfs_add(const struct proc *p)
 static void fd_describe(const struct file *f, char *t, uint64_t cap)
 {
     const char *kind = f->type == F_EVENT ? "anon_inode:[eventfd]" : f->type == F_EPOLL ? "anon_inode:[eventpoll]" : 0;
-    const void *obj = f->type == F_SOCK ? (const void *)f->sock : f->type == F_OUT ? (const void *)f->ob : f->pipe;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
@@ -331,7 +330,7 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
         return;
     }
     char num[21];
-    const char *v = kutoa(num, ((uint64_t)(uintptr_t)obj >> 4) & 0xffffffffULL), *pre = f->type == F_SOCK ? "socket:[" : "pipe:[";
+    const char *v = kutoa(num, file_ino(f)), *pre = f->type == F_SOCK ? "socket:[" : "pipe:[";
     uint64_t at = kstrlen(pre), vl = kstrlen(v);
     kmemcpy(t, pre, at);
     kmemcpy(t + at, v, vl);
