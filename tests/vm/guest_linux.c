@@ -31,6 +31,7 @@ static const struct {
     {"time", time_checks},
     {"files", file_checks},
     {"pgrp", pgrp_checks},
+    {"shm", shm_checks},
 };
 
 int main(int argc, char **argv)

@@ -15,5 +15,6 @@ long mono_ms(void);
 void time_checks(void);
 void file_checks(void);
 void pgrp_checks(void);
+void shm_checks(void);
 
 #endif

@@ -180,6 +180,7 @@ static void gen_global(struct sbuf *b, int kind)
     case GEN_MOUNTS:
         put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
                                   : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
+        put_s(b, "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n"); /* a directory of the same file system */
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
@@ -323,6 +324,15 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
+    if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFREG && f->ino->target) { /* a memfd */
+        uint64_t n = kstrlen(f->ino->target);
+        if (n + 12 <= cap) {
+            t[0] = '/';
+            kmemcpy(t + 1, f->ino->target, n);
+            kmemcpy(t + 1 + n, " (deleted)", 11);
+            return;
+        }
+    }
     if (f->type == F_INODE || f->type == F_STDIN)
         kind = f->type == F_STDIN ? "/dev/null" : "anon_inode:[file]"; /* a command's stdin, a removed file */
     if (kind) {

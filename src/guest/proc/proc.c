@@ -8,6 +8,7 @@
 #include "../arch/fpu.h"
 #include "../fs/dev.h"
 #include "../fs/file.h"
+#include "../fs/fmap.h"
 #include "../fs/fs.h"
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
@@ -73,7 +74,7 @@ int proc_page_fault(uint64_t addr, uint64_t err)
     struct proc *cur = proc_cur();
     if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
         return 0;
-    if (stack_grow(cur->mm->pml4, addr))
+    if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
         return 1;
     int r = lazy_fault(cur->mm, addr);
     if (r < 0)
@@ -89,6 +90,8 @@ long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
         return -EFAULT;
     while (n) {
         uint64_t gpa = translate(cur->mm, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+        if (!gpa && fmap_fault(cur->mm, va)) /* a shared mapping's page not touched yet */
+            gpa = translate(cur->mm, va, to_user);
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
@@ -120,6 +123,7 @@ void mm_put(struct mm *m)
     if (!m || --m->refs > 0)
         return;
     free_level(m->pml4, 4);
+    fmap_free(m);
     for (int i = 0; i < MM_FILES && m->files[i]; i++) {
         m->files[i]->exec_users--;
         fs_release(m->files[i]);

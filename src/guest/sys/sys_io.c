@@ -122,6 +122,15 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
         return copy_user(arg, &unlocked, sizeof(unlocked), 1);
     }
     case 6: case 7: case 37: case 38: return 0; /* record locks: granted, there is no one to wait for */
+    case 1033: case 1034: /* F_ADD_SEALS, F_GET_SEALS: a memfd's, kept (F_SEAL_SEAL: no more) */
+        if (f->type != F_INODE || (f->ino->mode & S_IFMT) != S_IFREG)
+            return -EINVAL;
+        if (cmd == 1034)
+            return f->ino->seals;
+        if (f->ino->seals & 1)
+            return -EPERM;
+        f->ino->seals |= (uint8_t)(arg & 0x1f);
+        return 0;
     case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ: a pipe holds 64 KiB, always */
         return f->type == F_PIPE_R || f->type == F_PIPE_W ? (long)PIPE_SIZE : -EBADF;
     default: return -EINVAL;

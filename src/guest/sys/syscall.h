@@ -88,6 +88,8 @@ long sc_munmap(const struct sysargs *s);
 long sc_brk(const struct sysargs *s);
 long sc_madvise(const struct sysargs *s);
 long sc_mremap(const struct sysargs *s);
+long sc_msync(const struct sysargs *s);
+long sc_memfd_create(const struct sysargs *s);
 
 /* sys_poll.c */
 long sc_epoll_create(const struct sysargs *s);
