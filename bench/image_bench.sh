@@ -5,10 +5,12 @@
 #   - import of the image's rootfs tar -> ready template: seconds (the rofs build included)
 #   - create from the template -> first command (`true`) answered: p50/p99 over N, base and image
 #   - `python3 -c pass` and `node -e 0` in a sandbox (p50 over 20) and on this host
-#   - M idle sandboxes of each: lelantosd's anonymous and file-backed resident memory per
-#     sandbox, then the same after each ran `python3 -c pass` once, and how much of the image
-#     file is in the page cache (resident once, however many sandboxes map it)
-# Usage: bench/image_bench.sh [N=50] [M=100] [lelantosd binary]
+#   - M idle sandboxes of each: lelantosd's proportional resident memory (PSS: a page that
+#     100 sandboxes map counts a hundredth in each; RSS would count it 100 times), anonymous and
+#     file-backed, per sandbox, and the host's memory in use (the kernel's: KVM's page tables)
+#     per sandbox; then the same after each ran `python3 -c pass` once, and how much of the
+#     image file is in the page cache (resident once, however many sandboxes map it)
+# Usage: bench/image_bench.sh [N=50] [M=100] [lelantosd binary]; MEM=256: the template's memoryMB
 set -euo pipefail
 N=${1:-50}
 M=${2:-100}
@@ -22,12 +24,13 @@ teams:
   max_sandboxes: 1000
 YAML
 now() { echo "${EPOCHREALTIME/,/.}"; }
-rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; } # VmRSS, RssAnon, RssFile (KiB)
+pss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/smaps_rollup"; } # Pss_Anon, Pss_File (KiB)
+sys_used() { awk '/^MemTotal/ {t = $2} /^MemAvailable/ {a = $2} END {print t - a}' /proc/meminfo; } # page cache excluded
 for _ in $(seq 600); do curl -s "${H[@]}" "$U/templates/base" | grep -q '"buildStatus":"ready"' && break; sleep 0.5; done
 
 t0=$(now)
 curl -s -o /dev/null -f "${H[@]}" -T "$TAR" "$U/images/debian:12"
-curl -s -o /dev/null -f "${H[@]}" -d '{"name":"py","memoryMB":512,"fromImage":"debian:12"}' "$U/templates"
+curl -s -o /dev/null -f "${H[@]}" -d "{\"name\":\"py\",\"memoryMB\":${MEM:-256},\"fromImage\":\"debian:12\"}" "$U/templates"
 for _ in $(seq 1200); do
   st=$(curl -s "${H[@]}" "$U/templates/py" | sed -n 's/.*"buildStatus":"\([a-z]*\)".*/\1/p')
   [ "$st" = ready ] || [ "$st" = error ] && break
@@ -60,17 +63,18 @@ id=$(create py)
 for prog in "python3 -c pass" "node -e 0"; do
   cmd "$id" "$prog" > /dev/null # the first run faults the image's pages in
   : > "$tmp/g"
-  for i in $(seq 20); do cmd "$id" "$prog" | sed -n 's/.*"durationMs":\([0-9]*\).*/\1/p' >> "$tmp/g"; done
+  for i in $(seq 20); do cmd "$id" "$prog" | sed -n 's/.*"durationMs":\([0-9]*\).*/\1/p' >> "$tmp/g"; echo >> "$tmp/g"; done
   : > "$tmp/h"
-  for i in $(seq 20); do t0=$(now); $prog; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%d\n", (b - a) * 1000}' >> "$tmp/h"; done
-  echo "$prog: sandbox p50 $(sort -n "$tmp/g" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms, host p50 $(sort -n "$tmp/h" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms"
+  for i in $(seq 20); do t0=$(now); /usr/bin/$prog; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%d\n", (b - a) * 1000}' >> "$tmp/h"; done
+  sed -i '/^$/d' "$tmp/g"
+  echo "$prog: sandbox p50 (the command's durationMs, sh -c included) $(sort -n "$tmp/g" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms, host p50 $(sort -n "$tmp/h" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms"
 done
 curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
 
 # idle sandboxes: memory per sandbox, base against the image's
 for tpl in base py; do
   sleep 2
-  a0=$(rss RssAnon) f0=$(rss RssFile)
+  a0=$(pss Pss_Anon) f0=$(pss Pss_File) s0=$(sys_used)
   ids=()
   for i in $(seq "$M"); do
     id=$(create "$tpl")
@@ -78,14 +82,14 @@ for tpl in base py; do
     ids+=("$id")
   done
   sleep 7 # the metrics sampler has them hand back what they freed
-  a1=$(rss RssAnon) f1=$(rss RssFile)
+  a1=$(pss Pss_Anon) f1=$(pss Pss_File) s1=$(sys_used)
   n=${#ids[@]}
-  echo "$n idle sandboxes of $tpl: $(( (a1 - a0) / n )) KiB anonymous + $(( (f1 - f0) / n )) KiB file-backed resident per sandbox"
+  echo "$n idle sandboxes of $tpl: PSS $(( (a1 - a0) / n )) KiB anonymous + $(( (f1 - f0) / n )) KiB file-backed per sandbox; host memory in use $(( (s1 - s0) / n )) KiB per sandbox"
   if [ "$tpl" = py ]; then
     for id in "${ids[@]}"; do cmd "$id" "python3 -c pass" > /dev/null; done
     sleep 7
-    a2=$(rss RssAnon) f2=$(rss RssFile)
-    echo "  after each ran python3 -c pass: $(( (a2 - a0) / n )) KiB anonymous + $(( (f2 - f0) / n )) KiB file-backed per sandbox"
+    a2=$(pss Pss_Anon) f2=$(pss Pss_File) s2=$(sys_used)
+    echo "  after each ran python3 -c pass: PSS $(( (a2 - a0) / n )) KiB anonymous + $(( (f2 - f0) / n )) KiB file-backed per sandbox; host memory in use $(( (s2 - s0) / n )) KiB per sandbox"
     echo "  the image in the page cache: $(fincore -b -n -o RES "$img" | awk '{printf "%d", $1 / 1048576}') MiB of $(( $(stat -c %s "$img") >> 20 )) MiB, once for all $n"
   fi
   for id in "${ids[@]}"; do curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"; done

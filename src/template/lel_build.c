@@ -183,6 +183,7 @@ struct lel_build_state {
     char what[192];
     struct lel_img_rofs *rofs; /* fromImage: its rofs being built or found (PH_IMAGE) */
     char rofs_path[4300];      /* ... and where it is, for the build VM */
+    int64_t rofs_t0;           /* when its build began (monotonic ms) */
     json_t *env;               /* the env commands get so far (the start point's, then env steps) */
     char cwd[4096];            /* and their working directory (workdir steps) */
 };
@@ -374,6 +375,7 @@ static void image_phase(struct lel_template *t)
     if (!bs->rofs) {
         lel_image_rootfs(t->srv, id, root, sizeof(root));
         lel__img_rofs_path(t->srv, id, bs->rofs_path, sizeof(bs->rofs_path));
+        bs->rofs_t0 = lel_mono_ms();
         if (!(bs->rofs = lel__img_rofs_start(root, bs->rofs_path))) {
             finish(t, "image: cannot start building its root filesystem image");
             return;
@@ -395,9 +397,9 @@ static void image_phase(struct lel_template *t)
         finish(t, reason);
         return;
     }
-    logf_(b, "info", "image %s: root filesystem image %s (%llu MiB, %llu files, directories and links), mapped read-only "
-          "into the VM", json_string_value(json_object_get(img, "name")), reused ? "reused" : "built",
-          (unsigned long long)(st.file_bytes >> 20), (unsigned long long)st.inodes);
+    logf_(b, "info", "image %s: root filesystem image %s in %.1f s (%llu MiB, %llu files, directories and links), mapped "
+          "read-only into the VM", json_string_value(json_object_get(img, "name")), reused ? "reused" : "built",
+          (double)(lel_mono_ms() - bs->rofs_t0) / 1000, (unsigned long long)(st.file_bytes >> 20), (unsigned long long)st.inodes);
     bs->phase = PH_VM;
     next(t, 0);
 }

@@ -22,7 +22,7 @@ struct lel_template {
     lel_actor_t *actor;     /* self (the registry holds the reference) */
     struct lel_build_state *build; /* the build in progress, or NULL */
     json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
-    char image_id[LEL_ID_LEN + 1]; /* fromImage: the image it holds a use of, else "" */
+    char image_id[LEL_ID_LEN + 1]; /* the image it holds a use of (fromImage, or its parent's), else "" */
     struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
 };
 
@@ -30,6 +30,9 @@ struct lel_template {
 /** Parses and checks the body into a definition; NULL with the error set on c. A fromImage
  * definition holds a use of the image (the template made from it gives it back when freed). */
 json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem);
+/** The image a definition holds a use of (fromImage's, or the parent template's: its
+ * imageUse), or NULL. */
+const char *lel__template_image_id(json_t *def);
 /** Checks steps; 0, or -EINVAL with a 400 naming the field. */
 int lel__template_check_steps(lel_call_t *c, json_t *steps);
 /** A file step's mode: an integer 0..07777 or an octal string ("0644"). 0 or -EINVAL. */
