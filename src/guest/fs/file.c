@@ -190,21 +190,19 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
         return sock_io(f, buf, n, 1, 0);
     if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFCHR)
         return (long)n; /* /dev/null, /dev/zero, /dev/random: writes vanish */
+    if (f->type == F_OUT)
+        return outbuf_write_user(f, buf, n);
     uint64_t done = 0;
     while (done < n) {
         uint64_t chunk = n - done > sizeof(tmp) ? sizeof(tmp) : n - done;
         if (copy_user(buf + done, tmp, chunk, 0) < 0)
             return done ? (long)done : -EFAULT;
-        if (f->type == F_OUT) {
-            outbuf_write(f->ob, tmp, chunk);
-        } else {
-            if (f->flags & O_APPEND)
-                f->off = f->ino->size;
-            int64_t w = fs_write(f->ino, f->off, tmp, chunk);
-            if (w < 0)
-                return done ? (long)done : w;
-            f->off += (uint64_t)w;
-        }
+        if (f->flags & O_APPEND)
+            f->off = f->ino->size;
+        int64_t w = fs_write(f->ino, f->off, tmp, chunk);
+        if (w < 0)
+            return done ? (long)done : w;
+        f->off += (uint64_t)w;
         done += chunk;
     }
     return (long)n;
