@@ -351,6 +351,11 @@ void lel__envd_stream_push(struct envd_stream *st, json_t *msg)
     frame_json(&st->queue, &st->qlen, &st->qcap, 0, msg);
 }
 
+void lel__envd_stream_frame(struct envd_stream *st, const char *json, size_t n)
+{
+    frame_append(&st->queue, &st->qlen, &st->qcap, 0, json, n);
+}
+
 int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n)
 {
     if (st->qlen + n > st->qcap) {
@@ -425,18 +430,28 @@ void lel_envd_msg(lel_envd_t *e, const struct lel_envd_host *h, int type, uint32
     if (!st)
         return;
     if (type == LEL_MSG_ENVD_PIECE) {
+        uint32_t pid = st->pid;
         st->want = 1;
-        if (stream_gone(e, st))
+        if (stream_gone(e, st)) {
+            if (pid) /* its process's output waits for its other streams, or for none */
+                lel__envd_proc_drained(e, h, pid);
             return;
+        }
         if (!st->qlen && !st->ended && st->more)
             st->more(e, h, st);
         else
             lel__envd_stream_flush(e, st);
+        if (pid) /* its process's output may wait for it */
+            lel__envd_proc_drained(e, h, pid);
         return;
     }
     /* LEL_MSG_ENVD_TICK */
-    if (stream_gone(e, st))
+    uint32_t pid = st->pid;
+    if (stream_gone(e, st)) {
+        if (pid)
+            lel__envd_proc_drained(e, h, pid);
         return;
+    }
     if (st->want && !st->qlen && !st->ended && lel_mono_ms() - st->last_ms >= st->keepalive_ms - 100) {
         lel__envd_stream_push(st, json_pack("{s:{s:{}}}", "event", "keepalive"));
         lel__envd_stream_flush(e, st);
@@ -485,9 +500,9 @@ char *lel__envd_b64(const void *p, size_t n)
 }
 
 int lel__envd_cmd(const struct lel_envd_host *h, const char *const *argv, const char *const *env, const char *cwd,
-                  uint64_t timeout_ms, uint32_t *id)
+                  uint64_t timeout_ms, unsigned flags, uint32_t *id)
 {
-    struct lel_cmd spec = {argv, env, cwd, NULL, 0, timeout_ms, 0};
+    struct lel_cmd spec = {argv, env, cwd, NULL, 0, timeout_ms, flags};
     return lel_vm_cmd_start(h->vm, &spec, id);
 }
 
@@ -524,6 +539,11 @@ int lel_envd_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c)
     if (!strncmp(m, "process.Process/", 16))
         return lel__envd_proc_call(e, h, c, m + 16);
     return lel__envd_fs_call(e, h, c, !strncmp(m, "filesystem.Filesystem/", 22) ? m + 22 : m);
+}
+
+int lel_envd_cmd_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags)
+{
+    return e && lel__envd_proc_ready(e, h, id, flags);
 }
 
 int lel_envd_cmd_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)

@@ -39,14 +39,20 @@ struct envd_stream {
     struct envd_stream *next;
 };
 
-/* A process started by process.Process/Start: a guest command. */
+/* A process started by process.Process/Start: a guest command whose output the guest streams
+ * (LEL_CMD_STREAM). Its output goes to every stream following it as it comes; while one of them
+ * holds ENVD_BACKLOG bytes its client has not taken, the output waits in the guest (whose
+ * writers then wait), and is read when that stream drains. */
 struct envd_proc {
     uint32_t pid;   /* the guest's command id */
     json_t *config; /* its ProcessConfig as the client sent it (List answers it) */
     char *tag;
     int killed;     /* SendSignal ended it: its end says "signal: killed" */
+    int out_waiting; /* the guest holds output a stream was too far behind to take */
     struct envd_proc *next;
 };
+
+#define ENVD_BACKLOG (1u << 20) /* bytes a stream may hold before a process's output waits in the guest */
 
 /* A unary call waiting for a helper command (a file-system script) in the guest. */
 struct envd_op {
@@ -97,6 +103,8 @@ struct envd_stream *lel__envd_stream_open(lel_envd_t *e, const struct lel_envd_h
                                           const char *type, uint64_t total);
 /** Queues a message frame (stolen) on the stream. */
 void lel__envd_stream_push(struct envd_stream *st, json_t *msg);
+/** Queues a message frame already encoded (n bytes of JSON). */
+void lel__envd_stream_frame(struct envd_stream *st, const char *json, size_t n);
 /** Queues raw bytes (a download's chunk). */
 int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n);
 /** Queues the end of the stream ({} or the error) and hands over what is queued if it can. */
@@ -105,13 +113,18 @@ void lel__envd_stream_end(lel_envd_t *e, struct envd_stream *st, const char *cod
 void lel__envd_stream_flush(lel_envd_t *e, struct envd_stream *st);
 /** Standard base64 with padding of n bytes, malloc'd. */
 char *lel__envd_b64(const void *p, size_t n);
-/** Starts a guest command for envd (its end comes to lel_envd_cmd_ended). Returns as lel_vm_cmd_start. */
+/** Starts a guest command for envd (its end comes to lel_envd_cmd_ended); `flags` LEL_CMD_*.
+ * Returns as lel_vm_cmd_start. */
 int lel__envd_cmd(const struct lel_envd_host *h, const char *const *argv, const char *const *env, const char *cwd,
-                  uint64_t timeout_ms, uint32_t *id);
+                  uint64_t timeout_ms, unsigned flags, uint32_t *id);
 
 /* lel_envd_proc.c */
 int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
 int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
+/** The guest says process `id` has something (LEL_POLL_*): 1 when it is envd's. */
+int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags);
+/** A stream following process `pid` drained: output that waited in the guest is read now. */
+void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid);
 void lel__envd_proc_forget(lel_envd_t *e);
 
 /* lel_envd_fs.c */

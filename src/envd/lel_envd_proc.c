@@ -1,10 +1,14 @@
 /* process.Process on the host: a process is a command in the guest (its pid is the guest's
- * command id). Start answers with the start event at once; the guest hands over a command's
- * output when it ends (up to 1 MiB of each stream), so its data frames and the end event
- * follow then, stdout before stderr. The SDK runs every command as `/bin/bash -l -c <cmd>`:
- * where the guest has no /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell
- * too). Not yet: stdin while a process runs, a pty, signals other than a kill (SIGTERM kills
- * too), Connect's replay of a process that already ended. */
+ * command id). Start answers with the start event at once; the guest streams the command's
+ * output: on its doorbell the sandbox asks what is ready (lel_vm_cmd_poll) and envd reads it
+ * (lel_vm_cmd_read) into data frames for every stream following the process, unless one of
+ * them is ENVD_BACKLOG behind its client: the output then waits in the guest, whose writers
+ * wait too, until that stream drains (so a process printing 1 GB costs the daemon a few MiB,
+ * and none of it is lost). A process nobody follows has its output read and dropped, as envd
+ * does. The SDK runs every command as `/bin/bash -l -c <cmd>`: where the guest has no
+ * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). Not yet: stdin while
+ * a process runs, a pty, signals other than a kill (SIGTERM kills too), Connect's replay of a
+ * process that already ended. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -190,7 +194,8 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     struct envd_proc *p = env ? calloc(1, sizeof(*p)) : NULL;
     if (p) {
         lel__envd_home(e, h, &u);
-        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0, &id);
+        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0, LEL_CMD_STREAM,
+                          &id);
         if (r)
             start_failed(c, r, cwd, argv[0]);
     } else if (env) {
@@ -307,24 +312,94 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
     return 0;
 }
 
-/* The frames of a process's end: its output, then the end event. */
+/* The streams following process `pid` (at most cap). */
+static size_t followers(lel_envd_t *e, uint32_t pid, struct envd_stream **sts, size_t cap)
+{
+    size_t n = 0;
+    for (struct envd_stream *st = e->streams; st && n < cap; st = st->next)
+        if (st->pid == pid && !st->ended)
+            sts[n++] = st;
+    return n;
+}
+
+/* Data frames of `len` bytes of one of the bulk halves (k 0: stdout, 1: stderr), made by hand:
+ * {"event":{"data":{"stdout":"<base64>"}}}, DATA_FRAME bytes of output each. */
+static void data_frames(const struct lel_envd_host *h, int k, uint64_t len, struct envd_stream **sts, size_t nst)
+{
+    static const char *const pre[2] = {"{\"event\":{\"data\":{\"stdout\":\"", "{\"event\":{\"data\":{\"stderr\":\""};
+    char *buf = nst && len ? malloc(DATA_FRAME) : NULL;
+    for (uint64_t off = 0; buf && off < len; off += DATA_FRAME) {
+        size_t n = len - off < DATA_FRAME ? (size_t)(len - off) : DATA_FRAME;
+        n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
+        char *b64 = lel__envd_b64(buf, n);
+        char *msg = NULL;
+        size_t plen = strlen(pre[k]), blen = b64 ? strlen(b64) : 0;
+        if (b64 && (msg = malloc(plen + blen + 5))) {
+            memcpy(msg, pre[k], plen);
+            memcpy(msg + plen, b64, blen);
+            memcpy(msg + plen + blen, "\"}}}", 5);
+            for (size_t i = 0; i < nst; i++)
+                lel__envd_stream_frame(sts[i], msg, plen + blen + 4);
+        }
+        free(msg);
+        free(b64);
+    }
+    free(buf);
+}
+
+/* Reads what the guest holds of process p's output into its streams, unless one of them is too
+ * far behind (the output then waits in the guest until it drains). */
+static void read_output(lel_envd_t *e, const struct lel_envd_host *h, struct envd_proc *p)
+{
+    struct envd_stream *sts[64];
+    size_t nst = followers(e, p->pid, sts, 64);
+    for (size_t i = 0; i < nst; i++)
+        if (sts[i]->qlen >= ENVD_BACKLOG) {
+            p->out_waiting = 1;
+            return;
+        }
+    uint64_t out, err;
+    int ended;
+    p->out_waiting = 0;
+    if (lel_vm_cmd_read(h->vm, p->pid, &out, &err, &ended) < 0)
+        return; /* ended and collected meanwhile, or a guest that does not stream */
+    data_frames(h, 0, out, sts, nst);
+    data_frames(h, 1, err, sts, nst);
+    for (size_t i = 0; i < nst; i++)
+        lel__envd_stream_flush(e, sts[i]);
+}
+
+static struct envd_proc *proc_by_pid(lel_envd_t *e, uint32_t pid)
+{
+    for (struct envd_proc *p = e->procs; p; p = p->next)
+        if (p->pid == pid)
+            return p;
+    return NULL;
+}
+
+int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags)
+{
+    struct envd_proc *p = proc_by_pid(e, id);
+    if (!p)
+        return 0;
+    if (flags & LEL_POLL_OUTPUT)
+        read_output(e, h, p);
+    return 1;
+}
+
+void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid)
+{
+    struct envd_proc *p = proc_by_pid(e, pid);
+    if (p && p->out_waiting && h->vm)
+        read_output(e, h, p);
+}
+
+/* The frames of a process's end: the last of its output, then the end event. */
 static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p, const struct lel_run_result *res,
                        struct envd_stream **sts, size_t nst)
 {
-    static const char *const keys[2] = {"stdout", "stderr"};
-    uint64_t lens[2] = {res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF,
-                        res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF};
-    char *buf = malloc(DATA_FRAME);
-    for (int k = 0; k < 2 && buf; k++)
-        for (uint64_t off = 0; off < lens[k]; off += DATA_FRAME) {
-            size_t n = lens[k] - off < DATA_FRAME ? (size_t)(lens[k] - off) : DATA_FRAME;
-            n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
-            char *b64 = lel__envd_b64(buf, n);
-            for (size_t i = 0; b64 && i < nst; i++)
-                lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", keys[k], b64));
-            free(b64);
-        }
-    free(buf);
+    data_frames(h, 0, res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF, sts, nst);
+    data_frames(h, 1, res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF, sts, nst);
     if (res->truncated) {
         char *note = lel__envd_b64("\n[lelantos: output past 1 MiB was dropped]\n", 43);
         for (size_t i = 0; note && i < nst; i++)
@@ -356,10 +431,7 @@ int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
     if (!p)
         return 0;
     struct envd_stream *sts[64];
-    size_t nst = 0;
-    for (struct envd_stream *st = e->streams; st && nst < 64; st = st->next)
-        if (st->pid == id && !st->ended)
-            sts[nst++] = st;
+    size_t nst = followers(e, id, sts, 64);
     end_frames(h, p, res, sts, nst);
     for (size_t i = 0; i < nst; i++)
         lel__envd_stream_end(e, sts[i], NULL, NULL);
