@@ -28,6 +28,7 @@ struct lel_envd_host {
     lel_vm_t *vm;           /* the running VM, or NULL (paused, killed, API-only) */
     const char *sandbox_id;
     const char *token;      /* the sandbox's envdAccessToken (NULL: none is required) */
+    json_t *tpl_env;        /* its template's env (the image config's, env steps; borrowed, may be NULL) */
     json_t *env_vars;       /* the sandbox's envVars (borrowed), the commands' base environment */
     const char *not_running; /* why the data plane cannot answer (paused, killed...), or NULL */
 };

@@ -105,13 +105,16 @@ static const char **make_argv(lel_call_t *c, const struct lel_envd_host *h, json
     return argv;
 }
 
-/* The environment: PATH, HOME, USER and LOGNAME, then the sandbox's envVars, then the
- * request's envs (later ones win). NULL-terminated "K=V"; NULL with the stream error set. */
+/* The environment: PATH, HOME, USER and LOGNAME, then the template's env (its image's), the
+ * sandbox's envVars, the request's envs (later ones win). NULL-terminated "K=V"; NULL with the
+ * stream error set. */
 static char **make_env(lel_call_t *c, const struct lel_envd_host *h, json_t *envs, const struct envd_user *u)
 {
     json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "PATH", HOME_PATH, "HOME", u->home, "USER", u->name, "LOGNAME", u->name);
     const char *k;
     json_t *v;
+    if (h->tpl_env)
+        json_object_update(m, h->tpl_env);
     if (h->env_vars)
         json_object_update(m, h->env_vars);
     if (envs && !json_is_null(envs) && !json_is_object(envs)) {

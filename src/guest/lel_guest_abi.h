@@ -59,6 +59,10 @@ struct lel_boot_info {
     uint64_t epoch_ms;    /* wall clock at boot */
     uint64_t tsc_khz;     /* the TSC's rate (KVM_GET_TSC_KHZ); 0: unknown, the timer never stops */
     uint64_t seed[4];     /* 256 random bits from the host for the guest's random numbers */
+    /* the read-only root filesystem image (lel_rofs_abi.h) as read-only memory at LEL_GPA_ROFS,
+     * the root's lower layer; 0 bytes: none (the cpio above is the root) */
+    uint64_t rofs_gpa, rofs_bytes;
+    uint64_t disk_bytes; /* what the root's writable layer may hold in file data; 0: memory's limit */
 };
 
 enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3,

@@ -33,6 +33,11 @@ void lel__sbx_envd_host(struct lel_sandbox *s, struct lel_envd_host *h)
     h->sandbox_id = s->id;
     h->token = json_string_value(json_object_get(s->rec, "envdAccessToken"));
     h->env_vars = json_object_get(s->rec, "envVars");
+    h->tpl_env = NULL;
+    if (s->tpl) {
+        const char *workdir;
+        lel_template_defaults(s->tpl, &h->tpl_env, &workdir);
+    }
     h->not_running = s->state == S_PAUSED ? "The sandbox is paused"
                    : s->state == S_KILLED ? "The sandbox was not found"
                    : s->stopping          ? "lelantosd is stopping: the sandbox is being paused"

@@ -119,7 +119,7 @@ static void ref_actor(void *a, void *ctx)
  * template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, NULL, 0};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -388,6 +388,9 @@ static int image_phase(struct lel_template *t)
         int parts;
         lel__img_push_stats(bs->push, &entries, &parts);
         snprintf(bs->what, sizeof(bs->what), parts ? "image: unpacking part %d" : "image: preparing", parts);
+        if (parts) /* progress in the build's log as it goes */
+            logf_(b, "info", "image: part %d in the build VM (%llu entries so far), unpacking it", parts,
+                  (unsigned long long)entries);
         if (cmd_start(bs, argv, 0) < 0)
             finish(t, "the image could not be unpacked in the build VM; see the logs");
         return 1;

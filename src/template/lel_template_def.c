@@ -208,9 +208,31 @@ static int start_point(lel_server_t *srv, lel_call_t *c, long long mem, const ch
     return 0;
 }
 
+/* {"dockerfile"}: turned into fromImage/fromTemplate, steps and startCmd in the body itself. */
+static int take_dockerfile(lel_call_t *c)
+{
+    const char *text = NULL;
+    json_t *fi = NULL, *ft = NULL, *steps = NULL;
+    char *start = NULL;
+    if (lel_call_str_field(c, "dockerfile", 1 << 20, &text) <= 0)
+        return text ? 0 : c->status ? -EINVAL : 0;
+    if (json_object_get(c->json, "steps") || json_object_get(c->json, "fromImage") || json_object_get(c->json, "fromTemplate"))
+        BAD("invalid field 'dockerfile': give a dockerfile or steps with fromImage/fromTemplate, not both");
+    if (lel__template_dockerfile(c, text, &fi, &ft, &steps, &start) < 0)
+        return -EINVAL;
+    json_object_set_new(c->json, fi ? "fromImage" : "fromTemplate", fi ? fi : ft);
+    json_object_set_new(c->json, "steps", steps);
+    if (start && *start && !json_object_get(c->json, "startCmd"))
+        json_object_set_new(c->json, "startCmd", json_string(start));
+    free(start);
+    return 0;
+}
+
 json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem)
 {
     const char *name = NULL, *start = NULL, *ready = NULL, *from_id = NULL;
+    if (c->json && take_dockerfile(c) < 0)
+        return NULL;
     json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL, *base = NULL, *img = NULL, *st;
     size_t i;
     if (lel_call_str_field(c, "name", 128, &name) < 0 || lel_call_str_field(c, "startCmd", 65536, &start) < 0 ||

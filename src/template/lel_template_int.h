@@ -64,6 +64,12 @@ int lel__img_push_step(struct lel_img_push *p, struct lel_vm *vm, const char *co
 /** Entries written and parts unpacked so far. */
 void lel__img_push_stats(const struct lel_img_push *p, uint64_t *entries, int *parts);
 void lel__img_push_free(struct lel_img_push *p);
+/* lel_template_dockerfile.c */
+/** Turns a Dockerfile into *from_image or *from_template (a name), *steps and *start (the
+ * startCmd line, malloc'd, "" when none). 0, or -EINVAL with a 400 naming the line. */
+int lel__template_dockerfile(lel_call_t *c, const char *text, json_t **from_image, json_t **from_template, json_t **steps,
+                             char **start);
+
 /* lel_build_context.c: the build context (PUT /templates/{id}/context) and copy steps. */
 /** <data_dir>/templates/<id>.context */
 void lel__template_context_path(struct lel_template *t, char *buf, size_t n);

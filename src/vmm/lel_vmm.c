@@ -529,8 +529,17 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         lel_vm_destroy(vm);
         return r;
     }
-    /* the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
-    uint64_t rootfs_size = (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
+    bi->disk_bytes = cfg->disk_bytes;
+    if (cfg->rofs_path) { /* the image is the root: the guest lays memory over it */
+        if ((r = lel__rofs_map(vm, cfg->rofs_path, NULL, err, errlen)) < 0) {
+            lel_vm_destroy(vm);
+            return r;
+        }
+        bi->rofs_gpa = LEL_GPA_ROFS;
+        bi->rofs_bytes = vm->rofs_bytes;
+    }
+    /* else the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
+    uint64_t rootfs_size = cfg->rofs_path ? 0 : (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
     if (rootfs_size + (32ULL << 20) > bi->mem_bytes) {
         snprintf(err, errlen, "guest memory too small for the root filesystem");
         lel_vm_destroy(vm);
@@ -750,6 +759,7 @@ void lel_vm_destroy(lel_vm_t *vm)
         close(vm->vm_fd);
     if (vm->mem != MAP_FAILED)
         munmap(vm->mem, vm->mem_bytes);
+    lel__rofs_unmap(vm);
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);

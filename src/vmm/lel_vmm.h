@@ -40,7 +40,17 @@ struct lel_vm_config {
     void *ctx;
     const char *memory_file; /* restore only: guest memory mapped copy-on-write from this raw file
                                 (lel_image_unpack_memory of the same image); NULL: decompress */
+    /* A read-only root filesystem image (src/image/lel_rofs_build.h) mapped into the VM as
+     * read-only memory, shared with every VM on it through the page cache, the guest's root
+     * below a writable layer in its memory. Boot: this file (the base cpio is then not used).
+     * Restore: the image records the file's path and content hash and maps that file; a path
+     * here is used instead, and must have the same hash. NULL at boot: none. */
+    const char *rofs_path;
+    uint64_t disk_bytes; /* boot: the writable layer's limit for file data (0: guest memory's) */
 };
+
+/** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */
+void lel_vmm_base_rootfs(const void **data, size_t *len);
 
 /** Creates the VM, loads the embedded guest kernel and starts the vCPU. Returns 0 or -errno. */
 int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
@@ -146,6 +156,10 @@ uint64_t lel_vm_disk_used(lel_vm_t *vm);
  * discarded (0: not worth it, or a guest without the request), or -errno. Call it from the
  * sandbox's owner when the guest is idle; it blocks for the two requests. */
 int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages);
+/** The VM's rofs image: 1 with its size, content hash and whether KVM maps it read-only
+ * (KVM_MEM_READONLY over a shared read-only mapping; else a private mapping of the file, whose
+ * clean pages are still the page cache's); 0 without one. */
+int lel_vm_rofs(lel_vm_t *vm, uint64_t *bytes, uint8_t hash[32], int *readonly);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 

@@ -358,6 +358,37 @@ static void templates_from_images(char *tid, size_t n)
     CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"copy\",\"src\":\"../x\",\"dest\":\"/x\"}]}", NULL, 0), 400);
     CHECK_INT(post_template("{\"name\":\"t0\",\"steps\":[{\"type\":\"frobnicate\"}]}", NULL, 0), 400);
     CHECK_INT(status_of("DELETE", "/images/plain-xz:v1"), 204);
+    /* Dockerfiles: the subset, and a 400 naming the line of anything else */
+    const char *bad_df[][2] = {{"FROM oci:1.0\nRUN true\nEXPOSE 80\n", "line 3: 'EXPOSE' is not supported"},
+                               {"FROM oci:1.0\nFROM base\n", "line 2: a second FROM"},
+                               {"# just a comment\nRUN true\n", "line 2: 'RUN' before FROM"},
+                               {"\n\n", "no FROM"},
+                               {"FROM base\nADD https://example.com/x /x\n", "ADD of a URL"},
+                               {"FROM base\nCOPY --from=build /a /b\n", "COPY --from"},
+                               {"FROM nope-such\n", "template 'nope-such' not found"},
+                               {"FROM base\nRUN true \\\n  && false\nHEALTHCHECK CMD true\n", "line 4: 'HEALTHCHECK'"}};
+    for (size_t i = 0; i < sizeof(bad_df) / sizeof(bad_df[0]); i++) {
+        json_t *b = json_pack("{s:s, s:s}", "name", "df", "dockerfile", bad_df[i][0]);
+        char *body = json_dumps(b, 0);
+        resp_t r;
+        api(&S, &r, H1, "POST", "/templates", body);
+        CHECK_INT(r.status, 400);
+        if (!r.body || !strstr(r.body, bad_df[i][1]))
+            fprintf(stderr, "  dockerfile %zu: wanted \"%s\" in %.300s\n", i, bad_df[i][1], r.body ? r.body : "");
+        CHECK(r.body && strstr(r.body, bad_df[i][1]));
+        resp_free(&r);
+        free(body);
+        json_decref(b);
+    }
+    CHECK_INT(post_template("{\"name\":\"df\",\"dockerfile\":\"FROM base\",\"steps\":[]}", NULL, 0), 400);
+    char dtid[64];
+    CHECK_INT(post_template("{\"name\":\"df-ok\",\"dockerfile\":\"# syntax=docker/dockerfile:1\\nFROM oci:1.0 AS app\\n"
+                            "ARG V=1\\nENV A=$V B=\\\"two words\\\"\\nWORKDIR app\\nRUN echo hi && \\\\\\n  echo there\\n"
+                            "COPY --chown=1:1 a.txt b/ ./\\nUSER app\\nCMD [\\\"python3\\\", \\\"-m\\\", \\\"http.server\\\"]\\n\"}",
+                            dtid, sizeof(dtid)), 202);
+    char dpath[96];
+    snprintf(dpath, sizeof(dpath), "/templates/%s", dtid);
+    CHECK_INT(status_of("DELETE", dpath), 204); /* and its hold on oci:1.0 went with it */
     CHECK_INT(post_template("{\"name\":\"t1\",\"fromImage\":\"oci:1.0\",\"steps\":[{\"type\":\"file\",\"path\":\"/a\","
                             "\"content\":\"\",\"mode\":\"0644\"},{\"type\":\"env\",\"envs\":{\"B\":\"2\"}},"
                             "{\"type\":\"workdir\",\"path\":\"/srv\"},{\"type\":\"user\",\"user\":\"app\"}]}", tid, n),

@@ -198,6 +198,59 @@ static void copy_steps(void)
     CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0), 204);
 }
 
+/* A Dockerfile with a context: FROM base, ARG/ENV substitution, WORKDIR, COPY, RUN, CMD. */
+static void dockerfile(void)
+{
+    const struct ent ctx[] = {{'f', "app/main.sh", "echo main\n", 0750, 0}, {'f', "conf.txt", "conf\n", 0600, 0},
+                              {0, NULL, NULL, 0, 0}};
+    struct buf b = mk_tar(ctx, 'z');
+    const char *df = "FROM base\n"
+                     "ARG GREET=hello\n"
+                     "ENV WHO=world MSG=\"$GREET there\"\n"
+                     "WORKDIR /srv\n"
+                     "COPY app/ app/\n"
+                     "COPY conf.txt /etc/\n"
+                     "RUN echo \"$MSG $WHO\" > /srv/built && \\\n"
+                     "    cat app/main.sh >> /srv/built\n"
+                     "CMD [\"sh\", \"-c\", \"echo started > /tmp/started; exec sleep 100000\"]\n";
+    json_t *body = json_pack("{s:s, s:s}", "name", "from-dockerfile", "dockerfile", df);
+    char *js = json_dumps(body, 0), tid[64], bid[64], st[32] = "", path[200], cpath[128], kh[128], sid[64];
+    json_decref(body);
+    resp_t r;
+    api(&S, &r, H1, "POST", "/templates", js);
+    free(js);
+    CHECK_INT(r.status, 202);
+    snprintf(tid, sizeof(tid), "%s", jstr(&r, "templateID"));
+    snprintf(bid, sizeof(bid), "%s", jstr(&r, "buildID"));
+    resp_free(&r);
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, NULL};
+    snprintf(cpath, sizeof(cpath), "/templates/%s/context", tid);
+    CHECK(http_req(&S, &r, H2, "PUT", cpath, b.p, b.n, hdrs) == 0 && r.status == 204);
+    resp_free(&r);
+    free(b.p);
+    snprintf(path, sizeof(path), "/templates/%s/builds/%s", tid, bid);
+    for (int i = 0; i < 1200; i++) {
+        req("GET", path, NULL, "status", st, sizeof(st));
+        if (!strcmp(st, "ready") || !strcmp(st, "error"))
+            break;
+        usleep(100000);
+    }
+    CHECK_STR(st, "ready");
+    if (strcmp(st, "ready")) {
+        api(&S, &r, H1, "GET", path, NULL);
+        fprintf(stderr, "dockerfile build: %s\n", r.body ? r.body : "");
+        resp_free(&r);
+        return;
+    }
+    CHECK_INT(req("POST", "/sandboxes", "{\"templateID\":\"from-dockerfile\"}", "sandboxID", sid, sizeof(sid)), 201);
+    CHECK_STR(run(sid, "cat /srv/built", NULL), "hello there world\necho main");
+    CHECK_STR(run(sid, "pwd; echo $MSG; cat /etc/conf.txt /tmp/started", NULL), "/srv\nhello there\nconf\nstarted");
+    CHECK_STR(run(sid, "ls /srv/app", NULL), "main.sh");
+    snprintf(path, sizeof(path), "/sandboxes/%s", sid);
+    CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0), 204);
+}
+
 int main(void)
 {
     char why[256];
@@ -218,6 +271,7 @@ int main(void)
     CHECK_STR(st, "ready");
     from_image();
     copy_steps();
+    dockerfile();
     if (lel_test_failed)
         srv_log_tail(&S);
     CHECK_INT(srv_stop(&S), 0);

@@ -24,7 +24,7 @@ static uint8_t *slurp(const char *path, uint64_t *len)
     return b;
 }
 
-/* The process code's part (procfs.inc, /proc/<pid>/fd): here a generated directory always
+/* The process code's part (fs/procfs.c, /proc/<pid>/fd): here a generated directory always
  * lists one descriptor link, "0". */
 static int syncs;
 void fs_gen_dir_sync(struct inode *dir)

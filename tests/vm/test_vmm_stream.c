@@ -294,7 +294,7 @@ int main(void)
         return 77;
     }
     struct sink s = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL};
+    struct lel_vm_config cfg = {.mem_bytes = 256 * MIB, .tick_hz = 100, .ops = &ops, .ctx = &s};
     lel_vm_t *vm = NULL;
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0) {
         fprintf(stderr, "boot: %s\n", err);

@@ -1,3 +1,7 @@
+/* The agent: the kernel's entry (kmain) and the host channel's request loop. The host writes a
+ * request into the mailbox (and the bulk area) and interrupts; the loop answers it, and between
+ * requests runs the scheduler, or waits for the next interrupt when nothing can run. Each
+ * request's op is served here or by files.c (file requests) and work.c (test area). */
 #include "files.h"
 #include "work.h"
 #include "../arch/arch.h"
@@ -8,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../lib/rng.h"
 #include "../mm/page.h"
+#include "../mm/vm.h"
 #include "../proc/proc.h"
 #include "../proc/sched.h"
 #include "../proc/session.h"
@@ -236,6 +241,14 @@ static void rootfs_init(void)
     if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
         console_write("guest: no memory for the root filesystem\n");
         return;
+    }
+    fs_set_disk_limit(boot->disk_bytes / PAGE_SIZE);
+    if (boot->rofs_bytes) { /* the image is the lower layer; memory the writable one above it */
+        int r = map_readonly_region(boot->rofs_gpa, boot->rofs_bytes);
+        if (r == 0)
+            r = fs_mount_lower((const void *)(LEL_DMAP_BASE + boot->rofs_gpa), boot->rofs_bytes);
+        console_write(r == 0 ? "lelantos guest: root filesystem image mounted read-only under a writable layer\n"
+                             : "guest: the root filesystem image is malformed or does not fit\n");
     }
     if (!boot->initrd_size)
         return;

@@ -1,3 +1,5 @@
+/* The host's file requests (LEL_OP_FILE_*): paths and data come in the
+ * bulk area, answers go back in it. */
 #include "files.h"
 
 #include "../arch/arch.h"

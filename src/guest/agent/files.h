@@ -1,3 +1,4 @@
+/* The host's file requests (LEL_OP_FILE_*): paths and data in the bulk area. */
 #ifndef LEL_GUEST_AGENT_FILES_H
 #define LEL_GUEST_AGENT_FILES_H
 

@@ -1,3 +1,5 @@
+/* The agent's test area (LEL_OP_TOUCH, LEL_OP_CHECKSUM) and its deliberate misbehaviour
+ * (LEL_OP_MISBEHAVE), for the host's tests; see work.h. */
 #include "work.h"
 
 #include "../arch/arch.h"

@@ -1,3 +1,4 @@
+/* /dev: the character devices (null, zero, random, urandom) and the links into /proc/self/fd. */
 #include "dev.h"
 
 #include "fs.h"

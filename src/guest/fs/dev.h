@@ -1,3 +1,4 @@
+/* /dev: its nodes at boot, and reads of the character devices. */
 #ifndef LEL_GUEST_FS_DEV_H
 #define LEL_GUEST_FS_DEV_H
 

@@ -1,3 +1,11 @@
+/* Readiness of descriptors, eventfd and epoll. Go's runtime needs epoll as
+ * soon as it polls a pipe (os/exec) and eventfd to wake its poller; libuv, tokio and asyncio
+ * use the same pair.
+ *
+ * Everything that changes a pipe's or an eventfd's readiness bumps its `seq` and wakes W_PIPE
+ * waiters; poll, select and epoll_wait sleep on W_PIPE. Edge-triggered epoll (EPOLLET) reports
+ * an item when it is ready and its seq moved since the last report: every write to a pipe is
+ * an edge, as on Linux, and a report that finds nothing new costs the caller one EAGAIN. */
 #include "epoll.h"
 
 #include "file.h"

@@ -1,3 +1,4 @@
+/* Readiness of any open file (poll, select, epoll), epoll instances and eventfd counters. */
 #ifndef LEL_GUEST_FS_EPOLL_H
 #define LEL_GUEST_FS_EPOLL_H
 

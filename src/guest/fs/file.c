@@ -1,3 +1,6 @@
+/* Open files and descriptor tables: what a descriptor refers to (a file-system node, a pipe
+ * end, a socket, an epoll instance, an eventfd, the session's stdin or output), references,
+ * close-on-exec, and read and write on any kind of file. */
 #include "file.h"
 
 #include "dev.h"
@@ -208,8 +211,14 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
 void *file_page_shared(struct file *f, uint64_t prot, uint64_t flags, uint64_t off)
 {
     struct proc *cur = proc_cur();
-    if (!f || (prot & 2) || !((prot & 4) || (flags & 0x800)) || off + PAGE_SIZE > f->ino->size ||
-        mm_pin(cur->mm, f->ino) < 0)
+    if (!f || (prot & 2))
+        return 0;
+    /* a page of the read-only image never changes: any read-only mapping shares it, unpinned
+     * (the image zero-fills a file's last page, as a mapping past the end reads) */
+    void *lower = off < f->ino->size ? fs_page_lower(f->ino, off / PAGE_SIZE) : 0;
+    if (lower)
+        return lower;
+    if (!((prot & 4) || (flags & 0x800)) || off + PAGE_SIZE > f->ino->size || mm_pin(cur->mm, f->ino) < 0)
         return 0;
     return fs_page(f->ino, off / PAGE_SIZE);
 }

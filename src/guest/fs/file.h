@@ -1,3 +1,4 @@
+/* Open files (struct file) and descriptor tables (struct files), and I/O on any open file. */
 #ifndef LEL_GUEST_FS_FILE_H
 #define LEL_GUEST_FS_FILE_H
 

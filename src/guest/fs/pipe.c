@@ -1,3 +1,5 @@
+/* Pipes and named pipes (FIFOs): a 64 KiB ring each, blocking readers and writers, EOF,
+ * EPIPE/SIGPIPE, PIPE_BUF atomicity (see pipe.h). */
 #include "pipe.h"
 
 #include "file.h"

@@ -1,3 +1,4 @@
+/* Pipes and named pipes: the buffer shared by pipe ends, FIFOs, and stream sockets' two directions. */
 #ifndef LEL_GUEST_FS_PIPE_H
 #define LEL_GUEST_FS_PIPE_H
 

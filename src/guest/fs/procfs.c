@@ -1,3 +1,11 @@
+/* /proc, enough for free, df, ps, top and programs that read their own status: real directory
+ * entries in the file system (one directory per process, made and removed with it), whose
+ * files have no contents of their own: each open gets a fresh copy written from the kernel's
+ * state (an anonymous file, so reads, seeks and fstat behave as for any file). /proc/self is a
+ * symlink re-pointed at each process switch. /proc/<pid>/fd is brought up to date whenever it
+ * is searched or listed: a symlink per descriptor, which readlink shows as Linux does and whose
+ * open reaches the descriptor's file (so /dev/stdin, /dev/stdout, /dev/stderr and /dev/fd/N,
+ * links into /proc/self/fd, work). */
 #include "procfs.h"
 
 #include "../arch/arch.h"
@@ -177,7 +185,8 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, "\n");
         break;
     case GEN_MOUNTS:
-        put_s(b, "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
+        put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
+                                  : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {

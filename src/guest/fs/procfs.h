@@ -1,3 +1,4 @@
+/* /proc: its nodes, and the contents its files get at each open (see procfs.c). */
 #ifndef LEL_GUEST_FS_PROCFS_H
 #define LEL_GUEST_FS_PROCFS_H
 
@@ -8,7 +9,7 @@ struct inode;
 struct proc;
 
 enum { GEN_NONE, GEN_MEMINFO, GEN_CPUINFO, GEN_UPTIME, GEN_LOADAVG, GEN_MOUNTS, GEN_STAT, GEN_VERSION,
-       GEN_NET_TCP, GEN_NET_TCP6, GEN_NET_UNIX, GEN_NET_UDP, GEN_NET_UDP6, /* socket.inc writes them */
+       GEN_NET_TCP, GEN_NET_TCP6, GEN_NET_UNIX, GEN_NET_UDP, GEN_NET_UDP6, /* net/socket.c writes them */
        GEN_PID_STAT, GEN_PID_STATUS, GEN_PID_CMDLINE, GEN_PID_COMM,
        GEN_PID_FD, GEN_FD_LINK }; /* /proc/<pid>/fd and its links: no contents to write */
 

@@ -1,3 +1,5 @@
+/* Linux's errno values, as syscalls return them (negated). Names with a trailing _ stay clear of
+ * what a hosted build's <errno.h> defines. */
 #ifndef LEL_GUEST_LIB_ERRNO_H
 #define LEL_GUEST_LIB_ERRNO_H
 

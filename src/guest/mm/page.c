@@ -43,7 +43,7 @@ uint64_t kpage_free_pages(void)
     return 0;
 }
 #else
-/* Pages come from the pool the kernel registered with kpool_init (see kmain.c): first the
+/* Pages come from the pool the kernel registered with kpool_init (agent.c, at boot): first the
  * never-used part (pool_next..pool_end), then freed pages. Freed pages are listed by number
  * in index pages (struct fidx), so the listed pages themselves hold nothing the kernel needs:
  * the host may discard them (kpage_trim), and kpage_alloc zeroes every page it hands out.

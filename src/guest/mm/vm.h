@@ -1,3 +1,5 @@
+/* Address spaces (struct mm): page tables, lazily populated ranges, the stack's growth, and
+ * translation of user addresses; the user half's layout (stack, mappings). */
 #ifndef LEL_GUEST_MM_VM_H
 #define LEL_GUEST_MM_VM_H
 
@@ -80,6 +82,11 @@ int lazy_fault(struct mm *m, uint64_t va);
 uint64_t translate(struct mm *m, uint64_t va, int write);
 
 void free_level(uint64_t table, int level);
+
+/* Adds guest-physical [gpa, gpa + bytes) (the read-only root filesystem image, above RAM) to
+ * the kernel's direct map, read-only, with 2 MiB pages (its page directories from the pool);
+ * every address space shares them. 0 or -ENOMEM. */
+int map_readonly_region(uint64_t gpa, uint64_t bytes);
 
 /* A new, empty address space (its kernel half only). */
 struct mm *mm_new(void);

@@ -1,3 +1,11 @@
+/* Datagram sockets inside the sandbox: UDP over loopback (AF_INET/AF_INET6 SOCK_DGRAM) and
+ * AF_UNIX SOCK_DGRAM; they share socket.c's addresses, binding
+ * and socket table. A datagram is copied whole into the receiver's queue (its own
+ * pages, up to UDP's 65507 bytes) and read whole: what does not fit the reader's buffer is cut
+ * off (MSG_TRUNC). As on Linux, a full receiver drops UDP datagrams (the sender is not told)
+ * and makes a unix sender wait; UDP to a port nobody has bound is dropped, and a connected
+ * sender learns it at its next receive (ECONNREFUSED, Linux's ICMP error); a connected
+ * receiver takes datagrams from its peer only. */
 #include "dgram.h"
 
 #include "../fs/epoll.h"

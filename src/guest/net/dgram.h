@@ -1,3 +1,4 @@
+/* Datagram sockets (UDP over loopback, AF_UNIX SOCK_DGRAM): their queues, send and receive. */
 #ifndef LEL_GUEST_NET_DGRAM_H
 #define LEL_GUEST_NET_DGRAM_H
 

@@ -1,3 +1,13 @@
+/* Stream sockets inside the sandbox. The guest has no network device, so
+ * what a program can reach is the guest itself: AF_UNIX (paths, which appear in the file system
+ * as socket files, and abstract names) and TCP over loopback (127.0.0.0/8, ::1, and the
+ * wildcard addresses, which mean the same here). That is what a template's server and its
+ * readyCmd probe need (`nc`, `wget`, `httpd`, Go's net/http) and what socketpair users need.
+ *
+ * A connection is two pipes, one each way: a socket reads its `rx` and writes its `tx`, the
+ * peer the other way round, so reads, writes, blocking, EOF, EPIPE/SIGPIPE and readiness are
+ * the pipes'. connect() completes at once (the listener's queue is the backlog) and accept()
+ * takes from that queue. Datagram sockets are dgram.c's; descriptor passing is refused. */
 #include "socket.h"
 
 #include "../fs/epoll.h"

@@ -1,3 +1,5 @@
+/* Sockets inside the sandbox: addresses, binding, listening, connecting, stream I/O (see
+ * socket.c for what a program can reach). */
 #ifndef LEL_GUEST_NET_SOCKET_H
 #define LEL_GUEST_NET_SOCKET_H
 
@@ -31,7 +33,7 @@ struct sock {
     struct sock *next; /* bound sockets, which bind and connect search */
     struct sock *all_next; /* every socket (/proc/net) */
     uint64_t id;           /* the "inode" /proc/net shows */
-    int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (dgram.inc) */
+    int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (net/dgram.c) */
     uint32_t err;           /* dgram: an error for the next receive (ECONNREFUSED) */
     struct dgram *dq, *dq_last; /* dgram: datagrams received, oldest first */
     uint64_t dq_bytes;      /* ... what they cost against DGRAM_RCVBUF */

@@ -1,3 +1,6 @@
+/* Loading programs: static and dynamically linked ELF64 executables (their read-only segments
+ * mapped from the file's own pages), "#!" scripts, and the new program's stack of arguments,
+ * environment and auxiliary vector, as Linux lays it out. */
 #include "exec.h"
 
 #include "../arch/cpu.h"

@@ -1,3 +1,4 @@
+/* Loading a program into a new address space: ELF images, "#!" scripts, argument stacks. */
 #ifndef LEL_GUEST_PROC_EXEC_H
 #define LEL_GUEST_PROC_EXEC_H
 

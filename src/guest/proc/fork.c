@@ -1,3 +1,5 @@
+/* New processes and threads (clone): a copy of the address space (fork) or a share of it
+ * (vfork, threads), and of the descriptors. */
 #include "fork.h"
 
 #include "../fs/file.h"

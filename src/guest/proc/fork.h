@@ -1,3 +1,4 @@
+/* New processes and threads: the halves of clone below the syscall. */
 #ifndef LEL_GUEST_PROC_FORK_H
 #define LEL_GUEST_PROC_FORK_H
 

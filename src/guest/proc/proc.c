@@ -1,3 +1,6 @@
+/* Processes and threads: the process table, their life (allocation, the end of a thread or of
+ * a whole process, zombies, orphans), sleeping and waking, the current process's user memory
+ * (copy_user), and user-mode faults. */
 #include "proc.h"
 
 #include "../arch/arch.h"

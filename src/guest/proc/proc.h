@@ -1,3 +1,5 @@
+/* Processes and threads (struct proc), the process table, the current process, and what every
+ * layer above asks of them: sleeping, waking, ending, user memory. */
 #ifndef LEL_GUEST_PROC_PROC_H
 #define LEL_GUEST_PROC_PROC_H
 

@@ -1,3 +1,11 @@
+/* The scheduler. Each process has its own kernel stack for its syscalls; the scheduler runs on
+ * the kernel's boot stack (the context that serves host requests) and every switch goes
+ * through it. A process leaves the CPU when it blocks (wait4, a pipe, poll, nanosleep), yields
+ * or exits, and at every timer tick or host request that interrupts its user mode
+ * (proc_preempt), so a busy loop starves neither other programs nor the host. Interrupts from
+ * user mode arrive on one fixed stack (TSS.rsp0 never changes: whether PVM re-reads it on every
+ * event is not known) and never switch processes there. Kernel code is never preempted: single
+ * CPU, no locks. */
 #include "sched.h"
 
 #include "../arch/arch.h"

@@ -1,3 +1,4 @@
+/* The scheduler's step, called from the agent's request loop whenever no request waits. */
 #ifndef LEL_GUEST_PROC_SCHED_H
 #define LEL_GUEST_PROC_SCHED_H
 

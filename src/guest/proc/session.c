@@ -1,3 +1,5 @@
+/* Commands from the host as sessions: each has its first process, its stdout and stderr
+ * buffers and its deadline; the host starts, collects and kills them (see README.md). */
 #include "session.h"
 
 #include "../arch/arch.h"

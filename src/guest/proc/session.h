@@ -1,3 +1,4 @@
+/* Commands (sessions) the host starts, collects and kills, and their output buffers. */
 #ifndef LEL_GUEST_PROC_SESSION_H
 #define LEL_GUEST_PROC_SESSION_H
 

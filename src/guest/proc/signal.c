@@ -1,3 +1,9 @@
+/* Signals with handlers. A handled signal is delivered when its process
+ * returns from a syscall (one sleeping in a syscall is woken for it): the registers and the
+ * x87/SSE state go into a Linux rt_sigframe on the user stack and the handler runs; its
+ * restorer's rt_sigreturn brings them back. A process that never makes a syscall gets its
+ * handled signals at its next one (default actions, SIGKILL above all, act at once). Internal
+ * masks have bit n for signal n; the user's sigset_t has bit n-1. */
 #include "signal.h"
 
 #include "../arch/arch.h"

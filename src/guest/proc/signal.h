@@ -1,3 +1,4 @@
+/* Signals: sending, default actions, handlers and their frames on the user stack, masks. */
 #ifndef LEL_GUEST_PROC_SIGNAL_H
 #define LEL_GUEST_PROC_SIGNAL_H
 

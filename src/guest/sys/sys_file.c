@@ -1,3 +1,5 @@
+/* Syscalls on paths and file metadata: open, stat, access, readlink, directories and their
+ * entries, links, renames, modes, times, truncation, statfs, extended attributes (none). */
 #include "syscall.h"
 
 #include "../fs/file.h"
@@ -14,19 +16,28 @@
 #define AT_FDCWD -100
 #define AT_SYMLINK_NOFOLLOW 0x100
 
-/* statfs/fstatfs: the root file system is memory (tmpfs's figures), /proc is proc's. */
+/* statfs/fstatfs: the root file system is memory (tmpfs's figures; over a read-only image an
+ * overlay whose size is the writable layer's: the disk limit when there is one), /proc is
+ * proc's. */
 static long statfs_of(const struct inode *ino, uint64_t ubuf)
 {
     uint64_t s[15];
     kmemset(s, 0, sizeof(s));
     int in_proc = in_procfs(ino);
     const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
-    s[0] = in_proc ? 0x9fa0 : 0x01021994; /* PROC_SUPER_MAGIC, TMPFS_MAGIC */
+    s[0] = in_proc ? 0x9fa0 : fs_root()->lower ? 0x794c7630 : 0x01021994; /* PROC_, OVERLAYFS_, TMPFS_MAGIC */
     s[1] = s[10] = PAGE_SIZE;              /* f_bsize, f_frsize */
     if (!in_proc) {
+        uint64_t limit = fs_disk_limit(), used = fs_data_pages(), free = kpage_free_pages();
+        uint64_t avail = free > KPAGE_DATA_RESERVE ? free - KPAGE_DATA_RESERVE : 0; /* what files may still take */
         s[2] = bi->mem_bytes / PAGE_SIZE;  /* f_blocks */
-        s[3] = kpage_free_pages();         /* f_bfree */
-        s[4] = s[3] > KPAGE_DATA_RESERVE ? s[3] - KPAGE_DATA_RESERVE : 0; /* f_bavail: what files may still take */
+        s[3] = free;                       /* f_bfree */
+        if (limit) {
+            s[2] = limit;
+            s[3] = used < limit ? limit - used : 0;
+            avail = avail < s[3] ? avail : s[3];
+        }
+        s[4] = avail;                      /* f_bavail */
         s[5] = s[2];                       /* f_files */
         s[6] = s[3];                       /* f_ffree */
     }
@@ -65,6 +76,17 @@ static struct inode *base_dir(int64_t dirfd64, long *err)
     return f->ino;
 }
 
+/* A user path (into `path`, FS_PATH_MAX bytes) and the directory it is relative to (dirfd, or
+ * the working directory for AT_FDCWD). */
+static long path_at(int64_t dirfd, uint64_t upath, char *path, struct inode **base)
+{
+    long err = 0, n = copy_str(upath, path, FS_PATH_MAX);
+    if (n < 0)
+        return n;
+    *base = base_dir(dirfd, &err);
+    return *base ? 0 : err;
+}
+
 static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
 {
     struct kstat st;
@@ -81,6 +103,8 @@ static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
         st.mtime = (uint64_t)ino->mtime;
         st.ctime = (uint64_t)ino->ctime;
         st.rdev = ino->rdev;
+        st.uid = ino->uid;
+        st.gid = ino->gid;
     } else {
         st.mode = (t == F_EVENT || t == F_EPOLL ? 0 : t == F_SOCK ? S_IFSOCK : S_IFIFO) | 0600; /* eventfd, epoll: anonymous inodes */
         st.nlink = 1;
@@ -98,12 +122,9 @@ static long fill_stat(struct inode *ino, enum ftype t, uint64_t buf)
 static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long n = copy_str(upath, path, sizeof(path));
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     int r = fs_lookup(base, path, !(flags & O_NOFOLLOW), &ino);
     if (r == -ENOENT && (flags & O_CREAT)) {
@@ -277,12 +298,9 @@ static long sys_xattr(uint64_t upath, int64_t fd, int follow, int set)
 static long sys_access(int64_t dirfd, uint64_t upath)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long n = copy_str(upath, path, sizeof(path));
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
 }
@@ -290,12 +308,9 @@ static long sys_access(int64_t dirfd, uint64_t upath)
 static long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
 {
     char path[FS_PATH_MAX];
-    long err = 0;
-    long len = copy_str(upath, path, sizeof(path));
-    if (len < 0)
-        return len;
-    struct inode *base = base_dir(dirfd, &err), *ino;
-    if (!base)
+    struct inode *base, *ino;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     int r = fs_lookup(base, path, 0, &ino);
     if (r < 0)
@@ -342,11 +357,9 @@ static long sys_chdir(uint64_t upath)
 /* The directory and last component of a user path; `path` is the caller's buffer. */
 static long parent_of(int64_t dirfd, uint64_t upath, char *path, struct inode **dir, const char **name, uint64_t *nlen)
 {
-    long err = 0, n = copy_str(upath, path, FS_PATH_MAX);
-    if (n < 0)
-        return n;
-    struct inode *base = base_dir(dirfd, &err);
-    if (!base)
+    struct inode *base;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
         return err;
     return fs_parent(base, path, dir, name, nlen);
 }

@@ -1,3 +1,5 @@
+/* Syscalls on descriptors and their I/O: read, write and their positioned and vectored forms,
+ * lseek, ioctl, fcntl, dup, close, close_range, pipe. */
 #include "sys_io.h"
 
 #include "syscall.h"

@@ -1,3 +1,4 @@
+/* Vectored I/O, which the socket syscalls share (sendmsg/recvmsg on stream sockets). */
 #ifndef LEL_GUEST_SYS_SYS_IO_H
 #define LEL_GUEST_SYS_SYS_IO_H
 

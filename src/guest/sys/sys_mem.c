@@ -1,3 +1,5 @@
+/* Syscalls on memory: brk, mmap (anonymous, private file copies, and shared read-only file
+ * pages), mprotect, munmap, mremap, madvise. */
 #include "syscall.h"
 
 #include "../fs/file.h"

@@ -1,3 +1,4 @@
+/* Syscalls that wait for readiness: poll, ppoll, select, pselect6, epoll and eventfd. */
 #include "syscall.h"
 
 #include "../arch/arch.h"

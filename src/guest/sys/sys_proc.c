@@ -1,3 +1,5 @@
+/* Syscalls on processes and identity: execve, clone/fork/vfork, wait4, exit, ids, sessions,
+ * priorities, names (prctl), limits, uname, sysinfo, resource usage. */
 #include "syscall.h"
 
 #include "../arch/arch.h"

@@ -1,3 +1,5 @@
+/* Signal syscalls: actions, masks, sigsuspend/pause, the alternate stack, rt_sigreturn, kill,
+ * tgkill/tkill. */
 #include "syscall.h"
 
 #include "../arch/arch.h"

@@ -1,3 +1,4 @@
+/* Socket syscalls: the user's addresses, descriptors and flags, onto net/'s sockets. */
 #include "syscall.h"
 
 #include "../fs/file.h"

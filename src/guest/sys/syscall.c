@@ -1,3 +1,5 @@
+/* The Linux x86-64 syscalls served so far: one table by number (below), whose entries live
+ * with their family (syscall.h). Unknown numbers return -ENOSYS and are logged once each. */
 #include "syscall.h"
 
 #include "../arch/arch.h"
