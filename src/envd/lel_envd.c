@@ -60,8 +60,7 @@ static int b64_val(int ch)
     return ch == '+' || ch == '-' ? 62 : ch == '/' || ch == '_' ? 63 : -1;
 }
 
-/* Decodes base64 (either alphabet, padding optional) into out (cap bytes); its length or -1. */
-static long b64_decode(const char *in, char *out, size_t cap)
+long lel__envd_b64_decode(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     unsigned acc = 0;
@@ -86,7 +85,7 @@ int lel__envd_user(lel_call_t *c, const char *name, int rpc, struct envd_user *u
     char buf[80];
     if (rpc && c->bearer) { /* Authorization: Basic base64("<user>:") */
         const char *a = c->bearer;
-        long n = strncasecmp(a, "Basic ", 6) ? -1 : b64_decode(a + 6, buf, sizeof(buf) - 1);
+        long n = strncasecmp(a, "Basic ", 6) ? -1 : lel__envd_b64_decode(a + 6, buf, sizeof(buf) - 1);
         char *colon = n >= 0 ? memchr(buf, ':', (size_t)n) : NULL;
         if (!colon) {
             lel__envd_error(c, "unauthenticated", "invalid Authorization: expected Basic with a user name");
@@ -237,6 +236,24 @@ static int frame_json(char **buf, size_t *len, size_t *cap, int flags, json_t *m
 static json_t *end_message(const char *code, const char *msg)
 {
     return code ? json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg) : json_object();
+}
+
+void lel__envd_stream_reply(lel_call_t *c, json_t *msg)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    json_decref(c->resp);
+    c->resp = NULL;
+    if (frame_json(&buf, &len, &cap, 0, msg) < 0 || frame_json(&buf, &len, &cap, 2, json_object()) < 0) {
+        free(buf);
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    free(c->raw);
+    c->raw = buf;
+    c->raw_len = len;
+    c->raw_type = "application/connect+json";
+    c->status = 200;
 }
 
 void lel__envd_stream_fail(lel_call_t *c, const char *code, const char *fmt, ...)

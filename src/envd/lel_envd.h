@@ -3,7 +3,7 @@
  * Facts about the protocol: ../shared/docs/E2B-ENVD.md (the SDK's behaviour wins).
  *
  * What it serves: GET /health; GET and POST /files; the Connect RPCs process.Process/{Start,
- * Connect, List, SendSignal, SendInput, CloseStdin, Update} and filesystem.Filesystem/{Stat,
+ * Connect, List, SendSignal, SendInput, StreamInput, CloseStdin, Update} and filesystem.Filesystem/{Stat,
  * MakeDir, Move, ListDir, Remove}. Commands run through the guest's command path, streamed
  * (the start event at once, data as the guest hands it over, the end); the file
  * system calls run small busybox scripts as commands; files move through the guest's file calls.

@@ -18,6 +18,7 @@ struct envd_user {
 };
 
 struct envd_stream;
+struct envd_input;
 /** Makes the next piece of a stream whose queue is empty (a download's next chunk); NULL for
  * streams that wait for an event (a process's end). */
 typedef void (*envd_more_fn)(lel_envd_t *e, const struct lel_envd_host *h, struct envd_stream *st);
@@ -49,6 +50,8 @@ struct envd_proc {
     char *tag;
     int killed;     /* SendSignal ended it: its end says "signal: killed" */
     int out_waiting; /* the guest holds output a stream was too far behind to take */
+    int stdin_pipe;  /* started with stdin: its pipe in the guest is open */
+    struct envd_input *in; /* input the guest has not taken yet (lel_envd_stdin.c) */
     struct envd_proc *next;
 };
 
@@ -111,6 +114,10 @@ int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n);
 void lel__envd_stream_end(lel_envd_t *e, struct envd_stream *st, const char *code, const char *msg);
 /** Hands the queue over if the HTTP layer waits for it; frees the stream after its end. */
 void lel__envd_stream_flush(lel_envd_t *e, struct envd_stream *st);
+/** A complete server-streaming answer: one message (stolen) and the end of the stream. */
+void lel__envd_stream_reply(lel_call_t *c, json_t *msg);
+/** Decodes base64 (either alphabet, padding optional) into out (cap bytes); its length or -1. */
+long lel__envd_b64_decode(const char *in, char *out, size_t cap);
 /** Standard base64 with padding of n bytes, malloc'd. */
 char *lel__envd_b64(const void *p, size_t n);
 /** Starts a guest command for envd (its end comes to lel_envd_cmd_ended); `flags` LEL_CMD_*.
@@ -126,6 +133,17 @@ int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
 /** A stream following process `pid` drained: output that waited in the guest is read now. */
 void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid);
 void lel__envd_proc_forget(lel_envd_t *e);
+/** The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
+struct envd_proc *lel__envd_proc_select(lel_envd_t *e, json_t *sel);
+
+/* lel_envd_stdin.c: the calls return 1 when they keep c (answered once the guest took the input) */
+int lel__envd_stdin_send(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p, json_t *rq);
+int lel__envd_stdin_close(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p);
+int lel__envd_stdin_stream(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c);
+/** Writes p's waiting input into its pipe as far as the guest takes it. */
+void lel__envd_stdin_pump(const struct lel_envd_host *h, struct envd_proc *p);
+/** Answers every input still waiting for p with the error (it ended, or its VM went). */
+void lel__envd_stdin_fail(struct envd_proc *p, const char *code, const char *msg);
 
 /* lel_envd_fs.c */
 int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);

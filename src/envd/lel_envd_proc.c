@@ -6,9 +6,9 @@
  * wait too, until that stream drains (so a process printing 1 GB costs the daemon a few MiB,
  * and none of it is lost). A process nobody follows has its output read and dropped, as envd
  * does. The SDK runs every command as `/bin/bash -l -c <cmd>`: where the guest has no
- * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). Not yet: stdin while
- * a process runs, a pty, signals other than a kill (SIGTERM kills too), Connect's replay of a
- * process that already ended. */
+ * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). stdin: see
+ * lel_envd_stdin.c. Not yet: a pty, signals other than a kill (SIGTERM kills too), Connect's
+ * replay of a process that already ended. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -34,6 +34,7 @@ void lel__envd_proc_forget(lel_envd_t *e)
     while (e->procs) {
         struct envd_proc *p = e->procs;
         e->procs = p->next;
+        lel__envd_stdin_fail(p, "unavailable", "the sandbox stopped");
         proc_free(p);
     }
     e->nprocs = 0;
@@ -48,8 +49,7 @@ static void as_stream_error(lel_call_t *c)
     lel__envd_stream_fail(c, code, "%s", msg);
 }
 
-/* The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
-static struct envd_proc *selected(lel_envd_t *e, json_t *sel)
+struct envd_proc *lel__envd_proc_select(lel_envd_t *e, json_t *sel)
 {
     json_t *pid = json_object_get(sel, "pid"), *tag = json_object_get(sel, "tag");
     for (struct envd_proc *p = e->procs; p; p = p->next) {
@@ -171,6 +171,7 @@ static void start_failed(lel_call_t *c, int r, const char *cwd, const char *cmd)
 static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
     json_t *proc = json_object_get(rq, "process"), *pty = json_object_get(rq, "pty"), *tag = json_object_get(rq, "tag");
+    int piped = json_is_true(json_object_get(rq, "stdin"));
     struct envd_user u;
     if (!json_is_object(proc)) {
         lel__envd_stream_fail(c, "invalid_argument", "process is required");
@@ -197,8 +198,8 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     struct envd_proc *p = env ? calloc(1, sizeof(*p)) : NULL;
     if (p) {
         lel__envd_home(e, h, &u);
-        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0, LEL_CMD_STREAM,
-                          &id);
+        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0,
+                          LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0), &id);
         if (r)
             start_failed(c, r, cwd, argv[0]);
     } else if (env) {
@@ -212,6 +213,7 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
         return 0;
     }
     p->pid = id;
+    p->stdin_pipe = piped;
     p->config = json_deep_copy(proc);
     p->tag = json_is_string(tag) ? strdup(json_string_value(tag)) : NULL;
     p->next = e->procs;
@@ -227,7 +229,7 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
 
 static int connect_to(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
-    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    struct envd_proc *p = lel__envd_proc_select(e, json_object_get(rq, "process"));
     if (!p) {
         lel__envd_stream_fail(c, "not_found", "process not found");
         return 0;
@@ -254,7 +256,7 @@ static void list(lel_envd_t *e, lel_call_t *c)
 
 static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
-    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    struct envd_proc *p = lel__envd_proc_select(e, json_object_get(rq, "process"));
     json_t *sig = json_object_get(rq, "signal");
     const char *name = json_string_value(sig);
     int n = json_is_integer(sig) ? (int)json_integer_value(sig) : name && !strcmp(name, "SIGNAL_SIGKILL") ? 9
@@ -287,14 +289,13 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         lel__envd_error(c, "unimplemented", "process.Process/%.32s is not a method", method);
         return 0;
     }
-    if (!strcmp(method, "StreamInput")) { /* client streaming: not callable over the SDK's transport */
-        lel__envd_error(c, "unimplemented", "StreamInput is not supported");
-        return 0;
-    }
+    if (!strcmp(method, "StreamInput")) /* client streaming: its envelopes are the whole body */
+        return lel__envd_stdin_stream(e, h, c);
     json_t *rq = lel__envd_request(c, stream);
     if (!rq)
         return 0;
     struct envd_proc *p = NULL;
+    int kept = 0;
     if (!strcmp(method, "Start"))
         start(e, h, c, rq);
     else if (!strcmp(method, "Connect"))
@@ -303,16 +304,16 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         list(e, c);
     else if (!strcmp(method, "SendSignal"))
         signal_proc(e, h, c, rq);
-    else if (!(p = selected(e, json_object_get(rq, "process"))))
+    else if (!(p = lel__envd_proc_select(e, json_object_get(rq, "process"))))
         lel__envd_error(c, "not_found", "process not found");
-    else if (!strcmp(method, "CloseStdin")) /* a process's stdin is empty and closed from its start */
-        lel__envd_reply(c, NULL);
+    else if (!strcmp(method, "CloseStdin"))
+        kept = lel__envd_stdin_close(h, c, p);
     else if (!strcmp(method, "SendInput"))
-        lel__envd_error(c, "unimplemented", "stdin of a running process is not supported yet (it starts closed)");
+        kept = lel__envd_stdin_send(h, c, p, rq);
     else /* Update */
         lel__envd_error(c, "unimplemented", "a pty is not supported yet");
     json_decref(rq);
-    return 0;
+    return kept;
 }
 
 /* The streams following process `pid` (at most cap). */
@@ -387,6 +388,8 @@ int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
         return 0;
     if (flags & LEL_POLL_OUTPUT)
         read_output(e, h, p);
+    if (flags & LEL_POLL_STDIN)
+        lel__envd_stdin_pump(h, p);
     return 1;
 }
 
@@ -438,6 +441,7 @@ int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
     end_frames(h, p, res, sts, nst);
     for (size_t i = 0; i < nst; i++)
         lel__envd_stream_end(e, sts[i], NULL, NULL);
+    lel__envd_stdin_fail(p, "failed_precondition", "the process ended before it read its input");
     proc_free(p);
     return 1;
 }

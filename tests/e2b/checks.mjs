@@ -144,6 +144,48 @@ async function streaming(sbx) {
   await slowReader(sbx)
 }
 
+// stdin of a running command: sendStdin, closeStdin, a reader that answers as it reads, StreamInput.
+async function stdin(sbx) {
+  const cat = await sbx.commands.run('cat', { background: true, stdin: true })
+  await cat.sendStdin('hello ')
+  await cat.sendStdin(new TextEncoder().encode('world\n'))
+  await cat.closeStdin()
+  const r = await cat.wait()
+  check(r.exitCode === 0 && r.stdout === 'hello world\n', 'sendStdin and closeStdin', r)
+  const seen = []
+  const rd = await sbx.commands.run('while read l; do echo "got $l"; done; echo bye', { background: true, stdin: true, onStdout: (d) => seen.push(d) })
+  await rd.sendStdin('one\n')
+  for (let i = 0; i < 50 && !seen.join('').includes('got one'); i++) await sleep(100)
+  check(seen.join('') === 'got one\n', 'a command answers its stdin while it runs', seen)
+  await rd.sendStdin('two\n')
+  await rd.closeStdin()
+  check((await rd.wait()).stdout === 'got one\ngot two\nbye\n', 'and ends at the end of its stdin')
+  const wc = await sbx.commands.run('wc -c', { background: true, stdin: true })
+  const piece = new Uint8Array(600_000).fill(120)
+  for (let i = 0; i < 8; i++) await wc.sendStdin(piece) /* 4.8 MB: more than the guest's pipe holds at once */
+  await wc.closeStdin()
+  check((await wc.wait()).stdout.trim() === '4800000', '4.8 MB through sendStdin arrive whole')
+  const nostdin = await sbx.commands.run('sleep 5', { background: true })
+  await throws(() => nostdin.sendStdin('x'), Error, 'sendStdin to a command started without stdin fails')
+  await nostdin.kill()
+  // StreamInput (client streaming, which the SDK's transport cannot send): its messages are the body
+  const sc = await sbx.commands.run('cat', { background: true, stdin: true })
+  const frames = [{ start: { process: { pid: sc.pid } } }, { data: { input: { stdin: Buffer.from('streamed ').toString('base64') } } },
+    { keepalive: {} }, { data: { input: { stdin: Buffer.from('input\n').toString('base64') } } }]
+  const body = Buffer.concat(frames.map((m) => {
+    const j = Buffer.from(JSON.stringify(m)), h = Buffer.from([0, 0, 0, 0, 0])
+    h.writeUInt32BE(j.length, 1)
+    return Buffer.concat([h, j])
+  }))
+  const res = await fetch(`${base}/process.Process/StreamInput`, {
+    method: 'POST', body, headers: { 'Content-Type': 'application/connect+json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken },
+  })
+  const buf = Buffer.from(await res.arrayBuffer())
+  check(res.status === 200 && buf.length >= 10 && buf[0] === 0 && buf[buf.readUInt32BE(1) + 5] === 2, 'StreamInput answers a message and the end of the stream', buf.toString())
+  await sc.closeStdin()
+  check((await sc.wait()).stdout === 'streamed input\n', 'StreamInput writes the stdin')
+}
+
 // The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
 function daemonRss() {
   try {
@@ -207,6 +249,7 @@ async function dataPlane(opts, sbx, other) {
   check(chunks.join('') === 'one\ntwo\n', 'onStdout gets the output', chunks)
   await throws(() => sbx.commands.run('pwd', { cwd: '/no/such/dir' }), InvalidArgumentError, 'a missing cwd: InvalidArgumentError')
   await streaming(sbx)
+  await stdin(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)
