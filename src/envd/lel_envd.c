@@ -37,6 +37,7 @@ void lel_envd_free(lel_envd_t *e)
     if (!e)
         return;
     lel__envd_proc_forget(e);
+    lel__envd_ended_forget(e, 0);
     while (e->streams)
         stream_free(e, e->streams);
     free(e);
@@ -483,6 +484,7 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
     lel__envd_fs_fail(e, why);
     lel__envd_uploads_fail(e, why);
     lel__envd_proc_forget(e);
+    lel__envd_ended_forget(e, 0); /* the next VM's command ids may meet theirs */
     e->home_ready = 0; /* the next VM may come from an image without it (a restore) */
     for (struct envd_stream *st = e->streams, *next; st; st = next) {
         next = st->next; /* a flush may free st */

@@ -67,10 +67,12 @@ struct envd_op {
 };
 
 struct envd_upload;
+struct envd_ended;
 
 struct lel_envd {
     struct envd_proc *procs;
     int nprocs;
+    struct envd_ended *ended; /* recently ended processes, for Connect (lel_envd_proc.c) */
     struct envd_op *ops;
     int nops;
     struct envd_stream *streams;
@@ -133,6 +135,8 @@ int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
 /** A stream following process `pid` drained: output that waited in the guest is read now. */
 void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid);
 void lel__envd_proc_forget(lel_envd_t *e);
+/** Forgets ended processes past the newest `keep` (and those kept too long); 0: all of them. */
+void lel__envd_ended_forget(lel_envd_t *e, size_t keep);
 /** The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
 struct envd_proc *lel__envd_proc_select(lel_envd_t *e, json_t *sel);
 

@@ -7,8 +7,8 @@
  * and none of it is lost). A process nobody follows has its output read and dropped, as envd
  * does. The SDK runs every command as `/bin/bash -l -c <cmd>`: where the guest has no
  * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). stdin: see
- * lel_envd_stdin.c. Not yet: a pty, signals other than a kill (SIGTERM kills too), Connect's
- * replay of a process that already ended. */
+ * lel_envd_stdin.c. SendSignal sends SIGTERM or SIGKILL to the command's processes; Connect to
+ * a process that ended replays its end. Not yet: a pty. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -227,9 +227,76 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     return 0;
 }
 
+/* Ended processes Connect replays (their end event; not their output), newest first: at most
+ * ENDED_KEPT of them, each for ENDED_MS. */
+#define ENDED_KEPT 32
+#define ENDED_MS (10 * 60 * 1000)
+
+struct envd_ended {
+    uint32_t pid;
+    char *tag;
+    json_t *end; /* the EndEvent */
+    int64_t at_ms;
+    struct envd_ended *next;
+};
+
+void lel__envd_ended_forget(lel_envd_t *e, size_t keep)
+{
+    size_t n = 0;
+    int64_t now = lel_mono_ms();
+    for (struct envd_ended **pp = &e->ended; *pp;) {
+        struct envd_ended *x = *pp;
+        if (n++ < keep && now - x->at_ms < ENDED_MS) {
+            pp = &x->next;
+            continue;
+        }
+        *pp = x->next;
+        free(x->tag);
+        json_decref(x->end);
+        free(x);
+    }
+}
+
+static void ended_keep(lel_envd_t *e, const struct envd_proc *p, json_t *end)
+{
+    struct envd_ended *x = calloc(1, sizeof(*x));
+    if (!x)
+        return;
+    x->pid = p->pid;
+    x->tag = p->tag ? strdup(p->tag) : NULL;
+    x->end = json_incref(end);
+    x->at_ms = lel_mono_ms();
+    x->next = e->ended;
+    e->ended = x;
+    lel__envd_ended_forget(e, ENDED_KEPT);
+}
+
+static struct envd_ended *ended_select(lel_envd_t *e, json_t *sel)
+{
+    json_t *pid = json_object_get(sel, "pid"), *tag = json_object_get(sel, "tag");
+    lel__envd_ended_forget(e, ENDED_KEPT);
+    for (struct envd_ended *x = e->ended; x; x = x->next)
+        if ((json_is_integer(pid) && json_integer_value(pid) == (json_int_t)x->pid) ||
+            (json_is_string(pid) && strtoull(json_string_value(pid), NULL, 10) == x->pid) ||
+            (json_is_string(tag) && x->tag && !strcmp(json_string_value(tag), x->tag)))
+            return x;
+    return NULL;
+}
+
 static int connect_to(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
     struct envd_proc *p = lel__envd_proc_select(e, json_object_get(rq, "process"));
+    struct envd_ended *x = p ? NULL : ended_select(e, json_object_get(rq, "process"));
+    if (x) { /* it ended: its start and its end again */
+        struct envd_stream *st = lel__envd_stream_open(e, h, c, json_pack("{s:{s:{s:I}}}", "event", "start", "pid",
+                                                                            (json_int_t)x->pid),
+                                                      "application/connect+json", UINT64_MAX);
+        if (st) {
+            lel__envd_stream_push(st, json_pack("{s:{s:O}}", "event", "end", x->end));
+            lel__envd_stream_end(e, st, NULL, NULL);
+        }
+        return 0;
+    }
     if (!p) {
         lel__envd_stream_fail(c, "not_found", "process not found");
         return 0;
@@ -269,11 +336,13 @@ static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         lel__envd_error(c, "unimplemented", "only SIGKILL and SIGTERM can be sent");
         return;
     }
-    if (lel_vm_cmd_kill(h->vm, p->pid) < 0) {
+    int r = lel_vm_cmd_signal(h->vm, p->pid, n); /* to each process of the command: a trap runs */
+    if (r < 0 && r != -ENOENT) {
         lel__envd_error(c, "unavailable", "the sandbox's guest did not answer");
         return;
     }
-    p->killed = 1; /* SIGTERM is a kill too: the guest sends SIGKILL to every process of a command */
+    if (n == 9)
+        p->killed = 1; /* its end says so even from a guest that does not report signals */
     lel__envd_reply(c, NULL);
 }
 
@@ -401,7 +470,7 @@ void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32
 }
 
 /* The frames of a process's end: the last of its output, then the end event. */
-static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p, const struct lel_run_result *res,
+static void end_frames(const struct lel_envd_host *h, json_t *end, const struct lel_run_result *res,
                        struct envd_stream **sts, size_t nst)
 {
     data_frames(h, 0, res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF, sts, nst);
@@ -412,16 +481,32 @@ static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p,
             lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", "stderr", note));
         free(note);
     }
-    int sig = p->killed || res->timed_out;
-    char status[32];
-    snprintf(status, sizeof(status), "exit status %d", res->exit_status);
-    for (size_t i = 0; i < nst; i++) {
-        json_t *end = json_pack("{s:i, s:b, s:s}", "exitCode", sig ? -1 : res->exit_status, "exited", !sig, "status",
-                                sig ? "signal: killed" : status);
-        if (sig || res->exit_status)
-            json_object_set_new(end, "error", json_string(sig ? "signal: killed" : status));
-        lel__envd_stream_push(sts[i], json_pack("{s:{s:o}}", "event", "end", end));
-    }
+    for (size_t i = 0; i < nst; i++)
+        lel__envd_stream_push(sts[i], json_pack("{s:{s:O}}", "event", "end", end));
+}
+
+/* The EndEvent of a process, as Go's os.ProcessState says it: a death by signal has exit code
+ * -1, exited false and the signal's name. */
+static json_t *end_event(const struct envd_proc *p, const struct lel_run_result *res)
+{
+    static const char *const names[] = {[1] = "hangup", [2] = "interrupt", [3] = "quit", [4] = "illegal instruction",
+                                        [5] = "trace/breakpoint trap", [6] = "aborted", [7] = "bus error",
+                                        [8] = "floating point exception", [9] = "killed", [10] = "user defined signal 1",
+                                        [11] = "segmentation fault", [12] = "user defined signal 2",
+                                        [13] = "broken pipe", [14] = "alarm clock", [15] = "terminated"};
+    int signo = res->timed_out || (p->killed && !res->signaled) ? 9
+              : res->signaled && res->exit_status > 128     ? res->exit_status - 128
+                                                            : 0;
+    char status[64];
+    if (signo)
+        snprintf(status, sizeof(status), "signal: %s", signo < 16 && names[signo] ? names[signo] : "unknown signal");
+    else
+        snprintf(status, sizeof(status), "exit status %d", res->exit_status);
+    json_t *end = json_pack("{s:i, s:b, s:s}", "exitCode", signo ? -1 : res->exit_status, "exited", !signo, "status",
+                            status);
+    if (signo || res->exit_status)
+        json_object_set_new(end, "error", json_string(status));
+    return end;
 }
 
 int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)
@@ -438,7 +523,10 @@ int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
         return 0;
     struct envd_stream *sts[64];
     size_t nst = followers(e, id, sts, 64);
-    end_frames(h, p, res, sts, nst);
+    json_t *end = end_event(p, res);
+    end_frames(h, end, res, sts, nst);
+    ended_keep(e, p, end);
+    json_decref(end);
     for (size_t i = 0; i < nst; i++)
         lel__envd_stream_end(e, sts[i], NULL, NULL);
     lel__envd_stdin_fail(p, "failed_precondition", "the process ended before it read its input");

@@ -186,6 +186,35 @@ async function stdin(sbx) {
   check((await sc.wait()).stdout === 'streamed input\n', 'StreamInput writes the stdin')
 }
 
+// SendSignal: SIGTERM is a SIGTERM (a trap runs), SIGKILL kills; Connect to an ended process replays its end.
+async function signals(sbx) {
+  const seen = []
+  const h = await sbx.commands.run("trap 'echo trapped; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+    { background: true, onStdout: (d) => seen.push(d) })
+  for (let i = 0; i < 50 && !seen.join('').includes('ready'); i++) await sleep(100)
+  const term = (pid) => sbx.commands.rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: 15 })
+  await term(h.pid)
+  const e = await throws(() => h.wait(), CommandExitError, 'SIGTERM reaches a trap: the command exits as it says')
+  check(e?.exitCode === 3 && e?.stdout === 'ready\ntrapped\n', 'the SIGTERM trap ran', { exitCode: e?.exitCode, stdout: e?.stdout })
+  const s2 = await sbx.commands.run('sleep 30', { background: true })
+  await term(s2.pid)
+  const e2 = await throws(() => s2.wait(), CommandExitError, 'an untrapped SIGTERM ends the command')
+  check(e2?.exitCode === -1 && e2?.error === 'signal: terminated', 'signal: terminated', { exitCode: e2?.exitCode, error: e2?.error })
+  const s3 = await sbx.commands.run("trap '' TERM; sleep 30", { background: true })
+  await term(s3.pid)
+  await sleep(300)
+  check((await sbx.commands.list()).some((p) => p.pid === s3.pid), 'a command that ignores SIGTERM runs on')
+  check(await s3.kill(), 'SIGKILL ends it')
+  const e3 = await throws(() => s3.wait(), CommandExitError, 'killed')
+  check(e3?.error === 'signal: killed', 'signal: killed', e3?.error)
+  const done = await sbx.commands.run('echo over; exit 5', { background: true })
+  await done.wait().catch(() => {})
+  const again = await sbx.commands.connect(done.pid)
+  const e4 = await throws(() => again.wait(), CommandExitError, 'connect to an ended command replays its end')
+  check(e4?.exitCode === 5, 'with its exit code', e4?.exitCode)
+  await throws(() => sbx.commands.connect(999999), Error, 'connect to a command that never was fails')
+}
+
 // The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
 function daemonRss() {
   try {
@@ -250,6 +279,7 @@ async function dataPlane(opts, sbx, other) {
   await throws(() => sbx.commands.run('pwd', { cwd: '/no/such/dir' }), InvalidArgumentError, 'a missing cwd: InvalidArgumentError')
   await streaming(sbx)
   await stdin(sbx)
+  await signals(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)
