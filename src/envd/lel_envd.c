@@ -500,21 +500,36 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
     }
 }
 
-char *lel__envd_b64(const void *p, size_t n)
+size_t lel__envd_b64_into(char *out, const void *p, size_t n)
 {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = p;
-    char *out = malloc((n + 2) / 3 * 4 + 1), *w = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+    char *w = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) { /* whole groups: no bounds to check */
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        w[0] = a[v >> 18 & 63];
+        w[1] = a[v >> 12 & 63];
+        w[2] = a[v >> 6 & 63];
+        w[3] = a[v & 63];
+        w += 4;
+    }
+    if (i < n) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
         *w++ = a[v >> 18 & 63];
         *w++ = a[v >> 12 & 63];
         *w++ = i + 1 < n ? a[v >> 6 & 63] : '=';
-        *w++ = i + 2 < n ? a[v & 63] : '=';
+        *w++ = '=';
     }
     *w = 0;
+    return (size_t)(w - out);
+}
+
+char *lel__envd_b64(const void *p, size_t n)
+{
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (out)
+        lel__envd_b64_into(out, p, n);
     return out;
 }
 

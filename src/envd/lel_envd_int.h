@@ -120,6 +120,9 @@ void lel__envd_stream_flush(lel_envd_t *e, struct envd_stream *st);
 void lel__envd_stream_reply(lel_call_t *c, json_t *msg);
 /** Decodes base64 (either alphabet, padding optional) into out (cap bytes); its length or -1. */
 long lel__envd_b64_decode(const char *in, char *out, size_t cap);
+/** Standard base64 with padding of n bytes into out ((n + 2) / 3 * 4 + 1 bytes, NUL-terminated);
+ * its length. */
+size_t lel__envd_b64_into(char *out, const void *p, size_t n);
 /** Standard base64 with padding of n bytes, malloc'd. */
 char *lel__envd_b64(const void *p, size_t n);
 /** Starts a guest command for envd (its end comes to lel_envd_cmd_ended); `flags` LEL_CMD_*.

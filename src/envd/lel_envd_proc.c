@@ -400,23 +400,18 @@ static size_t followers(lel_envd_t *e, uint32_t pid, struct envd_stream **sts, s
 static void data_frames(const struct lel_envd_host *h, int k, uint64_t len, struct envd_stream **sts, size_t nst)
 {
     static const char *const pre[2] = {"{\"event\":{\"data\":{\"stdout\":\"", "{\"event\":{\"data\":{\"stderr\":\""};
-    char *buf = nst && len ? malloc(DATA_FRAME) : NULL;
-    for (uint64_t off = 0; buf && off < len; off += DATA_FRAME) {
+    size_t plen = strlen(pre[k]);
+    char *buf = nst && len ? malloc(DATA_FRAME) : NULL, *msg = buf ? malloc(plen + DATA_FRAME / 3 * 4 + 16) : NULL;
+    for (uint64_t off = 0; msg && off < len; off += DATA_FRAME) {
         size_t n = len - off < DATA_FRAME ? (size_t)(len - off) : DATA_FRAME;
         n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
-        char *b64 = lel__envd_b64(buf, n);
-        char *msg = NULL;
-        size_t plen = strlen(pre[k]), blen = b64 ? strlen(b64) : 0;
-        if (b64 && (msg = malloc(plen + blen + 5))) {
-            memcpy(msg, pre[k], plen);
-            memcpy(msg + plen, b64, blen);
-            memcpy(msg + plen + blen, "\"}}}", 5);
-            for (size_t i = 0; i < nst; i++)
-                lel__envd_stream_frame(sts[i], msg, plen + blen + 4);
-        }
-        free(msg);
-        free(b64);
+        memcpy(msg, pre[k], plen);
+        size_t m = plen + lel__envd_b64_into(msg + plen, buf, n);
+        memcpy(msg + m, "\"}}}", 4);
+        for (size_t i = 0; i < nst; i++)
+            lel__envd_stream_frame(sts[i], msg, m + 4);
     }
+    free(msg);
     free(buf);
 }
 

@@ -48,7 +48,8 @@ void lel__sbx_streams_free(struct lel_sandbox *s)
         stream_free(s, s->rstreams);
 }
 
-static int queue_add(struct rest_stream *st, const char *p, size_t n)
+/* Room for n more bytes in the queue. */
+static int queue_room(struct rest_stream *st, size_t n)
 {
     if (st->qlen + n > st->qcap) {
         size_t want = (st->qlen + n) * 2;
@@ -58,9 +59,53 @@ static int queue_add(struct rest_stream *st, const char *p, size_t n)
         st->queue = nb;
         st->qcap = want;
     }
+    return 0;
+}
+
+static int queue_add(struct rest_stream *st, const char *p, size_t n)
+{
+    if (queue_room(st, n) < 0)
+        return -ENOMEM;
     memcpy(st->queue + st->qlen, p, n);
     st->qlen += n;
     return 0;
+}
+
+/* Queues an output event of valid UTF-8 text, escaped in one pass (jansson's string and dump
+ * copied it twice more): {"data":"...","type":"stdout"}, the same as push_event makes. */
+static void push_text(struct rest_stream *st, const char *type, const char *text, size_t n)
+{
+    size_t tl = strlen(type);
+    if (st->ended || queue_room(st, n * 6 + 2 * tl + 48) < 0)
+        return;
+    char *w = st->queue + st->qlen;
+    if (st->sse) {
+        w = mempcpy(w, "event: ", 7);
+        w = mempcpy(w, type, tl);
+        w = mempcpy(w, "\ndata: ", 7);
+    }
+    w = mempcpy(w, "{\"data\":\"", 9);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            *w++ = (char)ch;
+            continue;
+        }
+        static const char hex[] = "0123456789abcdef";
+        const char *esc = ch == '"' ? "\\\"" : ch == '\\' ? "\\\\" : ch == '\n' ? "\\n" : ch == '\r' ? "\\r"
+                        : ch == '\t' ? "\\t" : ch == '\b' ? "\\b" : ch == '\f' ? "\\f" : NULL;
+        if (esc) {
+            w = mempcpy(w, esc, 2);
+        } else {
+            w = mempcpy(w, "\\u00", 4);
+            *w++ = hex[ch >> 4];
+            *w++ = hex[ch & 15];
+        }
+    }
+    w = mempcpy(w, "\",\"type\":\"", 10);
+    w = mempcpy(w, type, tl);
+    w = mempcpy(w, st->sse ? "\"}\n\n" : "\"}\n", st->sse ? 4 : 3);
+    st->qlen = (size_t)(w - st->queue);
 }
 
 /* Queues an event: `obj` (stolen) with "type" set, as a JSON line or a server-sent event. */
@@ -118,7 +163,7 @@ static void push_output(struct lel_sandbox *s, struct rest_stream *st, int k, ui
     size_t clen = 0;
     char *clean = n > cut ? lel_utf8_sanitize(raw, n - cut, &clen) : NULL;
     if (clean)
-        push_event(st, k ? "stderr" : "stdout", json_pack("{s:s%}", "data", clean, clen));
+        push_text(st, k ? "stderr" : "stdout", clean, clen);
     free(clean);
     free(raw);
 }

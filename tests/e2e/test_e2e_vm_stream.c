@@ -146,6 +146,15 @@ static void basic(void)
     CHECK(strstr(g.body, "event: end\ndata: {\"exitCode\":4,") != NULL);
     free(g.body);
 
+    /* what JSON must escape, and bytes that are not UTF-8 */
+    CHECK_INT(stream("{\"cmd\":\"printf 'q\\\"b\\\\\\\\s\\\\001\\\\t\\\\r\\\\377\\\\n'\",\"stream\":true}", 0, &g), 200);
+    evs = events(&g, &out, &err);
+    CHECK_STR(out, "q\"b\\s\x01\t\r\xef\xbf\xbd\n");
+    json_decref(evs);
+    free(out);
+    free(err);
+    free(g.body);
+
     resp_t r;
     char path[128];
     snprintf(path, sizeof(path), "/sandboxes/%s/commands", SID);
