@@ -72,8 +72,15 @@ void lel__envd_stdin_pump(const struct lel_envd_host *h, struct envd_proc *p)
                                                                        : "stdin not enabled or closed");
             return;
         }
-        if (r < 0 || in->off < in->len)
-            return; /* the guest did not answer, or its pipe is full: LEL_POLL_STDIN says when to go on */
+        if (r < 0) { /* a guest older than stdin pipes (a sandbox restored from an old image), or one that fails */
+            p->stdin_pipe = 0;
+            lel__envd_stdin_fail(p, r == -ENOSYS ? "unimplemented" : "unavailable",
+                                 r == -ENOSYS ? "this sandbox's guest has no stdin pipes (start it from a newer template)"
+                                              : "the sandbox's guest did not answer");
+            return;
+        }
+        if (in->off < in->len)
+            return; /* its pipe is full: LEL_POLL_STDIN says when to go on */
         if (in->close)
             p->stdin_pipe = 0;
         p->in = in->next;
