@@ -61,10 +61,15 @@ struct lel_boot_info {
     uint64_t epoch_ms;    /* wall clock at boot */
     uint64_t tsc_khz;     /* the TSC's rate (KVM_GET_TSC_KHZ); 0: unknown, the timer never stops */
     uint64_t seed[4];     /* 256 random bits from the host for the guest's random numbers */
+    /* the read-only root filesystem image (lel_rofs_abi.h) as read-only memory at LEL_GPA_ROFS,
+     * the root's lower layer; 0 bytes: none (the cpio above is the root) */
+    uint64_t rofs_gpa, rofs_bytes;
+    uint64_t disk_bytes; /* what the root's writable layer may hold in file data; 0: memory's limit */
 };
 
 enum lel_bell { LEL_BELL_READY = 1, LEL_BELL_RESPONSE = 2, LEL_BELL_FATAL = 3,
-                LEL_BELL_EVENT = 4 /* a command ended: collect it with LEL_OP_CMD_RESULT */ };
+                LEL_BELL_EVENT = 4 /* a command ended (collect it with LEL_OP_CMD_RESULT), or a streamed one
+                                      has output or stdin room (LEL_OP_CMD_POLL says which) */ };
 
 enum lel_op {
     LEL_OP_PING = 1,     /* ret[0] = arg[0] + 1 */
@@ -87,7 +92,8 @@ enum lel_op {
     LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
                                ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk
                                halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed. */
-    LEL_OP_CMD_KILL = 14,   /* arg[0] = command id: SIGKILL to every process still in it */
+    LEL_OP_CMD_KILL = 14,   /* arg[0] = command id, arg[1] = signal (0: SIGKILL) to every process still in it
+                               (as a terminal signals its foreground group); older guests send SIGKILL */
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
                                2 directory, ret[1] = bytes in bulk, ret[2] = file size. A directory comes
                                as lines "<f|d|l> <size> <name>\n" */
@@ -104,7 +110,22 @@ enum lel_op {
                                 final symlink is followed. Any error removes the temporary. */
     LEL_OP_FILE_DELETE = 18, /* bulk = path, NUL; arg[0] = its bytes with the NUL: removes a file, a symlink
                                 (not what it names) or an empty directory */
+    LEL_OP_CMD_READ = 19,   /* arg[0] = id of a command started with LEL_CMD_STREAM: what it wrote since the last
+                               read, stdout in the first bulk half and stderr in the second; ret[1]/ret[2] = their
+                               bytes, ret[3] = LEL_CMD_ENDED once it ended (the rest comes with LEL_OP_CMD_RESULT).
+                               Its writers, blocked while a stream held LEL_BULK_HALF unread bytes, go on. */
+    LEL_OP_CMD_STDIN = 20,  /* arg[0] = id of a command started with LEL_CMD_STDIN_PIPE, arg[1] = bytes in bulk for
+                               its stdin pipe, arg[2] = 1: close it after them. ret[0] = bytes taken: the rest did
+                               not fit (LEL_POLL_STDIN says when it has room; the close waits for them too).
+                               Status EPIPE: nobody reads it any more (the bytes are dropped), ENOENT: no such
+                               command, EINVAL: its stdin is not a pipe, or closed */
+    LEL_OP_CMD_POLL = 21,   /* the commands with something for the host, as ret[0] pairs of uint32 (id, LEL_POLL_*)
+                               in the mailbox data area (ret[1] = their bytes) */
 };
+
+enum { LEL_POLL_OUTPUT = 1, /* a streamed command has output not read yet (LEL_OP_CMD_READ) */
+       LEL_POLL_STDIN = 2,  /* its stdin pipe has room again after a write that did not fit */
+       LEL_POLL_ENDED = 4 }; /* it ended (LEL_OP_CMD_RESULT) */
 
 enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4 }; /* LEL_OP_FILE_UPLOAD's arg[3] */
 
@@ -116,8 +137,15 @@ enum lel_misbehave {
     LEL_BAD_WILD_WRITE = 5,   /* write past the end of guest RAM */
 };
 
-enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4 };
-enum { LEL_CMD_BACKGROUND = 1 }; /* lel_cmd_req.flags: nobody collects it (a template's startCmd) */
+/* result flags (LEL_OP_CMD_RESULT's ret[3], LEL_OP_CMD_READ's); SIGNALED: a signal ended its first
+ * process (the status is 128 + it) */
+enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4, LEL_CMD_SIGNALED = 8,
+       LEL_CMD_ENDED = 16 };
+/* lel_cmd_req.flags. BACKGROUND: nobody collects it (a template's startCmd). STREAM: its output
+ * is read as it comes (LEL_OP_CMD_READ) and a writer waits while the host has not read a
+ * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its
+ * stdin is a pipe the host writes (LEL_OP_CMD_STDIN) instead of the request's bytes. */
+enum { LEL_CMD_BACKGROUND = 1, LEL_CMD_STREAM = 2, LEL_CMD_STDIN_PIPE = 4 };
 
 /* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
  * empty), then stdin_len bytes of stdin. */
@@ -129,7 +157,7 @@ struct lel_cmd_req {
 };
 
 enum lel_status { LEL_ST_OK = 0, LEL_ST_ENOENT = 2, LEL_ST_EAGAIN = 11, LEL_ST_EISDIR = 21, LEL_ST_EINVAL = 22,
-                  LEL_ST_ENOSYS = 38 };
+                  LEL_ST_EPIPE = 32, LEL_ST_ENOSYS = 38 };
 
 /* The mailbox. The host writes op/arg and then bumps req_seq and raises LEL_VEC_CHANNEL; the
  * guest answers in status/ret, sets resp_seq = req_seq and rings LEL_BELL_RESPONSE. The host

@@ -93,7 +93,7 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
 int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
-                                memory_file};
+                                memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);

@@ -119,7 +119,7 @@ static void ref_actor(void *a, void *ctx)
  * template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, NULL, 0};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);

@@ -29,7 +29,8 @@
 
 enum tag {
     T_CPUID = 1, T_REGS, T_SREGS, T_XSAVE, T_XCRS, T_MSRS, T_LAPIC, T_EVENTS, T_MPSTATE, T_DEBUGREGS,
-    T_PIC0, T_PIC1, T_IOAPIC, T_CLOCK, T_COUNT
+    T_PIC0, T_PIC1, T_IOAPIC, T_CLOCK, T_COUNT,
+    T_ROFS = 32 /* the rofs image the VM runs over (its hash, size and path; never its pages) */
 };
 
 struct header {
@@ -160,6 +161,12 @@ static int save_state(lel_vm_t *vm, struct buf *b, char *err, size_t errlen)
         put(b, T_DEBUGREGS, &dr, sizeof(dr)) || put(b, T_PIC0, &chip[0], sizeof(chip[0])) ||
         put(b, T_PIC1, &chip[1], sizeof(chip[1])) || put(b, T_IOAPIC, &chip[2], sizeof(chip[2])) ||
         put(b, T_CLOCK, &clock, sizeof(clock)))
+        goto out;
+    size_t rofs_len = 0;
+    void *rofs = lel__rofs_record(vm, &rofs_len);
+    int bad = vm->rofs && (!rofs || put(b, T_ROFS, rofs, rofs_len));
+    free(rofs);
+    if (bad)
         goto out;
     r = 0;
 out:
@@ -626,6 +633,27 @@ out:
     return r;
 }
 
+/* The rofs image the snapshot was taken over, mapped again: the recorded file (or `use`), with
+ * the recorded content hash. A snapshot without one needs none. */
+static int restore_rofs(lel_vm_t *vm, struct opened *o, const char *use, const char *path, char *err, size_t errlen)
+{
+    size_t len = 0;
+    const void *rec = record(o->state, o->h.state_len, T_ROFS, 0, 1, &len);
+    const uint8_t *hash;
+    const char *recorded;
+    if (!rec)
+        return 0;
+    if (lel__rofs_record_parse(rec, len, &hash, &recorded) < 0) {
+        snprintf(err, errlen, "snapshot %s: its root filesystem image record is malformed", path);
+        return -EBADMSG;
+    }
+    char why[600];
+    int r = lel__rofs_map(vm, use ? use : recorded, hash, why, sizeof(why));
+    if (r < 0)
+        snprintf(err, errlen, "snapshot %.300s cannot be restored: %s", path, why);
+    return r;
+}
+
 int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
 {
     struct opened o;
@@ -644,6 +672,8 @@ int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t *
                  lel_vmm_backend_name((enum lel_vmm_backend)o.h.backend), lel_vmm_backend_name(vm->backend));
         goto out;
     }
+    if ((r = restore_rofs(vm, &o, cfg->rofs_path, path, err, errlen)) < 0)
+        goto out;
     /* with a memory file (lel_image_unpack_memory of this image) the memory is already there,
      * mapped copy-on-write: nothing to decompress */
     if (!cfg->memory_file && (r = image_memory(&o, vm->mem, path, err, errlen)) < 0)

@@ -541,8 +541,17 @@ int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         lel_vm_destroy(vm);
         return r;
     }
-    /* the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
-    uint64_t rootfs_size = (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
+    bi->disk_bytes = cfg->disk_bytes;
+    if (cfg->rofs_path) { /* the image is the root: the guest lays memory over it */
+        if ((r = lel__rofs_map(vm, cfg->rofs_path, NULL, err, errlen)) < 0) {
+            lel_vm_destroy(vm);
+            return r;
+        }
+        bi->rofs_gpa = LEL_GPA_ROFS;
+        bi->rofs_bytes = vm->rofs_bytes;
+    }
+    /* else the root filesystem goes at the top of low RAM; the guest unpacks it and reuses the pages */
+    uint64_t rootfs_size = cfg->rofs_path ? 0 : (uint64_t)(lel_rootfs_image_end - lel_rootfs_image);
     if (rootfs_size + (32ULL << 20) > bi->mem_bytes) {
         snprintf(err, errlen, "guest memory too small for the root filesystem");
         lel_vm_destroy(vm);
@@ -762,6 +771,7 @@ void lel_vm_destroy(lel_vm_t *vm)
         close(vm->vm_fd);
     if (vm->mem != MAP_FAILED)
         munmap(vm->mem, vm->mem_bytes);
+    lel__rofs_unmap(vm);
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
@@ -857,7 +867,9 @@ size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
 int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
 {
     uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
-    struct lel_cmd_req req = {0, 0, cmd->inlen, cmd->timeout_ms, cmd->background ? LEL_CMD_BACKGROUND : 0, 0};
+    int piped = (cmd->flags & LEL_CMD_STDIN_PIPE) != 0;
+    struct lel_cmd_req req = {0, 0, piped ? 0 : cmd->inlen, cmd->timeout_ms,
+                              cmd->flags & (LEL_CMD_BACKGROUND | LEL_CMD_STREAM | LEL_CMD_STDIN_PIPE), 0};
     int r = chan_free(vm, 5000);
     if (r < 0)
         return r;
@@ -876,11 +888,11 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
     size_t cl = strlen(cmd->cwd ? cmd->cwd : "") + 1;
     if (req.argc == 0)
         return -EINVAL;
-    if (cl + cmd->inlen > (size_t)(end - p))
+    if (cl + req.stdin_len > (size_t)(end - p))
         return -E2BIG;
     memcpy(p, cmd->cwd ? cmd->cwd : "", cl);
-    if (cmd->inlen)
-        memcpy(p + cl, cmd->in, cmd->inlen);
+    if (req.stdin_len)
+        memcpy(p + cl, cmd->in, req.stdin_len);
     memcpy(bulk, &req, sizeof(req));
     uint64_t ret[4] = {0};
     r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, 5000);
@@ -904,13 +916,13 @@ int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_
     res->err_len = ret[2] < LEL_BULK_HALF ? ret[2] : LEL_BULK_HALF;
     res->truncated = (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0;
     res->timed_out = (ret[3] & LEL_CMD_TIMED_OUT) != 0;
+    res->signaled = (ret[3] & LEL_CMD_SIGNALED) != 0;
     return 0;
 }
 
 int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id)
 {
-    uint64_t arg[4] = {id, 0, 0, 0};
-    return lel_vm_call(vm, LEL_OP_CMD_KILL, arg, NULL, 5000);
+    return lel_vm_cmd_signal(vm, id, 9);
 }
 
 int lel_vm_run(lel_vm_t *vm, const char *const *argv, const char *const *env, const char *cwd, const void *in,

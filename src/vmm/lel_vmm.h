@@ -28,7 +28,8 @@ struct lel_vm_ops {
     void (*console_line)(void *ctx, const char *line, size_t len);
     /** The VM stopped on its own (triple fault, guest fatal, internal error); on the vCPU thread. */
     void (*died)(void *ctx, const char *why);
-    /** A command ended in the guest (collect it with lel_vm_cmd_result); on the vCPU thread. May be NULL. */
+    /** A command ended in the guest (collect it with lel_vm_cmd_result), or a streamed one has
+     * output or stdin room (lel_vm_cmd_poll); on the vCPU thread. May be NULL. */
     void (*event)(void *ctx);
 };
 
@@ -39,7 +40,17 @@ struct lel_vm_config {
     void *ctx;
     const char *memory_file; /* restore only: guest memory mapped copy-on-write from this raw file
                                 (lel_image_unpack_memory of the same image); NULL: decompress */
+    /* A read-only root filesystem image (src/image/lel_rofs_build.h) mapped into the VM as
+     * read-only memory, shared with every VM on it through the page cache, the guest's root
+     * below a writable layer in its memory. Boot: this file (the base cpio is then not used).
+     * Restore: the image records the file's path and content hash and maps that file; a path
+     * here is used instead, and must have the same hash. NULL at boot: none. */
+    const char *rofs_path;
+    uint64_t disk_bytes; /* boot: the writable layer's limit for file data (0: guest memory's) */
 };
+
+/** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */
+void lel_vmm_base_rootfs(const void **data, size_t *len);
 
 /** Creates the VM, loads the embedded guest kernel and starts the vCPU. Returns 0 or -errno. */
 int lel_vm_boot(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
@@ -75,6 +86,7 @@ struct lel_run_result {
     int exit_status;       /* 0..255 as a shell sees it */
     uint64_t out_len, err_len; /* in the bulk area: stdout at 0, stderr at LEL_BULK_HALF (clamped) */
     int truncated, timed_out;
+    int signaled;          /* a signal ended its first process (exit_status is 128 + it); 0 from older guests */
 };
 
 /** A command for the guest. */
@@ -85,7 +97,11 @@ struct lel_cmd {
     const void *in;          /* stdin bytes */
     size_t inlen;
     uint64_t timeout_ms; /* the guest kills the command's processes then; 0: none */
-    int background;      /* nobody collects its result (it ends without an event) */
+    /* LEL_CMD_* (lel_guest_abi.h): BACKGROUND, nobody collects its result (it ends without an
+     * event); STREAM, its output is read as it comes (lel_vm_cmd_read) and a writer waits while
+     * the host has not read 1 MiB of a stream, instead of output past 1 MiB being dropped;
+     * STDIN_PIPE, its stdin is a pipe written with lel_vm_cmd_stdin (`in` is ignored) */
+    unsigned flags;
 };
 
 /** Starts a command; the guest runs it alongside others and rings an event when it ends.
@@ -99,6 +115,27 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id);
 int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_result *res);
 /** Kills the processes still in a command; its result then comes as usual. */
 int lel_vm_cmd_kill(lel_vm_t *vm, uint32_t id);
+/** Sends signal `sig` (1..63) to every process still in a command (9: kills them, as
+ * lel_vm_cmd_kill); a guest older than signals kills them whatever `sig` is. Returns 0,
+ * -ENOENT for an unknown id, or -errno. */
+int lel_vm_cmd_signal(lel_vm_t *vm, uint32_t id, int sig);
+/** What a streamed command (lel_cmd.stream) wrote since the last read: stdout at 0 of the
+ * bulk area (*out_len bytes), stderr at LEL_BULK_HALF (*err_len), there until the next request
+ * (lengths clamped to the halves); *ended once it ended (the rest comes with its result).
+ * Returns 0, -ENOENT, -EINVAL (not streamed), -ENOSYS (a guest that does not stream), -errno. */
+int lel_vm_cmd_read(lel_vm_t *vm, uint32_t id, uint64_t *out_len, uint64_t *err_len, int *ended);
+/** Writes up to LEL_BULK_SIZE bytes of `p` into a command's stdin pipe (lel_cmd.stdin_pipe):
+ * *taken of them fit (the rest waits for LEL_POLL_STDIN); `close` closes it once all of them
+ * are in. Returns 0, -EPIPE (nobody reads it: dropped), -EINVAL (no pipe, or closed), -ENOENT,
+ * -ENOSYS (an older guest), or -errno. */
+int lel_vm_cmd_stdin(lel_vm_t *vm, uint32_t id, const void *p, size_t n, int close, size_t *taken);
+/** A command with something for the host: its id and LEL_POLL_* flags. */
+struct lel_cmd_ready {
+    uint32_t id, flags;
+};
+/** After an event: the commands with output, stdin room or an end, up to `cap` into `out`
+ * (*n). Returns 0, -ENOSYS from a guest older than streaming, or -errno. */
+int lel_vm_cmd_poll(lel_vm_t *vm, struct lel_cmd_ready *out, size_t cap, size_t *n);
 /** Starts a command and waits for its end (other commands may run meanwhile, but their
  * results are left for others to collect). Returns like lel_vm_cmd_start, or -ETIMEDOUT when
  * the guest did not end it by its timeout plus 10 s (it is then killed). */
@@ -119,6 +156,10 @@ uint64_t lel_vm_disk_used(lel_vm_t *vm);
  * discarded (0: not worth it, or a guest without the request), or -errno. Call it from the
  * sandbox's owner when the guest is idle; it blocks for the two requests. */
 int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages);
+/** The VM's rofs image: 1 with its size, content hash and whether KVM maps it read-only
+ * (KVM_MEM_READONLY over a shared read-only mapping; else a private mapping of the file, whose
+ * clean pages are still the page cache's); 0 without one. */
+int lel_vm_rofs(lel_vm_t *vm, uint64_t *bytes, uint8_t hash[32], int *readonly);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 

@@ -3,6 +3,7 @@
 #define LEL_VMM_INT_H
 
 #include "../guest/lel_guest_abi.h"
+#include "../guest/lel_rofs_abi.h"
 #include "lel_vmm.h"
 
 #include <linux/kvm.h>
@@ -12,6 +13,7 @@
 #define LEL_MSR_PVM_VIF 0x4b564d10
 #define LEL_MSR_PVM_SIG 0x4b564d11
 #define LEL_PVM_SIGNATURE 0x4d5650ULL
+#define LEL_SLOT_ROFS 2 /* memslots 0 and 1 are RAM below and above the 32-bit hole */
 
 enum vm_state { VM_RUNNING = 0, VM_STOPPED, VM_DEAD };
 
@@ -41,6 +43,12 @@ struct lel_vm {
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
 
+    uint8_t *rofs;        /* the rofs image's mapping (lel_vmm_rofs.c), or NULL */
+    uint64_t rofs_bytes;
+    uint8_t rofs_hash[32];
+    char *rofs_path;
+    int rofs_readonly;    /* KVM_MEM_READONLY over a shared read-only mapping */
+
     char line[1024]; /* console line being assembled (vCPU thread only) */
     size_t linelen;
     int64_t line_window_ms;
@@ -51,6 +59,17 @@ struct lel_vm {
 /** Writes an image of `mem` with an already serialized state (lel_vm_save's second half). */
 int lel__image_write(const char *path, uint8_t *mem, uint64_t mem_bytes, const void *state, size_t state_len,
                      uint32_t backend, uint32_t tick_hz, struct lel_snap_info *info, char *err, size_t errlen);
+
+/* lel_vmm_rofs.c */
+/** Maps the rofs image at `path` into the VM at LEL_GPA_ROFS (memslot LEL_SLOT_ROFS). With
+ * `want` (a restore) the file's content hash must be it. Returns 0 or -errno with err filled:
+ * -ENOENT missing, -EBADMSG not an image, -ESTALE another image than `want`. */
+int lel__rofs_map(lel_vm_t *vm, const char *path, const uint8_t *want, char *err, size_t errlen);
+void lel__rofs_unmap(lel_vm_t *vm);
+/** The snapshot record of the VM's rofs image (hash, size, path), malloc'd; NULL without one. */
+void *lel__rofs_record(lel_vm_t *vm, size_t *len);
+/** Reads a snapshot's rofs record: 0 with its hash and path (NUL-terminated, in rec), or -EBADMSG. */
+int lel__rofs_record_parse(const void *rec, size_t len, const uint8_t **hash, const char **path);
 
 /* lel_vmm.c */
 int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);

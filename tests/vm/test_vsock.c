@@ -259,7 +259,7 @@ static lel_vm_t *across_restore(lel_net_t *net, lel_vm_t *vm, lel_net_ep_t **ep,
     CHECK_INT(lel_vm_save(vm, img, NULL, err, sizeof(err)), 0);
     lel_net_detach(*ep);
     lel_vm_destroy(vm);
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, NULL, NULL};
+    struct lel_vm_config cfg = {.mem_bytes = 256 * MIB, .tick_hz = 100, .ops = &ops};
     lel_vm_t *r = NULL;
     CHECK_INT(lel_vm_restore(img, &cfg, &r, err, sizeof(err)), 0);
     if (!r)
@@ -300,7 +300,7 @@ int main(void)
                             .static_dns = 1 /* no test asks the host's resolver */};
     lel_net_t *net = NULL;
     CHECK_INT(lel_net_start(&o, &net, err, sizeof(err)), 0);
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, NULL, NULL};
+    struct lel_vm_config cfg = {.mem_bytes = 256 * MIB, .tick_hz = 100, .ops = &ops};
     lel_vm_t *vm = NULL;
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0) {
         fprintf(stderr, "boot: %s\n", err);

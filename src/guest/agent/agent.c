@@ -12,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../lib/rng.h"
 #include "../mm/page.h"
+#include "../mm/vm.h"
 #include "../net/hostconn.h"
 #include "../proc/proc.h"
 #include "../proc/sched.h"
@@ -58,7 +59,8 @@ static void command(void)
     }
     uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
     struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
-                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0};
+                             req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0,
+                             (req.flags & LEL_CMD_STREAM) != 0, (req.flags & LEL_CMD_STDIN_PIPE) != 0};
     int r = proc_start(&spec);
     if (r < 0)
         chan->status = (uint32_t)-r;
@@ -78,7 +80,37 @@ static void command_result(void)
     chan->ret[1] = res.out_len;
     chan->ret[2] = res.err_len;
     chan->ret[3] = (res.out_truncated ? LEL_CMD_STDOUT_TRUNCATED : 0) | (res.err_truncated ? LEL_CMD_STDERR_TRUNCATED : 0) |
-                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (uint64_t)id << 32;
+                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (res.signaled ? LEL_CMD_SIGNALED : 0) | (uint64_t)id << 32;
+}
+
+/* A streamed command's output so far, in the bulk halves. */
+static void command_read(void)
+{
+    struct proc_result res;
+    int r = proc_read_output((int)chan->arg[0], bulk, bulk + LEL_BULK_HALF, LEL_BULK_HALF, &res);
+    if (r < 0) {
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    chan->ret[1] = res.out_len;
+    chan->ret[2] = res.err_len;
+    chan->ret[3] = res.ended ? LEL_CMD_ENDED : 0;
+}
+
+static void command_stdin(void)
+{
+    uint64_t n = chan->arg[1] < LEL_BULK_SIZE ? chan->arg[1] : LEL_BULK_SIZE, taken = 0;
+    int r = proc_write_stdin((int)chan->arg[0], (const uint8_t *)bulk, n, chan->arg[2] == 1, &taken);
+    chan->ret[0] = taken;
+    if (r < 0)
+        chan->status = (uint32_t)-r;
+}
+
+static void command_poll(void)
+{
+    uint32_t n = proc_poll((uint32_t *)((char *)chan + LEL_CHAN_DATA_OFF), LEL_CHAN_DATA_MAX / 8);
+    chan->ret[0] = n;
+    chan->ret[1] = (uint64_t)n * 8;
 }
 
 /* The test ops wait for their program here (other commands keep running) and answer with its
@@ -144,8 +176,17 @@ static void handle(void)
         command_result();
         break;
     case LEL_OP_CMD_KILL:
-        if (proc_kill_session((int)chan->arg[0]) < 0)
-            chan->status = LEL_ST_ENOENT;
+        if (chan->arg[1] >= 64 || proc_signal_session((int)chan->arg[0], chan->arg[1] ? (int)chan->arg[1] : 9) < 0)
+            chan->status = chan->arg[1] >= 64 ? LEL_ST_EINVAL : LEL_ST_ENOENT;
+        break;
+    case LEL_OP_CMD_READ:
+        command_read();
+        break;
+    case LEL_OP_CMD_STDIN:
+        command_stdin();
+        break;
+    case LEL_OP_CMD_POLL:
+        command_poll();
         break;
     case LEL_OP_FILE_WRITE:
         agent_file_write();
@@ -212,6 +253,14 @@ static void rootfs_init(void)
     if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
         console_write("guest: no memory for the root filesystem\n");
         return;
+    }
+    fs_set_disk_limit(boot->disk_bytes / PAGE_SIZE);
+    if (boot->rofs_bytes) { /* the image is the lower layer; memory the writable one above it */
+        int r = map_readonly_region(boot->rofs_gpa, boot->rofs_bytes);
+        if (r == 0)
+            r = fs_mount_lower((const void *)(LEL_DMAP_BASE + boot->rofs_gpa), boot->rofs_bytes);
+        console_write(r == 0 ? "lelantos guest: root filesystem image mounted read-only under a writable layer\n"
+                             : "guest: the root filesystem image is malformed or does not fit\n");
     }
     if (!boot->initrd_size)
         return;

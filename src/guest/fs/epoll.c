@@ -14,6 +14,7 @@
 #include "../mm/page.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
+#include "../proc/session.h"
 #include "../proc/signal.h"
 
 static uint32_t epoll_ready(struct epoll *ep, int depth);
@@ -29,6 +30,8 @@ uint64_t file_seq(const struct file *f)
 {
     if (f->type == F_SOCK)
         return sock_seq(f->sock);
+    if (f->type == F_OUT)
+        return f->ob ? f->ob->rd : 0; /* the host's reads give room */
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -45,6 +48,8 @@ uint32_t file_events(struct file *f, int depth)
         return sock_events(f->sock);
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */
         return depth < 2 && epoll_ready(f->ep, depth + 1) ? POLLIN_ : 0;
+    case F_OUT: /* a streamed command's output waits while the host is behind */
+        return POLLIN_ | (outbuf_writable(f->ob) ? POLLOUT_ : 0);
     default:
         return POLLIN_ | POLLOUT_;
     }

@@ -190,21 +190,19 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
         return sock_io(f, buf, n, 1, 0);
     if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFCHR)
         return (long)n; /* /dev/null, /dev/zero, /dev/random: writes vanish */
+    if (f->type == F_OUT)
+        return outbuf_write_user(f, buf, n);
     uint64_t done = 0;
     while (done < n) {
         uint64_t chunk = n - done > sizeof(tmp) ? sizeof(tmp) : n - done;
         if (copy_user(buf + done, tmp, chunk, 0) < 0)
             return done ? (long)done : -EFAULT;
-        if (f->type == F_OUT) {
-            outbuf_write(f->ob, tmp, chunk);
-        } else {
-            if (f->flags & O_APPEND)
-                f->off = f->ino->size;
-            int64_t w = fs_write(f->ino, f->off, tmp, chunk);
-            if (w < 0)
-                return done ? (long)done : w;
-            f->off += (uint64_t)w;
-        }
+        if (f->flags & O_APPEND)
+            f->off = f->ino->size;
+        int64_t w = fs_write(f->ino, f->off, tmp, chunk);
+        if (w < 0)
+            return done ? (long)done : w;
+        f->off += (uint64_t)w;
         done += chunk;
     }
     return (long)n;
@@ -213,8 +211,14 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
 void *file_page_shared(struct file *f, uint64_t prot, uint64_t flags, uint64_t off)
 {
     struct proc *cur = proc_cur();
-    if (!f || (prot & 2) || !((prot & 4) || (flags & 0x800)) || off + PAGE_SIZE > f->ino->size ||
-        mm_pin(cur->mm, f->ino) < 0)
+    if (!f || (prot & 2))
+        return 0;
+    /* a page of the read-only image never changes: any read-only mapping shares it, unpinned
+     * (the image zero-fills a file's last page, as a mapping past the end reads) */
+    void *lower = off < f->ino->size ? fs_page_lower(f->ino, off / PAGE_SIZE) : 0;
+    if (lower)
+        return lower;
+    if (!((prot & 4) || (flags & 0x800)) || off + PAGE_SIZE > f->ino->size || mm_pin(cur->mm, f->ino) < 0)
         return 0;
     return fs_page(f->ino, off / PAGE_SIZE);
 }

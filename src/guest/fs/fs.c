@@ -1,6 +1,10 @@
-/* tmpfs over kmalloc'd inodes and page-sized data blocks; see fs.h. */
+/* tmpfs over kmalloc'd inodes and page-sized data blocks; see fs.h. Over a read-only image
+ * (overlay.c) a directory takes in the image's entries as overlay.h says, and a file's data
+ * stays the image's until it is written. */
 #include "fs.h"
 
+#include "overlay.h"
+#include "rofs.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
 
@@ -10,8 +14,9 @@ static struct inode *root;
 static uint64_t next_ino = 1;
 static int64_t clock_now;
 static uint64_t data_pages; /* pages of file data, all files: the disk in use */
+static uint64_t disk_limit; /* pages data_pages may reach (0: as many as memory gives) */
 
-static struct inode *inode_new(uint32_t mode)
+struct inode *fs__inode_new(uint32_t mode)
 {
     struct inode *i = kmalloc(sizeof(*i));
     if (i) {
@@ -26,7 +31,7 @@ static struct inode *inode_new(uint32_t mode)
 int fs_init(int64_t now)
 {
     clock_now = now;
-    root = inode_new(S_IFDIR | 0755);
+    root = fs__inode_new(S_IFDIR | 0755);
     if (!root)
         return -E_NOMEM;
     root->parent = root;
@@ -48,6 +53,22 @@ static struct inode *child_of(struct inode *dir, const char *name, uint64_t n)
     for (struct dent *d = dir->children; d; d = d->next)
         if (kstrlen(d->name) == n && !kmemcmp(d->name, name, n))
             return d->inode;
+    return dir->lower_dir ? ovl_lookup(dir, name, n) : 0;
+}
+
+int fs__dent_add(struct inode *dir, const char *name, uint64_t n, struct inode *i)
+{
+    struct dent *d = kmalloc(sizeof(*d));
+    char *nm = kstrndup(name, n);
+    if (!d || !nm) {
+        kfree(d, sizeof(*d));
+        kfree(nm, n + 1);
+        return -E_NOMEM;
+    }
+    d->name = nm;
+    d->inode = i;
+    d->next = dir->children;
+    dir->children = d;
     return 0;
 }
 
@@ -164,7 +185,7 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
     if (child_of(dir, name, n))
         return -E_EXIST;
     struct dent *d = kmalloc(sizeof(*d));
-    struct inode *i = inode_new(mode);
+    struct inode *i = fs__inode_new(mode);
     char *nm = kstrndup(name, n);
     if (!d || !i || !nm) {
         kfree(d, sizeof(*d));
@@ -235,10 +256,39 @@ uint64_t fs_data_pages(void)
     return data_pages;
 }
 
+void fs_set_disk_limit(uint64_t pages)
+{
+    disk_limit = pages;
+}
+
+uint64_t fs_disk_limit(void)
+{
+    return disk_limit;
+}
+
+/* A page of file data: NULL when the disk is full (its limit reached, or the memory short). */
+static void *data_page_new(void)
+{
+    void *p = disk_limit && data_pages >= disk_limit ? 0 : kpage_alloc_data();
+    if (p)
+        data_pages++;
+    return p;
+}
+
 void *fs_page(struct inode *f, uint64_t index)
 {
-    void **sl = (f->mode & S_IFMT) == S_IFREG ? slot(f, index, 0) : 0;
+    if ((f->mode & S_IFMT) != S_IFREG)
+        return 0;
+    if (f->lower_data)
+        return index < (f->lower->size + PAGE_SIZE - 1) / PAGE_SIZE ? (void *)(rofs_data(f->lower) + index * PAGE_SIZE) : 0;
+    void **sl = slot(f, index, 0);
     return sl ? *sl : 0;
+}
+
+void *fs_page_lower(struct inode *f, uint64_t index)
+{
+    void *p = fs_page(f, index);
+    return p && rofs_contains(p) ? p : 0;
 }
 
 static void drop_data(struct inode *f, uint64_t from_page)
@@ -251,9 +301,11 @@ static void drop_data(struct inode *f, uint64_t from_page)
             continue;
         for (uint64_t j = 0; j < PER; j++) {
             if (i * PER + j >= from_page && l2[j]) {
-                kpage_free(l2[j]);
+                if (!rofs_contains(l2[j])) { /* the image's pages are not the file's to free */
+                    kpage_free(l2[j]);
+                    data_pages--;
+                }
                 l2[j] = 0;
-                data_pages--;
             }
         }
         if (i * PER >= from_page) {
@@ -263,8 +315,44 @@ static void drop_data(struct inode *f, uint64_t from_page)
     }
 }
 
-static void inode_free(struct inode *i)
+/* A file whose data is the image's gets a page table of its own, its entries leading to the
+ * image's pages (of its first `keep` bytes): a write then copies only the pages it touches. */
+static int copy_up(struct inode *f, uint64_t keep)
 {
+    if (!f->lower_data)
+        return 0;
+    uint64_t size = keep < f->lower->size ? keep : f->lower->size, n = (size + PAGE_SIZE - 1) / PAGE_SIZE;
+    if (n > PER * PER)
+        return -E_FBIG;
+    for (uint64_t i = 0; i < n; i++) {
+        void **sl = slot(f, i, 1);
+        if (!sl) {
+            drop_data(f, 0);
+            return -E_NOSPC;
+        }
+        *sl = (void *)(rofs_data(f->lower) + i * PAGE_SIZE);
+    }
+    f->lower_data = 0;
+    return 0;
+}
+
+/* The slot's page becomes the file's own when it is the image's (`fill`: with its contents). */
+static int own_page(void **sl, int fill)
+{
+    if (!rofs_contains(*sl))
+        return 0;
+    void *p = data_page_new();
+    if (!p)
+        return -E_NOSPC;
+    if (fill)
+        kmemcpy(p, *sl, PAGE_SIZE);
+    *sl = p;
+    return 0;
+}
+
+void fs__inode_free(struct inode *i)
+{
+    ovl_forget(i);
     if ((i->mode & S_IFMT) == S_IFREG && i->pages) {
         drop_data(i, 0);
         kpage_free(i->pages);
@@ -276,6 +364,8 @@ static void inode_free(struct inode *i)
 
 int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
 {
+    if (ovl_merge(dir) < 0)
+        return -E_NOMEM;
     for (struct dent **pp = &dir->children; *pp; pp = &(*pp)->next) {
         struct dent *d = *pp;
         if (kstrlen(d->name) != n || kmemcmp(d->name, name, n))
@@ -285,8 +375,8 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
             return -E_NOTDIR;
         if (!want_dir && is_dir)
             return -E_ISDIR;
-        if (is_dir && d->inode->children)
-            return -E_NOTEMPTY;
+        if (is_dir && (d->inode->children || d->inode->lower_dir))
+            return -E_NOTEMPTY; /* (an image directory with entries: some are not in memory yet) */
         *pp = d->next;
         struct inode *gone = d->inode;
         if (is_dir) {
@@ -297,7 +387,7 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
             gone->nlink--;
         }
         if (gone->nlink == 0 && gone->refs == 0)
-            inode_free(gone);
+            fs__inode_free(gone);
         kfree(d->name, n + 1);
         kfree(d, sizeof(*d));
         dir->mtime = clock_now;
@@ -319,6 +409,8 @@ int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode
     if ((olen == 1 && oname[0] == '.') || (olen == 2 && oname[0] == '.' && oname[1] == '.') ||
         (nlen == 1 && nname[0] == '.') || (nlen == 2 && nname[0] == '.' && nname[1] == '.'))
         return -E_INVAL;
+    if (ovl_merge(odir) < 0 || ovl_merge(ndir) < 0)
+        return -E_NOMEM;
     struct dent **op = dent_of(odir, oname, olen);
     if (!op || ndir->nlink == 0)
         return -E_NOENT;
@@ -380,9 +472,9 @@ int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n)
         uint64_t idx = (off + done) / PAGE_SIZE, in = (off + done) % PAGE_SIZE, chunk = PAGE_SIZE - in;
         if (chunk > n - done)
             chunk = n - done;
-        void **sl = slot(f, idx, 0);
-        if (sl && *sl)
-            kmemcpy(b + done, (uint8_t *)*sl + in, chunk);
+        const uint8_t *pg = fs_page(f, idx);
+        if (pg)
+            kmemcpy(b + done, pg + in, chunk);
         else
             kmemset(b + done, 0, chunk);
         done += chunk;
@@ -400,14 +492,19 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         return -E_TXTBSY;
     if (off + n < off || off + n > MAX_FILE)
         return -E_FBIG;
+    int r = copy_up(f, f->size);
+    if (r < 0)
+        return r;
     uint64_t done = 0;
     while (done < n) {
         uint64_t idx = (off + done) / PAGE_SIZE, in = (off + done) % PAGE_SIZE, chunk = PAGE_SIZE - in;
         if (chunk > n - done)
             chunk = n - done;
         void **sl = slot(f, idx, 1);
-        if (sl && !*sl && (*sl = kpage_alloc_data()))
-            data_pages++;
+        if (sl && !*sl)
+            *sl = data_page_new();
+        else if (sl && own_page(sl, in != 0 || chunk != PAGE_SIZE) < 0)
+            sl = 0;
         if (!sl || !*sl) {
             if (done)
                 break;
@@ -430,10 +527,15 @@ int fs_truncate(struct inode *f, uint64_t size)
         return -E_TXTBSY;
     if (size > MAX_FILE)
         return -E_FBIG;
+    int r = copy_up(f, size);
+    if (r < 0)
+        return r;
     if (size < f->size && f->pages) {
         uint64_t keep = (size + PAGE_SIZE - 1) / PAGE_SIZE;
-        drop_data(f, keep);
         void **sl = size % PAGE_SIZE ? slot(f, keep - 1, 0) : 0;
+        if (sl && *sl && own_page(sl, 1) < 0)
+            return -E_NOSPC;
+        drop_data(f, keep);
         if (sl && *sl)
             kmemset((uint8_t *)*sl + size % PAGE_SIZE, 0, PAGE_SIZE - size % PAGE_SIZE);
     }
@@ -451,12 +553,12 @@ void fs_hold(struct inode *i)
 void fs_release(struct inode *i)
 {
     if (i && --i->refs == 0 && i->nlink == 0)
-        inode_free(i);
+        fs__inode_free(i);
 }
 
 struct inode *fs_anon_file(void)
 {
-    struct inode *i = inode_new(S_IFREG | 0600);
+    struct inode *i = fs__inode_new(S_IFREG | 0600);
     if (i) {
         i->nlink = 0;
         i->refs = 1;
@@ -475,6 +577,8 @@ int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inod
         return -E_NOTDIR;
     if (dir->nlink == 0) /* removed: empty, without even "." and "..", as on Linux */
         return 1;
+    if (dir->lower_dir && ovl_merge(dir) < 0)
+        return -E_NOMEM;
     if (index == 0) {
         *name = ".";
         *child = dir;

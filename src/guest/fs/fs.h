@@ -1,12 +1,14 @@
 /* The guest's in-memory file system: directories, regular files (data in pages), symlinks,
- * with modes, sizes and timestamps; unpacked at boot from a cpio (newc) archive. Paths are
- * resolved component by component, following symlinks (at most 40), relative to a working
- * directory. Functions return 0 or a negative Linux errno. */
+ * with modes, owners, sizes and timestamps; unpacked at boot from a cpio (newc) archive, or
+ * laid over a read-only image (fs/overlay.c: the image is the lower layer, memory the upper
+ * one). Paths are resolved component by component, following symlinks (at most 40), relative
+ * to a working directory. Functions return 0 or a negative Linux errno. */
 #ifndef LEL_GUEST_FS_H
 #define LEL_GUEST_FS_H
 
 #include <stdint.h>
 
+#ifndef S_IFMT /* the same values as the host's, when a hosted test has those */
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
 #define S_IFREG 0100000
@@ -14,6 +16,7 @@
 #define S_IFCHR 0020000
 #define S_IFIFO 0010000
 #define S_IFSOCK 0140000
+#endif
 
 #define E_PERM 1
 #define E_NOENT 2
@@ -36,6 +39,7 @@
 #define FS_PATH_MAX 4096
 
 struct dent;
+struct lel_rofs_inode;
 
 struct inode {
     uint32_t mode; /* S_IF* | permission bits */
@@ -55,6 +59,14 @@ struct inode {
                                     descriptor (/proc/<pid>/fd/N: never followed here, its opener
                                     reaches the file) */
     uint32_t gen_pid;            /* ... about this process */
+    uint32_t uid, gid;
+    /* From the read-only image (fs/overlay.c): the image's inode this one stands for; a
+     * directory some of whose entries in the image are not in `children` yet (they join as they
+     * are looked up, all of them before it is listed or changed); a regular file whose data is
+     * still the image's (its first write or truncation gives it a page table, whose entries
+     * lead to the image's pages until each is written) */
+    const struct lel_rofs_inode *lower;
+    uint8_t lower_dir, lower_data;
 };
 
 struct dent {
@@ -65,6 +77,13 @@ struct dent {
 
 int fs_init(int64_t now);
 struct inode *fs_root(void);
+/** Makes the read-only image at `base` the root's lower layer (fs_init first, nothing created
+ * yet). 0, or -E_INVAL for an image that is not well-formed. */
+int fs_mount_lower(const void *base, uint64_t bytes);
+/** Limits the file data the upper layer holds (the sandbox's disk) to `pages` (0: memory is
+ * the limit); writes past it fail with -E_NOSPC. */
+void fs_set_disk_limit(uint64_t pages);
+uint64_t fs_disk_limit(void);
 /** Unpacks a newc archive into the tree (directories, files, symlinks). */
 int fs_unpack_cpio(const uint8_t *img, uint64_t len);
 /** Resolves `path` from `cwd`; `follow` decides whether a final symlink is followed. */
@@ -90,9 +109,14 @@ int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 /** Writes and truncation fail with -E_TXTBSY while the file is a running program. */
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
-/** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. */
+/** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. It may be
+ * a page of the read-only image (never written: a write gives the file its own copy). */
 void *fs_page(struct inode *f, uint64_t index);
-/** Pages of file data held by all files (what the sandbox's disk holds). */
+/** fs_page when that page is the read-only image's (NULL otherwise): it never changes, so any
+ * number of read-only mappings may share it without holding the file. */
+void *fs_page_lower(struct inode *f, uint64_t index);
+/** Pages of file data held by all files in memory (what the sandbox's disk holds; the
+ * read-only image's pages are not counted). */
 uint64_t fs_data_pages(void);
 /** Keeps an inode alive while it is in use: a file removed from its directory goes when its
  * last user lets go, as on Linux (a removed directory stays, empty and dead: nothing can be

@@ -185,7 +185,8 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, "\n");
         break;
     case GEN_MOUNTS:
-        put_s(b, "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
+        put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
+                                  : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {

@@ -1,11 +1,13 @@
 /* Memory and string helpers (the guest has no libc). */
 #include "klib.h"
 
+/* String instructions: a byte loop ran at ~300 MB/s (no SSE in the kernel), and every copy
+ * between a program and its files, pipes and output goes through these. The direction flag is
+ * cleared first: a program may leave it set when it enters the kernel. */
 void *kmemset(void *d, int c, size_t n)
 {
-    uint8_t *p = d;
-    while (n--)
-        *p++ = (uint8_t)c;
+    void *p = d;
+    __asm__ volatile("cld; rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory", "cc");
     return d;
 }
 
@@ -21,10 +23,8 @@ const char *kutoa(char buf[21], uint64_t v)
 
 void *kmemcpy(void *d, const void *s, size_t n)
 {
-    uint8_t *p = d;
-    const uint8_t *q = s;
-    while (n--)
-        *p++ = *q++;
+    void *p = d;
+    __asm__ volatile("cld; rep movsb" : "+D"(p), "+S"(s), "+c"(n) : : "memory", "cc");
     return d;
 }
 

@@ -5,6 +5,7 @@
  * -EFAULT, never a kernel fault. Knows nothing of processes: callers pass the address space. */
 #include "vm.h"
 
+#include "../arch/cpu.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -159,6 +160,30 @@ void free_level(uint64_t table, int level)
             kpage_free(DMAP(e[i] & PTE_ADDR));
     }
     kpage_free(DMAP(table));
+}
+
+int map_readonly_region(uint64_t gpa, uint64_t bytes)
+{
+    uint64_t *pdpt = DMAP(LEL_GPA_PDPT), gib = 1ULL << 30, big = 2ULL << 20; /* slot 273's, which every PML4 shares */
+    for (uint64_t g = gpa & ~(gib - 1); g < gpa + bytes; g += gib) {
+        uint64_t *pd;
+        if (pdpt[g / gib] & PTE_P) {
+            pd = DMAP(pdpt[g / gib] & PTE_ADDR);
+        } else {
+            void *p = kpage_alloc();
+            if (!p)
+                return -ENOMEM;
+            pd = p;
+            pdpt[g / gib] = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
+        }
+        for (uint64_t i = 0; i < 512; i++) {
+            uint64_t at = g + i * big;
+            if (at + big > gpa && at < gpa + bytes)
+                pd[i] = at | PTE_P | PTE_U | 0x80; /* a 2 MiB page, not writable */
+        }
+    }
+    write_cr3(LEL_GPA_PML4); /* the kernel runs on the boot tables here; PVM resyncs its shadow */
+    return 0;
 }
 
 static uint64_t pt_new(void)

@@ -83,6 +83,11 @@ uint64_t translate(struct mm *m, uint64_t va, int write);
 
 void free_level(uint64_t table, int level);
 
+/* Adds guest-physical [gpa, gpa + bytes) (the read-only root filesystem image, above RAM) to
+ * the kernel's direct map, read-only, with 2 MiB pages (its page directories from the pool);
+ * every address space shares them. 0 or -ENOMEM. */
+int map_readonly_region(uint64_t gpa, uint64_t bytes);
+
 /* A new, empty address space (its kernel half only). */
 struct mm *mm_new(void);
 

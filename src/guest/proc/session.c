@@ -6,6 +6,7 @@
 #include "../arch/cpu.h"
 #include "../fs/file.h"
 #include "../fs/fs.h"
+#include "../fs/pipe.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -22,28 +23,107 @@ static int next_sess; /* the last session id handed out */
 
 static struct session sessions[MAX_SESS];
 
-void outbuf_write(struct outbuf *b, const uint8_t *src, uint64_t n)
+/* The page holding byte `pos` of b's ring, made on first use; NULL without memory. */
+static uint8_t *outbuf_page(struct outbuf *b, uint64_t pos)
 {
-    for (uint64_t i = 0; b && i < n;) {
-        uint64_t pg = b->len / PAGE_SIZE, off = b->len % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        if (pg >= OUT_PAGES || (!b->pages[pg] && !(b->pages[pg] = kpage_alloc()))) {
-            b->truncated = 1;
-            return;
-        }
-        if (chunk > n - i)
-            chunk = n - i;
-        kmemcpy(b->pages[pg] + off, src + i, chunk);
-        b->len += chunk;
-        i += chunk;
+    uint8_t **pg = &b->pages[(pos % OUT_BYTES) / PAGE_SIZE];
+    if (!*pg)
+        *pg = kpage_alloc();
+    return *pg;
+}
+
+/* Bytes b takes now: up to OUT_BYTES held that the host has not read (collected: rd stays 0). */
+static uint64_t outbuf_room(const struct outbuf *b)
+{
+    uint64_t held = b->len - b->rd;
+    return held < OUT_BYTES ? OUT_BYTES - held : 0;
+}
+
+int outbuf_writable(const struct outbuf *b)
+{
+    return !b || !b->stream || outbuf_room(b) > 0;
+}
+
+/* New output in a streamed session: the host hears of it once until it reads. */
+static void outbuf_bell(struct outbuf *b)
+{
+    struct session *s = b->owner;
+    if (b->stream && s && !s->rung) {
+        s->rung = 1;
+        kernel_event();
     }
+}
+
+long outbuf_write_user(struct file *f, uint64_t buf, uint64_t n)
+{
+    struct proc *cur = proc_cur();
+    uint64_t done = 0;
+    while (done < n) {
+        struct outbuf *b = f->ob;
+        if (!b)
+            return (long)n; /* the command ended: discarded */
+        uint64_t room = outbuf_room(b), off = b->len % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        if (!room && b->stream) { /* the host is behind: wait for it as for a pipe's reader */
+            if (f->flags & O_NONBLOCK_)
+                return done ? (long)done : -EAGAIN;
+            if (sig_ready(cur))
+                return done ? (long)done : -ERESTART_;
+            block(W_PIPE);
+            continue;
+        }
+        uint8_t *pg = room ? outbuf_page(b, b->len) : 0;
+        if (!pg) { /* collected and full, or no memory: the rest is dropped */
+            b->truncated = 1;
+            return (long)n;
+        }
+        if (chunk > room)
+            chunk = room;
+        if (chunk > n - done)
+            chunk = n - done;
+        if (copy_user(buf + done, pg + off, chunk, 0) < 0)
+            return done ? (long)done : -EFAULT;
+        b->len += chunk;
+        done += chunk;
+        outbuf_bell(b);
+    }
+    return (long)n;
+}
+
+/* Copies what b holds unread, up to cap, to dst and marks it read; returns its length. */
+static uint64_t outbuf_take(struct outbuf *b, uint8_t *dst, uint64_t cap)
+{
+    uint64_t n = b->len - b->rd < cap ? b->len - b->rd : cap;
+    for (uint64_t done = 0; done < n;) {
+        uint64_t pos = b->rd + done, off = pos % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        const uint8_t *pg = b->pages[(pos % OUT_BYTES) / PAGE_SIZE];
+        if (chunk > n - done)
+            chunk = n - done;
+        if (pg)
+            kmemcpy(dst + done, pg + off, chunk);
+        else
+            kmemset(dst + done, 0, chunk);
+        done += chunk;
+    }
+    b->rd += n;
+    return n;
 }
 
 static void outbuf_free(struct outbuf *b)
 {
-    for (uint64_t i = 0; i < OUT_PAGES && b->pages[i]; i++) {
-        kpage_free(b->pages[i]);
+    for (uint64_t i = 0; i < OUT_PAGES; i++) {
+        if (b->pages[i])
+            kpage_free(b->pages[i]);
         b->pages[i] = 0;
     }
+}
+
+/* The session lets go of its stdin pipe's writing end: its reader sees the end of the input. */
+static void session_close_stdin(struct session *s)
+{
+    if (s->inp)
+        pipe_drop(s->inp, 0);
+    s->inp = 0;
+    s->in_want = 0;
 }
 
 static void session_put_files(struct session *s)
@@ -54,6 +134,7 @@ static void session_put_files(struct session *s)
     s->fout = s->ferr = s->fin = 0;
     fs_anon_free(s->stdin_file);
     s->stdin_file = 0;
+    session_close_stdin(s);
 }
 
 /* The session's root exited: its status is kept for the host. The processes it leaves behind
@@ -64,6 +145,7 @@ static void session_put_files(struct session *s)
 static void session_finish(struct session *s)
 {
     s->status = s->root->exit_status;
+    s->signaled = s->root->exit_status >= 128 && s->root->killed;
     proc_free(s->root);
     s->root = 0;
     for (int i = 0; i < MAX_PROCS; i++) {
@@ -84,6 +166,7 @@ static void session_finish(struct session *s)
     session_put_files(s);
     s->stdin_file = 0;
     s->done = 1;
+    wake(W_PIPE, 0); /* writers that waited for the host discard now */
     if (s->background) {
         outbuf_free(&s->out);
         outbuf_free(&s->err);
@@ -105,6 +188,10 @@ void sessions_check(void)
             for (int i = 0; i < MAX_PROCS; i++)
                 if (ptable.procs[i].sess == s)
                     kill_proc(&ptable.procs[i], 9, 0);
+        }
+        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= PIPE_SIZE / 2)) {
+            s->in_want = 2; /* room for more of the host's stdin (or nobody to read it) */
+            kernel_event();
         }
         if (s->root->state == P_ZOMBIE && !s->root->nthreads)
             session_finish(s);
@@ -181,7 +268,16 @@ static int session_files(struct session *s, struct proc *p, const struct proc_sp
 {
     s->fout = file_new(F_OUT, 0, 1);
     s->ferr = spec->merge_err ? 0 : file_new(F_OUT, 0, 1);
-    if (spec->stdin_len) {
+    s->out.stream = s->err.stream = spec->stream;
+    s->out.owner = s->err.owner = s;
+    if (spec->stdin_pipe) { /* the file holds the pipe's reader, the session its writer */
+        if ((s->inp = pipe_new()) && (s->fin = file_new(F_PIPE_R, 0, 0)))
+            s->fin->pipe = s->inp;
+        else if (s->inp) {
+            pipe_drop(s->inp, 1);
+            session_close_stdin(s);
+        }
+    } else if (spec->stdin_len) {
         if ((s->stdin_file = fs_anon_file()) &&
             fs_write(s->stdin_file, 0, spec->stdin_data, spec->stdin_len) == (int64_t)spec->stdin_len)
             s->fin = file_new(F_INODE, s->stdin_file, 0);
@@ -292,14 +388,6 @@ int proc_done(int id)
     return !s || s->done;
 }
 
-static uint64_t outbuf_copy(const struct outbuf *b, uint8_t *dst, uint64_t cap)
-{
-    uint64_t n = b->len < cap ? b->len : cap;
-    for (uint64_t off = 0; off < n; off += PAGE_SIZE)
-        kmemcpy(dst + off, b->pages[off / PAGE_SIZE], n - off < PAGE_SIZE ? n - off : PAGE_SIZE);
-    return n;
-}
-
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res)
 {
     struct session *s = session_find(id);
@@ -312,10 +400,12 @@ int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_ca
     kmemset(res, 0, sizeof(*res));
     res->status = s->status;
     res->timed_out = s->timed_out;
-    res->out_len = outbuf_copy(&s->out, out, out_cap);
-    res->err_len = err ? outbuf_copy(&s->err, err, err_cap) : 0;
-    res->out_truncated = s->out.truncated || res->out_len < s->out.len;
-    res->err_truncated = s->err.truncated || res->err_len < s->err.len;
+    res->signaled = s->signaled;
+    uint64_t out_held = s->out.len - s->out.rd, err_held = s->err.len - s->err.rd;
+    res->out_len = outbuf_take(&s->out, out, out_cap);
+    res->err_len = err ? outbuf_take(&s->err, err, err_cap) : 0;
+    res->out_truncated = s->out.truncated || res->out_len < out_held;
+    res->err_truncated = s->err.truncated || res->err_len < err_held;
     outbuf_free(&s->out);
     outbuf_free(&s->err);
     id = s->id;
@@ -323,13 +413,91 @@ int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_ca
     return id;
 }
 
-int proc_kill_session(int id)
+int proc_signal_session(int id, int sig)
 {
     struct session *s = session_find(id);
     if (!s || !id)
         return -ENOENT;
-    for (int i = 0; i < MAX_PROCS; i++)
-        if (ptable.procs[i].sess == s)
-            kill_proc(&ptable.procs[i], 9, 0);
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &ptable.procs[i];
+        if (p->sess != s)
+            continue;
+        if (sig == 9)
+            kill_proc(p, 9, 0);
+        else if (p->group == p) /* a process, as kill(2) from pid 1 (the agent) would */
+            kill_process(p, sig, 1);
+    }
     return 0;
+}
+
+int proc_read_output(int id, void *out, void *err, uint64_t cap, struct proc_result *res)
+{
+    struct session *s = session_find(id);
+    if (!s || !id)
+        return -ENOENT;
+    if (!s->out.stream)
+        return -EINVAL;
+    kmemset(res, 0, sizeof(*res));
+    res->out_len = outbuf_take(&s->out, out, cap);
+    res->err_len = outbuf_take(&s->err, err, cap);
+    res->ended = s->done;
+    s->rung = 0;
+    wake(W_PIPE, 0); /* its writers have room again */
+    return 0;
+}
+
+int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t *taken)
+{
+    struct session *s = session_find(id);
+    struct pipe *p = s && id ? s->inp : 0;
+    *taken = 0;
+    if (!s || !id)
+        return -ENOENT;
+    if (!p)
+        return -EINVAL;
+    if (!p->readers) { /* the program closed its stdin (or ended) */
+        *taken = n;
+        if (close)
+            session_close_stdin(s);
+        s->in_want = 0;
+        return -EPIPE;
+    }
+    for (uint64_t room = pipe_room(p); *taken < n && room;) {
+        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        if (chunk > room)
+            chunk = room;
+        if (chunk > n - *taken)
+            chunk = n - *taken;
+        kmemcpy(p->page[tail / PAGE_SIZE] + off, src + *taken, chunk);
+        p->count += chunk;
+        room -= chunk;
+        *taken += chunk;
+    }
+    if (*taken) { /* as pipe_write: readers and pollers wake */
+        p->seq++;
+        wake(W_PIPE, 0);
+    }
+    s->in_want = *taken < n;
+    if (close && *taken == n)
+        session_close_stdin(s);
+    return 0;
+}
+
+uint32_t proc_poll(uint32_t *pairs, uint32_t max)
+{
+    uint32_t n = 0;
+    for (int k = 0; k < MAX_SESS && n < max; k++) {
+        const struct session *s = &sessions[k];
+        if (!s->id || s->background)
+            continue;
+        uint32_t fl = (s->out.stream && (s->out.len > s->out.rd || s->err.len > s->err.rd) ? LEL_POLL_OUTPUT : 0) |
+                      (s->in_want && s->inp && (!s->inp->readers || s->inp->count < PIPE_SIZE) ? LEL_POLL_STDIN : 0) |
+                      (s->done ? LEL_POLL_ENDED : 0);
+        if (fl) {
+            pairs[2 * n] = (uint32_t)s->id;
+            pairs[2 * n + 1] = fl;
+            n++;
+        }
+    }
+    return n;
 }

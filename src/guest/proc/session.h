@@ -9,7 +9,9 @@
 struct file;
 struct inode;
 struct image;
+struct pipe;
 struct proc;
+struct session;
 
 /** What to run: argv[0] is a path in the root filesystem. Strings are NUL-separated lists;
  * everything is copied before proc_start returns. */
@@ -24,35 +26,50 @@ struct proc_spec {
     uint64_t timeout_ticks; /* 0: none */
     int merge_err;          /* stderr goes to stdout */
     int background;         /* nobody collects the result: the session frees itself when it ends */
+    int stream;             /* the host reads the output as it comes (LEL_CMD_STREAM) */
+    int stdin_pipe;         /* stdin is a pipe the host writes (LEL_CMD_STDIN_PIPE), not stdin_data */
 };
 
 struct proc_result {
     int status; /* as a shell sees it: 0..255, 128+signal when killed */
     uint64_t out_len, err_len;
     int out_truncated, err_truncated, timed_out;
+    int signaled; /* a signal ended the first process */
+    int ended;    /* proc_read_output: the command has ended */
 };
 
 #define OUT_PAGES (LEL_BULK_HALF / PAGE_SIZE) /* stdout and stderr are kept up to what the host reads */
+#define OUT_BYTES (OUT_PAGES * PAGE_SIZE)
 
+/* A command's stdout or stderr. Collected at the end: the first OUT_BYTES, the rest counted as
+ * truncated. Streamed: a ring of OUT_BYTES from which the host reads (rd) behind the writers
+ * (len), who wait while it is full. */
 struct outbuf {
     uint8_t *pages[OUT_PAGES];
-    uint64_t len;
-    int truncated;
+    uint64_t len, rd; /* bytes written and read in all */
+    int truncated, stream;
+    struct session *owner;
 };
 
 struct session {
     int id; /* 0: a free slot */
-    int done, background, timed_out, status;
+    int done, background, timed_out, status, signaled;
+    int rung;    /* streamed: the host was told of output it has not read yet */
+    int in_want; /* a stdin write did not fit: 1 until there is room, 2 once the host was told */
     uint64_t deadline; /* kernel ticks; 0: none */
     struct proc *root;
     struct file *fout, *ferr, *fin; /* the session's own references */
     struct inode *stdin_file;
+    struct pipe *inp; /* LEL_CMD_STDIN_PIPE: the stdin pipe, whose writer the session is (NULL once closed) */
     struct outbuf out, err;
 };
 
-/* A command's stdout/stderr: kept up to OUT_PAGES pages, the rest counted as truncated; NULL
- * (the command has ended) discards. */
-void outbuf_write(struct outbuf *b, const uint8_t *src, uint64_t n);
+/* write(2) to a command's stdout/stderr (f->ob; NULL once the command ended: discarded). A
+ * streamed one waits for the host while it is full (O_NONBLOCK: EAGAIN). */
+long outbuf_write_user(struct file *f, uint64_t buf, uint64_t n);
+
+/* Whether a write to `b` (NULL: discarded) would take bytes without waiting (poll, epoll). */
+int outbuf_writable(const struct outbuf *b);
 
 /* Deadlines, finished sessions, and zombies nobody will wait for (their parent is gone). */
 void sessions_check(void);
@@ -79,7 +96,21 @@ int proc_done(int id);
  * when it has not ended, -ENOENT when there is no such session. */
 int proc_collect(int id, void *out, uint64_t out_cap, void *err, uint64_t err_cap, struct proc_result *res);
 
-/** Kills every process still in session `id`. */
-int proc_kill_session(int id);
+/** Sends `sig` to every process still in session `id` (9: kills them). */
+int proc_signal_session(int id, int sig);
+
+/** A streamed session's output since the last read: stdout to out, stderr to err (cap bytes
+ * each, at least OUT_BYTES: all of it), lengths and `ended` in *res. Its writers go on.
+ * Returns 0, -ENOENT (no such session), -EINVAL (not streamed). */
+int proc_read_output(int id, void *out, void *err, uint64_t cap, struct proc_result *res);
+
+/** Writes n bytes into session `id`'s stdin pipe, as many as fit (*taken); `close` closes it
+ * once all of them are in. Returns 0, -ENOENT, -EINVAL (not a pipe, or closed), -EPIPE (no
+ * reader: the bytes are dropped). */
+int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t *taken);
+
+/** The sessions with something for the host: up to `max` pairs (id, LEL_POLL_*) in `pairs`.
+ * Returns the number of pairs. */
+uint32_t proc_poll(uint32_t *pairs, uint32_t max);
 
 #endif

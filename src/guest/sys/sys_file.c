@@ -16,19 +16,28 @@
 #define AT_FDCWD -100
 #define AT_SYMLINK_NOFOLLOW 0x100
 
-/* statfs/fstatfs: the root file system is memory (tmpfs's figures), /proc is proc's. */
+/* statfs/fstatfs: the root file system is memory (tmpfs's figures; over a read-only image an
+ * overlay whose size is the writable layer's: the disk limit when there is one), /proc is
+ * proc's. */
 static long statfs_of(const struct inode *ino, uint64_t ubuf)
 {
     uint64_t s[15];
     kmemset(s, 0, sizeof(s));
     int in_proc = in_procfs(ino);
     const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
-    s[0] = in_proc ? 0x9fa0 : 0x01021994; /* PROC_SUPER_MAGIC, TMPFS_MAGIC */
+    s[0] = in_proc ? 0x9fa0 : fs_root()->lower ? 0x794c7630 : 0x01021994; /* PROC_, OVERLAYFS_, TMPFS_MAGIC */
     s[1] = s[10] = PAGE_SIZE;              /* f_bsize, f_frsize */
     if (!in_proc) {
+        uint64_t limit = fs_disk_limit(), used = fs_data_pages(), free = kpage_free_pages();
+        uint64_t avail = free > KPAGE_DATA_RESERVE ? free - KPAGE_DATA_RESERVE : 0; /* what files may still take */
         s[2] = bi->mem_bytes / PAGE_SIZE;  /* f_blocks */
-        s[3] = kpage_free_pages();         /* f_bfree */
-        s[4] = s[3] > KPAGE_DATA_RESERVE ? s[3] - KPAGE_DATA_RESERVE : 0; /* f_bavail: what files may still take */
+        s[3] = free;                       /* f_bfree */
+        if (limit) {
+            s[2] = limit;
+            s[3] = used < limit ? limit - used : 0;
+            avail = avail < s[3] ? avail : s[3];
+        }
+        s[4] = avail;                      /* f_bavail */
         s[5] = s[2];                       /* f_files */
         s[6] = s[3];                       /* f_ffree */
     }
@@ -94,6 +103,8 @@ static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
         st.mtime = (uint64_t)ino->mtime;
         st.ctime = (uint64_t)ino->ctime;
         st.rdev = ino->rdev;
+        st.uid = ino->uid;
+        st.gid = ino->gid;
     } else {
         st.mode = (t == F_EVENT || t == F_EPOLL ? 0 : t == F_SOCK ? S_IFSOCK : S_IFIFO) | 0600; /* eventfd, epoll: anonymous inodes */
         st.nlink = 1;

@@ -152,17 +152,44 @@ static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime,
     return deadline && kernel_ticks() >= deadline ? -ETIMEDOUT : 0; /* else a spurious wake-up */
 }
 
-static long sys_nanosleep(uint64_t ureq)
+/* Now on a clock that can be slept on: the wall clock (REALTIME, REALTIME_ALARM) or the time
+ * since boot (MONOTONIC, BOOTTIME, BOOTTIME_ALARM); -1 for the others (the CPU-time clocks
+ * among them: Linux refuses a thread's, and a process's is not kept as a deadline here). */
+static int64_t sleep_clock_now(uint64_t clk)
+{
+    return clk == 0 || clk == 8 ? proc_now_ns() : clk == 1 || clk == 7 || clk == 9 ? (int64_t)kernel_ns() : -1;
+}
+
+/* nanosleep and clock_nanosleep: a span, or with TIMER_ABSTIME (flags bit 0) until a time on
+ * `clk` (one already past returns at once). A handled signal ends it early with EINTR; a
+ * relative sleep then leaves what was left of it in `urem` when given, as Linux does. */
+static long sys_sleep(uint64_t clk, uint64_t flags, uint64_t ureq, uint64_t urem)
 {
     struct proc *cur = proc_cur();
-    int64_t ts[2];
+    int64_t ts[2], now = sleep_clock_now(clk);
+    if (now < 0)
+        return -EINVAL;
     if (copy_user(ureq, ts, sizeof(ts), 0) < 0)
         return -EFAULT;
     if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
         return -EINVAL;
-    cur->wake_tick = tick_after_ns(span_ns(ts[0], ts[1]));
-    block(W_SLEEP);
-    return sig_ready(cur) ? -EINTR : 0;
+    uint64_t ns = span_ns(ts[0], ts[1]);
+    if (flags & 1) /* TIMER_ABSTIME */
+        ns = ns > (uint64_t)now ? ns - (uint64_t)now : 0;
+    if (ns == 0)
+        return 0;
+    uint64_t end = kernel_ns() + ns;
+    while (kernel_ns() < end && !sig_ready(cur)) {
+        cur->wake_tick = tick_after_ns(end - kernel_ns());
+        block(W_SLEEP);
+    }
+    if (!sig_ready(cur))
+        return 0;
+    uint64_t left = end > kernel_ns() ? end - kernel_ns() : 0;
+    int64_t rem[2] = {(int64_t)(left / 1000000000ULL), (int64_t)(left % 1000000000ULL)};
+    if (!(flags & 1) && urem && copy_user(urem, rem, sizeof(rem), 1) < 0)
+        return -EFAULT;
+    return -EINTR;
 }
 
 /* ---- the syscall table's entries (syscall.c) ---- */
@@ -174,12 +201,12 @@ long sc_futex(const struct sysargs *s)
 
 long sc_nanosleep(const struct sysargs *s)
 {
-    return sys_nanosleep(s->a);
+    return sys_sleep(1, 0, s->a, s->b); /* a span on the monotonic clock */
 }
 
 long sc_clock_nanosleep(const struct sysargs *s)
 {
-    return sys_nanosleep(s->c); /* clock_nanosleep, relative */
+    return sys_sleep(s->a, s->b, s->c, s->d);
 }
 
 long sc_times(const struct sysargs *s)

@@ -1,0 +1,17 @@
+/* tests/vm/guest_linux: an ordinary glibc program (linked statically) that test_vmm copies into
+ * a guest and runs, checking the Linux behaviours Debian's python3, node and bash rely on that
+ * busybox never reached (issue 18's list). Each check prints "<name> ok" or "<name> FAIL
+ * <value>"; the program exits 0 when every check passed. Run on Linux, all pass. */
+#ifndef LEL_TESTS_GUEST_LINUX_H
+#define LEL_TESTS_GUEST_LINUX_H
+
+/* One check's line; a failed one makes the program's exit status 1. */
+void say(const char *name, int ok, long value);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+long mono_ms(void);
+
+/* The sections, each in its file (guest_linux_*.c). */
+void time_checks(void);
+
+#endif
