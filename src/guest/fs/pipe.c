@@ -5,6 +5,7 @@
 #include "file.h"
 #include "fs.h"
 #include "../lib/errno.h"
+#include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -16,6 +17,8 @@ static void pipe_changed(struct pipe *p)
 {
     p->seq++;
     wake(W_PIPE, 0);
+    if (p->hook)
+        p->hook(p->hook_ctx);
 }
 
 struct pipe *pipe_new(void)
@@ -205,4 +208,40 @@ long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
     }
     pipe_changed(p);
     return (long)done;
+}
+
+uint64_t pipe_put(struct pipe *p, const void *src, uint64_t n)
+{
+    uint64_t room = pipe_room(p), done = 0;
+    while (done < n && room) {
+        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        chunk = chunk < room ? chunk : room;
+        chunk = chunk < n - done ? chunk : n - done;
+        kmemcpy(p->page[tail / PAGE_SIZE] + off, (const uint8_t *)src + done, chunk);
+        p->count += chunk;
+        room -= chunk;
+        done += chunk;
+    }
+    if (done)
+        pipe_changed(p);
+    return done;
+}
+
+uint64_t pipe_take(struct pipe *p, void *dst, uint64_t n)
+{
+    uint64_t done = 0;
+    while (done < n && p->count) {
+        uint64_t off = p->head % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        chunk = chunk < p->count ? chunk : p->count;
+        chunk = chunk < n - done ? chunk : n - done;
+        kmemcpy((uint8_t *)dst + done, p->page[p->head / PAGE_SIZE] + off, chunk);
+        p->head = (p->head + chunk) % PIPE_SIZE;
+        p->count -= chunk;
+        done += chunk;
+    }
+    if (!p->count)
+        p->head = 0;
+    if (done)
+        pipe_changed(p);
+    return done;
 }
