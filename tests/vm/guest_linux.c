@@ -33,6 +33,7 @@ static const struct {
     {"pgrp", pgrp_checks},
     {"shm", shm_checks},
     {"mem", mem_checks},
+    {"sig", sig_checks},
 };
 
 int main(int argc, char **argv)

@@ -17,5 +17,6 @@ void file_checks(void);
 void pgrp_checks(void);
 void shm_checks(void);
 void mem_checks(void);
+void sig_checks(void);
 
 #endif
