@@ -200,7 +200,9 @@ async function signals(sbx) {
   await term(s2.pid)
   const e2 = await throws(() => s2.wait(), CommandExitError, 'an untrapped SIGTERM ends the command')
   check(e2?.exitCode === -1 && e2?.error === 'signal: terminated', 'signal: terminated', { exitCode: e2?.exitCode, error: e2?.error })
-  const s3 = await sbx.commands.run("trap '' TERM; sleep 30", { background: true })
+  const seen3 = []
+  const s3 = await sbx.commands.run("trap '' TERM; echo ready; sleep 30", { background: true, onStdout: (d) => seen3.push(d) })
+  for (let i = 0; i < 50 && !seen3.join('').includes('ready'); i++) await sleep(100)
   await term(s3.pid)
   await sleep(300)
   check((await sbx.commands.list()).some((p) => p.pid === s3.pid), 'a command that ignores SIGTERM runs on')
