@@ -48,6 +48,19 @@ typedef struct lel_config {
     int max_parallel_builds;   /**< template builds running at once (more wait, "waiting"); default 2 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */
     size_t image_max_unpacked_bytes; /**< an image's unpacked files, all layers together (compression bombs); default 16 GiB */
+    /* sandbox networking (src/net, README "Networking") */
+    char *net_domain;          /**< network.domain: hosts <port>-<sandboxID>.<domain> reach a sandbox's port; default lelantos.localhost */
+    char *net_host_gateway;    /**< network.host_gateway: a guest IPv4 address that reaches the host's loopback (also
+                                    host.lelantos.internal); "" (default): none */
+    char **net_hosts;          /**< network.hosts: "name=address" the sandboxes' resolver answers; default none */
+    size_t nnet_hosts;
+    char **net_allow_always;   /**< network.allow_always: CIDRs the built-in denials (link-local, loopback, the
+                                    host's own addresses) let through; default none */
+    size_t nnet_allow_always;
+    int net_allow_internet;    /**< network.allow_internet_access: a sandbox's default (E2B's allow_internet_access); default true */
+    int net_max_connections;   /**< network.max_connections: connections and datagram sockets per sandbox; default 1024 */
+    size_t net_bandwidth;      /**< network.bandwidth_bytes_per_s: per sandbox, each way; 0 (default): unlimited */
+    int net_dns_upstream;      /**< network.dns_upstream: names not in network.hosts go to the host's resolver; default true */
 } lel_config_t;
 
 /** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */
@@ -58,6 +71,9 @@ int lel_config_load_yaml(lel_config_t *cfg, const char *path, char *err, size_t 
 int lel_config_set_listen(lel_config_t *cfg, const char *addr);
 /** Replaces a string field (e.g. &cfg->data_dir) with a copy of `value`. Returns 0 or -ENOMEM. */
 int lel_config_set_string(char **field, const char *value);
+/** A list of strings in the config (network.hosts, network.allow_always): adds a copy of `s`. 0 or -ENOMEM. */
+int lel_config_strv_add(char ***v, size_t *n, const char *s);
+void lel_config_strv_free(char ***v, size_t *n);
 /** Frees everything the config owns. */
 void lel_config_free(lel_config_t *cfg);
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -46,6 +46,7 @@ static const struct route_def routes[] = {
     {"/sandboxes/*/restore", GENERAL, 0, R_SBX_RESTORE, 0, 0},
     {"/sandboxes/*/commands", GENERAL, 0, R_SBX_COMMANDS, 0, 0},
     {"/sandboxes/*/files", GENERAL, R_SBX_FILES_GET, 0, R_SBX_FILES_PUT, R_SBX_FILES_DELETE},
+    {"/sandboxes/*/network", GENERAL, R_SBX_NETWORK, 0, R_SBX_NETWORK, 0},
     {"/snapshots", GENERAL, R_SNAP_LIST, 0, 0, 0},
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
@@ -223,6 +224,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
     case R_SBX_TIMEOUT: case R_SBX_REFRESH: case R_SBX_LOGS: case R_SBX_METRICS: case R_SBX_SNAPSHOT:
     case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET: case R_SBX_FILES_DELETE:
+    case R_SBX_NETWORK: case R_SBX_PORT: case R_PORT_PUBLIC:
         to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
     case R_TPL_DELETE: case R_TPL_CONTEXT:
@@ -244,6 +246,21 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
  * of the error set on c. */
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
+    int keyed, pr = lel__api_port_match(c, &keyed);
+    if (pr > 1)
+        return pr;
+    if (pr == 1) { /* a server in a sandbox: its actor judges the traffic token; the path form needs a key */
+        *cls = PORT;
+        if (!keyed)
+            return 0;
+        if (lel_auth_resolve(srv, c) < 0) {
+            auth_failed(srv, c);
+            return c->status;
+        }
+        char bucket[64];
+        snprintf(bucket, sizeof(bucket), "api:%s", c->key_id);
+        return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
+    }
     if (lel__api_envd_wants(c)) { /* E2B's data plane: the sandbox's access token is its credential */
         char bucket[64];
         *cls = ENVD;
@@ -289,6 +306,12 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     int r = judge(srv, c, &cls);
     if (r || cls == PUBLIC)
         return r;
+    if (cls == PORT) { /* the body streams to the sandbox's server, whatever its size */
+        c->body_streams = 1;
+        c->body_limit = UINT64_MAX - 1;
+        c->admitted = 1;
+        return 0;
+    }
     c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ||
                       c->route == R_ENVD_FILES_POST;
     c->body_limit = c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ? srv->cfg.image_max_bytes
@@ -320,6 +343,10 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
     if (!c->admitted && cls == PUBLIC) {
         lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
         lel_call_done(c);
+        return;
+    }
+    if (c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC) { /* its body is the sandbox server's */
+        to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
     }
     if (LEL_ROUTE_IS_ENVD(c->route)) { /* its bodies are the envd protocol's, read by src/envd */

@@ -6,6 +6,8 @@
  * must never believe a sandbox has what it has not. Facts: ../shared/docs/PEER-E2B.md §1.4. */
 #include "lel_api_int.h"
 
+#include "../net/lel_net.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,9 +32,38 @@ static int unsupported(lel_call_t *c, const char *field, const char *why)
     return -EINVAL;
 }
 
-/* `network`: an empty object (or null) asks for nothing; any setting is refused, since the
- * sandboxes have no network device yet (no egress, no public traffic to filter). */
-static int network_field(lel_call_t *c, json_t *net)
+/* One of network.allowOut / denyOut: at most 64 addresses, CIDRs or host names. */
+static int rule_list(lel_call_t *c, json_t *net, const char *name)
+{
+    json_t *l = json_object_get(net, name);
+    if (!l || json_is_null(l))
+        return 0;
+    const char *items[64];
+    size_t n = 0, i;
+    json_t *v;
+    if (!json_is_array(l) || json_array_size(l) > 64) {
+        lel_call_error(c, 400, "invalid field 'network.%s': must be an array of at most 64 strings", name);
+        return -EINVAL;
+    }
+    json_array_foreach(l, i, v)
+    {
+        if (!json_is_string(v)) {
+            lel_call_error(c, 400, "invalid field 'network.%s': must be an array of at most 64 strings", name);
+            return -EINVAL;
+        }
+        items[n++] = json_string_value(v);
+    }
+    struct lel_net_policy p;
+    char err[128];
+    if (lel_net_policy_build(&p, 1, items, n, NULL, 0, err, sizeof(err)) < 0) {
+        lel_call_error(c, 400, "invalid field 'network.%s': %s", name, err);
+        return -EINVAL;
+    }
+    lel_net_policy_free(&p);
+    return 0;
+}
+
+int lel__api_network_field(lel_call_t *c, json_t *net)
 {
     if (!net || json_is_null(net))
         return 0;
@@ -42,11 +73,22 @@ static int network_field(lel_call_t *c, json_t *net)
     }
     const char *k;
     json_t *v;
+    int b = 0;
     json_object_foreach(net, k, v)
     {
-        char name[96];
-        snprintf(name, sizeof(name), "network.%.64s", k);
-        return unsupported(c, name, "sandboxes have no network yet, so there is no traffic to allow, deny or route");
+        if (!strcmp(k, "allowPublicTraffic") || !strcmp(k, "allowInternetAccess")) {
+            char shown[64];
+            snprintf(shown, sizeof(shown), "network.%s", k);
+            if (bool_field(c, net, k, shown, &b) < 0)
+                return -EINVAL;
+        } else if (!strcmp(k, "allowOut") || !strcmp(k, "denyOut")) {
+            if (rule_list(c, net, k) < 0)
+                return -EINVAL;
+        } else {
+            char name[96];
+            snprintf(name, sizeof(name), "network.%.64s", k);
+            return unsupported(c, name, "not a network setting lelantosd knows (allowPublicTraffic, allowOut, denyOut)");
+        }
     }
     return 0;
 }
@@ -61,9 +103,7 @@ static int create_fields(lel_call_t *c)
         return -EINVAL;
     if ((r = bool_field(c, b, "allow_internet_access", "allow_internet_access", &v)) < 0)
         return -EINVAL;
-    if (r == 1 && v)
-        return unsupported(c, "allow_internet_access", "sandboxes have no network yet (false is what they get)");
-    if (network_field(c, json_object_get(b, "network")) < 0)
+    if (lel__api_network_field(c, json_object_get(b, "network")) < 0)
         return -EINVAL;
     v = 1;
     if (bool_field(c, b, "autoPauseMemory", "autoPauseMemory", &v) < 0)
@@ -79,8 +119,6 @@ static int create_fields(lel_call_t *c)
         }
         if (bool_field(c, ar, "enabled", "autoResume.enabled", &v) < 0)
             return -EINVAL;
-        if (v)
-            return unsupported(c, "autoResume.enabled", "a paused sandbox resumes by connect or resume only");
     }
     json_t *mcp = json_object_get(b, "mcp"), *iam = json_object_get(b, "iam"), *vm = json_object_get(b, "volumeMounts");
     if (mcp && !json_is_null(mcp))
@@ -89,8 +127,8 @@ static int create_fields(lel_call_t *c)
         return unsupported(c, "iam", "there are no workload identity tokens");
     if (vm && !json_is_null(vm) && (!json_is_array(vm) || json_array_size(vm) > 0))
         return unsupported(c, "volumeMounts", "there are no volumes");
-    static const char *const done[] = {"secure", "allow_internet_access", "network", "autoPauseMemory", "autoResume",
-                                       "mcp", "iam", "volumeMounts", NULL};
+    /* allow_internet_access, network and autoResume stay: the sandbox keeps them (src/sandbox/lel_sandbox_net.c) */
+    static const char *const done[] = {"secure", "autoPauseMemory", "mcp", "iam", "volumeMounts", NULL};
     for (int i = 0; done[i]; i++)
         json_object_del(b, done[i]);
     return 0;
@@ -102,6 +140,8 @@ int lel__api_e2b_body(lel_call_t *c)
         return 0;
     if (c->route == R_SBX_CREATE)
         return create_fields(c);
+    if (c->route == R_SBX_NETWORK)
+        return lel__api_network_field(c, c->json);
     if (c->route == R_SBX_PAUSE) {
         int keep = 1;
         if (bool_field(c, c->json, "memory", "memory", &keep) < 0)

@@ -11,6 +11,15 @@
  * honour answer 400 naming the field. Returns 0, or -EINVAL with the 400 set on c. */
 int lel__api_e2b_body(lel_call_t *c);
 
+/** Checks a `network` object (create, PUT /sandboxes/{id}/network): allowPublicTraffic,
+ * allowOut, denyOut (addresses, CIDRs, names). 0 or -EINVAL with the 400 set on c. */
+int lel__api_network_field(lel_call_t *c, json_t *net);
+/** A request for a port of a sandbox: Host <port>-<id>.<domain> or E2b-Sandbox-Id + E2b-Sandbox-Port
+ * (any port but envd's; *keyed 0) or /sandboxes/{id}/ports/{port}/... (*keyed 1: the API key is the
+ * credential). Fills c->route, c->id, c->proxy_port and c->proxy_path. 1 when it is one, 0 when not,
+ * or the status of an error set on c. */
+int lel__api_port_match(lel_call_t *c, int *keyed);
+
 /** The request is for E2B's data plane (E2b-Sandbox-Id, or a Host <port>-<sandboxID>.<domain>,
  * which fills c->e2b_sandbox and c->e2b_port). */
 int lel__api_envd_wants(lel_call_t *c);

@@ -25,6 +25,13 @@ void lel_call_reply(lel_call_t *c, int status, json_t *body)
     c->status = status;
 }
 
+void lel_call_proxy(lel_call_t *c, int fd, int port)
+{
+    c->proxy_fd = fd;
+    c->proxy_port = port;
+    c->status = 200;
+}
+
 char *lel_call_query(const lel_call_t *c, const char *name)
 {
     size_t len;

@@ -38,6 +38,7 @@ typedef struct lel_call {
      * E2b-Sandbox-Port, or a Host of the form <port>-<sandboxID>.<domain>), its X-Access-Token,
      * and the headers its protocol reads; NULL when absent */
     char *e2b_sandbox, *e2b_port, *host, *access_token;
+    char *traffic_token; /* e2b-traffic-access-token: a sandbox port's credential when it is not public */
     char *content_type, *content_encoding, *connect_timeout, *keepalive;
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
@@ -58,6 +59,10 @@ typedef struct lel_call {
     const char *raw_type; /* its content type (static string); NULL: application/octet-stream */
     const char *allow;    /* Allow header of a 405 (static string), or NULL */
     int close;            /* close the connection after this answer (HTTP/1) */
+    /* a request for a sandbox's port (lel_call_proxy): the stream to it, the port and the path
+     * to send (NULL: the request's own); proxy_fd is -1 otherwise */
+    int proxy_fd, proxy_port;
+    char *proxy_path;
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;
@@ -75,6 +80,9 @@ void lel_call_error(lel_call_t *c, int status, const char *fmt, ...) __attribute
 void lel_call_reply(lel_call_t *c, int status, json_t *body);
 /** Finishes the call: the response is sent on the owning loop thread (or dropped if the client left). */
 void lel_call_done(lel_call_t *c);
+/** Answers by forwarding the request to a server in a sandbox: `fd` is a stream to it (the call
+ * takes it), `port` names it in errors. Then lel_call_done(). */
+void lel_call_proxy(lel_call_t *c, int fd, int port);
 /** Copies up to `max` bytes of the request body that have arrived (any call: an ordinary body is
  * read from c->body). Returns the count, 0 at the end of the body, -EAGAIN when nothing more is
  * there yet (the consumer named with lel_call_body_notify gets a message when there is), or

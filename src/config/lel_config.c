@@ -9,7 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
-enum key_type { K_INT = 0, K_SIZE, K_DOUBLE, K_BOOL, K_STRING, K_LISTEN };
+enum key_type { K_INT = 0, K_SIZE, K_DOUBLE, K_BOOL, K_STRING, K_LISTEN, K_LIST, K_MAP };
 
 struct key {
     const char *path;
@@ -49,6 +49,14 @@ static const struct key keys[] = {
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
+    {"network.domain", K_STRING, OFF(net_domain), 0, 0},
+    {"network.host_gateway", K_STRING, OFF(net_host_gateway), 0, 0},
+    {"network.hosts", K_MAP, OFF(net_hosts), 0, 0},
+    {"network.allow_always", K_LIST, OFF(net_allow_always), 0, 0},
+    {"network.allow_internet_access", K_BOOL, OFF(net_allow_internet), 0, 1},
+    {"network.max_connections", K_INT, OFF(net_max_connections), 1, 1000000},
+    {"network.bandwidth_bytes_per_s", K_SIZE, OFF(net_bandwidth), 0, 1e15},
+    {"network.dns_upstream", K_BOOL, OFF(net_dns_upstream), 0, 1},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -131,9 +139,14 @@ int lel_config_init(lel_config_t *cfg)
     cfg->max_parallel_builds = 2;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
+    cfg->net_allow_internet = 1;
+    cfg->net_max_connections = 1024;
+    cfg->net_dns_upstream = 1;
     if (add_listen(cfg, "127.0.0.1:3000") < 0 || lel_config_set_string(&cfg->tls_cert, "") < 0 ||
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
-        lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0) {
+        lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0 ||
+        lel_config_set_string(&cfg->net_domain, "lelantos.localhost") < 0 ||
+        lel_config_set_string(&cfg->net_host_gateway, "") < 0) {
         lel_config_free(cfg);
         return -ENOMEM;
     }
@@ -148,7 +161,68 @@ void lel_config_free(lel_config_t *cfg)
     free(cfg->data_dir);
     free(cfg->admin_token);
     free(cfg->vmm_backend);
+    free(cfg->net_domain);
+    free(cfg->net_host_gateway);
+    lel_config_strv_free(&cfg->net_hosts, &cfg->nnet_hosts);
+    lel_config_strv_free(&cfg->net_allow_always, &cfg->nnet_allow_always);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+void lel_config_strv_free(char ***v, size_t *n)
+{
+    for (size_t i = 0; *v && i < *n; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+int lel_config_strv_add(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(char *));
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    if (!(nv[*n] = strdup(s)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+/* A sequence of strings (K_LIST) or a mapping of string to string (K_MAP, kept as "key=value"). */
+static int set_strv(const struct key *k, char *base, yaml_document_t *doc, yaml_node_t *val, char *err, size_t errlen)
+{
+    char ***v = (char ***)(base + k->offset);
+    size_t *n = (size_t *)(base + k->offset + sizeof(char **));
+    lel_config_strv_free(v, n);
+    if (k->type == K_LIST && val->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top; it++) {
+            yaml_node_t *item = yaml_document_get_node(doc, *it);
+            if (!item || item->type != YAML_SCALAR_NODE)
+                goto bad;
+            if (lel_config_strv_add(v, n, (const char *)item->data.scalar.value) < 0)
+                return -ENOMEM;
+        }
+        return 0;
+    }
+    if (k->type == K_MAP && val->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top; p++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+            char kv[1024];
+            if (!kn || !vn || kn->type != YAML_SCALAR_NODE || vn->type != YAML_SCALAR_NODE ||
+                snprintf(kv, sizeof(kv), "%s=%s", kn->data.scalar.value, vn->data.scalar.value) >= (int)sizeof(kv))
+                goto bad;
+            if (lel_config_strv_add(v, n, kv) < 0)
+                return -ENOMEM;
+        }
+        return 0;
+    }
+    if (val->type == YAML_SCALAR_NODE && val->data.scalar.length == 0)
+        return 0; /* empty: none */
+bad:
+    snprintf(err, errlen, "config key '%s': expected %s", k->path,
+             k->type == K_LIST ? "a list of strings" : "a mapping of names to strings");
+    return -EINVAL;
 }
 
 static int parse_number(const char *s, double *out)
@@ -237,6 +311,8 @@ static int walk_value(lel_config_t *cfg, yaml_document_t *doc, yaml_node_t *val,
         snprintf(err, errlen, "unknown config key '%s'", path);
         return -EINVAL;
     }
+    if (k->type == K_LIST || k->type == K_MAP)
+        return set_strv(k, (char *)cfg, doc, val, err, errlen);
     if (val->type == YAML_SCALAR_NODE)
         return set_scalar(cfg, k, (const char *)val->data.scalar.value, err, errlen);
     if (val->type == YAML_SEQUENCE_NODE && k->type == K_LISTEN) {

@@ -37,6 +37,7 @@ typedef struct lel_server {
     lel_actor_t *root;         /* serializes team creation */
     struct lel_images *images; /* the image store (src/image): its index, actor and imports */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
+    struct lel_net *net;       /* sandbox networking (src/net) with the VMs; NULL without */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
@@ -92,6 +93,10 @@ enum lel_route {
     R_SNAP_LIST, R_SNAP_DELETE,
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
     R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
+    R_SBX_NETWORK, /* PUT /sandboxes/{id}/network */
+    /* a request for a server in the sandbox (c->id, c->proxy_port, c->proxy_path): by the path form
+     * with the API key (R_SBX_PORT), by Host or E2B's headers (R_PORT_PUBLIC, no key) */
+    R_SBX_PORT, R_PORT_PUBLIC,
     /* E2B's data plane (src/envd), routed by E2b-Sandbox-Id: c->id the sandbox, c->id2 the RPC
      * ("process.Process/Start") for R_ENVD_RPC */
     R_ENVD_HEALTH, R_ENVD_FILES_GET, R_ENVD_FILES_POST, R_ENVD_RPC,

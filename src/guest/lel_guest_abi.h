@@ -42,9 +42,11 @@
 #define LEL_PORT_CONSOLE 0x3f8  /* 16550 THR/RBR; LSR at +5 */
 #define LEL_PORT_DOORBELL 0x510 /* guest -> host: 32-bit write of an LEL_BELL_* value */
 #define LEL_PORT_PVM_IRQ 0x80   /* PVM: "deliver my pending interrupt" doorbell */
+#define LEL_PORT_NETBELL 0x514  /* guest -> host: the net rings changed (a write of any value; see lel_net_area) */
 
 #define LEL_VEC_TIMER 0x40
 #define LEL_VEC_CHANNEL 0x41 /* host -> guest: MSI to APIC 0 */
+#define LEL_VEC_NET 0x42     /* host -> guest: MSI, the net rings changed */
 
 #define LEL_BOOT_MAGIC 0x544f4f424c454cULL /* "LELBOOT" */
 #define LEL_BOOT_PVM 1u                    /* running under PVM: interrupt flag lives in the VIF page */
@@ -187,8 +189,81 @@ struct lel_chan {
     /* with fatal_vector: the error code, CR2 (the address of a page fault), RSP and CR3 at the
      * fault, for the host's report; 0 from guests older than the fields */
     uint64_t fatal_err, fatal_addr, fatal_rsp, fatal_cr3;
+    /* the net area (struct lel_net_area and its two rings), set by the guest at boot; 0 from
+     * guests without one. The host checks it lies inside guest memory before it touches it */
+    uint64_t net_gpa, net_bytes;
 };
 _Static_assert(sizeof(struct lel_chan) <= LEL_CHAN_DATA_OFF, "the mailbox's fields must end before its data area");
+
+/* ---- The net transport: byte streams and datagrams between the host and the guest ----
+ * Two rings in guest memory, one each way (g2h: the guest writes, h2g: the host writes), of
+ * messages (struct lel_net_msg + payload, 8-byte aligned, wrapping at the ring's end). The
+ * indices are free-running byte counts; each side writes only its own (the producer `head`
+ * and `room`, the consumer `tail` and `kick`). A consumer about to wait sets `kick` and looks
+ * again; a producer that published and finds `kick` set clears it and notifies (guest:
+ * LEL_PORT_NETBELL, host: LEL_VEC_NET). A producer that finds no room sets `room`; the
+ * consumer that then takes something clears it and notifies the same way.
+ * Connections are ids: the guest's from 1 upwards, the host's with bit 31 set, never reused
+ * within an attachment; a message for an id one side does not know is dropped. Data flows
+ * under credit: a side may have at most the other's window (lel_net_area) of a connection's
+ * bytes unacknowledged; the receiver gives CREDIT as its reader takes them.
+ * Attachment: the host writes a new host_epoch whenever it attaches to a VM (boot, restore);
+ * the guest, seeing it differ from guest_epoch, ends every connection with ECONNRESET, empties
+ * both rings and then sets guest_epoch to it. The host uses the rings only while the two agree. */
+#define LEL_NET_MAGIC 0x3154454e4c454cULL /* "LELNET1" */
+#define LEL_NET_RING_OFF 4096             /* g2h ring; h2g follows it */
+#define LEL_NET_MSG_MAX 65536             /* payload bytes of one message at most */
+#define LEL_NET_TCP 1
+#define LEL_NET_UDP 2
+
+struct lel_net_ring {
+    volatile uint32_t head, tail, kick, room;
+    uint32_t pad[12];
+};
+
+struct lel_net_area {
+    uint64_t magic;
+    uint32_t ring_bytes;           /* each ring's size, a power of two */
+    volatile uint32_t host_epoch;  /* the host's attachment (never 0 once attached) */
+    volatile uint32_t guest_epoch; /* the attachment the rings and connections are for */
+    uint32_t guest_window;         /* bytes of a connection the host may send unacknowledged */
+    volatile uint32_t host_window; /* the same the other way, written by the host at attach */
+    uint32_t pad[9];
+    struct lel_net_ring g2h, h2g;
+};
+
+/* An address: family 2 (inet) or 10 (inet6), the port in host order, the address's bytes
+ * (inet: the first four). */
+struct lel_net_addr {
+    uint16_t family, port;
+    uint8_t addr[16];
+};
+
+struct lel_net_msg {
+    uint32_t conn;
+    uint16_t type, flags;
+    uint32_t len; /* payload bytes after the header */
+    uint32_t arg;
+};
+
+enum lel_net_type {
+    LEL_NET_CONNECT = 1,   /* g2h: a new connection, arg LEL_NET_TCP; payload: the destination address */
+    LEL_NET_CONNECTED = 2, /* h2g: it is up; payload: the address the guest's end has */
+    LEL_NET_OPEN = 3,      /* h2g: a connection to the guest's port; payload: the port (port field of the first
+                              address) and the peer's address (the second) */
+    LEL_NET_ACCEPTED = 4,  /* g2h: a listener took it */
+    LEL_NET_RESET = 5,     /* either: the connection ends now, arg = errno (ECONNREFUSED for a refused open) */
+    LEL_NET_DATA = 6,      /* either: bytes of the stream */
+    LEL_NET_CREDIT = 7,    /* either: arg = bytes the receiver's reader took since its last credit */
+    LEL_NET_SHUT = 8,      /* either: no more data from the sender (the reader sees its end) */
+    LEL_NET_CLOSE = 9,     /* g2h: the guest's socket closed: the host sends what it holds, then closes */
+    LEL_NET_DGRAM = 10,    /* either: conn = the guest socket's id; payload: an address (g2h: where to, h2g:
+                              from whom), then the datagram */
+    LEL_NET_DGRAM_CLOSE = 11, /* g2h: that datagram socket closed */
+    LEL_NET_OPT = 12,      /* g2h: arg = LEL_NET_OPT_*, flags = its value (0/1) */
+};
+
+enum { LEL_NET_OPT_NODELAY = 1, LEL_NET_OPT_KEEPALIVE = 2 };
 
 /* The compute loop of LEL_OP_SPIN, shared so the host can run the very same code for a
  * speed comparison. */

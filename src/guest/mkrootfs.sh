@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the default root filesystem as a cpio (newc) archive from Debian's busybox-static:
 # /bin/busybox with a link per applet (/sbin, /usr/bin and /usr/sbin lead to /bin), /tmp, /root,
-# /etc/passwd, /etc/group, /etc/hosts (localhost: the sandbox's loopback sockets). Usage:
+# /etc/passwd, /etc/group, /etc/hosts (localhost: the sandbox's loopback sockets), /etc/resolv.conf
+# (the resolver lelantosd answers for the sandbox, src/net/lel_net_udp.c). Usage:
 # mkrootfs.sh OUT.cpio
 set -eu
 out=$1
@@ -20,5 +21,6 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
 printf 'root:x:0:\n' > "$stage/etc/group"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$stage/etc/hosts"
+printf 'nameserver 10.0.2.3\n' > "$stage/etc/resolv.conf"
 (cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.$$.tmp"
 mv "$out.$$.tmp" "$out"

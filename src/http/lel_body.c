@@ -36,6 +36,8 @@ struct lel_body {
     uint32_t id;
     int told;                /* a message is on its way to the consumer: no second one */
     struct gate *gate;       /* loop thread only */
+    void (*sink)(void *);    /* a consumer on the loop thread (loop thread only) */
+    void *sink_ctx;
 };
 
 struct lel_body *lel__body_new(struct loop *l, uint64_t limit, size_t cap)
@@ -135,6 +137,8 @@ int lel__body_push(struct lel_body *b, const void *data, size_t n)
     uint32_t id = b->id;
     pthread_mutex_unlock(&b->lock);
     tell(a, type, id);
+    if (b->sink)
+        b->sink(b->sink_ctx);
     return pause;
 }
 
@@ -152,6 +156,14 @@ void lel__body_end(struct lel_body *b, int ok)
     uint32_t id = b->id;
     pthread_mutex_unlock(&b->lock);
     tell(a, type, id);
+    if (b->sink)
+        b->sink(b->sink_ctx);
+}
+
+void lel__body_sink(struct lel_body *b, void (*fn)(void *), void *ctx)
+{
+    b->sink = fn;
+    b->sink_ctx = ctx;
 }
 
 size_t lel__body_queued(struct lel_body *b)

@@ -395,6 +395,11 @@ void lel__gate_after_send(struct gate *g, h2o_req_t *req, int last)
         lel__gate_rewrap(g);
 }
 
+void lel__gate_release(struct gate *g)
+{
+    g->mode = M_OFF;
+}
+
 void lel__gate_body_resume(struct gate *g, struct lel_body *b)
 {
     if (g->mode == M_H2 && !h2_alive(g))

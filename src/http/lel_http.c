@@ -40,6 +40,7 @@ lel_call_t *lel__http_call_new(struct loop *l)
     atomic_fetch_add(&l->inflight, 1);
     c->rl_limit = c->rl_remaining = c->rl_reset = c->retry_after = -1;
     c->declared_len = UINT64_MAX;
+    c->proxy_fd = -1;
     return c;
 }
 
@@ -72,6 +73,7 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->e2b_port);
     free(c->host);
     free(c->access_token);
+    free(c->traffic_token);
     free(c->content_type);
     free(c->content_encoding);
     free(c->connect_timeout);
@@ -80,6 +82,9 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->id2);
     free(c->next_token);
     free(c->raw);
+    free(c->proxy_path);
+    if (c->proxy_fd >= 0)
+        close(c->proxy_fd);
     json_decref(c->json);
     json_decref(c->resp);
     free(p);
@@ -174,6 +179,7 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     DUP(e2b_sandbox, "e2b-sandbox-id");
     DUP(e2b_port, "e2b-sandbox-port");
     DUP(access_token, "x-access-token");
+    DUP(traffic_token, "e2b-traffic-access-token");
     DUP(content_type, "content-type");
     DUP(content_encoding, "content-encoding");
     DUP(connect_timeout, "connect-timeout-ms");
@@ -301,7 +307,7 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     }
 }
 
-static void free_held(void *p)
+void lel__http_free_held(void *p)
 {
     free(*(char **)p);
 }
@@ -318,7 +324,7 @@ static int send_piece(lel_call_t *c, h2o_req_t *req, int more)
     struct call_priv *p = c->http;
     h2o_iovec_t v = h2o_iovec_init(c->raw ? c->raw : "", c->raw_len);
     if (more <= 0 && c->raw) { /* h2o may write the last piece after we are gone: the pool keeps it */
-        char **held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), free_held);
+        char **held = h2o_mem_alloc_shared(&req->pool, sizeof(*held), lel__http_free_held);
         *held = c->raw;
         c->raw = NULL;
         c->raw_len = 0;
@@ -357,6 +363,12 @@ static int respond(lel_call_t *c)
 {
     struct call_priv *p = c->http;
     h2o_req_t *req = p->req;
+    if (c->proxy_fd >= 0) { /* forwarded to a sandbox's port: the proxy has it from here */
+        if (!req)
+            return 1;
+        lel__proxy_start(c, req);
+        return 0;
+    }
     if (p->more_to) { /* an answer in pieces */
         if (!req) /* the actor sees c->cancelled at the next piece and ends it */
             return p->more <= 0 || ask_next(p) < 0;
@@ -466,6 +478,8 @@ static void on_slot_dispose(void *slot)
     struct call_priv *p = c->http;
     p->req = NULL;
     atomic_store(&c->cancelled, 1); /* actors that have not started on it will drop it */
+    if (p->proxy)
+        lel__proxy_gone(p->proxy);
     if (p->wait == PW_PROCEED && ask_next(p) < 0) /* h2o will not ask for it: the actor ends it */
         lel__http_call_unref(c);                 /* ...or is gone, and the stream with it */
     lel__http_call_unref(c);
@@ -663,6 +677,7 @@ static int loop_setup(struct loop *l)
     h2o_multithread_register_receiver(l->ctx.queue, &l->resumes, lel__body_on_resumes);
     h2o_timeout_init(l->ctx.loop, &l->linger_timeout, 2000);
     h2o_timeout_init(l->ctx.loop, &l->body_timeout, (uint64_t)h->cfg->idle_timeout_ms);
+    h2o_timeout_init(l->ctx.loop, &l->tunnel_timeout, 3600000); /* an idle WebSocket to a sandbox: an hour */
     if (!(l->listeners = calloc(l->nlisteners, sizeof(*l->listeners))))
         return -ENOMEM;
     for (size_t j = 0; j < l->nlisteners; j++) {
@@ -693,6 +708,7 @@ static void loop_teardown(struct loop *l)
         h2o_timeout_unlink(&l->ctx.http2._graceful_shutdown_timeout);
     h2o_timeout_dispose(loop, &l->linger_timeout);
     h2o_timeout_dispose(loop, &l->body_timeout);
+    h2o_timeout_dispose(loop, &l->tunnel_timeout);
     h2o_context_dispose(&l->ctx);
     h2o_evloop_destroy(loop);
 }

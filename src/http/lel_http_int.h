@@ -24,7 +24,7 @@ struct loop {
     pthread_t thread, tid; /* tid: set by the loop thread itself */
     lel_http_t *http;
     atomic_long inflight; /* calls and bodies created by this loop and not yet freed */
-    h2o_timeout_t linger_timeout, body_timeout;
+    h2o_timeout_t linger_timeout, body_timeout, tunnel_timeout;
     int woken; /* the stop message arrived (its receiver must be empty to unregister) */
     int exit;
 };
@@ -61,6 +61,7 @@ struct call_priv {
     uint32_t more_id;
     int more;              /* the piece in hand: 1 more follow, 0 the last, -1 cut the response */
     uint64_t total;        /* the streamed body's length */
+    struct lel_proxy *proxy; /* the request goes to a sandbox's port (lel_proxy.c) */
 };
 
 /* lel_http.c */
@@ -80,6 +81,15 @@ void lel__http_release(lel_http_t *h, size_t n);
 /** The JSON error body API.md prescribes, malloc'd; *len set. */
 char *lel__http_error_json(int status, const char *msg, size_t *len);
 const char *lel__http_reason(int status);
+/** A pool dispose callback that frees the malloc'd pointer its slot holds. */
+void lel__http_free_held(void *slot);
+
+/* lel_proxy.c */
+struct lel_proxy;
+/** Forwards the request to c->proxy_fd (lel_call_proxy); takes the call's dispatch reference. */
+void lel__proxy_start(lel_call_t *c, h2o_req_t *req);
+/** The client went away: the proxy ends (its stream to the guest closes). */
+void lel__proxy_gone(struct lel_proxy *x);
 
 /* lel_gate.c */
 struct gate;
@@ -99,6 +109,8 @@ void lel__gate_after_send(struct gate *g, h2o_req_t *req, int last);
 void lel__gate_body_cut(struct gate *g, lel_call_t *c, h2o_req_t *req);
 /** A body's consumer drained it below its cap: reading resumes (message from a worker). */
 void lel__gate_body_resume(struct gate *g, struct lel_body *b);
+/** The connection leaves HTTP (an Upgrade to a tunnel): the gate stands aside for good. */
+void lel__gate_release(struct gate *g);
 
 /* lel_body.c */
 /** A body of at most `limit` bytes that holds up to `cap` bytes undelivered; the gate feeds it. */
@@ -118,6 +130,9 @@ struct gate *lel__body_gate(struct lel_body *b);
 void lel__body_set_gate(struct lel_body *b, struct gate *g);
 /** The consumer stops listening (its call was answered). */
 void lel__body_detach(struct lel_body *b);
+/** A consumer on the loop thread itself (the proxy): `fn` runs there whenever more body came or it
+ * ended (NULL: none). */
+void lel__body_sink(struct lel_body *b, void (*fn)(void *), void *ctx);
 /** Handles resume messages on the loop thread. */
 void lel__body_on_resumes(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages);
 

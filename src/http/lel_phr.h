@@ -22,6 +22,10 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       size_t *path_len, int *minor_version, struct phr_header *headers, size_t *num_headers,
                       size_t last_len);
 
+/** Parses a response head; returns as phr_parse_request does. */
+int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status, const char **msg, size_t *msg_len,
+                       struct phr_header *headers, size_t *num_headers, size_t last_len);
+
 /** State of a chunked-body decoder; zero it, then set consume_trailer, before the first call. */
 struct phr_chunked_decoder {
     size_t bytes_left_in_chunk;

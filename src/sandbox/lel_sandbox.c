@@ -19,7 +19,7 @@
 
 /* Private record fields, stripped from the public view. */
 const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs",
-                                               "snapshotID", "envdAccessToken", NULL};
+                                               "snapshotID", "envdAccessToken", "autoResume", "trafficAccessToken", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -267,31 +267,28 @@ static int timeout_field(struct lel_sandbox *s, lel_call_t *c, const char *field
     return r;
 }
 
-static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
+int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const char *why)
 {
-    long long t = timeout_s(s);
-    if (timeout_field(s, c, "timeout", &t) < 0)
-        return;
     if (!lel__sbx_slot_take(s->team)) {
         c->retry_after = 1;
         lel_call_error(c, 429, "team limit of %d running sandboxes reached", s->team->max_sandboxes);
-        return;
+        return -EAGAIN;
     }
     char img[4200], err[256];
     lel__sbx_pause_image(s, img, sizeof(img));
     if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, err, sizeof(err)) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
-        return;
+        return -EIO;
     }
     int64_t end = lel_now_ms() + t * 1000;
     json_t *rec = lel__sbx_with_state(s, S_RUNNING, end);
     lel_json_set_time(rec, "startedAt", lel_now_ms());
-    if (lel__sbx_commit(s, rec, "info", "sandbox resumed", NULL) < 0) {
+    if (lel__sbx_commit(s, rec, "info", why, NULL) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel__sbx_vm_release(s);
         lel_call_store_failed(c);
-        return;
+        return -EIO;
     }
     if (s->vm) {
         unlink(img);
@@ -301,7 +298,16 @@ static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
     s->state = S_RUNNING;
     s->end_at_ms = end;
     arm_timer(s, LEL_MSG_TIMEOUT, end);
-    lel_call_reply(c, status, lel__sbx_access_view(s));
+    return 0;
+}
+
+static void do_resume(struct lel_sandbox *s, lel_call_t *c, int status)
+{
+    long long t = timeout_s(s);
+    if (timeout_field(s, c, "timeout", &t) < 0)
+        return;
+    if (lel__sbx_resume(s, t, c, "sandbox resumed") == 0)
+        lel_call_reply(c, status, lel__sbx_access_view(s));
 }
 
 static int collect_event(void *ctx, const char *key, json_t *ev)
@@ -459,6 +465,10 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         lel__sbx_envd_call(s, c);
         return;
     }
+    if (c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC) { /* a server in it (lel_sandbox_net.c) */
+        lel__sbx_port_call(s, c);
+        return;
+    }
     if (c->team != s->team || (s->state == S_KILLED && c->route != R_SBX_GET && c->route != R_SBX_LOGS)) {
         lel_call_error(c, 404, "sandbox not found");
         return;
@@ -487,6 +497,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     case R_SBX_FILES_PUT: lel__sbx_file_put(s, c); return;
     case R_SBX_FILES_GET: lel__sbx_file_get(s, c); return;
     case R_SBX_FILES_DELETE: lel__sbx_file_delete(s, c); return;
+    case R_SBX_NETWORK: lel__sbx_network_call(s, c); return;
     default: lel_call_error(c, 500, "unrouted call"); return;
     }
 }
@@ -744,6 +755,10 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
     }
     if (q->snap_id)
         json_object_set_new(rec, "snapshotID", json_string(q->snap_id));
+    if (lel__sbx_net_record(c->team->srv, c, rec) < 0) {
+        json_decref(rec);
+        return NULL;
+    }
     return rec;
 }
 

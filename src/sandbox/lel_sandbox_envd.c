@@ -12,6 +12,9 @@ json_t *lel__sbx_access_view(struct lel_sandbox *s)
     json_decref(view);
     if (v && tok)
         json_object_set(v, "envdAccessToken", tok);
+    json_t *traffic = json_object_get(s->rec, "trafficAccessToken"); /* E2B's, for a sandbox closed to the public */
+    if (v && traffic)
+        json_object_set(v, "trafficAccessToken", traffic);
     return v;
 }
 

@@ -17,6 +17,7 @@ struct sample {
     int64_t ts;
     double cpu_pct;
     uint64_t mem_used, mem_total, disk_used, disk_total;
+    uint64_t net_in, net_out; /* bytes received from and sent to the network so far */
 };
 
 enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
@@ -85,6 +86,8 @@ struct lel_sandbox {
     uint32_t xfer_seq;
     lel_call_t *kept;      /* set by a handler that answers its call later (a command) */
     lel_envd_t *envd;      /* E2B's data plane (src/envd), made at its first call */
+    struct lel_net_ep *ep; /* its network endpoint (src/net) while the VM runs */
+    uint64_t net_in, net_out; /* bytes of endpoints gone (pause, restore), for the metrics */
     int stopping;          /* the daemon is stopping: calls that would change it answer 503 */
     int stop_pending;      /* ...and it still has to pause (or give up) and tell the server */
     int64_t stop_deadline; /* monotonic ms: a pause for the stop starts no later */
@@ -111,6 +114,9 @@ void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields);
 json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at);
 
+/** Starts the paused sandbox's VM again for `t` seconds (record, event, timer); 0, or -errno with
+ * the error set on c. */
+int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const char *why);
 /** Kills the sandbox (record, event, VM, files); `why` starting with "error" logs at error level. */
 int lel__sbx_kill(struct lel_sandbox *s, const char *why);
 
@@ -166,6 +172,20 @@ void lel__sbx_stream_fail(struct lel_sandbox *s, struct pending_cmd *pc, int sta
 void lel__sbx_stream_piece(struct lel_sandbox *s, uint32_t sid);
 /** Frees what is left of the streams (the actor's end). */
 void lel__sbx_streams_free(struct lel_sandbox *s);
+/* lel_sandbox_net.c: its network (src/net) */
+/** The VM runs (booted, restored): its endpoint, with the record's policy. */
+void lel__sbx_net_attach(struct lel_sandbox *s);
+/** The VM goes: its connections end (before lel_vm_destroy). */
+void lel__sbx_net_detach(struct lel_sandbox *s);
+/** A request for a server in the sandbox (R_SBX_PORT, R_PORT_PUBLIC): forwarded, or refused. */
+void lel__sbx_port_call(struct lel_sandbox *s, lel_call_t *c);
+/** GET and PUT /sandboxes/{id}/network. */
+void lel__sbx_network_call(struct lel_sandbox *s, lel_call_t *c);
+/** Create: the body's allow_internet_access, network and autoResume into the record, with a
+ * trafficAccessToken when public traffic is not allowed, and the domain. 0 or -ENOMEM. */
+int lel__sbx_net_record(lel_server_t *srv, lel_call_t *c, json_t *rec);
+/** Bytes in and out so far (all its endpoints). */
+void lel__sbx_net_bytes(struct lel_sandbox *s, uint64_t *in, uint64_t *out);
 
 /* lel_sandbox_envd.c: E2B's data plane (src/envd) */
 /** What the sandbox lends envd for one call or message. */

@@ -80,6 +80,7 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
     lel__sbx_cmds_fail(s, 409, "the sandbox stopped while the command ran");
     lel__sbx_xfers_fail(s, 409, "the sandbox stopped while the file was transferred");
     lel_envd_vm_gone(s->envd, "the sandbox stopped");
+    lel__sbx_net_detach(s); /* its connections end before the VM goes */
     if (s->vm) {
         lel_vm_destroy(s->vm);
         s->vm = NULL;
@@ -111,6 +112,7 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
         return r;
     }
     s->vm = vm;
+    lel__sbx_net_attach(s);
     s->cpu_prev_ns = lel_vm_cpu_ns(vm);
     s->cpu_prev_ms = lel_mono_ms();
     return 0;
@@ -142,6 +144,7 @@ void lel__sbx_sample(struct lel_sandbox *s)
     x->mem_total = (uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20;
     x->disk_used = lel_vm_disk_used(s->vm);
     x->disk_total = (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20;
+    lel__sbx_net_bytes(s, &x->net_in, &x->net_out);
     s->cpu_prev_ns = ns;
     s->cpu_prev_ms = ms;
     s->sample_next = (s->sample_next + 1) % SAMPLES;
@@ -181,11 +184,13 @@ void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
         char ts[32];
         lel_rfc3339((int64_t)x->ts * 1000, ts);
         /* `timestamp` and `memCache` (no page cache: files are memory) as E2B's SandboxMetric has them */
-        json_array_append_new(out, json_pack("{s:I, s:s, s:i, s:f, s:I, s:I, s:i, s:I, s:I}", "timestampUnix",
+        json_array_append_new(out, json_pack("{s:I, s:s, s:i, s:f, s:I, s:I, s:i, s:I, s:I, s:I, s:I}", "timestampUnix",
                                              (json_int_t)x->ts, "timestamp", ts, "cpuCount", cpus, "cpuUsedPct",
                                              x->cpu_pct, "memUsed", (json_int_t)x->mem_used, "memTotal",
                                              (json_int_t)x->mem_total, "memCache", 0, "diskUsed",
-                                             (json_int_t)x->disk_used, "diskTotal", (json_int_t)x->disk_total));
+                                             (json_int_t)x->disk_used, "diskTotal", (json_int_t)x->disk_total,
+                                             "networkRxBytes", (json_int_t)x->net_in, "networkTxBytes",
+                                             (json_int_t)x->net_out));
     }
     lel_call_reply(c, 200, out);
 }
@@ -275,16 +280,22 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     }
     lel_core_image_path(s->srv, sid, img, sizeof(img));
     lel_vm_t *old = s->vm;
+    struct lel_net_ep *old_ep = s->ep;
     s->vm = NULL;
+    s->ep = NULL;
     if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), err, sizeof(err)) < 0) {
         s->vm = old;
+        s->ep = old_ep;
         lel_call_error(c, 500, "cannot restore: %s", err);
         return;
     }
     lel_vm_t *fresh = s->vm;
+    struct lel_net_ep *fresh_ep = s->ep;
     s->vm = old;
-    lel__sbx_vm_release(s); /* the old VM and its reference */
+    s->ep = old_ep;
+    lel__sbx_vm_release(s); /* the old VM and its reference, its connections */
     s->vm = fresh;
+    s->ep = fresh_ep;
     if (lel__sbx_commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
         lel_call_store_failed(c);
         return;

@@ -3,6 +3,7 @@
 #include "../api/lel_api.h"
 #include "../http/lel_http.h"
 #include "../image/lel_image.h"
+#include "../net/lel_net.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
@@ -38,6 +39,18 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
     dst->listen = NULL;
     dst->nlisten = 0;
     dst->tls_cert = dst->tls_key = dst->data_dir = dst->admin_token = dst->vmm_backend = NULL;
+    dst->net_domain = dst->net_host_gateway = NULL;
+    dst->net_hosts = dst->net_allow_always = NULL;
+    dst->nnet_hosts = dst->nnet_allow_always = 0;
+    for (size_t i = 0; i < src->nnet_hosts; i++)
+        if (lel_config_strv_add(&dst->net_hosts, &dst->nnet_hosts, src->net_hosts[i]) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < src->nnet_allow_always; i++)
+        if (lel_config_strv_add(&dst->net_allow_always, &dst->nnet_allow_always, src->net_allow_always[i]) < 0)
+            return -ENOMEM;
+    if (lel_config_set_string(&dst->net_domain, src->net_domain) < 0 ||
+        lel_config_set_string(&dst->net_host_gateway, src->net_host_gateway) < 0)
+        return -ENOMEM;
     if (lel_config_set_string(&dst->tls_cert, src->tls_cert) < 0 || lel_config_set_string(&dst->tls_key, src->tls_key) < 0 ||
         lel_config_set_string(&dst->data_dir, src->data_dir) < 0 ||
         lel_config_set_string(&dst->admin_token, src->admin_token) < 0 ||
@@ -49,6 +62,49 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
         if (!(dst->listen[dst->nlisten] = strdup(src->listen[dst->nlisten])))
             return -ENOMEM;
     return 0;
+}
+
+/* The net loop with the operator's settings (network.*). */
+static int start_net(lel_server_t *srv, char *err, size_t errlen)
+{
+    const lel_config_t *c = &srv->cfg;
+    struct lel_net_host *hosts = calloc(c->nnet_hosts + 1, sizeof(*hosts));
+    struct lel_cidr *always = calloc(c->nnet_allow_always + 1, sizeof(*always));
+    struct lel_net_opts o = {.hosts = hosts, .allow_always = always, .max_conns = c->net_max_connections,
+                             .bandwidth_bps = c->net_bandwidth, .static_dns = !c->net_dns_upstream};
+    int r = hosts && always ? 0 : -ENOMEM;
+    struct lel_cidr gw;
+    if (r == 0 && *c->net_host_gateway) {
+        if (lel_cidr_parse(c->net_host_gateway, &gw) < 0 || gw.family != 4 || gw.bits != 32) {
+            snprintf(err, errlen, "config key 'network.host_gateway': '%s' is not an IPv4 address", c->net_host_gateway);
+            r = -EINVAL;
+        }
+        o.host_gateway = 1;
+        memcpy(o.gateway_v4, gw.addr, 4);
+    }
+    for (size_t i = 0; r == 0 && i < c->nnet_hosts; i++) {
+        const char *eq = strchr(c->net_hosts[i], '=');
+        if (!eq || eq == c->net_hosts[i] || lel_cidr_parse(eq + 1, &hosts[i].addr) < 0) {
+            snprintf(err, errlen, "config key 'network.hosts': '%s' is not name: address", c->net_hosts[i]);
+            r = -EINVAL;
+        } else if (!(hosts[i].name = strndup(c->net_hosts[i], (size_t)(eq - c->net_hosts[i])))) {
+            r = -ENOMEM;
+        } else {
+            o.nhosts++;
+        }
+    }
+    for (size_t i = 0; r == 0 && i < c->nnet_allow_always; i++, o.nallow_always++)
+        if (lel_cidr_parse(c->net_allow_always[i], &always[i]) < 0) {
+            snprintf(err, errlen, "config key 'network.allow_always': '%s' is not a CIDR", c->net_allow_always[i]);
+            r = -EINVAL;
+        }
+    if (r == 0)
+        r = lel_net_start(&o, &srv->net, err, errlen);
+    for (size_t i = 0; i < o.nhosts; i++)
+        free(hosts[i].name);
+    free(hosts);
+    free(always);
+    return r;
 }
 
 static void drop_actor(void *ctx, const char *id, void *value)
@@ -81,6 +137,7 @@ static void server_free(lel_server_t *srv)
     lel_image_stop(srv); /* import threads end (their answers are in the images actor's mailbox) */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
+    lel_net_stop(srv->net);       /* every sandbox let go of its endpoint by now */
     if (srv->timers)
         lel_timers_free(srv->timers); /* pending ones release their actors */
     if (srv->sandboxes) {
@@ -181,6 +238,8 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "out of memory or threads");
         goto fail;
     }
+    if (srv->use_vm && (r = start_net(srv, err, errlen)) < 0)
+        goto fail;
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;

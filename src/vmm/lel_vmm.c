@@ -150,6 +150,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if (!vm)
         return -ENOMEM;
     vm->vm_fd = vm->vcpu_fd = -1;
+    vm->net_efd = -1;
     vm->mem = MAP_FAILED;
     vm->mem_bytes = cfg->mem_bytes;
     vm->tick_hz = cfg->tick_hz ? cfg->tick_hz : 100;
@@ -395,6 +396,15 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
         vm->ops.event(vm->ctx);
 }
 
+static void net_bell(lel_vm_t *vm)
+{
+    int fd = __atomic_load_n(&vm->net_efd, __ATOMIC_ACQUIRE);
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+        /* full counter: the reader has it pending already */
+    }
+}
+
 /* Port I/O. Sizes and offsets come from the kernel, but are checked all the same. */
 static int handle_io(lel_vm_t *vm)
 {
@@ -411,6 +421,8 @@ static int handle_io(lel_vm_t *vm)
                 console_byte(vm, data[i]);
         else if (port == LEL_PORT_DOORBELL && run->io.size == 4)
             doorbell(vm, *(uint32_t *)data);
+        else if (port == LEL_PORT_NETBELL) /* only without an ioeventfd (lel_vsock.c) */
+            net_bell(vm);
         /* LEL_PORT_PVM_IRQ and everything else: the exit itself was the point, or ignored */
         return 0;
     }

@@ -39,6 +39,7 @@ struct lel_vm {
     int ready;
     uint64_t responses;
     uint64_t events; /* LEL_BELL_EVENTs so far: commands that ended */
+    int net_efd;  /* the net doorbell's eventfd while lel_vsock is attached, else -1 (atomic: the vCPU thread reads it) */
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
 

@@ -13,6 +13,7 @@
 #include "../lib/rng.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../net/hostconn.h"
 #include "../proc/proc.h"
 #include "../proc/sched.h"
 #include "../proc/session.h"
@@ -234,10 +235,21 @@ extern char __bss_start[], __bss_end[];
 
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa);
 
+/* The net area: a page of indices and two rings of NET_RING bytes, in one physically
+ * contiguous piece just below the root filesystem archive, so the host finds it whole. */
+#define NET_RING (512ULL << 10)
+#define NET_AREA (LEL_NET_RING_OFF + 2 * NET_RING)
+
 static void rootfs_init(void)
 {
-    uint64_t end = boot->initrd_size ? boot->initrd_gpa : boot->mem_bytes;
-    kpool_init(LEL_GPA_POOL, end & ~(PAGE_SIZE - 1));
+    uint64_t end = (boot->initrd_size ? boot->initrd_gpa : boot->mem_bytes) & ~(PAGE_SIZE - 1);
+    if (end > LEL_GPA_POOL + NET_AREA + (16ULL << 20)) {
+        end -= NET_AREA;
+        hc_init(end, NET_AREA);
+        chan->net_gpa = end;
+        chan->net_bytes = NET_AREA;
+    }
+    kpool_init(LEL_GPA_POOL, end);
     if (fs_init((int64_t)(boot->epoch_ms / 1000)) < 0) {
         console_write("guest: no memory for the root filesystem\n");
         return;
@@ -296,6 +308,7 @@ void kmain(void)
             outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
             continue;
         }
+        hc_poll(); /* the net rings: what the host sent, what the sockets have for it */
         if (proc_step()) /* processes run between requests; a request preempts them */
             continue;
         agent_idle();

@@ -5,6 +5,7 @@
 #include "file.h"
 #include "fs.h"
 #include "../lib/errno.h"
+#include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -16,6 +17,8 @@ static void pipe_changed(struct pipe *p)
 {
     p->seq++;
     wake(W_PIPE, 0);
+    if (p->hook)
+        p->hook(p->hook_ctx);
 }
 
 struct pipe *pipe_new(void)
@@ -25,22 +28,24 @@ struct pipe *pipe_new(void)
         kfree(p, sizeof(*p));
         return 0;
     }
-    if (p)
+    if (p) {
         p->readers = p->writers = 1;
+        p->id = anon_ino();
+    }
     return p;
 }
 
-/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node. The
- * pipe lives while either end is open; its data goes with it, as on Linux. */
-#define MAX_FIFOS 32
-
-static struct pipe *fifos[MAX_FIFOS];
+/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node; as many as
+ * memory holds. The pipe lives while either end is open; its data goes with it, as on Linux. */
+static struct pipe *fifos;
 
 static void fifo_forget(struct pipe *p)
 {
-    for (int i = 0; p->fifo && i < MAX_FIFOS; i++)
-        if (fifos[i] == p)
-            fifos[i] = 0;
+    for (struct pipe **pp = &fifos; p->fifo && *pp; pp = &(*pp)->fifo_next)
+        if (*pp == p) {
+            *pp = p->fifo_next;
+            break;
+        }
     fs_release(p->fifo);
     p->fifo = 0;
 }
@@ -64,21 +69,18 @@ void pipe_drop(struct pipe *p, int reader)
 long fifo_open(struct inode *ino, uint64_t flags)
 {
     struct proc *cur = proc_cur();
-    int acc = (int)(flags & O_ACCMODE), slot = -1;
-    struct pipe *p = 0;
-    for (int i = 0; i < MAX_FIFOS && !p; i++) {
-        if (fifos[i] && fifos[i]->fifo == ino)
-            p = fifos[i];
-        else if (!fifos[i] && slot < 0)
-            slot = i;
-    }
+    int acc = (int)(flags & O_ACCMODE);
+    struct pipe *p = fifos;
+    while (p && p->fifo != ino)
+        p = p->fifo_next;
     if (!p) {
-        if (slot < 0 || !(p = pipe_new()))
+        if (!(p = pipe_new()))
             return -ENOMEM;
         p->readers = p->writers = 0;
         p->fifo = ino;
         fs_hold(ino);
-        fifos[slot] = p;
+        p->fifo_next = fifos;
+        fifos = p;
     }
     uint32_t r0 = p->opens_r, w0 = p->opens_w;
     p->readers += acc != 1;
@@ -206,4 +208,40 @@ long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
     }
     pipe_changed(p);
     return (long)done;
+}
+
+uint64_t pipe_put(struct pipe *p, const void *src, uint64_t n)
+{
+    uint64_t room = pipe_room(p), done = 0;
+    while (done < n && room) {
+        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        chunk = chunk < room ? chunk : room;
+        chunk = chunk < n - done ? chunk : n - done;
+        kmemcpy(p->page[tail / PAGE_SIZE] + off, (const uint8_t *)src + done, chunk);
+        p->count += chunk;
+        room -= chunk;
+        done += chunk;
+    }
+    if (done)
+        pipe_changed(p);
+    return done;
+}
+
+uint64_t pipe_take(struct pipe *p, void *dst, uint64_t n)
+{
+    uint64_t done = 0;
+    while (done < n && p->count) {
+        uint64_t off = p->head % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        chunk = chunk < p->count ? chunk : p->count;
+        chunk = chunk < n - done ? chunk : n - done;
+        kmemcpy((uint8_t *)dst + done, p->page[p->head / PAGE_SIZE] + off, chunk);
+        p->head = (p->head + chunk) % PIPE_SIZE;
+        p->count -= chunk;
+        done += chunk;
+    }
+    if (!p->count)
+        p->head = 0;
+    if (done)
+        pipe_changed(p);
+    return done;
 }

@@ -20,9 +20,15 @@ struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
+    uint64_t id; /* its inode number (anon_ino) */
     int readers, writers;
     struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
+    struct pipe *fifo_next; /* the other named pipes that are open */
     uint32_t opens_r, opens_w; /* a named pipe: how often each end was opened */
+    /* told of every change (net/hostconn.c, whose connections have one end of their pipes in
+     * the kernel); it may only take note, never call back into the pipe */
+    void (*hook)(void *ctx);
+    void *hook_ctx;
 };
 
 /* An empty pipe with one reader and one writer; NULL when out of memory. */
@@ -46,5 +52,11 @@ uint64_t pipe_room(struct pipe *p);
 
 /* flags: O_NONBLOCK_, and PIPE_NOSIG (send's MSG_NOSIGNAL: EPIPE without SIGPIPE) */
 long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n);
+
+/* The kernel's end of a pipe: copies up to n bytes from kernel memory in, or out to it (no
+ * waiting, no signals); returns the bytes moved (less than n when full, or empty). A put
+ * allocates the pages it needs and stops short when memory is out. */
+uint64_t pipe_put(struct pipe *p, const void *src, uint64_t n);
+uint64_t pipe_take(struct pipe *p, void *dst, uint64_t n);
 
 #endif

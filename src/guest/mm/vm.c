@@ -11,7 +11,6 @@
 #include "../lib/klib.h"
 #include "page.h"
 
-#define PTE_W 2ULL
 
 #define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
 _Static_assert(sizeof(struct mm) <= 2048, "struct mm comes from kmalloc");
@@ -212,7 +211,7 @@ struct mm *mm_new(void)
 int make_private(uint64_t pml4, uint64_t va)
 {
     uint64_t *e = pte_of(pml4, va, 0);
-    if (!e || !(*e & PTE_FILE))
+    if (!e || !(*e & PTE_FILE) || (*e & PTE_SHARED))
         return 0;
     void *page = kpage_alloc_user();
     if (!page)

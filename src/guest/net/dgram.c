@@ -14,6 +14,7 @@
 #include "../lib/errno.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
+#include "hostconn.h"
 #include "socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -140,10 +141,10 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
     to = to ? to : &s->peer;
     if (n > DGRAM_MAX)
         return -EMSGSIZE_;
-    if (s->family != AF_UNIX_ && !sa_local(to))
-        return -ENETUNREACH_; /* no network: only the guest itself is reachable */
     if ((err = s->family == AF_UNIX_ && !pair ? dgram_unix_file(to, &ino) : 0) < 0 || (err = dgram_from(s, &from)) < 0)
         return err;
+    if (s->family != AF_UNIX_ && !sa_local(to))
+        return hc_dgram_send(s, to, sg, nsg, n); /* outside the guest: through the host */
     for (;;) { /* looked up again after each wait: the receiver may have gone meanwhile */
         struct sock *r = pair ? s->dpeer : sock_listener(to, ino, 1);
         struct saddr seen;
@@ -226,8 +227,6 @@ long dgram_connect(struct sock *s, struct saddr *a)
     struct inode *ino = 0;
     struct saddr from;
     long err;
-    if (s->family != AF_UNIX_ && !sa_local(a))
-        return -ENETUNREACH_;
     if (s->family == AF_UNIX_) {
         if ((err = dgram_unix_file(a, &ino)) < 0)
             return err;
@@ -323,4 +322,38 @@ long dgram_pair(struct sock **a, struct sock **b)
     sa_default(&x->peer, AF_UNIX_, 0, 0);
     y->peer = x->peer;
     return 0;
+}
+
+void dgram_deliver(struct sock *r, const void *p1, uint32_t n1, const void *p2, uint32_t n2, const struct saddr *from)
+{
+    uint64_t n = (uint64_t)n1 + n2;
+    if (n > DGRAM_MAX || r->dq_bytes + n + DGRAM_COST > DGRAM_RCVBUF)
+        return;
+    if (r->connected && !sa_same(&r->peer, from))
+        return; /* a connected socket takes its peer's datagrams only */
+    struct dgram *d = kmalloc(sizeof(*d));
+    if (!d)
+        return;
+    d->from = *from;
+    d->len = (uint32_t)n;
+    for (uint32_t i = 0; i * PAGE_SIZE < n; i++)
+        if (!(d->pages[i] = kpage_alloc_user())) {
+            dgram_free(d);
+            return;
+        }
+    for (uint64_t done = 0; done < n;) {
+        const uint8_t *src = done < n1 ? (const uint8_t *)p1 + done : (const uint8_t *)p2 + (done - n1);
+        uint64_t left = done < n1 ? n1 - done : n - done, c = PAGE_SIZE - done % PAGE_SIZE;
+        c = c < left ? c : left;
+        kmemcpy((uint8_t *)d->pages[done / PAGE_SIZE] + done % PAGE_SIZE, src, c);
+        done += c;
+    }
+    if (r->dq_last)
+        r->dq_last->next = d;
+    else
+        r->dq = d;
+    r->dq_last = d;
+    r->dq_bytes += n + DGRAM_COST;
+    r->seq++;
+    wake(W_PIPE, 0);
 }

@@ -42,6 +42,10 @@ long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64_t msg,
 /* readv and writev on a datagram socket: the vector is one datagram. */
 long dgram_rwv(struct file *f, uint64_t iov, uint64_t cnt, int write, uint64_t msg);
 
+/* A datagram from outside (the host), in two parts of kernel memory, into `r`'s queue: dropped
+ * when it is full or memory is short, as UDP may. */
+void dgram_deliver(struct sock *r, const void *p1, uint32_t n1, const void *p2, uint32_t n2, const struct saddr *from);
+
 /* socketpair(AF_UNIX, SOCK_DGRAM): two unnamed sockets, each the other's only destination. */
 long dgram_pair(struct sock **a, struct sock **b);
 

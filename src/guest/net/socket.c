@@ -19,6 +19,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "dgram.h"
+#include "hostconn.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
@@ -181,6 +182,14 @@ struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram)
     return 0;
 }
 
+struct sock *sock_find(uint64_t id)
+{
+    for (struct sock *s = socks_all; s; s = s->all_next)
+        if (s->id == id)
+            return s;
+    return 0;
+}
+
 struct sock *sock_new(int family)
 {
     struct sock *s = kmalloc(sizeof(*s));
@@ -221,11 +230,14 @@ void sock_close(struct sock *s)
     while (s->qn)
         sock_close(s->queue[--s->qn]);
     dgram_flush(s);
+    int hc = s->hc || s->hc_dgram;
     if (s->dpeer) { /* its pair's sends are refused from now on */
         s->dpeer->dpeer = 0;
         s->dpeer->seq++;
     }
     sock_shut(s, 3);
+    if (hc)
+        hc_sock_closed(s); /* what it wrote still goes to the host */
     sock_unbind(s);
     for (struct sock **pp = &socks_all; *pp; pp = &(*pp)->all_next)
         if (*pp == s) {
@@ -242,10 +254,12 @@ uint32_t sock_events(struct sock *s)
         return dgram_events(s);
     if (s->listening)
         return s->qn ? POLLIN_ : 0;
+    if (s->connecting)
+        return 0;
     if (!s->connected)
-        return POLLOUT_;
+        return s->err ? POLLOUT_ | POLLERR_ | POLLHUP_ : POLLOUT_;
     int rd_end = !s->rx || !s->rx->writers, wr_end = !s->tx || !s->tx->readers;
-    uint32_t ev = (rd_end || s->rx->count ? POLLIN_ : 0) | (rd_end ? POLLRDHUP_ : 0) | (rd_end && wr_end ? POLLHUP_ : 0);
+    uint32_t ev = (s->err ? POLLERR_ : 0) | (rd_end || s->rx->count ? POLLIN_ : 0) | (rd_end ? POLLRDHUP_ : 0) | (rd_end && wr_end ? POLLHUP_ : 0);
     return ev | (wr_end || pipe_room(s->tx) ? POLLOUT_ : 0); /* a write would not wait (it may fail) */
 }
 
@@ -286,7 +300,7 @@ long sock_bind(struct sock *s, struct saddr *a)
         uint64_t nl;
         long r = fs_parent(cur->files->cwd, (const char *)a->b + 2, &dir, &name, &nl);
         if (r == 0)
-            r = fs_create(dir, name, nl, S_IFSOCK | 0755, &s->ino);
+            r = fs_create(dir, name, nl, S_IFSOCK | (0777 & ~proc_cur()->files->umask), &s->ino);
         if (r < 0)
             return r == -E_EXIST ? -EADDRINUSE_ : r;
         fs_hold(s->ino);
@@ -372,16 +386,35 @@ long stream_pair(struct sock **a, struct sock **b)
 
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
 {
-    struct proc *cur = proc_cur();
     struct sock *s = f->sock;
-    int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
     if (s->dgram) {
         struct seg sg = {buf, n};
         int trunc;
         return write ? dgram_send(f, &sg, 1, msg, 0) : dgram_recv(f, &sg, 1, msg, 0, &trunc);
     }
+    if (s->err) { /* a connection through the host ended: told once */
+        long e = -(long)s->err;
+        s->err = 0;
+        s->seq++;
+        return e;
+    }
     if (!s->connected)
         return -ENOTCONN_;
+    int through = s->hc != 0;
+    long r = sock_pipe_io(s, f, buf, n, write, msg);
+    if (s->hc)
+        hc_touch(s); /* what it wrote goes, what it read is credited, now */
+    if (through && s->err && (write ? r == -EPIPE : r == 0 && n)) { /* it ended while this waited */
+        r = -(long)s->err;
+        s->err = 0;
+    }
+    return r;
+}
+
+long sock_pipe_io(struct sock *s, struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
+{
+    struct proc *cur = proc_cur();
+    int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
     if (write) {
         if (s->tx)
             return pipe_write(s->tx, nb | (msg & MSG_NOSIGNAL_ ? PIPE_NOSIG : 0), buf, n);

@@ -44,6 +44,9 @@ struct sock {
     struct inode *ino;      /* AF_UNIX bound to a path: its socket file (held) */
     struct saddr addr, peer;
     struct sock *queue[SOCK_QUEUE]; /* listening: connections made, not yet accepted */
+    struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
+    int connecting;         /* hc: connect() asked the host and has no answer yet */
+    int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
 };
 
 /* A part of a user buffer: address and length (an iovec). */
@@ -80,6 +83,9 @@ struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram);
 
 struct sock *sock_new(int family);
 
+/* The socket whose /proc/net inode number is `id`, or NULL. */
+struct sock *sock_find(uint64_t id);
+
 /* Ends directions of a connection: bit 0 reading, bit 1 writing (the peer then reads EOF). */
 void sock_shut(struct sock *s, int how);
 
@@ -107,6 +113,9 @@ long stream_pair(struct sock **a, struct sock **b);
 
 /* read/recv (write 0) or write/send (1) on a socket; `msg`: MSG_* flags. */
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg);
+
+/* The same on a connected stream socket's pipes, whatever its peer (sock_io's second half). */
+long sock_pipe_io(struct sock *s, struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg);
 
 /* /proc/net/tcp, tcp6, udp, udp6 and unix: every socket of the kind, in Linux's columns (what
  * netstat reads; timers, uid and the like are 0). */

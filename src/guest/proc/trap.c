@@ -28,5 +28,6 @@ int isr(uint64_t vector, uint64_t *frame)
     if (vector < 32)
         kernel_fatal(vector, frame); /* a fault of the kernel's own */
     kernel_irq_done(vector, frame);
-    return (vector == LEL_VEC_TIMER || vector == LEL_VEC_CHANNEL) && (frame[2] & 3) == 3 && proc_active();
+    return (vector == LEL_VEC_TIMER || vector == LEL_VEC_CHANNEL || vector == LEL_VEC_NET) && (frame[2] & 3) == 3 &&
+           proc_active();
 }

@@ -99,21 +99,25 @@ static long sys_sigsuspend(uint64_t umask, int with_mask)
 }
 
 
+/* kill: to process `pid`, to every process of group -pid (pid below -1) or of the caller's
+ * (0), or (-1) to every other process of the caller's command. A zombie counts as found, and
+ * gets nothing, as on Linux. */
 static long sys_kill(int64_t pid64, uint64_t sig)
 {
-    struct proc *cur = proc_cur();
-    int pid = (int)pid64, found = 0;
+    struct proc *cur = proc_cur(), *me = cur->group;
+    int pid = (int)pid64, found = 0, pgid = pid == 0 ? me->pgid : pid == -2147483647 - 1 ? 0 : -pid;
     if (sig > 64)
         return -EINVAL;
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &ptable.procs[i];
-        /* pid <= 0 (a process group, or everyone): the caller's command stands in for both */
-        if (p->state == P_FREE || p->group != p || (p->state == P_ZOMBIE && !p->nthreads) ||
-            (pid > 0 && p->pid != pid) || (pid <= 0 && (p->sess != cur->sess || (p == cur->group && pid == -1))))
+        if (p->state == P_FREE || p->group != p)
+            continue;
+        int hit = pid > 0 ? p->pid == pid : pid == -1 ? p->sess == cur->sess && p != me : p->pgid == pgid;
+        if (!hit)
             continue;
         found = 1;
-        if (sig) /* 0 only checks */
-            kill_process(p, (int)sig, cur->group->pid);
+        if (sig && (p->state != P_ZOMBIE || p->nthreads)) /* 0 only checks */
+            kill_process(p, (int)sig, me->pid);
     }
     if (!found)
         return -ESRCH;

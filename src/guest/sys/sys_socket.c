@@ -6,6 +6,7 @@
 #include "../fs/pipe.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
+#include "../net/hostconn.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -73,6 +74,8 @@ static long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
         return err;
     if (s->connected && !s->dgram)
         return -EISCONN_;
+    if (s->connecting)
+        return -EALREADY_;
     if (s->listening)
         return -EINVAL;
     if ((err = sa_from_user(uaddr, len, s->family, &a)) < 0)
@@ -87,7 +90,10 @@ static long sys_connect(uint64_t fd, uint64_t uaddr, uint64_t len)
         if ((ino->mode & S_IFMT) != S_IFSOCK)
             return -ECONNREFUSED_;
     } else if (s->family != AF_UNIX_ && !sa_local(&a)) {
-        return -ENETUNREACH_; /* no network: only the guest itself is reachable */
+        struct file *f = fd_hold(fd); /* the socket may be closed while this waits */
+        err = hc_connect(s, &a, (f->flags & O_NONBLOCK_) != 0); /* outside the guest: through the host */
+        file_unhold(f);
+        return err;
     }
     struct file *f = fd_hold(fd); /* and the socket file: both may go while this waits */
     fs_hold(ino);
@@ -179,6 +185,7 @@ static long sys_shutdown(uint64_t fd, uint64_t how)
     if (s->dgram)
         return 0; /* nothing flows to stop */
     sock_shut(s, (int)how + 1); /* SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 */
+    hc_touch(s);
     return 0;
 }
 
@@ -196,7 +203,8 @@ static long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
     return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
 }
 
-/* Options are accepted and, but for IPV6_V6ONLY, change nothing: there is no network to tune. */
+/* Options are accepted; IPV6_V6ONLY is the guest's own, TCP_NODELAY and SO_KEEPALIVE go to the
+ * host's socket of a connection through the host; the rest change nothing. */
 static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
 {
     long err;
@@ -208,6 +216,10 @@ static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
         return -EFAULT;
     if (level == 41 && opt == 26) /* IPPROTO_IPV6, IPV6_V6ONLY */
         s->v6only = v != 0;
+    else if (level == 6 && opt == 1) /* IPPROTO_TCP, TCP_NODELAY: the host's socket takes it */
+        hc_setopt(s, HC_OPT_NODELAY, v != 0);
+    else if (level == 1 && opt == 9) /* SOL_SOCKET, SO_KEEPALIVE */
+        hc_setopt(s, HC_OPT_KEEPALIVE, v != 0);
     return 0;
 }
 
