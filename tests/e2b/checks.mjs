@@ -37,7 +37,8 @@ async function controlPlane(opts, sbx, other) {
   check(end1 > end0 + 100_000, 'setTimeout moves endAt', { end0, end1 })
   const metrics = await sbx.getMetrics()
   check(Array.isArray(metrics), 'getMetrics answers a list', metrics.length)
-  await throws(() => Sandbox.create('base', { ...opts, network: { maskRequestHost: 'masked.localhost' } }), Error, 'a field we cannot honour is refused')
+  await throws(() => Sandbox.create('base', { ...opts, lifecycle: { onTimeout: { action: 'pause', keepMemory: false } } }), Error,
+    'a field we cannot honour is refused (autoPauseMemory: false)')
   await throws(() => Sandbox.connect('aaaaaaaaaaaaaaaaaaaa', opts), NotFoundError, 'connect to an unknown sandbox: NotFoundError')
 }
 
