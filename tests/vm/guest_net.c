@@ -5,7 +5,8 @@
  *   hold IP PORT          connect, one byte there and back, then read until the connection ends
  *   refused IP PORT       connect and print the error
  *   udp IP PORT           a datagram there and its answer back
- *   resolve NAME          an A query to the resolver in /etc/resolv.conf, the first address */
+ *   resolve NAME          an A query to the resolver in /etc/resolv.conf, the first address
+ *   get HOST PORT PATH    an HTTP/1.0 GET (HOST a name is resolved so), the status line and body size */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -198,7 +199,45 @@ static int udp(const char *ip, const char *port)
     return 0;
 }
 
+static int lookup(const char *name, char *ip, size_t cap);
+
 static int resolve(const char *name)
+{
+    char ip[32];
+    if (lookup(name, ip, sizeof(ip)) < 0)
+        return 1;
+    printf("resolve %s %s\n", name, ip);
+    return 0;
+}
+
+static int get(const char *host, const char *port, const char *path)
+{
+    char ip[32], req[512], buf[65536];
+    struct in_addr probe;
+    if (inet_pton(AF_INET, host, &probe) == 1)
+        snprintf(ip, sizeof(ip), "%s", host);
+    else if (lookup(host, ip, sizeof(ip)) < 0)
+        return 1;
+    int err, s = connect_nb(ip, port, &err);
+    if (s < 0)
+        return printf("get: connect: %s\n", ename(err)), 1;
+    fcntl(s, F_SETFL, 0);
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(s, req, (size_t)n) != n)
+        return printf("get: write: %s\n", ename(errno)), 1;
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(s, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    char *eol = strstr(buf, "\r\n"), *body = strstr(buf, "\r\n\r\n");
+    if (eol)
+        *eol = 0;
+    printf("get: %s; body '%s'\n", buf, body ? body + 4 : "");
+    return 0;
+}
+
+static int lookup(const char *name, char *ip, size_t cap)
 {
     unsigned char q[512] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, r[512];
     size_t n = 12;
@@ -216,7 +255,7 @@ static int resolve(const char *name)
     char ns[64] = "";
     FILE *f = fopen("/etc/resolv.conf", "r");
     if (!f || fscanf(f, "nameserver %63s", ns) != 1)
-        return printf("resolve: no nameserver\n"), 1;
+        return printf("resolve: no nameserver\n"), -1;
     fclose(f);
     struct sockaddr_in a = addr_of(ns, "53");
     int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -224,9 +263,11 @@ static int resolve(const char *name)
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     sendto(s, q, n, 0, (struct sockaddr *)&a, sizeof(a));
     ssize_t got = recv(s, r, sizeof(r), 0);
-    if (got < (ssize_t)n + 16 || r[0] != 0x12 || r[1] != 0x34 || (r[3] & 0xf) || !r[7])
-        return printf("resolve: no answer (%zd bytes, rcode %d)\n", got, got > 3 ? r[3] & 0xf : -1), 1;
-    printf("resolve %s %d.%d.%d.%d\n", name, r[n + 12], r[n + 13], r[n + 14], r[n + 15]);
+    if (got < (ssize_t)n + 16 || r[0] != 0x12 || r[1] != 0x34 || (r[3] & 0xf) || !r[7]) {
+        printf("resolve: no answer (%zd bytes, rcode %d)\n", got, got > 3 ? r[3] & 0xf : -1);
+        return -1;
+    }
+    snprintf(ip, cap, "%d.%d.%d.%d", r[n + 12], r[n + 13], r[n + 14], r[n + 15]);
     return 0;
 }
 
@@ -248,6 +289,8 @@ int main(int argc, char **argv)
         return udp(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "resolve"))
         return resolve(argv[2]);
+    if (argc == 5 && !strcmp(argv[1], "get"))
+        return get(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: guest_net serve|client|hold|refused|udp|resolve ...\n");
     return 2;
 }
