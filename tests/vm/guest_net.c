@@ -6,7 +6,11 @@
  *   refused IP PORT       connect and print the error
  *   udp IP PORT           a datagram there and its answer back
  *   resolve NAME          an A query to the resolver in /etc/resolv.conf, the first address
- *   get HOST PORT PATH    an HTTP/1.0 GET (HOST a name is resolved so), the status line and body size */
+ *   get HOST PORT PATH    an HTTP/1.0 GET (HOST a name is resolved so), the status line and body size
+ * and for bench/net_bench.sh (the same binary runs on the host as the anchor):
+ *   latency IP PORT N     N times: connect, one byte there and back, close; p50/p99 in microseconds
+ *   send IP PORT BYTES    BYTES to the server, then its end; MB/s
+ *   sink PORT             takes one connection to its end; the byte count */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *ename(int e)
@@ -271,6 +276,81 @@ static int lookup(const char *name, char *ip, size_t cap)
     return 0;
 }
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int latency(const char *ip, const char *port, int n)
+{
+    double *t = calloc((size_t)n, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        double t0 = now_us();
+        int err, s = connect_nb(ip, port, &err);
+        char c = 'x';
+        if (s < 0)
+            return printf("latency: connect: %s\n", ename(err)), 1;
+        fcntl(s, F_SETFL, 0);
+        if (write(s, &c, 1) != 1 || read(s, &c, 1) != 1)
+            return printf("latency: no echo\n"), 1;
+        t[i] = now_us() - t0;
+        close(s);
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_d);
+    printf("latency p50 %.0f us p99 %.0f us (%d connects)\n", t[n / 2], t[n * 99 / 100], n);
+    return 0;
+}
+
+static int send_bytes(const char *ip, const char *port, long total)
+{
+    int err, s = connect_nb(ip, port, &err);
+    if (s < 0)
+        return printf("send: connect: %s\n", ename(err)), 1;
+    fcntl(s, F_SETFL, 0);
+    static char buf[1 << 16];
+    memset(buf, 'x', sizeof(buf));
+    double t0 = now_us();
+    for (long off = 0; off < total;) {
+        ssize_t w = write(s, buf, total - off < (long)sizeof(buf) ? (size_t)(total - off) : sizeof(buf));
+        if (w <= 0)
+            return printf("send: write: %s\n", ename(errno)), 1;
+        off += w;
+    }
+    shutdown(s, SHUT_WR);
+    char c;
+    if (read(s, &c, 1) < 0) /* the sink closes once it has all */
+        return 1;
+    double us = now_us() - t0;
+    printf("send %ld bytes in %.0f ms: %.0f MB/s\n", total, us / 1e3, total / us);
+    return 0;
+}
+
+static int sink(int port)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 8) < 0)
+        return printf("sink: %s\n", strerror(errno)), 1;
+    int c = accept(l, NULL, NULL);
+    static char buf[1 << 16];
+    long n = 0;
+    ssize_t r;
+    while ((r = read(c, buf, sizeof(buf))) > 0)
+        n += r;
+    close(c);
+    printf("sink %ld bytes\n", n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -291,6 +371,12 @@ int main(int argc, char **argv)
         return resolve(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "get"))
         return get(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "latency"))
+        return latency(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "send"))
+        return send_bytes(argv[2], argv[3], atol(argv[4]));
+    if (argc == 3 && !strcmp(argv[1], "sink"))
+        return sink(atoi(argv[2]));
     fprintf(stderr, "usage: guest_net serve|client|hold|refused|udp|resolve ...\n");
     return 2;
 }

@@ -361,9 +361,18 @@ void proc_end(struct proc *p, long status)
         if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
             ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, g->ppid);
-    for (int i = 0; i < MAX_PROCS && g->ppid; i++)
-        if (ptable.procs[i].pid == g->ppid && ptable.procs[i].state != P_FREE)
-            kill_proc(&ptable.procs[i], 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
+    for (int i = 0; i < MAX_PROCS && g->ppid; i++) {
+        struct proc *par = &ptable.procs[i];
+        if (par->pid != g->ppid || par->state == P_FREE)
+            continue;
+        /* a parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie, as on Linux:
+         * busybox httpd forks a child per connection and never waits for them */
+        if (par->group->sig_ign >> 17 & 1 || (par->group->sa[17].flags & 2)) {
+            proc_free(g);
+            return;
+        }
+        kill_proc(par, 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
+    }
 }
 
 void proc_exit(long status)
