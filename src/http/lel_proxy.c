@@ -354,8 +354,9 @@ static int response_head(struct lel_proxy *x)
     return 1;
 }
 
-/* Sends what the upstream's input holds of the body; the end when it is complete. */
-static void response_body(struct lel_proxy *x, int eof)
+/* Sends what the upstream's input holds of the body; the end when it is complete. Returns 1
+ * when the proxy ended (x is gone). */
+static int response_body(struct lel_proxy *x, int eof)
 {
     h2o_buffer_t *in = x->up->input;
     size_t n = in->size;
@@ -364,7 +365,7 @@ static void response_body(struct lel_proxy *x, int eof)
         n = (size_t)x->left;
     char *buf = n ? malloc(n) : NULL;
     if (n && !buf)
-        return;
+        return 0;
     if (n)
         memcpy(buf, in->bytes, n);
     h2o_buffer_consume(&x->up->input, n);
@@ -374,7 +375,7 @@ static void response_body(struct lel_proxy *x, int eof)
         if (r == -1) {
             free(buf);
             fail(x, 502, "bad chunked body");
-            return;
+            return 1;
         }
         final = r >= 0;
     } else if (!x->chunked && x->left != UINT64_MAX) {
@@ -385,13 +386,13 @@ static void response_body(struct lel_proxy *x, int eof)
         if (x->chunked || x->left != UINT64_MAX) { /* cut short: the client sees a broken response */
             free(buf);
             fail(x, 502, "cut short");
-            return;
+            return 1;
         }
         final = 1; /* to the end of the stream */
     }
     if (!len && !final) {
         free(buf);
-        return;
+        return 0;
     }
     h2o_iovec_t v = h2o_iovec_init(buf ? buf : "", len);
     x->sbuf = buf;
@@ -409,6 +410,7 @@ static void response_body(struct lel_proxy *x, int eof)
         lel__gate_after_send(g, req, final);
     if (final)
         proxy_free(x);
+    return final;
 }
 
 static void up_on_read(h2o_socket_t *sock, const char *err)
@@ -435,7 +437,8 @@ static void up_on_read(h2o_socket_t *sock, const char *err)
         h2o_socket_read_stop(sock); /* the client is behind: wait for proceed */
         return;
     }
-    response_body(x, err != NULL);
+    if (response_body(x, err != NULL))
+        return;
     if (!x->sending && !err && x->up) /* nothing to send yet: read on */
         h2o_socket_read_start(sock, up_on_read);
 }
