@@ -34,6 +34,7 @@ static const struct {
     {"shm", shm_checks},
     {"mem", mem_checks},
     {"sig", sig_checks},
+    {"ident", ident_checks},
 };
 
 int main(int argc, char **argv)

@@ -385,9 +385,16 @@ void proc_end(struct proc *p, long status)
         g->exit_status = g->group_status & 0xff;
         g->killed = g->group_sig;
     }
-    for (int i = 0; i < MAX_PROCS; i++)
-        if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
-            ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *c = &ptable.procs[i];
+        if (c->state == P_FREE || c->ppid != g->pid)
+            continue;
+        if (c->group == c && c->pdeathsig) { /* PR_SET_PDEATHSIG */
+            struct sigsrc death = {g->pid, SI_USER_, 0, 0, 0};
+            sig_send_process(c, c->pdeathsig, &death);
+        }
+        c->ppid = 0; /* orphans are reaped when the command ends */
+    }
     wake(W_WAIT, g->ppid);
     /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
     struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};

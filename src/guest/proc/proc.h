@@ -88,6 +88,9 @@ struct proc {
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
+    uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
+    uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t sig_handled; /* bit n: signal n has a handler */
     uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */

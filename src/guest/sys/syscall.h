@@ -1,7 +1,7 @@
 /* The syscall table's entries: each unpacks a syscall's saved registers into its call. The
  * table (syscall.c) is the one list of the syscalls there are; the entries live with their
  * family (sys_file.c: paths and metadata, sys_io.c: descriptors and I/O, sys_mem.c: memory,
- * sys_proc.c: processes and identity, sys_signal.c: signals, sys_time.c: time, sleeping and
+ * sys_proc.c: processes, sys_ident.c: ids, capabilities and prctl, sys_signal.c: signals, sys_time.c: time, sleeping and
  * futexes, sys_poll.c: poll, select, epoll, eventfd, sys_socket.c: sockets). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
@@ -89,6 +89,9 @@ long sc_brk(const struct sysargs *s);
 long sc_madvise(const struct sysargs *s);
 long sc_mremap(const struct sysargs *s);
 long sc_msync(const struct sysargs *s);
+long sc_pkey_alloc(const struct sysargs *s);
+long sc_pkey_free(const struct sysargs *s);
+long sc_pkey_mprotect(const struct sysargs *s);
 long sc_memfd_create(const struct sysargs *s);
 
 /* sys_poll.c */
@@ -119,15 +122,11 @@ long sc_setsid(const struct sysargs *s);
 long sc_getpgrp(const struct sysargs *s);
 long sc_getpgid(const struct sysargs *s);
 long sc_getsid(const struct sysargs *s);
-long sc_getuid(const struct sysargs *s);
 long sc_uname(const struct sysargs *s);
 long sc_getrlimit(const struct sysargs *s);
 long sc_setrlimit(const struct sysargs *s);
 long sc_prlimit64(const struct sysargs *s);
 long sc_sysinfo(const struct sysargs *s);
-long sc_getgroups(const struct sysargs *s);
-long sc_setgroups(const struct sysargs *s);
-long sc_prctl(const struct sysargs *s);
 long sc_sched_setaffinity(const struct sysargs *s);
 long sc_sched_getaffinity(const struct sysargs *s);
 long sc_arch_prctl(const struct sysargs *s);
@@ -142,6 +141,19 @@ long sc_umask(const struct sysargs *s);
 long sc_sched_yield(const struct sysargs *s);
 long sc_exit(const struct sysargs *s);
 long sc_exit_group(const struct sysargs *s);
+
+/* sys_ident.c */
+long sc_getuid(const struct sysargs *s);
+long sc_getgid(const struct sysargs *s);
+long sc_setuid(const struct sysargs *s);
+long sc_setreuid(const struct sysargs *s);
+long sc_setresuid(const struct sysargs *s);
+long sc_getresuid(const struct sysargs *s);
+long sc_setfsuid(const struct sysargs *s);
+long sc_getgroups(const struct sysargs *s);
+long sc_setgroups(const struct sysargs *s);
+long sc_capget(const struct sysargs *s);
+long sc_prctl(const struct sysargs *s);
 
 /* sys_signal.c */
 long sc_rt_sigaction(const struct sysargs *s);
