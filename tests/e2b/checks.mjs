@@ -37,7 +37,8 @@ async function controlPlane(opts, sbx, other) {
   check(end1 > end0 + 100_000, 'setTimeout moves endAt', { end0, end1 })
   const metrics = await sbx.getMetrics()
   check(Array.isArray(metrics), 'getMetrics answers a list', metrics.length)
-  await throws(() => Sandbox.create('base', { ...opts, allowInternetAccess: true }), Error, 'a field we cannot honour is refused')
+  await throws(() => Sandbox.create('base', { ...opts, lifecycle: { onTimeout: { action: 'pause', keepMemory: false } } }), Error,
+    'a field we cannot honour is refused (autoPauseMemory: false)')
   await throws(() => Sandbox.connect('aaaaaaaaaaaaaaaaaaaa', opts), NotFoundError, 'connect to an unknown sandbox: NotFoundError')
 }
 
@@ -200,7 +201,9 @@ async function signals(sbx) {
   await term(s2.pid)
   const e2 = await throws(() => s2.wait(), CommandExitError, 'an untrapped SIGTERM ends the command')
   check(e2?.exitCode === -1 && e2?.error === 'signal: terminated', 'signal: terminated', { exitCode: e2?.exitCode, error: e2?.error })
-  const s3 = await sbx.commands.run("trap '' TERM; sleep 30", { background: true })
+  const seen3 = [] // the trap must be set before the signal comes: a shell not yet there dies of it
+  const s3 = await sbx.commands.run("trap '' TERM; echo ready; sleep 30", { background: true, onStdout: (d) => seen3.push(d) })
+  for (let i = 0; i < 50 && !seen3.join('').includes('ready'); i++) await sleep(100)
   await term(s3.pid)
   await sleep(300)
   check((await sbx.commands.list()).some((p) => p.pid === s3.pid), 'a command that ignores SIGTERM runs on')
