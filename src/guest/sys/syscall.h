@@ -1,8 +1,9 @@
 /* The syscall table's entries: each unpacks a syscall's saved registers into its call. The
  * table (syscall.c) is the one list of the syscalls there are; the entries live with their
- * family (sys_file.c: paths and metadata, sys_io.c: descriptors and I/O, sys_mem.c: memory,
- * sys_proc.c: processes, sys_ident.c: ids, capabilities and prctl, sys_signal.c: signals, sys_time.c: time, sleeping and
- * futexes, sys_poll.c: poll, select, epoll, eventfd, sys_socket.c: sockets). */
+ * family (sys_file.c: paths and metadata, sys_stat.c: stat and statfs, sys_io.c: descriptors
+ * and I/O, sys_mem.c: memory, sys_proc.c: processes, sys_ident.c: ids, capabilities and
+ * prctl, sys_signal.c: signals, sys_time.c: time, sleeping and futexes, sys_poll.c: poll,
+ * select, epoll, eventfd, sys_socket.c: sockets). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
 
