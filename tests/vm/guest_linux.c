@@ -35,6 +35,7 @@ static const struct {
     {"mem", mem_checks},
     {"sig", sig_checks},
     {"ident", ident_checks},
+    {"xfer", xfer_checks},
 };
 
 int main(int argc, char **argv)

@@ -20,5 +20,6 @@ void shm_checks(void);
 void mem_checks(void);
 void sig_checks(void);
 void ident_checks(void);
+void xfer_checks(void);
 
 #endif

@@ -88,6 +88,10 @@ long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
     uint8_t *b = buf;
     if (va + n < va)
         return -EFAULT;
+    if (cur->kcopy && va >= USER_TOP) { /* the kernel's own buffer (sendfile, splice) */
+        kmemcpy(to_user ? (void *)va : buf, to_user ? buf : (void *)va, n);
+        return 0;
+    }
     while (n) {
         uint64_t gpa = translate(cur->mm, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa && fmap_fault(cur->mm, va)) /* a shared mapping's page not touched yet */
@@ -367,6 +371,11 @@ void proc_end(struct proc *p, long status)
         file_put(p->held);
         p->held = 0;
     }
+    if (p->kbuf) { /* ... or a page to move data through */
+        kpage_free(p->kbuf);
+        p->kbuf = 0;
+    }
+    p->kcopy = 0;
     files_put(p);
     write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
     mm_put(p->mm);

@@ -112,6 +112,9 @@ struct proc {
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
     struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
+    int kcopy;            /* the kernel moves data between two files (sys_xfer.c): copy_user takes
+                             kernel addresses (at or above USER_TOP) for the buffer it was given */
+    void *kbuf;           /* ... through this page, freed if the thread dies meanwhile */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
     char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */

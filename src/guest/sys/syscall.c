@@ -29,7 +29,7 @@ static void log_unknown(uint64_t nr)
     }
 }
 
-/* sendfile (callers fall back to read and write) and rseq (glibc does without) */
+/* rseq (glibc does without) */
 static long sc_enosys(const struct sysargs *s)
 {
     (void)s;
@@ -81,7 +81,7 @@ static const struct syscall syscalls[] = {
     [37] = {"alarm", sc_alarm},
     [38] = {"setitimer", sc_setitimer},
     [39] = {"getpid", sc_getpid},
-    [40] = {"sendfile", sc_enosys},
+    [40] = {"sendfile", sc_sendfile},
     [41] = {"socket", sc_socket},
     [42] = {"connect", sc_connect},
     [43] = {"accept", sc_accept},
@@ -216,6 +216,8 @@ static const struct syscall syscalls[] = {
     [270] = {"pselect6", sc_pselect6},
     [271] = {"ppoll", sc_ppoll},
     [273] = {"set_robust_list", sc_set_robust_list},
+    [275] = {"splice", sc_splice},
+    [276] = {"tee", sc_tee},
     [280] = {"utimensat", sc_utimensat},
     [281] = {"epoll_pwait", sc_epoll_wait},
     [282] = {"signalfd", sc_signalfd},
@@ -227,10 +229,13 @@ static const struct syscall syscalls[] = {
     [292] = {"dup3", sc_dup3},
     [293] = {"pipe2", sc_pipe2},
     [297] = {"rt_tgsigqueueinfo", sc_rt_tgsigqueueinfo},
+    [299] = {"recvmmsg", sc_recvmmsg},
     [302] = {"prlimit64", sc_prlimit64},
     [316] = {"renameat2", sc_renameat2},
+    [307] = {"sendmmsg", sc_sendmmsg},
     [318] = {"getrandom", sc_getrandom},
     [319] = {"memfd_create", sc_memfd_create},
+    [326] = {"copy_file_range", sc_copy_file_range},
     [329] = {"pkey_mprotect", sc_pkey_mprotect},
     [330] = {"pkey_alloc", sc_pkey_alloc},
     [331] = {"pkey_free", sc_pkey_free},

@@ -3,7 +3,7 @@
  * family (sys_file.c: paths and metadata, sys_stat.c: stat and statfs, sys_io.c: descriptors
  * and I/O, sys_mem.c: memory, sys_proc.c: processes, sys_ident.c: ids, capabilities and
  * prctl, sys_signal.c: signals, sys_time.c: time, sleeping and futexes, sys_poll.c: poll,
- * select, epoll, eventfd, sys_socket.c: sockets). */
+ * select, epoll, eventfd, sys_socket.c: sockets, sys_xfer.c: sendfile, splice, copy_file_range). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
 
@@ -182,6 +182,8 @@ long sc_sendto(const struct sysargs *s);
 long sc_recvfrom(const struct sysargs *s);
 long sc_sendmsg(const struct sysargs *s);
 long sc_recvmsg(const struct sysargs *s);
+long sc_sendmmsg(const struct sysargs *s);
+long sc_recvmmsg(const struct sysargs *s);
 long sc_shutdown(const struct sysargs *s);
 long sc_bind(const struct sysargs *s);
 long sc_listen(const struct sysargs *s);
@@ -190,6 +192,12 @@ long sc_getpeername(const struct sysargs *s);
 long sc_socketpair(const struct sysargs *s);
 long sc_setsockopt(const struct sysargs *s);
 long sc_getsockopt(const struct sysargs *s);
+
+/* sys_xfer.c */
+long sc_sendfile(const struct sysargs *s);
+long sc_copy_file_range(const struct sysargs *s);
+long sc_splice(const struct sysargs *s);
+long sc_tee(const struct sysargs *s);
 
 /* sys_time.c */
 long sc_futex(const struct sysargs *s);
