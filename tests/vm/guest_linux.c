@@ -34,6 +34,8 @@ static const struct {
     {"shm", shm_checks},
     {"mem", mem_checks},
     {"sig", sig_checks},
+    {"ident", ident_checks},
+    {"xfer", xfer_checks},
 };
 
 int main(int argc, char **argv)

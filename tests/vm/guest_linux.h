@@ -1,7 +1,8 @@
 /* tests/vm/guest_linux: an ordinary glibc program (linked statically) that test_vmm copies into
  * a guest and runs, checking the Linux behaviours Debian's python3, node and bash rely on that
  * busybox never reached (issue 18's list). Each check prints "<name> ok" or "<name> FAIL
- * <value>"; the program exits 0 when every check passed. Run on Linux, all pass. */
+ * <value>"; the program exits 0 when every check passed. Run on Linux as root (on a CPU
+ * without protection keys), all pass. */
 #ifndef LEL_TESTS_GUEST_LINUX_H
 #define LEL_TESTS_GUEST_LINUX_H
 
@@ -18,5 +19,7 @@ void pgrp_checks(void);
 void shm_checks(void);
 void mem_checks(void);
 void sig_checks(void);
+void ident_checks(void);
+void xfer_checks(void);
 
 #endif

@@ -81,7 +81,15 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_u(b, (uint64_t)p->pid);
         put_s(b, "\nPPid:\t");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
-        put_s(b, "\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nThreads:\t");
+        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system (the effective) */
+            const uint32_t *id = k ? p->gid : p->uid;
+            put_s(b, k ? "\nGid:" : "\nUid:");
+            for (int j = 0; j < 4; j++) {
+                put_s(b, "\t");
+                put_u(b, id[j < 3 ? j : 1]);
+            }
+        }
+        put_s(b, "\nThreads:\t");
         put_u(b, (uint64_t)p->nthreads);
         put_s(b, "\n");
     } else { /* GEN_PID_STAT: the fields ps and top read; no CPU time is kept per process */

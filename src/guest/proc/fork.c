@@ -63,6 +63,9 @@ struct proc *process_new(uint64_t flags, long *err)
     c->nice = g->nice;
     c->pgid = g->pgid;
     c->sid = g->sid;
+    kmemcpy(c->uid, g->uid, sizeof(c->uid));
+    kmemcpy(c->gid, g->gid, sizeof(c->gid));
+    c->no_new_privs = g->no_new_privs;
     kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));
     exe_set(c, g->exe);

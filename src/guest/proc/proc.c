@@ -88,6 +88,10 @@ long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
     uint8_t *b = buf;
     if (va + n < va)
         return -EFAULT;
+    if (cur->kcopy && va >= USER_TOP) { /* the kernel's own buffer (sendfile, splice) */
+        kmemcpy(to_user ? (void *)va : buf, to_user ? buf : (void *)va, n);
+        return 0;
+    }
     while (n) {
         uint64_t gpa = translate(cur->mm, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
         if (!gpa && fmap_fault(cur->mm, va)) /* a shared mapping's page not touched yet */
@@ -367,6 +371,11 @@ void proc_end(struct proc *p, long status)
         file_put(p->held);
         p->held = 0;
     }
+    if (p->kbuf) { /* ... or a page to move data through */
+        kpage_free(p->kbuf);
+        p->kbuf = 0;
+    }
+    p->kcopy = 0;
     files_put(p);
     write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
     mm_put(p->mm);
@@ -385,9 +394,16 @@ void proc_end(struct proc *p, long status)
         g->exit_status = g->group_status & 0xff;
         g->killed = g->group_sig;
     }
-    for (int i = 0; i < MAX_PROCS; i++)
-        if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
-            ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *c = &ptable.procs[i];
+        if (c->state == P_FREE || c->ppid != g->pid)
+            continue;
+        if (c->group == c && c->pdeathsig) { /* PR_SET_PDEATHSIG */
+            struct sigsrc death = {g->pid, SI_USER_, 0, 0, 0};
+            sig_send_process(c, c->pdeathsig, &death);
+        }
+        c->ppid = 0; /* orphans are reaped when the command ends */
+    }
     wake(W_WAIT, g->ppid);
     /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
     struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};

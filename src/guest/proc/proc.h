@@ -88,6 +88,9 @@ struct proc {
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
+    uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
+    uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t sig_handled; /* bit n: signal n has a handler */
     uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */
@@ -109,6 +112,9 @@ struct proc {
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
     struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
+    int kcopy;            /* the kernel moves data between two files (sys_xfer.c): copy_user takes
+                             kernel addresses (at or above USER_TOP) for the buffer it was given */
+    void *kbuf;           /* ... through this page, freed if the thread dies meanwhile */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
     char exe_path[256];   /* the program's absolute path as it was run (/proc/<pid>/exe); "" unknown */

@@ -327,6 +327,23 @@ long sc_madvise(const struct sysargs *s)
     return sys_madvise(s->a, s->b, s->c);
 }
 
+long sc_pkey_alloc(const struct sysargs *s)
+{
+    (void)s;
+    return -ENOSPC_; /* no protection keys: as a CPU without them (node and V8 go on without) */
+}
+
+long sc_pkey_free(const struct sysargs *s)
+{
+    (void)s;
+    return -EINVAL;
+}
+
+long sc_pkey_mprotect(const struct sysargs *s)
+{
+    return (int)s->d == -1 ? sys_mprotect(s->a, s->b, s->c) : -EINVAL; /* key -1: plain mprotect */
+}
+
 long sc_msync(const struct sysargs *s)
 {
     return sys_msync(s->a, s->b, s->c);

@@ -392,12 +392,6 @@ long sc_getsid(const struct sysargs *s)
     return p ? p->sid : -ESRCH;
 }
 
-long sc_getuid(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* uid/gid: root */
-}
-
 long sc_uname(const struct sysargs *s)
 {
     return sys_uname(s->a);
@@ -421,46 +415,6 @@ long sc_prlimit64(const struct sysargs *s)
 long sc_sysinfo(const struct sysargs *s)
 {
     return sys_sysinfo(s->a);
-}
-
-long sc_getgroups(const struct sysargs *s)
-{
-    /* getgroups: root's own group only */
-    long ret;
-    uint32_t g = 0;
-    ret = (int)s->a == 0 ? 1 : (int)s->a < 0 ? -EINVAL : copy_user(s->b, &g, 4, 1) < 0 ? -EFAULT : 1;
-    return ret;
-}
-
-long sc_setgroups(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* setgroups */
-}
-
-long sc_prctl(const struct sysargs *s)
-{
-    struct proc *cur = proc_cur();
-    /* prctl: the name (PR_SET_NAME, PR_GET_NAME) */
-    long ret;
-    if (s->a == 15 || s->a == 16) {
-        char name[16];
-        if (s->a == 15) {
-            long n = copy_str(s->b, name, sizeof(name));
-            if (n == -36) { /* ENAMETOOLONG: longer names are cut to 15 bytes, as on Linux */
-                name[15] = 0;
-                n = 0;
-            }
-            ret = n < 0 ? n : 0;
-            if (ret == 0)
-                kmemcpy(cur->comm, name, 16);
-        } else {
-            ret = copy_user(s->b, cur->comm, 16, 1);
-        }
-    } else {
-        ret = -EINVAL;
-    }
-    return ret;
 }
 
 long sc_sched_setaffinity(const struct sysargs *s)

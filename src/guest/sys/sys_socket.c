@@ -333,6 +333,38 @@ long sc_recvfrom(const struct sysargs *s)
     return sys_sendrecv(s->a, s->b, s->c, s->d, s->e, s->f, 0); /* recvfrom */
 }
 
+/* sendmmsg and recvmmsg: sendmsg or recvmsg for each struct mmsghdr of the vector (up to
+ * UIO_MAXIOV), each one's length written beside it; the count done, or the first error when
+ * none was. recvmmsg's MSG_WAITFORONE: only the first waits; its timeout is not applied. */
+static long sys_mmsg(uint64_t fd, uint64_t uvec, uint64_t vlen, uint64_t msg, int write)
+{
+    uint64_t n = 0;
+    if (vlen > 1024)
+        vlen = 1024;
+    for (; n < vlen; n++) {
+        uint64_t flags = msg & ~0x10000ULL;
+        if (!write && n && (msg & 0x10000)) /* MSG_WAITFORONE */
+            flags |= MSG_DONTWAIT_;
+        long r = sys_msg(fd, uvec + n * 64, flags, write);
+        if (r < 0)
+            return n ? (long)n : r;
+        uint32_t len = (uint32_t)r;
+        if (copy_user(uvec + n * 64 + 56, &len, 4, 1) < 0)
+            return n ? (long)n : -EFAULT;
+    }
+    return (long)n;
+}
+
+long sc_sendmmsg(const struct sysargs *s)
+{
+    return sys_mmsg(s->a, s->b, s->c, s->d, 1);
+}
+
+long sc_recvmmsg(const struct sysargs *s)
+{
+    return sys_mmsg(s->a, s->b, s->c, s->d, 0);
+}
+
 long sc_sendmsg(const struct sysargs *s)
 {
     return sys_msg(s->a, s->b, s->c, 1); /* sendmsg */

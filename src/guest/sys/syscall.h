@@ -1,8 +1,9 @@
 /* The syscall table's entries: each unpacks a syscall's saved registers into its call. The
  * table (syscall.c) is the one list of the syscalls there are; the entries live with their
- * family (sys_file.c: paths and metadata, sys_io.c: descriptors and I/O, sys_mem.c: memory,
- * sys_proc.c: processes and identity, sys_signal.c: signals, sys_time.c: time, sleeping and
- * futexes, sys_poll.c: poll, select, epoll, eventfd, sys_socket.c: sockets). */
+ * family (sys_file.c: paths and metadata, sys_stat.c: stat and statfs, sys_io.c: descriptors
+ * and I/O, sys_mem.c: memory, sys_proc.c: processes, sys_ident.c: ids, capabilities and
+ * prctl, sys_signal.c: signals, sys_time.c: time, sleeping and futexes, sys_poll.c: poll,
+ * select, epoll, eventfd, sys_socket.c: sockets, sys_xfer.c: sendfile, splice, copy_file_range). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
 
@@ -89,6 +90,9 @@ long sc_brk(const struct sysargs *s);
 long sc_madvise(const struct sysargs *s);
 long sc_mremap(const struct sysargs *s);
 long sc_msync(const struct sysargs *s);
+long sc_pkey_alloc(const struct sysargs *s);
+long sc_pkey_free(const struct sysargs *s);
+long sc_pkey_mprotect(const struct sysargs *s);
 long sc_memfd_create(const struct sysargs *s);
 
 /* sys_poll.c */
@@ -119,15 +123,11 @@ long sc_setsid(const struct sysargs *s);
 long sc_getpgrp(const struct sysargs *s);
 long sc_getpgid(const struct sysargs *s);
 long sc_getsid(const struct sysargs *s);
-long sc_getuid(const struct sysargs *s);
 long sc_uname(const struct sysargs *s);
 long sc_getrlimit(const struct sysargs *s);
 long sc_setrlimit(const struct sysargs *s);
 long sc_prlimit64(const struct sysargs *s);
 long sc_sysinfo(const struct sysargs *s);
-long sc_getgroups(const struct sysargs *s);
-long sc_setgroups(const struct sysargs *s);
-long sc_prctl(const struct sysargs *s);
 long sc_sched_setaffinity(const struct sysargs *s);
 long sc_sched_getaffinity(const struct sysargs *s);
 long sc_arch_prctl(const struct sysargs *s);
@@ -142,6 +142,19 @@ long sc_umask(const struct sysargs *s);
 long sc_sched_yield(const struct sysargs *s);
 long sc_exit(const struct sysargs *s);
 long sc_exit_group(const struct sysargs *s);
+
+/* sys_ident.c */
+long sc_getuid(const struct sysargs *s);
+long sc_getgid(const struct sysargs *s);
+long sc_setuid(const struct sysargs *s);
+long sc_setreuid(const struct sysargs *s);
+long sc_setresuid(const struct sysargs *s);
+long sc_getresuid(const struct sysargs *s);
+long sc_setfsuid(const struct sysargs *s);
+long sc_getgroups(const struct sysargs *s);
+long sc_setgroups(const struct sysargs *s);
+long sc_capget(const struct sysargs *s);
+long sc_prctl(const struct sysargs *s);
 
 /* sys_signal.c */
 long sc_rt_sigaction(const struct sysargs *s);
@@ -169,6 +182,8 @@ long sc_sendto(const struct sysargs *s);
 long sc_recvfrom(const struct sysargs *s);
 long sc_sendmsg(const struct sysargs *s);
 long sc_recvmsg(const struct sysargs *s);
+long sc_sendmmsg(const struct sysargs *s);
+long sc_recvmmsg(const struct sysargs *s);
 long sc_shutdown(const struct sysargs *s);
 long sc_bind(const struct sysargs *s);
 long sc_listen(const struct sysargs *s);
@@ -177,6 +192,12 @@ long sc_getpeername(const struct sysargs *s);
 long sc_socketpair(const struct sysargs *s);
 long sc_setsockopt(const struct sysargs *s);
 long sc_getsockopt(const struct sysargs *s);
+
+/* sys_xfer.c */
+long sc_sendfile(const struct sysargs *s);
+long sc_copy_file_range(const struct sysargs *s);
+long sc_splice(const struct sysargs *s);
+long sc_tee(const struct sysargs *s);
 
 /* sys_time.c */
 long sc_futex(const struct sysargs *s);
