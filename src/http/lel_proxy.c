@@ -46,7 +46,8 @@ static void up_on_read(h2o_socket_t *sock, const char *err);
 static void proxy_free(struct lel_proxy *x)
 {
     struct call_priv *p = x->c->http;
-    p->proxy = NULL;
+    if (p->proxy == x)
+        p->proxy = NULL;
     if (x->c->body_in)
         lel__body_sink(x->c->body_in, NULL, NULL);
     if (x->up)
@@ -108,11 +109,10 @@ static int skip_request_header(const h2o_iovec_t *name, int path_form)
     return path_form && h2o_memis(name->base, name->len, H2O_STRLIT("authorization")); /* lelantosd's key */
 }
 
+/* h2o keeps an HTTP/1 request's Upgrade (with Connection: upgrade) in req->upgrade, not among its headers. */
 static int is_websocket(h2o_req_t *req)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_UPGRADE, -1);
-    return req->version < 0x200 && i >= 0 && h2o_lcstris(req->headers.entries[i].value.base,
-                                                          req->headers.entries[i].value.len, H2O_STRLIT("websocket"));
+    return req->version < 0x200 && req->upgrade.base && h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket"));
 }
 
 /* The request head as HTTP/1.1 for the guest (malloc'd). */
@@ -257,7 +257,8 @@ static void add_header(h2o_req_t *req, const struct phr_header *h)
 static void on_upgraded(void *data, h2o_socket_t *client, size_t reqsize)
 {
     struct lel_proxy *x = data;
-    (void)reqsize;
+    if (client) /* the request's head is still in the client's input: the tunnel starts after it */
+        h2o_buffer_consume(&client->input, reqsize);
     if (!client || !x->up) {
         proxy_free(x);
         return;
@@ -288,6 +289,9 @@ static void upgrade(struct lel_proxy *x, struct phr_header *hs, size_t nh)
     h2o_iovec_t rest = h2o_strdup(&req->pool, x->up->input->bytes, x->up->input->size);
     h2o_buffer_consume(&x->up->input, x->up->input->size);
     h2o_socket_read_stop(x->up);
+    /* h2o disposes the request before it calls on_upgraded: the proxy leaves the call first */
+    ((struct call_priv *)x->c->http)->proxy = NULL;
+    x->req = NULL;
     h2o_http1_upgrade(req, &rest, rest.len ? 1 : 0, on_upgraded, x);
 }
 
@@ -350,8 +354,9 @@ static int response_head(struct lel_proxy *x)
     return 1;
 }
 
-/* Sends what the upstream's input holds of the body; the end when it is complete. */
-static void response_body(struct lel_proxy *x, int eof)
+/* Sends what the upstream's input holds of the body; the end when it is complete. Returns 1
+ * when the proxy ended (x is gone). */
+static int response_body(struct lel_proxy *x, int eof)
 {
     h2o_buffer_t *in = x->up->input;
     size_t n = in->size;
@@ -360,7 +365,7 @@ static void response_body(struct lel_proxy *x, int eof)
         n = (size_t)x->left;
     char *buf = n ? malloc(n) : NULL;
     if (n && !buf)
-        return;
+        return 0;
     if (n)
         memcpy(buf, in->bytes, n);
     h2o_buffer_consume(&x->up->input, n);
@@ -370,7 +375,7 @@ static void response_body(struct lel_proxy *x, int eof)
         if (r == -1) {
             free(buf);
             fail(x, 502, "bad chunked body");
-            return;
+            return 1;
         }
         final = r >= 0;
     } else if (!x->chunked && x->left != UINT64_MAX) {
@@ -381,13 +386,13 @@ static void response_body(struct lel_proxy *x, int eof)
         if (x->chunked || x->left != UINT64_MAX) { /* cut short: the client sees a broken response */
             free(buf);
             fail(x, 502, "cut short");
-            return;
+            return 1;
         }
         final = 1; /* to the end of the stream */
     }
     if (!len && !final) {
         free(buf);
-        return;
+        return 0;
     }
     h2o_iovec_t v = h2o_iovec_init(buf ? buf : "", len);
     x->sbuf = buf;
@@ -405,6 +410,7 @@ static void response_body(struct lel_proxy *x, int eof)
         lel__gate_after_send(g, req, final);
     if (final)
         proxy_free(x);
+    return final;
 }
 
 static void up_on_read(h2o_socket_t *sock, const char *err)
@@ -431,7 +437,8 @@ static void up_on_read(h2o_socket_t *sock, const char *err)
         h2o_socket_read_stop(sock); /* the client is behind: wait for proceed */
         return;
     }
-    response_body(x, err != NULL);
+    if (response_body(x, err != NULL))
+        return;
     if (!x->sending && !err && x->up) /* nothing to send yet: read on */
         h2o_socket_read_start(sock, up_on_read);
 }

@@ -242,10 +242,18 @@ int lel__policy_check(struct lel_net_ep *ep, const struct lel_net_addr *dst, str
         snprintf(why, whylen, "address family %u", dst->family);
         return -EAFNOSUPPORT;
     }
+    const struct lel_net_policy *p = &ep->pol;
     if (n->o.host_gateway && dst->family == AF_INET && !memcmp(dst->addr, n->o.gateway_v4, 4)) {
+        /* the host gateway: the host's loopback, by the operator's choice; the sandbox's own
+         * denyOut may still close it (it is no internet, so allow_internet_access is not asked) */
+        if (!listed(ep, p->allow, p->nallow, p->allow_names, p->nallow_names, dst) &&
+            listed(ep, p->deny, p->ndeny, p->deny_names, p->ndeny_names, dst)) {
+            snprintf(why, whylen, "%s:%u (the host gateway) is in the sandbox's denyOut", text, dst->port);
+            return -EACCES;
+        }
         memset(real->addr, 0, 16);
         real->addr[0] = 127;
-        real->addr[3] = 1; /* the host gateway: the host's loopback, by the operator's choice */
+        real->addr[3] = 1;
         return 0;
     }
     const char *what = NULL;
@@ -253,7 +261,6 @@ int lel__policy_check(struct lel_net_ep *ep, const struct lel_net_addr *dst, str
         snprintf(why, whylen, "%s:%u is %s", text, dst->port, what);
         return -ECONNREFUSED;
     }
-    const struct lel_net_policy *p = &ep->pol;
     if (listed(ep, p->allow, p->nallow, p->allow_names, p->nallow_names, dst))
         return 0;
     if (listed(ep, p->deny, p->ndeny, p->deny_names, p->ndeny_names, dst)) {

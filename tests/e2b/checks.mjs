@@ -201,7 +201,7 @@ async function signals(sbx) {
   await term(s2.pid)
   const e2 = await throws(() => s2.wait(), CommandExitError, 'an untrapped SIGTERM ends the command')
   check(e2?.exitCode === -1 && e2?.error === 'signal: terminated', 'signal: terminated', { exitCode: e2?.exitCode, error: e2?.error })
-  const seen3 = []
+  const seen3 = [] // the trap must be set before the signal comes: a shell not yet there dies of it
   const s3 = await sbx.commands.run("trap '' TERM; echo ready; sleep 30", { background: true, onStdout: (d) => seen3.push(d) })
   for (let i = 0; i < 50 && !seen3.join('').includes('ready'); i++) await sleep(100)
   await term(s3.pid)

@@ -144,6 +144,29 @@ static void second_templates(const char *tid)
     CHECK_INT(req("DELETE", "/images/testimg", NULL, NULL, NULL, 0), 204);
 }
 
+/* The metrics' disk is the writable layer: diskTotal its limit (the template's diskSizeMB),
+ * diskUsed its file data, not the image's 40 MiB (one page of that file was written). */
+static void check_disk_metrics(const char *sid)
+{
+    char path[96];
+    long long used = -1, total = -1;
+    snprintf(path, sizeof(path), "/sandboxes/%s/metrics", sid);
+    for (int i = 0; i < 50 && (total < 0 || used < 0); i++) {
+        resp_t r;
+        api(&S, &r, H1, "GET", path, NULL);
+        size_t n = json_array_size(r.json);
+        json_t *last = n ? json_array_get(r.json, n - 1) : NULL;
+        total = last ? json_integer_value(json_object_get(last, "diskTotal")) : -1;
+        used = last ? json_integer_value(json_object_get(last, "diskUsed")) : -1;
+        resp_free(&r);
+        if (total < 0 || used < 0)
+            usleep(100000);
+    }
+    printf("metrics: diskUsed %lld of diskTotal %lld\n", used, total);
+    CHECK_INT(total, 256LL << 20);
+    CHECK(used >= 0 && used < (4LL << 20));
+}
+
 static void from_image(void)
 {
     struct buf img = test_image();
@@ -198,6 +221,7 @@ static void from_image(void)
     CHECK_STR(run(sid, "echo x >> /usr/lib/data/big && wc -c < /usr/lib/data/big && rm /etc/from-image && ls /etc | grep -c from-image",
                   NULL), "41943042\n0");
     CHECK_STR(run(sid, "test -e /.lelantos-image || echo clean", NULL), "clean");
+    check_disk_metrics(sid);
     CHECK_STR(run(sid, "pwd", NULL), "/work/dir");
     CHECK_STR(run(sid, "pwd", "/"), "/");
     CHECK_STR(run(sid, "echo $GREETING $STEP", NULL), "image s1");
@@ -319,7 +343,7 @@ int main(void)
         printf("SKIP: VM tests need /dev/kvm: %s\n", why);
         return 77;
     }
-    if (srv_start(&S, "vmm:\n  backend: auto\nrate_limits:\n  general_per_s: 100000\n") < 0) {
+    if (srv_start(&S, "vmm:\n  backend: auto\n  metrics_interval_s: 1\nrate_limits:\n  general_per_s: 100000\n") < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }

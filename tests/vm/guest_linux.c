@@ -32,6 +32,8 @@ static const struct {
     {"files", file_checks},
     {"pgrp", pgrp_checks},
     {"shm", shm_checks},
+    {"mem", mem_checks},
+    {"sig", sig_checks},
 };
 
 int main(int argc, char **argv)

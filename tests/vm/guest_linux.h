@@ -16,5 +16,7 @@ void time_checks(void);
 void file_checks(void);
 void pgrp_checks(void);
 void shm_checks(void);
+void mem_checks(void);
+void sig_checks(void);
 
 #endif

@@ -5,7 +5,12 @@
  *   hold IP PORT          connect, one byte there and back, then read until the connection ends
  *   refused IP PORT       connect and print the error
  *   udp IP PORT           a datagram there and its answer back
- *   resolve NAME          an A query to the resolver in /etc/resolv.conf, the first address */
+ *   resolve NAME          an A query to the resolver in /etc/resolv.conf, the first address
+ *   get HOST PORT PATH    an HTTP/1.0 GET (HOST a name is resolved so), the status line and body size
+ * and for bench/net_bench.sh (the same binary runs on the host as the anchor):
+ *   latency IP PORT N     N times: connect, one byte there and back, close; p50/p99 in microseconds
+ *   send IP PORT BYTES    BYTES to the server, then its end; MB/s
+ *   sink PORT             takes one connection to its end; the byte count */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *ename(int e)
@@ -198,7 +204,45 @@ static int udp(const char *ip, const char *port)
     return 0;
 }
 
+static int lookup(const char *name, char *ip, size_t cap);
+
 static int resolve(const char *name)
+{
+    char ip[32];
+    if (lookup(name, ip, sizeof(ip)) < 0)
+        return 1;
+    printf("resolve %s %s\n", name, ip);
+    return 0;
+}
+
+static int get(const char *host, const char *port, const char *path)
+{
+    char ip[32], req[512], buf[65536];
+    struct in_addr probe;
+    if (inet_pton(AF_INET, host, &probe) == 1)
+        snprintf(ip, sizeof(ip), "%s", host);
+    else if (lookup(host, ip, sizeof(ip)) < 0)
+        return 1;
+    int err, s = connect_nb(ip, port, &err);
+    if (s < 0)
+        return printf("get: connect: %s\n", ename(err)), 1;
+    fcntl(s, F_SETFL, 0);
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    if (write(s, req, (size_t)n) != n)
+        return printf("get: write: %s\n", ename(errno)), 1;
+    size_t got = 0;
+    ssize_t r;
+    while ((r = read(s, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = 0;
+    char *eol = strstr(buf, "\r\n"), *body = strstr(buf, "\r\n\r\n");
+    if (eol)
+        *eol = 0;
+    printf("get: %s; body '%s'\n", buf, body ? body + 4 : "");
+    return 0;
+}
+
+static int lookup(const char *name, char *ip, size_t cap)
 {
     unsigned char q[512] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, r[512];
     size_t n = 12;
@@ -216,7 +260,7 @@ static int resolve(const char *name)
     char ns[64] = "";
     FILE *f = fopen("/etc/resolv.conf", "r");
     if (!f || fscanf(f, "nameserver %63s", ns) != 1)
-        return printf("resolve: no nameserver\n"), 1;
+        return printf("resolve: no nameserver\n"), -1;
     fclose(f);
     struct sockaddr_in a = addr_of(ns, "53");
     int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -224,9 +268,86 @@ static int resolve(const char *name)
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     sendto(s, q, n, 0, (struct sockaddr *)&a, sizeof(a));
     ssize_t got = recv(s, r, sizeof(r), 0);
-    if (got < (ssize_t)n + 16 || r[0] != 0x12 || r[1] != 0x34 || (r[3] & 0xf) || !r[7])
-        return printf("resolve: no answer (%zd bytes, rcode %d)\n", got, got > 3 ? r[3] & 0xf : -1), 1;
-    printf("resolve %s %d.%d.%d.%d\n", name, r[n + 12], r[n + 13], r[n + 14], r[n + 15]);
+    if (got < (ssize_t)n + 16 || r[0] != 0x12 || r[1] != 0x34 || (r[3] & 0xf) || !r[7]) {
+        printf("resolve: no answer (%zd bytes, rcode %d)\n", got, got > 3 ? r[3] & 0xf : -1);
+        return -1;
+    }
+    snprintf(ip, cap, "%d.%d.%d.%d", r[n + 12], r[n + 13], r[n + 14], r[n + 15]);
+    return 0;
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int latency(const char *ip, const char *port, int n)
+{
+    double *t = calloc((size_t)n, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        double t0 = now_us();
+        int err, s = connect_nb(ip, port, &err);
+        char c = 'x';
+        if (s < 0)
+            return printf("latency: connect: %s\n", ename(err)), 1;
+        fcntl(s, F_SETFL, 0);
+        if (write(s, &c, 1) != 1 || read(s, &c, 1) != 1)
+            return printf("latency: no echo\n"), 1;
+        t[i] = now_us() - t0;
+        close(s);
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_d);
+    printf("latency p50 %.0f us p99 %.0f us (%d connects)\n", t[n / 2], t[n * 99 / 100], n);
+    return 0;
+}
+
+static int send_bytes(const char *ip, const char *port, long total)
+{
+    int err, s = connect_nb(ip, port, &err);
+    if (s < 0)
+        return printf("send: connect: %s\n", ename(err)), 1;
+    fcntl(s, F_SETFL, 0);
+    static char buf[1 << 16];
+    memset(buf, 'x', sizeof(buf));
+    double t0 = now_us();
+    for (long off = 0; off < total;) {
+        ssize_t w = write(s, buf, total - off < (long)sizeof(buf) ? (size_t)(total - off) : sizeof(buf));
+        if (w <= 0)
+            return printf("send: write: %s\n", ename(errno)), 1;
+        off += w;
+    }
+    shutdown(s, SHUT_WR);
+    char c;
+    if (read(s, &c, 1) < 0) /* the sink closes once it has all */
+        return 1;
+    double us = now_us() - t0;
+    printf("send %ld bytes in %.0f ms: %.0f MB/s\n", total, us / 1e3, total / us);
+    return 0;
+}
+
+static int sink(int port)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 8) < 0)
+        return printf("sink: %s\n", strerror(errno)), 1;
+    int c = accept(l, NULL, NULL);
+    static char buf[1 << 16];
+    long n = 0;
+    ssize_t r;
+    while ((r = read(c, buf, sizeof(buf))) > 0)
+        n += r;
+    close(c);
+    printf("sink %ld bytes\n", n);
     return 0;
 }
 
@@ -248,6 +369,14 @@ int main(int argc, char **argv)
         return udp(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "resolve"))
         return resolve(argv[2]);
+    if (argc == 5 && !strcmp(argv[1], "get"))
+        return get(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "latency"))
+        return latency(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "send"))
+        return send_bytes(argv[2], argv[3], atol(argv[4]));
+    if (argc == 3 && !strcmp(argv[1], "sink"))
+        return sink(atoi(argv[2]));
     fprintf(stderr, "usage: guest_net serve|client|hold|refused|udp|resolve ...\n");
     return 2;
 }

@@ -13,6 +13,7 @@
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
+#include "../proc/signal.h"
 
 void fd_set_cloexec(int fd, int on)
 {
@@ -80,7 +81,7 @@ uint64_t file_ino(const struct file *f)
         return f->pipe->fifo ? f->pipe->fifo->ino : f->pipe->id;
     if (f->sock)
         return f->sock->id;
-    return f->type == F_EVENT || f->type == F_EPOLL ? 1 : f->id;
+    return file_is_anon(f->type) ? 1 : f->id;
 }
 
 struct file *file_new(enum ftype t, struct inode *ino, int flags)
@@ -239,6 +240,8 @@ long file_read(struct file *f, uint64_t buf, uint64_t n)
         return eventfd_rw(f, buf, n, 0);
     if (f->type == F_SOCK)
         return sock_io(f, buf, n, 0, 0);
+    if (f->type == F_SIGNALFD)
+        return signalfd_read(f, buf, n);
     if (f->type != F_INODE)
         return -EBADF;
     if ((f->ino->mode & S_IFMT) == S_IFCHR)
@@ -276,6 +279,8 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
         return (long)n; /* /dev/null, /dev/zero, /dev/random: writes vanish */
     if (f->type == F_OUT)
         return outbuf_write_user(f, buf, n);
+    if (f->type != F_INODE)
+        return -EINVAL; /* a signalfd, a timerfd...: not written */
     uint64_t done = 0;
     while (done < n) {
         uint64_t chunk = n - done > sizeof(tmp) ? sizeof(tmp) : n - done;

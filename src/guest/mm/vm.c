@@ -56,6 +56,34 @@ void unmap(uint64_t pml4, uint64_t va)
     }
 }
 
+uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end)
+{
+    va &= ~(PAGE_SIZE - 1);
+    while (va < end) {
+        uint64_t table = pml4;
+        int shift = 39;
+        for (; shift >= 12; shift -= 9) {
+            uint64_t e = ((uint64_t *)DMAP(table))[(va >> shift) & 511];
+            if (!(e & PTE_P))
+                break;
+            if (shift == 12)
+                return va;
+            table = e & PTE_ADDR;
+        }
+        uint64_t next = (va & ~((1ULL << shift) - 1)) + (1ULL << shift); /* past what is missing */
+        if (next <= va)
+            break;
+        va = next;
+    }
+    return end;
+}
+
+void unmap_range(uint64_t pml4, uint64_t start, uint64_t end)
+{
+    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end))
+        unmap(pml4, va);
+}
+
 int stack_grow(uint64_t pml4, uint64_t va)
 {
     if (va >= STACK_TOP || va < STACK_TOP - STACK_MAX || map_new(pml4, va & ~(PAGE_SIZE - 1)) < 0)

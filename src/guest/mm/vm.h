@@ -65,6 +65,14 @@ int map_new(uint64_t pml4, uint64_t va);
 
 void unmap(uint64_t pml4, uint64_t va);
 
+/* The first page at or above `va` and below `end` that has a present entry; `end` when none.
+ * Missing page tables are passed over whole (512 GiB, 1 GiB, 2 MiB at a time), so a walk over
+ * a large reservation costs what is mapped in it, not its size. */
+uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end);
+
+/* unmap of every page in [start, end). */
+void unmap_range(uint64_t pml4, uint64_t start, uint64_t end);
+
 /* The stack grows on demand below what exec mapped, up to STACK_MAX: `va` there gets a zeroed
  * page. 1 when it did. Only for pages nothing maps (MAP_FIXED may have put something there). */
 int stack_grow(uint64_t pml4, uint64_t va);

@@ -389,9 +389,20 @@ void proc_end(struct proc *p, long status)
         if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
             ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, g->ppid);
-    for (int i = 0; i < MAX_PROCS && g->ppid; i++)
-        if (ptable.procs[i].pid == g->ppid && ptable.procs[i].state != P_FREE)
-            kill_proc(&ptable.procs[i], 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
+    /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
+    struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};
+    for (int i = 0; i < MAX_PROCS && g->ppid; i++) {
+        struct proc *par = &ptable.procs[i];
+        if (par->pid != g->ppid || par->state == P_FREE || par->group != par)
+            continue;
+        /* a parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie, as on Linux:
+         * busybox httpd forks a child per connection and never waits for them */
+        if (par->sig_ign >> 17 & 1 || (par->sa[17].flags & 2)) {
+            proc_free(g);
+            return;
+        }
+        sig_send_process(par, 17, &chld); /* CLD_KILLED or CLD_EXITED, and the status */
+    }
 }
 
 void proc_exit(long status)

@@ -92,7 +92,13 @@ struct proc {
     uint64_t sig_handled; /* bit n: signal n has a handler */
     uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */
     int sig_saved_valid;
-    int sig_from[64]; /* who sent each pending signal (siginfo's si_pid) */
+    struct {              /* each pending signal's siginfo: sender (a timer's id), si_code, a */
+        int32_t pid;      /* timer's overrun, si_value (a child's status for SIGCHLD) */
+        int16_t code;
+        uint16_t aux;
+        uint64_t val;
+    } sig_info[64];
+    uint64_t sig_wait;    /* sigtimedwait: the signals it waits for (blocked ones among them) */
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */

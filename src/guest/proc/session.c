@@ -206,7 +206,8 @@ void sessions_check(void)
         }
         if (p->alarm_at && now >= p->alarm_at) {
             p->alarm_at = p->alarm_every ? now + p->alarm_every : 0;
-            kill_proc(p, 14, 0); /* SIGALRM */
+            struct sigsrc alrm = {0, SI_KERNEL_, 0, 0, 0}; /* waits while blocked, as any timer's */
+            sig_send_process(p->group, 14, &alrm); /* SIGALRM */
         }
     }
 }

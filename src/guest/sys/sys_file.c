@@ -117,7 +117,7 @@ static void kstat_file(const struct file *f, struct kstat *out)
         kstat_of(ino, out);
         return;
     }
-    int anon = f->type == F_EVENT || f->type == F_EPOLL;
+    int anon = file_is_anon(f->type);
     kmemset(out, 0, sizeof(*out));
     out->dev = anon ? ANON_INODE_DEV : f->type == F_SOCK ? SOCKFS_DEV : PIPEFS_DEV;
     out->ino = file_ino(f);

@@ -38,8 +38,7 @@ static void unmap_span(uint64_t va, uint64_t len)
     struct mm *m = proc_cur()->mm;
     lazy_remove(m, va, va + len);
     fmap_unmap(m, va, va + len);
-    for (uint64_t p = va; p < va + len; p += PAGE_SIZE)
-        unmap(m->pml4, p);
+    unmap_range(m->pml4, va, va + len);
 }
 
 /* MAP_SHARED of file `f` (NULL: anonymous shared memory, an unnamed file's) at `va`: the
@@ -74,7 +73,7 @@ static long mmap_private(struct file *f, uint64_t va, uint64_t len, uint64_t pro
         return -ENOMEM;
     if (big)
         reserve = lazy_add(m, va, va + len) == 0;
-    for (uint64_t p = va; p < va + len; p += PAGE_SIZE) {
+    for (uint64_t p = va; !(reserve && !f) && p < va + len; p += PAGE_SIZE) { /* reserved: nothing to map */
         void *shared = file_page_shared(f, prot, flags, off + (p - va));
         uint64_t *e;
         if (shared && !(e = pte_of(m->pml4, p, 1)))
@@ -145,7 +144,7 @@ static long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
     uint64_t end = addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
-    for (uint64_t p = addr; (prot & 2) && p < end; p += PAGE_SIZE)
+    for (uint64_t p = pte_next(cur->mm->pml4, addr, end); (prot & 2) && p < end; p = pte_next(cur->mm->pml4, p + PAGE_SIZE, end))
         if (make_private(cur->mm->pml4, p) < 0)
             return -ENOMEM;
     if ((prot & 7) == 0) {
@@ -180,16 +179,15 @@ static long sys_munmap(uint64_t addr, uint64_t len)
  * entries to move into are made first, so an ENOMEM leaves the mapping as it was. */
 static long move_ptes(struct mm *m, uint64_t old, uint64_t to, uint64_t len)
 {
-    for (uint64_t p = to; p < to + len; p += PAGE_SIZE)
-        if (!pte_of(m->pml4, p, 1))
+    uint64_t end = old + len;
+    for (uint64_t p = pte_next(m->pml4, old, end); p < end; p = pte_next(m->pml4, p + PAGE_SIZE, end))
+        if (!pte_of(m->pml4, to + (p - old), 1))
             return -ENOMEM;
-    for (uint64_t off = 0; off < len; off += PAGE_SIZE) {
-        uint64_t *from = pte_of(m->pml4, old + off, 0);
-        if (from && (*from & PTE_P)) {
-            *pte_of(m->pml4, to + off, 0) = *from;
-            *from = 0;
-            __asm__ volatile("invlpg (%0)" ::"r"(old + off) : "memory");
-        }
+    for (uint64_t p = pte_next(m->pml4, old, end); p < end; p = pte_next(m->pml4, p + PAGE_SIZE, end)) {
+        uint64_t *from = pte_of(m->pml4, p, 0);
+        *pte_of(m->pml4, to + (p - old), 0) = *from;
+        *from = 0;
+        __asm__ volatile("invlpg (%0)" ::"r"(p) : "memory");
     }
     return 0;
 }
@@ -259,9 +257,10 @@ static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
     struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
-    for (uint64_t p = addr; (advice == 4 || advice == 8) && p < addr + len; p += PAGE_SIZE) {
-        uint64_t *e = pte_of(cur->mm->pml4, p, 0);
-        if (!e || !(*e & PTE_P) || (*e & PTE_FILE)) /* a program file's own pages are the file already */
+    uint64_t end = addr + len, pml4 = cur->mm->pml4;
+    for (uint64_t p = pte_next(pml4, addr, end); (advice == 4 || advice == 8) && p < end; p = pte_next(pml4, p + PAGE_SIZE, end)) {
+        uint64_t *e = pte_of(pml4, p, 0);
+        if (*e & PTE_FILE) /* a file's own pages are the file already */
             continue;
         if (lazy_overlaps(cur->mm, p, p + PAGE_SIZE))
             unmap(cur->mm->pml4, p);

@@ -153,6 +153,12 @@ long sc_sigaltstack(const struct sysargs *s);
 long sc_tkill(const struct sysargs *s);
 long sc_tgkill(const struct sysargs *s);
 long sc_kill(const struct sysargs *s);
+long sc_rt_sigpending(const struct sysargs *s);
+long sc_rt_sigtimedwait(const struct sysargs *s);
+long sc_rt_sigqueueinfo(const struct sysargs *s);
+long sc_rt_tgsigqueueinfo(const struct sysargs *s);
+long sc_signalfd(const struct sysargs *s);
+long sc_signalfd4(const struct sysargs *s);
 
 /* sys_socket.c */
 long sc_socket(const struct sysargs *s);
