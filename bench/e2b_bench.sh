@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): the E2B SDK against lelantosd on this machine's /dev/kvm (tests/e2b/bench.mjs):
 #   - commands.run('true') through the SDK vs POST /sandboxes/{id}/commands (goal: within 1.3x)
-#   - 1 MB of a command's stdout through the SDK
+#   - 1 MB of a command's stdout through the SDK; 64 MiB of stdout streamed over the Connect wire,
+#     through the SDK and as our REST API's "stream": true events (goal: >= 200 MB/s)
 #   - files.write / files.read of 64 MiB
 # Usage: bench/e2b_bench.sh [N=200] [lelantosd binary]. Needs node and `npm ci` in tests/e2b.
 set -euo pipefail

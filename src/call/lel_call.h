@@ -32,6 +32,7 @@ typedef struct lel_call {
     struct lel_body *body_in;        /* a body that arrives in pieces (routes that stream), or NULL */
     int body_msgpack;                /* Content-Type: application/msgpack */
     enum lel_codec_format out_fmt;   /* from Accept */
+    int accept_sse;                  /* Accept names text/event-stream */
     char *api_key, *bearer, *admin_token, *team_header; /* credential headers, or NULL */
     /* E2B's data plane (src/envd): the sandbox and port a request is for (E2b-Sandbox-Id and
      * E2b-Sandbox-Port, or a Host of the form <port>-<sandboxID>.<domain>), its X-Access-Token,

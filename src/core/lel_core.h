@@ -77,6 +77,7 @@ enum lel_msg_type {
     LEL_MSG_ENVD_PIECE, /* src/envd: a streamed answer `arg` wants its next piece */
     LEL_MSG_ENVD_TICK,  /* src/envd: a stream's keepalive timer */
     LEL_MSG_ENVD_BODY,  /* src/envd: an upload `arg` has more body */
+    LEL_MSG_CMD_PIECE,  /* a streamed command's answer `arg` wants its next piece */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */

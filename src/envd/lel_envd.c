@@ -37,6 +37,7 @@ void lel_envd_free(lel_envd_t *e)
     if (!e)
         return;
     lel__envd_proc_forget(e);
+    lel__envd_ended_forget(e, 0);
     while (e->streams)
         stream_free(e, e->streams);
     free(e);
@@ -60,8 +61,7 @@ static int b64_val(int ch)
     return ch == '+' || ch == '-' ? 62 : ch == '/' || ch == '_' ? 63 : -1;
 }
 
-/* Decodes base64 (either alphabet, padding optional) into out (cap bytes); its length or -1. */
-static long b64_decode(const char *in, char *out, size_t cap)
+long lel__envd_b64_decode(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     unsigned acc = 0;
@@ -86,7 +86,7 @@ int lel__envd_user(lel_call_t *c, const char *name, int rpc, struct envd_user *u
     char buf[80];
     if (rpc && c->bearer) { /* Authorization: Basic base64("<user>:") */
         const char *a = c->bearer;
-        long n = strncasecmp(a, "Basic ", 6) ? -1 : b64_decode(a + 6, buf, sizeof(buf) - 1);
+        long n = strncasecmp(a, "Basic ", 6) ? -1 : lel__envd_b64_decode(a + 6, buf, sizeof(buf) - 1);
         char *colon = n >= 0 ? memchr(buf, ':', (size_t)n) : NULL;
         if (!colon) {
             lel__envd_error(c, "unauthenticated", "invalid Authorization: expected Basic with a user name");
@@ -239,6 +239,24 @@ static json_t *end_message(const char *code, const char *msg)
     return code ? json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg) : json_object();
 }
 
+void lel__envd_stream_reply(lel_call_t *c, json_t *msg)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    json_decref(c->resp);
+    c->resp = NULL;
+    if (frame_json(&buf, &len, &cap, 0, msg) < 0 || frame_json(&buf, &len, &cap, 2, json_object()) < 0) {
+        free(buf);
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
+    free(c->raw);
+    c->raw = buf;
+    c->raw_len = len;
+    c->raw_type = "application/connect+json";
+    c->status = 200;
+}
+
 void lel__envd_stream_fail(lel_call_t *c, const char *code, const char *fmt, ...)
 {
     char msg[512], *buf = NULL;
@@ -351,6 +369,11 @@ void lel__envd_stream_push(struct envd_stream *st, json_t *msg)
     frame_json(&st->queue, &st->qlen, &st->qcap, 0, msg);
 }
 
+void lel__envd_stream_frame(struct envd_stream *st, const char *json, size_t n)
+{
+    frame_append(&st->queue, &st->qlen, &st->qcap, 0, json, n);
+}
+
 int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n)
 {
     if (st->qlen + n > st->qcap) {
@@ -425,18 +448,28 @@ void lel_envd_msg(lel_envd_t *e, const struct lel_envd_host *h, int type, uint32
     if (!st)
         return;
     if (type == LEL_MSG_ENVD_PIECE) {
+        uint32_t pid = st->pid;
         st->want = 1;
-        if (stream_gone(e, st))
+        if (stream_gone(e, st)) {
+            if (pid) /* its process's output waits for its other streams, or for none */
+                lel__envd_proc_drained(e, h, pid);
             return;
+        }
         if (!st->qlen && !st->ended && st->more)
             st->more(e, h, st);
         else
             lel__envd_stream_flush(e, st);
+        if (pid) /* its process's output may wait for it */
+            lel__envd_proc_drained(e, h, pid);
         return;
     }
     /* LEL_MSG_ENVD_TICK */
-    if (stream_gone(e, st))
+    uint32_t pid = st->pid;
+    if (stream_gone(e, st)) {
+        if (pid)
+            lel__envd_proc_drained(e, h, pid);
         return;
+    }
     if (st->want && !st->qlen && !st->ended && lel_mono_ms() - st->last_ms >= st->keepalive_ms - 100) {
         lel__envd_stream_push(st, json_pack("{s:{s:{}}}", "event", "keepalive"));
         lel__envd_stream_flush(e, st);
@@ -451,6 +484,7 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
     lel__envd_fs_fail(e, why);
     lel__envd_uploads_fail(e, why);
     lel__envd_proc_forget(e);
+    lel__envd_ended_forget(e, 0); /* the next VM's command ids may meet theirs */
     e->home_ready = 0; /* the next VM may come from an image without it (a restore) */
     for (struct envd_stream *st = e->streams, *next; st; st = next) {
         next = st->next; /* a flush may free st */
@@ -466,28 +500,43 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
     }
 }
 
-char *lel__envd_b64(const void *p, size_t n)
+size_t lel__envd_b64_into(char *out, const void *p, size_t n)
 {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = p;
-    char *out = malloc((n + 2) / 3 * 4 + 1), *w = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+    char *w = out;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) { /* whole groups: no bounds to check */
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        w[0] = a[v >> 18 & 63];
+        w[1] = a[v >> 12 & 63];
+        w[2] = a[v >> 6 & 63];
+        w[3] = a[v & 63];
+        w += 4;
+    }
+    if (i < n) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
         *w++ = a[v >> 18 & 63];
         *w++ = a[v >> 12 & 63];
         *w++ = i + 1 < n ? a[v >> 6 & 63] : '=';
-        *w++ = i + 2 < n ? a[v & 63] : '=';
+        *w++ = '=';
     }
     *w = 0;
+    return (size_t)(w - out);
+}
+
+char *lel__envd_b64(const void *p, size_t n)
+{
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (out)
+        lel__envd_b64_into(out, p, n);
     return out;
 }
 
 int lel__envd_cmd(const struct lel_envd_host *h, const char *const *argv, const char *const *env, const char *cwd,
-                  uint64_t timeout_ms, uint32_t *id)
+                  uint64_t timeout_ms, unsigned flags, uint32_t *id)
 {
-    struct lel_cmd spec = {argv, env, cwd, NULL, 0, timeout_ms, 0};
+    struct lel_cmd spec = {argv, env, cwd, NULL, 0, timeout_ms, flags};
     return lel_vm_cmd_start(h->vm, &spec, id);
 }
 
@@ -524,6 +573,11 @@ int lel_envd_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c)
     if (!strncmp(m, "process.Process/", 16))
         return lel__envd_proc_call(e, h, c, m + 16);
     return lel__envd_fs_call(e, h, c, !strncmp(m, "filesystem.Filesystem/", 22) ? m + 22 : m);
+}
+
+int lel_envd_cmd_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags)
+{
+    return e && lel__envd_proc_ready(e, h, id, flags);
 }
 
 int lel_envd_cmd_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)

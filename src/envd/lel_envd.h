@@ -3,9 +3,9 @@
  * Facts about the protocol: ../shared/docs/E2B-ENVD.md (the SDK's behaviour wins).
  *
  * What it serves: GET /health; GET and POST /files; the Connect RPCs process.Process/{Start,
- * Connect, List, SendSignal, SendInput, CloseStdin, Update} and filesystem.Filesystem/{Stat,
- * MakeDir, Move, ListDir, Remove}. Commands run through the guest's command path (their
- * output arrives when they end: the start event is sent at once, data and end then); the file
+ * Connect, List, SendSignal, SendInput, StreamInput, CloseStdin, Update} and filesystem.Filesystem/{Stat,
+ * MakeDir, Move, ListDir, Remove}. Commands run through the guest's command path, streamed
+ * (the start event at once, data as the guest hands it over, the end); the file
  * system calls run small busybox scripts as commands; files move through the guest's file calls.
  *
  * Threads and ownership: one lel_envd_t per sandbox, owned by the sandbox actor and used only
@@ -45,6 +45,9 @@ void lel_envd_msg(lel_envd_t *e, const struct lel_envd_host *h, int type, uint32
 /** A guest command ended that is not the REST API's: envd's if it returns 1 (its output is
  * read from the bulk area now). */
 int lel_envd_cmd_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
+/** The guest said command `id` has output or stdin room (LEL_POLL_* flags from lel_vm_cmd_poll):
+ * envd's if it returns 1. */
+int lel_envd_cmd_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags);
 /** Guest commands envd has running (processes and file-system helpers): a pause waits for them. */
 int lel_envd_running(const lel_envd_t *e);
 /** Kills every process it started (the daemon is stopping); their ends come as usual. */

@@ -298,7 +298,7 @@ int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *
             argv[5] = NULL;
         lel__envd_home(e, h, &u);
         static const char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-        r = lel__envd_cmd(h, argv, env, "/", FS_TIMEOUT_MS, &op->cmd);
+        r = lel__envd_cmd(h, argv, env, "/", FS_TIMEOUT_MS, 0, &op->cmd);
         if (r)
             lel__envd_error(c, r == 11 ? "resource_exhausted" : "unavailable", "the file operation could not start (%d)", r);
     } else if (!op) {

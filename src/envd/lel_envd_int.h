@@ -18,6 +18,7 @@ struct envd_user {
 };
 
 struct envd_stream;
+struct envd_input;
 /** Makes the next piece of a stream whose queue is empty (a download's next chunk); NULL for
  * streams that wait for an event (a process's end). */
 typedef void (*envd_more_fn)(lel_envd_t *e, const struct lel_envd_host *h, struct envd_stream *st);
@@ -39,14 +40,22 @@ struct envd_stream {
     struct envd_stream *next;
 };
 
-/* A process started by process.Process/Start: a guest command. */
+/* A process started by process.Process/Start: a guest command whose output the guest streams
+ * (LEL_CMD_STREAM). Its output goes to every stream following it as it comes; while one of them
+ * holds ENVD_BACKLOG bytes its client has not taken, the output waits in the guest (whose
+ * writers then wait), and is read when that stream drains. */
 struct envd_proc {
     uint32_t pid;   /* the guest's command id */
     json_t *config; /* its ProcessConfig as the client sent it (List answers it) */
     char *tag;
     int killed;     /* SendSignal ended it: its end says "signal: killed" */
+    int out_waiting; /* the guest holds output a stream was too far behind to take */
+    int stdin_pipe;  /* started with stdin: its pipe in the guest is open */
+    struct envd_input *in; /* input the guest has not taken yet (lel_envd_stdin.c) */
     struct envd_proc *next;
 };
+
+#define ENVD_BACKLOG (1u << 20) /* bytes a stream may hold before a process's output waits in the guest */
 
 /* A unary call waiting for a helper command (a file-system script) in the guest. */
 struct envd_op {
@@ -58,10 +67,12 @@ struct envd_op {
 };
 
 struct envd_upload;
+struct envd_ended;
 
 struct lel_envd {
     struct envd_proc *procs;
     int nprocs;
+    struct envd_ended *ended; /* recently ended processes, for Connect (lel_envd_proc.c) */
     struct envd_op *ops;
     int nops;
     struct envd_stream *streams;
@@ -97,22 +108,49 @@ struct envd_stream *lel__envd_stream_open(lel_envd_t *e, const struct lel_envd_h
                                           const char *type, uint64_t total);
 /** Queues a message frame (stolen) on the stream. */
 void lel__envd_stream_push(struct envd_stream *st, json_t *msg);
+/** Queues a message frame already encoded (n bytes of JSON). */
+void lel__envd_stream_frame(struct envd_stream *st, const char *json, size_t n);
 /** Queues raw bytes (a download's chunk). */
 int lel__envd_stream_raw(struct envd_stream *st, const void *p, size_t n);
 /** Queues the end of the stream ({} or the error) and hands over what is queued if it can. */
 void lel__envd_stream_end(lel_envd_t *e, struct envd_stream *st, const char *code, const char *msg);
 /** Hands the queue over if the HTTP layer waits for it; frees the stream after its end. */
 void lel__envd_stream_flush(lel_envd_t *e, struct envd_stream *st);
+/** A complete server-streaming answer: one message (stolen) and the end of the stream. */
+void lel__envd_stream_reply(lel_call_t *c, json_t *msg);
+/** Decodes base64 (either alphabet, padding optional) into out (cap bytes); its length or -1. */
+long lel__envd_b64_decode(const char *in, char *out, size_t cap);
+/** Standard base64 with padding of n bytes into out ((n + 2) / 3 * 4 + 1 bytes, NUL-terminated);
+ * its length. */
+size_t lel__envd_b64_into(char *out, const void *p, size_t n);
 /** Standard base64 with padding of n bytes, malloc'd. */
 char *lel__envd_b64(const void *p, size_t n);
-/** Starts a guest command for envd (its end comes to lel_envd_cmd_ended). Returns as lel_vm_cmd_start. */
+/** Starts a guest command for envd (its end comes to lel_envd_cmd_ended); `flags` LEL_CMD_*.
+ * Returns as lel_vm_cmd_start. */
 int lel__envd_cmd(const struct lel_envd_host *h, const char *const *argv, const char *const *env, const char *cwd,
-                  uint64_t timeout_ms, uint32_t *id);
+                  uint64_t timeout_ms, unsigned flags, uint32_t *id);
 
 /* lel_envd_proc.c */
 int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
 int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
+/** The guest says process `id` has something (LEL_POLL_*): 1 when it is envd's. */
+int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags);
+/** A stream following process `pid` drained: output that waited in the guest is read now. */
+void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid);
 void lel__envd_proc_forget(lel_envd_t *e);
+/** Forgets ended processes past the newest `keep` (and those kept too long); 0: all of them. */
+void lel__envd_ended_forget(lel_envd_t *e, size_t keep);
+/** The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
+struct envd_proc *lel__envd_proc_select(lel_envd_t *e, json_t *sel);
+
+/* lel_envd_stdin.c: the calls return 1 when they keep c (answered once the guest took the input) */
+int lel__envd_stdin_send(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p, json_t *rq);
+int lel__envd_stdin_close(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p);
+int lel__envd_stdin_stream(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c);
+/** Writes p's waiting input into its pipe as far as the guest takes it. */
+void lel__envd_stdin_pump(const struct lel_envd_host *h, struct envd_proc *p);
+/** Answers every input still waiting for p with the error (it ended, or its VM went). */
+void lel__envd_stdin_fail(struct envd_proc *p, const char *code, const char *msg);
 
 /* lel_envd_fs.c */
 int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);

@@ -1,10 +1,14 @@
 /* process.Process on the host: a process is a command in the guest (its pid is the guest's
- * command id). Start answers with the start event at once; the guest hands over a command's
- * output when it ends (up to 1 MiB of each stream), so its data frames and the end event
- * follow then, stdout before stderr. The SDK runs every command as `/bin/bash -l -c <cmd>`:
- * where the guest has no /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell
- * too). Not yet: stdin while a process runs, a pty, signals other than a kill (SIGTERM kills
- * too), Connect's replay of a process that already ended. */
+ * command id). Start answers with the start event at once; the guest streams the command's
+ * output: on its doorbell the sandbox asks what is ready (lel_vm_cmd_poll) and envd reads it
+ * (lel_vm_cmd_read) into data frames for every stream following the process, unless one of
+ * them is ENVD_BACKLOG behind its client: the output then waits in the guest, whose writers
+ * wait too, until that stream drains (so a process printing 1 GB costs the daemon a few MiB,
+ * and none of it is lost). A process nobody follows has its output read and dropped, as envd
+ * does. The SDK runs every command as `/bin/bash -l -c <cmd>`: where the guest has no
+ * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). stdin: see
+ * lel_envd_stdin.c. SendSignal sends SIGTERM or SIGKILL to the command's processes; Connect to
+ * a process that ended replays its end. Not yet: a pty. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -30,6 +34,7 @@ void lel__envd_proc_forget(lel_envd_t *e)
     while (e->procs) {
         struct envd_proc *p = e->procs;
         e->procs = p->next;
+        lel__envd_stdin_fail(p, "unavailable", "the sandbox stopped");
         proc_free(p);
     }
     e->nprocs = 0;
@@ -44,8 +49,7 @@ static void as_stream_error(lel_call_t *c)
     lel__envd_stream_fail(c, code, "%s", msg);
 }
 
-/* The process a selector names ({"pid": N} or {"tag": "..."}), or NULL. */
-static struct envd_proc *selected(lel_envd_t *e, json_t *sel)
+struct envd_proc *lel__envd_proc_select(lel_envd_t *e, json_t *sel)
 {
     json_t *pid = json_object_get(sel, "pid"), *tag = json_object_get(sel, "tag");
     for (struct envd_proc *p = e->procs; p; p = p->next) {
@@ -167,6 +171,7 @@ static void start_failed(lel_call_t *c, int r, const char *cwd, const char *cmd)
 static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
     json_t *proc = json_object_get(rq, "process"), *pty = json_object_get(rq, "pty"), *tag = json_object_get(rq, "tag");
+    int piped = json_is_true(json_object_get(rq, "stdin"));
     struct envd_user u;
     if (!json_is_object(proc)) {
         lel__envd_stream_fail(c, "invalid_argument", "process is required");
@@ -193,7 +198,8 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     struct envd_proc *p = env ? calloc(1, sizeof(*p)) : NULL;
     if (p) {
         lel__envd_home(e, h, &u);
-        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0, &id);
+        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0,
+                          LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0), &id);
         if (r)
             start_failed(c, r, cwd, argv[0]);
     } else if (env) {
@@ -207,6 +213,7 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
         return 0;
     }
     p->pid = id;
+    p->stdin_pipe = piped;
     p->config = json_deep_copy(proc);
     p->tag = json_is_string(tag) ? strdup(json_string_value(tag)) : NULL;
     p->next = e->procs;
@@ -220,9 +227,76 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     return 0;
 }
 
+/* Ended processes Connect replays (their end event; not their output), newest first: at most
+ * ENDED_KEPT of them, each for ENDED_MS. */
+#define ENDED_KEPT 32
+#define ENDED_MS (10 * 60 * 1000)
+
+struct envd_ended {
+    uint32_t pid;
+    char *tag;
+    json_t *end; /* the EndEvent */
+    int64_t at_ms;
+    struct envd_ended *next;
+};
+
+void lel__envd_ended_forget(lel_envd_t *e, size_t keep)
+{
+    size_t n = 0;
+    int64_t now = lel_mono_ms();
+    for (struct envd_ended **pp = &e->ended; *pp;) {
+        struct envd_ended *x = *pp;
+        if (n++ < keep && now - x->at_ms < ENDED_MS) {
+            pp = &x->next;
+            continue;
+        }
+        *pp = x->next;
+        free(x->tag);
+        json_decref(x->end);
+        free(x);
+    }
+}
+
+static void ended_keep(lel_envd_t *e, const struct envd_proc *p, json_t *end)
+{
+    struct envd_ended *x = calloc(1, sizeof(*x));
+    if (!x)
+        return;
+    x->pid = p->pid;
+    x->tag = p->tag ? strdup(p->tag) : NULL;
+    x->end = json_incref(end);
+    x->at_ms = lel_mono_ms();
+    x->next = e->ended;
+    e->ended = x;
+    lel__envd_ended_forget(e, ENDED_KEPT);
+}
+
+static struct envd_ended *ended_select(lel_envd_t *e, json_t *sel)
+{
+    json_t *pid = json_object_get(sel, "pid"), *tag = json_object_get(sel, "tag");
+    lel__envd_ended_forget(e, ENDED_KEPT);
+    for (struct envd_ended *x = e->ended; x; x = x->next)
+        if ((json_is_integer(pid) && json_integer_value(pid) == (json_int_t)x->pid) ||
+            (json_is_string(pid) && strtoull(json_string_value(pid), NULL, 10) == x->pid) ||
+            (json_is_string(tag) && x->tag && !strcmp(json_string_value(tag), x->tag)))
+            return x;
+    return NULL;
+}
+
 static int connect_to(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
-    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    struct envd_proc *p = lel__envd_proc_select(e, json_object_get(rq, "process"));
+    struct envd_ended *x = p ? NULL : ended_select(e, json_object_get(rq, "process"));
+    if (x) { /* it ended: its start and its end again */
+        struct envd_stream *st = lel__envd_stream_open(e, h, c, json_pack("{s:{s:{s:I}}}", "event", "start", "pid",
+                                                                            (json_int_t)x->pid),
+                                                      "application/connect+json", UINT64_MAX);
+        if (st) {
+            lel__envd_stream_push(st, json_pack("{s:{s:O}}", "event", "end", x->end));
+            lel__envd_stream_end(e, st, NULL, NULL);
+        }
+        return 0;
+    }
     if (!p) {
         lel__envd_stream_fail(c, "not_found", "process not found");
         return 0;
@@ -249,7 +323,7 @@ static void list(lel_envd_t *e, lel_call_t *c)
 
 static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
-    struct envd_proc *p = selected(e, json_object_get(rq, "process"));
+    struct envd_proc *p = lel__envd_proc_select(e, json_object_get(rq, "process"));
     json_t *sig = json_object_get(rq, "signal");
     const char *name = json_string_value(sig);
     int n = json_is_integer(sig) ? (int)json_integer_value(sig) : name && !strcmp(name, "SIGNAL_SIGKILL") ? 9
@@ -262,11 +336,13 @@ static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         lel__envd_error(c, "unimplemented", "only SIGKILL and SIGTERM can be sent");
         return;
     }
-    if (lel_vm_cmd_kill(h->vm, p->pid) < 0) {
+    int r = lel_vm_cmd_signal(h->vm, p->pid, n); /* to each process of the command: a trap runs */
+    if (r < 0 && r != -ENOENT) {
         lel__envd_error(c, "unavailable", "the sandbox's guest did not answer");
         return;
     }
-    p->killed = 1; /* SIGTERM is a kill too: the guest sends SIGKILL to every process of a command */
+    if (n == 9)
+        p->killed = 1; /* its end says so even from a guest that does not report signals */
     lel__envd_reply(c, NULL);
 }
 
@@ -282,14 +358,13 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         lel__envd_error(c, "unimplemented", "process.Process/%.32s is not a method", method);
         return 0;
     }
-    if (!strcmp(method, "StreamInput")) { /* client streaming: not callable over the SDK's transport */
-        lel__envd_error(c, "unimplemented", "StreamInput is not supported");
-        return 0;
-    }
+    if (!strcmp(method, "StreamInput")) /* client streaming: its envelopes are the whole body */
+        return lel__envd_stdin_stream(e, h, c);
     json_t *rq = lel__envd_request(c, stream);
     if (!rq)
         return 0;
     struct envd_proc *p = NULL;
+    int kept = 0;
     if (!strcmp(method, "Start"))
         start(e, h, c, rq);
     else if (!strcmp(method, "Connect"))
@@ -298,52 +373,135 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
         list(e, c);
     else if (!strcmp(method, "SendSignal"))
         signal_proc(e, h, c, rq);
-    else if (!(p = selected(e, json_object_get(rq, "process"))))
+    else if (!(p = lel__envd_proc_select(e, json_object_get(rq, "process"))))
         lel__envd_error(c, "not_found", "process not found");
-    else if (!strcmp(method, "CloseStdin")) /* a process's stdin is empty and closed from its start */
-        lel__envd_reply(c, NULL);
+    else if (!strcmp(method, "CloseStdin"))
+        kept = lel__envd_stdin_close(h, c, p);
     else if (!strcmp(method, "SendInput"))
-        lel__envd_error(c, "unimplemented", "stdin of a running process is not supported yet (it starts closed)");
+        kept = lel__envd_stdin_send(h, c, p, rq);
     else /* Update */
         lel__envd_error(c, "unimplemented", "a pty is not supported yet");
     json_decref(rq);
-    return 0;
+    return kept;
 }
 
-/* The frames of a process's end: its output, then the end event. */
-static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p, const struct lel_run_result *res,
+/* The streams following process `pid` (at most cap). */
+static size_t followers(lel_envd_t *e, uint32_t pid, struct envd_stream **sts, size_t cap)
+{
+    size_t n = 0;
+    for (struct envd_stream *st = e->streams; st && n < cap; st = st->next)
+        if (st->pid == pid && !st->ended)
+            sts[n++] = st;
+    return n;
+}
+
+/* Data frames of `len` bytes of one of the bulk halves (k 0: stdout, 1: stderr), made by hand:
+ * {"event":{"data":{"stdout":"<base64>"}}}, DATA_FRAME bytes of output each. */
+static void data_frames(const struct lel_envd_host *h, int k, uint64_t len, struct envd_stream **sts, size_t nst)
+{
+    static const char *const pre[2] = {"{\"event\":{\"data\":{\"stdout\":\"", "{\"event\":{\"data\":{\"stderr\":\""};
+    size_t plen = strlen(pre[k]);
+    char *buf = nst && len ? malloc(DATA_FRAME) : NULL, *msg = buf ? malloc(plen + DATA_FRAME / 3 * 4 + 16) : NULL;
+    for (uint64_t off = 0; msg && off < len; off += DATA_FRAME) {
+        size_t n = len - off < DATA_FRAME ? (size_t)(len - off) : DATA_FRAME;
+        n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
+        memcpy(msg, pre[k], plen);
+        size_t m = plen + lel__envd_b64_into(msg + plen, buf, n);
+        memcpy(msg + m, "\"}}}", 4);
+        for (size_t i = 0; i < nst; i++)
+            lel__envd_stream_frame(sts[i], msg, m + 4);
+    }
+    free(msg);
+    free(buf);
+}
+
+/* Reads what the guest holds of process p's output into its streams, unless one of them is too
+ * far behind (the output then waits in the guest until it drains). */
+static void read_output(lel_envd_t *e, const struct lel_envd_host *h, struct envd_proc *p)
+{
+    struct envd_stream *sts[64];
+    size_t nst = followers(e, p->pid, sts, 64);
+    for (size_t i = 0; i < nst; i++)
+        if (sts[i]->qlen >= ENVD_BACKLOG) {
+            p->out_waiting = 1;
+            return;
+        }
+    uint64_t out, err;
+    int ended;
+    p->out_waiting = 0;
+    if (lel_vm_cmd_read(h->vm, p->pid, &out, &err, &ended) < 0)
+        return; /* ended and collected meanwhile, or a guest that does not stream */
+    data_frames(h, 0, out, sts, nst);
+    data_frames(h, 1, err, sts, nst);
+    for (size_t i = 0; i < nst; i++)
+        lel__envd_stream_flush(e, sts[i]);
+}
+
+static struct envd_proc *proc_by_pid(lel_envd_t *e, uint32_t pid)
+{
+    for (struct envd_proc *p = e->procs; p; p = p->next)
+        if (p->pid == pid)
+            return p;
+    return NULL;
+}
+
+int lel__envd_proc_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags)
+{
+    struct envd_proc *p = proc_by_pid(e, id);
+    if (!p)
+        return 0;
+    if (flags & LEL_POLL_OUTPUT)
+        read_output(e, h, p);
+    if (flags & LEL_POLL_STDIN)
+        lel__envd_stdin_pump(h, p);
+    return 1;
+}
+
+void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid)
+{
+    struct envd_proc *p = proc_by_pid(e, pid);
+    if (p && p->out_waiting && h->vm)
+        read_output(e, h, p);
+}
+
+/* The frames of a process's end: the last of its output, then the end event. */
+static void end_frames(const struct lel_envd_host *h, json_t *end, const struct lel_run_result *res,
                        struct envd_stream **sts, size_t nst)
 {
-    static const char *const keys[2] = {"stdout", "stderr"};
-    uint64_t lens[2] = {res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF,
-                        res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF};
-    char *buf = malloc(DATA_FRAME);
-    for (int k = 0; k < 2 && buf; k++)
-        for (uint64_t off = 0; off < lens[k]; off += DATA_FRAME) {
-            size_t n = lens[k] - off < DATA_FRAME ? (size_t)(lens[k] - off) : DATA_FRAME;
-            n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
-            char *b64 = lel__envd_b64(buf, n);
-            for (size_t i = 0; b64 && i < nst; i++)
-                lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", keys[k], b64));
-            free(b64);
-        }
-    free(buf);
+    data_frames(h, 0, res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF, sts, nst);
+    data_frames(h, 1, res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF, sts, nst);
     if (res->truncated) {
         char *note = lel__envd_b64("\n[lelantos: output past 1 MiB was dropped]\n", 43);
         for (size_t i = 0; note && i < nst; i++)
             lel__envd_stream_push(sts[i], json_pack("{s:{s:{s:s}}}", "event", "data", "stderr", note));
         free(note);
     }
-    int sig = p->killed || res->timed_out;
-    char status[32];
-    snprintf(status, sizeof(status), "exit status %d", res->exit_status);
-    for (size_t i = 0; i < nst; i++) {
-        json_t *end = json_pack("{s:i, s:b, s:s}", "exitCode", sig ? -1 : res->exit_status, "exited", !sig, "status",
-                                sig ? "signal: killed" : status);
-        if (sig || res->exit_status)
-            json_object_set_new(end, "error", json_string(sig ? "signal: killed" : status));
-        lel__envd_stream_push(sts[i], json_pack("{s:{s:o}}", "event", "end", end));
-    }
+    for (size_t i = 0; i < nst; i++)
+        lel__envd_stream_push(sts[i], json_pack("{s:{s:O}}", "event", "end", end));
+}
+
+/* The EndEvent of a process, as Go's os.ProcessState says it: a death by signal has exit code
+ * -1, exited false and the signal's name. */
+static json_t *end_event(const struct envd_proc *p, const struct lel_run_result *res)
+{
+    static const char *const names[] = {[1] = "hangup", [2] = "interrupt", [3] = "quit", [4] = "illegal instruction",
+                                        [5] = "trace/breakpoint trap", [6] = "aborted", [7] = "bus error",
+                                        [8] = "floating point exception", [9] = "killed", [10] = "user defined signal 1",
+                                        [11] = "segmentation fault", [12] = "user defined signal 2",
+                                        [13] = "broken pipe", [14] = "alarm clock", [15] = "terminated"};
+    int signo = res->timed_out || (p->killed && !res->signaled) ? 9
+              : res->signaled && res->exit_status > 128     ? res->exit_status - 128
+                                                            : 0;
+    char status[64];
+    if (signo)
+        snprintf(status, sizeof(status), "signal: %s", signo < 16 && names[signo] ? names[signo] : "unknown signal");
+    else
+        snprintf(status, sizeof(status), "exit status %d", res->exit_status);
+    json_t *end = json_pack("{s:i, s:b, s:s}", "exitCode", signo ? -1 : res->exit_status, "exited", !signo, "status",
+                            status);
+    if (signo || res->exit_status)
+        json_object_set_new(end, "error", json_string(status));
+    return end;
 }
 
 int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)
@@ -359,13 +517,14 @@ int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
     if (!p)
         return 0;
     struct envd_stream *sts[64];
-    size_t nst = 0;
-    for (struct envd_stream *st = e->streams; st && nst < 64; st = st->next)
-        if (st->pid == id && !st->ended)
-            sts[nst++] = st;
-    end_frames(h, p, res, sts, nst);
+    size_t nst = followers(e, id, sts, 64);
+    json_t *end = end_event(p, res);
+    end_frames(h, end, res, sts, nst);
+    ended_keep(e, p, end);
+    json_decref(end);
     for (size_t i = 0; i < nst; i++)
         lel__envd_stream_end(e, sts[i], NULL, NULL);
+    lel__envd_stdin_fail(p, "failed_precondition", "the process ended before it read its input");
     proc_free(p);
     return 1;
 }

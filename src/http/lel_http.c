@@ -189,6 +189,7 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     c->host = req->input.authority.len ? strndup(req->input.authority.base, req->input.authority.len) : NULL;
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");
     c->out_fmt = header_has(req, H2O_TOKEN_ACCEPT, "application/msgpack") ? LEL_FMT_MSGPACK : LEL_FMT_JSON;
+    c->accept_sse = header_has(req, H2O_TOKEN_ACCEPT, "text/event-stream");
     struct sockaddr_storage ss;
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     lel__http_peer((struct sockaddr *)&ss, sl, c->peer);

@@ -28,6 +28,7 @@ static void sandbox_free(void *p)
     struct lel_sandbox *s = p;
     lel_vm_destroy(s->vm); /* not reached with a VM: a VM holds a reference to its actor */
     lel__sbx_xfers_free(s);
+    lel__sbx_streams_free(s);
     lel_envd_free(s->envd);
     free(s->fork_image);
     free(s->memory_file);
@@ -623,6 +624,8 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_STOP_CMDS && s->vm) {
         lel__sbx_cmds_kill(s);
         lel__sbx_envd_kill_all(s);
+    } else if (m->type == LEL_MSG_CMD_PIECE) {
+        lel__sbx_stream_piece(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_ENVD_PIECE || m->type == LEL_MSG_ENVD_TICK || m->type == LEL_MSG_ENVD_BODY) {
         lel__sbx_envd_msg(s, m->type, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {

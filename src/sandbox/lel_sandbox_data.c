@@ -127,11 +127,16 @@ static int no_nul(lel_call_t *c, const char *name, const char *v)
 
 /* The request's fields; 0, or -EINVAL with a 400 set on c. */
 static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, const char **in, long long *timeout,
-                          json_t **envs)
+                          json_t **envs, int *stream)
 {
     const char *k;
-    json_t *v;
+    json_t *v, *js = c->json ? json_object_get(c->json, "stream") : NULL;
     *envs = c->json ? json_object_get(c->json, "envs") : NULL;
+    if (js && !json_is_boolean(js) && !json_is_null(js)) {
+        lel_call_error(c, 400, "invalid field 'stream': must be a boolean");
+        return -EINVAL;
+    }
+    *stream = json_is_true(js);
     if (lel_call_str_field(c, "cmd", ARG_STRLEN_MAX - 1, cmd) < 0 || lel_call_str_field(c, "cwd", 4095, cwd) < 0 ||
         lel_call_str_field(c, "stdin", 1 << 20, in) < 0 ||
         lel_call_int_field(c, "timeoutMs", 1, CMD_TIMEOUT_MAX_MS, timeout) < 0 || no_nul(c, "cmd", *cmd) < 0 ||
@@ -226,9 +231,10 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     const char *cmd = NULL, *cwd = "/", *in = "";
     long long timeout = CMD_TIMEOUT_DEFAULT_MS;
     json_t *envs, *tenv = NULL;
+    int stream = 0;
     if (s->tpl) /* the template's image config and env/workdir steps: the sandbox's envVars win */
         lel_template_defaults(s->tpl, &tenv, &cwd);
-    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs) < 0 || running_vm(s, c) < 0)
+    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs, &stream) < 0 || running_vm(s, c) < 0)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     json_t *base = tenv ? json_deep_copy(tenv) : json_object();
@@ -241,7 +247,7 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     }
     struct pending_cmd *pc = calloc(1, sizeof(*pc));
     struct lel_cmd spec = {argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
-                           (uint64_t)timeout, 0};
+                           (uint64_t)timeout, stream ? LEL_CMD_STREAM : 0};
     int r = env && pc ? lel_vm_cmd_start(s->vm, &spec, &pc->id) : -ENOMEM;
     free_env(env);
     if (r != 0) {
@@ -252,10 +258,15 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     pc->c = c;
     pc->t0_ms = lel_mono_ms();
     pc->deadline_ms = pc->t0_ms + timeout + CMD_GRACE_MS;
+    if (stream && lel__sbx_stream_open(s, c, pc) < 0) { /* it runs on, answered at its end */
+        stream = 0;
+        pc->c = c;
+    }
     pc->next = s->cmds;
     s->cmds = pc;
     s->ncmds++;
-    s->kept = c;
+    if (!stream)
+        s->kept = c;
     lel_msg_t *m = lel_msg_new(LEL_MSG_CMD_CHECK, pc->id, NULL);
     if (m && lel_timers_at(s->srv->timers, pc->deadline_ms, s->actor, m) < 0)
         lel_msg_free(m);
@@ -279,10 +290,16 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
     struct lel_run_result res;
     uint32_t id;
     int r;
+    lel__sbx_streams_poll(s);
     while (s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
         struct pending_cmd *pc = take_cmd(s, id);
         if (!pc) {
             lel__sbx_envd_ended(s, id, &res); /* E2B's data plane's, or nobody's (a misbehaving guest) */
+            continue;
+        }
+        if (pc->st) {
+            lel__sbx_stream_end(s, pc, &res);
+            free(pc);
             continue;
         }
         json_t *resp = json_pack("{s:I, s:o, s:o, s:I, s:b, s:b}", "exitCode", (json_int_t)res.exit_status, "stdout",
@@ -297,15 +314,25 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
         guest_wedged(s, r);
 }
 
+/* Answers pc's call (or ends its stream) with an error, and frees it. */
+static void cmd_fail(struct lel_sandbox *s, struct pending_cmd *pc, int status, const char *msg)
+{
+    if (pc->st) {
+        lel__sbx_stream_fail(s, pc, status, msg);
+    } else {
+        lel_call_error(pc->c, status, "%s", msg);
+        lel_call_done(pc->c);
+    }
+    free(pc);
+}
+
 void lel__sbx_cmd_check(struct lel_sandbox *s, uint32_t id)
 {
     for (struct pending_cmd *pc = s->cmds; pc; pc = pc->next)
         if (pc->id == id && lel_mono_ms() >= pc->deadline_ms) {
             lel__sbx_cmd_event(s); /* an event may be queued behind this message */
             if (s->vm && take_cmd(s, id) == pc) {
-                lel_call_error(pc->c, 500, "the guest did not end the command at its timeout; the sandbox was killed");
-                lel_call_done(pc->c);
-                free(pc);
+                cmd_fail(s, pc, 500, "the guest did not end the command at its timeout; the sandbox was killed");
                 guest_wedged(s, -ETIMEDOUT);
             }
             return;
@@ -323,9 +350,7 @@ void lel__sbx_cmds_fail(struct lel_sandbox *s, int status, const char *msg)
     while (s->cmds) {
         struct pending_cmd *pc = s->cmds;
         s->cmds = pc->next;
-        lel_call_error(pc->c, status, "%s", msg);
-        lel_call_done(pc->c);
-        free(pc);
+        cmd_fail(s, pc, status, msg);
     }
     s->ncmds = 0;
 }

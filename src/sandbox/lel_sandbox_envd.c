@@ -28,7 +28,7 @@ int lel__sbx_new_token(json_t *rec)
     return json_object_set_new(rec, "envdAccessToken", json_string(hex)) < 0 ? -ENOMEM : 0;
 }
 
-static void host_of(struct lel_sandbox *s, struct lel_envd_host *h)
+void lel__sbx_envd_host(struct lel_sandbox *s, struct lel_envd_host *h)
 {
     h->srv = s->srv;
     h->actor = s->actor;
@@ -59,7 +59,7 @@ void lel__sbx_envd_call(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 503, "out of memory");
         return;
     }
-    host_of(s, &h);
+    lel__sbx_envd_host(s, &h);
     if (lel_envd_call(s->envd, &h, c))
         s->kept = c;
 }
@@ -69,7 +69,7 @@ void lel__sbx_envd_msg(struct lel_sandbox *s, int type, uint32_t arg)
     struct lel_envd_host h;
     if (!s->envd)
         return;
-    host_of(s, &h);
+    lel__sbx_envd_host(s, &h);
     lel_envd_msg(s->envd, &h, type, arg);
 }
 
@@ -78,7 +78,7 @@ int lel__sbx_envd_ended(struct lel_sandbox *s, uint32_t id, const struct lel_run
     struct lel_envd_host h;
     if (!s->envd)
         return 0;
-    host_of(s, &h);
+    lel__sbx_envd_host(s, &h);
     return lel_envd_cmd_ended(s->envd, &h, id, res);
 }
 
@@ -87,7 +87,7 @@ void lel__sbx_envd_kill_all(struct lel_sandbox *s)
     struct lel_envd_host h;
     if (!s->envd)
         return;
-    host_of(s, &h);
+    lel__sbx_envd_host(s, &h);
     lel_envd_kill_all(s->envd, &h);
 }
 

@@ -22,10 +22,14 @@ struct sample {
 
 enum state { S_RUNNING = 0, S_PAUSED, S_KILLED };
 
-/* A command running in the guest; its call is answered when the guest says it ended. */
+struct rest_stream;
+
+/* A command running in the guest; its call is answered when the guest says it ended, or
+ * (streamed, "stream": true) its answer is the stream st. */
 struct pending_cmd {
     uint32_t id;
-    lel_call_t *c;
+    lel_call_t *c;              /* NULL when streamed */
+    struct rest_stream *st;     /* lel_sandbox_stream.c */
     int64_t t0_ms, deadline_ms; /* monotonic */
     struct pending_cmd *next;
 };
@@ -75,6 +79,8 @@ struct lel_sandbox {
     size_t nsamples, sample_next;
     struct pending_cmd *cmds; /* commands running in the guest */
     int ncmds;
+    struct rest_stream *rstreams; /* streamed answers of REST commands (lel_sandbox_stream.c) */
+    uint32_t rstream_seq;
     struct xfer *xfers;       /* file transfers in progress */
     int nxfers;
     uint32_t xfer_seq;
@@ -152,6 +158,20 @@ void lel__sbx_xfers_free(struct lel_sandbox *s);
 /** DELETE /files: a file, a symlink or an empty directory. */
 void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c);
 
+/* lel_sandbox_stream.c */
+/** After the guest's doorbell: streamed commands' output and stdin room go to their owners. */
+void lel__sbx_streams_poll(struct lel_sandbox *s);
+/** Makes c's answer a stream of the command pc's events (its start event first); pc->st is set
+ * and pc->c cleared. 0, or -ENOMEM (c untouched). */
+int lel__sbx_stream_open(struct lel_sandbox *s, lel_call_t *c, struct pending_cmd *pc);
+/** pc ended (its output's rest in the bulk area): the last output and the end event. */
+void lel__sbx_stream_end(struct lel_sandbox *s, struct pending_cmd *pc, const struct lel_run_result *res);
+/** pc's stream ends with an error event instead. */
+void lel__sbx_stream_fail(struct lel_sandbox *s, struct pending_cmd *pc, int status, const char *msg);
+/** LEL_MSG_CMD_PIECE: stream `sid` may send its next piece. */
+void lel__sbx_stream_piece(struct lel_sandbox *s, uint32_t sid);
+/** Frees what is left of the streams (the actor's end). */
+void lel__sbx_streams_free(struct lel_sandbox *s);
 /* lel_sandbox_net.c: its network (src/net) */
 /** The VM runs (booted, restored): its endpoint, with the record's policy. */
 void lel__sbx_net_attach(struct lel_sandbox *s);
@@ -168,6 +188,8 @@ int lel__sbx_net_record(lel_server_t *srv, lel_call_t *c, json_t *rec);
 void lel__sbx_net_bytes(struct lel_sandbox *s, uint64_t *in, uint64_t *out);
 
 /* lel_sandbox_envd.c: E2B's data plane (src/envd) */
+/** What the sandbox lends envd for one call or message. */
+void lel__sbx_envd_host(struct lel_sandbox *s, struct lel_envd_host *h);
 /** A data-plane call (R_ENVD_*); kept (s->kept) when envd answers it later. */
 void lel__sbx_envd_call(struct lel_sandbox *s, lel_call_t *c);
 /** LEL_MSG_ENVD_* */

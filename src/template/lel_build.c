@@ -16,6 +16,7 @@
 
 #include "../guest/lel_guest_abi.h"
 #include "../image/lel_image.h"
+#include "../image/lel_rofs_build.h"
 #include "../vmm/lel_vmm.h"
 
 #include <errno.h>
@@ -115,11 +116,11 @@ static void ref_actor(void *a, void *ctx)
     lel_actor_ref(a);
 }
 
-/* The first VM: booted for `base` (the caller waits for the guest to be ready), else the parent
- * template's image (copy-on-write). */
-static int start_vm(struct build *b, const char *from, char *err, size_t errlen)
+/* The first VM: booted for `base` (the caller waits for the guest to be ready), on the image's
+ * rofs for fromImage, else the parent template's image (copy-on-write). */
+static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, NULL, 0};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -180,7 +181,9 @@ struct lel_build_state {
     int64_t cmd_deadline_ms; /* monotonic */
     int poll_ms;
     char what[192];
-    struct lel_img_push *push; /* fromImage: the tree going into the VM (PH_IMAGE) */
+    struct lel_img_rofs *rofs; /* fromImage: its rofs being built or found (PH_IMAGE) */
+    char rofs_path[4300];      /* ... and where it is, for the build VM */
+    int64_t rofs_t0;           /* when its build began (monotonic ms) */
     json_t *env;               /* the env commands get so far (the start point's, then env steps) */
     char cwd[4096];            /* and their working directory (workdir steps) */
 };
@@ -232,8 +235,7 @@ static int cmd_start(struct lel_build_state *bs, const char *const *argv, int qu
         return -1;
     }
     char **env = make_env(bs);
-    int img = bs->phase == PH_IMAGE; /* the image's files (its workdir too) are not there yet */
-    struct lel_cmd c = {argv, img ? NULL : (const char *const *)env, img ? "/" : bs->cwd, NULL, 0, (uint64_t)left, 0};
+    struct lel_cmd c = {argv, (const char *const *)env, bs->cwd, NULL, 0, (uint64_t)left, 0};
     int r = env ? lel_vm_cmd_start(b->vm, &c, &bs->cmd_id) : -ENOMEM;
     free_env(env);
     if (r != 0) {
@@ -359,55 +361,47 @@ static int file_step(struct lel_build_state *bs, size_t i, json_t *st)
 
 static void finish(struct lel_template *t, const char *reason);
 
-/* PH_IMAGE, one turn: 0 when the tree is in (next phase), else 1 (a command or a turn is armed,
- * or the build finished with an error). */
-static int image_phase(struct lel_template *t)
+/* PH_IMAGE, one turn: the image's rofs built (on its own thread) or found; then the build VM
+ * boots on it (PH_VM). */
+static void image_phase(struct lel_template *t)
 {
     struct lel_build_state *bs = t->build;
     struct build *b = &bs->b;
     json_t *img = json_object_get(bs->def, "fromImage");
-    char root[4200], err[300], reason[400];
-    const char *const *argv = NULL;
-    if (!bs->push) {
-        lel_image_rootfs(t->srv, json_string_value(json_object_get(img, "imageID")), root, sizeof(root));
-        logf_(b, "info", "image %s (%s): unpacking its files into the build VM", json_string_value(json_object_get(img, "name")),
-              json_string_value(json_object_get(img, "digest")));
-        if (!(bs->push = lel__img_push_new(root))) {
-            finish(t, "cannot read the image's files on the host");
-            return 1;
+    const char *id = json_string_value(json_object_get(img, "imageID"));
+    char root[4200], err[600], reason[700];
+    struct lel_rofs_stats st;
+    int reused = 0;
+    if (!bs->rofs) {
+        lel_image_rootfs(t->srv, id, root, sizeof(root));
+        lel__img_rofs_path(t->srv, id, bs->rofs_path, sizeof(bs->rofs_path));
+        bs->rofs_t0 = lel_mono_ms();
+        if (!(bs->rofs = lel__img_rofs_start(root, bs->rofs_path))) {
+            finish(t, "image: cannot start building its root filesystem image");
+            return;
         }
     }
-    int r = lel__img_push_step(bs->push, b->vm, &argv, err, sizeof(err));
-    if (r < 0) {
-        snprintf(reason, sizeof(reason), "image: %s", err);
-        finish(t, reason);
-        return 1;
-    }
-    if (r == 2) {
-        uint64_t entries;
-        int parts;
-        lel__img_push_stats(bs->push, &entries, &parts);
-        snprintf(bs->what, sizeof(bs->what), parts ? "image: unpacking part %d" : "image: preparing", parts);
-        if (parts) /* progress in the build's log as it goes */
-            logf_(b, "info", "image: part %d in the build VM (%llu entries so far), unpacking it", parts,
-                  (unsigned long long)entries);
-        if (cmd_start(bs, argv, 0) < 0)
-            finish(t, "the image could not be unpacked in the build VM; see the logs");
-        return 1;
-    }
+    int r = lel__img_rofs_poll(bs->rofs, &st, &reused, err, sizeof(err));
     if (r == 1) {
-        next(t, 0);
-        return 1;
+        if (!bs->tries++)
+            logf_(b, "info", "image %s (%s): building its root filesystem image", json_string_value(json_object_get(img, "name")),
+                  json_string_value(json_object_get(img, "digest")));
+        next(t, 50);
+        return;
     }
-    uint64_t entries;
-    int parts;
-    lel__img_push_stats(bs->push, &entries, &parts);
-    logf_(b, "info", "image: %llu files, directories and links unpacked (%d part%s)", (unsigned long long)entries, parts,
-          parts == 1 ? "" : "s");
-    lel__img_push_free(bs->push);
-    bs->push = NULL;
-    bs->phase = PH_STEPS;
-    return 0;
+    lel__img_rofs_free(bs->rofs);
+    bs->rofs = NULL;
+    bs->tries = 0;
+    if (r < 0) {
+        snprintf(reason, sizeof(reason), "image: its root filesystem image could not be built: %s", err);
+        finish(t, reason);
+        return;
+    }
+    logf_(b, "info", "image %s: root filesystem image %s in %.1f s (%llu MiB, %llu files, directories and links), mapped "
+          "read-only into the VM", json_string_value(json_object_get(img, "name")), reused ? "reused" : "built",
+          (double)(lel_mono_ms() - bs->rofs_t0) / 1000, (unsigned long long)(st.file_bytes >> 20), (unsigned long long)st.inodes);
+    bs->phase = PH_VM;
+    next(t, 0);
 }
 
 /* env, workdir, user: the build's defaults change (workdir also makes the directory). */
@@ -460,6 +454,7 @@ static void finish(struct lel_template *t, const char *reason)
 {
     struct lel_build_state *bs = t->build;
     lel_vm_destroy(bs->b.vm);
+    lel__img_rofs_free(bs->rofs);
     if (reason) {
         logf_(&bs->b, "error", "%s", reason);
         set_status(&bs->b, "error", reason);
@@ -471,7 +466,6 @@ static void finish(struct lel_template *t, const char *reason)
     json_decref(bs->b.rec);
     json_decref(bs->def);
     json_decref(bs->env);
-    lel__img_push_free(bs->push);
     free(bs);
     t->build = NULL;
     atomic_fetch_sub(&t->srv->builds_running, 1);
@@ -513,6 +507,7 @@ void lel__template_build(struct lel_template *t, const char *build_id)
     bs->env = json_is_object(json_object_get(base, "env")) ? json_deep_copy(json_object_get(base, "env")) : json_object();
     snprintf(bs->cwd, sizeof(bs->cwd), "%s", json_string_value(json_object_get(base, "workdir")) ?: "/");
     t->build = bs;
+    bs->phase = json_object_get(bs->def, "fromImage") ? PH_IMAGE : PH_VM; /* the image's rofs first */
     const char *from = json_string_value(json_object_get(bs->def, "fromTemplate"));
     set_status(&bs->b, "building", NULL);
     logf_(&bs->b, "info", "build %s of template %s started from %s", build_id, t->id, from ? from : "base");
@@ -524,16 +519,6 @@ static void cmd_ended(struct lel_template *t, int code)
 {
     struct lel_build_state *bs = t->build;
     struct build *b = &bs->b;
-    if (bs->phase == PH_IMAGE) {
-        if (code != 0) {
-            if (code > 0)
-                logf_(b, "error", "%s exited with %d", bs->what, code);
-            finish(t, "the image could not be unpacked in the build VM; see the logs");
-            return;
-        }
-        next(t, 0);
-        return;
-    }
     if (bs->phase == PH_STEPS) {
         if (code != 0) {
             if (code > 0)
@@ -570,15 +555,13 @@ static void advance(struct lel_template *t)
     const char *ready_cmd = json_string_value(json_object_get(bs->def, "readyCmd"));
     switch (bs->phase) {
     case PH_VM:
-        if (start_vm(b, from ? from : "base", err, sizeof(err)) < 0) {
+        if (start_vm(b, from ? from : "base", bs->rofs_path[0] ? bs->rofs_path : NULL, err, sizeof(err)) < 0) {
             snprintf(reason, sizeof(reason), "cannot start the build VM: %s", err);
             finish(t, reason);
             return;
         }
         bs->boot_deadline_ms = lel_mono_ms() + t->srv->cfg.boot_timeout_ms;
         bs->phase = !from || !strcmp(from, "base") ? PH_BOOT : PH_STEPS;
-        if (bs->phase == PH_STEPS && json_object_get(bs->def, "fromImage"))
-            bs->phase = PH_IMAGE;
         break;
     case PH_BOOT: {
         int r = lel_vm_wait_ready(b->vm, 0);
@@ -590,12 +573,11 @@ static void advance(struct lel_template *t)
             finish(t, "cannot start the build VM: the guest did not become ready");
             return;
         }
-        bs->phase = json_object_get(bs->def, "fromImage") ? PH_IMAGE : PH_STEPS;
+        bs->phase = PH_STEPS;
         break;
     }
     case PH_IMAGE:
-        if (image_phase(t) == 0)
-            break;
+        image_phase(t);
         return;
     case PH_STEPS:
         if (bs->step < json_array_size(steps_j)) {
@@ -668,7 +650,7 @@ void lel__template_build_abandon(struct lel_template *t)
     json_decref(bs->b.rec);
     json_decref(bs->def);
     json_decref(bs->env);
-    lel__img_push_free(bs->push);
+    lel__img_rofs_free(bs->rofs);
     free(bs);
     t->build = NULL;
     atomic_fetch_sub(&t->srv->builds_running, 1);

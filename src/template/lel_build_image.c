@@ -1,321 +1,121 @@
-/* A template built from an image gets the image's tree into its build VM, and so into its
- * snapshot, which every sandbox from it restores copy-on-write (the interim of issue 18 §1-2:
- * the tree lives in guest memory; a shared read-only image mapped into every VM comes later).
+/* A template built from an image boots on the image's root filesystem image (rofs: see
+ * src/guest/README.md), built once per image and kept beside its tree as
+ * <data_dir>/images/<imageID>/rootfs-<base>.lrofs, where <base> names the guest's base root
+ * that fills in beneath the image (busybox, for the agent's commands): a lelantosd with another
+ * base builds its own. Every template and sandbox on the image maps that one file.
  *
- * How: the tree under <data_dir>/images/<imageID>/rootfs is read with libarchive's disk reader
- * (symlinks not followed) and written as tar in parts of about PART_BYTES, each uploaded into
- * the guest (/.lelantos-image/part.tar, through the files channel, 1 MiB a request) and
- * unpacked there over the base root by a copy of busybox (/.lelantos-image/busybox: the image
- * may replace /bin/busybox with one that needs libraries a later part brings), then removed.
- * So the guest holds at most one part beside the tree. The guest's root keeps its /bin
- * directory: an image's `bin -> usr/bin` link is left out (the guest's /usr/bin already leads to
- * /bin, so both name one directory), and so are /proc, /dev and /sys, which the guest makes.
- *
- * Each call does a bounded amount (TURN_BYTES) so the template's actor answers between them. */
+ * The build reads the whole tree (hundreds of MB for a Debian with python and node), so it runs
+ * on a thread of its own while the template's actor polls it; the thread owns a copy of what it
+ * needs, and a build that is abandoned (the template deleted) runs to its end and leaves its
+ * file, which the next template from the image takes. Two builds of one image at once write
+ * the same bytes (the format is deterministic) and the last rename wins. */
 #include "lel_template_int.h"
 
-#include "../guest/lel_guest_abi.h"
+#include "../image/lel_image.h"
+#include "../image/lel_rofs_build.h"
 #include "../vmm/lel_vmm.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
-#include <search.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
-#define CHUNK (1u << 20)
-#define PART_BYTES (32u << 20)
-#define TURN_BYTES (8u << 20)
-#define GUEST_DIR "/.lelantos-image"
-#define GUEST_PART GUEST_DIR "/part.tar"
-#define GUEST_BB GUEST_DIR "/busybox"
+struct lel_img_rofs {
+    atomic_int refs;    /* the thread's and the build's */
+    atomic_int done;    /* the thread finished: result and stats are set */
+    int result;         /* 0, or -errno with err */
+    int reused;         /* the file was there already */
+    char rootfs[4200], out[4200];
+    char err[600];
+    struct lel_rofs_stats st;
+};
 
-enum push_state { PS_COPY_BB = 0, PS_WALK, PS_UNPACK, PS_CLEANUP, PS_DONE };
-
-struct lel_img_push {
-    enum push_state state;
+void lel__img_rofs_path(lel_server_t *srv, const char *image_id, char *buf, size_t n)
+{
+    const void *base;
+    size_t blen;
     char root[4200];
-    size_t rootlen;
-    struct archive *disk, *out;
-    struct archive_entry *entry;
-    int in_data, walk_done;
-    char *buf;     /* the part's bytes not uploaded yet (plen path bytes first, for the request) */
-    size_t fill;   /* bytes of tar in buf after the path */
-    uint64_t part_bytes, part_off, total;
-    uint32_t tmp_id;
-    int part_started, parts, err;
-    char *data;    /* a file's data as it is read */
-    void *inodes;  /* tsearch tree: hard-linked files seen, ino -> first path */
-    char errmsg[256];
-};
-
-struct ino_path {
-    uint64_t ino;
-    char path[];
-};
-
-static int ino_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const struct ino_path *)a)->ino, y = ((const struct ino_path *)b)->ino;
-    return x < y ? -1 : x > y;
+    lel_vmm_base_rootfs(&base, &blen);
+    lel_image_rootfs(srv, image_id, root, sizeof(root));
+    snprintf(buf, n, "%s-%016llx.lrofs", root, (unsigned long long)XXH3_64bits(base, blen));
 }
 
-static const size_t PLEN = sizeof(GUEST_PART);
-
-/* Sends buf's first n tar bytes as the part's next chunk (last: it ends the part). */
-static int send_chunk(struct lel_img_push *p, lel_vm_t *vm, size_t n, int last)
+static void put_ref(struct lel_img_rofs *b)
 {
-    uint64_t flags = (!p->part_started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST : 0), ret[4] = {0};
-    uint64_t arg[4] = {PLEN, p->part_off, n, flags | (uint64_t)p->tmp_id << 32};
-    int r = lel_vm_call_bulk(vm, LEL_OP_FILE_UPLOAD, arg, p->buf, PLEN + n, ret, 30000);
+    if (atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+static void *build_main(void *arg)
+{
+    static const char *const skip[] = {"proc", "dev", "sys", NULL}; /* the guest makes its own */
+    struct lel_img_rofs *b = arg;
+    const void *base;
+    size_t blen;
+    lel_vmm_base_rootfs(&base, &blen);
+    struct lel_rofs_tree *t = lel_rofs_tree_new();
+    int r = t ? lel_rofs_add_dir(t, b->rootfs, skip, b->err, sizeof(b->err)) : -ENOMEM;
+    if (r == 0)
+        r = lel_rofs_add_archive_under(t, base, blen, b->err, sizeof(b->err));
+    if (r == 0)
+        r = lel_rofs_write(t, b->out, &b->st, NULL, b->err, sizeof(b->err));
+    if (!t)
+        snprintf(b->err, sizeof(b->err), "out of memory");
+    lel_rofs_tree_free(t);
+    b->result = r;
+    atomic_store(&b->done, 1);
+    put_ref(b);
+    return NULL;
+}
+
+struct lel_img_rofs *lel__img_rofs_start(const char *rootfs, const char *out)
+{
+    struct lel_img_rofs *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    snprintf(b->rootfs, sizeof(b->rootfs), "%s", rootfs);
+    snprintf(b->out, sizeof(b->out), "%s", out);
+    struct lel_rofs_super s;
+    char err[600];
+    if (lel_rofs_header(out, &s, err, sizeof(err)) == 0) { /* built by an earlier template */
+        b->reused = 1;
+        b->st = (struct lel_rofs_stats){s.file_bytes, s.inode_count, s.dirent_count, s.data_bytes};
+        atomic_store(&b->done, 1);
+        atomic_store(&b->refs, 1);
+        return b;
+    }
+    atomic_store(&b->refs, 2);
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&th, &at, build_main, b);
+    pthread_attr_destroy(&at);
     if (r != 0) {
-        snprintf(p->errmsg, sizeof(p->errmsg), "cannot write the image into the build VM: %s",
-                 r == 28 ? "its memory is full (give the template a larger memoryMB)" : r > 0 ? strerror(r) : "no answer");
-        return -1;
-    }
-    if (!p->part_started)
-        p->tmp_id = (uint32_t)ret[0];
-    p->part_started = 1;
-    p->part_off += n;
-    memmove(p->buf + PLEN, p->buf + PLEN + n, p->fill - n);
-    p->fill -= n;
-    return 0;
-}
-
-/* libarchive's output: appended to buf (the caller uploads full chunks between entries). */
-static la_ssize_t out_write(struct archive *a, void *ud, const void *data, size_t n)
-{
-    (void)a;
-    struct lel_img_push *p = ud;
-    if (p->fill + n > 2 * CHUNK + PART_BYTES / 8) { /* never: the caller drains it at CHUNK */
-        p->err = 1;
-        return -1;
-    }
-    memcpy(p->buf + PLEN + p->fill, data, n);
-    p->fill += n;
-    p->part_bytes += n;
-    return (la_ssize_t)n;
-}
-
-static int open_part(struct lel_img_push *p)
-{
-    p->out = archive_write_new();
-    if (!p->out || archive_write_set_format_pax_restricted(p->out) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(p->out, 1) != ARCHIVE_OK ||
-        archive_write_open(p->out, p, NULL, out_write, NULL) != ARCHIVE_OK) {
-        snprintf(p->errmsg, sizeof(p->errmsg), "cannot write tar: %s", p->out ? archive_error_string(p->out) : "out of memory");
-        return -1;
-    }
-    p->part_bytes = p->part_off = 0;
-    p->part_started = 0;
-    return 0;
-}
-
-struct lel_img_push *lel__img_push_new(const char *rootfs)
-{
-    struct lel_img_push *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    snprintf(p->root, sizeof(p->root), "%s", rootfs);
-    p->rootlen = strlen(p->root);
-    p->buf = malloc(PLEN + 2 * CHUNK + PART_BYTES / 8);
-    p->data = malloc(CHUNK);
-    p->disk = archive_read_disk_new();
-    p->entry = archive_entry_new();
-    if (!p->buf || !p->data || !p->disk || !p->entry ||
-        archive_read_disk_set_behavior(p->disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
-                                                    ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS) != ARCHIVE_OK ||
-        archive_read_disk_set_symlink_physical(p->disk) != ARCHIVE_OK || archive_read_disk_open(p->disk, rootfs) != ARCHIVE_OK) {
-        lel__img_push_free(p);
+        free(b);
         return NULL;
     }
-    memcpy(p->buf, GUEST_PART, PLEN);
-    return p;
+    return b;
 }
 
-void lel__img_push_free(struct lel_img_push *p)
+int lel__img_rofs_poll(struct lel_img_rofs *b, struct lel_rofs_stats *st, int *reused, char *err, size_t errlen)
 {
-    if (!p)
-        return;
-    if (p->out)
-        archive_write_free(p->out);
-    if (p->disk)
-        archive_read_free(p->disk);
-    archive_entry_free(p->entry);
-    tdestroy(p->inodes, free);
-    free(p->buf);
-    free(p->data);
-    free(p);
-}
-
-/* Whether the entry at `rel` stays out of the guest (and, for a directory, what is under it). */
-static int left_out(struct archive_entry *e, const char *rel)
-{
-    static const char *const guest_made[] = {"proc", "dev", "sys", NULL};
-    for (int i = 0; guest_made[i]; i++) {
-        size_t n = strlen(guest_made[i]);
-        if (!strncmp(rel, guest_made[i], n) && (!rel[n] || rel[n] == '/'))
-            return 1;
-    }
-    /* the guest's /bin is a directory (and /usr/bin leads to it): a link over it cannot be made */
-    return archive_entry_filetype(e) == AE_IFLNK && !strcmp(rel, "bin");
-}
-
-/* Hard links: the first name of a file goes as the file, the others as links to it. */
-static void link_or_remember(struct lel_img_push *p, struct archive_entry *e, const char *rel)
-{
-    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_nlink(e) < 2)
-        return;
-    struct ino_path *k = malloc(sizeof(*k) + strlen(rel) + 1);
-    if (!k)
-        return;
-    k->ino = (uint64_t)archive_entry_ino64(e);
-    strcpy(k->path, rel);
-    struct ino_path **found = tsearch(k, &p->inodes, ino_cmp);
-    if (found && *found != k) {
-        archive_entry_set_hardlink(e, (*found)->path);
-        archive_entry_set_size(e, 0);
-        free(k);
-    } else if (!found) {
-        free(k);
-    }
-}
-
-/* The next entry's header into the part; 1 written, 0 the walk ended, -1 error. */
-static int next_entry(struct lel_img_push *p)
-{
-    for (;;) {
-        int r = archive_read_next_header2(p->disk, p->entry);
-        if (r == ARCHIVE_EOF)
-            return 0;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            snprintf(p->errmsg, sizeof(p->errmsg), "cannot read the image's tree: %s", archive_error_string(p->disk));
-            return -1;
-        }
-        const char *path = archive_entry_pathname(p->entry);
-        const char *rel = path && strlen(path) > p->rootlen ? path + p->rootlen + 1 : "";
-        char relbuf[4200];
-        snprintf(relbuf, sizeof(relbuf), "%s", rel);
-        if (!*relbuf) { /* the root itself */
-            archive_read_disk_descend(p->disk);
-            continue;
-        }
-        if (left_out(p->entry, relbuf))
-            continue; /* not descended into */
-        archive_read_disk_descend(p->disk);
-        archive_entry_set_pathname(p->entry, relbuf);
-        archive_entry_set_uname(p->entry, NULL);
-        archive_entry_set_gname(p->entry, NULL);
-        link_or_remember(p, p->entry, relbuf);
-        if (archive_write_header(p->out, p->entry) < ARCHIVE_WARN) {
-            snprintf(p->errmsg, sizeof(p->errmsg), "cannot write tar for '%.200s': %s", relbuf, archive_error_string(p->out));
-            return -1;
-        }
-        p->in_data = archive_entry_filetype(p->entry) == AE_IFREG && !archive_entry_hardlink(p->entry) &&
-                     archive_entry_size(p->entry) > 0;
-        p->total++;
+    if (!atomic_load(&b->done))
         return 1;
-    }
-}
-
-/* Moves the walk on by about TURN_BYTES: 1 more to do, 2 the part is complete (unpack it), -1 error. */
-static int walk(struct lel_img_push *p, lel_vm_t *vm)
-{
-    uint64_t sent = 0;
-    if (!p->out && open_part(p) < 0)
-        return -1;
-    while (sent < TURN_BYTES) {
-        if (p->in_data) {
-            la_ssize_t n = archive_read_data(p->disk, p->data, CHUNK);
-            if (n < 0) {
-                snprintf(p->errmsg, sizeof(p->errmsg), "cannot read the image's tree: %s", archive_error_string(p->disk));
-                return -1;
-            }
-            if (n == 0)
-                p->in_data = 0;
-            else if (archive_write_data(p->out, p->data, (size_t)n) != n) {
-                snprintf(p->errmsg, sizeof(p->errmsg), "cannot write tar: %s", archive_error_string(p->out));
-                return -1;
-            }
-        } else if (p->part_bytes >= PART_BYTES || p->walk_done) {
-            break;
-        } else {
-            int r = next_entry(p);
-            if (r < 0)
-                return -1;
-            p->walk_done = r == 0;
-        }
-        while (p->fill >= CHUNK) {
-            if (send_chunk(p, vm, CHUNK, 0) < 0)
-                return -1;
-            sent += CHUNK;
-        }
-    }
-    if (p->in_data || (p->part_bytes < PART_BYTES && !p->walk_done))
-        return 1;
-    /* the part ends: its trailer, then the rest of it as the last chunk */
-    if (archive_write_close(p->out) != ARCHIVE_OK || p->err) {
-        snprintf(p->errmsg, sizeof(p->errmsg), "cannot write tar: %s", archive_error_string(p->out));
+    if (b->result < 0) {
+        snprintf(err, errlen, "%s", b->err);
         return -1;
     }
-    archive_write_free(p->out);
-    p->out = NULL;
-    while (p->fill > CHUNK)
-        if (send_chunk(p, vm, CHUNK, 0) < 0)
-            return -1;
-    if (send_chunk(p, vm, p->fill, 1) < 0)
-        return -1;
-    p->parts++;
-    return 2;
-}
-
-static void delete_in_guest(lel_vm_t *vm, const char *path)
-{
-    uint64_t arg[4] = {strlen(path) + 1, 0, 0, 0}, ret[4];
-    lel_vm_call_bulk(vm, LEL_OP_FILE_DELETE, arg, path, strlen(path) + 1, ret, 30000);
-}
-
-int lel__img_push_step(struct lel_img_push *p, lel_vm_t *vm, const char *const **argv, char *err, size_t errlen)
-{
-    static const char *const copy_bb[] = {"/bin/busybox", "sh", "-c",
-                                          "mkdir -p " GUEST_DIR " && cp /bin/busybox " GUEST_BB, NULL};
-    static const char *const unpack[] = {GUEST_BB, "tar", "-xf", GUEST_PART, "-C", "/", NULL};
-    int r;
-    switch (p->state) {
-    case PS_COPY_BB:
-        p->state = PS_WALK;
-        *argv = copy_bb;
-        return 2;
-    case PS_WALK:
-        r = walk(p, vm);
-        if (r < 0) {
-            snprintf(err, errlen, "%s", p->errmsg);
-            return -1;
-        }
-        if (r == 2) {
-            p->state = PS_UNPACK;
-            *argv = unpack;
-        }
-        return r;
-    case PS_UNPACK: /* the part was unpacked */
-        delete_in_guest(vm, GUEST_PART);
-        p->state = p->walk_done ? PS_CLEANUP : PS_WALK;
-        return 1;
-    case PS_CLEANUP:
-        delete_in_guest(vm, GUEST_BB);
-        delete_in_guest(vm, GUEST_DIR);
-        p->state = PS_DONE;
-        return 0;
-    case PS_DONE:
-        return 0;
-    }
+    *st = b->st;
+    *reused = b->reused;
     return 0;
 }
 
-void lel__img_push_stats(const struct lel_img_push *p, uint64_t *entries, int *parts)
+void lel__img_rofs_free(struct lel_img_rofs *b)
 {
-    *entries = p->total;
-    *parts = p->parts;
+    if (b)
+        put_ref(b);
 }

@@ -69,8 +69,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->disk_mb = (int)json_integer_value(json_object_get(rec, "diskSizeMB"));
     json_t *def = json_object_get(rec, "definition");
     t->defaults = lel__template_defaults_of(def);
-    snprintf(t->image_id, sizeof(t->image_id), "%s",
-             json_string_value(json_object_get(json_object_get(def, "fromImage"), "imageID")) ?: "");
+    snprintf(t->image_id, sizeof(t->image_id), "%s", lel__template_image_id(def) ?: "");
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
     atomic_init(&t->in_use, 0);
     atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
@@ -255,7 +254,7 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     json_t *def = lel__template_parse_definition(srv, c, &cpu, &mem);
     if (!def)
         return;
-    const char *image_id = json_string_value(json_object_get(json_object_get(def, "fromImage"), "imageID"));
+    const char *image_id = lel__template_image_id(def);
     const char *name = json_string_value(json_object_get(c->json, "name"));
     char tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
     /* names are unique per team (creation runs on the team actor), and a built-in's name is

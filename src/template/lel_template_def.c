@@ -153,7 +153,7 @@ static int valid_name(const char *n)
 
 /* fromImage: a use of the image is taken (given back by the caller when the template is not
  * made); *base gets its defaults and *img what the definition keeps of it. */
-static int from_image(lel_server_t *srv, lel_call_t *c, const char *name, long long mem, json_t **base, json_t **img)
+static int from_image(lel_server_t *srv, lel_call_t *c, const char *name, json_t **base, json_t **img)
 {
     json_t *rec = NULL;
     int r = lel_image_acquire(srv, c->team->id, name, &rec);
@@ -161,15 +161,9 @@ static int from_image(lel_server_t *srv, lel_call_t *c, const char *name, long l
         BAD("invalid field 'fromImage': '%.140s' is not an image name", name);
     if (r < 0)
         BAD("invalid field 'fromImage': image '%.140s' not found", name);
-    uint64_t size = (uint64_t)json_integer_value(json_object_get(rec, "sizeBytes"));
+    /* (its files take none of the template's memory: they are its read-only root filesystem
+     * image, mapped into every VM from the host's page cache) */
     const char *id = json_string_value(json_object_get(rec, "imageID"));
-    if (size + (64ULL << 20) > (uint64_t)mem << 20) {
-        lel_image_release(srv, id);
-        json_decref(rec);
-        BAD("invalid field 'memoryMB': image '%.140s' unpacks to %llu MiB, which the template's memory holds "
-            "(the image's files live in it for now): give it at least %llu",
-            name, (unsigned long long)(size >> 20), (unsigned long long)(((size >> 20) + 64 + 1) & ~1ULL));
-    }
     *img = json_pack("{s:O, s:O, s:O, s:O, s:O}", "imageID", json_object_get(rec, "imageID"), "name",
                      json_object_get(rec, "name"), "digest", json_object_get(rec, "digest"), "cmd", json_object_get(rec, "cmd"),
                      "entrypoint", json_object_get(rec, "entrypoint"));
@@ -186,8 +180,10 @@ static int from_image(lel_server_t *srv, lel_call_t *c, const char *name, long l
     return 0;
 }
 
-/* The starting point: fromImage or fromTemplate (default base). */
-static int start_point(lel_server_t *srv, lel_call_t *c, long long mem, const char **from_id, json_t **base, json_t **img)
+/* The starting point: fromImage or fromTemplate (default base). A template from one built on
+ * an image runs over that image's root filesystem image too, so it holds a use of the image
+ * (*use), which cannot then be deleted under it. */
+static int start_point(lel_server_t *srv, lel_call_t *c, const char **from_id, json_t **base, json_t **img, json_t **use)
 {
     const char *from = NULL, *image = NULL;
     if (lel_call_str_field(c, "fromTemplate", 128, &from) < 0 || lel_call_str_field(c, "fromImage", 300, &image) < 0)
@@ -196,7 +192,7 @@ static int start_point(lel_server_t *srv, lel_call_t *c, long long mem, const ch
         BAD("invalid field 'fromImage': give fromImage or fromTemplate, not both");
     if (image) {
         *from_id = "base";
-        return from_image(srv, c, image, mem, base, img);
+        return from_image(srv, c, image, base, img);
     }
     lel_actor_t *parent = lel_template_lookup(srv, c->team, from ? from : "base");
     if (!parent)
@@ -204,8 +200,16 @@ static int start_point(lel_server_t *srv, lel_call_t *c, long long mem, const ch
     struct lel_template *pt = lel_actor_state(parent);
     *from_id = pt->id; /* templates live while the registry holds them; ids are never reused */
     *base = json_deep_copy(pt->defaults);
+    if (pt->image_id[0] && lel_image_acquire_id(srv, pt->image_id) == 0 && !(*use = json_pack("{s:s}", "imageID", pt->image_id)))
+        lel_image_release(srv, pt->image_id);
     lel_actor_unref(parent);
     return 0;
+}
+
+const char *lel__template_image_id(json_t *def)
+{
+    const char *id = json_string_value(json_object_get(json_object_get(def, "fromImage"), "imageID"));
+    return id ? id : json_string_value(json_object_get(json_object_get(def, "imageUse"), "imageID"));
 }
 
 /* {"dockerfile"}: turned into fromImage/fromTemplate, steps and startCmd in the body itself. */
@@ -233,7 +237,7 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
     const char *name = NULL, *start = NULL, *ready = NULL, *from_id = NULL;
     if (c->json && take_dockerfile(c) < 0)
         return NULL;
-    json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL, *base = NULL, *img = NULL, *st;
+    json_t *steps = c->json ? json_object_get(c->json, "steps") : NULL, *base = NULL, *img = NULL, *use = NULL, *st;
     size_t i;
     if (lel_call_str_field(c, "name", 128, &name) < 0 || lel_call_str_field(c, "startCmd", 65536, &start) < 0 ||
         lel_call_str_field(c, "readyCmd", 65536, &ready) < 0 || lel_call_int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 ||
@@ -253,7 +257,7 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
     }
     if (steps && !json_is_null(steps) && lel__template_check_steps(c, steps) < 0)
         return NULL;
-    if (start_point(srv, c, *mem, &from_id, &base, &img) < 0)
+    if (start_point(srv, c, &from_id, &base, &img, &use) < 0)
         return NULL;
     steps = steps && !json_is_null(steps) ? json_deep_copy(steps) : json_array();
     json_t *defaults = json_deep_copy(base);
@@ -264,6 +268,8 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
                             "base", base, "defaults", defaults);
     if (img)
         json_object_set_new(def, "fromImage", img);
+    if (use)
+        json_object_set_new(def, "imageUse", use);
     return def;
 }
 

@@ -22,7 +22,7 @@ struct lel_template {
     lel_actor_t *actor;     /* self (the registry holds the reference) */
     struct lel_build_state *build; /* the build in progress, or NULL */
     json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
-    char image_id[LEL_ID_LEN + 1]; /* fromImage: the image it holds a use of, else "" */
+    char image_id[LEL_ID_LEN + 1]; /* the image it holds a use of (fromImage, or its parent's), else "" */
     struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
 };
 
@@ -30,6 +30,9 @@ struct lel_template {
 /** Parses and checks the body into a definition; NULL with the error set on c. A fromImage
  * definition holds a use of the image (the template made from it gives it back when freed). */
 json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long long *cpu, long long *mem);
+/** The image a definition holds a use of (fromImage's, or the parent template's: its
+ * imageUse), or NULL. */
+const char *lel__template_image_id(json_t *def);
 /** Checks steps; 0, or -EINVAL with a 400 naming the field. */
 int lel__template_check_steps(lel_call_t *c, json_t *steps);
 /** A file step's mode: an integer 0..07777 or an octal string ("0644"). 0 or -EINVAL. */
@@ -53,17 +56,20 @@ void lel__template_build_step(struct lel_template *t);
  * cancels the build (which removes the records itself). */
 void lel__template_build_abandon(struct lel_template *t);
 
-/* lel_build_image.c: an image's tree into the build VM, in tar parts unpacked there. */
-struct lel_img_push;
+/* lel_build_image.c: the image's root filesystem image (rofs), built once per image. */
+struct lel_img_rofs;
+struct lel_rofs_stats;
+/** Where the rofs of image `image_id` is (or goes): beside its tree, named after the base. */
+void lel__img_rofs_path(lel_server_t *srv, const char *image_id, char *buf, size_t n);
+/** Starts building the rofs at `out` from the tree at `rootfs` on a thread of its own, or
+ * takes the file already there. NULL when no thread could start. */
+struct lel_img_rofs *lel__img_rofs_start(const char *rootfs, const char *out);
+/** 1 still building; 0 done (its stats, and whether the file was there already); -1 failed
+ * (err filled). Never blocks. */
+int lel__img_rofs_poll(struct lel_img_rofs *b, struct lel_rofs_stats *st, int *reused, char *err, size_t errlen);
+/** The build's use of it ends (a build still running goes on to its end and leaves its file). */
+void lel__img_rofs_free(struct lel_img_rofs *b);
 struct lel_vm;
-/** Starts reading the tree at `rootfs`. NULL when it cannot be read. */
-struct lel_img_push *lel__img_push_new(const char *rootfs);
-/** One turn: 1 call again, 2 run *argv in the guest (its exit status 0: call again), 0 done,
- * -1 failed (err filled). Blocks only for the guest's answers to about 8 MiB of uploads. */
-int lel__img_push_step(struct lel_img_push *p, struct lel_vm *vm, const char *const **argv, char *err, size_t errlen);
-/** Entries written and parts unpacked so far. */
-void lel__img_push_stats(const struct lel_img_push *p, uint64_t *entries, int *parts);
-void lel__img_push_free(struct lel_img_push *p);
 /* lel_template_dockerfile.c */
 /** Turns a Dockerfile into *from_image or *from_template (a name), *steps and *start (the
  * startCmd line, malloc'd, "" when none). 0, or -EINVAL with a 400 naming the line. */

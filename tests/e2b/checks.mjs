@@ -3,6 +3,7 @@
 // ends, so do the SDK's connections, and the daemon then stops as after any client.
 // LEL_E2B_MODE: "vm" (all checks; exit 3 when this host cannot start microVMs) or "none" (the
 // control plane alone, on a vmm.backend: none daemon). Exit 0 when every check passed, 1 if not.
+import { readFileSync } from 'node:fs'
 import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError } from 'e2b'
 
 const base = process.env.LEL_E2B_URL
@@ -36,7 +37,8 @@ async function controlPlane(opts, sbx, other) {
   check(end1 > end0 + 100_000, 'setTimeout moves endAt', { end0, end1 })
   const metrics = await sbx.getMetrics()
   check(Array.isArray(metrics), 'getMetrics answers a list', metrics.length)
-  await throws(() => Sandbox.create('base', { ...opts, allowInternetAccess: true }), Error, 'a field we cannot honour is refused')
+  await throws(() => Sandbox.create('base', { ...opts, lifecycle: { onTimeout: { action: 'pause', keepMemory: false } } }), Error,
+    'a field we cannot honour is refused (autoPauseMemory: false)')
   await throws(() => Sandbox.connect('aaaaaaaaaaaaaaaaaaaa', opts), NotFoundError, 'connect to an unknown sandbox: NotFoundError')
 }
 
@@ -118,9 +120,148 @@ async function wire(sbx) {
   check(gone.status === 502, 'an unknown sandbox: 502 as the E2B proxy answers', gone.status)
 }
 
+// Output streams: callbacks fire while the command runs, and nothing is lost past 1 MiB.
+async function streaming(sbx) {
+  const seen = []
+  t0 = Date.now()
+  const r = await sbx.commands.run('echo first; sleep 2; echo second >&2; echo third', {
+    onStdout: (d) => seen.push(['out', d, Date.now() - t0]), onStderr: (d) => seen.push(['err', d, Date.now() - t0]),
+  })
+  const end = Date.now() - t0
+  check(seen.length >= 2 && seen[0][1] === 'first\n' && seen[0][2] < end - 1500, 'onStdout gets data before the command ends', { seen, end })
+  check(r.stdout === 'first\nthird\n' && r.stderr === 'second\n', 'and the whole output at the end', r)
+  let want = ''
+  for (let i = 1; i <= 1500000; i++) want += `${i}\n`
+  let chunks = 0
+  t0 = Date.now()
+  const big = await sbx.commands.run('seq 1 1500000', { onStdout: () => chunks++ })
+  const ms = Date.now() - t0
+  check(big.stdout.length === want.length && big.stdout === want, `10 MB of stdout arrive whole (${want.length} bytes)`, big.stdout.length)
+  console.log(`     (${(want.length / 1e6).toFixed(1)} MB of seq in ${ms} ms, ${chunks} data events)`)
+  t0 = Date.now()
+  const zeros = await sbx.commands.run('head -c 20000000 /dev/zero')
+  console.log(`     (20 MB of stdout in ${Date.now() - t0} ms)`)
+  check(zeros.stdout.length === 20000000, 'a 20 MB stdout', zeros.stdout.length)
+  await slowReader(sbx)
+}
+
+// stdin of a running command: sendStdin, closeStdin, a reader that answers as it reads, StreamInput.
+async function stdin(sbx) {
+  const cat = await sbx.commands.run('cat', { background: true, stdin: true })
+  await cat.sendStdin('hello ')
+  await cat.sendStdin(new TextEncoder().encode('world\n'))
+  await cat.closeStdin()
+  const r = await cat.wait()
+  check(r.exitCode === 0 && r.stdout === 'hello world\n', 'sendStdin and closeStdin', r)
+  const seen = []
+  const rd = await sbx.commands.run('while read l; do echo "got $l"; done; echo bye', { background: true, stdin: true, onStdout: (d) => seen.push(d) })
+  await rd.sendStdin('one\n')
+  for (let i = 0; i < 50 && !seen.join('').includes('got one'); i++) await sleep(100)
+  check(seen.join('') === 'got one\n', 'a command answers its stdin while it runs', seen)
+  await rd.sendStdin('two\n')
+  await rd.closeStdin()
+  check((await rd.wait()).stdout === 'got one\ngot two\nbye\n', 'and ends at the end of its stdin')
+  const wc = await sbx.commands.run('wc -c', { background: true, stdin: true })
+  const piece = new Uint8Array(600_000).fill(120)
+  for (let i = 0; i < 8; i++) await wc.sendStdin(piece) /* 4.8 MB: more than the guest's pipe holds at once */
+  await wc.closeStdin()
+  check((await wc.wait()).stdout.trim() === '4800000', '4.8 MB through sendStdin arrive whole')
+  const nostdin = await sbx.commands.run('sleep 5', { background: true })
+  await throws(() => nostdin.sendStdin('x'), Error, 'sendStdin to a command started without stdin fails')
+  await nostdin.kill()
+  // StreamInput (client streaming, which the SDK's transport cannot send): its messages are the body
+  const sc = await sbx.commands.run('cat', { background: true, stdin: true })
+  const frames = [{ start: { process: { pid: sc.pid } } }, { data: { input: { stdin: Buffer.from('streamed ').toString('base64') } } },
+    { keepalive: {} }, { data: { input: { stdin: Buffer.from('input\n').toString('base64') } } }]
+  const body = Buffer.concat(frames.map((m) => {
+    const j = Buffer.from(JSON.stringify(m)), h = Buffer.from([0, 0, 0, 0, 0])
+    h.writeUInt32BE(j.length, 1)
+    return Buffer.concat([h, j])
+  }))
+  const res = await fetch(`${base}/process.Process/StreamInput`, {
+    method: 'POST', body, headers: { 'Content-Type': 'application/connect+json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken },
+  })
+  const buf = Buffer.from(await res.arrayBuffer())
+  check(res.status === 200 && buf.length >= 10 && buf[0] === 0 && buf[buf.readUInt32BE(1) + 5] === 2, 'StreamInput answers a message and the end of the stream', buf.toString())
+  await sc.closeStdin()
+  check((await sc.wait()).stdout === 'streamed input\n', 'StreamInput writes the stdin')
+}
+
+// SendSignal: SIGTERM is a SIGTERM (a trap runs), SIGKILL kills; Connect to an ended process replays its end.
+async function signals(sbx) {
+  const seen = []
+  const h = await sbx.commands.run("trap 'echo trapped; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+    { background: true, onStdout: (d) => seen.push(d) })
+  for (let i = 0; i < 50 && !seen.join('').includes('ready'); i++) await sleep(100)
+  const term = (pid) => sbx.commands.rpc.sendSignal({ process: { selector: { case: 'pid', value: pid } }, signal: 15 })
+  await term(h.pid)
+  const e = await throws(() => h.wait(), CommandExitError, 'SIGTERM reaches a trap: the command exits as it says')
+  check(e?.exitCode === 3 && e?.stdout === 'ready\ntrapped\n', 'the SIGTERM trap ran', { exitCode: e?.exitCode, stdout: e?.stdout })
+  const s2 = await sbx.commands.run('sleep 30', { background: true })
+  await term(s2.pid)
+  const e2 = await throws(() => s2.wait(), CommandExitError, 'an untrapped SIGTERM ends the command')
+  check(e2?.exitCode === -1 && e2?.error === 'signal: terminated', 'signal: terminated', { exitCode: e2?.exitCode, error: e2?.error })
+  const seen3 = [] // the trap must be set before the signal comes: a shell not yet there dies of it
+  const s3 = await sbx.commands.run("trap '' TERM; echo ready; sleep 30", { background: true, onStdout: (d) => seen3.push(d) })
+  for (let i = 0; i < 50 && !seen3.join('').includes('ready'); i++) await sleep(100)
+  await term(s3.pid)
+  await sleep(300)
+  check((await sbx.commands.list()).some((p) => p.pid === s3.pid), 'a command that ignores SIGTERM runs on')
+  check(await s3.kill(), 'SIGKILL ends it')
+  const e3 = await throws(() => s3.wait(), CommandExitError, 'killed')
+  check(e3?.error === 'signal: killed', 'signal: killed', e3?.error)
+  const done = await sbx.commands.run('echo over; exit 5', { background: true })
+  await done.wait().catch(() => {})
+  const again = await sbx.commands.connect(done.pid)
+  const e4 = await throws(() => again.wait(), CommandExitError, 'connect to an ended command replays its end')
+  check(e4?.exitCode === 5, 'with its exit code', e4?.exitCode)
+  await throws(() => sbx.commands.connect(999999), Error, 'connect to a command that never was fails')
+}
+
+// The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
+function daemonRss() {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${process.env.LEL_E2B_PID}/status`, 'utf8'))[1])
+  } catch { return 0 }
+}
+
+// A client that stops reading: the process waits for it (flow control), the daemon does not
+// buffer its output, and nothing is lost when the client reads on.
+async function slowReader(sbx) {
+  const mib = 200, json = Buffer.from(JSON.stringify({ process: { cmd: '/bin/sh', args: ['-c', `dd if=/dev/zero bs=1M count=${mib} 2>/dev/null; echo end >&2`] } }))
+  const body = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), json])
+  body.writeUInt32BE(json.length, 1)
+  const res = await fetch(`${base}/process.Process/Start`, {
+    method: 'POST', body, headers: { 'Content-Type': 'application/connect+json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken },
+  })
+  const reader = res.body.getReader()
+  const rss0 = daemonRss()
+  await reader.read()
+  await sleep(3000) /* the client reads nothing meanwhile */
+  const rss1 = daemonRss()
+  const listed = await sbx.commands.list()
+  let buf = Buffer.alloc(0), out = 0, err = '', end = null
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) break
+    buf = Buffer.concat([buf, value])
+    while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+      const m = JSON.parse(buf.subarray(5, 5 + buf.readUInt32BE(1)).toString())
+      buf = buf.subarray(5 + buf.readUInt32BE(1))
+      if (m.event?.data?.stdout) out += Buffer.from(m.event.data.stdout, 'base64').length
+      if (m.event?.data?.stderr) err += Buffer.from(m.event.data.stderr, 'base64').toString()
+      if (m.event?.end) end = m.event.end
+    }
+  }
+  check(listed.length === 1, 'a process whose client stopped reading waits (it is still running)', listed.length)
+  if (rss0 && process.env.LEL_E2B_ASAN !== '1')
+    check(rss1 - rss0 < 48 * 1024, `the daemon holds little of its output meanwhile (${((rss1 - rss0) / 1024).toFixed(1)} MiB more)`, { rss0, rss1 })
+  check(out === mib << 20 && err === 'end\n' && end?.exited, `then all ${mib} MiB arrive`, { out, err, end })
+}
+let t0
+
 // The data plane: commands and files.
 async function dataPlane(opts, sbx, other) {
-  let t0
 
   // commands
   t0 = Date.now()
@@ -139,6 +280,9 @@ async function dataPlane(opts, sbx, other) {
   await sbx.commands.run('echo one; echo two', { onStdout: (d) => chunks.push(d) })
   check(chunks.join('') === 'one\ntwo\n', 'onStdout gets the output', chunks)
   await throws(() => sbx.commands.run('pwd', { cwd: '/no/such/dir' }), InvalidArgumentError, 'a missing cwd: InvalidArgumentError')
+  await streaming(sbx)
+  await stdin(sbx)
+  await signals(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)

@@ -72,12 +72,13 @@ async function stopAndWait() {
 function runChecks(mode) {
   return new Promise((res) => {
     const child = spawn(process.execPath, [join(here, 'checks.mjs')], {
-      stdio: 'inherit', env: { ...process.env, LEL_E2B_URL: base, LEL_E2B_KEY: key, LEL_E2B_MODE: mode, LEL_E2B_ADMIN: adminToken },
+      stdio: 'inherit', env: { ...process.env, LEL_E2B_URL: base, LEL_E2B_KEY: key, LEL_E2B_MODE: mode, LEL_E2B_ADMIN: adminToken, LEL_E2B_PID: String(proc.pid), LEL_E2B_ASAN: asan ? '1' : '0' },
     })
     child.once('exit', (code) => res(code ?? 1))
   })
 }
 
+const asan = readFileSync(daemon).includes('__asan_init') /* memory bounds mean nothing under ASan */
 const apiOnly = process.env.LEL_E2B_API_ONLY === '1'
 let mode = apiOnly ? 'none' : 'vm'
 await startDaemon(mode, apiOnly ? 'vmm:\n  backend: none\n' : '')

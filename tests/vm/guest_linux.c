@@ -29,6 +29,11 @@ static const struct {
     void (*run)(void);
 } sections[] = {
     {"time", time_checks},
+    {"files", file_checks},
+    {"pgrp", pgrp_checks},
+    {"shm", shm_checks},
+    {"mem", mem_checks},
+    {"sig", sig_checks},
 };
 
 int main(int argc, char **argv)

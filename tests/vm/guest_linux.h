@@ -13,5 +13,10 @@ long mono_ms(void);
 
 /* The sections, each in its file (guest_linux_*.c). */
 void time_checks(void);
+void file_checks(void);
+void pgrp_checks(void);
+void shm_checks(void);
+void mem_checks(void);
+void sig_checks(void);
 
 #endif

@@ -21,6 +21,7 @@ void make_devices(void)
     struct inode *dev, *node;
     if (fs_lookup(fs_root(), "/dev", 1, &dev) < 0 && fs_create(fs_root(), "dev", 3, S_IFDIR | 0755, &dev) < 0)
         return;
+    fs_create(dev, "shm", 3, S_IFDIR | 01777, &node); /* POSIX shared memory and semaphores (shm_open, sem_open) */
     for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
         if (fs_create(dev, devs[i].name, kstrlen(devs[i].name), S_IFCHR | 0666, &node) == 0)
             node->rdev = devs[i].rdev;

@@ -9,6 +9,7 @@
 #include "epoll.h"
 
 #include "file.h"
+#include "fs.h"
 #include "pipe.h"
 #include "../lib/errno.h"
 #include "../mm/page.h"
@@ -32,6 +33,8 @@ uint64_t file_seq(const struct file *f)
         return sock_seq(f->sock);
     if (f->type == F_OUT)
         return f->ob ? f->ob->rd : 0; /* the host's reads give room */
+    if (f->type == F_SIGNALFD) /* what of its signals is pending, for the thread asking */
+        return signalfd_events(f) ? 1 + (sig_pending_of(proc_cur()) & f->sigmask) : 0;
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -46,6 +49,8 @@ uint32_t file_events(struct file *f, int depth)
         return (f->count ? POLLIN_ : 0) | (f->count < EVENTFD_MAX ? POLLOUT_ : 0);
     case F_SOCK:
         return sock_events(f->sock);
+    case F_SIGNALFD:
+        return signalfd_events(f);
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */
         return depth < 2 && epoll_ready(f->ep, depth + 1) ? POLLIN_ : 0;
     case F_OUT: /* a streamed command's output waits while the host is behind */
@@ -67,22 +72,23 @@ static uint32_t epitem_events(const struct epitem *it, int depth)
 static uint32_t epoll_ready(struct epoll *ep, int depth)
 {
     for (uint32_t i = 0; i < ep->n; i++)
-        if (epitem_events(&ep->it[i], depth))
+        if (epitem_events(ep_item(ep, i), depth))
             return 1;
     return 0;
 }
 
 void epoll_drop(struct epoll *ep, uint32_t i)
 {
-    ep->it[i].f->epolled--;
-    ep->it[i] = ep->it[--ep->n];
+    ep_item(ep, i)->f->epolled--;
+    *ep_item(ep, i) = *ep_item(ep, ep->n - 1);
+    ep->n--;
 }
 
 void epoll_forget(struct file *f)
 {
     for (struct epoll *ep = epolls; ep && f->epolled; ep = ep->next)
         for (uint32_t i = ep->n; i-- > 0;)
-            if (ep->it[i].f == f)
+            if (ep_item(ep, i)->f == f)
                 epoll_drop(ep, i);
 }
 
@@ -90,6 +96,9 @@ void epoll_free(struct epoll *ep)
 {
     while (ep->n)
         epoll_drop(ep, ep->n - 1);
+    for (uint32_t k = 0; k < EP_MAX / EP_PER_PAGE; k++)
+        if (ep->page[k])
+            kpage_free(ep->page[k]);
     for (struct epoll **pp = &epolls; *pp; pp = &(*pp)->next)
         if (*pp == ep) {
             *pp = ep->next;
@@ -102,7 +111,7 @@ long epoll_collect(struct epoll *ep, uint64_t uevs, int64_t max)
 {
     long got = 0;
     for (uint32_t i = 0; i < ep->n && got < max; i++) {
-        struct epitem *it = &ep->it[i];
+        struct epitem *it = ep_item(ep, i);
         struct epevent out = {epitem_events(it, 0), it->data};
         if (!out.events)
             continue;
@@ -152,4 +161,16 @@ struct epoll *epoll_new(void)
         epolls = ep;
     }
     return ep;
+}
+
+int epoll_add(struct epoll *ep, const struct epitem *it)
+{
+    struct epitem **pg = &ep->page[ep->n / EP_PER_PAGE];
+    if (ep->n == EP_MAX)
+        return -E_NOSPC;
+    if (!*pg && !(*pg = kpage_alloc()))
+        return -ENOMEM;
+    *ep_item(ep, ep->n++) = *it;
+    it->f->epolled++;
+    return 0;
 }

@@ -2,6 +2,8 @@
 #ifndef LEL_GUEST_FS_EPOLL_H
 #define LEL_GUEST_FS_EPOLL_H
 
+#include "file.h"
+
 #include <stdint.h>
 
 struct file;
@@ -16,9 +18,9 @@ struct file;
 #define EFD_SEMAPHORE_ 1
 
 /* An epoll instance: what it watches, by (file, descriptor) as on Linux. Items hold no
- * reference: a file that closes for good leaves every instance (epoll_forget). */
-#define EP_MAX 63 /* a process's descriptors, less the instance's own; fits kmalloc's 2 KiB */
-
+ * reference: a file that closes for good leaves every instance (epoll_forget). They are kept
+ * in pages of EP_PER_PAGE, added as the set grows, up to one per descriptor a process may have. */
+#define EP_MAX NFD_MAX
 struct epitem {
     struct file *f;
     int32_t fd;
@@ -26,12 +28,22 @@ struct epitem {
     uint64_t data;
     uint64_t seen; /* EPOLLET: the file's seq at the last report */
 };
+#define EP_PER_PAGE (4096 / sizeof(struct epitem))
 
 struct epoll {
     struct epoll *next; /* every instance, for epoll_forget */
     uint32_t n;
-    struct epitem it[EP_MAX];
+    struct epitem *page[EP_MAX / EP_PER_PAGE];
 };
+
+/* Item `i` (below ep->n) of an instance. */
+static inline struct epitem *ep_item(struct epoll *ep, uint32_t i)
+{
+    return &ep->page[i / EP_PER_PAGE][i % EP_PER_PAGE];
+}
+
+/* Adds an item at the end: -ENOSPC past EP_MAX, -ENOMEM when the set cannot grow. */
+int epoll_add(struct epoll *ep, const struct epitem *it);
 
 /* struct epoll_event as x86-64 lays it out (packed) */
 struct epevent {

@@ -8,24 +8,87 @@
 #include "fs.h"
 #include "pipe.h"
 #include "../lib/errno.h"
+#include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
+#include "../proc/signal.h"
 
 void fd_set_cloexec(int fd, int on)
 {
     struct proc *cur = proc_cur();
+    if (fd < 0 || fd >= NFD_MAX)
+        return;
     if (on)
-        cur->files->cloexec |= 1ULL << fd;
+        cur->files->cloexec[fd / 64] |= 1ULL << (fd % 64);
     else
-        cur->files->cloexec &= ~(1ULL << fd);
+        cur->files->cloexec[fd / 64] &= ~(1ULL << (fd % 64));
+}
+
+int fd_cloexec(const struct files *t, uint64_t fd)
+{
+    return fd < NFD_MAX && ((t->cloexec[fd / 64] >> (fd % 64)) & 1);
+}
+
+struct file *files_fd(const struct files *t, uint64_t fd)
+{
+    return fd < NFD_MAX && t->chunk[fd / FD_CHUNK] ? t->chunk[fd / FD_CHUNK][fd % FD_CHUNK] : 0;
+}
+
+int files_set(struct files *t, uint64_t fd, struct file *f)
+{
+    if (fd >= NFD_MAX)
+        return -EMFILE;
+    struct file ***c = &t->chunk[fd / FD_CHUNK];
+    if (!*c && !f)
+        return 0;
+    if (!*c && !(*c = kpage_alloc()))
+        return -ENOMEM;
+    (*c)[fd % FD_CHUNK] = f;
+    return 0;
+}
+
+int files_next(const struct files *t, int from)
+{
+    for (int fd = from < 0 ? 0 : from; fd < NFD_MAX; fd++) {
+        if (!t->chunk[fd / FD_CHUNK])
+            fd = (fd / FD_CHUNK + 1) * FD_CHUNK - 1; /* the whole page is empty */
+        else if (t->chunk[fd / FD_CHUNK][fd % FD_CHUNK])
+            return fd;
+    }
+    return -1;
+}
+
+uint64_t fd_limit(void)
+{
+    struct proc *cur = proc_cur();
+    uint64_t lim = cur->group->rlim[RLIMIT_NOFILE_].cur;
+    return lim < NFD_MAX ? lim : NFD_MAX;
+}
+
+uint64_t anon_ino(void)
+{
+    static uint64_t next = 10000;
+    return ++next;
+}
+
+uint64_t file_ino(const struct file *f)
+{
+    if (f->ino)
+        return f->ino->ino;
+    if (f->pipe)
+        return f->pipe->fifo ? f->pipe->fifo->ino : f->pipe->id;
+    if (f->sock)
+        return f->sock->id;
+    return file_is_anon(f->type) ? 1 : f->id;
 }
 
 struct file *file_new(enum ftype t, struct inode *ino, int flags)
 {
     struct file *f = kmalloc(sizeof(*f));
     if (f) {
+        f->id = ino ? 0 : anon_ino();
         f->type = t;
         f->ino = ino;
         fs_hold(ino);
@@ -56,11 +119,13 @@ void file_put(struct file *f)
 int fd_install(struct file *f, int from, int cloexec)
 {
     struct proc *cur = proc_cur();
-    for (int i = from; i < NFD; i++) {
-        if (!cur->files->fd[i]) {
-            cur->files->fd[i] = f;
-            fd_set_cloexec(i, cloexec);
-            return i;
+    uint64_t lim = fd_limit();
+    for (uint64_t i = from < 0 ? 0 : (uint64_t)from; i < lim; i++) {
+        if (!files_fd(cur->files, i)) {
+            if (files_set(cur->files, i, f) < 0)
+                return -ENOMEM;
+            fd_set_cloexec((int)i, cloexec);
+            return (int)i;
         }
     }
     return -EMFILE;
@@ -68,15 +133,18 @@ int fd_install(struct file *f, int from, int cloexec)
 
 void fd_close(struct proc *p, int fd)
 {
-    file_put(p->files->fd[fd]);
-    p->files->fd[fd] = 0;
-    p->files->cloexec &= ~(1ULL << fd);
+    struct file *f = files_fd(p->files, (uint64_t)fd);
+    if (!f)
+        return;
+    files_set(p->files, (uint64_t)fd, 0);
+    p->files->cloexec[fd / 64] &= ~(1ULL << (fd % 64));
+    file_put(f);
 }
 
 struct file *fd_get(uint64_t fd)
 {
     struct proc *cur = proc_cur();
-    return fd < NFD ? cur->files->fd[fd] : 0;
+    return files_fd(cur->files, fd);
 }
 
 struct file *file_hold(struct file *f)
@@ -101,20 +169,38 @@ void file_unhold(struct file *f)
     file_put(f);
 }
 
+static void files_free(struct files *t)
+{
+    for (int i = 0; i < NFD_MAX / FD_CHUNK; i++)
+        if (t->chunk[i])
+            kpage_free(t->chunk[i]);
+    fs_release(t->cwd);
+    kfree(t, sizeof(*t));
+}
+
 struct files *files_new(struct inode *cwd, const struct files *from)
 {
+    _Static_assert(sizeof(struct files) <= 2048, "struct files comes from kmalloc");
     struct files *t = kmalloc(sizeof(*t));
     if (!t)
         return 0;
     t->refs = 1;
+    t->umask = from ? from->umask : 022;
     t->cwd = from ? from->cwd : cwd;
     fs_hold(t->cwd);
-    if (from) {
-        for (int i = 0; i < NFD; i++)
-            if ((t->fd[i] = from->fd[i]))
-                t->fd[i]->refs++;
-        t->cloexec = from->cloexec;
+    for (int c = 0; from && c < NFD_MAX / FD_CHUNK; c++) {
+        if (!from->chunk[c])
+            continue;
+        if (!(t->chunk[c] = kpage_alloc())) {
+            files_free(t); /* nothing is held yet: the copies' references come last */
+            return 0;
+        }
+        kmemcpy(t->chunk[c], from->chunk[c], PAGE_SIZE);
     }
+    for (int fd = from ? files_next(t, 0) : -1; fd >= 0; fd = files_next(t, fd + 1))
+        files_fd(t, (uint64_t)fd)->refs++;
+    if (from)
+        kmemcpy(t->cloexec, from->cloexec, sizeof(t->cloexec));
     return t;
 }
 
@@ -124,10 +210,9 @@ void files_put(struct proc *p)
     if (!t)
         return;
     if (--t->refs == 0) {
-        for (int i = 0; i < NFD; i++)
-            fd_close(p, i);
-        fs_release(t->cwd);
-        kfree(t, sizeof(*t));
+        for (int fd = files_next(t, 0); fd >= 0; fd = files_next(t, fd + 1))
+            fd_close(p, fd);
+        files_free(t);
     }
     p->files = 0;
 }
@@ -155,6 +240,8 @@ long file_read(struct file *f, uint64_t buf, uint64_t n)
         return eventfd_rw(f, buf, n, 0);
     if (f->type == F_SOCK)
         return sock_io(f, buf, n, 0, 0);
+    if (f->type == F_SIGNALFD)
+        return signalfd_read(f, buf, n);
     if (f->type != F_INODE)
         return -EBADF;
     if ((f->ino->mode & S_IFMT) == S_IFCHR)
@@ -192,6 +279,8 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
         return (long)n; /* /dev/null, /dev/zero, /dev/random: writes vanish */
     if (f->type == F_OUT)
         return outbuf_write_user(f, buf, n);
+    if (f->type != F_INODE)
+        return -EINVAL; /* a signalfd, a timerfd...: not written */
     uint64_t done = 0;
     while (done < n) {
         uint64_t chunk = n - done > sizeof(tmp) ? sizeof(tmp) : n - done;

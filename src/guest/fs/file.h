@@ -11,9 +11,20 @@ struct sock;
 struct proc;
 struct outbuf;
 
-#define NFD 64
+/* Descriptors: a process may have up to its RLIMIT_NOFILE soft limit open (NFD_SOFT at first,
+ * as on Linux), which root may raise up to NFD_MAX (Linux's default hard limit). The table
+ * grows a page of FD_CHUNK descriptors at a time as they are used. */
+#define NFD_SOFT 1024
+#define NFD_MAX 4096
+#define FD_CHUNK 512
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK, F_SIGNALFD };
+
+/* The kinds that are anonymous inodes on Linux (one inode for all, readlink "anon_inode:[kind]"). */
+static inline int file_is_anon(enum ftype t)
+{
+    return t == F_EVENT || t == F_EPOLL || t == F_SIGNALFD;
+}
 
 struct file {
     enum ftype type;
@@ -24,19 +35,22 @@ struct file {
     struct sock *sock; /* F_SOCK */
     uint64_t off;
     uint64_t count, seq; /* F_EVENT: the counter, and how often it changed */
+    uint64_t id; /* its inode number when it has no inode of its own (a command's output) */
+    uint64_t sigmask; /* F_SIGNALFD: the signals it reads (bit n: signal n) */
     int flags;
     int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;
     int epolled; /* epoll instances that watch it */
 };
 
-/* Descriptors and the working directory: shared by the threads of a process (CLONE_FILES and
- * CLONE_FS, which come together here), copied by fork. */
+/* Descriptors, the working directory and the umask: shared by the threads of a process
+ * (CLONE_FILES and CLONE_FS, which come together here), copied by fork. */
 struct files {
     int refs;
-    uint64_t cloexec; /* bit n: fd n closes on execve */
+    uint32_t umask;    /* what open(O_CREAT), mkdir and mknod leave out of a new file's mode */
     struct inode *cwd; /* held */
-    struct file *fd[NFD];
+    struct file **chunk[NFD_MAX / FD_CHUNK]; /* a page each: descriptors n * FD_CHUNK.., or NULL */
+    uint64_t cloexec[NFD_MAX / 64];          /* bit n: fd n closes on execve */
 };
 
 #define O_APPEND 02000
@@ -50,6 +64,34 @@ struct files {
 #define O_NONBLOCK_ 04000
 
 void fd_set_cloexec(int fd, int on);
+
+/* A new inode number for what lives on no file system (pipes, a command's output), as Linux's
+ * pipefs numbers its pipes; their st_dev is PIPEFS_DEV. */
+uint64_t anon_ino(void);
+#define PIPEFS_DEV 12
+#define SOCKFS_DEV 8
+#define ANON_INODE_DEV 13
+
+/* The inode number fstat reports for `f` and the one /proc/<pid>/fd's link names: its inode's,
+ * its pipe's (both ends alike), its socket's, or its own; 1 for an anonymous inode (eventfd,
+ * epoll), which Linux shares among them all. */
+uint64_t file_ino(const struct file *f);
+
+/* Whether descriptor `fd` of the table closes on execve. */
+int fd_cloexec(const struct files *t, uint64_t fd);
+
+/* The file descriptor `fd` of table `t` stands for; NULL when none. */
+struct file *files_fd(const struct files *t, uint64_t fd);
+
+/* Puts `f` (NULL: nothing) at descriptor `fd` of `t`, what was there left to the caller;
+ * -EMFILE past NFD_MAX, -ENOMEM when the table cannot grow. */
+int files_set(struct files *t, uint64_t fd, struct file *f);
+
+/* The lowest open descriptor of `t` at or above `from`; -1 when none is. */
+int files_next(const struct files *t, int from);
+
+/* The soft RLIMIT_NOFILE of the current process: descriptors must stay below it. */
+uint64_t fd_limit(void);
 
 struct file *file_new(enum ftype t, struct inode *ino, int flags);
 
@@ -72,7 +114,8 @@ struct file *fd_hold(uint64_t fd);
 
 void file_unhold(struct file *f);
 
-/* A descriptor table with no descriptors, in `cwd` (held); a copy of one (fork) when `from`. */
+/* A descriptor table with no descriptors, in `cwd` (held), umask 022; a copy of one (fork) when
+ * `from`. NULL when out of memory. */
 struct files *files_new(struct inode *cwd, const struct files *from);
 
 /* Drops `p`'s use of its descriptor table; the last user closes the descriptors. */

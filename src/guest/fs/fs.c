@@ -519,6 +519,37 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
     return (int64_t)done;
 }
 
+void *fs_page_shared(struct inode *f, uint64_t index)
+{
+    if ((f->mode & S_IFMT) != S_IFREG || copy_up(f, f->size) < 0)
+        return 0;
+    void **sl = slot(f, index, 1);
+    if (sl && !*sl)
+        *sl = data_page_new();
+    else if (sl && own_page(sl, 1) < 0)
+        return 0;
+    return sl ? *sl : 0;
+}
+
+void fs_unmapped(struct inode *f)
+{
+    if (f->map_users && --f->map_users == 0)
+        drop_data(f, (f->size + PAGE_SIZE - 1) / PAGE_SIZE);
+}
+
+/* A truncation of a file with shared mappings: the pages past `size` stay (mapped, zeroed). */
+static void zero_tail(struct inode *f, uint64_t size)
+{
+    for (uint64_t i = size / PAGE_SIZE; i < (f->size + PAGE_SIZE - 1) / PAGE_SIZE; i++) {
+        void **sl = slot(f, i, 0);
+        uint64_t from = i == size / PAGE_SIZE ? size % PAGE_SIZE : 0;
+        if (sl && *sl && rofs_contains(*sl) && !from)
+            *sl = 0; /* the image's page: not mapped, and not the file's any more */
+        else if (sl && *sl && own_page(sl, 1) == 0)
+            kmemset((uint8_t *)*sl + from, 0, PAGE_SIZE - from);
+    }
+}
+
 int fs_truncate(struct inode *f, uint64_t size)
 {
     if ((f->mode & S_IFMT) != S_IFREG)
@@ -530,7 +561,9 @@ int fs_truncate(struct inode *f, uint64_t size)
     int r = copy_up(f, size);
     if (r < 0)
         return r;
-    if (size < f->size && f->pages) {
+    if (size < f->size && f->pages && f->map_users) {
+        zero_tail(f, size);
+    } else if (size < f->size && f->pages) {
         uint64_t keep = (size + PAGE_SIZE - 1) / PAGE_SIZE;
         void **sl = size % PAGE_SIZE ? slot(f, keep - 1, 0) : 0;
         if (sl && *sl && own_page(sl, 1) < 0)

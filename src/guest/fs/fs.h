@@ -54,6 +54,9 @@ struct inode {
     uint32_t rdev;               /* character device: (major << 8) | minor, as in the old encoding */
     uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
     uint32_t exec_users;         /* processes running it: their code is its pages, so it cannot change */
+    uint8_t seals;               /* a memfd's F_SEAL_* bits (kept, not enforced) */
+    uint32_t map_users;          /* shared mappings of it (fs/fmap.c): its pages are mapped as they are,
+                                    so a truncation zeroes what it cuts off instead of freeing it */
     uint16_t gen;                /* a /proc file: the kernel writes its contents afresh at each open; a
                                     directory listed afresh (fs_gen_dir_sync); a symlink that is a
                                     descriptor (/proc/<pid>/fd/N: never followed here, its opener
@@ -115,6 +118,12 @@ void *fs_page(struct inode *f, uint64_t index);
 /** fs_page when that page is the read-only image's (NULL otherwise): it never changes, so any
  * number of read-only mappings may share it without holding the file. */
 void *fs_page_lower(struct inode *f, uint64_t index);
+/** The file's own page at `index` for a shared mapping to map as it is: made when it is a hole,
+ * copied from the image when it is the image's; NULL when the disk is full. While the file
+ * has shared mappings (map_users) its pages stay where they are. */
+void *fs_page_shared(struct inode *f, uint64_t index);
+/** A shared mapping of `f` went: with the last one, the pages past its end go. */
+void fs_unmapped(struct inode *f);
 /** Pages of file data held by all files in memory (what the sandbox's disk holds; the
  * read-only image's pages are not counted). */
 uint64_t fs_data_pages(void);

@@ -28,22 +28,24 @@ struct pipe *pipe_new(void)
         kfree(p, sizeof(*p));
         return 0;
     }
-    if (p)
+    if (p) {
         p->readers = p->writers = 1;
+        p->id = anon_ino();
+    }
     return p;
 }
 
-/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node. The
- * pipe lives while either end is open; its data goes with it, as on Linux. */
-#define MAX_FIFOS 32
-
-static struct pipe *fifos[MAX_FIFOS];
+/* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node; as many as
+ * memory holds. The pipe lives while either end is open; its data goes with it, as on Linux. */
+static struct pipe *fifos;
 
 static void fifo_forget(struct pipe *p)
 {
-    for (int i = 0; p->fifo && i < MAX_FIFOS; i++)
-        if (fifos[i] == p)
-            fifos[i] = 0;
+    for (struct pipe **pp = &fifos; p->fifo && *pp; pp = &(*pp)->fifo_next)
+        if (*pp == p) {
+            *pp = p->fifo_next;
+            break;
+        }
     fs_release(p->fifo);
     p->fifo = 0;
 }
@@ -67,21 +69,18 @@ void pipe_drop(struct pipe *p, int reader)
 long fifo_open(struct inode *ino, uint64_t flags)
 {
     struct proc *cur = proc_cur();
-    int acc = (int)(flags & O_ACCMODE), slot = -1;
-    struct pipe *p = 0;
-    for (int i = 0; i < MAX_FIFOS && !p; i++) {
-        if (fifos[i] && fifos[i]->fifo == ino)
-            p = fifos[i];
-        else if (!fifos[i] && slot < 0)
-            slot = i;
-    }
+    int acc = (int)(flags & O_ACCMODE);
+    struct pipe *p = fifos;
+    while (p && p->fifo != ino)
+        p = p->fifo_next;
     if (!p) {
-        if (slot < 0 || !(p = pipe_new()))
+        if (!(p = pipe_new()))
             return -ENOMEM;
         p->readers = p->writers = 0;
         p->fifo = ino;
         fs_hold(ino);
-        fifos[slot] = p;
+        p->fifo_next = fifos;
+        fifos = p;
     }
     uint32_t r0 = p->opens_r, w0 = p->opens_w;
     p->readers += acc != 1;

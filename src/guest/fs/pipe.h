@@ -20,8 +20,10 @@ struct pipe {
     uint8_t *page[PIPE_PAGES];
     uint64_t head, count;
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
+    uint64_t id; /* its inode number (anon_ino) */
     int readers, writers;
     struct inode *fifo; /* a named pipe's node (held while the pipe lives) */
+    struct pipe *fifo_next; /* the other named pipes that are open */
     uint32_t opens_r, opens_w; /* a named pipe: how often each end was opened */
     /* told of every change (net/hostconn.c, whose connections have one end of their pipes in
      * the kernel); it may only take note, never call back into the pipe */

@@ -55,13 +55,6 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
         b->p[b->n++] = "0123456789ABCDEF"[(v >> (4 * digits)) & 0xf];
 }
 
-static struct proc *proc_by_pid(int pid)
-{
-    for (int i = 0; i < MAX_PROCS; i++)
-        if (ptable.procs[i].state != P_FREE && ptable.procs[i].pid == pid)
-            return &ptable.procs[i];
-    return 0;
-}
 
 static char state_letter(const struct proc *p)
 {
@@ -100,9 +93,9 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_s(b, " ");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
         put_s(b, " ");
-        put_u(b, (uint64_t)p->pid);
+        put_u(b, (uint64_t)p->pgid);
         put_s(b, " ");
-        put_u(b, (uint64_t)p->pid);
+        put_u(b, (uint64_t)p->sid);
         put_s(b, " 0 -1 4194304 0 0 0 0 "); /* tty, tpgid, flags, page faults */
         put_u(b, proc_cpu(p) / 10000000ULL); /* utime, in 1/100 s (system time is not split off) */
         put_s(b, " 0 ");
@@ -187,6 +180,7 @@ static void gen_global(struct sbuf *b, int kind)
     case GEN_MOUNTS:
         put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
                                   : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
+        put_s(b, "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n"); /* a directory of the same file system */
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
@@ -326,11 +320,20 @@ void procfs_add(const struct proc *p)
  * a number that is the same for both ends of one pipe or socket. */
 static void fd_describe(const struct file *f, char *t, uint64_t cap)
 {
-    const char *kind = f->type == F_EVENT ? "anon_inode:[eventfd]" : f->type == F_EPOLL ? "anon_inode:[eventpoll]" : 0;
-    const void *obj = f->type == F_SOCK ? (const void *)f->sock : f->type == F_OUT ? (const void *)f->ob : f->pipe;
+    const char *kind = f->type == F_EVENT ? "anon_inode:[eventfd]" : f->type == F_EPOLL ? "anon_inode:[eventpoll]"
+                     : f->type == F_SIGNALFD ? "anon_inode:[signalfd]" : 0;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
+    if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFREG && f->ino->target) { /* a memfd */
+        uint64_t n = kstrlen(f->ino->target);
+        if (n + 12 <= cap) {
+            t[0] = '/';
+            kmemcpy(t + 1, f->ino->target, n);
+            kmemcpy(t + 1 + n, " (deleted)", 11);
+            return;
+        }
+    }
     if (f->type == F_INODE || f->type == F_STDIN)
         kind = f->type == F_STDIN ? "/dev/null" : "anon_inode:[file]"; /* a command's stdin, a removed file */
     if (kind) {
@@ -338,7 +341,7 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
         return;
     }
     char num[21];
-    const char *v = kutoa(num, ((uint64_t)(uintptr_t)obj >> 4) & 0xffffffffULL), *pre = f->type == F_SOCK ? "socket:[" : "pipe:[";
+    const char *v = kutoa(num, file_ino(f)), *pre = f->type == F_SOCK ? "socket:[" : "pipe:[";
     uint64_t at = kstrlen(pre), vl = kstrlen(v);
     kmemcpy(t, pre, at);
     kmemcpy(t + at, v, vl);
@@ -369,27 +372,28 @@ void fs_gen_dir_sync(struct inode *dir)
 {
     const struct proc *p = proc_by_pid((int)dir->gen_pid);
     const struct files *fl = p && p->state != P_ZOMBIE ? p->files : 0;
-    uint64_t have = 0; /* NFD is 64 */
+    uint64_t have[NFD_MAX / 64]; /* the descriptors that have their link */
+    kmemset(have, 0, sizeof(have));
     for (struct dent *d = dir->children, *next; d; d = next) {
         next = d->next;
         uint32_t fd = d->inode->rdev;
-        if (d->inode->gen == GEN_FD_LINK && fl && fd < NFD && fl->fd[fd] && !(have & (1ULL << fd))) {
-            have |= 1ULL << fd;
-            fd_link_set(d->inode, fl->fd[fd]);
+        struct file *f = d->inode->gen == GEN_FD_LINK && fl ? files_fd(fl, fd) : 0;
+        if (f && !(have[fd / 64] & (1ULL << (fd % 64)))) {
+            have[fd / 64] |= 1ULL << (fd % 64);
+            fd_link_set(d->inode, f);
         } else {
             fs_unlink(dir, d->name, kstrlen(d->name), (d->inode->mode & S_IFMT) == S_IFDIR);
         }
     }
-    for (int fd = 0; fl && fd < NFD; fd++) {
+    for (int fd = fl ? files_next(fl, 0) : -1; fd >= 0; fd = files_next(fl, fd + 1)) {
         char name[12];
         struct inode *l;
-        if (!fl->fd[fd] || (have & (1ULL << fd)) ||
-            fs_create(dir, name, (uint64_t)pid_name(fd, name), S_IFLNK | 0700, &l) < 0)
+        if ((have[fd / 64] & (1ULL << (fd % 64))) || fs_create(dir, name, (uint64_t)pid_name(fd, name), S_IFLNK | 0700, &l) < 0)
             continue;
         l->gen = GEN_FD_LINK;
         l->gen_pid = dir->gen_pid;
         l->rdev = (uint32_t)fd;
-        fd_link_set(l, fl->fd[fd]);
+        fd_link_set(l, files_fd(fl, (uint64_t)fd));
     }
 }
 
@@ -397,7 +401,7 @@ struct file *fd_link_file(const struct inode *l)
 {
     const struct proc *p = l->gen == GEN_FD_LINK ? proc_by_pid((int)l->gen_pid) : 0;
     const struct files *fl = p && p->state != P_ZOMBIE ? p->files : 0;
-    return fl && l->rdev < NFD ? fl->fd[l->rdev] : 0;
+    return fl ? files_fd(fl, l->rdev) : 0;
 }
 
 void procfs_exe(const struct proc *p)

@@ -11,7 +11,6 @@
 #include "../lib/klib.h"
 #include "page.h"
 
-#define PTE_W 2ULL
 
 #define FAULT_AROUND 16       /* pages a fault in a lazy range maps (an aligned 64 KiB, clipped) */
 _Static_assert(sizeof(struct mm) <= 2048, "struct mm comes from kmalloc");
@@ -55,6 +54,34 @@ void unmap(uint64_t pml4, uint64_t va)
         *e = 0;
         __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* PVM resyncs shadow PTEs only here */
     }
+}
+
+uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end)
+{
+    va &= ~(PAGE_SIZE - 1);
+    while (va < end) {
+        uint64_t table = pml4;
+        int shift = 39;
+        for (; shift >= 12; shift -= 9) {
+            uint64_t e = ((uint64_t *)DMAP(table))[(va >> shift) & 511];
+            if (!(e & PTE_P))
+                break;
+            if (shift == 12)
+                return va;
+            table = e & PTE_ADDR;
+        }
+        uint64_t next = (va & ~((1ULL << shift) - 1)) + (1ULL << shift); /* past what is missing */
+        if (next <= va)
+            break;
+        va = next;
+    }
+    return end;
+}
+
+void unmap_range(uint64_t pml4, uint64_t start, uint64_t end)
+{
+    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end))
+        unmap(pml4, va);
 }
 
 int stack_grow(uint64_t pml4, uint64_t va)
@@ -212,7 +239,7 @@ struct mm *mm_new(void)
 int make_private(uint64_t pml4, uint64_t va)
 {
     uint64_t *e = pte_of(pml4, va, 0);
-    if (!e || !(*e & PTE_FILE))
+    if (!e || !(*e & PTE_FILE) || (*e & PTE_SHARED))
         return 0;
     void *page = kpage_alloc_user();
     if (!page)

@@ -16,6 +16,9 @@ struct inode;
 #define PTE_U 4ULL
 #define PTE_ADDR 0x000ffffffffff000ULL
 #define PTE_FILE (1ULL << 9) /* software bit: the page is a file's (a program's code), not this address space's */
+#define PTE_SHARED (1ULL << 10) /* software bit, with PTE_FILE: a shared mapping's page (fs/fmap.c),
+                                   which stays the file's when written */
+#define PTE_W 2ULL
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
 #define STACK_PAGES 64                /* mapped at exec (arguments and environment live there) */
@@ -44,13 +47,31 @@ struct mm {
      * read-only mappings of shared libraries): held, and counted as running so that they
      * cannot change under it. When full, further mappings are copies. */
     struct inode *files[MM_FILES];
+    /* Shared mappings of files (MAP_SHARED, fs/fmap.c): a page of records, made with the first */
+    struct shmap *shared;
 };
+
+/* A shared mapping: [start, end) maps the pages of `ino` from page `pgoff` on (held). */
+struct shmap {
+    uint64_t start, end, pgoff;
+    struct inode *ino; /* NULL: a free record */
+    int ro;            /* the file was not open for writing: its pages are mapped read-only */
+};
+#define SHMAP_MAX (4096 / sizeof(struct shmap))
 
 uint64_t *pte_of(uint64_t pml4, uint64_t va, int create);
 
 int map_new(uint64_t pml4, uint64_t va);
 
 void unmap(uint64_t pml4, uint64_t va);
+
+/* The first page at or above `va` and below `end` that has a present entry; `end` when none.
+ * Missing page tables are passed over whole (512 GiB, 1 GiB, 2 MiB at a time), so a walk over
+ * a large reservation costs what is mapped in it, not its size. */
+uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end);
+
+/* unmap of every page in [start, end). */
+void unmap_range(uint64_t pml4, uint64_t start, uint64_t end);
 
 /* The stack grows on demand below what exec mapped, up to STACK_MAX: `va` there gets a zeroed
  * page. 1 when it did. Only for pages nothing maps (MAP_FIXED may have put something there). */

@@ -300,7 +300,7 @@ long sock_bind(struct sock *s, struct saddr *a)
         uint64_t nl;
         long r = fs_parent(cur->files->cwd, (const char *)a->b + 2, &dir, &name, &nl);
         if (r == 0)
-            r = fs_create(dir, name, nl, S_IFSOCK | 0755, &s->ino);
+            r = fs_create(dir, name, nl, S_IFSOCK | (0777 & ~proc_cur()->files->umask), &s->ino);
         if (r < 0)
             return r == -E_EXIST ? -EADDRINUSE_ : r;
         fs_hold(s->ino);

@@ -3,6 +3,7 @@
 #include "fork.h"
 
 #include "../fs/file.h"
+#include "../fs/fmap.h"
 #include "../fs/procfs.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -43,7 +44,8 @@ struct proc *process_new(uint64_t flags, long *err)
             mm_pin(c->mm, cur->mm->files[i]); /* the copy shares their pages */
     }
     c->files = c->mm ? files_new(0, cur->files) : 0;
-    if (!c->files || (!(flags & CLONE_VM_) && copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0)) {
+    if (!c->files || (!(flags & CLONE_VM_) && (copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0 ||
+                                                fmap_fork(c->mm, cur->mm) < 0))) {
         files_put(c);
         mm_put(c->mm);
         proc_free(c);
@@ -59,6 +61,9 @@ struct proc *process_new(uint64_t flags, long *err)
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
     c->nice = g->nice;
+    c->pgid = g->pgid;
+    c->sid = g->sid;
+    kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));
     exe_set(c, g->exe);
     if (!(flags & CLONE_VM_)) {

@@ -8,6 +8,7 @@
 #include "../arch/fpu.h"
 #include "../fs/dev.h"
 #include "../fs/file.h"
+#include "../fs/fmap.h"
 #include "../fs/fs.h"
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
@@ -73,7 +74,7 @@ int proc_page_fault(uint64_t addr, uint64_t err)
     struct proc *cur = proc_cur();
     if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
         return 0;
-    if (stack_grow(cur->mm->pml4, addr))
+    if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
         return 1;
     int r = lazy_fault(cur->mm, addr);
     if (r < 0)
@@ -89,6 +90,8 @@ long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
         return -EFAULT;
     while (n) {
         uint64_t gpa = translate(cur->mm, va, to_user), chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
+        if (!gpa && fmap_fault(cur->mm, va)) /* a shared mapping's page not touched yet */
+            gpa = translate(cur->mm, va, to_user);
         if (!gpa)
             return -EFAULT;
         if (chunk > n)
@@ -120,6 +123,7 @@ void mm_put(struct mm *m)
     if (!m || --m->refs > 0)
         return;
     free_level(m->pml4, 4);
+    fmap_free(m);
     for (int i = 0; i < MM_FILES && m->files[i]; i++) {
         m->files[i]->exec_users--;
         fs_release(m->files[i]);
@@ -239,6 +243,30 @@ struct proc *proc_alloc(void)
         }
     }
     return 0;
+}
+
+struct proc *proc_by_pid(int pid)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *p = &ptable.procs[i];
+        if (p->state != P_FREE && p->group == p && p->pid == pid)
+            return p;
+    }
+    return 0;
+}
+
+void rlim_init(struct proc *p)
+{
+    for (int r = 0; r < RLIM_N; r++)
+        p->rlim[r].cur = p->rlim[r].max = ~0ULL;
+    p->rlim[RLIMIT_STACK_] = (struct rlim){STACK_MAX, STACK_MAX};
+    p->rlim[4] = (struct rlim){0, ~0ULL};                 /* RLIMIT_CORE: no core files */
+    p->rlim[RLIMIT_NPROC_] = (struct rlim){MAX_PROCS, MAX_PROCS};
+    p->rlim[RLIMIT_NOFILE_] = (struct rlim){NFD_SOFT, NFD_MAX};
+    p->rlim[8] = (struct rlim){8ULL << 20, 8ULL << 20};   /* RLIMIT_MEMLOCK */
+    p->rlim[11] = (struct rlim){4096, 4096};              /* RLIMIT_SIGPENDING */
+    p->rlim[12] = (struct rlim){819200, 819200};          /* RLIMIT_MSGQUEUE */
+    p->rlim[13] = p->rlim[14] = (struct rlim){0, 0};      /* RLIMIT_NICE, RLIMIT_RTPRIO */
 }
 
 void first_frame(struct proc *p, const struct uregs *regs)
@@ -361,17 +389,19 @@ void proc_end(struct proc *p, long status)
         if (ptable.procs[i].state != P_FREE && ptable.procs[i].ppid == g->pid)
             ptable.procs[i].ppid = 0; /* orphans are reaped when the command ends */
     wake(W_WAIT, g->ppid);
+    /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
+    struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};
     for (int i = 0; i < MAX_PROCS && g->ppid; i++) {
         struct proc *par = &ptable.procs[i];
-        if (par->pid != g->ppid || par->state == P_FREE)
+        if (par->pid != g->ppid || par->state == P_FREE || par->group != par)
             continue;
         /* a parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie, as on Linux:
          * busybox httpd forks a child per connection and never waits for them */
-        if (par->group->sig_ign >> 17 & 1 || (par->group->sa[17].flags & 2)) {
+        if (par->sig_ign >> 17 & 1 || (par->sa[17].flags & 2)) {
             proc_free(g);
             return;
         }
-        kill_proc(par, 17, g->pid); /* SIGCHLD: ignored unless the parent handles it */
+        sig_send_process(par, 17, &chld); /* CLD_KILLED or CLD_EXITED, and the status */
     }
 }
 

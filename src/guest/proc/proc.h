@@ -47,6 +47,19 @@ enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
 
 enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 
+/* The process (its leader) whose pid is `pid`, zombies included; NULL when there is none. */
+struct proc *proc_by_pid(int pid);
+
+/* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
+ * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
+#define RLIM_N 16
+#define RLIMIT_STACK_ 3
+#define RLIMIT_NPROC_ 6
+#define RLIMIT_NOFILE_ 7
+struct rlim {
+    uint64_t cur, max;
+};
+
 struct sigact {
     uint64_t handler, flags, restorer, mask; /* handler 0: default, 1: ignore; mask: internal bits */
 };
@@ -74,11 +87,18 @@ struct proc {
     uint64_t fs_base;
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
+    int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
     uint64_t sig_handled; /* bit n: signal n has a handler */
     uint64_t sig_pending, sig_blocked, sig_saved; /* sig_saved: the mask before sigsuspend */
     int sig_saved_valid;
-    int sig_from[64]; /* who sent each pending signal (siginfo's si_pid) */
+    struct {              /* each pending signal's siginfo: sender (a timer's id), si_code, a */
+        int32_t pid;      /* timer's overrun, si_value (a child's status for SIGCHLD) */
+        int16_t code;
+        uint16_t aux;
+        uint64_t val;
+    } sig_info[64];
+    uint64_t sig_wait;    /* sigtimedwait: the signals it waits for (blocked ones among them) */
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
@@ -87,6 +107,7 @@ struct proc {
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     char comm[16];        /* the program's name (/proc/<pid>/comm) */
     char cmdline[256];    /* its arguments, NUL after each (/proc/<pid>/cmdline; cut at 256 bytes) */
@@ -163,6 +184,10 @@ uint64_t proc_cpu(const struct proc *g);
 void set_exe_path(struct proc *p, struct inode *cwd, const char *path);
 
 struct proc *proc_alloc(void);
+
+/* A command's first process's resource limits: Linux's defaults (1024 descriptors, NFD_MAX
+ * at most), and what the guest has for processes and the stack. */
+void rlim_init(struct proc *p);
 
 /* Prepares a new process's kernel stack so that its first switch "returns" to user mode
  * through syscall_exit with the given registers. */

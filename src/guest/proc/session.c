@@ -206,7 +206,8 @@ void sessions_check(void)
         }
         if (p->alarm_at && now >= p->alarm_at) {
             p->alarm_at = p->alarm_every ? now + p->alarm_every : 0;
-            kill_proc(p, 14, 0); /* SIGALRM */
+            struct sigsrc alrm = {0, SI_KERNEL_, 0, 0, 0}; /* waits while blocked, as any timer's */
+            sig_send_process(p->group, 14, &alrm); /* SIGALRM */
         }
     }
 }
@@ -290,9 +291,10 @@ static int session_files(struct session *s, struct proc *p, const struct proc_sp
     if (s->ferr)
         s->ferr->ob = &s->err;
     struct file *e = s->ferr ? s->ferr : s->fout;
-    p->files->fd[0] = s->fin;
-    p->files->fd[1] = s->fout;
-    p->files->fd[2] = e;
+    if (files_set(p->files, 0, s->fin) < 0) /* the first page of the table; 1 and 2 are on it */
+        return -ENOMEM;
+    files_set(p->files, 1, s->fout);
+    files_set(p->files, 2, e);
     s->fin->refs++;
     s->fout->refs += 1 + (e == s->fout);
     if (s->ferr)
@@ -331,6 +333,8 @@ int start(const struct image *im, const struct proc_spec *spec)
     s->background = spec->background;
     p->sess = s;
     p->state = P_BLOCKED; /* not runnable until it is complete */
+    rlim_init(p);
+    p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;

@@ -9,6 +9,7 @@
 #include "../arch/arch.h"
 #include "../arch/fpu.h"
 #include "../lib/errno.h"
+#include "../fs/file.h"
 #include "../lib/klib.h"
 #include "../mm/vm.h"
 #include "exec.h"
@@ -59,30 +60,57 @@ int sig_ready(const struct proc *p)
     return (p->sig_pending & ~p->sig_blocked) != 0;
 }
 
-void kill_proc(struct proc *p, int sig, int from)
+void sig_send(struct proc *p, int sig, const struct sigsrc *src)
 {
-    uint64_t bit = sig < 64 ? 1ULL << sig : 0;
+    uint64_t bit = sig > 0 && sig < 64 ? 1ULL << sig : 0;
     if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed || !bit)
         return;
-    if (sig != 9 && (p->group->sig_handled & bit)) {
+    int handled = sig != 9 && (p->group->sig_handled & bit), blocked = sig != 9 && (p->sig_blocked & bit);
+    /* a program's signal waits while blocked (sig_next acts on it then); the kernel's hangup and
+     * kill of what a command left act now: a fork bomb that keeps signals blocked must end */
+    if (handled || (blocked && !src->force)) {
+        if (!(p->sig_pending & bit)) { /* a standard signal pending twice is one */
+            p->sig_info[sig].pid = src->pid;
+            p->sig_info[sig].code = (int16_t)src->code;
+            p->sig_info[sig].aux = (uint16_t)src->aux;
+            p->sig_info[sig].val = src->val;
+        }
         p->sig_pending |= bit;
-        p->sig_from[sig] = from;
-        if (p->state == P_BLOCKED && !(p->sig_blocked & bit))
-            p->state = P_RUNNABLE; /* its syscall sees sig_ready and returns */
+        if (p->state == P_BLOCKED && (!blocked || (p->sig_wait & bit)))
+            p->state = P_RUNNABLE; /* its syscall sees sig_ready (or what it waits for) and returns */
+        if (blocked)
+            wake(W_PIPE, p->group->pid); /* a signalfd of the process's may be polled */
         return;
     }
     if (sig != 9 && ((p->group->sig_ign | SIG_DEFAULT_IGNORED) & bit))
         return;
-    /* a program's signal acts when unblocked (sig_next); the kernel's (the hangup of what a
-     * command left behind, its timeout) act now: a fork bomb that keeps signals blocked
-     * around its forks must still end */
-    if (sig != 9 && from != 0 && (p->sig_blocked & bit)) {
-        p->sig_pending |= bit;
-        return;
-    }
     p->killed = sig;
     if (p->state == P_BLOCKED)
         p->state = P_RUNNABLE;
+}
+
+void kill_proc(struct proc *p, int sig, int from)
+{
+    struct sigsrc src = {from, from ? SI_USER_ : SI_KERNEL_, 0, from == 0, 0};
+    sig_send(p, sig, &src);
+}
+
+uint64_t sig_pending_of(const struct proc *p)
+{
+    return p->sig_pending | (p->group != p ? p->group->sig_pending : 0);
+}
+
+int sig_take(struct proc *p, uint64_t set, struct sigsrc *info)
+{
+    uint64_t ready = sig_pending_of(p) & set & ~1ULL;
+    if (!ready)
+        return 0;
+    int sig = __builtin_ctzll(ready);
+    struct proc *from = (p->sig_pending >> sig) & 1 ? p : p->group;
+    from->sig_pending &= ~(1ULL << sig);
+    *info = (struct sigsrc){from->sig_info[sig].pid, from->sig_info[sig].code, from->sig_info[sig].aux, 0,
+                            from->sig_info[sig].val};
+    return sig;
 }
 
 void sig_set_action(struct proc *p, int sig, uint64_t handler)
@@ -141,7 +169,12 @@ static uint64_t sig_push(const struct sigcontext_ *ctx, int sig, uint64_t uc_fla
     f.uc.ss_size = cur->ss_size;
     f.uc.ss_flags = cur->ss_size ? 0 : 2; /* SS_DISABLE */
     f.info.signo = sig;
-    f.info.pid = cur->sig_from[sig];
+    f.info.code = cur->sig_info[sig].code;
+    f.info.pid = cur->sig_info[sig].pid;
+    if (f.info.code == SI_TIMER_) /* si_tid, si_overrun */
+        f.info.uid = cur->sig_info[sig].aux;
+    if (f.info.code == SI_TIMER_ || f.info.code == SI_QUEUE_ || sig == 17) /* si_value; a child's si_status */
+        kmemcpy(&f.info.status, &cur->sig_info[sig].val, 8);
     sig_fx_fill();
     if (sa->handler >= USER_TOP || copy_user(sp, &f, sizeof(f), 1) < 0 || copy_user(fx_at, sig_fx, sig_fx_len(), 1) < 0)
         die(11);
@@ -220,7 +253,7 @@ void syscall_exit_pvm(const struct uregs *r)
     __builtin_unreachable();
 }
 
-void kill_process(struct proc *g, int sig, int from)
+void sig_send_process(struct proc *g, int sig, const struct sigsrc *src)
 {
     struct proc *to = 0;
     for (int i = -1; i < MAX_PROCS; i++) {
@@ -229,13 +262,19 @@ void kill_process(struct proc *g, int sig, int from)
             continue;
         if (!to)
             to = t;
-        if (sig < 64 && !(t->sig_blocked & (1ULL << sig))) {
-            to = t;
+        if (sig > 0 && sig < 64 && (!(t->sig_blocked & (1ULL << sig)) || (t->sig_wait & (1ULL << sig)))) {
+            to = t; /* one that does not block it, or waits for it */
             break;
         }
     }
     if (to)
-        kill_proc(to, sig, from);
+        sig_send(to, sig, src);
+}
+
+void kill_process(struct proc *g, int sig, int from)
+{
+    struct sigsrc src = {from, from ? SI_USER_ : SI_KERNEL_, 0, from == 0, 0};
+    sig_send_process(g, sig, &src);
 }
 
 /* rt_sigreturn: back to where the handler interrupted, from the frame it was given (the
@@ -274,4 +313,53 @@ long sig_return(struct uregs *r)
     r->rcx = m->rip; /* sysret's RIP; the interrupted syscall had clobbered rcx and r11 anyway */
     r->r11 = flags;
     return (long)m->rax;
+}
+
+void siginfo_fill(uint8_t out[128], int sig, const struct sigsrc *si)
+{
+    int32_t head[6] = {sig, 0, si->code, 0, si->pid, si->code == SI_TIMER_ ? si->aux : 0};
+    kmemset(out, 0, 128);
+    kmemcpy(out, head, sizeof(head));
+    if (si->code == SI_TIMER_ || si->code == SI_QUEUE_ || sig == 17) /* si_value; a child's si_status */
+        kmemcpy(out + 24, &si->val, 8);
+}
+
+long signalfd_read(struct file *f, uint64_t buf, uint64_t n)
+{
+    struct proc *cur = proc_cur();
+    uint64_t done = 0;
+    if (n < 128)
+        return -EINVAL;
+    for (;;) {
+        struct sigsrc si;
+        int sig;
+        while (done + 128 <= n && (sig = sig_take(cur, f->sigmask, &si))) {
+            uint32_t ssi[32]; /* struct signalfd_siginfo */
+            kmemset(ssi, 0, sizeof(ssi));
+            ssi[0] = (uint32_t)sig;
+            ssi[2] = (uint32_t)si.code;
+            ssi[3] = (uint32_t)si.pid;
+            ssi[6] = si.code == SI_TIMER_ ? (uint32_t)si.pid : 0; /* ssi_tid */
+            ssi[8] = si.code == SI_TIMER_ ? si.aux : 0;           /* ssi_overrun */
+            ssi[10] = sig == 17 ? (uint32_t)si.val : 0;          /* ssi_status */
+            ssi[11] = (uint32_t)si.val;                           /* ssi_int */
+            kmemcpy(&ssi[12], &si.val, 8);                        /* ssi_ptr */
+            if (copy_user(buf + done, ssi, sizeof(ssi), 1) < 0)
+                return done ? (long)done : -EFAULT;
+            done += 128;
+        }
+        if (done)
+            return (long)done;
+        if (f->flags & O_NONBLOCK_)
+            return -EAGAIN;
+        if (sig_ready(cur))
+            return -EINTR;
+        block(W_PIPE);
+    }
+}
+
+uint32_t signalfd_events(const struct file *f)
+{
+    struct proc *cur = proc_cur();
+    return cur && (sig_pending_of(cur) & f->sigmask) ? 0x1 /* POLLIN */ : 0;
 }

@@ -5,6 +5,7 @@
 #include "../arch/fpu.h"
 #include <stdint.h>
 
+struct file;
 struct proc;
 struct uregs;
 
@@ -40,11 +41,44 @@ int on_altstack(uint64_t sp);
 
 int sig_ready(const struct proc *p);
 
-/* Sends `sig` to `p` from `from` (a pid, 0: the kernel): a handled signal waits for delivery
- * (waking `p` from a sleep unless it blocks the signal); an ignored one, or one ignored by
- * default, is dropped; any other ends `p` (once `p` no longer blocks it, when a program sent
- * it). SIGKILL cannot be caught, ignored or blocked. */
+/* Where a signal comes from, as its siginfo tells: the sender's pid (0: the kernel), si_code,
+ * and for timers their id (pid), overrun (aux) and value; `force`: the kernel's hangup or kill
+ * of what a command left, which acts even on a process that blocks it. */
+struct sigsrc {
+    int pid, code, aux, force;
+    uint64_t val;
+};
+#define SI_USER_ 0
+#define SI_KERNEL_ 0x80
+#define SI_QUEUE_ (-1)
+#define SI_TIMER_ (-2)
+#define SI_TKILL_ (-6)
+
+/* Sends `sig` to thread `p`: a blocked one stays pending (woken: a sigtimedwait for it, and
+ * the process's threads waiting in poll, for a signalfd) unless `force`d; a handled one waits
+ * for delivery (waking `p` from a sleep); an ignored one, or one ignored by default, is
+ * dropped; any other ends `p`. SIGKILL cannot be caught, ignored or blocked. */
+void sig_send(struct proc *p, int sig, const struct sigsrc *src);
+
+/* sig_send from process `from` (SI_USER), or from the kernel (0: SI_KERNEL, forced). */
 void kill_proc(struct proc *p, int sig, int from);
+
+/* The lowest signal of `set` pending for `p` (its own, or its process's: those that landed on
+ * the leader), taken off with its siginfo; 0 when none. */
+int sig_take(struct proc *p, uint64_t set, struct sigsrc *info);
+
+/* Signals pending for thread `p`: its own and those that landed on its process's leader. */
+uint64_t sig_pending_of(const struct proc *p);
+
+/* A signal's siginfo as Linux lays it out for user memory (128 bytes): rt_sigtimedwait's. */
+void siginfo_fill(uint8_t out[128], int sig, const struct sigsrc *si);
+
+/* read of a signalfd: a struct signalfd_siginfo (128 bytes) per pending signal of its mask,
+ * taken off; waits for one unless O_NONBLOCK. */
+long signalfd_read(struct file *f, uint64_t buf, uint64_t n);
+
+/* What a signalfd is ready for, as poll's revents, for the thread asking (its signals). */
+uint32_t signalfd_events(const struct file *f);
 
 void sig_set_action(struct proc *p, int sig, uint64_t handler);
 
@@ -70,6 +104,9 @@ void iret_to(const uint64_t *frame); /* entry.S: restores a preemption frame and
 /* A signal to process `g`: taken by a thread that does not block it (the leader first), or
  * else by the first one that lives, as on Linux. */
 void kill_process(struct proc *g, int sig, int from);
+
+/* The same with a siginfo (sigqueue, timers). */
+void sig_send_process(struct proc *g, int sig, const struct sigsrc *src);
 
 /** rt_sigreturn: the registers (and the x87/SSE/AVX state) a handler's frame on the user stack
  * holds come back, and the mask; a frame taken from a preempted program returns through iret

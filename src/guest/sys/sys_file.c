@@ -87,35 +87,49 @@ static long path_at(int64_t dirfd, uint64_t upath, char *path, struct inode **ba
     return *base ? 0 : err;
 }
 
-static void kstat_of(struct inode *ino, enum ftype t, struct kstat *out)
+static void kstat_of(struct inode *ino, struct kstat *out)
 {
     struct kstat st;
     kmemset(&st, 0, sizeof(st));
-    st.dev = ino && in_procfs(ino) ? 4 : 1;
+    st.dev = in_procfs(ino) ? 4 : 1;
     st.blksize = 4096;
-    if (ino) {
-        st.ino = ino->ino;
-        st.nlink = ino->nlink;
-        st.mode = ino->mode;
-        st.size = (int64_t)ino->size;
-        st.blocks = (int64_t)((ino->size + 511) / 512);
-        st.atime = (uint64_t)ino->atime;
-        st.mtime = (uint64_t)ino->mtime;
-        st.ctime = (uint64_t)ino->ctime;
-        st.rdev = ino->rdev;
-        st.uid = ino->uid;
-        st.gid = ino->gid;
-    } else {
-        st.mode = (t == F_EVENT || t == F_EPOLL ? 0 : t == F_SOCK ? S_IFSOCK : S_IFIFO) | 0600; /* eventfd, epoll: anonymous inodes */
-        st.nlink = 1;
-    }
+    st.ino = ino->ino;
+    st.nlink = ino->nlink;
+    st.mode = ino->mode;
+    st.size = (int64_t)ino->size;
+    st.blocks = (int64_t)((ino->size + 511) / 512);
+    st.atime = (uint64_t)ino->atime;
+    st.mtime = (uint64_t)ino->mtime;
+    st.ctime = (uint64_t)ino->ctime;
+    st.rdev = ino->rdev;
+    st.uid = ino->uid;
+    st.gid = ino->gid;
     *out = st;
 }
 
-static long fill_stat(struct inode *ino, enum ftype t, uint64_t buf)
+/* What fstat says of an open file: its inode's (a named pipe's node), or for a pipe, a socket,
+ * a command's output, an eventfd or epoll set what Linux says of theirs: an inode of their own
+ * file system (both ends of a pipe alike: diff <(a) <(b) tells two pipes apart by it). */
+static void kstat_file(const struct file *f, struct kstat *out)
+{
+    struct inode *ino = f->ino ? f->ino : f->pipe ? f->pipe->fifo : 0;
+    if (ino) {
+        kstat_of(ino, out);
+        return;
+    }
+    int anon = file_is_anon(f->type);
+    kmemset(out, 0, sizeof(*out));
+    out->dev = anon ? ANON_INODE_DEV : f->type == F_SOCK ? SOCKFS_DEV : PIPEFS_DEV;
+    out->ino = file_ino(f);
+    out->mode = (anon ? 0 : f->type == F_SOCK ? S_IFSOCK : S_IFIFO) | 0600; /* eventfd, epoll: no type */
+    out->nlink = 1;
+    out->blksize = 4096;
+}
+
+static long fill_stat(const struct file *f, uint64_t buf)
 {
     struct kstat st;
-    kstat_of(ino, t, &st);
+    kstat_file(f, &st);
     return copy_user(buf, &st, sizeof(st), 1);
 }
 
@@ -134,7 +148,7 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
-        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777), &ino)) < 0)
+        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
             return r;
     } else if (r < 0) {
         return r;
@@ -228,7 +242,7 @@ static long stat_at(int64_t dirfd, uint64_t upath, uint64_t flags, struct kstat 
         struct file *f = fd_get((uint64_t)dirfd);
         if (!f)
             return -EBADF;
-        kstat_of(f->ino, f->type, st);
+        kstat_file(f, st);
         return 0;
     }
     struct inode *base = base_dir(dirfd, &err), *ino;
@@ -238,7 +252,10 @@ static long stat_at(int64_t dirfd, uint64_t upath, uint64_t flags, struct kstat 
     struct file *of = r < 0 || (flags & AT_SYMLINK_NOFOLLOW) ? 0 : fd_link_file(ino);
     if (r < 0)
         return r;
-    kstat_of(of ? of->ino : ino, of ? of->type : F_INODE, st);
+    if (of)
+        kstat_file(of, st);
+    else
+        kstat_of(ino, st);
     return 0;
 }
 
@@ -378,7 +395,7 @@ static long sys_mknodat(int64_t dirfd, uint64_t upath, uint64_t mode)
     if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
         return -EINVAL;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~022U), &node);
+    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
 }
 
 static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
@@ -388,7 +405,7 @@ static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     const char *name;
     uint64_t nl;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777), &d);
+    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
 }
 
 static long sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
@@ -587,7 +604,7 @@ long sc_fstat(const struct sysargs *s)
 {
     long ret;
     struct file *fl = fd_get(s->a);
-    ret = fl ? fill_stat(fl->ino, fl->type, s->b) : -EBADF;
+    ret = fl ? fill_stat(fl, s->b) : -EBADF;
     return ret;
 }
 

@@ -62,13 +62,14 @@ static long sys_close_range(uint64_t first, uint64_t last, uint64_t flags)
     struct proc *cur = proc_cur();
     if ((flags & ~6ULL) || (uint32_t)first > (uint32_t)last)
         return -EINVAL;
-    for (uint64_t fd = (uint32_t)first; fd < NFD && fd <= (uint32_t)last; fd++) {
-        if (!cur->files->fd[fd])
-            continue;
+    if ((uint32_t)first >= NFD_MAX)
+        return 0;
+    for (int fd = files_next(cur->files, (int)(uint32_t)first); fd >= 0 && (uint64_t)fd <= (uint32_t)last;
+         fd = files_next(cur->files, fd + 1)) {
         if (flags & 4)
-            fd_set_cloexec((int)fd, 1);
+            fd_set_cloexec(fd, 1);
         else
-            fd_close(cur, (int)fd);
+            fd_close(cur, fd);
     }
     return 0;
 }
@@ -81,7 +82,7 @@ static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     int ce = (flags & O_CLOEXEC_) != 0;
     if (!f)
         return -EBADF;
-    if (newfd >= NFD)
+    if (newfd >= fd_limit())
         return exact ? -EBADF : -EINVAL;
     if (!exact) {
         int r = fd_install(f, (int)newfd, ce);
@@ -91,10 +92,13 @@ static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     }
     if (newfd == oldfd)
         return (long)newfd;
+    f->refs++; /* first: closing newfd may drop the last other reference to what it had */
     fd_close(cur, (int)newfd);
-    cur->files->fd[newfd] = f;
+    if (files_set(cur->files, newfd, f) < 0) {
+        file_put(f);
+        return -ENOMEM;
+    }
     fd_set_cloexec((int)newfd, ce);
-    f->refs++;
     return (long)newfd;
 }
 
@@ -107,7 +111,7 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
     switch (cmd) {
     case 0: return sys_dup3(fd, arg, 0, 0);                 /* F_DUPFD */
     case 1030: return sys_dup3(fd, arg, 0, O_CLOEXEC_);     /* F_DUPFD_CLOEXEC */
-    case 1: return (cur->files->cloexec >> fd) & 1;                /* F_GETFD */
+    case 1: return fd_cloexec(cur->files, fd);              /* F_GETFD */
     case 2: fd_set_cloexec((int)fd, arg & 1); return 0;     /* F_SETFD */
     case 3: return f->flags & ~O_CLOEXEC_;                  /* F_GETFL */
     case 4: /* F_SETFL: only O_APPEND and O_NONBLOCK may change */
@@ -118,6 +122,15 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
         return copy_user(arg, &unlocked, sizeof(unlocked), 1);
     }
     case 6: case 7: case 37: case 38: return 0; /* record locks: granted, there is no one to wait for */
+    case 1033: case 1034: /* F_ADD_SEALS, F_GET_SEALS: a memfd's, kept (F_SEAL_SEAL: no more) */
+        if (f->type != F_INODE || (f->ino->mode & S_IFMT) != S_IFREG)
+            return -EINVAL;
+        if (cmd == 1034)
+            return f->ino->seals;
+        if (f->ino->seals & 1)
+            return -EPERM;
+        f->ino->seals |= (uint8_t)(arg & 0x1f);
+        return 0;
     case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ: a pipe holds 64 KiB, always */
         return f->type == F_PIPE_R || f->type == F_PIPE_W ? (long)PIPE_SIZE : -EBADF;
     default: return -EINVAL;
@@ -212,9 +225,9 @@ static long sys_pipe(uint64_t ufds, uint64_t flags)
     int fds[2] = {fr, fw};
     if (fr < 0 || fw < 0 || copy_user(ufds, fds, sizeof(fds), 1) < 0) {
         if (fr >= 0)
-            cur->files->fd[fr] = 0;
+            files_set(cur->files, (uint64_t)fr, 0);
         if (fw >= 0)
-            cur->files->fd[fw] = 0;
+            files_set(cur->files, (uint64_t)fw, 0);
         file_put(r);
         file_put(w);
         return fr < 0 || fw < 0 ? -EMFILE : -EFAULT;

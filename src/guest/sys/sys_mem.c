@@ -3,6 +3,7 @@
 #include "syscall.h"
 
 #include "../fs/file.h"
+#include "../fs/fmap.h"
 #include "../fs/fs.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -25,56 +26,113 @@ static long sys_brk(uint64_t want)
     return (long)want;
 }
 
+#define MAP_SHARED_ 0x01
+#define MAP_TYPE_ 0x0f
+#define MAP_FIXED_ 0x10
+#define MAP_ANON_ 0x20
+
+/* Unmaps [va, va + len) of the current address space, whatever is there (pages, lazy ranges,
+ * shared mappings). */
+static void unmap_span(uint64_t va, uint64_t len)
+{
+    struct mm *m = proc_cur()->mm;
+    lazy_remove(m, va, va + len);
+    fmap_unmap(m, va, va + len);
+    unmap_range(m->pml4, va, va + len);
+}
+
+/* MAP_SHARED of file `f` (NULL: anonymous shared memory, an unnamed file's) at `va`: the
+ * file's own pages (fs/fmap.c). As on Linux the file must be open for reading, and for writing
+ * when the mapping may write; a running program's file is not mapped writable (ETXTBSY). */
+static long mmap_shared(struct file *f, uint64_t va, uint64_t len, uint64_t prot, uint64_t off)
+{
+    int acc = f ? f->flags & O_ACCMODE : 2, ro = acc != 2;
+    if (acc == 1 || (ro && (prot & 2)))
+        return -EACCES_;
+    if (f && !ro && f->ino->exec_users)
+        return -ETXTBSY_;
+    struct inode *ino = f ? f->ino : fmap_anon(len);
+    if (!ino)
+        return -ENOMEM;
+    long r = fmap_shared(proc_cur()->mm, va, len, ino, f ? off : 0, ro);
+    if (!f)
+        fs_anon_free(ino); /* the mapping holds it */
+    if (r < 0)
+        unmap_span(va, len);
+    return r;
+}
+
+/* MAP_PRIVATE at `va`: anonymous memory (populated, lazy when large, or only reserved when
+ * PROT_NONE), or a file's contents copied, but for what file_page_shared maps as it is (code
+ * and read-only data: one copy for every process). */
+static long mmap_private(struct file *f, uint64_t va, uint64_t len, uint64_t prot, uint64_t flags, uint64_t off)
+{
+    struct mm *m = proc_cur()->mm;
+    int reserve = !f && (prot & 7) == 0, big = !f && !reserve && len >= LAZY_MIN;
+    if (big && !(flags & 0x4000) && !commit_ok(len)) /* MAP_NORESERVE: not counted, as on Linux */
+        return -ENOMEM;
+    if (big)
+        reserve = lazy_add(m, va, va + len) == 0;
+    for (uint64_t p = va; !(reserve && !f) && p < va + len; p += PAGE_SIZE) { /* reserved: nothing to map */
+        void *shared = file_page_shared(f, prot, flags, off + (p - va));
+        uint64_t *e;
+        if (shared && !(e = pte_of(m->pml4, p, 1)))
+            return -ENOMEM;
+        if (shared) /* a library's code and constants: one copy for every process */
+            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_FILE;
+        else if (!reserve && map_new(m->pml4, p) < 0)
+            return -ENOMEM;
+    }
+    for (uint64_t p = va; f && p < va + len; p += PAGE_SIZE) { /* the copies; past the file's end stays zero */
+        uint64_t gpa = translate(m, p, 1);
+        if (gpa && fs_read(f->ino, off + (p - va), DMAP(gpa), PAGE_SIZE) < 0)
+            return -EIO_;
+    }
+    return 0;
+}
+
 static long sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off)
 {
     struct proc *cur = proc_cur();
     struct file *f = 0;
-    if (!(flags & 0x20)) { /* a file: MAP_PRIVATE only (writes never reach the file) */
+    int type = (int)(flags & MAP_TYPE_), shared = type == 1 || type == 3; /* MAP_SHARED(_VALIDATE) */
+    if (type < 1 || type > 3)
+        return -EINVAL;
+    if (!(flags & MAP_ANON_)) {
         f = fd_get((uint64_t)(int)fd);
-        if (!f || f->type != F_INODE || (f->ino->mode & S_IFMT) != S_IFREG)
+        if (!f)
             return -EBADF;
-        if (flags & 0x01) /* MAP_SHARED */
-            return -ENOSYS;
+        if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFCHR && f->ino->rdev == 0x105)
+            f = 0; /* /dev/zero: anonymous memory, as on Linux */
+        else if (f->type != F_INODE || (f->ino->mode & S_IFMT) != S_IFREG)
+            return -ENODEV_;
         if (off & (PAGE_SIZE - 1))
             return -EINVAL;
     }
-    if (len == 0 || len > (1ULL << 32))
+    if (len == 0 || len > MMAP_TOP - MMAP_BASE)
         return -EINVAL;
     len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-    uint64_t va = (flags & 0x10) ? addr : cur->mm->mmap_next; /* MAP_FIXED */
+    uint64_t va = (flags & MAP_FIXED_) ? addr : cur->mm->mmap_next;
     if (va & (PAGE_SIZE - 1) || va >= USER_TOP || len > USER_TOP - va)
         return -EINVAL;
-    if (!(flags & 0x10) && (va >= MMAP_TOP || len + PAGE_SIZE > MMAP_TOP - va))
+    if (!(flags & MAP_FIXED_) && (va >= MMAP_TOP || len + PAGE_SIZE > MMAP_TOP - va))
         return -ENOMEM; /* the address space for mappings is used up (a TiB, less what munmap gave back) */
-    /* anonymous PROT_NONE: addresses reserved, no pages (a later mprotect makes them lazy);
-     * a large accessible one: lazy (pages as touched) while the table has room */
-    int reserve = !f && (prot & 7) == 0, big = !f && !reserve && len >= LAZY_MIN;
-    if (big && !commit_ok(len))
-        return -ENOMEM;
-    if (flags & 0x10)
-        lazy_remove(cur->mm, va, va + len);
-    if (big)
-        reserve = lazy_add(cur->mm, va, va + len) == 0;
-    for (uint64_t p = va; p < va + len; p += PAGE_SIZE) {
-        void *shared = file_page_shared(f, prot, flags, off + (p - va));
-        uint64_t *e;
-        if (flags & 0x10)
-            unmap(cur->mm->pml4, p);
-        if (shared && !(e = pte_of(cur->mm->pml4, p, 1)))
-            return -ENOMEM;
-        if (shared) /* a library's code and constants: one copy for every process */
-            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_FILE;
-        else if (!reserve && map_new(cur->mm->pml4, p) < 0)
-            return -ENOMEM;
-    }
-    if (!(flags & 0x10))
+    if (flags & MAP_FIXED_)
+        unmap_span(va, len);
+    long r = shared ? mmap_shared(f, va, len, prot, off) : mmap_private(f, va, len, prot, flags, off);
+    if (r < 0)
+        return r;
+    if (!(flags & MAP_FIXED_))
         cur->mm->mmap_next += len + PAGE_SIZE; /* a guard page between mappings */
-    for (uint64_t p = va; f && p < va + len; p += PAGE_SIZE) { /* the copies; past the file's end stays zero */
-        uint64_t gpa = translate(cur->mm, p, 1);
-        if (gpa && fs_read(f->ino, off + (p - va), DMAP(gpa), PAGE_SIZE) < 0)
-            return -EIO_;
-    }
     return (long)va;
+}
+
+/* msync: a shared mapping's pages are the file's, so there is nothing to write back. */
+static long sys_msync(uint64_t addr, uint64_t len, uint64_t flags)
+{
+    if ((addr & (PAGE_SIZE - 1)) || (flags & ~7ULL) || (flags & 5) == 5 || addr >= USER_TOP || len > USER_TOP - addr)
+        return -EINVAL; /* MS_ASYNC (1) and MS_SYNC (4) together, or flags it does not know */
+    return 0;
 }
 
 /* mprotect: pages keep their access (every page of the process's own stays readable and
@@ -86,13 +144,15 @@ static long sys_mprotect(uint64_t addr, uint64_t len, uint64_t prot)
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
     uint64_t end = addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
-    for (uint64_t p = addr; (prot & 2) && p < end; p += PAGE_SIZE)
+    for (uint64_t p = pte_next(cur->mm->pml4, addr, end); (prot & 2) && p < end; p = pte_next(cur->mm->pml4, p + PAGE_SIZE, end))
         if (make_private(cur->mm->pml4, p) < 0)
             return -ENOMEM;
     if ((prot & 7) == 0) {
         lazy_remove(cur->mm, addr, end);
         return 0;
     }
+    if (fmap_find(cur->mm, addr))
+        return 0; /* a shared mapping: its pages are the file's, mapped as they are touched */
     if (lazy_add(cur->mm, addr, end) == 0)
         return 0;
     for (uint64_t p = addr; p < end; p += PAGE_SIZE) /* no room to remember the range: populate it */
@@ -106,9 +166,7 @@ static long sys_munmap(uint64_t addr, uint64_t len)
     struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
-    lazy_remove(cur->mm, addr, addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)));
-    for (uint64_t p = addr; p < addr + len; p += PAGE_SIZE)
-        unmap(cur->mm->pml4, p);
+    unmap_span(addr, (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
     /* mappings are placed upwards: the newest one going gives its addresses back (malloc's
      * large blocks come and go like this), so a long-running program does not run out */
     uint64_t end = addr + ((len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1));
@@ -117,18 +175,39 @@ static long sys_munmap(uint64_t addr, uint64_t len)
     return 0;
 }
 
+/* Moves the page-table entries of [old, old + len) to `to` (nothing mapped there): the
+ * entries to move into are made first, so an ENOMEM leaves the mapping as it was. */
+static long move_ptes(struct mm *m, uint64_t old, uint64_t to, uint64_t len)
+{
+    uint64_t end = old + len;
+    for (uint64_t p = pte_next(m->pml4, old, end); p < end; p = pte_next(m->pml4, p + PAGE_SIZE, end))
+        if (!pte_of(m->pml4, to + (p - old), 1))
+            return -ENOMEM;
+    for (uint64_t p = pte_next(m->pml4, old, end); p < end; p = pte_next(m->pml4, p + PAGE_SIZE, end)) {
+        uint64_t *from = pte_of(m->pml4, p, 0);
+        *pte_of(m->pml4, to + (p - old), 0) = *from;
+        *from = 0;
+        __asm__ volatile("invlpg (%0)" ::"r"(p) : "memory");
+    }
+    return 0;
+}
+
 /* mremap: shrinking drops the tail; growing extends in place when the mapping is the newest
  * one, or else (MREMAP_MAYMOVE) moves its page-table entries to fresh addresses, so a growing
- * buffer (realloc) is never copied. A lazy mapping stays lazy, its growth included.
- * MREMAP_FIXED and MREMAP_DONTUNMAP are not supported. */
+ * buffer (realloc) is never copied. A lazy mapping stays lazy, its growth included; a shared
+ * mapping (a whole one) maps more of its file. MREMAP_FIXED and MREMAP_DONTUNMAP are not
+ * supported. */
 static long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags)
 {
     struct proc *cur = proc_cur();
     old_len = (old_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     if ((old & (PAGE_SIZE - 1)) || (flags & ~1ULL) || !new_len || !old_len || old < MMAP_BASE || old >= MMAP_TOP ||
-        old_len > MMAP_TOP - old || new_len > (1ULL << 32))
+        old_len > MMAP_TOP - old || new_len > MMAP_TOP - MMAP_BASE)
         return -EINVAL;
+    struct shmap *sh = fmap_find(cur->mm, old);
+    if (sh && (sh->start != old || sh->end < old + old_len))
+        return -EINVAL; /* only a shared mapping's whole, from its start, is remapped */
     if (new_len <= old_len) {
         sys_munmap(old + new_len, old_len - new_len);
         return (long)old;
@@ -139,6 +218,13 @@ static long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_
         return -ENOMEM;
     if (va >= MMAP_TOP || new_len + PAGE_SIZE > MMAP_TOP - va)
         return -ENOMEM;
+    if (sh) {
+        if (moving && move_ptes(cur->mm, old, va, old_len) < 0)
+            return -ENOMEM;
+        cur->mm->mmap_next = va + new_len + PAGE_SIZE;
+        long r = fmap_remap(cur->mm, sh, va, new_len);
+        return r < 0 ? r : (long)va;
+    }
     /* first all that can fail (the new pages or lazy range, the entries to move into): an
      * ENOMEM leaves the old mapping as it was */
     int lazy = lazy_overlaps(cur->mm, old, old + old_len);
@@ -148,17 +234,8 @@ static long sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_
     for (p = va + old_len; !lazy && p < va + new_len; p += PAGE_SIZE)
         if (map_new(cur->mm->pml4, p) < 0)
             goto undo;
-    for (p = va; moving && p < va + old_len; p += PAGE_SIZE)
-        if (!pte_of(cur->mm->pml4, p, 1))
-            goto undo;
-    for (uint64_t off = 0; moving && off < old_len; off += PAGE_SIZE) {
-        uint64_t *from = pte_of(cur->mm->pml4, old + off, 0);
-        if (from && (*from & PTE_P)) {
-            *pte_of(cur->mm->pml4, va + off, 0) = *from;
-            *from = 0;
-            __asm__ volatile("invlpg (%0)" ::"r"(old + off) : "memory");
-        }
-    }
+    if (moving && move_ptes(cur->mm, old, va, old_len) < 0)
+        goto undo;
     if (lazy && moving)
         lazy_remove(cur->mm, old, old + old_len);
     cur->mm->mmap_next = va + new_len + PAGE_SIZE;
@@ -180,9 +257,10 @@ static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
     struct proc *cur = proc_cur();
     if (addr & (PAGE_SIZE - 1) || addr >= USER_TOP || len > USER_TOP - addr)
         return -EINVAL;
-    for (uint64_t p = addr; (advice == 4 || advice == 8) && p < addr + len; p += PAGE_SIZE) {
-        uint64_t *e = pte_of(cur->mm->pml4, p, 0);
-        if (!e || !(*e & PTE_P) || (*e & PTE_FILE)) /* a program file's own pages are the file already */
+    uint64_t end = addr + len, pml4 = cur->mm->pml4;
+    for (uint64_t p = pte_next(pml4, addr, end); (advice == 4 || advice == 8) && p < end; p = pte_next(pml4, p + PAGE_SIZE, end)) {
+        uint64_t *e = pte_of(pml4, p, 0);
+        if (*e & PTE_FILE) /* a file's own pages are the file already */
             continue;
         if (lazy_overlaps(cur->mm, p, p + PAGE_SIZE))
             unmap(cur->mm->pml4, p);
@@ -192,7 +270,37 @@ static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
     return 0;
 }
 
+/* memfd_create(name, flags): an unnamed regular file, open for reading and writing, its pages
+ * memory as every file's are; readlink of its descriptor says "/memfd:<name> (deleted)", as
+ * Linux does. MFD_CLOEXEC, MFD_ALLOW_SEALING (else the file is sealed against more seals);
+ * huge pages are refused. */
+static long sys_memfd_create(uint64_t uname, uint64_t flags)
+{
+    char name[256] = "memfd:";
+    long n = copy_str(uname, name + 6, 250);
+    if (n < 0)
+        return n == -36 ? -EINVAL : n;
+    if (flags & ~3ULL)
+        return -EINVAL;
+    struct inode *ino = fs_anon_file();
+    if (!ino || !(ino->target = kstrndup(name, (uint64_t)n + 6))) {
+        if (ino)
+            fs_anon_free(ino);
+        return -ENOMEM;
+    }
+    ino->mode = S_IFREG | 0777;
+    ino->seals = flags & 2 ? 0 : 1; /* F_SEAL_SEAL */
+    struct file *f = file_new(F_INODE, ino, 2 | 0100000); /* O_RDWR | O_LARGEFILE */
+    fs_anon_free(ino); /* the file holds it */
+    return anon_install(f, flags & 1 ? O_CLOEXEC_ : 0);
+}
+
 /* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_memfd_create(const struct sysargs *s)
+{
+    return sys_memfd_create(s->a, s->b);
+}
 
 long sc_mmap(const struct sysargs *s)
 {
@@ -217,6 +325,11 @@ long sc_brk(const struct sysargs *s)
 long sc_madvise(const struct sysargs *s)
 {
     return sys_madvise(s->a, s->b, s->c);
+}
+
+long sc_msync(const struct sysargs *s)
+{
+    return sys_msync(s->a, s->b, s->c);
 }
 
 long sc_mremap(const struct sysargs *s)

@@ -6,6 +6,7 @@
 #include "../fs/file.h"
 #include "../fs/fs.h"
 #include "../lib/errno.h"
+#include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -36,16 +37,17 @@ static long sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uev)
         return -EFAULT;
     struct epoll *ep = e->ep;
     uint32_t i = 0;
-    while (i < ep->n && (ep->it[i].f != f || ep->it[i].fd != (int32_t)fd))
+    while (i < ep->n && (ep_item(ep, i)->f != f || ep_item(ep, i)->fd != (int32_t)fd))
         i++;
+    struct epitem *it = i < ep->n ? ep_item(ep, i) : 0, fresh = {f, (int32_t)fd, 0, 0, 0};
+    long r;
     switch (op) {
     case 1: /* EPOLL_CTL_ADD */
-        if (i < ep->n)
+        if (it)
             return -EEXIST;
-        if (ep->n == EP_MAX)
-            return -E_NOSPC;
-        ep->it[ep->n++] = (struct epitem){f, (int32_t)fd, 0, 0, 0};
-        f->epolled++;
+        if ((r = epoll_add(ep, &fresh)) < 0)
+            return r;
+        it = ep_item(ep, i);
         break;
     case 2: /* EPOLL_CTL_DEL */
         if (i == ep->n)
@@ -59,9 +61,9 @@ static long sys_epoll_ctl(uint64_t epfd, uint64_t op, uint64_t fd, uint64_t uev)
     default:
         return -EINVAL;
     }
-    ep->it[i].events = ev.events & ~(1U << 28 | 1U << 29); /* EPOLLEXCLUSIVE, EPOLLWAKEUP: one CPU, no suspend */
-    ep->it[i].data = ev.data;
-    ep->it[i].seen = file_seq(f) - 1; /* what is ready now is reported once even when edge-triggered */
+    it->events = ev.events & ~(1U << 28 | 1U << 29); /* EPOLLEXCLUSIVE, EPOLLWAKEUP: one CPU, no suspend */
+    it->data = ev.data;
+    it->seen = file_seq(f) - 1; /* what is ready now is reported once even when edge-triggered */
     return 0;
 }
 
@@ -109,21 +111,35 @@ struct pfd {
     int16_t events, revents;
 };
 
-static long poll_wait(struct pfd *p, uint64_t n, uint64_t deadline, int now)
+#define POLL_BATCH 64
+
+/* One look at the caller's pollfd array of `n` entries, a batch at a time, each entry's revents
+ * written back: how many have events, or -EFAULT. */
+static long poll_scan(uint64_t ufds, uint64_t n)
 {
-    struct proc *cur = proc_cur();
-    for (;;) {
-        long ready = 0;
-        for (uint64_t i = 0; i < n; i++) {
+    struct pfd p[POLL_BATCH];
+    long ready = 0;
+    for (uint64_t at = 0; at < n; at += POLL_BATCH) {
+        uint64_t k = n - at < POLL_BATCH ? n - at : POLL_BATCH, u = ufds + at * sizeof(p[0]);
+        if (copy_user(u, p, k * sizeof(p[0]), 0) < 0)
+            return -EFAULT;
+        for (uint64_t i = 0; i < k; i++) {
             struct file *f = p[i].fd < 0 ? 0 : fd_get((uint64_t)p[i].fd);
-            if (p[i].fd < 0) {
-                p[i].revents = 0;
-                continue;
-            }
-            uint32_t ev = f ? file_events(f, 0) : POLLNVAL_;
+            uint32_t ev = p[i].fd < 0 ? 0 : f ? file_events(f, 0) : POLLNVAL_;
             p[i].revents = (int16_t)(ev & ((uint16_t)p[i].events | POLLERR_ | POLLHUP_ | POLLNVAL_));
             ready += p[i].revents != 0;
         }
+        if (copy_user(u, p, k * sizeof(p[0]), 1) < 0)
+            return -EFAULT;
+    }
+    return ready;
+}
+
+static long poll_wait(uint64_t ufds, uint64_t n, uint64_t deadline, int now)
+{
+    struct proc *cur = proc_cur();
+    for (;;) {
+        long ready = poll_scan(ufds, n);
         if (ready || now || (deadline && kernel_ticks() >= deadline))
             return ready;
         if (sig_ready(cur))
@@ -160,20 +176,12 @@ static long timeout_of(int64_t timeout_ms, uint64_t ts, uint64_t *deadline, int 
 
 static long sys_poll(uint64_t ufds, uint64_t n, int64_t timeout_ms, uint64_t ts)
 {
-    struct pfd p[64];
     uint64_t deadline;
     int now;
-    if (n > 64)
-        return -EINVAL;
-    if (n && copy_user(ufds, p, n * sizeof(p[0]), 0) < 0)
-        return -EFAULT;
+    if (n > fd_limit())
+        return -EINVAL; /* as on Linux: more entries than descriptors the process may have */
     long r = timeout_of(timeout_ms, ts, &deadline, &now);
-    if (r < 0)
-        return r;
-    long ready = poll_wait(p, n, deadline, now);
-    if (ready >= 0 && n && copy_user(ufds, p, n * sizeof(p[0]), 1) < 0)
-        return -EFAULT;
-    return ready;
+    return r < 0 ? r : poll_wait(ufds, n, deadline, now);
 }
 
 /* epoll_wait, epoll_pwait and epoll_pwait2 (`ts`), as poll */
@@ -185,29 +193,53 @@ static long sys_epoll_timed(uint64_t epfd, uint64_t uevs, int64_t max, int64_t t
     return r < 0 ? r : sys_epoll_wait(epfd, uevs, max, deadline, now);
 }
 
-/* select and pselect6 over poll_wait: fd_sets of the 64 descriptors a process can have. `tv`
- * is a struct timeval (select) or timespec (pselect6), 0 for none; pselect6's mask is not
- * applied. The sets come back holding the ready descriptors; the count of bits is returned. */
+/* select and pselect6: fd_sets of up to NFD_MAX descriptors (a larger nfds is cut to that, as
+ * Linux cuts it to its table). `tv` is a struct timeval (select) or timespec (pselect6), 0 for
+ * none; pselect6's mask is not applied. The sets come back holding the ready descriptors; the
+ * count of bits is returned. */
+#define FDSET_WORDS (NFD_MAX / 64)
+
+/* One look at the descriptors in `in`: the ready ones into `out`; how many bits, or -EBADF. */
+static long select_scan(uint64_t nfds, const uint64_t in[3][FDSET_WORDS], uint64_t out[3][FDSET_WORDS])
+{
+    static const uint32_t want[3] = {POLLIN_ | POLLERR_ | POLLHUP_, POLLOUT_ | POLLERR_, 0x2 /* POLLPRI */};
+    long bits = 0;
+    kmemset(out, 0, 3 * FDSET_WORDS * sizeof(uint64_t));
+    for (uint64_t w = 0; w * 64 < nfds; w++) {
+        for (uint64_t any = in[0][w] | in[1][w] | in[2][w]; any; any &= any - 1) {
+            uint64_t bit = any & -any, fd = w * 64 + (uint64_t)__builtin_ctzll(any);
+            struct file *f = fd_get(fd);
+            if (!f)
+                return -EBADF;
+            uint32_t ev = file_events(f, 0);
+            for (int k = 0; k < 3; k++)
+                if ((in[k][w] & bit) && (ev & want[k])) {
+                    out[k][w] |= bit;
+                    bits++;
+                }
+        }
+    }
+    return bits;
+}
+
 static long sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, uint64_t tv, int tv_is_ns)
 {
-    uint64_t set[3] = {0, 0, 0}, out[3] = {0, 0, 0};
+    struct proc *cur = proc_cur();
+    uint64_t in[3][FDSET_WORDS], out[3][FDSET_WORDS], deadline = 0;
     const uint64_t u[3] = {urd, uwr, uex};
-    struct pfd p[64];
-    uint64_t n = 0, deadline = 0;
     int now = 0;
     if ((int64_t)nfds < 0)
         return -EINVAL;
+    if (nfds > NFD_MAX)
+        nfds = NFD_MAX;
+    uint64_t bytes = (nfds + 7) / 8;
+    kmemset(in, 0, sizeof(in));
     for (int k = 0; k < 3; k++)
-        if (u[k] && nfds && copy_user(u[k], &set[k], nfds < 64 ? (nfds + 7) / 8 : 8, 0) < 0)
+        if (u[k] && bytes && copy_user(u[k], in[k], bytes, 0) < 0)
             return -EFAULT;
-    for (uint64_t fd = 0; fd < 64; fd++) {
-        uint64_t bit = 1ULL << fd, any = (set[0] | set[1] | set[2]) & bit;
-        if (fd >= nfds || !any)
-            continue;
-        if (!fd_get(fd))
-            return -EBADF;
-        p[n++] = (struct pfd){(int32_t)fd, (int16_t)((set[0] & bit ? 0x1 : 0) | (set[1] & bit ? 0x4 : 0) | (set[2] & bit ? 0x2 : 0)), 0};
-    }
+    if (nfds % 64) /* bits past nfds in its last word are not asked about */
+        for (int k = 0; k < 3; k++)
+            in[k][nfds / 64] &= (1ULL << (nfds % 64)) - 1;
     if (tv) {
         int64_t t[2];
         if (copy_user(tv, t, sizeof(t), 0) < 0)
@@ -216,22 +248,21 @@ static long sys_select(uint64_t nfds, uint64_t urd, uint64_t uwr, uint64_t uex, 
         if (r < 0)
             return r;
     }
-    long ready = poll_wait(p, n, deadline, now), bits = 0;
-    if (ready < 0)
-        return ready;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t bit = 1ULL << p[i].fd;
-        int16_t r = p[i].revents;
-        out[0] |= (set[0] & bit) && (r & (0x1 | 0x8 | 0x10)) ? bit : 0;
-        out[1] |= (set[1] & bit) && (r & (0x4 | 0x8)) ? bit : 0;
-        out[2] |= (set[2] & bit) && (r & 0x2) ? bit : 0;
+    long bits;
+    for (;;) {
+        bits = select_scan(nfds, (const uint64_t(*)[FDSET_WORDS])in, out);
+        if (bits || now || (deadline && kernel_ticks() >= deadline))
+            break;
+        if (sig_ready(cur))
+            return -EINTR;
+        cur->wake_tick = deadline;
+        block(W_PIPE);
     }
-    for (int k = 0; k < 3; k++) {
-        for (uint64_t v = out[k]; v; v &= v - 1) /* freestanding: no popcount helper */
-            bits++;
-        if (u[k] && nfds && copy_user(u[k], &out[k], nfds < 64 ? (nfds + 7) / 8 : 8, 1) < 0)
+    if (bits < 0)
+        return bits;
+    for (int k = 0; k < 3; k++)
+        if (u[k] && bytes && copy_user(u[k], out[k], bytes, 1) < 0)
             return -EFAULT;
-    }
     return bits;
 }
 

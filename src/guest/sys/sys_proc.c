@@ -28,26 +28,44 @@ static long sys_uname(uint64_t buf)
     return copy_user(buf, u, sizeof(u), 1);
 }
 
-/* Resource limits as the guest has them: 64 descriptors and 128 processes (threads included),
- * a stack of STACK_MAX, nothing else limited. Lowering one is accepted (and not enforced);
- * raising a real one past what the guest has is EPERM. */
+/* The most a limit may be raised to (by root, which everyone is): what the guest has for
+ * descriptors, processes and the stack; no bound for the others. */
+static uint64_t rlim_ceiling(uint64_t res)
+{
+    return res == RLIMIT_NOFILE_ ? NFD_MAX : res == RLIMIT_NPROC_ ? MAX_PROCS : res == RLIMIT_STACK_ ? STACK_MAX : ~0ULL;
+}
+
+/* prlimit64 (and getrlimit, setrlimit): the limits of process `pid` (0: this one), kept and
+ * inherited; RLIMIT_NOFILE bounds the descriptors. Raising one past what the guest has (see
+ * rlim_ceiling) is EPERM, a soft limit above the hard one EINVAL. */
 static long sys_prlimit(uint64_t pid, uint64_t res, uint64_t unew, uint64_t uold)
 {
-    struct proc *cur = proc_cur();
-    uint64_t lim[2] = {~0ULL, ~0ULL}, want[2];
-    if (pid && pid != (uint64_t)cur->pid)
-        return -ESRCH;
-    if (res >= 16)
+    struct proc *cur = proc_cur(), *g = cur->group;
+    uint64_t want[2];
+    if (pid && (int)pid != g->pid) {
+        g = 0;
+        for (int i = 0; i < MAX_PROCS && !g; i++)
+            if (ptable.procs[i].state != P_FREE && ptable.procs[i].state != P_ZOMBIE && ptable.procs[i].pid == (int)pid)
+                g = ptable.procs[i].group;
+        if (!g)
+            return -ESRCH;
+    }
+    if (res >= RLIM_N)
         return -EINVAL;
-    if (res == 3) /* RLIMIT_STACK */
-        lim[0] = lim[1] = STACK_MAX;
-    else if (res == 6 || res == 7) /* RLIMIT_NPROC, RLIMIT_NOFILE */
-        lim[0] = lim[1] = res == 6 ? MAX_PROCS : NFD;
+    struct rlim old = g->rlim[res];
     if (unew && copy_user(unew, want, sizeof(want), 0) < 0)
         return -EFAULT;
-    if (unew && (want[0] > want[1] || want[1] > lim[1]))
-        return want[0] > want[1] ? -EINVAL : -EPERM;
-    return uold ? copy_user(uold, lim, sizeof(lim), 1) : 0;
+    if (unew && want[0] > want[1])
+        return -EINVAL;
+    if (unew && want[1] > rlim_ceiling(res))
+        return -EPERM;
+    if (uold && copy_user(uold, &old, sizeof(old), 1) < 0)
+        return -EFAULT;
+    if (unew) {
+        g->rlim[res].cur = want[0];
+        g->rlim[res].max = want[1];
+    }
+    return 0;
 }
 
 /* struct sysinfo: uptime, memory (in bytes: mem_unit 1), process count. */
@@ -119,9 +137,9 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     cur->ss_sp = cur->ss_size = 0;
     if (exe)
         set_exe_path(cur, cur->files->cwd, exe);
-    for (int i = 0; i < NFD; i++)
-        if (cur->files->cloexec & (1ULL << i))
-            fd_close(cur, i);
+    for (int fd = files_next(cur->files, 0); fd >= 0; fd = files_next(cur->files, fd + 1))
+        if (fd_cloexec(cur->files, (uint64_t)fd))
+            fd_close(cur, fd);
     sig_exec(cur);
     kmemset(regs, 0, sizeof(*regs));
     regs->rcx = entry; /* sysret's RIP */
@@ -188,6 +206,62 @@ static long sys_clone3(struct uregs *regs, uint64_t uargs, uint64_t size)
     return sys_clone(regs, a[0] | (a[4] & 0xff), a[5] ? a[5] + a[6] : 0, a[3], a[2], a[7]);
 }
 
+/* setpgid(pid, pgid), as on Linux: this process or a child of it (pid 0: this one) moves to
+ * process group `pgid` of its session (0: a new one named by its pid); a session leader stays
+ * where it is (EPERM), and so does a process of another session or asked into a group its
+ * session does not have. */
+static long sys_setpgid(int64_t pid64, int64_t pgid64)
+{
+    struct proc *me = proc_cur()->group;
+    int pid = (int)pid64 ? (int)pid64 : me->pid, pgid = (int)pgid64 ? (int)pgid64 : pid;
+    if ((int)pgid64 < 0)
+        return -EINVAL;
+    struct proc *p = proc_by_pid(pid);
+    if (!p || p->state == P_ZOMBIE || (p != me && p->ppid != me->pid))
+        return -ESRCH;
+    if (p->sid == p->pid || p->sid != me->sid)
+        return -EPERM;
+    int exists = pgid == pid;
+    for (int i = 0; i < MAX_PROCS && !exists; i++) {
+        struct proc *q = &ptable.procs[i];
+        exists = q->state != P_FREE && q->group == q && q->pgid == pgid && q->sid == me->sid;
+    }
+    if (!exists)
+        return -EPERM;
+    p->pgid = pgid;
+    return 0;
+}
+
+/* setsid: a new session and process group, both named by this process's pid; refused (EPERM)
+ * to a process that already leads a group, as on Linux. It also leaves its command, so the
+ * command's end and its timeout no longer reach it (see session.c). */
+static long sys_setsid(void)
+{
+    struct proc *me = proc_cur()->group;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *q = &ptable.procs[i];
+        if (q->state != P_FREE && q->group == q && q->pgid == me->pid)
+            return -EPERM;
+    }
+    me->pgid = me->sid = me->pid;
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *t = &ptable.procs[i];
+        if (t->state == P_FREE || t->group != me)
+            continue;
+        if (t->sess && t->sess->root != t)
+            t->sess = 0;
+        t->hup_at = 0;
+    }
+    return me->pid;
+}
+
+/* Whether process `p` is one that wait4's `pid` names for the caller `me`: any child (-1), a
+ * child in the caller's group (0), in group -pid (below -1), or the child `pid`. */
+static int wait_selects(const struct proc *p, const struct proc *me, int pid)
+{
+    return pid == -1 ? 1 : pid == 0 ? p->pgid == me->pgid : pid < 0 ? p->pgid == -(int64_t)pid : p->pid == pid;
+}
+
 /* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
 static long put_rusage(uint64_t uru, uint64_t ns)
 {
@@ -206,7 +280,7 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
         int children = 0;
         for (int i = 0; i < MAX_PROCS; i++) {
             struct proc *p = &ptable.procs[i];
-            if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || (pid > 0 && p->pid != pid))
+            if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || !wait_selects(p, cur->group, pid))
                 continue;
             children++;
             if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
@@ -291,28 +365,31 @@ long sc_getrusage(const struct sysargs *s)
 
 long sc_setpgid(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* setpgid: process groups are the command */
+    return sys_setpgid((int64_t)s->a, (int64_t)s->b);
 }
 
 long sc_setsid(const struct sysargs *s)
 {
-    struct proc *cur = proc_cur();
     (void)s;
-    /* setsid: leaves the command, so its end and its timeout no longer reach it */
-    long ret;
-    if (cur->sess && cur->sess->root != cur)
-        cur->sess = 0;
-    cur->hup_at = 0;
-    ret = cur->pid;
-    return ret;
+    return sys_setsid();
 }
 
 long sc_getpgrp(const struct sysargs *s)
 {
-    struct proc *cur = proc_cur();
     (void)s;
-    return cur->pid; /* getpgrp, getpgid */
+    return proc_cur()->group->pgid;
+}
+
+long sc_getpgid(const struct sysargs *s)
+{
+    struct proc *p = (int)s->a ? proc_by_pid((int)s->a) : proc_cur()->group;
+    return p ? p->pgid : -ESRCH;
+}
+
+long sc_getsid(const struct sysargs *s)
+{
+    struct proc *p = (int)s->a ? proc_by_pid((int)s->a) : proc_cur()->group;
+    return p ? p->sid : -ESRCH;
 }
 
 long sc_getuid(const struct sysargs *s)
@@ -465,8 +542,10 @@ long sc_ioprio_get(const struct sysargs *s)
 
 long sc_umask(const struct sysargs *s)
 {
-    (void)s;
-    return 022; /* umask */
+    struct proc *cur = proc_cur();
+    uint32_t old = cur->files->umask;
+    cur->files->umask = (uint32_t)s->a & 0777;
+    return old;
 }
 
 long sc_sched_yield(const struct sysargs *s)

@@ -4,6 +4,7 @@
 
 #include "../arch/arch.h"
 #include "../arch/fpu.h"
+#include "../fs/file.h"
 #include "../lib/errno.h"
 #include "../mm/vm.h"
 #include "../proc/proc.h"
@@ -99,21 +100,25 @@ static long sys_sigsuspend(uint64_t umask, int with_mask)
 }
 
 
+/* kill: to process `pid`, to every process of group -pid (pid below -1) or of the caller's
+ * (0), or (-1) to every other process of the caller's command. A zombie counts as found, and
+ * gets nothing, as on Linux. */
 static long sys_kill(int64_t pid64, uint64_t sig)
 {
-    struct proc *cur = proc_cur();
-    int pid = (int)pid64, found = 0;
+    struct proc *cur = proc_cur(), *me = cur->group;
+    int pid = (int)pid64, found = 0, pgid = pid == 0 ? me->pgid : pid == -2147483647 - 1 ? 0 : -pid;
     if (sig > 64)
         return -EINVAL;
     for (int i = 0; i < MAX_PROCS; i++) {
         struct proc *p = &ptable.procs[i];
-        /* pid <= 0 (a process group, or everyone): the caller's command stands in for both */
-        if (p->state == P_FREE || p->group != p || (p->state == P_ZOMBIE && !p->nthreads) ||
-            (pid > 0 && p->pid != pid) || (pid <= 0 && (p->sess != cur->sess || (p == cur->group && pid == -1))))
+        if (p->state == P_FREE || p->group != p)
+            continue;
+        int hit = pid > 0 ? p->pid == pid : pid == -1 ? p->sess == cur->sess && p != me : p->pgid == pgid;
+        if (!hit)
             continue;
         found = 1;
-        if (sig) /* 0 only checks */
-            kill_process(p, (int)sig, cur->group->pid);
+        if (sig && (p->state != P_ZOMBIE || p->nthreads)) /* 0 only checks */
+            kill_process(p, (int)sig, me->pid);
     }
     if (!found)
         return -ESRCH;
@@ -141,7 +146,148 @@ static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
     return -ESRCH;
 }
 
+/* A user sigset_t (8 bytes) in the kernel's bit order (bit n: signal n), SIGKILL and SIGSTOP
+ * left out; -EFAULT or -EINVAL (another size). */
+static long sigset_in(uint64_t uset, uint64_t setsize, uint64_t *set)
+{
+    if (setsize != 8)
+        return -EINVAL;
+    if (copy_user(uset, set, 8, 0) < 0)
+        return -EFAULT;
+    *set = (*set << 1) & ~SIG_UNBLOCKABLE;
+    return 0;
+}
+
+/* rt_sigtimedwait (sigwait, sigwaitinfo, sigtimedwait): takes the first pending signal of the
+ * set (blocked ones, as the caller blocks what it waits for) with its siginfo, waiting up to
+ * the timeout (none: for ever; zero: not at all, EAGAIN). A signal outside the set that the
+ * caller handles ends the wait with EINTR. */
+static long sys_sigtimedwait(uint64_t uset, uint64_t uinfo, uint64_t uts, uint64_t setsize)
+{
+    struct proc *cur = proc_cur();
+    uint64_t set, deadline = 0;
+    int64_t ts[2];
+    long r = sigset_in(uset, setsize, &set);
+    if (r < 0)
+        return r;
+    if (uts && copy_user(uts, ts, sizeof(ts), 0) < 0)
+        return -EFAULT;
+    if (uts && (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000))
+        return -EINVAL;
+    int now = uts && ts[0] == 0 && ts[1] == 0;
+    if (uts && !now)
+        deadline = tick_after_ns(span_ns(ts[0], ts[1]));
+    for (;;) {
+        struct sigsrc si;
+        int sig = sig_take(cur, set, &si);
+        if (sig) {
+            uint8_t info[128];
+            siginfo_fill(info, sig, &si);
+            return uinfo && copy_user(uinfo, info, sizeof(info), 1) < 0 ? -EFAULT : sig;
+        }
+        if (sig_ready(cur))
+            return -EINTR;
+        if (now || (deadline && kernel_ticks() >= deadline))
+            return -EAGAIN;
+        cur->sig_wait = set;
+        cur->wake_tick = deadline;
+        block(W_SIGNAL);
+        cur->sig_wait = 0;
+    }
+}
+
+/* rt_sigqueueinfo and rt_tgsigqueueinfo (tid > 0): a signal with a value (sigqueue). As on
+ * Linux a process may claim a code other than SI_QUEUE's kind only for itself. */
+static long sys_sigqueue(int64_t tgid, int64_t tid, uint64_t sig, uint64_t uinfo)
+{
+    struct proc *cur = proc_cur();
+    int32_t head[4];
+    uint64_t val;
+    if (sig == 0 || sig >= 64)
+        return sig == 64 ? 0 : -EINVAL;
+    if (copy_user(uinfo, head, sizeof(head), 0) < 0 || copy_user(uinfo + 24, &val, 8, 0) < 0)
+        return -EFAULT;
+    if ((head[2] >= 0 || head[2] == SI_TKILL_) && (int)tgid != cur->group->pid)
+        return -EPERM;
+    struct sigsrc src = {cur->group->pid, head[2], 0, 0, val};
+    for (int i = 0; i < MAX_PROCS; i++) {
+        struct proc *t = &ptable.procs[i];
+        if (t->state != P_RUNNABLE && t->state != P_BLOCKED)
+            continue;
+        if (tid > 0 ? t->pid == (int)tid && t->group->pid == (int)tgid : t == t->group && t->pid == (int)tgid) {
+            if (tid > 0)
+                sig_send(t, (int)sig, &src);
+            else
+                sig_send_process(t, (int)sig, &src);
+            if (cur->killed)
+                proc_exit(128 + cur->killed);
+            return 0;
+        }
+    }
+    return -ESRCH;
+}
+
+/* signalfd4 (and signalfd: flags 0): a descriptor that reads the signals of the mask as they
+ * are pending (the caller blocks them so they are not delivered); with an existing signalfd,
+ * its mask changes. */
+static long sys_signalfd(int64_t fd, uint64_t umask, uint64_t size, uint64_t flags)
+{
+    uint64_t mask;
+    if (flags & ~(uint64_t)(O_NONBLOCK_ | O_CLOEXEC_))
+        return -EINVAL;
+    long r = sigset_in(umask, size, &mask);
+    if (r < 0)
+        return r;
+    if ((int)fd != -1) {
+        struct file *f = fd_get((uint64_t)(int)fd);
+        if (!f)
+            return -EBADF;
+        if (f->type != F_SIGNALFD)
+            return -EINVAL;
+        f->sigmask = mask;
+        return (int)fd;
+    }
+    struct file *f = file_new(F_SIGNALFD, 0, (int)(flags & O_NONBLOCK_));
+    if (f)
+        f->sigmask = mask;
+    return anon_install(f, flags);
+}
+
 /* ---- the syscall table's entries (syscall.c) ---- */
+
+long sc_rt_sigpending(const struct sysargs *s)
+{
+    struct proc *cur = proc_cur();
+    uint64_t pending = (sig_pending_of(cur) & cur->sig_blocked) >> 1; /* the others were delivered */
+    if (s->b != 8)
+        return -EINVAL;
+    return copy_user(s->a, &pending, 8, 1);
+}
+
+long sc_rt_sigtimedwait(const struct sysargs *s)
+{
+    return sys_sigtimedwait(s->a, s->b, s->c, s->d);
+}
+
+long sc_rt_sigqueueinfo(const struct sysargs *s)
+{
+    return sys_sigqueue((int64_t)s->a, 0, s->b, s->c);
+}
+
+long sc_rt_tgsigqueueinfo(const struct sysargs *s)
+{
+    return sys_sigqueue((int64_t)s->a, (int64_t)s->b, s->c, s->d);
+}
+
+long sc_signalfd(const struct sysargs *s)
+{
+    return sys_signalfd((int64_t)s->a, s->b, s->c, 0);
+}
+
+long sc_signalfd4(const struct sysargs *s)
+{
+    return sys_signalfd((int64_t)s->a, s->b, s->c, s->d);
+}
 
 long sc_rt_sigaction(const struct sysargs *s)
 {

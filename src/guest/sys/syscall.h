@@ -88,6 +88,8 @@ long sc_munmap(const struct sysargs *s);
 long sc_brk(const struct sysargs *s);
 long sc_madvise(const struct sysargs *s);
 long sc_mremap(const struct sysargs *s);
+long sc_msync(const struct sysargs *s);
+long sc_memfd_create(const struct sysargs *s);
 
 /* sys_poll.c */
 long sc_epoll_create(const struct sysargs *s);
@@ -115,6 +117,8 @@ long sc_getrusage(const struct sysargs *s);
 long sc_setpgid(const struct sysargs *s);
 long sc_setsid(const struct sysargs *s);
 long sc_getpgrp(const struct sysargs *s);
+long sc_getpgid(const struct sysargs *s);
+long sc_getsid(const struct sysargs *s);
 long sc_getuid(const struct sysargs *s);
 long sc_uname(const struct sysargs *s);
 long sc_getrlimit(const struct sysargs *s);
@@ -149,6 +153,12 @@ long sc_sigaltstack(const struct sysargs *s);
 long sc_tkill(const struct sysargs *s);
 long sc_tgkill(const struct sysargs *s);
 long sc_kill(const struct sysargs *s);
+long sc_rt_sigpending(const struct sysargs *s);
+long sc_rt_sigtimedwait(const struct sysargs *s);
+long sc_rt_sigqueueinfo(const struct sysargs *s);
+long sc_rt_tgsigqueueinfo(const struct sysargs *s);
+long sc_signalfd(const struct sysargs *s);
+long sc_signalfd4(const struct sysargs *s);
 
 /* sys_socket.c */
 long sc_socket(const struct sysargs *s);
