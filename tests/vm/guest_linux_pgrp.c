@@ -1,11 +1,13 @@
 /* Process groups and sessions: setpgid, getpgid, getpgrp, getsid, setsid; kill of a group
  * (-pgid), of the caller's (0); wait4 on a group; a group kill reaches that group only, as
- * GNU timeout and a shell's job control rely on. */
+ * GNU timeout and a shell's job control rely on. And pidfds and waitid. */
 #include "guest_linux.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,8 +147,49 @@ static void timeout_like(void)
     say("a timeout-like group kill ends its group only", WIFEXITED(st) && WEXITSTATUS(st) == 124, st);
 }
 
+/* pidfd_open: a descriptor readable once the process has ended; pidfd_send_signal; waitid on
+ * it, on a pid with WNOWAIT, and with WNOHANG. */
+static void pidfds(void)
+{
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(200000);
+        _exit(3);
+    }
+    int fd = (int)syscall(SYS_pidfd_open, c, 0);
+    struct pollfd p = {fd, POLLIN, 0};
+    int early = poll(&p, 1, 50);
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    int none = waitid(P_ALL, 0, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0;
+    int later = poll(&p, 1, 3000);
+    say("pidfd_open: readable once the process ends", fd >= 0 && early == 0 && later == 1 && (p.revents & POLLIN) && none,
+        early * 10 + later);
+    memset(&si, 0, sizeof(si));
+    int r = waitid(P_PIDFD, (id_t)fd, &si, WEXITED);
+    say("waitid on a pidfd", r == 0 && si.si_pid == c && si.si_code == CLD_EXITED && si.si_status == 3, r);
+    say("pidfd_send_signal to an ended process ESRCH", syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0) == -1 && errno == ESRCH,
+        errno);
+    close(fd);
+    c = fork();
+    if (c == 0) {
+        pause();
+        _exit(0);
+    }
+    fd = (int)syscall(SYS_pidfd_open, c, 0);
+    r = (int)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+    memset(&si, 0, sizeof(si));
+    int w = waitid(P_PID, (id_t)c, &si, WEXITED | WNOWAIT);
+    int st = status_of(c); /* WNOWAIT left it to be waited for */
+    say("pidfd_send_signal, waitid WNOWAIT", r == 0 && w == 0 && si.si_code == CLD_KILLED && si.si_status == SIGTERM &&
+        WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, r);
+    close(fd);
+    say("pidfd_open of nobody ESRCH", syscall(SYS_pidfd_open, 999999, 0) == -1 && errno == ESRCH, errno);
+}
+
 void pgrp_checks(void)
 {
+    pidfds();
     group_kill();
     kill_zero();
     wait_group();

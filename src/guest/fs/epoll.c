@@ -35,6 +35,8 @@ uint64_t file_seq(const struct file *f)
         return f->ob ? f->ob->rd : 0; /* the host's reads give room */
     if (f->type == F_SIGNALFD) /* what of its signals is pending, for the thread asking */
         return signalfd_events(f) ? 1 + (sig_pending_of(proc_cur()) & f->sigmask) : 0;
+    if (f->type == F_PIDFD)
+        return (uint64_t)proc_ended(f->pid);
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -51,6 +53,8 @@ uint32_t file_events(struct file *f, int depth)
         return sock_events(f->sock);
     case F_SIGNALFD:
         return signalfd_events(f);
+    case F_PIDFD: /* readable once the process has ended */
+        return proc_ended(f->pid) ? POLLIN_ : 0;
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */
         return depth < 2 && epoll_ready(f->ep, depth + 1) ? POLLIN_ : 0;
     case F_OUT: /* a streamed command's output waits while the host is behind */

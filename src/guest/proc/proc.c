@@ -259,6 +259,12 @@ struct proc *proc_by_pid(int pid)
     return 0;
 }
 
+int proc_ended(int pid)
+{
+    struct proc *p = proc_by_pid(pid);
+    return !p || (p->state == P_ZOMBIE && !p->nthreads);
+}
+
 void rlim_init(struct proc *p)
 {
     for (int r = 0; r < RLIM_N; r++)
@@ -405,6 +411,7 @@ void proc_end(struct proc *p, long status)
         c->ppid = 0; /* orphans are reaped when the command ends */
     }
     wake(W_WAIT, g->ppid);
+    wake(W_PIPE, 0); /* its pidfds are readable now */
     /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
     struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};
     for (int i = 0; i < MAX_PROCS && g->ppid; i++) {

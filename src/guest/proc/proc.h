@@ -50,6 +50,9 @@ enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
 /* The process (its leader) whose pid is `pid`, zombies included; NULL when there is none. */
 struct proc *proc_by_pid(int pid);
 
+/* Whether process `pid` has ended (all its threads: a zombie, or gone): what a pidfd waits for. */
+int proc_ended(int pid);
+
 /* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
  * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
 #define RLIM_N 16

@@ -272,10 +272,12 @@ static long put_rusage(uint64_t uru, uint64_t ns)
     return uru ? copy_user(uru, ru, sizeof(ru), 1) : 0;
 }
 
-static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
+/* The first ended child that `pid` selects (see wait_selects) for the caller: its pid, the
+ * zombie in *out; 0 with WNOHANG when none has ended yet; -ECHILD when there is none to wait
+ * for. Otherwise it waits (a handled signal: -ERESTART_). */
+static long wait_child(int pid, uint64_t nohang, struct proc **out)
 {
     struct proc *cur = proc_cur();
-    int pid = (int)pid64;
     for (;;) {
         int children = 0;
         for (int i = 0; i < MAX_PROCS; i++) {
@@ -285,22 +287,126 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
             children++;
             if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
                 continue;
-            int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
-            if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0)
-                return -EFAULT;
-            cur->group->children_cpu_ns += proc_cpu(p) + p->children_cpu_ns;
-            int reaped = p->pid;
-            proc_free(p);
-            return reaped;
+            *out = p;
+            return p->pid;
         }
         if (!children)
             return -ECHILD;
-        if (options & 1) /* WNOHANG */
+        if (nohang)
             return 0;
         if (sig_ready(cur))
             return -ERESTART_;
         block(W_WAIT);
     }
+}
+
+/* A waited-for child goes: its time counts as its parent's children's. */
+static void reap(struct proc *p)
+{
+    proc_cur()->group->children_cpu_ns += proc_cpu(p) + p->children_cpu_ns;
+    proc_free(p);
+}
+
+static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
+{
+    struct proc *p;
+    long r = wait_child((int)pid64, options & 1, &p); /* WNOHANG */
+    if (r <= 0)
+        return r;
+    int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
+    if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0)
+        return -EFAULT;
+    reap(p);
+    return r;
+}
+
+/* waitid(idtype, id, info, options, rusage): P_ALL, P_PID, P_PGID (0: the caller's group) or
+ * P_PIDFD; WEXITED (processes do not stop here, so WSTOPPED and WCONTINUED find nothing),
+ * WNOHANG (info zeroed when none has ended), WNOWAIT (the child stays to be waited for). */
+static long sys_waitid(uint64_t idtype, uint64_t id, uint64_t uinfo, uint64_t options, uint64_t urusage)
+{
+    int pid;
+    if (!(options & 0xe) || (options & ~(0x100000fULL | 0xe0000000ULL)))
+        return -EINVAL;
+    if (idtype == 0) { /* P_ALL */
+        pid = -1;
+    } else if (idtype == 1 || idtype == 2) { /* P_PID, P_PGID */
+        if ((int)id < 0 || (idtype == 1 && (int)id == 0))
+            return -EINVAL;
+        pid = idtype == 1 ? (int)id : -(int)id;
+    } else if (idtype == 3) { /* P_PIDFD */
+        struct file *f = fd_get((uint64_t)(int)id);
+        if (!f)
+            return -EBADF;
+        if (f->type != F_PIDFD)
+            return -EINVAL;
+        pid = f->pid;
+    } else {
+        return -EINVAL;
+    }
+    struct proc *p = 0;
+    long r = wait_child(pid, options & 1, &p);
+    if (r < 0)
+        return r;
+    int32_t info[32] = {0};
+    if (p) {
+        info[0] = 17; /* SIGCHLD */
+        info[2] = p->killed ? 2 : 1; /* CLD_KILLED, CLD_EXITED */
+        info[4] = p->pid;
+        info[6] = p->killed ? p->killed : p->exit_status;
+    }
+    if ((uinfo && copy_user(uinfo, info, sizeof(info), 1) < 0) || (p && put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0))
+        return -EFAULT;
+    if (p && !(options & 0x1000000)) /* WNOWAIT */
+        reap(p);
+    return 0;
+}
+
+/* pidfd_open: a descriptor for process `pid` (close-on-exec, as on Linux), readable once the
+ * process has ended; PIDFD_NONBLOCK. A thread that is not a process's first is EINVAL. */
+static long sys_pidfd_open(int64_t pid, uint64_t flags)
+{
+    if ((flags & ~(uint64_t)O_NONBLOCK_) || (int)pid <= 0)
+        return -EINVAL;
+    if (!proc_by_pid((int)pid)) {
+        for (int i = 0; i < MAX_PROCS; i++)
+            if (ptable.procs[i].state != P_FREE && ptable.procs[i].pid == (int)pid)
+                return -EINVAL;
+        return -ESRCH;
+    }
+    struct file *f = file_new(F_PIDFD, 0, 2 | (int)(flags & O_NONBLOCK_));
+    if (f)
+        f->pid = (int)pid;
+    return anon_install(f, O_CLOEXEC_);
+}
+
+/* pidfd_send_signal(pidfd, sig, info, flags): kill through a pidfd (info NULL), or with a
+ * siginfo's code and value as rt_sigqueueinfo; ESRCH once the process has ended. */
+static long sys_pidfd_send_signal(uint64_t fd, uint64_t sig, uint64_t uinfo, uint64_t flags)
+{
+    struct proc *cur = proc_cur();
+    struct file *f = fd_get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->type != F_PIDFD || flags || sig >= 64)
+        return -EINVAL;
+    struct proc *p = proc_by_pid(f->pid);
+    if (!p || proc_ended(f->pid))
+        return -ESRCH;
+    struct sigsrc src = {cur->group->pid, SI_USER_, 0, 0, 0};
+    if (uinfo) {
+        int32_t head[4];
+        if (copy_user(uinfo, head, sizeof(head), 0) < 0 || copy_user(uinfo + 24, &src.val, 8, 0) < 0)
+            return -EFAULT;
+        if ((head[2] >= 0 || head[2] == SI_TKILL_) && p != cur->group)
+            return -EPERM;
+        src.code = head[2];
+    }
+    if (sig)
+        sig_send_process(p, (int)sig, &src);
+    if (cur->killed)
+        proc_exit(128 + cur->killed);
+    return 0;
 }
 
 /* ---- the syscall table's entries (syscall.c) ---- */
@@ -349,6 +455,21 @@ long sc_clone3(const struct sysargs *s)
 long sc_wait4(const struct sysargs *s)
 {
     return sys_wait4((int64_t)s->a, s->b, s->c, s->d);
+}
+
+long sc_waitid(const struct sysargs *s)
+{
+    return sys_waitid(s->a, s->b, s->c, s->d, s->e);
+}
+
+long sc_pidfd_open(const struct sysargs *s)
+{
+    return sys_pidfd_open((int64_t)s->a, s->b);
+}
+
+long sc_pidfd_send_signal(const struct sysargs *s)
+{
+    return sys_pidfd_send_signal(s->a, s->b, s->c, s->d);
 }
 
 long sc_getrusage(const struct sysargs *s)
