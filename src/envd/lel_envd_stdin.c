@@ -35,16 +35,23 @@ static size_t queued(const struct envd_proc *p)
     return n;
 }
 
+/* Sets c's answer: done (code NULL) or the error. */
+static void set_answer(lel_call_t *c, int streamed, const char *code, const char *msg)
+{
+    if (streamed && code)
+        lel__envd_stream_fail(c, code, "%s", msg);
+    else if (streamed)
+        lel__envd_stream_reply(c, json_object());
+    else if (code)
+        lel__envd_error(c, code, "%s", msg);
+    else
+        lel__envd_reply(c, NULL);
+}
+
+/* Answers a kept call and frees its input. */
 static void answer(struct envd_input *in, const char *code, const char *msg)
 {
-    if (in->streamed && code)
-        lel__envd_stream_fail(in->c, code, "%s", msg);
-    else if (in->streamed)
-        lel__envd_stream_reply(in->c, json_object());
-    else if (code)
-        lel__envd_error(in->c, code, "%s", msg);
-    else
-        lel__envd_reply(in->c, NULL);
+    set_answer(in->c, in->streamed, code, msg);
     lel_call_done(in->c);
     free(in->data);
     free(in);
@@ -59,58 +66,84 @@ void lel__envd_stdin_fail(struct envd_proc *p, const char *code, const char *msg
     }
 }
 
+/* One write of data[*off..len) into p's pipe (closing it after the last byte when `close`):
+ * 0 when all of it is in, 1 when the pipe is full (the rest waits), -1 with the error's code
+ * and message when the pipe is gone (p's stdin is then closed for good). */
+static int write_some(const struct lel_envd_host *h, struct envd_proc *p, const char *data, size_t len, int close,
+                      size_t *off, const char **code, const char **why)
+{
+    size_t taken = 0;
+    int r = h->vm ? lel_vm_cmd_stdin(h->vm, p->pid, data ? data + *off : NULL, len - *off, close, &taken) : -EPIPE;
+    *off += taken;
+    if (r == 0 && *off < len)
+        return 1; /* LEL_POLL_STDIN says when to go on */
+    if (r == 0) {
+        if (close)
+            p->stdin_pipe = 0;
+        return 0;
+    }
+    p->stdin_pipe = 0;
+    *code = r == -EPIPE || r == -EINVAL || r == -ENOENT ? "failed_precondition" : r == -ENOSYS ? "unimplemented" : "unavailable";
+    *why = r == -EPIPE                  ? "error writing to stdin: the process closed it"
+         : r == -EINVAL || r == -ENOENT ? "stdin not enabled or closed"
+         : r == -ENOSYS                 ? "this sandbox's guest has no stdin pipes (start it from a newer template)"
+                                        : "the sandbox's guest did not answer";
+    return -1;
+}
+
 void lel__envd_stdin_pump(const struct lel_envd_host *h, struct envd_proc *p)
 {
-    while (p->in && h->vm) {
+    while (p->in) {
         struct envd_input *in = p->in;
-        size_t taken = 0;
-        int r = lel_vm_cmd_stdin(h->vm, p->pid, in->data + in->off, in->len - in->off, in->close, &taken);
-        in->off += taken;
-        if (r == -EPIPE || r == -EINVAL || r == -ENOENT) {
-            p->stdin_pipe = 0;
-            lel__envd_stdin_fail(p, "failed_precondition", r == -EPIPE ? "error writing to stdin: the process closed it"
-                                                                       : "stdin not enabled or closed");
+        const char *code = NULL, *why = NULL;
+        int r = write_some(h, p, in->data, in->len, in->close, &in->off, &code, &why);
+        if (r < 0) {
+            lel__envd_stdin_fail(p, code, why);
             return;
         }
-        if (r < 0) { /* a guest older than stdin pipes (a sandbox restored from an old image), or one that fails */
-            p->stdin_pipe = 0;
-            lel__envd_stdin_fail(p, r == -ENOSYS ? "unimplemented" : "unavailable",
-                                 r == -ENOSYS ? "this sandbox's guest has no stdin pipes (start it from a newer template)"
-                                              : "the sandbox's guest did not answer");
+        if (r > 0)
             return;
-        }
-        if (in->off < in->len)
-            return; /* its pipe is full: LEL_POLL_STDIN says when to go on */
-        if (in->close)
-            p->stdin_pipe = 0;
         p->in = in->next;
         answer(in, NULL, NULL);
     }
 }
 
-/* Queues input for p and sends what the guest takes now. Returns 1: the call is kept. */
+/* Sends input for p (after what waits already), answering c now when the guest takes it at
+ * once (or refuses it): returns 0 then (the caller finishes c), and 1 when c is kept until
+ * the rest is in. */
 static int enqueue(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p, char *data, size_t len,
                    int close, int streamed)
 {
-    struct envd_input *in = calloc(1, sizeof(*in)), **tail = &p->in;
-    if (!in || queued(p) + len > STDIN_QUEUED) {
-        free(in);
+    size_t off = 0;
+    const char *code = NULL, *why = NULL;
+    int r = 1;
+    if (queued(p) + len > STDIN_QUEUED) {
+        r = -1;
+        code = "resource_exhausted";
+        why = "too much input waits for the process to read it";
+    } else if (!p->in) { /* nothing before it: straight to the guest */
+        r = write_some(h, p, data, len, close, &off, &code, &why);
+    }
+    struct envd_input *in = r > 0 ? calloc(1, sizeof(*in)) : NULL, **tail = &p->in;
+    if (r > 0 && !in) {
+        r = -1;
+        code = "resource_exhausted";
+        why = "out of memory";
+    }
+    if (r <= 0) {
+        set_answer(c, streamed, code, why);
         free(data);
-        if (streamed)
-            lel__envd_stream_fail(c, "resource_exhausted", "too much input waits for the process to read it");
-        else
-            lel__envd_error(c, "resource_exhausted", "too much input waits for the process to read it");
         return 0;
     }
     in->data = data;
     in->len = len;
+    in->off = off;
     in->close = close;
     in->streamed = streamed;
     in->c = c;
     while (*tail)
         tail = &(*tail)->next;
     *tail = in;
-    lel__envd_stdin_pump(h, p);
     return 1;
 }
 

@@ -586,12 +586,13 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel_call_t *c = m->ptr;
         if (!lel__abandoned(c))
             sandbox_call(s, c);
-        if (c->route == R_SBX_CREATE && c->status != 201)
-            reap(s);
-        if (s->kept == c) /* answered later (a running command) */
+        if (s->kept == c) { /* answered later (a running command, envd input): c may be gone already */
             s->kept = NULL;
-        else
+        } else {
+            if (c->route == R_SBX_CREATE && c->status != 201)
+                reap(s);
             lel_call_done(c);
+        }
     } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
         char err[256], why[320];
         if (!json_is_true(json_object_get(s->rec, "autoPause")))

@@ -71,7 +71,8 @@ static void set_status(struct build *b, const char *status, const char *reason)
     json_object_set_new(b->rec, "status", json_string(status));
     if (reason)
         json_object_set_new(b->rec, "reason", json_string(reason));
-    save(b);
+    /* the template first, then the build: a client that sees the build ready must be able to
+     * create a sandbox from the template at once (it was seen answering 409 "not ready") */
     json_t *rec = json_deep_copy(b->t->rec);
     json_object_set_new(rec, "buildStatus", json_string(status));
     json_object_set(rec, "buildID", json_object_get(b->rec, "buildID"));
@@ -87,6 +88,7 @@ static void set_status(struct build *b, const char *status, const char *reason)
     } else {
         json_decref(rec);
     }
+    save(b);
 }
 
 static int64_t left_ms(struct build *b)

@@ -18,12 +18,16 @@ static long free_mib(void)
     return (long)(si.freeram * si.mem_unit >> 20);
 }
 
+/* Not a speed target (bench/ has those): a bound that only a walk over every page of the range
+ * (16 million for 64 GiB) would pass, loose enough for a loaded machine. */
+#define QUICK_MS 2000
+
 void mem_checks(void)
 {
     long before = free_mib(), t0 = mono_ms();
     char *r = mmap(NULL, 64 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     long took = mono_ms() - t0;
-    say("a 64 GiB PROT_NONE reservation", r != MAP_FAILED && took < 100, r == MAP_FAILED ? errno : took);
+    say("a 64 GiB PROT_NONE reservation", r != MAP_FAILED && took < QUICK_MS, r == MAP_FAILED ? errno : took);
     if (r == MAP_FAILED)
         return;
     char *part = r + 10 * GIB + 12345 * 4096UL;
@@ -37,7 +41,7 @@ void mem_checks(void)
     t0 = mono_ms();
     int u = munmap(r, 64 * GIB);
     took = mono_ms() - t0;
-    say("and goes quickly", u == 0 && took < 100, u ? errno : took);
+    say("and goes quickly", u == 0 && took < QUICK_MS, u ? errno : took);
     t0 = mono_ms();
     char *w = mmap(NULL, 16 * GIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (w != MAP_FAILED) {
