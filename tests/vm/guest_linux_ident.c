@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,6 +41,33 @@ static void ids(void)
     }
     say("setreuid, setregid, setuid", child_ok(pid), 0);
     say("setgroups as root", setgroups(0, NULL) == 0, errno);
+}
+
+static void *idle_thread(void *arg)
+{
+    for (;;) /* a signal's handler (SIGSETXID's) ends a pause */
+        pause();
+    return arg;
+}
+
+/* glibc changes ids in every thread (each gets SIGSETXID by tgkill and checks it came so) */
+static void ids_with_threads(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, idle_thread, NULL);
+    usleep(20000);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t u;
+        pthread_create(&u, NULL, idle_thread, NULL);
+        usleep(20000);
+        _exit(setgid(7) == 0 && setuid(1000) == 0 && getuid() == 1000 ? 0 : 1);
+    }
+    say("setgroups with another thread", setgroups(0, NULL) == 0, errno);
+    say("setuid in a process with threads", child_ok(pid), 0);
+    pthread_cancel(t); /* SIGCANCEL by tgkill: glibc checks its si_code too */
+    void *r = NULL;
+    say("pthread_cancel", pthread_join(t, &r) == 0 && r == PTHREAD_CANCELED, 0);
 }
 
 struct cap_hdr {
@@ -102,6 +130,7 @@ static void keys_and_prctl(void)
 void ident_checks(void)
 {
     ids();
+    ids_with_threads();
     caps();
     keys_and_prctl();
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +20,15 @@ static sigset_t one(int sig)
     sigemptyset(&s);
     sigaddset(&s, sig);
     return s;
+}
+
+static volatile int info_code = 1, info_pid;
+
+static void on_info(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)uc;
+    info_code = si->si_code;
+    info_pid = si->si_pid;
 }
 
 /* A child that sends `sig` to this process after `ms`. */
@@ -52,6 +62,14 @@ static void waited_signals(void)
     r = sigwaitinfo(&usr2, &si);
     say("sigwaitinfo of a child's signal", r == SIGUSR2 && si.si_pid == child, r);
     waitpid(child, NULL, 0);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_info;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGWINCH, &sa, &old);
+    syscall(SYS_tgkill, getpid(), gettid(), SIGWINCH); /* a handler sees it (sigwaitinfo folds it into SI_USER) */
+    say("tgkill's si_code SI_TKILL", info_code == SI_TKILL && info_pid == getpid(), info_code);
+    sigaction(SIGWINCH, &old, NULL);
     sigset_t rt = one(SIGRTMIN);
     sigprocmask(SIG_BLOCK, &rt, NULL);
     union sigval v = {.sival_int = 42};

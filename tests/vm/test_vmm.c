@@ -681,7 +681,15 @@ int main(void)
         lel_vm_destroy(vm);
         return rc == 0 ? 0 : 1;
     }
-    if (getenv("LEL_VMM_LINUX")) { /* a debugging aid: only tests/vm/guest_linux, in a fresh guest */
+    if (getenv("LEL_VMM_LINUX")) { /* a debugging aid: only tests/vm/guest_linux (or its sections named), in a fresh guest */
+        if (strcmp(getenv("LEL_VMM_LINUX"), "1")) {
+            char cmd[256], out[LEL_CHAN_DATA_MAX + 1];
+            put_program(vm, "/tmp/linuxtest", lel_linux_elf, lel_linux_elf_size);
+            snprintf(cmd, sizeof(cmd), "chmod +x /tmp/linuxtest; /tmp/linuxtest %s 2>&1", getenv("LEL_VMM_LINUX"));
+            exec_argv_for(vm, (const char *const[]){"/bin/sh", "-c", cmd, NULL}, out, sizeof(out), 30);
+            lel_vm_destroy(vm);
+            return 0;
+        }
         linux_behaviour(vm);
         lel_vm_destroy(vm);
         return lel_test_finish();

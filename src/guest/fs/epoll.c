@@ -14,6 +14,7 @@
 #include "../lib/errno.h"
 #include "../mm/page.h"
 #include "../net/socket.h"
+#include "../proc/ktimer.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
 #include "../proc/signal.h"
@@ -37,6 +38,8 @@ uint64_t file_seq(const struct file *f)
         return signalfd_events(f) ? 1 + (sig_pending_of(proc_cur()) & f->sigmask) : 0;
     if (f->type == F_PIDFD)
         return (uint64_t)proc_ended(f->pid);
+    if (f->type == F_TIMERFD)
+        return f->timer->seq;
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -53,6 +56,8 @@ uint32_t file_events(struct file *f, int depth)
         return sock_events(f->sock);
     case F_SIGNALFD:
         return signalfd_events(f);
+    case F_TIMERFD:
+        return timerfd_events(f);
     case F_PIDFD: /* readable once the process has ended */
         return proc_ended(f->pid) ? POLLIN_ : 0;
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */

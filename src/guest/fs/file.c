@@ -11,6 +11,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../net/socket.h"
+#include "../proc/ktimer.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
 #include "../proc/signal.h"
@@ -113,6 +114,8 @@ void file_put(struct file *f)
         pipe_drop(f->pipe, f->type == F_PIPE_R);
     if (f->sock)
         sock_close(f->sock);
+    if (f->timer)
+        ktimer_free(f->timer);
     kfree(f, sizeof(*f));
 }
 
@@ -242,6 +245,8 @@ long file_read(struct file *f, uint64_t buf, uint64_t n)
         return sock_io(f, buf, n, 0, 0);
     if (f->type == F_SIGNALFD)
         return signalfd_read(f, buf, n);
+    if (f->type == F_TIMERFD)
+        return timerfd_read(f, buf, n);
     if (f->type != F_INODE)
         return -EBADF;
     if ((f->ino->mode & S_IFMT) == S_IFCHR)

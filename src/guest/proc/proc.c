@@ -16,6 +16,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "ktimer.h"
 #include "sched.h"
 #include "signal.h"
 
@@ -412,6 +413,7 @@ void proc_end(struct proc *p, long status)
     }
     wake(W_WAIT, g->ppid);
     wake(W_PIPE, 0); /* its pidfds are readable now */
+    ktimer_owner_gone(g->pid); /* its POSIX timers */
     /* SIGCHLD: ignored unless the parent handles it (or blocks it, to wait for it) */
     struct sigsrc chld = {g->pid, g->killed ? 2 : 1, 0, 0, (uint64_t)(g->killed ? g->killed : g->exit_status)};
     for (int i = 0; i < MAX_PROCS && g->ppid; i++) {

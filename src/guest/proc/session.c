@@ -12,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "exec.h"
+#include "ktimer.h"
 #include "proc.h"
 #include "signal.h"
 
@@ -178,6 +179,7 @@ static void session_finish(struct session *s)
 
 void sessions_check(void)
 {
+    ktimer_check();
     uint64_t now = kernel_ticks();
     for (int k = 0; k < MAX_SESS; k++) {
         struct session *s = &sessions[k];
@@ -230,6 +232,8 @@ uint64_t next_deadline(void)
     for (int k = 0; k < MAX_SESS; k++)
         if (sessions[k].id && !sessions[k].done && sessions[k].deadline && sessions[k].deadline < t)
             t = sessions[k].deadline;
+    uint64_t k = ktimer_next(); /* timerfds and POSIX timers */
+    t = k < t ? k : t;
     return t ? t : 1;
 }
 

@@ -13,6 +13,7 @@
 #include "../lib/klib.h"
 #include "../mm/vm.h"
 #include "exec.h"
+#include "ktimer.h"
 #include "proc.h"
 
 #define SA_ONSTACK_ 0x08000000ULL
@@ -110,6 +111,8 @@ int sig_take(struct proc *p, uint64_t set, struct sigsrc *info)
     from->sig_pending &= ~(1ULL << sig);
     *info = (struct sigsrc){from->sig_info[sig].pid, from->sig_info[sig].code, from->sig_info[sig].aux, 0,
                             from->sig_info[sig].val};
+    if (info->code == SI_TIMER_)
+        info->aux = ktimer_signal_taken(p->group->pid, info->pid);
     return sig;
 }
 
@@ -172,7 +175,7 @@ static uint64_t sig_push(const struct sigcontext_ *ctx, int sig, uint64_t uc_fla
     f.info.code = cur->sig_info[sig].code;
     f.info.pid = cur->sig_info[sig].pid;
     if (f.info.code == SI_TIMER_) /* si_tid, si_overrun */
-        f.info.uid = cur->sig_info[sig].aux;
+        f.info.uid = ktimer_signal_taken(cur->group->pid, f.info.pid);
     if (f.info.code == SI_TIMER_ || f.info.code == SI_QUEUE_ || sig == 17) /* si_value; a child's si_status */
         kmemcpy(&f.info.status, &cur->sig_info[sig].val, 8);
     sig_fx_fill();

@@ -14,6 +14,7 @@
 #include "../mm/vm.h"
 #include "../proc/exec.h"
 #include "../proc/fork.h"
+#include "../proc/ktimer.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
 #include "../proc/signal.h"
@@ -133,6 +134,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     if (r < 0 || (r = load_program(&im, &a, &entry, &sp)) < 0)
         goto out;
     group_kill(cur, cur); /* the process's other threads end; it goes on as the new program */
+    ktimer_owner_gone(cur->pid); /* and its POSIX timers, as on Linux */
     vfork_release(cur);
     cur->ss_sp = cur->ss_size = 0;
     if (exe)

@@ -137,8 +137,9 @@ static long sys_tgkill(int64_t tgid, int64_t tid, uint64_t sig)
         struct proc *t = &ptable.procs[i];
         if (t->pid != tid || (t->state != P_RUNNABLE && t->state != P_BLOCKED) || (tgid > 0 && t->group->pid != tgid))
             continue;
+        struct sigsrc src = {cur->group->pid, SI_TKILL_, 0, 0, 0}; /* glibc's setxid handler checks for it */
         if (sig)
-            kill_proc(t, (int)sig, cur->group->pid);
+            sig_send(t, (int)sig, &src);
         if (cur->killed)
             proc_exit(128 + cur->killed);
         return 0;

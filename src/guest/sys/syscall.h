@@ -3,7 +3,8 @@
  * family (sys_file.c: paths and metadata, sys_stat.c: stat and statfs, sys_io.c: descriptors
  * and I/O, sys_mem.c: memory, sys_proc.c: processes, sys_ident.c: ids, capabilities and
  * prctl, sys_signal.c: signals, sys_time.c: time, sleeping and futexes, sys_poll.c: poll,
- * select, epoll, eventfd, sys_socket.c: sockets, sys_xfer.c: sendfile, splice, copy_file_range). */
+ * select, epoll, eventfd, sys_socket.c: sockets, sys_xfer.c: sendfile, splice, copy_file_range,
+ * sys_timer.c: timerfds and POSIX timers). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
 
@@ -195,6 +196,16 @@ long sc_getpeername(const struct sysargs *s);
 long sc_socketpair(const struct sysargs *s);
 long sc_setsockopt(const struct sysargs *s);
 long sc_getsockopt(const struct sysargs *s);
+
+/* sys_timer.c */
+long sc_timerfd_create(const struct sysargs *s);
+long sc_timerfd_settime(const struct sysargs *s);
+long sc_timerfd_gettime(const struct sysargs *s);
+long sc_timer_create(const struct sysargs *s);
+long sc_timer_settime(const struct sysargs *s);
+long sc_timer_gettime(const struct sysargs *s);
+long sc_timer_getoverrun(const struct sysargs *s);
+long sc_timer_delete(const struct sysargs *s);
 
 /* sys_xfer.c */
 long sc_sendfile(const struct sysargs *s);
