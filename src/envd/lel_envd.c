@@ -98,9 +98,11 @@ int lel__envd_user(lel_call_t *c, const char *name, int rpc, struct envd_user *u
     if (!name || !*name || !strcmp(name, "user")) {
         u->name = "user";
         u->home = "/home/user";
+        u->id = 1000;
     } else if (!strcmp(name, "root")) {
         u->name = "root";
         u->home = "/root";
+        u->id = 0;
     } else {
         if (rpc)
             lel__envd_error(c, "unauthenticated", "invalid username: '%.64s'", name);

@@ -11,10 +11,11 @@
 
 #define ENVD_CHUNK (1u << 20) /* a guest file call moves at most this much (half the bulk area) */
 
-/* A user as E2B's templates have them; every process runs as root in our guest (it has one
- * identity), with the user's HOME, USER and working directory. */
+/* A user as E2B's templates have them: processes run with its uid and gid (`user` 1000, `root`
+ * 0), HOME, USER and working directory. */
 struct envd_user {
     const char *name, *home;
+    unsigned id;
 };
 
 struct envd_stream;

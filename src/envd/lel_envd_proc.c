@@ -199,7 +199,7 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     if (p) {
         lel__envd_home(e, h, &u);
         r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0,
-                          LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0), &id);
+                          LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0) | (u.id ? LEL_VM_CMD_AS(u.id) : 0), &id);
         if (r)
             start_failed(c, r, cwd, argv[0]);
     } else if (env) {

@@ -145,7 +145,8 @@ enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED
  * is read as it comes (LEL_OP_CMD_READ) and a writer waits while the host has not read a
  * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its
  * stdin is a pipe the host writes (LEL_OP_CMD_STDIN) instead of the request's bytes. */
-enum { LEL_CMD_BACKGROUND = 1, LEL_CMD_STREAM = 2, LEL_CMD_STDIN_PIPE = 4 };
+enum { LEL_CMD_BACKGROUND = 1, LEL_CMD_STREAM = 2, LEL_CMD_STDIN_PIPE = 4,
+       LEL_CMD_IDS = 8 /* the first process's user and group ids are lel_cmd_req.id (else root) */ };
 
 /* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
  * empty), then stdin_len bytes of stdin. */
@@ -153,7 +154,8 @@ struct lel_cmd_req {
     uint32_t argc, envc;
     uint64_t stdin_len;
     uint64_t timeout_ms;
-    uint32_t flags, pad;
+    uint32_t flags;
+    uint32_t id; /* with LEL_CMD_IDS: its uid and gid (E2B's `user` is 1000:1000); older hosts write 0 */
 };
 
 enum lel_status { LEL_ST_OK = 0, LEL_ST_ENOENT = 2, LEL_ST_EAGAIN = 11, LEL_ST_EISDIR = 21, LEL_ST_EINVAL = 22,

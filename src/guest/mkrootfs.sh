@@ -1,14 +1,14 @@
 #!/bin/sh
 # Builds the default root filesystem as a cpio (newc) archive from Debian's busybox-static:
 # /bin/busybox with a link per applet (/sbin, /usr/bin and /usr/sbin lead to /bin), /tmp, /root,
-# /etc/passwd, /etc/group, /etc/hosts (localhost: the sandbox's loopback sockets), /etc/resolv.conf
+# /home/user, /etc/passwd and /etc/group (root, and E2B's `user`), /etc/hosts (localhost: the sandbox's loopback sockets), /etc/resolv.conf
 # (the resolver lelantosd answers for the sandbox, src/net/lel_net_udp.c). Usage:
 # mkrootfs.sh OUT.cpio
 set -eu
 out=$1
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/bin" "$stage/tmp" "$stage/root" "$stage/etc" "$stage/usr"
+mkdir -p "$stage/bin" "$stage/tmp" "$stage/root" "$stage/etc" "$stage/usr" "$stage/home/user"
 chmod 1777 "$stage/tmp"
 chmod 700 "$stage/root"
 cp /bin/busybox "$stage/bin/busybox"
@@ -18,8 +18,9 @@ ln -s ../bin "$stage/usr/sbin"
 for a in $(/bin/busybox --list); do
   [ "$a" = busybox ] || ln -s busybox "$stage/bin/$a"
 done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$stage/etc/passwd"
-printf 'root:x:0:\n' > "$stage/etc/group"
+# E2B's templates have a user `user` (1000) with home /home/user: its processes run as it
+printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' > "$stage/etc/passwd"
+printf 'root:x:0:\nuser:x:1000:\n' > "$stage/etc/group"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$stage/etc/hosts"
 printf 'nameserver 10.0.2.3\n' > "$stage/etc/resolv.conf"
 (cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.$$.tmp"

@@ -869,7 +869,8 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
     uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
     int piped = (cmd->flags & LEL_CMD_STDIN_PIPE) != 0;
     struct lel_cmd_req req = {0, 0, piped ? 0 : cmd->inlen, cmd->timeout_ms,
-                              cmd->flags & (LEL_CMD_BACKGROUND | LEL_CMD_STREAM | LEL_CMD_STDIN_PIPE), 0};
+                              cmd->flags & (LEL_CMD_BACKGROUND | LEL_CMD_STREAM | LEL_CMD_STDIN_PIPE | LEL_CMD_IDS),
+                              cmd->flags & LEL_CMD_IDS ? cmd->flags >> 16 : 0};
     int r = chan_free(vm, 5000);
     if (r < 0)
         return r;

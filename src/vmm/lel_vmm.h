@@ -100,9 +100,11 @@ struct lel_cmd {
     /* LEL_CMD_* (lel_guest_abi.h): BACKGROUND, nobody collects its result (it ends without an
      * event); STREAM, its output is read as it comes (lel_vm_cmd_read) and a writer waits while
      * the host has not read 1 MiB of a stream, instead of output past 1 MiB being dropped;
-     * STDIN_PIPE, its stdin is a pipe written with lel_vm_cmd_stdin (`in` is ignored) */
+     * STDIN_PIPE, its stdin is a pipe written with lel_vm_cmd_stdin (`in` is ignored); and
+     * LEL_VM_CMD_AS(id): its first process runs with that uid and gid (else root) */
     unsigned flags;
 };
+#define LEL_VM_CMD_AS(id) (LEL_CMD_IDS | (unsigned)(id) << 16) /* ids below 65536 */
 
 /** Starts a command; the guest runs it alongside others and rings an event when it ends.
  * Returns 0 with its id, a positive guest errno when it could not start (ENOENT: no such

@@ -274,6 +274,10 @@ async function dataPlane(opts, sbx, other) {
   check(cwd.stdout === '/tmp\n', 'cwd', cwd.stdout)
   const root = await sbx.commands.run('echo $USER $HOME', { user: 'root' })
   check(root.stdout === 'root /root\n', 'user root', root.stdout)
+  const ids = await sbx.commands.run('id -u; id -g; whoami')
+  check(ids.stdout === '1000\n1000\nuser\n', 'commands run as user (uid 1000) by default', ids.stdout)
+  const rootIds = await sbx.commands.run('id -u; whoami', { user: 'root' })
+  check(rootIds.stdout === '0\nroot\n', 'and as root when asked', rootIds.stdout)
   const bad = await throws(() => sbx.commands.run('echo out; exit 3'), CommandExitError, 'a non-zero exit throws CommandExitError')
   check(bad?.exitCode === 3 && bad?.stdout === 'out\n', 'its exit code and output', { exitCode: bad?.exitCode, stdout: bad?.stdout })
   const chunks = []

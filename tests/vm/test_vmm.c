@@ -250,7 +250,7 @@ static void busybox(lel_vm_t *vm, const char *when)
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/busybox", "echo", "hello", "world", NULL}, out, sizeof(out)), 0);
     CHECK_STR(out, "hello world\n");
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/cat", "/etc/passwd", NULL}, out, sizeof(out)), 0);
-    CHECK_STR(out, "root:x:0:0:root:/root:/bin/sh\n");
+    CHECK_STR(out, "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n");
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/ls", "/", NULL}, out, sizeof(out)), 0);
     CHECK(strstr(out, "bin") && strstr(out, "etc") && strstr(out, "tmp"));
     CHECK_INT(exec_argv(vm, (const char *const[]){"/bin/cat", "/nonexistent", NULL}, out, sizeof(out)), 1);

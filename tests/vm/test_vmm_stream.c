@@ -167,6 +167,14 @@ static void output(lel_vm_t *vm, struct sink *s)
     free(c.out);
     free(c.err);
 
+    /* a command run as another user: its ids, which its children inherit */
+    memset(&c, 0, sizeof(c));
+    CHECK_INT(start(vm, "id -u; id -g; sh -c 'id -u'", LEL_CMD_STREAM | LEL_VM_CMD_AS(1000), &id), 0);
+    CHECK_INT(drain(vm, s, id, now_ms(), 20000, &c), 0);
+    CHECK_STR(c.out, "1000\n1000\n1000\n");
+    free(c.out);
+    free(c.err);
+
     /* the old way stays for commands that are not streamed: the first 1 MiB, then truncated */
     memset(&c, 0, sizeof(c));
     CHECK_INT(start(vm, "seq 1 500000", 0, &id), 0);

@@ -60,7 +60,8 @@ static void command(void)
     uint32_t hz = boot->tick_hz ? boot->tick_hz : 100;
     struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
                              req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0,
-                             (req.flags & LEL_CMD_STREAM) != 0, (req.flags & LEL_CMD_STDIN_PIPE) != 0};
+                             (req.flags & LEL_CMD_STREAM) != 0, (req.flags & LEL_CMD_STDIN_PIPE) != 0,
+                             (req.flags & LEL_CMD_IDS) ? req.id : 0};
     int r = proc_start(&spec);
     if (r < 0)
         chan->status = (uint32_t)-r;

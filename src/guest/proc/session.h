@@ -28,6 +28,7 @@ struct proc_spec {
     int background;         /* nobody collects the result: the session frees itself when it ends */
     int stream;             /* the host reads the output as it comes (LEL_CMD_STREAM) */
     int stdin_pipe;         /* stdin is a pipe the host writes (LEL_CMD_STDIN_PIPE), not stdin_data */
+    uint32_t id;            /* the first process's uid and gid (0: root) */
 };
 
 struct proc_result {
