@@ -36,6 +36,7 @@ static const struct {
     {"sig", sig_checks},
     {"ident", ident_checks},
     {"xfer", xfer_checks},
+    {"watch", watch_checks},
 };
 
 int main(int argc, char **argv)

@@ -21,5 +21,6 @@ void mem_checks(void);
 void sig_checks(void);
 void ident_checks(void);
 void xfer_checks(void);
+void watch_checks(void);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "file.h"
 #include "fs.h"
+#include "inotify.h"
 #include "pipe.h"
 #include "../lib/errno.h"
 #include "../mm/page.h"
@@ -40,6 +41,8 @@ uint64_t file_seq(const struct file *f)
         return (uint64_t)proc_ended(f->pid);
     if (f->type == F_TIMERFD)
         return f->timer->seq;
+    if (f->type == F_INOTIFY)
+        return inotify_seq(f->in);
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -58,6 +61,8 @@ uint32_t file_events(struct file *f, int depth)
         return signalfd_events(f);
     case F_TIMERFD:
         return timerfd_events(f);
+    case F_INOTIFY:
+        return inotify_events(f);
     case F_PIDFD: /* readable once the process has ended */
         return proc_ended(f->pid) ? POLLIN_ : 0;
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */

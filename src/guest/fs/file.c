@@ -6,6 +6,7 @@
 #include "dev.h"
 #include "epoll.h"
 #include "fs.h"
+#include "inotify.h"
 #include "pipe.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -103,6 +104,8 @@ void file_put(struct file *f)
 {
     if (!f || --f->refs > 0)
         return;
+    if (f->type == F_INODE && f->ino && (f->ino->mode & S_IFMT) != S_IFCHR)
+        fs_notify(0, 0, 0, f->ino, (f->flags & O_ACCMODE) ? IN_CLOSE_WRITE_ : IN_CLOSE_NOWRITE_, 0);
     fs_release(f->ino);
     if (f->epolled)
         epoll_forget(f);
@@ -116,6 +119,8 @@ void file_put(struct file *f)
         sock_close(f->sock);
     if (f->timer)
         ktimer_free(f->timer);
+    if (f->in)
+        inotify_free(f->in);
     kfree(f, sizeof(*f));
 }
 
@@ -247,6 +252,8 @@ long file_read(struct file *f, uint64_t buf, uint64_t n)
         return signalfd_read(f, buf, n);
     if (f->type == F_TIMERFD)
         return timerfd_read(f, buf, n);
+    if (f->type == F_INOTIFY)
+        return inotify_read(f, buf, n);
     if (f->type != F_INODE)
         return -EBADF;
     if ((f->ino->mode & S_IFMT) == S_IFCHR)

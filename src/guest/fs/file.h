@@ -6,6 +6,7 @@
 
 struct epoll;
 struct inode;
+struct inotify;
 struct ktimer;
 struct pipe;
 struct sock;
@@ -19,12 +20,12 @@ struct outbuf;
 #define NFD_MAX 4096
 #define FD_CHUNK 512
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK, F_SIGNALFD, F_PIDFD, F_TIMERFD };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK, F_SIGNALFD, F_PIDFD, F_TIMERFD, F_INOTIFY };
 
 /* The kinds that are anonymous inodes on Linux (one inode for all, readlink "anon_inode:[kind]"). */
 static inline int file_is_anon(enum ftype t)
 {
-    return t == F_EVENT || t == F_EPOLL || t == F_SIGNALFD || t == F_PIDFD || t == F_TIMERFD;
+    return t == F_EVENT || t == F_EPOLL || t == F_SIGNALFD || t == F_PIDFD || t == F_TIMERFD || t == F_INOTIFY;
 }
 
 struct file {
@@ -40,6 +41,7 @@ struct file {
     uint64_t sigmask; /* F_SIGNALFD: the signals it reads (bit n: signal n) */
     int pid;          /* F_PIDFD: the process it stands for */
     struct ktimer *timer; /* F_TIMERFD: its timer (proc/ktimer.c), freed with the file */
+    struct inotify *in;   /* F_INOTIFY: its instance (fs/inotify.c), freed with the file */
     int flags;
     int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;

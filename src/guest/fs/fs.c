@@ -204,6 +204,7 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
     dir->children = d;
     dir->mtime = clock_now;
     *out = i;
+    fs_notify(dir, name, n, i, 0x100 /* IN_CREATE */, 0);
     return 0;
 }
 
@@ -232,6 +233,7 @@ int fs_link(struct inode *dir, const char *name, uint64_t n, struct inode *targe
     dir->children = d;
     target->nlink++;
     target->ctime = dir->mtime = clock_now;
+    fs_notify(dir, name, n, target, 0x100 /* IN_CREATE */, 0);
     return 0;
 }
 
@@ -386,7 +388,9 @@ int fs_unlink(struct inode *dir, const char *name, uint64_t n, int want_dir)
         } else {
             gone->nlink--;
         }
-        if (gone->nlink == 0 && gone->refs == 0)
+        int free_now = gone->nlink == 0 && gone->refs == 0; /* (a watched inode is held) */
+        fs_notify(dir, name, n, gone, 0x200 /* IN_DELETE */, 0); /* may let the last watch's hold go */
+        if (free_now)
             fs__inode_free(gone);
         kfree(d->name, n + 1);
         kfree(d, sizeof(*d));
@@ -451,6 +455,10 @@ int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode
         ndir->nlink++;
     }
     odir->mtime = ndir->mtime = clock_now;
+    static uint32_t cookie;
+    cookie++;
+    fs_notify(odir, oname, olen, moving, 0x40 /* IN_MOVED_FROM */, cookie);
+    fs_notify(ndir, nname, nlen, moving, 0x80 /* IN_MOVED_TO */, cookie);
     return 0;
 }
 
@@ -516,6 +524,7 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
     if (off + done > f->size)
         f->size = off + done;
     f->mtime = clock_now;
+    fs_notify(0, 0, 0, f, 0x2 /* IN_MODIFY */, 0);
     return (int64_t)done;
 }
 
@@ -574,6 +583,7 @@ int fs_truncate(struct inode *f, uint64_t size)
     }
     f->size = size;
     f->mtime = clock_now;
+    fs_notify(0, 0, 0, f, 0x2 /* IN_MODIFY */, 0);
     return 0;
 }
 

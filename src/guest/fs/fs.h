@@ -55,6 +55,7 @@ struct inode {
     uint32_t refs;               /* open files, working directories, running programs (fs_hold) */
     uint32_t exec_users;         /* processes running it: their code is its pages, so it cannot change */
     uint8_t seals;               /* a memfd's F_SEAL_* bits (kept, not enforced) */
+    uint16_t watches;            /* inotify watches on it (fs/inotify.c) */
     uint32_t map_users;          /* shared mappings of it (fs/fmap.c): its pages are mapped as they are,
                                     so a truncation zeroes what it cuts off instead of freeing it */
     uint16_t gen;                /* a /proc file: the kernel writes its contents afresh at each open; a
@@ -142,6 +143,13 @@ int fs_path_of(struct inode *d, char *buf, uint64_t cap);
 /** Writes a path that leads to `f` (any kind of node), searching from the root and leaving out
  * the directory `skip`; -E_NOENT when none does (removed, or an anonymous file). */
 int fs_find_path(struct inode *f, struct inode *skip, char *buf, uint64_t cap);
+/** What changed, for inotify (provided by fs/inotify.c; the hosted build has a stub): `mask`
+ * as a watch on the directory `dir` sees it (IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
+ * with `cookie`, IN_MODIFY, IN_ATTRIB, IN_OPEN, IN_CLOSE_*) about its entry `name`, which is
+ * `node`; a watch on `node` itself sees the kind that is its own (IN_MODIFY, IN_ATTRIB...,
+ * IN_DELETE_SELF when it is gone for good, IN_MOVE_SELF). `dir` NULL: the watched directories
+ * holding `node` stand for it (a write knows only its inode); `node` NULL: it is gone. */
+void fs_notify(struct inode *dir, const char *name, uint64_t n, struct inode *node, uint32_t mask, uint32_t cookie);
 /** Brings a generated directory (one with `gen` set: /proc/<pid>/fd) up to date; called before
  * it is searched or listed. Provided by the process code, which knows what it lists. */
 void fs_gen_dir_sync(struct inode *dir);

@@ -330,7 +330,8 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
 {
     const char *kind = f->type == F_EVENT ? "anon_inode:[eventfd]" : f->type == F_EPOLL ? "anon_inode:[eventpoll]"
                      : f->type == F_SIGNALFD ? "anon_inode:[signalfd]" : f->type == F_PIDFD ? "anon_inode:[pidfd]"
-                     : f->type == F_TIMERFD ? "anon_inode:[timerfd]" : 0;
+                     : f->type == F_TIMERFD ? "anon_inode:[timerfd]"
+                     : f->type == F_INOTIFY ? "anon_inode:inotify" : 0;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;

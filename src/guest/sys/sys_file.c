@@ -6,6 +6,7 @@
 
 #include "../fs/file.h"
 #include "../fs/fs.h"
+#include "../fs/inotify.h"
 #include "../fs/pipe.h"
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
@@ -103,6 +104,8 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
     r = fd_install(f, 0, (flags & O_CLOEXEC_) != 0);
     if (r < 0)
         file_put(f);
+    else if (!gen)
+        fs_notify(0, 0, 0, ino, IN_OPEN_, 0);
     return r;
 }
 
@@ -362,8 +365,10 @@ static long sys_chmod(int64_t dirfd, uint64_t upath, uint64_t mode)
 {
     struct inode *ino;
     long r = inode_at(dirfd, upath, 1, &ino);
-    if (r == 0)
+    if (r == 0) {
         ino->mode = (ino->mode & S_IFMT) | ((uint32_t)mode & 07777);
+        fs_notify(0, 0, 0, ino, IN_ATTRIB_, 0);
+    }
     return r;
 }
 
@@ -385,6 +390,7 @@ static long sys_utimensat(int64_t dirfd, uint64_t upath, uint64_t utimes, uint64
         ino->mtime = now;
     else if (ts[3] != (1 << 30) - 2)
         ino->mtime = ts[2];
+    fs_notify(0, 0, 0, ino, IN_ATTRIB_, 0);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "syscall.h"
 
 #include "../fs/file.h"
+#include "../fs/inotify.h"
 #include "../fs/pipe.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
@@ -32,6 +33,8 @@ static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
     case 0x541b: /* FIONREAD: what a pipe or a connected socket holds */
         if (f->type == F_PIPE_R)
             v = (int)f->pipe->count;
+        else if (f->type == F_INOTIFY)
+            v = (int)inotify_queued(f->in);
         else if (f->type == F_SOCK)
             v = f->sock->dgram ? (f->sock->dq ? (int)f->sock->dq->len : 0) : f->sock->rx ? (int)f->sock->rx->count : 0;
         else

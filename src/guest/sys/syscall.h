@@ -4,7 +4,7 @@
  * and I/O, sys_mem.c: memory, sys_proc.c: processes, sys_ident.c: ids, capabilities and
  * prctl, sys_signal.c: signals, sys_time.c: time, sleeping and futexes, sys_poll.c: poll,
  * select, epoll, eventfd, sys_socket.c: sockets, sys_xfer.c: sendfile, splice, copy_file_range,
- * sys_timer.c: timerfds and POSIX timers). */
+ * sys_timer.c: timerfds and POSIX timers, sys_inotify.c: inotify). */
 #ifndef LEL_GUEST_SYS_SYSCALL_H
 #define LEL_GUEST_SYS_SYSCALL_H
 
@@ -196,6 +196,12 @@ long sc_getpeername(const struct sysargs *s);
 long sc_socketpair(const struct sysargs *s);
 long sc_setsockopt(const struct sysargs *s);
 long sc_getsockopt(const struct sysargs *s);
+
+/* sys_inotify.c */
+long sc_inotify_init(const struct sysargs *s);
+long sc_inotify_init1(const struct sysargs *s);
+long sc_inotify_add_watch(const struct sysargs *s);
+long sc_inotify_rm_watch(const struct sysargs *s);
 
 /* sys_timer.c */
 long sc_timerfd_create(const struct sysargs *s);
