@@ -52,6 +52,10 @@ static void command(void)
     struct lel_cmd_req req;
     kmemcpy(&req, bulk, sizeof(req));
     const char *argv = bulk + sizeof(req), *p = argv, *env, *cwd;
+    int pty = (req.flags & LEL_CMD_PTY) != 0;
+    uint64_t winsize = pty ? req.stdin_len : 0;
+    if (pty)
+        req.stdin_len = 0;
     if (req.argc == 0 || strings(&p, req.argc) < 0 || (env = p, strings(&p, req.envc)) < 0 || (cwd = p, strings(&p, 1)) < 0 ||
         req.stdin_len > (uint64_t)(bulk + LEL_BULK_SIZE - p)) {
         chan->status = LEL_ST_EINVAL;
@@ -61,7 +65,7 @@ static void command(void)
     struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
                              req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0,
                              (req.flags & LEL_CMD_STREAM) != 0, (req.flags & LEL_CMD_STDIN_PIPE) != 0,
-                             (req.flags & LEL_CMD_IDS) ? req.id : 0};
+                             (req.flags & LEL_CMD_IDS) ? req.id : 0, pty, (uint16_t)winsize, (uint16_t)(winsize >> 16)};
     int r = proc_start(&spec);
     if (r < 0)
         chan->status = (uint32_t)-r;
@@ -103,6 +107,13 @@ static void command_stdin(void)
     uint64_t n = chan->arg[1] < LEL_BULK_SIZE ? chan->arg[1] : LEL_BULK_SIZE, taken = 0;
     int r = proc_write_stdin((int)chan->arg[0], (const uint8_t *)bulk, n, chan->arg[2] == 1, &taken);
     chan->ret[0] = taken;
+    if (r < 0)
+        chan->status = (uint32_t)-r;
+}
+
+static void command_resize(void)
+{
+    int r = proc_resize((int)chan->arg[0], (uint16_t)chan->arg[1], (uint16_t)chan->arg[2]);
     if (r < 0)
         chan->status = (uint32_t)-r;
 }
@@ -188,6 +199,9 @@ static void handle(void)
         break;
     case LEL_OP_CMD_POLL:
         command_poll();
+        break;
+    case LEL_OP_CMD_RESIZE:
+        command_resize();
         break;
     case LEL_OP_FILE_WRITE:
         agent_file_write();

@@ -8,6 +8,7 @@
 #include "../fs/fs.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
+#include "../fs/pty.h"
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
@@ -86,6 +87,8 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         return -ENOTDIR;
     if ((ino->mode & S_IFMT) == S_IFIFO)
         return fifo_open(ino, flags);
+    if ((ino->mode & S_IFMT) == S_IFCHR && tty_is_dev(ino->rdev))
+        return tty_open(ino, flags); /* /dev/ptmx, /dev/pts/N, /dev/tty */
     if ((ino->mode & S_IFMT) == S_IFSOCK)
         return -ENXIO_; /* a socket is reached with connect, not open */
     if (is_dir && (flags & O_ACCMODE) != 0)
