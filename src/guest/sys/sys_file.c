@@ -9,6 +9,7 @@
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
 #include "../fs/procfs.h"
+#include "../fs/sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -299,7 +300,7 @@ static long sys_linkat(int64_t odirfd, uint64_t oldp, int64_t ndirfd, uint64_t n
     }
     if ((r = parent_of(ndirfd, newp, path, &dir, &name, &nl)) < 0)
         return r;
-    if (in_procfs(target) || in_procfs(dir))
+    if (in_procfs(target) || in_procfs(dir) || in_sysfs(target) || in_sysfs(dir))
         return -EXDEV_;
     return fs_link(dir, name, nl, target);
 }
