@@ -165,7 +165,9 @@ struct lel_stat_rec {
     uint32_t pad;
 };
 
-enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4 }; /* LEL_OP_FILE_UPLOAD's arg[3] */
+/* LEL_OP_FILE_UPLOAD's arg[3]; OWNED (with FIRST): the file and the parents it makes are owned by
+ * uid and gid (arg[3] >> 16) & 0xffff (else root's) */
+enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4, LEL_UP_OWNED = 8 };
 
 enum lel_misbehave {
     LEL_BAD_SPIN = 1,        /* loop forever with interrupts off */

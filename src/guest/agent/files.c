@@ -11,7 +11,7 @@
 
 /* Creates the directories above `path` that are missing; a symlink on the way that leads
  * nowhere is not replaced (ENOENT, as mkdir -p fails there). */
-static int make_parents(const char *path)
+static int make_parents(const char *path, uint32_t owner)
 {
     char buf[FS_PATH_MAX];
     uint64_t n = kstrnlen(path, FS_PATH_MAX);
@@ -31,6 +31,7 @@ static int make_parents(const char *path)
         if ((r = fs_parent(fs_root(), buf, &dir, &name, &nl)) < 0 ||
             (r = fs_create(dir, name, nl, S_IFDIR | 0755, &d)) < 0)
             return r;
+        d->uid = d->gid = owner;
     }
     return 0;
 }
@@ -53,7 +54,7 @@ void agent_file_write(void)
         return;
     }
     int r = fs_lookup(fs_root(), bulk, 1, &f);
-    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk)) == 0 &&
+    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk, 0)) == 0 &&
         (r = fs_parent_follow(fs_root(), bulk, &dir, &name, &nl)) == 0)
         r = fs_create(dir, name, nl, S_IFREG | 0644, &f);
     if (r == 0 && (f->mode & S_IFMT) != S_IFREG)
@@ -98,8 +99,9 @@ void agent_file_upload(void)
     int r = bulk_path() < 0 || n > LEL_BULK_SIZE - plen ? -E_INVAL : 0;
     if (r == 0 && (flags & LEL_UP_FIRST) && bulk[plen - 2] == '/')
         r = -E_ISDIR; /* "dir/": no file goes there */
+    uint32_t owner = flags & LEL_UP_OWNED ? (uint32_t)(flags >> 16) & 0xffff : 0;
     if (r == 0 && (flags & LEL_UP_FIRST))
-        r = make_parents(bulk);
+        r = make_parents(bulk, owner);
     if (r == 0)
         r = fs_parent_follow(fs_root(), bulk, &dir, &name, &nl);
     if (r == 0 && (flags & LEL_UP_FIRST))
@@ -108,6 +110,8 @@ void agent_file_upload(void)
         id = ++last_id ? last_id : ++last_id;
         tl = upload_name(tname, id);
         r = fs_create(dir, tname, tl, S_IFREG | 0644, &tmp);
+        if (r == 0)
+            tmp->uid = tmp->gid = owner;
         if (r == -E_EXIST && tries < 8)
             r = 0; /* a name someone else took: the next one */
     }
