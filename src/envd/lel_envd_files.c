@@ -366,6 +366,10 @@ int lel__envd_files_post(lel_envd_t *e, const struct lel_envd_host *h, lel_call_
         lel_call_error(c, 400, "the body must be multipart/form-data (with a boundary) or application/octet-stream");
         goto refuse;
     }
+    if (c->xmetadata) { /* no extended attributes in the guest to keep them in: refused, never dropped */
+        lel_call_error(c, 400, "file metadata (X-Metadata-* headers) is not supported yet");
+        goto refuse;
+    }
     if (enc && strcasecmp(enc, "identity") && strcasecmp(enc, "gzip")) {
         lel_call_error(c, 400, "unsupported Content-Encoding '%.32s' (identity or gzip)", enc);
         goto refuse;

@@ -303,8 +303,9 @@ int lel__envd_watch_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_
             json_array_clear(w->events);
             lel__envd_error(c, "resource_exhausted", "more file system events came than could be kept; some were lost");
         } else {
-            lel__envd_reply(c, json_pack("{s:O}", "events", w->events));
-            json_array_clear(w->events);
+            json_t *taken = w->events; /* the answer's now; the watcher gathers anew */
+            w->events = json_array();
+            lel__envd_reply(c, json_pack("{s:o}", "events", taken));
         }
     } else if (rq && !create) {
         watch_free(e, h, w);
