@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #define LEL_BUILTIN_TEAM "_builtin"
-#define LEL_ENVD_VERSION "0.5.7" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
+#define LEL_ENVD_VERSION "0.6.4" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
 
