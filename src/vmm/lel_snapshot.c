@@ -583,6 +583,10 @@ int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t *
         goto out;
     vm->ready = 1; /* the guest said so before the snapshot */
     vm->seq = ((const struct lel_chan *)(vm->mem + LEL_GPA_CHAN))->req_seq; /* continue the numbering */
+    if (cfg->stopped) {
+        vm->stop_req = 1;
+        vm->state = VM_STOPPED;
+    }
     if ((r = restore_state(vm, top->state, top->state_len, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0)
         goto out;
     *out = vm;

@@ -608,7 +608,7 @@ int lel__chain_open(const char *path, struct lel__img **out, int *nout, char *er
             snprintf(err, errlen, "snapshot %.300s cannot be restored: its base image: %.400s", path, why);
             goto fail;
         }
-        if (memcmp(b->id, top->base_id, 16) || b->mem_bytes != top->mem_bytes || b->depth + 1 != top->depth) {
+        if (memcmp(b->id, top->base_id, 16) || b->mem_bytes != top->mem_bytes || b->depth >= top->depth) {
             r = -ESTALE;
             snprintf(err, errlen,
                      "snapshot %.300s cannot be restored: its base image %.300s is not the one it was taken over (its "

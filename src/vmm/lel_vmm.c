@@ -646,7 +646,8 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
     int64_t end = lel_mono_ms() + timeout_ms;
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != VM_RUNNING || vm->stop_req) {
+    /* a vCPU just let go (lel_vm_cont) may not have left VM_STOPPED yet: it will run */
+    if (vm->state == VM_DEAD || vm->stop_req) {
         pthread_mutex_unlock(&vm->lock);
         return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
     }

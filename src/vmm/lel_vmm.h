@@ -50,6 +50,7 @@ struct lel_vm_config {
     /* Restore only: the image is transient (a pause image, deleted once resumed): later diff
      * saves of this VM are taken against its base, not against it. */
     int transient;
+    int stopped; /* restore only: the vCPU waits, stopped, for lel_vm_cont (tests compare memory) */
 };
 
 /** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */
