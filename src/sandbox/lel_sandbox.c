@@ -276,7 +276,7 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
     }
     char img[4200], err[256];
     lel__sbx_pause_image(s, img, sizeof(img));
-    if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, err, sizeof(err)) < 0) {
+    if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, 1, err, sizeof(err)) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
         return -EIO;
@@ -365,7 +365,7 @@ int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *
         return -1;
     }
     if (s->srv->use_vm &&
-        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
+        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), 0, err, sizeof(err)) < 0) {
         lel__sbx_slot_release(s);
         json_decref(fields);
         *status = 503;

@@ -139,7 +139,10 @@ void lel__sbx_fork_start(struct lel_sandbox *s, struct lel_fork_job *job, size_t
 
 /* lel_sandbox_vm.c */
 void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
-int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen);
+/** Boots (image NULL) or restores the VM; `transient`: image is its pause image (later diffs are
+ * against that image's base). */
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
+                      size_t errlen);
 /** The memory file for a start from s->fork_image: a template's, or the snapshot's (made now). */
 const char *lel__sbx_fork_memory(struct lel_sandbox *s, char *raw, size_t n);
 int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
