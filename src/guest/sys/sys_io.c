@@ -10,18 +10,22 @@
 #include "../fs/pty.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
+#include "../net/netif.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../fs/fs.h"
 
 /* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way),
- * FIONREAD for pipes, and a pty's terminal ioctls (fs/pty.c); ENOTTY on anything else. */
+ * FIONREAD for pipes, the interface requests on sockets (net/netif.c), a pty's terminal ioctls
+ * (fs/pty.c); ENOTTY on anything else. */
 static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
 {
     struct file *f = fd_get(fd);
     int v;
     if (!f)
         return -EBADF;
+    if (f->type == F_SOCK && (req >> 8) == 0x89) /* SIOC*: the network interfaces */
+        return netif_ioctl(req, arg);
     switch (req) {
     case 0x5451: case 0x5450: /* FIOCLEX, FIONCLEX */
         fd_set_cloexec((int)fd, req == 0x5451);
