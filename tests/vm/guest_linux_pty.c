@@ -201,6 +201,8 @@ static pid_t session_child(int m, int s, int (*body)(int s))
     pid_t c = fork();
     if (c == 0) {
         close(m);
+        signal(SIGINT, SIG_DFL); /* a shell may have started us with them ignored */
+        signal(SIGQUIT, SIG_DFL);
         setsid();
         if (ioctl(s, TIOCSCTTY, 0) < 0)
             _exit(90);

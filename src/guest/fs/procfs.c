@@ -60,7 +60,7 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
 
 static char state_letter(const struct proc *p)
 {
-    return p->state == P_ZOMBIE ? 'Z' : p->state == P_BLOCKED ? 'S' : 'R';
+    return p->state == P_ZOMBIE ? 'Z' : p->group->stopped ? 'T' : p->state == P_BLOCKED ? 'S' : 'R';
 }
 
 static void gen_pid(struct sbuf *b, int kind, const struct proc *p)

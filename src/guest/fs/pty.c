@@ -148,21 +148,6 @@ static struct pty *tty_of_session(int sid)
     return 0;
 }
 
-/* A group is orphaned when no member has a parent in another group of the same session:
- * nobody is left to continue it, so job control's stops do not apply to it. */
-static int pgrp_orphaned(int pgrp)
-{
-    for (int i = 0; i < MAX_PROCS; i++) {
-        struct proc *q = &ptable.procs[i];
-        if (q->state == P_FREE || q->state == P_ZOMBIE || q->group != q || q->pgid != pgrp)
-            continue;
-        struct proc *par = q->ppid > 1 ? proc_by_pid(q->ppid) : 0;
-        if (par && par->state != P_ZOMBIE && par->pgid != pgrp && par->sid == q->sid)
-            return 0;
-    }
-    return 1;
-}
-
 /* Job control's check for a process of the terminal's session outside its foreground group:
  * 0 to go on; else it reads EIO (the signal ignored or blocked when reading, or its group
  * orphaned), or its group gets `sig` (SIGTTIN, SIGTTOU) and the call is restarted once it is
@@ -717,12 +702,14 @@ static long read_raw(struct file *f, struct pty *t, uint64_t buf, uint64_t n)
 static long slave_read(struct file *f, struct pty *t, uint64_t buf, uint64_t n)
 {
     struct proc *cur = proc_cur();
-    long r = job_check(t, 21, 0); /* SIGTTIN */
-    if (r)
+    long r;
+    if ((r = job_check(t, 21, 0))) /* SIGTTIN */
         return r;
     if (!canonical(t))
         return read_raw(f, t, buf, n);
     while ((r = read_line(t, buf, n)) == -EAGAIN) {
+        if ((r = job_check(t, 21, 0))) /* it may have been sent to the background meanwhile */
+            return r;
         if (t->hung)
             return 0;
         if (f->flags & O_NONBLOCK_)
