@@ -321,6 +321,54 @@ async function signals(sbx) {
   await throws(() => sbx.commands.connect(999999), Error, 'connect to a command that never was fails')
 }
 
+// sandbox.pty: an interactive login shell on a pseudo-terminal (busybox's sh -i -l reached as
+// /bin/bash in base) answering what is typed, its terminal's size seen by stty and changed by
+// resize (SIGWINCH to the foreground job), ^C and ^Z reaching the foreground job, kill.
+async function ptys(sbx) {
+  const out = []
+  const text = () => Buffer.concat(out).toString('latin1')
+  const typed = (s) => sbx.pty.sendInput(t.pid, new TextEncoder().encode(s))
+  const seen = async (re, ms = 5000) => {
+    for (let i = 0; i < ms / 50 && !re.test(text()); i++) await sleep(50)
+    return re.test(text())
+  }
+  const t = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => out.push(Buffer.from(d)) })
+  check(t.pid > 0, 'pty.create answers with a pid', t.pid)
+  await typed('echo hi\n')
+  check(await seen(/echo hi\r\nhi\r\n/), "sendInput('echo hi\\n') is echoed and answered as on a terminal", text())
+  await typed('tty; stty size; echo "term=$TERM"\n')
+  check(await seen(/\/dev\/pts\/\d+\r\n24 80\r\nterm=xterm-256color\r\n/), 'tty and stty size: /dev/pts/N of 24 x 80, TERM', text())
+  await sbx.pty.resize(t.pid, { cols: 100, rows: 30 })
+  await typed('stty size\n')
+  check(await seen(/\r\n30 100\r\n/), 'resize: stty size says 30 100', text())
+  await typed(`sh -c 'trap "echo winched; exit 0" WINCH; echo waiting; while :; do sleep 0.1; done'\n`)
+  check(await seen(/\r\nwaiting\r\n/), 'a foreground job runs', text())
+  await sbx.pty.resize(t.pid, { cols: 120, rows: 40 })
+  check(await seen(/\r\nwinched\r\n/), 'resize sends SIGWINCH to the foreground job', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x03')
+  await typed('echo "after ^C: $?"\n')
+  check(await seen(/after \^C: 130\r\n/), '^C interrupts the foreground job (SIGINT)', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x1a')
+  check(await seen(/Stopped/i), '^Z stops the foreground job', text())
+  await typed('kill -9 %1; echo "jobs done"\n')
+  check(await seen(/\r\njobs done\r\n/), 'the shell goes on after the stopped job', text())
+  check((await sbx.commands.list()).some((p) => p.pid === t.pid), 'commands.list shows the pty process')
+  await throws(() => sbx.commands.sendStdin(t.pid, 'x'), Error, 'stdin bytes to a pty process are refused (they go as pty input)')
+  check(await sbx.pty.kill(t.pid), 'pty.kill')
+  const end = await t.wait().catch((e) => e)
+  check(end?.exitCode === -1, 'the killed pty process ends with exit code -1', end?.exitCode)
+  check(!(await sbx.pty.kill(t.pid)), 'pty.kill of an ended one: false')
+  const out2 = []
+  const t2 = await sbx.pty.create({ cols: 40, rows: 10, onData: (d) => out2.push(Buffer.from(d)) })
+  await sbx.pty.sendInput(t2.pid, new TextEncoder().encode('exit 7\n'))
+  const end2 = await t2.wait().catch((e) => e)
+  check(end2?.exitCode === 7, 'exit in the pty shell ends it with its status', end2?.exitCode)
+}
+
 // The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
 function daemonRss() {
   try {
@@ -390,6 +438,7 @@ async function dataPlane(opts, sbx, other) {
   await streaming(sbx)
   await stdin(sbx)
   await signals(sbx)
+  await ptys(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)
