@@ -61,7 +61,7 @@ uint16_t sa_port(const struct saddr *a);
 /* The wildcard address (0.0.0.0, ::). */
 int sa_wild(const struct saddr *a);
 
-/* Whether an inet address is this guest: loopback or the wildcard. */
+/* Whether an inet address is this guest: loopback, the wildcard, or its address on eth0. */
 int sa_local(const struct saddr *a);
 
 /* The address at `uaddr` for a socket of `family`, checked and with its length normalised. */
