@@ -85,10 +85,28 @@ uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end)
     return end;
 }
 
+#define UNMAP_INVLPG_MAX 16 /* pages unmap_range invalidates one by one; past them, one reload */
+
 void unmap_range(uint64_t pml4, uint64_t start, uint64_t end)
 {
-    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end))
-        unmap(pml4, va);
+    uint64_t n = 0;
+    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end)) {
+        if (n++ < UNMAP_INVLPG_MAX) {
+            unmap(pml4, va);
+            continue;
+        }
+        uint64_t *e = pte_of(pml4, va, 0);
+        page_drop(*e);
+        *e = 0;
+    }
+    /* under PVM an invlpg is a trap (several microseconds): a large munmap (16 MiB: 4096 of
+     * them) costs one CR3 reload instead, when this address space is the one loaded (another
+     * one's entries are read afresh when it is loaded) */
+    uint64_t cr3 = 0;
+    if (n > UNMAP_INVLPG_MAX)
+        __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    if (n > UNMAP_INVLPG_MAX && (cr3 & PTE_ADDR) == pml4)
+        write_cr3(pml4);
 }
 
 int stack_grow(uint64_t pml4, uint64_t va)

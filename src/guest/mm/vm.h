@@ -73,7 +73,7 @@ void unmap(uint64_t pml4, uint64_t va);
  * a large reservation costs what is mapped in it, not its size. */
 uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end);
 
-/* unmap of every page in [start, end). */
+/* unmap of every page in [start, end) (the TLB invalidated page by page for a few, else at once). */
 void unmap_range(uint64_t pml4, uint64_t start, uint64_t end);
 
 /* The stack grows on demand below what exec mapped, up to STACK_MAX: `va` there gets a zeroed
