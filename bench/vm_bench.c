@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     double *t_boot = calloc((size_t)runs, sizeof(double)), *t_pause = calloc((size_t)runs, sizeof(double)),
            *t_resume = calloc((size_t)runs, sizeof(double)), *t_snap = calloc((size_t)runs, sizeof(double)),
            *t_restore = calloc((size_t)runs, sizeof(double));
-    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0};
+    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
     const int sizes[] = {16, 64, 256 - 20};
     for (int si = 0; si < 3; si++) {
         int mib = sizes[si];

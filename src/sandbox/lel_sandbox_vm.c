@@ -91,10 +91,12 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
 /* Boots a fresh VM (image NULL) or restores one, over memory_file (that image's memory
  * unpacked) when given; the VM holds a reference to the actor so its callbacks never reach a
  * freed actor. */
-int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen)
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
+                      size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
-                                memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20};
+                                memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20,
+                                transient, 0};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
@@ -237,6 +239,13 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         lel_call_store_failed(c);
         return;
     }
+    if (c->route == R_SBX_SNAPSHOTS) { /* E2B's SnapshotInfo: the names it can be started by */
+        lel_call_reply(c, 201, json_pack("{s:s, s:[]}", "snapshotID", id, "names"));
+        if (*name)
+            json_array_append_new(json_object_get(c->resp, "names"), json_string(name));
+        json_decref(snap);
+        return;
+    }
     for (int i = 0; lel__snap_private_fields[i]; i++)
         json_object_del(snap, lel__snap_private_fields[i]);
     lel_call_reply(c, 201, snap);
@@ -283,7 +292,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     struct lel_net_ep *old_ep = s->ep;
     s->vm = NULL;
     s->ep = NULL;
-    if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), err, sizeof(err)) < 0) {
+    if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), 0, err, sizeof(err)) < 0) {
         s->vm = old;
         s->ep = old_ep;
         lel_call_error(c, 500, "cannot restore: %s", err);

@@ -173,11 +173,11 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         /* copy-on-write over a shared raw memory file: the VM pays only for the pages it changes */
         struct stat st;
         int mfd = open(cfg->memory_file, O_RDONLY | O_CLOEXEC);
-        if (mfd < 0 || fstat(mfd, &st) < 0 || (uint64_t)st.st_size != vm->mem_bytes) {
+        if (mfd < 0 || fstat(mfd, &st) < 0 || ((uint64_t)st.st_size != vm->mem_bytes && (uint64_t)st.st_size != vm->mem_bytes + 4096)) {
             if (mfd >= 0)
                 close(mfd);
             errno = mfd < 0 ? errno : EINVAL;
-            step = "memory file (missing, or not the image's size)";
+            step = "memory file (missing, or not the image's size)"; /* + a 4 KiB trailer naming the image */
             goto fail;
         }
         vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
@@ -646,7 +646,8 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
     int64_t end = lel_mono_ms() + timeout_ms;
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != VM_RUNNING || vm->stop_req) {
+    /* a vCPU just let go (lel_vm_cont) may not have left VM_STOPPED yet: it will run */
+    if (vm->state == VM_DEAD || vm->stop_req) {
         pthread_mutex_unlock(&vm->lock);
         return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
     }
@@ -772,6 +773,7 @@ void lel_vm_destroy(lel_vm_t *vm)
     if (vm->mem != MAP_FAILED)
         munmap(vm->mem, vm->mem_bytes);
     lel__rofs_unmap(vm);
+    lel__vm_base_free(vm);
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
