@@ -39,6 +39,7 @@ static const struct {
     {"watch", watch_checks},
     {"pty", pty_checks},
     {"net", net_checks},
+    {"fork", fork_checks},
 };
 
 int main(int argc, char **argv)

@@ -24,5 +24,6 @@ void xfer_checks(void);
 void watch_checks(void);
 void pty_checks(void);
 void net_checks(void);
+void fork_checks(void);
 
 #endif
