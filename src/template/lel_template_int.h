@@ -24,6 +24,11 @@ struct lel_template {
     json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
     char image_id[LEL_ID_LEN + 1]; /* the image it holds a use of (fromImage, or its parent's), else "" */
     struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
+    /* the built image's file stem under templates/: "<id>.<buildID>" (each build its own files,
+     * so diffs over an older build's image keep their base), or "<id>" for an image built before
+     * that; written by the build while image_ready is 0, read under image_lock */
+    pthread_mutex_t image_lock;
+    char image_stem[2 * LEL_ID_LEN + 8];
 };
 
 /* lel_template_def.c: the definition of POST /templates (on the team actor). */
@@ -46,6 +51,11 @@ json_t *lel__template_defaults_of(json_t *def);
 enum lel_tpl_status lel__template_status(const char *s);
 /** <data_dir>/templates/<id>.img (raw = 0) or .raw (its unpacked memory). */
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw);
+/** The files of build `build_id`'s image (its raw memory with raw). */
+void lel__template_build_image(struct lel_template *t, const char *build_id, char *buf, size_t n, int raw);
+/** Makes build `build_id`'s image the template's: its layer record (owner: the template) made,
+ * the previous image's owner reference dropped (its files go when no sandbox or diff needs them). */
+int lel__template_image_switch(struct lel_template *t, const char *build_id);
 /** Starts build `build_id` of template t; it proceeds one phase per LEL_MSG_BUILD_STEP
  * (lel_build.c). A command in the guest (a `run` step, readyCmd) is started and then polled,
  * so the actor answers calls, a DELETE among them, while it runs. */
