@@ -73,6 +73,8 @@ struct lel_sandbox {
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
     char *fork_image;      /* create only: the image it starts from (a snapshot, or its template's) */
     char *memory_file;     /* create only: the template's raw memory, mapped copy-on-write */
+    int fork_transient;    /* create only: fork_image is a fork's temporary image (it goes once the forks
+                              started): later diffs are against its base, which the sandbox holds */
     int64_t sample_gen;    /* metrics timer generation */
     uint64_t cpu_prev_ns;
     int64_t cpu_prev_ms;
@@ -123,6 +125,23 @@ json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at
 int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const char *why);
 /** Kills the sandbox (record, event, VM, files); `why` starting with "error" logs at error level. */
 int lel__sbx_kill(struct lel_sandbox *s, const char *why);
+
+/** A new sandbox object and its actor for `rec` (taken); NULL when out of memory. */
+struct lel_sandbox *lel__sbx_new(lel_server_t *srv, lel_team_t *team, const char *id, json_t *rec);
+/** Starts a created sandbox (its VM from s->fork_image, or a boot), stores it with the event
+ * `why` (`fields` taken) and arms its timers. 0, or -1 with *status and msg for the answer
+ * (its team slot is given back; the caller reaps it). */
+int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *status, char *msg, size_t n);
+/** Removes a killed (or never started) sandbox's records and its registry entry. */
+void lel__sbx_reap(struct lel_sandbox *s);
+
+/* lel_sandbox_fork.c: POST /sandboxes/{id}/fork (E2B's) */
+struct lel_fork_job;
+/** On the source's actor: its VM is imaged (a brief stop), then `count` new sandboxes start from
+ * that image on their own actors; the call (kept) is answered once all have. */
+void lel__sbx_fork(struct lel_sandbox *s, lel_call_t *c);
+/** LEL_MSG_FORK, on a new fork's actor: its VM starts; its place `i` in the job is filled. */
+void lel__sbx_fork_start(struct lel_sandbox *s, struct lel_fork_job *job, size_t i);
 
 /* lel_sandbox_vm.c */
 void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);

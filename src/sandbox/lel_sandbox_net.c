@@ -159,8 +159,10 @@ static json_t *network_view(struct lel_sandbox *s)
     return v;
 }
 
-/* PUT: allowOut, denyOut and allowInternetAccess replace the record's (allowPublicTraffic is
- * fixed at create: its token was given then); the next connect goes by them. */
+/* PUT: allowOut, denyOut and allowInternetAccess replace the record's whole, as E2B's update
+ * does: one omitted is cleared (the lists empty, internet access the configured default).
+ * allowPublicTraffic is fixed at create (its token was given then); the next connect goes by
+ * the new policy. */
 static void network_put(struct lel_sandbox *s, lel_call_t *c)
 {
     json_t *b = c->json, *pub = json_object_get(b, "allowPublicTraffic");
@@ -181,14 +183,11 @@ static void network_put(struct lel_sandbox *s, lel_call_t *c)
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "denyOut" : "allowOut";
         json_t *l = json_object_get(b, name);
-        if (l)
-            json_object_set_new(net, name, json_deep_copy(l));
-        else if (!json_object_get(net, name))
-            json_object_set_new(net, name, json_array());
+        json_object_set_new(net, name, json_is_array(l) ? json_deep_copy(l) : json_array());
     }
     json_t *ai = json_object_get(b, "allowInternetAccess");
-    if (ai)
-        json_object_set(rec, "allowInternetAccess", ai);
+    json_object_set_new(rec, "allowInternetAccess",
+                        json_boolean(json_is_boolean(ai) ? json_is_true(ai) : s->srv->cfg.net_allow_internet));
     struct lel_net_policy p;
     char err[160];
     if (policy_of(s, rec, &p, err, sizeof(err)) < 0) {

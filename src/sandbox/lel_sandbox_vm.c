@@ -259,6 +259,13 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         return;
     }
     lel_layer_maybe_flatten(s->srv, key, (int)info.depth);
+    if (c->route == R_SBX_SNAPSHOTS) { /* E2B's SnapshotInfo: the names it can be started by */
+        lel_call_reply(c, 201, json_pack("{s:s, s:[]}", "snapshotID", id, "names"));
+        if (*name)
+            json_array_append_new(json_object_get(c->resp, "names"), json_string(name));
+        json_decref(snap);
+        return;
+    }
     for (int i = 0; lel__snap_private_fields[i]; i++)
         json_object_del(snap, lel__snap_private_fields[i]);
     lel_call_reply(c, 201, snap);

@@ -312,7 +312,12 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;
     case R_TPL_CREATE: lel_template_create(srv, c); break;
     case R_TPL_LIST: lel_template_list(srv, c); break;
-    case R_TPL_GET: case R_TPL_BUILD: lel_template_read(srv, c); break;
+    case R_TPL_GET: case R_TPL_BUILD: case R_TPL_BUILD_STATUS: lel_template_read(srv, c); break;
+    case R_TPL_ALIAS: lel_template_alias(srv, c); break;
+    case R_TPL_E2B_CREATE:
+        if (lel_template_e2b_create(srv, c))
+            return; /* a rebuild: that template's actor answers */
+        break;
     default: lel_call_error(c, 500, "unrouted call"); break;
     }
     lel_call_done(c);

@@ -461,6 +461,14 @@ static void finish(struct lel_template *t, const char *reason)
     lel_vm_destroy(bs->b.vm);
     lel__img_rofs_free(bs->rofs);
     if (reason) {
+        /* where it failed, as E2B's SDK points at the builder call: the base, a step's number
+         * (1-based, as the logs count), or what comes after the steps */
+        char step[24];
+        if (bs->phase == PH_STEPS && bs->step < json_array_size(json_object_get(bs->def, "steps")))
+            snprintf(step, sizeof(step), "%zu", bs->step + 1);
+        else
+            snprintf(step, sizeof(step), "%s", bs->phase == PH_STEPS || bs->phase >= PH_READY ? "finalize" : "base");
+        json_object_set_new(bs->b.rec, "reasonStep", json_string(step));
         logf_(&bs->b, "error", "%s", reason);
         set_status(&bs->b, "error", reason);
     } else {
@@ -476,11 +484,18 @@ static void finish(struct lel_template *t, const char *reason)
     atomic_fetch_sub(&t->srv->builds_running, 1);
 }
 
+static int is_builtin_rec(json_t *rec)
+{
+    return !strcmp(json_string_value(json_object_get(rec, "teamID")) ?: "", LEL_BUILTIN_TEAM);
+}
+
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
     char ctx[4200];
     if (t->build || t->deleted || t->ctx) /* one build at a time per template */
         return;
+    if (json_is_null(json_object_get(t->rec, "definition")) && !is_builtin_rec(t->rec))
+        return; /* E2B's: it waits for its steps (POST /v2/templates/{id}/builds/{buildID}) */
     lel__template_context_path(t, ctx, sizeof(ctx));
     if (lel__template_needs_context(json_object_get(t->rec, "definition")) && access(ctx, R_OK) < 0)
         return; /* it waits for PUT /templates/{id}/context, which starts it */

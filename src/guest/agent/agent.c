@@ -8,6 +8,7 @@
 #include "../arch/cpu.h"
 #include "../arch/fpu.h"
 #include "../fs/fs.h"
+#include "../fs/hwatch.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 #include "../lib/rng.h"
@@ -109,7 +110,8 @@ static void command_stdin(void)
 
 static void command_poll(void)
 {
-    uint32_t n = proc_poll((uint32_t *)((char *)chan + LEL_CHAN_DATA_OFF), LEL_CHAN_DATA_MAX / 8);
+    uint32_t *pairs = (uint32_t *)((char *)chan + LEL_CHAN_DATA_OFF), n = proc_poll(pairs, LEL_CHAN_DATA_MAX / 8);
+    n += hwatch_poll(pairs + 2 * n, LEL_CHAN_DATA_MAX / 8 - n);
     chan->ret[0] = n;
     chan->ret[1] = (uint64_t)n * 8;
 }
@@ -200,6 +202,18 @@ static void handle(void)
         break;
     case LEL_OP_FILE_DELETE:
         agent_file_delete();
+        break;
+    case LEL_OP_FILE_STAT:
+        agent_file_stat();
+        break;
+    case LEL_OP_WATCH_ADD:
+        agent_watch_add();
+        break;
+    case LEL_OP_WATCH_READ:
+        agent_watch_read();
+        break;
+    case LEL_OP_WATCH_REMOVE:
+        agent_watch_remove();
         break;
     case LEL_OP_SET_CLOCK: {
         clock_rebase(chan->arg[2]);

@@ -11,6 +11,7 @@
 #include "../fs/fmap.h"
 #include "../fs/fs.h"
 #include "../fs/procfs.h"
+#include "../fs/sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -52,6 +53,7 @@ void proc_init(void)
     _Static_assert(KSTACK >= 4 * FPU_AREA_MAX, "the register area takes the bottom of a kernel stack");
     make_devices();
     procfs_init();
+    sysfs_init();
     syscall_stack_top = kstack_top(&ptable.procs[0]);
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);

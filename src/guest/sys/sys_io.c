@@ -9,18 +9,21 @@
 #include "../fs/pipe.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
+#include "../net/netif.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../fs/fs.h"
 
-/* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way)
- * and FIONREAD for pipes; no terminals (ENOTTY). */
+/* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way),
+ * FIONREAD for pipes, the interface requests on sockets (net/netif.c); no terminals (ENOTTY). */
 static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
 {
     struct file *f = fd_get(fd);
     int v;
     if (!f)
         return -EBADF;
+    if (f->type == F_SOCK && (req >> 8) == 0x89) /* SIOC*: the network interfaces */
+        return netif_ioctl(req, arg);
     switch (req) {
     case 0x5451: case 0x5450: /* FIOCLEX, FIONCLEX */
         fd_set_cloexec((int)fd, req == 0x5451);
