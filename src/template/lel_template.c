@@ -278,6 +278,20 @@ int lel__template_image_switch(struct lel_template *t, const char *build_id)
     return r;
 }
 
+void lel__template_image_drop(struct lel_template *t)
+{
+    char img[4200], key[4200];
+    lel__template_image(t, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, key, sizeof(key));
+    struct lel_layer_op drop = {key, -1, 0, NULL, 0, 0};
+    if (json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 &&
+        lel_layer_write(t->srv, lel_batch_new(t->srv->store), &drop, 1) < 0)
+        fprintf(stderr, "lelantosd: template %s: its image's reference could not be dropped; its files stay\n", t->id);
+    pthread_mutex_lock(&t->image_lock);
+    t->image_stem[0] = 0; /* none now: a later build's switch has nothing to drop again */
+    pthread_mutex_unlock(&t->image_lock);
+}
+
 /* The stem of the image a loaded template has: its build's own files, or the one name of
  * images built before each build had its own. */
 static void load_image_stem(struct lel_template *t)
@@ -548,14 +562,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
         lel_image_release(t->srv, t->image_id);
         t->image_id[0] = 0;
     }
-    /* its image's owner reference goes: the files stay while sandboxes or diffs need them */
-    char key[4200];
-    lel__template_image(t, img, sizeof(img), 0);
-    lel_layer_key(t->srv, img, key, sizeof(key));
-    struct lel_layer_op drop = {key, -1, 0, NULL, 0, 0};
-    if (json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 &&
-        lel_layer_write(t->srv, lel_batch_new(t->srv->store), &drop, 1) < 0)
-        fprintf(stderr, "lelantosd: template %s: its image's reference could not be dropped; its files stay\n", t->id);
+    lel__template_image_drop(t);
     lel__template_context_abandon(t);
     lel__template_context_path(t, img, sizeof(img));
     unlink(img);

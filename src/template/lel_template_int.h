@@ -78,6 +78,9 @@ void lel__template_build_image(struct lel_template *t, const char *build_id, cha
 /** Makes build `build_id`'s image the template's: its layer record (owner: the template) made,
  * the previous image's owner reference dropped (its files go when no sandbox or diff needs them). */
 int lel__template_image_switch(struct lel_template *t, const char *build_id);
+/** The template lets its current image go (deleted or rebuilt from scratch): its owner
+ * reference is dropped; the files stay while sandboxes or diffs need them. */
+void lel__template_image_drop(struct lel_template *t);
 /** Starts build `build_id` of template t; it proceeds one phase per LEL_MSG_BUILD_STEP
  * (lel_build.c). A command in the guest (a `run` step, readyCmd) is started and then polled,
  * so the actor answers calls, a DELETE among them, while it runs. */
