@@ -41,6 +41,49 @@ static void build_image(char *path, size_t n)
         path[0] = 0;
 }
 
+/* tests pseudo-terminals from python (see main) */
+static const char PTY_SCRIPT[] =
+    "import functools, os, pty, sys, termios, tty\n"
+    "print = functools.partial(print, flush=True)  # in order with what pty.spawn writes\n"
+    "m, s = os.openpty()\n"
+    "print(\"openpty\", os.isatty(s), os.ttyname(s).startswith(\"/dev/pts/\"))\n"
+    "os.close(m); os.close(s)\n"
+    "m, s = pty.openpty()\n"
+    "tty.setraw(s)\n"
+    "os.write(m, b\"x\\r\")\n"
+    "print(\"raw\", os.read(s, 8) == b\"x\\r\", termios.tcgetattr(s)[3] & termios.ICANON == 0)\n"
+    "os.close(m); os.close(s)\n"
+    "code = pty.spawn([\"/bin/sh\", \"-c\", \"tty >/dev/null && echo spawned; exit 5\"])\n"
+    "print(\"spawn\", os.waitstatus_to_exitcode(code))\n"
+    "def shell(cmds):\n"
+    "    pid, fd = pty.fork()\n"
+    "    if pid == 0:\n"
+    "        os.execvp(\"bash\", [\"bash\", \"-i\", \"-l\"])\n"
+    "    out = b\"\"\n"
+    "    os.write(fd, cmds)\n"
+    "    while True:\n"
+    "        try:\n"
+    "            d = os.read(fd, 4096)\n"
+    "        except OSError:\n"
+    "            break\n"
+    "        if not d:\n"
+    "            break\n"
+    "        out += d\n"
+    "    return out.decode(\"latin1\"), os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+    "out, code = shell(b\"echo val-$((6*7)); sleep 30 & jobs; kill %1; wait; exit 3\\n\")\n"
+    "print(\"bash\", \"val-42\" in out, \"no job control\" not in out, \"[1]\" in out, code)\n";
+
+static void put_file(const char *sid, const char *file, const char *data)
+{
+    char path[256], k[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=%s", sid, file);
+    snprintf(k, sizeof(k), "X-API-Key: %s", S.key);
+    const char *h[] = {k, "Content-Type: application/octet-stream", NULL};
+    resp_t r;
+    CHECK(http_req(&S, &r, H1, "PUT", path, data, strlen(data), h) == 0 && r.status < 300);
+    resp_free(&r);
+}
+
 static const char *run(const char *sid, const char *cmd, long *code)
 {
     static char out[8192];
@@ -137,6 +180,11 @@ int main(void)
         expect(sid, "cd /tmp && git init -q repo && cd repo && echo x > f && git add f && "
                     "git -c user.email=a@b -c user.name=n commit -qm first && git log --oneline | wc -l", "1");
         expect(sid, "sqlite3 :memory: 'select 6*7'", "42");
+        /* pseudo-terminals: os.openpty, pty.openpty with tty.setraw, pty.spawn, and bash -i -l
+         * with job control on a pty.fork terminal */
+        put_file(sid, "/tmp/ptys.py", PTY_SCRIPT);
+        expect(sid, "python3 /tmp/ptys.py 2>&1",
+               "openpty True True\nraw True True\nspawned\r\nspawn 5\nbash True True True 3\n");
         expect(sid, "python3 -m venv /tmp/venv && /tmp/venv/bin/python -c 'import sys; print(sys.prefix)'", "/tmp/venv");
     }
     printf("debian image %lld MB: imported in %.1f s, template ready %.1f s after the upload began\n",
