@@ -83,13 +83,18 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_u(b, (uint64_t)p->pid);
         put_s(b, "\nPPid:\t");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
-        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system (the effective) */
+        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system */
             const uint32_t *id = k ? p->gid : p->uid;
             put_s(b, k ? "\nGid:" : "\nUid:");
             for (int j = 0; j < 4; j++) {
                 put_s(b, "\t");
-                put_u(b, id[j < 3 ? j : 1]);
+                put_u(b, id[j]);
             }
+        }
+        put_s(b, "\nGroups:\t");
+        for (int j = 0; j < p->ngroups; j++) {
+            put_u(b, p->groups[j]);
+            put_s(b, " ");
         }
         put_s(b, "\nThreads:\t");
         put_u(b, (uint64_t)p->nthreads);

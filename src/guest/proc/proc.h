@@ -56,6 +56,7 @@ int proc_ended(int pid);
 /* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
  * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
 #define RLIM_N 16
+#define NGROUPS_ 32 /* supplementary groups a process may have here (Linux: 65536) */
 #define RLIMIT_STACK_ 3
 #define RLIMIT_NPROC_ 6
 #define RLIMIT_NOFILE_ 7
@@ -91,7 +92,9 @@ struct proc {
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
-    uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    uint32_t uid[4], gid[4]; /* leader: real, effective, saved and file-system user and group ids (0: root), inherited */
+    uint32_t groups[NGROUPS_]; /* leader: the supplementary groups, ngroups of them, inherited */
+    int ngroups;
     int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
     uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */

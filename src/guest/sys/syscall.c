@@ -36,12 +36,6 @@ static long sc_enosys(const struct sysargs *s)
     return -ENOSYS;
 }
 
-static long sc_chown(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* chown family: everything is root's */
-}
-
 /* The syscalls there are, by number: each entry unpacks the saved registers into its call.
  * A number with no entry returns -ENOSYS (logged once). */
 static const struct syscall syscalls[] = {
@@ -124,8 +118,8 @@ static const struct syscall syscalls[] = {
     [90] = {"chmod", sc_chmod},
     [91] = {"fchmod", sc_fchmod},
     [92] = {"chown", sc_chown},
-    [93] = {"fchown", sc_chown},
-    [94] = {"lchown", sc_chown},
+    [93] = {"fchown", sc_fchown},
+    [94] = {"lchown", sc_lchown},
     [95] = {"umask", sc_umask},
     [96] = {"gettimeofday", sc_gettimeofday},
     [97] = {"getrlimit", sc_getrlimit},
@@ -213,7 +207,7 @@ static const struct syscall syscalls[] = {
     [257] = {"openat", sc_openat},
     [258] = {"mkdirat", sc_mkdirat},
     [259] = {"mknodat", sc_mknodat},
-    [260] = {"fchownat", sc_chown},
+    [260] = {"fchownat", sc_fchownat},
     [262] = {"newfstatat", sc_newfstatat},
     [263] = {"unlinkat", sc_unlinkat},
     [264] = {"renameat", sc_renameat},
@@ -269,6 +263,7 @@ uint64_t syscall_dispatch(struct uregs *r)
      * an interrupt in kernel mode only counts, it never switches processes */
     kernel_irq_on();
     fs_set_clock(proc_now_ns() / 1000000000); /* files get stamped with the current time */
+    fs_set_owner(proc_cur()->group->uid[3], proc_cur()->group->gid[3]); /* ... and owned by the caller */
     long ret;
     if (s.nr < sizeof(syscalls) / sizeof(syscalls[0]) && syscalls[s.nr].call) {
         ret = syscalls[s.nr].call(&s);
