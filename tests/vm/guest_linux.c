@@ -38,6 +38,7 @@ static const struct {
     {"xfer", xfer_checks},
     {"watch", watch_checks},
     {"net", net_checks},
+    {"sched", sched_checks},
 };
 
 int main(int argc, char **argv)

@@ -23,5 +23,6 @@ void ident_checks(void);
 void xfer_checks(void);
 void watch_checks(void);
 void net_checks(void);
+void sched_checks(void);
 
 #endif

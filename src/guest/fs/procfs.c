@@ -63,9 +63,22 @@ static char state_letter(const struct proc *p)
     return p->state == P_ZOMBIE ? 'Z' : p->state == P_BLOCKED ? 'S' : 'R';
 }
 
+/* /proc/<pid>/mountinfo, as coreutils' df and findmnt read it: the same mounts as /proc/mounts,
+ * with the device numbers stat reports (the root 0:1, /proc 0:4, /sys 0:21) */
+static void gen_mountinfo(struct sbuf *b)
+{
+    put_s(b, fs_root()->lower ? "1 0 0:1 / / rw,relatime - overlay overlay rw,lowerdir=rofs\n"
+                              : "1 0 0:1 / / rw,relatime - tmpfs none rw\n");
+    put_s(b, "2 1 0:4 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+             "3 1 0:21 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
+             "4 1 0:1 /dev/shm /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw\n");
+}
+
 static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
 {
-    if (kind == GEN_PID_CMDLINE) {
+    if (kind == GEN_PID_MOUNTINFO) {
+        gen_mountinfo(b);
+    } else if (kind == GEN_PID_CMDLINE) {
         for (uint32_t i = 0; i < p->cmdline_len && b->n < b->cap; i++)
             b->p[b->n++] = p->cmdline[i];
     } else if (kind == GEN_PID_COMM) {
@@ -335,6 +348,7 @@ void procfs_add(const struct proc *p)
     proc_node(dir, "status", GEN_PID_STATUS, p->pid);
     proc_node(dir, "cmdline", GEN_PID_CMDLINE, p->pid);
     proc_node(dir, "comm", GEN_PID_COMM, p->pid);
+    proc_node(dir, "mountinfo", GEN_PID_MOUNTINFO, p->pid);
     if (fs_create(dir, "fd", 2, S_IFDIR | 0500, &fd) == 0) {
         fd->gen = GEN_PID_FD;
         fd->gen_pid = (uint32_t)p->pid;

@@ -116,6 +116,8 @@ struct proc {
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    int sched_policy, sched_prio; /* leader: sched_setscheduler's, inherited (a realtime one not past SCHED_RESET_ON_FORK); kept, not used */
+    uint8_t sched_reset;  /* leader: SCHED_RESET_ON_FORK */
     struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     int kcopy;            /* the kernel moves data between two files (sys_xfer.c): copy_user takes

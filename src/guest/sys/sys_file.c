@@ -176,6 +176,23 @@ static long sys_access(int64_t dirfd, uint64_t upath)
     return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
 }
 
+/* faccessat2: faccessat with its flags (AT_EACCESS is the same here, AT_SYMLINK_NOFOLLOW, and
+ * AT_EMPTY_PATH: the descriptor itself) */
+static long sys_faccessat2(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t flags)
+{
+    char path[FS_PATH_MAX];
+    struct inode *base, *ino;
+    if ((flags & ~(uint64_t)(0x200 | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) || (mode & ~7ULL))
+        return -EINVAL;
+    char c = 1;
+    if ((flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        return dirfd == AT_FDCWD || fd_get((uint64_t)(int)dirfd) ? 0 : -EBADF;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
+        return err;
+    return fs_lookup(base, path, !(flags & AT_SYMLINK_NOFOLLOW), &ino); /* no file access is checked */
+}
+
 static long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
 {
     char path[FS_PATH_MAX];
@@ -505,6 +522,11 @@ long sc_fadvise64(const struct sysargs *s)
 long sc_access(const struct sysargs *s)
 {
     return sys_access(AT_FDCWD, s->a);
+}
+
+long sc_faccessat2(const struct sysargs *s)
+{
+    return sys_faccessat2((int64_t)s->a, s->b, s->c, s->d);
 }
 
 long sc_getcwd(const struct sysargs *s)
