@@ -40,6 +40,7 @@ static const struct {
     {"pty", pty_checks},
     {"net", net_checks},
     {"fork", fork_checks},
+    {"sched", sched_checks},
 };
 
 int main(int argc, char **argv)

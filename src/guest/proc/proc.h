@@ -56,6 +56,7 @@ int proc_ended(int pid);
 /* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
  * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
 #define RLIM_N 16
+#define NGROUPS_ 32 /* supplementary groups a process may have here (Linux: 65536) */
 #define RLIMIT_STACK_ 3
 #define RLIMIT_NPROC_ 6
 #define RLIMIT_NOFILE_ 7
@@ -93,7 +94,9 @@ struct proc {
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
     int stopped;          /* leader: the stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) that stopped it; 0: running */
     int stop_note;        /* leader: what its parent's wait has yet to hear: CLD_STOPPED (5), CLD_CONTINUED (6), 0 */
-    uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    uint32_t uid[4], gid[4]; /* leader: real, effective, saved and file-system user and group ids (0: root), inherited */
+    uint32_t groups[NGROUPS_]; /* leader: the supplementary groups, ngroups of them, inherited */
+    int ngroups;
     int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
     uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
@@ -115,6 +118,8 @@ struct proc {
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    int sched_policy, sched_prio; /* leader: sched_setscheduler's, inherited (a realtime one not past SCHED_RESET_ON_FORK); kept, not used */
+    uint8_t sched_reset;  /* leader: SCHED_RESET_ON_FORK */
     struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     int kcopy;            /* the kernel moves data between two files (sys_xfer.c): copy_user takes

@@ -413,8 +413,10 @@ int start(const struct image *im, const struct proc_spec *spec)
     p->state = P_BLOCKED; /* not runnable until it is complete */
     rlim_init(p);
     p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
-    for (int i = 0; i < 3; i++) /* real, effective and saved: as after su */
+    for (int i = 0; i < 4; i++) /* real, effective, saved and file-system: as after su */
         p->uid[i] = p->gid[i] = spec->id;
+    p->groups[0] = spec->id; /* its group, as initgroups gives a user without others */
+    p->ngroups = 1;
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
