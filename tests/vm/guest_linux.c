@@ -37,6 +37,7 @@ static const struct {
     {"ident", ident_checks},
     {"xfer", xfer_checks},
     {"watch", watch_checks},
+    {"regr", regr_checks},
 };
 
 int main(int argc, char **argv)

@@ -22,5 +22,6 @@ void sig_checks(void);
 void ident_checks(void);
 void xfer_checks(void);
 void watch_checks(void);
+void regr_checks(void);
 
 #endif

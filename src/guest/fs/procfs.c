@@ -89,6 +89,11 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
                 put_u(b, id[j < 3 ? j : 1]);
             }
         }
+        put_s(b, "\nGroups:\t");
+        for (int j = 0; j < p->ngroups; j++) {
+            put_u(b, p->groups[j]);
+            put_s(b, " ");
+        }
         put_s(b, "\nThreads:\t");
         put_u(b, (uint64_t)p->nthreads);
         put_s(b, "\n");

@@ -65,6 +65,8 @@ struct proc *process_new(uint64_t flags, long *err)
     c->sid = g->sid;
     kmemcpy(c->uid, g->uid, sizeof(c->uid));
     kmemcpy(c->gid, g->gid, sizeof(c->gid));
+    kmemcpy(c->groups, g->groups, sizeof(c->groups));
+    c->ngroups = g->ngroups;
     c->no_new_privs = g->no_new_privs;
     kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));

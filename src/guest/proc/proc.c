@@ -70,6 +70,12 @@ int64_t proc_now_ns(void)
     return (int64_t)b->epoch_ms * 1000000 + (int64_t)kernel_ns();
 }
 
+void proc_set_now_ns(int64_t ns)
+{
+    struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    b->epoch_ms = (uint64_t)((ns - (int64_t)kernel_ns()) / 1000000);
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();

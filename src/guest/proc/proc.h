@@ -72,6 +72,8 @@ struct sigact {
  * kernel stack and registers, sharing the leader's address space, descriptors, signal actions
  * and identity. The leader's struct outlives it (a zombie) until the last thread ends; only then
  * does the parent hear of the process. Threads are never waited for: they free themselves. */
+#define PROC_NGROUPS 64 /* supplementary groups a process may have (Linux: 65536) */
+
 struct proc {
     enum pstate state;
     enum why why;
@@ -92,6 +94,8 @@ struct proc {
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
     uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    uint32_t groups[PROC_NGROUPS]; /* leader: supplementary groups (setgroups), inherited */
+    int ngroups;
     int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
     uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
@@ -155,6 +159,8 @@ int proc_active(void);
 
 /** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */
 int64_t proc_now_ns(void);
+/* Sets the wall clock (clock_settime): the boot information's epoch, as the host sets it. */
+void proc_set_now_ns(int64_t ns);
 
 /** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
  * growing): 1, and the program goes on; 0: it is a fault. */

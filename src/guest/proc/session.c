@@ -191,7 +191,7 @@ void sessions_check(void)
                 if (ptable.procs[i].sess == s)
                     kill_proc(&ptable.procs[i], 9, 0);
         }
-        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= PIPE_SIZE / 2)) {
+        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= pipe_cap(s->inp) / 2)) {
             s->in_want = 2; /* room for more of the host's stdin (or nobody to read it) */
             kernel_event();
         }
@@ -341,6 +341,8 @@ int start(const struct image *im, const struct proc_spec *spec)
     p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
     for (int i = 0; i < 3; i++) /* real, effective and saved: as after su */
         p->uid[i] = p->gid[i] = spec->id;
+    p->groups[0] = spec->id; /* its own group only */
+    p->ngroups = 1;
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
@@ -472,21 +474,7 @@ int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t
         s->in_want = 0;
         return -EPIPE;
     }
-    for (uint64_t room = pipe_room(p); *taken < n && room;) {
-        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > n - *taken)
-            chunk = n - *taken;
-        kmemcpy(p->page[tail / PAGE_SIZE] + off, src + *taken, chunk);
-        p->count += chunk;
-        room -= chunk;
-        *taken += chunk;
-    }
-    if (*taken) { /* as pipe_write: readers and pollers wake */
-        p->seq++;
-        wake(W_PIPE, 0);
-    }
+    *taken += pipe_put(p, src + *taken, n - *taken); /* readers and pollers wake */
     s->in_want = *taken < n;
     if (close && *taken == n)
         session_close_stdin(s);
@@ -501,7 +489,7 @@ uint32_t proc_poll(uint32_t *pairs, uint32_t max)
         if (!s->id || s->background)
             continue;
         uint32_t fl = (s->out.stream && (s->out.len > s->out.rd || s->err.len > s->err.rd) ? LEL_POLL_OUTPUT : 0) |
-                      (s->in_want && s->inp && (!s->inp->readers || s->inp->count < PIPE_SIZE) ? LEL_POLL_STDIN : 0) |
+                      (s->in_want && s->inp && (!s->inp->readers || s->inp->count < pipe_cap(s->inp)) ? LEL_POLL_STDIN : 0) |
                       (s->done ? LEL_POLL_ENDED : 0);
         if (fl) {
             pairs[2 * n] = (uint32_t)s->id;

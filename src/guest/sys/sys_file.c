@@ -57,6 +57,9 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         struct inode *dir;
         const char *name;
         uint64_t nlen;
+        size_t plen = kstrlen(path);
+        if (plen && path[plen - 1] == '/')
+            return -EISDIR; /* a name with a trailing slash is a directory's, which O_CREAT does not make */
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
@@ -372,6 +375,36 @@ static long sys_chmod(int64_t dirfd, uint64_t upath, uint64_t mode)
     return r;
 }
 
+/* The chown family: the owner and group are kept (stat shows them; no access is checked
+ * against them). Root changes either; anyone else may only set what is already so or, for the
+ * group, its own effective one. -1 leaves one as it is. As on Linux, a regular file's set-user-id
+ * bit goes, and its set-group-id bit when it is group-executable. */
+static long sys_chown(int64_t dirfd, uint64_t upath, uint32_t uid, uint32_t gid, uint64_t flags)
+{
+    struct proc *cur = proc_cur();
+    struct inode *ino;
+    char c = 0;
+    if (flags & ~(uint64_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+        return -EINVAL;
+    if (upath && (flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        upath = 0; /* "" with AT_EMPTY_PATH: dirfd's own file */
+    long r = inode_at(dirfd, upath, !(flags & AT_SYMLINK_NOFOLLOW), &ino);
+    if (r < 0)
+        return r;
+    if (cur->group->uid[1] != 0 &&
+        ((uid != (uint32_t)-1 && uid != ino->uid) || (gid != (uint32_t)-1 && gid != ino->gid && gid != cur->group->gid[1])))
+        return -EPERM;
+    if (uid != (uint32_t)-1)
+        ino->uid = uid;
+    if (gid != (uint32_t)-1)
+        ino->gid = gid;
+    if ((ino->mode & S_IFMT) == S_IFREG && (uid != (uint32_t)-1 || gid != (uint32_t)-1))
+        ino->mode &= ~(uint32_t)((ino->mode & 010) ? 06000 : 04000);
+    ino->ctime = proc_now_ns() / 1000000000;
+    fs_notify(0, 0, 0, ino, IN_ATTRIB_, 0);
+    return 0;
+}
+
 static long sys_utimensat(int64_t dirfd, uint64_t upath, uint64_t utimes, uint64_t flags)
 {
     struct inode *ino;
@@ -408,6 +441,11 @@ static long sys_truncate(int64_t dirfd, uint64_t upath, int64_t len)
 long sc_open(const struct sysargs *s)
 {
     return sys_openat(AT_FDCWD, s->a, s->b, s->c);
+}
+
+long sc_creat(const struct sysargs *s)
+{
+    return sys_openat(AT_FDCWD, s->a, O_CREAT | 1 | O_TRUNC, s->b); /* O_WRONLY */
 }
 
 long sc_close(const struct sysargs *s)
@@ -488,8 +526,8 @@ long sc_faccessat(const struct sysargs *s)
 
 long sc_fsync(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* fsync, fdatasync, sync: memory is the disk */
+    /* fsync, fdatasync, syncfs, sync: memory is the disk, so only the descriptor is checked */
+    return s->nr != 162 && !fd_get(s->a) ? -EBADF : 0;
 }
 
 long sc_truncate(const struct sysargs *s)
@@ -585,6 +623,18 @@ long sc_fchmod(const struct sysargs *s)
 long sc_fchmodat(const struct sysargs *s)
 {
     return sys_chmod((int64_t)s->a, s->b, s->c);
+}
+
+long sc_chown(const struct sysargs *s)
+{
+    switch (s->nr) {
+    case 93: /* fchown */
+        return sys_chown((int64_t)(int)s->a, 0, (uint32_t)s->b, (uint32_t)s->c, 0);
+    case 260: /* fchownat */
+        return sys_chown((int64_t)(int)s->a, s->b, (uint32_t)s->c, (uint32_t)s->d, s->e);
+    default: /* chown, lchown */
+        return sys_chown(AT_FDCWD, s->a, (uint32_t)s->b, (uint32_t)s->c, s->nr == 94 ? AT_SYMLINK_NOFOLLOW : 0);
+    }
 }
 
 long sc_utimensat(const struct sysargs *s)

@@ -154,15 +154,40 @@ long sc_setfsuid(const struct sysargs *s)
     return s->nr == 122 ? g->uid[1] : g->gid[1]; /* setfsuid, setfsgid: the file ids are the effective ones */
 }
 
+/* getgroups(size, list): the supplementary groups; size 0 only counts them, a smaller one is EINVAL */
 long sc_getgroups(const struct sysargs *s)
 {
-    uint32_t gid = proc_cur()->group->gid[1]; /* the effective group only */
-    return (int)s->a == 0 ? 1 : (int)s->a < 0 ? -EINVAL : copy_user(s->b, &gid, 4, 1) < 0 ? -EFAULT : 1;
+    struct proc *g = proc_cur()->group;
+    int n = (int)s->a;
+    if (n < 0 || (n && n < g->ngroups))
+        return -EINVAL;
+    if (n && g->ngroups && copy_user(s->b, g->groups, (uint64_t)g->ngroups * 4, 1) < 0)
+        return -EFAULT;
+    return g->ngroups;
 }
 
+/* setgroups(size, list): root's only (EPERM); up to PROC_NGROUPS (EINVAL past it); kept
+ * sorted, as Linux keeps them (getgroups lists them so) */
 long sc_setgroups(const struct sysargs *s)
 {
-    return proc_cur()->group->uid[1] == 0 || !s->a ? 0 : -EPERM; /* taken, not kept */
+    struct proc *g = proc_cur()->group;
+    uint32_t list[PROC_NGROUPS];
+    int n = (int)s->a;
+    if (g->uid[1] != 0)
+        return -EPERM;
+    if (n < 0 || n > PROC_NGROUPS)
+        return -EINVAL;
+    if (n && copy_user(s->b, list, (uint64_t)n * 4, 0) < 0)
+        return -EFAULT;
+    for (int i = 1; i < n; i++) /* insertion sort: a few ids */
+        for (int j = i; j > 0 && list[j - 1] > list[j]; j--) {
+            uint32_t t = list[j];
+            list[j] = list[j - 1];
+            list[j - 1] = t;
+        }
+    kmemcpy(g->groups, list, (uint64_t)n * 4);
+    g->ngroups = n;
+    return 0;
 }
 
 long sc_capget(const struct sysargs *s)

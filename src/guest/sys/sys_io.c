@@ -134,8 +134,10 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
             return -EPERM;
         f->ino->seals |= (uint8_t)(arg & 0x1f);
         return 0;
-    case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ: a pipe holds 64 KiB, always */
-        return f->type == F_PIPE_R || f->type == F_PIPE_W ? (long)PIPE_SIZE : -EBADF;
+    case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ */
+        if (f->type != F_PIPE_R && f->type != F_PIPE_W)
+            return -EBADF;
+        return cmd == 1032 ? (long)pipe_cap(f->pipe) : pipe_resize(f->pipe, (uint32_t)arg);
     default: return -EINVAL;
     }
 }

@@ -36,12 +36,6 @@ static long sc_enosys(const struct sysargs *s)
     return -ENOSYS;
 }
 
-static long sc_chown(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* chown family: everything is root's */
-}
-
 /* The syscalls there are, by number: each entry unpacks the saved registers into its call.
  * A number with no entry returns -ENOSYS (logged once). */
 static const struct syscall syscalls[] = {
@@ -117,6 +111,7 @@ static const struct syscall syscalls[] = {
     [82] = {"rename", sc_rename},
     [83] = {"mkdir", sc_mkdir},
     [84] = {"rmdir", sc_rmdir},
+    [85] = {"creat", sc_creat},
     [86] = {"link", sc_link},
     [87] = {"unlink", sc_unlink},
     [88] = {"symlink", sc_symlink},
@@ -170,6 +165,8 @@ static const struct syscall syscalls[] = {
     [158] = {"arch_prctl", sc_arch_prctl},
     [160] = {"setrlimit", sc_setrlimit},
     [162] = {"sync", sc_fsync},
+    [170] = {"sethostname", sc_sethostname},
+    [171] = {"setdomainname", sc_sethostname},
     [186] = {"gettid", sc_gettid},
     [188] = {"setxattr", sc_setxattr},
     [189] = {"lsetxattr", sc_setxattr},
@@ -197,6 +194,7 @@ static const struct syscall syscalls[] = {
     [224] = {"timer_gettime", sc_timer_gettime},
     [225] = {"timer_getoverrun", sc_timer_getoverrun},
     [226] = {"timer_delete", sc_timer_delete},
+    [227] = {"clock_settime", sc_clock_settime},
     [228] = {"clock_gettime", sc_clock_gettime},
     [229] = {"clock_getres", sc_clock_getres},
     [230] = {"clock_nanosleep", sc_clock_nanosleep},
@@ -245,6 +243,7 @@ static const struct syscall syscalls[] = {
     [294] = {"inotify_init1", sc_inotify_init1},
     [302] = {"prlimit64", sc_prlimit64},
     [316] = {"renameat2", sc_renameat2},
+    [306] = {"syncfs", sc_fsync},
     [307] = {"sendmmsg", sc_sendmmsg},
     [318] = {"getrandom", sc_getrandom},
     [319] = {"memfd_create", sc_memfd_create},
