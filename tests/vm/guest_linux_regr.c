@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -189,8 +190,89 @@ static void names(void)
                                                errno == EINVAL, errno);
 }
 
+static volatile sig_atomic_t got_vt, got_prof, got_io;
+
+static void on_sig(int sig)
+{
+    if (sig == SIGVTALRM)
+        got_vt++;
+    else if (sig == SIGPROF)
+        got_prof++;
+    else if (sig == SIGIO)
+        got_io++;
+}
+
+/* ITIMER_VIRTUAL and ITIMER_PROF count the process's CPU time, not the clock's */
+static void cpu_itimers(void)
+{
+    signal(SIGVTALRM, on_sig);
+    signal(SIGPROF, on_sig);
+    struct itimerval v = {{0, 50000}, {0, 100000}}, o;
+    say("setitimer(ITIMER_VIRTUAL)", setitimer(ITIMER_VIRTUAL, &v, NULL) == 0, errno);
+    say("setitimer(ITIMER_PROF)", setitimer(ITIMER_PROF, &v, NULL) == 0, errno);
+    usleep(200000); /* asleep: no CPU time, no signal */
+    say("no CPU-time signal while asleep", got_vt == 0 && got_prof == 0, got_vt);
+    say("getitimer while armed", getitimer(ITIMER_VIRTUAL, &o) == 0 && o.it_interval.tv_usec == 50000 &&
+                                     (o.it_value.tv_sec > 0 || o.it_value.tv_usec > 0), (long)o.it_value.tv_usec);
+    long t0 = mono_ms();
+    while ((got_vt < 3 || got_prof < 3) && mono_ms() - t0 < 5000)
+        spin(NULL);
+    say("SIGVTALRM and SIGPROF as the CPU time goes", got_vt >= 3 && got_prof >= 3, got_vt * 100 + got_prof);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_VIRTUAL, &off, NULL);
+    setitimer(ITIMER_PROF, &off, &o);
+    say("setitimer off gives the old one back", o.it_interval.tv_usec == 50000, (long)o.it_interval.tv_usec);
+    say("getitimer off", getitimer(ITIMER_PROF, &o) == 0 && !o.it_value.tv_sec && !o.it_value.tv_usec, (long)o.it_value.tv_usec);
+}
+
+/* a /proc/<pid> directory's descriptor is a pidfd (python's signal.pidfd_send_signal test) */
+static void proc_dir_pidfd(void)
+{
+    int fd = open("/proc/self", O_DIRECTORY | O_RDONLY);
+    signal(SIGUSR1, on_sig);
+    got_io = 0;
+    signal(SIGUSR2, SIG_IGN);
+    say("pidfd_send_signal through /proc/<pid>", fd >= 0 && syscall(SYS_pidfd_send_signal, fd, SIGUSR2, NULL, 0) == 0, errno);
+    signal(SIGUSR2, SIG_DFL);
+    close(fd);
+}
+
+/* fcntl(F_NOTIFY): SIGIO when the directory changes; once unless DN_MULTISHOT */
+static void dnotify(void)
+{
+    mkdir("/tmp/regr-dn", 0755);
+    int d = open("/tmp/regr-dn", O_RDONLY | O_DIRECTORY);
+    signal(SIGIO, on_sig);
+    got_io = 0;
+    say("F_NOTIFY DN_CREATE|DN_MULTISHOT", fcntl(d, F_NOTIFY, DN_CREATE | DN_DELETE | DN_MULTISHOT) == 0, errno);
+    close(open("/tmp/regr-dn/a", O_CREAT | O_WRONLY, 0644));
+    unlink("/tmp/regr-dn/a");
+    say("SIGIO for a create and a delete", got_io == 2, got_io);
+    fcntl(d, F_NOTIFY, DN_CREATE); /* adds to the mark, which stays DN_MULTISHOT */
+    close(d);
+    d = open("/tmp/regr-dn", O_RDONLY | O_DIRECTORY);
+    fcntl(d, F_NOTIFY, DN_CREATE);
+    got_io = 0;
+    close(open("/tmp/regr-dn/b", O_CREAT | O_WRONLY, 0644));
+    close(open("/tmp/regr-dn/c", O_CREAT | O_WRONLY, 0644));
+    say("without DN_MULTISHOT once", got_io == 1, got_io);
+    int f = open("/tmp/regr-dn/b", O_RDONLY);
+    errno = 0;
+    say("F_NOTIFY on a file ENOTDIR", fcntl(f, F_NOTIFY, DN_CREATE) == -1 && errno == ENOTDIR, errno);
+    say("F_SETOWN, F_GETOWN", fcntl(f, F_SETOWN, getpid()) == 0 && fcntl(f, F_GETOWN) == getpid(), errno);
+    close(f);
+    close(d);
+    unlink("/tmp/regr-dn/b");
+    unlink("/tmp/regr-dn/c");
+    rmdir("/tmp/regr-dn");
+    signal(SIGIO, SIG_DFL);
+}
+
 void regr_checks(void)
 {
+    cpu_itimers();
+    proc_dir_pidfd();
+    dnotify();
     owners();
     bad_descriptors();
     pipe_sizes();

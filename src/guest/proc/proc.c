@@ -403,6 +403,7 @@ void proc_end(struct proc *p, long status)
     p->mm = 0;
     exe_set(p, 0);
     p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
+    p->cpu_itv_at[0] = p->cpu_itv_at[1] = 0;
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
     if (p != g) { /* a thread: nobody waits for it; its time stays the process's */

@@ -114,6 +114,8 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
+    uint64_t cpu_itv_at[2], cpu_itv_every[2]; /* leader: ITIMER_VIRTUAL, ITIMER_PROF: SIGVTALRM, SIGPROF once
+                                                 its CPU time (ns) reaches at, then every so long; 0: off */
     uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */

@@ -228,6 +228,21 @@ static void session_finish(struct session *s)
     }
 }
 
+/* The CPU-time interval timers of process `g` (checked at every scheduler step, so within a
+ * tick of the CPU time they name: a process that runs is preempted at each tick). */
+static void cpu_timers_check(struct proc *g)
+{
+    uint64_t c = proc_cpu(g);
+    for (int k = 0; k < 2; k++) {
+        uint64_t at = g->cpu_itv_at[k], every = g->cpu_itv_every[k];
+        if (!at || c < at)
+            continue;
+        g->cpu_itv_at[k] = !every ? 0 : at + every > c ? at + every : c + every;
+        struct sigsrc src = {0, SI_KERNEL_, 0, 0, 0};
+        sig_send_process(g, k ? 27 : 26, &src); /* SIGPROF, SIGVTALRM */
+    }
+}
+
 void sessions_check(void)
 {
     ktimer_check();
@@ -262,6 +277,8 @@ void sessions_check(void)
             struct sigsrc alrm = {0, SI_KERNEL_, 0, 0, 0}; /* waits while blocked, as any timer's */
             sig_send_process(p->group, 14, &alrm); /* SIGALRM */
         }
+        if (p->state != P_FREE && p->group == p && (p->cpu_itv_at[0] || p->cpu_itv_at[1]))
+            cpu_timers_check(p);
     }
 }
 

@@ -12,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../fs/procfs.h"
 #include "../proc/exec.h"
 #include "../proc/fork.h"
 #include "../proc/ktimer.h"
@@ -439,12 +440,14 @@ static long sys_pidfd_send_signal(uint64_t fd, uint64_t sig, uint64_t uinfo, uin
     struct file *f = fd_get(fd);
     if (!f)
         return -EBADF;
-    if (f->type != F_PIDFD)
-        return -EBADF; /* as Linux: a descriptor that is not a pidfd is a bad one here */
+    /* a pidfd, or a /proc/<pid> directory's descriptor, as on Linux; anything else is EBADF */
+    int pid = f->type == F_PIDFD ? f->pid : f->type == F_INODE ? procfs_dir_pid(f->ino) : 0;
+    if (!pid)
+        return -EBADF;
     if (flags || sig >= 64)
         return -EINVAL;
-    struct proc *p = proc_by_pid(f->pid);
-    if (!p || proc_ended(f->pid))
+    struct proc *p = proc_by_pid(pid);
+    if (!p || proc_ended(pid))
         return -ESRCH;
     struct sigsrc src = {cur->group->pid, SI_USER_, 0, 0, 0};
     if (uinfo) {

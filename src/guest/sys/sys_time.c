@@ -11,19 +11,44 @@
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
-/* The real-time interval timer (alarm, setitimer, getitimer: ITIMER_REAL only; the CPU-time
- * ones, ITIMER_VIRTUAL and ITIMER_PROF, are refused). Values are struct timeval pairs
- * {interval, value}, kept in ticks. */
+/* The interval timers (alarm, setitimer, getitimer): ITIMER_REAL on the clock, kept in ticks;
+ * ITIMER_VIRTUAL and ITIMER_PROF on the process's CPU time (both the same time here, which is
+ * not split into user and system), kept in ns (proc/session.c sends their signals). Values are
+ * struct timeval pairs {interval, value}. */
 static uint64_t tv_ns(const int64_t tv[2])
 {
     return span_ns(tv[0], tv[1] > 0 && tv[1] < 1000000000 ? tv[1] * 1000 : 0);
 }
 
-static void ticks_tv(uint64_t ticks, int64_t tv[2])
+static void ns_tv(uint64_t ns, int64_t tv[2])
 {
-    uint64_t us = ticks * (kernel_tick_ns() / 1000);
+    uint64_t us = (ns + 999) / 1000; /* a value left rounds up, so an armed timer never reads 0 */
     tv[0] = (int64_t)(us / 1000000);
     tv[1] = (int64_t)(us % 1000000);
+}
+
+static void ticks_tv(uint64_t ticks, int64_t tv[2])
+{
+    ns_tv(ticks * kernel_tick_ns(), tv);
+}
+
+static long sys_cpu_itimer(int k, const int64_t *v, uint64_t uold)
+{
+    struct proc *g = proc_cur()->group;
+    uint64_t c = proc_cpu(g);
+    if (uold) {
+        int64_t o[4];
+        ns_tv(g->cpu_itv_every[k], o);
+        ns_tv(g->cpu_itv_at[k] > c ? g->cpu_itv_at[k] - c : g->cpu_itv_at[k] ? 1 : 0, o + 2);
+        if (copy_user(uold, o, sizeof(o), 1) < 0)
+            return -EFAULT;
+    }
+    if (v) {
+        uint64_t first = tv_ns(v + 2);
+        g->cpu_itv_at[k] = first ? c + first : 0;
+        g->cpu_itv_every[k] = first ? tv_ns(v) : 0;
+    }
+    return 0;
 }
 
 static long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
@@ -31,12 +56,14 @@ static long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
     struct proc *cur = proc_cur();
     int64_t v[4];
     uint64_t now = kernel_ticks();
-    if (which != 0)
+    if (which > 2)
         return -EINVAL;
     if (unew && copy_user(unew, v, sizeof(v), 0) < 0)
         return -EFAULT;
-    if (unew && (v[1] < 0 || v[1] >= 1000000 || v[3] < 0 || v[3] >= 1000000))
+    if (unew && (v[0] < 0 || v[2] < 0 || v[1] < 0 || v[1] >= 1000000 || v[3] < 0 || v[3] >= 1000000))
         return -EINVAL;
+    if (which)
+        return sys_cpu_itimer((int)which - 1, unew ? v : 0, uold);
     if (uold) {
         int64_t o[4];
         ticks_tv(cur->alarm_every, o);
@@ -278,7 +305,7 @@ long sc_setitimer(const struct sysargs *s)
 
 long sc_getitimer(const struct sysargs *s)
 {
-    return s->a == 0 ? sys_setitimer(0, 0, s->b) : -EINVAL; /* getitimer */
+    return s->a <= 2 ? sys_setitimer(s->a, 0, s->b) : -EINVAL; /* getitimer */
 }
 
 long sc_clock_getres(const struct sysargs *s)
