@@ -6,40 +6,14 @@
  * /dev/kvm, or when the image cannot be built here (no mmdebstrap, no apt mirror reachable). */
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
+#include "debimage.h"
 #include "harness.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static srv_t S;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* The tar tools/build-image.sh prints, or "" when it could not build one. */
-static void build_image(char *path, size_t n)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "bash %s/tools/build-image.sh 2>&1", LEL_SOURCE_DIR);
-    FILE *p = popen(cmd, "r");
-    char line[1024];
-    path[0] = 0;
-    while (p && fgets(line, sizeof(line), p)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0] == '/')
-            snprintf(path, n, "%s", line);
-        else
-            fprintf(stderr, "%s\n", line);
-    }
-    if (!p || pclose(p) != 0)
-        path[0] = 0;
-}
 
 /* tests pseudo-terminals from python (see main) */
 static const char PTY_SCRIPT[] =
@@ -84,30 +58,10 @@ static void put_file(const char *sid, const char *file, const char *data)
     resp_free(&r);
 }
 
-static const char *run(const char *sid, const char *cmd, long *code)
-{
-    static char out[8192];
-    char path[96];
-    json_t *b = json_pack("{s:s, s:i}", "cmd", cmd, "timeoutMs", 120000);
-    char *s = json_dumps(b, 0);
-    json_decref(b);
-    resp_t r;
-    snprintf(path, sizeof(path), "/sandboxes/%s/commands", sid);
-    api(&S, &r, H1, "POST", path, s);
-    free(s);
-    *code = r.status == 200 ? (long)json_integer_value(json_object_get(r.json, "exitCode")) : -r.status;
-    snprintf(out, sizeof(out), "%s", r.status == 200 ? jstr(&r, "stdout") : "");
-    if (*code)
-        fprintf(stderr, "  %s -> %ld: %.400s %.400s\n", cmd, *code, out, r.status == 200 ? jstr(&r, "stderr") : r.body ? r.body : "");
-    resp_free(&r);
-    return out;
-}
-
 static void expect(const char *sid, const char *cmd, const char *want)
 {
-    long code;
-    const char *out = run(sid, cmd, &code);
-    CHECK_INT(code, 0);
+    static char out[8192];
+    CHECK_INT(deb_run(&S, sid, cmd, 120000, out, sizeof(out)), 0);
     if (!strstr(out, want))
         fprintf(stderr, "  %s: wanted '%s' in '%s'\n", cmd, want, out);
     CHECK(strstr(out, want) != NULL);
@@ -121,7 +75,7 @@ int main(void)
         printf("SKIP: VM tests need /dev/kvm: %s\n", why);
         return 77;
     }
-    build_image(tar, sizeof(tar));
+    deb_image_build(LEL_SOURCE_DIR, "", tar, sizeof(tar));
     if (!tar[0] || stat(tar, &st) < 0) {
         printf("SKIP: tools/build-image.sh could not build the Debian image here\n");
         return 77;
@@ -130,45 +84,19 @@ int main(void)
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }
-    FILE *f = fopen(tar, "rb");
-    char *data = malloc((size_t)st.st_size);
-    CHECK(f && data && fread(data, 1, (size_t)st.st_size, f) == (size_t)st.st_size);
-    if (f)
-        fclose(f);
-    char kh[128], tid[64], bid[64], sid[64], path[200], status[32] = "";
-    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
-    const char *hdrs[] = {kh, NULL};
+    char sid[64] = "";
     resp_t r;
-    double t0 = now_s();
-    CHECK(http_req(&S, &r, H1, "PUT", "/images/debian:12", data, (size_t)st.st_size, hdrs) == 0 && r.status == 201);
-    double t_import = now_s() - t0;
-    resp_free(&r);
-    free(data);
-    api(&S, &r, H1, "POST", "/templates",
-        "{\"name\":\"debian-py\",\"memoryMB\":1024,\"fromImage\":\"debian:12\",\"steps\":["
-        "{\"type\":\"run\",\"args\":[\"python3 -c 'print(6*7)' > /root/at-build\"]}]}");
-    CHECK_INT(r.status, 202);
-    snprintf(tid, sizeof(tid), "%s", jstr(&r, "templateID"));
-    snprintf(bid, sizeof(bid), "%s", jstr(&r, "buildID"));
-    resp_free(&r);
-    snprintf(path, sizeof(path), "/templates/%s/builds/%s", tid, bid);
-    for (int i = 0; i < 9000; i++) {
-        api(&S, &r, H1, "GET", path, NULL);
-        snprintf(status, sizeof(status), "%s", jstr(&r, "status"));
-        if (!strcmp(status, "error"))
-            fprintf(stderr, "build: %s\n", r.body);
-        resp_free(&r);
-        if (!strcmp(status, "ready") || !strcmp(status, "error"))
-            break;
-        usleep(100000);
-    }
-    double t_ready = now_s() - t0;
-    CHECK_STR(status, "ready");
+    double t_import = 0, t_ready = 0;
+    int ready = deb_template(&S, tar, "debian:12",
+                             "{\"name\":\"debian-py\",\"memoryMB\":1024,\"fromImage\":\"debian:12\",\"steps\":["
+                             "{\"type\":\"run\",\"args\":[\"python3 -c 'print(6*7)' > /root/at-build\"]}]}",
+                             &t_import, &t_ready);
+    CHECK_INT(ready, 0);
     api(&S, &r, H1, "POST", "/sandboxes", "{\"templateID\":\"debian-py\"}");
     CHECK_INT(r.status, 201);
     snprintf(sid, sizeof(sid), "%s", jstr(&r, "sandboxID"));
     resp_free(&r);
-    if (!strcmp(status, "ready") && sid[0]) {
+    if (ready == 0 && sid[0]) {
         expect(sid, "cat /root/at-build", "42");
         expect(sid, "python3 -c 'import sys, json, re, sqlite3, hashlib, zlib, pathlib, tempfile, shutil; "
                     "print(sys.version_info[:2], json.dumps({\"a\": [1]}), hashlib.sha256(b\"x\").hexdigest()[:8])'",

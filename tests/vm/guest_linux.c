@@ -41,6 +41,7 @@ static const struct {
     {"net", net_checks},
     {"fork", fork_checks},
     {"sched", sched_checks},
+    {"regr", regr_checks},
 };
 
 int main(int argc, char **argv)

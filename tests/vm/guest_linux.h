@@ -26,5 +26,6 @@ void pty_checks(void);
 void net_checks(void);
 void fork_checks(void);
 void sched_checks(void);
+void regr_checks(void);
 
 #endif
