@@ -446,10 +446,10 @@ static json_t *definition_body(struct lel_template *t, lel_call_t *c)
 /* POST /v2/templates/{id}/builds/{buildID}: the steps come, the build starts. */
 static void trigger(struct lel_template *t, lel_call_t *c)
 {
-    const char *bid = json_string_value(json_object_get(t->rec, "buildID"));
-    char path[64];
+    char bid[LEL_ID_LEN + 1], path[64];
     long long cpu = t->cpu, mem = t->mem_mb;
-    if (!bid || strcmp(bid, c->id2)) {
+    snprintf(bid, sizeof(bid), "%s", json_string_value(json_object_get(t->rec, "buildID")) ?: "");
+    if (!*bid || strcmp(bid, c->id2)) {
         lel_call_error(c, 404, "build '%s' of template '%s' not found", c->id2, t->id);
         return;
     }
@@ -522,7 +522,7 @@ static void files_link(struct lel_template *t, lel_call_t *c)
     const char *tok = json_string_value(json_object_get(t->rec, "uploadToken"));
     char *url = NULL;
     if (!tok || !c->host ||
-        asprintf(&url, "%s://%s/templates/%s/files/%s?token=%s", t->srv->cfg.tls_cert ? "https" : "http", c->host, t->id,
+        asprintf(&url, "%s://%s/templates/%s/files/%s?token=%s", t->srv->cfg.tls_cert && *t->srv->cfg.tls_cert ? "https" : "http", c->host, t->id,
                  c->id2, tok) < 0) {
         lel_call_error(c, !tok ? 409 : 400, "%s", !tok ? "this template takes no uploads (it was not made by POST /v3/templates)"
                                                        : "cannot make an upload URL without a Host header");
