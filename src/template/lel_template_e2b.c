@@ -612,8 +612,10 @@ static void tags_change(struct lel_template *t, lel_call_t *c)
 {
     json_t *want = body_tags(c), *tags, *v;
     const char *target = json_string_value(json_object_get(c->json, c->route == R_TPL_TAGS_ADD ? "target" : "name"));
-    const char *colon = target ? strchr(target, ':') : NULL, *bid = json_string_value(json_object_get(t->rec, "buildID"));
+    const char *colon = target ? strchr(target, ':') : NULL;
+    char bid[LEL_ID_LEN + 1]; /* copied: store_tags replaces t->rec */
     size_t i, at;
+    snprintf(bid, sizeof(bid), "%s", json_string_value(json_object_get(t->rec, "buildID")) ?: "");
     if (!want)
         return;
     tags = json_deep_copy(json_object_get(t->rec, "tags"));
@@ -637,12 +639,12 @@ static void tags_change(struct lel_template *t, lel_call_t *c)
         else if (!find_tag(tags, tag, NULL)) {
             char ts[32];
             lel_rfc3339(lel_now_ms(), ts);
-            json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "tag", tag, "buildID", bid ?: "", "createdAt", ts));
+            json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "tag", tag, "buildID", bid, "createdAt", ts));
         }
     }
     if (store_tags(t, c, tags) == 0) {
         if (c->route == R_TPL_TAGS_ADD)
-            lel_call_reply(c, 201, json_pack("{s:O, s:s}", "tags", want, "buildID", bid ?: ""));
+            lel_call_reply(c, 201, json_pack("{s:O, s:s}", "tags", want, "buildID", bid));
         else
             lel_call_reply(c, 204, NULL);
     }
