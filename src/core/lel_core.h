@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #define LEL_BUILTIN_TEAM "_builtin"
-#define LEL_ENVD_VERSION "0.5.7" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
+#define LEL_ENVD_VERSION "0.6.4" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
 
@@ -48,6 +48,9 @@ typedef struct lel_server {
     atomic_int stop_waiting;   /* sandboxes told to pause for the stop that have not settled yet */
     atomic_int stop_paused;    /* sandboxes the stop paused */
     int64_t stop_deadline_ms;  /* monotonic: pauses for the stop start no later */
+    pthread_mutex_t layer_lock; /* image reference counts (lel_layer.c): read-modify-write of their records */
+    pthread_cond_t layer_cond;
+    int layer_jobs;             /* background flattens running (under layer_lock) */
 } lel_server_t;
 
 typedef struct lel_team {

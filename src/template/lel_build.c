@@ -132,7 +132,7 @@ static void ref_actor(void *a, void *ctx)
  * rofs for fromImage, else the parent template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -159,8 +159,9 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     struct lel_snap_info info;
     snprintf(dir, sizeof(dir), "%s/templates", b->t->srv->cfg.data_dir);
     mkdir(dir, 0700);
-    lel__template_image(b->t, img, sizeof(img), 0);
-    lel__template_image(b->t, raw, sizeof(raw), 1);
+    const char *bid = json_string_value(json_object_get(b->rec, "buildID"));
+    lel__template_build_image(b->t, bid, img, sizeof(img), 0); /* its own files: diffs over the last build's stay valid */
+    lel__template_build_image(b->t, bid, raw, sizeof(raw), 1);
     atomic_store(&b->t->image_ready, 0); /* new sandboxes boot meanwhile; running ones keep their mapping */
     lel_vm_trim(b->vm, 1); /* memory the build freed is not worth keeping in the image */
     if (lel_vm_stop(b->vm) < 0) {
@@ -170,6 +171,8 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     int r = lel_vm_save(b->vm, img, &info, err, errlen);
     if (r == 0)
         r = lel_image_unpack_memory(img, raw, err, errlen);
+    if (r == 0 && (r = lel__template_image_switch(b->t, bid)) < 0)
+        snprintf(err, errlen, "storage error recording the image");
     if (r == 0)
         logf_(b, "info", "snapshot: %llu bytes of image for %llu MiB of memory", (unsigned long long)info.stored_bytes,
               (unsigned long long)(info.mem_bytes >> 20));

@@ -263,7 +263,7 @@ out:
 static void rebuild(struct lel_template *t, lel_call_t *c)
 {
     struct v3_req q = {0};
-    char bid[LEL_ID_LEN + 1], path[64], img[4200];
+    char bid[LEL_ID_LEN + 1], path[64];
     if (v3_parse(c, &q) < 0)
         goto out;
     if (atomic_load(&t->in_use) > 0) {
@@ -301,10 +301,7 @@ static void rebuild(struct lel_template *t, lel_call_t *c)
     lel__template_build_abandon(t);
     atomic_store(&t->image_ready, 0);
     atomic_store(&t->status, TPL_WAITING);
-    for (int raw = 0; raw < 2; raw++) {
-        lel__template_image(t, img, sizeof(img), raw);
-        unlink(img);
-    }
+    lel__template_image_drop(t); /* its files stay while sandboxes or diffs over it need them */
     if (t->image_id[0]) {
         lel_image_release(t->srv, t->image_id);
         t->image_id[0] = 0;

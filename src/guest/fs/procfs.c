@@ -11,10 +11,12 @@
 #include "../arch/arch.h"
 #include "file.h"
 #include "fs.h"
+#include "sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../net/netif.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
@@ -58,7 +60,7 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
 
 static char state_letter(const struct proc *p)
 {
-    return p->state == P_ZOMBIE ? 'Z' : p->state == P_BLOCKED ? 'S' : 'R';
+    return p->state == P_ZOMBIE ? 'Z' : p->group->stopped ? 'T' : p->state == P_BLOCKED ? 'S' : 'R';
 }
 
 static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
@@ -189,6 +191,8 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
                                   : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
         put_s(b, "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n"); /* a directory of the same file system */
+        put_s(b, "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n");
+        put_s(b, "devpts /dev/pts devpts rw,nosuid,noexec,gid=5,mode=620,ptmxmode=000 0 0\n"); /* fs/pty.c */
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
@@ -217,6 +221,10 @@ static void gen_global(struct sbuf *b, int kind)
     case GEN_NET_UDP6:
         gen_net(b, kind);
         break;
+    case GEN_NET_DEV: gen_net_dev(b); break;
+    case GEN_NET_IF_INET6: gen_net_if_inet6(b); break;
+    case GEN_NET_ROUTE: gen_net_route(b); break;
+    case GEN_SYS: break; /* procfs_render: gen_sys */
     }
 }
 
@@ -233,6 +241,8 @@ struct inode *procfs_render(const struct inode *node)
         const struct proc *p = proc_by_pid((int)node->gen_pid);
         if (p)
             gen_pid(&b, node->gen, p);
+    } else if (node->gen == GEN_SYS) {
+        gen_sys(&b, node->gen_pid);
     } else {
         gen_global(&b, node->gen);
     }
@@ -280,13 +290,16 @@ void procfs_init(void)
     fs_hold(proc_root);
     for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         proc_node(proc_root, files[i].name, files[i].gen, 0);
-    struct inode *net; /* the sockets, for netstat */
+    struct inode *net; /* the sockets (netstat), the interfaces and routes (ifconfig, route) */
     if (fs_create(proc_root, "net", 3, S_IFDIR | 0555, &net) == 0) {
         proc_node(net, "tcp", GEN_NET_TCP, 0);
         proc_node(net, "tcp6", GEN_NET_TCP6, 0);
         proc_node(net, "unix", GEN_NET_UNIX, 0);
         proc_node(net, "udp", GEN_NET_UDP, 0);
         proc_node(net, "udp6", GEN_NET_UDP6, 0);
+        proc_node(net, "dev", GEN_NET_DEV, 0);
+        proc_node(net, "if_inet6", GEN_NET_IF_INET6, 0);
+        proc_node(net, "route", GEN_NET_ROUTE, 0);
     }
     if (fs_create(proc_root, "self", 4, S_IFLNK | 0777, &proc_self) == 0 && (proc_self->target = kstrndup("1", 1)))
         fs_hold(proc_self);
@@ -333,6 +346,8 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
                      : f->type == F_TIMERFD ? "anon_inode:[timerfd]"
                      : f->type == F_INOTIFY ? "anon_inode:inotify" : 0;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
+    if ((f->type == F_PTM || f->type == F_PTS) && fs_find_path(f->ino, proc_root, t, cap) >= 0)
+        return; /* /dev/ptmx, /dev/pts/N: what ttyname() looks for */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
     if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFREG && f->ino->target) { /* a memfd */
@@ -454,7 +469,7 @@ void procfs_remove(const struct proc *p)
 
 int in_procfs(const struct inode *ino)
 {
-    if (ino->gen || (proc_self && ino == proc_self))
+    if ((ino->gen && ino->gen != GEN_SYS) || (proc_self && ino == proc_self))
         return 1;
     for (const struct inode *i = ino; proc_root && i && (i->mode & S_IFMT) == S_IFDIR; i = i->parent == i ? 0 : i->parent)
         if (i == proc_root)

@@ -7,20 +7,25 @@
 #include "../fs/file.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
+#include "../fs/pty.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
+#include "../net/netif.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../fs/fs.h"
 
-/* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way)
- * and FIONREAD for pipes; no terminals (ENOTTY). */
+/* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way),
+ * FIONREAD for pipes, the interface requests on sockets (net/netif.c), a pty's terminal ioctls
+ * (fs/pty.c); ENOTTY on anything else. */
 static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
 {
     struct file *f = fd_get(fd);
     int v;
     if (!f)
         return -EBADF;
+    if (f->type == F_SOCK && (req >> 8) == 0x89) /* SIOC*: the network interfaces */
+        return netif_ioctl(req, arg);
     switch (req) {
     case 0x5451: case 0x5450: /* FIOCLEX, FIONCLEX */
         fd_set_cloexec((int)fd, req == 0x5451);
@@ -31,6 +36,8 @@ static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
         f->flags = v ? f->flags | O_NONBLOCK_ : f->flags & ~O_NONBLOCK_;
         return 0;
     case 0x541b: /* FIONREAD: what a pipe or a connected socket holds */
+        if (f->type == F_PTM || f->type == F_PTS)
+            return pty_ioctl(f, fd, req, arg);
         if (f->type == F_PIPE_R)
             v = (int)f->pipe->count;
         else if (f->type == F_INOTIFY)
@@ -41,7 +48,7 @@ static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
             return -ENOTTY;
         return copy_user(arg, &v, sizeof(v), 1);
     }
-    return -ENOTTY;
+    return f->type == F_PTM || f->type == F_PTS ? pty_ioctl(f, fd, req, arg) : -ENOTTY;
 }
 
 static long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)

@@ -227,6 +227,7 @@ static const struct syscall syscalls[] = {
     [273] = {"set_robust_list", sc_set_robust_list},
     [275] = {"splice", sc_splice},
     [276] = {"tee", sc_tee},
+    [278] = {"vmsplice", sc_vmsplice},
     [280] = {"utimensat", sc_utimensat},
     [281] = {"epoll_pwait", sc_epoll_wait},
     [282] = {"signalfd", sc_signalfd},

@@ -218,6 +218,7 @@ long sc_sendfile(const struct sysargs *s);
 long sc_copy_file_range(const struct sysargs *s);
 long sc_splice(const struct sysargs *s);
 long sc_tee(const struct sysargs *s);
+long sc_vmsplice(const struct sysargs *s);
 
 /* sys_time.c */
 long sc_futex(const struct sysargs *s);
