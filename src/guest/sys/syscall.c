@@ -259,7 +259,6 @@ static const struct syscall syscalls[] = {
     [302] = {"prlimit64", sc_prlimit64},
     [306] = {"syncfs", sc_syncfs},
     [316] = {"renameat2", sc_renameat2},
-    [306] = {"syncfs", sc_fsync},
     [307] = {"sendmmsg", sc_sendmmsg},
     [309] = {"getcpu", sc_getcpu},
     [318] = {"getrandom", sc_getrandom},
