@@ -45,6 +45,7 @@ static const struct key keys[] = {
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
+    {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
@@ -137,6 +138,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
+    cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
     cfg->net_allow_internet = 1;

@@ -414,7 +414,8 @@ static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *p
 {
     struct xfer *x = calloc(1, sizeof(*x));
     size_t plen = strlen(path) + 1;
-    if (!x || !(x->buf = malloc(plen + FILE_CHUNK))) {
+    /* an upload gathers a chunk behind the path; a download needs only the path */
+    if (!x || !(x->buf = malloc(plen + (upload ? FILE_CHUNK : 0)))) {
         free(x);
         return NULL;
     }
@@ -581,13 +582,17 @@ static json_t *listing(lel_vm_t *vm, uint64_t n)
  * *total gets the file's size, *kind 1 for a file, 2 for a directory. */
 static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind)
 {
-    uint64_t arg[4] = {x->plen, x->off, LEL_BULK_SIZE, 0}, ret[4] = {0};
+    /* pieces of FILE_CHUNK, not the whole bulk area: each slow reader holds one piece (the first
+     * read may be a directory's listing, which may fill the bulk area) */
+    uint64_t arg[4] = {x->plen, x->off, x->off ? FILE_CHUNK : LEL_BULK_SIZE, 0}, ret[4] = {0};
     int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, x->buf, x->plen, ret, 30000);
     if (r != 0) {
         file_error(x->c, r, "read", x->buf);
         return -1;
     }
     uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
+    if (ret[0] == 1 && n > FILE_CHUNK)
+        n = FILE_CHUNK;
     *kind = ret[0];
     *total = ret[2];
     if (ret[0] == 2 || (x->off == 0 && ret[0] != 1)) { /* a directory: its listing */

@@ -122,7 +122,7 @@ static void ref_actor(void *a, void *ctx)
  * rofs for fromImage, else the parent template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -149,8 +149,9 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     struct lel_snap_info info;
     snprintf(dir, sizeof(dir), "%s/templates", b->t->srv->cfg.data_dir);
     mkdir(dir, 0700);
-    lel__template_image(b->t, img, sizeof(img), 0);
-    lel__template_image(b->t, raw, sizeof(raw), 1);
+    const char *bid = json_string_value(json_object_get(b->rec, "buildID"));
+    lel__template_build_image(b->t, bid, img, sizeof(img), 0); /* its own files: diffs over the last build's stay valid */
+    lel__template_build_image(b->t, bid, raw, sizeof(raw), 1);
     atomic_store(&b->t->image_ready, 0); /* new sandboxes boot meanwhile; running ones keep their mapping */
     lel_vm_trim(b->vm, 1); /* memory the build freed is not worth keeping in the image */
     if (lel_vm_stop(b->vm) < 0) {
@@ -160,6 +161,8 @@ static int snapshot(struct build *b, char *err, size_t errlen)
     int r = lel_vm_save(b->vm, img, &info, err, errlen);
     if (r == 0)
         r = lel_image_unpack_memory(img, raw, err, errlen);
+    if (r == 0 && (r = lel__template_image_switch(b->t, bid)) < 0)
+        snprintf(err, errlen, "storage error recording the image");
     if (r == 0)
         logf_(b, "info", "snapshot: %llu bytes of image for %llu MiB of memory", (unsigned long long)info.stored_bytes,
               (unsigned long long)(info.mem_bytes >> 20));
@@ -458,6 +461,14 @@ static void finish(struct lel_template *t, const char *reason)
     lel_vm_destroy(bs->b.vm);
     lel__img_rofs_free(bs->rofs);
     if (reason) {
+        /* where it failed, as E2B's SDK points at the builder call: the base, a step's number
+         * (1-based, as the logs count), or what comes after the steps */
+        char step[24];
+        if (bs->phase == PH_STEPS && bs->step < json_array_size(json_object_get(bs->def, "steps")))
+            snprintf(step, sizeof(step), "%zu", bs->step + 1);
+        else
+            snprintf(step, sizeof(step), "%s", bs->phase == PH_STEPS || bs->phase >= PH_READY ? "finalize" : "base");
+        json_object_set_new(bs->b.rec, "reasonStep", json_string(step));
         logf_(&bs->b, "error", "%s", reason);
         set_status(&bs->b, "error", reason);
     } else {
@@ -473,11 +484,18 @@ static void finish(struct lel_template *t, const char *reason)
     atomic_fetch_sub(&t->srv->builds_running, 1);
 }
 
+static int is_builtin_rec(json_t *rec)
+{
+    return !strcmp(json_string_value(json_object_get(rec, "teamID")) ?: "", LEL_BUILTIN_TEAM);
+}
+
 void lel__template_build(struct lel_template *t, const char *build_id)
 {
     char ctx[4200];
     if (t->build || t->deleted || t->ctx) /* one build at a time per template */
         return;
+    if (json_is_null(json_object_get(t->rec, "definition")) && !is_builtin_rec(t->rec))
+        return; /* E2B's: it waits for its steps (POST /v2/templates/{id}/builds/{buildID}) */
     lel__template_context_path(t, ctx, sizeof(ctx));
     if (lel__template_needs_context(json_object_get(t->rec, "definition")) && access(ctx, R_OK) < 0)
         return; /* it waits for PUT /templates/{id}/context, which starts it */

@@ -4,7 +4,7 @@
 // LEL_E2B_MODE: "vm" (all checks; exit 3 when this host cannot start microVMs) or "none" (the
 // control plane alone, on a vmm.backend: none daemon). Exit 0 when every check passed, 1 if not.
 import { readFileSync } from 'node:fs'
-import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError } from 'e2b'
+import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError, FilesystemEventType } from 'e2b'
 
 const base = process.env.LEL_E2B_URL
 const opts = { apiKey: process.env.LEL_E2B_KEY, apiUrl: base, sandboxUrl: base, validateApiKey: false }
@@ -26,7 +26,7 @@ async function controlPlane(opts, sbx, other) {
   // control plane
   const info = await sbx.getInfo()
   check(info.state === 'running' && info.metadata.suite === 'e2b' && info.templateId === 'base', 'getInfo', info)
-  check(info.envdVersion === '0.5.7', 'envdVersion is the one src/envd serves', info.envdVersion)
+  check(info.envdVersion === '0.6.4', 'envdVersion is the one src/envd serves', info.envdVersion)
   const listed = await Sandbox.list({ ...opts, query: { metadata: { suite: 'e2b' }, state: ['running'] } }).nextItems()
   check(listed.length === 1 && listed[0].sandboxId === sbx.sandboxId, 'list filters on metadata', listed.map((s) => s.sandboxId))
   const all = await Sandbox.list(opts).nextItems()
@@ -101,6 +101,109 @@ async function rawStream(sbx, method, msg, headers = {}) {
     }
   }
   return { status: res.status, type: res.headers.get('content-type'), frames, rest: buf.length }
+}
+
+// Waits until `pred(events)` holds (or `ms` pass); the events seen.
+async function until(events, pred, ms = 5000) {
+  for (let t = 0; t < ms && !pred(events); t += 50)
+    await sleep(50)
+  return events
+}
+const has = (events, type, name) => events.some((e) => e.type === type && e.name === name)
+
+// files.watchDir: events as the SDK maps them, recursive watches see directories made later,
+// the watch ends when stopped; includeEntry; the polled watchers of filesystem.Filesystem.
+async function watching(sbx) {
+  await sbx.files.makeDir('/home/user/w')
+  const flat = [], deep = []
+  const w1 = await sbx.files.watchDir('/home/user/w', (e) => flat.push(e))
+  const w2 = await sbx.files.watchDir('/home/user/w', (e) => deep.push(e), { recursive: true, includeEntry: true })
+  await sbx.files.write('/home/user/w/a.txt', 'one')
+  await sbx.commands.run('cd /home/user/w && echo more >> a.txt && chmod 600 a.txt && mv a.txt b.txt && rm b.txt')
+  await until(flat, (ev) => has(ev, 'remove', 'b.txt'))
+  check(has(flat, 'create', 'a.txt') && has(flat, 'write', 'a.txt') && has(flat, 'chmod', 'a.txt') &&
+    has(flat, 'rename', 'a.txt') && has(flat, 'create', 'b.txt') && has(flat, 'remove', 'b.txt'),
+    'watchDir: create, write, chmod, rename, remove', flat.map((e) => `${e.type} ${e.name}`))
+  check(Object.values(FilesystemEventType).includes(flat[0]?.type) && !flat.some((e) => /lelantos-upload/.test(e.name)),
+    "an upload's temporary is not seen", flat.map((e) => e.name))
+  // a tree made after the watch began, at once and deep, written right away
+  await sbx.commands.run('mkdir -p /home/user/w/d1/d2/d3 && echo x > /home/user/w/d1/d2/d3/f.txt && touch /home/user/w/d1/top.txt')
+  await until(deep, (ev) => has(ev, 'write', 'd1/d2/d3/f.txt') && has(ev, 'create', 'd1/top.txt'))
+  check(has(deep, 'create', 'd1') && has(deep, 'create', 'd1/d2/d3') && has(deep, 'create', 'd1/d2/d3/f.txt') &&
+    has(deep, 'write', 'd1/d2/d3/f.txt'), 'recursive watchDir sees directories made after it began', deep.map((e) => `${e.type} ${e.name}`))
+  const withEntry = deep.find((e) => e.type === 'write' && e.name === 'd1/d2/d3/f.txt')
+  check(withEntry?.entry?.path === '/home/user/w/d1/d2/d3/f.txt' && withEntry.entry.size === 2, 'includeEntry: the entry of a write', withEntry)
+  check(!flat.some((e) => e.name.startsWith('d1/')), 'a watch that is not recursive sees only its own entries', flat.map((e) => e.name))
+  await sbx.commands.run('mv /home/user/w/d1 /home/user/w/e1 && echo y > /home/user/w/e1/d2/g.txt')
+  await until(deep, (ev) => has(ev, 'create', 'e1/d2/g.txt'))
+  check(has(deep, 'rename', 'd1') && has(deep, 'create', 'e1') && has(deep, 'create', 'e1/d2/g.txt'), 'a directory moved within the tree is followed', deep.slice(-6))
+  await w1.stop()
+  const before = flat.length
+  await sbx.files.write('/home/user/w/after.txt', 'x')
+  await until(deep, (ev) => has(ev, 'create', 'after.txt'))
+  check(flat.length === before && has(deep, 'create', 'after.txt'), 'a stopped watch sees nothing more; the other goes on', { before, after: flat.length })
+  await w2.stop()
+  await throws(() => sbx.files.watchDir('/home/user/nope', () => {}), FileNotFoundError, 'watchDir of nothing: FileNotFoundError')
+  await throws(() => sbx.files.watchDir('/home/user/w/after.txt', () => {}), InvalidArgumentError, 'watchDir of a file: InvalidArgumentError')
+  // the watch's end: a removed directory ends it, onExit runs once
+  let exited = 0
+  const seen = []
+  await sbx.files.makeDir('/tmp/gone')
+  await sbx.files.watchDir('/tmp/gone', (e) => seen.push(e), { onExit: () => exited++ })
+  await sbx.commands.run('rmdir /tmp/gone')
+  await until(seen, () => exited > 0)
+  check(exited === 1 && has(seen, 'remove', '.'), 'the watched directory removed: a remove event, then the end', { exited, seen })
+  // keepalives on a quiet watch, as {"keepalive":{}}
+  const ka = rawStream(sbx, 'filesystem.Filesystem/WatchDir', { path: '/home/user/w' }, { 'Keepalive-Ping-Interval': '1', 'Connect-Timeout-Ms': '2500' })
+  const r = await ka
+  const kinds = r.frames.map(([, f, m]) => f === 2 ? (m.error?.code ?? 'eos') : Object.keys(m)[0])
+  check(kinds[0] === 'start' && kinds.includes('keepalive') && kinds.at(-1) === 'deadline_exceeded', 'WatchDir: start, keepalives, the end at Connect-Timeout-Ms', kinds)
+  // CreateWatcher / GetWatcherEvents / RemoveWatcher (the Python SDK's)
+  const unary = async (m, body) => {
+    const res = await fetch(`${base}/filesystem.Filesystem/${m}`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken } })
+    return { status: res.status, body: await res.json() }
+  }
+  const cw = await unary('CreateWatcher', { path: '/home/user/w', recursive: true })
+  check(cw.status === 200 && typeof cw.body.watcherId === 'string', 'CreateWatcher', cw)
+  await sbx.commands.run('echo z > /home/user/w/e1/polled.txt')
+  const got = await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })
+  const names = (got.body.events ?? []).map((e) => `${e.type} ${e.name}`)
+  check(got.status === 200 && names.includes('EVENT_TYPE_CREATE e1/polled.txt') && names.includes('EVENT_TYPE_WRITE e1/polled.txt'), 'GetWatcherEvents', got)
+  const again = await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })
+  check(again.status === 200 && (again.body.events ?? []).length === 0, 'events are taken once', again.body)
+  check((await unary('RemoveWatcher', { watcherId: cw.body.watcherId })).status === 200, 'RemoveWatcher')
+  check((await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })).body.code === 'not_found', 'a removed watcher is not found')
+}
+
+// EntryInfo fields, odd names, users: what Stat and ListDir report, and who owns what.
+async function entryFields(sbx) {
+  await sbx.files.write('/home/user/e/plain.txt', 'abc')
+  await sbx.commands.run("cd /home/user/e && printf x > \"$(printf 'new\\nline')\" && printf y > \"$(printf 'odd\\tname \\001')\" && ln -s plain.txt link && ln -s /nowhere broken && mkdir sub && chmod 750 sub")
+  const list = await sbx.files.list('/home/user/e')
+  const names = list.map((e) => e.name)
+  check(names.includes('new\nline') && names.includes('odd\tname \u0001') && !names.includes('broken'), 'files.list: names with a newline or control bytes; a broken link dropped', names)
+  const nl = list.find((e) => e.name === 'new\nline')
+  check(nl?.path === '/home/user/e/new\nline' && nl.size === 1 && nl.type === 'file', 'such an entry is whole', nl)
+  check((await sbx.files.read('/home/user/e/new\nline')) === 'x', 'and can be read back by its name')
+  const p = await sbx.files.getInfo('/home/user/e/plain.txt')
+  check(p.owner === 'user' && p.group === 'user' && p.mode === 0o644 && p.permissions === '-rw-r--r--' && p.size === 3 &&
+    p.modifiedTime instanceof Date && Math.abs(p.modifiedTime.getTime() - Date.now()) < 120_000, 'getInfo: owner, group, mode, permissions, size, mtime', p)
+  const l = await sbx.files.getInfo('/home/user/e/link')
+  check(l.type === 'file' && l.symlinkTarget === '/home/user/e/plain.txt' && l.permissions.startsWith('L') && l.mode === 0o644, 'a symlink: its target resolved, the target\'s type and mode', l)
+  const sub = list.find((e) => e.name === 'sub')
+  check(sub?.type === 'dir' && sub.mode === 0o750 && sub.permissions === 'drwxr-x---' && sub.owner === 'user', 'a directory made by user', sub)
+  await sbx.files.write('/tmp/rootfile', 'r', { user: 'root' })
+  const rf = await sbx.files.getInfo('/tmp/rootfile', { user: 'root' })
+  check(rf.owner === 'root' && rf.group === 'root', 'a file written as root is root\'s', rf)
+  await sbx.files.makeDir('/home/user/e/made/deeper')
+  check((await sbx.files.getInfo('/home/user/e/made/deeper')).owner === 'user', 'makeDir as user: user\'s', null)
+  const rootHome = await sbx.files.list('~', { user: 'root' })
+  check(Array.isArray(rootHome), "root's ~ is /root", rootHome.length)
+  const touched = await sbx.commands.run('touch /tmp/byuser && stat -c %U /tmp/byuser')
+  check(touched.stdout === 'user\n', 'a file a command of user makes is user\'s', touched.stdout)
+  await throws(() => sbx.files.write('/home/user/e/meta.txt', 'm', { metadata: { k: 'v' } }), InvalidArgumentError, 'file metadata is refused clearly (not supported yet), never dropped')
+  check(!(await sbx.files.exists('/home/user/e/meta.txt')), 'and nothing was written')
+  await sbx.files.remove('/home/user/e')
 }
 
 // The wire itself: the start event comes at once, keepalives while a process is quiet.
@@ -218,6 +321,54 @@ async function signals(sbx) {
   await throws(() => sbx.commands.connect(999999), Error, 'connect to a command that never was fails')
 }
 
+// sandbox.pty: an interactive login shell on a pseudo-terminal (busybox's sh -i -l reached as
+// /bin/bash in base) answering what is typed, its terminal's size seen by stty and changed by
+// resize (SIGWINCH to the foreground job), ^C and ^Z reaching the foreground job, kill.
+async function ptys(sbx) {
+  const out = []
+  const text = () => Buffer.concat(out).toString('latin1')
+  const typed = (s) => sbx.pty.sendInput(t.pid, new TextEncoder().encode(s))
+  const seen = async (re, ms = 5000) => {
+    for (let i = 0; i < ms / 50 && !re.test(text()); i++) await sleep(50)
+    return re.test(text())
+  }
+  const t = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => out.push(Buffer.from(d)) })
+  check(t.pid > 0, 'pty.create answers with a pid', t.pid)
+  await typed('echo hi\n')
+  check(await seen(/echo hi\r\nhi\r\n/), "sendInput('echo hi\\n') is echoed and answered as on a terminal", text())
+  await typed('tty; stty size; echo "term=$TERM"\n')
+  check(await seen(/\/dev\/pts\/\d+\r\n24 80\r\nterm=xterm-256color\r\n/), 'tty and stty size: /dev/pts/N of 24 x 80, TERM', text())
+  await sbx.pty.resize(t.pid, { cols: 100, rows: 30 })
+  await typed('stty size\n')
+  check(await seen(/\r\n30 100\r\n/), 'resize: stty size says 30 100', text())
+  await typed(`sh -c 'trap "echo winched; exit 0" WINCH; echo waiting; while :; do sleep 0.1; done'\n`)
+  check(await seen(/\r\nwaiting\r\n/), 'a foreground job runs', text())
+  await sbx.pty.resize(t.pid, { cols: 120, rows: 40 })
+  check(await seen(/\r\nwinched\r\n/), 'resize sends SIGWINCH to the foreground job', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x03')
+  await typed('echo "after ^C: $?"\n')
+  check(await seen(/after \^C: 130\r\n/), '^C interrupts the foreground job (SIGINT)', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x1a')
+  check(await seen(/Stopped/i), '^Z stops the foreground job', text())
+  await typed('kill -9 %1; echo "jobs done"\n')
+  check(await seen(/\r\njobs done\r\n/), 'the shell goes on after the stopped job', text())
+  check((await sbx.commands.list()).some((p) => p.pid === t.pid), 'commands.list shows the pty process')
+  await throws(() => sbx.commands.sendStdin(t.pid, 'x'), Error, 'stdin bytes to a pty process are refused (they go as pty input)')
+  check(await sbx.pty.kill(t.pid), 'pty.kill')
+  const end = await t.wait().catch((e) => e)
+  check(end?.exitCode === -1, 'the killed pty process ends with exit code -1', end?.exitCode)
+  check(!(await sbx.pty.kill(t.pid)), 'pty.kill of an ended one: false')
+  const out2 = []
+  const t2 = await sbx.pty.create({ cols: 40, rows: 10, onData: (d) => out2.push(Buffer.from(d)) })
+  await sbx.pty.sendInput(t2.pid, new TextEncoder().encode('exit 7\n'))
+  const end2 = await t2.wait().catch((e) => e)
+  check(end2?.exitCode === 7, 'exit in the pty shell ends it with its status', end2?.exitCode)
+}
+
 // The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
 function daemonRss() {
   try {
@@ -287,6 +438,7 @@ async function dataPlane(opts, sbx, other) {
   await streaming(sbx)
   await stdin(sbx)
   await signals(sbx)
+  await ptys(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)
@@ -344,6 +496,8 @@ async function dataPlane(opts, sbx, other) {
   await sbx.files.remove('/home/user/newdir')
   check(!(await sbx.files.exists('/home/user/newdir')), 'files.remove (a tree)')
   await sbx.files.remove('/home/user/never-was') // a missing path is not an error on envd
+  await entryFields(sbx)
+  await watching(sbx)
 
   // the data plane is the sandbox's: its access token is required
   const res = await fetch(`${base}/files?path=%2Fetc%2Fpasswd`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983', 'X-Access-Token': 'wrong' } })

@@ -37,8 +37,10 @@ static const struct {
     {"ident", ident_checks},
     {"xfer", xfer_checks},
     {"watch", watch_checks},
+    {"pty", pty_checks},
     {"net", net_checks},
     {"sched", sched_checks},
+    {"fork", fork_checks},
 };
 
 int main(int argc, char **argv)

@@ -60,7 +60,7 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
 
 static char state_letter(const struct proc *p)
 {
-    return p->state == P_ZOMBIE ? 'Z' : p->state == P_BLOCKED ? 'S' : 'R';
+    return p->state == P_ZOMBIE ? 'Z' : p->group->stopped ? 'T' : p->state == P_BLOCKED ? 'S' : 'R';
 }
 
 /* /proc/<pid>/mountinfo, as coreutils' df and findmnt read it: the same mounts as /proc/mounts,
@@ -210,6 +210,7 @@ static void gen_global(struct sbuf *b, int kind)
                                   : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
         put_s(b, "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n"); /* a directory of the same file system */
         put_s(b, "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n");
+        put_s(b, "devpts /dev/pts devpts rw,nosuid,noexec,gid=5,mode=620,ptmxmode=000 0 0\n"); /* fs/pty.c */
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
@@ -364,6 +365,8 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
                      : f->type == F_TIMERFD ? "anon_inode:[timerfd]"
                      : f->type == F_INOTIFY ? "anon_inode:inotify" : 0;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
+    if ((f->type == F_PTM || f->type == F_PTS) && fs_find_path(f->ino, proc_root, t, cap) >= 0)
+        return; /* /dev/ptmx, /dev/pts/N: what ttyname() looks for */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
     if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFREG && f->ino->target) { /* a memfd */

@@ -1,5 +1,5 @@
-/* New processes and threads (clone): a copy of the address space (fork) or a share of it
- * (vfork, threads), and of the descriptors. */
+/* New processes and threads (clone): a copy of the address space (fork: its pages copied or
+ * shared copy-on-write, mm/vm.c) or a share of it (vfork, threads), and of the descriptors. */
 #include "fork.h"
 
 #include "../fs/file.h"
@@ -44,7 +44,9 @@ struct proc *process_new(uint64_t flags, long *err)
             mm_pin(c->mm, cur->mm->files[i]); /* the copy shares their pages */
     }
     c->files = c->mm ? files_new(0, cur->files) : 0;
-    if (!c->files || (!(flags & CLONE_VM_) && (copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0 ||
+    /* the parent's registers as the syscall saved them, at the top of its kernel stack */
+    const struct uregs *u = (const struct uregs *)(kstack_top(cur) - sizeof(struct uregs));
+    if (!c->files || (!(flags & CLONE_VM_) && (mm_fork_pages(cur->mm, c->mm, u->rsp) < 0 ||
                                                 fmap_fork(c->mm, cur->mm) < 0))) {
         files_put(c);
         mm_put(c->mm);

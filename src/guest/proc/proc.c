@@ -75,8 +75,14 @@ int64_t proc_now_ns(void)
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();
-    if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
+    if (!cur)
         return 0;
+    if (err & 1) { /* bit 0 of the error code: a protection fault, not a missing page */
+        int w = (err & 2) ? cow_fault(cur->mm, addr) : 0; /* a write to a page a fork shares */
+        if (w < 0)
+            die(9);
+        return w;
+    }
     if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
         return 1;
     int r = lazy_fault(cur->mm, addr);

@@ -45,7 +45,7 @@ extern uint64_t syscall_stack_top;
 
 enum pstate { P_FREE = 0, P_RUNNABLE, P_BLOCKED, P_ZOMBIE };
 
-enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK };
+enum why { W_NONE = 0, W_WAIT, W_PIPE, W_SLEEP, W_SIGNAL, W_FUTEX, W_VFORK, W_STOP /* its process is stopped */ };
 
 /* The process (its leader) whose pid is `pid`, zombies included; NULL when there is none. */
 struct proc *proc_by_pid(int pid);
@@ -92,6 +92,8 @@ struct proc {
     uint64_t ksp, wake_tick;
     struct session *sess; /* NULL once detached (setsid, or it ignored the hangup when its command ended) */
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
+    int stopped;          /* leader: the stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) that stopped it; 0: running */
+    int stop_note;        /* leader: what its parent's wait has yet to hear: CLD_STOPPED (5), CLD_CONTINUED (6), 0 */
     uint32_t uid[4], gid[4]; /* leader: real, effective, saved and file-system user and group ids (0: root), inherited */
     uint32_t groups[NGROUPS_]; /* leader: the supplementary groups, ngroups of them, inherited */
     int ngroups;

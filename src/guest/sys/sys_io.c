@@ -7,6 +7,7 @@
 #include "../fs/file.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
+#include "../fs/pty.h"
 #include "../lib/errno.h"
 #include "../net/dgram.h"
 #include "../net/netif.h"
@@ -15,7 +16,8 @@
 #include "../fs/fs.h"
 
 /* ioctl: the descriptor flags (FIOCLEX, FIONCLEX, FIONBIO: Rust sets close-on-exec this way),
- * FIONREAD for pipes, the interface requests on sockets (net/netif.c); no terminals (ENOTTY). */
+ * FIONREAD for pipes, the interface requests on sockets (net/netif.c), a pty's terminal ioctls
+ * (fs/pty.c); ENOTTY on anything else. */
 static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
 {
     struct file *f = fd_get(fd);
@@ -34,6 +36,8 @@ static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
         f->flags = v ? f->flags | O_NONBLOCK_ : f->flags & ~O_NONBLOCK_;
         return 0;
     case 0x541b: /* FIONREAD: what a pipe or a connected socket holds */
+        if (f->type == F_PTM || f->type == F_PTS)
+            return pty_ioctl(f, fd, req, arg);
         if (f->type == F_PIPE_R)
             v = (int)f->pipe->count;
         else if (f->type == F_INOTIFY)
@@ -44,7 +48,7 @@ static long sys_ioctl(uint64_t fd, uint64_t req, uint64_t arg)
             return -ENOTTY;
         return copy_user(arg, &v, sizeof(v), 1);
     }
-    return -ENOTTY;
+    return f->type == F_PTM || f->type == F_PTS ? pty_ioctl(f, fd, req, arg) : -ENOTTY;
 }
 
 static long sys_lseek(uint64_t fd, int64_t off, uint64_t whence)

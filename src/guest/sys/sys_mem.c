@@ -264,6 +264,8 @@ static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
             continue;
         if (lazy_overlaps(cur->mm, p, p + PAGE_SIZE))
             unmap(cur->mm->pml4, p);
+        else if (advice == 4 && (*e & PTE_COW) && !translate(cur->mm, p, 1))
+            return -ENOMEM; /* a page a fork shares is zeroed as this process's own copy */
         else if (advice == 4)
             kmemset(DMAP(*e & PTE_ADDR), 0, PAGE_SIZE);
     }

@@ -96,19 +96,20 @@ static long sys_getrandom(uint64_t buf, uint64_t n)
 
 /* futex: WAIT and WAKE, with or without a bitset (any bitset matches any), and (CMP_)REQUEUE:
  * what glibc, musl and Go build their locks, condition variables and joins on. A futex is
- * named by the guest-physical address of its word, so private and shared ones are the same. */
+ * named by the guest-physical address of its word, so private and shared ones are the same (a
+ * page a fork shares copy-on-write becomes the process's own first: its address must last). */
 static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64_t uaddr2, uint64_t val3)
 {
     struct proc *cur = proc_cur();
     int cmd = (int)(op & 127); /* without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME */
-    uint64_t key = uaddr & 3 ? 0 : translate(cur->mm, uaddr, 0), deadline = 0;
+    uint64_t key = uaddr & 3 ? 0 : translate_own(cur->mm, uaddr), deadline = 0;
     if (!key)
         return uaddr & 3 ? -EINVAL : -EFAULT;
     uint32_t word = *(volatile uint32_t *)DMAP(key);
     if (cmd == 1 || cmd == 10) /* WAKE, WAKE_BITSET */
         return futex_wake(key, val);
     if (cmd == 3 || cmd == 4) { /* REQUEUE, CMP_REQUEUE: wake `val`, move up to `utime` to uaddr2 */
-        uint64_t key2 = uaddr2 & 3 ? 0 : translate(cur->mm, uaddr2, 0);
+        uint64_t key2 = uaddr2 & 3 ? 0 : translate_own(cur->mm, uaddr2);
         if (!key2)
             return -EFAULT;
         if (cmd == 4 && word != (uint32_t)val3)
