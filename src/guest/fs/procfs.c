@@ -470,7 +470,7 @@ void procfs_exe(const struct proc *p)
 
 void procfs_remove(const struct proc *p)
 {
-    static const char *const names[] = {"stat", "status", "cmdline", "comm", "exe"};
+    static const char *const names[] = {"stat", "status", "cmdline", "comm", "mountinfo", "exe"};
     char d[12];
     struct inode *dir, *fd;
     int n = pid_name(p->pid, d);

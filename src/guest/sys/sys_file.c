@@ -47,18 +47,6 @@ long path_at(int64_t dirfd, uint64_t upath, char *path, struct inode **base)
     return *base ? 0 : err;
 }
 
-/* fs_create for a process: the new node is owned by its effective user and group (the file
- * ids), as on Linux. */
-static int create_owned(struct inode *dir, const char *name, uint64_t n, uint32_t mode, struct inode **out)
-{
-    int r = fs_create(dir, name, n, mode, out);
-    if (r == 0) {
-        (*out)->uid = proc_cur()->group->uid[1];
-        (*out)->gid = proc_cur()->group->gid[1];
-    }
-    return r;
-}
-
 static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
 {
     char path[FS_PATH_MAX];
@@ -74,7 +62,7 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
-        if ((r = create_owned(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
+        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
             return r;
     } else if (r < 0) {
         return r;
@@ -281,7 +269,7 @@ static long sys_mknodat(int64_t dirfd, uint64_t upath, uint64_t mode)
     if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
         return -EINVAL;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : create_owned(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
+    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
 }
 
 static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
@@ -291,7 +279,7 @@ static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     const char *name;
     uint64_t nl;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : create_owned(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
+    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
 }
 
 static long sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
@@ -365,7 +353,7 @@ static long sys_symlinkat(uint64_t utarget, int64_t dirfd, uint64_t upath)
         return n;
     if (n == 0)
         return -ENOENT;
-    if ((r = parent_of(dirfd, upath, path, &dir, &name, &nl)) < 0 || (r = create_owned(dir, name, nl, S_IFLNK | 0777, &l)) < 0)
+    if ((r = parent_of(dirfd, upath, path, &dir, &name, &nl)) < 0 || (r = fs_create(dir, name, nl, S_IFLNK | 0777, &l)) < 0)
         return r;
     if (!(l->target = kstrndup(target, (uint64_t)n))) {
         fs_unlink(dir, name, nl, 0);
