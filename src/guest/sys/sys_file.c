@@ -486,6 +486,11 @@ long sc_open(const struct sysargs *s)
     return sys_openat(AT_FDCWD, s->a, s->b, s->c);
 }
 
+long sc_creat(const struct sysargs *s)
+{
+    return sys_openat(AT_FDCWD, s->a, O_CREAT | O_TRUNC | 1, s->b); /* O_WRONLY */
+}
+
 long sc_close(const struct sysargs *s)
 {
     struct proc *cur = proc_cur();

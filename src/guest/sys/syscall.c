@@ -112,6 +112,7 @@ static const struct syscall syscalls[] = {
     [82] = {"rename", sc_rename},
     [83] = {"mkdir", sc_mkdir},
     [84] = {"rmdir", sc_rmdir},
+    [85] = {"creat", sc_creat},
     [86] = {"link", sc_link},
     [87] = {"unlink", sc_unlink},
     [88] = {"symlink", sc_symlink},

@@ -258,5 +258,6 @@ long sc_sched_get_priority_max(const struct sysargs *s);
 long sc_sched_get_priority_min(const struct sysargs *s);
 long sc_sched_rr_get_interval(const struct sysargs *s);
 long sc_getcpu(const struct sysargs *s);
+long sc_creat(const struct sysargs *s);
 
 #endif
