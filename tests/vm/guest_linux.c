@@ -39,8 +39,9 @@ static const struct {
     {"watch", watch_checks},
     {"pty", pty_checks},
     {"net", net_checks},
-    {"sched", sched_checks},
     {"fork", fork_checks},
+    {"sched", sched_checks},
+    {"regr", regr_checks},
 };
 
 int main(int argc, char **argv)

@@ -338,6 +338,11 @@ void procfs_self(int pid)
     proc_self_pid = pid;
 }
 
+int procfs_dir_pid(const struct inode *ino)
+{
+    return ino && !ino->gen && (ino->mode & S_IFMT) == S_IFDIR && ino->parent == proc_root ? (int)ino->gen_pid : 0;
+}
+
 void procfs_add(const struct proc *p)
 {
     char d[12];
@@ -345,6 +350,7 @@ void procfs_add(const struct proc *p)
     int n = pid_name(p->pid, d);
     if (!proc_root || fs_create(proc_root, d, (uint64_t)n, S_IFDIR | 0555, &dir) < 0)
         return;
+    dir->gen_pid = (uint32_t)p->pid; /* gen 0: an ordinary directory, that knows its process */
     proc_node(dir, "stat", GEN_PID_STAT, p->pid);
     proc_node(dir, "status", GEN_PID_STATUS, p->pid);
     proc_node(dir, "cmdline", GEN_PID_CMDLINE, p->pid);

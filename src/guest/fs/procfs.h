@@ -42,6 +42,9 @@ void procfs_self(int pid);
 
 void procfs_add(const struct proc *p);
 
+/* The process a /proc/<pid> directory is about (Linux takes its descriptor as a pidfd), or 0. */
+int procfs_dir_pid(const struct inode *ino);
+
 void fs_gen_dir_sync(struct inode *dir);
 
 /* The file a /proc/<pid>/fd link stands for; NULL for any other node, or once it closed. */

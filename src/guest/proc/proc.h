@@ -73,6 +73,8 @@ struct sigact {
  * kernel stack and registers, sharing the leader's address space, descriptors, signal actions
  * and identity. The leader's struct outlives it (a zombie) until the last thread ends; only then
  * does the parent hear of the process. Threads are never waited for: they free themselves. */
+#define PROC_NGROUPS 64 /* supplementary groups a process may have (Linux: 65536) */
+
 struct proc {
     enum pstate state;
     enum why why;
@@ -113,6 +115,8 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
+    uint64_t cpu_itv_at[2], cpu_itv_every[2]; /* leader: ITIMER_VIRTUAL, ITIMER_PROF: SIGVTALRM, SIGPROF once
+                                                 its CPU time (ns) reaches at, then every so long; 0: off */
     uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
@@ -162,6 +166,8 @@ int proc_active(void);
 
 /** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */
 int64_t proc_now_ns(void);
+/* Sets the wall clock (clock_settime): the boot information's epoch, as the host sets it. */
+void proc_set_now_ns(int64_t ns);
 
 /** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
  * growing): 1, and the program goes on; 0: it is a fault. */

@@ -59,6 +59,9 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         struct inode *dir;
         const char *name;
         uint64_t nlen;
+        size_t plen = kstrlen(path);
+        if (plen && path[plen - 1] == '/')
+            return -EISDIR; /* a name with a trailing slash is a directory's, which O_CREAT does not make */
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
@@ -488,7 +491,7 @@ long sc_open(const struct sysargs *s)
 
 long sc_creat(const struct sysargs *s)
 {
-    return sys_openat(AT_FDCWD, s->a, O_CREAT | O_TRUNC | 1, s->b); /* O_WRONLY */
+    return sys_openat(AT_FDCWD, s->a, O_CREAT | 1 | O_TRUNC, s->b); /* O_WRONLY */
 }
 
 long sc_close(const struct sysargs *s)
@@ -574,8 +577,8 @@ long sc_faccessat(const struct sysargs *s)
 
 long sc_fsync(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* fsync, fdatasync, sync: memory is the disk */
+    /* fsync, fdatasync, syncfs, sync: memory is the disk, so only the descriptor is checked */
+    return s->nr != 162 && !fd_get(s->a) ? -EBADF : 0;
 }
 
 long sc_truncate(const struct sysargs *s)

@@ -189,6 +189,12 @@ long sc_setgroups(const struct sysargs *s)
         return -EINVAL;
     if (s->a && copy_user(s->b, list, s->a * 4, 0) < 0)
         return -EFAULT;
+    for (uint64_t i = 1; i < s->a; i++) /* kept sorted, as Linux keeps them (getgroups lists them so) */
+        for (uint64_t j = i; j > 0 && list[j - 1] > list[j]; j--) {
+            uint32_t t = list[j];
+            list[j] = list[j - 1];
+            list[j - 1] = t;
+        }
     kmemcpy(g->groups, list, s->a * 4);
     g->ngroups = (int)s->a;
     return 0;

@@ -66,6 +66,8 @@ long sc_fchownat(const struct sysargs *s);
 long sc_chmod(const struct sysargs *s);
 long sc_fchmod(const struct sysargs *s);
 long sc_fchmodat(const struct sysargs *s);
+long sc_creat(const struct sysargs *s);
+long sc_sethostname(const struct sysargs *s);
 long sc_utimensat(const struct sysargs *s);
 long sc_fchdir(const struct sysargs *s);
 long sc_flock(const struct sysargs *s);
@@ -233,6 +235,7 @@ long sc_alarm(const struct sysargs *s);
 long sc_setitimer(const struct sysargs *s);
 long sc_getitimer(const struct sysargs *s);
 long sc_clock_getres(const struct sysargs *s);
+long sc_clock_settime(const struct sysargs *s);
 long sc_gettimeofday(const struct sysargs *s);
 long sc_time(const struct sysargs *s);
 long sc_clock_gettime(const struct sysargs *s);
@@ -258,6 +261,5 @@ long sc_sched_get_priority_max(const struct sysargs *s);
 long sc_sched_get_priority_min(const struct sysargs *s);
 long sc_sched_rr_get_interval(const struct sysargs *s);
 long sc_getcpu(const struct sysargs *s);
-long sc_creat(const struct sysargs *s);
 
 #endif
