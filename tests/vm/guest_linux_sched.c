@@ -119,6 +119,13 @@ static void space(void)
         syscall(SYS_faccessat2, AT_FDCWD, "/tmp/sched.ln", F_OK, 0) == -1 && errno == ENOENT, errno);
     say("faccessat2 of bad flags: EINVAL", syscall(SYS_faccessat2, AT_FDCWD, "/tmp", F_OK, 0x4) == -1 && errno == EINVAL, errno);
     unlink("/tmp/sched.ln");
+    fd = creat("/tmp/sched.cr", 0600);
+    say("creat: a new file, open for writing only", fd >= 0 && write(fd, "ab", 2) == 2 && read(fd, b, 1) == -1 && errno == EBADF, errno);
+    close(fd);
+    fd = creat("/tmp/sched.cr", 0600);
+    say("creat truncates", fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0, (long)st.st_size);
+    close(fd);
+    unlink("/tmp/sched.cr");
 }
 
 static void mountinfo(void)

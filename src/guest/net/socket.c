@@ -192,6 +192,11 @@ struct sock *sock_find(uint64_t id)
     return 0;
 }
 
+struct sock *sock_next(const struct sock *s)
+{
+    return s ? s->all_next : socks_all;
+}
+
 struct sock *sock_netlink(uint32_t pid)
 {
     for (struct sock *s = socks_all; s; s = s->all_next)

@@ -37,6 +37,7 @@ struct sock {
     uint64_t id;           /* the "inode" /proc/net shows */
     int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (net/dgram.c), and netlink's */
     int raw;                /* netlink: SOCK_RAW (else SOCK_DGRAM, which is the same there) */
+    int nl_proto;           /* netlink: NETLINK_ROUTE or NETLINK_SOCK_DIAG */
     uint32_t err;           /* dgram: an error for the next receive (ECONNREFUSED) */
     struct dgram *dq, *dq_last; /* dgram: datagrams received, oldest first */
     uint64_t dq_bytes;      /* ... what they cost against DGRAM_RCVBUF */
@@ -93,6 +94,9 @@ struct sock *sock_new(int family);
 
 /* The socket whose /proc/net inode number is `id`, or NULL. */
 struct sock *sock_find(uint64_t id);
+
+/* Every socket in turn: the one after `s` (NULL: the first); NULL at the end. */
+struct sock *sock_next(const struct sock *s);
 
 /* The netlink socket bound to port id `pid`, or NULL. */
 struct sock *sock_netlink(uint32_t pid);
