@@ -123,6 +123,9 @@ long sock_join(struct sock *c, struct sock *l, const struct saddr *to);
 long stream_pair(struct sock **a, struct sock **b);
 
 /* read/recv (write 0) or write/send (1) on a socket; `msg`: MSG_* flags. */
+/* An int option the socket keeps (setsockopt), or `dflt` when it was never set. */
+int sock_opt(const struct sock *s, int level, int opt, int dflt);
+
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg);
 
 /* The same on a connected stream socket's pipes, whatever its peer (sock_io's second half). */
