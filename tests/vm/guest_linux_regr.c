@@ -341,6 +341,29 @@ static void fd_passing(void)
     close(p[1]);
 }
 
+/* loopback TCP: the first write after the peer closed goes (the peer's reset answers it), the
+ * next one is EPIPE, as on Linux (python's test_socket NetworkConnectionBehaviourTest) */
+static void tcp_after_close(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    bind(l, (struct sockaddr *)&a, sizeof(a));
+    listen(l, 1);
+    getsockname(l, (struct sockaddr *)&a, &al);
+    connect(c, (struct sockaddr *)&a, sizeof(a));
+    int s = accept(l, NULL, NULL);
+    close(c);
+    usleep(20000);
+    long first = send(s, "done!", 5, MSG_NOSIGNAL);
+    usleep(20000);
+    errno = 0;
+    long second = send(s, "more", 4, MSG_NOSIGNAL);
+    say("TCP: a write after the peer closed, then EPIPE", first == 5 && second == -1 && errno == EPIPE, first * 100 + errno);
+    close(s);
+    close(l);
+}
+
 /* IPv6 UDP's RFC 3542 ancillary data: the hop limit and traffic class sent and received */
 static void ipv6_ancillary(void)
 {
@@ -395,4 +418,5 @@ void regr_checks(void)
     names();
     fd_passing();
     ipv6_ancillary();
+    tcp_after_close();
 }

@@ -437,6 +437,12 @@ long sock_pipe_io(struct sock *s, struct file *f, uint64_t buf, uint64_t n, int 
     struct proc *cur = proc_cur();
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
     if (write) {
+        if (s->tx && !s->tx->readers && s->family != AF_UNIX_ && !s->hc && !s->reset && n) {
+            /* TCP: the first write after the peer closed goes out, and the peer's reset
+             * answers it; only later writes fail (EPIPE), as on Linux */
+            s->reset = 1;
+            return (long)n;
+        }
         if (s->tx)
             return pipe_write(s->tx, nb | (msg & MSG_NOSIGNAL_ ? PIPE_NOSIG : 0), buf, n);
         if (!(msg & MSG_NOSIGNAL_))
