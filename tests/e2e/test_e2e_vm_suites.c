@@ -17,6 +17,11 @@
 
 static srv_t S;
 
+/* What the test image adds to tools/build-image.sh's packages (tools/cpython-suite.sh adds the
+ * same, so both use one cached image): the test suite, npm, and netbase's /etc/services and
+ * /etc/protocols, which test_socket's getservbyname and getaddrinfo read. */
+#define LEL_TEST_IMAGE_EXTRA "libpython3.11-testsuite npm netbase"
+
 /* The modules that must pass (issue 18); tools/cpython-suite.sh runs more. */
 static const char *const py_modules[] = {
     "test_os",   "test_subprocess", "test_threading", "test_socket", "test_select",   "test_signal",  "test_fcntl",
@@ -131,7 +136,7 @@ int main(void)
         printf("SKIP: VM tests need /dev/kvm: %s\n", why);
         return 77;
     }
-    deb_image_build(LEL_SOURCE_DIR, "libpython3.11-testsuite npm", tar, sizeof(tar));
+    deb_image_build(LEL_SOURCE_DIR, LEL_TEST_IMAGE_EXTRA, tar, sizeof(tar));
     if (!tar[0] || stat(tar, &st) < 0) {
         printf("SKIP: tools/build-image.sh could not build the Debian test image here\n");
         return 77;

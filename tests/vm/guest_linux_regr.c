@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -268,6 +269,141 @@ static void dnotify(void)
     signal(SIGIO, SIG_DFL);
 }
 
+
+/* SCM_RIGHTS over a unix stream: the descriptors come with their bytes, a read stops after a
+ * message that brings some, a buffer too small cuts them (MSG_CTRUNC) and closes the rest */
+static int send_fds(int s, const char *data, const int *fds, int n)
+{
+    char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    struct iovec io = {(void *)data, strlen(data)};
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = CMSG_SPACE(sizeof(int) * n)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    return (int)sendmsg(s, &m, 0);
+}
+
+static int recv_fds(int s, char *data, size_t dn, int *fds, size_t clen, int *flags)
+{
+    char cbuf[256];
+    struct iovec io = {data, dn};
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = clen ? cbuf : NULL, .msg_controllen = clen};
+    int r = (int)recvmsg(s, &m, 0), n = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); r >= 0 && c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+                memcpy(&fds[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    *flags = m.msg_flags;
+    if (r >= 0)
+        data[r] = 0;
+    return r < 0 ? r : n;
+}
+
+static void fd_passing(void)
+{
+    int sv[2], p[2], got[8], flags;
+    char buf[64];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || pipe(p) < 0)
+        return;
+    int two[2] = {p[0], p[1]};
+    say("sendmsg SCM_RIGHTS", send_fds(sv[0], "abc", two, 2) == 3, errno);
+    (void)!write(sv[0], "tail", 4);
+    int n = recv_fds(sv[1], buf, sizeof(buf) - 1, got, 256, &flags);
+    say("two descriptors with their bytes only", n == 2 && !strcmp(buf, "abc") && !(flags & MSG_CTRUNC), n);
+    say("which are the pipe's ends", n == 2 && write(got[1], "z", 1) == 1 && read(p[0], buf, 1) == 1 && buf[0] == 'z', errno);
+    n = recv_fds(sv[1], buf, sizeof(buf) - 1, got + 2, 256, &flags);
+    say("then the plain bytes", n == 0 && !strcmp(buf, "tail"), n);
+    (void)!write(sv[0], "x", 1);
+    send_fds(sv[0], "yz", two, 2);
+    n = recv_fds(sv[1], buf, sizeof(buf) - 1, got + 2, 256, &flags);
+    say("a read goes on into a message with descriptors", n == 2 && !strcmp(buf, "xyz"), n);
+    close(got[2]);
+    close(got[3]);
+    send_fds(sv[0], "yz", two, 2);
+    (void)!write(sv[0], "!", 1);
+    n = recv_fds(sv[1], buf, sizeof(buf) - 1, got + 2, CMSG_LEN(sizeof(int)), &flags);
+    say("a control buffer for one of two: MSG_CTRUNC", n == 1 && (flags & MSG_CTRUNC) && !strcmp(buf, "yz"), n);
+    n = recv_fds(sv[1], buf, sizeof(buf) - 1, got + 3, 256, &flags);
+    say("the bytes after come next", n == 0 && !strcmp(buf, "!"), n);
+    send_fds(sv[0], "w", two, 1);
+    n = recv_fds(sv[1], buf, sizeof(buf) - 1, got + 3, 0, &flags);
+    say("no control buffer: MSG_CTRUNC, nothing installed", n == 0 && (flags & MSG_CTRUNC) && !strcmp(buf, "w"), n);
+    int bad = 999;
+    errno = 0;
+    say("a bad descriptor EBADF", send_fds(sv[0], "q", &bad, 1) == -1 && errno == EBADF, errno);
+    for (int i = 0; i < 3; i++)
+        close(got[i]);
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* loopback TCP: the first write after the peer closed goes (the peer's reset answers it), the
+ * next one is EPIPE, as on Linux (python's test_socket NetworkConnectionBehaviourTest) */
+static void tcp_after_close(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    bind(l, (struct sockaddr *)&a, sizeof(a));
+    listen(l, 1);
+    getsockname(l, (struct sockaddr *)&a, &al);
+    connect(c, (struct sockaddr *)&a, sizeof(a));
+    int s = accept(l, NULL, NULL);
+    close(c);
+    usleep(20000);
+    long first = send(s, "done!", 5, MSG_NOSIGNAL);
+    usleep(20000);
+    errno = 0;
+    long second = send(s, "more", 4, MSG_NOSIGNAL);
+    say("TCP: a write after the peer closed, then EPIPE", first == 5 && second == -1 && errno == EPIPE, first * 100 + errno);
+    close(s);
+    close(l);
+}
+
+/* IPv6 UDP's RFC 3542 ancillary data: the hop limit and traffic class sent and received */
+static void ipv6_ancillary(void)
+{
+    int a = socket(AF_INET6, SOCK_DGRAM, 0), b = socket(AF_INET6, SOCK_DGRAM, 0), one = 1;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t sl = sizeof(sa);
+    bind(b, (struct sockaddr *)&sa, sizeof(sa));
+    getsockname(b, (struct sockaddr *)&sa, &sl);
+    setsockopt(b, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one));
+    setsockopt(b, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one));
+    char cbuf[CMSG_SPACE(4) * 2] = {0}, data[8];
+    struct iovec io = {"hi", 2};
+    struct msghdr m = {.msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &io, .msg_iovlen = 1,
+                       .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    int hl = 7, tc = 0x20;
+    c->cmsg_level = IPPROTO_IPV6, c->cmsg_type = IPV6_HOPLIMIT, c->cmsg_len = CMSG_LEN(4);
+    memcpy(CMSG_DATA(c), &hl, 4);
+    c = CMSG_NXTHDR(&m, c);
+    c->cmsg_level = IPPROTO_IPV6, c->cmsg_type = IPV6_TCLASS, c->cmsg_len = CMSG_LEN(4);
+    memcpy(CMSG_DATA(c), &tc, 4);
+    say("sendmsg IPV6_HOPLIMIT, IPV6_TCLASS", sendmsg(a, &m, 0) == 2, errno);
+    char rbuf[256];
+    struct iovec rio = {data, sizeof(data)};
+    struct msghdr rm = {.msg_iov = &rio, .msg_iovlen = 1, .msg_control = rbuf, .msg_controllen = sizeof(rbuf)};
+    int r = (int)recvmsg(b, &rm, 0), ghl = -1, gtc = -1;
+    for (c = CMSG_FIRSTHDR(&rm); r >= 0 && c; c = CMSG_NXTHDR(&rm, c)) {
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)
+            memcpy(&ghl, CMSG_DATA(c), 4);
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS)
+            memcpy(&gtc, CMSG_DATA(c), 4);
+    }
+    say("received with them", r == 2 && ghl == 7 && gtc == 0x20, ghl * 1000 + gtc);
+    close(a);
+    close(b);
+    int l = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE);
+    say("a UDP-Lite socket", l >= 0, errno);
+    close(l);
+}
+
 void regr_checks(void)
 {
     cpu_itimers();
@@ -280,4 +416,7 @@ void regr_checks(void)
     groups();
     sockopts();
     names();
+    fd_passing();
+    ipv6_ancillary();
+    tcp_after_close();
 }

@@ -98,6 +98,13 @@ static void fifo_forget(struct pipe *p)
     p->fifo = 0;
 }
 
+void pipe_rights_free(struct pipe_rights *r)
+{
+    for (int i = 0; i < r->n; i++)
+        file_put(r->f[i]);
+    kfree(r, sizeof(*r) + (uint64_t)r->n * sizeof(r->f[0]));
+}
+
 void pipe_drop(struct pipe *p, int reader)
 {
     if (reader)
@@ -107,6 +114,11 @@ void pipe_drop(struct pipe *p, int reader)
     pipe_changed(p);
     if (p->readers == 0 && p->writers == 0) {
         fifo_forget(p);
+        while (p->rights) { /* descriptors nobody received */
+            struct pipe_rights *r = p->rights;
+            p->rights = r->next;
+            pipe_rights_free(r);
+        }
         pipe_free_pages(p->page, p->npages);
         kfree(p, sizeof(*p));
     }
@@ -193,6 +205,7 @@ long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
         done += chunk;
     }
     if (done && !(flags & PIPE_PEEK)) {
+        p->taken += done;
         p->count -= done;
         p->head = p->count ? head : 0;
         pipe_changed(p);
@@ -285,6 +298,7 @@ uint64_t pipe_take(struct pipe *p, void *dst, uint64_t n)
         p->count -= chunk;
         done += chunk;
     }
+    p->taken += done;
     if (!p->count)
         p->head = 0;
     if (done)

@@ -5,6 +5,7 @@
 #include "../mm/page.h"
 #include <stdint.h>
 
+struct file;
 struct inode;
 
 /* A pipe holds 64 KiB at first as Linux's does (a one-page pipe cost a switch between writer
@@ -18,10 +19,25 @@ struct inode;
 #define PIPE_NOSIG 1   /* pipe_write: EPIPE without SIGPIPE (send's MSG_NOSIGNAL) */
 #define PIPE_PEEK 2    /* pipe_read: the bytes stay (recv's MSG_PEEK) */
 
+/* Descriptors sent over a unix stream socket (SCM_RIGHTS, net/scm.c) with the bytes at stream
+ * positions [at, end) of the pipe that carries them; the files are held until received. */
+#define PIPE_RIGHTS_MAX 252
+struct pipe_rights {
+    struct pipe_rights *next;
+    uint64_t at, end;
+    int n;
+    struct file *f[];
+};
+
+/* Lets a record's files go and frees it. */
+void pipe_rights_free(struct pipe_rights *r);
+
 struct pipe {
     uint8_t **page;  /* npages slots (kmalloc), each page allocated when first written */
     uint32_t npages; /* the ring's size in pages: PIPE_PAGES, or what F_SETPIPE_SZ asked */
     uint64_t head, count;
+    uint64_t taken; /* bytes ever read (not peeked) or taken: the stream position of the first unread one */
+    struct pipe_rights *rights, *rights_last; /* oldest first */
     uint64_t seq; /* bumped by every change of either end's readiness (edge-triggered epoll) */
     uint64_t id; /* its inode number (anon_ino) */
     int readers, writers;

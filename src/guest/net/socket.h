@@ -50,6 +50,7 @@ struct sock {
     struct sock *queue[SOCK_QUEUE]; /* listening: connections made, not yet accepted */
     struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
     int connecting;         /* hc: connect() asked the host and has no answer yet */
+    int reset;              /* loopback TCP: it wrote once after its peer closed (the next write is EPIPE) */
     int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
     struct sockopt {        /* int options set (SO_REUSEADDR, TCP_NODELAY...): what getsockopt reads back */
         uint16_t level, opt;
@@ -127,6 +128,9 @@ long sock_join(struct sock *c, struct sock *l, const struct saddr *to);
 long stream_pair(struct sock **a, struct sock **b);
 
 /* read/recv (write 0) or write/send (1) on a socket; `msg`: MSG_* flags. */
+/* An int option the socket keeps (setsockopt), or `dflt` when it was never set. */
+int sock_opt(const struct sock *s, int level, int opt, int dflt);
+
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg);
 
 /* The same on a connected stream socket's pipes, whatever its peer (sock_io's second half). */

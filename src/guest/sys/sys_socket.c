@@ -8,6 +8,7 @@
 #include "../net/dgram.h"
 #include "../net/hostconn.h"
 #include "../net/netlink.h"
+#include "../net/scm.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -27,11 +28,14 @@ static long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
     int dgram = (type & 0xf) == SOCK_DGRAM_;
     if ((type & 0xf) != SOCK_STREAM_ && !dgram)
         return -EPROTONOSUPPORT_;
-    if (proto && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u))) /* IPPROTO_UDP, IPPROTO_TCP */
+    /* IPPROTO_UDP, IPPROTO_TCP; IPPROTO_UDPLITE: datagrams as UDP's (the checksum coverage it
+     * sets is kept as an option: nothing here is checksummed), in a port space of its own */
+    int lite = dgram && family != AF_UNIX_ && proto == 136;
+    if (proto && !lite && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u)))
         return -EPROTONOSUPPORT_;
     struct sock *s = sock_new((int)family);
     if (s)
-        s->dgram = dgram;
+        s->dgram = lite ? 2 : dgram;
     return s ? sock_install(s, type) : -ENOMEM;
 }
 
@@ -307,7 +311,8 @@ static long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, ui
     return r;
 }
 
-/* sendmsg and recvmsg: the iovecs in turn; no control data (descriptor passing) either way. */
+/* sendmsg and recvmsg: the iovecs in turn; on a stream, descriptors pass over AF_UNIX
+ * (net/scm.c); a datagram socket's ancillary data is net/dgram.c's. */
 static long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
 {
     uint64_t h[7]; /* name, namelen, iov, iovlen, control, controllen, flags */
@@ -318,19 +323,10 @@ static long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
         return -ENOTSOCK_;
     if (copy_user(umsg, h, sizeof(h), 0) < 0)
         return -EFAULT;
-    if (write && h[5])
-        return -EOPNOTSUPP_;
     if (f->sock->dgram)
-        return dgram_msg(f, umsg, h, msg, write);
-    if (!write) {
-        uint64_t none[2] = {0, 0};
-        if (copy_user(umsg + 8, none, 4, 1) < 0 || copy_user(umsg + 40, none, 16, 1) < 0)
-            return -EFAULT; /* msg_namelen, msg_controllen and msg_flags: 0 */
-    }
-    file_hold(f); /* while it may block */
-    long r = file_rwv(f, h[2], h[3], write, msg);
-    file_unhold(f);
-    return r;
+        return write && h[5] && f->sock->family == AF_UNIX_ ? -EOPNOTSUPP_ /* no descriptors in datagrams */
+                                                           : dgram_msg(f, umsg, h, msg, write);
+    return write ? scm_sendmsg(f, h, msg) : scm_recvmsg(f, umsg, h, msg);
 }
 
 /* ---- the syscall table's entries (syscall.c) ---- */
