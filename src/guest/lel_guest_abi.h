@@ -91,7 +91,8 @@ enum lel_op {
                                restore the guest's time moves on and its random numbers part from its siblings' */
     LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
                                ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk
-                               halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed. */
+                               halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed.
+                               LEL_CMD_LAST: no other ended one waits (older guests never say so) */
     LEL_OP_CMD_KILL = 14,   /* arg[0] = command id, arg[1] = signal (0: SIGKILL) to every process still in it
                                (as a terminal signals its foreground group); older guests send SIGKILL */
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
@@ -180,7 +181,7 @@ enum lel_misbehave {
 /* result flags (LEL_OP_CMD_RESULT's ret[3], LEL_OP_CMD_READ's); SIGNALED: a signal ended its first
  * process (the status is 128 + it) */
 enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4, LEL_CMD_SIGNALED = 8,
-       LEL_CMD_ENDED = 16 };
+       LEL_CMD_ENDED = 16, LEL_CMD_LAST = 32 };
 /* lel_cmd_req.flags. BACKGROUND: nobody collects it (a template's startCmd). STREAM: its output
  * is read as it comes (LEL_OP_CMD_READ) and a writer waits while the host has not read a
  * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its

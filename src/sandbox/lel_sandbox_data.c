@@ -289,10 +289,11 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
 {
     struct lel_run_result res;
     uint32_t id;
-    int r;
+    int r = 0, more = 1;
     lel__sbx_streams_poll(s);
-    while (s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
+    while (more && s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
         struct pending_cmd *pc = take_cmd(s, id);
+        more = !res.last; /* the guest says whether to ask again */
         if (!pc) {
             lel__sbx_envd_ended(s, id, &res); /* E2B's data plane's, or nobody's (a misbehaving guest) */
             continue;

@@ -91,6 +91,7 @@ struct lel_run_result {
     uint64_t out_len, err_len; /* in the bulk area: stdout at 0, stderr at LEL_BULK_HALF (clamped) */
     int truncated, timed_out;
     int signaled;          /* a signal ended its first process (exit_status is 128 + it); 0 from older guests */
+    int last;              /* no other ended command waits to be collected (0 from older guests: ask again) */
 };
 
 /** A command for the guest. */

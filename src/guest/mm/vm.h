@@ -19,6 +19,12 @@ struct inode;
 #define PTE_SHARED (1ULL << 10) /* software bit, with PTE_FILE: a shared mapping's page (fs/fmap.c),
                                    which stays the file's when written */
 #define PTE_W 2ULL
+/* Accessed and dirty, set in every entry when it is made (nothing here reads them): the
+ * hypervisor's shadow paging (PVM) fills in the neighbours of a faulting entry only when they
+ * are marked accessed, and keeps a clean writable page read-only until its first write, so
+ * entries without them cost one more exit each, several per page a new program touches. */
+#define PTE_A 0x20ULL
+#define PTE_D 0x40ULL
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
 #define STACK_PAGES 64                /* mapped at exec (arguments and environment live there) */
