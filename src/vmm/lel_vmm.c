@@ -857,6 +857,18 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
     return r < 0 ? r : freed;
 }
 
+uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn)
+{
+    uint64_t gpa = pfn << 12, low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    if (pfn >= (1ULL << 40) || gpa < (8ULL << 20))
+        return NULL;
+    if (gpa + 4096 <= low)
+        return vm->mem + gpa;
+    if (gpa >= (1ULL << 32) && gpa - (1ULL << 32) + 4096 <= vm->mem_bytes - low) /* RAM above the 32-bit hole */
+        return vm->mem + low + (gpa - (1ULL << 32));
+    return NULL;
+}
+
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
 {
     if (off >= LEL_BULK_SIZE)

@@ -210,7 +210,10 @@ static void handle(void)
         agent_file_read();
         break;
     case LEL_OP_FILE_UPLOAD:
-        agent_file_upload();
+        agent_file_upload(0);
+        break;
+    case LEL_OP_FILE_UPLOAD_PAGES:
+        agent_file_upload(1);
         break;
     case LEL_OP_FILE_DELETE:
         agent_file_delete();

@@ -38,6 +38,11 @@ void *kpage_alloc_data(void)
     return kpage_alloc();
 }
 
+void *kpage_alloc_data_raw(void)
+{
+    return kpage_alloc();
+}
+
 uint64_t kpage_free_pages(void)
 {
     return 0;
@@ -91,7 +96,8 @@ static void *page_zero(void *p)
     return p;
 }
 
-void *kpage_alloc(void)
+/* A page off the pool, its contents as they were. */
+static void *take_page(void)
 {
     void *p;
     if (dirty) {
@@ -107,7 +113,13 @@ void *kpage_alloc(void)
     } else {
         return 0;
     }
-    return page_zero(p);
+    return p;
+}
+
+void *kpage_alloc(void)
+{
+    void *p = take_page();
+    return p ? page_zero(p) : 0;
 }
 
 void kpage_free(void *p)
@@ -192,6 +204,11 @@ void *kpage_alloc_user(void)
 void *kpage_alloc_data(void)
 {
     return kpage_free_pages() > KPAGE_DATA_RESERVE ? kpage_alloc() : 0;
+}
+
+void *kpage_alloc_data_raw(void)
+{
+    return kpage_free_pages() > KPAGE_DATA_RESERVE ? take_page() : 0;
 }
 
 uint64_t kpage_free_pages(void)

@@ -23,6 +23,9 @@ void *kpage_alloc_user(void);
  * to run the command that frees it (sh and rm need well under a MiB). */
 void *kpage_alloc_data(void);
 #define KPAGE_DATA_RESERVE (KPAGE_RESERVE + 1024)
+/** kpage_alloc_data without the zeroing, for pages the host fills whole (uploads): the guest
+ * never touches them, so under shadow paging they cost no fault until a program reads them. */
+void *kpage_alloc_data_raw(void);
 void kpage_free(void *p);
 /** Guest-physical address of a page from kpage_alloc (0 on the host). */
 uint64_t kpage_gpa(void *p);
