@@ -64,6 +64,30 @@ static int rule_list(lel_call_t *c, json_t *net, const char *name)
     return 0;
 }
 
+/* network.maskRequestHost: the Host the sandbox's servers are sent instead of the request's,
+ * "${PORT}" standing for the port: a host name or address with an optional port (no spaces,
+ * no control characters: it goes into a request head as it is). */
+static int mask_host(lel_call_t *c, json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    int ok = n > 0 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (!strncmp(s + i, "${PORT}", 7)) {
+            i += 6;
+            continue;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr(".-_:[]", ch);
+    }
+    if (!ok) {
+        lel_call_error(c, 400, "invalid field 'network.maskRequestHost': must be a host name (1 to 255 of letters, "
+                       "digits, '.', '-', '_', ':', '[', ']'; ${PORT} stands for the port)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int lel__api_network_field(lel_call_t *c, json_t *net)
 {
     if (!net || json_is_null(net))
@@ -85,10 +109,14 @@ int lel__api_network_field(lel_call_t *c, json_t *net)
         } else if (!strcmp(k, "allowOut") || !strcmp(k, "denyOut")) {
             if (rule_list(c, net, k) < 0)
                 return -EINVAL;
+        } else if (!strcmp(k, "maskRequestHost")) {
+            if (mask_host(c, v) < 0)
+                return -EINVAL;
         } else {
             char name[96];
             snprintf(name, sizeof(name), "network.%.64s", k);
-            return unsupported(c, name, "not a network setting lelantosd knows (allowPublicTraffic, allowOut, denyOut)");
+            return unsupported(c, name, "not a network setting lelantosd knows (allowPublicTraffic, allowOut, denyOut, "
+                                        "maskRequestHost)");
         }
     }
     return 0;

@@ -60,10 +60,10 @@ typedef struct lel_call {
     const char *raw_type; /* its content type (static string); NULL: application/octet-stream */
     const char *allow;    /* Allow header of a 405 (static string), or NULL */
     int close;            /* close the connection after this answer (HTTP/1) */
-    /* a request for a sandbox's port (lel_call_proxy): the stream to it, the port and the path
-     * to send (NULL: the request's own); proxy_fd is -1 otherwise */
+    /* a request for a sandbox's port (lel_call_proxy): the stream to it, the port, the path and
+     * the Host to send (malloc'd; NULL: the request's own); proxy_fd is -1 otherwise */
     int proxy_fd, proxy_port;
-    char *proxy_path;
+    char *proxy_path, *proxy_host;
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;

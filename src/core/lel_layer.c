@@ -47,6 +47,13 @@ static json_t **find(lel_server_t *srv, struct touched *t, const char *key, int 
     return t->key[t->n] ? &t->rec[t->n++] : NULL;
 }
 
+static int image_exists(lel_server_t *srv, const char *key)
+{
+    char path[4200];
+    lel_layer_path(srv, key, path, sizeof(path));
+    return access(path, F_OK) == 0;
+}
+
 /* One change; a count that reaches zero drops its base's reference in turn. */
 static int apply(lel_server_t *srv, struct touched *t, const char *key0, int delta, int create, const char *base, int depth)
 {
@@ -73,6 +80,8 @@ static int apply(lel_server_t *srv, struct touched *t, const char *key0, int del
             return -E2BIG;
         if (!*rec && !missing)
             return 0; /* deleted earlier in this write */
+        if (!*rec && delta > 0 && !image_exists(srv, key))
+            return -ENOENT; /* it went meanwhile (deleted as this one started from it) */
         if (!*rec) /* an image from before records: it has its owner's reference */
             *rec = json_pack("{s:i, s:i}", "refs", 1, "depth", 0);
         json_int_t refs = json_integer_value(json_object_get(*rec, "refs")) + delta;
@@ -136,10 +145,12 @@ int lel_layer_write(lel_server_t *srv, lel_batch_t *b, const struct lel_layer_op
         else
             lel_batch_del(b, LEL_CF_LAYERS, t.key[i]);
     }
-    if (r < 0)
+    if (r < 0) {
         lel_batch_free(b);
-    else
+        r = -EIO;
+    } else {
         r = lel_store_write(srv->store, b);
+    }
     pthread_mutex_unlock(&srv->layer_lock);
     for (int i = 0; i < t.n; i++) {
         if (r == 0 && !t.rec[i])

@@ -56,6 +56,7 @@ struct envd_proc {
     int killed;     /* SendSignal ended it: its end says "signal: killed" */
     int out_waiting; /* the guest holds output a stream was too far behind to take */
     int stdin_pipe;  /* started with stdin: its pipe in the guest is open */
+    int pty;         /* started with a pty: its output is pty data, SendInput's `pty` bytes are typed at it */
     struct envd_input *in; /* input the guest has not taken yet (lel_envd_stdin.c) */
     struct envd_proc *next;
 };

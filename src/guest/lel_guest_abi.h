@@ -123,6 +123,9 @@ enum lel_op {
     LEL_OP_CMD_POLL = 21,   /* the commands with something for the host, as ret[0] pairs of uint32 (id, LEL_POLL_*)
                                in the mailbox data area (ret[1] = their bytes); watches with unread events come
                                with LEL_POLL_WATCH and the watch's id */
+    LEL_OP_CMD_RESIZE = 22, /* arg[0] = id of a command started with LEL_CMD_PTY, arg[1] = columns, arg[2] = rows:
+                               its terminal's window size (TIOCSWINSZ; SIGWINCH to its foreground group).
+                               Status ENOENT: no such command, EINVAL: no pty (or it ended) */
     LEL_OP_WATCH_ADD = 24,  /* bulk = path, NUL; arg[0] = its bytes with the NUL, arg[1] = 1: its whole tree. Watches
                                that directory (a symlink to one is followed): ret[0] = the watch's id. Status ENOENT,
                                ENOTDIR, ENOSPC (HWATCH_MAX watches, or a tree too large), ENOMEM. Its events ring
@@ -195,7 +198,13 @@ enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED
  * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its
  * stdin is a pipe the host writes (LEL_OP_CMD_STDIN) instead of the request's bytes. */
 enum { LEL_CMD_BACKGROUND = 1, LEL_CMD_STREAM = 2, LEL_CMD_STDIN_PIPE = 4,
-       LEL_CMD_IDS = 8 /* the first process's user and group ids are lel_cmd_req.id (else root) */ };
+       LEL_CMD_IDS = 8, /* the first process's user and group ids are lel_cmd_req.id (else root) */
+       /* PTY: the command runs on a new pseudo-terminal of its own (its controlling terminal, stdin, stdout
+        * and stderr), its output streamed as stdout (the terminal's bytes, after output processing) and
+        * LEL_OP_CMD_STDIN typing at it; lel_cmd_req.stdin_len carries its window size then, columns |
+        * rows << 16 (there are no stdin bytes), so the request's layout is the same for older guests,
+        * which run it without a terminal */
+       LEL_CMD_PTY = 16 };
 
 /* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
  * empty), then stdin_len bytes of stdin. */

@@ -83,6 +83,7 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->next_token);
     free(c->raw);
     free(c->proxy_path);
+    free(c->proxy_host);
     if (c->proxy_fd >= 0)
         close(c->proxy_fd);
     json_decref(c->json);

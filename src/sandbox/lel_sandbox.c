@@ -19,7 +19,8 @@
 
 /* Private record fields, stripped from the public view. */
 const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs",
-                                               "snapshotID", "envdAccessToken", "autoResume", "trafficAccessToken", NULL};
+                                               "snapshotID", "envdAccessToken", "autoResume", "trafficAccessToken",
+                                               "baseImage", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -159,12 +160,18 @@ void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level
 /* Writes `rec` as the new record plus one event; on success it becomes s->rec. */
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields)
 {
+    return lel__sbx_commit_ops(s, rec, level, msg, fields, NULL, 0);
+}
+
+int lel__sbx_commit_ops(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields,
+                        const struct lel_layer_op *ops, size_t nops)
+{
     char path[64];
     lel__sbx_record_path(s, path, sizeof(path));
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_put(b, LEL_CF_SANDBOXES, path, rec);
     lel__sbx_add_event(s, b, level, msg, fields);
-    int r = lel_store_write(s->srv->store, b);
+    int r = nops ? lel_layer_write(s->srv, b, ops, nops) : lel_store_write(s->srv->store, b);
     if (r < 0) {
         json_decref(rec);
         return r;
@@ -198,7 +205,10 @@ int lel__sbx_kill(struct lel_sandbox *s, const char *why)
     int64_t now = lel_now_ms();
     json_t *rec = lel__sbx_with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
     json_object_set_new(rec, "killedAtMs", json_integer(now));
-    if (lel__sbx_commit(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL) < 0)
+    /* its image (a pause's diff) goes, and with it its need of the image it started from */
+    struct lel_layer_op drop = {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0};
+    json_object_del(rec, "baseImage");
+    if (lel__sbx_commit_ops(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL, &drop, drop.key ? 1 : 0) < 0)
         return -EIO;
     char img[4200];
     lel__sbx_vm_release(s);
@@ -365,7 +375,7 @@ int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *
         return -1;
     }
     if (s->srv->use_vm &&
-        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), 0, err, sizeof(err)) < 0) {
+        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), s->fork_transient, err, sizeof(err)) < 0) {
         lel__sbx_slot_release(s);
         json_decref(fields);
         *status = 503;
@@ -373,7 +383,9 @@ int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *
         return -1;
     }
     json_object_set(fields, "templateID", json_object_get(s->rec, "templateID"));
-    if (lel__sbx_commit(s, json_incref(s->rec), "info", why, fields) < 0) {
+    /* the image it starts from stays while it lives: its pauses and snapshots are diffs over it */
+    struct lel_layer_op hold = {json_string_value(json_object_get(s->rec, "baseImage")), 1, 0, NULL, 0, 0};
+    if (lel__sbx_commit_ops(s, json_incref(s->rec), "info", why, fields, &hold, hold.key ? 1 : 0) < 0) {
         lel__sbx_vm_release(s);
         lel__sbx_slot_release(s);
         *status = 500;
@@ -884,7 +896,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     s->tpl = tpl;
     tpl = NULL;
-    char img[4200], raw[4200];
+    char img[4200], raw[4200], key[4200];
     if (q.snap) {
         lel_core_image_path(srv, q.snap_id, img, sizeof(img));
         s->fork_image = strdup(img);
@@ -892,6 +904,12 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         /* a built template: restore its image over its shared memory, not a boot */
         s->fork_image = strdup(img);
         s->memory_file = strdup(raw);
+    }
+    /* the image it starts from stays while it lives: its pauses and snapshots are diffs over it */
+    if (s->fork_image && srv->use_vm) {
+        lel_layer_key(srv, s->fork_image, key, sizeof(key));
+        if (key[0])
+            json_object_set_new(rec, "baseImage", json_string(key));
     }
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
         lel__sbx_slot_release(s);

@@ -108,6 +108,7 @@ static json_t *dispatch(struct lel_sandbox *s, struct lel_fork_job *job, size_t 
     f->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     f->tpl = s->tpl ? (lel_actor_ref(s->tpl), s->tpl) : lel_template_lookup(s->srv, s->team, "base");
     f->fork_image = strdup(job->img);
+    f->fork_transient = 1; /* the image goes once the forks started: their base is its base */
     f->memory_file = job->has_raw ? strdup(job->raw) : NULL;
     lel_msg_t *m = lel_msg_new(LEL_MSG_FORK, (int64_t)i, job);
     if (!f->tpl || !f->fork_image || (job->has_raw && !f->memory_file) || !m ||

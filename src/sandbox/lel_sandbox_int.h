@@ -5,6 +5,7 @@
 #ifndef LEL_SANDBOX_INT_H
 #define LEL_SANDBOX_INT_H
 
+#include "../core/lel_layer.h"
 #include "../envd/lel_envd.h"
 #include "../template/lel_template.h"
 #include "lel_sandbox.h"
@@ -82,6 +83,8 @@ struct lel_sandbox {
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
     char *fork_image;      /* create only: the image it starts from (a snapshot, or its template's) */
     char *memory_file;     /* create only: the template's raw memory, mapped copy-on-write */
+    int fork_transient;    /* create only: fork_image is a fork's temporary image (it goes once the forks
+                              started): later diffs are against its base, which the sandbox holds */
     int64_t sample_gen;    /* metrics timer generation */
     uint64_t cpu_prev_ns;
     int64_t cpu_prev_ms;
@@ -122,6 +125,9 @@ void lel__sbx_slot_release(struct lel_sandbox *s);
 void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields);
 /** Writes `rec` as the new record plus one event; on success it becomes s->rec. */
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields);
+/** lel__sbx_commit with image reference changes in the same batch (lel_layer_write). */
+int lel__sbx_commit_ops(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields,
+                        const struct lel_layer_op *ops, size_t nops);
 json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at);
 
 /** Starts the paused sandbox's VM again for `t` seconds (record, event, timer); 0, or -errno with

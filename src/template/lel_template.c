@@ -14,6 +14,7 @@
  * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
 #include "lel_template_int.h"
 
+#include "../core/lel_layer.h"
 #include "../image/lel_image.h"
 #include "../vmm/lel_vmm.h"
 
@@ -53,8 +54,11 @@ static void template_free(void *p)
     json_decref(t->defaults);
     json_decref(t->retired);
     json_decref(t->rec);
+    pthread_mutex_destroy(&t->image_lock);
     free(t);
 }
+
+static void load_image_stem(struct lel_template *t);
 
 lel_actor_t *lel__template_new(lel_server_t *srv, json_t *rec)
 {
@@ -73,11 +77,14 @@ lel_actor_t *lel__template_new(lel_server_t *srv, json_t *rec)
     t->defaults = lel__template_defaults_of(def);
     snprintf(t->image_id, sizeof(t->image_id), "%s", lel__template_image_id(def) ?: "");
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
+    pthread_mutex_init(&t->image_lock, NULL);
+    load_image_stem(t);
     atomic_init(&t->in_use, 0);
     atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a) {
         json_decref(t->defaults);
+        pthread_mutex_destroy(&t->image_lock);
         free(t);
     }
     else
@@ -243,7 +250,60 @@ void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, 
 
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw)
 {
-    snprintf(buf, n, "%s/templates/%s.%s", t->srv->cfg.data_dir, t->id, raw ? "raw" : "img");
+    pthread_mutex_lock(&t->image_lock);
+    snprintf(buf, n, "%s/templates/%s.%s", t->srv->cfg.data_dir, t->image_stem, raw ? "raw" : "img");
+    pthread_mutex_unlock(&t->image_lock);
+}
+
+void lel__template_build_image(struct lel_template *t, const char *build_id, char *buf, size_t n, int raw)
+{
+    snprintf(buf, n, "%s/templates/%s.%s.%s", t->srv->cfg.data_dir, t->id, build_id, raw ? "raw" : "img");
+}
+
+int lel__template_image_switch(struct lel_template *t, const char *build_id)
+{
+    char img[4200], key[4200], old[4200];
+    lel__template_build_image(t, build_id, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, key, sizeof(key));
+    lel__template_image(t, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, old, sizeof(old));
+    int had = json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 && strcmp(old, key);
+    struct lel_layer_op ops[2] = {{key, 1, 1, NULL, 0, 0}, {old, -1, 0, NULL, 0, 0}};
+    int r = lel_layer_write(t->srv, lel_batch_new(t->srv->store), ops, had ? 2 : 1);
+    if (r == 0) {
+        pthread_mutex_lock(&t->image_lock);
+        snprintf(t->image_stem, sizeof(t->image_stem), "%s.%s", t->id, build_id);
+        pthread_mutex_unlock(&t->image_lock);
+    }
+    return r;
+}
+
+void lel__template_image_drop(struct lel_template *t)
+{
+    char img[4200], key[4200];
+    lel__template_image(t, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, key, sizeof(key));
+    struct lel_layer_op drop = {key, -1, 0, NULL, 0, 0};
+    if (json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 &&
+        lel_layer_write(t->srv, lel_batch_new(t->srv->store), &drop, 1) < 0)
+        fprintf(stderr, "lelantosd: template %s: its image's reference could not be dropped; its files stay\n", t->id);
+    pthread_mutex_lock(&t->image_lock);
+    t->image_stem[0] = 0; /* none now: a later build's switch has nothing to drop again */
+    pthread_mutex_unlock(&t->image_lock);
+}
+
+/* The stem of the image a loaded template has: its build's own files, or the one name of
+ * images built before each build had its own. */
+static void load_image_stem(struct lel_template *t)
+{
+    const char *bid = json_string_value(json_object_get(t->rec, "imageBuildID"));
+    char img[4200];
+    snprintf(t->image_stem, sizeof(t->image_stem), "%s", t->id);
+    if (!bid)
+        return;
+    lel__template_build_image(t, bid, img, sizeof(img), 0);
+    if (access(img, F_OK) == 0)
+        snprintf(t->image_stem, sizeof(t->image_stem), "%s.%s", t->id, bid);
 }
 
 int lel_template_image(lel_actor_t *a, char *img, char *raw, size_t n)
@@ -502,10 +562,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
         lel_image_release(t->srv, t->image_id);
         t->image_id[0] = 0;
     }
-    lel__template_image(t, img, sizeof(img), 0);
-    unlink(img);
-    lel__template_image(t, img, sizeof(img), 1);
-    unlink(img);
+    lel__template_image_drop(t);
     lel__template_context_abandon(t);
     lel__template_context_path(t, img, sizeof(img));
     unlink(img);

@@ -27,6 +27,11 @@ struct lel_template {
     uint32_t ctx_seq;              /* actor-owned: the next upload's id */
     json_t *retired;               /* defaults replaced by a rebuild, freed with the template (a
                                       reader on another thread may still hold one) */
+    /* the built image's file stem under templates/: "<id>.<buildID>" (each build its own files,
+     * so diffs over an older build's image keep their base), or "<id>" for an image built before
+     * that; written by the build while image_ready is 0, read under image_lock */
+    pthread_mutex_t image_lock;
+    char image_stem[2 * LEL_ID_LEN + 8];
 };
 
 /* lel_template.c, for its other files */
@@ -68,6 +73,14 @@ json_t *lel__template_defaults_of(json_t *def);
 enum lel_tpl_status lel__template_status(const char *s);
 /** <data_dir>/templates/<id>.img (raw = 0) or .raw (its unpacked memory). */
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw);
+/** The files of build `build_id`'s image (its raw memory with raw). */
+void lel__template_build_image(struct lel_template *t, const char *build_id, char *buf, size_t n, int raw);
+/** Makes build `build_id`'s image the template's: its layer record (owner: the template) made,
+ * the previous image's owner reference dropped (its files go when no sandbox or diff needs them). */
+int lel__template_image_switch(struct lel_template *t, const char *build_id);
+/** The template lets its current image go (deleted or rebuilt from scratch): its owner
+ * reference is dropped; the files stay while sandboxes or diffs need them. */
+void lel__template_image_drop(struct lel_template *t);
 /** Starts build `build_id` of template t; it proceeds one phase per LEL_MSG_BUILD_STEP
  * (lel_build.c). A command in the guest (a `run` step, readyCmd) is started and then polled,
  * so the actor answers calls, a DELETE among them, while it runs. */

@@ -111,7 +111,8 @@ struct lel_cmd {
      * event); STREAM, its output is read as it comes (lel_vm_cmd_read) and a writer waits while
      * the host has not read 1 MiB of a stream, instead of output past 1 MiB being dropped;
      * STDIN_PIPE, its stdin is a pipe written with lel_vm_cmd_stdin (`in` is ignored); and
-     * LEL_VM_CMD_AS(id): its first process runs with that uid and gid (else root) */
+     * LEL_VM_CMD_AS(id): its first process runs with that uid and gid (else root). PTY is
+     * lel_vm_cmd_start_pty's. */
     unsigned flags;
 };
 #define LEL_VM_CMD_AS(id) (LEL_CMD_IDS | (unsigned)(id) << 16) /* ids below 65536 */
@@ -121,6 +122,11 @@ struct lel_cmd {
  * program or cwd, EAGAIN: too many processes or commands), -E2BIG when the request does not
  * fit, or -ETIMEDOUT/-EPIPE when the guest did not answer. */
 int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id);
+/** The same on a pseudo-terminal of its own of cols x rows in the guest (LEL_CMD_PTY: its
+ * controlling terminal, stdin, stdout and stderr): its output is read as stdout (STREAM is
+ * implied), lel_vm_cmd_stdin types at it and lel_vm_cmd_resize resizes it; `in` is ignored.
+ * A guest older than ptys runs it without one. */
+int lel_vm_cmd_start_pty(lel_vm_t *vm, const struct lel_cmd *cmd, uint16_t cols, uint16_t rows, uint32_t *id);
 /** Collects an ended command (`want` 0: any): fills `res` and `id`; its stdout and stderr are
  * in the bulk area (lel_vm_bulk_read) until the next request. Returns 0, -EAGAIN when it has
  * not ended (none has, for 0), -ENOENT for an unknown id, or -errno. */
@@ -141,6 +147,9 @@ int lel_vm_cmd_read(lel_vm_t *vm, uint32_t id, uint64_t *out_len, uint64_t *err_
  * are in. Returns 0, -EPIPE (nobody reads it: dropped), -EINVAL (no pipe, or closed), -ENOENT,
  * -ENOSYS (an older guest), or -errno. */
 int lel_vm_cmd_stdin(lel_vm_t *vm, uint32_t id, const void *p, size_t n, int close, size_t *taken);
+/** A pty command's new window size (its foreground processes get SIGWINCH). Returns 0, -ENOENT,
+ * -EINVAL (no pty, or it ended), -ENOSYS (an older guest), or -errno. */
+int lel_vm_cmd_resize(lel_vm_t *vm, uint32_t id, uint16_t cols, uint16_t rows);
 /** A command with something for the host: its id and LEL_POLL_* flags. */
 struct lel_cmd_ready {
     uint32_t id, flags;

@@ -67,8 +67,8 @@ int sa_wild(const struct saddr *a)
 int sa_local(const struct saddr *a)
 {
     const uint8_t *v4 = a->b[0] == AF_INET_ ? a->b + 4 : sa_mapped(a);
-    if (v4)
-        return v4[0] == 127 || all_zero(v4, 4);
+    if (v4) /* loopback, the wildcard, or eth0's address (net/netif.c) */
+        return v4[0] == 127 || all_zero(v4, 4) || !kmemcmp(v4, netif_by_index(NETIF_ETH)->v4, 4);
     return sa_wild(a) || (all_zero(a->b + 8, 15) && a->b[23] == 1);
 }
 

@@ -17,6 +17,7 @@ struct dgram;
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 #define DGRAM_RCVBUF 212992 /* what a datagram socket holds (Linux's default rmem), each costing its length + 256 */
+#define SOCK_OPTS 16      /* the most int options a socket keeps (more are taken, not kept) */
 #define SOCK_QUEUE 32     /* the most connections a listener holds unaccepted */
 #define SADDR_MAX 110     /* sockaddr_un: the family and 108 bytes of path */
 #define MSG_PEEK_ 0x2
@@ -49,6 +50,11 @@ struct sock {
     struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
     int connecting;         /* hc: connect() asked the host and has no answer yet */
     int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
+    struct sockopt {        /* int options set (SO_REUSEADDR, TCP_NODELAY...): what getsockopt reads back */
+        uint16_t level, opt;
+        int32_t v;
+    } opts[SOCK_OPTS];
+    uint32_t nopts;
 };
 
 /* A part of a user buffer: address and length (an iovec). */
@@ -61,7 +67,7 @@ uint16_t sa_port(const struct saddr *a);
 /* The wildcard address (0.0.0.0, ::). */
 int sa_wild(const struct saddr *a);
 
-/* Whether an inet address is this guest: loopback or the wildcard. */
+/* Whether an inet address is this guest: loopback, the wildcard, or its address on eth0. */
 int sa_local(const struct saddr *a);
 
 /* The address at `uaddr` for a socket of `family`, checked and with its length normalised. */

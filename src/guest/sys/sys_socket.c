@@ -209,8 +209,24 @@ static long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
     return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
 }
 
-/* Options are accepted; IPV6_V6ONLY is the guest's own, TCP_NODELAY and SO_KEEPALIVE go to the
- * host's socket of a connection through the host; the rest change nothing. */
+/* An int option the socket keeps, or NULL; `make`: a free slot for it (NULL when all are used). */
+static struct sockopt *opt_slot(struct sock *s, uint64_t level, uint64_t opt, int make)
+{
+    for (uint32_t i = 0; i < s->nopts; i++)
+        if (s->opts[i].level == level && s->opts[i].opt == opt)
+            return &s->opts[i];
+    if (!make || s->nopts == SOCK_OPTS || level > 0xffff || opt > 0xffff)
+        return 0;
+    struct sockopt *o = &s->opts[s->nopts++];
+    o->level = (uint16_t)level;
+    o->opt = (uint16_t)opt;
+    return o;
+}
+
+/* Options are accepted, and an int one (4 bytes) is kept for getsockopt to read back (so
+ * SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST, TCP_NODELAY... read as set); IPV6_V6ONLY is the
+ * guest's own, TCP_NODELAY and SO_KEEPALIVE go to the host's socket of a connection through
+ * the host; the rest change nothing. */
 static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
 {
     long err;
@@ -218,8 +234,15 @@ static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     int v = 0;
     if (!s)
         return err;
+    if ((int64_t)(int)len < 0)
+        return -EINVAL;
     if (len >= 4 && copy_user(uval, &v, 4, 0) < 0)
         return -EFAULT;
+    if (level == 1 && (opt == 3 || opt == 4 || opt == 17 || opt == 30 || opt == 38 || opt == 39))
+        return -ENOPROTOOPT_; /* SO_TYPE, SO_ERROR, SO_PEERCRED, SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN: read-only */
+    struct sockopt *o = len == 4 && !(level == 1 && (opt == 7 || opt == 8)) ? opt_slot(s, level, opt, 1) : 0;
+    if (o) /* SO_SNDBUF and SO_RCVBUF read what the buffers are */
+        o->v = v;
     if (level == 41 && opt == 26) /* IPPROTO_IPV6, IPV6_V6ONLY */
         s->v6only = v != 0;
     else if (level == 6 && opt == 1) /* IPPROTO_TCP, TCP_NODELAY: the host's socket takes it */
@@ -255,6 +278,9 @@ static long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     } else if (level == 41 && opt == 26) {
         v[0] = s->v6only;
     }
+    struct sockopt *o = opt_slot(s, level, opt, 0);
+    if (o)
+        v[0] = o->v;
     n = (uint32_t)cap < n ? (uint32_t)cap : n;
     if (copy_user(uval, v, n, 1) < 0 || copy_user(ulen, &n, 4, 1) < 0)
         return -EFAULT;
