@@ -48,6 +48,16 @@ struct xfer {
     uint64_t off, total;
     char *buf;        /* path, NUL, then up to a chunk of data */
     size_t fill;
+    /* upload into guest pages (LEL_OP_FILE_UPLOAD_PAGES): the pages the guest gave for
+     * [off, off + len) of its temporary, by the VM that gave them; fill bytes in */
+    int pages;        /* 1: this way; 0: through bulk (decided by the first chunk) */
+    uint8_t **pg;
+    size_t npg;
+    uint64_t len;
+    lel_vm_t *pvm;
+    /* download: the piece after the one h2o is sending, read from the guest meanwhile */
+    char *ahead;
+    ssize_t ahead_len; /* -1: none read */
     struct xfer *next;
 };
 

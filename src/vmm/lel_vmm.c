@@ -234,22 +234,23 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
     s->db = !code;
 }
 
-/* Identity map of all guest RAM with 2 MiB pages; U/S=1 at every level (required by PVM). */
+/* Identity map of all guest RAM with 2 MiB pages; U/S=1 at every level (required by PVM), and
+ * accessed and dirty set: the shadow MMU then never writes them back (the guest's PTE_A, PTE_D). */
 static void build_page_tables(lel_vm_t *vm)
 {
     uint64_t *pml4 = (uint64_t *)(vm->mem + LEL_GPA_PML4), *pdpt = (uint64_t *)(vm->mem + LEL_GPA_PDPT);
     uint64_t top = vm->mem_bytes > LEL_LOW_MEM_MAX ? (1ULL << 32) + vm->mem_bytes - LEL_LOW_MEM_MAX : vm->mem_bytes;
     uint64_t ngb = (top + (1ULL << 30) - 1) >> 30;
     uint64_t *pdpt_high = (uint64_t *)(vm->mem + LEL_GPA_PDPT_HIGH);
-    pml4[0] = LEL_GPA_PDPT | 7;                        /* identity, for the first instructions */
-    pml4[LEL_PML4_DMAP_SLOT] = LEL_GPA_PDPT | 7;       /* the same GiB entries: the direct map */
-    pml4[LEL_PML4_KERNEL_SLOT] = LEL_GPA_PDPT_HIGH | 7; /* -2 GiB: the first GiB again, for the kernel image */
-    pdpt_high[510] = LEL_GPA_PD | 7;
+    pml4[0] = LEL_GPA_PDPT | 0x27;                        /* identity, for the first instructions */
+    pml4[LEL_PML4_DMAP_SLOT] = LEL_GPA_PDPT | 0x27;       /* the same GiB entries: the direct map */
+    pml4[LEL_PML4_KERNEL_SLOT] = LEL_GPA_PDPT_HIGH | 0x27; /* -2 GiB: the first GiB again, for the kernel image */
+    pdpt_high[510] = LEL_GPA_PD | 0x27;
     for (uint64_t g = 0; g < ngb; g++) {
         uint64_t *pd = (uint64_t *)(vm->mem + LEL_GPA_PD + g * 4096);
-        pdpt[g] = (LEL_GPA_PD + g * 4096) | 7;
+        pdpt[g] = (LEL_GPA_PD + g * 4096) | 0x27;
         for (int i = 0; i < 512; i++)
-            pd[i] = ((g << 30) + ((uint64_t)i << 21)) | 0x87;
+            pd[i] = ((g << 30) + ((uint64_t)i << 21)) | 0xe7;
     }
 }
 
@@ -856,6 +857,18 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
     return r < 0 ? r : freed;
 }
 
+uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn)
+{
+    uint64_t gpa = pfn << 12, low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    if (pfn >= (1ULL << 40) || gpa < (8ULL << 20))
+        return NULL;
+    if (gpa + 4096 <= low)
+        return vm->mem + gpa;
+    if (gpa >= (1ULL << 32) && gpa - (1ULL << 32) + 4096 <= vm->mem_bytes - low) /* RAM above the 32-bit hole */
+        return vm->mem + low + (gpa - (1ULL << 32));
+    return NULL;
+}
+
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
 {
     if (off >= LEL_BULK_SIZE)
@@ -937,6 +950,7 @@ int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_
     res->truncated = (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0;
     res->timed_out = (ret[3] & LEL_CMD_TIMED_OUT) != 0;
     res->signaled = (ret[3] & LEL_CMD_SIGNALED) != 0;
+    res->last = (ret[3] & LEL_CMD_LAST) != 0;
     return 0;
 }
 

@@ -83,6 +83,11 @@ int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
  * copied there first. Returns like lel_vm_call; the answer's bytes are read with lel_vm_bulk_read. */
 int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
                      int timeout_ms);
+/** The host's mapping of guest page `pfn` (GPA >> 12, as the guest listed it), for filling
+ * pages the guest handed out (LEL_OP_FILE_UPLOAD_PAGES): NULL unless it is guest RAM above the
+ * fixed areas (mailbox, bulk area, kernel, kernel stacks: below 8 MiB). What the guest does
+ * with the page is its own affair; the pointer is valid until lel_vm_destroy. */
+uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn);
 /** Copies up to `len` bytes at `off` of the bulk area (clamped to it: the guest's lengths are
  * never trusted). Returns the bytes copied. */
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len);
@@ -91,6 +96,7 @@ struct lel_run_result {
     uint64_t out_len, err_len; /* in the bulk area: stdout at 0, stderr at LEL_BULK_HALF (clamped) */
     int truncated, timed_out;
     int signaled;          /* a signal ended its first process (exit_status is 128 + it); 0 from older guests */
+    int last;              /* no other ended command waits to be collected (0 from older guests: ask again) */
 };
 
 /** A command for the guest. */

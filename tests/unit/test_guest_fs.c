@@ -142,6 +142,26 @@ int main(void)
     CHECK_INT(fs_read(held, 0, buf, 3), 3); /* still there for its holder */
     CHECK_STR(buf, "abc");
     fs_release(held); /* gone now (ASan would see a leak or a double free) */
+    /* pages for the host to fill (uploads): as many as the disk allows, the size with them */
+    struct inode *up;
+    uint32_t pfn[8];
+    CHECK_INT(fs_create(tmp, "up", 2, S_IFREG | 0600, &up), 0);
+    fs_set_disk_limit(fs_data_pages() + 3);
+    CHECK_INT(fs_host_pages(up, 0, 5, 5 * 4096 - 100, pfn), 3);
+    CHECK_INT(up->size, 3 * 4096);
+    CHECK(fs_page(up, 2) != NULL && fs_page(up, 3) == NULL);
+    CHECK_INT(fs_host_pages(up, 3, 2, 5 * 4096, pfn), -E_NOSPC);
+    CHECK_INT(fs_host_pages(up, 1, 2, 2 * 4096, pfn), 2); /* its own pages again; the size stays */
+    CHECK_INT(up->size, 3 * 4096);
+    fs_set_disk_limit(0);
+    CHECK_INT(fs_host_pages(up, 3, 2, 4 * 4096 + 7, pfn), 2);
+    CHECK_INT(up->size, 4 * 4096 + 7);
+    up->exec_users = 1;
+    CHECK_INT(fs_host_pages(up, 0, 1, 4096, pfn), -E_TXTBSY);
+    up->exec_users = 0;
+    CHECK_INT(fs_truncate(up, 4097), 0);
+    CHECK(fs_page(up, 1) != NULL && fs_page(up, 2) == NULL);
+    CHECK_INT(fs_unlink(tmp, "up", 2, 0), 0);
     /* a removed directory someone stands in is dead: empty, no path, nothing new in it */
     CHECK_INT(fs_create(tmp, "gone", 4, S_IFDIR | 0755, &dead), 0);
     fs_hold(dead);

@@ -542,6 +542,33 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
     return (int64_t)done;
 }
 
+int fs_host_pages(struct inode *f, uint64_t idx, uint64_t n, uint64_t size, uint32_t *pfn)
+{
+    if ((f->mode & S_IFMT) != S_IFREG || f->lower_data)
+        return -E_INVAL;
+    if (f->exec_users)
+        return -E_TXTBSY;
+    if (idx + n < idx || idx + n > PER * PER || size > MAX_FILE)
+        return -E_FBIG;
+    uint64_t got = 0;
+    for (; got < n; got++) {
+        void **sl = slot(f, idx + got, 1);
+        if (sl && !*sl && !(disk_limit && data_pages >= disk_limit) && (*sl = kpage_alloc_data_raw()))
+            data_pages++;
+        if (!sl || !*sl || rofs_contains(*sl))
+            break;
+        pfn[got] = (uint32_t)(kpage_gpa(*sl) >> 12);
+    }
+    if (n && !got)
+        return -E_NOSPC;
+    uint64_t end = (idx + got) * PAGE_SIZE;
+    if ((size < end ? size : end) > f->size)
+        f->size = size < end ? size : end;
+    f->mtime = clock_now;
+    fs_notify(0, 0, 0, f, 0x2 /* IN_MODIFY */, 0);
+    return (int)got;
+}
+
 void *fs_page_shared(struct inode *f, uint64_t index)
 {
     if ((f->mode & S_IFMT) != S_IFREG || copy_up(f, f->size) < 0)

@@ -118,6 +118,12 @@ int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 /** Writes and truncation fail with -E_TXTBSY while the file is a running program. */
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
+/** For the host's uploads: pages [idx, idx + n) of a regular file made its own (new ones not
+ * cleared: the host writes every byte of them before anyone may read them), their page numbers
+ * (GPA >> 12) into pfn, the size raised to `size` (as far as pages were had). Returns how many
+ * pages it had: fewer than n when the disk or memory runs short, -E_NOSPC when none (n > 0),
+ * or -E_FBIG, -E_TXTBSY. */
+int fs_host_pages(struct inode *f, uint64_t idx, uint64_t n, uint64_t size, uint32_t *pfn);
 /** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. It may be
  * a page of the read-only image (never written: a write gives the file its own copy). */
 void *fs_page(struct inode *f, uint64_t index);

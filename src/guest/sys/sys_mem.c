@@ -79,7 +79,7 @@ static long mmap_private(struct file *f, uint64_t va, uint64_t len, uint64_t pro
         if (shared && !(e = pte_of(m->pml4, p, 1)))
             return -ENOMEM;
         if (shared) /* a library's code and constants: one copy for every process */
-            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_FILE;
+            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_A | PTE_FILE;
         else if (!reserve && map_new(m->pml4, p) < 0)
             return -ENOMEM;
     }
