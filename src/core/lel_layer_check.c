@@ -262,7 +262,7 @@ static int write_records(struct census *c, int *fixed)
 /* Removes the images of `sub` nobody needs (and raw memory files without their image). */
 static int sweep(struct census *c, const char *sub)
 {
-    char dir[4200], path[4400], key[4400];
+    char dir[4200], path[4600], key[4600];
     int removed = 0;
     snprintf(dir, sizeof(dir), "%s/%s", c->srv->cfg.data_dir, sub);
     DIR *d = opendir(dir);
