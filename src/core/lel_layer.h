@@ -39,6 +39,12 @@ int lel_layer_refs(lel_server_t *srv, const char *key);
 /** Starts flattening image `key` into a full image on its own thread, when its depth exceeds
  * snapshots.max_chain_depth; afterwards its record no longer holds its base. */
 void lel_layer_maybe_flatten(lel_server_t *srv, const char *key, int depth);
+/** The start-up check (lel_layer_check.c), after the sandboxes were loaded and before the API
+ * answers: every image's reference count computed again from what holds it (snapshot records,
+ * templates, sandboxes not killed, the diffs over it), records rewritten where they differ
+ * (what a crash between an image's file and its record left), images nobody holds removed
+ * with their raw memory files, interrupted flattens started again. Returns 0 or -EIO. */
+int lel_layer_check(lel_server_t *srv);
 /** Waits until no flatten runs (the server's stop). */
 void lel_layer_drain(lel_server_t *srv);
 

@@ -549,14 +549,23 @@ void lel__sbx_reap(struct lel_sandbox *s)
         lel_actor_unref(s->actor); /* the registry's reference; we may be freed after this turn */
 }
 
-/* Writes the record as killed now with an error event, without the timers and files a kill at
- * run time sees to (the daemon is starting or stopping). */
+/* Writes the record as killed now with an error event, without the timers a kill at run time
+ * sees to (the daemon is starting or stopping). Its need of the image it started from goes in
+ * the same batch (else that image's files would stay for good), and a pause image it left. */
 static int mark_killed(struct lel_sandbox *s, const char *why)
 {
     int64_t now = lel_now_ms();
     json_t *rec = lel__sbx_with_state(s, S_KILLED, now);
     json_object_set_new(rec, "killedAtMs", json_integer(now));
-    return lel__sbx_commit(s, rec, "error", why, NULL);
+    struct lel_layer_op drop = {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0};
+    json_object_del(rec, "baseImage");
+    int r = lel__sbx_commit_ops(s, rec, "error", why, NULL, &drop, drop.key ? 1 : 0);
+    if (r == 0) {
+        char img[4200];
+        lel__sbx_pause_image(s, img, sizeof(img));
+        unlink(img);
+    }
+    return r;
 }
 
 /* ---- graceful stop (lel_sandbox_pause_all): every running sandbox is paused, so a restart

@@ -250,6 +250,10 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
+    if ((r = lel_layer_check(srv)) < 0) {
+        snprintf(err, errlen, "cannot check the image records in the store");
+        goto fail;
+    }
     static const lel_http_handlers_t hd = {lel_api_admit, lel_api_dispatch};
     if ((r = lel_http_start(&srv->cfg, &hd, srv, &srv->http, err, errlen)) < 0)
         goto fail;

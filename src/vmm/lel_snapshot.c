@@ -302,9 +302,12 @@ int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char
 {
     struct buf state = {0};
     int r = save_state(vm, &state, err, errlen);
-    struct lel__wspec w = {path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, NULL, 0, NULL, NULL, NULL, 0};
+    /* anonymous memory: the chunks the guest never touched are zero, and need not be read */
+    uint8_t *zero = r == 0 && vm->mem_anon ? lel__img_untouched(vm->mem, vm->mem_bytes) : NULL;
+    struct lel__wspec w = {path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, NULL, 0, NULL, NULL, NULL, 0, zero};
     if (r == 0)
         r = lel__img_write(&w, info, err, errlen);
+    free(zero);
     free(state.p);
     return r;
 }
@@ -422,7 +425,7 @@ int lel_vm_save_diff(lel_vm_t *vm, const char *path, struct lel_snap_info *info,
     }
     if ((r = save_state(vm, &state, err, errlen)) == 0) {
         struct lel__wspec w = {path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, pages, npages, map, rel,
-                               vm->base_id, vm->base_depth + 1};
+                               vm->base_id, vm->base_depth + 1, NULL};
         r = lel__img_write(&w, info, err, errlen);
     }
     free(state.p);

@@ -102,6 +102,35 @@ static int all_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
+static int read_all(int fd, void *p, size_t n, uint64_t off);
+
+uint8_t *lel__img_untouched(const uint8_t *mem, uint64_t bytes)
+{
+    enum { PPC = CHUNK / PAGE, STEP = 64 }; /* pages per chunk; chunks per read of the page map */
+    uint64_t nmap = bytes / CHUNK, first = (uint64_t)(uintptr_t)mem / PAGE;
+    uint8_t *zero = calloc(nmap ? nmap : 1, 1);
+    uint64_t *pm = malloc(STEP * PPC * sizeof(uint64_t));
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), ok = zero && pm && fd >= 0 && (uintptr_t)mem % PAGE == 0;
+    for (uint64_t c = 0; ok && c < nmap; c += STEP) {
+        uint64_t n = nmap - c < STEP ? nmap - c : STEP;
+        ok = read_all(fd, pm, n * PPC * sizeof(uint64_t), (first + c * PPC) * sizeof(uint64_t)) == 0;
+        for (uint64_t k = 0; ok && k < n; k++) {
+            uint64_t any = 0;
+            for (uint64_t i = 0; i < PPC; i++)
+                any |= pm[k * PPC + i] >> 62; /* present (bit 63) or swapped (bit 62) */
+            zero[c + k] = !any;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(pm);
+    if (!ok) {
+        free(zero);
+        return NULL;
+    }
+    return zero;
+}
+
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
 {
     while (n) {
@@ -143,6 +172,8 @@ struct job {
     uint64_t file_size;
     struct lel__frame *index;
     uint64_t *page_hash;     /* apply: each stored page's hash, or NULL */
+    const uint8_t *zero;     /* save of a full image: chunks known to be zero (not read) */
+    uint64_t zero_xxh;       /* the hash of a zero chunk */
     uint64_t next_off;       /* save: where the next frame goes (frames land in any order) */
     size_t count, next;
     pthread_mutex_t lock;
@@ -183,6 +214,11 @@ static void *compress_worker(void *arg)
     for (size_t i; (i = take(j)) != SIZE_MAX;) {
         const uint8_t *src = j->mem + (uint64_t)i * CHUNK;
         size_t len = CHUNK;
+        if (j->zero && j->zero[i]) { /* never touched: reading it would only fault zero pages in */
+            j->index[i].xxh = j->zero_xxh;
+            j->index[i].flags = C_ZERO;
+            continue;
+        }
         if (j->pages) { /* a diff's frame: its pages gathered */
             uint64_t first, n = frame_pages(j, i, &first);
             for (uint64_t k = 0; k < n; k++)
@@ -211,6 +247,9 @@ static void *compress_worker(void *arg)
             fail(j, -r);
             break;
         }
+        /* its writeback starts now, beside the compression of the next frames: the fsync at
+         * the end then waits only for the last ones */
+        sync_file_range(j->fd, (off_t)e->off, (off_t)n, SYNC_FILE_RANGE_WRITE);
     }
     free(dst);
     free(gather);
@@ -358,6 +397,15 @@ int lel__img_write(const struct lel__wspec *w, struct lel_snap_info *info, char 
     j.pages = w->pages;
     j.npages = h.npages;
     j.next_off = data_off;
+    j.zero = w->pages ? NULL : w->zero;
+    if (j.zero) {
+        uint8_t *z = calloc(1, CHUNK);
+        if (!z)
+            j.zero = NULL;
+        else
+            j.zero_xxh = XXH3_64bits(z, CHUNK);
+        free(z);
+    }
     uint64_t *full_map = w->pages ? NULL : malloc(nmap * sizeof(uint64_t));
     j.index = calloc(h.nframes ? h.nframes : 1, sizeof(struct lel__frame));
     if (!j.index || (!w->pages && !full_map)) {
@@ -766,9 +814,12 @@ int lel_image_flatten(const char *path, char *err, size_t errlen)
                      (unsigned long long)i);
             goto out;
         }
-    struct lel__wspec w = {path, mem, bytes, l[0].state, l[0].state_len, l[0].backend, l[0].tick_hz, NULL, 0, NULL, NULL, NULL, 0};
+    uint8_t *zero = lel__img_untouched(mem, bytes); /* the chunks the chain left zero were never touched */
+    struct lel__wspec w = {path, mem, bytes, l[0].state, l[0].state_len, l[0].backend, l[0].tick_hz, NULL, 0, NULL, NULL, NULL, 0, zero};
     struct lel_snap_info info;
-    if ((r = lel__img_write(&w, &info, err, errlen)) == 0 && memcmp(info.id, l[0].id, 16)) {
+    r = lel__img_write(&w, &info, err, errlen);
+    free(zero);
+    if (r == 0 && memcmp(info.id, l[0].id, 16)) {
         r = -EIO; /* cannot happen: the map matched */
         snprintf(err, errlen, "snapshot %.300s: the flattened image has another id", path);
     }

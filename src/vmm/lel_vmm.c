@@ -184,6 +184,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         close(mfd);
     } else {
         vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        vm->mem_anon = 1;
     }
     if (vm->mem == MAP_FAILED)
         goto fail;

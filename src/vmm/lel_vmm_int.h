@@ -23,6 +23,8 @@ struct lel_vm {
     size_t run_size;
     uint8_t *mem;
     uint64_t mem_bytes;
+    int mem_anon; /* anonymous memory (a boot, or a restore without a memory file): a page never
+                   * touched reads as zero, and /proc/self/pagemap says which were */
     enum lel_vmm_backend backend;
     uint32_t tick_hz;
     uint32_t tsc_khz; /* KVM_GET_TSC_KHZ: the guest keeps time across a stopped timer with it */
@@ -114,6 +116,7 @@ struct lel__wspec {
     const char *base;      /* a diff: its base's path as it will be recorded */
     const uint8_t *base_id;
     uint32_t depth;
+    const uint8_t *zero;   /* a full image: chunks known to be zero without reading them (or NULL) */
 };
 int lel__img_open(const char *path, struct lel__img *o, char *err, size_t errlen);
 void lel__img_close(struct lel__img *o);
@@ -132,6 +135,10 @@ int lel__img_write(const struct lel__wspec *w, struct lel_snap_info *info, char 
 const char *lel__img_raw(const struct lel__img *o, char *buf, size_t n);
 /** The content id of a memory with these chunk hashes and this state. */
 void lel__img_id(uint64_t mem_bytes, uint64_t state_xxh, const uint64_t *map, uint64_t nmap, uint8_t id[16]);
+/** Per 1 MiB chunk of anonymous private memory, 1 where no page of it was ever touched (none
+ * present or swapped in /proc/self/pagemap: it reads as zero); malloc'd, NULL when the page map
+ * cannot be read (then every chunk is read). */
+uint8_t *lel__img_untouched(const uint8_t *mem, uint64_t bytes);
 /** Worker threads for the frames: the host's online CPUs, 1..64. */
 int lel__img_threads(void);
 

@@ -91,7 +91,7 @@ static void roundtrip(void)
     struct lel_snap_info info;
     snprintf(img, sizeof(img), "%s/mem.img", dir);
     snprintf(raw, sizeof(raw), "%s/mem.raw", dir);
-    struct lel__wspec w = {img, mem, n, "state", 5, LEL_VMM_PVM, 100, NULL, 0, NULL, NULL, NULL, 0};
+    struct lel__wspec w = {img, mem, n, "state", 5, LEL_VMM_PVM, 100, NULL, 0, NULL, NULL, NULL, 0, NULL};
     CHECK_INT(lel__img_write(&w, &info, err, sizeof(err)), 0);
     CHECK_INT(info.chunks, 16);
     CHECK_INT(info.zero_chunks, 10);
@@ -123,6 +123,51 @@ static void roundtrip(void)
     free(back);
 }
 
+/* A full image of anonymous memory skips the chunks the page map says were never touched: the
+ * same image (content id, frames) as reading every chunk, a chunk touched and zeroed again is
+ * read (and found zero), and a chunk with one touched page is stored. */
+static void untouched_chunks(void)
+{
+    size_t n = 16ULL << 20;
+    uint8_t *mem = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    for (size_t c = 0; c < 16; c += 4) /* chunks 0, 4, 8, 12: data; 2: touched, left zero; 6: one page */
+        for (size_t i = 0; i < CHUNK; i++)
+            mem[c * CHUNK + i] = (uint8_t)(i * 2654435761u >> 11);
+    memset(mem + 2 * CHUNK, 0, CHUNK);
+    mem[6 * CHUNK + 5 * 4096 + 7] = 1;
+    uint8_t *zero = lel__img_untouched(mem, n);
+    CHECK(zero != NULL);
+    int untouched = 0;
+    for (size_t c = 0; zero && c < 16; c++)
+        untouched += zero[c];
+    CHECK_INT(untouched, 10);
+    CHECK(zero && !zero[0] && !zero[2] && !zero[6] && zero[1] && zero[15]);
+    char a[128], b[128], err[256];
+    struct lel_snap_info ia, ib;
+    snprintf(a, sizeof(a), "%s/skip.img", dir);
+    snprintf(b, sizeof(b), "%s/read.img", dir);
+    struct lel__wspec w = {a, mem, n, "state", 5, LEL_VMM_PVM, 100, NULL, 0, NULL, NULL, NULL, 0, zero};
+    CHECK_INT(lel__img_write(&w, &ia, err, sizeof(err)), 0);
+    w.path = b;
+    w.zero = NULL;
+    CHECK_INT(lel__img_write(&w, &ib, err, sizeof(err)), 0);
+    CHECK(memcmp(ia.id, ib.id, 16) == 0);
+    CHECK_INT(ia.zero_chunks, 11);
+    CHECK_INT(ib.zero_chunks, 11);
+    char raw[128];
+    snprintf(raw, sizeof(raw), "%s/skip.raw", dir);
+    CHECK_INT(lel_image_unpack_memory(a, raw, err, sizeof(err)), 0);
+    FILE *f = fopen(raw, "rb");
+    uint8_t *back = malloc(n);
+    CHECK(f && fread(back, 1, n, f) == n);
+    if (f)
+        fclose(f);
+    CHECK(memcmp(mem, back, n) == 0);
+    free(back);
+    free(zero);
+    munmap(mem, n);
+}
 
 /* ---- diff chains ---- */
 
@@ -134,7 +179,7 @@ static void write_image(const char *name, const uint8_t *mem, size_t n, const ui
     for (size_t i = 0; i < n / CHUNK; i++)
         map[i] = XXH3_64bits(mem + i * CHUNK, CHUNK);
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    struct lel__wspec w = {path, mem, n, name, strlen(name), LEL_VMM_PVM, 100, pages, np, pages ? map : NULL, base, base_id, depth};
+    struct lel__wspec w = {path, mem, n, name, strlen(name), LEL_VMM_PVM, 100, pages, np, pages ? map : NULL, base, base_id, depth, NULL};
     CHECK_INT(lel__img_write(&w, info, err, sizeof(err)), 0);
     free(map);
 }
@@ -361,6 +406,7 @@ int main(void)
     CHECK(strstr(last_err, "corrupt or truncated") != NULL);
     free(img);
     roundtrip();
+    untouched_chunks();
     chains();
     killed_writer();
     char cmd[200];
