@@ -46,6 +46,7 @@ typedef struct lel_config {
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
     int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
     int max_parallel_builds;   /**< template builds running at once (more wait, "waiting"); default 2 */
+    int template_warm_pool;    /**< templates.warm_pool: VMs restored ahead per template in use; 0: none; default 4 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */
     size_t image_max_unpacked_bytes; /**< an image's unpacked files, all layers together (compression bombs); default 16 GiB */
     /* sandbox networking (src/net, README "Networking") */

@@ -363,7 +363,8 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 503, "lelantosd is stopping: no sandbox starts now");
         return;
     }
-    if (s->srv->use_vm &&
+    int pooled = s->srv->use_vm && s->memory_file && !json_object_get(s->rec, "snapshotID") && lel__sbx_vm_adopt(s) == 0;
+    if (s->srv->use_vm && !pooled &&
         lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
         lel__sbx_slot_release(s);
         lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);

@@ -348,11 +348,12 @@ static void die(lel_vm_t *vm, const char *why)
         vm->dying = 1;
         snprintf(vm->why, sizeof(vm->why), "%s", why);
     }
+    void (*died)(void *, const char *) = vm->ops.died, *ctx = vm->ctx; /* as lel_vm_set_ops left them */
     pthread_mutex_unlock(&vm->lock);
     if (!first)
         return;
-    if (vm->ops.died)
-        vm->ops.died(vm->ctx, why);
+    if (died)
+        died(ctx, why);
     pthread_mutex_lock(&vm->lock);
     vm->state = VM_DEAD;
     pthread_cond_broadcast(&vm->cond);
@@ -362,19 +363,22 @@ static void die(lel_vm_t *vm, const char *why)
 static void flush_line(lel_vm_t *vm)
 {
     int64_t now = lel_mono_ms();
+    pthread_mutex_lock(&vm->lock); /* lel_vm_set_ops may change them */
+    void (*line)(void *, const char *, size_t) = vm->ops.console_line, *ctx = vm->ctx;
+    pthread_mutex_unlock(&vm->lock);
     if (now - vm->line_window_ms >= 1000) {
-        if (vm->lines_dropped && vm->ops.console_line) {
+        if (vm->lines_dropped && line) {
             char msg[64];
             int n = snprintf(msg, sizeof(msg), "[%u console lines dropped]", vm->lines_dropped);
-            vm->ops.console_line(vm->ctx, msg, (size_t)n);
+            line(ctx, msg, (size_t)n);
         }
         vm->line_window_ms = now;
         vm->lines_in_window = vm->lines_dropped = 0;
     }
     if (++vm->lines_in_window > CONSOLE_LINES_PER_S)
         vm->lines_dropped++;
-    else if (vm->ops.console_line)
-        vm->ops.console_line(vm->ctx, vm->line, vm->linelen);
+    else if (line)
+        line(ctx, vm->line, vm->linelen);
     vm->linelen = 0;
 }
 
@@ -409,10 +413,11 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
         vm->responses++;
     else if (v == LEL_BELL_EVENT)
         vm->events++;
+    void (*event)(void *) = vm->ops.event, *ctx = vm->ctx;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
-    if (v == LEL_BELL_EVENT && vm->ops.event)
-        vm->ops.event(vm->ctx);
+    if (v == LEL_BELL_EVENT && event)
+        event(ctx);
 }
 
 static void net_bell(lel_vm_t *vm)
@@ -763,25 +768,47 @@ int lel_vm_cont(lel_vm_t *vm)
     return dead ? -EPIPE : 0;
 }
 
-void lel_vm_destroy(lel_vm_t *vm)
+int lel_vm_set_ops(lel_vm_t *vm, const struct lel_vm_ops *ops, void *ctx)
 {
-    if (!vm)
-        return;
-    if (vm->thread_started) {
-        pthread_mutex_lock(&vm->lock);
-        vm->exit_req = vm->stop_req = 1;
-        if (vm->run)
-            vm->run->immediate_exit = 1;
-        pthread_cond_broadcast(&vm->cond);
-        pthread_mutex_unlock(&vm->lock);
-        pthread_kill(vm->thread, SIGUSR1);
-        /* keep kicking until it notices: a natively running vCPU only leaves on a signal */
-        struct timespec ts = {0, 2000000};
-        while (pthread_tryjoin_np(vm->thread, NULL) == EBUSY) {
-            pthread_kill(vm->thread, SIGUSR1);
-            nanosleep(&ts, NULL);
-        }
+    pthread_mutex_lock(&vm->lock);
+    int dead = vm->dying || vm->state == VM_DEAD; /* its death went (or goes) to the old owner */
+    if (!dead) {
+        vm->ops = ops ? *ops : (struct lel_vm_ops){0};
+        vm->ctx = ctx;
     }
+    pthread_mutex_unlock(&vm->lock);
+    return dead ? -EPIPE : 0;
+}
+
+void lel__vm_join(lel_vm_t *vm)
+{
+    if (!vm->thread_started)
+        return;
+    pthread_mutex_lock(&vm->lock);
+    vm->exit_req = vm->stop_req = 1;
+    if (vm->run)
+        vm->run->immediate_exit = 1;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    /* keep kicking until it notices: a natively running vCPU only leaves on a signal (a halted
+     * one leaves at the first, so the first wait is short) */
+    for (long wait_ns = 50000;; wait_ns = wait_ns < 2000000 ? wait_ns * 2 : wait_ns) {
+        pthread_kill(vm->thread, SIGUSR1);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += wait_ns;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(vm->thread, NULL, &ts) == 0)
+            break;
+    }
+    vm->thread_started = 0;
+}
+
+void lel__vm_release(lel_vm_t *vm)
+{
     if (vm->run)
         munmap(vm->run, vm->run_size);
     if (vm->vcpu_fd >= 0)
@@ -794,6 +821,14 @@ void lel_vm_destroy(lel_vm_t *vm)
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
+}
+
+void lel_vm_destroy(lel_vm_t *vm)
+{
+    if (!vm)
+        return;
+    lel__vm_join(vm);
+    lel__vm_release(vm);
 }
 
 int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
