@@ -80,6 +80,7 @@ enum lel_msg_type {
     LEL_MSG_ENVD_TICK,  /* src/envd: a stream's keepalive timer */
     LEL_MSG_ENVD_BODY,  /* src/envd: an upload `arg` has more body */
     LEL_MSG_CMD_PIECE,  /* a streamed command's answer `arg` wants its next piece */
+    LEL_MSG_CREATE_LOST, /* a create's group commit failed: undo it, answer its call `ptr` */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */

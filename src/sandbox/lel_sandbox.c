@@ -352,6 +352,35 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
         json_decref(acc[i]);
 }
 
+/* A create whose record is written, waiting for the group commit to make it durable. */
+struct created {
+    lel_call_t *c;
+    json_t *body;        /* the 201's, made on the actor */
+    lel_actor_t *actor;  /* a reference */
+};
+
+/* The store's syncer thread (or the actor itself without sync): the 201, or on a failed sync a
+ * message for the actor to undo the create (LEL_MSG_CREATE_LOST). */
+static void created_durable(void *arg, int r)
+{
+    struct created *cr = arg;
+    lel_msg_t *m = r < 0 ? lel_msg_new(LEL_MSG_CREATE_LOST, 0, cr->c) : NULL;
+    if (r == 0 || !m || lel_actor_send(cr->actor, m) < 0) {
+        lel_msg_free(m);
+        if (r == 0)
+            lel_call_reply(cr->c, 201, cr->body);
+        else
+            lel_call_store_failed(cr->c);
+        if (r != 0)
+            json_decref(cr->body);
+        lel_call_done(cr->c);
+    } else {
+        json_decref(cr->body);
+    }
+    lel_actor_unref(cr->actor);
+    free(cr);
+}
+
 /* Handles one API call; the caller answers it. */
 /* POST /sandboxes, its second half: the record was built on the loop thread; the VM and the
  * stored record come here. */
@@ -373,19 +402,34 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
     json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
     if (json_object_get(s->rec, "snapshotID"))
         json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
-    if (lel__sbx_commit(s, json_incref(s->rec), "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created",
-                        fields) < 0) {
+    struct created *cr = malloc(sizeof(*cr));
+    char path[64];
+    lel__sbx_record_path(s, path, sizeof(path));
+    lel_batch_t *b = cr ? lel_batch_new(s->srv->store) : NULL;
+    if (!b) {
+        free(cr);
+        json_decref(fields);
         lel__sbx_vm_release(s);
         lel__sbx_slot_release(s);
-        lel_call_store_failed(c);
+        lel_call_error(c, 503, "out of memory");
         return;
     }
+    lel_batch_put(b, LEL_CF_SANDBOXES, path, s->rec);
+    lel__sbx_add_event(s, b, "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created", fields);
+    publish(s);
     if (s->vm)
         lel__sbx_arm_sampler(s);
     s->holds_template = 1;
     lel_template_acquire(s->tpl, s->team);
     arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-    lel_call_reply(c, 201, lel__sbx_access_view(s));
+    /* the 201 goes once the record is durable: the store's syncer shares one WAL fsync among
+     * the creates (and other writes) of the moment, and this worker goes on meanwhile */
+    cr->c = c;
+    cr->body = lel__sbx_access_view(s);
+    cr->actor = s->actor;
+    lel_actor_ref(s->actor);
+    s->kept = c;
+    lel_store_write_async(s->srv->store, b, created_durable, cr);
 }
 
 /* The lifecycle calls: pause, resume, connect; and the images (snapshot, restore). */
@@ -632,6 +676,11 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel__sbx_envd_msg(s, m->type, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
         stop_end(s);
+    } else if (m->type == LEL_MSG_CREATE_LOST) { /* its record did not become durable */
+        if (s->state == S_RUNNING)
+            lel__sbx_kill(s, "error: the store could not make the create durable");
+        lel_call_store_failed(m->ptr);
+        lel_call_done(m->ptr);
     }
     if (s->stop_pending)
         stop_progress(s);
