@@ -23,7 +23,7 @@ struct lel_store {
     rocksdb_writeoptions_t *wo, *wo_relaxed;
     rocksdb_readoptions_t *ro;
     int sync;
-    /* the group commit's syncer (lel_store_write_async), started at the first such write */
+    /* the group commit's syncer (lel_store_write_async), started with the store when it syncs */
     pthread_mutex_t sync_lock;
     pthread_cond_t sync_cond;
     struct pending_sync *sync_head, *sync_tail;
@@ -42,6 +42,8 @@ struct lel_batch {
     rocksdb_writebatch_t *wb;
     int failed;
 };
+
+static void *syncer_main(void *arg);
 
 int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen)
 {
@@ -102,6 +104,8 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
     st->sync = sync;
     pthread_mutex_init(&st->sync_lock, NULL);
     pthread_cond_init(&st->sync_cond, NULL);
+    /* the group commit's syncer, from the start (without it lel_store_write_async syncs inline) */
+    st->sync_started = sync && pthread_create(&st->sync_thread, NULL, syncer_main, st) == 0;
     *out = st;
     return 0;
 }
@@ -384,8 +388,6 @@ void lel_store_write_async(lel_store_t *st, lel_batch_t *b, void (*done)(void *a
         return;
     }
     pthread_mutex_lock(&st->sync_lock);
-    if (p && !st->sync_stop && !st->sync_started)
-        st->sync_started = pthread_create(&st->sync_thread, NULL, syncer_main, st) == 0;
     if (!p || !st->sync_started || st->sync_stop) { /* no syncer: this thread syncs */
         pthread_mutex_unlock(&st->sync_lock);
         free(p);
