@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define MIB (1ULL << 20)
 
@@ -70,6 +71,29 @@ static void idle_cost(lel_vm_t *vm)
     }
 }
 
+/* The anchor for full images: zstd level 1 on all cores (ZSTD_c_nbWorkers) over the same guest
+ * memory, in memory, and zstd decompressing that back; MB/s of guest memory. */
+static void zstd_anchor(lel_vm_t *vm, double *c_mbs, double *d_mbs)
+{
+    uint64_t n;
+    const uint8_t *mem = lel_vm_memory(vm, &n);
+    size_t cap = ZSTD_compressBound(n);
+    uint8_t *dst = malloc(cap), *back = malloc(n);
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 1);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    double t0 = now_ms();
+    size_t z = ZSTD_compress2(c, dst, cap, mem, n);
+    double t1 = now_ms();
+    size_t d = ZSTD_isError(z) ? 0 : ZSTD_decompress(back, n, dst, z);
+    double t2 = now_ms();
+    *c_mbs = ZSTD_isError(z) ? 0 : n / 1e3 / (t1 - t0);
+    *d_mbs = ZSTD_isError(d) || d != n ? 0 : n / 1e3 / (t2 - t1);
+    ZSTD_freeCCtx(c);
+    free(dst);
+    free(back);
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 100;
@@ -86,8 +110,9 @@ int main(int argc, char **argv)
     printf("backend %s, %d runs per size, 256 MiB guests, 1 vCPU\n", lel_vmm_backend_name(b), runs);
     double *t_boot = calloc((size_t)runs, sizeof(double)), *t_pause = calloc((size_t)runs, sizeof(double)),
            *t_resume = calloc((size_t)runs, sizeof(double)), *t_snap = calloc((size_t)runs, sizeof(double)),
-           *t_restore = calloc((size_t)runs, sizeof(double));
-    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0};
+           *t_restore = calloc((size_t)runs, sizeof(double)), *t_write = calloc((size_t)runs, sizeof(double)),
+           *a_c = calloc((size_t)runs, sizeof(double)), *a_d = calloc((size_t)runs, sizeof(double));
+    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
     const int sizes[] = {16, 64, 256 - 20};
     for (int si = 0; si < 3; si++) {
         int mib = sizes[si];
@@ -104,8 +129,12 @@ int main(int argc, char **argv)
             if (call(vm, LEL_OP_TOUCH, (uint64_t)mib, (uint64_t)i, &sum) != 0)
                 die("touch", "failed");
             t0 = now_ms();
-            if (lel_vm_stop(vm) < 0 || lel_vm_save(vm, img, &info, err, sizeof(err)) < 0)
+            if (lel_vm_stop(vm) < 0)
+                die("pause", "stop");
+            double tw = now_ms();
+            if (lel_vm_save(vm, img, &info, err, sizeof(err)) < 0)
                 die("pause", err);
+            t_write[i] = now_ms() - tw;
             lel_vm_destroy(vm);
             t_pause[i] = now_ms() - t0;
             t0 = now_ms();
@@ -116,6 +145,10 @@ int main(int argc, char **argv)
             if (lel_vm_stop(vm) < 0 || lel_vm_save(vm, snap, NULL, err, sizeof(err)) < 0 || lel_vm_cont(vm) < 0)
                 die("snapshot", err);
             t_snap[i] = now_ms() - t0;
+            if (lel_vm_stop(vm) < 0)
+                die("anchor", "stop");
+            zstd_anchor(vm, &a_c[i], &a_d[i]);
+            lel_vm_cont(vm);
             lel_vm_t *vm2;
             t0 = now_ms();
             if (lel_vm_restore(snap, &cfg, &vm2, err, sizeof(err)) < 0)
@@ -134,6 +167,16 @@ int main(int argc, char **argv)
         report("resume (restore image)", t_resume, runs);
         report("snapshot (stop+image+cont)", t_snap, runs);
         report("restore (new VM from image)", t_restore, runs);
+        /* full images against zstd -1 on all cores over the same 256 MiB, medians */
+        qsort(t_write, (size_t)runs, sizeof(double), cmp);
+        qsort(t_resume, (size_t)runs, sizeof(double), cmp);
+        qsort(a_c, (size_t)runs, sizeof(double), cmp);
+        qsort(a_d, (size_t)runs, sizeof(double), cmp);
+        double w = 256.0 * MIB / 1e3 / t_write[runs / 2], rd = 256.0 * MIB / 1e3 / t_resume[runs / 2];
+        printf("  full image write %.0f MB/s vs zstd-1 x%ld threads in memory %.0f MB/s: %.2fx (goal >= 0.8x)\n", w,
+               sysconf(_SC_NPROCESSORS_ONLN), a_c[runs / 2], a_c[runs / 2] > 0 ? w / a_c[runs / 2] : 0);
+        printf("  full image read (resume) %.0f MB/s vs zstd decompress in memory %.0f MB/s: %.2fx (goal >= 0.8x)\n", rd,
+               a_d[runs / 2], a_d[runs / 2] > 0 ? rd / a_d[runs / 2] : 0);
     }
     /* compute: the same loop in the guest and here */
     lel_vm_t *vm;

@@ -45,6 +45,8 @@ typedef struct lel_config {
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
     int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
+    int snapshot_max_chain_depth; /**< snapshots.max_chain_depth: a snapshot that is a diff of a diff ... deeper than
+                                       this is rewritten as a full image in the background; default 8 */
     int max_parallel_builds;   /**< template builds running at once (more wait, "waiting"); default 2 */
     int template_warm_pool;    /**< templates.warm_pool: VMs restored ahead per template in use; 0: none; default 4 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */

@@ -47,11 +47,20 @@ static const struct route_def routes[] = {
     {"/sandboxes/*/commands", GENERAL, 0, R_SBX_COMMANDS, 0, 0},
     {"/sandboxes/*/files", GENERAL, R_SBX_FILES_GET, 0, R_SBX_FILES_PUT, R_SBX_FILES_DELETE},
     {"/sandboxes/*/network", GENERAL, R_SBX_NETWORK, 0, R_SBX_NETWORK, 0},
+    {"/sandboxes/*/snapshots", GENERAL, 0, R_SBX_SNAPSHOTS, 0, 0},
+    {"/sandboxes/*/fork", GENERAL, 0, R_SBX_FORK, 0, 0},
     {"/snapshots", GENERAL, R_SNAP_LIST, 0, 0, 0},
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
+    {"/templates/tags", GENERAL, 0, R_TPL_TAGS_ADD, 0, R_TPL_TAGS_DEL}, /* E2B's; before the next */
     {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
     {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
+    {"/templates/*/builds/*/status", GENERAL, R_TPL_BUILD_STATUS, 0, 0, 0},
+    {"/templates/*/files/*", GENERAL, R_TPL_FILES, 0, R_TPL_FILES_PUT, 0}, /* the PUT: its URL's token, no key */
+    {"/templates/*/tags", GENERAL, R_TPL_TAGS_GET, 0, 0, 0},
+    {"/templates/aliases/*", GENERAL, R_TPL_ALIAS, 0, 0, 0},
+    {"/v3/templates", GENERAL, 0, R_TPL_E2B_CREATE, 0, 0},
+    {"/v2/templates/*/builds/*", GENERAL, 0, R_TPL_E2B_BUILD, 0, 0},
     {"/templates/*/context", GENERAL, 0, 0, R_TPL_CONTEXT, 0},
     {"/images", GENERAL, R_IMG_LIST, 0, 0, 0},
     {"/images/*", GENERAL, R_IMG_GET, 0, R_IMG_PUT, R_IMG_DELETE},
@@ -166,7 +175,7 @@ static int decode_body(lel_server_t *srv, lel_call_t *c)
         }
         return 0;
     }
-    if (c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT) /* raw bytes; whole here only when pipelined, so under max_body_bytes */
+    if (c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT || c->route == R_TPL_FILES_PUT) /* raw bytes; whole here only when pipelined, so under max_body_bytes */
         return 0;
     if (c->body_len > srv->cfg.max_body_bytes) {
         lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
@@ -224,11 +233,23 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_SBX_KILL: case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT:
     case R_SBX_TIMEOUT: case R_SBX_REFRESH: case R_SBX_LOGS: case R_SBX_METRICS: case R_SBX_SNAPSHOT:
     case R_SBX_RESTORE: case R_SBX_COMMANDS: case R_SBX_FILES_PUT: case R_SBX_FILES_GET: case R_SBX_FILES_DELETE:
-    case R_SBX_NETWORK: case R_SBX_PORT: case R_PORT_PUBLIC:
+    case R_SBX_NETWORK: case R_SBX_PORT: case R_PORT_PUBLIC: case R_SBX_SNAPSHOTS: case R_SBX_FORK:
         to_entity(srv, c, srv->sandboxes, "sandbox");
         return;
-    case R_TPL_DELETE: case R_TPL_CONTEXT:
+    case R_TPL_DELETE:
+        if (lel__api_snapshot_as_template(srv, c)) /* E2B deletes a snapshot as a template */
+            lel_call_send(c->team->actor, c);
+        else
+            to_entity(srv, c, srv->templates, "template");
+        return;
+    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET:
         to_entity(srv, c, srv->templates, "template");
+        return;
+    case R_TPL_TAGS_ADD: case R_TPL_TAGS_DEL:
+        lel__api_tags_route(srv, c);
+        return;
+    case R_TPL_FILES_PUT: /* no team: the template's actor checks the URL's token */
+        lel__api_upload_route(srv, c, srv->templates, actor_ref);
         return;
     case R_IMG_LIST: case R_IMG_GET: case R_IMG_PUT: case R_IMG_DELETE:
         lel_image_call(srv, c);
@@ -273,6 +294,11 @@ static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
     int r = match(c, cls);
     if (r || *cls == PUBLIC)
         return r;
+    if (c->route == R_TPL_FILES_PUT) { /* E2B's upload URL: its token is the credential (as a signed URL's) */
+        char bucket[96];
+        snprintf(bucket, sizeof(bucket), "upload:%s", c->peer);
+        return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
+    }
     if (*cls == ADMIN) {
         const char *tok = c->admin_token;
         if (c->api_key || c->bearer)
@@ -312,13 +338,13 @@ int lel_api_admit(void *ctx, lel_call_t *c)
         c->admitted = 1;
         return 0;
     }
-    c->body_streams = c->route == R_SBX_FILES_PUT || c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ||
-                      c->route == R_ENVD_FILES_POST;
-    c->body_limit = c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT ? srv->cfg.image_max_bytes
+    int archive = c->route == R_IMG_PUT || c->route == R_TPL_CONTEXT || c->route == R_TPL_FILES_PUT;
+    c->body_streams = archive || c->route == R_SBX_FILES_PUT || c->route == R_ENVD_FILES_POST;
+    c->body_limit = archive ? srv->cfg.image_max_bytes
                   : c->body_streams      ? srv->cfg.max_file_bytes
                                          : srv->cfg.max_body_bytes;
     if (c->declared_len != UINT64_MAX && c->declared_len > c->body_limit) {
-        if (c->route == R_TPL_CONTEXT)
+        if (c->route == R_TPL_CONTEXT || c->route == R_TPL_FILES_PUT)
             lel_call_error(c, 413, "build context larger than images.max_bytes (%zu bytes)", srv->cfg.image_max_bytes);
         else if (c->route == R_IMG_PUT)
             lel_call_error(c, 413, "image archive larger than images.max_bytes (%zu bytes)", srv->cfg.image_max_bytes);

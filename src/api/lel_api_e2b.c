@@ -7,6 +7,7 @@
 #include "lel_api_int.h"
 
 #include "../net/lel_net.h"
+#include "../template/lel_template.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +64,30 @@ static int rule_list(lel_call_t *c, json_t *net, const char *name)
     return 0;
 }
 
+/* network.maskRequestHost: the Host the sandbox's servers are sent instead of the request's,
+ * "${PORT}" standing for the port: a host name or address with an optional port (no spaces,
+ * no control characters: it goes into a request head as it is). */
+static int mask_host(lel_call_t *c, json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    int ok = n > 0 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (!strncmp(s + i, "${PORT}", 7)) {
+            i += 6;
+            continue;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr(".-_:[]", ch);
+    }
+    if (!ok) {
+        lel_call_error(c, 400, "invalid field 'network.maskRequestHost': must be a host name (1 to 255 of letters, "
+                       "digits, '.', '-', '_', ':', '[', ']'; ${PORT} stands for the port)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int lel__api_network_field(lel_call_t *c, json_t *net)
 {
     if (!net || json_is_null(net))
@@ -84,13 +109,41 @@ int lel__api_network_field(lel_call_t *c, json_t *net)
         } else if (!strcmp(k, "allowOut") || !strcmp(k, "denyOut")) {
             if (rule_list(c, net, k) < 0)
                 return -EINVAL;
+        } else if (!strcmp(k, "maskRequestHost")) {
+            if (mask_host(c, v) < 0)
+                return -EINVAL;
         } else {
             char name[96];
             snprintf(name, sizeof(name), "network.%.64s", k);
-            return unsupported(c, name, "not a network setting lelantosd knows (allowPublicTraffic, allowOut, denyOut)");
+            return unsupported(c, name, "not a network setting lelantosd knows (allowPublicTraffic, allowOut, denyOut, "
+                                        "maskRequestHost)");
         }
     }
     return 0;
+}
+
+/* PUT /sandboxes/{id}/network: E2B's SDK names the internet switch `allow_internet_access`
+ * there (ours: allowInternetAccess); an egress proxy and per-domain transform rules are not
+ * done here. */
+static int network_update(lel_call_t *c)
+{
+    json_t *b = c->json, *ai = json_object_get(b, "allow_internet_access");
+    json_t *px = json_object_get(b, "egressProxy"), *rules = json_object_get(b, "rules");
+    if (px && !json_is_null(px))
+        return unsupported(c, "egressProxy", "there is no egress proxy support");
+    if (rules && !json_is_null(rules) && (!json_is_object(rules) || json_object_size(rules)))
+        return unsupported(c, "rules", "there are no per-domain transform rules");
+    json_object_del(b, "egressProxy");
+    json_object_del(b, "rules");
+    if (ai) {
+        if (json_object_get(b, "allowInternetAccess")) {
+            lel_call_error(c, 400, "invalid field 'allow_internet_access': give it or allowInternetAccess, not both");
+            return -EINVAL;
+        }
+        json_object_set(b, "allowInternetAccess", ai);
+        json_object_del(b, "allow_internet_access");
+    }
+    return lel__api_network_field(c, b);
 }
 
 static int create_fields(lel_call_t *c)
@@ -141,7 +194,7 @@ int lel__api_e2b_body(lel_call_t *c)
     if (c->route == R_SBX_CREATE)
         return create_fields(c);
     if (c->route == R_SBX_NETWORK)
-        return lel__api_network_field(c, c->json);
+        return network_update(c);
     if (c->route == R_SBX_PAUSE) {
         int keep = 1;
         if (bool_field(c, c->json, "memory", "memory", &keep) < 0)
@@ -151,6 +204,64 @@ int lel__api_e2b_body(lel_call_t *c)
         json_object_del(c->json, "memory");
     }
     return 0;
+}
+
+/* ---- E2B's template calls that name their template in the body or by a token ---- */
+
+int lel__api_snapshot_as_template(lel_server_t *srv, lel_call_t *c)
+{
+    lel_actor_t *a = lel_template_lookup(srv, c->team, c->id);
+    json_t *snap = NULL;
+    char path[64];
+    if (a) {
+        lel_actor_unref(a);
+        return 0;
+    }
+    if (strlen(c->id) != LEL_ID_LEN)
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", c->team->id, c->id);
+    if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &snap) < 0)
+        return 0;
+    json_decref(snap);
+    c->route = R_SNAP_DELETE;
+    return 1;
+}
+
+void lel__api_tags_route(lel_server_t *srv, lel_call_t *c)
+{
+    const char *field = c->route == R_TPL_TAGS_ADD ? "target" : "name", *v = NULL;
+    char name[160];
+    if (lel_call_str_field(c, field, 140, &v) < 0 || !v || !*v) {
+        if (!c->status)
+            lel_call_error(c, 400, "invalid field '%s': required (%s)", field,
+                           c->route == R_TPL_TAGS_ADD ? "the build to tag, as name:tag" : "the template's name");
+        lel_call_done(c);
+        return;
+    }
+    snprintf(name, sizeof(name), "%s", v);
+    if (c->route == R_TPL_TAGS_DEL) /* "name:tag" names the same template */
+        name[strcspn(name, ":")] = 0;
+    lel_actor_t *a = lel_template_lookup(srv, c->team, name);
+    if (!a) {
+        lel_call_error(c, 404, "template '%s' not found", name);
+        lel_call_done(c);
+        return;
+    }
+    lel_call_send(a, c); /* the actor checks the tag of a target */
+    lel_actor_unref(a);
+}
+
+void lel__api_upload_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *))
+{
+    (void)srv;
+    lel_actor_t *a = lel_registry_get(reg, c->id, ref, NULL);
+    if (!a) {
+        lel_call_error(c, 404, "template not found");
+        lel_call_done(c);
+        return;
+    }
+    lel_call_send(a, c);
+    lel_actor_unref(a);
 }
 
 /* ---- the data plane: E2B's envd protocol, routed to the sandbox's actor (src/envd) ---- */

@@ -14,6 +14,16 @@ int lel__api_e2b_body(lel_call_t *c);
 /** Checks a `network` object (create, PUT /sandboxes/{id}/network): allowPublicTraffic,
  * allowOut, denyOut (addresses, CIDRs, names). 0 or -EINVAL with the 400 set on c. */
 int lel__api_network_field(lel_call_t *c, json_t *net);
+/** DELETE /templates/{id} where id is none of the team's templates but one of its snapshots
+ * (E2B's SDK deletes snapshots so): 1 with c->route changed to R_SNAP_DELETE, else 0. */
+int lel__api_snapshot_as_template(lel_server_t *srv, lel_call_t *c);
+/** POST /templates/tags {target: "name:tag"} and DELETE /templates/tags {name}: to the actor of
+ * the template the body names, or answered 400/404. */
+void lel__api_tags_route(lel_server_t *srv, lel_call_t *c);
+/** PUT /templates/{id}/files/{hash}: to the template's actor (the URL's token is checked
+ * there), or answered 404. */
+void lel__api_upload_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *));
+
 /** A request for a port of a sandbox: Host <port>-<id>.<domain> or E2b-Sandbox-Id + E2b-Sandbox-Port
  * (any port but envd's; *keyed 0) or /sandboxes/{id}/ports/{port}/... (*keyed 1: the API key is the
  * credential). Fills c->route, c->id, c->proxy_port and c->proxy_path. 1 when it is one, 0 when not,

@@ -40,6 +40,7 @@ typedef struct lel_call {
     char *e2b_sandbox, *e2b_port, *host, *access_token;
     char *traffic_token; /* e2b-traffic-access-token: a sandbox port's credential when it is not public */
     char *content_type, *content_encoding, *connect_timeout, *keepalive;
+    int xmetadata;                   /* X-Metadata-<key> headers came (E2B's file metadata on uploads) */
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
     int route;
@@ -59,10 +60,10 @@ typedef struct lel_call {
     const char *raw_type; /* its content type (static string); NULL: application/octet-stream */
     const char *allow;    /* Allow header of a 405 (static string), or NULL */
     int close;            /* close the connection after this answer (HTTP/1) */
-    /* a request for a sandbox's port (lel_call_proxy): the stream to it, the port and the path
-     * to send (NULL: the request's own); proxy_fd is -1 otherwise */
+    /* a request for a sandbox's port (lel_call_proxy): the stream to it, the port, the path and
+     * the Host to send (malloc'd; NULL: the request's own); proxy_fd is -1 otherwise */
     int proxy_fd, proxy_port;
-    char *proxy_path;
+    char *proxy_path, *proxy_host;
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;

@@ -45,6 +45,7 @@ static const struct key keys[] = {
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
+    {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
     {"templates.warm_pool", K_INT, OFF(template_warm_pool), 0, 1024},
@@ -139,6 +140,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
     cfg->template_warm_pool = 4;
+    cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
     cfg->net_allow_internet = 1;

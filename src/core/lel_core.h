@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #define LEL_BUILTIN_TEAM "_builtin"
-#define LEL_ENVD_VERSION "0.5.7" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
+#define LEL_ENVD_VERSION "0.6.4" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
 
@@ -50,6 +50,9 @@ typedef struct lel_server {
     atomic_int stop_waiting;   /* sandboxes told to pause for the stop that have not settled yet */
     atomic_int stop_paused;    /* sandboxes the stop paused */
     int64_t stop_deadline_ms;  /* monotonic: pauses for the stop start no later */
+    pthread_mutex_t layer_lock; /* image reference counts (lel_layer.c): read-modify-write of their records */
+    pthread_cond_t layer_cond;
+    int layer_jobs;             /* background flattens running (under layer_lock) */
 } lel_server_t;
 
 typedef struct lel_team {
@@ -80,7 +83,7 @@ enum lel_msg_type {
     LEL_MSG_ENVD_TICK,  /* src/envd: a stream's keepalive timer */
     LEL_MSG_ENVD_BODY,  /* src/envd: an upload `arg` has more body */
     LEL_MSG_CMD_PIECE,  /* a streamed command's answer `arg` wants its next piece */
-    LEL_MSG_CREATE_LOST, /* a create's group commit failed: undo it, answer its call `ptr` */
+    LEL_MSG_FORK,       /* a fork starts its VM (ptr: the fork job, arg: its place in it) */
 };
 
 /* Routes (lel_api.c maps paths and methods onto these). */
@@ -97,6 +100,13 @@ enum lel_route {
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
     R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
     R_SBX_NETWORK, /* PUT /sandboxes/{id}/network */
+    /* E2B's shapes (src/api/lel_api_e2b.c): POST /sandboxes/{id}/snapshots, POST /sandboxes/{id}/fork */
+    R_SBX_SNAPSHOTS, R_SBX_FORK,
+    /* E2B's template builder: POST /v3/templates, GET and PUT /templates/{id}/files/{hash} (c->id2),
+     * POST /v2/templates/{id}/builds/{buildID}, GET /templates/{id}/builds/{buildID}/status,
+     * GET /templates/aliases/{alias}, POST and DELETE /templates/tags, GET /templates/{id}/tags */
+    R_TPL_E2B_CREATE, R_TPL_FILES, R_TPL_FILES_PUT, R_TPL_E2B_BUILD, R_TPL_BUILD_STATUS, R_TPL_ALIAS,
+    R_TPL_TAGS_ADD, R_TPL_TAGS_DEL, R_TPL_TAGS_GET,
     /* a request for a server in the sandbox (c->id, c->proxy_port, c->proxy_path): by the path form
      * with the API key (R_SBX_PORT), by Host or E2B's headers (R_PORT_PUBLIC, no key) */
     R_SBX_PORT, R_PORT_PUBLIC,

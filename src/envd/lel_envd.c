@@ -38,6 +38,7 @@ void lel_envd_free(lel_envd_t *e)
         return;
     lel__envd_proc_forget(e);
     lel__envd_ended_forget(e, 0);
+    lel__envd_watch_forget(e);
     while (e->streams)
         stream_free(e, e->streams);
     free(e);
@@ -119,7 +120,7 @@ void lel__envd_home(lel_envd_t *e, const struct lel_envd_host *h, const struct e
         return;
     /* the guest's upload makes missing parents with its temporary; aborting it leaves them */
     static const char probe[] = "/home/user/.lelantos-home";
-    uint64_t arg[4] = {sizeof(probe), 0, 0, LEL_UP_FIRST}, ret[4] = {0};
+    uint64_t arg[4] = {sizeof(probe), 0, 0, LEL_UP_FIRST | LEL_UP_OWNED | (uint64_t)u->id << 16}, ret[4] = {0};
     if (lel_vm_call_bulk(h->vm, LEL_OP_FILE_UPLOAD, arg, probe, sizeof(probe), ret, 5000) == 0) {
         uint64_t ab[4] = {sizeof(probe), 0, 0, LEL_UP_ABORT | ret[0] << 32};
         lel_vm_call_bulk(h->vm, LEL_OP_FILE_UPLOAD, ab, probe, sizeof(probe), ret, 5000);
@@ -440,40 +441,60 @@ static int stream_gone(lel_envd_t *e, struct envd_stream *st)
     return 1;
 }
 
+/* What follows a stream once it drained (gone 0) or went (1): its process's output, or its watch. */
+static void stream_after(lel_envd_t *e, const struct lel_envd_host *h, uint32_t pid, uint32_t watch_sid, int gone)
+{
+    if (pid) /* its process's output waits for its other streams, or for none */
+        lel__envd_proc_drained(e, h, pid);
+    if (watch_sid)
+        lel__envd_watch_stream(e, h, watch_sid, gone || !stream_find(e, watch_sid));
+}
+
+/* A stream's deadline (Connect-Timeout-Ms) came: it ends as connect-go ends it. */
+static void deadline(lel_envd_t *e, const struct lel_envd_host *h, struct envd_stream *st)
+{
+    uint32_t sid = st->watch ? st->id : 0;
+    if (!st->deadline_ms || lel_mono_ms() < st->deadline_ms || st->ended)
+        return;
+    lel__envd_stream_end(e, st, "deadline_exceeded", "the call's deadline (Connect-Timeout-Ms) passed");
+    stream_after(e, h, 0, sid, 1);
+}
+
 void lel_envd_msg(lel_envd_t *e, const struct lel_envd_host *h, int type, uint32_t arg)
 {
     if (type == LEL_MSG_ENVD_BODY) {
         lel__envd_upload_step(e, h, arg);
         return;
     }
-    struct envd_stream *st = stream_find(e, arg);
+    struct envd_stream *st = stream_find(e, arg & ~ENVD_DEADLINE_TICK);
     if (!st)
         return;
+    uint32_t pid = st->pid, watch_sid = st->watch ? st->id : 0;
     if (type == LEL_MSG_ENVD_PIECE) {
-        uint32_t pid = st->pid;
         st->want = 1;
         if (stream_gone(e, st)) {
-            if (pid) /* its process's output waits for its other streams, or for none */
-                lel__envd_proc_drained(e, h, pid);
+            stream_after(e, h, pid, watch_sid, 1);
             return;
         }
         if (!st->qlen && !st->ended && st->more)
             st->more(e, h, st);
         else
             lel__envd_stream_flush(e, st);
-        if (pid) /* its process's output may wait for it */
-            lel__envd_proc_drained(e, h, pid);
+        stream_after(e, h, pid, watch_sid, 0); /* its process's output, or its watch's events, may wait for it */
         return;
     }
     /* LEL_MSG_ENVD_TICK */
-    uint32_t pid = st->pid;
     if (stream_gone(e, st)) {
-        if (pid)
-            lel__envd_proc_drained(e, h, pid);
+        stream_after(e, h, pid, watch_sid, 1);
+        return;
+    }
+    if (arg & ENVD_DEADLINE_TICK) {
+        deadline(e, h, st);
         return;
     }
     if (st->want && !st->qlen && !st->ended && lel_mono_ms() - st->last_ms >= st->keepalive_ms - 100) {
-        lel__envd_stream_push(st, json_pack("{s:{s:{}}}", "event", "keepalive"));
+        lel__envd_stream_push(st, st->watch ? json_pack("{s:{}}", "keepalive")
+                                            : json_pack("{s:{s:{}}}", "event", "keepalive"));
         lel__envd_stream_flush(e, st);
     }
     arm_tick(h, st);
@@ -485,6 +506,7 @@ void lel_envd_vm_gone(lel_envd_t *e, const char *why)
         return;
     lel__envd_fs_fail(e, why);
     lel__envd_uploads_fail(e, why);
+    lel__envd_watch_forget(e); /* (their streams end below) */
     lel__envd_proc_forget(e);
     lel__envd_ended_forget(e, 0); /* the next VM's command ids may meet theirs */
     e->home_ready = 0; /* the next VM may come from an image without it (a restore) */
@@ -579,6 +601,8 @@ int lel_envd_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c)
 
 int lel_envd_cmd_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags)
 {
+    if (e && (flags & LEL_POLL_WATCH))
+        return lel__envd_watch_ready(e, h, id);
     return e && lel__envd_proc_ready(e, h, id, flags);
 }
 

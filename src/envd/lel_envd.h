@@ -4,9 +4,11 @@
  *
  * What it serves: GET /health; GET and POST /files; the Connect RPCs process.Process/{Start,
  * Connect, List, SendSignal, SendInput, StreamInput, CloseStdin, Update} and filesystem.Filesystem/{Stat,
- * MakeDir, Move, ListDir, Remove}. Commands run through the guest's command path, streamed
- * (the start event at once, data as the guest hands it over, the end); the file
- * system calls run small busybox scripts as commands; files move through the guest's file calls.
+ * MakeDir, Move, ListDir, Remove, WatchDir, CreateWatcher, GetWatcherEvents, RemoveWatcher}.
+ * Commands run through the guest's command path, streamed (the start event at once, data as
+ * the guest hands it over, the end); Stat and ListDir ask the guest's file calls, MakeDir, Move
+ * and Remove run small busybox scripts as commands, watches are the guest's (fs/hwatch.c);
+ * files move through the guest's file calls.
  *
  * Threads and ownership: one lel_envd_t per sandbox, owned by the sandbox actor and used only
  * on it. The actor lends what envd needs for each call in a struct lel_envd_host (borrowed for
@@ -50,6 +52,8 @@ int lel_envd_cmd_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id
 int lel_envd_cmd_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, unsigned flags);
 /** Guest commands envd has running (processes and file-system helpers): a pause waits for them. */
 int lel_envd_running(const lel_envd_t *e);
+/** It watches directories in the guest: the sandbox asks the guest what is ready on its doorbell. */
+int lel_envd_watching(const lel_envd_t *e);
 /** Kills every process it started (the daemon is stopping); their ends come as usual. */
 void lel_envd_kill_all(lel_envd_t *e, const struct lel_envd_host *h);
 /** The VM is going away: kept calls are answered, streams end with an error, processes are forgotten. */

@@ -175,6 +175,8 @@ static void upload_free(lel_envd_t *e, struct envd_upload *up)
 static int piece(struct envd_upload *up, int last)
 {
     uint64_t flags = (!up->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST : 0), ret[4] = {0};
+    if (!up->started && up->u.id) /* the file and the parents it makes are the user's, as on envd */
+        flags |= LEL_UP_OWNED | (uint64_t)(up->u.id & 0xffff) << 16;
     uint64_t arg[4] = {up->plen, up->off, up->fill, flags | (uint64_t)up->tmp_id << 32};
     int r = lel_vm_call_bulk(up->h->vm, LEL_OP_FILE_UPLOAD, arg, up->buf, up->plen + up->fill, ret, 30000);
     if (r == 0 && !up->started)
@@ -362,6 +364,10 @@ int lel__envd_files_post(lel_envd_t *e, const struct lel_envd_host *h, lel_call_
         goto refuse;
     if (!up->octet && lel_mp_init(&up->mp, c->content_type) < 0) {
         lel_call_error(c, 400, "the body must be multipart/form-data (with a boundary) or application/octet-stream");
+        goto refuse;
+    }
+    if (c->xmetadata) { /* no extended attributes in the guest to keep them in: refused, never dropped */
+        lel_call_error(c, 400, "file metadata (X-Metadata-* headers) is not supported yet");
         goto refuse;
     }
     if (enc && strcasecmp(enc, "identity") && strcasecmp(enc, "gzip")) {

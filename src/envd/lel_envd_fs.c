@@ -1,13 +1,14 @@
-/* filesystem.Filesystem on the host: each call runs a small busybox script in the guest (the
- * guest's file calls read and write files; these need lstat, mkdir -p, mv, rm -r and a walk)
- * and answers from its output when it ends. A script prints one line per entry:
- *   E <mode hex> <size> <uid> <gid> <owner> <group> <mtime s> <path>   (lstat)
- *   S <mode hex, 0 when it leads nowhere> <path>                        (a symlink's target)
- *   L <target>                                                          (after S: the resolved target)
- * and exits 10 (no such path), 11 (not a directory), 12 (a directory already) or 13 (something
- * else is there). Names with a newline in them are not listed correctly (a gap of this form).
- * Entries are EntryInfo as envd fills them: a symlink has its target's type and permissions and
- * symlinkTarget resolved; one that leads nowhere has no type (files.list drops it). */
+/* filesystem.Filesystem on the host. Stat and ListDir ask the guest (LEL_OP_FILE_STAT: lstat
+ * records of an entry or of a tree to a depth, names of any bytes, symlinks resolved as readlink
+ * -f does); MakeDir, Move and Remove run a small busybox script as the call's user (mkdir -p, mv
+ * with the destination's parents made, rm -rf; the paths travel as arguments) and MakeDir and
+ * Move answer with the entry the guest reports afterwards. A script exits 10 (no such path),
+ * 12 (a directory already) or 13 (something else is there). Entries are EntryInfo as envd fills
+ * them: owner and group named from the guest's /etc/passwd and /etc/group (the number when
+ * neither names it), `mode` the permission bits, `permissions` as Go's FileMode.String(); a
+ * symlink has its target's type and permission bits and symlinkTarget resolved, and one that
+ * leads nowhere has no type (files.list drops it). A name that is not UTF-8 is answered with
+ * U+FFFD for its bad bytes (JSON carries only UTF-8). WatchDir and the watchers: lel_envd_watch.c. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -19,25 +20,16 @@
 #include <time.h>
 
 #define FS_TIMEOUT_MS 30000
+#define DEPTH_MAX 255
+#define NAMES_MAX (256u << 10) /* bytes of /etc/passwd or /etc/group read */
 
 enum { FS_STAT = 1, FS_LIST, FS_MKDIR, FS_MOVE, FS_REMOVE };
 
-#define ENTRY "stat -c 'E %f %s %u %g %U %G %Y %n' -- "
-#define LINK_FN                                                                                                        \
-    "s() { if t=$(readlink -f -- \"$1\") && [ -e \"$1\" ]; then printf 'S %s %s\\nL %s\\n' \"$(stat -L -c %f -- "      \
-    "\"$1\")\" \"$1\" \"$t\"; else printf 'S 0 %s\\n' \"$1\"; fi; }\n"
-
 static const char *const scripts[] = {
-    [FS_STAT] = LINK_FN "[ -e \"$1\" ] || [ -L \"$1\" ] || exit 10\n" ENTRY "\"$1\" || exit 1\n"
-                        "if [ -L \"$1\" ]; then s \"$1\"; fi\n",
-    [FS_LIST] = LINK_FN "[ -e \"$1\" ] || exit 10\n[ -d \"$1\" ] || exit 11\ncd -- \"$1\" || exit 1\n"
-                        "find . -mindepth 1 -maxdepth \"$2\" -exec " ENTRY "{} + || exit 1\n"
-                        "find . -mindepth 1 -maxdepth \"$2\" -type l | while IFS= read -r f; do s \"$f\"; done\n",
     [FS_MKDIR] = "[ -d \"$1\" ] && exit 12\n{ [ -e \"$1\" ] || [ -L \"$1\" ]; } && exit 13\n"
-                 "mkdir -p -- \"$1\" || exit 1\n" ENTRY "\"$1\"\n",
-    [FS_MOVE] = LINK_FN "[ -e \"$1\" ] || [ -L \"$1\" ] || exit 10\nmkdir -p -- \"$(dirname -- \"$2\")\" || exit 1\n"
-                        "mv -fT -- \"$1\" \"$2\" || exit 1\n" ENTRY "\"$2\" || exit 1\n"
-                        "if [ -L \"$2\" ]; then s \"$2\"; fi\n",
+                 "mkdir -p -- \"$1\" || exit 1\n",
+    [FS_MOVE] = "[ -e \"$1\" ] || [ -L \"$1\" ] || exit 10\nmkdir -p -- \"$(dirname -- \"$2\")\" || exit 1\n"
+                "mv -fT -- \"$1\" \"$2\"\n",
     [FS_REMOVE] = "rm -rf -- \"$1\"\n",
 };
 
@@ -48,11 +40,82 @@ static void op_free(struct envd_op *op)
     free(op);
 }
 
+/* A JSON string of n bytes that may not be UTF-8: bad bytes become U+FFFD. */
+json_t *lel__envd_text(const char *p, size_t n)
+{
+    json_t *j = json_stringn(p, n);
+    if (j)
+        return j;
+    char *out = malloc(n * 3 + 1), *w = out;
+    for (size_t i = 0; out && i < n;) {
+        unsigned char ch = (unsigned char)p[i];
+        size_t len = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 0;
+        json_t *one = len && i + len <= n ? json_stringn(p + i, len) : NULL;
+        if (one) { /* a whole character (jansson judges overlongs and surrogates) */
+            memcpy(w, p + i, len);
+            w += len;
+            i += len;
+            json_decref(one);
+        } else {
+            memcpy(w, "\xef\xbf\xbd", 3);
+            w += 3;
+            i++;
+        }
+    }
+    j = out ? json_stringn(out, (size_t)(w - out)) : NULL;
+    free(out);
+    return j;
+}
+
+/* The guest's /etc/passwd and /etc/group, read once per call that names owners. */
+struct names {
+    char *passwd, *group;
+    int loaded;
+};
+
+static char *guest_text(const struct lel_envd_host *h, const char *path)
+{
+    size_t plen = strlen(path) + 1;
+    uint64_t arg[4] = {plen, 0, NAMES_MAX, 0}, ret[4] = {0};
+    if (lel_vm_call_bulk(h->vm, LEL_OP_FILE_READ, arg, path, plen, ret, FS_TIMEOUT_MS) || ret[0] != 1)
+        return NULL;
+    size_t n = ret[1] < NAMES_MAX ? ret[1] : NAMES_MAX;
+    char *buf = malloc(n + 1);
+    if (buf)
+        buf[lel_vm_bulk_read(h->vm, 0, buf, n)] = 0;
+    return buf;
+}
+
+/* The name the database's lines ("name:x:id:...") give id, or the number. */
+static void id_name(const char *db, unsigned id, char *out, size_t cap)
+{
+    for (const char *line = db; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *c1 = strchr(line, ':'), *nl = strchr(line, '\n');
+        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || (nl && c2 > nl) || c1 == line)
+            continue;
+        char *end;
+        unsigned long v = strtoul(c2 + 1, &end, 10);
+        if (end != c2 + 1 && *end == ':' && v == id && (size_t)(c1 - line) < cap) {
+            memcpy(out, line, (size_t)(c1 - line));
+            out[c1 - line] = 0;
+            return;
+        }
+    }
+    snprintf(out, cap, "%u", id);
+}
+
+static void names_free(struct names *nm)
+{
+    free(nm->passwd);
+    free(nm->group);
+}
+
 /* The permissions as Go's FileMode.String() writes them ("-rw-r--r--", "drwxr-xr-x", "L..."). */
-static void perm_string(unsigned mode, int is_link, char out[11])
+static void perm_string(unsigned mode, char out[11])
 {
     unsigned fmt = mode & 0170000;
-    out[0] = is_link ? 'L' : fmt == 0040000 ? 'd' : fmt == 0010000 ? 'p' : fmt == 0140000 ? 'S'
+    out[0] = fmt == 0120000 ? 'L' : fmt == 0040000 ? 'd' : fmt == 0010000 ? 'p' : fmt == 0140000 ? 'S'
            : fmt == 0020000 || fmt == 0060000 ? 'D' : '-';
     for (int i = 0; i < 9; i++)
         out[1 + i] = mode & (0400u >> i) ? "rwxrwxrwx"[i] : '-';
@@ -65,120 +128,193 @@ static const char *file_type(unsigned mode)
     return fmt == 0040000 ? "FILE_TYPE_DIRECTORY" : fmt == 0100000 ? "FILE_TYPE_FILE" : NULL;
 }
 
-static const char *base_name(const char *p)
+/* An EntryInfo from a guest record; `path`: the entry's path as the client names it (len bytes). */
+static json_t *entry(const struct lel_envd_host *h, const struct lel_stat_rec *r, const char *path,
+                     size_t len, const char *target, struct names *nm)
 {
-    const char *s = strrchr(p, '/');
-    return s && s[1] ? s + 1 : s && s == p ? "/" : s ? s : p;
-}
-
-/* An EntryInfo from an E line (its fields; the path as the client names it). */
-static json_t *entry(char *line, const char *path)
-{
-    unsigned mode = 0;
-    unsigned long long size = 0;
-    long long mtime = 0;
-    char owner[64], group[64];
-    if (sscanf(line, "%x %llu %*u %*u %63s %63s %lld", &mode, &size, owner, group, &mtime) != 5)
-        return NULL;
-    char perms[11], sz[24], ts[32];
-    perm_string(mode, (mode & 0170000) == 0120000, perms);
-    snprintf(sz, sizeof(sz), "%llu", size);
-    time_t t = (time_t)mtime;
+    if (!nm->loaded) {
+        nm->passwd = guest_text(h, "/etc/passwd");
+        nm->group = guest_text(h, "/etc/group");
+        nm->loaded = 1;
+    }
+    int link = (r->mode & 0170000) == 0120000;
+    unsigned shown = link && r->tmode ? r->tmode : r->mode;
+    char perms[11], sz[24], ts[32], owner[64], group[64];
+    perm_string(r->mode, perms);
+    snprintf(sz, sizeof(sz), "%llu", (unsigned long long)r->size);
+    id_name(nm->passwd, r->uid, owner, sizeof(owner));
+    id_name(nm->group, r->gid, group, sizeof(group));
+    time_t t = (time_t)r->mtime;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    if (!gmtime_r(&t, &tm))
+        memset(&tm, 0, sizeof(tm));
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *e = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "name", base_name(path), "path", path, "size", sz,
-                          "mode", (int)(mode & 07777), "permissions", perms, "owner", owner, "group", group,
-                          "modifiedTime", ts);
-    const char *type = file_type(mode);
-    if (e && type)
-        json_object_set_new(e, "type", json_string(type));
-    return e;
+    const char *slash = NULL;
+    for (size_t i = len; i > 0 && !slash; i--)
+        if (path[i - 1] == '/' && i < len)
+            slash = path + i - 1;
+    json_t *name = len == 1 && path[0] == '/' ? json_string("/") : slash ? lel__envd_text(slash + 1, len - (size_t)(slash + 1 - path))
+                                                                          : lel__envd_text(path, len);
+    json_t *en = json_pack("{s:o, s:o, s:s, s:i, s:s, s:s, s:s, s:s}", "name", name, "path", lel__envd_text(path, len), "size", sz,
+                           "mode", (int)(shown & 0777), "permissions", perms, "owner", owner, "group", group,
+                           "modifiedTime", ts);
+    const char *type = file_type(shown);
+    if (en && type && (!link || r->tmode))
+        json_object_set_new(en, "type", json_string(type));
+    if (en && link && r->target_len)
+        json_object_set_new(en, "symlinkTarget", lel__envd_text(target, r->target_len));
+    return en;
 }
 
-/* The client's name for a path the script printed: a listing's "./x" under `root`, or `single`. */
-static char *full_path(const char *root, const char *single, const char *p)
+/* The guest's records of `path` to `depth` (0: the entry itself): malloc'd, *len bytes; NULL
+ * with *err the guest's errno (or a negative one). */
+static char *guest_stat(const struct lel_envd_host *h, const char *path, unsigned depth, size_t *len, int *full, int *err)
 {
-    char *full = NULL;
-    if (single)
-        return strdup(single);
-    if (asprintf(&full, "%s%s%s", root, strcmp(root, "/") ? "/" : "", p[0] == '.' && p[1] == '/' ? p + 2 : p) < 0)
+    size_t plen = strlen(path) + 1;
+    uint64_t arg[4] = {plen, depth, 0, 0}, ret[4] = {0};
+    int r = lel_vm_call_bulk(h->vm, LEL_OP_FILE_STAT, arg, path, plen, ret, FS_TIMEOUT_MS);
+    if (r) {
+        *err = r;
         return NULL;
-    return full;
+    }
+    size_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
+    char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *len = lel_vm_bulk_read(h->vm, 0, buf, n);
+    *full = ret[2] != 0;
+    return buf;
 }
 
-/* A symlink's S line (and the L line after it, taken here) amends the entry of its path. */
-static char *amend_link(json_t *list, char *rest, char *nl, const char *root, const char *single)
+/* The next record at *off of the answer (name and target after it); 0 at the end or on a
+ * record that does not fit (the guest's lengths are not trusted). */
+static int next_rec(const char *buf, size_t len, size_t *off, struct lel_stat_rec *r, const char **name,
+                    const char **target)
 {
-    char *sp = strchr(rest, ' '), *full = sp ? full_path(root, single, sp + 1) : NULL;
-    unsigned tmode = (unsigned)strtoul(rest, NULL, 16);
-    json_t *en = NULL;
-    for (size_t i = 0; full && i < json_array_size(list); i++) {
-        const char *ep = json_string_value(json_object_get(json_array_get(list, i), "path"));
-        if (ep && !strcmp(ep, full))
-            en = json_array_get(list, i);
-    }
-    free(full);
-    if (en) { /* the target's type (none when it leads nowhere) and mode; `permissions` stay the link's */
-        json_object_del(en, "type");
-        if (tmode && file_type(tmode))
-            json_object_set_new(en, "type", json_string(file_type(tmode)));
-        if (tmode)
-            json_object_set_new(en, "mode", json_integer(tmode & 07777));
-    }
-    if (!nl || nl[1] != 'L' || nl[2] != ' ')
-        return nl;
-    char *line = nl + 1, *next = strchr(line, '\n');
-    if (next)
-        *next = 0;
-    if (en)
-        json_object_set_new(en, "symlinkTarget", json_string(line + 2));
-    return next;
+    if (*off + sizeof(*r) > len)
+        return 0;
+    memcpy(r, buf + *off, sizeof(*r));
+    size_t body = sizeof(*r) + r->name_len + r->target_len;
+    if (*off + body > len)
+        return 0;
+    *name = buf + *off + sizeof(*r);
+    *target = *name + r->name_len;
+    *off += (body + 7) & ~(size_t)7;
+    return 1;
 }
 
-/* Parses a script's output into entries. `root`: the client's path that a listing's "./"
- * stands for; `single`: the one entry's path (stat, mkdir, move). */
-static json_t *entries(char *out, const char *root, const char *single)
+/* Answers the guest's errno for `path` as envd does. */
+static void stat_error(lel_call_t *c, int err, const char *path)
 {
-    json_t *list = json_array();
-    for (char *line = out, *nl; list && *line; line = nl ? nl + 1 : line + strlen(line)) {
-        if ((nl = strchr(line, '\n')))
-            *nl = 0;
-        char *rest = line + 2;
-        if (line[0] == 'E') { /* the path is the 8th field */
-            char *p = rest;
-            for (int i = 0; i < 7 && p; i++)
-                p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
-            if (!p)
-                continue;
-            p[-1] = 0;
-            char *full = full_path(root, single, p);
-            json_t *en = full ? entry(rest, full) : NULL;
-            free(full);
-            if (en)
-                json_array_append_new(list, en);
-        } else if (line[0] == 'S') {
-            nl = amend_link(list, rest, nl, root, single);
-        }
-    }
-    return list;
+    if (err == 2)
+        lel__envd_error(c, "not_found", "file not found: '%s' does not exist", path);
+    else if (err == 20)
+        lel__envd_error(c, "invalid_argument", "path '%s' is not a directory", path);
+    else if (err == LEL_ST_ENOSYS)
+        lel__envd_error(c, "unimplemented", "the sandbox's guest is older than this call (restart it from its template)");
+    else if (err == 36)
+        lel__envd_error(c, "invalid_argument", "path '%s' is too long", path);
+    else if (err < 0)
+        lel__envd_error(c, "unavailable", "the sandbox's guest did not answer");
+    else
+        lel__envd_error(c, "internal", "cannot stat '%s' in the guest (errno %d)", path, err);
 }
 
+json_t *lel__envd_entry(const struct lel_envd_host *h, const char *path, int *err)
+{
+    size_t len = 0, off = 0;
+    int full = 0;
+    char *buf = guest_stat(h, path, 0, &len, &full, err);
+    struct lel_stat_rec r;
+    const char *nm, *target;
+    struct names names = {0};
+    json_t *en = buf && next_rec(buf, len, &off, &r, &nm, &target) ? entry(h, &r, path, strlen(path), target, &names)
+                                                                   : NULL;
+    if (buf && !en)
+        *err = -EIO;
+    free(buf);
+    names_free(&names);
+    return en;
+}
+
+/* The entry of `path` (the client's name for it), or NULL with the error answered. */
+static json_t *stat_entry(const struct lel_envd_host *h, lel_call_t *c, const char *path)
+{
+    int err = 0;
+    json_t *en = lel__envd_entry(h, path, &err);
+    if (!en && err == -EIO)
+        lel__envd_error(c, "internal", "the guest said nothing of '%s'", path);
+    else if (!en)
+        stat_error(c, err, path);
+    return en;
+}
+
+/* Paths in walk order: each directory's entries by name, a directory's own before those under it. */
 static int by_path(const void *a, const void *b)
 {
     const char *x = json_string_value(json_object_get(*(json_t *const *)a, "path"));
     const char *y = json_string_value(json_object_get(*(json_t *const *)b, "path"));
-    return strcmp(x ? x : "", y ? y : "");
+    x = x ? x : "";
+    y = y ? y : "";
+    while (*x && *x == *y)
+        x++, y++;
+    int cx = *x == '/' ? 1 : (unsigned char)*x + 1, cy = *y == '/' ? 1 : (unsigned char)*y + 1;
+    return (!*x ? 0 : cx) - (!*y ? 0 : cy);
 }
 
-static void answer(struct envd_op *op, char *out, int status, const char *err)
+static void list_dir(const struct lel_envd_host *h, lel_call_t *c, const char *path, unsigned depth)
+{
+    size_t len = 0, off = 0, plen = strlen(path);
+    int full = 0, err = 0;
+    char *buf = guest_stat(h, path, depth, &len, &full, &err);
+    if (!buf) {
+        stat_error(c, err, path);
+        return;
+    }
+    if (full) {
+        free(buf);
+        lel__envd_error(c, "out_of_range", "the listing is larger than 2 MiB; list with a smaller depth");
+        return;
+    }
+    json_t *list = json_array();
+    struct lel_stat_rec r;
+    const char *nm, *target;
+    struct names names = {0};
+    char *full_path = malloc(plen + 1 + 65536 + 1);
+    while (list && full_path && next_rec(buf, len, &off, &r, &nm, &target)) {
+        size_t at = plen;
+        memcpy(full_path, path, plen);
+        if (plen > 1)
+            full_path[at++] = '/';
+        memcpy(full_path + at, nm, r.name_len);
+        json_t *en = entry(h, &r, full_path, at + r.name_len, target, &names);
+        if (en)
+            json_array_append_new(list, en);
+    }
+    free(full_path);
+    free(buf);
+    names_free(&names);
+    size_t n = json_array_size(list);
+    json_t **v = malloc((n ? n : 1) * sizeof(*v)), *sorted = json_array();
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = json_array_get(list, i);
+    if (v)
+        qsort(v, n, sizeof(*v), by_path);
+    for (size_t i = 0; v && sorted && i < n; i++)
+        json_array_append(sorted, v[i]);
+    free(v);
+    json_decref(list);
+    lel__envd_reply(c, json_pack("{s:o}", "entries", sorted ? sorted : json_array()));
+}
+
+static void answer(const struct lel_envd_host *h, struct envd_op *op, int status, const char *err)
 {
     lel_call_t *c = op->c;
     const char *p = op->path;
     if (status == 10)
         lel__envd_error(c, "not_found", "path '%s' does not exist", p);
-    else if (status == 11)
-        lel__envd_error(c, "invalid_argument", "path '%s' is not a directory", p);
     else if (status == 12)
         lel__envd_error(c, "already_exists", "directory '%s' already exists", p);
     else if (status == 13)
@@ -191,24 +327,9 @@ static void answer(struct envd_op *op, char *out, int status, const char *err)
         lel__envd_reply(c, NULL);
         return;
     }
-    json_t *list = entries(out, p, op->kind == FS_LIST ? NULL : op->kind == FS_MOVE ? op->path2 : p);
-    if (op->kind == FS_LIST) {
-        size_t n = json_array_size(list), k = 0;
-        json_t **v = malloc((n ? n : 1) * sizeof(*v)), *sorted = json_array();
-        for (size_t i = 0; v && i < n; i++)
-            v[k++] = json_array_get(list, i);
-        if (v)
-            qsort(v, k, sizeof(*v), by_path);
-        for (size_t i = 0; v && i < k; i++)
-            json_array_append(sorted, v[i]);
-        free(v);
-        lel__envd_reply(c, json_pack("{s:o}", "entries", sorted));
-    } else if (json_array_size(list)) {
-        lel__envd_reply(c, json_pack("{s:O}", "entry", json_array_get(list, 0)));
-    } else {
-        lel__envd_error(c, "internal", "the file operation said nothing of '%s'", p);
-    }
-    json_decref(list);
+    json_t *en = stat_entry(h, c, op->kind == FS_MOVE ? op->path2 : p);
+    if (en)
+        lel__envd_reply(c, json_pack("{s:o}", "entry", en));
 }
 
 int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res)
@@ -223,22 +344,13 @@ int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id
         }
     if (!op)
         return 0;
-    uint64_t ol = res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF;
     uint64_t el = res->err_len < 512 ? res->err_len : 512;
-    char *out = malloc(ol + 1), err[513];
-    size_t got = out ? lel_vm_bulk_read(h->vm, 0, out, ol) : 0;
+    char err[513];
     err[lel_vm_bulk_read(h->vm, LEL_BULK_HALF, err, el)] = 0;
-    if (out)
-        out[got] = 0;
-    if (!out)
-        lel__envd_error(op->c, "resource_exhausted", "out of memory");
-    else if (res->truncated && op->kind == FS_LIST)
-        lel__envd_error(op->c, "out_of_range", "the listing is larger than 1 MiB; list with a smaller depth");
-    else if (res->timed_out)
+    if (res->timed_out)
         lel__envd_error(op->c, "deadline_exceeded", "the file operation did not end within %d s", FS_TIMEOUT_MS / 1000);
     else
-        answer(op, out, res->exit_status, err);
-    free(out);
+        answer(h, op, res->exit_status, err);
     lel_call_done(op->c);
     op_free(op);
     return 1;
@@ -267,6 +379,23 @@ static char *path_field(lel_call_t *c, json_t *rq, const char *name, const struc
     return p;
 }
 
+/* Stat and ListDir, answered now. */
+static void stat_call(const struct lel_envd_host *h, lel_call_t *c, int kind, json_t *rq,
+                      const struct envd_user *u)
+{
+    char *path = path_field(c, rq, "path", u);
+    json_t *jd = json_object_get(rq, "depth");
+    long long d = json_is_integer(jd) ? json_integer_value(jd) : 1;
+    if (path && kind == FS_LIST) {
+        list_dir(h, c, path, d < 1 ? 1 : d > DEPTH_MAX ? DEPTH_MAX : (unsigned)d);
+    } else if (path) {
+        json_t *en = stat_entry(h, c, path);
+        if (en)
+            lel__envd_reply(c, json_pack("{s:o}", "entry", en));
+    }
+    free(path);
+}
+
 int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method)
 {
     static const char *const names[] = {[FS_STAT] = "Stat", [FS_LIST] = "ListDir", [FS_MKDIR] = "MakeDir",
@@ -275,30 +404,27 @@ int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *
     for (int i = FS_STAT; i <= FS_REMOVE; i++)
         if (!strcmp(method, names[i]))
             kind = i;
-    if (!kind) {
-        lel__envd_error(c, "unimplemented", "filesystem.Filesystem/%.32s is not supported yet", method);
-        return 0;
-    }
+    if (!kind)
+        return lel__envd_watch_call(e, h, c, method);
     struct envd_user u;
     json_t *rq = lel__envd_request(c, 0);
     if (!rq || lel__envd_user(c, NULL, 1, &u) < 0) {
         json_decref(rq);
         return 0;
     }
+    lel__envd_home(e, h, &u);
+    if (kind == FS_STAT || kind == FS_LIST) {
+        stat_call(h, c, kind, rq, &u);
+        json_decref(rq);
+        return 0;
+    }
     struct envd_op *op = calloc(1, sizeof(*op));
-    char depth[16];
-    json_t *jd = json_object_get(rq, "depth");
-    long long d = json_is_integer(jd) ? json_integer_value(jd) : 1;
-    snprintf(depth, sizeof(depth), "%lld", d < 1 ? 1 : d > 64 ? 64 : d);
     int r = -1;
     if (op && (op->path = path_field(c, rq, kind == FS_MOVE ? "source" : "path", &u)) &&
         (kind != FS_MOVE || (op->path2 = path_field(c, rq, "destination", &u)))) {
-        const char *argv[] = {"/bin/sh", "-c", scripts[kind], "sh", op->path, kind == FS_LIST ? depth : op->path2, NULL};
-        if (kind != FS_LIST && kind != FS_MOVE)
-            argv[5] = NULL;
-        lel__envd_home(e, h, &u);
+        const char *argv[] = {"/bin/sh", "-c", scripts[kind], "sh", op->path, op->path2, NULL};
         static const char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-        r = lel__envd_cmd(h, argv, env, "/", FS_TIMEOUT_MS, 0, &op->cmd);
+        r = lel__envd_cmd(h, argv, env, "/", FS_TIMEOUT_MS, u.id ? LEL_VM_CMD_AS(u.id) : 0, &op->cmd);
         if (r)
             lel__envd_error(c, r == 11 ? "resource_exhausted" : "unavailable", "the file operation could not start (%d)", r);
     } else if (!op) {

@@ -1,6 +1,7 @@
 /* Internals of src/envd shared by its files: lel_envd.c (dispatch, credentials, users and
  * paths, the Connect protocol's framing, streamed answers), lel_envd_proc.c (process.Process),
- * lel_envd_fs.c (filesystem.Filesystem) and lel_envd_files.c (GET/POST /files). Everything
+ * lel_envd_fs.c (filesystem.Filesystem), lel_envd_watch.c (its watches) and lel_envd_files.c
+ * (GET/POST /files). Everything
  * runs on the sandbox's actor. */
 #ifndef LEL_ENVD_INT_H
 #define LEL_ENVD_INT_H
@@ -9,6 +10,7 @@
 
 #include <stdarg.h>
 
+#define ENVD_DEADLINE_TICK 0x80000000u /* LEL_MSG_ENVD_TICK's arg: a stream's deadline, not its keepalive */
 #define ENVD_CHUNK (1u << 20) /* a guest file call moves at most this much (half the bulk area) */
 
 /* A user as E2B's templates have them: processes run with its uid and gid (`user` 1000, `root`
@@ -35,6 +37,8 @@ struct envd_stream {
     int ended;             /* the queue holds the answer's end */
     int keepalive_ms;      /* a keepalive frame after this long without one (0: none) */
     int64_t last_ms;       /* monotonic: when a piece was last handed over */
+    int watch;             /* a WatchDir's stream (lel_envd_watch.c): its keepalive is {"keepalive":{}} */
+    int64_t deadline_ms;   /* monotonic: it ends with deadline_exceeded then (0: never) */
     envd_more_fn more;
     uint64_t off, total;   /* a download: where it is, how long it is */
     char *path;            /* a download's file */
@@ -52,6 +56,7 @@ struct envd_proc {
     int killed;     /* SendSignal ended it: its end says "signal: killed" */
     int out_waiting; /* the guest holds output a stream was too far behind to take */
     int stdin_pipe;  /* started with stdin: its pipe in the guest is open */
+    int pty;         /* started with a pty: its output is pty data, SendInput's `pty` bytes are typed at it */
     struct envd_input *in; /* input the guest has not taken yet (lel_envd_stdin.c) */
     struct envd_proc *next;
 };
@@ -69,6 +74,7 @@ struct envd_op {
 
 struct envd_upload;
 struct envd_ended;
+struct envd_watch;
 
 struct lel_envd {
     struct envd_proc *procs;
@@ -78,7 +84,9 @@ struct lel_envd {
     int nops;
     struct envd_stream *streams;
     struct envd_upload *uploads;
-    uint32_t seq;      /* ids of streams and uploads */
+    struct envd_watch *watches; /* WatchDir streams and watchers (lel_envd_watch.c) */
+    int watch_reset;   /* the VM's guest was told to forget the watches a restore left it */
+    uint32_t seq;      /* ids of streams, uploads and watchers */
     int home_ready;    /* /home/user was made */
 };
 
@@ -157,6 +165,21 @@ void lel__envd_stdin_fail(struct envd_proc *p, const char *code, const char *msg
 int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
 int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
 void lel__envd_fs_fail(lel_envd_t *e, const char *why);
+
+/** A JSON string of n bytes that may not be UTF-8 (bad bytes become U+FFFD). */
+json_t *lel__envd_text(const char *p, size_t n);
+/** The EntryInfo of `path` as Stat answers it, or NULL with *err the guest's errno (negative:
+ * the guest did not answer, or said nothing). */
+json_t *lel__envd_entry(const struct lel_envd_host *h, const char *path, int *err);
+
+/* lel_envd_watch.c */
+int lel__envd_watch_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method);
+/** The guest's watch `gid` has events: 1 when it is envd's. */
+int lel__envd_watch_ready(lel_envd_t *e, const struct lel_envd_host *h, uint32_t gid);
+/** A WatchDir stream drained (gone 0: its events are read again) or went (1: its watch goes). */
+void lel__envd_watch_stream(lel_envd_t *e, const struct lel_envd_host *h, uint32_t sid, int gone);
+/** Forgets every watch without asking the guest (its VM went). */
+void lel__envd_watch_forget(lel_envd_t *e);
 
 /* lel_envd_files.c */
 int lel__envd_files_get(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c);

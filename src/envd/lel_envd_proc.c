@@ -8,7 +8,10 @@
  * does. The SDK runs every command as `/bin/bash -l -c <cmd>`: where the guest has no
  * /bin/bash, busybox's `/bin/sh -l -c <cmd>` runs it (a login shell too). stdin: see
  * lel_envd_stdin.c. SendSignal sends SIGTERM or SIGKILL to the command's processes; Connect to
- * a process that ended replays its end. Not yet: a pty. */
+ * a process that ended replays its end. A Start with `pty` runs the command on a pseudo-terminal
+ * of that size in the guest (LEL_CMD_PTY: its controlling terminal, stdin, stdout and stderr):
+ * what it writes comes as `pty` data frames, SendInput's `pty` bytes are typed at it and Update
+ * resizes it (SIGWINCH). */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #define DATA_FRAME 32768 /* bytes of output per data frame, as envd sends them */
+#define PTY_FRAME 16384  /* ... and of a pty's */
 #define ARG_MAX_BYTES (128u << 10)
 #define HOME_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -168,6 +172,21 @@ static void start_failed(lel_call_t *c, int r, const char *cwd, const char *cmd)
         lel__envd_stream_fail(c, "unavailable", "the sandbox's guest did not answer");
 }
 
+/* A PTY message's size ({"size": {"cols", "rows"}}, both 1..65535): 0, or -1 with the
+ * stream's error set. */
+static int pty_size(lel_call_t *c, json_t *pty, uint16_t *cols, uint16_t *rows)
+{
+    json_t *size = json_object_get(pty, "size"), *jc = json_object_get(size, "cols"), *jr = json_object_get(size, "rows");
+    json_int_t vc = json_is_integer(jc) ? json_integer_value(jc) : -1, vr = json_is_integer(jr) ? json_integer_value(jr) : -1;
+    if (!json_is_object(pty) || vc < 1 || vc > 65535 || vr < 1 || vr > 65535) {
+        lel__envd_stream_fail(c, "invalid_argument", "pty.size must have cols and rows from 1 to 65535");
+        return -1;
+    }
+    *cols = (uint16_t)vc;
+    *rows = (uint16_t)vr;
+    return 0;
+}
+
 static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, json_t *rq)
 {
     json_t *proc = json_object_get(rq, "process"), *pty = json_object_get(rq, "pty"), *tag = json_object_get(rq, "tag");
@@ -177,10 +196,12 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
         lel__envd_stream_fail(c, "invalid_argument", "process is required");
         return 0;
     }
-    if (pty && !json_is_null(pty)) {
-        lel__envd_stream_fail(c, "unimplemented", "a pty is not supported yet");
+    uint16_t cols = 0, rows = 0;
+    int on_pty = pty && !json_is_null(pty);
+    if (on_pty && pty_size(c, pty, &cols, &rows) < 0)
         return 0;
-    }
+    if (on_pty)
+        piped = 0; /* its input is the terminal's */
     if (lel__envd_user(c, NULL, 1, &u) < 0) {
         as_stream_error(c);
         return 0;
@@ -198,8 +219,9 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     struct envd_proc *p = env ? calloc(1, sizeof(*p)) : NULL;
     if (p) {
         lel__envd_home(e, h, &u);
-        r = lel__envd_cmd(h, argv, (const char *const *)env, cwd, timeout > 0 ? (uint64_t)timeout : 0,
-                          LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0) | (u.id ? LEL_VM_CMD_AS(u.id) : 0), &id);
+        struct lel_cmd spec = {argv, (const char *const *)env, cwd, NULL, 0, timeout > 0 ? (uint64_t)timeout : 0,
+                               LEL_CMD_STREAM | (piped ? LEL_CMD_STDIN_PIPE : 0) | (u.id ? LEL_VM_CMD_AS(u.id) : 0)};
+        r = on_pty ? lel_vm_cmd_start_pty(h->vm, &spec, cols, rows, &id) : lel_vm_cmd_start(h->vm, &spec, &id);
         if (r)
             start_failed(c, r, cwd, argv[0]);
     } else if (env) {
@@ -214,6 +236,7 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     }
     p->pid = id;
     p->stdin_pipe = piped;
+    p->pty = on_pty;
     p->config = json_deep_copy(proc);
     p->tag = json_is_string(tag) ? strdup(json_string_value(tag)) : NULL;
     p->next = e->procs;
@@ -346,6 +369,35 @@ static void signal_proc(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
     lel__envd_reply(c, NULL);
 }
 
+/* Update: a pty's new size (TIOCSWINSZ in the guest, SIGWINCH to its foreground group). */
+static void resize(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p, json_t *rq)
+{
+    json_t *pty = json_object_get(rq, "pty"), *size = json_object_get(pty, "size");
+    json_t *jc = json_object_get(size, "cols"), *jr = json_object_get(size, "rows");
+    json_int_t vc = json_is_integer(jc) ? json_integer_value(jc) : -1, vr = json_is_integer(jr) ? json_integer_value(jr) : -1;
+    if (!pty || json_is_null(pty)) {
+        lel__envd_reply(c, NULL); /* nothing to change */
+        return;
+    }
+    if (!p->pty) {
+        lel__envd_error(c, "failed_precondition", "the process has no pty");
+        return;
+    }
+    if (vc < 1 || vc > 65535 || vr < 1 || vr > 65535) {
+        lel__envd_error(c, "invalid_argument", "pty.size must have cols and rows from 1 to 65535");
+        return;
+    }
+    int r = lel_vm_cmd_resize(h->vm, p->pid, (uint16_t)vc, (uint16_t)vr);
+    if (r == -ENOENT || r == -EINVAL)
+        lel__envd_error(c, "not_found", "process not found");
+    else if (r == -ENOSYS)
+        lel__envd_error(c, "unimplemented", "this sandbox's guest has no ptys (start it from a newer template)");
+    else if (r < 0)
+        lel__envd_error(c, "unavailable", "the sandbox's guest did not answer");
+    else
+        lel__envd_reply(c, NULL);
+}
+
 int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, const char *method)
 {
     int stream = !strcmp(method, "Start") || !strcmp(method, "Connect");
@@ -380,7 +432,7 @@ int lel__envd_proc_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t
     else if (!strcmp(method, "SendInput"))
         kept = lel__envd_stdin_send(h, c, p, rq);
     else /* Update */
-        lel__envd_error(c, "unimplemented", "a pty is not supported yet");
+        resize(h, c, p, rq);
     json_decref(rq);
     return kept;
 }
@@ -395,16 +447,18 @@ static size_t followers(lel_envd_t *e, uint32_t pid, struct envd_stream **sts, s
     return n;
 }
 
-/* Data frames of `len` bytes of one of the bulk halves (k 0: stdout, 1: stderr), made by hand:
- * {"event":{"data":{"stdout":"<base64>"}}}, DATA_FRAME bytes of output each. */
+/* Data frames of `len` bytes of one of the bulk halves (k 0: stdout, 1: stderr; 2: stdout as a
+ * pty's), made by hand: {"event":{"data":{"stdout":"<base64>"}}}, DATA_FRAME bytes of output
+ * each (PTY_FRAME for a pty, as envd sends them). */
 static void data_frames(const struct lel_envd_host *h, int k, uint64_t len, struct envd_stream **sts, size_t nst)
 {
-    static const char *const pre[2] = {"{\"event\":{\"data\":{\"stdout\":\"", "{\"event\":{\"data\":{\"stderr\":\""};
-    size_t plen = strlen(pre[k]);
+    static const char *const pre[3] = {"{\"event\":{\"data\":{\"stdout\":\"", "{\"event\":{\"data\":{\"stderr\":\"",
+                                       "{\"event\":{\"data\":{\"pty\":\""};
+    size_t plen = strlen(pre[k]), frame = k == 2 ? PTY_FRAME : DATA_FRAME;
     char *buf = nst && len ? malloc(DATA_FRAME) : NULL, *msg = buf ? malloc(plen + DATA_FRAME / 3 * 4 + 16) : NULL;
-    for (uint64_t off = 0; msg && off < len; off += DATA_FRAME) {
-        size_t n = len - off < DATA_FRAME ? (size_t)(len - off) : DATA_FRAME;
-        n = lel_vm_bulk_read(h->vm, (k ? LEL_BULK_HALF : 0) + off, buf, n);
+    for (uint64_t off = 0; msg && off < len; off += frame) {
+        size_t n = len - off < frame ? (size_t)(len - off) : frame;
+        n = lel_vm_bulk_read(h->vm, (k == 1 ? LEL_BULK_HALF : 0) + off, buf, n);
         memcpy(msg, pre[k], plen);
         size_t m = plen + lel__envd_b64_into(msg + plen, buf, n);
         memcpy(msg + m, "\"}}}", 4);
@@ -431,7 +485,7 @@ static void read_output(lel_envd_t *e, const struct lel_envd_host *h, struct env
     p->out_waiting = 0;
     if (lel_vm_cmd_read(h->vm, p->pid, &out, &err, &ended) < 0)
         return; /* ended and collected meanwhile, or a guest that does not stream */
-    data_frames(h, 0, out, sts, nst);
+    data_frames(h, p->pty ? 2 : 0, out, sts, nst);
     data_frames(h, 1, err, sts, nst);
     for (size_t i = 0; i < nst; i++)
         lel__envd_stream_flush(e, sts[i]);
@@ -465,10 +519,10 @@ void lel__envd_proc_drained(lel_envd_t *e, const struct lel_envd_host *h, uint32
 }
 
 /* The frames of a process's end: the last of its output, then the end event. */
-static void end_frames(const struct lel_envd_host *h, json_t *end, const struct lel_run_result *res,
-                       struct envd_stream **sts, size_t nst)
+static void end_frames(const struct lel_envd_host *h, const struct envd_proc *p, json_t *end,
+                       const struct lel_run_result *res, struct envd_stream **sts, size_t nst)
 {
-    data_frames(h, 0, res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF, sts, nst);
+    data_frames(h, p->pty ? 2 : 0, res->out_len < LEL_BULK_HALF ? res->out_len : LEL_BULK_HALF, sts, nst);
     data_frames(h, 1, res->err_len < LEL_BULK_HALF ? res->err_len : LEL_BULK_HALF, sts, nst);
     if (res->truncated) {
         char *note = lel__envd_b64("\n[lelantos: output past 1 MiB was dropped]\n", 43);
@@ -519,7 +573,7 @@ int lel__envd_proc_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t 
     struct envd_stream *sts[64];
     size_t nst = followers(e, id, sts, 64);
     json_t *end = end_event(p, res);
-    end_frames(h, end, res, sts, nst);
+    end_frames(h, p, end, res, sts, nst);
     ended_keep(e, p, end);
     json_decref(end);
     for (size_t i = 0; i < nst; i++)

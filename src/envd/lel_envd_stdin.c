@@ -1,5 +1,6 @@
 /* process.Process stdin on the host: SendInput, StreamInput and CloseStdin of a process started
- * with `stdin: true`, whose stdin in the guest is a pipe (LEL_CMD_STDIN_PIPE). Input goes to the
+ * with `stdin: true`, whose stdin in the guest is a pipe (LEL_CMD_STDIN_PIPE), and the `pty`
+ * input of one started on a pty, typed at its terminal (the same guest request). Input goes to the
  * guest in order, as much as its pipe takes; the rest waits here until the guest says the pipe
  * has room (LEL_POLL_STDIN). Each call is answered once all of its bytes are in the pipe, as
  * envd answers once they are written, so a client that sends faster than the process reads
@@ -147,14 +148,14 @@ static int enqueue(const struct lel_envd_host *h, lel_call_t *c, struct envd_pro
     return 1;
 }
 
-/* The bytes of a ProcessInput ({"stdin": base64}; {"pty": base64} goes to a pty); NULL with the
- * error's code and message set. */
-static char *input_bytes(json_t *input, size_t *len, const char **code, const char **why)
+/* The bytes of a ProcessInput for p ({"stdin": base64}, or {"pty": base64} for a process on a
+ * pty); NULL with the error's code and message set. */
+static char *input_bytes(const struct envd_proc *p, json_t *input, size_t *len, const char **code, const char **why)
 {
-    json_t *v = json_object_get(input, "stdin");
-    if (!v && json_object_get(input, "pty")) {
+    json_t *v = json_object_get(input, p && p->pty ? "pty" : "stdin");
+    if (!v && json_object_get(input, p && p->pty ? "stdin" : "pty")) {
         *code = "failed_precondition";
-        *why = "the process has no pty";
+        *why = p && p->pty ? "the process runs on a pty: send its input as pty" : "the process has no pty";
         return NULL;
     }
     const char *b64 = json_string_value(v);
@@ -164,7 +165,7 @@ static char *input_bytes(json_t *input, size_t *len, const char **code, const ch
     if (got < 0) {
         free(out);
         *code = "invalid_argument";
-        *why = "input.stdin must be base64 bytes";
+        *why = p && p->pty ? "input.pty must be base64 bytes" : "input.stdin must be base64 bytes";
         return NULL;
     }
     *len = (size_t)got;
@@ -175,12 +176,12 @@ int lel__envd_stdin_send(const struct lel_envd_host *h, lel_call_t *c, struct en
 {
     size_t len = 0;
     const char *code, *why;
-    char *data = input_bytes(json_object_get(rq, "input"), &len, &code, &why);
+    char *data = input_bytes(p, json_object_get(rq, "input"), &len, &code, &why);
     if (!data) {
         lel__envd_error(c, code, "%s", why);
         return 0;
     }
-    if (!p->stdin_pipe) {
+    if (!p->stdin_pipe && !p->pty) {
         free(data);
         lel__envd_error(c, "failed_precondition", "stdin not enabled or closed");
         return 0;
@@ -190,6 +191,10 @@ int lel__envd_stdin_send(const struct lel_envd_host *h, lel_call_t *c, struct en
 
 int lel__envd_stdin_close(const struct lel_envd_host *h, lel_call_t *c, struct envd_proc *p)
 {
+    if (p->pty) {
+        lel__envd_error(c, "failed_precondition", "a pty has no stdin to close (send ^D as pty input)");
+        return 0;
+    }
     if (!p->stdin_pipe) { /* started without stdin (it reads an empty one), or closed already */
         lel__envd_reply(c, NULL);
         return 0;
@@ -239,7 +244,7 @@ int lel__envd_stdin_stream(lel_envd_t *e, const struct lel_envd_host *h, lel_cal
         else if (data && !p)
             code = "failed_precondition", why = "the first message must be start";
         size_t n = 0;
-        char *bytes = data && !why ? input_bytes(json_object_get(data, "input"), &n, &code, &why) : NULL;
+        char *bytes = data && !why ? input_bytes(p, json_object_get(data, "input"), &n, &code, &why) : NULL;
         char *grown = bytes ? realloc(all, len + n + 1) : NULL;
         if (grown) {
             memcpy(grown + len, bytes, n);
@@ -254,7 +259,7 @@ int lel__envd_stdin_stream(lel_envd_t *e, const struct lel_envd_host *h, lel_cal
             return 0;
         }
     }
-    if (r < 0 || !p || !p->stdin_pipe) {
+    if (r < 0 || !p || (!p->stdin_pipe && !p->pty)) {
         free(all);
         if (r < 0 || !p)
             lel__envd_stream_fail(c, "invalid_argument", r < 0 ? "malformed message envelope" : "no start message");

@@ -120,14 +120,57 @@ enum lel_op {
                                Status EPIPE: nobody reads it any more (the bytes are dropped), ENOENT: no such
                                command, EINVAL: its stdin is not a pipe, or closed */
     LEL_OP_CMD_POLL = 21,   /* the commands with something for the host, as ret[0] pairs of uint32 (id, LEL_POLL_*)
-                               in the mailbox data area (ret[1] = their bytes) */
+                               in the mailbox data area (ret[1] = their bytes); watches with unread events come
+                               with LEL_POLL_WATCH and the watch's id */
+    LEL_OP_CMD_RESIZE = 22, /* arg[0] = id of a command started with LEL_CMD_PTY, arg[1] = columns, arg[2] = rows:
+                               its terminal's window size (TIOCSWINSZ; SIGWINCH to its foreground group).
+                               Status ENOENT: no such command, EINVAL: no pty (or it ended) */
+    LEL_OP_WATCH_ADD = 24,  /* bulk = path, NUL; arg[0] = its bytes with the NUL, arg[1] = 1: its whole tree. Watches
+                               that directory (a symlink to one is followed): ret[0] = the watch's id. Status ENOENT,
+                               ENOTDIR, ENOSPC (HWATCH_MAX watches, or a tree too large), ENOMEM. Its events ring
+                               LEL_BELL_EVENT once until they are read */
+    LEL_OP_WATCH_READ = 25, /* arg[0] = a watch's id: its queued events into bulk as struct lel_watch_rec records, as
+                               many as fit; ret[0] = records, ret[1] = bytes, ret[2] = LEL_WATCH_* flags. ENOENT */
+    LEL_OP_WATCH_REMOVE = 26, /* arg[0] = a watch's id, 0: all of them (the host forgets its watches with the VM: a
+                                 restored guest still has them). ENOENT */
+    LEL_OP_FILE_STAT = 27,  /* bulk = path, NUL; arg[0] = its bytes with the NUL, arg[1] = depth. 0: the path itself
+                               (not followed); n > 0: the directory it names (followed), its entries down to n levels
+                               (at most 255; symlinks are not followed), in no order. Into bulk as struct lel_stat_rec records; ret[0] =
+                               records, ret[1] = bytes, ret[2] = 1 when more did not fit. ENOENT, ENOTDIR */
 };
 
 enum { LEL_POLL_OUTPUT = 1, /* a streamed command has output not read yet (LEL_OP_CMD_READ) */
        LEL_POLL_STDIN = 2,  /* its stdin pipe has room again after a write that did not fit */
-       LEL_POLL_ENDED = 4 }; /* it ended (LEL_OP_CMD_RESULT) */
+       LEL_POLL_ENDED = 4,  /* it ended (LEL_OP_CMD_RESULT) */
+       LEL_POLL_WATCH = 8 }; /* the id is a watch's, with events not read yet (LEL_OP_WATCH_READ) */
 
-enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4 }; /* LEL_OP_FILE_UPLOAD's arg[3] */
+/* A watch's event (LEL_OP_WATCH_READ): `len` bytes of its path relative to the watched
+ * directory ("." for the directory itself) follow, then padding to 8 bytes. */
+struct lel_watch_rec {
+    uint32_t type; /* LEL_WEV_* (E2B's EventType numbers) */
+    uint32_t len;
+};
+enum { LEL_WEV_CREATE = 1, LEL_WEV_WRITE = 2, LEL_WEV_REMOVE = 3, LEL_WEV_RENAME = 4, LEL_WEV_CHMOD = 5 };
+enum { LEL_WATCH_LOST = 1, /* events were lost (the queue was full, or the tree outgrew the index) */
+       LEL_WATCH_GONE = 2, /* the directory was removed: the watch has nothing more to say */
+       LEL_WATCH_MORE = 4 }; /* more events are queued than fit */
+
+/* An entry (LEL_OP_FILE_STAT): name_len bytes of its path (relative to the listed directory;
+ * none for depth 0), then target_len bytes of a symlink's final target as an absolute path
+ * (none when it leads nowhere), then padding to 8 bytes. */
+struct lel_stat_rec {
+    uint32_t mode;  /* lstat's */
+    uint32_t tmode; /* a symlink: what it finally leads to's mode (0: nothing) */
+    uint32_t uid, gid;
+    uint64_t size;
+    int64_t mtime;  /* seconds */
+    uint16_t name_len, target_len;
+    uint32_t pad;
+};
+
+/* LEL_OP_FILE_UPLOAD's arg[3]; OWNED (with FIRST): the file and the parents it makes are owned by
+ * uid and gid (arg[3] >> 16) & 0xffff (else root's) */
+enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4, LEL_UP_OWNED = 8 };
 
 enum lel_misbehave {
     LEL_BAD_SPIN = 1,        /* loop forever with interrupts off */
@@ -146,7 +189,13 @@ enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED
  * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its
  * stdin is a pipe the host writes (LEL_OP_CMD_STDIN) instead of the request's bytes. */
 enum { LEL_CMD_BACKGROUND = 1, LEL_CMD_STREAM = 2, LEL_CMD_STDIN_PIPE = 4,
-       LEL_CMD_IDS = 8 /* the first process's user and group ids are lel_cmd_req.id (else root) */ };
+       LEL_CMD_IDS = 8, /* the first process's user and group ids are lel_cmd_req.id (else root) */
+       /* PTY: the command runs on a new pseudo-terminal of its own (its controlling terminal, stdin, stdout
+        * and stderr), its output streamed as stdout (the terminal's bytes, after output processing) and
+        * LEL_OP_CMD_STDIN typing at it; lel_cmd_req.stdin_len carries its window size then, columns |
+        * rows << 16 (there are no stdin bytes), so the request's layout is the same for older guests,
+        * which run it without a terminal */
+       LEL_CMD_PTY = 16 };
 
 /* A command request: argc + envc NUL-terminated strings, then the cwd (NUL-terminated, or
  * empty), then stdin_len bytes of stdin. */

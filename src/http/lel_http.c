@@ -83,6 +83,7 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->next_token);
     free(c->raw);
     free(c->proxy_path);
+    free(c->proxy_host);
     if (c->proxy_fd >= 0)
         close(c->proxy_fd);
     json_decref(c->json);
@@ -185,6 +186,11 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     DUP(connect_timeout, "connect-timeout-ms");
     DUP(keepalive, "keepalive-ping-interval");
 #undef DUP
+    c->xmetadata = 0;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *nm = req->headers.entries[i].name;
+        c->xmetadata |= nm->len > 11 && !strncasecmp(nm->base, "x-metadata-", 11);
+    }
     free(c->host);
     c->host = req->input.authority.len ? strndup(req->input.authority.base, req->input.authority.len) : NULL;
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");

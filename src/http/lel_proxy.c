@@ -120,7 +120,8 @@ static char *request_head(struct lel_proxy *x, size_t *len)
 {
     h2o_req_t *req = x->req;
     lel_call_t *c = x->c;
-    size_t cap = 512 + (c->proxy_path ? strlen(c->proxy_path) : req->input.path.len) + req->input.authority.len;
+    h2o_iovec_t host = c->proxy_host ? h2o_iovec_init(c->proxy_host, strlen(c->proxy_host)) : req->input.authority;
+    size_t cap = 512 + (c->proxy_path ? strlen(c->proxy_path) : req->input.path.len) + host.len;
     for (size_t i = 0; i < req->headers.size; i++)
         cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     char *h = malloc(cap);
@@ -129,7 +130,7 @@ static char *request_head(struct lel_proxy *x, size_t *len)
     size_t n = (size_t)snprintf(h, cap, "%.*s %s%.*s HTTP/1.1\r\nhost: %.*s\r\n", (int)req->input.method.len,
                                 req->input.method.base, c->proxy_path ? c->proxy_path : "",
                                 c->proxy_path ? 0 : (int)req->input.path.len, req->input.path.base,
-                                (int)req->input.authority.len, req->input.authority.base);
+                                (int)host.len, host.base);
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *e = &req->headers.entries[i];
         if (skip_request_header(e->name, c->proxy_path != NULL))

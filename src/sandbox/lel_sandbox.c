@@ -19,7 +19,8 @@
 
 /* Private record fields, stripped from the public view. */
 const char *const lel__sbx_private_fields[] = {"teamID", "envVars", "autoPause", "timeoutS", "endAtMs", "killedAtMs",
-                                               "snapshotID", "envdAccessToken", "autoResume", "trafficAccessToken", NULL};
+                                               "snapshotID", "envdAccessToken", "autoResume", "trafficAccessToken",
+                                               "baseImage", NULL};
 
 static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -159,12 +160,18 @@ void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level
 /* Writes `rec` as the new record plus one event; on success it becomes s->rec. */
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields)
 {
+    return lel__sbx_commit_ops(s, rec, level, msg, fields, NULL, 0);
+}
+
+int lel__sbx_commit_ops(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields,
+                        const struct lel_layer_op *ops, size_t nops)
+{
     char path[64];
     lel__sbx_record_path(s, path, sizeof(path));
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_put(b, LEL_CF_SANDBOXES, path, rec);
     lel__sbx_add_event(s, b, level, msg, fields);
-    int r = lel_store_write(s->srv->store, b);
+    int r = nops ? lel_layer_write(s->srv, b, ops, nops) : lel_store_write(s->srv->store, b);
     if (r < 0) {
         json_decref(rec);
         return r;
@@ -198,7 +205,10 @@ int lel__sbx_kill(struct lel_sandbox *s, const char *why)
     int64_t now = lel_now_ms();
     json_t *rec = lel__sbx_with_state(s, S_KILLED, s->end_at_ms < now ? s->end_at_ms : now);
     json_object_set_new(rec, "killedAtMs", json_integer(now));
-    if (lel__sbx_commit(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL) < 0)
+    /* its image (a pause's diff) goes, and with it its need of the image it started from */
+    struct lel_layer_op drop = {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0};
+    json_object_del(rec, "baseImage");
+    if (lel__sbx_commit_ops(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL, &drop, drop.key ? 1 : 0) < 0)
         return -EIO;
     char img[4200];
     lel__sbx_vm_release(s);
@@ -276,7 +286,7 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
     }
     char img[4200], err[256];
     lel__sbx_pause_image(s, img, sizeof(img));
-    if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, err, sizeof(err)) < 0) {
+    if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, 1, err, sizeof(err)) < 0) {
         atomic_fetch_sub(&s->team->running, 1);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
         return -EIO;
@@ -352,84 +362,58 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
         json_decref(acc[i]);
 }
 
-/* A create whose record is written, waiting for the group commit to make it durable. */
-struct created {
-    lel_call_t *c;
-    json_t *body;        /* the 201's, made on the actor */
-    lel_actor_t *actor;  /* a reference */
-};
-
-/* The store's syncer thread (or the actor itself without sync): the 201, or on a failed sync a
- * message for the actor to undo the create (LEL_MSG_CREATE_LOST). */
-static void created_durable(void *arg, int r)
-{
-    struct created *cr = arg;
-    lel_msg_t *m = r < 0 ? lel_msg_new(LEL_MSG_CREATE_LOST, 0, cr->c) : NULL;
-    if (r == 0 || !m || lel_actor_send(cr->actor, m) < 0) {
-        lel_msg_free(m);
-        if (r == 0)
-            lel_call_reply(cr->c, 201, cr->body);
-        else
-            lel_call_store_failed(cr->c);
-        if (r != 0)
-            json_decref(cr->body);
-        lel_call_done(cr->c);
-    } else {
-        json_decref(cr->body);
-    }
-    lel_actor_unref(cr->actor);
-    free(cr);
-}
-
-/* Handles one API call; the caller answers it. */
-/* POST /sandboxes, its second half: the record was built on the loop thread; the VM and the
- * stored record come here. */
-static void finish_create(struct lel_sandbox *s, lel_call_t *c)
+/* POST /sandboxes (and a fork), its second half: the record was built before; the VM and the
+ * stored record come here. 0, or -1 with the status and the reason to answer. */
+int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *status, char *msg, size_t n)
 {
     char err[256], raw[4200];
     if (atomic_load(&s->srv->stopping)) { /* it would miss the stop's pause (lel_sandbox_pause_all) */
         lel__sbx_slot_release(s);
-        lel_call_error(c, 503, "lelantosd is stopping: no sandbox starts now");
-        return;
-    }
-    int pooled = s->srv->use_vm && s->memory_file && !json_object_get(s->rec, "snapshotID") && lel__sbx_vm_adopt(s) == 0;
-    if (s->srv->use_vm && !pooled &&
-        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), err, sizeof(err)) < 0) {
-        lel__sbx_slot_release(s);
-        lel_call_error(c, 503, "cannot start the sandbox's microVM: %s", err);
-        return;
-    }
-    json_t *fields = json_pack("{s:O}", "templateID", json_object_get(s->rec, "templateID"));
-    if (json_object_get(s->rec, "snapshotID"))
-        json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
-    struct created *cr = malloc(sizeof(*cr));
-    char path[64];
-    lel__sbx_record_path(s, path, sizeof(path));
-    lel_batch_t *b = cr ? lel_batch_new(s->srv->store) : NULL;
-    if (!b) {
-        free(cr);
         json_decref(fields);
+        *status = 503;
+        snprintf(msg, n, "lelantosd is stopping: no sandbox starts now");
+        return -1;
+    }
+    int pooled = s->srv->use_vm && s->memory_file && !json_object_get(s->rec, "snapshotID") && !s->fork_transient &&
+                 lel__sbx_vm_adopt(s) == 0;
+    if (s->srv->use_vm && !pooled &&
+        lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), s->fork_transient, err, sizeof(err)) < 0) {
+        lel__sbx_slot_release(s);
+        json_decref(fields);
+        *status = 503;
+        snprintf(msg, n, "cannot start the sandbox's microVM: %s", err);
+        return -1;
+    }
+    json_object_set(fields, "templateID", json_object_get(s->rec, "templateID"));
+    /* the image it starts from stays while it lives: its pauses and snapshots are diffs over it */
+    struct lel_layer_op hold = {json_string_value(json_object_get(s->rec, "baseImage")), 1, 0, NULL, 0, 0};
+    if (lel__sbx_commit_ops(s, json_incref(s->rec), "info", why, fields, &hold, hold.key ? 1 : 0) < 0) {
         lel__sbx_vm_release(s);
         lel__sbx_slot_release(s);
-        lel_call_error(c, 503, "out of memory");
-        return;
+        *status = 500;
+        snprintf(msg, n, "storage error; nothing was changed");
+        return -1;
     }
-    lel_batch_put(b, LEL_CF_SANDBOXES, path, s->rec);
-    lel__sbx_add_event(s, b, "info", s->fork_image ? "sandbox created from a snapshot" : "sandbox created", fields);
-    publish(s);
     if (s->vm)
         lel__sbx_arm_sampler(s);
     s->holds_template = 1;
     lel_template_acquire(s->tpl, s->team);
     arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
-    /* the 201 goes once the record is durable: the store's syncer shares one WAL fsync among
-     * the creates (and other writes) of the moment, and this worker goes on meanwhile */
-    cr->c = c;
-    cr->body = lel__sbx_access_view(s);
-    cr->actor = s->actor;
-    lel_actor_ref(s->actor);
-    s->kept = c;
-    lel_store_write_async(s->srv->store, b, created_durable, cr);
+    return 0;
+}
+
+static void finish_create(struct lel_sandbox *s, lel_call_t *c)
+{
+    char msg[320];
+    int status;
+    json_t *fields = json_object();
+    if (json_object_get(s->rec, "snapshotID"))
+        json_object_set(fields, "snapshotID", json_object_get(s->rec, "snapshotID"));
+    if (lel__sbx_start(s, s->fork_image ? "sandbox created from a snapshot" : "sandbox created", fields, &status, msg,
+                       sizeof(msg)) < 0)
+        lel_call_error(c, status, "%s", msg);
+    else
+        lel_call_reply(c, 201, lel__sbx_access_view(s));
 }
 
 /* The lifecycle calls: pause, resume, connect; and the images (snapshot, restore). */
@@ -467,12 +451,14 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
         else
             lel_call_reply(c, 200, lel__sbx_access_view(s));
         return;
-    default: /* R_SBX_SNAPSHOT, R_SBX_RESTORE */
+    default: /* R_SBX_SNAPSHOT(S), R_SBX_RESTORE, R_SBX_FORK */
         /* an image taken mid-command would hold a command nobody can collect */
         if (lel__sbx_ncmds(s))
             lel_call_error(c, 409, "%d command(s) still running; %s when they have ended", lel__sbx_ncmds(s),
-                           c->route == R_SBX_SNAPSHOT ? "snapshot" : "restore");
-        else if (c->route == R_SBX_SNAPSHOT)
+                           c->route == R_SBX_RESTORE ? "restore" : c->route == R_SBX_FORK ? "fork" : "snapshot");
+        else if (c->route == R_SBX_FORK)
+            lel__sbx_fork(s, c);
+        else if (c->route != R_SBX_RESTORE)
             lel__sbx_take_snapshot(s, c);
         else
             lel__sbx_restore_snapshot(s, c);
@@ -532,7 +518,8 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
         else
             lel_call_reply(c, 204, NULL);
         return;
-    case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT: case R_SBX_SNAPSHOT: case R_SBX_RESTORE:
+    case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT: case R_SBX_SNAPSHOT: case R_SBX_SNAPSHOTS:
+    case R_SBX_RESTORE: case R_SBX_FORK:
         lifecycle_call(s, c);
         return;
     case R_SBX_TIMEOUT: case R_SBX_REFRESH: timeout_call(s, c); return;
@@ -547,7 +534,7 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     }
 }
 
-static void reap(struct lel_sandbox *s)
+void lel__sbx_reap(struct lel_sandbox *s)
 {
     char path[64], prefix[32];
     lel__sbx_record_path(s, path, sizeof(path));
@@ -635,7 +622,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             s->kept = NULL;
         } else {
             if (c->route == R_SBX_CREATE && c->status != 201)
-                reap(s);
+                lel__sbx_reap(s);
             lel_call_done(c);
         }
     } else if (m->type == LEL_MSG_TIMEOUT && m->arg == s->timer_gen && s->state == S_RUNNING) {
@@ -649,7 +636,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
             lel__sbx_kill(s, why);
         }
     } else if (m->type == LEL_MSG_REAP && m->arg == s->timer_gen && s->state == S_KILLED) {
-        reap(s);
+        lel__sbx_reap(s);
     } else if (m->type == LEL_MSG_CONSOLE && s->state != S_KILLED) {
         lel__sbx_console_line(s, m->ptr);
     } else if (m->type == LEL_MSG_VM_DIED && s->vm) {
@@ -674,13 +661,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         lel__sbx_stream_piece(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_ENVD_PIECE || m->type == LEL_MSG_ENVD_TICK || m->type == LEL_MSG_ENVD_BODY) {
         lel__sbx_envd_msg(s, m->type, (uint32_t)m->arg);
+    } else if (m->type == LEL_MSG_FORK) {
+        lel__sbx_fork_start(s, m->ptr, (size_t)m->arg);
     } else if (m->type == LEL_MSG_SHUTDOWN) {
         stop_end(s);
-    } else if (m->type == LEL_MSG_CREATE_LOST) { /* its record did not become durable */
-        if (s->state == S_RUNNING)
-            lel__sbx_kill(s, "error: the store could not make the create durable");
-        lel_call_store_failed(m->ptr);
-        lel_call_done(m->ptr);
     }
     if (s->stop_pending)
         stop_progress(s);
@@ -689,7 +673,7 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     lel_msg_free(m);
 }
 
-static struct lel_sandbox *sandbox_new(lel_server_t *srv, lel_team_t *team, const char *id, json_t *rec)
+struct lel_sandbox *lel__sbx_new(lel_server_t *srv, lel_team_t *team, const char *id, json_t *rec)
 {
     struct lel_sandbox *s = calloc(1, sizeof(*s));
     if (!s)
@@ -735,6 +719,7 @@ static int string_map(lel_call_t *c, const char *name, json_t **out)
 /* What a create request asks for, validated. */
 struct create_req {
     const char *tpl_id, *snap_id;
+    char snap_buf[LEL_ID_LEN + 1]; /* snap_id when templateID named a snapshot */
     long long timeout;
     json_t *meta, *env, *snap; /* owned */
     int auto_pause;
@@ -746,6 +731,8 @@ static void create_req_free(struct create_req *q)
     json_decref(q->env);
     json_decref(q->snap);
 }
+
+static int snap_start_point(lel_server_t *srv, lel_call_t *c, struct create_req *q);
 
 /* Validates the body (and a fork's snapshot); 0, or <0 with the error set on c. */
 static int create_parse(lel_server_t *srv, lel_call_t *c, struct create_req *q)
@@ -766,13 +753,63 @@ static int create_parse(lel_server_t *srv, lel_call_t *c, struct create_req *q)
         q->timeout = c->team->max_timeout_s;
     if (!q->snap_id)
         return 0;
-    /* a fork: the snapshot decides the template and the memory */
     char path[300];
     snprintf(path, sizeof(path), "%s/%s", c->team->id, q->snap_id);
     if (lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &q->snap) < 0) {
         lel_call_error(c, 404, "snapshot not found");
         return -ENOENT;
     }
+    return snap_start_point(srv, c, q);
+}
+
+/* The newest of the team's snapshots named `name` (E2B's names start sandboxes). */
+struct named_snap {
+    const char *name;
+    json_t *found;
+};
+
+static int find_named(void *ctx, const char *key, json_t *rec)
+{
+    struct named_snap *f = ctx;
+    const char *n = json_string_value(json_object_get(rec, "name")), *t = json_string_value(json_object_get(rec, "createdAt"));
+    (void)key;
+    if (!n || strcmp(n, f->name))
+        return 0;
+    const char *ft = f->found ? json_string_value(json_object_get(f->found, "createdAt")) : NULL;
+    if (!ft || (t && strcmp(t, ft) >= 0)) { /* RFC 3339 UTC times order as strings */
+        json_decref(f->found);
+        f->found = json_incref(rec);
+    }
+    return 0;
+}
+
+/* templateID names none of the team's templates: E2B starts sandboxes from a snapshot by its
+ * id or name there. 1 when it is one (q->snap filled), 0 when not, <0 with the error set. */
+static int snap_as_template(lel_server_t *srv, lel_call_t *c, struct create_req *q)
+{
+    char path[300], prefix[40];
+    struct named_snap f = {q->tpl_id, NULL};
+    snprintf(path, sizeof(path), "%s/%s", c->team->id, q->tpl_id);
+    snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
+    if (strlen(q->tpl_id) != LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_SNAPSHOTS, path, &f.found) < 0) {
+        f.found = NULL;
+        if (lel_store_scan(srv->store, LEL_CF_SNAPSHOTS, prefix, NULL, find_named, &f) < 0) {
+            json_decref(f.found);
+            lel_call_store_failed(c);
+            return -EIO;
+        }
+    }
+    if (!f.found)
+        return 0;
+    q->snap = f.found;
+    snprintf(q->snap_buf, sizeof(q->snap_buf), "%s", json_string_value(json_object_get(f.found, "snapshotID")) ?: "");
+    q->snap_id = q->snap_buf;
+    return snap_start_point(srv, c, q) < 0 ? -EINVAL : 1;
+}
+
+/* A start from a snapshot (q->snap): it decides the template and the memory. */
+static int snap_start_point(lel_server_t *srv, lel_call_t *c, struct create_req *q)
+{
     if (!srv->use_vm) {
         lel_call_error(c, 501, "API-only mode (vmm.backend: none) cannot start from a snapshot");
         return -ENOTSUP;
@@ -825,7 +862,15 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     }
     if (create_parse(srv, c, &q) < 0)
         goto done;
-    if (!(tpl = lel_template_lookup(srv, c->team, q.tpl_id))) {
+    tpl = lel_template_lookup(srv, c->team, q.tpl_id);
+    if (!tpl && !q.snap_id) {
+        int r = snap_as_template(srv, c, &q);
+        if (r < 0)
+            goto done;
+        if (r == 1) /* q.tpl_id is the snapshot's template now */
+            tpl = lel_template_lookup(srv, c->team, q.tpl_id);
+    }
+    if (!tpl) {
         lel_call_error(c, 404, "template '%s' not found", q.tpl_id);
         goto done;
     }
@@ -842,7 +887,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     int64_t now = lel_now_ms();
     lel_random_id(id);
     json_t *rec = create_record(c, &q, tpl, id, now);
-    struct lel_sandbox *s = rec ? sandbox_new(srv, c->team, id, rec) : NULL;
+    struct lel_sandbox *s = rec ? lel__sbx_new(srv, c->team, id, rec) : NULL;
     if (!s) {
         json_decref(rec);
         atomic_fetch_sub(&c->team->running, 1);
@@ -853,7 +898,7 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     s->tpl = tpl;
     tpl = NULL;
-    char img[4200], raw[4200];
+    char img[4200], raw[4200], key[4200];
     if (q.snap) {
         lel_core_image_path(srv, q.snap_id, img, sizeof(img));
         s->fork_image = strdup(img);
@@ -861,6 +906,12 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         /* a built template: restore its image over its shared memory, not a boot */
         s->fork_image = strdup(img);
         s->memory_file = strdup(raw);
+    }
+    /* the image it starts from stays while it lives: its pauses and snapshots are diffs over it */
+    if (s->fork_image && srv->use_vm) {
+        lel_layer_key(srv, s->fork_image, key, sizeof(key));
+        if (key[0])
+            json_object_set_new(rec, "baseImage", json_string(key));
     }
     if (lel_registry_put(srv->sandboxes, id, s->actor) < 0) {
         lel__sbx_slot_release(s);
@@ -892,7 +943,7 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     lel_core_fix_disk(srv, LEL_CF_SANDBOXES, key, rec);
     if (!json_object_get(rec, "envdAccessToken") && lel__sbx_new_token(rec) == 0) /* a record from before tokens */
         lel_store_put(srv->store, LEL_CF_SANDBOXES, key, rec);
-    struct lel_sandbox *s = sandbox_new(srv, team, id, json_incref(rec));
+    struct lel_sandbox *s = lel__sbx_new(srv, team, id, json_incref(rec));
     if (!s) {
         json_decref(rec);
         return 0;

@@ -174,6 +174,34 @@ static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, con
     return 0;
 }
 
+/* The optional "pty": {"cols", "rows"} (1..65535 each): the command runs on a pseudo-terminal of
+ * that size, its terminal's bytes streamed as stdout. It needs "stream": true (nothing would read
+ * the terminal meanwhile) and takes no "stdin" (it reads its terminal). 1 with the size, 0 when
+ * absent, -EINVAL with a 400 set on c. */
+static int pty_field(lel_call_t *c, int stream, const char *in, uint16_t *cols, uint16_t *rows)
+{
+    json_t *pty = c->json ? json_object_get(c->json, "pty") : NULL;
+    if (!pty || json_is_null(pty))
+        return 0;
+    json_t *jc = json_object_get(pty, "cols"), *jr = json_object_get(pty, "rows");
+    json_int_t vc = json_is_integer(jc) ? json_integer_value(jc) : 0, vr = json_is_integer(jr) ? json_integer_value(jr) : 0;
+    if (!json_is_object(pty) || vc < 1 || vc > 65535 || vr < 1 || vr > 65535) {
+        lel_call_error(c, 400, "invalid field 'pty': must be {\"cols\": 1..65535, \"rows\": 1..65535}");
+        return -EINVAL;
+    }
+    if (!stream) {
+        lel_call_error(c, 400, "invalid field 'pty': a command on a pty must be streamed (\"stream\": true)");
+        return -EINVAL;
+    }
+    if (*in) {
+        lel_call_error(c, 400, "invalid field 'stdin': a command on a pty reads its terminal, not 'stdin'");
+        return -EINVAL;
+    }
+    *cols = (uint16_t)vc;
+    *rows = (uint16_t)vr;
+    return 1;
+}
+
 /* The arguments and the whole environment (the sandbox's envVars too) within Linux's limits;
  * 0, or -E2BIG with a 400 set on c. */
 static int args_fit(lel_call_t *c, const char *const *argv, char **env)
@@ -231,10 +259,12 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     const char *cmd = NULL, *cwd = "/", *in = "";
     long long timeout = CMD_TIMEOUT_DEFAULT_MS;
     json_t *envs, *tenv = NULL;
-    int stream = 0;
+    int stream = 0, pty;
+    uint16_t cols = 0, rows = 0;
     if (s->tpl) /* the template's image config and env/workdir steps: the sandbox's envVars win */
         lel_template_defaults(s->tpl, &tenv, &cwd);
-    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs, &stream) < 0 || running_vm(s, c) < 0)
+    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs, &stream) < 0 ||
+        (pty = pty_field(c, stream, in, &cols, &rows)) < 0 || running_vm(s, c) < 0)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     json_t *base = tenv ? json_deep_copy(tenv) : json_object();
@@ -248,7 +278,9 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     struct pending_cmd *pc = calloc(1, sizeof(*pc));
     struct lel_cmd spec = {argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
                            (uint64_t)timeout, stream ? LEL_CMD_STREAM : 0};
-    int r = env && pc ? lel_vm_cmd_start(s->vm, &spec, &pc->id) : -ENOMEM;
+    int r = !env || !pc ? -ENOMEM
+          : pty      ? lel_vm_cmd_start_pty(s->vm, &spec, cols, rows, &pc->id)
+                     : lel_vm_cmd_start(s->vm, &spec, &pc->id);
     free_env(env);
     if (r != 0) {
         free(pc);

@@ -5,6 +5,7 @@
 #ifndef LEL_SANDBOX_INT_H
 #define LEL_SANDBOX_INT_H
 
+#include "../core/lel_layer.h"
 #include "../envd/lel_envd.h"
 #include "../template/lel_template.h"
 #include "lel_sandbox.h"
@@ -72,6 +73,8 @@ struct lel_sandbox {
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
     char *fork_image;      /* create only: the image it starts from (a snapshot, or its template's) */
     char *memory_file;     /* create only: the template's raw memory, mapped copy-on-write */
+    int fork_transient;    /* create only: fork_image is a fork's temporary image (it goes once the forks
+                              started): later diffs are against its base, which the sandbox holds */
     int64_t sample_gen;    /* metrics timer generation */
     uint64_t cpu_prev_ns;
     int64_t cpu_prev_ms;
@@ -112,6 +115,9 @@ void lel__sbx_slot_release(struct lel_sandbox *s);
 void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields);
 /** Writes `rec` as the new record plus one event; on success it becomes s->rec. */
 int lel__sbx_commit(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields);
+/** lel__sbx_commit with image reference changes in the same batch (lel_layer_write). */
+int lel__sbx_commit_ops(struct lel_sandbox *s, json_t *rec, const char *level, const char *msg, json_t *fields,
+                        const struct lel_layer_op *ops, size_t nops);
 json_t *lel__sbx_with_state(struct lel_sandbox *s, enum state st, int64_t end_at);
 
 /** Starts the paused sandbox's VM again for `t` seconds (record, event, timer); 0, or -errno with
@@ -120,9 +126,29 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
 /** Kills the sandbox (record, event, VM, files); `why` starting with "error" logs at error level. */
 int lel__sbx_kill(struct lel_sandbox *s, const char *why);
 
+/** A new sandbox object and its actor for `rec` (taken); NULL when out of memory. */
+struct lel_sandbox *lel__sbx_new(lel_server_t *srv, lel_team_t *team, const char *id, json_t *rec);
+/** Starts a created sandbox (its VM from s->fork_image, or a boot), stores it with the event
+ * `why` (`fields` taken) and arms its timers. 0, or -1 with *status and msg for the answer
+ * (its team slot is given back; the caller reaps it). */
+int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *status, char *msg, size_t n);
+/** Removes a killed (or never started) sandbox's records and its registry entry. */
+void lel__sbx_reap(struct lel_sandbox *s);
+
+/* lel_sandbox_fork.c: POST /sandboxes/{id}/fork (E2B's) */
+struct lel_fork_job;
+/** On the source's actor: its VM is imaged (a brief stop), then `count` new sandboxes start from
+ * that image on their own actors; the call (kept) is answered once all have. */
+void lel__sbx_fork(struct lel_sandbox *s, lel_call_t *c);
+/** LEL_MSG_FORK, on a new fork's actor: its VM starts; its place `i` in the job is filled. */
+void lel__sbx_fork_start(struct lel_sandbox *s, struct lel_fork_job *job, size_t i);
+
 /* lel_sandbox_vm.c */
 void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
-int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen);
+/** Boots (image NULL) or restores the VM; `transient`: image is its pause image (later diffs are
+ * against that image's base). */
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
+                      size_t errlen);
 /** A create from a template: its VM from the template's warm pool (ready, nothing to restore).
  * 0, or -ENOENT when the pool has none (then lel__sbx_vm_start restores one). */
 int lel__sbx_vm_adopt(struct lel_sandbox *s);

@@ -209,7 +209,13 @@ static int collect_snapshot(void *p, const char *key, json_t *rec)
     struct snap_ctx *l = p;
     if (!matches(l->sandbox, rec, "sandboxID") || !matches(l->name, rec, "name"))
         return 0;
-    return page_add(&l->pg, rec, "snapshotID", lel__snap_private_fields);
+    if (page_add(&l->pg, rec, "snapshotID", lel__snap_private_fields))
+        return 1;
+    /* E2B's SnapshotInfo: the names that start a sandbox from it (its id does too) */
+    const char *name = json_string_value(json_object_get(rec, "name"));
+    json_object_set_new(json_array_get(l->pg.out, json_array_size(l->pg.out) - 1), "names",
+                        name && *name ? json_pack("[s]", name) : json_array());
+    return 0;
 }
 
 void lel_snapshot_list(lel_server_t *srv, lel_call_t *c)

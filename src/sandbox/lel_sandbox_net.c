@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The record's policy (strings checked when they were stored). */
 static int policy_of(struct lel_sandbox *s, json_t *rec, struct lel_net_policy *p, char *err, size_t errlen)
@@ -85,6 +86,9 @@ int lel__sbx_net_record(lel_server_t *srv, lel_call_t *c, json_t *rec)
         json_t *l = json_object_get(net, name);
         json_object_set_new(kept, name, json_is_array(l) ? json_deep_copy(l) : json_array());
     }
+    json_t *mask = json_object_get(net, "maskRequestHost"); /* (checked by the API layer) */
+    if (json_is_string(mask))
+        json_object_set(kept, "maskRequestHost", mask);
     json_object_set_new(rec, "network", kept);
     json_object_set_new(rec, "allowInternetAccess", json_boolean(ai && json_is_boolean(ai) ? json_is_true(ai)
                                                                                            : srv->cfg.net_allow_internet));
@@ -112,6 +116,25 @@ static int may_reach(struct lel_sandbox *s, lel_call_t *c)
     lel_call_error(c, 403, "sandbox %s does not allow public traffic: send its trafficAccessToken in "
                    "e2b-traffic-access-token", s->id);
     return 0;
+}
+
+/* network.maskRequestHost with each ${PORT} replaced by `port` (malloc'd; NULL: out of memory). */
+static char *mask_expand(const char *mask, int port)
+{
+    char num[12], *out = malloc(strlen(mask) / 7 * sizeof(num) + strlen(mask) + 1), *o = out;
+    int nl = snprintf(num, sizeof(num), "%d", port);
+    for (const char *p = mask; out && *p;) {
+        if (!strncmp(p, "${PORT}", 7)) {
+            memcpy(o, num, (size_t)nl);
+            o += nl;
+            p += 7;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    if (out)
+        *o = 0;
+    return out;
 }
 
 void lel__sbx_port_call(struct lel_sandbox *s, lel_call_t *c)
@@ -146,6 +169,12 @@ void lel__sbx_port_call(struct lel_sandbox *s, lel_call_t *c)
                        strerror(-r));
         return;
     }
+    const char *mask = json_string_value(json_object_get(json_object_get(s->rec, "network"), "maskRequestHost"));
+    if (mask && !(c->proxy_host = mask_expand(mask, c->proxy_port))) {
+        close(fd);
+        lel_call_error(c, 503, "out of memory");
+        return;
+    }
     lel_call_proxy(c, fd, c->proxy_port);
 }
 
@@ -159,8 +188,10 @@ static json_t *network_view(struct lel_sandbox *s)
     return v;
 }
 
-/* PUT: allowOut, denyOut and allowInternetAccess replace the record's (allowPublicTraffic is
- * fixed at create: its token was given then); the next connect goes by them. */
+/* PUT: allowOut, denyOut and allowInternetAccess replace the record's whole, as E2B's update
+ * does: one omitted is cleared (the lists empty, internet access the configured default).
+ * allowPublicTraffic is fixed at create (its token was given then); the next connect goes by
+ * the new policy. */
 static void network_put(struct lel_sandbox *s, lel_call_t *c)
 {
     json_t *b = c->json, *pub = json_object_get(b, "allowPublicTraffic");
@@ -173,6 +204,11 @@ static void network_put(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 400, "invalid field 'allowPublicTraffic': fixed when the sandbox was created");
         return;
     }
+    json_t *mask = json_object_get(b, "maskRequestHost"), *had = json_object_get(cur, "maskRequestHost");
+    if (mask && !json_equal(mask, had)) {
+        lel_call_error(c, 400, "invalid field 'maskRequestHost': fixed when the sandbox was created");
+        return;
+    }
     json_t *rec = json_deep_copy(s->rec), *net = json_object_get(rec, "network");
     if (!net) {
         net = json_pack("{s:b}", "allowPublicTraffic", 1);
@@ -181,14 +217,11 @@ static void network_put(struct lel_sandbox *s, lel_call_t *c)
     for (int k = 0; k < 2; k++) {
         const char *name = k ? "denyOut" : "allowOut";
         json_t *l = json_object_get(b, name);
-        if (l)
-            json_object_set_new(net, name, json_deep_copy(l));
-        else if (!json_object_get(net, name))
-            json_object_set_new(net, name, json_array());
+        json_object_set_new(net, name, json_is_array(l) ? json_deep_copy(l) : json_array());
     }
     json_t *ai = json_object_get(b, "allowInternetAccess");
-    if (ai)
-        json_object_set(rec, "allowInternetAccess", ai);
+    json_object_set_new(rec, "allowInternetAccess",
+                        json_boolean(json_is_boolean(ai) ? json_is_true(ai) : s->srv->cfg.net_allow_internet));
     struct lel_net_policy p;
     char err[160];
     if (policy_of(s, rec, &p, err, sizeof(err)) < 0) {

@@ -215,14 +215,14 @@ void lel__sbx_streams_poll(struct lel_sandbox *s)
 {
     struct lel_cmd_ready rd[32];
     size_t n = 0;
-    if (!s->vm || (!s->rstreams && !lel_envd_running(s->envd)))
+    if (!s->vm || (!s->rstreams && !lel_envd_running(s->envd) && !lel_envd_watching(s->envd)))
         return;
     if (lel_vm_cmd_poll(s->vm, rd, 32, &n) < 0)
         return; /* a guest older than streaming, or one that did not answer (the result loop says so) */
     for (size_t i = 0; i < n && s->vm; i++) {
-        if (!(rd[i].flags & (LEL_POLL_OUTPUT | LEL_POLL_STDIN)))
+        if (!(rd[i].flags & (LEL_POLL_OUTPUT | LEL_POLL_STDIN | LEL_POLL_WATCH)))
             continue; /* an end: the result loop collects it */
-        struct rest_stream *st = stream_of_cmd(s, rd[i].id);
+        struct rest_stream *st = rd[i].flags & LEL_POLL_WATCH ? NULL : stream_of_cmd(s, rd[i].id); /* (a watch's id is no command's) */
         if (st) {
             if (rd[i].flags & LEL_POLL_OUTPUT)
                 read_output(s, st);

@@ -49,11 +49,15 @@ static const struct lel_vm_ops vm_ops = {on_console, on_died, on_event};
  * when it cannot be made: the start then decompresses the image as a pause image does. */
 static const char *snapshot_memory(struct lel_sandbox *s, const char *id, char *raw, size_t n)
 {
-    char img[4200], err[256];
+    char img[4200], err[600];
+    struct lel_snap_info info;
     lel_core_raw_path(s->srv, id, raw, n);
     if (access(raw, R_OK) == 0)
         return raw;
     lel_core_image_path(s->srv, id, img, sizeof(img));
+    /* a diff: the restore maps the nearest memory file below it and applies the diffs */
+    if (lel_image_info(img, &info, NULL, 0, NULL, err, sizeof(err)) < 0 || info.diff)
+        return NULL;
     if (lel_image_unpack_memory(img, raw, err, sizeof(err)) == 0)
         return raw;
     fprintf(stderr, "lelantosd: snapshot %s: no shared memory file, each start copies the image: %s\n", id, err);
@@ -91,10 +95,12 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
 /* Boots a fresh VM (image NULL) or restores one, over memory_file (that image's memory
  * unpacked) when given; the VM holds a reference to the actor so its callbacks never reach a
  * freed actor. */
-int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, char *err, size_t errlen)
+int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
+                      size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
-                                memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20};
+                                memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20,
+                                transient, 0};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
@@ -141,7 +147,8 @@ int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_in
         snprintf(err, errlen, "the VM died");
         return -EPIPE;
     }
-    return lel_vm_save(s->vm, path, info, err, errlen);
+    /* only what differs from the image it started from (a full image when it has none) */
+    return lel_vm_save_diff(s->vm, path, info, err, errlen);
 }
 
 void lel__sbx_sample(struct lel_sandbox *s)
@@ -245,11 +252,33 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
     lel_batch_t *b = lel_batch_new(s->srv->store);
     lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
-    lel__sbx_add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I}", "snapshotID", id, "storedBytes", (json_int_t)info.stored_bytes));
-    if (lel_store_write(s->srv->store, b) < 0) {
+    lel__sbx_add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I, s:b, s:i}", "snapshotID", id, "storedBytes",
+                                                                 (json_int_t)info.stored_bytes, "diff", info.diff, "depth",
+                                                                 (int)info.depth));
+    /* the image's record (its owner: the snapshot record) holds its base in the same batch */
+    char key[4200];
+    lel_layer_key(s->srv, img, key, sizeof(key));
+    struct lel_layer_op op = {key, 1, 1, info.diff ? json_string_value(json_object_get(s->rec, "baseImage")) : NULL,
+                              (int)info.depth, 0};
+    if (info.diff && !op.base) { /* cannot happen: a VM with a base started from the sandbox's base image */
+        unlink(img);
+        json_decref(snap);
+        lel_batch_free(b);
+        lel_call_error(c, 500, "snapshot failed: the sandbox's base image is unknown");
+        return;
+    }
+    if (lel_layer_write(s->srv, b, &op, 1) < 0) {
         unlink(img);
         json_decref(snap);
         lel_call_store_failed(c);
+        return;
+    }
+    lel_layer_maybe_flatten(s->srv, key, (int)info.depth);
+    if (c->route == R_SBX_SNAPSHOTS) { /* E2B's SnapshotInfo: the names it can be started by */
+        lel_call_reply(c, 201, json_pack("{s:s, s:[]}", "snapshotID", id, "names"));
+        if (*name)
+            json_array_append_new(json_object_get(c->resp, "names"), json_string(name));
+        json_decref(snap);
         return;
     }
     for (int i = 0; lel__snap_private_fields[i]; i++)
@@ -298,7 +327,7 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     struct lel_net_ep *old_ep = s->ep;
     s->vm = NULL;
     s->ep = NULL;
-    if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), err, sizeof(err)) < 0) {
+    if (lel__sbx_vm_start(s, img, snapshot_memory(s, sid, raw, sizeof(raw)), 0, err, sizeof(err)) < 0) {
         s->vm = old;
         s->ep = old_ep;
         lel_call_error(c, 500, "cannot restore: %s", err);
@@ -311,7 +340,15 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     lel__sbx_vm_release(s); /* the old VM and its reference, its connections */
     s->vm = fresh;
     s->ep = fresh_ep;
-    if (lel__sbx_commit(s, json_incref(s->rec), "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid)) < 0) {
+    /* its base is the snapshot now: held, and the old one let go, with the record */
+    char key[4200];
+    lel_layer_key(s->srv, img, key, sizeof(key));
+    json_t *rec = json_deep_copy(s->rec);
+    struct lel_layer_op ops[2] = {{key, 1, 0, NULL, 0, 0},
+                                  {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0}};
+    json_object_set_new(rec, "baseImage", json_string(key));
+    if (lel__sbx_commit_ops(s, rec, "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid), ops,
+                            ops[1].key ? 2 : 1) < 0) {
         lel_call_store_failed(c);
         return;
     }

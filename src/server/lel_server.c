@@ -1,6 +1,7 @@
 /* The server object: owns the config copy, store, worker pool, timers, registries and the HTTP
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
+#include "../core/lel_layer.h"
 #include "../http/lel_http.h"
 #include "../image/lel_image.h"
 #include "../net/lel_net.h"
@@ -166,9 +167,13 @@ static void server_free(lel_server_t *srv)
         lel_actor_unref(srv->root);
     lel_image_free(srv);
     lel_ratelimit_free(srv->rl);
+    if (srv->store)
+        lel_layer_drain(srv); /* background flattens write the store */
     lel_store_close(srv->store);
     pthread_cond_destroy(&srv->cond);
     pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->layer_cond);
+    pthread_mutex_destroy(&srv->layer_lock);
     lel_config_free(&srv->cfg);
     free(srv);
 }
@@ -201,6 +206,8 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         return -ENOMEM;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
+    pthread_mutex_init(&srv->layer_lock, NULL);
+    pthread_cond_init(&srv->layer_cond, NULL);
     if (copy_config(&srv->cfg, cfg) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

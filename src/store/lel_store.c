@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 static const char *const cf_names[LEL_CF_COUNT] = {"default", "teams", "members", "keys", "sandboxes",
-                                                   "templates", "builds", "snapshots", "events", "images"};
+                                                   "templates", "builds", "snapshots", "events", "images", "layers"};
 
 struct lel_store {
     rocksdb_t *db;

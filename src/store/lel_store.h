@@ -21,6 +21,7 @@ enum lel_cf {
     LEL_CF_SNAPSHOTS,
     LEL_CF_EVENTS,
     LEL_CF_IMAGES,
+    LEL_CF_LAYERS, /* snapshot images' reference counts (src/core/lel_layer.h) */
     LEL_CF_COUNT
 };
 

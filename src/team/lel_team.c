@@ -5,6 +5,8 @@
  * the loop threads consult; the team actor changes it only after the store has the change. */
 #include "lel_team.h"
 
+#include "../core/lel_layer.h"
+
 #include "../sandbox/lel_sandbox.h"
 #include "../template/lel_template.h"
 
@@ -146,7 +148,10 @@ static int collect_key(void *ctx, const char *key, json_t *rec)
 
 /* Deletes the team's record <teamID>/<c->id> in `cf`; answers 404 naming `what` when it is
  * not there. On success *old (when given) receives the deleted record. Returns 0 when deleted. */
-static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf, const char *what, json_t **old)
+/* Deletes a record of the team; `image`: the record owns that snapshot image, whose owner's
+ * reference goes in the same batch (its files go when no other image or sandbox needs it). */
+static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf, const char *what, json_t **old,
+                        const char *image)
 {
     char path[96];
     json_t *rec;
@@ -157,7 +162,8 @@ static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum le
     }
     lel_batch_t *b = lel_batch_new(srv->store);
     lel_batch_del(b, cf, path);
-    if (lel_store_write(srv->store, b) < 0) {
+    struct lel_layer_op drop = {image, -1, 0, NULL, 0, 0};
+    if ((image ? lel_layer_write(srv, b, &drop, 1) : lel_store_write(srv->store, b)) < 0) {
         json_decref(rec);
         lel_call_store_failed(c);
         return -EIO;
@@ -173,7 +179,7 @@ static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum le
 static void key_delete(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
 {
     json_t *rec;
-    if (delete_owned(srv, t, c, LEL_CF_KEYS, "api key", &rec) < 0)
+    if (delete_owned(srv, t, c, LEL_CF_KEYS, "api key", &rec, NULL) < 0)
         return;
     /* revoked for every later request the moment the store has it */
     free(lel_registry_del(srv->keys, json_string_value(json_object_get(rec, "hash"))));
@@ -292,21 +298,26 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_TEAM_GET: team_get(t, c); break;
     case R_MEMBERS_CREATE: members_create(srv, t, c); break;
     case R_MEMBERS_LIST: list(srv, t, c, LEL_CF_MEMBERS, collect_member); break;
-    case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL); break;
+    case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL, NULL); break;
     case R_SNAP_LIST: lel_snapshot_list(srv, c); break;
-    case R_SNAP_DELETE:
-        if (delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL) == 0) {
-            char img[4200];
-            lel_core_image_path(srv, c->id, img, sizeof(img));
-            unlink(img); /* after the record: a crash in between leaves a file, never a dangling record */
-            lel_core_raw_path(srv, c->id, img, sizeof(img));
-            unlink(img); /* sandboxes still mapping it keep their pages */
-        }
+    case R_SNAP_DELETE: {
+        /* the record and the image's owner reference in one batch: the files stay while a
+         * sandbox started from it or a diff over it needs them */
+        char img[4200], key[4200];
+        lel_core_image_path(srv, c->id, img, sizeof(img));
+        lel_layer_key(srv, img, key, sizeof(key));
+        delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL, strlen(c->id) <= LEL_ID_LEN ? key : NULL);
         break;
+    }
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;
     case R_TPL_CREATE: lel_template_create(srv, c); break;
     case R_TPL_LIST: lel_template_list(srv, c); break;
-    case R_TPL_GET: case R_TPL_BUILD: lel_template_read(srv, c); break;
+    case R_TPL_GET: case R_TPL_BUILD: case R_TPL_BUILD_STATUS: lel_template_read(srv, c); break;
+    case R_TPL_ALIAS: lel_template_alias(srv, c); break;
+    case R_TPL_E2B_CREATE:
+        if (lel_template_e2b_create(srv, c))
+            return; /* a rebuild: that template's actor answers */
+        break;
     default: lel_call_error(c, 500, "unrouted call"); break;
     }
     lel_call_done(c);

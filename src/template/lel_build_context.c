@@ -19,6 +19,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,13 @@ struct membuf {
 };
 
 struct lel_ctx_upload {
+    uint32_t id;
+    int starts_build; /* the context: its end starts the waiting build */
     lel_call_t *c;
     int fd;
     char tmp[4300], path[4200];
     char *buf;
+    struct lel_ctx_upload *next;
 };
 
 void lel__template_context_path(struct lel_template *t, char *buf, size_t n)
@@ -51,14 +55,18 @@ int lel__template_needs_context(json_t *def)
     size_t i;
     json_t *st;
     json_array_foreach(json_object_get(def, "steps"), i, st)
-        if (!strcmp(json_string_value(json_object_get(st, "type")) ?: "", "copy"))
-            return 1;
+        if (!strcmp(json_string_value(json_object_get(st, "type")) ?: "", "copy") && !json_object_get(st, "filesHash"))
+            return 1; /* (E2B's copy steps bring their own files) */
     return 0;
 }
 
-static void upload_end(struct lel_template *t, int ok_status)
+static void upload_end(struct lel_template *t, struct lel_ctx_upload *u, int ok_status)
 {
-    struct lel_ctx_upload *u = t->ctx;
+    struct lel_ctx_upload **pp = &t->ctx;
+    while (*pp && *pp != u)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = u->next;
     if (u->fd >= 0)
         close(u->fd);
     if (ok_status != 204)
@@ -66,7 +74,6 @@ static void upload_end(struct lel_template *t, int ok_status)
     lel_call_done(u->c);
     free(u->buf);
     free(u);
-    t->ctx = NULL;
 }
 
 /* A readable tar: every header and all data read through. 0, or -1 with the reason. */
@@ -96,10 +103,12 @@ static int check_tar(const char *path, char *why, size_t n)
     return r == ARCHIVE_EOF && entries ? 0 : -1;
 }
 
-void lel__template_context_step(struct lel_template *t)
+void lel__template_context_step(struct lel_template *t, uint32_t id)
 {
     struct lel_ctx_upload *u = t->ctx;
     char why[300];
+    while (u && u->id != id)
+        u = u->next;
     while (u) {
         ssize_t r = lel_call_body_read(u->c, u->buf, CHUNK);
         if (r == -EAGAIN)
@@ -109,14 +118,14 @@ void lel__template_context_step(struct lel_template *t)
                 lel_call_error(u->c, 413, "build context larger than images.max_bytes (%zu bytes)", t->srv->cfg.image_max_bytes);
             else
                 lel_call_error(u->c, 400, "the upload ended before its body was complete");
-            upload_end(t, 400);
+            upload_end(t, u, 400);
             return;
         }
         if (r == 0)
             break;
         if (write(u->fd, u->buf, (size_t)r) != r) {
             lel_call_error(u->c, errno == ENOSPC ? 503 : 500, "cannot store the build context: %s", strerror(errno));
-            upload_end(t, 500);
+            upload_end(t, u, 500);
             return;
         }
     }
@@ -126,17 +135,18 @@ void lel__template_context_step(struct lel_template *t)
     u->fd = -1;
     if (check_tar(u->tmp, why, sizeof(why)) < 0) {
         lel_call_error(u->c, 400, "the build context is not a readable tar archive: %s", why);
-        upload_end(t, 400);
+        upload_end(t, u, 400);
         return;
     }
     if (rename(u->tmp, u->path) < 0) {
         lel_call_error(u->c, 500, "cannot store the build context: %s", strerror(errno));
-        upload_end(t, 500);
+        upload_end(t, u, 500);
         return;
     }
     lel_call_reply(u->c, 204, NULL);
-    upload_end(t, 204);
-    if (!t->srv->use_vm) /* API-only: nothing is built */
+    int starts = u->starts_build;
+    upload_end(t, u, 204);
+    if (!starts || !t->srv->use_vm) /* E2B's files wait for their steps; API-only: nothing is built */
         return;
     lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(json_string_value(json_object_get(t->rec, "buildID")) ?: ""));
     if (m && (!m->ptr || lel_actor_send(t->actor, m) < 0)) {
@@ -147,22 +157,24 @@ void lel__template_context_step(struct lel_template *t)
 
 void lel__template_context_abandon(struct lel_template *t)
 {
-    if (!t->ctx)
-        return;
-    lel_call_error(t->ctx->c, 503, "the template is gone");
-    upload_end(t, 503);
+    while (t->ctx) {
+        lel_call_error(t->ctx->c, 503, "the template is gone");
+        upload_end(t, t->ctx, 503);
+    }
 }
 
-/* PUT /templates/{id}/context, on the template's actor; 1 when the call is kept (streaming). */
-int lel__template_context_put(struct lel_template *t, lel_call_t *c)
+/* An upload of a tar to `path` (through path.tmp), on the template's actor; 1 when the call
+ * is kept (streaming), 0 when answered. */
+static int upload_start(struct lel_template *t, lel_call_t *c, const char *path, int starts_build)
 {
     const char *status = json_string_value(json_object_get(t->rec, "buildStatus"));
-    if (t->ctx) {
-        lel_call_error(c, 409, "a build context upload is in progress");
-        return 0;
-    }
+    for (struct lel_ctx_upload *o = t->ctx; o; o = o->next)
+        if (!strcmp(o->path, path)) {
+            lel_call_error(c, 409, "an upload of the same %s is in progress", starts_build ? "build context" : "files");
+            return 0;
+        }
     if (t->build || !status || strcmp(status, "waiting")) {
-        lel_call_error(c, 409, "the template's build has started (status %s): a build context must come before", status ?: "?");
+        lel_call_error(c, 409, "the template's build has started (status %s): its files must come before", status ?: "?");
         return 0;
     }
     struct lel_ctx_upload *u = calloc(1, sizeof(*u));
@@ -171,24 +183,39 @@ int lel__template_context_put(struct lel_template *t, lel_call_t *c)
         lel_call_error(c, 503, "out of memory");
         return 0;
     }
-    char dir[4200];
-    snprintf(dir, sizeof(dir), "%s/templates", t->srv->cfg.data_dir);
-    mkdir(dir, 0700);
-    lel__template_context_path(t, u->path, sizeof(u->path));
+    snprintf(u->path, sizeof(u->path), "%s", path);
     snprintf(u->tmp, sizeof(u->tmp), "%s.tmp", u->path);
     u->c = c;
+    u->starts_build = starts_build;
+    u->id = ++t->ctx_seq;
     if ((u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        lel_call_error(c, 500, "cannot store the build context: %s", strerror(errno));
+        lel_call_error(c, 500, "cannot store the upload: %s", strerror(errno));
         free(u->buf);
         free(u);
         return 0;
     }
+    u->next = t->ctx;
     t->ctx = u;
     if (c->body_in)
-        lel_call_body_notify(c, t->actor, LEL_MSG_XFER, 0);
+        lel_call_body_notify(c, t->actor, LEL_MSG_XFER, u->id);
     else
-        lel__template_context_step(t);
+        lel__template_context_step(t, u->id);
     return 1;
+}
+
+/* PUT /templates/{id}/context, on the template's actor; 1 when the call is kept (streaming). */
+int lel__template_context_put(struct lel_template *t, lel_call_t *c)
+{
+    char dir[4200], path[4200];
+    snprintf(dir, sizeof(dir), "%s/templates", t->srv->cfg.data_dir);
+    mkdir(dir, 0700);
+    lel__template_context_path(t, path, sizeof(path));
+    return upload_start(t, c, path, 1);
+}
+
+int lel__template_files_put(struct lel_template *t, lel_call_t *c, const char *path)
+{
+    return upload_start(t, c, path, 0);
 }
 
 /* ---- the copy step ---- */
@@ -240,8 +267,35 @@ static int place(const char *name, const char *src, const char *dest, int src_is
     return out[0] != 0;
 }
 
-/* Builds the step's tar in b; the number of entries, or -1 (err). */
-static int select_entries(const char *ctx, const char *src, const char *dest, void *b, char *err, size_t errlen)
+/* A glob source (E2B's copy takes them, as Docker's COPY does): the entry `name` is placed when
+ * its first components match the pattern, as a matched file into `dest` or a matched
+ * directory's contents into it. 0 when it is not matched. */
+static int place_glob(const char *name, const char *pat, const char *dest, int is_dir, char *out, size_t n)
+{
+    size_t k = 1, l = 0;
+    char head[4200], d[4200];
+    for (const char *p = pat; *p; p++)
+        k += *p == '/';
+    while (name[l] && k) /* the entry's first k components */
+        if (name[l++] == '/' && !--k)
+            l--;
+    snprintf(head, sizeof(head), "%.*s", (int)l, name);
+    if (k > 1 || fnmatch(pat, head, FNM_PATHNAME | FNM_PERIOD) != 0)
+        return 0;
+    clean(dest, d, sizeof(d));
+    const char *rest = name[l] ? name + l + 1 : NULL, *base = strrchr(head, '/');
+    if (!rest && is_dir) /* a matched directory: its contents go into dest, not itself */
+        return 0;
+    if (rest)
+        snprintf(out, n, "%s%s%s", d, *d ? "/" : "", rest);
+    else
+        snprintf(out, n, "%s%s%s", d, *d ? "/" : "", base ? base + 1 : head);
+    return out[0] != 0;
+}
+
+/* Builds the step's tar in b; the number of entries, or -1 (err). mode >= 0: every file and
+ * directory copied gets it. */
+static int select_entries(const char *ctx, const char *src, const char *dest, int mode, void *b, char *err, size_t errlen)
 {
     struct archive *in = archive_read_new(), *out = archive_write_new();
     struct archive_entry *e;
@@ -250,6 +304,7 @@ static int select_entries(const char *ctx, const char *src, const char *dest, vo
     clean(src, srcc, sizeof(srcc));
     if (!strcmp(srcc, "."))
         srcc[0] = 0; /* the whole context */
+    int glob = strpbrk(srcc, "*?[") != NULL;
     archive_read_support_filter_all(in);
     archive_read_support_format_tar(in);
     archive_read_support_format_gnutar(in);
@@ -265,8 +320,13 @@ static int select_entries(const char *ctx, const char *src, const char *dest, vo
         if (!strcmp(name, srcc) && archive_entry_filetype(e) == AE_IFDIR)
             src_is_dir = 1;
         to[0] = 0;
-        if (strstr(name, "..") || !place(name, srcc, dest, src_is_dir, to, sizeof(to)) || !to[0])
+        if (strstr(name, "..") ||
+            !(glob ? place_glob(name, srcc, dest, archive_entry_filetype(e) == AE_IFDIR, to, sizeof(to))
+                   : place(name, srcc, dest, src_is_dir, to, sizeof(to))) ||
+            !to[0])
             continue;
+        if (mode >= 0 && archive_entry_filetype(e) != AE_IFLNK)
+            archive_entry_set_perm(e, (mode_t)mode);
         archive_entry_set_pathname(e, to);
         archive_entry_set_uid(e, 0);
         archive_entry_set_gid(e, 0);
@@ -303,16 +363,23 @@ int lel__template_copy_step(struct lel_template *t, struct lel_vm *vm, size_t i,
                             char *err, size_t errlen)
 {
     const char *src = json_string_value(json_object_get(st, "src")), *dest = json_string_value(json_object_get(st, "dest"));
+    const char *hash = json_string_value(json_object_get(st, "filesHash"));
     char ctx[4200];
+    int mode = -1;
     struct membuf b = {NULL, sizeof(GUEST_COPY), sizeof(GUEST_COPY) + COPY_MAX};
     snprintf(what, whatlen, "step %zu (copy): %.80s -> %.80s", i + 1, src, dest);
-    lel__template_context_path(t, ctx, sizeof(ctx));
+    if (hash)
+        lel__template_files_path(t, hash, ctx, sizeof(ctx));
+    else
+        lel__template_context_path(t, ctx, sizeof(ctx));
+    if (json_object_get(st, "mode") && lel__template_mode(json_object_get(st, "mode"), &mode) < 0)
+        mode = -1;
     if (!(b.p = malloc(b.cap))) {
         snprintf(err, errlen, "copy: out of memory");
         return -1;
     }
     memcpy(b.p, GUEST_COPY, sizeof(GUEST_COPY));
-    if (select_entries(ctx, src, dest, &b, err, errlen) < 0) {
+    if (select_entries(ctx, src, dest, mode, &b, err, errlen) < 0) {
         free(b.p);
         return -1;
     }

@@ -14,16 +14,18 @@
  * sandbox, a GET or a fromTemplate may name a template instead of giving its id. */
 #include "lel_template_int.h"
 
+#include "../core/lel_layer.h"
 #include "../image/lel_image.h"
 #include "../vmm/lel_vmm.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", NULL};
+static const char *const private_fields[] = {"guestImage", "teamID", "definition", "imageBuildID", "uploadToken", NULL};
 
 static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m);
 
@@ -52,11 +54,15 @@ static void template_free(void *p)
     if (t->image_id[0]) /* a template that was never made (its use is given back at DELETE) */
         lel_image_release(t->srv, t->image_id);
     json_decref(t->defaults);
+    json_decref(t->retired);
     json_decref(t->rec);
+    pthread_mutex_destroy(&t->image_lock);
     free(t);
 }
 
-static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
+static void load_image_stem(struct lel_template *t);
+
+lel_actor_t *lel__template_new(lel_server_t *srv, json_t *rec)
 {
     struct lel_template *t = calloc(1, sizeof(*t));
     if (!t)
@@ -73,6 +79,8 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     t->defaults = lel__template_defaults_of(def);
     snprintf(t->image_id, sizeof(t->image_id), "%s", lel__template_image_id(def) ?: "");
     atomic_init(&t->image_ready, json_is_string(json_object_get(rec, "imageBuildID")));
+    pthread_mutex_init(&t->image_lock, NULL);
+    load_image_stem(t);
     atomic_init(&t->in_use, 0);
     atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
     pthread_mutex_init(&t->pool_lock, NULL);
@@ -80,6 +88,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     if (!a) {
         json_decref(t->defaults);
         pthread_mutex_destroy(&t->pool_lock);
+        pthread_mutex_destroy(&t->image_lock);
         free(t);
     }
     else
@@ -87,7 +96,7 @@ static lel_actor_t *template_new(lel_server_t *srv, json_t *rec)
     return a;
 }
 
-static void rec_path(const char *team, const char *id, char *buf, size_t n)
+void lel__template_rec_path(const char *team, const char *id, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/%s", team, id);
 }
@@ -99,7 +108,7 @@ static void spawns_path(const char *team, const char *id, char *buf, size_t n)
 
 /* The record as `team` sees it: without private fields, and for a built-in (shared by every
  * team) with that team's own spawnCount and lastSpawnedAt. */
-static json_t *public_view(lel_server_t *srv, json_t *rec, const char *team)
+json_t *lel__template_public_view(lel_server_t *srv, json_t *rec, const char *team)
 {
     json_t *v = json_deep_copy(rec), *sp = NULL;
     char path[96];
@@ -140,11 +149,17 @@ static void ref_found(void *value, void *ctx)
 lel_actor_t *lel_template_lookup(lel_server_t *srv, lel_team_t *team, const char *id)
 {
     struct find_ctx f = {team, NULL};
-    char key[LEL_ID_LEN + 16 + 140];
+    char key[LEL_ID_LEN + 16 + 280];
     if (!id)
         return NULL;
     lel_registry_get(srv->templates, id, ref_if_visible, &f);
-    if (!f.found && strlen(id) <= 128) {
+    size_t n = strlen(id);
+    if (!f.found && n > 8 && !strcmp(id + n - 8, ":default") && n - 8 <= 128) { /* E2B's: no tag */
+        char plain[136];
+        snprintf(plain, sizeof(plain), "%.*s", (int)(n - 8), id);
+        return lel_template_lookup(srv, team, plain);
+    }
+    if (!f.found && n <= 260) { /* a name, or E2B's name:tag (tags are indexed as names) */
         /* a name: the team's own first, then the built-ins' (which no team may take) */
         snprintf(key, sizeof(key), "%s/%s", team->id, id);
         lel_registry_get(srv->template_names, key, ref_found, &f.found);
@@ -163,10 +178,16 @@ int lel_template_ready(lel_actor_t *a, const char **status)
     return is_builtin(t) || st == TPL_READY;
 }
 
-/* Indexes its name and aliases (a duplicate alias is skipped: the first holder keeps it). */
-static void names_put(struct lel_template *t)
+/* Its E2B tags as names: "<team>/<name>:<tag>". */
+static void tag_key(struct lel_template *t, json_t *tag, char *key, size_t n)
 {
-    char key[LEL_ID_LEN + 16 + 140];
+    snprintf(key, n, "%s/%s:%s", t->team_id, t->name, json_string_value(json_object_get(tag, "tag")) ?: "");
+}
+
+/* Indexes its name, aliases and tags (a duplicate alias is skipped: the first holder keeps it). */
+void lel__template_names_put(struct lel_template *t)
+{
+    char key[LEL_ID_LEN + 16 + 280];
     size_t i;
     json_t *al;
     snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
@@ -176,14 +197,25 @@ static void names_put(struct lel_template *t)
         snprintf(key, sizeof(key), "%s/%s", t->team_id, json_string_value(al) ? json_string_value(al) : "");
         lel_registry_put(t->srv->template_names, key, t->actor);
     }
+    json_array_foreach(json_object_get(t->rec, "tags"), i, al)
+    {
+        tag_key(t, al, key, sizeof(key));
+        lel_registry_put(t->srv->template_names, key, t->actor);
+    }
 }
 
 /* Removes the entries of names_put that are this template's. */
-static void names_del(struct lel_template *t)
+void lel__template_names_del(struct lel_template *t)
 {
-    char key[LEL_ID_LEN + 16 + 140];
+    char key[LEL_ID_LEN + 16 + 280];
     size_t i;
     json_t *al;
+    json_array_foreach(json_object_get(t->rec, "tags"), i, al)
+    {
+        tag_key(t, al, key, sizeof(key));
+        if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
+            lel_registry_del(t->srv->template_names, key);
+    }
     snprintf(key, sizeof(key), "%s/%s", t->team_id, t->name);
     if (lel_registry_get(t->srv->template_names, key, NULL, NULL) == t->actor)
         lel_registry_del(t->srv->template_names, key);
@@ -195,7 +227,7 @@ static void names_del(struct lel_template *t)
     }
 }
 
-static int name_taken(lel_server_t *srv, const char *team, const char *name)
+int lel__template_name_taken(lel_server_t *srv, const char *team, const char *name)
 {
     char key[LEL_ID_LEN + 16 + 140];
     snprintf(key, sizeof(key), "%s/%s", team, name);
@@ -222,7 +254,60 @@ void lel_template_shape(lel_actor_t *a, const char **id, int *cpu, int *mem_mb, 
 
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw)
 {
-    snprintf(buf, n, "%s/templates/%s.%s", t->srv->cfg.data_dir, t->id, raw ? "raw" : "img");
+    pthread_mutex_lock(&t->image_lock);
+    snprintf(buf, n, "%s/templates/%s.%s", t->srv->cfg.data_dir, t->image_stem, raw ? "raw" : "img");
+    pthread_mutex_unlock(&t->image_lock);
+}
+
+void lel__template_build_image(struct lel_template *t, const char *build_id, char *buf, size_t n, int raw)
+{
+    snprintf(buf, n, "%s/templates/%s.%s.%s", t->srv->cfg.data_dir, t->id, build_id, raw ? "raw" : "img");
+}
+
+int lel__template_image_switch(struct lel_template *t, const char *build_id)
+{
+    char img[4200], key[4200], old[4200];
+    lel__template_build_image(t, build_id, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, key, sizeof(key));
+    lel__template_image(t, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, old, sizeof(old));
+    int had = json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 && strcmp(old, key);
+    struct lel_layer_op ops[2] = {{key, 1, 1, NULL, 0, 0}, {old, -1, 0, NULL, 0, 0}};
+    int r = lel_layer_write(t->srv, lel_batch_new(t->srv->store), ops, had ? 2 : 1);
+    if (r == 0) {
+        pthread_mutex_lock(&t->image_lock);
+        snprintf(t->image_stem, sizeof(t->image_stem), "%s.%s", t->id, build_id);
+        pthread_mutex_unlock(&t->image_lock);
+    }
+    return r;
+}
+
+void lel__template_image_drop(struct lel_template *t)
+{
+    char img[4200], key[4200];
+    lel__template_image(t, img, sizeof(img), 0);
+    lel_layer_key(t->srv, img, key, sizeof(key));
+    struct lel_layer_op drop = {key, -1, 0, NULL, 0, 0};
+    if (json_is_string(json_object_get(t->rec, "imageBuildID")) && access(img, F_OK) == 0 &&
+        lel_layer_write(t->srv, lel_batch_new(t->srv->store), &drop, 1) < 0)
+        fprintf(stderr, "lelantosd: template %s: its image's reference could not be dropped; its files stay\n", t->id);
+    pthread_mutex_lock(&t->image_lock);
+    t->image_stem[0] = 0; /* none now: a later build's switch has nothing to drop again */
+    pthread_mutex_unlock(&t->image_lock);
+}
+
+/* The stem of the image a loaded template has: its build's own files, or the one name of
+ * images built before each build had its own. */
+static void load_image_stem(struct lel_template *t)
+{
+    const char *bid = json_string_value(json_object_get(t->rec, "imageBuildID"));
+    char img[4200];
+    snprintf(t->image_stem, sizeof(t->image_stem), "%s", t->id);
+    if (!bid)
+        return;
+    lel__template_build_image(t, bid, img, sizeof(img), 0);
+    if (access(img, F_OK) == 0)
+        snprintf(t->image_stem, sizeof(t->image_stem), "%s.%s", t->id, bid);
 }
 
 int lel_template_image(lel_actor_t *a, char *img, char *raw, size_t n)
@@ -263,11 +348,11 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
     char tid[LEL_ID_LEN + 1], bid[LEL_ID_LEN + 1], path[64];
     /* names are unique per team (creation runs on the team actor), and a built-in's name is
      * nobody's: a team template named `base` would shadow the built-in for that team */
-    if (name_taken(srv, LEL_BUILTIN_TEAM, name) || name_taken(srv, c->team->id, name)) {
+    if (lel__template_name_taken(srv, LEL_BUILTIN_TEAM, name) || lel__template_name_taken(srv, c->team->id, name)) {
         if (image_id)
             lel_image_release(srv, image_id);
         json_decref(def);
-        lel_call_error(c, 409, "a %stemplate named '%s' already exists", name_taken(srv, LEL_BUILTIN_TEAM, name) ? "built-in " : "",
+        lel_call_error(c, 409, "a %stemplate named '%s' already exists", lel__template_name_taken(srv, LEL_BUILTIN_TEAM, name) ? "built-in " : "",
                        name);
         return;
     }
@@ -292,12 +377,12 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
                               json_pack("{s:s, s:s, s:s}", "timestamp", ts, "level", "info", "message", line));
     }
     lel_batch_t *b = lel_batch_new(srv->store);
-    rec_path(c->team->id, tid, path, sizeof(path));
+    lel__template_rec_path(c->team->id, tid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
-    rec_path(tid, bid, path, sizeof(path));
+    lel__template_rec_path(tid, bid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_BUILDS, path, build);
     json_decref(build);
-    lel_actor_t *a = template_new(srv, rec); /* the image's use is the template's from here */
+    lel_actor_t *a = lel__template_new(srv, rec); /* the image's use is the template's from here */
     if (!a) {
         if (image_id)
             lel_image_release(srv, image_id);
@@ -312,9 +397,9 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
         return;
     }
     /* named before it can be found at all: a DELETE, which needs to find it, comes after */
-    names_put(lel_actor_state(a));
+    lel__template_names_put(lel_actor_state(a));
     if (lel_registry_put(srv->templates, tid, a) < 0) {
-        names_del(lel_actor_state(a));
+        lel__template_names_del(lel_actor_state(a));
         lel_actor_unref(a);
     } else if (srv->use_vm) {
         lel_msg_t *m = lel_msg_new(LEL_MSG_BUILD, 0, strdup(bid));
@@ -339,7 +424,7 @@ static int collect(void *ctx, const char *key, json_t *rec)
 {
     struct list_ctx *l = ctx;
     (void)key;
-    json_array_append_new(l->out, public_view(l->srv, rec, l->team));
+    json_array_append_new(l->out, lel__template_public_view(l->srv, rec, l->team));
     return 0;
 }
 
@@ -368,18 +453,34 @@ static int collect_build(void *ctx, const char *key, json_t *rec)
     return 0;
 }
 
+/* A query parameter that must be an integer in lo..hi: 0 (absent: *v untouched), or -EINVAL
+ * with the 400 set. */
+static int int_query(lel_call_t *c, const char *name, long long lo, long long hi, long long *v)
+{
+    char *q = lel_call_query(c, name), *end = NULL;
+    long long x = q ? strtoll(q, &end, 10) : 0;
+    int bad = q && (!*q || *end || x < lo || x > hi);
+    free(q);
+    if (bad) {
+        lel_call_error(c, 400, "invalid query '%s': must be an integer in %lld..%lld", name, lo, hi);
+        return -EINVAL;
+    }
+    if (q)
+        *v = x;
+    return 0;
+}
+
 static void get_build(lel_server_t *srv, const char *tid, lel_call_t *c)
 {
-    char path[64], *off = lel_call_query(c, "logsOffset"), *end = NULL;
-    long long o = off ? strtoll(off, &end, 10) : 0;
+    char path[64];
+    long long o = 0, limit = LLONG_MAX;
+    int e2b = c->route == R_TPL_BUILD_STATUS; /* E2B's: pages of at most 100, reason an object */
     json_t *b;
-    if (off && (!*off || *end || o < 0)) {
-        free(off);
-        lel_call_error(c, 400, "invalid query 'logsOffset': must be a non-negative integer");
+    if (e2b)
+        limit = 100;
+    if (int_query(c, "logsOffset", 0, LLONG_MAX, &o) < 0 || (e2b && int_query(c, "limit", 0, 100, &limit) < 0))
         return;
-    }
-    free(off);
-    rec_path(tid, c->id2, path, sizeof(path));
+    lel__template_rec_path(tid, c->id2, path, sizeof(path));
     if (strlen(c->id2) > LEL_ID_LEN || lel_store_get(srv->store, LEL_CF_BUILDS, path, &b) < 0) {
         lel_call_error(c, 404, "build not found");
         return;
@@ -387,12 +488,17 @@ static void get_build(lel_server_t *srv, const char *tid, lel_call_t *c)
     json_t *logs = json_object_get(b, "logs"), *entries = json_object_get(b, "logEntries");
     json_t *v = json_pack("{s:s, s:O, s:O, s:[], s:[]}", "templateID", tid, "buildID", json_object_get(b, "buildID"),
                           "status", json_object_get(b, "status"), "logs", "logEntries");
-    for (size_t i = (size_t)o; i < json_array_size(logs); i++)
+    for (size_t i = (size_t)o; i < json_array_size(logs) && (long long)(i - (size_t)o) < limit; i++)
         json_array_append(json_object_get(v, "logs"), json_array_get(logs, i));
-    for (size_t i = (size_t)o; i < json_array_size(entries); i++)
+    for (size_t i = (size_t)o; i < json_array_size(entries) && (long long)(i - (size_t)o) < limit; i++)
         json_array_append(json_object_get(v, "logEntries"), json_array_get(entries, i));
-    if (json_object_get(b, "reason"))
-        json_object_set(v, "reason", json_object_get(b, "reason"));
+    json_t *reason = json_object_get(b, "reason"), *step = json_object_get(b, "reasonStep");
+    if (reason && e2b) /* {message, step ("base", the step's number, "finalize"), logEntries} as the SDK reads it */
+        json_object_set_new(v, "reason", json_pack("{s:O, s:[]}", "message", reason, "logEntries"));
+    else if (reason)
+        json_object_set(v, "reason", reason);
+    if (reason && e2b && json_is_string(step))
+        json_object_set(json_object_get(v, "reason"), "step", step);
     json_decref(b);
     lel_call_reply(c, 200, v);
 }
@@ -408,7 +514,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
     if (a) {
         struct lel_template *t = lel_actor_state(a);
         snprintf(tid, sizeof(tid), "%s", t->id);
-        rec_path(t->team_id, t->id, path, sizeof(path));
+        lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
         lel_actor_unref(a);
         r = lel_store_get(srv->store, LEL_CF_TEMPLATES, path, &rec); /* -ENOENT: deleted just now */
     }
@@ -419,12 +525,12 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
             lel_call_store_failed(c);
         return;
     }
-    if (c->route == R_TPL_BUILD) {
+    if (c->route == R_TPL_BUILD || c->route == R_TPL_BUILD_STATUS) {
         json_decref(rec);
         get_build(srv, tid, c);
         return;
     }
-    json_t *v = public_view(srv, rec, c->team->id), *builds = json_array();
+    json_t *v = lel__template_public_view(srv, rec, c->team->id), *builds = json_array();
     json_decref(rec);
     snprintf(prefix, sizeof(prefix), "%s/", tid);
     if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
@@ -446,7 +552,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
 {
     char path[64], prefix[32], img[4200];
     lel_batch_t *b = lel_batch_new(t->srv->store);
-    rec_path(t->team_id, t->id, path, sizeof(path));
+    lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     lel_batch_del(b, LEL_CF_TEMPLATES, path);
     lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
@@ -461,15 +567,13 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
         lel_image_release(t->srv, t->image_id);
         t->image_id[0] = 0;
     }
-    lel__template_image(t, img, sizeof(img), 0);
-    unlink(img);
-    lel__template_image(t, img, sizeof(img), 1);
-    unlink(img);
+    lel__template_image_drop(t);
     lel__template_context_abandon(t);
     lel__template_context_path(t, img, sizeof(img));
     unlink(img);
+    lel__template_files_remove(t);
     /* the registry's reference goes; sandboxes of a deleted template keep theirs */
-    names_del(t);
+    lel__template_names_del(t);
     lel_actor_t *a = lel_registry_del(t->srv->templates, t->id);
     if (a)
         lel_actor_unref(a);
@@ -481,6 +585,12 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
 static int template_call(struct lel_template *t, lel_call_t *c)
 {
     int builtin = is_builtin(t);
+    if (c->route == R_TPL_FILES_PUT) { /* no team: its token says who may */
+        if (!t->deleted)
+            return lel__template_e2b_call(t, c);
+        lel_call_error(c, 404, "template not found");
+        return 0;
+    }
     if ((!builtin && strcmp(t->team_id, c->team->id)) || t->deleted) {
         lel_call_error(c, 404, "template not found");
         return 0;
@@ -492,6 +602,8 @@ static int template_call(struct lel_template *t, lel_call_t *c)
         }
         return lel__template_context_put(t, c);
     }
+    if (c->route != R_TPL_DELETE) /* E2B's builder calls (lel_template_e2b.c) */
+        return lel__template_e2b_call(t, c);
     if (builtin) {
         lel_call_error(c, 403, "the built-in template cannot be deleted");
     } else if (atomic_load(&t->in_use) > 0) {
@@ -524,7 +636,7 @@ static void spawned(struct lel_template *t, const lel_team_t *team, int64_t ms)
     json_t *rec = json_deep_copy(t->rec);
     json_object_set_new(rec, "spawnCount", json_integer(json_integer_value(json_object_get(rec, "spawnCount")) + 1));
     lel_json_set_time(rec, "lastSpawnedAt", ms);
-    rec_path(t->team_id, t->id, path, sizeof(path));
+    lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
     if (lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec) == 0) {
         json_decref(t->rec);
         t->rec = rec;
@@ -541,8 +653,7 @@ static void template_handle(lel_actor_t *self, void *state, lel_msg_t *m)
         if (lel__abandoned(m->ptr) || !template_call(t, m->ptr))
             lel_call_done(m->ptr);
     } else if (m->type == LEL_MSG_XFER) {
-        if (t->ctx)
-            lel__template_context_step(t);
+        lel__template_context_step(t, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_SPAWNED) {
         spawned(t, m->ptr, m->arg);
     } else if (m->type == LEL_MSG_BUILD) {
@@ -560,7 +671,7 @@ static int load_one(void *ctx, const char *key, json_t *rec)
 {
     lel_server_t *srv = ctx;
     lel_core_fix_disk(srv, LEL_CF_TEMPLATES, key, rec);
-    lel_actor_t *a = template_new(srv, json_incref(rec));
+    lel_actor_t *a = lel__template_new(srv, json_incref(rec));
     if (!a) {
         json_decref(rec);
         return 0;
@@ -573,7 +684,7 @@ static int load_one(void *ctx, const char *key, json_t *rec)
     if (lel_registry_put(srv->templates, json_string_value(json_object_get(rec, "templateID")), a) < 0)
         lel_actor_unref(a);
     else
-        names_put(t);
+        lel__template_names_put(t);
     return 0;
 }
 
@@ -599,7 +710,7 @@ static int load_build(void *ctx, const char *key, json_t *rec)
             char path[64];
             json_object_set_new(t->rec, "buildStatus", json_string("error"));
             atomic_store(&t->status, TPL_ERROR);
-            rec_path(t->team_id, t->id, path, sizeof(path));
+            lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
             lel_store_put(srv->store, LEL_CF_TEMPLATES, path, t->rec);
         }
     } else if (!strcmp(status, "waiting") && srv->use_vm) {
@@ -636,9 +747,9 @@ static void base_refresh(lel_server_t *srv)
     json_object_set_new(rec, "buildStatus", json_string("waiting"));
     json_object_set_new(rec, "guestImage", json_string(fp));
     lel_batch_t *b = lel_batch_new(srv->store);
-    rec_path(LEL_BUILTIN_TEAM, "base", path, sizeof(path));
+    lel__template_rec_path(LEL_BUILTIN_TEAM, "base", path, sizeof(path));
     lel_batch_put(b, LEL_CF_TEMPLATES, path, rec);
-    rec_path("base", bid, path, sizeof(path));
+    lel__template_rec_path("base", bid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_BUILDS, path, build);
     json_decref(build);
     if (lel_store_write(srv->store, b) < 0) {

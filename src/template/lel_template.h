@@ -9,6 +9,12 @@ int lel_template_load_all(lel_server_t *srv, char *err, size_t errlen);
 /** POST /templates, run on the team actor (names are unique per team). */
 void lel_template_create(lel_server_t *srv, lel_call_t *c);
 void lel_template_list(lel_server_t *srv, lel_call_t *c);
+/** E2B's POST /v3/templates, on the team actor: a template that waits for its steps (POST
+ * /v2/templates/{id}/builds/{buildID}). 1 when the call went on to the actor of the template of
+ * that name (a rebuild), else 0 (answered). */
+int lel_template_e2b_create(lel_server_t *srv, lel_call_t *c);
+/** E2B's GET /templates/aliases/{alias}, on the team actor. */
+void lel_template_alias(lel_server_t *srv, lel_call_t *c);
 /** GET /templates/{id} and GET /templates/{id}/builds/{buildID}, run on the team actor from the
  * store, so a build on the template's actor never delays them. */
 void lel_template_read(lel_server_t *srv, lel_call_t *c);

@@ -108,6 +108,12 @@ static int check_step(lel_call_t *c, size_t i, json_t *st, const char *type)
             BAD("invalid field 'steps[%zu].src': must be a relative path in the build context, without '..'", i);
         if (!abs_path_ok(json_string_value(json_object_get(st, "dest"))))
             BAD("invalid field 'steps[%zu].dest': must be an absolute path without '..'", i);
+        json_t *m = json_object_get(st, "mode"), *h = json_object_get(st, "filesHash");
+        if (m && !json_is_null(m) && lel__template_mode(m, &mode) < 0)
+            BAD("invalid field 'steps[%zu].mode': must be an integer 0..07777 or an octal string such as \"0644\"", i);
+        const char *hs = json_string_value(h);
+        if (h && (!hs || !*hs || strlen(hs) > 128 || strspn(hs, "0123456789abcdef") != strlen(hs)))
+            BAD("invalid field 'steps[%zu].filesHash': must be a lowercase hex digest", i);
         return 0;
     }
     BAD("invalid field 'steps[%zu].type': '%.32s' is not one of run, file, copy, env, workdir, user", i, type);
@@ -141,7 +147,7 @@ void lel__template_apply_defaults(json_t *d, json_t *st)
         json_object_set(d, "user", json_object_get(st, "user"));
 }
 
-static int valid_name(const char *n)
+int lel__template_valid_name(const char *n)
 {
     if (!*n || strlen(n) > 128)
         return 0;
@@ -243,7 +249,7 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
         lel_call_str_field(c, "readyCmd", 65536, &ready) < 0 || lel_call_int_field(c, "cpuCount", 1, 1LL << 31, cpu) < 0 ||
         lel_call_int_field(c, "memoryMB", 0, 1LL << 31, mem) < 0)
         return NULL;
-    if (!name || !valid_name(name)) {
+    if (!name || !lel__template_valid_name(name)) {
         lel_call_error(c, 400, "invalid field 'name': required, 1..128 of a-z 0-9 - _ .");
         return NULL;
     }

@@ -23,7 +23,15 @@ struct lel_template {
     struct lel_build_state *build; /* the build in progress, or NULL */
     json_t *defaults;       /* {env, workdir, user} commands inherit; read-only after creation (any thread) */
     char image_id[LEL_ID_LEN + 1]; /* the image it holds a use of (fromImage, or its parent's), else "" */
-    struct lel_ctx_upload *ctx;    /* actor-owned: a build context upload in progress, or NULL */
+    struct lel_ctx_upload *ctx;    /* actor-owned: uploads in progress (the context, E2B's files) */
+    uint32_t ctx_seq;              /* actor-owned: the next upload's id */
+    json_t *retired;               /* defaults replaced by a rebuild, freed with the template (a
+                                      reader on another thread may still hold one) */
+    /* the built image's file stem under templates/: "<id>.<buildID>" (each build its own files,
+     * so diffs over an older build's image keep their base), or "<id>" for an image built before
+     * that; written by the build while image_ready is 0, read under image_lock */
+    pthread_mutex_t image_lock;
+    char image_stem[2 * LEL_ID_LEN + 8];
     /* its warm pool (lel_template_pool.c), under pool_lock: VMs restored ahead from its image */
     pthread_mutex_t pool_lock;
     struct lel_warm_vm *warm;
@@ -33,6 +41,23 @@ struct lel_template {
     int warm_closed; /* deleted, or the daemon stops: never filled again */
 };
 
+/* lel_template.c, for its other files */
+lel_actor_t *lel__template_new(lel_server_t *srv, json_t *rec);
+void lel__template_rec_path(const char *team, const char *id, char *buf, size_t n);
+json_t *lel__template_public_view(lel_server_t *srv, json_t *rec, const char *team);
+/** Indexes (removes) its name, aliases and E2B tags ("name:tag") in srv->template_names. */
+void lel__template_names_put(struct lel_template *t);
+void lel__template_names_del(struct lel_template *t);
+int lel__template_name_taken(lel_server_t *srv, const char *team, const char *name);
+
+/* lel_template_e2b.c: E2B's template builder calls, on the template's actor (1: the call is
+ * kept, an upload streams in) */
+int lel__template_e2b_call(struct lel_template *t, lel_call_t *c);
+/** <data_dir>/templates/<id>.files/<hash>: a COPY step's files, uploaded by E2B's SDK. */
+void lel__template_files_path(struct lel_template *t, const char *hash, char *buf, size_t n);
+/** Removes the template's uploaded files (DELETE). */
+void lel__template_files_remove(struct lel_template *t);
+
 /* lel_template_def.c: the definition of POST /templates (on the team actor). */
 /** Parses and checks the body into a definition; NULL with the error set on c. A fromImage
  * definition holds a use of the image (the template made from it gives it back when freed). */
@@ -40,6 +65,8 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
 /** The image a definition holds a use of (fromImage's, or the parent template's: its
  * imageUse), or NULL. */
 const char *lel__template_image_id(json_t *def);
+/** A template name: 1..128 of a-z 0-9 - _ . */
+int lel__template_valid_name(const char *n);
 /** Checks steps; 0, or -EINVAL with a 400 naming the field. */
 int lel__template_check_steps(lel_call_t *c, json_t *steps);
 /** A file step's mode: an integer 0..07777 or an octal string ("0644"). 0 or -EINVAL. */
@@ -53,6 +80,14 @@ json_t *lel__template_defaults_of(json_t *def);
 enum lel_tpl_status lel__template_status(const char *s);
 /** <data_dir>/templates/<id>.img (raw = 0) or .raw (its unpacked memory). */
 void lel__template_image(struct lel_template *t, char *buf, size_t n, int raw);
+/** The files of build `build_id`'s image (its raw memory with raw). */
+void lel__template_build_image(struct lel_template *t, const char *build_id, char *buf, size_t n, int raw);
+/** Makes build `build_id`'s image the template's: its layer record (owner: the template) made,
+ * the previous image's owner reference dropped (its files go when no sandbox or diff needs them). */
+int lel__template_image_switch(struct lel_template *t, const char *build_id);
+/** The template lets its current image go (deleted or rebuilt from scratch): its owner
+ * reference is dropped; the files stay while sandboxes or diffs need them. */
+void lel__template_image_drop(struct lel_template *t);
 /** Starts build `build_id` of template t; it proceeds one phase per LEL_MSG_BUILD_STEP
  * (lel_build.c). A command in the guest (a `run` step, readyCmd) is started and then polled,
  * so the actor answers calls, a DELETE among them, while it runs. */
@@ -96,11 +131,14 @@ void lel__template_context_path(struct lel_template *t, char *buf, size_t n);
 int lel__template_needs_context(json_t *def);
 /** PUT /templates/{id}/context: 1 when the call is kept (its body streams in), else answered. */
 int lel__template_context_put(struct lel_template *t, lel_call_t *c);
-/** More of the context's body arrived (LEL_MSG_XFER); at its end the build is started. */
-void lel__template_context_step(struct lel_template *t);
-/** An upload in progress is answered 503 and dropped (the template goes). */
+/** E2B's upload of a COPY step's files (a tar, any compression) to `path`; same returns. */
+int lel__template_files_put(struct lel_template *t, lel_call_t *c, const char *path);
+/** More of upload `id`'s body arrived (LEL_MSG_XFER); at the end of the context the build is started. */
+void lel__template_context_step(struct lel_template *t, uint32_t id);
+/** Uploads in progress are answered 503 and dropped (the template goes). */
 void lel__template_context_abandon(struct lel_template *t);
-/** A copy step's files into the build VM as GUEST_COPY_TAR, which the caller unpacks. 0, or -1
+/** A copy step's files (from the context, or with filesHash from E2B's upload of them) into the
+ * build VM as GUEST_COPY_TAR, which the caller unpacks. 0, or -1
  * with err filled. `what` gets the step's name for the logs. */
 int lel__template_copy_step(struct lel_template *t, struct lel_vm *vm, size_t i, json_t *st, char *what, size_t whatlen,
                             char *err, size_t errlen);

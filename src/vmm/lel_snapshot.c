@@ -1,10 +1,7 @@
-/* Snapshot images: the full vCPU and VM state plus guest memory in fixed-size chunks. All-zero
- * chunks are recorded, not stored; the rest are zstd frames compressed and decompressed in
- * parallel and located by an index; every chunk, the state and the index carry an XXH3
- * checksum, so a corrupt or truncated image is refused before anything is loaded. Written to
- * a temp name, fsynced, renamed.
- *
- * Layout: header | state records (tag, length, bytes)* | index (one entry per chunk) | frames */
+/* Snapshots of a VM: its vCPU and VM state as tagged records, saved with its memory into an
+ * image (lel_vmimage.c: the format), whole or as a diff against the image the VM was restored
+ * from; and restores, which open an image's chain of bases, map the nearest raw memory file
+ * copy-on-write and apply the diffs above it. */
 #include "lel_vmm_int.h"
 
 #include <errno.h>
@@ -15,41 +12,17 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
+#include <limits.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
 
-#define MAGIC "LELSNAP"
-#define VERSION 1
-#define CHUNK (1u << 20)
-#define BATCH 64 /* chunks compressed in parallel before they are written */
 #define MAX_STATE (1u << 20)
-#define ZSTD_LEVEL 1
 
 enum tag {
     T_CPUID = 1, T_REGS, T_SREGS, T_XSAVE, T_XCRS, T_MSRS, T_LAPIC, T_EVENTS, T_MPSTATE, T_DEBUGREGS,
     T_PIC0, T_PIC1, T_IOAPIC, T_CLOCK, T_COUNT,
     T_ROFS = 32 /* the rofs image the VM runs over (its hash, size and path; never its pages) */
-};
-
-struct header {
-    char magic[8];
-    uint32_t version, chunk_size;
-    uint64_t mem_bytes;
-    uint64_t nchunks;
-    uint64_t state_off, state_len, state_xxh;
-    uint64_t index_off, index_xxh;
-    uint32_t backend, tick_hz;
-    uint64_t header_xxh; /* of everything above */
-};
-
-enum { C_ZERO = 1 };
-
-struct chunk_ent {
-    uint64_t off;
-    uint32_t clen, flags;
-    uint64_t xxh;
 };
 
 struct buf {
@@ -178,255 +151,7 @@ out:
     return r;
 }
 
-static int all_zero(const uint8_t *p, size_t n)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    for (size_t i = 0; i < n / 8; i++)
-        if (w[i])
-            return 0;
-    return 1;
-}
-
-struct job {
-    uint8_t *mem;
-    int fd;                 /* restore: image */
-    uint64_t file_size;
-    struct chunk_ent *index;
-    uint8_t **out;          /* save: compressed frame per chunk of the batch */
-    size_t first, count, next;
-    pthread_mutex_t lock;
-    int error;
-};
-
-static size_t take(struct job *j)
-{
-    pthread_mutex_lock(&j->lock);
-    size_t i = j->next < j->first + j->count && !j->error ? j->next++ : SIZE_MAX;
-    pthread_mutex_unlock(&j->lock);
-    return i;
-}
-
-static void fail(struct job *j, int e)
-{
-    pthread_mutex_lock(&j->lock);
-    if (!j->error)
-        j->error = e;
-    pthread_mutex_unlock(&j->lock);
-}
-
-static void *compress_worker(void *arg)
-{
-    struct job *j = arg;
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    size_t bound = ZSTD_compressBound(CHUNK);
-    for (size_t i; (i = take(j)) != SIZE_MAX;) {
-        const uint8_t *src = j->mem + i * CHUNK;
-        struct chunk_ent *e = &j->index[i];
-        e->xxh = XXH3_64bits(src, CHUNK);
-        if (all_zero(src, CHUNK)) {
-            e->flags = C_ZERO;
-            continue;
-        }
-        uint8_t *dst = malloc(bound);
-        size_t n = dst && cctx ? ZSTD_compressCCtx(cctx, dst, bound, src, CHUNK, ZSTD_LEVEL) : 0;
-        if (!dst || ZSTD_isError(n) || n == 0) {
-            free(dst);
-            fail(j, ENOMEM);
-            break;
-        }
-        e->clen = (uint32_t)n;
-        j->out[i - j->first] = dst;
-    }
-    ZSTD_freeCCtx(cctx);
-    return NULL;
-}
-
-static int nthreads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
-}
-
-/* Runs fn over chunks [first, first+count) on up to nthreads() threads. */
-static int parallel(struct job *j, void *(*fn)(void *), size_t first, size_t count)
-{
-    pthread_t th[8];
-    int n = nthreads(), started = 0;
-    j->first = j->next = first;
-    j->count = count;
-    for (; started < n - 1; started++)
-        if (pthread_create(&th[started], NULL, fn, j) != 0)
-            break;
-    fn(j); /* the caller works too */
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    return j->error ? -j->error : 0;
-}
-
-static int write_all(int fd, const void *p, size_t n, uint64_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p = (const uint8_t *)p + w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
-int lel__image_write(const char *path, uint8_t *mem, uint64_t mem_bytes, const void *state_p, size_t state_n,
-                     uint32_t backend, uint32_t tick_hz, struct lel_snap_info *info, char *err, size_t errlen)
-{
-    struct header h;
-    struct job j;
-    char tmp[4200];
-    int fd = -1, r;
-    uint64_t nchunks = mem_bytes / CHUNK;
-    memset(&h, 0, sizeof(h));
-    memset(&j, 0, sizeof(j));
-    pthread_mutex_init(&j.lock, NULL);
-    j.mem = mem;
-    j.index = calloc(nchunks ? nchunks : 1, sizeof(struct chunk_ent));
-    j.out = calloc(BATCH, sizeof(uint8_t *));
-    if (!j.index || !j.out || mem_bytes % CHUNK) {
-        r = mem_bytes % CHUNK ? -EINVAL : -ENOMEM;
-        snprintf(err, errlen, mem_bytes % CHUNK ? "memory size is not a multiple of the chunk size" : "out of memory");
-        goto out;
-    }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    memcpy(h.magic, MAGIC, sizeof(MAGIC));
-    h.version = VERSION;
-    h.chunk_size = CHUNK;
-    h.mem_bytes = mem_bytes;
-    h.nchunks = nchunks;
-    h.state_off = sizeof(h);
-    h.state_len = state_n;
-    h.state_xxh = XXH3_64bits(state_p, state_n);
-    h.index_off = h.state_off + h.state_len;
-    h.backend = backend;
-    h.tick_hz = tick_hz;
-    uint64_t off = h.index_off + nchunks * sizeof(struct chunk_ent);
-    for (uint64_t first = 0; first < nchunks; first += BATCH) {
-        size_t count = nchunks - first < BATCH ? nchunks - first : BATCH;
-        memset(j.out, 0, BATCH * sizeof(uint8_t *));
-        r = parallel(&j, compress_worker, first, count);
-        for (size_t i = 0; i < count; i++) {
-            struct chunk_ent *e = &j.index[first + i];
-            if (r == 0 && !(e->flags & C_ZERO)) {
-                e->off = off;
-                r = write_all(fd, j.out[i], e->clen, off);
-                off += e->clen;
-            }
-            free(j.out[i]);
-        }
-        if (r < 0) {
-            snprintf(err, errlen, "writing %s: %s", tmp, strerror(-r));
-            goto out;
-        }
-    }
-    h.index_xxh = XXH3_64bits(j.index, nchunks * sizeof(struct chunk_ent));
-    h.header_xxh = XXH3_64bits(&h, offsetof(struct header, header_xxh));
-    if ((r = write_all(fd, &h, sizeof(h), 0)) < 0 || (r = write_all(fd, state_p, state_n, h.state_off)) < 0 ||
-        (r = write_all(fd, j.index, nchunks * sizeof(struct chunk_ent), h.index_off)) < 0 ||
-        (fsync(fd) < 0 && (r = -errno)) || (close(fd) < 0 && (r = -errno))) {
-        fd = -1;
-        snprintf(err, errlen, "writing %s: %s", tmp, strerror(-r));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "rename to %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (info) {
-        memset(info, 0, sizeof(*info));
-        info->mem_bytes = mem_bytes;
-        info->stored_bytes = off;
-        info->chunks = nchunks;
-        for (uint64_t i = 0; i < nchunks; i++)
-            info->zero_chunks += j.index[i].flags & C_ZERO;
-    }
-    r = 0;
-out:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    } else if (r < 0) {
-        unlink(tmp);
-    }
-    free(j.index);
-    free(j.out);
-    pthread_mutex_destroy(&j.lock);
-    return r;
-}
-
-int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
-{
-    struct buf state = {0};
-    int r = save_state(vm, &state, err, errlen);
-    if (r == 0)
-        r = lel__image_write(path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, info, err, errlen);
-    free(state.p);
-    return r;
-}
-
 /* ---- restore ---- */
-
-static int read_all(int fd, void *p, size_t n, uint64_t off)
-{
-    while (n) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EBADMSG;
-        p = (uint8_t *)p + r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
-static void *decompress_worker(void *arg)
-{
-    struct job *j = arg;
-    ZSTD_DCtx *dctx = ZSTD_createDCtx();
-    uint8_t *src = malloc(ZSTD_compressBound(CHUNK));
-    for (size_t i; (i = take(j)) != SIZE_MAX;) {
-        struct chunk_ent *e = &j->index[i];
-        uint8_t *dst = j->mem + i * CHUNK;
-        if (e->flags & C_ZERO)
-            continue; /* fresh memory is zero; reading it would only fault pages in */
-        if (!src || !dctx) {
-            fail(j, ENOMEM);
-            break;
-        }
-        if (e->clen == 0 || e->clen > ZSTD_compressBound(CHUNK) || e->off > j->file_size || e->clen > j->file_size - e->off ||
-            read_all(j->fd, src, e->clen, e->off) < 0) {
-            fail(j, EBADMSG);
-            break;
-        }
-        size_t n = ZSTD_decompressDCtx(dctx, dst, CHUNK, src, e->clen);
-        if (ZSTD_isError(n) || n != CHUNK || XXH3_64bits(dst, CHUNK) != e->xxh) {
-            fail(j, EBADMSG);
-            break;
-        }
-    }
-    free(src);
-    ZSTD_freeDCtx(dctx);
-    return NULL;
-}
 
 /* Finds record `tag` of exactly `len` bytes (or at least `len` when len_min) in the state. */
 static const void *record(const uint8_t *s, size_t n, uint32_t tag, size_t len, int len_min, size_t *got)
@@ -532,113 +257,12 @@ fail:
     return -EIO;
 }
 
-/* An image opened and checked: header, state and index verified; chunks are checked as they
- * are decompressed. */
-struct opened {
-    struct header h;
-    int fd;
-    uint64_t size;
-    uint8_t *state;
-    struct chunk_ent *index;
-};
-
-static void image_close(struct opened *o)
-{
-    if (o->fd >= 0)
-        close(o->fd);
-    free(o->state);
-    free(o->index);
-}
-
-static int image_open(const char *path, struct opened *o, char *err, size_t errlen)
-{
-    struct stat st;
-    struct header *h = &o->h;
-    memset(o, 0, sizeof(*o));
-    if ((o->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cannot open snapshot %s: %s", path, strerror(e));
-        return -e;
-    }
-    snprintf(err, errlen, "snapshot %s is corrupt or truncated", path);
-    if (fstat(o->fd, &st) < 0 || read_all(o->fd, h, sizeof(*h), 0) < 0 || memcmp(h->magic, MAGIC, sizeof(MAGIC)) ||
-        h->header_xxh != XXH3_64bits(h, offsetof(struct header, header_xxh)) || h->version != VERSION ||
-        h->chunk_size != CHUNK || h->mem_bytes % CHUNK || h->nchunks != h->mem_bytes / CHUNK || h->state_len > MAX_STATE ||
-        h->state_off != sizeof(*h) || h->index_off != h->state_off + h->state_len ||
-        h->index_off + h->nchunks * sizeof(struct chunk_ent) > (uint64_t)st.st_size)
-        return -EBADMSG;
-    o->size = (uint64_t)st.st_size;
-    o->state = malloc(h->state_len ? h->state_len : 1);
-    o->index = malloc(h->nchunks ? h->nchunks * sizeof(struct chunk_ent) : 1);
-    if (!o->state || !o->index)
-        return -ENOMEM;
-    if (read_all(o->fd, o->state, h->state_len, h->state_off) < 0 || XXH3_64bits(o->state, h->state_len) != h->state_xxh ||
-        read_all(o->fd, o->index, h->nchunks * sizeof(struct chunk_ent), h->index_off) < 0 ||
-        XXH3_64bits(o->index, h->nchunks * sizeof(struct chunk_ent)) != h->index_xxh)
-        return -EBADMSG;
-    return 0;
-}
-
-/* Decompresses every stored chunk into `mem` (zero chunks are left alone: mem must be zero). */
-static int image_memory(struct opened *o, uint8_t *mem, const char *path, char *err, size_t errlen)
-{
-    struct job j;
-    memset(&j, 0, sizeof(j));
-    pthread_mutex_init(&j.lock, NULL);
-    j.mem = mem;
-    j.fd = o->fd;
-    j.file_size = o->size;
-    j.index = o->index;
-    int r = parallel(&j, decompress_worker, 0, o->h.nchunks);
-    pthread_mutex_destroy(&j.lock);
-    if (r < 0)
-        snprintf(err, errlen, "snapshot %s: a memory chunk fails its checksum or cannot be read", path);
-    return r;
-}
-
-int lel_image_unpack_memory(const char *image, const char *raw_path, char *err, size_t errlen)
-{
-    struct opened o;
-    char tmp[4200];
-    int r = image_open(image, &o, err, errlen), fd = -1;
-    uint8_t *map = MAP_FAILED;
-    if (r < 0)
-        goto out;
-    /* the thread's own temporary file: two first starts from one snapshot may unpack at once */
-    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", raw_path, (long)syscall(SYS_gettid));
-    if ((fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 || ftruncate(fd, (off_t)o.h.mem_bytes) < 0 ||
-        (o.h.mem_bytes && (map = mmap(NULL, o.h.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)) {
-        r = -errno;
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    /* zero chunks stay holes in the sparse file */
-    if ((r = image_memory(&o, map, image, err, errlen)) < 0)
-        goto out;
-    if (msync(map, o.h.mem_bytes, MS_SYNC) < 0 || fsync(fd) < 0 || rename(tmp, raw_path) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "cannot write %s: %s", raw_path, strerror(errno));
-        goto out;
-    }
-    r = 0;
-out:
-    if (map != MAP_FAILED)
-        munmap(map, o.h.mem_bytes);
-    if (fd >= 0) {
-        close(fd);
-        if (r < 0)
-            unlink(tmp);
-    }
-    image_close(&o);
-    return r;
-}
-
 /* The rofs image the snapshot was taken over, mapped again: the recorded file (or `use`), with
  * the recorded content hash. A snapshot without one needs none. */
-static int restore_rofs(lel_vm_t *vm, struct opened *o, const char *use, const char *path, char *err, size_t errlen)
+static int restore_rofs(lel_vm_t *vm, struct lel__img *o, const char *use, const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    const void *rec = record(o->state, o->h.state_len, T_ROFS, 0, 1, &len);
+    const void *rec = record(o->state, o->state_len, T_ROFS, 0, 1, &len);
     const uint8_t *hash;
     const char *recorded;
     if (!rec)
@@ -654,33 +278,316 @@ static int restore_rofs(lel_vm_t *vm, struct opened *o, const char *use, const c
     return r;
 }
 
-int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
+
+/* ---- saving ---- */
+
+void lel__vm_base_free(lel_vm_t *vm)
 {
-    struct opened o;
-    lel_vm_t *vm = NULL;
-    int r = image_open(path, &o, err, errlen);
-    if (r < 0)
-        goto out;
-    struct lel_vm_config c = *cfg;
-    c.mem_bytes = o.h.mem_bytes;
-    c.tick_hz = o.h.tick_hz;
-    if ((r = lel__vm_new(&c, &vm, err, errlen)) < 0)
-        goto out;
-    if (vm->backend != (enum lel_vmm_backend)o.h.backend) {
-        r = -EINVAL;
-        snprintf(err, errlen, "snapshot %s was taken on %s, this host runs %s", path,
-                 lel_vmm_backend_name((enum lel_vmm_backend)o.h.backend), lel_vmm_backend_name(vm->backend));
+    free(vm->base_path);
+    free(vm->base_map);
+    free(vm->overlay);
+    vm->base_path = NULL;
+    vm->base_map = NULL;
+    vm->overlay = NULL;
+    vm->noverlay = 0;
+}
+
+const uint8_t *lel_vm_memory(lel_vm_t *vm, uint64_t *bytes)
+{
+    *bytes = vm->mem_bytes;
+    return vm->mem;
+}
+
+int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+{
+    struct buf state = {0};
+    int r = save_state(vm, &state, err, errlen);
+    struct lel__wspec w = {path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, NULL, 0, NULL, NULL, NULL, 0};
+    if (r == 0)
+        r = lel__img_write(&w, info, err, errlen);
+    free(state.p);
+    return r;
+}
+
+/* Whether page p differs from the base: a page the chain put there is compared with the
+ * base's hash of it; any other page differs once it was copied-on-write (it is anonymous, or
+ * swapped out; a page still the file's is the base's). */
+static int page_differs(lel_vm_t *vm, uint64_t p, uint64_t pm, const struct lel_overlay *ov)
+{
+    if (ov)
+        return (ov->flags & LEL_OV_ALWAYS) || XXH3_64bits(vm->mem + p * LEL_IMG_PAGE, LEL_IMG_PAGE) != ov->hash;
+    int present = (pm >> 63) & 1, swapped = (pm >> 62) & 1, file = (pm >> 61) & 1;
+    return swapped || (present && !file);
+}
+
+/* The pages that differ from the VM's base, ascending, from /proc/self/pagemap. */
+static int dirty_pages(lel_vm_t *vm, uint32_t **out, uint64_t *nout)
+{
+    enum { STEP = 16384 };
+    uint64_t npages = vm->mem_bytes / LEL_IMG_PAGE, n = 0, first = (uint64_t)(uintptr_t)vm->mem / LEL_IMG_PAGE;
+    uint64_t *pm = malloc(STEP * sizeof(uint64_t));
+    uint32_t *pages = malloc(npages * sizeof(uint32_t));
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
+    size_t ov = 0;
+    if (fd < 0 || !pm || !pages) {
+        r = fd < 0 ? -errno : -ENOMEM;
         goto out;
     }
-    if ((r = restore_rofs(vm, &o, cfg->rofs_path, path, err, errlen)) < 0)
+    for (uint64_t at = 0; at < npages; at += STEP) {
+        uint64_t cnt = npages - at < STEP ? npages - at : STEP;
+        ssize_t got = pread(fd, pm, cnt * sizeof(uint64_t), (off_t)((first + at) * sizeof(uint64_t)));
+        if (got != (ssize_t)(cnt * sizeof(uint64_t))) {
+            r = got < 0 ? -errno : -EIO;
+            goto out;
+        }
+        for (uint64_t i = 0; i < cnt; i++) {
+            uint64_t p = at + i;
+            while (ov < vm->noverlay && vm->overlay[ov].page < p)
+                ov++;
+            const struct lel_overlay *o = ov < vm->noverlay && vm->overlay[ov].page == p ? &vm->overlay[ov] : NULL;
+            if (page_differs(vm, p, pm[i], o))
+                pages[n++] = (uint32_t)p;
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    free(pm);
+    if (r < 0) {
+        free(pages);
+        return r;
+    }
+    *out = pages;
+    *nout = n;
+    return 0;
+}
+
+/* `target` relative to the directory of `from` (both absolute, canonical). */
+static char *relative_to(const char *from, const char *target)
+{
+    size_t common = 0, up = 0;
+    for (size_t i = 0; from[i] && from[i] == target[i]; i++)
+        if (from[i] == '/')
+            common = i + 1;
+    for (const char *p = from + common; *p; p++)
+        up += *p == '/';
+    size_t len = up * 3 + strlen(target + common) + 1;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    for (size_t i = 0; i < up; i++)
+        strcat(out, "../");
+    strcat(out, target + common);
+    return out;
+}
+
+/* The canonical path of a file about to be written at `path` (its directory exists). */
+static char *canonical_new(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], *out;
+    if (!slash)
+        return realpath(".", dir) && asprintf(&out, "%s/%s", dir, path) >= 0 ? out : NULL;
+    char *d = strndup(path, (size_t)(slash - path) + (slash == path));
+    int ok = d && realpath(d, dir);
+    free(d);
+    return ok && asprintf(&out, "%s/%s", strcmp(dir, "/") ? dir : "", slash + 1) >= 0 ? out : NULL;
+}
+
+int lel_vm_save_diff(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen)
+{
+    if (!vm->base_path)
+        return lel_vm_save(vm, path, info, err, errlen);
+    uint32_t *pages = NULL;
+    uint64_t npages = 0, nmap = vm->mem_bytes / LEL_IMG_CHUNK;
+    uint64_t *map = malloc(nmap * sizeof(uint64_t));
+    char *self = canonical_new(path), *rel = self ? relative_to(self, vm->base_path) : NULL;
+    struct buf state = {0};
+    int r = !map || !rel ? -ENOMEM : dirty_pages(vm, &pages, &npages);
+    if (r < 0 || npages == 0) { /* no page map to read (or nothing changed): a full image is always right */
+        free(map);
+        free(self);
+        free(rel);
+        free(pages);
+        return lel_vm_save(vm, path, info, err, errlen);
+    }
+    /* the memory's chunk hashes: the base's, with the chunks that hold changed pages hashed again */
+    memcpy(map, vm->base_map, nmap * sizeof(uint64_t));
+    for (uint64_t i = 0, last = UINT64_MAX; i < npages; i++) {
+        uint64_t c = pages[i] / (LEL_IMG_CHUNK / LEL_IMG_PAGE);
+        if (c != last)
+            map[c] = XXH3_64bits(vm->mem + c * LEL_IMG_CHUNK, LEL_IMG_CHUNK);
+        last = c;
+    }
+    if ((r = save_state(vm, &state, err, errlen)) == 0) {
+        struct lel__wspec w = {path, vm->mem, vm->mem_bytes, state.p, state.n, vm->backend, vm->tick_hz, pages, npages, map, rel,
+                               vm->base_id, vm->base_depth + 1};
+        r = lel__img_write(&w, info, err, errlen);
+    }
+    free(state.p);
+    free(map);
+    free(self);
+    free(rel);
+    free(pages);
+    return r;
+}
+
+/* ---- restoring ---- */
+
+/* Where the memory comes from: the nearest raw file at or below the save base (links[sb]);
+ * for a chain without one, the full image at its root is unpacked beside it. Returns the link
+ * whose raw is in `raw`, or -1 (decompress everything). */
+static int pick_raw(struct lel__img *l, int n, int sb, const struct lel_vm_config *cfg, char *raw, size_t rawlen)
+{
+    char err[600];
+    if (n == 1 && !l[0].diff) {
+        if (!cfg->memory_file)
+            return -1;
+        snprintf(raw, rawlen, "%s", cfg->memory_file);
+        return 0;
+    }
+    for (int k = sb; k < n; k++) {
+        if (k == 0 && cfg->memory_file) {
+            snprintf(raw, rawlen, "%s", cfg->memory_file);
+            return 0;
+        }
+        if (lel__img_raw(&l[k], raw, rawlen))
+            return k;
+    }
+    size_t len = strlen(l[n - 1].path);
+    if (len < 4 || strcmp(l[n - 1].path + len - 4, ".img"))
+        return -1;
+    snprintf(raw, rawlen, "%.*s.raw", (int)(len - 4), l[n - 1].path);
+    if (lel_image_unpack_memory(l[n - 1].path, raw, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lelantosd: %s: no raw memory file, the restore decompresses it: %s\n", l[n - 1].path, err);
+        return -1;
+    }
+    return n - 1;
+}
+
+struct ov_ent {
+    struct lel_overlay o;
+    size_t seq; /* order applied: the later (upper) link's entry wins */
+};
+
+static int cmp_ov_ent(const void *a, const void *b)
+{
+    const struct ov_ent *x = a, *y = b;
+    if (x->o.page != y->o.page)
+        return x->o.page < y->o.page ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Applies the diffs above the mapped raw (links[j-1] .. links[0]) and records the overlay: what
+ * each page they put there must hold to equal the save base (links[sb]). */
+static int apply_overlay(lel_vm_t *vm, struct lel__img *l, int j, int sb, char *err, size_t errlen)
+{
+    size_t cap = 0, n = 0;
+    for (int k = 0; k < j; k++)
+        cap += l[k].npages;
+    struct ov_ent *e = cap ? malloc(cap * sizeof(*e)) : NULL;
+    uint64_t *hash = NULL;
+    int r = 0;
+    if (cap && !e)
+        return -ENOMEM;
+    for (int k = j - 1; k >= 0 && r == 0; k--) {
+        free(hash);
+        if (!(hash = malloc(l[k].npages * sizeof(uint64_t)))) {
+            r = -ENOMEM;
+            break;
+        }
+        if ((r = lel__img_apply(&l[k], vm->mem, 0, hash, err, errlen)) < 0)
+            break;
+        for (uint64_t i = 0; i < l[k].npages; i++, n++)
+            e[n] = (struct ov_ent){{l[k].pages[i], k < sb ? LEL_OV_ALWAYS : 0, hash[i]}, n};
+    }
+    free(hash);
+    struct lel_overlay *ov = r == 0 && n ? malloc(n * sizeof(*ov)) : NULL;
+    if (r < 0 || (n && !ov)) {
+        free(e);
+        return r < 0 ? r : -ENOMEM;
+    }
+    qsort(e, n, sizeof(*e), cmp_ov_ent);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && ov[m - 1].page == e[i].o.page)
+            m--;
+        ov[m++] = e[i].o;
+    }
+    free(e);
+    vm->overlay = ov;
+    vm->noverlay = m;
+    return 0;
+}
+
+/* The VM's save base: links[sb], whose memory the mapped file plus the overlay reproduce. */
+static int set_base(lel_vm_t *vm, const struct lel__img *b)
+{
+    vm->base_path = realpath(b->path, NULL);
+    vm->base_map = malloc(b->nmap * sizeof(uint64_t));
+    if (!vm->base_path || !vm->base_map) {
+        lel__vm_base_free(vm);
+        return -ENOMEM;
+    }
+    memcpy(vm->base_map, b->map, b->nmap * sizeof(uint64_t));
+    memcpy(vm->base_id, b->id, 16);
+    vm->base_depth = b->depth;
+    return 0;
+}
+
+/* Guest memory from the chain: over the raw file of links[j] (j < 0: none, everything is
+ * decompressed into fresh memory, and the VM gets no base). */
+static int chain_into(lel_vm_t *vm, struct lel__img *l, int n, int j, int sb, char *err, size_t errlen)
+{
+    int r = 0;
+    if (j < 0) {
+        for (int k = n - 1; k >= 0 && r == 0; k--)
+            r = lel__img_apply(&l[k], vm->mem, k == n - 1, NULL, err, errlen);
+        return r;
+    }
+    if (j > 0 && (r = apply_overlay(vm, l, j, sb, err, errlen)) < 0)
+        return r;
+    if (sb < n && set_base(vm, &l[sb]) < 0)
+        lel__vm_base_free(vm); /* no base: later saves are full images */
+    return 0;
+}
+
+int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen)
+{
+    struct lel__img *l = NULL;
+    lel_vm_t *vm = NULL;
+    char raw[4200];
+    int n = 0, r = lel__chain_open(path, &l, &n, err, errlen);
+    if (r < 0)
         goto out;
-    /* with a memory file (lel_image_unpack_memory of this image) the memory is already there,
-     * mapped copy-on-write: nothing to decompress */
-    if (!cfg->memory_file && (r = image_memory(&o, vm->mem, path, err, errlen)) < 0)
+    struct lel__img *top = &l[0];
+    /* later diffs are against this image, or for a transient one its base (a transient full
+     * image has none) */
+    int sb = cfg->transient ? (top->diff ? 1 : n) : 0;
+    int j = pick_raw(l, n, sb < n ? sb : 0, cfg, raw, sizeof(raw));
+    struct lel_vm_config c = *cfg;
+    c.mem_bytes = top->mem_bytes;
+    c.tick_hz = top->tick_hz;
+    c.memory_file = j >= 0 ? raw : NULL;
+    if ((r = lel__vm_new(&c, &vm, err, errlen)) < 0)
+        goto out;
+    if (vm->backend != (enum lel_vmm_backend)top->backend) {
+        r = -EINVAL;
+        snprintf(err, errlen, "snapshot %s was taken on %s, this host runs %s", path,
+                 lel_vmm_backend_name((enum lel_vmm_backend)top->backend), lel_vmm_backend_name(vm->backend));
+        goto out;
+    }
+    if ((r = restore_rofs(vm, top, cfg->rofs_path, path, err, errlen)) < 0 ||
+        (r = chain_into(vm, l, n, j, sb, err, errlen)) < 0)
         goto out;
     vm->ready = 1; /* the guest said so before the snapshot */
     vm->seq = ((const struct lel_chan *)(vm->mem + LEL_GPA_CHAN))->req_seq; /* continue the numbering */
-    if ((r = restore_state(vm, o.state, o.h.state_len, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0)
+    if (cfg->stopped) {
+        vm->stop_req = 1;
+        vm->state = VM_STOPPED;
+    }
+    if ((r = restore_state(vm, top->state, top->state_len, err, errlen)) < 0 || (r = lel__vm_start(vm, err, errlen)) < 0)
         goto out;
     *out = vm;
     vm = NULL;
@@ -688,6 +595,6 @@ int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t *
 out:
     if (vm)
         lel_vm_destroy(vm);
-    image_close(&o);
+    lel__chain_close(l, n);
     return r;
 }

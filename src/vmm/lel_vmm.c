@@ -186,11 +186,11 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         /* copy-on-write over a shared raw memory file: the VM pays only for the pages it changes */
         struct stat st;
         int mfd = open(cfg->memory_file, O_RDONLY | O_CLOEXEC);
-        if (mfd < 0 || fstat(mfd, &st) < 0 || (uint64_t)st.st_size != vm->mem_bytes) {
+        if (mfd < 0 || fstat(mfd, &st) < 0 || ((uint64_t)st.st_size != vm->mem_bytes && (uint64_t)st.st_size != vm->mem_bytes + 4096)) {
             if (mfd >= 0)
                 close(mfd);
             errno = mfd < 0 ? errno : EINVAL;
-            step = "memory file (missing, or not the image's size)";
+            step = "memory file (missing, or not the image's size)"; /* + a 4 KiB trailer naming the image */
             goto fail;
         }
         vm->mem = mmap(NULL, vm->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
@@ -670,7 +670,8 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
     int64_t end = lel_mono_ms() + timeout_ms;
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != VM_RUNNING || vm->stop_req) {
+    /* a vCPU just let go (lel_vm_cont) may not have left VM_STOPPED yet: it will run */
+    if (vm->state == VM_DEAD || vm->stop_req) {
         pthread_mutex_unlock(&vm->lock);
         return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
     }
@@ -818,6 +819,7 @@ void lel__vm_release(lel_vm_t *vm)
     if (vm->mem != MAP_FAILED)
         munmap(vm->mem, vm->mem_bytes);
     lel__rofs_unmap(vm);
+    lel__vm_base_free(vm);
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
@@ -918,12 +920,13 @@ size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
     return len;
 }
 
-int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
+/* lel_vm_cmd_start, with the window size of a pty command (winsize: cols | rows << 16). */
+static int cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint64_t winsize, uint32_t *id)
 {
     uint8_t *bulk = vm->mem + LEL_GPA_BULK, *p = bulk + sizeof(struct lel_cmd_req), *end = bulk + LEL_BULK_SIZE;
-    int piped = (cmd->flags & LEL_CMD_STDIN_PIPE) != 0;
-    struct lel_cmd_req req = {0, 0, piped ? 0 : cmd->inlen, cmd->timeout_ms,
-                              cmd->flags & (LEL_CMD_BACKGROUND | LEL_CMD_STREAM | LEL_CMD_STDIN_PIPE | LEL_CMD_IDS),
+    int piped = (cmd->flags & LEL_CMD_STDIN_PIPE) != 0, pty = (cmd->flags & LEL_CMD_PTY) != 0;
+    struct lel_cmd_req req = {0, 0, piped || pty ? 0 : cmd->inlen, cmd->timeout_ms,
+                              cmd->flags & (LEL_CMD_BACKGROUND | LEL_CMD_STREAM | LEL_CMD_STDIN_PIPE | LEL_CMD_IDS | LEL_CMD_PTY),
                               cmd->flags & LEL_CMD_IDS ? cmd->flags >> 16 : 0};
     int r = chan_free(vm, 5000);
     if (r < 0)
@@ -948,12 +951,28 @@ int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
     memcpy(p, cmd->cwd ? cmd->cwd : "", cl);
     if (req.stdin_len)
         memcpy(p + cl, cmd->in, req.stdin_len);
+    if (pty) /* the window size rides in stdin_len (lel_guest_abi.h) */
+        req.stdin_len = winsize;
     memcpy(bulk, &req, sizeof(req));
     uint64_t ret[4] = {0};
     r = lel_vm_call(vm, LEL_OP_CMD, NULL, ret, 5000);
     if (r == 0)
         *id = (uint32_t)ret[0];
     return r;
+}
+
+int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id)
+{
+    struct lel_cmd plain = *cmd;
+    plain.flags &= ~(unsigned)LEL_CMD_PTY;
+    return cmd_start(vm, &plain, 0, id);
+}
+
+int lel_vm_cmd_start_pty(lel_vm_t *vm, const struct lel_cmd *cmd, uint16_t cols, uint16_t rows, uint32_t *id)
+{
+    struct lel_cmd on = *cmd;
+    on.flags |= LEL_CMD_PTY | LEL_CMD_STREAM;
+    return cmd_start(vm, &on, (uint64_t)cols | (uint64_t)rows << 16, id);
 }
 
 int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_result *res)

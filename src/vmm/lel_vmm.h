@@ -47,6 +47,10 @@ struct lel_vm_config {
      * here is used instead, and must have the same hash. NULL at boot: none. */
     const char *rofs_path;
     uint64_t disk_bytes; /* boot: the writable layer's limit for file data (0: guest memory's) */
+    /* Restore only: the image is transient (a pause image, deleted once resumed): later diff
+     * saves of this VM are taken against its base, not against it. */
+    int transient;
+    int stopped; /* restore only: the vCPU waits, stopped, for lel_vm_cont (tests compare memory) */
 };
 
 /** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */
@@ -115,7 +119,8 @@ struct lel_cmd {
      * event); STREAM, its output is read as it comes (lel_vm_cmd_read) and a writer waits while
      * the host has not read 1 MiB of a stream, instead of output past 1 MiB being dropped;
      * STDIN_PIPE, its stdin is a pipe written with lel_vm_cmd_stdin (`in` is ignored); and
-     * LEL_VM_CMD_AS(id): its first process runs with that uid and gid (else root) */
+     * LEL_VM_CMD_AS(id): its first process runs with that uid and gid (else root). PTY is
+     * lel_vm_cmd_start_pty's. */
     unsigned flags;
 };
 #define LEL_VM_CMD_AS(id) (LEL_CMD_IDS | (unsigned)(id) << 16) /* ids below 65536 */
@@ -125,6 +130,11 @@ struct lel_cmd {
  * program or cwd, EAGAIN: too many processes or commands), -E2BIG when the request does not
  * fit, or -ETIMEDOUT/-EPIPE when the guest did not answer. */
 int lel_vm_cmd_start(lel_vm_t *vm, const struct lel_cmd *cmd, uint32_t *id);
+/** The same on a pseudo-terminal of its own of cols x rows in the guest (LEL_CMD_PTY: its
+ * controlling terminal, stdin, stdout and stderr): its output is read as stdout (STREAM is
+ * implied), lel_vm_cmd_stdin types at it and lel_vm_cmd_resize resizes it; `in` is ignored.
+ * A guest older than ptys runs it without one. */
+int lel_vm_cmd_start_pty(lel_vm_t *vm, const struct lel_cmd *cmd, uint16_t cols, uint16_t rows, uint32_t *id);
 /** Collects an ended command (`want` 0: any): fills `res` and `id`; its stdout and stderr are
  * in the bulk area (lel_vm_bulk_read) until the next request. Returns 0, -EAGAIN when it has
  * not ended (none has, for 0), -ENOENT for an unknown id, or -errno. */
@@ -145,6 +155,9 @@ int lel_vm_cmd_read(lel_vm_t *vm, uint32_t id, uint64_t *out_len, uint64_t *err_
  * are in. Returns 0, -EPIPE (nobody reads it: dropped), -EINVAL (no pipe, or closed), -ENOENT,
  * -ENOSYS (an older guest), or -errno. */
 int lel_vm_cmd_stdin(lel_vm_t *vm, uint32_t id, const void *p, size_t n, int close, size_t *taken);
+/** A pty command's new window size (its foreground processes get SIGWINCH). Returns 0, -ENOENT,
+ * -EINVAL (no pty, or it ended), -ENOSYS (an older guest), or -errno. */
+int lel_vm_cmd_resize(lel_vm_t *vm, uint32_t id, uint16_t cols, uint16_t rows);
 /** A command with something for the host: its id and LEL_POLL_* flags. */
 struct lel_cmd_ready {
     uint32_t id, flags;
@@ -179,20 +192,50 @@ int lel_vm_rofs(lel_vm_t *vm, uint64_t *bytes, uint8_t hash[32], int *readonly);
 /** vCPU time consumed so far, in nanoseconds. */
 uint64_t lel_vm_cpu_ns(lel_vm_t *vm);
 
+#define LEL_IMAGE_ID_LEN 16 /* an image's content id: a hash of its memory and vCPU state */
+
 struct lel_snap_info {
     uint64_t mem_bytes;    /* guest memory size */
     uint64_t stored_bytes; /* image file size */
     uint64_t zero_chunks, chunks;
+    int diff;              /* a diff image: only the pages that differ from its base */
+    uint32_t depth;        /* 0 for a full image, else its base's depth + 1 */
+    uint64_t diff_pages;   /* a diff's stored pages */
+    uint8_t id[LEL_IMAGE_ID_LEN];
 };
 
-/** Writes a snapshot image of a stopped VM to `path` (temp file, fsync, rename). Returns 0 or -errno. */
+/** Writes a full snapshot image of a stopped VM to `path` (temp file, fsync, rename): memory in
+ * 1 MiB zstd frames compressed on all cores. Returns 0 or -errno. */
 int lel_vm_save(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
-/** Writes the memory of an image into a raw file (sparse; written to a temp name, fsynced,
- * renamed), so many VMs can map it copy-on-write: see lel_vm_config.memory_file. Every chunk is
- * checked. Returns 0, -EBADMSG for a corrupt image, or -errno. */
+/** Writes a diff image of a stopped VM: only the pages that differ from the image the VM was
+ * restored from (its base; the base's base for a transient image), found from the private
+ * mapping's page table (/proc/self/pagemap: a page not copied-on-write is still the base's)
+ * and, for pages a chain put there, their hashes. The image names its base by path (relative
+ * to its own directory) and content id. A VM without a base (booted, or restored without a
+ * memory file) gets a full image. Returns 0 or -errno; info->diff says which it wrote. */
+int lel_vm_save_diff(lel_vm_t *vm, const char *path, struct lel_snap_info *info, char *err, size_t errlen);
+/** Reads an image's header: its content id, depth, and for a diff its base's path (resolved
+ * against the image's directory) and id. Returns 0, -ENOENT, -EBADMSG. */
+int lel_image_info(const char *path, struct lel_snap_info *info, char *base_path, size_t n,
+                   uint8_t base_id[LEL_IMAGE_ID_LEN], char *err, size_t errlen);
+/** Writes the memory of an image (a diff: its whole chain) into a raw file (sparse; written to
+ * a temp name, fsynced, renamed; a trailer after the memory names the image's id), so many VMs
+ * can map it copy-on-write: see lel_vm_config.memory_file. Every chunk is checked. Returns 0,
+ * -EBADMSG for a corrupt image, -ENOENT/-ESTALE for a missing or changed base, or -errno. */
 int lel_image_unpack_memory(const char *image, const char *raw_path, char *err, size_t errlen);
-/** Builds a new VM from an image and starts it where it was. Corrupt or truncated images fail
- * with -EBADMSG and are never loaded. */
+/** Rewrites a diff image in place as a full image of the same content (same id, so images
+ * over it stay valid): its chain loaded, every chunk hash checked against the diff's record,
+ * written to a temp name and renamed. Returns 0 (also for an image that is already full), or
+ * -errno with err filled; the image is unchanged on failure. */
+int lel_image_flatten(const char *path, char *err, size_t errlen);
+/** Builds a new VM from an image and starts it where it was. A diff image's chain is opened
+ * and checked first (each base must be there and have the recorded content id); memory comes
+ * from the nearest raw memory file in the chain (`<image>.raw` beside an image, or
+ * cfg->memory_file for this one), mapped copy-on-write, with the diffs above it applied.
+ * Corrupt or truncated images, or missing or changed bases, fail (-EBADMSG, -ENOENT, -ESTALE)
+ * and are never loaded. */
 int lel_vm_restore(const char *path, const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
+/** The guest memory mapping, for tests and diagnostics (compare two VMs byte by byte). */
+const uint8_t *lel_vm_memory(lel_vm_t *vm, uint64_t *bytes);
 
 #endif

@@ -1,5 +1,5 @@
 /* The host channel's requests for streamed commands (src/guest's LEL_OP_CMD_READ, _STDIN,
- * _POLL) and signals: thin wrappers over lel_vm_call that check every length the guest gives.
+ * _POLL, _RESIZE) and signals: thin wrappers over lel_vm_call that check every length the guest gives.
  * Same threading as lel_vmm.c: called from the VM's owner, one at a time. */
 #include "lel_vmm.h"
 
@@ -34,6 +34,13 @@ int lel_vm_cmd_stdin(lel_vm_t *vm, uint32_t id, const void *p, size_t n, int clo
     uint64_t arg[4] = {id, n < LEL_BULK_SIZE ? n : LEL_BULK_SIZE, close ? 1 : 0, 0}, ret[4] = {0};
     int r = lel_vm_call_bulk(vm, LEL_OP_CMD_STDIN, arg, p ? p : "", (size_t)arg[1], ret, 5000);
     *taken = r == 0 || r == LEL_ST_EPIPE ? (size_t)(ret[0] < arg[1] ? ret[0] : arg[1]) : 0;
+    return r > 0 ? -r : r;
+}
+
+int lel_vm_cmd_resize(lel_vm_t *vm, uint32_t id, uint16_t cols, uint16_t rows)
+{
+    uint64_t arg[4] = {id, cols, rows, 0};
+    int r = lel_vm_call(vm, LEL_OP_CMD_RESIZE, arg, NULL, 5000);
     return r > 0 ? -r : r;
 }
 

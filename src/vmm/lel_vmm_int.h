@@ -49,6 +49,17 @@ struct lel_vm {
     char *rofs_path;
     int rofs_readonly;    /* KVM_MEM_READONLY over a shared read-only mapping */
 
+    /* The image later diff saves are taken against (lel_snapshot.c): set at a restore whose
+     * memory is a private mapping of a raw file at or below it, else absent (base_path NULL).
+     * overlay: the pages a chain copied over that file, sorted, with what each must hold to
+     * equal the base (or OV_ALWAYS: it differs from the base whatever it holds). */
+    char *base_path;
+    uint8_t base_id[16];
+    uint32_t base_depth;
+    uint64_t *base_map; /* the base's per-chunk content hashes */
+    struct lel_overlay *overlay;
+    size_t noverlay;
+
     char line[1024]; /* console line being assembled (vCPU thread only) */
     size_t linelen;
     int64_t line_window_ms;
@@ -56,9 +67,73 @@ struct lel_vm {
 };
 
 /* lel_snapshot.c */
-/** Writes an image of `mem` with an already serialized state (lel_vm_save's second half). */
-int lel__image_write(const char *path, uint8_t *mem, uint64_t mem_bytes, const void *state, size_t state_len,
-                     uint32_t backend, uint32_t tick_hz, struct lel_snap_info *info, char *err, size_t errlen);
+#define LEL_OV_ALWAYS 1u
+struct lel_overlay {
+    uint32_t page, flags;
+    uint64_t hash; /* XXH3-64 of the base's page */
+};
+void lel__vm_base_free(lel_vm_t *vm);
+
+/* lel_vmimage.c: the image format (layout and checks there) */
+#define LEL_IMG_CHUNK (1u << 20)
+#define LEL_IMG_PAGE 4096u
+#define LEL_IMG_MAX_CHAIN 256
+struct lel__frame {
+    uint64_t off;
+    uint32_t clen, flags;
+    uint64_t xxh;
+};
+/** An image opened and checked: header, base path, state, page list, chunk map and frame index
+ * verified (frames are checked as they are read). Owns its fd and buffers. */
+struct lel__img {
+    int fd;
+    uint64_t size, mem_bytes;
+    uint32_t backend, tick_hz, diff, depth;
+    uint8_t id[16], base_id[16];
+    uint8_t *state;
+    size_t state_len;
+    uint64_t *map;     /* content hash of every chunk of the memory it stands for */
+    uint64_t nmap;
+    uint32_t *pages;   /* a diff: its pages, ascending */
+    uint64_t npages;
+    struct lel__frame *index;
+    uint64_t nframes;
+    char *path, *base; /* as opened; a diff's base path, resolved against this one's directory */
+};
+/** What lel__img_write writes: a full image of mem (pages NULL), or a diff of those pages. */
+struct lel__wspec {
+    const char *path;
+    const uint8_t *mem;
+    uint64_t mem_bytes;
+    const void *state;
+    size_t state_len;
+    uint32_t backend, tick_hz;
+    const uint32_t *pages; /* a diff: ascending */
+    uint64_t npages;
+    const uint64_t *map;   /* a diff: the chunk hashes of the whole memory */
+    const char *base;      /* a diff: its base's path as it will be recorded */
+    const uint8_t *base_id;
+    uint32_t depth;
+};
+int lel__img_open(const char *path, struct lel__img *o, char *err, size_t errlen);
+void lel__img_close(struct lel__img *o);
+/** Opens an image and every base below it (links[0] the image, links[n-1] a full one), each
+ * base checked to be there with the id its dependant recorded. Returns 0 with a malloc'd array
+ * (lel__chain_close), or -errno with err filled. */
+int lel__chain_open(const char *path, struct lel__img **links, int *n, char *err, size_t errlen);
+void lel__chain_close(struct lel__img *links, int n);
+/** Puts an image's memory into `mem`: a full one's chunks (`fresh`: mem is zero, zero chunks
+ * are skipped), a diff's pages (with each page's XXH3-64 into page_hash[i] when given).
+ * Returns 0 or -EBADMSG. */
+int lel__img_apply(struct lel__img *o, uint8_t *mem, int fresh, uint64_t *page_hash, char *err, size_t errlen);
+int lel__img_write(const struct lel__wspec *w, struct lel_snap_info *info, char *err, size_t errlen);
+/** The raw memory file beside an image (`x.img` -> `x.raw`) when it is there and its trailer
+ * names this image's id: buf, else NULL. */
+const char *lel__img_raw(const struct lel__img *o, char *buf, size_t n);
+/** The content id of a memory with these chunk hashes and this state. */
+void lel__img_id(uint64_t mem_bytes, uint64_t state_xxh, const uint64_t *map, uint64_t nmap, uint8_t id[16]);
+/** Worker threads for the frames: the host's online CPUs, 1..64. */
+int lel__img_threads(void);
 
 /* lel_vmm_rofs.c */
 /** Maps the rofs image at `path` into the VM at LEL_GPA_ROFS (memslot LEL_SLOT_ROFS). With

@@ -3,8 +3,11 @@
 // ends, so do the SDK's connections, and the daemon then stops as after any client.
 // LEL_E2B_MODE: "vm" (all checks; exit 3 when this host cannot start microVMs) or "none" (the
 // control plane alone, on a vmm.backend: none daemon). Exit 0 when every check passed, 1 if not.
-import { readFileSync } from 'node:fs'
-import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError } from 'e2b'
+import { readFileSync, mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as tar from 'tar'
+import { Sandbox, Template, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError, BuildError, FilesystemEventType } from 'e2b'
 
 const base = process.env.LEL_E2B_URL
 const opts = { apiKey: process.env.LEL_E2B_KEY, apiUrl: base, sandboxUrl: base, validateApiKey: false }
@@ -26,7 +29,7 @@ async function controlPlane(opts, sbx, other) {
   // control plane
   const info = await sbx.getInfo()
   check(info.state === 'running' && info.metadata.suite === 'e2b' && info.templateId === 'base', 'getInfo', info)
-  check(info.envdVersion === '0.5.7', 'envdVersion is the one src/envd serves', info.envdVersion)
+  check(info.envdVersion === '0.6.4', 'envdVersion is the one src/envd serves', info.envdVersion)
   const listed = await Sandbox.list({ ...opts, query: { metadata: { suite: 'e2b' }, state: ['running'] } }).nextItems()
   check(listed.length === 1 && listed[0].sandboxId === sbx.sandboxId, 'list filters on metadata', listed.map((s) => s.sandboxId))
   const all = await Sandbox.list(opts).nextItems()
@@ -101,6 +104,109 @@ async function rawStream(sbx, method, msg, headers = {}) {
     }
   }
   return { status: res.status, type: res.headers.get('content-type'), frames, rest: buf.length }
+}
+
+// Waits until `pred(events)` holds (or `ms` pass); the events seen.
+async function until(events, pred, ms = 5000) {
+  for (let t = 0; t < ms && !pred(events); t += 50)
+    await sleep(50)
+  return events
+}
+const has = (events, type, name) => events.some((e) => e.type === type && e.name === name)
+
+// files.watchDir: events as the SDK maps them, recursive watches see directories made later,
+// the watch ends when stopped; includeEntry; the polled watchers of filesystem.Filesystem.
+async function watching(sbx) {
+  await sbx.files.makeDir('/home/user/w')
+  const flat = [], deep = []
+  const w1 = await sbx.files.watchDir('/home/user/w', (e) => flat.push(e))
+  const w2 = await sbx.files.watchDir('/home/user/w', (e) => deep.push(e), { recursive: true, includeEntry: true })
+  await sbx.files.write('/home/user/w/a.txt', 'one')
+  await sbx.commands.run('cd /home/user/w && echo more >> a.txt && chmod 600 a.txt && mv a.txt b.txt && rm b.txt')
+  await until(flat, (ev) => has(ev, 'remove', 'b.txt'))
+  check(has(flat, 'create', 'a.txt') && has(flat, 'write', 'a.txt') && has(flat, 'chmod', 'a.txt') &&
+    has(flat, 'rename', 'a.txt') && has(flat, 'create', 'b.txt') && has(flat, 'remove', 'b.txt'),
+    'watchDir: create, write, chmod, rename, remove', flat.map((e) => `${e.type} ${e.name}`))
+  check(Object.values(FilesystemEventType).includes(flat[0]?.type) && !flat.some((e) => /lelantos-upload/.test(e.name)),
+    "an upload's temporary is not seen", flat.map((e) => e.name))
+  // a tree made after the watch began, at once and deep, written right away
+  await sbx.commands.run('mkdir -p /home/user/w/d1/d2/d3 && echo x > /home/user/w/d1/d2/d3/f.txt && touch /home/user/w/d1/top.txt')
+  await until(deep, (ev) => has(ev, 'write', 'd1/d2/d3/f.txt') && has(ev, 'create', 'd1/top.txt'))
+  check(has(deep, 'create', 'd1') && has(deep, 'create', 'd1/d2/d3') && has(deep, 'create', 'd1/d2/d3/f.txt') &&
+    has(deep, 'write', 'd1/d2/d3/f.txt'), 'recursive watchDir sees directories made after it began', deep.map((e) => `${e.type} ${e.name}`))
+  const withEntry = deep.find((e) => e.type === 'write' && e.name === 'd1/d2/d3/f.txt')
+  check(withEntry?.entry?.path === '/home/user/w/d1/d2/d3/f.txt' && withEntry.entry.size === 2, 'includeEntry: the entry of a write', withEntry)
+  check(!flat.some((e) => e.name.startsWith('d1/')), 'a watch that is not recursive sees only its own entries', flat.map((e) => e.name))
+  await sbx.commands.run('mv /home/user/w/d1 /home/user/w/e1 && echo y > /home/user/w/e1/d2/g.txt')
+  await until(deep, (ev) => has(ev, 'create', 'e1/d2/g.txt'))
+  check(has(deep, 'rename', 'd1') && has(deep, 'create', 'e1') && has(deep, 'create', 'e1/d2/g.txt'), 'a directory moved within the tree is followed', deep.slice(-6))
+  await w1.stop()
+  const before = flat.length
+  await sbx.files.write('/home/user/w/after.txt', 'x')
+  await until(deep, (ev) => has(ev, 'create', 'after.txt'))
+  check(flat.length === before && has(deep, 'create', 'after.txt'), 'a stopped watch sees nothing more; the other goes on', { before, after: flat.length })
+  await w2.stop()
+  await throws(() => sbx.files.watchDir('/home/user/nope', () => {}), FileNotFoundError, 'watchDir of nothing: FileNotFoundError')
+  await throws(() => sbx.files.watchDir('/home/user/w/after.txt', () => {}), InvalidArgumentError, 'watchDir of a file: InvalidArgumentError')
+  // the watch's end: a removed directory ends it, onExit runs once
+  let exited = 0
+  const seen = []
+  await sbx.files.makeDir('/tmp/gone')
+  await sbx.files.watchDir('/tmp/gone', (e) => seen.push(e), { onExit: () => exited++ })
+  await sbx.commands.run('rmdir /tmp/gone')
+  await until(seen, () => exited > 0)
+  check(exited === 1 && has(seen, 'remove', '.'), 'the watched directory removed: a remove event, then the end', { exited, seen })
+  // keepalives on a quiet watch, as {"keepalive":{}}
+  const ka = rawStream(sbx, 'filesystem.Filesystem/WatchDir', { path: '/home/user/w' }, { 'Keepalive-Ping-Interval': '1', 'Connect-Timeout-Ms': '2500' })
+  const r = await ka
+  const kinds = r.frames.map(([, f, m]) => f === 2 ? (m.error?.code ?? 'eos') : Object.keys(m)[0])
+  check(kinds[0] === 'start' && kinds.includes('keepalive') && kinds.at(-1) === 'deadline_exceeded', 'WatchDir: start, keepalives, the end at Connect-Timeout-Ms', kinds)
+  // CreateWatcher / GetWatcherEvents / RemoveWatcher (the Python SDK's)
+  const unary = async (m, body) => {
+    const res = await fetch(`${base}/filesystem.Filesystem/${m}`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken } })
+    return { status: res.status, body: await res.json() }
+  }
+  const cw = await unary('CreateWatcher', { path: '/home/user/w', recursive: true })
+  check(cw.status === 200 && typeof cw.body.watcherId === 'string', 'CreateWatcher', cw)
+  await sbx.commands.run('echo z > /home/user/w/e1/polled.txt')
+  const got = await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })
+  const names = (got.body.events ?? []).map((e) => `${e.type} ${e.name}`)
+  check(got.status === 200 && names.includes('EVENT_TYPE_CREATE e1/polled.txt') && names.includes('EVENT_TYPE_WRITE e1/polled.txt'), 'GetWatcherEvents', got)
+  const again = await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })
+  check(again.status === 200 && (again.body.events ?? []).length === 0, 'events are taken once', again.body)
+  check((await unary('RemoveWatcher', { watcherId: cw.body.watcherId })).status === 200, 'RemoveWatcher')
+  check((await unary('GetWatcherEvents', { watcherId: cw.body.watcherId })).body.code === 'not_found', 'a removed watcher is not found')
+}
+
+// EntryInfo fields, odd names, users: what Stat and ListDir report, and who owns what.
+async function entryFields(sbx) {
+  await sbx.files.write('/home/user/e/plain.txt', 'abc')
+  await sbx.commands.run("cd /home/user/e && printf x > \"$(printf 'new\\nline')\" && printf y > \"$(printf 'odd\\tname \\001')\" && ln -s plain.txt link && ln -s /nowhere broken && mkdir sub && chmod 750 sub")
+  const list = await sbx.files.list('/home/user/e')
+  const names = list.map((e) => e.name)
+  check(names.includes('new\nline') && names.includes('odd\tname \u0001') && !names.includes('broken'), 'files.list: names with a newline or control bytes; a broken link dropped', names)
+  const nl = list.find((e) => e.name === 'new\nline')
+  check(nl?.path === '/home/user/e/new\nline' && nl.size === 1 && nl.type === 'file', 'such an entry is whole', nl)
+  check((await sbx.files.read('/home/user/e/new\nline')) === 'x', 'and can be read back by its name')
+  const p = await sbx.files.getInfo('/home/user/e/plain.txt')
+  check(p.owner === 'user' && p.group === 'user' && p.mode === 0o644 && p.permissions === '-rw-r--r--' && p.size === 3 &&
+    p.modifiedTime instanceof Date && Math.abs(p.modifiedTime.getTime() - Date.now()) < 120_000, 'getInfo: owner, group, mode, permissions, size, mtime', p)
+  const l = await sbx.files.getInfo('/home/user/e/link')
+  check(l.type === 'file' && l.symlinkTarget === '/home/user/e/plain.txt' && l.permissions.startsWith('L') && l.mode === 0o644, 'a symlink: its target resolved, the target\'s type and mode', l)
+  const sub = list.find((e) => e.name === 'sub')
+  check(sub?.type === 'dir' && sub.mode === 0o750 && sub.permissions === 'drwxr-x---' && sub.owner === 'user', 'a directory made by user', sub)
+  await sbx.files.write('/tmp/rootfile', 'r', { user: 'root' })
+  const rf = await sbx.files.getInfo('/tmp/rootfile', { user: 'root' })
+  check(rf.owner === 'root' && rf.group === 'root', 'a file written as root is root\'s', rf)
+  await sbx.files.makeDir('/home/user/e/made/deeper')
+  check((await sbx.files.getInfo('/home/user/e/made/deeper')).owner === 'user', 'makeDir as user: user\'s', null)
+  const rootHome = await sbx.files.list('~', { user: 'root' })
+  check(Array.isArray(rootHome), "root's ~ is /root", rootHome.length)
+  const touched = await sbx.commands.run('touch /tmp/byuser && stat -c %U /tmp/byuser')
+  check(touched.stdout === 'user\n', 'a file a command of user makes is user\'s', touched.stdout)
+  await throws(() => sbx.files.write('/home/user/e/meta.txt', 'm', { metadata: { k: 'v' } }), InvalidArgumentError, 'file metadata is refused clearly (not supported yet), never dropped')
+  check(!(await sbx.files.exists('/home/user/e/meta.txt')), 'and nothing was written')
+  await sbx.files.remove('/home/user/e')
 }
 
 // The wire itself: the start event comes at once, keepalives while a process is quiet.
@@ -218,6 +324,54 @@ async function signals(sbx) {
   await throws(() => sbx.commands.connect(999999), Error, 'connect to a command that never was fails')
 }
 
+// sandbox.pty: an interactive login shell on a pseudo-terminal (busybox's sh -i -l reached as
+// /bin/bash in base) answering what is typed, its terminal's size seen by stty and changed by
+// resize (SIGWINCH to the foreground job), ^C and ^Z reaching the foreground job, kill.
+async function ptys(sbx) {
+  const out = []
+  const text = () => Buffer.concat(out).toString('latin1')
+  const typed = (s) => sbx.pty.sendInput(t.pid, new TextEncoder().encode(s))
+  const seen = async (re, ms = 5000) => {
+    for (let i = 0; i < ms / 50 && !re.test(text()); i++) await sleep(50)
+    return re.test(text())
+  }
+  const t = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => out.push(Buffer.from(d)) })
+  check(t.pid > 0, 'pty.create answers with a pid', t.pid)
+  await typed('echo hi\n')
+  check(await seen(/echo hi\r\nhi\r\n/), "sendInput('echo hi\\n') is echoed and answered as on a terminal", text())
+  await typed('tty; stty size; echo "term=$TERM"\n')
+  check(await seen(/\/dev\/pts\/\d+\r\n24 80\r\nterm=xterm-256color\r\n/), 'tty and stty size: /dev/pts/N of 24 x 80, TERM', text())
+  await sbx.pty.resize(t.pid, { cols: 100, rows: 30 })
+  await typed('stty size\n')
+  check(await seen(/\r\n30 100\r\n/), 'resize: stty size says 30 100', text())
+  await typed(`sh -c 'trap "echo winched; exit 0" WINCH; echo waiting; while :; do sleep 0.1; done'\n`)
+  check(await seen(/\r\nwaiting\r\n/), 'a foreground job runs', text())
+  await sbx.pty.resize(t.pid, { cols: 120, rows: 40 })
+  check(await seen(/\r\nwinched\r\n/), 'resize sends SIGWINCH to the foreground job', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x03')
+  await typed('echo "after ^C: $?"\n')
+  check(await seen(/after \^C: 130\r\n/), '^C interrupts the foreground job (SIGINT)', text())
+  await typed('sleep 30\n')
+  await sleep(300)
+  await typed('\x1a')
+  check(await seen(/Stopped/i), '^Z stops the foreground job', text())
+  await typed('kill -9 %1; echo "jobs done"\n')
+  check(await seen(/\r\njobs done\r\n/), 'the shell goes on after the stopped job', text())
+  check((await sbx.commands.list()).some((p) => p.pid === t.pid), 'commands.list shows the pty process')
+  await throws(() => sbx.commands.sendStdin(t.pid, 'x'), Error, 'stdin bytes to a pty process are refused (they go as pty input)')
+  check(await sbx.pty.kill(t.pid), 'pty.kill')
+  const end = await t.wait().catch((e) => e)
+  check(end?.exitCode === -1, 'the killed pty process ends with exit code -1', end?.exitCode)
+  check(!(await sbx.pty.kill(t.pid)), 'pty.kill of an ended one: false')
+  const out2 = []
+  const t2 = await sbx.pty.create({ cols: 40, rows: 10, onData: (d) => out2.push(Buffer.from(d)) })
+  await sbx.pty.sendInput(t2.pid, new TextEncoder().encode('exit 7\n'))
+  const end2 = await t2.wait().catch((e) => e)
+  check(end2?.exitCode === 7, 'exit in the pty shell ends it with its status', end2?.exitCode)
+}
+
 // The daemon's resident memory in KiB (its /proc status), or 0 when unknown.
 function daemonRss() {
   try {
@@ -260,6 +414,136 @@ async function slowReader(sbx) {
 }
 let t0
 
+// Snapshots: create (with a name), list (filtered, paged), start from by id and by name, delete.
+async function snapshots(opts, sbx) {
+  await sbx.files.write('/tmp/snap.txt', 'before')
+  const s1 = await sbx.createSnapshot({ name: 'snap-one' })
+  check(/^[a-z0-9]{20}$/.test(s1.snapshotId) && s1.names.join() === 'snap-one', 'createSnapshot: an id and its names', s1)
+  await sbx.files.write('/tmp/snap.txt', 'after')
+  const s2 = await sbx.createSnapshot()
+  check(s2.snapshotId !== s1.snapshotId && s2.names.length === 0, 'a second snapshot, unnamed', s2)
+  const mine = await Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId }).nextItems()
+  check(mine.length === 2 && mine.some((x) => x.snapshotId === s1.snapshotId && x.names[0] === 'snap-one'), 'listSnapshots filters on the sandbox', mine)
+  const pager = Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId, limit: 1 })
+  const p1 = await pager.nextItems()
+  const more = pager.hasNext
+  const p2 = await pager.nextItems()
+  check(p1.length === 1 && more && p2.length === 1 && p1[0].snapshotId !== p2[0].snapshotId && !pager.hasNext, 'listSnapshots pages (limit 1: two pages)', { p1, p2 })
+  const named = await Sandbox.listSnapshots({ ...opts, name: 'snap-one' }).nextItems()
+  check(named.length === 1 && named[0].snapshotId === s1.snapshotId, 'listSnapshots filters on the name', named)
+  const fromId = await Sandbox.create(s1.snapshotId, { ...opts, timeoutMs: 60_000 })
+  check((await fromId.files.read('/tmp/snap.txt')) === 'before', 'a sandbox from the snapshot id (as templateID) has its files')
+  const fromName = await Sandbox.create('snap-one', { ...opts, timeoutMs: 60_000 })
+  check((await fromName.files.read('/tmp/snap.txt')) === 'before', 'and one from its name')
+  const fromTwo = await Sandbox.create(s2.snapshotId, { ...opts, timeoutMs: 60_000 })
+  check((await fromTwo.files.read('/tmp/snap.txt')) === 'after', 'the later snapshot has the later file')
+  await Promise.all([fromId.kill(), fromName.kill(), fromTwo.kill()])
+  check(await Sandbox.deleteSnapshot(s1.snapshotId, opts), 'deleteSnapshot')
+  check(!(await Sandbox.deleteSnapshot(s1.snapshotId, opts)), 'deleteSnapshot of a deleted one: false')
+  check(await Sandbox.deleteSnapshot(s2.snapshotId, opts), 'deleteSnapshot (the second)')
+  check((await Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId }).nextItems()).length === 0, 'the list is empty again')
+  await throws(() => Sandbox.create(s1.snapshotId, opts), Error, 'a deleted snapshot starts nothing')
+}
+
+// Fork with count 2: both see the parent's files and state, then diverge.
+async function forks(opts, sbx) {
+  await sbx.files.write('/tmp/fork.txt', 'parent')
+  const before = Date.now()
+  const fs = await sbx.fork({ count: 2, timeoutMs: 60_000 })
+  console.log(`     (fork of 2 in ${Date.now() - before} ms)`)
+  check(fs.length === 2 && fs.every((f) => f instanceof Sandbox) && fs[0].sandboxId !== fs[1].sandboxId &&
+    !fs.some((f) => f.sandboxId === sbx.sandboxId), 'fork({count: 2}): two new sandboxes', fs.map((f) => f?.sandboxId ?? String(f)))
+  if (!fs.every((f) => f instanceof Sandbox))
+    return
+  const reads = await Promise.all(fs.map((f) => f.files.read('/tmp/fork.txt')))
+  check(reads.join() === 'parent,parent', "each fork has the parent's files", reads)
+  check((await fs[0].commands.run('echo $GREETING')).stdout === 'hello\n', "and its envVars")
+  await fs[0].files.write('/tmp/fork.txt', 'one')
+  await fs[1].commands.run('echo two > /tmp/fork.txt')
+  const after = await Promise.all([sbx, ...fs].map((x) => x.files.read('/tmp/fork.txt')))
+  check(after.join() === 'parent,one,two\n', 'then they diverge (the parent unchanged)', after)
+  const infos = await Promise.all(fs.map((f) => f.getInfo()))
+  check(infos.every((i) => i.state === 'running' && i.metadata.suite === 'e2b'), 'forks are listed running, with the metadata', infos.map((i) => i.state))
+  await Promise.all(fs.map((f) => f.kill()))
+  await throws(() => Sandbox.fork('aaaaaaaaaaaaaaaaaaaa', { ...opts, count: 1 }), NotFoundError, 'fork of an unknown sandbox: NotFoundError')
+}
+
+// updateNetwork replaces the egress policy; what cannot be done is refused.
+async function network(opts, sbx) {
+  await sbx.updateNetwork({ allowOut: ['1.2.3.4'], denyOut: ['10.0.0.0/8'], allowInternetAccess: false })
+  const r = await fetch(`${base}/sandboxes/${sbx.sandboxId}/network`, { headers: { 'X-API-Key': opts.apiKey } })
+  const n = await r.json()
+  check(n.allowOut.join() === '1.2.3.4' && n.denyOut.join() === '10.0.0.0/8' && n.allowInternetAccess === false, 'updateNetwork is stored', n)
+  await sbx.updateNetwork({})
+  const n2 = await (await fetch(`${base}/sandboxes/${sbx.sandboxId}/network`, { headers: { 'X-API-Key': opts.apiKey } })).json()
+  check(n2.allowOut.length === 0 && n2.denyOut.length === 0 && n2.allowInternetAccess === true, 'an update without fields clears them', n2)
+  await throws(() => sbx.updateNetwork({ egressProxy: { address: 'proxy:1080' } }), Error, 'an egress proxy is refused')
+  await throws(() => sbx.updateNetwork({ denyOut: ['not a cidr!'] }), Error, 'a bad entry is refused')
+}
+
+// A template built with the SDK's builder from a local image, then a sandbox from it.
+async function templates(opts) {
+  const dir = mkdtempSync(join(tmpdir(), 'lel-e2b-tpl-'))
+  try {
+    const root = join(dir, 'rootfs'), ctx = join(dir, 'ctx')
+    mkdirSync(join(root, 'etc'), { recursive: true })
+    writeFileSync(join(root, 'etc', 'motd'), 'from the image\n')
+    mkdirSync(join(ctx, 'app', 'lib'), { recursive: true })
+    writeFileSync(join(ctx, 'app', 'main.txt'), 'main\n')
+    writeFileSync(join(ctx, 'app', 'lib', 'util.txt'), 'util\n')
+    writeFileSync(join(ctx, 'a.cfg'), 'A\n')
+    writeFileSync(join(ctx, 'b.cfg'), 'B\n')
+    await tar.create({ cwd: root, file: join(dir, 'image.tar'), portable: true }, ['.'])
+    const put = await fetch(`${base}/images/sdkmini:1`, { method: 'PUT', body: readFileSync(join(dir, 'image.tar')), headers: { 'X-API-Key': opts.apiKey } })
+    check(put.status === 201, 'a local image (PUT /images/sdkmini:1)', put.status)
+    const tpl = Template({ fileContextPath: ctx })
+      .fromImage('sdkmini:1')
+      .setEnvs({ BUILT_BY: 'sdk' })
+      .setWorkdir('/srv')
+      .copy('app', '/srv/app')
+      .copy('*.cfg', 'cfg/', { mode: 0o600 })
+      .runCmd('echo early; sleep 2; echo "$BUILT_BY $(pwd)" > /srv/built.txt; echo late')
+      .setWorkdir('app')
+    const logs = []
+    const t0 = Date.now()
+    const info = await Template.build(tpl, 'sdk-tpl:v1', { ...opts, memoryMB: 256, onBuildLogs: (l) => logs.push([Date.now() - t0, l.message]) })
+    console.log(`     (template built in ${Date.now() - t0} ms)`)
+    check(info.templateId && info.buildId && info.name === 'sdk-tpl:v1', 'Template.build returns its ids', info)
+    const early = logs.find(([, m]) => /^early/.test(m)), late = logs.find(([, m]) => /^late/.test(m))
+    check(early && late, 'the build log has the step\'s output', logs.map(([, m]) => m))
+    check(early && late && late[0] - early[0] >= 1000, "and it came while the step ran", { early, late })
+    check(await Template.exists('sdk-tpl', opts) && !(await Template.exists('no-such-tpl', opts)), 'Template.exists')
+    const sbx = await Sandbox.create('sdk-tpl:v1', { ...opts, timeoutMs: 60_000 })
+    const r = await sbx.commands.run('cd /srv; cat /etc/motd built.txt app/main.txt app/lib/util.txt cfg/a.cfg cfg/b.cfg; stat -c %a cfg/a.cfg; echo $BUILT_BY')
+    check(r.stdout === 'from the image\nsdk /srv\nmain\nutil\nA\nB\n600\nsdk\n', 'a sandbox from it has the image, the steps, the copies (a glob, a mode) and the env', r.stdout)
+    const rest = await fetch(`${base}/sandboxes/${sbx.sandboxId}/commands`, { method: 'POST', body: JSON.stringify({ cmd: 'pwd; cat main.txt' }), headers: { 'X-API-Key': opts.apiKey, 'Content-Type': 'application/json' } })
+    check((await rest.json()).stdout === '/srv/app\nmain\n', "our commands start in the template's workdir (relative WORKDIR resolved)")
+    await sbx.kill()
+    const tags = await Template.getTags('sdk-tpl', opts)
+    check(tags.some((t) => t.tag === 'v1'), 'its tag v1', tags)
+    await Template.assignTags('sdk-tpl:v1', 'prod', opts)
+    const byTag = await Sandbox.create('sdk-tpl:prod', { ...opts, timeoutMs: 60_000 })
+    check((await byTag.commands.run('cat /srv/built.txt')).stdout === 'sdk /srv\n', 'assignTags: a new tag starts it')
+    await byTag.kill()
+    await Template.removeTags('sdk-tpl', 'prod', opts)
+    await throws(() => Sandbox.create('sdk-tpl:prod', opts), Error, 'a removed tag starts nothing')
+    const bad = Template({ fileContextPath: ctx }).fromImage('sdkmini:1').runCmd('echo going; exit 7')
+    await throws(() => Template.build(bad, 'sdk-bad', opts), BuildError, 'a failing step: BuildError')
+    await throws(() => Template.build(Template().fromImage('nosuch:1'), 'sdk-none', opts), BuildError, 'an image that is not there: BuildError')
+    const rebuilt = Template({ fileContextPath: ctx }).fromTemplate('sdk-tpl').runCmd('echo again > /srv/again.txt')
+    await Template.build(rebuilt, 'sdk-tpl2', opts)
+    const s2 = await Sandbox.create('sdk-tpl2', { ...opts, timeoutMs: 60_000 })
+    check((await s2.commands.run('cat /srv/built.txt /srv/again.txt')).stdout === 'sdk /srv\nagain\n', 'fromTemplate: a template on top of the first')
+    await s2.kill()
+    await Template.build(Template().fromImage('sdkmini:1').runCmd('echo v2 > /v.txt'), 'sdk-tpl2', opts)
+    const s3 = await Sandbox.create('sdk-tpl2', { ...opts, timeoutMs: 60_000 })
+    check((await s3.commands.run('cat /v.txt')).stdout === 'v2\n', 'building a name again rebuilds it')
+    await s3.kill()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 // The data plane: commands and files.
 async function dataPlane(opts, sbx, other) {
 
@@ -287,6 +571,7 @@ async function dataPlane(opts, sbx, other) {
   await streaming(sbx)
   await stdin(sbx)
   await signals(sbx)
+  await ptys(sbx)
 
   const bg = await sbx.commands.run('sleep 60', { background: true })
   check(bg.pid > 0, 'background command has a pid', bg.pid)
@@ -344,6 +629,8 @@ async function dataPlane(opts, sbx, other) {
   await sbx.files.remove('/home/user/newdir')
   check(!(await sbx.files.exists('/home/user/newdir')), 'files.remove (a tree)')
   await sbx.files.remove('/home/user/never-was') // a missing path is not an error on envd
+  await entryFields(sbx)
+  await watching(sbx)
 
   // the data plane is the sandbox's: its access token is required
   const res = await fetch(`${base}/files?path=%2Fetc%2Fpasswd`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983', 'X-Access-Token': 'wrong' } })
@@ -369,9 +656,13 @@ async function main() {
   const other = await create({ suite: 'other' })
   await controlPlane(opts, sbx, other)
   await otherTeam(sbx)
-  if (vms)
+  if (vms) {
     await dataPlane(opts, sbx, other)
-  else
+    await snapshots(opts, sbx)
+    await forks(opts, sbx)
+    await network(opts, sbx)
+    await templates(opts)
+  } else
     check(!(await sbx.isRunning()), 'isRunning is false without a guest (API-only mode)')
   await lifecycle(opts, sbx, other, vms)
   if (!vms)
@@ -382,7 +673,7 @@ try {
   await main()
 } catch (e) {
   failed++
-  console.log(`FAIL unexpected error: ${e?.stack || e}`)
+  console.log(`FAIL unexpected error: ${e}\n${e?.stack}`)
 }
 console.log(`${passed} passed, ${failed} failed`)
 process.exit(failed ? 1 : 0)

@@ -1,15 +1,20 @@
 /* Snapshot images are checked before anything is loaded: truncated, random, forged or
  * inconsistent files are refused with -EBADMSG, without a VM being created (so this runs
- * without /dev/kvm too). Includes the .c under test for its private header layout. */
-#include "../../src/vmm/lel_snapshot.c"
+ * without /dev/kvm too). Diff chains written from memory come back byte for byte at every
+ * link, flatten to the same id, and refuse corrupt diffs and missing or changed bases; a writer
+ * killed mid-image leaves the previous image. Includes the .c under test for its private header
+ * layout. */
+#include "../../src/vmm/lel_vmimage.c"
 #include "../lel_test.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 static char dir[] = "/tmp/lel-snapfmt-XXXXXX";
-static char last_err[256];
+static char last_err[512];
 
 static int restore_file(const void *data, size_t n)
 {
@@ -19,7 +24,7 @@ static int restore_file(const void *data, size_t n)
     if (n)
         fwrite(data, 1, n, f);
     fclose(f);
-    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0};
+    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
     lel_vm_t *vm = NULL;
     last_err[0] = 0;
     int r = lel_vm_restore(path, &cfg, &vm, last_err, sizeof(last_err));
@@ -86,7 +91,8 @@ static void roundtrip(void)
     struct lel_snap_info info;
     snprintf(img, sizeof(img), "%s/mem.img", dir);
     snprintf(raw, sizeof(raw), "%s/mem.raw", dir);
-    CHECK_INT(lel__image_write(img, mem, n, "state", 5, LEL_VMM_PVM, 100, &info, err, sizeof(err)), 0);
+    struct lel__wspec w = {img, mem, n, "state", 5, LEL_VMM_PVM, 100, NULL, 0, NULL, NULL, NULL, 0};
+    CHECK_INT(lel__img_write(&w, &info, err, sizeof(err)), 0);
     CHECK_INT(info.chunks, 16);
     CHECK_INT(info.zero_chunks, 10);
     CHECK(info.stored_bytes < n);
@@ -117,11 +123,168 @@ static void roundtrip(void)
     free(back);
 }
 
+
+/* ---- diff chains ---- */
+
+static void write_image(const char *name, const uint8_t *mem, size_t n, const uint32_t *pages, uint64_t np,
+                        const char *base, const uint8_t *base_id, uint32_t depth, struct lel_snap_info *info)
+{
+    char path[128], err[256];
+    uint64_t *map = malloc(n / CHUNK * sizeof(uint64_t));
+    for (size_t i = 0; i < n / CHUNK; i++)
+        map[i] = XXH3_64bits(mem + i * CHUNK, CHUNK);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct lel__wspec w = {path, mem, n, name, strlen(name), LEL_VMM_PVM, 100, pages, np, pages ? map : NULL, base, base_id, depth};
+    CHECK_INT(lel__img_write(&w, info, err, sizeof(err)), 0);
+    free(map);
+}
+
+/* Unpacks image `name` (its whole chain) and compares it with mem. Returns the unpack's result. */
+static int unpack_cmp(const char *name, const uint8_t *mem, size_t n, int *same)
+{
+    char img[128], raw[128], err[512];
+    snprintf(img, sizeof(img), "%s/%s", dir, name);
+    snprintf(raw, sizeof(raw), "%s/cmp.raw", dir);
+    int r = lel_image_unpack_memory(img, raw, err, sizeof(err));
+    snprintf(last_err, sizeof(last_err), "%s", r < 0 ? err : "");
+    *same = 0;
+    if (r == 0) {
+        uint8_t *back = malloc(n);
+        FILE *f = fopen(raw, "rb");
+        *same = f && back && fread(back, 1, n, f) == n && memcmp(mem, back, n) == 0;
+        if (f)
+            fclose(f);
+        free(back);
+    }
+    unlink(raw);
+    return r;
+}
+
+static void scribble(uint8_t *mem, const uint32_t *pages, size_t np, uint32_t seed)
+{
+    for (size_t i = 0; i < np; i++)
+        for (size_t k = 0; k < PAGE; k++)
+            mem[(size_t)pages[i] * PAGE + k] = (uint8_t)((k + seed) * 2654435761u >> 11);
+}
+
+static void flip_last_frame_byte(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDWR);
+    struct stat st;
+    uint8_t b;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0 && pread(fd, &b, 1, st.st_size - 10) == 1);
+    b ^= 0x10;
+    CHECK(pwrite(fd, &b, 1, st.st_size - 10) == 1);
+    close(fd);
+}
+
+/* A full image and two diffs over it (one diff of a diff): every link unpacks byte-exact to the
+ * memory it was taken from; flattening keeps the id and the bytes; a corrupt diff, a missing base
+ * and a base with other content are refused with clear errors. */
+static void chains(void)
+{
+    size_t n = 8ULL << 20;
+    uint8_t *m0 = calloc(1, n), *m1 = malloc(n), *m2 = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        if ((i >> 20) % 2 == 0)
+            m0[i] = (uint8_t)(i * 40503u >> 7);
+    struct lel_snap_info f, d1, d2, x;
+    write_image("f.img", m0, n, NULL, 0, NULL, NULL, 0, &f);
+    CHECK(!f.diff && f.depth == 0);
+    static const uint32_t p1[] = {3, 300, 301, 1000, 1500, 2047}, p2[] = {5, 300, 2000};
+    memcpy(m1, m0, n);
+    scribble(m1, p1, 6, 1);
+    memset(m1 + 1500 * PAGE, 0, PAGE); /* a page that became zero is a change too */
+    write_image("d1.img", m1, n, p1, 6, "f.img", f.id, 1, &d1);
+    memcpy(m2, m1, n);
+    scribble(m2, p2, 3, 2);
+    write_image("d2.img", m2, n, p2, 3, "d1.img", d1.id, 2, &d2);
+    CHECK(d1.diff && d1.depth == 1 && d1.diff_pages == 6 && d2.depth == 2);
+    CHECK(d1.stored_bytes < 64 * 1024 && memcmp(d1.id, d2.id, 16) && memcmp(f.id, d1.id, 16));
+    int same;
+    CHECK_INT(unpack_cmp("f.img", m0, n, &same), 0);
+    CHECK(same);
+    CHECK_INT(unpack_cmp("d1.img", m1, n, &same), 0);
+    CHECK(same);
+    CHECK_INT(unpack_cmp("d2.img", m2, n, &same), 0);
+    CHECK(same);
+    char path[128], err[512], base[256];
+    uint8_t bid[16];
+    snprintf(path, sizeof(path), "%s/d2.img", dir);
+    CHECK_INT(lel_image_info(path, &x, base, sizeof(base), bid, err, sizeof(err)), 0);
+    CHECK(x.diff && x.depth == 2 && !memcmp(bid, d1.id, 16) && strstr(base, "/d1.img"));
+    /* flattened: a full image of the same content and id, with no base */
+    CHECK_INT(lel_image_flatten(path, err, sizeof(err)), 0);
+    CHECK_INT(lel_image_info(path, &x, base, sizeof(base), bid, err, sizeof(err)), 0);
+    CHECK(!x.diff && x.depth == 0 && !memcmp(x.id, d2.id, 16));
+    CHECK_INT(unpack_cmp("d2.img", m2, n, &same), 0);
+    CHECK(same);
+    /* a damaged frame of a diff: refused */
+    write_image("bad.img", m2, n, p2, 3, "d1.img", d1.id, 2, &x);
+    flip_last_frame_byte("bad.img");
+    CHECK_INT(unpack_cmp("bad.img", m2, n, &same), -EBADMSG);
+    /* a diff whose base is gone, and one whose base has other content */
+    write_image("orphan.img", m2, n, p2, 3, "gone.img", d1.id, 2, &x);
+    CHECK_INT(unpack_cmp("orphan.img", m2, n, &same), -ENOENT);
+    CHECK(strstr(last_err, "base image") && strstr(last_err, "missing"));
+    write_image("wrong.img", m2, n, p2, 3, "f.img", d1.id, 2, &x);
+    CHECK_INT(unpack_cmp("wrong.img", m2, n, &same), -ESTALE);
+    CHECK(strstr(last_err, "not the one it was taken over"));
+    /* a damaged base: the dependant is refused too */
+    flip_last_frame_byte("f.img");
+    CHECK_INT(unpack_cmp("d1.img", m1, n, &same), -EBADMSG);
+    free(m0);
+    free(m1);
+    free(m2);
+}
+
+/* kill -9 while a diff is being written over an existing one: the image at the path is always
+ * a whole one (the old or the new), never a torn one. */
+static void killed_writer(void)
+{
+    size_t n = 64ULL << 20, np = 8192;
+    uint8_t *a = calloc(1, n), *b = malloc(n);
+    uint32_t *pages = malloc(np * sizeof(uint32_t));
+    for (size_t i = 0; i < np; i++)
+        pages[i] = (uint32_t)(i * 2);
+    struct lel_snap_info f, x;
+    write_image("kbase.img", a, n, NULL, 0, NULL, NULL, 0, &f);
+    memcpy(b, a, n);
+    scribble(a, pages, np, 7);
+    write_image("k.img", a, n, pages, np, "kbase.img", f.id, 1, &x);
+    for (int round = 0; round < 3; round++) {
+        scribble(b, pages, np, 100 + (uint32_t)round);
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (;;)
+                write_image("k.img", b, n, pages, np, "kbase.img", f.id, 1, &x);
+        }
+        struct timespec ts = {0, (10 + round * 15) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        int same_a, same_b;
+        CHECK_INT(unpack_cmp("k.img", a, n, &same_a), 0);
+        unpack_cmp("k.img", b, n, &same_b);
+        CHECK(same_a || same_b);
+        char path[128], err[256];
+        snprintf(path, sizeof(path), "%s/k.img", dir);
+        if (same_b) /* the next round's "old" is what is there now */
+            memcpy(a, b, n);
+        CHECK_INT(lel_image_info(path, &x, NULL, 0, NULL, err, sizeof(err)), 0);
+    }
+    free(a);
+    free(b);
+    free(pages);
+}
+
 int main(void)
 {
     char err[256];
     lel_vm_t *vm = NULL;
-    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0};
+    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
     mkdtemp(dir);
     CHECK_INT(lel_vm_restore("/nonexistent/img", &cfg, &vm, err, sizeof(err)), -ENOENT);
     CHECK_INT(restore_file("", 0), -EBADMSG);
@@ -137,17 +300,20 @@ int main(void)
     h.version = VERSION;
     h.chunk_size = CHUNK;
     h.mem_bytes = 64ULL << 20;
-    h.nchunks = 64;
-    h.state_off = sizeof(h);
+    h.nframes = 64;
+    h.base_off = h.state_off = sizeof(h);
     h.state_len = 16;
-    h.index_off = h.state_off + h.state_len;
+    h.pages_off = h.map_off = h.index_off = h.state_off + h.state_len;
     uint8_t state[16] = {1, 2, 3};
-    struct chunk_ent index[64];
+    struct lel__frame index[64];
     memset(index, 0, sizeof(index));
     for (int i = 0; i < 64; i++)
         index[i].flags = C_ZERO;
     h.state_xxh = XXH3_64bits(state, sizeof(state));
     h.index_xxh = XXH3_64bits(index, sizeof(index));
+    h.pages_xxh = XXH3_64bits(NULL, 0);
+    uint64_t zmap[64] = {0};
+    lel__img_id(h.mem_bytes, h.state_xxh, zmap, 64, h.id);
     seal(&h);
     size_t total = sizeof(h) + sizeof(state) + sizeof(index);
     uint8_t *img = malloc(total);
@@ -170,7 +336,7 @@ int main(void)
     img[sizeof(h) + sizeof(state) + 40] ^= 1;
     /* forged headers with valid checksums but impossible sizes: refused before allocating */
     struct header f = h;
-    f.nchunks = 1ULL << 40;
+    f.nframes = 1ULL << 40;
     seal(&f);
     memcpy(img, &f, sizeof(f));
     CHECK_INT(restore_file(img, total), -EBADMSG);
@@ -195,6 +361,8 @@ int main(void)
     CHECK(strstr(last_err, "corrupt or truncated") != NULL);
     free(img);
     roundtrip();
+    chains();
+    killed_writer();
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);

@@ -37,6 +37,11 @@ static const struct {
     {"ident", ident_checks},
     {"xfer", xfer_checks},
     {"watch", watch_checks},
+    {"pty", pty_checks},
+    {"net", net_checks},
+    {"fork", fork_checks},
+    {"sched", sched_checks},
+    {"regr", regr_checks},
 };
 
 int main(int argc, char **argv)

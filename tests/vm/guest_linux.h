@@ -22,5 +22,10 @@ void sig_checks(void);
 void ident_checks(void);
 void xfer_checks(void);
 void watch_checks(void);
+void pty_checks(void);
+void net_checks(void);
+void fork_checks(void);
+void sched_checks(void);
+void regr_checks(void);
 
 #endif

@@ -1,5 +1,5 @@
 /* Data moved in the kernel: sendfile (python's shutil.copyfile, socket.sendfile),
- * copy_file_range (coreutils' cp), splice and tee; sendmmsg and recvmmsg. */
+ * copy_file_range (coreutils' cp), splice, tee and vmsplice; sendmmsg and recvmmsg. */
 #include "guest_linux.h"
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define BIG (1 << 20)
@@ -135,6 +136,25 @@ static void mmsgs(void)
     close(s[0]), close(s[1]);
 }
 
+/* vmsplice: user memory into a pipe (two segments, one datagram of bytes) and back out */
+static void vmsplices(void)
+{
+    int p[2];
+    char a[] = "hello ", b[] = "world", out[16] = {0};
+    struct iovec in[2] = {{a, 6}, {b, 5}}, back = {out, sizeof(out)};
+    if (pipe(p) < 0)
+        return;
+    long w = vmsplice(p[1], in, 2, 0);
+    long r = vmsplice(p[0], &back, 1, 0);
+    say("vmsplice into a pipe and out of it", w == 11 && r == 11 && !memcmp(out, "hello world", 11), w * 100 + r);
+    say("vmsplice of an empty pipe with SPLICE_F_NONBLOCK: EAGAIN", vmsplice(p[0], &back, 1, SPLICE_F_NONBLOCK) == -1 && errno == EAGAIN, errno);
+    int fd = open("/tmp/xfer.vm", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    say("vmsplice of a file: EBADF", vmsplice(fd, in, 1, 0) == -1 && errno == EBADF, errno);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+}
+
 void xfer_checks(void)
 {
     char *data = pattern();
@@ -144,5 +164,6 @@ void xfer_checks(void)
     copy_ranges(data);
     splices();
     mmsgs();
+    vmsplices();
     free(data);
 }

@@ -173,6 +173,24 @@ static void linux_behaviour(lel_vm_t *vm)
     CHECK(!strncmp(out, "status 0\n", 9) && !strstr(out, "FAIL"));
 }
 
+/* The network tools a user reaches for (busybox's ip, ifconfig, route here; iproute2 speaks the
+ * same rtnetlink) show lo and eth0, the connection through the host, and cannot change them. */
+static void net_tools(lel_vm_t *vm)
+{
+    char out[4096];
+    CHECK_INT(sh(vm, "ip addr && ip route && ip route get 1.1.1.1 && ifconfig eth0 && route -n && cat /sys/class/net/eth0/address", out, sizeof(out)), 0);
+    CHECK(strstr(out, "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536") && strstr(out, "inet 127.0.0.1/8 scope host lo") &&
+          strstr(out, "inet6 ::1/128 scope host") && strstr(out, "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"));
+    CHECK(strstr(out, "inet 10.0.2.15/24 brd 10.0.2.255 scope global eth0") && strstr(out, "default via 10.0.2.2 dev eth0") &&
+          strstr(out, "10.0.2.0/24 dev eth0 scope link  src 10.0.2.15") && strstr(out, "1.1.1.1 via 10.0.2.2 dev eth0  src 10.0.2.15"));
+    CHECK(strstr(out, "inet addr:10.0.2.15  Bcast:10.0.2.255  Mask:255.255.255.0") &&
+          strstr(out, "0.0.0.0         10.0.2.2        0.0.0.0         UG") && strstr(out, "\n52:54:00:12:34:56\n"));
+    if (lel_test_failed)
+        printf("%s", out);
+    CHECK_INT(sh(vm, "ip addr add 10.1.1.1/24 dev lo 2>&1; ifconfig lo mtu 1400 2>&1; ip addr show dev lo | grep -c inet", out, sizeof(out)), 0);
+    CHECK(strstr(out, "RTNETLINK answers: Operation not supported") && strstr(out, "\n2\n"));
+}
+
 /* tests/vm/guest_libc.c: a C program linked statically with glibc, as users build theirs, at a
  * fixed address and as static-pie (loaded at a base, relocating itself); it runs threads too. */
 static void glibc_program(lel_vm_t *vm, const unsigned char *elf, size_t n)
@@ -480,7 +498,7 @@ static void idle_timer(lel_vm_t *vm)
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
-    struct lel_vm_config cfg = {mem, 100, &ops, s, NULL, NULL, 0};
+    struct lel_vm_config cfg = {mem, 100, &ops, s, NULL, NULL, 0, 0, 0};
     lel_vm_t *vm = NULL;
     double t0 = now_ms();
     int r = lel_vm_boot(&cfg, &vm, err, sizeof(err));
@@ -587,7 +605,7 @@ static void stops_anywhere(const char *dir)
     CHECK_INT(lel_vm_cmd_start(vm, &c, &id), 0);
     char img[300], err[256];
     snprintf(img, sizeof(img), "%s/stops.img", dir);
-    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0};
+    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0};
     int ok = 0, st;
     for (int i = 0; i < 25; i++) {
         usleep(3000 + 1000 * (i % 7));
@@ -702,6 +720,7 @@ int main(void)
     busybox(vm, "after boot");
     syscall_paths(vm);
     linux_behaviour(vm);
+    net_tools(vm);
     CHECK(s.faults > 0); /* its children that die of SIGSEGV (a guard page, a stack overflow) were logged */
     glibc_program(vm, lel_libc_static_elf, lel_libc_static_elf_size);
     glibc_program(vm, lel_libc_static_pie_elf, lel_libc_static_pie_elf_size);
@@ -750,7 +769,7 @@ int main(void)
 
     /* resume: the guest continues with its memory and timer */
     t0 = now_ms();
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL, NULL, 0};
+    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0};
     r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
     printf("resume (restore): %.1f ms\n", now_ms() - t0);
     if (r < 0)

@@ -2,6 +2,7 @@
  *   GET  /ws     a WebSocket (RFC 6455): every text or binary frame is sent back, until close
  *   POST /echo   the request body (Content-Length or chunked) back, as a chunked response
  *   GET  /sse    text/event-stream: three events 100 ms apart, chunked
+ *   GET  /host   the request's Host header as the body (what the proxy sent)
  * Connections are kept alive; one at a time, each in a child process.
  * Usage: ws_echo PORT */
 #define _GNU_SOURCE
@@ -101,7 +102,7 @@ static void base64(const uint8_t *in, size_t n, char *out)
 /* ---- requests ---- */
 
 struct req {
-    char method[16], path[256], key[128];
+    char method[16], path[256], key[128], host[256];
     long length; /* -1: none */
     int chunked, upgrade;
 };
@@ -136,6 +137,8 @@ static int read_head(int fd, char *buf, size_t cap, struct req *r)
             r->upgrade = 1;
         else if (!strncasecmp(h, "sec-websocket-key:", 18) && vl < sizeof(r->key))
             memcpy(r->key, v, vl);
+        else if (!strncasecmp(h, "host:", 5) && vl < sizeof(r->host))
+            memcpy(r->host, v, vl);
     }
     return 0;
 }
@@ -262,6 +265,11 @@ static void serve(int fd)
             bad = echo_body(fd, &r);
         else if (!strcmp(r.path, "/sse"))
             bad = sse(fd);
+        else if (!strcmp(r.path, "/host")) {
+            char resp[400];
+            int n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(r.host), r.host);
+            bad = writen(fd, resp, (size_t)n);
+        }
         else
             bad = writen(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 45);
         if (bad)

@@ -8,6 +8,7 @@
 #include "../arch/cpu.h"
 #include "../arch/fpu.h"
 #include "../fs/fs.h"
+#include "../fs/hwatch.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 #include "../lib/rng.h"
@@ -52,6 +53,10 @@ static void command(void)
     struct lel_cmd_req req;
     kmemcpy(&req, bulk, sizeof(req));
     const char *argv = bulk + sizeof(req), *p = argv, *env, *cwd;
+    int pty = (req.flags & LEL_CMD_PTY) != 0;
+    uint64_t winsize = pty ? req.stdin_len : 0;
+    if (pty)
+        req.stdin_len = 0;
     if (req.argc == 0 || strings(&p, req.argc) < 0 || (env = p, strings(&p, req.envc)) < 0 || (cwd = p, strings(&p, 1)) < 0 ||
         req.stdin_len > (uint64_t)(bulk + LEL_BULK_SIZE - p)) {
         chan->status = LEL_ST_EINVAL;
@@ -61,7 +66,7 @@ static void command(void)
     struct proc_spec spec = {argv, req.argc, req.envc ? env : 0, req.envc, *cwd ? cwd : 0, (const uint8_t *)p, req.stdin_len,
                              req.timeout_ms ? (req.timeout_ms * hz + 999) / 1000 : 0, 0, (req.flags & LEL_CMD_BACKGROUND) != 0,
                              (req.flags & LEL_CMD_STREAM) != 0, (req.flags & LEL_CMD_STDIN_PIPE) != 0,
-                             (req.flags & LEL_CMD_IDS) ? req.id : 0};
+                             (req.flags & LEL_CMD_IDS) ? req.id : 0, pty, (uint16_t)winsize, (uint16_t)(winsize >> 16)};
     int r = proc_start(&spec);
     if (r < 0)
         chan->status = (uint32_t)-r;
@@ -107,9 +112,17 @@ static void command_stdin(void)
         chan->status = (uint32_t)-r;
 }
 
+static void command_resize(void)
+{
+    int r = proc_resize((int)chan->arg[0], (uint16_t)chan->arg[1], (uint16_t)chan->arg[2]);
+    if (r < 0)
+        chan->status = (uint32_t)-r;
+}
+
 static void command_poll(void)
 {
-    uint32_t n = proc_poll((uint32_t *)((char *)chan + LEL_CHAN_DATA_OFF), LEL_CHAN_DATA_MAX / 8);
+    uint32_t *pairs = (uint32_t *)((char *)chan + LEL_CHAN_DATA_OFF), n = proc_poll(pairs, LEL_CHAN_DATA_MAX / 8);
+    n += hwatch_poll(pairs + 2 * n, LEL_CHAN_DATA_MAX / 8 - n);
     chan->ret[0] = n;
     chan->ret[1] = (uint64_t)n * 8;
 }
@@ -148,6 +161,7 @@ static void handle(void)
     /* what a request changes in the file system carries the time of the request, not the
      * time a process last made a syscall */
     fs_set_clock(proc_now_ns() / 1000000000);
+    fs_set_owner(0, 0); /* the host's files are root's */
     switch (chan->op) {
     case LEL_OP_PING:
         chan->ret[0] = chan->arg[0] + 1;
@@ -189,6 +203,9 @@ static void handle(void)
     case LEL_OP_CMD_POLL:
         command_poll();
         break;
+    case LEL_OP_CMD_RESIZE:
+        command_resize();
+        break;
     case LEL_OP_FILE_WRITE:
         agent_file_write();
         break;
@@ -200,6 +217,18 @@ static void handle(void)
         break;
     case LEL_OP_FILE_DELETE:
         agent_file_delete();
+        break;
+    case LEL_OP_FILE_STAT:
+        agent_file_stat();
+        break;
+    case LEL_OP_WATCH_ADD:
+        agent_watch_add();
+        break;
+    case LEL_OP_WATCH_READ:
+        agent_watch_read();
+        break;
+    case LEL_OP_WATCH_REMOVE:
+        agent_watch_remove();
         break;
     case LEL_OP_SET_CLOCK: {
         clock_rebase(chan->arg[2]);

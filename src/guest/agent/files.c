@@ -4,13 +4,14 @@
 
 #include "../arch/arch.h"
 #include "../fs/fs.h"
+#include "../fs/hwatch.h"
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 
 /* Creates the directories above `path` that are missing; a symlink on the way that leads
  * nowhere is not replaced (ENOENT, as mkdir -p fails there). */
-static int make_parents(const char *path)
+static int make_parents(const char *path, uint32_t owner)
 {
     char buf[FS_PATH_MAX];
     uint64_t n = kstrnlen(path, FS_PATH_MAX);
@@ -30,6 +31,7 @@ static int make_parents(const char *path)
         if ((r = fs_parent(fs_root(), buf, &dir, &name, &nl)) < 0 ||
             (r = fs_create(dir, name, nl, S_IFDIR | 0755, &d)) < 0)
             return r;
+        d->uid = d->gid = owner;
     }
     return 0;
 }
@@ -52,7 +54,7 @@ void agent_file_write(void)
         return;
     }
     int r = fs_lookup(fs_root(), bulk, 1, &f);
-    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk)) == 0 &&
+    if (r == -E_NOENT && chan->arg[3] && (r = make_parents(bulk, 0)) == 0 &&
         (r = fs_parent_follow(fs_root(), bulk, &dir, &name, &nl)) == 0)
         r = fs_create(dir, name, nl, S_IFREG | 0644, &f);
     if (r == 0 && (f->mode & S_IFMT) != S_IFREG)
@@ -97,8 +99,9 @@ void agent_file_upload(void)
     int r = bulk_path() < 0 || n > LEL_BULK_SIZE - plen ? -E_INVAL : 0;
     if (r == 0 && (flags & LEL_UP_FIRST) && bulk[plen - 2] == '/')
         r = -E_ISDIR; /* "dir/": no file goes there */
+    uint32_t owner = flags & LEL_UP_OWNED ? (uint32_t)(flags >> 16) & 0xffff : 0;
     if (r == 0 && (flags & LEL_UP_FIRST))
-        r = make_parents(bulk);
+        r = make_parents(bulk, owner);
     if (r == 0)
         r = fs_parent_follow(fs_root(), bulk, &dir, &name, &nl);
     if (r == 0 && (flags & LEL_UP_FIRST))
@@ -107,6 +110,8 @@ void agent_file_upload(void)
         id = ++last_id ? last_id : ++last_id;
         tl = upload_name(tname, id);
         r = fs_create(dir, tname, tl, S_IFREG | 0644, &tmp);
+        if (r == 0)
+            tmp->uid = tmp->gid = owner;
         if (r == -E_EXIST && tries < 8)
             r = 0; /* a name someone else took: the next one */
     }
@@ -122,8 +127,10 @@ void agent_file_upload(void)
         struct inode *old = fs_child(dir, name, nl);
         if ((r = replaceable(old)) == 0 && old)
             tmp->mode = S_IFREG | (old->mode & 07777);
+        hwatch_upload(dir, name, nl); /* watches see the file written, not the temporary's move */
         if (r == 0)
             r = fs_rename(dir, tname, tl, dir, name, nl);
+        hwatch_upload(0, 0, 0);
     }
     if (tmp && (r < 0 || (flags & LEL_UP_ABORT)))
         fs_unlink(dir, tname, tl, 0);
@@ -199,4 +206,187 @@ void agent_file_read(void)
     chan->ret[2] = f->size;
     if (fresh)
         fs_anon_free(fresh);
+}
+
+/* ---- stat and listings (LEL_OP_FILE_STAT) ---- */
+
+#define LIST_DEPTH_MAX 255
+
+static int node_is_dir(const struct inode *i)
+{
+    return (i->mode & S_IFMT) == S_IFDIR;
+}
+
+/* Where symlink `link` in directory `dir` finally leads, as an absolute path in `out` (as
+ * readlink -f): its length, with *fin the node; -1 when it leads nowhere. */
+static int link_target(struct inode *dir, struct inode *link, char *out, uint64_t cap, struct inode **fin)
+{
+    for (int hops = 0; hops < 40; hops++) {
+        struct inode *whole, *pd, *c;
+        const char *nm;
+        uint64_t nl;
+        if (link->gen || fs_lookup(dir, link->target, 1, &whole) < 0)
+            return -1; /* (a descriptor's link: the agent has no descriptors) */
+        if (node_is_dir(whole)) {
+            int n = fs_path_of(whole, out, cap);
+            *fin = whole;
+            return n > 0 ? n - 1 : -1;
+        }
+        if (fs_parent(dir, link->target, &pd, &nm, &nl) < 0 || !(c = fs_child(pd, nm, nl)))
+            return -1;
+        if ((c->mode & S_IFMT) == S_IFLNK) { /* the next link of a chain, read from its own directory */
+            dir = pd;
+            link = c;
+            continue;
+        }
+        int pl = fs_path_of(pd, out, cap);
+        if (pl <= 0 || (uint64_t)pl + nl + 1 > cap)
+            return -1;
+        pl--;
+        if (pl > 1)
+            out[pl++] = '/';
+        kmemcpy(out + pl, nm, nl);
+        out[pl + nl] = 0;
+        *fin = c;
+        return pl + (int)nl;
+    }
+    return -1;
+}
+
+/* Appends the record of `node` (in directory `dir`, `rel` its path in the listing) to the
+ * answer at *used; -1 when it does not fit. */
+static int stat_rec(uint64_t *used, struct inode *dir, struct inode *node, const char *rel, uint64_t rl)
+{
+    static char target[FS_PATH_MAX];
+    struct lel_stat_rec r = {node->mode, 0, node->uid, node->gid, node->size, node->mtime, (uint16_t)rl, 0, 0};
+    struct inode *fin;
+    int tl = (node->mode & S_IFMT) == S_IFLNK ? link_target(dir, node, target, sizeof(target), &fin) : -1;
+    if (tl >= 0) {
+        r.tmode = fin->mode;
+        r.target_len = (uint16_t)tl;
+    }
+    if ((node->mode & S_IFMT) == S_IFLNK && node->target)
+        r.size = kstrlen(node->target);
+    else if ((node->mode & S_IFMT) != S_IFREG)
+        r.size = node_is_dir(node) ? 4096 : 0;
+    uint64_t size = (sizeof(r) + rl + r.target_len + 7) & ~7ULL;
+    if (*used + size > LEL_BULK_SIZE)
+        return -1;
+    char *p = bulk + *used;
+    kmemcpy(p, &r, sizeof(r));
+    kmemcpy(p + sizeof(r), rel, rl);
+    kmemcpy(p + sizeof(r) + rl, target, r.target_len);
+    *used += size;
+    return 0;
+}
+
+/* The entries of `top` down to `depth` levels, walking down children lists and back up
+ * through the parent pointers (a deep tree needs no deep stack). 0, or -1 when the answer is
+ * full. */
+static int list_tree(struct inode *top, uint64_t depth, uint64_t *used, uint64_t *count)
+{
+    static char rel[FS_PATH_MAX];
+    uint64_t at[LIST_DEPTH_MAX + 1], level = 0; /* where each level's names start in rel */
+    struct inode *d = top, *c;
+    const char *nm;
+    if (d->gen)
+        fs_gen_dir_sync(d);
+    if (fs_readdir(d, 2, &nm, &c) < 0) /* (the image's entries join children) */
+        return 0;
+    struct dent *e = d->children;
+    at[0] = 0;
+    for (;;) {
+        if (!e) {
+            if (d == top)
+                return 0;
+            struct inode *p = d->parent;
+            struct dent *s = p->children;
+            while (s && s->inode != d)
+                s = s->next;
+            e = s ? s->next : 0;
+            d = p;
+            level--;
+            continue;
+        }
+        uint64_t n = kstrlen(e->name), rl = at[level] + n;
+        if (rl >= FS_PATH_MAX) {
+            e = e->next;
+            continue;
+        }
+        kmemcpy(rel + at[level], e->name, n);
+        if (stat_rec(used, d, e->inode, rel, rl) < 0)
+            return -1;
+        (*count)++;
+        struct inode *sub = e->inode;
+        if (level + 1 < depth && node_is_dir(sub) && sub->nlink && rl + 1 < FS_PATH_MAX && !sub->gen &&
+            fs_readdir(sub, 2, &nm, &c) >= 0) {
+            rel[rl] = '/';
+            at[++level] = rl + 1;
+            d = sub;
+            e = d->children;
+            continue;
+        }
+        e = e->next;
+    }
+}
+
+void agent_file_stat(void)
+{
+    struct inode *node, *dir = fs_root();
+    const char *name;
+    uint64_t nl, used = 0, count = 0, depth = chan->arg[1] > LIST_DEPTH_MAX ? LIST_DEPTH_MAX : chan->arg[1];
+    int r = bulk_path() < 0 ? -E_INVAL : fs_lookup(fs_root(), bulk, depth > 0, &node);
+    if (r == 0 && depth && !node_is_dir(node))
+        r = -E_NOTDIR;
+    if (r < 0) {
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    int full;
+    if (depth) {
+        full = list_tree(node, depth, &used, &count) < 0;
+    } else {
+        if (fs_parent(fs_root(), bulk, &dir, &name, &nl) < 0)
+            dir = fs_root(); /* "/" */
+        full = stat_rec(&used, dir, node, "", 0) < 0;
+        count = !full;
+    }
+    chan->ret[0] = count;
+    chan->ret[1] = used;
+    chan->ret[2] = (uint64_t)full;
+}
+
+/* ---- the host's watches (LEL_OP_WATCH_*) ---- */
+
+void agent_watch_add(void)
+{
+    struct inode *d;
+    int r = bulk_path() < 0 ? -E_INVAL : fs_lookup(fs_root(), bulk, 1, &d);
+    if (r == 0)
+        r = hwatch_add(d, chan->arg[1] == 1);
+    if (r < 0)
+        chan->status = (uint32_t)-r;
+    else
+        chan->ret[0] = (uint64_t)r;
+}
+
+void agent_watch_read(void)
+{
+    uint32_t n = 0, flags = 0;
+    int64_t used = chan->arg[0] <= 0x7fffffff ? hwatch_read((int)chan->arg[0], bulk, LEL_BULK_SIZE, &n, &flags)
+                                              : -E_NOENT;
+    if (used < 0) {
+        chan->status = (uint32_t)-used;
+        return;
+    }
+    chan->ret[0] = n;
+    chan->ret[1] = (uint64_t)used;
+    chan->ret[2] = flags;
+}
+
+void agent_watch_remove(void)
+{
+    int r = chan->arg[0] <= 0x7fffffff ? hwatch_remove((int)chan->arg[0]) : -E_NOENT;
+    if (r < 0)
+        chan->status = (uint32_t)-r;
 }

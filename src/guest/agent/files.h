@@ -18,4 +18,13 @@ void agent_file_delete(void);
 
 void agent_file_read(void);
 
+/* LEL_OP_FILE_STAT: an entry, or a directory's tree to a depth, as struct lel_stat_rec records:
+ * lstat's fields, a symlink's final target (resolved as readlink -f) and that target's mode. */
+void agent_file_stat(void);
+
+/* LEL_OP_WATCH_ADD, _READ, _REMOVE: the host's watches of a directory (fs/hwatch.c). */
+void agent_watch_add(void);
+void agent_watch_read(void);
+void agent_watch_remove(void);
+
 #endif

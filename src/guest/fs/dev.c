@@ -1,7 +1,9 @@
-/* /dev: the character devices (null, zero, random, urandom) and the links into /proc/self/fd. */
+/* /dev: the character devices (null, zero, random, urandom; the terminals are pty.c's) and the
+ * links into /proc/self/fd. */
 #include "dev.h"
 
 #include "fs.h"
+#include "pty.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
@@ -22,6 +24,7 @@ void make_devices(void)
     if (fs_lookup(fs_root(), "/dev", 1, &dev) < 0 && fs_create(fs_root(), "dev", 3, S_IFDIR | 0755, &dev) < 0)
         return;
     fs_create(dev, "shm", 3, S_IFDIR | 01777, &node); /* POSIX shared memory and semaphores (shm_open, sem_open) */
+    pty_make_nodes(dev);
     for (unsigned i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
         if (fs_create(dev, devs[i].name, kstrlen(devs[i].name), S_IFCHR | 0666, &node) == 0)
             node->rdev = devs[i].rdev;

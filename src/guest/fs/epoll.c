@@ -12,6 +12,7 @@
 #include "fs.h"
 #include "inotify.h"
 #include "pipe.h"
+#include "pty.h"
 #include "../lib/errno.h"
 #include "../mm/page.h"
 #include "../net/socket.h"
@@ -43,6 +44,8 @@ uint64_t file_seq(const struct file *f)
         return f->timer->seq;
     if (f->type == F_INOTIFY)
         return inotify_seq(f->in);
+    if (f->type == F_PTM || f->type == F_PTS)
+        return pty_seq(f);
     return f->pipe ? f->pipe->seq : f->type == F_EVENT ? f->seq : 0;
 }
 
@@ -63,6 +66,9 @@ uint32_t file_events(struct file *f, int depth)
         return timerfd_events(f);
     case F_INOTIFY:
         return inotify_events(f);
+    case F_PTM:
+    case F_PTS:
+        return pty_events(f);
     case F_PIDFD: /* readable once the process has ended */
         return proc_ended(f->pid) ? POLLIN_ : 0;
     case F_EPOLL: /* readable when an item is ready; nesting stops two levels down, as Linux's does at 4 */

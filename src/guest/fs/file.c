@@ -2,12 +2,14 @@
  * end, a socket, an epoll instance, an eventfd, the session's stdin or output), references,
  * close-on-exec, and read and write on any kind of file. */
 #include "file.h"
+#include "dnotify.h"
 
 #include "dev.h"
 #include "epoll.h"
 #include "fs.h"
 #include "inotify.h"
 #include "pipe.h"
+#include "pty.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
@@ -121,6 +123,10 @@ void file_put(struct file *f)
         ktimer_free(f->timer);
     if (f->in)
         inotify_free(f->in);
+    if (f->pty)
+        pty_close(f);
+    if (f->type == F_INODE)
+        dnotify_forget(f);
     kfree(f, sizeof(*f));
 }
 
@@ -254,6 +260,8 @@ long file_read(struct file *f, uint64_t buf, uint64_t n)
         return timerfd_read(f, buf, n);
     if (f->type == F_INOTIFY)
         return inotify_read(f, buf, n);
+    if (f->type == F_PTM || f->type == F_PTS)
+        return pty_read(f, buf, n);
     if (f->type != F_INODE)
         return -EBADF;
     if ((f->ino->mode & S_IFMT) == S_IFCHR)
@@ -291,6 +299,8 @@ long file_write(struct file *f, uint64_t buf, uint64_t n)
         return (long)n; /* /dev/null, /dev/zero, /dev/random: writes vanish */
     if (f->type == F_OUT)
         return outbuf_write_user(f, buf, n);
+    if (f->type == F_PTM || f->type == F_PTS)
+        return pty_write(f, buf, n);
     if (f->type != F_INODE)
         return -EINVAL; /* a signalfd, a timerfd...: not written */
     uint64_t done = 0;

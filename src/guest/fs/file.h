@@ -9,6 +9,7 @@ struct inode;
 struct inotify;
 struct ktimer;
 struct pipe;
+struct pty;
 struct sock;
 struct proc;
 struct outbuf;
@@ -20,7 +21,8 @@ struct outbuf;
 #define NFD_MAX 4096
 #define FD_CHUNK 512
 
-enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK, F_SIGNALFD, F_PIDFD, F_TIMERFD, F_INOTIFY };
+enum ftype { F_NONE = 0, F_INODE, F_STDIN, F_OUT, F_PIPE_R, F_PIPE_W, F_EVENT, F_EPOLL, F_SOCK, F_SIGNALFD, F_PIDFD, F_TIMERFD, F_INOTIFY,
+             F_PTM, F_PTS /* a pty's master and slave (fs/pty.c) */ };
 
 /* The kinds that are anonymous inodes on Linux (one inode for all, readlink "anon_inode:[kind]"). */
 static inline int file_is_anon(enum ftype t)
@@ -42,7 +44,9 @@ struct file {
     int pid;          /* F_PIDFD: the process it stands for */
     struct ktimer *timer; /* F_TIMERFD: its timer (proc/ktimer.c), freed with the file */
     struct inotify *in;   /* F_INOTIFY: its instance (fs/inotify.c), freed with the file */
+    struct pty *pty;      /* F_PTM, F_PTS: its terminal (fs/pty.c), which the file holds */
     int flags;
+    int owner, sig; /* F_SETOWN's process (0: none; a negative one is a group) and F_SETSIG's signal (0: SIGIO) */
     int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;
     int epolled; /* epoll instances that watch it */

@@ -41,7 +41,7 @@ int fmap_fault(struct mm *m, uint64_t va);
  * place) and it grows to `new_len` bytes (more of the file mapped). -ENOMEM when that fails. */
 long fmap_remap(struct mm *m, struct shmap *r, uint64_t to, uint64_t new_len);
 
-/* fork: the child's address space `to` maps the same pages (copy_level shared the entries),
+/* fork: the child's address space `to` maps the same pages (mm_fork_pages shared the entries),
  * so it holds the same files. -ENOMEM when no records can be had. */
 int fmap_fork(struct mm *to, const struct mm *from);
 

@@ -13,6 +13,7 @@
 static struct inode *root;
 static uint64_t next_ino = 1;
 static int64_t clock_now;
+static uint32_t owner_uid, owner_gid; /* who creates files now: the calling process's file-system ids */
 static uint64_t data_pages; /* pages of file data, all files: the disk in use */
 static uint64_t disk_limit; /* pages data_pages may reach (0: as many as memory gives) */
 
@@ -24,6 +25,8 @@ struct inode *fs__inode_new(uint32_t mode)
         i->nlink = 1;
         i->ino = next_ino++;
         i->mtime = i->ctime = i->atime = clock_now;
+        i->uid = owner_uid;
+        i->gid = owner_gid;
     }
     return i;
 }
@@ -197,6 +200,11 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
         i->parent = dir;
         i->nlink = 2;
         dir->nlink++;
+    }
+    if (dir->mode & S_ISGID) { /* a set-group-ID directory: its group, and the bit for directories */
+        i->gid = dir->gid;
+        if ((mode & S_IFMT) == S_IFDIR)
+            i->mode |= S_ISGID;
     }
     d->name = nm;
     d->inode = i;
@@ -465,6 +473,12 @@ int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode
 void fs_set_clock(int64_t now)
 {
     clock_now = now;
+}
+
+void fs_set_owner(uint32_t uid, uint32_t gid)
+{
+    owner_uid = uid;
+    owner_gid = gid;
 }
 
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n)

@@ -11,10 +11,12 @@
 #include "../arch/arch.h"
 #include "file.h"
 #include "fs.h"
+#include "sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../net/netif.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/session.h"
@@ -58,12 +60,25 @@ void put_hex(struct sbuf *b, uint64_t v, int digits)
 
 static char state_letter(const struct proc *p)
 {
-    return p->state == P_ZOMBIE ? 'Z' : p->state == P_BLOCKED ? 'S' : 'R';
+    return p->state == P_ZOMBIE ? 'Z' : p->group->stopped ? 'T' : p->state == P_BLOCKED ? 'S' : 'R';
+}
+
+/* /proc/<pid>/mountinfo, as coreutils' df and findmnt read it: the same mounts as /proc/mounts,
+ * with the device numbers stat reports (the root 0:1, /proc 0:4, /sys 0:21) */
+static void gen_mountinfo(struct sbuf *b)
+{
+    put_s(b, fs_root()->lower ? "1 0 0:1 / / rw,relatime - overlay overlay rw,lowerdir=rofs\n"
+                              : "1 0 0:1 / / rw,relatime - tmpfs none rw\n");
+    put_s(b, "2 1 0:4 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+             "3 1 0:21 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
+             "4 1 0:1 /dev/shm /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw\n");
 }
 
 static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
 {
-    if (kind == GEN_PID_CMDLINE) {
+    if (kind == GEN_PID_MOUNTINFO) {
+        gen_mountinfo(b);
+    } else if (kind == GEN_PID_CMDLINE) {
         for (uint32_t i = 0; i < p->cmdline_len && b->n < b->cap; i++)
             b->p[b->n++] = p->cmdline[i];
     } else if (kind == GEN_PID_COMM) {
@@ -81,13 +96,18 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_u(b, (uint64_t)p->pid);
         put_s(b, "\nPPid:\t");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
-        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system (the effective) */
+        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system */
             const uint32_t *id = k ? p->gid : p->uid;
             put_s(b, k ? "\nGid:" : "\nUid:");
             for (int j = 0; j < 4; j++) {
                 put_s(b, "\t");
-                put_u(b, id[j < 3 ? j : 1]);
+                put_u(b, id[j]);
             }
+        }
+        put_s(b, "\nGroups:\t");
+        for (int j = 0; j < p->ngroups; j++) {
+            put_u(b, p->groups[j]);
+            put_s(b, " ");
         }
         put_s(b, "\nThreads:\t");
         put_u(b, (uint64_t)p->nthreads);
@@ -189,6 +209,8 @@ static void gen_global(struct sbuf *b, int kind)
         put_s(b, fs_root()->lower ? "overlay / overlay rw,lowerdir=rofs 0 0\nproc /proc proc rw 0 0\n"
                                   : "none / tmpfs rw 0 0\nproc /proc proc rw 0 0\n");
         put_s(b, "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0\n"); /* a directory of the same file system */
+        put_s(b, "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n");
+        put_s(b, "devpts /dev/pts devpts rw,nosuid,noexec,gid=5,mode=620,ptmxmode=000 0 0\n"); /* fs/pty.c */
         break;
     case GEN_STAT: /* processes' time as user time (system time is not split off), the rest idle */
         for (int cpu = 0; cpu < 2; cpu++) {
@@ -217,6 +239,10 @@ static void gen_global(struct sbuf *b, int kind)
     case GEN_NET_UDP6:
         gen_net(b, kind);
         break;
+    case GEN_NET_DEV: gen_net_dev(b); break;
+    case GEN_NET_IF_INET6: gen_net_if_inet6(b); break;
+    case GEN_NET_ROUTE: gen_net_route(b); break;
+    case GEN_SYS: break; /* procfs_render: gen_sys */
     }
 }
 
@@ -233,6 +259,8 @@ struct inode *procfs_render(const struct inode *node)
         const struct proc *p = proc_by_pid((int)node->gen_pid);
         if (p)
             gen_pid(&b, node->gen, p);
+    } else if (node->gen == GEN_SYS) {
+        gen_sys(&b, node->gen_pid);
     } else {
         gen_global(&b, node->gen);
     }
@@ -280,13 +308,16 @@ void procfs_init(void)
     fs_hold(proc_root);
     for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         proc_node(proc_root, files[i].name, files[i].gen, 0);
-    struct inode *net; /* the sockets, for netstat */
+    struct inode *net; /* the sockets (netstat), the interfaces and routes (ifconfig, route) */
     if (fs_create(proc_root, "net", 3, S_IFDIR | 0555, &net) == 0) {
         proc_node(net, "tcp", GEN_NET_TCP, 0);
         proc_node(net, "tcp6", GEN_NET_TCP6, 0);
         proc_node(net, "unix", GEN_NET_UNIX, 0);
         proc_node(net, "udp", GEN_NET_UDP, 0);
         proc_node(net, "udp6", GEN_NET_UDP6, 0);
+        proc_node(net, "dev", GEN_NET_DEV, 0);
+        proc_node(net, "if_inet6", GEN_NET_IF_INET6, 0);
+        proc_node(net, "route", GEN_NET_ROUTE, 0);
     }
     if (fs_create(proc_root, "self", 4, S_IFLNK | 0777, &proc_self) == 0 && (proc_self->target = kstrndup("1", 1)))
         fs_hold(proc_self);
@@ -307,6 +338,11 @@ void procfs_self(int pid)
     proc_self_pid = pid;
 }
 
+int procfs_dir_pid(const struct inode *ino)
+{
+    return ino && !ino->gen && (ino->mode & S_IFMT) == S_IFDIR && ino->parent == proc_root ? (int)ino->gen_pid : 0;
+}
+
 void procfs_add(const struct proc *p)
 {
     char d[12];
@@ -314,10 +350,12 @@ void procfs_add(const struct proc *p)
     int n = pid_name(p->pid, d);
     if (!proc_root || fs_create(proc_root, d, (uint64_t)n, S_IFDIR | 0555, &dir) < 0)
         return;
+    dir->gen_pid = (uint32_t)p->pid; /* gen 0: an ordinary directory, that knows its process */
     proc_node(dir, "stat", GEN_PID_STAT, p->pid);
     proc_node(dir, "status", GEN_PID_STATUS, p->pid);
     proc_node(dir, "cmdline", GEN_PID_CMDLINE, p->pid);
     proc_node(dir, "comm", GEN_PID_COMM, p->pid);
+    proc_node(dir, "mountinfo", GEN_PID_MOUNTINFO, p->pid);
     if (fs_create(dir, "fd", 2, S_IFDIR | 0500, &fd) == 0) {
         fd->gen = GEN_PID_FD;
         fd->gen_pid = (uint32_t)p->pid;
@@ -333,6 +371,8 @@ static void fd_describe(const struct file *f, char *t, uint64_t cap)
                      : f->type == F_TIMERFD ? "anon_inode:[timerfd]"
                      : f->type == F_INOTIFY ? "anon_inode:inotify" : 0;
     int dir = f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFDIR; /* directories know their path */
+    if ((f->type == F_PTM || f->type == F_PTS) && fs_find_path(f->ino, proc_root, t, cap) >= 0)
+        return; /* /dev/ptmx, /dev/pts/N: what ttyname() looks for */
     if (f->type == F_INODE && (dir ? fs_path_of(f->ino, t, cap) : fs_find_path(f->ino, proc_root, t, cap)) >= 0)
         return;
     if (f->type == F_INODE && (f->ino->mode & S_IFMT) == S_IFREG && f->ino->target) { /* a memfd */
@@ -436,7 +476,7 @@ void procfs_exe(const struct proc *p)
 
 void procfs_remove(const struct proc *p)
 {
-    static const char *const names[] = {"stat", "status", "cmdline", "comm", "exe"};
+    static const char *const names[] = {"stat", "status", "cmdline", "comm", "mountinfo", "exe"};
     char d[12];
     struct inode *dir, *fd;
     int n = pid_name(p->pid, d);
@@ -454,7 +494,7 @@ void procfs_remove(const struct proc *p)
 
 int in_procfs(const struct inode *ino)
 {
-    if (ino->gen || (proc_self && ino == proc_self))
+    if ((ino->gen && ino->gen != GEN_SYS) || (proc_self && ino == proc_self))
         return 1;
     for (const struct inode *i = ino; proc_root && i && (i->mode & S_IFMT) == S_IFDIR; i = i->parent == i ? 0 : i->parent)
         if (i == proc_root)

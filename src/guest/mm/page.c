@@ -42,6 +42,23 @@ uint64_t kpage_free_pages(void)
 {
     return 0;
 }
+
+int kpage_share(void *p)
+{
+    (void)p;
+    return -1; /* (no count table on the host: forks copy) */
+}
+
+uint32_t kpage_sharers(void *p)
+{
+    (void)p;
+    return 0;
+}
+
+void kpage_put(void *p)
+{
+    kpage_free(p);
+}
 #else
 /* Pages come from the pool the kernel registered with kpool_init (agent.c, at boot): first the
  * never-used part (pool_next..pool_end), then freed pages. Freed pages are listed by number
@@ -59,9 +76,19 @@ struct fidx {
 static uint64_t pool_next, pool_end;
 static struct fidx *dirty, *clean, *quarantine; /* quarantine: reported, until kpage_trim_done */
 static uint64_t nfree, ndirty; /* pages on the chains (index pages included); on `dirty` */
+/* Users beyond the first of each page of the pool's range (copy-on-write sharing), indexed
+ * from refs_pfn0: 2 bytes a page, taken off the front of the range at boot. Pages outside it
+ * (a cpio archive's, which join the pool later) are never shared. */
+static uint16_t *refs;
+static uint64_t refs_pfn0, refs_n;
 
 void kpool_init(uint64_t start_gpa, uint64_t end_gpa)
 {
+    uint64_t table = ((end_gpa - start_gpa) / PAGE_SIZE * sizeof(uint16_t) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    refs = kmemset((void *)(LEL_DMAP_BASE + start_gpa), 0, table);
+    start_gpa += table;
+    refs_pfn0 = start_gpa / PAGE_SIZE;
+    refs_n = (end_gpa - start_gpa) / PAGE_SIZE;
     pool_next = start_gpa;
     pool_end = end_gpa;
     dirty = clean = quarantine = 0;
@@ -109,6 +136,36 @@ void kpage_free(void *p)
     }
     nfree++;
     ndirty++;
+}
+
+static uint16_t *ref_of(void *p)
+{
+    uint64_t pfn = ((uint64_t)p - LEL_DMAP_BASE) / PAGE_SIZE;
+    return pfn >= refs_pfn0 && pfn - refs_pfn0 < refs_n ? &refs[pfn - refs_pfn0] : 0;
+}
+
+int kpage_share(void *p)
+{
+    uint16_t *r = ref_of(p);
+    if (!r || *r == 0xffff)
+        return -1;
+    ++*r;
+    return 0;
+}
+
+uint32_t kpage_sharers(void *p)
+{
+    uint16_t *r = ref_of(p);
+    return r ? *r : 0;
+}
+
+void kpage_put(void *p)
+{
+    uint16_t *r = ref_of(p);
+    if (r && *r)
+        --*r;
+    else
+        kpage_free(p);
 }
 
 void kpage_trim_done(void);

@@ -24,6 +24,14 @@ void *kpage_alloc_user(void);
 void *kpage_alloc_data(void);
 #define KPAGE_DATA_RESERVE (KPAGE_RESERVE + 1024)
 void kpage_free(void *p);
+/** Pages shared copy-on-write by address spaces (a fork's): a page has one user, the one that
+ * allocated it, until kpage_share adds another; kpage_put drops one, freeing the page with the
+ * last. kpage_share returns 0, or -1 when this page cannot be shared (it lies outside the
+ * pool's count table, or has 65535 users): the caller copies it instead. */
+int kpage_share(void *p);
+/** Users of the page besides one (0: the caller's is its only mapping). */
+uint32_t kpage_sharers(void *p);
+void kpage_put(void *p);
 /** Guest-physical address of a page from kpage_alloc (0 on the host). */
 uint64_t kpage_gpa(void *p);
 /** Pages kpage_alloc can still hand out (0 on the host). */

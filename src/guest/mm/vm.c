@@ -45,12 +45,19 @@ int map_new(uint64_t pml4, uint64_t va)
     return 0;
 }
 
+/* A user page's entry goes: the page goes with it when it was the address space's own and no
+ * other one shares it. */
+static void page_drop(uint64_t e)
+{
+    if (!(e & PTE_FILE))
+        kpage_put(DMAP(e & PTE_ADDR));
+}
+
 void unmap(uint64_t pml4, uint64_t va)
 {
     uint64_t *e = pte_of(pml4, va, 0);
     if (e && (*e & PTE_P)) {
-        if (!(*e & PTE_FILE))
-            kpage_free(DMAP(*e & PTE_ADDR));
+        page_drop(*e);
         *e = 0;
         __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* PVM resyncs shadow PTEs only here */
     }
@@ -78,10 +85,28 @@ uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end)
     return end;
 }
 
+#define UNMAP_INVLPG_MAX 16 /* pages unmap_range invalidates one by one; past them, one reload */
+
 void unmap_range(uint64_t pml4, uint64_t start, uint64_t end)
 {
-    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end))
-        unmap(pml4, va);
+    uint64_t n = 0;
+    for (uint64_t va = pte_next(pml4, start, end); va < end; va = pte_next(pml4, va + PAGE_SIZE, end)) {
+        if (n++ < UNMAP_INVLPG_MAX) {
+            unmap(pml4, va);
+            continue;
+        }
+        uint64_t *e = pte_of(pml4, va, 0);
+        page_drop(*e);
+        *e = 0;
+    }
+    /* under PVM an invlpg is a trap (several microseconds): a large munmap (16 MiB: 4096 of
+     * them) costs one CR3 reload instead, when this address space is the one loaded (another
+     * one's entries are read afresh when it is loaded) */
+    uint64_t cr3 = 0;
+    if (n > UNMAP_INVLPG_MAX)
+        __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    if (n > UNMAP_INVLPG_MAX && (cr3 & PTE_ADDR) == pml4)
+        write_cr3(pml4);
 }
 
 int stack_grow(uint64_t pml4, uint64_t va)
@@ -165,6 +190,24 @@ int lazy_fault(struct mm *m, uint64_t va)
     return 0;
 }
 
+/* A page shared copy-on-write at entry `e` (of `va`) becomes the address space's own: a copy,
+ * or the page itself once no other address space maps it. 0 or -ENOMEM (unchanged). */
+static int cow_break(uint64_t *e, uint64_t va)
+{
+    void *old = DMAP(*e & PTE_ADDR);
+    if (kpage_sharers(old)) {
+        void *copy = kpage_alloc_user();
+        if (!copy)
+            return -ENOMEM;
+        kmemcpy(copy, old, PAGE_SIZE);
+        kpage_put(old);
+        *e = kpage_gpa(copy) | (*e & ~PTE_ADDR);
+    }
+    *e = (*e | PTE_W) & ~PTE_COW;
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); /* (a no-op when `e` is not the running space's) */
+    return 0;
+}
+
 uint64_t translate(struct mm *m, uint64_t va, int write)
 {
     if (va >= USER_TOP)
@@ -172,7 +215,32 @@ uint64_t translate(struct mm *m, uint64_t va, int write)
     uint64_t *e = pte_of(m->pml4, va, 0);
     if ((!e || !(*e & PTE_P)) && (stack_grow(m->pml4, va) || lazy_fault(m, va) > 0))
         e = pte_of(m->pml4, va, 0); /* the kernel reached the page first (a read into a stack buffer) */
+    if (e && write && (*e & (PTE_P | PTE_COW)) == (PTE_P | PTE_COW) && cow_break(e, va) < 0)
+        return 0;
     return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
+}
+
+uint64_t translate_own(struct mm *m, uint64_t va)
+{
+    uint64_t *e = va < USER_TOP ? pte_of(m->pml4, va, 0) : 0;
+    if (e && (*e & (PTE_P | PTE_COW)) == (PTE_P | PTE_COW) && cow_break(e, va) < 0)
+        return 0;
+    return translate(m, va, 0);
+}
+
+int cow_fault(struct mm *m, uint64_t va)
+{
+    uint64_t *e = va < USER_TOP ? pte_of(m->pml4, va, 0) : 0;
+    if (!e || !(*e & PTE_P))
+        return 0;
+    if (*e & PTE_COW)
+        return cow_break(e, va) < 0 ? -1 : 1;
+    if (!(*e & PTE_W))
+        return 0;
+    /* writable already: the kernel broke the sharing while this address space was not the
+     * running one (the invlpg then was another's), and the CPU still has the old entry */
+    __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
+    return 1;
 }
 
 void free_level(uint64_t table, int level)
@@ -183,8 +251,8 @@ void free_level(uint64_t table, int level)
             continue;
         if (level > 1)
             free_level(e[i] & PTE_ADDR, level - 1);
-        else if (!(e[i] & PTE_FILE))
-            kpage_free(DMAP(e[i] & PTE_ADDR));
+        else
+            page_drop(e[i]);
     }
     kpage_free(DMAP(table));
 }
@@ -268,32 +336,71 @@ long str_len(struct mm *m, uint64_t va, uint64_t max)
 int put_user_u32(struct mm *m, uint64_t va, uint32_t v)
 {
     uint64_t *e = va & 3 ? 0 : pte_of(m->pml4, va, 0);
+    if (e && (*e & (PTE_P | PTE_COW)) == (PTE_P | PTE_COW) && cow_break(e, va) < 0)
+        return -EFAULT;
     if (!e || !(*e & PTE_P) || !(*e & PTE_W))
         return -EFAULT;
     *(uint32_t *)DMAP((*e & PTE_ADDR) | (va & (PAGE_SIZE - 1))) = v;
     return 0;
 }
 
-int copy_level(uint64_t from, uint64_t to, int level)
+uint64_t mm_own_pages(uint64_t pml4)
 {
-    uint64_t *s = DMAP(from), *d = DMAP(to);
+    uint64_t n = 0;
+    for (uint64_t va = pte_next(pml4, 0, USER_TOP); va < USER_TOP; va = pte_next(pml4, va + PAGE_SIZE, USER_TOP))
+        n += !(*pte_of(pml4, va, 0) & PTE_FILE);
+    return n;
+}
+
+/* How a fork treats the pages of the parent's own: shared copy-on-write (`share`) but for the
+ * stack around [keep_lo, keep_hi), or else copied. */
+struct fork_plan {
+    int share;
+    uint64_t keep_lo, keep_hi;
+    uint64_t shared; /* parent entries made read-only */
+};
+
+/* One level of the page tables of [va, va + 512^level pages): entry by entry into `to`. */
+static int fork_level(uint64_t from, uint64_t to, int level, uint64_t va, struct fork_plan *fp)
+{
+    uint64_t *s = DMAP(from), *d = DMAP(to), span = PAGE_SIZE << (9 * (level - 1));
     for (int i = 0; i < (level == 4 ? 256 : 512); i++) {
+        uint64_t at = va + (uint64_t)i * span;
         if (!(s[i] & PTE_P))
             continue;
         if (level == 1 && (s[i] & PTE_FILE)) {
             d[i] = s[i];
             continue;
         }
+        if (level == 1 && fp->share && (at < fp->keep_lo || at >= fp->keep_hi) &&
+            kpage_share(DMAP(s[i] & PTE_ADDR)) == 0) {
+            fp->shared += !(s[i] & PTE_COW);
+            s[i] = (s[i] & ~PTE_W) | PTE_COW;
+            d[i] = s[i];
+            continue;
+        }
         void *page = kpage_alloc_user(); /* a fork's copy: the program's memory */
         if (!page)
             return -ENOMEM;
-        d[i] = kpage_gpa(page) | (s[i] & ~PTE_ADDR);
         if (level > 1) {
-            if (copy_level(s[i] & PTE_ADDR, kpage_gpa(page), level - 1) < 0)
+            d[i] = kpage_gpa(page) | (s[i] & ~PTE_ADDR);
+            if (fork_level(s[i] & PTE_ADDR, kpage_gpa(page), level - 1, at, fp) < 0)
                 return -ENOMEM;
         } else {
             kmemcpy(page, DMAP(s[i] & PTE_ADDR), PAGE_SIZE);
+            d[i] = kpage_gpa(page) | ((s[i] & ~PTE_ADDR & ~PTE_COW) | PTE_W);
         }
     }
     return 0;
+}
+
+int mm_fork_pages(struct mm *from, struct mm *to, uint64_t sp)
+{
+    uint64_t page = sp & ~(PAGE_SIZE - 1);
+    struct fork_plan fp = {mm_own_pages(from->pml4) > FORK_COPY_MAX, page > FORK_KEEP ? page - FORK_KEEP : 0,
+                           page + FORK_KEEP, 0};
+    int r = fork_level(from->pml4, to->pml4, 4, 0, &fp);
+    if (fp.shared) /* the parent's entries lost their write access: the CPU (PVM's shadow) must see it */
+        write_cr3(from->pml4);
+    return r;
 }

@@ -18,6 +18,9 @@ struct inode;
 #define PTE_FILE (1ULL << 9) /* software bit: the page is a file's (a program's code), not this address space's */
 #define PTE_SHARED (1ULL << 10) /* software bit, with PTE_FILE: a shared mapping's page (fs/fmap.c),
                                    which stays the file's when written */
+#define PTE_COW (1ULL << 11) /* software bit: a page of the address space's own that a fork shares
+                                read-only with another (mm/page.c counts its users): the first
+                                write makes it this address space's again (cow_fault) */
 #define PTE_W 2ULL
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
@@ -70,7 +73,7 @@ void unmap(uint64_t pml4, uint64_t va);
  * a large reservation costs what is mapped in it, not its size. */
 uint64_t pte_next(uint64_t pml4, uint64_t va, uint64_t end);
 
-/* unmap of every page in [start, end). */
+/* unmap of every page in [start, end) (the TLB invalidated page by page for a few, else at once). */
 void unmap_range(uint64_t pml4, uint64_t start, uint64_t end);
 
 /* The stack grows on demand below what exec mapped, up to STACK_MAX: `va` there gets a zeroed
@@ -99,8 +102,19 @@ int commit_ok(uint64_t len);
 int lazy_fault(struct mm *m, uint64_t va);
 
 /* The guest-physical address behind user address `va`; 0 when unmapped, or read-only and
- * `write` is asked (the kernel writes through the direct map, past the page's protection). */
+ * `write` is asked (the kernel writes through the direct map, past the page's protection). A
+ * write to a page shared copy-on-write makes it the address space's own first. */
 uint64_t translate(struct mm *m, uint64_t va, int write);
+
+/* translate for reading, but a page shared copy-on-write becomes the address space's own
+ * first: its address then names the word for as long as the mapping lasts (futex keys). */
+uint64_t translate_own(struct mm *m, uint64_t va);
+
+/* A write fault of user mode at `va` on a present page: a page shared copy-on-write becomes
+ * the address space's own (copied unless no other address space still maps it). 1 when the
+ * write may be retried, 0 when the page is read-only for good (the fault stands), -1 when
+ * memory ran out. */
+int cow_fault(struct mm *m, uint64_t va);
 
 void free_level(uint64_t table, int level);
 
@@ -123,8 +137,19 @@ long str_len(struct mm *m, uint64_t va, uint64_t max);
  * the address is not mapped writable. */
 int put_user_u32(struct mm *m, uint64_t va, uint32_t v);
 
-/* Copies every user page of `from` into a new address space; a program's code pages (the
- * file's) are shared, not copied. */
-int copy_level(uint64_t from, uint64_t to, int level);
+/* A fork's copy of the user pages of `from` (the address space the CPU runs on) into the new
+ * address space `to`. A program's code pages (the file's) are mapped as they are. The pages of
+ * its own are copied when there are at most FORK_COPY_MAX of them, and else shared
+ * copy-on-write, but for those within FORK_KEEP bytes of `sp` (the stack both sides write at
+ * once). Under PVM a write fault costs several traps (tens of microseconds) where a copy costs
+ * about one, so a small program is cheaper copied; a large one (python, node) forks without
+ * copying its heap, and without needing the memory for a second copy. 0 or -ENOMEM (what was
+ * done then is undone by freeing `to`). */
+#define FORK_COPY_MAX 1024
+#define FORK_KEEP (16ULL << 10)
+int mm_fork_pages(struct mm *from, struct mm *to, uint64_t sp);
+
+/* Pages of its own an address space maps (a fork's measure). */
+uint64_t mm_own_pages(uint64_t pml4);
 
 #endif

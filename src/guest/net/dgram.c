@@ -15,6 +15,8 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "hostconn.h"
+#include "netif.h"
+#include "netlink.h"
 #include "socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -135,6 +137,8 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_);
     for (int i = 0; i < nsg; i++)
         n += sg[i].n;
+    if (s->family == AF_NETLINK_)
+        return nl_send(s, sg, nsg, n, to); /* to the kernel, which answers at once */
     if (!to && !s->connected)
         return s->family == AF_UNIX_ ? -ENOTCONN_ : -EDESTADDRREQ_;
     int pair = !to && s->family == AF_UNIX_ && s->peer.len <= 2; /* socketpair's: no address, its pair */
@@ -174,6 +178,8 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
             r->seq++;
             wake(W_PIPE, 0);
             err = (long)n;
+            if (s->family != AF_UNIX_)
+                netif_count(NETIF_LO, 1, n);
         }
         break;
     }
@@ -227,6 +233,8 @@ long dgram_connect(struct sock *s, struct saddr *a)
     struct inode *ino = 0;
     struct saddr from;
     long err;
+    if (s->family == AF_NETLINK_)
+        return nl_connect(s, a);
     if (s->family == AF_UNIX_) {
         if ((err = dgram_unix_file(a, &ino)) < 0)
             return err;

@@ -18,6 +18,7 @@
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 #include "dgram.h"
+#include "netif.h"
 #include "socket.h"
 
 #define HC_SLOTS 512 /* open addressing by id; at most HC_MAX live */
@@ -261,6 +262,7 @@ static void pump_tx(struct hconn *c)
             pipe_take(c->tx, g2h, n - first);
         c->tx_credit -= n;
         g2h_publish(start + msg_size(n));
+        netif_count(NETIF_ETH, 1, n);
     }
     if (c->tx && !c->tx->writers && !c->tx->count && !c->shut_sent) {
         if (!send_msg(c->id, LEL_NET_SHUT, 0, 0, 0, 0, 0, 0))
@@ -404,6 +406,7 @@ static void on_data(struct hconn *c, uint32_t at, uint32_t n)
             put = pipe_put(c->rx, buf, k);
         }
         c->delivered += put;
+        netif_count(NETIF_ETH, 0, put);
         if (put < k) { /* past the window (or out of memory): the host broke its word */
             send_msg(c->id, LEL_NET_RESET, 0, ENOBUFS_, 0, 0, 0, 0);
             hc_end(c, ECONNRESET_);
@@ -460,6 +463,7 @@ static void on_dgram(uint32_t id, uint32_t at, uint32_t n)
     uint32_t len = n - (uint32_t)sizeof(a), off = (at + (uint32_t)sizeof(a)) & ring_mask;
     uint32_t first = len < ring_mask + 1 - off ? len : ring_mask + 1 - off;
     dgram_deliver(s, h2g + off, first, h2g, len - first, &from);
+    netif_count(NETIF_ETH, 0, len);
 }
 
 long hc_dgram_send(struct sock *s, const struct saddr *to, const struct seg *sg, int nsg, uint64_t n)
@@ -483,6 +487,7 @@ long hc_dgram_send(struct sock *s, const struct saddr *to, const struct seg *sg,
             at += k;
         }
     g2h_publish(start + msg_size((uint32_t)(n + sizeof(a))));
+    netif_count(NETIF_ETH, 1, n);
     s->hc_dgram = 1;
     return (long)n;
 }

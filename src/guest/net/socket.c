@@ -20,6 +20,8 @@
 #include "../mm/page.h"
 #include "dgram.h"
 #include "hostconn.h"
+#include "netif.h"
+#include "netlink.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
@@ -65,8 +67,8 @@ int sa_wild(const struct saddr *a)
 int sa_local(const struct saddr *a)
 {
     const uint8_t *v4 = a->b[0] == AF_INET_ ? a->b + 4 : sa_mapped(a);
-    if (v4)
-        return v4[0] == 127 || all_zero(v4, 4);
+    if (v4) /* loopback, the wildcard, or eth0's address (net/netif.c) */
+        return v4[0] == 127 || all_zero(v4, 4) || !kmemcmp(v4, netif_by_index(NETIF_ETH)->v4, 4);
     return sa_wild(a) || (all_zero(a->b + 8, 15) && a->b[23] == 1);
 }
 
@@ -80,9 +82,9 @@ long sa_from_user(uint64_t uaddr, uint64_t len, int family, struct saddr *a)
         return -EFAULT;
     if (a->b[0] != family || a->b[1])
         return -EAFNOSUPPORT_;
-    if (family == AF_INET_ || family == AF_INET6_) {
-        uint32_t want = family == AF_INET_ ? 16 : 28;
-        if (a->len < (family == AF_INET_ ? 16 : 24))
+    if (family == AF_INET_ || family == AF_INET6_ || family == AF_NETLINK_) {
+        uint32_t want = family == AF_INET_ ? 16 : family == AF_NETLINK_ ? 12 : 28;
+        if (a->len < (family == AF_INET6_ ? 24 : want))
             return -EINVAL;
         kmemset(a->b + want, 0, SADDR_MAX - want);
         a->len = want;
@@ -119,8 +121,8 @@ void sa_default(struct saddr *a, int family, uint16_t port, int loop)
 {
     kmemset(a, 0, sizeof(*a));
     a->b[0] = (uint8_t)family;
-    a->len = family == AF_INET_ ? 16 : family == AF_INET6_ ? 28 : 2;
-    if (family == AF_UNIX_)
+    a->len = family == AF_INET_ ? 16 : family == AF_INET6_ ? 28 : family == AF_NETLINK_ ? 12 : 2;
+    if (family == AF_UNIX_ || family == AF_NETLINK_)
         return;
     sa_set_port(a, port);
     if (loop && family == AF_INET_) {
@@ -186,6 +188,14 @@ struct sock *sock_find(uint64_t id)
 {
     for (struct sock *s = socks_all; s; s = s->all_next)
         if (s->id == id)
+            return s;
+    return 0;
+}
+
+struct sock *sock_netlink(uint32_t pid)
+{
+    for (struct sock *s = socks_all; s; s = s->all_next)
+        if (s->family == AF_NETLINK_ && s->addr.len && !kmemcmp(s->addr.b + 4, &pid, 4))
             return s;
     return 0;
 }
@@ -402,6 +412,8 @@ long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
         return -ENOTCONN_;
     int through = s->hc != 0;
     long r = sock_pipe_io(s, f, buf, n, write, msg);
+    if (!through && write && r > 0 && s->family != AF_UNIX_)
+        netif_count(NETIF_LO, 1, (uint64_t)r); /* loopback TCP: a segment each way, as lo counts it */
     if (s->hc)
         hc_touch(s); /* what it wrote goes, what it read is credited, now */
     if (through && s->err && (write ? r == -EPIPE : r == 0 && n)) { /* it ended while this waited */

@@ -17,6 +17,7 @@ struct dgram;
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 #define DGRAM_RCVBUF 212992 /* what a datagram socket holds (Linux's default rmem), each costing its length + 256 */
+#define SOCK_OPTS 16      /* the most int options a socket keeps (more are taken, not kept) */
 #define SOCK_QUEUE 32     /* the most connections a listener holds unaccepted */
 #define SADDR_MAX 110     /* sockaddr_un: the family and 108 bytes of path */
 #define MSG_PEEK_ 0x2
@@ -26,14 +27,16 @@ struct dgram;
 struct saddr {
     uint32_t len;
     uint8_t b[SADDR_MAX]; /* b[0..1]: the family; inet: b[2..3] port (big-endian), b[4..7] address;
-                             inet6: b[8..23] address; unix: b[2..] the path, or NUL and a name */
+                             inet6: b[8..23] address; unix: b[2..] the path, or NUL and a name;
+                             netlink: b[4..7] the port id, b[8..11] the multicast groups */
 };
 
 struct sock {
     struct sock *next; /* bound sockets, which bind and connect search */
     struct sock *all_next; /* every socket (/proc/net) */
     uint64_t id;           /* the "inode" /proc/net shows */
-    int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (net/dgram.c) */
+    int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (net/dgram.c), and netlink's */
+    int raw;                /* netlink: SOCK_RAW (else SOCK_DGRAM, which is the same there) */
     uint32_t err;           /* dgram: an error for the next receive (ECONNREFUSED) */
     struct dgram *dq, *dq_last; /* dgram: datagrams received, oldest first */
     uint64_t dq_bytes;      /* ... what they cost against DGRAM_RCVBUF */
@@ -47,6 +50,11 @@ struct sock {
     struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
     int connecting;         /* hc: connect() asked the host and has no answer yet */
     int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
+    struct sockopt {        /* int options set (SO_REUSEADDR, TCP_NODELAY...): what getsockopt reads back */
+        uint16_t level, opt;
+        int32_t v;
+    } opts[SOCK_OPTS];
+    uint32_t nopts;
 };
 
 /* A part of a user buffer: address and length (an iovec). */
@@ -59,7 +67,7 @@ uint16_t sa_port(const struct saddr *a);
 /* The wildcard address (0.0.0.0, ::). */
 int sa_wild(const struct saddr *a);
 
-/* Whether an inet address is this guest: loopback or the wildcard. */
+/* Whether an inet address is this guest: loopback, the wildcard, or its address on eth0. */
 int sa_local(const struct saddr *a);
 
 /* The address at `uaddr` for a socket of `family`, checked and with its length normalised. */
@@ -85,6 +93,9 @@ struct sock *sock_new(int family);
 
 /* The socket whose /proc/net inode number is `id`, or NULL. */
 struct sock *sock_find(uint64_t id);
+
+/* The netlink socket bound to port id `pid`, or NULL. */
+struct sock *sock_netlink(uint32_t pid);
 
 /* Ends directions of a connection: bit 0 reading, bit 1 writing (the peer then reads EOF). */
 void sock_shut(struct sock *s, int how);

@@ -1,5 +1,5 @@
-/* New processes and threads (clone): a copy of the address space (fork) or a share of it
- * (vfork, threads), and of the descriptors. */
+/* New processes and threads (clone): a copy of the address space (fork: its pages copied or
+ * shared copy-on-write, mm/vm.c) or a share of it (vfork, threads), and of the descriptors. */
 #include "fork.h"
 
 #include "../fs/file.h"
@@ -44,7 +44,9 @@ struct proc *process_new(uint64_t flags, long *err)
             mm_pin(c->mm, cur->mm->files[i]); /* the copy shares their pages */
     }
     c->files = c->mm ? files_new(0, cur->files) : 0;
-    if (!c->files || (!(flags & CLONE_VM_) && (copy_level(cur->mm->pml4, c->mm->pml4, 4) < 0 ||
+    /* the parent's registers as the syscall saved them, at the top of its kernel stack */
+    const struct uregs *u = (const struct uregs *)(kstack_top(cur) - sizeof(struct uregs));
+    if (!c->files || (!(flags & CLONE_VM_) && (mm_fork_pages(cur->mm, c->mm, u->rsp) < 0 ||
                                                 fmap_fork(c->mm, cur->mm) < 0))) {
         files_put(c);
         mm_put(c->mm);
@@ -60,11 +62,18 @@ struct proc *process_new(uint64_t flags, long *err)
     procfs_exe(c);
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
-    c->nice = g->nice;
+    /* SCHED_RESET_ON_FORK: a realtime policy becomes SCHED_OTHER and a negative nice 0 in the
+     * child, which does not keep the flag */
+    int reset = g->sched_reset && (g->sched_policy == 1 || g->sched_policy == 2);
+    c->nice = g->sched_reset && g->nice < 0 ? 0 : g->nice;
+    c->sched_policy = reset ? 0 : g->sched_policy;
+    c->sched_prio = reset ? 0 : g->sched_prio;
     c->pgid = g->pgid;
     c->sid = g->sid;
     kmemcpy(c->uid, g->uid, sizeof(c->uid));
     kmemcpy(c->gid, g->gid, sizeof(c->gid));
+    kmemcpy(c->groups, g->groups, sizeof(c->groups));
+    c->ngroups = g->ngroups;
     c->no_new_privs = g->no_new_privs;
     kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));

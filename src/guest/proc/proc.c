@@ -11,6 +11,7 @@
 #include "../fs/fmap.h"
 #include "../fs/fs.h"
 #include "../fs/procfs.h"
+#include "../fs/sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -52,6 +53,7 @@ void proc_init(void)
     _Static_assert(KSTACK >= 4 * FPU_AREA_MAX, "the register area takes the bottom of a kernel stack");
     make_devices();
     procfs_init();
+    sysfs_init();
     syscall_stack_top = kstack_top(&ptable.procs[0]);
     *(uint64_t *)((uint8_t *)KVA(LEL_GPA_TSS) + 4) = (uint64_t)(irq_stack + sizeof(irq_stack));
     wrmsr(MSR_STAR, 0x0023001000000000ULL);
@@ -70,11 +72,23 @@ int64_t proc_now_ns(void)
     return (int64_t)b->epoch_ms * 1000000 + (int64_t)kernel_ns();
 }
 
+void proc_set_now_ns(int64_t ns)
+{
+    struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    b->epoch_ms = (uint64_t)((ns - (int64_t)kernel_ns()) / 1000000);
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();
-    if (!cur || (err & 1)) /* bit 0 of the error code: a protection fault, not a missing page */
+    if (!cur)
         return 0;
+    if (err & 1) { /* bit 0 of the error code: a protection fault, not a missing page */
+        int w = (err & 2) ? cow_fault(cur->mm, addr) : 0; /* a write to a page a fork shares */
+        if (w < 0)
+            die(9);
+        return w;
+    }
     if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
         return 1;
     int r = lazy_fault(cur->mm, addr);
@@ -389,6 +403,7 @@ void proc_end(struct proc *p, long status)
     p->mm = 0;
     exe_set(p, 0);
     p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
+    p->cpu_itv_at[0] = p->cpu_itv_at[1] = 0;
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
     if (p != g) { /* a thread: nobody waits for it; its time stays the process's */

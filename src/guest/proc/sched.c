@@ -48,6 +48,7 @@ void proc_preempt(uint64_t *frame)
     if (!cur)
         return;
     yield();
+    job_park();
     sig_deliver_preempted(frame);
 }
 

@@ -7,6 +7,7 @@
 #include "../fs/file.h"
 #include "../fs/fs.h"
 #include "../fs/pipe.h"
+#include "../fs/pty.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -90,6 +91,41 @@ long outbuf_write_user(struct file *f, uint64_t buf, uint64_t n)
     return (long)n;
 }
 
+/* Kernel bytes into b, as far as it has room (a pty's last output at the session's end). */
+static void outbuf_put(struct outbuf *b, const uint8_t *src, uint64_t n)
+{
+    for (uint64_t done = 0; done < n;) {
+        uint64_t room = outbuf_room(b), off = b->len % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        uint8_t *pg = room ? outbuf_page(b, b->len) : 0;
+        if (!pg) {
+            b->truncated = 1;
+            return;
+        }
+        chunk = chunk < room ? chunk : room;
+        chunk = chunk < n - done ? chunk : n - done;
+        kmemcpy(pg + off, src + done, chunk);
+        b->len += chunk;
+        done += chunk;
+    }
+}
+
+/* A pty session's terminal had output, or took input and has room again: the host hears of
+ * it once until it reads (or writes). Called from the pty: it only takes note. */
+static void session_pty_note(void *ctx)
+{
+    struct session *s = ctx;
+    if (!s->pty)
+        return;
+    if (!s->rung && pty_output_pending(s->pty)) {
+        s->rung = 1;
+        kernel_event();
+    }
+    if (s->in_want == 1 && pty_input_room(s->pty)) {
+        s->in_want = 2;
+        kernel_event();
+    }
+}
+
 /* Copies what b holds unread, up to cap, to dst and marks it read; returns its length. */
 static uint64_t outbuf_take(struct outbuf *b, uint8_t *dst, uint64_t cap)
 {
@@ -127,8 +163,23 @@ static void session_close_stdin(struct session *s)
     s->in_want = 0;
 }
 
+/* The session lets go of its terminal's master, what the programs wrote last kept for the
+ * host: the terminal hangs up (SIGHUP to what still runs in its foreground). */
+static void session_close_pty(struct session *s)
+{
+    uint8_t tmp[512];
+    struct pty *t = s->pty;
+    if (!t)
+        return;
+    for (uint64_t n; (n = pty_take_output(t, tmp, sizeof(tmp))) > 0;)
+        outbuf_put(&s->out, tmp, n);
+    s->pty = 0;
+    pty_kernel_close(t);
+}
+
 static void session_put_files(struct session *s)
 {
+    session_close_pty(s);
     file_put(s->fout);
     file_put(s->ferr);
     file_put(s->fin);
@@ -177,6 +228,21 @@ static void session_finish(struct session *s)
     }
 }
 
+/* The CPU-time interval timers of process `g` (checked at every scheduler step, so within a
+ * tick of the CPU time they name: a process that runs is preempted at each tick). */
+static void cpu_timers_check(struct proc *g)
+{
+    uint64_t c = proc_cpu(g);
+    for (int k = 0; k < 2; k++) {
+        uint64_t at = g->cpu_itv_at[k], every = g->cpu_itv_every[k];
+        if (!at || c < at)
+            continue;
+        g->cpu_itv_at[k] = !every ? 0 : at + every > c ? at + every : c + every;
+        struct sigsrc src = {0, SI_KERNEL_, 0, 0, 0};
+        sig_send_process(g, k ? 27 : 26, &src); /* SIGPROF, SIGVTALRM */
+    }
+}
+
 void sessions_check(void)
 {
     ktimer_check();
@@ -191,7 +257,7 @@ void sessions_check(void)
                 if (ptable.procs[i].sess == s)
                     kill_proc(&ptable.procs[i], 9, 0);
         }
-        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= PIPE_SIZE / 2)) {
+        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= pipe_cap(s->inp) / 2)) {
             s->in_want = 2; /* room for more of the host's stdin (or nobody to read it) */
             kernel_event();
         }
@@ -211,6 +277,8 @@ void sessions_check(void)
             struct sigsrc alrm = {0, SI_KERNEL_, 0, 0, 0}; /* waits while blocked, as any timer's */
             sig_send_process(p->group, 14, &alrm); /* SIGALRM */
         }
+        if (p->state != P_FREE && p->group == p && (p->cpu_itv_at[0] || p->cpu_itv_at[1]))
+            cpu_timers_check(p);
     }
 }
 
@@ -267,10 +335,33 @@ static void session_abort(struct session *s)
     s->id = 0;
 }
 
+/* A pty session: fds 0-2 of its first process are the slave of a new terminal (its
+ * controlling terminal: it leads the session and the foreground group), the session holds
+ * the master. Its output is always streamed. */
+static int session_pty_files(struct session *s, struct proc *p, const struct proc_spec *spec)
+{
+    struct file *sl;
+    s->out.stream = s->err.stream = 1;
+    s->out.owner = s->err.owner = s;
+    if (!(s->pty = pty_kernel_open(spec->cols, spec->rows, session_pty_note, s, &sl)))
+        return -ENOMEM;
+    if (files_set(p->files, 0, sl) < 0) {
+        file_put(sl);
+        return -ENOMEM;
+    }
+    files_set(p->files, 1, sl);
+    files_set(p->files, 2, sl);
+    sl->refs += 2;
+    pty_set_session(s->pty, p->sid, p->pgid);
+    return 0;
+}
+
 /* Opens the session's stdin (the given bytes, or empty), stdout and stderr as fds 0-2 of its
  * first process; the session keeps a reference of its own to each. */
 static int session_files(struct session *s, struct proc *p, const struct proc_spec *spec)
 {
+    if (spec->pty)
+        return session_pty_files(s, p, spec);
     s->fout = file_new(F_OUT, 0, 1);
     s->ferr = spec->merge_err ? 0 : file_new(F_OUT, 0, 1);
     s->out.stream = s->err.stream = spec->stream;
@@ -339,8 +430,10 @@ int start(const struct image *im, const struct proc_spec *spec)
     p->state = P_BLOCKED; /* not runnable until it is complete */
     rlim_init(p);
     p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
-    for (int i = 0; i < 3; i++) /* real, effective and saved: as after su */
+    for (int i = 0; i < 4; i++) /* real, effective, saved and file-system: as after su */
         p->uid[i] = p->gid[i] = spec->id;
+    p->groups[0] = spec->id; /* its group, as initgroups gives a user without others */
+    p->ngroups = 1;
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
@@ -449,6 +542,8 @@ int proc_read_output(int id, void *out, void *err, uint64_t cap, struct proc_res
         return -EINVAL;
     kmemset(res, 0, sizeof(*res));
     res->out_len = outbuf_take(&s->out, out, cap);
+    if (s->pty) /* a terminal's output comes as stdout */
+        res->out_len += pty_take_output(s->pty, (uint8_t *)out + res->out_len, cap - res->out_len);
     res->err_len = outbuf_take(&s->err, err, cap);
     res->ended = s->done;
     s->rung = 0;
@@ -463,6 +558,11 @@ int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t
     *taken = 0;
     if (!s || !id)
         return -ENOENT;
+    if (s->pty && !close) { /* typed at its terminal */
+        *taken = pty_put_input(s->pty, src, n);
+        s->in_want = *taken < n;
+        return 0;
+    }
     if (!p)
         return -EINVAL;
     if (!p->readers) { /* the program closed its stdin (or ended) */
@@ -472,24 +572,21 @@ int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t
         s->in_want = 0;
         return -EPIPE;
     }
-    for (uint64_t room = pipe_room(p); *taken < n && room;) {
-        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > n - *taken)
-            chunk = n - *taken;
-        kmemcpy(p->page[tail / PAGE_SIZE] + off, src + *taken, chunk);
-        p->count += chunk;
-        room -= chunk;
-        *taken += chunk;
-    }
-    if (*taken) { /* as pipe_write: readers and pollers wake */
-        p->seq++;
-        wake(W_PIPE, 0);
-    }
+    *taken += pipe_put(p, src + *taken, n - *taken); /* readers and pollers wake */
     s->in_want = *taken < n;
     if (close && *taken == n)
         session_close_stdin(s);
+    return 0;
+}
+
+int proc_resize(int id, uint16_t cols, uint16_t rows)
+{
+    struct session *s = session_find(id);
+    if (!s || !id)
+        return -ENOENT;
+    if (!s->pty)
+        return -EINVAL;
+    pty_resize(s->pty, cols, rows);
     return 0;
 }
 
@@ -500,8 +597,9 @@ uint32_t proc_poll(uint32_t *pairs, uint32_t max)
         const struct session *s = &sessions[k];
         if (!s->id || s->background)
             continue;
-        uint32_t fl = (s->out.stream && (s->out.len > s->out.rd || s->err.len > s->err.rd) ? LEL_POLL_OUTPUT : 0) |
-                      (s->in_want && s->inp && (!s->inp->readers || s->inp->count < PIPE_SIZE) ? LEL_POLL_STDIN : 0) |
+        int pty_out = s->pty && pty_output_pending(s->pty), pty_room = s->pty && pty_input_room(s->pty);
+        uint32_t fl = (s->out.stream && (s->out.len > s->out.rd || s->err.len > s->err.rd || pty_out) ? LEL_POLL_OUTPUT : 0) |
+                      (s->in_want && ((s->inp && (!s->inp->readers || s->inp->count < pipe_cap(s->inp))) || pty_room) ? LEL_POLL_STDIN : 0) |
                       (s->done ? LEL_POLL_ENDED : 0);
         if (fl) {
             pairs[2 * n] = (uint32_t)s->id;

@@ -10,6 +10,7 @@ struct file;
 struct inode;
 struct image;
 struct pipe;
+struct pty;
 struct proc;
 struct session;
 
@@ -29,6 +30,9 @@ struct proc_spec {
     int stream;             /* the host reads the output as it comes (LEL_CMD_STREAM) */
     int stdin_pipe;         /* stdin is a pipe the host writes (LEL_CMD_STDIN_PIPE), not stdin_data */
     uint32_t id;            /* the first process's uid and gid (0: root) */
+    int pty;                /* LEL_CMD_PTY: stdin, stdout and stderr are a pty's slave, whose master the
+                               session holds (output streamed, input through the line discipline) */
+    uint16_t cols, rows;    /* ... its window size */
 };
 
 struct proc_result {
@@ -62,6 +66,7 @@ struct session {
     struct file *fout, *ferr, *fin; /* the session's own references */
     struct inode *stdin_file;
     struct pipe *inp; /* LEL_CMD_STDIN_PIPE: the stdin pipe, whose writer the session is (NULL once closed) */
+    struct pty *pty;  /* LEL_CMD_PTY: the terminal whose master the session holds (NULL once it ended) */
     struct outbuf out, err;
 };
 
@@ -107,8 +112,13 @@ int proc_read_output(int id, void *out, void *err, uint64_t cap, struct proc_res
 
 /** Writes n bytes into session `id`'s stdin pipe, as many as fit (*taken); `close` closes it
  * once all of them are in. Returns 0, -ENOENT, -EINVAL (not a pipe, or closed), -EPIPE (no
- * reader: the bytes are dropped). */
+ * reader: the bytes are dropped). A pty session's bytes are typed at its terminal (`close` is
+ * not for a terminal: -EINVAL). */
 int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t *taken);
+
+/** A pty session's new window size (its foreground group gets SIGWINCH). Returns 0, -ENOENT,
+ * -EINVAL (not a pty session, or it ended). */
+int proc_resize(int id, uint16_t cols, uint16_t rows);
 
 /** The sessions with something for the host: up to `max` pairs (id, LEL_POLL_*) in `pairs`.
  * Returns the number of pairs. */

@@ -61,11 +61,69 @@ int sig_ready(const struct proc *p)
     return (p->sig_pending & ~p->sig_blocked) != 0;
 }
 
+int pgrp_orphaned(int pgrp)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        const struct proc *q = &ptable.procs[i];
+        if (q->state == P_FREE || q->state == P_ZOMBIE || q->group != q || q->pgid != pgrp)
+            continue;
+        const struct proc *par = q->ppid > 1 ? proc_by_pid(q->ppid) : 0;
+        if (par && par->state != P_ZOMBIE && par->pgid != pgrp && par->sid == q->sid)
+            return 0;
+    }
+    return 1;
+}
+
+/* g stopped or continued: its parent's wait hears of it, and its SIGCHLD says so unless the
+ * parent asked for none (SA_NOCLDSTOP). */
+static void job_notify(struct proc *g, int code, int sig)
+{
+    struct proc *par = g->ppid > 1 ? proc_by_pid(g->ppid) : 0;
+    g->stop_note = code;
+    wake(W_WAIT, g->ppid);
+    if (par && par->state != P_ZOMBIE && !(par->sa[17].flags & 1)) {
+        struct sigsrc chld = {g->pid, code, 0, 0, (uint64_t)sig};
+        sig_send_process(par, 17, &chld);
+    }
+}
+
+static void job_stop(struct proc *g, int sig)
+{
+    if (g->stopped)
+        return;
+    g->stopped = sig;
+    job_notify(g, CLD_STOPPED_, sig);
+}
+
+/* SIGCONT: pending stops go, and a stopped process goes on. */
+static void job_continue(struct proc *g)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (ptable.procs[i].state != P_FREE && ptable.procs[i].group == g)
+            ptable.procs[i].sig_pending &= ~SIG_STOPS;
+    if (!g->stopped)
+        return;
+    g->stopped = 0;
+    wake(W_STOP, g->pid);
+    job_notify(g, CLD_CONTINUED_, 18);
+}
+
+void job_park(void)
+{
+    struct proc *cur = proc_cur();
+    while (cur->group->stopped && !cur->killed)
+        block(W_STOP);
+}
+
 void sig_send(struct proc *p, int sig, const struct sigsrc *src)
 {
     uint64_t bit = sig > 0 && sig < 64 ? 1ULL << sig : 0;
     if (p->state == P_FREE || p->state == P_ZOMBIE || p->killed || !bit)
         return;
+    if (sig == 18)
+        job_continue(p->group);
+    else if (bit & SIG_STOPS)
+        p->sig_pending &= ~(1ULL << 18), p->group->sig_pending &= ~(1ULL << 18);
     int handled = sig != 9 && (p->group->sig_handled & bit), blocked = sig != 9 && (p->sig_blocked & bit);
     /* a program's signal waits while blocked (sig_next acts on it then); the kernel's hangup and
      * kill of what a command left act now: a fork bomb that keeps signals blocked must end */
@@ -85,6 +143,11 @@ void sig_send(struct proc *p, int sig, const struct sigsrc *src)
     }
     if (sig != 9 && ((p->group->sig_ign | SIG_DEFAULT_IGNORED) & bit))
         return;
+    if (bit & SIG_STOPS) {
+        if (sig == 19 || !pgrp_orphaned(p->group->pgid))
+            job_stop(p->group, sig);
+        return;
+    }
     p->killed = sig;
     if (p->state == P_BLOCKED)
         p->state = P_RUNNABLE;
@@ -143,6 +206,11 @@ static int sig_next(void)
         cur->sig_pending &= ~(1ULL << s);
         if (cur->group->sa[s].handler > 1)
             return s;
+        if (cur->group->sa[s].handler == 0 && (SIG_STOPS & (1ULL << s))) {
+            if (s == 19 || !pgrp_orphaned(cur->group->pgid))
+                job_stop(cur->group, s);
+            continue;
+        }
         if (cur->group->sa[s].handler == 0 && !(SIG_DEFAULT_IGNORED & (1ULL << s)))
             die(s);
     }
@@ -197,6 +265,7 @@ void sig_deliver(struct uregs *r, uint64_t nr)
     struct proc *cur = proc_cur();
     long ret = (long)r->rax;
     int sig = sig_next();
+    job_park();
     if (ret == -ERESTART_ && nr != 15) { /* (after rt_sigreturn rax is the interrupted code's) */
         if (!sig || (cur->group->sa[sig].flags & SA_RESTART_)) {
             ret = (long)nr; /* the syscall runs again when the process (or its handler) returns */

@@ -60,6 +60,21 @@ struct sigsrc {
  * dropped; any other ends `p`. SIGKILL cannot be caught, ignored or blocked. */
 void sig_send(struct proc *p, int sig, const struct sigsrc *src);
 
+/* Job control: a stop signal's default action stops the whole process (its threads park when
+ * they next return to user mode, wait4's WUNTRACED and the parent's SIGCHLD hear of it);
+ * SIGCONT continues it (WCONTINUED), whatever its action, and either discards the other's
+ * pending signals. SIGTSTP, SIGTTIN and SIGTTOU do nothing to a process in an orphaned group. */
+#define SIG_STOPS ((1ULL << 19) | (1ULL << 20) | (1ULL << 21) | (1ULL << 22))
+#define CLD_STOPPED_ 5
+#define CLD_CONTINUED_ 6
+
+/* Whether process group `pgrp` is orphaned: no member has a parent in another group of its
+ * session, so nobody is left to continue it. */
+int pgrp_orphaned(int pgrp);
+
+/* The current thread waits here while its process is stopped (at every return to user mode). */
+void job_park(void);
+
 /* sig_send from process `from` (SI_USER), or from the kernel (0: SI_KERNEL, forced). */
 void kill_proc(struct proc *p, int sig, int from);
 

@@ -8,7 +8,9 @@
 #include "../fs/fs.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
+#include "../fs/pty.h"
 #include "../fs/procfs.h"
+#include "../fs/sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -57,6 +59,9 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         struct inode *dir;
         const char *name;
         uint64_t nlen;
+        size_t plen = kstrlen(path);
+        if (plen && path[plen - 1] == '/')
+            return -EISDIR; /* a name with a trailing slash is a directory's, which O_CREAT does not make */
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
@@ -86,6 +91,8 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         return -ENOTDIR;
     if ((ino->mode & S_IFMT) == S_IFIFO)
         return fifo_open(ino, flags);
+    if ((ino->mode & S_IFMT) == S_IFCHR && tty_is_dev(ino->rdev))
+        return tty_open(ino, flags); /* /dev/ptmx, /dev/pts/N, /dev/tty */
     if ((ino->mode & S_IFMT) == S_IFSOCK)
         return -ENXIO_; /* a socket is reached with connect, not open */
     if (is_dir && (flags & O_ACCMODE) != 0)
@@ -173,6 +180,23 @@ static long sys_access(int64_t dirfd, uint64_t upath)
     if (err < 0)
         return err;
     return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
+}
+
+/* faccessat2: faccessat with its flags (AT_EACCESS is the same here, AT_SYMLINK_NOFOLLOW, and
+ * AT_EMPTY_PATH: the descriptor itself) */
+static long sys_faccessat2(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t flags)
+{
+    char path[FS_PATH_MAX];
+    struct inode *base, *ino;
+    if ((flags & ~(uint64_t)(0x200 | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) || (mode & ~7ULL))
+        return -EINVAL;
+    char c = 1;
+    if ((flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        return dirfd == AT_FDCWD || fd_get((uint64_t)(int)dirfd) ? 0 : -EBADF;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
+        return err;
+    return fs_lookup(base, path, !(flags & AT_SYMLINK_NOFOLLOW), &ino); /* no file access is checked */
 }
 
 static long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
@@ -299,7 +323,7 @@ static long sys_linkat(int64_t odirfd, uint64_t oldp, int64_t ndirfd, uint64_t n
     }
     if ((r = parent_of(ndirfd, newp, path, &dir, &name, &nl)) < 0)
         return r;
-    if (in_procfs(target) || in_procfs(dir))
+    if (in_procfs(target) || in_procfs(dir) || in_sysfs(target) || in_sysfs(dir))
         return -EXDEV_;
     return fs_link(dir, name, nl, target);
 }
@@ -372,6 +396,61 @@ static long sys_chmod(int64_t dirfd, uint64_t upath, uint64_t mode)
     return r;
 }
 
+/* Whether the caller is in group `gid`: its file-system group or a supplementary one. */
+static int in_group(const struct proc *g, uint32_t gid)
+{
+    if (gid == g->gid[3])
+        return 1;
+    for (int i = 0; i < g->ngroups; i++)
+        if (g->groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* chown's rules (Linux's, uid or gid -1 left as they are): root changes anything; the owner may
+ * only set its own uid and one of its groups. A change clears set-user-ID, and set-group-ID of a
+ * group-executable file, as Linux does for root too. */
+static long chown_ino(struct inode *ino, uint32_t uid, uint32_t gid)
+{
+    const struct proc *g = proc_cur()->group;
+    int owner = g->uid[3] == ino->uid;
+    if (g->uid[1] != 0) {
+        if (uid != 0xffffffffu && (!owner || uid != ino->uid))
+            return -EPERM;
+        if (gid != 0xffffffffu && (!owner || (gid != ino->gid && !in_group(g, gid))))
+            return -EPERM;
+    }
+    if (uid == 0xffffffffu && gid == 0xffffffffu)
+        return 0;
+    if (uid != 0xffffffffu)
+        ino->uid = uid;
+    if (gid != 0xffffffffu)
+        ino->gid = gid;
+    if ((ino->mode & S_IFMT) != S_IFDIR)
+        ino->mode &= ~(uint32_t)(S_ISUID | ((ino->mode & 010) ? S_ISGID : 0));
+    ino->ctime = proc_now_ns() / 1000000000;
+    fs_notify(0, 0, 0, ino, IN_ATTRIB_, 0);
+    return 0;
+}
+
+/* chown, lchown, fchown (path 0: dirfd is the descriptor) and fchownat (AT_SYMLINK_NOFOLLOW,
+ * AT_EMPTY_PATH). A pipe's or socket's descriptor has no inode here to change. */
+static long sys_chown(int64_t dirfd, uint64_t upath, uint64_t uid, uint64_t gid, uint64_t flags)
+{
+    struct inode *ino;
+    char c = 0;
+    if (upath && (flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        upath = 0;
+    if (!upath) {
+        struct file *f = fd_get((uint64_t)(int)dirfd);
+        if (!f)
+            return -EBADF;
+        return f->ino ? chown_ino(f->ino, (uint32_t)uid, (uint32_t)gid) : 0;
+    }
+    long r = inode_at(dirfd, upath, !(flags & AT_SYMLINK_NOFOLLOW), &ino);
+    return r < 0 ? r : chown_ino(ino, (uint32_t)uid, (uint32_t)gid);
+}
+
 static long sys_utimensat(int64_t dirfd, uint64_t upath, uint64_t utimes, uint64_t flags)
 {
     struct inode *ino;
@@ -408,6 +487,11 @@ static long sys_truncate(int64_t dirfd, uint64_t upath, int64_t len)
 long sc_open(const struct sysargs *s)
 {
     return sys_openat(AT_FDCWD, s->a, s->b, s->c);
+}
+
+long sc_creat(const struct sysargs *s)
+{
+    return sys_openat(AT_FDCWD, s->a, O_CREAT | 1 | O_TRUNC, s->b); /* O_WRONLY */
 }
 
 long sc_close(const struct sysargs *s)
@@ -451,6 +535,11 @@ long sc_access(const struct sysargs *s)
     return sys_access(AT_FDCWD, s->a);
 }
 
+long sc_faccessat2(const struct sysargs *s)
+{
+    return sys_faccessat2((int64_t)s->a, s->b, s->c, s->d);
+}
+
 long sc_getcwd(const struct sysargs *s)
 {
     return sys_getcwd(s->a, s->b);
@@ -488,8 +577,8 @@ long sc_faccessat(const struct sysargs *s)
 
 long sc_fsync(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* fsync, fdatasync, sync: memory is the disk */
+    /* fsync, fdatasync, syncfs, sync: memory is the disk, so only the descriptor is checked */
+    return s->nr != 162 && !fd_get(s->a) ? -EBADF : 0;
 }
 
 long sc_truncate(const struct sysargs *s)
@@ -585,6 +674,26 @@ long sc_fchmod(const struct sysargs *s)
 long sc_fchmodat(const struct sysargs *s)
 {
     return sys_chmod((int64_t)s->a, s->b, s->c);
+}
+
+long sc_chown(const struct sysargs *s)
+{
+    return sys_chown(AT_FDCWD, s->a, s->b, s->c, 0);
+}
+
+long sc_fchown(const struct sysargs *s)
+{
+    return sys_chown((int64_t)s->a, 0, s->b, s->c, 0);
+}
+
+long sc_lchown(const struct sysargs *s)
+{
+    return sys_chown(AT_FDCWD, s->a, s->b, s->c, AT_SYMLINK_NOFOLLOW);
+}
+
+long sc_fchownat(const struct sysargs *s)
+{
+    return sys_chown((int64_t)s->a, s->b, s->c, s->d, s->e);
 }
 
 long sc_utimensat(const struct sysargs *s)

@@ -12,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../fs/procfs.h"
 #include "../proc/exec.h"
 #include "../proc/fork.h"
 #include "../proc/ktimer.h"
@@ -19,14 +20,37 @@
 #include "../proc/session.h"
 #include "../proc/signal.h"
 
+/* The host and domain names uname tells, which sethostname and setdomainname change (root's,
+ * up to 64 bytes, as on Linux): the sandbox's own, so a restored one has what its template had. */
+static char uts_names[2][65] = {"lelantos", "(none)"};
+
 static long sys_uname(uint64_t buf)
 {
     char u[6 * 65];
-    static const char *const f[6] = {"Linux", "lelantos", "6.1.0-lelantos", "#1 lelantos", "x86_64", "(none)"};
+    const char *const f[6] = {"Linux", uts_names[0], "6.1.0-lelantos", "#1 lelantos", "x86_64", uts_names[1]};
     kmemset(u, 0, sizeof(u));
     for (int i = 0; i < 6; i++)
         kmemcpy(u + 65 * i, f[i], kstrlen(f[i]));
     return copy_user(buf, u, sizeof(u), 1);
+}
+
+static long sys_setuts(int which, uint64_t uname, uint64_t len)
+{
+    char name[65];
+    if (proc_cur()->group->uid[1] != 0)
+        return -EPERM;
+    if ((int64_t)len < 0 || len > 64)
+        return -EINVAL;
+    if (copy_user(uname, name, len, 0) < 0)
+        return -EFAULT;
+    name[len] = 0;
+    kmemcpy(uts_names[which], name, len + 1);
+    return 0;
+}
+
+long sc_sethostname(const struct sysargs *s)
+{
+    return sys_setuts(s->nr == 171, s->a, s->b); /* sethostname, setdomainname */
 }
 
 /* The most a limit may be raised to (by root, which everyone is): what the guest has for
@@ -274,10 +298,25 @@ static long put_rusage(uint64_t uru, uint64_t ns)
     return uru ? copy_user(uru, ru, sizeof(ru), 1) : 0;
 }
 
-/* The first ended child that `pid` selects (see wait_selects) for the caller: its pid, the
- * zombie in *out; 0 with WNOHANG when none has ended yet; -ECHILD when there is none to wait
- * for. Otherwise it waits (a handled signal: -ERESTART_). */
-static long wait_child(int pid, uint64_t nohang, struct proc **out)
+#define WNOHANG_ 1
+#define WSTOPPED_ 2 /* wait4's WUNTRACED */
+#define WEXITED_ 4
+#define WCONTINUED_ 8
+
+/* Whether child `p` has news for a wait with `options`: it ended (WEXITED), stopped
+ * (WSTOPPED) or continued (WCONTINUED) since its parent last heard. */
+static int wait_news(const struct proc *p, uint64_t options)
+{
+    if (p->state == P_ZOMBIE)
+        return (options & WEXITED_) && !p->nthreads; /* a process has ended when all its threads have */
+    return ((options & WSTOPPED_) && p->stop_note == CLD_STOPPED_) || ((options & WCONTINUED_) && p->stop_note == CLD_CONTINUED_);
+}
+
+/* The first child that `pid` selects (see wait_selects) with news for the caller (see
+ * wait_news): its pid, the child in *out (a zombie when it ended); 0 with WNOHANG when none has
+ * any yet; -ECHILD when there is none to wait for. Otherwise it waits (a handled signal:
+ * -ERESTART_). */
+static long wait_child(int pid, uint64_t options, struct proc **out)
 {
     struct proc *cur = proc_cur();
     for (;;) {
@@ -287,14 +326,14 @@ static long wait_child(int pid, uint64_t nohang, struct proc **out)
             if (p->state == P_FREE || p->group != p || p->ppid != cur->group->pid || !wait_selects(p, cur->group, pid))
                 continue;
             children++;
-            if (p->state != P_ZOMBIE || p->nthreads) /* a process has ended when all its threads have */
+            if (!wait_news(p, options))
                 continue;
             *out = p;
             return p->pid;
         }
         if (!children)
             return -ECHILD;
-        if (nohang)
+        if (options & WNOHANG_)
             return 0;
         if (sig_ready(cur))
             return -ERESTART_;
@@ -312,9 +351,14 @@ static void reap(struct proc *p)
 static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_t urusage)
 {
     struct proc *p;
-    long r = wait_child((int)pid64, options & 1, &p); /* WNOHANG */
+    long r = wait_child((int)pid64, (options & (WNOHANG_ | WSTOPPED_ | WCONTINUED_)) | WEXITED_, &p);
     if (r <= 0)
         return r;
+    if (p->state != P_ZOMBIE) { /* stopped (0x7f with the signal) or continued (0xffff) */
+        int js = p->stop_note == CLD_STOPPED_ ? p->stopped << 8 | 0x7f : 0xffff;
+        p->stop_note = 0;
+        return ustatus && copy_user(ustatus, &js, 4, 1) < 0 ? -EFAULT : r;
+    }
     int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
     if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0)
         return -EFAULT;
@@ -323,8 +367,8 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
 }
 
 /* waitid(idtype, id, info, options, rusage): P_ALL, P_PID, P_PGID (0: the caller's group) or
- * P_PIDFD; WEXITED (processes do not stop here, so WSTOPPED and WCONTINUED find nothing),
- * WNOHANG (info zeroed when none has ended), WNOWAIT (the child stays to be waited for). */
+ * P_PIDFD; WEXITED, WSTOPPED, WCONTINUED, WNOHANG (info zeroed when none has news), WNOWAIT
+ * (the child stays to be waited for, its news too). */
 static long sys_waitid(uint64_t idtype, uint64_t id, uint64_t uinfo, uint64_t options, uint64_t urusage)
 {
     int pid;
@@ -347,18 +391,24 @@ static long sys_waitid(uint64_t idtype, uint64_t id, uint64_t uinfo, uint64_t op
         return -EINVAL;
     }
     struct proc *p = 0;
-    long r = wait_child(pid, options & 1, &p);
+    long r = wait_child(pid, options, &p);
     if (r < 0)
         return r;
     int32_t info[32] = {0};
+    int ended = p && p->state == P_ZOMBIE;
     if (p) {
         info[0] = 17; /* SIGCHLD */
-        info[2] = p->killed ? 2 : 1; /* CLD_KILLED, CLD_EXITED */
+        info[2] = !ended ? p->stop_note : p->killed ? 2 : 1; /* CLD_STOPPED, CLD_CONTINUED, CLD_KILLED, CLD_EXITED */
         info[4] = p->pid;
-        info[6] = p->killed ? p->killed : p->exit_status;
+        info[6] = !ended ? (p->stop_note == CLD_STOPPED_ ? p->stopped : 18) : p->killed ? p->killed : p->exit_status;
     }
     if ((uinfo && copy_user(uinfo, info, sizeof(info), 1) < 0) || (p && put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0))
         return -EFAULT;
+    if (p && !ended) {
+        if (!(options & 0x1000000))
+            p->stop_note = 0;
+        return 0;
+    }
     if (p && !(options & 0x1000000)) /* WNOWAIT */
         reap(p);
     return 0;
@@ -390,10 +440,14 @@ static long sys_pidfd_send_signal(uint64_t fd, uint64_t sig, uint64_t uinfo, uin
     struct file *f = fd_get(fd);
     if (!f)
         return -EBADF;
-    if (f->type != F_PIDFD || flags || sig >= 64)
+    /* a pidfd, or a /proc/<pid> directory's descriptor, as on Linux; anything else is EBADF */
+    int pid = f->type == F_PIDFD ? f->pid : f->type == F_INODE ? procfs_dir_pid(f->ino) : 0;
+    if (!pid)
+        return -EBADF;
+    if (flags || sig >= 64)
         return -EINVAL;
-    struct proc *p = proc_by_pid(f->pid);
-    if (!p || proc_ended(f->pid))
+    struct proc *p = proc_by_pid(pid);
+    if (!p || proc_ended(pid))
         return -ESRCH;
     struct sigsrc src = {cur->group->pid, SI_USER_, 0, 0, 0};
     if (uinfo) {

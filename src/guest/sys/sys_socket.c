@@ -7,6 +7,7 @@
 #include "../lib/errno.h"
 #include "../net/dgram.h"
 #include "../net/hostconn.h"
+#include "../net/netlink.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -14,10 +15,15 @@
 
 static long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
 {
-    if (family != AF_UNIX_ && family != AF_INET_ && family != AF_INET6_)
+    if (family != AF_UNIX_ && family != AF_INET_ && family != AF_INET6_ && family != AF_NETLINK_)
         return -EAFNOSUPPORT_;
     if (type & ~(uint64_t)(0xf | O_NONBLOCK_ | O_CLOEXEC_))
         return -EINVAL;
+    if (family == AF_NETLINK_) {
+        struct sock *s;
+        long r = nl_socket(type, proto, &s);
+        return r < 0 ? r : sock_install(s, type);
+    }
     int dgram = (type & 0xf) == SOCK_DGRAM_;
     if ((type & 0xf) != SOCK_STREAM_ && !dgram)
         return -EPROTONOSUPPORT_;
@@ -37,7 +43,7 @@ static long sys_bind(uint64_t fd, uint64_t uaddr, uint64_t len)
     if (!s)
         return err;
     err = sa_from_user(uaddr, len, s->family, &a);
-    return err < 0 ? err : sock_bind(s, &a);
+    return err < 0 ? err : s->family == AF_NETLINK_ ? nl_bind(s, &a) : sock_bind(s, &a);
 }
 
 static long sys_listen(uint64_t fd, int64_t backlog)
@@ -196,15 +202,31 @@ static long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
     struct saddr a;
     if (!s)
         return err;
-    if (peer && !s->connected)
+    if (peer && !s->connected && s->family != AF_NETLINK_) /* a netlink socket's peer is the kernel */
         return -ENOTCONN_;
     if (!peer && !s->addr.len)
         sa_default(&a, s->family, 0, 0);
     return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
 }
 
-/* Options are accepted; IPV6_V6ONLY is the guest's own, TCP_NODELAY and SO_KEEPALIVE go to the
- * host's socket of a connection through the host; the rest change nothing. */
+/* An int option the socket keeps, or NULL; `make`: a free slot for it (NULL when all are used). */
+static struct sockopt *opt_slot(struct sock *s, uint64_t level, uint64_t opt, int make)
+{
+    for (uint32_t i = 0; i < s->nopts; i++)
+        if (s->opts[i].level == level && s->opts[i].opt == opt)
+            return &s->opts[i];
+    if (!make || s->nopts == SOCK_OPTS || level > 0xffff || opt > 0xffff)
+        return 0;
+    struct sockopt *o = &s->opts[s->nopts++];
+    o->level = (uint16_t)level;
+    o->opt = (uint16_t)opt;
+    return o;
+}
+
+/* Options are accepted, and an int one (4 bytes) is kept for getsockopt to read back (so
+ * SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST, TCP_NODELAY... read as set); IPV6_V6ONLY is the
+ * guest's own, TCP_NODELAY and SO_KEEPALIVE go to the host's socket of a connection through
+ * the host; the rest change nothing. */
 static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
 {
     long err;
@@ -212,8 +234,15 @@ static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     int v = 0;
     if (!s)
         return err;
+    if ((int64_t)(int)len < 0)
+        return -EINVAL;
     if (len >= 4 && copy_user(uval, &v, 4, 0) < 0)
         return -EFAULT;
+    if (level == 1 && (opt == 3 || opt == 4 || opt == 17 || opt == 30 || opt == 38 || opt == 39))
+        return -ENOPROTOOPT_; /* SO_TYPE, SO_ERROR, SO_PEERCRED, SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN: read-only */
+    struct sockopt *o = len == 4 && !(level == 1 && (opt == 7 || opt == 8)) ? opt_slot(s, level, opt, 1) : 0;
+    if (o) /* SO_SNDBUF and SO_RCVBUF read what the buffers are */
+        o->v = v;
     if (level == 41 && opt == 26) /* IPPROTO_IPV6, IPV6_V6ONLY */
         s->v6only = v != 0;
     else if (level == 6 && opt == 1) /* IPPROTO_TCP, TCP_NODELAY: the host's socket takes it */
@@ -238,17 +267,20 @@ static long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     uint32_t n = 4;
     if (level == 1) { /* SOL_SOCKET */
         switch (opt) {
-        case 3: v[0] = s->dgram ? SOCK_DGRAM_ : SOCK_STREAM_; break; /* SO_TYPE */
+        case 3: v[0] = s->raw ? SOCK_RAW_ : s->dgram ? SOCK_DGRAM_ : SOCK_STREAM_; break; /* SO_TYPE */
         case 4: v[0] = (int32_t)s->err; s->err = 0; break;        /* SO_ERROR, taken */
         case 7: case 8: v[0] = s->dgram ? DGRAM_RCVBUF : (int32_t)PIPE_SIZE; break; /* SO_SNDBUF, SO_RCVBUF */
         case 17: v[0] = cur->group->pid; n = 12; break;           /* SO_PEERCRED: the caller's pid (peers' are not kept), root */
         case 30: v[0] = s->listening; break;                      /* SO_ACCEPTCONN */
-        case 38: v[0] = s->family == AF_UNIX_ ? 0 : s->dgram ? 17 : 6; break; /* SO_PROTOCOL */
+        case 38: v[0] = s->family == AF_UNIX_ || s->family == AF_NETLINK_ ? 0 : s->dgram ? 17 : 6; break; /* SO_PROTOCOL */
         case 39: v[0] = s->family; break;                         /* SO_DOMAIN */
         }                                                         /* SO_ERROR and the rest: 0 */
     } else if (level == 41 && opt == 26) {
         v[0] = s->v6only;
     }
+    struct sockopt *o = opt_slot(s, level, opt, 0);
+    if (o)
+        v[0] = o->v;
     n = (uint32_t)cap < n ? (uint32_t)cap : n;
     if (copy_user(uval, v, n, 1) < 0 || copy_user(ulen, &n, 4, 1) < 0)
         return -EFAULT;

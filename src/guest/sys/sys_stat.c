@@ -6,6 +6,7 @@
 #include "../fs/fs.h"
 #include "../fs/pipe.h"
 #include "../fs/procfs.h"
+#include "../fs/sysfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -20,9 +21,9 @@ static long statfs_of(const struct inode *ino, uint64_t ubuf)
 {
     uint64_t s[15];
     kmemset(s, 0, sizeof(s));
-    int in_proc = in_procfs(ino);
+    int in_sys = in_sysfs(ino), in_proc = in_sys || in_procfs(ino);
     const struct lel_boot_info *bi = KVA(LEL_GPA_BOOT);
-    s[0] = in_proc ? 0x9fa0 : fs_root()->lower ? 0x794c7630 : 0x01021994; /* PROC_, OVERLAYFS_, TMPFS_MAGIC */
+    s[0] = in_sys ? 0x62656572 : in_proc ? 0x9fa0 : fs_root()->lower ? 0x794c7630 : 0x01021994; /* SYSFS_, PROC_, OVERLAYFS_, TMPFS_MAGIC */
     s[1] = s[10] = PAGE_SIZE;              /* f_bsize, f_frsize */
     if (!in_proc) {
         uint64_t limit = fs_disk_limit(), used = fs_data_pages(), free = kpage_free_pages();
@@ -55,7 +56,7 @@ static void kstat_of(struct inode *ino, struct kstat *out)
 {
     struct kstat st;
     kmemset(&st, 0, sizeof(st));
-    st.dev = in_procfs(ino) ? 4 : 1;
+    st.dev = in_procfs(ino) ? 4 : in_sysfs(ino) ? 21 : 1;
     st.blksize = 4096;
     st.ino = ino->ino;
     st.nlink = ino->nlink;

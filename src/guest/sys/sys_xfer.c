@@ -1,4 +1,5 @@
-/* Data moved between two descriptors in the kernel: sendfile, copy_file_range, splice and tee.
+/* Data moved between two descriptors in the kernel: sendfile, copy_file_range, splice and tee;
+ * and vmsplice, between a pipe and the user's memory.
  * A page at a time goes through a kernel buffer; the files' own read and write paths move it
  * (copy_user takes the kernel buffer while the process's kcopy is set), so a pipe blocks, a
  * socket sends and a file grows as with read and write. What is read from a pipe or socket is
@@ -186,6 +187,42 @@ static long sys_tee(uint64_t ifd, uint64_t ofd, uint64_t len, uint64_t flags)
     return xfer_with(in, 0, out, 0, len < PAGE_SIZE ? len : PAGE_SIZE, flags & 2 ? O_NONBLOCK_ : 0, 1);
 }
 
+/* vmsplice: the user's iovecs into a pipe's writing end, or out of its reading end (as writev
+ * and readv, which is what a copying kernel does: Linux too copies unless SPLICE_F_GIFT, whose
+ * pages it may then take, which changes nothing a program can see). Only the first segment
+ * waits, and not with SPLICE_F_NONBLOCK (2) or O_NONBLOCK. */
+static long sys_vmsplice(uint64_t fd, uint64_t uiov, uint64_t cnt, uint64_t flags)
+{
+    struct file *f = fd_hold(fd);
+    long done = 0, r = 0;
+    if (!f)
+        return -EBADF;
+    if (!is_pipe(f)) {
+        file_unhold(f);
+        return -EBADF;
+    }
+    int nb = (flags & 2) || (f->flags & O_NONBLOCK_) ? O_NONBLOCK_ : 0;
+    if (cnt > 1024 || (flags & ~0xfULL))
+        r = -EINVAL;
+    for (uint64_t i = 0; r == 0 && i < cnt; i++) {
+        uint64_t v[2];
+        if (copy_user(uiov + i * 16, v, 16, 0) < 0) {
+            r = -EFAULT;
+            break;
+        }
+        if (!v[1])
+            continue;
+        r = f->type == F_PIPE_W ? pipe_write(f->pipe, done ? O_NONBLOCK_ : nb, v[0], v[1])
+                                : pipe_read(f->pipe, done ? O_NONBLOCK_ : nb, v[0], v[1]);
+        if (r <= 0)
+            break;
+        done += r;
+        r = (uint64_t)r < v[1] ? 1 : 0; /* a short one ends it */
+    }
+    file_unhold(f);
+    return done ? done : r < 0 ? r : 0;
+}
+
 /* ---- the syscall table's entries (syscall.c) ---- */
 
 long sc_sendfile(const struct sysargs *s)
@@ -206,4 +243,9 @@ long sc_splice(const struct sysargs *s)
 long sc_tee(const struct sysargs *s)
 {
     return sys_tee(s->a, s->b, s->c, s->d);
+}
+
+long sc_vmsplice(const struct sysargs *s)
+{
+    return sys_vmsplice(s->a, s->b, s->c, s->d);
 }
