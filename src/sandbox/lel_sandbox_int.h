@@ -159,6 +159,9 @@ void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
  * against that image's base). */
 int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
                       size_t errlen);
+/** A create from a template: its VM from the template's warm pool (ready, nothing to restore).
+ * 0, or -ENOENT when the pool has none (then lel__sbx_vm_start restores one). */
+int lel__sbx_vm_adopt(struct lel_sandbox *s);
 /** The memory file for a start from s->fork_image: a template's, or the snapshot's (made now). */
 const char *lel__sbx_fork_memory(struct lel_sandbox *s, char *raw, size_t n);
 int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen);

@@ -572,6 +572,7 @@ static void finish(struct lel_template *t, const char *reason)
         set_status(&bs->b, "error", reason);
     } else {
         atomic_store(&t->image_ready, 1);
+        lel__template_pool_want(t, !strcmp(t->team_id, LEL_BUILTIN_TEAM)); /* its pool refills from the new image */
         logf_(&bs->b, "info", "build ready");
         set_status(&bs->b, "ready", NULL);
     }

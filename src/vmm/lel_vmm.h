@@ -73,6 +73,20 @@ int lel_vm_stop(lel_vm_t *vm);
 int lel_vm_cont(lel_vm_t *vm);
 /** Destroys the VM and returns its memory. */
 void lel_vm_destroy(lel_vm_t *vm);
+/** Gives the VM new callbacks (a VM made ahead, handed to its user): from its return on, they
+ * get every console line, event and death. Returns 0, or -EPIPE when the VM died already. */
+int lel_vm_set_ops(lel_vm_t *vm, const struct lel_vm_ops *ops, void *ctx);
+
+/** Destroys VMs off the caller's path, on a thread of its own: a destroy takes 0.2-20 ms (KVM
+ * waits out grace periods; unmapping guest memory costs per VM in the process). */
+typedef struct lel_vm_reaper lel_vm_reaper_t;
+/** Starts its thread. NULL when it cannot. */
+lel_vm_reaper_t *lel_vm_reaper_new(void);
+/** Ends `vm`'s vCPU now (no callback runs once this returns), and hands the rest of the destroy
+ * to the reaper; without one (NULL) it is destroyed here. */
+void lel_vm_reap(lel_vm_reaper_t *r, lel_vm_t *vm);
+/** Destroys what is still queued, ends the thread, frees. */
+void lel_vm_reaper_free(lel_vm_reaper_t *r);
 
 /** A request that carries bytes both ways through the mailbox's data area: `in` (at most
  * LEL_CHAN_DATA_MAX bytes) is placed before the call; afterwards ret[1] bytes (as the guest
