@@ -138,7 +138,8 @@ static void output(lel_vm_t *vm, struct sink *s)
     CHECK_INT(drain(vm, s, id, t0, 20000, &c), 0);
     double total = now_ms() - t0;
     printf("streamed: first output after %.0f ms, end after %.0f ms, %zu reads\n", c.first_ms, total, c.reads);
-    CHECK(c.reads >= 2 && c.first_ms < 800 && total >= 1000);
+    /* "first" read a second before the end is the streaming; what follows may come with the end */
+    CHECK(c.reads >= 1 && c.first_ms < 800 && total >= 1000);
     CHECK_STR(c.out, "first\nthird\n");
     CHECK_STR(c.err, "second\n");
     CHECK_INT(c.res.exit_status, 0);
