@@ -22,33 +22,42 @@ static void usage(FILE *f)
 
 /* Every sandbox holds two descriptors (its KVM VM and vCPU) besides the connections the service
  * serves, so the usual soft limit of 1024 would stop a host at ~500 sandboxes whatever its
- * memory: take the hard limit, as other servers do, and say what it is. */
-static void raise_fd_limit(void)
+ * memory; and it runs two threads (its vCPU's, and the one KVM starts per VM on this kernel),
+ * which RLIMIT_NPROC counts for the whole user. Take the hard limits, as other servers do, and
+ * say what they allow. */
+static void raise_limits(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            return;
+    static const struct {
+        int res;
+        const char *what, *how;
+        unsigned long long per_sandbox;
+    } lim[] = {{RLIMIT_NOFILE, "open files", "ulimit -n", 2}, {RLIMIT_NPROC, "processes and threads", "ulimit -u", 2}};
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
+        struct rlimit rl;
+        if (getrlimit(lim[i].res, &rl) < 0)
+            continue;
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            if (setrlimit(lim[i].res, &rl) < 0 && getrlimit(lim[i].res, &rl) < 0)
+                continue;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < lim[i].per_sandbox * WANT_SANDBOXES)
+            fprintf(stderr, "lelantosd: %s limited to %llu (%s): about %llu sandboxes at most\n", lim[i].what,
+                    (unsigned long long)rl.rlim_cur, lim[i].how, (unsigned long long)(rl.rlim_cur / lim[i].per_sandbox));
     }
-    if (rl.rlim_cur < 2 * WANT_SANDBOXES)
-        fprintf(stderr, "lelantosd: open files limited to %llu (ulimit -n): about %llu sandboxes at most\n",
-                (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur / 2));
 }
 
 /* The kernel settings that cap sandboxes before memory does: each sandbox maps about four
  * areas (its memory, its vCPU's run page, its vCPU thread's stack and that stack's guard) and
- * runs one thread. Past the cap a create fails with 503; better to say so at start. */
+ * runs two threads. Past the cap a create fails with 503; better to say so at start. */
 static void warn_host_limits(void)
 {
     static const struct {
         const char *file, *name;
         unsigned long long per_sandbox;
     } lim[] = {{"/proc/sys/vm/max_map_count", "vm.max_map_count", 4},
-               {"/proc/sys/kernel/pid_max", "kernel.pid_max", 1},
-               {"/proc/sys/kernel/threads-max", "kernel.threads-max", 1}};
+               {"/proc/sys/kernel/pid_max", "kernel.pid_max", 2},
+               {"/proc/sys/kernel/threads-max", "kernel.threads-max", 2}};
     for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
         unsigned long long v = 0;
         FILE *f = fopen(lim[i].file, "r");
@@ -104,7 +113,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits the mask */
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    raise_limits();
     if (strcmp(cfg.vmm_backend, "none"))
         warn_host_limits();
     lel_server_t *srv;

@@ -239,8 +239,7 @@ void lel__api_tags_route(lel_server_t *srv, lel_call_t *c)
         return;
     }
     snprintf(name, sizeof(name), "%s", v);
-    if (c->route == R_TPL_TAGS_DEL) /* "name:tag" names the same template */
-        name[strcspn(name, ":")] = 0;
+    name[strcspn(name, ":")] = 0; /* the template; its actor checks the tag */
     lel_actor_t *a = lel_template_lookup(srv, c->team, name);
     if (!a) {
         lel_call_error(c, 404, "template '%s' not found", name);

@@ -48,6 +48,7 @@ static const struct key keys[] = {
     {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
+    {"templates.warm_pool", K_INT, OFF(template_warm_pool), 0, 1024},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
     {"network.domain", K_STRING, OFF(net_domain), 0, 0},
@@ -138,6 +139,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
+    cfg->template_warm_pool = 4;
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;

@@ -38,6 +38,8 @@ typedef struct lel_server {
     struct lel_images *images; /* the image store (src/image): its index, actor and imports */
     int use_vm;                /* sandboxes are microVMs (vmm.backend auto and /dev/kvm usable) */
     struct lel_net *net;       /* sandbox networking (src/net) with the VMs; NULL without */
+    struct lel_vm_reaper *reaper; /* destroys VMs off the request path (src/vmm); NULL without VMs */
+    struct lel_warm *warm;     /* the templates' warm pools (src/template); NULL when off */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */

@@ -91,7 +91,8 @@ enum lel_op {
                                restore the guest's time moves on and its random numbers part from its siblings' */
     LEL_OP_CMD_RESULT = 13, /* arg[0] = command id, 0: any ended one. Status LEL_ST_EAGAIN: not ended.
                                ret[0] = exit status, ret[1]/ret[2] = stdout/stderr bytes (bulk
-                               halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed. */
+                               halves), ret[3] = LEL_CMD_* flags | id << 32. The command is freed.
+                               LEL_CMD_LAST: no other ended one waits (older guests never say so) */
     LEL_OP_CMD_KILL = 14,   /* arg[0] = command id, arg[1] = signal (0: SIGKILL) to every process still in it
                                (as a terminal signals its foreground group); older guests send SIGKILL */
     LEL_OP_FILE_READ = 11,  /* bulk = path, NUL; arg[1] = offset, arg[2] = max bytes; ret[0] = 1 file or
@@ -137,6 +138,13 @@ enum lel_op {
                                (not followed); n > 0: the directory it names (followed), its entries down to n levels
                                (at most 255; symlinks are not followed), in no order. Into bulk as struct lel_stat_rec records; ret[0] =
                                records, ret[1] = bytes, ret[2] = 1 when more did not fit. ENOENT, ENOTDIR */
+    LEL_OP_FILE_UPLOAD_PAGES = 28, /* LEL_OP_FILE_UPLOAD without the data in bulk: the guest gives the host pages of
+                                the temporary to fill instead. arg[2] bytes (at most LEL_UP_PAGES_MAX) at arg[1]
+                                (a multiple of 4096): their pages, not cleared, as ret[1] page numbers (uint32,
+                                GPA >> 12; fewer when the disk is short, ENOSPC for none) at LEL_BULK_HALF, which the host fills whole (zeroes past the data);
+                                the temporary is held, unwritable by programs, until the next request of the
+                                upload. LEL_UP_LAST (arg[2] 0): all filled, arg[1] = the file's size; renamed as
+                                LEL_OP_FILE_UPLOAD does. The temporary is 0600 until then. Older guests: ENOSYS */
 };
 
 enum { LEL_POLL_OUTPUT = 1, /* a streamed command has output not read yet (LEL_OP_CMD_READ) */
@@ -171,6 +179,7 @@ struct lel_stat_rec {
 /* LEL_OP_FILE_UPLOAD's arg[3]; OWNED (with FIRST): the file and the parents it makes are owned by
  * uid and gid (arg[3] >> 16) & 0xffff (else root's) */
 enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4, LEL_UP_OWNED = 8 };
+#define LEL_UP_PAGES_MAX (64ULL << 20) /* what one LEL_OP_FILE_UPLOAD_PAGES hands out */
 
 enum lel_misbehave {
     LEL_BAD_SPIN = 1,        /* loop forever with interrupts off */
@@ -183,7 +192,7 @@ enum lel_misbehave {
 /* result flags (LEL_OP_CMD_RESULT's ret[3], LEL_OP_CMD_READ's); SIGNALED: a signal ended its first
  * process (the status is 128 + it) */
 enum { LEL_CMD_STDOUT_TRUNCATED = 1, LEL_CMD_STDERR_TRUNCATED = 2, LEL_CMD_TIMED_OUT = 4, LEL_CMD_SIGNALED = 8,
-       LEL_CMD_ENDED = 16 };
+       LEL_CMD_ENDED = 16, LEL_CMD_LAST = 32 };
 /* lel_cmd_req.flags. BACKGROUND: nobody collects it (a template's startCmd). STREAM: its output
  * is read as it comes (LEL_OP_CMD_READ) and a writer waits while the host has not read a
  * stream's LEL_BULK_HALF bytes, instead of output past that being dropped. STDIN_PIPE: its

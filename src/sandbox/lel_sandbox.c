@@ -374,7 +374,9 @@ int lel__sbx_start(struct lel_sandbox *s, const char *why, json_t *fields, int *
         snprintf(msg, n, "lelantosd is stopping: no sandbox starts now");
         return -1;
     }
-    if (s->srv->use_vm &&
+    int pooled = s->srv->use_vm && s->memory_file && !json_object_get(s->rec, "snapshotID") && !s->fork_transient &&
+                 lel__sbx_vm_adopt(s) == 0;
+    if (s->srv->use_vm && !pooled &&
         lel__sbx_vm_start(s, s->fork_image, lel__sbx_fork_memory(s, raw, sizeof(raw)), s->fork_transient, err, sizeof(err)) < 0) {
         lel__sbx_slot_release(s);
         json_decref(fields);

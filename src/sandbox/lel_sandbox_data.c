@@ -174,6 +174,34 @@ static int command_fields(lel_call_t *c, const char **cmd, const char **cwd, con
     return 0;
 }
 
+/* The optional "pty": {"cols", "rows"} (1..65535 each): the command runs on a pseudo-terminal of
+ * that size, its terminal's bytes streamed as stdout. It needs "stream": true (nothing would read
+ * the terminal meanwhile) and takes no "stdin" (it reads its terminal). 1 with the size, 0 when
+ * absent, -EINVAL with a 400 set on c. */
+static int pty_field(lel_call_t *c, int stream, const char *in, uint16_t *cols, uint16_t *rows)
+{
+    json_t *pty = c->json ? json_object_get(c->json, "pty") : NULL;
+    if (!pty || json_is_null(pty))
+        return 0;
+    json_t *jc = json_object_get(pty, "cols"), *jr = json_object_get(pty, "rows");
+    json_int_t vc = json_is_integer(jc) ? json_integer_value(jc) : 0, vr = json_is_integer(jr) ? json_integer_value(jr) : 0;
+    if (!json_is_object(pty) || vc < 1 || vc > 65535 || vr < 1 || vr > 65535) {
+        lel_call_error(c, 400, "invalid field 'pty': must be {\"cols\": 1..65535, \"rows\": 1..65535}");
+        return -EINVAL;
+    }
+    if (!stream) {
+        lel_call_error(c, 400, "invalid field 'pty': a command on a pty must be streamed (\"stream\": true)");
+        return -EINVAL;
+    }
+    if (*in) {
+        lel_call_error(c, 400, "invalid field 'stdin': a command on a pty reads its terminal, not 'stdin'");
+        return -EINVAL;
+    }
+    *cols = (uint16_t)vc;
+    *rows = (uint16_t)vr;
+    return 1;
+}
+
 /* The arguments and the whole environment (the sandbox's envVars too) within Linux's limits;
  * 0, or -E2BIG with a 400 set on c. */
 static int args_fit(lel_call_t *c, const char *const *argv, char **env)
@@ -231,10 +259,12 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     const char *cmd = NULL, *cwd = "/", *in = "";
     long long timeout = CMD_TIMEOUT_DEFAULT_MS;
     json_t *envs, *tenv = NULL;
-    int stream = 0;
+    int stream = 0, pty;
+    uint16_t cols = 0, rows = 0;
     if (s->tpl) /* the template's image config and env/workdir steps: the sandbox's envVars win */
         lel_template_defaults(s->tpl, &tenv, &cwd);
-    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs, &stream) < 0 || running_vm(s, c) < 0)
+    if (command_fields(c, &cmd, &cwd, &in, &timeout, &envs, &stream) < 0 ||
+        (pty = pty_field(c, stream, in, &cols, &rows)) < 0 || running_vm(s, c) < 0)
         return;
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     json_t *base = tenv ? json_deep_copy(tenv) : json_object();
@@ -248,7 +278,9 @@ void lel__sbx_command(struct lel_sandbox *s, lel_call_t *c)
     struct pending_cmd *pc = calloc(1, sizeof(*pc));
     struct lel_cmd spec = {argv, (const char *const *)env, cwd, in, json_string_length(json_object_get(c->json, "stdin")),
                            (uint64_t)timeout, stream ? LEL_CMD_STREAM : 0};
-    int r = env && pc ? lel_vm_cmd_start(s->vm, &spec, &pc->id) : -ENOMEM;
+    int r = !env || !pc ? -ENOMEM
+          : pty      ? lel_vm_cmd_start_pty(s->vm, &spec, cols, rows, &pc->id)
+                     : lel_vm_cmd_start(s->vm, &spec, &pc->id);
     free_env(env);
     if (r != 0) {
         free(pc);
@@ -289,10 +321,11 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
 {
     struct lel_run_result res;
     uint32_t id;
-    int r;
+    int r = 0, more = 1;
     lel__sbx_streams_poll(s);
-    while (s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
+    while (more && s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
         struct pending_cmd *pc = take_cmd(s, id);
+        more = !res.last; /* the guest says whether to ask again */
         if (!pc) {
             lel__sbx_envd_ended(s, id, &res); /* E2B's data plane's, or nobody's (a misbehaving guest) */
             continue;
@@ -424,6 +457,7 @@ static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *p
     x->c = c;
     x->upload = upload;
     x->id = ++s->xfer_seq;
+    x->ahead_len = -1;
     x->next = s->xfers;
     s->xfers = x;
     s->nxfers++;
@@ -439,6 +473,8 @@ static void xfer_free(struct lel_sandbox *s, struct xfer *x)
             break;
         }
     free(x->buf);
+    free(x->pg);
+    free(x->ahead);
     free(x);
 }
 
@@ -479,7 +515,7 @@ static void upload_abort(struct lel_sandbox *s, struct xfer *x)
     if (!x->started || x->in_place || !s->vm)
         return;
     uint64_t arg[4] = {x->plen, 0, 0, LEL_UP_ABORT | (uint64_t)x->tmp_id << 32}, ret[4];
-    lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, x->buf, x->plen, ret, 5000);
+    lel_vm_call_bulk(s->vm, x->pages ? LEL_OP_FILE_UPLOAD_PAGES : LEL_OP_FILE_UPLOAD, arg, x->buf, x->plen, ret, 5000);
 }
 
 /* Takes what has arrived of the body; a full chunk goes to the guest, the end goes as the last. */
@@ -523,16 +559,139 @@ static void upload_step(struct lel_sandbox *s, struct xfer *x)
     }
 }
 
+/* ---- uploads straight into guest memory ----
+ * A guest that has LEL_OP_FILE_UPLOAD_PAGES hands out pages of the temporary, and the body is
+ * read from the HTTP layer's queue into them: no copy in between, and the guest never touches
+ * them (under shadow paging each page a guest first writes costs an exit; here none does). */
+#define UP_PAGES (8u << 20) /* asked for at a time: the declared rest, or this for a chunked body */
+
+/* Gets pages for the bytes at x->off on: x->pg, x->npg, x->len. 0, the guest's errno (it
+ * removed the temporary), -ENOSYS (a guest without the op; nothing done), or -errno. */
+static int pages_get(struct lel_sandbox *s, struct xfer *x)
+{
+    uint64_t dl = x->c->declared_len, want = UP_PAGES;
+    if (dl != UINT64_MAX)
+        want = dl > x->off ? ((dl - x->off + 4095) & ~4095ULL) : 0;
+    want = want < UP_PAGES ? want : UP_PAGES;
+    uint64_t arg[4] = {x->plen, x->off, want, (!x->started ? LEL_UP_FIRST : 0) | (uint64_t)x->tmp_id << 32}, ret[4] = {0};
+    int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD_PAGES, arg, x->buf, x->plen, ret, 30000);
+    if (r == LEL_ST_ENOSYS && !x->started)
+        return -ENOSYS;
+    if (r != 0)
+        return r;
+    if (!x->started)
+        x->tmp_id = (uint32_t)ret[0];
+    x->started = 1;
+    size_t n = ret[1] < want / 4096 ? (size_t)ret[1] : (size_t)(want / 4096); /* the guest's count, clamped */
+    uint32_t pfn[256];
+    for (size_t i = 0; i < n; i += 256) { /* the list is the guest's: every page is checked */
+        size_t k = n - i < 256 ? n - i : 256;
+        lel_vm_bulk_read(s->vm, LEL_BULK_HALF + i * 4, pfn, k * 4);
+        for (size_t j = 0; j < k; j++)
+            if (!(x->pg[i + j] = lel_vm_guest_page(s->vm, pfn[j])))
+                return -EFAULT;
+    }
+    x->npg = n;
+    x->len = (uint64_t)n * 4096;
+    x->fill = 0;
+    return 0;
+}
+
+/* The body's next bytes into the pages: as many as arrived, up to the end of a run of pages
+ * that lie one after another in the host's mapping. */
+static ssize_t pages_fill(struct xfer *x)
+{
+    size_t i = x->fill / 4096, j = i + 1;
+    while (j < x->npg && x->pg[j] == x->pg[j - 1] + 4096)
+        j++;
+    uint64_t end = (uint64_t)j * 4096 < x->len ? (uint64_t)j * 4096 : x->len;
+    return lel_call_body_read(x->c, x->pg[i] + x->fill % 4096, (size_t)(end - x->fill));
+}
+
+/* The body has ended: the last page's rest is cleared and the temporary takes the path. */
+static int pages_done(struct lel_sandbox *s, struct xfer *x)
+{
+    if (x->fill % 4096)
+        memset(x->pg[x->fill / 4096] + x->fill % 4096, 0, 4096 - x->fill % 4096);
+    uint64_t arg[4] = {x->plen, x->off + x->fill, 0, LEL_UP_LAST | (uint64_t)x->tmp_id << 32}, ret[4];
+    return lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD_PAGES, arg, x->buf, x->plen, ret, 30000);
+}
+
+static void upload_step(struct lel_sandbox *s, struct xfer *x);
+
+static void upload_pages_step(struct lel_sandbox *s, struct xfer *x)
+{
+    lel_call_t *c = x->c;
+    for (;;) {
+        if (x->dead || !s->vm || s->vm != x->pvm) {
+            lel_call_error(c, 409, "the sandbox stopped while the file was uploaded");
+            upload_end(s, x);
+            return;
+        }
+        int e = 0;
+        if (x->fill == x->len) { /* these pages are full (or none yet): the next ones */
+            x->off += x->len;
+            x->len = x->fill = x->npg = 0;
+            if (!x->started || c->declared_len == UINT64_MAX || x->off < c->declared_len)
+                e = pages_get(s, x);
+        }
+        if (e == -ENOSYS) { /* an older guest: through the bulk area */
+            x->pages = 0;
+            upload_step(s, x);
+            return;
+        }
+        char probe;
+        ssize_t r = e ? 0 : x->len ? pages_fill(x) : lel_call_body_read(c, &probe, 1);
+        if (r == -EAGAIN)
+            return; /* a LEL_MSG_XFER comes when there is more */
+        if (!e && r > 0 && !x->len)
+            r = c->declared_len == UINT64_MAX ? -ENOSPC : -EPROTO; /* no pages; or past its Content-Length */
+        if (!e && r < 0) {
+            upload_abort(s, x);
+            if (r == -E2BIG)
+                lel_call_error(c, 413, "file larger than %zu bytes", s->srv->cfg.max_file_bytes);
+            else if (r == -ENOSPC)
+                lel_call_error(c, 503, "the sandbox is out of memory writing %s", x->buf);
+            else
+                lel_call_error(c, 400, "the upload ended before its body was complete");
+            upload_end(s, x);
+            return;
+        }
+        if (!e && r == 0)
+            e = pages_done(s, x);
+        if (e) {
+            if (e < 0)
+                upload_abort(s, x);
+            if (e == -EFAULT)
+                lel_call_error(c, 500, "the guest gave pages outside its memory for %s", x->buf);
+            else
+                file_error(c, e, "write", x->buf);
+            upload_end(s, x);
+            return;
+        }
+        if (r == 0) {
+            lel_call_reply(c, 204, NULL);
+            upload_end(s, x);
+            return;
+        }
+        x->fill += (size_t)r;
+    }
+}
+
 void lel__sbx_file_put(struct lel_sandbox *s, lel_call_t *c)
 {
     struct xfer *x = xfer_open(s, c, 1);
     if (!x)
         return;
     s->kept = c;
+    if ((x->pg = malloc(UP_PAGES / 4096 * sizeof(*x->pg)))) { /* else the old way: bulk */
+        x->pages = 1;
+        x->pvm = s->vm;
+    }
     if (c->body_in)
         lel_call_body_notify(c, s->actor, LEL_MSG_XFER, x->id); /* tells at once if some is there */
     else
-        upload_step(s, x); /* the body came whole */
+        (x->pages ? upload_pages_step : upload_step)(s, x); /* the body came whole */
 }
 
 void lel__sbx_file_delete(struct lel_sandbox *s, lel_call_t *c)
@@ -578,16 +737,18 @@ static json_t *listing(lel_vm_t *vm, uint64_t n)
     return out;
 }
 
-/* Reads the chunk at x->off into a new buffer; its length, or -1 with the error set on the call.
- * *total gets the file's size, *kind 1 for a file, 2 for a directory. */
-static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind)
+/* Reads the chunk at x->off into a new buffer; its length, or -1 with the error set on the call
+ * (`quiet`: not, the call is the loop thread's). *total gets the file's size, *kind 1 for a
+ * file, 2 for a directory. */
+static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind, int quiet)
 {
     /* pieces of FILE_CHUNK, not the whole bulk area: each slow reader holds one piece (the first
      * read may be a directory's listing, which may fill the bulk area) */
     uint64_t arg[4] = {x->plen, x->off, x->off ? FILE_CHUNK : LEL_BULK_SIZE, 0}, ret[4] = {0};
     int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, x->buf, x->plen, ret, 30000);
     if (r != 0) {
-        file_error(x->c, r, "read", x->buf);
+        if (!quiet)
+            file_error(x->c, r, "read", x->buf);
         return -1;
     }
     uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
@@ -601,7 +762,8 @@ static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uin
         return (ssize_t)n;
     }
     if (!(*out = malloc(n ? n : 1))) {
-        lel_call_error(x->c, 503, "out of memory");
+        if (!quiet)
+            lel_call_error(x->c, 503, "out of memory");
         return -1;
     }
     return (ssize_t)lel_vm_bulk_read(s->vm, 0, *out, n);
@@ -614,7 +776,7 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         return;
     char *data = NULL;
     uint64_t total = 0, kind = 0;
-    ssize_t n = read_chunk(s, x, &data, &total, &kind);
+    ssize_t n = read_chunk(s, x, &data, &total, &kind, 0);
     if (n >= 0 && kind == 2)
         lel_call_reply(c, 200, listing(s->vm, (uint64_t)n));
     else if (n >= 0 && total > s->srv->cfg.max_file_bytes)
@@ -634,7 +796,23 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         xfer_free(s, x);
         return;
     }
-    lel_call_stream(c, total, s->actor, LEL_MSG_XFER, x->id);
+    lel_call_stream(c, total, s->actor, LEL_MSG_XFER, x->id); /* read ahead once it reads: a client that never
+                                                                   does holds one piece */
+}
+
+/* Reads the piece at x->off into x->ahead while h2o sends the one before it: the guest's
+ * read and the actor's hop are then off the client's path. A failed read leaves none. */
+static void read_ahead(struct lel_sandbox *s, struct xfer *x)
+{
+    uint64_t total = 0, kind = 0;
+    char *data = NULL;
+    ssize_t n = read_chunk(s, x, &data, &total, &kind, 1); /* the call is h2o's now: untouched */
+    if (n > 0 && kind == 1) {
+        x->ahead = data;
+        x->ahead_len = n;
+    } else {
+        free(data);
+    }
 }
 
 /* The client has taken the last piece and wants the next. */
@@ -642,10 +820,14 @@ static void download_step(struct lel_sandbox *s, struct xfer *x)
 {
     lel_call_t *c = x->c;
     char *data = NULL;
-    uint64_t total = 0, kind = 0;
+    uint64_t total = 0, kind = 1;
     ssize_t n = -1;
-    if (!atomic_load(&c->cancelled) && !x->dead && s->vm)
-        n = read_chunk(s, x, &data, &total, &kind);
+    if (x->ahead_len > 0 && !atomic_load(&c->cancelled) && !x->dead && s->vm) {
+        data = x->ahead, n = x->ahead_len;
+        x->ahead = NULL, x->ahead_len = -1;
+    } else if (!atomic_load(&c->cancelled) && !x->dead && s->vm) {
+        n = read_chunk(s, x, &data, &total, &kind, 1); /* the head went out: an error cuts it short */
+    }
     if (n <= 0 || kind != 1) { /* gone, failed, or the file shrank or changed kind: cut short */
         free(data);
         lel_call_piece(c, -1);
@@ -661,13 +843,17 @@ static void download_step(struct lel_sandbox *s, struct xfer *x)
     if (!more)
         xfer_free(s, x);
     lel_call_piece(c, more);
+    if (more)
+        read_ahead(s, x); /* the actor keeps x: the call's next request comes by message */
 }
 
 void lel__sbx_xfer_step(struct lel_sandbox *s, uint32_t id)
 {
     for (struct xfer *x = s->xfers; x; x = x->next)
         if (x->id == id) {
-            if (x->upload)
+            if (x->upload && x->pages)
+                upload_pages_step(s, x);
+            else if (x->upload)
                 upload_step(s, x);
             else
                 download_step(s, x);

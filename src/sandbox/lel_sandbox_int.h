@@ -48,6 +48,16 @@ struct xfer {
     uint64_t off, total;
     char *buf;        /* path, NUL, then up to a chunk of data */
     size_t fill;
+    /* upload into guest pages (LEL_OP_FILE_UPLOAD_PAGES): the pages the guest gave for
+     * [off, off + len) of its temporary, by the VM that gave them; fill bytes in */
+    int pages;        /* 1: this way; 0: through bulk (decided by the first chunk) */
+    uint8_t **pg;
+    size_t npg;
+    uint64_t len;
+    lel_vm_t *pvm;
+    /* download: the piece after the one h2o is sending, read from the guest meanwhile */
+    char *ahead;
+    ssize_t ahead_len; /* -1: none read */
     struct xfer *next;
 };
 
@@ -149,6 +159,9 @@ void lel__sbx_pause_image(struct lel_sandbox *s, char *buf, size_t n);
  * against that image's base). */
 int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memory_file, int transient, char *err,
                       size_t errlen);
+/** A create from a template: its VM from the template's warm pool (ready, nothing to restore).
+ * 0, or -ENOENT when the pool has none (then lel__sbx_vm_start restores one). */
+int lel__sbx_vm_adopt(struct lel_sandbox *s);
 /** The memory file for a start from s->fork_image: a template's, or the snapshot's (made now). */
 const char *lel__sbx_fork_memory(struct lel_sandbox *s, char *raw, size_t n);
 int lel__sbx_vm_save(struct lel_sandbox *s, const char *path, struct lel_snap_info *info, char *err, size_t errlen);

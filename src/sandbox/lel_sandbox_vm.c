@@ -86,7 +86,7 @@ void lel__sbx_vm_release(struct lel_sandbox *s)
     lel_envd_vm_gone(s->envd, "the sandbox stopped");
     lel__sbx_net_detach(s); /* its connections end before the VM goes */
     if (s->vm) {
-        lel_vm_destroy(s->vm);
+        lel_vm_reap(s->srv->reaper, s->vm); /* its vCPU ends now, the rest off this path */
         s->vm = NULL;
         lel_actor_unref(s->actor); /* the reference the VM's callbacks needed */
     }
@@ -116,6 +116,21 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
         lel_vm_destroy(vm);
         lel_actor_unref(s->actor);
         return r;
+    }
+    s->vm = vm;
+    lel__sbx_net_attach(s);
+    s->cpu_prev_ns = lel_vm_cpu_ns(vm);
+    s->cpu_prev_ms = lel_mono_ms();
+    return 0;
+}
+
+int lel__sbx_vm_adopt(struct lel_sandbox *s)
+{
+    lel_actor_ref(s->actor); /* before its callbacks can reach the sandbox */
+    lel_vm_t *vm = s->tpl ? lel_template_take_vm(s->tpl, &vm_ops, s) : NULL;
+    if (!vm) {
+        lel_actor_unref(s->actor);
+        return -ENOENT;
     }
     s->vm = vm;
     lel__sbx_net_attach(s);

@@ -131,6 +131,7 @@ static void drop_key(void *ctx, const char *id, void *value)
 
 static void server_free(lel_server_t *srv)
 {
+    lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
     if (srv->sandboxes && srv->pool)
@@ -139,6 +140,9 @@ static void server_free(lel_server_t *srv)
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
     lel_net_stop(srv->net);       /* every sandbox let go of its endpoint by now */
+    lel_template_pool_free(srv);
+    lel_vm_reaper_free(srv->reaper); /* every VM handed to it is destroyed */
+    srv->reaper = NULL;
     if (srv->timers)
         lel_timers_free(srv->timers); /* pending ones release their actors */
     if (srv->sandboxes) {
@@ -247,11 +251,20 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     }
     if (srv->use_vm && (r = start_net(srv, err, errlen)) < 0)
         goto fail;
+    if (srv->use_vm && !(srv->reaper = lel_vm_reaper_new())) {
+        r = -EAGAIN;
+        snprintf(err, errlen, "cannot start the VM reaper thread");
+        goto fail;
+    }
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
     if ((r = lel_layer_check(srv)) < 0) {
         snprintf(err, errlen, "cannot check the image records in the store");
+        goto fail;
+    }
+    if ((r = lel_template_pool_start(srv)) < 0) {
+        snprintf(err, errlen, "cannot start the warm pool's thread: %s", strerror(-r));
         goto fail;
     }
     static const lel_http_handlers_t hd = {lel_api_admit, lel_api_dispatch};

@@ -6,6 +6,7 @@
 #include "../common/lel_codec.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,19 @@ struct lel_store {
     rocksdb_column_family_handle_t *cf[LEL_CF_COUNT];
     rocksdb_writeoptions_t *wo, *wo_relaxed;
     rocksdb_readoptions_t *ro;
+    int sync;
+    /* the group commit's syncer (lel_store_write_async), started with the store when it syncs */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_cond;
+    struct pending_sync *sync_head, *sync_tail;
+    int sync_started, sync_stop;
+    pthread_t sync_thread;
+};
+
+struct pending_sync {
+    void (*done)(void *arg, int r);
+    void *arg;
+    struct pending_sync *next;
 };
 
 struct lel_batch {
@@ -28,6 +42,8 @@ struct lel_batch {
     rocksdb_writebatch_t *wb;
     int failed;
 };
+
+static void *syncer_main(void *arg);
 
 int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen)
 {
@@ -85,14 +101,22 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
     rocksdb_writeoptions_set_sync(st->wo, sync ? 1 : 0);
     st->wo_relaxed = rocksdb_writeoptions_create();
     st->ro = rocksdb_readoptions_create();
+    st->sync = sync;
+    pthread_mutex_init(&st->sync_lock, NULL);
+    pthread_cond_init(&st->sync_cond, NULL);
+    /* the group commit's syncer, from the start (without it lel_store_write_async syncs inline) */
+    st->sync_started = sync && pthread_create(&st->sync_thread, NULL, syncer_main, st) == 0;
     *out = st;
     return 0;
 }
+
+static void syncer_stop(lel_store_t *st);
 
 void lel_store_close(lel_store_t *st)
 {
     if (!st)
         return;
+    syncer_stop(st); /* what it has queued is synced and told first */
     char *rerr = NULL;
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
@@ -112,6 +136,8 @@ void lel_store_close(lel_store_t *st)
     rocksdb_writeoptions_destroy(st->wo_relaxed);
     rocksdb_readoptions_destroy(st->ro);
     rocksdb_options_destroy(st->opts);
+    pthread_cond_destroy(&st->sync_cond);
+    pthread_mutex_destroy(&st->sync_lock);
     free(st);
 }
 
@@ -301,6 +327,83 @@ int lel_store_write(lel_store_t *st, lel_batch_t *b)
 int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b)
 {
     return write_with(st, b, st->wo_relaxed);
+}
+
+static int sync_wal(lel_store_t *st)
+{
+    char *rerr = NULL;
+    rocksdb_flush_wal(st->db, 1, &rerr);
+    if (!rerr)
+        return 0;
+    fprintf(stderr, "lelantos: store sync: %s\n", rerr);
+    rocksdb_free(rerr);
+    return -EIO;
+}
+
+/* Every write queued before a round began is in the WAL (it was written before it was queued),
+ * so one sync of the WAL makes the whole round durable. */
+static void *syncer_main(void *arg)
+{
+    lel_store_t *st = arg;
+    pthread_mutex_lock(&st->sync_lock);
+    for (;;) {
+        struct pending_sync *round = st->sync_head;
+        if (!round) {
+            if (st->sync_stop)
+                break;
+            pthread_cond_wait(&st->sync_cond, &st->sync_lock);
+            continue;
+        }
+        st->sync_head = st->sync_tail = NULL;
+        pthread_mutex_unlock(&st->sync_lock);
+        int r = sync_wal(st);
+        for (struct pending_sync *p = round, *n; p; p = n) {
+            n = p->next;
+            p->done(p->arg, r);
+            free(p);
+        }
+        pthread_mutex_lock(&st->sync_lock);
+    }
+    pthread_mutex_unlock(&st->sync_lock);
+    return NULL;
+}
+
+static void syncer_stop(lel_store_t *st)
+{
+    pthread_mutex_lock(&st->sync_lock);
+    int started = st->sync_started;
+    st->sync_stop = 1;
+    pthread_cond_signal(&st->sync_cond);
+    pthread_mutex_unlock(&st->sync_lock);
+    if (started)
+        pthread_join(st->sync_thread, NULL);
+}
+
+void lel_store_write_async(lel_store_t *st, lel_batch_t *b, void (*done)(void *arg, int r), void *arg)
+{
+    int r = write_with(st, b, st->sync ? st->wo_relaxed : st->wo);
+    struct pending_sync *p = r == 0 && st->sync ? malloc(sizeof(*p)) : NULL;
+    if (r < 0 || !st->sync) {
+        done(arg, r);
+        return;
+    }
+    pthread_mutex_lock(&st->sync_lock);
+    if (!p || !st->sync_started || st->sync_stop) { /* no syncer: this thread syncs */
+        pthread_mutex_unlock(&st->sync_lock);
+        free(p);
+        done(arg, sync_wal(st));
+        return;
+    }
+    p->done = done;
+    p->arg = arg;
+    p->next = NULL;
+    if (st->sync_tail)
+        st->sync_tail->next = p;
+    else
+        st->sync_head = p;
+    st->sync_tail = p;
+    pthread_cond_signal(&st->sync_cond);
+    pthread_mutex_unlock(&st->sync_lock);
 }
 
 int lel_store_put(lel_store_t *st, enum lel_cf cf, const char *key, const json_t *value)

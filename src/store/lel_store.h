@@ -55,6 +55,12 @@ int lel_store_write(lel_store_t *st, lel_batch_t *b);
 /** Like lel_store_write but without waiting for the WAL fsync: survives a process crash, not
  * a power loss. For data nobody was promised (console lines). */
 int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b);
+/** Group commit: applies the batch at once (readers see it) and calls done(arg, 0) once it is
+ * durable, or done(arg, -EIO). With sync the store's syncer thread fsyncs the WAL once for
+ * every write queued since its last sync, so concurrent writers share one fsync and none waits
+ * for it on its own thread; `done` then runs on that thread. Without sync, or when the write
+ * itself fails, `done` runs here before the return. */
+void lel_store_write_async(lel_store_t *st, lel_batch_t *b, void (*done)(void *arg, int r), void *arg);
 /** Frees a batch without applying it. */
 void lel_batch_free(lel_batch_t *b);
 

@@ -28,7 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUTPUT_LOG_MAX 4096 /* bytes of a step's output kept in the build log */
+#define OUTPUT_LOG_MAX 4096 /* bytes of a step's output kept in the build log (a guest that does not stream) */
+#define LINE_MAX_BYTES 4096 /* a longer line of a streamed step's output is logged in pieces */
+#define STREAM_LOG_MAX (256u << 10) /* bytes of each stream of a step logged; the rest is counted */
+#define POLL_STREAM_MS 20   /* a streamed step's polls while it writes (each one stores the log) */
 #define POLL_MIN_MS 1       /* a command's first poll; the interval doubles up to POLL_MAX_MS */
 #define POLL_MAX_MS 100
 #define READY_RETRY_MS 200  /* between readyCmd tries */
@@ -48,21 +51,28 @@ static void save(struct build *b)
     lel_store_put(b->t->srv->store, LEL_CF_BUILDS, b->path, b->rec);
 }
 
-static void logf_(struct build *b, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void logf_(struct build *b, const char *level, const char *fmt, ...)
+/* Appends one log line (len bytes of msg) to the record, not yet stored. */
+static void log_add(struct build *b, const char *level, const char *msg, size_t len)
 {
-    char msg[OUTPUT_LOG_MAX + 256], ts[32];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    char ts[32];
     size_t n;
-    char *clean = lel_utf8_sanitize(msg, strlen(msg), &n);
+    char *clean = lel_utf8_sanitize(msg, len, &n);
     lel_rfc3339(lel_now_ms(), ts);
     json_array_append_new(json_object_get(b->rec, "logs"), json_stringn(clean ? clean : "", clean ? n : 0));
     json_array_append_new(json_object_get(b->rec, "logEntries"),
                           json_pack("{s:s, s:s, s:s%}", "timestamp", ts, "level", level, "message", clean ? clean : "", clean ? n : 0));
     free(clean);
+}
+
+static void logf_(struct build *b, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(struct build *b, const char *level, const char *fmt, ...)
+{
+    char msg[OUTPUT_LOG_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_add(b, level, msg, strlen(msg));
     save(b);
 }
 
@@ -182,6 +192,12 @@ struct lel_build_state {
     int64_t boot_deadline_ms; /* monotonic */
     /* the command in flight (cmd_running): its id, what the logs call it, when it is wedged */
     int cmd_running, cmd_quiet;
+    int streamed; /* its output is read while it runs and logged line by line (not quiet, a guest that streams) */
+    struct out_line {
+        char buf[LINE_MAX_BYTES];
+        size_t n;
+        uint64_t logged, dropped;
+    } out[2]; /* stdout, stderr: the line being read */
     uint32_t cmd_id;
     int64_t cmd_deadline_ms; /* monotonic */
     int poll_ms;
@@ -240,7 +256,7 @@ static int cmd_start(struct lel_build_state *bs, const char *const *argv, int qu
         return -1;
     }
     char **env = make_env(bs);
-    struct lel_cmd c = {argv, (const char *const *)env, bs->cwd, NULL, 0, (uint64_t)left, 0};
+    struct lel_cmd c = {argv, (const char *const *)env, bs->cwd, NULL, 0, (uint64_t)left, quiet ? 0 : LEL_CMD_STREAM};
     int r = env ? lel_vm_cmd_start(b->vm, &c, &bs->cmd_id) : -ENOMEM;
     free_env(env);
     if (r != 0) {
@@ -249,6 +265,8 @@ static int cmd_start(struct lel_build_state *bs, const char *const *argv, int qu
     }
     bs->cmd_running = 1;
     bs->cmd_quiet = quiet;
+    bs->streamed = !quiet;
+    memset(bs->out, 0, sizeof(bs->out));
     bs->cmd_deadline_ms = lel_mono_ms() + left + CMD_GRACE_MS;
     bs->poll_ms = POLL_MIN_MS;
     next(b->t, bs->poll_ms);
@@ -268,6 +286,80 @@ static void log_output(struct build *b, const struct lel_run_result *res)
         logf_(b, "warn", "%s", out);
 }
 
+/* Ends stream k's line being read: logged (within STREAM_LOG_MAX), or counted. */
+static void line_end(struct lel_build_state *bs, int k)
+{
+    struct out_line *o = &bs->out[k];
+    if (o->logged + o->n <= STREAM_LOG_MAX) {
+        log_add(&bs->b, k ? "warn" : "info", o->buf, o->n);
+        o->logged += o->n;
+    } else {
+        o->dropped += o->n;
+    }
+    o->n = 0;
+}
+
+/* Output of a streamed step: split into lines, each a log entry as it completes (issue 18:
+ * a step's output while it runs). */
+static void feed(struct lel_build_state *bs, int k, const char *p, size_t n)
+{
+    struct out_line *o = &bs->out[k];
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' || o->n == sizeof(o->buf)) {
+            line_end(bs, k);
+            if (p[i] == '\n')
+                continue;
+        }
+        o->buf[o->n++] = p[i];
+    }
+}
+
+/* What the streamed step wrote into the bulk area (out bytes at 0, err at LEL_BULK_HALF). */
+static void feed_bulk(struct lel_build_state *bs, uint64_t out_len, uint64_t err_len)
+{
+    char chunk[1 << 14];
+    uint64_t len[2] = {out_len, err_len};
+    for (int k = 0; k < 2; k++)
+        for (uint64_t off = 0; off < len[k];) {
+            size_t want = len[k] - off < sizeof(chunk) ? (size_t)(len[k] - off) : sizeof(chunk);
+            size_t got = lel_vm_bulk_read(bs->b.vm, (k ? LEL_BULK_HALF : 0) + off, chunk, want);
+            if (!got)
+                break;
+            feed(bs, k, chunk, got);
+            off += got;
+        }
+}
+
+/* The streamed step ended: the lines not ended yet, and what was not logged. */
+static void feed_end(struct lel_build_state *bs)
+{
+    for (int k = 0; k < 2; k++) {
+        if (bs->out[k].n)
+            line_end(bs, k);
+        if (bs->out[k].dropped)
+            logf_(&bs->b, "warn", "(%llu more bytes of its %s not logged)", (unsigned long long)bs->out[k].dropped,
+                  k ? "stderr" : "stdout");
+    }
+    save(&bs->b);
+}
+
+/* A poll of a streamed step that still runs: its new output is logged. 1 when there was some. */
+static int stream_poll(struct lel_build_state *bs)
+{
+    uint64_t out_len, err_len;
+    int ended;
+    int r = lel_vm_cmd_read(bs->b.vm, bs->cmd_id, &out_len, &err_len, &ended);
+    if (r == -ENOSYS || r == -EINVAL) { /* a guest older than streaming: the output comes with the end */
+        bs->streamed = 0;
+        return 0;
+    }
+    if (r < 0 || (!out_len && !err_len))
+        return 0;
+    feed_bulk(bs, out_len, err_len);
+    save(&bs->b);
+    return 1;
+}
+
 /* One poll of the command in flight: 1 while it runs (the next poll is armed), 0 when it ended
  * (*code its exit status, its output logged), -1 when it failed (logged). */
 static int cmd_poll(struct lel_build_state *bs, int *code)
@@ -277,7 +369,10 @@ static int cmd_poll(struct lel_build_state *bs, int *code)
     uint32_t got;
     int r = lel_vm_cmd_result(b->vm, bs->cmd_id, &got, &res);
     if (r == -EAGAIN && lel_mono_ms() < bs->cmd_deadline_ms) {
-        bs->poll_ms = bs->poll_ms * 2 < POLL_MAX_MS ? bs->poll_ms * 2 : POLL_MAX_MS;
+        if (bs->streamed && stream_poll(bs))
+            bs->poll_ms = POLL_STREAM_MS; /* it writes: soon again */
+        else
+            bs->poll_ms = bs->poll_ms * 2 < POLL_MAX_MS ? bs->poll_ms * 2 : POLL_MAX_MS;
         next(b->t, bs->poll_ms);
         return 1;
     }
@@ -289,8 +384,12 @@ static int cmd_poll(struct lel_build_state *bs, int *code)
               r == -EAGAIN ? "the guest did not end it by its timeout" : r == -EPIPE ? "the build VM died" : "the guest did not answer");
         return -1;
     }
-    if (!bs->cmd_quiet)
+    if (bs->streamed) { /* the rest of its output came with its result */
+        feed_bulk(bs, res.out_len, res.err_len);
+        feed_end(bs);
+    } else if (!bs->cmd_quiet) {
         log_output(b, &res);
+    }
     if (res.timed_out) {
         logf_(b, "error", "%s: the build ran out of time", bs->what);
         return -1;
@@ -473,6 +572,7 @@ static void finish(struct lel_template *t, const char *reason)
         set_status(&bs->b, "error", reason);
     } else {
         atomic_store(&t->image_ready, 1);
+        lel__template_pool_want(t, !strcmp(t->team_id, LEL_BUILTIN_TEAM)); /* its pool refills from the new image */
         logf_(&bs->b, "info", "build ready");
         set_status(&bs->b, "ready", NULL);
     }

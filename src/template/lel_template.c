@@ -48,6 +48,8 @@ static void template_free(void *p)
 {
     struct lel_template *t = p;
     lel__template_build_abandon(t); /* the daemon is stopping mid-build: the next start marks it error */
+    lel__template_pool_drain(t, 1); /* emptied by the stop already; a template freed otherwise has none */
+    pthread_mutex_destroy(&t->pool_lock);
     lel__template_context_abandon(t);
     if (t->image_id[0]) /* a template that was never made (its use is given back at DELETE) */
         lel_image_release(t->srv, t->image_id);
@@ -81,9 +83,11 @@ lel_actor_t *lel__template_new(lel_server_t *srv, json_t *rec)
     load_image_stem(t);
     atomic_init(&t->in_use, 0);
     atomic_init(&t->status, lel__template_status(json_string_value(json_object_get(rec, "buildStatus"))));
+    pthread_mutex_init(&t->pool_lock, NULL);
     lel_actor_t *a = lel_actor_new(srv->pool, template_handle, t, template_free);
     if (!a) {
         json_decref(t->defaults);
+        pthread_mutex_destroy(&t->pool_lock);
         pthread_mutex_destroy(&t->image_lock);
         free(t);
     }
@@ -557,6 +561,7 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
         return;
     }
     lel__template_build_abandon(t);
+    lel__template_pool_drain(t, 1); /* its pooled VMs go with it, before its image files */
     t->deleted = 1;
     if (t->image_id[0]) { /* its image may go now */
         lel_image_release(t->srv, t->image_id);

@@ -37,4 +37,20 @@ void lel_template_release(lel_actor_t *tpl);
 /** When the template has a built image, its paths (image and raw memory, n bytes each); 1 then, else 0. */
 int lel_template_image(lel_actor_t *tpl, char *img, char *raw, size_t n);
 
+struct lel_vm;
+struct lel_vm_ops;
+/** A VM of the template's warm pool (templates.warm_pool): restored from its current image with
+ * its clock and random seed set, nobody's before; from now on `ops`/`ctx` are its callbacks.
+ * NULL when none is ready (then the caller restores one). The template's pool is kept filled
+ * from the first take on. Any thread. */
+struct lel_vm *lel_template_take_vm(lel_actor_t *tpl, const struct lel_vm_ops *ops, void *ctx);
+/** Starts the pool's filler thread (with VMs and templates.warm_pool > 0); the built-in
+ * template's pool fills at once. 0 or -errno. */
+int lel_template_pool_start(lel_server_t *srv);
+/** Ends the filler and destroys every pooled VM (the stop, before the templates go); a take
+ * after it finds none. */
+void lel_template_pool_stop(lel_server_t *srv);
+/** Frees what is left of the pool, once no actor can take any more (after the worker pool). */
+void lel_template_pool_free(lel_server_t *srv);
+
 #endif

@@ -443,10 +443,10 @@ static json_t *definition_body(struct lel_template *t, lel_call_t *c)
 /* POST /v2/templates/{id}/builds/{buildID}: the steps come, the build starts. */
 static void trigger(struct lel_template *t, lel_call_t *c)
 {
-    const char *bid = json_string_value(json_object_get(t->rec, "buildID"));
-    char path[64];
+    char bid[LEL_ID_LEN + 1], path[64];
     long long cpu = t->cpu, mem = t->mem_mb;
-    if (!bid || strcmp(bid, c->id2)) {
+    snprintf(bid, sizeof(bid), "%s", json_string_value(json_object_get(t->rec, "buildID")) ?: "");
+    if (!*bid || strcmp(bid, c->id2)) {
         lel_call_error(c, 404, "build '%s' of template '%s' not found", c->id2, t->id);
         return;
     }
@@ -519,7 +519,7 @@ static void files_link(struct lel_template *t, lel_call_t *c)
     const char *tok = json_string_value(json_object_get(t->rec, "uploadToken"));
     char *url = NULL;
     if (!tok || !c->host ||
-        asprintf(&url, "%s://%s/templates/%s/files/%s?token=%s", t->srv->cfg.tls_cert ? "https" : "http", c->host, t->id,
+        asprintf(&url, "%s://%s/templates/%s/files/%s?token=%s", t->srv->cfg.tls_cert && *t->srv->cfg.tls_cert ? "https" : "http", c->host, t->id,
                  c->id2, tok) < 0) {
         lel_call_error(c, !tok ? 409 : 400, "%s", !tok ? "this template takes no uploads (it was not made by POST /v3/templates)"
                                                        : "cannot make an upload URL without a Host header");
@@ -609,8 +609,10 @@ static void tags_change(struct lel_template *t, lel_call_t *c)
 {
     json_t *want = body_tags(c), *tags, *v;
     const char *target = json_string_value(json_object_get(c->json, c->route == R_TPL_TAGS_ADD ? "target" : "name"));
-    const char *colon = target ? strchr(target, ':') : NULL, *bid = json_string_value(json_object_get(t->rec, "buildID"));
+    const char *colon = target ? strchr(target, ':') : NULL;
+    char bid[LEL_ID_LEN + 1]; /* copied: store_tags replaces t->rec */
     size_t i, at;
+    snprintf(bid, sizeof(bid), "%s", json_string_value(json_object_get(t->rec, "buildID")) ?: "");
     if (!want)
         return;
     tags = json_deep_copy(json_object_get(t->rec, "tags"));
@@ -634,12 +636,12 @@ static void tags_change(struct lel_template *t, lel_call_t *c)
         else if (!find_tag(tags, tag, NULL)) {
             char ts[32];
             lel_rfc3339(lel_now_ms(), ts);
-            json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "tag", tag, "buildID", bid ?: "", "createdAt", ts));
+            json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "tag", tag, "buildID", bid, "createdAt", ts));
         }
     }
     if (store_tags(t, c, tags) == 0) {
         if (c->route == R_TPL_TAGS_ADD)
-            lel_call_reply(c, 201, json_pack("{s:O, s:s}", "tags", want, "buildID", bid ?: ""));
+            lel_call_reply(c, 201, json_pack("{s:O, s:s}", "tags", want, "buildID", bid));
         else
             lel_call_reply(c, 204, NULL);
     }

@@ -32,6 +32,13 @@ struct lel_template {
      * that; written by the build while image_ready is 0, read under image_lock */
     pthread_mutex_t image_lock;
     char image_stem[2 * LEL_ID_LEN + 8];
+    /* its warm pool (lel_template_pool.c), under pool_lock: VMs restored ahead from its image */
+    pthread_mutex_t pool_lock;
+    struct lel_warm_vm *warm;
+    int nwarm;
+    int warm_on;     /* a sandbox started from it since the daemon started (base: always) */
+    int warm_queued; /* on the filler's queue */
+    int warm_closed; /* deleted, or the daemon stops: never filled again */
 };
 
 /* lel_template.c, for its other files */
@@ -90,6 +97,12 @@ void lel__template_build_step(struct lel_template *t);
  * running in it ends with it) and its build slot released. For shutdown, and for a DELETE that
  * cancels the build (which removes the records itself). */
 void lel__template_build_abandon(struct lel_template *t);
+
+/* lel_template_pool.c: the warm pool */
+/** Has the filler top up t's pool (`turn_on`: from now on, else only when it is on). Any thread. */
+void lel__template_pool_want(struct lel_template *t, int turn_on);
+/** Destroys t's pooled VMs; `close`: and never fills it again (DELETE, the stop). Any thread. */
+void lel__template_pool_drain(struct lel_template *t, int close);
 
 /* lel_build_image.c: the image's root filesystem image (rofs), built once per image. */
 struct lel_img_rofs;

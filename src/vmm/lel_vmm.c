@@ -28,6 +28,29 @@ extern const unsigned char lel_rootfs_image[], lel_rootfs_image_end[];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int kvm_fd = -1, kvm_errno;
 static enum lel_vmm_backend backend;
+/* KVM_GET_SUPPORTED_CPUID, asked once: the answer never changes, and asking costs ~0.4 ms,
+ * which every VM start paid */
+static struct kvm_cpuid2 *supported_cpuid;
+static size_t supported_cpuid_len;
+
+static void cache_cpuid(void)
+{
+    for (int n = 128; n <= 4096; n *= 2) {
+        size_t len = sizeof(struct kvm_cpuid2) + (size_t)n * sizeof(struct kvm_cpuid_entry2);
+        struct kvm_cpuid2 *c = calloc(1, len);
+        if (!c)
+            return;
+        c->nent = (uint32_t)n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            supported_cpuid = c;
+            supported_cpuid_len = sizeof(struct kvm_cpuid2) + c->nent * sizeof(struct kvm_cpuid_entry2);
+            return;
+        }
+        free(c);
+        if (errno != E2BIG)
+            return;
+    }
+}
 
 static void on_kick(int sig)
 {
@@ -53,6 +76,7 @@ static void init_once(void)
         return;
     }
     backend = access("/sys/module/kvm_pvm", F_OK) == 0 ? LEL_VMM_PVM : LEL_VMM_KVM;
+    cache_cpuid();
 }
 
 int lel__kvm_fd(void)
@@ -82,19 +106,11 @@ const char *lel_vmm_backend_name(enum lel_vmm_backend b)
 
 struct kvm_cpuid2 *lel__supported_cpuid(void)
 {
-    int n = 128;
-    for (;;) {
-        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
-        if (!c)
-            return NULL;
-        c->nent = (uint32_t)n;
-        if (ioctl(lel__kvm_fd(), KVM_GET_SUPPORTED_CPUID, c) == 0)
-            return c;
-        free(c);
-        if (errno != E2BIG || n > 4096)
-            return NULL;
-        n *= 2;
-    }
+    pthread_once(&once, init_once);
+    struct kvm_cpuid2 *c = supported_cpuid ? malloc(supported_cpuid_len) : NULL;
+    if (c)
+        memcpy(c, supported_cpuid, supported_cpuid_len);
+    return c;
 }
 
 uint32_t *lel__msr_list(size_t *n)
@@ -165,9 +181,6 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if ((vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0)) < 0)
         goto fail;
     ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000UL); /* VMX without unrestricted guest needs it; others ignore */
-    step = "KVM_CREATE_IRQCHIP";
-    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        goto fail;
     step = "mmap guest memory";
     if (cfg->memory_file) {
         /* copy-on-write over a shared raw memory file: the VM pays only for the pages it changes */
@@ -193,6 +206,12 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
         errno = -r;
         goto fail;
     }
+    /* the irqchip after the memory: creating it starts an SRCU grace period (~7 ms here) that a
+     * memory slot set after it waits out, which made the slot the largest part of a start; the
+     * VM's destroy waits it out instead (off the request path, and long over by then) */
+    step = "KVM_CREATE_IRQCHIP";
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        goto fail;
     step = "KVM_CREATE_VCPU";
     if ((vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0)) < 0)
         goto fail;
@@ -235,22 +254,23 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
     s->db = !code;
 }
 
-/* Identity map of all guest RAM with 2 MiB pages; U/S=1 at every level (required by PVM). */
+/* Identity map of all guest RAM with 2 MiB pages; U/S=1 at every level (required by PVM), and
+ * accessed and dirty set: the shadow MMU then never writes them back (the guest's PTE_A, PTE_D). */
 static void build_page_tables(lel_vm_t *vm)
 {
     uint64_t *pml4 = (uint64_t *)(vm->mem + LEL_GPA_PML4), *pdpt = (uint64_t *)(vm->mem + LEL_GPA_PDPT);
     uint64_t top = vm->mem_bytes > LEL_LOW_MEM_MAX ? (1ULL << 32) + vm->mem_bytes - LEL_LOW_MEM_MAX : vm->mem_bytes;
     uint64_t ngb = (top + (1ULL << 30) - 1) >> 30;
     uint64_t *pdpt_high = (uint64_t *)(vm->mem + LEL_GPA_PDPT_HIGH);
-    pml4[0] = LEL_GPA_PDPT | 7;                        /* identity, for the first instructions */
-    pml4[LEL_PML4_DMAP_SLOT] = LEL_GPA_PDPT | 7;       /* the same GiB entries: the direct map */
-    pml4[LEL_PML4_KERNEL_SLOT] = LEL_GPA_PDPT_HIGH | 7; /* -2 GiB: the first GiB again, for the kernel image */
-    pdpt_high[510] = LEL_GPA_PD | 7;
+    pml4[0] = LEL_GPA_PDPT | 0x27;                        /* identity, for the first instructions */
+    pml4[LEL_PML4_DMAP_SLOT] = LEL_GPA_PDPT | 0x27;       /* the same GiB entries: the direct map */
+    pml4[LEL_PML4_KERNEL_SLOT] = LEL_GPA_PDPT_HIGH | 0x27; /* -2 GiB: the first GiB again, for the kernel image */
+    pdpt_high[510] = LEL_GPA_PD | 0x27;
     for (uint64_t g = 0; g < ngb; g++) {
         uint64_t *pd = (uint64_t *)(vm->mem + LEL_GPA_PD + g * 4096);
-        pdpt[g] = (LEL_GPA_PD + g * 4096) | 7;
+        pdpt[g] = (LEL_GPA_PD + g * 4096) | 0x27;
         for (int i = 0; i < 512; i++)
-            pd[i] = ((g << 30) + ((uint64_t)i << 21)) | 0x87;
+            pd[i] = ((g << 30) + ((uint64_t)i << 21)) | 0xe7;
     }
 }
 
@@ -330,11 +350,12 @@ static void die(lel_vm_t *vm, const char *why)
         vm->dying = 1;
         snprintf(vm->why, sizeof(vm->why), "%s", why);
     }
+    void (*died)(void *, const char *) = vm->ops.died, *ctx = vm->ctx; /* as lel_vm_set_ops left them */
     pthread_mutex_unlock(&vm->lock);
     if (!first)
         return;
-    if (vm->ops.died)
-        vm->ops.died(vm->ctx, why);
+    if (died)
+        died(ctx, why);
     pthread_mutex_lock(&vm->lock);
     vm->state = VM_DEAD;
     pthread_cond_broadcast(&vm->cond);
@@ -344,19 +365,22 @@ static void die(lel_vm_t *vm, const char *why)
 static void flush_line(lel_vm_t *vm)
 {
     int64_t now = lel_mono_ms();
+    pthread_mutex_lock(&vm->lock); /* lel_vm_set_ops may change them */
+    void (*line)(void *, const char *, size_t) = vm->ops.console_line, *ctx = vm->ctx;
+    pthread_mutex_unlock(&vm->lock);
     if (now - vm->line_window_ms >= 1000) {
-        if (vm->lines_dropped && vm->ops.console_line) {
+        if (vm->lines_dropped && line) {
             char msg[64];
             int n = snprintf(msg, sizeof(msg), "[%u console lines dropped]", vm->lines_dropped);
-            vm->ops.console_line(vm->ctx, msg, (size_t)n);
+            line(ctx, msg, (size_t)n);
         }
         vm->line_window_ms = now;
         vm->lines_in_window = vm->lines_dropped = 0;
     }
     if (++vm->lines_in_window > CONSOLE_LINES_PER_S)
         vm->lines_dropped++;
-    else if (vm->ops.console_line)
-        vm->ops.console_line(vm->ctx, vm->line, vm->linelen);
+    else if (line)
+        line(ctx, vm->line, vm->linelen);
     vm->linelen = 0;
 }
 
@@ -391,10 +415,11 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
         vm->responses++;
     else if (v == LEL_BELL_EVENT)
         vm->events++;
+    void (*event)(void *) = vm->ops.event, *ctx = vm->ctx;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
-    if (v == LEL_BELL_EVENT && vm->ops.event)
-        vm->ops.event(vm->ctx);
+    if (v == LEL_BELL_EVENT && event)
+        event(ctx);
 }
 
 static void net_bell(lel_vm_t *vm)
@@ -746,25 +771,47 @@ int lel_vm_cont(lel_vm_t *vm)
     return dead ? -EPIPE : 0;
 }
 
-void lel_vm_destroy(lel_vm_t *vm)
+int lel_vm_set_ops(lel_vm_t *vm, const struct lel_vm_ops *ops, void *ctx)
 {
-    if (!vm)
-        return;
-    if (vm->thread_started) {
-        pthread_mutex_lock(&vm->lock);
-        vm->exit_req = vm->stop_req = 1;
-        if (vm->run)
-            vm->run->immediate_exit = 1;
-        pthread_cond_broadcast(&vm->cond);
-        pthread_mutex_unlock(&vm->lock);
-        pthread_kill(vm->thread, SIGUSR1);
-        /* keep kicking until it notices: a natively running vCPU only leaves on a signal */
-        struct timespec ts = {0, 2000000};
-        while (pthread_tryjoin_np(vm->thread, NULL) == EBUSY) {
-            pthread_kill(vm->thread, SIGUSR1);
-            nanosleep(&ts, NULL);
-        }
+    pthread_mutex_lock(&vm->lock);
+    int dead = vm->dying || vm->state == VM_DEAD; /* its death went (or goes) to the old owner */
+    if (!dead) {
+        vm->ops = ops ? *ops : (struct lel_vm_ops){0};
+        vm->ctx = ctx;
     }
+    pthread_mutex_unlock(&vm->lock);
+    return dead ? -EPIPE : 0;
+}
+
+void lel__vm_join(lel_vm_t *vm)
+{
+    if (!vm->thread_started)
+        return;
+    pthread_mutex_lock(&vm->lock);
+    vm->exit_req = vm->stop_req = 1;
+    if (vm->run)
+        vm->run->immediate_exit = 1;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    /* keep kicking until it notices: a natively running vCPU only leaves on a signal (a halted
+     * one leaves at the first, so the first wait is short) */
+    for (long wait_ns = 50000;; wait_ns = wait_ns < 2000000 ? wait_ns * 2 : wait_ns) {
+        pthread_kill(vm->thread, SIGUSR1);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += wait_ns;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(vm->thread, NULL, &ts) == 0)
+            break;
+    }
+    vm->thread_started = 0;
+}
+
+void lel__vm_release(lel_vm_t *vm)
+{
     if (vm->run)
         munmap(vm->run, vm->run_size);
     if (vm->vcpu_fd >= 0)
@@ -778,6 +825,14 @@ void lel_vm_destroy(lel_vm_t *vm)
     pthread_cond_destroy(&vm->cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
+}
+
+void lel_vm_destroy(lel_vm_t *vm)
+{
+    if (!vm)
+        return;
+    lel__vm_join(vm);
+    lel__vm_release(vm);
 }
 
 int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
@@ -855,6 +910,18 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
     free(pfn);
     r = lel_vm_call(vm, LEL_OP_TRIM_DONE, arg, ret, 5000); /* always: the guest holds them until told */
     return r < 0 ? r : freed;
+}
+
+uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn)
+{
+    uint64_t gpa = pfn << 12, low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
+    if (pfn >= (1ULL << 40) || gpa < (8ULL << 20))
+        return NULL;
+    if (gpa + 4096 <= low)
+        return vm->mem + gpa;
+    if (gpa >= (1ULL << 32) && gpa - (1ULL << 32) + 4096 <= vm->mem_bytes - low) /* RAM above the 32-bit hole */
+        return vm->mem + low + (gpa - (1ULL << 32));
+    return NULL;
 }
 
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)
@@ -938,6 +1005,7 @@ int lel_vm_cmd_result(lel_vm_t *vm, uint32_t want, uint32_t *id, struct lel_run_
     res->truncated = (ret[3] & (LEL_CMD_STDOUT_TRUNCATED | LEL_CMD_STDERR_TRUNCATED)) != 0;
     res->timed_out = (ret[3] & LEL_CMD_TIMED_OUT) != 0;
     res->signaled = (ret[3] & LEL_CMD_SIGNALED) != 0;
+    res->last = (ret[3] & LEL_CMD_LAST) != 0;
     return 0;
 }
 

@@ -73,6 +73,20 @@ int lel_vm_stop(lel_vm_t *vm);
 int lel_vm_cont(lel_vm_t *vm);
 /** Destroys the VM and returns its memory. */
 void lel_vm_destroy(lel_vm_t *vm);
+/** Gives the VM new callbacks (a VM made ahead, handed to its user): from its return on, they
+ * get every console line, event and death. Returns 0, or -EPIPE when the VM died already. */
+int lel_vm_set_ops(lel_vm_t *vm, const struct lel_vm_ops *ops, void *ctx);
+
+/** Destroys VMs off the caller's path, on a thread of its own: a destroy takes 0.2-20 ms (KVM
+ * waits out grace periods; unmapping guest memory costs per VM in the process). */
+typedef struct lel_vm_reaper lel_vm_reaper_t;
+/** Starts its thread. NULL when it cannot. */
+lel_vm_reaper_t *lel_vm_reaper_new(void);
+/** Ends `vm`'s vCPU now (no callback runs once this returns), and hands the rest of the destroy
+ * to the reaper; without one (NULL) it is destroyed here. */
+void lel_vm_reap(lel_vm_reaper_t *r, lel_vm_t *vm);
+/** Destroys what is still queued, ends the thread, frees. */
+void lel_vm_reaper_free(lel_vm_reaper_t *r);
 
 /** A request that carries bytes both ways through the mailbox's data area: `in` (at most
  * LEL_CHAN_DATA_MAX bytes) is placed before the call; afterwards ret[1] bytes (as the guest
@@ -83,6 +97,11 @@ int lel_vm_call_data(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const voi
  * copied there first. Returns like lel_vm_call; the answer's bytes are read with lel_vm_bulk_read. */
 int lel_vm_call_bulk(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], const void *in, size_t inlen, uint64_t ret[4],
                      int timeout_ms);
+/** The host's mapping of guest page `pfn` (GPA >> 12, as the guest listed it), for filling
+ * pages the guest handed out (LEL_OP_FILE_UPLOAD_PAGES): NULL unless it is guest RAM above the
+ * fixed areas (mailbox, bulk area, kernel, kernel stacks: below 8 MiB). What the guest does
+ * with the page is its own affair; the pointer is valid until lel_vm_destroy. */
+uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn);
 /** Copies up to `len` bytes at `off` of the bulk area (clamped to it: the guest's lengths are
  * never trusted). Returns the bytes copied. */
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len);
@@ -91,6 +110,7 @@ struct lel_run_result {
     uint64_t out_len, err_len; /* in the bulk area: stdout at 0, stderr at LEL_BULK_HALF (clamped) */
     int truncated, timed_out;
     int signaled;          /* a signal ended its first process (exit_status is 128 + it); 0 from older guests */
+    int last;              /* no other ended command waits to be collected (0 from older guests: ask again) */
 };
 
 /** A command for the guest. */

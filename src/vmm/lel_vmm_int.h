@@ -156,6 +156,11 @@ int lel__rofs_record_parse(const void *rec, size_t len, const uint8_t **hash, co
 /* lel_vmm.c */
 int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);
 int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen);
+/** Ends the vCPU thread (its callbacks have all returned then); quick. */
+void lel__vm_join(lel_vm_t *vm);
+/** The rest of a destroy after lel__vm_join: descriptors, memory, the struct (the slow part:
+ * KVM's teardown waits out SRCU grace periods, each unmap costs per VM in the process). */
+void lel__vm_release(lel_vm_t *vm);
 int lel__kvm_fd(void);
 struct kvm_cpuid2 *lel__supported_cpuid(void);
 /** The MSRs worth saving: KVM's index list plus the PVM VIF MSR. Caller frees. */

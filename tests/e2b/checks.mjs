@@ -3,8 +3,11 @@
 // ends, so do the SDK's connections, and the daemon then stops as after any client.
 // LEL_E2B_MODE: "vm" (all checks; exit 3 when this host cannot start microVMs) or "none" (the
 // control plane alone, on a vmm.backend: none daemon). Exit 0 when every check passed, 1 if not.
-import { readFileSync } from 'node:fs'
-import { Sandbox, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError, FilesystemEventType } from 'e2b'
+import { readFileSync, mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as tar from 'tar'
+import { Sandbox, Template, CommandExitError, FileNotFoundError, InvalidArgumentError, NotFoundError, BuildError, FilesystemEventType } from 'e2b'
 
 const base = process.env.LEL_E2B_URL
 const opts = { apiKey: process.env.LEL_E2B_KEY, apiUrl: base, sandboxUrl: base, validateApiKey: false }
@@ -411,6 +414,136 @@ async function slowReader(sbx) {
 }
 let t0
 
+// Snapshots: create (with a name), list (filtered, paged), start from by id and by name, delete.
+async function snapshots(opts, sbx) {
+  await sbx.files.write('/tmp/snap.txt', 'before')
+  const s1 = await sbx.createSnapshot({ name: 'snap-one' })
+  check(/^[a-z0-9]{20}$/.test(s1.snapshotId) && s1.names.join() === 'snap-one', 'createSnapshot: an id and its names', s1)
+  await sbx.files.write('/tmp/snap.txt', 'after')
+  const s2 = await sbx.createSnapshot()
+  check(s2.snapshotId !== s1.snapshotId && s2.names.length === 0, 'a second snapshot, unnamed', s2)
+  const mine = await Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId }).nextItems()
+  check(mine.length === 2 && mine.some((x) => x.snapshotId === s1.snapshotId && x.names[0] === 'snap-one'), 'listSnapshots filters on the sandbox', mine)
+  const pager = Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId, limit: 1 })
+  const p1 = await pager.nextItems()
+  const more = pager.hasNext
+  const p2 = await pager.nextItems()
+  check(p1.length === 1 && more && p2.length === 1 && p1[0].snapshotId !== p2[0].snapshotId && !pager.hasNext, 'listSnapshots pages (limit 1: two pages)', { p1, p2 })
+  const named = await Sandbox.listSnapshots({ ...opts, name: 'snap-one' }).nextItems()
+  check(named.length === 1 && named[0].snapshotId === s1.snapshotId, 'listSnapshots filters on the name', named)
+  const fromId = await Sandbox.create(s1.snapshotId, { ...opts, timeoutMs: 60_000 })
+  check((await fromId.files.read('/tmp/snap.txt')) === 'before', 'a sandbox from the snapshot id (as templateID) has its files')
+  const fromName = await Sandbox.create('snap-one', { ...opts, timeoutMs: 60_000 })
+  check((await fromName.files.read('/tmp/snap.txt')) === 'before', 'and one from its name')
+  const fromTwo = await Sandbox.create(s2.snapshotId, { ...opts, timeoutMs: 60_000 })
+  check((await fromTwo.files.read('/tmp/snap.txt')) === 'after', 'the later snapshot has the later file')
+  await Promise.all([fromId.kill(), fromName.kill(), fromTwo.kill()])
+  check(await Sandbox.deleteSnapshot(s1.snapshotId, opts), 'deleteSnapshot')
+  check(!(await Sandbox.deleteSnapshot(s1.snapshotId, opts)), 'deleteSnapshot of a deleted one: false')
+  check(await Sandbox.deleteSnapshot(s2.snapshotId, opts), 'deleteSnapshot (the second)')
+  check((await Sandbox.listSnapshots({ ...opts, sandboxId: sbx.sandboxId }).nextItems()).length === 0, 'the list is empty again')
+  await throws(() => Sandbox.create(s1.snapshotId, opts), Error, 'a deleted snapshot starts nothing')
+}
+
+// Fork with count 2: both see the parent's files and state, then diverge.
+async function forks(opts, sbx) {
+  await sbx.files.write('/tmp/fork.txt', 'parent')
+  const before = Date.now()
+  const fs = await sbx.fork({ count: 2, timeoutMs: 60_000 })
+  console.log(`     (fork of 2 in ${Date.now() - before} ms)`)
+  check(fs.length === 2 && fs.every((f) => f instanceof Sandbox) && fs[0].sandboxId !== fs[1].sandboxId &&
+    !fs.some((f) => f.sandboxId === sbx.sandboxId), 'fork({count: 2}): two new sandboxes', fs.map((f) => f?.sandboxId ?? String(f)))
+  if (!fs.every((f) => f instanceof Sandbox))
+    return
+  const reads = await Promise.all(fs.map((f) => f.files.read('/tmp/fork.txt')))
+  check(reads.join() === 'parent,parent', "each fork has the parent's files", reads)
+  check((await fs[0].commands.run('echo $GREETING')).stdout === 'hello\n', "and its envVars")
+  await fs[0].files.write('/tmp/fork.txt', 'one')
+  await fs[1].commands.run('echo two > /tmp/fork.txt')
+  const after = await Promise.all([sbx, ...fs].map((x) => x.files.read('/tmp/fork.txt')))
+  check(after.join() === 'parent,one,two\n', 'then they diverge (the parent unchanged)', after)
+  const infos = await Promise.all(fs.map((f) => f.getInfo()))
+  check(infos.every((i) => i.state === 'running' && i.metadata.suite === 'e2b'), 'forks are listed running, with the metadata', infos.map((i) => i.state))
+  await Promise.all(fs.map((f) => f.kill()))
+  await throws(() => Sandbox.fork('aaaaaaaaaaaaaaaaaaaa', { ...opts, count: 1 }), NotFoundError, 'fork of an unknown sandbox: NotFoundError')
+}
+
+// updateNetwork replaces the egress policy; what cannot be done is refused.
+async function network(opts, sbx) {
+  await sbx.updateNetwork({ allowOut: ['1.2.3.4'], denyOut: ['10.0.0.0/8'], allowInternetAccess: false })
+  const r = await fetch(`${base}/sandboxes/${sbx.sandboxId}/network`, { headers: { 'X-API-Key': opts.apiKey } })
+  const n = await r.json()
+  check(n.allowOut.join() === '1.2.3.4' && n.denyOut.join() === '10.0.0.0/8' && n.allowInternetAccess === false, 'updateNetwork is stored', n)
+  await sbx.updateNetwork({})
+  const n2 = await (await fetch(`${base}/sandboxes/${sbx.sandboxId}/network`, { headers: { 'X-API-Key': opts.apiKey } })).json()
+  check(n2.allowOut.length === 0 && n2.denyOut.length === 0 && n2.allowInternetAccess === true, 'an update without fields clears them', n2)
+  await throws(() => sbx.updateNetwork({ egressProxy: { address: 'proxy:1080' } }), Error, 'an egress proxy is refused')
+  await throws(() => sbx.updateNetwork({ denyOut: ['not a cidr!'] }), Error, 'a bad entry is refused')
+}
+
+// A template built with the SDK's builder from a local image, then a sandbox from it.
+async function templates(opts) {
+  const dir = mkdtempSync(join(tmpdir(), 'lel-e2b-tpl-'))
+  try {
+    const root = join(dir, 'rootfs'), ctx = join(dir, 'ctx')
+    mkdirSync(join(root, 'etc'), { recursive: true })
+    writeFileSync(join(root, 'etc', 'motd'), 'from the image\n')
+    mkdirSync(join(ctx, 'app', 'lib'), { recursive: true })
+    writeFileSync(join(ctx, 'app', 'main.txt'), 'main\n')
+    writeFileSync(join(ctx, 'app', 'lib', 'util.txt'), 'util\n')
+    writeFileSync(join(ctx, 'a.cfg'), 'A\n')
+    writeFileSync(join(ctx, 'b.cfg'), 'B\n')
+    await tar.create({ cwd: root, file: join(dir, 'image.tar'), portable: true }, ['.'])
+    const put = await fetch(`${base}/images/sdkmini:1`, { method: 'PUT', body: readFileSync(join(dir, 'image.tar')), headers: { 'X-API-Key': opts.apiKey } })
+    check(put.status === 201, 'a local image (PUT /images/sdkmini:1)', put.status)
+    const tpl = Template({ fileContextPath: ctx })
+      .fromImage('sdkmini:1')
+      .setEnvs({ BUILT_BY: 'sdk' })
+      .setWorkdir('/srv')
+      .copy('app', '/srv/app')
+      .copy('*.cfg', 'cfg/', { mode: 0o600 })
+      .runCmd('echo early; sleep 2; echo "$BUILT_BY $(pwd)" > /srv/built.txt; echo late')
+      .setWorkdir('app')
+    const logs = []
+    const t0 = Date.now()
+    const info = await Template.build(tpl, 'sdk-tpl:v1', { ...opts, memoryMB: 256, onBuildLogs: (l) => logs.push([Date.now() - t0, l.message]) })
+    console.log(`     (template built in ${Date.now() - t0} ms)`)
+    check(info.templateId && info.buildId && info.name === 'sdk-tpl:v1', 'Template.build returns its ids', info)
+    const early = logs.find(([, m]) => /^early/.test(m)), late = logs.find(([, m]) => /^late/.test(m))
+    check(early && late, 'the build log has the step\'s output', logs.map(([, m]) => m))
+    check(early && late && late[0] - early[0] >= 1000, "and it came while the step ran", { early, late })
+    check(await Template.exists('sdk-tpl', opts) && !(await Template.exists('no-such-tpl', opts)), 'Template.exists')
+    const sbx = await Sandbox.create('sdk-tpl:v1', { ...opts, timeoutMs: 60_000 })
+    const r = await sbx.commands.run('cd /srv; cat /etc/motd built.txt app/main.txt app/lib/util.txt cfg/a.cfg cfg/b.cfg; stat -c %a cfg/a.cfg; echo $BUILT_BY')
+    check(r.stdout === 'from the image\nsdk /srv\nmain\nutil\nA\nB\n600\nsdk\n', 'a sandbox from it has the image, the steps, the copies (a glob, a mode) and the env', r.stdout)
+    const rest = await fetch(`${base}/sandboxes/${sbx.sandboxId}/commands`, { method: 'POST', body: JSON.stringify({ cmd: 'pwd; cat main.txt' }), headers: { 'X-API-Key': opts.apiKey, 'Content-Type': 'application/json' } })
+    check((await rest.json()).stdout === '/srv/app\nmain\n', "our commands start in the template's workdir (relative WORKDIR resolved)")
+    await sbx.kill()
+    const tags = await Template.getTags('sdk-tpl', opts)
+    check(tags.some((t) => t.tag === 'v1'), 'its tag v1', tags)
+    await Template.assignTags('sdk-tpl:v1', 'prod', opts)
+    const byTag = await Sandbox.create('sdk-tpl:prod', { ...opts, timeoutMs: 60_000 })
+    check((await byTag.commands.run('cat /srv/built.txt')).stdout === 'sdk /srv\n', 'assignTags: a new tag starts it')
+    await byTag.kill()
+    await Template.removeTags('sdk-tpl', 'prod', opts)
+    await throws(() => Sandbox.create('sdk-tpl:prod', opts), Error, 'a removed tag starts nothing')
+    const bad = Template({ fileContextPath: ctx }).fromImage('sdkmini:1').runCmd('echo going; exit 7')
+    await throws(() => Template.build(bad, 'sdk-bad', opts), BuildError, 'a failing step: BuildError')
+    await throws(() => Template.build(Template().fromImage('nosuch:1'), 'sdk-none', opts), BuildError, 'an image that is not there: BuildError')
+    const rebuilt = Template({ fileContextPath: ctx }).fromTemplate('sdk-tpl').runCmd('echo again > /srv/again.txt')
+    await Template.build(rebuilt, 'sdk-tpl2', opts)
+    const s2 = await Sandbox.create('sdk-tpl2', { ...opts, timeoutMs: 60_000 })
+    check((await s2.commands.run('cat /srv/built.txt /srv/again.txt')).stdout === 'sdk /srv\nagain\n', 'fromTemplate: a template on top of the first')
+    await s2.kill()
+    await Template.build(Template().fromImage('sdkmini:1').runCmd('echo v2 > /v.txt'), 'sdk-tpl2', opts)
+    const s3 = await Sandbox.create('sdk-tpl2', { ...opts, timeoutMs: 60_000 })
+    check((await s3.commands.run('cat /v.txt')).stdout === 'v2\n', 'building a name again rebuilds it')
+    await s3.kill()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 // The data plane: commands and files.
 async function dataPlane(opts, sbx, other) {
 
@@ -486,7 +619,7 @@ async function dataPlane(opts, sbx, other) {
   const gi = await sbx.files.getInfo('/home/user/hello.txt')
   check(gi.type === 'file' && gi.size === 12 && gi.mode === 0o644 && gi.permissions === '-rw-r--r--', 'files.getInfo', gi)
   const link = await sbx.files.getInfo('/bin/sh')
-  check(link.symlinkTarget === '/bin/busybox' && link.type === 'file', 'getInfo of a symlink', link)
+  check(link.symlinkTarget === '/usr/bin/busybox' && link.type === 'file', 'getInfo of a symlink', link)
   await throws(() => sbx.files.getInfo('/nope'), FileNotFoundError, 'getInfo of nothing: FileNotFoundError')
   await throws(() => sbx.files.read('/nope'), FileNotFoundError, 'read of nothing: FileNotFoundError')
   check(await sbx.files.makeDir('/home/user/newdir/sub'), 'files.makeDir')
@@ -523,9 +656,13 @@ async function main() {
   const other = await create({ suite: 'other' })
   await controlPlane(opts, sbx, other)
   await otherTeam(sbx)
-  if (vms)
+  if (vms) {
     await dataPlane(opts, sbx, other)
-  else
+    await snapshots(opts, sbx)
+    await forks(opts, sbx)
+    await network(opts, sbx)
+    await templates(opts)
+  } else
     check(!(await sbx.isRunning()), 'isRunning is false without a guest (API-only mode)')
   await lifecycle(opts, sbx, other, vms)
   if (!vms)
@@ -536,7 +673,7 @@ try {
   await main()
 } catch (e) {
   failed++
-  console.log(`FAIL unexpected error: ${e?.stack || e}`)
+  console.log(`FAIL unexpected error: ${e}\n${e?.stack}`)
 }
 console.log(`${passed} passed, ${failed} failed`)
 process.exit(failed ? 1 : 0)

@@ -209,8 +209,9 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     /* longer than the longest command a test gives a limit (60 s, the memory hog): under QEMU's
-     * emulation that one took 25 s and more, and a client that gave up first lost its answer */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 90L);
+     * emulation that one took 25 s and more, and a client that gave up first lost its answer;
+     * a test running longer commands (a language's test suite) sets its own */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, s->http_timeout_s > 0 ? s->http_timeout_s : 90L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (getenv("LEL_CURL_VERBOSE"))
         curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);

@@ -14,6 +14,7 @@ typedef struct srv {
     char key[64];      /* the default team's initial key */
     char yaml[2048];   /* extra config lines */
     int tls;
+    long http_timeout_s; /* a request's limit; 0: 90 s */
 } srv_t;
 
 enum proto { H1 = 0, H2 = 1, H2_UPGRADE = 2 }; /* H2: prior knowledge; H2_UPGRADE: Upgrade: h2c */

@@ -1088,6 +1088,7 @@ static void concurrent_creates(void)
     if (n < 1 || n > 50)
         n = 50;
     snprintf(snapdir, sizeof(snapdir), "%s/data/snapshots", S.dir);
+    usleep(500000); /* the warm pool full again after the tests before */
     int fds0 = proc_count("fd"), th0 = proc_count("task"), files0 = count_dir(snapdir);
     pthread_t th[50];
     char *ids[50];
@@ -1108,7 +1109,10 @@ static void concurrent_creates(void)
         CHECK_INT(st("DELETE", path, NULL), 204);
         free(ids[i]);
     }
-    usleep(300000);
+    /* VMs are destroyed off the request path (the reaper) and the warm pool refills: both
+     * settle within moments */
+    for (int i = 0; i < 100 && (proc_count("fd") > fds0 + 2 || proc_count("task") != th0); i++)
+        usleep(100000);
     printf("after kill: %d fds, %d threads, %d files\n", proc_count("fd"), proc_count("task"), count_dir(snapdir));
     CHECK(proc_count("fd") <= fds0 + 2); /* loop sockets may differ by a keep-alive connection */
     CHECK_INT(proc_count("task"), th0);

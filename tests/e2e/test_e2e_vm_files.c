@@ -248,6 +248,80 @@ static void early_answer(void)
     CHECK(same(H1, "/tmp/after", "ok", 2));
 }
 
+/* Whether /tmp holds an upload's temporary. */
+static int temp_left(void)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/tmp", SID);
+    resp_t r;
+    int left = api(&S, &r, H1, "GET", path, NULL) != 0 || r.status != 200 || (r.body && strstr(r.body, ".lelantos-upload-"));
+    resp_free(&r);
+    return left;
+}
+
+/* Uploads go into pages the guest hands out: one cut short leaves no temporary and holds
+ * nothing (the same path takes the next upload); a chunked one of unknown length spans several
+ * hand-outs (8 MiB each) and ends at the right size, with a new file's usual mode. */
+static void into_guest_pages(void)
+{
+    int fd = raw_connect();
+    char head[512];
+    snprintf(head, sizeof(head),
+             "PUT /sandboxes/%s/files?path=/tmp/cut HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Length: %u\r\n\r\n",
+             SID, S.key, 20u << 20);
+    char *data = random_bytes(20u << 20);
+    CHECK(write(fd, head, strlen(head)) > 0);
+    for (size_t off = 0; off < (9u << 20);) { /* past the first hand-out, then gone */
+        ssize_t w = write(fd, data + off, (9u << 20) - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(fd);
+    int left = 1;
+    for (int i = 0; i < 100 && (left = temp_left()); i++)
+        usleep(100000);
+    CHECK(!left);
+    CHECK_INT(put(H1, "/tmp/cut", data, 3u << 20), 204);
+    CHECK(same(H1, "/tmp/cut", data, 3u << 20));
+
+    size_t n = (17u << 20) + 12345; /* chunked: 64 KiB pieces, a short last one */
+    fd = raw_connect();
+    snprintf(head, sizeof(head),
+             "PUT /sandboxes/%s/files?path=/tmp/chunkbig HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nTransfer-Encoding: chunked\r\n\r\n",
+             SID, S.key);
+    CHECK(write(fd, head, strlen(head)) > 0);
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < 65536 ? n - off : 65536;
+        char hl[32];
+        int l = snprintf(hl, sizeof(hl), "%zx\r\n", k);
+        int ok = write(fd, hl, (size_t)l) == l;
+        for (size_t done = 0; ok && done < k;) {
+            ssize_t w = write(fd, data + off + done, k - done);
+            ok = w > 0;
+            done += ok ? (size_t)w : 0;
+        }
+        CHECK(ok && write(fd, "\r\n", 2) == 2);
+        off += k;
+    }
+    char resp[1024];
+    CHECK(write(fd, "0\r\n\r\n", 5) == 5);
+    ssize_t got = read(fd, resp, sizeof(resp) - 1);
+    resp[got > 0 ? got : 0] = 0;
+    CHECK(!strncmp(resp, "HTTP/1.1 204", 12));
+    close(fd);
+    CHECK(same(H2, "/tmp/chunkbig", data, n));
+    free(data);
+    resp_t r;
+    char path[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", SID);
+    CHECK(api(&S, &r, H1, "POST", path, "{\"cmd\":\"stat -c %a /tmp/chunkbig; ls -a /tmp | grep -c lelantos-upload\"}") == 0);
+    CHECK_STR(jstr(&r, "stdout"), "644\n0\n");
+    resp_free(&r);
+    CHECK_INT(put(H1, "/tmp/chunkbig", "", 0), 204); /* its memory back for what follows */
+    CHECK_INT(put(H1, "/tmp/cut", "", 0), 204);
+}
+
 int main(void)
 {
     char why[256];
@@ -269,6 +343,7 @@ int main(void)
         slow_readers();
         chunked();
         early_answer();
+        into_guest_pages();
     }
     if (lel_test_failed)
         srv_log_tail(&S);

@@ -163,6 +163,41 @@ static void basic(void)
     resp_free(&r);
 }
 
+/* "pty": the command runs on a terminal of that size (its output as the terminal gives it, CR
+ * before NL); without "stream", with "stdin" or a bad size: 400. */
+static void on_pty(void)
+{
+    struct got g;
+    char *out, *err;
+    CHECK_INT(stream("{\"cmd\":\"tty; stty size; test -t 0 && test -t 2 && echo both-ttys\",\"stream\":true,"
+                     "\"pty\":{\"cols\":90,\"rows\":33}}", 0, &g), 200);
+    json_t *evs = events(&g, &out, &err);
+    size_t n = json_array_size(evs);
+    CHECK(n >= 3);
+    CHECK_STR(type_at(evs, n - 1), "end");
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(evs, n - 1), "exitCode")), 0);
+    if (strncmp(out, "/dev/pts/", 9) || !strstr(out, "\r\n33 90\r\nboth-ttys\r\n"))
+        fprintf(stderr, "  pty output: '%s'\n", out);
+    CHECK(!strncmp(out, "/dev/pts/", 9) && strstr(out, "\r\n33 90\r\nboth-ttys\r\n") != NULL);
+    CHECK_STR(err, "");
+    json_decref(evs);
+    free(out);
+    free(err);
+    free(g.body);
+    static const char *const bad[] = {"{\"cmd\":\"tty\",\"pty\":{\"cols\":80,\"rows\":24}}",
+                                      "{\"cmd\":\"cat\",\"stream\":true,\"stdin\":\"x\",\"pty\":{\"cols\":80,\"rows\":24}}",
+                                      "{\"cmd\":\"tty\",\"stream\":true,\"pty\":{\"cols\":0,\"rows\":24}}",
+                                      "{\"cmd\":\"tty\",\"stream\":true,\"pty\":true}"};
+    char path[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", SID);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        resp_t r;
+        CHECK(api(&S, &r, H1, "POST", path, bad[i]) == 0);
+        CHECK_INT(r.status, 400);
+        resp_free(&r);
+    }
+}
+
 /* 10 MB arrive whole (the plain answer keeps 1 MiB); multibyte characters are never split. */
 static void big(void)
 {
@@ -276,6 +311,7 @@ int main(void)
     if (SID[0]) {
         double t0 = now_ms();
         basic();
+        on_pty();
         big();
         printf("basic and big: %.0f ms\n", now_ms() - t0);
         slow_reader();

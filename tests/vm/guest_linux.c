@@ -40,6 +40,8 @@ static const struct {
     {"pty", pty_checks},
     {"net", net_checks},
     {"fork", fork_checks},
+    {"sched", sched_checks},
+    {"regr", regr_checks},
 };
 
 int main(int argc, char **argv)

@@ -11,7 +11,10 @@
 #include <ifaddrs.h>
 #include <net/if_arp.h>
 #include <linux/netlink.h>
+#include <linux/inet_diag.h>
 #include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -20,7 +23,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -250,6 +255,61 @@ static void rtnetlink(void)
     say("netlink: SOCK_STREAM is ESOCKTNOSUPPORT", fd == -1 && errno == ESOCKTNOSUPPORT, errno);
 }
 
+/* sock_diag (ss): a TCP listener and a unix one are listed with their inodes (what fstat says),
+ * ports and names */
+static void sock_diag(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);
+    int l = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    socklen_t len = sizeof(a);
+    struct stat ls, us;
+    strcpy(un.sun_path, "/tmp/net.diag");
+    unlink(un.sun_path);
+    int ok = fd >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 3) == 0 && getsockname(l, (struct sockaddr *)&a, &len) == 0 &&
+             bind(u, (struct sockaddr *)&un, sizeof(un)) == 0 && listen(u, 3) == 0 && fstat(l, &ls) == 0 && fstat(u, &us) == 0;
+    say("sock_diag: a NETLINK_SOCK_DIAG socket", ok, errno);
+    struct inet_diag_req_v2 ir = {.sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP, .idiag_states = 1 << 10}; /* TCP_LISTEN */
+    static char b[65536];
+    int found = 0;
+    if (ok && nl_ask(fd, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, 7, &ir, sizeof(ir)) == 0)
+        for (int done = 0; !done;) {
+            long n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            for (struct nlmsghdr *h = (void *)b; NLMSG_OK(h, (unsigned long)n); h = NLMSG_NEXT(h, n)) {
+                struct inet_diag_msg *m = NLMSG_DATA(h);
+                done |= h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR;
+                found |= h->nlmsg_type == SOCK_DIAG_BY_FAMILY && m->idiag_inode == ls.st_ino && m->id.idiag_sport == a.sin_port &&
+                         m->idiag_state == 10 && m->id.idiag_src[0] == htonl(INADDR_LOOPBACK);
+            }
+        }
+    say("sock_diag: the TCP listener, its port, address and inode", found, 0);
+    struct unix_diag_req ur = {.sdiag_family = AF_UNIX, .udiag_states = 1 << 10, .udiag_show = UDIAG_SHOW_NAME};
+    found = 0;
+    if (ok && nl_ask(fd, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, 8, &ur, sizeof(ur)) == 0)
+        for (int done = 0; !done;) {
+            long n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            for (struct nlmsghdr *h = (void *)b; NLMSG_OK(h, (unsigned long)n); h = NLMSG_NEXT(h, n)) {
+                struct unix_diag_msg *m = NLMSG_DATA(h);
+                done |= h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR;
+                if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || m->udiag_ino != us.st_ino)
+                    continue;
+                int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+                for (struct rtattr *r = (void *)(m + 1); RTA_OK(r, alen); r = RTA_NEXT(r, alen))
+                    found |= r->rta_type == UNIX_DIAG_NAME && RTA_PAYLOAD(r) == strlen(un.sun_path) && !memcmp(RTA_DATA(r), un.sun_path, RTA_PAYLOAD(r));
+            }
+        }
+    say("sock_diag: the unix listener and its name", found, 0); /* on Linux: with its unix_diag module loaded */
+    close(fd);
+    close(l);
+    close(u);
+    unlink(un.sun_path);
+}
+
 /* lo's received bytes in /proc/net/dev; -1 when it is not listed */
 static long lo_rx_bytes(void)
 {
@@ -338,5 +398,6 @@ void net_checks(void)
     ioctls();
     rtnetlink();
     proc_net_dev();
+    sock_diag();
     sys();
 }

@@ -74,6 +74,17 @@ static void command(void)
         chan->ret[0] = (uint64_t)r;
 }
 
+/* Whether another command has ended and waits to be collected: when none does, the host
+ * need not ask again (one host-channel round trip less per command). */
+static int another_ended(void)
+{
+    uint32_t pairs[2 * 32], n = proc_poll(pairs, 32);
+    for (uint32_t i = 0; i < n; i++)
+        if (pairs[2 * i + 1] & LEL_POLL_ENDED)
+            return 1;
+    return 0;
+}
+
 static void command_result(void)
 {
     struct proc_result res;
@@ -86,7 +97,8 @@ static void command_result(void)
     chan->ret[1] = res.out_len;
     chan->ret[2] = res.err_len;
     chan->ret[3] = (res.out_truncated ? LEL_CMD_STDOUT_TRUNCATED : 0) | (res.err_truncated ? LEL_CMD_STDERR_TRUNCATED : 0) |
-                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (res.signaled ? LEL_CMD_SIGNALED : 0) | (uint64_t)id << 32;
+                   (res.timed_out ? LEL_CMD_TIMED_OUT : 0) | (res.signaled ? LEL_CMD_SIGNALED : 0) |
+                   (another_ended() ? 0 : LEL_CMD_LAST) | (uint64_t)id << 32;
 }
 
 /* A streamed command's output so far, in the bulk halves. */
@@ -161,6 +173,7 @@ static void handle(void)
     /* what a request changes in the file system carries the time of the request, not the
      * time a process last made a syscall */
     fs_set_clock(proc_now_ns() / 1000000000);
+    fs_set_owner(0, 0); /* the host's files are root's */
     switch (chan->op) {
     case LEL_OP_PING:
         chan->ret[0] = chan->arg[0] + 1;
@@ -212,7 +225,10 @@ static void handle(void)
         agent_file_read();
         break;
     case LEL_OP_FILE_UPLOAD:
-        agent_file_upload();
+        agent_file_upload(0);
+        break;
+    case LEL_OP_FILE_UPLOAD_PAGES:
+        agent_file_upload(1);
         break;
     case LEL_OP_FILE_DELETE:
         agent_file_delete();

@@ -8,6 +8,7 @@
 #include "../fs/procfs.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
+#include "../mm/page.h"
 
 /* Creates the directories above `path` that are missing; a symlink on the way that leads
  * nowhere is not replaced (ENOENT, as mkdir -p fails there). */
@@ -87,7 +88,46 @@ static int replaceable(const struct inode *old)
     return (old->mode & S_IFMT) == S_IFDIR ? -E_ISDIR : -E_PERM;
 }
 
-void agent_file_upload(void)
+/* Temporaries whose pages the host is filling (LEL_OP_FILE_UPLOAD_PAGES): held and marked in
+ * use, so that no program writes, truncates or frees those pages under the host's writes,
+ * until the next request for the upload. */
+#define PINS 16
+static struct {
+    uint32_t id;
+    struct inode *ino;
+} pins[PINS];
+
+static void unpin(uint32_t id)
+{
+    for (int i = 0; i < PINS; i++)
+        if (pins[i].ino && pins[i].id == id) {
+            pins[i].ino->exec_users--;
+            fs_release(pins[i].ino);
+            pins[i].ino = 0;
+        }
+}
+
+/* Pages for the host to fill: [off, off + n) of the temporary, listed at LEL_BULK_HALF. */
+static int host_pages(struct inode *tmp, uint32_t id, uint64_t off, uint64_t n)
+{
+    int slot = -1;
+    for (int i = 0; i < PINS && slot < 0; i++)
+        slot = pins[i].ino ? -1 : i;
+    if (off % PAGE_SIZE || n > LEL_UP_PAGES_MAX || slot < 0)
+        return -E_INVAL;
+    uint64_t np = (n + PAGE_SIZE - 1) / PAGE_SIZE;
+    int r = fs_host_pages(tmp, off / PAGE_SIZE, np, off + n, (uint32_t *)(bulk + LEL_BULK_HALF));
+    if (r < 0)
+        return r;
+    chan->ret[1] = (uint64_t)r; /* fewer when the disk is short: the host asks again for the rest */
+    fs_hold(tmp);
+    tmp->exec_users++;
+    pins[slot].id = id;
+    pins[slot].ino = tmp;
+    return 0;
+}
+
+void agent_file_upload(int pages)
 {
     static uint32_t last_id;
     uint64_t plen = chan->arg[0], off = chan->arg[1], n = chan->arg[2], flags = chan->arg[3] & 0xffffffffULL, tl = 0;
@@ -96,7 +136,9 @@ void agent_file_upload(void)
     const char *name;
     uint64_t nl;
     char tname[40];
-    int r = bulk_path() < 0 || n > LEL_BULK_SIZE - plen ? -E_INVAL : 0;
+    int r = bulk_path() < 0 || (!pages && n > LEL_BULK_SIZE - plen) || (pages && (flags & LEL_UP_LAST) && n) ? -E_INVAL : 0;
+    if (pages && !(flags & LEL_UP_FIRST))
+        unpin(id); /* the host is done with the pages it was given */
     if (r == 0 && (flags & LEL_UP_FIRST) && bulk[plen - 2] == '/')
         r = -E_ISDIR; /* "dir/": no file goes there */
     uint32_t owner = flags & LEL_UP_OWNED ? (uint32_t)(flags >> 16) & 0xffff : 0;
@@ -109,7 +151,7 @@ void agent_file_upload(void)
     for (int tries = 0; r == 0 && (flags & LEL_UP_FIRST) && !tmp; tries++) {
         id = ++last_id ? last_id : ++last_id;
         tl = upload_name(tname, id);
-        r = fs_create(dir, tname, tl, S_IFREG | 0644, &tmp);
+        r = fs_create(dir, tname, tl, S_IFREG | (pages ? 0600 : 0644), &tmp); /* its pages hold anything until filled */
         if (r == 0)
             tmp->uid = tmp->gid = owner;
         if (r == -E_EXIST && tries < 8)
@@ -120,13 +162,19 @@ void agent_file_upload(void)
         tmp = fs_child(dir, tname, tl);
         r = tmp && (tmp->mode & S_IFMT) == S_IFREG ? 0 : -E_NOENT; /* removed meanwhile */
     }
-    int64_t w = r == 0 && n ? fs_write(tmp, off, bulk + plen, n) : 0;
-    if (r == 0 && (w < 0 || (uint64_t)w != n))
+    if (pages && r == 0 && (flags & LEL_UP_LAST))
+        r = fs_truncate(tmp, off); /* the final size: what was given beyond it goes */
+    else if (pages && r == 0 && !(flags & LEL_UP_ABORT))
+        r = host_pages(tmp, id, off, n);
+    int64_t w = !pages && r == 0 && n ? fs_write(tmp, off, bulk + plen, n) : 0;
+    if (r == 0 && (w < 0 || (!pages && (uint64_t)w != n)))
         r = w < 0 ? (int)w : -E_NOSPC;
+    if (r < 0)
+        unpin(id);
     if (r == 0 && (flags & LEL_UP_LAST)) { /* it takes the place, and the mode, of what was there */
         struct inode *old = fs_child(dir, name, nl);
-        if ((r = replaceable(old)) == 0 && old)
-            tmp->mode = S_IFREG | (old->mode & 07777);
+        if ((r = replaceable(old)) == 0)
+            tmp->mode = S_IFREG | (old ? old->mode & 07777 : 0644);
         hwatch_upload(dir, name, nl); /* watches see the file written, not the temporary's move */
         if (r == 0)
             r = fs_rename(dir, tname, tl, dir, name, nl);

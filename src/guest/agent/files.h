@@ -11,7 +11,8 @@ void agent_file_write(void);
  * disk is given back whole. Nothing is kept between chunks but the temporary itself: a host
  * that never finishes leaves a file the user can see and remove, and ids only grow, so it
  * never meets a later upload. */
-void agent_file_upload(void);
+/* pages: LEL_OP_FILE_UPLOAD_PAGES (the host writes the data into the temporary's pages). */
+void agent_file_upload(int pages);
 
 /* LEL_OP_FILE_DELETE: as rm and rmdir do, a symlink itself, never what it names. */
 void agent_file_delete(void);

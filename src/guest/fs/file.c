@@ -2,6 +2,7 @@
  * end, a socket, an epoll instance, an eventfd, the session's stdin or output), references,
  * close-on-exec, and read and write on any kind of file. */
 #include "file.h"
+#include "dnotify.h"
 
 #include "dev.h"
 #include "epoll.h"
@@ -124,6 +125,8 @@ void file_put(struct file *f)
         inotify_free(f->in);
     if (f->pty)
         pty_close(f);
+    if (f->type == F_INODE)
+        dnotify_forget(f);
     kfree(f, sizeof(*f));
 }
 

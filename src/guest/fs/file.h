@@ -46,6 +46,7 @@ struct file {
     struct inotify *in;   /* F_INOTIFY: its instance (fs/inotify.c), freed with the file */
     struct pty *pty;      /* F_PTM, F_PTS: its terminal (fs/pty.c), which the file holds */
     int flags;
+    int owner, sig; /* F_SETOWN's process (0: none; a negative one is a group) and F_SETSIG's signal (0: SIGIO) */
     int semaphore; /* F_EVENT: EFD_SEMAPHORE */
     int refs;
     int epolled; /* epoll instances that watch it */

@@ -51,7 +51,7 @@ static int map_page(struct mm *m, const struct shmap *r, uint64_t va, int make)
     void *pg = e ? fs_page_shared(r->ino, idx) : 0;
     if (!pg)
         return -ENOMEM;
-    *e = kpage_gpa(pg) | PTE_P | PTE_U | PTE_FILE | PTE_SHARED | (r->ro ? 0 : PTE_W);
+    *e = kpage_gpa(pg) | PTE_P | PTE_U | PTE_A | PTE_FILE | PTE_SHARED | (r->ro ? 0 : PTE_W | PTE_D);
     return MAPPED;
 }
 

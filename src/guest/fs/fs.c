@@ -13,6 +13,7 @@
 static struct inode *root;
 static uint64_t next_ino = 1;
 static int64_t clock_now;
+static uint32_t owner_uid, owner_gid; /* who creates files now: the calling process's file-system ids */
 static uint64_t data_pages; /* pages of file data, all files: the disk in use */
 static uint64_t disk_limit; /* pages data_pages may reach (0: as many as memory gives) */
 
@@ -24,6 +25,8 @@ struct inode *fs__inode_new(uint32_t mode)
         i->nlink = 1;
         i->ino = next_ino++;
         i->mtime = i->ctime = i->atime = clock_now;
+        i->uid = owner_uid;
+        i->gid = owner_gid;
     }
     return i;
 }
@@ -197,6 +200,11 @@ int fs_create(struct inode *dir, const char *name, uint64_t n, uint32_t mode, st
         i->parent = dir;
         i->nlink = 2;
         dir->nlink++;
+    }
+    if (dir->mode & S_ISGID) { /* a set-group-ID directory: its group, and the bit for directories */
+        i->gid = dir->gid;
+        if ((mode & S_IFMT) == S_IFDIR)
+            i->mode |= S_ISGID;
     }
     d->name = nm;
     d->inode = i;
@@ -467,6 +475,12 @@ void fs_set_clock(int64_t now)
     clock_now = now;
 }
 
+void fs_set_owner(uint32_t uid, uint32_t gid)
+{
+    owner_uid = uid;
+    owner_gid = gid;
+}
+
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n)
 {
     if ((f->mode & S_IFMT) == S_IFDIR)
@@ -526,6 +540,33 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
     f->mtime = clock_now;
     fs_notify(0, 0, 0, f, 0x2 /* IN_MODIFY */, 0);
     return (int64_t)done;
+}
+
+int fs_host_pages(struct inode *f, uint64_t idx, uint64_t n, uint64_t size, uint32_t *pfn)
+{
+    if ((f->mode & S_IFMT) != S_IFREG || f->lower_data)
+        return -E_INVAL;
+    if (f->exec_users)
+        return -E_TXTBSY;
+    if (idx + n < idx || idx + n > PER * PER || size > MAX_FILE)
+        return -E_FBIG;
+    uint64_t got = 0;
+    for (; got < n; got++) {
+        void **sl = slot(f, idx + got, 1);
+        if (sl && !*sl && !(disk_limit && data_pages >= disk_limit) && (*sl = kpage_alloc_data_raw()))
+            data_pages++;
+        if (!sl || !*sl || rofs_contains(*sl))
+            break;
+        pfn[got] = (uint32_t)(kpage_gpa(*sl) >> 12);
+    }
+    if (n && !got)
+        return -E_NOSPC;
+    uint64_t end = (idx + got) * PAGE_SIZE;
+    if ((size < end ? size : end) > f->size)
+        f->size = size < end ? size : end;
+    f->mtime = clock_now;
+    fs_notify(0, 0, 0, f, 0x2 /* IN_MODIFY */, 0);
+    return (int)got;
 }
 
 void *fs_page_shared(struct inode *f, uint64_t index)

@@ -16,6 +16,8 @@
 #define S_IFCHR 0020000
 #define S_IFIFO 0010000
 #define S_IFSOCK 0140000
+#define S_ISUID 04000
+#define S_ISGID 02000
 #endif
 
 #define E_PERM 1
@@ -108,11 +110,20 @@ int fs_link(struct inode *dir, const char *name, uint64_t namelen, struct inode 
  * with a directory). A directory cannot move into itself. */
 int fs_rename(struct inode *odir, const char *oname, uint64_t olen, struct inode *ndir, const char *nname, uint64_t nlen);
 /** Changes the clock the file system stamps with (seconds). */
+/* The owner of what is created from now on (a new inode's uid and gid; in a set-group-ID
+ * directory, its group): the syscall's process's file-system ids, root's for the host's requests. */
+void fs_set_owner(uint32_t uid, uint32_t gid);
 void fs_set_clock(int64_t now);
 int64_t fs_read(struct inode *f, uint64_t off, void *buf, uint64_t n);
 /** Writes and truncation fail with -E_TXTBSY while the file is a running program. */
 int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n);
 int fs_truncate(struct inode *f, uint64_t size);
+/** For the host's uploads: pages [idx, idx + n) of a regular file made its own (new ones not
+ * cleared: the host writes every byte of them before anyone may read them), their page numbers
+ * (GPA >> 12) into pfn, the size raised to `size` (as far as pages were had). Returns how many
+ * pages it had: fewer than n when the disk or memory runs short, -E_NOSPC when none (n > 0),
+ * or -E_FBIG, -E_TXTBSY. */
+int fs_host_pages(struct inode *f, uint64_t idx, uint64_t n, uint64_t size, uint32_t *pfn);
 /** The page holding bytes [index * 4096, +4096) of a regular file; NULL for a hole. It may be
  * a page of the read-only image (never written: a write gives the file its own copy). */
 void *fs_page(struct inode *f, uint64_t index);

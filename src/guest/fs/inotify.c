@@ -1,6 +1,7 @@
 /* inotify; see inotify.h. */
 #include "inotify.h"
 
+#include "dnotify.h"
 #include "file.h"
 #include "fs.h"
 #include "hwatch.h"
@@ -206,6 +207,8 @@ static void to_parents(struct inode *node, uint32_t mask)
 void fs_notify(struct inode *dir, const char *name, uint64_t n, struct inode *node, uint32_t mask, uint32_t cookie)
 {
     hwatch_notify(dir, name, n, node, mask); /* the host's watches (E2B's WatchDir) */
+    if (dir)
+        dnotify_event(dir, mask);
     if (!instances)
         return;
     uint32_t isdir = node && (node->mode & S_IFMT) == S_IFDIR ? IN_ISDIR_ : 0;

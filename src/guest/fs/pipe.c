@@ -1,4 +1,4 @@
-/* Pipes and named pipes (FIFOs): a 64 KiB ring each, blocking readers and writers, EOF,
+/* Pipes and named pipes (FIFOs): a ring of 64 KiB (or F_SETPIPE_SZ's size) each, blocking readers and writers, EOF,
  * EPIPE/SIGPIPE, PIPE_BUF atomicity (see pipe.h). */
 #include "pipe.h"
 
@@ -24,15 +24,63 @@ static void pipe_changed(struct pipe *p)
 struct pipe *pipe_new(void)
 {
     struct pipe *p = kmalloc(sizeof(*p));
-    if (p && !(p->page[0] = kpage_alloc())) { /* an empty pipe always takes data */
+    if (!p)
+        return 0;
+    p->npages = PIPE_PAGES;
+    p->page = kmalloc(PIPE_PAGES * sizeof(*p->page));
+    if (!p->page || !(p->page[0] = kpage_alloc())) { /* an empty pipe always takes data */
+        if (p->page)
+            kfree(p->page, PIPE_PAGES * sizeof(*p->page));
         kfree(p, sizeof(*p));
         return 0;
     }
-    if (p) {
-        p->readers = p->writers = 1;
-        p->id = anon_ino();
-    }
+    p->readers = p->writers = 1;
+    p->id = anon_ino();
     return p;
+}
+
+static void pipe_free_pages(uint8_t **page, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (page[i])
+            kpage_free(page[i]);
+    kfree(page, n * sizeof(*page));
+}
+
+/* The data's pages move, in order, to the front of a new table of slots: the head keeps its
+ * offset in its page. What would not fit so (a shrink to little more than what it holds, from
+ * a head inside a page) is refused with EBUSY too: rare, and the caller may read first. */
+long pipe_resize(struct pipe *p, uint64_t bytes)
+{
+    uint32_t n = 1;
+    if (bytes > (uint64_t)PIPE_PAGES_MAX * PAGE_SIZE)
+        return -EPERM;
+    while ((uint64_t)n * PAGE_SIZE < bytes)
+        n <<= 1;
+    uint64_t off = p->head % PAGE_SIZE, used = (off + p->count + PAGE_SIZE - 1) / PAGE_SIZE;
+    if (p->count > (uint64_t)n * PAGE_SIZE || used > n)
+        return -E_BUSY;
+    if (n == p->npages)
+        return (long)pipe_cap(p);
+    uint8_t **page = kmalloc(n * sizeof(*page));
+    if (!page)
+        return -ENOMEM;
+    uint32_t first = (uint32_t)(p->head / PAGE_SIZE);
+    for (uint32_t j = 0; j < used; j++) {
+        uint32_t k = (first + j) % p->npages;
+        page[j] = p->page[k];
+        p->page[k] = 0;
+    }
+    if (!page[0]) { /* empty: keep a page, as pipe_new */
+        page[0] = p->page[0];
+        p->page[0] = 0;
+    }
+    pipe_free_pages(p->page, p->npages);
+    p->page = page;
+    p->npages = n;
+    p->head = off;
+    pipe_changed(p); /* a writer may have room now */
+    return (long)pipe_cap(p);
 }
 
 /* Named pipes (mkfifo): the pipe of each FIFO node that is open, found by its node; as many as
@@ -50,6 +98,13 @@ static void fifo_forget(struct pipe *p)
     p->fifo = 0;
 }
 
+void pipe_rights_free(struct pipe_rights *r)
+{
+    for (int i = 0; i < r->n; i++)
+        file_put(r->f[i]);
+    kfree(r, sizeof(*r) + (uint64_t)r->n * sizeof(r->f[0]));
+}
+
 void pipe_drop(struct pipe *p, int reader)
 {
     if (reader)
@@ -59,9 +114,12 @@ void pipe_drop(struct pipe *p, int reader)
     pipe_changed(p);
     if (p->readers == 0 && p->writers == 0) {
         fifo_forget(p);
-        for (int i = 0; i < PIPE_PAGES; i++)
-            if (p->page[i])
-                kpage_free(p->page[i]);
+        while (p->rights) { /* descriptors nobody received */
+            struct pipe_rights *r = p->rights;
+            p->rights = r->next;
+            pipe_rights_free(r);
+        }
+        pipe_free_pages(p->page, p->npages);
         kfree(p, sizeof(*p));
     }
 }
@@ -143,10 +201,11 @@ long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
             err = -EFAULT;
             break;
         }
-        head = (head + chunk) % PIPE_SIZE;
+        head = (head + chunk) % pipe_cap(p);
         done += chunk;
     }
     if (done && !(flags & PIPE_PEEK)) {
+        p->taken += done;
         p->count -= done;
         p->head = p->count ? head : 0;
         pipe_changed(p);
@@ -157,14 +216,14 @@ long pipe_read(struct pipe *p, int flags, uint64_t buf, uint64_t n)
 uint64_t pipe_room(struct pipe *p)
 {
     uint64_t room = 0;
-    while (p->count + room < PIPE_SIZE) {
-        uint64_t pos = (p->head + p->count + room) % PIPE_SIZE;
+    while (p->count + room < pipe_cap(p)) {
+        uint64_t pos = (p->head + p->count + room) % pipe_cap(p);
         uint8_t **pg = &p->page[pos / PAGE_SIZE];
         if (!*pg && !(*pg = kpage_alloc()))
             break;
         room += PAGE_SIZE - pos % PAGE_SIZE;
     }
-    return room < PIPE_SIZE - p->count ? room : PIPE_SIZE - p->count;
+    return room < pipe_cap(p) - p->count ? room : pipe_cap(p) - p->count;
 }
 
 long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
@@ -194,7 +253,7 @@ long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
             continue;
         }
         while (done < n && room) {
-            uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+            uint64_t tail = (p->head + p->count) % pipe_cap(p), off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
             if (chunk > room)
                 chunk = room;
             if (chunk > n - done)
@@ -214,7 +273,7 @@ uint64_t pipe_put(struct pipe *p, const void *src, uint64_t n)
 {
     uint64_t room = pipe_room(p), done = 0;
     while (done < n && room) {
-        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
+        uint64_t tail = (p->head + p->count) % pipe_cap(p), off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
         chunk = chunk < room ? chunk : room;
         chunk = chunk < n - done ? chunk : n - done;
         kmemcpy(p->page[tail / PAGE_SIZE] + off, (const uint8_t *)src + done, chunk);
@@ -235,10 +294,11 @@ uint64_t pipe_take(struct pipe *p, void *dst, uint64_t n)
         chunk = chunk < p->count ? chunk : p->count;
         chunk = chunk < n - done ? chunk : n - done;
         kmemcpy((uint8_t *)dst + done, p->page[p->head / PAGE_SIZE] + off, chunk);
-        p->head = (p->head + chunk) % PIPE_SIZE;
+        p->head = (p->head + chunk) % pipe_cap(p);
         p->count -= chunk;
         done += chunk;
     }
+    p->taken += done;
     if (!p->count)
         p->head = 0;
     if (done)

@@ -63,9 +63,22 @@ static char state_letter(const struct proc *p)
     return p->state == P_ZOMBIE ? 'Z' : p->group->stopped ? 'T' : p->state == P_BLOCKED ? 'S' : 'R';
 }
 
+/* /proc/<pid>/mountinfo, as coreutils' df and findmnt read it: the same mounts as /proc/mounts,
+ * with the device numbers stat reports (the root 0:1, /proc 0:4, /sys 0:21) */
+static void gen_mountinfo(struct sbuf *b)
+{
+    put_s(b, fs_root()->lower ? "1 0 0:1 / / rw,relatime - overlay overlay rw,lowerdir=rofs\n"
+                              : "1 0 0:1 / / rw,relatime - tmpfs none rw\n");
+    put_s(b, "2 1 0:4 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n"
+             "3 1 0:21 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n"
+             "4 1 0:1 /dev/shm /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw\n");
+}
+
 static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
 {
-    if (kind == GEN_PID_CMDLINE) {
+    if (kind == GEN_PID_MOUNTINFO) {
+        gen_mountinfo(b);
+    } else if (kind == GEN_PID_CMDLINE) {
         for (uint32_t i = 0; i < p->cmdline_len && b->n < b->cap; i++)
             b->p[b->n++] = p->cmdline[i];
     } else if (kind == GEN_PID_COMM) {
@@ -83,13 +96,18 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_u(b, (uint64_t)p->pid);
         put_s(b, "\nPPid:\t");
         put_u(b, (uint64_t)(p->ppid ? p->ppid : 1));
-        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system (the effective) */
+        for (int k = 0; k < 2; k++) { /* real, effective, saved, file system */
             const uint32_t *id = k ? p->gid : p->uid;
             put_s(b, k ? "\nGid:" : "\nUid:");
             for (int j = 0; j < 4; j++) {
                 put_s(b, "\t");
-                put_u(b, id[j < 3 ? j : 1]);
+                put_u(b, id[j]);
             }
+        }
+        put_s(b, "\nGroups:\t");
+        for (int j = 0; j < p->ngroups; j++) {
+            put_u(b, p->groups[j]);
+            put_s(b, " ");
         }
         put_s(b, "\nThreads:\t");
         put_u(b, (uint64_t)p->nthreads);
@@ -320,6 +338,11 @@ void procfs_self(int pid)
     proc_self_pid = pid;
 }
 
+int procfs_dir_pid(const struct inode *ino)
+{
+    return ino && !ino->gen && (ino->mode & S_IFMT) == S_IFDIR && ino->parent == proc_root ? (int)ino->gen_pid : 0;
+}
+
 void procfs_add(const struct proc *p)
 {
     char d[12];
@@ -327,10 +350,12 @@ void procfs_add(const struct proc *p)
     int n = pid_name(p->pid, d);
     if (!proc_root || fs_create(proc_root, d, (uint64_t)n, S_IFDIR | 0555, &dir) < 0)
         return;
+    dir->gen_pid = (uint32_t)p->pid; /* gen 0: an ordinary directory, that knows its process */
     proc_node(dir, "stat", GEN_PID_STAT, p->pid);
     proc_node(dir, "status", GEN_PID_STATUS, p->pid);
     proc_node(dir, "cmdline", GEN_PID_CMDLINE, p->pid);
     proc_node(dir, "comm", GEN_PID_COMM, p->pid);
+    proc_node(dir, "mountinfo", GEN_PID_MOUNTINFO, p->pid);
     if (fs_create(dir, "fd", 2, S_IFDIR | 0500, &fd) == 0) {
         fd->gen = GEN_PID_FD;
         fd->gen_pid = (uint32_t)p->pid;
@@ -451,7 +476,7 @@ void procfs_exe(const struct proc *p)
 
 void procfs_remove(const struct proc *p)
 {
-    static const char *const names[] = {"stat", "status", "cmdline", "comm", "exe"};
+    static const char *const names[] = {"stat", "status", "cmdline", "comm", "mountinfo", "exe"};
     char d[12];
     struct inode *dir, *fd;
     int n = pid_name(p->pid, d);

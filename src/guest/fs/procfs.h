@@ -12,7 +12,7 @@ enum { GEN_NONE, GEN_MEMINFO, GEN_CPUINFO, GEN_UPTIME, GEN_LOADAVG, GEN_MOUNTS, 
        GEN_NET_TCP, GEN_NET_TCP6, GEN_NET_UNIX, GEN_NET_UDP, GEN_NET_UDP6, /* net/socket.c writes them */
        GEN_NET_DEV, GEN_NET_IF_INET6, GEN_NET_ROUTE,                      /* ... and net/netif.c these */
        GEN_SYS,                                                           /* a /sys file (fs/sysfs.c) */
-       GEN_PID_STAT, GEN_PID_STATUS, GEN_PID_CMDLINE, GEN_PID_COMM,
+       GEN_PID_STAT, GEN_PID_STATUS, GEN_PID_CMDLINE, GEN_PID_COMM, GEN_PID_MOUNTINFO,
        GEN_PID_FD, GEN_FD_LINK }; /* /proc/<pid>/fd and its links: no contents to write */
 
 struct sbuf {
@@ -41,6 +41,9 @@ void procfs_init(void);
 void procfs_self(int pid);
 
 void procfs_add(const struct proc *p);
+
+/* The process a /proc/<pid> directory is about (Linux takes its descriptor as a pidfd), or 0. */
+int procfs_dir_pid(const struct inode *ino);
 
 void fs_gen_dir_sync(struct inode *dir);
 

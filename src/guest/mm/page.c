@@ -38,6 +38,11 @@ void *kpage_alloc_data(void)
     return kpage_alloc();
 }
 
+void *kpage_alloc_data_raw(void)
+{
+    return kpage_alloc();
+}
+
 uint64_t kpage_free_pages(void)
 {
     return 0;
@@ -105,7 +110,21 @@ static void *chain_take(struct fidx **c)
     return x;
 }
 
-void *kpage_alloc(void)
+/* Zeroes a page with plain stores, not `rep stosb`: a freed page may have been a page table
+ * that the hypervisor's shadow paging (PVM) still write-protects, and there a string
+ * instruction is emulated one byte at a time, thousands of exits' worth, where plain stores
+ * trap only until the hypervisor sees the page is no page table any more (a few writes). */
+static void *page_zero(void *p)
+{
+    for (volatile uint64_t *w = p, *end = w + PAGE_SIZE / 8; w < end; w += 8) {
+        w[0] = 0, w[1] = 0, w[2] = 0, w[3] = 0;
+        w[4] = 0, w[5] = 0, w[6] = 0, w[7] = 0;
+    }
+    return p;
+}
+
+/* A page off the pool, its contents as they were. */
+static void *take_page(void)
 {
     void *p;
     if (dirty) {
@@ -121,7 +140,13 @@ void *kpage_alloc(void)
     } else {
         return 0;
     }
-    return kmemset(p, 0, PAGE_SIZE);
+    return p;
+}
+
+void *kpage_alloc(void)
+{
+    void *p = take_page();
+    return p ? page_zero(p) : 0;
 }
 
 void kpage_free(void *p)
@@ -236,6 +261,11 @@ void *kpage_alloc_user(void)
 void *kpage_alloc_data(void)
 {
     return kpage_free_pages() > KPAGE_DATA_RESERVE ? kpage_alloc() : 0;
+}
+
+void *kpage_alloc_data_raw(void)
+{
+    return kpage_free_pages() > KPAGE_DATA_RESERVE ? take_page() : 0;
 }
 
 uint64_t kpage_free_pages(void)

@@ -23,6 +23,9 @@ void *kpage_alloc_user(void);
  * to run the command that frees it (sh and rm need well under a MiB). */
 void *kpage_alloc_data(void);
 #define KPAGE_DATA_RESERVE (KPAGE_RESERVE + 1024)
+/** kpage_alloc_data without the zeroing, for pages the host fills whole (uploads): the guest
+ * never touches them, so under shadow paging they cost no fault until a program reads them. */
+void *kpage_alloc_data_raw(void);
 void kpage_free(void *p);
 /** Pages shared copy-on-write by address spaces (a fork's): a page has one user, the one that
  * allocated it, until kpage_share adds another; kpage_put drops one, freeing the page with the

@@ -24,7 +24,7 @@ uint64_t *pte_of(uint64_t pml4, uint64_t va, int create)
             void *t;
             if (!create || !(t = kpage_alloc()))
                 return 0;
-            *e = kpage_gpa(t) | PTE_P | PTE_W | PTE_U;
+            *e = kpage_gpa(t) | PTE_P | PTE_W | PTE_U | PTE_A;
         }
         table = *e & PTE_ADDR;
     }
@@ -41,7 +41,7 @@ int map_new(uint64_t pml4, uint64_t va)
         return 0;
     if (!(p = kpage_alloc_user()))
         return -ENOMEM;
-    *e = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
+    *e = kpage_gpa(p) | PTE_P | PTE_W | PTE_U | PTE_A | PTE_D;
     return 0;
 }
 
@@ -269,12 +269,12 @@ int map_readonly_region(uint64_t gpa, uint64_t bytes)
             if (!p)
                 return -ENOMEM;
             pd = p;
-            pdpt[g / gib] = kpage_gpa(p) | PTE_P | PTE_W | PTE_U;
+            pdpt[g / gib] = kpage_gpa(p) | PTE_P | PTE_W | PTE_U | PTE_A;
         }
         for (uint64_t i = 0; i < 512; i++) {
             uint64_t at = g + i * big;
             if (at + big > gpa && at < gpa + bytes)
-                pd[i] = at | PTE_P | PTE_U | 0x80; /* a 2 MiB page, not writable */
+                pd[i] = at | PTE_P | PTE_U | PTE_A | 0x80; /* a 2 MiB page, not writable */
         }
     }
     write_cr3(LEL_GPA_PML4); /* the kernel runs on the boot tables here; PVM resyncs its shadow */
@@ -313,7 +313,7 @@ int make_private(uint64_t pml4, uint64_t va)
     if (!page)
         return -ENOMEM;
     kmemcpy(page, DMAP(*e & PTE_ADDR), PAGE_SIZE);
-    *e = kpage_gpa(page) | PTE_P | PTE_W | PTE_U;
+    *e = kpage_gpa(page) | PTE_P | PTE_W | PTE_U | PTE_A | PTE_D;
     __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory");
     return 0;
 }

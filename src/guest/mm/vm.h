@@ -22,6 +22,12 @@ struct inode;
                                 read-only with another (mm/page.c counts its users): the first
                                 write makes it this address space's again (cow_fault) */
 #define PTE_W 2ULL
+/* Accessed and dirty, set in every entry when it is made (nothing here reads them): the
+ * hypervisor's shadow paging (PVM) fills in the neighbours of a faulting entry only when they
+ * are marked accessed, and keeps a clean writable page read-only until its first write, so
+ * entries without them cost one more exit each, several per page a new program touches. */
+#define PTE_A 0x20ULL
+#define PTE_D 0x40ULL
 #define USER_TOP 0x0000800000000000ULL
 #define STACK_TOP 0x00007ffffff00000ULL
 #define STACK_PAGES 64                /* mapped at exec (arguments and environment live there) */

@@ -14,6 +14,7 @@
 #include "../lib/errno.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
+#include "cmsg.h"
 #include "hostconn.h"
 #include "netif.h"
 #include "netlink.h"
@@ -51,14 +52,18 @@ static long dgram_copy(struct dgram *d, const struct seg *sg, int nsg, uint64_t 
     return (long)done;
 }
 
-/* A new datagram holding the segments' bytes (n in all), from `from`. */
-static struct dgram *dgram_make(const struct seg *sg, int nsg, uint64_t n, const struct saddr *from, long *err)
+/* A new datagram holding the segments' bytes (n in all), from `from`, with its hop limit and
+ * traffic class. */
+static struct dgram *dgram_make(const struct seg *sg, int nsg, uint64_t n, const struct saddr *from, const int anc[2],
+                                long *err)
 {
     struct dgram *d = kmalloc(sizeof(*d));
     *err = -ENOBUFS_;
     if (!d)
         return 0;
     d->from = *from;
+    d->hlim = (uint8_t)anc[0];
+    d->tclass = (uint8_t)anc[1];
     d->len = (uint32_t)n;
     for (uint32_t i = 0; i * PAGE_SIZE < n; i++)
         if (!(d->pages[i] = kpage_alloc_user())) {
@@ -126,8 +131,13 @@ static int sa_same(const struct saddr *a, const struct saddr *b)
     return a->len == b->len && !kmemcmp(a->b, b->b, a->len);
 }
 
-long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to)
+/* dgram_send with the hop limit and traffic class the datagram goes with (-1: the socket's) */
+static long send_anc(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to, const int want[2])
 {
+    int anc[2] = {want[0] >= 0 ? want[0] : sock_opt(f->sock, 41, 16, -1), /* IPV6_UNICAST_HOPS */
+                  want[1] >= 0 ? want[1] : sock_opt(f->sock, 41, 67, 0)}; /* IPV6_TCLASS */
+    anc[0] = anc[0] >= 0 && anc[0] <= 255 ? anc[0] : 64;
+    anc[1] &= 0xff;
     struct proc *cur = proc_cur();
     struct sock *s = f->sock;
     struct saddr from;
@@ -150,7 +160,7 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
     if (s->family != AF_UNIX_ && !sa_local(to))
         return hc_dgram_send(s, to, sg, nsg, n); /* outside the guest: through the host */
     for (;;) { /* looked up again after each wait: the receiver may have gone meanwhile */
-        struct sock *r = pair ? s->dpeer : sock_listener(to, ino, 1);
+        struct sock *r = pair ? s->dpeer : sock_listener(to, ino, s->dgram);
         struct saddr seen;
         if (r)
             sa_as_seen(&from, r->family, &seen);
@@ -167,7 +177,7 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
             block(W_PIPE);
             continue;
         }
-        struct dgram *d = dgram_make(sg, nsg, n, &seen, &err);
+        struct dgram *d = dgram_make(sg, nsg, n, &seen, anc, &err);
         if (d) {
             if (r->dq_last)
                 r->dq_last->next = d;
@@ -187,7 +197,15 @@ long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, con
     return err;
 }
 
-long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc)
+long dgram_send(struct file *f, const struct seg *sg, int nsg, uint64_t msg, const struct saddr *to)
+{
+    const int dflt[2] = {-1, -1};
+    return send_anc(f, sg, nsg, msg, to, dflt);
+}
+
+/* dgram_recv, and the datagram's hop limit and traffic class into `anc` */
+static long recv_anc(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc,
+                     uint8_t anc[2])
 {
     struct proc *cur = proc_cur();
     struct sock *s = f->sock;
@@ -214,6 +232,8 @@ long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, str
         return got;
     if (from)
         *from = d->from;
+    anc[0] = d->hlim;
+    anc[1] = d->tclass;
     *trunc = d->len > room;
     long r = (msg & MSG_TRUNC_) ? (long)d->len : got;
     if (!(msg & MSG_PEEK_)) {
@@ -226,6 +246,12 @@ long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, str
         wake(W_PIPE, 0); /* unix senders waiting for room */
     }
     return r;
+}
+
+long dgram_recv(struct file *f, const struct seg *sg, int nsg, uint64_t msg, struct saddr *from, int *trunc)
+{
+    uint8_t anc[2];
+    return recv_anc(f, sg, nsg, msg, from, trunc, anc);
 }
 
 long dgram_connect(struct sock *s, struct saddr *a)
@@ -283,25 +309,68 @@ long dgram_sendrecv(struct file *f, uint64_t buf, uint64_t n, uint64_t msg, uint
     return e < 0 ? e : r;
 }
 
+/* sendmsg's ancillary data on a datagram socket: IPV6_HOPLIMIT and IPV6_TCLASS (an int each,
+ * -1..255; EINVAL else) on inet6; other IPv6 items and SOL_SOCKET ones are EINVAL, as on Linux,
+ * and other levels are not looked at. */
+static long send_cmsgs(struct sock *s, const uint64_t h[7], int anc[2])
+{
+    uint64_t p = h[4], end = h[4] + h[5];
+    struct cmsg_in c;
+    long r;
+    while ((r = cmsg_next(&p, end, &c)) > 0) {
+        int v;
+        if (c.level != 41 && c.level != SOL_SOCKET_)
+            continue;
+        if (c.level == SOL_SOCKET_ || s->family != AF_INET6_ || (c.type != 52 && c.type != 67) || c.len != 4)
+            return -EINVAL;
+        if (copy_user(c.data, &v, 4, 0) < 0)
+            return -EFAULT;
+        if (v < -1 || v > 255)
+            return -EINVAL;
+        anc[c.type == 67] = v;
+    }
+    return r;
+}
+
+/* recvmsg's: what IPV6_RECVHOPLIMIT and IPV6_RECVTCLASS ask for, in Linux's order */
+static long recv_cmsgs(struct sock *s, struct cmsg_out *o, const uint8_t anc[2])
+{
+    int hl = anc[0], tc = anc[1];
+    if (s->family != AF_INET6_)
+        return 0;
+    if (sock_opt(s, 41, 51, 0) && cmsg_put(o, 41, 52, &hl, 4) < 0) /* IPV6_RECVHOPLIMIT: IPV6_HOPLIMIT */
+        return -EFAULT;
+    if (sock_opt(s, 41, 66, 0) && cmsg_put(o, 41, 67, &tc, 4) < 0) /* IPV6_RECVTCLASS: IPV6_TCLASS */
+        return -EFAULT;
+    return 0;
+}
+
 long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64_t msg, int write)
 {
     struct seg sg[DGRAM_SEGS];
     struct saddr a;
-    int trunc = 0;
+    struct cmsg_out o;
+    int trunc = 0, want[2] = {-1, -1};
+    uint8_t anc[2] = {64, 0};
     long r = dgram_segs(h[2], h[3], sg), nsg = r;
     if (r >= 0 && write && h[0])
         r = sa_from_user(h[0], (uint32_t)h[1], f->sock->family, &a);
+    if (r >= 0 && write && h[5])
+        r = send_cmsgs(f->sock, h, want);
     if (r < 0)
         return r;
     file_hold(f); /* while it may block */
-    r = write ? dgram_send(f, sg, (int)nsg, msg, h[0] ? &a : 0) : dgram_recv(f, sg, (int)nsg, msg, &a, &trunc);
+    r = write ? send_anc(f, sg, (int)nsg, msg, h[0] ? &a : 0, want) : recv_anc(f, sg, (int)nsg, msg, &a, &trunc, anc);
     file_unhold(f);
     if (write || r < 0)
         return r;
-    uint32_t cap = (uint32_t)h[1], n = a.len < cap ? a.len : cap, full = h[0] ? a.len : 0, flags = trunc ? MSG_TRUNC_ : 0;
-    uint64_t zero = 0;
+    cmsg_out_init(&o, h[4], h[5]);
+    if (recv_cmsgs(f->sock, &o, anc) < 0)
+        return -EFAULT;
+    uint32_t cap = (uint32_t)h[1], n = a.len < cap ? a.len : cap, full = h[0] ? a.len : 0;
+    uint32_t flags = (trunc ? MSG_TRUNC_ : 0) | o.flags;
     if ((h[0] && n && copy_user(h[0], a.b, n, 1) < 0) || copy_user(umsg + 8, &full, 4, 1) < 0 ||
-        copy_user(umsg + 40, &zero, 8, 1) < 0 || copy_user(umsg + 48, &flags, 4, 1) < 0)
+        copy_user(umsg + 40, &o.used, 8, 1) < 0 || copy_user(umsg + 48, &flags, 4, 1) < 0)
         return -EFAULT; /* msg_namelen, msg_controllen, msg_flags */
     return r;
 }
@@ -344,6 +413,7 @@ void dgram_deliver(struct sock *r, const void *p1, uint32_t n1, const void *p2, 
         return;
     d->from = *from;
     d->len = (uint32_t)n;
+    d->hlim = 64;
     for (uint32_t i = 0; i * PAGE_SIZE < n; i++)
         if (!(d->pages[i] = kpage_alloc_user())) {
             dgram_free(d);

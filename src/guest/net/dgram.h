@@ -14,6 +14,7 @@ struct dgram {
     struct dgram *next;
     struct saddr from;
     uint32_t len;
+    uint8_t hlim, tclass; /* inet6: the hop limit and traffic class it came with (IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS) */
     void *pages[(DGRAM_MAX + PAGE_SIZE - 1) / PAGE_SIZE];
 };
 
@@ -36,7 +37,10 @@ uint32_t dgram_events(const struct sock *s);
 long dgram_sendrecv(struct file *f, uint64_t buf, uint64_t n, uint64_t msg, uint64_t uaddr, uint64_t ulen, int write);
 
 /* sendmsg and recvmsg on a datagram socket (h: the msghdr): the vector is one datagram; the
- * sender's address, its full length and MSG_TRUNC come back. */
+ * sender's address, its full length and MSG_TRUNC come back. On inet6 sockets the ancillary
+ * data of RFC 3542 that Linux has for UDP: IPV6_HOPLIMIT and IPV6_TCLASS sent with a datagram
+ * (or the socket's IPV6_UNICAST_HOPS and IPV6_TCLASS, else 64 and 0) and received when
+ * IPV6_RECVHOPLIMIT or IPV6_RECVTCLASS is on. */
 long dgram_msg(struct file *f, uint64_t umsg, const uint64_t h[7], uint64_t msg, int write);
 
 /* readv and writev on a datagram socket: the vector is one datagram. */

@@ -9,6 +9,7 @@
  * socket's port id. */
 #include "netlink.h"
 
+#include "../fs/pipe.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
@@ -326,11 +327,99 @@ static int link_get(struct nlq *q, const uint8_t *body, uint32_t n)
     return 0;
 }
 
+/* ---- sock_diag (NETLINK_SOCK_DIAG): the sockets, as ss lists them ---- */
+
+#define SOCK_DIAG_BY_FAMILY 20
+
+/* A socket's state as TCP numbers them (unix sockets use the same): LISTEN, ESTABLISHED, CLOSE */
+static int diag_state(const struct sock *s)
+{
+    return s->listening ? 10 : s->connected ? 1 : 7;
+}
+
+static void diag_queues(const struct sock *s, uint32_t q[2])
+{
+    q[0] = s->listening ? (uint32_t)s->qn : s->dgram ? (uint32_t)s->dq_bytes : s->rx ? (uint32_t)s->rx->count : 0;
+    q[1] = s->listening ? (uint32_t)s->backlog - 1 : s->tx ? (uint32_t)s->tx->count : 0; /* listen(n) holds n + 1 */
+}
+
+/* inet_diag_msg for an inet socket: its addresses and ports as Linux's inet_diag_sockid holds
+ * them (network order), queues and inode */
+static void inet_diag_msg(struct nlq *q, const struct sock *s)
+{
+    struct nlmsg m;
+    uint8_t d[72] = {(uint8_t)s->family, (uint8_t)diag_state(s)};
+    int alen = s->family == AF_INET_ ? 4 : 16, at = s->family == AF_INET_ ? 4 : 8;
+    if (s->addr.len) {
+        kmemcpy(d + 4, s->addr.b + 2, 2);      /* sport */
+        kmemcpy(d + 8, s->addr.b + at, (size_t)alen); /* src */
+    }
+    if (s->connected && s->peer.len) {
+        kmemcpy(d + 6, s->peer.b + 2, 2);      /* dport */
+        kmemcpy(d + 24, s->peer.b + at, (size_t)alen); /* dst */
+    }
+    uint32_t tail[5] = {0}; /* expires, rqueue, wqueue, uid, inode */
+    diag_queues(s, tail + 1);
+    tail[4] = (uint32_t)s->id;
+    kmemcpy(d + 52, tail, sizeof(tail));
+    msg_start(&m, q, SOCK_DIAG_BY_FAMILY, NLM_F_MULTI, d, sizeof(d));
+    q_add(q, &m);
+}
+
+/* unix_diag_msg, with the name and the queues when asked (UDIAG_SHOW_NAME 1, SHOW_RQLEN 16) */
+static void unix_diag_msg(struct nlq *q, const struct sock *s, uint32_t show)
+{
+    struct nlmsg m;
+    uint8_t d[16] = {AF_UNIX_, (uint8_t)(s->dgram ? SOCK_DGRAM_ : SOCK_STREAM_), (uint8_t)diag_state(s)};
+    uint32_t ino = (uint32_t)s->id, rq[2];
+    kmemcpy(d + 4, &ino, 4);
+    msg_start(&m, q, SOCK_DIAG_BY_FAMILY, NLM_F_MULTI, d, sizeof(d));
+    if ((show & 1) && s->addr.len > 2) /* UNIX_DIAG_NAME: the path without its NUL, or NUL and the abstract name */
+        attr(&m, 0, s->addr.b + 2, s->addr.len - 2 - (s->addr.b[2] ? 1 : 0));
+    diag_queues(s, rq);
+    if (show & 16)
+        attr(&m, 4, rq, sizeof(rq)); /* UNIX_DIAG_RQLEN */
+    q_add(q, &m);
+}
+
+/* SOCK_DIAG_BY_FAMILY dumps: inet (inet_diag_req_v2: family, protocol, ext, pad, states) and
+ * unix (unix_diag_req: family, protocol, pad, states, ino, show); the sockets in the states
+ * asked for. Anything else: EOPNOTSUPP (ss then reads /proc/net). */
+static int diag_request(struct nlq *q, const struct nlhdr *h, const uint8_t *body, uint32_t n)
+{
+    uint32_t states, show = 0;
+    if (h->type != SOCK_DIAG_BY_FAMILY || (h->flags & NLM_F_DUMP) != NLM_F_DUMP || n < 8)
+        return -EOPNOTSUPP_;
+    int family = body[0], proto = body[1];
+    kmemcpy(&states, body + 4, 4);
+    if (family == AF_UNIX_ && n >= 16)
+        kmemcpy(&show, body + 12, 4);
+    if (family != AF_UNIX_ && family != AF_INET_ && family != AF_INET6_)
+        return -EINVAL;
+    if (family != AF_UNIX_ && proto != 6 && proto != 17)
+        return -EINVAL;
+    for (struct sock *s = sock_next(0); s; s = sock_next(s)) {
+        if (s->family != family || !(states & (1u << diag_state(s))))
+            continue;
+        if (family == AF_UNIX_)
+            unix_diag_msg(q, s, show);
+        else if (s->dgram == (proto == 17))
+            inet_diag_msg(q, s);
+    }
+    q_done(q);
+    return 0;
+}
+
 /* One request message; what it asks for goes into `q`. */
 static void request(struct nlq *q, const struct nlhdr *h, const uint8_t *body, uint32_t n)
 {
     int err = 0, family = n ? body[0] : 0;
     q->seq = h->seq;
+    if (q->s->nl_proto == NETLINK_SOCK_DIAG_ && (h->flags & NLM_F_REQUEST) && h->type >= 16) {
+        if ((err = diag_request(q, h, body, n)) < 0 || (h->flags & NLM_F_ACK))
+            q_error(q, h, err);
+        return;
+    }
     if (!(h->flags & NLM_F_REQUEST) || h->type < 16) { /* not a request, or a control message */
         if (h->flags & NLM_F_ACK)
             q_error(q, h, 0);
@@ -357,13 +446,14 @@ long nl_socket(uint64_t type, uint64_t proto, struct sock **out)
 {
     if ((type & 0xf) != SOCK_RAW_ && (type & 0xf) != SOCK_DGRAM_)
         return -94; /* ESOCKTNOSUPPORT */
-    if (proto != NETLINK_ROUTE_)
+    if (proto != NETLINK_ROUTE_ && proto != NETLINK_SOCK_DIAG_)
         return -EPROTONOSUPPORT_;
     struct sock *s = sock_new(AF_NETLINK_);
     if (!s)
         return -ENOMEM;
     s->dgram = 1;
     s->raw = (type & 0xf) == SOCK_RAW_;
+    s->nl_proto = (int)proto;
     kernel_addr(&s->peer);
     *out = s;
     return 0;

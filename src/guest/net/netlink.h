@@ -13,10 +13,11 @@ struct sock;
 
 #define AF_NETLINK_ 16
 #define NETLINK_ROUTE_ 0
+#define NETLINK_SOCK_DIAG_ 4
 #define SOCK_RAW_ 3
 
 /* A new netlink socket (its peer the kernel); -EPROTONOSUPPORT for a protocol other than
- * NETLINK_ROUTE, -ESOCKTNOSUPPORT for a type other than SOCK_RAW and SOCK_DGRAM. */
+ * NETLINK_ROUTE and NETLINK_SOCK_DIAG, -ESOCKTNOSUPPORT for a type other than SOCK_RAW and SOCK_DGRAM. */
 long nl_socket(uint64_t type, uint64_t proto, struct sock **out);
 
 /* bind: a port id (0: one is picked, the process's pid when free) and multicast groups

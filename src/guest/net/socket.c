@@ -7,7 +7,8 @@
  * A connection is two pipes, one each way: a socket reads its `rx` and writes its `tx`, the
  * peer the other way round, so reads, writes, blocking, EOF, EPIPE/SIGPIPE and readiness are
  * the pipes'. connect() completes at once (the listener's queue is the backlog) and accept()
- * takes from that queue. Datagram sockets are dgram.c's; descriptor passing is refused. */
+ * takes from that queue. Datagram sockets are dgram.c's; descriptors pass over unix streams
+ * (scm.c). */
 #include "socket.h"
 
 #include "../fs/epoll.h"
@@ -168,7 +169,7 @@ static uint16_t port_ephemeral(int dgram)
 struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram)
 {
     for (struct sock *s = socks_bound; s; s = s->next) {
-        if (dgram ? !s->dgram : !s->listening)
+        if (dgram ? s->dgram != dgram : !s->listening) /* UDP and UDP-Lite have a port space each */
             continue;
         if (a->b[0] == AF_UNIX_) {
             if (s->family == AF_UNIX_ && (ino ? s->ino == ino : s->addr.len == a->len && !kmemcmp(s->addr.b, a->b, a->len)))
@@ -190,6 +191,11 @@ struct sock *sock_find(uint64_t id)
         if (s->id == id)
             return s;
     return 0;
+}
+
+struct sock *sock_next(const struct sock *s)
+{
+    return s ? s->all_next : socks_all;
 }
 
 struct sock *sock_netlink(uint32_t pid)
@@ -394,6 +400,14 @@ long stream_pair(struct sock **a, struct sock **b)
     return r;
 }
 
+int sock_opt(const struct sock *s, int level, int opt, int dflt)
+{
+    for (uint32_t i = 0; i < s->nopts; i++)
+        if (s->opts[i].level == level && s->opts[i].opt == opt)
+            return s->opts[i].v;
+    return dflt;
+}
+
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg)
 {
     struct sock *s = f->sock;
@@ -428,6 +442,12 @@ long sock_pipe_io(struct sock *s, struct file *f, uint64_t buf, uint64_t n, int 
     struct proc *cur = proc_cur();
     int nb = (f->flags & O_NONBLOCK_) || (msg & MSG_DONTWAIT_) ? O_NONBLOCK_ : 0;
     if (write) {
+        if (s->tx && !s->tx->readers && s->family != AF_UNIX_ && !s->hc && !s->reset && n) {
+            /* TCP: the first write after the peer closed goes out, and the peer's reset
+             * answers it; only later writes fail (EPIPE), as on Linux */
+            s->reset = 1;
+            return (long)n;
+        }
         if (s->tx)
             return pipe_write(s->tx, nb | (msg & MSG_NOSIGNAL_ ? PIPE_NOSIG : 0), buf, n);
         if (!(msg & MSG_NOSIGNAL_))

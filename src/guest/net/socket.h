@@ -17,6 +17,7 @@ struct dgram;
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 #define DGRAM_RCVBUF 212992 /* what a datagram socket holds (Linux's default rmem), each costing its length + 256 */
+#define SOCK_OPTS 16      /* the most int options a socket keeps (more are taken, not kept) */
 #define SOCK_QUEUE 32     /* the most connections a listener holds unaccepted */
 #define SADDR_MAX 110     /* sockaddr_un: the family and 108 bytes of path */
 #define MSG_PEEK_ 0x2
@@ -36,6 +37,7 @@ struct sock {
     uint64_t id;           /* the "inode" /proc/net shows */
     int family, listening, connected, v6only, dgram; /* dgram: SOCK_DGRAM (net/dgram.c), and netlink's */
     int raw;                /* netlink: SOCK_RAW (else SOCK_DGRAM, which is the same there) */
+    int nl_proto;           /* netlink: NETLINK_ROUTE or NETLINK_SOCK_DIAG */
     uint32_t err;           /* dgram: an error for the next receive (ECONNREFUSED) */
     struct dgram *dq, *dq_last; /* dgram: datagrams received, oldest first */
     uint64_t dq_bytes;      /* ... what they cost against DGRAM_RCVBUF */
@@ -48,7 +50,13 @@ struct sock {
     struct sock *queue[SOCK_QUEUE]; /* listening: connections made, not yet accepted */
     struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
     int connecting;         /* hc: connect() asked the host and has no answer yet */
+    int reset;              /* loopback TCP: it wrote once after its peer closed (the next write is EPIPE) */
     int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
+    struct sockopt {        /* int options set (SO_REUSEADDR, TCP_NODELAY...): what getsockopt reads back */
+        uint16_t level, opt;
+        int32_t v;
+    } opts[SOCK_OPTS];
+    uint32_t nopts;
 };
 
 /* A part of a user buffer: address and length (an iovec). */
@@ -88,6 +96,9 @@ struct sock *sock_new(int family);
 /* The socket whose /proc/net inode number is `id`, or NULL. */
 struct sock *sock_find(uint64_t id);
 
+/* Every socket in turn: the one after `s` (NULL: the first); NULL at the end. */
+struct sock *sock_next(const struct sock *s);
+
 /* The netlink socket bound to port id `pid`, or NULL. */
 struct sock *sock_netlink(uint32_t pid);
 
@@ -117,6 +128,9 @@ long sock_join(struct sock *c, struct sock *l, const struct saddr *to);
 long stream_pair(struct sock **a, struct sock **b);
 
 /* read/recv (write 0) or write/send (1) on a socket; `msg`: MSG_* flags. */
+/* An int option the socket keeps (setsockopt), or `dflt` when it was never set. */
+int sock_opt(const struct sock *s, int level, int opt, int dflt);
+
 long sock_io(struct file *f, uint64_t buf, uint64_t n, int write, uint64_t msg);
 
 /* The same on a connected stream socket's pipes, whatever its peer (sock_io's second half). */

@@ -66,7 +66,7 @@ static int map_file(const struct image *im, const struct phdr *p)
         uint64_t *e = pte_of(cur->mm->pml4, first + i * PAGE_SIZE, 1);
         if (!e)
             return -ENOMEM;
-        *e = kpage_gpa(fs_page(im->ino, page0 + i)) | PTE_P | PTE_U | PTE_FILE;
+        *e = kpage_gpa(fs_page(im->ino, page0 + i)) | PTE_P | PTE_U | PTE_A | PTE_FILE;
     }
     return 0;
 }

@@ -62,11 +62,18 @@ struct proc *process_new(uint64_t flags, long *err)
     procfs_exe(c);
     c->sig_ign = g->sig_ign;
     c->sig_handled = g->sig_handled;
-    c->nice = g->nice;
+    /* SCHED_RESET_ON_FORK: a realtime policy becomes SCHED_OTHER and a negative nice 0 in the
+     * child, which does not keep the flag */
+    int reset = g->sched_reset && (g->sched_policy == 1 || g->sched_policy == 2);
+    c->nice = g->sched_reset && g->nice < 0 ? 0 : g->nice;
+    c->sched_policy = reset ? 0 : g->sched_policy;
+    c->sched_prio = reset ? 0 : g->sched_prio;
     c->pgid = g->pgid;
     c->sid = g->sid;
     kmemcpy(c->uid, g->uid, sizeof(c->uid));
     kmemcpy(c->gid, g->gid, sizeof(c->gid));
+    kmemcpy(c->groups, g->groups, sizeof(c->groups));
+    c->ngroups = g->ngroups;
     c->no_new_privs = g->no_new_privs;
     kmemcpy(c->rlim, g->rlim, sizeof(c->rlim));
     kmemcpy(c->sa, g->sa, sizeof(c->sa));

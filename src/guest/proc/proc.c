@@ -72,6 +72,12 @@ int64_t proc_now_ns(void)
     return (int64_t)b->epoch_ms * 1000000 + (int64_t)kernel_ns();
 }
 
+void proc_set_now_ns(int64_t ns)
+{
+    struct lel_boot_info *b = KVA(LEL_GPA_BOOT);
+    b->epoch_ms = (uint64_t)((ns - (int64_t)kernel_ns()) / 1000000);
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();
@@ -397,6 +403,7 @@ void proc_end(struct proc *p, long status)
     p->mm = 0;
     exe_set(p, 0);
     p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */
+    p->cpu_itv_at[0] = p->cpu_itv_at[1] = 0;
     p->exit_status = (int)(status & 0xff);
     p->state = P_ZOMBIE;
     if (p != g) { /* a thread: nobody waits for it; its time stays the process's */

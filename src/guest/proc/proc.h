@@ -56,6 +56,7 @@ int proc_ended(int pid);
 /* Resource limits (getrlimit and setrlimit), kept per process and inherited; RLIMIT_NOFILE
  * bounds the descriptors, RLIMIT_NPROC and RLIMIT_STACK say what the guest has. */
 #define RLIM_N 16
+#define NGROUPS_ 32 /* supplementary groups a process may have here (Linux: 65536) */
 #define RLIMIT_STACK_ 3
 #define RLIMIT_NPROC_ 6
 #define RLIMIT_NOFILE_ 7
@@ -72,6 +73,8 @@ struct sigact {
  * kernel stack and registers, sharing the leader's address space, descriptors, signal actions
  * and identity. The leader's struct outlives it (a zombie) until the last thread ends; only then
  * does the parent hear of the process. Threads are never waited for: they free themselves. */
+#define PROC_NGROUPS 64 /* supplementary groups a process may have (Linux: 65536) */
+
 struct proc {
     enum pstate state;
     enum why why;
@@ -93,7 +96,9 @@ struct proc {
     int pgid, sid;        /* leader: its process group and session (Linux's: a command's first process leads both) */
     int stopped;          /* leader: the stop signal (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) that stopped it; 0: running */
     int stop_note;        /* leader: what its parent's wait has yet to hear: CLD_STOPPED (5), CLD_CONTINUED (6), 0 */
-    uint32_t uid[3], gid[3]; /* leader: real, effective and saved user and group ids (0: root), inherited */
+    uint32_t uid[4], gid[4]; /* leader: real, effective, saved and file-system user and group ids (0: root), inherited */
+    uint32_t groups[NGROUPS_]; /* leader: the supplementary groups, ngroups of them, inherited */
+    int ngroups;
     int pdeathsig;        /* leader: PR_SET_PDEATHSIG, the signal it gets when its parent ends */
     uint8_t no_new_privs, subreaper, dumpable_off; /* leader: prctl's flags, kept */
     uint64_t sig_ign;     /* bit n: signal n is ignored (SIG_IGN); kept across fork and execve */
@@ -110,11 +115,15 @@ struct proc {
     struct sigact sa[64];
     uint64_t hup_at;      /* left behind by a command: SIGHUP at this tick (its timeout); 0: never */
     uint64_t alarm_at, alarm_every; /* ITIMER_REAL (alarm, setitimer): SIGALRM at this tick, then every so many */
+    uint64_t cpu_itv_at[2], cpu_itv_every[2]; /* leader: ITIMER_VIRTUAL, ITIMER_PROF: SIGVTALRM, SIGPROF once
+                                                 its CPU time (ns) reaches at, then every so long; 0: off */
     uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
     int nice;             /* leader: setpriority's value (-20..19), inherited; shown, not used */
+    int sched_policy, sched_prio; /* leader: sched_setscheduler's, inherited (a realtime one not past SCHED_RESET_ON_FORK); kept, not used */
+    uint8_t sched_reset;  /* leader: SCHED_RESET_ON_FORK */
     struct rlim rlim[RLIM_N]; /* leader: its resource limits */
     struct file *held;    /* the file its current syscall holds (file_hold): let go if it dies there */
     int kcopy;            /* the kernel moves data between two files (sys_xfer.c): copy_user takes
@@ -157,6 +166,8 @@ int proc_active(void);
 
 /** Wall-clock time in ns, from the boot time the host gave and the timer ticks since. */
 int64_t proc_now_ns(void);
+/* Sets the wall clock (clock_settime): the boot information's epoch, as the host sets it. */
+void proc_set_now_ns(int64_t ns);
 
 /** A user-mode page fault at `addr` (error code `err`) that the kernel resolves (the stack
  * growing): 1, and the program goes on; 0: it is a fault. */

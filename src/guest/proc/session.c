@@ -228,6 +228,21 @@ static void session_finish(struct session *s)
     }
 }
 
+/* The CPU-time interval timers of process `g` (checked at every scheduler step, so within a
+ * tick of the CPU time they name: a process that runs is preempted at each tick). */
+static void cpu_timers_check(struct proc *g)
+{
+    uint64_t c = proc_cpu(g);
+    for (int k = 0; k < 2; k++) {
+        uint64_t at = g->cpu_itv_at[k], every = g->cpu_itv_every[k];
+        if (!at || c < at)
+            continue;
+        g->cpu_itv_at[k] = !every ? 0 : at + every > c ? at + every : c + every;
+        struct sigsrc src = {0, SI_KERNEL_, 0, 0, 0};
+        sig_send_process(g, k ? 27 : 26, &src); /* SIGPROF, SIGVTALRM */
+    }
+}
+
 void sessions_check(void)
 {
     ktimer_check();
@@ -242,7 +257,7 @@ void sessions_check(void)
                 if (ptable.procs[i].sess == s)
                     kill_proc(&ptable.procs[i], 9, 0);
         }
-        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= PIPE_SIZE / 2)) {
+        if (s->in_want == 1 && s->inp && (!s->inp->readers || s->inp->count <= pipe_cap(s->inp) / 2)) {
             s->in_want = 2; /* room for more of the host's stdin (or nobody to read it) */
             kernel_event();
         }
@@ -262,6 +277,8 @@ void sessions_check(void)
             struct sigsrc alrm = {0, SI_KERNEL_, 0, 0, 0}; /* waits while blocked, as any timer's */
             sig_send_process(p->group, 14, &alrm); /* SIGALRM */
         }
+        if (p->state != P_FREE && p->group == p && (p->cpu_itv_at[0] || p->cpu_itv_at[1]))
+            cpu_timers_check(p);
     }
 }
 
@@ -413,8 +430,10 @@ int start(const struct image *im, const struct proc_spec *spec)
     p->state = P_BLOCKED; /* not runnable until it is complete */
     rlim_init(p);
     p->pgid = p->sid = p->pid; /* it leads a session and a process group of its own */
-    for (int i = 0; i < 3; i++) /* real, effective and saved: as after su */
+    for (int i = 0; i < 4; i++) /* real, effective, saved and file-system: as after su */
         p->uid[i] = p->gid[i] = spec->id;
+    p->groups[0] = spec->id; /* its group, as initgroups gives a user without others */
+    p->ngroups = 1;
     ptable.cur = p; /* the loader and the file helpers work on the current process */
     struct args a = {0};
     int r = (p->files = files_new(cwd, 0)) ? 0 : -ENOMEM;
@@ -553,21 +572,7 @@ int proc_write_stdin(int id, const uint8_t *src, uint64_t n, int close, uint64_t
         s->in_want = 0;
         return -EPIPE;
     }
-    for (uint64_t room = pipe_room(p); *taken < n && room;) {
-        uint64_t tail = (p->head + p->count) % PIPE_SIZE, off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        if (chunk > room)
-            chunk = room;
-        if (chunk > n - *taken)
-            chunk = n - *taken;
-        kmemcpy(p->page[tail / PAGE_SIZE] + off, src + *taken, chunk);
-        p->count += chunk;
-        room -= chunk;
-        *taken += chunk;
-    }
-    if (*taken) { /* as pipe_write: readers and pollers wake */
-        p->seq++;
-        wake(W_PIPE, 0);
-    }
+    *taken += pipe_put(p, src + *taken, n - *taken); /* readers and pollers wake */
     s->in_want = *taken < n;
     if (close && *taken == n)
         session_close_stdin(s);
@@ -594,7 +599,7 @@ uint32_t proc_poll(uint32_t *pairs, uint32_t max)
             continue;
         int pty_out = s->pty && pty_output_pending(s->pty), pty_room = s->pty && pty_input_room(s->pty);
         uint32_t fl = (s->out.stream && (s->out.len > s->out.rd || s->err.len > s->err.rd || pty_out) ? LEL_POLL_OUTPUT : 0) |
-                      (s->in_want && ((s->inp && (!s->inp->readers || s->inp->count < PIPE_SIZE)) || pty_room) ? LEL_POLL_STDIN : 0) |
+                      (s->in_want && ((s->inp && (!s->inp->readers || s->inp->count < pipe_cap(s->inp))) || pty_room) ? LEL_POLL_STDIN : 0) |
                       (s->done ? LEL_POLL_ENDED : 0);
         if (fl) {
             pairs[2 * n] = (uint32_t)s->id;

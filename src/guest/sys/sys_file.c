@@ -47,18 +47,6 @@ long path_at(int64_t dirfd, uint64_t upath, char *path, struct inode **base)
     return *base ? 0 : err;
 }
 
-/* fs_create for a process: the new node is owned by its effective user and group (the file
- * ids), as on Linux. */
-static int create_owned(struct inode *dir, const char *name, uint64_t n, uint32_t mode, struct inode **out)
-{
-    int r = fs_create(dir, name, n, mode, out);
-    if (r == 0) {
-        (*out)->uid = proc_cur()->group->uid[1];
-        (*out)->gid = proc_cur()->group->gid[1];
-    }
-    return r;
-}
-
 static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t mode)
 {
     char path[FS_PATH_MAX];
@@ -71,10 +59,13 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
         struct inode *dir;
         const char *name;
         uint64_t nlen;
+        size_t plen = kstrlen(path);
+        if (plen && path[plen - 1] == '/')
+            return -EISDIR; /* a name with a trailing slash is a directory's, which O_CREAT does not make */
         /* through a symlink to nowhere, what it names is made (O_EXCL: it is refused, as on Linux) */
         if ((r = (flags & O_EXCL ? fs_parent : fs_parent_follow)(base, path, &dir, &name, &nlen)) < 0)
             return r;
-        if ((r = create_owned(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
+        if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
             return r;
     } else if (r < 0) {
         return r;
@@ -191,6 +182,23 @@ static long sys_access(int64_t dirfd, uint64_t upath)
     return fs_lookup(base, path, 1, &ino); /* everyone is root: existence is access */
 }
 
+/* faccessat2: faccessat with its flags (AT_EACCESS is the same here, AT_SYMLINK_NOFOLLOW, and
+ * AT_EMPTY_PATH: the descriptor itself) */
+static long sys_faccessat2(int64_t dirfd, uint64_t upath, uint64_t mode, uint64_t flags)
+{
+    char path[FS_PATH_MAX];
+    struct inode *base, *ino;
+    if ((flags & ~(uint64_t)(0x200 | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) || (mode & ~7ULL))
+        return -EINVAL;
+    char c = 1;
+    if ((flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        return dirfd == AT_FDCWD || fd_get((uint64_t)(int)dirfd) ? 0 : -EBADF;
+    long err = path_at(dirfd, upath, path, &base);
+    if (err < 0)
+        return err;
+    return fs_lookup(base, path, !(flags & AT_SYMLINK_NOFOLLOW), &ino); /* no file access is checked */
+}
+
 static long sys_readlinkat(int64_t dirfd, uint64_t upath, uint64_t buf, uint64_t n)
 {
     char path[FS_PATH_MAX];
@@ -264,7 +272,7 @@ static long sys_mknodat(int64_t dirfd, uint64_t upath, uint64_t mode)
     if (type != 0 && type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
         return -EINVAL;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : create_owned(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
+    return r < 0 ? r : fs_create(dir, name, nl, (type ? type : S_IFREG) | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &node);
 }
 
 static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
@@ -274,7 +282,7 @@ static long sys_mkdirat(int64_t dirfd, uint64_t upath, uint64_t mode)
     const char *name;
     uint64_t nl;
     long r = parent_of(dirfd, upath, path, &dir, &name, &nl);
-    return r < 0 ? r : create_owned(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
+    return r < 0 ? r : fs_create(dir, name, nl, S_IFDIR | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &d);
 }
 
 static long sys_unlinkat(int64_t dirfd, uint64_t upath, uint64_t flags)
@@ -348,7 +356,7 @@ static long sys_symlinkat(uint64_t utarget, int64_t dirfd, uint64_t upath)
         return n;
     if (n == 0)
         return -ENOENT;
-    if ((r = parent_of(dirfd, upath, path, &dir, &name, &nl)) < 0 || (r = create_owned(dir, name, nl, S_IFLNK | 0777, &l)) < 0)
+    if ((r = parent_of(dirfd, upath, path, &dir, &name, &nl)) < 0 || (r = fs_create(dir, name, nl, S_IFLNK | 0777, &l)) < 0)
         return r;
     if (!(l->target = kstrndup(target, (uint64_t)n))) {
         fs_unlink(dir, name, nl, 0);
@@ -388,6 +396,61 @@ static long sys_chmod(int64_t dirfd, uint64_t upath, uint64_t mode)
     return r;
 }
 
+/* Whether the caller is in group `gid`: its file-system group or a supplementary one. */
+static int in_group(const struct proc *g, uint32_t gid)
+{
+    if (gid == g->gid[3])
+        return 1;
+    for (int i = 0; i < g->ngroups; i++)
+        if (g->groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* chown's rules (Linux's, uid or gid -1 left as they are): root changes anything; the owner may
+ * only set its own uid and one of its groups. A change clears set-user-ID, and set-group-ID of a
+ * group-executable file, as Linux does for root too. */
+static long chown_ino(struct inode *ino, uint32_t uid, uint32_t gid)
+{
+    const struct proc *g = proc_cur()->group;
+    int owner = g->uid[3] == ino->uid;
+    if (g->uid[1] != 0) {
+        if (uid != 0xffffffffu && (!owner || uid != ino->uid))
+            return -EPERM;
+        if (gid != 0xffffffffu && (!owner || (gid != ino->gid && !in_group(g, gid))))
+            return -EPERM;
+    }
+    if (uid == 0xffffffffu && gid == 0xffffffffu)
+        return 0;
+    if (uid != 0xffffffffu)
+        ino->uid = uid;
+    if (gid != 0xffffffffu)
+        ino->gid = gid;
+    if ((ino->mode & S_IFMT) != S_IFDIR)
+        ino->mode &= ~(uint32_t)(S_ISUID | ((ino->mode & 010) ? S_ISGID : 0));
+    ino->ctime = proc_now_ns() / 1000000000;
+    fs_notify(0, 0, 0, ino, IN_ATTRIB_, 0);
+    return 0;
+}
+
+/* chown, lchown, fchown (path 0: dirfd is the descriptor) and fchownat (AT_SYMLINK_NOFOLLOW,
+ * AT_EMPTY_PATH). A pipe's or socket's descriptor has no inode here to change. */
+static long sys_chown(int64_t dirfd, uint64_t upath, uint64_t uid, uint64_t gid, uint64_t flags)
+{
+    struct inode *ino;
+    char c = 0;
+    if (upath && (flags & AT_EMPTY_PATH) && copy_user(upath, &c, 1, 0) == 0 && !c)
+        upath = 0;
+    if (!upath) {
+        struct file *f = fd_get((uint64_t)(int)dirfd);
+        if (!f)
+            return -EBADF;
+        return f->ino ? chown_ino(f->ino, (uint32_t)uid, (uint32_t)gid) : 0;
+    }
+    long r = inode_at(dirfd, upath, !(flags & AT_SYMLINK_NOFOLLOW), &ino);
+    return r < 0 ? r : chown_ino(ino, (uint32_t)uid, (uint32_t)gid);
+}
+
 static long sys_utimensat(int64_t dirfd, uint64_t upath, uint64_t utimes, uint64_t flags)
 {
     struct inode *ino;
@@ -424,6 +487,11 @@ static long sys_truncate(int64_t dirfd, uint64_t upath, int64_t len)
 long sc_open(const struct sysargs *s)
 {
     return sys_openat(AT_FDCWD, s->a, s->b, s->c);
+}
+
+long sc_creat(const struct sysargs *s)
+{
+    return sys_openat(AT_FDCWD, s->a, O_CREAT | 1 | O_TRUNC, s->b); /* O_WRONLY */
 }
 
 long sc_close(const struct sysargs *s)
@@ -467,6 +535,11 @@ long sc_access(const struct sysargs *s)
     return sys_access(AT_FDCWD, s->a);
 }
 
+long sc_faccessat2(const struct sysargs *s)
+{
+    return sys_faccessat2((int64_t)s->a, s->b, s->c, s->d);
+}
+
 long sc_getcwd(const struct sysargs *s)
 {
     return sys_getcwd(s->a, s->b);
@@ -504,8 +577,8 @@ long sc_faccessat(const struct sysargs *s)
 
 long sc_fsync(const struct sysargs *s)
 {
-    (void)s;
-    return 0; /* fsync, fdatasync, sync: memory is the disk */
+    /* fsync, fdatasync, syncfs, sync: memory is the disk, so only the descriptor is checked */
+    return s->nr != 162 && !fd_get(s->a) ? -EBADF : 0;
 }
 
 long sc_truncate(const struct sysargs *s)
@@ -601,6 +674,26 @@ long sc_fchmod(const struct sysargs *s)
 long sc_fchmodat(const struct sysargs *s)
 {
     return sys_chmod((int64_t)s->a, s->b, s->c);
+}
+
+long sc_chown(const struct sysargs *s)
+{
+    return sys_chown(AT_FDCWD, s->a, s->b, s->c, 0);
+}
+
+long sc_fchown(const struct sysargs *s)
+{
+    return sys_chown((int64_t)s->a, 0, s->b, s->c, 0);
+}
+
+long sc_lchown(const struct sysargs *s)
+{
+    return sys_chown(AT_FDCWD, s->a, s->b, s->c, AT_SYMLINK_NOFOLLOW);
+}
+
+long sc_fchownat(const struct sysargs *s)
+{
+    return sys_chown((int64_t)s->a, s->b, s->c, s->d, s->e);
 }
 
 long sc_utimensat(const struct sysargs *s)

@@ -1,6 +1,7 @@
-/* Identity: user and group ids (real, effective, saved; everyone starts as root and root may
- * become anyone, as on Linux, though no file access is checked against them), supplementary
- * groups, capabilities (root's: all of them), and prctl's per-process settings. */
+/* Identity: user and group ids (real, effective, saved and file-system; everyone starts as root
+ * and root may become anyone, as on Linux; new files are owned by the file-system ids, though no
+ * file access is checked against them), supplementary groups, capabilities (root's: all of
+ * them), and prctl's per-process settings. */
 #include "syscall.h"
 
 #include "../lib/errno.h"
@@ -10,9 +11,9 @@
 
 #define NO_ID 0xffffffffu /* -1: leave it as it is */
 
-/* setresuid and setresgid (`ids`: the process's uid or gid triple): root sets any; anyone else
- * only to ids it already has (EPERM), as on Linux. */
-static long set_ids(uint32_t ids[3], uint32_t r, uint32_t e, uint32_t s)
+/* setresuid and setresgid (`ids`: the process's uid or gid ids): root sets any; anyone else
+ * only to ids it already has (EPERM), as on Linux. The file-system id follows the effective one. */
+static long set_ids(uint32_t ids[4], uint32_t r, uint32_t e, uint32_t s)
 {
     const uint32_t want[3] = {r, e, s};
     int root = proc_cur()->group->uid[1] == 0;
@@ -22,12 +23,23 @@ static long set_ids(uint32_t ids[3], uint32_t r, uint32_t e, uint32_t s)
     for (int i = 0; i < 3; i++)
         if (want[i] != NO_ID)
             ids[i] = want[i];
+    ids[3] = ids[1];
     return 0;
+}
+
+/* setfsuid and setfsgid: root (or an id the process has as real, effective, saved or file-system
+ * one) sets it; either way the old one is returned, as Linux's callers expect (no error). */
+static long set_fs(uint32_t ids[4], uint32_t id)
+{
+    uint32_t old = ids[3];
+    if (id != NO_ID && (proc_cur()->group->uid[1] == 0 || id == ids[0] || id == ids[1] || id == ids[2] || id == ids[3]))
+        ids[3] = id;
+    return old;
 }
 
 /* setreuid and setregid: the saved id follows the effective one when the real one is set or
  * the effective one becomes other than the real one. */
-static long set_re(uint32_t ids[3], uint32_t r, uint32_t e)
+static long set_re(uint32_t ids[4], uint32_t r, uint32_t e)
 {
     uint32_t old_real = ids[0], s = NO_ID;
     if (r != NO_ID || (e != NO_ID && e != old_real))
@@ -37,12 +49,12 @@ static long set_re(uint32_t ids[3], uint32_t r, uint32_t e)
 
 /* setuid and setgid: root sets all three, anyone else only the effective one (to its real or
  * saved id). */
-static long set_one(uint32_t ids[3], uint32_t id)
+static long set_one(uint32_t ids[4], uint32_t id)
 {
     return proc_cur()->group->uid[1] == 0 ? set_ids(ids, id, id, id) : set_ids(ids, NO_ID, id, NO_ID);
 }
 
-static long get_res(const uint32_t ids[3], uint64_t ur, uint64_t ue, uint64_t us)
+static long get_res(const uint32_t ids[4], uint64_t ur, uint64_t ue, uint64_t us)
 {
     const uint64_t at[3] = {ur, ue, us};
     for (int i = 0; i < 3; i++)
@@ -151,18 +163,41 @@ long sc_getresuid(const struct sysargs *s)
 long sc_setfsuid(const struct sysargs *s)
 {
     struct proc *g = proc_cur()->group;
-    return s->nr == 122 ? g->uid[1] : g->gid[1]; /* setfsuid, setfsgid: the file ids are the effective ones */
+    return set_fs(s->nr == 122 ? g->uid : g->gid, (uint32_t)s->a); /* setfsuid, setfsgid */
 }
 
+/* getgroups: the count alone for size 0, EINVAL for a list too small */
 long sc_getgroups(const struct sysargs *s)
 {
-    uint32_t gid = proc_cur()->group->gid[1]; /* the effective group only */
-    return (int)s->a == 0 ? 1 : (int)s->a < 0 ? -EINVAL : copy_user(s->b, &gid, 4, 1) < 0 ? -EFAULT : 1;
+    struct proc *g = proc_cur()->group;
+    int size = (int)s->a;
+    if (size == 0)
+        return g->ngroups;
+    if (size < 0 || size < g->ngroups)
+        return -EINVAL;
+    return copy_user(s->b, g->groups, (uint64_t)g->ngroups * 4, 1) < 0 ? -EFAULT : g->ngroups;
 }
 
+/* setgroups: root only (EPERM), up to NGROUPS_ of them (EINVAL) */
 long sc_setgroups(const struct sysargs *s)
 {
-    return proc_cur()->group->uid[1] == 0 || !s->a ? 0 : -EPERM; /* taken, not kept */
+    struct proc *g = proc_cur()->group;
+    uint32_t list[NGROUPS_];
+    if (g->uid[1] != 0)
+        return -EPERM;
+    if (s->a > NGROUPS_)
+        return -EINVAL;
+    if (s->a && copy_user(s->b, list, s->a * 4, 0) < 0)
+        return -EFAULT;
+    for (uint64_t i = 1; i < s->a; i++) /* kept sorted, as Linux keeps them (getgroups lists them so) */
+        for (uint64_t j = i; j > 0 && list[j - 1] > list[j]; j--) {
+            uint32_t t = list[j];
+            list[j] = list[j - 1];
+            list[j - 1] = t;
+        }
+    kmemcpy(g->groups, list, s->a * 4);
+    g->ngroups = (int)s->a;
+    return 0;
 }
 
 long sc_capget(const struct sysargs *s)

@@ -4,6 +4,7 @@
 
 #include "syscall.h"
 
+#include "../fs/dnotify.h"
 #include "../fs/file.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
@@ -112,6 +113,24 @@ static long sys_dup3(uint64_t oldfd, uint64_t newfd, int exact, uint64_t flags)
     return (long)newfd;
 }
 
+/* F_SETOWN_EX and F_GETOWN_EX: struct f_owner_ex {type, pid}; a thread (F_OWNER_TID, 0) is
+ * kept as its process, a group (F_OWNER_PGRP, 2) as a negative id, as F_SETOWN keeps it */
+static long fown_ex(struct file *f, int set, uint64_t arg)
+{
+    int32_t o[2];
+    if (!set) {
+        o[0] = f->owner < 0 ? 2 : 1;
+        o[1] = f->owner < 0 ? -f->owner : f->owner;
+        return copy_user(arg, o, sizeof(o), 1);
+    }
+    if (copy_user(arg, o, sizeof(o), 0) < 0)
+        return -EFAULT;
+    if (o[0] < 0 || o[0] > 2 || o[1] < 0)
+        return -EINVAL;
+    f->owner = o[0] == 2 ? -o[1] : o[1];
+    return 0;
+}
+
 static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
 {
     struct proc *cur = proc_cur();
@@ -141,8 +160,20 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
             return -EPERM;
         f->ino->seals |= (uint8_t)(arg & 0x1f);
         return 0;
-    case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ: a pipe holds 64 KiB, always */
-        return f->type == F_PIPE_R || f->type == F_PIPE_W ? (long)PIPE_SIZE : -EBADF;
+    case 8: f->owner = (int)arg; return 0;             /* F_SETOWN: kept (dnotify's signal goes there) */
+    case 9: return f->owner;                           /* F_GETOWN */
+    case 10: /* F_SETSIG */
+        if (arg > 64)
+            return -EINVAL;
+        f->sig = (int)arg;
+        return 0;
+    case 11: return f->sig;                            /* F_GETSIG */
+    case 15: case 16: return fown_ex(f, cmd == 15, arg); /* F_SETOWN_EX, F_GETOWN_EX (glibc's F_GETOWN) */
+    case 1026: return dnotify_set(f, arg);             /* F_NOTIFY */
+    case 1031: case 1032: /* F_SETPIPE_SZ, F_GETPIPE_SZ */
+        if (f->type != F_PIPE_R && f->type != F_PIPE_W)
+            return -EBADF;
+        return cmd == 1032 ? (long)pipe_cap(f->pipe) : pipe_resize(f->pipe, (uint32_t)arg);
     default: return -EINVAL;
     }
 }

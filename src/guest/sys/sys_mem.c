@@ -79,7 +79,7 @@ static long mmap_private(struct file *f, uint64_t va, uint64_t len, uint64_t pro
         if (shared && !(e = pte_of(m->pml4, p, 1)))
             return -ENOMEM;
         if (shared) /* a library's code and constants: one copy for every process */
-            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_FILE;
+            *e = kpage_gpa(shared) | PTE_P | PTE_U | PTE_A | PTE_FILE;
         else if (!reserve && map_new(m->pml4, p) < 0)
             return -ENOMEM;
     }
@@ -272,6 +272,43 @@ static long sys_madvise(uint64_t addr, uint64_t len, uint64_t advice)
     return 0;
 }
 
+/* mincore: a byte per page, 1 where a page is there; a lazy range's or a shared file
+ * mapping's untouched pages are 0; an address that is none of these is ENOMEM. */
+static long sys_mincore(uint64_t addr, uint64_t len, uint64_t uvec)
+{
+    struct proc *cur = proc_cur();
+    uint8_t v[256];
+    if (addr & (PAGE_SIZE - 1))
+        return -EINVAL;
+    if (addr >= USER_TOP || len > USER_TOP - addr)
+        return -ENOMEM;
+    uint64_t pages = (len + PAGE_SIZE - 1) / PAGE_SIZE;
+    for (uint64_t i = 0; i < pages; i += sizeof(v)) {
+        uint64_t n = pages - i < sizeof(v) ? pages - i : sizeof(v);
+        for (uint64_t k = 0; k < n; k++) {
+            uint64_t va = addr + (i + k) * PAGE_SIZE, *e = pte_of(cur->mm->pml4, va, 0);
+            v[k] = e && (*e & PTE_P);
+            if (!v[k] && !lazy_overlaps(cur->mm, va, va + PAGE_SIZE) && !fmap_find(cur->mm, va))
+                return -ENOMEM;
+        }
+        if (copy_user(uvec + i, v, n, 1) < 0)
+            return -EFAULT;
+    }
+    return 0;
+}
+
+/* membarrier: on one vCPU every thread has passed a barrier by the time another runs, so the
+ * global and private expedited barriers (and their registrations) have nothing to wait for. */
+static long sys_membarrier(uint64_t cmd, uint64_t flags)
+{
+    const uint64_t known = 1 | 8 | 16 | 32 | 64; /* GLOBAL, PRIVATE_EXPEDITED (+ REGISTER), ..._SYNC_CORE (+ REGISTER) */
+    if (flags)
+        return -EINVAL;
+    if (cmd == 0) /* MEMBARRIER_CMD_QUERY */
+        return (long)known;
+    return (cmd & known) && !(cmd & (cmd - 1)) ? 0 : -EINVAL;
+}
+
 /* memfd_create(name, flags): an unnamed regular file, open for reading and writing, its pages
  * memory as every file's are; readlink of its descriptor says "/memfd:<name> (deleted)", as
  * Linux does. MFD_CLOEXEC, MFD_ALLOW_SEALING (else the file is sealed against more seals);
@@ -322,6 +359,29 @@ long sc_munmap(const struct sysargs *s)
 long sc_brk(const struct sysargs *s)
 {
     return sys_brk(s->a);
+}
+
+long sc_mincore(const struct sysargs *s)
+{
+    return sys_mincore(s->a, s->b, s->c);
+}
+
+long sc_membarrier(const struct sysargs *s)
+{
+    return sys_membarrier(s->a, s->b);
+}
+
+/* mlock, munlock, mlock2, mlockall, munlockall: there is no swap, so every page that is there
+ * stays; the range must be a user one. */
+long sc_mlock(const struct sysargs *s)
+{
+    if (s->nr == 151) /* mlockall: MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT */
+        return !s->a || (s->a & ~7ULL) || s->a == 4 ? -EINVAL : 0;
+    if (s->nr == 152) /* munlockall */
+        return 0;
+    if (s->nr == 325 && (s->c & ~1ULL)) /* mlock2: MLOCK_ONFAULT */
+        return -EINVAL;
+    return s->a >= USER_TOP || s->b > USER_TOP - s->a ? -ENOMEM : 0;
 }
 
 long sc_madvise(const struct sysargs *s)

@@ -12,6 +12,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "../fs/procfs.h"
 #include "../proc/exec.h"
 #include "../proc/fork.h"
 #include "../proc/ktimer.h"
@@ -19,14 +20,37 @@
 #include "../proc/session.h"
 #include "../proc/signal.h"
 
+/* The host and domain names uname tells, which sethostname and setdomainname change (root's,
+ * up to 64 bytes, as on Linux): the sandbox's own, so a restored one has what its template had. */
+static char uts_names[2][65] = {"lelantos", "(none)"};
+
 static long sys_uname(uint64_t buf)
 {
     char u[6 * 65];
-    static const char *const f[6] = {"Linux", "lelantos", "6.1.0-lelantos", "#1 lelantos", "x86_64", "(none)"};
+    const char *const f[6] = {"Linux", uts_names[0], "6.1.0-lelantos", "#1 lelantos", "x86_64", uts_names[1]};
     kmemset(u, 0, sizeof(u));
     for (int i = 0; i < 6; i++)
         kmemcpy(u + 65 * i, f[i], kstrlen(f[i]));
     return copy_user(buf, u, sizeof(u), 1);
+}
+
+static long sys_setuts(int which, uint64_t uname, uint64_t len)
+{
+    char name[65];
+    if (proc_cur()->group->uid[1] != 0)
+        return -EPERM;
+    if ((int64_t)len < 0 || len > 64)
+        return -EINVAL;
+    if (copy_user(uname, name, len, 0) < 0)
+        return -EFAULT;
+    name[len] = 0;
+    kmemcpy(uts_names[which], name, len + 1);
+    return 0;
+}
+
+long sc_sethostname(const struct sysargs *s)
+{
+    return sys_setuts(s->nr == 171, s->a, s->b); /* sethostname, setdomainname */
 }
 
 /* The most a limit may be raised to (by root, which everyone is): what the guest has for
@@ -416,10 +440,14 @@ static long sys_pidfd_send_signal(uint64_t fd, uint64_t sig, uint64_t uinfo, uin
     struct file *f = fd_get(fd);
     if (!f)
         return -EBADF;
-    if (f->type != F_PIDFD || flags || sig >= 64)
+    /* a pidfd, or a /proc/<pid> directory's descriptor, as on Linux; anything else is EBADF */
+    int pid = f->type == F_PIDFD ? f->pid : f->type == F_INODE ? procfs_dir_pid(f->ino) : 0;
+    if (!pid)
+        return -EBADF;
+    if (flags || sig >= 64)
         return -EINVAL;
-    struct proc *p = proc_by_pid(f->pid);
-    if (!p || proc_ended(f->pid))
+    struct proc *p = proc_by_pid(pid);
+    if (!p || proc_ended(pid))
         return -ESRCH;
     struct sigsrc src = {cur->group->pid, SI_USER_, 0, 0, 0};
     if (uinfo) {

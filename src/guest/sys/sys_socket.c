@@ -8,6 +8,7 @@
 #include "../net/dgram.h"
 #include "../net/hostconn.h"
 #include "../net/netlink.h"
+#include "../net/scm.h"
 #include "../net/socket.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
@@ -27,11 +28,14 @@ static long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
     int dgram = (type & 0xf) == SOCK_DGRAM_;
     if ((type & 0xf) != SOCK_STREAM_ && !dgram)
         return -EPROTONOSUPPORT_;
-    if (proto && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u))) /* IPPROTO_UDP, IPPROTO_TCP */
+    /* IPPROTO_UDP, IPPROTO_TCP; IPPROTO_UDPLITE: datagrams as UDP's (the checksum coverage it
+     * sets is kept as an option: nothing here is checksummed), in a port space of its own */
+    int lite = dgram && family != AF_UNIX_ && proto == 136;
+    if (proto && !lite && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u)))
         return -EPROTONOSUPPORT_;
     struct sock *s = sock_new((int)family);
     if (s)
-        s->dgram = dgram;
+        s->dgram = lite ? 2 : dgram;
     return s ? sock_install(s, type) : -ENOMEM;
 }
 
@@ -209,8 +213,24 @@ static long sys_sockname(uint64_t fd, uint64_t uaddr, uint64_t ulen, int peer)
     return sa_to_user(peer ? &s->peer : s->addr.len ? &s->addr : &a, uaddr, ulen);
 }
 
-/* Options are accepted; IPV6_V6ONLY is the guest's own, TCP_NODELAY and SO_KEEPALIVE go to the
- * host's socket of a connection through the host; the rest change nothing. */
+/* An int option the socket keeps, or NULL; `make`: a free slot for it (NULL when all are used). */
+static struct sockopt *opt_slot(struct sock *s, uint64_t level, uint64_t opt, int make)
+{
+    for (uint32_t i = 0; i < s->nopts; i++)
+        if (s->opts[i].level == level && s->opts[i].opt == opt)
+            return &s->opts[i];
+    if (!make || s->nopts == SOCK_OPTS || level > 0xffff || opt > 0xffff)
+        return 0;
+    struct sockopt *o = &s->opts[s->nopts++];
+    o->level = (uint16_t)level;
+    o->opt = (uint16_t)opt;
+    return o;
+}
+
+/* Options are accepted, and an int one (4 bytes) is kept for getsockopt to read back (so
+ * SO_REUSEADDR, SO_REUSEPORT, SO_BROADCAST, TCP_NODELAY... read as set); IPV6_V6ONLY is the
+ * guest's own, TCP_NODELAY and SO_KEEPALIVE go to the host's socket of a connection through
+ * the host; the rest change nothing. */
 static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t uval, uint64_t len)
 {
     long err;
@@ -218,8 +238,15 @@ static long sys_setsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     int v = 0;
     if (!s)
         return err;
+    if ((int64_t)(int)len < 0)
+        return -EINVAL;
     if (len >= 4 && copy_user(uval, &v, 4, 0) < 0)
         return -EFAULT;
+    if (level == 1 && (opt == 3 || opt == 4 || opt == 17 || opt == 30 || opt == 38 || opt == 39))
+        return -ENOPROTOOPT_; /* SO_TYPE, SO_ERROR, SO_PEERCRED, SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN: read-only */
+    struct sockopt *o = len == 4 && !(level == 1 && (opt == 7 || opt == 8)) ? opt_slot(s, level, opt, 1) : 0;
+    if (o) /* SO_SNDBUF and SO_RCVBUF read what the buffers are */
+        o->v = v;
     if (level == 41 && opt == 26) /* IPPROTO_IPV6, IPV6_V6ONLY */
         s->v6only = v != 0;
     else if (level == 6 && opt == 1) /* IPPROTO_TCP, TCP_NODELAY: the host's socket takes it */
@@ -255,6 +282,9 @@ static long sys_getsockopt(uint64_t fd, uint64_t level, uint64_t opt, uint64_t u
     } else if (level == 41 && opt == 26) {
         v[0] = s->v6only;
     }
+    struct sockopt *o = opt_slot(s, level, opt, 0);
+    if (o)
+        v[0] = o->v;
     n = (uint32_t)cap < n ? (uint32_t)cap : n;
     if (copy_user(uval, v, n, 1) < 0 || copy_user(ulen, &n, 4, 1) < 0)
         return -EFAULT;
@@ -281,7 +311,8 @@ static long sys_sendrecv(uint64_t fd, uint64_t buf, uint64_t n, uint64_t msg, ui
     return r;
 }
 
-/* sendmsg and recvmsg: the iovecs in turn; no control data (descriptor passing) either way. */
+/* sendmsg and recvmsg: the iovecs in turn; on a stream, descriptors pass over AF_UNIX
+ * (net/scm.c); a datagram socket's ancillary data is net/dgram.c's. */
 static long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
 {
     uint64_t h[7]; /* name, namelen, iov, iovlen, control, controllen, flags */
@@ -292,19 +323,10 @@ static long sys_msg(uint64_t fd, uint64_t umsg, uint64_t msg, int write)
         return -ENOTSOCK_;
     if (copy_user(umsg, h, sizeof(h), 0) < 0)
         return -EFAULT;
-    if (write && h[5])
-        return -EOPNOTSUPP_;
     if (f->sock->dgram)
-        return dgram_msg(f, umsg, h, msg, write);
-    if (!write) {
-        uint64_t none[2] = {0, 0};
-        if (copy_user(umsg + 8, none, 4, 1) < 0 || copy_user(umsg + 40, none, 16, 1) < 0)
-            return -EFAULT; /* msg_namelen, msg_controllen and msg_flags: 0 */
-    }
-    file_hold(f); /* while it may block */
-    long r = file_rwv(f, h[2], h[3], write, msg);
-    file_unhold(f);
-    return r;
+        return write && h[5] && f->sock->family == AF_UNIX_ ? -EOPNOTSUPP_ /* no descriptors in datagrams */
+                                                           : dgram_msg(f, umsg, h, msg, write);
+    return write ? scm_sendmsg(f, h, msg) : scm_recvmsg(f, umsg, h, msg);
 }
 
 /* ---- the syscall table's entries (syscall.c) ---- */

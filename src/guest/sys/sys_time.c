@@ -11,19 +11,44 @@
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
-/* The real-time interval timer (alarm, setitimer, getitimer: ITIMER_REAL only; the CPU-time
- * ones, ITIMER_VIRTUAL and ITIMER_PROF, are refused). Values are struct timeval pairs
- * {interval, value}, kept in ticks. */
+/* The interval timers (alarm, setitimer, getitimer): ITIMER_REAL on the clock, kept in ticks;
+ * ITIMER_VIRTUAL and ITIMER_PROF on the process's CPU time (both the same time here, which is
+ * not split into user and system), kept in ns (proc/session.c sends their signals). Values are
+ * struct timeval pairs {interval, value}. */
 static uint64_t tv_ns(const int64_t tv[2])
 {
     return span_ns(tv[0], tv[1] > 0 && tv[1] < 1000000000 ? tv[1] * 1000 : 0);
 }
 
-static void ticks_tv(uint64_t ticks, int64_t tv[2])
+static void ns_tv(uint64_t ns, int64_t tv[2])
 {
-    uint64_t us = ticks * (kernel_tick_ns() / 1000);
+    uint64_t us = (ns + 999) / 1000; /* a value left rounds up, so an armed timer never reads 0 */
     tv[0] = (int64_t)(us / 1000000);
     tv[1] = (int64_t)(us % 1000000);
+}
+
+static void ticks_tv(uint64_t ticks, int64_t tv[2])
+{
+    ns_tv(ticks * kernel_tick_ns(), tv);
+}
+
+static long sys_cpu_itimer(int k, const int64_t *v, uint64_t uold)
+{
+    struct proc *g = proc_cur()->group;
+    uint64_t c = proc_cpu(g);
+    if (uold) {
+        int64_t o[4];
+        ns_tv(g->cpu_itv_every[k], o);
+        ns_tv(g->cpu_itv_at[k] > c ? g->cpu_itv_at[k] - c : g->cpu_itv_at[k] ? 1 : 0, o + 2);
+        if (copy_user(uold, o, sizeof(o), 1) < 0)
+            return -EFAULT;
+    }
+    if (v) {
+        uint64_t first = tv_ns(v + 2);
+        g->cpu_itv_at[k] = first ? c + first : 0;
+        g->cpu_itv_every[k] = first ? tv_ns(v) : 0;
+    }
+    return 0;
 }
 
 static long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
@@ -31,12 +56,14 @@ static long sys_setitimer(uint64_t which, uint64_t unew, uint64_t uold)
     struct proc *cur = proc_cur();
     int64_t v[4];
     uint64_t now = kernel_ticks();
-    if (which != 0)
+    if (which > 2)
         return -EINVAL;
     if (unew && copy_user(unew, v, sizeof(v), 0) < 0)
         return -EFAULT;
-    if (unew && (v[1] < 0 || v[1] >= 1000000 || v[3] < 0 || v[3] >= 1000000))
+    if (unew && (v[0] < 0 || v[2] < 0 || v[1] < 0 || v[1] >= 1000000 || v[3] < 0 || v[3] >= 1000000))
         return -EINVAL;
+    if (which)
+        return sys_cpu_itimer((int)which - 1, unew ? v : 0, uold);
     if (uold) {
         int64_t o[4];
         ticks_tv(cur->alarm_every, o);
@@ -75,17 +102,68 @@ static long sys_times(uint64_t ubuf)
     return (long)(kernel_ns() / 10000000ULL);
 }
 
-static long sys_clock_gettime(uint64_t clk, uint64_t ts)
+/* A CPU-time clock named by id as glibc makes them (clock_getcpuclockid, pthread_getcpuclockid):
+ * ~pid << 3, bit 2 for a thread's (pid then its tid, which must be of the caller's process, as
+ * on Linux), and the kind in bits 0-1 (PROF, VIRT, SCHED: all the same CPU time here, which is
+ * not split into user and system); pid 0 is the caller's. Negative, or -1 for no such one. */
+static int64_t cpu_clock_ns(int64_t clk)
 {
     struct proc *cur = proc_cur();
+    int64_t id = ~(clk >> 3);
+    if ((clk & 3) == 3)
+        return -1;
+    if (clk & 4) { /* a thread's */
+        if (id == 0)
+            return (int64_t)cpu_time(cur);
+        for (int i = 0; i < MAX_PROCS; i++) {
+            struct proc *t = &ptable.procs[i];
+            if (t->pid == id && t->group == cur->group && (t->state == P_RUNNABLE || t->state == P_BLOCKED))
+                return (int64_t)cpu_time(t);
+        }
+        return -1;
+    }
+    struct proc *p = id == 0 ? cur->group : id > 0 && id < (1LL << 31) ? proc_by_pid((int)id) : 0;
+    return p ? (int64_t)proc_cpu(p) : -1;
+}
+
+/* The time on a clock, or -1 when there is no such clock. */
+static int64_t clock_ns(int64_t clk)
+{
+    struct proc *cur = proc_cur();
+    if (clk < 0)
+        return cpu_clock_ns(clk);
     if (clk > 11 || clk == 10)
-        return -EINVAL; /* dynamic clocks (negative ids) included */
-    int64_t ns = clk == 0 || clk == 5 || clk == 8 || clk == 11 ? proc_now_ns() /* REALTIME (and its kinds), TAI */
-               : clk == 2 ? (int64_t)proc_cpu(cur->group)                      /* the process's CPU time */
-               : clk == 3 ? (int64_t)cpu_time(cur)                             /* the thread's */
-                                      : (int64_t)kernel_ns();
+        return -1;
+    return clk == 0 || clk == 5 || clk == 8 || clk == 11 ? proc_now_ns() /* REALTIME (and its kinds), TAI */
+         : clk == 2 ? (int64_t)proc_cpu(cur->group)                      /* the process's CPU time */
+         : clk == 3 ? (int64_t)cpu_time(cur)                             /* the thread's */
+                    : (int64_t)kernel_ns();
+}
+
+static long sys_clock_gettime(uint64_t clk, uint64_t ts)
+{
+    int64_t ns = clock_ns((int32_t)clk);
+    if (ns < 0)
+        return -EINVAL;
     int64_t v[2] = {ns / 1000000000, ns % 1000000000};
     return copy_user(ts, v, sizeof(v), 1);
+}
+
+/* clock_settime: only the wall clock (CLOCK_REALTIME) can be set, by root, as on Linux; the
+ * host sets it again when it restores the sandbox (its own clock is the truth). */
+static long sys_clock_settime(uint64_t clk, uint64_t uts)
+{
+    int64_t v[2];
+    if (clock_ns((int32_t)clk) < 0)
+        return -EINVAL;
+    if (copy_user(uts, v, sizeof(v), 0) < 0)
+        return -EFAULT;
+    if (clk != 0 || v[0] < 0 || v[1] < 0 || v[1] >= 1000000000)
+        return -EINVAL;
+    if (proc_cur()->group->uid[1] != 0)
+        return -EPERM;
+    proc_set_now_ns(v[0] * 1000000000 + v[1]);
+    return 0;
 }
 
 /* getrandom and /dev/urandom: all that was asked, up to Linux's 32 MiB per call. */
@@ -227,16 +305,21 @@ long sc_setitimer(const struct sysargs *s)
 
 long sc_getitimer(const struct sysargs *s)
 {
-    return s->a == 0 ? sys_setitimer(0, 0, s->b) : -EINVAL; /* getitimer */
+    return s->a <= 2 ? sys_setitimer(s->a, 0, s->b) : -EINVAL; /* getitimer */
 }
 
 long sc_clock_getres(const struct sysargs *s)
 {
     /* clock_getres: the clocks count nanoseconds */
-    long ret;
     int64_t res[2] = {0, 1};
-    ret = s->b ? copy_user(s->b, res, sizeof(res), 1) : 0;
-    return ret;
+    if (clock_ns((int32_t)s->a) < 0)
+        return -EINVAL;
+    return s->b ? copy_user(s->b, res, sizeof(res), 1) : 0;
+}
+
+long sc_clock_settime(const struct sysargs *s)
+{
+    return sys_clock_settime(s->a, s->b);
 }
 
 long sc_gettimeofday(const struct sysargs *s)

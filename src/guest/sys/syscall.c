@@ -36,12 +36,6 @@ static long sc_enosys(const struct sysargs *s)
     return -ENOSYS;
 }
 
-static long sc_chown(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* chown family: everything is root's */
-}
-
 /* The syscalls there are, by number: each entry unpacks the saved registers into its call.
  * A number with no entry returns -ENOSYS (logged once). */
 static const struct syscall syscalls[] = {
@@ -72,6 +66,7 @@ static const struct syscall syscalls[] = {
     [24] = {"sched_yield", sc_sched_yield},
     [25] = {"mremap", sc_mremap},
     [26] = {"msync", sc_msync},
+    [27] = {"mincore", sc_mincore},
     [28] = {"madvise", sc_madvise},
     [32] = {"dup", sc_dup},
     [33] = {"dup2", sc_dup2},
@@ -117,6 +112,7 @@ static const struct syscall syscalls[] = {
     [82] = {"rename", sc_rename},
     [83] = {"mkdir", sc_mkdir},
     [84] = {"rmdir", sc_rmdir},
+    [85] = {"creat", sc_creat},
     [86] = {"link", sc_link},
     [87] = {"unlink", sc_unlink},
     [88] = {"symlink", sc_symlink},
@@ -124,8 +120,8 @@ static const struct syscall syscalls[] = {
     [90] = {"chmod", sc_chmod},
     [91] = {"fchmod", sc_fchmod},
     [92] = {"chown", sc_chown},
-    [93] = {"fchown", sc_chown},
-    [94] = {"lchown", sc_chown},
+    [93] = {"fchown", sc_fchown},
+    [94] = {"lchown", sc_lchown},
     [95] = {"umask", sc_umask},
     [96] = {"gettimeofday", sc_gettimeofday},
     [97] = {"getrlimit", sc_getrlimit},
@@ -166,10 +162,23 @@ static const struct syscall syscalls[] = {
     [138] = {"fstatfs", sc_fstatfs},
     [140] = {"getpriority", sc_getpriority},
     [141] = {"setpriority", sc_setpriority},
+    [142] = {"sched_setparam", sc_sched_setparam},
+    [143] = {"sched_getparam", sc_sched_getparam},
+    [144] = {"sched_setscheduler", sc_sched_setscheduler},
+    [145] = {"sched_getscheduler", sc_sched_getscheduler},
+    [146] = {"sched_get_priority_max", sc_sched_get_priority_max},
+    [147] = {"sched_get_priority_min", sc_sched_get_priority_min},
+    [148] = {"sched_rr_get_interval", sc_sched_rr_get_interval},
+    [149] = {"mlock", sc_mlock},
+    [150] = {"munlock", sc_mlock},
+    [151] = {"mlockall", sc_mlock},
+    [152] = {"munlockall", sc_mlock},
     [157] = {"prctl", sc_prctl},
     [158] = {"arch_prctl", sc_arch_prctl},
     [160] = {"setrlimit", sc_setrlimit},
     [162] = {"sync", sc_fsync},
+    [170] = {"sethostname", sc_sethostname},
+    [171] = {"setdomainname", sc_sethostname},
     [186] = {"gettid", sc_gettid},
     [188] = {"setxattr", sc_setxattr},
     [189] = {"lsetxattr", sc_setxattr},
@@ -197,6 +206,7 @@ static const struct syscall syscalls[] = {
     [224] = {"timer_gettime", sc_timer_gettime},
     [225] = {"timer_getoverrun", sc_timer_getoverrun},
     [226] = {"timer_delete", sc_timer_delete},
+    [227] = {"clock_settime", sc_clock_settime},
     [228] = {"clock_gettime", sc_clock_gettime},
     [229] = {"clock_getres", sc_clock_getres},
     [230] = {"clock_nanosleep", sc_clock_nanosleep},
@@ -213,7 +223,7 @@ static const struct syscall syscalls[] = {
     [257] = {"openat", sc_openat},
     [258] = {"mkdirat", sc_mkdirat},
     [259] = {"mknodat", sc_mknodat},
-    [260] = {"fchownat", sc_chown},
+    [260] = {"fchownat", sc_fchownat},
     [262] = {"newfstatat", sc_newfstatat},
     [263] = {"unlinkat", sc_unlinkat},
     [264] = {"renameat", sc_renameat},
@@ -227,12 +237,14 @@ static const struct syscall syscalls[] = {
     [273] = {"set_robust_list", sc_set_robust_list},
     [275] = {"splice", sc_splice},
     [276] = {"tee", sc_tee},
+    [277] = {"sync_file_range", sc_sync_file_range},
     [278] = {"vmsplice", sc_vmsplice},
     [280] = {"utimensat", sc_utimensat},
     [281] = {"epoll_pwait", sc_epoll_wait},
     [282] = {"signalfd", sc_signalfd},
     [283] = {"timerfd_create", sc_timerfd_create},
     [284] = {"eventfd", sc_eventfd},
+    [285] = {"fallocate", sc_fallocate},
     [286] = {"timerfd_settime", sc_timerfd_settime},
     [287] = {"timerfd_gettime", sc_timerfd_gettime},
     [288] = {"accept4", sc_accept4},
@@ -245,10 +257,14 @@ static const struct syscall syscalls[] = {
     [299] = {"recvmmsg", sc_recvmmsg},
     [294] = {"inotify_init1", sc_inotify_init1},
     [302] = {"prlimit64", sc_prlimit64},
+    [306] = {"syncfs", sc_syncfs},
     [316] = {"renameat2", sc_renameat2},
     [307] = {"sendmmsg", sc_sendmmsg},
+    [309] = {"getcpu", sc_getcpu},
     [318] = {"getrandom", sc_getrandom},
     [319] = {"memfd_create", sc_memfd_create},
+    [324] = {"membarrier", sc_membarrier},
+    [325] = {"mlock2", sc_mlock},
     [326] = {"copy_file_range", sc_copy_file_range},
     [329] = {"pkey_mprotect", sc_pkey_mprotect},
     [330] = {"pkey_alloc", sc_pkey_alloc},
@@ -259,6 +275,7 @@ static const struct syscall syscalls[] = {
     [434] = {"pidfd_open", sc_pidfd_open},
     [435] = {"clone3", sc_clone3},
     [436] = {"close_range", sc_close_range},
+    [439] = {"faccessat2", sc_faccessat2},
     [441] = {"epoll_pwait2", sc_epoll_pwait2},
 };
 
@@ -269,6 +286,7 @@ uint64_t syscall_dispatch(struct uregs *r)
      * an interrupt in kernel mode only counts, it never switches processes */
     kernel_irq_on();
     fs_set_clock(proc_now_ns() / 1000000000); /* files get stamped with the current time */
+    fs_set_owner(proc_cur()->group->uid[3], proc_cur()->group->gid[3]); /* ... and owned by the caller */
     long ret;
     if (s.nr < sizeof(syscalls) / sizeof(syscalls[0]) && syscalls[s.nr].call) {
         ret = syscalls[s.nr].call(&s);

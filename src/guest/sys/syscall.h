@@ -59,9 +59,15 @@ long sc_link(const struct sysargs *s);
 long sc_linkat(const struct sysargs *s);
 long sc_symlink(const struct sysargs *s);
 long sc_symlinkat(const struct sysargs *s);
+long sc_chown(const struct sysargs *s);
+long sc_fchown(const struct sysargs *s);
+long sc_lchown(const struct sysargs *s);
+long sc_fchownat(const struct sysargs *s);
 long sc_chmod(const struct sysargs *s);
 long sc_fchmod(const struct sysargs *s);
 long sc_fchmodat(const struct sysargs *s);
+long sc_creat(const struct sysargs *s);
+long sc_sethostname(const struct sysargs *s);
 long sc_utimensat(const struct sysargs *s);
 long sc_fchdir(const struct sysargs *s);
 long sc_flock(const struct sysargs *s);
@@ -229,6 +235,7 @@ long sc_alarm(const struct sysargs *s);
 long sc_setitimer(const struct sysargs *s);
 long sc_getitimer(const struct sysargs *s);
 long sc_clock_getres(const struct sysargs *s);
+long sc_clock_settime(const struct sysargs *s);
 long sc_gettimeofday(const struct sysargs *s);
 long sc_time(const struct sysargs *s);
 long sc_clock_gettime(const struct sysargs *s);
@@ -237,5 +244,22 @@ long sc_getrandom(const struct sysargs *s);
 /** Serves the syscall whose number and arguments syscall_entry saved in `r` (the result goes
  * to r->rax), then delivers a pending signal; returns r->rax. Called from entry.S. */
 uint64_t syscall_dispatch(struct uregs *r);
+
+/* sys_mem.c, sys_file.c, sys_space.c, sys_sched.c: later additions */
+long sc_mincore(const struct sysargs *s);
+long sc_membarrier(const struct sysargs *s);
+long sc_mlock(const struct sysargs *s);
+long sc_faccessat2(const struct sysargs *s);
+long sc_fallocate(const struct sysargs *s);
+long sc_sync_file_range(const struct sysargs *s);
+long sc_syncfs(const struct sysargs *s);
+long sc_sched_setparam(const struct sysargs *s);
+long sc_sched_getparam(const struct sysargs *s);
+long sc_sched_setscheduler(const struct sysargs *s);
+long sc_sched_getscheduler(const struct sysargs *s);
+long sc_sched_get_priority_max(const struct sysargs *s);
+long sc_sched_get_priority_min(const struct sysargs *s);
+long sc_sched_rr_get_interval(const struct sysargs *s);
+long sc_getcpu(const struct sysargs *s);
 
 #endif
