@@ -133,6 +133,7 @@ int lel__sbx_vm_adopt(struct lel_sandbox *s)
         return -ENOENT;
     }
     s->vm = vm;
+    s->learn_writes = lel_template_wants_writes(s->tpl);
     lel__sbx_net_attach(s);
     s->cpu_prev_ns = lel_vm_cpu_ns(vm);
     s->cpu_prev_ms = lel_mono_ms();
