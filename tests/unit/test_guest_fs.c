@@ -66,6 +66,12 @@ int main(void)
     CHECK(sh == bb); /* symlink followed */
     CHECK_INT(fs_lookup(fs_root(), "/tmp", 1, &tmp), 0);
     CHECK_INT(tmp->mode & 07777, 01777);
+    struct inode *home, *ubin;
+    CHECK_INT(fs_lookup(fs_root(), "/home/user", 1, &home), 0); /* from the second archive, with its owner */
+    CHECK_INT(home->uid, 1000);
+    CHECK_INT(home->gid, 1000);
+    CHECK_INT(fs_lookup(fs_root(), "/usr/bin", 1, &ubin), 0);
+    CHECK_INT(ubin->uid, 0);
     CHECK_INT(fs_lookup(fs_root(), "bin/../etc/./passwd", 1, &pw), -E_NOENT); /* bin -> usr/bin: .. is /usr */
     CHECK_INT(fs_lookup(fs_root(), "bin/../../etc/./passwd", 1, &pw), 0);
     char buf[64] = {0};
