@@ -182,7 +182,7 @@ int lel_template_wants_writes(lel_actor_t *a)
 {
     struct lel_template *t = lel_actor_state(a);
     pthread_mutex_lock(&t->pool_lock);
-    int want = t->srv->warm && !t->write_learnt;
+    int want = t->srv->warm && t->srv->cfg.template_prefault_writes && !t->write_learnt;
     pthread_mutex_unlock(&t->pool_lock);
     return want;
 }
