@@ -26,6 +26,7 @@ status=0
 printf '%-16s %10s %10s %8s  %s\n' target runs execs/s cov findings
 for t in "${targets[@]}"; do
   out=$findings_root/$t
+  rm -rf "$out" # each run's findings replace the last run's (fixed ones live on in the corpus)
   mkdir -p "$out" "$scratch/$t"
   log=$scratch/$t.log
   # leaks are findings too; -rss_limit_mb bounds a target that would eat the CI machine
