@@ -767,16 +767,27 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len)
         uint32_t type = (uint32_t)mode & S_IFMT;
         if (type != S_IFDIR && type != S_IFREG && type != S_IFLNK)
             continue; /* devices and fifos are not part of our root filesystems */
-        if ((r = fs_create(dir, base, blen, (uint32_t)mode, &node)) < 0)
+        /* a symlink's target is checked before its node exists: a refused archive must leave
+         * no link without a target behind, which a lookup would follow (found by
+         * tests/fuzz/fuzz_guest_cpio). A target holds no NUL, as on Linux. */
+        char *target = NULL;
+        if (type == S_IFLNK) {
+            if (filesize == 0 || filesize >= FS_PATH_MAX || kstrnlen((const char *)img + data_off, filesize) != filesize)
+                return -E_INVAL;
+            if (!(target = kstrndup((const char *)img + data_off, filesize)))
+                return -E_NOMEM;
+        }
+        if ((r = fs_create(dir, base, blen, (uint32_t)mode, &node)) < 0) {
+            kfree(target, filesize + 1);
             return r;
+        }
         node->mtime = node->ctime = (int64_t)mtime;
         node->uid = (uint32_t)uid; /* the archive's owners (E2B's `user` owns its home) */
         node->gid = (uint32_t)gid;
         if (type == S_IFREG && filesize && fs_write(node, 0, img + data_off, filesize) != (int64_t)filesize)
             return -E_NOMEM;
-        if (type == S_IFLNK) {
-            if (filesize == 0 || filesize >= FS_PATH_MAX || !(node->target = kstrndup((const char *)img + data_off, filesize)))
-                return -E_INVAL;
+        if (target) {
+            node->target = target;
             node->size = filesize;
         }
     }
