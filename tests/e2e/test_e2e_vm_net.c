@@ -285,6 +285,15 @@ static void forms(const char *id)
         }
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The 64 MiB transfers print how long each took: a slow one (under load) is visible in the
+ * output before it fails on a client's limit or the sandbox's timeout. */
 static void bulk(const char *id)
 {
     char *out = run(id, "dd if=/dev/urandom of=/www/big.bin bs=1M count=64 2>/dev/null; sha256sum /www/big.bin");
@@ -293,7 +302,9 @@ static void bulk(const char *id)
     free(out);
     for (int p = 0; p < 2; p++) {
         resp_t r;
+        double t0 = now_s();
         port_req(&r, p ? H2 : H1, 0, id, 8080, "GET", "/big.bin", NULL, 0, NULL);
+        printf("64 MiB down over %s: %ld, %zu bytes in %.1f s\n", p ? "h2" : "h1", r.status, r.len, now_s() - t0);
         CHECK_INT(r.status, 200);
         CHECK_INT(r.len, 64 * MIB);
         sha_hex(r.body ? r.body : "", r.len, got);
@@ -305,7 +316,9 @@ static void bulk(const char *id)
         up[i] = (char)(i * 2654435761u >> 13);
     sha_hex(up, 64 * MIB, want);
     resp_t r;
+    double t0 = now_s();
     port_req(&r, H2, 0, id, 8080, "POST", "/cgi-bin/up", up, 64 * MIB, NULL);
+    printf("64 MiB up over h2 to a CGI: %ld in %.1f s\n", r.status, now_s() - t0);
     CHECK_INT(r.status, 200);
     CHECK(r.body && !strncmp(r.body, want, 64));
     resp_free(&r);
@@ -516,13 +529,6 @@ static void mask_host(void)
     set_network(id, "{\"denyOut\":[],\"maskRequestHost\":\"${PORT}-masked.example.test\"}", 200);
     free(id);
     free(plain);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 #define BW_LIMIT (4u * MIB) /* network.bandwidth_bytes_per_s of the second server */

@@ -269,16 +269,20 @@ long pipe_write(struct pipe *p, int flags, uint64_t buf, uint64_t n)
     return (long)done;
 }
 
+/* Pages come as the bytes reach them (not all of pipe_room's at once): a connection's receive
+ * pipe is large and mostly empty. */
 uint64_t pipe_put(struct pipe *p, const void *src, uint64_t n)
 {
-    uint64_t room = pipe_room(p), done = 0;
-    while (done < n && room) {
+    uint64_t done = 0;
+    while (done < n && p->count < pipe_cap(p)) {
         uint64_t tail = (p->head + p->count) % pipe_cap(p), off = tail % PAGE_SIZE, chunk = PAGE_SIZE - off;
-        chunk = chunk < room ? chunk : room;
+        uint8_t **pg = &p->page[tail / PAGE_SIZE];
+        if (!*pg && !(*pg = kpage_alloc()))
+            break;
+        chunk = chunk < pipe_cap(p) - p->count ? chunk : pipe_cap(p) - p->count;
         chunk = chunk < n - done ? chunk : n - done;
         kmemcpy(p->page[tail / PAGE_SIZE] + off, (const uint8_t *)src + done, chunk);
         p->count += chunk;
-        room -= chunk;
         done += chunk;
     }
     if (done)

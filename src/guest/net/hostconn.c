@@ -23,6 +23,11 @@
 
 #define HC_SLOTS 512 /* open addressing by id; at most HC_MAX live */
 #define HC_MAX 256
+/* A connection's receive pipe, and so the window the host may send unacknowledged. Each window
+ * costs a round trip through a halted vCPU (the host's interrupt, the guest's credit), which
+ * under host load takes tens of milliseconds: a pipe's 64 KiB held uploads to ~1 MB/s. The
+ * pipe's pages come only as it fills (a reader that keeps up uses one). */
+#define HC_RX_WINDOW (PIPE_PAGES_MAX * PAGE_SIZE)
 
 enum { HC_CONNECTING = 1, HC_OPEN };
 /* what a connection still has to tell the host, in this order */
@@ -153,7 +158,11 @@ static struct hconn *hc_new(uint32_t id)
     struct hconn **s = nconns < HC_MAX ? slot_of(id) : 0;
     struct hconn *c = s && !*s ? kmalloc(sizeof(*c)) : 0;
     struct pipe *rx = c ? pipe_new() : 0, *tx = rx ? pipe_new() : 0;
-    if (!tx) {
+    if (!tx || pipe_resize(rx, HC_RX_WINDOW) != (long)HC_RX_WINDOW) {
+        if (tx) {
+            pipe_drop(tx, 0);
+            pipe_drop(tx, 1);
+        }
         if (rx) {
             pipe_drop(rx, 0);
             pipe_drop(rx, 1);
@@ -390,30 +399,21 @@ static void on_connected(struct hconn *c, const uint8_t *p, uint32_t n)
     wake(W_PIPE, 0);
 }
 
+/* The bytes go from the ring into the pipe in at most two pieces (the ring may wrap): each
+ * put wakes the readers and marks the connection. */
 static void on_data(struct hconn *c, uint32_t at, uint32_t n)
 {
-    uint8_t buf[512];
     if (!c->rx) /* nobody reads: taken and credited all the same */
         return (void)(c->delivered += n, c->dirty = any_dirty = 1);
-    while (n) {
-        uint32_t k = n < sizeof(buf) ? n : (uint32_t)sizeof(buf), off = at & ring_mask;
-        uint32_t first = k < ring_mask + 1 - off ? k : ring_mask + 1 - off;
-        uint64_t put;
-        if (first == k) { /* straight from the ring when it does not wrap */
-            put = pipe_put(c->rx, h2g + off, k);
-        } else {
-            ring_copy_out(h2g, at, buf, k);
-            put = pipe_put(c->rx, buf, k);
-        }
-        c->delivered += put;
-        netif_count(NETIF_ETH, 0, put);
-        if (put < k) { /* past the window (or out of memory): the host broke its word */
-            send_msg(c->id, LEL_NET_RESET, 0, ENOBUFS_, 0, 0, 0, 0);
-            hc_end(c, ECONNRESET_);
-            return;
-        }
-        at += k;
-        n -= k;
+    uint32_t off = at & ring_mask, first = n < ring_mask + 1 - off ? n : ring_mask + 1 - off;
+    uint64_t put = pipe_put(c->rx, h2g + off, first);
+    if (put == first && n > first)
+        put += pipe_put(c->rx, h2g, n - first);
+    c->delivered += put;
+    netif_count(NETIF_ETH, 0, put);
+    if (put < n) { /* past the window (or out of memory): the host broke its word */
+        send_msg(c->id, LEL_NET_RESET, 0, ENOBUFS_, 0, 0, 0, 0);
+        hc_end(c, ECONNRESET_);
     }
 }
 
@@ -517,7 +517,7 @@ void hc_init(uint64_t gpa, uint64_t bytes)
     kmemset(area, 0, LEL_NET_RING_OFF);
     area->magic = LEL_NET_MAGIC;
     area->ring_bytes = (uint32_t)ring;
-    area->guest_window = PIPE_SIZE; /* what a connection's receive pipe holds */
+    area->guest_window = HC_RX_WINDOW; /* what a connection's receive pipe holds */
     g2h = (uint8_t *)area + LEL_NET_RING_OFF;
     h2g = g2h + ring;
     ring_mask = (uint32_t)ring - 1;
