@@ -462,7 +462,6 @@ static struct xfer *xfer_new(struct lel_sandbox *s, lel_call_t *c, const char *p
     x->c = c;
     x->upload = upload;
     x->id = ++s->xfer_seq;
-    x->ahead_len = -1;
     x->next = s->xfers;
     s->xfers = x;
     s->nxfers++;
@@ -479,7 +478,6 @@ static void xfer_free(struct lel_sandbox *s, struct xfer *x)
         }
     free(x->buf);
     free(x->pg);
-    free(x->ahead);
     free(x);
 }
 
@@ -742,18 +740,16 @@ static json_t *listing(lel_vm_t *vm, uint64_t n)
     return out;
 }
 
-/* Reads the chunk at x->off into a new buffer; its length, or -1 with the error set on the call
- * (`quiet`: not, the call is the loop thread's). *total gets the file's size, *kind 1 for a
- * file, 2 for a directory. */
-static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind, int quiet)
+/* Reads the chunk at x->off into a new buffer; its length, or -1 with the error set on the call.
+ * *total gets the file's size, *kind 1 for a file, 2 for a directory. */
+static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uint64_t *total, uint64_t *kind)
 {
     /* pieces of FILE_CHUNK, not the whole bulk area: each slow reader holds one piece (the first
      * read may be a directory's listing, which may fill the bulk area) */
     uint64_t arg[4] = {x->plen, x->off, x->off ? FILE_CHUNK : LEL_BULK_SIZE, 0}, ret[4] = {0};
     int r = lel_vm_call_bulk(s->vm, LEL_OP_FILE_READ, arg, x->buf, x->plen, ret, 30000);
     if (r != 0) {
-        if (!quiet)
-            file_error(x->c, r, "read", x->buf);
+        file_error(x->c, r, "read", x->buf);
         return -1;
     }
     uint64_t n = ret[1] < LEL_BULK_SIZE ? ret[1] : LEL_BULK_SIZE;
@@ -767,8 +763,7 @@ static ssize_t read_chunk(struct lel_sandbox *s, struct xfer *x, char **out, uin
         return (ssize_t)n;
     }
     if (!(*out = malloc(n ? n : 1))) {
-        if (!quiet)
-            lel_call_error(x->c, 503, "out of memory");
+        lel_call_error(x->c, 503, "out of memory");
         return -1;
     }
     return (ssize_t)lel_vm_bulk_read(s->vm, 0, *out, n);
@@ -781,7 +776,7 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         return;
     char *data = NULL;
     uint64_t total = 0, kind = 0;
-    ssize_t n = read_chunk(s, x, &data, &total, &kind, 0);
+    ssize_t n = read_chunk(s, x, &data, &total, &kind);
     if (n >= 0 && kind == 2)
         lel_call_reply(c, 200, listing(s->vm, (uint64_t)n));
     else if (n >= 0 && total > s->srv->cfg.max_file_bytes)
@@ -801,23 +796,7 @@ void lel__sbx_file_get(struct lel_sandbox *s, lel_call_t *c)
         xfer_free(s, x);
         return;
     }
-    lel_call_stream(c, total, s->actor, LEL_MSG_XFER, x->id); /* read ahead once it reads: a client that never
-                                                                   does holds one piece */
-}
-
-/* Reads the piece at x->off into x->ahead while h2o sends the one before it: the guest's
- * read and the actor's hop are then off the client's path. A failed read leaves none. */
-static void read_ahead(struct lel_sandbox *s, struct xfer *x)
-{
-    uint64_t total = 0, kind = 0;
-    char *data = NULL;
-    ssize_t n = read_chunk(s, x, &data, &total, &kind, 1); /* the call is h2o's now: untouched */
-    if (n > 0 && kind == 1) {
-        x->ahead = data;
-        x->ahead_len = n;
-    } else {
-        free(data);
-    }
+    lel_call_stream(c, total, s->actor, LEL_MSG_XFER, x->id);
 }
 
 /* The client has taken the last piece and wants the next. */
@@ -825,14 +804,10 @@ static void download_step(struct lel_sandbox *s, struct xfer *x)
 {
     lel_call_t *c = x->c;
     char *data = NULL;
-    uint64_t total = 0, kind = 1;
+    uint64_t total = 0, kind = 0;
     ssize_t n = -1;
-    if (x->ahead_len > 0 && !atomic_load(&c->cancelled) && !x->dead && s->vm) {
-        data = x->ahead, n = x->ahead_len;
-        x->ahead = NULL, x->ahead_len = -1;
-    } else if (!atomic_load(&c->cancelled) && !x->dead && s->vm) {
-        n = read_chunk(s, x, &data, &total, &kind, 1); /* the head went out: an error cuts it short */
-    }
+    if (!atomic_load(&c->cancelled) && !x->dead && s->vm)
+        n = read_chunk(s, x, &data, &total, &kind);
     if (n <= 0 || kind != 1) { /* gone, failed, or the file shrank or changed kind: cut short */
         free(data);
         lel_call_piece(c, -1);
@@ -848,8 +823,6 @@ static void download_step(struct lel_sandbox *s, struct xfer *x)
     if (!more)
         xfer_free(s, x);
     lel_call_piece(c, more);
-    if (more)
-        read_ahead(s, x); /* the actor keeps x: the call's next request comes by message */
 }
 
 void lel__sbx_xfer_step(struct lel_sandbox *s, uint32_t id)

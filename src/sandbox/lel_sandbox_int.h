@@ -55,9 +55,6 @@ struct xfer {
     size_t npg;
     uint64_t len;
     lel_vm_t *pvm;
-    /* download: the piece after the one h2o is sending, read from the guest meanwhile */
-    char *ahead;
-    ssize_t ahead_len; /* -1: none read */
     struct xfer *next;
 };
 
