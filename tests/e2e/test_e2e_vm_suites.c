@@ -73,7 +73,7 @@ static const char node_js[] =
     "  await new Promise((res) => srv.listen(0, '127.0.0.1', res));\n"
     "  const port = srv.address().port;\n"
     "  const get = (m, body) => new Promise((res, rej) => {\n"
-    "    const q = http.request({ host: 'localhost', port, path: '/p?q=1', method: m }, (s) => {\n"
+    "    const q = http.request({ host: '127.0.0.1', port, path: '/p?q=1', method: m }, (s) => {\n"
     "      let b = ''; s.on('data', (c) => b += c); s.on('end', () => res([s.statusCode, s.headers['x-m'], b])); });\n"
     "    q.on('error', rej); q.end(body); });\n"
     "  assert.deepStrictEqual(await get('GET'), [200, 'GET', 'got /p?q=1 ']);\n"
