@@ -446,8 +446,7 @@ int start(const struct image *im, const struct proc_spec *spec)
         set_exe_path(p, fs_root(), spec->argv);
     if (r == 0)
         r = session_files(s, p, spec);
-    ptable.cur = 0;
-    write_cr3(LEL_GPA_PML4);
+    ptable.cur = 0; /* its page tables stay loaded (sched.c), for its first run */
     if (r < 0) {
         session_abort(s);
         return r;
