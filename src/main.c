@@ -3,6 +3,7 @@
 #include <lelantos/lelantos.h>
 
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,18 @@ static void warn_host_limits(void)
     }
 }
 
+/* Every change to the daemon's page tables (munmap, madvise, a fault) calls the MMU notifier of
+ * every KVM VM in it, so its cost grows with the sandboxes running: keep malloc from giving
+ * memory back in small steps (trims of the heap top and arenas, munmaps of mid-sized blocks).
+ * Freed memory stays for reuse; what a sandbox's guest frees goes back through lel_vm_trim. */
+static void tune_malloc(void)
+{
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* fixed: no dynamic threshold, the 1 MiB image frames come from the heap */
+    mallopt(M_TOP_PAD, 16 << 20);
+    mallopt(M_ARENA_MAX, 8);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
@@ -114,6 +127,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started below inherits the mask */
     signal(SIGPIPE, SIG_IGN);
     raise_limits();
+    tune_malloc();
     if (strcmp(cfg.vmm_backend, "none"))
         warn_host_limits();
     lel_server_t *srv;

@@ -11,6 +11,7 @@ PKGS=(
   libcurl4-openssl-dev libarchive-dev
   mmdebstrap
   busybox-static cpio
+  clang libclang-rt-14-dev
   nghttp2-client wrk h2o curl
   qemu-system-x86
 )

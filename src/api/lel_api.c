@@ -164,6 +164,27 @@ static void auth_failed(lel_server_t *srv, lel_call_t *c)
     }
 }
 
+static int decode_body(lel_server_t *srv, lel_call_t *c);
+
+int lel__api_route_decode(const lel_config_t *cfg, lel_call_t *c)
+{
+    int keyed;
+    enum cls cls = PUBLIC;
+    int r = lel__api_port_match(c, &keyed);
+    if (r)
+        return r > 1 ? r : 0; /* a port's body is the sandbox server's, never decoded */
+    if (lel__api_envd_wants(c))
+        return lel__api_envd_match(c); /* the data plane's bodies are read by src/envd */
+    if ((r = match(c, &cls)) || cls == PUBLIC)
+        return r;
+    lel_server_t srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = *cfg; /* decode_body reads only the limits */
+    if (decode_body(&srv, c) < 0 || lel__api_e2b_body(c) < 0)
+        return c->status;
+    return 0;
+}
+
 static int decode_body(lel_server_t *srv, lel_call_t *c)
 {
     if (c->body_in) /* arrives in pieces; its limit is kept as it comes */

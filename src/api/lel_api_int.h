@@ -36,6 +36,11 @@ int lel__api_envd_wants(lel_call_t *c);
 /** Routes a data-plane request (R_ENVD_*; c->id the sandbox, c->id2 the RPC). Returns 0 or
  * the status of the error set on c (502 for a sandbox or port that cannot be reached). */
 int lel__api_envd_match(lel_call_t *c);
+/** The part of judging a request that needs neither the store nor a clock: the port, data-plane
+ * and table routes in the order the dispatch tries them, then the body decoded as the route's
+ * handler will see it (limits from cfg). No credential or rate limit is checked. Returns 0, or
+ * the status of the error set on c. For the fuzz target of the request path (tests/fuzz). */
+int lel__api_route_decode(const lel_config_t *cfg, lel_call_t *c);
 /** Hands a routed data-plane call to the sandbox's actor, or answers 502 (no such sandbox). */
 void lel__api_envd_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *));
 

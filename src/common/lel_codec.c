@@ -83,7 +83,16 @@ static json_t *unpack(const msgpack_object *o, int depth, char *err, size_t errl
     case MSGPACK_OBJECT_FLOAT64:
         return json_real(o->via.f64);
     case MSGPACK_OBJECT_STR: {
-        json_t *s = json_stringn(o->via.str.ptr, o->via.str.size);
+        /* msgpack-c gives an empty fixstr a NULL pointer, which jansson refuses (found by
+         * tests/fuzz/fuzz_codec) */
+        const char *p = o->via.str.size ? o->via.str.ptr : "";
+        /* a NUL is refused as the JSON decoder refuses \u0000: handlers read C strings, and a
+         * path or name cut short at it would name something else (found by fuzz_codec) */
+        if (memchr(p, 0, o->via.str.size)) {
+            snprintf(err, errlen, "string contains a NUL");
+            return NULL;
+        }
+        json_t *s = json_stringn(p, o->via.str.size);
         if (!s)
             snprintf(err, errlen, "string is not valid UTF-8");
         return s;
@@ -103,13 +112,14 @@ static json_t *unpack(const msgpack_object *o, int depth, char *err, size_t errl
         json_t *m = json_object();
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR || memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
+            const char *key = kv->key.via.str.size ? kv->key.via.str.ptr : ""; /* NULL when empty, as above */
+            if (kv->key.type != MSGPACK_OBJECT_STR || memchr(key, 0, kv->key.via.str.size)) {
                 snprintf(err, errlen, "map keys must be strings");
                 json_decref(m);
                 return NULL;
             }
             json_t *item = unpack(&kv->val, depth + 1, err, errlen);
-            if (!item || json_object_setn_new(m, kv->key.via.str.ptr, kv->key.via.str.size, item) < 0) {
+            if (!item || json_object_setn_new(m, key, kv->key.via.str.size, item) < 0) {
                 if (item)
                     snprintf(err, errlen, "map key is not valid UTF-8");
                 json_decref(m);

@@ -49,6 +49,7 @@ static const struct key keys[] = {
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
     {"templates.max_parallel_builds", K_INT, OFF(max_parallel_builds), 1, 64},
     {"templates.warm_pool", K_INT, OFF(template_warm_pool), 0, 1024},
+    {"templates.prefault_writes", K_BOOL, OFF(template_prefault_writes), 0, 1},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
     {"network.domain", K_STRING, OFF(net_domain), 0, 0},
@@ -140,6 +141,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
     cfg->template_warm_pool = 4;
+    cfg->template_prefault_writes = 1;
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;

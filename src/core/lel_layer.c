@@ -130,6 +130,35 @@ static void unlink_image(lel_server_t *srv, const char *key)
     }
 }
 
+/* One writer's wait for its batch's group commit (lel_store_write_async): the layer lock is not
+ * held across the fsync, so concurrent creates, pauses and deletes share one. */
+struct durable {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, r;
+};
+
+static void durable_done(void *arg, int r)
+{
+    struct durable *d = arg;
+    pthread_mutex_lock(&d->lock);
+    d->r = r;
+    d->done = 1;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static int durable_wait(struct durable *d)
+{
+    pthread_mutex_lock(&d->lock);
+    while (!d->done)
+        pthread_cond_wait(&d->cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    return d->r;
+}
+
 int lel_layer_write(lel_server_t *srv, lel_batch_t *b, const struct lel_layer_op *ops, size_t n)
 {
     struct touched t = {{0}, {0}, 0};
@@ -145,13 +174,16 @@ int lel_layer_write(lel_server_t *srv, lel_batch_t *b, const struct lel_layer_op
         else
             lel_batch_del(b, LEL_CF_LAYERS, t.key[i]);
     }
+    struct durable d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     if (r < 0) {
         lel_batch_free(b);
-        r = -EIO;
-    } else {
-        r = lel_store_write(srv->store, b);
+        d.r = -EIO;
+        d.done = 1;
+    } else { /* applied now (the next write's counts start from it), durable once the shared sync ran */
+        lel_store_write_async(srv->store, b, durable_done, &d);
     }
     pthread_mutex_unlock(&srv->layer_lock);
+    r = durable_wait(&d);
     for (int i = 0; i < t.n; i++) {
         if (r == 0 && !t.rec[i])
             unlink_image(srv, t.key[i]);

@@ -32,6 +32,8 @@ struct lel_envd_host {
     const char *token;      /* the sandbox's envdAccessToken (NULL: none is required) */
     json_t *tpl_env;        /* its template's env (the image config's, env steps; borrowed, may be NULL) */
     json_t *env_vars;       /* the sandbox's envVars (borrowed), the commands' base environment */
+    const char *workdir;    /* its template's WORKDIR (image config, workdir steps; borrowed), or NULL
+                             * when it has none or it is "/": then the user's home is the default */
     const char *not_running; /* why the data plane cannot answer (paused, killed...), or NULL */
 };
 

@@ -208,7 +208,12 @@ static int start(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *c, js
     }
     json_t *jcwd = json_object_get(proc, "cwd");
     const char *cwd_in = json_is_string(jcwd) ? json_string_value(jcwd) : "";
-    char *cwd = lel__envd_path(cwd_in, json_is_string(jcwd) ? json_string_length(jcwd) : 0, u.home);
+    size_t cwd_len = json_is_string(jcwd) ? json_string_length(jcwd) : 0;
+    if (!cwd_len && h->workdir) { /* no cwd: the template's WORKDIR, as E2B's envd starts there */
+        cwd_in = h->workdir;
+        cwd_len = strlen(cwd_in);
+    }
+    char *cwd = lel__envd_path(cwd_in, cwd_len, u.home);
     const char **argv = cwd ? make_argv(c, h, proc) : NULL;
     char **env = argv ? make_env(c, h, json_object_get(proc, "envs"), &u) : NULL;
     if (!cwd)

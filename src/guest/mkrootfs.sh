@@ -28,5 +28,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\
 printf 'root:x:0:\nuser:x:1000:\n' > "$stage/etc/group"
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$stage/etc/hosts"
 printf 'nameserver 10.0.2.3\n' > "$stage/etc/resolv.conf"
-(cd "$stage" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0) > "$out.$$.tmp"
+# everything root's but /home/user, which is user's (so `user` can write its home): a second
+# archive after the first, as Linux's initramfs and our guest's unpacker take them
+(cd "$stage" && find . ! -path ./home/user | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0 &&
+  echo ./home/user | cpio --quiet -o -H newc --owner 1000:1000) > "$out.$$.tmp"
 mv "$out.$$.tmp" "$out"

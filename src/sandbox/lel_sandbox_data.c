@@ -321,10 +321,11 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
 {
     struct lel_run_result res;
     uint32_t id;
-    int r = 0, more = 1;
+    int r = 0, more = 1, ended = 0;
     lel__sbx_streams_poll(s);
     while (more && s->vm && (r = lel_vm_cmd_result(s->vm, 0, &id, &res)) == 0) {
         struct pending_cmd *pc = take_cmd(s, id);
+        ended = 1;
         more = !res.last; /* the guest says whether to ask again */
         if (!pc) {
             lel__sbx_envd_ended(s, id, &res); /* E2B's data plane's, or nobody's (a misbehaving guest) */
@@ -342,6 +343,10 @@ void lel__sbx_cmd_event(struct lel_sandbox *s)
         lel_call_reply(pc->c, 200, resp);
         lel_call_done(pc->c);
         free(pc);
+    }
+    if (ended && s->learn_writes && s->vm) { /* after the answers: the learning is off their path */
+        s->learn_writes = 0;
+        lel_template_learn_writes(s->tpl, s->vm);
     }
     if (s->vm && (r == -EPIPE || r == -ETIMEDOUT)) /* the guest stopped answering */
         guest_wedged(s, r);

@@ -4,6 +4,7 @@
 #include "lel_sandbox_int.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* The view is read under its lock (the loop threads read it too); the copy is the caller's. */
 json_t *lel__sbx_access_view(struct lel_sandbox *s)
@@ -37,9 +38,13 @@ void lel__sbx_envd_host(struct lel_sandbox *s, struct lel_envd_host *h)
     h->token = json_string_value(json_object_get(s->rec, "envdAccessToken"));
     h->env_vars = json_object_get(s->rec, "envVars");
     h->tpl_env = NULL;
+    h->workdir = NULL;
     if (s->tpl) {
         const char *workdir;
         lel_template_defaults(s->tpl, &h->tpl_env, &workdir);
+        /* E2B's envd takes the template's workdir as the default cwd (its /init defaultWorkdir);
+         * a template without one ("/", our default) keeps envd's own default, the home */
+        h->workdir = workdir && strcmp(workdir, "/") ? workdir : NULL;
     }
     h->not_running = s->state == S_PAUSED ? "The sandbox is paused"
                    : s->state == S_KILLED ? "The sandbox was not found"

@@ -80,6 +80,7 @@ struct lel_sandbox {
     uint32_t event_seq;
     int holds_slot;        /* counts against team->max_sandboxes */
     int holds_template;    /* counts as a user of its template */
+    int learn_writes;      /* a pooled VM whose first command teaches its template what it writes */
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
     char *fork_image;      /* create only: the image it starts from (a snapshot, or its template's) */
     char *memory_file;     /* create only: the template's raw memory, mapped copy-on-write */

@@ -133,6 +133,7 @@ int lel__sbx_vm_adopt(struct lel_sandbox *s)
         return -ENOENT;
     }
     s->vm = vm;
+    s->learn_writes = lel_template_wants_writes(s->tpl);
     lel__sbx_net_attach(s);
     s->cpu_prev_ns = lel_vm_cpu_ns(vm);
     s->cpu_prev_ms = lel_mono_ms();
@@ -179,10 +180,17 @@ void lel__sbx_sample(struct lel_sandbox *s)
         lel_vm_trim(s->vm, TRIM_MIN_PAGES);
 }
 
+/* Samples fall on a shared grid of SAMPLE_SLOT_MS: the timer thread then wakes once per slot
+ * for all the sandboxes due in it, and the workers take them in a row, instead of one wake
+ * each per sandbox (on this host a wake costs more than the sample). */
+#define SAMPLE_SLOT_MS 200
+
 void lel__sbx_arm_sampler(struct lel_sandbox *s)
 {
     lel_msg_t *m = lel_msg_new(LEL_MSG_SAMPLE, ++s->sample_gen, NULL);
-    if (m && lel_timers_at(s->srv->timers, lel_mono_ms() + (int64_t)s->srv->cfg.metrics_interval_s * 1000, s->actor, m) < 0)
+    int64_t at = lel_mono_ms() + (int64_t)s->srv->cfg.metrics_interval_s * 1000;
+    at = (at + SAMPLE_SLOT_MS - 1) / SAMPLE_SLOT_MS * SAMPLE_SLOT_MS;
+    if (m && lel_timers_at(s->srv->timers, at, s->actor, m) < 0)
         lel_msg_free(m);
 }
 
@@ -220,6 +228,40 @@ void lel__sbx_get_metrics(struct lel_sandbox *s, lel_call_t *c)
 /* A snapshot record keeps what a fork and a restore need to know of the sandbox it came from. */
 const char *const lel__snap_private_fields[] = {"teamID", "templateID", "memoryMB", NULL};
 
+/* The team's snapshots named `name` lose it, in batch `b`: E2B maps a name to one template, and
+ * a second snapshot with the name becomes what the name starts (E2B gives it to the template the
+ * name already has; our snapshot ids name immutable images, so the new one keeps its own id and
+ * the older ones stay startable by id only). */
+struct name_move {
+    const char *name;
+    lel_batch_t *b;
+    int failed;
+};
+
+static int drop_name(void *ctx, const char *key, json_t *rec)
+{
+    struct name_move *m = ctx;
+    const char *n = json_string_value(json_object_get(rec, "name"));
+    if (!n || strcmp(n, m->name))
+        return 0;
+    json_t *copy = json_copy(rec);
+    if (!copy || json_object_set_new(copy, "name", json_string("")) < 0 ||
+        lel_batch_put(m->b, LEL_CF_SNAPSHOTS, key, copy) < 0)
+        m->failed = 1;
+    json_decref(copy);
+    return m->failed;
+}
+
+static int move_name(struct lel_sandbox *s, lel_batch_t *b, const char *name)
+{
+    char prefix[80];
+    struct name_move m = {name, b, 0};
+    snprintf(prefix, sizeof(prefix), "%s/", s->team->id);
+    if (!*name)
+        return 0;
+    return lel_store_scan(s->srv->store, LEL_CF_SNAPSHOTS, prefix, NULL, drop_name, &m) < 0 || m.failed ? -EIO : 0;
+}
+
 /* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
 void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
 {
@@ -251,6 +293,13 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     lel_json_set_time(snap, "createdAt", lel_now_ms());
     snprintf(path, sizeof(path), "%s/%s", s->team->id, id);
     lel_batch_t *b = lel_batch_new(s->srv->store);
+    if (move_name(s, b, name) < 0) {
+        unlink(img);
+        json_decref(snap);
+        lel_batch_free(b);
+        lel_call_store_failed(c);
+        return;
+    }
     lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
     lel__sbx_add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I, s:b, s:i}", "snapshotID", id, "storedBytes",
                                                                  (json_int_t)info.stored_bytes, "diff", info.diff, "depth",

@@ -207,7 +207,24 @@ struct lel_build_state {
     int64_t rofs_t0;           /* when its build began (monotonic ms) */
     json_t *env;               /* the env commands get so far (the start point's, then env steps) */
     char cwd[4096];            /* and their working directory (workdir steps) */
+    char user[72];             /* and their user (user steps; "" root), a name or uid of the guest's /etc/passwd */
 };
+
+/* Who a step runs as: its own `user` field, else the last user step's; NULL for root. */
+static const char *step_user(const struct lel_build_state *bs, json_t *st)
+{
+    const char *u = json_string_value(json_object_get(st, "user"));
+    if (!u || !*u)
+        u = bs->user;
+    return *u && strcmp(u, "root") && strcmp(u, "0") ? u : NULL;
+}
+
+/* A step's command as `user`, as Docker and E2B's builder run steps after USER: the guest's
+ * /etc/passwd names the user (a uid is looked up too; a ":group" part is ignored), busybox su
+ * takes its uid, gid, groups and HOME (the environment stays, so do the cwd and the arguments). */
+#define AS_USER "n=$(/bin/busybox id -un \"${1%%:*}\" 2>/dev/null) || { echo \"unknown user '$1' (not in /etc/passwd)\" >&2; exit 1; }; " \
+                "shift; exec /bin/busybox su -s /bin/sh \"$n\" -c 'exec \"$@\"' sh \"$@\""
+
 
 /* bs->env as "K=V" strings, PATH and HOME defaulted as for sandboxes' commands; free_env. */
 static char **make_env(struct lel_build_state *bs)
@@ -425,8 +442,19 @@ static int run_step(struct lel_build_state *bs, size_t i, json_t *st)
             argv[k0 + k] = json_string_value(json_array_get(args, k));
         argv[k0 + n] = NULL;
     }
-    logf_(b, "info", "%s: %s", bs->what, n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
-    return cmd_start(bs, argv, 0);
+    const char *user = step_user(bs, st);
+    logf_(b, "info", "%s%s%s: %s", bs->what, user ? " as " : "", user ? user : "",
+          n == 1 ? argv[2] : json_string_value(json_array_get(args, 0)));
+    if (!user)
+        return cmd_start(bs, argv, 0);
+    const char *wrapped[74] = {"/bin/busybox", "sh", "-c", AS_USER, "sh", user};
+    size_t k = 0;
+    while (argv[k]) {
+        wrapped[6 + k] = argv[k];
+        k++;
+    }
+    wrapped[6 + k] = NULL;
+    return cmd_start(bs, wrapped, 0);
 }
 
 /* A `file` step: the file is written; with a mode, chmod is started (1). 0 done, -1 (logged). */
@@ -518,8 +546,8 @@ static int defaults_step(struct lel_build_state *bs, size_t i, json_t *st, const
         return 0;
     }
     if (!strcmp(type, "user")) {
-        logf_(b, "info", "step %zu (user): %s (recorded; the guest runs every process as root for now)", i + 1,
-              json_string_value(json_object_get(st, "user")));
+        snprintf(bs->user, sizeof(bs->user), "%s", json_string_value(json_object_get(st, "user")));
+        logf_(b, "info", "step %zu (user): the steps after it run as %s", i + 1, bs->user);
         return 0;
     }
     const char *path = json_string_value(json_object_get(st, "path"));
@@ -541,15 +569,23 @@ static int do_step(struct lel_build_state *bs, size_t i, json_t *st, const char 
         return file_step(bs, i, st);
     if (!strcmp(type, "copy")) {
         char err[300];
-        static const char *const unpack[] = {"/bin/busybox", "sh", "-c",
-                                             "/bin/busybox tar -xf " GUEST_COPY_TAR " -C /; r=$?; /bin/busybox rm -f "
-                                             GUEST_COPY_TAR "; exit $r", NULL};
+        /* unpacked as root, then what it holds is the step's user's (its uid and gid from the
+         * guest's /etc/passwd; a uid not there keeps gid 0, as Docker's --chown does) */
+        static const char script[] =
+            "t=" GUEST_COPY_TAR "; bb=/bin/busybox; $bb tar -tf $t > $t.list && $bb tar -xf $t -C /; r=$?; "
+            "if [ $r = 0 ] && [ -n \"$1\" ]; then "
+            "u=${1%%:*}; if ids=$($bb id -u \"$u\" 2>/dev/null):$($bb id -g \"$u\" 2>/dev/null); then :; "
+            "else case \"$u\" in *[!0-9]*) echo \"unknown user '$u' (not in /etc/passwd)\" >&2; r=1;; *) ids=\"$u:0\";; esac; fi; "
+            "[ $r = 0 ] && while IFS= read -r f; do $bb chown -h \"$ids\" \"/$f\" || r=1; done < $t.list; fi; "
+            "$bb rm -f $t $t.list; exit $r";
+        const char *user = step_user(bs, st);
+        const char *const unpack[] = {"/bin/busybox", "sh", "-c", script, "sh", user ? user : "", NULL};
         if (lel__template_copy_step(bs->b.t, bs->b.vm, i, st, bs->what, sizeof(bs->what), err, sizeof(err)) < 0) {
             logf_(&bs->b, "error", "%s: %s", bs->what, err);
             return -1;
         }
-        logf_(&bs->b, "info", "%s", bs->what);
-        return cmd_start(bs, (const char *const *)unpack, 0);
+        logf_(&bs->b, "info", "%s%s%s", bs->what, user ? ", owned by " : "", user ? user : "");
+        return cmd_start(bs, unpack, 0);
     }
     return defaults_step(bs, i, st, type);
 }

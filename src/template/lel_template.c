@@ -50,6 +50,7 @@ static void template_free(void *p)
     lel__template_build_abandon(t); /* the daemon is stopping mid-build: the next start marks it error */
     lel__template_pool_drain(t, 1); /* emptied by the stop already; a template freed otherwise has none */
     pthread_mutex_destroy(&t->pool_lock);
+    free(t->write_set);
     lel__template_context_abandon(t);
     if (t->image_id[0]) /* a template that was never made (its use is given back at DELETE) */
         lel_image_release(t->srv, t->image_id);

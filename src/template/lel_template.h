@@ -44,6 +44,14 @@ struct lel_vm_ops;
  * NULL when none is ready (then the caller restores one). The template's pool is kept filled
  * from the first take on. Any thread. */
 struct lel_vm *lel_template_take_vm(lel_actor_t *tpl, const struct lel_vm_ops *ops, void *ctx);
+/** 1 when the template's pool has not learnt yet what a sandbox writes first: the caller, holding
+ * a pooled VM, then calls lel_template_learn_writes after the sandbox's first command. Any thread. */
+int lel_template_wants_writes(lel_actor_t *tpl);
+/** Learns the pages `vm` (a pooled VM of the template, after its first command) has written, at
+ * most LEL_WRITE_SET_MAX of them: from now on the filler pre-faults them in the VMs it restores,
+ * so a fresh sandbox's first command does not take those copy-on-write faults. Any thread. */
+void lel_template_learn_writes(lel_actor_t *tpl, struct lel_vm *vm);
+#define LEL_WRITE_SET_MAX 1024 /* pages (4 MiB): a bigger first write set is a workload's, not the guest's */
 /** Starts the pool's filler thread (with VMs and templates.warm_pool > 0); the built-in
  * template's pool fills at once. 0 or -errno. */
 int lel_template_pool_start(lel_server_t *srv);

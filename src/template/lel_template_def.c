@@ -2,9 +2,10 @@
  * or `fromImage`: a base VM that gets the image's tree), its steps, startCmd and readyCmd.
  * Runs on the team actor. Every field is checked here, so the builder trusts the definition.
  *
- * Steps: `run` {args}, `file` {path, content, mode: integer or octal string}, `env` {envs},
- * `workdir` {path}, `user` {user}, `copy` {src, dest} (from the build context, PUT
- * /templates/{id}/context). Commands of the build and of the sandboxes inherit the env and
+ * Steps: `run` {args, user?}, `file` {path, content, mode: integer or octal string}, `env` {envs},
+ * `workdir` {path}, `user` {user}, `copy` {src, dest, user?} (from the build context, PUT
+ * /templates/{id}/context). A run step runs as its user, else the last user step's (root before
+ * any); a copy's files are its user's, else that one's. Commands of the build and of the sandboxes inherit the env and
  * working directory: the definition keeps what the start point gave (`base`: the image's
  * config or the parent template's defaults) and what the steps make of it (`defaults`). */
 #include "lel_template_int.h"
@@ -67,6 +68,10 @@ static int check_run(lel_call_t *c, size_t i, json_t *st)
 static int check_step(lel_call_t *c, size_t i, json_t *st, const char *type)
 {
     int mode;
+    json_t *ju = json_object_get(st, "user");
+    if ((!strcmp(type, "run") || !strcmp(type, "copy")) && ju && !json_is_null(ju) &&
+        (!json_is_string(ju) || json_string_length(ju) > 64))
+        BAD("invalid field 'steps[%zu].user': must be a user name or uid (at most 64 bytes)", i);
     if (!strcmp(type, "run"))
         return check_run(c, i, st);
     if (!strcmp(type, "file")) {

@@ -154,13 +154,15 @@ static int copy(struct df *d, const char *args, int add)
     if (!w)
         w = words(args);
     size_t n = json_array_size(w);
+    char owner[72] = "root"; /* Docker's: a COPY is root's whatever USER says, unless --chown */
     while (n && !strncmp(json_string_value(json_array_get(w, 0)), "--", 2)) {
         const char *f = json_string_value(json_array_get(w, 0));
-        if (strncmp(f, "--chown=", 8)) { /* --chown: everything is root's in the guest for now */
-            int r = bad(d, "'%s' is not supported (only --chown, which is ignored)", f);
+        if (strncmp(f, "--chown=", 8) || !f[8] || strlen(f + 8) >= sizeof(owner)) {
+            int r = bad(d, "'%s' is not supported (only --chown=user[:group])", f);
             json_decref(w);
             return r;
         }
+        snprintf(owner, sizeof(owner), "%s", f + 8);
         json_array_remove(w, 0);
         n--;
     }
@@ -182,7 +184,7 @@ static int copy(struct df *d, const char *args, int add)
         }
         while (src[0] == '/')
             src++;
-        add_step(d, json_pack("{s:s, s:s, s:s}", "type", "copy", "src", *src ? src : ".", "dest", abs));
+        add_step(d, json_pack("{s:s, s:s, s:s, s:s}", "type", "copy", "src", *src ? src : ".", "dest", abs, "user", owner));
     }
     json_decref(w);
     return 0;

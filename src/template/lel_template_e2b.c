@@ -356,7 +356,7 @@ static json_t *step_of(struct lel_template *t, lel_call_t *c, size_t i, json_t *
         if (n < 1 || n > 2 || !*s[0])
             BAD("invalid field 'steps[%zu].args': RUN takes [command, user?]", i);
         json_t *r = json_pack("{s:s, s:[s]}", "type", "run", "args", s[0]);
-        if (n == 2 && *s[1]) /* recorded: the build runs its steps as root */
+        if (n == 2 && *s[1]) /* who it runs as (else the user of the steps before) */
             json_object_set_new(r, "user", json_string(s[1]));
         return r;
     }
@@ -374,6 +374,8 @@ static json_t *step_of(struct lel_template *t, lel_call_t *c, size_t i, json_t *
         if (join_path(workdir, s[1], path, sizeof(path)) < 0)
             BAD("invalid field 'steps[%zu].args[1]': path too long", i);
         json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "type", "copy", "src", s[0], "dest", path, "filesHash", hash);
+        if (n >= 3 && *s[2]) /* the copies' owner (else the user of the steps before) */
+            json_object_set_new(r, "user", json_string(s[2]));
         if (n == 4 && *s[3])
             json_object_set_new(r, "mode", json_string(s[3]));
         return r;

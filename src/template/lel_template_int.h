@@ -3,6 +3,7 @@
 #ifndef LEL_TEMPLATE_INT_H
 #define LEL_TEMPLATE_INT_H
 
+#include <sys/stat.h>
 #include "lel_template.h"
 
 /* A template's build status, as its record's buildStatus says it. */
@@ -39,6 +40,12 @@ struct lel_template {
     int warm_on;     /* a sandbox started from it since the daemon started (base: always) */
     int warm_queued; /* on the filler's queue */
     int warm_closed; /* deleted, or the daemon stops: never filled again */
+    /* what a sandbox of it writes first (the pages its first command's VM had written, learnt
+     * once per image): the filler pre-faults them in each pooled VM; malloc'd, ascending */
+    uint32_t *write_set;
+    uint64_t nwrite_set;
+    int write_learnt;
+    struct stat write_image; /* the image file it was learnt over (a rebuild learns again) */
 };
 
 /* lel_template.c, for its other files */

@@ -52,6 +52,12 @@ static int same_file(const struct lel_warm_vm *w, const struct stat *st)
            w->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 static void free_list(lel_server_t *srv, struct lel_warm_vm *w)
 {
     for (struct lel_warm_vm *n; w; w = n) {
@@ -146,6 +152,68 @@ void lel__template_pool_drain(struct lel_template *t, int close)
     free_list(t->srv, w);
 }
 
+/* Its faults taken here, off every request's path: the pages t's sandboxes write first (a copy
+ * of the set, so the lock is not held across the faults). A set learnt over another image
+ * is dropped and learnt again. */
+static void prefault(struct lel_template *t, lel_vm_t *vm, const struct stat *st)
+{
+    uint32_t *pages = NULL;
+    uint64_t n = 0;
+    pthread_mutex_lock(&t->pool_lock);
+    if (t->write_learnt && !same_stat(&t->write_image, st)) {
+        free(t->write_set);
+        t->write_set = NULL;
+        t->nwrite_set = 0;
+        t->write_learnt = 0;
+    }
+    if (t->nwrite_set && (pages = malloc(t->nwrite_set * sizeof(*pages)))) {
+        memcpy(pages, t->write_set, t->nwrite_set * sizeof(*pages));
+        n = t->nwrite_set;
+    }
+    pthread_mutex_unlock(&t->pool_lock);
+    int r = n ? lel_vm_prefault(vm, pages, n) : 0;
+    if (r < 0 && r != -EINVAL) /* EINVAL: a kernel before 5.14; the guest faults them itself */
+        fprintf(stderr, "lelantosd: template %s: warm pool: pre-faulting %llu pages: %s\n", t->id, (unsigned long long)n,
+                strerror(-r));
+    free(pages);
+}
+
+int lel_template_wants_writes(lel_actor_t *a)
+{
+    struct lel_template *t = lel_actor_state(a);
+    pthread_mutex_lock(&t->pool_lock);
+    int want = t->srv->warm && t->srv->cfg.template_prefault_writes && !t->write_learnt;
+    pthread_mutex_unlock(&t->pool_lock);
+    return want;
+}
+
+void lel_template_learn_writes(lel_actor_t *a, lel_vm_t *vm)
+{
+    struct lel_template *t = lel_actor_state(a);
+    char img[4200];
+    struct stat st;
+    uint32_t *pages = NULL;
+    uint64_t n = 0;
+    lel__template_image(t, img, sizeof(img), 0);
+    if (stat(img, &st) < 0 || lel_vm_written_pages(vm, &pages, &n) < 0)
+        return;
+    if (n > LEL_WRITE_SET_MAX) /* the lowest pages: the guest kernel's own first */
+        n = LEL_WRITE_SET_MAX;
+    pthread_mutex_lock(&t->pool_lock);
+    if (!t->write_learnt) {
+        free(t->write_set);
+        t->write_set = pages;
+        t->nwrite_set = n;
+        t->write_learnt = 1;
+        t->write_image = st;
+        pages = NULL;
+        fprintf(stderr, "lelantosd: template %s: its pooled VMs pre-fault %llu pages a sandbox writes first\n", t->id,
+                (unsigned long long)n);
+    }
+    pthread_mutex_unlock(&t->pool_lock);
+    free(pages);
+}
+
 /* One VM for t's pool: restored and clocked outside every lock, then added if the pool still
  * wants it (not deleted, not full, the image unchanged). Returns 0, or -errno when the restore
  * failed (the filler then leaves the template until its next take). */
@@ -162,6 +230,8 @@ static int fill_one(struct lel_warm *p, struct lel_template *t)
     int r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
     if (r == 0 && (r = lel_vm_set_clock(vm)) < 0)
         snprintf(err, sizeof(err), "the restored guest did not take its clock: %s", strerror(-r));
+    if (r == 0)
+        prefault(t, vm, &st);
     struct lel_warm_vm *w = r == 0 ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         if (r == 0)

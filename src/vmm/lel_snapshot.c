@@ -365,6 +365,30 @@ out:
     return 0;
 }
 
+int lel_vm_written_pages(lel_vm_t *vm, uint32_t **pages, uint64_t *npages)
+{
+    return dirty_pages(vm, pages, npages);
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int lel_vm_prefault(lel_vm_t *vm, const uint32_t *pages, uint64_t npages)
+{
+    uint64_t limit = vm->mem_bytes / LEL_IMG_PAGE;
+    for (uint64_t i = 0, j; i < npages; i = j) { /* one madvise per run of consecutive pages */
+        for (j = i + 1; j < npages && pages[j] == pages[j - 1] + 1; j++)
+            ;
+        if (pages[i] >= limit || pages[j - 1] >= limit)
+            continue;
+        uint64_t at = (uint64_t)pages[i] * LEL_IMG_PAGE, len = (uint64_t)(pages[j - 1] - pages[i] + 1) * LEL_IMG_PAGE;
+        if (madvise(vm->mem + at, len, MADV_POPULATE_WRITE) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
 /* `target` relative to the directory of `from` (both absolute, canonical). */
 static char *relative_to(const char *from, const char *target)
 {

@@ -878,6 +878,25 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The host's mapping of `pages` guest pages from `pfn` (GPA >> 12, as the guest listed them):
+ * NULL unless all of them are guest RAM above the fixed areas (below 8 MiB: mailbox, bulk
+ * area, kernel), in one piece of it. RAM above the 32-bit hole is mapped right after the low
+ * part, so a GPA is not an offset into vm->mem there. */
+static uint8_t *guest_run(lel_vm_t *vm, uint64_t pfn, uint64_t pages)
+{
+    uint64_t low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX, high = vm->mem_bytes - low;
+    if (pfn >= (1ULL << 40) || pages == 0 || pages >= (1ULL << 40))
+        return NULL;
+    uint64_t gpa = pfn << 12, len = pages << 12;
+    if (gpa < (8ULL << 20))
+        return NULL;
+    if (gpa < low && len <= low - gpa)
+        return vm->mem + gpa;
+    if (gpa >= (1ULL << 32) && gpa - (1ULL << 32) < high && len <= high - (gpa - (1ULL << 32)))
+        return vm->mem + low + (gpa - (1ULL << 32));
+    return NULL;
+}
+
 int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
 {
     const struct lel_chan *ch = (const struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
@@ -900,11 +919,10 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
         for (size_t i = 0, j; i < n; i = j) {
             for (j = i + 1; j < n && pfn[j] == pfn[j - 1] + 1; j++)
                 ;
-            uint64_t at = (uint64_t)pfn[i] * 4096, len = (uint64_t)(pfn[j - 1] - pfn[i] + 1) * 4096;
-            if (at >= vm->mem_bytes || len > vm->mem_bytes - at)
-                continue;
-            if (madvise(vm->mem + at, len, MADV_DONTNEED) == 0)
-                freed += (int64_t)len;
+            uint64_t pages = (uint64_t)(pfn[j - 1] - pfn[i] + 1);
+            uint8_t *at = guest_run(vm, pfn[i], pages);
+            if (at && madvise(at, pages * 4096, MADV_DONTNEED) == 0)
+                freed += (int64_t)(pages * 4096);
         }
     }
     free(pfn);
@@ -914,14 +932,7 @@ int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages)
 
 uint8_t *lel_vm_guest_page(lel_vm_t *vm, uint64_t pfn)
 {
-    uint64_t gpa = pfn << 12, low = vm->mem_bytes < LEL_LOW_MEM_MAX ? vm->mem_bytes : LEL_LOW_MEM_MAX;
-    if (pfn >= (1ULL << 40) || gpa < (8ULL << 20))
-        return NULL;
-    if (gpa + 4096 <= low)
-        return vm->mem + gpa;
-    if (gpa >= (1ULL << 32) && gpa - (1ULL << 32) + 4096 <= vm->mem_bytes - low) /* RAM above the 32-bit hole */
-        return vm->mem + low + (gpa - (1ULL << 32));
-    return NULL;
+    return guest_run(vm, pfn, 1);
 }
 
 size_t lel_vm_bulk_read(lel_vm_t *vm, uint64_t off, void *buf, size_t len)

@@ -191,6 +191,15 @@ uint64_t lel_vm_disk_used(lel_vm_t *vm);
  * discarded (0: not worth it, or a guest without the request), or -errno. Call it from the
  * sandbox's owner when the guest is idle; it blocks for the two requests. */
 int64_t lel_vm_trim(lel_vm_t *vm, uint64_t min_pages);
+/** The guest pages this VM has written since its restore (copied-on-write from its memory file
+ * or base), ascending, from the private mapping's page table: a hint of what a sandbox writes,
+ * read while the VM runs. *pages is malloc'd (the caller frees it). Returns 0 or -errno. */
+int lel_vm_written_pages(lel_vm_t *vm, uint32_t **pages, uint64_t *npages);
+/** Pre-faults the given guest pages for writing (MADV_POPULATE_WRITE, Linux >= 5.14): their
+ * copy-on-write faults happen now, on the caller's thread, and not later when the guest touches
+ * them (each host fault calls every VM's MMU notifier, so its cost grows with the VMs running).
+ * Pages past guest memory are skipped. Returns 0, or -errno (-EINVAL on an older kernel). */
+int lel_vm_prefault(lel_vm_t *vm, const uint32_t *pages, uint64_t npages);
 /** The VM's rofs image: 1 with its size, content hash and whether KVM maps it read-only
  * (KVM_MEM_READONLY over a shared read-only mapping; else a private mapping of the file, whose
  * clean pages are still the page cache's); 0 without one. */

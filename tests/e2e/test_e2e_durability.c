@@ -185,9 +185,10 @@ static void kill9_under_load(void)
      * record names (written, then the crash came before its snapshot's record); one a
      * snapshot record names stays, and the counts of images others depend on are computed again
      * (image_check) */
-    const char *files[] = {"abc.raw.123.tmp", "abc.img", "abc.raw", "fork-x.img", "fork-x.raw", "raw-alone.raw",
-                           "leak.img", "keepme.img", "keepme.raw", "base.img", NULL};
-    const int stays[] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1};
+    const char *files[] = {"abc.raw.123.tmp", "abc.img", "abc.raw", "fork-x.img", "fork-x.raw", "fork-y.img.tmp",
+                           "fork-y.raw.77.tmp", "raw-alone.raw", "leak.img", "keepme.img", "keepme.raw", "base.img",
+                           NULL};
+    const int stays[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1};
     char path[300];
     for (int i = 0; files[i]; i++) {
         snprintf(path, sizeof(path), "%s/data/snapshots/%s", S.dir, files[i]);

@@ -32,6 +32,21 @@ static void roundtrip(void)
     json_decref(out);
 }
 
+/* An empty string and an empty key survive MessagePack (msgpack-c hands them over as NULL;
+ * found by tests/fuzz/fuzz_codec). */
+static void empty_strings(void)
+{
+    json_t *in = json_pack("{s:s, s:[s]}", "", "", "a", ""), *out = NULL;
+    char err[128], *buf;
+    size_t len;
+    CHECK(lel_codec_encode(in, LEL_FMT_MSGPACK, &buf, &len) == 0);
+    CHECK(lel_codec_decode(buf, len, LEL_FMT_MSGPACK, &out, err, sizeof(err)) == 0);
+    CHECK(out && json_equal(in, out));
+    free(buf);
+    json_decref(in);
+    json_decref(out);
+}
+
 static void hostile(void)
 {
     json_t *out;
@@ -50,6 +65,11 @@ static void hostile(void)
     CHECK(lel_codec_decode("\"\xff\xfe\"", 4, LEL_FMT_JSON, &out, err, sizeof(err)) == -EINVAL);
     const char badstr[] = {(char)0xa2, (char)0xff, (char)0xfe};
     CHECK(lel_codec_decode(badstr, 3, LEL_FMT_MSGPACK, &out, err, sizeof(err)) == -EINVAL);
+    /* a NUL inside a msgpack string, as JSON's \u0000 is (found by tests/fuzz/fuzz_codec) */
+    const char nulstr[] = {(char)0xa3, 'a', 0, 'b'};
+    CHECK(lel_codec_decode(nulstr, 4, LEL_FMT_MSGPACK, &out, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "NUL") != NULL);
+    CHECK(lel_codec_decode("\"a\\u0000b\"", 10, LEL_FMT_JSON, &out, err, sizeof(err)) == -EINVAL);
     /* integers beyond int64 */
     CHECK(lel_codec_decode("99999999999999999999999", 23, LEL_FMT_JSON, &out, err, sizeof(err)) == -EINVAL);
     const char huge[] = {(char)0xcf, (char)0xff, (char)0xff, (char)0xff, (char)0xff,
@@ -70,6 +90,7 @@ static void hostile(void)
 int main(void)
 {
     roundtrip();
+    empty_strings();
     hostile();
     return lel_test_finish();
 }

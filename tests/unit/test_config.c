@@ -61,6 +61,15 @@ int main(void)
     lel_config_free(&cfg);
     CHECK(load("", &cfg, err, sizeof(err)) == 0);
     lel_config_free(&cfg);
+    /* pre-faulting pooled VMs' first writes: on unless turned off */
+    CHECK(load("", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.template_prefault_writes, 1);
+    lel_config_free(&cfg);
+    CHECK(load("templates:\n  prefault_writes: false\n", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.template_prefault_writes, 0);
+    lel_config_free(&cfg);
+    CHECK(load("templates:\n  prefault_writes: maybe\n", &cfg, err, sizeof(err)) < 0);
+    lel_config_free(&cfg);
     /* the shipped config loads as it is */
     lel_config_init(&cfg);
     CHECK(lel_config_load_yaml(&cfg, LEL_SOURCE_DIR "/configs/lelantosd.yaml", err, sizeof(err)) == 0);

@@ -42,6 +42,39 @@ void fs_notify(struct inode *dir, const char *name, uint64_t n, struct inode *no
     (void)dir, (void)name, (void)n, (void)node, (void)mask, (void)cookie; /* no inotify here */
 }
 
+/* One newc entry: header, name, data, each padded to 4 bytes. */
+static size_t cpio_entry(uint8_t *out, const char *name, uint32_t mode, const char *data, size_t dlen)
+{
+    size_t nlen = strlen(name) + 1;
+    size_t n = (size_t)sprintf((char *)out, "070701%08X%08X%08X%08X%08X%08X%08zX%08X%08X%08X%08X%08zX%08X", 1u, mode, 0u,
+                               0u, 1u, 0u, dlen, 0u, 0u, 0u, 0u, nlen, 0u);
+    memcpy(out + n, name, nlen);
+    n = (n + nlen + 3) & ~(size_t)3;
+    memcpy(out + n, data, dlen);
+    return (n + dlen + 3) & ~(size_t)3;
+}
+
+/* A symlink without a target, or with a NUL in it, is refused before its node exists: no link
+ * that leads nowhere is left in the tree (found by tests/fuzz/fuzz_guest_cpio). */
+static void cpio_bad_symlink(void)
+{
+    uint8_t a[1024];
+    struct inode *n;
+    size_t len = cpio_entry(a, "badlink", 0120777, "", 0);
+    len += cpio_entry(a + len, "TRAILER!!!", 0, "", 0);
+    CHECK(fs_unpack_cpio(a, len) < 0);
+    CHECK(fs_lookup(fs_root(), "/badlink", 0, &n) < 0);
+    len = cpio_entry(a, "nullink", 0120777, "ab\0c", 4);
+    len += cpio_entry(a + len, "TRAILER!!!", 0, "", 0);
+    CHECK(fs_unpack_cpio(a, len) < 0);
+    CHECK(fs_lookup(fs_root(), "/nullink", 0, &n) < 0);
+    len = cpio_entry(a, "goodlink", 0120777, "/etc", 4);
+    len += cpio_entry(a + len, "TRAILER!!!", 0, "", 0);
+    CHECK_INT(fs_unpack_cpio(a, len), 0);
+    CHECK_INT(fs_lookup(fs_root(), "/goodlink", 0, &n), 0);
+    CHECK_STR(n->target, "/etc");
+}
+
 int main(void)
 {
     uint64_t len = 0;
@@ -66,6 +99,12 @@ int main(void)
     CHECK(sh == bb); /* symlink followed */
     CHECK_INT(fs_lookup(fs_root(), "/tmp", 1, &tmp), 0);
     CHECK_INT(tmp->mode & 07777, 01777);
+    struct inode *home, *ubin;
+    CHECK_INT(fs_lookup(fs_root(), "/home/user", 1, &home), 0); /* from the second archive, with its owner */
+    CHECK_INT(home->uid, 1000);
+    CHECK_INT(home->gid, 1000);
+    CHECK_INT(fs_lookup(fs_root(), "/usr/bin", 1, &ubin), 0);
+    CHECK_INT(ubin->uid, 0);
     CHECK_INT(fs_lookup(fs_root(), "bin/../etc/./passwd", 1, &pw), -E_NOENT); /* bin -> usr/bin: .. is /usr */
     CHECK_INT(fs_lookup(fs_root(), "bin/../../etc/./passwd", 1, &pw), 0);
     char buf[64] = {0};
@@ -244,5 +283,6 @@ int main(void)
     free(copy);
     free(data);
     free(back);
+    cpio_bad_symlink();
     return lel_test_finish();
 }

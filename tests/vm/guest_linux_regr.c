@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
@@ -364,6 +365,69 @@ static void tcp_after_close(void)
     close(l);
 }
 
+/* flock and fcntl record locks between processes (sqlite's, pip's and git's locking) */
+static int lock_range(int fd, int cmd, short type, off_t start, off_t len)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+    return fcntl(fd, cmd, &fl);
+}
+
+static void file_locks(void)
+{
+    int fd = open("/tmp/regr-lock", O_CREAT | O_RDWR | O_TRUNC, 0644), p[2], ws = -1;
+    if (fd < 0 || pipe(p) < 0)
+        return;
+    say("flock LOCK_EX", flock(fd, LOCK_EX) == 0, errno);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int g = open("/tmp/regr-lock", O_RDWR), ok = flock(g, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+        ok = ok && flock(fd, LOCK_SH | LOCK_NB) == 0; /* the inherited descriptor shares the parent's lock */
+        _exit(ok ? 0 : 1);
+    }
+    waitpid(pid, &ws, 0);
+    say("another open file's flock EWOULDBLOCK, a shared one converts", WIFEXITED(ws) && WEXITSTATUS(ws) == 0, ws);
+    flock(fd, LOCK_UN);
+    say("F_SETLK a write lock on bytes 10..19", lock_range(fd, F_SETLK, F_WRLCK, 10, 10) == 0, errno);
+    pid = fork();
+    if (pid == 0) {
+        int g = open("/tmp/regr-lock", O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        int ok = fcntl(g, F_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_start == 10 && fl.l_len == 10 &&
+                 fl.l_pid == getppid();
+        ok = ok && lock_range(g, F_SETLK, F_RDLCK, 15, 1) == -1 && (errno == EAGAIN || errno == EACCES);
+        ok = ok && lock_range(g, F_SETLK, F_WRLCK, 20, 5) == 0; /* beside it */
+        (void)!write(p[1], "r", 1);
+        long t0 = mono_ms();
+        ok = ok && lock_range(g, F_SETLKW, F_WRLCK, 12, 2) == 0 && mono_ms() - t0 >= 50; /* waits for the parent */
+        _exit(ok ? 0 : 1);
+    }
+    char c;
+    (void)!read(p[0], &c, 1);
+    usleep(100000);
+    int other = open("/tmp/regr-lock", O_RDONLY);
+    close(other); /* POSIX: closing any descriptor of the file lets the process's locks go */
+    waitpid(pid, &ws, 0);
+    say("F_GETLK, F_SETLK EAGAIN, F_SETLKW waits until a close lets the lock go", WIFEXITED(ws) && WEXITSTATUS(ws) == 0, ws);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    say("the child's locks went with it", fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_UNLCK, fl.l_type);
+    say("F_OFD_SETLK", lock_range(fd, F_OFD_SETLK, F_RDLCK, 0, 0) == 0, errno);
+    pid = fork();
+    if (pid == 0) {
+        int g = open("/tmp/regr-lock", O_RDWR);
+        _exit(lock_range(g, F_SETLK, F_WRLCK, 0, 1) == -1 && lock_range(g, F_SETLK, F_RDLCK, 0, 1) == 0 ? 0 : 1);
+    }
+    waitpid(pid, &ws, 0);
+    say("an OFD read lock stops another's write lock, not its read lock", WIFEXITED(ws) && WEXITSTATUS(ws) == 0, ws);
+    int ro = open("/tmp/regr-lock", O_RDONLY);
+    errno = 0;
+    say("a write lock on a read-only file EBADF", lock_range(ro, F_SETLK, F_WRLCK, 0, 1) == -1 && errno == EBADF, errno);
+    close(ro);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    unlink("/tmp/regr-lock");
+}
+
 /* IPv6 UDP's RFC 3542 ancillary data: the hop limit and traffic class sent and received */
 static void ipv6_ancillary(void)
 {
@@ -419,4 +483,5 @@ void regr_checks(void)
     fd_passing();
     ipv6_ancillary();
     tcp_after_close();
+    file_locks();
 }

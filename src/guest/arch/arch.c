@@ -29,6 +29,8 @@ static struct vif *const vif = (struct vif *)(LEL_KERNEL_BASE + LEL_GPA_VIF);
 
 /* Under PVM (read by entry.S too: returns to user mode go through a hypercall there). */
 int kernel_pvm;
+uint64_t cpu_fs_base, cpu_cr3;
+int cpu_fs_known;
 
 /* Time: with the TSC's rate known (boot info, then SET_CLOCK after each restore) it is read
  * from the TSC, in ns, and keeps running while the timer is stopped; without it, time is the
@@ -99,6 +101,7 @@ void idt_init(void)
         uint64_t base;
     } d = {256 * sizeof(struct idt_gate) - 1, LEL_KERNEL_BASE + LEL_GPA_IDT};
     __asm__ volatile("lidt %0" ::"m"(d));
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cpu_cr3)); /* the VMM's tables: write_cr3 skips reloading them */
 }
 
 uint64_t kernel_tick_ns(void)

@@ -3,6 +3,7 @@
  * close-on-exec, and read and write on any kind of file. */
 #include "file.h"
 #include "dnotify.h"
+#include "flock.h"
 
 #include "dev.h"
 #include "epoll.h"
@@ -125,8 +126,10 @@ void file_put(struct file *f)
         inotify_free(f->in);
     if (f->pty)
         pty_close(f);
-    if (f->type == F_INODE)
+    if (f->type == F_INODE) {
         dnotify_forget(f);
+        flock_forget(f);
+    }
     kfree(f, sizeof(*f));
 }
 
@@ -152,6 +155,8 @@ void fd_close(struct proc *p, int fd)
         return;
     files_set(p->files, (uint64_t)fd, 0);
     p->files->cloexec[fd / 64] &= ~(1ULL << (fd % 64));
+    if (f->type == F_INODE && f->ino && p->group)
+        flock_close_posix(f->ino, p->group->pid); /* POSIX: any close lets the process's locks on it go */
     file_put(f);
 }
 

@@ -735,9 +735,10 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len)
     uint64_t off = 0;
     while (off + 110 <= len) {
         const uint8_t *h = img + off;
-        uint64_t mode, mtime, filesize, namesize;
-        if (kmemcmp(h, "070701", 6) || hex8(h + 14, &mode) || hex8(h + 46, &mtime) || hex8(h + 54, &filesize) ||
-            hex8(h + 94, &namesize) || namesize == 0 || namesize > FS_PATH_MAX)
+        uint64_t mode, uid, gid, mtime, filesize, namesize;
+        if (kmemcmp(h, "070701", 6) || hex8(h + 14, &mode) || hex8(h + 22, &uid) || hex8(h + 30, &gid) ||
+            hex8(h + 46, &mtime) || hex8(h + 54, &filesize) || hex8(h + 94, &namesize) || namesize == 0 ||
+            namesize > FS_PATH_MAX || uid > 0xffffffffULL || gid > 0xffffffffULL)
             return -E_INVAL;
         uint64_t name_off = off + 110, data_off = (name_off + namesize + 3) & ~3ULL;
         if (name_off + namesize > len || data_off > len || filesize > len - data_off)
@@ -745,9 +746,16 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len)
         const char *name = (const char *)img + name_off;
         if (name[namesize - 1] != 0)
             return -E_INVAL;
-        if (!kstrcmp(name, "TRAILER!!!"))
-            return 0;
         off = (data_off + filesize + 3) & ~3ULL;
+        if (!kstrcmp(name, "TRAILER!!!")) {
+            /* archives may follow one another, each padded with zeros, as Linux's initramfs
+             * takes them (mkrootfs.sh adds one for the entries owned by another user) */
+            while (off < len && img[off] == 0)
+                off++;
+            if (off == len)
+                return 0;
+            continue;
+        }
         if (!kstrcmp(name, "."))
             continue;
         struct inode *dir, *node;
@@ -759,14 +767,27 @@ int fs_unpack_cpio(const uint8_t *img, uint64_t len)
         uint32_t type = (uint32_t)mode & S_IFMT;
         if (type != S_IFDIR && type != S_IFREG && type != S_IFLNK)
             continue; /* devices and fifos are not part of our root filesystems */
-        if ((r = fs_create(dir, base, blen, (uint32_t)mode, &node)) < 0)
+        /* a symlink's target is checked before its node exists: a refused archive must leave
+         * no link without a target behind, which a lookup would follow (found by
+         * tests/fuzz/fuzz_guest_cpio). A target holds no NUL, as on Linux. */
+        char *target = NULL;
+        if (type == S_IFLNK) {
+            if (filesize == 0 || filesize >= FS_PATH_MAX || kstrnlen((const char *)img + data_off, filesize) != filesize)
+                return -E_INVAL;
+            if (!(target = kstrndup((const char *)img + data_off, filesize)))
+                return -E_NOMEM;
+        }
+        if ((r = fs_create(dir, base, blen, (uint32_t)mode, &node)) < 0) {
+            kfree(target, filesize + 1);
             return r;
+        }
         node->mtime = node->ctime = (int64_t)mtime;
+        node->uid = (uint32_t)uid; /* the archive's owners (E2B's `user` owns its home) */
+        node->gid = (uint32_t)gid;
         if (type == S_IFREG && filesize && fs_write(node, 0, img + data_off, filesize) != (int64_t)filesize)
             return -E_NOMEM;
-        if (type == S_IFLNK) {
-            if (filesize == 0 || filesize >= FS_PATH_MAX || !(node->target = kstrndup((const char *)img + data_off, filesize)))
-                return -E_INVAL;
+        if (target) {
+            node->target = target;
             node->size = filesize;
         }
     }

@@ -102,11 +102,8 @@ void unmap_range(uint64_t pml4, uint64_t start, uint64_t end)
     /* under PVM an invlpg is a trap (several microseconds): a large munmap (16 MiB: 4096 of
      * them) costs one CR3 reload instead, when this address space is the one loaded (another
      * one's entries are read afresh when it is loaded) */
-    uint64_t cr3 = 0;
-    if (n > UNMAP_INVLPG_MAX)
-        __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
-    if (n > UNMAP_INVLPG_MAX && (cr3 & PTE_ADDR) == pml4)
-        write_cr3(pml4);
+    if (n > UNMAP_INVLPG_MAX && cpu_cr3 == pml4)
+        cr3_reload();
 }
 
 int stack_grow(uint64_t pml4, uint64_t va)
@@ -277,7 +274,7 @@ int map_readonly_region(uint64_t gpa, uint64_t bytes)
                 pd[i] = at | PTE_P | PTE_U | PTE_A | 0x80; /* a 2 MiB page, not writable */
         }
     }
-    write_cr3(LEL_GPA_PML4); /* the kernel runs on the boot tables here; PVM resyncs its shadow */
+    cr3_reload(); /* whichever tables are loaded share the slot: PVM resyncs its shadow */
     return 0;
 }
 
@@ -400,7 +397,7 @@ int mm_fork_pages(struct mm *from, struct mm *to, uint64_t sp)
     struct fork_plan fp = {mm_own_pages(from->pml4) > FORK_COPY_MAX, page > FORK_KEEP ? page - FORK_KEEP : 0,
                            page + FORK_KEEP, 0};
     int r = fork_level(from->pml4, to->pml4, 4, 0, &fp);
-    if (fp.shared) /* the parent's entries lost their write access: the CPU (PVM's shadow) must see it */
-        write_cr3(from->pml4);
+    if (fp.shared && cpu_cr3 == from->pml4) /* the parent's entries lost their write access: the CPU (PVM's shadow) must see it */
+        cr3_reload();
     return r;
 }

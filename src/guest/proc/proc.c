@@ -141,6 +141,8 @@ void mm_put(struct mm *m)
 {
     if (!m || --m->refs > 0)
         return;
+    if (cpu_cr3 == m->pml4) /* off these page tables before freeing them: sched.c leaves them loaded */
+        write_cr3(LEL_GPA_PML4);
     free_level(m->pml4, 4);
     fmap_free(m);
     for (int i = 0; i < MM_FILES && m->files[i]; i++) {
@@ -398,8 +400,7 @@ void proc_end(struct proc *p, long status)
     }
     p->kcopy = 0;
     files_put(p);
-    write_cr3(LEL_GPA_PML4); /* off the address space before freeing it */
-    mm_put(p->mm);
+    mm_put(p->mm); /* its last user leaves the page tables before freeing them */
     p->mm = 0;
     exe_set(p, 0);
     p->alarm_at = 0; /* a zombie gets no SIGALRM, and no timer for one */

@@ -68,8 +68,8 @@ int proc_step(void)
     ptable.cur = p;
     procfs_self(p->group->pid);
     syscall_stack_top = kstack_top(p);
-    write_cr3(p->mm->pml4);
-    wrmsr(MSR_FS_BASE, p->fs_base);
+    write_cr3(p->mm->pml4); /* a no-op when it is the last one's address space (a thread, or the same process) */
+    wrmsr(MSR_FS_BASE, p->fs_base); /* likewise when unchanged (arch/cpu.h) */
     fpu_restore(fpu_of(p));
     kernel_irq_on(); /* the timer must reach user mode */
     p->ran_at = kernel_ns();
@@ -80,7 +80,9 @@ int proc_step(void)
     fpu_save(fpu_of(p)); /* a process may be preempted anywhere */
     ptable.cur = 0;
     kernel_irq_off();
-    write_cr3(LEL_GPA_PML4);
+    /* the process's page tables stay loaded (they map the kernel as the boot ones do): the
+     * next switch to it, or to one of its threads, then costs no CR3 write; mm_put leaves
+     * them before freeing them */
     sessions_check();
     return 1;
 }

@@ -5,6 +5,7 @@
 #include "syscall.h"
 
 #include "../fs/file.h"
+#include "../fs/flock.h"
 #include "../fs/fs.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
@@ -718,5 +719,10 @@ long sc_fchdir(const struct sysargs *s)
 
 long sc_flock(const struct sysargs *s)
 {
-    return fd_get(s->a) ? 0 : -EBADF; /* flock: one program's files, nobody to exclude */
+    struct file *f = fd_hold(s->a); /* it may wait */
+    if (!f)
+        return -EBADF;
+    long r = flock_file(f, s->b);
+    file_unhold(f);
+    return r;
 }

@@ -6,6 +6,7 @@
 
 #include "../fs/dnotify.h"
 #include "../fs/file.h"
+#include "../fs/flock.h"
 #include "../fs/inotify.h"
 #include "../fs/pipe.h"
 #include "../fs/pty.h"
@@ -146,11 +147,11 @@ static long sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
     case 4: /* F_SETFL: only O_APPEND and O_NONBLOCK may change */
         f->flags = (f->flags & ~(O_APPEND | O_NONBLOCK_)) | (int)(arg & (O_APPEND | O_NONBLOCK_));
         return 0;
-    case 5: case 36: { /* F_GETLK, F_OFD_GETLK: nobody else holds a lock (l_type = F_UNLCK) */
-        int16_t unlocked = 2;
-        return copy_user(arg, &unlocked, sizeof(unlocked), 1);
-    }
-    case 6: case 7: case 37: case 38: return 0; /* record locks: granted, there is no one to wait for */
+    case 5: case 6: case 7: case 36: case 37: case 38: /* record locks (fs/flock.c) */
+        file_hold(f); /* F_SETLKW may wait */
+        long r = flock_fcntl(f, cmd, arg);
+        file_unhold(f);
+        return r;
     case 1033: case 1034: /* F_ADD_SEALS, F_GET_SEALS: a memfd's, kept (F_SEAL_SEAL: no more) */
         if (f->type != F_INODE || (f->ino->mode & S_IFMT) != S_IFREG)
             return -EINVAL;
