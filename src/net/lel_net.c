@@ -106,6 +106,12 @@ int lel__net_tokens(struct lel_net_ep *ep, size_t n)
     return 1;
 }
 
+void lel__net_spend(struct lel_net_ep *ep, size_t n)
+{
+    if (ep->net->o.bandwidth_bps)
+        ep->tokens -= (double)n;
+}
+
 /* ---- the guest's messages ---- */
 
 static void ep_drop(lel_net_t *n, struct lel_net_ep *ep)
@@ -242,6 +248,7 @@ static void on_timer(lel_net_t *n)
     for (struct lel_net_ep *ep = n->eps; ep; ep = ep->next)
         if (ep->throttled) {
             ep->throttled = 0;
+            ep->pending = 1; /* every connection re-watches: reads stopped while throttled */
             lel__conn_pump_all(ep);
             lel_vsock_idle(ep->vs);
         }

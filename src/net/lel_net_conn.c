@@ -151,6 +151,7 @@ static int write_out(struct conn *c, const struct iovec *ring, int nring)
     }
     c->olen = at;
     c->owed += (uint32_t)done;
+    lel__net_spend(c->ep, done);
     atomic_fetch_add(&c->ep->out, done);
     if (done && (c->owed >= c->ep->net->o.window / 4 || !c->olen))
         c->want |= W_CREDIT;
@@ -182,7 +183,7 @@ static void read_in(struct conn *c)
     while (c->state == C_OPEN && !c->fd_eof && c->inflight < c->ep->gwin && !(c->want & W_RESET)) {
         uint32_t n = lel_vsock_space(vs), room = c->ep->gwin - c->inflight;
         n = n < room ? n : room;
-        if (!n || !lel__net_tokens(c->ep, n)) {
+        if (!n || !lel__net_tokens(c->ep, 0)) {
             c->ep->pending = 1;
             return;
         }
@@ -201,6 +202,7 @@ static void read_in(struct conn *c)
             return;
         }
         lel_vsock_commit(vs, c->id, LEL_NET_DATA, 0, 0, (uint32_t)r);
+        lel__net_spend(c->ep, (size_t)r);
         c->inflight += (uint32_t)r;
         atomic_fetch_add(&c->ep->in, (uint64_t)r);
     }
@@ -288,7 +290,7 @@ static void on_data(struct conn *c, const struct iovec iov[2], uint32_t len)
         reset(c, ENOTCONN);
         return;
     }
-    if (!c->olen && lel__net_tokens(c->ep, len)) {
+    if (!c->olen && lel__net_tokens(c->ep, 0)) {
         if (write_out(c, iov, 2) < 0)
             return;
     } else {
@@ -365,7 +367,7 @@ void lel__conn_event(struct conn *c, uint32_t events)
         return;
     }
     if ((events & EPOLLOUT) && c->olen) {
-        if (!lel__net_tokens(c->ep, c->olen) || write_out(c, NULL, 0) < 0)
+        if (!lel__net_tokens(c->ep, 0) || write_out(c, NULL, 0) < 0)
             return;
         after_write(c);
         if (c->h.kind != H_CONN)

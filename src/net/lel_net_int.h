@@ -120,6 +120,10 @@ void lel__net_unwatch(lel_net_t *n, int fd);
 void lel__net_bury(lel_net_t *n, struct handle *h);
 /** Takes n bytes out of the endpoint's bandwidth bucket; 0 when it is empty (a timer resumes). */
 int lel__net_tokens(struct lel_net_ep *ep, size_t n);
+/* Takes n bytes that moved from the bucket (a stream asks lel__net_tokens(ep, 0) first, then
+ * pays for what the socket took: charging what it offered starved a limited stream whose
+ * socket took a little at a time). */
+void lel__net_spend(struct lel_net_ep *ep, size_t n);
 void lel__net_log(struct lel_net_ep *ep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* lel_net_conn.c */
