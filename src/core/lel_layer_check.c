@@ -275,9 +275,10 @@ static int sweep(struct census *c, const char *sub)
             continue;
         snprintf(key, sizeof(key), "%s/%.*s.img", sub, (int)(n - 4), de->d_name);
         json_t *e = json_object_get(c->img, key);
-        int alive = (e && json_is_true(json_object_get(e, "alive"))) || json_object_get(c->keep, key);
+        if (json_object_get(c->keep, key)) /* a build may write its raw file before its image */
+            continue;
         lel_layer_path(c->srv, key, path, sizeof(path));
-        if (alive && (!raw || access(path, F_OK) == 0))
+        if (e && json_is_true(json_object_get(e, "alive")) && (!raw || access(path, F_OK) == 0))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (unlink(path) == 0) {
