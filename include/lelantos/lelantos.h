@@ -49,7 +49,7 @@ typedef struct lel_config {
                                        this is rewritten as a full image in the background; default 8 */
     int max_parallel_builds;   /**< template builds running at once (more wait, "waiting"); default 2 */
     int template_warm_pool;    /**< templates.warm_pool: VMs restored ahead per template in use; 0: none; default 4 */
-    int template_prefault_writes; /**< templates.prefault_writes: pooled VMs pre-fault what a first command writes; default 1 */
+    int template_prefault_writes; /**< templates.prefault_writes: pooled VMs pre-fault what a first command writes; default 0 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */
     size_t image_max_unpacked_bytes; /**< an image's unpacked files, all layers together (compression bombs); default 16 GiB */
     /* sandbox networking (src/net, README "Networking") */

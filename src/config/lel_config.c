@@ -141,7 +141,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
     cfg->template_warm_pool = 4;
-    cfg->template_prefault_writes = 1;
+    cfg->template_prefault_writes = 0;
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;

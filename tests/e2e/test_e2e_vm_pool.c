@@ -244,7 +244,7 @@ int main(void)
         return 77;
     }
     if (srv_start(&S, "vmm:\n  backend: auto\nrate_limits:\n  general_per_s: 100000\nteams:\n  max_sandboxes: 100\n"
-                      "templates:\n  warm_pool: 2\n  max_parallel_builds: 1\n") < 0) {
+                      "templates:\n  warm_pool: 2\n  max_parallel_builds: 1\n  prefault_writes: true\n") < 0) {
         fprintf(stderr, "cannot start lelantosd\n");
         return 1;
     }

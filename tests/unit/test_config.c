@@ -61,12 +61,12 @@ int main(void)
     lel_config_free(&cfg);
     CHECK(load("", &cfg, err, sizeof(err)) == 0);
     lel_config_free(&cfg);
-    /* pre-faulting pooled VMs' first writes: on unless turned off */
+    /* pre-faulting pooled VMs' first writes: off unless turned on */
     CHECK(load("", &cfg, err, sizeof(err)) == 0);
-    CHECK_INT(cfg.template_prefault_writes, 1);
-    lel_config_free(&cfg);
-    CHECK(load("templates:\n  prefault_writes: false\n", &cfg, err, sizeof(err)) == 0);
     CHECK_INT(cfg.template_prefault_writes, 0);
+    lel_config_free(&cfg);
+    CHECK(load("templates:\n  prefault_writes: true\n", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.template_prefault_writes, 1);
     lel_config_free(&cfg);
     CHECK(load("templates:\n  prefault_writes: maybe\n", &cfg, err, sizeof(err)) < 0);
     lel_config_free(&cfg);
