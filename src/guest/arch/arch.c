@@ -130,6 +130,10 @@ uint64_t kernel_ticks(void)
 
 void clock_rebase(uint64_t khz)
 {
+    /* after a restore (SET_CLOCK follows each): forget what FS_BASE and CR3 were thought to
+     * hold, in case the restored vCPU's differ; the next switch writes both again */
+    cpu_fs_known = 0;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cpu_cr3));
     ns_base = kernel_ns();
     tsc_base = rdtsc();
     if (khz)
