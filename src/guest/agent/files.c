@@ -347,12 +347,8 @@ static int list_tree(struct inode *top, uint64_t depth, uint64_t *used, uint64_t
         if (!e) {
             if (d == top)
                 return 0;
-            struct inode *p = d->parent;
-            struct dent *s = p->children;
-            while (s && s->inode != d)
-                s = s->next;
-            e = s ? s->next : 0;
-            d = p;
+            e = fs_dent_after(d);
+            d = d->parent;
             level--;
             continue;
         }

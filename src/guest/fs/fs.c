@@ -826,3 +826,11 @@ int fs_find_path(struct inode *f, struct inode *skip, char *buf, uint64_t cap)
         }
     }
 }
+
+struct dent *fs_dent_after(const struct inode *d)
+{
+    struct dent *s = d->parent->children;
+    while (s && s->inode != d)
+        s = s->next;
+    return s ? s->next : 0;
+}

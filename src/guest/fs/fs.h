@@ -149,6 +149,9 @@ struct inode *fs_anon_file(void);
 void fs_anon_free(struct inode *f);
 /** The `index`-th entry of a directory, counting "." and ".." first; 1 when past the end. */
 int fs_readdir(struct inode *dir, uint64_t index, const char **name, struct inode **child);
+/* The entry after directory `d`'s own in its parent's list (0: it was the last): how a walk of
+ * a tree goes on with d's next sibling once d is done. */
+struct dent *fs_dent_after(const struct inode *d);
 /** Writes the absolute path of directory `d` into buf. */
 int fs_path_of(struct inode *d, char *buf, uint64_t cap);
 /** Writes a path that leads to `f` (any kind of node), searching from the root and leaving out

@@ -129,12 +129,8 @@ static int walk_tree(struct hwatch *w, struct inode *top, int sign)
         if (!e) { /* d is done: on with its next sibling, up to the top */
             if (d == top)
                 return 0;
-            struct inode *p = d->parent;
-            struct dent *s = p->children;
-            while (s && s->inode != d)
-                s = s->next;
-            e = s ? s->next : 0;
-            d = p;
+            e = fs_dent_after(d);
+            d = d->parent;
             continue;
         }
         uint64_t n = kstrlen(e->name);
