@@ -43,6 +43,9 @@ typedef struct lel_config {
                                       is paused; default 30000 */
     char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
+    int vmm_seccomp;           /**< vmm.seccomp: vCPU threads run under a seccomp filter; default 1 */
+    int vmm_test_seccomp_violation; /**< vmm.test_seccomp_violation: tests only; a sandbox's vCPU thread makes a
+                                         forbidden call when a command ends (its VM must die); default 0 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
     int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
     int snapshot_max_chain_depth; /**< snapshots.max_chain_depth: a snapshot that is a diff of a diff ... deeper than

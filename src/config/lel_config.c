@@ -44,6 +44,8 @@ static const struct key keys[] = {
     {"shutdown_pause_grace_ms", K_INT, OFF(shutdown_pause_grace_ms), 0, 3600000},
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
+    {"vmm.seccomp", K_BOOL, OFF(vmm_seccomp), 0, 1},
+    {"vmm.test_seccomp_violation", K_BOOL, OFF(vmm_test_seccomp_violation), 0, 1},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
     {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
@@ -137,6 +139,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->shutdown_grace_ms = 10000;
     cfg->shutdown_pause_grace_ms = 30000;
     cfg->boot_timeout_ms = 10000;
+    cfg->vmm_seccomp = 1;
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;

@@ -655,8 +655,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
         lel__sbx_sample(s);
         lel__sbx_arm_sampler(s);
-    } else if (m->type == LEL_MSG_CMD_EVENT && s->vm) {
-        lel__sbx_cmd_event(s);
+    } else if (m->type == LEL_MSG_CMD_EVENT) {
+        __atomic_store_n(&s->event_posted, 0, __ATOMIC_RELEASE); /* a bell from here on posts again */
+        if (s->vm)
+            lel__sbx_cmd_event(s);
     } else if (m->type == LEL_MSG_XFER) {
         lel__sbx_xfer_step(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {
