@@ -55,6 +55,8 @@ typedef struct lel_config {
     int template_prefault_writes; /**< templates.prefault_writes: pooled VMs pre-fault what a first command writes; default 0 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */
     size_t image_max_unpacked_bytes; /**< an image's unpacked files, all layers together (compression bombs); default 16 GiB */
+    size_t storage_min_free_bytes; /**< storage.min_free_bytes: below this free in the data dir, requests that store
+                                        something answer 507 (the store keeps room for its own records); default 128 MiB */
     /* sandbox networking (src/net, README "Networking") */
     char *net_domain;          /**< network.domain: hosts <port>-<sandboxID>.<domain> reach a sandbox's port; default lelantos.localhost */
     char *net_host_gateway;    /**< network.host_gateway: a guest IPv4 address that reaches the host's loopback (also

@@ -54,6 +54,7 @@ static const struct key keys[] = {
     {"templates.prefault_writes", K_BOOL, OFF(template_prefault_writes), 0, 1},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
+    {"storage.min_free_bytes", K_SIZE, OFF(storage_min_free_bytes), 0, 1099511627776.0},
     {"network.domain", K_STRING, OFF(net_domain), 0, 0},
     {"network.host_gateway", K_STRING, OFF(net_host_gateway), 0, 0},
     {"network.hosts", K_MAP, OFF(net_hosts), 0, 0},
@@ -148,6 +149,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
+    cfg->storage_min_free_bytes = (size_t)128 << 20;
     cfg->net_allow_internet = 1;
     cfg->net_max_connections = 1024;
     cfg->net_dns_upstream = 1;

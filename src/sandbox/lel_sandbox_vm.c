@@ -289,7 +289,8 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     int r = lel__sbx_vm_save(s, img, &info, err, sizeof(err));
     lel_vm_cont(s->vm);
     if (r < 0) {
-        lel_call_error(c, 500, "snapshot failed: %s", err);
+        lel_call_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500, "snapshot failed: %s%s", err,
+                       r == -ENOSPC || r == -EDQUOT ? " (the data directory is full; nothing was stored)" : "");
         return;
     }
     json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
