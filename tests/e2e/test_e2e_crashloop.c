@@ -388,7 +388,7 @@ static int orphans(const char *snaps, const char *paused, const char *tpls, int 
 
 static void verify(int round)
 {
-    char *snaps = get_body("/snapshots"), *members = get_body("/teams/members");
+    char *snaps = get_body("/snapshots?limit=1000"), *members = get_body("/teams/members");
     int n;
     pthread_mutex_lock(&L.lock);
     n = L.n;
@@ -409,7 +409,7 @@ static void verify(int round)
     for (int t = 0; t < 30 && orph; t++) {
         char *paused = get_body("/sandboxes?state=paused&limit=1000"), *tpls = get_body("/templates");
         free(snaps);
-        snaps = get_body("/snapshots");
+        snaps = get_body("/snapshots?limit=1000");
         orph = orphans(snaps, paused, tpls, t == 29); /* a restarted build's temporary files come and go */
         free(paused);
         free(tpls);
