@@ -80,6 +80,14 @@ static int allow(scmp_filter_ctx f, int nr)
     return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 0);
 }
 
+/* An argument comparison with every field set (libseccomp's SCMP_Ax macros leave datum_b out,
+ * which clang's -Wmissing-field-initializers refuses). MASKED_EQ: (arg & a) == b. */
+static struct scmp_arg_cmp arg_is(unsigned arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+    struct scmp_arg_cmp c = {arg, op, a, b};
+    return c;
+}
+
 static int add_rules(scmp_filter_ctx f, int vcpu_fd)
 {
     static const int plain[] = {SCMP_SYS(futex),        SCMP_SYS(munmap),       SCMP_SYS(mremap),
@@ -91,18 +99,18 @@ static int add_rules(scmp_filter_ctx f, int vcpu_fd)
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && r == 0; i++)
         r = allow(f, plain[i]);
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)vcpu_fd),
-                             SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, arg_is(0, SCMP_CMP_EQ, (scmp_datum_t)vcpu_fd, 0),
+                             arg_is(1, SCMP_CMP_EQ, KVM_RUN, 0));
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A2(SCMP_CMP_EQ, 8));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(2, SCMP_CMP_EQ, 8, 0));
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, 2));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(0, SCMP_CMP_EQ, 2, 0));
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, arg_is(2, SCMP_CMP_EQ, SIGABRT, 0));
     return r;
 }
 
