@@ -231,9 +231,10 @@ static int do_pause(struct lel_sandbox *s, const char *why, char *err, size_t er
     char img[4200];
     struct lel_snap_info info = {0};
     lel__sbx_pause_image(s, img, sizeof(img));
-    if (s->vm && lel__sbx_vm_save(s, img, &info, err, errlen) < 0) {
+    int r;
+    if (s->vm && (r = lel__sbx_vm_save(s, img, &info, err, errlen)) < 0) {
         lel_vm_cont(s->vm);
-        return -EIO;
+        return r == -ENOSPC || r == -EDQUOT ? -ENOSPC : -EIO;
     }
     json_t *rec = lel__sbx_with_state(s, S_PAUSED, s->end_at_ms);
     if (lel__sbx_commit(s, rec, "info", why, s->vm ? json_pack("{s:I}", "imageBytes", (json_int_t)info.stored_bytes) : NULL) < 0) {
@@ -420,6 +421,7 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
 static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
 {
     char err[256];
+    int r;
     long long t = 0;
     int64_t now = lel_now_ms();
     switch (c->route) {
@@ -428,8 +430,9 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
         else if (lel__sbx_ncmds(s))
             lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", lel__sbx_ncmds(s));
-        else if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
-            lel_call_error(c, 500, "cannot pause: %s", err);
+        else if ((r = do_pause(s, "sandbox paused by request", err, sizeof(err))) < 0)
+            lel_call_error(c, r == -ENOSPC ? 507 : 500, "cannot pause: %s%s", err,
+                           r == -ENOSPC ? " (the data directory is full; the sandbox runs on)" : "");
         else
             lel_call_reply(c, 204, NULL);
         return;
@@ -655,8 +658,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
         lel__sbx_sample(s);
         lel__sbx_arm_sampler(s);
-    } else if (m->type == LEL_MSG_CMD_EVENT && s->vm) {
-        lel__sbx_cmd_event(s);
+    } else if (m->type == LEL_MSG_CMD_EVENT) {
+        __atomic_store_n(&s->event_posted, 0, __ATOMIC_RELEASE); /* a bell from here on posts again */
+        if (s->vm)
+            lel__sbx_cmd_event(s);
     } else if (m->type == LEL_MSG_XFER) {
         lel__sbx_xfer_step(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {

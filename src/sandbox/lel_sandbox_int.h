@@ -60,6 +60,7 @@ struct xfer {
 
 struct lel_sandbox {
     lel_server_t *srv;
+    int event_posted;      /* a LEL_MSG_CMD_EVENT is queued (atomic: set by the vCPU thread, cleared here) */
     lel_team_t *team;
     lel_actor_t *actor;    /* self; the registry holds the reference */
     lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */

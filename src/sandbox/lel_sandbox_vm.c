@@ -32,12 +32,18 @@ static void on_died(void *ctx, const char *why)
     send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
 }
 
+/* One event message at a time: the actor asks the guest what happened, which covers every bell
+ * rung meanwhile, so a guest that floods the doorbell fills no mailbox */
 static void on_event(void *ctx)
 {
     struct lel_sandbox *s = ctx;
+    if (__atomic_exchange_n(&s->event_posted, 1, __ATOMIC_ACQ_REL))
+        return;
     lel_msg_t *m = lel_msg_new(LEL_MSG_CMD_EVENT, 0, NULL);
-    if (m && lel_actor_send(s->actor, m) < 0)
+    if (!m || lel_actor_send(s->actor, m) < 0) {
         lel_msg_free(m);
+        __atomic_store_n(&s->event_posted, 0, __ATOMIC_RELEASE);
+    }
 }
 
 static const struct lel_vm_ops vm_ops = {on_console, on_died, on_event};
@@ -100,7 +106,7 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
                                 memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20,
-                                transient, 0};
+                                transient, 0, !s->srv->cfg.vmm_seccomp, s->srv->cfg.vmm_test_seccomp_violation};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
@@ -283,7 +289,8 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
     int r = lel__sbx_vm_save(s, img, &info, err, sizeof(err));
     lel_vm_cont(s->vm);
     if (r < 0) {
-        lel_call_error(c, 500, "snapshot failed: %s", err);
+        lel_call_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500, "snapshot failed: %s%s", err,
+                       r == -ENOSPC || r == -EDQUOT ? " (the data directory is full; nothing was stored)" : "");
         return;
     }
     json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
