@@ -461,6 +461,7 @@ static int handle_io(lel_vm_t *vm)
 static void *vcpu_main(void *arg)
 {
     lel_vm_t *vm = arg;
+    lel_thread_background();
     for (;;) {
         pthread_mutex_lock(&vm->lock);
         if (vm->stop_req && vm->state == VM_RUNNING) {
