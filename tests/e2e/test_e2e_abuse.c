@@ -3,7 +3,8 @@
  * trickling a head that never ends, and connections that never send a byte), and on HTTP/2
  * Rapid Reset (HEADERS + RST_STREAM floods), SETTINGS and PING floods from a client that never
  * reads, a CONTINUATION flood (a header block that never ends), and zero-window stalls (the
- * server has big answers to send and the client never opens its window, or never reads).
+ * server has big answers to send and the client never opens its window, or never reads; and an
+ * HTTP/1.1 client that pipelines such requests and never reads).
  * For each: while the abuse runs a normal client's GET /sandboxes/{id} keeps answering 200
  * within PROBE_BOUND_MS, the abusive connections are closed by the server within a bound
  * (timeouts or GOAWAY), and afterwards the daemon's descriptors are back to where they were and
@@ -446,6 +447,7 @@ static void flood_test(const char *name, uint8_t *(*unit)(uint32_t *, size_t *),
 
 struct stall {
     int reads;       /* reads the socket (a flow-control stall) or never does (a TCP stall) */
+    int h1;          /* HTTP/1.1: the requests pipelined on plain connections (never read) */
     int conns;
     int closed;
     double last_ms;
@@ -458,12 +460,18 @@ static void *stall_run(void *arg)
     struct stall *s = arg;
     int fds[16], base = count_fds();
     double t0 = now_ms();
-    uint8_t *req = malloc(50 * 300), hb[256];
+    uint8_t *req = malloc(50 * 300), hb[256]; /* (an HTTP/1.1 request is under 150 bytes too) */
     size_t n = 0, h = hp_get(hb, "/sandboxes?limit=1000");
     for (uint32_t i = 0; i < 50; i++)
         n += frame(req + n, F_HEADERS, 0x4 | 0x1, 1 + 2 * i, hb, h);
+    if (s->h1) { /* the same 50 requests as HTTP/1.1, pipelined */
+        n = 0;
+        for (int i = 0; i < 50; i++)
+            n += (size_t)sprintf((char *)req + n, "GET /sandboxes?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                  "X-API-Key: %s\r\n\r\n", S.key);
+    }
     for (int i = 0; i < s->conns; i++) {
-        fds[i] = h2_open(1);
+        fds[i] = s->h1 ? tcp_open() : h2_open(1);
         if (fds[i] >= 0 && send_all(fds[i], req, n) < 0) {
             close(fds[i]);
             fds[i] = -1;
@@ -526,7 +534,7 @@ static void stall_tests(void)
      * are 503s (not even encoded), stalled connections close */
     long rss_round[3];
     for (int round = 0; round < 2; round++) {
-        struct stall s = {1, 4, 0, 0, 0};
+        struct stall s = {1, 0, 4, 0, 0, 0};
         rss_round[round] = rss_kb();
         under_abuse("zero window (client reads, never opens its window)", stall_run, &s, 1 << 20);
         rss_round[round + 1] = rss_kb();
@@ -541,11 +549,14 @@ static void stall_tests(void)
      * through its allocator) the second round takes nothing more, and LSan finds no leak at exit */
     printf("  rss growth: first round %ld KiB, second %ld KiB\n", rss_round[1] - rss_round[0],
            rss_round[2] - rss_round[1]);
-    struct stall s = {0, 4, 0, 0, 0};
-    under_abuse("zero window (client never reads)", stall_run, &s, 256 << 10);
-    printf("  %d of %d connections closed by the server, the last after %.0f ms\n", s.closed, s.conns, s.last_ms);
-    CHECK_INT(s.closed, s.conns);
-    CHECK(s.last_ms < CLOSE_BOUND_MS + 2000);
+    for (int h1 = 0; h1 <= 1; h1++) {
+        struct stall s = {0, h1, 4, 0, 0, 0};
+        under_abuse(h1 ? "HTTP/1.1 pipelined requests, client never reads" : "zero window (client never reads)",
+                    stall_run, &s, 256 << 10);
+        printf("  %d of %d connections closed by the server, the last after %.0f ms\n", s.closed, s.conns, s.last_ms);
+        CHECK_INT(s.closed, s.conns);
+        CHECK(s.last_ms < CLOSE_BOUND_MS + 2000);
+    }
 }
 
 int main(void)
