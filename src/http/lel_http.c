@@ -277,8 +277,6 @@ static void add_headers(lel_call_t *c, h2o_req_t *req)
 #define HELD_MSG "this connection holds too many answers its client has not read (or let through its HTTP/2 " \
                  "flow-control window)"
 
-static void answer_now(h2o_req_t *req, int status, const char *msg);
-
 static void send_inline(lel_call_t *c, h2o_req_t *req, const char *type, const char *buf, size_t len)
 {
     struct gate *g = lel__gate_of(req);
@@ -415,8 +413,8 @@ static int respond(lel_call_t *c)
     size_t len = 0;
     const char *type = NULL;
     struct gate *g = lel__gate_of(req);
-    if (g && lel__gate_over_held(g)) { /* not even encoded: its client is not reading */
-        answer_now(req, 503, HELD_MSG);
+    if (g && lel__gate_over_held(g)) { /* not even encoded: its client is not reading (SIZE_MAX is past */
+        send_inline(c, req, NULL, NULL, SIZE_MAX); /* any cap: send_inline answers the 503 instead) */
         return 1;
     }
     if (c->resp && c->status != 204) {
