@@ -13,11 +13,13 @@
 #include "http/lel_phr.h"
 #include "team/lel_team.h"
 
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,12 +28,25 @@ static lel_server_t *srv;
 static char key[64], team[LEL_ID_LEN + 1];
 static const char *admin = "fuzz-admin-token-0123456789";
 
+static char dir[] = "/tmp/lel-fuzz-auth-XXXXXX";
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* The scratch data dir goes when the fuzzer exits (the server is left running: exit ends it). */
+static void rm_dir(void)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void start(void)
 {
-    static char dir[] = "/tmp/lel-fuzz-auth-XXXXXX";
     lel_config_t cfg;
     char err[256], path[4200];
-    if (!mkdtemp(dir) || lel_config_init(&cfg) != 0 || lel_config_set_listen(&cfg, "127.0.0.1:0") != 0 ||
+    if (!mkdtemp(dir) || atexit(rm_dir) != 0 || lel_config_init(&cfg) != 0 || lel_config_set_listen(&cfg, "127.0.0.1:0") != 0 ||
         lel_config_set_string(&cfg.data_dir, dir) != 0 || lel_config_set_string(&cfg.vmm_backend, "none") != 0 ||
         lel_config_set_string(&cfg.admin_token, admin) != 0)
         abort();
