@@ -30,6 +30,10 @@
 #define PROBE_BOUND_MS (LEL_TEST_ASAN ? 3000 : 1500) /* a normal request's answer while the abuse runs */
 #define FD_SLACK 2            /* descriptors the daemon may open meanwhile for itself (store files) */
 #define CLOSE_BOUND_MS 4000  /* an abusive connection is closed by then (IDLE_MS and slack) */
+/* a stalled connection is closed once nothing could be written to it for IDLE_MS; while its
+ * requests are still being answered (the 503s' heads go out) it is not stalled yet, and under
+ * ASan answering 200 lists takes seconds */
+#define STALL_BOUND_MS (LEL_TEST_ASAN ? 20000 : 6000)
 
 static srv_t S;
 static char probe_path[96];
@@ -433,14 +437,18 @@ static uint8_t *unit_continuation(uint32_t *sid, size_t *len)
     return u;
 }
 
-static void flood_test(const char *name, uint8_t *(*unit)(uint32_t *, size_t *), int reads, size_t budget)
+/* `max_ms`: the server ends the connection this soon (well before the idle timeout: it is the
+ * abuse that ends it, not the silence), having taken less than `max_bytes`. */
+static void flood_test(const char *name, uint8_t *(*unit)(uint32_t *, size_t *), int reads, double max_ms,
+                       size_t max_bytes)
 {
-    struct flood f = {name, reads, budget, unit, 0, -1, 0};
+    struct flood f = {name, reads, (size_t)256 << 20, unit, 0, -1, 0};
     under_abuse(name, flood_run, &f, 64 << 10);
     printf("  sent %zu bytes; closed by the server after %.0f ms%s\n", f.sent, f.closed_ms,
-           f.goaway ? " (GOAWAY)" : "");
+           f.goaway ? " (GOAWAY seen)" : "");
     CHECK(f.closed_ms >= 0);
-    CHECK(f.closed_ms < CLOSE_BOUND_MS + 3000);
+    CHECK(f.closed_ms < max_ms);
+    CHECK(f.sent < max_bytes);
 }
 
 /* ---- zero-window stalls ---- */
@@ -479,7 +487,7 @@ static void *stall_run(void *arg)
     }
     free(req);
     s->closed = 0;
-    while (s->closed < s->conns && now_ms() - t0 < CLOSE_BOUND_MS + 3000) {
+    while (s->closed < s->conns && now_ms() - t0 < STALL_BOUND_MS + 1000) {
         for (int i = 0; i < s->conns; i++) {
             if (fds[i] < 0)
                 continue;
@@ -495,9 +503,7 @@ static void *stall_run(void *arg)
                 gone = count_fds() <= base + 1; /* (a probe's connection may be open meanwhile) */
                 if (gone) { /* then what the server had sent ends in EOF: it closed them */
                     fcntl(fds[i], F_SETFL, O_NONBLOCK);
-                    gone = wait_closed(fds[i], 3000) >= 0;
-                    if (!gone)
-                        fprintf(stderr, "stalled connection %d: no EOF after the daemon's count fell\n", i);
+                    gone = wait_closed(fds[i], 200) >= 0; /* not yet: the next turn looks again */
                 }
             }
             if (gone) {
@@ -541,7 +547,7 @@ static void stall_tests(void)
         printf("  round %d: %d of %d connections closed by the server, the last after %.0f ms; %d answers were 503\n",
                round, s.closed, s.conns, s.last_ms, s.refused);
         CHECK_INT(s.closed, s.conns);
-        CHECK(s.last_ms < CLOSE_BOUND_MS + 2000);
+        CHECK(s.last_ms < STALL_BOUND_MS);
         CHECK(s.refused > 0);
     }
     /* figures only: glibc's arenas keep what the first round's answers took (its RSS does not
@@ -555,7 +561,7 @@ static void stall_tests(void)
                     stall_run, &s, 256 << 10);
         printf("  %d of %d connections closed by the server, the last after %.0f ms\n", s.closed, s.conns, s.last_ms);
         CHECK_INT(s.closed, s.conns);
-        CHECK(s.last_ms < CLOSE_BOUND_MS + 2000);
+        CHECK(s.last_ms < STALL_BOUND_MS);
     }
 }
 
@@ -576,10 +582,10 @@ int main(void)
     snprintf(probe_path, sizeof(probe_path), "/sandboxes/%s", jstr(&r, "sandboxID"));
     resp_free(&r);
     slowloris_tests();
-    flood_test("rapid reset (HEADERS + RST_STREAM)", unit_rapid_reset, 1, (size_t)64 << 20);
-    flood_test("SETTINGS flood (never reads)", unit_settings, 0, (size_t)64 << 20);
-    flood_test("PING flood (never reads)", unit_ping, 0, (size_t)64 << 20);
-    flood_test("CONTINUATION flood", unit_continuation, 1, (size_t)256 << 20);
+    flood_test("rapid reset (HEADERS + RST_STREAM)", unit_rapid_reset, 1, IDLE_MS / 2, (size_t)16 << 20);
+    flood_test("SETTINGS flood (never reads)", unit_settings, 0, IDLE_MS / 2, (size_t)16 << 20);
+    flood_test("PING flood (never reads)", unit_ping, 0, IDLE_MS / 2, (size_t)16 << 20);
+    flood_test("CONTINUATION flood", unit_continuation, 1, IDLE_MS / 2, (size_t)32 << 20);
     stall_tests();
     if (lel_test_failed)
         srv_log_tail(&S);
