@@ -37,6 +37,8 @@ typedef struct lel_config {
     int killed_retention_s;    /**< killed sandboxes stay visible by id this long; default 60 */
     int team_max_sandboxes;    /**< per-team running sandboxes; default 20 */
     int team_max_timeout_s;    /**< per-team cap on a sandbox timeout; default 86400 */
+    int team_max_memory_mb;    /**< per-team memory of the running sandboxes together (MiB); 0: no cap (default) */
+    int team_max_snapshots;    /**< per-team stored snapshots; 0: no cap; default 1000 */
     int shutdown_grace_ms;     /**< how long shutdown waits for in-flight requests; default 10000 */
     int shutdown_pause_grace_ms; /**< how long a graceful stop has to pause the running sandboxes (before
                                       it drains requests); those not paused by then are killed; 0: none

@@ -26,6 +26,7 @@ struct route_def {
 static const struct route_def routes[] = {
     {"/health", PUBLIC, R_HEALTH, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/admin/teams/*/limits", ADMIN, 0, 0, R_ADMIN_TEAM_LIMITS, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -278,6 +279,9 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         return;
     case R_ADMIN_TEAMS:
         lel_call_send(srv->root, c);
+        return;
+    case R_ADMIN_TEAM_LIMITS:
+        lel_team_admin_limits(srv, c);
         return;
     default: /* keys, members, team, lists, template creation and reads, snapshots */
         lel_call_send(c->team->actor, c);

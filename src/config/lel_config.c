@@ -40,6 +40,8 @@ static const struct key keys[] = {
     {"sandboxes.killed_retention_s", K_INT, OFF(killed_retention_s), 0, 31536000},
     {"teams.max_sandboxes", K_INT, OFF(team_max_sandboxes), 1, 1000000},
     {"teams.max_timeout_s", K_INT, OFF(team_max_timeout_s), 1, 31536000},
+    {"teams.max_memory_mb", K_INT, OFF(team_max_memory_mb), 0, 1000000000},
+    {"teams.max_snapshots", K_INT, OFF(team_max_snapshots), 0, 100000000},
     {"shutdown_grace_ms", K_INT, OFF(shutdown_grace_ms), 0, 600000},
     {"shutdown_pause_grace_ms", K_INT, OFF(shutdown_pause_grace_ms), 0, 3600000},
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
@@ -137,6 +139,8 @@ int lel_config_init(lel_config_t *cfg)
     cfg->killed_retention_s = 60;
     cfg->team_max_sandboxes = 20;
     cfg->team_max_timeout_s = 86400;
+    cfg->team_max_memory_mb = 0;
+    cfg->team_max_snapshots = 1000;
     cfg->shutdown_grace_ms = 10000;
     cfg->shutdown_pause_grace_ms = 30000;
     cfg->boot_timeout_ms = 10000;

@@ -478,6 +478,7 @@ static void *vcpu_main(void *arg)
 {
     lel_vm_t *vm = arg;
     char err[160];
+    lel_thread_background(); /* before the jail: setpriority is not on its list */
     if (vm->jailed && lel__jail_enter(vm, err, sizeof(err)) < 0)
         die(vm, err); /* never run a guest unjailed by accident */
     for (;;) {
