@@ -61,6 +61,7 @@ static void gate_on_close(void *data)
 {
     struct gate *g = data;
     g->closed = 1;
+    atomic_fetch_sub_explicit(&g->loop->http->conns_open, 1, memory_order_relaxed);
     if (!g->depth)
         gate_free(g);
 }
@@ -227,6 +228,8 @@ static struct gate *gate_new(struct loop *l, h2o_socket_t *sock)
     g->timer.cb = lel__gate_on_timer;
     sock->on_close.cb = gate_on_close;
     sock->on_close.data = g;
+    atomic_fetch_add_explicit(&l->http->conns_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->http->conns_accepted, 1, memory_order_relaxed);
     return g;
 }
 
