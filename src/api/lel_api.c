@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
 
@@ -348,7 +349,8 @@ static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
         return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
     }
     if (*cls == METRICS) { /* the operator's: X-Admin-Token, or the same token as a bearer (Prometheus sends that) */
-        const char *tok = c->admin_token ? c->admin_token : c->bearer;
+        const char *bearer = c->bearer && !strncasecmp(c->bearer, "Bearer ", 7) ? c->bearer + 7 : NULL;
+        const char *tok = c->admin_token ? c->admin_token : bearer;
         if (c->api_key || (c->admin_token && c->bearer))
             lel_call_error(c, 401, "conflicting credentials: /metrics takes the admin token alone");
         else if (!*srv->cfg.admin_token)

@@ -160,8 +160,11 @@ static void hist(FILE *f, const char *name, const char *labels, const lel_hist_t
             fprintf(f, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, cum);
     }
     int n = (int)strlen(labels);
-    fprintf(f, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %llu\n", name, n ? n - 1 : 0, labels, (double)ld(&h->sum_us) / 1e6,
-            name, n ? n - 1 : 0, labels, cum);
+    if (n) /* without the comma that ends the pairs */
+        fprintf(f, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %llu\n", name, n - 1, labels, (double)ld(&h->sum_us) / 1e6,
+                name, n - 1, labels, cum);
+    else
+        fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, (double)ld(&h->sum_us) / 1e6, name, cum);
 }
 
 static unsigned long long hist_count(const lel_hist_t *h)
