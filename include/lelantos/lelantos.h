@@ -71,6 +71,8 @@ typedef struct lel_config {
     int net_allow_internet;    /**< network.allow_internet_access: a sandbox's default (E2B's allow_internet_access); default true */
     int net_max_connections;   /**< network.max_connections: connections and datagram sockets per sandbox; default 1024 */
     size_t net_bandwidth;      /**< network.bandwidth_bytes_per_s: per sandbox, each way; 0 (default): unlimited */
+    char *docs_ui_dir;         /**< docs.ui_dir: the Swagger UI files /docs serves (swagger-ui-dist); "" none */
+    char *metrics_listen;      /**< metrics.listen: "ADDR:PORT" serving /metrics without credentials; "" none */
     int net_dns_upstream;      /**< network.dns_upstream: names not in network.hosts go to the host's resolver; default true */
 } lel_config_t;
 

@@ -11,6 +11,8 @@
 int64_t lel_now_ms(void);
 /** Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines and rate limits. */
 int64_t lel_mono_ms(void);
+/** CLOCK_MONOTONIC in microseconds. */
+int64_t lel_mono_us(void);
 /** Writes `ms` as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
 void lel_rfc3339(int64_t ms, char buf[32]);
 /** Fills `out` with `n` random bytes from getrandom(2). Returns 0 or -errno. */

@@ -65,6 +65,8 @@ static const struct key keys[] = {
     {"network.max_connections", K_INT, OFF(net_max_connections), 1, 1000000},
     {"network.bandwidth_bytes_per_s", K_SIZE, OFF(net_bandwidth), 0, 1e15},
     {"network.dns_upstream", K_BOOL, OFF(net_dns_upstream), 0, 1},
+    {"docs.ui_dir", K_STRING, OFF(docs_ui_dir), 0, 0},
+    {"metrics.listen", K_STRING, OFF(metrics_listen), 0, 0},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -161,7 +163,8 @@ int lel_config_init(lel_config_t *cfg)
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
         lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0 ||
         lel_config_set_string(&cfg->net_domain, "lelantos.localhost") < 0 ||
-        lel_config_set_string(&cfg->net_host_gateway, "") < 0) {
+        lel_config_set_string(&cfg->net_host_gateway, "") < 0 || lel_config_set_string(&cfg->docs_ui_dir, "") < 0 ||
+        lel_config_set_string(&cfg->metrics_listen, "") < 0) {
         lel_config_free(cfg);
         return -ENOMEM;
     }
@@ -178,6 +181,8 @@ void lel_config_free(lel_config_t *cfg)
     free(cfg->vmm_backend);
     free(cfg->net_domain);
     free(cfg->net_host_gateway);
+    free(cfg->docs_ui_dir);
+    free(cfg->metrics_listen);
     lel_config_strv_free(&cfg->net_hosts, &cfg->nnet_hosts);
     lel_config_strv_free(&cfg->net_allow_always, &cfg->nnet_allow_always);
     memset(cfg, 0, sizeof(*cfg));
@@ -255,6 +260,10 @@ static int set_scalar(lel_config_t *cfg, const struct key *k, const char *v, cha
     double d;
     switch (k->type) {
     case K_STRING:
+        if (k->offset == OFF(metrics_listen) && *v && !valid_addr(v)) {
+            snprintf(err, errlen, "config key '%s': '%s' is not ADDR:PORT", k->path, v);
+            return -EINVAL;
+        }
         if (k->offset == OFF(vmm_backend) && strcmp(v, "auto") && strcmp(v, "none")) {
             snprintf(err, errlen, "config key '%s': '%s' is not 'auto' or 'none'", k->path, v);
             return -EINVAL;

@@ -11,6 +11,7 @@
 #include "../common/lel_ratelimit.h"
 #include "../common/lel_registry.h"
 #include "../store/lel_store.h"
+#include "../vmm/lel_vmm.h"
 
 #include <lelantos/lelantos.h>
 #include <pthread.h>
@@ -53,6 +54,11 @@ typedef struct lel_server {
     pthread_mutex_t layer_lock; /* image reference counts (lel_layer.c): read-modify-write of their records */
     pthread_cond_t layer_cond;
     int layer_jobs;             /* background flattens running (under layer_lock) */
+    /* for /metrics (src/api/lel_api_metrics.c renders them): */
+    struct lel_vm_exits vm_exits;     /* every VM's exits by reason (src/vmm counts them) */
+    atomic_ullong builds_done[2];     /* template builds ended: [0] ready, [1] error (src/template) */
+    struct lel_api_stats *api_stats;  /* requests by route and status, latencies, rate-limit refusals (src/api) */
+    struct lel_docs *docs;            /* /docs: the interactive page's files, read at start (src/api) */
 } lel_server_t;
 
 typedef struct lel_team {
@@ -106,6 +112,8 @@ enum lel_route {
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
     R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
     R_SBX_NETWORK, /* PUT /sandboxes/{id}/network */
+    R_OPENAPI, R_DOCS, R_DOCS_ASSET, /* GET /openapi.json, /docs, /docs/{file}: public, like R_HEALTH */
+    R_METRICS, /* GET /metrics: the admin token (X-Admin-Token or Authorization: Bearer) */
     /* E2B's shapes (src/api/lel_api_e2b.c): POST /sandboxes/{id}/snapshots, POST /sandboxes/{id}/fork */
     R_SBX_SNAPSHOTS, R_SBX_FORK,
     /* E2B's template builder: POST /v3/templates, GET and PUT /templates/{id}/files/{hash} (c->id2),

@@ -69,6 +69,7 @@ static void gate_on_close(void *data)
         h2o_timeout_unlink(&g->stall);
     if (h2o_timeout_is_linked(&g->timer))
         h2o_timeout_unlink(&g->timer);
+    atomic_fetch_sub_explicit(&g->loop->http->conns_open, 1, memory_order_relaxed);
     if (!g->depth)
         gate_free(g);
 }
@@ -308,6 +309,8 @@ static struct gate *gate_new(struct loop *l, h2o_socket_t *sock)
     g->tokens_ms = h2o_now(l->ctx.loop);
     sock->on_close.cb = gate_on_close;
     sock->on_close.data = g;
+    atomic_fetch_add_explicit(&l->http->conns_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->http->conns_accepted, 1, memory_order_relaxed);
     return g;
 }
 

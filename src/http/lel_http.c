@@ -36,6 +36,7 @@ lel_call_t *lel__http_call_new(struct loop *l)
     c->http = p;
     p->call = c;
     p->loop = l;
+    p->t0_us = lel_mono_us();
     atomic_init(&c->refs, 1);
     atomic_fetch_add(&l->inflight, 1);
     c->rl_limit = c->rl_remaining = c->rl_reset = c->retry_after = -1;
@@ -54,7 +55,10 @@ void lel__http_call_unref(lel_call_t *c)
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     struct call_priv *p = c->http;
-    lel__http_release(p->loop->http, p->reserved);
+    lel_http_t *h = p->loop->http;
+    if (h->hd.finished)
+        h->hd.finished(h->hd_ctx, c, (uint64_t)(lel_mono_us() - p->t0_us));
+    lel__http_release(h, p->reserved);
     if (c->body_in) {
         lel__body_detach(c->body_in);
         lel__body_unref(c->body_in);
@@ -907,6 +911,12 @@ int lel_http_start(const lel_config_t *cfg, const lel_http_handlers_t *hd, void 
 fail:
     free_http(h);
     return r;
+}
+
+void lel_http_stats(lel_http_t *h, struct lel_http_stats *out)
+{
+    out->conns_open = atomic_load_explicit(&h->conns_open, memory_order_relaxed);
+    out->conns_accepted = atomic_load_explicit(&h->conns_accepted, memory_order_relaxed);
 }
 
 void lel_http_stop(lel_http_t *h)

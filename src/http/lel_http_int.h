@@ -37,6 +37,7 @@ struct lel_http {
     void *hd_ctx;
     atomic_int stopping;
     atomic_size_t body_bytes; /* request body bytes admitted and not yet released */
+    atomic_llong conns_open, conns_accepted; /* client connections (lel_gate.c counts them) */
     struct loop *loops;
     int nloops;
     sem_t ready; /* posted by each loop thread once set up */
@@ -62,6 +63,7 @@ struct call_priv {
     int more;              /* the piece in hand: 1 more follow, 0 the last, -1 cut the response */
     uint64_t total;        /* the streamed body's length */
     struct lel_proxy *proxy; /* the request goes to a sandbox's port (lel_proxy.c) */
+    int64_t t0_us;           /* monotonic: when its head arrived */
 };
 
 /* lel_http.c */

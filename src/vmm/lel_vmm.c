@@ -177,6 +177,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     vm->ctx = cfg->ctx;
     vm->jailed = !cfg->unjailed;
     vm->test_violation = cfg->test_violation;
+    vm->exits = cfg->exits;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
     const char *step = "KVM_CREATE_VM";
@@ -474,6 +475,33 @@ static void jail_check(lel_vm_t *vm)
     }
 }
 
+static int exit_kind(uint32_t reason)
+{
+    switch (reason) {
+    case KVM_EXIT_IO: return LEL_VMX_IO;
+    case KVM_EXIT_MMIO: return LEL_VMX_MMIO;
+    case KVM_EXIT_INTR: return LEL_VMX_INTR;
+    case KVM_EXIT_HLT: return LEL_VMX_HLT;
+    case KVM_EXIT_SHUTDOWN: return LEL_VMX_SHUTDOWN;
+    case KVM_EXIT_INTERNAL_ERROR: return LEL_VMX_INTERNAL_ERROR;
+    case KVM_EXIT_FAIL_ENTRY: return LEL_VMX_FAIL_ENTRY;
+    default: return LEL_VMX_OTHER;
+    }
+}
+
+static void count_exit(lel_vm_t *vm, int kind)
+{
+    if (vm->exits)
+        atomic_fetch_add_explicit(&vm->exits->n[kind], 1, memory_order_relaxed);
+}
+
+const char *lel_vm_exit_name(int kind)
+{
+    static const char *const names[LEL_VMX_COUNT] = {"io", "mmio", "intr", "hlt", "shutdown", "internal_error",
+                                                     "fail_entry", "other", "run_error"};
+    return kind >= 0 && kind < LEL_VMX_COUNT ? names[kind] : "other";
+}
+
 static void *vcpu_main(void *arg)
 {
     lel_vm_t *vm = arg;
@@ -505,6 +533,7 @@ static void *vcpu_main(void *arg)
         pthread_mutex_unlock(&vm->lock);
 
         if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+            count_exit(vm, errno == EINTR || errno == EAGAIN ? LEL_VMX_INTR : LEL_VMX_RUN_ERROR);
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             char why[96];
@@ -513,6 +542,7 @@ static void *vcpu_main(void *arg)
             continue;
         }
         char why[96];
+        count_exit(vm, exit_kind(vm->run->exit_reason));
         switch (vm->run->exit_reason) {
         case KVM_EXIT_IO:
             if (handle_io(vm) < 0)

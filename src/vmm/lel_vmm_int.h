@@ -19,6 +19,7 @@ enum vm_state { VM_RUNNING = 0, VM_STOPPED, VM_DEAD };
 
 struct lel_vm {
     int vm_fd, vcpu_fd;
+    struct lel_vm_exits *exits; /* the owner's exit counters, or NULL */
     struct kvm_run *run;
     size_t run_size;
     uint8_t *mem;

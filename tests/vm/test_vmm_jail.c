@@ -62,7 +62,7 @@ static double now_ms(void)
 static lel_vm_t *boot(struct sink *s, int unjailed, int violation)
 {
     char err[256];
-    struct lel_vm_config cfg = {64 * MIB, 100, &ops, s, NULL, NULL, 0, 0, 0, unjailed, violation};
+    struct lel_vm_config cfg = {64 * MIB, 100, &ops, s, NULL, NULL, 0, 0, 0, unjailed, violation, NULL};
     lel_vm_t *vm = NULL;
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0) {
         fprintf(stderr, "boot: %s\n", err);
@@ -109,7 +109,7 @@ static void jailed_works(const char *dir)
     CHECK_INT(lel_vm_save(vm, img, NULL, err, sizeof(err)), 0);
     CHECK_INT(lel_vm_cont(vm), 0);
     lel_vm_t *r = NULL;
-    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0, 0, 0};
+    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     CHECK_INT(lel_vm_restore(img, &cfg, &r, err, sizeof(err)), 0);
     if (r) {
         CHECK_INT(lel_vm_set_clock(r), 0);
