@@ -60,7 +60,14 @@ static struct out run_env(const char *env, const char *in, const char *const *ar
         dup2(fi, 0);
         dup2(fo, 1);
         dup2(fe, 2);
+        static const char *const keep[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}; /* the sanitizer build's */
+        char *kept[3];
+        for (int k = 0; k < 3; k++)
+            kept[k] = getenv(keep[k]) ? strdup(getenv(keep[k])) : NULL;
         clearenv();
+        for (int k = 0; k < 3; k++)
+            if (kept[k])
+                setenv(keep[k], kept[k], 1);
         setenv("PATH", "/usr/bin:/bin", 1);
         setenv("HOME", HOME_DIR, 1);
         if (!env) {
