@@ -10,6 +10,7 @@
 #include "../template/lel_template.h"
 
 #include "../vmm/lel_vmm.h"
+#include "lel_datadir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -217,6 +218,9 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "cannot create data dir %s: %s", srv->cfg.data_dir, strerror(errno));
         goto fail;
     }
+    /* before anything under it is touched: a newer daemon's data dir is refused as it is */
+    if ((r = lel__datadir_check(srv->cfg.data_dir, err, errlen)) < 0)
+        goto fail;
     snprintf(path, sizeof(path), "%s/snapshots", srv->cfg.data_dir);
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         r = -errno;
