@@ -25,6 +25,7 @@ struct route_def {
 static const struct route_def routes[] = {
     {"/health", PUBLIC, R_HEALTH, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/admin/backup", ADMIN, 0, R_ADMIN_BACKUP, 0, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -276,6 +277,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         lel_image_call(srv, c);
         return;
     case R_ADMIN_TEAMS:
+    case R_ADMIN_BACKUP:
         lel_call_send(srv->root, c);
         return;
     default: /* keys, members, team, lists, template creation and reads, snapshots */

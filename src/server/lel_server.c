@@ -10,6 +10,7 @@
 #include "../template/lel_template.h"
 
 #include "../vmm/lel_vmm.h"
+#include "lel_backup.h"
 #include "lel_datadir.h"
 
 #include <errno.h>
@@ -29,7 +30,9 @@ static void root_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
     lel_call_t *c = m->ptr;
-    if (!lel__abandoned(c))
+    if (!lel__abandoned(c) && c->route == R_ADMIN_BACKUP) /* on the root actor: one backup at a time */
+        lel__backup_call(state, c);
+    else if (!lel__abandoned(c))
         lel_team_admin_create(state, c);
     lel_call_done(c);
     lel_msg_free(m);
