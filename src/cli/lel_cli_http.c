@@ -100,7 +100,10 @@ struct curl_slist *lel_cli_prepare(struct lel_cli *cli, const char *method, cons
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "lelctl/" LEL_CLI_VERSION);
     struct curl_slist *h = NULL;
-    if (cli->key) {
+    if (cli->admin_token) { /* /admin takes the admin token alone */
+        snprintf(hdr, sizeof(hdr), "X-Admin-Token: %s", cli->admin_token);
+        h = curl_slist_append(h, hdr);
+    } else if (cli->key) {
         snprintf(hdr, sizeof(hdr), "X-API-Key: %s", cli->key);
         h = curl_slist_append(h, hdr);
     }

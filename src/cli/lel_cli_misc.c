@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Options only; returns 0 (then argv[optind..] are the arguments) or an exit code. `extra`
  * names one more option with a value (its long name; short 'x'), stored in *val. */
@@ -189,6 +190,39 @@ int lel_cli_key(struct lel_cli *cli, int argc, char **argv)
     return lel_cli_usage("unknown verb 'key %s'", v);
 }
 
+int lel_cli_backup(struct lel_cli *cli, int argc, char **argv)
+{
+    const char *token = NULL;
+    int rc = opts(cli, argc, argv, "admin-token", &token, NULL, NULL);
+    if (rc)
+        return rc;
+    if (optind + 1 != argc)
+        return lel_cli_usage("backup takes one directory (absolute, new, on the daemon's machine)");
+    cli->admin_token = token ? token : getenv("LELANTOS_ADMIN_TOKEN");
+    if (!cli->admin_token || !*cli->admin_token)
+        return lel_cli_usage("backup needs the admin token: --admin-token or LELANTOS_ADMIN_TOKEN");
+    char abs[4096];
+    const char *dir = argv[optind];
+    if (dir[0] != '/' && strlen(dir) < 2000 && getcwd(abs, sizeof(abs) - 2001)) { /* the daemon takes absolute paths */
+        strcat(strcat(abs, "/"), dir);
+        dir = abs;
+    }
+    json_t *body = json_pack("{s:s}", "dir", dir);
+    struct lel_cli_resp r;
+    rc = lel_cli_call(cli, "POST", "/admin/backup", body, 201, &r);
+    json_decref(body);
+    if (rc)
+        return rc;
+    if (cli->json)
+        lel_cli_print_json(r.json);
+    else if (!cli->quiet)
+        printf("backup in %s: the store and %s image files (%s linked, %s copied) in %s ms\n", lel_cli_cell(r.json, "dir"),
+               lel_cli_cell(r.json, "files"), lel_cli_cell(r.json, "linked"), lel_cli_cell(r.json, "copied"),
+               lel_cli_cell(r.json, "durationMs"));
+    lel_cli_resp_free(&r);
+    return 0;
+}
+
 /* The bash completion script: groups, verbs, options, and ids asked of the daemon itself
  * (`lelctl sandbox list -q` and the like, with the options already on the line). */
 static const char BASH[] =
@@ -215,7 +249,7 @@ static const char BASH[] =
     "    --sandbox) COMPREPLY=($(compgen -W \"$(lelctl \"${conn[@]}\" sandbox list -q 2>/dev/null)\" -- \"$cur\")); return ;;\n"
     "    esac\n"
     "    if [[ -z $group ]]; then\n"
-    "        COMPREPLY=($(compgen -W \"sandbox template snapshot key completion help $common --help --version\" -- \"$cur\")); return\n"
+    "        COMPREPLY=($(compgen -W \"sandbox template snapshot key backup completion help $common --help --version\" -- \"$cur\")); return\n"
     "    fi\n"
     "    local verbs opts ids=\n"
     "    case $group in\n"
@@ -224,6 +258,7 @@ static const char BASH[] =
     "    snapshot) verbs='create list delete' ;;\n"
     "    key) verbs='create list revoke' ;;\n"
     "    completion) verbs='bash' ;;\n"
+    "    backup) COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n"
     "    esac\n"
     "    if [[ -z $verb ]]; then COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")); return; fi\n"
     "    case $group/$verb in\n"

@@ -23,6 +23,7 @@ static const char HELP[] =
     "  template build --follow ID          template list            template delete ID...\n"
     "  snapshot create [--name N] SANDBOX  snapshot list [--sandbox ID]   snapshot delete ID...\n"
     "  key create NAME                     key list                 key revoke ID...\n"
+    "  backup [--admin-token T] DIR        an online backup into DIR on the daemon's machine (LELANTOS_ADMIN_TOKEN)\n"
     "  completion bash\n"
     "\n"
     "options (anywhere after the verb too):\n"
@@ -133,7 +134,9 @@ int main(int argc, char **argv)
     if (!strcmp(group, "help")) {
         fputs(HELP, stdout);
         rc = 0;
-    } else if (!strcmp(group, "completion"))
+    } else if (!strcmp(group, "backup"))
+        rc = lel_cli_backup(&cli, argc - first, argv + first);
+    else if (!strcmp(group, "completion"))
         rc = lel_cli_completion(sub_argc, sub);
     else if (sub_argc < 1)
         rc = lel_cli_usage("'%s' needs a verb", group);

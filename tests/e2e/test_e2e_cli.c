@@ -191,6 +191,32 @@ static void usage_and_errors(void)
     done(&r);
 }
 
+/* lelctl backup: the admin token from the flag or LELANTOS_ADMIN_TOKEN (the harness's daemon has test-admin-token) */
+static void backup(void)
+{
+    char dir[300], env[400];
+    snprintf(dir, sizeof(dir), "%s/cli-backup", S.dir);
+    struct out r = LEL("backup", "--admin-token", "test-admin-token", dir);
+    CHECK_INT(r.code, 0);
+    CHECK(strstr(r.out, "backup in ") == r.out);
+    done(&r);
+    char fmt[400];
+    snprintf(fmt, sizeof(fmt), "%s/db/CURRENT", dir);
+    CHECK(access(fmt, F_OK) == 0); /* a RocksDB checkpoint */
+    snprintf(env, sizeof(env), "LELANTOS_URL=%s;LELANTOS_ADMIN_TOKEN=test-admin-token", URL);
+    r = LEL_ENV(env, "backup", dir);
+    CHECK_INT(r.code, 6); /* exists */
+    done(&r);
+    snprintf(env, sizeof(env), "LELANTOS_URL=%s;LELANTOS_ADMIN_TOKEN=wrong", URL);
+    r = LEL_ENV(env, "backup", "/tmp/lelctl-never-made");
+    CHECK_INT(r.code, 5);
+    CHECK(access("/tmp/lelctl-never-made", F_OK) != 0);
+    done(&r);
+    r = LEL("backup", "/tmp/lelctl-never-made");
+    CHECK_INT(r.code, 2); /* no token at all */
+    done(&r);
+}
+
 static void keys(void)
 {
     struct out r = LEL("key", "create", "ci-key");
@@ -530,6 +556,7 @@ int main(void)
     config();
     usage_and_errors();
     keys();
+    backup();
     char sid[64] = "";
     if (vms) {
         struct out r = LEL("sandbox", "create", "--metadata", "suite=cli", "--timeout", "600");
