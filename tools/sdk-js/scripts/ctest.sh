@@ -14,4 +14,5 @@ else
   echo "note: no docs/openapi.json in this tree: src/schema.ts not checked against it"
 fi
 node scripts/build.mjs
+node node_modules/typescript/bin/tsc -p test/tsconfig.json # the .d.ts as a TypeScript user meets them
 LELANTOSD="$1" exec node --test test/
