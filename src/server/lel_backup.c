@@ -59,7 +59,7 @@ static int link_tree(const char *from, const char *to, struct tally *t)
         return errno == ENOENT ? 0 : -errno;
     struct stat top;
     int r = fstat(dirfd(d), &top) < 0 ? -errno : 0;
-    if (!r && mkdir(to, top.st_mode & 07777) < 0 && errno != EEXIST)
+    if (!r && mkdir(to, 0700) < 0 && errno != EEXIST) /* its own mode once filled: a read-only tree's too */
         r = -errno;
     for (struct dirent *e; !r && (e = readdir(d));) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || transient(e->d_name))
@@ -98,6 +98,8 @@ static int link_tree(const char *from, const char *to, struct tally *t)
         }
     }
     closedir(d);
+    if (!r && chmod(to, top.st_mode & 07777) < 0)
+        r = -errno;
     return r;
 }
 
