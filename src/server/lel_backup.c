@@ -33,17 +33,66 @@ static int transient(const char *name)
            (n > 5 && !strcmp(name + n - 5, ".gone")) || strstr(name, ".lelantos-upload-");
 }
 
+/* pread/pwrite of [*pos, end) at the same offsets; the count copied, or -errno. */
+static ssize_t copy_plain(int in, int out, off_t *pos, off_t end)
+{
+    char buf[1 << 16];
+    ssize_t total = 0;
+    while (*pos < end) {
+        size_t want = (size_t)(end - *pos) < sizeof(buf) ? (size_t)(end - *pos) : sizeof(buf);
+        ssize_t n = pread(in, buf, want, *pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : total;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = pwrite(out, buf + done, (size_t)(n - done), *pos + done);
+            if (w < 0 && errno != EINTR)
+                return -errno;
+            done += w > 0 ? w : 0;
+        }
+        *pos += n;
+        total += n;
+    }
+    return total;
+}
+
+/* A copy that keeps holes (the .raw memory files are mostly holes): only the data segments
+ * are copied (copy_file_range: a reflink or in-kernel copy where it can), then the length set. */
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+    struct stat sb;
     if (in < 0)
         return -errno;
-    if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777)) < 0)
+    if (fstat(in, &sb) < 0 || (out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777)) < 0)
         r = -errno;
-    for (ssize_t n = 1; !r && n > 0;) /* copy_file_range: a reflink or in-kernel copy where it can */
-        if ((n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) < 0)
+    for (off_t pos = 0; !r && pos < sb.st_size;) {
+        off_t data = lseek(in, pos, SEEK_DATA), hole;
+        if (data < 0) {
+            r = errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+            break;
+        }
+        if ((hole = lseek(in, data, SEEK_HOLE)) < 0) {
             r = -errno;
-    if (!r && fsync(out) < 0)
+            break;
+        }
+        off_t src = data, dst = data;
+        while (!r && src < hole) {
+            ssize_t n = copy_file_range(in, &src, out, &dst, (size_t)(hole - src), 0);
+            if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+                n = copy_plain(in, out, &src, hole); /* between two kinds of file system */
+            else if (n < 0)
+                n = -errno;
+            if (n < 0)
+                r = (int)n;
+            else if (n == 0)
+                break; /* the file shrank meanwhile */
+            dst = src;
+        }
+        pos = hole;
+    }
+    if (!r && (ftruncate(out, sb.st_size) < 0 || fsync(out) < 0))
         r = -errno;
     close(in);
     if (out >= 0)

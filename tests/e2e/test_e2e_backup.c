@@ -5,6 +5,7 @@
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
 #include "harness.h"
+#include "tarbuild.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,23 @@ int main(void)
         resp_free(&r);
     }
 
+    /* an image: a tree with a symlink and a read-only directory, linked into the backup */
+    static const struct ent img[] = {{'d', "etc", NULL, 0755, 0},
+                                     {'f', "etc/hostname", "backed-up-image\n", 0644, 0},
+                                     {'l', "etc/alias", "hostname", 0777, 0},
+                                     {'d', "ro", NULL, 0555, 0},
+                                     {'f', "ro/file", "read only\n", 0444, 0},
+                                     {0, NULL, NULL, 0, 0}};
+    struct buf tar = mk_tar(img, 0);
+    char hdr[128];
+    snprintf(hdr, sizeof(hdr), "X-API-Key: %s", S.key);
+    CHECK(http_req(&S, &r, H1, "PUT", "/images/mini", tar.p, tar.n, (const char *const[]){hdr, NULL}) == 0);
+    CHECK_INT(r.status, 201);
+    char image_id[64];
+    snprintf(image_id, sizeof(image_id), "%s", jstr(&r, "imageID"));
+    resp_free(&r);
+    free(tar.p);
+
     /* refusals first: no token, a relative path, inside the data dir, a missing parent */
     CHECK_INT(backup(&S, "{\"dir\":\"/tmp/x\"}", &r, 0), 401);
     resp_free(&r);
@@ -78,8 +96,41 @@ int main(void)
     resp_free(&r);
     CHECK_INT(backup(&S, body, &r, 1), 409); /* never into an existing dir */
     resp_free(&r);
+    char f[600], link[64] = "";
+    snprintf(f, sizeof(f), "%s/images/%s/rootfs/etc/alias", bdir, image_id);
+    ssize_t ln = readlink(f, link, sizeof(link) - 1);
+    CHECK(ln == 8 && !strncmp(link, "hostname", 8)); /* the symlink as a symlink */
+    snprintf(f, sizeof(f), "%s/images/%s/rootfs/ro", bdir, image_id);
+    struct stat sb;
+    CHECK(stat(f, &sb) == 0 && (sb.st_mode & 07777) == 0555); /* the read-only dir, filled, then its mode */
+    snprintf(f, sizeof(f), "%s/images/%s/rootfs/ro/file", bdir, image_id);
+    CHECK(access(f, F_OK) == 0);
 
-    /* after the backup: the key revoked, the snapshot deleted, a new sandbox */
+    /* onto another file system (/dev/shm, where it is one): copied, holes kept */
+    struct stat tmp_st, shm_st;
+    char shm[128];
+    snprintf(shm, sizeof(shm), "/dev/shm/lel-backup-%d", (int)getpid());
+    if (stat("/dev/shm", &shm_st) == 0 && stat(S.dir, &tmp_st) == 0 && shm_st.st_dev != tmp_st.st_dev) {
+        snprintf(body, sizeof(body), "{\"dir\":\"%s\"}", shm);
+        CHECK_INT(backup(&S, body, &r, 1), 201);
+        CHECK_INT(json_integer_value(json_object_get(r.json, "linked")), 0);
+        CHECK(json_integer_value(json_object_get(r.json, "copied")) >= 5);
+        printf("backup to /dev/shm: %s\n", r.body ? r.body : "");
+        resp_free(&r);
+        char cmd2[2048];
+        snprintf(cmd2, sizeof(cmd2), "cmp %s/images/%s/rootfs/ro/file %s/images/%s/rootfs/ro/file && "
+                 "[ $(du -sk %s | cut -f1) -lt $(du -sk --apparent-size %s | cut -f1) ]",
+                 bdir, image_id, shm, image_id, shm, shm);
+        CHECK_INT(system(cmd2), 0); /* the same bytes, in less space than they span (holes kept) */
+        snprintf(cmd2, sizeof(cmd2), "rm -rf %s", shm);
+        CHECK_INT(system(cmd2), 0);
+    } else
+        printf("SKIP the copy to another file system: /dev/shm is not one here\n");
+
+    /* after the backup: the key revoked, the image and the snapshot deleted, a new sandbox */
+    CHECK(api(&S, &r, H1, "DELETE", "/images/mini", NULL) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
     snprintf(path, sizeof(path), "/api-keys/%s", key_id);
     CHECK(api(&S, &r, H1, "DELETE", path, NULL) == 0);
     CHECK_INT(r.status, 204);
@@ -105,6 +156,9 @@ int main(void)
     CHECK(api(&B, &r, H1, "GET", path, NULL) == 0);
     CHECK_INT(r.status, 200);
     CHECK(r.body && strstr(r.body, "\"backed\":\"up\""));
+    resp_free(&r);
+    CHECK(api(&B, &r, H1, "GET", "/images/mini", NULL) == 0);
+    CHECK_INT(r.status, 200); /* the backup's image, deleted from the live daemon after it */
     resp_free(&r);
     CHECK(api(&B, &r, H1, "GET", "/api-keys", NULL) == 0);
     CHECK(r.body && strstr(r.body, "before-backup")); /* revoked only after */
