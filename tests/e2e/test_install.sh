@@ -30,8 +30,9 @@ for try in 1 2 3 4 5; do
     "$tmp/usr/local/bin/lelantosd" --config "$tmp/etc/lelantos/lelantosd.yaml" --data-dir "$tmp/var/lib/lelantos" \
         --listen "127.0.0.1:$port" > "$tmp/log" 2>&1 &
     pid=$!
-    for i in $(seq 100); do
-        curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+    # ours once it says it listens there (another process on a port taken at random may answer /health too)
+    for i in $(seq 200); do
+        grep -q "listening on 127.0.0.1:$port" "$tmp/log" && curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
