@@ -90,3 +90,15 @@ for d in tools/docs-ui tests/docs; do
     fi
   fi
 done
+# Our TypeScript SDK (tools/sdk-js): its one dev dependency, typescript, pinned in its lock file.
+sdk_dir=tools/sdk-js
+stamp=$sdk_dir/node_modules/.lel-lock-sha256
+want=$(sha256sum "$sdk_dir/package-lock.json" | cut -d' ' -f1)
+if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: npm ci in $sdk_dir"
+  if (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "$want" > "$stamp"
+  else
+    echo "setup: npm ci failed (no registry?); test_sdk_js will be skipped"
+  fi
+fi

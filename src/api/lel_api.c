@@ -32,6 +32,7 @@ static const struct route_def routes[] = {
     {"/metrics", METRICS, R_METRICS, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
     {"/admin/teams/*/limits", ADMIN, 0, 0, R_ADMIN_TEAM_LIMITS, 0},
+    {"/admin/backup", ADMIN, 0, R_ADMIN_BACKUP, 0, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -306,6 +307,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         lel_image_call(srv, c);
         return;
     case R_ADMIN_TEAMS:
+    case R_ADMIN_BACKUP:
         lel_call_send(srv->root, c);
         return;
     case R_ADMIN_TEAM_LIMITS:

@@ -10,6 +10,8 @@
 #include "../template/lel_template.h"
 
 #include "../vmm/lel_vmm.h"
+#include "lel_backup.h"
+#include "lel_datadir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +30,9 @@ static void root_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
     lel_call_t *c = m->ptr;
-    if (!lel__abandoned(c))
+    if (!lel__abandoned(c) && c->route == R_ADMIN_BACKUP) /* on the root actor: one backup at a time */
+        lel__backup_call(state, c);
+    else if (!lel__abandoned(c))
         lel_team_admin_create(state, c);
     lel_call_done(c);
     lel_msg_free(m);
@@ -220,6 +224,9 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "cannot create data dir %s: %s", srv->cfg.data_dir, strerror(errno));
         goto fail;
     }
+    /* before anything under it is touched: a newer daemon's data dir is refused as it is */
+    if ((r = lel__datadir_check(srv->cfg.data_dir, err, errlen)) < 0)
+        goto fail;
     snprintf(path, sizeof(path), "%s/snapshots", srv->cfg.data_dir);
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         r = -errno;

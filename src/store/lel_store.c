@@ -115,6 +115,22 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
 
 static void syncer_stop(lel_store_t *st);
 
+int lel_store_checkpoint(lel_store_t *st, const char *dir, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &rerr);
+    if (cp && !rerr)
+        rocksdb_checkpoint_create(cp, dir, 0, &rerr); /* 0: memtables flushed first, so the WAL copied is short */
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    if (rerr) {
+        snprintf(err, errlen, "checkpoint of the store into %s: %s", dir, rerr);
+        rocksdb_free(rerr);
+        return -EIO;
+    }
+    return 0;
+}
+
 void lel_store_close(lel_store_t *st)
 {
     if (!st)

@@ -34,6 +34,10 @@ typedef struct lel_batch lel_batch_t;
 int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen);
 /** Flushes memtables and closes. */
 void lel_store_close(lel_store_t *st);
+/** A consistent copy of the database as of now in `dir` (which must not exist), while it stays
+ * open and written: a RocksDB checkpoint (hard links of the table files where dir is on the same
+ * file system, copies otherwise, and the WAL up to this point). Returns 0 or -EIO with err. */
+int lel_store_checkpoint(lel_store_t *st, const char *dir, char *err, size_t errlen);
 
 /** Reads one record. Returns 0 and a new reference, -ENOENT, or -EIO (corrupt value / DB error). */
 int lel_store_get(lel_store_t *st, enum lel_cf cf, const char *key, json_t **out);
