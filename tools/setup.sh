@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
   librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
-  libcurl4-openssl-dev libarchive-dev
+  libcurl4-openssl-dev libarchive-dev libseccomp-dev
   mmdebstrap
   busybox-static cpio
   clang libclang-rt-14-dev

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <strings.h>
 
 enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
@@ -30,6 +31,7 @@ static const struct route_def routes[] = {
     {"/docs/*", PUBLIC, R_DOCS_ASSET, 0, 0, 0},
     {"/metrics", METRICS, R_METRICS, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/admin/teams/*/limits", ADMIN, 0, 0, R_ADMIN_TEAM_LIMITS, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -306,10 +308,45 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_ADMIN_TEAMS:
         lel_call_send(srv->root, c);
         return;
+    case R_ADMIN_TEAM_LIMITS:
+        lel_team_admin_limits(srv, c);
+        return;
     default: /* keys, members, team, lists, template creation and reads, snapshots */
         lel_call_send(c->team->actor, c);
         return;
     }
+}
+
+/* Whether the call stores something in the data dir (records, images, uploads): those need room. */
+static int stores(const lel_call_t *c)
+{
+    switch (c->route) {
+    case R_KEYS_CREATE: case R_MEMBERS_CREATE: case R_SBX_CREATE: case R_SBX_PAUSE: case R_SBX_SNAPSHOT:
+    case R_SBX_SNAPSHOTS: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_BUILD: case R_TPL_CONTEXT: case R_IMG_PUT:
+    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD:
+        return 1;
+    case R_ADMIN_TEAMS:
+        return c->method == LEL_M_POST;
+    default:
+        return 0;
+    }
+}
+
+/* A full data dir answers 507 before anything is written, with storage.min_free_bytes kept free
+ * so the store's own small writes (a kill's record, logs, deletes) never meet ENOSPC: RocksDB
+ * stops taking writes after a failed WAL write until it is reopened. Reads, deletes and what
+ * runs inside sandboxes go on; the check passes again once space returns. */
+static int space_check(lel_server_t *srv, lel_call_t *c)
+{
+    struct statvfs v;
+    if (!stores(c) || !srv->cfg.storage_min_free_bytes || statvfs(srv->cfg.data_dir, &v) < 0)
+        return 0;
+    uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+    if (avail >= srv->cfg.storage_min_free_bytes)
+        return 0;
+    lel_call_error(c, 507, "insufficient storage: the data directory has %llu bytes free, under storage.min_free_bytes "
+                   "(%zu); nothing was stored", (unsigned long long)avail, srv->cfg.storage_min_free_bytes);
+    return 507;
 }
 
 /* Route, credentials and rate limit: 0 to go on (*cls says which kind of route), or the status
@@ -384,7 +421,7 @@ static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
     snprintf(bucket, sizeof(bucket), "%s:%s", *cls == AUTHEP ? "auth" : "api", c->key_id);
     if (rate_limit(srv, c, bucket, *cls == AUTHEP ? srv->cfg.rate_auth : srv->cfg.rate_general) < 0)
         return 429;
-    return 0;
+    return space_check(srv, c);
 }
 
 int lel_api_admit(void *ctx, lel_call_t *c)

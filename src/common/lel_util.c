@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t lel_now_ms(void)
 {
@@ -165,4 +168,10 @@ char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen)
     *w = 0;
     *outlen = (size_t)(w - out);
     return out;
+}
+
+void lel_thread_background(void)
+{
+    /* Linux: a thread's nice value is its own (setpriority on its thread id) */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LEL_BACKGROUND_NICE);
 }

@@ -32,4 +32,11 @@ char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen);
  * it: compare with strlen where that matters), or -EINVAL on a bad escape. */
 long lel_url_decode(char *s);
 
+/** Runs the calling thread below the frontend's loop threads (nice +LEL_BACKGROUND_NICE): the
+ * actor workers and the vCPU threads call it at their start, so a team that keeps the workers
+ * and guests busy (creating sandboxes in a loop) delays other teams' fast reads, answered on the
+ * loop threads, as little as the host allows. Best effort (nothing happens if it is refused). */
+#define LEL_BACKGROUND_NICE 5
+void lel_thread_background(void);
+
 #endif

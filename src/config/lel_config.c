@@ -40,10 +40,14 @@ static const struct key keys[] = {
     {"sandboxes.killed_retention_s", K_INT, OFF(killed_retention_s), 0, 31536000},
     {"teams.max_sandboxes", K_INT, OFF(team_max_sandboxes), 1, 1000000},
     {"teams.max_timeout_s", K_INT, OFF(team_max_timeout_s), 1, 31536000},
+    {"teams.max_memory_mb", K_INT, OFF(team_max_memory_mb), 0, 1000000000},
+    {"teams.max_snapshots", K_INT, OFF(team_max_snapshots), 0, 100000000},
     {"shutdown_grace_ms", K_INT, OFF(shutdown_grace_ms), 0, 600000},
     {"shutdown_pause_grace_ms", K_INT, OFF(shutdown_pause_grace_ms), 0, 3600000},
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
+    {"vmm.seccomp", K_BOOL, OFF(vmm_seccomp), 0, 1},
+    {"vmm.test_seccomp_violation", K_BOOL, OFF(vmm_test_seccomp_violation), 0, 1},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
     {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
@@ -52,6 +56,7 @@ static const struct key keys[] = {
     {"templates.prefault_writes", K_BOOL, OFF(template_prefault_writes), 0, 1},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
+    {"storage.min_free_bytes", K_SIZE, OFF(storage_min_free_bytes), 0, 1099511627776.0},
     {"network.domain", K_STRING, OFF(net_domain), 0, 0},
     {"network.host_gateway", K_STRING, OFF(net_host_gateway), 0, 0},
     {"network.hosts", K_MAP, OFF(net_hosts), 0, 0},
@@ -136,9 +141,12 @@ int lel_config_init(lel_config_t *cfg)
     cfg->killed_retention_s = 60;
     cfg->team_max_sandboxes = 20;
     cfg->team_max_timeout_s = 86400;
+    cfg->team_max_memory_mb = 0;
+    cfg->team_max_snapshots = 1000;
     cfg->shutdown_grace_ms = 10000;
     cfg->shutdown_pause_grace_ms = 30000;
     cfg->boot_timeout_ms = 10000;
+    cfg->vmm_seccomp = 1;
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
@@ -147,6 +155,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
+    cfg->storage_min_free_bytes = (size_t)128 << 20;
     cfg->net_allow_internet = 1;
     cfg->net_max_connections = 1024;
     cfg->net_dns_upstream = 1;

@@ -65,8 +65,13 @@ typedef struct lel_team {
     char id[LEL_ID_LEN + 1];
     char *name;
     int64_t created_ms;
-    int max_sandboxes, max_timeout_s;
-    atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
+    /* the effective quotas: the team's own (its record's "limits", set by the admin API) or the
+     * config's teams.*; 0 for memory and snapshots: no cap. Read by any actor, set by the team's. */
+    atomic_int max_sandboxes, max_timeout_s, max_memory_mb, max_snapshots;
+    pthread_mutex_t quota_lock; /* running and memory_mb move together under it */
+    atomic_int running;   /* sandboxes holding a slot of max_sandboxes */
+    atomic_int memory_mb; /* the memory those sandboxes were given, against max_memory_mb */
+    atomic_int snapshots; /* stored snapshots (records), against max_snapshots */
     lel_actor_t *actor;  /* keys, members, lists, template creation and reads */
     lel_server_t *srv;
 } lel_team_t;
@@ -97,6 +102,7 @@ enum lel_route {
     R_NONE = 0,
     R_HEALTH,
     R_ADMIN_TEAMS,
+    R_ADMIN_TEAM_LIMITS, /* PUT /admin/teams/{teamID}/limits */
     R_KEYS_CREATE, R_KEYS_LIST, R_KEY_DELETE,
     R_TEAM_GET, R_MEMBERS_CREATE, R_MEMBERS_LIST, R_MEMBER_DELETE,
     R_SBX_LIST, R_SBX_CREATE, R_SBX_GET, R_SBX_KILL, R_SBX_PAUSE, R_SBX_RESUME, R_SBX_CONNECT,

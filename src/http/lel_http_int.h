@@ -106,6 +106,14 @@ lel_call_t *lel__gate_take(struct gate *g, h2o_req_t *req, int *later);
 /** A response on the connection was started or finished (`last`); after every h2o call made
  * outside the gate's own callbacks the gate re-installs itself. */
 void lel__gate_after_send(struct gate *g, h2o_req_t *req, int last);
+/** An answer of `n` bytes went to h2o whole (h2o_send_inline): counted against the connection's
+ * HELD_CAP until the request is done; arms the stall check. */
+void lel__gate_hold(struct gate *g, h2o_req_t *req, size_t n);
+/** Whether the connection holds as many answers as it may (its next request answers 503). */
+int lel__gate_over_held(struct gate *g);
+/** Whether an answer of `n` bytes would take the connection past what it may hold (the first
+ * one never does, whatever its size): it answers 503 instead. */
+int lel__gate_would_overflow(struct gate *g, size_t n);
 /** The call's answer is going out while its body is still arriving: what is left of the body is
  * thrown away and, on HTTP/1, the connection closes after the answer. */
 void lel__gate_body_cut(struct gate *g, lel_call_t *c, h2o_req_t *req);

@@ -133,7 +133,7 @@ static void ref_actor(void *a, void *ctx)
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0,
-                                &b->t->srv->vm_exits};
+                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_exits};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -753,9 +753,11 @@ static void advance(struct lel_template *t)
             break;
         }
         char **env = make_env(bs);
-        int sr = start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
+        int sr = start && *start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
         free_env(env);
-        if (sr < 0) {
+        if (sr < 0 && json_object_get(bs->def, "startCmdFrom")) {
+            logf_(b, "warn", "the image's Entrypoint/Cmd did not start; the template has no startCmd");
+        } else if (sr < 0) {
             finish(t, "startCmd could not start; see the logs");
             return;
         }

@@ -64,6 +64,7 @@ static void init_once(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_kick; /* no SA_RESTART: KVM_RUN must return EINTR */
     sigaction(SIGUSR1, &sa, NULL);
+    lel__jail_init();
     kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm_fd < 0) {
         kvm_errno = errno;
@@ -174,6 +175,8 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if (cfg->ops)
         vm->ops = *cfg->ops;
     vm->ctx = cfg->ctx;
+    vm->jailed = !cfg->unjailed;
+    vm->test_violation = cfg->test_violation;
     vm->exits = cfg->exits;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
@@ -421,6 +424,8 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
     pthread_mutex_unlock(&vm->lock);
     if (v == LEL_BELL_EVENT && event)
         event(ctx);
+    if (v == LEL_BELL_EVENT && vm->test_violation)
+        lel__jail_test_violation();
 }
 
 static void net_bell(lel_vm_t *vm)
@@ -459,6 +464,17 @@ static int handle_io(lel_vm_t *vm)
     return 0;
 }
 
+/* A call the filter trapped ends the VM (the thread stays, stopped, until it is joined). */
+static void jail_check(lel_vm_t *vm)
+{
+    int nr = __atomic_load_n(&vm->jail_syscall, __ATOMIC_ACQUIRE);
+    if (nr) {
+        char why[160];
+        lel__jail_reason(nr - 1, why, sizeof(why));
+        die(vm, why);
+    }
+}
+
 static int exit_kind(uint32_t reason)
 {
     switch (reason) {
@@ -489,7 +505,12 @@ const char *lel_vm_exit_name(int kind)
 static void *vcpu_main(void *arg)
 {
     lel_vm_t *vm = arg;
+    char err[160];
+    lel_thread_background(); /* before the jail: setpriority is not on its list */
+    if (vm->jailed && lel__jail_enter(vm, err, sizeof(err)) < 0)
+        die(vm, err); /* never run a guest unjailed by accident */
     for (;;) {
+        jail_check(vm);
         pthread_mutex_lock(&vm->lock);
         if (vm->stop_req && vm->state == VM_RUNNING) {
             /* one more run with immediate_exit completes a pending I/O instruction, so the
@@ -559,7 +580,8 @@ int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen)
 {
     sigset_t all, old;
     sigfillset(&all);
-    sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else */
+    sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else, */
+    sigdelset(&all, SIGSYS);  /* but for its jail's (a blocked SIGSYS would kill the process) */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&vm->thread, NULL, vcpu_main, vm);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

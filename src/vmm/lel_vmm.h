@@ -64,6 +64,12 @@ struct lel_vm_config {
      * saves of this VM are taken against its base, not against it. */
     int transient;
     int stopped; /* restore only: the vCPU waits, stopped, for lel_vm_cont (tests compare memory) */
+    /* The vCPU thread runs under a seccomp filter (lel_vmm_jail.c: the allow-list and why) unless
+     * this is set (vmm.seccomp: false); a forbidden call ends the VM (died: the call's name). */
+    int unjailed;
+    /* Tests only (vmm.test_seccomp_violation): at every command-ended doorbell the vCPU thread
+     * makes a call the filter forbids (socket), as an exploited exit handler would. */
+    int test_violation;
     struct lel_vm_exits *exits; /* where the vCPU counts its exits; NULL: not counted. Outlives the VM */
 };
 
