@@ -750,9 +750,11 @@ static void advance(struct lel_template *t)
             break;
         }
         char **env = make_env(bs);
-        int sr = start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
+        int sr = start && *start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
         free_env(env);
-        if (sr < 0) {
+        if (sr < 0 && json_object_get(bs->def, "startCmdFrom")) {
+            logf_(b, "warn", "the image's Entrypoint/Cmd did not start; the template has no startCmd");
+        } else if (sr < 0) {
             finish(t, "startCmd could not start; see the logs");
             return;
         }
