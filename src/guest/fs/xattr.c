@@ -160,8 +160,10 @@ int xattr_set(struct inode *i, const char *name, uint64_t n, const void *val, ui
     struct xattr *x = xattr_new(name, n, vlen);
     if (!x)
         return vlen > XATTR_SMALL ? -E_NOSPC : -E_NOMEM;
-    for (uint64_t off = 0, k = 0; off < vlen; off += k)
-        kmemcpy(xattr_room(x, off, &k), (const char *)val + off, k);
+    for (uint64_t off = 0, k = 0; off < vlen; off += k) {
+        void *to = xattr_room(x, off, &k); /* (k is set before it is used) */
+        kmemcpy(to, (const char *)val + off, k);
+    }
     return xattr_install(i, x, flags);
 }
 
@@ -199,8 +201,9 @@ int xattr_copy(struct inode *dst, const struct inode *src, const char *skip)
         if (!c)
             return x->size > XATTR_SMALL ? -E_NOSPC : -E_NOMEM;
         for (uint64_t off = 0, k = 0; off < x->size; off += k) {
-            const void *from = xattr_bytes(x, off, &k); /* the same layout: k is the same in both */
-            kmemcpy(xattr_room(c, off, &k), from, k);
+            const void *from = xattr_bytes(x, off, &k); /* the same layout: k is the same for both */
+            void *to = xattr_room(c, off, &k);
+            kmemcpy(to, from, k);
         }
         int r = xattr_install(dst, c, XATTR_CREATE);
         if (r < 0)
