@@ -234,6 +234,9 @@ static int handle(void)
     case LEL_OP_FILE_DELETE:
         agent_file_delete();
         break;
+    case LEL_OP_FILE_XATTRS:
+        agent_file_xattrs();
+        break;
     case LEL_OP_FILE_STAT:
         agent_file_stat();
         break;
