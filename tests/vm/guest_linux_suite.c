@@ -2,7 +2,8 @@
  * test_selectors): a thread waiting on a futex is woken by another thread after a fork shared
  * their page copy-on-write (node never exited after a child_process spawn: its threadpool
  * slept on), a non-blocking loopback TCP connect says EINPROGRESS and is then writable,
- * epoll_wait takes more than 4096 events' room. */
+ * epoll_wait takes more than 4096 events' room; test_posix and test_resource: fexecve
+ * (execveat of a descriptor) and getrusage(RUSAGE_CHILDREN). */
 #include "guest_linux.h"
 
 #include <arpa/inet.h>
@@ -11,12 +12,14 @@
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,10 +122,53 @@ static void epoll_maxevents(void)
     close(ep);
 }
 
+/* A child runs `how` (0: fexecve of /bin/true, 1: execveat of "true" in /bin, 2: execveat of
+ * a symlink to it with AT_SYMLINK_NOFOLLOW, which must fail with ELOOP: the child exits 7);
+ * its exit status. */
+static int exec_child(int how)
+{
+    char *argv[] = {"true", NULL}, *envp[] = {NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (how == 0) {
+            int fd = open("/bin/true", O_RDONLY | O_CLOEXEC);
+            fexecve(fd, argv, envp);
+        } else if (how == 1) {
+            int dir = open("/bin", O_RDONLY | O_DIRECTORY);
+            syscall(SYS_execveat, dir, "true", argv, envp, 0);
+        } else {
+            unlink("/tmp/suite-true");
+            if (symlink("/bin/true", "/tmp/suite-true") == 0 &&
+                syscall(SYS_execveat, AT_FDCWD, "/tmp/suite-true", argv, envp, AT_SYMLINK_NOFOLLOW) == -1 && errno == ELOOP)
+                _exit(7);
+        }
+        _exit(99);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void exec_and_rusage(void)
+{
+    int st = exec_child(0);
+    say("fexecve runs the descriptor's program", st == 0, st);
+    st = exec_child(1);
+    say("execveat relative to a directory descriptor", st == 0, st);
+    st = exec_child(2);
+    say("execveat AT_SYMLINK_NOFOLLOW of a symlink is ELOOP", st == 7, st);
+    unlink("/tmp/suite-true");
+    struct rusage ru;
+    /* who is an int: -1 in the register's lower half only, as a caller may leave it */
+    long r = syscall(SYS_getrusage, 0xffffffffUL, &ru);
+    say("getrusage(RUSAGE_CHILDREN)", r == 0, r == -1 ? -errno : r);
+}
+
 void suite_checks(void)
 {
     futex_after_fork(1);
     futex_after_fork(0);
     nonblocking_connect();
     epoll_maxevents();
+    exec_and_rusage();
 }

@@ -269,6 +269,7 @@ static const struct syscall syscalls[] = {
     [329] = {"pkey_mprotect", sc_pkey_mprotect},
     [330] = {"pkey_alloc", sc_pkey_alloc},
     [331] = {"pkey_free", sc_pkey_free},
+    [322] = {"execveat", sc_execveat},
     [332] = {"statx", sc_statx},
     [334] = {"rseq", sc_enosys},
     [424] = {"pidfd_send_signal", sc_pidfd_send_signal},

@@ -144,6 +144,7 @@ long sc_arch_prctl(const struct sysargs *s);
 long sc_set_tid_address(const struct sysargs *s);
 long sc_set_robust_list(const struct sysargs *s);
 long sc_execve(const struct sysargs *s);
+long sc_execveat(const struct sysargs *s);
 long sc_getpriority(const struct sysargs *s);
 long sc_setpriority(const struct sysargs *s);
 long sc_ioprio_set(const struct sysargs *s);
