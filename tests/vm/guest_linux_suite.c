@@ -3,7 +3,8 @@
  * their page copy-on-write (node never exited after a child_process spawn: its threadpool
  * slept on), a non-blocking loopback TCP connect says EINPROGRESS and is then writable,
  * epoll_wait takes more than 4096 events' room; test_posix and test_resource: fexecve
- * (execveat of a descriptor) and getrusage(RUSAGE_CHILDREN). */
+ * (execveat of a descriptor), getrusage(RUSAGE_CHILDREN), preadv/pwritev (and the v2 pair),
+ * and the affinity calls' errors. */
 #include "guest_linux.h"
 
 #include <arpa/inet.h>
@@ -19,7 +20,9 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +167,32 @@ static void exec_and_rusage(void)
     say("getrusage(RUSAGE_CHILDREN)", r == 0, r == -1 ? -errno : r);
 }
 
+static void vectors_at(void)
+{
+    int fd = open("/tmp/suite-v", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    char a[4] = "abcd", b[3] = "efg", x[3] = {0}, y[4] = {0};
+    struct iovec w[2] = {{a, 4}, {b, 3}}, r[2] = {{x, 3}, {y, 4}};
+    say("pwritev at an offset", pwritev(fd, w, 2, 2) == 7 && lseek(fd, 0, SEEK_CUR) == 0, (long)lseek(fd, 0, SEEK_END));
+    say("preadv at an offset", preadv(fd, r, 2, 2) == 7 && !memcmp(x, "abc", 3) && !memcmp(y, "defg", 4), (long)x[0]);
+    memset(x, 0, sizeof(x));
+    lseek(fd, 2, SEEK_SET);
+    say("preadv2 at -1 reads at the file's offset", preadv2(fd, r, 1, -1, 0) == 3 && !memcmp(x, "abc", 3) &&
+                                                        lseek(fd, 0, SEEK_CUR) == 5, (long)lseek(fd, 0, SEEK_CUR));
+    say("pwritev2 with RWF_SYNC", pwritev2(fd, w, 1, 0, RWF_SYNC) == 4, errno);
+    errno = 0;
+    say("preadv at -1 is EINVAL", preadv(fd, r, 1, -1) == -1 && errno == EINVAL, errno);
+    close(fd);
+    unlink("/tmp/suite-v");
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    errno = 0;
+    say("sched_getaffinity(-1) is ESRCH", sched_getaffinity(-1, sizeof(set), &set) == -1 && errno == ESRCH, errno);
+    say("sched_getaffinity(0) has CPU 0", sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_ISSET(0, &set), errno);
+    CPU_ZERO(&set);
+    errno = 0;
+    say("sched_setaffinity of no CPU is EINVAL", sched_setaffinity(0, sizeof(set), &set) == -1 && errno == EINVAL, errno);
+}
+
 void suite_checks(void)
 {
     futex_after_fork(1);
@@ -171,4 +200,5 @@ void suite_checks(void)
     nonblocking_connect();
     epoll_maxevents();
     exec_and_rusage();
+    vectors_at();
 }

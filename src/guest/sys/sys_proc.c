@@ -112,18 +112,10 @@ static long sys_sysinfo(uint64_t ubuf)
 }
 
 /* sched_getaffinity: one CPU. Returns the bytes of mask written, as the raw syscall does. */
-static long sys_getaffinity(uint64_t len, uint64_t umask)
-{
-    uint64_t mask = 1;
-    if (len < sizeof(mask) || (len & 7))
-        return -EINVAL;
-    return copy_user(umask, &mask, sizeof(mask), 1) < 0 ? -EFAULT : (long)sizeof(mask);
-}
-
-/* execve: gathers argv/envp into the new program's stack, then replaces the old one; on
- * success the syscall "returns" into the new program through the saved user registers. A
- * script's interpreter may itself be a script, four levels deep as on Linux. */
-/* execve and execveat: the program at `upath` relative to `dirfd` (AT_FDCWD: the working
+/* execve and execveat: gathers argv/envp into the new program's stack, then replaces the old
+ * one; on success the syscall "returns" into the new program through the saved user
+ * registers. A script's interpreter may itself be a script, four levels deep as on Linux. The
+ * program at `upath` relative to `dirfd` (AT_FDCWD: the working
  * directory), or with AT_EMPTY_PATH and "" the file open at `dirfd` (fexecve: glibc's and
  * python's os.execve of a descriptor); AT_SYMLINK_NOFOLLOW refuses a final symlink (ELOOP).
  * A script run from a descriptor gets /dev/fd/N as its path, as on Linux. */
@@ -616,17 +608,6 @@ long sc_prlimit64(const struct sysargs *s)
 long sc_sysinfo(const struct sysargs *s)
 {
     return sys_sysinfo(s->a);
-}
-
-long sc_sched_setaffinity(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* sched_setaffinity: there is one CPU */
-}
-
-long sc_sched_getaffinity(const struct sysargs *s)
-{
-    return sys_getaffinity(s->b, s->c);
 }
 
 long sc_arch_prctl(const struct sysargs *s)
