@@ -4,7 +4,8 @@
  * slept on), a non-blocking loopback TCP connect says EINPROGRESS and is then writable,
  * epoll_wait takes more than 4096 events' room; test_posix and test_resource: fexecve
  * (execveat of a descriptor), getrusage(RUSAGE_CHILDREN), preadv/pwritev (and the v2 pair),
- * and the affinity calls' errors. */
+ * the affinity calls' errors; test_asyncio's dual-stack server: an IPv4 and an IPV6_V6ONLY
+ * socket share a port. */
 #include "guest_linux.h"
 
 #include <arpa/inet.h>
@@ -193,6 +194,36 @@ static void vectors_at(void)
     say("sched_setaffinity of no CPU is EINVAL", sched_setaffinity(0, sizeof(set), &set) == -1 && errno == EINVAL, errno);
 }
 
+/* A connection to `to` (family `fam`) is accepted by `l`. */
+static int reaches(int fam, const void *to, socklen_t len, int l)
+{
+    int c = socket(fam, SOCK_STREAM, 0), ok = connect(c, to, len) == 0, s = ok ? accept(l, NULL, NULL) : -1;
+    close(s);
+    close(c);
+    return ok && s >= 0;
+}
+
+static void dual_stack(void)
+{
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY)};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    socklen_t len = sizeof(a4);
+    int one = 1, l4 = socket(AF_INET, SOCK_STREAM, 0), l6 = socket(AF_INET6, SOCK_STREAM, 0), d6 = socket(AF_INET6, SOCK_STREAM, 0);
+    int ok = bind(l4, (struct sockaddr *)&a4, sizeof(a4)) == 0 && listen(l4, 4) == 0 && getsockname(l4, (struct sockaddr *)&a4, &len) == 0;
+    a6.sin6_port = a4.sin_port;
+    errno = 0;
+    say("a dual-stack socket cannot take an IPv4 socket's port", ok && bind(d6, (struct sockaddr *)&a6, sizeof(a6)) == -1 && errno == EADDRINUSE, errno);
+    setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    ok = bind(l6, (struct sockaddr *)&a6, sizeof(a6)) == 0 && listen(l6, 4) == 0;
+    say("an IPV6_V6ONLY socket shares the port with an IPv4 one", ok, errno);
+    struct sockaddr_in to4 = {.sin_family = AF_INET, .sin_port = a4.sin_port, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = a4.sin_port, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    say("each family's client reaches its own listener", ok && reaches(AF_INET, &to4, sizeof(to4), l4) && reaches(AF_INET6, &to6, sizeof(to6), l6), 0);
+    close(d6);
+    close(l6);
+    close(l4);
+}
+
 void suite_checks(void)
 {
     futex_after_fork(1);
@@ -201,4 +232,5 @@ void suite_checks(void)
     epoll_maxevents();
     exec_and_rusage();
     vectors_at();
+    dual_stack();
 }
