@@ -4,6 +4,7 @@
 #include "lel_store.h"
 
 #include "../common/lel_codec.h"
+#include "../common/lel_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,6 +30,8 @@ struct lel_store {
     struct pending_sync *sync_head, *sync_tail;
     int sync_started, sync_stop;
     pthread_t sync_thread;
+    lel_hist_t write_hist; /* every write's time in RocksDB (a synced one with its fsync) */
+    lel_hist_t sync_hist;  /* the group commit's WAL fsyncs */
 };
 
 struct pending_sync {
@@ -306,8 +309,11 @@ static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *w
 {
     char *rerr = NULL;
     int failed = b->failed;
-    if (!failed)
+    if (!failed) {
+        int64_t t0 = lel_mono_us();
         rocksdb_write(st->db, wo, b->wb, &rerr);
+        lel_hist_add(&st->write_hist, (uint64_t)(lel_mono_us() - t0));
+    }
     lel_batch_free(b);
     if (failed)
         return -ENOMEM;
@@ -317,6 +323,11 @@ static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *w
         return -EIO;
     }
     return 0;
+}
+
+const lel_hist_t *lel_store_hist(const lel_store_t *st, int sync)
+{
+    return sync ? &st->sync_hist : &st->write_hist;
 }
 
 int lel_store_write(lel_store_t *st, lel_batch_t *b)
@@ -332,7 +343,9 @@ int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b)
 static int sync_wal(lel_store_t *st)
 {
     char *rerr = NULL;
+    int64_t t0 = lel_mono_us();
     rocksdb_flush_wal(st->db, 1, &rerr);
+    lel_hist_add(&st->sync_hist, (uint64_t)(lel_mono_us() - t0));
     if (!rerr)
         return 0;
     fprintf(stderr, "lelantos: store sync: %s\n", rerr);
