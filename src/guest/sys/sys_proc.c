@@ -111,14 +111,13 @@ static long sys_sysinfo(uint64_t ubuf)
     return copy_user(ubuf, s, 112, 1);
 }
 
-/* sched_getaffinity: one CPU. Returns the bytes of mask written, as the raw syscall does. */
 /* execve and execveat: gathers argv/envp into the new program's stack, then replaces the old
  * one; on success the syscall "returns" into the new program through the saved user
  * registers. A script's interpreter may itself be a script, four levels deep as on Linux. The
- * program at `upath` relative to `dirfd` (AT_FDCWD: the working
- * directory), or with AT_EMPTY_PATH and "" the file open at `dirfd` (fexecve: glibc's and
- * python's os.execve of a descriptor); AT_SYMLINK_NOFOLLOW refuses a final symlink (ELOOP).
- * A script run from a descriptor gets /dev/fd/N as its path, as on Linux. */
+ * program is the one at `upath` relative to `dirfd` (AT_FDCWD: the working directory), or
+ * with AT_EMPTY_PATH and "" the file open at `dirfd` (fexecve: glibc's and python's os.execve
+ * of a descriptor), whose path (a script's argument) is one that leads to it, or /dev/fd/N
+ * for a removed one; AT_SYMLINK_NOFOLLOW refuses a final symlink (ELOOP). */
 static long sys_execve(struct uregs *regs, int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp, uint64_t flags)
 {
     struct proc *cur = proc_cur();
