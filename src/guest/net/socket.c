@@ -144,11 +144,19 @@ void sa_as_seen(const struct saddr *from, int family, struct saddr *out)
     kmemcpy(out->b + 20, from->b + 4, 4);
 }
 
-/* Whether a TCP (dgram 0) or UDP (1) port is bound: the two have a port space each. */
-static int port_used(uint16_t port, int dgram)
+/* An IPv6 socket that takes only IPv6 (IPV6_V6ONLY) and an IPv4 one never meet, so they may
+ * share a port, as on Linux (asyncio's dual-stack server binds 0.0.0.0 and :: so). */
+static int families_apart(int fam, int v6only, const struct sock *o)
+{
+    return fam != o->family && (fam == AF_INET6_ ? v6only : o->v6only);
+}
+
+/* Whether a TCP (dgram 0) or UDP (1) port is bound, for a socket of family `fam` (`v6only`):
+ * the two have a port space each, shared by both families (but families_apart). */
+static int port_used(uint16_t port, int dgram, int fam, int v6only)
 {
     for (struct sock *s = socks_bound; s; s = s->next)
-        if (s->family != AF_UNIX_ && s->dgram == dgram && sa_port(&s->addr) == port)
+        if (s->family != AF_UNIX_ && s->dgram == dgram && sa_port(&s->addr) == port && !families_apart(fam, v6only, s))
             return 1;
     return 0;
 }
@@ -160,7 +168,7 @@ static uint16_t port_ephemeral(int dgram)
         uint16_t p = next_port++;
         if (next_port == 61000)
             next_port = 32768;
-        if (!port_used(p, dgram))
+        if (!port_used(p, dgram, AF_INET6_, 0)) /* (as a dual-stack socket: free in both families) */
             return p;
     }
     return 0;
@@ -336,7 +344,7 @@ long sock_bind(struct sock *s, struct saddr *a)
         if (!sa_local(a))
             return -EADDRNOTAVAIL_;
         uint16_t port = sa_port(a);
-        if (port && port_used(port, s->dgram))
+        if (port && port_used(port, s->dgram, s->family, s->v6only))
             return -EADDRINUSE_;
         if (!port && !(port = port_ephemeral(s->dgram)))
             return -EADDRINUSE_;

@@ -284,10 +284,22 @@ int load_program(const struct image *im, struct args *a, uint64_t *entry, uint64
 
 int image_of(struct inode *cwd, const char *path, struct image *im)
 {
+    return image_at(cwd, path, 1, im);
+}
+
+int image_at(struct inode *cwd, const char *path, int follow, struct image *im)
+{
     struct inode *ino;
-    int r = fs_lookup(cwd, path, 1, &ino);
+    int r = fs_lookup(cwd, path, follow, &ino);
     if (r < 0)
         return r;
+    if ((ino->mode & S_IFMT) == S_IFLNK)
+        return -E_LOOP;
+    return image_of_inode(ino, im);
+}
+
+int image_of_inode(struct inode *ino, struct image *im)
+{
     if ((ino->mode & S_IFMT) == S_IFDIR)
         return -EISDIR;
     if ((ino->mode & S_IFMT) != S_IFREG || !(ino->mode & 0111))

@@ -41,7 +41,12 @@ void fx_reset(struct proc *p);
  * sp say where to start. */
 int load_program(const struct image *im, struct args *a, uint64_t *entry, uint64_t *sp);
 
+/* The program at `path` (relative to `cwd`), or the file `ino` itself (image_of_inode): a
+ * regular file with an execute bit (EISDIR, EACCES else). `follow`: a final symlink is
+ * followed (else it is E_LOOP, as execveat's AT_SYMLINK_NOFOLLOW says). */
 int image_of(struct inode *cwd, const char *path, struct image *im);
+int image_at(struct inode *cwd, const char *path, int follow, struct image *im);
+int image_of_inode(struct inode *ino, struct image *im);
 
 /* A script ("#!interp [arg]" on its first line) runs as `interp [arg] path argv[1..]`, as on
  * Linux: in `a` those take argv[0]'s place, `im` becomes the interpreter and its path goes to

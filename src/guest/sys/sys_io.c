@@ -199,6 +199,43 @@ static long sys_prw(uint64_t fd, uint64_t buf, uint64_t n, int64_t off, int writ
     return r;
 }
 
+/* preadv, pwritev, preadv2 and pwritev2: readv and writev at `off` (the file's offset and
+ * O_APPEND untouched), or for the second pair with `off` -1 at the file's offset, as readv
+ * and writev. Their flags (RWF_HIPRI, DSYNC, SYNC, NOWAIT) change nothing in memory; RWF_APPEND
+ * writes at the end; others are EOPNOTSUPP. */
+#define RWF_ALL 0x1fULL
+#define RWF_APPEND 0x10ULL
+static long sys_prwv(uint64_t fd, uint64_t iov, uint64_t cnt, int64_t off, uint64_t flags, int write)
+{
+    struct file *f = fd_hold(fd);
+    if (!f)
+        return -EBADF;
+    long r;
+    if (flags & ~RWF_ALL)
+        r = -EOPNOTSUPP_;
+    else if (off == -1 || (write && (flags & RWF_APPEND))) { /* (-1 only reaches here from the v2 pair) */
+        int app = f->flags & O_APPEND;
+        if (write && (flags & RWF_APPEND))
+            f->flags |= O_APPEND;
+        r = file_rwv(f, iov, cnt, write, 0);
+        f->flags = (f->flags & ~O_APPEND) | app;
+    } else if (f->type != F_INODE)
+        r = -ESPIPE;
+    else if (off < 0)
+        r = -EINVAL;
+    else {
+        uint64_t saved = f->off;
+        int app = f->flags & O_APPEND;
+        f->off = (uint64_t)off;
+        f->flags &= ~O_APPEND;
+        r = file_rwv(f, iov, cnt, write, 0);
+        f->off = saved;
+        f->flags |= app;
+    }
+    file_unhold(f);
+    return r;
+}
+
 /* read and write */
 static long sys_rw(uint64_t fd, uint64_t buf, uint64_t n, int write)
 {
@@ -337,6 +374,26 @@ long sc_pread64(const struct sysargs *s)
 long sc_pwrite64(const struct sysargs *s)
 {
     return sys_prw(s->a, s->b, s->c, (int64_t)s->d, 1);
+}
+
+long sc_preadv(const struct sysargs *s)
+{
+    return (int64_t)s->d == -1 ? -EINVAL : sys_prwv(s->a, s->b, s->c, (int64_t)s->d, 0, 0);
+}
+
+long sc_pwritev(const struct sysargs *s)
+{
+    return (int64_t)s->d == -1 ? -EINVAL : sys_prwv(s->a, s->b, s->c, (int64_t)s->d, 0, 1);
+}
+
+long sc_preadv2(const struct sysargs *s)
+{
+    return sys_prwv(s->a, s->b, s->c, (int64_t)s->d, s->f, 0);
+}
+
+long sc_pwritev2(const struct sysargs *s)
+{
+    return sys_prwv(s->a, s->b, s->c, (int64_t)s->d, s->f, 1);
 }
 
 long sc_readv(const struct sysargs *s)

@@ -1,6 +1,7 @@
 /* Syscalls on processes and identity: execve, clone/fork/vfork, wait4, exit, ids, sessions,
  * priorities, names (prctl), limits, uname, sysinfo, resource usage. */
 #include "syscall.h"
+#include "sys_path.h"
 
 #include "../arch/arch.h"
 #include "../arch/cpu.h"
@@ -110,33 +111,46 @@ static long sys_sysinfo(uint64_t ubuf)
     return copy_user(ubuf, s, 112, 1);
 }
 
-/* sched_getaffinity: one CPU. Returns the bytes of mask written, as the raw syscall does. */
-static long sys_getaffinity(uint64_t len, uint64_t umask)
-{
-    uint64_t mask = 1;
-    if (len < sizeof(mask) || (len & 7))
-        return -EINVAL;
-    return copy_user(umask, &mask, sizeof(mask), 1) < 0 ? -EFAULT : (long)sizeof(mask);
-}
-
-/* execve: gathers argv/envp into the new program's stack, then replaces the old one; on
- * success the syscall "returns" into the new program through the saved user registers. A
- * script's interpreter may itself be a script, four levels deep as on Linux. */
-static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint64_t uenvp)
+/* execve and execveat: gathers argv/envp into the new program's stack, then replaces the old
+ * one; on success the syscall "returns" into the new program through the saved user
+ * registers. A script's interpreter may itself be a script, four levels deep as on Linux. The
+ * program is the one at `upath` relative to `dirfd` (AT_FDCWD: the working directory), or
+ * with AT_EMPTY_PATH and "" the file open at `dirfd` (fexecve: glibc's and python's os.execve
+ * of a descriptor), whose path (a script's argument) is one that leads to it, or /dev/fd/N
+ * for a removed one; AT_SYMLINK_NOFOLLOW refuses a final symlink (ELOOP). */
+static long sys_execve(struct uregs *regs, int64_t dirfd, uint64_t upath, uint64_t uargv, uint64_t uenvp, uint64_t flags)
 {
     struct proc *cur = proc_cur();
     char path[FS_PATH_MAX], interp[INTERP_MAX];
     struct args a = {0};
+    if (flags & ~(uint64_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+        return -EINVAL;
     long r = copy_str(upath, path, sizeof(path));
     if (r < 0)
         return r;
     struct image im;
     uint64_t entry, sp;
+    struct inode *base = cur->files->cwd;
     const char *exe = path; /* what /proc/<pid>/exe will say: the program, or a script's interpreter */
-    if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
+    if (r == 0 && (flags & AT_EMPTY_PATH)) {
+        struct file *f = fd_get((uint64_t)(int)dirfd);
+        if (!f)
+            return -EBADF;
+        if (f->type != F_INODE)
+            return -13; /* EACCES: a pipe or socket is no program */
+        if ((r = image_of_inode(f->ino, &im)) < 0)
+            return r;
+        if (fs_find_path(f->ino, 0, path, sizeof(path)) < 0) { /* a removed file: its descriptor's name */
+            char digits[21];
+            kmemcpy(path, "/dev/fd/", 9);
+            kmemcpy(path + 8, kutoa(digits, (uint64_t)(int)dirfd), 12);
+        }
+        base = 0;
+    } else if (!kstrcmp(path, "/proc/self/exe") && cur->exe) { /* how busybox runs itself (sh on a script without "#!") */
         im = (struct image){cur->exe, 0, cur->exe->size};
         exe = 0; /* the same program: its path stays */
-    } else if ((r = image_of(cur->files->cwd, path, &im)) < 0) {
+    } else if (!(base = base_dir(path[0] == '/' ? AT_FDCWD : dirfd, &r)) ||
+               (r = image_at(base, path, !(flags & AT_SYMLINK_NOFOLLOW), &im)) < 0) {
         goto out; /* first, as on Linux: a shell trying each PATH entry copies no arguments */
     }
     if ((r = args_init(&a)) < 0 || (r = args_put_user(&a, uenvp, &a.envc)) < 0 ||
@@ -162,7 +176,7 @@ static long sys_execve(struct uregs *regs, uint64_t upath, uint64_t uargv, uint6
     vfork_release(cur);
     cur->ss_sp = cur->ss_size = 0;
     if (exe)
-        set_exe_path(cur, cur->files->cwd, exe);
+        set_exe_path(cur, exe == path && base ? base : cur->files->cwd, exe);
     for (int fd = files_next(cur->files, 0); fd >= 0; fd = files_next(cur->files, fd + 1))
         if (fd_cloexec(cur->files, (uint64_t)fd))
             fd_close(cur, fd);
@@ -533,10 +547,11 @@ long sc_getrusage(const struct sysargs *s)
     struct proc *cur = proc_cur();
     /* getrusage: RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD */
     long ret;
-    ret = (int64_t)s->a == 0    ? put_rusage(s->b, proc_cpu(cur->group))
-          : (int64_t)s->a == -1 ? put_rusage(s->b, cur->group->children_cpu_ns)
-          : (int64_t)s->a == 1  ? put_rusage(s->b, cpu_time(cur))
-                             : -EINVAL;
+    int who = (int)s->a; /* an int: the register's upper half is not the caller's (-1 came as 0xffffffff) */
+    ret = who == 0    ? put_rusage(s->b, proc_cpu(cur->group))
+          : who == -1 ? put_rusage(s->b, cur->group->children_cpu_ns)
+          : who == 1  ? put_rusage(s->b, cpu_time(cur))
+                      : -EINVAL;
     return ret;
 }
 
@@ -594,17 +609,6 @@ long sc_sysinfo(const struct sysargs *s)
     return sys_sysinfo(s->a);
 }
 
-long sc_sched_setaffinity(const struct sysargs *s)
-{
-    (void)s;
-    return 0; /* sched_setaffinity: there is one CPU */
-}
-
-long sc_sched_getaffinity(const struct sysargs *s)
-{
-    return sys_getaffinity(s->b, s->c);
-}
-
 long sc_arch_prctl(const struct sysargs *s)
 {
     /* arch_prctl */
@@ -639,7 +643,12 @@ long sc_set_robust_list(const struct sysargs *s)
 
 long sc_execve(const struct sysargs *s)
 {
-    return sys_execve(s->r, s->a, s->b, s->c);
+    return sys_execve(s->r, AT_FDCWD, s->a, s->b, s->c, 0);
+}
+
+long sc_execveat(const struct sysargs *s)
+{
+    return sys_execve(s->r, (int64_t)(int)s->a, s->b, s->c, s->d, s->e);
 }
 
 long sc_getpriority(const struct sysargs *s)

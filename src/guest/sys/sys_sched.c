@@ -1,6 +1,7 @@
 /* Scheduling policy: sched_setscheduler and its family, kept per process as Linux reports them
  * (SCHED_OTHER, BATCH and IDLE at priority 0; root may ask for SCHED_FIFO or RR at 1..99) but
- * not applied: one vCPU runs every thread round robin, a tick each. getcpu says CPU 0. */
+ * not applied: one vCPU runs every thread round robin, a tick each. getcpu says CPU 0, and the
+ * affinity calls know that one CPU. */
 #include "syscall.h"
 
 #include "../lib/errno.h"
@@ -111,4 +112,27 @@ long sc_getcpu(const struct sysargs *s)
     if ((s->a && copy_user(s->a, &zero, 4, 1) < 0) || (s->b && copy_user(s->b, &zero, 4, 1) < 0))
         return -EFAULT;
     return 0;
+}
+
+/* sched_getaffinity and sched_setaffinity: one CPU, so every thread's set is {0}; a set to
+ * take must hold CPU 0 (EINVAL else: no CPU it names is online), and the thread must exist
+ * (ESRCH, as for pid -1). */
+long sc_sched_getaffinity(const struct sysargs *s)
+{
+    uint64_t mask = 1;
+    if (!target((int)s->a))
+        return -ESRCH;
+    if (s->b < sizeof(mask) || (s->b & 7))
+        return -EINVAL;
+    return copy_user(s->c, &mask, sizeof(mask), 1) < 0 ? -EFAULT : (long)sizeof(mask);
+}
+
+long sc_sched_setaffinity(const struct sysargs *s)
+{
+    uint8_t first = 0;
+    if (s->b && copy_user(s->c, &first, 1, 0) < 0)
+        return -EFAULT;
+    if (!target((int)s->a))
+        return -ESRCH;
+    return first & 1 ? 0 : -EINVAL;
 }
