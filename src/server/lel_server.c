@@ -49,6 +49,20 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
     for (size_t i = 0; i < src->nnet_allow_always; i++)
         if (lel_config_strv_add(&dst->net_allow_always, &dst->nnet_allow_always, src->net_allow_always[i]) < 0)
             return -ENOMEM;
+    dst->cluster_etcd = NULL;
+    dst->ncluster_etcd = 0;
+    for (size_t i = 0; i < src->ncluster_etcd; i++)
+        if (lel_config_strv_add(&dst->cluster_etcd, &dst->ncluster_etcd, src->cluster_etcd[i]) < 0)
+            return -ENOMEM;
+    char **cs[] = {&dst->cluster_node_name, &dst->cluster_advertise_url, &dst->cluster_secret, &dst->cluster_prefix,
+                   &dst->cluster_etcd_cacert, &dst->cluster_etcd_cert, &dst->cluster_etcd_key, &dst->cluster_etcd_user,
+                   &dst->cluster_etcd_password, &dst->cluster_placement};
+    for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+        const char *v = *(char **)((const char *)src + ((char *)cs[i] - (char *)dst)); /* the same field of src */
+        *cs[i] = NULL;
+        if (lel_config_set_string(cs[i], v) < 0)
+            return -ENOMEM;
+    }
     if (lel_config_set_string(&dst->net_domain, src->net_domain) < 0 ||
         lel_config_set_string(&dst->net_host_gateway, src->net_host_gateway) < 0)
         return -ENOMEM;

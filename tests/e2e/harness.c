@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int free_port(void)
+int srv_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -97,7 +97,7 @@ int srv_start(srv_t *s, const char *extra_yaml)
     /* API tests run without VMs unless they ask for them (vmm: in their extra config) */
     fprintf(f, "http:\n  threads: 2\nworkers: 4\n%s%s", strstr(s->yaml, "vmm:") ? "" : "vmm:\n  backend: none\n", s->yaml);
     fclose(f);
-    s->port = free_port();
+    s->port = srv_free_port();
     return spawn(s);
 }
 
