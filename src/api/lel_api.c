@@ -3,6 +3,7 @@
  * except the key index lookup (in memory). */
 #include "lel_api_int.h"
 
+#include "../cluster/lel_cluster.h"
 #include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
@@ -25,6 +26,7 @@ struct route_def {
 static const struct route_def routes[] = {
     {"/health", PUBLIC, R_HEALTH, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/cluster/nodes", ADMIN, R_CLUSTER_NODES, 0, 0, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -241,9 +243,43 @@ static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, con
     lel_actor_unref(a);
 }
 
+/* Creating something needs etcd in cluster mode: a node that lost it says so (503) and goes on
+ * serving what it runs. 1 when the call was answered. */
+static int refuse_create(lel_server_t *srv, lel_call_t *c)
+{
+    char why[512];
+    switch (c->route) {
+    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_ADMIN_TEAMS:
+    case R_KEYS_CREATE: case R_MEMBERS_CREATE:
+        break;
+    default:
+        return 0;
+    }
+    if (!srv->cluster || lel_cluster_writable(srv->cluster, why, sizeof(why)))
+        return 0;
+    c->retry_after = 1;
+    lel_call_error(c, 503, "cluster: this node lost etcd (%s); creates are refused until it is back", why);
+    lel_call_done(c);
+    return 1;
+}
+
+static void cluster_nodes(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->cluster)
+        lel_call_error(c, 404, "cluster mode is off (cluster.etcd is empty)");
+    else
+        lel_call_reply(c, 200, lel_cluster_nodes(srv->cluster));
+    lel_call_done(c);
+}
+
 static void route_call(lel_server_t *srv, lel_call_t *c)
 {
+    if (refuse_create(srv, c))
+        return;
     switch (c->route) {
+    case R_CLUSTER_NODES:
+        cluster_nodes(srv, c);
+        return;
     case R_SBX_CREATE:
         lel_sandbox_create(srv, c);
         return;

@@ -301,20 +301,27 @@ static int map_error(long http, json_t *j, int *retry, char *err, size_t errlen)
 
 static int authenticate(lel_etcd_t *e, const char *base, CURL *h, char *err, size_t errlen);
 
+/* "Authorization: <token>" into buf when authenticated; 0 when there is no token. */
+static int auth_header(lel_etcd_t *e, char *buf, size_t n)
+{
+    pthread_mutex_lock(&e->lock);
+    int have = e->token[0] != '\0';
+    if (have)
+        snprintf(buf, n, "Authorization: %s", e->token);
+    pthread_mutex_unlock(&e->lock);
+    return have;
+}
+
 /* One POST to one endpoint. 0 with *out the answer's first JSON object, or -errno with *retry
  * 1 when another endpoint should be tried. */
 static int post_one(lel_etcd_t *e, CURL *h, const char *base, const char *path, const char *body, json_t **out,
                     int *retry, char *err, size_t errlen)
 {
-    char url[512], auth[600];
+    char url[512], auth[600 + 16];
     struct buf b = {0};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    pthread_mutex_lock(&e->lock);
-    if (e->token[0]) {
-        snprintf(auth, sizeof(auth), "Authorization: %s", e->token);
+    if (auth_header(e, auth, sizeof(auth)))
         hdrs = curl_slist_append(hdrs, auth);
-    }
-    pthread_mutex_unlock(&e->lock);
     snprintf(url, sizeof(url), "%s%s", base, path);
     setup(e, h, url, body, hdrs, &b);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
@@ -362,11 +369,11 @@ static int post(lel_etcd_t *e, const char *path, json_t *req, json_t **out, char
     }
     int r = -EAGAIN, retry = 1, reauthed = 0;
     unsigned start = atomic_load(&e->cur);
-    char why[512] = "", one[512];
+    char why[1024] = "", one[640];
     for (size_t i = 0; i < e->neps && retry; i++) {
         unsigned k = (start + (unsigned)i) % (unsigned)e->neps;
         one[0] = '\0';
-        if (e->user && !e->token[0] && (r = authenticate(e, e->eps[k], h, one, sizeof(one))) < 0) {
+        if (e->user && !auth_header(e, one, sizeof(one)) && (r = authenticate(e, e->eps[k], h, one, sizeof(one))) < 0) {
             snprintf(why, sizeof(why), "%s", one);
             continue;
         }
@@ -381,9 +388,9 @@ static int post(lel_etcd_t *e, const char *path, json_t *req, json_t **out, char
         }
         if (r == 0 || !retry)
             atomic_store(&e->cur, k);
-        /* keep what a member that answered said (no leader) over a member that did not answer */
-        if (r < 0 && (!why[0] || strncmp(one, "etcd:", 5) == 0 || strncmp(why, "etcd:", 5) != 0))
-            snprintf(why, sizeof(why), "%s", one);
+        size_t wl = strlen(why); /* what each member said, for the caller's message */
+        if (r < 0 && wl + 3 < sizeof(why))
+            snprintf(why + wl, sizeof(why) - wl, "%s%s", wl ? "; " : "", one);
     }
     if (r < 0)
         snprintf(err, errlen, "%s", why);
@@ -744,13 +751,11 @@ int lel_etcd_watch(lel_etcd_t *e, const char *prefix, int64_t start, lel_etcd_wa
         return -ENOMEM;
     }
     unsigned k = atomic_load(&e->cur) % (unsigned)e->neps;
-    char url[512], auth[600];
+    char url[512], auth[600 + 16];
     struct watch w = {.cb = cb, .ctx = ctx, .stop = stop, .r = -EAGAIN};
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    if (e->token[0]) {
-        snprintf(auth, sizeof(auth), "Authorization: %s", e->token);
+    if (auth_header(e, auth, sizeof(auth)))
         hdrs = curl_slist_append(hdrs, auth);
-    }
     snprintf(url, sizeof(url), "%s/v3/watch", e->eps[k]);
     setup(e, h, url, body, hdrs, &w.b);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);

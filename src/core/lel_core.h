@@ -20,6 +20,7 @@
 #define LEL_ENVD_VERSION "0.6.4" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
+struct lel_cluster;
 
 typedef struct lel_server {
     lel_config_t cfg;
@@ -40,6 +41,7 @@ typedef struct lel_server {
     struct lel_net *net;       /* sandbox networking (src/net) with the VMs; NULL without */
     struct lel_vm_reaper *reaper; /* destroys VMs off the request path (src/vmm); NULL without VMs */
     struct lel_warm *warm;     /* the templates' warm pools (src/template); NULL when off */
+    struct lel_cluster *cluster; /* cluster mode (src/cluster); NULL for a single node */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
@@ -102,6 +104,7 @@ enum lel_route {
     R_SBX_NETWORK, /* PUT /sandboxes/{id}/network */
     /* E2B's shapes (src/api/lel_api_e2b.c): POST /sandboxes/{id}/snapshots, POST /sandboxes/{id}/fork */
     R_SBX_SNAPSHOTS, R_SBX_FORK,
+    R_CLUSTER_NODES, /* GET /cluster/nodes (admin; src/cluster) */
     /* E2B's template builder: POST /v3/templates, GET and PUT /templates/{id}/files/{hash} (c->id2),
      * POST /v2/templates/{id}/builds/{buildID}, GET /templates/{id}/builds/{buildID}/status,
      * GET /templates/aliases/{alias}, POST and DELETE /templates/tags, GET /templates/{id}/tags */

@@ -1,6 +1,7 @@
 /* The server object: owns the config copy, store, worker pool, timers, registries and the HTTP
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
+#include "../cluster/lel_cluster.h"
 #include "../core/lel_layer.h"
 #include "../http/lel_http.h"
 #include "../image/lel_image.h"
@@ -145,6 +146,8 @@ static void drop_key(void *ctx, const char *id, void *value)
 
 static void server_free(lel_server_t *srv)
 {
+    lel_cluster_stop(srv->cluster); /* the node's record goes first: no node sends it more work */
+    srv->cluster = NULL;
     lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
@@ -263,6 +266,8 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "out of memory or threads");
         goto fail;
     }
+    if (srv->cfg.ncluster_etcd && (r = lel_cluster_start(srv, &srv->cluster, err, errlen)) < 0)
+        goto fail;
     if (srv->use_vm && (r = start_net(srv, err, errlen)) < 0)
         goto fail;
     if (srv->use_vm && !(srv->reaper = lel_vm_reaper_new())) {

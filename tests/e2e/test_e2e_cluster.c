@@ -1,0 +1,216 @@
+/* End to end: cluster mode. A real 3-member etcd and 3 lelantosd nodes (a, b, c) on loopback,
+ * API-only (vmm.backend none). Membership: every node lists the three; kill -9 of c takes it
+ * off the list within its lease TTL; one etcd member down changes nothing; two down make
+ * creates answer 503 saying why while reads go on; quorum back, creates work again. Shared
+ * state: a key made on a works on c. Skipped (77) without Debian's etcd. */
+#include "../lel_test.h"
+#include "etcdrun.h"
+#include "harness.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TTL 3
+static struct etcd_cluster E;
+static srv_t N[3];
+static const char *const ADMIN[] = {"X-Admin-Token: test-admin-token", NULL};
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int start_node(int i)
+{
+    char yaml[1024];
+    /* each node lists the members in another order, so they talk to different ones */
+    snprintf(yaml, sizeof(yaml),
+             "rate_limits:\n  auth_per_s: 1000\ncluster:\n  etcd: [%s, %s, %s]\n  node_name: %c\n  secret: test-cluster-secret\n"
+             "  lease_ttl_s: %d\n",
+             E.m[i % 3].url, E.m[(i + 1) % 3].url, E.m[(i + 2) % 3].url, 'a' + i, TTL);
+    return srv_start(&N[i], yaml);
+}
+
+/* The names GET /cluster/nodes on node i lists, as "a,b,c"; "" on failure. */
+static void node_names(int i, char *out, size_t n)
+{
+    resp_t r;
+    out[0] = 0;
+    if (http_req(&N[i], &r, H1, "GET", "/cluster/nodes", NULL, 0, ADMIN) < 0)
+        return;
+    size_t k, off = 0;
+    json_t *v;
+    if (r.status == 200)
+        json_array_foreach(r.json, k, v)
+        {
+            off += (size_t)snprintf(out + off, n - off, "%s%s", off ? "," : "",
+                                    json_string_value(json_object_get(v, "name")));
+        }
+    resp_free(&r);
+}
+
+/* Node i lists `want` within a renewal period (each node re-reads the list every TTL/3). */
+static void lists(int i, const char *want)
+{
+    char names[64];
+    int64_t t0 = now_ms();
+    do {
+        node_names(i, names, sizeof(names));
+        if (!strcmp(names, want))
+            break;
+        usleep(100000);
+    } while (now_ms() - t0 < TTL * 1000 / 3 + 1500);
+    CHECK_STR(names, want);
+}
+
+static void membership(void)
+{
+    for (int i = 0; i < 3; i++)
+        lists(i, "a,b,c");
+    resp_t r;
+    CHECK(http_req(&N[1], &r, H1, "GET", "/cluster/nodes", NULL, 0, ADMIN) == 0);
+    CHECK_INT(r.status, 200);
+    json_t *b = json_array_get(r.json, 1);
+    CHECK_STR(json_string_value(json_object_get(b, "name")), "b");
+    CHECK(json_is_true(json_object_get(b, "self")));
+    CHECK(json_is_false(json_object_get(json_array_get(r.json, 0), "self")));
+    CHECK_STR(json_string_value(json_object_get(b, "state")), "ready");
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", N[1].port);
+    CHECK_STR(json_string_value(json_object_get(b, "url")), url);
+    CHECK(json_integer_value(json_object_get(b, "cores")) >= 1);
+    CHECK(json_integer_value(json_object_get(b, "freeMemoryMB")) > 0);
+    CHECK(json_is_array(json_object_get(b, "templates")));
+    resp_free(&r);
+    /* an admin route: no token, no list */
+    CHECK(http_req(&N[1], &r, H1, "GET", "/cluster/nodes", NULL, 0, NULL) == 0);
+    CHECK_INT(r.status, 401);
+    resp_free(&r);
+}
+
+static void bad_config(void)
+{
+    srv_t s;
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "cluster:\n  etcd: [%s]\n  node_name: x\n", E.m[0].url); /* no secret */
+    CHECK(srv_start(&s, yaml) < 0);
+    srv_cleanup(&s);
+}
+
+static const char *create(int i, long *status, char *id, size_t idn)
+{
+    resp_t r;
+    id[0] = 0;
+    *status = -1;
+    if (api(&N[i], &r, H1, "POST", "/sandboxes", "{\"templateID\":\"base\",\"timeout\":300}") < 0)
+        return id;
+    *status = r.status;
+    snprintf(id, idn, "%s", r.status == 201 ? jstr(&r, "sandboxID") : jstr(&r, "message"));
+    resp_free(&r);
+    return id;
+}
+
+static long get_status(int i, const char *path)
+{
+    resp_t r;
+    if (api(&N[i], &r, H1, "GET", path, NULL) < 0)
+        return -1;
+    long s = r.status;
+    resp_free(&r);
+    return s;
+}
+
+/* kill -9 of c: gone from every list within the lease TTL (plus etcd's lazy expiry). */
+static void node_death(void)
+{
+    char names[64];
+    srv_kill9(&N[2]);
+    int64_t t0 = now_ms(), gone = -1;
+    while (now_ms() - t0 < (TTL + 5) * 1000 && gone < 0) {
+        node_names(0, names, sizeof(names));
+        if (!strcmp(names, "a,b"))
+            gone = now_ms() - t0;
+        else
+            usleep(100000);
+    }
+    printf("node c off the list %lld ms after kill -9 (lease TTL %d s)\n", (long long)gone, TTL);
+    CHECK(gone >= 0);
+    CHECK(gone <= (TTL + 3) * 1000);
+    lists(1, "a,b");
+}
+
+static void etcd_failures(void)
+{
+    char id[256], id2[256], names[64], path[300];
+    long st;
+    create(0, &st, id, sizeof(id));
+    CHECK_INT(st, 201);
+    etcd_member_stop(&E, 0); /* one of three: nothing changes */
+    usleep((TTL * 1000 / 3 + 500) * 1000); /* a renewal or two go through the others */
+    create(0, &st, id2, sizeof(id2));
+    CHECK_INT(st, 201);
+    node_names(0, names, sizeof(names));
+    CHECK_STR(names, "a,b");
+    etcd_member_stop(&E, 1); /* quorum lost: creates 503 with the reason, reads go on */
+    int64_t t0 = now_ms();
+    do {
+        usleep(200000);
+        create(0, &st, id2, sizeof(id2));
+    } while (st == 201 && now_ms() - t0 < (TTL + 5) * 1000);
+    CHECK_INT(st, 503);
+    printf("without quorum, after %lld ms: %s\n", (long long)(now_ms() - t0), id2);
+    CHECK(strstr(id2, "lost etcd") != NULL);
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(get_status(0, path), 200);
+    CHECK_INT(get_status(0, "/sandboxes"), 200);
+    node_names(0, names, sizeof(names)); /* the last list read stays */
+    CHECK(strstr(names, "a") != NULL);
+    CHECK_INT(etcd_member_start(&E, 1), 0); /* quorum back: creates work again */
+    t0 = now_ms();
+    do {
+        usleep(200000);
+        create(0, &st, id2, sizeof(id2));
+    } while (st != 201 && now_ms() - t0 < (TTL + 10) * 1000);
+    CHECK_INT(st, 201);
+    CHECK_INT(etcd_member_start(&E, 0), 0);
+}
+
+int main(void)
+{
+    if (!etcd_binary()) {
+        printf("SKIPPED: no etcd binary (tools/setup.sh installs Debian's etcd-server)\n");
+        return 77;
+    }
+    if (etcd_cluster_start(&E, 3) < 0) {
+        CHECK(!"etcd started");
+        etcd_cluster_free(&E);
+        return lel_test_finish();
+    }
+    int up = 1;
+    for (int i = 0; i < 3; i++)
+        if (start_node(i) < 0) {
+            fprintf(stderr, "node %c did not start\n", 'a' + i);
+            srv_log_tail(&N[i]);
+            up = 0;
+        }
+    CHECK(up);
+    if (up) {
+        membership();
+        bad_config();
+        node_death();
+        etcd_failures();
+    }
+    if (lel_test_failed)
+        for (int i = 0; i < 3; i++)
+            srv_log_tail(&N[i]);
+    for (int i = 0; i < 3; i++) {
+        if (N[i].pid > 0)
+            CHECK_INT(srv_stop(&N[i]), 0);
+        srv_cleanup(&N[i]);
+    }
+    etcd_cluster_free(&E);
+    return lel_test_finish();
+}
