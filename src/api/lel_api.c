@@ -139,6 +139,10 @@ static int match(lel_call_t *c, enum cls *cls)
 static int rate_limit(lel_server_t *srv, lel_call_t *c, const char *bucket, double rate)
 {
     struct lel_rl_info info;
+    /* cluster mode: each node enforces its share of a key's limit (README "Cluster mode"), so
+     * requests spread over the live nodes get the whole limit without a round trip to etcd */
+    if (srv->cluster)
+        rate /= lel_cluster_live(srv->cluster);
     int ok = lel_ratelimit_check(srv->rl, bucket, rate, 1, lel_mono_ms(), &info);
     c->rl_limit = info.limit;
     c->rl_remaining = info.remaining;

@@ -242,7 +242,7 @@ int lel_cluster_start(lel_server_t *srv, struct lel_cluster **out, char *err, si
     return 0;
 }
 
-void lel_cluster_stop(struct lel_cluster *cl)
+void lel_cluster_leave(struct lel_cluster *cl)
 {
     if (!cl)
         return;
@@ -252,10 +252,19 @@ void lel_cluster_stop(struct lel_cluster *cl)
         pthread_cond_broadcast(&cl->cond);
         pthread_mutex_unlock(&cl->lock);
         pthread_join(cl->thread, NULL);
+        cl->thread_started = 0;
     }
     char err[256];
     if (cl->lease && cl->etcd)
         lel_etcd_lease_revoke(cl->etcd, cl->lease, err, sizeof(err)); /* best effort: else it expires */
+    cl->lease = 0;
+}
+
+void lel_cluster_stop(struct lel_cluster *cl)
+{
+    if (!cl)
+        return;
+    lel_cluster_leave(cl);
     lel_etcd_free(cl->etcd);
     json_decref(cl->nodes);
     pthread_cond_destroy(&cl->cond);

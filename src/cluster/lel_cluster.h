@@ -21,7 +21,10 @@ struct lel_cluster;
 /** Checks the config, connects to etcd and registers this node (waiting up to the lease TTL
  * for etcd to answer). Returns 0 with *out set, or -errno with err filled. */
 int lel_cluster_start(lel_server_t *srv, struct lel_cluster **out, char *err, size_t errlen);
-/** Ends the thread and revokes the lease (the record goes at once). NULL is fine. */
+/** Ends the thread and revokes the lease (the record goes at once); the etcd client stays for
+ * the other cluster parts until lel_cluster_stop. NULL is fine. */
+void lel_cluster_leave(struct lel_cluster *cl);
+/** Leaves (if not done yet) and frees. NULL is fine. */
 void lel_cluster_stop(struct lel_cluster *cl);
 
 /** 1 when the last exchange with etcd succeeded; 0 with the reason in `why`. Any thread. */

@@ -2,6 +2,7 @@
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
 #include "../cluster/lel_cluster.h"
+#include "../cluster/lel_cluster_kv.h"
 #include "../core/lel_layer.h"
 #include "../http/lel_http.h"
 #include "../image/lel_image.h"
@@ -146,8 +147,7 @@ static void drop_key(void *ctx, const char *id, void *value)
 
 static void server_free(lel_server_t *srv)
 {
-    lel_cluster_stop(srv->cluster); /* the node's record goes first: no node sends it more work */
-    srv->cluster = NULL;
+    lel_cluster_leave(srv->cluster); /* the node's record goes first: no node sends it more work */
     lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
@@ -156,6 +156,10 @@ static void server_free(lel_server_t *srv)
     lel_image_stop(srv); /* import threads end (their answers are in the images actor's mailbox) */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
+    lel_cluster_kv_stop(srv->shared); /* every writer through its mirror is gone */
+    srv->shared = NULL;
+    lel_cluster_stop(srv->cluster);
+    srv->cluster = NULL;
     lel_net_stop(srv->net);       /* every sandbox let go of its endpoint by now */
     lel_template_pool_free(srv);
     lel_vm_reaper_free(srv->reaper); /* every VM handed to it is destroyed */
@@ -266,7 +270,9 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "out of memory or threads");
         goto fail;
     }
-    if (srv->cfg.ncluster_etcd && (r = lel_cluster_start(srv, &srv->cluster, err, errlen)) < 0)
+    if (srv->cfg.ncluster_etcd && ((r = lel_cluster_start(srv, &srv->cluster, err, errlen)) < 0 ||
+                                   (r = lel_cluster_kv_start(srv->cluster, srv->store, LEL_SHARED_CFS, &srv->shared,
+                                                             err, errlen)) < 0))
         goto fail;
     if (srv->use_vm && (r = start_net(srv, err, errlen)) < 0)
         goto fail;
@@ -278,6 +284,10 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
+    if (srv->shared && (r = lel_cluster_kv_watch(srv->shared, lel_team_shared_changed, srv)) < 0) {
+        snprintf(err, errlen, "cannot start the cluster's watch thread");
+        goto fail;
+    }
     if ((r = lel_layer_check(srv)) < 0) {
         snprintf(err, errlen, "cannot check the image records in the store");
         goto fail;

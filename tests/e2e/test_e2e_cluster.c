@@ -91,6 +91,86 @@ static void membership(void)
     resp_free(&r);
 }
 
+/* Node i answers `path` with `want` under `key` within 3 s (changes reach the others by watch). */
+static void eventually(int i, const char *key, const char *path, long want)
+{
+    resp_t r;
+    long got = -1;
+    int64_t t0 = now_ms();
+    do {
+        if (api_key(&N[i], &r, H1, key, "GET", path, NULL) == 0) {
+            got = r.status;
+            resp_free(&r);
+        }
+        if (got == want)
+            break;
+        usleep(50000);
+    } while (now_ms() - t0 < 3000);
+    if (got != want)
+        fprintf(stderr, "node %c: GET %s: %ld, want %ld\n", 'a' + i, path, got, want);
+    CHECK_INT(got, want);
+}
+
+static void shared_state(void)
+{
+    resp_t r;
+    /* one cluster, one default team: b and c joined it instead of making their own */
+    CHECK(N[1].key[0] == 0 && N[2].key[0] == 0);
+    snprintf(N[1].key, sizeof(N[1].key), "%s", N[0].key);
+    snprintf(N[2].key, sizeof(N[2].key), "%s", N[0].key);
+    char team[64];
+    CHECK(api(&N[0], &r, H1, "GET", "/teams", NULL) == 0);
+    snprintf(team, sizeof(team), "%s", jstr(&r, "teamID"));
+    resp_free(&r);
+    CHECK(api(&N[2], &r, H1, "GET", "/teams", NULL) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(jstr(&r, "teamID"), team);
+    resp_free(&r);
+    /* a key made on a works on c; deleted on c, a refuses it */
+    CHECK(api(&N[0], &r, H1, "POST", "/api-keys", "{\"name\":\"made-on-a\"}") == 0);
+    CHECK_INT(r.status, 201);
+    char key[64], kid[64], path[128];
+    snprintf(key, sizeof(key), "%s", jstr(&r, "key"));
+    snprintf(kid, sizeof(kid), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    eventually(2, key, "/teams", 200);
+    eventually(1, key, "/sandboxes", 200);
+    snprintf(path, sizeof(path), "/api-keys/%s", kid);
+    CHECK(api(&N[2], &r, H1, "DELETE", path, NULL) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    eventually(0, key, "/teams", 401);
+    eventually(1, key, "/teams", 401);
+    /* a team made on b (admin) works on a; its member made on a is listed on c */
+    const char *hd[] = {"X-Admin-Token: test-admin-token", "Content-Type: application/json", NULL};
+    const char *body = "{\"name\":\"made-on-b\"}";
+    CHECK(http_req(&N[1], &r, H1, "POST", "/admin/teams", body, strlen(body), hd) == 0);
+    CHECK_INT(r.status, 201);
+    char tkey[64];
+    snprintf(tkey, sizeof(tkey), "%s", jstr(&r, "apiKey"));
+    resp_free(&r);
+    eventually(0, tkey, "/teams", 200);
+    CHECK(api_key(&N[0], &r, H1, tkey, "POST", "/teams/members", "{\"email\":\"ann@example.com\"}") == 0);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    int64_t t0 = now_ms();
+    int listed = 0;
+    do {
+        CHECK(api_key(&N[2], &r, H1, tkey, "GET", "/teams/members", NULL) == 0);
+        listed = r.body && strstr(r.body, "ann@example.com") != NULL;
+        resp_free(&r);
+        if (!listed)
+            usleep(50000);
+    } while (!listed && now_ms() - t0 < 3000);
+    CHECK(listed);
+    /* the same member twice, through another node: refused there too */
+    eventually(1, tkey, "/teams", 200);
+    usleep(300000);
+    CHECK(api_key(&N[1], &r, H1, tkey, "POST", "/teams/members", "{\"email\":\"ann@example.com\"}") == 0);
+    CHECK_INT(r.status, 409);
+    resp_free(&r);
+}
+
 static void bad_config(void)
 {
     srv_t s;
@@ -199,6 +279,7 @@ int main(void)
     CHECK(up);
     if (up) {
         membership();
+        shared_state();
         bad_config();
         node_death();
         etcd_failures();
