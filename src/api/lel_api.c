@@ -4,6 +4,8 @@
 #include "lel_api_int.h"
 
 #include "../cluster/lel_cluster.h"
+#include "../cluster/lel_cluster_fwd.h"
+#include "../cluster/lel_cluster_kv.h"
 #include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
@@ -139,6 +141,8 @@ static int match(lel_call_t *c, enum cls *cls)
 static int rate_limit(lel_server_t *srv, lel_call_t *c, const char *bucket, double rate)
 {
     struct lel_rl_info info;
+    if (c->from_node)
+        return 0; /* the node that forwarded it counted it */
     /* cluster mode: each node enforces its share of a key's limit (README "Cluster mode"), so
      * requests spread over the live nodes get the whole limit without a round trip to etcd */
     if (srv->cluster)
@@ -229,6 +233,50 @@ static void actor_ref(void *a, void *ctx)
     lel_actor_ref(a);
 }
 
+/* Cluster mode: a sandbox of the caller's team another node owns (the catalog says which): the
+ * call goes on to that node; with the node gone, GET answers the record (state "lost") and
+ * anything else 503. 1 when the call was taken. */
+static int to_owner(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->shared || c->from_node || !c->team || c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC)
+        return 0;
+    json_t *rec = lel_cluster_kv_remote(srv->shared, c->id);
+    const char *team = json_string_value(json_object_get(rec, "teamID"));
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    char url[256];
+    if (!rec || !team || !node || strcmp(team, c->team->id)) {
+        json_decref(rec);
+        return 0; /* 404 */
+    }
+    if (lel_cluster_node_url(srv->cluster, node, url, sizeof(url))) {
+        if (c->body_in) {
+            lel_call_error(c, 502, "cluster: sandbox %s runs on node '%s'; streamed uploads are not forwarded, "
+                                   "send it to %s", c->id, node, url);
+            lel_call_done(c);
+        } else {
+            lel_cluster_forward(srv->fwd, c, node, url);
+        }
+    } else if (c->route == R_SBX_GET) {
+        lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
+        lel_call_done(c);
+    } else {
+        lel_call_error(c, 503, "cluster: sandbox %s was on node '%s', which is gone (its lease expired)", c->id, node);
+        lel_call_done(c);
+    }
+    json_decref(rec);
+    return 1;
+}
+
+/* Cluster mode: a create placed on another node goes there. 1 when the call was taken. */
+static int to_placed(lel_server_t *srv, lel_call_t *c)
+{
+    char name[128], url[256];
+    if (!srv->cluster || c->from_node || lel_cluster_place(srv->cluster, name, sizeof(name), url, sizeof(url)))
+        return 0;
+    lel_cluster_forward(srv->fwd, c, name, url);
+    return 1;
+}
+
 /* Sends to the sandbox/template actor named by c->id if it belongs to the caller's team. */
 static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, const char *what)
 {
@@ -237,6 +285,8 @@ static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, con
         a = lel_template_lookup(srv, c->team, c->id);
     else
         a = lel_registry_get(reg, c->id, actor_ref, NULL);
+    if (!a && reg == srv->sandboxes && to_owner(srv, c))
+        return;
     if (!a) {
         lel_call_error(c, 404, "%s not found", what);
         lel_call_done(c);
@@ -285,7 +335,8 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         cluster_nodes(srv, c);
         return;
     case R_SBX_CREATE:
-        lel_sandbox_create(srv, c);
+        if (!to_placed(srv, c))
+            lel_sandbox_create(srv, c);
         return;
     case R_SBX_GET:
         if (lel_sandbox_fast_get(srv, c))
@@ -328,6 +379,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
  * of the error set on c. */
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
+    c->from_node = srv->fwd && lel_cluster_fwd_trusted(srv->fwd, c->node_secret);
     int keyed, pr = lel__api_port_match(c, &keyed);
     if (pr > 1)
         return pr;

@@ -319,3 +319,47 @@ const char *lel_cluster_name(struct lel_cluster *cl)
 {
     return cl->name;
 }
+
+int lel_cluster_node_url(struct lel_cluster *cl, const char *name, char *url, size_t n)
+{
+    size_t i;
+    json_t *v;
+    int found = 0;
+    pthread_mutex_lock(&cl->lock);
+    json_array_foreach(cl->nodes, i, v)
+    {
+        if (!strcmp(json_string_value(json_object_get(v, "name")) ?: "", name)) {
+            snprintf(url, n, "%s", json_string_value(json_object_get(v, "url")) ?: "");
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return found;
+}
+
+int lel_cluster_place(struct lel_cluster *cl, char *name, size_t nn, char *url, size_t un)
+{
+    snprintf(name, nn, "%s", cl->name);
+    snprintf(url, un, "%s", cl->url);
+    if (!strcmp(cl->srv->cfg.cluster_placement, "local"))
+        return 1;
+    size_t i;
+    json_t *v, *best = NULL;
+    pthread_mutex_lock(&cl->lock);
+    json_array_foreach(cl->nodes, i, v)
+    {
+        json_int_t f = json_integer_value(json_object_get(v, "freeMemoryMB"));
+        json_int_t bf = best ? json_integer_value(json_object_get(best, "freeMemoryMB")) : 0;
+        json_int_t sb = json_integer_value(json_object_get(v, "sandboxes"));
+        json_int_t bsb = best ? json_integer_value(json_object_get(best, "sandboxes")) : 0;
+        if (!best || f > bf + 64 || (f >= bf - 64 && sb < bsb))
+            best = v;
+    }
+    if (best) {
+        snprintf(name, nn, "%s", json_string_value(json_object_get(best, "name")) ?: cl->name);
+        snprintf(url, un, "%s", json_string_value(json_object_get(best, "url")) ?: cl->url);
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return !strcmp(name, cl->name);
+}

@@ -29,6 +29,19 @@ typedef void (*lel_cluster_kv_cb)(void *ctx, enum lel_cf cf, const char *key, js
  * copy is replaced by etcd's. Then sets the store's mirror. Returns 0 or -errno with err. */
 int lel_cluster_kv_start(struct lel_cluster *cl, lel_store_t *st, unsigned cf_mask, struct lel_cluster_kv **out,
                          char *err, size_t errlen);
+/** The sandbox catalog: the families in `catalog_mask` (the sandboxes' records) are not shared
+ * but published: each change is applied here first and then, off the writer's thread, put in
+ * etcd with this node's name in the record's "node" field (a write never waits for etcd, so a
+ * node that lost it keeps running its sandboxes). Other nodes' records are kept in memory, not
+ * in RocksDB. Call before lel_cluster_kv_watch; publishes every local record at once. */
+int lel_cluster_kv_catalog(struct lel_cluster_kv *kv, unsigned catalog_mask);
+/** Another node's sandbox record by sandbox id (with "node"), a new reference, or NULL. */
+json_t *lel_cluster_kv_remote(struct lel_cluster_kv *kv, const char *id);
+/** Calls cb for every other node's sandbox record of team `team` (borrowed, under a lock: cb
+ * must not call back into kv). */
+void lel_cluster_kv_remote_foreach(struct lel_cluster_kv *kv, const char *team, int (*cb)(void *ctx, json_t *rec),
+                                   void *ctx);
+
 /** Starts the watch thread that applies other nodes' changes and calls cb for each. */
 int lel_cluster_kv_watch(struct lel_cluster_kv *kv, lel_cluster_kv_cb cb, void *ctx);
 /** Stops the thread and frees; the store's mirror must no longer be used after (stop it after

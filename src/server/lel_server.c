@@ -2,6 +2,7 @@
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
 #include "../cluster/lel_cluster.h"
+#include "../cluster/lel_cluster_fwd.h"
 #include "../cluster/lel_cluster_kv.h"
 #include "../core/lel_layer.h"
 #include "../http/lel_http.h"
@@ -156,6 +157,8 @@ static void server_free(lel_server_t *srv)
     lel_image_stop(srv); /* import threads end (their answers are in the images actor's mailbox) */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
+    lel_cluster_fwd_stop(srv->fwd);
+    srv->fwd = NULL;
     lel_cluster_kv_stop(srv->shared); /* every writer through its mirror is gone */
     srv->shared = NULL;
     lel_cluster_stop(srv->cluster);
@@ -284,8 +287,10 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
-    if (srv->shared && (r = lel_cluster_kv_watch(srv->shared, lel_team_shared_changed, srv)) < 0) {
-        snprintf(err, errlen, "cannot start the cluster's watch thread");
+    if (srv->shared && ((r = lel_cluster_kv_catalog(srv->shared, 1u << LEL_CF_SANDBOXES)) < 0 ||
+                        (r = lel_cluster_fwd_start(srv->cfg.cluster_secret, 4, &srv->fwd)) < 0 ||
+                        (r = lel_cluster_kv_watch(srv->shared, lel_team_shared_changed, srv)) < 0)) {
+        snprintf(err, errlen, "cannot start the cluster's threads");
         goto fail;
     }
     if ((r = lel_layer_check(srv)) < 0) {

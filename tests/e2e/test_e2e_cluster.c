@@ -29,8 +29,9 @@ static int start_node(int i)
     /* each node lists the members in another order, so they talk to different ones */
     snprintf(yaml, sizeof(yaml),
              "rate_limits:\n  auth_per_s: 1000\ncluster:\n  etcd: [%s, %s, %s]\n  node_name: %c\n  secret: test-cluster-secret\n"
-             "  lease_ttl_s: %d\n",
-             E.m[i % 3].url, E.m[(i + 1) % 3].url, E.m[(i + 2) % 3].url, 'a' + i, TTL);
+             "  lease_ttl_s: %d\n%s",
+             E.m[i % 3].url, E.m[(i + 1) % 3].url, E.m[(i + 2) % 3].url, 'a' + i, TTL,
+             i == 2 ? "  placement: local\n" : ""); /* c keeps its creates: the test knows one sandbox's node */
     return srv_start(&N[i], yaml);
 }
 
@@ -203,6 +204,117 @@ static long get_status(int i, const char *path)
     return s;
 }
 
+static long post_status(int i, const char *path, const char *body)
+{
+    resp_t r;
+    if (api(&N[i], &r, H1, "POST", path, body) < 0)
+        return -1;
+    long s = r.status;
+    resp_free(&r);
+    return s;
+}
+
+/* GET /sandboxes/{id} through node i until its state is `want` (3 s): the catalog travels by watch. */
+static void state_on(int i, const char *id, const char *want)
+{
+    char path[400], got[32] = "";
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    int64_t t0 = now_ms();
+    do {
+        resp_t r;
+        if (api(&N[i], &r, H1, "GET", path, NULL) == 0) {
+            snprintf(got, sizeof(got), "%s", r.status == 200 ? jstr(&r, "state") : "");
+            resp_free(&r);
+        }
+        if (!strcmp(got, want))
+            break;
+        usleep(50000);
+    } while (now_ms() - t0 < 3000);
+    if (strcmp(got, want))
+        fprintf(stderr, "node %c: sandbox %s is '%s', want '%s'\n", 'a' + i, id, got, want);
+    CHECK_STR(got, want);
+}
+
+/* The sorted ids GET /sandboxes lists through node i, comma-separated. */
+static void list_ids(int i, char *out, size_t n)
+{
+    resp_t r;
+    char ids[64][32];
+    int k = 0;
+    out[0] = 0;
+    if (api(&N[i], &r, H1, "GET", "/sandboxes?limit=100", NULL) < 0)
+        return;
+    size_t j;
+    json_t *v;
+    json_array_foreach(r.json, j, v)
+    {
+        if (k < 64)
+            snprintf(ids[k++], sizeof(ids[0]), "%s", json_string_value(json_object_get(v, "sandboxID")));
+    }
+    resp_free(&r);
+    qsort(ids, (size_t)k, sizeof(ids[0]), (int (*)(const void *, const void *))strcmp);
+    size_t off = 0;
+    for (int m = 0; m < k; m++)
+        off += (size_t)snprintf(out + off, n - off, "%s%s", m ? "," : "", ids[m]);
+}
+
+static void lists_agree(void)
+{
+    char l0[2400], l1[2400], l2[2400];
+    int64_t t0 = now_ms();
+    do {
+        list_ids(0, l0, sizeof(l0));
+        list_ids(1, l1, sizeof(l1));
+        list_ids(2, l2, sizeof(l2));
+        if (!strcmp(l0, l1) && !strcmp(l1, l2))
+            break;
+        usleep(100000);
+    } while (now_ms() - t0 < 3000);
+    CHECK(l0[0] != 0);
+    CHECK_STR(l1, l0);
+    CHECK_STR(l2, l0);
+}
+
+static char on_c[64]; /* a running sandbox node c owns */
+
+/* A sandbox made through a is paused through b, resumed through c, killed through b; lists
+ * agree on every node. */
+static void sandboxes_anywhere(void)
+{
+    char id[256], path[400];
+    long st;
+    for (int k = 0; k < 4; k++) { /* placed by free memory: on whichever node */
+        create(0, &st, id, sizeof(id));
+        CHECK_INT(st, 201);
+    }
+    state_on(1, id, "running");
+    state_on(2, id, "running");
+    snprintf(path, sizeof(path), "/sandboxes/%s/pause", id);
+    CHECK_INT(post_status(1, path, NULL), 204);
+    state_on(2, id, "paused");
+    state_on(0, id, "paused");
+    CHECK_INT(post_status(2, path, NULL), 409); /* already paused: the owner says so, through c */
+    snprintf(path, sizeof(path), "/sandboxes/%s/resume", id);
+    CHECK_INT(post_status(2, path, "{\"timeout\":120}"), 201);
+    state_on(0, id, "running");
+    snprintf(path, sizeof(path), "/sandboxes/%s/timeout", id);
+    CHECK_INT(post_status(0, path, "{\"timeout\":200}"), 204);
+    resp_t r;
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK(api(&N[1], &r, H1, "DELETE", path, NULL) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    state_on(2, id, "killed");
+    state_on(0, id, "killed");
+    /* another team's key does not reach it through any node */
+    CHECK_INT(get_status(2, "/sandboxes/nosuchsandbox"), 404);
+    create(2, &st, on_c, sizeof(on_c)); /* c places locally */
+    CHECK_INT(st, 201);
+    state_on(0, on_c, "running");
+    state_on(1, on_c, "running");
+    lists_agree();
+}
+
 /* kill -9 of c: gone from every list within the lease TTL (plus etcd's lazy expiry). */
 static void node_death(void)
 {
@@ -220,6 +332,18 @@ static void node_death(void)
     CHECK(gone >= 0);
     CHECK(gone <= (TTL + 3) * 1000);
     lists(1, "a,b");
+    /* its running sandbox is lost, seen through a and b; new creates go elsewhere */
+    state_on(0, on_c, "lost");
+    state_on(1, on_c, "lost");
+    char path[128], id[256];
+    snprintf(path, sizeof(path), "/sandboxes/%.64s/pause", on_c);
+    CHECK_INT(post_status(0, path, NULL), 503);
+    for (int k = 0; k < 3; k++) {
+        long st;
+        create(k % 2, &st, id, sizeof(id));
+        CHECK_INT(st, 201);
+        state_on(1 - k % 2, id, "running");
+    }
 }
 
 static void etcd_failures(void)
@@ -280,6 +404,7 @@ int main(void)
     if (up) {
         membership();
         shared_state();
+        sandboxes_anywhere();
         bad_config();
         node_death();
         etcd_failures();
