@@ -271,7 +271,9 @@ static int to_owner(lel_server_t *srv, lel_call_t *c)
 static int to_placed(lel_server_t *srv, lel_call_t *c)
 {
     char name[128], url[256];
-    if (!srv->cluster || c->from_node || lel_cluster_place(srv->cluster, name, sizeof(name), url, sizeof(url)))
+    const char *tpl = json_string_value(json_object_get(c->json, "templateID"));
+    if (!srv->cluster || c->from_node || !c->team ||
+        lel_cluster_place(srv->cluster, c->team->id, tpl ? tpl : "base", name, sizeof(name), url, sizeof(url)))
         return 0;
     lel_cluster_forward(srv->fwd, c, name, url);
     return 1;

@@ -57,7 +57,8 @@ static json_t *own_record(struct lel_cluster *cl)
 {
     long total, avail = free_memory_mb(&total);
     json_t *tpl = json_array();
-    lel_registry_foreach(cl->srv->templates, add_template, tpl);
+    lel_registry_foreach(cl->srv->templates, add_template, tpl);      /* ids */
+    lel_registry_foreach(cl->srv->template_names, add_template, tpl); /* "<teamID>/<name>" */
     json_t *rec = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:o, s:s}", "name", cl->name, "url", cl->url, "cores",
                             (int)sysconf(_SC_NPROCESSORS_ONLN), "memoryMB", (int)total, "freeMemoryMB", (int)avail,
                             "sandboxes", (int)lel_registry_count(cl->srv->sandboxes), "templates", tpl, "version",
@@ -338,7 +339,27 @@ int lel_cluster_node_url(struct lel_cluster *cl, const char *name, char *url, si
     return found;
 }
 
-int lel_cluster_place(struct lel_cluster *cl, char *name, size_t nn, char *url, size_t un)
+/* The node's record lists the template (an id, or a name of the team's or a built-in). */
+static int has_template(json_t *node, const char *team, const char *tpl)
+{
+    char a[300], b[300];
+    size_t n = strlen(tpl), i;
+    if (n > 8 && !strcmp(tpl + n - 8, ":default"))
+        n -= 8;
+    snprintf(a, sizeof(a), "%s/%.*s", team, (int)n, tpl);
+    snprintf(b, sizeof(b), "%s/%.*s", LEL_BUILTIN_TEAM, (int)n, tpl);
+    json_t *v;
+    json_array_foreach(json_object_get(node, "templates"), i, v)
+    {
+        const char *t = json_string_value(v);
+        if (t && ((strlen(t) == n && !strncmp(t, tpl, n)) || !strcmp(t, a) || !strcmp(t, b)))
+            return 1;
+    }
+    return 0;
+}
+
+int lel_cluster_place(struct lel_cluster *cl, const char *team, const char *tpl, char *name, size_t nn, char *url,
+                      size_t un)
 {
     snprintf(name, nn, "%s", cl->name);
     snprintf(url, un, "%s", cl->url);
@@ -353,6 +374,8 @@ int lel_cluster_place(struct lel_cluster *cl, char *name, size_t nn, char *url, 
         json_int_t bf = best ? json_integer_value(json_object_get(best, "freeMemoryMB")) : 0;
         json_int_t sb = json_integer_value(json_object_get(v, "sandboxes"));
         json_int_t bsb = best ? json_integer_value(json_object_get(best, "sandboxes")) : 0;
+        if (!has_template(v, team, tpl))
+            continue; /* templates do not travel yet: only nodes that have it */
         if (!best || f > bf + 64 || (f >= bf - 64 && sb < bsb))
             best = v;
     }

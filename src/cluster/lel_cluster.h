@@ -36,10 +36,12 @@ json_t *lel_cluster_nodes(struct lel_cluster *cl);
 int lel_cluster_live(struct lel_cluster *cl);
 /** 1 with its URL when the node `name` is live (as last read), else 0. Any thread. */
 int lel_cluster_node_url(struct lel_cluster *cl, const char *name, char *url, size_t n);
-/** Where a create goes (cluster.placement): the live node with the most free memory, ties
- * within 64 MiB to the one with fewer sandboxes; "local": this node. Fills name and url; returns
+/** Where a create of template `tpl` (id or name) for `team` goes (cluster.placement): the live
+ * node with the most free memory among those that have the template, ties within 64 MiB to the
+ * one with fewer sandboxes; "local", or no node has it: this node. Fills name and url; returns
  * 1 when that is this node. Any thread. */
-int lel_cluster_place(struct lel_cluster *cl, char *name, size_t nn, char *url, size_t un);
+int lel_cluster_place(struct lel_cluster *cl, const char *team, const char *tpl, char *name, size_t nn, char *url,
+                      size_t un);
 /** The etcd client (thread-safe) and the key prefix, for the other cluster files. */
 lel_etcd_t *lel_cluster_etcd(struct lel_cluster *cl);
 const char *lel_cluster_prefix(struct lel_cluster *cl);
