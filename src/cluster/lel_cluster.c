@@ -85,7 +85,7 @@ static void set_state(struct lel_cluster *cl, int ok, const char *why)
 /* Renews (or replaces) the lease and rewrites the record. 0 or -errno with err filled. */
 static int refresh_self(struct lel_cluster *cl, char *err, size_t errlen)
 {
-    int r, ttl;
+    int r = 0, ttl;
     if (cl->lease && (r = lel_etcd_lease_keepalive(cl->etcd, cl->lease, &ttl, err, errlen)) == -ENOENT) {
         fprintf(stderr, "lelantosd: cluster: %s; registering again with a new lease\n", err);
         cl->lease = 0; /* gone: its keys were deleted; never write under it again */
