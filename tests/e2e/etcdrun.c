@@ -128,6 +128,25 @@ int etcd_member_start(struct etcd_cluster *c, int i)
     return -1;
 }
 
+void etcd_cluster_stop_all(struct etcd_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        etcd_member_stop(c, i);
+}
+
+int etcd_cluster_restart(struct etcd_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (spawn_member(c, i, "existing") < 0)
+            return -1;
+    for (int t = 0; t < 200; t++) {
+        if (healthy(c->m[0].url))
+            return 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
 void etcd_cluster_free(struct etcd_cluster *c)
 {
     char cmd[200];

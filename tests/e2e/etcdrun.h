@@ -28,6 +28,10 @@ int etcd_cluster_start(struct etcd_cluster *c, int n);
 void etcd_member_stop(struct etcd_cluster *c, int i);
 /** Starts member i again on its data dir (joins the existing cluster). 0 or -1. */
 int etcd_member_start(struct etcd_cluster *c, int i);
+/** Stops every member (the data stays). */
+void etcd_cluster_stop_all(struct etcd_cluster *c);
+/** Starts every member again on its data dir and waits for a leader. 0 or -1. */
+int etcd_cluster_restart(struct etcd_cluster *c);
 /** Stops every member and removes the data. */
 void etcd_cluster_free(struct etcd_cluster *c);
 
