@@ -94,6 +94,9 @@ static void forward_one(struct lel_cluster_fwd *f, CURL *h, struct job *j)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    /* one connection per forwarded request: a kept-alive idle one would hold the owner's
+     * graceful stop (lel_http_stop waits for its connections) */
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 600000L); /* a command may run long */
     CURLcode cr = curl_easy_perform(h);
