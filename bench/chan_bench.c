@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         return 0;
     }
     static const struct lel_vm_ops ops = {NULL, NULL, on_event};
-    struct lel_vm_config cfg = {256ULL << 20, 100, &ops, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {256ULL << 20, 100, &ops, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *vm;
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0)
         die("boot", err);

@@ -136,7 +136,7 @@ static void diff_bench(const char *dir, int runs)
     snprintf(base, sizeof(base), "%s/base.img", dir);
     snprintf(raw, sizeof(raw), "%s/base.raw", dir);
     snprintf(diff, sizeof(diff), "%s/diff.img", dir);
-    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *vm;
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0 || lel_vm_stop(vm) < 0 ||
         lel_vm_save(vm, base, NULL, err, sizeof(err)) < 0 || lel_image_unpack_memory(base, raw, err, sizeof(err)) < 0)
@@ -206,7 +206,7 @@ int main(int argc, char **argv)
            *a_c = calloc((size_t)runs, sizeof(double)), *a_d = calloc((size_t)runs, sizeof(double)),
            *a_nz = calloc((size_t)runs, sizeof(double));
     int nz = 0;
-    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {256 * MIB, 100, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     const int sizes[] = {16, 64, 256 - 20};
     for (int si = 0; si < 3; si++) {
         int mib = sizes[si];

@@ -8,13 +8,14 @@ PKGS=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
   librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
-  libcurl4-openssl-dev libarchive-dev
+  libcurl4-openssl-dev libarchive-dev libseccomp-dev
   etcd-server etcd-client
   mmdebstrap
   busybox-static cpio
   clang libclang-rt-14-dev
   nghttp2-client wrk h2o curl
   qemu-system-x86
+  chromium prometheus
 )
 
 missing=()
@@ -76,5 +77,33 @@ if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" 
     echo "$want" > "$stamp"
   else
     echo "setup: npm ci failed (no registry?); tests/e2b will be skipped"
+  fi
+fi
+
+# Swagger UI for /docs (tools/docs-ui, served from docs.ui_dir) and playwright-core for its test
+# in headless Chromium (tests/docs), each pinned by its package-lock.json. Offline: /docs answers
+# 404 saying so and test_docs_ui reports "skipped".
+for d in tools/docs-ui tests/docs; do
+  stamp=$d/node_modules/.lel-lock-sha256
+  want=$(sha256sum "$d/package-lock.json" | cut -d' ' -f1)
+  if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: npm ci in $d"
+    if (cd "$d" && npm ci --no-audit --no-fund --loglevel=error); then
+      echo "$want" > "$stamp"
+    else
+      echo "setup: npm ci failed in $d (no registry?)"
+    fi
+  fi
+done
+# Our TypeScript SDK (tools/sdk-js): its one dev dependency, typescript, pinned in its lock file.
+sdk_dir=tools/sdk-js
+stamp=$sdk_dir/node_modules/.lel-lock-sha256
+want=$(sha256sum "$sdk_dir/package-lock.json" | cut -d' ' -f1)
+if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: npm ci in $sdk_dir"
+  if (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "$want" > "$stamp"
+  else
+    echo "setup: npm ci failed (no registry?); test_sdk_js will be skipped"
   fi
 fi

@@ -37,12 +37,17 @@ typedef struct lel_config {
     int killed_retention_s;    /**< killed sandboxes stay visible by id this long; default 60 */
     int team_max_sandboxes;    /**< per-team running sandboxes; default 20 */
     int team_max_timeout_s;    /**< per-team cap on a sandbox timeout; default 86400 */
+    int team_max_memory_mb;    /**< per-team memory of the running sandboxes together (MiB); 0: no cap (default) */
+    int team_max_snapshots;    /**< per-team stored snapshots; 0: no cap; default 1000 */
     int shutdown_grace_ms;     /**< how long shutdown waits for in-flight requests; default 10000 */
     int shutdown_pause_grace_ms; /**< how long a graceful stop has to pause the running sandboxes (before
                                       it drains requests); those not paused by then are killed; 0: none
                                       is paused; default 30000 */
     char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
+    int vmm_seccomp;           /**< vmm.seccomp: vCPU threads run under a seccomp filter; default 1 */
+    int vmm_test_seccomp_violation; /**< vmm.test_seccomp_violation: tests only; a sandbox's vCPU thread makes a
+                                         forbidden call when a command ends (its VM must die); default 0 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
     int build_timeout_s;       /**< a template build's time limit (steps and readyCmd); default 600 */
     int snapshot_max_chain_depth; /**< snapshots.max_chain_depth: a snapshot that is a diff of a diff ... deeper than
@@ -52,6 +57,8 @@ typedef struct lel_config {
     int template_prefault_writes; /**< templates.prefault_writes: pooled VMs pre-fault what a first command writes; default 0 */
     size_t image_max_bytes;    /**< PUT /images/{name} body cap (streamed to disk); default 4 GiB */
     size_t image_max_unpacked_bytes; /**< an image's unpacked files, all layers together (compression bombs); default 16 GiB */
+    size_t storage_min_free_bytes; /**< storage.min_free_bytes: below this free in the data dir, requests that store
+                                        something answer 507 (the store keeps room for its own records); default 128 MiB */
     /* sandbox networking (src/net, README "Networking") */
     char *net_domain;          /**< network.domain: hosts <port>-<sandboxID>.<domain> reach a sandbox's port; default lelantos.localhost */
     char *net_host_gateway;    /**< network.host_gateway: a guest IPv4 address that reaches the host's loopback (also
@@ -64,6 +71,8 @@ typedef struct lel_config {
     int net_allow_internet;    /**< network.allow_internet_access: a sandbox's default (E2B's allow_internet_access); default true */
     int net_max_connections;   /**< network.max_connections: connections and datagram sockets per sandbox; default 1024 */
     size_t net_bandwidth;      /**< network.bandwidth_bytes_per_s: per sandbox, each way; 0 (default): unlimited */
+    char *docs_ui_dir;         /**< docs.ui_dir: the Swagger UI files /docs serves (swagger-ui-dist); "" none */
+    char *metrics_listen;      /**< metrics.listen: "ADDR:PORT" serving /metrics without credentials; "" none */
     int net_dns_upstream;      /**< network.dns_upstream: names not in network.hosts go to the host's resolver; default true */
     /* cluster mode (src/cluster, README "Cluster mode"): without cluster.etcd the daemon is a single node */
     char **cluster_etcd;       /**< cluster.etcd: etcd client URLs ("http://10.0.0.1:2379"); default none (single node) */

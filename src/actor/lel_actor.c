@@ -3,6 +3,8 @@
  * owns the right to schedule it, and it can be on at most one thread at a time. */
 #include "lel_actor.h"
 
+#include "../common/lel_util.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -100,6 +102,7 @@ static void run_actor(lel_pool_t *p, lel_actor_t *a)
 static void *worker(void *arg)
 {
     lel_pool_t *p = arg;
+    lel_thread_background();
     for (;;) {
         pthread_mutex_lock(&p->lock);
         while (!p->rq_head && !p->stopping)

@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <strings.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -27,8 +29,14 @@ struct route_def {
 
 static const struct route_def routes[] = {
     {"/health", PUBLIC, R_HEALTH, 0, 0, 0},
+    {"/openapi.json", PUBLIC, R_OPENAPI, 0, 0, 0},
+    {"/docs", PUBLIC, R_DOCS, 0, 0, 0},
+    {"/docs/*", PUBLIC, R_DOCS_ASSET, 0, 0, 0},
+    {"/metrics", METRICS, R_METRICS, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
     {"/cluster/nodes", ADMIN, R_CLUSTER_NODES, 0, 0, 0},
+    {"/admin/teams/*/limits", ADMIN, 0, 0, R_ADMIN_TEAM_LIMITS, 0},
+    {"/admin/backup", ADMIN, 0, R_ADMIN_BACKUP, 0, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
     {"/api-keys/*", AUTHEP, 0, 0, 0, R_KEY_DELETE},
     {"/teams", GENERAL, R_TEAM_GET, 0, 0, 0},
@@ -69,6 +77,27 @@ static const struct route_def routes[] = {
     {"/images", GENERAL, R_IMG_LIST, 0, 0, 0},
     {"/images/*", GENERAL, R_IMG_GET, 0, R_IMG_PUT, R_IMG_DELETE},
 };
+
+size_t lel__api_route_count(void)
+{
+    return sizeof(routes) / sizeof(routes[0]);
+}
+
+int lel__api_route_at(size_t i, const char **pattern, unsigned *methods)
+{
+    if (i == sizeof(routes) / sizeof(routes[0])) { /* the path form of a sandbox's port (lel_api_port.c) */
+        *pattern = "/sandboxes/*/ports/*/**";
+        *methods = LEL_API_GET | LEL_API_POST | LEL_API_PUT | LEL_API_DELETE | LEL_API_PATCH;
+        return 0;
+    }
+    if (i > sizeof(routes) / sizeof(routes[0]))
+        return -ENOENT;
+    const struct route_def *r = &routes[i];
+    *pattern = r->pattern;
+    *methods = (r->get ? LEL_API_GET : 0) | (r->post ? LEL_API_POST : 0) | (r->put ? LEL_API_PUT : 0) |
+               (r->del ? LEL_API_DELETE : 0);
+    return 0;
+}
 
 /* The Allow header of a route: bit 0 GET, 1 POST, 2 PUT, 3 DELETE. */
 static const char *allow_of(const struct route_def *r)
@@ -122,6 +151,7 @@ static int match(lel_call_t *c, enum cls *cls)
             return 405;
         }
         c->route = route;
+        c->route_slot = 1 + (int)i * 4 + (c->method == LEL_M_GET ? 0 : c->method == LEL_M_POST ? 1 : c->method == LEL_M_PUT ? 2 : 3);
         *cls = r->cls;
         free(c->id);
         free(c->id2);
@@ -153,6 +183,7 @@ static int rate_limit(lel_server_t *srv, lel_call_t *c, const char *bucket, doub
     c->rl_reset = info.reset;
     if (ok > 0)
         return 0;
+    lel__api_stats_rate_limited(srv, bucket);
     c->retry_after = ok == 0 ? info.retry_after : 1;
     lel_call_error(c, 429, "rate limit exceeded");
     return -EAGAIN;
@@ -369,12 +400,48 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         lel_image_call(srv, c);
         return;
     case R_ADMIN_TEAMS:
+    case R_ADMIN_BACKUP:
         lel_call_send(srv->root, c);
+        return;
+    case R_ADMIN_TEAM_LIMITS:
+        lel_team_admin_limits(srv, c);
         return;
     default: /* keys, members, team, lists, template creation and reads, snapshots */
         lel_call_send(c->team->actor, c);
         return;
     }
+}
+
+/* Whether the call stores something in the data dir (records, images, uploads): those need room. */
+static int stores(const lel_call_t *c)
+{
+    switch (c->route) {
+    case R_KEYS_CREATE: case R_MEMBERS_CREATE: case R_SBX_CREATE: case R_SBX_PAUSE: case R_SBX_SNAPSHOT:
+    case R_SBX_SNAPSHOTS: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_BUILD: case R_TPL_CONTEXT: case R_IMG_PUT:
+    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD:
+        return 1;
+    case R_ADMIN_TEAMS:
+        return c->method == LEL_M_POST;
+    default:
+        return 0;
+    }
+}
+
+/* A full data dir answers 507 before anything is written, with storage.min_free_bytes kept free
+ * so the store's own small writes (a kill's record, logs, deletes) never meet ENOSPC: RocksDB
+ * stops taking writes after a failed WAL write until it is reopened. Reads, deletes and what
+ * runs inside sandboxes go on; the check passes again once space returns. */
+static int space_check(lel_server_t *srv, lel_call_t *c)
+{
+    struct statvfs v;
+    if (!stores(c) || !srv->cfg.storage_min_free_bytes || statvfs(srv->cfg.data_dir, &v) < 0)
+        return 0;
+    uint64_t avail = (uint64_t)v.f_bavail * v.f_frsize;
+    if (avail >= srv->cfg.storage_min_free_bytes)
+        return 0;
+    lel_call_error(c, 507, "insufficient storage: the data directory has %llu bytes free, under storage.min_free_bytes "
+                   "(%zu); nothing was stored", (unsigned long long)avail, srv->cfg.storage_min_free_bytes);
+    return 507;
 }
 
 /* Route, credentials and rate limit: 0 to go on (*cls says which kind of route), or the status
@@ -414,6 +481,19 @@ static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
         snprintf(bucket, sizeof(bucket), "upload:%s", c->peer);
         return rate_limit(srv, c, bucket, srv->cfg.rate_general) < 0 ? 429 : 0;
     }
+    if (*cls == METRICS) { /* the operator's: X-Admin-Token, or the same token as a bearer (Prometheus sends that) */
+        const char *bearer = c->bearer && !strncasecmp(c->bearer, "Bearer ", 7) ? c->bearer + 7 : NULL;
+        const char *tok = c->admin_token ? c->admin_token : bearer;
+        if (c->api_key || (c->admin_token && c->bearer))
+            lel_call_error(c, 401, "conflicting credentials: /metrics takes the admin token alone");
+        else if (!*srv->cfg.admin_token)
+            lel_call_error(c, 401, "/metrics needs admin_token set (or metrics.listen: an address that serves it without credentials)");
+        else if (!tok || !lel_ct_equal(tok, strlen(tok), srv->cfg.admin_token, strlen(srv->cfg.admin_token)))
+            lel_call_error(c, 401, "invalid or missing admin token");
+        if (c->status)
+            auth_failed(srv, c);
+        return c->status;
+    }
     if (*cls == ADMIN) {
         const char *tok = c->admin_token;
         if (c->api_key || c->bearer)
@@ -437,7 +517,7 @@ static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
     snprintf(bucket, sizeof(bucket), "%s:%s", *cls == AUTHEP ? "auth" : "api", c->key_id);
     if (rate_limit(srv, c, bucket, *cls == AUTHEP ? srv->cfg.rate_auth : srv->cfg.rate_general) < 0)
         return 429;
-    return 0;
+    return space_check(srv, c);
 }
 
 int lel_api_admit(void *ctx, lel_call_t *c)
@@ -445,7 +525,7 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     lel_server_t *srv = ctx;
     enum cls cls = PUBLIC;
     int r = judge(srv, c, &cls);
-    if (r || cls == PUBLIC)
+    if (r || cls == PUBLIC || cls == METRICS) /* answered without their body */
         return r;
     if (cls == PORT) { /* the body streams to the sandbox's server, whatever its size */
         c->body_streams = 1;
@@ -481,8 +561,13 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         lel_call_done(c);
         return;
     }
-    if (!c->admitted && cls == PUBLIC) {
-        lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
+    if (!c->admitted && (cls == PUBLIC || cls == METRICS)) { /* answered here, on the loop thread */
+        if (c->route == R_HEALTH)
+            lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
+        else if (c->route == R_METRICS)
+            lel__api_metrics_answer(srv, c);
+        else
+            lel__api_docs_answer(srv, c);
         lel_call_done(c);
         return;
     }

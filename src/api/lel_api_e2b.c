@@ -286,7 +286,8 @@ static int host_form(lel_call_t *c)
     for (const char *p = dash + 1; p < dot; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
             return 0;
-    c->e2b_port = strndup(h, (size_t)(dash - h));
+    if (!c->e2b_port) /* an E2b-Sandbox-Port header says it already (and would leak if replaced) */
+        c->e2b_port = strndup(h, (size_t)(dash - h));
     c->e2b_sandbox = strndup(dash + 1, LEL_ID_LEN);
     return c->e2b_port && c->e2b_sandbox;
 }

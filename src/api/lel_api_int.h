@@ -44,4 +44,27 @@ int lel__api_route_decode(const lel_config_t *cfg, lel_call_t *c);
 /** Hands a routed data-plane call to the sandbox's actor, or answers 502 (no such sandbox). */
 void lel__api_envd_route(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, void (*ref)(void *, void *));
 
+/** Methods of a route, as lel__api_route_at reports them. */
+enum { LEL_API_GET = 1, LEL_API_POST = 2, LEL_API_PUT = 4, LEL_API_DELETE = 8, LEL_API_PATCH = 16 };
+/** The i-th route the API layer answers: its pattern ('*' a path parameter, a final '**' the rest
+ * of the path, any number of segments) and its methods. The table's entries, then the path form
+ * of a sandbox's port. 0, or -ENOENT past the last. For the test that holds the table against
+ * docs/openapi.json; the strings are static. */
+int lel__api_route_at(size_t i, const char **pattern, unsigned *methods);
+/** Entries in the routing table (without the port form that lel__api_route_at adds). */
+size_t lel__api_route_count(void);
+
+/* lel_api_metrics.c: the counters of the API layer and /metrics */
+/** Makes srv->api_stats (0 or -ENOMEM) / frees it. */
+int lel__api_stats_new(lel_server_t *srv);
+void lel__api_stats_free(lel_server_t *srv);
+/** A rate limit refused a request in `bucket` ("api:<key>", "auth:...", "fail:<addr>", ...). */
+void lel__api_stats_rate_limited(lel_server_t *srv, const char *bucket);
+/** Answers GET /metrics (the Prometheus text format) on c. */
+void lel__api_metrics_answer(lel_server_t *srv, lel_call_t *c);
+
+/* lel_api_docs.c */
+/** Answers GET /openapi.json, /docs and /docs/{file} on c. */
+void lel__api_docs_answer(lel_server_t *srv, lel_call_t *c);
+
 #endif

@@ -46,6 +46,8 @@ typedef struct lel_call {
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
     int route;
+    int route_slot;      /* for the metrics: 1 + the routing table's entry * 4 + method (GET, POST, PUT,
+                            DELETE), or one of the API layer's slots past the table; 0: none matched */
     int admitted;        /* route, credentials and rate limit were judged from the head (lel_http admit) */
     int body_streams;    /* admit: the route takes its body in pieces, up to body_limit bytes */
     uint64_t body_limit;

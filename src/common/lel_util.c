@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t lel_now_ms(void)
 {
@@ -22,6 +25,13 @@ int64_t lel_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lel_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void lel_rfc3339(int64_t ms, char buf[32])
@@ -158,4 +168,10 @@ char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen)
     *w = 0;
     *outlen = (size_t)(w - out);
     return out;
+}
+
+void lel_thread_background(void)
+{
+    /* Linux: a thread's nice value is its own (setpriority on its thread id) */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LEL_BACKGROUND_NICE);
 }

@@ -11,6 +11,8 @@
 int64_t lel_now_ms(void);
 /** Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines and rate limits. */
 int64_t lel_mono_ms(void);
+/** CLOCK_MONOTONIC in microseconds. */
+int64_t lel_mono_us(void);
 /** Writes `ms` as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z") into buf[32]. */
 void lel_rfc3339(int64_t ms, char buf[32]);
 /** Fills `out` with `n` random bytes from getrandom(2). Returns 0 or -errno. */
@@ -29,5 +31,12 @@ char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen);
 /** Decodes %XX and '+' in place; returns the decoded length (a %00 decodes to a NUL inside
  * it: compare with strlen where that matters), or -EINVAL on a bad escape. */
 long lel_url_decode(char *s);
+
+/** Runs the calling thread below the frontend's loop threads (nice +LEL_BACKGROUND_NICE): the
+ * actor workers and the vCPU threads call it at their start, so a team that keeps the workers
+ * and guests busy (creating sandboxes in a loop) delays other teams' fast reads, answered on the
+ * loop threads, as little as the host allows. Best effort (nothing happens if it is refused). */
+#define LEL_BACKGROUND_NICE 5
+void lel_thread_background(void);
 
 #endif

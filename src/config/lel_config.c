@@ -40,10 +40,14 @@ static const struct key keys[] = {
     {"sandboxes.killed_retention_s", K_INT, OFF(killed_retention_s), 0, 31536000},
     {"teams.max_sandboxes", K_INT, OFF(team_max_sandboxes), 1, 1000000},
     {"teams.max_timeout_s", K_INT, OFF(team_max_timeout_s), 1, 31536000},
+    {"teams.max_memory_mb", K_INT, OFF(team_max_memory_mb), 0, 1000000000},
+    {"teams.max_snapshots", K_INT, OFF(team_max_snapshots), 0, 100000000},
     {"shutdown_grace_ms", K_INT, OFF(shutdown_grace_ms), 0, 600000},
     {"shutdown_pause_grace_ms", K_INT, OFF(shutdown_pause_grace_ms), 0, 3600000},
     {"vmm.backend", K_STRING, OFF(vmm_backend), 0, 0},
     {"vmm.boot_timeout_ms", K_INT, OFF(boot_timeout_ms), 100, 600000},
+    {"vmm.seccomp", K_BOOL, OFF(vmm_seccomp), 0, 1},
+    {"vmm.test_seccomp_violation", K_BOOL, OFF(vmm_test_seccomp_violation), 0, 1},
     {"vmm.metrics_interval_s", K_INT, OFF(metrics_interval_s), 1, 3600},
     {"snapshots.max_chain_depth", K_INT, OFF(snapshot_max_chain_depth), 1, 200},
     {"templates.build_timeout_s", K_INT, OFF(build_timeout_s), 1, 86400},
@@ -52,6 +56,7 @@ static const struct key keys[] = {
     {"templates.prefault_writes", K_BOOL, OFF(template_prefault_writes), 0, 1},
     {"images.max_bytes", K_SIZE, OFF(image_max_bytes), 1024, 1099511627776.0},
     {"images.max_unpacked_bytes", K_SIZE, OFF(image_max_unpacked_bytes), 1024, 1099511627776.0},
+    {"storage.min_free_bytes", K_SIZE, OFF(storage_min_free_bytes), 0, 1099511627776.0},
     {"network.domain", K_STRING, OFF(net_domain), 0, 0},
     {"network.host_gateway", K_STRING, OFF(net_host_gateway), 0, 0},
     {"network.hosts", K_MAP, OFF(net_hosts), 0, 0},
@@ -72,6 +77,8 @@ static const struct key keys[] = {
     {"cluster.etcd_auth.user", K_STRING, OFF(cluster_etcd_user), 0, 0},
     {"cluster.etcd_auth.password", K_STRING, OFF(cluster_etcd_password), 0, 0},
     {"cluster.placement", K_STRING, OFF(cluster_placement), 0, 0},
+    {"docs.ui_dir", K_STRING, OFF(docs_ui_dir), 0, 0},
+    {"metrics.listen", K_STRING, OFF(metrics_listen), 0, 0},
 };
 
 int lel_config_set_string(char **field, const char *value)
@@ -146,9 +153,12 @@ int lel_config_init(lel_config_t *cfg)
     cfg->killed_retention_s = 60;
     cfg->team_max_sandboxes = 20;
     cfg->team_max_timeout_s = 86400;
+    cfg->team_max_memory_mb = 0;
+    cfg->team_max_snapshots = 1000;
     cfg->shutdown_grace_ms = 10000;
     cfg->shutdown_pause_grace_ms = 30000;
     cfg->boot_timeout_ms = 10000;
+    cfg->vmm_seccomp = 1;
     cfg->metrics_interval_s = 5;
     cfg->build_timeout_s = 600;
     cfg->max_parallel_builds = 2;
@@ -157,6 +167,7 @@ int lel_config_init(lel_config_t *cfg)
     cfg->snapshot_max_chain_depth = 8;
     cfg->image_max_bytes = (size_t)4 << 30;
     cfg->image_max_unpacked_bytes = (size_t)16 << 30;
+    cfg->storage_min_free_bytes = (size_t)128 << 20;
     cfg->net_allow_internet = 1;
     cfg->net_max_connections = 1024;
     cfg->net_dns_upstream = 1;
@@ -165,7 +176,8 @@ int lel_config_init(lel_config_t *cfg)
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
         lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0 ||
         lel_config_set_string(&cfg->net_domain, "lelantos.localhost") < 0 ||
-        lel_config_set_string(&cfg->net_host_gateway, "") < 0 || lel_config_set_string(&cfg->cluster_node_name, "") < 0 ||
+        lel_config_set_string(&cfg->net_host_gateway, "") < 0 || lel_config_set_string(&cfg->docs_ui_dir, "") < 0 ||
+        lel_config_set_string(&cfg->metrics_listen, "") < 0 || lel_config_set_string(&cfg->cluster_node_name, "") < 0 ||
         lel_config_set_string(&cfg->cluster_advertise_url, "") < 0 || lel_config_set_string(&cfg->cluster_secret, "") < 0 ||
         lel_config_set_string(&cfg->cluster_prefix, "/lelantos/") < 0 ||
         lel_config_set_string(&cfg->cluster_etcd_cacert, "") < 0 || lel_config_set_string(&cfg->cluster_etcd_cert, "") < 0 ||
@@ -188,6 +200,8 @@ void lel_config_free(lel_config_t *cfg)
     free(cfg->vmm_backend);
     free(cfg->net_domain);
     free(cfg->net_host_gateway);
+    free(cfg->docs_ui_dir);
+    free(cfg->metrics_listen);
     lel_config_strv_free(&cfg->net_hosts, &cfg->nnet_hosts);
     lel_config_strv_free(&cfg->net_allow_always, &cfg->nnet_allow_always);
     lel_config_strv_free(&cfg->cluster_etcd, &cfg->ncluster_etcd);
@@ -276,6 +290,10 @@ static int set_scalar(lel_config_t *cfg, const struct key *k, const char *v, cha
     double d;
     switch (k->type) {
     case K_STRING:
+        if (k->offset == OFF(metrics_listen) && *v && !valid_addr(v)) {
+            snprintf(err, errlen, "config key '%s': '%s' is not ADDR:PORT", k->path, v);
+            return -EINVAL;
+        }
         if (k->offset == OFF(vmm_backend) && strcmp(v, "auto") && strcmp(v, "none")) {
             snprintf(err, errlen, "config key '%s': '%s' is not 'auto' or 'none'", k->path, v);
             return -EINVAL;

@@ -11,6 +11,7 @@
 #include "../common/lel_ratelimit.h"
 #include "../common/lel_registry.h"
 #include "../store/lel_store.h"
+#include "../vmm/lel_vmm.h"
 
 #include <lelantos/lelantos.h>
 #include <pthread.h>
@@ -61,14 +62,24 @@ typedef struct lel_server {
     pthread_mutex_t layer_lock; /* image reference counts (lel_layer.c): read-modify-write of their records */
     pthread_cond_t layer_cond;
     int layer_jobs;             /* background flattens running (under layer_lock) */
+    /* for /metrics (src/api/lel_api_metrics.c renders them): */
+    struct lel_vm_exits vm_exits;     /* every VM's exits by reason (src/vmm counts them) */
+    atomic_ullong builds_done[2];     /* template builds ended: [0] ready, [1] error (src/template) */
+    struct lel_api_stats *api_stats;  /* requests by route and status, latencies, rate-limit refusals (src/api) */
+    struct lel_docs *docs;            /* /docs: the interactive page's files, read at start (src/api) */
 } lel_server_t;
 
 typedef struct lel_team {
     char id[LEL_ID_LEN + 1];
     char *name;
     int64_t created_ms;
-    int max_sandboxes, max_timeout_s;
-    atomic_int running;  /* sandboxes holding a slot of max_sandboxes */
+    /* the effective quotas: the team's own (its record's "limits", set by the admin API) or the
+     * config's teams.*; 0 for memory and snapshots: no cap. Read by any actor, set by the team's. */
+    atomic_int max_sandboxes, max_timeout_s, max_memory_mb, max_snapshots;
+    pthread_mutex_t quota_lock; /* running and memory_mb move together under it */
+    atomic_int running;   /* sandboxes holding a slot of max_sandboxes */
+    atomic_int memory_mb; /* the memory those sandboxes were given, against max_memory_mb */
+    atomic_int snapshots; /* stored snapshots (records), against max_snapshots */
     lel_actor_t *actor;  /* keys, members, lists, template creation and reads */
     lel_server_t *srv;
 } lel_team_t;
@@ -99,6 +110,8 @@ enum lel_route {
     R_NONE = 0,
     R_HEALTH,
     R_ADMIN_TEAMS,
+    R_ADMIN_TEAM_LIMITS, /* PUT /admin/teams/{teamID}/limits */
+    R_ADMIN_BACKUP,
     R_KEYS_CREATE, R_KEYS_LIST, R_KEY_DELETE,
     R_TEAM_GET, R_MEMBERS_CREATE, R_MEMBERS_LIST, R_MEMBER_DELETE,
     R_SBX_LIST, R_SBX_CREATE, R_SBX_GET, R_SBX_KILL, R_SBX_PAUSE, R_SBX_RESUME, R_SBX_CONNECT,
@@ -108,6 +121,8 @@ enum lel_route {
     R_TPL_CREATE, R_TPL_LIST, R_TPL_GET, R_TPL_DELETE, R_TPL_BUILD, R_TPL_CONTEXT,
     R_IMG_LIST, R_IMG_GET, R_IMG_PUT, R_IMG_DELETE,
     R_SBX_NETWORK, /* PUT /sandboxes/{id}/network */
+    R_OPENAPI, R_DOCS, R_DOCS_ASSET, /* GET /openapi.json, /docs, /docs/{file}: public, like R_HEALTH */
+    R_METRICS, /* GET /metrics: the admin token (X-Admin-Token or Authorization: Bearer) */
     /* E2B's shapes (src/api/lel_api_e2b.c): POST /sandboxes/{id}/snapshots, POST /sandboxes/{id}/fork */
     R_SBX_SNAPSHOTS, R_SBX_FORK,
     R_CLUSTER_NODES, /* GET /cluster/nodes (admin; src/cluster) */

@@ -187,6 +187,9 @@ enum lel_misbehave {
     LEL_BAD_CONSOLE_SPAM = 3, /* endless console output */
     LEL_BAD_DOORBELL_SPAM = 4,
     LEL_BAD_WILD_WRITE = 5,   /* write past the end of guest RAM */
+    LEL_BAD_BELL_FLOOD = 6,   /* endless RESPONSE and EVENT doorbells that answer nothing */
+    LEL_BAD_SILENT = 7,       /* takes the request and never answers it (goes on running) */
+    LEL_BAD_OUT_OF_ORDER = 8, /* answers with a stale and a future sequence number, then truly (ret[0] 0x600d) */
 };
 
 /* result flags (LEL_OP_CMD_RESULT's ret[3], LEL_OP_CMD_READ's); SIGNALED: a signal ended its first

@@ -45,8 +45,12 @@ void lel__gate_drop_body(struct lel_body **bp)
 
 static void gate_free(struct gate *g)
 {
+    if (g->held_reqs) /* the last request's pool frees it (held_done) */
+        return;
     if (h2o_timeout_is_linked(&g->timer))
         h2o_timeout_unlink(&g->timer);
+    if (h2o_timeout_is_linked(&g->stall))
+        h2o_timeout_unlink(&g->stall);
     if (g->pending)
         lel__http_call_unref(g->pending);
     lel__gate_drop_body(&g->body);
@@ -61,8 +65,82 @@ static void gate_on_close(void *data)
 {
     struct gate *g = data;
     g->closed = 1;
+    if (h2o_timeout_is_linked(&g->stall))
+        h2o_timeout_unlink(&g->stall);
+    if (h2o_timeout_is_linked(&g->timer))
+        h2o_timeout_unlink(&g->timer);
+    atomic_fetch_sub_explicit(&g->loop->http->conns_open, 1, memory_order_relaxed);
     if (!g->depth)
         gate_free(g);
+}
+
+/* ---- what a client makes the server hold ----
+ * Answers go to h2o whole; a client that never reads them, or never opens its HTTP/2 window,
+ * would have them held for as long as it keeps the connection. So they are counted until their
+ * request is done (its pool is disposed), the connection's next requests answer 503 while the
+ * count is past HELD_CAP, and a connection that holds answers and has had nothing written for
+ * http.idle_timeout_ms is closed. */
+
+struct held {
+    struct gate *g;
+    size_t n;
+};
+
+static void held_done(void *p)
+{
+    struct held *h = p;
+    struct gate *g = h->g;
+    g->held -= h->n;
+    if (--g->held_reqs == 0 && g->closed && !g->depth)
+        gate_free(g);
+}
+
+static void stall_check(h2o_timeout_entry_t *e)
+{
+    struct gate *g = H2O_STRUCT_FROM_MEMBER(struct gate, stall, e);
+    if (g->closed)
+        return;
+    if (g->doomed || (g->held && g->sock->bytes_written == g->stall_written)) {
+        lel__gate_enter(g);
+        lel__gate_kill(g);
+        lel__gate_leave(g);
+    } else if (g->held) {
+        g->stall_written = g->sock->bytes_written;
+        h2o_timeout_link(g->loop->ctx.loop, &g->loop->body_timeout, &g->stall);
+    }
+}
+
+void lel__gate_hold(struct gate *g, h2o_req_t *req, size_t n)
+{
+    struct held *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), held_done);
+    h->g = g;
+    h->n = n;
+    g->held += n;
+    g->held_reqs++;
+    if (!h2o_timeout_is_linked(&g->stall) && !g->closed) {
+        g->stall_written = g->sock->bytes_written;
+        h2o_timeout_link(g->loop->ctx.loop, &g->loop->body_timeout, &g->stall);
+    }
+}
+
+int lel__gate_over_held(struct gate *g)
+{
+    return g->held >= HELD_CAP;
+}
+
+int lel__gate_would_overflow(struct gate *g, size_t n)
+{
+    return g->held && (n > HELD_CAP || g->held + n > HELD_CAP);
+}
+
+/* Abuse: h2o is told to end the connection (it sends what it has, the GOAWAY the caller queued
+ * among it); the socket goes at the next linger tick even if the client never reads. */
+void lel__gate_doom(struct gate *g)
+{
+    g->doomed = 1;
+    if (h2o_timeout_is_linked(&g->stall))
+        h2o_timeout_unlink(&g->stall);
+    h2o_timeout_link(g->loop->ctx.loop, &g->loop->linger_timeout, &g->stall);
 }
 
 struct gate *lel__gate_of(h2o_req_t *req)
@@ -129,7 +207,7 @@ void lel__gate_leave(struct gate *g)
     if (--g->depth)
         return;
     if (g->closed)
-        gate_free(g);
+        gate_free(g); /* or its last request's pool does */
     else
         lel__gate_rewrap(g);
 }
@@ -225,8 +303,14 @@ static struct gate *gate_new(struct loop *l, h2o_socket_t *sock)
     g->loop = l;
     g->mode = M_OFF;
     g->timer.cb = lel__gate_on_timer;
+    g->stall.cb = stall_check;
+    g->rst_tokens = H2_RST_BURST;
+    g->ctl_tokens = H2_CTL_BURST;
+    g->tokens_ms = h2o_now(l->ctx.loop);
     sock->on_close.cb = gate_on_close;
     sock->on_close.data = g;
+    atomic_fetch_add_explicit(&l->http->conns_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->http->conns_accepted, 1, memory_order_relaxed);
     return g;
 }
 

@@ -16,8 +16,55 @@
  * back for the DATA it takes (h2o would have), holding the connection's while an upload is
  * at its cap: that is the back-pressure. */
 
-enum { F_DATA = 0, F_HEADERS = 1, F_RST = 3 };
-enum { FL_END_STREAM = 1, FL_PADDED = 8 };
+enum { F_DATA = 0, F_HEADERS = 1, F_PRIORITY = 2, F_RST = 3, F_SETTINGS = 4, F_PING = 6, F_CONT = 9 };
+enum { FL_END_STREAM = 1, FL_ACK = 1, FL_END_HEADERS = 4, FL_PADDED = 8 };
+
+static double refill(double have, double per_s, double burst, double dt_s)
+{
+    have += per_s * dt_s;
+    return have > burst ? burst : have;
+}
+
+/* What a frame from the client costs of its connection's buckets: 0, or -1 once one is empty.
+ * RST_STREAM costs a reset (each cancels work on_req had started); SETTINGS and PING (each
+ * makes h2o write an ACK), PRIORITY, and frames that carry nothing and end nothing cost a
+ * control token. The rest (requests, bodies, WINDOW_UPDATE, ACKs) are free. */
+static int frame_cost(struct gate *g, uint8_t type, uint8_t flags, uint32_t len)
+{
+    uint64_t now = h2o_now(g->loop->ctx.loop);
+    double dt = (double)(now - g->tokens_ms) / 1000.0;
+    g->tokens_ms = now;
+    g->rst_tokens = refill(g->rst_tokens, H2_RST_PER_S, H2_RST_BURST, dt);
+    g->ctl_tokens = refill(g->ctl_tokens, H2_CTL_PER_S, H2_CTL_BURST, dt);
+    double *b = NULL;
+    if (type == F_RST)
+        b = &g->rst_tokens;
+    else if (((type == F_SETTINGS || type == F_PING) && !(flags & FL_ACK)) || type == F_PRIORITY)
+        b = &g->ctl_tokens;
+    else if (!len && ((type == F_DATA && !(flags & FL_END_STREAM)) ||
+                      ((type == F_HEADERS || type == F_CONT) && !(flags & FL_END_HEADERS))))
+        b = &g->ctl_tokens;
+    if (!b)
+        return 0;
+    if (*b < 1)
+        return -1;
+    *b -= 1;
+    return 0;
+}
+
+/* Ends an abusive connection: GOAWAY ENHANCE_YOUR_CALM queued, nothing more of its input read,
+ * h2o told to close (it writes what it has first); lel__gate_doom closes the socket soon even if
+ * the client never reads. */
+static void calm(struct gate *g, const char *why)
+{
+    h2o_http2_conn_t *conn = g->conn;
+    h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                  h2o_iovec_init(why, strlen(why)));
+    h2o_http2_conn_request_write(conn);
+    lel__gate_doom(g);
+    g->sock->input->size = 0;
+    lel__gate_forward(g, why);
+}
 
 static struct gstream *find_gs(struct gate *g, uint32_t sid)
 {
@@ -185,6 +232,10 @@ void lel__gate_h2_input(struct gate *g)
         uint32_t sid = ((uint32_t)f[5] & 0x7f) << 24 | (uint32_t)f[6] << 16 | (uint32_t)f[7] << 8 | f[8];
         if (len > H2O_HTTP2_SETTINGS_HOST.max_frame_size || in->size - off < 9 + (size_t)len)
             break; /* incomplete (h2o waits too) or too large (h2o ends the connection) */
+        if (frame_cost(g, type, flags, len) < 0) {
+            calm(g, type == F_RST ? "too many stream resets" : "too many control frames");
+            goto out;
+        }
         struct gstream *s = find_gs(g, sid);
         if (type == F_DATA && s) {
             if (take_data(g, s, off, len, flags) < 0) {

@@ -15,6 +15,17 @@
 #define LINGER_MAX (4u << 20)        /* body bytes drained after a refusal before closing anyway */
 #define H2_STREAM_ACK (8u << 20)     /* HTTP/2 stream window handed back in steps of this much */
 #define H2_PREFACE_LEN 24
+/* Abuse bounds. A connection's answers handed to h2o and not yet done (sent, or its stream
+ * reset) may hold this much; past it its further requests answer 503 at once (a client that
+ * asks for big answers and never reads them, or never opens its HTTP/2 window, holds no more). */
+#define HELD_CAP (8u << 20)
+/* HTTP/2 frames that cost the server work and give it nothing (RFC 9113 §10.5): client
+ * RST_STREAMs (Rapid Reset), and SETTINGS, PING, PRIORITY and empty frames, each from a token
+ * bucket per connection; an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM. */
+#define H2_RST_BURST 400.0
+#define H2_RST_PER_S 100.0
+#define H2_CTL_BURST 1000.0
+#define H2_CTL_PER_S 200.0
 
 enum mode { M_H1 = 0, M_H2, M_OFF };
 enum h1state {
@@ -54,6 +65,14 @@ struct gate {
     int handshaking;           /* TLS: h2o has not been given the connection yet */
     h2o_socket_cb h2_read;     /* h2o's HTTP/2 read callback once wrapped */
     h2o_timeout_entry_t timer; /* TLS handshake, body idle, linger */
+    /* bounds on what a client may make the server hold (lel__gate_hold) */
+    h2o_timeout_entry_t stall; /* answers held and nothing written for http.idle_timeout_ms: closed */
+    size_t held;               /* bytes of answers h2o holds for requests not yet done */
+    unsigned held_reqs;        /* requests whose pools point here: the gate outlives them */
+    size_t stall_written;      /* sock->bytes_written at the last check */
+    int doomed;                /* sent GOAWAY for abuse: closed at the next check whatever happens */
+    double rst_tokens, ctl_tokens;
+    uint64_t tokens_ms;
     /* HTTP/1 */
     enum h1state h1;
     lel_call_t *pending;   /* the call admitted for the head h2o is taking */
@@ -83,6 +102,7 @@ void lel__gate_leave(struct gate *g);
 void lel__gate_forward(struct gate *g, const char *err);
 void lel__gate_forward_prefix(struct gate *g, size_t n);
 void lel__gate_kill(struct gate *g);
+void lel__gate_doom(struct gate *g);
 void lel__gate_on_timer(h2o_timeout_entry_t *e);
 void lel__gate_arm(struct gate *g, h2o_timeout_t *t);
 void lel__gate_reply_written(h2o_socket_t *sock, const char *err);

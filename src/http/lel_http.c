@@ -36,6 +36,7 @@ lel_call_t *lel__http_call_new(struct loop *l)
     c->http = p;
     p->call = c;
     p->loop = l;
+    p->t0_us = lel_mono_us();
     atomic_init(&c->refs, 1);
     atomic_fetch_add(&l->inflight, 1);
     c->rl_limit = c->rl_remaining = c->rl_reset = c->retry_after = -1;
@@ -54,7 +55,10 @@ void lel__http_call_unref(lel_call_t *c)
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     struct call_priv *p = c->http;
-    lel__http_release(p->loop->http, p->reserved);
+    lel_http_t *h = p->loop->http;
+    if (h->hd.finished)
+        h->hd.finished(h->hd_ctx, c, (uint64_t)(lel_mono_us() - p->t0_us));
+    lel__http_release(h, p->reserved);
     if (c->body_in) {
         lel__body_detach(c->body_in);
         lel__body_unref(c->body_in);
@@ -247,6 +251,7 @@ const char *lel__http_reason(int status)
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
     default: return "Internal Server Error";
     }
 }
@@ -276,15 +281,29 @@ static void add_headers(lel_call_t *c, h2o_req_t *req)
         req->http1_is_persistent = 0;
 }
 
+#define HELD_MSG "this connection holds too many answers its client has not read (or let through its HTTP/2 " \
+                 "flow-control window)"
+
 static void send_inline(lel_call_t *c, h2o_req_t *req, const char *type, const char *buf, size_t len)
 {
+    struct gate *g = lel__gate_of(req);
+    char *refusal = NULL;
+    if (g && lel__gate_would_overflow(g, len)) { /* its client is not reading what it has: not held */
+        req->res.status = 503;
+        req->res.reason = lel__http_reason(503);
+        refusal = lel__http_error_json(503, HELD_MSG, &len);
+        buf = refusal ? refusal : "";
+        type = "application/json";
+    }
     if (type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     req->res.content_length = len;
-    struct gate *g = lel__gate_of(req);
-    if (g)
+    if (g) {
         lel__gate_body_cut(g, c, req); /* no-op unless the body is still arriving */
+        lel__gate_hold(g, req, len);
+    }
     h2o_send_inline(req, buf, len);
+    free(refusal);
     if (g)
         lel__gate_after_send(g, req, 1);
 }
@@ -400,6 +419,11 @@ static int respond(lel_call_t *c)
     char *buf = NULL;
     size_t len = 0;
     const char *type = NULL;
+    struct gate *g = lel__gate_of(req);
+    if (g && lel__gate_over_held(g)) { /* not even encoded: its client is not reading (SIZE_MAX is past */
+        send_inline(c, req, NULL, NULL, SIZE_MAX); /* any cap: send_inline answers the 503 instead) */
+        return 1;
+    }
     if (c->resp && c->status != 204) {
         if (lel_codec_encode(c->resp, c->out_fmt, &buf, &len) < 0) {
             req->res.status = 500;
@@ -504,6 +528,8 @@ static void answer_now(h2o_req_t *req, int status, const char *msg)
     req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     struct gate *g = lel__gate_of(req);
+    if (g)
+        lel__gate_hold(g, req, len);
     h2o_send_inline(req, body ? body : "", len);
     if (g)
         lel__gate_after_send(g, req, 1);
@@ -521,6 +547,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (c)
             lel__http_call_unref(c);
         answer_now(req, 503, "shutting down");
+        return 0;
+    }
+    if (g && lel__gate_over_held(g)) { /* its answers are not being read: no more work for it */
+        if (c)
+            lel__http_call_unref(c);
+        answer_now(req, 503, HELD_MSG);
         return 0;
     }
     size_t hsize = req->path.len + req->method.len;
@@ -881,6 +913,12 @@ int lel_http_start(const lel_config_t *cfg, const lel_http_handlers_t *hd, void 
 fail:
     free_http(h);
     return r;
+}
+
+void lel_http_stats(lel_http_t *h, struct lel_http_stats *out)
+{
+    out->conns_open = atomic_load_explicit(&h->conns_open, memory_order_relaxed);
+    out->conns_accepted = atomic_load_explicit(&h->conns_accepted, memory_order_relaxed);
 }
 
 void lel_http_stop(lel_http_t *h)

@@ -20,7 +20,18 @@ typedef struct lel_http_handlers {
     int (*admit)(void *ctx, lel_call_t *c);
     /** Takes a complete request (its body whole in c->body, or arriving, c->body_in). */
     void (*dispatch)(void *ctx, lel_call_t *c);
+    /** A call is over (its answer sent, or its client gone): `us` microseconds since its head
+     * arrived. On any thread, just before c is freed; may be NULL. */
+    void (*finished)(void *ctx, const lel_call_t *c, uint64_t us);
 } lel_http_handlers_t;
+
+/** What the frontend counts, for the metrics. */
+struct lel_http_stats {
+    long long conns_open;     /* client connections open now */
+    long long conns_accepted; /* since start */
+};
+/** Reads the frontend's counters; any thread. */
+void lel_http_stats(lel_http_t *h, struct lel_http_stats *out);
 
 /** Binds every configured address and starts the loop threads; `cfg` must outlive the frontend.
  * Returns 0 or -errno with err filled. */

@@ -37,6 +37,7 @@ struct lel_http {
     void *hd_ctx;
     atomic_int stopping;
     atomic_size_t body_bytes; /* request body bytes admitted and not yet released */
+    atomic_llong conns_open, conns_accepted; /* client connections (lel_gate.c counts them) */
     struct loop *loops;
     int nloops;
     sem_t ready; /* posted by each loop thread once set up */
@@ -62,6 +63,7 @@ struct call_priv {
     int more;              /* the piece in hand: 1 more follow, 0 the last, -1 cut the response */
     uint64_t total;        /* the streamed body's length */
     struct lel_proxy *proxy; /* the request goes to a sandbox's port (lel_proxy.c) */
+    int64_t t0_us;           /* monotonic: when its head arrived */
 };
 
 /* lel_http.c */
@@ -104,6 +106,14 @@ lel_call_t *lel__gate_take(struct gate *g, h2o_req_t *req, int *later);
 /** A response on the connection was started or finished (`last`); after every h2o call made
  * outside the gate's own callbacks the gate re-installs itself. */
 void lel__gate_after_send(struct gate *g, h2o_req_t *req, int last);
+/** An answer of `n` bytes went to h2o whole (h2o_send_inline): counted against the connection's
+ * HELD_CAP until the request is done; arms the stall check. */
+void lel__gate_hold(struct gate *g, h2o_req_t *req, size_t n);
+/** Whether the connection holds as many answers as it may (its next request answers 503). */
+int lel__gate_over_held(struct gate *g);
+/** Whether an answer of `n` bytes would take the connection past what it may hold (the first
+ * one never does, whatever its size): it answers 503 instead. */
+int lel__gate_would_overflow(struct gate *g, size_t n);
 /** The call's answer is going out while its body is still arriving: what is left of the body is
  * thrown away and, on HTTP/1, the connection closes after the answer. */
 void lel__gate_body_cut(struct gate *g, lel_call_t *c, h2o_req_t *req);

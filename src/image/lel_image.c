@@ -271,7 +271,7 @@ static void upload_step(struct lel_images *im, struct import *x)
         for (ssize_t w = 0; w < r;) {
             ssize_t n = write(x->fd, x->buf + w, (size_t)(r - w));
             if (n < 0) {
-                import_fail(im, x, errno == ENOSPC ? 503 : 500, "cannot store the upload: %s", strerror(errno));
+                import_fail(im, x, errno == ENOSPC ? 507 : 500, "cannot store the upload: %s", strerror(errno));
                 return;
             }
             w += n;

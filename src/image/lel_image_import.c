@@ -184,7 +184,7 @@ static int keep_blob(struct lel_unpack *u, struct outer *o, struct archive *a, s
         if (b->data)
             memcpy(b->data + got, buf, (size_t)n);
         else if (write(fd, buf, (size_t)n) != n) {
-            r = fail(u, errno == ENOSPC ? 503 : 500, "cannot write the image's blobs: %s", strerror(errno));
+            r = fail(u, errno == ENOSPC ? 507 : 500, "cannot write the image's blobs: %s", strerror(errno));
             break;
         }
         got += (uint64_t)n;
@@ -405,7 +405,7 @@ static int apply_blob(struct lel_unpack *u, struct lel_tree *t, struct outer *o,
         b->file = NULL;
     }
     if (r < 0)
-        return fail(u, r == -ENOSPC || r == -ECANCELED ? 503 : r == -EIO || r == -ENOMEM ? 500 : 400, "%s", err);
+        return fail(u, r == -ENOSPC ? 507 : r == -ECANCELED ? 503 : r == -EIO || r == -ENOMEM ? 500 : 400, "%s", err);
     return 0;
 }
 
@@ -480,7 +480,7 @@ static int plain_rootfs(struct lel_unpack *u, struct lel_tree *t)
     int r = lel__tree_apply(t, a, 0, "rootfs", err, sizeof(err));
     archive_read_free(a);
     if (r < 0)
-        return fail(u, r == -ENOSPC || r == -ECANCELED ? 503 : r == -EIO || r == -ENOMEM ? 500 : 400, "%s", err);
+        return fail(u, r == -ENOSPC ? 507 : r == -ECANCELED ? 503 : r == -EIO || r == -ENOMEM ? 500 : 400, "%s", err);
     json_object_set_new(u->meta, "format", json_string("rootfs"));
     json_object_set_new(u->meta, "layers", json_integer(1));
     json_t *empty = json_pack("{s:{}}", "config");

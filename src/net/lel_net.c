@@ -84,6 +84,17 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The throttle timer goes off at the earliest deadline any endpoint asked for (one timerfd for
+ * all: a later, longer deadline must not push back an earlier one). */
+static void arm_timer(lel_net_t *n, int64_t at_us)
+{
+    if (n->timer_at_us && n->timer_at_us <= at_us)
+        return;
+    n->timer_at_us = at_us;
+    struct itimerspec its = {{0, 0}, {at_us / 1000000, (long)(at_us % 1000000) * 1000}};
+    timerfd_settime(n->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 int lel__net_tokens(struct lel_net_ep *ep, size_t n)
 {
     uint64_t rate = ep->net->o.bandwidth_bps;
@@ -96,9 +107,11 @@ int lel__net_tokens(struct lel_net_ep *ep, size_t n)
         ep->tokens = (double)rate / 10 + 65536;
     if (ep->tokens <= 0) {
         if (!ep->throttled) {
+            /* resumed when the bucket is back above zero (a pass may have overdrawn it by a
+             * whole window), at least 1 ms on */
+            int64_t wait = (int64_t)(-ep->tokens * 1e6 / (double)rate) + 1000;
             ep->throttled = 1;
-            struct itimerspec its = {{0, 0}, {0, 10 * 1000000}};
-            timerfd_settime(ep->net->timerfd, 0, &its, NULL);
+            arm_timer(ep->net, t + wait);
         }
         return 0;
     }
@@ -132,7 +145,7 @@ static void ep_service(struct lel_net_ep *ep)
     lel_vsock_ack(ep->vs);
     if (ep->broken)
         return;
-    for (int round = 0; round < 64; round++) {
+    for (int round = 0;; round++) {
         struct lel_net_msg m;
         struct iovec iov[2];
         int r, took = 0;
@@ -154,9 +167,24 @@ static void ep_service(struct lel_net_ep *ep)
         if (!ep->gwin && lel_vsock_ready(ep->vs))
             ep->gwin = lel_vsock_guest_window(ep->vs);
         lel__conn_pump_all(ep);
-        if (!lel_vsock_idle(ep->vs) && !took)
+        int more = lel_vsock_idle(ep->vs);
+        if (!more && !took)
             break;
+        if (round >= 63) {
+            /* the guest keeps writing: the other handles get their turn first. When idle found
+             * more it cleared the guest's kick (the guest will not ring for it), so the
+             * doorbell is rung here, or the rest would wait for an event that never comes */
+            if (more)
+                lel_vsock_poke(ep->vs);
+            break;
+        }
     }
+}
+
+void lel__net_after(struct lel_net_ep *ep)
+{
+    if (ep->h.kind == H_EP && ep->vs && lel_vsock_idle(ep->vs))
+        ep_service(ep);
 }
 
 /* ---- commands from other threads ---- */
@@ -245,12 +273,13 @@ static void on_timer(lel_net_t *n)
     if (read(n->timerfd, &v, sizeof(v)) < 0) {
         /* not expired */
     }
+    n->timer_at_us = 0; /* disarmed: an endpoint throttled again re-arms it */
     for (struct lel_net_ep *ep = n->eps; ep; ep = ep->next)
         if (ep->throttled) {
             ep->throttled = 0;
-            ep->pending = 1; /* every connection re-watches: reads stopped while throttled */
+            ep->pending = 1; /* every connection re-watches: reads and writes stopped while throttled */
             lel__conn_pump_all(ep);
-            lel_vsock_idle(ep->vs);
+            lel__net_after(ep);
         }
 }
 
@@ -269,7 +298,7 @@ static void *loop_main(void *arg)
                 struct conn *c = (struct conn *)h;
                 struct lel_net_ep *ep = c->ep;
                 lel__conn_event(c, evs[i].events);
-                lel_vsock_idle(ep->vs);
+                lel__net_after(ep);
                 break;
             }
             case H_UDP: lel__udp_event((struct udp *)h); break;

@@ -56,11 +56,13 @@ void lel__conn_close(struct conn *c)
     lel__net_bury(ep->net, &c->h);
 }
 
-/* The epoll mask the connection needs now. */
+/* The epoll mask the connection needs now. A throttled endpoint's sockets are watched for
+ * neither reading nor writing (the timer re-watches them): a level-triggered EPOLLOUT with
+ * bytes waiting and an empty bucket spun the loop at full CPU until the bucket refilled. */
 static void rewatch(struct conn *c)
 {
     uint32_t ev = 0;
-    if (c->state == C_CONNECTING || c->olen)
+    if (c->state == C_CONNECTING || (c->olen && !c->ep->throttled))
         ev |= EPOLLOUT;
     if (c->state == C_OPEN && !c->fd_eof && c->inflight < c->ep->gwin && !c->ep->throttled)
         ev |= EPOLLIN;
@@ -367,7 +369,11 @@ void lel__conn_event(struct conn *c, uint32_t events)
         return;
     }
     if ((events & EPOLLOUT) && c->olen) {
-        if (!lel__net_tokens(c->ep, 0) || write_out(c, NULL, 0) < 0)
+        if (!lel__net_tokens(c->ep, 0)) {
+            rewatch(c); /* the bucket is empty: off until the timer */
+            return;
+        }
+        if (write_out(c, NULL, 0) < 0)
             return;
         after_write(c);
         if (c->h.kind != H_CONN)

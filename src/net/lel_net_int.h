@@ -109,6 +109,7 @@ struct lel_net {
     uint64_t ep_gen;          /* endpoints attached so far (a lookup finds its endpoint by it) */
     struct handle timer; /* H_TIMER: throttled endpoints */
     int timerfd;
+    int64_t timer_at_us;  /* when it goes off (CLOCK_MONOTONIC); 0: disarmed */
     struct handle *dead;   /* closed handles, freed after the current batch */
     struct cmd *finished;  /* commands whose callers wait: told after the current batch */
 };
@@ -124,6 +125,12 @@ int lel__net_tokens(struct lel_net_ep *ep, size_t n);
  * pays for what the socket took: charging what it offered starved a limited stream whose
  * socket took a little at a time). */
 void lel__net_spend(struct lel_net_ep *ep, size_t n);
+/** After work for the endpoint outside its doorbell's handler (a socket's event, the throttle
+ * timer, a datagram, a lookup's answer): the guest is told of what was written to it, and what
+ * it wrote meanwhile is taken. lel_vsock_idle clears the guest's kick when it finds more, so a
+ * caller that dropped that answer left the guest writing without ever ringing: the stalls of
+ * test_e2e_vm_net's 64 MiB download over h2 and of the bandwidth-limited one. */
+void lel__net_after(struct lel_net_ep *ep);
 void lel__net_log(struct lel_net_ep *ep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* lel_net_conn.c */

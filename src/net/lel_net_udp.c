@@ -239,6 +239,7 @@ void lel__dns_done(lel_net_t *n)
                 lel__addr_from_sa(a->ai_addr, &addrs[k++]);
             int rc = gai_error(&r->cb);
             dns_reply(ep, r, addrs, k, rc == 0 ? 0 : rc == EAI_NONAME || rc == EAI_NODATA ? 3 : 2);
+            lel__net_after(ep); /* else the answer waits in the ring for the guest's next kick */
         }
         if (res)
             freeaddrinfo(res);
@@ -341,5 +342,5 @@ void lel__udp_event(struct udp *u)
             memcpy(from.addr, n->o.gateway_v4, 4); /* it answers as the gateway the guest sent to */
         to_guest(u->ep, u->id, &from, buf, (size_t)r);
     }
-    lel_vsock_idle(u->ep->vs);
+    lel__net_after(u->ep);
 }

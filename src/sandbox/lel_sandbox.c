@@ -124,19 +124,55 @@ void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n)
     snprintf(buf, n, "%s/%s", s->team->id, s->id);
 }
 
-int lel__sbx_slot_take(lel_team_t *t)
+int lel__sbx_rec_mb(const json_t *rec)
 {
-    int cur = atomic_load(&t->running);
-    while (cur < t->max_sandboxes)
-        if (atomic_compare_exchange_weak(&t->running, &cur, cur + 1))
-            return 1;
-    return 0;
+    json_int_t mb = json_integer_value(json_object_get(rec, "memoryMB"));
+    return mb > 0 && mb < INT32_MAX ? (int)mb : 0;
+}
+
+/* Both counts move under the team's lock: a sandbox is admitted by both quotas or neither. */
+int lel__sbx_slot_take(lel_team_t *t, int mb, char *why, size_t n)
+{
+    int ok = 0;
+    pthread_mutex_lock(&t->quota_lock);
+    int cur = atomic_load(&t->running), mem = atomic_load(&t->memory_mb);
+    int max = atomic_load(&t->max_sandboxes), mem_max = atomic_load(&t->max_memory_mb);
+    if (cur >= max) {
+        snprintf(why, n, "you have reached the maximum number of concurrent sandboxes (%d). If you need more, ask "
+                         "the operator to raise the team's limits", max);
+    } else if (mem_max && (long long)mem + mb > mem_max) {
+        snprintf(why, n, "you have reached the maximum memory of concurrent sandboxes (%d MiB): %d MiB are in use "
+                         "and this sandbox needs %d MiB. If you need more, ask the operator to raise the team's "
+                         "limits", mem_max, mem, mb);
+    } else {
+        atomic_store(&t->running, cur + 1);
+        atomic_store(&t->memory_mb, mem + mb);
+        ok = 1;
+    }
+    pthread_mutex_unlock(&t->quota_lock);
+    return ok;
+}
+
+void lel__sbx_slot_force(lel_team_t *t, int mb)
+{
+    pthread_mutex_lock(&t->quota_lock);
+    atomic_fetch_add(&t->running, 1);
+    atomic_fetch_add(&t->memory_mb, mb);
+    pthread_mutex_unlock(&t->quota_lock);
+}
+
+void lel__sbx_slot_put(lel_team_t *t, int mb)
+{
+    pthread_mutex_lock(&t->quota_lock);
+    atomic_fetch_sub(&t->running, 1);
+    atomic_fetch_sub(&t->memory_mb, mb);
+    pthread_mutex_unlock(&t->quota_lock);
 }
 
 void lel__sbx_slot_release(struct lel_sandbox *s)
 {
     if (s->holds_slot) {
-        atomic_fetch_sub(&s->team->running, 1);
+        lel__sbx_slot_put(s->team, s->slot_mb);
         s->holds_slot = 0;
     }
 }
@@ -231,9 +267,10 @@ static int do_pause(struct lel_sandbox *s, const char *why, char *err, size_t er
     char img[4200];
     struct lel_snap_info info = {0};
     lel__sbx_pause_image(s, img, sizeof(img));
-    if (s->vm && lel__sbx_vm_save(s, img, &info, err, errlen) < 0) {
+    int r;
+    if (s->vm && (r = lel__sbx_vm_save(s, img, &info, err, errlen)) < 0) {
         lel_vm_cont(s->vm);
-        return -EIO;
+        return r == -ENOSPC || r == -EDQUOT ? -ENOSPC : -EIO;
     }
     json_t *rec = lel__sbx_with_state(s, S_PAUSED, s->end_at_ms);
     if (lel__sbx_commit(s, rec, "info", why, s->vm ? json_pack("{s:I}", "imageBytes", (json_int_t)info.stored_bytes) : NULL) < 0) {
@@ -279,15 +316,16 @@ static int timeout_field(struct lel_sandbox *s, lel_call_t *c, const char *field
 
 int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const char *why)
 {
-    if (!lel__sbx_slot_take(s->team)) {
+    char img[4200], err[256];
+    int mb = lel__sbx_rec_mb(s->rec);
+    if (!lel__sbx_slot_take(s->team, mb, err, sizeof(err))) {
         c->retry_after = 1;
-        lel_call_error(c, 429, "team limit of %d running sandboxes reached", s->team->max_sandboxes);
+        lel_call_error(c, 429, "%s", err);
         return -EAGAIN;
     }
-    char img[4200], err[256];
     lel__sbx_pause_image(s, img, sizeof(img));
     if (s->srv->use_vm && lel__sbx_vm_start(s, img, NULL, 1, err, sizeof(err)) < 0) {
-        atomic_fetch_sub(&s->team->running, 1);
+        lel__sbx_slot_put(s->team, mb);
         lel_call_error(c, 500, "cannot resume the VM: %s", err);
         return -EIO;
     }
@@ -295,7 +333,7 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
     json_t *rec = lel__sbx_with_state(s, S_RUNNING, end);
     lel_json_set_time(rec, "startedAt", lel_now_ms());
     if (lel__sbx_commit(s, rec, "info", why, NULL) < 0) {
-        atomic_fetch_sub(&s->team->running, 1);
+        lel__sbx_slot_put(s->team, mb);
         lel__sbx_vm_release(s);
         lel_call_store_failed(c);
         return -EIO;
@@ -305,6 +343,7 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
         lel__sbx_arm_sampler(s);
     }
     s->holds_slot = 1;
+    s->slot_mb = mb;
     s->state = S_RUNNING;
     s->end_at_ms = end;
     arm_timer(s, LEL_MSG_TIMEOUT, end);
@@ -420,6 +459,7 @@ static void finish_create(struct lel_sandbox *s, lel_call_t *c)
 static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
 {
     char err[256];
+    int r;
     long long t = 0;
     int64_t now = lel_now_ms();
     switch (c->route) {
@@ -428,8 +468,9 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
             lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
         else if (lel__sbx_ncmds(s))
             lel_call_error(c, 409, "%d command(s) still running; pause when they have ended", lel__sbx_ncmds(s));
-        else if (do_pause(s, "sandbox paused by request", err, sizeof(err)) < 0)
-            lel_call_error(c, 500, "cannot pause: %s", err);
+        else if ((r = do_pause(s, "sandbox paused by request", err, sizeof(err))) < 0)
+            lel_call_error(c, r == -ENOSPC ? 507 : 500, "cannot pause: %s%s", err,
+                           r == -ENOSPC ? " (the data directory is full; the sandbox runs on)" : "");
         else
             lel_call_reply(c, 204, NULL);
         return;
@@ -655,8 +696,10 @@ static void sandbox_handle(lel_actor_t *self, void *state, lel_msg_t *m)
     } else if (m->type == LEL_MSG_SAMPLE && m->arg == s->sample_gen && s->vm) {
         lel__sbx_sample(s);
         lel__sbx_arm_sampler(s);
-    } else if (m->type == LEL_MSG_CMD_EVENT && s->vm) {
-        lel__sbx_cmd_event(s);
+    } else if (m->type == LEL_MSG_CMD_EVENT) {
+        __atomic_store_n(&s->event_posted, 0, __ATOMIC_RELEASE); /* a bell from here on posts again */
+        if (s->vm)
+            lel__sbx_cmd_event(s);
     } else if (m->type == LEL_MSG_XFER) {
         lel__sbx_xfer_step(s, (uint32_t)m->arg);
     } else if (m->type == LEL_MSG_CMD_CHECK && s->vm) {
@@ -888,22 +931,30 @@ void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 409, "template is not ready (status %s)", tst);
         goto done;
     }
-    if (!lel__sbx_slot_take(c->team)) {
-        c->retry_after = 1;
-        lel_call_error(c, 429, "team limit of %d running sandboxes reached", c->team->max_sandboxes);
-        goto done;
-    }
     int64_t now = lel_now_ms();
     lel_random_id(id);
     json_t *rec = create_record(c, &q, tpl, id, now);
-    struct lel_sandbox *s = rec ? lel__sbx_new(srv, c->team, id, rec) : NULL;
+    if (!rec) {
+        lel_call_error(c, 503, "out of memory");
+        goto done;
+    }
+    char why[256];
+    int mb = lel__sbx_rec_mb(rec);
+    if (!lel__sbx_slot_take(c->team, mb, why, sizeof(why))) {
+        json_decref(rec);
+        c->retry_after = 1;
+        lel_call_error(c, 429, "%s", why);
+        goto done;
+    }
+    struct lel_sandbox *s = lel__sbx_new(srv, c->team, id, rec);
     if (!s) {
         json_decref(rec);
-        atomic_fetch_sub(&c->team->running, 1);
+        lel__sbx_slot_put(c->team, mb);
         lel_call_error(c, 503, "out of memory");
         goto done;
     }
     s->holds_slot = 1;
+    s->slot_mb = mb;
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     s->tpl = tpl;
     tpl = NULL;
@@ -976,7 +1027,8 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
         lel_template_acquire(s->tpl, NULL);
     }
     if (s->state == S_RUNNING) {
-        atomic_fetch_add(&team->running, 1); /* it was admitted before; keep it even past a lowered limit */
+        s->slot_mb = lel__sbx_rec_mb(s->rec);
+        lel__sbx_slot_force(team, s->slot_mb); /* it was admitted before; keep it even past a lowered limit */
         s->holds_slot = 1;
         arm_timer(s, LEL_MSG_TIMEOUT, s->end_at_ms);
     } else if (s->state == S_KILLED) {

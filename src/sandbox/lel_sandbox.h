@@ -19,6 +19,15 @@ json_t *lel_sandbox_remote_view(lel_server_t *srv, const json_t *rec);
 /** Builds the list for GET /snapshots: filters sandboxID and name, paged as GET /sandboxes (team actor). */
 void lel_snapshot_list(lel_server_t *srv, lel_call_t *c);
 
+/** The sandboxes the server holds, for the metrics: by state of their published view (killed ones
+ * until their retention ends), and what the running ones were given. */
+struct lel_sandbox_counts {
+    long long by_state[3]; /* running, paused, killed */
+    long long running_mem_bytes, running_vcpus;
+};
+/** Counts over every sandbox's published view (each under its view lock); any thread. */
+void lel_sandbox_count(lel_server_t *srv, struct lel_sandbox_counts *out);
+
 /** Graceful stop, first step: pauses every running sandbox (in parallel, on the workers) and
  * waits until all have or `grace_ms` has passed. From then on no sandbox starts. */
 void lel_sandbox_pause_all(lel_server_t *srv, int grace_ms);

@@ -63,8 +63,9 @@ static int running_vm(struct lel_sandbox *s, lel_call_t *c)
  * next one: the sandbox is killed rather than left wedged. */
 static void guest_wedged(struct lel_sandbox *s, int r)
 {
-    lel__sbx_kill(s, r == -EPIPE ? "error: the sandbox's VM died during a command"
-                                 : "error: the guest did not end a command at its timeout; sandbox killed");
+    char why[320];
+    snprintf(why, sizeof(why), "error: the sandbox's VM died during a command: %s", s->vm ? lel_vm_why(s->vm) : "");
+    lel__sbx_kill(s, r == -EPIPE ? why : "error: the guest did not end a command at its timeout; sandbox killed");
 }
 
 static json_t *text(lel_vm_t *vm, uint64_t off, uint64_t n)

@@ -91,20 +91,20 @@ static json_t *fork_record(struct lel_sandbox *s, const char *id, long long time
 static json_t *dispatch(struct lel_sandbox *s, struct lel_fork_job *job, size_t i, long long timeout)
 {
     char id[LEL_ID_LEN + 1];
-    if (!lel__sbx_slot_take(s->team)) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "team limit of %d running sandboxes reached", s->team->max_sandboxes);
+    char msg[256];
+    int mb = lel__sbx_rec_mb(s->rec); /* a fork has its parent's shape */
+    if (!lel__sbx_slot_take(s->team, mb, msg, sizeof(msg)))
         return fork_error(429, msg);
-    }
     lel_random_id(id);
     json_t *rec = fork_record(s, id, timeout, lel_now_ms());
     struct lel_sandbox *f = rec ? lel__sbx_new(s->srv, s->team, id, rec) : NULL;
     if (!f) {
         json_decref(rec);
-        atomic_fetch_sub(&s->team->running, 1);
+        lel__sbx_slot_put(s->team, mb);
         return fork_error(503, "out of memory");
     }
     f->holds_slot = 1;
+    f->slot_mb = mb;
     f->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
     f->tpl = s->tpl ? (lel_actor_ref(s->tpl), s->tpl) : lel_template_lookup(s->srv, s->team, "base");
     f->fork_image = strdup(job->img);

@@ -60,6 +60,7 @@ struct xfer {
 
 struct lel_sandbox {
     lel_server_t *srv;
+    int event_posted;      /* a LEL_MSG_CMD_EVENT is queued (atomic: set by the vCPU thread, cleared here) */
     lel_team_t *team;
     lel_actor_t *actor;    /* self; the registry holds the reference */
     lel_actor_t *tpl;      /* template actor, referenced while the sandbox exists */
@@ -75,7 +76,8 @@ struct lel_sandbox {
     int64_t timer_gen;
     int64_t last_event_ms;
     uint32_t event_seq;
-    int holds_slot;        /* counts against team->max_sandboxes */
+    int holds_slot;        /* counts against team->max_sandboxes (and slot_mb against max_memory_mb) */
+    int slot_mb;           /* the memory its slot holds */
     int holds_template;    /* counts as a user of its template */
     int learn_writes;      /* a pooled VM whose first command teaches its template what it writes */
     lel_vm_t *vm;          /* the microVM while running (NULL when paused, killed, or API-only) */
@@ -117,7 +119,15 @@ json_t *lel__sbx_access_view(struct lel_sandbox *s);
 /** Puts a fresh random envdAccessToken into `rec`. 0 or -errno. */
 int lel__sbx_new_token(json_t *rec);
 void lel__sbx_record_path(struct lel_sandbox *s, char *buf, size_t n);
-int lel__sbx_slot_take(lel_team_t *t);
+/** The memoryMB of a sandbox record (0 when absent). */
+int lel__sbx_rec_mb(const json_t *rec);
+/** Takes a slot of the team's concurrency and memory quotas for a sandbox of `mb` MiB: 1, or 0
+ * with the reason (E2B's wording, for the 429) in `why`. */
+int lel__sbx_slot_take(lel_team_t *t, int mb, char *why, size_t n);
+/** Takes a slot past the quotas (a sandbox admitted before a restart). */
+void lel__sbx_slot_force(lel_team_t *t, int mb);
+/** Gives back a slot taken by either. */
+void lel__sbx_slot_put(lel_team_t *t, int mb);
 void lel__sbx_slot_release(struct lel_sandbox *s);
 /** Adds a log event to `b`. */
 void lel__sbx_add_event(struct lel_sandbox *s, lel_batch_t *b, const char *level, const char *msg, json_t *fields);

@@ -271,3 +271,30 @@ void lel_snapshot_list(lel_server_t *srv, lel_call_t *c)
     free(l.name);
     free(token);
 }
+
+/* ---- counts for the metrics ---- */
+
+static void count_one(void *ctx, const char *id, void *value)
+{
+    (void)id;
+    struct lel_sandbox_counts *n = ctx;
+    struct lel_sandbox *s = lel_actor_state(value);
+    if (!s)
+        return;
+    json_t *v = lel__sbx_public_view(s);
+    const char *st = json_string_value(json_object_get(v, "state"));
+    int i = !st ? -1 : !strcmp(st, "running") ? 0 : !strcmp(st, "paused") ? 1 : !strcmp(st, "killed") ? 2 : -1;
+    if (i >= 0)
+        n->by_state[i]++;
+    if (i == 0) {
+        n->running_mem_bytes += (long long)json_integer_value(json_object_get(v, "memoryMB")) << 20;
+        n->running_vcpus += json_integer_value(json_object_get(v, "cpuCount"));
+    }
+    json_decref(v);
+}
+
+void lel_sandbox_count(lel_server_t *srv, struct lel_sandbox_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    lel_registry_foreach(srv->sandboxes, count_one, out);
+}

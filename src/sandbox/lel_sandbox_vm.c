@@ -32,12 +32,18 @@ static void on_died(void *ctx, const char *why)
     send_text(ctx, LEL_MSG_VM_DIED, why, strlen(why));
 }
 
+/* One event message at a time: the actor asks the guest what happened, which covers every bell
+ * rung meanwhile, so a guest that floods the doorbell fills no mailbox */
 static void on_event(void *ctx)
 {
     struct lel_sandbox *s = ctx;
+    if (__atomic_exchange_n(&s->event_posted, 1, __ATOMIC_ACQ_REL))
+        return;
     lel_msg_t *m = lel_msg_new(LEL_MSG_CMD_EVENT, 0, NULL);
-    if (m && lel_actor_send(s->actor, m) < 0)
+    if (!m || lel_actor_send(s->actor, m) < 0) {
         lel_msg_free(m);
+        __atomic_store_n(&s->event_posted, 0, __ATOMIC_RELEASE);
+    }
 }
 
 static const struct lel_vm_ops vm_ops = {on_console, on_died, on_event};
@@ -100,7 +106,8 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
 {
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
                                 memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20,
-                                transient, 0};
+                                transient, 0, !s->srv->cfg.vmm_seccomp, s->srv->cfg.vmm_test_seccomp_violation,
+                                &s->srv->vm_exits};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);
@@ -262,29 +269,34 @@ static int move_name(struct lel_sandbox *s, lel_batch_t *b, const char *name)
     return lel_store_scan(s->srv->store, LEL_CF_SNAPSHOTS, prefix, NULL, drop_name, &m) < 0 || m.failed ? -EIO : 0;
 }
 
-/* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
-void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
+/* Reserves one of the team's stored snapshots: 0, or -EAGAIN with the 429 (E2B's wording) set. */
+static int snap_quota_take(lel_team_t *t, lel_call_t *c)
 {
-    const char *name = "";
+    int cur = atomic_load(&t->snapshots);
+    do {
+        int max = atomic_load(&t->max_snapshots);
+        if (max && cur >= max) {
+            lel_call_error(c, 429, "you have reached the maximum number of stored snapshots (%d). Delete one "
+                                   "(DELETE /snapshots/{id}) or ask the operator to raise the team's limits", max);
+            return -EAGAIN;
+        }
+    } while (!atomic_compare_exchange_weak(&t->snapshots, &cur, cur + 1));
+    return 0;
+}
+
+/* The snapshot itself: image, record, layer reference, the answer. 0, or <0 with the error set. */
+static int snapshot_write(struct lel_sandbox *s, lel_call_t *c, const char *name)
+{
     char id[LEL_ID_LEN + 1], img[4200], err[256], path[64];
     struct lel_snap_info info;
-    if (lel_call_str_field(c, "name", 256, &name) < 0)
-        return;
-    if (s->state != S_RUNNING) {
-        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
-        return;
-    }
-    if (!s->vm) {
-        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM memory to snapshot");
-        return;
-    }
     lel_random_id(id);
     lel_core_image_path(s->srv, id, img, sizeof(img));
     int r = lel__sbx_vm_save(s, img, &info, err, sizeof(err));
     lel_vm_cont(s->vm);
     if (r < 0) {
-        lel_call_error(c, 500, "snapshot failed: %s", err);
-        return;
+        lel_call_error(c, r == -ENOSPC || r == -EDQUOT ? 507 : 500, "snapshot failed: %s%s", err,
+                       r == -ENOSPC || r == -EDQUOT ? " (the data directory is full; nothing was stored)" : "");
+        return -EIO;
     }
     json_t *snap = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:O, s:O}", "snapshotID", id, "sandboxID", s->id, "name", name,
                              "sizeBytes", (json_int_t)info.mem_bytes, "storedBytes", (json_int_t)info.stored_bytes, "teamID",
@@ -298,7 +310,7 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         json_decref(snap);
         lel_batch_free(b);
         lel_call_store_failed(c);
-        return;
+        return -EIO;
     }
     lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
     lel__sbx_add_event(s, b, "info", "snapshot taken", json_pack("{s:s, s:I, s:b, s:i}", "snapshotID", id, "storedBytes",
@@ -314,13 +326,13 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         json_decref(snap);
         lel_batch_free(b);
         lel_call_error(c, 500, "snapshot failed: the sandbox's base image is unknown");
-        return;
+        return -EIO;
     }
     if (lel_layer_write(s->srv, b, &op, 1) < 0) {
         unlink(img);
         json_decref(snap);
         lel_call_store_failed(c);
-        return;
+        return -EIO;
     }
     lel_layer_maybe_flatten(s->srv, key, (int)info.depth);
     if (c->route == R_SBX_SNAPSHOTS) { /* E2B's SnapshotInfo: the names it can be started by */
@@ -328,11 +340,32 @@ void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
         if (*name)
             json_array_append_new(json_object_get(c->resp, "names"), json_string(name));
         json_decref(snap);
-        return;
+        return 0;
     }
     for (int i = 0; lel__snap_private_fields[i]; i++)
         json_object_del(snap, lel__snap_private_fields[i]);
     lel_call_reply(c, 201, snap);
+    return 0;
+}
+
+/* POST /sandboxes/{id}/snapshot: a brief stop, an image, the VM runs on. */
+void lel__sbx_take_snapshot(struct lel_sandbox *s, lel_call_t *c)
+{
+    const char *name = "";
+    if (lel_call_str_field(c, "name", 256, &name) < 0)
+        return;
+    if (s->state != S_RUNNING) {
+        lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
+        return;
+    }
+    if (!s->vm) {
+        lel_call_error(c, 501, "API-only mode (vmm.backend: none) has no VM memory to snapshot");
+        return;
+    }
+    if (snap_quota_take(s->team, c) < 0)
+        return;
+    if (snapshot_write(s, c, name) < 0)
+        atomic_fetch_sub(&s->team->snapshots, 1);
 }
 
 /* POST /sandboxes/{id}/restore {"snapshotID"}: the same sandbox, back at that state. */

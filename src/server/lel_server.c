@@ -13,6 +13,8 @@
 #include "../template/lel_template.h"
 
 #include "../vmm/lel_vmm.h"
+#include "lel_backup.h"
+#include "lel_datadir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +33,9 @@ static void root_handle(lel_actor_t *self, void *state, lel_msg_t *m)
 {
     (void)self;
     lel_call_t *c = m->ptr;
-    if (!lel__abandoned(c))
+    if (!lel__abandoned(c) && c->route == R_ADMIN_BACKUP) /* on the root actor: one backup at a time */
+        lel__backup_call(state, c);
+    else if (!lel__abandoned(c))
         lel_team_admin_create(state, c);
     lel_call_done(c);
     lel_msg_free(m);
@@ -43,7 +47,7 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
     dst->listen = NULL;
     dst->nlisten = 0;
     dst->tls_cert = dst->tls_key = dst->data_dir = dst->admin_token = dst->vmm_backend = NULL;
-    dst->net_domain = dst->net_host_gateway = NULL;
+    dst->net_domain = dst->net_host_gateway = dst->docs_ui_dir = dst->metrics_listen = NULL;
     dst->net_hosts = dst->net_allow_always = NULL;
     dst->nnet_hosts = dst->nnet_allow_always = 0;
     for (size_t i = 0; i < src->nnet_hosts; i++)
@@ -67,7 +71,9 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
             return -ENOMEM;
     }
     if (lel_config_set_string(&dst->net_domain, src->net_domain) < 0 ||
-        lel_config_set_string(&dst->net_host_gateway, src->net_host_gateway) < 0)
+        lel_config_set_string(&dst->net_host_gateway, src->net_host_gateway) < 0 ||
+        lel_config_set_string(&dst->docs_ui_dir, src->docs_ui_dir) < 0 ||
+        lel_config_set_string(&dst->metrics_listen, src->metrics_listen) < 0)
         return -ENOMEM;
     if (lel_config_set_string(&dst->tls_cert, src->tls_cert) < 0 || lel_config_set_string(&dst->tls_key, src->tls_key) < 0 ||
         lel_config_set_string(&dst->data_dir, src->data_dir) < 0 ||
@@ -149,6 +155,7 @@ static void drop_key(void *ctx, const char *id, void *value)
 static void server_free(lel_server_t *srv)
 {
     lel_cluster_leave(srv->cluster); /* the node's record goes first: no node sends it more work */
+    lel_api_free(srv); /* the frontends are stopped */
     lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
@@ -241,6 +248,9 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "cannot create data dir %s: %s", srv->cfg.data_dir, strerror(errno));
         goto fail;
     }
+    /* before anything under it is touched: a newer daemon's data dir is refused as it is */
+    if ((r = lel__datadir_check(srv->cfg.data_dir, err, errlen)) < 0)
+        goto fail;
     snprintf(path, sizeof(path), "%s/snapshots", srv->cfg.data_dir);
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         r = -errno;
@@ -301,9 +311,18 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "cannot start the warm pool's thread: %s", strerror(-r));
         goto fail;
     }
-    static const lel_http_handlers_t hd = {lel_api_admit, lel_api_dispatch};
+    if ((r = lel_api_init(srv)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    static const lel_http_handlers_t hd = {lel_api_admit, lel_api_dispatch, lel_api_finished};
     if ((r = lel_http_start(&srv->cfg, &hd, srv, &srv->http, err, errlen)) < 0)
         goto fail;
+    if ((r = lel_api_metrics_listen(srv, err, errlen)) < 0) {
+        lel_http_stop(srv->http);
+        srv->http = NULL;
+        goto fail;
+    }
     *out = srv;
     return 0;
 fail:
@@ -330,7 +349,9 @@ int lel_server_wait(lel_server_t *srv)
     if (srv->use_vm && srv->cfg.shutdown_pause_grace_ms > 0)
         lel_sandbox_pause_all(srv, srv->cfg.shutdown_pause_grace_ms);
     lel_image_stop(srv); /* an import in progress gives up and is answered 503 */
+    lel_api_metrics_stop(srv); /* it reads the main frontend's counters */
     lel_http_stop(srv->http);
+    srv->http = NULL;
     server_free(srv);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "lel_store.h"
 
 #include "../common/lel_codec.h"
+#include "../common/lel_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +31,8 @@ struct lel_store {
     int sync_started, sync_stop;
     pthread_t sync_thread;
     struct lel_store_mirror mirror; /* cf_mask 0: none */
+    lel_hist_t write_hist; /* every write's time in RocksDB (a synced one with its fsync) */
+    lel_hist_t sync_hist;  /* the group commit's WAL fsyncs */
 };
 
 struct pending_sync {
@@ -158,6 +161,22 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
 }
 
 static void syncer_stop(lel_store_t *st);
+
+int lel_store_checkpoint(lel_store_t *st, const char *dir, char *err, size_t errlen)
+{
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &rerr);
+    if (cp && !rerr)
+        rocksdb_checkpoint_create(cp, dir, 0, &rerr); /* 0: memtables flushed first, so the WAL copied is short */
+    if (cp)
+        rocksdb_checkpoint_object_destroy(cp);
+    if (rerr) {
+        snprintf(err, errlen, "checkpoint of the store into %s: %s", dir, rerr);
+        rocksdb_free(rerr);
+        return -EIO;
+    }
+    return 0;
+}
 
 void lel_store_close(lel_store_t *st)
 {
@@ -388,7 +407,9 @@ static int apply_local(void *arg)
 {
     struct apply *a = arg;
     char *rerr = NULL;
+    int64_t t0 = lel_mono_us();
     rocksdb_write(a->st->db, a->wo, a->b->wb, &rerr);
+    lel_hist_add(&a->st->write_hist, (uint64_t)(lel_mono_us() - t0));
     if (rerr) {
         fprintf(stderr, "lelantos: store write: %s\n", rerr);
         rocksdb_free(rerr);
@@ -407,6 +428,11 @@ static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *w
     return r;
 }
 
+const lel_hist_t *lel_store_hist(const lel_store_t *st, int sync)
+{
+    return sync ? &st->sync_hist : &st->write_hist;
+}
+
 int lel_store_write(lel_store_t *st, lel_batch_t *b)
 {
     return write_with(st, b, st->wo);
@@ -420,7 +446,9 @@ int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b)
 static int sync_wal(lel_store_t *st)
 {
     char *rerr = NULL;
+    int64_t t0 = lel_mono_us();
     rocksdb_flush_wal(st->db, 1, &rerr);
+    lel_hist_add(&st->sync_hist, (uint64_t)(lel_mono_us() - t0));
     if (!rerr)
         return 0;
     fprintf(stderr, "lelantos: store sync: %s\n", rerr);

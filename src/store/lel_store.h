@@ -5,6 +5,8 @@
 #ifndef LEL_STORE_H
 #define LEL_STORE_H
 
+#include "../common/lel_hist.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -32,6 +34,10 @@ typedef struct lel_batch lel_batch_t;
 int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size_t errlen);
 /** Flushes memtables and closes. */
 void lel_store_close(lel_store_t *st);
+/** A consistent copy of the database as of now in `dir` (which must not exist), while it stays
+ * open and written: a RocksDB checkpoint (hard links of the table files where dir is on the same
+ * file system, copies otherwise, and the WAL up to this point). Returns 0 or -EIO with err. */
+int lel_store_checkpoint(lel_store_t *st, const char *dir, char *err, size_t errlen);
 
 /** Reads one record. Returns 0 and a new reference, -ENOENT, or -EIO (corrupt value / DB error). */
 int lel_store_get(lel_store_t *st, enum lel_cf cf, const char *key, json_t **out);
@@ -50,6 +56,9 @@ int lel_batch_put(lel_batch_t *b, enum lel_cf cf, const char *key, const json_t 
 void lel_batch_del(lel_batch_t *b, enum lel_cf cf, const char *key);
 /** Queues deletion of every key starting with `prefix`. */
 void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix);
+/** The store's latency histograms (the metrics read them): sync 0 every write into RocksDB (with
+ * its WAL fsync when it is a synced write), 1 the group commit's WAL fsyncs. Lives with the store. */
+const lel_hist_t *lel_store_hist(const lel_store_t *st, int sync);
 /** Applies the batch atomically (durable before return when sync). Frees it. Returns 0 or -EIO. */
 int lel_store_write(lel_store_t *st, lel_batch_t *b);
 /** Like lel_store_write but without waiting for the WAL fsync: survives a process crash, not

@@ -11,6 +11,7 @@
 #include "../template/lel_template.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,10 +33,13 @@ lel_team_t *lel_team_new(lel_server_t *srv, const char *id, const char *name, in
     snprintf(t->id, sizeof(t->id), "%s", id);
     t->created_ms = created_ms;
     t->srv = srv;
-    t->max_sandboxes = srv->cfg.team_max_sandboxes;
-    t->max_timeout_s = srv->cfg.team_max_timeout_s;
+    lel_team_set_limits(t, NULL);
     atomic_init(&t->running, 0);
+    atomic_init(&t->memory_mb, 0);
+    atomic_init(&t->snapshots, 0);
+    pthread_mutex_init(&t->quota_lock, NULL);
     if (!(t->actor = lel_actor_new(srv->pool, team_handle, t, NULL))) {
+        pthread_mutex_destroy(&t->quota_lock);
         free(t->name);
         free(t);
         return NULL;
@@ -46,8 +50,31 @@ lel_team_t *lel_team_new(lel_server_t *srv, const char *id, const char *name, in
 void lel_team_free(lel_team_t *t)
 {
     lel_actor_unref(t->actor);
+    pthread_mutex_destroy(&t->quota_lock);
     free(t->name);
     free(t);
+}
+
+/* The quotas a team's record may set, each with its config default. */
+static const struct quota {
+    const char *name;
+    size_t team_off, cfg_off;
+    int min, max;
+} quotas[] = {
+    {"maxSandboxes", offsetof(lel_team_t, max_sandboxes), offsetof(lel_config_t, team_max_sandboxes), 1, 1000000},
+    {"maxTimeoutSeconds", offsetof(lel_team_t, max_timeout_s), offsetof(lel_config_t, team_max_timeout_s), 1, 31536000},
+    {"maxMemoryMB", offsetof(lel_team_t, max_memory_mb), offsetof(lel_config_t, team_max_memory_mb), 0, 1000000000},
+    {"maxSnapshots", offsetof(lel_team_t, max_snapshots), offsetof(lel_config_t, team_max_snapshots), 0, 100000000},
+};
+#define NQUOTAS (sizeof(quotas) / sizeof(quotas[0]))
+
+void lel_team_set_limits(lel_team_t *t, const json_t *limits)
+{
+    for (size_t i = 0; i < NQUOTAS; i++) {
+        json_t *v = json_object_get(limits, quotas[i].name);
+        int def = *(const int *)((const char *)&t->srv->cfg + quotas[i].cfg_off);
+        atomic_store((atomic_int *)((char *)t + quotas[i].team_off), json_is_integer(v) ? (int)json_integer_value(v) : def);
+    }
 }
 
 static int index_key(lel_server_t *srv, lel_team_t *team, const char *key_id, const char *hash, int64_t last_used)
@@ -266,13 +293,94 @@ static void list(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf
     lel_call_reply(c, 200, col.arr);
 }
 
+/* A cap of 0 on memory or snapshots is none: shown as null. */
+static json_t *cap(int v)
+{
+    return v ? json_integer(v) : json_null();
+}
+
+static json_t *team_view(lel_team_t *t)
+{
+    json_t *v = json_pack("{s:s, s:s, s:{s:i, s:i, s:o, s:o}, s:{s:i, s:i, s:i}}", "teamID", t->id, "name", t->name,
+                          "limits", "maxSandboxes", atomic_load(&t->max_sandboxes), "maxTimeoutSeconds",
+                          atomic_load(&t->max_timeout_s), "maxMemoryMB", cap(atomic_load(&t->max_memory_mb)),
+                          "maxSnapshots", cap(atomic_load(&t->max_snapshots)), "usage", "runningSandboxes",
+                          atomic_load(&t->running), "memoryMB", atomic_load(&t->memory_mb), "snapshots",
+                          atomic_load(&t->snapshots));
+    lel_json_set_time(v, "createdAt", t->created_ms);
+    return v;
+}
+
 static void team_get(lel_team_t *t, lel_call_t *c)
 {
-    json_t *v = json_pack("{s:s, s:s, s:{s:i, s:i}, s:{s:i}}", "teamID", t->id, "name", t->name, "limits",
-                          "maxSandboxes", t->max_sandboxes, "maxTimeoutSeconds", t->max_timeout_s, "usage",
-                          "runningSandboxes", atomic_load(&t->running));
-    lel_json_set_time(v, "createdAt", t->created_ms);
-    lel_call_reply(c, 200, v);
+    lel_call_reply(c, 200, team_view(t));
+}
+
+/* Checks a "limits" object from the admin API against `old` (the record's) and returns the
+ * merged one: a quota given as a number is the team's own, null goes back to the config's. */
+static json_t *limits_merge(lel_call_t *c, const json_t *old, const json_t *in)
+{
+    if (!json_is_object(in)) {
+        lel_call_error(c, 400, "invalid field 'limits': expected an object");
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v) {
+        size_t i = 0;
+        while (i < NQUOTAS && strcmp(k, quotas[i].name))
+            i++;
+        if (i == NQUOTAS) {
+            lel_call_error(c, 400, "invalid field 'limits.%s': not a team limit (maxSandboxes, maxTimeoutSeconds, "
+                                   "maxMemoryMB, maxSnapshots)", k);
+            return NULL;
+        }
+        if (!json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < quotas[i].min ||
+                                 json_integer_value(v) > quotas[i].max)) {
+            lel_call_error(c, 400, "invalid field 'limits.%s': an integer in %d..%d, or null for the default", k,
+                           quotas[i].min, quotas[i].max);
+            return NULL;
+        }
+    }
+    json_t *out = json_is_object(old) ? json_deep_copy(old) : json_object();
+    json_object_foreach((json_t *)in, k, v) {
+        if (json_is_null(v))
+            json_object_del(out, k);
+        else
+            json_object_set(out, k, v);
+    }
+    return out;
+}
+
+/* PUT /admin/teams/{teamID}/limits: the team's own quotas, stored in its record, then in force.
+ * Sandboxes and snapshots already over a lowered quota stay; new ones are refused. */
+static void limits_put(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
+{
+    json_t *rec, *body = c->json ? json_object_get(c->json, "limits") : NULL;
+    if (!body)
+        body = c->json; /* the limits themselves, or wrapped as {"limits": {...}} */
+    if (!body) {
+        lel_call_error(c, 400, "invalid body: expected the limits to set, e.g. {\"maxSandboxes\": 10}");
+        return;
+    }
+    if (lel_store_get(srv->store, LEL_CF_TEAMS, t->id, &rec) < 0) {
+        lel_call_error(c, 404, "team not found");
+        return;
+    }
+    json_t *lim = limits_merge(c, json_object_get(rec, "limits"), body);
+    if (!lim) {
+        json_decref(rec);
+        return;
+    }
+    json_object_set_new(rec, "limits", lim);
+    if (lel_store_put(srv->store, LEL_CF_TEAMS, t->id, rec) < 0) {
+        json_decref(rec);
+        lel_call_store_failed(c);
+        return;
+    }
+    lel_team_set_limits(t, lim);
+    json_decref(rec);
+    lel_call_reply(c, 200, team_view(t));
 }
 
 /* lastUsed is kept in memory on every request and persisted here at most once a second per key. */
@@ -296,6 +404,7 @@ static void team_call(lel_team_t *t, lel_call_t *c)
     case R_KEYS_LIST: list(srv, t, c, LEL_CF_KEYS, collect_key); break;
     case R_KEY_DELETE: key_delete(srv, t, c); break;
     case R_TEAM_GET: team_get(t, c); break;
+    case R_ADMIN_TEAM_LIMITS: limits_put(srv, t, c); break;
     case R_MEMBERS_CREATE: members_create(srv, t, c); break;
     case R_MEMBERS_LIST: list(srv, t, c, LEL_CF_MEMBERS, collect_member); break;
     case R_MEMBER_DELETE: delete_owned(srv, t, c, LEL_CF_MEMBERS, "member", NULL, NULL); break;
@@ -306,7 +415,8 @@ static void team_call(lel_team_t *t, lel_call_t *c)
         char img[4200], key[4200];
         lel_core_image_path(srv, c->id, img, sizeof(img));
         lel_layer_key(srv, img, key, sizeof(key));
-        delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL, strlen(c->id) <= LEL_ID_LEN ? key : NULL);
+        if (delete_owned(srv, t, c, LEL_CF_SNAPSHOTS, "snapshot", NULL, strlen(c->id) <= LEL_ID_LEN ? key : NULL) == 0)
+            atomic_fetch_sub(&t->snapshots, 1);
         break;
     }
     case R_SBX_LIST: lel_sandbox_list(srv, c); break;
@@ -442,7 +552,7 @@ static int write_key_file(const char *dir, const char *key, char *err, size_t er
  * With `key_file_dir`, the key is written there before the batch commits: only its hash is
  * stored, so a key the store knows must never be lost. Returns the key record (caller frees). */
 static json_t *create_team(lel_server_t *srv, const char *id, const char *name, char key[KEY_HEX + 5],
-                           const json_t *meta, const char *key_file_dir, char *err, size_t errlen)
+                           const json_t *meta, const char *key_file_dir, json_t *limits, char *err, size_t errlen)
 {
     int64_t now = lel_now_ms();
     char hash[65], path[64];
@@ -453,6 +563,10 @@ static json_t *create_team(lel_server_t *srv, const char *id, const char *name, 
     if (key_file_dir && write_key_file(key_file_dir, key, err, errlen) < 0)
         goto fail;
     json_t *team = json_pack("{s:s, s:s, s:I}", "teamID", id, "name", name, "createdAtMs", (json_int_t)now);
+    if (limits) {
+        json_object_set(team, "limits", limits);
+        lel_team_set_limits(t, limits);
+    }
     lel_batch_t *b = lel_batch_new(srv->store);
     key_path(path, sizeof(path), id, json_string_value(json_object_get(rec, "id")));
     lel_batch_put(b, LEL_CF_TEAMS, id, team);
@@ -486,9 +600,13 @@ void lel_team_admin_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 400, "invalid field 'name': a team name is required");
         return;
     }
+    json_t *in = json_object_get(c->json, "limits"), *lim = in ? limits_merge(c, NULL, in) : NULL;
+    if (in && !lim)
+        return;
     char err[128];
     lel_random_id(id);
-    json_t *rec = create_team(srv, id, name, key, NULL, NULL, err, sizeof(err));
+    json_t *rec = create_team(srv, id, name, key, NULL, NULL, lim, err, sizeof(err));
+    json_decref(lim);
     if (!rec) {
         lel_call_store_failed(c);
         return;
@@ -499,6 +617,17 @@ void lel_team_admin_create(lel_server_t *srv, lel_call_t *c)
     lel_json_set_time(v, "createdAt", lel_now_ms());
     json_decref(rec);
     lel_call_reply(c, 201, v);
+}
+
+void lel_team_admin_limits(lel_server_t *srv, lel_call_t *c)
+{
+    lel_team_t *t = lel_registry_get(srv->teams, c->id, NULL, NULL); /* teams live as long as the server */
+    if (!t) {
+        lel_call_error(c, 404, "team not found");
+        lel_call_done(c);
+        return;
+    }
+    lel_call_send(t->actor, c);
 }
 
 int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen)
@@ -519,7 +648,7 @@ int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen)
     char id[LEL_ID_LEN + 1], key[KEY_HEX + 5];
     lel_random_id(id);
     meta = json_pack("{s:s}", "defaultTeam", id);
-    json_t *rec = create_team(srv, id, "default", key, meta, srv->cfg.data_dir, err, errlen);
+    json_t *rec = create_team(srv, id, "default", key, meta, srv->cfg.data_dir, NULL, err, errlen);
     json_decref(meta);
     if (!rec)
         return -EIO;
@@ -537,8 +666,26 @@ static int load_team(void *ctx, const char *key, json_t *rec)
     lel_team_t *t = lel_team_new(srv, json_string_value(json_object_get(rec, "teamID")),
                                  json_string_value(json_object_get(rec, "name")),
                                  json_integer_value(json_object_get(rec, "createdAtMs")));
+    if (t)
+        lel_team_set_limits(t, json_object_get(rec, "limits"));
     if (t && lel_registry_put(srv->teams, t->id, t) < 0)
         lel_team_free(t);
+    return 0;
+}
+
+/* A stored snapshot (snapshots/<teamID>/<id>) counts against its team's quota. */
+static int count_snapshot(void *ctx, const char *key, json_t *rec)
+{
+    lel_server_t *srv = ctx;
+    char team[LEL_ID_LEN + 1];
+    const char *slash = strchr(key, '/');
+    (void)rec;
+    if (!slash || (size_t)(slash - key) > LEL_ID_LEN)
+        return 0;
+    snprintf(team, sizeof(team), "%.*s", (int)(slash - key), key);
+    lel_team_t *t = lel_registry_get(srv->teams, team, NULL, NULL);
+    if (t)
+        atomic_fetch_add(&t->snapshots, 1);
     return 0;
 }
 
@@ -555,7 +702,8 @@ static int load_key(void *ctx, const char *key, json_t *rec)
 int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen)
 {
     if (lel_store_scan(srv->store, LEL_CF_TEAMS, "", NULL, load_team, srv) < 0 ||
-        lel_store_scan(srv->store, LEL_CF_KEYS, "", NULL, load_key, srv) < 0) {
+        lel_store_scan(srv->store, LEL_CF_KEYS, "", NULL, load_key, srv) < 0 ||
+        lel_store_scan(srv->store, LEL_CF_SNAPSHOTS, "", NULL, count_snapshot, srv) < 0) {
         snprintf(err, errlen, "cannot load teams and keys from the store");
         return -EIO;
     }

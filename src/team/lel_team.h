@@ -8,6 +8,11 @@
 
 lel_team_t *lel_team_new(lel_server_t *srv, const char *id, const char *name, int64_t created_ms);
 void lel_team_free(lel_team_t *t);
+/** Puts the team's quotas in force: those `limits` (its record's, borrowed; NULL: none) gives,
+ * the config's for the rest. */
+void lel_team_set_limits(lel_team_t *t, const json_t *limits);
+/** PUT /admin/teams/{teamID}/limits (root actor): hands the call to that team's actor. */
+void lel_team_admin_limits(lel_server_t *srv, lel_call_t *c);
 int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen);
 int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen);
 /** Creates a team and its first key (root actor). */

@@ -132,7 +132,8 @@ static void ref_actor(void *a, void *ctx)
  * rofs for fromImage, else the parent template's image (copy-on-write). */
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
-    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0};
+    struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0,
+                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_exits};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -606,11 +607,13 @@ static void finish(struct lel_template *t, const char *reason)
         json_object_set_new(bs->b.rec, "reasonStep", json_string(step));
         logf_(&bs->b, "error", "%s", reason);
         set_status(&bs->b, "error", reason);
+        atomic_fetch_add_explicit(&t->srv->builds_done[1], 1, memory_order_relaxed);
     } else {
         atomic_store(&t->image_ready, 1);
         lel__template_pool_want(t, !strcmp(t->team_id, LEL_BUILTIN_TEAM)); /* its pool refills from the new image */
         logf_(&bs->b, "info", "build ready");
         set_status(&bs->b, "ready", NULL);
+        atomic_fetch_add_explicit(&t->srv->builds_done[0], 1, memory_order_relaxed);
     }
     json_decref(bs->b.rec);
     json_decref(bs->def);
@@ -750,9 +753,11 @@ static void advance(struct lel_template *t)
             break;
         }
         char **env = make_env(bs);
-        int sr = start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
+        int sr = start && *start ? start_cmd(b, start, (const char *const *)env, bs->cwd) : 0;
         free_env(env);
-        if (sr < 0) {
+        if (sr < 0 && json_object_get(bs->def, "startCmdFrom")) {
+            logf_(b, "warn", "the image's Entrypoint/Cmd did not start; the template has no startCmd");
+        } else if (sr < 0) {
             finish(t, "startCmd could not start; see the logs");
             return;
         }

@@ -124,7 +124,7 @@ void lel__template_context_step(struct lel_template *t, uint32_t id)
         if (r == 0)
             break;
         if (write(u->fd, u->buf, (size_t)r) != r) {
-            lel_call_error(u->c, errno == ENOSPC ? 503 : 500, "cannot store the build context: %s", strerror(errno));
+            lel_call_error(u->c, errno == ENOSPC ? 507 : 500, "cannot store the build context: %s", strerror(errno));
             upload_end(t, u, 500);
             return;
         }

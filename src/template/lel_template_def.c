@@ -270,6 +270,12 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
         return NULL;
     if (start_point(srv, c, &from_id, &base, &img, &use) < 0)
         return NULL;
+    /* The image's Entrypoint and Cmd are its templates' startCmd unless the body says otherwise
+     * ("startCmd": "" for none); the build goes on without it when it cannot start. */
+    char *image_start = img && !start ? lel__template_start_line(json_object_get(img, "entrypoint"), json_object_get(img, "cmd"))
+                                      : NULL;
+    if (image_start && *image_start)
+        start = image_start;
     steps = steps && !json_is_null(steps) ? json_deep_copy(steps) : json_array();
     json_t *defaults = json_deep_copy(base);
     json_array_foreach(steps, i, st)
@@ -277,6 +283,9 @@ json_t *lel__template_parse_definition(lel_server_t *srv, lel_call_t *c, long lo
     json_t *def = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "fromTemplate", from_id, "steps", steps, "startCmd",
                             start ? json_string(start) : json_null(), "readyCmd", ready ? json_string(ready) : json_null(),
                             "base", base, "defaults", defaults);
+    if (start && start == image_start)
+        json_object_set_new(def, "startCmdFrom", json_string("image"));
+    free(image_start);
     if (img)
         json_object_set_new(def, "fromImage", img);
     if (use)

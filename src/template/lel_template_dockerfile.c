@@ -317,21 +317,24 @@ static void sh_quote(char *out, size_t n, size_t *o, const char *w)
         *o += (size_t)snprintf(out + *o, n - *o, "'");
 }
 
-/* ENTRYPOINT and CMD as one /bin/sh line, as Docker combines them. */
-static char *start_line(struct df *d)
+char *lel__template_start_line(json_t *entrypoint, json_t *cmd)
 {
     static const size_t n = 65536;
     char *out = calloc(1, n + 1);
     size_t o = 0, i;
     json_t *v;
-    if (!out || (!d->entrypoint && !d->cmd))
+    if (!out || (!entrypoint && !cmd))
         return out;
-    json_t *parts[2] = {d->entrypoint, json_is_string(d->entrypoint) ? NULL : d->cmd};
+    json_t *parts[2] = {entrypoint, json_is_string(entrypoint) ? NULL : cmd};
     for (int k = 0; k < 2; k++) {
         if (json_is_string(parts[k]))
             o += (size_t)snprintf(out + o, o < n ? n - o : 0, "%s%s", o ? " " : "", json_string_value(parts[k]));
         else
-            json_array_foreach(parts[k], i, v) sh_quote(out, n, &o, json_string_value(v));
+            json_array_foreach(parts[k], i, v)
+            {
+                if (json_is_string(v)) /* an image's config may hold anything */
+                    sh_quote(out, n, &o, json_string_value(v));
+            }
     }
     if (o >= n)
         out[n - 1] = 0;
@@ -401,7 +404,7 @@ int lel__template_dockerfile(lel_call_t *c, const char *text, json_t **from_imag
             *from_template = json_string(strcmp(d.from, "scratch") ? d.from : "base");
         }
         *steps = json_incref(d.steps);
-        *start = start_line(&d);
+        *start = lel__template_start_line(d.entrypoint, d.cmd);
     }
     free(line);
     free(d.from);

@@ -439,6 +439,8 @@ static json_t *definition_body(struct lel_template *t, lel_call_t *c)
         if (v && !json_is_null(v))
             json_object_set(out, f, v);
     }
+    if (!json_object_get(out, "startCmd")) /* E2B's builder runs no image Cmd unless told to */
+        json_object_set_new(out, "startCmd", json_string(""));
     return out;
 }
 

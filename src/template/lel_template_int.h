@@ -130,6 +130,9 @@ struct lel_vm;
  * startCmd line, malloc'd, "" when none). 0, or -EINVAL with a 400 naming the line. */
 int lel__template_dockerfile(lel_call_t *c, const char *text, json_t **from_image, json_t **from_template, json_t **steps,
                              char **start);
+/** ENTRYPOINT and CMD (arrays: exec form, strings: shell form, NULL: none) as one /bin/sh line,
+ * combined as Docker does: malloc'd, "" when both are empty, NULL without memory. */
+char *lel__template_start_line(json_t *entrypoint, json_t *cmd);
 
 /* lel_build_context.c: the build context (PUT /templates/{id}/context) and copy steps. */
 /** <data_dir>/templates/<id>.context */

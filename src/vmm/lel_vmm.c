@@ -64,6 +64,7 @@ static void init_once(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_kick; /* no SA_RESTART: KVM_RUN must return EINTR */
     sigaction(SIGUSR1, &sa, NULL);
+    lel__jail_init();
     kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm_fd < 0) {
         kvm_errno = errno;
@@ -174,6 +175,9 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if (cfg->ops)
         vm->ops = *cfg->ops;
     vm->ctx = cfg->ctx;
+    vm->jailed = !cfg->unjailed;
+    vm->test_violation = cfg->test_violation;
+    vm->exits = cfg->exits;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
     const char *step = "KVM_CREATE_VM";
@@ -420,6 +424,8 @@ static void doorbell(lel_vm_t *vm, uint32_t v)
     pthread_mutex_unlock(&vm->lock);
     if (v == LEL_BELL_EVENT && event)
         event(ctx);
+    if (v == LEL_BELL_EVENT && vm->test_violation)
+        lel__jail_test_violation();
 }
 
 static void net_bell(lel_vm_t *vm)
@@ -458,10 +464,53 @@ static int handle_io(lel_vm_t *vm)
     return 0;
 }
 
+/* A call the filter trapped ends the VM (the thread stays, stopped, until it is joined). */
+static void jail_check(lel_vm_t *vm)
+{
+    int nr = __atomic_load_n(&vm->jail_syscall, __ATOMIC_ACQUIRE);
+    if (nr) {
+        char why[160];
+        lel__jail_reason(nr - 1, why, sizeof(why));
+        die(vm, why);
+    }
+}
+
+static int exit_kind(uint32_t reason)
+{
+    switch (reason) {
+    case KVM_EXIT_IO: return LEL_VMX_IO;
+    case KVM_EXIT_MMIO: return LEL_VMX_MMIO;
+    case KVM_EXIT_INTR: return LEL_VMX_INTR;
+    case KVM_EXIT_HLT: return LEL_VMX_HLT;
+    case KVM_EXIT_SHUTDOWN: return LEL_VMX_SHUTDOWN;
+    case KVM_EXIT_INTERNAL_ERROR: return LEL_VMX_INTERNAL_ERROR;
+    case KVM_EXIT_FAIL_ENTRY: return LEL_VMX_FAIL_ENTRY;
+    default: return LEL_VMX_OTHER;
+    }
+}
+
+static void count_exit(lel_vm_t *vm, int kind)
+{
+    if (vm->exits)
+        atomic_fetch_add_explicit(&vm->exits->n[kind], 1, memory_order_relaxed);
+}
+
+const char *lel_vm_exit_name(int kind)
+{
+    static const char *const names[LEL_VMX_COUNT] = {"io", "mmio", "intr", "hlt", "shutdown", "internal_error",
+                                                     "fail_entry", "other", "run_error"};
+    return kind >= 0 && kind < LEL_VMX_COUNT ? names[kind] : "other";
+}
+
 static void *vcpu_main(void *arg)
 {
     lel_vm_t *vm = arg;
+    char err[160];
+    lel_thread_background(); /* before the jail: setpriority is not on its list */
+    if (vm->jailed && lel__jail_enter(vm, err, sizeof(err)) < 0)
+        die(vm, err); /* never run a guest unjailed by accident */
     for (;;) {
+        jail_check(vm);
         pthread_mutex_lock(&vm->lock);
         if (vm->stop_req && vm->state == VM_RUNNING) {
             /* one more run with immediate_exit completes a pending I/O instruction, so the
@@ -484,6 +533,7 @@ static void *vcpu_main(void *arg)
         pthread_mutex_unlock(&vm->lock);
 
         if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+            count_exit(vm, errno == EINTR || errno == EAGAIN ? LEL_VMX_INTR : LEL_VMX_RUN_ERROR);
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             char why[96];
@@ -492,6 +542,7 @@ static void *vcpu_main(void *arg)
             continue;
         }
         char why[96];
+        count_exit(vm, exit_kind(vm->run->exit_reason));
         switch (vm->run->exit_reason) {
         case KVM_EXIT_IO:
             if (handle_io(vm) < 0)
@@ -529,7 +580,8 @@ int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen)
 {
     sigset_t all, old;
     sigfillset(&all);
-    sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else */
+    sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else, */
+    sigdelset(&all, SIGSYS);  /* but for its jail's (a blocked SIGSYS would kill the process) */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&vm->thread, NULL, vcpu_main, vm);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

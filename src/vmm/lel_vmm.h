@@ -8,6 +8,7 @@
 #ifndef LEL_VMM_H
 #define LEL_VMM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,18 @@ struct lel_vm_ops {
     void (*event)(void *ctx);
 };
 
+/** Counts of the VM exits the vCPU threads handled, by reason; owned by whoever runs the VMs (the
+ * server object), shared by all its VMs, updated with relaxed atomic adds. */
+enum lel_vm_exit_kind {
+    LEL_VMX_IO = 0, LEL_VMX_MMIO, LEL_VMX_INTR, LEL_VMX_HLT, LEL_VMX_SHUTDOWN, LEL_VMX_INTERNAL_ERROR,
+    LEL_VMX_FAIL_ENTRY, LEL_VMX_OTHER, LEL_VMX_RUN_ERROR, LEL_VMX_COUNT
+};
+struct lel_vm_exits {
+    atomic_ullong n[LEL_VMX_COUNT];
+};
+/** The label of an exit kind ("io", "mmio", ...). */
+const char *lel_vm_exit_name(int kind);
+
 struct lel_vm_config {
     uint64_t mem_bytes; /* multiple of 2 MiB, >= 32 MiB */
     uint32_t tick_hz;   /* guest timer frequency; default 100 */
@@ -51,6 +64,13 @@ struct lel_vm_config {
      * saves of this VM are taken against its base, not against it. */
     int transient;
     int stopped; /* restore only: the vCPU waits, stopped, for lel_vm_cont (tests compare memory) */
+    /* The vCPU thread runs under a seccomp filter (lel_vmm_jail.c: the allow-list and why) unless
+     * this is set (vmm.seccomp: false); a forbidden call ends the VM (died: the call's name). */
+    int unjailed;
+    /* Tests only (vmm.test_seccomp_violation): at every command-ended doorbell the vCPU thread
+     * makes a call the filter forbids (socket), as an exploited exit handler would. */
+    int test_violation;
+    struct lel_vm_exits *exits; /* where the vCPU counts its exits; NULL: not counted. Outlives the VM */
 };
 
 /** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */

@@ -19,6 +19,7 @@ enum vm_state { VM_RUNNING = 0, VM_STOPPED, VM_DEAD };
 
 struct lel_vm {
     int vm_fd, vcpu_fd;
+    struct lel_vm_exits *exits; /* the owner's exit counters, or NULL */
     struct kvm_run *run;
     size_t run_size;
     uint8_t *mem;
@@ -44,6 +45,9 @@ struct lel_vm {
     int net_efd;  /* the net doorbell's eventfd while lel_vsock is attached, else -1 (atomic: the vCPU thread reads it) */
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
+    int jailed;         /* the vCPU thread runs under the seccomp filter (lel_vmm_jail.c) */
+    int jail_syscall;   /* a forbidden call's number + 1, set by the SIGSYS handler (atomic) */
+    int test_violation; /* lel_vm_config.test_violation */
 
     uint8_t *rofs;        /* the rofs image's mapping (lel_vmm_rofs.c), or NULL */
     uint64_t rofs_bytes;
@@ -152,6 +156,17 @@ void lel__rofs_unmap(lel_vm_t *vm);
 void *lel__rofs_record(lel_vm_t *vm, size_t *len);
 /** Reads a snapshot's rofs record: 0 with its hash and path (NUL-terminated, in rec), or -EBADMSG. */
 int lel__rofs_record_parse(const void *rec, size_t len, const uint8_t **hash, const char **path);
+
+/* lel_vmm_jail.c */
+/** Installs the SIGSYS handler (process-wide, once). */
+void lel__jail_init(void);
+/** On the vCPU thread, before its first KVM_RUN: loads the filter on this thread. Returns 0 or
+ * -errno with err filled. */
+int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen);
+/** The death reason for forbidden call `nr`. */
+void lel__jail_reason(int nr, char *buf, size_t n);
+/** Makes a call the filter forbids (the test hook, lel_vm_config.test_violation). */
+void lel__jail_test_violation(void);
 
 /* lel_vmm.c */
 int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);

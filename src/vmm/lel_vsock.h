@@ -25,6 +25,8 @@ void lel_vsock_close(lel_vsock_t *vs);
 /** An eventfd that becomes readable when the guest rang (read it with lel_vsock_ack). */
 int lel_vsock_fd(const lel_vsock_t *vs);
 void lel_vsock_ack(lel_vsock_t *vs);
+/** Makes that eventfd readable as the guest's ring would (its owner looks at the ring again). */
+void lel_vsock_poke(lel_vsock_t *vs);
 /** Whether the guest took the attachment (the rings are in use only after it did). */
 int lel_vsock_ready(const lel_vsock_t *vs);
 /** Bytes of a connection the guest takes unacknowledged (its window). */
@@ -50,7 +52,8 @@ void lel_vsock_commit(lel_vsock_t *vs, uint32_t conn, uint16_t type, uint16_t fl
 int lel_vsock_send(lel_vsock_t *vs, uint32_t conn, uint16_t type, uint16_t flags, uint32_t arg, const void *p,
                    uint32_t n, const void *p2, uint32_t n2);
 /** After a round of work: the guest is interrupted if it waits for messages or for room, and
- * asked to ring when it writes next. Returns 1 when it wrote more meanwhile (look again). */
+ * asked to ring when it writes next. Returns 1 when it wrote more meanwhile: the caller must
+ * then look again (peek), since the guest was told not to ring for it. */
 int lel_vsock_idle(lel_vsock_t *vs);
 
 #endif

@@ -1,5 +1,6 @@
 /* The e2e harness; see harness.h. */
 #include "harness.h"
+#include "oas.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -192,6 +194,38 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Answers that broke docs/openapi.json (the test process's count): a test that saw one exits 1
+ * at its end, whatever its own checks said. */
+static int oas_broken;
+
+static void oas_verdict(void)
+{
+    if (oas_broken) {
+        fprintf(stderr, "FAILED: %d answers did not match docs/openapi.json (see 'openapi:' above)\n", oas_broken);
+        _exit(1);
+    }
+}
+
+/* Holds the answer against the document, unless the request was for a sandbox's server (Host
+ * or E2B's headers: its answer is that server's) or the answer is a transport failure. */
+static void oas_answer(const char *method, const char *path, const char *const *hdrs, resp_t *r)
+{
+    static int registered;
+    for (int i = 0; hdrs && hdrs[i]; i++)
+        if (!strncasecmp(hdrs[i], "host:", 5) || !strncasecmp(hdrs[i], "e2b-sandbox", 11))
+            return;
+    if (!r->status || !strcmp(method, "HEAD"))
+        return;
+    char why[512];
+    const char *ct = resp_header(r, "content-type");
+    if (oas_check(LEL_OPENAPI_PATH, method, path, r->status, ct, r->json, why, sizeof(why)) < 0) {
+        fprintf(stderr, "openapi: %s %.200s -> %ld: %s\n", method, path, r->status, why);
+        oas_broken++;
+        if (!registered++)
+            atexit(oas_verdict);
+    }
+}
+
 int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *path, const char *body, size_t len,
              const char *const *hdrs)
 {
@@ -247,6 +281,8 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
         r->headers[i] = (char)tolower((unsigned char)r->headers[i]);
     if (r->body && r->len)
         r->json = json_loadb(r->body, r->len, 0, NULL);
+    if (rc == CURLE_OK)
+        oas_answer(method, path, hdrs, r);
     return rc == CURLE_OK ? 0 : -1;
 }
 

@@ -28,7 +28,7 @@ typedef struct resp {
     long version;  /* 11 or 20 */
 } resp_t;
 
-/** A TCP port on 127.0.0.1 free at the time of the call, or -1. */
+/** A TCP port on 127.0.0.1 that nothing listens on now. */
 int srv_free_port(void);
 /** Starts a fresh server (new temp dir) with extra YAML config lines. Returns 0 or -1. */
 int srv_start(srv_t *s, const char *extra_yaml);

@@ -47,7 +47,8 @@ static struct buf test_image(void)
     const struct ent l2[] = {{'f', "etc/.wh.gone", "", 0644, 0}, {'f', "app/layer2", "2", 0600, 0}, {0, NULL, NULL, 0, 0}};
     struct buf t1 = mk_tar(l1, 0), t2 = mk_tar(l2, 'g');
     const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/local/bin:/usr/bin:/bin\","
-                      "\"GREETING=image\"],\"WorkingDir\":\"/app\",\"Cmd\":[\"/bin/sh\"]}}";
+                      "\"GREETING=image\"],\"WorkingDir\":\"/app\",\"Entrypoint\":[\"/bin/sh\",\"-c\"],"
+                      "\"Cmd\":[\"echo \\\"$GREETING in $PWD\\\" > /tmp/image-cmd; exec sleep 100000\"]}}";
     char hex[65], cfgname[80], man[400];
     sha256_hex(cfg, strlen(cfg), hex);
     snprintf(cfgname, sizeof(cfgname), "%s.json", hex);
@@ -126,7 +127,7 @@ static void post_template(const char *def, char *tid, char *bid)
 static void second_templates(const char *tid)
 {
     char tid2[64], bid2[64], tid3[64], bid3[64], sid[64], path[200], *body = NULL;
-    post_template("{\"name\":\"from-img2\",\"fromImage\":\"testimg\"}", tid2, bid2);
+    post_template("{\"name\":\"from-img2\",\"fromImage\":\"testimg\",\"startCmd\":\"\"}", tid2, bid2); /* no image Cmd */
     wait_built(tid2, bid2, &body);
     CHECK(body && strstr(body, "root filesystem image reused"));
     free(body);
@@ -138,6 +139,7 @@ static void second_templates(const char *tid)
     CHECK_INT(req("DELETE", "/images/testimg", NULL, NULL, NULL, 0), 409); /* the child runs over it */
     CHECK_INT(req("POST", "/sandboxes", "{\"templateID\":\"from-img2-child\"}", "sandboxID", sid, sizeof(sid)), 201);
     CHECK_STR(run(sid, "cat /etc/from-image /etc/child", NULL), "hello from the image\nchild");
+    CHECK_STR(run(sid, "test -e /tmp/image-cmd || echo no-cmd", NULL), "no-cmd");
     snprintf(path, sizeof(path), "/sandboxes/%s", sid);
     CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0), 204);
     delete_template(tid3);
@@ -227,6 +229,10 @@ static void from_image(void)
     CHECK_STR(run(sid, "echo $GREETING $STEP", NULL), "image s1");
     CHECK_STR(run(sid, "cat /tmp/build-pwd /tmp/build-env /tmp/build-pwd2 /tmp/build-step", NULL), "/app\nimage\n/work/dir\ns1");
     CHECK_STR(run(sid, "stat -c %a /work/dir/f", NULL), "750");
+    /* the image's Entrypoint + Cmd became the template's startCmd: it runs in every sandbox */
+    CHECK_STR(run(sid, "for i in $(seq 100); do [ -s /tmp/image-cmd ] && break; sleep 0.1; done; cat /tmp/image-cmd; "
+                       "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done | grep -c '^sleep 100000'", NULL),
+              "image in /work/dir\n1");
     snprintf(path, sizeof(path), "/sandboxes/%s", sid);
     CHECK_INT(req("DELETE", path, NULL, NULL, NULL, 0), 204);
     second_templates(tid);

@@ -96,9 +96,21 @@ int main(void)
     lel_config_free(&cfg);
     CHECK(load("cluster:\n  prefix: nope\n", &cfg, err, sizeof(err)) < 0);
     lel_config_free(&cfg);
+    /* the vCPU jail is on unless turned off; the disk reserve defaults to 128 MiB */
+    CHECK(load("", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.vmm_seccomp, 1);
+    CHECK_INT(cfg.vmm_test_seccomp_violation, 0);
+    CHECK(cfg.storage_min_free_bytes == (size_t)128 << 20);
+    lel_config_free(&cfg);
+    CHECK(load("vmm:\n  seccomp: false\nstorage:\n  min_free_bytes: 0\n", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.vmm_seccomp, 0);
+    CHECK(cfg.storage_min_free_bytes == 0);
+    lel_config_free(&cfg);
     /* the shipped config loads as it is */
     lel_config_init(&cfg);
     CHECK(lel_config_load_yaml(&cfg, LEL_SOURCE_DIR "/configs/lelantosd.yaml", err, sizeof(err)) == 0);
+    CHECK_INT(cfg.vmm_seccomp, 1);
+    CHECK(cfg.storage_min_free_bytes == (size_t)128 << 20);
     lel_config_free(&cfg);
     return lel_test_finish();
 }

@@ -24,7 +24,7 @@ static int restore_file(const void *data, size_t n)
     if (n)
         fwrite(data, 1, n, f);
     fclose(f);
-    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *vm = NULL;
     last_err[0] = 0;
     int r = lel_vm_restore(path, &cfg, &vm, last_err, sizeof(last_err));
@@ -329,7 +329,7 @@ int main(void)
 {
     char err[256];
     lel_vm_t *vm = NULL;
-    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {64ULL << 20, 100, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     mkdtemp(dir);
     CHECK_INT(lel_vm_restore("/nonexistent/img", &cfg, &vm, err, sizeof(err)), -ENOENT);
     CHECK_INT(restore_file("", 0), -EBADMSG);

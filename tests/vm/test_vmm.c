@@ -498,7 +498,7 @@ static void idle_timer(lel_vm_t *vm)
 static lel_vm_t *boot(struct sink *s, uint64_t mem)
 {
     char err[256];
-    struct lel_vm_config cfg = {mem, 100, &ops, s, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {mem, 100, &ops, s, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *vm = NULL;
     double t0 = now_ms();
     int r = lel_vm_boot(&cfg, &vm, err, sizeof(err));
@@ -605,7 +605,7 @@ static void stops_anywhere(const char *dir)
     CHECK_INT(lel_vm_cmd_start(vm, &c, &id), 0);
     char img[300], err[256];
     snprintf(img, sizeof(img), "%s/stops.img", dir);
-    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {64 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     int ok = 0, st;
     for (int i = 0; i < 25; i++) {
         usleep(3000 + 1000 * (i % 7));
@@ -769,7 +769,7 @@ int main(void)
 
     /* resume: the guest continues with its memory and timer */
     t0 = now_ms();
-    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {256 * MIB, 100, &ops, &s, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
     printf("resume (restore): %.1f ms\n", now_ms() - t0);
     if (r < 0)

@@ -51,7 +51,7 @@ static int sh(lel_vm_t *vm, const char *script)
 
 static lel_vm_t *restore(const char *img, const char *memory_file, int transient, int stopped)
 {
-    struct lel_vm_config cfg = {0, 100, &ops, NULL, memory_file, NULL, 0, transient, stopped};
+    struct lel_vm_config cfg = {0, 100, &ops, NULL, memory_file, NULL, 0, transient, stopped, 0, 0, NULL};
     lel_vm_t *vm = NULL;
     char err[600];
     int r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
@@ -115,7 +115,7 @@ int main(void)
         return 77;
     }
     CHECK(mkdtemp(dir) != NULL);
-    struct lel_vm_config cfg = {64 * MIB, 100, &ops, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {64 * MIB, 100, &ops, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *vm = NULL;
     CHECK_INT(lel_vm_boot(&cfg, &vm, err, sizeof(err)), 0);
     CHECK_INT(lel_vm_wait_ready(vm, 20000), 0);
@@ -169,7 +169,7 @@ int main(void)
 
     /* refused: a missing base, and a corrupt diff, with no VM made */
     lel_vm_t *none = NULL;
-    struct lel_vm_config rc = {0, 100, &ops, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config rc = {0, 100, &ops, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     CHECK(rename(path("d1b.img"), path("d1b.moved")) == 0);
     CHECK(rename(path("base.img"), path("base.moved")) == 0);
     CHECK_INT(lel_vm_restore(path("d1.img"), &rc, &none, err, sizeof(err)), -ENOENT);

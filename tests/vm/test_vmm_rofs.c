@@ -130,7 +130,7 @@ static int build_image(const char *path, const char *flavour)
 static lel_vm_t *boot(uint64_t disk)
 {
     char err[512];
-    struct lel_vm_config cfg = {128 * MIB, 100, &ops, NULL, NULL, image, disk, 0, 0};
+    struct lel_vm_config cfg = {128 * MIB, 100, &ops, NULL, NULL, image, disk, 0, 0, 0, 0, NULL};
     lel_vm_t *vm = NULL;
     double t0 = now_ms();
     if (lel_vm_boot(&cfg, &vm, err, sizeof(err)) < 0 || lel_vm_wait_ready(vm, 10000) < 0) {
@@ -219,7 +219,7 @@ static void snapshots(lel_vm_t *vm)
            (unsigned long long)(info.mem_bytes >> 20));
     CHECK(info.stored_bytes < 32 * MIB); /* the 64 MiB of image data are not in it */
     lel_vm_destroy(vm);
-    struct lel_vm_config cfg = {0, 100, &ops, NULL, NULL, NULL, 0, 0, 0};
+    struct lel_vm_config cfg = {0, 100, &ops, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL};
     lel_vm_t *r = NULL;
     CHECK_INT(lel_vm_restore(snap, &cfg, &r, err, sizeof(err)), 0);
     if (r) {

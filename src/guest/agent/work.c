@@ -73,7 +73,13 @@ static int work_alloc(uint64_t mib)
     return 0;
 }
 
-void misbehave(uint64_t how)
+static void pause_a_little(void)
+{
+    for (volatile uint64_t i = 0; i < 20000000; i++) {
+    }
+}
+
+int misbehave(uint64_t how)
 {
     switch (how) {
     case LEL_BAD_SPIN:
@@ -97,8 +103,30 @@ void misbehave(uint64_t how)
         for (uint64_t a = boot->mem_bytes; a < boot->mem_bytes + (64ULL << 20); a += 4096)
             *(volatile uint64_t *)(LEL_DMAP_BASE + a) = a;
         break;
+    case LEL_BAD_BELL_FLOOD: /* valid bell values, none of them true */
+        for (uint32_t i = 0;; i++)
+            outl(LEL_PORT_DOORBELL, i & 1 ? LEL_BELL_EVENT : LEL_BELL_RESPONSE);
+    case LEL_BAD_SILENT:
+        return 0;
+    case LEL_BAD_OUT_OF_ORDER: { /* a stale answer, then one to a request not made yet, then the true one */
+        uint32_t req = chan->req_seq;
+        chan->status = LEL_ST_EINVAL;
+        chan->ret[0] = 0xbad;
+        chan->resp_seq = req - 1;
+        __asm__ volatile("" ::: "memory");
+        outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
+        pause_a_little();
+        chan->resp_seq = req + 1;
+        __asm__ volatile("" ::: "memory");
+        outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
+        pause_a_little();
+        chan->ret[0] = 0x600d;
+        chan->status = LEL_ST_OK;
+        return 1;
+    }
     }
     chan->status = LEL_ST_EINVAL;
+    return 1;
 }
 
 

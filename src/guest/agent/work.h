@@ -11,7 +11,7 @@
 int work_touch(uint64_t mib, uint64_t seed, uint64_t *sum);
 /** The checksum of the area as it is now; -1 unless it is `mib` MiB. */
 int work_checksum(uint64_t mib, uint64_t *sum);
-/** Misbehaves as `how` says (LEL_MISBEHAVE_*). */
-void misbehave(uint64_t how);
+/** Misbehaves as `how` says (LEL_MISBEHAVE_*). Returns 0 when the request must go unanswered. */
+int misbehave(uint64_t how);
 
 #endif

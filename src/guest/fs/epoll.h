@@ -51,6 +51,9 @@ struct epevent {
     uint64_t data;
 } __attribute__((packed));
 
+/* The most events one epoll_wait may ask for, as Linux: INT_MAX / sizeof(struct epoll_event). */
+#define EP_MAX_EVENTS (0x7fffffff / (int64_t)sizeof(struct epevent))
+
 /* How often `f`'s readiness changed (0 for files that are always ready). */
 uint64_t file_seq(const struct file *f);
 

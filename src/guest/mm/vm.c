@@ -217,12 +217,10 @@ uint64_t translate(struct mm *m, uint64_t va, int write)
     return e && (*e & PTE_P) && (!write || (*e & PTE_W)) ? (*e & PTE_ADDR) | (va & (PAGE_SIZE - 1)) : 0;
 }
 
-uint64_t translate_own(struct mm *m, uint64_t va)
+int vm_shared_page(struct mm *m, uint64_t va)
 {
     uint64_t *e = va < USER_TOP ? pte_of(m->pml4, va, 0) : 0;
-    if (e && (*e & (PTE_P | PTE_COW)) == (PTE_P | PTE_COW) && cow_break(e, va) < 0)
-        return 0;
-    return translate(m, va, 0);
+    return e && (*e & (PTE_P | PTE_FILE | PTE_SHARED)) == (PTE_P | PTE_FILE | PTE_SHARED);
 }
 
 int cow_fault(struct mm *m, uint64_t va)

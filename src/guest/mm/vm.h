@@ -112,9 +112,9 @@ int lazy_fault(struct mm *m, uint64_t va);
  * write to a page shared copy-on-write makes it the address space's own first. */
 uint64_t translate(struct mm *m, uint64_t va, int write);
 
-/* translate for reading, but a page shared copy-on-write becomes the address space's own
- * first: its address then names the word for as long as the mapping lasts (futex keys). */
-uint64_t translate_own(struct mm *m, uint64_t va);
+/* Whether user address `va` is in a page of a shared mapping (PTE_SHARED: a file's own page,
+ * the same page in every address space that maps it). */
+int vm_shared_page(struct mm *m, uint64_t va);
 
 /* A write fault of user mode at `va` on a present page: a page shared copy-on-write becomes
  * the address space's own (copied unless no other address space still maps it). 1 when the

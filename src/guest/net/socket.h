@@ -50,6 +50,7 @@ struct sock {
     struct sock *queue[SOCK_QUEUE]; /* listening: connections made, not yet accepted */
     struct hconn *hc;       /* a connection through the host (net/hostconn.c), while it lasts */
     int connecting;         /* hc: connect() asked the host and has no answer yet */
+    int inprogress;         /* connect() said EINPROGRESS: the next one says 0 (done), as Linux, then EISCONN */
     int reset;              /* loopback TCP: it wrote once after its peer closed (the next write is EPIPE) */
     int hc_dgram;           /* a datagram socket that sent through the host (which holds a socket for it) */
     struct sockopt {        /* int options set (SO_REUSEADDR, TCP_NODELAY...): what getsockopt reads back */

@@ -2,6 +2,7 @@
  * mapped from the file's own pages), "#!" scripts, and the new program's stack of arguments,
  * environment and auxiliary vector, as Linux lays it out. */
 #include "exec.h"
+#include "elf.h"
 
 #include "../arch/cpu.h"
 #include "../arch/fpu.h"
@@ -15,42 +16,15 @@
 #include "proc.h"
 #include "../fs/file.h"
 
-struct ehdr {
-    uint8_t ident[16];
-    uint16_t type, machine;
-    uint32_t version;
-    uint64_t entry, phoff, shoff;
-    uint32_t flags;
-    uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
-};
-
-struct phdr {
-    uint32_t type, flags;
-    uint64_t offset, vaddr, paddr, filesz, memsz, align;
-};
-
-static int img_read(const struct image *im, uint64_t off, void *buf, uint64_t n)
-{
-    if (off > im->len || n > im->len - off)
-        return -ENOEXEC;
-    if (im->mem) {
-        kmemcpy(buf, im->mem + off, n);
-        return 0;
-    }
-    return fs_read(im->ino, off, buf, n) == (int64_t)n ? 0 : -ENOEXEC;
-}
-
 struct loaded {
     uint64_t entry, phdr, phnum, end, bias;
 };
-
-#define PF_W 2
 
 /* A read-only segment maps the program file's own pages (read-only, shared by every process
  * running it) instead of copying them: exec and fork copy only the writable data. Only for a
  * file whose offsets line up with its addresses page by page and that has no holes there;
  * otherwise (-1) the segment is copied. */
-static int map_file(const struct image *im, const struct phdr *p)
+static int map_file(const struct image *im, const struct elf_phdr *p)
 {
     struct proc *cur = proc_cur();
     uint64_t first = p->vaddr & ~(PAGE_SIZE - 1), lead = p->vaddr - first;
@@ -76,42 +50,25 @@ static int map_file(const struct image *im, const struct phdr *p)
  * A dynamically linked program's interpreter (its loader, ld.so) goes where mappings start. */
 #define PIE_BASE 0x555555554000ULL
 
-/* Loads an ELF64 x86-64 executable (fixed-address, or ET_DYN at `base`); every offset and
- * size is checked against the file. A dynamically linked one's interpreter path (PT_INTERP)
- * goes to `interp` (INTERP_MAX bytes; "" for a static program); with `interp` NULL (loading
- * an interpreter) it is -ELIBBAD, as on Linux. */
+/* Loads an ELF64 x86-64 executable (fixed-address, or ET_DYN at `base`) that elf_check
+ * accepted: every offset and size is checked against the file before anything is mapped. A
+ * dynamically linked one's interpreter path goes to `interp` (elf_check's). */
 static int elf_load(const struct image *im, uint64_t base, struct loaded *L, char *interp)
 {
     struct proc *cur = proc_cur();
-    struct ehdr h;
-    struct phdr ph[32];
-    if (img_read(im, 0, &h, sizeof(h)) < 0 || h.ident[0] != 0x7f || h.ident[1] != 'E' || h.ident[2] != 'L' ||
-        h.ident[3] != 'F' || h.ident[4] != 2 || (h.type != 2 && h.type != 3) || h.machine != 62 ||
-        h.phentsize != sizeof(struct phdr) || h.phnum == 0 || h.phnum > 32 || h.entry >= USER_TOP - base ||
-        img_read(im, h.phoff, ph, (uint64_t)h.phnum * sizeof(struct phdr)) < 0)
-        return -ENOEXEC;
-    uint64_t bias = h.type == 3 ? base : 0;
+    struct elf_info E;
+    int r = elf_check(im, base, &E, interp);
+    if (r < 0)
+        return r;
     L->phdr = 0;
     L->end = 0;
-    L->bias = bias;
-    if (interp)
-        interp[0] = 0;
-    for (int i = 0; interp && i < h.phnum; i++) /* first, so a missing loader costs no loading */
-        if (ph[i].type == 3 && (ph[i].filesz < 2 || ph[i].filesz > INTERP_MAX ||
-                                img_read(im, ph[i].offset, interp, ph[i].filesz) < 0 || interp[ph[i].filesz - 1] ||
-                                kstrlen(interp) != ph[i].filesz - 1))
-            return -ENOEXEC;
-    for (int i = 0; i < h.phnum; i++) {
-        if (ph[i].type == 3 && !interp)
-            return -ELIBBAD; /* an interpreter that wants one */
-        if (ph[i].type != 1)
+    L->bias = E.bias;
+    for (int i = 0; i < E.phnum; i++) {
+        if (E.ph[i].type != ELF_PT_LOAD)
             continue;
-        struct phdr q = ph[i], *p = &q;
-        if (p->filesz > p->memsz || p->vaddr >= USER_TOP - bias || p->memsz > USER_TOP - bias - p->vaddr ||
-            p->offset > im->len || p->filesz > im->len - p->offset)
-            return -ENOEXEC;
-        q.vaddr += bias;
-        if (!(p->flags & PF_W) && map_file(im, p) == 0)
+        struct elf_phdr q = E.ph[i], *p = &q;
+        q.vaddr += E.bias;
+        if (!(p->flags & ELF_PF_W) && map_file(im, p) == 0)
             goto mapped;
         for (uint64_t va = p->vaddr & ~(PAGE_SIZE - 1); va < p->vaddr + p->memsz; va += PAGE_SIZE)
             if (map_new(cur->mm->pml4, va) < 0 || make_private(cur->mm->pml4, va) < 0)
@@ -121,18 +78,18 @@ static int elf_load(const struct image *im, uint64_t base, struct loaded *L, cha
             uint64_t va = p->vaddr + done, chunk = PAGE_SIZE - (va & (PAGE_SIZE - 1));
             if (chunk > p->filesz - done)
                 chunk = p->filesz - done;
-            if (img_read(im, p->offset + done, DMAP(translate(cur->mm, va, 1)), chunk) < 0)
+            if (elf_read(im, p->offset + done, DMAP(translate(cur->mm, va, 1)), chunk) < 0)
                 return -ENOEXEC;
             done += chunk;
         }
     mapped:
-        if (h.phoff >= p->offset && h.phoff < p->offset + p->filesz)
-            L->phdr = p->vaddr + (h.phoff - p->offset);
+        if (E.phoff >= p->offset && E.phoff < p->offset + p->filesz)
+            L->phdr = p->vaddr + (E.phoff - p->offset);
         if (p->vaddr + p->memsz > L->end)
             L->end = p->vaddr + p->memsz;
     }
-    L->entry = h.entry + bias;
-    L->phnum = h.phnum;
+    L->entry = E.entry + E.bias;
+    L->phnum = E.phnum;
     return 0;
 }
 
@@ -233,7 +190,7 @@ static int build_stack(const struct loaded *L, uint64_t interp_base, const struc
     krng_bytes(rnd, sizeof(rnd)); /* AT_RANDOM: the C library's stack guard and pointer mangling */
     if (copy_user(random, rnd, 16, 1) < 0)
         return -ENOMEM;
-    uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct phdr), 5, L->phnum, 7, interp_base, 9, L->entry,
+    uint64_t aux[] = {6, PAGE_SIZE, 3, L->phdr, 4, sizeof(struct elf_phdr), 5, L->phnum, 7, interp_base, 9, L->entry,
                       11, 0, 12, 0, 13, 0, 14, 0, 17, 100, 23, 0, 25, random, 0, 0};
     uint64_t naux = sizeof(aux) / sizeof(aux[0]), n = 1 + a->argc + 1 + a->envc + 1 + naux;
     uint64_t sp = (random - n * 8) & ~15ULL, at = sp, str = a->bottom, word;

@@ -356,12 +356,22 @@ void group_kill(struct proc *g, struct proc *except)
     }
 }
 
-long futex_wake(uint64_t key, uint64_t n)
+uint64_t futex_name(struct mm *m, uint64_t va, struct mm **space)
+{
+    uint64_t gpa = translate(m, va, 0); /* (brings in a lazy page, and checks it is mapped) */
+    if (!gpa)
+        return 0;
+    int shared = vm_shared_page(m, va);
+    *space = shared ? 0 : m;
+    return shared ? gpa : va;
+}
+
+long futex_wake(struct mm *space, uint64_t key, uint64_t n)
 {
     long woken = 0;
     for (int i = 0; i < MAX_PROCS && key && (uint64_t)woken < n; i++) {
         struct proc *t = &ptable.procs[i];
-        if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key) {
+        if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key && t->futex_mm == space) {
             t->futex_key = 0;
             t->state = P_RUNNABLE;
             woken++;
@@ -387,8 +397,10 @@ void proc_end(struct proc *p, long status)
         g->group_sig = p->killed;
         group_kill(g, p);
     }
-    if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0) /* pthread_join waits on it */
-        futex_wake(translate(p->mm, p->clear_tid, 0), 1);
+    struct mm *space;
+    uint64_t key;
+    if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0 && (key = futex_name(p->mm, p->clear_tid, &space)))
+        futex_wake(space, key, 1); /* pthread_join waits on it */
     vfork_release(p);
     if (p->held) { /* it died inside a syscall that held a file */
         file_put(p->held);

@@ -84,7 +84,8 @@ struct proc {
     int group_exit, group_status, group_sig; /* leader: exit_group or a fatal signal ended them all */
     int teardown;        /* killed because its group is ending: ends quietly */
     uint64_t clear_tid;  /* set_tid_address, CLONE_CHILD_CLEARTID: zeroed and woken when it ends */
-    uint64_t futex_key;  /* W_FUTEX: the guest-physical address it waits on; 0 once woken */
+    uint64_t futex_key;  /* W_FUTEX: the futex it waits on (with futex_mm, see futex_name); 0 once woken */
+    struct mm *futex_mm;
     uint64_t ss_sp, ss_size; /* sigaltstack (size 0: none), for handlers with SA_ONSTACK */
     struct proc *vfork_parent; /* CLONE_VFORK: blocked until this process execs or ends */
     struct mm *mm;       /* NULL until its first program is loaded */
@@ -236,8 +237,17 @@ uint64_t tick_after_ns(uint64_t ns);
 /* Kills every thread of `g` but `except` (quietly: the group's end is already decided). */
 void group_kill(struct proc *g, struct proc *except);
 
-/* Wakes up to `n` threads waiting on the futex at guest-physical `key`; how many it woke. */
-long futex_wake(uint64_t key, uint64_t n);
+/* The name of the futex at user address `va` of `m`: in a shared mapping's page its
+ * guest-physical address (`*space` NULL), which every address space mapping the file shares;
+ * anywhere else `va` itself in `m` (`*space` m), as Linux names private memory's futexes. A
+ * physical name there would not last: a page a fork shares copy-on-write moves to a new
+ * physical page at the first write by either side, and a waker and its waiter then named
+ * different words (node's libuv threadpool slept for ever after a child_process spawn).
+ * 0 when `va` is not mapped. */
+uint64_t futex_name(struct mm *m, uint64_t va, struct mm **space);
+
+/* Wakes up to `n` threads waiting on the futex named (`space`, `key`); how many it woke. */
+long futex_wake(struct mm *space, uint64_t key, uint64_t n);
 
 /* A vfork child execs or ends: its parent, waiting since the clone, goes on. */
 void vfork_release(struct proc *p);

@@ -75,7 +75,9 @@ static long sys_epoll_wait(uint64_t epfd, uint64_t uevs, int64_t max, uint64_t d
     struct file *e = fd_get(epfd);
     if (!e)
         return -EBADF;
-    if (e->type != F_EPOLL || max <= 0 || max > 1024)
+    /* as Linux: up to as many events as an int's worth of bytes holds (the set, not this, bounds
+     * what one call can return) */
+    if (e->type != F_EPOLL || max <= 0 || max > EP_MAX_EVENTS)
         return -EINVAL;
     file_hold(e); /* while it waits */
     long got;

@@ -174,31 +174,37 @@ static long sys_getrandom(uint64_t buf, uint64_t n)
 
 /* futex: WAIT and WAKE, with or without a bitset (any bitset matches any), and (CMP_)REQUEUE:
  * what glibc, musl and Go build their locks, condition variables and joins on. A futex is
- * named by the guest-physical address of its word, so private and shared ones are the same (a
- * page a fork shares copy-on-write becomes the process's own first: its address must last). */
+ * named as futex_name says (FUTEX_PRIVATE_FLAG changes nothing: a shared mapping's word is
+ * named by its page, anything else by the address space and address, as on Linux). */
 static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime, uint64_t uaddr2, uint64_t val3)
 {
     struct proc *cur = proc_cur();
     int cmd = (int)(op & 127); /* without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME */
-    uint64_t key = uaddr & 3 ? 0 : translate_own(cur->mm, uaddr), deadline = 0;
+    struct mm *space = 0, *space2 = 0;
+    uint64_t key = uaddr & 3 ? 0 : futex_name(cur->mm, uaddr, &space), deadline = 0;
     if (!key)
         return uaddr & 3 ? -EINVAL : -EFAULT;
-    uint32_t word = *(volatile uint32_t *)DMAP(key);
+    uint32_t word;
+    if (copy_user(uaddr, &word, sizeof(word), 0) < 0)
+        return -EFAULT;
     if (cmd == 1 || cmd == 10) /* WAKE, WAKE_BITSET */
-        return futex_wake(key, val);
+        return futex_wake(space, key, val);
     if (cmd == 3 || cmd == 4) { /* REQUEUE, CMP_REQUEUE: wake `val`, move up to `utime` to uaddr2 */
-        uint64_t key2 = uaddr2 & 3 ? 0 : translate_own(cur->mm, uaddr2);
+        uint64_t key2 = uaddr2 & 3 ? 0 : futex_name(cur->mm, uaddr2, &space2);
         if (!key2)
             return -EFAULT;
         if (cmd == 4 && word != (uint32_t)val3)
             return -EAGAIN;
-        long n = futex_wake(key, val);
-        for (int i = 0; i < MAX_PROCS && utime; i++)
-            if (ptable.procs[i].state == P_BLOCKED && ptable.procs[i].why == W_FUTEX && ptable.procs[i].futex_key == key) {
-                ptable.procs[i].futex_key = key2;
+        long n = futex_wake(space, key, val);
+        for (int i = 0; i < MAX_PROCS && utime; i++) {
+            struct proc *t = &ptable.procs[i];
+            if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key && t->futex_mm == space) {
+                t->futex_key = key2;
+                t->futex_mm = space2;
                 utime--;
                 n++;
             }
+        }
         return n;
     }
     if ((cmd != 0 && cmd != 9) || (cmd == 9 && !val3))
@@ -221,6 +227,7 @@ static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime,
     if (word != (uint32_t)val)
         return -EAGAIN;
     cur->futex_key = key;
+    cur->futex_mm = space;
     cur->wake_tick = deadline;
     block(W_FUTEX);
     if (!cur->futex_key)
