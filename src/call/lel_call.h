@@ -42,7 +42,8 @@ typedef struct lel_call {
     int from_node;       /* node_secret is the cluster's: never forwarded again, not rate-limited twice */
     char *traffic_token; /* e2b-traffic-access-token: a sandbox port's credential when it is not public */
     char *content_type, *content_encoding, *connect_timeout, *keepalive;
-    int xmetadata;                   /* X-Metadata-<key> headers came (E2B's file metadata on uploads) */
+    json_t *xmetadata;               /* X-Metadata-<key> headers (E2B's file metadata on uploads): {key lowercased:
+                                        value as sent (no UTF-8 check)}; NULL when none came. Owned by the call */
     char peer[64];                   /* client address */
     /* filled by the API layer before actors see it */
     int route;

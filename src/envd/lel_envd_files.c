@@ -3,7 +3,9 @@
  * part named by its full destination path, or the `path` query) or application/octet-stream
  * (optionally gzip); each file goes to the guest in 1 MiB chunks as the body arrives, written
  * under a temporary name and renamed over the path at its end, so a file is replaced whole or
- * not at all. Parents are made. Errors answer as envd's: {"code": <status>, "message"}. */
+ * not at all. Parents are made. X-Metadata-<key> headers become the file's user.e2b.<key>
+ * attributes (every upload replaces those; set on the temporary before the rename, so the file
+ * never appears without them). Errors answer as envd's: {"code": <status>, "message"}. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -34,6 +36,9 @@ struct envd_upload {
     uint32_t tmp_id;
     json_t *results;
     char *tmp;            /* READ_PIECE + inflate output */
+    json_t *md;           /* the X-Metadata-* headers, checked, for the answer; NULL: none came */
+    char *meta;           /* ...as struct lel_xattr_rec records named ENVD_META_PREFIX<key> */
+    size_t meta_len;
     struct lel_mp mp;
     const struct lel_envd_host *h; /* during a step only */
     struct envd_upload *next;
@@ -165,6 +170,8 @@ static void upload_free(lel_envd_t *e, struct envd_upload *up)
     if (up->gzip)
         inflateEnd(&up->z);
     json_decref(up->results);
+    json_decref(up->md);
+    free(up->meta);
     free(up->qpath);
     free(up->buf);
     free(up->tmp);
@@ -194,6 +201,84 @@ static void abort_part(struct envd_upload *up)
         return;
     uint64_t arg[4] = {up->plen, 0, 0, LEL_UP_ABORT | (uint64_t)up->tmp_id << 32}, ret[4];
     lel_vm_call_bulk(up->h->vm, LEL_OP_FILE_UPLOAD, arg, up->buf, up->plen, ret, 5000);
+}
+
+/* ---- metadata: user.e2b.<key> attributes, given to the temporary before it takes the file's
+ * place, so the file appears with them (LEL_OP_FILE_XATTRS) ---- */
+
+static int printable(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Checks the headers as envd does (printable ASCII keys and values, a key of at most 255 bytes
+ * with its prefix, ENVD_META_MAX bytes in all) and turns them into records: 0, or -1 answered. */
+static int metadata_take(struct envd_upload *up, lel_call_t *c)
+{
+    const char *key;
+    json_t *v;
+    size_t pl = strlen(ENVD_META_PREFIX), total = 0, len = 0;
+    json_object_foreach(c->xmetadata, key, v)
+    {
+        size_t kl = strlen(key), vl = json_string_length(v);
+        if (kl + pl > 255 || !printable(key, kl) || !printable(json_string_value(v), vl)) {
+            lel_call_error(c, 400, "invalid metadata: key '%.64s' or its value is not printable ASCII, or the key is longer than %zu bytes",
+                           key, 255 - pl);
+            return -1;
+        }
+        total += pl + kl + vl;
+        len += (sizeof(struct lel_xattr_rec) + pl + kl + vl + 7) & ~(size_t)7;
+    }
+    if (total > ENVD_META_MAX) {
+        lel_call_error(c, 400, "invalid metadata: %zu bytes in all, more than %d", total, ENVD_META_MAX);
+        return -1;
+    }
+    if (!total)
+        return 0;
+    if (!(up->meta = calloc(1, len))) {
+        lel_call_error(c, 503, "out of memory");
+        return -1;
+    }
+    json_object_foreach(c->xmetadata, key, v)
+    {
+        size_t kl = strlen(key), vl = json_string_length(v);
+        struct lel_xattr_rec xr = {(uint16_t)(pl + kl), 0, (uint32_t)vl};
+        char *p = up->meta + up->meta_len;
+        memcpy(p, &xr, sizeof(xr));
+        memcpy(p + sizeof(xr), ENVD_META_PREFIX, pl);
+        memcpy(p + sizeof(xr) + pl, key, kl);
+        memcpy(p + sizeof(xr) + pl + kl, json_string_value(v), vl);
+        up->meta_len += (sizeof(xr) + pl + kl + vl + 7) & ~(size_t)7;
+    }
+    up->md = json_incref(c->xmetadata);
+    return 0;
+}
+
+/* The records onto the upload's temporary; 0 or the guest's errno (answered). */
+static int metadata_put(struct envd_upload *up)
+{
+    size_t pl = strlen(ENVD_META_PREFIX), at = (up->plen + pl + 7) & ~(size_t)7;
+    char *req = calloc(1, at + up->meta_len);
+    if (!req) {
+        lel_call_error(up->c, 503, "out of memory");
+        return ENOMEM;
+    }
+    memcpy(req, up->buf, up->plen);
+    memcpy(req + up->plen, ENVD_META_PREFIX, pl);
+    memcpy(req + at, up->meta, up->meta_len);
+    uint64_t arg[4] = {up->plen, up->tmp_id, pl, up->meta_len}, ret[4] = {0};
+    int r = lel_vm_call_bulk(up->h->vm, LEL_OP_FILE_XATTRS, arg, req, at + up->meta_len, ret, 30000);
+    free(req);
+    if (r == LEL_ST_ENOSYS)
+        lel_call_error(up->c, 400, "file metadata needs a newer guest than this sandbox's (start it again from its template)");
+    else if (r == 12 || r == 28)
+        lel_call_error(up->c, 507, "not enough space for the metadata of '%s'", up->buf);
+    else if (r)
+        file_error(up->c, r, up->buf);
+    return r;
 }
 
 static int part_begin(struct envd_upload *up, const char *filename)
@@ -243,15 +328,24 @@ static int part_data(struct envd_upload *up, const char *p, size_t n)
 
 static int part_end(struct envd_upload *up)
 {
-    int r = piece(up, 1);
+    int r = up->meta && !up->started ? piece(up, 0) : 0; /* a temporary to give the metadata to first */
+    if (r == 0 && up->meta && (r = metadata_put(up)) != 0) {
+        abort_part(up); /* its temporary goes: the file stays as it was */
+        up->in_part = 0;
+        return r;
+    }
+    if (r == 0)
+        r = piece(up, 1);
     up->in_part = 0;
     if (r) {
         file_error(up->c, r, up->buf);
         return r;
     }
     const char *slash = strrchr(up->buf, '/');
-    json_array_append_new(up->results, json_pack("{s:s, s:s, s:s}", "path", up->buf, "name", slash ? slash + 1 : up->buf,
-                                                 "type", "file"));
+    json_t *en = json_pack("{s:s, s:s, s:s}", "path", up->buf, "name", slash ? slash + 1 : up->buf, "type", "file");
+    if (en && up->md)
+        json_object_set_new(en, "metadata", json_deep_copy(up->md));
+    json_array_append_new(up->results, en);
     return 0;
 }
 
@@ -366,10 +460,8 @@ int lel__envd_files_post(lel_envd_t *e, const struct lel_envd_host *h, lel_call_
         lel_call_error(c, 400, "the body must be multipart/form-data (with a boundary) or application/octet-stream");
         goto refuse;
     }
-    if (c->xmetadata) { /* no extended attributes in the guest to keep them in: refused, never dropped */
-        lel_call_error(c, 400, "file metadata (X-Metadata-* headers) is not supported yet");
+    if (c->xmetadata && metadata_take(up, c) < 0)
         goto refuse;
-    }
     if (enc && strcasecmp(enc, "identity") && strcasecmp(enc, "gzip")) {
         lel_call_error(c, 400, "unsupported Content-Encoding '%.32s' (identity or gzip)", enc);
         goto refuse;
@@ -398,6 +490,8 @@ refuse: /* not linked yet */
         if (up->gzip)
             inflateEnd(&up->z);
         json_decref(up->results);
+        json_decref(up->md);
+        free(up->meta);
         free(up->qpath);
         free(up->buf);
         free(up->tmp);

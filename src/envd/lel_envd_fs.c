@@ -128,9 +128,40 @@ static const char *file_type(unsigned mode)
     return fmt == 0040000 ? "FILE_TYPE_DIRECTORY" : fmt == 0100000 ? "FILE_TYPE_FILE" : NULL;
 }
 
+/* EntryInfo.metadata from a record's attributes (each named ENVD_META_PREFIX...): the names
+ * without the prefix; as envd, an entry whose name or value is no UTF-8 is left out (a proto
+ * map<string, string> cannot carry it). NULL when there are none. */
+static json_t *entry_metadata(const char *x, size_t len)
+{
+    json_t *md = NULL;
+    size_t pl = strlen(ENVD_META_PREFIX);
+    for (size_t at = 0; at + sizeof(struct lel_xattr_rec) <= len;) {
+        struct lel_xattr_rec xr;
+        memcpy(&xr, x + at, sizeof(xr));
+        size_t size = (sizeof(xr) + xr.name_len + (size_t)xr.value_len + 7) & ~(size_t)7;
+        if (size > len - at)
+            break; /* the guest's lengths are not trusted */
+        const char *nm = x + at + sizeof(xr);
+        at += size;
+        if (xr.name_len <= pl || memcmp(nm, ENVD_META_PREFIX, pl))
+            continue;
+        char key[256];
+        memcpy(key, nm + pl, xr.name_len - pl);
+        key[xr.name_len - pl] = 0;
+        json_t *k = strlen(key) == xr.name_len - pl ? json_string(key) : NULL; /* (UTF-8, no NUL) */
+        json_t *v = k ? json_stringn(nm + xr.name_len, xr.value_len) : NULL;
+        json_decref(k);
+        if (v && (md || (md = json_object())))
+            json_object_set_new(md, key, v);
+        else
+            json_decref(v);
+    }
+    return md;
+}
+
 /* An EntryInfo from a guest record; `path`: the entry's path as the client names it (len bytes). */
 static json_t *entry(const struct lel_envd_host *h, const struct lel_stat_rec *r, const char *path,
-                     size_t len, const char *target, struct names *nm)
+                     size_t len, const char *target, const char *xattrs, struct names *nm)
 {
     if (!nm->loaded) {
         nm->passwd = guest_text(h, "/etc/passwd");
@@ -163,6 +194,9 @@ static json_t *entry(const struct lel_envd_host *h, const struct lel_stat_rec *r
         json_object_set_new(en, "type", json_string(type));
     if (en && link && r->target_len)
         json_object_set_new(en, "symlinkTarget", lel__envd_text(target, r->target_len));
+    json_t *md = en && r->xattr_len ? entry_metadata(xattrs, r->xattr_len) : NULL;
+    if (md)
+        json_object_set_new(en, "metadata", md);
     return en;
 }
 
@@ -170,9 +204,17 @@ static json_t *entry(const struct lel_envd_host *h, const struct lel_stat_rec *r
  * with *err the guest's errno (or a negative one). */
 static char *guest_stat(const struct lel_envd_host *h, const char *path, unsigned depth, size_t *len, int *full, int *err)
 {
-    size_t plen = strlen(path) + 1;
-    uint64_t arg[4] = {plen, depth, 0, 0}, ret[4] = {0};
-    int r = lel_vm_call_bulk(h->vm, LEL_OP_FILE_STAT, arg, path, plen, ret, FS_TIMEOUT_MS);
+    size_t plen = strlen(path) + 1, ml = strlen(ENVD_META_PREFIX);
+    char *req = malloc(plen + ml);
+    if (!req) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memcpy(req, path, plen);
+    memcpy(req + plen, ENVD_META_PREFIX, ml); /* each record carries its node's metadata */
+    uint64_t arg[4] = {plen, depth, ml, 0}, ret[4] = {0};
+    int r = lel_vm_call_bulk(h->vm, LEL_OP_FILE_STAT, arg, req, plen + ml, ret, FS_TIMEOUT_MS);
+    free(req);
     if (r) {
         *err = r;
         return NULL;
@@ -188,20 +230,21 @@ static char *guest_stat(const struct lel_envd_host *h, const char *path, unsigne
     return buf;
 }
 
-/* The next record at *off of the answer (name and target after it); 0 at the end or on a
- * record that does not fit (the guest's lengths are not trusted). */
+/* The next record at *off of the answer (name, target and attributes after it); 0 at the end or
+ * on a record that does not fit (the guest's lengths are not trusted). */
 static int next_rec(const char *buf, size_t len, size_t *off, struct lel_stat_rec *r, const char **name,
-                    const char **target)
+                    const char **target, const char **xattrs)
 {
     if (*off + sizeof(*r) > len)
         return 0;
     memcpy(r, buf + *off, sizeof(*r));
-    size_t body = sizeof(*r) + r->name_len + r->target_len;
-    if (*off + body > len)
+    size_t body = (sizeof(*r) + r->name_len + r->target_len + 7) & ~(size_t)7;
+    if (*off + body > len || r->xattr_len > len - *off - body)
         return 0;
     *name = buf + *off + sizeof(*r);
     *target = *name + r->name_len;
-    *off += (body + 7) & ~(size_t)7;
+    *xattrs = buf + *off + body;
+    *off += body + r->xattr_len;
     return 1;
 }
 
@@ -228,10 +271,11 @@ json_t *lel__envd_entry(const struct lel_envd_host *h, const char *path, int *er
     int full = 0;
     char *buf = guest_stat(h, path, 0, &len, &full, err);
     struct lel_stat_rec r;
-    const char *nm, *target;
+    const char *nm, *target, *xattrs;
     struct names names = {0};
-    json_t *en = buf && next_rec(buf, len, &off, &r, &nm, &target) ? entry(h, &r, path, strlen(path), target, &names)
-                                                                   : NULL;
+    json_t *en = buf && next_rec(buf, len, &off, &r, &nm, &target, &xattrs)
+                     ? entry(h, &r, path, strlen(path), target, xattrs, &names)
+                     : NULL;
     if (buf && !en)
         *err = -EIO;
     free(buf);
@@ -280,16 +324,16 @@ static void list_dir(const struct lel_envd_host *h, lel_call_t *c, const char *p
     }
     json_t *list = json_array();
     struct lel_stat_rec r;
-    const char *nm, *target;
+    const char *nm, *target, *xattrs;
     struct names names = {0};
     char *full_path = malloc(plen + 1 + 65536 + 1);
-    while (list && full_path && next_rec(buf, len, &off, &r, &nm, &target)) {
+    while (list && full_path && next_rec(buf, len, &off, &r, &nm, &target, &xattrs)) {
         size_t at = plen;
         memcpy(full_path, path, plen);
         if (plen > 1)
             full_path[at++] = '/';
         memcpy(full_path + at, nm, r.name_len);
-        json_t *en = entry(h, &r, full_path, at + r.name_len, target, &names);
+        json_t *en = entry(h, &r, full_path, at + r.name_len, target, xattrs, &names);
         if (en)
             json_array_append_new(list, en);
     }

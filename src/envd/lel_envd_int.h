@@ -166,6 +166,10 @@ int lel__envd_fs_call(lel_envd_t *e, const struct lel_envd_host *h, lel_call_t *
 int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id, const struct lel_run_result *res);
 void lel__envd_fs_fail(lel_envd_t *e, const char *why);
 
+/* E2B's file metadata: extended attributes of this prefix, the key lowercased after it */
+#define ENVD_META_PREFIX "user.e2b."
+#define ENVD_META_MAX 4096 /* envd's cap: the prefixed names and the values of one file together */
+
 /** A JSON string of n bytes that may not be UTF-8 (bad bytes become U+FFFD). */
 json_t *lel__envd_text(const char *p, size_t n);
 /** The EntryInfo of `path` as Stat answers it, or NULL with *err the guest's errno (negative:

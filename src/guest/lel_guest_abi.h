@@ -137,7 +137,9 @@ enum lel_op {
     LEL_OP_FILE_STAT = 27,  /* bulk = path, NUL; arg[0] = its bytes with the NUL, arg[1] = depth. 0: the path itself
                                (not followed); n > 0: the directory it names (followed), its entries down to n levels
                                (at most 255; symlinks are not followed), in no order. Into bulk as struct lel_stat_rec records; ret[0] =
-                               records, ret[1] = bytes, ret[2] = 1 when more did not fit. ENOENT, ENOTDIR */
+                               records, ret[1] = bytes, ret[2] = 1 when more did not fit. ENOENT, ENOTDIR. arg[2] = bytes of
+                               a name prefix after the path's NUL: each record carries its node's (a symlink: its final
+                               target's) extended attributes whose names begin with it (none when 0; older guests: none) */
     LEL_OP_FILE_UPLOAD_PAGES = 28, /* LEL_OP_FILE_UPLOAD without the data in bulk: the guest gives the host pages of
                                 the temporary to fill instead. arg[2] bytes (at most LEL_UP_PAGES_MAX) at arg[1]
                                 (a multiple of 4096): their pages, not cleared, as ret[1] page numbers (uint32,
@@ -145,6 +147,15 @@ enum lel_op {
                                 the temporary is held, unwritable by programs, until the next request of the
                                 upload. LEL_UP_LAST (arg[2] 0): all filled, arg[1] = the file's size; renamed as
                                 LEL_OP_FILE_UPLOAD does. The temporary is 0600 until then. Older guests: ENOSYS */
+    LEL_OP_FILE_XATTRS = 29, /* replaces a node's extended attributes of one prefix (E2B's metadata: "user.e2b."):
+                                bulk = path, NUL, the prefix (arg[2] bytes, at least one), then at the next multiple of 8
+                                arg[3] bytes of struct lel_xattr_rec records, each name beginning with the prefix;
+                                arg[0] = path bytes with the NUL, arg[1] = an upload's id (LEL_OP_FILE_UPLOAD's ret[0]):
+                                that upload's temporary of the path, which is first given the attributes of the file it
+                                replaces outside the prefix (as an upload in place would keep them); 0: the path itself (a
+                                final symlink followed). Whole or not at all. EINVAL (malformed), ENOENT, EPERM (no regular
+                                file or directory), ENOSPC (XATTR_INODE_MAX, 1 MiB a node, or the disk), ENOMEM. Older
+                                guests: ENOSYS */
 };
 
 enum { LEL_POLL_OUTPUT = 1, /* a streamed command has output not read yet (LEL_OP_CMD_READ) */
@@ -165,7 +176,8 @@ enum { LEL_WATCH_LOST = 1, /* events were lost (the queue was full, or the tree 
 
 /* An entry (LEL_OP_FILE_STAT): name_len bytes of its path (relative to the listed directory;
  * none for depth 0), then target_len bytes of a symlink's final target as an absolute path
- * (none when it leads nowhere), then padding to 8 bytes. */
+ * (none when it leads nowhere), then padding to 8 bytes, then xattr_len bytes of its
+ * attributes (struct lel_xattr_rec records, each padded to 8). */
 struct lel_stat_rec {
     uint32_t mode;  /* lstat's */
     uint32_t tmode; /* a symlink: what it finally leads to's mode (0: nothing) */
@@ -173,7 +185,14 @@ struct lel_stat_rec {
     uint64_t size;
     int64_t mtime;  /* seconds */
     uint16_t name_len, target_len;
-    uint32_t pad;
+    uint32_t xattr_len; /* bytes of struct lel_xattr_rec records after the target (older guests: 0) */
+};
+
+/* An extended attribute (LEL_OP_FILE_STAT's answers, LEL_OP_FILE_XATTRS' requests): name_len bytes
+ * of its name (1-255, no NUL), value_len bytes of its value (at most 65536), then padding to 8. */
+struct lel_xattr_rec {
+    uint16_t name_len, pad;
+    uint32_t value_len;
 };
 
 /* LEL_OP_FILE_UPLOAD's arg[3]; OWNED (with FIRST): the file and the parents it makes are owned by

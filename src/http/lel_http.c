@@ -5,6 +5,7 @@
 #include "lel_http_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -93,6 +94,7 @@ void lel__http_call_unref(lel_call_t *c)
         close(c->proxy_fd);
     json_decref(c->json);
     json_decref(c->resp);
+    json_decref(c->xmetadata);
     free(p);
     free(c);
 }
@@ -157,6 +159,28 @@ void lel__http_peer(const struct sockaddr *sa, socklen_t n, char out[64])
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 64);
 }
 
+/* X-Metadata-<key> headers into c->xmetadata: {key lowercased: value}, the first of a key
+ * kept (as envd's Go does); values as they came (bytes: the envd layer validates them). */
+static int metadata_headers(lel_call_t *c, h2o_req_t *req)
+{
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *nm = req->headers.entries[i].name, *v = &req->headers.entries[i].value;
+        if (nm->len <= 11 || strncasecmp(nm->base, "x-metadata-", 11))
+            continue;
+        char key[256];
+        size_t kl = nm->len - 11 < sizeof(key) - 1 ? nm->len - 11 : sizeof(key) - 1;
+        for (size_t k = 0; k < kl; k++)
+            key[k] = (char)tolower((unsigned char)nm->base[11 + k]);
+        key[kl] = 0;
+        if (!c->xmetadata && !(c->xmetadata = json_object()))
+            return -ENOMEM;
+        if (!json_object_get(c->xmetadata, key) &&
+            json_object_set_new_nocheck(c->xmetadata, key, json_stringn_nocheck(v->base, v->len)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Routing sees the path as sent, so a percent-encoded '/' or '.' can never change which route
  * matches (h2o's normalized path decodes them and folds ".."); parameters are decoded after. */
 int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
@@ -192,11 +216,10 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     DUP(connect_timeout, "connect-timeout-ms");
     DUP(keepalive, "keepalive-ping-interval");
 #undef DUP
-    c->xmetadata = 0;
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_iovec_t *nm = req->headers.entries[i].name;
-        c->xmetadata |= nm->len > 11 && !strncasecmp(nm->base, "x-metadata-", 11);
-    }
+    json_decref(c->xmetadata);
+    c->xmetadata = NULL;
+    if (metadata_headers(c, req) < 0)
+        return -ENOMEM;
     free(c->host);
     c->host = req->input.authority.len ? strndup(req->input.authority.base, req->input.authority.len) : NULL;
     c->body_msgpack = header_has(req, H2O_TOKEN_CONTENT_TYPE, "application/msgpack");

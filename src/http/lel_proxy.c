@@ -32,6 +32,7 @@ struct lel_proxy {
     char *wbuf;            /* what is being written to the guest */
     int writing, body_done, chunked_req, ws;
     int head_done, started, chunked, eof_body, sending;
+    int in_send;           /* inside h2o_send: the request may end there (see proxy_send) */
     uint64_t left;         /* response body bytes still to come (UINT64_MAX: to the end of the stream) */
     struct phr_chunked_decoder dec;
     char *sbuf;            /* what h2o is sending (until proceed) */
@@ -61,7 +62,22 @@ static void proxy_free(struct lel_proxy *x)
 void lel__proxy_gone(struct lel_proxy *x)
 {
     x->req = NULL;
-    proxy_free(x);
+    if (!x->in_send) /* else the sender frees it when h2o returns */
+        proxy_free(x);
+}
+
+/* h2o_send, where h2o may end the request before it returns (an HTTP/1 error closes the
+ * connection at once): the request's pool then tells lel__proxy_gone from inside, which must not
+ * free the proxy under its caller. Returns 1 when the request is gone (the caller frees x). A
+ * client that left an HTTP/1 response waiting is found out only here, when the guest's end
+ * closes (h2o does not read the connection meanwhile): lelantosd died with SIGSEGV at stop after
+ * a stalled download, every time. */
+static int proxy_send(struct lel_proxy *x, h2o_req_t *req, h2o_iovec_t *v, size_t n, h2o_send_state_t st)
+{
+    x->in_send = 1;
+    h2o_send(req, v, n, st);
+    x->in_send = 0;
+    return x->req == NULL;
 }
 
 /* Answers with an error before the response started (502 and the like). */
@@ -87,11 +103,13 @@ static void fail(struct lel_proxy *x, int status, const char *fmt, ...)
         h2o_iovec_t v = h2o_strdup(&req->pool, body ? body : "", len);
         free(body);
         x->started = 1;
+        x->in_send = 1;
         h2o_send_inline(req, v.base, v.len);
-        if (g)
+        x->in_send = 0;
+        if (g && x->req)
             lel__gate_after_send(g, req, 1);
     } else if (req && x->started) {
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR); /* a broken response, never a wrong one */
+        proxy_send(x, req, NULL, 0, H2O_SEND_STATE_ERROR); /* a broken response, never a wrong one */
     }
     proxy_free(x);
 }
@@ -406,7 +424,10 @@ static int response_body(struct lel_proxy *x, int eof)
         x->sbuf = NULL;
         h2o_socket_read_stop(x->up);
     }
-    h2o_send(req, &v, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    if (proxy_send(x, req, &v, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS)) {
+        proxy_free(x);
+        return 1;
+    }
     if (g)
         lel__gate_after_send(g, req, final);
     if (final)

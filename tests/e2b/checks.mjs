@@ -206,9 +206,36 @@ async function entryFields(sbx) {
   check(touched.stdout === 'user\n', 'a file a command of user makes is user\'s', touched.stdout)
   const home = await sbx.commands.run('stat -c "%u %g %U" /home/user && touch /home/user/mine && stat -c %U /home/user/mine && rm /home/user/mine')
   check(home.stdout === '1000 1000 user\nuser\n', "base's /home/user is user's (uid 1000): user writes its home", home.stdout)
-  await throws(() => sbx.files.write('/home/user/e/meta.txt', 'm', { metadata: { k: 'v' } }), InvalidArgumentError, 'file metadata is refused clearly (not supported yet), never dropped')
-  check(!(await sbx.files.exists('/home/user/e/meta.txt')), 'and nothing was written')
+  await metadata(sbx)
   await sbx.files.remove('/home/user/e')
+}
+
+// File metadata (X-Metadata-* on upload, EntryInfo.metadata): user.e2b.<key> attributes in the
+// guest, keys lowercased, each upload replacing the file's, other attributes of the file kept.
+async function metadata(sbx) {
+  const m = '/home/user/e/meta.txt'
+  const w = await sbx.files.write(m, 'm1', { metadata: { Owner: 'alice', Stage: 'draft v1' } })
+  check(w.path === m && w.metadata?.owner === 'alice' && w.metadata?.stage === 'draft v1', 'write with metadata answers it, keys lowercased', w)
+  const i = await sbx.files.getInfo(m)
+  check(JSON.stringify(i.metadata) === JSON.stringify({ owner: 'alice', stage: 'draft v1' }) || (i.metadata?.owner === 'alice' && i.metadata?.stage === 'draft v1' && Object.keys(i.metadata).length === 2),
+    'getInfo returns the metadata', i.metadata)
+  const listed = (await sbx.files.list('/home/user/e')).find((e) => e.name === 'meta.txt')
+  check(listed?.metadata?.owner === 'alice' && listed.metadata.stage === 'draft v1', 'files.list carries it too', listed?.metadata)
+  const cat = await sbx.commands.run(`cat ${m}; ls -a /home/user/e | grep -c lelantos-upload`, { }).catch((e) => e)
+  check(cat.stdout === 'm1' + '0\n', 'the file itself is what was written, no temporary left', cat.stdout)
+  await sbx.files.write(m, 'm2', { metadata: { stage: 'final' } })
+  const j = await sbx.files.getInfo(m)
+  check(j.metadata?.stage === 'final' && !('owner' in (j.metadata ?? {})) && (await sbx.files.read(m)) === 'm2', 'an overwrite replaces the metadata (a key left out is gone)', j.metadata)
+  await sbx.files.write(m, 'm3')
+  check((await sbx.files.getInfo(m)).metadata === undefined, 'an upload without metadata clears it', (await sbx.files.getInfo(m)).metadata)
+  await sbx.files.write([{ path: '/home/user/e/ma', data: 'a' }, { path: '/home/user/e/mb', data: 'b' }], { metadata: { batch: '7' } })
+  const [ma, mb] = await Promise.all(['/home/user/e/ma', '/home/user/e/mb'].map((p) => sbx.files.getInfo(p)))
+  check(ma.metadata?.batch === '7' && mb.metadata?.batch === '7', 'a multi-file write gives each file the metadata', [ma.metadata, mb.metadata])
+  const big = 'x'.repeat(4100)
+  await throws(() => sbx.files.write('/home/user/e/mbig', 'z', { metadata: { k: big } }), InvalidArgumentError, 'metadata over 4096 bytes is refused (400) as envd does')
+  check(!(await sbx.files.exists('/home/user/e/mbig')), 'and nothing was written')
+  await sbx.files.rename('/home/user/e/ma', '/home/user/e/mc')
+  check((await sbx.files.getInfo('/home/user/e/mc')).metadata?.batch === '7', 'a rename keeps the metadata')
 }
 
 // The wire itself: the start event comes at once, keepalives while a process is quiet.

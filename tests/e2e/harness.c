@@ -247,6 +247,8 @@ int http_req(srv_t *s, resp_t *r, enum proto p, const char *method, const char *
      * a test running longer commands (a language's test suite) sets its own */
     curl_easy_setopt(c, CURLOPT_TIMEOUT, s->http_timeout_s > 0 ? s->http_timeout_s : 90L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (s->recv_bps > 0)
+        curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)s->recv_bps);
     if (getenv("LEL_CURL_VERBOSE"))
         curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
     if (s->tls) {

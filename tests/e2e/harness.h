@@ -15,6 +15,7 @@ typedef struct srv {
     char yaml[2048];   /* extra config lines */
     int tls;
     long http_timeout_s; /* a request's limit; 0: 90 s */
+    long recv_bps;       /* a slow reader: libcurl takes at most this many bytes a second; 0: no limit */
 } srv_t;
 
 enum proto { H1 = 0, H2 = 1, H2_UPGRADE = 2 }; /* H2: prior knowledge; H2_UPGRADE: Upgrade: h2c */

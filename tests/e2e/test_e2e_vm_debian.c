@@ -108,6 +108,11 @@ int main(void)
         expect(sid, "cd /tmp && git init -q repo && cd repo && echo x > f && git add f && "
                     "git -c user.email=a@b -c user.name=n commit -qm first && git log --oneline | wc -l", "1");
         expect(sid, "sqlite3 :memory: 'select 6*7'", "42");
+        /* extended attributes: on a file of the image (the read-only lower layer) and on a new one */
+        expect(sid, "python3 -c 'import os; p=\"/etc/debian_version\"; os.setxattr(p, \"user.k\", b\"v\"); "
+                    "open(\"/tmp/x\", \"w\").close(); os.setxattr(\"/tmp/x\", \"user.a\", b\"1\"); "
+                    "print(os.getxattr(p, \"user.k\"), os.listxattr(\"/tmp/x\"), open(p).read()[:2])'",
+               "b'v' ['user.a'] 12");
         /* pseudo-terminals: os.openpty, pty.openpty with tty.setraw, pty.spawn, and bash -i -l
          * with job control on a pty.fork terminal */
         put_file(sid, "/tmp/ptys.py", PTY_SCRIPT);

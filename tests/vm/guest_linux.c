@@ -42,6 +42,7 @@ static const struct {
     {"fork", fork_checks},
     {"sched", sched_checks},
     {"regr", regr_checks},
+    {"xattr", xattr_checks},
     {"suite", suite_checks},
     {"bench", bench_run}, /* only when named: a measurement (guest_linux_bench.c) */
 };

@@ -27,6 +27,7 @@ void net_checks(void);
 void fork_checks(void);
 void sched_checks(void);
 void regr_checks(void);
+void xattr_checks(void);
 void suite_checks(void);
 /* Not a check: microseconds per syscall, pipe round trip, fork and exec (only when named). */
 void bench_run(void);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +149,119 @@ static void put_program(lel_vm_t *vm, const char *path, const unsigned char *elf
  * output is one mailbox page) is its status, the lines that are not "ok", how many are, and
  * whether the first and the last check ran. Its text shares a page with its ELF headers, so
  * the loader's copy fallback runs too. */
+/* ---- extended attributes through the host channel (LEL_OP_FILE_XATTRS, LEL_OP_FILE_STAT) ---- */
+
+/* Appends one struct lel_xattr_rec record (name, value) to buf at *len. */
+static void xrec(char *buf, size_t *len, const char *name, const char *value)
+{
+    struct lel_xattr_rec xr = {(uint16_t)strlen(name), 0, (uint32_t)strlen(value)};
+    memset(buf + *len, 0, (sizeof(xr) + xr.name_len + xr.value_len + 7) & ~7UL);
+    memcpy(buf + *len, &xr, sizeof(xr));
+    memcpy(buf + *len + sizeof(xr), name, xr.name_len);
+    memcpy(buf + *len + sizeof(xr) + xr.name_len, value, xr.value_len);
+    *len += (sizeof(xr) + xr.name_len + xr.value_len + 7) & ~7UL;
+}
+
+/* LEL_OP_FILE_XATTRS: `prefix`'s attributes of `path` (or of upload `id`'s temporary) replaced by
+ * the records; the guest's status. */
+static int put_xattrs(lel_vm_t *vm, const char *path, uint32_t id, const char *prefix, const char *recs, size_t rl)
+{
+    char req[4096] = {0};
+    size_t plen = strlen(path) + 1, pl = strlen(prefix), at = (plen + pl + 7) & ~7UL;
+    memcpy(req, path, plen);
+    memcpy(req + plen, prefix, pl);
+    memcpy(req + at, recs, rl);
+    uint64_t arg[4] = {plen, id, pl, rl}, ret[4] = {0};
+    return lel_vm_call_bulk(vm, LEL_OP_FILE_XATTRS, arg, req, at + rl, ret, 5000);
+}
+
+/* `path`'s attributes of `prefix` as "name=value;" in name order... as the guest lists them (newest first). */
+static int get_xattrs(lel_vm_t *vm, const char *path, const char *prefix, char *out, size_t cap)
+{
+    char req[512], ans[8192];
+    size_t plen = strlen(path) + 1, pl = strlen(prefix);
+    memcpy(req, path, plen);
+    memcpy(req + plen, prefix, pl);
+    uint64_t arg[4] = {plen, 0, pl, 0}, ret[4] = {0};
+    int r = lel_vm_call_bulk(vm, LEL_OP_FILE_STAT, arg, req, plen + pl, ret, 5000);
+    out[0] = 0;
+    if (r || ret[0] != 1)
+        return r ? r : -1;
+    size_t n = lel_vm_bulk_read(vm, 0, ans, ret[1] < sizeof(ans) ? ret[1] : sizeof(ans)), at = 0;
+    struct lel_stat_rec sr;
+    memcpy(&sr, ans, sizeof(sr));
+    size_t x = (sizeof(sr) + sr.name_len + sr.target_len + 7) & ~7UL;
+    while (x + sizeof(struct lel_xattr_rec) <= n && x < ((sizeof(sr) + sr.name_len + sr.target_len + 7) & ~7UL) + sr.xattr_len) {
+        struct lel_xattr_rec xr;
+        memcpy(&xr, ans + x, sizeof(xr));
+        at += (size_t)snprintf(out + at, cap - at, "%.*s=%.*s;", (int)xr.name_len, ans + x + sizeof(xr), (int)xr.value_len,
+                               ans + x + sizeof(xr) + xr.name_len);
+        x += (sizeof(xr) + xr.name_len + xr.value_len + 7) & ~7UL;
+    }
+    return 0;
+}
+
+/* An upload of `data` to `path` whose temporary is given `recs` (of prefix user.e2b.) before the
+ * rename; the guest's status. */
+static int upload_with(lel_vm_t *vm, const char *path, const char *data, const char *recs, size_t rl)
+{
+    char req[512];
+    size_t plen = strlen(path) + 1, dl = strlen(data);
+    memcpy(req, path, plen);
+    memcpy(req + plen, data, dl);
+    uint64_t arg[4] = {plen, 0, dl, LEL_UP_FIRST}, ret[4] = {0};
+    int r = lel_vm_call_bulk(vm, LEL_OP_FILE_UPLOAD, arg, req, plen + dl, ret, 5000);
+    uint32_t id = (uint32_t)ret[0];
+    if (r == 0 && (r = put_xattrs(vm, path, id, "user.e2b.", recs, rl)) != 0) {
+        uint64_t ab[4] = {plen, 0, 0, LEL_UP_ABORT | (uint64_t)id << 32};
+        lel_vm_call_bulk(vm, LEL_OP_FILE_UPLOAD, ab, req, plen, ret, 5000);
+        return r;
+    }
+    uint64_t last[4] = {plen, dl, 0, LEL_UP_LAST | (uint64_t)id << 32};
+    return r ? r : lel_vm_call_bulk(vm, LEL_OP_FILE_UPLOAD, last, req, plen, ret, 5000);
+}
+
+/* Metadata as E2B's uploads set it: on the temporary, replacing the file's user.e2b.* and
+ * keeping its other attributes; malformed requests change nothing. */
+static void file_xattrs(lel_vm_t *vm)
+{
+    char recs[1024], got[2048];
+    size_t rl = 0;
+    xrec(recs, &rl, "user.keep.a", "1");
+    CHECK_INT(upload_with(vm, "/tmp/xa/f", "one", "", 0), 0);
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/f", 0, "user.keep.", recs, rl), 0); /* the path itself */
+    rl = 0;
+    xrec(recs, &rl, "user.e2b.k1", "v1");
+    xrec(recs, &rl, "user.e2b.k2", "v2");
+    CHECK_INT(upload_with(vm, "/tmp/xa/f", "two", recs, rl), 0);
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/f", "user.", got, sizeof(got)), 0);
+    CHECK(strstr(got, "user.e2b.k1=v1;") && strstr(got, "user.e2b.k2=v2;") && strstr(got, "user.keep.a=1;"));
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/f", "user.e2b.", got, sizeof(got)), 0);
+    CHECK(!strstr(got, "keep")); /* only the prefix asked for */
+    rl = 0;
+    xrec(recs, &rl, "user.e2b.k3", "v3");
+    CHECK_INT(upload_with(vm, "/tmp/xa/f", "three", recs, rl), 0);
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/f", "user.", got, sizeof(got)), 0);
+    CHECK(strstr(got, "user.e2b.k3=v3;") && !strstr(got, "k1") && !strstr(got, "k2") && strstr(got, "user.keep.a=1;"));
+    printf("xattrs after the third upload: %s\n", got);
+    /* malformed: a name outside the prefix, a bad length, no prefix, no such upload */
+    rl = 0;
+    xrec(recs, &rl, "user.e2b.ok", "x");
+    xrec(recs, &rl, "user.other", "x");
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/f", 0, "user.e2b.", recs, rl), LEL_ST_EINVAL);
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/f", 0, "user.e2b.", recs, rl - 3), LEL_ST_EINVAL);
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/f", 0, "", recs, 0), LEL_ST_EINVAL);
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/f", 12345, "user.e2b.", recs, 0), LEL_ST_ENOENT);
+    CHECK_INT(put_xattrs(vm, "/tmp/xa/none", 0, "user.e2b.", recs, 0), LEL_ST_ENOENT);
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/f", "user.", got, sizeof(got)), 0);
+    CHECK(strstr(got, "user.e2b.k3=v3;") && !strstr(got, "ok=") && strstr(got, "user.keep.a=1;")); /* unchanged */
+    /* a symlink carries its target's (as E2B reads them through it) */
+    char out[256];
+    sh(vm, "ln -s f /tmp/xa/l", out, sizeof(out));
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/l", "user.e2b.", got, sizeof(got)), 0);
+    CHECK(!strcmp(got, "user.e2b.k3=v3;"));
+}
+
 static void syscall_paths(lel_vm_t *vm)
 {
     char out[4096];
@@ -718,6 +832,7 @@ int main(void)
     CHECK_INT(st, 0);
     run_user_test(vm, "after boot");
     busybox(vm, "after boot");
+    file_xattrs(vm);
     syscall_paths(vm);
     linux_behaviour(vm);
     net_tools(vm);
@@ -778,6 +893,9 @@ int main(void)
     if (r < 0)
         return lel_test_finish();
     CHECK_INT(call1(vm, LEL_OP_CHECKSUM, 64, 0, &st), c1);
+    char xa[512]; /* the file system's attributes are guest memory: a pause keeps them */
+    CHECK_INT(get_xattrs(vm, "/tmp/xa/f", "user.", xa, sizeof(xa)), 0);
+    CHECK(strstr(xa, "user.e2b.k3=v3;") && strstr(xa, "user.keep.a=1;"));
     run_user_test(vm, "after resume");
     busybox(vm, "after resume");
     uint64_t t1[4], t2[4]; /* the timer still fires: the background heartbeat of concurrency() sleeps 0.1 s */

@@ -234,6 +234,9 @@ static int handle(void)
     case LEL_OP_FILE_DELETE:
         agent_file_delete();
         break;
+    case LEL_OP_FILE_XATTRS:
+        agent_file_xattrs();
+        break;
     case LEL_OP_FILE_STAT:
         agent_file_stat();
         break;
@@ -356,8 +359,8 @@ void kmain(void)
             outl(LEL_PORT_DOORBELL, LEL_BELL_RESPONSE);
             continue;
         }
-        hc_poll(); /* the net rings: what the host sent, what the sockets have for it */
-        if (proc_step()) /* processes run between requests; a request preempts them */
+        int net_more = hc_poll(); /* the net rings: what the host sent, what the sockets have for it */
+        if (proc_step() || net_more) /* processes run between requests; a request preempts them */
             continue;
         agent_idle();
     }

@@ -5,7 +5,9 @@
 #include "../arch/arch.h"
 #include "../fs/fs.h"
 #include "../fs/hwatch.h"
+#include "../fs/inotify.h"
 #include "../fs/procfs.h"
+#include "../fs/xattr.h"
 #include "../lel_guest_abi.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
@@ -186,6 +188,73 @@ void agent_file_upload(int pages)
     chan->ret[0] = id;
 }
 
+/* LEL_OP_FILE_XATTRS' records at bulk + off (len bytes) into `into` (its attributes outside the
+ * prefix already there): 0, or -E_INVAL for a malformed one, -E_NOSPC, -E_NOMEM. */
+static int xattr_records(struct inode *into, uint64_t off, uint64_t len, const char *prefix, uint64_t pl)
+{
+    for (uint64_t at = 0; at < len;) {
+        struct lel_xattr_rec xr;
+        if (len - at < sizeof(xr))
+            return -E_INVAL;
+        kmemcpy(&xr, bulk + off + at, sizeof(xr));
+        uint64_t size = (sizeof(xr) + xr.name_len + xr.value_len + 7) & ~7ULL;
+        const char *nm = bulk + off + at + sizeof(xr);
+        if (xr.name_len == 0 || xr.name_len > XATTR_NAME_MAX || xr.value_len > XATTR_SIZE_MAX || size > len - at ||
+            xr.name_len < pl || kmemcmp(nm, prefix, pl))
+            return -E_INVAL;
+        int r = xattr_set(into, nm, xr.name_len, nm + xr.name_len, xr.value_len, 0);
+        if (r < 0)
+            return r;
+        at += size;
+    }
+    return 0;
+}
+
+void agent_file_xattrs(void)
+{
+    uint64_t plen = chan->arg[0], pl = chan->arg[2], len = chan->arg[3], off = (plen + pl + 7) & ~7ULL;
+    uint32_t id = (uint32_t)chan->arg[1];
+    struct inode *node = 0, *old = 0, *dir, scratch;
+    const char *name;
+    uint64_t nl;
+    char prefix[XATTR_NAME_MAX + 1], tname[40];
+    int r = bulk_path() < 0 || pl == 0 || pl > XATTR_NAME_MAX || chan->arg[1] > 0xffffffffULL || off > LEL_BULK_SIZE ||
+                    len > LEL_BULK_SIZE - off
+                ? -E_INVAL
+                : 0;
+    if (r == 0 && !id)
+        r = fs_lookup(fs_root(), bulk, 1, &node);
+    else if (r == 0 && (r = fs_parent_follow(fs_root(), bulk, &dir, &name, &nl)) == 0) {
+        node = fs_child(dir, tname, upload_name(tname, id));
+        old = fs_child(dir, name, nl);
+        r = node && (node->mode & S_IFMT) == S_IFREG ? 0 : -E_NOENT; /* no such upload (any more) */
+    }
+    if (r == 0 && (node->mode & S_IFMT) != S_IFREG && (node->mode & S_IFMT) != S_IFDIR)
+        r = -E_PERM; /* as user.* is refused there */
+    if (r < 0) {
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    kmemcpy(prefix, bulk + plen, pl);
+    prefix[pl] = 0;
+    /* the new set is made aside, so a failure leaves the node's as they were */
+    kmemset(&scratch, 0, sizeof(scratch));
+    r = xattr_copy(&scratch, node, prefix);
+    if (r == 0 && old && old != node)
+        r = xattr_copy(&scratch, old, prefix);
+    if (r == 0)
+        r = xattr_records(&scratch, off, len, prefix, pl);
+    if (r < 0) {
+        xattr_drop(&scratch);
+        chan->status = (uint32_t)-r;
+        return;
+    }
+    xattr_drop(node);
+    node->xattrs = scratch.xattrs;
+    if (!id)
+        fs_notify(0, 0, 0, node, IN_ATTRIB_, 0);
+}
+
 void agent_file_delete(void)
 {
     struct inode *dir, *node = 0;
@@ -303,6 +372,38 @@ static int link_target(struct inode *dir, struct inode *link, char *out, uint64_
 
 /* Appends the record of `node` (in directory `dir`, `rel` its path in the listing) to the
  * answer at *used; -1 when it does not fit. */
+/* The prefix of the attribute names the request's records carry (none: stat_prefix_len 0). */
+static char stat_prefix[XATTR_NAME_MAX + 1];
+static uint64_t stat_prefix_len;
+
+#define STAT_XATTR_MAX (64u << 10) /* attribute bytes one record carries at most (the rest are left out) */
+
+/* Appends node's attributes of stat_prefix at bulk + at as struct lel_xattr_rec records: their
+ * bytes, or -1 when they do not fit below `end`. */
+static int64_t stat_xattrs(const struct inode *node, uint64_t at, uint64_t end)
+{
+    uint64_t used = 0, nl;
+    for (const struct xattr *x = stat_prefix_len ? xattr_next(node, 0) : 0; x; x = xattr_next(node, x)) {
+        const char *nm = xattr_name(x, &nl);
+        uint64_t vl = xattr_size(x), size = (sizeof(struct lel_xattr_rec) + nl + vl + 7) & ~7ULL, k = 0;
+        if (nl < stat_prefix_len || kmemcmp(nm, stat_prefix, stat_prefix_len) || used + size > STAT_XATTR_MAX)
+            continue;
+        if (at + used + size > end)
+            return -1;
+        struct lel_xattr_rec xr = {(uint16_t)nl, 0, (uint32_t)vl};
+        char *p = bulk + at + used;
+        kmemcpy(p, &xr, sizeof(xr));
+        kmemcpy(p + sizeof(xr), nm, nl);
+        for (uint64_t off = 0; off < vl; off += k) {
+            const void *from = xattr_bytes(x, off, &k);
+            kmemcpy(p + sizeof(xr) + nl + off, from, k);
+        }
+        kmemset(p + sizeof(xr) + nl + vl, 0, size - sizeof(xr) - nl - vl);
+        used += size;
+    }
+    return (int64_t)used;
+}
+
 static int stat_rec(uint64_t *used, struct inode *dir, struct inode *node, const char *rel, uint64_t rl)
 {
     static char target[FS_PATH_MAX];
@@ -320,11 +421,16 @@ static int stat_rec(uint64_t *used, struct inode *dir, struct inode *node, const
     uint64_t size = (sizeof(r) + rl + r.target_len + 7) & ~7ULL;
     if (*used + size > LEL_BULK_SIZE)
         return -1;
+    /* (E2B reads a symlink's metadata through it, as getxattr(2) does) */
+    int64_t xl = stat_xattrs(tl >= 0 ? fin : node, *used + size, LEL_BULK_SIZE);
+    if (xl < 0)
+        return -1;
+    r.xattr_len = (uint32_t)xl;
     char *p = bulk + *used;
     kmemcpy(p, &r, sizeof(r));
     kmemcpy(p + sizeof(r), rel, rl);
     kmemcpy(p + sizeof(r) + rl, target, r.target_len);
-    *used += size;
+    *used += size + (uint64_t)xl;
     return 0;
 }
 
@@ -379,7 +485,13 @@ void agent_file_stat(void)
     struct inode *node, *dir = fs_root();
     const char *name;
     uint64_t nl, used = 0, count = 0, depth = chan->arg[1] > LIST_DEPTH_MAX ? LIST_DEPTH_MAX : chan->arg[1];
-    int r = bulk_path() < 0 ? -E_INVAL : fs_lookup(fs_root(), bulk, depth > 0, &node);
+    uint64_t pl = chan->arg[2];
+    int r = bulk_path() < 0 || pl > XATTR_NAME_MAX || chan->arg[0] + pl > LEL_BULK_SIZE ? -E_INVAL : 0;
+    if (r == 0) { /* the bulk area is the answer's: the prefix is kept aside */
+        kmemcpy(stat_prefix, bulk + chan->arg[0], pl);
+        stat_prefix_len = pl;
+        r = fs_lookup(fs_root(), bulk, depth > 0, &node);
+    }
     if (r == 0 && depth && !node_is_dir(node))
         r = -E_NOTDIR;
     if (r < 0) {

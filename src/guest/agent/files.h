@@ -19,6 +19,10 @@ void agent_file_delete(void);
 
 void agent_file_read(void);
 
+/* LEL_OP_FILE_XATTRS: a node's attributes of one prefix replaced by the request's, whole or not
+ * at all (an upload's temporary first takes those of the file it replaces outside the prefix). */
+void agent_file_xattrs(void);
+
 /* LEL_OP_FILE_STAT: an entry, or a directory's tree to a depth, as struct lel_stat_rec records:
  * lstat's fields, a symlink's final target (resolved as readlink -f) and that target's mode. */
 void agent_file_stat(void);

@@ -5,6 +5,7 @@
 
 #include "overlay.h"
 #include "rofs.h"
+#include "xattr.h"
 #include "../lib/klib.h"
 #include "../mm/page.h"
 
@@ -285,6 +286,17 @@ static void *data_page_new(void)
     return p;
 }
 
+void *fs_data_page(void)
+{
+    return data_page_new();
+}
+
+void fs_data_page_free(void *p)
+{
+    kpage_free(p);
+    data_pages--;
+}
+
 void *fs_page(struct inode *f, uint64_t index)
 {
     if ((f->mode & S_IFMT) != S_IFREG)
@@ -363,6 +375,7 @@ static int own_page(void **sl, int fill)
 void fs__inode_free(struct inode *i)
 {
     ovl_forget(i);
+    xattr_drop(i);
     if ((i->mode & S_IFMT) == S_IFREG && i->pages) {
         drop_data(i, 0);
         kpage_free(i->pages);

@@ -36,12 +36,17 @@
 #define E_NOTEMPTY 39
 #define E_MLINK 31
 #define E_LOOP 40
+#define E_2BIG 7
+#define E_RANGE 34
+#define E_NODATA 61
+#define E_OPNOTSUPP 95
 
 #define FS_NAME_MAX 255
 #define FS_PATH_MAX 4096
 
 struct dent;
 struct lel_rofs_inode;
+struct xattr;
 
 struct inode {
     uint32_t mode; /* S_IF* | permission bits */
@@ -73,6 +78,7 @@ struct inode {
      * lead to the image's pages until each is written) */
     const struct lel_rofs_inode *lower;
     uint8_t lower_dir, lower_data;
+    struct xattr *xattrs; /* its extended attributes (fs/xattr.c), the newest first */
 };
 
 struct dent {
@@ -136,6 +142,10 @@ void *fs_page_lower(struct inode *f, uint64_t index);
 void *fs_page_shared(struct inode *f, uint64_t index);
 /** A shared mapping of `f` went: with the last one, the pages past its end go. */
 void fs_unmapped(struct inode *f);
+/** A page for other file data than a file's own (large extended attribute values): counted
+ * as the disk's as file pages are; NULL when the disk is full. fs_data_page_free gives it back. */
+void *fs_data_page(void);
+void fs_data_page_free(void *p);
 /** Pages of file data held by all files in memory (what the sandbox's disk holds; the
  * read-only image's pages are not counted). */
 uint64_t fs_data_pages(void);

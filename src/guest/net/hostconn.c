@@ -565,10 +565,10 @@ static void pump_dirty(void)
     }
 }
 
-void hc_poll(void)
+int hc_poll(void)
 {
     if (!area || !area->host_epoch)
-        return;
+        return 0;
     if (area->guest_epoch != area->host_epoch)
         reattach();
     for (int round = 0; round < 8; round++) {
@@ -583,9 +583,12 @@ void hc_poll(void)
         area->h2g.kick = 1;
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (__atomic_load_n(&area->h2g.head, __ATOMIC_ACQUIRE) == area->h2g.tail)
-            break;
+            return 0;
         area->h2g.kick = 0;
     }
+    /* the host keeps writing: with the kick cleared it will not interrupt for what is there,
+     * so the caller must not wait for it (it polls again after its step) */
+    return 1;
 }
 
 /* ---- the sockets' side ---- */

@@ -26,8 +26,9 @@ void hc_init(uint64_t gpa, uint64_t bytes);
 
 /** The agent's loop, between steps and on the net interrupt: a new attachment (every
  * connection then ends), the host's messages, and what the connections have to send. Cheap
- * when nothing changed. */
-void hc_poll(void);
+ * when nothing changed. Returns 1 when it stopped with the host's messages still waiting (the
+ * caller polls again before it halts: the host will not interrupt for them). */
+int hc_poll(void);
 
 /** connect() of a stream socket to an address outside the guest: asks the host, then waits
  * for its answer (nonblock: -EINPROGRESS at once). Returns 0 or -errno. */

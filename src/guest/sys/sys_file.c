@@ -1,5 +1,5 @@
 /* Syscalls on paths and file metadata: open, access, readlink, directories and their entries,
- * links, renames, modes, times, truncation, extended attributes (none); stat and statfs are
+ * links, renames, modes, times, truncation, extended attributes; stat and statfs are
  * sys_stat.c's. */
 #include "sys_path.h"
 #include "syscall.h"
@@ -12,6 +12,7 @@
 #include "../fs/pty.h"
 #include "../fs/procfs.h"
 #include "../fs/sysfs.h"
+#include "../fs/xattr.h"
 #include "../lel_guest_abi.h"
 #include "../lib/errno.h"
 #include "../lib/klib.h"
@@ -152,25 +153,169 @@ static long sys_getdents64(uint64_t fd, uint64_t buf, uint64_t n)
     return (long)used;
 }
 
-/* Extended attributes: none exist and none can be set (as on a file system without them),
- * but the path or descriptor is checked first, as Linux does. `path` 0: `fd` is asked. */
-static long sys_xattr(uint64_t upath, int64_t fd, int follow, int set)
+/* ---- extended attributes (fs/xattr.c keeps them; the namespaces are Linux's rules on tmpfs) ---- */
+
+enum { XA_GET, XA_SET, XA_REMOVE };
+
+/* The node an attribute call is about: `upath` (followed or not), or descriptor `fd` when it
+ * is 0. *out NULL with 0: a descriptor of no node (a pipe, a socket), which Linux treats as a
+ * special file. */
+static long xattr_node(uint64_t upath, int64_t fd, int follow, struct inode **out)
 {
-    struct proc *cur = proc_cur();
+    *out = 0;
     if (!upath) {
-        if (!fd_get((uint64_t)fd))
+        struct file *f = fd_get((uint64_t)fd);
+        if (!f)
             return -EBADF;
-    } else {
-        char path[FS_PATH_MAX];
-        struct inode *ino;
-        long n = copy_str(upath, path, sizeof(path));
-        if (n < 0)
-            return n;
-        int r = fs_lookup(cur->files->cwd, path, follow, &ino);
-        if (r < 0)
-            return r;
+        *out = f->ino;
+        return 0;
     }
-    return set ? -EOPNOTSUPP_ : -61; /* ENODATA */
+    char path[FS_PATH_MAX];
+    long n = copy_str(upath, path, sizeof(path));
+    return n < 0 ? n : fs_lookup(proc_cur()->files->cwd, path, follow, out);
+}
+
+/* A user's attribute name into `name` (XATTR_NAME_MAX + 1 bytes): its length, or ERANGE for an
+ * empty or too long one, as Linux says. */
+static long xattr_name_in(uint64_t uname, char *name)
+{
+    long n = copy_str(uname, name, XATTR_NAME_MAX + 1);
+    return n == -36 || n == 0 ? -ERANGE : n;
+}
+
+static int has_prefix(const char *name, long n, const char *prefix)
+{
+    long pl = (long)kstrlen(prefix);
+    return n >= pl && kmemcmp(name, prefix, (size_t)pl) == 0;
+}
+
+/* Whether operation `op` on attribute `name` of `node` is one the file system keeps (0), or the
+ * error Linux's tmpfs gives: EOPNOTSUPP for a namespace it does not know (and for /proc's
+ * nodes), EINVAL for a bare prefix; user.* only on regular files and directories (others: EPERM
+ * to change, ENODATA to read); system.* (ACLs, which we do not keep): none to read, none to
+ * set. Everyone is root here, so trusted.* and security.* are kept as root's. */
+static long xattr_allowed(const char *name, long n, const struct inode *node, int op)
+{
+    static const char *const kept[] = {"user.", "trusted.", "security.", "system."};
+    int ns = -1;
+    for (int k = 0; k < 4 && ns < 0; k++)
+        ns = has_prefix(name, n, kept[k]) ? k : -1;
+    if (ns < 0)
+        return -EOPNOTSUPP_;
+    if (n == (long)kstrlen(kept[ns]))
+        return -EINVAL;
+    if (node && node->gen)
+        return -EOPNOTSUPP_; /* /proc's files, as procfs has no attributes */
+    if (ns == 3) {
+        int acl = (n == 23 && kmemcmp(name, "system.posix_acl_access", 23) == 0) ||
+                  (n == 24 && kmemcmp(name, "system.posix_acl_default", 24) == 0);
+        return acl && op != XA_SET ? -61 /* ENODATA */ : -EOPNOTSUPP_;
+    }
+    uint32_t t = node ? node->mode & S_IFMT : 0;
+    if (ns == 0 && t != S_IFREG && t != S_IFDIR)
+        return op == XA_GET ? -61 : -EPERM;
+    if (!node)
+        return op == XA_GET ? -61 : -EOPNOTSUPP_; /* a pipe's or socket's own: none kept */
+    return 0;
+}
+
+/* An attribute changed: the node's ctime and its watchers' IN_ATTRIB, as on Linux. */
+static void xattr_changed(struct inode *node)
+{
+    node->ctime = proc_now_ns() / 1000000000;
+    fs_notify(0, 0, 0, node, IN_ATTRIB_, 0);
+}
+
+static long xattr_get(struct inode *node, const char *name, long n, uint64_t uval, uint64_t size)
+{
+    const struct xattr *x = xattr_find(node, name, (uint64_t)n);
+    if (!x)
+        return -61;
+    uint64_t len = xattr_size(x), k = 0;
+    if (size == 0)
+        return (long)len;
+    if (len > (size > XATTR_SIZE_MAX ? XATTR_SIZE_MAX : size))
+        return -ERANGE;
+    for (uint64_t off = 0; off < len; off += k) {
+        const void *p = xattr_bytes(x, off, &k);
+        if (copy_user(uval + off, (void *)p, k, 1) < 0)
+            return -EFAULT;
+    }
+    return (long)len;
+}
+
+static long xattr_put(struct inode *node, const char *name, long n, uint64_t uval, uint64_t size, int flags)
+{
+    struct xattr *x = xattr_new(name, (uint64_t)n, size);
+    if (!x)
+        return size > XATTR_SMALL ? -ENOSPC_ : -ENOMEM;
+    for (uint64_t off = 0, k = 0; off < size; off += k) {
+        void *p = xattr_room(x, off, &k);
+        if (copy_user(uval + off, p, k, 0) < 0) {
+            xattr_free(x);
+            return -EFAULT;
+        }
+    }
+    long r = xattr_install(node, x, flags);
+    if (r == 0)
+        xattr_changed(node);
+    return r;
+}
+
+/* getxattr, setxattr, removexattr and their l- and f- forms (path 0: fd). */
+static long sys_xattr(int op, uint64_t upath, int64_t fd, int follow, uint64_t uname, uint64_t uval, uint64_t size,
+                      uint64_t flags)
+{
+    char name[XATTR_NAME_MAX + 1];
+    if (op == XA_SET && (flags & ~(uint64_t)(XATTR_CREATE | XATTR_REPLACE)))
+        return -EINVAL;
+    long n = xattr_name_in(uname, name);
+    if (n < 0)
+        return n;
+    if (op == XA_SET && size > XATTR_SIZE_MAX)
+        return -E2BIG_;
+    struct inode *node;
+    long r = xattr_node(upath, fd, follow, &node);
+    if (r == 0)
+        r = xattr_allowed(name, n, node, op);
+    if (r < 0)
+        return r;
+    if (op == XA_GET)
+        return xattr_get(node, name, n, uval, size);
+    if (op == XA_SET)
+        return xattr_put(node, name, n, uval, size, (int)flags);
+    if ((r = xattr_remove(node, name, (uint64_t)n)) == 0)
+        xattr_changed(node);
+    return r;
+}
+
+/* listxattr and its forms: the names, each with its NUL. */
+static long sys_listxattr(uint64_t upath, int64_t fd, int follow, uint64_t ubuf, uint64_t size)
+{
+    struct inode *node;
+    long r = xattr_node(upath, fd, follow, &node);
+    if (r < 0)
+        return r;
+    if (!node || node->gen)
+        return 0;
+    uint64_t total = 0, nl;
+    for (const struct xattr *x = xattr_next(node, 0); x; x = xattr_next(node, x)) {
+        xattr_name(x, &nl);
+        total += nl + 1;
+    }
+    if (size == 0)
+        return total > XATTR_LIST_MAX ? -E2BIG_ : (long)total;
+    if (total > (size > XATTR_LIST_MAX ? XATTR_LIST_MAX : size))
+        return total > XATTR_LIST_MAX ? -E2BIG_ : -ERANGE;
+    uint64_t at = 0;
+    for (const struct xattr *x = xattr_next(node, 0); x; x = xattr_next(node, x)) {
+        const char *nm = xattr_name(x, &nl);
+        char z = 0;
+        if (copy_user(ubuf + at, (void *)nm, nl, 1) < 0 || copy_user(ubuf + at + nl, &z, 1, 1) < 0)
+            return -EFAULT;
+        at += nl + 1;
+    }
+    return (long)total;
 }
 
 static long sys_access(int64_t dirfd, uint64_t upath)
@@ -505,25 +650,27 @@ long sc_close(const struct sysargs *s)
     return ret;
 }
 
+/* 188-199: setxattr, lsetxattr, fsetxattr; getxattr...; listxattr...; removexattr... */
 long sc_setxattr(const struct sysargs *s)
 {
-    return sys_xattr(s->a, 0, s->nr != 189 && s->nr != 192 && s->nr != 198, s->nr < 191);
+    int op = s->nr < 191 ? XA_SET : s->nr < 194 ? XA_GET : XA_REMOVE, follow = s->nr != 189 && s->nr != 192 && s->nr != 198;
+    return sys_xattr(op, s->a, 0, follow, s->b, s->c, s->d, s->e);
 }
 
 long sc_fsetxattr(const struct sysargs *s)
 {
-    return sys_xattr(0, (int64_t)s->a, 1, s->nr == 190);
+    int op = s->nr == 190 ? XA_SET : s->nr == 193 ? XA_GET : XA_REMOVE;
+    return sys_xattr(op, 0, (int64_t)s->a, 1, s->b, s->c, s->d, s->e);
 }
 
 long sc_listxattr(const struct sysargs *s)
 {
-    long ret = sys_xattr(s->a, 0, s->nr == 194, 0);
-    return ret == -61 ? 0 : ret; /* listxattr: none (ENODATA from the lookup means "no names") */
+    return sys_listxattr(s->a, 0, s->nr == 194, s->b, s->c);
 }
 
 long sc_flistxattr(const struct sysargs *s)
 {
-    return fd_get(s->a) ? 0 : -EBADF;
+    return sys_listxattr(0, (int64_t)s->a, 1, s->b, s->c);
 }
 
 long sc_fadvise64(const struct sysargs *s)

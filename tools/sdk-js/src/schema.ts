@@ -260,10 +260,8 @@ export interface TemplateBuild {
   status: BuildStatus;
   logs: (string | Record<string, unknown>)[];
   logEntries: LogEntry[];
-  reason?: {
-    message: string;
-    logEntries?: LogEntry[];
-  };
+  /** why the build failed (status error) */
+  reason?: string;
 }
 
 /** E2B's template builder (v3) */
@@ -375,12 +373,11 @@ export interface Team {
   name: string;
   /** RFC 3339, UTC */
   createdAt?: string;
-  limits: {
-    maxSandboxes?: number;
-    maxTimeoutSeconds?: number;
-  };
+  limits: TeamLimits;
   usage: {
     runningSandboxes?: number;
+    memoryMB?: number;
+    snapshots?: number;
   };
 }
 
@@ -400,6 +397,7 @@ export interface Member {
 
 export interface NewTeam {
   name: string;
+  limits?: TeamLimitsUpdate;
 }
 
 export interface TeamCreated {
@@ -409,4 +407,37 @@ export interface TeamCreated {
   key: ApiKeyCreated;
   /** RFC 3339, UTC */
   createdAt?: string;
+}
+
+/** a team's quotas; null: no cap (maxMemoryMB, maxSnapshots) */
+export interface TeamLimits {
+  maxSandboxes?: number;
+  maxMemoryMB?: number | null;
+  maxSnapshots?: number | null;
+  maxTimeoutSeconds?: number;
+}
+
+/** the fields to change (null: back to the config's default), or the same wrapped as {"limits": {...}} */
+export interface TeamLimitsUpdate {
+  maxSandboxes?: number | null;
+  maxMemoryMB?: number | null;
+  maxSnapshots?: number | null;
+  maxTimeoutSeconds?: number | null;
+  limits?: Record<string, unknown>;
+}
+
+export interface BackupRequest {
+  /** absolute path of a new directory outside the data dir (its parent must exist) */
+  dir: string;
+}
+
+export interface Backup {
+  dir: string;
+  files: number;
+  /** files hard-linked (same file system) */
+  linked: number;
+  /** files copied with their holes kept */
+  copied: number;
+  bytes: number;
+  durationMs: number;
 }
