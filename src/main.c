@@ -16,7 +16,7 @@ static void usage(FILE *f)
                "  --config FILE      YAML config (see configs/lelantosd.yaml); defaults apply without it\n"
                "  --listen ADDR:PORT listen address, overriding the config\n"
                "  --data-dir DIR     data directory, overriding the config\n"
-               "  env LELANTOS_ADMIN_TOKEN overrides admin_token\n");
+               "  env LELANTOS_ADMIN_TOKEN overrides admin_token, LELANTOS_CLUSTER_SECRET cluster.secret\n");
 }
 
 #define WANT_SANDBOXES 16384 /* fewer than this allowed by a host limit is worth a warning */
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     }
     lel_config_t cfg;
     char err[512];
-    const char *env_token = getenv("LELANTOS_ADMIN_TOKEN");
+    const char *env_token = getenv("LELANTOS_ADMIN_TOKEN"), *env_secret = getenv("LELANTOS_CLUSTER_SECRET");
     if (lel_config_init(&cfg) < 0) {
         fprintf(stderr, "lelantosd: out of memory\n");
         return 1;
@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     if ((config && lel_config_load_yaml(&cfg, config, err, sizeof(err)) < 0) ||
         (listen && lel_config_set_listen(&cfg, listen) < 0 && snprintf(err, sizeof(err), "--listen: bad address '%s'", listen)) ||
         (data_dir && lel_config_set_string(&cfg.data_dir, data_dir) < 0 && snprintf(err, sizeof(err), "out of memory")) ||
-        (env_token && lel_config_set_string(&cfg.admin_token, env_token) < 0 && snprintf(err, sizeof(err), "out of memory"))) {
+        (env_token && lel_config_set_string(&cfg.admin_token, env_token) < 0 && snprintf(err, sizeof(err), "out of memory")) ||
+        (env_secret && lel_config_set_string(&cfg.cluster_secret, env_secret) < 0 && snprintf(err, sizeof(err), "out of memory"))) {
         fprintf(stderr, "lelantosd: %s\n", err);
         lel_config_free(&cfg);
         return 1;

@@ -12,7 +12,7 @@ pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
 pkg_check_modules(ARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
-pkg_check_modules(CURL IMPORTED_TARGET libcurl)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl) # the etcd client (src/cluster) and the e2e tests
 find_library(ROCKSDB_LIB rocksdb REQUIRED)
 find_path(ROCKSDB_INCLUDE rocksdb/c.h REQUIRED)
 add_library(lel_rocksdb INTERFACE)

@@ -9,6 +9,7 @@ PKGS=(
   libh2o-evloop-dev libh2o-dev-common libwslay-dev zlib1g-dev
   librocksdb-dev libmsgpack-dev libzstd-dev libxxhash-dev libjansson-dev libssl-dev libyaml-dev linux-libc-dev
   libcurl4-openssl-dev libarchive-dev libseccomp-dev
+  etcd-server etcd-client
   mmdebstrap
   busybox-static cpio
   clang libclang-rt-14-dev
@@ -33,6 +34,10 @@ else
   updated=1
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# etcd-server is for the cluster tests (test_etcd, test_e2e_cluster), which start their own members
+# on free ports: the package's system-wide etcd on :2379 is not needed (where systemd runs, it is
+# started on install; stop it with `systemctl disable --now etcd` if unwanted).
 
 # Debian's kernel and its KVM modules, unpacked (not installed) for tools/qemu-vm.sh: the VM
 # tests run in a QEMU VM with nested hardware KVM where this machine has no /dev/kvm.

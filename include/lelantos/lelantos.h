@@ -74,6 +74,22 @@ typedef struct lel_config {
     char *docs_ui_dir;         /**< docs.ui_dir: the Swagger UI files /docs serves (swagger-ui-dist); "" none */
     char *metrics_listen;      /**< metrics.listen: "ADDR:PORT" serving /metrics without credentials; "" none */
     int net_dns_upstream;      /**< network.dns_upstream: names not in network.hosts go to the host's resolver; default true */
+    /* cluster mode (src/cluster, README "Cluster mode"): without cluster.etcd the daemon is a single node */
+    char **cluster_etcd;       /**< cluster.etcd: etcd client URLs ("http://10.0.0.1:2379"); default none (single node) */
+    size_t ncluster_etcd;
+    char *cluster_node_name;   /**< cluster.node_name: this node's name, unique in the cluster; default the host name */
+    char *cluster_advertise_url; /**< cluster.advertise_url: how the other nodes reach this one ("http://10.0.0.1:3000");
+                                      default http://<first listen address> */
+    char *cluster_secret;      /**< cluster.secret: shared by the nodes, authenticates node-to-node requests;
+                                    required in cluster mode; env LELANTOS_CLUSTER_SECRET wins */
+    char *cluster_prefix;      /**< cluster.prefix: every key this cluster writes in etcd starts with it; default /lelantos/ */
+    int cluster_lease_ttl_s;   /**< cluster.lease_ttl_s: a node is gone this long after its last renewal; default 10 */
+    char *cluster_etcd_cacert; /**< cluster.etcd_tls.ca: PEM CA for https etcd URLs; default the system's */
+    char *cluster_etcd_cert;   /**< cluster.etcd_tls.cert / .key: client certificate for etcd; default none */
+    char *cluster_etcd_key;
+    char *cluster_etcd_user;   /**< cluster.etcd_auth.user / .password: etcd's v3 auth; default none */
+    char *cluster_etcd_password;
+    char *cluster_placement;   /**< cluster.placement: where creates go: "most_free_memory" (default) or "local" */
 } lel_config_t;
 
 /** Fills `cfg` with the defaults documented in configs/lelantosd.yaml. Returns 0 or -ENOMEM. */

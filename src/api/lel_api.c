@@ -3,6 +3,9 @@
  * except the key index lookup (in memory). */
 #include "lel_api_int.h"
 
+#include "../cluster/lel_cluster.h"
+#include "../cluster/lel_cluster_fwd.h"
+#include "../cluster/lel_cluster_kv.h"
 #include "../image/lel_image.h"
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
@@ -31,6 +34,7 @@ static const struct route_def routes[] = {
     {"/docs/*", PUBLIC, R_DOCS_ASSET, 0, 0, 0},
     {"/metrics", METRICS, R_METRICS, 0, 0, 0},
     {"/admin/teams", ADMIN, 0, R_ADMIN_TEAMS, 0, 0},
+    {"/cluster/nodes", ADMIN, R_CLUSTER_NODES, 0, 0, 0},
     {"/admin/teams/*/limits", ADMIN, 0, 0, R_ADMIN_TEAM_LIMITS, 0},
     {"/admin/backup", ADMIN, 0, R_ADMIN_BACKUP, 0, 0},
     {"/api-keys", AUTHEP, R_KEYS_LIST, R_KEYS_CREATE, 0, 0},
@@ -167,6 +171,12 @@ static int match(lel_call_t *c, enum cls *cls)
 static int rate_limit(lel_server_t *srv, lel_call_t *c, const char *bucket, double rate)
 {
     struct lel_rl_info info;
+    if (c->from_node)
+        return 0; /* the node that forwarded it counted it */
+    /* cluster mode: each node enforces its share of a key's limit (README "Cluster mode"), so
+     * requests spread over the live nodes get the whole limit without a round trip to etcd */
+    if (srv->cluster)
+        rate /= lel_cluster_live(srv->cluster);
     int ok = lel_ratelimit_check(srv->rl, bucket, rate, 1, lel_mono_ms(), &info);
     c->rl_limit = info.limit;
     c->rl_remaining = info.remaining;
@@ -254,6 +264,52 @@ static void actor_ref(void *a, void *ctx)
     lel_actor_ref(a);
 }
 
+/* Cluster mode: a sandbox of the caller's team another node owns (the catalog says which): the
+ * call goes on to that node; with the node gone, GET answers the record (state "lost") and
+ * anything else 503. 1 when the call was taken. */
+static int to_owner(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->shared || c->from_node || !c->team || c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC)
+        return 0;
+    json_t *rec = lel_cluster_kv_remote(srv->shared, c->id);
+    const char *team = json_string_value(json_object_get(rec, "teamID"));
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    char url[256];
+    if (!rec || !team || !node || strcmp(team, c->team->id)) {
+        json_decref(rec);
+        return 0; /* 404 */
+    }
+    if (lel_cluster_node_url(srv->cluster, node, url, sizeof(url))) {
+        if (c->body_in) {
+            lel_call_error(c, 502, "cluster: sandbox %s runs on node '%s'; streamed uploads are not forwarded, "
+                                   "send it to %s", c->id, node, url);
+            lel_call_done(c);
+        } else {
+            lel_cluster_forward(srv->fwd, c, node, url);
+        }
+    } else if (c->route == R_SBX_GET) {
+        lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
+        lel_call_done(c);
+    } else {
+        lel_call_error(c, 503, "cluster: sandbox %s was on node '%s', which is gone (its lease expired)", c->id, node);
+        lel_call_done(c);
+    }
+    json_decref(rec);
+    return 1;
+}
+
+/* Cluster mode: a create placed on another node goes there. 1 when the call was taken. */
+static int to_placed(lel_server_t *srv, lel_call_t *c)
+{
+    char name[128], url[256];
+    const char *tpl = json_string_value(json_object_get(c->json, "templateID"));
+    if (!srv->cluster || c->from_node || !c->team ||
+        lel_cluster_place(srv->cluster, c->team->id, tpl ? tpl : "base", name, sizeof(name), url, sizeof(url)))
+        return 0;
+    lel_cluster_forward(srv->fwd, c, name, url);
+    return 1;
+}
+
 /* Sends to the sandbox/template actor named by c->id if it belongs to the caller's team. */
 static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, const char *what)
 {
@@ -262,6 +318,8 @@ static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, con
         a = lel_template_lookup(srv, c->team, c->id);
     else
         a = lel_registry_get(reg, c->id, actor_ref, NULL);
+    if (!a && reg == srv->sandboxes && to_owner(srv, c))
+        return;
     if (!a) {
         lel_call_error(c, 404, "%s not found", what);
         lel_call_done(c);
@@ -272,11 +330,46 @@ static void to_entity(lel_server_t *srv, lel_call_t *c, lel_registry_t *reg, con
     lel_actor_unref(a);
 }
 
+/* Creating something needs etcd in cluster mode: a node that lost it says so (503) and goes on
+ * serving what it runs. 1 when the call was answered. */
+static int refuse_create(lel_server_t *srv, lel_call_t *c)
+{
+    char why[512];
+    switch (c->route) {
+    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_ADMIN_TEAMS:
+    case R_KEYS_CREATE: case R_MEMBERS_CREATE:
+        break;
+    default:
+        return 0;
+    }
+    if (!srv->cluster || lel_cluster_writable(srv->cluster, why, sizeof(why)))
+        return 0;
+    c->retry_after = 1;
+    lel_call_error(c, 503, "cluster: this node lost etcd (%s); creates are refused until it is back", why);
+    lel_call_done(c);
+    return 1;
+}
+
+static void cluster_nodes(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->cluster)
+        lel_call_error(c, 404, "cluster mode is off (cluster.etcd is empty)");
+    else
+        lel_call_reply(c, 200, lel_cluster_nodes(srv->cluster));
+    lel_call_done(c);
+}
+
 static void route_call(lel_server_t *srv, lel_call_t *c)
 {
+    if (refuse_create(srv, c))
+        return;
     switch (c->route) {
+    case R_CLUSTER_NODES:
+        cluster_nodes(srv, c);
+        return;
     case R_SBX_CREATE:
-        lel_sandbox_create(srv, c);
+        if (!to_placed(srv, c))
+            lel_sandbox_create(srv, c);
         return;
     case R_SBX_GET:
         if (lel_sandbox_fast_get(srv, c))
@@ -355,6 +448,7 @@ static int space_check(lel_server_t *srv, lel_call_t *c)
  * of the error set on c. */
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
+    c->from_node = srv->fwd && lel_cluster_fwd_trusted(srv->fwd, c->node_secret);
     int keyed, pr = lel__api_port_match(c, &keyed);
     if (pr > 1)
         return pr;

@@ -38,6 +38,8 @@ typedef struct lel_call {
      * E2b-Sandbox-Port, or a Host of the form <port>-<sandboxID>.<domain>), its X-Access-Token,
      * and the headers its protocol reads; NULL when absent */
     char *e2b_sandbox, *e2b_port, *host, *access_token;
+    char *node_secret;   /* X-Lelantos-Node: another node of the cluster forwarded this (its secret) */
+    int from_node;       /* node_secret is the cluster's: never forwarded again, not rate-limited twice */
     char *traffic_token; /* e2b-traffic-access-token: a sandbox port's credential when it is not public */
     char *content_type, *content_encoding, *connect_timeout, *keepalive;
     json_t *xmetadata;               /* X-Metadata-<key> headers (E2B's file metadata on uploads): {key lowercased:

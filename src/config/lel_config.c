@@ -65,6 +65,18 @@ static const struct key keys[] = {
     {"network.max_connections", K_INT, OFF(net_max_connections), 1, 1000000},
     {"network.bandwidth_bytes_per_s", K_SIZE, OFF(net_bandwidth), 0, 1e15},
     {"network.dns_upstream", K_BOOL, OFF(net_dns_upstream), 0, 1},
+    {"cluster.etcd", K_LIST, OFF(cluster_etcd), 0, 0},
+    {"cluster.node_name", K_STRING, OFF(cluster_node_name), 0, 0},
+    {"cluster.advertise_url", K_STRING, OFF(cluster_advertise_url), 0, 0},
+    {"cluster.secret", K_STRING, OFF(cluster_secret), 0, 0},
+    {"cluster.prefix", K_STRING, OFF(cluster_prefix), 0, 0},
+    {"cluster.lease_ttl_s", K_INT, OFF(cluster_lease_ttl_s), 2, 3600},
+    {"cluster.etcd_tls.ca", K_STRING, OFF(cluster_etcd_cacert), 0, 0},
+    {"cluster.etcd_tls.cert", K_STRING, OFF(cluster_etcd_cert), 0, 0},
+    {"cluster.etcd_tls.key", K_STRING, OFF(cluster_etcd_key), 0, 0},
+    {"cluster.etcd_auth.user", K_STRING, OFF(cluster_etcd_user), 0, 0},
+    {"cluster.etcd_auth.password", K_STRING, OFF(cluster_etcd_password), 0, 0},
+    {"cluster.placement", K_STRING, OFF(cluster_placement), 0, 0},
     {"docs.ui_dir", K_STRING, OFF(docs_ui_dir), 0, 0},
     {"metrics.listen", K_STRING, OFF(metrics_listen), 0, 0},
 };
@@ -159,12 +171,19 @@ int lel_config_init(lel_config_t *cfg)
     cfg->net_allow_internet = 1;
     cfg->net_max_connections = 1024;
     cfg->net_dns_upstream = 1;
+    cfg->cluster_lease_ttl_s = 10;
     if (add_listen(cfg, "127.0.0.1:3000") < 0 || lel_config_set_string(&cfg->tls_cert, "") < 0 ||
         lel_config_set_string(&cfg->tls_key, "") < 0 || lel_config_set_string(&cfg->data_dir, "./data") < 0 ||
         lel_config_set_string(&cfg->admin_token, "") < 0 || lel_config_set_string(&cfg->vmm_backend, "auto") < 0 ||
         lel_config_set_string(&cfg->net_domain, "lelantos.localhost") < 0 ||
         lel_config_set_string(&cfg->net_host_gateway, "") < 0 || lel_config_set_string(&cfg->docs_ui_dir, "") < 0 ||
-        lel_config_set_string(&cfg->metrics_listen, "") < 0) {
+        lel_config_set_string(&cfg->metrics_listen, "") < 0 || lel_config_set_string(&cfg->cluster_node_name, "") < 0 ||
+        lel_config_set_string(&cfg->cluster_advertise_url, "") < 0 || lel_config_set_string(&cfg->cluster_secret, "") < 0 ||
+        lel_config_set_string(&cfg->cluster_prefix, "/lelantos/") < 0 ||
+        lel_config_set_string(&cfg->cluster_etcd_cacert, "") < 0 || lel_config_set_string(&cfg->cluster_etcd_cert, "") < 0 ||
+        lel_config_set_string(&cfg->cluster_etcd_key, "") < 0 || lel_config_set_string(&cfg->cluster_etcd_user, "") < 0 ||
+        lel_config_set_string(&cfg->cluster_etcd_password, "") < 0 ||
+        lel_config_set_string(&cfg->cluster_placement, "most_free_memory") < 0) {
         lel_config_free(cfg);
         return -ENOMEM;
     }
@@ -185,6 +204,17 @@ void lel_config_free(lel_config_t *cfg)
     free(cfg->metrics_listen);
     lel_config_strv_free(&cfg->net_hosts, &cfg->nnet_hosts);
     lel_config_strv_free(&cfg->net_allow_always, &cfg->nnet_allow_always);
+    lel_config_strv_free(&cfg->cluster_etcd, &cfg->ncluster_etcd);
+    free(cfg->cluster_node_name);
+    free(cfg->cluster_advertise_url);
+    free(cfg->cluster_secret);
+    free(cfg->cluster_prefix);
+    free(cfg->cluster_etcd_cacert);
+    free(cfg->cluster_etcd_cert);
+    free(cfg->cluster_etcd_key);
+    free(cfg->cluster_etcd_user);
+    free(cfg->cluster_etcd_password);
+    free(cfg->cluster_placement);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -266,6 +296,14 @@ static int set_scalar(lel_config_t *cfg, const struct key *k, const char *v, cha
         }
         if (k->offset == OFF(vmm_backend) && strcmp(v, "auto") && strcmp(v, "none")) {
             snprintf(err, errlen, "config key '%s': '%s' is not 'auto' or 'none'", k->path, v);
+            return -EINVAL;
+        }
+        if (k->offset == OFF(cluster_placement) && strcmp(v, "most_free_memory") && strcmp(v, "local")) {
+            snprintf(err, errlen, "config key '%s': '%s' is not 'most_free_memory' or 'local'", k->path, v);
+            return -EINVAL;
+        }
+        if (k->offset == OFF(cluster_prefix) && (v[0] != '/' || v[strlen(v) - 1] != '/')) {
+            snprintf(err, errlen, "config key '%s': '%s' must start and end with '/'", k->path, v);
             return -EINVAL;
         }
         return lel_config_set_string((char **)(base + k->offset), v);

@@ -21,6 +21,11 @@
 #define LEL_ENVD_VERSION "0.6.4" /* E2B's envd version whose features src/envd serves: the SDK gates on it (E2B-ENVD.md §6) */
 
 struct lel_http;
+struct lel_cluster;
+struct lel_cluster_kv;
+struct lel_cluster_fwd;
+/* The store's families every node of a cluster shares through etcd (src/cluster/lel_cluster_kv.h). */
+#define LEL_SHARED_CFS (1u << LEL_CF_TEAMS | 1u << LEL_CF_KEYS | 1u << LEL_CF_MEMBERS)
 
 typedef struct lel_server {
     lel_config_t cfg;
@@ -41,6 +46,9 @@ typedef struct lel_server {
     struct lel_net *net;       /* sandbox networking (src/net) with the VMs; NULL without */
     struct lel_vm_reaper *reaper; /* destroys VMs off the request path (src/vmm); NULL without VMs */
     struct lel_warm *warm;     /* the templates' warm pools (src/template); NULL when off */
+    struct lel_cluster *cluster; /* cluster mode (src/cluster); NULL for a single node */
+    struct lel_cluster_kv *shared; /* cluster mode: the families kept in etcd (LEL_SHARED_CFS) */
+    struct lel_cluster_fwd *fwd;   /* cluster mode: requests sent on to the node that serves them */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
@@ -117,6 +125,7 @@ enum lel_route {
     R_METRICS, /* GET /metrics: the admin token (X-Admin-Token or Authorization: Bearer) */
     /* E2B's shapes (src/api/lel_api_e2b.c): POST /sandboxes/{id}/snapshots, POST /sandboxes/{id}/fork */
     R_SBX_SNAPSHOTS, R_SBX_FORK,
+    R_CLUSTER_NODES, /* GET /cluster/nodes (admin; src/cluster) */
     /* E2B's template builder: POST /v3/templates, GET and PUT /templates/{id}/files/{hash} (c->id2),
      * POST /v2/templates/{id}/builds/{buildID}, GET /templates/{id}/builds/{buildID}/status,
      * GET /templates/aliases/{alias}, POST and DELETE /templates/tags, GET /templates/{id}/tags */

@@ -84,7 +84,7 @@ static lel_call_t *head_call(struct gate *g, const char *method, size_t mlen, co
         char **dst = hname(&hs[i], "x-api-key") ? &c->api_key : hname(&hs[i], "authorization") ? &c->bearer
                    : hname(&hs[i], "x-admin-token") ? &c->admin_token : hname(&hs[i], "x-team-id") ? &c->team_header
                    : hname(&hs[i], "e2b-sandbox-id") ? &c->e2b_sandbox : hname(&hs[i], "e2b-sandbox-port") ? &c->e2b_port
-                   : hname(&hs[i], "host") ? &c->host : NULL;
+                   : hname(&hs[i], "host") ? &c->host : hname(&hs[i], "x-lelantos-node") ? &c->node_secret : NULL;
         if (dst && !*dst)
             *dst = strndup(hs[i].value, hs[i].value_len);
     }

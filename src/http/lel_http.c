@@ -74,6 +74,7 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->bearer);
     free(c->admin_token);
     free(c->team_header);
+    free(c->node_secret);
     free(c->e2b_sandbox);
     free(c->e2b_port);
     free(c->host);
@@ -205,6 +206,7 @@ int lel__http_call_fill(lel_call_t *c, h2o_req_t *req)
     DUP(bearer, "authorization");
     DUP(admin_token, "x-admin-token");
     DUP(team_header, "x-team-id");
+    DUP(node_secret, "x-lelantos-node");
     DUP(e2b_sandbox, "e2b-sandbox-id");
     DUP(e2b_port, "e2b-sandbox-port");
     DUP(access_token, "x-access-token");

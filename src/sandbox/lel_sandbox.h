@@ -12,6 +12,10 @@ int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen);
 int lel_sandbox_fast_get(lel_server_t *srv, lel_call_t *c);
 /** Builds the list for GET /sandboxes (team actor). */
 void lel_sandbox_list(lel_server_t *srv, lel_call_t *c);
+/** Cluster mode: the public view of another node's sandbox record (src/cluster's catalog), its
+ * state "lost" when it was running on a node that is gone, "unavailable": true when paused
+ * there. New reference. */
+json_t *lel_sandbox_remote_view(lel_server_t *srv, const json_t *rec);
 /** Builds the list for GET /snapshots: filters sandboxID and name, paged as GET /sandboxes (team actor). */
 void lel_snapshot_list(lel_server_t *srv, lel_call_t *c);
 

@@ -4,6 +4,8 @@
  * `nextToken` (sent back as X-Next-Token) the id of the last record of the page. */
 #include "lel_sandbox_int.h"
 
+#include "../cluster/lel_cluster_kv.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,50 @@ static int page_query(lel_call_t *c, struct page *pg, char **token)
     return r;
 }
 
+struct list_ctx {
+    struct page pg;
+    int want[3];
+    json_t *meta;           /* required metadata pairs */
+    char *tpl;              /* E2B's `template`: templateID or alias, or NULL */
+    int64_t started_after;  /* E2B's `startedAfter` (ms), or INT64_MIN */
+};
+
+json_t *lel_sandbox_remote_view(lel_server_t *srv, const json_t *rec)
+{
+    json_t *v = json_deep_copy(rec);
+    char url[256];
+    const char *node = json_string_value(json_object_get(rec, "node"));
+    for (int i = 0; v && lel__sbx_private_fields[i]; i++)
+        json_object_del(v, lel__sbx_private_fields[i]);
+    if (v && srv->cluster && node && !lel_cluster_node_url(srv->cluster, node, url, sizeof(url))) {
+        /* its node's lease expired: a running sandbox died with it; a paused one's image is there */
+        const char *st = json_string_value(json_object_get(v, "state"));
+        if (st && !strcmp(st, "running"))
+            json_object_set_new(v, "state", json_string("lost"));
+        else if (st && !strcmp(st, "paused"))
+            json_object_set_new(v, "unavailable", json_true());
+    }
+    return v;
+}
+
+struct remote_list {
+    lel_server_t *srv;
+    struct list_ctx *l;
+    int (*cb)(void *p, const char *key, json_t *rec);
+};
+
+static int add_remote(void *ctx, json_t *rec)
+{
+    struct remote_list *rl = ctx;
+    size_t before = json_array_size(rl->l->pg.out);
+    rl->cb(rl->l, "", rec); /* the same filters as the local records */
+    if (json_array_size(rl->l->pg.out) > before) {
+        json_t *v = lel_sandbox_remote_view(rl->srv, rec);
+        json_array_set_new(rl->l->pg.out, before, v);
+    }
+    return 0;
+}
+
 /* Scans the team's records in `cf` from the token on, `cb` adding matches to pg, and answers:
  * the page, with X-Next-Token when more records match. */
 static void page_scan(lel_server_t *srv, lel_call_t *c, enum lel_cf cf, const char *token, struct page *pg,
@@ -70,6 +116,10 @@ static void page_scan(lel_server_t *srv, lel_call_t *c, enum lel_cf cf, const ch
         lel_call_store_failed(c);
         return;
     }
+    if (cf == LEL_CF_SANDBOXES && srv->shared && !pg->more) { /* cluster: the other nodes' after ours */
+        struct remote_list rl = {srv, ctx, cb};
+        lel_cluster_kv_remote_foreach(srv->shared, c->team->id, add_remote, &rl);
+    }
     if (pg->more)
         c->next_token = strdup(pg->last);
     lel_call_reply(c, 200, json_incref(pg->out));
@@ -81,14 +131,6 @@ static int matches(const char *want, json_t *rec, const char *field)
     const char *have = json_string_value(json_object_get(rec, field));
     return !want || (have && !strcmp(want, have));
 }
-
-struct list_ctx {
-    struct page pg;
-    int want[3];
-    json_t *meta;           /* required metadata pairs */
-    char *tpl;              /* E2B's `template`: templateID or alias, or NULL */
-    int64_t started_after;  /* E2B's `startedAfter` (ms), or INT64_MIN */
-};
 
 /* RFC 3339 in UTC ("2026-01-02T03:04:05Z", optional fraction, as toISOString writes it) -> ms;
  * -EINVAL for anything else. */

@@ -1,6 +1,9 @@
 /* The server object: owns the config copy, store, worker pool, timers, registries and the HTTP
  * frontend, and orders their start and stop. */
 #include "../api/lel_api.h"
+#include "../cluster/lel_cluster.h"
+#include "../cluster/lel_cluster_fwd.h"
+#include "../cluster/lel_cluster_kv.h"
 #include "../core/lel_layer.h"
 #include "../http/lel_http.h"
 #include "../image/lel_image.h"
@@ -53,6 +56,20 @@ static int copy_config(lel_config_t *dst, const lel_config_t *src)
     for (size_t i = 0; i < src->nnet_allow_always; i++)
         if (lel_config_strv_add(&dst->net_allow_always, &dst->nnet_allow_always, src->net_allow_always[i]) < 0)
             return -ENOMEM;
+    dst->cluster_etcd = NULL;
+    dst->ncluster_etcd = 0;
+    for (size_t i = 0; i < src->ncluster_etcd; i++)
+        if (lel_config_strv_add(&dst->cluster_etcd, &dst->ncluster_etcd, src->cluster_etcd[i]) < 0)
+            return -ENOMEM;
+    char **cs[] = {&dst->cluster_node_name, &dst->cluster_advertise_url, &dst->cluster_secret, &dst->cluster_prefix,
+                   &dst->cluster_etcd_cacert, &dst->cluster_etcd_cert, &dst->cluster_etcd_key, &dst->cluster_etcd_user,
+                   &dst->cluster_etcd_password, &dst->cluster_placement};
+    for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+        const char *v = *(char **)((const char *)src + ((char *)cs[i] - (char *)dst)); /* the same field of src */
+        *cs[i] = NULL;
+        if (lel_config_set_string(cs[i], v) < 0)
+            return -ENOMEM;
+    }
     if (lel_config_set_string(&dst->net_domain, src->net_domain) < 0 ||
         lel_config_set_string(&dst->net_host_gateway, src->net_host_gateway) < 0 ||
         lel_config_set_string(&dst->docs_ui_dir, src->docs_ui_dir) < 0 ||
@@ -137,6 +154,7 @@ static void drop_key(void *ctx, const char *id, void *value)
 
 static void server_free(lel_server_t *srv)
 {
+    lel_cluster_leave(srv->cluster); /* the node's record goes first: no node sends it more work */
     lel_api_free(srv); /* the frontends are stopped */
     lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
@@ -146,6 +164,12 @@ static void server_free(lel_server_t *srv)
     lel_image_stop(srv); /* import threads end (their answers are in the images actor's mailbox) */
     if (srv->pool)
         lel_pool_free(srv->pool); /* drains every mailbox */
+    lel_cluster_fwd_stop(srv->fwd);
+    srv->fwd = NULL;
+    lel_cluster_kv_stop(srv->shared); /* every writer through its mirror is gone */
+    srv->shared = NULL;
+    lel_cluster_stop(srv->cluster);
+    srv->cluster = NULL;
     lel_net_stop(srv->net);       /* every sandbox let go of its endpoint by now */
     lel_template_pool_free(srv);
     lel_vm_reaper_free(srv->reaper); /* every VM handed to it is destroyed */
@@ -259,6 +283,10 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         snprintf(err, errlen, "out of memory or threads");
         goto fail;
     }
+    if (srv->cfg.ncluster_etcd && ((r = lel_cluster_start(srv, &srv->cluster, err, errlen)) < 0 ||
+                                   (r = lel_cluster_kv_start(srv->cluster, srv->store, LEL_SHARED_CFS, &srv->shared,
+                                                             err, errlen)) < 0))
+        goto fail;
     if (srv->use_vm && (r = start_net(srv, err, errlen)) < 0)
         goto fail;
     if (srv->use_vm && !(srv->reaper = lel_vm_reaper_new())) {
@@ -269,6 +297,12 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     if ((r = lel_team_load_all(srv, err, errlen)) < 0 || (r = lel_team_bootstrap(srv, err, errlen)) < 0 ||
         (r = lel_image_start(srv, err, errlen)) < 0 || (r = lel_template_load_all(srv, err, errlen)) < 0 || (r = lel_sandbox_load_all(srv, err, errlen)) < 0)
         goto fail;
+    if (srv->shared && ((r = lel_cluster_kv_catalog(srv->shared, 1u << LEL_CF_SANDBOXES)) < 0 ||
+                        (r = lel_cluster_fwd_start(srv->cfg.cluster_secret, 4, &srv->fwd)) < 0 ||
+                        (r = lel_cluster_kv_watch(srv->shared, lel_team_shared_changed, srv)) < 0)) {
+        snprintf(err, errlen, "cannot start the cluster's threads");
+        goto fail;
+    }
     if ((r = lel_layer_check(srv)) < 0) {
         snprintf(err, errlen, "cannot check the image records in the store");
         goto fail;

@@ -30,6 +30,7 @@ struct lel_store {
     struct pending_sync *sync_head, *sync_tail;
     int sync_started, sync_stop;
     pthread_t sync_thread;
+    struct lel_store_mirror mirror; /* cf_mask 0: none */
     lel_hist_t write_hist; /* every write's time in RocksDB (a synced one with its fsync) */
     lel_hist_t sync_hist;  /* the group commit's WAL fsyncs */
 };
@@ -44,7 +45,53 @@ struct lel_batch {
     lel_store_t *st;
     rocksdb_writebatch_t *wb;
     int failed;
+    int local; /* bypasses the mirror */
+    struct lel_store_op *ops; /* changes to mirrored families */
+    size_t nops, capops;
 };
+
+/* Records a change to a mirrored family; copies key and value. */
+static void record_op(lel_batch_t *b, enum lel_cf cf, enum lel_store_op_type type, const char *key, const char *val,
+                      size_t len)
+{
+    if (b->local || !(b->st->mirror.cf_mask & (1u << cf)))
+        return;
+    if (b->nops == b->capops) {
+        size_t cap = b->capops ? b->capops * 2 : 4;
+        struct lel_store_op *n = realloc(b->ops, cap * sizeof(*n));
+        if (!n) {
+            b->failed = 1;
+            return;
+        }
+        b->ops = n;
+        b->capops = cap;
+    }
+    struct lel_store_op *o = &b->ops[b->nops];
+    o->cf = cf;
+    o->type = type;
+    o->len = len;
+    o->key = strdup(key);
+    o->val = val ? malloc(len ? len : 1) : NULL;
+    if (!o->key || (val && !o->val)) {
+        free(o->key);
+        free(o->val);
+        b->failed = 1;
+        return;
+    }
+    if (val)
+        memcpy(o->val, val, len);
+    b->nops++;
+}
+
+void lel_store_set_mirror(lel_store_t *st, const struct lel_store_mirror *m)
+{
+    st->mirror = *m;
+}
+
+const char *lel_store_cf_name(enum lel_cf cf)
+{
+    return (unsigned)cf < LEL_CF_COUNT ? cf_names[cf] : NULL;
+}
 
 static void *syncer_main(void *arg);
 
@@ -276,6 +323,27 @@ lel_batch_t *lel_batch_new(lel_store_t *st)
     return b;
 }
 
+lel_batch_t *lel_batch_new_local(lel_store_t *st)
+{
+    lel_batch_t *b = lel_batch_new(st);
+    if (b)
+        b->local = 1;
+    return b;
+}
+
+int lel_batch_put_raw(lel_batch_t *b, enum lel_cf cf, const char *key, const char *val, size_t len)
+{
+    rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, strlen(key), val, len);
+    record_op(b, cf, LEL_STORE_PUT, key, val, len);
+    return b->failed ? -ENOMEM : 0;
+}
+
+json_t *lel_store_decode(const char *val, size_t len)
+{
+    json_t *out = NULL;
+    return decode_value(val, len, &out) == 0 ? out : NULL;
+}
+
 int lel_batch_put(lel_batch_t *b, enum lel_cf cf, const char *key, const json_t *value)
 {
     json_t *copy = json_copy((json_t *)value);
@@ -290,13 +358,15 @@ int lel_batch_put(lel_batch_t *b, enum lel_cf cf, const char *key, const json_t 
         return r;
     }
     rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, strlen(key), val, vallen);
+    record_op(b, cf, LEL_STORE_PUT, key, val, vallen);
     free(val);
-    return 0;
+    return b->failed ? -ENOMEM : 0;
 }
 
 void lel_batch_del(lel_batch_t *b, enum lel_cf cf, const char *key)
 {
     rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], key, strlen(key));
+    record_op(b, cf, LEL_STORE_DEL, key, NULL, 0);
 }
 
 void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix)
@@ -311,34 +381,51 @@ void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix)
     if (elen)
         rocksdb_writebatch_delete_range_cf(b->wb, b->st->cf[cf], prefix, plen, end, elen);
     free(end);
+    record_op(b, cf, LEL_STORE_DEL_PREFIX, prefix, NULL, 0);
 }
 
 void lel_batch_free(lel_batch_t *b)
 {
     if (!b)
         return;
+    for (size_t i = 0; i < b->nops; i++) {
+        free(b->ops[i].key);
+        free(b->ops[i].val);
+    }
+    free(b->ops);
     rocksdb_writebatch_destroy(b->wb);
     free(b);
 }
 
-static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *wo)
+struct apply {
+    lel_store_t *st;
+    lel_batch_t *b;
+    rocksdb_writeoptions_t *wo;
+};
+
+static int apply_local(void *arg)
 {
+    struct apply *a = arg;
     char *rerr = NULL;
-    int failed = b->failed;
-    if (!failed) {
-        int64_t t0 = lel_mono_us();
-        rocksdb_write(st->db, wo, b->wb, &rerr);
-        lel_hist_add(&st->write_hist, (uint64_t)(lel_mono_us() - t0));
-    }
-    lel_batch_free(b);
-    if (failed)
-        return -ENOMEM;
+    int64_t t0 = lel_mono_us();
+    rocksdb_write(a->st->db, a->wo, a->b->wb, &rerr);
+    lel_hist_add(&a->st->write_hist, (uint64_t)(lel_mono_us() - t0));
     if (rerr) {
         fprintf(stderr, "lelantos: store write: %s\n", rerr);
         rocksdb_free(rerr);
         return -EIO;
     }
     return 0;
+}
+
+static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *wo)
+{
+    struct apply a = {st, b, wo};
+    int r = -ENOMEM;
+    if (!b->failed)
+        r = b->nops ? st->mirror.commit(st->mirror.ctx, b->ops, b->nops, apply_local, &a) : apply_local(&a);
+    lel_batch_free(b);
+    return r;
 }
 
 const lel_hist_t *lel_store_hist(const lel_store_t *st, int sync)

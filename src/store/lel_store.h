@@ -73,6 +73,38 @@ void lel_store_write_async(lel_store_t *st, lel_batch_t *b, void (*done)(void *a
 /** Frees a batch without applying it. */
 void lel_batch_free(lel_batch_t *b);
 
+/* ---- a mirror under some column families (cluster mode: src/cluster/lel_cluster_kv.c) ---- */
+
+/** One change of a batch to a mirrored column family, as the mirror sees it. `val` is the
+ * encoded record (MessagePack with "_v"), NULL for deletes. Owned by the batch. */
+enum lel_store_op_type { LEL_STORE_PUT = 0, LEL_STORE_DEL, LEL_STORE_DEL_PREFIX };
+struct lel_store_op {
+    enum lel_cf cf;
+    enum lel_store_op_type type;
+    char *key;
+    char *val;
+    size_t len;
+};
+/** With a mirror set, a batch that changes one of the `cf_mask` families (bit 1 << cf) is
+ * first committed by the mirror: commit() gets the batch's changes to those families and, once
+ * the mirror holds them, must call apply(arg) (which writes the whole batch here and returns 0
+ * or -EIO) before it returns; its result is the write's. A commit that fails applies nothing.
+ * Set once, before the store is shared between threads. */
+struct lel_store_mirror {
+    unsigned cf_mask;
+    int (*commit)(void *ctx, const struct lel_store_op *ops, size_t n, int (*apply)(void *arg), void *arg);
+    void *ctx;
+};
+void lel_store_set_mirror(lel_store_t *st, const struct lel_store_mirror *m);
+/** A batch that bypasses the mirror: for applying what the mirror itself reports. */
+lel_batch_t *lel_batch_new_local(lel_store_t *st);
+/** Queues a put of an already encoded record (as a mirror holds it). 0 or -ENOMEM. */
+int lel_batch_put_raw(lel_batch_t *b, enum lel_cf cf, const char *key, const char *val, size_t len);
+/** The column family's name ("teams", "keys", ...) or NULL. */
+const char *lel_store_cf_name(enum lel_cf cf);
+/** Decodes an encoded record (MessagePack) into a new reference; NULL when it is not one. */
+json_t *lel_store_decode(const char *val, size_t len);
+
 /** Convenience: one put in its own batch. */
 int lel_store_put(lel_store_t *st, enum lel_cf cf, const char *key, const json_t *value);
 

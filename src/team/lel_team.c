@@ -637,6 +637,14 @@ int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen)
         json_decref(meta);
         return 0;
     }
+    if (srv->cluster && lel_registry_count(srv->teams) > 0) { /* another node started the cluster */
+        meta = json_pack("{s:b}", "joinedCluster", 1);
+        int r = lel_store_put(srv->store, LEL_CF_META, "initialized", meta);
+        json_decref(meta);
+        if (r < 0)
+            snprintf(err, errlen, "store write failed");
+        return r;
+    }
     char id[LEL_ID_LEN + 1], key[KEY_HEX + 5];
     lel_random_id(id);
     meta = json_pack("{s:s}", "defaultTeam", id);
@@ -700,4 +708,23 @@ int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen)
         return -EIO;
     }
     return 0;
+}
+
+void lel_team_shared_changed(void *ctx, enum lel_cf cf, const char *key, json_t *rec, json_t *old)
+{
+    lel_server_t *srv = ctx;
+    (void)key;
+    if (cf == LEL_CF_TEAMS && rec) {
+        const char *id = json_string_value(json_object_get(rec, "teamID"));
+        if (id && !lel_registry_get(srv->teams, id, NULL, NULL))
+            load_team(srv, key, rec); /* teams are never deleted */
+    } else if (cf == LEL_CF_KEYS && rec) {
+        const char *hash = json_string_value(json_object_get(rec, "hash"));
+        if (hash && !lel_registry_get(srv->keys, hash, NULL, NULL))
+            load_key(srv, key, rec); /* a touch of a known key changes nothing here */
+    } else if (cf == LEL_CF_KEYS && old) {
+        const char *hash = json_string_value(json_object_get(old, "hash"));
+        if (hash)
+            free(lel_registry_del(srv->keys, hash)); /* revoked here too */
+    }
 }

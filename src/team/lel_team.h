@@ -17,6 +17,10 @@ int lel_team_load_all(lel_server_t *srv, char *err, size_t errlen);
 int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen);
 /** Creates a team and its first key (root actor). */
 void lel_team_admin_create(lel_server_t *srv, lel_call_t *c);
+/** Cluster mode: another node changed a shared record (src/cluster/lel_cluster_kv.h): teams
+ * and keys it made are indexed here, keys it deleted stop authenticating. `ctx` is the server.
+ * Any thread. */
+void lel_team_shared_changed(void *ctx, enum lel_cf cf, const char *key, json_t *rec, json_t *old);
 /** Resolves credentials; returns 0, or -EACCES with c->status 401 set. */
 int lel_auth_resolve(lel_server_t *srv, lel_call_t *c);
 

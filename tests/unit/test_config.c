@@ -70,6 +70,32 @@ int main(void)
     lel_config_free(&cfg);
     CHECK(load("templates:\n  prefault_writes: maybe\n", &cfg, err, sizeof(err)) < 0);
     lel_config_free(&cfg);
+    /* cluster mode: off by default; its keys load, bad values name the key */
+    CHECK(load("", &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.ncluster_etcd, 0);
+    CHECK_INT(cfg.cluster_lease_ttl_s, 10);
+    CHECK_STR(cfg.cluster_prefix, "/lelantos/");
+    CHECK_STR(cfg.cluster_placement, "most_free_memory");
+    lel_config_free(&cfg);
+    CHECK(load("cluster:\n  etcd: [http://127.0.0.1:2379, http://127.0.0.1:22379]\n  node_name: a\n  secret: s\n"
+               "  lease_ttl_s: 3\n  placement: local\n  etcd_tls:\n    ca: /x.pem\n  etcd_auth:\n    user: u\n",
+               &cfg, err, sizeof(err)) == 0);
+    CHECK_INT(cfg.ncluster_etcd, 2);
+    CHECK(cfg.ncluster_etcd == 2 && !strcmp(cfg.cluster_etcd[1], "http://127.0.0.1:22379"));
+    CHECK_STR(cfg.cluster_node_name, "a");
+    CHECK_INT(cfg.cluster_lease_ttl_s, 3);
+    CHECK_STR(cfg.cluster_placement, "local");
+    CHECK_STR(cfg.cluster_etcd_cacert, "/x.pem");
+    CHECK_STR(cfg.cluster_etcd_user, "u");
+    lel_config_free(&cfg);
+    CHECK(load("cluster:\n  lease_ttl_s: 1\n", &cfg, err, sizeof(err)) < 0); /* under etcd's 2 s floor */
+    CHECK(strstr(err, "cluster.lease_ttl_s") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("cluster:\n  placement: random\n", &cfg, err, sizeof(err)) < 0);
+    CHECK(strstr(err, "cluster.placement") != NULL);
+    lel_config_free(&cfg);
+    CHECK(load("cluster:\n  prefix: nope\n", &cfg, err, sizeof(err)) < 0);
+    lel_config_free(&cfg);
     /* the vCPU jail is on unless turned off; the disk reserve defaults to 128 MiB */
     CHECK(load("", &cfg, err, sizeof(err)) == 0);
     CHECK_INT(cfg.vmm_seccomp, 1);

@@ -1,0 +1,25 @@
+/* Forwarding in cluster mode: a request this node cannot serve (a sandbox another node owns, a
+ * create placed elsewhere) is sent on to the node that can, with the client's credentials and
+ * the cluster secret (X-Lelantos-Node), and its answer is passed back as it came. The owner
+ * authenticates the client's key itself (keys are shared) and never forwards a forwarded
+ * request again. libcurl on the forwarder's own threads (HTTP/1.1 with kept-alive connections
+ * per thread), so the loop threads never wait. Bodies are whole (routes that stream their
+ * bodies or answers are not forwarded). */
+#ifndef LEL_CLUSTER_FWD_H
+#define LEL_CLUSTER_FWD_H
+
+#include "lel_cluster.h"
+
+struct lel_cluster_fwd;
+
+/** Starts `threads` forwarding threads. 0 or -errno. */
+int lel_cluster_fwd_start(const char *secret, int threads, struct lel_cluster_fwd **out);
+/** Ends the threads; queued calls are answered 503 first. NULL is fine. */
+void lel_cluster_fwd_stop(struct lel_cluster_fwd *f);
+/** Sends c on to the node at `url` ("http://host:port") named `node`; the answer (or a 502
+ * naming the node) goes to the client and the call is done. Takes the call. Any thread. */
+void lel_cluster_forward(struct lel_cluster_fwd *f, lel_call_t *c, const char *node, const char *url);
+/** 1 when `secret` (X-Lelantos-Node of a request) is the cluster's. */
+int lel_cluster_fwd_trusted(struct lel_cluster_fwd *f, const char *secret);
+
+#endif
