@@ -303,7 +303,7 @@ int api(srv_t *s, resp_t *r, enum proto p, const char *method, const char *path,
 
 const char *resp_header(resp_t *r, const char *name)
 {
-    static char val[512];
+    static __thread char val[512]; /* per thread: the crash loop reads answers on several */
     char needle[128];
     snprintf(needle, sizeof(needle), "\n%s:", name);
     const char *p = r->headers ? strstr(r->headers, needle) : NULL;

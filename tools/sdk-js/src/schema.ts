@@ -27,7 +27,7 @@ export interface Lifecycle {
   autoResume?: boolean;
 }
 
-export type SandboxState = "starting" | "running" | "paused" | "killed";
+export type SandboxState = "starting" | "running" | "paused" | "killed" | "lost";
 
 export interface Sandbox {
   sandboxID: string;
