@@ -438,7 +438,14 @@ static void data_plane(void)
     int pid = bg ? atoi(json_string_value(json_object_get(bg, "stdout"))) : 0;
     json_decref(bg);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/proc/%d/fd", id, pid);
-    api(&S, &r, H1, "GET", path, NULL);
+    /* (until the child has made its redirections and exec'd sleep, it holds the shell's fds) */
+    for (int i = 0; i < 50; i++) {
+        api(&S, &r, H1, "GET", path, NULL);
+        if (pid <= 1 || (r.status == 200 && json_array_size(r.json) == 3))
+            break;
+        resp_free(&r);
+        usleep(100000);
+    }
     CHECK(pid > 1 && r.status == 200 && json_array_size(r.json) == 3);
     resp_free(&r);
     snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/dev/stdin", id);
