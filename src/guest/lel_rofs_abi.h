@@ -85,6 +85,10 @@ static inline int lel_rofs_super_ok(const struct lel_rofs_super *s, uint64_t byt
         return 0;
     uint64_t inodes_end = s->inode_off + s->inode_count * sizeof(struct lel_rofs_inode);
     uint64_t dirents_end = s->dirent_off + s->dirent_count * sizeof(struct lel_rofs_dirent);
+    /* the tables are read in place as arrays of 8-byte-aligned records; the offsets are the
+     * image's, so none may be past it (nor wrap the sums above) */
+    if (s->inode_off % 8 || s->dirent_off % 8 || s->inode_off > bytes || s->dirent_off > bytes || s->names_off > bytes)
+        return 0;
     return s->inode_off >= LEL_ROFS_PAGE && s->dirent_off >= inodes_end && s->names_off >= dirents_end &&
            s->data_off >= s->names_off + s->names_bytes && s->data_off % LEL_ROFS_PAGE == 0 &&
            s->data_bytes <= bytes && s->data_off <= bytes - s->data_bytes;
