@@ -68,22 +68,12 @@ if ! command -v node >/dev/null 2>&1; then
   [ "$updated" -eq 1 ] || $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm || echo "setup: nodejs could not be installed; tests/e2b will be skipped"
 fi
-e2b_dir=tests/e2b
-stamp=$e2b_dir/node_modules/.lel-lock-sha256
-want=$(sha256sum "$e2b_dir/package-lock.json" | cut -d' ' -f1)
-if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: npm ci in $e2b_dir"
-  if (cd "$e2b_dir" && npm ci --no-audit --no-fund --loglevel=error); then
-    echo "$want" > "$stamp"
-  else
-    echo "setup: npm ci failed (no registry?); tests/e2b will be skipped"
-  fi
-fi
-
-# Swagger UI for /docs (tools/docs-ui, served from docs.ui_dir) and playwright-core for its test
-# in headless Chromium (tests/docs), each pinned by its package-lock.json. Offline: /docs answers
-# 404 saying so and test_docs_ui reports "skipped".
-for d in tools/docs-ui tests/docs; do
+# Each npm folder pinned by its package-lock.json, installed once per lock (a stamp in its
+# node_modules): the E2B SDK suite (tests/e2b), Swagger UI for /docs (tools/docs-ui, served from
+# docs.ui_dir), playwright-core for its headless-Chromium test (tests/docs), and our TypeScript
+# SDK's one dev dependency, typescript (tools/sdk-js). Offline, the tests that need one report
+# "skipped" and say why (/docs answers 404 saying so).
+for d in tests/e2b tools/docs-ui tests/docs tools/sdk-js; do
   stamp=$d/node_modules/.lel-lock-sha256
   want=$(sha256sum "$d/package-lock.json" | cut -d' ' -f1)
   if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -91,19 +81,7 @@ for d in tools/docs-ui tests/docs; do
     if (cd "$d" && npm ci --no-audit --no-fund --loglevel=error); then
       echo "$want" > "$stamp"
     else
-      echo "setup: npm ci failed in $d (no registry?)"
+      echo "setup: npm ci failed in $d (no registry?); the tests that need it will be skipped"
     fi
   fi
 done
-# Our TypeScript SDK (tools/sdk-js): its one dev dependency, typescript, pinned in its lock file.
-sdk_dir=tools/sdk-js
-stamp=$sdk_dir/node_modules/.lel-lock-sha256
-want=$(sha256sum "$sdk_dir/package-lock.json" | cut -d' ' -f1)
-if command -v npm >/dev/null 2>&1 && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: npm ci in $sdk_dir"
-  if (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error); then
-    echo "$want" > "$stamp"
-  else
-    echo "setup: npm ci failed (no registry?); test_sdk_js will be skipped"
-  fi
-fi
