@@ -4,8 +4,9 @@
  * (optionally gzip); each file goes to the guest in 1 MiB chunks as the body arrives, written
  * under a temporary name and renamed over the path at its end, so a file is replaced whole or
  * not at all. Parents are made. X-Metadata-<key> headers become the file's user.e2b.<key>
- * attributes (every upload replaces those; set on the temporary before the rename, so the file
- * never appears without them). Errors answer as envd's: {"code": <status>, "message"}. */
+ * attributes (every upload replaces those, with none when no header came; set on the temporary
+ * before the rename, so the file never appears without them); the file's other attributes are
+ * kept, as envd's write in place keeps them. Errors answer as envd's: {"code": <status>, "message"}. */
 #include "lel_envd_int.h"
 
 #include "../guest/lel_guest_abi.h"
@@ -181,7 +182,8 @@ static void upload_free(lel_envd_t *e, struct envd_upload *up)
 /* Sends the gathered chunk; 0, the guest's errno (it removed the temporary), or -errno. */
 static int piece(struct envd_upload *up, int last)
 {
-    uint64_t flags = (!up->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST : 0), ret[4] = {0};
+    uint64_t flags = (!up->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST | LEL_UP_XATTRS | LEL_UP_XATTRS_NO_META : 0),
+             ret[4] = {0};
     if (!up->started && up->u.id) /* the file and the parents it makes are the user's, as on envd */
         flags |= LEL_UP_OWNED | (uint64_t)(up->u.id & 0xffff) << 16;
     uint64_t arg[4] = {up->plen, up->off, up->fill, flags | (uint64_t)up->tmp_id << 32};

@@ -8,6 +8,8 @@
 
 #include "lel_envd.h"
 
+#include "../guest/lel_guest_abi.h"
+
 #include <stdarg.h>
 
 #define ENVD_DEADLINE_TICK 0x80000000u /* LEL_MSG_ENVD_TICK's arg: a stream's deadline, not its keepalive */
@@ -167,7 +169,7 @@ int lel__envd_fs_ended(lel_envd_t *e, const struct lel_envd_host *h, uint32_t id
 void lel__envd_fs_fail(lel_envd_t *e, const char *why);
 
 /* E2B's file metadata: extended attributes of this prefix, the key lowercased after it */
-#define ENVD_META_PREFIX "user.e2b."
+#define ENVD_META_PREFIX LEL_META_PREFIX /* lel_guest_abi.h: the guest keeps them apart on uploads */
 #define ENVD_META_MAX 4096 /* envd's cap: the prefixed names and the values of one file together */
 
 /** A JSON string of n bytes that may not be UTF-8 (bad bytes become U+FFFD). */

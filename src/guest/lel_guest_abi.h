@@ -196,8 +196,12 @@ struct lel_xattr_rec {
 };
 
 /* LEL_OP_FILE_UPLOAD's arg[3]; OWNED (with FIRST): the file and the parents it makes are owned by
- * uid and gid (arg[3] >> 16) & 0xffff (else root's) */
-enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4, LEL_UP_OWNED = 8 };
+ * uid and gid (arg[3] >> 16) & 0xffff (else root's). XATTRS (with LAST): the temporary takes the
+ * extended attributes of the file it replaces that it lacks, as a write in place would keep them
+ * (ENOSPC/ENOMEM fail the upload); with XATTRS_NO_META, not those of E2B's metadata
+ * (LEL_META_PREFIX: such an upload replaces them). Older guests ignore both: the file gets none. */
+enum { LEL_UP_FIRST = 1, LEL_UP_LAST = 2, LEL_UP_ABORT = 4, LEL_UP_OWNED = 8, LEL_UP_XATTRS = 16, LEL_UP_XATTRS_NO_META = 32 };
+#define LEL_META_PREFIX "user.e2b." /* E2B's file metadata: its keys are attributes of this prefix */
 #define LEL_UP_PAGES_MAX (64ULL << 20) /* what one LEL_OP_FILE_UPLOAD_PAGES hands out */
 
 enum lel_misbehave {

@@ -491,12 +491,13 @@ static void upload_end(struct lel_sandbox *s, struct xfer *x)
 
 /* An upload goes to the guest as chunks of one file's bytes in order; the guest writes them
  * under a temporary name beside the file and renames it over the file with the last chunk, so
- * the file is replaced whole or not at all. Sends the x->fill bytes gathered in x->buf;
+ * the file is replaced whole or not at all; it keeps the mode and extended attributes of the file
+ * it replaces, as a write in place would. Sends the x->fill bytes gathered in x->buf;
  * returns 0, the guest's errno (it removed the temporary), or -errno (it did not answer). */
 static int upload_piece(struct lel_sandbox *s, struct xfer *x, int last)
 {
     size_t n = x->fill;
-    uint64_t flags = (!x->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST : 0), ret[4] = {0};
+    uint64_t flags = (!x->started ? LEL_UP_FIRST : 0) | (last ? LEL_UP_LAST | LEL_UP_XATTRS : 0), ret[4] = {0};
     uint64_t arg[4] = {x->plen, x->off, n, flags | (uint64_t)x->tmp_id << 32};
     int r = x->in_place ? LEL_ST_ENOSYS : lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD, arg, x->buf, x->plen + n, ret, 30000);
     if (r == LEL_ST_ENOSYS && (x->in_place || !x->started)) { /* an image from before the op: as it wrote then */
@@ -617,7 +618,7 @@ static int pages_done(struct lel_sandbox *s, struct xfer *x)
 {
     if (x->fill % 4096)
         memset(x->pg[x->fill / 4096] + x->fill % 4096, 0, 4096 - x->fill % 4096);
-    uint64_t arg[4] = {x->plen, x->off + x->fill, 0, LEL_UP_LAST | (uint64_t)x->tmp_id << 32}, ret[4];
+    uint64_t arg[4] = {x->plen, x->off + x->fill, 0, LEL_UP_LAST | LEL_UP_XATTRS | (uint64_t)x->tmp_id << 32}, ret[4];
     return lel_vm_call_bulk(s->vm, LEL_OP_FILE_UPLOAD_PAGES, arg, x->buf, x->plen, ret, 30000);
 }
 

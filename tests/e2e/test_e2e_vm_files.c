@@ -15,10 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+extern const unsigned char lel_xattr_tool_elf[];
+extern const size_t lel_xattr_tool_elf_size;
+
 static srv_t S;
 /* the file size (the transfers are slow under ASan, and its memory checks are off there) */
 #define BIG (LEL_TEST_ASAN ? 8u << 20 : 32u << 20)
-static char SID[64];
+static char SID[64], TOKEN[128]; /* the sandbox, and its envdAccessToken (envd's POST /files) */
 
 /* The daemon's resident memory without its guests': mappings as large as a guest's RAM (256 MiB
  * here) are the guests', whose pages hold the files they store; the rest is the daemon's. */
@@ -322,6 +325,66 @@ static void into_guest_pages(void)
     CHECK_INT(put(H1, "/tmp/cut", "", 0), 204);
 }
 
+/* A command's stdout (malloc'd; "" when it failed). */
+static char *run(const char *cmd)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s/commands", SID);
+    json_t *b = json_pack("{s:s}", "cmd", cmd);
+    char *body = json_dumps(b, 0);
+    resp_t r;
+    char *out = strdup(api(&S, &r, H1, "POST", path, body) == 0 && r.status == 200 ? jstr(&r, "stdout") : "");
+    if (r.status != 200)
+        fprintf(stderr, "%s: status %ld %s\n", cmd, r.status, r.body ? r.body : "");
+    resp_free(&r);
+    free(body);
+    json_decref(b);
+    return out;
+}
+
+/* envd's POST /files of one file (octet-stream), with an X-Metadata-<meta> header when given. */
+static int envd_post(const char *file, const char *data, const char *meta)
+{
+    char path[256], sid[96], tok[160];
+    snprintf(path, sizeof(path), "/files?path=%s&username=root", file);
+    snprintf(sid, sizeof(sid), "E2b-Sandbox-Id: %s", SID);
+    snprintf(tok, sizeof(tok), "X-Access-Token: %s", TOKEN);
+    const char *h[] = {sid, "E2b-Sandbox-Port: 49983", tok, "Content-Type: application/octet-stream", meta, NULL};
+    resp_t r;
+    int st = http_req(&S, &r, H1, "POST", path, data, strlen(data), h) == 0 ? (int)r.status : -1;
+    resp_free(&r);
+    return st;
+}
+
+/* An upload replaces a file through a temporary, yet keeps its extended attributes as a write in
+ * place would: all of them through our PUT; through envd's POST all but its metadata (user.e2b.*),
+ * which each upload replaces with its X-Metadata headers' (none without). */
+static void keeps_xattrs(void)
+{
+    CHECK_INT(put(H1, "/bin/xattr_tool", (const char *)lel_xattr_tool_elf, lel_xattr_tool_elf_size), 204);
+    CHECK_INT(put(H1, "/tmp/xa", "one", 3), 204);
+    char *out = run("chmod +x /bin/xattr_tool && xattr_tool set /tmp/xa user.a apple && xattr_tool set /tmp/xa user.e2b.k v1 && "
+                    "chmod 640 /tmp/xa && xattr_tool dump /tmp/xa");
+    CHECK_STR(out, "user.a=apple\nuser.e2b.k=v1\n");
+    free(out);
+    CHECK_INT(put(H1, "/tmp/xa", "two", 3), 204);
+    out = run("cat /tmp/xa; echo; stat -c %a /tmp/xa; xattr_tool dump /tmp/xa");
+    CHECK_STR(out, "two\n640\nuser.a=apple\nuser.e2b.k=v1\n");
+    free(out);
+    CHECK_INT(envd_post("/tmp/xa", "three", NULL), 200);
+    out = run("cat /tmp/xa; echo; xattr_tool dump /tmp/xa");
+    CHECK_STR(out, "three\nuser.a=apple\n");
+    free(out);
+    CHECK_INT(envd_post("/tmp/xa", "four", "X-Metadata-Stage: final"), 200);
+    out = run("cat /tmp/xa; echo; xattr_tool dump /tmp/xa; ls -a /tmp | grep -c lelantos-upload");
+    CHECK_STR(out, "four\nuser.a=apple\nuser.e2b.stage=final\n0\n");
+    free(out);
+    CHECK_INT(envd_post("/tmp/xa", "five", NULL), 200);
+    out = run("xattr_tool dump /tmp/xa; rm /tmp/xa");
+    CHECK_STR(out, "user.a=apple\n");
+    free(out);
+}
+
 int main(void)
 {
     char why[256];
@@ -337,6 +400,7 @@ int main(void)
     CHECK(api(&S, &r, H1, "POST", "/sandboxes", "{\"templateID\":\"base\"}") == 0);
     CHECK_INT(r.status, 201);
     snprintf(SID, sizeof(SID), "%s", jstr(&r, "sandboxID"));
+    snprintf(TOKEN, sizeof(TOKEN), "%s", jstr(&r, "envdAccessToken"));
     resp_free(&r);
     if (SID[0]) {
         big_files();
@@ -344,6 +408,7 @@ int main(void)
         chunked();
         early_answer();
         into_guest_pages();
+        keeps_xattrs();
     }
     if (lel_test_failed)
         srv_log_tail(&S);

@@ -177,6 +177,8 @@ void agent_file_upload(int pages)
         struct inode *old = fs_child(dir, name, nl);
         if ((r = replaceable(old)) == 0)
             tmp->mode = S_IFREG | (old ? old->mode & 07777 : 0644);
+        if (r == 0 && old && (flags & LEL_UP_XATTRS)) /* and its attributes, as a write in place keeps them */
+            r = xattr_copy(tmp, old, flags & LEL_UP_XATTRS_NO_META ? LEL_META_PREFIX : 0);
         hwatch_upload(dir, name, nl); /* watches see the file written, not the temporary's move */
         if (r == 0)
             r = fs_rename(dir, tname, tl, dir, name, nl);
