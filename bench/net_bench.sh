@@ -7,6 +7,8 @@
 #  - outbound: connect + first byte from the sandbox through the host gateway to an echo server
 #    on 127.0.0.1, vs the same program on the host [<= 2x + 100 us]; 256 MiB guest -> host
 #    server: MB/s [>= 1 GB/s]
+#  - what explains them: the cost of one syscall round trip in the sandbox vs on the host (each
+#    connect, poll, write, read, close and each fork of a forking server pays it)
 # Loopback only: the sandbox reaches the host through network.host_gateway (10.0.2.2).
 # Usage: bench/net_bench.sh [seconds per wrk run, default 5]
 set -euo pipefail
@@ -99,3 +101,10 @@ echo "  sandbox: $g_send"
 echo "  host:    $h_send"
 g_mb=$(echo "$g_send" | awk '{print $(NF-1)}') h_mb=$(echo "$h_send" | awk '{print $(NF-1)}')
 echo "  ratio: $(ratio "$g_mb" "$h_mb")x   [goal >= 1000 MB/s]"
+
+echo "== the floor under all of it: one syscall round trip (getppid)"
+g_sc=$(cmd "guest_net syscalls 20000")
+h_sc=$("$GN" syscalls 2000000)
+echo "  sandbox: $g_sc"
+echo "  host:    $h_sc"
+echo "  ratio: $(ratio "$(echo "$g_sc" | awk '{print $2}')" "$(echo "$h_sc" | awk '{print $2}')")x"

@@ -10,7 +10,9 @@
  * and for bench/net_bench.sh (the same binary runs on the host as the anchor):
  *   latency IP PORT N     N times: connect, one byte there and back, close; p50/p99 in microseconds
  *   send IP PORT BYTES    BYTES to the server, then its end; MB/s
- *   sink PORT             takes one connection to its end; the byte count */
+ *   sink PORT             takes one connection to its end; the byte count
+ *   syscalls N            N getppid calls: the cost of one kernel round trip, in nanoseconds
+ *                         (every socket call pays it; the relay's latency is a few dozen of them) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -351,6 +354,15 @@ static int sink(int port)
     return 0;
 }
 
+static int syscalls(long n)
+{
+    double t0 = now_us();
+    for (long i = 0; i < n; i++)
+        syscall(SYS_getppid); /* (not the libc wrapper, which may cache) */
+    printf("syscall %.0f ns (%ld getppid calls)\n", (now_us() - t0) * 1e3 / (double)n, n);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -377,6 +389,8 @@ int main(int argc, char **argv)
         return send_bytes(argv[2], argv[3], atol(argv[4]));
     if (argc == 3 && !strcmp(argv[1], "sink"))
         return sink(atoi(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "syscalls"))
+        return syscalls(atol(argv[2]));
     fprintf(stderr, "usage: guest_net serve|client|hold|refused|udp|resolve ...\n");
     return 2;
 }
