@@ -39,11 +39,17 @@ static uint64_t tsc_khz, tsc_base, ns_base, ns_last;
 
 static uint64_t timer_irqs; /* timer interrupts taken (LEL_OP_TICKS ret[1]) */
 
-/* The timer ticks periodically while processes run (preemption); with none runnable it fires
- * once at the next deadline, or not at all (an idle sandbox costs the host nothing). */
+/* The timer ticks periodically while processes run (preemption); with none runnable for a tick
+ * it fires once at the next deadline, or not at all (an idle sandbox costs the host nothing). */
 static enum { TIMER_PERIODIC, TIMER_ONESHOT, TIMER_OFF } timer_mode;
 
 static uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
+
+/* When the guest went idle with the periodic timer left running (0: a process runs). Each mode
+ * change is one or two MSR writes, each a trap of tens of microseconds under PVM, and a process
+ * that blocks for a network round trip changed it twice: so the tick goes on through a wait
+ * shorter than a tick, and the next tick (or wake-up) decides again. */
+static uint64_t idle_since;
 
 extern const uint64_t isr_stubs[256];
 
@@ -144,7 +150,16 @@ void kernel_timer(uint64_t until)
 {
     if (!tsc_khz) /* without the TSC the timer is the clock: always periodic */
         return;
+    if (until && timer_mode == TIMER_PERIODIC) {
+        uint64_t now = kernel_ns(), tick = kernel_tick_ns();
+        if (!idle_since)
+            idle_since = now;
+        /* the next periodic interrupt comes within a tick, before a deadline past that */
+        if (now - idle_since < tick && (until == UINT64_MAX || until * tick > now + tick))
+            return;
+    }
     if (until == 0) {
+        idle_since = 0;
         if (timer_mode != TIMER_PERIODIC) {
             wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17));
             wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * kernel_tick_ns() / 1000000000ULL);
