@@ -45,11 +45,11 @@ static enum { TIMER_PERIODIC, TIMER_ONESHOT, TIMER_OFF } timer_mode;
 
 static uint64_t oneshot_at; /* tick the one-shot timer is armed for; 0: not armed (it fired) */
 
-/* When the guest went idle with the periodic timer left running (0: a process runs). Each mode
- * change is one or two MSR writes, each a trap of tens of microseconds under PVM, and a process
- * that blocks for a network round trip changed it twice: so the tick goes on through a wait
- * shorter than a tick, and the next tick (or wake-up) decides again. */
-static uint64_t idle_since;
+/* Whether the guest went idle with the periodic timer left running. Each mode change is one or
+ * two MSR writes, each a trap of tens of microseconds under PVM, and a process that blocks for a
+ * network round trip changed it twice: so the tick goes on while the guest waits, until the next
+ * tick (at most one more interrupt for an idle guest) or a deadline before it. */
+static int idle_grace; /* 1 from going idle so until the next tick; 2 once it came */
 
 extern const uint64_t isr_stubs[256];
 
@@ -150,16 +150,14 @@ void kernel_timer(uint64_t until)
 {
     if (!tsc_khz) /* without the TSC the timer is the clock: always periodic */
         return;
-    if (until && timer_mode == TIMER_PERIODIC) {
-        uint64_t now = kernel_ns(), tick = kernel_tick_ns();
-        if (!idle_since)
-            idle_since = now;
+    if (until && timer_mode == TIMER_PERIODIC && idle_grace < 2) {
+        idle_grace = 1;
         /* the next periodic interrupt comes within a tick, before a deadline past that */
-        if (now - idle_since < tick && (until == UINT64_MAX || until * tick > now + tick))
+        if (until == UINT64_MAX || until * kernel_tick_ns() > kernel_ns() + kernel_tick_ns())
             return;
     }
     if (until == 0) {
-        idle_since = 0;
+        idle_grace = 0;
         if (timer_mode != TIMER_PERIODIC) {
             wrmsr(MSR_X2APIC_LVT_TIMER, LEL_VEC_TIMER | (1u << 17));
             wrmsr(MSR_X2APIC_TMICT, APIC_BUS_HZ * kernel_tick_ns() / 1000000000ULL);
@@ -264,6 +262,8 @@ void kernel_irq_done(uint64_t vector, uint64_t *frame)
     if (vector == LEL_VEC_TIMER) {
         timer_irqs++;
         oneshot_at = 0; /* a one-shot fired: the next idle step arms it again */
+        if (idle_grace)
+            idle_grace = 2; /* an idle guest's tick: the next idle step stops the periodic timer */
         if (!tsc_khz)
             chan->ticks++;
     }

@@ -45,8 +45,9 @@ uint64_t kernel_timer_irqs(void);
  * rebooted), so it is read afresh from here on. */
 void clock_rebase(uint64_t khz);
 /** The timer: periodic while a process can run (until 0), once at tick `until` when all wait,
- * off when nothing waits for time (UINT64_MAX), so an idle guest takes no interrupts. Only
- * when time can be read from the TSC; else it stays periodic. */
+ * off when nothing waits for time (UINT64_MAX), so an idle guest takes no interrupts; a guest
+ * that just went idle keeps the tick until the next one (short waits then cost no MSR writes)
+ * unless `until` comes first. Only when time can be read from the TSC; else it stays periodic. */
 void kernel_timer(uint64_t until);
 
 /** Opens interrupts for user mode: under PVM the VIF byte is the interrupt flag in both modes. */
