@@ -10,10 +10,11 @@
 #  - what explains them: the cost of one syscall round trip in the sandbox vs on the host (each
 #    connect, poll, write, read, close and each fork of a forking server pays it)
 # Loopback only: the sandbox reaches the host through network.host_gateway (10.0.2.2).
-# Usage: bench/net_bench.sh [seconds per wrk run, default 5]
+# Usage: bench/net_bench.sh [seconds per wrk run, default 5] [lelantosd binary, default build-release's]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-5}
+BIN=${2:-./build-release/src/lelantosd}
 [ -c /dev/kvm ] || { echo "net_bench: needs /dev/kvm (sandboxes are microVMs)"; exit 0; }
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-release -j"$(nproc)" --target lelantosd test_vsock >/dev/null
@@ -32,7 +33,7 @@ network:
   host_gateway: 10.0.2.2
   dns_upstream: false
 YAML
-./build-release/src/lelantosd --config "$tmp/lel.yaml" --listen 127.0.0.1:$LP --data-dir "$tmp/data" >"$tmp/lel.log" 2>&1 &
+"$BIN" --config "$tmp/lel.yaml" --listen 127.0.0.1:$LP --data-dir "$tmp/data" >"$tmp/lel.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$LP/health" >/dev/null && break; sleep 0.1; done
 KEY=$(cat "$tmp/data/initial-api-key")
