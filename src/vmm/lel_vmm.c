@@ -33,6 +33,74 @@ static enum lel_vmm_backend backend;
 static struct kvm_cpuid2 *supported_cpuid;
 static size_t supported_cpuid_len;
 
+static struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == fn && c->entries[i].index == idx)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* The leaf-2 descriptor (Intel SDM, CPUID leaf 2; all with 64-byte lines) of the largest cache
+ * of `level` (1: data, 0: L1 instructions) no larger than `bytes`, or the smallest one. */
+static uint8_t cache_descriptor(int level, uint64_t bytes)
+{
+    static const struct {
+        uint8_t level, desc;
+        uint32_t kib;
+    } d[] = {{1, 0x0d, 16},   {1, 0x0e, 24},   {1, 0x2c, 32},    {0, 0x30, 32},    {2, 0x7a, 256},
+             {2, 0x7b, 512},  {2, 0x7c, 1024}, {2, 0x7d, 2048},  {2, 0x48, 3072},  {2, 0x4e, 6144},
+             {3, 0xd0, 512},  {3, 0xd1, 1024}, {3, 0xd2, 2048},  {3, 0xe3, 4096},  {3, 0xe4, 8192},
+             {3, 0xea, 12288}, {3, 0xeb, 18432}, {3, 0xec, 24576}};
+    uint8_t best = 0, smallest = 0;
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        if (d[i].level != level)
+            continue;
+        if (!smallest)
+            smallest = d[i].desc;
+        if ((uint64_t)d[i].kib << 10 <= bytes)
+            best = d[i].desc;
+    }
+    return best ? best : smallest;
+}
+
+/* What the guest's user programs ask at every start. glibc's cache probe (its handle_intel,
+ * run a dozen times per program start) walks leaf 4's subleaves anew for every question when
+ * leaf 2 says 0xff ("see leaf 4"), and each cpuid is a trap into the hypervisor: ~60 traps per
+ * `sh -c true`, most of its start. Leaf 2 then lists descriptors for the caches leaf 4 reports
+ * (the nearest sizes the legacy table has), so the probe takes one cpuid per question; leaf 4
+ * stays as it was for whoever reads it. HTT is cleared: the VM has one logical processor (glibc
+ * then skips its leaf-4/leaf-11 walk for the threads sharing a cache). */
+static void tune_guest_cpuid(struct kvm_cpuid2 *c)
+{
+    struct kvm_cpuid_entry2 *l2 = cpuid_entry(c, 2, 0), *l1 = cpuid_entry(c, 1, 0);
+    if (l1)
+        l1->edx &= ~(1u << 28);
+    int see_leaf4 = 0;
+    uint32_t regs[4] = {l2 ? l2->eax : 0, l2 ? l2->ebx : 0, l2 ? l2->ecx : 0, l2 ? l2->edx : 0};
+    for (int b = 1; b < 16; b++) /* byte 0 of eax is the round count */
+        see_leaf4 |= (regs[b / 4] >> (8 * (b % 4)) & 0xff) == 0xff;
+    if (!see_leaf4)
+        return; /* descriptors already (or no leaf 2): as it is */
+    uint8_t desc[4] = {cache_descriptor(1, 32 << 10), cache_descriptor(0, 32 << 10), cache_descriptor(2, 2 << 20),
+                       cache_descriptor(3, 8 << 20)};
+    for (uint32_t sub = 0; sub < 8; sub++) {
+        struct kvm_cpuid_entry2 *e = cpuid_entry(c, 4, sub);
+        if (!e || (e->eax & 0x1f) == 0)
+            break;
+        int type = e->eax & 0x1f, level = (e->eax >> 5) & 7;
+        uint64_t bytes = (uint64_t)((e->ebx >> 22) + 1) * (((e->ebx >> 12) & 0x3ff) + 1) * ((e->ebx & 0xfff) + 1) *
+                         ((uint64_t)e->ecx + 1);
+        if (level == 1 && type != 3)
+            desc[type == 1 ? 0 : 1] = cache_descriptor(type == 1 ? 1 : 0, bytes);
+        else if (level == 2 || level == 3)
+            desc[level] = cache_descriptor(level, bytes);
+    }
+    l2->eax = 0x01u | (uint32_t)desc[0] << 8 | (uint32_t)desc[2] << 16 | (uint32_t)desc[3] << 24;
+    l2->ebx = desc[1];
+    l2->ecx = l2->edx = 0;
+}
+
 static void cache_cpuid(void)
 {
     for (int n = 128; n <= 4096; n *= 2) {
@@ -42,6 +110,7 @@ static void cache_cpuid(void)
             return;
         c->nent = (uint32_t)n;
         if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            tune_guest_cpuid(c);
             supported_cpuid = c;
             supported_cpuid_len = sizeof(struct kvm_cpuid2) + c->nent * sizeof(struct kvm_cpuid_entry2);
             return;
