@@ -87,6 +87,15 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
 /** After a restore: sets the guest's wall clock to now and its TSC rate to this host's, and
  * mixes fresh host randomness into it (sandboxes from one image must not share random numbers). */
 int lel_vm_set_clock(lel_vm_t *vm);
+/** lel_vm_set_clock without waiting for the guest's answer: the request is in the channel and
+ * the guest interrupted when it returns 0, so every later request reaches the guest after it
+ * (each waits for the one before to be answered). A restore's first run (its shadow page
+ * tables rebuilt, 1.5-8 ms here) then happens off the caller's path. A guest that dies on it is
+ * seen as any death is; one that never answers, by the next request's timeout. */
+int lel_vm_set_clock_post(lel_vm_t *vm);
+/** Waits until the guest has answered every request posted (lel_vm_set_clock_post): 0,
+ * -ETIMEDOUT or -EPIPE. An image is taken only of an idle channel. */
+int lel_vm_idle(lel_vm_t *vm, int timeout_ms);
 /** Stops the vCPU at a clean point (pending I/O completed). Idempotent. */
 int lel_vm_stop(lel_vm_t *vm);
 /** Lets a stopped vCPU run again. */

@@ -43,6 +43,8 @@ struct lel_vm {
     uint64_t responses;
     uint64_t events; /* LEL_BELL_EVENTs so far: commands that ended */
     int net_efd;  /* the net doorbell's eventfd while lel_vsock is attached, else -1 (atomic: the vCPU thread reads it) */
+    int bell_efd; /* the net doorbell's eventfd, made with the VM (lel_vsock uses it), or -1 */
+    int bell_ioeventfd; /* KVM writes bell_efd itself on the guest's doorbell (KVM_IOEVENTFD took it) */
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
     int jailed;         /* the vCPU thread runs under the seccomp filter (lel_vmm_jail.c) */
