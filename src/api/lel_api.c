@@ -10,6 +10,7 @@
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
+#include "../template/lel_template_travel.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include <sys/statvfs.h>
 #include <strings.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS, NODE };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -367,8 +368,8 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_CLUSTER_NODES:
         cluster_nodes(srv, c);
         return;
-    case R_SBX_CREATE:
-        if (!to_placed(srv, c))
+    case R_SBX_CREATE: /* placed here: a template another node has is fetched first */
+        if (!to_placed(srv, c) && !lel_template_fetch(srv, c, lel_sandbox_create))
             lel_sandbox_create(srv, c);
         return;
     case R_SBX_GET:
@@ -449,6 +450,12 @@ static int space_check(lel_server_t *srv, lel_call_t *c)
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
     c->from_node = srv->fwd && lel_cluster_fwd_trusted(srv->fwd, c->node_secret);
+    if (!strncmp(c->path, "/cluster/internal/", 18)) { /* node to node (templates travel): the secret alone */
+        *cls = NODE;
+        if (!c->from_node)
+            lel_call_error(c, 404, "no such endpoint: %s", c->path);
+        return c->status;
+    }
     int keyed, pr = lel__api_port_match(c, &keyed);
     if (pr > 1)
         return pr;
@@ -525,7 +532,7 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     lel_server_t *srv = ctx;
     enum cls cls = PUBLIC;
     int r = judge(srv, c, &cls);
-    if (r || cls == PUBLIC || cls == METRICS) /* answered without their body */
+    if (r || cls == PUBLIC || cls == METRICS || cls == NODE) /* answered without their body */
         return r;
     if (cls == PORT) { /* the body streams to the sandbox's server, whatever its size */
         c->body_streams = 1;
@@ -559,6 +566,10 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
     enum cls cls = PUBLIC;
     if (!c->admitted && judge(srv, c, &cls)) {
         lel_call_done(c);
+        return;
+    }
+    if (!c->admitted && cls == NODE) { /* another node's GET: read off the loop thread */
+        lel_template_serve(srv, c);
         return;
     }
     if (!c->admitted && (cls == PUBLIC || cls == METRICS)) { /* answered here, on the loop thread */

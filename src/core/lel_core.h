@@ -24,6 +24,7 @@ struct lel_http;
 struct lel_cluster;
 struct lel_cluster_kv;
 struct lel_cluster_fwd;
+struct lel_tpl_travel;
 /* The store's families every node of a cluster shares through etcd (src/cluster/lel_cluster_kv.h). */
 #define LEL_SHARED_CFS (1u << LEL_CF_TEAMS | 1u << LEL_CF_KEYS | 1u << LEL_CF_MEMBERS)
 
@@ -49,6 +50,7 @@ typedef struct lel_server {
     struct lel_cluster *cluster; /* cluster mode (src/cluster); NULL for a single node */
     struct lel_cluster_kv *shared; /* cluster mode: the families kept in etcd (LEL_SHARED_CFS) */
     struct lel_cluster_fwd *fwd;   /* cluster mode: requests sent on to the node that serves them */
+    struct lel_tpl_travel *travel; /* cluster mode: templates fetched from other nodes (src/template) */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
