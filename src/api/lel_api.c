@@ -291,6 +291,8 @@ static int to_owner(lel_server_t *srv, lel_call_t *c)
     } else if (c->route == R_SBX_GET) {
         lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
         lel_call_done(c);
+    } else if (c->route == R_SBX_KILL && lel_cluster_kv_kill_away(srv->shared, c, rec) == 0) {
+        /* recorded in the catalog; its node cleans it up when it is back */
     } else {
         lel_call_error(c, 503, "cluster: sandbox %s was on node '%s', which is gone (its lease expired)", c->id, node);
         lel_call_done(c);
