@@ -6,6 +6,7 @@
  * lease TTL, new creates go to a or b, the paused one is killed through a; c restarted
  * reconciles (the sandbox killed meanwhile is killed there too, its pause image removed; the
  * one that was running is recorded killed). Skipped (77) without Debian's etcd or /dev/kvm. */
+#include "../../src/common/lel_util.h"
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
 #include "etcdrun.h"
@@ -199,6 +200,43 @@ static int log_count(int i, const char *s)
     return n;
 }
 
+/* b's node-to-node routes: nothing without the cluster secret; with it, the description and an
+ * image whose size and SHA-256 are the described ones. */
+static void internal_routes(const char *tid)
+{
+    resp_t r, img;
+    char team[64], path[256];
+    const char *none[] = {NULL}, *wrong[] = {"X-Lelantos-Node: not-the-secret", NULL};
+    const char *right[] = {"X-Lelantos-Node: test-cluster-secret", NULL};
+    CHECK(api(&N[1], &r, H1, "GET", "/teams", NULL) == 0);
+    snprintf(team, sizeof(team), "%s", jstr(&r, "teamID"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/cluster/internal/templates/made-on-b?team=%s", team);
+    CHECK(http_req(&N[1], &r, H1, "GET", path, NULL, 0, none) == 0);
+    CHECK_INT(r.status, 404);
+    resp_free(&r);
+    CHECK(http_req(&N[1], &r, H1, "GET", path, NULL, 0, wrong) == 0);
+    CHECK_INT(r.status, 404);
+    resp_free(&r);
+    CHECK(http_req(&N[1], &r, H1, "GET", path, NULL, 0, right) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r.json, "template"), "templateID")) ?: "", tid);
+    snprintf(path, sizeof(path), "/cluster/internal/templates/%s/image?team=%s", tid, team);
+    CHECK(http_req(&N[1], &img, H1, "GET", path, NULL, 0, right) == 0);
+    CHECK_INT(img.status, 200);
+    char sha[65];
+    lel_sha256_hex(img.body, img.len, sha);
+    json_t *desc = json_object_get(r.json, "image");
+    CHECK_INT((long long)img.len, (long long)json_integer_value(json_object_get(desc, "size")));
+    CHECK_STR(sha, json_string_value(json_object_get(desc, "sha256")) ?: "");
+    resp_free(&img);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/cluster/internal/templates/made-on-b?team=someoneelse");
+    CHECK(http_req(&N[1], &r, H1, "GET", path, NULL, 0, right) == 0);
+    CHECK_INT(r.status, 404); /* another team's name finds nothing */
+    resp_free(&r);
+}
+
 /* A template built on b starts sandboxes on a: fetched once, then a's own. */
 static void template_travels(void)
 {
@@ -219,6 +257,7 @@ static void template_travels(void)
     CHECK_STR(st, "ready");
     printf("template built on b in %lld ms\n", (long long)(now_ms() - t0));
     CHECK_INT(files_of(0, "templates", tid), 0); /* a has none of it yet */
+    internal_routes(tid);
     t0 = now_ms();
     while (!node_lists(0, 1, tid) && now_ms() - t0 < TTL * 1000 + 2000)
         usleep(100000);
