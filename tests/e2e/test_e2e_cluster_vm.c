@@ -237,6 +237,83 @@ static void internal_routes(const char *tid)
     resp_free(&r);
 }
 
+/* Builds template `name` on b (a step writes `word` to /etc/word); its id into tid. */
+static void build_on_b(const char *name, const char *word, char tid[64])
+{
+    char body[400], bid[64], path[200], st[32] = "";
+    resp_t r;
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"memoryMB\":128,\"steps\":[{\"type\":\"run\",\"args\":[\"echo %s > /etc/word\"]}]}",
+             name, word);
+    api(&N[1], &r, H1, "POST", "/templates", body);
+    CHECK_INT(r.status, 202);
+    snprintf(tid, 64, "%s", jstr(&r, "templateID"));
+    snprintf(bid, sizeof(bid), "%s", jstr(&r, "buildID"));
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/templates/%s/builds/%s", tid, bid);
+    int64_t t0 = now_ms();
+    while (strcmp(st, "ready") && strcmp(st, "error") && now_ms() - t0 < 60000) {
+        req(1, "GET", path, NULL, "status", st, sizeof(st));
+        usleep(200000);
+    }
+    CHECK_STR(st, "ready");
+}
+
+/* The path of b's image file of template tid (the one not ending in .raw). */
+static int image_on_b(const char *tid, char *out, size_t n)
+{
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/data/templates", N[1].dir);
+    DIR *d = opendir(dir);
+    int found = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (!strncmp(e->d_name, tid, strlen(tid)) && l > 4 && !strcmp(e->d_name + l - 4, ".img")) {
+            snprintf(out, n, "%s/%s", dir, e->d_name);
+            found = 1;
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* A damaged image on b: c's fetch fails with the reason and leaves nothing; repaired, it works. */
+static void damaged_image(void)
+{
+    char tid[64], img[600], id[64], msg[512];
+    build_on_b("damaged", "whole", tid);
+    CHECK(image_on_b(tid, img, sizeof(img)));
+    struct stat st;
+    CHECK(stat(img, &st) == 0 && st.st_size > 8192);
+    FILE *f = fopen(img, "r+b");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    unsigned char keep[64], junk[64];
+    memset(junk, 0x5a, sizeof(junk));
+    long at = (long)st.st_size / 2; /* inside the compressed memory: its chunk's hash no longer holds */
+    fseek(f, at, SEEK_SET);
+    CHECK(fread(keep, 1, sizeof(keep), f) == sizeof(keep));
+    fseek(f, at, SEEK_SET);
+    fwrite(junk, 1, sizeof(junk), f);
+    fflush(f);
+    int64_t t0 = now_ms();
+    while (!node_lists(2, 1, tid) && now_ms() - t0 < TTL * 1000 + 2000)
+        usleep(100000);
+    CHECK_INT(req(2, "POST", "/sandboxes", "{\"templateID\":\"damaged\"}", "message", msg, sizeof(msg)), 502);
+    CHECK(strstr(msg, "cannot be unpacked") != NULL);
+    CHECK_INT(files_of(2, "templates", tid), 0); /* nothing of it left on c */
+    fseek(f, at, SEEK_SET);
+    fwrite(keep, 1, sizeof(keep), f);
+    fclose(f);
+    CHECK_INT(create(2, "damaged", id, sizeof(id)), 201);
+    check_run(2, id, "cat /etc/word", "whole\n");
+    char path[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s", id);
+    CHECK_INT(req(2, "DELETE", path, NULL, NULL, NULL, 0), 204);
+}
+
 /* A template built on b starts sandboxes on a: fetched once, then a's own. */
 static void template_travels(void)
 {
@@ -387,6 +464,7 @@ int main(void)
     if (up) {
         sandbox_anywhere();
         template_travels();
+        damaged_image();
         node_death();
         node_back();
     }
