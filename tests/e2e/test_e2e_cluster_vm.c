@@ -13,6 +13,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -364,6 +365,36 @@ static void template_travels(void)
     CHECK_INT(create(0, "no-such-template", id, sizeof(id)), 404);
 }
 
+struct par {
+    long status;
+    char id[64];
+};
+
+static void *create_on_c(void *arg)
+{
+    struct par *p = arg;
+    p->status = create(2, "made-on-b", p->id, sizeof(p->id));
+    return NULL;
+}
+
+/* Two creates at once on c of a template it lacks: both start, it is fetched once. */
+static void fetched_once(void)
+{
+    struct par p[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, create_on_c, &p[i]) == 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(p[i].status, 201);
+        check_run(2, p[i].id, "cat /etc/made-on", "built on b\n");
+        char path[128];
+        snprintf(path, sizeof(path), "/sandboxes/%s", p[i].id);
+        CHECK_INT(req(2, "DELETE", path, NULL, NULL, NULL, 0), 204);
+    }
+    CHECK_INT(log_count(2, "(made-on-b) fetched from node"), 1);
+}
+
 static char running_c[64], paused_c[64];
 
 /* kill -9 of c: its running sandbox lost, its paused one unavailable, creates go elsewhere, and
@@ -465,6 +496,7 @@ int main(void)
         sandbox_anywhere();
         template_travels();
         damaged_image();
+        fetched_once();
         node_death();
         node_back();
     }
