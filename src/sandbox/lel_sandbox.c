@@ -903,7 +903,8 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
     return rec;
 }
 
-/* POST /sandboxes on the loop thread: validate, build the actor, let it boot and answer. */
+/* POST /sandboxes on the loop thread (or, in cluster mode, the template fetch thread once the
+ * template came from another node): validate, build the actor, let it boot and answer. */
 void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
 {
     struct create_req q = {0};

@@ -1,7 +1,9 @@
 /* End to end: cluster mode with real microVMs. A real 3-member etcd and 3 lelantosd nodes (a, b,
  * c) on loopback, each running VMs on /dev/kvm. A sandbox made through a is commanded, paused,
  * resumed and killed through b and c (its memory survives the pause); a template built on b
- * starts sandboxes on a (a fetches it from b, checked by hash, once: its files are a's then);
+ * starts sandboxes on a (a fetches it from b, checked by hash, once: its files are a's then;
+ * the node-to-node routes need the cluster secret; a damaged image fails the fetch and leaves
+ * nothing; two creates at once fetch it once);
  * kill -9 of c: its running sandbox reads `lost` and its paused one `unavailable` within the
  * lease TTL, new creates go to a or b, the paused one is killed through a; c restarted
  * reconciles (the sandbox killed meanwhile is killed there too, its pause image removed; the
