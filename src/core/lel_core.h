@@ -63,7 +63,7 @@ typedef struct lel_server {
     pthread_cond_t layer_cond;
     int layer_jobs;             /* background flattens running (under layer_lock) */
     /* for /metrics (src/api/lel_api_metrics.c renders them): */
-    struct lel_vm_exits vm_exits;     /* every VM's exits by reason (src/vmm counts them) */
+    struct lel_vm_stats vm_stats;     /* every VM's exits by reason, vCPU time, and the running ones (src/vmm) */
     atomic_ullong builds_done[2];     /* template builds ended: [0] ready, [1] error (src/template) */
     struct lel_api_stats *api_stats;  /* requests by route and status, latencies, rate-limit refusals (src/api) */
     struct lel_docs *docs;            /* /docs: the interactive page's files, read at start (src/api) */

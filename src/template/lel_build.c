@@ -133,7 +133,7 @@ static void ref_actor(void *a, void *ctx)
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0,
-                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_exits};
+                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_stats};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
