@@ -131,6 +131,7 @@ enum lel_route {
      * GET /templates/aliases/{alias}, POST and DELETE /templates/tags, GET /templates/{id}/tags */
     R_TPL_E2B_CREATE, R_TPL_FILES, R_TPL_FILES_PUT, R_TPL_E2B_BUILD, R_TPL_BUILD_STATUS, R_TPL_ALIAS,
     R_TPL_TAGS_ADD, R_TPL_TAGS_DEL, R_TPL_TAGS_GET,
+    R_TPL_REBUILD, /* POST /templates/{id}: a new build from a POST /templates body (src/template/lel_template_rebuild.c) */
     /* a request for a server in the sandbox (c->id, c->proxy_port, c->proxy_path): by the path form
      * with the API key (R_SBX_PORT), by Host or E2B's headers (R_PORT_PUBLIC, no key) */
     R_SBX_PORT, R_PORT_PUBLIC,
