@@ -1,4 +1,5 @@
-/* End to end: GET /metrics with real microVMs. A sandbox is created, runs a command, is
+/* End to end: GET /metrics with real microVMs. Two template builds, one failing, count by
+ * result. A sandbox is created, runs a command, is
  * paused, resumed, snapshotted and restored once each; a scrape then shows VM exits by reason,
  * a latency histogram with a count for each of those operations, the sandboxes by state, and
  * the host CPU and memory the VMs use, within what is plausible for what ran; killing the
@@ -92,6 +93,69 @@ static int lifecycle(char *id)
     return 0;
 }
 
+/* Waits for a template's build to end: its buildStatus. */
+static const char *build_end(const char *name)
+{
+    static char status[32];
+    char path[128];
+    snprintf(path, sizeof(path), "/templates/%s", name);
+    for (int i = 0; i < 600; i++) {
+        resp_t r;
+        api(&S, &r, H1, "GET", path, NULL);
+        snprintf(status, sizeof(status), "%s", jstr(&r, "buildStatus"));
+        resp_free(&r);
+        if (!strcmp(status, "ready") || !strcmp(status, "error"))
+            break;
+        usleep(100000);
+    }
+    return status;
+}
+
+/* A build deleted while it runs gives its build slot back (and counts as neither result). */
+static void abandoned(void)
+{
+    CHECK_INT(call("POST", "/templates", "{\"name\":\"m-long\",\"steps\":[{\"type\":\"run\",\"args\":[\"sleep 60\"]}]}", NULL, NULL),
+              202);
+    double running = 0;
+    for (int i = 0; i < 200 && running < 1; i++) {
+        char *t = scrape();
+        running = t ? prom_value(t, "lelantos_template_builds_running") : -1;
+        free(t);
+        if (running < 1)
+            usleep(50000);
+    }
+    CHECK(running == 1);
+    CHECK_INT(call("DELETE", "/templates/m-long", NULL, NULL, NULL), 204);
+    char *t = scrape();
+    CHECK(t && prom_value(t, "lelantos_template_builds_running") == 0);
+    free(t);
+}
+
+/* Template builds by result: one that succeeds and one whose step fails move their counters by one each. */
+static void builds(void)
+{
+    char *t = scrape();
+    double ok0 = t ? prom_value(t, "lelantos_template_builds_total{result=\"ready\"}") : -1;
+    double bad0 = t ? prom_value(t, "lelantos_template_builds_total{result=\"error\"}") : -1;
+    free(t);
+    CHECK(ok0 >= 0 && bad0 >= 0);
+    CHECK_INT(call("POST", "/templates", "{\"name\":\"m-ok\",\"steps\":[{\"type\":\"run\",\"args\":[\"true\"]}]}", NULL, NULL),
+              202);
+    CHECK_INT(call("POST", "/templates", "{\"name\":\"m-bad\",\"steps\":[{\"type\":\"run\",\"args\":[\"exit 3\"]}]}", NULL, NULL),
+              202);
+    CHECK_STR(build_end("m-ok"), "ready");
+    CHECK_STR(build_end("m-bad"), "error");
+    if (!(t = scrape()))
+        return;
+    CHECK(prom_value(t, "lelantos_template_builds_total{result=\"ready\"}") == ok0 + 1);
+    CHECK(prom_value(t, "lelantos_template_builds_total{result=\"error\"}") == bad0 + 1);
+    CHECK(prom_value(t, "lelantos_template_builds_running") == 0);
+    free(t);
+    CHECK_INT(call("DELETE", "/templates/m-ok", NULL, NULL, NULL), 204);
+    CHECK_INT(call("DELETE", "/templates/m-bad", NULL, NULL, NULL), 204);
+    abandoned();
+}
+
 static double exits_total(const char *t)
 {
     static const char *const reasons[] = {"io", "mmio", "intr", "hlt", "shutdown", "internal_error", "fail_entry",
@@ -174,6 +238,7 @@ int main(void)
         return 1;
     }
     CHECK(base_ready());
+    builds();
     char id[64] = "";
     double t0 = mono_s();
     int skipped = 0;
