@@ -66,7 +66,7 @@ static const struct route_def routes[] = {
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
     {"/templates/tags", GENERAL, 0, R_TPL_TAGS_ADD, 0, R_TPL_TAGS_DEL}, /* E2B's; before the next */
-    {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
+    {"/templates/*", GENERAL, R_TPL_GET, R_TPL_REBUILD, 0, R_TPL_DELETE},
     {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
     {"/templates/*/builds/*/status", GENERAL, R_TPL_BUILD_STATUS, 0, 0, 0},
     {"/templates/*/files/*", GENERAL, R_TPL_FILES, 0, R_TPL_FILES_PUT, 0}, /* the PUT: its URL's token, no key */
@@ -339,7 +339,7 @@ static int refuse_create(lel_server_t *srv, lel_call_t *c)
 {
     char why[512];
     switch (c->route) {
-    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_ADMIN_TEAMS:
+    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_TPL_REBUILD: case R_ADMIN_TEAMS:
     case R_KEYS_CREATE: case R_MEMBERS_CREATE:
         break;
     default:
@@ -390,7 +390,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         else
             to_entity(srv, c, srv->templates, "template");
         return;
-    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET:
+    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET: case R_TPL_REBUILD:
         to_entity(srv, c, srv->templates, "template");
         return;
     case R_TPL_TAGS_ADD: case R_TPL_TAGS_DEL:
@@ -421,7 +421,7 @@ static int stores(const lel_call_t *c)
     switch (c->route) {
     case R_KEYS_CREATE: case R_MEMBERS_CREATE: case R_SBX_CREATE: case R_SBX_PAUSE: case R_SBX_SNAPSHOT:
     case R_SBX_SNAPSHOTS: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_BUILD: case R_TPL_CONTEXT: case R_IMG_PUT:
-    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD:
+    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD: case R_TPL_REBUILD:
         return 1;
     case R_ADMIN_TEAMS:
         return c->method == LEL_M_POST;

@@ -207,6 +207,7 @@ static void server_free(lel_server_t *srv)
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->layer_cond);
     pthread_mutex_destroy(&srv->layer_lock);
+    lel_vm_stats_destroy(&srv->vm_stats); /* the reaper destroyed the last VM before */
     lel_config_free(&srv->cfg);
     free(srv);
 }
@@ -241,6 +242,7 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     pthread_cond_init(&srv->cond, NULL);
     pthread_mutex_init(&srv->layer_lock, NULL);
     pthread_cond_init(&srv->layer_cond, NULL);
+    lel_vm_stats_init(&srv->vm_stats);
     if (copy_config(&srv->cfg, cfg) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
