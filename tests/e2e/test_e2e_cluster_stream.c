@@ -3,27 +3,34 @@
  * to a as it streams. Through b: a 16 MiB upload sent chunked comes out byte-exact in the
  * sandbox (its sha256sum) and in a download over HTTP/2; a streamed command's events arrive
  * while it runs; busybox httpd in the sandbox answers in the three port forms (path with the
- * key, Host, E2B's headers) and never sees the cluster's secret. Skipped (77) without KVM or
- * Debian's etcd. */
+ * key, Host, E2B's headers) and never sees the cluster's secret; a WebSocket upgrade becomes a
+ * tunnel through both nodes and server-sent events come through over HTTP/2; envd's data plane
+ * (E2b-Sandbox-Id) answers through b. Skipped (77) without KVM or Debian's etcd. */
 #include "../lel_test.h"
 #include "../../src/vmm/lel_vmm.h"
 #include "etcdrun.h"
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BIG (16u << 20)
 #define SECRET "stream-cluster-secret"
 
+extern const unsigned char lel_ws_echo_elf[];
+extern const size_t lel_ws_echo_elf_size;
+
 static struct etcd_cluster E;
 static srv_t A, B;
-static char SID[64];
+static char SID[64], TOKEN[128]; /* the sandbox, its envdAccessToken */
 
 static double now_ms(void)
 {
@@ -242,6 +249,88 @@ static void ports(void)
     resp_free(&r);
 }
 
+/* A WebSocket on port 9000 (ws_echo) through b: 101, then one frame echoed through the tunnel
+ * b -> a -> guest. */
+static void websocket(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)B.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {20, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    CHECK(connect(s, (struct sockaddr *)&a, sizeof(a)) == 0);
+    char req[512], resp[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws HTTP/1.1\r\nHost: 9000-%s.lelantos.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", SID);
+    CHECK(write(s, req, (size_t)n) == n);
+    size_t k = 0;
+    while ((k < 4 || memcmp(resp + k - 4, "\r\n\r\n", 4)) && k + 1 < sizeof(resp) && read(s, resp + k, 1) == 1)
+        k++;
+    resp[k] = 0;
+    CHECK(!strncmp(resp, "HTTP/1.1 101", 12));
+    CHECK(strcasestr(resp, "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL); /* RFC 6455's example */
+    const char *msg = "hello through two nodes";
+    size_t ml = strlen(msg);
+    uint8_t frame[64] = {0x81, (uint8_t)(0x80 | ml), 1, 2, 3, 4}, back[64] = {0};
+    for (size_t i = 0; i < ml; i++)
+        frame[6 + i] = (uint8_t)(msg[i] ^ frame[2 + i % 4]);
+    CHECK(write(s, frame, 6 + ml) == (ssize_t)(6 + ml));
+    size_t got = 0;
+    while (got < 2 + ml) {
+        ssize_t r = read(s, back + got, sizeof(back) - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    CHECK(got == 2 + ml && back[0] == 0x81 && back[1] == ml && !memcmp(back + 2, msg, ml));
+    close(s);
+}
+
+static void upgrades_and_events(void)
+{
+    char path[256], key[128];
+    snprintf(path, sizeof(path), "/sandboxes/%s/files?path=/bin/ws_echo", SID);
+    snprintf(key, sizeof(key), "X-API-Key: %s", B.key);
+    const char *hk[] = {key, NULL};
+    resp_t r;
+    CHECK(http_req(&B, &r, H1, "PUT", path, (const char *)lel_ws_echo_elf, lel_ws_echo_elf_size, hk) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    free(run_b("chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; sleep 0.2"));
+    websocket();
+    char host[160];
+    snprintf(host, sizeof(host), "Host: 9000-%s.lelantos.localhost", SID);
+    const char *hh[] = {host, NULL};
+    CHECK(http_req(&B, &r, H2, "GET", "/sse", NULL, 0, hh) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "data: event 1\n\n") && strstr(r.body, "data: event 3\n\n"));
+    CHECK(resp_header(&r, "content-type") && strstr(resp_header(&r, "content-type"), "text/event-stream"));
+    resp_free(&r);
+}
+
+/* envd's data plane (E2B's SDK talks to it so) through b. */
+static void envd(void)
+{
+    char id[96];
+    snprintf(id, sizeof(id), "E2b-Sandbox-Id: %s", SID);
+    const char *hs[] = {id, "E2b-Sandbox-Port: 49983", NULL};
+    resp_t r;
+    CHECK(http_req(&B, &r, H1, "GET", "/health", NULL, 0, hs) == 0);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    CHECK(http_req(&B, &r, H2, "GET", "/files?path=/www/index.html", NULL, 0, hs) == 0);
+    CHECK_INT(r.status, TOKEN[0] ? 401 : 200); /* the owner judges the token */
+    resp_free(&r);
+    char tok[160];
+    snprintf(tok, sizeof(tok), "X-Access-Token: %s", TOKEN);
+    const char *ht[] = {id, "E2b-Sandbox-Port: 49983", tok, NULL};
+    CHECK(http_req(&B, &r, H2, "GET", "/files?path=/www/index.html", NULL, 0, ht) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body && !strcmp(r.body, "hello-from-a\n"));
+    resp_free(&r);
+}
+
 int main(void)
 {
     char why[256];
@@ -270,6 +359,7 @@ int main(void)
         CHECK(api(&A, &r, H1, "POST", "/sandboxes", "{\"templateID\":\"base\",\"timeout\":300}") == 0);
         CHECK_INT(r.status, 201);
         snprintf(SID, sizeof(SID), "%s", jstr(&r, "sandboxID"));
+        snprintf(TOKEN, sizeof(TOKEN), "%s", jstr(&r, "envdAccessToken"));
         resp_free(&r);
         char path[128];
         snprintf(path, sizeof(path), "/sandboxes/%s", SID);
@@ -288,6 +378,8 @@ int main(void)
             files();
             streamed_command();
             ports();
+            upgrades_and_events();
+            envd();
         }
     }
     if (lel_test_failed) {
