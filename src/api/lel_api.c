@@ -265,29 +265,26 @@ static void actor_ref(void *a, void *ctx)
     lel_actor_ref(a);
 }
 
-/* Cluster mode: a sandbox of the caller's team another node owns (the catalog says which): the
- * call goes on to that node; with the node gone, GET answers the record (state "lost") and
- * anything else 503. 1 when the call was taken. */
+/* Cluster mode: a sandbox another node owns (the catalog says which): the call goes on to that
+ * node, streamed (lel_cluster_forward). A keyed call must be for a sandbox of the caller's
+ * team; a port's public form and envd's data plane carry their own tokens, which the owner
+ * judges. With the node gone, GET answers the record (state "lost") and anything else 503.
+ * 1 when the call was taken. */
 static int to_owner(lel_server_t *srv, lel_call_t *c)
 {
-    if (!srv->shared || c->from_node || !c->team || c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC)
+    int own_creds = c->route == R_PORT_PUBLIC || LEL_ROUTE_IS_ENVD(c->route);
+    if (!srv->shared || c->from_node || !c->id || (!c->team && !own_creds))
         return 0;
     json_t *rec = lel_cluster_kv_remote(srv->shared, c->id);
     const char *team = json_string_value(json_object_get(rec, "teamID"));
     const char *node = json_string_value(json_object_get(rec, "node"));
     char url[256];
-    if (!rec || !team || !node || strcmp(team, c->team->id)) {
+    if (!rec || !node || (c->team && (!team || strcmp(team, c->team->id)))) {
         json_decref(rec);
         return 0; /* 404 */
     }
     if (lel_cluster_node_url(srv->cluster, node, url, sizeof(url))) {
-        if (c->body_in) {
-            lel_call_error(c, 502, "cluster: sandbox %s runs on node '%s'; streamed uploads are not forwarded, "
-                                   "send it to %s", c->id, node, url);
-            lel_call_done(c);
-        } else {
-            lel_cluster_forward(srv->fwd, c, node, url);
-        }
+        lel_cluster_forward(srv->fwd, c, node, url);
     } else if (c->route == R_SBX_GET) {
         lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
         lel_call_done(c);
@@ -299,6 +296,20 @@ static int to_owner(lel_server_t *srv, lel_call_t *c)
     }
     json_decref(rec);
     return 1;
+}
+
+/* Cluster mode: a data-plane call for a sandbox this node does not run but another does. 1 when
+ * the call was taken. */
+static int to_remote_envd(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->shared || c->from_node)
+        return 0;
+    lel_actor_t *a = lel_registry_get(srv->sandboxes, c->id, actor_ref, NULL);
+    if (a) {
+        lel_actor_unref(a);
+        return 0;
+    }
+    return to_owner(srv, c);
 }
 
 /* Cluster mode: a create placed on another node goes there. 1 when the call was taken. */
@@ -592,7 +603,7 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         if (!c->body_in && c->body_len > srv->cfg.max_body_bytes) {
             lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
             lel_call_done(c);
-        } else {
+        } else if (!to_remote_envd(srv, c)) {
             lel__api_envd_route(srv, c, srv->sandboxes, actor_ref);
         }
         return;
