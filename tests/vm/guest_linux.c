@@ -40,6 +40,7 @@ static const struct {
     {"pty", pty_checks},
     {"net", net_checks},
     {"bind", bind_checks},
+    {"futex", futex_checks},
     {"fork", fork_checks},
     {"sched", sched_checks},
     {"regr", regr_checks},

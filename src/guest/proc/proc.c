@@ -17,6 +17,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "futex_pi.h"
 #include "ktimer.h"
 #include "sched.h"
 #include "signal.h"
@@ -371,7 +372,7 @@ long futex_wake(struct mm *space, uint64_t key, uint64_t n)
     long woken = 0;
     for (int i = 0; i < MAX_PROCS && key && (uint64_t)woken < n; i++) {
         struct proc *t = &ptable.procs[i];
-        if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key && t->futex_mm == space) {
+        if (t->state == P_BLOCKED && t->why == W_FUTEX && !t->futex_pi && t->futex_key == key && t->futex_mm == space) {
             t->futex_key = 0;
             t->state = P_RUNNABLE;
             woken++;
@@ -401,6 +402,7 @@ void proc_end(struct proc *p, long status)
     uint64_t key;
     if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0 && (key = futex_name(p->mm, p->clear_tid, &space)))
         futex_wake(space, key, 1); /* pthread_join waits on it */
+    futex_pi_exit(p);
     vfork_release(p);
     if (p->held) { /* it died inside a syscall that held a file */
         file_put(p->held);

@@ -86,6 +86,8 @@ struct proc {
     uint64_t clear_tid;  /* set_tid_address, CLONE_CHILD_CLEARTID: zeroed and woken when it ends */
     uint64_t futex_key;  /* W_FUTEX: the futex it waits on (with futex_mm, see futex_name); 0 once woken */
     struct mm *futex_mm;
+    int futex_pi, futex_owner; /* W_FUTEX on a PI lock (proc/futex_pi.c): it waits for thread futex_owner */
+    uint64_t futex_uaddr, futex_seq; /* ... the lock's word in its address space; its place in the queue */
     uint64_t ss_sp, ss_size; /* sigaltstack (size 0: none), for handlers with SA_ONSTACK */
     struct proc *vfork_parent; /* CLONE_VFORK: blocked until this process execs or ends */
     struct mm *mm;       /* NULL until its first program is loaded */
