@@ -79,6 +79,16 @@ void proc_set_now_ns(int64_t ns)
     b->epoch_ms = (uint64_t)((ns - (int64_t)kernel_ns()) / 1000000);
 }
 
+/* A fault the kernel served: counted as Linux's minor faults (getrusage, /proc/<pid>/stat). */
+static int served(struct proc *p, int r)
+{
+    if (r > 0) {
+        p->minflt++;
+        p->group->proc_minflt++;
+    }
+    return r;
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();
@@ -88,14 +98,14 @@ int proc_page_fault(uint64_t addr, uint64_t err)
         int w = (err & 2) ? cow_fault(cur->mm, addr) : 0; /* a write to a page a fork shares */
         if (w < 0)
             die(9);
-        return w;
+        return served(cur, w);
     }
     if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
-        return 1;
+        return served(cur, 1);
     int r = lazy_fault(cur->mm, addr);
     if (r < 0)
         die(9); /* a page it was promised and memory has none: killed, as by Linux's OOM killer */
-    return r;
+    return served(cur, r);
 }
 
 long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)

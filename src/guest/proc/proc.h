@@ -121,6 +121,8 @@ struct proc {
     uint64_t cpu_itv_at[2], cpu_itv_every[2]; /* leader: ITIMER_VIRTUAL, ITIMER_PROF: SIGVTALRM, SIGPROF once
                                                  its CPU time (ns) reaches at, then every so long; 0: off */
     uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
+    uint64_t minflt;     /* page faults the kernel served for this thread (its own memory's: lazy, copy-on-write, stack, file) */
+    uint64_t proc_minflt, children_minflt; /* leader: all its threads' faults; its reaped children's */
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */
