@@ -10,6 +10,7 @@
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
+#include "../template/lel_template_travel.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include <sys/statvfs.h>
 #include <strings.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS, NODE };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -65,7 +66,7 @@ static const struct route_def routes[] = {
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
     {"/templates/tags", GENERAL, 0, R_TPL_TAGS_ADD, 0, R_TPL_TAGS_DEL}, /* E2B's; before the next */
-    {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
+    {"/templates/*", GENERAL, R_TPL_GET, R_TPL_REBUILD, 0, R_TPL_DELETE},
     {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
     {"/templates/*/builds/*/status", GENERAL, R_TPL_BUILD_STATUS, 0, 0, 0},
     {"/templates/*/files/*", GENERAL, R_TPL_FILES, 0, R_TPL_FILES_PUT, 0}, /* the PUT: its URL's token, no key */
@@ -290,6 +291,8 @@ static int to_owner(lel_server_t *srv, lel_call_t *c)
     } else if (c->route == R_SBX_GET) {
         lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
         lel_call_done(c);
+    } else if (c->route == R_SBX_KILL && lel_cluster_kv_kill_away(srv->shared, c, rec) == 0) {
+        /* recorded in the catalog; its node cleans it up when it is back */
     } else {
         lel_call_error(c, 503, "cluster: sandbox %s was on node '%s', which is gone (its lease expired)", c->id, node);
         lel_call_done(c);
@@ -336,7 +339,7 @@ static int refuse_create(lel_server_t *srv, lel_call_t *c)
 {
     char why[512];
     switch (c->route) {
-    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_ADMIN_TEAMS:
+    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_TPL_REBUILD: case R_ADMIN_TEAMS:
     case R_KEYS_CREATE: case R_MEMBERS_CREATE:
         break;
     default:
@@ -367,8 +370,8 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_CLUSTER_NODES:
         cluster_nodes(srv, c);
         return;
-    case R_SBX_CREATE:
-        if (!to_placed(srv, c))
+    case R_SBX_CREATE: /* placed here: a template another node has is fetched first */
+        if (!to_placed(srv, c) && !lel_template_fetch(srv, c, lel_sandbox_create))
             lel_sandbox_create(srv, c);
         return;
     case R_SBX_GET:
@@ -387,7 +390,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         else
             to_entity(srv, c, srv->templates, "template");
         return;
-    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET:
+    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET: case R_TPL_REBUILD:
         to_entity(srv, c, srv->templates, "template");
         return;
     case R_TPL_TAGS_ADD: case R_TPL_TAGS_DEL:
@@ -418,7 +421,7 @@ static int stores(const lel_call_t *c)
     switch (c->route) {
     case R_KEYS_CREATE: case R_MEMBERS_CREATE: case R_SBX_CREATE: case R_SBX_PAUSE: case R_SBX_SNAPSHOT:
     case R_SBX_SNAPSHOTS: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_BUILD: case R_TPL_CONTEXT: case R_IMG_PUT:
-    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD:
+    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD: case R_TPL_REBUILD:
         return 1;
     case R_ADMIN_TEAMS:
         return c->method == LEL_M_POST;
@@ -449,6 +452,12 @@ static int space_check(lel_server_t *srv, lel_call_t *c)
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
     c->from_node = srv->fwd && lel_cluster_fwd_trusted(srv->fwd, c->node_secret);
+    if (!strncmp(c->path, "/cluster/internal/", 18)) { /* node to node (templates travel): the secret alone */
+        *cls = NODE;
+        if (!c->from_node)
+            lel_call_error(c, 404, "no such endpoint: %s", c->path);
+        return c->status;
+    }
     int keyed, pr = lel__api_port_match(c, &keyed);
     if (pr > 1)
         return pr;
@@ -525,7 +534,7 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     lel_server_t *srv = ctx;
     enum cls cls = PUBLIC;
     int r = judge(srv, c, &cls);
-    if (r || cls == PUBLIC || cls == METRICS) /* answered without their body */
+    if (r || cls == PUBLIC || cls == METRICS || cls == NODE) /* answered without their body */
         return r;
     if (cls == PORT) { /* the body streams to the sandbox's server, whatever its size */
         c->body_streams = 1;
@@ -559,6 +568,10 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
     enum cls cls = PUBLIC;
     if (!c->admitted && judge(srv, c, &cls)) {
         lel_call_done(c);
+        return;
+    }
+    if (!c->admitted && cls == NODE) { /* another node's GET: read off the loop thread */
+        lel_template_serve(srv, c);
         return;
     }
     if (!c->admitted && (cls == PUBLIC || cls == METRICS)) { /* answered here, on the loop thread */

@@ -74,6 +74,9 @@ int lel_cli_request(struct lel_cli *cli, const char *method, const char *path, j
 int lel_cli_status(const struct lel_cli_resp *r, long ok);
 /** lel_cli_request then lel_cli_status: 0 with r filled, or the exit code (r freed). */
 int lel_cli_call(struct lel_cli *cli, const char *method, const char *path, json_t *body, long ok, struct lel_cli_resp *r);
+/** The second half of lel_cli_call, for a response from lel_cli_request that the caller looked
+ * at first: 0, or the exit code (r freed). */
+int lel_cli_call_done(struct lel_cli_resp *r, long ok, const char *method, const char *path);
 void lel_cli_resp_free(struct lel_cli_resp *r);
 /** Maps an HTTP status to an exit code. */
 int lel_cli_exit_for(long status);

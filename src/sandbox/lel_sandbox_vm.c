@@ -107,7 +107,7 @@ int lel__sbx_vm_start(struct lel_sandbox *s, const char *image, const char *memo
     struct lel_vm_config cfg = {(uint64_t)json_integer_value(json_object_get(s->rec, "memoryMB")) << 20, 100, &vm_ops, s,
                                 memory_file, NULL, (uint64_t)json_integer_value(json_object_get(s->rec, "diskSizeMB")) << 20,
                                 transient, 0, !s->srv->cfg.vmm_seccomp, s->srv->cfg.vmm_test_seccomp_violation,
-                                &s->srv->vm_exits};
+                                &s->srv->vm_stats};
     lel_vm_t *vm = NULL;
     lel_actor_ref(s->actor);
     int r = image ? lel_vm_restore(image, &cfg, &vm, err, errlen) : lel_vm_boot(&cfg, &vm, err, errlen);

@@ -177,7 +177,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     vm->ctx = cfg->ctx;
     vm->jailed = !cfg->unjailed;
     vm->test_violation = cfg->test_violation;
-    vm->exits = cfg->exits;
+    vm->stats = cfg->stats;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
     const char *step = "KVM_CREATE_VM";
@@ -491,8 +491,8 @@ static int exit_kind(uint32_t reason)
 
 static void count_exit(lel_vm_t *vm, int kind)
 {
-    if (vm->exits)
-        atomic_fetch_add_explicit(&vm->exits->n[kind], 1, memory_order_relaxed);
+    if (vm->stats)
+        atomic_fetch_add_explicit(&vm->stats->n[kind], 1, memory_order_relaxed);
 }
 
 const char *lel_vm_exit_name(int kind)
@@ -526,6 +526,7 @@ static void *vcpu_main(void *arg)
             pthread_cond_wait(&vm->cond, &vm->lock);
         if (vm->exit_req) {
             pthread_mutex_unlock(&vm->lock);
+            lel__vm_stats_leave(vm);
             return NULL;
         }
         vm->state = VM_RUNNING;
@@ -583,7 +584,7 @@ int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen)
     sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else, */
     sigdelset(&all, SIGSYS);  /* but for its jail's (a blocked SIGSYS would kill the process) */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&vm->thread, NULL, vcpu_main, vm);
+    int r = lel__vm_stats_start(vm, vcpu_main);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the vCPU thread: %s", strerror(r));
