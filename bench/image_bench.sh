@@ -5,6 +5,7 @@
 #   - import of the image's rootfs tar -> ready template: seconds (the rofs build included)
 #   - create from the template -> first command (`true`) answered: p50/p99 over N, base and image
 #   - `python3 -c pass` and `node -e 0` in a sandbox (p50 over 20) and on this host
+#   - a CPU-bound python loop in a sandbox and on this host (its own time, best of 5)
 #   - M idle sandboxes of each: lelantosd's proportional resident memory (PSS: a page that
 #     100 sandboxes map counts a hundredth in each; RSS would count it 100 times), anonymous and
 #     file-backed, per sandbox, and the host's memory in use (the kernel's: KVM's page tables)
@@ -69,6 +70,19 @@ for prog in "python3 -c pass" "node -e 0"; do
   sed -i '/^$/d' "$tmp/g"
   echo "$prog: sandbox p50 (the command's durationMs, sh -c included) $(sort -n "$tmp/g" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms, host p50 $(sort -n "$tmp/h" | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}') ms"
 done
+# a CPU-bound python loop: its own time (perf_counter around the loop), best of 5 each side
+loop='import time
+t = time.perf_counter()
+s = 0
+for i in range(3000000): s += i * i % 7
+print(int((time.perf_counter() - t) * 1000))'
+: > "$tmp/g"; : > "$tmp/h"
+for i in $(seq 5); do
+  jq -n --arg c "python3 -c '$loop'" '{cmd: $c}' | curl -s "${H[@]}" -d @- "$U/sandboxes/$id/commands" | jq -r .stdout >> "$tmp/g"
+  /usr/bin/python3 -c "$loop" >> "$tmp/h" # (Debian's, as in the image: not a PATH one of another build)
+done
+g=$(grep . "$tmp/g" | sort -n | head -1) h=$(grep . "$tmp/h" | sort -n | head -1) # (jq's stdout ends in an empty line)
+echo "a CPU-bound python loop: sandbox $g ms, host $h ms (best of 5): $(awk -v g="$g" -v h="$h" 'BEGIN {printf "%.2f", h / g}')x the host's speed"
 curl -s -o /dev/null -X DELETE "${H[@]}" "$U/sandboxes/$id"
 
 # idle sandboxes: memory per sandbox, base against the image's

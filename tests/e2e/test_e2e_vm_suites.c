@@ -40,7 +40,7 @@ static const char *const py_modules[] = {
     "test_fileio",      "test_sys",
     "test_zlib",        "test_asyncio.test_subprocess",
     "test_asyncio.test_events", "test_asyncio.test_sock_lowlevel",
-    "test_asyncio.test_unix_events",
+    "test_asyncio.test_unix_events", "test_io",
 };
 #define N_PY_MODULES (sizeof(py_modules) / sizeof(py_modules[0]))
 

@@ -134,6 +134,26 @@ int main(void)
     CHECK(back[0] == 0 && back[9] == 0); /* the hole reads as zeros */
     CHECK_INT(fs_truncate(f, 100), 0);
     CHECK_INT(fs_read(f, 0, back, 1000), 100);
+    /* sparse and large, as tmpfs: a write past 2 GiB and one at 300 GiB cost their pages only */
+    uint64_t before = fs_data_pages(), g3 = 3ULL << 30, g300 = 300ULL << 30;
+    CHECK_INT(fs_write(f, g3 + 5, "large", 5), 5);
+    CHECK_INT(fs_write(f, g300, "far", 3), 3);
+    CHECK_INT(f->size, g300 + 3);
+    CHECK_INT(fs_data_pages(), before + 2);
+    CHECK_INT(fs_read(f, g3, back, 10), 10);
+    CHECK(!memcmp(back, "\0\0\0\0\0large", 10));
+    CHECK_INT(fs_read(f, g300 - 2, back, 10), 5);
+    CHECK(!memcmp(back, "\0\0far", 5));
+    CHECK_INT(fs_read(f, (2ULL << 30) + 4096 * 7, back, 4), 4);
+    CHECK(!back[0] && !back[3]); /* a hole far past 1 GiB */
+    CHECK_INT(fs_write(f, (512ULL << 30) - 1, "xy", 2), -E_FBIG); /* the table's end: 512 GiB */
+    CHECK_INT(fs_truncate(f, (512ULL << 30) + 1), -E_FBIG);
+    CHECK_INT(fs_truncate(f, g3 + 6), 0); /* the far page goes, the one in the file stays cut */
+    CHECK_INT(fs_data_pages(), before + 1);
+    CHECK_INT(fs_read(f, g3 + 5, back, 10), 1);
+    CHECK(back[0] == 'l');
+    CHECK_INT(fs_truncate(f, 100), 0);
+    CHECK_INT(fs_data_pages(), before);
     int n = 0, found = 0;
     struct inode *child;
     for (uint64_t i = 0; fs_readdir(tmp, i, &name, &child) == 0; i++, n++)

@@ -39,6 +39,8 @@ static const struct {
     {"watch", watch_checks},
     {"pty", pty_checks},
     {"net", net_checks},
+    {"bind", bind_checks},
+    {"futex", futex_checks},
     {"fork", fork_checks},
     {"sched", sched_checks},
     {"regr", regr_checks},

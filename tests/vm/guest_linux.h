@@ -24,6 +24,8 @@ void xfer_checks(void);
 void watch_checks(void);
 void pty_checks(void);
 void net_checks(void);
+void bind_checks(void);
+void futex_checks(void);
 void fork_checks(void);
 void sched_checks(void);
 void regr_checks(void);

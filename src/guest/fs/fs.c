@@ -9,7 +9,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 
-#define MAX_FILE (1ULL << 30)
+#define MAX_FILE (512ULL << 30) /* what the data's page table reaches (slot) */
 
 static struct inode *root;
 static uint64_t next_ino = 1;
@@ -246,20 +246,27 @@ int fs_link(struct inode *dir, const char *name, uint64_t n, struct inode *targe
     return 0;
 }
 
-/* File data: pages[] is one page of 512 pointers to index pages, each holding 512 pointers
- * to data pages, so a file reaches 1 GiB without any allocation larger than a page. */
+/* File data: a three-level table of pages, as a page table is: pages[] is one page of 512
+ * pointers to middle pages, each of 512 pointers to leaf pages, each of 512 pointers to data
+ * pages. Every level is made as a write reaches it, so a file reaches 512 GiB without any
+ * allocation larger than a page, and a sparse one (a write far past its end, as test_io's
+ * large-file tests make) costs its data pages and a page or two of table. */
 #define PER 512ULL
+#define PER_FILE (PER * PER * PER) /* pages a file may have */
 
 static void **slot(struct inode *f, uint64_t idx, int create)
 {
-    if (idx >= PER * PER)
+    if (idx >= PER_FILE)
         return 0;
     if (!f->pages && (!create || !(f->pages = kpage_alloc())))
         return 0;
-    void **l2 = f->pages[idx / PER];
-    if (!l2 && (!create || !(l2 = f->pages[idx / PER] = kpage_alloc())))
+    void ***mid = (void ***)&f->pages[idx / (PER * PER)];
+    if (!*mid && (!create || !(*mid = kpage_alloc())))
         return 0;
-    return &l2[idx % PER];
+    void **leaf = (*mid)[(idx / PER) % PER];
+    if (!leaf && (!create || !(leaf = (*mid)[(idx / PER) % PER] = kpage_alloc())))
+        return 0;
+    return &leaf[idx % PER];
 }
 
 uint64_t fs_data_pages(void)
@@ -313,25 +320,41 @@ void *fs_page_lower(struct inode *f, uint64_t index)
     return p && rofs_contains(p) ? p : 0;
 }
 
+/* Frees a leaf's data pages from `from_page` on (`base`: the leaf's first page). */
+static void drop_leaf(void **leaf, uint64_t base, uint64_t from_page)
+{
+    for (uint64_t k = 0; k < PER; k++) {
+        if (base + k >= from_page && leaf[k]) {
+            if (!rofs_contains(leaf[k])) { /* the image's pages are not the file's to free */
+                kpage_free(leaf[k]);
+                data_pages--;
+            }
+            leaf[k] = 0;
+        }
+    }
+}
+
+/* Frees the data from page `from_page` on, and the table pages that held only that. */
 static void drop_data(struct inode *f, uint64_t from_page)
 {
     if (!f->pages)
         return;
     for (uint64_t i = 0; i < PER; i++) {
-        void **l2 = f->pages[i];
-        if (!l2)
+        void ***mid = (void ***)f->pages[i];
+        if (!mid || (i + 1) * PER * PER <= from_page)
             continue;
         for (uint64_t j = 0; j < PER; j++) {
-            if (i * PER + j >= from_page && l2[j]) {
-                if (!rofs_contains(l2[j])) { /* the image's pages are not the file's to free */
-                    kpage_free(l2[j]);
-                    data_pages--;
-                }
-                l2[j] = 0;
+            uint64_t base = (i * PER + j) * PER;
+            if (!mid[j] || base + PER <= from_page)
+                continue;
+            drop_leaf(mid[j], base, from_page);
+            if (base >= from_page) {
+                kpage_free(mid[j]);
+                mid[j] = 0;
             }
         }
-        if (i * PER >= from_page) {
-            kpage_free(l2);
+        if (i * PER * PER >= from_page) {
+            kpage_free(mid);
             f->pages[i] = 0;
         }
     }
@@ -344,7 +367,7 @@ static int copy_up(struct inode *f, uint64_t keep)
     if (!f->lower_data)
         return 0;
     uint64_t size = keep < f->lower->size ? keep : f->lower->size, n = (size + PAGE_SIZE - 1) / PAGE_SIZE;
-    if (n > PER * PER)
+    if (n > PER_FILE)
         return -E_FBIG;
     for (uint64_t i = 0; i < n; i++) {
         void **sl = slot(f, i, 1);
@@ -543,7 +566,7 @@ int64_t fs_write(struct inode *f, uint64_t off, const void *buf, uint64_t n)
         if (!sl || !*sl) {
             if (done)
                 break;
-            return idx >= PER * PER ? -E_FBIG : -E_NOSPC; /* as tmpfs: the memory is the disk */
+            return idx >= PER_FILE ? -E_FBIG : -E_NOSPC; /* as tmpfs: the memory is the disk */
         }
         kmemcpy((uint8_t *)*sl + in, b + done, chunk);
         done += chunk;
@@ -561,7 +584,7 @@ int fs_host_pages(struct inode *f, uint64_t idx, uint64_t n, uint64_t size, uint
         return -E_INVAL;
     if (f->exec_users)
         return -E_TXTBSY;
-    if (idx + n < idx || idx + n > PER * PER || size > MAX_FILE)
+    if (idx + n < idx || idx + n > PER_FILE || size > MAX_FILE)
         return -E_FBIG;
     uint64_t got = 0;
     for (; got < n; got++) {

@@ -54,7 +54,7 @@ struct inode {
     uint64_t ino;
     uint64_t size;
     int64_t mtime, ctime, atime; /* seconds */
-    void **pages;                /* regular file: two-level page table of data (holes read as zero) */
+    void **pages;                /* regular file: three-level page table of data, up to 512 GiB (holes read as zero) */
     struct dent *children;       /* directory */
     struct inode *parent;        /* directory: its parent (root: itself) */
     char *target;                /* symlink */

@@ -124,7 +124,11 @@ static void gen_pid(struct sbuf *b, int kind, const struct proc *p)
         put_u(b, (uint64_t)p->pgid);
         put_s(b, " ");
         put_u(b, (uint64_t)p->sid);
-        put_s(b, " 0 -1 4194304 0 0 0 0 "); /* tty, tpgid, flags, page faults */
+        put_s(b, " 0 -1 4194304 "); /* tty, tpgid, flags */
+        put_u(b, p->proc_minflt);
+        put_s(b, " ");
+        put_u(b, p->children_minflt);
+        put_s(b, " 0 0 "); /* minflt, cminflt, majflt, cmajflt */
         put_u(b, proc_cpu(p) / 10000000ULL); /* utime, in 1/100 s (system time is not split off) */
         put_s(b, " 0 ");
         put_u(b, p->children_cpu_ns / 10000000ULL);

@@ -346,10 +346,16 @@ static void on_open(uint32_t id, const uint8_t *p, uint32_t n)
         return;
     }
     kmemcpy(a, p, sizeof(a));
+    /* the sandbox's port: a listener on loopback (either family), the wildcard, or eth0's address */
     sa_default(&to, AF_INET_, a[0].port, 1);
     struct sock *l = sock_listener(&to, 0, 0);
     if (!l) {
         sa_default(&to, AF_INET6_, a[0].port, 1);
+        l = sock_listener(&to, 0, 0);
+    }
+    if (!l) {
+        sa_default(&to, AF_INET_, a[0].port, 0);
+        kmemcpy(to.b + 4, netif_by_index(NETIF_ETH)->v4, 4);
         l = sock_listener(&to, 0, 0);
     }
     struct sock *srv = l && l->qn < l->backlog ? sock_new(l->family) : 0;

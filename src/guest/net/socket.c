@@ -144,19 +144,87 @@ void sa_as_seen(const struct saddr *from, int family, struct saddr *out)
     kmemcpy(out->b + 20, from->b + 4, 4);
 }
 
-/* An IPv6 socket that takes only IPv6 (IPV6_V6ONLY) and an IPv4 one never meet, so they may
- * share a port, as on Linux (asyncio's dual-stack server binds 0.0.0.0 and :: so). */
-static int families_apart(int fam, int v6only, const struct sock *o)
+/* What addresses a bound inet socket covers, as Linux's bind conflict check and lookup see
+ * them: an IPv4 part (a v4 socket's address, a v6 one bound to a mapped address, or a v6
+ * wildcard that is not v6only), an IPv6 part (a v6 socket's other addresses), either one a
+ * wildcard. */
+struct span {
+    int has4, has6, wild4, wild6;
+    uint8_t v4[4], v6[16];
+};
+
+static void span_of(const struct saddr *a, int v6only, struct span *sp)
 {
-    return fam != o->family && (fam == AF_INET6_ ? v6only : o->v6only);
+    kmemset(sp, 0, sizeof(*sp));
+    const uint8_t *m = a->b[0] == AF_INET_ ? a->b + 4 : sa_mapped(a);
+    if (m) {
+        sp->has4 = 1;
+        sp->wild4 = all_zero(m, 4);
+        kmemcpy(sp->v4, m, 4);
+        return;
+    }
+    sp->has6 = 1;
+    sp->wild6 = all_zero(a->b + 8, 16);
+    kmemcpy(sp->v6, a->b + 8, 16);
+    if (sp->wild6 && !v6only)
+        sp->has4 = sp->wild4 = 1;
 }
 
-/* Whether a TCP (dgram 0) or UDP (1) port is bound, for a socket of family `fam` (`v6only`):
- * the two have a port space each, shared by both families (but families_apart). */
-static int port_used(uint16_t port, int dgram, int fam, int v6only)
+/* Whether two bound sockets' addresses meet: equal, or one a wildcard of the other's family. */
+static int spans_meet(const struct span *x, const struct span *y)
+{
+    if (x->has4 && y->has4 && (x->wild4 || y->wild4 || !kmemcmp(x->v4, y->v4, 4)))
+        return 1;
+    return x->has6 && y->has6 && (x->wild6 || y->wild6 || !kmemcmp(x->v6, y->v6, 16));
+}
+
+static int reuse_addr(const struct sock *s)
+{
+    return sock_opt(s, 1, 2, 0) != 0; /* SOL_SOCKET, SO_REUSEADDR */
+}
+
+static int reuse_port(const struct sock *s)
+{
+    return sock_opt(s, 1, 15, 0) != 0; /* SOL_SOCKET, SO_REUSEPORT */
+}
+
+/* Whether `s`, bound (or about to be) to `a`, may not share its port with bound socket `o`,
+ * as Linux decides (inet_csk_bind_conflict, udp_lib_lport_inuse): only when their addresses
+ * meet; then TCP lets two SO_REUSEADDR sockets share it while `o` does not listen, UDP two
+ * SO_REUSEADDR ones always, and both two SO_REUSEPORT ones of the same user. */
+static int bind_conflict(const struct sock *s, const struct saddr *a, const struct sock *o)
+{
+    struct span x, y;
+    if (o == s || o->family == AF_UNIX_ || o->family == AF_NETLINK_ || o->dgram != s->dgram || sa_port(&o->addr) != sa_port(a))
+        return 0;
+    span_of(a, s->family == AF_INET6_ && s->v6only, &x);
+    span_of(&o->addr, o->family == AF_INET6_ && o->v6only, &y);
+    if (!spans_meet(&x, &y))
+        return 0;
+    if (reuse_addr(s) && reuse_addr(o) && (s->dgram || !o->listening))
+        return 0;
+    return !(reuse_port(s) && reuse_port(o) && s->uid == o->uid);
+}
+
+static int bind_conflicts(const struct sock *s, const struct saddr *a)
+{
+    for (struct sock *o = socks_bound; o; o = o->next)
+        if (bind_conflict(s, a, o))
+            return 1;
+    return 0;
+}
+
+long sock_listen_check(const struct sock *s)
+{
+    return s->family != AF_UNIX_ && bind_conflicts(s, &s->addr) ? -EADDRINUSE_ : 0;
+}
+
+/* Whether a TCP (dgram 0) or UDP (1) port has any socket bound to it (an ephemeral port is
+ * one nobody has, in either family). */
+static int port_used(uint16_t port, int dgram)
 {
     for (struct sock *s = socks_bound; s; s = s->next)
-        if (s->family != AF_UNIX_ && s->dgram == dgram && sa_port(&s->addr) == port && !families_apart(fam, v6only, s))
+        if (s->family != AF_UNIX_ && s->family != AF_NETLINK_ && s->dgram == dgram && sa_port(&s->addr) == port)
             return 1;
     return 0;
 }
@@ -168,14 +236,37 @@ static uint16_t port_ephemeral(int dgram)
         uint16_t p = next_port++;
         if (next_port == 61000)
             next_port = 32768;
-        if (!port_used(p, dgram, AF_INET6_, 0)) /* (as a dual-stack socket: free in both families) */
+        if (!port_used(p, dgram))
             return p;
     }
     return 0;
 }
 
+/* How well bound socket `s` takes what is sent to inet address `a`: 0 not at all, 3 its very
+ * address, 2 a wildcard of its family, 1 an IPv6 wildcard taking IPv4 (Linux prefers them so).
+ * A wildcard destination is this host's loopback, as Linux routes it. */
+static int listener_score(const struct sock *s, const struct saddr *a)
+{
+    struct span to, at;
+    if (s->family == AF_UNIX_ || s->family == AF_NETLINK_ || sa_port(&s->addr) != sa_port(a))
+        return 0;
+    span_of(a, 1, &to);
+    if (to.has4 && to.wild4)
+        to.v4[0] = 127, to.v4[3] = 1;
+    if (to.has6 && to.wild6)
+        to.v6[15] = 1;
+    span_of(&s->addr, s->family == AF_INET6_ && s->v6only, &at);
+    if (to.has4 && at.has4)
+        return !at.wild4 ? (kmemcmp(at.v4, to.v4, 4) ? 0 : 3) : at.has6 ? 1 : 2;
+    if (to.has6 && at.has6)
+        return !at.wild6 ? (kmemcmp(at.v6, to.v6, 16) ? 0 : 3) : 2;
+    return 0;
+}
+
 struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram)
 {
+    struct sock *best = 0;
+    int best_score = 0;
     for (struct sock *s = socks_bound; s; s = s->next) {
         if (dgram ? s->dgram != dgram : !s->listening) /* UDP and UDP-Lite have a port space each */
             continue;
@@ -184,13 +275,13 @@ struct sock *sock_listener(const struct saddr *a, struct inode *ino, int dgram)
                 return s;
             continue;
         }
-        if (s->family == AF_UNIX_ || sa_port(&s->addr) != sa_port(a))
-            continue;
-        int v4 = a->b[0] == AF_INET_ || sa_mapped(a);
-        if (s->family == a->b[0] || (v4 && s->family == AF_INET_) || (v4 && sa_wild(&s->addr) && !s->v6only))
-            return s;
+        int sc = listener_score(s, a);
+        if (sc > best_score) {
+            best = s;
+            best_score = sc;
+        }
     }
-    return 0;
+    return best;
 }
 
 struct sock *sock_find(uint64_t id)
@@ -344,7 +435,7 @@ long sock_bind(struct sock *s, struct saddr *a)
         if (!sa_local(a))
             return -EADDRNOTAVAIL_;
         uint16_t port = sa_port(a);
-        if (port && port_used(port, s->dgram, s->family, s->v6only))
+        if (port && bind_conflicts(s, a))
             return -EADDRINUSE_;
         if (!port && !(port = port_ephemeral(s->dgram)))
             return -EADDRINUSE_;

@@ -58,6 +58,7 @@ struct sock {
         int32_t v;
     } opts[SOCK_OPTS];
     uint32_t nopts;
+    uint32_t uid;           /* the effective user that made it (SO_REUSEPORT shares a port within one) */
 };
 
 /* A part of a user buffer: address and length (an iovec). */
@@ -121,6 +122,11 @@ long sock_install(struct sock *s, uint64_t flags);
 
 /* Binds `s` to `a`: a unix path creates its socket file (EADDRINUSE when the name exists). */
 long sock_bind(struct sock *s, struct saddr *a);
+
+/* EADDRINUSE when bound inet socket `s` may not listen on its address, as Linux: another
+ * socket listens there already (two SO_REUSEADDR sockets may be bound there, not both listen,
+ * unless both have SO_REUSEPORT); else 0. */
+long sock_listen_check(const struct sock *s);
 
 /* Joins `c` to a new socket queued on listener `l` (which is connected to `to`). */
 long sock_join(struct sock *c, struct sock *l, const struct saddr *to);

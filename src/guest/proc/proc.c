@@ -17,6 +17,7 @@
 #include "../lib/klib.h"
 #include "../mm/page.h"
 #include "../mm/vm.h"
+#include "futex_pi.h"
 #include "ktimer.h"
 #include "sched.h"
 #include "signal.h"
@@ -78,6 +79,16 @@ void proc_set_now_ns(int64_t ns)
     b->epoch_ms = (uint64_t)((ns - (int64_t)kernel_ns()) / 1000000);
 }
 
+/* A fault the kernel served: counted as Linux's minor faults (getrusage, /proc/<pid>/stat). */
+static int served(struct proc *p, int r)
+{
+    if (r > 0) {
+        p->minflt++;
+        p->group->proc_minflt++;
+    }
+    return r;
+}
+
 int proc_page_fault(uint64_t addr, uint64_t err)
 {
     struct proc *cur = proc_cur();
@@ -87,14 +98,14 @@ int proc_page_fault(uint64_t addr, uint64_t err)
         int w = (err & 2) ? cow_fault(cur->mm, addr) : 0; /* a write to a page a fork shares */
         if (w < 0)
             die(9);
-        return w;
+        return served(cur, w);
     }
     if (stack_grow(cur->mm->pml4, addr) || fmap_fault(cur->mm, addr))
-        return 1;
+        return served(cur, 1);
     int r = lazy_fault(cur->mm, addr);
     if (r < 0)
         die(9); /* a page it was promised and memory has none: killed, as by Linux's OOM killer */
-    return r;
+    return served(cur, r);
 }
 
 long copy_user(uint64_t va, void *buf, uint64_t n, int to_user)
@@ -371,7 +382,7 @@ long futex_wake(struct mm *space, uint64_t key, uint64_t n)
     long woken = 0;
     for (int i = 0; i < MAX_PROCS && key && (uint64_t)woken < n; i++) {
         struct proc *t = &ptable.procs[i];
-        if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key && t->futex_mm == space) {
+        if (t->state == P_BLOCKED && t->why == W_FUTEX && !t->futex_pi && t->futex_key == key && t->futex_mm == space) {
             t->futex_key = 0;
             t->state = P_RUNNABLE;
             woken++;
@@ -401,6 +412,7 @@ void proc_end(struct proc *p, long status)
     uint64_t key;
     if (p->clear_tid && p->mm && put_user_u32(p->mm, p->clear_tid, 0) == 0 && (key = futex_name(p->mm, p->clear_tid, &space)))
         futex_wake(space, key, 1); /* pthread_join waits on it */
+    futex_pi_exit(p);
     vfork_release(p);
     if (p->held) { /* it died inside a syscall that held a file */
         file_put(p->held);

@@ -86,6 +86,8 @@ struct proc {
     uint64_t clear_tid;  /* set_tid_address, CLONE_CHILD_CLEARTID: zeroed and woken when it ends */
     uint64_t futex_key;  /* W_FUTEX: the futex it waits on (with futex_mm, see futex_name); 0 once woken */
     struct mm *futex_mm;
+    int futex_pi, futex_owner; /* W_FUTEX on a PI lock (proc/futex_pi.c): it waits for thread futex_owner */
+    uint64_t futex_uaddr, futex_seq; /* ... the lock's word in its address space; its place in the queue */
     uint64_t ss_sp, ss_size; /* sigaltstack (size 0: none), for handlers with SA_ONSTACK */
     struct proc *vfork_parent; /* CLONE_VFORK: blocked until this process execs or ends */
     struct mm *mm;       /* NULL until its first program is loaded */
@@ -119,6 +121,8 @@ struct proc {
     uint64_t cpu_itv_at[2], cpu_itv_every[2]; /* leader: ITIMER_VIRTUAL, ITIMER_PROF: SIGVTALRM, SIGPROF once
                                                  its CPU time (ns) reaches at, then every so long; 0: off */
     uint64_t cpu_ns, children_cpu_ns; /* time on the CPU (its code and its syscalls); leader: reaped children's */
+    uint64_t minflt;     /* page faults the kernel served for this thread (its own memory's: lazy, copy-on-write, stack, file) */
+    uint64_t proc_minflt, children_minflt; /* leader: all its threads' faults; its reaped children's */
     uint64_t threads_cpu_ns;          /* leader: its ended threads' time on the CPU */
     uint64_t ran_at;                  /* kernel_ns() when it last went on the CPU */
     int fresh;            /* has not run yet (its first switch goes straight to user mode) */

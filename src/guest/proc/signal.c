@@ -266,8 +266,8 @@ void sig_deliver(struct uregs *r, uint64_t nr)
     long ret = (long)r->rax;
     int sig = sig_next();
     job_park();
-    if (ret == -ERESTART_ && nr != 15) { /* (after rt_sigreturn rax is the interrupted code's) */
-        if (!sig || (cur->group->sa[sig].flags & SA_RESTART_)) {
+    if ((ret == -ERESTART_ || ret == -ERESTARTNOINTR_) && nr != 15) { /* (after rt_sigreturn rax is the interrupted code's) */
+        if (!sig || ret == -ERESTARTNOINTR_ || (cur->group->sa[sig].flags & SA_RESTART_)) {
             ret = (long)nr; /* the syscall runs again when the process (or its handler) returns */
             r->rcx -= 2;    /* back onto the syscall instruction */
         } else {

@@ -12,6 +12,7 @@ struct uregs;
 #define SA_RESTORER_ 0x04000000ULL
 
 #define ERESTART_ 512 /* a sleeping syscall a signal interrupted: restarted under SA_RESTART, else EINTR */
+#define ERESTARTNOINTR_ 513 /* ... restarted whatever the handler's flags (FUTEX_LOCK_PI) */
 #define UC_IRET_ (1ULL << 40) /* our uc_flags bit: the context was taken from a preempted program */
 #define SIG_UNBLOCKABLE ((1ULL << 9) | (1ULL << 19))
 

@@ -302,13 +302,15 @@ static int wait_selects(const struct proc *p, const struct proc *me, int pid)
     return pid == -1 ? 1 : pid == 0 ? p->pgid == me->pgid : pid < 0 ? p->pgid == -(int64_t)pid : p->pid == pid;
 }
 
-/* struct rusage as wait4 and getrusage give it: user time only (system time is not split off) */
-static long put_rusage(uint64_t uru, uint64_t ns)
+/* struct rusage as wait4 and getrusage give it: user time only (system time is not split off),
+ * and the minor faults (`minflt`: the page faults the kernel served) */
+static long put_rusage(uint64_t uru, uint64_t ns, uint64_t minflt)
 {
     int64_t ru[18];
     kmemset(ru, 0, sizeof(ru));
     ru[0] = (int64_t)(ns / 1000000000ULL);
     ru[1] = (int64_t)(ns % 1000000000ULL / 1000);
+    ru[8] = (int64_t)minflt; /* ru_minflt, after the two timevals and maxrss, ixrss, idrss, isrss */
     return uru ? copy_user(uru, ru, sizeof(ru), 1) : 0;
 }
 
@@ -359,6 +361,7 @@ static long wait_child(int pid, uint64_t options, struct proc **out)
 static void reap(struct proc *p)
 {
     proc_cur()->group->children_cpu_ns += proc_cpu(p) + p->children_cpu_ns;
+    proc_cur()->group->children_minflt += p->proc_minflt + p->children_minflt;
     proc_free(p);
 }
 
@@ -374,7 +377,7 @@ static long sys_wait4(int64_t pid64, uint64_t ustatus, uint64_t options, uint64_
         return ustatus && copy_user(ustatus, &js, 4, 1) < 0 ? -EFAULT : r;
     }
     int st = p->exit_status >= 128 && p->killed ? (p->exit_status - 128) : (p->exit_status << 8);
-    if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0)
+    if ((ustatus && copy_user(ustatus, &st, 4, 1) < 0) || put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns, p->proc_minflt + p->children_minflt) < 0)
         return -EFAULT;
     reap(p);
     return r;
@@ -416,7 +419,7 @@ static long sys_waitid(uint64_t idtype, uint64_t id, uint64_t uinfo, uint64_t op
         info[4] = p->pid;
         info[6] = !ended ? (p->stop_note == CLD_STOPPED_ ? p->stopped : 18) : p->killed ? p->killed : p->exit_status;
     }
-    if ((uinfo && copy_user(uinfo, info, sizeof(info), 1) < 0) || (p && put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns) < 0))
+    if ((uinfo && copy_user(uinfo, info, sizeof(info), 1) < 0) || (p && put_rusage(urusage, proc_cpu(p) + p->children_cpu_ns, p->proc_minflt + p->children_minflt) < 0))
         return -EFAULT;
     if (p && !ended) {
         if (!(options & 0x1000000))
@@ -548,9 +551,9 @@ long sc_getrusage(const struct sysargs *s)
     /* getrusage: RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD */
     long ret;
     int who = (int)s->a; /* an int: the register's upper half is not the caller's (-1 came as 0xffffffff) */
-    ret = who == 0    ? put_rusage(s->b, proc_cpu(cur->group))
-          : who == -1 ? put_rusage(s->b, cur->group->children_cpu_ns)
-          : who == 1  ? put_rusage(s->b, cpu_time(cur))
+    ret = who == 0    ? put_rusage(s->b, proc_cpu(cur->group), cur->group->proc_minflt)
+          : who == -1 ? put_rusage(s->b, cur->group->children_cpu_ns, cur->group->children_minflt)
+          : who == 1  ? put_rusage(s->b, cpu_time(cur), cur->minflt)
                       : -EINVAL;
     return ret;
 }

@@ -34,8 +34,10 @@ static long sys_socket(uint64_t family, uint64_t type, uint64_t proto)
     if (proto && !lite && !(family != AF_UNIX_ && proto == (dgram ? 17u : 6u)))
         return -EPROTONOSUPPORT_;
     struct sock *s = sock_new((int)family);
-    if (s)
+    if (s) {
         s->dgram = lite ? 2 : dgram;
+        s->uid = proc_cur()->group->uid[1]; /* SO_REUSEPORT: shared by one user's sockets */
+    }
     return s ? sock_install(s, type) : -ENOMEM;
 }
 
@@ -65,6 +67,8 @@ static long sys_listen(uint64_t fd, int64_t backlog)
         sa_default(&a, s->family, 0, 0);
         if ((err = sock_bind(s, &a)) < 0)
             return err;
+    } else if (!s->listening && (err = sock_listen_check(s)) < 0) {
+        return err;
     }
     s->listening = 1;
     /* as Linux: a backlog of n holds n + 1 connections (a negative one, the most) */

@@ -8,6 +8,7 @@
 #include "../lib/klib.h"
 #include "../lib/rng.h"
 #include "../mm/vm.h"
+#include "../proc/futex_pi.h"
 #include "../proc/proc.h"
 #include "../proc/signal.h"
 
@@ -172,6 +173,25 @@ static long sys_getrandom(uint64_t buf, uint64_t n)
     return dev_random_read(buf, n);
 }
 
+/* FUTEX_LOCK_PI (a time on the real-time clock), LOCK_PI2 (on the monotonic one, unless
+ * FUTEX_CLOCK_REALTIME) and TRYLOCK_PI: proc/futex_pi.c. */
+static long futex_lock_pi(uint64_t op, uint64_t uaddr, uint64_t utime)
+{
+    int cmd = (int)(op & 127);
+    uint64_t deadline = 0;
+    if (cmd != 8 && utime) {
+        int64_t ts[2];
+        if (copy_user(utime, ts, sizeof(ts), 0) < 0)
+            return -EFAULT;
+        if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+            return -EINVAL;
+        uint64_t at = span_ns(ts[0], ts[1]);
+        uint64_t now = cmd == 6 || (op & 256) ? (uint64_t)proc_now_ns() : kernel_ns();
+        deadline = at > now ? tick_after_ns(at - now) : 0;
+    }
+    return futex_pi_lock(uaddr, cmd == 8, cmd != 8 && utime, deadline);
+}
+
 /* futex: WAIT and WAKE, with or without a bitset (any bitset matches any), and (CMP_)REQUEUE:
  * what glibc, musl and Go build their locks, condition variables and joins on. A futex is
  * named as futex_name says (FUTEX_PRIVATE_FLAG changes nothing: a shared mapping's word is
@@ -187,6 +207,10 @@ static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime,
     uint32_t word;
     if (copy_user(uaddr, &word, sizeof(word), 0) < 0)
         return -EFAULT;
+    if (cmd == 6 || cmd == 8 || cmd == 13) /* LOCK_PI, TRYLOCK_PI, LOCK_PI2 */
+        return futex_lock_pi(op, uaddr, utime);
+    if (cmd == 7) /* UNLOCK_PI */
+        return futex_pi_unlock(uaddr);
     if (cmd == 1 || cmd == 10) /* WAKE, WAKE_BITSET */
         return futex_wake(space, key, val);
     if (cmd == 3 || cmd == 4) { /* REQUEUE, CMP_REQUEUE: wake `val`, move up to `utime` to uaddr2 */
@@ -198,7 +222,7 @@ static long sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t utime,
         long n = futex_wake(space, key, val);
         for (int i = 0; i < MAX_PROCS && utime; i++) {
             struct proc *t = &ptable.procs[i];
-            if (t->state == P_BLOCKED && t->why == W_FUTEX && t->futex_key == key && t->futex_mm == space) {
+            if (t->state == P_BLOCKED && t->why == W_FUTEX && !t->futex_pi && t->futex_key == key && t->futex_mm == space) {
                 t->futex_key = key2;
                 t->futex_mm = space2;
                 utime--;
