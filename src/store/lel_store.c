@@ -403,6 +403,17 @@ struct apply {
     rocksdb_writeoptions_t *wo;
 };
 
+/* RocksDB's C API gives errors as text only: "IO error: No space left on device: While
+ * appending to file: ..." for a WAL or table write that met ENOSPC (and the background error it
+ * then keeps answering with until its own recovery, which retries once space returns). */
+static int write_error(const char *what, char *rerr)
+{
+    int r = strstr(rerr, "No space left") || strstr(rerr, "Disk quota exceeded") ? -ENOSPC : -EIO;
+    fprintf(stderr, "lelantos: store %s: %s\n", what, rerr);
+    rocksdb_free(rerr);
+    return r;
+}
+
 static int apply_local(void *arg)
 {
     struct apply *a = arg;
@@ -410,12 +421,7 @@ static int apply_local(void *arg)
     int64_t t0 = lel_mono_us();
     rocksdb_write(a->st->db, a->wo, a->b->wb, &rerr);
     lel_hist_add(&a->st->write_hist, (uint64_t)(lel_mono_us() - t0));
-    if (rerr) {
-        fprintf(stderr, "lelantos: store write: %s\n", rerr);
-        rocksdb_free(rerr);
-        return -EIO;
-    }
-    return 0;
+    return rerr ? write_error("write", rerr) : 0;
 }
 
 static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *wo)
@@ -449,11 +455,7 @@ static int sync_wal(lel_store_t *st)
     int64_t t0 = lel_mono_us();
     rocksdb_flush_wal(st->db, 1, &rerr);
     lel_hist_add(&st->sync_hist, (uint64_t)(lel_mono_us() - t0));
-    if (!rerr)
-        return 0;
-    fprintf(stderr, "lelantos: store sync: %s\n", rerr);
-    rocksdb_free(rerr);
-    return -EIO;
+    return rerr ? write_error("sync", rerr) : 0;
 }
 
 /* Every write queued before a round began is in the WAL (it was written before it was queued),
