@@ -170,19 +170,6 @@ char *lel_utf8_sanitize(const char *in, size_t n, size_t *outlen)
     return out;
 }
 
-void lel_thread_latency(void)
-{
-    /* struct sched_attr (linux/sched/types.h), which glibc does not wrap */
-    struct {
-        uint32_t size, policy;
-        uint64_t flags;
-        int32_t nice;
-        uint32_t priority;
-        uint64_t runtime, deadline, period;
-    } attr = {.size = sizeof(attr), .policy = 0 /* SCHED_OTHER */, .runtime = 100000 /* ns: the kernel's minimum */};
-    (void)syscall(SYS_sched_setattr, 0, &attr, 0);
-}
-
 void lel_thread_background(void)
 {
     /* Linux: a thread's nice value is its own (setpriority on its thread id) */

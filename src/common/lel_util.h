@@ -38,12 +38,5 @@ long lel_url_decode(char *s);
  * loop threads, as little as the host allows. Best effort (nothing happens if it is refused). */
 #define LEL_BACKGROUND_NICE 5
 void lel_thread_background(void);
-/** Marks the calling thread latency-sensitive (the frontend's loop threads): a short scheduler
- * slice (Linux >= 6.12, EEVDF's sched_attr.sched_runtime), so when it wakes on a core where a
- * background thread runs, the kernel switches to it at once instead of at the end of that
- * thread's slice. A guest under PVM runs until its next exit, so without it a request waits out
- * a vCPU's whole slice (up to ~4 ms measured) though the vCPU's nice is lower. Best effort:
- * older kernels ignore the slice. */
-void lel_thread_latency(void);
 
 #endif

@@ -782,7 +782,6 @@ static void *loop_main(void *arg)
     lel_http_t *h = l->http;
     int64_t deadline = 0, drained_at = 0;
     l->tid = pthread_self();
-    lel_thread_latency();
     l->setup_error = loop_setup(l);
     sem_post(&h->ready);
     while (!l->exit) {

@@ -15,7 +15,6 @@
  * pool's lock. Pooled VMs have no callbacks (a death is seen when one is taken). */
 #include "lel_template_int.h"
 
-#include "../common/lel_util.h"
 #include "../vmm/lel_vmm.h"
 
 #include <errno.h>
@@ -263,7 +262,6 @@ static int fill_one(struct lel_warm *p, struct lel_template *t)
 static void *filler_main(void *arg)
 {
     struct lel_warm *p = arg;
-    lel_thread_background(); /* restores ahead of need: below the loop threads, as the workers */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         if (p->stop)

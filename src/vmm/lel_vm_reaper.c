@@ -3,8 +3,6 @@
  * reaper's, each VM in it the reaper's alone. */
 #include "lel_vmm_int.h"
 
-#include "../common/lel_util.h"
-
 #include <stdlib.h>
 
 struct reap_item {
@@ -23,7 +21,6 @@ struct lel_vm_reaper {
 static void *reaper_main(void *arg)
 {
     lel_vm_reaper_t *r = arg;
-    lel_thread_background(); /* a VM's teardown (its memory unmapped) is no request's */
     pthread_mutex_lock(&r->lock);
     for (;;) {
         struct reap_item *it = r->head;
