@@ -10,6 +10,7 @@
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
+#include "../template/lel_template_travel.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,7 +20,7 @@
 #include <sys/statvfs.h>
 #include <strings.h>
 
-enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS };
+enum cls { PUBLIC = 0, GENERAL, AUTHEP, ADMIN, ENVD, PORT, METRICS, NODE };
 
 struct route_def {
     const char *pattern; /* '*' segments are parameters */
@@ -65,7 +66,7 @@ static const struct route_def routes[] = {
     {"/snapshots/*", GENERAL, 0, 0, 0, R_SNAP_DELETE},
     {"/templates", GENERAL, R_TPL_LIST, R_TPL_CREATE, 0, 0},
     {"/templates/tags", GENERAL, 0, R_TPL_TAGS_ADD, 0, R_TPL_TAGS_DEL}, /* E2B's; before the next */
-    {"/templates/*", GENERAL, R_TPL_GET, 0, 0, R_TPL_DELETE},
+    {"/templates/*", GENERAL, R_TPL_GET, R_TPL_REBUILD, 0, R_TPL_DELETE},
     {"/templates/*/builds/*", GENERAL, R_TPL_BUILD, 0, 0, 0},
     {"/templates/*/builds/*/status", GENERAL, R_TPL_BUILD_STATUS, 0, 0, 0},
     {"/templates/*/files/*", GENERAL, R_TPL_FILES, 0, R_TPL_FILES_PUT, 0}, /* the PUT: its URL's token, no key */
@@ -264,38 +265,51 @@ static void actor_ref(void *a, void *ctx)
     lel_actor_ref(a);
 }
 
-/* Cluster mode: a sandbox of the caller's team another node owns (the catalog says which): the
- * call goes on to that node; with the node gone, GET answers the record (state "lost") and
- * anything else 503. 1 when the call was taken. */
+/* Cluster mode: a sandbox another node owns (the catalog says which): the call goes on to that
+ * node, streamed (lel_cluster_forward). A keyed call must be for a sandbox of the caller's
+ * team; a port's public form and envd's data plane carry their own tokens, which the owner
+ * judges. With the node gone, GET answers the record (state "lost") and anything else 503.
+ * 1 when the call was taken. */
 static int to_owner(lel_server_t *srv, lel_call_t *c)
 {
-    if (!srv->shared || c->from_node || !c->team || c->route == R_SBX_PORT || c->route == R_PORT_PUBLIC)
+    int own_creds = c->route == R_PORT_PUBLIC || LEL_ROUTE_IS_ENVD(c->route);
+    if (!srv->shared || c->from_node || !c->id || (!c->team && !own_creds))
         return 0;
     json_t *rec = lel_cluster_kv_remote(srv->shared, c->id);
     const char *team = json_string_value(json_object_get(rec, "teamID"));
     const char *node = json_string_value(json_object_get(rec, "node"));
     char url[256];
-    if (!rec || !team || !node || strcmp(team, c->team->id)) {
+    if (!rec || !node || (c->team && (!team || strcmp(team, c->team->id)))) {
         json_decref(rec);
         return 0; /* 404 */
     }
     if (lel_cluster_node_url(srv->cluster, node, url, sizeof(url))) {
-        if (c->body_in) {
-            lel_call_error(c, 502, "cluster: sandbox %s runs on node '%s'; streamed uploads are not forwarded, "
-                                   "send it to %s", c->id, node, url);
-            lel_call_done(c);
-        } else {
-            lel_cluster_forward(srv->fwd, c, node, url);
-        }
+        lel_cluster_forward(srv->fwd, c, node, url);
     } else if (c->route == R_SBX_GET) {
         lel_call_reply(c, 200, lel_sandbox_remote_view(srv, rec));
         lel_call_done(c);
+    } else if (c->route == R_SBX_KILL && lel_cluster_kv_kill_away(srv->shared, c, rec) == 0) {
+        /* recorded in the catalog; its node cleans it up when it is back */
     } else {
         lel_call_error(c, 503, "cluster: sandbox %s was on node '%s', which is gone (its lease expired)", c->id, node);
         lel_call_done(c);
     }
     json_decref(rec);
     return 1;
+}
+
+/* Cluster mode: a data-plane call for a sandbox this node does not run but another does. 1 when
+ * the call was taken. */
+static int to_remote_envd(lel_server_t *srv, lel_call_t *c)
+{
+    if (!srv->shared || c->from_node)
+        return 0;
+    lel_actor_t *a = lel_registry_get(srv->sandboxes, c->id, actor_ref, NULL);
+    if (a) {
+        lel_actor_unref(a);
+        return 0;
+    }
+    return to_owner(srv, c);
 }
 
 /* Cluster mode: a create placed on another node goes there. 1 when the call was taken. */
@@ -336,7 +350,7 @@ static int refuse_create(lel_server_t *srv, lel_call_t *c)
 {
     char why[512];
     switch (c->route) {
-    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_ADMIN_TEAMS:
+    case R_SBX_CREATE: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_E2B_CREATE: case R_TPL_REBUILD: case R_ADMIN_TEAMS:
     case R_KEYS_CREATE: case R_MEMBERS_CREATE:
         break;
     default:
@@ -367,8 +381,8 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
     case R_CLUSTER_NODES:
         cluster_nodes(srv, c);
         return;
-    case R_SBX_CREATE:
-        if (!to_placed(srv, c))
+    case R_SBX_CREATE: /* placed here: a template another node has is fetched first */
+        if (!to_placed(srv, c) && !lel_template_fetch(srv, c, lel_sandbox_create))
             lel_sandbox_create(srv, c);
         return;
     case R_SBX_GET:
@@ -387,7 +401,7 @@ static void route_call(lel_server_t *srv, lel_call_t *c)
         else
             to_entity(srv, c, srv->templates, "template");
         return;
-    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET:
+    case R_TPL_CONTEXT: case R_TPL_FILES: case R_TPL_E2B_BUILD: case R_TPL_TAGS_GET: case R_TPL_REBUILD:
         to_entity(srv, c, srv->templates, "template");
         return;
     case R_TPL_TAGS_ADD: case R_TPL_TAGS_DEL:
@@ -418,7 +432,7 @@ static int stores(const lel_call_t *c)
     switch (c->route) {
     case R_KEYS_CREATE: case R_MEMBERS_CREATE: case R_SBX_CREATE: case R_SBX_PAUSE: case R_SBX_SNAPSHOT:
     case R_SBX_SNAPSHOTS: case R_SBX_FORK: case R_TPL_CREATE: case R_TPL_BUILD: case R_TPL_CONTEXT: case R_IMG_PUT:
-    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD:
+    case R_TPL_E2B_CREATE: case R_TPL_FILES_PUT: case R_TPL_E2B_BUILD: case R_TPL_REBUILD:
         return 1;
     case R_ADMIN_TEAMS:
         return c->method == LEL_M_POST;
@@ -449,6 +463,12 @@ static int space_check(lel_server_t *srv, lel_call_t *c)
 static int judge(lel_server_t *srv, lel_call_t *c, enum cls *cls)
 {
     c->from_node = srv->fwd && lel_cluster_fwd_trusted(srv->fwd, c->node_secret);
+    if (!strncmp(c->path, "/cluster/internal/", 18)) { /* node to node (templates travel): the secret alone */
+        *cls = NODE;
+        if (!c->from_node)
+            lel_call_error(c, 404, "no such endpoint: %s", c->path);
+        return c->status;
+    }
     int keyed, pr = lel__api_port_match(c, &keyed);
     if (pr > 1)
         return pr;
@@ -525,7 +545,7 @@ int lel_api_admit(void *ctx, lel_call_t *c)
     lel_server_t *srv = ctx;
     enum cls cls = PUBLIC;
     int r = judge(srv, c, &cls);
-    if (r || cls == PUBLIC || cls == METRICS) /* answered without their body */
+    if (r || cls == PUBLIC || cls == METRICS || cls == NODE) /* answered without their body */
         return r;
     if (cls == PORT) { /* the body streams to the sandbox's server, whatever its size */
         c->body_streams = 1;
@@ -561,6 +581,10 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         lel_call_done(c);
         return;
     }
+    if (!c->admitted && cls == NODE) { /* another node's GET: read off the loop thread */
+        lel_template_serve(srv, c);
+        return;
+    }
     if (!c->admitted && (cls == PUBLIC || cls == METRICS)) { /* answered here, on the loop thread */
         if (c->route == R_HEALTH)
             lel_call_reply(c, 200, json_pack("{s:s, s:s}", "status", "ok", "version", LEL_VERSION));
@@ -579,7 +603,7 @@ void lel_api_dispatch(void *ctx, lel_call_t *c)
         if (!c->body_in && c->body_len > srv->cfg.max_body_bytes) {
             lel_call_error(c, 413, "request body larger than %zu bytes", srv->cfg.max_body_bytes);
             lel_call_done(c);
-        } else {
+        } else if (!to_remote_envd(srv, c)) {
             lel__api_envd_route(srv, c, srv->sandboxes, actor_ref);
         }
         return;

@@ -228,6 +228,24 @@ static long long resident_bytes(void)
     return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
 }
 
+/* What the VMs (sandboxes, the template pools' ready VMs, template builds) take of the host:
+ * their vCPU threads' CPU clocks and their guest RAM's pages in this process's page table. */
+static void vm_series(FILE *f, lel_server_t *srv)
+{
+    struct lel_vm_usage u;
+    lel_vm_stats_usage(&srv->vm_stats, &u); /* on failure the memory reads 0, said in its help */
+    head(f, "lelantos_vms_running", "gauge", "VMs whose vCPU thread runs (sandboxes, template pools' ready VMs, builds).");
+    fprintf(f, "lelantos_vms_running %llu\n", (unsigned long long)u.vms);
+    head(f, "lelantos_vm_host_cpu_seconds_total", "counter",
+         "Host CPU time of the VMs' vCPU threads (guest run time and exit handling), VMs that ended included.");
+    fprintf(f, "lelantos_vm_host_cpu_seconds_total %.6f\n", (double)u.cpu_ns / 1e9);
+    head(f, "lelantos_vm_host_memory_bytes", "gauge",
+         "Host memory mapped into the running VMs' guest RAM: private (anonymous, each VM's own) and shared (a memory "
+         "file's pages in the page cache, counted once per VM that maps them); 0 when /proc/self/pagemap is unreadable.");
+    fprintf(f, "lelantos_vm_host_memory_bytes{kind=\"private\"} %llu\n", (unsigned long long)u.private_bytes);
+    fprintf(f, "lelantos_vm_host_memory_bytes{kind=\"shared\"} %llu\n", (unsigned long long)u.shared_bytes);
+}
+
 static void host_series(FILE *f, lel_server_t *srv)
 {
     struct lel_sandbox_counts n;
@@ -244,6 +262,7 @@ static void host_series(FILE *f, lel_server_t *srv)
     head(f, "lelantos_host_memory_resident_bytes", "gauge",
          "Host memory lelantosd holds, the sandboxes' guest memory and VM state included (they live in its process).");
     fprintf(f, "lelantos_host_memory_resident_bytes %lld\n", rss < 0 ? 0 : rss);
+    vm_series(f, srv);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     head(f, "lelantos_host_cpu_seconds_total", "counter",
@@ -276,7 +295,7 @@ static void component_series(FILE *f, lel_server_t *srv)
     hist(f, "lelantos_store_wal_sync_duration_seconds", "", lel_store_hist(srv->store, 1));
     head(f, "lelantos_vm_exits_total", "counter", "VM exits the vCPU threads handled, by reason.");
     for (int i = 0; i < LEL_VMX_COUNT; i++)
-        fprintf(f, "lelantos_vm_exits_total{reason=\"%s\"} %llu\n", lel_vm_exit_name(i), ld(&srv->vm_exits.n[i]));
+        fprintf(f, "lelantos_vm_exits_total{reason=\"%s\"} %llu\n", lel_vm_exit_name(i), ld(&srv->vm_stats.n[i]));
     head(f, "lelantos_rate_limit_rejections_total", "counter", "Requests refused with 429, by rate-limit bucket.");
     for (int i = 0; i < RL_COUNT; i++)
         fprintf(f, "lelantos_rate_limit_rejections_total{bucket=\"%s\"} %llu\n", rl_names[i], ld(&st->rl[i]));

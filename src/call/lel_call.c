@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void lel_call_error(lel_call_t *c, int status, const char *fmt, ...)
 {
@@ -30,6 +31,21 @@ void lel_call_proxy(lel_call_t *c, int fd, int port)
     c->proxy_fd = fd;
     c->proxy_port = port;
     c->status = 200;
+}
+
+int lel_call_proxy_node(lel_call_t *c, int fd, const char *node, const char *secret)
+{
+    char *n = strdup(node), *s = strdup(secret);
+    if (!n || !s) {
+        free(n);
+        free(s);
+        close(fd);
+        return -ENOMEM;
+    }
+    c->fwd_node = n;
+    c->fwd_secret = s;
+    lel_call_proxy(c, fd, 0);
+    return 0;
 }
 
 char *lel_call_query(const lel_call_t *c, const char *name)

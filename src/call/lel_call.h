@@ -69,6 +69,10 @@ typedef struct lel_call {
      * the Host to send (malloc'd; NULL: the request's own); proxy_fd is -1 otherwise */
     int proxy_fd, proxy_port;
     char *proxy_path, *proxy_host;
+    /* cluster mode: proxy_fd is a connection to the node that owns the sandbox (lel_call_proxy_node),
+     * named fwd_node in errors; the request goes on as it came (its own path, Host and credentials)
+     * with X-Lelantos-Node: fwd_secret. Both malloc'd; NULL for a sandbox's port */
+    char *fwd_node, *fwd_secret;
     long rl_limit, rl_remaining, rl_reset, retry_after; /* -1 = header absent */
     /* plumbing owned by the HTTP layer */
     void *http;
@@ -89,6 +93,11 @@ void lel_call_done(lel_call_t *c);
 /** Answers by forwarding the request to a server in a sandbox: `fd` is a stream to it (the call
  * takes it), `port` names it in errors. Then lel_call_done(). */
 void lel_call_proxy(lel_call_t *c, int fd, int port);
+/** Answers by sending the whole request on to another node of the cluster over `fd` (a
+ * connection to it, connected or connecting; the call takes it), streaming both ways as
+ * lel_call_proxy does; `node` names it in errors, `secret` goes as X-Lelantos-Node. Then
+ * lel_call_done(). 0, or -ENOMEM (fd closed, nothing set). */
+int lel_call_proxy_node(lel_call_t *c, int fd, const char *node, const char *secret);
 /** Copies up to `max` bytes of the request body that have arrived (any call: an ordinary body is
  * read from c->body). Returns the count, 0 at the end of the body, -EAGAIN when nothing more is
  * there yet (the consumer named with lel_call_body_notify gets a message when there is), or

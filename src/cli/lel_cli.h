@@ -31,7 +31,7 @@ struct lel_cli {
     int quiet;          /* -q: lists print ids only */
     long timeout_s;     /* per request (--request-timeout); 0: none */
     const char *config_path; /* --config, or NULL */
-    const char *admin_token; /* `backup`: sent as X-Admin-Token instead of the API key */
+    const char *admin_token; /* `backup`, `nodes`: sent as X-Admin-Token instead of the API key */
     CURL *curl;         /* one handle, so requests reuse the connection; made by lel_cli_ready */
 };
 
@@ -74,6 +74,9 @@ int lel_cli_request(struct lel_cli *cli, const char *method, const char *path, j
 int lel_cli_status(const struct lel_cli_resp *r, long ok);
 /** lel_cli_request then lel_cli_status: 0 with r filled, or the exit code (r freed). */
 int lel_cli_call(struct lel_cli *cli, const char *method, const char *path, json_t *body, long ok, struct lel_cli_resp *r);
+/** The second half of lel_cli_call, for a response from lel_cli_request that the caller looked
+ * at first: 0, or the exit code (r freed). */
+int lel_cli_call_done(struct lel_cli_resp *r, long ok, const char *method, const char *path);
 void lel_cli_resp_free(struct lel_cli_resp *r);
 /** Maps an HTTP status to an exit code. */
 int lel_cli_exit_for(long status);
@@ -102,6 +105,9 @@ int lel_cli_snapshot(struct lel_cli *cli, int argc, char **argv);
 int lel_cli_key(struct lel_cli *cli, int argc, char **argv);
 /** `backup DIR`: POST /admin/backup with --admin-token or LELANTOS_ADMIN_TOKEN. */
 int lel_cli_backup(struct lel_cli *cli, int argc, char **argv);
+/** `nodes`: GET /cluster/nodes (cluster mode) with --admin-token or LELANTOS_ADMIN_TOKEN, as a
+ * table (the node answering marked SELF), names with -q, the JSON with --json. */
+int lel_cli_nodes(struct lel_cli *cli, int argc, char **argv);
 /** `completion bash`: prints the script. */
 int lel_cli_completion(int argc, char **argv);
 

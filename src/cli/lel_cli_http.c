@@ -173,7 +173,12 @@ int lel_cli_call(struct lel_cli *cli, const char *method, const char *path, json
     int rc = lel_cli_request(cli, method, path, body, r);
     if (rc)
         return rc;
-    rc = lel_cli_status(r, ok);
+    return lel_cli_call_done(r, ok, method, path);
+}
+
+int lel_cli_call_done(struct lel_cli_resp *r, long ok, const char *method, const char *path)
+{
+    int rc = lel_cli_status(r, ok);
     if (!rc && ok != 204 && r->status != 204 && !r->json) {
         lel_cli_err("%s %s: the answer is not JSON", method, path);
         rc = LEL_EXIT_CONNECT;

@@ -223,6 +223,55 @@ int lel_cli_backup(struct lel_cli *cli, int argc, char **argv)
     return 0;
 }
 
+/* Free and total memory of a node record as "free/total". */
+static const char *memory_cell(json_t *n, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", lel_cli_cell(n, "freeMemoryMB"), lel_cli_cell(n, "memoryMB"));
+    return buf;
+}
+
+int lel_cli_nodes(struct lel_cli *cli, int argc, char **argv)
+{
+    const char *token = NULL;
+    int rc = opts(cli, argc, argv, "admin-token", &token, NULL, NULL);
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return lel_cli_usage("nodes takes no arguments");
+    cli->admin_token = token ? token : getenv("LELANTOS_ADMIN_TOKEN");
+    if (!cli->admin_token || !*cli->admin_token)
+        return lel_cli_usage("nodes needs the admin token: --admin-token or LELANTOS_ADMIN_TOKEN");
+    struct lel_cli_resp r;
+    if ((rc = lel_cli_call(cli, "GET", "/cluster/nodes", NULL, 200, &r)))
+        return rc;
+    if (!json_is_array(r.json)) {
+        lel_cli_err("GET /cluster/nodes did not answer a list");
+        lel_cli_resp_free(&r);
+        return LEL_EXIT_CONNECT;
+    }
+    json_t *rows = json_array(), *n;
+    size_t i;
+    json_array_foreach (r.json, i, n) {
+        char mem[64], tpl[16];
+        snprintf(tpl, sizeof(tpl), "%zu", json_array_size(json_object_get(n, "templates")));
+        if (cli->quiet)
+            puts(lel_cli_cell(n, "name"));
+        json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s]", lel_cli_cell(n, "name"),
+                                              json_is_true(json_object_get(n, "self")) ? "*" : "",
+                                              lel_cli_cell(n, "state"), lel_cli_cell(n, "url"), lel_cli_cell(n, "cores"),
+                                              memory_cell(n, mem, sizeof(mem)), lel_cli_cell(n, "sandboxes"), tpl));
+    }
+    static const char *const cols[] = {"NAME", "SELF", "STATE", "URL", "CORES", "FREE/MEMORY MB", "SANDBOXES",
+                                       "TEMPLATES", NULL};
+    if (cli->json)
+        lel_cli_print_json(r.json);
+    else if (!cli->quiet)
+        lel_cli_print_table(cols, rows);
+    json_decref(rows);
+    lel_cli_resp_free(&r);
+    return 0;
+}
+
 /* The bash completion script: groups, verbs, options, and ids asked of the daemon itself
  * (`lelctl sandbox list -q` and the like, with the options already on the line). */
 static const char BASH[] =
@@ -249,7 +298,7 @@ static const char BASH[] =
     "    --sandbox) COMPREPLY=($(compgen -W \"$(lelctl \"${conn[@]}\" sandbox list -q 2>/dev/null)\" -- \"$cur\")); return ;;\n"
     "    esac\n"
     "    if [[ -z $group ]]; then\n"
-    "        COMPREPLY=($(compgen -W \"sandbox template snapshot key backup completion help $common --help --version\" -- \"$cur\")); return\n"
+    "        COMPREPLY=($(compgen -W \"sandbox template snapshot key backup nodes completion help $common --help --version\" -- \"$cur\")); return\n"
     "    fi\n"
     "    local verbs opts ids=\n"
     "    case $group in\n"
@@ -259,6 +308,7 @@ static const char BASH[] =
     "    key) verbs='create list revoke' ;;\n"
     "    completion) verbs='bash' ;;\n"
     "    backup) COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n"
+    "    nodes) COMPREPLY=($(compgen -W \"--admin-token $common\" -- \"$cur\")); return ;;\n"
     "    esac\n"
     "    if [[ -z $verb ]]; then COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")); return; fi\n"
     "    case $group/$verb in\n"

@@ -223,6 +223,30 @@ static int show_template(struct lel_cli *cli, const char *tid)
     return 0;
 }
 
+/* POST /templates; for `build`, a name the team has already is rebuilt instead (POST
+ * /templates/{name}: the same id gets a new build from this body), as E2B's CLI builds a
+ * template again under its name. The built-in one's name stays refused. */
+static int create_template(struct lel_cli *cli, json_t *b, int build, struct lel_cli_resp *r)
+{
+    if (!build)
+        return lel_cli_call(cli, "POST", "/templates", b, 202, r);
+    int rc = lel_cli_request(cli, "POST", "/templates", b, r);
+    if (rc)
+        return rc;
+    const char *msg = json_string_value(json_object_get(r->json, "message"));
+    if (r->status != 409 || !msg || !strstr(msg, "already exists") || strstr(msg, "built-in")) {
+        return lel_cli_call_done(r, 202, "POST", "/templates");
+    }
+    lel_cli_resp_free(r);
+    const char *name = json_string_value(json_object_get(b, "name"));
+    char path[1024], *e = lel_cli_escape(name);
+    snprintf(path, sizeof(path), "/templates/%s", e);
+    free(e);
+    if (!cli->quiet)
+        fprintf(stderr, "template %s exists: building it again\n", name);
+    return lel_cli_call(cli, "POST", path, b, 202, r);
+}
+
 static int create_or_build(struct lel_cli *cli, int argc, char **argv, int build)
 {
     json_t *b = NULL;
@@ -241,7 +265,7 @@ static int create_or_build(struct lel_cli *cli, int argc, char **argv, int build
         free(e);
         rc = lel_cli_call(cli, "GET", path, NULL, 200, &r);
     } else
-        rc = lel_cli_call(cli, "POST", "/templates", b, 202, &r);
+        rc = create_template(cli, b, build, &r);
     json_decref(b);
     if (rc)
         return rc;

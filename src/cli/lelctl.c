@@ -24,6 +24,7 @@ static const char HELP[] =
     "  snapshot create [--name N] SANDBOX  snapshot list [--sandbox ID]   snapshot delete ID...\n"
     "  key create NAME                     key list                 key revoke ID...\n"
     "  backup [--admin-token T] DIR        an online backup into DIR on the daemon's machine (LELANTOS_ADMIN_TOKEN)\n"
+    "  nodes [--admin-token T]             cluster mode: the nodes, their state and capacity (LELANTOS_ADMIN_TOKEN)\n"
     "  completion bash\n"
     "\n"
     "options (anywhere after the verb too):\n"
@@ -136,6 +137,8 @@ int main(int argc, char **argv)
         rc = 0;
     } else if (!strcmp(group, "backup"))
         rc = lel_cli_backup(&cli, argc - first, argv + first);
+    else if (!strcmp(group, "nodes"))
+        rc = lel_cli_nodes(&cli, argc - first, argv + first);
     else if (!strcmp(group, "completion"))
         rc = lel_cli_completion(sub_argc, sub);
     else if (sub_argc < 1)

@@ -375,7 +375,7 @@ int lel_cluster_place(struct lel_cluster *cl, const char *team, const char *tpl,
         json_int_t sb = json_integer_value(json_object_get(v, "sandboxes"));
         json_int_t bsb = best ? json_integer_value(json_object_get(best, "sandboxes")) : 0;
         if (!has_template(v, team, tpl))
-            continue; /* templates do not travel yet: only nodes that have it */
+            continue; /* holders first: a node without it would fetch it (lel_template_travel.h) */
         if (!best || f > bf + 64 || (f >= bf - 64 && sb < bsb))
             best = v;
     }
@@ -385,4 +385,27 @@ int lel_cluster_place(struct lel_cluster *cl, const char *team, const char *tpl,
     }
     pthread_mutex_unlock(&cl->lock);
     return !strcmp(name, cl->name);
+}
+
+int lel_cluster_holder(struct lel_cluster *cl, const char *team, const char *tpl, char *name, size_t nn, char *url,
+                       size_t un)
+{
+    size_t i;
+    json_t *v, *best = NULL;
+    pthread_mutex_lock(&cl->lock);
+    json_array_foreach(cl->nodes, i, v)
+    {
+        const char *n = json_string_value(json_object_get(v, "name"));
+        if (!n || !strcmp(n, cl->name) || !json_string_value(json_object_get(v, "url")) || !has_template(v, team, tpl))
+            continue;
+        if (!best || json_integer_value(json_object_get(v, "freeMemoryMB")) >
+                         json_integer_value(json_object_get(best, "freeMemoryMB")))
+            best = v;
+    }
+    if (best) {
+        snprintf(name, nn, "%s", json_string_value(json_object_get(best, "name")));
+        snprintf(url, un, "%s", json_string_value(json_object_get(best, "url")));
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return best != NULL;
 }

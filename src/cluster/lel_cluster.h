@@ -42,6 +42,11 @@ int lel_cluster_node_url(struct lel_cluster *cl, const char *name, char *url, si
  * 1 when that is this node. Any thread. */
 int lel_cluster_place(struct lel_cluster *cl, const char *team, const char *tpl, char *name, size_t nn, char *url,
                       size_t un);
+/** Another live node (not this one) whose record lists template `tpl` (id or name) of `team`,
+ * the one with the most free memory: 1 with its name and URL, else 0. Where a node that lacks
+ * a template fetches it from (src/template's travel). Any thread. */
+int lel_cluster_holder(struct lel_cluster *cl, const char *team, const char *tpl, char *name, size_t nn, char *url,
+                       size_t un);
 /** The etcd client (thread-safe) and the key prefix, for the other cluster files. */
 lel_etcd_t *lel_cluster_etcd(struct lel_cluster *cl);
 const char *lel_cluster_prefix(struct lel_cluster *cl);

@@ -5,6 +5,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,8 +202,77 @@ void lel_cluster_fwd_stop(struct lel_cluster_fwd *f)
     free(f);
 }
 
+/* A non-blocking connection (connecting) to the node at "http://host[:port]", or -errno
+ * (-EPROTONOSUPPORT for another scheme). Node URLs are addresses as a rule; a name is looked
+ * up here, on the caller's thread. */
+static int dial(const char *url)
+{
+    if (strncmp(url, "http://", 7))
+        return -EPROTONOSUPPORT;
+    char host[256], port[8] = "80";
+    const char *h = url + 7, *end = h + strcspn(h, "/?#"), *colon;
+    if (*h == '[') { /* [v6]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb || rb - h - 1 >= (long)sizeof(host))
+            return -EINVAL;
+        snprintf(host, sizeof(host), "%.*s", (int)(rb - h - 1), h + 1);
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        size_t hl = (size_t)((colon ? colon : end) - h);
+        if (!hl || hl >= sizeof(host))
+            return -EINVAL;
+        snprintf(host, sizeof(host), "%.*s", (int)hl, h);
+    }
+    if (colon && end - colon - 1 > 0 && end - colon - 1 < (long)sizeof(port))
+        snprintf(port, sizeof(port), "%.*s", (int)(end - colon - 1), colon + 1);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *ai = NULL;
+    int r = getaddrinfo(host, port, &hints, &ai);
+    if (r == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV;
+        r = getaddrinfo(host, port, &hints, &ai);
+    }
+    if (r || !ai)
+        return -EHOSTUNREACH;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        r = -errno;
+        freeaddrinfo(ai);
+        return r;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* heads and small answers go at once */
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        r = -errno;
+        close(fd);
+        freeaddrinfo(ai);
+        return r;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
 void lel_cluster_forward(struct lel_cluster_fwd *f, lel_call_t *c, const char *node, const char *url)
 {
+    int fd = dial(url);
+    if (fd >= 0) { /* the loop thread streams it both ways (src/http/lel_proxy.c) */
+        if (lel_call_proxy_node(c, fd, node, f->secret) < 0)
+            lel_call_error(c, 503, "cluster: out of memory");
+        lel_call_done(c);
+        return;
+    }
+    if (fd != -EPROTONOSUPPORT) {
+        lel_call_error(c, 502, "cluster: node '%s' (%s), which owns this, cannot be reached: %s", node, url,
+                       strerror(-fd));
+        lel_call_done(c);
+        return;
+    }
+    if (c->body_in) { /* an https node: libcurl's threads carry whole bodies only */
+        lel_call_error(c, 502, "cluster: node '%s' has an https URL (%s); streamed uploads go to it directly", node,
+                       url);
+        lel_call_done(c);
+        return;
+    }
     struct job *j = calloc(1, sizeof(*j));
     if (!j) {
         lel_call_error(c, 503, "cluster: out of memory");

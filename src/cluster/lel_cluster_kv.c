@@ -25,6 +25,8 @@ struct pub {
     char *key; /* etcd key */
     char *val; /* the record with "node"; NULL: delete */
     size_t len;
+    lel_call_t *call; /* a kill of a gone node's sandbox: answered once etcd has it (not retried) */
+    json_t *rec;      /* ... and the record the catalog then holds for it */
     struct pub *next;
 };
 
@@ -561,6 +563,27 @@ static void publish_op(struct lel_cluster_kv *kv, const struct lel_store_op *op)
     enqueue(kv, p);
 }
 
+/* A kill of another node's sandbox reached etcd (r 0: the catalog says killed, here at once and
+ * on the other nodes by watch) or did not (503: nothing changed). */
+static void kill_answered(struct lel_cluster_kv *kv, struct pub *p, int r, const char *err)
+{
+    if (r < 0) {
+        p->call->retry_after = 1;
+        lel_call_error(p->call, 503, "cluster: the kill could not be recorded in etcd: %s", err);
+    } else {
+        pthread_mutex_lock(&kv->lock);
+        json_t *rec = json_incref(p->rec);
+        const char *id = json_string_value(json_object_get(rec, "sandboxID")) ?: "";
+        json_decref(lel_registry_del(kv->remote, id));
+        if (lel_registry_put(kv->remote, id, rec) < 0)
+            json_decref(rec);
+        pthread_mutex_unlock(&kv->lock);
+        lel_call_reply(p->call, 204, NULL);
+    }
+    lel_call_done(p->call);
+    p->call = NULL;
+}
+
 /* Puts the queue in etcd in order; a change that fails is tried again (etcd lost: the node goes
  * on, its catalog entries catch up when etcd is back). */
 static void *pub_main(void *arg)
@@ -579,8 +602,10 @@ static void *pub_main(void *arg)
         pthread_mutex_unlock(&kv->pub_lock);
         int r = p->val ? lel_etcd_put(kv->etcd, p->key, p->val, p->len, 0, NULL, err, sizeof(err))
                        : lel_etcd_delete(kv->etcd, p->key, 0, NULL, err, sizeof(err));
+        if (p->call)
+            kill_answered(kv, p, r, err);
         pthread_mutex_lock(&kv->pub_lock);
-        if (r < 0 && !kv->stop) {
+        if (r < 0 && !kv->stop && !p->call) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 300000000;
@@ -594,6 +619,7 @@ static void *pub_main(void *arg)
         kv->pub_head = p->next;
         if (!kv->pub_head)
             kv->pub_tail = NULL;
+        json_decref(p->rec);
         free(p->key);
         free(p->val);
         free(p);
@@ -713,6 +739,9 @@ void lel_cluster_kv_stop(struct lel_cluster_kv *kv)
     }
     for (struct pub *p = kv->pub_head, *n; p; p = n) {
         n = p->next;
+        if (p->call)
+            kill_answered(kv, p, -EAGAIN, "this node is stopping");
+        json_decref(p->rec);
         free(p->key);
         free(p->val);
         free(p);
@@ -725,4 +754,57 @@ void lel_cluster_kv_stop(struct lel_cluster_kv *kv)
     lel_registry_free(kv->seen);
     pthread_mutex_destroy(&kv->lock);
     free(kv);
+}
+
+int lel_cluster_kv_kill_away(struct lel_cluster_kv *kv, lel_call_t *c, const json_t *rec)
+{
+    struct pub *p = calloc(1, sizeof(*p));
+    const char *team = json_string_value(json_object_get(rec, "teamID"));
+    const char *id = json_string_value(json_object_get(rec, "sandboxID"));
+    char key[200], ek[400];
+    int64_t now = lel_now_ms();
+    if (!p || !team || !id || !(p->rec = json_deep_copy(rec))) {
+        free(p);
+        return -ENOMEM;
+    }
+    json_object_set_new(p->rec, "state", json_string("killed"));
+    json_object_set_new(p->rec, "killedBy", json_string(lel_cluster_name(kv->cl)));
+    json_object_set_new(p->rec, "killedAtMs", json_integer(now));
+    json_object_set_new(p->rec, "endAtMs", json_integer(now));
+    lel_json_set_time(p->rec, "endAt", now);
+    json_t *enc = json_copy(p->rec);
+    snprintf(key, sizeof(key), "%s/%s", team, id);
+    etcd_key(kv, LEL_CF_SANDBOXES, key, ek, sizeof(ek));
+    if (!enc || json_object_set_new(enc, "_v", json_integer(LEL_STORE_VERSION)) < 0 ||
+        lel_codec_encode(enc, LEL_FMT_MSGPACK, &p->val, &p->len) < 0 || !(p->key = strdup(ek))) {
+        json_decref(enc);
+        json_decref(p->rec);
+        free(p->val);
+        free(p);
+        return -ENOMEM;
+    }
+    json_decref(enc);
+    p->call = c;
+    enqueue(kv, p);
+    return 0;
+}
+
+json_t *lel_cluster_kv_killed_away(struct lel_cluster_kv *kv)
+{
+    struct lel_etcd_range rg;
+    char err[1024], prefix[200];
+    json_t *out = json_object();
+    snprintf(prefix, sizeof(prefix), "%s%s/", kv->prefix, lel_store_cf_name(LEL_CF_SANDBOXES));
+    if (!out || lel_etcd_range(kv->etcd, prefix, 1, 0, 1, &rg, err, sizeof(err)) < 0)
+        return out; /* etcd unreachable: nothing learnt; the catalog still says killed next time */
+    for (size_t i = 0; i < rg.n; i++) {
+        json_t *rec = lel_store_decode(rg.kvs[i].value, rg.kvs[i].len);
+        const char *node = json_string_value(json_object_get(rec, "node"));
+        const char *id = json_string_value(json_object_get(rec, "sandboxID"));
+        if (node && id && !strcmp(node, lel_cluster_name(kv->cl)) && json_is_string(json_object_get(rec, "killedBy")))
+            json_object_set(out, id, rec);
+        json_decref(rec);
+    }
+    lel_etcd_range_free(&rg);
+    return out;
 }

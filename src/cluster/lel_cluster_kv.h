@@ -42,6 +42,17 @@ json_t *lel_cluster_kv_remote(struct lel_cluster_kv *kv, const char *id);
 void lel_cluster_kv_remote_foreach(struct lel_cluster_kv *kv, const char *team, int (*cb)(void *ctx, json_t *rec),
                                    void *ctx);
 
+/** A kill (DELETE) of another node's sandbox whose node is gone (`rec`: its catalog record): the
+ * catalog's record becomes killed, with "killedBy" this node, so every node lists it killed and
+ * its own node, back, cleans it up (lel_cluster_kv_killed_away). Takes the call: answered 204
+ * once etcd has it, 503 when etcd could not be written (nothing changed). 0, or -ENOMEM (the
+ * call is not taken). Any thread. */
+int lel_cluster_kv_kill_away(struct lel_cluster_kv *kv, lel_call_t *c, const json_t *rec);
+/** This node's sandboxes that another node killed while this one was gone, as the catalog in
+ * etcd says: an object sandbox id -> record (with "killedBy"); empty when etcd cannot be read.
+ * For the start, before the catalog publishes this node's records again. New reference. */
+json_t *lel_cluster_kv_killed_away(struct lel_cluster_kv *kv);
+
 /** Starts the watch thread that applies other nodes' changes and calls cb for each. */
 int lel_cluster_kv_watch(struct lel_cluster_kv *kv, lel_cluster_kv_cb cb, void *ctx);
 /** Stops the thread and frees; the store's mirror must no longer be used after (stop it after

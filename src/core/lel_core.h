@@ -24,6 +24,7 @@ struct lel_http;
 struct lel_cluster;
 struct lel_cluster_kv;
 struct lel_cluster_fwd;
+struct lel_tpl_travel;
 /* The store's families every node of a cluster shares through etcd (src/cluster/lel_cluster_kv.h). */
 #define LEL_SHARED_CFS (1u << LEL_CF_TEAMS | 1u << LEL_CF_KEYS | 1u << LEL_CF_MEMBERS)
 
@@ -49,6 +50,7 @@ typedef struct lel_server {
     struct lel_cluster *cluster; /* cluster mode (src/cluster); NULL for a single node */
     struct lel_cluster_kv *shared; /* cluster mode: the families kept in etcd (LEL_SHARED_CFS) */
     struct lel_cluster_fwd *fwd;   /* cluster mode: requests sent on to the node that serves them */
+    struct lel_tpl_travel *travel; /* cluster mode: templates fetched from other nodes (src/template) */
     atomic_int builds_running; /* template builds holding a slot of templates.max_parallel_builds */
     int vm_refused;            /* vmm.backend auto but /dev/kvm unusable: creating sandboxes fails */
     char vmm_why[256];         /* why /dev/kvm is unusable */
@@ -63,7 +65,7 @@ typedef struct lel_server {
     pthread_cond_t layer_cond;
     int layer_jobs;             /* background flattens running (under layer_lock) */
     /* for /metrics (src/api/lel_api_metrics.c renders them): */
-    struct lel_vm_exits vm_exits;     /* every VM's exits by reason (src/vmm counts them) */
+    struct lel_vm_stats vm_stats;     /* every VM's exits by reason, vCPU time, and the running ones (src/vmm) */
     atomic_ullong builds_done[2];     /* template builds ended: [0] ready, [1] error (src/template) */
     struct lel_api_stats *api_stats;  /* requests by route and status, latencies, rate-limit refusals (src/api) */
     struct lel_docs *docs;            /* /docs: the interactive page's files, read at start (src/api) */
@@ -131,6 +133,7 @@ enum lel_route {
      * GET /templates/aliases/{alias}, POST and DELETE /templates/tags, GET /templates/{id}/tags */
     R_TPL_E2B_CREATE, R_TPL_FILES, R_TPL_FILES_PUT, R_TPL_E2B_BUILD, R_TPL_BUILD_STATUS, R_TPL_ALIAS,
     R_TPL_TAGS_ADD, R_TPL_TAGS_DEL, R_TPL_TAGS_GET,
+    R_TPL_REBUILD, /* POST /templates/{id}: a new build from a POST /templates body (src/template/lel_template_rebuild.c) */
     /* a request for a server in the sandbox (c->id, c->proxy_port, c->proxy_path): by the path form
      * with the API key (R_SBX_PORT), by Host or E2B's headers (R_PORT_PUBLIC, no key) */
     R_SBX_PORT, R_PORT_PUBLIC,

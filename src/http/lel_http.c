@@ -90,6 +90,8 @@ void lel__http_call_unref(lel_call_t *c)
     free(c->raw);
     free(c->proxy_path);
     free(c->proxy_host);
+    free(c->fwd_node);
+    free(c->fwd_secret);
     if (c->proxy_fd >= 0)
         close(c->proxy_fd);
     json_decref(c->json);

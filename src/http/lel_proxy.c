@@ -6,6 +6,11 @@
  * client takes the response. A WebSocket (or other) Upgrade from an HTTP/1.1 client that the
  * guest accepts with 101 becomes a tunnel of the two sockets.
  *
+ * In cluster mode the same carries a request for a sandbox another node owns to that node
+ * (c->fwd_node): the whole request as it came, with the cluster's secret, over a connection of
+ * its own (HTTP/1.1, closed after the answer), so uploads, downloads, streamed commands, port
+ * traffic, upgrades and envd's streams pass through as they would on the owner.
+ *
  * Ownership: the proxy holds the call's dispatch reference until it ends; the request's pool
  * tells it when the client went away (lel__proxy_gone), which ends it at once. Loop thread. */
 #include "lel_gate_int.h"
@@ -114,15 +119,35 @@ static void fail(struct lel_proxy *x, int status, const char *fmt, ...)
     proxy_free(x);
 }
 
+/* What the proxy talks to, for errors. */
+static const char *upstream_name(const struct lel_proxy *x, char *buf, size_t n)
+{
+    if (x->c->fwd_node)
+        snprintf(buf, n, "node '%s', which owns sandbox %s,", x->c->fwd_node, x->c->id ? x->c->id : "");
+    else
+        snprintf(buf, n, "port %d of sandbox %s", x->c->proxy_port, x->c->id ? x->c->id : "");
+    return buf;
+}
+
 /* ---- the request to the guest ---- */
 
-static int skip_request_header(const h2o_iovec_t *name, int path_form)
+/* Headers that stay here: hop-by-hop ones, the Host and length we write ourselves, and the
+ * cluster's secret (never to a sandbox; to another node only as this node's own). A sandbox's
+ * port does not get lelantosd's credentials either; another node gets the request's all: it
+ * judges them itself. */
+static int skip_request_header(const h2o_iovec_t *name, int path_form, int to_node)
 {
     static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-                                      "upgrade", "http2-settings", "host", "content-length", "x-api-key",
-                                      "e2b-sandbox-id", "e2b-sandbox-port", "e2b-traffic-access-token", "expect"};
+                                      "upgrade", "http2-settings", "host", "content-length", "expect",
+                                      "x-lelantos-node"};
+    static const char *const creds[] = {"x-api-key", "e2b-sandbox-id", "e2b-sandbox-port", "e2b-traffic-access-token"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
         if (h2o_memis(name->base, name->len, hop[i], strlen(hop[i])))
+            return 1;
+    if (to_node)
+        return 0;
+    for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++)
+        if (h2o_memis(name->base, name->len, creds[i], strlen(creds[i])))
             return 1;
     return path_form && h2o_memis(name->base, name->len, H2O_STRLIT("authorization")); /* lelantosd's key */
 }
@@ -133,25 +158,29 @@ static int is_websocket(h2o_req_t *req)
     return req->version < 0x200 && req->upgrade.base && h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket"));
 }
 
-/* The request head as HTTP/1.1 for the guest (malloc'd). */
+/* The request head as HTTP/1.1 for the guest, or for the owning node (the request's own path
+ * and Host, with the cluster's secret) (malloc'd). */
 static char *request_head(struct lel_proxy *x, size_t *len)
 {
     h2o_req_t *req = x->req;
     lel_call_t *c = x->c;
-    h2o_iovec_t host = c->proxy_host ? h2o_iovec_init(c->proxy_host, strlen(c->proxy_host)) : req->input.authority;
-    size_t cap = 512 + (c->proxy_path ? strlen(c->proxy_path) : req->input.path.len) + host.len;
+    int to_node = c->fwd_node != NULL;
+    const char *path = to_node ? NULL : c->proxy_path;
+    h2o_iovec_t host = c->proxy_host && !to_node ? h2o_iovec_init(c->proxy_host, strlen(c->proxy_host))
+                                                 : req->input.authority;
+    size_t cap = 512 + (path ? strlen(path) : req->input.path.len) + host.len +
+                 (to_node ? strlen(c->fwd_secret) : 0);
     for (size_t i = 0; i < req->headers.size; i++)
         cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     char *h = malloc(cap);
     if (!h)
         return NULL;
     size_t n = (size_t)snprintf(h, cap, "%.*s %s%.*s HTTP/1.1\r\nhost: %.*s\r\n", (int)req->input.method.len,
-                                req->input.method.base, c->proxy_path ? c->proxy_path : "",
-                                c->proxy_path ? 0 : (int)req->input.path.len, req->input.path.base,
-                                (int)host.len, host.base);
+                                req->input.method.base, path ? path : "", path ? 0 : (int)req->input.path.len,
+                                req->input.path.base, (int)host.len, host.base);
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *e = &req->headers.entries[i];
-        if (skip_request_header(e->name, c->proxy_path != NULL))
+        if (skip_request_header(e->name, c->proxy_path != NULL, to_node))
             continue;
         memcpy(h + n, e->name->base, e->name->len);
         n += e->name->len;
@@ -167,8 +196,12 @@ static char *request_head(struct lel_proxy *x, size_t *len)
         n += (size_t)snprintf(h + n, cap - n, "transfer-encoding: chunked\r\n");
     else if (blen || c->method == LEL_M_POST || c->method == LEL_M_PUT || c->method == LEL_M_PATCH)
         n += (size_t)snprintf(h + n, cap - n, "content-length: %llu\r\n", (unsigned long long)blen);
-    n += (size_t)snprintf(h + n, cap - n, "x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n%s\r\n", c->peer,
-                          req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http",
+    if (to_node) /* the owner sees the client's own request; the secret says a node sent it */
+        n += (size_t)snprintf(h + n, cap - n, "x-lelantos-node: %s\r\n", c->fwd_secret);
+    else
+        n += (size_t)snprintf(h + n, cap - n, "x-forwarded-for: %s\r\nx-forwarded-proto: %s\r\n", c->peer,
+                              req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http");
+    n += (size_t)snprintf(h + n, cap - n, "%s\r\n",
                           x->ws ? "connection: upgrade\r\nupgrade: websocket\r\n" : "connection: close\r\n");
     *len = n;
     return h;
@@ -319,6 +352,7 @@ static void upgrade(struct lel_proxy *x, struct phr_header *hs, size_t nh)
 static int response_head(struct lel_proxy *x)
 {
     h2o_buffer_t *in = x->up->input;
+    char name[160];
     struct phr_header hs[100];
     size_t nh = 100, mlen;
     int minor, status;
@@ -327,7 +361,7 @@ static int response_head(struct lel_proxy *x)
     if (r == -2 && in->size < HEAD_MAX)
         return 0;
     if (r < 0) {
-        fail(x, 502, "port %d of sandbox %s answered something that is not HTTP/1.x", x->c->proxy_port, x->c->id);
+        fail(x, 502, "%s answered something that is not HTTP/1.x", upstream_name(x, name, sizeof(name)));
         return -1;
     }
     if (status >= 100 && status < 200 && status != 101) { /* 100 Continue and the like: the real head follows */
@@ -438,20 +472,23 @@ static int response_body(struct lel_proxy *x, int eof)
 static void up_on_read(h2o_socket_t *sock, const char *err)
 {
     struct lel_proxy *x = sock->data;
+    char name[160];
     if (!x->req) {
         proxy_free(x);
         return;
     }
     if (!x->head_done) {
         if (err && !sock->input->size) {
-            fail(x, 502, "nothing answered on port %d of sandbox %s (is a server listening there?)", x->c->proxy_port,
-                 x->c->id);
+            if (x->c->fwd_node)
+                fail(x, 502, "cluster: %s did not answer", upstream_name(x, name, sizeof(name)));
+            else
+                fail(x, 502, "nothing answered on %s (is a server listening there?)", upstream_name(x, name, sizeof(name)));
             return;
         }
         int r = response_head(x);
         if (r <= 0) {
             if (r == 0 && err)
-                fail(x, 502, "port %d of sandbox %s closed before its response head", x->c->proxy_port, x->c->id);
+                fail(x, 502, "%s closed before its response head", upstream_name(x, name, sizeof(name)));
             return;
         }
     }

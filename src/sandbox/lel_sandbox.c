@@ -8,6 +8,7 @@
  * sends the actor messages (console lines, death); it never touches the sandbox's state.
  * With `vmm.backend: none` there is no VM: the state machine runs alone (API-only mode). */
 #include "lel_sandbox_int.h"
+#include "../cluster/lel_cluster_kv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -909,7 +910,8 @@ static json_t *create_record(lel_call_t *c, const struct create_req *q, lel_acto
     return rec;
 }
 
-/* POST /sandboxes on the loop thread: validate, build the actor, let it boot and answer. */
+/* POST /sandboxes on the loop thread (or, in cluster mode, the template fetch thread once the
+ * template came from another node): validate, build the actor, let it boot and answer. */
 void lel_sandbox_create(lel_server_t *srv, lel_call_t *c)
 {
     struct create_req q = {0};
@@ -999,9 +1001,15 @@ done:
 
 /* ---- restart ---- */
 
+struct load_ctx {
+    lel_server_t *srv;
+    json_t *away; /* cluster mode: sandbox id -> catalog record of ours another node killed meanwhile */
+};
+
 static int load_sandbox(void *ctx, const char *key, json_t *rec)
 {
-    lel_server_t *srv = ctx;
+    struct load_ctx *lc = ctx;
+    lel_server_t *srv = lc->srv;
     lel_team_t *team = lel_registry_get(srv->teams, json_string_value(json_object_get(rec, "teamID")), NULL, NULL);
     const char *id = json_string_value(json_object_get(rec, "sandboxID"));
     const char *st = json_string_value(json_object_get(rec, "state"));
@@ -1017,6 +1025,11 @@ static int load_sandbox(void *ctx, const char *key, json_t *rec)
     }
     s->state = !strcmp(st, "running") ? S_RUNNING : !strcmp(st, "paused") ? S_PAUSED : S_KILLED;
     s->end_at_ms = json_integer_value(json_object_get(rec, "endAtMs"));
+    const char *by = json_string_value(json_object_get(json_object_get(lc->away, id), "killedBy"));
+    char why_away[256];
+    snprintf(why_away, sizeof(why_away), "sandbox killed through node '%.64s' while this node was gone", by ?: "");
+    if (by && s->state != S_KILLED && mark_killed(s, why_away) == 0) /* reconciled: its pause image goes too */
+        s->state = S_KILLED;
     if (srv->use_vm || srv->vm_refused) {
         /* a running VM did not survive the daemon; a paused one lives on in its image */
         char img[4200];
@@ -1100,7 +1113,10 @@ void lel_sandbox_pause_all(lel_server_t *srv, int grace_ms)
 
 int lel_sandbox_load_all(lel_server_t *srv, char *err, size_t errlen)
 {
-    if (lel_store_scan(srv->store, LEL_CF_SANDBOXES, "", NULL, load_sandbox, srv) < 0) {
+    struct load_ctx lc = {srv, srv->shared ? lel_cluster_kv_killed_away(srv->shared) : NULL};
+    int r = lel_store_scan(srv->store, LEL_CF_SANDBOXES, "", NULL, load_sandbox, &lc);
+    json_decref(lc.away);
+    if (r < 0) {
         snprintf(err, errlen, "cannot load sandboxes from the store");
         return -EIO;
     }

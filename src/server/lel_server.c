@@ -11,6 +11,7 @@
 #include "../sandbox/lel_sandbox.h"
 #include "../team/lel_team.h"
 #include "../template/lel_template.h"
+#include "../template/lel_template_travel.h"
 
 #include "../vmm/lel_vmm.h"
 #include "lel_backup.h"
@@ -156,6 +157,7 @@ static void server_free(lel_server_t *srv)
 {
     lel_cluster_leave(srv->cluster); /* the node's record goes first: no node sends it more work */
     lel_api_free(srv); /* the frontends are stopped */
+    lel_template_travel_stop(srv); /* a fetch in progress ends first (its create may start a sandbox) */
     lel_template_pool_stop(srv); /* the filler ends, pooled VMs go (to the reaper) */
     if (srv->timers)
         lel_timers_stop(srv->timers); /* no more timeouts; actors that still run may ask for one */
@@ -205,6 +207,7 @@ static void server_free(lel_server_t *srv)
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->layer_cond);
     pthread_mutex_destroy(&srv->layer_lock);
+    lel_vm_stats_destroy(&srv->vm_stats); /* the reaper destroyed the last VM before */
     lel_config_free(&srv->cfg);
     free(srv);
 }
@@ -239,6 +242,7 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
     pthread_cond_init(&srv->cond, NULL);
     pthread_mutex_init(&srv->layer_lock, NULL);
     pthread_cond_init(&srv->layer_cond, NULL);
+    lel_vm_stats_init(&srv->vm_stats);
     if (copy_config(&srv->cfg, cfg) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -299,6 +303,7 @@ int lel_server_start(const lel_config_t *cfg, lel_server_t **out, char *err, siz
         goto fail;
     if (srv->shared && ((r = lel_cluster_kv_catalog(srv->shared, 1u << LEL_CF_SANDBOXES)) < 0 ||
                         (r = lel_cluster_fwd_start(srv->cfg.cluster_secret, 4, &srv->fwd)) < 0 ||
+                        (r = lel_template_travel_start(srv)) < 0 ||
                         (r = lel_cluster_kv_watch(srv->shared, lel_team_shared_changed, srv)) < 0)) {
         snprintf(err, errlen, "cannot start the cluster's threads");
         goto fail;

@@ -133,7 +133,7 @@ static void ref_actor(void *a, void *ctx)
 static int start_vm(struct build *b, const char *from, const char *rofs, char *err, size_t errlen)
 {
     struct lel_vm_config cfg = {(uint64_t)b->t->mem_mb << 20, 100, NULL, NULL, NULL, rofs, (uint64_t)b->t->disk_mb << 20, 0, 0,
-                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_exits};
+                                !b->t->srv->cfg.vmm_seccomp, 0, &b->t->srv->vm_stats};
     if (!strcmp(from, "base"))
         return lel_vm_boot(&cfg, &b->vm, err, errlen);
     lel_actor_t *p = lel_registry_get(b->t->srv->templates, from, ref_actor, NULL);
@@ -606,21 +606,23 @@ static void finish(struct lel_template *t, const char *reason)
             snprintf(step, sizeof(step), "%s", bs->phase == PH_STEPS || bs->phase >= PH_READY ? "finalize" : "base");
         json_object_set_new(bs->b.rec, "reasonStep", json_string(step));
         logf_(&bs->b, "error", "%s", reason);
-        set_status(&bs->b, "error", reason);
+        /* counted before the status shows: whoever sees it ended finds it in the metrics */
         atomic_fetch_add_explicit(&t->srv->builds_done[1], 1, memory_order_relaxed);
+        atomic_fetch_sub(&t->srv->builds_running, 1);
+        set_status(&bs->b, "error", reason);
     } else {
         atomic_store(&t->image_ready, 1);
         lel__template_pool_want(t, !strcmp(t->team_id, LEL_BUILTIN_TEAM)); /* its pool refills from the new image */
         logf_(&bs->b, "info", "build ready");
-        set_status(&bs->b, "ready", NULL);
         atomic_fetch_add_explicit(&t->srv->builds_done[0], 1, memory_order_relaxed);
+        atomic_fetch_sub(&t->srv->builds_running, 1);
+        set_status(&bs->b, "ready", NULL);
     }
     json_decref(bs->b.rec);
     json_decref(bs->def);
     json_decref(bs->env);
     free(bs);
     t->build = NULL;
-    atomic_fetch_sub(&t->srv->builds_running, 1);
 }
 
 static int is_builtin_rec(json_t *rec)
@@ -814,5 +816,5 @@ void lel__template_build_abandon(struct lel_template *t)
     lel__img_rofs_free(bs->rofs);
     free(bs);
     t->build = NULL;
-    atomic_fetch_sub(&t->srv->builds_running, 1);
+    atomic_fetch_sub(&t->srv->builds_running, 1); /* its slot, or the builds after it wait forever */
 }

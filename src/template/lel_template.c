@@ -605,6 +605,13 @@ static int template_call(struct lel_template *t, lel_call_t *c)
         }
         return lel__template_context_put(t, c);
     }
+    if (c->route == R_TPL_REBUILD) {
+        if (builtin)
+            lel_call_error(c, 403, "the built-in template cannot be rebuilt");
+        else
+            lel__template_rebuild(t, c);
+        return 0;
+    }
     if (c->route != R_TPL_DELETE) /* E2B's builder calls (lel_template_e2b.c) */
         return lel__template_e2b_call(t, c);
     if (builtin) {

@@ -267,15 +267,8 @@ static void rebuild(struct lel_template *t, lel_call_t *c)
     char bid[LEL_ID_LEN + 1], path[64];
     if (v3_parse(c, &q) < 0)
         goto out;
-    if (atomic_load(&t->in_use) > 0) {
-        lel_call_error(c, 409, "template '%s' is used by %d sandboxes: a rebuild replaces its image (kill them first)", t->name,
-                       atomic_load(&t->in_use));
+    if (lel__template_rebuild_refused(t, c))
         goto out;
-    }
-    if (t->ctx) {
-        lel_call_error(c, 409, "template '%s' has uploads in progress", t->name);
-        goto out;
-    }
     lel_random_id(bid);
     int64_t now = lel_now_ms();
     json_t *rec = json_deep_copy(t->rec), *build = waiting_build(t->id, bid, now);
@@ -300,20 +293,7 @@ static void rebuild(struct lel_template *t, lel_call_t *c)
         lel_call_store_failed(c, r);
         goto out;
     }
-    lel__template_build_abandon(t);
-    atomic_store(&t->image_ready, 0);
-    atomic_store(&t->status, TPL_WAITING);
-    lel__template_image_drop(t); /* its files stay while sandboxes or diffs over it need them */
-    if (t->image_id[0]) {
-        lel_image_release(t->srv, t->image_id);
-        t->image_id[0] = 0;
-    }
-    lel__template_names_del(t);
-    json_decref(t->rec);
-    t->rec = rec;
-    t->cpu = (int)q.cpu;
-    t->mem_mb = t->disk_mb = (int)q.mem;
-    lel__template_names_put(t);
+    lel__template_swap_build(t, rec);
     v3_reply(c, t, bid, q.tags);
 out:
     json_decref(q.tags);

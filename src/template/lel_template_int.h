@@ -65,6 +65,16 @@ void lel__template_files_path(struct lel_template *t, const char *hash, char *bu
 /** Removes the template's uploaded files (DELETE). */
 void lel__template_files_remove(struct lel_template *t);
 
+/* lel_template_rebuild.c: a new build of an existing template, on its actor */
+/** POST /templates/{id}: the body of POST /templates, checked before anything changes. */
+void lel__template_rebuild(struct lel_template *t, lel_call_t *c);
+/** 1 with the 409 set when a rebuild cannot replace the image now (sandboxes use it, uploads run). */
+int lel__template_rebuild_refused(struct lel_template *t, lel_call_t *c);
+/** Puts `rec` (stored already; its reference is taken) in place of the template's record: the
+ * running build is abandoned, the old image dropped and its image use given back, the names
+ * indexed again, cpu and memory taken from it. */
+void lel__template_swap_build(struct lel_template *t, json_t *rec);
+
 /* lel_template_def.c: the definition of POST /templates (on the team actor). */
 /** Parses and checks the body into a definition; NULL with the error set on c. A fromImage
  * definition holds a use of the image (the template made from it gives it back when freed). */

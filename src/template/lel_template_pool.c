@@ -226,7 +226,7 @@ static int fill_one(struct lel_warm *p, struct lel_template *t)
     if (!atomic_load(&t->image_ready) || stat(img, &st) < 0)
         return -ENOENT;
     struct lel_vm_config cfg = {(uint64_t)t->mem_mb << 20, 100, NULL, NULL, raw, NULL, 0, 0, 0, !t->srv->cfg.vmm_seccomp,
-                                t->srv->cfg.vmm_test_seccomp_violation, &t->srv->vm_exits}; /* as a create restores */
+                                t->srv->cfg.vmm_test_seccomp_violation, &t->srv->vm_stats}; /* as a create restores */
     lel_vm_t *vm = NULL;
     int r = lel_vm_restore(img, &cfg, &vm, err, sizeof(err));
     if (r == 0 && (r = lel_vm_set_clock(vm)) < 0)

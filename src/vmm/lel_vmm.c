@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,6 +34,74 @@ static enum lel_vmm_backend backend;
 static struct kvm_cpuid2 *supported_cpuid;
 static size_t supported_cpuid_len;
 
+static struct kvm_cpuid_entry2 *cpuid_entry(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == fn && c->entries[i].index == idx)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* The leaf-2 descriptor (Intel SDM, CPUID leaf 2; all with 64-byte lines) of the largest cache
+ * of `level` (1: data, 0: L1 instructions) no larger than `bytes`, or the smallest one. */
+static uint8_t cache_descriptor(int level, uint64_t bytes)
+{
+    static const struct {
+        uint8_t level, desc;
+        uint32_t kib;
+    } d[] = {{1, 0x0d, 16},   {1, 0x0e, 24},   {1, 0x2c, 32},    {0, 0x30, 32},    {2, 0x7a, 256},
+             {2, 0x7b, 512},  {2, 0x7c, 1024}, {2, 0x7d, 2048},  {2, 0x48, 3072},  {2, 0x4e, 6144},
+             {3, 0xd0, 512},  {3, 0xd1, 1024}, {3, 0xd2, 2048},  {3, 0xe3, 4096},  {3, 0xe4, 8192},
+             {3, 0xea, 12288}, {3, 0xeb, 18432}, {3, 0xec, 24576}};
+    uint8_t best = 0, smallest = 0;
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        if (d[i].level != level)
+            continue;
+        if (!smallest)
+            smallest = d[i].desc;
+        if ((uint64_t)d[i].kib << 10 <= bytes)
+            best = d[i].desc;
+    }
+    return best ? best : smallest;
+}
+
+/* What the guest's user programs ask at every start. glibc's cache probe (its handle_intel,
+ * run a dozen times per program start) walks leaf 4's subleaves anew for every question when
+ * leaf 2 says 0xff ("see leaf 4"), and each cpuid is a trap into the hypervisor: ~60 traps per
+ * `sh -c true`, most of its start. Leaf 2 then lists descriptors for the caches leaf 4 reports
+ * (the nearest sizes the legacy table has), so the probe takes one cpuid per question; leaf 4
+ * stays as it was for whoever reads it. HTT is cleared: the VM has one logical processor (glibc
+ * then skips its leaf-4/leaf-11 walk for the threads sharing a cache). */
+static void tune_guest_cpuid(struct kvm_cpuid2 *c)
+{
+    struct kvm_cpuid_entry2 *l2 = cpuid_entry(c, 2, 0), *l1 = cpuid_entry(c, 1, 0);
+    if (l1)
+        l1->edx &= ~(1u << 28);
+    int see_leaf4 = 0;
+    uint32_t regs[4] = {l2 ? l2->eax : 0, l2 ? l2->ebx : 0, l2 ? l2->ecx : 0, l2 ? l2->edx : 0};
+    for (int b = 1; b < 16; b++) /* byte 0 of eax is the round count */
+        see_leaf4 |= (regs[b / 4] >> (8 * (b % 4)) & 0xff) == 0xff;
+    if (!see_leaf4)
+        return; /* descriptors already (or no leaf 2): as it is */
+    uint8_t desc[4] = {cache_descriptor(1, 32 << 10), cache_descriptor(0, 32 << 10), cache_descriptor(2, 2 << 20),
+                       cache_descriptor(3, 8 << 20)};
+    for (uint32_t sub = 0; sub < 8; sub++) {
+        struct kvm_cpuid_entry2 *e = cpuid_entry(c, 4, sub);
+        if (!e || (e->eax & 0x1f) == 0)
+            break;
+        int type = e->eax & 0x1f, level = (e->eax >> 5) & 7;
+        uint64_t bytes = (uint64_t)((e->ebx >> 22) + 1) * (((e->ebx >> 12) & 0x3ff) + 1) * ((e->ebx & 0xfff) + 1) *
+                         ((uint64_t)e->ecx + 1);
+        if (level == 1 && type != 3)
+            desc[type == 1 ? 0 : 1] = cache_descriptor(type == 1 ? 1 : 0, bytes);
+        else if (level == 2 || level == 3)
+            desc[level] = cache_descriptor(level, bytes);
+    }
+    l2->eax = 0x01u | (uint32_t)desc[0] << 8 | (uint32_t)desc[2] << 16 | (uint32_t)desc[3] << 24;
+    l2->ebx = desc[1];
+    l2->ecx = l2->edx = 0;
+}
+
 static void cache_cpuid(void)
 {
     for (int n = 128; n <= 4096; n *= 2) {
@@ -42,6 +111,7 @@ static void cache_cpuid(void)
             return;
         c->nent = (uint32_t)n;
         if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            tune_guest_cpuid(c);
             supported_cpuid = c;
             supported_cpuid_len = sizeof(struct kvm_cpuid2) + c->nent * sizeof(struct kvm_cpuid_entry2);
             return;
@@ -167,7 +237,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if (!vm)
         return -ENOMEM;
     vm->vm_fd = vm->vcpu_fd = -1;
-    vm->net_efd = -1;
+    vm->net_efd = vm->bell_efd = -1;
     vm->mem = MAP_FAILED;
     vm->mem_bytes = cfg->mem_bytes;
     vm->tick_hz = cfg->tick_hz ? cfg->tick_hz : 100;
@@ -177,7 +247,7 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     vm->ctx = cfg->ctx;
     vm->jailed = !cfg->unjailed;
     vm->test_violation = cfg->test_violation;
-    vm->exits = cfg->exits;
+    vm->stats = cfg->stats;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->cond, NULL);
     const char *step = "KVM_CREATE_VM";
@@ -209,6 +279,13 @@ int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size
     if ((r = set_memory(vm)) < 0) {
         errno = -r;
         goto fail;
+    }
+    /* the net doorbell's ioeventfd before the irqchip too: registering an I/O device waits for
+     * the same grace period (0.5-4 ms measured when it came at the net attach, on the create's
+     * path even for a pooled VM) */
+    if ((vm->bell_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) >= 0) {
+        struct kvm_ioeventfd io = {.addr = LEL_PORT_NETBELL, .len = 4, .fd = vm->bell_efd, .flags = KVM_IOEVENTFD_FLAG_PIO};
+        vm->bell_ioeventfd = ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) == 0;
     }
     /* the irqchip after the memory: creating it starts an SRCU grace period (~7 ms here) that a
      * memory slot set after it waits out, which made the slot the largest part of a start; the
@@ -491,8 +568,8 @@ static int exit_kind(uint32_t reason)
 
 static void count_exit(lel_vm_t *vm, int kind)
 {
-    if (vm->exits)
-        atomic_fetch_add_explicit(&vm->exits->n[kind], 1, memory_order_relaxed);
+    if (vm->stats)
+        atomic_fetch_add_explicit(&vm->stats->n[kind], 1, memory_order_relaxed);
 }
 
 const char *lel_vm_exit_name(int kind)
@@ -526,6 +603,7 @@ static void *vcpu_main(void *arg)
             pthread_cond_wait(&vm->cond, &vm->lock);
         if (vm->exit_req) {
             pthread_mutex_unlock(&vm->lock);
+            lel__vm_stats_leave(vm);
             return NULL;
         }
         vm->state = VM_RUNNING;
@@ -583,7 +661,7 @@ int lel__vm_start(lel_vm_t *vm, char *err, size_t errlen)
     sigdelset(&all, SIGUSR1); /* the vCPU thread takes the kick signal and nothing else, */
     sigdelset(&all, SIGSYS);  /* but for its jail's (a blocked SIGSYS would kill the process) */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&vm->thread, NULL, vcpu_main, vm);
+    int r = lel__vm_stats_start(vm, vcpu_main);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
         snprintf(err, errlen, "cannot start the vCPU thread: %s", strerror(r));
@@ -719,21 +797,17 @@ static int chan_free(lel_vm_t *vm, int timeout_ms)
     return r;
 }
 
-int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms)
+/* Writes request `op` into the free channel and interrupts the guest; vm->lock held. Returns
+ * the request's number, or -errno when the channel did not come free by `end`. */
+static int64_t post_locked(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], int64_t end)
 {
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
-    int64_t end = lel_mono_ms() + timeout_ms;
-    pthread_mutex_lock(&vm->lock);
     /* a vCPU just let go (lel_vm_cont) may not have left VM_STOPPED yet: it will run */
-    if (vm->state == VM_DEAD || vm->stop_req) {
-        pthread_mutex_unlock(&vm->lock);
+    if (vm->state == VM_DEAD || vm->stop_req)
         return vm->state == VM_DEAD ? -EPIPE : -EAGAIN;
-    }
     int r = chan_wait_locked(vm, vm->seq, end);
-    if (r < 0) {
-        pthread_mutex_unlock(&vm->lock);
+    if (r < 0)
         return r;
-    }
     ch->op = op;
     for (int i = 0; i < 4; i++)
         ch->arg[i] = arg ? arg[i] : 0;
@@ -741,7 +815,16 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     __atomic_store_n(&ch->req_seq, seq, __ATOMIC_RELEASE);
     struct kvm_msi msi = {.address_lo = 0xfee00000, .data = LEL_VEC_CHANNEL};
     ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
-    r = chan_wait_locked(vm, seq, end);
+    return seq;
+}
+
+int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4], int timeout_ms)
+{
+    struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
+    int64_t end = lel_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&vm->lock);
+    int64_t seq = post_locked(vm, op, arg, end);
+    int r = seq < 0 ? (int)seq : chan_wait_locked(vm, (uint32_t)seq, end);
     pthread_mutex_unlock(&vm->lock);
     if (r < 0)
         return r;
@@ -750,7 +833,12 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
     return (int)ch->status;
 }
 
-int lel_vm_set_clock(lel_vm_t *vm)
+int lel_vm_idle(lel_vm_t *vm, int timeout_ms)
+{
+    return chan_free(vm, timeout_ms);
+}
+
+static int set_clock(lel_vm_t *vm, int wait)
 {
     uint64_t arg[4] = {(uint64_t)lel_now_ms(), 0, vm->tsc_khz, 0};
     struct lel_chan *ch = (struct lel_chan *)(vm->mem + LEL_GPA_CHAN);
@@ -759,7 +847,22 @@ int lel_vm_set_clock(lel_vm_t *vm)
         r = lel_random_bytes(ch->seed, sizeof(ch->seed));
     if (r < 0)
         return r; /* a restored sandbox must not go on with its image's random state */
-    return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
+    if (wait)
+        return lel_vm_call(vm, LEL_OP_SET_CLOCK, arg, NULL, 5000);
+    pthread_mutex_lock(&vm->lock);
+    int64_t seq = post_locked(vm, LEL_OP_SET_CLOCK, arg, lel_mono_ms() + 5000);
+    pthread_mutex_unlock(&vm->lock);
+    return seq < 0 ? (int)seq : 0;
+}
+
+int lel_vm_set_clock(lel_vm_t *vm)
+{
+    return set_clock(vm, 1);
+}
+
+int lel_vm_set_clock_post(lel_vm_t *vm)
+{
+    return set_clock(vm, 0);
 }
 
 static void stop_locked(lel_vm_t *vm)
@@ -870,6 +973,8 @@ void lel__vm_release(lel_vm_t *vm)
         close(vm->vcpu_fd);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);
+    if (vm->bell_efd >= 0)
+        close(vm->bell_efd);
     if (vm->mem != MAP_FAILED)
         munmap(vm->mem, vm->mem_bytes);
     lel__rofs_unmap(vm);

@@ -8,6 +8,7 @@
 #ifndef LEL_VMM_H
 #define LEL_VMM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,15 +35,37 @@ struct lel_vm_ops {
     void (*event)(void *ctx);
 };
 
-/** Counts of the VM exits the vCPU threads handled, by reason; owned by whoever runs the VMs (the
- * server object), shared by all its VMs, updated with relaxed atomic adds. */
+/** What the VMs of one owner (the server object) did and hold, shared by all of them and
+ * outliving them: exits by reason (relaxed atomic adds on the vCPU threads), the vCPU time of
+ * the threads that ended, and the VMs whose vCPU thread runs (lel_vm_stats_usage reads them).
+ * lel_vm_stats_init before the first VM, lel_vm_stats_destroy after the last (lel_vm_stats.c). */
 enum lel_vm_exit_kind {
     LEL_VMX_IO = 0, LEL_VMX_MMIO, LEL_VMX_INTR, LEL_VMX_HLT, LEL_VMX_SHUTDOWN, LEL_VMX_INTERNAL_ERROR,
     LEL_VMX_FAIL_ENTRY, LEL_VMX_OTHER, LEL_VMX_RUN_ERROR, LEL_VMX_COUNT
 };
-struct lel_vm_exits {
+struct lel_vm_stats {
     atomic_ullong n[LEL_VMX_COUNT];
+    atomic_ullong cpu_ns_ended; /* vCPU threads that ended: their CPU time, added as each ends */
+    pthread_mutex_t lock;       /* the list and each listed VM's `readers` */
+    pthread_cond_t cond;        /* a reader is done with a VM */
+    struct lel_vm *live;        /* VMs whose vCPU thread runs (linked by lel__vm_start, unlinked by the thread's end) */
 };
+void lel_vm_stats_init(struct lel_vm_stats *st);
+void lel_vm_stats_destroy(struct lel_vm_stats *st);
+/** Host resources of an owner's VMs, as one scrape sees them. */
+struct lel_vm_usage {
+    uint64_t vms;           /* VMs whose vCPU thread runs */
+    uint64_t cpu_ns;        /* host CPU time of every vCPU thread so far (guest run time and exit handling), ended ones included */
+    uint64_t private_bytes; /* guest RAM backed by anonymous pages: a booted VM's touched memory, the pages a
+                             * restored one copied on write; each VM's own */
+    uint64_t shared_bytes;  /* guest RAM mapped from a memory file (page cache): shared with every VM over it,
+                             * counted here once per VM that maps the page */
+};
+/** Sums the vCPU threads' CPU clocks (pthread_getcpuclockid) and reads each running VM's guest
+ * RAM in /proc/self/pagemap (8 bytes per guest page, ~0.5 MB per GiB: a scrape's work, not a
+ * hot path's). A VM whose thread ends meanwhile waits for its read. Returns 0, or -errno
+ * (pagemap unreadable: the memory fields are 0, the CPU time still counts). */
+int lel_vm_stats_usage(struct lel_vm_stats *st, struct lel_vm_usage *u);
 /** The label of an exit kind ("io", "mmio", ...). */
 const char *lel_vm_exit_name(int kind);
 
@@ -70,7 +93,7 @@ struct lel_vm_config {
     /* Tests only (vmm.test_seccomp_violation): at every command-ended doorbell the vCPU thread
      * makes a call the filter forbids (socket), as an exploited exit handler would. */
     int test_violation;
-    struct lel_vm_exits *exits; /* where the vCPU counts its exits; NULL: not counted. Outlives the VM */
+    struct lel_vm_stats *stats; /* where the vCPU counts its exits and time, and the VM is listed; NULL: nowhere. Outlives the VM */
 };
 
 /** The embedded base root filesystem (a cpio of busybox), for building rofs images beneath. */
@@ -87,6 +110,15 @@ int lel_vm_call(lel_vm_t *vm, uint32_t op, const uint64_t arg[4], uint64_t ret[4
 /** After a restore: sets the guest's wall clock to now and its TSC rate to this host's, and
  * mixes fresh host randomness into it (sandboxes from one image must not share random numbers). */
 int lel_vm_set_clock(lel_vm_t *vm);
+/** lel_vm_set_clock without waiting for the guest's answer: the request is in the channel and
+ * the guest interrupted when it returns 0, so every later request reaches the guest after it
+ * (each waits for the one before to be answered). A restore's first run (its shadow page
+ * tables rebuilt, 1.5-8 ms here) then happens off the caller's path. A guest that dies on it is
+ * seen as any death is; one that never answers, by the next request's timeout. */
+int lel_vm_set_clock_post(lel_vm_t *vm);
+/** Waits until the guest has answered every request posted (lel_vm_set_clock_post): 0,
+ * -ETIMEDOUT or -EPIPE. An image is taken only of an idle channel. */
+int lel_vm_idle(lel_vm_t *vm, int timeout_ms);
 /** Stops the vCPU at a clean point (pending I/O completed). Idempotent. */
 int lel_vm_stop(lel_vm_t *vm);
 /** Lets a stopped vCPU run again. */

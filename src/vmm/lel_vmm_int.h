@@ -19,7 +19,9 @@ enum vm_state { VM_RUNNING = 0, VM_STOPPED, VM_DEAD };
 
 struct lel_vm {
     int vm_fd, vcpu_fd;
-    struct lel_vm_exits *exits; /* the owner's exit counters, or NULL */
+    struct lel_vm_stats *stats; /* the owner's counters and list of running VMs, or NULL */
+    struct lel_vm *live_prev, *live_next; /* in stats->live while the vCPU thread runs (under stats->lock) */
+    int readers;                /* lel_vm_stats_usage calls reading this VM (under stats->lock) */
     struct kvm_run *run;
     size_t run_size;
     uint8_t *mem;
@@ -43,6 +45,8 @@ struct lel_vm {
     uint64_t responses;
     uint64_t events; /* LEL_BELL_EVENTs so far: commands that ended */
     int net_efd;  /* the net doorbell's eventfd while lel_vsock is attached, else -1 (atomic: the vCPU thread reads it) */
+    int bell_efd; /* the net doorbell's eventfd, made with the VM (lel_vsock uses it), or -1 */
+    int bell_ioeventfd; /* KVM writes bell_efd itself on the guest's doorbell (KVM_IOEVENTFD took it) */
     uint32_t seq; /* last host-channel request number (host side, never read back from the guest) */
     char why[160];
     int jailed;         /* the vCPU thread runs under the seccomp filter (lel_vmm_jail.c) */
@@ -167,6 +171,13 @@ int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen);
 void lel__jail_reason(int nr, char *buf, size_t n);
 /** Makes a call the filter forbids (the test hook, lel_vm_config.test_violation). */
 void lel__jail_test_violation(void);
+
+/* lel_vm_stats.c */
+/** Starts the vCPU thread (pthread_create of `fn`) and lists the VM in its stats, both under the
+ * stats lock so the thread cannot end before it is listed. Returns 0 or a positive error. */
+int lel__vm_stats_start(lel_vm_t *vm, void *(*fn)(void *));
+/** On the vCPU thread, last: unlists the VM (once no reader holds it) and adds the thread's CPU time. */
+void lel__vm_stats_leave(lel_vm_t *vm);
 
 /* lel_vmm.c */
 int lel__vm_new(const struct lel_vm_config *cfg, lel_vm_t **out, char *err, size_t errlen);

@@ -21,6 +21,7 @@ struct lel_vsock {
     uint32_t epoch;
     uint32_t gwin;
     int efd, ioeventfd;
+    int own_efd; /* efd is this attachment's (the VM had none of its own) */
     uint32_t peeked; /* bytes of the message lel_vsock_peek returned */
 };
 
@@ -62,11 +63,17 @@ int lel_vsock_open(lel_vm_t *vm, uint32_t host_window, lel_vsock_t **out)
     vs->mask = vs->size - 1;
     vs->g2h = (uint8_t *)a + LEL_NET_RING_OFF;
     vs->h2g = vs->g2h + ring;
-    if ((vs->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    if (vm->bell_efd >= 0) { /* registered with the VM, off the attach's path */
+        vs->efd = vm->bell_efd;
+        vs->ioeventfd = vm->bell_ioeventfd;
+        lel_vsock_ack(vs); /* what rang before the attachment is seen by its first service */
+    } else if ((vs->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         free(vs);
         return -errno;
+    } else {
+        vs->own_efd = 1;
+        vs->ioeventfd = set_ioeventfd(vm, vs->efd, 0) == 0;
     }
-    vs->ioeventfd = set_ioeventfd(vm, vs->efd, 0) == 0;
     __atomic_store_n(&vm->net_efd, vs->efd, __ATOMIC_RELEASE); /* the vCPU thread's way when there is no ioeventfd */
     vs->epoch = a->host_epoch + 1 ? a->host_epoch + 1 : 1;
     a->host_window = host_window;
@@ -81,9 +88,11 @@ void lel_vsock_close(lel_vsock_t *vs)
     if (!vs)
         return;
     __atomic_store_n(&vs->vm->net_efd, -1, __ATOMIC_RELEASE);
-    if (vs->ioeventfd)
-        set_ioeventfd(vs->vm, vs->efd, 1);
-    close(vs->efd);
+    if (vs->own_efd) {
+        if (vs->ioeventfd)
+            set_ioeventfd(vs->vm, vs->efd, 1);
+        close(vs->efd);
+    }
     free(vs);
 }
 

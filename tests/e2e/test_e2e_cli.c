@@ -492,6 +492,62 @@ static void logs_follow(const char *sid)
     free(text);
 }
 
+/* The first line of a sandbox of cli-tpl's `cmd` (the sandbox is killed after). */
+static void tpl_exec(const char *cmd, const char *want)
+{
+    struct out r = LEL("sandbox", "create", "--template", "cli-tpl");
+    CHECK_INT(r.code, 0);
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", r.out);
+    chomp(sid);
+    done(&r);
+    r = LEL("sandbox", "exec", sid, cmd);
+    CHECK_STR(r.out, want);
+    done(&r);
+    r = LEL("sandbox", "kill", sid);
+    done(&r);
+}
+
+/* `template build` of a name that exists builds that template again (POST /templates/{name}):
+ * the same id, the new steps; `create` still refuses the name; a bad body changes nothing;
+ * refused while a sandbox uses it, and for the built-in template. */
+static void rebuild(const char *tid)
+{
+    struct out r = LEL("template", "create", "--name", "cli-tpl", "--run", "true");
+    CHECK_INT(r.code, 6); /* create does not clobber: 409 */
+    done(&r);
+    r = LEL("template", "build", "--name", "cli-tpl", "--memory", "7");
+    CHECK_INT(r.code, 1); /* 400 from the rebuild: the template stays as it was */
+    CHECK(strstr(r.err, "memoryMB") != NULL);
+    done(&r);
+    tpl_exec("cat /etc/rebuilt 2>/dev/null || echo first", "first\n");
+    r = LEL("template", "build", "--name", "cli-tpl", "--run", "echo second > /etc/rebuilt", "--ready-cmd", "true");
+    CHECK_INT(r.code, 0);
+    CHECK(strstr(r.err, "exists: building it again") != NULL);
+    CHECK(strstr(r.out, "step 1 (run)") != NULL);
+    char *last = strrchr(r.out, '\n');
+    while (last && last > r.out && last[-1] != '\n')
+        last--;
+    CHECK(last && !strncmp(last, tid, strlen(tid))); /* the same template */
+    done(&r);
+    tpl_exec("cat /etc/rebuilt", "second\n");
+    r = LEL("sandbox", "create", "--template", "cli-tpl");
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", r.out);
+    chomp(sid);
+    done(&r);
+    r = LEL("template", "build", "--name", "cli-tpl", "--run", "true");
+    CHECK_INT(r.code, 6); /* 409: a sandbox uses it */
+    CHECK(strstr(r.err, "used by") != NULL);
+    done(&r);
+    r = LEL("sandbox", "kill", sid);
+    done(&r);
+    r = LEL("template", "build", "--name", "base", "--run", "true");
+    CHECK_INT(r.code, 6); /* the built-in's name stays refused */
+    CHECK(strstr(r.err, "built-in") != NULL);
+    done(&r);
+}
+
 static void templates(void)
 {
     struct out r = LEL("template", "build", "--name", "cli-tpl", "--run", "echo building-one; sleep 1; echo building-two",
@@ -532,9 +588,7 @@ static void templates(void)
     CHECK(strstr(r.out, "exited with 3") != NULL);
     CHECK(strstr(r.err, "failed") != NULL);
     done(&r);
-    r = LEL("template", "build", "--name", "cli-tpl", "--run", "true");
-    CHECK_INT(r.code, 6); /* the name exists */
-    done(&r);
+    rebuild(tid);
     r = LEL("template", "delete", "cli-tpl", "cli-bad");
     CHECK_INT(r.code, 0);
     done(&r);

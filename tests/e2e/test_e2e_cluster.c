@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +74,73 @@ static void lists(int i, const char *want)
     CHECK_STR(names, want);
 }
 
+/* lelctl against node i with the admin token `token` (NULL: none) and argv; its stdout into
+ * out, its exit code returned (-1 when it could not run). */
+static int lelctl(int i, const char *token, const char *const *argv, char *out, size_t n)
+{
+    int fd[2];
+    if (pipe(fd) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char url[64];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", N[i].port);
+        setenv("LELANTOS_URL", url, 1);
+        setenv("HOME", N[i].dir, 1); /* no user config file */
+        unsetenv("LELANTOS_API_KEY");
+        unsetenv("LELANTOS_CONFIG");
+        unsetenv("XDG_CONFIG_HOME");
+        if (token)
+            setenv("LELANTOS_ADMIN_TOKEN", token, 1);
+        else
+            unsetenv("LELANTOS_ADMIN_TOKEN");
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(LELCTL_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t len = 0;
+    ssize_t k;
+    while ((k = read(fd[0], out + len, n - 1 - len)) > 0)
+        len += (size_t)k;
+    out[len] = 0;
+    close(fd[0]);
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+        return -1;
+    return WEXITSTATUS(st);
+}
+
+/* lelctl nodes: the table (the answering node marked), --json, -q; no token: a usage error;
+ * a wrong one: refused (5). */
+static void cli_nodes(void)
+{
+    char out[8192];
+    const char *table[] = {"lelctl", "nodes", NULL};
+    CHECK_INT(lelctl(1, "test-admin-token", table, out, sizeof(out)), 0);
+    printf("lelctl nodes:\n%s", out);
+    CHECK(strncmp(out, "NAME", 4) == 0 && strstr(out, "STATE") && strstr(out, "SANDBOXES"));
+    char url[64], *line;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", N[1].port);
+    CHECK((line = strstr(out, "\nb ")) != NULL);
+    CHECK(line && strstr(line, "*") && strstr(line, "ready") && strstr(line, url));
+    CHECK(strstr(out, "\na ") && strstr(out, "\nc "));
+    const char *json[] = {"lelctl", "nodes", "--json", NULL};
+    CHECK_INT(lelctl(0, "test-admin-token", json, out, sizeof(out)), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    CHECK(json_is_array(j) && json_array_size(j) == 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0), "name")), "a");
+    CHECK(json_is_true(json_object_get(json_array_get(j, 0), "self")));
+    json_decref(j);
+    const char *quiet[] = {"lelctl", "nodes", "-q", NULL};
+    CHECK_INT(lelctl(2, "test-admin-token", quiet, out, sizeof(out)), 0);
+    CHECK_STR(out, "a\nb\nc\n");
+    CHECK_INT(lelctl(2, NULL, table, out, sizeof(out)), 2);
+    CHECK_INT(lelctl(2, "wrong-token", table, out, sizeof(out)), 5);
+}
+
 static void membership(void)
 {
     for (int i = 0; i < 3; i++)
@@ -96,6 +164,7 @@ static void membership(void)
     CHECK(http_req(&N[1], &r, H1, "GET", "/cluster/nodes", NULL, 0, NULL) == 0);
     CHECK_INT(r.status, 401);
     resp_free(&r);
+    cli_nodes();
 }
 
 /* Node i answers `path` with `want` under `key` within 3 s (changes reach the others by watch). */

@@ -7,6 +7,7 @@
  * parts are skipped, said so, and the test reports skipped (77) when all else passed. */
 #include "../lel_test.h"
 #include "harness.h"
+#include "promtext.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -18,16 +19,6 @@
 #define TOKEN "test-admin-token" /* the harness's LELANTOS_ADMIN_TOKEN */
 
 static srv_t S;
-
-/* The value of the series `name` (with its labels, exactly as rendered) in a scrape, or -1. */
-static double value(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    return -1;
-}
 
 static char *scrape(const char *hdr, long *status)
 {
@@ -81,28 +72,31 @@ static void counters(void)
     CHECK_INT(st, 200);
     if (!t)
         return;
-    CHECK(value(t, "lelantos_http_requests_total{method=\"POST\",route=\"/sandboxes\",status=\"201\"}") == 3);
-    CHECK(value(t, "lelantos_http_requests_total{method=\"GET\",route=\"/sandboxes/*\",status=\"404\"}") == 1);
-    CHECK(value(t, "lelantos_http_requests_total{method=\"DELETE\",route=\"/sandboxes/*\",status=\"204\"}") == 1);
-    CHECK(value(t, "lelantos_http_requests_total{method=\"GET\",route=\"/api-keys\",status=\"429\"}") == limited);
-    CHECK(value(t, "lelantos_http_request_duration_seconds_count{method=\"POST\",route=\"/sandboxes\"}") == 3);
-    CHECK(value(t, "lelantos_http_request_duration_seconds_bucket{method=\"POST\",route=\"/sandboxes\",le=\"+Inf\"}") == 3);
-    CHECK(value(t, "lelantos_sandboxes{state=\"running\"}") == 2);
-    CHECK(value(t, "lelantos_sandboxes{state=\"paused\"}") == 0);
-    CHECK(value(t, "lelantos_sandboxes{state=\"killed\"}") == 1);
-    CHECK(value(t, "lelantos_sandboxes_memory_bytes") == 2.0 * 256 * 1024 * 1024);
-    CHECK(value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"create\"}") == 3);
-    CHECK(value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"pause\"}") == 1);
-    CHECK(value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"resume\"}") == 1);
-    CHECK(value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"snapshot\"}") == 0);
-    CHECK(value(t, "lelantos_rate_limit_rejections_total{bucket=\"auth\"}") == limited);
-    CHECK(value(t, "lelantos_http_connections_open") >= 1);
-    CHECK(value(t, "lelantos_http_connections_accepted_total") >= 14);
-    CHECK(value(t, "lelantos_store_write_duration_seconds_count") >= 5);
-    CHECK(value(t, "lelantos_vm_exits_total{reason=\"io\"}") == 0); /* API-only: no VM ran */
-    CHECK(value(t, "lelantos_template_builds_total{result=\"ready\"}") == 0);
-    CHECK(value(t, "lelantos_host_memory_resident_bytes") > 1e6);
-    CHECK(value(t, "lelantos_host_cpu_seconds_total{mode=\"user\"}") >= 0);
+    CHECK(prom_value(t, "lelantos_http_requests_total{method=\"POST\",route=\"/sandboxes\",status=\"201\"}") == 3);
+    CHECK(prom_value(t, "lelantos_http_requests_total{method=\"GET\",route=\"/sandboxes/*\",status=\"404\"}") == 1);
+    CHECK(prom_value(t, "lelantos_http_requests_total{method=\"DELETE\",route=\"/sandboxes/*\",status=\"204\"}") == 1);
+    CHECK(prom_value(t, "lelantos_http_requests_total{method=\"GET\",route=\"/api-keys\",status=\"429\"}") == limited);
+    CHECK(prom_value(t, "lelantos_http_request_duration_seconds_count{method=\"POST\",route=\"/sandboxes\"}") == 3);
+    CHECK(prom_value(t, "lelantos_http_request_duration_seconds_bucket{method=\"POST\",route=\"/sandboxes\",le=\"+Inf\"}") == 3);
+    CHECK(prom_value(t, "lelantos_sandboxes{state=\"running\"}") == 2);
+    CHECK(prom_value(t, "lelantos_sandboxes{state=\"paused\"}") == 0);
+    CHECK(prom_value(t, "lelantos_sandboxes{state=\"killed\"}") == 1);
+    CHECK(prom_value(t, "lelantos_sandboxes_memory_bytes") == 2.0 * 256 * 1024 * 1024);
+    CHECK(prom_value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"create\"}") == 3);
+    CHECK(prom_value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"pause\"}") == 1);
+    CHECK(prom_value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"resume\"}") == 1);
+    CHECK(prom_value(t, "lelantos_sandbox_operation_duration_seconds_count{op=\"snapshot\"}") == 0);
+    CHECK(prom_value(t, "lelantos_rate_limit_rejections_total{bucket=\"auth\"}") == limited);
+    CHECK(prom_value(t, "lelantos_http_connections_open") >= 1);
+    CHECK(prom_value(t, "lelantos_http_connections_accepted_total") >= 14);
+    CHECK(prom_value(t, "lelantos_store_write_duration_seconds_count") >= 5);
+    CHECK(prom_value(t, "lelantos_vm_exits_total{reason=\"io\"}") == 0); /* API-only: no VM ran */
+    CHECK(prom_value(t, "lelantos_vms_running") == 0);
+    CHECK(prom_value(t, "lelantos_vm_host_cpu_seconds_total") == 0);
+    CHECK(prom_value(t, "lelantos_vm_host_memory_bytes{kind=\"private\"}") == 0);
+    CHECK(prom_value(t, "lelantos_template_builds_total{result=\"ready\"}") == 0);
+    CHECK(prom_value(t, "lelantos_host_memory_resident_bytes") > 1e6);
+    CHECK(prom_value(t, "lelantos_host_cpu_seconds_total{mode=\"user\"}") >= 0);
     free(t);
 }
 
@@ -149,35 +143,16 @@ static void listen_port(int port)
     resp_free(&r);
 }
 
-static int have(const char *prog)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
-    return system(cmd) == 0;
-}
-
 /* promtool's lint of a real scrape: it exits 0 only when the text parses and follows the
  * naming conventions (units, _total on counters, HELP on every family). */
 static void promtool(void)
 {
     long st = 0;
     char *t = scrape("X-Admin-Token: " TOKEN, &st);
-    char path[300], cmd[700];
-    snprintf(path, sizeof(path), "%s/scrape.txt", S.dir);
-    FILE *f = fopen(path, "w");
-    CHECK(f && t);
-    if (!f || !t) {
-        free(t);
-        return;
-    }
-    fputs(t, f);
-    fclose(f);
+    CHECK(t != NULL);
+    if (t)
+        CHECK_INT(prom_lint(S.dir, t), 0);
     free(t);
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-    int rc = system(cmd);
-    if (rc != 0)
-        fprintf(stderr, "promtool check metrics failed on %s (rc %d)\n", path, rc);
-    CHECK_INT(rc, 0);
 }
 
 static pid_t start_prometheus(int port, int prom_port)
@@ -268,11 +243,11 @@ int main(void)
     credentials();
     listen_port(mport);
     int skipped = 0;
-    if (have("promtool"))
+    if (prom_have("promtool"))
         promtool();
     else
         skipped = printf("SKIPPED part: promtool is not installed (Debian package prometheus; tools/setup.sh)\n");
-    if (have("prometheus"))
+    if (prom_have("prometheus"))
         prometheus();
     else
         skipped = printf("SKIPPED part: prometheus is not installed (Debian package prometheus; tools/setup.sh)\n");

@@ -84,6 +84,45 @@ static void not_ready(const char *key)
     free(tid);
 }
 
+/* POST /templates/{id or name}: a new build of the same template from a create's body, kept
+ * cpu and memory unless given; refused bodies change nothing; another team's template is not
+ * found; the built-in cannot be rebuilt. */
+static void rebuild(const char *ka, const char *kb)
+{
+    char *tid = new_template(ka, "{\"name\":\"again\",\"memoryMB\":512}");
+    resp_t r;
+    api_key(&S, &r, H1, ka, "GET", "/templates/again", NULL);
+    char bid[64];
+    snprintf(bid, sizeof(bid), "%s", jstr(&r, "buildID"));
+    resp_free(&r);
+    CHECK_INT(st(ka, "POST", "/templates/again", "{\"name\":\"other\"}"), 400); /* no rename */
+    CHECK_INT(st(ka, "POST", "/templates/again", "{\"memoryMB\":7}"), 400);
+    CHECK_INT(st(ka, "POST", "/templates/again", "{\"fromTemplate\":\"again\"}"), 400);
+    CHECK_INT(st(ka, "POST", "/templates/again", "[]"), 400);
+    CHECK_STR(resolves_to(ka, "again"), tid ? tid : "");
+    api_key(&S, &r, H1, ka, "GET", "/templates/again", NULL);
+    CHECK_STR(jstr(&r, "buildID"), bid); /* the refusals left its build */
+    resp_free(&r);
+    CHECK_INT(st(kb, "POST", "/templates/again", "{}"), 404);
+    api_key(&S, &r, H1, ka, "POST", "/templates/again", "{\"steps\":[{\"type\":\"run\",\"args\":[\"true\"]}]}");
+    CHECK_INT(r.status, 202);
+    CHECK_STR(jstr(&r, "templateID"), tid ? tid : "");
+    char nbid[64];
+    snprintf(nbid, sizeof(nbid), "%s", jstr(&r, "buildID"));
+    CHECK(strlen(nbid) > 4 && strcmp(nbid, bid));
+    resp_free(&r);
+    api_key(&S, &r, H1, ka, "GET", "/templates/again", NULL);
+    CHECK_STR(jstr(&r, "buildID"), nbid);
+    CHECK(json_integer_value(json_object_get(r.json, "memoryMB")) == 512); /* kept */
+    resp_free(&r);
+    char path[160];
+    snprintf(path, sizeof(path), "/templates/again/builds/%s", nbid);
+    CHECK_INT(st(ka, "GET", path, NULL), 200);
+    CHECK_INT(st(ka, "POST", "/templates/base", "{}"), 403);
+    CHECK_INT(st(ka, "DELETE", "/templates/again", NULL), 204);
+    free(tid);
+}
+
 /* Names and aliases resolve within the caller's team, then among the built-ins. */
 static void names(const char *ka, const char *kb)
 {
@@ -169,6 +208,7 @@ int main(void)
     char *kb = new_team("team-b"), *kc = new_team("team-c");
     not_ready(S.key);
     names(S.key, kb);
+    rebuild(S.key, kb);
     /* the shared base counts each team's spawns apart (the default team spawned one above) */
     spawn(S.key, 2);
     spawn(kb, 1);

@@ -216,6 +216,19 @@ export interface NewTemplate {
   readyCmd?: string;
 }
 
+/** POST /templates' body for a rebuild: every field optional (name, when given, is the template's; cpuCount and memoryMB default to the template's). */
+export interface TemplateRebuild {
+  name?: string;
+  cpuCount?: number;
+  memoryMB?: number;
+  fromTemplate?: string;
+  fromImage?: string;
+  dockerfile?: string;
+  steps?: TemplateStep[];
+  startCmd?: string;
+  readyCmd?: string;
+}
+
 export interface TemplateCreated {
   templateID: string;
   buildID: string;

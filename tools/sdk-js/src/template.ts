@@ -2,7 +2,7 @@
 // waits for readyCmd and snapshots it; Template.build follows it to the end, handing each new
 // log entry to onLog as the builder writes it (the build record is polled with logsOffset).
 import { ConnectionConfig, type ConnectionOpts } from './client.js';
-import { BuildError } from './errors.js';
+import { BuildError, ConflictError } from './errors.js';
 import type * as api from './schema.js';
 
 export interface BuildFollowOpts extends ConnectionOpts {
@@ -27,10 +27,24 @@ export class Template {
     return new ConnectionConfig(o).json<api.TemplateCreated>('POST', '/templates', { json: spec, expect: 202 });
   }
 
-  /** Creates the template and follows its build: resolves with the template once it is ready,
+  /** A new build of an existing template (id or name) from a create's body: the same id, the
+   * new definition; ConflictError while sandboxes use it. Resolves at once with its ids. */
+  static async rebuild(templateId: string, spec: api.TemplateRebuild, o: ConnectionOpts = {}): Promise<api.TemplateCreated> {
+    return new ConnectionConfig(o).json<api.TemplateCreated>('POST', `/templates/${encodeURIComponent(templateId)}`,
+      { json: spec, expect: 202 });
+  }
+
+  /** Creates the template, or builds it again when the team has one of that name (as E2B's
+   * Template.build does), and follows its build: resolves with the template once it is ready,
    * throws BuildError (with the log) when the build fails. */
   static async build(spec: api.NewTemplate, o: BuildFollowOpts = {}): Promise<api.TemplateWithBuilds> {
-    const created = await Template.create(spec, o);
+    let created: api.TemplateCreated;
+    try {
+      created = await Template.create(spec, o);
+    } catch (e) {
+      if (!(e instanceof ConflictError) || !/already exists/.test(e.message) || /built-in/.test(e.message)) throw e;
+      created = await Template.rebuild(spec.name, spec, o);
+    }
     await Template.followBuild(created.templateID, created.buildID, o);
     return Template.get(created.templateID, o);
   }

@@ -110,6 +110,18 @@ test('templates: list and get', async () => {
   await assert.rejects(Template.get('no-such-template', conn), NotFoundError);
 });
 
+test('Template.rebuild: the same template, a new build; a refused body changes nothing', async () => {
+  const c = await Template.create({ name: 'sdk-re' }, conn);
+  await assert.rejects(Template.create({ name: 'sdk-re' }, conn), ConflictError);
+  await assert.rejects(Template.rebuild('sdk-re', { name: 'other' }, conn), BadRequestError);
+  assert.equal((await Template.get('sdk-re', conn)).buildID, c.buildID);
+  const r = await Template.rebuild('sdk-re', { steps: [{ type: 'run', args: ['true'] }] }, conn);
+  assert.equal(r.templateID, c.templateID);
+  assert.notEqual(r.buildID, c.buildID);
+  assert.equal((await Template.get(c.templateID, conn)).buildID, r.buildID);
+  await Template.delete(c.templateID, conn);
+});
+
 vmTest('a sandbox: create, list, get, commands, files, lifecycle', async () => {
   const sbx = await Sandbox.create('base', { ...conn, metadata: { suite: 'sdk' }, timeout: 300 });
   assert.equal(sbx.info.state, 'running');
@@ -202,6 +214,11 @@ vmTest('Template.build follows the build log; a failed build is a BuildError', a
   const sbx = await Sandbox.create('sdk-tpl', conn);
   await assert.rejects(Template.delete(t.templateID, conn), ConflictError);
   await sbx.kill();
+  const again = await Template.build({ name: 'sdk-tpl', steps: [{ type: 'run', args: ['echo second > /etc/again'] }] }, conn);
+  assert.equal(again.templateID, t.templateID); // built again under its name
+  const sbx2 = await Sandbox.create('sdk-tpl', conn);
+  assert.equal((await sbx2.commands.run('cat /etc/again')).stdout, 'second\n');
+  await sbx2.kill();
   await Template.delete(t.templateID, conn);
 
   await assert.rejects(Template.build({ name: 'sdk-bad', steps: [{ type: 'run', args: ['echo doomed; exit 4'] }] }, conn),
