@@ -442,8 +442,8 @@ static int stores(const lel_call_t *c)
 }
 
 /* A full data dir answers 507 before anything is written, with storage.min_free_bytes kept free
- * so the store's own small writes (a kill's record, logs, deletes) never meet ENOSPC: RocksDB
- * stops taking writes after a failed WAL write until it is reopened. Reads, deletes and what
+ * so the store's own small writes (a kill's record, logs, deletes) go in; under them the store
+ * refuses writes at its floor (LEL_STORE_FLOOR) so RocksDB never meets ENOSPC. Reads, deletes and what
  * runs inside sandboxes go on; the check passes again once space returns. */
 static int space_check(lel_server_t *srv, lel_call_t *c)
 {

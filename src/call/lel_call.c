@@ -75,9 +75,12 @@ char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *vlen)
     return NULL;
 }
 
-void lel_call_store_failed(lel_call_t *c)
+void lel_call_store_failed(lel_call_t *c, int r)
 {
-    lel_call_error(c, 500, "storage error; nothing was changed");
+    if (r == -ENOSPC)
+        lel_call_error(c, 507, "insufficient storage: the data directory is full; nothing was changed");
+    else
+        lel_call_error(c, 500, "storage error; nothing was changed");
 }
 
 int lel_call_int_field(lel_call_t *c, const char *name, long long min, long long max, long long *out)

@@ -126,8 +126,9 @@ char *lel_call_query_len(const lel_call_t *c, const char *name, size_t *len);
 int lel_call_int_field(lel_call_t *c, const char *name, long long min, long long max, long long *out);
 /** Optional string field (borrowed from c->json) with a length cap; same returns. */
 int lel_call_str_field(lel_call_t *c, const char *name, size_t maxlen, const char **out);
-/** Answers 500 for a failed store write ("nothing was changed": writes are batches). */
-void lel_call_store_failed(lel_call_t *c);
+/** Answers a failed store read or write `r` (negative errno): 507 for -ENOSPC (the data dir is
+ * full), else 500; "nothing was changed" either way (writes are batches). */
+void lel_call_store_failed(lel_call_t *c, int r);
 /** Hands the call to actor `a` (LEL_MSG_CALL); when `a` refuses mail, answers 503 and finishes it. */
 void lel_call_send(lel_actor_t *a, lel_call_t *c);
 

@@ -29,7 +29,7 @@ struct lel_layer_op {
  * an image without a record (made before records existed) first gives it one reference, its
  * owner's. Files of images that reach zero are unlinked after a successful write. The batch is
  * applied under the layer lock and made durable by the store's group commit after it (durable
- * before the return; concurrent writers share one fsync). Returns 0 or -EIO (nothing changed,
+ * before the return; concurrent writers share one fsync). Returns 0, -ENOSPC or -EIO (nothing changed,
  * or, when the fsync itself failed, changed in memory only: the store refuses writes then). */
 int lel_layer_write(lel_server_t *srv, lel_batch_t *b, const struct lel_layer_op *ops, size_t n);
 /** The key of an image at `path` (under the data directory), or "" when it is not under it. */

@@ -427,7 +427,7 @@ static void delete_image(struct lel_images *im, lel_call_t *c, const char *canon
     } else if (uses) {
         lel_call_error(c, 409, "image '%s' is used by %d template%s; delete them first", canon, uses, uses > 1 ? "s" : "");
     } else if (r < 0) {
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
     } else {
         snprintf(dir, sizeof(dir), "%s/%s", im->dir, id);
         snprintf(gone, sizeof(gone), "%s/%s.deleting", im->dir, id);
@@ -453,7 +453,7 @@ static void image_call(struct lel_images *im, lel_call_t *c)
         snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
         if (lel_store_scan(im->srv->store, LEL_CF_IMAGES, prefix, NULL, collect, out) < 0) {
             json_decref(out);
-            lel_call_store_failed(c);
+            lel_call_store_failed(c, -EIO);
         } else {
             lel_call_reply(c, 200, out);
         }
@@ -481,7 +481,7 @@ static void image_call(struct lel_images *im, lel_call_t *c)
         if (r == -ENOENT)
             lel_call_error(c, 404, "image not found");
         else if (r < 0)
-            lel_call_store_failed(c);
+            lel_call_store_failed(c, -EIO);
         else
             lel_call_reply(c, 200, view(rec));
         if (r == 0)

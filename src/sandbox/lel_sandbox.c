@@ -245,8 +245,9 @@ int lel__sbx_kill(struct lel_sandbox *s, const char *why)
     /* its image (a pause's diff) goes, and with it its need of the image it started from */
     struct lel_layer_op drop = {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0};
     json_object_del(rec, "baseImage");
-    if (lel__sbx_commit_ops(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL, &drop, drop.key ? 1 : 0) < 0)
-        return -EIO;
+    int r = lel__sbx_commit_ops(s, rec, strncmp(why, "error", 5) ? "info" : "error", why, NULL, &drop, drop.key ? 1 : 0);
+    if (r < 0)
+        return r;
     char img[4200];
     lel__sbx_vm_release(s);
     lel__sbx_pause_image(s, img, sizeof(img));
@@ -333,11 +334,12 @@ int lel__sbx_resume(struct lel_sandbox *s, long long t, lel_call_t *c, const cha
     int64_t end = lel_now_ms() + t * 1000;
     json_t *rec = lel__sbx_with_state(s, S_RUNNING, end);
     lel_json_set_time(rec, "startedAt", lel_now_ms());
-    if (lel__sbx_commit(s, rec, "info", why, NULL) < 0) {
+    int r = lel__sbx_commit(s, rec, "info", why, NULL);
+    if (r < 0) {
         lel__sbx_slot_put(s->team, mb);
         lel__sbx_vm_release(s);
-        lel_call_store_failed(c);
-        return -EIO;
+        lel_call_store_failed(c, r);
+        return r;
     }
     if (s->vm) {
         unlink(img);
@@ -394,7 +396,7 @@ static void get_logs(struct lel_sandbox *s, lel_call_t *c)
     json_t *acc[4] = {json_integer(st), json_integer(lim), json_array(), json_array()};
     snprintf(prefix, sizeof(prefix), "%s/", s->id);
     if (lel_store_scan(s->srv->store, LEL_CF_EVENTS, prefix, NULL, collect_event, acc) < 0) {
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
     } else {
         lel_call_reply(c, 200, json_pack("{s:O, s:O}", "logs", acc[2], "logEntries", acc[3]));
     }
@@ -488,8 +490,9 @@ static void lifecycle_call(struct lel_sandbox *s, lel_call_t *c)
         }
         if (timeout_field(s, c, "timeout", &t) < 0)
             return;
-        if (now + t * 1000 > s->end_at_ms && set_end(s, now + t * 1000, "timeout extended by connect") < 0)
-            lel_call_store_failed(c);
+        int r = now + t * 1000 > s->end_at_ms ? set_end(s, now + t * 1000, "timeout extended by connect") : 0;
+        if (r < 0)
+            lel_call_store_failed(c, r);
         else
             lel_call_reply(c, 200, lel__sbx_access_view(s));
         return;
@@ -525,9 +528,11 @@ static void timeout_call(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 409, "sandbox is %s, not running", state_names[s->state]);
         return;
     }
-    if ((!refresh || now + t * 1000 > s->end_at_ms) &&
-        set_end(s, now + t * 1000, refresh ? "timeout extended" : "timeout set") < 0)
-        lel_call_store_failed(c);
+    r = !refresh || now + t * 1000 > s->end_at_ms
+            ? set_end(s, now + t * 1000, refresh ? "timeout extended" : "timeout set")
+            : 0;
+    if (r < 0)
+        lel_call_store_failed(c, r);
     else
         lel_call_reply(c, 204, NULL);
 }
@@ -554,12 +559,14 @@ static void sandbox_call(struct lel_sandbox *s, lel_call_t *c)
     switch (c->route) {
     case R_SBX_CREATE: finish_create(s, c); return;
     case R_SBX_GET: lel_call_reply(c, 200, lel__sbx_public_view(s)); return;
-    case R_SBX_KILL:
-        if (lel__sbx_kill(s, "sandbox killed by request") < 0)
-            lel_call_store_failed(c);
+    case R_SBX_KILL: {
+        int r = lel__sbx_kill(s, "sandbox killed by request");
+        if (r < 0)
+            lel_call_store_failed(c, r);
         else
             lel_call_reply(c, 204, NULL);
         return;
+    }
     case R_SBX_PAUSE: case R_SBX_RESUME: case R_SBX_CONNECT: case R_SBX_SNAPSHOT: case R_SBX_SNAPSHOTS:
     case R_SBX_RESTORE: case R_SBX_FORK:
         lifecycle_call(s, c);
@@ -848,7 +855,7 @@ static int snap_as_template(lel_server_t *srv, lel_call_t *c, struct create_req 
         f.found = NULL;
         if (lel_store_scan(srv->store, LEL_CF_SNAPSHOTS, prefix, NULL, find_named, &f) < 0) {
             json_decref(f.found);
-            lel_call_store_failed(c);
+            lel_call_store_failed(c, -EIO);
             return -EIO;
         }
     }

@@ -113,7 +113,7 @@ static void page_scan(lel_server_t *srv, lel_call_t *c, enum lel_cf cf, const ch
     snprintf(prefix, sizeof(prefix), "%s/", c->team->id);
     snprintf(after, sizeof(after), "%s%s", prefix, token ? token : "");
     if (lel_store_scan(srv->store, cf, prefix, token ? after : NULL, cb, ctx) < 0) {
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return;
     }
     if (cf == LEL_CF_SANDBOXES && srv->shared && !pg->more) { /* cluster: the other nodes' after ours */

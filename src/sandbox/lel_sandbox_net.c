@@ -229,9 +229,10 @@ static void network_put(struct lel_sandbox *s, lel_call_t *c)
         lel_call_error(c, 400, "invalid network: %s", err);
         return;
     }
-    if (lel__sbx_commit(s, rec, "info", "network policy changed", json_deep_copy(net)) < 0) {
+    int r = lel__sbx_commit(s, rec, "info", "network policy changed", json_deep_copy(net));
+    if (r < 0) {
         lel_net_policy_free(&p);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     if (s->ep && lel_net_set_policy(s->ep, &p) < 0)

@@ -314,7 +314,7 @@ static int snapshot_write(struct lel_sandbox *s, lel_call_t *c, const char *name
         unlink(img);
         json_decref(snap);
         lel_batch_free(b);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return -EIO;
     }
     lel_batch_put(b, LEL_CF_SNAPSHOTS, path, snap);
@@ -333,11 +333,11 @@ static int snapshot_write(struct lel_sandbox *s, lel_call_t *c, const char *name
         lel_call_error(c, 500, "snapshot failed: the sandbox's base image is unknown");
         return -EIO;
     }
-    if (lel_layer_write(s->srv, b, &op, 1) < 0) {
+    if ((r = lel_layer_write(s->srv, b, &op, 1)) < 0) {
         unlink(img);
         json_decref(snap);
-        lel_call_store_failed(c);
-        return -EIO;
+        lel_call_store_failed(c, r);
+        return r;
     }
     lel_layer_maybe_flatten(s->srv, key, (int)info.depth);
     if (c->route == R_SBX_SNAPSHOTS) { /* E2B's SnapshotInfo: the names it can be started by */
@@ -434,9 +434,10 @@ void lel__sbx_restore_snapshot(struct lel_sandbox *s, lel_call_t *c)
     struct lel_layer_op ops[2] = {{key, 1, 0, NULL, 0, 0},
                                   {json_string_value(json_object_get(s->rec, "baseImage")), -1, 0, NULL, 0, 0}};
     json_object_set_new(rec, "baseImage", json_string(key));
-    if (lel__sbx_commit_ops(s, rec, "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid), ops,
-                            ops[1].key ? 2 : 1) < 0) {
-        lel_call_store_failed(c);
+    int r = lel__sbx_commit_ops(s, rec, "info", "sandbox restored from a snapshot", json_pack("{s:s}", "snapshotID", sid),
+                                ops, ops[1].key ? 2 : 1);
+    if (r < 0) {
+        lel_call_store_failed(c, r);
         return;
     }
     lel_call_reply(c, 200, lel__sbx_public_view(s));

@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 static const char *const cf_names[LEL_CF_COUNT] = {"default", "teams", "members", "keys", "sandboxes",
                                                    "templates", "builds", "snapshots", "events", "images", "layers"};
@@ -33,6 +35,12 @@ struct lel_store {
     struct lel_store_mirror mirror; /* cf_mask 0: none */
     lel_hist_t write_hist; /* every write's time in RocksDB (a synced one with its fsync) */
     lel_hist_t sync_hist;  /* the group commit's WAL fsyncs */
+    /* the last write's error (0: it went in). After a failed WAL append RocksDB keeps answering
+     * writes with that error until its own recovery has opened a new WAL, but a WAL sync in that
+     * time reaches the failed file writer, which Debian's build asserts on (the process aborts):
+     * so no sync is asked for while a failure stands; the next write that goes in clears it. */
+    atomic_int write_failed;
+    char *dir; /* where its files are: the free space checked before each write */
 };
 
 struct pending_sync {
@@ -152,6 +160,7 @@ int lel_store_open(const char *dir, int sync, lel_store_t **out, char *err, size
     st->wo_relaxed = rocksdb_writeoptions_create();
     st->ro = rocksdb_readoptions_create();
     st->sync = sync;
+    st->dir = strdup(dir);
     pthread_mutex_init(&st->sync_lock, NULL);
     pthread_cond_init(&st->sync_cond, NULL);
     /* the group commit's syncer, from the start (without it lel_store_write_async syncs inline) */
@@ -204,6 +213,7 @@ void lel_store_close(lel_store_t *st)
     rocksdb_options_destroy(st->opts);
     pthread_cond_destroy(&st->sync_cond);
     pthread_mutex_destroy(&st->sync_lock);
+    free(st->dir);
     free(st);
 }
 
@@ -403,6 +413,17 @@ struct apply {
     rocksdb_writeoptions_t *wo;
 };
 
+/* RocksDB's C API gives errors as text only: "IO error: No space left on device: While
+ * appending to file: ..." for a WAL or table write that met ENOSPC (and the background error it
+ * then keeps answering with until its own recovery, which retries once space returns). */
+static int write_error(const char *what, char *rerr)
+{
+    int r = strstr(rerr, "No space left") || strstr(rerr, "Disk quota exceeded") ? -ENOSPC : -EIO;
+    fprintf(stderr, "lelantos: store %s: %s\n", what, rerr);
+    rocksdb_free(rerr);
+    return r;
+}
+
 static int apply_local(void *arg)
 {
     struct apply *a = arg;
@@ -410,19 +431,27 @@ static int apply_local(void *arg)
     int64_t t0 = lel_mono_us();
     rocksdb_write(a->st->db, a->wo, a->b->wb, &rerr);
     lel_hist_add(&a->st->write_hist, (uint64_t)(lel_mono_us() - t0));
-    if (rerr) {
-        fprintf(stderr, "lelantos: store write: %s\n", rerr);
-        rocksdb_free(rerr);
-        return -EIO;
-    }
-    return 0;
+    int r = rerr ? write_error("write", rerr) : 0;
+    atomic_store(&a->st->write_failed, r);
+    return r;
+}
+
+/* RocksDB must never meet ENOSPC itself: Debian's build asserts (the process aborts) in the WAL
+ * writer after a failed append, so a write is refused here while the file system has less than
+ * LEL_STORE_FLOOR free, whatever storage.min_free_bytes says. */
+static int space_left(lel_store_t *st)
+{
+    struct statvfs v;
+    if (statvfs(st->dir, &v) < 0)
+        return 0; /* unknown: let RocksDB try */
+    return (uint64_t)v.f_bavail * v.f_frsize < LEL_STORE_FLOOR ? -ENOSPC : 0;
 }
 
 static int write_with(lel_store_t *st, lel_batch_t *b, rocksdb_writeoptions_t *wo)
 {
     struct apply a = {st, b, wo};
-    int r = -ENOMEM;
-    if (!b->failed)
+    int r = b->failed ? -ENOMEM : space_left(st);
+    if (r == 0)
         r = b->nops ? st->mirror.commit(st->mirror.ctx, b->ops, b->nops, apply_local, &a) : apply_local(&a);
     lel_batch_free(b);
     return r;
@@ -445,15 +474,17 @@ int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b)
 
 static int sync_wal(lel_store_t *st)
 {
+    int failed = atomic_load(&st->write_failed);
+    if (failed)
+        return failed;
     char *rerr = NULL;
     int64_t t0 = lel_mono_us();
     rocksdb_flush_wal(st->db, 1, &rerr);
     lel_hist_add(&st->sync_hist, (uint64_t)(lel_mono_us() - t0));
-    if (!rerr)
-        return 0;
-    fprintf(stderr, "lelantos: store sync: %s\n", rerr);
-    rocksdb_free(rerr);
-    return -EIO;
+    int r = rerr ? write_error("sync", rerr) : 0;
+    if (r)
+        atomic_store(&st->write_failed, r);
+    return r;
 }
 
 /* Every write queued before a round began is in the WAL (it was written before it was queued),

@@ -59,13 +59,18 @@ void lel_batch_del_prefix(lel_batch_t *b, enum lel_cf cf, const char *prefix);
 /** The store's latency histograms (the metrics read them): sync 0 every write into RocksDB (with
  * its WAL fsync when it is a synced write), 1 the group commit's WAL fsyncs. Lives with the store. */
 const lel_hist_t *lel_store_hist(const lel_store_t *st, int sync);
-/** Applies the batch atomically (durable before return when sync). Frees it. Returns 0 or -EIO. */
+/** Below this many bytes free on its file system the store refuses writes (-ENOSPC) before
+ * RocksDB sees them: RocksDB must not meet ENOSPC itself (see lel_store.c). */
+#define LEL_STORE_FLOOR ((unsigned long long)4 << 20)
+/** Applies the batch atomically (durable before return when sync). Frees it. Returns 0, -ENOSPC
+ * (the data dir is full, under LEL_STORE_FLOOR or RocksDB's own write met it: nothing was
+ * applied) or -EIO. */
 int lel_store_write(lel_store_t *st, lel_batch_t *b);
 /** Like lel_store_write but without waiting for the WAL fsync: survives a process crash, not
  * a power loss. For data nobody was promised (console lines). */
 int lel_store_write_relaxed(lel_store_t *st, lel_batch_t *b);
 /** Group commit: applies the batch at once (readers see it) and calls done(arg, 0) once it is
- * durable, or done(arg, -EIO). With sync the store's syncer thread fsyncs the WAL once for
+ * durable, or done(arg, -ENOSPC / -EIO). With sync the store's syncer thread fsyncs the WAL once for
  * every write queued since its last sync, so concurrent writers share one fsync and none waits
  * for it on its own thread; `done` then runs on that thread. Without sync, or when the write
  * itself fails, `done` runs here before the return. */

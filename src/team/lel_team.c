@@ -147,9 +147,10 @@ static void keys_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
         return;
     }
     key_path(path, sizeof(path), t->id, json_string_value(json_object_get(rec, "id")));
-    if (lel_store_put(srv->store, LEL_CF_KEYS, path, rec) < 0 || index_key(srv, t, json_string_value(json_object_get(rec, "id")), hash, 0) < 0) {
+    int r = lel_store_put(srv->store, LEL_CF_KEYS, path, rec);
+    if (r < 0 || (r = index_key(srv, t, json_string_value(json_object_get(rec, "id")), hash, 0)) < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     json_t *v = key_view(srv, rec);
@@ -190,10 +191,11 @@ static int delete_owned(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum le
     lel_batch_t *b = lel_batch_new(srv->store);
     lel_batch_del(b, cf, path);
     struct lel_layer_op drop = {image, -1, 0, NULL, 0, 0};
-    if ((image ? lel_layer_write(srv, b, &drop, 1) : lel_store_write(srv->store, b)) < 0) {
+    int r = image ? lel_layer_write(srv, b, &drop, 1) : lel_store_write(srv->store, b);
+    if (r < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
-        return -EIO;
+        lel_call_store_failed(c, r);
+        return r;
     }
     lel_call_reply(c, 204, NULL);
     if (old)
@@ -259,7 +261,7 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
     struct collect col = {srv, NULL, email, 0};
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     if (lel_store_scan(srv->store, LEL_CF_MEMBERS, prefix, NULL, collect_member, &col) < 0) {
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return;
     }
     if (col.found) {
@@ -271,9 +273,10 @@ static void members_create(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
                             "status", "invited");
     lel_json_set_time(rec, "invitedAt", lel_now_ms());
     key_path(path, sizeof(path), t->id, id);
-    if (lel_store_put(srv->store, LEL_CF_MEMBERS, path, rec) < 0) {
+    int r = lel_store_put(srv->store, LEL_CF_MEMBERS, path, rec);
+    if (r < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     json_object_del(rec, "teamID");
@@ -287,7 +290,7 @@ static void list(lel_server_t *srv, lel_team_t *t, lel_call_t *c, enum lel_cf cf
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     if (lel_store_scan(srv->store, cf, prefix, NULL, cb, &col) < 0) {
         json_decref(col.arr);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return;
     }
     lel_call_reply(c, 200, col.arr);
@@ -373,9 +376,10 @@ static void limits_put(lel_server_t *srv, lel_team_t *t, lel_call_t *c)
         return;
     }
     json_object_set_new(rec, "limits", lim);
-    if (lel_store_put(srv->store, LEL_CF_TEAMS, t->id, rec) < 0) {
+    int r = lel_store_put(srv->store, LEL_CF_TEAMS, t->id, rec);
+    if (r < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     lel_team_set_limits(t, lim);
@@ -550,9 +554,11 @@ static int write_key_file(const char *dir, const char *key, char *err, size_t er
 
 /* Creates a team and its first key in one batch (plus `meta` when given) and registers both.
  * With `key_file_dir`, the key is written there before the batch commits: only its hash is
- * stored, so a key the store knows must never be lost. Returns the key record (caller frees). */
+ * stored, so a key the store knows must never be lost. Returns the key record (caller frees), or
+ * NULL with err filled and *rc the store's error (-ENOSPC: the data dir is full) or -EIO. */
 static json_t *create_team(lel_server_t *srv, const char *id, const char *name, char key[KEY_HEX + 5],
-                           const json_t *meta, const char *key_file_dir, json_t *limits, char *err, size_t errlen)
+                           const json_t *meta, const char *key_file_dir, json_t *limits, char *err, size_t errlen,
+                           int *rc)
 {
     int64_t now = lel_now_ms();
     char hash[65], path[64];
@@ -574,8 +580,8 @@ static json_t *create_team(lel_server_t *srv, const char *id, const char *name, 
     if (meta)
         lel_batch_put(b, LEL_CF_META, "initialized", meta);
     json_decref(team);
-    if (lel_store_write(srv->store, b) < 0) {
-        snprintf(err, errlen, "store write failed");
+    if ((*rc = lel_store_write(srv->store, b)) < 0) {
+        snprintf(err, errlen, "store write failed%s", *rc == -ENOSPC ? ": the data directory is full" : "");
         goto fail;
     }
     if (lel_registry_put(srv->teams, id, t) < 0 || index_key(srv, t, json_string_value(json_object_get(rec, "id")), hash, 0) < 0) {
@@ -605,10 +611,11 @@ void lel_team_admin_create(lel_server_t *srv, lel_call_t *c)
         return;
     char err[128];
     lel_random_id(id);
-    json_t *rec = create_team(srv, id, name, key, NULL, NULL, lim, err, sizeof(err));
+    int r = -EIO;
+    json_t *rec = create_team(srv, id, name, key, NULL, NULL, lim, err, sizeof(err), &r);
     json_decref(lim);
     if (!rec) {
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     json_t *kv = key_view(srv, rec);
@@ -648,7 +655,8 @@ int lel_team_bootstrap(lel_server_t *srv, char *err, size_t errlen)
     char id[LEL_ID_LEN + 1], key[KEY_HEX + 5];
     lel_random_id(id);
     meta = json_pack("{s:s}", "defaultTeam", id);
-    json_t *rec = create_team(srv, id, "default", key, meta, srv->cfg.data_dir, NULL, err, errlen);
+    int r = -EIO;
+    json_t *rec = create_team(srv, id, "default", key, meta, srv->cfg.data_dir, NULL, err, errlen, &r);
     json_decref(meta);
     if (!rec)
         return -EIO;

@@ -392,9 +392,10 @@ void lel_template_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 503, "out of memory");
         return;
     }
-    if (lel_store_write(srv->store, b) < 0) {
+    int r = lel_store_write(srv->store, b);
+    if (r < 0) {
         lel_actor_unref(a); /* gives the image's use back */
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     /* named before it can be found at all: a DELETE, which needs to find it, comes after */
@@ -437,7 +438,7 @@ void lel_template_list(lel_server_t *srv, lel_call_t *c)
     if (lel_store_scan(srv->store, LEL_CF_TEMPLATES, LEL_BUILTIN_TEAM "/", NULL, collect, &l) < 0 ||
         lel_store_scan(srv->store, LEL_CF_TEMPLATES, prefix, NULL, collect, &l) < 0) {
         json_decref(l.out);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return;
     }
     lel_call_reply(c, 200, l.out);
@@ -523,7 +524,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
         if (r == -ENOENT)
             lel_call_error(c, 404, "template not found");
         else
-            lel_call_store_failed(c);
+            lel_call_store_failed(c, r);
         return;
     }
     if (c->route == R_TPL_BUILD || c->route == R_TPL_BUILD_STATUS) {
@@ -537,7 +538,7 @@ void lel_template_read(lel_server_t *srv, lel_call_t *c)
     if (lel_store_scan(srv->store, LEL_CF_BUILDS, prefix, NULL, collect_build, builds) < 0) {
         json_decref(v);
         json_decref(builds);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, -EIO);
         return;
     }
     json_object_set_new(v, "builds", builds);
@@ -557,8 +558,9 @@ static void delete_template(struct lel_template *t, lel_call_t *c)
     snprintf(prefix, sizeof(prefix), "%s/", t->id);
     lel_batch_del(b, LEL_CF_TEMPLATES, path);
     lel_batch_del_prefix(b, LEL_CF_BUILDS, prefix);
-    if (lel_store_write(t->srv->store, b) < 0) {
-        lel_call_store_failed(c);
+    int r = lel_store_write(t->srv->store, b);
+    if (r < 0) {
+        lel_call_store_failed(c, r);
         return;
     }
     lel__template_build_abandon(t);

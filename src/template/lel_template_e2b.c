@@ -239,9 +239,10 @@ int lel_template_e2b_create(lel_server_t *srv, lel_call_t *c)
         lel_call_error(c, 503, "out of memory");
         goto out;
     }
-    if (lel_store_write(srv->store, b) < 0) {
+    int r = lel_store_write(srv->store, b);
+    if (r < 0) {
         lel_actor_unref(a);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         goto out;
     }
     struct lel_template *t = lel_actor_state(a);
@@ -286,9 +287,10 @@ static void rebuild(struct lel_template *t, lel_call_t *c)
     lel__template_rec_path(t->id, bid, path, sizeof(path));
     lel_batch_put(b, LEL_CF_BUILDS, path, build);
     json_decref(build);
-    if (lel_store_write(t->srv->store, b) < 0) {
+    int r = lel_store_write(t->srv->store, b);
+    if (r < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         goto out;
     }
     lel__template_swap_build(t, rec);
@@ -458,13 +460,14 @@ static void trigger(struct lel_template *t, lel_call_t *c)
     json_t *rec = json_deep_copy(t->rec);
     json_object_set(rec, "definition", def);
     lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
-    if (lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec) < 0) {
+    int r = lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec);
+    if (r < 0) {
         const char *img = lel__template_image_id(def);
         if (img)
             lel_image_release(t->srv, img);
         json_decref(def);
         json_decref(rec);
-        lel_call_store_failed(c);
+        lel_call_store_failed(c, r);
         return;
     }
     json_decref(t->rec);
@@ -576,10 +579,11 @@ static int store_tags(struct lel_template *t, lel_call_t *c, json_t *tags)
     json_t *rec = json_deep_copy(t->rec);
     json_object_set(rec, "tags", tags);
     lel__template_rec_path(t->team_id, t->id, path, sizeof(path));
-    if (lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec) < 0) {
+    int r = lel_store_put(t->srv->store, LEL_CF_TEMPLATES, path, rec);
+    if (r < 0) {
         json_decref(rec);
-        lel_call_store_failed(c);
-        return -EIO;
+        lel_call_store_failed(c, r);
+        return r;
     }
     lel__template_names_del(t);
     json_decref(t->rec);

@@ -139,13 +139,14 @@ void lel__template_rebuild(struct lel_template *t, lel_call_t *c)
         lel_batch_put(b, LEL_CF_BUILDS, path, build);
     }
     json_decref(build);
-    if (!b || lel_store_write(t->srv->store, b) < 0) {
+    int wr = b ? lel_store_write(t->srv->store, b) : -ENOMEM;
+    if (wr < 0) {
         if (image_id[0]) /* the definition's use of its image goes with it */
             lel_image_release(t->srv, image_id);
         json_decref(rec);
         json_decref(defaults);
         if (b)
-            lel_call_store_failed(c);
+            lel_call_store_failed(c, wr);
         else
             lel_call_error(c, 503, "out of memory");
         return;

@@ -1,12 +1,12 @@
 /* Crash loop (issue 22 §3): lelantosd is killed with SIGKILL at random moments of a mixed load
  * and restarted, LEL_CRASH_KILLS times (5 here; tests/crashloop.sh runs 20). Client threads
  * create, pause (after writing a file into the sandbox), resume (reading that file back),
- * snapshot, delete sandboxes, build templates, create and delete API keys and invite members,
- * and log every change the daemon acknowledged. After each restart:
+ * snapshot, delete sandboxes, build templates, create and delete API keys, invite and remove
+ * members, upload images, and log every change the daemon acknowledged. After each restart:
  * - it serves (GET /health) within 1 s of being started;
  * - every acknowledged change is there: sandboxes paused are paused (those running at the kill
  *   are killed), deleted ones are gone, snapshots listed, templates known, keys created work
- *   and keys deleted do not, members listed; a resume gets the file written before the pause;
+ *   and keys deleted do not, members listed and removed ones not, images uploaded found; a resume gets the file written before the pause;
  * - no orphaned or half-written image is left: every file under snapshots/ and templates/
  *   belongs to a record (a snapshot, a paused sandbox, a template), none is a temporary file.
  * A request in flight at the kill has no known outcome: its subject is left out of the checks.
@@ -15,6 +15,7 @@
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
 #include "harness.h"
+#include "tarbuild.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -24,14 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-enum kind { SBX, SNAP, TPL, KEY, MEMBER };
+enum kind { SBX, SNAP, TPL, KEY, MEMBER, IMAGE };
 enum sstate { RUNNING, PAUSED, KILLED, DELETED };
 
-struct ent {
+struct rec {
     enum kind kind;
     char id[64], key[96];   /* key: an API key's secret */
     enum sstate st;         /* SBX */
-    int deleted;            /* KEY */
+    int deleted;            /* KEY, MEMBER */
     int uncertain;          /* a request about it was in flight at a kill */
     unsigned file_seq;      /* SBX: the content of /tmp/f written before its last acknowledged pause */
     int owner;
@@ -40,7 +41,7 @@ struct ent {
 #define MAX_ENTS 4096
 static struct {
     pthread_mutex_t lock;
-    struct ent e[MAX_ENTS];
+    struct rec e[MAX_ENTS];
     int n;
     long acked, checks, lost;
     int down, hold, stop; /* down: killed, not yet serving; hold: the clients wait (checks run) */
@@ -66,8 +67,10 @@ static void lost(const char *what, const char *id, const char *detail)
     fprintf(stderr, "LOST: %s %s: %s\n", what, id, detail);
 }
 
-/* One request while the daemon is up; -1 when it went down meanwhile (the outcome is unknown). */
-static long req(const char *key, const char *method, const char *path, const char *body, resp_t *out)
+/* One request while the daemon is up; -1 when it went down meanwhile (the outcome is unknown).
+ * With `raw`, the body is `len` bytes of octets (an upload). */
+static long req_any(const char *key, const char *method, const char *path, const char *body, size_t len, int raw,
+                    resp_t *out)
 {
     pthread_mutex_lock(&L.lock);
     while ((L.down || (L.hold && !checker)) && !L.stop)
@@ -75,7 +78,12 @@ static long req(const char *key, const char *method, const char *path, const cha
     L.busy++;
     pthread_mutex_unlock(&L.lock);
     resp_t r;
-    int rc = key ? api_key(&S, &r, H1, key, method, path, body) : api(&S, &r, H1, method, path, body);
+    char kh[128];
+    snprintf(kh, sizeof(kh), "X-API-Key: %s", S.key);
+    const char *hdrs[] = {kh, "Content-Type: application/octet-stream", NULL};
+    int rc = raw ? http_req(&S, &r, H1, method, path, body, len, hdrs)
+             : key ? api_key(&S, &r, H1, key, method, path, body)
+                   : api(&S, &r, H1, method, path, body);
     long st = rc < 0 ? -1 : r.status;
     pthread_mutex_lock(&L.lock);
     L.busy--;
@@ -92,10 +100,15 @@ static long req(const char *key, const char *method, const char *path, const cha
     return st;
 }
 
-static struct ent *add(enum kind k, const char *id, int owner)
+static long req(const char *key, const char *method, const char *path, const char *body, resp_t *out)
+{
+    return req_any(key, method, path, body, 0, 0, out);
+}
+
+static struct rec *add(enum kind k, const char *id, int owner)
 {
     pthread_mutex_lock(&L.lock);
-    struct ent *e = L.n < MAX_ENTS ? &L.e[L.n++] : NULL;
+    struct rec *e = L.n < MAX_ENTS ? &L.e[L.n++] : NULL;
     if (e) {
         memset(e, 0, sizeof(*e));
         e->kind = k;
@@ -115,14 +128,14 @@ static void acked(void)
 }
 
 /* A sandbox of this thread's in state `st`, chosen at random; NULL if none. */
-static struct ent *pick(int owner, enum kind k, int st)
+static struct rec *pick(int owner, enum kind k, int st)
 {
-    struct ent *c[64];
+    struct rec *c[64];
     int n = 0;
     pthread_mutex_lock(&L.lock);
     for (int i = L.n - 1; i >= 0 && n < 64; i--) {
-        struct ent *e = &L.e[i];
-        if (e->owner == owner && e->kind == k && !e->uncertain && (k != SBX || (int)e->st == st) && (k != KEY || !e->deleted))
+        struct rec *e = &L.e[i];
+        if (e->owner == owner && e->kind == k && !e->uncertain && (k != SBX || (int)e->st == st) && !e->deleted)
             c[n++] = e;
     }
     pthread_mutex_unlock(&L.lock);
@@ -139,7 +152,7 @@ static void op_create(int me)
 
 static void op_pause(int me, unsigned seq)
 {
-    struct ent *e = pick(me, SBX, RUNNING);
+    struct rec *e = pick(me, SBX, RUNNING);
     if (!e)
         return op_create(me);
     char path[160], body[32];
@@ -167,7 +180,7 @@ static void op_pause(int me, unsigned seq)
 
 static void op_resume(int me)
 {
-    struct ent *e = pick(me, SBX, PAUSED);
+    struct rec *e = pick(me, SBX, PAUSED);
     if (!e)
         return;
     char path[160], want[32];
@@ -203,7 +216,7 @@ static void op_resume(int me)
 
 static void op_snapshot(int me)
 {
-    struct ent *e = pick(me, SBX, RUNNING);
+    struct rec *e = pick(me, SBX, RUNNING);
     if (!e)
         return;
     char path[128];
@@ -218,7 +231,7 @@ static void op_snapshot(int me)
 
 static void op_delete(int me)
 {
-    struct ent *e = pick(me, SBX, rand() % 2 ? RUNNING : PAUSED);
+    struct rec *e = pick(me, SBX, rand() % 2 ? RUNNING : PAUSED);
     if (!e)
         return;
     char path[128];
@@ -244,7 +257,7 @@ static void op_template(int me, unsigned seq)
 
 static void op_key(int me, unsigned seq)
 {
-    struct ent *e = pick(me, KEY, 0);
+    struct rec *e = pick(me, KEY, 0);
     if (e && rand() % 2) {
         char path[128];
         snprintf(path, sizeof(path), "/api-keys/%s", e->id);
@@ -270,10 +283,39 @@ static void op_member(int me, unsigned seq)
 {
     char body[128];
     resp_t r;
+    struct rec *e = pick(me, MEMBER, 0);
+    if (e && rand() % 2) {
+        char path[128];
+        snprintf(path, sizeof(path), "/teams/members/%s", e->id);
+        long st = req(NULL, "DELETE", path, NULL, NULL);
+        if (st == 204) {
+            e->deleted = 1;
+            acked();
+        }
+        e->uncertain |= st < 0;
+        return;
+    }
     snprintf(body, sizeof(body), "{\"email\":\"crash%d-%u@example.com\",\"role\":\"member\"}", me, seq);
     if (req(NULL, "POST", "/teams/members", body, &r) == 201)
         add(MEMBER, jstr(&r, "memberID"), me);
     resp_free(&r);
+}
+
+/* PUT /images/crash<me>-<seq>: a small plain rootfs tar, its file saying seq. */
+static void op_image(int me, unsigned seq)
+{
+    char name[64], path[96], data[32];
+    snprintf(name, sizeof(name), "crash%d-%u", me, seq);
+    snprintf(data, sizeof(data), "%u\n", seq);
+    const struct ent tree[] = {{'d', "./", NULL, 0755, 0}, {'d', "./etc", NULL, 0755, 0},
+                               {'f', "./etc/seq", data, 0644, 0}, {0, NULL, NULL, 0, 0}};
+    struct buf b = mk_tar(tree, 'g');
+    snprintf(path, sizeof(path), "/images/%s", name);
+    resp_t r;
+    if (req_any(NULL, "PUT", path, b.p, b.n, 1, &r) == 201)
+        add(IMAGE, name, me);
+    resp_free(&r);
+    free(b.p);
 }
 
 static void *client(void *arg)
@@ -295,17 +337,19 @@ static void *client(void *arg)
             op_delete(me);
         else if (x < 77)
             op_template(me, seq);
-        else if (x < 92)
+        else if (x < 88)
             op_key(me, seq);
-        else
+        else if (x < 96)
             op_member(me, seq);
+        else
+            op_image(me, seq);
     }
     return NULL;
 }
 
 /* ---- checks after a restart ---- */
 
-static void check_ent(struct ent *e, const char *snaps, const char *members)
+static void check_ent(struct rec *e, const char *snaps, const char *members)
 {
     char path[160], got[32] = "";
     resp_t r;
@@ -340,8 +384,13 @@ static void check_ent(struct ent *e, const char *snaps, const char *members)
             lost("api key", e->id, e->deleted ? "deleted key still works" : "created key refused");
         break;
     case MEMBER:
-        if (!strstr(members, e->id))
-            lost("member", e->id, "not listed");
+        if ((strstr(members, e->id) != NULL) == e->deleted)
+            lost("member", e->id, e->deleted ? "removed member still listed" : "not listed");
+        break;
+    case IMAGE:
+        snprintf(path, sizeof(path), "/images/%s", e->id);
+        if ((st = req(NULL, "GET", path, NULL, NULL)) != 200)
+            lost("image", e->id, "not found");
         break;
     }
 }
@@ -395,7 +444,7 @@ static void verify(int round)
     pthread_mutex_unlock(&L.lock);
     long checked = 0;
     for (int i = 0; i < n; i++) {
-        struct ent e;
+        struct rec e;
         pthread_mutex_lock(&L.lock);
         e = L.e[i];
         pthread_mutex_unlock(&L.lock);
@@ -521,6 +570,13 @@ int main(void)
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
     final_checks();
+    int by[IMAGE + 1] = {0}, removed = 0;
+    for (int i = 0; i < L.n; i++) {
+        by[L.e[i].kind]++;
+        removed += L.e[i].kind == MEMBER && L.e[i].deleted;
+    }
+    printf("crash loop: acknowledged sandboxes %d, snapshots %d, templates %d, keys %d, members %d (%d removed), "
+           "images %d\n", by[SBX], by[SNAP], by[TPL], by[KEY], by[MEMBER], removed, by[IMAGE]);
     printf("crash loop: %d kills, %ld acknowledged changes, %ld checks, %ld lost, slowest restart to serving %.0f ms\n",
            kills, L.acked, L.checks, L.lost, worst_start);
     CHECK_INT(L.lost, 0);

@@ -63,8 +63,12 @@ static void errors(void)
     CHECK_STR(json_string_value(json_object_get(c.resp, "error")), "sandbox is paused, not running");
     CHECK_STR(json_string_value(json_object_get(c.resp, "message")), "sandbox is paused, not running");
     CHECK_INT(json_integer_value(json_object_get(c.resp, "code")), 409);
-    lel_call_store_failed(&c); /* replaces the previous answer */
+    lel_call_store_failed(&c, -EIO); /* replaces the previous answer */
     CHECK_INT(c.status, 500);
+    lel_call_store_failed(&c, -ENOSPC); /* a full data dir: 507, saying so */
+    CHECK_INT(c.status, 507);
+    CHECK_INT(json_integer_value(json_object_get(c.resp, "code")), 507);
+    CHECK(strstr(json_string_value(json_object_get(c.resp, "message")), "full") != NULL);
     json_decref(c.resp);
 }
 
