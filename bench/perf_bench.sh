@@ -10,7 +10,8 @@
 # /proc/meminfo), over the sandboxes added. The machine is shared with other work: figures move
 # between runs; compare a figure with its anchor of the same run.
 # Usage: bench/perf_bench.sh [N=100] [levels="100 1000"] [lelantosd binary]
-#   (5000 idle sandboxes: levels="100 5000"; CONCURRENT=100 in the environment)
+#   (5000 idle sandboxes: levels="100 1000 5000"; CONCURRENT=100 in the environment;
+#   DENSITY_ONLY=1 skips the §2 create figures and runs the density levels alone)
 set -euo pipefail
 N=${1:-100}
 LEVELS=${2:-"100 1000"}
@@ -67,6 +68,7 @@ concurrent() { # wall ms of $CONCURRENT creates at once; per-request times in $1
   ms "$t0" "$t1"
 }
 
+if [ -z "${DENSITY_ONLY:-}" ]; then
 # --- anchor daemon: no warm pool (every create restores on its path)
 bench_start_vm "$BIN" <<'YAML'
 teams:
@@ -98,6 +100,14 @@ row "POST /sandboxes -> 201, p99 (ms)" "$(pct 0.99 < "$tmp/create")" "$a99" "<= 
 row "POST /sandboxes -> 201 p50 vs GET /health (ms)" "$(pct 0.5 < "$tmp/create")" "$h50" "(HTTP floor)"
 row "create -> first command answered, p50 (ms)" "$(pct 0.5 < "$tmp/cmd.first")" "$(pct 0.5 < "$tmp/cmd.second")" "<= 8 ms (anchor: a second command)"
 row "$CONCURRENT concurrent creates, wall (ms)" "$(concurrent "$tmp/conc")" "$a_conc" "<= 300 ms (anchor: warm_pool 0)"
+else
+bench_start_vm "$BIN" <<'YAML'
+teams:
+  max_sandboxes: 100000
+shutdown_pause_grace_ms: 0
+YAML
+wait_base
+fi
 
 # --- density: idle sandboxes at each level
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup"; }
@@ -120,8 +130,9 @@ for level in $LEVELS; do
   c0=$(cpu_ms)
   sleep 10
   c1=$(cpu_ms)
-  p99=$(pct 0.99 < "$tmp/lvl")
-  first_p99=${first_p99:-$p99}
+  p50=$(pct 0.5 < "$tmp/lvl") p99=$(pct 0.99 < "$tmp/lvl")
+  first_p50=${first_p50:-$p50} first_p99=${first_p99:-$p99}
+  row "create p50 at $count idle (ms, last 20)" "$p50" "$first_p50" "(anchor: first level)"
   row "create p99 at $count idle (ms, last 20)" "$p99" "$first_p99" "<= 2x at 5000 (anchor: first level)"
   row "idle CPU at $count, ms/s per 100 sandboxes" "$(awk -v a="$c0" -v b="$c1" -v n="$count" 'BEGIN {printf "%.2f", (b - a) / 10 / n * 100}')" "-" "<= 1"
   # a fresh sandbox's first command among $count idle ones: its copy-on-write faults each call
@@ -141,7 +152,10 @@ for level in $LEVELS; do
   row "create -> first command at $count idle, p50 (ms)" "$(pct 0.5 < "$tmp/lf.first")" "$(pct 0.5 < "$tmp/lf.second")" "(anchor: a second command)"
   row "memory per idle sandbox at $count (KiB)" "$(( ( $(pss_kib) - pss0 + $(kern_kib) - kern0 ) / count ))" "1024" "<= 1 MiB (PSS + KVM kernel)"
   row "  of which daemon PSS (KiB)" "$(( ( $(pss_kib) - pss0 ) / count ))" "-" ""
+  row "  daemon threads / fds / maps at $count" "$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")/$(ls "/proc/$pid/fd" | wc -l)/$(wc -l < "/proc/$pid/maps")" "-" ""
+  row "  host load average (1 min) at $count" "$(cut -d' ' -f1 /proc/loadavg)" "-" "(2 cores, shared)"
 done
+row "idle sandboxes reached" "$count" "5000" ">= 5000"
 echo
 printf '%-46s %12s %12s %7s  %s\n' figure value anchor ratio goal
 for r in "${rows[@]}"; do echo "$r"; done

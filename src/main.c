@@ -21,26 +21,36 @@ static void usage(FILE *f)
 
 #define WANT_SANDBOXES 16384 /* fewer than this allowed by a host limit is worth a warning */
 
-/* Every sandbox holds two descriptors (its KVM VM and vCPU) besides the connections the service
- * serves, so the usual soft limit of 1024 would stop a host at ~500 sandboxes whatever its
- * memory; and it runs two threads (its vCPU's, and the one KVM starts per VM on this kernel),
- * which RLIMIT_NPROC counts for the whole user. Take the hard limits, as other servers do, and
- * say what they allow. */
+/* Every sandbox holds three descriptors (its KVM VM, its vCPU and its network ring's doorbell
+ * eventfd) besides the connections the service serves, so the usual soft limit of 1024 would
+ * stop a host at ~300 sandboxes whatever its memory; and it runs two threads (its vCPU's, and the
+ * NX huge page recovery task KVM starts in the creator's thread group on this kernel), which
+ * RLIMIT_NPROC counts for the whole user. Ask for what WANT_SANDBOXES need, the hard limit
+ * included (a privileged service may raise it); failing that take the hard limit, as other
+ * servers do, and say what it allows. */
+#define LIMIT_SPARE 4096 /* descriptors and threads beyond the sandboxes': connections, pools */
+
 static void raise_limits(void)
 {
     static const struct {
         int res;
         const char *what, *how;
         unsigned long long per_sandbox;
-    } lim[] = {{RLIMIT_NOFILE, "open files", "ulimit -n", 2}, {RLIMIT_NPROC, "processes and threads", "ulimit -u", 2}};
+    } lim[] = {{RLIMIT_NOFILE, "open files", "ulimit -n", 3}, {RLIMIT_NPROC, "processes and threads", "ulimit -u", 2}};
     for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
         struct rlimit rl;
+        rlim_t want = (rlim_t)(lim[i].per_sandbox * WANT_SANDBOXES + LIMIT_SPARE);
         if (getrlimit(lim[i].res, &rl) < 0)
             continue;
-        if (rl.rlim_cur < rl.rlim_max) {
-            rl.rlim_cur = rl.rlim_max;
-            if (setrlimit(lim[i].res, &rl) < 0 && getrlimit(lim[i].res, &rl) < 0)
-                continue;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+            struct rlimit up = {want, rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? rl.rlim_max : want};
+            if (setrlimit(lim[i].res, &up) == 0) /* past fs.nr_open or unprivileged: EPERM */
+                rl = up;
+            else if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(lim[i].res, &rl) < 0 && getrlimit(lim[i].res, &rl) < 0)
+                    continue;
+            }
         }
         if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < lim[i].per_sandbox * WANT_SANDBOXES)
             fprintf(stderr, "lelantosd: %s limited to %llu (%s): about %llu sandboxes at most\n", lim[i].what,
@@ -81,7 +91,10 @@ static void tune_malloc(void)
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     mallopt(M_MMAP_THRESHOLD, 32 << 20); /* fixed: no dynamic threshold, the 1 MiB image frames come from the heap */
     mallopt(M_TOP_PAD, 16 << 20);
-    mallopt(M_ARENA_MAX, 8);
+    /* one arena: the main one grows by moving the break (M_TOP_PAD at a time), which no notifier
+     * sees, where glibc's other arenas grow page by page with an mprotect each (half of the
+     * daemon's notifier time at 1500 sandboxes); the workers' tcaches keep its lock cold */
+    mallopt(M_ARENA_MAX, 1);
 }
 
 int main(int argc, char **argv)
