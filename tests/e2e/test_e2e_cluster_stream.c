@@ -297,7 +297,9 @@ static void upgrades_and_events(void)
     CHECK(http_req(&B, &r, H1, "PUT", path, (const char *)lel_ws_echo_elf, lel_ws_echo_elf_size, hk) == 0);
     CHECK_INT(r.status, 204);
     resp_free(&r);
-    free(run_b("chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; sleep 0.2"));
+    free(run_b("chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; "
+                   /* wait for its listen, not a fixed sleep: a loaded CI machine starts it late */
+                   "for i in $(seq 100); do netstat -ltn | grep -q ':9000 ' && break; sleep 0.05; done"));
     websocket();
     char host[160];
     snprintf(host, sizeof(host), "Host: 9000-%s.lelantos.localhost", SID);

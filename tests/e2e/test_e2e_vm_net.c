@@ -391,7 +391,9 @@ static void inbound(void)
                  "echo partial\\nsleep 2\\n' > /www/cgi-bin/hang && "
                  "chmod +x /www/cgi-bin/up /www/cgi-bin/hang && httpd -p 8080 -h /www"));
     put_file(id, "/bin/ws_echo", lel_ws_echo_elf, lel_ws_echo_elf_size);
-    free(run(id, "chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; sleep 0.2"));
+    free(run(id, "chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; "
+                   /* wait for its listen, not a fixed sleep: a loaded CI machine starts it late */
+                   "for i in $(seq 100); do netstat -ltn | grep -q ':9000 ' && break; sleep 0.05; done"));
     forms(id);
     abandoned(id);
     bulk(id);
@@ -565,7 +567,9 @@ static void mask_host(void)
     const char *ids[2] = {id, plain};
     for (int i = 0; i < 2; i++) {
         put_file(ids[i], "/bin/ws_echo", lel_ws_echo_elf, lel_ws_echo_elf_size);
-        free(run(ids[i], "chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; sleep 0.2"));
+        free(run(ids[i], "chmod +x /bin/ws_echo && (setsid ws_echo 9000 > /dev/null 2>&1 &) ; "
+                   /* wait for its listen, not a fixed sleep: a loaded CI machine starts it late */
+                   "for i in $(seq 100); do netstat -ltn | grep -q ':9000 ' && break; sleep 0.05; done"));
     }
     for (int form = 0; form < 3; form++) {
         port_req(&r, form == 1 ? H2 : H1, form, id, 9000, "GET", "/host", NULL, 0, NULL);
