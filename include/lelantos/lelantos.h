@@ -45,7 +45,7 @@ typedef struct lel_config {
                                       is paused; default 30000 */
     char *vmm_backend;         /**< "auto": microVMs on /dev/kvm (sandboxes refused without it); "none": API-only records, no VM */
     int boot_timeout_ms;       /**< how long a new VM may take to report ready; default 10000 */
-    int vmm_seccomp;           /**< vmm.seccomp: vCPU threads run under a seccomp filter; default 1 */
+    int vmm_seccomp;           /**< vmm.seccomp: vCPU threads and the net loop run under seccomp filters; default 1 */
     int vmm_test_seccomp_violation; /**< vmm.test_seccomp_violation: tests only; a sandbox's vCPU thread makes a
                                          forbidden call when a command ends (its VM must die); default 0 */
     int metrics_interval_s;    /**< how often running sandboxes are sampled; default 5 */
@@ -70,6 +70,8 @@ typedef struct lel_config {
     size_t nnet_allow_always;
     int net_allow_internet;    /**< network.allow_internet_access: a sandbox's default (E2B's allow_internet_access); default true */
     int net_max_connections;   /**< network.max_connections: connections and datagram sockets per sandbox; default 1024 */
+    int net_test_seccomp_violation; /**< network.test_seccomp_violation: tests only; the net loop makes a forbidden
+                                         call at each guest connect (that sandbox must die); default 0 */
     size_t net_bandwidth;      /**< network.bandwidth_bytes_per_s: per sandbox, each way; 0 (default): unlimited */
     char *docs_ui_dir;         /**< docs.ui_dir: the Swagger UI files /docs serves (swagger-ui-dist); "" none */
     char *metrics_listen;      /**< metrics.listen: "ADDR:PORT" serving /metrics without credentials; "" none */

@@ -63,6 +63,7 @@ static const struct key keys[] = {
     {"network.allow_always", K_LIST, OFF(net_allow_always), 0, 0},
     {"network.allow_internet_access", K_BOOL, OFF(net_allow_internet), 0, 1},
     {"network.max_connections", K_INT, OFF(net_max_connections), 1, 1000000},
+    {"network.test_seccomp_violation", K_BOOL, OFF(net_test_seccomp_violation), 0, 1},
     {"network.bandwidth_bytes_per_s", K_SIZE, OFF(net_bandwidth), 0, 1e15},
     {"network.dns_upstream", K_BOOL, OFF(net_dns_upstream), 0, 1},
     {"cluster.etcd", K_LIST, OFF(cluster_etcd), 0, 0},

@@ -236,6 +236,7 @@ static void on_cmds(lel_net_t *n)
         struct cmd *c = list;
         list = c->next;
         run_cmd(n, c);
+        lel__net_blame(n, c->kind == K_DETACH ? NULL : c->ep); /* a detached one is gone */
         if (c->kind == K_DETACH || c->kind == K_SYNC) { /* the caller waits for these */
             c->next = n->finished;
             n->finished = c;
@@ -282,33 +283,59 @@ static void on_timer(lel_net_t *n)
             ep->pending = 1; /* every connection re-watches: reads and writes stopped while throttled */
             lel__conn_pump_all(ep);
             lel__net_after(ep);
+            lel__net_blame(n, ep);
         }
+}
+
+/* The loop's jail first; lel_net_start waits for its outcome (a daemon whose filter cannot be
+ * loaded does not start: it never relays unjailed by accident). */
+static int enter_jail(lel_net_t *n)
+{
+    int r = n->o.unjailed ? 0 : lel__net_jail(n, n->jail_err, sizeof(n->jail_err));
+    pthread_mutex_lock(&n->lock);
+    n->jail_state = r < 0 ? r : 1;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    return r;
 }
 
 static void *loop_main(void *arg)
 {
     lel_net_t *n = arg;
     struct epoll_event evs[64];
+    if (enter_jail(n) < 0)
+        return NULL;
     while (!n->exit) {
         int k = epoll_wait(n->epfd, evs, 64, -1);
         for (int i = 0; i < k; i++) {
             struct handle *h = evs[i].data.ptr;
             switch (h->kind) { /* 0: closed by an earlier event of this batch */
             case H_CMD: on_cmds(n); break;
-            case H_EP: ep_service((struct lel_net_ep *)h); break;
+            case H_EP:
+                ep_service((struct lel_net_ep *)h);
+                lel__net_blame(n, (struct lel_net_ep *)h);
+                break;
             case H_CONN: {
                 struct conn *c = (struct conn *)h;
                 struct lel_net_ep *ep = c->ep;
                 lel__conn_event(c, evs[i].events);
                 lel__net_after(ep);
+                lel__net_blame(n, ep);
                 break;
             }
-            case H_UDP: lel__udp_event((struct udp *)h); break;
+            case H_UDP: {
+                struct lel_net_ep *ep = ((struct udp *)h)->ep;
+                lel__udp_event((struct udp *)h);
+                lel__net_blame(n, ep);
+                break;
+            }
             case H_DNS: lel__dns_done(n); break;
             case H_TIMER: on_timer(n); break;
             }
+            lel__net_blame(n, NULL); /* what the cases above left to no one */
         }
         after_batch(n);
+        lel__net_blame(n, NULL);
     }
     after_batch(n);
     return NULL;
@@ -374,6 +401,7 @@ static void free_net(lel_net_t *n)
         close(n->timerfd);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
+    pthread_cond_destroy(&n->dns_cond);
     free(n);
 }
 
@@ -384,6 +412,7 @@ int lel_net_start(const struct lel_net_opts *o, lel_net_t **out, char *err, size
         return -ENOMEM;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
+    pthread_cond_init(&n->dns_cond, NULL);
     n->h.kind = H_CMD;
     n->dns.kind = H_DNS;
     n->timer.kind = H_TIMER;
@@ -403,10 +432,28 @@ int lel_net_start(const struct lel_net_opts *o, lel_net_t **out, char *err, size
     lel__net_watch(n, n->cmdfd, &n->h, EPOLLIN, 1);
     lel__net_watch(n, n->dnsfd, &n->dns, EPOLLIN, 1);
     lel__net_watch(n, n->timerfd, &n->timer, EPOLLIN, 1);
-    if ((r = pthread_create(&n->thread, NULL, loop_main, n)) != 0) {
-        snprintf(err, errlen, "net: cannot start the loop thread: %s", strerror(r));
+    if ((r = -lel__dns_start(n)) != 0) {
+        snprintf(err, errlen, "net: cannot start the resolver thread: %s", strerror(r));
         free_net(n);
         return -r;
+    }
+    if ((r = pthread_create(&n->thread, NULL, loop_main, n)) != 0) {
+        snprintf(err, errlen, "net: cannot start the loop thread: %s", strerror(r));
+        lel__dns_stop(n);
+        free_net(n);
+        return -r;
+    }
+    pthread_mutex_lock(&n->lock);
+    while (!n->jail_state)
+        pthread_cond_wait(&n->cond, &n->lock);
+    pthread_mutex_unlock(&n->lock);
+    if (n->jail_state < 0) {
+        snprintf(err, errlen, "net: %s", n->jail_err);
+        r = n->jail_state;
+        pthread_join(n->thread, NULL);
+        lel__dns_stop(n);
+        free_net(n);
+        return r;
     }
     *out = n;
     return 0;
@@ -426,6 +473,7 @@ void lel_net_stop(lel_net_t *n)
         /* the loop is woken anyway */
     }
     pthread_join(n->thread, NULL);
+    lel__dns_stop(n); /* what it still had queued is submitted: waited for below */
     /* a lookup the host's resolver still has calls back into n: wait for it (a few seconds at
      * most), else leave n allocated rather than have it written after free */
     for (int i = 0; i < 500 && atomic_load(&n->dns_inflight) > 0; i++) {

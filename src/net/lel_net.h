@@ -5,7 +5,8 @@
  * caller, relayed into the guest. Datagrams go the same way; the guest's resolver address is
  * answered here (static names from the config, else the host's resolver, asynchronously).
  *
- * Threads: one loop thread (epoll) does all the relaying. lel_net_* calls come from any thread;
+ * Threads: one loop thread (epoll) does all the relaying, under a seccomp filter of its own
+ * (lel_net_jail.c), and one submits the host resolver's lookups. lel_net_* calls come from any thread;
  * those on an endpoint from its owner (the sandbox's actor), one at a time. Memory: the net
  * object owns its endpoints; a policy is copied in. */
 #ifndef LEL_NET_H
@@ -54,6 +55,8 @@ struct lel_net_opts {
     int max_conns;                  /* connections and datagram sockets per sandbox; 0: 1024 */
     uint64_t bandwidth_bps;         /* bytes per second each way per sandbox; 0: unlimited */
     uint32_t window;                /* credit per connection the guest gets; 0: 256 KiB */
+    int unjailed;                   /* the loop runs without its seccomp filter (vmm.seccomp: false) */
+    int test_violation;             /* tests only: the loop makes a forbidden call at each guest connect */
 };
 
 /** Starts the loop thread. Returns 0 or -errno with err filled. */

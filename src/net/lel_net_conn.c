@@ -254,6 +254,8 @@ static void on_connect(struct lel_net_ep *ep, const struct lel_net_msg *m, const
     if (find(ep, m->conn) || m->len < sizeof(dst) || (m->conn & 0x80000000u))
         return;
     lel_vsock_copy(iov, 0, &dst, sizeof(dst));
+    if (ep->net->o.test_violation)
+        lel__net_jail_test_violation();
     int r = ep->nconns >= ep->net->o.max_conns ? -EAGAIN : lel__policy_check(ep, &dst, &real, why, sizeof(why));
     struct sockaddr_storage ss;
     socklen_t sl = r == 0 ? lel__addr_to_sa(&real, &ss) : 0;

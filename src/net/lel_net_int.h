@@ -105,7 +105,14 @@ struct lel_net {
     struct handle dns; /* H_DNS: lookups finished */
     int dnsfd;
     struct dns_req *dns_done; /* finished lookups (under lock) */
-    atomic_int dns_inflight;  /* lookups the host's resolver still has */
+    atomic_int dns_inflight;  /* lookups queued or the host's resolver still has */
+    struct dns_req *dns_queue, *dns_queue_tail; /* lookups for the resolver thread (under lock) */
+    pthread_cond_t dns_cond;  /* the resolver thread waits on it */
+    pthread_t dns_thread;
+    int dns_started, dns_exit;
+    int jail_nr;              /* the loop's trapped call: its number + 1 (lel_net_jail.c; atomic) */
+    int jail_state;           /* 1 the loop runs (jailed or not as asked), -errno its filter failed (under lock) */
+    char jail_err[128];
     uint64_t ep_gen;          /* endpoints attached so far (a lookup finds its endpoint by it) */
     struct handle timer; /* H_TIMER: throttled endpoints */
     int timerfd;
@@ -147,6 +154,10 @@ void lel__udp_msg(struct lel_net_ep *ep, const struct lel_net_msg *m, const stru
 void lel__udp_event(struct udp *u);
 void lel__udp_close(struct udp *u);
 void lel__dns_done(lel_net_t *n);
+/** Starts / stops (after the loop's end: it drains the queue first) the thread that submits
+ * the loop's lookups. Start returns 0 or -errno. */
+int lel__dns_start(lel_net_t *n);
+void lel__dns_stop(lel_net_t *n);
 /** Addresses as the guest writes them. */
 void lel__addr_from_sa(const struct sockaddr *sa, struct lel_net_addr *a);
 socklen_t lel__addr_to_sa(const struct lel_net_addr *a, struct sockaddr_storage *ss);
@@ -160,5 +171,21 @@ int lel__cidr_has(const struct lel_cidr *c, const struct lel_net_addr *a);
 /** A name the resolver answered with an address (for name rules). */
 void lel__policy_seen(struct lel_net_ep *ep, const char *name, const struct lel_net_addr *a);
 int lel__policy_copy(struct lel_net_policy *dst, const struct lel_net_policy *src);
+
+/* lel_net_jail.c */
+/** On the loop thread, first: loads its seccomp filter. 0 or -errno with err filled. */
+int lel__net_jail(lel_net_t *n, char *err, size_t errlen);
+void lel__net_blame_slow(lel_net_t *n, struct lel_net_ep *ep);
+/** After work done for `ep` (NULL: for none in particular): a call the jail trapped meanwhile
+ * ends that sandbox (its relaying stops, its VM fails with the call's name); with no endpoint
+ * the loop only logs it. One load when nothing trapped. */
+static inline void lel__net_blame(lel_net_t *n, struct lel_net_ep *ep)
+{
+    if (__atomic_load_n(&n->jail_nr, __ATOMIC_RELAXED))
+        lel__net_blame_slow(n, ep);
+}
+/** The test hook (lel_net_opts.test_violation): a call the filter forbids, as an exploited
+ * relay would make. */
+void lel__net_jail_test_violation(void);
 
 #endif

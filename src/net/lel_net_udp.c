@@ -3,8 +3,9 @@
  * socket receives goes back to the guest socket, dropped when the ring is full (UDP may drop).
  * Datagrams to the resolver address (10.0.2.3:53, /etc/resolv.conf in the guest) are DNS
  * queries answered here: from the config's static names first (and host.lelantos.internal
- * with the host gateway), else by the host's resolver through getaddrinfo_a, whose answer
- * comes back on the loop through an eventfd: neither the loop nor any worker waits for it. */
+ * with the host gateway), else by the host's resolver through getaddrinfo_a (submitted by a
+ * thread of its own, outside the loop's jail), whose answer comes back on the loop through an
+ * eventfd: neither the loop nor any worker waits for it. */
 #include "lel_net_int.h"
 
 #include <arpa/inet.h>
@@ -76,6 +77,7 @@ struct dns_req {
     size_t qlen, qend; /* the query, and where its question ends */
     int qtype;
     char name[256];
+    int failed; /* getaddrinfo_a refused it */
     struct dns_req *next;
 };
 
@@ -205,13 +207,64 @@ static void dns_query(struct lel_net_ep *ep, uint32_t sock, const struct iovec i
     r->sev.sigev_notify = SIGEV_THREAD;
     r->sev.sigev_notify_function = dns_notify;
     r->sev.sigev_value.sival_ptr = r;
-    struct gaicb *list[1] = {&r->cb};
-    atomic_fetch_add(&ep->net->dns_inflight, 1);
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, &r->sev) != 0) {
-        atomic_fetch_sub(&ep->net->dns_inflight, 1);
-        dns_reply(ep, r, NULL, 0, 2); /* SERVFAIL */
-        free(r);
+    lel_net_t *net = ep->net;
+    atomic_fetch_add(&net->dns_inflight, 1);
+    pthread_mutex_lock(&net->lock);
+    r->next = NULL;
+    if (net->dns_queue_tail)
+        net->dns_queue_tail->next = r;
+    else
+        net->dns_queue = r;
+    net->dns_queue_tail = r;
+    pthread_cond_signal(&net->dns_cond);
+    pthread_mutex_unlock(&net->lock);
+}
+
+/* The submitting thread. getaddrinfo_a starts glibc's lookup threads from the thread that
+ * calls it, and they inherit its seccomp filter: under the loop's they could open no
+ * resolv.conf, load no NSS module, ask no nscd. So the loop queues its lookups here, to a
+ * thread outside the jail that only submits them; their answers come back as before. */
+static void *resolver_main(void *arg)
+{
+    lel_net_t *n = arg;
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        while (!n->dns_queue && !n->dns_exit)
+            pthread_cond_wait(&n->dns_cond, &n->lock);
+        struct dns_req *r = n->dns_queue;
+        if (!r)
+            break; /* told to end, nothing left to submit */
+        if (!(n->dns_queue = r->next))
+            n->dns_queue_tail = NULL;
+        pthread_mutex_unlock(&n->lock);
+        struct gaicb *list[1] = {&r->cb};
+        if (getaddrinfo_a(GAI_NOWAIT, list, 1, &r->sev) != 0) {
+            r->failed = 1; /* answered SERVFAIL on the loop */
+            dns_notify(r->sev.sigev_value);
+        }
+        pthread_mutex_lock(&n->lock);
     }
+    pthread_mutex_unlock(&n->lock);
+    return NULL;
+}
+
+int lel__dns_start(lel_net_t *n)
+{
+    int r = pthread_create(&n->dns_thread, NULL, resolver_main, n);
+    n->dns_started = r == 0;
+    return -r;
+}
+
+void lel__dns_stop(lel_net_t *n)
+{
+    if (!n->dns_started)
+        return;
+    pthread_mutex_lock(&n->lock);
+    n->dns_exit = 1;
+    pthread_cond_signal(&n->dns_cond);
+    pthread_mutex_unlock(&n->lock);
+    pthread_join(n->dns_thread, NULL);
+    n->dns_started = 0;
 }
 
 void lel__dns_done(lel_net_t *n)
@@ -231,13 +284,13 @@ void lel__dns_done(lel_net_t *n)
         struct lel_net_ep *ep = n->eps;
         while (ep && ep->gen != r->gen)
             ep = ep->next;
-        struct addrinfo *res = r->cb.ar_result;
+        struct addrinfo *res = r->failed ? NULL : r->cb.ar_result;
         if (ep && ep->vs) {
             struct lel_net_addr addrs[8];
             size_t k = 0;
             for (struct addrinfo *a = res; a && k < 8; a = a->ai_next)
                 lel__addr_from_sa(a->ai_addr, &addrs[k++]);
-            int rc = gai_error(&r->cb);
+            int rc = r->failed ? EAI_SYSTEM : gai_error(&r->cb);
             dns_reply(ep, r, addrs, k, rc == 0 ? 0 : rc == EAI_NONAME || rc == EAI_NODATA ? 3 : 2);
             lel__net_after(ep); /* else the answer waits in the ring for the guest's next kick */
         }

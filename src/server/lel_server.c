@@ -96,7 +96,8 @@ static int start_net(lel_server_t *srv, char *err, size_t errlen)
     struct lel_net_host *hosts = calloc(c->nnet_hosts + 1, sizeof(*hosts));
     struct lel_cidr *always = calloc(c->nnet_allow_always + 1, sizeof(*always));
     struct lel_net_opts o = {.hosts = hosts, .allow_always = always, .max_conns = c->net_max_connections,
-                             .bandwidth_bps = c->net_bandwidth, .static_dns = !c->net_dns_upstream};
+                             .bandwidth_bps = c->net_bandwidth, .static_dns = !c->net_dns_upstream,
+                             .unjailed = !c->vmm_seccomp, .test_violation = c->net_test_seccomp_violation};
     int r = hosts && always ? 0 : -ENOMEM;
     struct lel_cidr gw;
     if (r == 0 && *c->net_host_gateway) {

@@ -545,11 +545,32 @@ static int handle_io(lel_vm_t *vm)
 static void jail_check(lel_vm_t *vm)
 {
     int nr = __atomic_load_n(&vm->jail_syscall, __ATOMIC_ACQUIRE);
+    char why[160];
     if (nr) {
-        char why[160];
         lel__jail_reason(nr - 1, why, sizeof(why));
         die(vm, why);
     }
+    pthread_mutex_lock(&vm->lock);
+    int fail = vm->fail_req && !vm->dying && vm->state != VM_DEAD;
+    if (fail)
+        memcpy(why, vm->fail_why, sizeof(why));
+    pthread_mutex_unlock(&vm->lock);
+    if (fail)
+        die(vm, why);
+}
+
+void lel_vm_fail(lel_vm_t *vm, const char *why)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->fail_req && !vm->exit_req && vm->thread_started) {
+        vm->fail_req = 1;
+        snprintf(vm->fail_why, sizeof(vm->fail_why), "%s", why);
+        if (vm->run)
+            vm->run->immediate_exit = 1; /* a vCPU between its unlock and KVM_RUN leaves at once */
+        if (vm->state == VM_RUNNING)
+            pthread_kill(vm->thread, SIGUSR1);
+    }
+    pthread_mutex_unlock(&vm->lock);
 }
 
 static int exit_kind(uint32_t reason)
@@ -607,7 +628,7 @@ static void *vcpu_main(void *arg)
             return NULL;
         }
         vm->state = VM_RUNNING;
-        vm->run->immediate_exit = 0;
+        vm->run->immediate_exit = vm->fail_req; /* lel_vm_fail: out at once, to jail_check */
         pthread_mutex_unlock(&vm->lock);
 
         if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {

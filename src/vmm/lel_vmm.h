@@ -125,6 +125,19 @@ int lel_vm_stop(lel_vm_t *vm);
 int lel_vm_cont(lel_vm_t *vm);
 /** Destroys the VM and returns its memory. */
 void lel_vm_destroy(lel_vm_t *vm);
+/** Ends the VM from another thread (the net loop found it served this VM when its jail trapped
+ * a call): the vCPU thread dies with `why` at its next exit, kicked out of KVM_RUN now; a
+ * stopped VM dies when it is let run. Idempotent; the first reason stays. Callable from any
+ * thread but the vCPU's, under a seccomp filter that allows futex and tgkill(SIGUSR1). */
+void lel_vm_fail(lel_vm_t *vm, const char *why);
+
+/** The hypervisor threads' jail (lel_vmm_jail.c). A thread that loads a seccomp filter whose
+ * default action is SCMP_ACT_TRAP calls lel_jail_catch first: each trapped call then fails with
+ * -EPERM and the first one's number + 1 is stored in *slot (atomically), for the thread's loop
+ * to act on. */
+void lel_jail_catch(int *slot);
+/** "<who> made a forbidden system call: <name> (<nr>); seccomp stopped it". */
+void lel_jail_describe(const char *who, int nr, char *buf, size_t n);
 /** Gives the VM new callbacks (a VM made ahead, handed to its user): from its return on, they
  * get every console line, event and death. Returns 0, or -EPIPE when the VM died already. */
 int lel_vm_set_ops(lel_vm_t *vm, const struct lel_vm_ops *ops, void *ctx);

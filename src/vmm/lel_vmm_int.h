@@ -51,6 +51,8 @@ struct lel_vm {
     char why[160];
     int jailed;         /* the vCPU thread runs under the seccomp filter (lel_vmm_jail.c) */
     int jail_syscall;   /* a forbidden call's number + 1, set by the SIGSYS handler (atomic) */
+    int fail_req;       /* lel_vm_fail: die with fail_why at the next exit (under lock) */
+    char fail_why[160];
     int test_violation; /* lel_vm_config.test_violation */
 
     uint8_t *rofs;        /* the rofs image's mapping (lel_vmm_rofs.c), or NULL */

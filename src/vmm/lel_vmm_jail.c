@@ -35,6 +35,7 @@
 #include "lel_vmm_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,20 +51,35 @@
 #define SYS_SECCOMP 1 /* si_code of a seccomp trap (linux/signal.h; glibc hides it in some modes) */
 #endif
 
-/* The VM whose vCPU runs on this thread, for the SIGSYS handler (a handler gets no context
- * pointer; this is set once by the thread itself and read only by its own handler). */
-static __thread lel_vm_t *jailed_vm;
+/* Where this thread's trapped calls are recorded, for the SIGSYS handler (a handler gets no
+ * context pointer; this is set once by the thread itself and read only by its own handler):
+ * the vCPU thread's VM's jail_syscall, the net loop's own word (lel_jail_catch). */
+static __thread int *jail_slot;
 
 static void on_sigsys(int sig, siginfo_t *si, void *uc_)
 {
     (void)sig;
     ucontext_t *uc = uc_;
-    lel_vm_t *vm = jailed_vm;
-    if (si->si_code != SYS_SECCOMP || !vm)
+    int *slot = jail_slot;
+    if (si->si_code != SYS_SECCOMP || !slot)
         return;
-    uc->uc_mcontext.gregs[REG_RAX] = -EPERM; /* the skipped call fails; the loop ends the VM */
+    uc->uc_mcontext.gregs[REG_RAX] = -EPERM; /* the skipped call fails; the thread's loop acts */
     int nr = si->si_syscall + 1;             /* 0 means none */
-    __atomic_compare_exchange_n(&vm->jail_syscall, &(int){0}, nr, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    __atomic_compare_exchange_n(slot, &(int){0}, nr, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+void lel_jail_catch(int *slot)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lel__jail_init); /* a daemon may jail its net loop before any VM runs */
+    jail_slot = slot;
+}
+
+void lel_jail_describe(const char *who, int nr, char *buf, size_t n)
+{
+    char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    snprintf(buf, n, "%s made a forbidden system call: %s (%d); seccomp stopped it", who, name ? name : "?", nr);
+    free(name);
 }
 
 void lel__jail_init(void)
@@ -123,7 +139,7 @@ int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen)
     }
     int r = add_rules(f, vm->vcpu_fd);
     if (r == 0) {
-        jailed_vm = vm; /* before the filter: a trap from here on finds its VM */
+        lel_jail_catch(&vm->jail_syscall); /* before the filter: a trap from here on finds its VM */
         r = seccomp_load(f); /* sets no_new_privs for this thread first (libseccomp's default) */
     }
     seccomp_release(f);
@@ -134,9 +150,7 @@ int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen)
 
 void lel__jail_reason(int nr, char *buf, size_t n)
 {
-    char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-    snprintf(buf, n, "the vCPU thread made a forbidden system call: %s (%d); seccomp stopped it", name ? name : "?", nr);
-    free(name);
+    lel_jail_describe("the vCPU thread", nr, buf, n);
 }
 
 void lel__jail_test_violation(void)

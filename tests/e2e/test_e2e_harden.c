@@ -2,6 +2,9 @@
  * - jail: a sandbox whose vCPU thread makes a forbidden call (the test-only hook
  *   vmm.test_seccomp_violation) is killed with the call's name in its logs, and the daemon goes
  *   on serving and creating sandboxes;
+ * - net jail: with network.test_seccomp_violation the net loop makes a forbidden call when a
+ *   sandbox connects out; that sandbox is killed with the call's name in its logs, another
+ *   sandbox goes on running commands, the daemon goes on serving;
  * - unprivileged: lelantosd runs as uid/gid 65534 with only a copy of /dev/kvm its extra group
  *   can open (bind-mounted over /dev/kvm in this test's own mount namespace), creates, runs,
  *   pauses, resumes and snapshots; the data dir is 0700, keys and images 0600;
@@ -139,6 +142,39 @@ static void jail(void)
         free(id2);
     }
     free(id);
+    CHECK_INT(srv_stop(&S), 0);
+    if (lel_test_failed)
+        srv_log_tail(&S);
+    srv_cleanup(&S);
+}
+
+/* The net loop's own filter: a connect out makes it call open() (the test hook), which its
+ * filter traps; only the sandbox it was serving dies. */
+static void net_jail(void)
+{
+    if (srv_start(&S, VM_CFG "network:\n  host_gateway: 10.0.2.2\n  test_seccomp_violation: true\n") < 0) {
+        CHECK(!"cannot start lelantosd");
+        return;
+    }
+    char *id = create(), *other = create();
+    if (id && other) {
+        const char *o = run(other, "echo before");
+        CHECK(o && !strcmp(o, "before\n"));
+        o = run(id, "wget -q -O - http://10.0.2.2:9/ 2>&1; echo done");
+        printf("net jail: command -> %s\n", o ? o : "(failed)");
+        int killed = 0;
+        for (int i = 0; i < 50 && !(killed = !strcmp(state_of(id), "killed")); i++)
+            usleep(100000);
+        printf("net jail: state %s\n", state_of(id));
+        CHECK(killed);
+        CHECK(logs_contain(id, "the net thread made a forbidden system call: open"));
+        CHECK_INT(call("GET", "/health", NULL, NULL), 200);
+        o = run(other, "echo after");
+        CHECK(o && !strcmp(o, "after\n")); /* the loop goes on serving the others */
+        CHECK_STR(state_of(other), "running");
+    }
+    free(id);
+    free(other);
     CHECK_INT(srv_stop(&S), 0);
     if (lel_test_failed)
         srv_log_tail(&S);
@@ -490,6 +526,7 @@ int main(void)
     /* mounts below (a tmpfs, a /dev/kvm for a group) stay in a namespace of this test's own */
     int have_ns = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 && mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
     jail();
+    net_jail();
     unprivileged(bin, have_ns);
     disk_full(have_ns);
     return lel_test_finish();
