@@ -69,6 +69,7 @@ static long sys_openat(int64_t dirfd, uint64_t upath, uint64_t flags, uint64_t m
             return r;
         if ((r = fs_create(dir, name, nlen, S_IFREG | ((uint32_t)mode & 07777 & ~proc_cur()->files->umask), &ino)) < 0)
             return r;
+        flags &= ~(uint64_t)O_TRUNC; /* as Linux: a file just made is not truncated (no IN_MODIFY before its first write) */
     } else if (r < 0) {
         return r;
     } else if ((flags & O_CREAT) && (flags & O_EXCL)) {
