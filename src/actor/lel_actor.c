@@ -101,6 +101,7 @@ static void run_actor(lel_pool_t *p, lel_actor_t *a)
 
 static void *worker(void *arg)
 {
+    lel_thread_name("lel-worker");
     lel_pool_t *p = arg;
     lel_thread_background();
     for (;;) {

@@ -69,6 +69,7 @@ static void deliver(struct entry *e)
 
 static void *timer_thread(void *arg)
 {
+    lel_thread_name("lel-timer");
     lel_timers_t *t = arg;
     pthread_mutex_lock(&t->lock);
     while (!t->stopping) {

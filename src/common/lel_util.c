@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,4 +175,9 @@ void lel_thread_background(void)
 {
     /* Linux: a thread's nice value is its own (setpriority on its thread id) */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LEL_BACKGROUND_NICE);
+}
+
+void lel_thread_name(const char *name)
+{
+    (void)pthread_setname_np(pthread_self(), name);
 }

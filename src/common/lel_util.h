@@ -38,5 +38,7 @@ long lel_url_decode(char *s);
  * loop threads, as little as the host allows. Best effort (nothing happens if it is refused). */
 #define LEL_BACKGROUND_NICE 5
 void lel_thread_background(void);
+/** Names the calling thread (at most 15 bytes: "lel-vcpu"…) for top -H, perf and /proc/<pid>/task. */
+void lel_thread_name(const char *name);
 
 #endif

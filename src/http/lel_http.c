@@ -3,6 +3,7 @@
  * request pool whose dispose callback drops the request pointer; h2o_multithread carries the
  * answers back. Connections pass through the gate (lel_gate.c) before h2o sees their bytes. */
 #include "lel_http_int.h"
+#include "../common/lel_util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -780,6 +781,7 @@ static void loop_teardown(struct loop *l)
 
 static void *loop_main(void *arg)
 {
+    lel_thread_name("lel-http");
     struct loop *l = arg;
     lel_http_t *h = l->http;
     int64_t deadline = 0, drained_at = 0;

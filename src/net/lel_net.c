@@ -301,6 +301,7 @@ static int enter_jail(lel_net_t *n)
 
 static void *loop_main(void *arg)
 {
+    lel_thread_name("lel-net");
     lel_net_t *n = arg;
     struct epoll_event evs[64];
     if (enter_jail(n) < 0)

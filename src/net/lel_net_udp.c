@@ -7,6 +7,7 @@
  * thread of its own, outside the loop's jail), whose answer comes back on the loop through an
  * eventfd: neither the loop nor any worker waits for it. */
 #include "lel_net_int.h"
+#include "../common/lel_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -226,6 +227,7 @@ static void dns_query(struct lel_net_ep *ep, uint32_t sock, const struct iovec i
  * thread outside the jail that only submits them; their answers come back as before. */
 static void *resolver_main(void *arg)
 {
+    lel_thread_name("lel-resolve");
     lel_net_t *n = arg;
     pthread_mutex_lock(&n->lock);
     for (;;) {

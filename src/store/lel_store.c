@@ -491,6 +491,7 @@ static int sync_wal(lel_store_t *st)
  * so one sync of the WAL makes the whole round durable. */
 static void *syncer_main(void *arg)
 {
+    lel_thread_name("lel-sync");
     lel_store_t *st = arg;
     pthread_mutex_lock(&st->sync_lock);
     for (;;) {

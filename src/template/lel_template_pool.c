@@ -14,6 +14,7 @@
  * template's actor and the stop; a template's list is under its pool_lock, the queue under the
  * pool's lock. Pooled VMs have no callbacks (a death is seen when one is taken). */
 #include "lel_template_int.h"
+#include "../common/lel_util.h"
 
 #include "../vmm/lel_vmm.h"
 
@@ -261,6 +262,7 @@ static int fill_one(struct lel_warm *p, struct lel_template *t)
 
 static void *filler_main(void *arg)
 {
+    lel_thread_name("lel-warm");
     struct lel_warm *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {

@@ -2,6 +2,7 @@
  * a kill or a pause answers without waiting for KVM's teardown. FIFO; the queue is the
  * reaper's, each VM in it the reaper's alone. */
 #include "lel_vmm_int.h"
+#include "../common/lel_util.h"
 
 #include <stdlib.h>
 
@@ -20,6 +21,7 @@ struct lel_vm_reaper {
 
 static void *reaper_main(void *arg)
 {
+    lel_thread_name("lel-reaper");
     lel_vm_reaper_t *r = arg;
     pthread_mutex_lock(&r->lock);
     for (;;) {

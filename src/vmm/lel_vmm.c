@@ -602,6 +602,7 @@ const char *lel_vm_exit_name(int kind)
 
 static void *vcpu_main(void *arg)
 {
+    lel_thread_name("lel-vcpu");
     lel_vm_t *vm = arg;
     char err[160];
     lel_thread_background(); /* before the jail: setpriority is not on its list */
