@@ -3,14 +3,15 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,4 +181,18 @@ void lel_thread_background(void)
 void lel_thread_name(const char *name)
 {
     (void)pthread_setname_np(pthread_self(), name);
+}
+
+void lel_thread_interactive(void)
+{
+    /* the kernel's struct sched_attr as of its first version (48 bytes); <linux/sched/types.h>
+     * cannot be included next to <sched.h> */
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+    } a = {.size = sizeof(a), .policy = SCHED_OTHER, .runtime = LEL_INTERACTIVE_SLICE_NS};
+    (void)syscall(SYS_sched_setattr, 0, &a, 0);
 }

@@ -38,6 +38,13 @@ long lel_url_decode(char *s);
  * loop threads, as little as the host allows. Best effort (nothing happens if it is refused). */
 #define LEL_BACKGROUND_NICE 5
 void lel_thread_background(void);
+/** Asks the scheduler for short slices for the calling thread (a frontend loop thread: the
+ * fair class's requested slice, sched_setattr's sched_runtime, LEL_INTERACTIVE_SLICE_NS): on
+ * Linux >= 6.12 (EEVDF) a woken thread with a shorter slice than the running one preempts it,
+ * where otherwise a busy vCPU thread keeps the core for the rest of its slice (~3 ms). Nice
+ * stays 0. Best effort: older kernels refuse the field and nothing changes. */
+#define LEL_INTERACTIVE_SLICE_NS 100000
+void lel_thread_interactive(void);
 /** Names the calling thread (at most 15 bytes: "lel-vcpu"…) for top -H, perf and /proc/<pid>/task. */
 void lel_thread_name(const char *name);
 

@@ -782,6 +782,7 @@ static void loop_teardown(struct loop *l)
 static void *loop_main(void *arg)
 {
     lel_thread_name("lel-http");
+    lel_thread_interactive();
     struct loop *l = arg;
     lel_http_t *h = l->http;
     int64_t deadline = 0, drained_at = 0;

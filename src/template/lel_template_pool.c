@@ -263,6 +263,7 @@ static int fill_one(struct lel_warm *p, struct lel_template *t)
 static void *filler_main(void *arg)
 {
     lel_thread_name("lel-warm");
+    lel_thread_background(); /* background work: below the loop threads' fast answers */
     struct lel_warm *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {

@@ -22,6 +22,7 @@ struct lel_vm_reaper {
 static void *reaper_main(void *arg)
 {
     lel_thread_name("lel-reaper");
+    lel_thread_background(); /* background work: below the loop threads' fast answers */
     lel_vm_reaper_t *r = arg;
     pthread_mutex_lock(&r->lock);
     for (;;) {
