@@ -202,35 +202,99 @@ static int hash_file(const char *path, char sha[65], uint64_t *size)
     return r;
 }
 
-/* The whole file into c->raw. 0 or -errno. */
-static int read_file(const char *path, lel_call_t *c)
+/* An image on its way to another node: answered in pieces of SEND_CHUNK read as the client
+ * takes them (an image of hundreds of MB is never held whole), by an actor of its own. */
+#define SEND_CHUNK (1u << 20)
+
+struct send {
+    int fd;
+    lel_call_t *c;
+    uint64_t off, total;
+};
+
+static void send_free(void *state)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return -e;
-    }
-    char *p = malloc((size_t)st.st_size + 1);
+    struct send *x = state;
+    close(x->fd);
+    free(x);
+}
+
+/* The next piece into c->raw: its length, or -errno. */
+static ssize_t send_chunk(struct send *x)
+{
+    uint64_t want = x->total - x->off < SEND_CHUNK ? x->total - x->off : SEND_CHUNK;
+    char *p = malloc(want ? want : 1);
     size_t got = 0;
-    while (p && got < (size_t)st.st_size) {
-        ssize_t n = read(fd, p + got, (size_t)st.st_size - got);
+    while (p && got < want) {
+        ssize_t n = pread(x->fd, p + got, want - got, (off_t)(x->off + got));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    close(fd);
-    if (!p || got != (size_t)st.st_size) {
+    if (!p || got != want) { /* shrank under us, or unreadable: the length promised cannot be kept */
         free(p);
         return p ? -EIO : -ENOMEM;
     }
-    c->raw = p;
-    c->raw_len = got;
+    x->c->raw = p;
+    x->c->raw_len = got;
+    x->off += got;
+    return (ssize_t)got;
+}
+
+/* The client took a piece and wants the next (or went away). */
+static void send_step(lel_actor_t *self, void *state, lel_msg_t *m)
+{
+    (void)self;
+    struct send *x = state;
+    lel_msg_free(m);
+    if (!x->c)
+        return; /* ended already */
+    lel_call_t *c = x->c;
+    int more = !atomic_load(&c->cancelled) && send_chunk(x) >= 0 ? x->off < x->total : -1;
+    if (more != 1)
+        x->c = NULL; /* the last piece (or a cut): the call is gone after it */
+    lel_call_piece(c, more);
+}
+
+/* The image file as the answer: its first piece now, the rest as the client takes them. 0 (the
+ * call is answered, lel_call_done still to be called) or -errno (nothing set). */
+static int send_file(lel_server_t *srv, const char *path, lel_call_t *c)
+{
+    struct send *x = calloc(1, sizeof(*x));
+    struct stat st;
+    if (!x)
+        return -ENOMEM;
+    x->c = c;
+    if ((x->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(x->fd, &st) < 0) {
+        int e = errno;
+        if (x->fd >= 0)
+            close(x->fd);
+        free(x);
+        return -e;
+    }
+    x->total = (uint64_t)st.st_size;
+    lel_actor_t *a = NULL;
+    ssize_t r = send_chunk(x);
+    if (r >= 0 && x->off < x->total && !(a = lel_actor_new(srv->pool, send_step, x, send_free))) {
+        free(c->raw);
+        c->raw = NULL;
+        c->raw_len = 0;
+        r = -ENOMEM;
+    }
+    if (r < 0) {
+        send_free(x);
+        return (int)r;
+    }
     c->raw_type = "application/octet-stream";
+    c->status = 200;
+    if (!a) { /* it fitted in one piece */
+        send_free(x);
+        return 0;
+    }
+    lel_call_stream(c, x->total, a, LEL_MSG_XFER, 0);
+    lel_actor_unref(a); /* the stream holds it from here; the last reference frees x */
     return 0;
 }
 
@@ -254,11 +318,9 @@ static void serve_one(lel_server_t *srv, lel_call_t *c, const char *ref, int ima
         lel_call_error(c, 409, "template '%s' was made from an image (its snapshot needs that image's root "
                                "filesystem file, which stays on the node that built it)", ref);
     else if (image) {
-        int r = read_file(img, c);
+        int r = send_file(srv, img, c);
         if (r < 0)
             lel_call_error(c, r == -ENOENT ? 409 : 500, "template '%s': its image cannot be read: %s", ref, strerror(-r));
-        else
-            c->status = 200;
     } else if (hash_file(img, sha, &size) < 0) {
         lel_call_error(c, 409, "template '%s': its image cannot be read", ref);
     } else {
