@@ -41,7 +41,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* An argument comparison with every field set (libseccomp's SCMP_Ax macros leave datum_b out,
@@ -57,17 +56,15 @@ static int allow_eq(scmp_filter_ctx f, int nr, unsigned arg, scmp_datum_t v)
     return seccomp_rule_add(f, SCMP_ACT_ALLOW, nr, 1, arg_is(arg, SCMP_CMP_EQ, v, 0));
 }
 
-static int add_rules(scmp_filter_ctx f)
+/* The loop's own calls, beyond those every jailed thread has (lel_jail_load). */
+static int add_net(void *f, void *ctx)
 {
-    static const int plain[] = {
-        SCMP_SYS(epoll_wait),    SCMP_SYS(epoll_pwait),   SCMP_SYS(epoll_ctl),      SCMP_SYS(read),
-        SCMP_SYS(write),         SCMP_SYS(readv),         SCMP_SYS(writev),         SCMP_SYS(recvfrom),
-        SCMP_SYS(sendto),        SCMP_SYS(connect),       SCMP_SYS(shutdown),       SCMP_SYS(close),
-        SCMP_SYS(setsockopt),    SCMP_SYS(getsockopt),    SCMP_SYS(getsockname),    SCMP_SYS(timerfd_settime),
-        SCMP_SYS(futex),         SCMP_SYS(munmap),        SCMP_SYS(mremap),         SCMP_SYS(madvise),
-        SCMP_SYS(brk),           SCMP_SYS(getpid),        SCMP_SYS(gettid),         SCMP_SYS(rt_sigreturn),
-        SCMP_SYS(rt_sigprocmask), SCMP_SYS(sigaltstack),  SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime),
-        SCMP_SYS(gettimeofday),  SCMP_SYS(sched_yield),   SCMP_SYS(exit)};
+    (void)ctx;
+    static const int plain[] = {SCMP_SYS(epoll_wait),  SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),  SCMP_SYS(read),
+                                SCMP_SYS(write),       SCMP_SYS(readv),       SCMP_SYS(writev),     SCMP_SYS(recvfrom),
+                                SCMP_SYS(sendto),      SCMP_SYS(connect),     SCMP_SYS(shutdown),   SCMP_SYS(close),
+                                SCMP_SYS(setsockopt),  SCMP_SYS(getsockopt),  SCMP_SYS(getsockname),
+                                SCMP_SYS(timerfd_settime), SCMP_SYS(restart_syscall)};
     int r = 0;
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && r == 0; i++)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, plain[i], 0);
@@ -82,31 +79,12 @@ static int add_rules(scmp_filter_ctx f)
         r = allow_eq(f, SCMP_SYS(ioctl), 1, KVM_IOEVENTFD);
     if (r == 0)
         r = allow_eq(f, SCMP_SYS(tgkill), 2, SIGUSR1);
-    if (r == 0)
-        r = allow_eq(f, SCMP_SYS(tgkill), 2, SIGABRT);
-    if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     return r;
 }
 
 int lel__net_jail(lel_net_t *n, char *err, size_t errlen)
 {
-    scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
-    if (!f) {
-        snprintf(err, errlen, "seccomp_init failed");
-        return -ENOMEM;
-    }
-    int r = add_rules(f);
-    if (r == 0) {
-        lel_jail_catch(&n->jail_nr); /* before the filter: a trap from here on is recorded */
-        r = seccomp_load(f);         /* sets no_new_privs for this thread first */
-    }
-    seccomp_release(f);
-    if (r < 0)
-        snprintf(err, errlen, "cannot load the net loop's seccomp filter: %s", strerror(-r));
-    return r;
+    return lel_jail_load("the net loop", add_net, n, &n->jail_nr, err, errlen);
 }
 
 void lel__net_blame_slow(lel_net_t *n, struct lel_net_ep *ep)

@@ -136,6 +136,13 @@ void lel_vm_fail(lel_vm_t *vm, const char *why);
  * -EPERM and the first one's number + 1 is stored in *slot (atomically), for the thread's loop
  * to act on. */
 void lel_jail_catch(int *slot);
+/** Loads on the calling thread a seccomp filter whose default is to trap (lel_jail_catch(slot)
+ * first): the calls every jailed thread of the daemon needs (futex; mmap and mprotect never
+ * PROT_EXEC, munmap, mremap, madvise, brk for malloc; rt_sigreturn, rt_sigprocmask,
+ * sigaltstack; clock_gettime, gettimeofday, sched_yield, exit; getpid, gettid and
+ * tgkill(SIGABRT) for abort()), and what `add` adds to the filter it is given (a libseccomp
+ * scmp_filter_ctx; 0 or -errno). 0, or -errno with err ("cannot load <who>'s seccomp filter"). */
+int lel_jail_load(const char *who, int (*add)(void *f, void *ctx), void *ctx, int *slot, char *err, size_t errlen);
 /** "<who> made a forbidden system call: <name> (<nr>); seccomp stopped it". */
 void lel_jail_describe(const char *who, int nr, char *buf, size_t n);
 /** Gives the VM new callbacks (a VM made ahead, handed to its user): from its return on, they

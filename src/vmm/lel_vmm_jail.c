@@ -104,7 +104,8 @@ static struct scmp_arg_cmp arg_is(unsigned arg, enum scmp_compare op, scmp_datum
     return c;
 }
 
-static int add_rules(scmp_filter_ctx f, int vcpu_fd)
+/* What every jailed thread of the daemon needs (lel_jail_load). */
+static int add_base(scmp_filter_ctx f)
 {
     static const int plain[] = {SCMP_SYS(futex),        SCMP_SYS(munmap),       SCMP_SYS(mremap),
                                 SCMP_SYS(madvise),      SCMP_SYS(brk),          SCMP_SYS(rt_sigreturn),
@@ -115,13 +116,6 @@ static int add_rules(scmp_filter_ctx f, int vcpu_fd)
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]) && r == 0; i++)
         r = allow(f, plain[i]);
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, arg_is(0, SCMP_CMP_EQ, (scmp_datum_t)vcpu_fd, 0),
-                             arg_is(1, SCMP_CMP_EQ, KVM_RUN, 0));
-    if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(2, SCMP_CMP_EQ, 8, 0));
-    if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(0, SCMP_CMP_EQ, 2, 0));
-    if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, arg_is(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
@@ -130,22 +124,42 @@ static int add_rules(scmp_filter_ctx f, int vcpu_fd)
     return r;
 }
 
-int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen)
+int lel_jail_load(const char *who, int (*add)(void *f, void *ctx), void *ctx, int *slot, char *err, size_t errlen)
 {
     scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
     if (!f) {
         snprintf(err, errlen, "seccomp_init failed");
         return -ENOMEM;
     }
-    int r = add_rules(f, vm->vcpu_fd);
+    int r = add_base(f);
+    if (r == 0)
+        r = add(f, ctx);
     if (r == 0) {
-        lel_jail_catch(&vm->jail_syscall); /* before the filter: a trap from here on finds its VM */
-        r = seccomp_load(f); /* sets no_new_privs for this thread first (libseccomp's default) */
+        lel_jail_catch(slot); /* before the filter: a trap from here on is recorded */
+        r = seccomp_load(f);  /* sets no_new_privs for this thread first (libseccomp's default) */
     }
     seccomp_release(f);
     if (r < 0)
-        snprintf(err, errlen, "cannot load the vCPU thread's seccomp filter: %s", strerror(-r));
+        snprintf(err, errlen, "cannot load %s's seccomp filter: %s", who, strerror(-r));
     return r;
+}
+
+/* The vCPU thread's own: KVM_RUN on its VM's vCPU, and its two kinds of write. */
+static int add_vcpu(void *f, void *ctx)
+{
+    const lel_vm_t *vm = ctx;
+    int r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2, arg_is(0, SCMP_CMP_EQ, (scmp_datum_t)vm->vcpu_fd, 0),
+                             arg_is(1, SCMP_CMP_EQ, KVM_RUN, 0));
+    if (r == 0)
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(2, SCMP_CMP_EQ, 8, 0));
+    if (r == 0)
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, arg_is(0, SCMP_CMP_EQ, 2, 0));
+    return r;
+}
+
+int lel__jail_enter(lel_vm_t *vm, char *err, size_t errlen)
+{
+    return lel_jail_load("the vCPU thread", add_vcpu, vm, &vm->jail_syscall, err, errlen);
 }
 
 void lel__jail_reason(int nr, char *buf, size_t n)
