@@ -302,7 +302,6 @@ static int enter_jail(lel_net_t *n)
 static void *loop_main(void *arg)
 {
     lel_thread_name("lel-net");
-    lel_thread_interactive(); /* relaying: a woken loop preempts a busy vCPU (before the jail: sched_setattr is not on its list) */
     lel_net_t *n = arg;
     struct epoll_event evs[64];
     if (enter_jail(n) < 0)
