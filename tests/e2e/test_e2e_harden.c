@@ -4,7 +4,8 @@
  *   on serving and creating sandboxes;
  * - net jail: with network.test_seccomp_violation the net loop makes a forbidden call when a
  *   sandbox connects out; that sandbox is killed with the call's name in its logs, another
- *   sandbox goes on running commands, the daemon goes on serving;
+ *   sandbox goes on running commands, the daemon goes on serving; its threads are named, the
+ *   loop threads at nice 0 with a short scheduler slice, workers, vCPUs, filler and reaper niced;
  * - unprivileged: lelantosd runs as uid/gid 65534 with only a copy of /dev/kvm its extra group
  *   can open (bind-mounted over /dev/kvm in this test's own mount namespace), creates, runs,
  *   pauses, resumes and snapshots; the data dir is 0700, keys and images 0600;
@@ -17,6 +18,7 @@
  *   across a restart.
  * The parts that need a mount namespace say "skipped" with the reason where one cannot be made.
  * Skipped (77) without /dev/kvm. */
+#include "../../src/common/lel_util.h"
 #include "../../src/vmm/lel_vmm.h"
 #include "../lel_test.h"
 #include "harness.h"
@@ -31,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +151,77 @@ static void jail(void)
     srv_cleanup(&S);
 }
 
+/* ---- the daemon's threads ---- */
+
+/* Each thread of `pid` named `name`: how many, and whether all have nice `nice` and (where the
+ * kernel keeps a requested slice: sched_getattr's runtime) slice `slice_ns` (0: the default). */
+static int threads_named(pid_t pid, const char *name, int nice, unsigned long long slice_ns, int *bad)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char p[400], comm[32] = "", st[1024] = "";
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof(p), "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(p, "r");
+        if (f && fgets(comm, sizeof(comm), f))
+            comm[strcspn(comm, "\n")] = 0;
+        if (f)
+            fclose(f);
+        if (strcmp(comm, name))
+            continue;
+        n++;
+        snprintf(p, sizeof(p), "%s/%s/stat", dir, e->d_name);
+        if ((f = fopen(p, "r"))) {
+            if (!fgets(st, sizeof(st), f))
+                st[0] = 0;
+            fclose(f);
+        }
+        /* field 19 is nice; count from after the ")" that ends comm */
+        const char *q = strrchr(st, ')');
+        int field = 2, got = 99;
+        for (; q && *q; q++)
+            if (*q == ' ' && ++field == 19) {
+                got = atoi(q + 1);
+                break;
+            }
+        struct {
+            uint32_t size, policy;
+            uint64_t flags;
+            int32_t nice;
+            uint32_t priority;
+            uint64_t runtime, deadline, period;
+        } a = {0};
+        long r = syscall(SYS_sched_getattr, atoi(e->d_name), &a, sizeof(a), 0);
+        if (got != nice || (r == 0 && slice_ns && a.runtime != slice_ns)) {
+            fprintf(stderr, "thread %s (%s): nice %d (want %d), slice %llu ns (want %llu)\n", e->d_name, name, got, nice,
+                    (unsigned long long)a.runtime, slice_ns);
+            (*bad)++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The loop threads answer fast reads ahead of the guests: named, nice 0 with a short slice;
+ * the workers, vCPU threads, the warm pool's filler and the reaper at nice +5. */
+static void thread_setup(pid_t pid)
+{
+    int bad = 0;
+    CHECK(threads_named(pid, "lel-http", 0, LEL_INTERACTIVE_SLICE_NS, &bad) >= 1);
+    CHECK(threads_named(pid, "lel-worker", LEL_BACKGROUND_NICE, 0, &bad) >= 1);
+    CHECK(threads_named(pid, "lel-vcpu", LEL_BACKGROUND_NICE, 0, &bad) >= 1);
+    CHECK_INT(threads_named(pid, "lel-warm", LEL_BACKGROUND_NICE, 0, &bad), 1);
+    CHECK_INT(threads_named(pid, "lel-reaper", LEL_BACKGROUND_NICE, 0, &bad), 1);
+    CHECK_INT(threads_named(pid, "lel-net", 0, 0, &bad), 1);
+    CHECK_INT(threads_named(pid, "lel-resolve", 0, 0, &bad), 1);
+    CHECK_INT(bad, 0);
+}
+
 /* The net loop's own filter: a connect out makes it call open() (the test hook), which its
  * filter traps; only the sandbox it was serving dies. */
 static void net_jail(void)
@@ -172,6 +246,7 @@ static void net_jail(void)
         o = run(other, "echo after");
         CHECK(o && !strcmp(o, "after\n")); /* the loop goes on serving the others */
         CHECK_STR(state_of(other), "running");
+        thread_setup(S.pid);
     }
     free(id);
     free(other);
